@@ -1,0 +1,2 @@
+select cast(date as date) as date, cast(event as varchar) as event
+from {{ source('raw', 'calendar') }}

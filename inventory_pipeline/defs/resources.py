@@ -1,0 +1,69 @@
+"""Resources: where the pipeline reads and writes. Defaults come from the environment (config.py)."""
+
+
+import os
+from typing import Optional
+
+import dagster as dg
+from dagster_aws.s3 import S3Resource
+
+from ..config import settings
+from ..core.ingestion import LandingStore, open_store
+from ..core.policy import Policy, load_policy
+from ..core.warehouse import Warehouse
+
+
+class LandingZoneResource(dg.ConfigurableResource):
+    """The landing zone: a local folder or an s3:// URI (read through dagster-aws' S3Resource)."""
+
+    uri: str
+    s3_endpoint_url: Optional[str] = None  # e.g. a MinIO/moto server; None = AWS
+
+    def s3_client(self):
+        return S3Resource(endpoint_url=self.s3_endpoint_url).get_client()
+
+    def store(self) -> LandingStore:
+        return open_store(self.uri, self.s3_client() if self.uri.startswith("s3://") else None)
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    root: str
+
+    def get(self) -> Warehouse:
+        from pathlib import Path
+
+        return Warehouse(Path(self.root))
+
+
+class PolicyResource(dg.ConfigurableResource):
+    path: str
+
+    def load(self) -> Policy:
+        return load_policy(self.path)
+
+
+class MlflowResource(dg.ConfigurableResource):
+    tracking_uri: str
+    artifact_root: str
+    experiment: str = "demand_forecast"
+
+
+class OutboxResource(dg.ConfigurableResource):
+    """The ERP outbox: a local folder or an s3:// URI."""
+
+    uri: str
+    s3_endpoint_url: Optional[str] = None
+
+    def s3_client(self):
+        return S3Resource(endpoint_url=self.s3_endpoint_url).get_client()
+
+
+def default_resources() -> dict:
+    s = settings()
+    return {
+        "landing": LandingZoneResource(uri=s.landing_uri, s3_endpoint_url=os.environ.get("INVENTORY_PIPELINE_S3_ENDPOINT_URL")),
+        "warehouse": WarehouseResource(root=str(s.warehouse_dir)),
+        "policy": PolicyResource(path=str(s.policy_path)),
+        "mlflow": MlflowResource(tracking_uri=s.mlflow_tracking_uri, artifact_root=s.mlflow_artifact_root),
+        "outbox": OutboxResource(uri=s.outbox_uri, s3_endpoint_url=os.environ.get("INVENTORY_PIPELINE_S3_ENDPOINT_URL")),
+    }

@@ -1,0 +1,178 @@
+"""Write a simulated network as a landing zone (contract v1), and the hidden truth beside it.
+
+    OUT/master/{locations,products,suppliers,lanes,calendar}.csv
+    OUT/daily/YYYY-MM-DD/{pos_sales,inventory,receipts,open_orders}.csv
+    OUT/_simulation/{network.json,true_demand.parquet}     (not part of the contract: the truth
+                                                              the evaluation compares against)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from .engine import KIND_LAUNCH_DC, KIND_LAUNCH_STORE, KIND_STORE, TO_STORE_KINDS, DayRecord, simulate
+from .network import Network, NetworkConfig, build_network
+from .policies import BaselinePolicy
+
+
+def _fmt_order_id(order_id: np.ndarray, kind: np.ndarray, sku_ids: np.ndarray, sku: np.ndarray) -> np.ndarray:
+    prefix = np.where(kind == KIND_STORE, "ST", "PO")
+    ids = np.char.add(prefix.astype(str), np.char.zfill(order_id.astype(str), 9))
+    launch = (kind == KIND_LAUNCH_DC) | (kind == KIND_LAUNCH_STORE)
+    if launch.any():
+        ids = ids.astype(object)
+        ids[launch] = np.char.add("LAUNCH-", sku_ids[sku[launch]].astype(str))
+    return ids
+
+
+class LandingWriter:
+    """A sink for `simulate` that writes each day as landing files (CSV or Parquet)."""
+
+    def __init__(self, network: Network, out: Path, fmt: str = "csv", write_truth: bool = True) -> None:
+        if fmt not in ("csv", "parquet"):
+            raise ValueError(f"format must be csv or parquet, got {fmt!r}")
+        self.net, self.out, self.fmt, self.write_truth = network, Path(out), fmt, write_truth
+        self.sku_ids = network.sku_ids.astype(str)
+        self.store_ids = network.store_ids.astype(str)
+        self.dc_ids = network.dc_ids.astype(str)
+        self.supplier_ids = network.suppliers["supplier_id"].to_numpy(str)
+        self._truth: list[pd.DataFrame] = []
+
+    def _write(self, df: pd.DataFrame, rel: str) -> None:
+        path = self.out / f"{rel}.{self.fmt}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if self.fmt == "csv":
+            df.to_csv(path, index=False)
+        else:
+            df.to_parquet(path, index=False)
+
+    def write_master(self) -> None:
+        n = self.net
+        for name, df in (
+            ("locations", n.locations),
+            ("products", n.products),
+            ("suppliers", n.suppliers),
+            ("lanes", n.lanes),
+            ("calendar", n.calendar),
+        ):
+            self._write(df, f"master/{name}")
+
+    def __call__(self, rec: DayRecord) -> None:
+        d = rec.date.date().isoformat()
+        sold_l, sold_s = np.nonzero(rec.sales)
+        pos = pd.DataFrame(
+            {
+                "date": d,
+                "location_id": self.store_ids[sold_l],
+                "sku_id": self.sku_ids[sold_s],
+                "units_sold": rec.sales[sold_l, sold_s],
+                "unit_price": np.round(rec.price[sold_s], 2),
+                "on_promo": rec.promo[sold_s].astype(int),
+            }
+        )
+        dl, ds = np.nonzero(rec.dc_carried)
+        sl, ss = np.nonzero(rec.store_carried)
+        inv = pd.DataFrame(
+            {
+                "date": d,
+                "location_id": np.concatenate([self.dc_ids[dl], self.store_ids[sl]]),
+                "sku_id": np.concatenate([self.sku_ids[ds], self.sku_ids[ss]]),
+                "on_hand": np.concatenate([rec.dc_on_hand[dl, ds], rec.store_on_hand[sl, ss]]),
+            }
+        )
+        r = rec.receipts
+        to_store = np.isin(r["kind"], TO_STORE_KINDS)
+        rec_loc = np.where(to_store, self.store_ids[np.minimum(r["dest"], len(self.store_ids) - 1)],
+                           self.dc_ids[np.minimum(r["dest"], len(self.dc_ids) - 1)])
+        receipts = pd.DataFrame(
+            {
+                "date": d,
+                "order_id": _fmt_order_id(r["order_id"], r["kind"], self.sku_ids, r["sku"]),
+                "location_id": rec_loc,
+                "sku_id": self.sku_ids[r["sku"]],
+                "units_received": r["units"],
+            }
+        ).sort_values(["order_id", "location_id"], ignore_index=True)
+        o = rec.open_orders
+        is_store = o["kind"] == KIND_STORE
+        start = rec.date - pd.Timedelta(days=int(rec.t))
+        open_orders = pd.DataFrame(
+            {
+                "order_id": _fmt_order_id(o["order_id"], o["kind"], self.sku_ids, o["sku"]),
+                "order_date": (start + pd.to_timedelta(o["order_day"], unit="D")).strftime("%Y-%m-%d"),
+                "source_id": np.where(is_store, self.dc_ids[np.minimum(o["src"], len(self.dc_ids) - 1)],
+                                      self.supplier_ids[np.minimum(o["src"], len(self.supplier_ids) - 1)]),
+                "location_id": np.where(is_store, self.store_ids[np.minimum(o["dest"], len(self.store_ids) - 1)],
+                                        self.dc_ids[np.minimum(o["dest"], len(self.dc_ids) - 1)]),
+                "sku_id": self.sku_ids[o["sku"]],
+                "units": o["ordered"],
+                "expected_date": (start + pd.to_timedelta(o["expected_day"], unit="D")).strftime("%Y-%m-%d"),
+            }
+        )
+        for name, df in (("pos_sales", pos), ("inventory", inv), ("receipts", receipts), ("open_orders", open_orders)):
+            self._write(df, f"daily/{d}/{name}")
+        if self.write_truth:
+            dl_, ds_ = np.nonzero(rec.demand)
+            self._truth.append(
+                pd.DataFrame(
+                    {
+                        "date": rec.date,
+                        "location_id": pd.Categorical(self.store_ids[dl_], categories=self.store_ids),
+                        "sku_id": pd.Categorical(self.sku_ids[ds_], categories=self.sku_ids),
+                        "demand": rec.demand[dl_, ds_].astype(np.int32),
+                        "lost_units": (rec.demand - rec.sales)[dl_, ds_].astype(np.int32),
+                    }
+                )
+            )
+
+    def finish(self, summary: dict) -> None:
+        sim = self.out / "_simulation"
+        sim.mkdir(parents=True, exist_ok=True)
+        (sim / "network.json").write_text(json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
+        if self.write_truth and self._truth:
+            pd.concat(self._truth, ignore_index=True).to_parquet(sim / "true_demand.parquet", index=False)
+
+
+def generate_landing_zone(
+    cfg: NetworkConfig,
+    out: str | Path,
+    fmt: str = "csv",
+    write_truth: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
+    """Simulate `cfg` under the baseline rule and write it as a landing zone. Returns a summary."""
+    t0 = time.perf_counter()
+    net = build_network(cfg)
+    writer = LandingWriter(net, Path(out), fmt=fmt, write_truth=write_truth)
+    writer.write_master()
+    say = progress or (lambda msg: None)
+    res = simulate(
+        net, BaselinePolicy(review_period_days=cfg.review_period_days), sink=writer,
+        progress=lambda i, n: say(f"simulated day {i}/{n}"),
+    )
+    first = cfg.start
+    last = (pd.Timestamp(first) + pd.Timedelta(days=cfg.days - 1)).date()
+    summary = {
+        "config": cfg.to_dict(),
+        "first_date": first.isoformat(),
+        "last_date": last.isoformat(),
+        "stores": cfg.stores,
+        "dcs": cfg.dcs,
+        "skus": cfg.skus,
+        "demand_units": res.demand_units,
+        "sales_units": res.sales_units,
+        "lost_units": res.lost_units,
+        "fill_rate": round(res.sales_units / max(res.demand_units, 1), 4),
+        "stockout_rate": round(res.stockout_days / max(res.active_days, 1), 4),
+        "store_orders": res.store_orders,
+        "dc_orders": res.dc_orders,
+    }
+    writer.finish(summary)
+    summary["seconds"] = round(time.perf_counter() - t0, 2)
+    return summary

@@ -1,0 +1,348 @@
+"""A simulated retail network: master data and the hidden parameters of its demand.
+
+Everything is drawn from one seed, so a (config, seed) pair always yields the same network.
+The master-data frames follow landing-zone contract v1 exactly (extra columns are allowed by
+the contract and kept: `launch_date`, `discontinue_date` on products, `store_size` on stores).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+
+# Category archetypes: share of the assortment, price range, margin, elasticity, weekly profile
+# (Mon..Sun), yearly amplitude and peak day-of-year, holiday sensitivity.
+CATEGORIES: dict[str, dict] = {
+    "grocery": dict(share=0.35, price=(1.0, 8.0), margin=(0.22, 0.35), elasticity=(-2.6, -1.4),
+                    weekly=(0.90, 0.85, 0.88, 0.95, 1.10, 1.25, 1.07), amp=0.06, peak=330, holiday=1.0),
+    "fresh": dict(share=0.20, price=(0.8, 6.0), margin=(0.30, 0.45), elasticity=(-2.2, -1.2),
+                  weekly=(0.88, 0.84, 0.87, 0.95, 1.12, 1.28, 1.06), amp=0.15, peak=200, holiday=0.8),
+    "household": dict(share=0.20, price=(2.0, 20.0), margin=(0.28, 0.42), elasticity=(-2.0, -1.0),
+                      weekly=(0.95, 0.92, 0.93, 0.97, 1.05, 1.12, 1.06), amp=0.05, peak=100, holiday=0.4),
+    "personal_care": dict(share=0.15, price=(2.0, 15.0), margin=(0.35, 0.55), elasticity=(-1.8, -0.8),
+                          weekly=(0.96, 0.94, 0.95, 0.98, 1.04, 1.10, 1.03), amp=0.08, peak=180, holiday=0.3),
+    "seasonal": dict(share=0.10, price=(3.0, 40.0), margin=(0.35, 0.60), elasticity=(-3.0, -1.5),
+                     weekly=(0.85, 0.80, 0.85, 0.95, 1.10, 1.35, 1.20), amp=0.55, peak=345, holiday=1.6),
+}
+
+# Holidays: (name, function year -> date), demand multiplier on the day, days of pre-holiday
+# build-up and the multiplier during it. Multipliers are scaled by category sensitivity.
+def _nth_weekday(year: int, month: int, weekday: int, n: int) -> date:
+    d = date(year, month, 1)
+    d += timedelta(days=(weekday - d.weekday()) % 7)
+    return d + timedelta(weeks=n - 1)
+
+
+def _last_weekday(year: int, month: int, weekday: int) -> date:
+    d = date(year, month + 1, 1) - timedelta(days=1) if month < 12 else date(year, 12, 31)
+    return d - timedelta(days=(d.weekday() - weekday) % 7)
+
+
+def _easter(year: int) -> date:
+    from dateutil.easter import easter
+
+    return easter(year)
+
+
+HOLIDAYS: list[tuple[str, object, float, int, float]] = [
+    ("new_year", lambda y: date(y, 1, 1), 0.6, 2, 1.15),
+    ("super_bowl", lambda y: _nth_weekday(y, 2, 6, 2), 1.3, 2, 1.2),
+    ("easter", _easter, 0.7, 4, 1.25),
+    ("memorial_day", lambda y: _last_weekday(y, 5, 0), 1.1, 3, 1.15),
+    ("independence_day", lambda y: date(y, 7, 4), 1.0, 3, 1.25),
+    ("labor_day", lambda y: _nth_weekday(y, 9, 0, 1), 1.1, 3, 1.1),
+    ("thanksgiving", lambda y: _nth_weekday(y, 11, 3, 4), 0.5, 4, 1.45),
+    ("black_friday", lambda y: _nth_weekday(y, 11, 3, 4) + timedelta(days=1), 1.5, 0, 1.0),
+    ("christmas", lambda y: date(y, 12, 25), 0.15, 6, 1.35),
+]
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Scale and behaviour of a simulated network. Defaults are the demo network."""
+
+    regions: int = 2
+    dcs: int = 2
+    stores: int = 8
+    skus: int = 60
+    suppliers: int = 6
+    days: int = 365
+    start_date: str = "2025-01-01"
+    seed: int = 42
+    intermittent_share: float = 0.25  # slow movers with many zero-demand days
+    new_item_share: float = 0.05  # launched during the history
+    discontinued_share: float = 0.05  # replenishment stops during the history
+    promo_share: float = 0.45  # share of SKUs that get promoted
+    price_change_share: float = 0.30  # share of SKUs with one permanent price change
+    review_period_days: int = 1
+    level_volatility: float = 0.04  # daily shock sd of the latent log demand level
+    burn_in_days: int = 56  # simulated before start_date so the history starts in steady state
+    categories: tuple[str, ...] = field(default_factory=lambda: tuple(CATEGORIES))
+
+    def __post_init__(self) -> None:
+        for name in ("regions", "dcs", "stores", "skus", "suppliers", "days"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"NetworkConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.dcs < self.regions:
+            raise ValueError(f"every region needs a DC: dcs ({self.dcs}) < regions ({self.regions})")
+        if self.stores < self.dcs:
+            raise ValueError(f"every DC needs a store: stores ({self.stores}) < dcs ({self.dcs})")
+        unknown = set(self.categories) - set(CATEGORIES)
+        if unknown:
+            raise ValueError(f"unknown categories {sorted(unknown)}; known: {sorted(CATEGORIES)}")
+
+    @property
+    def start(self) -> date:
+        return date.fromisoformat(self.start_date)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Network:
+    """Master data (contract frames) plus the hidden demand and supply parameters."""
+
+    config: NetworkConfig
+    locations: pd.DataFrame
+    products: pd.DataFrame
+    suppliers: pd.DataFrame
+    lanes: pd.DataFrame
+    calendar: pd.DataFrame
+    # hidden parameters, indexed by position (stores in locations order, skus in products order)
+    store_ids: np.ndarray
+    dc_ids: np.ndarray
+    store_dc: np.ndarray  # dc position of each store
+    store_factor: np.ndarray  # (L,)
+    store_lead_time: np.ndarray  # (L,) DC->store days
+    sku_base_rate: np.ndarray  # (S,) units/day at an average store, base price
+    sku_dispersion: np.ndarray  # (S,) negative-binomial shape k
+    sku_category: np.ndarray  # (S,) category position
+    sku_elasticity: np.ndarray  # (S,)
+    sku_trend: np.ndarray  # (S,) annual growth
+    sku_amp: np.ndarray  # (S,) yearly amplitude
+    sku_peak: np.ndarray  # (S,) day-of-year of the yearly peak
+    sku_promo_lift: np.ndarray  # (S,) uplift beyond the price effect while promoted
+    sku_supplier: np.ndarray  # (S,) supplier position
+    sku_launch_day: np.ndarray  # (S,) day index (may be negative: launched before history)
+    sku_discontinue_day: np.ndarray  # (S,) day index when replenishment stops (large = never)
+    weekly: np.ndarray  # (C, 7)
+    cat_holiday: np.ndarray  # (C,)
+    supplier_lt_mean: np.ndarray
+    supplier_lt_std: np.ndarray
+    price_path: np.ndarray = field(repr=False)  # (T_total, S) shelf price per day
+    promo_path: np.ndarray = field(repr=False)  # (T_total, S) bool
+    event_mult: np.ndarray = field(repr=False)  # (T_total, C)
+    level_path: np.ndarray = field(repr=False)  # (T_total, S) latent demand level (AR(1) in logs)
+    supplier_fill_prob: np.ndarray = field(default=None)  # (V,) P(an order ships complete)
+
+    @property
+    def sku_ids(self) -> np.ndarray:
+        return self.products["sku_id"].to_numpy()
+
+    @property
+    def unit_cost(self) -> np.ndarray:
+        return self.products["unit_cost"].to_numpy(float)
+
+    @property
+    def base_price(self) -> np.ndarray:
+        return self.products["base_price"].to_numpy(float)
+
+    @property
+    def case_pack(self) -> np.ndarray:
+        return self.products["case_pack"].to_numpy(np.int64)
+
+    @property
+    def min_order_qty(self) -> np.ndarray:
+        return self.products["min_order_qty"].to_numpy(np.int64)
+
+
+def _day_index_dates(cfg: NetworkConfig) -> pd.DatetimeIndex:
+    """All simulated days, burn-in included (day index 0 is start_date)."""
+    first = pd.Timestamp(cfg.start) - pd.Timedelta(days=cfg.burn_in_days)
+    return pd.date_range(first, periods=cfg.burn_in_days + cfg.days, freq="D")
+
+
+def build_network(cfg: NetworkConfig) -> Network:
+    """Draw a network from `cfg.seed`. Deterministic: same config, same network."""
+    rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 1]))
+    cats = list(cfg.categories)
+    C, S, L, D, V = len(cats), cfg.skus, cfg.stores, cfg.dcs, cfg.suppliers
+
+    # --- locations: DCs spread over regions, stores over DCs ------------------------------
+    dc_ids = np.array([f"DC{d + 1:02d}" for d in range(D)])
+    dc_region = np.arange(D) % cfg.regions
+    store_ids = np.array([f"S{s + 1:03d}" for s in range(L)])
+    store_dc = np.arange(L) % D
+    store_factor = np.round(rng.lognormal(0.0, 0.35, L), 3)
+    store_lead_time = rng.integers(1, 4, L)
+    region_names = np.array([f"R{r + 1}" for r in range(cfg.regions)])
+    locations = pd.DataFrame(
+        {
+            "location_id": np.concatenate([dc_ids, store_ids]),
+            "location_type": ["dc"] * D + ["store"] * L,
+            "region": np.concatenate([region_names[dc_region], region_names[dc_region[store_dc]]]),
+            "supplying_dc_id": [""] * D + list(dc_ids[store_dc]),
+            "capacity_units": np.zeros(D + L, dtype=np.int64),  # filled below from demand
+            "store_size": np.concatenate([np.full(D, np.nan), store_factor]),
+        }
+    )
+
+    # --- suppliers ----------------------------------------------------------------------
+    supplier_ids = np.array([f"SUP{v + 1:03d}" for v in range(V)])
+    lt_mean = rng.integers(4, 15, V).astype(float)
+    lt_std = np.round(rng.uniform(0.5, 3.0, V), 2)
+    suppliers = pd.DataFrame(
+        {"supplier_id": supplier_ids, "lead_time_days": lt_mean.astype(int), "lead_time_std_days": lt_std}
+    )
+
+    # --- products -----------------------------------------------------------------------
+    shares = np.array([CATEGORIES[c]["share"] for c in cats])
+    sku_cat = rng.choice(C, size=S, p=shares / shares.sum())
+    lo = np.array([CATEGORIES[c]["price"][0] for c in cats])[sku_cat]
+    hi = np.array([CATEGORIES[c]["price"][1] for c in cats])[sku_cat]
+    base_price = np.round(np.exp(rng.uniform(np.log(lo), np.log(hi))), 1) - 0.01
+    mlo = np.array([CATEGORIES[c]["margin"][0] for c in cats])[sku_cat]
+    mhi = np.array([CATEGORIES[c]["margin"][1] for c in cats])[sku_cat]
+    unit_cost = np.round(base_price * (1 - rng.uniform(mlo, mhi)), 2)
+    elo = np.array([CATEGORIES[c]["elasticity"][0] for c in cats])[sku_cat]
+    ehi = np.array([CATEGORIES[c]["elasticity"][1] for c in cats])[sku_cat]
+    elasticity = rng.uniform(elo, ehi)
+
+    slow = rng.random(S) < cfg.intermittent_share
+    base_rate = np.where(slow, rng.uniform(0.04, 0.6, S), rng.lognormal(np.log(4.0), 0.8, S))
+    dispersion = np.where(slow, rng.uniform(0.2, 1.0, S), rng.uniform(0.8, 5.0, S))
+    case_pack = np.where(
+        base_rate > 8, rng.choice([12, 24], S), np.where(base_rate > 1.5, rng.choice([6, 12], S), rng.choice([1, 2, 4], S))
+    ).astype(np.int64)
+    min_order_qty = (case_pack * rng.integers(1, 4, S)).astype(np.int64)
+    sku_supplier = rng.integers(0, V, S)
+
+    T_total = cfg.burn_in_days + cfg.days
+    launch = np.full(S, -cfg.burn_in_days - 1)
+    disc = np.full(S, 10**9)
+    new = rng.random(S) < cfg.new_item_share
+    launch[new] = rng.integers(int(cfg.days * 0.2), max(int(cfg.days * 0.8), int(cfg.days * 0.2) + 1), new.sum())
+    gone = (~new) & (rng.random(S) < cfg.discontinued_share)
+    disc[gone] = rng.integers(int(cfg.days * 0.2), max(int(cfg.days * 0.8), int(cfg.days * 0.2) + 1), gone.sum())
+    start = pd.Timestamp(cfg.start)
+    products = pd.DataFrame(
+        {
+            "sku_id": [f"SKU{s + 1:05d}" for s in range(S)],
+            "category": np.array(cats)[sku_cat],
+            "supplier_id": supplier_ids[sku_supplier],
+            "unit_cost": unit_cost,
+            "base_price": np.round(base_price, 2),
+            "case_pack": case_pack,
+            "min_order_qty": min_order_qty,
+            "launch_date": [(start + pd.Timedelta(days=int(d))).date().isoformat() if n else "" for d, n in zip(launch, new)],
+            "discontinue_date": [(start + pd.Timedelta(days=int(d))).date().isoformat() if g else "" for d, g in zip(disc, gone)],
+        }
+    )
+
+    # --- capacity: generous, from expected demand (stores ~ 6 weeks, DCs ~ 10 weeks) -------
+    mean_store_demand = store_factor * base_rate.sum()
+    store_cap = np.ceil(mean_store_demand * 42 / 100) * 100
+    dc_cap = np.array([mean_store_demand[store_dc == d].sum() * 70 for d in range(D)])
+    locations["capacity_units"] = np.concatenate([np.ceil(dc_cap / 1000) * 1000, store_cap]).astype(np.int64)
+
+    # --- lanes: DC->store, and store<->store inside a region ----------------------------
+    lane_rows = [
+        (dc_ids[store_dc[s]], store_ids[s], int(store_lead_time[s]), round(float(rng.uniform(0.05, 0.3)), 2))
+        for s in range(L)
+    ]
+    store_region = dc_region[store_dc]
+    for a in range(L):
+        for b in range(L):
+            if a != b and store_region[a] == store_region[b]:
+                lane_rows.append((store_ids[a], store_ids[b], int(rng.integers(1, 3)), round(float(rng.uniform(0.1, 0.6)), 2)))
+    lanes = pd.DataFrame(lane_rows, columns=["from_location_id", "to_location_id", "lead_time_days", "cost_per_unit"])
+
+    # --- calendar and daily multipliers -------------------------------------------------
+    dates = _day_index_dates(cfg)
+    years = range(dates[0].year, dates[-1].year + 1)
+    cat_holiday = np.array([CATEGORIES[c]["holiday"] for c in cats])
+    event_mult = np.ones((T_total, C))
+    cal_rows = []
+    first = dates[0]
+    for y in years:
+        for name, fn, day_mult, build_days, build_mult in HOLIDAYS:
+            d = pd.Timestamp(fn(y))
+            i = (d - first).days
+            if 0 <= i < T_total and d >= start:
+                cal_rows.append((d.date().isoformat(), name))
+            for k in range(1, build_days + 1):
+                if 0 <= i - k < T_total:
+                    event_mult[i - k] *= 1 + (build_mult - 1) * cat_holiday
+            if 0 <= i < T_total:
+                event_mult[i] *= np.clip(1 + (day_mult - 1) * cat_holiday, 0.05, None)
+    calendar = pd.DataFrame(cal_rows, columns=["date", "event"]).sort_values("date", ignore_index=True)
+
+    # --- prices and promotions (chain-wide) ----------------------------------------------
+    price_path = np.tile(base_price, (T_total, 1))
+    changed = rng.random(S) < cfg.price_change_share
+    change_day = rng.integers(0, T_total, S)
+    change = rng.choice([-0.08, -0.05, 0.04, 0.06, 0.09], S)
+    for s in np.flatnonzero(changed):
+        price_path[change_day[s]:, s] = np.round(base_price[s] * (1 + change[s]), 1) - 0.01
+    regular_path = price_path.copy()
+    promo_path = np.zeros((T_total, S), dtype=bool)
+    promoted = rng.random(S) < cfg.promo_share
+    for s in np.flatnonzero(promoted):
+        n_promos = max(1, int(rng.poisson(6 * T_total / 365)))
+        for st in rng.integers(0, T_total, n_promos):
+            promo_path[st: st + int(rng.integers(7, 15)), s] = True
+    discount = rng.choice([0.10, 0.15, 0.20, 0.25, 0.30], S)
+    price_path = np.where(promo_path, np.round(regular_path * (1 - discount), 2), regular_path)
+    promo_lift = np.where(promoted, rng.uniform(1.1, 1.6, S), 1.0)
+
+    # latent level: mean-reverting AR(1) in logs, so popularity drifts and the moving average lags
+    shocks = rng.normal(0.0, cfg.level_volatility, (T_total, S))
+    log_level = np.zeros((T_total, S))
+    for t in range(1, T_total):
+        log_level[t] = 0.985 * log_level[t - 1] + shocks[t]
+    level_path = np.exp(log_level - log_level.var(axis=0) / 2)
+
+    weekly = np.array([CATEGORIES[c]["weekly"] for c in cats])
+    amp = np.clip(np.array([CATEGORIES[c]["amp"] for c in cats])[sku_cat] * rng.uniform(0.5, 1.5, S), 0, 0.9)
+    peak = np.array([CATEGORIES[c]["peak"] for c in cats])[sku_cat] + rng.integers(-20, 21, S)
+    return Network(
+        config=cfg,
+        locations=locations,
+        products=products,
+        suppliers=suppliers,
+        lanes=lanes,
+        calendar=calendar,
+        store_ids=store_ids,
+        dc_ids=dc_ids,
+        store_dc=store_dc,
+        store_factor=store_factor,
+        store_lead_time=store_lead_time,
+        sku_base_rate=base_rate,
+        sku_dispersion=dispersion,
+        sku_category=sku_cat,
+        sku_elasticity=elasticity,
+        sku_trend=rng.normal(0.02, 0.10, S),
+        sku_amp=amp,
+        sku_peak=peak,
+        sku_promo_lift=promo_lift,
+        sku_supplier=sku_supplier,
+        sku_launch_day=launch,
+        sku_discontinue_day=disc,
+        weekly=weekly,
+        cat_holiday=cat_holiday,
+        supplier_lt_mean=lt_mean,
+        supplier_lt_std=lt_std,
+        price_path=price_path,
+        promo_path=promo_path,
+        event_mult=event_mult,
+        level_path=level_path,
+        supplier_fill_prob=np.round(rng.uniform(0.80, 0.97, V), 3),
+    )
+
+
+def day_dates(cfg: NetworkConfig) -> pd.DatetimeIndex:
+    return _day_index_dates(cfg)

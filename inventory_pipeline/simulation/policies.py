@@ -1,0 +1,119 @@
+"""Replenishment policies the simulator can run. Every policy sees only what a retailer sees.
+
+`BaselinePolicy` is the rule a retailer runs today (DESIGN.md, KPI baseline):
+
+    avg   = 28-day moving average of observed sales (of store requests, at a DC)
+    ROP   = avg x (lead time + review period) + 7 x avg
+    OUT   = ROP + 14 x avg
+    order = OUT - inventory position, when inventory position <= ROP,
+            rounded up to whole case packs (and to the supplier MOQ for DC orders).
+
+One extension, documented: a carried item whose inventory position reaches zero is reordered
+up to at least one unit (`min_presentation_units`), otherwise a moving average on censored sales
+drops to zero and the item would never come back (the classic death spiral of sales-based rules).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+
+@dataclass
+class Observation:
+    """What a policy may look at on day t after the store closes (never the true demand)."""
+
+    t: int
+    store_on_hand: np.ndarray  # (L, S)
+    store_on_order: np.ndarray  # (L, S)
+    dc_on_hand: np.ndarray  # (D, S)
+    dc_on_order: np.ndarray  # (D, S)
+    store_sales_ma: np.ndarray  # (L, S) moving average of sales over the window
+    dc_requests_ma: np.ndarray  # (D, S) moving average of store requests at the DC
+    store_lead_time: np.ndarray  # (L,) DC->store days
+    supplier_lead_time: np.ndarray  # (S,) mean days, from the supplier master
+    case_pack: np.ndarray  # (S,)
+    min_order_qty: np.ndarray  # (S,)
+    orderable: np.ndarray  # (S,) launched and not discontinued: suppliers still deliver
+    launched: np.ndarray  # (S,) launched: stores may still pull what their DC holds
+
+
+@dataclass
+class Orders:
+    store: np.ndarray  # (L, S) units requested from the supplying DC
+    dc: np.ndarray  # (D, S) units ordered from suppliers
+
+
+class Policy(Protocol):
+    name: str
+
+    def decide(self, obs: Observation) -> Orders: ...
+
+
+def round_up_to_pack(qty: np.ndarray, case_pack: np.ndarray, moq: np.ndarray | None = None) -> np.ndarray:
+    """Round positive quantities up to whole case packs, then up to the MOQ (itself in packs)."""
+    qty = np.maximum(np.asarray(qty, dtype=float), 0.0)
+    packs = np.ceil(qty / case_pack - 1e-9) * case_pack
+    if moq is not None:
+        moq_packs = np.ceil(moq / case_pack - 1e-9) * case_pack
+        packs = np.where(packs > 0, np.maximum(packs, moq_packs), 0)
+    return packs.astype(np.int64)
+
+
+def baseline_order_quantity(
+    avg_daily: np.ndarray,
+    lead_time_days: np.ndarray,
+    review_period_days: float,
+    inventory_position: np.ndarray,
+    case_pack: np.ndarray,
+    moq: np.ndarray | None = None,
+    safety_days: float = 7.0,
+    order_up_days: float = 14.0,
+    min_presentation_units: float = 1.0,
+) -> np.ndarray:
+    """The baseline (s, S) rule of DESIGN.md, vectorised over items. Returns units to order."""
+    avg = np.maximum(np.asarray(avg_daily, dtype=float), 0.0)
+    rop = avg * (lead_time_days + review_period_days) + safety_days * avg
+    out = np.maximum(rop + order_up_days * avg, min_presentation_units)
+    ip = np.asarray(inventory_position, dtype=float)
+    trigger = (ip <= rop) | (ip < min_presentation_units)
+    return round_up_to_pack(np.where(trigger, out - ip, 0.0), case_pack, moq)
+
+
+@dataclass
+class BaselinePolicy:
+    review_period_days: int = 1
+    safety_days: float = 7.0
+    order_up_days: float = 14.0
+    min_presentation_units: float = 1.0
+    name: str = "baseline"
+
+    def decide(self, obs: Observation) -> Orders:
+        kw = dict(
+            safety_days=self.safety_days,
+            order_up_days=self.order_up_days,
+            min_presentation_units=self.min_presentation_units,
+        )
+        store = baseline_order_quantity(
+            obs.store_sales_ma,
+            obs.store_lead_time[:, None],
+            self.review_period_days,
+            obs.store_on_hand + obs.store_on_order,
+            obs.case_pack[None, :],
+            **kw,
+        )
+        dc = baseline_order_quantity(
+            obs.dc_requests_ma,
+            obs.supplier_lead_time[None, :],
+            self.review_period_days,
+            obs.dc_on_hand + obs.dc_on_order,
+            obs.case_pack[None, :],
+            obs.min_order_qty[None, :],
+            **kw,
+        )
+        return Orders(
+            store=np.where(obs.launched[None, :], store, 0),
+            dc=np.where(obs.orderable[None, :], dc, 0),
+        )
