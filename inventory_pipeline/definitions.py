@@ -1,7 +1,5 @@
 """The Dagster code location: every stage's shell module, merged."""
 
-from __future__ import annotations
-
 import os
 
 import dagster as dg
@@ -11,10 +9,20 @@ from .config import settings
 # dbt (a subprocess) reads the warehouse folder from the environment, as the assets do
 os.environ.setdefault("INVENTORY_PIPELINE_WAREHOUSE_DIR", str(settings().warehouse_dir))
 
-from .defs import dbt, ingestion  # noqa: E402
+from .defs import dbt, decisions, forecasting, ingestion, jobs, outbox, pricing, rebalancing, replenishment  # noqa: E402
 from .defs.resources import default_resources  # noqa: E402
 
 defs = dg.Definitions(
-    assets=[*ingestion.landing_assets, dbt.warehouse_models],
+    assets=[
+        *ingestion.landing_assets,
+        dbt.warehouse_models,
+        forecasting.demand_forecast,
+        pricing.price_recommendations,
+        replenishment.replenishment_orders,
+        rebalancing.rebalancing_transfers,
+        decisions.decision_log,
+        outbox.erp_outbox,
+    ],
+    jobs=[jobs.ingest_master_job, jobs.ingest_daily_job, jobs.plan_job],
     resources={**default_resources(), "dbt": dbt.dbt_resource()},
 )

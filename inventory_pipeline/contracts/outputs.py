@@ -1,0 +1,72 @@
+"""Stage output contracts (pandera): what each decision stage promises the next one."""
+
+from __future__ import annotations
+
+import pandera.pandas as pa
+from pandera.typing import Series
+
+
+class _Out(pa.DataFrameModel):
+    class Config:
+        strict = False
+        coerce = True
+
+
+class DemandForecast(_Out):
+    location_id: Series[str]
+    sku_id: Series[str]
+    date: Series[pa.DateTime]
+    horizon: Series[int] = pa.Field(ge=1)
+    mean: Series[float] = pa.Field(ge=0)
+    p10: Series[float] = pa.Field(ge=0)
+    p50: Series[float] = pa.Field(ge=0)
+    p90: Series[float] = pa.Field(ge=0)
+    p95: Series[float] = pa.Field(ge=0)
+    p99: Series[float] = pa.Field(ge=0)
+    model: Series[str]
+    demand_class: Series[str] = pa.Field(isin=["smooth", "intermittent", "new"])
+
+    @pa.dataframe_check(error="quantiles must be monotone: p10 <= p50 <= p90 <= p95 <= p99")
+    def monotone(cls, df):  # noqa: N805
+        return (df["p10"] <= df["p50"]) & (df["p50"] <= df["p90"]) & (df["p90"] <= df["p95"]) & (df["p95"] <= df["p99"])
+
+
+class PriceRecommendations(_Out):
+    location_id: Series[str]
+    sku_id: Series[str]
+    current_price: Series[float] = pa.Field(gt=0)
+    recommended_price: Series[float] = pa.Field(gt=0)
+    demand_multiplier: Series[float] = pa.Field(gt=0)
+    rationale: Series[str]
+
+
+class ReplenishmentOrders(_Out):
+    decision_type: Series[str] = pa.Field(isin=["purchase_order", "store_replenishment"])
+    sku_id: Series[str]
+    source_id: Series[str]
+    location_id: Series[str]
+    units: Series[int] = pa.Field(gt=0)
+    order_date: Series[pa.DateTime]
+    expected_date: Series[pa.DateTime]
+    order_value: Series[float] = pa.Field(ge=0)
+    rationale: Series[str]
+
+    @pa.dataframe_check(error="an order cannot arrive before it is placed")
+    def arrives_after_order(cls, df):  # noqa: N805
+        return df["expected_date"] >= df["order_date"]
+
+
+class RebalancingTransfers(_Out):
+    sku_id: Series[str]
+    from_location_id: Series[str]
+    to_location_id: Series[str]
+    units: Series[int] = pa.Field(gt=0)
+
+
+class DecisionLog(_Out):
+    decision_id: Series[str] = pa.Field(unique=True, str_matches=r"^(PO|RP|TR|PC)-\d{8}-[0-9a-f]{12}$")
+    decision_type: Series[str] = pa.Field(isin=["purchase_order", "store_replenishment", "transfer", "price_change"])
+    status: Series[str] = pa.Field(isin=["auto_approved", "pending_review", "approved", "rejected", "overridden"])
+    model_version: Series[str]
+    policy_version: Series[str]
+    explanation: Series[str]

@@ -1,0 +1,18 @@
+"""Jobs a user launches from the UI or the CLI."""
+
+import dagster as dg
+
+from .partitions import daily_partitions
+
+# landing master files (unpartitioned)
+ingest_master_job = dg.define_asset_job(
+    "ingest_master", selection=dg.AssetSelection.groups("landing") - dg.AssetSelection.assets(
+        "raw_pos_sales", "raw_inventory", "raw_receipts", "raw_open_orders", "raw_planner_decisions"))
+# daily landing files; a partition range runs as one run (single-run backfill policy)
+ingest_daily_job = dg.define_asset_job(
+    "ingest_daily", partitions_def=daily_partitions,
+    selection=dg.AssetSelection.assets("raw_pos_sales", "raw_inventory", "raw_receipts", "raw_open_orders", "raw_planner_decisions"))
+# dbt marts, then every decision stage for one plan date, ending in the ERP outbox
+plan_job = dg.define_asset_job(
+    "daily_plan", partitions_def=daily_partitions,
+    selection=dg.AssetSelection.groups("decisions") | dg.AssetSelection.assets("erp_outbox").upstream(depth=6) - dg.AssetSelection.groups("landing"))

@@ -1,0 +1,44 @@
+"""erp_outbox asset: writes the approved decisions of the partition (core.outbox) and verifies it."""
+
+import hashlib
+import json
+from pathlib import Path
+from urllib.parse import urlparse
+
+import dagster as dg
+
+from ..core.outbox import render_outbox, write_local, write_s3
+from .decisions import decision_log
+from .partitions import daily_partitions
+from .resources import OutboxResource, WarehouseResource
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    group_name="decisions",
+    deps=[decision_log],
+    check_specs=[dg.AssetCheckSpec("manifest_matches_files", asset="erp_outbox",
+                                   description="every file's row count and sha256 match manifest.json")],
+    description="Approved decisions for the ERP: purchase_orders, transfers, price_changes, manifest (written last).",
+)
+def erp_outbox(context: dg.AssetExecutionContext, warehouse: WarehouseResource, outbox: OutboxResource):
+    d = context.partition_key
+    log = warehouse.get().read("decision_log", d)
+    files = render_outbox(log, d)
+    manifest = json.loads(files["manifest.json"])
+    if outbox.uri.startswith("s3://"):
+        u = urlparse(outbox.uri)
+        where, changed = write_s3(files, outbox.s3_client(), u.netloc, u.path, d), True
+        read_back = {n: outbox.s3_client().get_object(Bucket=u.netloc, Key=f"{where.split(u.netloc + '/', 1)[1]}/{n}")["Body"].read()
+                     for n in files}
+    else:
+        folder, changed = write_local(files, outbox.uri, d)
+        where = str(folder)
+        read_back = {n: (Path(folder) / n).read_bytes() for n in files}
+    ok = all(hashlib.sha256(read_back[n]).hexdigest() == m["sha256"] for n, m in manifest["files"].items())
+    return dg.MaterializeResult(
+        metadata={"outbox": where, "changed": changed,
+                  **{f"rows_{n.split('.')[0]}": m["rows"] for n, m in manifest["files"].items()},
+                  "decisions_by_status": manifest["decisions_by_status"]},
+        check_results=[dg.AssetCheckResult(check_name="manifest_matches_files", passed=ok)],
+    )
