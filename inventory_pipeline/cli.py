@@ -22,6 +22,39 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    from .runner import run_pipeline
+    from .summary import print_summary
+
+    out = run_pipeline(plan_date=args.date, first_date=args.first_date)
+    failed = [name for name, r in out["results"].items() if not r.success]
+    print_summary(out["plan_date"])
+    return 1 if failed else 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    import os
+    import time
+
+    from .config import settings
+    from .simulation import NetworkConfig, generate_landing_zone
+
+    t0 = time.perf_counter()
+    s = settings()
+    if s.landing_uri.startswith("s3://"):
+        raise SystemExit("demo generates a local landing zone: unset INVENTORY_PIPELINE_LANDING_URI")
+    os.makedirs(os.environ.setdefault("DAGSTER_HOME", str(s.warehouse_dir.parent.parent / ".dagster_home")), exist_ok=True)
+    cfg = NetworkConfig(stores=args.stores, skus=args.skus, days=args.days, seed=args.seed)
+    print(f"generating the demo network ({cfg.stores} stores, {cfg.skus} SKUs, {cfg.days} days, seed {cfg.seed}) "
+          f"into {s.landing_uri}", flush=True)
+    gen = generate_landing_zone(cfg, s.landing_uri)
+    print(f"  {gen['first_date']} .. {gen['last_date']}: history fill rate {gen['fill_rate']:.1%}, "
+          f"stockout rate {gen['stockout_rate']:.2%} under the baseline rule ({gen['seconds']} s)", flush=True)
+    rc = _run(argparse.Namespace(date=None, first_date=None))
+    print(f"\nmake demo finished in {time.perf_counter() - t0:.0f} s")
+    return rc
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="inventory-pipeline", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -40,6 +73,22 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-truth", action="store_true", help="do not write _simulation/true_demand.parquet")
     g.add_argument("-v", "--verbose", action="store_true")
     g.set_defaults(func=_generate)
+
+    r = sub.add_parser("run", help="materialise the whole graph for a plan date (default: the latest landing day)")
+    r.add_argument("--date", help="plan date YYYY-MM-DD (default: latest daily/ folder)")
+    r.add_argument("--first-date", help="first landing day to ingest (default: the earliest)")
+    r.set_defaults(func=_run)
+
+    d = sub.add_parser("demo", help="generate the demo network, run the whole pipeline, print the KPI summary")
+    d.add_argument("--stores", type=int, default=8)
+    d.add_argument("--skus", type=int, default=60)
+    d.add_argument("--days", type=int, default=365)
+    d.add_argument("--seed", type=int, default=42)
+    d.set_defaults(func=_demo)
+
+    sm = sub.add_parser("summary", help="print the KPI summary of a materialised plan date")
+    sm.add_argument("--date", required=True)
+    sm.set_defaults(func=lambda a: __import__("inventory_pipeline.summary", fromlist=["x"]).print_summary(a.date) or 0)
     return p
 
 

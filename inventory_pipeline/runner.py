@@ -27,10 +27,10 @@ def run_pipeline(plan_date: str | None = None, first_date: str | None = None, in
     instance = instance or dg.DagsterInstance.get()
     results = {}
     log(f"ingest master files from {defs.resources['landing'].uri}")
-    results["ingest_master"] = defs.get_job_def("ingest_master").execute_in_process(instance=instance)
+    results["ingest_master"] = defs.resolve_job_def("ingest_master").execute_in_process(instance=instance)
     log(f"ingest daily files {first_date} .. {plan_date} (one run)")
-    results["ingest_daily"] = defs.get_job_def("ingest_daily").execute_in_process(
+    results["ingest_daily"] = defs.resolve_job_def("ingest_daily").execute_in_process(
         instance=instance, tags={ASSET_PARTITION_RANGE_START_TAG: first_date, ASSET_PARTITION_RANGE_END_TAG: plan_date})
     log(f"plan {plan_date}: dbt build, forecast, pricing, replenishment, rebalancing, decisions, outbox")
-    results["daily_plan"] = defs.get_job_def("daily_plan").execute_in_process(instance=instance, partition_key=plan_date)
+    results["daily_plan"] = defs.resolve_job_def("daily_plan").execute_in_process(instance=instance, partition_key=plan_date)
     return {"plan_date": plan_date, "first_date": first_date, "results": results}

@@ -37,8 +37,10 @@ def _iso(s: pd.Series) -> pd.Series:
     return pd.to_datetime(s).dt.strftime("%Y-%m-%d")
 
 
-def render_outbox(log: pd.DataFrame, plan_date: str) -> dict[str, bytes]:
-    """The outbox files for the exportable decisions of `log`, as bytes (manifest last)."""
+def render_outbox(log: pd.DataFrame, plan_date: str, model_versions: list[str] = (), policy_version: str | None = None) -> dict[str, bytes]:
+    """The outbox files for the exportable decisions of `log`, as bytes (manifest last).
+
+    The manifest names the model and policy versions of the plan even when no decision was made."""
     ok = log[log["status"].isin(EXPORTABLE)].sort_values("decision_id")
     po = ok[ok["decision_type"] == "purchase_order"]
     rp = ok[ok["decision_type"].isin(["store_replenishment", "transfer"])]
@@ -69,8 +71,8 @@ def render_outbox(log: pd.DataFrame, plan_date: str) -> dict[str, bytes]:
         "plan_date": plan_date,
         "effective_date": (pd.Timestamp(plan_date) + pd.Timedelta(days=1)).date().isoformat(),
         "files": {n: {"rows": len(frames[n]), "sha256": hashlib.sha256(out[n]).hexdigest()} for n in FILES},
-        "model_versions": sorted(set(log["model_version"].dropna().astype(str))) if len(log) else [],
-        "policy_versions": sorted(set(log["policy_version"].dropna().astype(str))) if len(log) else [],
+        "model_versions": sorted(set(log["model_version"].dropna().astype(str)) | set(model_versions)),
+        "policy_versions": sorted(set(log["policy_version"].dropna().astype(str)) | ({policy_version} if policy_version else set())),
         "decisions_by_status": {k: int(v) for k, v in sorted(log["status"].value_counts().items())} if len(log) else {},
     }
     out["manifest.json"] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()

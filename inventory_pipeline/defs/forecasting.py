@@ -6,7 +6,7 @@ import pandas as pd
 from ..contracts.outputs import DemandForecast
 from ..core.forecasting import ForecastConfig, backtest, forecast_demand
 from ..core.plots import plot_forecasts
-from ..core.tracking import log_run
+from ..core.tracking import fingerprint, log_run
 from ._common import contract_check, contract_spec, model_key, preview
 from .partitions import daily_partitions
 from .resources import MlflowResource, PolicyResource, WarehouseResource
@@ -30,11 +30,14 @@ def demand_forecast(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     start = (pd.Timestamp(d) - pd.Timedelta(days=cfg.history_days)).date().isoformat()
     history = wh.read_model(
         "select location_id, sku_id, date, units_sold, is_stockout from marts.fct_daily_demand "
-        "where date <= cast(? as date) and date > cast(? as date)", [d, start])
+        "where date <= cast(? as date) and date > cast(? as date) order by location_id, sku_id, date", [d, start])
     context.log.info(f"forecasting {history.groupby(['location_id', 'sku_id']).ngroups} series from {len(history)} rows")
     fc = forecast_demand(history, d, cfg)
     metrics = backtest(history, d, cfg, horizon=14)
     classes = fc.drop_duplicates(["location_id", "sku_id"])["demand_class"].value_counts().to_dict()
+    # the version is what made the forecast (configuration, policy, data), never when it ran:
+    # re-running the partition yields the same version, the same MLflow run and the same outbox
+    version = "demand_forecast/" + fingerprint(cfg, pol.tag, history)
     plot = plot_forecasts(history, fc, wh.root / "plots" / "demand_forecast" / f"{d}.png")
     run_id = log_run(
         mlflow.tracking_uri, mlflow.artifact_root, mlflow.experiment, run_name=f"demand_forecast {d}",
@@ -42,9 +45,8 @@ def demand_forecast(context: dg.AssetExecutionContext, warehouse: WarehouseResou
                 "model_smooth": f"SeasonalNaive({cfg.season_length})", "model_intermittent": "CrostonSBA+conformal",
                 "model_new": "PoissonMean", "intermittent_adi": cfg.intermittent_adi, "policy_version": pol.tag},
         metrics={**metrics, **{f"series_{k}": v for k, v in classes.items()}, "series": sum(classes.values())},
-        artifacts=[plot], tags={"dagster_run_id": context.run_id, "partition": d},
+        artifacts=[plot], tags={"dagster_run_id": context.run_id, "partition": d}, version=version,
     )
-    version = f"demand_forecast/{run_id}"
     fc["model_version"] = version
     wh.write("demand_forecast", fc, d)
     return dg.MaterializeResult(

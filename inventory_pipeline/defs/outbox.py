@@ -10,7 +10,7 @@ import dagster as dg
 from ..core.outbox import render_outbox, write_local, write_s3
 from .decisions import decision_log
 from .partitions import daily_partitions
-from .resources import OutboxResource, WarehouseResource
+from .resources import OutboxResource, PolicyResource, WarehouseResource
 
 
 @dg.asset(
@@ -21,10 +21,13 @@ from .resources import OutboxResource, WarehouseResource
                                    description="every file's row count and sha256 match manifest.json")],
     description="Approved decisions for the ERP: purchase_orders, transfers, price_changes, manifest (written last).",
 )
-def erp_outbox(context: dg.AssetExecutionContext, warehouse: WarehouseResource, outbox: OutboxResource):
+def erp_outbox(context: dg.AssetExecutionContext, warehouse: WarehouseResource, outbox: OutboxResource,
+               policy: PolicyResource):
     d = context.partition_key
-    log = warehouse.get().read("decision_log", d)
-    files = render_outbox(log, d)
+    wh = warehouse.get()
+    log = wh.read("decision_log", d)
+    versions = wh.read("demand_forecast", d)["model_version"].unique().tolist()
+    files = render_outbox(log, d, model_versions=versions, policy_version=policy.load().tag)
     manifest = json.loads(files["manifest.json"])
     if outbox.uri.startswith("s3://"):
         u = urlparse(outbox.uri)

@@ -27,7 +27,7 @@ def price_recommendations(context: dg.AssetExecutionContext, warehouse: Warehous
     start = (pd.Timestamp(d) - pd.Timedelta(days=90)).date().isoformat()
     history = wh.read_model(
         "select location_id, sku_id, date, unit_price, price_observed, on_promo from marts.fct_daily_demand "
-        "where date <= cast(? as date) and date > cast(? as date)", [d, start])
+        "where date <= cast(? as date) and date > cast(? as date) order by location_id, sku_id, date", [d, start])
     products = wh.read_model("select * from marts.dim_products")
     recs = recommend_prices(fc, history, products, d)
     wh.write("price_recommendations", recs, d)

@@ -22,6 +22,8 @@ from .policies import BaselinePolicy
 
 
 def _fmt_order_id(order_id: np.ndarray, kind: np.ndarray, sku_ids: np.ndarray, sku: np.ndarray) -> np.ndarray:
+    if len(order_id) == 0:
+        return np.array([], dtype=object)
     prefix = np.where(kind == KIND_STORE, "ST", "PO")
     ids = np.char.add(prefix.astype(str), np.char.zfill(order_id.astype(str), 9))
     launch = (kind == KIND_LAUNCH_DC) | (kind == KIND_LAUNCH_STORE)
@@ -29,6 +31,14 @@ def _fmt_order_id(order_id: np.ndarray, kind: np.ndarray, sku_ids: np.ndarray, s
         ids = ids.astype(object)
         ids[launch] = np.char.add("LAUNCH-", sku_ids[sku[launch]].astype(str))
     return ids
+
+
+def _pick(mask: np.ndarray, ids_if: np.ndarray, ids_else: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """ids_if[idx] where mask, ids_else[idx] elsewhere (positions index different id lists)."""
+    out = np.empty(len(idx), dtype=object)
+    out[mask] = ids_if[idx[mask]]
+    out[~mask] = ids_else[idx[~mask]]
+    return out
 
 
 class LandingWriter:
@@ -88,8 +98,7 @@ class LandingWriter:
         )
         r = rec.receipts
         to_store = np.isin(r["kind"], TO_STORE_KINDS)
-        rec_loc = np.where(to_store, self.store_ids[np.minimum(r["dest"], len(self.store_ids) - 1)],
-                           self.dc_ids[np.minimum(r["dest"], len(self.dc_ids) - 1)])
+        rec_loc = _pick(to_store, self.store_ids, self.dc_ids, r["dest"])
         receipts = pd.DataFrame(
             {
                 "date": d,
@@ -106,10 +115,8 @@ class LandingWriter:
             {
                 "order_id": _fmt_order_id(o["order_id"], o["kind"], self.sku_ids, o["sku"]),
                 "order_date": (start + pd.to_timedelta(o["order_day"], unit="D")).strftime("%Y-%m-%d"),
-                "source_id": np.where(is_store, self.dc_ids[np.minimum(o["src"], len(self.dc_ids) - 1)],
-                                      self.supplier_ids[np.minimum(o["src"], len(self.supplier_ids) - 1)]),
-                "location_id": np.where(is_store, self.store_ids[np.minimum(o["dest"], len(self.store_ids) - 1)],
-                                        self.dc_ids[np.minimum(o["dest"], len(self.dc_ids) - 1)]),
+                "source_id": _pick(is_store, self.dc_ids, self.supplier_ids, o["src"]),
+                "location_id": _pick(is_store, self.store_ids, self.dc_ids, o["dest"]),
                 "sku_id": self.sku_ids[o["sku"]],
                 "units": o["ordered"],
                 "expected_date": (start + pd.to_timedelta(o["expected_day"], unit="D")).strftime("%Y-%m-%d"),

@@ -1,0 +1,43 @@
+# Set-up and everyday commands. Needs only Python 3.11 and make.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+export INVENTORY_PIPELINE_HOME ?= $(CURDIR)
+
+.PHONY: install manifest demo test dev bench mlflow-ui clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check uv==0.13.8
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -c constraints.txt -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed manifest
+
+# dagster-dbt loads dbt_project/target/manifest.json: build it from the current models, every time
+manifest: $(VENV)/.installed
+	cd dbt_project && PATH=$(CURDIR)/$(BIN):$$PATH ../$(BIN)/dbt parse --quiet
+
+$(DAGSTER_HOME)/dagster.yaml:
+	mkdir -p $(DAGSTER_HOME)
+	printf 'telemetry:\n  enabled: false\n' > $@
+
+demo: install $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/inventory-pipeline demo
+
+test: install
+	$(BIN)/pytest -n 2 -q
+
+dev: install $(DAGSTER_HOME)/dagster.yaml
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+mlflow-ui: install
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow/mlflow.db -h 127.0.0.1 -p 5000
+
+# Benchmarks arrive with issue #3; until then this says so instead of pretending.
+bench: install
+	@echo "make bench: no benchmarks yet (issue #3 adds them: speed, memory and cost at M5 scale)"
+
+clean:
+	rm -rf data .dagster_home mlflow/mlflow.db mlflow/artifacts dbt_project/target
