@@ -15,7 +15,7 @@ def print_summary(plan_date: str) -> None:
     s = settings()
     wh = Warehouse(s.warehouse_dir)
     pol = load_policy(s.policy_path)
-    print(f"\\n=== inventory_pipeline: plan {plan_date} (takes effect the next day) ===")
+    print(f"\n=== inventory_pipeline: plan {plan_date} (takes effect the next day) ===")
     for table in ("demand_forecast", "price_recommendations", "replenishment_orders", "rebalancing_transfers", "decision_log"):
         n = len(wh.read(table, plan_date)) if wh.exists(table, plan_date) else "missing"
         print(f"  {table:<24} {n} rows")
@@ -24,7 +24,7 @@ def print_summary(plan_date: str) -> None:
         "join marts.dim_products p using (sku_id) where f.date > cast(? as date) - interval 364 day and f.date <= cast(? as date)",
         [plan_date, plan_date])
     k = history_kpis(daily, pol.costs.annual_holding_rate)
-    print(f"\\nstore KPIs over the last {k['days']} days of history (the baseline rule that generated it):")
+    print(f"\nstore KPIs over the last {k['days']} days of history (the baseline rule that generated it):")
     print(f"  stockout rate {k['stockout_rate']:.2%}   inventory turns {k['inventory_turns']:.1f}   "
           f"avg inventory value {k['avg_inventory_value']:,.0f}")
     print(f"  revenue {k['revenue']:,.0f}   gross margin {k['gross_margin']:,.0f}   carrying cost {k['carrying_cost']:,.0f} "
@@ -37,6 +37,6 @@ def print_summary(plan_date: str) -> None:
     if manifest.is_file():
         m = json.loads(manifest.read_text())
         rows = ", ".join(f"{n} {v['rows']}" for n, v in m["files"].items())
-        print(f"\\nERP outbox {out}: {rows}; decisions {m['decisions_by_status']}")
-    print(f"\\nOpen the Dagster UI with `make dev` (http://127.0.0.1:3000) and MLflow with `make mlflow-ui` "
+        print(f"\nERP outbox {out}: {rows}; decisions {m['decisions_by_status']}")
+    print(f"\nOpen the Dagster UI with `make dev` (http://127.0.0.1:3000) and MLflow with `make mlflow-ui` "
           f"(http://127.0.0.1:5000).")
