@@ -15,7 +15,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 install: $(VENV)/.installed manifest
 
-# dagster-dbt loads dbt_project/target/manifest.json: build it from the current models, every time
+# dagster-dbt loads dbt_project/target/manifest.json: build it from the current models (the code
+# location also re-parses at load time when a model is newer than the manifest)
 manifest: $(VENV)/.installed
 	cd dbt_project && PATH=$(CURDIR)/$(BIN):$$PATH ../$(BIN)/dbt parse --quiet
 
