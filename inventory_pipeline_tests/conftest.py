@@ -2,8 +2,6 @@
 manifest is built from the current models (never a stale committed file)."""
 
 import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -21,10 +19,7 @@ def pytest_configure(config):
     os.environ["INVENTORY_PIPELINE_WAREHOUSE_DIR"] = str(home / "data" / "warehouse")
     os.environ.setdefault("DAGSTER_HOME", str(home / "dagster_home"))
     (home / "dagster_home").mkdir(exist_ok=True)
-    manifest = ROOT / "dbt_project" / "target" / "manifest.json"
-    if not manifest.exists() and not hasattr(config, "workerinput"):
-        dbt = Path(sys.executable).parent / "dbt"
-        subprocess.run([str(dbt), "parse", "--quiet"], cwd=ROOT / "dbt_project", check=True)
+    # the dbt manifest is (re)built by inventory_pipeline.defs.dbt.ensure_manifest at import
 
 
 @pytest.fixture
