@@ -32,6 +32,29 @@ def _run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    import time
+
+    from .config import settings
+    from .simulation.evaluation import EvaluationConfig, evaluate, headline_text, load_network, scenario_table, write_report
+
+    s = settings()
+    landing = args.landing or s.landing_uri
+    out = args.out or str(s.warehouse_dir.parent / "evaluation")
+    t0 = time.perf_counter()
+    ecfg = EvaluationConfig(days=args.days, cadence_days=args.cadence, service_level=args.service_level,
+                            frontier=not args.no_frontier, scenarios=not args.no_scenarios, jobs=args.jobs)
+    report = evaluate(load_network(landing), args.policy or s.policy_path, ecfg,
+                      progress=(lambda m: print(m, file=sys.stderr, flush=True)) if not args.quiet else None)
+    paths = write_report(report, out)
+    print(headline_text(report))
+    if report.get("scenarios"):
+        print("\nstress scenarios:")
+        print(scenario_table(report).to_string(index=False))
+    print(f"\nwrote {', '.join(str(p) for p in paths.values())} ({time.perf_counter() - t0:.0f} s)")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     import os
     import time
@@ -51,6 +74,10 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"  {gen['first_date']} .. {gen['last_date']}: history fill rate {gen['fill_rate']:.1%}, "
           f"stockout rate {gen['stockout_rate']:.2%} under the baseline rule ({gen['seconds']} s)", flush=True)
     rc = _run(argparse.Namespace(date=None, first_date=None))
+    print(f"\ndigital twin: the pipeline's stages against the baseline rule over the last {args.eval_days} days "
+          f"(full report with frontier and stress scenarios: `inventory-pipeline evaluate`)", flush=True)
+    _evaluate(argparse.Namespace(landing=None, out=None, days=args.eval_days, cadence=7, service_level=None,
+                                 no_frontier=True, no_scenarios=True, jobs=2, policy=None, quiet=True))
     print(f"\nmake demo finished in {time.perf_counter() - t0:.0f} s")
     return rc
 
@@ -84,7 +111,21 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--skus", type=int, default=60)
     d.add_argument("--days", type=int, default=365)
     d.add_argument("--seed", type=int, default=42)
+    d.add_argument("--eval-days", type=int, default=90, help="days of the digital-twin comparison")
     d.set_defaults(func=_demo)
+
+    e = sub.add_parser("evaluate", help="digital twin: pipeline vs the baseline rule (KPIs, frontier, stress scenarios)")
+    e.add_argument("--landing", help="landing zone written by `generate` (default: INVENTORY_PIPELINE_LANDING_URI)")
+    e.add_argument("--days", type=int, default=90, help="evaluation window: the last N days of the network")
+    e.add_argument("--out", help="report folder (default: data/evaluation)")
+    e.add_argument("--cadence", type=int, default=7, help="the pipeline re-forecasts every N days (1 = daily)")
+    e.add_argument("--service-level", type=float, help="the pipeline's service level (default: the policy file's)")
+    e.add_argument("--policy", help="policy YAML (default: INVENTORY_PIPELINE_POLICY or the packaged one)")
+    e.add_argument("--jobs", type=int, default=2, help="worker processes")
+    e.add_argument("--no-frontier", action="store_true", help="skip the safety-days / service-level sweep")
+    e.add_argument("--no-scenarios", action="store_true", help="skip the stress scenarios")
+    e.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    e.set_defaults(func=_evaluate)
 
     sm = sub.add_parser("summary", help="print the KPI summary of a materialised plan date")
     sm.add_argument("--date", required=True)

@@ -38,6 +38,13 @@ class ForecastConfig:
         return self.conformal_windows * self.horizon_days + self.season_length + 1
 
 
+def forecast_config(policy) -> ForecastConfig:
+    """The forecast configuration a versioned decision policy sets (used by the asset and the twin)."""
+    f = policy.forecast
+    return ForecastConfig(horizon_days=f.horizon_days, history_days=f.history_days, season_length=f.season_length,
+                          intermittent_adi=f.intermittent_adi)
+
+
 def prepare_series(history: pd.DataFrame, plan_date: str, cfg: ForecastConfig) -> pd.DataFrame:
     """`history`: location_id, sku_id, date, units_sold (one row per carried day).
 

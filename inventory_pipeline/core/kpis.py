@@ -43,3 +43,118 @@ def history_kpis(daily: pd.DataFrame, annual_holding_rate: float) -> dict:
         "carrying_cost_pct_revenue": cc / revenue if revenue else float("nan"),
         "inventory_turns": (cogs * 365.0 / days) / avg_inv if days and avg_inv else float("nan"),
     }
+
+
+# ---- KPIs of a simulated (or replayed) run: demand is known -------------------------------------
+
+TWIN_KPIS = (
+    "stockout_rate", "fill_rate", "lost_sales_units", "demand_units", "sales_units", "revenue", "gross_margin",
+    "gross_margin_pct", "avg_inventory_value", "avg_store_inventory_value", "carrying_cost",
+    "carrying_cost_pct_inventory_value", "carrying_cost_pct_revenue", "inventory_turns", "orders",
+    "purchase_orders", "store_replenishments", "transfers", "price_changes",
+)
+# lower is better for these (the report colours a change by it)
+LOWER_IS_BETTER = {
+    "stockout_rate", "lost_sales_units", "avg_inventory_value", "avg_store_inventory_value", "carrying_cost",
+    "carrying_cost_pct_inventory_value", "carrying_cost_pct_revenue", "orders", "purchase_orders",
+    "store_replenishments", "transfers", "price_changes",
+}
+
+
+def _ratio(a: float, b: float) -> float:
+    return float(a / b) if b else float("nan")
+
+
+def forecast_error_kpis(acc: dict, horizon: int) -> dict:
+    """WAPE, MASE, MAPE and bias of the forecast `horizon` days ahead against realised demand.
+
+    `acc` holds per-series (store x SKU) sums over the scored days: `fc_h{h}_abs_err` (|f - a|),
+    `fc_h{h}_err` (f - a), `fc_h{h}_actual` (a), `fc_h{h}_n` (days scored), `fc_h{h}_ape_sum` and
+    `fc_h{h}_ape_n` (|f - a| / a over days with a > 0), and the MASE scale `naive_abs_err` /
+    `naive_n` (mean |a_t - a_{t-7}| of the realised demand, the seasonal-naive error).
+
+    WAPE = sum|f - a| / sum a; bias = sum(f - a) / sum a; MAPE = mean over non-zero days;
+    MASE = mean over series of (their MAE / their seasonal-naive MAE), series with a zero scale
+    left out (Hyndman & Koehler 2006).
+    """
+    p = f"fc_h{horizon}_"
+    abs_err, actual = np.asarray(acc[p + "abs_err"], float), np.asarray(acc[p + "actual"], float)
+    n = np.asarray(acc[p + "n"], float)
+    scale = np.divide(acc["naive_abs_err"], acc["naive_n"], out=np.zeros_like(abs_err), where=np.asarray(acc["naive_n"]) > 0)
+    ok = (scale > 0) & (n > 0)
+    mase = float(np.mean(abs_err[ok] / n[ok] / scale[ok])) if ok.any() else float("nan")
+    return {
+        f"wape_h{horizon}": _ratio(abs_err.sum(), actual.sum()),
+        f"mase_h{horizon}": mase,
+        f"mape_h{horizon}": _ratio(np.sum(acc[p + "ape_sum"]), np.sum(acc[p + "ape_n"])),
+        f"bias_h{horizon}": _ratio(np.sum(acc[p + "err"]), actual.sum()),
+    }
+
+
+def twin_kpis(store: dict, dc: dict | None, days: int, annual_holding_rate: float,
+              horizons: tuple[int, ...] = (1, 7, 14)) -> dict:
+    """The DESIGN.md KPIs from a simulation's accumulators (sums over `days` measured days).
+
+    `store`: arrays per store x SKU (any shape; summed) -- demand, sales, lost, revenue, cogs,
+    stockout_days, active_days, inventory_value_days, order_lines, transfer_lines,
+    price_changes and the forecast-error sums of `forecast_error_kpis`. `dc`: arrays per DC x
+    SKU -- inventory_value_days, order_lines (None: a store-only view, e.g. per store).
+    Inventory value and carrying cost cover stores and DCs; turns = annualised COGS / average
+    inventory value.
+    """
+    s = {k: float(np.sum(v)) for k, v in store.items() if not k.startswith("fc_") and not k.startswith("naive")}
+    dc_inv = float(np.sum(dc["inventory_value_days"])) if dc else 0.0
+    po = float(np.sum(dc["order_lines"])) if dc else 0.0
+    inv_value_days = s["inventory_value_days"] + dc_inv
+    avg_inv = inv_value_days / days if days else float("nan")
+    cc = inv_value_days * annual_holding_rate / 365.0
+    revenue, cogs = s["revenue"], s["cogs"]
+    out = {
+        "stockout_rate": _ratio(s["stockout_days"], s["active_days"]),
+        "fill_rate": _ratio(s["sales"], s["demand"]),
+        "lost_sales_units": s["lost"],
+        "demand_units": s["demand"],
+        "sales_units": s["sales"],
+        "revenue": revenue,
+        "gross_margin": revenue - cogs,
+        "gross_margin_pct": _ratio(revenue - cogs, revenue),
+        "avg_inventory_value": avg_inv,
+        "avg_store_inventory_value": s["inventory_value_days"] / days if days else float("nan"),
+        "carrying_cost": cc,
+        "carrying_cost_pct_inventory_value": _ratio(cc, avg_inv),
+        "carrying_cost_pct_revenue": _ratio(cc, revenue),
+        "inventory_turns": _ratio(cogs * 365.0 / days, avg_inv) if days else float("nan"),
+        "orders": s["order_lines"] + po,
+        "purchase_orders": po,
+        "store_replenishments": s["order_lines"],
+        "transfers": s["transfer_lines"],
+        "price_changes": s["price_changes"],
+    }
+    for h in horizons:
+        if f"fc_h{h}_abs_err" in store:
+            out.update(forecast_error_kpis(store, h))
+    return out
+
+
+def relative_change(base: dict, new: dict) -> dict:
+    """(new - base) / |base| per KPI present in both (nan where the base is 0 or missing)."""
+    out = {}
+    for k, b in base.items():
+        if k in new and isinstance(b, (int, float)) and isinstance(new[k], (int, float)):
+            out[k] = float((new[k] - b) / abs(b)) if b and np.isfinite(b) and np.isfinite(new[k]) else float("nan")
+    return out
+
+
+def abc_classes(value: np.ndarray, a: float = 0.8, b: float = 0.95) -> np.ndarray:
+    """ABC class per item from its value (e.g. revenue): A = the items making the first `a` of
+    the total, B up to `b`, C the rest. Ties broken by position; zero-value items are C."""
+    v = np.asarray(value, float)
+    order = np.argsort(-v, kind="stable")
+    total = v.sum()
+    cls = np.full(len(v), "C", dtype=object)
+    if total <= 0:
+        return cls
+    before = (np.cumsum(v[order]) - v[order]) / total  # share of the total before this item
+    cls[order] = np.where(before < a, "A", np.where(before < b, "B", "C"))
+    cls[v <= 0] = "C"
+    return cls

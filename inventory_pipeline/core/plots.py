@@ -36,3 +36,90 @@ def plot_forecasts(history: pd.DataFrame, forecast: pd.DataFrame, path: str | Pa
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    fig.clf()
+    return path
+
+
+COLOURS = {"baseline": "tab:orange", "pipeline": "tab:blue"}
+
+
+def plot_frontier(frontier: dict, path: str | Path) -> Path:
+    """Stockout rate against average inventory value, one curve per policy, points labelled by
+    the knob swept (baseline safety days, pipeline service level)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for pol, knob, fmt in (("baseline", "safety_days", "{:g} d"), ("pipeline", "service_level", "{:.1%}")):
+        pts = sorted(frontier[pol], key=lambda q: q["avg_inventory_value"])
+        x = [q["avg_inventory_value"] for q in pts]
+        y = [q["stockout_rate"] * 100 for q in pts]
+        ax.plot(x, y, "o-", color=COLOURS[pol], label=f"{pol} ({knob.replace('_', ' ')})")
+        for q, xi, yi in zip(pts, x, y):
+            ax.annotate(fmt.format(q[knob]), (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set_xlabel("average inventory value (stores + DCs, at cost)")
+    ax.set_ylabel("stockout rate (% of active store-SKU-days)")
+    ax.set_title("Trade-off frontier: lower-left is better")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    out = _save(fig, path)
+    plt.close(fig)
+    return out
+
+
+def plot_inventory(daily: dict[str, pd.DataFrame], path: str | Path) -> Path:
+    """Inventory value (stores, DCs) and stockout share per day, per policy."""
+    plt = _plt()
+    fig, axes = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
+    for pol, d in daily.items():
+        c = COLOURS.get(pol)
+        axes[0].plot(d["date"], d["store_inventory_value"], color=c, label=f"{pol} stores")
+        axes[0].plot(d["date"], d["dc_inventory_value"], color=c, ls="--", label=f"{pol} DCs")
+        axes[1].plot(d["date"], 100 * d["stockouts"] / d["active"].clip(lower=1), color=c, label=pol)
+    axes[0].set_ylabel("inventory value at cost")
+    axes[0].legend(fontsize=8, ncol=2)
+    axes[1].set_ylabel("stockout share %")
+    axes[1].legend(fontsize=8)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    out = _save(fig, path)
+    plt.close(fig)
+    return out
+
+
+def plot_twin_series(samples: dict[str, dict], labels: list[tuple[str, str]], path: str | Path) -> Path:
+    """Per sample store x SKU: true demand, each policy's 1-day-ahead forecast and its stock."""
+    plt = _plt()
+    keys = list(next(iter(samples.values())).keys())
+    fig, axes = plt.subplots(len(keys), 1, figsize=(10, 2.4 * max(len(keys), 1)), squeeze=False)
+    for ax, key, (loc, sku) in zip(axes[:, 0], keys, labels):
+        first = next(iter(samples.values()))[key]
+        stock = ax.twinx()  # stock on its own axis: it is an order of magnitude above daily demand
+        ax.plot(first["date"], first["demand"], color="0.3", lw=1, label="true demand")
+        for pol, s in samples.items():
+            d = s[key]
+            ax.plot(d["date"], d["forecast_h1"], color=COLOURS.get(pol), lw=1.2, label=f"{pol} forecast (1 day ahead)")
+            stock.plot(d["date"], d["on_hand"], color=COLOURS.get(pol), lw=0.8, ls=":", label=f"{pol} on hand (right)")
+        ax.set_ylabel("units / day")
+        stock.set_ylabel("on hand")
+        ax.set_title(f"{loc} / {sku}", fontsize=9)
+        h1, l1 = ax.get_legend_handles_labels()
+        h2, l2 = stock.get_legend_handles_labels()
+        ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="upper left", ncol=3)
+    out = _save(fig, path)
+    plt.close(fig)
+    return out

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+PRICING_HISTORY_DAYS = 90  # days of fct_daily_demand the stage reads (current prices, later elasticities)
 PRICE_COLUMNS = [
     "location_id", "sku_id", "current_price", "recommended_price", "unit_cost", "elasticity",
     "elasticity_confidence", "demand_multiplier", "expected_units_current", "expected_units_recommended",

@@ -16,6 +16,15 @@ TRANSFER_COLUMNS = [
 STATUS = "not implemented yet: no store-to-store transfers are proposed (issue #6)"
 
 
-def plan_transfers(*_args, **_kwargs) -> pd.DataFrame:
-    """No transfers yet: an empty table with the stage's output columns."""
+def plan_transfers(
+    forecast: pd.DataFrame,
+    positions: pd.DataFrame,
+    locations: pd.DataFrame,
+    lanes: pd.DataFrame,
+    products: pd.DataFrame,
+    plan_date: str,
+) -> pd.DataFrame:
+    """Store -> store transfers for plan_date + 1 (the interface the asset and the twin call).
+
+    No transfers yet: an empty table with the stage's output columns."""
     return pd.DataFrame({c: pd.Series(dtype="object") for c in TRANSFER_COLUMNS}).astype({"units": "int64"})

@@ -4,7 +4,7 @@ import dagster as dg
 import pandas as pd
 
 from ..contracts.outputs import DemandForecast
-from ..core.forecasting import ForecastConfig, backtest, forecast_demand
+from ..core.forecasting import backtest, forecast_config, forecast_demand
 from ..core.plots import plot_forecasts
 from ..core.tracking import fingerprint, log_run
 from ._common import contract_check, contract_spec, model_key, preview
@@ -24,8 +24,7 @@ def demand_forecast(context: dg.AssetExecutionContext, warehouse: WarehouseResou
                     mlflow: MlflowResource):
     d = context.partition_key
     pol = policy.load()
-    cfg = ForecastConfig(horizon_days=pol.forecast.horizon_days, history_days=pol.forecast.history_days,
-                         season_length=pol.forecast.season_length, intermittent_adi=pol.forecast.intermittent_adi)
+    cfg = forecast_config(pol)
     wh = warehouse.get()
     start = (pd.Timestamp(d) - pd.Timedelta(days=cfg.history_days)).date().isoformat()
     history = wh.read_model(

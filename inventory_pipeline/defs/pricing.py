@@ -5,7 +5,7 @@ import dagster as dg
 import pandas as pd
 
 from ..contracts.outputs import PriceRecommendations
-from ..core.pricing import recommend_prices
+from ..core.pricing import PRICING_HISTORY_DAYS, recommend_prices
 from ._common import contract_check, contract_spec, model_key, preview
 from .forecasting import demand_forecast
 from .partitions import daily_partitions
@@ -24,7 +24,7 @@ def price_recommendations(context: dg.AssetExecutionContext, warehouse: Warehous
     d = context.partition_key
     wh = warehouse.get()
     fc = wh.read("demand_forecast", d)
-    start = (pd.Timestamp(d) - pd.Timedelta(days=90)).date().isoformat()
+    start = (pd.Timestamp(d) - pd.Timedelta(days=PRICING_HISTORY_DAYS)).date().isoformat()
     history = wh.read_model(
         "select location_id, sku_id, date, unit_price, price_observed, on_promo from marts.fct_daily_demand "
         "where date <= cast(? as date) and date > cast(? as date) order by location_id, sku_id, date", [d, start])

@@ -5,7 +5,10 @@ mean[l, s, t] = base_rate[s] x store_factor[l] x weekly[cat, dow] x yearly(doy) 
 demand ~ NegativeBinomial(mean, k)   (a Gamma-Poisson mixture; small k = lumpy slow movers)
 
 Draws come from their own random stream per day, so every policy simulated on the same network
-and seed faces exactly the same demand (common random numbers).
+and seed faces exactly the same demand (common random numbers). A policy that changes a price
+changes the mean of that store x SKU only; its draw is coupled to the reference draw by the
+probability integral transform (same quantile of the new distribution), so demand stays
+identical everywhere else and moves monotonically with the price where it changed.
 """
 
 from __future__ import annotations
@@ -48,12 +51,13 @@ class DemandModel:
         )
 
     def mean(self, t: int, price_factor: np.ndarray | None = None) -> np.ndarray:
-        """Expected demand per store and SKU, shape (L, S). `price_factor` scales the shelf price
-        (a pricing policy's decision) and moves demand through the elasticity."""
-        m = self.sku_mean(t)
+        """Expected demand per store and SKU, shape (L, S). `price_factor` ((S,) or (L, S))
+        scales the shelf price (a pricing policy's decision) and moves demand through the
+        elasticity."""
+        m = self.net.store_factor[:, None] * self.sku_mean(t)[None, :]
         if price_factor is not None:
-            m = m * np.asarray(price_factor) ** self.net.sku_elasticity
-        return self.net.store_factor[:, None] * m[None, :]
+            m = m * np.asarray(price_factor, dtype=float) ** self.net.sku_elasticity[None, :]
+        return m
 
     def draw(self, t: int, mean: np.ndarray) -> np.ndarray:
         """Demand draw for absolute day t; the stream depends only on (seed, t)."""
@@ -61,3 +65,24 @@ class DemandModel:
         k = self.net.sku_dispersion[None, :]
         lam = rng.gamma(shape=k, scale=np.maximum(mean, 1e-12) / k)
         return rng.poisson(lam).astype(np.int64)
+
+    def draw_coupled(self, t: int, ref_mean: np.ndarray, ref_draw: np.ndarray, mean: np.ndarray) -> np.ndarray:
+        """Demand under `mean` coupled to `ref_draw` (drawn under `ref_mean`): cells whose mean did
+        not change keep their draw; changed cells take the same (randomised) quantile of their
+        new negative binomial. Exact in distribution, monotone in the mean, common random numbers."""
+        from scipy import stats
+
+        out = ref_draw.copy()
+        changed = ~np.isclose(mean, ref_mean, rtol=1e-12, atol=0.0)
+        if not changed.any():
+            return out
+        li, si = np.nonzero(changed)
+        k = self.net.sku_dispersion[si]
+        m0, m1 = np.maximum(ref_mean[li, si], 1e-12), np.maximum(mean[li, si], 1e-12)
+        d0 = ref_draw[li, si]
+        v = np.random.default_rng(np.random.SeedSequence([self._seed, 5, t])).random(ref_draw.shape)[li, si]
+        lo = stats.nbinom.cdf(d0 - 1, k, k / (k + m0))
+        hi = stats.nbinom.cdf(d0, k, k / (k + m0))
+        u = np.clip(lo + v * (hi - lo), 1e-12, 1 - 1e-12)
+        out[li, si] = stats.nbinom.ppf(u, k, k / (k + m1)).astype(np.int64)
+        return out

@@ -1,18 +1,23 @@
-"""Day-by-day simulation of a store network under a replenishment policy.
+"""The digital twin: a store network simulated day by day under a policy.
 
 Each day t:
-  1. orders due today arrive (suppliers -> DCs, DCs -> stores) and are logged as receipts;
-  2. demand is drawn (common random numbers) and served from store stock; unmet demand is lost;
-  3. the end-of-day inventory snapshot is taken;
-  4. the policy sees sales, on hand and open orders (never the true demand) and orders:
-     stores request from their DC (shipped today if the DC has the stock, shortages allocated
-     in proportion to the requests), DCs order from suppliers whose real lead time is drawn
-     from N(mean, std) while the ERP records the expected date from the mean;
-  5. the open-orders snapshot is taken.
+  0. new items get their launch fill;
+  1. orders due today arrive (suppliers -> DCs, DCs -> stores, store -> store transfers) and are
+     logged as receipts (a closed DC receives nothing until it reopens);
+  2. demand is drawn (common random numbers, see demand.py) and served from store stock; unmet
+     demand is lost;
+  3. the policy sees what a retailer sees -- sales, stock, open orders, prices, the observed
+     history (never the true demand) -- and decides store requests, purchase orders, transfers,
+     tomorrow's price factors, and (optionally) the forecast it acted on;
+  4. decisions are executed: DCs ship store requests (a short DC allocates in proportion to the
+     requests; a closed DC ships nothing), transfers leave the donor store (at most its stock,
+     only along lanes), purchase orders go to suppliers whose real lead time is drawn from
+     N(mean, std) (times a scenario factor) while the ERP records the expected date from the mean,
+     and some suppliers short-ship;
+  5. the end-of-day state is recorded (KPI accumulators from `measure_from` on, the observed
+     history, optional day records for a sink such as the landing-zone writer).
 
 Everything is vectorised over SKU x location; the only Python loop is over days.
-A `DayRecord` per simulated day (burn-in excluded) goes to an optional sink, e.g. the
-landing-zone writer.
 """
 
 from __future__ import annotations
@@ -25,11 +30,14 @@ import pandas as pd
 
 from .demand import DemandModel
 from .network import Network, day_dates
-from .policies import Observation, Orders, Policy
+from .policies import History, Observation, Orders, Policy
+from .scenarios import BASE, Scenario, apply_demand_side
 
-KIND_SUPPLIER, KIND_STORE, KIND_LAUNCH_DC, KIND_LAUNCH_STORE = 0, 1, 2, 3
-TO_STORE_KINDS = (KIND_STORE, KIND_LAUNCH_STORE)
+KIND_SUPPLIER, KIND_STORE, KIND_LAUNCH_DC, KIND_LAUNCH_STORE, KIND_TRANSFER = 0, 1, 2, 3, 4
+TO_STORE_KINDS = (KIND_STORE, KIND_LAUNCH_STORE, KIND_TRANSFER)
 MA_WINDOW = 28
+FORECAST_HORIZONS = (1, 7, 14)  # forecast errors are scored at these horizons (days ahead)
+NAIVE_LAG = 7  # MASE scale: the seasonal-naive (lag 7) error of the realised demand
 
 
 @dataclass
@@ -40,15 +48,24 @@ class DayRecord:
     date: pd.Timestamp
     demand: np.ndarray  # (L, S)
     sales: np.ndarray  # (L, S)
-    price: np.ndarray  # (S,)
+    price: np.ndarray  # (L, S) shelf price
     promo: np.ndarray  # (S,)
     store_on_hand: np.ndarray  # (L, S) end of day
     dc_on_hand: np.ndarray  # (D, S) end of day
     store_carried: np.ndarray  # (L, S) bool
     dc_carried: np.ndarray  # (D, S) bool
-    receipts: dict  # arrays: order_id, kind, dest, sku, units (dest is store or DC position)
+    receipts: dict  # arrays: order_id, kind, dest, sku, units, order_day (dest is store or DC position)
     open_orders: dict  # arrays of the pending book after today's orders
     dc_shipped: np.ndarray  # (D, S) units shipped to stores today
+    transfers_out: np.ndarray  # (L, S) units that left each store on a transfer today
+    start_on_hand: np.ndarray  # (L, S) store stock at the start of the day (before receipts)
+
+
+STORE_ACC = (
+    "demand", "sales", "lost", "revenue", "cogs", "stockout_days", "active_days", "inventory_value_days",
+    "inventory_units_days", "order_lines", "transfer_lines", "transfer_units", "price_changes",
+)
+DC_ACC = ("inventory_value_days", "order_lines", "order_value")
 
 
 @dataclass
@@ -61,6 +78,11 @@ class SimulationResult:
     dc_orders: int = 0
     stockout_days: int = 0
     active_days: int = 0
+    measured_days: int = 0
+    store: dict = field(default_factory=dict)  # name -> (L, S) accumulator over measured days
+    dc: dict = field(default_factory=dict)  # name -> (D, S) accumulator
+    daily: pd.DataFrame | None = None  # one row per measured day (network totals)
+    samples: dict = field(default_factory=dict)  # (l, s) -> frame of demand, sales, on hand, forecast
     extra: dict = field(default_factory=dict)
 
 
@@ -80,14 +102,19 @@ class _OrderBook:
         for c in self.cols:
             self.a[c] = np.concatenate([self.a[c], np.broadcast_to(np.asarray(arrays[c], dtype=np.int64), (n,))])
 
+    def hold(self, kind: int, dest: int, until: int) -> None:
+        """Deliveries of `kind` to `dest` cannot arrive before `until` (a closed receiving dock)."""
+        m = (self.a["kind"] == kind) & (self.a["dest"] == dest) & (self.a["arrival_day"] < until)
+        self.a["arrival_day"] = np.where(m, until, self.a["arrival_day"])
+
     def pop_due(self, t: int) -> dict:
         due = self.a["arrival_day"] <= t
         out = {c: v[due] for c, v in self.a.items()}
         self.a = {c: v[~due] for c, v in self.a.items()}
         return out
 
-    def on_order(self, kind: int, shape: tuple[int, int]) -> np.ndarray:
-        m = self.a["kind"] == kind
+    def on_order(self, kinds: tuple[int, ...], shape: tuple[int, int]) -> np.ndarray:
+        m = np.isin(self.a["kind"], kinds)
         out = np.zeros(shape, dtype=np.int64)
         np.add.at(out, (self.a["dest"][m], self.a["sku"][m]), self.a["ordered"][m])
         return out
@@ -96,42 +123,107 @@ class _OrderBook:
         return {c: v.copy() for c, v in self.a.items()}
 
 
+def _lane_matrix(network: Network) -> np.ndarray:
+    """(L, L) store->store lane lead time in days, -1 where no lane exists."""
+    pos = {s: i for i, s in enumerate(network.store_ids)}
+    L = len(network.store_ids)
+    m = np.full((L, L), -1, dtype=np.int64)
+    lanes = network.lanes
+    ss = lanes[lanes["from_location_id"].isin(pos) & lanes["to_location_id"].isin(pos)]
+    m[ss["from_location_id"].map(pos).to_numpy(), ss["to_location_id"].map(pos).to_numpy()] = ss["lead_time_days"].to_numpy()
+    return m
+
+
+def _cap_by_stock(src: np.ndarray, sku: np.ndarray, units: np.ndarray, stock: np.ndarray) -> np.ndarray:
+    """Ship each line up to what its donor still holds after the earlier lines (vectorised)."""
+    key = src * stock.shape[1] + sku
+    order = np.argsort(key, kind="stable")
+    k, u = key[order], units[order]
+    cum = np.cumsum(u)
+    group_start = np.r_[True, k[1:] != k[:-1]]
+    before = cum - u - np.maximum.accumulate(np.where(group_start, cum - u, 0))  # earlier lines, same group
+    avail = stock.ravel()[k]
+    capped = np.clip(avail - before, 0, u)
+    out = np.empty_like(units)
+    out[order] = capped
+    return out
+
+
+def _per_dc(x: np.ndarray, store_dc: np.ndarray, D: int) -> np.ndarray:
+    out = np.zeros((D, x.shape[1]), dtype=x.dtype)
+    np.add.at(out, store_dc, x)
+    return out
+
+
 def simulate(
     network: Network,
     policy: Policy,
     sink: Callable[[DayRecord], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    *,
+    scenario: Scenario = BASE,
+    measure_from: int | None = None,
+    samples: list[tuple[int, int]] | None = None,
 ) -> SimulationResult:
+    """Run the network's whole horizon (burn-in included) under `policy`.
+
+    KPIs accumulate from absolute day `measure_from` (default: the end of the burn-in). Day
+    records go to `sink` from the end of the burn-in on. `samples` are (store, sku) positions
+    whose daily trajectories are kept for plots.
+    """
     cfg = network.config
+    B = cfg.burn_in_days
+    measure_from = B if measure_from is None else measure_from
+    network = apply_demand_side(network, scenario, measure_from)
     dm = DemandModel(network)
     dates = day_dates(cfg)
-    T, B = len(dates), cfg.burn_in_days
+    T = len(dates)
     L, S, D = len(network.store_ids), len(network.sku_ids), len(network.dc_ids)
-    case_pack, moq = network.case_pack, network.min_order_qty
+    case_pack, moq, unit_cost = network.case_pack, network.min_order_qty, network.unit_cost
     sup_mean = network.supplier_lt_mean[network.sku_supplier]
     sup_std = network.supplier_lt_std[network.sku_supplier]
     store_dc = network.store_dc
     store_lt = network.store_lead_time
+    lanes = _lane_matrix(network)
     launch_abs = network.sku_launch_day + B
     disc_abs = network.sku_discontinue_day + B
     lt_rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 3]))
+    outage = (scenario.window(measure_from), scenario.dc_outage) if scenario.dc_outage is not None else None
 
     # steady-state start: stock for the lead time plus the rule's buffers
     mu0 = dm.mean(0)
     launched0 = launch_abs <= 0
     store_oh = np.where(launched0, np.ceil(mu0 * (store_lt[:, None] + 14)), 0).astype(np.int64)
-    dc_mu0 = np.stack([mu0[store_dc == d].sum(axis=0) for d in range(D)])
+    dc_mu0 = _per_dc(mu0, store_dc, D)
     dc_oh = np.where(launched0, np.ceil(dc_mu0 * (sup_mean + 14)), 0).astype(np.int64)
     sales_ring = np.repeat(mu0[None], MA_WINDOW, axis=0)
     req_ring = np.repeat(dc_mu0[None], MA_WINDOW, axis=0)
     ring_days = np.full(S, MA_WINDOW)  # days of history inside the ring, per SKU (launches)
+    price_factor = np.ones((L, S))
+    history = History(dates, L, S)
     book = _OrderBook()
     next_id = 1
     res = SimulationResult(days=cfg.days)
+    res.store = {k: np.zeros((L, S)) for k in STORE_ACC}
+    res.dc = {k: np.zeros((D, S)) for k in DC_ACC}
+    H = FORECAST_HORIZONS
+    R = max(H) + 1
+    fc_ring = np.zeros((len(H), R, L, S))
+    fc_target = np.full((len(H), R), -1)
+    for h in H:
+        for k in ("abs_err", "actual", "err", "ape_sum", "ape_n", "n"):
+            res.store[f"fc_h{h}_{k}"] = np.zeros((L, S))
+    res.store["naive_abs_err"] = np.zeros((L, S))
+    res.store["naive_n"] = np.zeros((L, S))
+    demand_ring = np.zeros((NAIVE_LAG, L, S), dtype=np.int64)
+    daily_rows = []
+    samples = list(samples or [])
+    sample_rows = {p: [] for p in samples}
 
     for t in range(T):
         launched = launch_abs <= t
         orderable = launched & (t < disc_abs)
+        start_oh = store_oh.copy()
         # 0. launch fills: a planogram fill of two weeks of expected demand
         new = np.flatnonzero(launch_abs == t)
         launch_receipts = None
@@ -139,7 +231,7 @@ def simulate(
             mu = dm.mean(t)[:, new]
             fill = np.maximum(np.ceil(mu * 14), 1).astype(np.int64)
             store_oh[:, new] += fill
-            dc_fill = np.stack([fill[store_dc == d].sum(axis=0) for d in range(D)])
+            dc_fill = _per_dc(fill, store_dc, D)
             dc_oh[:, new] += dc_fill
             li, si = np.meshgrid(np.arange(L), new, indexing="ij")
             di, sj = np.meshgrid(np.arange(D), new, indexing="ij")
@@ -149,37 +241,46 @@ def simulate(
                 dest=np.concatenate([li.ravel(), di.ravel()]),
                 sku=np.concatenate([si.ravel(), sj.ravel()]),
                 units=np.concatenate([fill.ravel(), dc_fill.ravel()]),
+                order_day=np.full(L * len(new) + D * len(new), t),
             )
             sales_ring[:, :, new] = 0
             req_ring[:, :, new] = 0
             ring_days[new] = 0
 
-        # 1. arrivals
+        # 1. arrivals (a closed DC receives nothing: its deliveries wait for the reopening)
+        dc_closed = outage is not None and outage[0][0] <= t < outage[0][1]
+        if dc_closed:
+            book.hold(KIND_SUPPLIER, outage[1], outage[0][1])
         due = book.pop_due(t)
-        to_store = due["kind"] == KIND_STORE
+        to_store = np.isin(due["kind"], (KIND_STORE, KIND_TRANSFER))
         np.add.at(store_oh, (due["dest"][to_store], due["sku"][to_store]), due["units"][to_store])
         to_dc = due["kind"] == KIND_SUPPLIER
         np.add.at(dc_oh, (due["dest"][to_dc], due["sku"][to_dc]), due["units"][to_dc])
 
-        # 2. demand and sales
-        mean = dm.mean(t)
-        demand = dm.draw(t, mean)
+        # 2. demand and sales (prices set by the policy yesterday)
+        ref_mean = dm.mean(t)
+        demand = dm.draw(t, ref_mean)
+        price = network.price_path[t][None, :] * price_factor
+        if not np.all(price_factor == 1.0):
+            demand = dm.draw_coupled(t, ref_mean, demand, dm.mean(t, price_factor))
         sales = np.minimum(demand, store_oh)
         store_oh -= sales
+        store_carried = launched[None, :] & ((t < disc_abs)[None, :] | (store_oh > 0))
+        history.record(t, sales, store_oh, store_carried, price, network.promo_path[t])
 
-        # 3. observe and order
+        # 3. observe and decide
         slot = t % MA_WINDOW
         sales_ring[slot] = sales
         ring_days = np.minimum(ring_days + 1, MA_WINDOW)
         denom = np.maximum(ring_days, 1)
-        store_ma = sales_ring.sum(axis=0) / denom
         obs = Observation(
             t=t,
+            date=dates[t],
             store_on_hand=store_oh,
-            store_on_order=book.on_order(KIND_STORE, (L, S)),
+            store_on_order=book.on_order((KIND_STORE, KIND_TRANSFER), (L, S)),
             dc_on_hand=dc_oh,
-            dc_on_order=book.on_order(KIND_SUPPLIER, (D, S)),
-            store_sales_ma=store_ma,
+            dc_on_order=book.on_order((KIND_SUPPLIER,), (D, S)),
+            store_sales_ma=sales_ring.sum(axis=0) / denom,
             dc_requests_ma=req_ring.sum(axis=0) / denom,
             store_lead_time=store_lt,
             supplier_lead_time=sup_mean,
@@ -187,15 +288,25 @@ def simulate(
             min_order_qty=moq,
             orderable=orderable,
             launched=launched,
+            history=history,
+            price_factor=price_factor,
         )
         orders: Orders = policy.decide(obs)
-        req = np.asarray(orders.store, dtype=np.int64)
-        dc_req = np.stack([req[store_dc == d].sum(axis=0) for d in range(D)])
+
+        # 4a. prices for tomorrow
+        new_factor = price_factor if orders.price_factor is None else np.asarray(orders.price_factor, dtype=float)
+        price_changed = ~np.isclose(new_factor, price_factor) & store_carried
+        price_factor = np.where(store_carried, new_factor, price_factor)
+
+        # 4b. DC -> store shipments; a short DC allocates in proportion to the requests
+        req = np.where(launched[None, :], np.asarray(orders.store, dtype=np.int64), 0)
+        dc_req = _per_dc(req, store_dc, D)
         req_ring[slot] = dc_req
-        # DC fulfils store requests; a short DC allocates in proportion to the requests
         ratio = np.where(dc_req > 0, np.minimum(1.0, dc_oh / np.maximum(dc_req, 1)), 0.0)
+        if dc_closed:
+            ratio[outage[1]] = 0.0
         ship = np.floor(req * ratio[store_dc]).astype(np.int64)
-        dc_shipped = np.stack([ship[store_dc == d].sum(axis=0) for d in range(D)])
+        dc_shipped = _per_dc(ship, store_dc, D)
         dc_oh -= dc_shipped
         li, si = np.nonzero(ship)
         n = len(li)
@@ -204,10 +315,35 @@ def simulate(
             ordered=ship[li, si], units=ship[li, si], order_day=t, expected_day=t + store_lt[li], arrival_day=t + store_lt[li],
         )
         next_id += n
-        po = np.asarray(orders.dc, dtype=np.int64)
+
+        # 4c. store -> store transfers: along lanes only, at most the donor's stock
+        transfers_out = np.zeros((L, S), dtype=np.int64)
+        if orders.transfers is not None and len(orders.transfers["units"]):
+            tr = {k: np.asarray(v, dtype=np.int64) for k, v in orders.transfers.items()}
+            lt = lanes[tr["src"], tr["dest"]]
+            ok = (lt >= 0) & (tr["units"] > 0) & (tr["src"] != tr["dest"])
+            tr = {k: v[ok] for k, v in tr.items()}
+            lt = lt[ok]
+            # cap each line at what the donor still holds, lines served in the order given
+            units = _cap_by_stock(tr["src"], tr["sku"], tr["units"], store_oh)
+            np.subtract.at(store_oh, (tr["src"], tr["sku"]), units)
+            keep = units > 0
+            np.add.at(transfers_out, (tr["src"][keep], tr["sku"][keep]), units[keep])
+            n = int(keep.sum())
+            book.add(
+                order_id=np.arange(next_id, next_id + n), kind=KIND_TRANSFER, src=tr["src"][keep], dest=tr["dest"][keep],
+                sku=tr["sku"][keep], ordered=units[keep], units=units[keep], order_day=t, expected_day=t + lt[keep],
+                arrival_day=t + lt[keep],
+            )
+            next_id += n
+
+        # 4d. purchase orders: suppliers deliver only orderable items
+        po = np.where(orderable[None, :], np.asarray(orders.dc, dtype=np.int64), 0)
         di, sj = np.nonzero(po)
         n = len(di)
         real_lt = np.maximum(1, np.rint(lt_rng.normal(sup_mean[sj], sup_std[sj]))).astype(np.int64)
+        if scenario.lead_time_factor != 1.0 and scenario.active(t, measure_from):
+            real_lt = np.rint(real_lt * scenario.lead_time_factor).astype(np.int64)
         # suppliers sometimes short-ship: the ERP expects the ordered units, fewer arrive
         short = lt_rng.random(n) > network.supplier_fill_prob[network.sku_supplier[sj]]
         shipped = np.where(short, np.floor(po[di, sj] * lt_rng.uniform(0.3, 0.9, n)), po[di, sj])
@@ -218,10 +354,63 @@ def simulate(
         )
         next_id += n
 
+        # forecasts the policy acted on, scored when their target day's demand is known
+        if orders.forecast is not None:
+            f = np.asarray(orders.forecast)
+            for j, h in enumerate(H):
+                if h <= f.shape[0]:
+                    fc_ring[j, (t + h) % R] = f[h - 1]
+                    fc_target[j, (t + h) % R] = t + h
+
+        # 5. record
+        dc_carried = launched[None, :] & ((t < disc_abs)[None, :] | (dc_oh > 0))
+        if t >= measure_from:
+            acc = res.store
+            acc["demand"] += demand
+            acc["sales"] += sales
+            acc["lost"] += demand - sales
+            acc["revenue"] += sales * price
+            acc["cogs"] += sales * unit_cost[None, :]
+            acc["stockout_days"] += store_carried & (store_oh == 0)
+            acc["active_days"] += store_carried
+            acc["inventory_value_days"] += store_oh * unit_cost[None, :]
+            acc["inventory_units_days"] += store_oh
+            acc["order_lines"] += ship > 0
+            acc["transfer_lines"] += transfers_out > 0
+            acc["transfer_units"] += transfers_out
+            acc["price_changes"] += price_changed
+            res.dc["inventory_value_days"] += dc_oh * unit_cost[None, :]
+            res.dc["order_lines"] += po > 0
+            res.dc["order_value"] += po * unit_cost[None, :]
+            for j, h in enumerate(H):
+                if fc_target[j, t % R] == t:
+                    f = fc_ring[j, t % R]
+                    e = f - demand
+                    acc[f"fc_h{h}_abs_err"] += np.abs(e)
+                    acc[f"fc_h{h}_err"] += e
+                    acc[f"fc_h{h}_actual"] += demand
+                    acc[f"fc_h{h}_n"] += store_carried
+                    pos_d = demand > 0
+                    acc[f"fc_h{h}_ape_sum"] += np.where(pos_d, np.abs(e) / np.maximum(demand, 1), 0.0)
+                    acc[f"fc_h{h}_ape_n"] += pos_d
+            if t - measure_from >= NAIVE_LAG:
+                acc["naive_abs_err"] += np.abs(demand - demand_ring[t % NAIVE_LAG]) * store_carried
+                acc["naive_n"] += store_carried
+            res.measured_days += 1
+            daily_rows.append((
+                dates[t], float((store_oh * unit_cost).sum()), float((dc_oh * unit_cost).sum()), int(demand.sum()),
+                int(sales.sum()), int((store_carried & (store_oh == 0)).sum()), int(store_carried.sum()),
+                float((sales * price).sum()), int((ship > 0).sum() + (po > 0).sum()), int((transfers_out > 0).sum()),
+                int(price_changed.sum()),
+            ))
+            f1 = fc_ring[0, t % R] if fc_target[0, t % R] == t else None
+            for (l, s), rows in sample_rows.items():
+                rows.append((dates[t], int(demand[l, s]), int(sales[l, s]), int(store_oh[l, s]),
+                             float(f1[l, s]) if f1 is not None else np.nan, float(price[l, s])))
+        demand_ring[t % NAIVE_LAG] = demand
+
         if t < B:
             continue
-        store_carried = launched[None, :] & ((t < disc_abs)[None, :] | (store_oh > 0))
-        dc_carried = launched[None, :] & ((t < disc_abs)[None, :] | (dc_oh > 0))
         res.demand_units += int(demand.sum())
         res.sales_units += int(sales.sum())
         res.lost_units += int((demand - sales).sum())
@@ -232,15 +421,21 @@ def simulate(
         if progress is not None and (t - B) % 30 == 0:
             progress(t - B, cfg.days)
         if sink is not None:
-            receipts = {k: due[k] for k in ("order_id", "kind", "dest", "sku", "units")}
+            receipts = {k: due[k] for k in ("order_id", "kind", "dest", "sku", "units", "order_day")}
             if launch_receipts is not None:
                 receipts = {k: np.concatenate([receipts[k], launch_receipts[k]]) for k in receipts}
             sink(
                 DayRecord(
-                    t=t, date=dates[t], demand=demand, sales=sales, price=network.price_path[t],
+                    t=t, date=dates[t], demand=demand, sales=sales, price=price,
                     promo=network.promo_path[t], store_on_hand=store_oh.copy(), dc_on_hand=dc_oh.copy(),
                     store_carried=store_carried, dc_carried=dc_carried, receipts=receipts,
-                    open_orders=book.snapshot(), dc_shipped=dc_shipped,
+                    open_orders=book.snapshot(), dc_shipped=dc_shipped, transfers_out=transfers_out,
+                    start_on_hand=start_oh,
                 )
             )
+    res.daily = pd.DataFrame(daily_rows, columns=[
+        "date", "store_inventory_value", "dc_inventory_value", "demand", "sales", "stockouts", "active",
+        "revenue", "orders", "transfers", "price_changes"])
+    res.samples = {p: pd.DataFrame(r, columns=["date", "demand", "sales", "on_hand", "forecast_h1", "price"])
+                   for p, r in sample_rows.items()}
     return res

@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .engine import KIND_LAUNCH_DC, KIND_LAUNCH_STORE, KIND_STORE, TO_STORE_KINDS, DayRecord, simulate
+from .engine import KIND_LAUNCH_DC, KIND_LAUNCH_STORE, KIND_STORE, KIND_SUPPLIER, KIND_TRANSFER, TO_STORE_KINDS, DayRecord, simulate
 from .network import Network, NetworkConfig, build_network
 from .policies import BaselinePolicy
 
@@ -24,7 +24,7 @@ from .policies import BaselinePolicy
 def _fmt_order_id(order_id: np.ndarray, kind: np.ndarray, sku_ids: np.ndarray, sku: np.ndarray) -> np.ndarray:
     if len(order_id) == 0:
         return np.array([], dtype=object)
-    prefix = np.where(kind == KIND_STORE, "ST", "PO")
+    prefix = np.where(kind == KIND_STORE, "ST", np.where(kind == KIND_TRANSFER, "TR", "PO"))
     ids = np.char.add(prefix.astype(str), np.char.zfill(order_id.astype(str), 9))
     launch = (kind == KIND_LAUNCH_DC) | (kind == KIND_LAUNCH_STORE)
     if launch.any():
@@ -82,7 +82,7 @@ class LandingWriter:
                 "location_id": self.store_ids[sold_l],
                 "sku_id": self.sku_ids[sold_s],
                 "units_sold": rec.sales[sold_l, sold_s],
-                "unit_price": np.round(rec.price[sold_s], 2),
+                "unit_price": np.round(rec.price[sold_l, sold_s], 2),
                 "on_promo": rec.promo[sold_s].astype(int),
             }
         )
@@ -109,13 +109,15 @@ class LandingWriter:
             }
         ).sort_values(["order_id", "location_id"], ignore_index=True)
         o = rec.open_orders
-        is_store = o["kind"] == KIND_STORE
+        is_store = o["kind"] != KIND_SUPPLIER  # DC -> store replenishments and store -> store transfers
+        src_ids = np.where(o["kind"] == KIND_TRANSFER, self.store_ids[np.minimum(o["src"], len(self.store_ids) - 1)],
+                           self.dc_ids[np.minimum(o["src"], len(self.dc_ids) - 1)]).astype(object)
         start = rec.date - pd.Timedelta(days=int(rec.t))
         open_orders = pd.DataFrame(
             {
                 "order_id": _fmt_order_id(o["order_id"], o["kind"], self.sku_ids, o["sku"]),
                 "order_date": (start + pd.to_timedelta(o["order_day"], unit="D")).strftime("%Y-%m-%d"),
-                "source_id": _pick(is_store, self.dc_ids, self.supplier_ids, o["src"]),
+                "source_id": np.where(is_store, src_ids, self.supplier_ids[np.where(is_store, 0, o["src"])]),
                 "location_id": _pick(is_store, self.store_ids, self.dc_ids, o["dest"]),
                 "sku_id": self.sku_ids[o["sku"]],
                 "units": o["ordered"],

@@ -138,6 +138,8 @@ class Network:
     event_mult: np.ndarray = field(repr=False)  # (T_total, C)
     level_path: np.ndarray = field(repr=False)  # (T_total, S) latent demand level (AR(1) in logs)
     supplier_fill_prob: np.ndarray = field(default=None)  # (V,) P(an order ships complete)
+    regular_price_path: np.ndarray = field(default=None, repr=False)  # (T_total, S) shelf price without promotions
+    sku_promo_discount: np.ndarray = field(default=None)  # (S,) discount while promoted
 
     @property
     def sku_ids(self) -> np.ndarray:
@@ -341,6 +343,8 @@ def build_network(cfg: NetworkConfig) -> Network:
         event_mult=event_mult,
         level_path=level_path,
         supplier_fill_prob=np.round(rng.uniform(0.80, 0.97, V), 3),
+        regular_price_path=regular_path,
+        sku_promo_discount=discount,
     )
 
 

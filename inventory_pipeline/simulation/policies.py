@@ -19,6 +19,25 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+import pandas as pd
+
+
+class History:
+    """What a retailer has observed so far, per day x store x SKU: units sold, end-of-day stock,
+    whether the item was carried, the shelf price; and per day x SKU whether it was promoted.
+    Arrays cover the whole horizon; rows after the current day are still zero."""
+
+    def __init__(self, dates: pd.DatetimeIndex, L: int, S: int) -> None:
+        T = len(dates)
+        self.dates = dates
+        self.sales = np.zeros((T, L, S), dtype=np.int32)
+        self.on_hand = np.zeros((T, L, S), dtype=np.int32)
+        self.carried = np.zeros((T, L, S), dtype=bool)
+        self.price = np.zeros((T, L, S), dtype=np.float32)
+        self.promo = np.zeros((T, S), dtype=bool)
+
+    def record(self, t: int, sales, on_hand, carried, price, promo) -> None:
+        self.sales[t], self.on_hand[t], self.carried[t], self.price[t], self.promo[t] = sales, on_hand, carried, price, promo
 
 
 @dataclass
@@ -26,6 +45,7 @@ class Observation:
     """What a policy may look at on day t after the store closes (never the true demand)."""
 
     t: int
+    date: pd.Timestamp
     store_on_hand: np.ndarray  # (L, S)
     store_on_order: np.ndarray  # (L, S)
     dc_on_hand: np.ndarray  # (D, S)
@@ -38,18 +58,40 @@ class Observation:
     min_order_qty: np.ndarray  # (S,)
     orderable: np.ndarray  # (S,) launched and not discontinued: suppliers still deliver
     launched: np.ndarray  # (S,) launched: stores may still pull what their DC holds
+    history: History | None = None  # sales, stock, prices and promotions up to and including day t
+    price_factor: np.ndarray | None = None  # (L, S) today's shelf price / the chain's price
 
 
 @dataclass
 class Orders:
     store: np.ndarray  # (L, S) units requested from the supplying DC
     dc: np.ndarray  # (D, S) units ordered from suppliers
+    transfers: dict | None = None  # arrays sku, src, dest (store positions), units
+    price_factor: np.ndarray | None = None  # (L, S) tomorrow's shelf price / the chain's price; None = keep
+    forecast: np.ndarray | None = None  # (H, L, S) mean demand the policy expects for days t+1..t+H
 
 
 class Policy(Protocol):
     name: str
 
     def decide(self, obs: Observation) -> Orders: ...
+
+
+@dataclass
+class SwitchingPolicy:
+    """Run `warmup` before absolute day `switch_day`, then `main`: both policies of an
+    evaluation share the same history (same demand, same state) up to the switch."""
+
+    warmup: Policy
+    main: Policy
+    switch_day: int
+
+    @property
+    def name(self) -> str:
+        return self.main.name
+
+    def decide(self, obs: Observation) -> Orders:
+        return (self.main if obs.t >= self.switch_day else self.warmup).decide(obs)
 
 
 def round_up_to_pack(qty: np.ndarray, case_pack: np.ndarray, moq: np.ndarray | None = None) -> np.ndarray:
@@ -89,6 +131,7 @@ class BaselinePolicy:
     order_up_days: float = 14.0
     min_presentation_units: float = 1.0
     name: str = "baseline"
+    forecast_days: int = 14
 
     def decide(self, obs: Observation) -> Orders:
         kw = dict(
@@ -116,4 +159,6 @@ class BaselinePolicy:
         return Orders(
             store=np.where(obs.launched[None, :], store, 0),
             dc=np.where(obs.orderable[None, :], dc, 0),
+            # the rule's forecast is its moving average, flat over every horizon
+            forecast=np.broadcast_to(obs.store_sales_ma, (self.forecast_days, *obs.store_sales_ma.shape)),
         )

@@ -1,0 +1,378 @@
+"""Policy evaluation on the digital twin: the pipeline against the rule a retailer runs today.
+
+Protocol (identical for every run):
+  * the network is the one that generated the landing zone (rebuilt from
+    `_simulation/network.json`: same seed, same hidden demand);
+  * days before the evaluation window run the baseline rule, so both policies start the window
+    from the same stock, the same open orders and the same history (`SwitchingPolicy`);
+  * from the switch day on, each policy runs `days` days against the same demand draws (common
+    random numbers), and KPIs are accumulated over exactly those days;
+  * the pipeline re-forecasts every `cadence_days` and plans prices, orders and transfers daily.
+
+What it produces: headline KPIs of both policies and their relative change, the same by ABC
+class (revenue under the baseline) and by store, a trade-off frontier (baseline safety days vs
+pipeline service level: stockout rate against average inventory value), and KPIs under four
+stress scenarios. Runs are independent and go to a process pool (`jobs`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from ..core.kpis import TWIN_KPIS, abc_classes, relative_change, twin_kpis
+from ..core.policy import load_policy
+from .engine import FORECAST_HORIZONS, SimulationResult, simulate
+from .network import Network, NetworkConfig, build_network
+from .policies import BaselinePolicy, SwitchingPolicy
+from .scenarios import BASE, Scenario, stress_scenarios
+
+HEADLINE = ("stockout_rate", "fill_rate", "lost_sales_units", "avg_inventory_value", "carrying_cost",
+            "carrying_cost_pct_inventory_value", "carrying_cost_pct_revenue", "inventory_turns", "revenue",
+            "gross_margin", "wape_h1", "wape_h7", "mase_h7", "mape_h7", "orders", "transfers", "price_changes")
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    days: int = 90  # length of the evaluation window (the last `days` days of the network)
+    cadence_days: int = 7  # the pipeline re-forecasts every this many days
+    service_level: float | None = None  # the pipeline's (None: the policy file's)
+    baseline_safety_days: float = 7.0
+    frontier_safety_days: tuple[float, ...] = (0.0, 3.5, 7.0, 10.5, 14.0, 21.0)
+    frontier_service_levels: tuple[float, ...] = (0.80, 0.90, 0.95, 0.98, 0.995, 0.999, 0.9999)
+    frontier: bool = True
+    scenarios: bool = True
+    jobs: int = 2
+    n_samples: int = 4  # store x SKU series whose trajectories are plotted
+
+    def __post_init__(self) -> None:
+        if self.days < 7:
+            raise ValueError(f"evaluation days must be >= 7, got {self.days}")
+        if self.cadence_days < 1:
+            raise ValueError(f"cadence_days must be >= 1, got {self.cadence_days}")
+
+
+class EvaluationError(ValueError):
+    pass
+
+
+def load_network(landing: str, store=None) -> Network:
+    """Rebuild the simulated network behind a landing zone (a local folder, or any landing store
+    such as the S3 one the Dagster resource opens)."""
+    from ..core.ingestion import open_store
+
+    raw = (store or open_store(landing)).read_bytes("_simulation/network.json")
+    if raw is None:
+        raise EvaluationError(
+            f"{landing}: no _simulation/network.json -- the twin needs the network that generated this landing zone "
+            "(write one with `inventory-pipeline generate`); replaying observed demand is issue #9")
+    cfg = json.loads(raw)["config"]
+    cfg["categories"] = tuple(cfg["categories"])
+    return build_network(NetworkConfig(**cfg))
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One simulation run: picklable, so it can go to a worker process."""
+
+    key: str
+    policy: str  # baseline | pipeline
+    network: NetworkConfig
+    policy_path: str
+    switch_day: int
+    safety_days: float = 7.0
+    service_level: float | None = None
+    cadence_days: int = 7
+    scenario: Scenario = BASE
+    samples: tuple[tuple[int, int], ...] = field(default_factory=tuple)
+
+
+def run_spec(spec: RunSpec, network: Network | None = None) -> dict:
+    """Simulate one spec and return its accumulators (a worker's whole job)."""
+    t0 = time.perf_counter()
+    net = network if network is not None else build_network(spec.network)
+    if spec.policy == "baseline":
+        main = BaselinePolicy(review_period_days=spec.network.review_period_days, safety_days=spec.safety_days)
+    elif spec.policy == "pipeline":
+        from .pipeline_policy import PipelinePolicy
+
+        main = PipelinePolicy(net, load_policy(spec.policy_path), service_level=spec.service_level,
+                              cadence_days=spec.cadence_days)
+    else:
+        raise ValueError(f"unknown policy {spec.policy!r}: baseline | pipeline")
+    warmup = BaselinePolicy(review_period_days=spec.network.review_period_days)
+    res: SimulationResult = simulate(net, SwitchingPolicy(warmup, main, spec.switch_day), scenario=spec.scenario,
+                                     measure_from=spec.switch_day, samples=list(spec.samples))
+    return {"key": spec.key, "store": res.store, "dc": res.dc, "days": res.measured_days, "daily": res.daily,
+            "samples": res.samples, "seconds": time.perf_counter() - t0,
+            "forecasts_made": getattr(main, "forecasts_made", None)}
+
+
+def _pick_samples(network: Network, n: int) -> tuple[tuple[int, int], ...]:
+    """A fast mover, a medium one and slow movers from the largest store, for the plots."""
+    l = int(np.argmax(network.store_factor))
+    order = np.argsort(-network.sku_base_rate)
+    idx = np.linspace(0, len(order) - 1, max(n, 1)).round().astype(int)
+    return tuple((l, int(order[i])) for i in dict.fromkeys(idx))
+
+
+def evaluate(
+    network: Network,
+    policy_path: str | Path,
+    ecfg: EvaluationConfig = EvaluationConfig(),
+    progress: Callable[[str], None] | None = None,
+) -> dict:
+    """Run every comparison of the evaluation and return the report (see the module docstring)."""
+    say = progress or (lambda m: None)
+    cfg = network.config
+    total = cfg.burn_in_days + cfg.days
+    warm = total - ecfg.days - cfg.burn_in_days
+    if warm < 70:
+        raise EvaluationError(f"the network has {cfg.days} days; an evaluation of {ecfg.days} days leaves {warm} days "
+                              "of history for the forecast (needs >= 70): use fewer --days or a longer network")
+    pol = load_policy(policy_path)
+    switch = total - ecfg.days
+    rate = pol.costs.annual_holding_rate
+    sl = ecfg.service_level if ecfg.service_level is not None else pol.replenishment.service_level
+    base = dict(network=cfg, policy_path=str(policy_path), switch_day=switch, cadence_days=ecfg.cadence_days)
+    samples = _pick_samples(network, ecfg.n_samples)
+    specs = [RunSpec("baseline", "baseline", safety_days=ecfg.baseline_safety_days, samples=samples, **base),
+             RunSpec("pipeline", "pipeline", service_level=sl, samples=samples, **base)]
+    if ecfg.frontier:
+        specs += [RunSpec(f"frontier/baseline/{sd:g}", "baseline", safety_days=sd, **base)
+                  for sd in ecfg.frontier_safety_days if sd != ecfg.baseline_safety_days]
+        specs += [RunSpec(f"frontier/pipeline/{x:g}", "pipeline", service_level=x, **base)
+                  for x in ecfg.frontier_service_levels if x != sl]
+    scenarios = stress_scenarios(network, ecfg.days) if ecfg.scenarios else []
+    for sc in scenarios:
+        specs += [RunSpec(f"scenario/{sc.name}/baseline", "baseline", safety_days=ecfg.baseline_safety_days,
+                          scenario=sc, **base),
+                  RunSpec(f"scenario/{sc.name}/pipeline", "pipeline", service_level=sl, scenario=sc, **base)]
+    say(f"evaluation: {len(specs)} simulation runs of {ecfg.days} days ({cfg.stores} stores x {cfg.skus} SKUs), "
+        f"{ecfg.jobs} worker(s)")
+    t0 = time.perf_counter()
+    runs = {}
+    if ecfg.jobs > 1 and len(specs) > 1:
+        # spawn: a clean interpreter per worker, safe inside Dagster's multi-threaded processes
+        with ProcessPoolExecutor(max_workers=ecfg.jobs, mp_context=get_context("spawn")) as ex:
+            futures = {ex.submit(run_spec, s): s.key for s in specs}
+            for i, fut in enumerate(futures, 1):
+                r = fut.result()
+                runs[r["key"]] = r
+                say(f"  [{i}/{len(specs)}] {r['key']}: {r['seconds']:.1f} s ({time.perf_counter() - t0:.0f} s elapsed)")
+    else:
+        for i, s in enumerate(specs, 1):
+            runs[s.key] = run_spec(s, network)
+            say(f"  [{i}/{len(specs)}] {s.key}: {runs[s.key]['seconds']:.1f} s")
+    return _report(network, ecfg, pol, sl, switch, runs, scenarios, rate, samples, time.perf_counter() - t0)
+
+
+def _kpis(run: dict, rate: float, ls_mask=None, ds_mask=None, store_only: bool = False) -> dict:
+    st = {k: (v[ls_mask] if ls_mask is not None else v) for k, v in run["store"].items()}
+    dc = None if store_only else {k: (v[ds_mask] if ds_mask is not None else v) for k, v in run["dc"].items()}
+    return twin_kpis(st, dc, run["days"], rate, FORECAST_HORIZONS)
+
+
+def _compare(b: dict, p: dict) -> dict:
+    return {"baseline": b, "pipeline": p, "change": relative_change(b, p)}
+
+
+def _report(network, ecfg, pol, sl, switch, runs, scenarios, rate, samples, seconds) -> dict:
+    b, p = runs["baseline"], runs["pipeline"]
+    report = _compare(_kpis(b, rate), _kpis(p, rate))
+    # ABC by the baseline's revenue per SKU: both policies are judged on the same items
+    cls = abc_classes(b["store"]["revenue"].sum(axis=0))
+    report["by_abc"] = {}
+    for c in ("A", "B", "C"):
+        m = cls == c
+        if m.any():
+            ls, ds = np.broadcast_to(m, b["store"]["demand"].shape), np.broadcast_to(m, b["dc"]["inventory_value_days"].shape)
+            report["by_abc"][c] = {"skus": int(m.sum()), **_compare(_kpis(b, rate, ls, ds), _kpis(p, rate, ls, ds))}
+    report["by_store"] = {}
+    for l, sid in enumerate(network.store_ids):
+        ls = np.zeros(b["store"]["demand"].shape, bool)
+        ls[l] = True
+        report["by_store"][str(sid)] = _compare(_kpis(b, rate, ls, store_only=True), _kpis(p, rate, ls, store_only=True))
+    if ecfg.frontier:
+        def point(run, **kw):
+            k = _kpis(run, rate)
+            return {**kw, "stockout_rate": k["stockout_rate"], "fill_rate": k["fill_rate"],
+                    "avg_inventory_value": k["avg_inventory_value"], "carrying_cost": k["carrying_cost"]}
+        fb = [point(runs["baseline"] if sd == ecfg.baseline_safety_days else runs[f"frontier/baseline/{sd:g}"], safety_days=sd)
+              for sd in ecfg.frontier_safety_days]
+        fp = [point(runs["pipeline"] if x == sl else runs[f"frontier/pipeline/{x:g}"], service_level=x)
+              for x in sorted(set(ecfg.frontier_service_levels) | {sl})]
+        report["frontier"] = {"baseline": fb, "pipeline": fp, "dominance": frontier_dominance(fb, fp)}
+    report["scenarios"] = {}
+    for sc in scenarios:
+        r = _compare(_kpis(runs[f"scenario/{sc.name}/baseline"], rate), _kpis(runs[f"scenario/{sc.name}/pipeline"], rate))
+        report["scenarios"][sc.name] = {"description": sc.description, "window_days": [sc.start, sc.start + sc.days], **r}
+    dates = b["daily"]["date"]
+    report["meta"] = {
+        "network": network.config.to_dict(),
+        "evaluation": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(ecfg).items()},
+        "window": [str(dates.iloc[0].date()), str(dates.iloc[-1].date())],
+        "switch_day": switch, "service_level": sl, "policy_version": pol.tag,
+        "pipeline_forecasts_made": p["forecasts_made"], "runs": len(runs), "seconds": round(seconds, 1),
+        "run_seconds": {k: round(v["seconds"], 1) for k, v in runs.items()},
+    }
+    report["_runs"] = {"baseline": b, "pipeline": p}  # trajectories for the plots (not written to JSON)
+    report["_samples"] = [(str(network.store_ids[l]), str(network.sku_ids[s])) for l, s in samples]
+    return report
+
+
+def _interp(x: float, xs: np.ndarray, ys: np.ndarray) -> float:
+    """Linear interpolation inside the sampled range only (nan outside: no extrapolation)."""
+    o = np.argsort(xs)
+    xs, ys = xs[o], ys[o]
+    return float(np.interp(x, xs, ys)) if len(xs) and xs[0] <= x <= xs[-1] else float("nan")
+
+
+def frontier_dominance(baseline: list[dict], pipeline: list[dict]) -> dict:
+    """Compare the two frontiers where they overlap, both ways, without extrapolating:
+
+    * `at_baseline_points`: at each baseline point's inventory value, the pipeline's stockout
+      rate interpolated on its own frontier;
+    * `at_pipeline_points`: for each pipeline point, the inventory value the baseline needs for
+      the same stockout rate (interpolated on the baseline frontier), and the saving;
+    * `pipeline_dominates`: True when every comparable point favours the pipeline, False when one
+      does not, None when the frontiers do not overlap at all.
+    """
+    bx = np.array([q["avg_inventory_value"] for q in baseline])
+    by = np.array([q["stockout_rate"] for q in baseline])
+    px = np.array([q["avg_inventory_value"] for q in pipeline])
+    py = np.array([q["stockout_rate"] for q in pipeline])
+    at_b = []
+    for x, y in zip(bx, by):
+        yp = _interp(x, px, py)
+        at_b.append({"avg_inventory_value": float(x), "baseline_stockout_rate": float(y), "pipeline_stockout_rate": yp,
+                     "pipeline_better": bool(yp < y) if np.isfinite(yp) else None})
+    at_p = []
+    for x, y in zip(px, py):
+        xb = _interp(y, by, bx)  # the baseline's inventory at the pipeline's stockout rate
+        at_p.append({"pipeline_stockout_rate": float(y), "pipeline_inventory_value": float(x),
+                     "baseline_inventory_value_same_stockout": xb,
+                     "inventory_saving": (xb - x) / xb if np.isfinite(xb) else float("nan"),
+                     "pipeline_better": bool(x < xb) if np.isfinite(xb) else None})
+    verdicts = [v["pipeline_better"] for v in at_b + at_p if v["pipeline_better"] is not None]
+    return {"at_baseline_points": at_b, "at_pipeline_points": at_p,
+            "pipeline_dominates": (all(verdicts) if verdicts else None), "comparable_points": len(verdicts)}
+
+
+# ---- writing the report -----------------------------------------------------------------------
+
+def _fmt(k: str, v: float) -> str:
+    if v is None or (isinstance(v, float) and not np.isfinite(v)):
+        return "n/a"
+    if k in ("stockout_rate", "fill_rate", "gross_margin_pct") or k.startswith(("wape", "mape", "bias", "carrying_cost_pct")):
+        return f"{v:.2%}"
+    if k.startswith("mase") or k == "inventory_turns":
+        return f"{v:.2f}"
+    return f"{v:,.0f}"
+
+
+def kpi_table(report: dict, keys=HEADLINE) -> pd.DataFrame:
+    rows = []
+    for k in keys:
+        if k in report["baseline"]:
+            c = report["change"].get(k, float("nan"))
+            rows.append({"kpi": k, "baseline": _fmt(k, report["baseline"][k]), "pipeline": _fmt(k, report["pipeline"][k]),
+                         "change": f"{c:+.1%}" if np.isfinite(c) else "n/a"})
+    return pd.DataFrame(rows)
+
+
+def scenario_table(report: dict) -> pd.DataFrame:
+    rows = []
+    for name, r in report.get("scenarios", {}).items():
+        for pol in ("baseline", "pipeline"):
+            k = r[pol]
+            rows.append({"scenario": name, "policy": pol, "stockout_rate": _fmt("stockout_rate", k["stockout_rate"]),
+                         "fill_rate": _fmt("fill_rate", k["fill_rate"]), "lost_sales_units": _fmt("x", k["lost_sales_units"]),
+                         "avg_inventory_value": _fmt("x", k["avg_inventory_value"]),
+                         "gross_margin": _fmt("x", k["gross_margin"])})
+    return pd.DataFrame(rows)
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items() if not str(k).startswith("_")}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (np.floating, float)):
+        return float(x) if np.isfinite(x) else None
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
+
+
+def write_report(report: dict, out: str | Path) -> dict[str, Path]:
+    """kpis.json, report.html and the PNG plots into `out`. Returns the paths written."""
+    from ..core.plots import plot_frontier, plot_inventory, plot_twin_series
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"kpis": out / "kpis.json", "report": out / "report.html"}
+    paths["kpis"].write_text(json.dumps(_jsonable(report), indent=2, sort_keys=False) + "\n")
+    runs = report["_runs"]
+    paths["forecast_plot"] = plot_twin_series(
+        {k: runs[k]["samples"] for k in ("baseline", "pipeline")}, report["_samples"], out / "forecast_vs_actual.png")
+    paths["inventory_plot"] = plot_inventory({k: runs[k]["daily"] for k in ("baseline", "pipeline")}, out / "inventory.png")
+    if "frontier" in report:
+        paths["frontier_plot"] = plot_frontier(report["frontier"], out / "frontier.png")
+    _write_html(report, paths, out)
+    return paths
+
+
+def _write_html(report: dict, paths: dict, out: Path) -> None:
+    m = report["meta"]
+    abc = pd.DataFrame([{"class": c, "skus": r["skus"], **{f"{pol} {k}": _fmt(k, r[pol][k]) for pol in ("baseline", "pipeline")
+                                                        for k in ("stockout_rate", "fill_rate", "avg_inventory_value")}}
+                        for c, r in report["by_abc"].items()])
+    stores = pd.DataFrame([{"store": s, **{f"{pol} {k}": _fmt(k, r[pol][k]) for pol in ("baseline", "pipeline")
+                                           for k in ("stockout_rate", "fill_rate", "avg_store_inventory_value")}}
+                           for s, r in report["by_store"].items()])
+    imgs = "".join(f'<h2>{t}</h2><img src="{paths[k].name}" style="max-width:100%">'
+                   for k, t in (("frontier_plot", "Trade-off frontier"), ("inventory_plot", "Inventory and service over the window"),
+                                ("forecast_plot", "Forecast vs actual (sample series)")) if k in paths)
+    dom = ""
+    if "frontier" in report:
+        d = report["frontier"]["dominance"]
+        verdict = {True: "the pipeline is better at every comparable point", False: "the pipeline is NOT better everywhere",
+                   None: "the frontiers do not overlap (no comparable point)"}[d["pipeline_dominates"]]
+        dom = (f"<p><b>{verdict}</b> ({d['comparable_points']} comparable points; interpolation inside each frontier "
+               f"only, no extrapolation).</p>"
+               + pd.DataFrame(d["at_pipeline_points"]).to_html(index=False, float_format=lambda v: f"{v:,.4f}")
+               + pd.DataFrame(d["at_baseline_points"]).to_html(index=False, float_format=lambda v: f"{v:,.4f}"))
+    html = f"""<!doctype html><html><head><meta charset="utf-8"><title>inventory_pipeline policy evaluation</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}} table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}</style></head><body>
+<h1>Policy evaluation: pipeline vs baseline rule</h1>
+<p>Window {m['window'][0]} .. {m['window'][1]} ({m['evaluation']['days']} days), network
+{m['network']['stores']} stores x {m['network']['skus']} SKUs (seed {m['network']['seed']}); pipeline service level
+{m['service_level']}, re-forecast every {m['evaluation']['cadence_days']} days; policy {m['policy_version']};
+{m['runs']} runs in {m['seconds']} s. Both policies share the history before the window and face the same demand draws.</p>
+<h2>Headline KPIs</h2>{kpi_table(report).to_html(index=False)}
+<h2>By ABC class (revenue under the baseline)</h2>{abc.to_html(index=False)}
+<h2>Stress scenarios</h2>{scenario_table(report).to_html(index=False) if report.get('scenarios') else '<p>not run</p>'}
+{imgs}
+<h2>Frontier comparison</h2>{dom}
+<h2>By store</h2>{stores.to_html(index=False)}
+</body></html>"""
+    paths["report"].write_text(html)
+
+
+def headline_text(report: dict) -> str:
+    m = report["meta"]
+    t = kpi_table(report)
+    lines = [f"policy evaluation {m['window'][0]} .. {m['window'][1]} ({m['evaluation']['days']} days, "
+             f"pipeline service level {m['service_level']}, same demand for both):",
+             t.to_string(index=False)]
+    return "\n".join(lines)

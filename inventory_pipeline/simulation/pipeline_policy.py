@@ -1,0 +1,201 @@
+"""The `pipeline` policy of the digital twin: the Dagster stages' own core functions, in the twin.
+
+Each simulated day the policy turns what the retailer observed into the same frames the Dagster
+assets read from the warehouse (history as `marts.fct_daily_demand`, positions as
+`marts.fct_inventory_positions`, master data as `marts.dim_products` / `dim_locations`, lanes as
+`staging.stg_lanes`) and calls `plan_decisions`, which runs the stages exactly as the assets do:
+
+    demand_forecast        core.forecasting.forecast_demand    (every `cadence_days`; in between
+                                                                the last forecast is rolled forward)
+    price_recommendations  core.pricing.recommend_prices
+    replenishment_orders   core.replenishment.plan_replenishment
+    rebalancing_transfers  core.rebalancing.plan_transfers
+
+Nothing is re-implemented here: a test materialises the asset graph and checks that
+`plan_decisions` on the warehouse frames reproduces the assets' outputs, and another that the
+frames built from the twin equal the dbt marts built from the landing zone the twin wrote.
+Decisions are executed as if approved (the approval workflow is measured separately).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..core.forecasting import forecast_config, forecast_demand
+from ..core.policy import Policy as DecisionPolicy
+from ..core.pricing import PRICING_HISTORY_DAYS, recommend_prices
+from ..core.rebalancing import plan_transfers
+from ..core.replenishment import plan_replenishment
+from .network import Network
+from .policies import History, Observation, Orders
+
+FORECAST_RECORD_DAYS = 14  # horizons handed to the engine for forecast-accuracy KPIs
+
+
+# ---- frames as the warehouse has them --------------------------------------------------------
+
+def products_frame(network: Network) -> pd.DataFrame:
+    """`marts.dim_products`: products with their supplier's lead time and spread."""
+    sup = network.suppliers.rename(columns={"lead_time_days": "supplier_lead_time_days",
+                                            "lead_time_std_days": "supplier_lead_time_std_days"})
+    cols = ["sku_id", "category", "supplier_id", "unit_cost", "base_price", "case_pack", "min_order_qty"]
+    return network.products[cols].merge(sup, on="supplier_id", how="left")
+
+
+def locations_frame(network: Network) -> pd.DataFrame:
+    """`marts.dim_locations`: stores carry the lead time and cost of the lane from their DC."""
+    loc = network.locations[["location_id", "location_type", "region", "supplying_dc_id", "capacity_units"]]
+    lanes = network.lanes.rename(columns={"from_location_id": "supplying_dc_id", "to_location_id": "location_id",
+                                          "lead_time_days": "replenishment_lead_time_days",
+                                          "cost_per_unit": "replenishment_cost_per_unit"})
+    out = loc.merge(lanes, on=["supplying_dc_id", "location_id"], how="left")
+    store = out["location_type"] == "store"
+    out.loc[store, "replenishment_lead_time_days"] = out.loc[store, "replenishment_lead_time_days"].fillna(1)
+    return out
+
+
+def history_frame(history: History, t: int, days: int, store_ids: np.ndarray, sku_ids: np.ndarray,
+                  base_price: np.ndarray) -> pd.DataFrame:
+    """`marts.fct_daily_demand` rows for days (t - days, t]: one row per store x SKU x day the
+    item was carried or sold; the observed price when it sold, else the base price."""
+    a = max(0, t - days + 1)
+    sales = history.sales[a:t + 1]
+    carried = history.carried[a:t + 1]
+    ti, li, si = np.nonzero(carried | (sales > 0))
+    sold = sales[ti, li, si]
+    on_hand = history.on_hand[a:t + 1][ti, li, si]
+    is_carried = carried[ti, li, si]
+    price_obs = sold > 0
+    return pd.DataFrame({
+        "date": history.dates[a:t + 1].to_numpy()[ti],
+        "location_id": store_ids[li],
+        "sku_id": sku_ids[si],
+        "units_sold": sold.astype(np.int64),
+        "unit_price": np.where(price_obs, np.round(history.price[a:t + 1][ti, li, si].astype(float), 2), base_price[si]),
+        "price_observed": price_obs,
+        "on_promo": np.where(price_obs, history.promo[a:t + 1][ti, si], False).astype(np.int64),
+        "on_hand": np.where(is_carried, on_hand, np.nan),
+        "is_stockout": is_carried & (on_hand == 0),
+    })
+
+
+def positions_frame(obs: Observation, store_ids: np.ndarray, dc_ids: np.ndarray, sku_ids: np.ndarray) -> pd.DataFrame:
+    """`marts.fct_inventory_positions` for today: on hand and open orders per location x SKU."""
+    L, S = obs.store_on_hand.shape
+    D = obs.dc_on_hand.shape[0]
+    return pd.DataFrame({
+        "location_id": np.concatenate([np.repeat(dc_ids, S), np.repeat(store_ids, S)]),
+        "sku_id": np.concatenate([np.tile(sku_ids, D), np.tile(sku_ids, L)]),
+        "on_hand": np.concatenate([obs.dc_on_hand.ravel(), obs.store_on_hand.ravel()]),
+        "on_order": np.concatenate([obs.dc_on_order.ravel(), obs.store_on_order.ravel()]),
+    })
+
+
+def roll_forecast(forecast: pd.DataFrame, plan_date: str) -> pd.DataFrame:
+    """A forecast made on an earlier day, seen from `plan_date`: past days dropped, horizons
+    counted from `plan_date` (what a weekly re-forecast cadence hands the later stages)."""
+    d = pd.Timestamp(plan_date)
+    out = forecast[forecast["date"] > d].copy()
+    out["horizon"] = (out["date"] - d).dt.days.astype(int)
+    return out
+
+
+# ---- the stages, in the order the asset graph runs them ---------------------------------------
+
+def plan_decisions(
+    forecast: pd.DataFrame,
+    history: pd.DataFrame,
+    positions: pd.DataFrame,
+    products: pd.DataFrame,
+    locations: pd.DataFrame,
+    lanes: pd.DataFrame,
+    plan_date: str,
+    policy: DecisionPolicy,
+    service_level: float | None = None,
+) -> dict[str, pd.DataFrame]:
+    """Prices, orders and transfers for `plan_date`, exactly as the assets call the core.
+    `history` is the pricing window (`PRICING_HISTORY_DAYS`) of fct_daily_demand."""
+    prices = recommend_prices(forecast, history, products, plan_date)
+    orders = plan_replenishment(
+        forecast=forecast, prices=prices, positions=positions, products=products, locations=locations,
+        plan_date=plan_date,
+        service_level=policy.replenishment.service_level if service_level is None else service_level,
+        review_period_days=policy.replenishment.review_period_days,
+    )
+    transfers = plan_transfers(forecast=forecast, positions=positions, locations=locations, lanes=lanes,
+                               products=products, plan_date=plan_date)
+    return {"price_recommendations": prices, "replenishment_orders": orders, "rebalancing_transfers": transfers}
+
+
+class PipelinePolicy:
+    """The pipeline's stages as a twin policy (see the module docstring)."""
+
+    name = "pipeline"
+
+    def __init__(self, network: Network, policy: DecisionPolicy, service_level: float | None = None,
+                 cadence_days: int = 7) -> None:
+        if cadence_days < 1:
+            raise ValueError(f"cadence_days must be >= 1, got {cadence_days}")
+        self.policy, self.service_level, self.cadence = policy, service_level, cadence_days
+        self.fcfg = forecast_config(policy)
+        self.products, self.locations, self.lanes = products_frame(network), locations_frame(network), network.lanes
+        self.store_ids = network.store_ids.astype(str)
+        self.dc_ids = network.dc_ids.astype(str)
+        self.sku_ids = network.sku_ids.astype(str)
+        self.base_price = network.base_price
+        self._store_pos = {s: i for i, s in enumerate(self.store_ids)}
+        self._dc_pos = {s: i for i, s in enumerate(self.dc_ids)}
+        self._sku_pos = {s: i for i, s in enumerate(self.sku_ids)}
+        self._forecast: pd.DataFrame | None = None
+        self._forecast_t = -10**9
+        self.forecasts_made = 0
+        self.last_plan: dict[str, pd.DataFrame] = {}
+
+    def _history(self, obs: Observation, days: int) -> pd.DataFrame:
+        return history_frame(obs.history, obs.t, days, self.store_ids, self.sku_ids, self.base_price)
+
+    def decide(self, obs: Observation) -> Orders:
+        if obs.history is None:
+            raise ValueError("the pipeline policy needs the observed history (Observation.history)")
+        plan_date = obs.date.date().isoformat()
+        if obs.t - self._forecast_t >= self.cadence:
+            self._forecast = forecast_demand(self._history(obs, self.fcfg.history_days), plan_date, self.fcfg)
+            self._forecast_t = obs.t
+            self.forecasts_made += 1
+        fc = roll_forecast(self._forecast, plan_date)
+        plan = plan_decisions(
+            fc, self._history(obs, PRICING_HISTORY_DAYS), positions_frame(obs, self.store_ids, self.dc_ids, self.sku_ids),
+            self.products, self.locations, self.lanes, plan_date, self.policy, self.service_level,
+        )
+        self.last_plan = plan
+        return self._to_orders(obs, fc, plan)
+
+    def _to_orders(self, obs: Observation, fc: pd.DataFrame, plan: dict[str, pd.DataFrame]) -> Orders:
+        L, S = obs.store_on_hand.shape
+        D = obs.dc_on_hand.shape[0]
+        o = plan["replenishment_orders"]
+        store = np.zeros((L, S), dtype=np.int64)
+        dc = np.zeros((D, S), dtype=np.int64)
+        st = o[o["decision_type"] == "store_replenishment"]
+        store[st["location_id"].map(self._store_pos).to_numpy(int), st["sku_id"].map(self._sku_pos).to_numpy(int)] = st["units"]
+        po = o[o["decision_type"] == "purchase_order"]
+        dc[po["location_id"].map(self._dc_pos).to_numpy(int), po["sku_id"].map(self._sku_pos).to_numpy(int)] = po["units"]
+        tr = plan["rebalancing_transfers"]
+        transfers = None
+        if len(tr):
+            transfers = {"sku": tr["sku_id"].map(self._sku_pos).to_numpy(int),
+                         "src": tr["from_location_id"].map(self._store_pos).to_numpy(int),
+                         "dest": tr["to_location_id"].map(self._store_pos).to_numpy(int),
+                         "units": tr["units"].to_numpy(int)}
+        pr = plan["price_recommendations"]
+        factor = obs.price_factor.copy() if obs.price_factor is not None else np.ones((L, S))
+        li, si = pr["location_id"].map(self._store_pos).to_numpy(int), pr["sku_id"].map(self._sku_pos).to_numpy(int)
+        factor[li, si] = factor[li, si] * (pr["recommended_price"] / pr["current_price"]).to_numpy(float)
+        # the demand the plan expects (price-adjusted), for the forecast-accuracy KPIs
+        m = fc[fc["horizon"] <= FORECAST_RECORD_DAYS].merge(
+            pr[["location_id", "sku_id", "demand_multiplier"]], on=["location_id", "sku_id"], how="left")
+        expected = np.zeros((FORECAST_RECORD_DAYS, L, S))
+        expected[m["horizon"].to_numpy(int) - 1, m["location_id"].map(self._store_pos).to_numpy(int),
+                 m["sku_id"].map(self._sku_pos).to_numpy(int)] = (m["mean"] * m["demand_multiplier"].fillna(1.0)).to_numpy()
+        return Orders(store=store, dc=dc, transfers=transfers, price_factor=factor, forecast=expected)
