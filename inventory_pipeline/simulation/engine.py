@@ -54,7 +54,7 @@ class DayRecord:
     dc_on_hand: np.ndarray  # (D, S) end of day
     store_carried: np.ndarray  # (L, S) bool
     dc_carried: np.ndarray  # (D, S) bool
-    receipts: dict  # arrays: order_id, kind, dest, sku, units, order_day (dest is store or DC position)
+    receipts: dict  # arrays: order_id, kind, src, dest, sku, units, order_day (positions by kind)
     open_orders: dict  # arrays of the pending book after today's orders
     dc_shipped: np.ndarray  # (D, S) units shipped to stores today
     transfers_out: np.ndarray  # (L, S) units that left each store on a transfer today
@@ -242,6 +242,7 @@ def simulate(
                 sku=np.concatenate([si.ravel(), sj.ravel()]),
                 units=np.concatenate([fill.ravel(), dc_fill.ravel()]),
                 order_day=np.full(L * len(new) + D * len(new), t),
+                src=np.full(L * len(new) + D * len(new), -1),
             )
             sales_ring[:, :, new] = 0
             req_ring[:, :, new] = 0
@@ -421,7 +422,7 @@ def simulate(
         if progress is not None and (t - B) % 30 == 0:
             progress(t - B, cfg.days)
         if sink is not None:
-            receipts = {k: due[k] for k in ("order_id", "kind", "dest", "sku", "units", "order_day")}
+            receipts = {k: due[k] for k in ("order_id", "kind", "src", "dest", "sku", "units", "order_day")}
             if launch_receipts is not None:
                 receipts = {k: np.concatenate([receipts[k], launch_receipts[k]]) for k in receipts}
             sink(

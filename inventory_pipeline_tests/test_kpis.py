@@ -1,0 +1,81 @@
+"""KPI functions on hand-computed cases (DESIGN.md definitions)."""
+
+import math
+
+import numpy as np
+import pytest
+
+from inventory_pipeline.core.kpis import abc_classes, forecast_error_kpis, relative_change, twin_kpis
+from inventory_pipeline.simulation.evaluation import frontier_dominance
+
+
+def _store(**over):
+    base = dict(demand=[[10, 0], [5, 5]], sales=[[8, 0], [5, 4]], lost=[[2, 0], [0, 1]], revenue=[[80, 0], [50, 40]],
+                cogs=[[40, 0], [25, 20]], stockout_days=[[1, 0], [0, 1]], active_days=[[10, 10], [10, 10]],
+                inventory_value_days=[[100, 50], [30, 20]], order_lines=[[2, 0], [1, 1]], transfer_lines=[[0, 1], [0, 0]],
+                price_changes=[[0, 0], [1, 0]])
+    base.update(over)
+    return {k: np.asarray(v, float) for k, v in base.items()}
+
+
+def test_twin_kpis_hand_computed():
+    dc = {"inventory_value_days": np.array([[200.0, 0.0]]), "order_lines": np.array([[3.0, 1.0]])}
+    k = twin_kpis(_store(), dc, days=10, annual_holding_rate=0.365)
+    assert k["stockout_rate"] == pytest.approx(2 / 40)
+    assert k["fill_rate"] == pytest.approx(17 / 20)
+    assert k["lost_sales_units"] == 3
+    assert k["revenue"] == 170 and k["gross_margin"] == 85 and k["gross_margin_pct"] == pytest.approx(0.5)
+    # inventory value-days: stores 200 + DC 200 = 400 over 10 days -> average 40
+    assert k["avg_inventory_value"] == pytest.approx(40) and k["avg_store_inventory_value"] == pytest.approx(20)
+    # carrying cost = 400 value-days x 0.365 / 365 = 0.4; 1% of average inventory; share of revenue
+    assert k["carrying_cost"] == pytest.approx(0.4)
+    assert k["carrying_cost_pct_inventory_value"] == pytest.approx(0.01)
+    assert k["carrying_cost_pct_revenue"] == pytest.approx(0.4 / 170)
+    # turns: COGS 85 over 10 days -> 3102.5 a year / 40 average inventory
+    assert k["inventory_turns"] == pytest.approx(85 * 36.5 / 40)
+    assert (k["orders"], k["purchase_orders"], k["store_replenishments"]) == (8, 4, 4)
+    assert k["transfers"] == 1 and k["price_changes"] == 1
+
+
+def test_store_only_view_has_no_dc_inventory():
+    k = twin_kpis(_store(), None, days=10, annual_holding_rate=0.25)
+    assert k["avg_inventory_value"] == pytest.approx(20) and k["purchase_orders"] == 0
+
+
+def test_forecast_errors_hand_computed():
+    # two series, forecast f vs actual a over 2 days each
+    # series 1: a = (4, 0), f = (2, 1) -> |e| = 2 + 1, e = -2 + 1; series 2: a = (2, 2), f = (2, 3)
+    acc = {"fc_h1_abs_err": np.array([3.0, 1.0]), "fc_h1_err": np.array([-1.0, 1.0]), "fc_h1_actual": np.array([4.0, 4.0]),
+           "fc_h1_n": np.array([2.0, 2.0]), "fc_h1_ape_sum": np.array([0.5, 0.5]), "fc_h1_ape_n": np.array([1.0, 2.0]),
+           # seasonal-naive scale: series 1 MAE 2, series 2 MAE 0 (left out of MASE)
+           "naive_abs_err": np.array([4.0, 0.0]), "naive_n": np.array([2.0, 2.0])}
+    k = forecast_error_kpis(acc, 1)
+    assert k["wape_h1"] == pytest.approx(4 / 8)
+    assert k["bias_h1"] == pytest.approx(0.0)
+    assert k["mape_h1"] == pytest.approx(1.0 / 3)
+    assert k["mase_h1"] == pytest.approx((3 / 2) / 2)
+
+
+def test_relative_change_and_abc():
+    ch = relative_change({"a": 10.0, "b": 0.0, "c": -4.0}, {"a": 12.0, "b": 1.0, "c": -2.0})
+    assert ch["a"] == pytest.approx(0.2) and math.isnan(ch["b"]) and ch["c"] == pytest.approx(0.5)
+    assert abc_classes(np.array([50, 30, 10, 5, 3, 2, 0])).tolist() == ["A", "A", "B", "B", "C", "C", "C"]
+    assert abc_classes(np.zeros(3)).tolist() == ["C", "C", "C"]
+
+
+def test_frontier_dominance_interpolates_inside_the_frontiers_only():
+    base = [{"avg_inventory_value": 100.0, "stockout_rate": 0.04}, {"avg_inventory_value": 200.0, "stockout_rate": 0.01}]
+    pipe = [{"avg_inventory_value": 80.0, "stockout_rate": 0.03}, {"avg_inventory_value": 150.0, "stockout_rate": 0.005}]
+    d = frontier_dominance(base, pipe)
+    at_b = d["at_baseline_points"]
+    assert at_b[0]["pipeline_better"] is True  # at 100 the pipeline line gives 0.03 - 0.025*20/70
+    assert at_b[0]["pipeline_stockout_rate"] == pytest.approx(0.03 - 0.025 * 20 / 70)
+    assert at_b[1]["pipeline_better"] is None  # 200 is outside the pipeline's range: no extrapolation
+    at_p = d["at_pipeline_points"]
+    # the baseline needs 100 + 100 * (0.04 - 0.03) / 0.03 inventory for a 3% stockout rate
+    assert at_p[0]["baseline_inventory_value_same_stockout"] == pytest.approx(100 + 100 / 3)
+    assert at_p[1]["pipeline_better"] is None  # 0.5% is below the baseline's lowest rate
+    assert d["pipeline_dominates"] is True and d["comparable_points"] == 2
+    worse = frontier_dominance(base, [{"avg_inventory_value": 150.0, "stockout_rate": 0.05},
+                                      {"avg_inventory_value": 250.0, "stockout_rate": 0.02}])
+    assert worse["pipeline_dominates"] is False

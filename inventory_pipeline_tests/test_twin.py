@@ -1,0 +1,239 @@
+"""The digital twin's laws (property tests), common random numbers, scenarios and the evaluation."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from inventory_pipeline.config import DEFAULT_POLICY_PATH
+from inventory_pipeline.simulation import NetworkConfig, build_network
+from inventory_pipeline.simulation.engine import (KIND_LAUNCH_DC, KIND_LAUNCH_STORE, KIND_STORE, KIND_SUPPLIER,
+                                                  KIND_TRANSFER, _lane_matrix, simulate)
+from inventory_pipeline.simulation.evaluation import EvaluationConfig, EvaluationError, evaluate, write_report
+from inventory_pipeline.simulation.policies import BaselinePolicy, Observation, Orders, SwitchingPolicy
+from inventory_pipeline.simulation.scenarios import Scenario, apply_demand_side, stress_scenarios
+
+
+class RandomPolicy:
+    """Orders, transfers (some along no lane, some larger than the stock) and prices at random."""
+
+    name = "random"
+
+    def __init__(self, seed: int, transfers: bool = True, prices: bool = True):
+        self.rng = np.random.default_rng(seed)
+        self.transfers, self.prices = transfers, prices
+
+    def decide(self, obs: Observation) -> Orders:
+        L, S = obs.store_on_hand.shape
+        D = obs.dc_on_hand.shape[0]
+        r = self.rng
+        tr = None
+        if self.transfers:
+            n = int(r.integers(0, 6))
+            tr = {"sku": r.integers(0, S, n), "src": r.integers(0, L, n), "dest": r.integers(0, L, n),
+                  "units": r.integers(0, 30, n)}
+        pf = np.where(r.random((L, S)) < 0.1, r.choice([0.8, 0.9, 1.1, 1.2], (L, S)), obs.price_factor) if self.prices else None
+        return Orders(store=r.integers(0, 3, (L, S)) * (r.random((L, S)) < 0.3) * 6,
+                      dc=r.integers(0, 4, (D, S)) * (r.random((D, S)) < 0.2) * 24, transfers=tr, price_factor=pf)
+
+
+def _records(net, policy, **kw):
+    recs = []
+    res = simulate(net, policy, sink=recs.append, **kw)
+    return res, recs
+
+
+small_networks = st.builds(
+    lambda stores, skus, dcs, seed, days: NetworkConfig(
+        regions=1, dcs=dcs, stores=max(stores, dcs), skus=skus, suppliers=2, days=days, seed=seed, burn_in_days=7,
+        new_item_share=0.2, discontinued_share=0.2),
+    stores=st.integers(1, 4), skus=st.integers(2, 8), dcs=st.integers(1, 2), seed=st.integers(0, 10_000),
+    days=st.integers(20, 45))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cfg=small_networks, policy_seed=st.integers(0, 1000))
+def test_stock_laws_hold_every_day_under_any_policy(cfg, policy_seed):
+    net = build_network(cfg)
+    lanes = _lane_matrix(net)
+    _, recs = _records(net, RandomPolicy(policy_seed))
+    prev_dc = None
+    for rec in recs:
+        r = rec.receipts
+        L, S = rec.sales.shape
+        into_store = np.zeros((L, S), np.int64)
+        m = np.isin(r["kind"], (KIND_STORE, KIND_TRANSFER, KIND_LAUNCH_STORE))
+        np.add.at(into_store, (r["dest"][m], r["sku"][m]), r["units"][m])
+        # sales never exceed demand nor the stock on the shelf; stock is never negative
+        assert (rec.sales <= rec.demand).all()
+        assert (rec.sales <= rec.start_on_hand + into_store).all()
+        assert (rec.store_on_hand >= 0).all() and (rec.dc_on_hand >= 0).all()
+        # conservation: end = start + receipts (incl. transfers in) - sales - transfers out
+        assert (rec.store_on_hand == rec.start_on_hand + into_store - rec.sales - rec.transfers_out).all()
+        into_dc = np.zeros_like(rec.dc_on_hand)
+        m = np.isin(r["kind"], (KIND_SUPPLIER, KIND_LAUNCH_DC))
+        np.add.at(into_dc, (r["dest"][m], r["sku"][m]), r["units"][m])
+        if prev_dc is not None:
+            assert (rec.dc_on_hand == prev_dc + into_dc - rec.dc_shipped).all()
+        prev_dc = rec.dc_on_hand
+        # orders arrive exactly after their lead time
+        age = rec.t - r["order_day"]
+        st_ = r["kind"] == KIND_STORE
+        assert (age[st_] == net.store_lead_time[r["dest"][st_]]).all()
+        tr = r["kind"] == KIND_TRANSFER
+        assert (age[tr] == lanes[r["src"][tr], r["dest"][tr]]).all() and (lanes[r["src"][tr], r["dest"][tr]] > 0).all()
+        assert (age[r["kind"] == KIND_SUPPLIER] >= 1).all()
+
+
+def test_transfers_follow_lanes_and_never_exceed_the_donor_stock():
+    cfg = NetworkConfig(regions=2, dcs=2, stores=4, skus=5, suppliers=2, days=30, seed=3, burn_in_days=7)
+    net = build_network(cfg)
+    lanes = _lane_matrix(net)
+
+    class Mover:
+        name = "mover"
+
+        def decide(self, obs):
+            L, S = obs.store_on_hand.shape
+            src = np.repeat(np.arange(L), L)
+            dest = np.tile(np.arange(L), L)
+            return Orders(store=np.zeros((L, S), int), dc=np.zeros((obs.dc_on_hand.shape[0], S), int),
+                          transfers={"sku": np.zeros(L * L, int), "src": src, "dest": dest, "units": np.full(L * L, 10**6)})
+
+    _, recs = _records(net, Mover())
+    moved = sum(int(r.transfers_out.sum()) for r in recs)
+    assert moved > 0
+    for rec in recs:
+        assert (rec.transfers_out[:, 1:] == 0).all()  # only the SKU asked for
+        tr = rec.receipts["kind"] == KIND_TRANSFER
+        assert (lanes[rec.receipts["src"][tr], rec.receipts["dest"][tr]] > 0).all()  # inside a region, on a lane
+
+
+def test_common_random_numbers_same_demand_for_every_policy():
+    net = build_network(NetworkConfig(stores=3, skus=12, days=40, seed=5, burn_in_days=14))
+    _, a = _records(net, BaselinePolicy())
+    _, b = _records(net, BaselinePolicy(safety_days=0))
+    _, c = _records(net, RandomPolicy(1, prices=False))
+    for ra, rb, rc in zip(a, b, c):
+        assert (ra.demand == rb.demand).all() and (ra.demand == rc.demand).all()
+    assert sum(int((ra.sales != rb.sales).sum()) for ra, rb in zip(a, b)) > 0  # the policies did differ
+
+
+def test_a_price_change_moves_only_its_own_demand_and_in_the_right_direction():
+    net = build_network(NetworkConfig(stores=2, skus=6, days=60, seed=9, burn_in_days=7))
+
+    class Dearer(BaselinePolicy):
+        def decide(self, obs):
+            o = super().decide(obs)
+            pf = np.ones_like(obs.store_sales_ma)
+            pf[0, 0] = 1.3  # 30% dearer (elasticity < 0: less demand)
+            return dataclasses.replace(o, price_factor=pf)
+
+    _, ref = _records(net, BaselinePolicy())
+    _, dear = _records(net, Dearer())
+    other = np.ones((2, 6), bool)
+    other[0, 0] = False
+    for r, d in zip(ref, dear):
+        assert (r.demand[other] == d.demand[other]).all()
+        assert d.demand[0, 0] <= r.demand[0, 0]
+        assert d.price[0, 0] == pytest.approx(r.price[0, 0] * 1.3)
+    assert sum(int(d.demand[0, 0]) for d in dear) < sum(int(r.demand[0, 0]) for r in ref)
+
+
+def test_observation_never_shows_the_true_demand():
+    assert not any("demand" in f for f in Observation.__dataclass_fields__)
+
+
+def test_scenarios_bite_where_they_say():
+    cfg = NetworkConfig(regions=1, dcs=2, stores=4, skus=20, suppliers=3, days=80, seed=2, burn_in_days=14)
+    net = build_network(cfg)
+    start = 14 + 20  # measurement starts 20 days into the history
+    lt, surge, promo, outage = stress_scenarios(net, 60)
+    a, b = lt.window(start)
+    # supplier orders placed in the window take twice as long: on the window's first day the state
+    # (and so the lead-time draws) is identical with and without the scenario
+
+    def supplier_lead_times(recs):
+        out = {}
+        for r in recs:
+            m = r.receipts["kind"] == KIND_SUPPLIER
+            for oid, od in zip(r.receipts["order_id"][m], r.receipts["order_day"][m]):
+                out[int(oid)] = (int(od), r.t - int(od))
+        return out
+
+    with_lt = supplier_lead_times(_records(net, BaselinePolicy(), scenario=lt, measure_from=start)[1])
+    without = supplier_lead_times(_records(net, BaselinePolicy(), measure_from=start)[1])
+    first_day = [oid for oid, (od, _) in without.items() if od == a]
+    assert first_day and all(with_lt[o][1] == 2 * without[o][1] for o in first_day)
+    assert all(age % 2 == 0 for od, age in with_lt.values() if a <= od < b)
+    assert all(with_lt[o] == without[o] for o, (od, _) in without.items() if od < a)
+    # a closed DC neither ships nor receives during the outage
+    a, b = outage.window(start)
+    _, recs = _records(net, BaselinePolicy(), scenario=outage, measure_from=start)
+    for r in recs:
+        if a <= r.t < b:
+            assert r.dc_shipped[outage.dc_outage].sum() == 0
+            assert not ((r.receipts["kind"] == KIND_SUPPLIER) & (r.receipts["dest"] == outage.dc_outage)).any()
+    # the surge raises the category's expected demand by 60% inside its window only
+    s = apply_demand_side(net, surge, start)
+    cat = list(cfg.categories).index(surge.demand_category)
+    a, b = surge.window(start)
+    assert np.allclose(s.event_mult[a:b, cat], net.event_mult[a:b, cat] * 1.6)
+    assert np.array_equal(s.event_mult[:a], net.event_mult[:a]) and np.array_equal(s.event_mult[b:], net.event_mult[b:])
+    # the promotion change: every SKU of the category is promoted (cheaper) inside its window
+    p = apply_demand_side(net, promo, start)
+    a, b = promo.window(start)
+    in_cat = net.sku_category == list(cfg.categories).index(promo.extra_promo_category)
+    assert p.promo_path[a:b, in_cat].all() and (p.price_path[a:b, in_cat] < net.regular_price_path[a:b, in_cat]).all()
+    assert net.promo_path is not p.promo_path  # the original network is untouched
+
+
+def test_switching_policy_shares_history_up_to_the_switch():
+    net = build_network(NetworkConfig(stores=2, skus=6, days=50, seed=4, burn_in_days=7))
+    _, a = _records(net, SwitchingPolicy(BaselinePolicy(), BaselinePolicy(safety_days=0), 40))
+    _, b = _records(net, BaselinePolicy())
+    for ra, rb in zip(a, b):
+        if ra.t <= 40:  # decisions of day 40 arrive later, so day 40 itself is still identical
+            assert (ra.store_on_hand == rb.store_on_hand).all()
+    assert any((ra.store_on_hand != rb.store_on_hand).any() for ra, rb in zip(a, b))
+
+
+@pytest.fixture(scope="module")
+def small_report(tmp_path_factory):
+    net = build_network(NetworkConfig(regions=1, dcs=1, stores=2, skus=8, suppliers=2, days=100, seed=7, burn_in_days=14))
+    ecfg = EvaluationConfig(days=21, cadence_days=7, frontier_safety_days=(0.0, 7.0), frontier_service_levels=(0.9, 0.95),
+                            jobs=1)
+    report = evaluate(net, DEFAULT_POLICY_PATH, ecfg)
+    out = tmp_path_factory.mktemp("eval")
+    return net, report, write_report(report, out)
+
+
+def test_evaluation_report_has_every_kpi_and_section(small_report):
+    net, report, paths = small_report
+    k = json.loads(paths["kpis"].read_text())
+    need = {"stockout_rate", "fill_rate", "lost_sales_units", "carrying_cost", "carrying_cost_pct_inventory_value",
+            "carrying_cost_pct_revenue", "avg_inventory_value", "inventory_turns", "revenue", "gross_margin",
+            "wape_h1", "mase_h7", "mape_h7", "orders", "transfers", "price_changes"}
+    assert need <= set(k["baseline"]) and need <= set(k["pipeline"]) and need <= set(k["change"])
+    assert set(k["by_abc"]) <= {"A", "B", "C"} and "A" in k["by_abc"]
+    assert set(k["by_store"]) == set(net.store_ids)
+    assert len(k["frontier"]["baseline"]) == 2 and len(k["frontier"]["pipeline"]) == 2
+    assert set(k["scenarios"]) == {"supplier_lead_time_x2", "demand_surge", "promo_calendar_change", "dc_outage"}
+    for p in paths.values():
+        assert p.exists() and p.stat().st_size > 0
+    assert "Headline KPIs" in paths["report"].read_text()
+    # both policies faced the same demand in the same window
+    assert k["baseline"]["demand_units"] == k["pipeline"]["demand_units"]
+    assert k["pipeline"]["orders"] > 0 and k["meta"]["pipeline_forecasts_made"] == 3  # 21 days, weekly
+    # ABC and store breakdowns add up to the whole
+    assert sum(v["baseline"]["demand_units"] for v in k["by_abc"].values()) == k["baseline"]["demand_units"]
+    assert sum(v["pipeline"]["lost_sales_units"] for v in k["by_store"].values()) == k["pipeline"]["lost_sales_units"]
+
+
+def test_evaluation_refuses_a_window_without_enough_history():
+    net = build_network(NetworkConfig(stores=2, skus=4, days=60, seed=1, burn_in_days=7))
+    with pytest.raises(EvaluationError, match="leaves .* days of history"):
+        evaluate(net, DEFAULT_POLICY_PATH, EvaluationConfig(days=30, jobs=1))
