@@ -178,9 +178,9 @@ def test_policy_evaluation_asset_materialises(pipeline_run):
         instance=instance, run_config={"ops": {"policy_evaluation": {"config": cfg}}})
     assert r.success
     mat = r.asset_materializations_for_node("policy_evaluation")[0]
-    assert {"kpis", "report", "inventory_plot", "forecast_plot", "baseline_stockout_rate"} <= set(mat.metadata)
-    assert "stockout_rate" in mat.metadata["kpis"].value  # the KPI table, as Markdown
-    report = json.loads(Path(mat.metadata["report"].value).with_name("kpis.json").read_text())
+    assert {"kpi_table", "kpis_json", "report_html", "inventory_plot", "forecast_plot", "baseline_stockout_rate"} <= set(mat.metadata)
+    assert "stockout_rate" in mat.metadata["kpi_table"].value  # the KPI table, as Markdown
+    report = json.loads(Path(mat.metadata["kpis_json"].value).read_text())
     assert set(report) >= {"baseline", "pipeline", "change", "by_abc", "by_store", "meta"}
     assert report["meta"]["evaluation"]["days"] == 20
     assert report["baseline"]["stockout_rate"] == mat.metadata["baseline_stockout_rate"].value or \

@@ -12,6 +12,9 @@ from ..simulation.evaluation import EvaluationConfig, evaluate, kpi_table, load_
 from .resources import LandingZoneResource, PolicyResource, WarehouseResource
 
 
+_FILE_KEYS = {"kpis": "kpis_json", "report": "report_html"}
+
+
 class PolicyEvaluationConfig(dg.Config):
     days: int = 90
     cadence_days: int = 7
@@ -37,13 +40,13 @@ def policy_evaluation(context: dg.AssetExecutionContext, config: PolicyEvaluatio
     paths = write_report(report, out)
     b, p = report["baseline"], report["pipeline"]
     md = {
-        "kpis": dg.MetadataValue.md(kpi_table(report).to_markdown(index=False)),
+        "kpi_table": dg.MetadataValue.md(kpi_table(report).to_markdown(index=False)),
         "baseline_stockout_rate": round(b["stockout_rate"], 5), "pipeline_stockout_rate": round(p["stockout_rate"], 5),
         "baseline_avg_inventory_value": round(b["avg_inventory_value"], 2),
         "pipeline_avg_inventory_value": round(p["avg_inventory_value"], 2),
         "window": " .. ".join(report["meta"]["window"]), "policy_version": report["meta"]["policy_version"],
         "runs": report["meta"]["runs"], "seconds": report["meta"]["seconds"],
-        **{name: dg.MetadataValue.path(str(path)) for name, path in paths.items()},
+        **{_FILE_KEYS.get(name, name): dg.MetadataValue.path(str(path)) for name, path in paths.items()},
     }
     if report.get("scenarios"):
         md["scenarios"] = dg.MetadataValue.md(scenario_table(report).to_markdown(index=False))
