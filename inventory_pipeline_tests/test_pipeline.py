@@ -185,3 +185,28 @@ def test_policy_evaluation_asset_materialises(pipeline_run):
     assert report["meta"]["evaluation"]["days"] == 20
     assert report["baseline"]["stockout_rate"] == mat.metadata["baseline_stockout_rate"].value or \
         abs(report["baseline"]["stockout_rate"] - mat.metadata["baseline_stockout_rate"].value) < 1e-5
+
+
+def test_twin_kpis_agree_with_the_kpis_of_the_written_history(pipeline_run):
+    """Two independent paths to the same numbers: the twin's accumulators for the baseline run, and
+    history_kpis over the dbt marts built from the landing zone that same run wrote."""
+    from inventory_pipeline.core.kpis import history_kpis, twin_kpis
+    from inventory_pipeline.core.warehouse import Warehouse
+    from inventory_pipeline.simulation.engine import simulate
+    from inventory_pipeline.simulation.evaluation import load_network
+    from inventory_pipeline.simulation.policies import BaselinePolicy
+
+    s, out, _ = pipeline_run
+    net = load_network(s.landing_uri)
+    res = simulate(net, BaselinePolicy())
+    twin = twin_kpis(res.store, None, res.measured_days, 0.25)
+    daily = Warehouse(s.warehouse_dir).read_model(
+        "select f.date, f.units_sold, f.unit_price, f.on_hand, p.unit_cost from marts.fct_daily_demand f "
+        "join marts.dim_products p using (sku_id)")
+    hist = history_kpis(daily, 0.25)
+    assert hist["days"] == res.measured_days
+    assert twin["stockout_rate"] == pytest.approx(hist["stockout_rate"], rel=1e-9)
+    assert twin["avg_store_inventory_value"] == pytest.approx(hist["avg_inventory_value"], rel=1e-6)
+    assert twin["sales_units"] == hist["units_sold"]
+    assert twin["revenue"] == pytest.approx(hist["revenue"], rel=1e-6)
+    assert twin["gross_margin"] == pytest.approx(hist["gross_margin"], rel=1e-6)

@@ -220,7 +220,11 @@ def test_evaluation_report_has_every_kpi_and_section(small_report):
     assert need <= set(k["baseline"]) and need <= set(k["pipeline"]) and need <= set(k["change"])
     assert set(k["by_abc"]) <= {"A", "B", "C"} and "A" in k["by_abc"]
     assert set(k["by_store"]) == set(net.store_ids)
-    assert len(k["frontier"]["baseline"]) == 2 and len(k["frontier"]["pipeline"]) == 2
+    fb, fp = k["frontier"]["baseline"], k["frontier"]["pipeline"]
+    assert [q["safety_days"] for q in fb] == [0.0, 7.0] and [q["service_level"] for q in fp] == [0.9, 0.95]
+    # more protection holds more stock and loses no more sales (same demand for every point)
+    assert fb[0]["avg_inventory_value"] < fb[1]["avg_inventory_value"] and fb[0]["fill_rate"] <= fb[1]["fill_rate"]
+    assert fp[0]["avg_inventory_value"] < fp[1]["avg_inventory_value"]
     assert set(k["scenarios"]) == {"supplier_lead_time_x2", "demand_surge", "promo_calendar_change", "dc_outage"}
     for p in paths.values():
         assert p.exists() and p.stat().st_size > 0
