@@ -71,6 +71,8 @@ def test_stock_laws_hold_every_day_under_any_policy(cfg, policy_seed):
         assert (rec.sales <= rec.demand).all()
         assert (rec.sales <= rec.start_on_hand + into_store).all()
         assert (rec.store_on_hand >= 0).all() and (rec.dc_on_hand >= 0).all()
+        # a sale is lost only when the shelf ran empty
+        assert (rec.store_on_hand + rec.transfers_out)[rec.demand > rec.sales].sum() == 0
         # conservation: end = start + receipts (incl. transfers in) - sales - transfers out
         assert (rec.store_on_hand == rec.start_on_hand + into_store - rec.sales - rec.transfers_out).all()
         into_dc = np.zeros_like(rec.dc_on_hand)

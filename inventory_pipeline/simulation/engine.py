@@ -338,6 +338,9 @@ def simulate(
             )
             next_id += n
 
+        if transfers_out.any():  # the observed end-of-day stock is after today's transfers left
+            history.on_hand[t] = store_oh
+
         # 4d. purchase orders: suppliers deliver only orderable items
         po = np.where(orderable[None, :], np.asarray(orders.dc, dtype=np.int64), 0)
         di, sj = np.nonzero(po)
@@ -385,13 +388,14 @@ def simulate(
             res.dc["order_value"] += po * unit_cost[None, :]
             for j, h in enumerate(H):
                 if fc_target[j, t % R] == t:
+                    # scored where the item was carried (forecasts exist for carried series only)
                     f = fc_ring[j, t % R]
-                    e = f - demand
+                    e = (f - demand) * store_carried
                     acc[f"fc_h{h}_abs_err"] += np.abs(e)
                     acc[f"fc_h{h}_err"] += e
-                    acc[f"fc_h{h}_actual"] += demand
+                    acc[f"fc_h{h}_actual"] += demand * store_carried
                     acc[f"fc_h{h}_n"] += store_carried
-                    pos_d = demand > 0
+                    pos_d = (demand > 0) & store_carried
                     acc[f"fc_h{h}_ape_sum"] += np.where(pos_d, np.abs(e) / np.maximum(demand, 1), 0.0)
                     acc[f"fc_h{h}_ape_n"] += pos_d
             if t - measure_from >= NAIVE_LAG:
