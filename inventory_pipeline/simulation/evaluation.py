@@ -283,7 +283,8 @@ def kpi_table(report: dict, keys=HEADLINE) -> pd.DataFrame:
     rows = []
     for k in keys:
         if k in report["baseline"]:
-            c = report["change"].get(k, float("nan"))
+            c = report["change"].get(k)
+            c = float("nan") if c is None else c  # a kpis.json read back has null for nan
             rows.append({"kpi": k, "baseline": _fmt(k, report["baseline"][k]), "pipeline": _fmt(k, report["pipeline"][k]),
                          "change": f"{c:+.1%}" if np.isfinite(c) else "n/a"})
     return pd.DataFrame(rows)
