@@ -64,13 +64,14 @@ def plot_frontier(frontier: dict, path: str | Path) -> Path:
     the knob swept (baseline safety days, pipeline service level)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 5))
-    for pol, knob, fmt in (("baseline", "safety_days", "{:g} d"), ("pipeline", "service_level", "{:.1%}")):
+    labels = {"safety_days": lambda v: f"{v:g} d", "service_level": lambda v: f"{100 * v:.4g}%"}
+    for pol, knob in (("baseline", "safety_days"), ("pipeline", "service_level")):
         pts = sorted(frontier[pol], key=lambda q: q["avg_inventory_value"])
         x = [q["avg_inventory_value"] for q in pts]
         y = [q["stockout_rate"] * 100 for q in pts]
         ax.plot(x, y, "o-", color=COLOURS[pol], label=f"{pol} ({knob.replace('_', ' ')})")
         for q, xi, yi in zip(pts, x, y):
-            ax.annotate(fmt.format(q[knob]), (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=8)
+            ax.annotate(labels[knob](q[knob]), (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=8)
     ax.set_xlabel("average inventory value (stores + DCs, at cost)")
     ax.set_ylabel("stockout rate (% of active store-SKU-days)")
     ax.set_title("Trade-off frontier: lower-left is better")
