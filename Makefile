@@ -36,9 +36,11 @@ dev: install $(DAGSTER_HOME)/dagster.yaml
 mlflow-ui: install
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow/mlflow.db -h 127.0.0.1 -p 5000
 
-# Benchmarks arrive with issue #3; until then this says so instead of pretending.
-bench: install
-	@echo "make bench: no benchmarks yet (issue #3 adds them: speed, memory and cost at M5 scale)"
+# Speed, memory and cost of the asset graph on a simulated network (docs/benchmark.md):
+# one daily partition and a 90-day backfill; results in bench/results.{json,md}
+SCALE ?= m5
+bench: install $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/python -m inventory_pipeline.benchmark --scale $(SCALE) --out bench
 
 clean:
 	rm -rf data .dagster_home mlflow/mlflow.db mlflow/artifacts dbt_project/target

@@ -1,0 +1,73 @@
+"""The benchmark machinery on a tiny network: structure of results.json, never timing thresholds.
+
+The benchmark's phases run in their own process with their own environment (a bench working
+folder under tmp_path), so the test session's settings and Dagster instance are not involved.
+"""
+
+import json
+
+import pytest
+
+from inventory_pipeline import benchmark
+
+STAGES = ["ingest_daily", "dbt build", "demand_forecast", "price_recommendations", "replenishment_orders",
+          "rebalancing_transfers", "decision_log", "erp_outbox"]
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bench")
+    rc = benchmark.main(["--scale", "tiny", "--out", str(tmp / "out"), "--workdir", str(tmp / "work"), "--one-process"])
+    assert rc == 0
+    return tmp, json.loads((tmp / "out" / "results.json").read_text())
+
+
+def _positive(stage: dict) -> None:
+    assert stage["wall_s"] > 0 and stage["cpu_s"] > 0, stage
+    assert stage["peak_rss_mb"] > 0, stage
+
+
+def test_daily_partition_measures_every_stage(results):
+    _, r = results
+    d = r["daily"]
+    assert [s["stage"] for s in d["stages"]] == STAGES
+    for s in d["stages"]:
+        _positive(s)
+        assert s["success"] and s["checks_failed"] == 0
+        assert s["dagster_step_s"] > 0 and s["cpu_s"] >= s["cpu_self_s"] >= 0
+    dbt = d["stages"][1]
+    assert dbt["cpu_children_s"] > 0 and dbt["children_peak_rss_mb"] > 0  # dbt is a subprocess
+    assert d["series"] > 0 and d["series_per_second"] > 0
+    assert d["sku_locations"] == benchmark.SCALES["tiny"].sku_locations
+    assert d["cpu_s_per_sku_location"] > 0
+    assert d["rows"]["demand_forecast"] > 0 and d["rows"]["marts.fct_daily_demand"] > 0
+    assert d["total"]["wall_s"] == pytest.approx(sum(s["wall_s"] for s in d["stages"]), abs=0.01)
+    steps = [s["stage"] for s in d["forecast_breakdown"]["steps"]]
+    assert any(s.startswith("forecast_demand") for s in steps) and "plot" in steps
+
+
+def test_backfill_records_what_was_measured(results):
+    _, r = results
+    b, tiny = r["backfill"], benchmark.SCALES["tiny"]
+    assert [s["stage"] for s in b["stages"]] == ["ingest_daily", "dbt build", "decision stages"]
+    for s in b["stages"]:
+        _positive(s)
+    assert b["partitions_ingested"] == tiny.backfill_days == b["stages"][0]["partitions"]
+    assert b["plan_dates_measured"] == len(b["per_plan_date"]) == tiny.backfill_plan_dates
+    assert b["series_per_second"] > 0
+    # fewer plan dates than days: the 90-day figure is labelled an extrapolation
+    assert b["extrapolated"]["label"].startswith("EXTRAPOLATION")
+
+
+def test_setup_machine_and_report(results):
+    tmp, r = results
+    assert r["scale"] == "tiny" and r["plan_date"] == r["history"]["last_date"]
+    assert [s["stage"] for s in r["setup"]["stages"]] == ["import code location", "ingest_master", "ingest history", "mlflow store"]
+    _positive(r["generate"])
+    m = r["machine"]
+    assert m["usable_cpus"] >= 1 and m["python"].startswith("3.11") and m["packages"]["dagster"]
+    assert 0 <= r["contention"]["share_of_capacity"]
+    md = (tmp / "out" / "results.md").read_text()
+    assert "| demand_forecast |" in md and "series/s" in md and "EXTRAPOLATION" in md
+    # the bench has its own landing zone, warehouse and outbox inside the working folder
+    assert (tmp / "work" / "outbox" / r["plan_date"] / "manifest.json").is_file()
