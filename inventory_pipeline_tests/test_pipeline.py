@@ -49,7 +49,7 @@ def test_every_run_succeeds_and_the_outbox_is_complete(pipeline_run):
     folder = Path(s.outbox_uri) / "2025-04-10"
     assert sorted(p.name for p in folder.iterdir()) == ["manifest.json", "price_changes.csv", "purchase_orders.csv", "transfers.csv"]
     m = json.loads((folder / "manifest.json").read_text())
-    assert m["plan_date"] == "2025-04-10" and m["model_versions"][0].startswith("demand_forecast/")
+    assert m["plan_date"] == "2025-04-10" and m["model_versions"][0].startswith("demand_forecaster/v")
     for name, meta in m["files"].items():
         assert len(pd.read_csv(folder / name)) == meta["rows"]
     assert m["files"]["transfers.csv"]["rows"] + m["files"]["purchase_orders.csv"]["rows"] > 0
@@ -113,8 +113,9 @@ def test_twin_plan_reproduces_the_assets_outputs(pipeline_run):
     wh = Warehouse(s.warehouse_dir)
     pol = load_policy(s.policy_path)
     cfg = forecast_config(pol)
-    fc = forecast_demand(_frames_from_warehouse(wh, d, cfg.history_days)[
-        ["location_id", "sku_id", "date", "units_sold", "is_stockout"]], d, cfg)
+    from inventory_pipeline.defs.forecasting import forecast_inputs
+
+    fc = forecast_demand(**{k: v for k, v in forecast_inputs(wh, d, cfg).items()}, plan_date=d, cfg=cfg)
     asset_fc = wh.read("demand_forecast", d)
     pd.testing.assert_frame_equal(fc, asset_fc.drop(columns=["model_version"]), check_dtype=False)
     plan = plan_decisions(
