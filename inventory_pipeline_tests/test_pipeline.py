@@ -211,3 +211,107 @@ def test_twin_kpis_agree_with_the_kpis_of_the_written_history(pipeline_run):
     assert twin["sales_units"] == hist["units_sold"]
     assert twin["revenue"] == pytest.approx(hist["revenue"], rel=1e-6)
     assert twin["gross_margin"] == pytest.approx(hist["gross_margin"], rel=1e-6)
+
+
+# ---- MLflow registry: promotion gate, pyfunc, drift ------------------------------------------
+
+@pytest.fixture(scope="module")
+def forecast_sandbox(pipeline_run, tmp_path_factory):
+    """A copy of the built warehouse and an empty MLflow store, to run demand_forecast alone."""
+    import shutil
+
+    s, out, instance = pipeline_run
+    root = tmp_path_factory.mktemp("forecast_sandbox")
+    shutil.copytree(s.warehouse_dir, root / "warehouse")
+    return {"root": root, "date": out["plan_date"], "instance": instance,
+            "uri": f"sqlite:///{root / 'mlflow.db'}", "artifacts": str(root / "artifacts")}
+
+
+def _policy(root, name, candidates=None):
+    import yaml
+
+    from inventory_pipeline.config import DEFAULT_POLICY_PATH
+
+    data = yaml.safe_load(DEFAULT_POLICY_PATH.read_text())
+    if candidates:
+        data["forecast"]["candidates"] = candidates
+    data["version"] = name
+    p = root / f"{name}.yaml"
+    p.write_text(yaml.safe_dump(data))
+    return p
+
+
+def _materialise_forecast(sb, policy_path, date=None):
+    from inventory_pipeline.defs.forecasting import demand_forecast
+    from inventory_pipeline.defs.resources import MlflowResource, PolicyResource, WarehouseResource
+
+    r = dg.materialize(
+        [demand_forecast], partition_key=date or sb["date"], instance=sb["instance"],
+        resources={"warehouse": WarehouseResource(root=str(sb["root"] / "warehouse")),
+                   "policy": PolicyResource(path=str(policy_path)),
+                   "mlflow": MlflowResource(tracking_uri=sb["uri"], artifact_root=sb["artifacts"])})
+    assert r.success
+    checks = {e.check_name: e for e in r.get_asset_check_evaluations()}
+    return r.asset_materializations_for_node("demand_forecast")[0].metadata, checks
+
+
+WEAK = {"smooth": ["SeasonalNaive"], "erratic": ["SeasonalNaive"], "intermittent": ["SeasonalNaive"],
+        "lumpy": ["SeasonalNaive"]}
+
+
+def test_promotion_gate_promotes_better_and_rejects_worse(forecast_sandbox):
+    from inventory_pipeline.core.tracking import registry_version
+
+    sb = forecast_sandbox
+    weak, default = _policy(sb["root"], "weak", WEAK), _policy(sb["root"], "default")
+    md, checks = _materialise_forecast(sb, weak)  # empty registry: the first configuration becomes champion
+    assert checks["promotion_gate"].passed and md["model_version"].value == "demand_forecaster/v1"
+    md, checks = _materialise_forecast(sb, default)  # better CV WAPE on the same window: promoted
+    gate = checks["promotion_gate"]
+    assert gate.passed, gate.description
+    assert gate.metadata["candidate_cv_wape"].value <= gate.metadata["champion_cv_wape"].value
+    assert registry_version(sb["uri"], "champion")["version"] == "2" and md["model_version"].value == "demand_forecaster/v2"
+    md, checks = _materialise_forecast(sb, weak)  # worse again: rejected, the champion serves and the check says why
+    gate = checks["promotion_gate"]
+    assert not gate.passed and "champion kept" in gate.description
+    assert registry_version(sb["uri"], "champion")["version"] == "2"
+    assert registry_version(sb["uri"], "challenger")["version"] == "1"
+    assert md["model_version"].value == "demand_forecaster/v2"
+    fc = pd.read_parquet(sb["root"] / "warehouse" / "demand_forecast" / sb["date"] / "data.parquet")
+    assert (fc["model_version"] == "demand_forecaster/v2").all()
+    assert md["selection"].value != {k: v[0] for k, v in WEAK.items()}  # the champion's models, not the weak ones
+
+
+def test_registered_pyfunc_reproduces_the_forecast(forecast_sandbox):
+    import json
+
+    import mlflow
+
+    from inventory_pipeline.core.forecasting import forecast_config
+    from inventory_pipeline.core.policy import load_policy
+    from inventory_pipeline.core.warehouse import Warehouse
+    from inventory_pipeline.defs.forecasting import forecast_inputs
+
+    sb = forecast_sandbox
+    _materialise_forecast(sb, _policy(sb["root"], "default"))
+    wh = Warehouse(sb["root"] / "warehouse")
+    inputs = forecast_inputs(wh, sb["date"], forecast_config(load_policy(_policy(sb["root"], "default"))))
+    hist = inputs["history"].assign(category=lambda h: h["sku_id"].map(inputs["categories"]))
+    cal = inputs["calendar"].assign(date=lambda c: pd.to_datetime(c["date"]).dt.strftime("%Y-%m-%d"))
+    mlflow.set_tracking_uri(sb["uri"])
+    model = mlflow.pyfunc.load_model("models:/demand_forecaster@champion")
+    got = model.predict(hist, params={"plan_date": sb["date"], "calendar": json.dumps(cal.to_dict("records"))})
+    want = pd.read_parquet(sb["root"] / "warehouse" / "demand_forecast" / sb["date"] / "data.parquet")
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), want.drop(columns=["model_version"]), check_dtype=False)
+
+
+def test_drift_check_compares_an_earlier_forecast_with_what_sold(forecast_sandbox):
+    sb = forecast_sandbox
+    default = _policy(sb["root"], "default")
+    earlier = (pd.Timestamp(sb["date"]) - pd.Timedelta(days=14)).date().isoformat()
+    _, checks = _materialise_forecast(sb, default, earlier)
+    assert checks["forecast_drift"].passed and checks["forecast_drift"].metadata["compared_with"].value == "nothing yet"
+    _, checks = _materialise_forecast(sb, default)
+    drift = checks["forecast_drift"]
+    assert drift.metadata["compared_with"].value == earlier
+    assert "all" in drift.metadata["by_class"].value and "bias" in drift.description

@@ -116,13 +116,13 @@ def registry_version(tracking_uri: str, alias: str, name: str = REGISTERED_MODEL
         mv = client.get_model_version_by_alias(name, alias)
     except Exception:
         return None
-    return {"version": mv.version, "run_id": mv.run_id, "config": _json.loads(mv.tags.get("forecast_config", "{}")),
+    return {"version": str(mv.version), "run_id": mv.run_id, "config": _json.loads(mv.tags.get("forecast_config", "{}")),
             "cv_wape": float(mv.tags.get("cv_wape", "nan")),
             "config_fingerprint": mv.tags.get("config_fingerprint", "")}
 
 
 def register_forecaster(tracking_uri: str, run_id: str, config: dict, cv_wape: float, config_fingerprint: str,
-                        name: str = REGISTERED_MODEL) -> str:
+                        input_example=None, output_example=None, name: str = REGISTERED_MODEL) -> str:
     """Log the pyfunc in `run_id` and register it as a version of `name`, once per configuration
     (a version with the same configuration fingerprint is reused: re-running a partition
     registers nothing new). The pyfunc holds the configuration only; its model choice per class
@@ -139,14 +139,18 @@ def register_forecaster(tracking_uri: str, run_id: str, config: dict, cv_wape: f
                                        "(statsforecast, segmented by demand class, CV-selected); aliases champion / challenger.")
     for mv in client.search_model_versions(f"name = '{name}'"):
         if mv.tags.get("config_fingerprint") == config_fingerprint:
-            return mv.version
+            return str(mv.version)
+    from mlflow.models import infer_signature
+
+    # the signature declares the params, so pyfunc passes plan_date and calendar through
+    signature = infer_signature(input_example, output_example, params={"plan_date": "2025-01-01", "calendar": "[]"})
     with mlflow.start_run(run_id=run_id):
         info = mlflow.pyfunc.log_model(name="demand_forecaster", python_model=DemandForecaster(),
-                                       model_config={"forecast_config": config})
+                                       model_config={"forecast_config": config}, signature=signature)
     mv = mlflow.register_model(info.model_uri, name, tags={
         "forecast_config": _json.dumps(config, sort_keys=True), "cv_wape": f"{cv_wape:.6f}",
         "config_fingerprint": config_fingerprint})
-    return mv.version
+    return str(mv.version)
 
 
 def set_alias(tracking_uri: str, alias: str, version: str, name: str = REGISTERED_MODEL) -> None:

@@ -126,8 +126,9 @@ def demand_forecast(context: dg.AssetExecutionContext, warehouse: WarehouseResou
         artifacts=artifacts, tags={"dagster_run_id": context.run_id, "partition": d},
         version=f"{serving.config.fingerprint()}/{fingerprint(hist)}/{pol.tag}",
     )
+    example = hist.head(20).assign(category=lambda h: h["sku_id"].map(inputs["categories"]))
     version = register_forecaster(mlflow.tracking_uri, run_id, cfg.to_dict(), cand.metrics.get("cv_wape", float("nan")),
-                                  cfg.fingerprint())
+                                  cfg.fingerprint(), example, cand.forecast.head(20))
     if promoted:
         set_alias(mlflow.tracking_uri, "champion", version)
         serving_version = version
