@@ -154,3 +154,25 @@ def test_drift_statistics_flag_a_biased_forecast():
     # stockout days are not evidence of demand
     censored = actual.assign(is_stockout=True)
     assert drift_statistics(low, censored).set_index("demand_class").loc["all", "days"] == 0
+
+
+def test_dask_engine_gives_the_same_forecast_as_the_local_engine():
+    """statsforecast's distributed backend (fugue) on a local Dask cluster: same selection, same
+    numbers."""
+    import dataclasses
+
+    from distributed import Client, LocalCluster
+
+    h = pd.concat([_history([5, 5, 6, 5, 4, 5, 5], sku="A"), _history([1, 9, 2, 12, 1, 8, 1], sku="B"),
+                   _history([0, 0, 0, 2, 0, 0, 2], sku="C"), _history([4, 4, 4, 5, 8, 10, 8], sku="D", loc="S2")])
+    local = run_forecast(h, END, CFG)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with Client(cluster):
+            dist = run_forecast(h, END, dataclasses.replace(CFG, engine="dask"))
+        dist2 = run_forecast(h, END, dataclasses.replace(CFG, engine="dask", dask_scheduler=cluster.scheduler_address))
+    assert dist.selection == local.selection == dist2.selection
+    cols = ["mean", "p025", "p10", "p50", "p90", "p95", "p975", "p99"]
+    for d in (dist, dist2):
+        pd.testing.assert_frame_equal(d.forecast.drop(columns=cols), local.forecast.drop(columns=cols), check_dtype=False)
+        np.testing.assert_allclose(d.forecast[cols].to_numpy(), local.forecast[cols].to_numpy(), rtol=1e-5, atol=1e-6)  # float32 inside statsforecast
+    assert dataclasses.replace(CFG, engine="dask").fingerprint() == CFG.fingerprint()  # same model identity

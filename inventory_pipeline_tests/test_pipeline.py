@@ -243,13 +243,14 @@ def _policy(root, name, candidates=None):
 
 def _materialise_forecast(sb, policy_path, date=None):
     from inventory_pipeline.defs.forecasting import demand_forecast
-    from inventory_pipeline.defs.resources import MlflowResource, PolicyResource, WarehouseResource
+    from inventory_pipeline.defs.resources import ForecastEngineResource, MlflowResource, PolicyResource, WarehouseResource
 
     r = dg.materialize(
         [demand_forecast], partition_key=date or sb["date"], instance=sb["instance"],
         resources={"warehouse": WarehouseResource(root=str(sb["root"] / "warehouse")),
                    "policy": PolicyResource(path=str(policy_path)),
-                   "mlflow": MlflowResource(tracking_uri=sb["uri"], artifact_root=sb["artifacts"])})
+                   "mlflow": MlflowResource(tracking_uri=sb["uri"], artifact_root=sb["artifacts"]),
+                   "forecast_engine": ForecastEngineResource()})
     assert r.success
     checks = {e.check_name: e for e in r.get_asset_check_evaluations()}
     return r.asset_materializations_for_node("demand_forecast")[0].metadata, checks

@@ -65,6 +65,9 @@ DEFAULT_CANDIDATES = {
 }
 
 
+ENGINE_FIELDS = ("engine", "dask_scheduler", "dask_partitions", "n_jobs")
+
+
 @dataclass(frozen=True)
 class ForecastConfig:
     horizon_days: int = 30
@@ -82,6 +85,16 @@ class ForecastConfig:
     candidates: tuple = tuple((k, v) for k, v in DEFAULT_CANDIDATES.items())
     n_jobs: int = 1
     seed: int = 0
+    # where statsforecast runs: "local" (this process, `n_jobs` cores) or "dask" (statsforecast's
+    # distributed backend through fugue, on the Dask scheduler at `dask_scheduler`, or a default
+    # client already connected). Not part of the model's identity: the numbers are the same.
+    engine: str = "local"
+    dask_scheduler: str | None = None
+    dask_partitions: int = 0  # 0: two per Dask worker
+
+    def __post_init__(self) -> None:
+        if self.engine not in ("local", "dask"):
+            raise ValueError(f"forecast engine must be 'local' or 'dask', got {self.engine!r}")
 
     @property
     def min_history(self) -> int:
@@ -104,7 +117,9 @@ class ForecastConfig:
         return cls(**d)
 
     def fingerprint(self) -> str:
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+        """What the configuration computes, not where: the engine settings are left out."""
+        d = {k: v for k, v in self.to_dict().items() if k not in ENGINE_FIELDS}
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def forecast_config(policy) -> ForecastConfig:
@@ -150,7 +165,7 @@ def prepare_series(history: pd.DataFrame, plan_date: str, cfg: ForecastConfig) -
     keep = ["unique_id", "ds", "y"] + [c for c in ("is_stockout", "on_promo") if c in h]
     out = grid.merge(h.rename(columns={"date": "ds", "units_sold": "y"})[keep], on=["unique_id", "ds"], how="left")
     out["y"] = out["y"].fillna(0).astype(float)
-    out["is_stockout"] = out["is_stockout"].fillna(False).astype(bool) if "is_stockout" in out else False
+    out["is_stockout"] = out["is_stockout"].eq(True) if "is_stockout" in out else False  # missing day: no stockout
     out["on_promo"] = out["on_promo"].fillna(0).astype(bool) if "on_promo" in out else False
     ids = out["unique_id"].str.split("|", n=1, expand=True)
     out["location_id"], out["sku_id"] = ids[0], ids[1]
@@ -340,6 +355,41 @@ def _sf(models, cfg: ForecastConfig):
     return StatsForecast(models=models, freq="D", n_jobs=cfg.n_jobs)
 
 
+def _run_sf(method: str, models, df: pd.DataFrame, cfg: ForecastConfig, **kw) -> pd.DataFrame:
+    """`StatsForecast.<method>` on the configured engine. On Dask the frame is partitioned by
+    series and statsforecast's fugue backend fits each partition on a worker; the result comes
+    back as pandas with the local engine's dtypes, so both engines give the same frame."""
+    sf = _sf(models, cfg)
+    if cfg.engine == "local":
+        out = getattr(sf, method)(df=df, **kw)
+        return out.reset_index() if "unique_id" not in out.columns else out
+    import dask.dataframe as dd
+    from distributed import Client, default_client
+
+    try:
+        client, own = default_client(), None
+    except ValueError:
+        client = own = Client(cfg.dask_scheduler) if cfg.dask_scheduler else Client(processes=False, dashboard_address=None)
+    try:
+        workers = max(len(client.scheduler_info().get("workers", {})), 1)
+        ddf = dd.from_pandas(df.sort_values(["unique_id", "ds"]), npartitions=cfg.dask_partitions or 2 * workers,
+                             sort=False)
+        out = getattr(sf, method)(df=ddf, **kw)
+        out = out.compute() if hasattr(out, "compute") else out
+    finally:
+        if own is not None:
+            own.close()
+    out = pd.DataFrame(out).reset_index(drop=True)
+    out["unique_id"] = out["unique_id"].astype(str).astype(object)
+    for c in ("ds", "cutoff"):
+        if c in out:
+            out[c] = pd.to_datetime(out[c]).astype("datetime64[ns]")
+    for c in out.columns:
+        if c not in ("unique_id", "ds", "cutoff"):
+            out[c] = out[c].astype(float)
+    return out.sort_values([c for c in ("unique_id", "cutoff", "ds") if c in out], ignore_index=True)
+
+
 def _sample_ids(ids: np.ndarray, n: int, seed: int) -> np.ndarray:
     if n <= 0 or len(ids) <= n:
         return ids
@@ -389,10 +439,9 @@ def cross_validate(adj: pd.DataFrame, models: list[str], cfg: ForecastConfig, em
     frames, seconds = [], {}
     for name in models:
         t0 = time.perf_counter()
-        cv = _sf([make_model(name, cfg)], cfg).cross_validation(
-            h=cfg.cv_horizon, df=df, n_windows=cfg.cv_windows, step_size=cfg.cv_horizon)
+        cv = _run_sf("cross_validation", [make_model(name, cfg)], df, cfg,
+                     h=cfg.cv_horizon, n_windows=cfg.cv_windows, step_size=cfg.cv_horizon)
         seconds[name] = time.perf_counter() - t0
-        cv = cv.reset_index() if "unique_id" not in cv.columns else cv
         frames.append(cv.drop(columns=["y"]).set_index(["unique_id", "ds", "cutoff"]))
     out = pd.concat(frames, axis=1).reset_index()
     out = out.merge(adj[["unique_id", "ds", "demand", "category", "event_key"]], on=["unique_id", "ds"], how="left")
@@ -522,8 +571,7 @@ def _future_frame(ids: np.ndarray, plan_date: str, cfg: ForecastConfig) -> pd.Da
 
 def _fit_class(part: pd.DataFrame, model: str, cfg: ForecastConfig) -> pd.DataFrame:
     df = part[["unique_id", "ds", "y_adj"]].rename(columns={"y_adj": "y"})
-    fc = _sf([make_model(model, cfg)], cfg).forecast(h=cfg.horizon_days, df=df)
-    fc = fc.reset_index() if "unique_id" not in fc.columns else fc
+    fc = _run_sf("forecast", [make_model(model, cfg)], df, cfg, h=cfg.horizon_days)
     return pd.DataFrame({"unique_id": fc["unique_id"], "ds": fc["ds"], "mean": fc[model], "model": model})
 
 

@@ -8,6 +8,8 @@ configuration) and gets the alias `champion` when promoted, `challenger` otherwi
 run per materialisation (reused when the partition is re-run on the same data).
 """
 
+import dataclasses
+
 import dagster as dg
 import pandas as pd
 
@@ -17,7 +19,7 @@ from ..core.plots import plot_cv, plot_forecasts
 from ..core.tracking import fingerprint, gate_decision, log_run, register_forecaster, registry_version, set_alias
 from ._common import contract_check, contract_spec, model_key, preview
 from .partitions import daily_partitions
-from .resources import MlflowResource, PolicyResource, WarehouseResource
+from .resources import ForecastEngineResource, MlflowResource, PolicyResource, WarehouseResource
 
 GATE = "promotion_gate"
 DRIFT = "forecast_drift"
@@ -77,10 +79,11 @@ def _drift(wh, d: str, pol) -> dg.AssetCheckResult:
                 "censoring-corrected, segmented by demand class, model chosen by rolling-origin CV.",
 )
 def demand_forecast(context: dg.AssetExecutionContext, warehouse: WarehouseResource, policy: PolicyResource,
-                    mlflow: MlflowResource):
+                    mlflow: MlflowResource, forecast_engine: ForecastEngineResource):
     d = context.partition_key
     pol = policy.load()
-    cfg = forecast_config(pol)
+    cfg = dataclasses.replace(forecast_config(pol), engine=forecast_engine.engine,
+                              dask_scheduler=forecast_engine.dask_scheduler)
     wh = warehouse.get()
     inputs = forecast_inputs(wh, d, cfg)
     hist = inputs["history"]
@@ -91,7 +94,8 @@ def demand_forecast(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     if champ and champ["config_fingerprint"] != cfg.fingerprint():
         # the champion's configuration, judged on the same CV window (the candidate's CV settings)
         ccfg = ForecastConfig.from_dict({**champ["config"], **{k: getattr(cfg, k) for k in (
-            "cv_windows", "cv_horizon", "cv_sample_series", "seed", "horizon_days")}})
+            "cv_windows", "cv_horizon", "cv_sample_series", "seed", "horizon_days", "engine", "dask_scheduler",
+            "dask_partitions")}})
         context.log.info(f"cross-validating champion v{champ['version']} on the same window")
         champ_res = run_forecast(hist, d, ccfg, inputs["categories"], inputs["calendar"])
         champ_wape = champ_res.metrics.get("cv_wape")
