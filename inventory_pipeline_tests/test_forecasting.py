@@ -176,3 +176,19 @@ def test_dask_engine_gives_the_same_forecast_as_the_local_engine():
         pd.testing.assert_frame_equal(d.forecast.drop(columns=cols), local.forecast.drop(columns=cols), check_dtype=False)
         np.testing.assert_allclose(d.forecast[cols].to_numpy(), local.forecast[cols].to_numpy(), rtol=1e-5, atol=1e-6)  # float32 inside statsforecast
     assert dataclasses.replace(CFG, engine="dask").fingerprint() == CFG.fingerprint()  # same model identity
+
+
+def test_global_lightgbm_family_is_scored_like_the_local_models():
+    """The mlforecast challenger family: one LightGBM over every series, same CV, same intervals."""
+    import dataclasses
+
+    rng = np.random.default_rng(5)
+    h = pd.concat([_history(rng.poisson([4, 4, 4, 5, 8, 10, 8] * 20), sku=f"K{i}") for i in range(6)]
+                  + [_history(rng.poisson(0.3, 140), sku="SLOW")])
+    res = run_forecast(h, END, dataclasses.replace(CFG, family="mlforecast"))
+    assert set(res.selection.values()) == {"LightGBM"} and (res.forecast["model"] == "LightGBM").all()
+    assert {"cv_wape", "cv_mase", "cv_coverage_80", "cv_coverage_95"} <= set(res.metrics)
+    assert len(res.forecast) == 7 * CFG.horizon_days
+    q = res.forecast[["p025", "p10", "p50", "p90", "p95", "p975", "p99"]].to_numpy()
+    assert (np.diff(q, axis=1) >= -1e-9).all() and (q >= 0).all()
+    assert dataclasses.replace(CFG, family="mlforecast").fingerprint() != CFG.fingerprint()  # a different model

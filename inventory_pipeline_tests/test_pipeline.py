@@ -227,7 +227,7 @@ def forecast_sandbox(pipeline_run, tmp_path_factory):
             "uri": f"sqlite:///{root / 'mlflow.db'}", "artifacts": str(root / "artifacts")}
 
 
-def _policy(root, name, candidates=None):
+def _policy(root, name, candidates=None, family=None):
     import yaml
 
     from inventory_pipeline.config import DEFAULT_POLICY_PATH
@@ -235,6 +235,8 @@ def _policy(root, name, candidates=None):
     data = yaml.safe_load(DEFAULT_POLICY_PATH.read_text())
     if candidates:
         data["forecast"]["candidates"] = candidates
+    if family:
+        data["forecast"]["family"] = family
     data["version"] = name
     p = root / f"{name}.yaml"
     p.write_text(yaml.safe_dump(data))
@@ -281,6 +283,13 @@ def test_promotion_gate_promotes_better_and_rejects_worse(forecast_sandbox):
     fc = pd.read_parquet(sb["root"] / "warehouse" / "demand_forecast" / sb["date"] / "data.parquet")
     assert (fc["model_version"] == "demand_forecaster/v2").all()
     assert md["selection"].value != {k: v[0] for k, v in WEAK.items()}  # the champion's models, not the weak ones
+    # another model family as challenger: the same gate, whichever way it goes
+    md, checks = _materialise_forecast(sb, _policy(sb["root"], "lightgbm", family="mlforecast"))
+    gate = checks["promotion_gate"]
+    won = gate.metadata["candidate_cv_wape"].value <= gate.metadata["champion_cv_wape"].value
+    assert gate.passed == won
+    assert registry_version(sb["uri"], "champion")["version"] == ("3" if won else "2")
+    assert md["model_version"].value == f"demand_forecaster/v{'3' if won else '2'}"
 
 
 def test_registered_pyfunc_reproduces_the_forecast(forecast_sandbox):

@@ -85,6 +85,10 @@ class ForecastConfig:
     candidates: tuple = tuple((k, v) for k, v in DEFAULT_CANDIDATES.items())
     n_jobs: int = 1
     seed: int = 0
+    # model family: "statsforecast" (a local model per series, chosen per class by CV) or
+    # "mlforecast" (one global LightGBM over every series with lag, rolling and calendar features:
+    # the family that won M5). Either way the same CV scores it and the promotion gate decides.
+    family: str = "statsforecast"
     # where statsforecast runs: "local" (this process, `n_jobs` cores) or "dask" (statsforecast's
     # distributed backend through fugue, on the Dask scheduler at `dask_scheduler`, or a default
     # client already connected). Not part of the model's identity: the numbers are the same.
@@ -95,6 +99,8 @@ class ForecastConfig:
     def __post_init__(self) -> None:
         if self.engine not in ("local", "dask"):
             raise ValueError(f"forecast engine must be 'local' or 'dask', got {self.engine!r}")
+        if self.family not in ("statsforecast", "mlforecast"):
+            raise ValueError(f"forecast family must be 'statsforecast' or 'mlforecast', got {self.family!r}")
 
     @property
     def min_history(self) -> int:
@@ -128,7 +134,7 @@ def forecast_config(policy) -> ForecastConfig:
     kw = dict(horizon_days=f.horizon_days, history_days=f.history_days, season_length=f.season_length,
               intermittent_adi=f.intermittent_adi)
     for name in ("erratic_cv2", "cv_windows", "cv_horizon", "cv_sample_series", "censoring", "uplift",
-                 "time_budget_seconds"):
+                 "time_budget_seconds", "family"):
         if getattr(f, name, None) is not None:
             kw[name] = getattr(f, name)
     if getattr(f, "candidates", None):
@@ -509,7 +515,7 @@ def _select_and_calibrate(adj: pd.DataFrame, classes: pd.DataFrame, cfg: Forecas
     last)."""
     cand = cfg.candidate_map() if selection is None else {c: (m,) for c, m in selection.items()}
     rows, chosen, calib, metrics, points = [], {}, {}, {}, []
-    pooled = []
+    pooled, covs = [], []
     for cls in STAT_CLASSES:
         ids = classes.loc[classes["demand_class"] == cls, "unique_id"].to_numpy()
         if len(ids) == 0:
@@ -540,25 +546,13 @@ def _select_and_calibrate(adj: pd.DataFrame, classes: pd.DataFrame, cfg: Forecas
         sc = score(cv, best, scale)
         metrics.update({f"cv_{k}_{cls}": v for k, v in {**sc, **cov}.items()})
         pooled.append(pd.DataFrame({"a": cv["demand"], "f": cv[best], "w": len(ids) / len(sample)}))
-        for k, v in cov.items():
-            metrics.setdefault(f"_{k}", []).append((v, len(ids)))
+        covs.append((cov, len(ids)))
         points.append(cv[["unique_id", "ds", "cutoff", "horizon", "demand", best]].rename(columns={best: "forecast"})
                       .assign(demand_class=cls, model=best))
     table = pd.DataFrame(rows)
     if len(table):
         table["selected"] = [chosen.get(c) == m for c, m in zip(table["demand_class"], table["model"])]
-    if pooled:  # overall: each class's sample weighted up to its share of the series
-        p = pd.concat(pooled, ignore_index=True)
-        wa = (p["w"] * p["a"]).sum()
-        metrics["cv_wape"] = float((p["w"] * (p["a"] - p["f"]).abs()).sum() / wa) if wa > 0 else float("nan")
-        metrics["cv_bias"] = float((p["w"] * (p["f"] - p["a"])).sum() / wa) if wa > 0 else float("nan")
-        mases = [metrics[f"cv_mase_{c}"] for c in chosen if np.isfinite(metrics.get(f"cv_mase_{c}", np.nan))]
-        metrics["cv_mase"] = float(np.mean(mases)) if mases else float("nan")
-        for k in ("coverage_80", "coverage_95"):
-            vals = metrics.pop(f"_{k}", [])
-            if vals:
-                metrics[f"cv_{k}"] = float(sum(v * n for v, n in vals) / sum(n for _, n in vals))
-    metrics = {k: v for k, v in metrics.items() if not k.startswith("_")}
+    _pool_metrics(metrics, pooled, covs, chosen)
     return chosen, table, calib, metrics, pd.concat(points, ignore_index=True) if points else pd.DataFrame()
 
 
@@ -590,6 +584,101 @@ def _new_item_forecast(part: pd.DataFrame, plan_date: str, cfg: ForecastConfig, 
                          "mean": fut["unique_id"].map(level).to_numpy() * fd, "model": "CategoryProfile"})
 
 
+GLOBAL_MODEL = "LightGBM"
+
+
+def _mlforecast(cfg: ForecastConfig):
+    """The global model: LightGBM on lags 7/14/28, rolling means of the last week and 4 weeks,
+    day of week and month, and the series' category and demand class as static features."""
+    import lightgbm as lgb
+    from mlforecast import MLForecast
+    from mlforecast.lag_transforms import RollingMean
+
+    model = lgb.LGBMRegressor(n_estimators=200, learning_rate=0.05, num_leaves=31, min_child_samples=20,
+                              subsample=0.8, subsample_freq=1, colsample_bytree=0.9, random_state=cfg.seed,
+                              n_jobs=max(cfg.n_jobs, 1), verbose=-1, deterministic=True, force_row_wise=True)
+    return MLForecast(models={GLOBAL_MODEL: model}, freq="D", lags=[7, 14, 28],
+                      lag_transforms={1: [RollingMean(window_size=7), RollingMean(window_size=28)],
+                                      7: [RollingMean(window_size=4)]},
+                      date_features=["dayofweek", "month"])
+
+
+def _ml_frame(adj: pd.DataFrame) -> pd.DataFrame:
+    df = adj[["unique_id", "ds", "y_adj", "category", "demand_class"]].rename(columns={"y_adj": "y"})
+    df["category"] = df["category"].astype("category").cat.codes.astype("int16")
+    df["demand_class"] = pd.Categorical(df["demand_class"], categories=list(CLASSES)).codes.astype("int16")
+    return df
+
+
+def _global_select_and_calibrate(adj: pd.DataFrame, classes: pd.DataFrame, cfg: ForecastConfig, em):
+    """The mlforecast family's CV: one global model, refit at every origin on the data before it,
+    over a seeded sample of each class's series; scored, calibrated and covered per class exactly
+    like the statsforecast family (so the gate compares like with like)."""
+    stat = adj[adj["demand_class"] != "new"]
+    ids = []
+    for cls in STAT_CLASSES:
+        cls_ids = classes.loc[classes["demand_class"] == cls, "unique_id"].to_numpy()
+        ids.extend(_sample_ids(cls_ids, cfg.cv_sample_series, cfg.seed))
+    part = stat[stat["unique_id"].isin(ids)]
+    t0 = time.perf_counter()
+    cv = _mlforecast(cfg).cross_validation(_ml_frame(part), n_windows=cfg.cv_windows, h=cfg.cv_horizon,
+                                           step_size=cfg.cv_horizon, static_features=["category", "demand_class"])
+    secs = time.perf_counter() - t0
+    cv = cv.drop(columns=["y"]).merge(adj[["unique_id", "ds", "demand", "category", "event_key", "demand_class"]],
+                                      on=["unique_id", "ds"], how="left")
+    cv[GLOBAL_MODEL] = np.clip(cv[GLOBAL_MODEL].to_numpy(float) * event_multiplier(cv[["category", "event_key"]], em), 0, None)
+    cv["horizon"] = (pd.to_datetime(cv["ds"]) - pd.to_datetime(cv["cutoff"])).dt.days
+    rows, chosen, calib, metrics, points, pooled, covs = [], {}, {}, {}, [], [], []
+    for cls in STAT_CLASSES:
+        n_cls = int((classes["demand_class"] == cls).sum())
+        c = cv[cv["demand_class"] == cls]
+        if n_cls == 0 or c.empty:
+            continue
+        scale = _scale(part[part["demand_class"] == cls], c[["cutoff"]].drop_duplicates(), cfg.season_length)
+        sc = score(c, GLOBAL_MODEL, scale)
+        chosen[cls] = GLOBAL_MODEL
+        calib[cls] = calibrate(c, GLOBAL_MODEL)
+        last = c["cutoff"] == c["cutoff"].max()
+        cov = coverage(c[last], GLOBAL_MODEL, calibrate(c[~last], GLOBAL_MODEL)) if (~last).any() else {}
+        metrics.update({f"cv_{k}_{cls}": v for k, v in {**sc, **cov}.items()})
+        n_s = c["unique_id"].nunique()
+        rows.append({"demand_class": cls, "model": GLOBAL_MODEL, **sc, "series": n_cls, "cv_series": n_s,
+                     "cv_seconds": round(secs, 3), "est_fit_seconds": float("nan"), "excluded": "", "selected": True})
+        pooled.append(pd.DataFrame({"a": c["demand"], "f": c[GLOBAL_MODEL], "w": n_cls / max(n_s, 1)}))
+        covs.append((cov, n_cls))
+        points.append(c[["unique_id", "ds", "cutoff", "horizon", "demand", GLOBAL_MODEL]]
+                      .rename(columns={GLOBAL_MODEL: "forecast"}).assign(demand_class=cls, model=GLOBAL_MODEL))
+    _pool_metrics(metrics, pooled, covs, chosen)
+    return chosen, pd.DataFrame(rows), calib, metrics, pd.concat(points, ignore_index=True) if points else pd.DataFrame()
+
+
+def _pool_metrics(metrics: dict, pooled: list, covs: list, chosen: dict) -> None:
+    """Overall CV metrics: each class's sample weighted up to its share of the series."""
+    if not pooled:
+        return
+    p = pd.concat(pooled, ignore_index=True)
+    wa = (p["w"] * p["a"]).sum()
+    metrics["cv_wape"] = float((p["w"] * (p["a"] - p["f"]).abs()).sum() / wa) if wa > 0 else float("nan")
+    metrics["cv_bias"] = float((p["w"] * (p["f"] - p["a"])).sum() / wa) if wa > 0 else float("nan")
+    mases = [metrics[f"cv_mase_{c}"] for c in chosen if np.isfinite(metrics.get(f"cv_mase_{c}", np.nan))]
+    metrics["cv_mase"] = float(np.mean(mases)) if mases else float("nan")
+    for k in ("coverage_80", "coverage_95"):
+        vals = [(c[k], n) for c, n in covs if k in c]
+        if vals:
+            metrics[f"cv_{k}"] = float(sum(v * n for v, n in vals) / sum(n for _, n in vals))
+
+
+def _global_fit(adj: pd.DataFrame, cfg: ForecastConfig) -> pd.DataFrame:
+    stat = adj[adj["demand_class"] != "new"]
+    if stat.empty:
+        return pd.DataFrame(columns=["unique_id", "ds", "mean", "model", "demand_class"])
+    mlf = _mlforecast(cfg).fit(_ml_frame(stat), static_features=["category", "demand_class"])
+    fc = mlf.predict(h=cfg.horizon_days)
+    cls = stat.groupby("unique_id")["demand_class"].first()
+    return pd.DataFrame({"unique_id": fc["unique_id"], "ds": fc["ds"], "mean": fc[GLOBAL_MODEL].clip(lower=0),
+                         "model": GLOBAL_MODEL, "demand_class": fc["unique_id"].map(cls)})
+
+
 def run_forecast(history: pd.DataFrame, plan_date: str, cfg: ForecastConfig = ForecastConfig(),
                  categories: pd.Series | None = None, calendar: pd.DataFrame | None = None,
                  selection: dict | None = None) -> ForecastResult:
@@ -604,10 +693,14 @@ def run_forecast(history: pd.DataFrame, plan_date: str, cfg: ForecastConfig = Fo
     classes = classify(adj, cfg, col="demand")
     adj = adj.merge(classes[["unique_id", "demand_class"]], on="unique_id")
     em = info.event_multipliers
-    chosen, table, calib, metrics, points = _select_and_calibrate(adj, classes, cfg, em, selection)
     parts = []
-    for cls, model in chosen.items():
-        parts.append(_fit_class(adj[adj["demand_class"] == cls], model, cfg).assign(demand_class=cls))
+    if cfg.family == "mlforecast":
+        chosen, table, calib, metrics, points = _global_select_and_calibrate(adj, classes, cfg, em)
+        parts.append(_global_fit(adj, cfg))
+    else:
+        chosen, table, calib, metrics, points = _select_and_calibrate(adj, classes, cfg, em, selection)
+        for cls, model in chosen.items():
+            parts.append(_fit_class(adj[adj["demand_class"] == cls], model, cfg).assign(demand_class=cls))
     new = adj[adj["demand_class"] == "new"]
     if len(new):
         parts.append(_new_item_forecast(new, plan_date, cfg, info).assign(demand_class="new"))

@@ -30,6 +30,7 @@ class ForecastPolicy(_Strict):
     censoring: bool = True
     uplift: bool = True
     time_budget_seconds: float = Field(120.0, gt=0)
+    family: str = Field("statsforecast", pattern="^(statsforecast|mlforecast)$")  # model family (a challenger may switch it)
     candidates: dict[str, list[str]] | None = None  # class -> statsforecast models (None: the defaults)
     promotion_tolerance: float = Field(0.0, ge=0, le=0.2)  # CV WAPE a challenger may lose and still win
     drift_window_days: int = Field(14, ge=7, le=60)
