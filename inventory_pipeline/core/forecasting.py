@@ -161,7 +161,10 @@ def prepare_series(history: pd.DataFrame, plan_date: str, cfg: ForecastConfig) -
     out_cols = ["unique_id", "ds", "y", "location_id", "sku_id", "is_stockout", "on_promo"]
     if h.empty:
         return pd.DataFrame(columns=out_cols)
-    h["unique_id"] = h["location_id"].astype(str) + "|" + h["sku_id"].astype(str)
+    # integer series ids (ordered by location, SKU) and categorical location / SKU columns: at M5
+    # scale the frame has ~11M rows, and strings per row would cost gigabytes
+    h["unique_id"] = h.groupby(["location_id", "sku_id"], sort=True).ngroup().to_numpy()
+    lookup = h.drop_duplicates("unique_id").set_index("unique_id").sort_index()
     first = h.groupby("unique_id")["date"].min()
     lengths = ((end - first).dt.days + 1).to_numpy()
     uid = np.repeat(first.index.to_numpy(), lengths)
@@ -173,8 +176,10 @@ def prepare_series(history: pd.DataFrame, plan_date: str, cfg: ForecastConfig) -
     out["y"] = out["y"].fillna(0).astype(float)
     out["is_stockout"] = out["is_stockout"].eq(True) if "is_stockout" in out else False  # missing day: no stockout
     out["on_promo"] = out["on_promo"].fillna(0).astype(bool) if "on_promo" in out else False
-    ids = out["unique_id"].str.split("|", n=1, expand=True)
-    out["location_id"], out["sku_id"] = ids[0], ids[1]
+    u = out["unique_id"].to_numpy()
+    for col in ("location_id", "sku_id"):
+        c = pd.Categorical(lookup[col].astype(str).to_numpy())
+        out[col] = pd.Categorical.from_codes(c.codes[u], c.categories)
     return out[out_cols]
 
 
@@ -211,9 +216,8 @@ class Adjustments:
 def _event_keys(dates: pd.Series, calendar: pd.DataFrame | None) -> pd.Series:
     """For each date: 'event@offset' when it lies in an event's window (offset -7..+2 days), else
     ''. The nearest event wins when windows overlap."""
-    out = pd.Series("", index=dates.index, dtype=object)
     if calendar is None or calendar.empty or len(dates) == 0:
-        return out
+        return pd.Series(pd.Categorical.from_codes(np.zeros(len(dates), dtype=np.int8), [""]), index=dates.index)
     cal = calendar[["date", "event"]].assign(date=pd.to_datetime(calendar["date"])).drop_duplicates()
     offs = np.array(list(EVENT_OFFSETS))
     win = pd.DataFrame({
@@ -223,8 +227,8 @@ def _event_keys(dates: pd.Series, calendar: pd.DataFrame | None) -> pd.Series:
     win = win.sort_values(["day", "dist"], kind="stable").drop_duplicates("day")
     lookup = pd.Series((win["event"] + "@" + win["offset"].astype(str)).to_numpy(), index=win["day"].to_numpy())
     uniq, inv = np.unique(pd.to_datetime(dates).to_numpy(), return_inverse=True)
-    keys = pd.Series(uniq).map(lookup).fillna("").to_numpy(dtype=object)
-    return pd.Series(keys[inv], index=dates.index, dtype=object)
+    keys = pd.Categorical(pd.Series(uniq).map(lookup).fillna("").to_numpy(dtype=object))
+    return pd.Series(pd.Categorical.from_codes(keys.codes[inv], keys.categories), index=dates.index)
 
 
 def adjust_history(series: pd.DataFrame, cfg: ForecastConfig, categories: pd.Series | None = None,
@@ -235,8 +239,12 @@ def adjust_history(series: pd.DataFrame, cfg: ForecastConfig, categories: pd.Ser
     event multiplier of the day) and `y_adj` (demand / mult, what the models are fit on)."""
     s = series.sort_values(["unique_id", "ds"], ignore_index=True).copy()
     adj = Adjustments()
-    s["category"] = s["sku_id"].map(categories).fillna("_all") if categories is not None else "_all"
-    s["event_key"] = _event_keys(s["ds"], calendar) if cfg.uplift else ""
+    sku = s["sku_id"].astype("category")
+    per_sku = pd.Series(sku.cat.categories).map(categories) if categories is not None else pd.Series(
+        index=range(len(sku.cat.categories)), dtype=object)
+    cat = pd.Categorical(per_sku.fillna("_all").astype(str).to_numpy())
+    s["category"] = pd.Categorical.from_codes(cat.codes[sku.cat.codes.to_numpy()], cat.categories)
+    s["event_key"] = _event_keys(s["ds"], calendar if cfg.uplift else None)
     s["dow"] = pd.to_datetime(s["ds"]).dt.dayofweek
     uid = s["unique_id"].to_numpy()
     gs, ge = _group_bounds(uid)
@@ -246,8 +254,8 @@ def adjust_history(series: pd.DataFrame, cfg: ForecastConfig, categories: pd.Ser
     censored = s["is_stockout"].to_numpy(bool) & cfg.censoring
     clean = ~censored & ~promo & ~event
     # category day-of-week index from clean days
-    cd = s[clean].groupby(["category", "dow"])["y"].mean()
-    cm = s[clean].groupby("category")["y"].mean()
+    cd = s[clean].groupby(["category", "dow"], observed=True)["y"].mean()
+    cm = s[clean].groupby("category", observed=True)["y"].mean()
     dow_idx = (cd / cd.index.get_level_values(0).map(cm).to_numpy()).rename("dow_index")
     dow_idx = dow_idx.replace([np.inf, -np.inf], np.nan).fillna(1.0).clip(0.2, 5.0)
     adj.category_dow = dow_idx.reset_index()
@@ -280,16 +288,17 @@ def adjust_history(series: pd.DataFrame, cfg: ForecastConfig, categories: pd.Ser
     s["_base"] = base
     mult = np.ones(len(s))
     if cfg.uplift:
-        pm = s[promo & ~event].groupby("category")[["demand", "_base"]].sum()
+        pm = s[promo & ~event].groupby("category", observed=True)[["demand", "_base"]].sum()
         up = ((pm["demand"] + a) / (pm["_base"] + a)).clip(0.5, 5.0)
         adj.promo_uplift = {k: float(v) for k, v in up.items()}
-        ev = s[event & ~promo].groupby(["category", "event_key"])[["demand", "_base"]].agg(["sum", "size"])
+        ev = s[event & ~promo].groupby(["category", "event_key"], observed=True)[["demand", "_base"]].agg(["sum", "size"])
         em = pd.DataFrame({
             "multiplier": ((ev[("demand", "sum")] + a) / (ev[("_base", "sum")] + a)).clip(0.05, 10.0),
             "days": ev[("demand", "size")]}).reset_index()
         em.columns = ["category", "event_key", "multiplier", "days"]
         adj.event_multipliers = em
-        pmul = s["category"].map(up).fillna(1.0).to_numpy()
+        cats = s["category"].cat
+        pmul = np.array([up.get(c, 1.0) for c in cats.categories] + [1.0])[cats.codes.to_numpy()]
         emul = event_multiplier(s[["category", "event_key"]], em)
         mult = np.where(promo, pmul, 1.0) * emul
     s["mult"] = mult
@@ -386,7 +395,7 @@ def _run_sf(method: str, models, df: pd.DataFrame, cfg: ForecastConfig, **kw) ->
         if own is not None:
             own.close()
     out = pd.DataFrame(out).reset_index(drop=True)
-    out["unique_id"] = out["unique_id"].astype(str).astype(object)
+    out["unique_id"] = out["unique_id"].astype(df["unique_id"].dtype)  # as the local engine returns it
     for c in ("ds", "cutoff"):
         if c in out:
             out[c] = pd.to_datetime(out[c]).astype("datetime64[ns]")
@@ -724,9 +733,14 @@ def run_forecast(history: pd.DataFrame, plan_date: str, cfg: ForecastConfig = Fo
             qs = {q: stats.poisson.ppf(p, lam).astype(float) for q, p in QUANTILE_PROBS.items()}
         for q, v in qs.items():
             fc.loc[m, q] = v
-    ids = fc["unique_id"].str.split("|", n=1, expand=True)
-    fc["location_id"], fc["sku_id"] = ids[0], ids[1]
+    ids = adj.groupby("unique_id")[["location_id", "sku_id"]].first()
+    fc["location_id"] = fc["unique_id"].map(ids["location_id"]).astype(str)
+    fc["sku_id"] = fc["unique_id"].map(ids["sku_id"]).astype(str)
     fc = fc[FORECAST_COLUMNS].sort_values(["location_id", "sku_id", "horizon"], ignore_index=True)
+    label = ids["location_id"].astype(str) + "|" + ids["sku_id"].astype(str)
+    classes = classes.assign(series=classes["unique_id"].map(label))
+    if len(points):
+        points = points.assign(unique_id=points["unique_id"].map(label))
     return ForecastResult(fc, chosen, table, metrics, info, classes, cfg, calib, points)
 
 
