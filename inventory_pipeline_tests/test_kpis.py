@@ -50,6 +50,7 @@ def test_forecast_errors_hand_computed():
            # seasonal-naive scale: series 1 MAE 2, series 2 MAE 0 (left out of MASE)
            "naive_abs_err": np.array([4.0, 0.0]), "naive_n": np.array([2.0, 2.0])}
     k = forecast_error_kpis(acc, 1)
+    assert forecast_error_kpis(acc, 7) == {}  # nothing scored at that horizon
     assert k["wape_h1"] == pytest.approx(4 / 8)
     assert k["bias_h1"] == pytest.approx(0.0)
     assert k["mape_h1"] == pytest.approx(1.0 / 3)

@@ -49,7 +49,7 @@ def test_every_run_succeeds_and_the_outbox_is_complete(pipeline_run):
     folder = Path(s.outbox_uri) / "2025-04-10"
     assert sorted(p.name for p in folder.iterdir()) == ["manifest.json", "price_changes.csv", "purchase_orders.csv", "transfers.csv"]
     m = json.loads((folder / "manifest.json").read_text())
-    assert m["plan_date"] == "2025-04-10" and m["model_versions"][0].startswith("demand_forecast/")
+    assert m["plan_date"] == "2025-04-10" and m["model_versions"][0].startswith("demand_forecaster/v")
     for name, meta in m["files"].items():
         assert len(pd.read_csv(folder / name)) == meta["rows"]
     assert m["files"]["transfers.csv"]["rows"] + m["files"]["purchase_orders.csv"]["rows"] > 0
@@ -113,8 +113,9 @@ def test_twin_plan_reproduces_the_assets_outputs(pipeline_run):
     wh = Warehouse(s.warehouse_dir)
     pol = load_policy(s.policy_path)
     cfg = forecast_config(pol)
-    fc = forecast_demand(_frames_from_warehouse(wh, d, cfg.history_days)[
-        ["location_id", "sku_id", "date", "units_sold", "is_stockout"]], d, cfg)
+    from inventory_pipeline.defs.forecasting import forecast_inputs
+
+    fc = forecast_demand(**{k: v for k, v in forecast_inputs(wh, d, cfg).items()}, plan_date=d, cfg=cfg)
     asset_fc = wh.read("demand_forecast", d)
     pd.testing.assert_frame_equal(fc, asset_fc.drop(columns=["model_version"]), check_dtype=False)
     plan = plan_decisions(
@@ -210,3 +211,117 @@ def test_twin_kpis_agree_with_the_kpis_of_the_written_history(pipeline_run):
     assert twin["sales_units"] == hist["units_sold"]
     assert twin["revenue"] == pytest.approx(hist["revenue"], rel=1e-6)
     assert twin["gross_margin"] == pytest.approx(hist["gross_margin"], rel=1e-6)
+
+
+# ---- MLflow registry: promotion gate, pyfunc, drift ------------------------------------------
+
+@pytest.fixture(scope="module")
+def forecast_sandbox(pipeline_run, tmp_path_factory):
+    """A copy of the built warehouse and an empty MLflow store, to run demand_forecast alone."""
+    import shutil
+
+    s, out, instance = pipeline_run
+    root = tmp_path_factory.mktemp("forecast_sandbox")
+    shutil.copytree(s.warehouse_dir, root / "warehouse")
+    return {"root": root, "date": out["plan_date"], "instance": instance,
+            "uri": f"sqlite:///{root / 'mlflow.db'}", "artifacts": str(root / "artifacts")}
+
+
+def _policy(root, name, candidates=None, family=None):
+    import yaml
+
+    from inventory_pipeline.config import DEFAULT_POLICY_PATH
+
+    data = yaml.safe_load(DEFAULT_POLICY_PATH.read_text())
+    if candidates:
+        data["forecast"]["candidates"] = candidates
+    if family:
+        data["forecast"]["family"] = family
+    data["version"] = name
+    p = root / f"{name}.yaml"
+    p.write_text(yaml.safe_dump(data))
+    return p
+
+
+def _materialise_forecast(sb, policy_path, date=None):
+    from inventory_pipeline.defs.forecasting import demand_forecast
+    from inventory_pipeline.defs.resources import ForecastEngineResource, MlflowResource, PolicyResource, WarehouseResource
+
+    r = dg.materialize(
+        [demand_forecast], partition_key=date or sb["date"], instance=sb["instance"],
+        resources={"warehouse": WarehouseResource(root=str(sb["root"] / "warehouse")),
+                   "policy": PolicyResource(path=str(policy_path)),
+                   "mlflow": MlflowResource(tracking_uri=sb["uri"], artifact_root=sb["artifacts"]),
+                   "forecast_engine": ForecastEngineResource()})
+    assert r.success
+    checks = {e.check_name: e for e in r.get_asset_check_evaluations()}
+    return r.asset_materializations_for_node("demand_forecast")[0].metadata, checks
+
+
+WEAK = {"smooth": ["SeasonalNaive"], "erratic": ["SeasonalNaive"], "intermittent": ["SeasonalNaive"],
+        "lumpy": ["SeasonalNaive"]}
+
+
+def test_promotion_gate_promotes_better_and_rejects_worse(forecast_sandbox):
+    from inventory_pipeline.core.tracking import registry_version
+
+    sb = forecast_sandbox
+    weak, default = _policy(sb["root"], "weak", WEAK), _policy(sb["root"], "default")
+    md, checks = _materialise_forecast(sb, weak)  # empty registry: the first configuration becomes champion
+    assert checks["promotion_gate"].passed and md["model_version"].value == "demand_forecaster/v1"
+    md, checks = _materialise_forecast(sb, default)  # better CV WAPE on the same window: promoted
+    gate = checks["promotion_gate"]
+    assert gate.passed, gate.description
+    assert gate.metadata["candidate_cv_wape"].value <= gate.metadata["champion_cv_wape"].value
+    assert registry_version(sb["uri"], "champion")["version"] == "2" and md["model_version"].value == "demand_forecaster/v2"
+    md, checks = _materialise_forecast(sb, weak)  # worse again: rejected, the champion serves and the check says why
+    gate = checks["promotion_gate"]
+    assert not gate.passed and "champion kept" in gate.description
+    assert registry_version(sb["uri"], "champion")["version"] == "2"
+    assert registry_version(sb["uri"], "challenger")["version"] == "1"
+    assert md["model_version"].value == "demand_forecaster/v2"
+    fc = pd.read_parquet(sb["root"] / "warehouse" / "demand_forecast" / sb["date"] / "data.parquet")
+    assert (fc["model_version"] == "demand_forecaster/v2").all()
+    assert md["selection"].value != {k: v[0] for k, v in WEAK.items()}  # the champion's models, not the weak ones
+    # another model family as challenger: the same gate, whichever way it goes
+    md, checks = _materialise_forecast(sb, _policy(sb["root"], "lightgbm", family="mlforecast"))
+    gate = checks["promotion_gate"]
+    won = gate.metadata["candidate_cv_wape"].value <= gate.metadata["champion_cv_wape"].value
+    assert gate.passed == won
+    assert registry_version(sb["uri"], "champion")["version"] == ("3" if won else "2")
+    assert md["model_version"].value == f"demand_forecaster/v{'3' if won else '2'}"
+
+
+def test_registered_pyfunc_reproduces_the_forecast(forecast_sandbox):
+    import json
+
+    import mlflow
+
+    from inventory_pipeline.core.forecasting import forecast_config
+    from inventory_pipeline.core.policy import load_policy
+    from inventory_pipeline.core.warehouse import Warehouse
+    from inventory_pipeline.defs.forecasting import forecast_inputs
+
+    sb = forecast_sandbox
+    _materialise_forecast(sb, _policy(sb["root"], "default"))
+    wh = Warehouse(sb["root"] / "warehouse")
+    inputs = forecast_inputs(wh, sb["date"], forecast_config(load_policy(_policy(sb["root"], "default"))))
+    hist = inputs["history"].assign(category=lambda h: h["sku_id"].map(inputs["categories"]))
+    cal = inputs["calendar"].assign(date=lambda c: pd.to_datetime(c["date"]).dt.strftime("%Y-%m-%d"))
+    mlflow.set_tracking_uri(sb["uri"])
+    model = mlflow.pyfunc.load_model("models:/demand_forecaster@champion")
+    got = model.predict(hist, params={"plan_date": sb["date"], "calendar": json.dumps(cal.to_dict("records"))})
+    want = pd.read_parquet(sb["root"] / "warehouse" / "demand_forecast" / sb["date"] / "data.parquet")
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), want.drop(columns=["model_version"]), check_dtype=False)
+
+
+def test_drift_check_compares_an_earlier_forecast_with_what_sold(forecast_sandbox):
+    sb = forecast_sandbox
+    default = _policy(sb["root"], "default")
+    earlier = (pd.Timestamp(sb["date"]) - pd.Timedelta(days=14)).date().isoformat()
+    _, checks = _materialise_forecast(sb, default, earlier)
+    assert checks["forecast_drift"].passed and checks["forecast_drift"].metadata["compared_with"].value == "nothing yet"
+    _, checks = _materialise_forecast(sb, default)
+    drift = checks["forecast_drift"]
+    assert drift.metadata["compared_with"].value == earlier
+    assert "all" in drift.metadata["by_class"].value and "bias" in drift.description

@@ -10,48 +10,11 @@ from hypothesis import strategies as st
 
 from inventory_pipeline.config import DEFAULT_POLICY_PATH
 from inventory_pipeline.core.decisions import build_decision_log
-from inventory_pipeline.core.forecasting import ForecastConfig, classify, forecast_demand, prepare_series, wape
+from inventory_pipeline.core.forecasting import wape
 from inventory_pipeline.core.outbox import render_outbox, write_local
 from inventory_pipeline.core.policy import PolicyError, load_policy
 from inventory_pipeline.core.pricing import recommend_prices
 from inventory_pipeline.core.replenishment import plan_replenishment
-
-CFG = ForecastConfig(horizon_days=14, history_days=120, conformal_windows=2)
-
-
-def _history(pattern, days=120, loc="S1", sku="A", end="2025-04-30"):
-    dates = pd.date_range(end=end, periods=days, freq="D")
-    y = np.resize(np.asarray(pattern, float), days)
-    return pd.DataFrame({"location_id": loc, "sku_id": sku, "date": dates, "units_sold": y, "is_stockout": False})
-
-
-def test_weekly_pattern_is_forecast_exactly_by_seasonal_naive():
-    h = _history([1, 2, 3, 4, 5, 6, 7])
-    fc = forecast_demand(h, "2025-04-30", CFG)
-    assert len(fc) == 14 and fc["horizon"].tolist() == list(range(1, 15))
-    assert fc["demand_class"].iloc[0] == "smooth" and fc["model"].iloc[0] == "SeasonalNaive"
-    # the next 7 days repeat the last week, in order
-    np.testing.assert_allclose(fc["mean"].to_numpy()[:7], h["units_sold"].to_numpy()[-7:])
-    q = fc[["p10", "p50", "p90", "p95", "p99"]].to_numpy()
-    assert (np.diff(q, axis=1) >= 0).all() and (q >= 0).all()
-
-
-def test_intermittent_and_new_series_are_classified_and_get_intervals():
-    inter = _history([0, 0, 0, 2, 0, 0, 0, 0, 1, 0], sku="B")
-    new = _history([3, 1, 2], days=10, sku="C")
-    h = pd.concat([_history([5, 5, 6, 5, 4, 5, 5]), inter, new])
-    cls = classify(prepare_series(h, "2025-04-30", CFG), CFG).set_index("unique_id")["demand_class"]
-    assert cls.to_dict() == {"S1|A": "smooth", "S1|B": "intermittent", "S1|C": "new"}
-    fc = forecast_demand(h, "2025-04-30", CFG)
-    for sku, model in (("B", "CrostonSBA"), ("C", "PoissonMean")):
-        f = fc[fc["sku_id"] == sku]
-        assert (f["model"] == model).all() and (f["p99"] > 0).all() and (f["p10"] <= f["p90"]).all()
-
-
-def test_series_not_carried_on_plan_date_are_dropped():
-    h = pd.concat([_history([5]), _history([5], sku="OLD", end="2025-04-01")])
-    assert set(forecast_demand(h, "2025-04-30", CFG)["sku_id"]) == {"A"}
-
 
 def test_wape():
     assert wape([10, 0, 10], [8, 1, 12]) == pytest.approx(5 / 20)

@@ -23,12 +23,18 @@ class DemandForecast(_Out):
     p90: Series[float] = pa.Field(ge=0)
     p95: Series[float] = pa.Field(ge=0)
     p99: Series[float] = pa.Field(ge=0)
+    p025: Series[float] = pa.Field(ge=0)  # with p975: the 95% central interval (extension)
+    p975: Series[float] = pa.Field(ge=0)
     model: Series[str]
-    demand_class: Series[str] = pa.Field(isin=["smooth", "intermittent", "new"])
+    demand_class: Series[str] = pa.Field(isin=["smooth", "erratic", "intermittent", "lumpy", "new"])
 
-    @pa.dataframe_check(error="quantiles must be monotone: p10 <= p50 <= p90 <= p95 <= p99")
+    @pa.dataframe_check(error="quantiles must be monotone: p025 <= p10 <= p50 <= p90 <= p95 <= p975 <= p99")
     def monotone(cls, df):  # noqa: N805
-        return (df["p10"] <= df["p50"]) & (df["p50"] <= df["p90"]) & (df["p90"] <= df["p95"]) & (df["p95"] <= df["p99"])
+        cols = ["p025", "p10", "p50", "p90", "p95", "p975", "p99"]
+        ok = df["p025"] == df["p025"]
+        for lo, hi in zip(cols, cols[1:]):
+            ok &= df[lo] <= df[hi] + 1e-9
+        return ok
 
 
 class PriceRecommendations(_Out):

@@ -1,26 +1,71 @@
-"""Demand forecast (core): probabilistic daily forecasts per store x SKU with statsforecast.
+"""Demand forecast (core): probabilistic daily demand per store x SKU with statsforecast.
 
-First version (issue #4 deepens it):
-- series: daily units sold per store x SKU from the plan date back `history_days`, gaps inside a
-  carried period filled with 0; series no longer carried on the plan date are dropped;
-- classes by average demand interval (ADI = days / non-zero days): `smooth` (ADI <= cut-off)
-  get SeasonalNaive(7) with its native intervals, `intermittent` get Croston SBA with conformal
-  intervals; `new` items (history shorter than the conformal windows need) get the mean of their
-  short history with Poisson quantiles;
-- quantiles p10/p50/p90/p95/p99 come from the central intervals 80/90/98 (p50 = point forecast),
-  clipped at zero and made monotone.
+The stage, step by step (every step vectorised over series; statsforecast does the fitting):
+
+1. **Series.** Daily units sold per store x SKU from the plan date back `history_days`, dense
+   from the first carried day, with the stockout flag and the promotion flag of each day.
+2. **Demand, not sales (censoring).** A day that ended with zero on hand sold at most what was
+   there: demand D >= sales s. Its demand is replaced by the conditional mean
+   E[D | D >= s] = lam * P(D >= s-1) / P(D >= s) under Poisson(lam), where lam is the series'
+   local level (centred 29-day mean of its uncensored days, divided by / multiplied back with the
+   category's day-of-week index). The share of days and units corrected is reported.
+3. **Uplift model (promotions, events).** A documented multiplicative model, pooled by category:
+   baseline b = local level x day-of-week index on clean days (no promotion, no event window);
+   promotion uplift u_c = sum(demand) / sum(b) over promoted days; event multiplier
+   e_{c,event,offset} = sum(demand) / sum(b) over the days `offset` (-7..+2) around each
+   calendar event; both shrunk toward 1 (prior weight `uplift_prior_units`). The models are fit
+   on demand / (u^promo x e); forecasts are multiplied by the event multipliers of the future days
+   (the calendar is known ahead). Future promotions are not in landing contract v1, so no future
+   promotion uplift is applied; the price the pricing stage recommends enters downstream as its
+   demand multiplier (replenishment plans against forecast x multiplier).
+4. **Classes** (Syntetos-Boylan): ADI = days / non-zero days, CV^2 of the non-zero sizes;
+   smooth (ADI <= 1.32, CV^2 <= 0.49), erratic (ADI <= 1.32, CV^2 > 0.49), intermittent
+   (ADI > 1.32, CV^2 <= 0.49), lumpy (ADI > 1.32, CV^2 > 0.49); `new` = history shorter than the
+   statistical models need.
+5. **Model choice by rolling-origin cross-validation**, never in-sample fit: per class, every
+   candidate of the configuration is cross-validated on (a seeded sample of) the class's series,
+   `cv_windows` origins `cv_horizon` days apart, and scored by WAPE against the corrected demand;
+   the lowest wins the class. A candidate whose measured speed would make the full fit exceed
+   `time_budget_seconds` is excluded and the table says so.
+6. **Probabilistic output** (split conformal, pooled by class). Each class's winner is refit on
+   all its series for the point forecast (mean); its quantiles (p025, p10, p50, p90, p95, p975,
+   p99) are the point forecast plus the empirical quantiles of the variance-stabilised CV
+   residuals z = (a - f) / sqrt(f + 0.25) of its class (horizon buckets 1-7 and 8+, finite-sample
+   conformal correction) times sqrt(f + 0.25). The same for every model, so intermittent models
+   get calibrated intervals too; coverage is measured on the last CV origin with a calibration
+   from the earlier ones. New items: their own short-history level x the category's day-of-week
+   profile x event multipliers, Poisson quantiles. Quantiles are clipped at zero and monotone.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 QUANTILES = ("p10", "p50", "p90", "p95", "p99")
-FORECAST_COLUMNS = ["location_id", "sku_id", "date", "horizon", "mean", *QUANTILES, "model", "demand_class"]
+EXTRA_QUANTILES = ("p025", "p975")  # the 95% central interval
+LEVELS = (80, 90, 95, 98)
+FORECAST_COLUMNS = ["location_id", "sku_id", "date", "horizon", "mean", *QUANTILES, *EXTRA_QUANTILES, "model",
+                    "demand_class"]
+CLASSES = ("smooth", "erratic", "intermittent", "lumpy", "new")
+STAT_CLASSES = CLASSES[:-1]
+EVENT_OFFSETS = range(-7, 3)  # days around a calendar event whose demand gets its own multiplier
+
+DEFAULT_CANDIDATES = {
+    "smooth": ("SeasonalNaive", "SeasonalWindowAverage", "SeasonalESOptimized", "WindowAverage", "AutoETS"),
+    "erratic": ("SeasonalWindowAverage", "SeasonalESOptimized", "WindowAverage", "SESOptimized"),
+    "intermittent": ("CrostonSBA", "TSB", "IMAPA", "ADIDA", "WindowAverage"),
+    "lumpy": ("CrostonSBA", "TSB", "IMAPA", "ADIDA", "WindowAverage"),
+}
+
+
+ENGINE_FIELDS = ("engine", "dask_scheduler", "dask_partitions", "n_jobs")
 
 
 @dataclass(frozen=True)
@@ -29,126 +74,714 @@ class ForecastConfig:
     history_days: int = 364
     season_length: int = 7
     intermittent_adi: float = 1.32
-    conformal_windows: int = 2
+    erratic_cv2: float = 0.49
+    cv_windows: int = 3
+    cv_horizon: int = 14
+    cv_sample_series: int = 300  # per class; 0 = every series
+    censoring: bool = True
+    uplift: bool = True
+    uplift_prior_units: float = 50.0
+    time_budget_seconds: float = 120.0  # per class, for the final fit with intervals
+    candidates: tuple = tuple((k, v) for k, v in DEFAULT_CANDIDATES.items())
     n_jobs: int = 1
+    seed: int = 0
+    # model family: "statsforecast" (a local model per series, chosen per class by CV) or
+    # "mlforecast" (one global LightGBM over every series with lag, rolling and calendar features:
+    # the family that won M5). Either way the same CV scores it and the promotion gate decides.
+    family: str = "statsforecast"
+    # where statsforecast runs: "local" (this process, `n_jobs` cores) or "dask" (statsforecast's
+    # distributed backend through fugue, on the Dask scheduler at `dask_scheduler`, or a default
+    # client already connected). Not part of the model's identity: the numbers are the same.
+    engine: str = "local"
+    dask_scheduler: str | None = None
+    dask_partitions: int = 0  # 0: two per Dask worker
+
+    def __post_init__(self) -> None:
+        if self.engine not in ("local", "dask"):
+            raise ValueError(f"forecast engine must be 'local' or 'dask', got {self.engine!r}")
+        if self.family not in ("statsforecast", "mlforecast"):
+            raise ValueError(f"forecast family must be 'statsforecast' or 'mlforecast', got {self.family!r}")
 
     @property
     def min_history(self) -> int:
-        """Shortest series the statistical models take (conformal windows need this much)."""
-        return self.conformal_windows * self.horizon_days + self.season_length + 1
+        """Shortest series the statistical models take: every CV origin needs two seasons before it."""
+        return self.cv_windows * self.cv_horizon + 2 * self.season_length
+
+    def candidate_map(self) -> dict[str, tuple[str, ...]]:
+        return {k: tuple(v) for k, v in self.candidates}
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["candidates"] = {k: list(v) for k, v in self.candidates}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ForecastConfig":
+        d = dict(d)
+        if isinstance(d.get("candidates"), dict):
+            d["candidates"] = tuple((k, tuple(v)) for k, v in d["candidates"].items())
+        return cls(**d)
+
+    def fingerprint(self) -> str:
+        """What the configuration computes, not where: the engine settings are left out."""
+        d = {k: v for k, v in self.to_dict().items() if k not in ENGINE_FIELDS}
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def forecast_config(policy) -> ForecastConfig:
     """The forecast configuration a versioned decision policy sets (used by the asset and the twin)."""
     f = policy.forecast
-    return ForecastConfig(horizon_days=f.horizon_days, history_days=f.history_days, season_length=f.season_length,
-                          intermittent_adi=f.intermittent_adi)
+    kw = dict(horizon_days=f.horizon_days, history_days=f.history_days, season_length=f.season_length,
+              intermittent_adi=f.intermittent_adi)
+    for name in ("erratic_cv2", "cv_windows", "cv_horizon", "cv_sample_series", "censoring", "uplift",
+                 "time_budget_seconds", "family"):
+        if getattr(f, name, None) is not None:
+            kw[name] = getattr(f, name)
+    if getattr(f, "candidates", None):
+        kw["candidates"] = tuple((k, tuple(v)) for k, v in f.candidates.items())
+    return ForecastConfig(**kw)
 
+
+# ---- 1. series ---------------------------------------------------------------------------------
 
 def prepare_series(history: pd.DataFrame, plan_date: str, cfg: ForecastConfig) -> pd.DataFrame:
-    """`history`: location_id, sku_id, date, units_sold (one row per carried day).
+    """`history`: location_id, sku_id, date, units_sold (+ is_stockout, on_promo when known), one
+    row per carried day.
 
-    Returns statsforecast's long format (unique_id, ds, y) plus location_id, sku_id; only series
-    still carried on `plan_date`; each series dense from its first carried day to `plan_date`.
-    """
+    Returns statsforecast's long format (unique_id, ds, y) plus location_id, sku_id, is_stockout,
+    on_promo; only series still carried on `plan_date`; each series dense from its first carried
+    day to `plan_date` (a missing day is a day without sales, not a stockout)."""
     end = pd.Timestamp(plan_date)
     start = end - pd.Timedelta(days=cfg.history_days - 1)
-    h = history.loc[(history["date"] >= start) & (history["date"] <= end),
-                    ["location_id", "sku_id", "date", "units_sold"]].copy()
+    cols = ["location_id", "sku_id", "date", "units_sold"] + [c for c in ("is_stockout", "on_promo") if c in history]
+    h = history.loc[(history["date"] >= start) & (history["date"] <= end), cols].copy()
     h["date"] = pd.to_datetime(h["date"])
     last = h.groupby(["location_id", "sku_id"])["date"].transform("max")
     h = h[last == end]
+    out_cols = ["unique_id", "ds", "y", "location_id", "sku_id", "is_stockout", "on_promo"]
     if h.empty:
-        return pd.DataFrame(columns=["unique_id", "ds", "y", "location_id", "sku_id"])
-    h["unique_id"] = h["location_id"].astype(str) + "|" + h["sku_id"].astype(str)
+        return pd.DataFrame(columns=out_cols)
+    # integer series ids (ordered by location, SKU) and categorical location / SKU columns: at M5
+    # scale the frame has ~11M rows, and strings per row would cost gigabytes
+    h["unique_id"] = h.groupby(["location_id", "sku_id"], sort=True).ngroup().to_numpy()
+    lookup = h.drop_duplicates("unique_id").set_index("unique_id").sort_index()
     first = h.groupby("unique_id")["date"].min()
-    # dense grid per series from its first day to the plan date (vectorised)
     lengths = ((end - first).dt.days + 1).to_numpy()
     uid = np.repeat(first.index.to_numpy(), lengths)
     offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
     ds = np.repeat(first.to_numpy(), lengths) + offsets.astype("timedelta64[D]")
     grid = pd.DataFrame({"unique_id": uid, "ds": ds})
-    out = grid.merge(h.rename(columns={"date": "ds", "units_sold": "y"})[["unique_id", "ds", "y"]],
-                     on=["unique_id", "ds"], how="left")
+    keep = ["unique_id", "ds", "y"] + [c for c in ("is_stockout", "on_promo") if c in h]
+    out = grid.merge(h.rename(columns={"date": "ds", "units_sold": "y"})[keep], on=["unique_id", "ds"], how="left")
     out["y"] = out["y"].fillna(0).astype(float)
-    ids = out["unique_id"].str.split("|", n=1, expand=True)
-    out["location_id"], out["sku_id"] = ids[0], ids[1]
-    return out
+    out["is_stockout"] = out["is_stockout"].eq(True) if "is_stockout" in out else False  # missing day: no stockout
+    out["on_promo"] = out["on_promo"].fillna(0).astype(bool) if "on_promo" in out else False
+    u = out["unique_id"].to_numpy()
+    for col in ("location_id", "sku_id"):
+        c = pd.Categorical(lookup[col].astype(str).to_numpy())
+        out[col] = pd.Categorical.from_codes(c.codes[u], c.categories)
+    return out[out_cols]
 
 
-def classify(series: pd.DataFrame, cfg: ForecastConfig) -> pd.DataFrame:
-    """Demand class per series: new (too short), intermittent (ADI above cut-off) or smooth."""
-    g = series.groupby("unique_id")["y"]
+def _group_bounds(uid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: the index of its series' first and last row (rows sorted by series, then day)."""
+    change = np.r_[True, uid[1:] != uid[:-1]]
+    starts = np.flatnonzero(change)
+    ends = np.r_[starts[1:], len(uid)] - 1
+    sizes = ends - starts + 1
+    return np.repeat(starts, sizes), np.repeat(ends, sizes)
+
+
+def _centred_sum(x: np.ndarray, gs: np.ndarray, ge: np.ndarray, half: int) -> np.ndarray:
+    """Sum of x over a centred window of +-half rows, clipped to each series (vectorised)."""
+    c = np.r_[0.0, np.cumsum(x)]
+    i = np.arange(len(x))
+    lo = np.maximum(i - half, gs)
+    hi = np.minimum(i + half, ge)
+    return c[hi + 1] - c[lo]
+
+
+# ---- 2./3. censoring and uplifts ----------------------------------------------------------------
+
+@dataclass
+class Adjustments:
+    """What was learnt about the history before fitting, and what the future days get back."""
+
+    censoring: dict = field(default_factory=dict)
+    promo_uplift: dict = field(default_factory=dict)  # category -> multiplier
+    event_multipliers: pd.DataFrame | None = None  # category, event, offset, multiplier, days
+    category_dow: pd.DataFrame | None = None  # category x dow index
+
+
+def _event_keys(dates: pd.Series, calendar: pd.DataFrame | None) -> pd.Series:
+    """For each date: 'event@offset' when it lies in an event's window (offset -7..+2 days), else
+    ''. The nearest event wins when windows overlap."""
+    if calendar is None or calendar.empty or len(dates) == 0:
+        return pd.Series(pd.Categorical.from_codes(np.zeros(len(dates), dtype=np.int8), [""]), index=dates.index)
+    cal = calendar[["date", "event"]].assign(date=pd.to_datetime(calendar["date"])).drop_duplicates()
+    offs = np.array(list(EVENT_OFFSETS))
+    win = pd.DataFrame({
+        "day": np.repeat(cal["date"].to_numpy(), len(offs)) + np.tile(offs, len(cal)).astype("timedelta64[D]"),
+        "event": np.repeat(cal["event"].to_numpy(), len(offs)), "offset": np.tile(offs, len(cal))})
+    win["dist"] = win["offset"].abs()
+    win = win.sort_values(["day", "dist"], kind="stable").drop_duplicates("day")
+    lookup = pd.Series((win["event"] + "@" + win["offset"].astype(str)).to_numpy(), index=win["day"].to_numpy())
+    uniq, inv = np.unique(pd.to_datetime(dates).to_numpy(), return_inverse=True)
+    keys = pd.Categorical(pd.Series(uniq).map(lookup).fillna("").to_numpy(dtype=object))
+    return pd.Series(pd.Categorical.from_codes(keys.codes[inv], keys.categories), index=dates.index)
+
+
+def adjust_history(series: pd.DataFrame, cfg: ForecastConfig, categories: pd.Series | None = None,
+                   calendar: pd.DataFrame | None = None) -> tuple[pd.DataFrame, Adjustments]:
+    """Censoring correction and the uplift model (module docstring, steps 2-3).
+
+    Adds `demand` (corrected), `corrected` (bool), `category`, `event_key`, `mult` (promotion x
+    event multiplier of the day) and `y_adj` (demand / mult, what the models are fit on)."""
+    s = series.sort_values(["unique_id", "ds"], ignore_index=True).copy()
+    adj = Adjustments()
+    sku = s["sku_id"].astype("category")
+    per_sku = pd.Series(sku.cat.categories).map(categories) if categories is not None else pd.Series(
+        index=range(len(sku.cat.categories)), dtype=object)
+    cat = pd.Categorical(per_sku.fillna("_all").astype(str).to_numpy())
+    s["category"] = pd.Categorical.from_codes(cat.codes[sku.cat.codes.to_numpy()], cat.categories)
+    s["event_key"] = _event_keys(s["ds"], calendar if cfg.uplift else None)
+    s["dow"] = pd.to_datetime(s["ds"]).dt.dayofweek
+    uid = s["unique_id"].to_numpy()
+    gs, ge = _group_bounds(uid)
+    y = s["y"].to_numpy(float)
+    promo = s["on_promo"].to_numpy(bool) & cfg.uplift
+    event = (s["event_key"] != "").to_numpy()
+    censored = s["is_stockout"].to_numpy(bool) & cfg.censoring
+    clean = ~censored & ~promo & ~event
+    # category day-of-week index from clean days
+    cd = s[clean].groupby(["category", "dow"], observed=True)["y"].mean()
+    cm = s[clean].groupby("category", observed=True)["y"].mean()
+    dow_idx = (cd / cd.index.get_level_values(0).map(cm).to_numpy()).rename("dow_index")
+    dow_idx = dow_idx.replace([np.inf, -np.inf], np.nan).fillna(1.0).clip(0.2, 5.0)
+    adj.category_dow = dow_idx.reset_index()
+    idx = pd.MultiIndex.from_arrays([s["category"], s["dow"]])
+    di = dow_idx.reindex(idx).fillna(1.0).to_numpy()
+    # local level from clean days (deseasonalised), centred 29-day window, widened where sparse
+    num = _centred_sum(np.where(clean, y / di, 0.0), gs, ge, 14)
+    den = _centred_sum(clean.astype(float), gs, ge, 14)
+    num_w = _centred_sum(np.where(clean, y / di, 0.0), gs, ge, 56)
+    den_w = _centred_sum(clean.astype(float), gs, ge, 56)
+    level = np.where(den >= 7, num / np.maximum(den, 1), num_w / np.maximum(den_w, 1))
+    base = level * di
+    # 2. censoring: E[D | D >= s] under Poisson(base)
+    demand = y.copy()
+    if censored.any():
+        lam = np.maximum(base[censored], 1e-9)
+        sv = y[censored]
+        p_ge_s = stats.poisson.sf(sv - 1, lam)
+        p_ge_s1 = stats.poisson.sf(sv - 2, lam)
+        cond = np.where(p_ge_s > 1e-12, lam * p_ge_s1 / np.maximum(p_ge_s, 1e-300), sv + lam)
+        demand[censored] = np.maximum(sv, cond)
+    s["demand"] = demand
+    s["corrected"] = censored & (demand > y + 1e-9)
+    adj.censoring = {"days": int(len(s)), "stockout_days": int(censored.sum()),
+                     "corrected_days": int(s["corrected"].sum()),
+                     "corrected_share": float(s["corrected"].mean()) if len(s) else 0.0,
+                     "units_added": float((demand - y).sum()), "units_sold": float(y.sum())}
+    # 3. uplifts, pooled by category, shrunk toward 1
+    a = cfg.uplift_prior_units
+    s["_base"] = base
+    mult = np.ones(len(s))
+    if cfg.uplift:
+        pm = s[promo & ~event].groupby("category", observed=True)[["demand", "_base"]].sum()
+        up = ((pm["demand"] + a) / (pm["_base"] + a)).clip(0.5, 5.0)
+        adj.promo_uplift = {k: float(v) for k, v in up.items()}
+        ev = s[event & ~promo].groupby(["category", "event_key"], observed=True)[["demand", "_base"]].agg(["sum", "size"])
+        em = pd.DataFrame({
+            "multiplier": ((ev[("demand", "sum")] + a) / (ev[("_base", "sum")] + a)).clip(0.05, 10.0),
+            "days": ev[("demand", "size")]}).reset_index()
+        em.columns = ["category", "event_key", "multiplier", "days"]
+        adj.event_multipliers = em
+        cats = s["category"].cat
+        pmul = np.array([up.get(c, 1.0) for c in cats.categories] + [1.0])[cats.codes.to_numpy()]
+        emul = event_multiplier(s[["category", "event_key"]], em)
+        mult = np.where(promo, pmul, 1.0) * emul
+    s["mult"] = mult
+    s["y_adj"] = s["demand"] / mult
+    return s.drop(columns=["_base"]), adj
+
+
+def event_multiplier(keys: pd.DataFrame, em: pd.DataFrame | None) -> np.ndarray:
+    """Multiplier per row of (category, event_key); 1 where unknown."""
+    if em is None or em.empty:
+        return np.ones(len(keys))
+    m = em.set_index(["category", "event_key"])["multiplier"]
+    idx = pd.MultiIndex.from_arrays([keys["category"], keys["event_key"]])
+    return m.reindex(idx).fillna(1.0).to_numpy()
+
+
+# ---- 4. classes ---------------------------------------------------------------------------------
+
+def classify(series: pd.DataFrame, cfg: ForecastConfig, col: str = "y") -> pd.DataFrame:
+    """Demand class per series (Syntetos-Boylan on ADI and CV^2 of the non-zero sizes; `new`
+    when the history is shorter than `cfg.min_history`)."""
+    v = series[col].to_numpy(float)
+    g = pd.DataFrame({"unique_id": series["unique_id"].to_numpy(), "v": v, "nz": v > 0,
+                      "vnz": np.where(v > 0, v, np.nan)}).groupby("unique_id")
     n = g.size()
-    nonzero = (series["y"] > 0).groupby(series["unique_id"]).sum()
+    nonzero = g["nz"].sum()
     adi = n / nonzero.clip(lower=1)
-    cls = np.where(n < cfg.min_history, "new", np.where(adi > cfg.intermittent_adi, "intermittent", "smooth"))
-    return pd.DataFrame({"unique_id": n.index, "n_obs": n.to_numpy(), "adi": adi.to_numpy(), "demand_class": cls})
+    mean_nz, std_nz = g["vnz"].mean(), g["vnz"].std(ddof=0)
+    cv2 = ((std_nz / mean_nz) ** 2).fillna(0.0)
+    inter = adi > cfg.intermittent_adi
+    err = cv2 > cfg.erratic_cv2
+    cls = np.select([n < cfg.min_history, inter & err, inter, err], ["new", "lumpy", "intermittent", "erratic"], "smooth")
+    return pd.DataFrame({"unique_id": n.index, "n_obs": n.to_numpy(), "adi": adi.to_numpy(), "cv2": cv2.to_numpy(),
+                         "demand_class": cls})
 
 
-def _quantiles_from_intervals(fc: pd.DataFrame, model: str) -> pd.DataFrame:
-    out = pd.DataFrame({"unique_id": fc["unique_id"], "ds": fc["ds"], "mean": fc[model]})
-    out["p50"] = fc[model]
-    out["p10"] = fc[f"{model}-lo-80"]
-    out["p90"] = fc[f"{model}-hi-80"]
-    out["p95"] = fc[f"{model}-hi-90"]
-    out["p99"] = fc[f"{model}-hi-98"]
-    out["model"] = model
-    return out
+# ---- 5. candidates and cross-validation ---------------------------------------------------------
+
+def make_model(name: str, cfg: ForecastConfig):
+    """A statsforecast model by name (aliased to the name, so result columns carry it)."""
+    from statsforecast import models as m
+
+    sl = cfg.season_length
+    makers = {
+        "SeasonalNaive": lambda: m.SeasonalNaive(season_length=sl, alias=name),
+        "SeasonalWindowAverage": lambda: m.SeasonalWindowAverage(season_length=sl, window_size=4, alias=name),
+        "SeasonalESOptimized": lambda: m.SeasonalExponentialSmoothingOptimized(season_length=sl, alias=name),
+        "WindowAverage": lambda: m.WindowAverage(window_size=28, alias=name),
+        "SESOptimized": lambda: m.SimpleExponentialSmoothingOptimized(alias=name),
+        "AutoETS": lambda: m.AutoETS(season_length=sl, model="ANA", alias=name),
+        "OptimizedTheta": lambda: m.OptimizedTheta(season_length=sl, alias=name),
+        "CrostonSBA": lambda: m.CrostonSBA(alias=name),
+        "TSB": lambda: m.TSB(alpha_d=0.1, alpha_p=0.1, alias=name),
+        "IMAPA": lambda: m.IMAPA(alias=name),
+        "ADIDA": lambda: m.ADIDA(alias=name),
+    }
+    if name not in makers:
+        raise ValueError(f"unknown forecast model {name!r}; known: {sorted(makers)}")
+    return makers[name]()
 
 
-def _statsforecast(series: pd.DataFrame, model, name: str, cfg: ForecastConfig) -> pd.DataFrame:
+KNOWN_MODELS = ("SeasonalNaive", "SeasonalWindowAverage", "SeasonalESOptimized", "WindowAverage", "SESOptimized",
+                "AutoETS", "OptimizedTheta", "CrostonSBA", "TSB", "IMAPA", "ADIDA")
+
+
+def _sf(models, cfg: ForecastConfig):
     from statsforecast import StatsForecast
 
-    sf = StatsForecast(models=[model], freq="D", n_jobs=cfg.n_jobs)
-    fc = sf.forecast(h=cfg.horizon_days, df=series[["unique_id", "ds", "y"]], level=[80, 90, 98])
-    return _quantiles_from_intervals(fc.reset_index() if "unique_id" not in fc.columns else fc, name)
+    return StatsForecast(models=models, freq="D", n_jobs=cfg.n_jobs)
 
 
-def _new_item_forecast(series: pd.DataFrame, plan_date: str, cfg: ForecastConfig) -> pd.DataFrame:
-    """Short histories: the mean of the days seen so far, Poisson quantiles (documented fallback)."""
-    rate = series.groupby("unique_id")["y"].mean()
-    days = pd.date_range(pd.Timestamp(plan_date) + pd.Timedelta(days=1), periods=cfg.horizon_days, freq="D")
-    uid = np.repeat(rate.index.to_numpy(), len(days))
-    lam = np.repeat(rate.to_numpy(), len(days))
-    out = pd.DataFrame({"unique_id": uid, "ds": np.tile(days.to_numpy(), len(rate)), "mean": lam})
-    for q, p in zip(QUANTILES, (0.10, 0.50, 0.90, 0.95, 0.99)):
-        out[q] = stats.poisson.ppf(p, np.maximum(lam, 1e-9)).astype(float)
-    out["model"] = "PoissonMean"
+def _run_sf(method: str, models, df: pd.DataFrame, cfg: ForecastConfig, **kw) -> pd.DataFrame:
+    """`StatsForecast.<method>` on the configured engine. On Dask the frame is partitioned by
+    series and statsforecast's fugue backend fits each partition on a worker; the result comes
+    back as pandas with the local engine's dtypes, so both engines give the same frame."""
+    sf = _sf(models, cfg)
+    if cfg.engine == "local":
+        out = getattr(sf, method)(df=df, **kw)
+        return out.reset_index() if "unique_id" not in out.columns else out
+    import dask.dataframe as dd
+    from distributed import Client, default_client
+
+    try:
+        client, own = default_client(), None
+    except ValueError:
+        client = own = Client(cfg.dask_scheduler) if cfg.dask_scheduler else Client(processes=False, dashboard_address=None)
+    try:
+        workers = max(len(client.scheduler_info().get("workers", {})), 1)
+        ddf = dd.from_pandas(df.sort_values(["unique_id", "ds"]), npartitions=cfg.dask_partitions or 2 * workers,
+                             sort=False)
+        out = getattr(sf, method)(df=ddf, **kw)
+        out = out.compute() if hasattr(out, "compute") else out
+    finally:
+        if own is not None:
+            own.close()
+    out = pd.DataFrame(out).reset_index(drop=True)
+    out["unique_id"] = out["unique_id"].astype(df["unique_id"].dtype)  # as the local engine returns it
+    for c in ("ds", "cutoff"):
+        if c in out:
+            out[c] = pd.to_datetime(out[c]).astype("datetime64[ns]")
+    for c in out.columns:
+        if c not in ("unique_id", "ds", "cutoff"):
+            out[c] = out[c].astype(float)
+    return out.sort_values([c for c in ("unique_id", "cutoff", "ds") if c in out], ignore_index=True)
+
+
+def _sample_ids(ids: np.ndarray, n: int, seed: int) -> np.ndarray:
+    if n <= 0 or len(ids) <= n:
+        return ids
+    return np.sort(np.random.default_rng(seed).choice(ids, n, replace=False))
+
+
+def _scale(adj: pd.DataFrame, cutoffs: pd.DataFrame, season: int) -> pd.Series:
+    """MASE scale per (series, cutoff): mean |d_t - d_{t-season}| of the demand up to the cutoff."""
+    d = adj[["unique_id", "ds", "demand"]].copy()
+    d["lag"] = d.groupby("unique_id")["demand"].shift(season)
+    d["ae"] = (d["demand"] - d["lag"]).abs()
+    out = []
+    for c in cutoffs["cutoff"].unique():
+        part = d[d["ds"] <= c].groupby("unique_id")["ae"].mean().rename("scale").reset_index()
+        part["cutoff"] = c
+        out.append(part)
+    return pd.concat(out, ignore_index=True)
+
+
+# quantiles the stage outputs, in increasing order, and their probabilities
+QUANTILE_PROBS = {"p025": 0.025, "p10": 0.10, "p50": 0.50, "p90": 0.90, "p95": 0.95, "p975": 0.975, "p99": 0.99}
+STABILISER = 0.25  # residuals are scaled by sqrt(forecast + this): count noise grows like sqrt(mean)
+
+
+def score(cv: pd.DataFrame, model: str, scale: pd.DataFrame | None = None) -> dict:
+    """WAPE, bias and MASE (mean over series x origin of MAE / seasonal-naive MAE up to the origin)."""
+    a, f = cv["demand"].to_numpy(float), cv[model].to_numpy(float)
+    tot = a.sum()
+    out = {"wape": float(np.abs(a - f).sum() / tot) if tot > 0 else float("nan"),
+           "bias": float((f - a).sum() / tot) if tot > 0 else float("nan"), "points": int(len(a))}
+    if scale is not None:
+        m = cv.assign(ae=np.abs(a - f)).groupby(["unique_id", "cutoff"])["ae"].mean().rename("mae").reset_index()
+        m = m.merge(scale, on=["unique_id", "cutoff"], how="left")
+        ok = m["scale"] > 0
+        out["mase"] = float((m.loc[ok, "mae"] / m.loc[ok, "scale"]).mean()) if ok.any() else float("nan")
     return out
 
 
-def forecast_demand(history: pd.DataFrame, plan_date: str, cfg: ForecastConfig = ForecastConfig()) -> pd.DataFrame:
-    """Forecast days plan_date+1 .. plan_date+horizon for every store x SKU carried on plan_date."""
-    from statsforecast.models import CrostonSBA, SeasonalNaive
-    from statsforecast.utils import ConformalIntervals
+def cross_validate(adj: pd.DataFrame, models: list[str], cfg: ForecastConfig, em: pd.DataFrame | None
+                   ) -> tuple[pd.DataFrame, dict]:
+    """Rolling-origin CV of `models` on the adjusted series: `cv_windows` origins `cv_horizon`
+    days apart, each model refit at every origin on the data before it only; forecasts are
+    multiplied back by the event multipliers of their target days (known ahead; promotions are
+    not) and compared with the corrected demand. Returns the CV frame (with `horizon`) and the
+    seconds each model took."""
+    df = adj[["unique_id", "ds", "y_adj"]].rename(columns={"y_adj": "y"})
+    frames, seconds = [], {}
+    for name in models:
+        t0 = time.perf_counter()
+        cv = _run_sf("cross_validation", [make_model(name, cfg)], df, cfg,
+                     h=cfg.cv_horizon, n_windows=cfg.cv_windows, step_size=cfg.cv_horizon)
+        seconds[name] = time.perf_counter() - t0
+        frames.append(cv.drop(columns=["y"]).set_index(["unique_id", "ds", "cutoff"]))
+    out = pd.concat(frames, axis=1).reset_index()
+    out = out.merge(adj[["unique_id", "ds", "demand", "category", "event_key"]], on=["unique_id", "ds"], how="left")
+    mult = event_multiplier(out[["category", "event_key"]], em)
+    for n in models:
+        out[n] = np.clip(out[n].to_numpy(float) * mult, 0, None)
+    out["horizon"] = (pd.to_datetime(out["ds"]) - pd.to_datetime(out["cutoff"])).dt.days
+    return out, seconds
 
+
+def calibrate(cv: pd.DataFrame, model: str) -> pd.DataFrame:
+    """Split-conformal quantiles of the variance-stabilised CV residuals z = (a - f) / sqrt(f + c),
+    pooled over the class's series, per horizon bucket (days 1-7, 8+). Rows: bucket; columns:
+    the stage's quantile names."""
+    f = cv[model].to_numpy(float)
+    z = (cv["demand"].to_numpy(float) - f) / np.sqrt(f + STABILISER)
+    bucket = np.where(cv["horizon"].to_numpy() <= 7, 1, 2)
+    rows = {}
+    for b in (1, 2):
+        zb = z[bucket == b] if (bucket == b).sum() >= 20 else z
+        # finite-sample conformal correction: the ceil((n + 1) p) / n empirical quantile
+        n = max(len(zb), 1)
+        rows[b] = {q: float(np.quantile(zb, min(1.0, np.ceil((n + 1) * p) / n) if p > 0.5 else max(0.0, np.floor((n + 1) * p) / n)))
+                   for q, p in QUANTILE_PROBS.items()}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def apply_quantiles(point: np.ndarray, horizon: np.ndarray, cal: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Quantiles from a point forecast and a calibration table (monotone, clipped at zero). The
+    median is the point forecast shifted by the median residual."""
+    f = np.clip(np.asarray(point, float), 0, None)
+    b = np.where(np.asarray(horizon) <= 7, 1, 2)
+    sd = np.sqrt(f + STABILISER)
+    out = {q: np.clip(f + cal[q].reindex(b).to_numpy() * sd, 0, None) for q in QUANTILE_PROBS}
+    stacked = np.maximum.accumulate(np.column_stack([out[q] for q in QUANTILE_PROBS]), axis=1)
+    return {q: stacked[:, i] for i, q in enumerate(QUANTILE_PROBS)}
+
+
+def coverage(cv: pd.DataFrame, model: str, cal: pd.DataFrame) -> dict:
+    """Share of actuals inside the central 80% (p10-p90) and 95% (p025-p975) intervals."""
+    q = apply_quantiles(cv[model].to_numpy(float), cv["horizon"].to_numpy(), cal)
+    a = cv["demand"].to_numpy(float)
+    return {"coverage_80": float(((a >= q["p10"]) & (a <= q["p90"])).mean()),
+            "coverage_95": float(((a >= q["p025"]) & (a <= q["p975"])).mean())}
+
+
+@dataclass
+class ForecastResult:
+    forecast: pd.DataFrame
+    selection: dict  # class -> model
+    cv: pd.DataFrame  # one row per class x candidate: wape, bias, mase, seconds, excluded, selected
+    metrics: dict  # CV metrics of the selected models, per class and overall
+    adjustments: Adjustments
+    classes: pd.DataFrame
+    config: ForecastConfig
+    calibration: dict = field(default_factory=dict)  # class -> quantile table
+    cv_points: pd.DataFrame | None = None  # the selected models' CV forecasts (for plots)
+
+
+def _select_and_calibrate(adj: pd.DataFrame, classes: pd.DataFrame, cfg: ForecastConfig, em,
+                          selection: dict | None) -> tuple[dict, pd.DataFrame, dict, dict, pd.DataFrame]:
+    """Per class: cross-validate the candidates (or the fixed selection) on a seeded sample, keep
+    the lowest WAPE among those inside the time budget, calibrate its intervals on the CV
+    residuals, and measure coverage honestly (calibrated on the earlier origins, scored on the
+    last)."""
+    cand = cfg.candidate_map() if selection is None else {c: (m,) for c, m in selection.items()}
+    rows, chosen, calib, metrics, points = [], {}, {}, {}, []
+    pooled, covs = [], []
+    for cls in STAT_CLASSES:
+        ids = classes.loc[classes["demand_class"] == cls, "unique_id"].to_numpy()
+        if len(ids) == 0:
+            continue
+        names = [n for n in cand.get(cls, ()) if n in KNOWN_MODELS]
+        if not names:
+            raise ValueError(f"no forecast candidates configured for class {cls!r} (known: {KNOWN_MODELS})")
+        sample = _sample_ids(ids, cfg.cv_sample_series, cfg.seed)
+        part = adj[adj["unique_id"].isin(sample)]
+        cv, secs = cross_validate(part, names, cfg, em)
+        scale = _scale(part, cv[["cutoff"]].drop_duplicates(), cfg.season_length)
+        best, best_w = None, np.inf
+        for n in names:
+            sc = score(cv, n, scale)
+            per_fit = secs[n] / max(cfg.cv_windows * len(sample), 1)
+            est = per_fit * len(ids) * 2  # final fit + CV of the winner for its intervals
+            excluded = selection is None and est > cfg.time_budget_seconds
+            rows.append({"demand_class": cls, "model": n, **sc, "series": len(ids), "cv_series": len(sample),
+                         "cv_seconds": round(secs[n], 3), "est_fit_seconds": round(est, 2),
+                         "excluded": "over time budget" if excluded else ""})
+            if not excluded and sc["wape"] < best_w:
+                best, best_w = n, sc["wape"]
+        best = best or names[0]
+        chosen[cls] = best
+        calib[cls] = calibrate(cv, best)
+        last = cv["cutoff"] == cv["cutoff"].max()
+        cov = coverage(cv[last], best, calibrate(cv[~last], best)) if (~last).any() else {}
+        sc = score(cv, best, scale)
+        metrics.update({f"cv_{k}_{cls}": v for k, v in {**sc, **cov}.items()})
+        pooled.append(pd.DataFrame({"a": cv["demand"], "f": cv[best], "w": len(ids) / len(sample)}))
+        covs.append((cov, len(ids)))
+        points.append(cv[["unique_id", "ds", "cutoff", "horizon", "demand", best]].rename(columns={best: "forecast"})
+                      .assign(demand_class=cls, model=best))
+    table = pd.DataFrame(rows)
+    if len(table):
+        table["selected"] = [chosen.get(c) == m for c, m in zip(table["demand_class"], table["model"])]
+    _pool_metrics(metrics, pooled, covs, chosen)
+    return chosen, table, calib, metrics, pd.concat(points, ignore_index=True) if points else pd.DataFrame()
+
+
+# ---- 6. forecasts -------------------------------------------------------------------------------
+
+def _future_frame(ids: np.ndarray, plan_date: str, cfg: ForecastConfig) -> pd.DataFrame:
+    days = pd.date_range(pd.Timestamp(plan_date) + pd.Timedelta(days=1), periods=cfg.horizon_days, freq="D")
+    return pd.DataFrame({"unique_id": np.repeat(ids, len(days)), "ds": np.tile(days.to_numpy(), len(ids))})
+
+
+def _fit_class(part: pd.DataFrame, model: str, cfg: ForecastConfig) -> pd.DataFrame:
+    df = part[["unique_id", "ds", "y_adj"]].rename(columns={"y_adj": "y"})
+    fc = _run_sf("forecast", [make_model(model, cfg)], df, cfg, h=cfg.horizon_days)
+    return pd.DataFrame({"unique_id": fc["unique_id"], "ds": fc["ds"], "mean": fc[model], "model": model})
+
+
+def _new_item_forecast(part: pd.DataFrame, plan_date: str, cfg: ForecastConfig, adj: Adjustments) -> pd.DataFrame:
+    """Short histories: their own (corrected, de-promoted) level x the category's day-of-week
+    index (a pooled category profile); Poisson quantiles."""
+    di = adj.category_dow.set_index(["category", "dow"])["dow_index"] if adj.category_dow is not None else None
+    dows = pd.to_datetime(part["ds"]).dt.dayofweek
+    f = di.reindex(pd.MultiIndex.from_arrays([part["category"], dows])).fillna(1.0).to_numpy() if di is not None else 1.0
+    level = (part["y_adj"] / f).groupby(part["unique_id"]).mean()
+    fut = _future_frame(level.index.to_numpy(), plan_date, cfg)
+    cat = part.groupby("unique_id")["category"].first()
+    fdow = pd.to_datetime(fut["ds"]).dt.dayofweek
+    fd = di.reindex(pd.MultiIndex.from_arrays([fut["unique_id"].map(cat), fdow])).fillna(1.0).to_numpy() if di is not None else 1.0
+    return pd.DataFrame({"unique_id": fut["unique_id"], "ds": fut["ds"],
+                         "mean": fut["unique_id"].map(level).to_numpy() * fd, "model": "CategoryProfile"})
+
+
+GLOBAL_MODEL = "LightGBM"
+
+
+def _mlforecast(cfg: ForecastConfig):
+    """The global model: LightGBM on lags 7/14/28, rolling means of the last week and 4 weeks,
+    day of week and month, and the series' category and demand class as static features."""
+    import lightgbm as lgb
+    from mlforecast import MLForecast
+    from mlforecast.lag_transforms import RollingMean
+
+    model = lgb.LGBMRegressor(n_estimators=200, learning_rate=0.05, num_leaves=31, min_child_samples=20,
+                              subsample=0.8, subsample_freq=1, colsample_bytree=0.9, random_state=cfg.seed,
+                              n_jobs=max(cfg.n_jobs, 1), verbose=-1, deterministic=True, force_row_wise=True)
+    return MLForecast(models={GLOBAL_MODEL: model}, freq="D", lags=[7, 14, 28],
+                      lag_transforms={1: [RollingMean(window_size=7), RollingMean(window_size=28)],
+                                      7: [RollingMean(window_size=4)]},
+                      date_features=["dayofweek", "month"])
+
+
+def _ml_frame(adj: pd.DataFrame) -> pd.DataFrame:
+    df = adj[["unique_id", "ds", "y_adj", "category", "demand_class"]].rename(columns={"y_adj": "y"})
+    df["category"] = df["category"].astype("category").cat.codes.astype("int16")
+    df["demand_class"] = pd.Categorical(df["demand_class"], categories=list(CLASSES)).codes.astype("int16")
+    return df
+
+
+def _global_select_and_calibrate(adj: pd.DataFrame, classes: pd.DataFrame, cfg: ForecastConfig, em):
+    """The mlforecast family's CV: one global model, refit at every origin on the data before it,
+    over a seeded sample of each class's series; scored, calibrated and covered per class exactly
+    like the statsforecast family (so the gate compares like with like)."""
+    stat = adj[adj["demand_class"] != "new"]
+    ids = []
+    for cls in STAT_CLASSES:
+        cls_ids = classes.loc[classes["demand_class"] == cls, "unique_id"].to_numpy()
+        ids.extend(_sample_ids(cls_ids, cfg.cv_sample_series, cfg.seed))
+    part = stat[stat["unique_id"].isin(ids)]
+    t0 = time.perf_counter()
+    cv = _mlforecast(cfg).cross_validation(_ml_frame(part), n_windows=cfg.cv_windows, h=cfg.cv_horizon,
+                                           step_size=cfg.cv_horizon, static_features=["category", "demand_class"])
+    secs = time.perf_counter() - t0
+    cv = cv.drop(columns=["y"]).merge(adj[["unique_id", "ds", "demand", "category", "event_key", "demand_class"]],
+                                      on=["unique_id", "ds"], how="left")
+    cv[GLOBAL_MODEL] = np.clip(cv[GLOBAL_MODEL].to_numpy(float) * event_multiplier(cv[["category", "event_key"]], em), 0, None)
+    cv["horizon"] = (pd.to_datetime(cv["ds"]) - pd.to_datetime(cv["cutoff"])).dt.days
+    rows, chosen, calib, metrics, points, pooled, covs = [], {}, {}, {}, [], [], []
+    for cls in STAT_CLASSES:
+        n_cls = int((classes["demand_class"] == cls).sum())
+        c = cv[cv["demand_class"] == cls]
+        if n_cls == 0 or c.empty:
+            continue
+        scale = _scale(part[part["demand_class"] == cls], c[["cutoff"]].drop_duplicates(), cfg.season_length)
+        sc = score(c, GLOBAL_MODEL, scale)
+        chosen[cls] = GLOBAL_MODEL
+        calib[cls] = calibrate(c, GLOBAL_MODEL)
+        last = c["cutoff"] == c["cutoff"].max()
+        cov = coverage(c[last], GLOBAL_MODEL, calibrate(c[~last], GLOBAL_MODEL)) if (~last).any() else {}
+        metrics.update({f"cv_{k}_{cls}": v for k, v in {**sc, **cov}.items()})
+        n_s = c["unique_id"].nunique()
+        rows.append({"demand_class": cls, "model": GLOBAL_MODEL, **sc, "series": n_cls, "cv_series": n_s,
+                     "cv_seconds": round(secs, 3), "est_fit_seconds": float("nan"), "excluded": "", "selected": True})
+        pooled.append(pd.DataFrame({"a": c["demand"], "f": c[GLOBAL_MODEL], "w": n_cls / max(n_s, 1)}))
+        covs.append((cov, n_cls))
+        points.append(c[["unique_id", "ds", "cutoff", "horizon", "demand", GLOBAL_MODEL]]
+                      .rename(columns={GLOBAL_MODEL: "forecast"}).assign(demand_class=cls, model=GLOBAL_MODEL))
+    _pool_metrics(metrics, pooled, covs, chosen)
+    return chosen, pd.DataFrame(rows), calib, metrics, pd.concat(points, ignore_index=True) if points else pd.DataFrame()
+
+
+def _pool_metrics(metrics: dict, pooled: list, covs: list, chosen: dict) -> None:
+    """Overall CV metrics: each class's sample weighted up to its share of the series."""
+    if not pooled:
+        return
+    p = pd.concat(pooled, ignore_index=True)
+    wa = (p["w"] * p["a"]).sum()
+    metrics["cv_wape"] = float((p["w"] * (p["a"] - p["f"]).abs()).sum() / wa) if wa > 0 else float("nan")
+    metrics["cv_bias"] = float((p["w"] * (p["f"] - p["a"])).sum() / wa) if wa > 0 else float("nan")
+    mases = [metrics[f"cv_mase_{c}"] for c in chosen if np.isfinite(metrics.get(f"cv_mase_{c}", np.nan))]
+    metrics["cv_mase"] = float(np.mean(mases)) if mases else float("nan")
+    for k in ("coverage_80", "coverage_95"):
+        vals = [(c[k], n) for c, n in covs if k in c]
+        if vals:
+            metrics[f"cv_{k}"] = float(sum(v * n for v, n in vals) / sum(n for _, n in vals))
+
+
+def _global_fit(adj: pd.DataFrame, cfg: ForecastConfig) -> pd.DataFrame:
+    stat = adj[adj["demand_class"] != "new"]
+    if stat.empty:
+        return pd.DataFrame(columns=["unique_id", "ds", "mean", "model", "demand_class"])
+    mlf = _mlforecast(cfg).fit(_ml_frame(stat), static_features=["category", "demand_class"])
+    fc = mlf.predict(h=cfg.horizon_days)
+    cls = stat.groupby("unique_id")["demand_class"].first()
+    return pd.DataFrame({"unique_id": fc["unique_id"], "ds": fc["ds"], "mean": fc[GLOBAL_MODEL].clip(lower=0),
+                         "model": GLOBAL_MODEL, "demand_class": fc["unique_id"].map(cls)})
+
+
+def run_forecast(history: pd.DataFrame, plan_date: str, cfg: ForecastConfig = ForecastConfig(),
+                 categories: pd.Series | None = None, calendar: pd.DataFrame | None = None,
+                 selection: dict | None = None) -> ForecastResult:
+    """The whole stage (module docstring). `categories`: sku_id -> category (pooling); `calendar`:
+    date, event (past and future). `selection` fixes the model per class (e.g. a champion's):
+    only those models are cross-validated (for their intervals and metrics)."""
     series = prepare_series(history, plan_date, cfg)
     if series.empty:
-        return pd.DataFrame(columns=FORECAST_COLUMNS)
-    classes = classify(series, cfg)
-    series = series.merge(classes[["unique_id", "demand_class"]], on="unique_id")
+        return ForecastResult(pd.DataFrame(columns=FORECAST_COLUMNS), {}, pd.DataFrame(), {}, Adjustments(),
+                              pd.DataFrame(), cfg)
+    adj, info = adjust_history(series, cfg, categories, calendar)
+    classes = classify(adj, cfg, col="demand")
+    adj = adj.merge(classes[["unique_id", "demand_class"]], on="unique_id")
+    em = info.event_multipliers
     parts = []
-    smooth = series[series["demand_class"] == "smooth"]
-    if len(smooth):
-        parts.append(_statsforecast(smooth, SeasonalNaive(season_length=cfg.season_length), "SeasonalNaive", cfg))
-    inter = series[series["demand_class"] == "intermittent"]
-    if len(inter):
-        ci = ConformalIntervals(n_windows=cfg.conformal_windows, h=cfg.horizon_days)
-        parts.append(_statsforecast(inter, CrostonSBA(prediction_intervals=ci), "CrostonSBA", cfg))
-    new = series[series["demand_class"] == "new"]
+    if cfg.family == "mlforecast":
+        chosen, table, calib, metrics, points = _global_select_and_calibrate(adj, classes, cfg, em)
+        parts.append(_global_fit(adj, cfg))
+    else:
+        chosen, table, calib, metrics, points = _select_and_calibrate(adj, classes, cfg, em, selection)
+        for cls, model in chosen.items():
+            parts.append(_fit_class(adj[adj["demand_class"] == cls], model, cfg).assign(demand_class=cls))
+    new = adj[adj["demand_class"] == "new"]
     if len(new):
-        parts.append(_new_item_forecast(new, plan_date, cfg))
+        parts.append(_new_item_forecast(new, plan_date, cfg, info).assign(demand_class="new"))
     fc = pd.concat(parts, ignore_index=True)
-    q = fc[list(QUANTILES)].clip(lower=0).to_numpy()
-    fc[list(QUANTILES)] = np.maximum.accumulate(q, axis=1)  # monotone quantiles
-    fc["mean"] = fc["mean"].clip(lower=0)
-    fc = fc.merge(classes[["unique_id", "demand_class"]], on="unique_id")
-    ids = fc["unique_id"].str.split("|", n=1, expand=True)
-    fc["location_id"], fc["sku_id"] = ids[0], ids[1]
+    # adjusted scale -> demand scale: the event multipliers of the future days
+    cat = adj.groupby("unique_id")["category"].first()
+    keys = pd.DataFrame({"category": fc["unique_id"].map(cat).to_numpy(),
+                         "event_key": _event_keys(pd.Series(pd.to_datetime(fc["ds"])), calendar).to_numpy()
+                         if cfg.uplift else ""})
+    fc["mean"] = np.clip(fc["mean"].to_numpy(float) * event_multiplier(keys, em), 0, None)
     fc["date"] = pd.to_datetime(fc["ds"])
     fc["horizon"] = (fc["date"] - pd.Timestamp(plan_date)).dt.days.astype(int)
-    return fc[FORECAST_COLUMNS].sort_values(["location_id", "sku_id", "horizon"], ignore_index=True)
+    for q in QUANTILE_PROBS:
+        fc[q] = np.nan
+    for cls in fc["demand_class"].unique():
+        m = (fc["demand_class"] == cls).to_numpy()
+        if cls in calib:
+            qs = apply_quantiles(fc.loc[m, "mean"].to_numpy(), fc.loc[m, "horizon"].to_numpy(), calib[cls])
+        else:  # new items: Poisson around their level
+            lam = np.maximum(fc.loc[m, "mean"].to_numpy(float), 1e-9)
+            qs = {q: stats.poisson.ppf(p, lam).astype(float) for q, p in QUANTILE_PROBS.items()}
+        for q, v in qs.items():
+            fc.loc[m, q] = v
+    ids = adj.groupby("unique_id")[["location_id", "sku_id"]].first()
+    fc["location_id"] = fc["unique_id"].map(ids["location_id"]).astype(str)
+    fc["sku_id"] = fc["unique_id"].map(ids["sku_id"]).astype(str)
+    fc = fc[FORECAST_COLUMNS].sort_values(["location_id", "sku_id", "horizon"], ignore_index=True)
+    label = ids["location_id"].astype(str) + "|" + ids["sku_id"].astype(str)
+    classes = classes.assign(series=classes["unique_id"].map(label))
+    if len(points):
+        points = points.assign(unique_id=points["unique_id"].map(label))
+    return ForecastResult(fc, chosen, table, metrics, info, classes, cfg, calib, points)
+
+
+def forecast_demand(history: pd.DataFrame, plan_date: str, cfg: ForecastConfig = ForecastConfig(),
+                    categories: pd.Series | None = None, calendar: pd.DataFrame | None = None,
+                    selection: dict | None = None) -> pd.DataFrame:
+    """Forecast days plan_date+1 .. plan_date+horizon for every store x SKU carried on plan_date."""
+    return run_forecast(history, plan_date, cfg, categories, calendar, selection).forecast
+
+
+def drift_statistics(forecast: pd.DataFrame, actual: pd.DataFrame, warn: float = 0.15, fail: float = 0.30,
+                     ts_limit: float = 4.0) -> pd.DataFrame:
+    """Forecast drift per demand class: realised demand against what an earlier forecast said
+    for the same days.
+
+    `forecast`: location_id, sku_id, date, mean, demand_class (made on an earlier plan date);
+    `actual`: location_id, sku_id, date, units_sold, is_stockout. Stockout days are left out
+    (their sales understate demand). Per class: series-days compared, bias = sum(f - a) / sum(a)
+    (status `warn` past `warn`, `fail` past `fail`, in absolute value), and the classic tracking
+    signal per series, TS = sum(a - f) / mean|a - f| over the window: the share of series with
+    |TS| > `ts_limit` (a forecast without drift keeps TS near zero)."""
+    a = actual.copy()
+    a["date"] = pd.to_datetime(a["date"])
+    if "is_stockout" in a:
+        a = a[~a["is_stockout"].astype(bool)]
+    m = forecast.assign(date=pd.to_datetime(forecast["date"])).merge(
+        a[["location_id", "sku_id", "date", "units_sold"]], on=["location_id", "sku_id", "date"], how="inner")
+    m["e"] = m["units_sold"] - m["mean"]
+    m["ae"] = m["e"].abs()
+    per = m.groupby(["location_id", "sku_id", "demand_class"]).agg(se=("e", "sum"), mad=("ae", "mean")).reset_index()
+    per["ts"] = np.where(per["mad"] > 0, per["se"] / per["mad"].where(per["mad"] > 0, 1), 0.0)
+    rows = []
+    for cls, g in [("all", m), *m.groupby("demand_class")]:
+        tot = g["units_sold"].sum()
+        bias = float(-g["e"].sum() / tot) if tot > 0 else float("nan")
+        p = per if cls == "all" else per[per["demand_class"] == cls]
+        status = "ok" if not np.isfinite(bias) else ("fail" if abs(bias) > fail else ("warn" if abs(bias) > warn else "ok"))
+        rows.append({"demand_class": cls, "days": int(len(g)), "series": int(len(p)), "bias": bias,
+                     "share_ts_beyond": float((p["ts"].abs() > ts_limit).mean()) if len(p) else 0.0,
+                     "median_abs_ts": float(p["ts"].abs().median()) if len(p) else 0.0, "status": status})
+    return pd.DataFrame(rows)
 
 
 def wape(actual: np.ndarray, forecast: np.ndarray) -> float:
@@ -156,24 +789,3 @@ def wape(actual: np.ndarray, forecast: np.ndarray) -> float:
     a, f = np.asarray(actual, float), np.asarray(forecast, float)
     total = np.abs(a).sum()
     return float(np.abs(a - f).sum() / total) if total > 0 else float("nan")
-
-
-def backtest(history: pd.DataFrame, plan_date: str, cfg: ForecastConfig, horizon: int = 14) -> dict:
-    """Forecast from plan_date - horizon and score the last `horizon` days (sales as actuals).
-
-    A single rolling origin: cheap enough for every run; issue #4 adds full cross-validation.
-    """
-    origin = (pd.Timestamp(plan_date) - pd.Timedelta(days=horizon)).date().isoformat()
-    fc = forecast_demand(history, origin, cfg)
-    if fc.empty:
-        return {}
-    fc = fc[fc["horizon"] <= horizon]
-    act = history[["location_id", "sku_id", "date", "units_sold"]].copy()
-    act["date"] = pd.to_datetime(act["date"])
-    m = fc.merge(act, on=["location_id", "sku_id", "date"], how="left").fillna({"units_sold": 0})
-    out = {f"wape_h{horizon}": wape(m["units_sold"], m["mean"])}
-    inside = (m["units_sold"] >= m["p10"]) & (m["units_sold"] <= m["p90"])
-    out["coverage_p10_p90"] = float(inside.mean())
-    for cls, g in m.groupby("demand_class"):
-        out[f"wape_h{horizon}_{cls}"] = wape(g["units_sold"], g["mean"])
-    return out

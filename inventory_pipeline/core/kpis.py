@@ -65,30 +65,36 @@ def _ratio(a: float, b: float) -> float:
     return float(a / b) if b else float("nan")
 
 
-def forecast_error_kpis(acc: dict, horizon: int) -> dict:
-    """WAPE, MASE, MAPE and bias of the forecast `horizon` days ahead against realised demand.
+def forecast_error_kpis(acc: dict, horizon: int | str, source: str = "fc", prefix: str = "") -> dict:
+    """WAPE, MASE, MAPE and bias of a forecast `horizon` days ahead (or `"sum14"`: the total of
+    the next 14 days) against realised demand.
 
-    `acc` holds per-series (store x SKU) sums over the scored days: `fc_h{h}_abs_err` (|f - a|),
-    `fc_h{h}_err` (f - a), `fc_h{h}_actual` (a), `fc_h{h}_n` (days scored), `fc_h{h}_ape_sum` and
-    `fc_h{h}_ape_n` (|f - a| / a over days with a > 0), and the MASE scale `naive_abs_err` /
-    `naive_n` (mean |a_t - a_{t-7}| of the realised demand, the seasonal-naive error).
+    `acc` holds per-series (store x SKU) sums over the scored days, keyed `{source}_h{horizon}_*`:
+    `abs_err` (|f - a|), `err` (f - a), `actual` (a), `n` (days scored), `ape_sum` and `ape_n`
+    (|f - a| / a over days with a > 0), and the MASE scale `naive_abs_err` / `naive_n` (mean
+    |a_t - a_{t-7}| of the realised demand, the seasonal-naive error).
 
     WAPE = sum|f - a| / sum a; bias = sum(f - a) / sum a; MAPE = mean over non-zero days;
-    MASE = mean over series of (their MAE / their seasonal-naive MAE), series with a zero scale
-    left out (Hyndman & Koehler 2006).
+    MASE (daily horizons only) = mean over series of (their MAE / their seasonal-naive MAE),
+    series with a zero scale left out (Hyndman & Koehler 2006).
     """
-    p = f"fc_h{horizon}_"
+    p = f"{source}_h{horizon}_"
+    if p + "abs_err" not in acc:
+        return {}
     abs_err, actual = np.asarray(acc[p + "abs_err"], float), np.asarray(acc[p + "actual"], float)
     n = np.asarray(acc[p + "n"], float)
-    scale = np.divide(acc["naive_abs_err"], acc["naive_n"], out=np.zeros_like(abs_err), where=np.asarray(acc["naive_n"]) > 0)
-    ok = (scale > 0) & (n > 0)
-    mase = float(np.mean(abs_err[ok] / n[ok] / scale[ok])) if ok.any() else float("nan")
-    return {
-        f"wape_h{horizon}": _ratio(abs_err.sum(), actual.sum()),
-        f"mase_h{horizon}": mase,
-        f"mape_h{horizon}": _ratio(np.sum(acc[p + "ape_sum"]), np.sum(acc[p + "ape_n"])),
-        f"bias_h{horizon}": _ratio(np.sum(acc[p + "err"]), actual.sum()),
+    tag = f"sum{horizon[3:]}" if isinstance(horizon, str) else f"h{horizon}"
+    out = {
+        f"{prefix}wape_{tag}": _ratio(abs_err.sum(), actual.sum()),
+        f"{prefix}mape_{tag}": _ratio(np.sum(acc[p + "ape_sum"]), np.sum(acc[p + "ape_n"])),
+        f"{prefix}bias_{tag}": _ratio(np.sum(acc[p + "err"]), actual.sum()),
     }
+    if not isinstance(horizon, str) and "naive_abs_err" in acc:
+        scale = np.divide(acc["naive_abs_err"], acc["naive_n"], out=np.zeros_like(abs_err),
+                          where=np.asarray(acc["naive_n"]) > 0)
+        ok = (scale > 0) & (n > 0)
+        out[f"{prefix}mase_{tag}"] = float(np.mean(abs_err[ok] / n[ok] / scale[ok])) if ok.any() else float("nan")
+    return out
 
 
 def twin_kpis(store: dict, dc: dict | None, days: int, annual_holding_rate: float,
@@ -102,7 +108,7 @@ def twin_kpis(store: dict, dc: dict | None, days: int, annual_holding_rate: floa
     Inventory value and carrying cost cover stores and DCs; turns = annualised COGS / average
     inventory value.
     """
-    s = {k: float(np.sum(v)) for k, v in store.items() if not k.startswith("fc_") and not k.startswith("naive")}
+    s = {k: float(np.sum(v)) for k, v in store.items() if not k.startswith(("fc_", "snaive_", "naive"))}
     dc_inv = float(np.sum(dc["inventory_value_days"])) if dc else 0.0
     po = float(np.sum(dc["order_lines"])) if dc else 0.0
     inv_value_days = s["inventory_value_days"] + dc_inv
@@ -130,9 +136,9 @@ def twin_kpis(store: dict, dc: dict | None, days: int, annual_holding_rate: floa
         "transfers": s["transfer_lines"],
         "price_changes": s["price_changes"],
     }
-    for h in horizons:
-        if f"fc_h{h}_abs_err" in store:
-            out.update(forecast_error_kpis(store, h))
+    for h in (*horizons, "sum14"):
+        out.update(forecast_error_kpis(store, h))
+        out.update(forecast_error_kpis(store, h, source="snaive", prefix="snaive_"))
     return out
 
 

@@ -124,3 +124,29 @@ def plot_twin_series(samples: dict[str, dict], labels: list[tuple[str, str]], pa
     out = _save(fig, path)
     plt.close(fig)
     return out
+
+
+def plot_cv(points: pd.DataFrame, path: str | Path, n_series: int = 4) -> Path:
+    """Cross-validation forecasts against (censoring-corrected) demand, per class: the largest
+    series of each class, every CV origin."""
+    plt = _plt()
+    if points is None or points.empty:
+        fig, ax = plt.subplots(figsize=(6, 2))
+        ax.text(0.5, 0.5, "no cross-validation points", ha="center")
+        out = _save(fig, path)
+        plt.close(fig)
+        return out
+    pick = (points.groupby(["demand_class", "unique_id"])["demand"].sum().reset_index()
+            .sort_values("demand", ascending=False).groupby("demand_class").head(1)["unique_id"].head(n_series))
+    fig, axes = plt.subplots(len(pick), 1, figsize=(10, 2.3 * max(len(pick), 1)), squeeze=False)
+    for ax, uid in zip(axes[:, 0], pick):
+        s = points[points["unique_id"] == uid].sort_values("ds")
+        ax.plot(s["ds"], s["demand"], color="0.3", lw=1, label="demand (corrected)")
+        for c, g in s.groupby("cutoff"):
+            ax.plot(g["ds"], g["forecast"], color="tab:blue", lw=1.4)
+            ax.axvline(c, color="tab:blue", lw=0.5, ls=":")
+        ax.set_title(f"{uid} ({s['demand_class'].iloc[0]}, {s['model'].iloc[0]}): rolling-origin CV", fontsize=9)
+        ax.legend(fontsize=7, loc="upper left")
+    out = _save(fig, path)
+    plt.close(fig)
+    return out

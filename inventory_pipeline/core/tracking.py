@@ -55,3 +55,117 @@ def log_run(
         for a in artifacts:
             mlflow.log_artifact(str(a))
         return run.info.run_id
+
+
+# ---- the model registry: `demand_forecaster`, champion and challenger ---------------------------
+
+REGISTERED_MODEL = "demand_forecaster"
+
+try:  # mlflow is a hard dependency of the project; the guard keeps `import tracking` light in tests
+    import mlflow.pyfunc as _pyfunc
+
+    _Base = _pyfunc.PythonModel
+except Exception:  # pragma: no cover
+    _Base = object
+
+
+class DemandForecaster(_Base):
+    """MLflow pyfunc: reproduces the forecast from the logged configuration.
+
+    model_config = {"forecast_config": ForecastConfig.to_dict()} (optionally "selection": {class: model}
+    to skip the model choice).
+    predict(model_input, params): `model_input` is the history (location_id, sku_id, date,
+    units_sold, is_stockout, on_promo and optionally category); params `plan_date` (YYYY-MM-DD)
+    and `calendar` (JSON list of {"date", "event"}). Returns the forecast frame of the stage.
+    """
+
+    def load_context(self, context):  # noqa: D401
+        self.config = dict(context.model_config or {})
+
+    def predict(self, context, model_input, params=None):
+        import json as _json
+
+        import pandas as pd
+
+        from .forecasting import ForecastConfig, forecast_demand
+
+        cfg = ForecastConfig.from_dict(self.config["forecast_config"])
+        params = params or {}
+        hist = model_input.copy()
+        hist["date"] = pd.to_datetime(hist["date"])
+        cats = hist.drop_duplicates("sku_id").set_index("sku_id")["category"] if "category" in hist else None
+        cal = pd.DataFrame(_json.loads(params["calendar"])) if params.get("calendar") else None
+        return forecast_demand(hist, params["plan_date"], cfg, cats, cal, selection=self.config.get("selection"))
+
+
+def _client(tracking_uri: str):
+    import mlflow
+
+    if tracking_uri.startswith("sqlite:///"):
+        Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(tracking_uri)
+    return mlflow.MlflowClient()
+
+
+def registry_version(tracking_uri: str, alias: str, name: str = REGISTERED_MODEL) -> dict | None:
+    """The registered version behind an alias: {version, config, selection, cv_wape, run_id}."""
+    import json as _json
+
+    client = _client(tracking_uri)
+    try:
+        mv = client.get_model_version_by_alias(name, alias)
+    except Exception:
+        return None
+    return {"version": str(mv.version), "run_id": mv.run_id, "config": _json.loads(mv.tags.get("forecast_config", "{}")),
+            "cv_wape": float(mv.tags.get("cv_wape", "nan")),
+            "config_fingerprint": mv.tags.get("config_fingerprint", "")}
+
+
+def register_forecaster(tracking_uri: str, run_id: str, config: dict, cv_wape: float, config_fingerprint: str,
+                        input_example=None, output_example=None, name: str = REGISTERED_MODEL) -> str:
+    """Log the pyfunc in `run_id` and register it as a version of `name`, once per configuration
+    (a version with the same configuration fingerprint is reused: re-running a partition
+    registers nothing new). The pyfunc holds the configuration only; its model choice per class
+    is made by the same cross-validation on the history it is given. Returns the version."""
+    import json as _json
+
+    import mlflow
+
+    client = _client(tracking_uri)
+    try:
+        client.get_registered_model(name)
+    except Exception:
+        client.create_registered_model(name, description="Demand forecast configurations of the demand_forecast stage "
+                                       "(statsforecast, segmented by demand class, CV-selected); aliases champion / challenger.")
+    for mv in client.search_model_versions(f"name = '{name}'"):
+        if mv.tags.get("config_fingerprint") == config_fingerprint:
+            return str(mv.version)
+    from mlflow.models import infer_signature
+
+    # the signature declares the params, so pyfunc passes plan_date and calendar through
+    signature = infer_signature(input_example, output_example, params={"plan_date": "2025-01-01", "calendar": "[]"})
+    with mlflow.start_run(run_id=run_id):
+        info = mlflow.pyfunc.log_model(name="demand_forecaster", python_model=DemandForecaster(),
+                                       model_config={"forecast_config": config}, signature=signature)
+    mv = mlflow.register_model(info.model_uri, name, tags={
+        "forecast_config": _json.dumps(config, sort_keys=True), "cv_wape": f"{cv_wape:.6f}",
+        "config_fingerprint": config_fingerprint})
+    return str(mv.version)
+
+
+def set_alias(tracking_uri: str, alias: str, version: str, name: str = REGISTERED_MODEL) -> None:
+    _client(tracking_uri).set_registered_model_alias(name, alias, version)
+
+
+def gate_decision(candidate_wape: float, champion_wape: float | None, tolerance: float = 0.0) -> tuple[bool, str]:
+    """The promotion gate: a candidate becomes champion only when its CV WAPE on the same window
+    is not worse than the champion's (within `tolerance`, absolute)."""
+    if champion_wape is None:
+        return True, "no champion yet: the candidate becomes champion"
+    if not (candidate_wape == candidate_wape):
+        return False, "candidate CV WAPE is undefined"
+    if not (champion_wape == champion_wape):
+        return True, "champion CV WAPE is undefined on this window"
+    if candidate_wape <= champion_wape + tolerance:
+        return True, f"candidate CV WAPE {candidate_wape:.4f} <= champion {champion_wape:.4f}: promoted"
+    return False, f"candidate CV WAPE {candidate_wape:.4f} > champion {champion_wape:.4f}: champion kept"

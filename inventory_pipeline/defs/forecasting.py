@@ -1,59 +1,176 @@
-"""demand_forecast asset: calls core.forecasting, logs the run to MLflow, attaches metadata."""
+"""demand_forecast asset: calls core.forecasting, runs the MLflow promotion gate, attaches metadata.
+
+Each materialisation: the policy's forecast configuration (the candidate) is cross-validated on
+the partition's history; if the registry's `champion` is a different configuration it is
+cross-validated on the same window; the gate (core.tracking.gate_decision) decides which one
+serves. The candidate is registered as a version of `demand_forecaster` (once per
+configuration) and gets the alias `champion` when promoted, `challenger` otherwise. One MLflow
+run per materialisation (reused when the partition is re-run on the same data).
+"""
+
+import dataclasses
 
 import dagster as dg
 import pandas as pd
 
 from ..contracts.outputs import DemandForecast
-from ..core.forecasting import backtest, forecast_config, forecast_demand
-from ..core.plots import plot_forecasts
-from ..core.tracking import fingerprint, log_run
+from ..core.forecasting import ForecastConfig, drift_statistics, forecast_config, run_forecast
+from ..core.plots import plot_cv, plot_forecasts
+from ..core.tracking import fingerprint, gate_decision, log_run, register_forecaster, registry_version, set_alias
 from ._common import contract_check, contract_spec, model_key, preview
 from .partitions import daily_partitions
-from .resources import MlflowResource, PolicyResource, WarehouseResource
+from .resources import ForecastEngineResource, MlflowResource, PolicyResource, WarehouseResource
+
+GATE = "promotion_gate"
+DRIFT = "forecast_drift"
+
+
+def _history(wh, d: str, days: int) -> pd.DataFrame:
+    start = (pd.Timestamp(d) - pd.Timedelta(days=days)).date().isoformat()
+    return wh.read_model(
+        "select location_id, sku_id, date, units_sold, is_stockout, on_promo from marts.fct_daily_demand "
+        "where date <= cast(? as date) and date > cast(? as date) order by location_id, sku_id, date", [d, start])
+
+
+def forecast_inputs(wh, d: str, cfg: ForecastConfig) -> dict:
+    """What the stage reads: the history window, SKU categories and the event calendar."""
+    products = wh.read_model("select sku_id, category from marts.dim_products")
+    calendar = wh.read_model("select date, event from staging.stg_calendar")
+    return {"history": _history(wh, d, cfg.history_days), "categories": products.set_index("sku_id")["category"],
+            "calendar": calendar}
+
+
+def _drift(wh, d: str, pol) -> dg.AssetCheckResult:
+    """Realised demand of the last `drift_window_days` against the forecast made just before them."""
+    f = pol.forecast
+    origin = (pd.Timestamp(d) - pd.Timedelta(days=f.drift_window_days)).date().isoformat()
+    if not wh.exists("demand_forecast", origin):
+        return dg.AssetCheckResult(check_name=DRIFT, passed=True, metadata={"compared_with": "nothing yet"},
+                                   description=f"no forecast for plan date {origin} to compare with yet")
+    then = wh.read("demand_forecast", origin)
+    then = then[then["horizon"] <= f.drift_window_days]
+    actual = _history(wh, d, f.drift_window_days)
+    st = drift_statistics(then, actual, f.drift_warn_bias, f.drift_fail_bias, f.drift_tracking_signal)
+    worst = "fail" if (st["status"] == "fail").any() else ("warn" if (st["status"] == "warn").any() else "ok")
+    return dg.AssetCheckResult(
+        check_name=DRIFT, passed=worst == "ok",
+        severity=dg.AssetCheckSeverity.ERROR if worst == "fail" else dg.AssetCheckSeverity.WARN,
+        metadata={"compared_with": origin, "by_class": dg.MetadataValue.md(st.round(4).to_markdown(index=False))},
+        description=f"forecast of {origin} vs realised demand: bias per class "
+                    + ", ".join(f"{r.demand_class} {r.bias:+.1%}" for r in st.itertuples()),
+    )
 
 
 @dg.asset(
     partitions_def=daily_partitions,
     group_name="decisions",
-    deps=[model_key("fct_daily_demand")],
-    check_specs=[contract_spec("demand_forecast", DemandForecast)],
+    deps=[model_key("fct_daily_demand"), model_key("dim_products"), model_key("stg_calendar")],
+    check_specs=[
+        contract_spec("demand_forecast", DemandForecast),
+        dg.AssetCheckSpec(GATE, asset="demand_forecast",
+                          description="the policy's forecast configuration serves only if its CV WAPE is not worse "
+                                      "than the registry champion's on the same window"),
+        dg.AssetCheckSpec(DRIFT, asset="demand_forecast",
+                          description="realised demand vs the forecast made before it: bias per demand class "
+                                      "(warns, fails past the policy threshold)"),
+    ],
     kinds={"statsforecast", "mlflow"},
-    description="Probabilistic daily demand per store x SKU for days D+1..D+30 (mean, p10-p99).",
+    description="Probabilistic daily demand per store x SKU for days D+1..D+30 (mean, p025-p99), "
+                "censoring-corrected, segmented by demand class, model chosen by rolling-origin CV.",
 )
 def demand_forecast(context: dg.AssetExecutionContext, warehouse: WarehouseResource, policy: PolicyResource,
-                    mlflow: MlflowResource):
+                    mlflow: MlflowResource, forecast_engine: ForecastEngineResource):
     d = context.partition_key
     pol = policy.load()
-    cfg = forecast_config(pol)
+    cfg = dataclasses.replace(forecast_config(pol), engine=forecast_engine.engine,
+                              dask_scheduler=forecast_engine.dask_scheduler)
     wh = warehouse.get()
-    start = (pd.Timestamp(d) - pd.Timedelta(days=cfg.history_days)).date().isoformat()
-    history = wh.read_model(
-        "select location_id, sku_id, date, units_sold, is_stockout from marts.fct_daily_demand "
-        "where date <= cast(? as date) and date > cast(? as date) order by location_id, sku_id, date", [d, start])
-    context.log.info(f"forecasting {history.groupby(['location_id', 'sku_id']).ngroups} series from {len(history)} rows")
-    fc = forecast_demand(history, d, cfg)
-    metrics = backtest(history, d, cfg, horizon=14)
-    classes = fc.drop_duplicates(["location_id", "sku_id"])["demand_class"].value_counts().to_dict()
-    # the version is what made the forecast (configuration, policy, data), never when it ran:
-    # re-running the partition yields the same version, the same MLflow run and the same outbox
-    version = "demand_forecast/" + fingerprint(cfg, pol.tag, history)
-    plot = plot_forecasts(history, fc, wh.root / "plots" / "demand_forecast" / f"{d}.png")
+    inputs = forecast_inputs(wh, d, cfg)
+    hist = inputs["history"]
+    context.log.info(f"forecasting {hist.groupby(['location_id', 'sku_id']).ngroups} series from {len(hist)} rows")
+    cand = run_forecast(hist, d, cfg, inputs["categories"], inputs["calendar"])
+    champ = registry_version(mlflow.tracking_uri, "champion")
+    serving, champ_wape = cand, None
+    if champ and champ["config_fingerprint"] != cfg.fingerprint():
+        # the champion's configuration, judged on the same CV window (the candidate's CV settings)
+        ccfg = ForecastConfig.from_dict({**champ["config"], **{k: getattr(cfg, k) for k in (
+            "cv_windows", "cv_horizon", "cv_sample_series", "seed", "horizon_days", "engine", "dask_scheduler",
+            "dask_partitions")}})
+        context.log.info(f"cross-validating champion v{champ['version']} on the same window")
+        champ_res = run_forecast(hist, d, ccfg, inputs["categories"], inputs["calendar"])
+        champ_wape = champ_res.metrics.get("cv_wape")
+        promoted, reason = gate_decision(cand.metrics.get("cv_wape", float("nan")), champ_wape,
+                                         pol.forecast.promotion_tolerance)
+        if not promoted:
+            serving = champ_res
+    elif champ:
+        promoted, reason = True, f"the policy's configuration is the champion (v{champ['version']})"
+    else:
+        promoted, reason = gate_decision(cand.metrics.get("cv_wape", float("nan")), None)
+    fc = serving.forecast
+    plots = wh.root / "plots" / "demand_forecast"
+    artifacts = [plot_forecasts(hist, fc, plots / f"{d}.png"), plot_cv(serving.cv_points, plots / f"{d}_cv.png")]
+    cv_csv = plots / f"{d}_cv.csv"
+    serving.cv.to_csv(cv_csv, index=False)
+    artifacts.append(cv_csv)
+    classes = serving.classes["demand_class"].value_counts().to_dict() if len(serving.classes) else {}
+    cens = serving.adjustments.censoring
     run_id = log_run(
         mlflow.tracking_uri, mlflow.artifact_root, mlflow.experiment, run_name=f"demand_forecast {d}",
-        params={"plan_date": d, "horizon_days": cfg.horizon_days, "history_days": cfg.history_days,
-                "model_smooth": f"SeasonalNaive({cfg.season_length})", "model_intermittent": "CrostonSBA+conformal",
-                "model_new": "PoissonMean", "intermittent_adi": cfg.intermittent_adi, "policy_version": pol.tag},
-        metrics={**metrics, **{f"series_{k}": v for k, v in classes.items()}, "series": sum(classes.values())},
-        artifacts=[plot], tags={"dagster_run_id": context.run_id, "partition": d}, version=version,
+        params={"plan_date": d, "horizon_days": cfg.horizon_days, "reported_horizons": pol.forecast.reported_horizons,
+                "history_days": cfg.history_days, "data_fingerprint": fingerprint(hist),
+                "config_fingerprint": serving.config.fingerprint(), "policy_version": pol.tag,
+                **{f"model_{k}": v for k, v in serving.selection.items()}, "gate": reason},
+        metrics={**{k: v for k, v in serving.metrics.items() if isinstance(v, (int, float))},
+                 **{f"series_{k}": v for k, v in classes.items()}, "series": sum(classes.values()),
+                 "censored_share_corrected": cens.get("corrected_share", 0.0),
+                 "censored_units_added": cens.get("units_added", 0.0),
+                 **({"champion_cv_wape": champ_wape} if champ_wape is not None else {}),
+                 "candidate_cv_wape": cand.metrics.get("cv_wape", float("nan"))},
+        artifacts=artifacts, tags={"dagster_run_id": context.run_id, "partition": d},
+        version=f"{serving.config.fingerprint()}/{fingerprint(hist)}/{pol.tag}",
     )
-    fc["model_version"] = version
+    example = hist.head(20).assign(category=lambda h: h["sku_id"].map(inputs["categories"]))
+    version = register_forecaster(mlflow.tracking_uri, run_id, cfg.to_dict(), cand.metrics.get("cv_wape", float("nan")),
+                                  cfg.fingerprint(), example, cand.forecast.head(20))
+    if promoted:
+        set_alias(mlflow.tracking_uri, "champion", version)
+        serving_version = version
+    else:
+        set_alias(mlflow.tracking_uri, "challenger", version)
+        serving_version = champ["version"]
+    model_version = f"demand_forecaster/v{serving_version}"
+    fc = fc.assign(model_version=model_version)
     wh.write("demand_forecast", fc, d)
+    m = serving.metrics
+    gate = dg.AssetCheckResult(
+        check_name=GATE, passed=bool(promoted), severity=dg.AssetCheckSeverity.WARN, description=reason,
+        metadata={"candidate_cv_wape": cand.metrics.get("cv_wape", float("nan")),
+                  "champion_cv_wape": champ_wape if champ_wape is not None else float("nan"),
+                  "serving": model_version, "candidate_version": f"demand_forecaster/v{version}"})
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": len(fc), "series_by_class": classes, "model_version": version,
-            "mlflow_run_id": run_id, "mlflow_tracking_uri": mlflow.tracking_uri,
-            **{k: round(v, 4) for k, v in metrics.items()},
-            "plot": dg.MetadataValue.path(str(plot)), "preview": preview(fc),
+            "dagster/row_count": len(fc), "series_by_class": classes, "model_version": model_version,
+            "selection": serving.selection, "gate": reason,
+            "mlflow_run_id": run_id, "mlflow_run": dg.MetadataValue.url(
+                f"http://127.0.0.1:5000/#/experiments/{_experiment_id(mlflow)}/runs/{run_id}"),
+            "mlflow_tracking_uri": mlflow.tracking_uri,
+            **{k: round(m[k], 4) for k in ("cv_wape", "cv_bias", "cv_mase", "cv_coverage_80", "cv_coverage_95") if k in m},
+            "censoring": dg.MetadataValue.json({k: round(v, 4) if isinstance(v, float) else v for k, v in cens.items()}),
+            "promo_uplift": dg.MetadataValue.json({k: round(v, 3) for k, v in serving.adjustments.promo_uplift.items()}),
+            "cv_table": dg.MetadataValue.md(serving.cv.round(4).to_markdown(index=False)) if len(serving.cv) else "",
+            "plot": dg.MetadataValue.path(str(artifacts[0])), "cv_plot": dg.MetadataValue.path(str(artifacts[1])),
+            "preview": preview(fc),
         },
-        check_results=[contract_check("output_contract", DemandForecast, fc)],
+        check_results=[contract_check("output_contract", DemandForecast, fc), gate, _drift(wh, d, pol)],
     )
+
+
+def _experiment_id(mlflow_res: MlflowResource) -> str:
+    import mlflow
+
+    mlflow.set_tracking_uri(mlflow_res.tracking_uri)
+    exp = mlflow.MlflowClient().get_experiment_by_name(mlflow_res.experiment)
+    return exp.experiment_id if exp else "0"
+
+

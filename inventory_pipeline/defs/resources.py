@@ -48,6 +48,14 @@ class MlflowResource(dg.ConfigurableResource):
     experiment: str = "demand_forecast"
 
 
+class ForecastEngineResource(dg.ConfigurableResource):
+    """Where statsforecast runs: `local` (the step's process) or `dask` (statsforecast's distributed
+    backend on the Dask scheduler at `dask_scheduler`, e.g. a dask-kubernetes or Coiled cluster)."""
+
+    engine: str = "local"
+    dask_scheduler: Optional[str] = None
+
+
 class OutboxResource(dg.ConfigurableResource):
     """The ERP outbox: a local folder or an s3:// URI."""
 
@@ -65,5 +73,7 @@ def default_resources() -> dict:
         "warehouse": WarehouseResource(root=str(s.warehouse_dir)),
         "policy": PolicyResource(path=str(s.policy_path)),
         "mlflow": MlflowResource(tracking_uri=s.mlflow_tracking_uri, artifact_root=s.mlflow_artifact_root),
+        "forecast_engine": ForecastEngineResource(engine=os.environ.get("INVENTORY_PIPELINE_FORECAST_ENGINE", "local"),
+                                                  dask_scheduler=os.environ.get("INVENTORY_PIPELINE_DASK_SCHEDULER")),
         "outbox": OutboxResource(uri=s.outbox_uri, s3_endpoint_url=os.environ.get("INVENTORY_PIPELINE_S3_ENDPOINT_URL")),
     }

@@ -37,6 +37,10 @@ KIND_SUPPLIER, KIND_STORE, KIND_LAUNCH_DC, KIND_LAUNCH_STORE, KIND_TRANSFER = 0,
 TO_STORE_KINDS = (KIND_STORE, KIND_LAUNCH_STORE, KIND_TRANSFER)
 MA_WINDOW = 28
 FORECAST_HORIZONS = (1, 7, 14)  # forecast errors are scored at these horizons (days ahead)
+SUM_DAYS = 14  # ... and on the total demand of the next 14 days (what lead-time planning needs)
+# every forecast is scored twice: the policy's own ("fc") and, as a yardstick the policy cannot
+# influence except through its stock, the seasonal naive of the policy's observed sales ("snaive")
+SCORED = ("fc", "snaive")
 NAIVE_LAG = 7  # MASE scale: the seasonal-naive (lag 7) error of the realised demand
 
 
@@ -149,6 +153,20 @@ def _cap_by_stock(src: np.ndarray, sku: np.ndarray, units: np.ndarray, stock: np
     return out
 
 
+_SN_SHIFT = np.arange(1, SUM_DAYS + 1) - 7 * np.ceil(np.arange(1, SUM_DAYS + 1) / 7).astype(int)
+
+
+def _score(acc: dict, key: str, f: np.ndarray, a: np.ndarray, mask: np.ndarray) -> None:
+    e = (f - a) * mask
+    acc[f"{key}_abs_err"] += np.abs(e)
+    acc[f"{key}_err"] += e
+    acc[f"{key}_actual"] += a * mask
+    acc[f"{key}_n"] += mask
+    pos = (a > 0) & mask
+    acc[f"{key}_ape_sum"] += np.where(pos, np.abs(e) / np.maximum(a, 1), 0.0)
+    acc[f"{key}_ape_n"] += pos
+
+
 def _per_dc(x: np.ndarray, store_dc: np.ndarray, D: int) -> np.ndarray:
     out = np.zeros((D, x.shape[1]), dtype=x.dtype)
     np.add.at(out, store_dc, x)
@@ -208,11 +226,17 @@ def simulate(
     res.dc = {k: np.zeros((D, S)) for k in DC_ACC}
     H = FORECAST_HORIZONS
     R = max(H) + 1
-    fc_ring = np.zeros((len(H), R, L, S))
-    fc_target = np.full((len(H), R), -1)
-    for h in H:
-        for k in ("abs_err", "actual", "err", "ape_sum", "ape_n", "n"):
-            res.store[f"fc_h{h}_{k}"] = np.zeros((L, S))
+    for src in SCORED:
+        for h in (*H, f"sum{SUM_DAYS}"):
+            for k in ("abs_err", "actual", "err", "ape_sum", "ape_n", "n"):
+                res.store[f"{src}_h{h}_{k}"] = np.zeros((L, S))
+    fc_ring = np.zeros((len(SCORED), len(H), R, L, S))
+    fc_target = np.full((len(SCORED), len(H), R), -1)
+    sum_ring = np.zeros((len(SCORED), R, L, S))  # forecast totals of days t+1..t+14, by target day t+14
+    sum_carried = np.zeros((R, L, S), dtype=bool)
+    sum_target = np.full(R, -1)
+    cum_demand = np.zeros((R, L, S))  # cumulative demand by day (ring), for realised 14-day totals
+    running = np.zeros((L, S))
     res.store["naive_abs_err"] = np.zeros((L, S))
     res.store["naive_n"] = np.zeros((L, S))
     demand_ring = np.zeros((NAIVE_LAG, L, S), dtype=np.int64)
@@ -358,13 +382,20 @@ def simulate(
         )
         next_id += n
 
-        # forecasts the policy acted on, scored when their target day's demand is known
-        if orders.forecast is not None:
-            f = np.asarray(orders.forecast)
+        # forecasts the policy acted on (and the seasonal-naive yardstick), scored when their
+        # target day's demand is known
+        snaive = history.sales[t + _SN_SHIFT].astype(float) if t >= 7 else None  # same weekday, last week
+        for i, f in enumerate((None if orders.forecast is None else np.asarray(orders.forecast), snaive)):
+            if f is None:
+                continue
             for j, h in enumerate(H):
                 if h <= f.shape[0]:
-                    fc_ring[j, (t + h) % R] = f[h - 1]
-                    fc_target[j, (t + h) % R] = t + h
+                    fc_ring[i, j, (t + h) % R] = f[h - 1]
+                    fc_target[i, j, (t + h) % R] = t + h
+            if f.shape[0] >= SUM_DAYS:
+                sum_ring[i, (t + SUM_DAYS) % R] = f[:SUM_DAYS].sum(axis=0)
+        sum_carried[(t + SUM_DAYS) % R] = store_carried
+        sum_target[(t + SUM_DAYS) % R] = t + SUM_DAYS
 
         # 5. record
         dc_carried = launched[None, :] & ((t < disc_abs)[None, :] | (dc_oh > 0))
@@ -386,18 +417,14 @@ def simulate(
             res.dc["inventory_value_days"] += dc_oh * unit_cost[None, :]
             res.dc["order_lines"] += po > 0
             res.dc["order_value"] += po * unit_cost[None, :]
-            for j, h in enumerate(H):
-                if fc_target[j, t % R] == t:
-                    # scored where the item was carried (forecasts exist for carried series only)
-                    f = fc_ring[j, t % R]
-                    e = (f - demand) * store_carried
-                    acc[f"fc_h{h}_abs_err"] += np.abs(e)
-                    acc[f"fc_h{h}_err"] += e
-                    acc[f"fc_h{h}_actual"] += demand * store_carried
-                    acc[f"fc_h{h}_n"] += store_carried
-                    pos_d = (demand > 0) & store_carried
-                    acc[f"fc_h{h}_ape_sum"] += np.where(pos_d, np.abs(e) / np.maximum(demand, 1), 0.0)
-                    acc[f"fc_h{h}_ape_n"] += pos_d
+            for i, src in enumerate(SCORED):
+                # scored where the item was carried (forecasts exist for carried series only)
+                for j, h in enumerate(H):
+                    if fc_target[i, j, t % R] == t:
+                        _score(acc, f"{src}_h{h}", fc_ring[i, j, t % R], demand, store_carried)
+                if sum_target[t % R] == t and t - SUM_DAYS >= measure_from:
+                    realised = running - cum_demand[(t - SUM_DAYS) % R]
+                    _score(acc, f"{src}_hsum{SUM_DAYS}", sum_ring[i, t % R], realised, sum_carried[t % R])
             if t - measure_from >= NAIVE_LAG:
                 acc["naive_abs_err"] += np.abs(demand - demand_ring[t % NAIVE_LAG]) * store_carried
                 acc["naive_n"] += store_carried
@@ -408,11 +435,13 @@ def simulate(
                 float((sales * price).sum()), int((ship > 0).sum() + (po > 0).sum()), int((transfers_out > 0).sum()),
                 int(price_changed.sum()),
             ))
-            f1 = fc_ring[0, t % R] if fc_target[0, t % R] == t else None
+            f1 = fc_ring[0, 0, t % R] if fc_target[0, 0, t % R] == t else None
             for (l, s), rows in sample_rows.items():
                 rows.append((dates[t], int(demand[l, s]), int(sales[l, s]), int(store_oh[l, s]),
                              float(f1[l, s]) if f1 is not None else np.nan, float(price[l, s])))
         demand_ring[t % NAIVE_LAG] = demand
+        running = running + demand
+        cum_demand[t % R] = running
 
         if t < B:
             continue

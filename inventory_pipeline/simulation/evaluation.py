@@ -37,7 +37,8 @@ from .scenarios import BASE, Scenario, stress_scenarios
 
 HEADLINE = ("stockout_rate", "fill_rate", "lost_sales_units", "avg_inventory_value", "carrying_cost",
             "carrying_cost_pct_inventory_value", "carrying_cost_pct_revenue", "inventory_turns", "revenue",
-            "gross_margin", "wape_h1", "wape_h7", "mase_h7", "mape_h7", "orders", "transfers", "price_changes")
+            "gross_margin", "wape_h1", "wape_h7", "wape_h14", "mase_h7", "mape_h7", "bias_h7", "wape_sum14",
+            "snaive_wape_h14", "snaive_wape_sum14", "orders", "transfers", "price_changes")
 
 
 @dataclass(frozen=True)
@@ -272,9 +273,10 @@ def frontier_dominance(baseline: list[dict], pipeline: list[dict]) -> dict:
 def _fmt(k: str, v: float) -> str:
     if v is None or (isinstance(v, float) and not np.isfinite(v)):
         return "n/a"
-    if k in ("stockout_rate", "fill_rate", "gross_margin_pct") or k.startswith(("wape", "mape", "bias", "carrying_cost_pct")):
+    if k in ("stockout_rate", "fill_rate", "gross_margin_pct") or k.split("_")[0] in ("wape", "mape", "bias") \
+            or k.startswith(("snaive_wape", "snaive_mape", "snaive_bias", "carrying_cost_pct")):
         return f"{v:.2%}"
-    if k.startswith("mase") or k == "inventory_turns":
+    if "mase" in k or k == "inventory_turns":
         return f"{v:.2f}"
     return f"{v:,.0f}"
 

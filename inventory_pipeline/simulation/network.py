@@ -265,7 +265,8 @@ def build_network(cfg: NetworkConfig) -> Network:
 
     # --- calendar and daily multipliers -------------------------------------------------
     dates = _day_index_dates(cfg)
-    years = range(dates[0].year, dates[-1].year + 1)
+    # the calendar lists events a year past the history too: a retailer knows its holidays ahead
+    years = range(dates[0].year, dates[-1].year + 2)
     cat_holiday = np.array([CATEGORIES[c]["holiday"] for c in cats])
     event_mult = np.ones((T_total, C))
     cal_rows = []
@@ -274,7 +275,7 @@ def build_network(cfg: NetworkConfig) -> Network:
         for name, fn, day_mult, build_days, build_mult in HOLIDAYS:
             d = pd.Timestamp(fn(y))
             i = (d - first).days
-            if 0 <= i < T_total and d >= start:
+            if 0 <= i < T_total + 366 and d >= start:
                 cal_rows.append((d.date().isoformat(), name))
             for k in range(1, build_days + 1):
                 if 0 <= i - k < T_total:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..core.forecasting import forecast_config, forecast_demand
+from ..core.forecasting import forecast_config, run_forecast
 from ..core.policy import Policy as DecisionPolicy
 from ..core.pricing import PRICING_HISTORY_DAYS, recommend_prices
 from ..core.rebalancing import plan_transfers
@@ -134,12 +134,19 @@ class PipelinePolicy:
     name = "pipeline"
 
     def __init__(self, network: Network, policy: DecisionPolicy, service_level: float | None = None,
-                 cadence_days: int = 7) -> None:
+                 cadence_days: int = 7, reselect_every: int = 4) -> None:
         if cadence_days < 1:
             raise ValueError(f"cadence_days must be >= 1, got {cadence_days}")
         self.policy, self.service_level, self.cadence = policy, service_level, cadence_days
+        # model selection (the CV over every candidate) runs on every `reselect_every`-th forecast;
+        # in between the selected models are refit (and their intervals recalibrated) as in a
+        # production week where the champion configuration serves
+        self.reselect_every = max(1, reselect_every)
+        self._selection: dict | None = None
         self.fcfg = forecast_config(policy)
         self.products, self.locations, self.lanes = products_frame(network), locations_frame(network), network.lanes
+        self.categories = self.products.set_index("sku_id")["category"]
+        self.calendar = network.calendar
         self.store_ids = network.store_ids.astype(str)
         self.dc_ids = network.dc_ids.astype(str)
         self.sku_ids = network.sku_ids.astype(str)
@@ -160,8 +167,12 @@ class PipelinePolicy:
             raise ValueError("the pipeline policy needs the observed history (Observation.history)")
         plan_date = obs.date.date().isoformat()
         if obs.t - self._forecast_t >= self.cadence:
-            self._forecast = forecast_demand(self._history(obs, self.fcfg.history_days), plan_date, self.fcfg)
-            self._forecast_t = obs.t
+            reselect = self._selection is None or self.forecasts_made % self.reselect_every == 0
+            res = run_forecast(self._history(obs, self.fcfg.history_days), plan_date, self.fcfg, self.categories,
+                               self.calendar, selection=None if reselect else self._selection)
+            self._forecast, self._forecast_t = res.forecast, obs.t
+            if reselect:
+                self._selection = res.selection
             self.forecasts_made += 1
         fc = roll_forecast(self._forecast, plan_date)
         plan = plan_decisions(

@@ -1,0 +1,196 @@
+"""Forecast stage (core): classes, censoring, uplifts, CV without leakage, intervals, drift."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from inventory_pipeline.core.forecasting import (
+    ForecastConfig, adjust_history, apply_quantiles, calibrate, classify, cross_validate, drift_statistics,
+    forecast_demand, prepare_series, run_forecast)
+
+CFG = ForecastConfig(horizon_days=14, history_days=140, cv_windows=2, cv_horizon=7, cv_sample_series=0)
+END = "2025-04-30"
+
+
+def _history(pattern, days=140, loc="S1", sku="A", end=END, stockout=None, promo=None):
+    dates = pd.date_range(end=end, periods=days, freq="D")
+    y = np.resize(np.asarray(pattern, float), days)
+    return pd.DataFrame({"location_id": loc, "sku_id": sku, "date": dates, "units_sold": y,
+                         "is_stockout": np.resize(np.asarray(stockout if stockout is not None else [False]), days),
+                         "on_promo": np.resize(np.asarray(promo if promo is not None else [0]), days)})
+
+
+def test_syntetos_boylan_classes_on_hand_made_series():
+    h = pd.concat([
+        _history([5, 5, 6, 5, 4, 5, 5], sku="SMOOTH"),  # every day, steady sizes
+        _history([1, 9, 2, 12, 1, 8, 1], sku="ERRATIC"),  # every day, sizes vary a lot
+        _history([0, 0, 0, 2, 0, 0, 2], sku="INTER"),  # rare, steady sizes
+        _history([0, 0, 0, 1, 0, 0, 14], sku="LUMPY"),  # rare, sizes vary a lot
+        _history([3, 1, 2], days=20, sku="NEW"),  # too short for the statistical models
+    ])
+    series = prepare_series(h, END, CFG)
+    sku = series.groupby("unique_id")["sku_id"].first().astype(str)
+    cls = classify(series, CFG).assign(sku=lambda c: c["unique_id"].map(sku)).set_index("sku")
+    assert cls["demand_class"].to_dict() == {"ERRATIC": "erratic", "INTER": "intermittent", "LUMPY": "lumpy",
+                                             "NEW": "new", "SMOOTH": "smooth"}
+    assert cls.loc["INTER", "adi"] == pytest.approx(7 / 2, rel=0.05)
+
+
+def test_censoring_correction_on_a_series_with_known_lost_days():
+    # steady demand of 10 a day; on stockout days only 2 sold: those days get E[D | D >= 2] ~ 10
+    rng = np.random.default_rng(0)
+    demand = rng.poisson(10, 140).astype(float)
+    stockout = np.zeros(140, bool)
+    stockout[[20, 50, 51, 90, 120]] = True
+    sales = np.where(stockout, 2.0, demand)
+    h = _history(sales, stockout=stockout)
+    adj, info = adjust_history(prepare_series(h, END, CFG), CFG)
+    fixed = adj.loc[adj["is_stockout"], "demand"].to_numpy()
+    assert np.all(fixed > 8) and np.all(fixed < 12)  # about the level, not the 2 that sold
+    assert (adj.loc[~adj["is_stockout"], "demand"] == adj.loc[~adj["is_stockout"], "y"]).all()  # others untouched
+    assert info.censoring["corrected_days"] == 5 and info.censoring["units_added"] == pytest.approx((fixed - 2).sum())
+    # a stockout day that still sold far above the level keeps its sales (D >= s always)
+    sales2 = sales.copy()
+    sales2[90] = 40
+    adj2, _ = adjust_history(prepare_series(_history(sales2, stockout=stockout), END, CFG), CFG)
+    assert adj2.loc[adj2["ds"] == adj2["ds"].iloc[90], "demand"].iloc[0] >= 40
+
+
+def test_promotion_uplift_is_learnt_and_removed_from_the_fitted_series():
+    rng = np.random.default_rng(1)
+    promo = (np.arange(140) % 28) < 7  # a week of promotion every four weeks
+    sales = rng.poisson(np.where(promo, 20, 10)).astype(float)
+    h = pd.concat([_history(sales, sku=f"K{i}", promo=promo.astype(int)) for i in range(5)])
+    cats = pd.Series("cat", index=[f"K{i}" for i in range(5)])
+    adj, info = adjust_history(prepare_series(h, END, CFG), CFG, cats)
+    assert info.promo_uplift["cat"] == pytest.approx(2.0, rel=0.15)
+    assert adj.loc[adj["on_promo"], "y_adj"].mean() == pytest.approx(adj.loc[~adj["on_promo"], "y_adj"].mean(), rel=0.15)
+
+
+def test_event_multiplier_applies_to_the_future_event_day():
+    dates = pd.date_range(end=END, periods=140, freq="D")
+    event_day = dates[60]
+    y = np.where(dates == event_day, 30.0, 10.0)
+    h = pd.concat([_history(y, sku=f"K{i}") for i in range(5)])
+    future_event = pd.Timestamp(END) + pd.Timedelta(days=5)
+    cal = pd.DataFrame({"date": [event_day, future_event], "event": ["fest", "fest"]})
+    fc = forecast_demand(h, END, CFG, pd.Series("cat", index=[f"K{i}" for i in range(5)]), cal)
+    f = fc[fc["sku_id"] == "K0"].set_index("date")["mean"]
+    # a 3x day seen once in 5 series: multiplier shrunk toward 1 with 50 prior units
+    expected = (5 * 30 + CFG.uplift_prior_units) / (5 * 10 + CFG.uplift_prior_units)
+    assert f[future_event] == pytest.approx(expected * f.drop(future_event).median(), rel=0.05)
+
+
+def test_cross_validation_never_sees_the_future():
+    """A sentinel after an origin must not change the forecasts made at that origin."""
+    base = np.random.default_rng(2).poisson(8, 140).astype(float)
+    spiked = base.copy()
+    spiked[-7:] = 10_000  # the last CV window's actuals
+    cv = {}
+    for name, y in (("base", base), ("spiked", spiked)):
+        adj, _ = adjust_history(prepare_series(_history(y), END, CFG), CFG)
+        cv[name], _ = cross_validate(adj, ["WindowAverage", "SeasonalNaive", "CrostonSBA"], CFG, None)
+    last = cv["base"]["cutoff"].max()
+    for m in ("WindowAverage", "SeasonalNaive", "CrostonSBA"):
+        a = cv["base"].loc[cv["base"]["cutoff"] <= last, m].to_numpy()
+        b = cv["spiked"].loc[cv["spiked"]["cutoff"] <= last, m].to_numpy()
+        np.testing.assert_allclose(a, b)
+    assert (cv["spiked"].loc[cv["spiked"]["cutoff"] == last, "demand"] == 10_000).all()  # the sentinel was there
+
+
+def test_selection_by_cv_picks_the_best_candidate_and_records_every_one():
+    # a strong weekly pattern: the seasonal models must beat the flat window average
+    h = pd.concat([_history([4, 4, 4, 5, 8, 10, 8], sku=f"K{i}") for i in range(4)])
+    res = run_forecast(h, END, CFG)
+    t = res.cv[res.cv["demand_class"] == "smooth"].set_index("model")
+    assert res.selection["smooth"] == t["wape"].idxmin() and t.loc[res.selection["smooth"], "selected"]
+    assert t.loc["SeasonalNaive", "wape"] < t.loc["WindowAverage", "wape"]
+    assert set(t.index) == set(CFG.candidate_map()["smooth"])
+
+
+def test_intervals_are_calibrated_and_monotone():
+    """Split conformal on variance-stabilised residuals: fresh draws from the same process fall
+    inside the 80% and 95% intervals at about those rates (series of many sizes, so the
+    discreteness of counts does not dominate)."""
+    rng = np.random.default_rng(3)
+    n = 6000
+    f = rng.lognormal(2.5, 0.8, n)
+    horizon = np.tile(np.arange(1, 15), n // 14 + 1)[:n]
+    cv = pd.DataFrame({"demand": rng.poisson(f).astype(float), "m": f, "horizon": horizon})
+    q = apply_quantiles(f, horizon, calibrate(cv, "m"))
+    fresh = rng.poisson(f)
+    assert abs(((fresh >= q["p10"]) & (fresh <= q["p90"])).mean() - 0.80) < 0.05
+    assert abs(((fresh >= q["p025"]) & (fresh <= q["p975"])).mean() - 0.95) < 0.03
+    stacked = np.column_stack([q[k] for k in ("p025", "p10", "p50", "p90", "p95", "p975", "p99")])
+    assert (np.diff(stacked, axis=1) >= 0).all() and (stacked >= 0).all()
+
+
+def test_forecast_output_has_every_quantile_for_every_class():
+    h = pd.concat([_history([5, 5, 6, 5, 4, 5, 5]), _history([0, 0, 0, 2, 0, 0, 0, 0, 1, 0], sku="B"),
+                   _history([3, 1, 2], days=10, sku="C")])
+    fc = forecast_demand(h, END, CFG)
+    assert set(fc["demand_class"]) == {"smooth", "intermittent", "new"}
+    assert (fc.groupby("sku_id").size() == CFG.horizon_days).all() and fc["horizon"].min() == 1
+    q = fc[["p025", "p10", "p50", "p90", "p95", "p975", "p99"]].to_numpy()
+    assert (np.diff(q, axis=1) >= -1e-9).all() and (q >= 0).all() and (fc.loc[fc["sku_id"] == "B", "p99"] > 0).all()
+
+
+def test_series_not_carried_on_plan_date_are_dropped():
+    h = pd.concat([_history([5]), _history([5], sku="OLD", end="2025-04-01")])
+    assert set(forecast_demand(h, END, CFG)["sku_id"]) == {"A"}
+
+
+def test_drift_statistics_flag_a_biased_forecast():
+    days = pd.date_range("2025-05-01", periods=14)
+    actual = pd.DataFrame({"location_id": "S1", "sku_id": np.repeat(["A", "B"], 14), "date": np.tile(days, 2),
+                           "units_sold": 10.0, "is_stockout": False})
+    good = actual.assign(mean=10.0, demand_class="smooth")[["location_id", "sku_id", "date", "mean", "demand_class"]]
+    st = drift_statistics(good, actual).set_index("demand_class")
+    assert st.loc["all", "status"] == "ok" and st.loc["all", "bias"] == 0
+    low = good.assign(mean=6.0)  # forecast 40% under what sold
+    st = drift_statistics(low, actual).set_index("demand_class")
+    assert st.loc["smooth", "bias"] == pytest.approx(-0.4) and st.loc["smooth", "status"] == "fail"
+    assert st.loc["smooth", "share_ts_beyond"] == 1.0
+    mild = good.assign(mean=8.0)
+    assert drift_statistics(mild, actual).set_index("demand_class").loc["smooth", "status"] == "warn"
+    # stockout days are not evidence of demand
+    censored = actual.assign(is_stockout=True)
+    assert drift_statistics(low, censored).set_index("demand_class").loc["all", "days"] == 0
+
+
+def test_dask_engine_gives_the_same_forecast_as_the_local_engine():
+    """statsforecast's distributed backend (fugue) on a local Dask cluster: same selection, same
+    numbers."""
+    import dataclasses
+
+    from distributed import Client, LocalCluster
+
+    h = pd.concat([_history([5, 5, 6, 5, 4, 5, 5], sku="A"), _history([1, 9, 2, 12, 1, 8, 1], sku="B"),
+                   _history([0, 0, 0, 2, 0, 0, 2], sku="C"), _history([4, 4, 4, 5, 8, 10, 8], sku="D", loc="S2")])
+    local = run_forecast(h, END, CFG)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with Client(cluster):
+            dist = run_forecast(h, END, dataclasses.replace(CFG, engine="dask"))
+        dist2 = run_forecast(h, END, dataclasses.replace(CFG, engine="dask", dask_scheduler=cluster.scheduler_address))
+    assert dist.selection == local.selection == dist2.selection
+    cols = ["mean", "p025", "p10", "p50", "p90", "p95", "p975", "p99"]
+    for d in (dist, dist2):
+        pd.testing.assert_frame_equal(d.forecast.drop(columns=cols), local.forecast.drop(columns=cols), check_dtype=False)
+        np.testing.assert_allclose(d.forecast[cols].to_numpy(), local.forecast[cols].to_numpy(), rtol=1e-5, atol=1e-6)  # float32 inside statsforecast
+    assert dataclasses.replace(CFG, engine="dask").fingerprint() == CFG.fingerprint()  # same model identity
+
+
+def test_global_lightgbm_family_is_scored_like_the_local_models():
+    """The mlforecast challenger family: one LightGBM over every series, same CV, same intervals."""
+    import dataclasses
+
+    rng = np.random.default_rng(5)
+    h = pd.concat([_history(rng.poisson([4, 4, 4, 5, 8, 10, 8] * 20), sku=f"K{i}") for i in range(6)]
+                  + [_history(rng.poisson(0.3, 140), sku="SLOW")])
+    res = run_forecast(h, END, dataclasses.replace(CFG, family="mlforecast"))
+    assert set(res.selection.values()) == {"LightGBM"} and (res.forecast["model"] == "LightGBM").all()
+    assert {"cv_wape", "cv_mase", "cv_coverage_80", "cv_coverage_95"} <= set(res.metrics)
+    assert len(res.forecast) == 7 * CFG.horizon_days
+    q = res.forecast[["p025", "p10", "p50", "p90", "p95", "p975", "p99"]].to_numpy()
+    assert (np.diff(q, axis=1) >= -1e-9).all() and (q >= 0).all()
+    assert dataclasses.replace(CFG, family="mlforecast").fingerprint() != CFG.fingerprint()  # a different model
