@@ -5,7 +5,7 @@ assets read from the warehouse (history as `marts.fct_daily_demand`, positions a
 `marts.fct_inventory_positions`, master data as `marts.dim_products` / `dim_locations`, lanes as
 `staging.stg_lanes`) and calls `plan_decisions`, which runs the stages exactly as the assets do:
 
-    demand_forecast        core.forecasting.forecast_demand    (every `cadence_days`; in between
+    demand_forecast        core.forecasting.run_forecast       (every `cadence_days`; in between
                                                                 the last forecast is rolled forward)
     price_recommendations  core.pricing.recommend_prices
     replenishment_orders   core.replenishment.plan_replenishment
