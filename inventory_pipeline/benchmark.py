@@ -14,7 +14,8 @@ a field says `extrapolated`):
               a time in dependency order, each its own in-process Dagster run: ingest_daily [D]
               -> dbt build -> demand_forecast -> price_recommendations -> replenishment_orders ->
               rebalancing_transfers -> decision_log -> erp_outbox; then the forecast stage's core
-              functions once more outside Dagster for a breakdown (read, forecast, backtest, plot);
+              functions once more outside Dagster for a breakdown (read, censoring + uplift, model
+              selection CV + fits + intervals, plot);
 4. backfill   (own process) the 90 days before D: ingestion of the 90 daily partitions as one
               single-run backfill, one dbt build, then the decision stages (one daily_plan run per
               plan date) for the last `--backfill-plan-dates` of them.
@@ -417,35 +418,34 @@ def _forecast_breakdown(g: _Graph, d: str) -> dict:
 
     import pandas as pd
 
-    from .core.forecasting import backtest, forecast_config, forecast_demand, prepare_series
+    from .core.forecasting import adjust_history, forecast_config, prepare_series, run_forecast
     from .core.plots import plot_forecasts
     from .core.policy import load_policy
     from .contracts.outputs import DemandForecast
     from .core.tracking import fingerprint, log_run
     from .core.warehouse import Warehouse
+    from .defs.forecasting import forecast_inputs
 
     pol = load_policy(g.settings.policy_path)
     cfg = forecast_config(pol)
     out, ctx = [], {}
-    start = (pd.Timestamp(d) - pd.Timedelta(days=cfg.history_days)).date().isoformat()
-    with measure("read history (DuckDB)") as rec:
-        ctx["h"] = g.wh.read_model(
-            "select location_id, sku_id, date, units_sold, is_stockout from marts.fct_daily_demand "
-            "where date <= cast(? as date) and date > cast(? as date) order by location_id, sku_id, date", [d, start])
+    with measure("read history, categories, calendar (DuckDB)") as rec:
+        inputs = forecast_inputs(g.wh, d, cfg)
+        ctx["h"] = inputs["history"]
         rec["rows"] = len(ctx["h"])
     out.append(rec)
-    with measure("forecast_demand (prepare_series + statsforecast + quantiles)") as rec:
-        ctx["fc"] = forecast_demand(ctx["h"], d, cfg)
+    with measure("run_forecast (censoring, uplifts, classes, CV model choice, fits, intervals)") as rec:
+        res = run_forecast(ctx["h"], d, cfg, inputs["categories"], inputs["calendar"])
+        ctx["fc"] = res.forecast
         series = ctx["fc"].drop_duplicates(["location_id", "sku_id"])
         rec["series"] = len(series)
         rec["series_by_model"] = series["model"].value_counts().to_dict()
+        rec["cv_wape"] = res.metrics.get("cv_wape")
     rec["series_per_second"] = round(rec["series"] / rec["wall_s"], 1) if rec["wall_s"] else None
     out.append(rec)
-    with measure("within forecast_demand: prepare_series (pandas), run on its own") as rec:
-        rec["rows"] = len(prepare_series(ctx["h"], d, cfg))
-    out.append(rec)
-    with measure("backtest (a second forecast, 14 days back)") as rec:
-        backtest(ctx["h"], d, cfg, horizon=14)
+    with measure("within run_forecast: prepare_series + adjust_history, run on their own") as rec:
+        rec["rows"] = len(adjust_history(prepare_series(ctx["h"], d, cfg), cfg, inputs["categories"],
+                                         inputs["calendar"])[0])
     out.append(rec)
     with measure("fingerprint (model version)") as rec:
         fingerprint(cfg, pol.tag, ctx["h"])
@@ -803,7 +803,7 @@ def render_markdown(r: dict) -> str:
         _total_row(dt),
         "",
         f"- series forecast: {d['series']:,} store x SKU series; **{_f(d['series_per_second'])} series/s** "
-        f"(demand_forecast stage wall: forecast + backtest + plot + MLflow + Parquet + contract check)",
+        f"(demand_forecast stage wall: CV model choice + fits + intervals + plots + MLflow + Parquet + checks)",
         f"- CPU per SKU-location (whole daily plan): **{d['cpu_s_per_sku_location'] * 1000:.2f} ms** "
         f"({_f(dt['cpu_s'])} CPU s / {d['sku_locations']:,}); per forecast series {d['cpu_s_per_series'] * 1000:.2f} ms",
         f"- importing the code location (once per process, not in the total): {_f(d['import']['wall_s'])} s",
@@ -815,7 +815,7 @@ def render_markdown(r: dict) -> str:
         *[f"| {s['stage']} | {_f(s['wall_s'])} | {_f(s['cpu_s'])} | {_f(s['peak_rss_mb'], 0)} | {_f(s['rss_start_mb'], 0)} |"
           for s in d["forecast_breakdown"]["steps"]],
         "",
-        *[f"forecast_demand alone: {_f(s['series_per_second'])} series/s ("
+        *[f"run_forecast alone: {_f(s['series_per_second'])} series/s ("
           + ", ".join(f"{k} {v:,}" for k, v in s.get("series_by_model", {}).items()) + ")."
           for s in d["forecast_breakdown"]["steps"] if s.get("series_per_second")],
         "",

@@ -43,7 +43,7 @@ def test_daily_partition_measures_every_stage(results):
     assert d["rows"]["demand_forecast"] > 0 and d["rows"]["marts.fct_daily_demand"] > 0
     assert d["total"]["wall_s"] == pytest.approx(sum(s["wall_s"] for s in d["stages"]), abs=0.01)
     steps = [s["stage"] for s in d["forecast_breakdown"]["steps"]]
-    assert any(s.startswith("forecast_demand") for s in steps) and "plot" in steps
+    assert any(s.startswith("run_forecast") for s in steps) and "plot" in steps
 
 
 def test_backfill_records_what_was_measured(results):
