@@ -69,33 +69,39 @@ except Exception:  # pragma: no cover
     _Base = object
 
 
-class DemandForecaster(_Base):
-    """MLflow pyfunc: reproduces the forecast from the logged configuration.
+import warnings as _warnings
 
-    model_config = {"forecast_config": ForecastConfig.to_dict()} (optionally "selection": {class: model}
-    to skip the model choice).
-    predict(model_input, params): `model_input` is the history (location_id, sku_id, date,
-    units_sold, is_stockout, on_promo and optionally category); params `plan_date` (YYYY-MM-DD)
-    and `calendar` (JSON list of {"date", "event"}). Returns the forecast frame of the stage.
-    """
+with _warnings.catch_warnings():
+    # MLflow asks for type hints on predict to infer a signature; ours is logged explicitly
+    _warnings.simplefilter("ignore", UserWarning)
 
-    def load_context(self, context):  # noqa: D401
-        self.config = dict(context.model_config or {})
+    class DemandForecaster(_Base):
+        """MLflow pyfunc: reproduces the forecast from the logged configuration.
 
-    def predict(self, context, model_input, params=None):
-        import json as _json
+        model_config = {"forecast_config": ForecastConfig.to_dict()} (optionally "selection": {class: model}
+        to skip the model choice).
+        predict(model_input, params): `model_input` is the history (location_id, sku_id, date,
+        units_sold, is_stockout, on_promo and optionally category); params `plan_date` (YYYY-MM-DD)
+        and `calendar` (JSON list of {"date", "event"}). Returns the forecast frame of the stage.
+        """
 
-        import pandas as pd
+        def load_context(self, context):  # noqa: D401
+            self.config = dict(context.model_config or {})
 
-        from .forecasting import ForecastConfig, forecast_demand
+        def predict(self, context, model_input, params=None):
+            import json as _json
 
-        cfg = ForecastConfig.from_dict(self.config["forecast_config"])
-        params = params or {}
-        hist = model_input.copy()
-        hist["date"] = pd.to_datetime(hist["date"])
-        cats = hist.drop_duplicates("sku_id").set_index("sku_id")["category"] if "category" in hist else None
-        cal = pd.DataFrame(_json.loads(params["calendar"])) if params.get("calendar") else None
-        return forecast_demand(hist, params["plan_date"], cfg, cats, cal, selection=self.config.get("selection"))
+            import pandas as pd
+
+            from .forecasting import ForecastConfig, forecast_demand
+
+            cfg = ForecastConfig.from_dict(self.config["forecast_config"])
+            params = params or {}
+            hist = model_input.copy()
+            hist["date"] = pd.to_datetime(hist["date"])
+            cats = hist.drop_duplicates("sku_id").set_index("sku_id")["category"] if "category" in hist else None
+            cal = pd.DataFrame(_json.loads(params["calendar"])) if params.get("calendar") else None
+            return forecast_demand(hist, params["plan_date"], cfg, cats, cal, selection=self.config.get("selection"))
 
 
 def _client(tracking_uri: str):
