@@ -124,10 +124,12 @@ def estimate_elasticities(history: pd.DataFrame, products: pd.DataFrame, cfg: Pr
     for sku, a in agg.iterrows():  # one 3x3 solve per SKU: thousands at M5, milliseconds each
         X = np.array([[a.n, a.sx, a.sp], [a.sx, a.sxx, a.sxp], [a.sp, a.sxp, a.spp]])
         rhs = np.array([a.sy, a.sxy, a.spy])
+        keep = [0, 1] + ([2] if 0 < a.sp < a.n else [])  # the promo term only when promos vary
+        X, rhs = X[np.ix_(keep, keep)], rhs[keep]
         try:
             beta = np.linalg.solve(X, rhs)
             resid_ss = a.syy - beta @ rhs
-            sigma2 = max(resid_ss / max(a.n - 3, 1), 1e-9)
+            sigma2 = max(resid_ss / max(a.n - len(keep), 1), 1e-9)
             se = float(np.sqrt(sigma2 * np.linalg.inv(X)[1, 1]))
             est = float(beta[1])
         except np.linalg.LinAlgError:
@@ -140,10 +142,11 @@ def estimate_elasticities(history: pd.DataFrame, products: pd.DataFrame, cfg: Pr
         & (e["n"].fillna(0) >= 30)
     # category prior: precision-weighted mean of usable SKUs; between-SKU variance by moments
     e["w"] = np.where(usable, 1.0 / np.maximum(e["se"], 1e-6) ** 2, 0.0)
-    cat = e[usable].groupby("category").apply(
-        lambda g: pd.Series({"mu": float(np.average(g["raw"].clip(lo, hi), weights=g["w"])) if g["w"].sum() > 0 else np.nan,
-                             "tau2": float(max(np.var(g["raw"].clip(lo, hi)) - np.mean(g["se"] ** 2), 0.05))}),
-        include_groups=False)
+    u = e[usable].assign(rc=lambda x: x["raw"].clip(lo, hi))
+    u = u.assign(wr=u["w"] * u["rc"], se2=u["se"] ** 2)
+    g = u.groupby("category").agg(w=("w", "sum"), wr=("wr", "sum"), var=("rc", lambda v: float(np.var(v))),
+                                  se2=("se2", "mean"))
+    cat = pd.DataFrame({"mu": g["wr"] / g["w"].where(g["w"] > 0), "tau2": (g["var"] - g["se2"]).clip(lower=0.05)})
     overall = float(np.average(e.loc[usable, "raw"].clip(lo, hi), weights=e.loc[usable, "w"])) if usable.any() else -1.5
     e["mu"] = e["category"].map(cat["mu"]).fillna(overall)
     e["tau2"] = e["category"].map(cat["tau2"]).fillna(0.25)
