@@ -76,9 +76,6 @@ def test_infeasible_policy_is_a_clear_error():
         optimise_prices(_item(unit_cost=9.0), PricingConfig(price_endings=(), min_margin=0.5))
 
 
-@pytest.mark.xfail(reason="WIP issue #5: the 29-day local level absorbs part of slow price cycles, so the "
-                          "estimate is attenuated (-1.66 for a true -2.5); the level must be built from "
-                          "price-deflated demand or a longer window", strict=True)
 def test_elasticity_recovered_from_regular_price_changes():
     rng = np.random.default_rng(0)
     days = pd.date_range("2025-01-01", periods=182)

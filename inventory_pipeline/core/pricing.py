@@ -3,7 +3,8 @@
 1. **Elasticity per SKU** (`estimate_elasticities`), pooled over its stores: regression of
    log((units + 0.5) / (level + 0.5)) on log(price / regular price) and the promotion flag, where
    `level` is the series' own centred 29-day mean of non-promoted, non-stockout days (controls
-   trend and seasonality) and stockout days are left out (censored sales would fake elasticity).
+   trend and seasonality), computed in a second pass from price-deflated demand so it does not
+   absorb slow price cycles; stockout days are left out (censored sales would fake elasticity).
    Shrunk toward the category mean by empirical Bayes (between-SKU variance by the method of
    moments), clipped to `elasticity_bounds`; a SKU with too little price variation outside
    promotions takes its category's value and says so. Confidence = the shrinkage weight
@@ -105,36 +106,43 @@ def estimate_elasticities(history: pd.DataFrame, products: pd.DataFrame, cfg: Pr
     ok = h["price_observed"].astype(bool) & ~h.get("is_stockout", pd.Series(False, index=h.index)).astype(bool)
     clean = ok & (h["on_promo"] == 0)
     y = h["units_sold"].astype(float)
-    num = (y.where(clean, 0.0)).groupby([h["location_id"], h["sku_id"]], observed=True).transform(
-        lambda s: s.rolling(29, center=True, min_periods=1).sum())
-    den = clean.astype(float).groupby([h["location_id"], h["sku_id"]], observed=True).transform(
-        lambda s: s.rolling(29, center=True, min_periods=1).sum())
-    level = num / den.where(den > 0)
-    d = h[ok & level.notna()].copy()
-    d["yy"] = np.log((d["units_sold"] + 0.5) / (level[d.index] + 0.5))
-    d["x"] = np.log(d["price"] / d["regular"])
-    d["pr"] = d["on_promo"].astype(float)
-    # per-SKU OLS of yy on [1, x, pr] by closed form from sums (vectorised over SKUs)
-    agg = d.assign(xx=d["x"] ** 2, xp=d["x"] * d["pr"], pp=d["pr"] ** 2, xy=d["x"] * d["yy"], py=d["pr"] * d["yy"],
-                   yy2=d["yy"] ** 2).groupby("sku_id", observed=True).agg(
-        n=("x", "size"), sx=("x", "sum"), sp=("pr", "sum"), sy=("yy", "sum"), sxx=("xx", "sum"), sxp=("xp", "sum"),
-        spp=("pp", "sum"), sxy=("xy", "sum"), spy=("py", "sum"), syy=("yy2", "sum"),
-        sd_reg=("x", lambda s: float(np.std(s[d.loc[s.index, "pr"] == 0])) if (d.loc[s.index, "pr"] == 0).any() else 0.0))
-    rows = []
-    for sku, a in agg.iterrows():  # one 3x3 solve per SKU: thousands at M5, milliseconds each
-        X = np.array([[a.n, a.sx, a.sp], [a.sx, a.sxx, a.sxp], [a.sp, a.sxp, a.spp]])
-        rhs = np.array([a.sy, a.sxy, a.spy])
-        keep = [0, 1] + ([2] if 0 < a.sp < a.n else [])  # the promo term only when promos vary
-        X, rhs = X[np.ix_(keep, keep)], rhs[keep]
-        try:
-            beta = np.linalg.solve(X, rhs)
-            resid_ss = a.syy - beta @ rhs
-            sigma2 = max(resid_ss / max(a.n - len(keep), 1), 1e-9)
-            se = float(np.sqrt(sigma2 * np.linalg.inv(X)[1, 1]))
-            est = float(beta[1])
-        except np.linalg.LinAlgError:
-            est, se = np.nan, np.inf
-        rows.append((sku, est, se, int(a.n), float(a.sd_reg)))
+    xall = np.log(h["price"] / h["regular"]).fillna(0.0)
+    deflate = pd.Series(0.0, index=h.index)
+    for _pass in range(2):  # pass 2: the level from price-deflated demand, so it does not absorb price effects
+        yd = y * np.exp(-deflate * xall)
+        num = (yd.where(clean, 0.0)).groupby([h["location_id"], h["sku_id"]], observed=True).transform(
+            lambda s: s.rolling(29, center=True, min_periods=1).sum())
+        den = clean.astype(float).groupby([h["location_id"], h["sku_id"]], observed=True).transform(
+            lambda s: s.rolling(29, center=True, min_periods=1).sum())
+        level = num / den.where(den > 0)
+        d = h[ok & level.notna()].copy()
+        d["yy"] = np.log((d["units_sold"] + 0.5) / (level[d.index] + 0.5))
+        d["x"] = np.log(d["price"] / d["regular"])
+        d["pr"] = d["on_promo"].astype(float)
+        # per-SKU OLS of yy on [1, x, pr] by closed form from sums (vectorised over SKUs)
+        agg = d.assign(xx=d["x"] ** 2, xp=d["x"] * d["pr"], pp=d["pr"] ** 2, xy=d["x"] * d["yy"], py=d["pr"] * d["yy"],
+                       yy2=d["yy"] ** 2).groupby("sku_id", observed=True).agg(
+            n=("x", "size"), sx=("x", "sum"), sp=("pr", "sum"), sy=("yy", "sum"), sxx=("xx", "sum"), sxp=("xp", "sum"),
+            spp=("pp", "sum"), sxy=("xy", "sum"), spy=("py", "sum"), syy=("yy2", "sum"),
+            sd_reg=("x", lambda s: float(np.std(s[d.loc[s.index, "pr"] == 0])) if (d.loc[s.index, "pr"] == 0).any() else 0.0))
+        rows = []
+        for sku, a in agg.iterrows():  # one 3x3 solve per SKU: thousands at M5, milliseconds each
+            X = np.array([[a.n, a.sx, a.sp], [a.sx, a.sxx, a.sxp], [a.sp, a.sxp, a.spp]])
+            rhs = np.array([a.sy, a.sxy, a.spy])
+            keep = [0, 1] + ([2] if 0 < a.sp < a.n else [])  # the promo term only when promos vary
+            X, rhs = X[np.ix_(keep, keep)], rhs[keep]
+            try:
+                beta = np.linalg.solve(X, rhs)
+                resid_ss = a.syy - beta @ rhs
+                sigma2 = max(resid_ss / max(a.n - len(keep), 1), 1e-9)
+                se = float(np.sqrt(sigma2 * np.linalg.inv(X)[1, 1]))
+                est = float(beta[1])
+            except np.linalg.LinAlgError:
+                est, se = np.nan, np.inf
+            rows.append((sku, est, se, int(a.n), float(a.sd_reg)))
+        raw_by_sku = {sku: est for sku, est, *_ in rows}
+        deflate = h["sku_id"].map(lambda k: np.clip(raw_by_sku.get(k, 0.0), *cfg.elasticity_bounds)
+                                  if np.isfinite(raw_by_sku.get(k, np.nan)) else 0.0).astype(float)
     e = pd.DataFrame(rows, columns=["sku_id", "raw", "se", "n", "sd_regular_price"])
     e = products[["sku_id", "category"]].merge(e, on="sku_id", how="left")
     lo, hi = cfg.elasticity_bounds
