@@ -7,7 +7,7 @@ import pytest
 from inventory_pipeline.core.pricing import (PricingConfig, PricingInfeasible, _round_to_endings, estimate_elasticities,
                                              optimise_prices)
 
-CFG = PricingConfig(price_endings=(), category_avg_change_cap=1.0)
+CFG = PricingConfig(enabled=True, price_endings=(), category_avg_change_cap=1.0)
 
 
 def _item(**kw):

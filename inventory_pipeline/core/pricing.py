@@ -47,7 +47,9 @@ class PricingInfeasible(ValueError):
 
 @dataclass(frozen=True)
 class PricingConfig:
-    enabled: bool = True
+    # off until issue #5 wires it into the policy file and the twin has measured it: the stage
+    # then holds prices exactly as before and says so in every rationale
+    enabled: bool = False
     horizon_days: int = 14
     min_margin: float = 0.05  # price >= cost x (1 + min_margin)
     max_change: float = 0.10  # per step, relative to the current price
@@ -258,8 +260,9 @@ def recommend_prices(forecast: pd.DataFrame, history: pd.DataFrame, products: pd
     f = forecast[forecast["horizon"] <= h]
     pairs = f.groupby(["location_id", "sku_id"], as_index=False)["mean"].sum().rename(columns={"mean": "expected_units"})
     prices = current_prices(history, products, plan_date)
+    prod = products if "category" in products else products.assign(category="_all")
     out = pairs.merge(prices, on=["location_id", "sku_id"], how="left").merge(
-        products[["sku_id", "unit_cost", "base_price", "category"]], on="sku_id", how="left")
+        prod[["sku_id", "unit_cost", "base_price", "category"]], on="sku_id", how="left")
     out["current_price"] = out["unit_price"].fillna(out["base_price"])
     days_since = (pd.Timestamp(plan_date) - pd.to_datetime(out["last_other_price_date"])).dt.days
     out["recently_changed"] = days_since.notna() & (days_since < cfg.min_days_between_changes) & out["last_other_price_date"].notna()
@@ -282,7 +285,7 @@ def recommend_prices(forecast: pd.DataFrame, history: pd.DataFrame, products: pd
         out = optimise_prices(out, cfg)
     else:
         out["elasticity"], out["confidence"], out["source"] = np.nan, 0.0, "pricing disabled"
-        out["recommended_price"], out["binding_guardrail"] = out["current_price"], "pricing_disabled"
+        out["recommended_price"], out["binding_guardrail"] = out["current_price"], "hold_price"
     ratio = out["recommended_price"] / out["current_price"]
     e = out["elasticity"].fillna(0.0)
     out["demand_multiplier"] = np.where(ratio == 1, 1.0, ratio ** e)
@@ -295,7 +298,9 @@ def recommend_prices(forecast: pd.DataFrame, history: pd.DataFrame, products: pd
     chg = (ratio - 1) * 100
     out["rationale"] = np.where(
         ratio.round(4) == 1,
-        "price held (" + out["binding_guardrail"].astype(str) + "); elasticity " + out["elasticity"].round(2).astype(str),
+        np.where(out["binding_guardrail"] == "hold_price",
+                 "price held: the pricing optimisation is not enabled yet (issue #5)",
+                 "price held (" + out["binding_guardrail"].astype(str) + "); elasticity " + out["elasticity"].round(2).astype(str)),
         "price " + out["current_price"].round(2).astype(str) + " -> " + out["recommended_price"].round(2).astype(str)
         + " (" + chg.round(1).astype(str) + "%): elasticity " + out["elasticity"].round(2).astype(str)
         + " (" + out["source"].astype(str) + ", confidence " + out["confidence"].round(2).astype(str) + "), expected "
