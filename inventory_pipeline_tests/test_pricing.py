@@ -1,0 +1,97 @@
+"""Pricing core (issue #5, work in progress): guardrails on hand-made cases, elasticity recovery."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from inventory_pipeline.core.pricing import (PricingConfig, PricingInfeasible, _round_to_endings, estimate_elasticities,
+                                             optimise_prices)
+
+CFG = PricingConfig(enabled=True, price_endings=(), category_avg_change_cap=1.0)
+
+
+def _item(**kw):
+    base = dict(location_id="S1", sku_id="A", category="c", current_price=10.0, unit_cost=5.0, elasticity=-2.0,
+                expected_units=100.0, supply=np.inf, weeks_of_supply=2.0, recently_changed=False)
+    base.update(kw)
+    return pd.DataFrame([base])
+
+
+def test_unconstrained_optimum_of_the_linearised_margin():
+    # q = q0 (1 + e (p - p0) / p0) = a - b p with b = 20, a = 300: max at (a + b c) / (2 b) = 10
+    out = optimise_prices(_item(), CFG)
+    assert out["recommended_price"].iloc[0] == pytest.approx(10.0, abs=0.01)
+    assert out["binding_guardrail"].iloc[0] == "none"
+
+
+def test_max_increase_binds_for_an_inelastic_item():
+    out = optimise_prices(_item(elasticity=-0.5), CFG)  # optimum far above: capped at +10%
+    assert out["recommended_price"].iloc[0] == pytest.approx(11.0) and out["binding_guardrail"].iloc[0] == "max_increase"
+
+
+def test_max_decrease_binds_for_a_very_elastic_item():
+    out = optimise_prices(_item(elasticity=-5.0, unit_cost=2.0), CFG)
+    assert out["recommended_price"].iloc[0] == pytest.approx(9.0) and out["binding_guardrail"].iloc[0] == "max_decrease"
+
+
+def test_min_margin_binds():
+    # e = -5: a = 600, b = 50, optimum (a + b c) / 2b = 10.0 for c = 8, below 8 x 1.3 = 10.4
+    out = optimise_prices(_item(elasticity=-5.0, unit_cost=8.0), PricingConfig(price_endings=(), category_avg_change_cap=1.0,
+                                                                               min_margin=0.3))
+    assert out["recommended_price"].iloc[0] == pytest.approx(10.4) and out["binding_guardrail"].iloc[0] == "min_margin"
+
+
+def test_recent_change_freezes_the_price():
+    out = optimise_prices(_item(elasticity=-0.5, recently_changed=True), CFG)
+    assert out["recommended_price"].iloc[0] == 10.0 and out["binding_guardrail"].iloc[0] == "min_days_between_changes"
+
+
+def test_inventory_awareness_does_not_stimulate_demand_beyond_supply():
+    # elastic item would drop its price, but only 105 units can be supplied: q(p) = 300 - 50 p... <= 105
+    out = optimise_prices(_item(elasticity=-5.0, unit_cost=2.0, supply=105.0), CFG)
+    p = out["recommended_price"].iloc[0]
+    b = 5.0 * 100 / 10
+    assert 100 + b * (10 - p) <= 105 + 1e-6 and out["binding_guardrail"].iloc[0] == "inventory"
+
+
+def test_overstocked_item_is_marked_down():
+    out = optimise_prices(_item(elasticity=-0.5, weeks_of_supply=12.0), CFG)
+    assert out["recommended_price"].iloc[0] <= 10.0 * (1 - CFG.markdown_pct) + 1e-9
+    assert out["binding_guardrail"].iloc[0] == "markdown"
+
+
+def test_category_average_change_cap():
+    items = pd.concat([_item(sku_id="A", elasticity=-0.5), _item(sku_id="B", elasticity=-0.5)], ignore_index=True)
+    out = optimise_prices(items, PricingConfig(price_endings=(), category_avg_change_cap=0.03))
+    assert (out["recommended_price"] / out["current_price"] - 1).mean() <= 0.03 + 1e-6
+
+
+def test_price_endings_ladder():
+    p = _round_to_endings(np.array([10.37, 10.37, 4.0]), np.array([9.0, 10.5, 4.0]), np.array([11.0, 11.0, 4.0]), (0.49, 0.99))
+    assert p[0] == pytest.approx(10.49) and p[1] == pytest.approx(10.99) and np.isnan(p[2])  # no ending in [4, 4]
+
+
+def test_infeasible_policy_is_a_clear_error():
+    with pytest.raises(PricingInfeasible, match="min margin 50% over cost is above the maximum price"):
+        optimise_prices(_item(unit_cost=9.0), PricingConfig(price_endings=(), min_margin=0.5))
+
+
+def test_elasticity_recovered_from_regular_price_changes():
+    rng = np.random.default_rng(0)
+    days = pd.date_range("2025-01-01", periods=182)
+    rows = []
+    for s in range(6):
+        for k, true_e in enumerate((-1.2, -2.5)):
+            # regular price steps every 3 weeks between 90% and 110% of base
+            factor = 1 + 0.1 * np.sign(np.sin(np.arange(182) / 21 * np.pi + s))
+            mu = 20 * factor ** true_e
+            rows.append(pd.DataFrame({"location_id": f"S{s}", "sku_id": f"K{k}", "date": days,
+                                      "units_sold": rng.poisson(mu), "unit_price": 10 * factor, "price_observed": True,
+                                      "on_promo": 0, "is_stockout": False}))
+    h = pd.concat(rows, ignore_index=True)
+    prod = pd.DataFrame({"sku_id": ["K0", "K1"], "category": ["c", "c"], "base_price": [10.0, 10.0]})
+    el = estimate_elasticities(h, prod, PricingConfig()).set_index("sku_id")
+    assert (el["source"].str.startswith("own")).all()
+    assert el.loc["K0", "elasticity"] == pytest.approx(-1.2, abs=0.35)
+    assert el.loc["K1", "elasticity"] == pytest.approx(-2.5, abs=0.5)
+    assert el.loc["K1", "elasticity"] < el.loc["K0", "elasticity"]
