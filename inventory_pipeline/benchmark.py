@@ -89,9 +89,9 @@ SCALES = {
     "small": Scale(regions=1, dcs=1, stores=4, skus=200, suppliers=3, days=200, backfill_days=90, backfill_plan_dates=5,
                    note="quick check of the machinery (2-3 minutes)"),
     # M5 (Walmart) has 10 stores in 3 states and 3,049 items; DCs and suppliers are the simulator's
-    # the decision stages take about 2 minutes per plan date at M5 scale on 2 cores (measured), so
-    # by default a week of the 90 plan dates runs (about 15 of the benchmark's ~28 minutes);
-    # --backfill-plan-dates 90 measures all of them (about 3 hours)
+    # the decision stages take 75-80 s per plan date at M5 scale on 2 cores (measured), so by
+    # default a week of the 90 plan dates runs (about 9 of the benchmark's ~19 minutes);
+    # --backfill-plan-dates 90 measures all of them (about 2 hours)
     "m5": Scale(regions=3, dcs=3, stores=10, skus=3049, suppliers=6, days=730, backfill_days=90, backfill_plan_dates=7,
                 note="M5 scale: 10 stores, 3 DCs, 3,049 SKUs, 2 years"),
     "large": Scale(regions=6, dcs=6, stores=20, skus=6000, suppliers=12, days=730, backfill_days=90,
@@ -696,11 +696,26 @@ def _fresh_workdir(workdir: Path) -> None:
     (workdir / "dagster_home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
 
 
+def _lock(workdir: Path):
+    """One benchmark per working folder: a second run would wipe the first one's state mid-run."""
+    import fcntl
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    f = open(workdir / ".bench.lock", "w")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close()
+        raise SystemExit(f"another benchmark is running in {workdir}: wait for it, or give this one its own --workdir")
+    return f
+
+
 def run(a: argparse.Namespace) -> dict:
     scale = SCALES[a.scale]
     a.backfill_days = a.backfill_days or scale.backfill_days
     a.backfill_plan_dates = a.backfill_plan_dates or scale.backfill_plan_dates
     workdir = Path(a.workdir or PROJECT_DIR / "data" / "bench" / a.scale).resolve()
+    lock = _lock(workdir)  # held until this function returns
     started, load0 = datetime.now(timezone.utc), list(os.getloadavg())
     t0 = time.perf_counter()
     _fresh_workdir(workdir)
@@ -738,11 +753,16 @@ def run(a: argparse.Namespace) -> dict:
         "machine": machine_info(),
         "contention": contention,
         "workdir": str(workdir),
+        # where the forecast ran (the stages' resources read these; unset = local, this process)
+        "settings": {"policy": "packaged default",
+                     "forecast_engine": os.environ.get("INVENTORY_PIPELINE_FORECAST_ENGINE") or "local",
+                     "dask_scheduler": os.environ.get("INVENTORY_PIPELINE_DASK_SCHEDULER")},
         "generate": gen,
         "setup": phases["setup"],
         "daily": phases["daily"],
         "backfill": phases["backfill"],
     }
+    lock.close()
     return results
 
 

@@ -67,7 +67,18 @@ def test_setup_machine_and_report(results):
     m = r["machine"]
     assert m["usable_cpus"] >= 1 and m["python"].startswith("3.11") and m["packages"]["dagster"]
     assert 0 <= r["contention"]["share_of_capacity"]
+    assert r["settings"]["forecast_engine"] in ("local", "dask")
     md = (tmp / "out" / "results.md").read_text()
     assert "| demand_forecast |" in md and "series/s" in md and "EXTRAPOLATION" in md
     # the bench has its own landing zone, warehouse and outbox inside the working folder
     assert (tmp / "work" / "outbox" / r["plan_date"] / "manifest.json").is_file()
+
+
+def test_one_benchmark_per_working_folder(tmp_path):
+    first = benchmark._lock(tmp_path)
+    try:
+        with pytest.raises(SystemExit, match="another benchmark is running"):
+            benchmark._lock(tmp_path)
+    finally:
+        first.close()
+    benchmark._lock(tmp_path).close()  # free again once the first run is done
