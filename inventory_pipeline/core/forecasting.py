@@ -337,31 +337,30 @@ def classify(series: pd.DataFrame, cfg: ForecastConfig, col: str = "y") -> pd.Da
 
 # ---- 5. candidates and cross-validation ---------------------------------------------------------
 
+# statsforecast models by name: (models module, season length, alias) -> model
+_MAKERS = {
+    "SeasonalNaive": lambda m, sl, a: m.SeasonalNaive(season_length=sl, alias=a),
+    "SeasonalWindowAverage": lambda m, sl, a: m.SeasonalWindowAverage(season_length=sl, window_size=4, alias=a),
+    "SeasonalESOptimized": lambda m, sl, a: m.SeasonalExponentialSmoothingOptimized(season_length=sl, alias=a),
+    "WindowAverage": lambda m, sl, a: m.WindowAverage(window_size=28, alias=a),
+    "SESOptimized": lambda m, sl, a: m.SimpleExponentialSmoothingOptimized(alias=a),
+    "AutoETS": lambda m, sl, a: m.AutoETS(season_length=sl, model="ANA", alias=a),
+    "OptimizedTheta": lambda m, sl, a: m.OptimizedTheta(season_length=sl, alias=a),
+    "CrostonSBA": lambda m, sl, a: m.CrostonSBA(alias=a),
+    "TSB": lambda m, sl, a: m.TSB(alpha_d=0.1, alpha_p=0.1, alias=a),
+    "IMAPA": lambda m, sl, a: m.IMAPA(alias=a),
+    "ADIDA": lambda m, sl, a: m.ADIDA(alias=a),
+}
+KNOWN_MODELS = tuple(_MAKERS)
+
+
 def make_model(name: str, cfg: ForecastConfig):
     """A statsforecast model by name (aliased to the name, so result columns carry it)."""
     from statsforecast import models as m
 
-    sl = cfg.season_length
-    makers = {
-        "SeasonalNaive": lambda: m.SeasonalNaive(season_length=sl, alias=name),
-        "SeasonalWindowAverage": lambda: m.SeasonalWindowAverage(season_length=sl, window_size=4, alias=name),
-        "SeasonalESOptimized": lambda: m.SeasonalExponentialSmoothingOptimized(season_length=sl, alias=name),
-        "WindowAverage": lambda: m.WindowAverage(window_size=28, alias=name),
-        "SESOptimized": lambda: m.SimpleExponentialSmoothingOptimized(alias=name),
-        "AutoETS": lambda: m.AutoETS(season_length=sl, model="ANA", alias=name),
-        "OptimizedTheta": lambda: m.OptimizedTheta(season_length=sl, alias=name),
-        "CrostonSBA": lambda: m.CrostonSBA(alias=name),
-        "TSB": lambda: m.TSB(alpha_d=0.1, alpha_p=0.1, alias=name),
-        "IMAPA": lambda: m.IMAPA(alias=name),
-        "ADIDA": lambda: m.ADIDA(alias=name),
-    }
-    if name not in makers:
-        raise ValueError(f"unknown forecast model {name!r}; known: {sorted(makers)}")
-    return makers[name]()
-
-
-KNOWN_MODELS = ("SeasonalNaive", "SeasonalWindowAverage", "SeasonalESOptimized", "WindowAverage", "SESOptimized",
-                "AutoETS", "OptimizedTheta", "CrostonSBA", "TSB", "IMAPA", "ADIDA")
+    if name not in _MAKERS:
+        raise ValueError(f"unknown forecast model {name!r}; known: {sorted(_MAKERS)}")
+    return _MAKERS[name](m, cfg.season_length, name)
 
 
 def _sf(models, cfg: ForecastConfig):
@@ -516,6 +515,32 @@ class ForecastResult:
     cv_points: pd.DataFrame | None = None  # the selected models' CV forecasts (for plots)
 
 
+class _Winners:
+    """What each class's selected model leaves behind: interval calibration, honest coverage
+    (calibrated on the earlier origins, scored on the last), CV metrics and plot points; the
+    same bookkeeping for every model family."""
+
+    def __init__(self) -> None:
+        self.chosen, self.calib, self.metrics = {}, {}, {}
+        self.pooled, self.covs, self.points = [], [], []
+
+    def add(self, cls: str, cv: pd.DataFrame, model: str, sc: dict, n_series: int, n_sample: int) -> None:
+        self.chosen[cls] = model
+        self.calib[cls] = calibrate(cv, model)
+        last = cv["cutoff"] == cv["cutoff"].max()
+        cov = coverage(cv[last], model, calibrate(cv[~last], model)) if (~last).any() else {}
+        self.metrics.update({f"cv_{k}_{cls}": v for k, v in {**sc, **cov}.items()})
+        self.pooled.append(pd.DataFrame({"a": cv["demand"], "f": cv[model], "w": n_series / max(n_sample, 1)}))
+        self.covs.append((cov, n_series))
+        self.points.append(cv[["unique_id", "ds", "cutoff", "horizon", "demand", model]]
+                           .rename(columns={model: "forecast"}).assign(demand_class=cls, model=model))
+
+    def result(self, table: pd.DataFrame) -> tuple[dict, pd.DataFrame, dict, dict, pd.DataFrame]:
+        _pool_metrics(self.metrics, self.pooled, self.covs, self.chosen)
+        points = pd.concat(self.points, ignore_index=True) if self.points else pd.DataFrame()
+        return self.chosen, table, self.calib, self.metrics, points
+
+
 def _select_and_calibrate(adj: pd.DataFrame, classes: pd.DataFrame, cfg: ForecastConfig, em,
                           selection: dict | None) -> tuple[dict, pd.DataFrame, dict, dict, pd.DataFrame]:
     """Per class: cross-validate the candidates (or the fixed selection) on a seeded sample, keep
@@ -523,8 +548,7 @@ def _select_and_calibrate(adj: pd.DataFrame, classes: pd.DataFrame, cfg: Forecas
     residuals, and measure coverage honestly (calibrated on the earlier origins, scored on the
     last)."""
     cand = cfg.candidate_map() if selection is None else {c: (m,) for c, m in selection.items()}
-    rows, chosen, calib, metrics, points = [], {}, {}, {}, []
-    pooled, covs = [], []
+    rows, won = [], _Winners()
     for cls in STAT_CLASSES:
         ids = classes.loc[classes["demand_class"] == cls, "unique_id"].to_numpy()
         if len(ids) == 0:
@@ -536,33 +560,24 @@ def _select_and_calibrate(adj: pd.DataFrame, classes: pd.DataFrame, cfg: Forecas
         part = adj[adj["unique_id"].isin(sample)]
         cv, secs = cross_validate(part, names, cfg, em)
         scale = _scale(part, cv[["cutoff"]].drop_duplicates(), cfg.season_length)
-        best, best_w = None, np.inf
+        scores, allowed = {}, []
         for n in names:
-            sc = score(cv, n, scale)
+            scores[n] = score(cv, n, scale)
             per_fit = secs[n] / max(cfg.cv_windows * len(sample), 1)
             est = per_fit * len(ids) * 2  # final fit + CV of the winner for its intervals
             excluded = selection is None and est > cfg.time_budget_seconds
-            rows.append({"demand_class": cls, "model": n, **sc, "series": len(ids), "cv_series": len(sample),
+            rows.append({"demand_class": cls, "model": n, **scores[n], "series": len(ids), "cv_series": len(sample),
                          "cv_seconds": round(secs[n], 3), "est_fit_seconds": round(est, 2),
                          "excluded": "over time budget" if excluded else ""})
-            if not excluded and sc["wape"] < best_w:
-                best, best_w = n, sc["wape"]
-        best = best or names[0]
-        chosen[cls] = best
-        calib[cls] = calibrate(cv, best)
-        last = cv["cutoff"] == cv["cutoff"].max()
-        cov = coverage(cv[last], best, calibrate(cv[~last], best)) if (~last).any() else {}
-        sc = score(cv, best, scale)
-        metrics.update({f"cv_{k}_{cls}": v for k, v in {**sc, **cov}.items()})
-        pooled.append(pd.DataFrame({"a": cv["demand"], "f": cv[best], "w": len(ids) / len(sample)}))
-        covs.append((cov, len(ids)))
-        points.append(cv[["unique_id", "ds", "cutoff", "horizon", "demand", best]].rename(columns={best: "forecast"})
-                      .assign(demand_class=cls, model=best))
+            if not excluded:
+                allowed.append(n)
+        finite = [n for n in allowed if np.isfinite(scores[n]["wape"])]
+        best = min(finite, key=lambda n: scores[n]["wape"]) if finite else names[0]  # ties: the first listed
+        won.add(cls, cv, best, scores[best], len(ids), len(sample))
     table = pd.DataFrame(rows)
     if len(table):
-        table["selected"] = [chosen.get(c) == m for c, m in zip(table["demand_class"], table["model"])]
-    _pool_metrics(metrics, pooled, covs, chosen)
-    return chosen, table, calib, metrics, pd.concat(points, ignore_index=True) if points else pd.DataFrame()
+        table["selected"] = [won.chosen.get(c) == m for c, m in zip(table["demand_class"], table["model"])]
+    return won.result(table)
 
 
 # ---- 6. forecasts -------------------------------------------------------------------------------
@@ -637,7 +652,7 @@ def _global_select_and_calibrate(adj: pd.DataFrame, classes: pd.DataFrame, cfg: 
                                       on=["unique_id", "ds"], how="left")
     cv[GLOBAL_MODEL] = np.clip(cv[GLOBAL_MODEL].to_numpy(float) * event_multiplier(cv[["category", "event_key"]], em), 0, None)
     cv["horizon"] = (pd.to_datetime(cv["ds"]) - pd.to_datetime(cv["cutoff"])).dt.days
-    rows, chosen, calib, metrics, points, pooled, covs = [], {}, {}, {}, [], [], []
+    rows, won = [], _Winners()
     for cls in STAT_CLASSES:
         n_cls = int((classes["demand_class"] == cls).sum())
         c = cv[cv["demand_class"] == cls]
@@ -645,20 +660,11 @@ def _global_select_and_calibrate(adj: pd.DataFrame, classes: pd.DataFrame, cfg: 
             continue
         scale = _scale(part[part["demand_class"] == cls], c[["cutoff"]].drop_duplicates(), cfg.season_length)
         sc = score(c, GLOBAL_MODEL, scale)
-        chosen[cls] = GLOBAL_MODEL
-        calib[cls] = calibrate(c, GLOBAL_MODEL)
-        last = c["cutoff"] == c["cutoff"].max()
-        cov = coverage(c[last], GLOBAL_MODEL, calibrate(c[~last], GLOBAL_MODEL)) if (~last).any() else {}
-        metrics.update({f"cv_{k}_{cls}": v for k, v in {**sc, **cov}.items()})
         n_s = c["unique_id"].nunique()
+        won.add(cls, c, GLOBAL_MODEL, sc, n_cls, n_s)
         rows.append({"demand_class": cls, "model": GLOBAL_MODEL, **sc, "series": n_cls, "cv_series": n_s,
                      "cv_seconds": round(secs, 3), "est_fit_seconds": float("nan"), "excluded": "", "selected": True})
-        pooled.append(pd.DataFrame({"a": c["demand"], "f": c[GLOBAL_MODEL], "w": n_cls / max(n_s, 1)}))
-        covs.append((cov, n_cls))
-        points.append(c[["unique_id", "ds", "cutoff", "horizon", "demand", GLOBAL_MODEL]]
-                      .rename(columns={GLOBAL_MODEL: "forecast"}).assign(demand_class=cls, model=GLOBAL_MODEL))
-    _pool_metrics(metrics, pooled, covs, chosen)
-    return chosen, pd.DataFrame(rows), calib, metrics, pd.concat(points, ignore_index=True) if points else pd.DataFrame()
+    return won.result(pd.DataFrame(rows))
 
 
 def _pool_metrics(metrics: dict, pooled: list, covs: list, chosen: dict) -> None:

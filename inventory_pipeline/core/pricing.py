@@ -101,7 +101,6 @@ def estimate_elasticities(history: pd.DataFrame, products: pd.DataFrame, cfg: Pr
     price = np.where(h["price_observed"].astype(bool), h["unit_price"].astype(float), np.nan)
     h["price"] = price
     # regular price: the series' highest non-promotional observed price over the surrounding 8 weeks
-    g = h.groupby(["location_id", "sku_id"], observed=True, sort=False)
     reg = h["price"].where(h["on_promo"] == 0)
     h["regular"] = reg.groupby([h["location_id"], h["sku_id"]], observed=True).transform(
         lambda s: s.rolling(57, center=True, min_periods=1).max()).fillna(h["base"])
