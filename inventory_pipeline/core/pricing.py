@@ -27,6 +27,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,10 +35,10 @@ import pandas as pd
 
 PRICING_HISTORY_DAYS = 182  # days of fct_daily_demand the stage reads (elasticities, current prices)
 PRICE_COLUMNS = [
-    "location_id", "sku_id", "current_price", "recommended_price", "unit_cost", "elasticity",
+    "location_id", "sku_id", "current_price", "recommended_price", "unit_cost", "elasticity", "elasticity_se",
     "elasticity_confidence", "elasticity_source", "demand_multiplier", "expected_units_current",
     "expected_units_recommended", "expected_margin_current", "expected_margin_recommended", "weeks_of_supply",
-    "binding_guardrail", "rationale",
+    "supply", "days_since_price_change", "price_floor", "price_ceiling", "binding_guardrail", "rationale",
 ]
 
 
@@ -47,9 +48,7 @@ class PricingInfeasible(ValueError):
 
 @dataclass(frozen=True)
 class PricingConfig:
-    # off until issue #5 wires it into the policy file and the twin has measured it: the stage
-    # then holds prices exactly as before and says so in every rationale
-    enabled: bool = False
+    enabled: bool = True  # False: the stage holds every price and says so
     horizon_days: int = 14
     min_margin: float = 0.05  # price >= cost x (1 + min_margin)
     max_change: float = 0.10  # per step, relative to the current price
@@ -59,7 +58,9 @@ class PricingConfig:
     overstock_weeks: float = 8.0
     markdown_pct: float = 0.05
     elasticity_bounds: tuple[float, float] = (-5.0, -0.3)
-    min_price_variation: float = 0.02  # std of log price outside promotions below this: category fallback
+    min_price_variation: float = 0.02  # largest regular-price step (log) below this: no own estimate
+    elasticity_between_sku_sd: float = 0.4  # prior spread of SKU elasticities around their category
+    default_elasticity: float = -1.5  # only when no SKU of the chain has any price variation
 
 
 def pricing_config(policy) -> PricingConfig:
@@ -70,7 +71,8 @@ def pricing_config(policy) -> PricingConfig:
         enabled=p.enabled, horizon_days=p.horizon_days, min_margin=p.min_margin, max_change=p.max_change_pct / 100,
         min_days_between_changes=p.min_days_between_changes, category_avg_change_cap=p.category_avg_change_cap_pct / 100,
         price_endings=tuple(p.price_endings), overstock_weeks=p.overstock_weeks, markdown_pct=p.markdown_pct / 100,
-        elasticity_bounds=(p.elasticity_min, p.elasticity_max), min_price_variation=p.min_price_variation)
+        elasticity_bounds=(p.elasticity_min, p.elasticity_max), min_price_variation=p.min_price_variation,
+        elasticity_between_sku_sd=p.elasticity_between_sku_sd, default_elasticity=p.default_elasticity)
 
 
 # ---- 1. elasticities -----------------------------------------------------------------------------
@@ -89,81 +91,298 @@ def current_prices(history: pd.DataFrame, products: pd.DataFrame, plan_date: str
     return last.merge(last_other.reset_index(), on=["location_id", "sku_id"], how="left")
 
 
+EVENT_WINDOW_DAYS = 14  # days compared on each side of a price change or promotion
+
+
+@dataclass
+class _Panel:
+    """History as dense (store, SKU, day) arrays: what every estimator below reads."""
+
+    skus: np.ndarray  # (S,) product order
+    category: np.ndarray  # (S,) category of each SKU
+    units: np.ndarray  # (L, S, T)
+    clean: np.ndarray  # (L, S, T) carried, not stocked out (sales = demand)
+    price: np.ndarray  # (L, S, T) shelf price (observed, else inferred)
+    regular: np.ndarray  # (L, S, T) regular (non-promotional) price
+    promo: np.ndarray  # (L, S, T) bool
+    exposure: np.ndarray  # (L, S, T) expected units at the regular price: series mean x category-day index
+
+
+def _ffill_bfill(a: np.ndarray) -> np.ndarray:
+    """Forward then backward fill of nan along the last axis (vectorised)."""
+    def ff(x):
+        idx = np.where(np.isnan(x), 0, np.arange(x.shape[-1]))
+        np.maximum.accumulate(idx, axis=-1, out=idx)
+        return np.take_along_axis(x, idx, axis=-1)
+    a = ff(a)
+    return ff(a[..., ::-1])[..., ::-1]
+
+
+def _panel(history: pd.DataFrame, products: pd.DataFrame) -> _Panel:
+    h = history
+    prod = products.drop_duplicates("sku_id").reset_index(drop=True)
+    skus = prod["sku_id"].astype(str).to_numpy()
+    cats = (prod["category"] if "category" in prod else pd.Series("_all", index=prod.index)).fillna("_none").astype(str).to_numpy()
+    locs = np.sort(h["location_id"].astype(str).unique())
+    dates = pd.to_datetime(h["date"])
+    d0 = dates.min()
+    T = int((dates.max() - d0).days) + 1 if len(h) else 0
+    L, S = len(locs), len(skus)
+    li = np.searchsorted(locs, h["location_id"].astype(str).to_numpy())
+    si = pd.Index(skus).get_indexer(h["sku_id"].astype(str))
+    keep = si >= 0  # history of SKUs not in the product master is ignored (ingestion quarantines them)
+    li, si, ti = li[keep], si[keep], (dates[keep] - d0).dt.days.to_numpy()
+    hk = h[keep]
+    units = np.zeros((L, S, T))
+    present = np.zeros((L, S, T), dtype=bool)
+    units[li, si, ti] = hk["units_sold"].to_numpy(float)
+    present[li, si, ti] = True
+    stock = np.zeros((L, S, T), dtype=bool)
+    if "is_stockout" in hk:
+        stock[li, si, ti] = hk["is_stockout"].fillna(False).to_numpy(bool)
+    obs_price = np.full((L, S, T), np.nan)
+    obs_promo = np.full((L, S, T), np.nan)
+    observed = hk["price_observed"].to_numpy(bool) if "price_observed" in hk else np.ones(len(hk), bool)
+    obs_price[li[observed], si[observed], ti[observed]] = hk["unit_price"].to_numpy(float)[observed]
+    obs_promo[li[observed], si[observed], ti[observed]] = hk["on_promo"].to_numpy(float)[observed]
+    base = prod["base_price"].to_numpy(float) if "base_price" in prod else np.full(S, np.nan)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        # the regular price: observed off promotion; else the chain's that day; else the last seen
+        reg_obs = np.where(obs_promo == 0, obs_price, np.nan)
+        chain_reg = np.nanmedian(reg_obs, axis=0)  # (S, T)
+        regular = np.where(np.isnan(reg_obs), chain_reg[None], reg_obs)
+        regular = _ffill_bfill(regular)
+        regular = np.where(np.isnan(regular), base[None, :, None], regular)
+        # promotions on days without a sale: the chain's promotion flag and depth that day
+        chain_promo = np.nanmax(obs_promo, axis=0)  # (S, T), nan where no store sold
+        depth = np.nanmedian(np.where(obs_promo == 1, obs_price / regular, np.nan), axis=0)
+    promo = np.where(np.isnan(obs_promo), np.nan_to_num(chain_promo) > 0, obs_promo > 0)
+    price = np.where(np.isnan(obs_price), regular * np.where(promo, np.nan_to_num(depth, nan=1.0)[None], 1.0), obs_price)
+    clean = present & ~stock
+    # exposure: a series' mean on clean regular days x its category's day index (weekday, events, season)
+    base_days = clean & ~promo
+    n = base_days.sum(axis=2)
+    mean = np.where(n > 0, (units * base_days).sum(axis=2) / np.maximum(n, 1), 0.0)  # (L, S)
+    cat_codes, cat_idx = np.unique(cats, return_inverse=True)
+    num = np.zeros((len(cat_codes), T))
+    den = np.zeros((len(cat_codes), T))
+    np.add.at(num, cat_idx, (units * base_days).sum(axis=0))
+    np.add.at(den, cat_idx, (mean[:, :, None] * base_days).sum(axis=0))
+    day_index = np.where(den > 0, num / np.maximum(den, 1e-12), 1.0)
+    day_index = np.clip(day_index, 0.05, 20)
+    exposure = mean[:, :, None] * day_index[cat_idx][None]
+    return _Panel(skus, cats, units, clean, price, regular, promo, exposure)
+
+
+def _window_sums(c: np.ndarray, flat_idx: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Sum of a series over days [lo, hi) given its cumulative sum `c` (rows x T+1)."""
+    return c[flat_idx, hi] - c[flat_idx, lo]
+
+
+def _events(p: _Panel, W: int) -> pd.DataFrame:
+    """Regular-price changes, one row per SKU x day x size of change, pooled over the stores that
+    changed together: units and exposure on clean regular days in the W days before and after."""
+    L, S, T = p.units.shape
+    lr = np.log(p.regular)
+    step = np.zeros_like(lr)
+    step[:, :, 1:] = lr[:, :, 1:] - lr[:, :, :-1]
+    l, s, t = np.nonzero(np.abs(step) > 0.01)
+    if len(t) == 0:
+        return pd.DataFrame(columns=["sku", "x", "a", "ea", "b", "eb"])
+    flat = l * S + s
+    order = np.lexsort((t, flat))
+    l, s, t, flat = l[order], s[order], t[order], flat[order]
+    same = np.r_[False, flat[1:] == flat[:-1]]
+    prev_t = np.where(same, np.r_[0, t[:-1]], 0)
+    nxt_same = np.r_[flat[1:] == flat[:-1], False]
+    next_t = np.where(nxt_same, np.r_[t[1:], T], T)
+    lo, hi = np.maximum(t - W, prev_t), np.minimum(t + W, next_t)
+    m = (p.clean & ~p.promo).reshape(L * S, T)
+    cu = np.concatenate([np.zeros((L * S, 1)), np.cumsum(p.units.reshape(L * S, T) * m, axis=1)], axis=1)
+    ce = np.concatenate([np.zeros((L * S, 1)), np.cumsum(p.exposure.reshape(L * S, T) * m, axis=1)], axis=1)
+    ev = pd.DataFrame({"sku": s, "t": t, "x": np.round(step[l, s, t], 3),
+                       "b": _window_sums(cu, flat, lo, t), "eb": _window_sums(ce, flat, lo, t),
+                       "a": _window_sums(cu, flat, t, hi), "ea": _window_sums(ce, flat, t, hi)})
+    return ev.groupby(["sku", "t", "x"], as_index=False)[["a", "ea", "b", "eb"]].sum()
+
+
+def _promotions(p: _Panel, W: int) -> pd.DataFrame:
+    """Promotion runs pooled over stores: units and exposure on clean promoted days, against the
+    W clean regular days before and after the run, and the run's depth log(price / regular)."""
+    L, S, T = p.units.shape
+    pr = p.promo
+    start = pr.copy()
+    start[:, :, 1:] &= ~pr[:, :, :-1]
+    end = pr.copy()
+    end[:, :, :-1] &= ~pr[:, :, 1:]
+    ls, ss, ts = np.nonzero(start)
+    le, se_, te = np.nonzero(end)
+    if len(ts) == 0:
+        return pd.DataFrame(columns=["sku", "x", "a", "ea", "b", "eb"])
+    # starts and ends pair up in (store, SKU, day) order
+    o1, o2 = np.lexsort((ts, ss, ls)), np.lexsort((te, se_, le))
+    l, s, t0, t1 = ls[o1], ss[o1], ts[o1], te[o2] + 1
+    flat = l * S + s
+    reg = (p.clean & ~p.promo).reshape(L * S, T)
+    on = (p.clean & p.promo).reshape(L * S, T)
+    U, E = p.units.reshape(L * S, T), p.exposure.reshape(L * S, T)
+    depth = np.log(p.price / p.regular).reshape(L * S, T)
+
+    def cs(x):
+        return np.concatenate([np.zeros((L * S, 1)), np.cumsum(x, axis=1)], axis=1)
+    cu_r, ce_r, cu_p, ce_p, cd, cn = cs(U * reg), cs(E * reg), cs(U * on), cs(E * on), cs(depth * on), cs(on.astype(float))
+    lo, hi = np.maximum(t0 - W, 0), np.minimum(t1 + W, T)
+    runs = pd.DataFrame({
+        "sku": s, "t": t0,
+        "a": _window_sums(cu_p, flat, t0, t1), "ea": _window_sums(ce_p, flat, t0, t1),
+        "b": _window_sums(cu_r, flat, lo, t0) + _window_sums(cu_r, flat, t1, hi),
+        "eb": _window_sums(ce_r, flat, lo, t0) + _window_sums(ce_r, flat, t1, hi),
+        "xs": _window_sums(cd, flat, t0, t1), "n": _window_sums(cn, flat, t0, t1)})
+    g = runs.groupby(["sku", "t"], as_index=False)[["a", "ea", "b", "eb", "xs", "n"]].sum()
+    g["x"] = g["xs"] / g["n"].where(g["n"] > 0)
+    return g.dropna(subset=["x"])
+
+
+def _log_ratio(d: pd.DataFrame) -> pd.DataFrame:
+    """log of the after / before (or promoted / regular) rate, exposure-adjusted, and its Poisson
+    variance; rows with nothing on either side are dropped."""
+    ok = (d["ea"] > 0.5) & (d["eb"] > 0.5) & (d["a"] + d["b"] > 0)
+    d = d[ok].copy()
+    d["r"] = np.log((d["a"] + 0.5) / d["ea"]) - np.log((d["b"] + 0.5) / d["eb"])
+    d["v"] = 1.0 / (d["a"] + 0.5) + 1.0 / (d["b"] + 0.5)
+    return d
+
+
+def _placebo_variance(p: _Panel, W: int) -> float:
+    """Variance of the same before/after log ratio at days with no price change, beyond its
+    Poisson part: the slow drift of demand a price change is confounded with, per window."""
+    L, S, T = p.units.shape
+    if T < 2 * W + 1:
+        return 0.05
+    m = (p.clean & ~p.promo).sum(axis=0) > 0  # (S, T)
+    U = (p.units * (p.clean & ~p.promo)).sum(axis=0)
+    E = (p.exposure * (p.clean & ~p.promo)).sum(axis=0)
+    cu = np.concatenate([np.zeros((S, 1)), np.cumsum(U, axis=1)], axis=1)
+    ce = np.concatenate([np.zeros((S, 1)), np.cumsum(E, axis=1)], axis=1)
+    days = np.arange(W, T - W + 1, W)
+    steps = np.abs(np.diff(np.log(p.regular), axis=2)).max(axis=0) > 0.01  # (S, T-1) any change
+    changed = np.concatenate([np.zeros((S, 1), bool), steps], axis=1)
+    cc = np.concatenate([np.zeros((S, 1)), np.cumsum(changed | p.promo.any(axis=0), axis=1)], axis=1)
+    rows = []
+    for t in days:  # a handful of days (T / W), vectorised over SKUs
+        quiet = (cc[:, t + W] - cc[:, t - W]) == 0
+        d = pd.DataFrame({"b": cu[:, t] - cu[:, t - W], "eb": ce[:, t] - ce[:, t - W],
+                          "a": cu[:, t + W] - cu[:, t], "ea": ce[:, t + W] - ce[:, t]})[quiet & m[:, t]]
+        rows.append(d)
+    d = _log_ratio(pd.concat(rows, ignore_index=True)) if rows else pd.DataFrame()
+    if len(d) < 10:
+        return 0.05
+    return float(max(np.mean(d["r"] ** 2) - np.mean(d["v"]), 0.0))
+
+
+def _wls_slope(x, r, w):
+    """Slope through the origin and its standard error."""
+    sxx = float(np.sum(w * x * x))
+    if sxx <= 0:
+        return np.nan, np.inf
+    return float(np.sum(w * x * r) / sxx), float(1 / np.sqrt(sxx))
+
+
 def estimate_elasticities(history: pd.DataFrame, products: pd.DataFrame, cfg: PricingConfig = PricingConfig()) -> pd.DataFrame:
     """Own-price elasticity per SKU (module docstring, step 1). `history`: fct_daily_demand rows
     (location_id, sku_id, date, units_sold, unit_price, price_observed, on_promo, is_stockout).
-    Returns sku_id, category, elasticity, se, confidence, source ('own' | 'category'), n."""
-    h = history.copy()
-    h["date"] = pd.to_datetime(h["date"])
-    h = h.sort_values(["location_id", "sku_id", "date"], ignore_index=True)
-    prod = products.set_index("sku_id")
-    h["base"] = h["sku_id"].map(prod["base_price"]).astype(float)
-    price = np.where(h["price_observed"].astype(bool), h["unit_price"].astype(float), np.nan)
-    h["price"] = price
-    # regular price: the series' highest non-promotional observed price over the surrounding 8 weeks
-    reg = h["price"].where(h["on_promo"] == 0)
-    h["regular"] = reg.groupby([h["location_id"], h["sku_id"]], observed=True).transform(
-        lambda s: s.rolling(57, center=True, min_periods=1).max()).fillna(h["base"])
-    ok = h["price_observed"].astype(bool) & ~h.get("is_stockout", pd.Series(False, index=h.index)).astype(bool)
-    clean = ok & (h["on_promo"] == 0)
-    y = h["units_sold"].astype(float)
-    xall = np.log(h["price"] / h["regular"]).fillna(0.0)
-    deflate = pd.Series(0.0, index=h.index)
-    for _pass in range(2):  # pass 2: the level from price-deflated demand, so it does not absorb price effects
-        yd = y * np.exp(-deflate * xall)
-        num = (yd.where(clean, 0.0)).groupby([h["location_id"], h["sku_id"]], observed=True).transform(
-            lambda s: s.rolling(29, center=True, min_periods=1).sum())
-        den = clean.astype(float).groupby([h["location_id"], h["sku_id"]], observed=True).transform(
-            lambda s: s.rolling(29, center=True, min_periods=1).sum())
-        level = num / den.where(den > 0)
-        d = h[ok & level.notna()].copy()
-        d["yy"] = np.log((d["units_sold"] + 0.5) / (level[d.index] + 0.5))
-        d["x"] = np.log(d["price"] / d["regular"])
-        d["pr"] = d["on_promo"].astype(float)
-        # per-SKU OLS of yy on [1, x, pr] by closed form from sums (vectorised over SKUs)
-        agg = d.assign(xx=d["x"] ** 2, xp=d["x"] * d["pr"], pp=d["pr"] ** 2, xy=d["x"] * d["yy"], py=d["pr"] * d["yy"],
-                       yy2=d["yy"] ** 2).groupby("sku_id", observed=True).agg(
-            n=("x", "size"), sx=("x", "sum"), sp=("pr", "sum"), sy=("yy", "sum"), sxx=("xx", "sum"), sxp=("xp", "sum"),
-            spp=("pp", "sum"), sxy=("xy", "sum"), spy=("py", "sum"), syy=("yy2", "sum"),
-            sd_reg=("x", lambda s: float(np.std(s[d.loc[s.index, "pr"] == 0])) if (d.loc[s.index, "pr"] == 0).any() else 0.0))
-        rows = []
-        for sku, a in agg.iterrows():  # one 3x3 solve per SKU: thousands at M5, milliseconds each
-            X = np.array([[a.n, a.sx, a.sp], [a.sx, a.sxx, a.sxp], [a.sp, a.sxp, a.spp]])
-            rhs = np.array([a.sy, a.sxy, a.spy])
-            keep = [0, 1] + ([2] if 0 < a.sp < a.n else [])  # the promo term only when promos vary
-            X, rhs = X[np.ix_(keep, keep)], rhs[keep]
-            try:
-                beta = np.linalg.solve(X, rhs)
-                resid_ss = a.syy - beta @ rhs
-                sigma2 = max(resid_ss / max(a.n - len(keep), 1), 1e-9)
-                se = float(np.sqrt(sigma2 * np.linalg.inv(X)[1, 1]))
-                est = float(beta[1])
-            except np.linalg.LinAlgError:
-                est, se = np.nan, np.inf
-            rows.append((sku, est, se, int(a.n), float(a.sd_reg)))
-        raw_by_sku = {sku: est for sku, est, *_ in rows}
-        deflate = h["sku_id"].map(lambda k: np.clip(raw_by_sku.get(k, 0.0), *cfg.elasticity_bounds)
-                                  if np.isfinite(raw_by_sku.get(k, np.nan)) else 0.0).astype(float)
-    e = pd.DataFrame(rows, columns=["sku_id", "raw", "se", "n", "sd_regular_price"])
-    e = products[["sku_id", "category"]].merge(e, on="sku_id", how="left")
-    lo, hi = cfg.elasticity_bounds
-    usable = e["raw"].notna() & np.isfinite(e["se"]) & (e["sd_regular_price"].fillna(0) >= cfg.min_price_variation) \
-        & (e["n"].fillna(0) >= 30)
-    # category prior: precision-weighted mean of usable SKUs; between-SKU variance by moments
-    e["w"] = np.where(usable, 1.0 / np.maximum(e["se"], 1e-6) ** 2, 0.0)
-    u = e[usable].assign(rc=lambda x: x["raw"].clip(lo, hi))
-    u = u.assign(wr=u["w"] * u["rc"], se2=u["se"] ** 2)
-    g = u.groupby("category").agg(w=("w", "sum"), wr=("wr", "sum"), var=("rc", lambda v: float(np.var(v))),
-                                  se2=("se2", "mean"))
-    cat = pd.DataFrame({"mu": g["wr"] / g["w"].where(g["w"] > 0), "tau2": (g["var"] - g["se2"]).clip(lower=0.05)})
-    overall = float(np.average(e.loc[usable, "raw"].clip(lo, hi), weights=e.loc[usable, "w"])) if usable.any() else -1.5
-    e["mu"] = e["category"].map(cat["mu"]).fillna(overall)
-    e["tau2"] = e["category"].map(cat["tau2"]).fillna(0.25)
-    k = np.where(usable, e["tau2"] / (e["tau2"] + e["se"].fillna(np.inf) ** 2), 0.0)
-    e["elasticity"] = np.clip(np.where(usable, k * e["raw"].fillna(0) + (1 - k) * e["mu"], e["mu"]), lo, hi)
-    e["confidence"] = np.round(k, 4)
-    e["source"] = np.where(usable, "own (shrunk to category)", "category (too little price variation)")
-    return e[["sku_id", "category", "elasticity", "se", "confidence", "source", "n"]]
+    Returns sku_id, category, elasticity, se, confidence, source, n_events, n_promotions."""
+    W = EVENT_WINDOW_DAYS
+    lo_b, hi_b = cfg.elasticity_bounds
+    p = _panel(history, products)
+    S = len(p.skus)
+    out = pd.DataFrame({"sku_id": p.skus, "category": p.category})
+    drift = _placebo_variance(p, W) if p.units.size else 0.05
+    # (a) own: regular-price changes, each a before/after comparison
+    ev = _log_ratio(_events(p, W)) if p.units.size else pd.DataFrame()
+    own_e, own_se, n_ev = np.full(S, np.nan), np.full(S, np.inf), np.zeros(S, int)
+    if len(ev):
+        ev["w"] = 1.0 / (ev["v"] + drift)
+        ev["wxx"], ev["wxr"] = ev["w"] * ev["x"] ** 2, ev["w"] * ev["x"] * ev["r"]
+        g = ev.groupby("sku").agg(wxx=("wxx", "sum"), wxr=("wxr", "sum"), n=("x", "size"),
+                                  xmax=("x", lambda x: float(np.abs(x).max())))
+        ok = g["xmax"] >= cfg.min_price_variation
+        idx = g.index[ok].to_numpy(int)
+        own_e[idx] = (g["wxr"] / g["wxx"])[ok].to_numpy()
+        own_se[idx] = (1 / np.sqrt(g["wxx"]))[ok].to_numpy()
+        n_ev[idx] = g["n"][ok].to_numpy()
+    # (b) category: promotion depth. A promotion's lift is log(lift) + e log(depth); across the
+    # category's promotions of different depth the slope is e (non-price lift assumed unrelated
+    # to depth). One point per SKU (its promotions share the lift), weighted by its precision.
+    pm = _log_ratio(_promotions(p, W)) if p.units.size else pd.DataFrame()
+    n_pr = np.zeros(S, int)
+    cat_names = np.unique(p.category)
+    prior = {}
+    tau2 = cfg.elasticity_between_sku_sd ** 2
+    if len(pm):
+        pm["w"] = 1.0 / (pm["v"] + drift)
+        per = pm.groupby("sku").apply(lambda d: pd.Series({"x": np.average(d["x"], weights=d["w"]),
+                                                           "r": np.average(d["r"], weights=d["w"]),
+                                                           "v": 1.0 / d["w"].sum(), "n": len(d)}), include_groups=False)
+        n_pr[per.index.to_numpy(int)] = per["n"].to_numpy(int)
+        per["category"] = p.category[per.index.to_numpy(int)]
+        for c, d in per.groupby("category"):
+            if len(d) < 3 or np.ptp(d["x"]) < 0.05:
+                continue
+            lift_var = 0.02
+            for _ in range(3):  # weights need the between-SKU spread of non-price lift (moments)
+                w = 1.0 / (d["v"] + lift_var + tau2 * d["x"] ** 2)
+                xm, rm = np.average(d["x"], weights=w), np.average(d["r"], weights=w)
+                slope, se = _wls_slope(d["x"] - xm, d["r"] - rm, w)
+                resid = d["r"] - rm - slope * (d["x"] - xm)
+                lift_var = max(float(np.average(resid ** 2, weights=w) * len(d) / max(len(d) - 2, 1)
+                                     - np.average(d["v"], weights=w)), 0.005)
+            prior[c] = (slope, se, f"promotion depth over {len(d)} SKUs")
+    # category prior: the promotion-depth slope and the category's own estimates, by precision
+    own_ok = np.isfinite(own_se) & np.isfinite(own_e)
+    mu, mu_var, how = {}, {}, {}
+    for c in cat_names:
+        m = (p.category == c) & own_ok
+        ests, vars_, parts = list(own_e[m]), list(own_se[m] ** 2 + tau2), []
+        if m.any():
+            parts.append(f"{int(m.sum())} SKU(s) with price changes")
+        if c in prior and np.isfinite(prior[c][0]):
+            ests.append(prior[c][0])
+            vars_.append(prior[c][1] ** 2)
+            parts.append(prior[c][2])
+        if ests:
+            w = 1.0 / np.asarray(vars_)
+            mu[c], mu_var[c], how[c] = float(np.sum(w * ests) / w.sum()), float(1.0 / w.sum()), " and ".join(parts)
+    if mu:  # categories with nothing to learn from take the chain's pooled value
+        wc = np.array([1 / mu_var[c] for c in mu])
+        chain = (float(np.sum(wc * np.array(list(mu.values()))) / wc.sum()), float(1 / wc.sum()) + tau2)
+    else:
+        chain = (cfg.default_elasticity, cfg.elasticity_between_sku_sd ** 2 * 4)
+    m_c = np.array([mu.get(c, chain[0]) for c in p.category])
+    v_c = np.array([mu_var.get(c, chain[1]) for c in p.category]) + tau2
+    src_c = np.array([("category: " + how[c]) if c in mu else
+                      ("chain average (no price variation in the category)" if mu else "policy default (no price variation at all)")
+                      for c in p.category], dtype=object)
+    # each SKU: its own estimate shrunk toward the category (normal-normal, empirical Bayes)
+    v_own = np.where(own_ok, own_se ** 2, np.inf)
+    post_v = 1.0 / (1.0 / v_c + 1.0 / v_own)
+    post_m = post_v * (m_c / v_c + np.where(own_ok, own_e, 0.0) / v_own)
+    k = np.where(own_ok, post_v / v_own, 0.0)
+    out["elasticity"] = np.clip(post_m, lo_b, hi_b)
+    out["se"] = np.sqrt(post_v)
+    # confidence: the probability that the true elasticity is within 0.5 of the estimate
+    out["confidence"] = np.round(_erf(0.5 / (np.sqrt(2 * post_v))), 4)
+    out["own_weight"] = np.round(k, 4)
+    out["source"] = np.where(own_ok, [f"own: {n} price change(s), {w:.0%} weight; rest " for n, w in zip(n_ev, k)], "") + src_c
+    out["n_events"], out["n_promotions"] = n_ev, n_pr
+    return out
+
+
+def _erf(x):
+    from scipy.special import erf
+
+    return erf(x)
 
 
 # ---- 2. prices -----------------------------------------------------------------------------------
@@ -192,25 +411,29 @@ def optimise_prices(items: pd.DataFrame, cfg: PricingConfig = PricingConfig()) -
     n = len(it)
     p0, c = it["current_price"].to_numpy(float), it["unit_cost"].to_numpy(float)
     e, q0 = it["elasticity"].to_numpy(float), np.maximum(it["expected_units"].to_numpy(float), 1e-6)
-    lo = np.maximum(c * (1 + cfg.min_margin), p0 * (1 - cfg.max_change))
+    floor = c * (1 + cfg.min_margin)
+    lo = np.maximum(floor, p0 * (1 - cfg.max_change))
     hi = p0 * (1 + cfg.max_change)
     over = it["weeks_of_supply"].to_numpy(float) > cfg.overstock_weeks
-    hi = np.where(over, np.minimum(hi, p0 * (1 - cfg.markdown_pct)), hi)
+    # markdown: an overstocked item may not sell above p0 (1 - markdown) -- unless the margin
+    # floor forbids it; then it holds at the floor (the floor is a hard guardrail, the markdown a target)
+    hi = np.where(over, np.minimum(hi, np.maximum(p0 * (1 - cfg.markdown_pct), np.minimum(lo, hi))), hi)
     frozen = it["recently_changed"].to_numpy(bool)
     lo, hi = np.where(frozen, p0, lo), np.where(frozen, p0, hi)
     b = -e * q0 / p0  # q = a - b p, b > 0
     a = q0 + b * p0
     supply = it["supply"].to_numpy(float)
-    # inventory awareness: a - b p <= supply  <=>  p >= (a - supply) / b (only where supply is finite)
-    inv_lo = np.where(np.isfinite(supply), (a - supply) / np.maximum(b, 1e-12), -np.inf)
-    lo_all = np.maximum(lo, np.minimum(inv_lo, hi))  # never above the upper bound: then the upper bound holds
+    # inventory awareness: no price cut that stimulates demand beyond what the network can supply
+    # within lead time: a - b p <= supply <=> p >= (a - supply) / b. It never forces an increase.
+    inv_lo = np.where(np.isfinite(supply), np.minimum((a - supply) / np.maximum(b, 1e-12), p0), -np.inf)
+    lo_all = np.maximum(lo, np.minimum(inv_lo, hi))
     bad = lo > hi + 1e-9
     if bad.any():
         ex = it.loc[bad, ["location_id", "sku_id", "current_price", "unit_cost"]].head(5).to_dict("records")
         raise PricingInfeasible(
             f"{int(bad.sum())} item(s) have no allowed price: min margin {cfg.min_margin:.0%} over cost is above the "
-            f"{'markdown' if over[bad].any() else 'maximum'} price allowed by max change {cfg.max_change:.0%}"
-            f"{' and markdown ' + format(cfg.markdown_pct, '.0%') if over[bad].any() else ''}; e.g. {ex}")
+            f"maximum price allowed by max change {cfg.max_change:.0%} from the current price; raise max_change_pct "
+            f"or lower min_margin in the policy file's pricing section; e.g. {ex}")
     p = cp.Variable(n)
     # maximise sum(-b p^2 + (a + b c) p): concave, DCP with square()
     objective = cp.Maximize(-cp.sum(cp.multiply(b, cp.square(p))) + (a + b * c) @ p)
@@ -231,14 +454,19 @@ def optimise_prices(items: pd.DataFrame, cfg: PricingConfig = PricingConfig()) -
                                 f"({cfg.category_avg_change_cap:.0%}) conflicts with the per-item bounds (markdowns)")
     raw = np.clip(np.asarray(p.value, float), lo_all, hi)
     rounded = _round_to_endings(raw, lo_all, hi, cfg.price_endings)
-    # rounding must not break the category cap: where it would, hold those items
+    # holding the current price is always allowed: prefer it when it is at least as close to the
+    # optimum as the nearest allowed ending (no spurious changes from rounding alone)
+    hold_ok = (p0 >= lo_all - 1e-9) & (p0 <= hi + 1e-9)
+    rounded = np.where(hold_ok & (np.abs(raw - p0) <= np.abs(np.nan_to_num(rounded, nan=np.inf) - raw)), p0, rounded)
     rec = np.where(np.isnan(rounded), p0, rounded)
     rec = np.where(frozen, p0, rec)
+    # rounding must not break the category cap: where it would, hold that category's changes
     rel = pd.Series(rec / p0 - 1).groupby(cats).transform("mean").to_numpy()
     breach = np.abs(rel) > cfg.category_avg_change_cap + 1e-9
-    if breach.any():  # pull the rounded prices back toward current, category by category
+    if breach.any():
         rec = np.where(breach & (np.abs(rec - p0) > 0), p0, rec)
     it["recommended_price"] = np.round(rec, 2)
+    it["price_floor"], it["price_ceiling"] = np.round(lo_all, 4), np.round(hi, 4)
     tol = 0.011
     binding = np.select(
         [frozen, np.isnan(rounded), over & (np.abs(rec - hi) < tol), np.abs(rec - c * (1 + cfg.min_margin)) < tol,
@@ -251,10 +479,13 @@ def optimise_prices(items: pd.DataFrame, cfg: PricingConfig = PricingConfig()) -
 
 
 def recommend_prices(forecast: pd.DataFrame, history: pd.DataFrame, products: pd.DataFrame, plan_date: str,
-                     cfg: PricingConfig = PricingConfig(), positions: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Recommended price per store x SKU in the forecast (the stage). `positions`: on_hand and
-    on_order per location x SKU: weeks of supply (markdowns) and what the store can sell over
-    the horizon (inventory awareness)."""
+                     cfg: PricingConfig = PricingConfig(), positions: pd.DataFrame | None = None,
+                     locations: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Recommended price per store x SKU in the forecast (the stage). `history`: the last
+    `PRICING_HISTORY_DAYS` of fct_daily_demand. `positions`: on_hand and on_order per location x
+    SKU: weeks of supply (markdowns) and what the network can supply within lead time (inventory
+    awareness: the store's stock and open orders plus its share of its DC's, by expected units;
+    `locations` gives each store's DC)."""
     h = cfg.horizon_days
     f = forecast[forecast["horizon"] <= h]
     pairs = f.groupby(["location_id", "sku_id"], as_index=False)["mean"].sum().rename(columns={"mean": "expected_units"})
@@ -264,7 +495,8 @@ def recommend_prices(forecast: pd.DataFrame, history: pd.DataFrame, products: pd
         prod[["sku_id", "unit_cost", "base_price", "category"]], on="sku_id", how="left")
     out["current_price"] = out["unit_price"].fillna(out["base_price"])
     days_since = (pd.Timestamp(plan_date) - pd.to_datetime(out["last_other_price_date"])).dt.days
-    out["recently_changed"] = days_since.notna() & (days_since < cfg.min_days_between_changes) & out["last_other_price_date"].notna()
+    out["days_since_price_change"] = days_since  # nan: no other price in the window
+    out["recently_changed"] = days_since.notna() & (days_since < cfg.min_days_between_changes)
     daily = out["expected_units"] / h
     if positions is not None:
         pos = positions.set_index(["location_id", "sku_id"])
@@ -272,19 +504,25 @@ def recommend_prices(forecast: pd.DataFrame, history: pd.DataFrame, products: pd
         on_hand = pos["on_hand"].reindex(idx).fillna(0).to_numpy(float)
         on_order = pos["on_order"].reindex(idx).fillna(0).to_numpy(float)
         out["weeks_of_supply"] = np.where(daily > 0, (on_hand + on_order) / np.maximum(daily, 1e-9) / 7, np.inf)
-        # what the store can sell over the horizon: its stock and open orders (the DC refills
-        # within the horizon are uncertain, so demand beyond this is not stimulated)
-        out["supply"] = on_hand + on_order
+        supply = on_hand + on_order
+        if locations is not None and "supplying_dc_id" in locations:
+            dc = out["location_id"].map(locations.set_index("location_id")["supplying_dc_id"])
+            dc_idx = pd.MultiIndex.from_arrays([dc, out["sku_id"]])
+            dc_stock = (pos["on_hand"].reindex(dc_idx).fillna(0) + pos["on_order"].reindex(dc_idx).fillna(0)).to_numpy(float)
+            share = out["expected_units"] / out.groupby([dc, out["sku_id"]])["expected_units"].transform("sum").where(lambda x: x > 0)
+            supply = supply + dc_stock * share.fillna(0).to_numpy(float)
+        out["supply"] = supply
     else:
         out["weeks_of_supply"], out["supply"] = np.nan, np.inf
     if cfg.enabled:
         el = estimate_elasticities(history, products, cfg)
-        out = out.merge(el[["sku_id", "elasticity", "confidence", "source"]], on="sku_id", how="left")
-        out["elasticity"] = out["elasticity"].fillna(-1.5)
+        out = out.merge(el[["sku_id", "elasticity", "se", "confidence", "source"]], on="sku_id", how="left")
+        out["elasticity"] = out["elasticity"].fillna(cfg.default_elasticity)
         out = optimise_prices(out, cfg)
     else:
-        out["elasticity"], out["confidence"], out["source"] = np.nan, 0.0, "pricing disabled"
+        out["elasticity"], out["se"], out["confidence"], out["source"] = np.nan, np.nan, 0.0, "pricing disabled"
         out["recommended_price"], out["binding_guardrail"] = out["current_price"], "hold_price"
+        out["price_floor"], out["price_ceiling"] = out["current_price"], out["current_price"]
     ratio = out["recommended_price"] / out["current_price"]
     e = out["elasticity"].fillna(0.0)
     out["demand_multiplier"] = np.where(ratio == 1, 1.0, ratio ** e)
@@ -293,37 +531,68 @@ def recommend_prices(forecast: pd.DataFrame, history: pd.DataFrame, products: pd
     out["expected_margin_current"] = (out["current_price"] - out["unit_cost"]) * out["expected_units_current"]
     out["expected_margin_recommended"] = (out["recommended_price"] - out["unit_cost"]) * out["expected_units_recommended"]
     out["elasticity_confidence"] = out["confidence"]
+    out["elasticity_se"] = out["se"]
     out["elasticity_source"] = out["source"]
-    chg = (ratio - 1) * 100
-    out["rationale"] = np.where(
-        ratio.round(4) == 1,
-        np.where(out["binding_guardrail"] == "hold_price",
-                 "price held: the pricing optimisation is not enabled yet (issue #5)",
-                 "price held (" + out["binding_guardrail"].astype(str) + "); elasticity " + out["elasticity"].round(2).astype(str)),
-        "price " + out["current_price"].round(2).astype(str) + " -> " + out["recommended_price"].round(2).astype(str)
-        + " (" + chg.round(1).astype(str) + "%): elasticity " + out["elasticity"].round(2).astype(str)
-        + " (" + out["source"].astype(str) + ", confidence " + out["confidence"].round(2).astype(str) + "), expected "
-        + out["expected_units_current"].round(1).astype(str) + " -> " + out["expected_units_recommended"].round(1).astype(str)
-        + " units and margin " + out["expected_margin_current"].round(0).astype(str) + " -> "
-        + out["expected_margin_recommended"].round(0).astype(str) + " over " + str(h) + " days; bound: "
-        + out["binding_guardrail"].astype(str))
+    out["rationale"] = _rationale(out, ratio, h)
     return out[PRICE_COLUMNS + ["category"]].sort_values(["location_id", "sku_id"], ignore_index=True)
 
 
+_WHY = {
+    "none": "the margin optimum inside every guardrail",
+    "max_increase": "capped by the maximum change per step",
+    "max_decrease": "capped by the maximum change per step",
+    "min_margin": "held at the minimum margin over cost",
+    "inventory": "no deeper cut: the network could not supply the extra demand within lead time",
+    "markdown": "marked down: more than the overstock threshold of weeks of supply",
+    "min_days_between_changes": "held: the price changed too recently",
+    "price_endings": "held: no allowed price ending inside the guardrails",
+    "category_avg_change": "held: the category's average change would exceed its cap",
+    "hold_price": "price held: pricing is disabled in the policy file (pricing.enabled: false)",
+}
+
+
+def _rationale(out: pd.DataFrame, ratio: pd.Series, h: int) -> pd.Series:
+    """One planner-facing sentence per row, built only from the row's numbers."""
+    why = out["binding_guardrail"].map(_WHY).fillna(out["binding_guardrail"].astype(str))
+    el = ("elasticity " + out["elasticity"].round(2).astype(str) + " +- " + out["se"].round(2).astype(str)
+          + " (" + out["source"].astype(str) + ")")
+    held = why + "; " + el + "; expected " + out["expected_units_current"].round(1).astype(str) + " units over " + str(h) + " days"
+    chg = "price " + out["current_price"].round(2).astype(str) + " -> " + out["recommended_price"].round(2).astype(str) + " (" \
+        + ((ratio - 1) * 100).round(1).map("{:+.1f}%".format) + "): " + why + "; " + el + "; expected " \
+        + out["expected_units_current"].round(1).astype(str) + " -> " + out["expected_units_recommended"].round(1).astype(str) \
+        + " units and margin " + out["expected_margin_current"].round(0).astype(str) + " -> " \
+        + out["expected_margin_recommended"].round(0).astype(str) + " over " + str(h) + " days"
+    disabled = out["binding_guardrail"] == "hold_price"
+    return pd.Series(np.where(disabled, _WHY["hold_price"], np.where(ratio.round(4) == 1, held, chg)), index=out.index)
+
+
 def guardrail_violations(recs: pd.DataFrame, cfg: PricingConfig, history: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Every recommendation outside a guardrail, one row per violation (empty = all inside)."""
+    """Every recommendation outside a guardrail, one row per violation (empty = all inside).
+    Independent of the optimiser: recomputed from the recommendation's own columns and `cfg`."""
     r = recs
     changed = (r["recommended_price"] - r["current_price"]).abs() > 0.005
     rel = r["recommended_price"] / r["current_price"] - 1
+    floor = r["unit_cost"] * (1 + cfg.min_margin)
     checks = {
-        "min_margin": changed & (r["recommended_price"] < r["unit_cost"] * (1 + cfg.min_margin) - 0.005),
+        "min_margin": changed & (r["recommended_price"] < floor - 0.005),
         "max_change": changed & (rel.abs() > cfg.max_change + 1e-6),
         "price_endings": changed & ~np.isclose(((r["recommended_price"] * 100).round() % 100 / 100).to_numpy()[:, None],
                                                np.asarray(cfg.price_endings)[None, :], atol=0.001).any(axis=1)
         if cfg.price_endings else pd.Series(False, index=r.index),
     }
+    if "days_since_price_change" in r:
+        checks["min_days_between_changes"] = changed & (r["days_since_price_change"] < cfg.min_days_between_changes)
+    if "weeks_of_supply" in r:
+        over = (r["weeks_of_supply"] > cfg.overstock_weeks) & ~(r.get("days_since_price_change", np.inf) < cfg.min_days_between_changes)
+        # an overstocked item may not rise; it must be marked down unless the margin floor or the ladder stops it
+        checks["markdown"] = over & (rel > 1e-6)
+    if "supply" in r:
+        stim = (r["expected_units_recommended"] > np.maximum(r["supply"], r["expected_units_current"]) + 1e-6) & (rel < 0)
+        checks["inventory"] = changed & stim
     if "category" in r:
         cat = rel.groupby(r["category"]).transform("mean")
         checks["category_avg_change"] = changed & (cat.abs() > cfg.category_avg_change_cap + 1e-6)
-    out = [r.loc[m, ["location_id", "sku_id", "current_price", "recommended_price"]].assign(guardrail=k) for k, m in checks.items()]
-    return pd.concat(out, ignore_index=True)
+    out = [r.loc[m, ["location_id", "sku_id", "current_price", "recommended_price"]].assign(guardrail=k)
+           for k, m in checks.items() if m.any()]
+    cols = ["location_id", "sku_id", "current_price", "recommended_price", "guardrail"]
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=cols)
