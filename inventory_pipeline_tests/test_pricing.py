@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from inventory_pipeline.core.pricing import (PricingConfig, PricingInfeasible, _round_to_endings, estimate_elasticities,
+from inventory_pipeline.core.pricing import (PricingConfig, PricingInfeasible, _ladder, estimate_elasticities,
                                              optimise_prices)
 
 CFG = PricingConfig(enabled=True, price_endings=(), category_avg_change_cap=1.0)
@@ -47,11 +47,10 @@ def test_recent_change_freezes_the_price():
 
 
 def test_inventory_awareness_does_not_stimulate_demand_beyond_supply():
-    # elastic item would drop its price, but only 105 units can be supplied: q(p) = 300 - 50 p... <= 105
+    # an elastic item would drop its price, but only 105 units can be supplied: 100 (p / 10)^-5 <= 105
     out = optimise_prices(_item(elasticity=-5.0, unit_cost=2.0, supply=105.0), CFG)
     p = out["recommended_price"].iloc[0]
-    b = 5.0 * 100 / 10
-    assert 100 + b * (10 - p) <= 105 + 1e-6 and out["binding_guardrail"].iloc[0] == "inventory"
+    assert 100 * (p / 10) ** -5 <= 105 + 1e-6 and p < 10 and out["binding_guardrail"].iloc[0] == "inventory"
 
 
 def test_overstocked_item_is_marked_down():
@@ -67,8 +66,11 @@ def test_category_average_change_cap():
 
 
 def test_price_endings_ladder():
-    p = _round_to_endings(np.array([10.37, 10.37, 4.0]), np.array([9.0, 10.5, 4.0]), np.array([11.0, 11.0, 4.0]), (0.49, 0.99))
-    assert p[0] == pytest.approx(10.49) and p[1] == pytest.approx(10.99) and np.isnan(p[2])  # no ending in [4, 4]
+    item, price = _ladder(np.array([9.0, 10.5, 4.0]), np.array([11.0, 11.0, 4.0]), np.array([10.0, 10.0, 4.0]), (0.49, 0.99))
+    by = {i: sorted(price[item == i]) for i in range(3)}
+    assert by[0] == pytest.approx([9.49, 9.99, 10.0, 10.49, 10.99])  # the ladder inside [9, 11] and the current price
+    assert by[1] == pytest.approx([10.99])  # 10.0 is outside [10.5, 11]: no hold
+    assert by[2] == pytest.approx([4.0])  # no ending in [4, 4]: only the current price
 
 
 def test_infeasible_policy_is_a_clear_error():

@@ -1,28 +1,36 @@
 """Price recommendations (core): elasticity-aware, margin-maximising, inside guardrails.
 
-1. **Elasticity per SKU** (`estimate_elasticities`), pooled over its stores: regression of
-   log((units + 0.5) / (level + 0.5)) on log(price / regular price) and the promotion flag, where
-   `level` is the series' own centred 29-day mean of non-promoted, non-stockout days (controls
-   trend and seasonality), computed in a second pass from price-deflated demand so it does not
-   absorb slow price cycles; stockout days are left out (censored sales would fake elasticity).
-   Shrunk toward the category mean by empirical Bayes (between-SKU variance by the method of
-   moments), clipped to `elasticity_bounds`; a SKU with too little price variation outside
-   promotions takes its category's value and says so. Confidence = the shrinkage weight
-   tau^2 / (tau^2 + se^2) of its own estimate.
-2. **Prices** (`optimise_prices`, cvxpy, a concave QP solved by Clarabel): demand over the
-   horizon linearised at the current price, q(p) = q0 (1 + e (p - p0) / p0) = a - b p, and the
-   expected margin (p - c)(a - b p) = -b p^2 + (a + b c) p - a c maximised (written with
-   `square`, so it is DCP) subject to the guardrails of the policy file:
-   p >= c (1 + min_margin); p0 (1 - max_change) <= p <= p0 (1 + max_change); p = p0 when the
-   price changed less than `min_days_between_changes` ago; the average relative change of each
-   category within +-`category_avg_change_cap`; inventory awareness: a - b p <= what the
-   network can supply within lead time (no stimulating demand it cannot serve); markdown: items
-   with more than `overstock_weeks` of supply must drop by at least `markdown_pct` (inside the
-   other guardrails). The solution is rounded to the allowed price endings (the nearest ending
-   inside the item's bounds; none -> hold).
+1. **Elasticity per SKU** (`estimate_elasticities`) from the pricing window of fct_daily_demand,
+   as dense store x SKU x day arrays (`_panel`). Days without a sale take the chain's price and
+   promotion flag that day; stockout days are left out (their sales are not demand); every
+   comparison is against the *exposure* -- a series' mean on clean regular days times its
+   category's day index -- so weekday, events and season cancel.
+   (a) own: every regular-price change is a before/after comparison of units over exposure in
+       the 14 clean regular days on each side (pooled over the stores that changed together):
+       log ratio r against the log price step x; per SKU the weighted slope through the origin,
+       with variance Poisson + the drift variance measured on placebo days without any change.
+   (b) category: promotions of different depth. A promotion's log lift is log(non-price lift) +
+       e log(price / regular); across the category's SKUs (one point each, weighted) the slope on
+       depth is e. Assumes the non-price lift (display, feature) is unrelated to depth.
+   The category mean combines (a) and (b) by precision; each SKU's own estimate is shrunk toward
+   it (normal-normal empirical Bayes, between-SKU sd from the policy); a SKU with no price change
+   takes the category's value and says so, a category with nothing to learn from the chain's,
+   a chain with no price variation at all the policy default. Clipped to the policy's range.
+   Confidence = P(|true - estimate| < 0.5) under the posterior.
+2. **Prices** (`optimise_prices`): the candidates of an item are the prices on its ladder (the
+   allowed endings) inside its guardrails -- min margin over cost, max change per step, no change
+   within `min_days_between_changes`, a markdown cap for items above `overstock_weeks` of supply,
+   and no cut that stimulates demand beyond what the network can supply within lead time -- plus
+   the current price. Each candidate's value is its expected margin over the horizon under the
+   constant-elasticity response (p - c) q0 (p / p0)^e; a change must gain `min_gain`. The
+   category average-change cap couples the items: one price per item maximising total margin
+   inside the cap is a multiple-choice knapsack, solved as a MILP by HiGHS through cvxpy, only
+   for categories where the items' own best choices would break the cap.
 3. **Output** per store x SKU: current and recommended price, expected units and margin at both,
-   elasticity and confidence, the guardrail that bound, a rationale, and the demand multiplier
-   (p / p0)^e that replenishment plans against.
+   elasticity, its standard error, confidence and source, the guardrail range and the guardrail
+   that bound, a rationale, and the demand multiplier (p / p0)^e that replenishment plans against.
+   `guardrail_violations` re-checks every recommendation against the policy, independently of
+   the optimiser (the blocking asset check).
 """
 
 from __future__ import annotations
@@ -61,6 +69,8 @@ class PricingConfig:
     min_price_variation: float = 0.02  # largest regular-price step (log) below this: no own estimate
     elasticity_between_sku_sd: float = 0.4  # prior spread of SKU elasticities around their category
     default_elasticity: float = -1.5  # only when no SKU of the chain has any price variation
+    min_gain: float = 0.01  # a price change must raise the item's expected margin by this share
+    solver_seconds: float = 30.0  # HiGHS time limit for the price-ladder MILP (best solution found is used)
 
 
 def pricing_config(policy) -> PricingConfig:
@@ -387,26 +397,78 @@ def _erf(x):
 
 # ---- 2. prices -----------------------------------------------------------------------------------
 
-def _round_to_endings(p: np.ndarray, lo: np.ndarray, hi: np.ndarray, endings: tuple[float, ...]) -> np.ndarray:
-    """Nearest price with an allowed cents ending inside [lo, hi]; nan where none exists."""
-    if not endings:
-        return np.clip(np.round(p, 2), lo, hi)
-    base = np.floor(p)
-    cands = np.stack([base[:, None] + np.asarray(endings)[None, :] + k for k in (-1, 0, 1)], axis=2).reshape(len(p), -1)
-    inside = (cands >= lo[:, None] - 1e-9) & (cands <= hi[:, None] + 1e-9)
-    dist = np.where(inside, np.abs(cands - p[:, None]), np.inf)
-    j = np.argmin(dist, axis=1)
-    out = cands[np.arange(len(p)), j]
-    return np.where(np.isfinite(dist[np.arange(len(p)), j]), np.round(out, 2), np.nan)
+def _ladder(lo: np.ndarray, hi: np.ndarray, p0: np.ndarray, endings: tuple[float, ...], max_k: int = 12):
+    """Candidate prices per item: the allowed price endings inside [lo, hi] (at most `max_k`, evenly
+    spread, always including the lowest and highest), plus the current price where it lies inside.
+    Without endings, `max_k` cents-rounded points spread over [lo, hi]. Returns (item, price)."""
+    n = len(lo)
+    lo_c, hi_c = np.ceil(np.round(lo * 100, 6)) / 100, np.floor(np.round(hi * 100, 6)) / 100
+    if endings:
+        dollars = int(np.max(np.floor(hi_c) - np.floor(lo_c), initial=0)) + 1
+        grid = (np.floor(lo_c)[:, None, None] + np.arange(dollars)[None, :, None]
+                + np.asarray(endings)[None, None, :]).reshape(n, -1)
+    else:
+        grid = lo_c[:, None] + (hi_c - lo_c)[:, None] * np.linspace(0, 1, max_k)[None, :]
+    grid = np.round(grid, 2)
+    inside = (grid >= lo_c[:, None] - 1e-9) & (grid <= hi_c[:, None] + 1e-9)
+    # thin to max_k per item, evenly by rank
+    rank = np.cumsum(inside, axis=1) - 1
+    m = inside.sum(axis=1, keepdims=True)
+    step = np.maximum(m - 1, 1) / max(max_k - 1, 1)
+    keep = inside & ((m <= max_k) | (np.abs(rank - np.round(np.round(rank / step) * step)) < 1e-9))
+    ii, jj = np.nonzero(keep)
+    hold = np.flatnonzero((p0 >= lo - 1e-9) & (p0 <= hi + 1e-9))
+    item = np.concatenate([ii, hold])
+    price = np.concatenate([grid[ii, jj], p0[hold]])
+    d = pd.DataFrame({"item": item, "price": np.round(price, 2)}).drop_duplicates().sort_values(["item", "price"])
+    return d["item"].to_numpy(), d["price"].to_numpy()
+
+
+def _choose(item, value, rel, cat_of_item, n, cap, fixed_rel_sum, counts, solver_seconds: float):
+    """Pick one candidate per item maximising total value with each category's average relative
+    change inside +-cap: a multiple-choice knapsack, solved as a MILP by HiGHS (through cvxpy) for
+    the categories where the items' own best choices would break the cap; the rest take their best."""
+    import cvxpy as cp
+    import scipy.sparse as sp
+
+    order = np.lexsort((-value, item))
+    first = np.r_[True, item[order][1:] != item[order][:-1]]
+    best = np.full(n, -1)
+    best[item[order][first]] = order[first]
+    chosen = best.copy()
+    mean_rel = (np.bincount(cat_of_item, weights=rel[best], minlength=len(counts)) + fixed_rel_sum) / np.maximum(counts, 1)
+    over_cap = np.flatnonzero(np.abs(mean_rel) > cap + 1e-9)
+    if len(over_cap) == 0:
+        return chosen, over_cap
+    sub = np.flatnonzero(np.isin(cat_of_item[item], over_cap))
+    items_sub, inv = np.unique(item[sub], return_inverse=True)
+    x = cp.Variable(len(sub), boolean=True)
+    one_hot = sp.csr_matrix((np.ones(len(sub)), (inv, np.arange(len(sub)))), shape=(len(items_sub), len(sub)))
+    ci = np.searchsorted(over_cap, cat_of_item[item[sub]])
+    A = sp.csr_matrix((rel[sub], (ci, np.arange(len(sub)))), shape=(len(over_cap), len(sub)))
+    room = cap * counts[over_cap] - fixed_rel_sum[over_cap]
+    room_lo = -cap * counts[over_cap] - fixed_rel_sum[over_cap]
+    prob = cp.Problem(cp.Maximize(value[sub] @ x), [one_hot @ x == 1, A @ x <= room, A @ x >= room_lo])
+    prob.solve(solver=cp.HIGHS, time_limit=solver_seconds, mip_rel_gap=1e-4)
+    if x.value is None:
+        raise PricingInfeasible(f"pricing MILP {prob.status}: the category average-change cap ({cap:.0%}) cannot hold "
+                                "with the forced markdowns of categories " + ", ".join(map(str, over_cap)))
+    pick = sub[np.asarray(x.value).round() > 0.5]
+    chosen[item[pick]] = pick
+    return chosen, over_cap
 
 
 def optimise_prices(items: pd.DataFrame, cfg: PricingConfig = PricingConfig()) -> pd.DataFrame:
-    """Solve the pricing QP for `items` (one row per store x SKU): location_id, sku_id, category,
-    current_price p0, unit_cost c, elasticity e (< 0), expected_units q0 over the horizon, supply
-    (units the network can deliver within lead time, inf = unbounded), weeks_of_supply, and
-    recently_changed (bool). Returns items with recommended_price and binding_guardrail."""
-    import cvxpy as cp
+    """Choose the next price of each item (one row per store x SKU): location_id, sku_id,
+    category, current_price p0, unit_cost c, elasticity e (< 0), expected_units q0 over the
+    horizon at p0, supply (units the network can deliver within lead time, inf = unbounded),
+    weeks_of_supply and recently_changed (bool). Returns items with recommended_price,
+    price_floor / price_ceiling (the guardrail range) and binding_guardrail.
 
+    Every price on the ladder (`_ladder`) inside the item's guardrails is a candidate; its
+    expected margin over the horizon is (p - c) q0 (p / p0)^e, exact for a constant elasticity
+    (no linearisation: the choice is discrete, so the non-DCP product never reaches a solver).
+    The category average-change cap couples items, so the choice is a MILP (`_choose`)."""
     it = items.reset_index(drop=True).copy()
     n = len(it)
     p0, c = it["current_price"].to_numpy(float), it["unit_cost"].to_numpy(float)
@@ -414,19 +476,6 @@ def optimise_prices(items: pd.DataFrame, cfg: PricingConfig = PricingConfig()) -
     floor = c * (1 + cfg.min_margin)
     lo = np.maximum(floor, p0 * (1 - cfg.max_change))
     hi = p0 * (1 + cfg.max_change)
-    over = it["weeks_of_supply"].to_numpy(float) > cfg.overstock_weeks
-    # markdown: an overstocked item may not sell above p0 (1 - markdown) -- unless the margin
-    # floor forbids it; then it holds at the floor (the floor is a hard guardrail, the markdown a target)
-    hi = np.where(over, np.minimum(hi, np.maximum(p0 * (1 - cfg.markdown_pct), np.minimum(lo, hi))), hi)
-    frozen = it["recently_changed"].to_numpy(bool)
-    lo, hi = np.where(frozen, p0, lo), np.where(frozen, p0, hi)
-    b = -e * q0 / p0  # q = a - b p, b > 0
-    a = q0 + b * p0
-    supply = it["supply"].to_numpy(float)
-    # inventory awareness: no price cut that stimulates demand beyond what the network can supply
-    # within lead time: a - b p <= supply <=> p >= (a - supply) / b. It never forces an increase.
-    inv_lo = np.where(np.isfinite(supply), np.minimum((a - supply) / np.maximum(b, 1e-12), p0), -np.inf)
-    lo_all = np.maximum(lo, np.minimum(inv_lo, hi))
     bad = lo > hi + 1e-9
     if bad.any():
         ex = it.loc[bad, ["location_id", "sku_id", "current_price", "unit_cost"]].head(5).to_dict("records")
@@ -434,46 +483,54 @@ def optimise_prices(items: pd.DataFrame, cfg: PricingConfig = PricingConfig()) -
             f"{int(bad.sum())} item(s) have no allowed price: min margin {cfg.min_margin:.0%} over cost is above the "
             f"maximum price allowed by max change {cfg.max_change:.0%} from the current price; raise max_change_pct "
             f"or lower min_margin in the policy file's pricing section; e.g. {ex}")
-    p = cp.Variable(n)
-    # maximise sum(-b p^2 + (a + b c) p): concave, DCP with square()
-    objective = cp.Maximize(-cp.sum(cp.multiply(b, cp.square(p))) + (a + b * c) @ p)
-    cons = [p >= lo_all, p <= hi]
+    over = it["weeks_of_supply"].to_numpy(float) > cfg.overstock_weeks
+    # markdown: an overstocked item may not sell above p0 (1 - markdown) -- unless the margin
+    # floor forbids it; then it holds at the floor (the floor is a hard guardrail, the markdown a target)
+    hi = np.where(over, np.maximum(np.minimum(hi, p0 * (1 - cfg.markdown_pct)), lo), hi)
+    frozen = it["recently_changed"].to_numpy(bool)
+    # inventory awareness: no price cut that stimulates demand beyond what the network can supply
+    # within lead time: q0 (p / p0)^e <= supply <=> p >= p0 (supply / q0)^(1/e). Never forces a rise.
+    supply = it["supply"].to_numpy(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv_lo = np.where(np.isfinite(supply), p0 * (np.maximum(supply, 1e-9) / q0) ** (1 / e), -np.inf)
+    inv_lo = np.minimum(inv_lo, p0)
+    lo_all = np.minimum(np.maximum(lo, inv_lo), hi)
+    lo_all, hi = np.where(frozen, p0, lo_all), np.where(frozen, p0, hi)
+    item, price = _ladder(lo_all, hi, p0, cfg.price_endings)
+    value = (price - c[item]) * q0[item] * (price / p0[item]) ** e[item]
+    rel = price / p0[item] - 1
+    # a change must earn at least `min_gain` of the item's current expected margin (no churn on noise)
+    is_hold = np.isclose(price, p0[item])
+    hold_value = np.zeros(n)
+    hold_value[item[is_hold]] = value[is_hold]
+    value = np.where(is_hold, value, value - cfg.min_gain * np.abs(hold_value[item]))
     cats = it["category"].astype(str).to_numpy()
-    names = sorted(set(cats))
-    if cfg.category_avg_change_cap < 1:
-        import scipy.sparse as sp
-
-        idx = np.array([names.index(x) for x in cats])
-        counts = np.bincount(idx, minlength=len(names))
-        A = sp.csr_matrix((1.0 / (p0 * counts[idx]), (idx, np.arange(n))), shape=(len(names), n))
-        cons += [A @ p - 1 <= cfg.category_avg_change_cap, A @ p - 1 >= -cfg.category_avg_change_cap]
-    prob = cp.Problem(objective, cons)
-    prob.solve(solver=cp.CLARABEL)
-    if prob.status not in ("optimal", "optimal_inaccurate"):
-        raise PricingInfeasible(f"pricing problem {prob.status}: the category average-change cap "
-                                f"({cfg.category_avg_change_cap:.0%}) conflicts with the per-item bounds (markdowns)")
-    raw = np.clip(np.asarray(p.value, float), lo_all, hi)
-    rounded = _round_to_endings(raw, lo_all, hi, cfg.price_endings)
-    # holding the current price is always allowed: prefer it when it is at least as close to the
-    # optimum as the nearest allowed ending (no spurious changes from rounding alone)
-    hold_ok = (p0 >= lo_all - 1e-9) & (p0 <= hi + 1e-9)
-    rounded = np.where(hold_ok & (np.abs(raw - p0) <= np.abs(np.nan_to_num(rounded, nan=np.inf) - raw)), p0, rounded)
-    rec = np.where(np.isnan(rounded), p0, rounded)
-    rec = np.where(frozen, p0, rec)
-    # rounding must not break the category cap: where it would, hold that category's changes
-    rel = pd.Series(rec / p0 - 1).groupby(cats).transform("mean").to_numpy()
-    breach = np.abs(rel) > cfg.category_avg_change_cap + 1e-9
-    if breach.any():
-        rec = np.where(breach & (np.abs(rec - p0) > 0), p0, rec)
+    names, cat_of_item = np.unique(cats, return_inverse=True)
+    counts = np.bincount(cat_of_item, minlength=len(names)).astype(float)
+    has = np.bincount(item, minlength=n) > 0
+    fixed_rel = np.bincount(cat_of_item[~has], minlength=len(names)) * 0.0  # items without candidates hold
+    chosen, capped = _choose(item, value, rel, cat_of_item, n, cfg.category_avg_change_cap, fixed_rel, counts,
+                             cfg.solver_seconds)
+    rec = np.where(chosen >= 0, price[np.maximum(chosen, 0)], p0)
     it["recommended_price"] = np.round(rec, 2)
     it["price_floor"], it["price_ceiling"] = np.round(lo_all, 4), np.round(hi, 4)
+    # the guardrail that bound: the one that kept the price from the item's unconstrained optimum
+    with np.errstate(divide="ignore", invalid="ignore"):
+        unc = np.where(e < -1, c * e / (1 + e), np.inf)
     tol = 0.011
+    want_up, want_down = unc > rec + tol, unc < rec - tol
+    own_best = np.full(n, -1)
+    order = np.lexsort((-value, item))
+    first = np.r_[True, item[order][1:] != item[order][:-1]]
+    own_best[item[order][first]] = order[first]
+    moved_by_cap = (chosen >= 0) & (chosen != own_best) & np.isin(cat_of_item, capped)
+    lo_is = np.select([np.isfinite(inv_lo) & (inv_lo >= lo - 1e-9), floor >= p0 * (1 - cfg.max_change) - 1e-9],
+                      ["inventory", "min_margin"], "max_decrease")
     binding = np.select(
-        [frozen, np.isnan(rounded), over & (np.abs(rec - hi) < tol), np.abs(rec - c * (1 + cfg.min_margin)) < tol,
-         np.isfinite(inv_lo) & (np.abs(rec - inv_lo) < tol), np.abs(rec - p0 * (1 + cfg.max_change)) < tol,
-         np.abs(rec - p0 * (1 - cfg.max_change)) < tol, breach],
-        ["min_days_between_changes", "price_endings", "markdown", "min_margin", "inventory", "max_increase",
-         "max_decrease", "category_avg_change"], "none")
+        [frozen, over & (rec <= p0 * (1 - cfg.markdown_pct) + 1e-9), over & (np.abs(rec - floor) < tol), moved_by_cap,
+         want_up & (rec >= hi - tol), want_down & (rec <= lo_all + tol), (want_up | want_down) & ~np.isclose(rec, unc, atol=0.5)],
+        ["min_days_between_changes", "markdown", "min_margin", "category_avg_change", "max_increase", lo_is, "price_endings"],
+        "none")
     it["binding_guardrail"] = binding
     return it
 
