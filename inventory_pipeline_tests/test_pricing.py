@@ -59,6 +59,14 @@ def test_overstocked_item_is_marked_down():
     assert out["binding_guardrail"].iloc[0] == "markdown"
 
 
+def test_low_price_overstock_takes_the_next_ladder_step_down():
+    # 1.79 with max change 10% and markdown 8%: no x.x9 price in [1.611, 1.6468]; the next step
+    # down the ladder, 1.69 (-5.6%), is inside the max change, so it is the markdown
+    cfg = PricingConfig(price_endings=(0.09, 0.19, 0.29, 0.39, 0.49, 0.59, 0.69, 0.79, 0.89, 0.99), category_avg_change_cap=1.0)
+    out = optimise_prices(_item(current_price=1.79, unit_cost=1.0, elasticity=-0.5, weeks_of_supply=30.0), cfg)
+    assert out["recommended_price"].iloc[0] == pytest.approx(1.69) and out["binding_guardrail"].iloc[0] == "markdown"
+
+
 def test_category_average_change_cap():
     items = pd.concat([_item(sku_id="A", elasticity=-0.5), _item(sku_id="B", elasticity=-0.5)], ignore_index=True)
     out = optimise_prices(items, PricingConfig(price_endings=(), category_avg_change_cap=0.03))

@@ -71,6 +71,13 @@ def overstock(on_hand: np.ndarray, mean_daily_demand: np.ndarray, unit_cost: np.
     return units, units * np.asarray(unit_cost, float)
 
 
+def _dc_avg(dc: dict | None, key: str, days: int) -> float:
+    """Per-day average of a DC accumulator (nan when the run has none)."""
+    if not dc or key not in dc or not days:
+        return float("nan")
+    return float(np.sum(dc[key])) / days
+
+
 def _ratio(a: float, b: float) -> float:
     return float(a / b) if b else float("nan")
 
@@ -118,7 +125,9 @@ def twin_kpis(store: dict, dc: dict | None, days: int, annual_holding_rate: floa
     of `forecast_error_kpis`. Accumulators a run did not keep give nan. `dc`: arrays per DC x
     SKU -- inventory_value_days, order_lines (None: a store-only view, e.g. per store).
     Inventory value and carrying cost cover stores and DCs; turns = annualised COGS / average
-    inventory value; overstock_units / overstock_value are averages per day (stores only).
+    inventory value; overstock_units / overstock_value are averages per day (stores only);
+    network_overstock_units / _value the same for each DC's network (DC plus its stores, `dc`
+    accumulators overstock_units_days / overstock_value_days).
     """
     s = {k: float(np.sum(v)) for k, v in store.items() if not k.startswith(("fc_", "snaive_", "naive"))}
     dc_inv = float(np.sum(dc["inventory_value_days"])) if dc else 0.0
@@ -150,6 +159,8 @@ def twin_kpis(store: dict, dc: dict | None, days: int, annual_holding_rate: floa
         "price_decreases": s.get("price_decreases", float("nan")),
         "overstock_units": s.get("overstock_units_days", float("nan")) / days if days else float("nan"),
         "overstock_value": s.get("overstock_value_days", float("nan")) / days if days else float("nan"),
+        "network_overstock_units": _dc_avg(dc, "overstock_units_days", days),
+        "network_overstock_value": _dc_avg(dc, "overstock_value_days", days),
     }
     for h in (*horizons, "sum14"):
         out.update(forecast_error_kpis(store, h))

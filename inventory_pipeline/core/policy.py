@@ -62,10 +62,11 @@ class PricingPolicy(_Strict):
     min_margin: float = Field(0.05, ge=0, le=5)  # price >= cost x (1 + min_margin)
     max_change_pct: float = Field(10.0, gt=0, le=50)  # per step, relative to the current price
     min_days_between_changes: int = Field(14, ge=0, le=365)
+    min_days_between_markdowns: int = Field(7, ge=0, le=365)  # cadence of markdowns of overstocked items
     category_avg_change_cap_pct: float = Field(3.0, gt=0, le=50)  # |mean change| of a category per step
-    price_endings: list[float] = [0.09, 0.29, 0.49, 0.69, 0.99]  # allowed cents; [] = any cent
+    price_endings: list[float] = [0.09, 0.19, 0.29, 0.39, 0.49, 0.59, 0.69, 0.79, 0.89, 0.99]  # allowed cents; [] = any cent
     overstock_weeks: float = Field(8.0, gt=0)  # weeks of supply above which an item is marked down
-    markdown_pct: float = Field(5.0, ge=0, le=50)  # minimum markdown of an overstocked item
+    markdown_pct: float = Field(8.0, ge=0, le=50)  # minimum markdown of an overstocked item
     elasticity_min: float = Field(-5.0, lt=0)
     elasticity_max: float = Field(-0.3, lt=0)
     min_price_variation: float = Field(0.02, ge=0)  # smallest regular-price step (log) used as evidence

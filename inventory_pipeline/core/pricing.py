@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+FORECAST_PRICE_DAYS = 28  # the recent window whose price level the demand forecast reflects
 PRICING_HISTORY_DAYS = 182  # days of fct_daily_demand the stage reads (elasticities, current prices)
 PRICE_COLUMNS = [
     "location_id", "sku_id", "current_price", "recommended_price", "unit_cost", "elasticity", "elasticity_se",
@@ -61,10 +62,11 @@ class PricingConfig:
     min_margin: float = 0.05  # price >= cost x (1 + min_margin)
     max_change: float = 0.10  # per step, relative to the current price
     min_days_between_changes: int = 14
+    min_days_between_markdowns: int = 7  # the markdown cadence of an overstocked item
     category_avg_change_cap: float = 0.03  # |mean relative change| per category
-    price_endings: tuple[float, ...] = (0.09, 0.29, 0.49, 0.69, 0.99)  # allowed cents (ladder)
+    price_endings: tuple[float, ...] = (0.09, 0.19, 0.29, 0.39, 0.49, 0.59, 0.69, 0.79, 0.89, 0.99)  # allowed cents
     overstock_weeks: float = 8.0
-    markdown_pct: float = 0.05
+    markdown_pct: float = 0.08
     elasticity_bounds: tuple[float, float] = (-5.0, -0.3)
     min_price_variation: float = 0.02  # largest regular-price step (log) below this: no own estimate
     elasticity_between_sku_sd: float = 0.4  # prior spread of SKU elasticities around their category
@@ -79,7 +81,7 @@ def pricing_config(policy) -> PricingConfig:
         return PricingConfig()
     return PricingConfig(
         enabled=p.enabled, horizon_days=p.horizon_days, min_margin=p.min_margin, max_change=p.max_change_pct / 100,
-        min_days_between_changes=p.min_days_between_changes, category_avg_change_cap=p.category_avg_change_cap_pct / 100,
+        min_days_between_changes=p.min_days_between_changes, min_days_between_markdowns=p.min_days_between_markdowns, category_avg_change_cap=p.category_avg_change_cap_pct / 100,
         price_endings=tuple(p.price_endings), overstock_weeks=p.overstock_weeks, markdown_pct=p.markdown_pct / 100,
         elasticity_bounds=(p.elasticity_min, p.elasticity_max), min_price_variation=p.min_price_variation,
         elasticity_between_sku_sd=p.elasticity_between_sku_sd, default_elasticity=p.default_elasticity)
@@ -87,18 +89,46 @@ def pricing_config(policy) -> PricingConfig:
 
 # ---- 1. elasticities -----------------------------------------------------------------------------
 
-def current_prices(history: pd.DataFrame, products: pd.DataFrame, plan_date: str) -> pd.DataFrame:
-    """The shelf price on the plan date: the last observed non-promotional price of each store x
-    SKU, else the product's base price; and the date that price was first seen at its level."""
+def price_book(decisions: pd.DataFrame, plan_date: str) -> pd.DataFrame:
+    """The prices this pipeline set: per store x SKU the latest price change of an earlier plan
+    that was sent to the ERP (exportable status), effective the day after its plan date. Sales
+    only reveal a shelf price when something sells, so without the book a slow mover's new price
+    would stay unseen and the next plan would apply the same step again."""
+    from .decisions import EXPORTABLE
+
+    cols = ["location_id", "sku_id", "price", "effective_date"]
+    if decisions is None or not len(decisions):
+        return pd.DataFrame(columns=cols)
+    d = decisions[(decisions["decision_type"] == "price_change") & decisions["status"].isin(EXPORTABLE)
+                  & (pd.to_datetime(decisions["plan_date"]) < pd.Timestamp(plan_date))]
+    d = d.assign(effective_date=pd.to_datetime(d["plan_date"]) + pd.Timedelta(days=1), price=d["new_price"].astype(float))
+    d = d.sort_values("effective_date").drop_duplicates(["location_id", "sku_id"], keep="last")
+    return d[cols].reset_index(drop=True)
+
+
+def current_prices(history: pd.DataFrame, products: pd.DataFrame, plan_date: str,
+                   book: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The regular shelf price on the plan date: the last observed non-promotional price of each
+    store x SKU, or the `price_book` price where the pipeline set one after that observation; and
+    the last day a different price was in force (for the minimum days between changes)."""
     h = history[(history["date"] <= pd.Timestamp(plan_date)) & (history["on_promo"] == 0)]
     h = h[h["price_observed"]] if "price_observed" in h else h
     h = h.sort_values("date")
-    last = h.groupby(["location_id", "sku_id"], as_index=False, observed=True).last()[["location_id", "sku_id", "unit_price"]]
-    # when did the current regular price start? (for the minimum days between changes)
-    m = h.merge(last.rename(columns={"unit_price": "_cur"}), on=["location_id", "sku_id"])
+    last = h.groupby(["location_id", "sku_id"], as_index=False, observed=True).last()[
+        ["location_id", "sku_id", "unit_price", "date"]]
+    m = h.merge(last[["location_id", "sku_id", "unit_price"]].rename(columns={"unit_price": "_cur"}), on=["location_id", "sku_id"])
     differs = (m["unit_price"] - m["_cur"]).abs() > 0.005
     last_other = m[differs].groupby(["location_id", "sku_id"], observed=True)["date"].max().rename("last_other_price_date")
-    return last.merge(last_other.reset_index(), on=["location_id", "sku_id"], how="left")
+    out = last.merge(last_other.reset_index(), on=["location_id", "sku_id"], how="left")
+    if book is not None and len(book):
+        b = book[pd.to_datetime(book["effective_date"]) <= pd.Timestamp(plan_date) + pd.Timedelta(days=1)]
+        out = out.merge(b, on=["location_id", "sku_id"], how="outer")
+        eff = pd.to_datetime(out["effective_date"])
+        newer = eff.notna() & (out["date"].isna() | (eff > pd.to_datetime(out["date"])))
+        out["unit_price"] = np.where(newer, out["price"], out["unit_price"])
+        out["last_other_price_date"] = pd.concat(
+            [pd.to_datetime(out["last_other_price_date"]), eff - pd.Timedelta(days=1)], axis=1).max(axis=1)
+    return out[["location_id", "sku_id", "unit_price", "last_other_price_date"]]
 
 
 EVENT_WINDOW_DAYS = 14  # days compared on each side of a price change or promotion
@@ -108,6 +138,7 @@ EVENT_WINDOW_DAYS = 14  # days compared on each side of a price change or promot
 class _Panel:
     """History as dense (store, SKU, day) arrays: what every estimator below reads."""
 
+    locs: np.ndarray  # (L,) store order
     skus: np.ndarray  # (S,) product order
     category: np.ndarray  # (S,) category of each SKU
     units: np.ndarray  # (L, S, T)
@@ -158,11 +189,15 @@ def _panel(history: pd.DataFrame, products: pd.DataFrame) -> _Panel:
     base = prod["base_price"].to_numpy(float) if "base_price" in prod else np.full(S, np.nan)
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        # the regular price: observed off promotion; else the chain's that day; else the last seen
+        # the regular price: observed off promotion; else the store's last seen (stores may price
+        # differently, so another store's price would fake a change); before the first sale the
+        # chain's that day; else the base price
         reg_obs = np.where(obs_promo == 0, obs_price, np.nan)
         chain_reg = np.nanmedian(reg_obs, axis=0)  # (S, T)
-        regular = np.where(np.isnan(reg_obs), chain_reg[None], reg_obs)
-        regular = _ffill_bfill(regular)
+        idx = np.where(np.isnan(reg_obs), 0, np.arange(T))
+        np.maximum.accumulate(idx, axis=-1, out=idx)
+        regular = np.take_along_axis(reg_obs, idx, axis=-1)  # forward fill within the series
+        regular = np.where(np.isnan(regular), np.broadcast_to(_ffill_bfill(chain_reg)[None], regular.shape), regular)
         regular = np.where(np.isnan(regular), base[None, :, None], regular)
         # promotions on days without a sale: the chain's promotion flag and depth that day
         chain_promo = np.nanmax(obs_promo, axis=0)  # (S, T), nan where no store sold
@@ -182,7 +217,7 @@ def _panel(history: pd.DataFrame, products: pd.DataFrame) -> _Panel:
     day_index = np.where(den > 0, num / np.maximum(den, 1e-12), 1.0)
     day_index = np.clip(day_index, 0.05, 20)
     exposure = mean[:, :, None] * day_index[cat_idx][None]
-    return _Panel(skus, cats, units, clean, price, regular, promo, exposure)
+    return _Panel(locs, skus, cats, units, clean, price, regular, promo, exposure)
 
 
 def _window_sums(c: np.ndarray, flat_idx: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -299,13 +334,23 @@ def _wls_slope(x, r, w):
     return float(np.sum(w * x * r) / sxx), float(1 / np.sqrt(sxx))
 
 
-def estimate_elasticities(history: pd.DataFrame, products: pd.DataFrame, cfg: PricingConfig = PricingConfig()) -> pd.DataFrame:
+def reference_prices(p: "_Panel", days: int = 28) -> pd.DataFrame:
+    """The regular price level a forecast fitted on this history assumes: the mean regular price of
+    each store x SKU over the last `days` days. A price set since then is not in the forecast yet,
+    so the demand multiplier is taken against this level, not only against today's price."""
+    L, S, T = p.regular.shape
+    ref = p.regular[:, :, max(0, T - days):].mean(axis=2) if T else np.full((L, S), np.nan)
+    return pd.DataFrame({"location_id": np.repeat(p.locs, S), "sku_id": np.tile(p.skus, L), "reference_price": ref.ravel()})
+
+
+def estimate_elasticities(history: pd.DataFrame, products: pd.DataFrame, cfg: PricingConfig = PricingConfig(),
+                          panel: "_Panel | None" = None) -> pd.DataFrame:
     """Own-price elasticity per SKU (module docstring, step 1). `history`: fct_daily_demand rows
     (location_id, sku_id, date, units_sold, unit_price, price_observed, on_promo, is_stockout).
     Returns sku_id, category, elasticity, se, confidence, source, n_events, n_promotions."""
     W = EVENT_WINDOW_DAYS
     lo_b, hi_b = cfg.elasticity_bounds
-    p = _panel(history, products)
+    p = _panel(history, products) if panel is None else panel
     S = len(p.skus)
     out = pd.DataFrame({"sku_id": p.skus, "category": p.category})
     drift = _placebo_variance(p, W) if p.units.size else 0.05
@@ -424,6 +469,15 @@ def _ladder(lo: np.ndarray, hi: np.ndarray, p0: np.ndarray, endings: tuple[float
     return d["item"].to_numpy(), d["price"].to_numpy()
 
 
+def _ladder_floor(x: np.ndarray, endings: tuple[float, ...]) -> np.ndarray:
+    """The highest price on the ladder at or below x (x itself, to the cent, without endings)."""
+    if not endings:
+        return np.floor(np.round(x * 100, 6)) / 100
+    base = np.floor(x)
+    c = np.concatenate([(base - 1)[:, None] + np.asarray(endings)[None, :], base[:, None] + np.asarray(endings)[None, :]], axis=1)
+    return np.round(np.where(c <= x[:, None] + 1e-9, c, -np.inf).max(axis=1), 2)
+
+
 def _choose(item, value, rel, cat_of_item, n, cap, fixed_rel_sum, counts, solver_seconds: float):
     """Pick one candidate per item maximising total value with each category's average relative
     change inside +-cap: a multiple-choice knapsack, solved as a MILP by HiGHS (through cvxpy) for
@@ -486,8 +540,17 @@ def optimise_prices(items: pd.DataFrame, cfg: PricingConfig = PricingConfig()) -
     over = it["weeks_of_supply"].to_numpy(float) > cfg.overstock_weeks
     # markdown: an overstocked item may not sell above p0 (1 - markdown) -- unless the margin
     # floor forbids it; then it holds at the floor (the floor is a hard guardrail, the markdown a target)
-    hi = np.where(over, np.maximum(np.minimum(hi, p0 * (1 - cfg.markdown_pct)), lo), hi)
+    hi_md = np.minimum(hi, p0 * (1 - cfg.markdown_pct))
+    # a low price may have no ladder step that deep inside the max change: then the next step down
+    # the ladder is the markdown (if the max change allows it)
+    step_down = _ladder_floor(p0 - 0.005, cfg.price_endings)
+    no_step = _ladder_floor(hi_md, cfg.price_endings) < lo - 1e-9
+    hi_md = np.where(no_step & (step_down >= lo - 1e-9), step_down, hi_md)
+    hi = np.where(over, np.maximum(hi_md, lo), hi)
     frozen = it["recently_changed"].to_numpy(bool)
+    if "days_since_price_change" in it:  # an overstocked item may step down on the (shorter) markdown cadence
+        ds = it["days_since_price_change"].to_numpy(float)
+        frozen = frozen & ~(over & ~(ds < cfg.min_days_between_markdowns))
     # inventory awareness: no price cut that stimulates demand beyond what the network can supply
     # within lead time: q0 (p / p0)^e <= supply <=> p >= p0 (supply / q0)^(1/e). Never forces a rise.
     supply = it["supply"].to_numpy(float)
@@ -527,9 +590,9 @@ def optimise_prices(items: pd.DataFrame, cfg: PricingConfig = PricingConfig()) -
     lo_is = np.select([np.isfinite(inv_lo) & (inv_lo >= lo - 1e-9), floor >= p0 * (1 - cfg.max_change) - 1e-9],
                       ["inventory", "min_margin"], "max_decrease")
     binding = np.select(
-        [frozen, over & (rec <= p0 * (1 - cfg.markdown_pct) + 1e-9), over & (np.abs(rec - floor) < tol), moved_by_cap,
+        [frozen, ~has, over & (rec < p0 - 0.005), over & (np.abs(rec - floor) < tol), moved_by_cap,
          want_up & (rec >= hi - tol), want_down & (rec <= lo_all + tol), (want_up | want_down) & ~np.isclose(rec, unc, atol=0.5)],
-        ["min_days_between_changes", "markdown", "min_margin", "category_avg_change", "max_increase", lo_is, "price_endings"],
+        ["min_days_between_changes", "price_endings", "markdown", "min_margin", "category_avg_change", "max_increase", lo_is, "price_endings"],
         "none")
     it["binding_guardrail"] = binding
     return it
@@ -537,16 +600,16 @@ def optimise_prices(items: pd.DataFrame, cfg: PricingConfig = PricingConfig()) -
 
 def recommend_prices(forecast: pd.DataFrame, history: pd.DataFrame, products: pd.DataFrame, plan_date: str,
                      cfg: PricingConfig = PricingConfig(), positions: pd.DataFrame | None = None,
-                     locations: pd.DataFrame | None = None) -> pd.DataFrame:
+                     locations: pd.DataFrame | None = None, book: pd.DataFrame | None = None) -> pd.DataFrame:
     """Recommended price per store x SKU in the forecast (the stage). `history`: the last
     `PRICING_HISTORY_DAYS` of fct_daily_demand. `positions`: on_hand and on_order per location x
     SKU: weeks of supply (markdowns) and what the network can supply within lead time (inventory
     awareness: the store's stock and open orders plus its share of its DC's, by expected units;
-    `locations` gives each store's DC)."""
+    `locations` gives each store's DC). `book`: the prices this pipeline set (`price_book`)."""
     h = cfg.horizon_days
     f = forecast[forecast["horizon"] <= h]
     pairs = f.groupby(["location_id", "sku_id"], as_index=False)["mean"].sum().rename(columns={"mean": "expected_units"})
-    prices = current_prices(history, products, plan_date)
+    prices = current_prices(history, products, plan_date, book)
     prod = products if "category" in products else products.assign(category="_all")
     out = pairs.merge(prices, on=["location_id", "sku_id"], how="left").merge(
         prod[["sku_id", "unit_cost", "base_price", "category"]], on="sku_id", how="left")
@@ -554,13 +617,24 @@ def recommend_prices(forecast: pd.DataFrame, history: pd.DataFrame, products: pd
     days_since = (pd.Timestamp(plan_date) - pd.to_datetime(out["last_other_price_date"])).dt.days
     out["days_since_price_change"] = days_since  # nan: no other price in the window
     out["recently_changed"] = days_since.notna() & (days_since < cfg.min_days_between_changes)
+    if cfg.enabled:
+        panel = _panel(history, products)
+        el = estimate_elasticities(history, products, cfg, panel)
+        out = out.merge(reference_prices(panel, FORECAST_PRICE_DAYS), on=["location_id", "sku_id"], how="left")
+        out = out.merge(el[["sku_id", "elasticity", "se", "confidence", "source"]], on="sku_id", how="left")
+        out["elasticity"] = out["elasticity"].fillna(cfg.default_elasticity)
+        # the forecast reflects the recent price level; at today's price expect (p0 / ref)^e of it
+        ref = out["reference_price"].fillna(out["current_price"])
+        out["expected_units"] = out["expected_units"] * (out["current_price"] / ref) ** out["elasticity"]
+    else:
+        out["elasticity"], out["se"], out["confidence"], out["source"] = np.nan, np.nan, 0.0, "pricing disabled"
+        out["reference_price"] = out["current_price"]
     daily = out["expected_units"] / h
     if positions is not None:
         pos = positions.set_index(["location_id", "sku_id"])
         idx = pd.MultiIndex.from_frame(out[["location_id", "sku_id"]])
         on_hand = pos["on_hand"].reindex(idx).fillna(0).to_numpy(float)
         on_order = pos["on_order"].reindex(idx).fillna(0).to_numpy(float)
-        out["weeks_of_supply"] = np.where(daily > 0, (on_hand + on_order) / np.maximum(daily, 1e-9) / 7, np.inf)
         supply = on_hand + on_order
         if locations is not None and "supplying_dc_id" in locations:
             dc = out["location_id"].map(locations.set_index("location_id")["supplying_dc_id"])
@@ -569,22 +643,25 @@ def recommend_prices(forecast: pd.DataFrame, history: pd.DataFrame, products: pd
             share = out["expected_units"] / out.groupby([dc, out["sku_id"]])["expected_units"].transform("sum").where(lambda x: x > 0)
             supply = supply + dc_stock * share.fillna(0).to_numpy(float)
         out["supply"] = supply
+        # weeks of supply of the network behind the store: its stock and open orders plus its share
+        # of its DC's (stock stuck at the DC is as much overstock as stock on the shelf)
+        out["weeks_of_supply"] = np.where(daily > 0, supply / np.maximum(daily, 1e-9) / 7, np.inf)
     else:
         out["weeks_of_supply"], out["supply"] = np.nan, np.inf
     if cfg.enabled:
-        el = estimate_elasticities(history, products, cfg)
-        out = out.merge(el[["sku_id", "elasticity", "se", "confidence", "source"]], on="sku_id", how="left")
-        out["elasticity"] = out["elasticity"].fillna(cfg.default_elasticity)
         out = optimise_prices(out, cfg)
     else:
-        out["elasticity"], out["se"], out["confidence"], out["source"] = np.nan, np.nan, 0.0, "pricing disabled"
         out["recommended_price"], out["binding_guardrail"] = out["current_price"], "hold_price"
         out["price_floor"], out["price_ceiling"] = out["current_price"], out["current_price"]
     ratio = out["recommended_price"] / out["current_price"]
     e = out["elasticity"].fillna(0.0)
-    out["demand_multiplier"] = np.where(ratio == 1, 1.0, ratio ** e)
+    # what the forecast (fitted on recent sales) must be scaled by at the recommended price: the
+    # change against the price level of the forecast's recent history, which includes changes
+    # made in the last weeks that the sales have not fully shown yet
+    ref = out["reference_price"].fillna(out["current_price"])
+    out["demand_multiplier"] = np.where(out["recommended_price"] == ref, 1.0, (out["recommended_price"] / ref) ** e)
     out["expected_units_current"] = out["expected_units"]
-    out["expected_units_recommended"] = out["expected_units"] * out["demand_multiplier"]
+    out["expected_units_recommended"] = out["expected_units"] * np.where(ratio == 1, 1.0, ratio ** e)
     out["expected_margin_current"] = (out["current_price"] - out["unit_cost"]) * out["expected_units_current"]
     out["expected_margin_recommended"] = (out["recommended_price"] - out["unit_cost"]) * out["expected_units_recommended"]
     out["elasticity_confidence"] = out["confidence"]
@@ -638,7 +715,9 @@ def guardrail_violations(recs: pd.DataFrame, cfg: PricingConfig, history: pd.Dat
         if cfg.price_endings else pd.Series(False, index=r.index),
     }
     if "days_since_price_change" in r:
-        checks["min_days_between_changes"] = changed & (r["days_since_price_change"] < cfg.min_days_between_changes)
+        over_ = r["weeks_of_supply"] > cfg.overstock_weeks if "weeks_of_supply" in r else pd.Series(False, index=r.index)
+        gap = np.where(over_ & (rel < 0), cfg.min_days_between_markdowns, cfg.min_days_between_changes)
+        checks["min_days_between_changes"] = changed & (r["days_since_price_change"] < gap)
     if "weeks_of_supply" in r:
         over = (r["weeks_of_supply"] > cfg.overstock_weeks) & ~(r.get("days_since_price_change", np.inf) < cfg.min_days_between_changes)
         # an overstocked item may not rise; it must be marked down unless the margin floor or the ladder stops it

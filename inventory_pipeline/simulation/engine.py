@@ -25,7 +25,9 @@ each day (promotions, seasonality and scenario effects included), averaged over 
 new item is not judged against the zeros before it existed. Trailing, not forward-looking: the
 yardstick is the demand the stock has just been facing, and it does not reward a policy for
 stock that a later promotion happens to clear. Accumulated per store x SKU over measured days in
-units and at unit cost (`overstock_units_days`, `overstock_value_days`).
+units and at unit cost (`overstock_units_days`, `overstock_value_days`). The same per DC x SKU
+for the network behind the DC (`res.dc`): the DC's stock plus its stores', against the sum of its
+stores' expected demand -- stock stuck at a DC is overstock too.
 
 Everything is vectorised over SKU x location; the only Python loop is over days.
 """
@@ -82,7 +84,7 @@ STORE_ACC = (
     "inventory_units_days", "order_lines", "transfer_lines", "transfer_units", "price_changes", "price_decreases",
     "overstock_units_days", "overstock_value_days",
 )
-DC_ACC = ("inventory_value_days", "order_lines", "order_value")
+DC_ACC = ("inventory_value_days", "order_lines", "order_value", "overstock_units_days", "overstock_value_days")
 
 
 @dataclass
@@ -446,6 +448,11 @@ def simulate(
             acc["overstock_units_days"] += over_units
             acc["overstock_value_days"] += over_value
             res.dc["inventory_value_days"] += dc_oh * unit_cost[None, :]
+            # network overstock behind each DC: its stock plus its stores', against its stores' demand
+            net_units, net_value = overstock(dc_oh + _per_dc(store_oh, store_dc, D),
+                                             _per_dc(mu_sum, store_dc, D) / np.maximum(mu_days, 1), unit_cost, OVERSTOCK_WEEKS)
+            res.dc["overstock_units_days"] += net_units
+            res.dc["overstock_value_days"] += net_value
             res.dc["order_lines"] += po > 0
             res.dc["order_value"] += po * unit_cost[None, :]
             for i, src in enumerate(SCORED):

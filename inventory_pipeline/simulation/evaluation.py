@@ -44,12 +44,12 @@ from .scenarios import BASE, Scenario, stress_scenarios
 HEADLINE = ("stockout_rate", "fill_rate", "lost_sales_units", "avg_inventory_value", "carrying_cost",
             "carrying_cost_pct_inventory_value", "carrying_cost_pct_revenue", "inventory_turns", "revenue",
             "gross_margin", "wape_h1", "wape_h7", "wape_h14", "mase_h7", "mape_h7", "bias_h7", "wape_sum14",
-            "snaive_wape_h14", "snaive_wape_sum14", "overstock_units", "overstock_value", "orders", "transfers",
-            "price_changes", "price_decreases")
+            "snaive_wape_h14", "snaive_wape_sum14", "overstock_units", "overstock_value", "network_overstock_units",
+            "network_overstock_value", "orders", "transfers", "price_changes", "price_decreases")
 # the static- vs dynamic-price comparison (report["pricing"])
 PRICING_KPIS = ("gross_margin", "gross_margin_pct", "revenue", "demand_units", "sales_units", "stockout_rate", "fill_rate", "carrying_cost",
-                "avg_inventory_value", "overstock_units", "overstock_value", "price_changes", "price_decreases",
-                "guardrail_violations")
+                "avg_inventory_value", "overstock_units", "overstock_value", "network_overstock_units",
+                "network_overstock_value", "price_changes", "price_decreases", "guardrail_violations")
 
 
 @dataclass(frozen=True)
@@ -336,7 +336,7 @@ def _fmt(k: str, v: float) -> str:
     if k in ("stockout_rate", "fill_rate", "gross_margin_pct") or k.split("_")[0] in ("wape", "mape", "bias") \
             or k.startswith(("snaive_wape", "snaive_mape", "snaive_bias", "carrying_cost_pct")):
         return f"{v:.2%}"
-    if k == "overstock_units":
+    if k in ("overstock_units", "network_overstock_units"):
         return f"{v:,.1f}"
     if "mase" in k or k == "inventory_turns":
         return f"{v:.2f}"
@@ -387,9 +387,12 @@ def _pricing_lines(report: dict) -> list[str]:
 
     return [f"pricing vs static prices: gross margin {pct('gross_margin')} ({_fmt('x', s['gross_margin'])} -> "
             f"{_fmt('x', d['gross_margin'])}), revenue {pct('revenue')}, stockout rate "
-            f"{_fmt('stockout_rate', s['stockout_rate'])} -> {_fmt('stockout_rate', d['stockout_rate'])}, overstock units "
-            f"{pct('overstock_units')} ({_fmt('overstock_units', s['overstock_units'])} -> "
-            f"{_fmt('overstock_units', d['overstock_units'])} units/day)",
+            f"{_fmt('stockout_rate', s['stockout_rate'])} -> {_fmt('stockout_rate', d['stockout_rate'])}, carrying cost "
+            f"{pct('carrying_cost')}",
+            f"  overstock (units above 8 weeks of supply): stores {pct('overstock_units')} "
+            f"({_fmt('overstock_units', s['overstock_units'])} -> {_fmt('overstock_units', d['overstock_units'])} units/day), "
+            f"network incl. DCs {pct('network_overstock_units')} ({_fmt('overstock_units', s['network_overstock_units'])} -> "
+            f"{_fmt('overstock_units', d['network_overstock_units'])})",
             f"  {d['price_changes']:,.0f} price changes ({d['price_decreases']:,.0f} decreases); {total}"]
 
 

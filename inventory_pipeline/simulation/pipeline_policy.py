@@ -129,12 +129,14 @@ def plan_decisions(
     policy: DecisionPolicy,
     service_level: float | None = None,
     pricing: PricingConfig | None = None,
+    price_book: pd.DataFrame | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Prices, orders and transfers for `plan_date`, exactly as the assets call the core.
     `history` is the pricing window (`PRICING_HISTORY_DAYS`) of fct_daily_demand; `pricing`
     None = the policy file's (`pricing_config(policy)`)."""
     cfg = pricing_config(policy) if pricing is None else pricing
-    prices = recommend_prices(forecast, history, products, plan_date, cfg, positions=positions, locations=locations)
+    prices = recommend_prices(forecast, history, products, plan_date, cfg, positions=positions, locations=locations,
+                              book=price_book)
     orders = plan_replenishment(
         forecast=forecast, prices=prices, positions=positions, products=products, locations=locations,
         plan_date=plan_date,
@@ -171,6 +173,7 @@ class PipelinePolicy:
         self.price_changes_recommended = 0  # store x SKU price changes recommended, summed over days
         self.pricing_infeasible_days = 0  # days the pricing problem had no solution (prices held)
         self.last_pricing_error = ""
+        self._book = pd.DataFrame(columns=["location_id", "sku_id", "price", "effective_date"])
         self.products, self.locations, self.lanes = products_frame(network), locations_frame(network), network.lanes
         self.categories = self.products.set_index("sku_id")["category"]
         self.calendar = network.calendar
@@ -205,13 +208,20 @@ class PipelinePolicy:
         frames = (fc, self._history(obs, PRICING_HISTORY_DAYS), positions_frame(obs, self.store_ids, self.dc_ids, self.sku_ids),
                   self.products, self.locations, self.lanes, plan_date, self.policy, self.service_level)
         try:
-            plan = plan_decisions(*frames, pricing=self.pricing)
+            plan = plan_decisions(*frames, pricing=self.pricing, price_book=self._book)
         except PricingInfeasible as e:  # the asset would fail this day: the twin holds prices and counts it
             self.pricing_infeasible_days += 1
             self.last_pricing_error = f"{plan_date}: {e}"
-            plan = plan_decisions(*frames, pricing=dataclasses.replace(self.pricing, enabled=False))
+            plan = plan_decisions(*frames, pricing=dataclasses.replace(self.pricing, enabled=False), price_book=self._book)
         self.last_plan = plan
         pr = plan["price_recommendations"]
+        # the price book: what the decision log's exported price changes are to the assets
+        moved = pr[(pr["recommended_price"] - pr["current_price"]).abs() > 0.005]
+        if len(moved):
+            new = moved[["location_id", "sku_id"]].assign(price=moved["recommended_price"].to_numpy(),
+                                                          effective_date=pd.Timestamp(plan_date) + pd.Timedelta(days=1))
+            self._book = pd.concat([self._book, new], ignore_index=True).drop_duplicates(
+                ["location_id", "sku_id"], keep="last").reset_index(drop=True)
         v = guardrail_violations(pr, self.pricing)
         self.guardrail_violations += len(v)
         self.guardrail_violations_by.update({str(k): int(n) for k, n in v["guardrail"].value_counts().items()})
