@@ -67,6 +67,17 @@ def test_low_price_overstock_takes_the_next_ladder_step_down():
     assert out["recommended_price"].iloc[0] == pytest.approx(1.69) and out["binding_guardrail"].iloc[0] == "markdown"
 
 
+def test_markdowns_yield_to_the_category_cap_instead_of_failing():
+    # A is overstocked (markdown >= 8%), B cannot move: a markdown alone would average -4% > 3%, so
+    # A holds and says why -- the cap is a hard guardrail, the markdown a target
+    items = pd.concat([_item(sku_id="A", weeks_of_supply=20.0), _item(sku_id="B", recently_changed=True)], ignore_index=True)
+    out = optimise_prices(items, PricingConfig(price_endings=(), category_avg_change_cap=0.03)).set_index("sku_id")
+    assert out.loc["A", "recommended_price"] == 10.0 and out.loc["A", "binding_guardrail"] == "category_avg_change"
+    # with room in the category (cap 5%) the markdown happens
+    out = optimise_prices(items, PricingConfig(price_endings=(), category_avg_change_cap=0.05)).set_index("sku_id")
+    assert out.loc["A", "recommended_price"] <= 9.2 + 1e-9 and out.loc["A", "binding_guardrail"] == "markdown"
+
+
 def test_category_average_change_cap():
     items = pd.concat([_item(sku_id="A", elasticity=-0.5), _item(sku_id="B", elasticity=-0.5)], ignore_index=True)
     out = optimise_prices(items, PricingConfig(price_endings=(), category_avg_change_cap=0.03))
@@ -197,3 +208,67 @@ def test_recommendations_are_inside_every_guardrail():
     md = recs[(recs["location_id"] == "S0") & (recs["sku_id"] == "K00")].iloc[0]
     assert md["binding_guardrail"] == "markdown" and md["recommended_price"] <= 10 * 0.95
     assert recs["rationale"].str.len().min() > 40
+
+
+def test_price_book_keeps_the_latest_exported_change_per_item():
+    from inventory_pipeline.core.pricing import price_book
+
+    log = pd.DataFrame({
+        "decision_type": ["price_change"] * 4 + ["purchase_order"], "location_id": ["S1", "S1", "S2", "S3", "DC1"],
+        "sku_id": ["A"] * 5, "plan_date": ["2025-05-01", "2025-05-15", "2025-05-10", "2025-05-12", "2025-05-16"],
+        "status": ["auto_approved", "approved", "rejected", "overridden", "auto_approved"],
+        "new_price": [10.49, 10.99, 9.99, 8.99, np.nan]})
+    b = price_book(log, "2025-05-20").set_index("location_id")
+    assert b.loc["S1", "price"] == 10.99 and b.loc["S1", "effective_date"] == pd.Timestamp("2025-05-16")
+    assert "S2" not in b.index and b.loc["S3", "price"] == 8.99  # a rejected change never reached the shelf
+    assert price_book(log, "2025-05-15").set_index("location_id").loc["S1", "price"] == 10.49  # only earlier plans
+
+
+def test_current_price_comes_from_the_book_when_no_sale_showed_it_yet():
+    from inventory_pipeline.core.pricing import current_prices
+
+    hist = pd.DataFrame({"location_id": "S1", "sku_id": "A", "date": pd.to_datetime(["2025-05-01", "2025-05-02"]),
+                         "unit_price": [10.0, 10.0], "price_observed": True, "on_promo": 0})
+    prod = pd.DataFrame({"sku_id": ["A"], "base_price": [10.0]})
+    book = pd.DataFrame({"location_id": ["S1"], "sku_id": ["A"], "price": [10.99], "effective_date": [pd.Timestamp("2025-05-04")]})
+    cur = current_prices(hist, prod, "2025-05-08", book).iloc[0]
+    # a slow mover: nothing sold since the change, yet the shelf says 10.99 since 05-04
+    assert cur["unit_price"] == 10.99 and cur["last_other_price_date"] == pd.Timestamp("2025-05-03")
+    assert current_prices(hist, prod, "2025-05-08").iloc[0]["unit_price"] == 10.0
+
+
+def test_demand_multiplier_counts_a_recent_change_the_forecast_has_not_absorbed():
+    from inventory_pipeline.core.pricing import recommend_prices
+
+    dates = pd.date_range("2025-04-01", periods=28)
+    price = np.where(np.arange(28) < 21, 10.0, 11.0)  # +10% a week ago: the forecast's window averaged 10.25
+    hist = pd.DataFrame({"location_id": "S1", "sku_id": "A", "date": dates, "units_sold": 10, "unit_price": price,
+                         "price_observed": True, "on_promo": 0, "is_stockout": False})
+    prod = pd.DataFrame({"sku_id": ["A"], "category": ["c"], "unit_cost": [5.0], "base_price": [10.0]})
+    fc = pd.DataFrame({"location_id": "S1", "sku_id": "A", "horizon": range(1, 15), "mean": 10.0})
+    cfg = PricingConfig(default_elasticity=-2.0, elasticity_bounds=(-2.0, -2.0), min_days_between_changes=14)
+    r = recommend_prices(fc, hist, prod, "2025-04-28", cfg).iloc[0]
+    assert r["recommended_price"] == 11.0 and r["binding_guardrail"] == "min_days_between_changes"
+    ref = (21 * 10.0 + 7 * 11.0) / 28
+    assert r["demand_multiplier"] == pytest.approx((11.0 / ref) ** -2.0)
+    assert r["expected_units_current"] == pytest.approx(140 * (11.0 / ref) ** -2.0)
+
+
+def test_pricing_policy_errors_are_clear_and_the_file_drives_the_config(tmp_path):
+    from inventory_pipeline.config import DEFAULT_POLICY_PATH
+    from inventory_pipeline.core.policy import PolicyError, load_policy
+    from inventory_pipeline.core.pricing import pricing_config
+
+    p = tmp_path / "policy.yaml"
+    p.write_text("version: x\npricing:\n  elasticity_min: -0.5\n  elasticity_max: -1.0\n")
+    with pytest.raises(PolicyError, match="elasticity_min"):
+        load_policy(p)
+    p.write_text("version: x\npricing:\n  price_endings: [0.99, 1.5]\n")
+    with pytest.raises(PolicyError, match=r"pricing.price_endings.*cents"):
+        load_policy(p)
+    p.write_text("version: x\npricing:\n  max_chnage_pct: 5\n")  # a typo is an error, not a silent default
+    with pytest.raises(PolicyError, match="max_chnage_pct"):
+        load_policy(p)
+    cfg = pricing_config(load_policy(DEFAULT_POLICY_PATH))
+    assert cfg.enabled and cfg.max_change == pytest.approx(0.10) and cfg.category_avg_change_cap == pytest.approx(0.03)
+    assert cfg.price_endings[-1] == 0.99 and cfg.markdown_pct == pytest.approx(0.08)

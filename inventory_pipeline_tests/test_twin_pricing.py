@@ -72,12 +72,15 @@ def test_engine_overstock_accumulator_matches_an_independent_recount():
     launch = net.sku_launch_day + B
     L, S = means.shape[1:]
     units = np.zeros((L, S))
+    net_units = np.zeros((1, S))  # one DC: its stock plus both stores', against both stores' demand
     for r in recs:
         lo = np.minimum(np.maximum(max(r.t - MA_WINDOW + 1, 0), launch), r.t + 1)  # per SKU: trailing, since launch
         n = r.t + 1 - lo
         window = cum[r.t + 1] - cum[lo[None, :], np.arange(L)[:, None], np.arange(S)[None, :]]
         mu = np.where(n > 0, window / np.maximum(n, 1), 0.0)
         units += np.maximum(r.store_on_hand - 7 * OVERSTOCK_WEEKS * mu, 0)
+        if r.t >= B:
+            net_units += np.maximum(r.dc_on_hand + r.store_on_hand.sum(0) - 7 * OVERSTOCK_WEEKS * mu.sum(0), 0)
     assert units.sum() > 0 and res.measured_days == cfg.days
     np.testing.assert_allclose(res.store["overstock_units_days"], units, rtol=1e-9, atol=1e-6)
     np.testing.assert_allclose(res.store["overstock_value_days"], units * net.unit_cost[None, :], rtol=1e-9, atol=1e-6)
@@ -88,6 +91,8 @@ def test_engine_overstock_accumulator_matches_an_independent_recount():
     assert res.daily["overstock_units"].sum() == pytest.approx(units.sum())
     k = twin_kpis(res.store, res.dc, res.measured_days, 0.25)
     assert k["overstock_units"] == pytest.approx(units.sum() / cfg.days)
+    np.testing.assert_allclose(res.dc["overstock_units_days"], net_units, rtol=1e-9, atol=1e-6)
+    assert k["network_overstock_units"] == pytest.approx(net_units.sum() / cfg.days)
 
 
 # ---- the pipeline policy: pricing switch, positions, guardrail count -----------------------------

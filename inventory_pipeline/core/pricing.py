@@ -560,12 +560,19 @@ def optimise_prices(items: pd.DataFrame, cfg: PricingConfig = PricingConfig()) -
     lo_all = np.minimum(np.maximum(lo, inv_lo), hi)
     lo_all, hi = np.where(frozen, p0, lo_all), np.where(frozen, p0, hi)
     item, price = _ladder(lo_all, hi, p0, cfg.price_endings)
+    # an overstocked item may also hold, at a penalty larger than any margin: markdowns happen
+    # wherever the category cap leaves room, and a cap that cannot take every markdown holds the
+    # fewest (the cap is a hard guardrail, the markdown a target)
+    md_hold = np.flatnonzero(over & ~frozen & (p0 >= lo - 1e-9) & (p0 > hi + 1e-9))
+    item, price = np.concatenate([item, md_hold]), np.concatenate([price, p0[md_hold]])
     value = (price - c[item]) * q0[item] * (price / p0[item]) ** e[item]
+    penalty = 10.0 * (np.abs(value).sum() + 1.0)
+    value = np.where(np.isin(item, md_hold) & np.isclose(price, p0[item]), value - penalty, value)
     rel = price / p0[item] - 1
     # a change must earn at least `min_gain` of the item's current expected margin (no churn on noise)
     is_hold = np.isclose(price, p0[item])
     hold_value = np.zeros(n)
-    hold_value[item[is_hold]] = value[is_hold]
+    hold_value[item[is_hold]] = value[is_hold] + np.where(np.isin(item[is_hold], md_hold), penalty, 0.0)
     value = np.where(is_hold, value, value - cfg.min_gain * np.abs(hold_value[item]))
     cats = it["category"].astype(str).to_numpy()
     names, cat_of_item = np.unique(cats, return_inverse=True)

@@ -7,7 +7,7 @@ import dagster as dg
 import pandas as pd
 
 from ..contracts.outputs import PriceRecommendations
-from ..core.pricing import PRICING_HISTORY_DAYS, guardrail_violations, pricing_config, recommend_prices
+from ..core.pricing import PRICING_HISTORY_DAYS, guardrail_violations, price_book, pricing_config, recommend_prices
 from ._common import contract_check, contract_spec, model_key, preview
 from .forecasting import demand_forecast
 from .partitions import daily_partitions
@@ -36,11 +36,18 @@ def price_recommendations(context: dg.AssetExecutionContext, warehouse: Warehous
         "select location_id, sku_id, date, units_sold, unit_price, price_observed, on_promo, is_stockout "
         "from marts.fct_daily_demand where date <= cast(? as date) and date > cast(? as date) "
         "order by location_id, sku_id, date", [d, start])
-    context.log.info(f"pricing {d}: {len(history):,} history rows since {start}, guardrails {pol.tag}")
+    # the prices this pipeline already sent to the ERP (earlier partitions of the decision log)
+    earlier = [p for p in wh.partitions("decision_log") if start < p < d]
+    log = wh.query(f"select location_id, sku_id, plan_date, decision_type, status, new_price from {wh.scan('decision_log')} "
+                   "where decision_type = 'price_change' and cast(plan_date as date) > cast($start as date) "
+                   "and cast(plan_date as date) < cast($d as date)", start=start, d=d) if earlier else None
+    book = price_book(log, d)
+    context.log.info(f"pricing {d}: {len(history):,} history rows since {start}, {len(book):,} prices in the book from "
+                     f"{len(earlier)} earlier decision logs, guardrails {pol.tag}")
     recs = recommend_prices(
         wh.read("demand_forecast", d), history, wh.read_model("select * from marts.dim_products"), d, cfg,
         positions=wh.read_model("select * from marts.fct_inventory_positions where date = cast(? as date)", [d]),
-        locations=wh.read_model("select * from marts.dim_locations"))
+        locations=wh.read_model("select * from marts.dim_locations"), book=book)
     wh.write("price_recommendations", recs, d)
     changed = recs["recommended_price"].round(2) != recs["current_price"].round(2)
     violations = guardrail_violations(recs, cfg)
@@ -60,7 +67,7 @@ def price_recommendations(context: dg.AssetExecutionContext, warehouse: Warehous
                   "binding_guardrails": recs["binding_guardrail"].value_counts().to_dict(),
                   "elasticity_sources": recs.drop_duplicates("sku_id")["elasticity_source"].str.split(":").str[0]
                   .value_counts().to_dict(),
-                  "policy_version": pol.tag,
+                  "policy_version": pol.tag, "price_book_entries": len(book),
                   "preview": preview(recs[changed] if changed.any() else recs)},
         check_results=[contract_check("output_contract", PriceRecommendations, recs), guard],
     )

@@ -220,8 +220,8 @@ class PipelinePolicy:
         if len(moved):
             new = moved[["location_id", "sku_id"]].assign(price=moved["recommended_price"].to_numpy(),
                                                           effective_date=pd.Timestamp(plan_date) + pd.Timedelta(days=1))
-            self._book = pd.concat([self._book, new], ignore_index=True).drop_duplicates(
-                ["location_id", "sku_id"], keep="last").reset_index(drop=True)
+            book = pd.concat([self._book, new], ignore_index=True) if len(self._book) else new
+            self._book = book.drop_duplicates(["location_id", "sku_id"], keep="last").reset_index(drop=True)
         v = guardrail_violations(pr, self.pricing)
         self.guardrail_violations += len(v)
         self.guardrail_violations_by.update({str(k): int(n) for k, n in v["guardrail"].value_counts().items()})
