@@ -72,6 +72,8 @@ class PricingPolicy(_Strict):
     min_price_variation: float = Field(0.02, ge=0)  # smallest regular-price step (log) used as evidence
     elasticity_between_sku_sd: float = Field(0.4, gt=0)  # prior spread of SKUs around their category
     default_elasticity: float = Field(-1.5, lt=0)  # only when nothing in the chain ever changed price
+    min_gain_pct: float = Field(1.0, ge=0, le=50)  # a change must raise the item's expected margin this much
+    solver_seconds: float = Field(30.0, gt=0)  # HiGHS time limit for the price-ladder MILP
 
     @field_validator("price_endings")
     @classmethod
@@ -85,6 +87,9 @@ class PricingPolicy(_Strict):
     def _ranges(self):
         if self.elasticity_min >= self.elasticity_max:
             raise ValueError(f"elasticity_min ({self.elasticity_min}) must be below elasticity_max ({self.elasticity_max})")
+        if self.min_days_between_markdowns > self.min_days_between_changes:
+            raise ValueError(f"min_days_between_markdowns ({self.min_days_between_markdowns}) is the faster cadence of "
+                             f"overstocked items: it cannot exceed min_days_between_changes ({self.min_days_between_changes})")
         if not self.elasticity_min <= self.default_elasticity <= self.elasticity_max:
             raise ValueError(f"default_elasticity {self.default_elasticity} is outside [elasticity_min, elasticity_max]")
         return self

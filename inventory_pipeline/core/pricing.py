@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+MILP_MAX_VARIABLES = 60_000  # above this many candidates in capped categories: LP relaxation + rounding
 FORECAST_PRICE_DAYS = 28  # the recent window whose price level the demand forecast reflects
 PRICING_HISTORY_DAYS = 182  # days of fct_daily_demand the stage reads (elasticities, current prices)
 PRICE_COLUMNS = [
@@ -84,7 +85,8 @@ def pricing_config(policy) -> PricingConfig:
         min_days_between_changes=p.min_days_between_changes, min_days_between_markdowns=p.min_days_between_markdowns, category_avg_change_cap=p.category_avg_change_cap_pct / 100,
         price_endings=tuple(p.price_endings), overstock_weeks=p.overstock_weeks, markdown_pct=p.markdown_pct / 100,
         elasticity_bounds=(p.elasticity_min, p.elasticity_max), min_price_variation=p.min_price_variation,
-        elasticity_between_sku_sd=p.elasticity_between_sku_sd, default_elasticity=p.default_elasticity)
+        elasticity_between_sku_sd=p.elasticity_between_sku_sd, default_elasticity=p.default_elasticity,
+        min_gain=p.min_gain_pct / 100, solver_seconds=p.solver_seconds)
 
 
 # ---- 1. elasticities -----------------------------------------------------------------------------
@@ -118,7 +120,13 @@ def current_prices(history: pd.DataFrame, products: pd.DataFrame, plan_date: str
         ["location_id", "sku_id", "unit_price", "date"]]
     m = h.merge(last[["location_id", "sku_id", "unit_price"]].rename(columns={"unit_price": "_cur"}), on=["location_id", "sku_id"])
     differs = (m["unit_price"] - m["_cur"]).abs() > 0.005
-    last_other = m[differs].groupby(["location_id", "sku_id"], observed=True)["date"].max().rename("last_other_price_date")
+    other = m[differs].groupby(["location_id", "sku_id"], observed=True)["date"].max().rename("_other")
+    # the change happened at the latest the day before the current price was first seen after
+    # the other one (a slow mover may show it weeks late): the conservative date for the rule
+    m = m.merge(other.reset_index(), on=["location_id", "sku_id"], how="inner")
+    first = m[(m["date"] > m["_other"]) & ~((m["unit_price"] - m["_cur"]).abs() > 0.005)].groupby(
+        ["location_id", "sku_id"], observed=True)["date"].min()
+    last_other = (first - pd.Timedelta(days=1)).rename("last_other_price_date")
     out = last.merge(last_other.reset_index(), on=["location_id", "sku_id"], how="left")
     if book is not None and len(book):
         b = book[pd.to_datetime(book["effective_date"]) <= pd.Timestamp(plan_date) + pd.Timedelta(days=1)]
@@ -147,6 +155,7 @@ class _Panel:
     regular: np.ndarray  # (L, S, T) regular (non-promotional) price
     promo: np.ndarray  # (L, S, T) bool
     exposure: np.ndarray  # (L, S, T) expected units at the regular price: series mean x category-day index
+    seen: np.ndarray  # (L, S, T) bool: the series' own regular price was observed on or before day t
 
 
 def _ffill_bfill(a: np.ndarray) -> np.ndarray:
@@ -159,7 +168,7 @@ def _ffill_bfill(a: np.ndarray) -> np.ndarray:
     return ff(a[..., ::-1])[..., ::-1]
 
 
-def _panel(history: pd.DataFrame, products: pd.DataFrame) -> _Panel:
+def _panel(history: pd.DataFrame, products: pd.DataFrame, book: pd.DataFrame | None = None) -> _Panel:
     h = history
     prod = products.drop_duplicates("sku_id").reset_index(drop=True)
     skus = prod["sku_id"].astype(str).to_numpy()
@@ -194,11 +203,22 @@ def _panel(history: pd.DataFrame, products: pd.DataFrame) -> _Panel:
         # chain's that day; else the base price
         reg_obs = np.where(obs_promo == 0, obs_price, np.nan)
         chain_reg = np.nanmedian(reg_obs, axis=0)  # (S, T)
-        idx = np.where(np.isnan(reg_obs), 0, np.arange(T))
-        np.maximum.accumulate(idx, axis=-1, out=idx)
-        regular = np.take_along_axis(reg_obs, idx, axis=-1)  # forward fill within the series
-        regular = np.where(np.isnan(regular), np.broadcast_to(_ffill_bfill(chain_reg)[None], regular.shape), regular)
+        if book is not None and len(book):
+            # the prices this pipeline set are known from their effective day on, sold or not
+            bl = pd.Index(locs).get_indexer(book["location_id"].astype(str))
+            bs = pd.Index(skus).get_indexer(book["sku_id"].astype(str))
+            bt = (pd.to_datetime(book["effective_date"]) - d0).dt.days.to_numpy()
+            ok = (bl >= 0) & (bs >= 0) & (bt >= 0) & (bt < T)
+            bl, bs, bt = bl[ok], bs[ok], bt[ok]
+            known = ~np.isnan(reg_obs[bl, bs, bt])
+            reg_obs[bl[~known], bs[~known], bt[~known]] = book["price"].to_numpy(float)[ok][~known]
+        # a series' own prices, carried forward and (before its first one) back; only a series
+        # never seen at its regular price takes the chain's (then base price)
+        regular = _ffill_bfill(reg_obs)
+        never = np.isnan(regular)
+        regular = np.where(never, np.broadcast_to(_ffill_bfill(chain_reg)[None], regular.shape), regular)
         regular = np.where(np.isnan(regular), base[None, :, None], regular)
+        seen = np.maximum.accumulate(~np.isnan(reg_obs), axis=-1)  # an own regular price seen by day t
         # promotions on days without a sale: the chain's promotion flag and depth that day
         chain_promo = np.nanmax(obs_promo, axis=0)  # (S, T), nan where no store sold
         depth = np.nanmedian(np.where(obs_promo == 1, obs_price / regular, np.nan), axis=0)
@@ -210,14 +230,18 @@ def _panel(history: pd.DataFrame, products: pd.DataFrame) -> _Panel:
     n = base_days.sum(axis=2)
     mean = np.where(n > 0, (units * base_days).sum(axis=2) / np.maximum(n, 1), 0.0)  # (L, S)
     cat_codes, cat_idx = np.unique(cats, return_inverse=True)
+    own_num = (units * base_days).sum(axis=0)  # (S, T)
+    own_den = (mean[:, :, None] * base_days).sum(axis=0)
     num = np.zeros((len(cat_codes), T))
     den = np.zeros((len(cat_codes), T))
-    np.add.at(num, cat_idx, (units * base_days).sum(axis=0))
-    np.add.at(den, cat_idx, (mean[:, :, None] * base_days).sum(axis=0))
-    day_index = np.where(den > 0, num / np.maximum(den, 1e-12), 1.0)
+    np.add.at(num, cat_idx, own_num)
+    np.add.at(den, cat_idx, own_den)
+    # leave one out: a SKU's own price change must not move its own control
+    loo_num, loo_den = num[cat_idx] - own_num, den[cat_idx] - own_den
+    day_index = np.where(loo_den > 1e-9, loo_num / np.maximum(loo_den, 1e-12), 1.0)
     day_index = np.clip(day_index, 0.05, 20)
-    exposure = mean[:, :, None] * day_index[cat_idx][None]
-    return _Panel(locs, skus, cats, units, clean, price, regular, promo, exposure)
+    exposure = mean[:, :, None] * day_index[None]
+    return _Panel(locs, skus, cats, units, clean, price, regular, promo, exposure, seen)
 
 
 def _window_sums(c: np.ndarray, flat_idx: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -232,7 +256,9 @@ def _events(p: _Panel, W: int) -> pd.DataFrame:
     lr = np.log(p.regular)
     step = np.zeros_like(lr)
     step[:, :, 1:] = lr[:, :, 1:] - lr[:, :, :-1]
-    l, s, t = np.nonzero(np.abs(step) > 0.01)
+    real = np.zeros_like(p.seen)
+    real[:, :, 1:] = p.seen[:, :, :-1]  # the old price was the series' own, not a fill
+    l, s, t = np.nonzero((np.abs(step) > 0.01) & real)
     if len(t) == 0:
         return pd.DataFrame(columns=["sku", "x", "a", "ea", "b", "eb"])
     flat = l * S + s
@@ -415,7 +441,16 @@ def estimate_elasticities(history: pd.DataFrame, products: pd.DataFrame, cfg: Pr
     else:
         chain = (cfg.default_elasticity, cfg.elasticity_between_sku_sd ** 2 * 4)
     m_c = np.array([mu.get(c, chain[0]) for c in p.category])
-    v_c = np.array([mu_var.get(c, chain[1]) for c in p.category]) + tau2
+    v_c = np.array([mu_var.get(c, chain[1]) for c in p.category])
+    # leave one out: a SKU's own estimate is not also part of the prior it is shrunk toward
+    w_own = np.where(own_ok, 1.0 / (own_se ** 2 + tau2), 0.0)
+    in_mu = own_ok & np.array([c in mu for c in p.category])
+    w_rest = np.where(in_mu, 1.0 / v_c - w_own, 1.0 / v_c)
+    alone = in_mu & (w_rest <= 1e-12)  # the category's only evidence is this SKU: the chain's prior
+    m_c = np.where(in_mu & ~alone, (m_c / v_c - w_own * np.nan_to_num(own_e)) / np.where(alone, 1.0, np.maximum(w_rest, 1e-12)), m_c)
+    v_c = np.where(in_mu & ~alone, 1.0 / np.maximum(w_rest, 1e-12), v_c)
+    m_c, v_c = np.where(alone, chain[0], m_c), np.where(alone, chain[1], v_c)
+    v_c = v_c + tau2
     src_c = np.array([("category: " + how[c]) if c in mu else
                       ("chain average (no price variation in the category)" if mu else "policy default (no price variation at all)")
                       for c in p.category], dtype=object)
@@ -442,26 +477,37 @@ def _erf(x):
 
 # ---- 2. prices -----------------------------------------------------------------------------------
 
+def _ladder_floor(x: np.ndarray, endings: tuple[float, ...]) -> np.ndarray:
+    """The highest price on the ladder at or below x (x itself, to the cent, without endings)."""
+    x = np.asarray(x, float)
+    if not endings:
+        return np.floor(np.round(x * 100, 6)) / 100
+    base = np.floor(x)[..., None]
+    e = np.asarray(endings)
+    c = np.concatenate([base - 1 + e, base + e], axis=-1)
+    return np.round(np.where(c <= x[..., None] + 1e-9, c, -np.inf).max(axis=-1), 2)
+
+
+def _ladder_ceil(x: np.ndarray, endings: tuple[float, ...]) -> np.ndarray:
+    """The lowest price on the ladder at or above x."""
+    x = np.asarray(x, float)
+    if not endings:
+        return np.ceil(np.round(x * 100, 6)) / 100
+    base = np.floor(x)[..., None]
+    e = np.asarray(endings)
+    c = np.concatenate([base + e, base + 1 + e], axis=-1)
+    return np.round(np.where(c >= x[..., None] - 1e-9, c, np.inf).min(axis=-1), 2)
+
+
 def _ladder(lo: np.ndarray, hi: np.ndarray, p0: np.ndarray, endings: tuple[float, ...], max_k: int = 12):
-    """Candidate prices per item: the allowed price endings inside [lo, hi] (at most `max_k`, evenly
-    spread, always including the lowest and highest), plus the current price where it lies inside.
-    Without endings, `max_k` cents-rounded points spread over [lo, hi]. Returns (item, price)."""
+    """Candidate prices per item: `max_k` points spread over [lo, hi], each snapped down to the
+    ladder, plus the ladder's lowest and highest prices inside [lo, hi] (O(items x max_k), whatever
+    the price level), plus the current price where it lies inside. Returns (item, price)."""
     n = len(lo)
-    lo_c, hi_c = np.ceil(np.round(lo * 100, 6)) / 100, np.floor(np.round(hi * 100, 6)) / 100
-    if endings:
-        dollars = int(np.max(np.floor(hi_c) - np.floor(lo_c), initial=0)) + 1
-        grid = (np.floor(lo_c)[:, None, None] + np.arange(dollars)[None, :, None]
-                + np.asarray(endings)[None, None, :]).reshape(n, -1)
-    else:
-        grid = lo_c[:, None] + (hi_c - lo_c)[:, None] * np.linspace(0, 1, max_k)[None, :]
-    grid = np.round(grid, 2)
-    inside = (grid >= lo_c[:, None] - 1e-9) & (grid <= hi_c[:, None] + 1e-9)
-    # thin to max_k per item, evenly by rank
-    rank = np.cumsum(inside, axis=1) - 1
-    m = inside.sum(axis=1, keepdims=True)
-    step = np.maximum(m - 1, 1) / max(max_k - 1, 1)
-    keep = inside & ((m <= max_k) | (np.abs(rank - np.round(np.round(rank / step) * step)) < 1e-9))
-    ii, jj = np.nonzero(keep)
+    pts = lo[:, None] + (hi - lo)[:, None] * np.linspace(0, 1, max_k)[None, :]
+    grid = np.concatenate([_ladder_floor(pts, endings), _ladder_ceil(lo, endings)[:, None]], axis=1)
+    inside = (grid >= lo[:, None] - 1e-9) & (grid <= hi[:, None] + 1e-9) & np.isfinite(grid)
+    ii, jj = np.nonzero(inside)
     hold = np.flatnonzero((p0 >= lo - 1e-9) & (p0 <= hi + 1e-9))
     item = np.concatenate([ii, hold])
     price = np.concatenate([grid[ii, jj], p0[hold]])
@@ -469,19 +515,11 @@ def _ladder(lo: np.ndarray, hi: np.ndarray, p0: np.ndarray, endings: tuple[float
     return d["item"].to_numpy(), d["price"].to_numpy()
 
 
-def _ladder_floor(x: np.ndarray, endings: tuple[float, ...]) -> np.ndarray:
-    """The highest price on the ladder at or below x (x itself, to the cent, without endings)."""
-    if not endings:
-        return np.floor(np.round(x * 100, 6)) / 100
-    base = np.floor(x)
-    c = np.concatenate([(base - 1)[:, None] + np.asarray(endings)[None, :], base[:, None] + np.asarray(endings)[None, :]], axis=1)
-    return np.round(np.where(c <= x[:, None] + 1e-9, c, -np.inf).max(axis=1), 2)
-
-
-def _choose(item, value, rel, cat_of_item, n, cap, fixed_rel_sum, counts, solver_seconds: float):
+def _choose(item, value, rel, cat_of_item, n, cap, counts, names, solver_seconds: float):
     """Pick one candidate per item maximising total value with each category's average relative
     change inside +-cap: a multiple-choice knapsack, solved as a MILP by HiGHS (through cvxpy) for
-    the categories where the items' own best choices would break the cap; the rest take their best."""
+    the categories where the items' own best choices would break the cap; the rest take their best.
+    Items without candidates hold (relative change 0)."""
     import cvxpy as cp
     import scipy.sparse as sp
 
@@ -490,24 +528,43 @@ def _choose(item, value, rel, cat_of_item, n, cap, fixed_rel_sum, counts, solver
     best = np.full(n, -1)
     best[item[order][first]] = order[first]
     chosen = best.copy()
-    mean_rel = (np.bincount(cat_of_item, weights=rel[best], minlength=len(counts)) + fixed_rel_sum) / np.maximum(counts, 1)
+    rel_best = np.where(best >= 0, rel[np.maximum(best, 0)], 0.0)
+    mean_rel = np.bincount(cat_of_item, weights=rel_best, minlength=len(counts)) / np.maximum(counts, 1)
     over_cap = np.flatnonzero(np.abs(mean_rel) > cap + 1e-9)
     if len(over_cap) == 0:
         return chosen, over_cap
     sub = np.flatnonzero(np.isin(cat_of_item[item], over_cap))
     items_sub, inv = np.unique(item[sub], return_inverse=True)
-    x = cp.Variable(len(sub), boolean=True)
+    exact = len(sub) <= MILP_MAX_VARIABLES
+    x = cp.Variable(len(sub), boolean=True) if exact else cp.Variable(len(sub))
     one_hot = sp.csr_matrix((np.ones(len(sub)), (inv, np.arange(len(sub)))), shape=(len(items_sub), len(sub)))
     ci = np.searchsorted(over_cap, cat_of_item[item[sub]])
     A = sp.csr_matrix((rel[sub], (ci, np.arange(len(sub)))), shape=(len(over_cap), len(sub)))
-    room = cap * counts[over_cap] - fixed_rel_sum[over_cap]
-    room_lo = -cap * counts[over_cap] - fixed_rel_sum[over_cap]
-    prob = cp.Problem(cp.Maximize(value[sub] @ x), [one_hot @ x == 1, A @ x <= room, A @ x >= room_lo])
-    prob.solve(solver=cp.HIGHS, time_limit=solver_seconds, mip_rel_gap=1e-4)
+    room = cap * counts[over_cap]
+    cons = [one_hot @ x == 1, A @ x <= room, A @ x >= -room] + ([] if exact else [x >= 0])
+    prob = cp.Problem(cp.Maximize(value[sub] @ x), cons)
+    if exact:
+        prob.solve(solver=cp.HIGHS, time_limit=solver_seconds, mip_rel_gap=1e-4)
+    else:
+        prob.solve(solver=cp.HIGHS, time_limit=solver_seconds)
     if x.value is None:
-        raise PricingInfeasible(f"pricing MILP {prob.status}: the category average-change cap ({cap:.0%}) cannot hold "
-                                "with the forced markdowns of categories " + ", ".join(map(str, over_cap)))
-    pick = sub[np.asarray(x.value).round() > 0.5]
+        raise PricingInfeasible(
+            f"pricing {'MILP' if exact else 'LP'}: {prob.status} (HiGHS, {solver_seconds:g} s limit) for categories "
+            f"{', '.join(map(str, names[over_cap]))}: no choice keeps their average change inside "
+            f"+-{cap:.0%} (category_avg_change_cap_pct)")
+    xv = np.asarray(x.value, float)
+    if exact:
+        pick = sub[xv.round() > 0.5]
+    else:
+        # the LP relaxation of a multiple-choice knapsack with 2 constraints per category has at
+        # most 2 split items per category; each takes its split option nearest the cap's inside
+        # (lowest change where the upper cap binds, highest where the lower one does): feasible,
+        # and short of the optimum by at most those few items' margin differences
+        d = pd.DataFrame({"pos": sub, "item": item[sub], "x": xv, "rel": rel[sub], "cat": ci})
+        upper = (A @ xv) >= 0
+        d = d[d["x"] > 1e-6]
+        d["key"] = np.where(upper[d["cat"]], d["rel"], -d["rel"])
+        pick = d.sort_values(["item", "key"]).drop_duplicates("item")["pos"].to_numpy()
     chosen[item[pick]] = pick
     return chosen, over_cap
 
@@ -516,17 +573,21 @@ def optimise_prices(items: pd.DataFrame, cfg: PricingConfig = PricingConfig()) -
     """Choose the next price of each item (one row per store x SKU): location_id, sku_id,
     category, current_price p0, unit_cost c, elasticity e (< 0), expected_units q0 over the
     horizon at p0, supply (units the network can deliver within lead time, inf = unbounded),
-    weeks_of_supply and recently_changed (bool). Returns items with recommended_price,
-    price_floor / price_ceiling (the guardrail range) and binding_guardrail.
+    weeks_of_supply, recently_changed (bool) and optionally days_since_price_change. Returns
+    items with recommended_price, price_floor / price_ceiling (the guardrail range) and
+    binding_guardrail.
 
     Every price on the ladder (`_ladder`) inside the item's guardrails is a candidate; its
     expected margin over the horizon is (p - c) q0 (p / p0)^e, exact for a constant elasticity
     (no linearisation: the choice is discrete, so the non-DCP product never reaches a solver).
-    The category average-change cap couples items, so the choice is a MILP (`_choose`)."""
+    The category average-change cap couples items, so the choice is a MILP (`_choose`).
+    Holding is legal when the current price is inside the item's range; where it is not (a
+    markdown is due, or the price is below the margin floor), holding is a penalised option the
+    MILP takes only where the category cap leaves no room -- targets yield to hard guardrails."""
     it = items.reset_index(drop=True).copy()
     n = len(it)
     p0, c = it["current_price"].to_numpy(float), it["unit_cost"].to_numpy(float)
-    e, q0 = it["elasticity"].to_numpy(float), np.maximum(it["expected_units"].to_numpy(float), 1e-6)
+    e, q0 = it["elasticity"].to_numpy(float), np.maximum(np.nan_to_num(it["expected_units"].to_numpy(float)), 1e-6)
     floor = c * (1 + cfg.min_margin)
     lo = np.maximum(floor, p0 * (1 - cfg.max_change))
     hi = p0 * (1 + cfg.max_change)
@@ -538,68 +599,74 @@ def optimise_prices(items: pd.DataFrame, cfg: PricingConfig = PricingConfig()) -
             f"maximum price allowed by max change {cfg.max_change:.0%} from the current price; raise max_change_pct "
             f"or lower min_margin in the policy file's pricing section; e.g. {ex}")
     over = it["weeks_of_supply"].to_numpy(float) > cfg.overstock_weeks
-    # markdown: an overstocked item may not sell above p0 (1 - markdown) -- unless the margin
-    # floor forbids it; then it holds at the floor (the floor is a hard guardrail, the markdown a target)
-    hi_md = np.minimum(hi, p0 * (1 - cfg.markdown_pct))
-    # a low price may have no ladder step that deep inside the max change: then the next step down
-    # the ladder is the markdown (if the max change allows it)
-    step_down = _ladder_floor(p0 - 0.005, cfg.price_endings)
-    no_step = _ladder_floor(hi_md, cfg.price_endings) < lo - 1e-9
-    hi_md = np.where(no_step & (step_down >= lo - 1e-9), step_down, hi_md)
-    hi = np.where(over, np.maximum(hi_md, lo), hi)
+    below = p0 < floor - 1e-9  # priced under the margin floor (e.g. after a cost increase)
     frozen = it["recently_changed"].to_numpy(bool)
-    if "days_since_price_change" in it:  # an overstocked item may step down on the (shorter) markdown cadence
+    if "days_since_price_change" in it:  # an overstocked item steps down on the markdown cadence
         ds = it["days_since_price_change"].to_numpy(float)
-        frozen = frozen & ~(over & ~(ds < cfg.min_days_between_markdowns))
+        frozen = np.where(over, ds < cfg.min_days_between_markdowns, frozen)
     # inventory awareness: no price cut that stimulates demand beyond what the network can supply
     # within lead time: q0 (p / p0)^e <= supply <=> p >= p0 (supply / q0)^(1/e). Never forces a rise.
     supply = it["supply"].to_numpy(float)
     with np.errstate(divide="ignore", invalid="ignore"):
         inv_lo = np.where(np.isfinite(supply), p0 * (np.maximum(supply, 1e-9) / q0) ** (1 / e), -np.inf)
     inv_lo = np.minimum(inv_lo, p0)
+    # markdown: an overstocked item may not rise and is marked down by at least markdown_pct; a low
+    # price with no ladder step that deep inside the max change takes the next step down
+    hi_md = np.minimum(hi, p0 * (1 - cfg.markdown_pct))
+    step_down = _ladder_floor(p0 - 0.005, cfg.price_endings)
+    no_step = _ladder_floor(hi_md, cfg.price_endings) < lo - 1e-9
+    hi_md = np.where(no_step & (step_down >= lo - 1e-9), step_down, hi_md)
+    # what forbids a markdown: the margin floor, the max change with the ladder, or supply
+    md_why = np.select([below | (floor > hi_md + 1e-9), lo > hi_md + 1e-9, inv_lo > hi_md + 1e-9],
+                       ["min_margin", "price_endings", "inventory"], "")
+    md_blocked = over & (md_why != "")
+    hi = np.where(over, np.where(md_blocked, p0, hi_md), hi)
     lo_all = np.minimum(np.maximum(lo, inv_lo), hi)
+    lo_all = np.where(over & md_blocked, p0, lo_all)  # the markdown cannot happen: hold
     lo_all, hi = np.where(frozen, p0, lo_all), np.where(frozen, p0, hi)
     item, price = _ladder(lo_all, hi, p0, cfg.price_endings)
-    # an overstocked item may also hold, at a penalty larger than any margin: markdowns happen
-    # wherever the category cap leaves room, and a cap that cannot take every markdown holds the
-    # fewest (the cap is a hard guardrail, the markdown a target)
-    md_hold = np.flatnonzero(over & ~frozen & (p0 >= lo - 1e-9) & (p0 > hi + 1e-9))
-    item, price = np.concatenate([item, md_hold]), np.concatenate([price, p0[md_hold]])
+    # a penalised hold where holding is outside the range (markdown due, or below the floor)
+    soft = np.flatnonzero(~frozen & ((over & ~md_blocked) | (below & ~over)))
+    item, price = np.concatenate([item, soft]), np.concatenate([price, p0[soft]])
     value = (price - c[item]) * q0[item] * (price / p0[item]) ** e[item]
-    penalty = 10.0 * (np.abs(value).sum() + 1.0)
-    value = np.where(np.isin(item, md_hold) & np.isclose(price, p0[item]), value - penalty, value)
-    rel = price / p0[item] - 1
-    # a change must earn at least `min_gain` of the item's current expected margin (no churn on noise)
     is_hold = np.isclose(price, p0[item])
     hold_value = np.zeros(n)
-    hold_value[item[is_hold]] = value[is_hold] + np.where(np.isin(item[is_hold], md_hold), penalty, 0.0)
+    hold_value[item[is_hold]] = value[is_hold]
+    # a change must earn at least `min_gain` of the item's current expected margin (no churn on noise)
     value = np.where(is_hold, value, value - cfg.min_gain * np.abs(hold_value[item]))
+    penalised = np.isin(item, soft) & is_hold
+    # larger than all margins together: a hold is never traded for margin elsewhere
+    per_item_max = pd.Series(np.abs(value)).groupby(item).max().sum() if len(value) else 0.0
+    value = np.where(penalised, value - 2.0 * (per_item_max + 1.0), value)
+    rel = price / p0[item] - 1
     cats = it["category"].astype(str).to_numpy()
     names, cat_of_item = np.unique(cats, return_inverse=True)
     counts = np.bincount(cat_of_item, minlength=len(names)).astype(float)
     has = np.bincount(item, minlength=n) > 0
-    fixed_rel = np.bincount(cat_of_item[~has], minlength=len(names)) * 0.0  # items without candidates hold
-    chosen, capped = _choose(item, value, rel, cat_of_item, n, cfg.category_avg_change_cap, fixed_rel, counts,
-                             cfg.solver_seconds)
+    chosen, capped = _choose(item, value, rel, cat_of_item, n, cfg.category_avg_change_cap, counts, names, cfg.solver_seconds)
     rec = np.where(chosen >= 0, price[np.maximum(chosen, 0)], p0)
     it["recommended_price"] = np.round(rec, 2)
     it["price_floor"], it["price_ceiling"] = np.round(lo_all, 4), np.round(hi, 4)
-    # the guardrail that bound: the one that kept the price from the item's unconstrained optimum
+    # the guardrail that bound: the one that kept the price from the item's own best on the ladder
+    real = ~penalised
+    cmin = pd.Series(price[real]).groupby(item[real]).min().reindex(range(n)).to_numpy()
+    cmax = pd.Series(price[real]).groupby(item[real]).max().reindex(range(n)).to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
-        unc = np.where(e < -1, c * e / (1 + e), np.inf)
-    tol = 0.011
-    want_up, want_down = unc > rec + tol, unc < rec - tol
-    own_best = np.full(n, -1)
+        unc = np.where(e < -1, c * e / (1 + e), np.inf)  # the constant-elasticity margin optimum
     order = np.lexsort((-value, item))
     first = np.r_[True, item[order][1:] != item[order][:-1]]
+    own_best = np.full(n, -1)
     own_best[item[order][first]] = order[first]
     moved_by_cap = (chosen >= 0) & (chosen != own_best) & np.isin(cat_of_item, capped)
+    at_top = np.isclose(rec, cmax) & (unc > rec + 0.005)
+    at_bottom = np.isclose(rec, cmin) & (unc < rec - 0.005)
     lo_is = np.select([np.isfinite(inv_lo) & (inv_lo >= lo - 1e-9), floor >= p0 * (1 - cfg.max_change) - 1e-9],
                       ["inventory", "min_margin"], "max_decrease")
     binding = np.select(
-        [frozen, ~has, over & (rec < p0 - 0.005), over & (np.abs(rec - floor) < tol), moved_by_cap,
-         want_up & (rec >= hi - tol), want_down & (rec <= lo_all + tol), (want_up | want_down) & ~np.isclose(rec, unc, atol=0.5)],
-        ["min_days_between_changes", "price_endings", "markdown", "min_margin", "category_avg_change", "max_increase", lo_is, "price_endings"],
+        [frozen, md_blocked, ~has, moved_by_cap, over & (rec < p0 - 0.005),
+         below & (rec > p0 + 0.005) & np.isclose(rec, cmin), at_top, at_bottom],
+        [np.full(n, "min_days_between_changes"), md_why, np.full(n, "price_endings"), np.full(n, "category_avg_change"),
+         np.full(n, "markdown"), np.full(n, "min_margin"), np.full(n, "max_increase"), lo_is],
         "none")
     it["binding_guardrail"] = binding
     return it
@@ -621,11 +688,13 @@ def recommend_prices(forecast: pd.DataFrame, history: pd.DataFrame, products: pd
     out = pairs.merge(prices, on=["location_id", "sku_id"], how="left").merge(
         prod[["sku_id", "unit_cost", "base_price", "category"]], on="sku_id", how="left")
     out["current_price"] = out["unit_price"].fillna(out["base_price"])
+    # no price at all (not in the product master, no sale, no base price): nothing to recommend
+    out = out[out["current_price"].notna() & (out["current_price"] > 0)].reset_index(drop=True)
     days_since = (pd.Timestamp(plan_date) - pd.to_datetime(out["last_other_price_date"])).dt.days
     out["days_since_price_change"] = days_since  # nan: no other price in the window
     out["recently_changed"] = days_since.notna() & (days_since < cfg.min_days_between_changes)
     if cfg.enabled:
-        panel = _panel(history, products)
+        panel = _panel(history, products, book)
         el = estimate_elasticities(history, products, cfg, panel)
         out = out.merge(reference_prices(panel, FORECAST_PRICE_DAYS), on=["location_id", "sku_id"], how="left")
         out = out.merge(el[["sku_id", "elasticity", "se", "confidence", "source"]], on="sku_id", how="left")
@@ -656,7 +725,15 @@ def recommend_prices(forecast: pd.DataFrame, history: pd.DataFrame, products: pd
     else:
         out["weeks_of_supply"], out["supply"] = np.nan, np.inf
     if cfg.enabled:
-        out = optimise_prices(out, cfg)
+        # an item without a cost cannot be priced for margin: it holds and says why
+        costless = out["unit_cost"].isna() | ~np.isfinite(out["elasticity"])
+        parts = [optimise_prices(out[~costless], cfg)] if (~costless).any() else []
+        if costless.any():
+            held = out[costless].copy()
+            held["recommended_price"], held["binding_guardrail"] = held["current_price"], "missing_cost"
+            held["price_floor"], held["price_ceiling"] = held["current_price"], held["current_price"]
+            parts.append(held)
+        out = pd.concat(parts, ignore_index=True)
     else:
         out["recommended_price"], out["binding_guardrail"] = out["current_price"], "hold_price"
         out["price_floor"], out["price_ceiling"] = out["current_price"], out["current_price"]
@@ -689,6 +766,7 @@ _WHY = {
     "price_endings": "held: no allowed price ending inside the guardrails",
     "category_avg_change": "held: the category's average change would exceed its cap",
     "hold_price": "price held: pricing is disabled in the policy file (pricing.enabled: false)",
+    "missing_cost": "held: the product master has no unit cost for this item",
 }
 
 

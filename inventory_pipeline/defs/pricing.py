@@ -37,18 +37,22 @@ def price_recommendations(context: dg.AssetExecutionContext, warehouse: Warehous
         "from marts.fct_daily_demand where date <= cast(? as date) and date > cast(? as date) "
         "order by location_id, sku_id, date", [d, start])
     # the prices this pipeline already sent to the ERP (earlier partitions of the decision log)
-    earlier = [p for p in wh.partitions("decision_log") if start < p < d]
+    # (all of them: a slow mover's last price may be older than the history window)
+    earlier = [p for p in wh.partitions("decision_log") if p < d]
     log = wh.query(f"select location_id, sku_id, plan_date, decision_type, status, new_price from {wh.scan('decision_log')} "
-                   "where decision_type = 'price_change' and cast(plan_date as date) > cast($start as date) "
-                   "and cast(plan_date as date) < cast($d as date)", start=start, d=d) if earlier else None
+                   "where decision_type = 'price_change' and cast(plan_date as date) < cast($d as date)", d=d) if earlier else None
     book = price_book(log, d)
     context.log.info(f"pricing {d}: {len(history):,} history rows since {start}, {len(book):,} prices in the book from "
                      f"{len(earlier)} earlier decision logs, guardrails {pol.tag}")
+    fc = wh.read("demand_forecast", d)
     recs = recommend_prices(
-        wh.read("demand_forecast", d), history, wh.read_model("select * from marts.dim_products"), d, cfg,
+        fc, history, wh.read_model("select * from marts.dim_products"), d, cfg,
         positions=wh.read_model("select * from marts.fct_inventory_positions where date = cast(? as date)", [d]),
         locations=wh.read_model("select * from marts.dim_locations"), book=book)
     wh.write("price_recommendations", recs, d)
+    unpriced = len(fc[["location_id", "sku_id"]].drop_duplicates()) - len(recs)
+    if unpriced:
+        context.log.warning(f"{unpriced} store x SKU(s) in the forecast have no price (no sale, no base price): not priced")
     changed = recs["recommended_price"].round(2) != recs["current_price"].round(2)
     violations = guardrail_violations(recs, cfg)
     margin_now, margin_new = float(recs["expected_margin_current"].sum()), float(recs["expected_margin_recommended"].sum())
@@ -67,7 +71,7 @@ def price_recommendations(context: dg.AssetExecutionContext, warehouse: Warehous
                   "binding_guardrails": recs["binding_guardrail"].value_counts().to_dict(),
                   "elasticity_sources": recs.drop_duplicates("sku_id")["elasticity_source"].str.split(":").str[0]
                   .value_counts().to_dict(),
-                  "policy_version": pol.tag, "price_book_entries": len(book),
+                  "policy_version": pol.tag, "price_book_entries": len(book), "unpriced_items": unpriced,
                   "preview": preview(recs[changed] if changed.any() else recs)},
         check_results=[contract_check("output_contract", PriceRecommendations, recs), guard],
     )
