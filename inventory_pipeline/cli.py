@@ -43,7 +43,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     out = args.out or str(s.warehouse_dir.parent / "evaluation")
     t0 = time.perf_counter()
     ecfg = EvaluationConfig(days=args.days, cadence_days=args.cadence, service_level=args.service_level,
-                            frontier=not args.no_frontier, scenarios=not args.no_scenarios, jobs=args.jobs)
+                            frontier=not args.no_frontier, scenarios=not args.no_scenarios, jobs=args.jobs,
+                            pricing_enabled=args.pricing)
     report = evaluate(load_network(landing), args.policy or s.policy_path, ecfg,
                       progress=(lambda m: print(m, file=sys.stderr, flush=True)) if not args.quiet else None)
     paths = write_report(report, out)
@@ -124,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--jobs", type=int, default=2, help="worker processes")
     e.add_argument("--no-frontier", action="store_true", help="skip the safety-days / service-level sweep")
     e.add_argument("--no-scenarios", action="store_true", help="skip the stress scenarios")
+    e.add_argument("--pricing", action=argparse.BooleanOptionalAction, default=None,
+                   help="switch the pipeline's pricing optimisation on/off (default: the policy file's); when on, "
+                        "a static-price run is added for comparison")
     e.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     e.set_defaults(func=_evaluate)
 

@@ -38,6 +38,9 @@ def pipeline_run():
     from inventory_pipeline.runner import run_pipeline
 
     instance = dg.DagsterInstance.ephemeral()
+    # the day before first: its exported price changes are the next plan's price book
+    first = run_pipeline(plan_date="2025-04-09", instance=instance, log=lambda m: None)
+    assert first["results"]["daily_plan"].success
     out = run_pipeline(instance=instance, log=lambda m: None)
     return s, out, instance
 
@@ -53,6 +56,16 @@ def test_every_run_succeeds_and_the_outbox_is_complete(pipeline_run):
     for name, meta in m["files"].items():
         assert len(pd.read_csv(folder / name)) == meta["rows"]
     assert m["files"]["transfers.csv"]["rows"] + m["files"]["purchase_orders.csv"]["rows"] > 0
+
+
+def test_pricing_reads_its_price_book_and_passes_the_guardrail_check(pipeline_run):
+    _, out, _ = pipeline_run
+    run = out["results"]["daily_plan"]
+    mats = [m for m in run.asset_materializations_for_node("price_recommendations")]
+    meta = mats[0].metadata
+    assert meta["price_book_entries"].value > 0 and meta["price_changes"].value >= 0
+    checks = {e.check_name: e for e in run.get_asset_check_evaluations() if e.asset_key.to_user_string() == "price_recommendations"}
+    assert checks["guardrails"].passed and checks["guardrails"].metadata["violations"].value == 0
 
 
 def test_checks_ran_and_passed(pipeline_run):
@@ -118,11 +131,15 @@ def test_twin_plan_reproduces_the_assets_outputs(pipeline_run):
     fc = forecast_demand(**{k: v for k, v in forecast_inputs(wh, d, cfg).items()}, plan_date=d, cfg=cfg)
     asset_fc = wh.read("demand_forecast", d)
     pd.testing.assert_frame_equal(fc, asset_fc.drop(columns=["model_version"]), check_dtype=False)
+    from inventory_pipeline.core.pricing import price_book
+
+    book = price_book(wh.read("decision_log", "2025-04-09"), d)  # what the asset read from the earlier log
+    assert len(book) > 0
     plan = plan_decisions(
         asset_fc, _frames_from_warehouse(wh, d, PRICING_HISTORY_DAYS),
         wh.read_model("select * from marts.fct_inventory_positions where date = cast(? as date)", [d]),
         wh.read_model("select * from marts.dim_products"), wh.read_model("select * from marts.dim_locations"),
-        wh.read_model("select * from staging.stg_lanes"), d, pol)
+        wh.read_model("select * from staging.stg_lanes"), d, pol, price_book=book)
     for table, got in plan.items():
         want = wh.read(table, d)
         assert len(want) == len(got), table
@@ -184,6 +201,9 @@ def test_policy_evaluation_asset_materialises(pipeline_run):
     report = json.loads(Path(mat.metadata["kpis_json"].value).read_text())
     assert set(report) >= {"baseline", "pipeline", "change", "by_abc", "by_store", "meta"}
     assert report["meta"]["evaluation"]["days"] == 20
+    # pricing is on in the policy: the static-price run and its table are there, with no violation
+    assert "static" in report["pricing"] and "gross_margin" in mat.metadata["pricing_vs_static_prices"].value
+    assert mat.metadata["guardrail_violations_total"].value == 0
     assert report["baseline"]["stockout_rate"] == mat.metadata["baseline_stockout_rate"].value or \
         abs(report["baseline"]["stockout_rate"] - mat.metadata["baseline_stockout_rate"].value) < 1e-5
 

@@ -13,7 +13,7 @@ from inventory_pipeline.core.decisions import build_decision_log
 from inventory_pipeline.core.forecasting import wape
 from inventory_pipeline.core.outbox import render_outbox, write_local
 from inventory_pipeline.core.policy import PolicyError, load_policy
-from inventory_pipeline.core.pricing import recommend_prices
+from inventory_pipeline.core.pricing import PricingConfig, recommend_prices
 from inventory_pipeline.core.replenishment import plan_replenishment
 
 def test_wape():
@@ -65,12 +65,12 @@ def test_order_up_to_is_monotone_in_service_level(sl_a, sl_b, mean, spread):
     assert all((o["units"] % 6 == 0).all() for o in t)
 
 
-def test_prices_held_in_first_version():
+def test_current_price_is_the_last_regular_price_and_disabled_pricing_holds_it():
     fc = _one_store_case()[0]
     hist = pd.DataFrame({"location_id": "S1", "sku_id": "A", "date": pd.to_datetime(["2025-04-28", "2025-04-29"]),
                          "unit_price": [2.5, 2.0], "price_observed": True, "on_promo": [0, 1]})
     products = pd.DataFrame({"sku_id": ["A"], "unit_cost": [1.5], "base_price": [2.9]})
-    r = recommend_prices(fc, hist, products, "2025-04-30").iloc[0]
+    r = recommend_prices(fc, hist, products, "2025-04-30", PricingConfig(enabled=False)).iloc[0]
     assert r["current_price"] == 2.5 and r["recommended_price"] == 2.5  # the promo price is not the shelf price
     assert r["expected_units_current"] == pytest.approx(140) and r["demand_multiplier"] == 1.0
 

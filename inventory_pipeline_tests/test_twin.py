@@ -231,8 +231,10 @@ def test_evaluation_report_has_every_kpi_and_section(small_report):
     for p in paths.values():
         assert p.exists() and p.stat().st_size > 0
     assert "Headline KPIs" in paths["report"].read_text()
-    # both policies faced the same demand in the same window
-    assert k["baseline"]["demand_units"] == k["pipeline"]["demand_units"]
+    # both policies faced the same demand in the same window (at the same prices: when the pipeline
+    # prices, its static-price run; a price change moves demand through the elasticity)
+    same_prices = k["pricing"]["static"] if k["pricing"]["enabled"] else k["pipeline"]
+    assert k["baseline"]["demand_units"] == same_prices["demand_units"]
     assert k["pipeline"]["orders"] > 0 and k["meta"]["pipeline_forecasts_made"] == 3  # 21 days, weekly
     # ABC and store breakdowns add up to the whole
     assert sum(v["baseline"]["demand_units"] for v in k["by_abc"].values()) == k["baseline"]["demand_units"]

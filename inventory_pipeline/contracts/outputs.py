@@ -43,6 +43,8 @@ class PriceRecommendations(_Out):
     current_price: Series[float] = pa.Field(gt=0)
     recommended_price: Series[float] = pa.Field(gt=0)
     demand_multiplier: Series[float] = pa.Field(gt=0)
+    elasticity_confidence: Series[float] = pa.Field(ge=0, le=1)
+    binding_guardrail: Series[str]
     rationale: Series[str]
 
 

@@ -51,14 +51,31 @@ TWIN_KPIS = (
     "stockout_rate", "fill_rate", "lost_sales_units", "demand_units", "sales_units", "revenue", "gross_margin",
     "gross_margin_pct", "avg_inventory_value", "avg_store_inventory_value", "carrying_cost",
     "carrying_cost_pct_inventory_value", "carrying_cost_pct_revenue", "inventory_turns", "orders",
-    "purchase_orders", "store_replenishments", "transfers", "price_changes",
+    "purchase_orders", "store_replenishments", "transfers", "price_changes", "price_decreases", "overstock_units",
+    "overstock_value",
 )
 # lower is better for these (the report colours a change by it)
 LOWER_IS_BETTER = {
     "stockout_rate", "lost_sales_units", "avg_inventory_value", "avg_store_inventory_value", "carrying_cost",
     "carrying_cost_pct_inventory_value", "carrying_cost_pct_revenue", "orders", "purchase_orders",
-    "store_replenishments", "transfers", "price_changes",
+    "store_replenishments", "transfers", "price_changes", "overstock_units", "overstock_value",
 }
+
+
+def overstock(on_hand: np.ndarray, mean_daily_demand: np.ndarray, unit_cost: np.ndarray,
+              weeks: float = 8.0) -> tuple[np.ndarray, np.ndarray]:
+    """Units above `weeks` weeks of supply, max(0, on_hand - 7 x weeks x mean daily demand), and
+    their value at `unit_cost` (broadcast over the last axis: one cost per SKU). Element-wise, so
+    any shape (the twin passes store x SKU arrays for one day)."""
+    units = np.maximum(np.asarray(on_hand, float) - 7.0 * weeks * np.asarray(mean_daily_demand, float), 0.0)
+    return units, units * np.asarray(unit_cost, float)
+
+
+def _dc_avg(dc: dict | None, key: str, days: int) -> float:
+    """Per-day average of a DC accumulator (nan when the run has none)."""
+    if not dc or key not in dc or not days:
+        return float("nan")
+    return float(np.sum(dc[key])) / days
 
 
 def _ratio(a: float, b: float) -> float:
@@ -103,10 +120,14 @@ def twin_kpis(store: dict, dc: dict | None, days: int, annual_holding_rate: floa
 
     `store`: arrays per store x SKU (any shape; summed) -- demand, sales, lost, revenue, cogs,
     stockout_days, active_days, inventory_value_days, order_lines, transfer_lines,
-    price_changes and the forecast-error sums of `forecast_error_kpis`. `dc`: arrays per DC x
+    price_changes, price_decreases, overstock_units_days, overstock_value_days (store units and
+    value above 8 weeks of supply, summed over days: see `overstock`) and the forecast-error sums
+    of `forecast_error_kpis`. Accumulators a run did not keep give nan. `dc`: arrays per DC x
     SKU -- inventory_value_days, order_lines (None: a store-only view, e.g. per store).
     Inventory value and carrying cost cover stores and DCs; turns = annualised COGS / average
-    inventory value.
+    inventory value; overstock_units / overstock_value are averages per day (stores only);
+    network_overstock_units / _value the same for each DC's network (DC plus its stores, `dc`
+    accumulators overstock_units_days / overstock_value_days).
     """
     s = {k: float(np.sum(v)) for k, v in store.items() if not k.startswith(("fc_", "snaive_", "naive"))}
     dc_inv = float(np.sum(dc["inventory_value_days"])) if dc else 0.0
@@ -135,6 +156,11 @@ def twin_kpis(store: dict, dc: dict | None, days: int, annual_holding_rate: floa
         "store_replenishments": s["order_lines"],
         "transfers": s["transfer_lines"],
         "price_changes": s["price_changes"],
+        "price_decreases": s.get("price_decreases", float("nan")),
+        "overstock_units": s.get("overstock_units_days", float("nan")) / days if days else float("nan"),
+        "overstock_value": s.get("overstock_value_days", float("nan")) / days if days else float("nan"),
+        "network_overstock_units": _dc_avg(dc, "overstock_units_days", days),
+        "network_overstock_value": _dc_avg(dc, "overstock_value_days", days),
     }
     for h in (*horizons, "sum14"):
         out.update(forecast_error_kpis(store, h))

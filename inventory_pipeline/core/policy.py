@@ -6,7 +6,7 @@ import hashlib
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class _Strict(BaseModel):
@@ -53,6 +53,48 @@ class ForecastPolicy(_Strict):
         return v
 
 
+class PricingPolicy(_Strict):
+    """Guardrails of the pricing stage (core/pricing.py); every one is checked by the blocking
+    `guardrails` asset check."""
+
+    enabled: bool = True
+    horizon_days: int = Field(14, ge=1, le=90)  # margin is maximised over this many days
+    min_margin: float = Field(0.05, ge=0, le=5)  # price >= cost x (1 + min_margin)
+    max_change_pct: float = Field(10.0, gt=0, le=50)  # per step, relative to the current price
+    min_days_between_changes: int = Field(14, ge=0, le=365)
+    min_days_between_markdowns: int = Field(7, ge=0, le=365)  # cadence of markdowns of overstocked items
+    category_avg_change_cap_pct: float = Field(3.0, gt=0, le=50)  # |mean change| of a category per step
+    price_endings: list[float] = [0.09, 0.19, 0.29, 0.39, 0.49, 0.59, 0.69, 0.79, 0.89, 0.99]  # allowed cents; [] = any cent
+    overstock_weeks: float = Field(8.0, gt=0)  # weeks of supply above which an item is marked down
+    markdown_pct: float = Field(8.0, ge=0, le=50)  # minimum markdown of an overstocked item
+    elasticity_min: float = Field(-5.0, lt=0)
+    elasticity_max: float = Field(-0.3, lt=0)
+    min_price_variation: float = Field(0.02, ge=0)  # smallest regular-price step (log) used as evidence
+    elasticity_between_sku_sd: float = Field(0.4, gt=0)  # prior spread of SKUs around their category
+    default_elasticity: float = Field(-1.5, lt=0)  # only when nothing in the chain ever changed price
+    min_gain_pct: float = Field(1.0, ge=0, le=50)  # a change must raise the item's expected margin this much
+    solver_seconds: float = Field(30.0, gt=0)  # HiGHS time limit for the price-ladder MILP
+
+    @field_validator("price_endings")
+    @classmethod
+    def _cents(cls, v):
+        bad = [x for x in v if not 0 <= x < 1]
+        if bad:
+            raise ValueError(f"price endings are cents in [0, 1), got {bad}")
+        return sorted(set(round(x, 2) for x in v))
+
+    @model_validator(mode="after")
+    def _ranges(self):
+        if self.elasticity_min >= self.elasticity_max:
+            raise ValueError(f"elasticity_min ({self.elasticity_min}) must be below elasticity_max ({self.elasticity_max})")
+        if self.min_days_between_markdowns > self.min_days_between_changes:
+            raise ValueError(f"min_days_between_markdowns ({self.min_days_between_markdowns}) is the faster cadence of "
+                             f"overstocked items: it cannot exceed min_days_between_changes ({self.min_days_between_changes})")
+        if not self.elasticity_min <= self.default_elasticity <= self.elasticity_max:
+            raise ValueError(f"default_elasticity {self.default_elasticity} is outside [elasticity_min, elasticity_max]")
+        return self
+
+
 class CostPolicy(_Strict):
     annual_holding_rate: float = Field(0.25, gt=0, le=2)
 
@@ -73,6 +115,7 @@ class Policy(_Strict):
     ingestion: IngestionPolicy = IngestionPolicy()
     forecast: ForecastPolicy = ForecastPolicy()
     costs: CostPolicy = CostPolicy()
+    pricing: PricingPolicy = PricingPolicy()
     replenishment: ReplenishmentPolicy = ReplenishmentPolicy()
     approval: ApprovalPolicy = ApprovalPolicy()
     sha256: str = ""

@@ -1,43 +1,54 @@
 """Price recommendations (core): elasticity-aware, margin-maximising, inside guardrails.
 
-1. **Elasticity per SKU** (`estimate_elasticities`), pooled over its stores: regression of
-   log((units + 0.5) / (level + 0.5)) on log(price / regular price) and the promotion flag, where
-   `level` is the series' own centred 29-day mean of non-promoted, non-stockout days (controls
-   trend and seasonality), computed in a second pass from price-deflated demand so it does not
-   absorb slow price cycles; stockout days are left out (censored sales would fake elasticity).
-   Shrunk toward the category mean by empirical Bayes (between-SKU variance by the method of
-   moments), clipped to `elasticity_bounds`; a SKU with too little price variation outside
-   promotions takes its category's value and says so. Confidence = the shrinkage weight
-   tau^2 / (tau^2 + se^2) of its own estimate.
-2. **Prices** (`optimise_prices`, cvxpy, a concave QP solved by Clarabel): demand over the
-   horizon linearised at the current price, q(p) = q0 (1 + e (p - p0) / p0) = a - b p, and the
-   expected margin (p - c)(a - b p) = -b p^2 + (a + b c) p - a c maximised (written with
-   `square`, so it is DCP) subject to the guardrails of the policy file:
-   p >= c (1 + min_margin); p0 (1 - max_change) <= p <= p0 (1 + max_change); p = p0 when the
-   price changed less than `min_days_between_changes` ago; the average relative change of each
-   category within +-`category_avg_change_cap`; inventory awareness: a - b p <= what the
-   network can supply within lead time (no stimulating demand it cannot serve); markdown: items
-   with more than `overstock_weeks` of supply must drop by at least `markdown_pct` (inside the
-   other guardrails). The solution is rounded to the allowed price endings (the nearest ending
-   inside the item's bounds; none -> hold).
+1. **Elasticity per SKU** (`estimate_elasticities`) from the pricing window of fct_daily_demand,
+   as dense store x SKU x day arrays (`_panel`). Days without a sale take the chain's price and
+   promotion flag that day; stockout days are left out (their sales are not demand); every
+   comparison is against the *exposure* -- a series' mean on clean regular days times its
+   category's day index -- so weekday, events and season cancel.
+   (a) own: every regular-price change is a before/after comparison of units over exposure in
+       the 14 clean regular days on each side (pooled over the stores that changed together):
+       log ratio r against the log price step x; per SKU the weighted slope through the origin,
+       with variance Poisson + the drift variance measured on placebo days without any change.
+   (b) category: promotions of different depth. A promotion's log lift is log(non-price lift) +
+       e log(price / regular); across the category's SKUs (one point each, weighted) the slope on
+       depth is e. Assumes the non-price lift (display, feature) is unrelated to depth.
+   The category mean combines (a) and (b) by precision; each SKU's own estimate is shrunk toward
+   it (normal-normal empirical Bayes, between-SKU sd from the policy); a SKU with no price change
+   takes the category's value and says so, a category with nothing to learn from the chain's,
+   a chain with no price variation at all the policy default. Clipped to the policy's range.
+   Confidence = P(|true - estimate| < 0.5) under the posterior.
+2. **Prices** (`optimise_prices`): the candidates of an item are the prices on its ladder (the
+   allowed endings) inside its guardrails -- min margin over cost, max change per step, no change
+   within `min_days_between_changes`, a markdown cap for items above `overstock_weeks` of supply,
+   and no cut that stimulates demand beyond what the network can supply within lead time -- plus
+   the current price. Each candidate's value is its expected margin over the horizon under the
+   constant-elasticity response (p - c) q0 (p / p0)^e; a change must gain `min_gain`. The
+   category average-change cap couples the items: one price per item maximising total margin
+   inside the cap is a multiple-choice knapsack, solved as a MILP by HiGHS through cvxpy, only
+   for categories where the items' own best choices would break the cap.
 3. **Output** per store x SKU: current and recommended price, expected units and margin at both,
-   elasticity and confidence, the guardrail that bound, a rationale, and the demand multiplier
-   (p / p0)^e that replenishment plans against.
+   elasticity, its standard error, confidence and source, the guardrail range and the guardrail
+   that bound, a rationale, and the demand multiplier (p / p0)^e that replenishment plans against.
+   `guardrail_violations` re-checks every recommendation against the policy, independently of
+   the optimiser (the blocking asset check).
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+MILP_MAX_VARIABLES = 60_000  # above this many candidates in capped categories: LP relaxation + rounding
+FORECAST_PRICE_DAYS = 28  # the recent window whose price level the demand forecast reflects
 PRICING_HISTORY_DAYS = 182  # days of fct_daily_demand the stage reads (elasticities, current prices)
 PRICE_COLUMNS = [
-    "location_id", "sku_id", "current_price", "recommended_price", "unit_cost", "elasticity",
+    "location_id", "sku_id", "current_price", "recommended_price", "unit_cost", "elasticity", "elasticity_se",
     "elasticity_confidence", "elasticity_source", "demand_multiplier", "expected_units_current",
     "expected_units_recommended", "expected_margin_current", "expected_margin_recommended", "weeks_of_supply",
-    "binding_guardrail", "rationale",
+    "supply", "days_since_price_change", "price_floor", "price_ceiling", "binding_guardrail", "rationale",
 ]
 
 
@@ -47,19 +58,22 @@ class PricingInfeasible(ValueError):
 
 @dataclass(frozen=True)
 class PricingConfig:
-    # off until issue #5 wires it into the policy file and the twin has measured it: the stage
-    # then holds prices exactly as before and says so in every rationale
-    enabled: bool = False
+    enabled: bool = True  # False: the stage holds every price and says so
     horizon_days: int = 14
     min_margin: float = 0.05  # price >= cost x (1 + min_margin)
     max_change: float = 0.10  # per step, relative to the current price
     min_days_between_changes: int = 14
+    min_days_between_markdowns: int = 7  # the markdown cadence of an overstocked item
     category_avg_change_cap: float = 0.03  # |mean relative change| per category
-    price_endings: tuple[float, ...] = (0.09, 0.29, 0.49, 0.69, 0.99)  # allowed cents (ladder)
+    price_endings: tuple[float, ...] = (0.09, 0.19, 0.29, 0.39, 0.49, 0.59, 0.69, 0.79, 0.89, 0.99)  # allowed cents
     overstock_weeks: float = 8.0
-    markdown_pct: float = 0.05
+    markdown_pct: float = 0.08
     elasticity_bounds: tuple[float, float] = (-5.0, -0.3)
-    min_price_variation: float = 0.02  # std of log price outside promotions below this: category fallback
+    min_price_variation: float = 0.02  # largest regular-price step (log) below this: no own estimate
+    elasticity_between_sku_sd: float = 0.4  # prior spread of SKU elasticities around their category
+    default_elasticity: float = -1.5  # only when no SKU of the chain has any price variation
+    min_gain: float = 0.01  # a price change must raise the item's expected margin by this share
+    solver_seconds: float = 30.0  # HiGHS time limit for the price-ladder MILP (best solution found is used)
 
 
 def pricing_config(policy) -> PricingConfig:
@@ -68,262 +82,738 @@ def pricing_config(policy) -> PricingConfig:
         return PricingConfig()
     return PricingConfig(
         enabled=p.enabled, horizon_days=p.horizon_days, min_margin=p.min_margin, max_change=p.max_change_pct / 100,
-        min_days_between_changes=p.min_days_between_changes, category_avg_change_cap=p.category_avg_change_cap_pct / 100,
+        min_days_between_changes=p.min_days_between_changes, min_days_between_markdowns=p.min_days_between_markdowns, category_avg_change_cap=p.category_avg_change_cap_pct / 100,
         price_endings=tuple(p.price_endings), overstock_weeks=p.overstock_weeks, markdown_pct=p.markdown_pct / 100,
-        elasticity_bounds=(p.elasticity_min, p.elasticity_max), min_price_variation=p.min_price_variation)
+        elasticity_bounds=(p.elasticity_min, p.elasticity_max), min_price_variation=p.min_price_variation,
+        elasticity_between_sku_sd=p.elasticity_between_sku_sd, default_elasticity=p.default_elasticity,
+        min_gain=p.min_gain_pct / 100, solver_seconds=p.solver_seconds)
 
 
 # ---- 1. elasticities -----------------------------------------------------------------------------
 
-def current_prices(history: pd.DataFrame, products: pd.DataFrame, plan_date: str) -> pd.DataFrame:
-    """The shelf price on the plan date: the last observed non-promotional price of each store x
-    SKU, else the product's base price; and the date that price was first seen at its level."""
+def price_book(decisions: pd.DataFrame, plan_date: str) -> pd.DataFrame:
+    """The prices this pipeline set: per store x SKU the latest price change of an earlier plan
+    that was sent to the ERP (exportable status), effective the day after its plan date. Sales
+    only reveal a shelf price when something sells, so without the book a slow mover's new price
+    would stay unseen and the next plan would apply the same step again."""
+    from .decisions import EXPORTABLE
+
+    cols = ["location_id", "sku_id", "price", "effective_date"]
+    if decisions is None or not len(decisions):
+        return pd.DataFrame(columns=cols)
+    d = decisions[(decisions["decision_type"] == "price_change") & decisions["status"].isin(EXPORTABLE)
+                  & (pd.to_datetime(decisions["plan_date"]) < pd.Timestamp(plan_date))]
+    d = d.assign(effective_date=pd.to_datetime(d["plan_date"]) + pd.Timedelta(days=1), price=d["new_price"].astype(float))
+    d = d.sort_values("effective_date").drop_duplicates(["location_id", "sku_id"], keep="last")
+    return d[cols].reset_index(drop=True)
+
+
+def current_prices(history: pd.DataFrame, products: pd.DataFrame, plan_date: str,
+                   book: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The regular shelf price on the plan date: the last observed non-promotional price of each
+    store x SKU, or the `price_book` price where the pipeline set one after that observation; and
+    the last day a different price was in force (for the minimum days between changes)."""
     h = history[(history["date"] <= pd.Timestamp(plan_date)) & (history["on_promo"] == 0)]
     h = h[h["price_observed"]] if "price_observed" in h else h
     h = h.sort_values("date")
-    last = h.groupby(["location_id", "sku_id"], as_index=False, observed=True).last()[["location_id", "sku_id", "unit_price"]]
-    # when did the current regular price start? (for the minimum days between changes)
-    m = h.merge(last.rename(columns={"unit_price": "_cur"}), on=["location_id", "sku_id"])
+    last = h.groupby(["location_id", "sku_id"], as_index=False, observed=True).last()[
+        ["location_id", "sku_id", "unit_price", "date"]]
+    m = h.merge(last[["location_id", "sku_id", "unit_price"]].rename(columns={"unit_price": "_cur"}), on=["location_id", "sku_id"])
     differs = (m["unit_price"] - m["_cur"]).abs() > 0.005
-    last_other = m[differs].groupby(["location_id", "sku_id"], observed=True)["date"].max().rename("last_other_price_date")
-    return last.merge(last_other.reset_index(), on=["location_id", "sku_id"], how="left")
+    other = m[differs].groupby(["location_id", "sku_id"], observed=True)["date"].max().rename("_other")
+    # the change happened at the latest the day before the current price was first seen after
+    # the other one (a slow mover may show it weeks late): the conservative date for the rule
+    m = m.merge(other.reset_index(), on=["location_id", "sku_id"], how="inner")
+    first = m[(m["date"] > m["_other"]) & ~((m["unit_price"] - m["_cur"]).abs() > 0.005)].groupby(
+        ["location_id", "sku_id"], observed=True)["date"].min()
+    last_other = (first - pd.Timedelta(days=1)).rename("last_other_price_date")
+    out = last.merge(last_other.reset_index(), on=["location_id", "sku_id"], how="left")
+    if book is not None and len(book):
+        b = book[pd.to_datetime(book["effective_date"]) <= pd.Timestamp(plan_date) + pd.Timedelta(days=1)]
+        out = out.merge(b, on=["location_id", "sku_id"], how="outer")
+        eff = pd.to_datetime(out["effective_date"])
+        newer = eff.notna() & (out["date"].isna() | (eff > pd.to_datetime(out["date"])))
+        out["unit_price"] = np.where(newer, out["price"], out["unit_price"])
+        out["last_other_price_date"] = pd.concat(
+            [pd.to_datetime(out["last_other_price_date"]), eff - pd.Timedelta(days=1)], axis=1).max(axis=1)
+    return out[["location_id", "sku_id", "unit_price", "last_other_price_date"]]
 
 
-def estimate_elasticities(history: pd.DataFrame, products: pd.DataFrame, cfg: PricingConfig = PricingConfig()) -> pd.DataFrame:
+EVENT_WINDOW_DAYS = 14  # days compared on each side of a price change or promotion
+
+
+@dataclass
+class _Panel:
+    """History as dense (store, SKU, day) arrays: what every estimator below reads."""
+
+    locs: np.ndarray  # (L,) store order
+    skus: np.ndarray  # (S,) product order
+    category: np.ndarray  # (S,) category of each SKU
+    units: np.ndarray  # (L, S, T)
+    clean: np.ndarray  # (L, S, T) carried, not stocked out (sales = demand)
+    price: np.ndarray  # (L, S, T) shelf price (observed, else inferred)
+    regular: np.ndarray  # (L, S, T) regular (non-promotional) price
+    promo: np.ndarray  # (L, S, T) bool
+    exposure: np.ndarray  # (L, S, T) expected units at the regular price: series mean x category-day index
+    seen: np.ndarray  # (L, S, T) bool: the series' own regular price was observed on or before day t
+
+
+def _ffill_bfill(a: np.ndarray) -> np.ndarray:
+    """Forward then backward fill of nan along the last axis (vectorised)."""
+    def ff(x):
+        idx = np.where(np.isnan(x), 0, np.arange(x.shape[-1]))
+        np.maximum.accumulate(idx, axis=-1, out=idx)
+        return np.take_along_axis(x, idx, axis=-1)
+    a = ff(a)
+    return ff(a[..., ::-1])[..., ::-1]
+
+
+def _panel(history: pd.DataFrame, products: pd.DataFrame, book: pd.DataFrame | None = None) -> _Panel:
+    h = history
+    prod = products.drop_duplicates("sku_id").reset_index(drop=True)
+    skus = prod["sku_id"].astype(str).to_numpy()
+    cats = (prod["category"] if "category" in prod else pd.Series("_all", index=prod.index)).fillna("_none").astype(str).to_numpy()
+    locs = np.sort(h["location_id"].astype(str).unique())
+    dates = pd.to_datetime(h["date"])
+    d0 = dates.min()
+    T = int((dates.max() - d0).days) + 1 if len(h) else 0
+    L, S = len(locs), len(skus)
+    li = np.searchsorted(locs, h["location_id"].astype(str).to_numpy())
+    si = pd.Index(skus).get_indexer(h["sku_id"].astype(str))
+    keep = si >= 0  # history of SKUs not in the product master is ignored (ingestion quarantines them)
+    li, si, ti = li[keep], si[keep], (dates[keep] - d0).dt.days.to_numpy()
+    hk = h[keep]
+    units = np.zeros((L, S, T))
+    present = np.zeros((L, S, T), dtype=bool)
+    units[li, si, ti] = hk["units_sold"].to_numpy(float)
+    present[li, si, ti] = True
+    stock = np.zeros((L, S, T), dtype=bool)
+    if "is_stockout" in hk:
+        stock[li, si, ti] = hk["is_stockout"].fillna(False).to_numpy(bool)
+    obs_price = np.full((L, S, T), np.nan)
+    obs_promo = np.full((L, S, T), np.nan)
+    observed = hk["price_observed"].to_numpy(bool) if "price_observed" in hk else np.ones(len(hk), bool)
+    obs_price[li[observed], si[observed], ti[observed]] = hk["unit_price"].to_numpy(float)[observed]
+    obs_promo[li[observed], si[observed], ti[observed]] = hk["on_promo"].to_numpy(float)[observed]
+    base = prod["base_price"].to_numpy(float) if "base_price" in prod else np.full(S, np.nan)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        # the regular price: observed off promotion; else the store's last seen (stores may price
+        # differently, so another store's price would fake a change); before the first sale the
+        # chain's that day; else the base price
+        reg_obs = np.where(obs_promo == 0, obs_price, np.nan)
+        chain_reg = np.nanmedian(reg_obs, axis=0)  # (S, T)
+        if book is not None and len(book):
+            # the prices this pipeline set are known from their effective day on, sold or not
+            bl = pd.Index(locs).get_indexer(book["location_id"].astype(str))
+            bs = pd.Index(skus).get_indexer(book["sku_id"].astype(str))
+            bt = (pd.to_datetime(book["effective_date"]) - d0).dt.days.to_numpy()
+            ok = (bl >= 0) & (bs >= 0) & (bt >= 0) & (bt < T)
+            bl, bs, bt = bl[ok], bs[ok], bt[ok]
+            known = ~np.isnan(reg_obs[bl, bs, bt])
+            reg_obs[bl[~known], bs[~known], bt[~known]] = book["price"].to_numpy(float)[ok][~known]
+        # a series' own prices, carried forward and (before its first one) back; only a series
+        # never seen at its regular price takes the chain's (then base price)
+        regular = _ffill_bfill(reg_obs)
+        never = np.isnan(regular)
+        regular = np.where(never, np.broadcast_to(_ffill_bfill(chain_reg)[None], regular.shape), regular)
+        regular = np.where(np.isnan(regular), base[None, :, None], regular)
+        seen = np.maximum.accumulate(~np.isnan(reg_obs), axis=-1)  # an own regular price seen by day t
+        # promotions on days without a sale: the chain's promotion flag and depth that day
+        chain_promo = np.nanmax(obs_promo, axis=0)  # (S, T), nan where no store sold
+        depth = np.nanmedian(np.where(obs_promo == 1, obs_price / regular, np.nan), axis=0)
+    promo = np.where(np.isnan(obs_promo), np.nan_to_num(chain_promo) > 0, obs_promo > 0)
+    price = np.where(np.isnan(obs_price), regular * np.where(promo, np.nan_to_num(depth, nan=1.0)[None], 1.0), obs_price)
+    clean = present & ~stock
+    # exposure: a series' mean on clean regular days x its category's day index (weekday, events, season)
+    base_days = clean & ~promo
+    n = base_days.sum(axis=2)
+    mean = np.where(n > 0, (units * base_days).sum(axis=2) / np.maximum(n, 1), 0.0)  # (L, S)
+    cat_codes, cat_idx = np.unique(cats, return_inverse=True)
+    own_num = (units * base_days).sum(axis=0)  # (S, T)
+    own_den = (mean[:, :, None] * base_days).sum(axis=0)
+    num = np.zeros((len(cat_codes), T))
+    den = np.zeros((len(cat_codes), T))
+    np.add.at(num, cat_idx, own_num)
+    np.add.at(den, cat_idx, own_den)
+    # leave one out: a SKU's own price change must not move its own control
+    loo_num, loo_den = num[cat_idx] - own_num, den[cat_idx] - own_den
+    day_index = np.where(loo_den > 1e-9, loo_num / np.maximum(loo_den, 1e-12), 1.0)
+    day_index = np.clip(day_index, 0.05, 20)
+    exposure = mean[:, :, None] * day_index[None]
+    return _Panel(locs, skus, cats, units, clean, price, regular, promo, exposure, seen)
+
+
+def _window_sums(c: np.ndarray, flat_idx: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Sum of a series over days [lo, hi) given its cumulative sum `c` (rows x T+1)."""
+    return c[flat_idx, hi] - c[flat_idx, lo]
+
+
+def _events(p: _Panel, W: int) -> pd.DataFrame:
+    """Regular-price changes, one row per SKU x day x size of change, pooled over the stores that
+    changed together: units and exposure on clean regular days in the W days before and after."""
+    L, S, T = p.units.shape
+    lr = np.log(p.regular)
+    step = np.zeros_like(lr)
+    step[:, :, 1:] = lr[:, :, 1:] - lr[:, :, :-1]
+    real = np.zeros_like(p.seen)
+    real[:, :, 1:] = p.seen[:, :, :-1]  # the old price was the series' own, not a fill
+    l, s, t = np.nonzero((np.abs(step) > 0.01) & real)
+    if len(t) == 0:
+        return pd.DataFrame(columns=["sku", "x", "a", "ea", "b", "eb"])
+    flat = l * S + s
+    order = np.lexsort((t, flat))
+    l, s, t, flat = l[order], s[order], t[order], flat[order]
+    same = np.r_[False, flat[1:] == flat[:-1]]
+    prev_t = np.where(same, np.r_[0, t[:-1]], 0)
+    nxt_same = np.r_[flat[1:] == flat[:-1], False]
+    next_t = np.where(nxt_same, np.r_[t[1:], T], T)
+    lo, hi = np.maximum(t - W, prev_t), np.minimum(t + W, next_t)
+    m = (p.clean & ~p.promo).reshape(L * S, T)
+    cu = np.concatenate([np.zeros((L * S, 1)), np.cumsum(p.units.reshape(L * S, T) * m, axis=1)], axis=1)
+    ce = np.concatenate([np.zeros((L * S, 1)), np.cumsum(p.exposure.reshape(L * S, T) * m, axis=1)], axis=1)
+    ev = pd.DataFrame({"sku": s, "t": t, "x": np.round(step[l, s, t], 3),
+                       "b": _window_sums(cu, flat, lo, t), "eb": _window_sums(ce, flat, lo, t),
+                       "a": _window_sums(cu, flat, t, hi), "ea": _window_sums(ce, flat, t, hi)})
+    return ev.groupby(["sku", "t", "x"], as_index=False)[["a", "ea", "b", "eb"]].sum()
+
+
+def _promotions(p: _Panel, W: int) -> pd.DataFrame:
+    """Promotion runs pooled over stores: units and exposure on clean promoted days, against the
+    W clean regular days before and after the run, and the run's depth log(price / regular)."""
+    L, S, T = p.units.shape
+    pr = p.promo
+    start = pr.copy()
+    start[:, :, 1:] &= ~pr[:, :, :-1]
+    end = pr.copy()
+    end[:, :, :-1] &= ~pr[:, :, 1:]
+    ls, ss, ts = np.nonzero(start)
+    le, se_, te = np.nonzero(end)
+    if len(ts) == 0:
+        return pd.DataFrame(columns=["sku", "x", "a", "ea", "b", "eb"])
+    # starts and ends pair up in (store, SKU, day) order
+    o1, o2 = np.lexsort((ts, ss, ls)), np.lexsort((te, se_, le))
+    l, s, t0, t1 = ls[o1], ss[o1], ts[o1], te[o2] + 1
+    flat = l * S + s
+    reg = (p.clean & ~p.promo).reshape(L * S, T)
+    on = (p.clean & p.promo).reshape(L * S, T)
+    U, E = p.units.reshape(L * S, T), p.exposure.reshape(L * S, T)
+    depth = np.log(p.price / p.regular).reshape(L * S, T)
+
+    def cs(x):
+        return np.concatenate([np.zeros((L * S, 1)), np.cumsum(x, axis=1)], axis=1)
+    cu_r, ce_r, cu_p, ce_p, cd, cn = cs(U * reg), cs(E * reg), cs(U * on), cs(E * on), cs(depth * on), cs(on.astype(float))
+    lo, hi = np.maximum(t0 - W, 0), np.minimum(t1 + W, T)
+    runs = pd.DataFrame({
+        "sku": s, "t": t0,
+        "a": _window_sums(cu_p, flat, t0, t1), "ea": _window_sums(ce_p, flat, t0, t1),
+        "b": _window_sums(cu_r, flat, lo, t0) + _window_sums(cu_r, flat, t1, hi),
+        "eb": _window_sums(ce_r, flat, lo, t0) + _window_sums(ce_r, flat, t1, hi),
+        "xs": _window_sums(cd, flat, t0, t1), "n": _window_sums(cn, flat, t0, t1)})
+    g = runs.groupby(["sku", "t"], as_index=False)[["a", "ea", "b", "eb", "xs", "n"]].sum()
+    g["x"] = g["xs"] / g["n"].where(g["n"] > 0)
+    return g.dropna(subset=["x"])
+
+
+def _log_ratio(d: pd.DataFrame) -> pd.DataFrame:
+    """log of the after / before (or promoted / regular) rate, exposure-adjusted, and its Poisson
+    variance; rows with nothing on either side are dropped."""
+    ok = (d["ea"] > 0.5) & (d["eb"] > 0.5) & (d["a"] + d["b"] > 0)
+    d = d[ok].copy()
+    d["r"] = np.log((d["a"] + 0.5) / d["ea"]) - np.log((d["b"] + 0.5) / d["eb"])
+    d["v"] = 1.0 / (d["a"] + 0.5) + 1.0 / (d["b"] + 0.5)
+    return d
+
+
+def _placebo_variance(p: _Panel, W: int) -> float:
+    """Variance of the same before/after log ratio at days with no price change, beyond its
+    Poisson part: the slow drift of demand a price change is confounded with, per window."""
+    L, S, T = p.units.shape
+    if T < 2 * W + 1:
+        return 0.05
+    m = (p.clean & ~p.promo).sum(axis=0) > 0  # (S, T)
+    U = (p.units * (p.clean & ~p.promo)).sum(axis=0)
+    E = (p.exposure * (p.clean & ~p.promo)).sum(axis=0)
+    cu = np.concatenate([np.zeros((S, 1)), np.cumsum(U, axis=1)], axis=1)
+    ce = np.concatenate([np.zeros((S, 1)), np.cumsum(E, axis=1)], axis=1)
+    days = np.arange(W, T - W + 1, W)
+    steps = np.abs(np.diff(np.log(p.regular), axis=2)).max(axis=0) > 0.01  # (S, T-1) any change
+    changed = np.concatenate([np.zeros((S, 1), bool), steps], axis=1)
+    cc = np.concatenate([np.zeros((S, 1)), np.cumsum(changed | p.promo.any(axis=0), axis=1)], axis=1)
+    rows = []
+    for t in days:  # a handful of days (T / W), vectorised over SKUs
+        quiet = (cc[:, t + W] - cc[:, t - W]) == 0
+        d = pd.DataFrame({"b": cu[:, t] - cu[:, t - W], "eb": ce[:, t] - ce[:, t - W],
+                          "a": cu[:, t + W] - cu[:, t], "ea": ce[:, t + W] - ce[:, t]})[quiet & m[:, t]]
+        rows.append(d)
+    d = _log_ratio(pd.concat(rows, ignore_index=True)) if rows else pd.DataFrame()
+    if len(d) < 10:
+        return 0.05
+    return float(max(np.mean(d["r"] ** 2) - np.mean(d["v"]), 0.0))
+
+
+def _wls_slope(x, r, w):
+    """Slope through the origin and its standard error."""
+    sxx = float(np.sum(w * x * x))
+    if sxx <= 0:
+        return np.nan, np.inf
+    return float(np.sum(w * x * r) / sxx), float(1 / np.sqrt(sxx))
+
+
+def reference_prices(p: "_Panel", days: int = 28) -> pd.DataFrame:
+    """The regular price level a forecast fitted on this history assumes: the mean regular price of
+    each store x SKU over the last `days` days. A price set since then is not in the forecast yet,
+    so the demand multiplier is taken against this level, not only against today's price."""
+    L, S, T = p.regular.shape
+    ref = p.regular[:, :, max(0, T - days):].mean(axis=2) if T else np.full((L, S), np.nan)
+    return pd.DataFrame({"location_id": np.repeat(p.locs, S), "sku_id": np.tile(p.skus, L), "reference_price": ref.ravel()})
+
+
+def estimate_elasticities(history: pd.DataFrame, products: pd.DataFrame, cfg: PricingConfig = PricingConfig(),
+                          panel: "_Panel | None" = None) -> pd.DataFrame:
     """Own-price elasticity per SKU (module docstring, step 1). `history`: fct_daily_demand rows
     (location_id, sku_id, date, units_sold, unit_price, price_observed, on_promo, is_stockout).
-    Returns sku_id, category, elasticity, se, confidence, source ('own' | 'category'), n."""
-    h = history.copy()
-    h["date"] = pd.to_datetime(h["date"])
-    h = h.sort_values(["location_id", "sku_id", "date"], ignore_index=True)
-    prod = products.set_index("sku_id")
-    h["base"] = h["sku_id"].map(prod["base_price"]).astype(float)
-    price = np.where(h["price_observed"].astype(bool), h["unit_price"].astype(float), np.nan)
-    h["price"] = price
-    # regular price: the series' highest non-promotional observed price over the surrounding 8 weeks
-    reg = h["price"].where(h["on_promo"] == 0)
-    h["regular"] = reg.groupby([h["location_id"], h["sku_id"]], observed=True).transform(
-        lambda s: s.rolling(57, center=True, min_periods=1).max()).fillna(h["base"])
-    ok = h["price_observed"].astype(bool) & ~h.get("is_stockout", pd.Series(False, index=h.index)).astype(bool)
-    clean = ok & (h["on_promo"] == 0)
-    y = h["units_sold"].astype(float)
-    xall = np.log(h["price"] / h["regular"]).fillna(0.0)
-    deflate = pd.Series(0.0, index=h.index)
-    for _pass in range(2):  # pass 2: the level from price-deflated demand, so it does not absorb price effects
-        yd = y * np.exp(-deflate * xall)
-        num = (yd.where(clean, 0.0)).groupby([h["location_id"], h["sku_id"]], observed=True).transform(
-            lambda s: s.rolling(29, center=True, min_periods=1).sum())
-        den = clean.astype(float).groupby([h["location_id"], h["sku_id"]], observed=True).transform(
-            lambda s: s.rolling(29, center=True, min_periods=1).sum())
-        level = num / den.where(den > 0)
-        d = h[ok & level.notna()].copy()
-        d["yy"] = np.log((d["units_sold"] + 0.5) / (level[d.index] + 0.5))
-        d["x"] = np.log(d["price"] / d["regular"])
-        d["pr"] = d["on_promo"].astype(float)
-        # per-SKU OLS of yy on [1, x, pr] by closed form from sums (vectorised over SKUs)
-        agg = d.assign(xx=d["x"] ** 2, xp=d["x"] * d["pr"], pp=d["pr"] ** 2, xy=d["x"] * d["yy"], py=d["pr"] * d["yy"],
-                       yy2=d["yy"] ** 2).groupby("sku_id", observed=True).agg(
-            n=("x", "size"), sx=("x", "sum"), sp=("pr", "sum"), sy=("yy", "sum"), sxx=("xx", "sum"), sxp=("xp", "sum"),
-            spp=("pp", "sum"), sxy=("xy", "sum"), spy=("py", "sum"), syy=("yy2", "sum"),
-            sd_reg=("x", lambda s: float(np.std(s[d.loc[s.index, "pr"] == 0])) if (d.loc[s.index, "pr"] == 0).any() else 0.0))
-        rows = []
-        for sku, a in agg.iterrows():  # one 3x3 solve per SKU: thousands at M5, milliseconds each
-            X = np.array([[a.n, a.sx, a.sp], [a.sx, a.sxx, a.sxp], [a.sp, a.sxp, a.spp]])
-            rhs = np.array([a.sy, a.sxy, a.spy])
-            keep = [0, 1] + ([2] if 0 < a.sp < a.n else [])  # the promo term only when promos vary
-            X, rhs = X[np.ix_(keep, keep)], rhs[keep]
-            try:
-                beta = np.linalg.solve(X, rhs)
-                resid_ss = a.syy - beta @ rhs
-                sigma2 = max(resid_ss / max(a.n - len(keep), 1), 1e-9)
-                se = float(np.sqrt(sigma2 * np.linalg.inv(X)[1, 1]))
-                est = float(beta[1])
-            except np.linalg.LinAlgError:
-                est, se = np.nan, np.inf
-            rows.append((sku, est, se, int(a.n), float(a.sd_reg)))
-        raw_by_sku = {sku: est for sku, est, *_ in rows}
-        deflate = h["sku_id"].map(lambda k: np.clip(raw_by_sku.get(k, 0.0), *cfg.elasticity_bounds)
-                                  if np.isfinite(raw_by_sku.get(k, np.nan)) else 0.0).astype(float)
-    e = pd.DataFrame(rows, columns=["sku_id", "raw", "se", "n", "sd_regular_price"])
-    e = products[["sku_id", "category"]].merge(e, on="sku_id", how="left")
-    lo, hi = cfg.elasticity_bounds
-    usable = e["raw"].notna() & np.isfinite(e["se"]) & (e["sd_regular_price"].fillna(0) >= cfg.min_price_variation) \
-        & (e["n"].fillna(0) >= 30)
-    # category prior: precision-weighted mean of usable SKUs; between-SKU variance by moments
-    e["w"] = np.where(usable, 1.0 / np.maximum(e["se"], 1e-6) ** 2, 0.0)
-    u = e[usable].assign(rc=lambda x: x["raw"].clip(lo, hi))
-    u = u.assign(wr=u["w"] * u["rc"], se2=u["se"] ** 2)
-    g = u.groupby("category").agg(w=("w", "sum"), wr=("wr", "sum"), var=("rc", lambda v: float(np.var(v))),
-                                  se2=("se2", "mean"))
-    cat = pd.DataFrame({"mu": g["wr"] / g["w"].where(g["w"] > 0), "tau2": (g["var"] - g["se2"]).clip(lower=0.05)})
-    overall = float(np.average(e.loc[usable, "raw"].clip(lo, hi), weights=e.loc[usable, "w"])) if usable.any() else -1.5
-    e["mu"] = e["category"].map(cat["mu"]).fillna(overall)
-    e["tau2"] = e["category"].map(cat["tau2"]).fillna(0.25)
-    k = np.where(usable, e["tau2"] / (e["tau2"] + e["se"].fillna(np.inf) ** 2), 0.0)
-    e["elasticity"] = np.clip(np.where(usable, k * e["raw"].fillna(0) + (1 - k) * e["mu"], e["mu"]), lo, hi)
-    e["confidence"] = np.round(k, 4)
-    e["source"] = np.where(usable, "own (shrunk to category)", "category (too little price variation)")
-    return e[["sku_id", "category", "elasticity", "se", "confidence", "source", "n"]]
+    Returns sku_id, category, elasticity, se, confidence, source, n_events, n_promotions."""
+    W = EVENT_WINDOW_DAYS
+    lo_b, hi_b = cfg.elasticity_bounds
+    p = _panel(history, products) if panel is None else panel
+    S = len(p.skus)
+    out = pd.DataFrame({"sku_id": p.skus, "category": p.category})
+    drift = _placebo_variance(p, W) if p.units.size else 0.05
+    # (a) own: regular-price changes, each a before/after comparison
+    ev = _log_ratio(_events(p, W)) if p.units.size else pd.DataFrame()
+    own_e, own_se, n_ev = np.full(S, np.nan), np.full(S, np.inf), np.zeros(S, int)
+    if len(ev):
+        ev["w"] = 1.0 / (ev["v"] + drift)
+        ev["wxx"], ev["wxr"] = ev["w"] * ev["x"] ** 2, ev["w"] * ev["x"] * ev["r"]
+        g = ev.groupby("sku").agg(wxx=("wxx", "sum"), wxr=("wxr", "sum"), n=("x", "size"),
+                                  xmax=("x", lambda x: float(np.abs(x).max())))
+        ok = g["xmax"] >= cfg.min_price_variation
+        idx = g.index[ok].to_numpy(int)
+        own_e[idx] = (g["wxr"] / g["wxx"])[ok].to_numpy()
+        own_se[idx] = (1 / np.sqrt(g["wxx"]))[ok].to_numpy()
+        n_ev[idx] = g["n"][ok].to_numpy()
+    # (b) category: promotion depth. A promotion's lift is log(lift) + e log(depth); across the
+    # category's promotions of different depth the slope is e (non-price lift assumed unrelated
+    # to depth). One point per SKU (its promotions share the lift), weighted by its precision.
+    pm = _log_ratio(_promotions(p, W)) if p.units.size else pd.DataFrame()
+    n_pr = np.zeros(S, int)
+    cat_names = np.unique(p.category)
+    prior = {}
+    tau2 = cfg.elasticity_between_sku_sd ** 2
+    if len(pm):
+        pm["w"] = 1.0 / (pm["v"] + drift)
+        per = pm.groupby("sku").apply(lambda d: pd.Series({"x": np.average(d["x"], weights=d["w"]),
+                                                           "r": np.average(d["r"], weights=d["w"]),
+                                                           "v": 1.0 / d["w"].sum(), "n": len(d)}), include_groups=False)
+        n_pr[per.index.to_numpy(int)] = per["n"].to_numpy(int)
+        per["category"] = p.category[per.index.to_numpy(int)]
+        for c, d in per.groupby("category"):
+            if len(d) < 3 or np.ptp(d["x"]) < 0.05:
+                continue
+            lift_var = 0.02
+            for _ in range(3):  # weights need the between-SKU spread of non-price lift (moments)
+                w = 1.0 / (d["v"] + lift_var + tau2 * d["x"] ** 2)
+                xm, rm = np.average(d["x"], weights=w), np.average(d["r"], weights=w)
+                slope, se = _wls_slope(d["x"] - xm, d["r"] - rm, w)
+                resid = d["r"] - rm - slope * (d["x"] - xm)
+                lift_var = max(float(np.average(resid ** 2, weights=w) * len(d) / max(len(d) - 2, 1)
+                                     - np.average(d["v"], weights=w)), 0.005)
+            prior[c] = (slope, se, f"promotion depth over {len(d)} SKUs")
+    # category prior: the promotion-depth slope and the category's own estimates, by precision
+    own_ok = np.isfinite(own_se) & np.isfinite(own_e)
+    mu, mu_var, how = {}, {}, {}
+    for c in cat_names:
+        m = (p.category == c) & own_ok
+        ests, vars_, parts = list(own_e[m]), list(own_se[m] ** 2 + tau2), []
+        if m.any():
+            parts.append(f"{int(m.sum())} SKU(s) with price changes")
+        if c in prior and np.isfinite(prior[c][0]):
+            ests.append(prior[c][0])
+            vars_.append(prior[c][1] ** 2)
+            parts.append(prior[c][2])
+        if ests:
+            w = 1.0 / np.asarray(vars_)
+            mu[c], mu_var[c], how[c] = float(np.sum(w * ests) / w.sum()), float(1.0 / w.sum()), " and ".join(parts)
+    if mu:  # categories with nothing to learn from take the chain's pooled value
+        wc = np.array([1 / mu_var[c] for c in mu])
+        chain = (float(np.sum(wc * np.array(list(mu.values()))) / wc.sum()), float(1 / wc.sum()) + tau2)
+    else:
+        chain = (cfg.default_elasticity, cfg.elasticity_between_sku_sd ** 2 * 4)
+    m_c = np.array([mu.get(c, chain[0]) for c in p.category])
+    v_c = np.array([mu_var.get(c, chain[1]) for c in p.category])
+    # leave one out: a SKU's own estimate is not also part of the prior it is shrunk toward
+    w_own = np.where(own_ok, 1.0 / (own_se ** 2 + tau2), 0.0)
+    in_mu = own_ok & np.array([c in mu for c in p.category])
+    w_rest = np.where(in_mu, 1.0 / v_c - w_own, 1.0 / v_c)
+    alone = in_mu & (w_rest <= 1e-12)  # the category's only evidence is this SKU: the chain's prior
+    m_c = np.where(in_mu & ~alone, (m_c / v_c - w_own * np.nan_to_num(own_e)) / np.where(alone, 1.0, np.maximum(w_rest, 1e-12)), m_c)
+    v_c = np.where(in_mu & ~alone, 1.0 / np.maximum(w_rest, 1e-12), v_c)
+    m_c, v_c = np.where(alone, chain[0], m_c), np.where(alone, chain[1], v_c)
+    v_c = v_c + tau2
+    src_c = np.array([("category: " + how[c]) if c in mu else
+                      ("chain average (no price variation in the category)" if mu else "policy default (no price variation at all)")
+                      for c in p.category], dtype=object)
+    # each SKU: its own estimate shrunk toward the category (normal-normal, empirical Bayes)
+    v_own = np.where(own_ok, own_se ** 2, np.inf)
+    post_v = 1.0 / (1.0 / v_c + 1.0 / v_own)
+    post_m = post_v * (m_c / v_c + np.where(own_ok, own_e, 0.0) / v_own)
+    k = np.where(own_ok, post_v / v_own, 0.0)
+    out["elasticity"] = np.clip(post_m, lo_b, hi_b)
+    out["se"] = np.sqrt(post_v)
+    # confidence: the probability that the true elasticity is within 0.5 of the estimate
+    out["confidence"] = np.round(_erf(0.5 / (np.sqrt(2 * post_v))), 4)
+    out["own_weight"] = np.round(k, 4)
+    out["source"] = np.where(own_ok, [f"own: {n} price change(s), {w:.0%} weight; rest " for n, w in zip(n_ev, k)], "") + src_c
+    out["n_events"], out["n_promotions"] = n_ev, n_pr
+    return out
+
+
+def _erf(x):
+    from scipy.special import erf
+
+    return erf(x)
 
 
 # ---- 2. prices -----------------------------------------------------------------------------------
 
-def _round_to_endings(p: np.ndarray, lo: np.ndarray, hi: np.ndarray, endings: tuple[float, ...]) -> np.ndarray:
-    """Nearest price with an allowed cents ending inside [lo, hi]; nan where none exists."""
+def _ladder_floor(x: np.ndarray, endings: tuple[float, ...]) -> np.ndarray:
+    """The highest price on the ladder at or below x (x itself, to the cent, without endings)."""
+    x = np.asarray(x, float)
     if not endings:
-        return np.clip(np.round(p, 2), lo, hi)
-    base = np.floor(p)
-    cands = np.stack([base[:, None] + np.asarray(endings)[None, :] + k for k in (-1, 0, 1)], axis=2).reshape(len(p), -1)
-    inside = (cands >= lo[:, None] - 1e-9) & (cands <= hi[:, None] + 1e-9)
-    dist = np.where(inside, np.abs(cands - p[:, None]), np.inf)
-    j = np.argmin(dist, axis=1)
-    out = cands[np.arange(len(p)), j]
-    return np.where(np.isfinite(dist[np.arange(len(p)), j]), np.round(out, 2), np.nan)
+        return np.floor(np.round(x * 100, 6)) / 100
+    base = np.floor(x)[..., None]
+    e = np.asarray(endings)
+    c = np.concatenate([base - 1 + e, base + e], axis=-1)
+    return np.round(np.where(c <= x[..., None] + 1e-9, c, -np.inf).max(axis=-1), 2)
+
+
+def _ladder_ceil(x: np.ndarray, endings: tuple[float, ...]) -> np.ndarray:
+    """The lowest price on the ladder at or above x."""
+    x = np.asarray(x, float)
+    if not endings:
+        return np.ceil(np.round(x * 100, 6)) / 100
+    base = np.floor(x)[..., None]
+    e = np.asarray(endings)
+    c = np.concatenate([base + e, base + 1 + e], axis=-1)
+    return np.round(np.where(c >= x[..., None] - 1e-9, c, np.inf).min(axis=-1), 2)
+
+
+def _ladder(lo: np.ndarray, hi: np.ndarray, p0: np.ndarray, endings: tuple[float, ...], max_k: int = 12):
+    """Candidate prices per item: `max_k` points spread over [lo, hi], each snapped down to the
+    ladder, plus the ladder's lowest and highest prices inside [lo, hi] (O(items x max_k), whatever
+    the price level), plus the current price where it lies inside. Returns (item, price)."""
+    n = len(lo)
+    pts = lo[:, None] + (hi - lo)[:, None] * np.linspace(0, 1, max_k)[None, :]
+    grid = np.concatenate([_ladder_floor(pts, endings), _ladder_ceil(lo, endings)[:, None]], axis=1)
+    inside = (grid >= lo[:, None] - 1e-9) & (grid <= hi[:, None] + 1e-9) & np.isfinite(grid)
+    ii, jj = np.nonzero(inside)
+    hold = np.flatnonzero((p0 >= lo - 1e-9) & (p0 <= hi + 1e-9))
+    item = np.concatenate([ii, hold])
+    price = np.concatenate([grid[ii, jj], p0[hold]])
+    d = pd.DataFrame({"item": item, "price": np.round(price, 2)}).drop_duplicates().sort_values(["item", "price"])
+    return d["item"].to_numpy(), d["price"].to_numpy()
+
+
+def _choose(item, value, rel, cat_of_item, n, cap, counts, names, solver_seconds: float):
+    """Pick one candidate per item maximising total value with each category's average relative
+    change inside +-cap: a multiple-choice knapsack, solved as a MILP by HiGHS (through cvxpy) for
+    the categories where the items' own best choices would break the cap; the rest take their best.
+    Items without candidates hold (relative change 0)."""
+    import cvxpy as cp
+    import scipy.sparse as sp
+
+    order = np.lexsort((-value, item))
+    first = np.r_[True, item[order][1:] != item[order][:-1]]
+    best = np.full(n, -1)
+    best[item[order][first]] = order[first]
+    chosen = best.copy()
+    rel_best = np.where(best >= 0, rel[np.maximum(best, 0)], 0.0)
+    mean_rel = np.bincount(cat_of_item, weights=rel_best, minlength=len(counts)) / np.maximum(counts, 1)
+    over_cap = np.flatnonzero(np.abs(mean_rel) > cap + 1e-9)
+    if len(over_cap) == 0:
+        return chosen, over_cap
+    sub = np.flatnonzero(np.isin(cat_of_item[item], over_cap))
+    items_sub, inv = np.unique(item[sub], return_inverse=True)
+    exact = len(sub) <= MILP_MAX_VARIABLES
+    x = cp.Variable(len(sub), boolean=True) if exact else cp.Variable(len(sub))
+    one_hot = sp.csr_matrix((np.ones(len(sub)), (inv, np.arange(len(sub)))), shape=(len(items_sub), len(sub)))
+    ci = np.searchsorted(over_cap, cat_of_item[item[sub]])
+    A = sp.csr_matrix((rel[sub], (ci, np.arange(len(sub)))), shape=(len(over_cap), len(sub)))
+    room = cap * counts[over_cap]
+    cons = [one_hot @ x == 1, A @ x <= room, A @ x >= -room] + ([] if exact else [x >= 0])
+    prob = cp.Problem(cp.Maximize(value[sub] @ x), cons)
+    if exact:
+        prob.solve(solver=cp.HIGHS, time_limit=solver_seconds, mip_rel_gap=1e-4)
+    else:
+        prob.solve(solver=cp.HIGHS, time_limit=solver_seconds)
+    if x.value is None:
+        raise PricingInfeasible(
+            f"pricing {'MILP' if exact else 'LP'}: {prob.status} (HiGHS, {solver_seconds:g} s limit) for categories "
+            f"{', '.join(map(str, names[over_cap]))}: no choice keeps their average change inside "
+            f"+-{cap:.0%} (category_avg_change_cap_pct)")
+    xv = np.asarray(x.value, float)
+    if exact:
+        pick = sub[xv.round() > 0.5]
+    else:
+        # the LP relaxation of a multiple-choice knapsack with 2 constraints per category has at
+        # most 2 split items per category; each takes its split option nearest the cap's inside
+        # (lowest change where the upper cap binds, highest where the lower one does): feasible,
+        # and short of the optimum by at most those few items' margin differences
+        d = pd.DataFrame({"pos": sub, "item": item[sub], "x": xv, "rel": rel[sub], "cat": ci})
+        upper = (A @ xv) >= 0
+        d = d[d["x"] > 1e-6]
+        d["key"] = np.where(upper[d["cat"]], d["rel"], -d["rel"])
+        pick = d.sort_values(["item", "key"]).drop_duplicates("item")["pos"].to_numpy()
+    chosen[item[pick]] = pick
+    return chosen, over_cap
 
 
 def optimise_prices(items: pd.DataFrame, cfg: PricingConfig = PricingConfig()) -> pd.DataFrame:
-    """Solve the pricing QP for `items` (one row per store x SKU): location_id, sku_id, category,
-    current_price p0, unit_cost c, elasticity e (< 0), expected_units q0 over the horizon, supply
-    (units the network can deliver within lead time, inf = unbounded), weeks_of_supply, and
-    recently_changed (bool). Returns items with recommended_price and binding_guardrail."""
-    import cvxpy as cp
+    """Choose the next price of each item (one row per store x SKU): location_id, sku_id,
+    category, current_price p0, unit_cost c, elasticity e (< 0), expected_units q0 over the
+    horizon at p0, supply (units the network can deliver within lead time, inf = unbounded),
+    weeks_of_supply, recently_changed (bool) and optionally days_since_price_change. Returns
+    items with recommended_price, price_floor / price_ceiling (the guardrail range) and
+    binding_guardrail.
 
+    Every price on the ladder (`_ladder`) inside the item's guardrails is a candidate; its
+    expected margin over the horizon is (p - c) q0 (p / p0)^e, exact for a constant elasticity
+    (no linearisation: the choice is discrete, so the non-DCP product never reaches a solver).
+    The category average-change cap couples items, so the choice is a MILP (`_choose`).
+    Holding is legal when the current price is inside the item's range; where it is not (a
+    markdown is due, or the price is below the margin floor), holding is a penalised option the
+    MILP takes only where the category cap leaves no room -- targets yield to hard guardrails."""
     it = items.reset_index(drop=True).copy()
     n = len(it)
     p0, c = it["current_price"].to_numpy(float), it["unit_cost"].to_numpy(float)
-    e, q0 = it["elasticity"].to_numpy(float), np.maximum(it["expected_units"].to_numpy(float), 1e-6)
-    lo = np.maximum(c * (1 + cfg.min_margin), p0 * (1 - cfg.max_change))
+    e, q0 = it["elasticity"].to_numpy(float), np.maximum(np.nan_to_num(it["expected_units"].to_numpy(float)), 1e-6)
+    floor = c * (1 + cfg.min_margin)
+    lo = np.maximum(floor, p0 * (1 - cfg.max_change))
     hi = p0 * (1 + cfg.max_change)
-    over = it["weeks_of_supply"].to_numpy(float) > cfg.overstock_weeks
-    hi = np.where(over, np.minimum(hi, p0 * (1 - cfg.markdown_pct)), hi)
-    frozen = it["recently_changed"].to_numpy(bool)
-    lo, hi = np.where(frozen, p0, lo), np.where(frozen, p0, hi)
-    b = -e * q0 / p0  # q = a - b p, b > 0
-    a = q0 + b * p0
-    supply = it["supply"].to_numpy(float)
-    # inventory awareness: a - b p <= supply  <=>  p >= (a - supply) / b (only where supply is finite)
-    inv_lo = np.where(np.isfinite(supply), (a - supply) / np.maximum(b, 1e-12), -np.inf)
-    lo_all = np.maximum(lo, np.minimum(inv_lo, hi))  # never above the upper bound: then the upper bound holds
     bad = lo > hi + 1e-9
     if bad.any():
         ex = it.loc[bad, ["location_id", "sku_id", "current_price", "unit_cost"]].head(5).to_dict("records")
         raise PricingInfeasible(
             f"{int(bad.sum())} item(s) have no allowed price: min margin {cfg.min_margin:.0%} over cost is above the "
-            f"{'markdown' if over[bad].any() else 'maximum'} price allowed by max change {cfg.max_change:.0%}"
-            f"{' and markdown ' + format(cfg.markdown_pct, '.0%') if over[bad].any() else ''}; e.g. {ex}")
-    p = cp.Variable(n)
-    # maximise sum(-b p^2 + (a + b c) p): concave, DCP with square()
-    objective = cp.Maximize(-cp.sum(cp.multiply(b, cp.square(p))) + (a + b * c) @ p)
-    cons = [p >= lo_all, p <= hi]
+            f"maximum price allowed by max change {cfg.max_change:.0%} from the current price; raise max_change_pct "
+            f"or lower min_margin in the policy file's pricing section; e.g. {ex}")
+    over = it["weeks_of_supply"].to_numpy(float) > cfg.overstock_weeks
+    below = p0 < floor - 1e-9  # priced under the margin floor (e.g. after a cost increase)
+    frozen = it["recently_changed"].to_numpy(bool)
+    if "days_since_price_change" in it:  # an overstocked item steps down on the markdown cadence
+        ds = it["days_since_price_change"].to_numpy(float)
+        frozen = np.where(over, ds < cfg.min_days_between_markdowns, frozen)
+    # inventory awareness: no price cut that stimulates demand beyond what the network can supply
+    # within lead time: q0 (p / p0)^e <= supply <=> p >= p0 (supply / q0)^(1/e). Never forces a rise.
+    supply = it["supply"].to_numpy(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv_lo = np.where(np.isfinite(supply), p0 * (np.maximum(supply, 1e-9) / q0) ** (1 / e), -np.inf)
+    inv_lo = np.minimum(inv_lo, p0)
+    # markdown: an overstocked item may not rise and is marked down by at least markdown_pct; a low
+    # price with no ladder step that deep inside the max change takes the next step down
+    hi_md = np.minimum(hi, p0 * (1 - cfg.markdown_pct))
+    step_down = _ladder_floor(p0 - 0.005, cfg.price_endings)
+    no_step = _ladder_floor(hi_md, cfg.price_endings) < lo - 1e-9
+    hi_md = np.where(no_step & (step_down >= lo - 1e-9), step_down, hi_md)
+    # what forbids a markdown: the margin floor, the max change with the ladder, or supply
+    md_why = np.select([below | (floor > hi_md + 1e-9), lo > hi_md + 1e-9, inv_lo > hi_md + 1e-9],
+                       ["min_margin", "price_endings", "inventory"], "")
+    md_blocked = over & (md_why != "")
+    hi = np.where(over, np.where(md_blocked, p0, hi_md), hi)
+    lo_all = np.minimum(np.maximum(lo, inv_lo), hi)
+    lo_all = np.where(over & md_blocked, p0, lo_all)  # the markdown cannot happen: hold
+    lo_all, hi = np.where(frozen, p0, lo_all), np.where(frozen, p0, hi)
+    item, price = _ladder(lo_all, hi, p0, cfg.price_endings)
+    # a penalised hold where holding is outside the range (markdown due, or below the floor)
+    soft = np.flatnonzero(~frozen & ((over & ~md_blocked) | (below & ~over)))
+    item, price = np.concatenate([item, soft]), np.concatenate([price, p0[soft]])
+    value = (price - c[item]) * q0[item] * (price / p0[item]) ** e[item]
+    is_hold = np.isclose(price, p0[item])
+    hold_value = np.zeros(n)
+    hold_value[item[is_hold]] = value[is_hold]
+    # a change must earn at least `min_gain` of the item's current expected margin (no churn on noise)
+    value = np.where(is_hold, value, value - cfg.min_gain * np.abs(hold_value[item]))
+    penalised = np.isin(item, soft) & is_hold
+    # larger than all margins together: a hold is never traded for margin elsewhere
+    per_item_max = pd.Series(np.abs(value)).groupby(item).max().sum() if len(value) else 0.0
+    value = np.where(penalised, value - 2.0 * (per_item_max + 1.0), value)
+    rel = price / p0[item] - 1
     cats = it["category"].astype(str).to_numpy()
-    names = sorted(set(cats))
-    if cfg.category_avg_change_cap < 1:
-        import scipy.sparse as sp
-
-        idx = np.array([names.index(x) for x in cats])
-        counts = np.bincount(idx, minlength=len(names))
-        A = sp.csr_matrix((1.0 / (p0 * counts[idx]), (idx, np.arange(n))), shape=(len(names), n))
-        cons += [A @ p - 1 <= cfg.category_avg_change_cap, A @ p - 1 >= -cfg.category_avg_change_cap]
-    prob = cp.Problem(objective, cons)
-    prob.solve(solver=cp.CLARABEL)
-    if prob.status not in ("optimal", "optimal_inaccurate"):
-        raise PricingInfeasible(f"pricing problem {prob.status}: the category average-change cap "
-                                f"({cfg.category_avg_change_cap:.0%}) conflicts with the per-item bounds (markdowns)")
-    raw = np.clip(np.asarray(p.value, float), lo_all, hi)
-    rounded = _round_to_endings(raw, lo_all, hi, cfg.price_endings)
-    # rounding must not break the category cap: where it would, hold those items
-    rec = np.where(np.isnan(rounded), p0, rounded)
-    rec = np.where(frozen, p0, rec)
-    rel = pd.Series(rec / p0 - 1).groupby(cats).transform("mean").to_numpy()
-    breach = np.abs(rel) > cfg.category_avg_change_cap + 1e-9
-    if breach.any():  # pull the rounded prices back toward current, category by category
-        rec = np.where(breach & (np.abs(rec - p0) > 0), p0, rec)
+    names, cat_of_item = np.unique(cats, return_inverse=True)
+    counts = np.bincount(cat_of_item, minlength=len(names)).astype(float)
+    has = np.bincount(item, minlength=n) > 0
+    chosen, capped = _choose(item, value, rel, cat_of_item, n, cfg.category_avg_change_cap, counts, names, cfg.solver_seconds)
+    rec = np.where(chosen >= 0, price[np.maximum(chosen, 0)], p0)
     it["recommended_price"] = np.round(rec, 2)
-    tol = 0.011
+    it["price_floor"], it["price_ceiling"] = np.round(lo_all, 4), np.round(hi, 4)
+    # the guardrail that bound: the one that kept the price from the item's own best on the ladder
+    real = ~penalised
+    cmin = pd.Series(price[real]).groupby(item[real]).min().reindex(range(n)).to_numpy()
+    cmax = pd.Series(price[real]).groupby(item[real]).max().reindex(range(n)).to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        unc = np.where(e < -1, c * e / (1 + e), np.inf)  # the constant-elasticity margin optimum
+    order = np.lexsort((-value, item))
+    first = np.r_[True, item[order][1:] != item[order][:-1]]
+    own_best = np.full(n, -1)
+    own_best[item[order][first]] = order[first]
+    moved_by_cap = (chosen >= 0) & (chosen != own_best) & np.isin(cat_of_item, capped)
+    at_top = np.isclose(rec, cmax) & (unc > rec + 0.005)
+    at_bottom = np.isclose(rec, cmin) & (unc < rec - 0.005)
+    lo_is = np.select([np.isfinite(inv_lo) & (inv_lo >= lo - 1e-9), floor >= p0 * (1 - cfg.max_change) - 1e-9],
+                      ["inventory", "min_margin"], "max_decrease")
     binding = np.select(
-        [frozen, np.isnan(rounded), over & (np.abs(rec - hi) < tol), np.abs(rec - c * (1 + cfg.min_margin)) < tol,
-         np.isfinite(inv_lo) & (np.abs(rec - inv_lo) < tol), np.abs(rec - p0 * (1 + cfg.max_change)) < tol,
-         np.abs(rec - p0 * (1 - cfg.max_change)) < tol, breach],
-        ["min_days_between_changes", "price_endings", "markdown", "min_margin", "inventory", "max_increase",
-         "max_decrease", "category_avg_change"], "none")
+        [frozen, md_blocked, ~has, moved_by_cap, over & (rec < p0 - 0.005),
+         below & (rec > p0 + 0.005) & np.isclose(rec, cmin), at_top, at_bottom],
+        [np.full(n, "min_days_between_changes"), md_why, np.full(n, "price_endings"), np.full(n, "category_avg_change"),
+         np.full(n, "markdown"), np.full(n, "min_margin"), np.full(n, "max_increase"), lo_is],
+        "none")
     it["binding_guardrail"] = binding
     return it
 
 
 def recommend_prices(forecast: pd.DataFrame, history: pd.DataFrame, products: pd.DataFrame, plan_date: str,
-                     cfg: PricingConfig = PricingConfig(), positions: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Recommended price per store x SKU in the forecast (the stage). `positions`: on_hand and
-    on_order per location x SKU: weeks of supply (markdowns) and what the store can sell over
-    the horizon (inventory awareness)."""
+                     cfg: PricingConfig = PricingConfig(), positions: pd.DataFrame | None = None,
+                     locations: pd.DataFrame | None = None, book: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Recommended price per store x SKU in the forecast (the stage). `history`: the last
+    `PRICING_HISTORY_DAYS` of fct_daily_demand. `positions`: on_hand and on_order per location x
+    SKU: weeks of supply (markdowns) and what the network can supply within lead time (inventory
+    awareness: the store's stock and open orders plus its share of its DC's, by expected units;
+    `locations` gives each store's DC). `book`: the prices this pipeline set (`price_book`)."""
     h = cfg.horizon_days
     f = forecast[forecast["horizon"] <= h]
     pairs = f.groupby(["location_id", "sku_id"], as_index=False)["mean"].sum().rename(columns={"mean": "expected_units"})
-    prices = current_prices(history, products, plan_date)
+    prices = current_prices(history, products, plan_date, book)
     prod = products if "category" in products else products.assign(category="_all")
     out = pairs.merge(prices, on=["location_id", "sku_id"], how="left").merge(
         prod[["sku_id", "unit_cost", "base_price", "category"]], on="sku_id", how="left")
     out["current_price"] = out["unit_price"].fillna(out["base_price"])
+    # no price at all (not in the product master, no sale, no base price): nothing to recommend
+    out = out[out["current_price"].notna() & (out["current_price"] > 0)].reset_index(drop=True)
     days_since = (pd.Timestamp(plan_date) - pd.to_datetime(out["last_other_price_date"])).dt.days
-    out["recently_changed"] = days_since.notna() & (days_since < cfg.min_days_between_changes) & out["last_other_price_date"].notna()
+    out["days_since_price_change"] = days_since  # nan: no other price in the window
+    out["recently_changed"] = days_since.notna() & (days_since < cfg.min_days_between_changes)
+    if cfg.enabled:
+        panel = _panel(history, products, book)
+        el = estimate_elasticities(history, products, cfg, panel)
+        out = out.merge(reference_prices(panel, FORECAST_PRICE_DAYS), on=["location_id", "sku_id"], how="left")
+        out = out.merge(el[["sku_id", "elasticity", "se", "confidence", "source"]], on="sku_id", how="left")
+        out["elasticity"] = out["elasticity"].fillna(cfg.default_elasticity)
+        # the forecast reflects the recent price level; at today's price expect (p0 / ref)^e of it
+        ref = out["reference_price"].fillna(out["current_price"])
+        out["expected_units"] = out["expected_units"] * (out["current_price"] / ref) ** out["elasticity"]
+    else:
+        out["elasticity"], out["se"], out["confidence"], out["source"] = np.nan, np.nan, 0.0, "pricing disabled"
+        out["reference_price"] = out["current_price"]
     daily = out["expected_units"] / h
     if positions is not None:
         pos = positions.set_index(["location_id", "sku_id"])
         idx = pd.MultiIndex.from_frame(out[["location_id", "sku_id"]])
         on_hand = pos["on_hand"].reindex(idx).fillna(0).to_numpy(float)
         on_order = pos["on_order"].reindex(idx).fillna(0).to_numpy(float)
-        out["weeks_of_supply"] = np.where(daily > 0, (on_hand + on_order) / np.maximum(daily, 1e-9) / 7, np.inf)
-        # what the store can sell over the horizon: its stock and open orders (the DC refills
-        # within the horizon are uncertain, so demand beyond this is not stimulated)
-        out["supply"] = on_hand + on_order
+        supply = on_hand + on_order
+        if locations is not None and "supplying_dc_id" in locations:
+            dc = out["location_id"].map(locations.set_index("location_id")["supplying_dc_id"])
+            dc_idx = pd.MultiIndex.from_arrays([dc, out["sku_id"]])
+            dc_stock = (pos["on_hand"].reindex(dc_idx).fillna(0) + pos["on_order"].reindex(dc_idx).fillna(0)).to_numpy(float)
+            share = out["expected_units"] / out.groupby([dc, out["sku_id"]])["expected_units"].transform("sum").where(lambda x: x > 0)
+            supply = supply + dc_stock * share.fillna(0).to_numpy(float)
+        out["supply"] = supply
+        # weeks of supply of the network behind the store: its stock and open orders plus its share
+        # of its DC's (stock stuck at the DC is as much overstock as stock on the shelf)
+        out["weeks_of_supply"] = np.where(daily > 0, supply / np.maximum(daily, 1e-9) / 7, np.inf)
     else:
         out["weeks_of_supply"], out["supply"] = np.nan, np.inf
     if cfg.enabled:
-        el = estimate_elasticities(history, products, cfg)
-        out = out.merge(el[["sku_id", "elasticity", "confidence", "source"]], on="sku_id", how="left")
-        out["elasticity"] = out["elasticity"].fillna(-1.5)
-        out = optimise_prices(out, cfg)
+        # an item without a cost cannot be priced for margin: it holds and says why
+        costless = out["unit_cost"].isna() | ~np.isfinite(out["elasticity"])
+        parts = [optimise_prices(out[~costless], cfg)] if (~costless).any() else []
+        if costless.any():
+            held = out[costless].copy()
+            held["recommended_price"], held["binding_guardrail"] = held["current_price"], "missing_cost"
+            held["price_floor"], held["price_ceiling"] = held["current_price"], held["current_price"]
+            parts.append(held)
+        out = pd.concat(parts, ignore_index=True)
     else:
-        out["elasticity"], out["confidence"], out["source"] = np.nan, 0.0, "pricing disabled"
         out["recommended_price"], out["binding_guardrail"] = out["current_price"], "hold_price"
+        out["price_floor"], out["price_ceiling"] = out["current_price"], out["current_price"]
     ratio = out["recommended_price"] / out["current_price"]
     e = out["elasticity"].fillna(0.0)
-    out["demand_multiplier"] = np.where(ratio == 1, 1.0, ratio ** e)
+    # what the forecast (fitted on recent sales) must be scaled by at the recommended price: the
+    # change against the price level of the forecast's recent history, which includes changes
+    # made in the last weeks that the sales have not fully shown yet
+    ref = out["reference_price"].fillna(out["current_price"])
+    out["demand_multiplier"] = np.where(out["recommended_price"] == ref, 1.0, (out["recommended_price"] / ref) ** e)
     out["expected_units_current"] = out["expected_units"]
-    out["expected_units_recommended"] = out["expected_units"] * out["demand_multiplier"]
+    out["expected_units_recommended"] = out["expected_units"] * np.where(ratio == 1, 1.0, ratio ** e)
     out["expected_margin_current"] = (out["current_price"] - out["unit_cost"]) * out["expected_units_current"]
     out["expected_margin_recommended"] = (out["recommended_price"] - out["unit_cost"]) * out["expected_units_recommended"]
     out["elasticity_confidence"] = out["confidence"]
+    out["elasticity_se"] = out["se"]
     out["elasticity_source"] = out["source"]
-    chg = (ratio - 1) * 100
-    out["rationale"] = np.where(
-        ratio.round(4) == 1,
-        np.where(out["binding_guardrail"] == "hold_price",
-                 "price held: the pricing optimisation is not enabled yet (issue #5)",
-                 "price held (" + out["binding_guardrail"].astype(str) + "); elasticity " + out["elasticity"].round(2).astype(str)),
-        "price " + out["current_price"].round(2).astype(str) + " -> " + out["recommended_price"].round(2).astype(str)
-        + " (" + chg.round(1).astype(str) + "%): elasticity " + out["elasticity"].round(2).astype(str)
-        + " (" + out["source"].astype(str) + ", confidence " + out["confidence"].round(2).astype(str) + "), expected "
-        + out["expected_units_current"].round(1).astype(str) + " -> " + out["expected_units_recommended"].round(1).astype(str)
-        + " units and margin " + out["expected_margin_current"].round(0).astype(str) + " -> "
-        + out["expected_margin_recommended"].round(0).astype(str) + " over " + str(h) + " days; bound: "
-        + out["binding_guardrail"].astype(str))
+    out["rationale"] = _rationale(out, ratio, h)
     return out[PRICE_COLUMNS + ["category"]].sort_values(["location_id", "sku_id"], ignore_index=True)
 
 
+_WHY = {
+    "none": "the margin optimum inside every guardrail",
+    "max_increase": "capped by the maximum change per step",
+    "max_decrease": "capped by the maximum change per step",
+    "min_margin": "held at the minimum margin over cost",
+    "inventory": "no deeper cut: the network could not supply the extra demand within lead time",
+    "markdown": "marked down: more than the overstock threshold of weeks of supply",
+    "min_days_between_changes": "held: the price changed too recently",
+    "price_endings": "held: no allowed price ending inside the guardrails",
+    "category_avg_change": "held: the category's average change would exceed its cap",
+    "hold_price": "price held: pricing is disabled in the policy file (pricing.enabled: false)",
+    "missing_cost": "held: the product master has no unit cost for this item",
+}
+
+
+def _rationale(out: pd.DataFrame, ratio: pd.Series, h: int) -> pd.Series:
+    """One planner-facing sentence per row, built only from the row's numbers."""
+    why = out["binding_guardrail"].map(_WHY).fillna(out["binding_guardrail"].astype(str))
+    el = ("elasticity " + out["elasticity"].round(2).astype(str) + " +- " + out["se"].round(2).astype(str)
+          + " (" + out["source"].astype(str) + ")")
+    held = why + "; " + el + "; expected " + out["expected_units_current"].round(1).astype(str) + " units over " + str(h) + " days"
+    chg = "price " + out["current_price"].round(2).astype(str) + " -> " + out["recommended_price"].round(2).astype(str) + " (" \
+        + ((ratio - 1) * 100).round(1).map("{:+.1f}%".format) + "): " + why + "; " + el + "; expected " \
+        + out["expected_units_current"].round(1).astype(str) + " -> " + out["expected_units_recommended"].round(1).astype(str) \
+        + " units and margin " + out["expected_margin_current"].round(0).astype(str) + " -> " \
+        + out["expected_margin_recommended"].round(0).astype(str) + " over " + str(h) + " days"
+    disabled = out["binding_guardrail"] == "hold_price"
+    return pd.Series(np.where(disabled, _WHY["hold_price"], np.where(ratio.round(4) == 1, held, chg)), index=out.index)
+
+
 def guardrail_violations(recs: pd.DataFrame, cfg: PricingConfig, history: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Every recommendation outside a guardrail, one row per violation (empty = all inside)."""
+    """Every recommendation outside a guardrail, one row per violation (empty = all inside).
+    Independent of the optimiser: recomputed from the recommendation's own columns and `cfg`."""
     r = recs
     changed = (r["recommended_price"] - r["current_price"]).abs() > 0.005
     rel = r["recommended_price"] / r["current_price"] - 1
+    floor = r["unit_cost"] * (1 + cfg.min_margin)
     checks = {
-        "min_margin": changed & (r["recommended_price"] < r["unit_cost"] * (1 + cfg.min_margin) - 0.005),
+        "min_margin": changed & (r["recommended_price"] < floor - 0.005),
         "max_change": changed & (rel.abs() > cfg.max_change + 1e-6),
         "price_endings": changed & ~np.isclose(((r["recommended_price"] * 100).round() % 100 / 100).to_numpy()[:, None],
                                                np.asarray(cfg.price_endings)[None, :], atol=0.001).any(axis=1)
         if cfg.price_endings else pd.Series(False, index=r.index),
     }
+    if "days_since_price_change" in r:
+        over_ = r["weeks_of_supply"] > cfg.overstock_weeks if "weeks_of_supply" in r else pd.Series(False, index=r.index)
+        gap = np.where(over_ & (rel < 0), cfg.min_days_between_markdowns, cfg.min_days_between_changes)
+        checks["min_days_between_changes"] = changed & (r["days_since_price_change"] < gap)
+    if "weeks_of_supply" in r:
+        over = (r["weeks_of_supply"] > cfg.overstock_weeks) & ~(r.get("days_since_price_change", np.inf) < cfg.min_days_between_changes)
+        # an overstocked item may not rise; it must be marked down unless the margin floor or the ladder stops it
+        checks["markdown"] = over & (rel > 1e-6)
+    if "supply" in r:
+        stim = (r["expected_units_recommended"] > np.maximum(r["supply"], r["expected_units_current"]) + 1e-6) & (rel < 0)
+        checks["inventory"] = changed & stim
     if "category" in r:
         cat = rel.groupby(r["category"]).transform("mean")
         checks["category_avg_change"] = changed & (cat.abs() > cfg.category_avg_change_cap + 1e-6)
-    out = [r.loc[m, ["location_id", "sku_id", "current_price", "recommended_price"]].assign(guardrail=k) for k, m in checks.items()]
-    return pd.concat(out, ignore_index=True)
+    out = [r.loc[m, ["location_id", "sku_id", "current_price", "recommended_price"]].assign(guardrail=k)
+           for k, m in checks.items() if m.any()]
+    cols = ["location_id", "sku_id", "current_price", "recommended_price", "guardrail"]
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=cols)

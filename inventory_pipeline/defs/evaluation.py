@@ -8,7 +8,8 @@ from the UI (job `evaluate_policy`) after a change to a stage or to the policy f
 
 import dagster as dg
 
-from ..simulation.evaluation import EvaluationConfig, evaluate, kpi_table, load_network, scenario_table, write_report
+from ..simulation.evaluation import (EvaluationConfig, evaluate, kpi_table, load_network, pricing_table, scenario_table,
+                                     write_report)
 from .resources import LandingZoneResource, PolicyResource, WarehouseResource
 
 
@@ -48,6 +49,10 @@ def policy_evaluation(context: dg.AssetExecutionContext, config: PolicyEvaluatio
         "runs": report["meta"]["runs"], "seconds": report["meta"]["seconds"],
         **{_FILE_KEYS.get(name, name): dg.MetadataValue.path(str(path)) for name, path in paths.items()},
     }
+    pr = report.get("pricing") or {}
+    if "static" in pr:
+        md["pricing_vs_static_prices"] = dg.MetadataValue.md(pricing_table(report).to_markdown(index=False))
+    md["guardrail_violations_total"] = int(pr.get("guardrail_violations_total", 0))
     if report.get("scenarios"):
         md["scenarios"] = dg.MetadataValue.md(scenario_table(report).to_markdown(index=False))
     return dg.MaterializeResult(metadata=md)

@@ -1,40 +1,77 @@
-"""price_recommendations asset: calls core.pricing on the forecast; the price-adjusted demand
-multiplier it writes is what replenishment plans against."""
+"""price_recommendations asset: calls core.pricing with the policy file's guardrails; the
+price-adjusted demand multiplier it writes is what replenishment plans against. The blocking
+`guardrails` check re-verifies every recommendation against the policy, independently of the
+optimiser: a failure stops the downstream stages of the partition."""
 
 import dagster as dg
 import pandas as pd
 
 from ..contracts.outputs import PriceRecommendations
-from ..core.pricing import PRICING_HISTORY_DAYS, recommend_prices
+from ..core.pricing import PRICING_HISTORY_DAYS, guardrail_violations, price_book, pricing_config, recommend_prices
 from ._common import contract_check, contract_spec, model_key, preview
 from .forecasting import demand_forecast
 from .partitions import daily_partitions
-from .resources import WarehouseResource
+from .resources import PolicyResource, WarehouseResource
 
 
 @dg.asset(
     partitions_def=daily_partitions,
     group_name="decisions",
-    deps=[demand_forecast, model_key("fct_daily_demand"), model_key("dim_products")],
-    check_specs=[contract_spec("price_recommendations", PriceRecommendations)],
+    deps=[demand_forecast, model_key("fct_daily_demand"), model_key("fct_inventory_positions"),
+          model_key("dim_products"), model_key("dim_locations")],
+    check_specs=[contract_spec("price_recommendations", PriceRecommendations),
+                 dg.AssetCheckSpec("guardrails", asset="price_recommendations", blocking=True,
+                                   description="no recommended price breaks a guardrail of the policy file's pricing section")],
     kinds={"cvxpy"},
-    description="Recommended price per store x SKU with expected units and margin (first version holds prices).",
+    description="Recommended price per store x SKU: elasticity-aware margin optimum inside the policy's guardrails, "
+                "with expected units and margin at both prices and a rationale.",
 )
-def price_recommendations(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+def price_recommendations(context: dg.AssetExecutionContext, warehouse: WarehouseResource, policy: PolicyResource):
     d = context.partition_key
     wh = warehouse.get()
-    fc = wh.read("demand_forecast", d)
+    pol = policy.load()
+    cfg = pricing_config(pol)
     start = (pd.Timestamp(d) - pd.Timedelta(days=PRICING_HISTORY_DAYS)).date().isoformat()
     history = wh.read_model(
-        "select location_id, sku_id, date, unit_price, price_observed, on_promo from marts.fct_daily_demand "
-        "where date <= cast(? as date) and date > cast(? as date) order by location_id, sku_id, date", [d, start])
-    products = wh.read_model("select * from marts.dim_products")
-    recs = recommend_prices(fc, history, products, d)
+        "select location_id, sku_id, date, units_sold, unit_price, price_observed, on_promo, is_stockout "
+        "from marts.fct_daily_demand where date <= cast(? as date) and date > cast(? as date) "
+        "order by location_id, sku_id, date", [d, start])
+    # the prices this pipeline already sent to the ERP (earlier partitions of the decision log)
+    # (all of them: a slow mover's last price may be older than the history window)
+    earlier = [p for p in wh.partitions("decision_log") if p < d]
+    log = wh.query(f"select location_id, sku_id, plan_date, decision_type, status, new_price from {wh.scan('decision_log')} "
+                   "where decision_type = 'price_change' and cast(plan_date as date) < cast($d as date)", d=d) if earlier else None
+    book = price_book(log, d)
+    context.log.info(f"pricing {d}: {len(history):,} history rows since {start}, {len(book):,} prices in the book from "
+                     f"{len(earlier)} earlier decision logs, guardrails {pol.tag}")
+    fc = wh.read("demand_forecast", d)
+    recs = recommend_prices(
+        fc, history, wh.read_model("select * from marts.dim_products"), d, cfg,
+        positions=wh.read_model("select * from marts.fct_inventory_positions where date = cast(? as date)", [d]),
+        locations=wh.read_model("select * from marts.dim_locations"), book=book)
     wh.write("price_recommendations", recs, d)
-    changed = int((recs["recommended_price"].round(2) != recs["current_price"].round(2)).sum())
+    unpriced = len(fc[["location_id", "sku_id"]].drop_duplicates()) - len(recs)
+    if unpriced:
+        context.log.warning(f"{unpriced} store x SKU(s) in the forecast have no price (no sale, no base price): not priced")
+    changed = recs["recommended_price"].round(2) != recs["current_price"].round(2)
+    violations = guardrail_violations(recs, cfg)
+    margin_now, margin_new = float(recs["expected_margin_current"].sum()), float(recs["expected_margin_recommended"].sum())
+    guard = dg.AssetCheckResult(
+        check_name="guardrails", passed=violations.empty,
+        metadata={"violations": len(violations), "policy": pol.tag,
+                  "by_guardrail": violations["guardrail"].value_counts().to_dict(),
+                  "examples": dg.MetadataValue.md(violations.head(10).to_markdown(index=False))},
+        description=None if violations.empty else f"{len(violations)} recommendation(s) outside a guardrail")
     return dg.MaterializeResult(
-        metadata={"dagster/row_count": len(recs), "price_changes": changed,
-                  "expected_margin_14d": round(float(recs["expected_margin_recommended"].sum()), 2),
-                  "preview": preview(recs)},
-        check_results=[contract_check("output_contract", PriceRecommendations, recs)],
+        metadata={"dagster/row_count": len(recs), "price_changes": int(changed.sum()),
+                  "price_increases": int((changed & (recs["recommended_price"] > recs["current_price"])).sum()),
+                  "markdowns": int((recs["binding_guardrail"] == "markdown").sum()),
+                  "expected_margin_current": round(margin_now, 2), "expected_margin_recommended": round(margin_new, 2),
+                  "expected_margin_change_pct": round(100 * (margin_new / margin_now - 1), 2) if margin_now else 0.0,
+                  "binding_guardrails": recs["binding_guardrail"].value_counts().to_dict(),
+                  "elasticity_sources": recs.drop_duplicates("sku_id")["elasticity_source"].str.split(":").str[0]
+                  .value_counts().to_dict(),
+                  "policy_version": pol.tag, "price_book_entries": len(book), "unpriced_items": unpriced,
+                  "preview": preview(recs[changed] if changed.any() else recs)},
+        check_results=[contract_check("output_contract", PriceRecommendations, recs), guard],
     )

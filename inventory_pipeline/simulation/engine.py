@@ -17,6 +17,18 @@ Each day t:
   5. the end-of-day state is recorded (KPI accumulators from `measure_from` on, the observed
      history, optional day records for a sink such as the landing-zone writer).
 
+Overstock (a KPI, never shown to the policy): units a store holds above `OVERSTOCK_WEEKS` (8)
+weeks of supply, max(0, on_hand_end - 7 x 8 x mu), where mu is the demand the twin knows is
+expected for that store x SKU: the demand model's true mean daily demand at the prices in force
+each day (promotions, seasonality and scenario effects included), averaged over the trailing
+`MA_WINDOW` (28) days up to and including today -- only days since the item's launch count, so a
+new item is not judged against the zeros before it existed. Trailing, not forward-looking: the
+yardstick is the demand the stock has just been facing, and it does not reward a policy for
+stock that a later promotion happens to clear. Accumulated per store x SKU over measured days in
+units and at unit cost (`overstock_units_days`, `overstock_value_days`). The same per DC x SKU
+for the network behind the DC (`res.dc`): the DC's stock plus its stores', against the sum of its
+stores' expected demand -- stock stuck at a DC is overstock too.
+
 Everything is vectorised over SKU x location; the only Python loop is over days.
 """
 
@@ -28,6 +40,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from ..core.kpis import overstock
 from .demand import DemandModel
 from .network import Network, day_dates
 from .policies import History, Observation, Orders, Policy
@@ -42,6 +55,7 @@ SUM_DAYS = 14  # ... and on the total demand of the next 14 days (what lead-time
 # influence except through its stock, the seasonal naive of the policy's observed sales ("snaive")
 SCORED = ("fc", "snaive")
 NAIVE_LAG = 7  # MASE scale: the seasonal-naive (lag 7) error of the realised demand
+OVERSTOCK_WEEKS = 8.0  # overstock KPI: store stock above this many weeks of expected demand
 
 
 @dataclass
@@ -67,9 +81,10 @@ class DayRecord:
 
 STORE_ACC = (
     "demand", "sales", "lost", "revenue", "cogs", "stockout_days", "active_days", "inventory_value_days",
-    "inventory_units_days", "order_lines", "transfer_lines", "transfer_units", "price_changes",
+    "inventory_units_days", "order_lines", "transfer_lines", "transfer_units", "price_changes", "price_decreases",
+    "overstock_units_days", "overstock_value_days",
 )
-DC_ACC = ("inventory_value_days", "order_lines", "order_value")
+DC_ACC = ("inventory_value_days", "order_lines", "order_value", "overstock_units_days", "overstock_value_days")
 
 
 @dataclass
@@ -218,6 +233,10 @@ def simulate(
     req_ring = np.repeat(dc_mu0[None], MA_WINDOW, axis=0)
     ring_days = np.full(S, MA_WINDOW)  # days of history inside the ring, per SKU (launches)
     price_factor = np.ones((L, S))
+    # true mean daily demand at the prices in force, trailing MA_WINDOW days (overstock KPI)
+    mu_ring = np.zeros((MA_WINDOW, L, S))
+    mu_sum = np.zeros((L, S))
+    mu_days = np.zeros(S, dtype=np.int64)  # days inside the ring since launch, per SKU
     history = History(dates, L, S)
     book = _OrderBook()
     next_id = 1
@@ -271,6 +290,9 @@ def simulate(
             sales_ring[:, :, new] = 0
             req_ring[:, :, new] = 0
             ring_days[new] = 0
+            mu_ring[:, :, new] = 0
+            mu_sum[:, new] = 0
+            mu_days[new] = 0
 
         # 1. arrivals (a closed DC receives nothing: its deliveries wait for the reopening)
         dc_closed = outage is not None and outage[0][0] <= t < outage[0][1]
@@ -286,8 +308,14 @@ def simulate(
         ref_mean = dm.mean(t)
         demand = dm.draw(t, ref_mean)
         price = network.price_path[t][None, :] * price_factor
+        true_mean = ref_mean
         if not np.all(price_factor == 1.0):
-            demand = dm.draw_coupled(t, ref_mean, demand, dm.mean(t, price_factor))
+            true_mean = dm.mean(t, price_factor)
+            demand = dm.draw_coupled(t, ref_mean, demand, true_mean)
+        mu_slot = t % MA_WINDOW
+        mu_sum += true_mean - mu_ring[mu_slot]
+        mu_ring[mu_slot] = true_mean
+        mu_days = np.minimum(mu_days + 1, MA_WINDOW)
         sales = np.minimum(demand, store_oh)
         store_oh -= sales
         store_carried = launched[None, :] & ((t < disc_abs)[None, :] | (store_oh > 0))
@@ -321,6 +349,7 @@ def simulate(
         # 4a. prices for tomorrow
         new_factor = price_factor if orders.price_factor is None else np.asarray(orders.price_factor, dtype=float)
         price_changed = ~np.isclose(new_factor, price_factor) & store_carried
+        price_down = price_changed & (new_factor < price_factor)
         price_factor = np.where(store_carried, new_factor, price_factor)
 
         # 4b. DC -> store shipments; a short DC allocates in proportion to the requests
@@ -400,6 +429,7 @@ def simulate(
         # 5. record
         dc_carried = launched[None, :] & ((t < disc_abs)[None, :] | (dc_oh > 0))
         if t >= measure_from:
+            over_units, over_value = overstock(store_oh, mu_sum / np.maximum(mu_days, 1), unit_cost, OVERSTOCK_WEEKS)
             acc = res.store
             acc["demand"] += demand
             acc["sales"] += sales
@@ -414,7 +444,15 @@ def simulate(
             acc["transfer_lines"] += transfers_out > 0
             acc["transfer_units"] += transfers_out
             acc["price_changes"] += price_changed
+            acc["price_decreases"] += price_down
+            acc["overstock_units_days"] += over_units
+            acc["overstock_value_days"] += over_value
             res.dc["inventory_value_days"] += dc_oh * unit_cost[None, :]
+            # network overstock behind each DC: its stock plus its stores', against its stores' demand
+            net_units, net_value = overstock(dc_oh + _per_dc(store_oh, store_dc, D),
+                                             _per_dc(mu_sum, store_dc, D) / np.maximum(mu_days, 1), unit_cost, OVERSTOCK_WEEKS)
+            res.dc["overstock_units_days"] += net_units
+            res.dc["overstock_value_days"] += net_value
             res.dc["order_lines"] += po > 0
             res.dc["order_value"] += po * unit_cost[None, :]
             for i, src in enumerate(SCORED):
@@ -433,7 +471,7 @@ def simulate(
                 dates[t], float((store_oh * unit_cost).sum()), float((dc_oh * unit_cost).sum()), int(demand.sum()),
                 int(sales.sum()), int((store_carried & (store_oh == 0)).sum()), int(store_carried.sum()),
                 float((sales * price).sum()), int((ship > 0).sum() + (po > 0).sum()), int((transfers_out > 0).sum()),
-                int(price_changed.sum()),
+                int(price_changed.sum()), int(price_down.sum()), float(over_units.sum()),
             ))
             f1 = fc_ring[0, 0, t % R] if fc_target[0, 0, t % R] == t else None
             for (l, s), rows in sample_rows.items():
@@ -469,7 +507,7 @@ def simulate(
             )
     res.daily = pd.DataFrame(daily_rows, columns=[
         "date", "store_inventory_value", "dc_inventory_value", "demand", "sales", "stockouts", "active",
-        "revenue", "orders", "transfers", "price_changes"])
+        "revenue", "orders", "transfers", "price_changes", "price_decreases", "overstock_units"])
     res.samples = {p: pd.DataFrame(r, columns=["date", "demand", "sales", "on_hand", "forecast_h1", "price"])
                    for p, r in sample_rows.items()}
     return res

@@ -12,7 +12,12 @@ Protocol (identical for every run):
 What it produces: headline KPIs of both policies and their relative change, the same by ABC
 class (revenue under the baseline) and by store, a trade-off frontier (baseline safety days vs
 pipeline service level: stockout rate against average inventory value), and KPIs under four
-stress scenarios. Runs are independent and go to a process pool (`jobs`).
+stress scenarios. When the pipeline's pricing is enabled (the policy file's `pricing` section,
+or `EvaluationConfig.pricing_enabled`), one more run, `pipeline/static_prices`, is the same
+pipeline at the same service level with prices held, and `report["pricing"]` compares the
+dynamic prices against it (margin, revenue, service, carrying cost, overstock, price changes,
+guardrail violations); the guardrail violations of every pipeline run are summed into
+`guardrail_violations_total`. Runs are independent and go to a process pool (`jobs`).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import pandas as pd
 
 from ..core.kpis import TWIN_KPIS, abc_classes, relative_change, twin_kpis
 from ..core.policy import load_policy
+from ..core.pricing import pricing_config
 from .engine import FORECAST_HORIZONS, SimulationResult, simulate
 from .network import Network, NetworkConfig, build_network
 from .policies import BaselinePolicy, SwitchingPolicy
@@ -38,7 +44,12 @@ from .scenarios import BASE, Scenario, stress_scenarios
 HEADLINE = ("stockout_rate", "fill_rate", "lost_sales_units", "avg_inventory_value", "carrying_cost",
             "carrying_cost_pct_inventory_value", "carrying_cost_pct_revenue", "inventory_turns", "revenue",
             "gross_margin", "wape_h1", "wape_h7", "wape_h14", "mase_h7", "mape_h7", "bias_h7", "wape_sum14",
-            "snaive_wape_h14", "snaive_wape_sum14", "orders", "transfers", "price_changes")
+            "snaive_wape_h14", "snaive_wape_sum14", "overstock_units", "overstock_value", "network_overstock_units",
+            "network_overstock_value", "orders", "transfers", "price_changes", "price_decreases")
+# the static- vs dynamic-price comparison (report["pricing"])
+PRICING_KPIS = ("gross_margin", "gross_margin_pct", "revenue", "demand_units", "sales_units", "stockout_rate", "fill_rate", "carrying_cost",
+                "avg_inventory_value", "overstock_units", "overstock_value", "network_overstock_units",
+                "network_overstock_value", "price_changes", "price_decreases", "guardrail_violations")
 
 
 @dataclass(frozen=True)
@@ -53,12 +64,16 @@ class EvaluationConfig:
     scenarios: bool = True
     jobs: int = 2
     n_samples: int = 4  # store x SKU series whose trajectories are plotted
+    pricing_enabled: bool | None = None  # the pipeline's pricing optimisation (None: the policy file's)
 
     def __post_init__(self) -> None:
         if self.days < 7:
             raise ValueError(f"evaluation days must be >= 7, got {self.days}")
         if self.cadence_days < 1:
             raise ValueError(f"cadence_days must be >= 1, got {self.cadence_days}")
+
+
+STATIC_PRICES = "pipeline/static_prices"  # run key of the pipeline with prices held
 
 
 class EvaluationError(ValueError):
@@ -94,6 +109,7 @@ class RunSpec:
     cadence_days: int = 7
     scenario: Scenario = BASE
     samples: tuple[tuple[int, int], ...] = field(default_factory=tuple)
+    pricing_enabled: bool | None = None  # pipeline only: None = the policy file's pricing switch
 
 
 def run_spec(spec: RunSpec, network: Network | None = None) -> dict:
@@ -106,7 +122,7 @@ def run_spec(spec: RunSpec, network: Network | None = None) -> dict:
         from .pipeline_policy import PipelinePolicy
 
         main = PipelinePolicy(net, load_policy(spec.policy_path), service_level=spec.service_level,
-                              cadence_days=spec.cadence_days)
+                              cadence_days=spec.cadence_days, pricing_enabled=spec.pricing_enabled)
     else:
         raise ValueError(f"unknown policy {spec.policy!r}: baseline | pipeline")
     warmup = BaselinePolicy(review_period_days=spec.network.review_period_days)
@@ -114,7 +130,14 @@ def run_spec(spec: RunSpec, network: Network | None = None) -> dict:
                                      measure_from=spec.switch_day, samples=list(spec.samples))
     return {"key": spec.key, "store": res.store, "dc": res.dc, "days": res.measured_days, "daily": res.daily,
             "samples": res.samples, "seconds": time.perf_counter() - t0,
-            "forecasts_made": getattr(main, "forecasts_made", None)}
+            "forecasts_made": getattr(main, "forecasts_made", None),
+            # pipeline runs: pricing as run, and the recommendations outside a guardrail (None: baseline)
+            "pricing_enabled": main.pricing.enabled if spec.policy == "pipeline" else None,
+            "guardrail_violations": getattr(main, "guardrail_violations", None),
+            "guardrail_violations_by": dict(getattr(main, "guardrail_violations_by", {})),
+            "price_changes_recommended": getattr(main, "price_changes_recommended", None),
+            "pricing_infeasible_days": getattr(main, "pricing_infeasible_days", None),
+            "pricing_error": getattr(main, "last_pricing_error", "")}
 
 
 def _pick_samples(network: Network, n: int) -> tuple[tuple[int, int], ...]:
@@ -143,20 +166,24 @@ def evaluate(
     switch = total - ecfg.days
     rate = pol.costs.annual_holding_rate
     sl = ecfg.service_level if ecfg.service_level is not None else pol.replenishment.service_level
+    pricing_on = pricing_config(pol).enabled if ecfg.pricing_enabled is None else bool(ecfg.pricing_enabled)
     base = dict(network=cfg, policy_path=str(policy_path), switch_day=switch, cadence_days=ecfg.cadence_days)
+    pipe = dict(base, pricing_enabled=ecfg.pricing_enabled)  # every pipeline run prices as configured
     samples = _pick_samples(network, ecfg.n_samples)
     specs = [RunSpec("baseline", "baseline", safety_days=ecfg.baseline_safety_days, samples=samples, **base),
-             RunSpec("pipeline", "pipeline", service_level=sl, samples=samples, **base)]
+             RunSpec("pipeline", "pipeline", service_level=sl, samples=samples, **pipe)]
+    if pricing_on:  # the same pipeline with prices held: what the pricing stage adds
+        specs.append(RunSpec(STATIC_PRICES, "pipeline", service_level=sl, **dict(base, pricing_enabled=False)))
     if ecfg.frontier:
         specs += [RunSpec(f"frontier/baseline/{sd:g}", "baseline", safety_days=sd, **base)
                   for sd in ecfg.frontier_safety_days if sd != ecfg.baseline_safety_days]
-        specs += [RunSpec(f"frontier/pipeline/{x:g}", "pipeline", service_level=x, **base)
+        specs += [RunSpec(f"frontier/pipeline/{x:g}", "pipeline", service_level=x, **pipe)
                   for x in ecfg.frontier_service_levels if x != sl]
     scenarios = stress_scenarios(network, ecfg.days) if ecfg.scenarios else []
     for sc in scenarios:
         specs += [RunSpec(f"scenario/{sc.name}/baseline", "baseline", safety_days=ecfg.baseline_safety_days,
                           scenario=sc, **base),
-                  RunSpec(f"scenario/{sc.name}/pipeline", "pipeline", service_level=sl, scenario=sc, **base)]
+                  RunSpec(f"scenario/{sc.name}/pipeline", "pipeline", service_level=sl, scenario=sc, **pipe)]
     say(f"evaluation: {len(specs)} simulation runs of {ecfg.days} days ({cfg.stores} stores x {cfg.skus} SKUs), "
         f"{ecfg.jobs} worker(s)")
     t0 = time.perf_counter()
@@ -173,7 +200,7 @@ def evaluate(
         for i, s in enumerate(specs, 1):
             runs[s.key] = run_spec(s, network)
             say(f"  [{i}/{len(specs)}] {s.key}: {runs[s.key]['seconds']:.1f} s")
-    return _report(network, ecfg, pol, sl, switch, runs, scenarios, rate, samples, time.perf_counter() - t0)
+    return _report(network, ecfg, pol, sl, switch, runs, scenarios, rate, samples, time.perf_counter() - t0, pricing_on)
 
 
 def _kpis(run: dict, rate: float, ls_mask=None, ds_mask=None, store_only: bool = False) -> dict:
@@ -186,7 +213,39 @@ def _compare(b: dict, p: dict) -> dict:
     return {"baseline": b, "pipeline": p, "change": relative_change(b, p)}
 
 
-def _report(network, ecfg, pol, sl, switch, runs, scenarios, rate, samples, seconds) -> dict:
+def pricing_section(runs: dict, rate: float, enabled: bool) -> dict:
+    """`report["pricing"]`: the pipeline with dynamic prices (`runs["pipeline"]`) against the same
+    pipeline with prices held (`runs[STATIC_PRICES]`), on `PRICING_KPIS`; and the guardrail
+    violations of every pipeline run (`guardrail_violations_total`, by run and by guardrail)."""
+    by_run = {k: int(r["guardrail_violations"]) for k, r in runs.items() if r.get("guardrail_violations") is not None}
+    by_guardrail: dict = {}
+    for r in runs.values():
+        for g, n in (r.get("guardrail_violations_by") or {}).items():
+            by_guardrail[g] = by_guardrail.get(g, 0) + int(n)
+    infeasible = {k: int(r["pricing_infeasible_days"]) for k, r in runs.items() if r.get("pricing_infeasible_days")}
+    out = {"enabled": bool(enabled), "guardrail_violations_total": int(sum(by_run.values())),
+           "guardrail_violations_by_run": by_run, "guardrail_violations_by_guardrail": by_guardrail,
+           # days a pipeline run could not solve the pricing problem and held prices (the asset would fail)
+           "pricing_infeasible_days": infeasible,
+           "pricing_errors": {k: r["pricing_error"] for k, r in runs.items() if r.get("pricing_error")}}
+    if not enabled or STATIC_PRICES not in runs:
+        out["note"] = ("pricing optimisation disabled (policy file `pricing.enabled`): the pipeline holds prices, "
+                       "no static-price run was made")
+        return out
+
+    def kp(run):
+        k = _kpis(run, rate)
+        return {**{x: k[x] for x in PRICING_KPIS if x in k}, "guardrail_violations": float(run["guardrail_violations"] or 0)}
+
+    static, dynamic = kp(runs[STATIC_PRICES]), kp(runs["pipeline"])
+    out.update(static=static, dynamic=dynamic, change=relative_change(static, dynamic),
+               difference={k: dynamic[k] - static[k] for k in static},
+               note="the same pipeline at the same service level, prices held vs prices from the pricing stage; "
+                    "same demand draws")
+    return out
+
+
+def _report(network, ecfg, pol, sl, switch, runs, scenarios, rate, samples, seconds, pricing_on=False) -> dict:
     b, p = runs["baseline"], runs["pipeline"]
     report = _compare(_kpis(b, rate), _kpis(p, rate))
     # ABC by the baseline's revenue per SKU: both policies are judged on the same items
@@ -216,12 +275,13 @@ def _report(network, ecfg, pol, sl, switch, runs, scenarios, rate, samples, seco
     for sc in scenarios:
         r = _compare(_kpis(runs[f"scenario/{sc.name}/baseline"], rate), _kpis(runs[f"scenario/{sc.name}/pipeline"], rate))
         report["scenarios"][sc.name] = {"description": sc.description, "window_days": [sc.start, sc.start + sc.days], **r}
+    report["pricing"] = pricing_section(runs, rate, pricing_on)
     dates = b["daily"]["date"]
     report["meta"] = {
         "network": network.config.to_dict(),
         "evaluation": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(ecfg).items()},
         "window": [str(dates.iloc[0].date()), str(dates.iloc[-1].date())],
-        "switch_day": switch, "service_level": sl, "policy_version": pol.tag,
+        "switch_day": switch, "service_level": sl, "policy_version": pol.tag, "pricing_enabled": bool(pricing_on),
         "pipeline_forecasts_made": p["forecasts_made"], "runs": len(runs), "seconds": round(seconds, 1),
         "run_seconds": {k: round(v["seconds"], 1) for k, v in runs.items()},
     }
@@ -276,6 +336,8 @@ def _fmt(k: str, v: float) -> str:
     if k in ("stockout_rate", "fill_rate", "gross_margin_pct") or k.split("_")[0] in ("wape", "mape", "bias") \
             or k.startswith(("snaive_wape", "snaive_mape", "snaive_bias", "carrying_cost_pct")):
         return f"{v:.2%}"
+    if k in ("overstock_units", "network_overstock_units"):
+        return f"{v:,.1f}"
     if "mase" in k or k == "inventory_turns":
         return f"{v:.2f}"
     return f"{v:,.0f}"
@@ -290,6 +352,48 @@ def kpi_table(report: dict, keys=HEADLINE) -> pd.DataFrame:
             rows.append({"kpi": k, "baseline": _fmt(k, report["baseline"][k]), "pipeline": _fmt(k, report["pipeline"][k]),
                          "change": f"{c:+.1%}" if np.isfinite(c) else "n/a"})
     return pd.DataFrame(rows)
+
+
+def pricing_table(report: dict) -> pd.DataFrame:
+    """Static vs dynamic prices (empty when pricing was not enabled)."""
+    pr = report.get("pricing") or {}
+    if "static" not in pr:
+        return pd.DataFrame(columns=["kpi", "static_prices", "dynamic_prices", "change"])
+    rows = []
+    for k in PRICING_KPIS:
+        if k in pr["static"]:
+            c = pr["change"].get(k)
+            c = float("nan") if c is None else c
+            rows.append({"kpi": k, "static_prices": _fmt(k, pr["static"][k]), "dynamic_prices": _fmt(k, pr["dynamic"][k]),
+                         "change": f"{c:+.1%}" if np.isfinite(c) else "n/a"})
+    return pd.DataFrame(rows)
+
+
+def _pricing_lines(report: dict) -> list[str]:
+    pr = report.get("pricing")
+    if not pr:
+        return []
+    total = f"guardrail violations over all pipeline runs: {pr['guardrail_violations_total']}"
+    inf = pr.get("pricing_infeasible_days") or {}
+    if inf:
+        total += f"; pricing infeasible (prices held) on {sum(inf.values())} run-days ({', '.join(inf)})"
+    if "static" not in pr:
+        return [f"pricing: disabled (prices held, no static-price run); {total}"]
+    s, d, c = pr["static"], pr["dynamic"], pr["change"]
+
+    def pct(k):
+        v = c.get(k)
+        return f"{v:+.1%}" if v is not None and np.isfinite(v) else "n/a"
+
+    return [f"pricing vs static prices: gross margin {pct('gross_margin')} ({_fmt('x', s['gross_margin'])} -> "
+            f"{_fmt('x', d['gross_margin'])}), revenue {pct('revenue')}, stockout rate "
+            f"{_fmt('stockout_rate', s['stockout_rate'])} -> {_fmt('stockout_rate', d['stockout_rate'])}, carrying cost "
+            f"{pct('carrying_cost')}",
+            f"  overstock (units above 8 weeks of supply): stores {pct('overstock_units')} "
+            f"({_fmt('overstock_units', s['overstock_units'])} -> {_fmt('overstock_units', d['overstock_units'])} units/day), "
+            f"network incl. DCs {pct('network_overstock_units')} ({_fmt('overstock_units', s['network_overstock_units'])} -> "
+            f"{_fmt('overstock_units', d['network_overstock_units'])})",
+            f"  {d['price_changes']:,.0f} price changes ({d['price_decreases']:,.0f} decreases); {total}"]
 
 
 def scenario_table(report: dict) -> pd.DataFrame:
@@ -354,6 +458,16 @@ def _write_html(report: dict, paths: dict, out: Path) -> None:
                f"only, no extrapolation).</p>"
                + pd.DataFrame(d["at_pipeline_points"]).to_html(index=False, float_format=lambda v: f"{v:,.4f}")
                + pd.DataFrame(d["at_baseline_points"]).to_html(index=False, float_format=lambda v: f"{v:,.4f}"))
+    pr = report.get("pricing") or {}
+    if "static" in pr:
+        pricing_html = (f"<p>{pr['note']}. Guardrail violations over all pipeline runs: "
+                        f"<b>{pr['guardrail_violations_total']}</b>"
+                        + (f" (by guardrail: {pr['guardrail_violations_by_guardrail']})" if pr['guardrail_violations_by_guardrail'] else "")
+                        + f"; run-days with an infeasible pricing problem (prices held): "
+                          f"{sum(pr['pricing_infeasible_days'].values())}.</p>"
+                        + pricing_table(report).to_html(index=False))
+    else:
+        pricing_html = f"<p>{pr.get('note', 'not run')}.</p>"
     html = f"""<!doctype html><html><head><meta charset="utf-8"><title>inventory_pipeline policy evaluation</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}} table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}</style></head><body>
@@ -363,6 +477,7 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}</style></head><b
 {m['service_level']}, re-forecast every {m['evaluation']['cadence_days']} days; policy {m['policy_version']};
 {m['runs']} runs in {m['seconds']} s. Both policies share the history before the window and face the same demand draws.</p>
 <h2>Headline KPIs</h2>{kpi_table(report).to_html(index=False)}
+<h2>Pricing: dynamic vs static prices</h2>{pricing_html}
 <h2>By ABC class (revenue under the baseline)</h2>{abc.to_html(index=False)}
 <h2>Stress scenarios</h2>{scenario_table(report).to_html(index=False) if report.get('scenarios') else '<p>not run</p>'}
 {imgs}
@@ -376,6 +491,6 @@ def headline_text(report: dict) -> str:
     m = report["meta"]
     t = kpi_table(report)
     lines = [f"policy evaluation {m['window'][0]} .. {m['window'][1]} ({m['evaluation']['days']} days, "
-             f"pipeline service level {m['service_level']}, same demand for both):",
-             t.to_string(index=False)]
+             f"pipeline service level {m['service_level']}, same demand draws for both):",
+             t.to_string(index=False), *_pricing_lines(report)]
     return "\n".join(lines)

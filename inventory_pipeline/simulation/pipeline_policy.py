@@ -15,16 +15,31 @@ Nothing is re-implemented here: a test materialises the asset graph and checks t
 `plan_decisions` on the warehouse frames reproduces the assets' outputs, and another that the
 frames built from the twin equal the dbt marts built from the landing zone the twin wrote.
 Decisions are executed as if approved (the approval workflow is measured separately).
+
+Pricing: `recommend_prices` gets the policy file's `PricingConfig` (or the one passed to
+`plan_decisions`), today's positions (weeks of supply for markdowns, supply for inventory
+awareness) and the locations (each store's DC), as the asset does.
+`PipelinePolicy(pricing_enabled=...)` overrides the file's on/off switch (the evaluation's
+static-price comparison runs the same pipeline with pricing off). Every decision day
+the policy counts the price changes it recommended and the recommendations outside a guardrail
+(`guardrail_violations`: one per violated guardrail per store x SKU), which the evaluation
+reports; the twin executes the prices as recommended all the same. A day on which the pricing
+problem is infeasible (`PricingInfeasible`, where the asset would fail) is planned with prices
+held and counted in `pricing_infeasible_days`, so one bad day does not end an evaluation.
 """
 
 from __future__ import annotations
+
+import dataclasses
+from collections import Counter
 
 import numpy as np
 import pandas as pd
 
 from ..core.forecasting import forecast_config, run_forecast
 from ..core.policy import Policy as DecisionPolicy
-from ..core.pricing import PRICING_HISTORY_DAYS, recommend_prices
+from ..core.pricing import (PRICING_HISTORY_DAYS, PricingConfig, PricingInfeasible, guardrail_violations, pricing_config,
+                            recommend_prices)
 from ..core.rebalancing import plan_transfers
 from ..core.replenishment import plan_replenishment
 from .network import Network
@@ -113,10 +128,15 @@ def plan_decisions(
     plan_date: str,
     policy: DecisionPolicy,
     service_level: float | None = None,
+    pricing: PricingConfig | None = None,
+    price_book: pd.DataFrame | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Prices, orders and transfers for `plan_date`, exactly as the assets call the core.
-    `history` is the pricing window (`PRICING_HISTORY_DAYS`) of fct_daily_demand."""
-    prices = recommend_prices(forecast, history, products, plan_date)
+    `history` is the pricing window (`PRICING_HISTORY_DAYS`) of fct_daily_demand; `pricing`
+    None = the policy file's (`pricing_config(policy)`)."""
+    cfg = pricing_config(policy) if pricing is None else pricing
+    prices = recommend_prices(forecast, history, products, plan_date, cfg, positions=positions, locations=locations,
+                              book=price_book)
     orders = plan_replenishment(
         forecast=forecast, prices=prices, positions=positions, products=products, locations=locations,
         plan_date=plan_date,
@@ -134,7 +154,7 @@ class PipelinePolicy:
     name = "pipeline"
 
     def __init__(self, network: Network, policy: DecisionPolicy, service_level: float | None = None,
-                 cadence_days: int = 7, reselect_every: int = 4) -> None:
+                 cadence_days: int = 7, reselect_every: int = 4, pricing_enabled: bool | None = None) -> None:
         if cadence_days < 1:
             raise ValueError(f"cadence_days must be >= 1, got {cadence_days}")
         self.policy, self.service_level, self.cadence = policy, service_level, cadence_days
@@ -144,6 +164,16 @@ class PipelinePolicy:
         self.reselect_every = max(1, reselect_every)
         self._selection: dict | None = None
         self.fcfg = forecast_config(policy)
+        # pricing as the policy file says, unless `pricing_enabled` switches it on or off
+        self.pricing = pricing_config(policy)
+        if pricing_enabled is not None:
+            self.pricing = dataclasses.replace(self.pricing, enabled=bool(pricing_enabled))
+        self.guardrail_violations = 0  # recommendations outside a guardrail, summed over decision days
+        self.guardrail_violations_by: Counter = Counter()  # ... by guardrail
+        self.price_changes_recommended = 0  # store x SKU price changes recommended, summed over days
+        self.pricing_infeasible_days = 0  # days the pricing problem had no solution (prices held)
+        self.last_pricing_error = ""
+        self._book = pd.DataFrame(columns=["location_id", "sku_id", "price", "effective_date"])
         self.products, self.locations, self.lanes = products_frame(network), locations_frame(network), network.lanes
         self.categories = self.products.set_index("sku_id")["category"]
         self.calendar = network.calendar
@@ -175,11 +205,27 @@ class PipelinePolicy:
                 self._selection = res.selection
             self.forecasts_made += 1
         fc = roll_forecast(self._forecast, plan_date)
-        plan = plan_decisions(
-            fc, self._history(obs, PRICING_HISTORY_DAYS), positions_frame(obs, self.store_ids, self.dc_ids, self.sku_ids),
-            self.products, self.locations, self.lanes, plan_date, self.policy, self.service_level,
-        )
+        frames = (fc, self._history(obs, PRICING_HISTORY_DAYS), positions_frame(obs, self.store_ids, self.dc_ids, self.sku_ids),
+                  self.products, self.locations, self.lanes, plan_date, self.policy, self.service_level)
+        try:
+            plan = plan_decisions(*frames, pricing=self.pricing, price_book=self._book)
+        except PricingInfeasible as e:  # the asset would fail this day: the twin holds prices and counts it
+            self.pricing_infeasible_days += 1
+            self.last_pricing_error = f"{plan_date}: {e}"
+            plan = plan_decisions(*frames, pricing=dataclasses.replace(self.pricing, enabled=False), price_book=self._book)
         self.last_plan = plan
+        pr = plan["price_recommendations"]
+        # the price book: what the decision log's exported price changes are to the assets
+        moved = pr[(pr["recommended_price"] - pr["current_price"]).abs() > 0.005]
+        if len(moved):
+            new = moved[["location_id", "sku_id"]].assign(price=moved["recommended_price"].to_numpy(),
+                                                          effective_date=pd.Timestamp(plan_date) + pd.Timedelta(days=1))
+            book = pd.concat([self._book, new], ignore_index=True) if len(self._book) else new
+            self._book = book.drop_duplicates(["location_id", "sku_id"], keep="last").reset_index(drop=True)
+        v = guardrail_violations(pr, self.pricing)
+        self.guardrail_violations += len(v)
+        self.guardrail_violations_by.update({str(k): int(n) for k, n in v["guardrail"].value_counts().items()})
+        self.price_changes_recommended += int(((pr["recommended_price"] - pr["current_price"]).abs() > 0.005).sum())
         return self._to_orders(obs, fc, plan)
 
     def _to_orders(self, obs: Observation, fc: pd.DataFrame, plan: dict[str, pd.DataFrame]) -> Orders:
