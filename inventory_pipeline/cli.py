@@ -77,8 +77,9 @@ def _demo(args: argparse.Namespace) -> int:
     rc = _run(argparse.Namespace(date=None, first_date=None))
     print(f"\ndigital twin: the pipeline's stages against the baseline rule over the last {args.eval_days} days "
           f"(full report with frontier and stress scenarios: `inventory-pipeline evaluate`)", flush=True)
-    _evaluate(argparse.Namespace(landing=None, out=None, days=args.eval_days, cadence=7, service_level=None,
-                                 no_frontier=True, no_scenarios=True, jobs=2, policy=None, quiet=True))
+    # the evaluate command's own defaults, so a new option of `evaluate` cannot be missing here
+    _evaluate(build_parser().parse_args(["evaluate", "--days", str(args.eval_days), "--no-frontier", "--no-scenarios",
+                                         "--jobs", "2", "--quiet"]))
     print(f"\nmake demo finished in {time.perf_counter() - t0:.0f} s")
     return rc
 

@@ -216,3 +216,18 @@ def test_evaluation_without_pricing_makes_no_static_run(fake_pricing, tmp_path):
 def test_run_spec_with_a_pricing_override_is_picklable():
     spec = RunSpec(STATIC_PRICES, "pipeline", SMALL, str(DEFAULT_POLICY_PATH), switch_day=100, pricing_enabled=False)
     assert pickle.loads(pickle.dumps(spec)) == spec
+
+
+def test_demo_command_hands_the_evaluation_every_option(monkeypatch):
+    """`inventory-pipeline demo` builds its evaluation arguments with the evaluate command's own
+    parser, so an option added to `evaluate` (e.g. --pricing) cannot be missing from the demo."""
+    from inventory_pipeline import cli
+    import inventory_pipeline.simulation as sim
+
+    seen = {}
+    monkeypatch.setattr(sim, "generate_landing_zone", lambda cfg, uri: {"first_date": "a", "last_date": "b", "fill_rate": 1.0,
+                                                                        "stockout_rate": 0.0, "seconds": 0})
+    monkeypatch.setattr(cli, "_run", lambda a: 0)
+    monkeypatch.setattr(cli, "_evaluate", lambda a: seen.update(vars(a)) or 0)
+    assert cli.main(["demo"]) == 0
+    assert seen["pricing"] is None and seen["no_frontier"] and seen["no_scenarios"] and seen["quiet"]
