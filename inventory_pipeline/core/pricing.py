@@ -477,26 +477,18 @@ def _erf(x):
 
 # ---- 2. prices -----------------------------------------------------------------------------------
 
-def _ladder_floor(x: np.ndarray, endings: tuple[float, ...]) -> np.ndarray:
-    """The highest price on the ladder at or below x (x itself, to the cent, without endings)."""
+def _ladder_snap(x: np.ndarray, endings: tuple[float, ...], up: bool = False) -> np.ndarray:
+    """The highest price on the ladder at or below x (`up`: the lowest at or above x); without
+    endings, x itself to the cent."""
     x = np.asarray(x, float)
     if not endings:
-        return np.floor(np.round(x * 100, 6)) / 100
-    base = np.floor(x)[..., None]
-    e = np.asarray(endings)
-    c = np.concatenate([base - 1 + e, base + e], axis=-1)
-    return np.round(np.where(c <= x[..., None] + 1e-9, c, -np.inf).max(axis=-1), 2)
-
-
-def _ladder_ceil(x: np.ndarray, endings: tuple[float, ...]) -> np.ndarray:
-    """The lowest price on the ladder at or above x."""
-    x = np.asarray(x, float)
-    if not endings:
-        return np.ceil(np.round(x * 100, 6)) / 100
-    base = np.floor(x)[..., None]
+        return (np.ceil if up else np.floor)(np.round(x * 100, 6)) / 100
+    base = np.floor(x)[..., None] + (0 if up else -1)
     e = np.asarray(endings)
     c = np.concatenate([base + e, base + 1 + e], axis=-1)
-    return np.round(np.where(c >= x[..., None] - 1e-9, c, np.inf).min(axis=-1), 2)
+    if up:
+        return np.round(np.where(c >= x[..., None] - 1e-9, c, np.inf).min(axis=-1), 2)
+    return np.round(np.where(c <= x[..., None] + 1e-9, c, -np.inf).max(axis=-1), 2)
 
 
 def _ladder(lo: np.ndarray, hi: np.ndarray, p0: np.ndarray, endings: tuple[float, ...], max_k: int = 12):
@@ -505,7 +497,7 @@ def _ladder(lo: np.ndarray, hi: np.ndarray, p0: np.ndarray, endings: tuple[float
     the price level), plus the current price where it lies inside. Returns (item, price)."""
     n = len(lo)
     pts = lo[:, None] + (hi - lo)[:, None] * np.linspace(0, 1, max_k)[None, :]
-    grid = np.concatenate([_ladder_floor(pts, endings), _ladder_ceil(lo, endings)[:, None]], axis=1)
+    grid = np.concatenate([_ladder_snap(pts, endings), _ladder_snap(lo, endings, up=True)[:, None]], axis=1)
     inside = (grid >= lo[:, None] - 1e-9) & (grid <= hi[:, None] + 1e-9) & np.isfinite(grid)
     ii, jj = np.nonzero(inside)
     hold = np.flatnonzero((p0 >= lo - 1e-9) & (p0 <= hi + 1e-9))
@@ -613,8 +605,8 @@ def optimise_prices(items: pd.DataFrame, cfg: PricingConfig = PricingConfig()) -
     # markdown: an overstocked item may not rise and is marked down by at least markdown_pct; a low
     # price with no ladder step that deep inside the max change takes the next step down
     hi_md = np.minimum(hi, p0 * (1 - cfg.markdown_pct))
-    step_down = _ladder_floor(p0 - 0.005, cfg.price_endings)
-    no_step = _ladder_floor(hi_md, cfg.price_endings) < lo - 1e-9
+    step_down = _ladder_snap(p0 - 0.005, cfg.price_endings)
+    no_step = _ladder_snap(hi_md, cfg.price_endings) < lo - 1e-9
     hi_md = np.where(no_step & (step_down >= lo - 1e-9), step_down, hi_md)
     # what forbids a markdown: the margin floor, the max change with the ladder, or supply
     md_why = np.select([below | (floor > hi_md + 1e-9), lo > hi_md + 1e-9, inv_lo > hi_md + 1e-9],
