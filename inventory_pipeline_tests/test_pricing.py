@@ -62,7 +62,8 @@ def test_overstocked_item_is_marked_down():
 def test_low_price_overstock_takes_the_next_ladder_step_down():
     # 1.79 with max change 10% and markdown 8%: no x.x9 price in [1.611, 1.6468]; the next step
     # down the ladder, 1.69 (-5.6%), is inside the max change, so it is the markdown
-    cfg = PricingConfig(price_endings=(0.09, 0.19, 0.29, 0.39, 0.49, 0.59, 0.69, 0.79, 0.89, 0.99), category_avg_change_cap=1.0)
+    cfg = PricingConfig(price_endings=(0.09, 0.19, 0.29, 0.39, 0.49, 0.59, 0.69, 0.79, 0.89, 0.99), category_avg_change_cap=1.0,
+                        max_markdown=0.10)
     out = optimise_prices(_item(current_price=1.79, unit_cost=1.0, elasticity=-0.5, weeks_of_supply=30.0), cfg)
     assert out["recommended_price"].iloc[0] == pytest.approx(1.69) and out["binding_guardrail"].iloc[0] == "markdown"
 
@@ -376,3 +377,20 @@ def test_large_problems_use_the_lp_relaxation_and_stay_feasible_and_near_optimal
     assert guardrail_violations(full, cfg).empty
     assert margin(relaxed) >= margin(exact) * (1 - 0.005)  # the rounding costs under 0.5% of margin here
     assert margin(relaxed) > margin(items.assign(recommended_price=items["current_price"]))
+
+
+def test_clearance_markdowns_may_step_deeper_than_regular_changes():
+    from inventory_pipeline.core.pricing import guardrail_violations
+
+    cfg = PricingConfig(price_endings=(), category_avg_change_cap=1.0, max_markdown=0.25, markdown_pct=0.08)
+    over = optimise_prices(_item(elasticity=-5.0, unit_cost=5.0, weeks_of_supply=20.0), cfg).iloc[0]
+    assert 7.5 - 1e-9 <= over["recommended_price"] < 9.0 and over["binding_guardrail"] == "markdown"
+    normal = optimise_prices(_item(elasticity=-5.0, unit_cost=2.0), cfg).iloc[0]
+    assert normal["recommended_price"] == pytest.approx(9.0)  # not overstocked: the regular 10% step
+    both = pd.concat([optimise_prices(_item(elasticity=-5.0, unit_cost=5.0, weeks_of_supply=20.0), cfg),
+                      optimise_prices(_item(elasticity=-5.0, unit_cost=2.0), cfg)], ignore_index=True)
+    assert guardrail_violations(both.assign(days_since_price_change=np.nan, expected_units_current=0.0,
+                                            expected_units_recommended=0.0), cfg).empty
+    deep = both.assign(weeks_of_supply=2.0, days_since_price_change=np.nan, expected_units_current=0.0,
+                       expected_units_recommended=0.0)  # the same cut on an item that is not overstocked
+    assert "max_change" in set(guardrail_violations(deep, cfg)["guardrail"])

@@ -61,6 +61,7 @@ class PricingPolicy(_Strict):
     horizon_days: int = Field(14, ge=1, le=90)  # margin is maximised over this many days
     min_margin: float = Field(0.05, ge=0, le=5)  # price >= cost x (1 + min_margin)
     max_change_pct: float = Field(10.0, gt=0, le=50)  # per step, relative to the current price
+    max_markdown_pct: float = Field(20.0, gt=0, le=70)  # per step, markdowns of overstocked items (clearance)
     min_days_between_changes: int = Field(14, ge=0, le=365)
     min_days_between_markdowns: int = Field(7, ge=0, le=365)  # cadence of markdowns of overstocked items
     category_avg_change_cap_pct: float = Field(3.0, gt=0, le=50)  # |mean change| of a category per step
@@ -87,6 +88,9 @@ class PricingPolicy(_Strict):
     def _ranges(self):
         if self.elasticity_min >= self.elasticity_max:
             raise ValueError(f"elasticity_min ({self.elasticity_min}) must be below elasticity_max ({self.elasticity_max})")
+        if self.max_markdown_pct < self.max_change_pct:
+            raise ValueError(f"max_markdown_pct ({self.max_markdown_pct}) is the clearance step of overstocked items: it "
+                             f"cannot be below max_change_pct ({self.max_change_pct})")
         if self.min_days_between_markdowns > self.min_days_between_changes:
             raise ValueError(f"min_days_between_markdowns ({self.min_days_between_markdowns}) is the faster cadence of "
                              f"overstocked items: it cannot exceed min_days_between_changes ({self.min_days_between_changes})")

@@ -62,6 +62,7 @@ class PricingConfig:
     horizon_days: int = 14
     min_margin: float = 0.05  # price >= cost x (1 + min_margin)
     max_change: float = 0.10  # per step, relative to the current price
+    max_markdown: float = 0.20  # per step, for a markdown of an overstocked item (>= max_change)
     min_days_between_changes: int = 14
     min_days_between_markdowns: int = 7  # the markdown cadence of an overstocked item
     category_avg_change_cap: float = 0.03  # |mean relative change| per category
@@ -82,6 +83,7 @@ def pricing_config(policy) -> PricingConfig:
         return PricingConfig()
     return PricingConfig(
         enabled=p.enabled, horizon_days=p.horizon_days, min_margin=p.min_margin, max_change=p.max_change_pct / 100,
+        max_markdown=p.max_markdown_pct / 100,
         min_days_between_changes=p.min_days_between_changes, min_days_between_markdowns=p.min_days_between_markdowns, category_avg_change_cap=p.category_avg_change_cap_pct / 100,
         price_endings=tuple(p.price_endings), overstock_weeks=p.overstock_weeks, markdown_pct=p.markdown_pct / 100,
         elasticity_bounds=(p.elasticity_min, p.elasticity_max), min_price_variation=p.min_price_variation,
@@ -591,6 +593,7 @@ def optimise_prices(items: pd.DataFrame, cfg: PricingConfig = PricingConfig()) -
             f"maximum price allowed by max change {cfg.max_change:.0%} from the current price; raise max_change_pct "
             f"or lower min_margin in the policy file's pricing section; e.g. {ex}")
     over = it["weeks_of_supply"].to_numpy(float) > cfg.overstock_weeks
+    lo = np.where(over, np.maximum(floor, p0 * (1 - max(cfg.max_markdown, cfg.max_change))), lo)  # clearance step
     below = p0 < floor - 1e-9  # priced under the margin floor (e.g. after a cost increase)
     frozen = it["recently_changed"].to_numpy(bool)
     if "days_since_price_change" in it:  # an overstocked item steps down on the markdown cadence
@@ -786,7 +789,9 @@ def guardrail_violations(recs: pd.DataFrame, cfg: PricingConfig, history: pd.Dat
     floor = r["unit_cost"] * (1 + cfg.min_margin)
     checks = {
         "min_margin": changed & (r["recommended_price"] < floor - 0.005),
-        "max_change": changed & (rel.abs() > cfg.max_change + 1e-6),
+        "max_change": changed & (rel.abs() > np.where(
+            (r["weeks_of_supply"] > cfg.overstock_weeks if "weeks_of_supply" in r else False) & (rel < 0),
+            max(cfg.max_markdown, cfg.max_change), cfg.max_change) + 1e-6),
         "price_endings": changed & ~np.isclose(((r["recommended_price"] * 100).round() % 100 / 100).to_numpy()[:, None],
                                                np.asarray(cfg.price_endings)[None, :], atol=0.001).any(axis=1)
         if cfg.price_endings else pd.Series(False, index=r.index),
