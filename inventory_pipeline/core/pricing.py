@@ -780,7 +780,7 @@ def _rationale(out: pd.DataFrame, ratio: pd.Series, h: int) -> pd.Series:
     return pd.Series(np.where(disabled, _WHY["hold_price"], np.where(ratio.round(4) == 1, held, chg)), index=out.index)
 
 
-def guardrail_violations(recs: pd.DataFrame, cfg: PricingConfig, history: pd.DataFrame | None = None) -> pd.DataFrame:
+def guardrail_violations(recs: pd.DataFrame, cfg: PricingConfig) -> pd.DataFrame:
     """Every recommendation outside a guardrail, one row per violation (empty = all inside).
     Independent of the optimiser: recomputed from the recommendation's own columns and `cfg`."""
     r = recs
