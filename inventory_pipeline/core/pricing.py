@@ -509,6 +509,15 @@ def _ladder(lo: np.ndarray, hi: np.ndarray, p0: np.ndarray, endings: tuple[float
     return d["item"].to_numpy(), d["price"].to_numpy()
 
 
+def _best_per_item(item: np.ndarray, value: np.ndarray, n: int) -> np.ndarray:
+    """Index of each item's highest-value candidate (-1 for an item without candidates)."""
+    order = np.lexsort((-value, item))
+    first = np.r_[True, item[order][1:] != item[order][:-1]]
+    best = np.full(n, -1)
+    best[item[order][first]] = order[first]
+    return best
+
+
 def _choose(item, value, rel, cat_of_item, n, cap, counts, names, solver_seconds: float):
     """Pick one candidate per item maximising total value with each category's average relative
     change inside +-cap: a multiple-choice knapsack, solved as a MILP by HiGHS (through cvxpy) for
@@ -517,10 +526,7 @@ def _choose(item, value, rel, cat_of_item, n, cap, counts, names, solver_seconds
     import cvxpy as cp
     import scipy.sparse as sp
 
-    order = np.lexsort((-value, item))
-    first = np.r_[True, item[order][1:] != item[order][:-1]]
-    best = np.full(n, -1)
-    best[item[order][first]] = order[first]
+    best = _best_per_item(item, value, n)
     chosen = best.copy()
     rel_best = np.where(best >= 0, rel[np.maximum(best, 0)], 0.0)
     mean_rel = np.bincount(cat_of_item, weights=rel_best, minlength=len(counts)) / np.maximum(counts, 1)
@@ -648,10 +654,7 @@ def optimise_prices(items: pd.DataFrame, cfg: PricingConfig = PricingConfig()) -
     cmax = pd.Series(price[real]).groupby(item[real]).max().reindex(range(n)).to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
         unc = np.where(e < -1, c * e / (1 + e), np.inf)  # the constant-elasticity margin optimum
-    order = np.lexsort((-value, item))
-    first = np.r_[True, item[order][1:] != item[order][:-1]]
-    own_best = np.full(n, -1)
-    own_best[item[order][first]] = order[first]
+    own_best = _best_per_item(item, value, n)
     moved_by_cap = (chosen >= 0) & (chosen != own_best) & np.isin(cat_of_item, capped)
     at_top = np.isclose(rec, cmax) & (unc > rec + 0.005)
     at_bottom = np.isclose(rec, cmin) & (unc < rec - 0.005)
@@ -695,8 +698,8 @@ def recommend_prices(forecast: pd.DataFrame, history: pd.DataFrame, products: pd
         out = out.merge(el[["sku_id", "elasticity", "se", "confidence", "source"]], on="sku_id", how="left")
         out["elasticity"] = out["elasticity"].fillna(cfg.default_elasticity)
         # the forecast reflects the recent price level; at today's price expect (p0 / ref)^e of it
-        ref = out["reference_price"].fillna(out["current_price"])
-        out["expected_units"] = out["expected_units"] * (out["current_price"] / ref) ** out["elasticity"]
+        out["reference_price"] = out["reference_price"].fillna(out["current_price"])
+        out["expected_units"] = out["expected_units"] * (out["current_price"] / out["reference_price"]) ** out["elasticity"]
     else:
         out["elasticity"], out["se"], out["confidence"], out["source"] = np.nan, np.nan, 0.0, "pricing disabled"
         out["reference_price"] = out["current_price"]
@@ -737,7 +740,7 @@ def recommend_prices(forecast: pd.DataFrame, history: pd.DataFrame, products: pd
     # what the forecast (fitted on recent sales) must be scaled by at the recommended price: the
     # change against the price level of the forecast's recent history, which includes changes
     # made in the last weeks that the sales have not fully shown yet
-    ref = out["reference_price"].fillna(out["current_price"])
+    ref = out["reference_price"]
     out["demand_multiplier"] = np.where(out["recommended_price"] == ref, 1.0, (out["recommended_price"] / ref) ** e)
     out["expected_units_current"] = out["expected_units"]
     out["expected_units_recommended"] = out["expected_units"] * np.where(ratio == 1, 1.0, ratio ** e)
