@@ -194,3 +194,18 @@ def test_global_lightgbm_family_is_scored_like_the_local_models():
     q = res.forecast[["p025", "p10", "p50", "p90", "p95", "p975", "p99"]].to_numpy()
     assert (np.diff(q, axis=1) >= -1e-9).all() and (q >= 0).all()
     assert dataclasses.replace(CFG, family="mlforecast").fingerprint() != CFG.fingerprint()  # a different model
+
+
+def test_calibration_ignores_points_a_model_could_not_forecast():
+    # a 28-day window average has no forecast for a series with a shorter history: those CV points
+    # are NaN and must not turn every quantile of the class into NaN (replenishment would stop)
+    from inventory_pipeline.core.forecasting import apply_quantiles, calibrate
+
+    rng = np.random.default_rng(0)
+    f = np.r_[np.full(100, 5.0), np.full(20, np.nan)]
+    cv = pd.DataFrame({"m": f, "demand": rng.poisson(5, 120).astype(float), "horizon": np.tile(np.arange(1, 13), 10)})
+    cal = calibrate(cv, "m")
+    assert np.isfinite(cal.to_numpy()).all()
+    q = apply_quantiles(np.array([5.0]), np.array([1]), cal)
+    assert 5 < q["p95"][0] < 12
+    assert np.isfinite(calibrate(cv.assign(m=np.nan), "m").to_numpy()).all()  # nothing forecast: normal scale

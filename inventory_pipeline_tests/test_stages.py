@@ -14,7 +14,6 @@ from inventory_pipeline.core.forecasting import wape
 from inventory_pipeline.core.outbox import render_outbox, write_local
 from inventory_pipeline.core.policy import PolicyError, load_policy
 from inventory_pipeline.core.pricing import PricingConfig, recommend_prices
-from inventory_pipeline.core.replenishment import plan_replenishment
 
 def test_wape():
     assert wape([10, 0, 10], [8, 1, 12]) == pytest.approx(5 / 20)
@@ -32,37 +31,6 @@ def _one_store_case(on_hand_store=0, on_hand_dc=100, mean=10.0, p95=10.0):
     locations = pd.DataFrame({"location_id": ["S1", "DC1"], "location_type": ["store", "dc"], "supplying_dc_id": ["DC1", None],
                               "replenishment_lead_time_days": [2.0, None]})
     return fc, prices, positions, products, locations
-
-
-def test_store_and_dc_orders_hand_checked():
-    # no uncertainty (p95 == mean): store target = 10/day x (2 lead + 1 review) = 30 -> 5 cases = 30
-    orders = plan_replenishment(*_one_store_case(), plan_date="2025-04-30", service_level=0.95, review_period_days=1)
-    rp = orders[orders["decision_type"] == "store_replenishment"].iloc[0]
-    assert rp["units"] == 30 and rp["source_id"] == "DC1" and rp["target_units"] == pytest.approx(30)
-    assert rp["order_date"] == pd.Timestamp("2025-05-01") and rp["expected_date"] == pd.Timestamp("2025-05-03")
-    # DC: target 10 x (5 + 1) = 60; position 100 - 30 shipped = 70 >= 60 -> no purchase order
-    assert (orders["decision_type"] == "purchase_order").sum() == 0
-    # DC with 40 on hand: position 40 - 30 = 10 -> 50 -> MOQ 60
-    orders = plan_replenishment(*_one_store_case(on_hand_dc=40), plan_date="2025-04-30")
-    po = orders[orders["decision_type"] == "purchase_order"].iloc[0]
-    assert po["units"] == 60 and po["binding_constraint"] == "min_order_qty" and po["source_id"] == "SUP1"
-
-
-def test_short_dc_allocates_whole_cases():
-    orders = plan_replenishment(*_one_store_case(on_hand_dc=20), plan_date="2025-04-30")
-    rp = orders[orders["decision_type"] == "store_replenishment"].iloc[0]
-    assert rp["units"] == 18 and rp["requested_units"] == 30 and rp["binding_constraint"] == "dc_stock_short"
-
-
-@settings(max_examples=40, deadline=None)
-@given(st.floats(0.6, 0.99), st.floats(0.6, 0.99), st.floats(0.5, 20), st.floats(0, 10))
-def test_order_up_to_is_monotone_in_service_level(sl_a, sl_b, mean, spread):
-    lo, hi = sorted([sl_a, sl_b])
-    case = _one_store_case(mean=mean, p95=mean + spread, on_hand_dc=10**6)
-    t = [plan_replenishment(*case, plan_date="2025-04-30", service_level=s) for s in (lo, hi)]
-    units = [o.loc[o["decision_type"] == "store_replenishment", "units"].sum() for o in t]
-    assert units[0] <= units[1]
-    assert all((o["units"] % 6 == 0).all() for o in t)
 
 
 def test_current_price_is_the_last_regular_price_and_disabled_pricing_holds_it():

@@ -472,9 +472,17 @@ def calibrate(cv: pd.DataFrame, model: str) -> pd.DataFrame:
     the stage's quantile names."""
     f = cv[model].to_numpy(float)
     z = (cv["demand"].to_numpy(float) - f) / np.sqrt(f + STABILISER)
-    bucket = np.where(cv["horizon"].to_numpy() <= 7, 1, 2)
+    # a model without a forecast for some CV points (e.g. a 28-day window average on a series
+    # with a shorter history) leaves NaN residuals: calibrate on the finite ones; none at all
+    # gives the unit-normal quantiles of a Poisson-like count (the stabilised residual's scale)
+    ok = np.isfinite(z)
+    bucket = np.where(cv["horizon"].to_numpy() <= 7, 1, 2)[ok]
+    z = z[ok]
     rows = {}
     for b in (1, 2):
+        if len(z) == 0:
+            rows[b] = {q: float(stats.norm.ppf(p)) for q, p in QUANTILE_PROBS.items()}
+            continue
         zb = z[bucket == b] if (bucket == b).sum() >= 20 else z
         # finite-sample conformal correction: the ceil((n + 1) p) / n empirical quantile
         n = max(len(zb), 1)

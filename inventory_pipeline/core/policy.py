@@ -104,8 +104,45 @@ class CostPolicy(_Strict):
 
 
 class ReplenishmentPolicy(_Strict):
-    service_level: float = Field(0.95, gt=0.5, lt=1)
+    """Targets and order sizing of the replenishment stage (core/replenishment.py)."""
+
+    service_mode: str = Field("class", pattern="^(class|cost_optimal|fixed)$")
+    service_level: float = Field(0.95, gt=0.5, lt=1)  # fixed mode, and items of no class
+    class_service_levels: dict[str, float] = {"AX": 0.99, "AY": 0.985, "AZ": 0.98, "BX": 0.98, "BY": 0.975,
+                                              "BZ": 0.97, "CX": 0.97, "CY": 0.96, "CZ": 0.95}
+    abc_cuts: list[float] = [0.80, 0.95]  # cumulative forecast-value shares closing classes A and B
+    xyz_cuts: list[float] = [0.5, 1.0]  # coefficient of variation of daily demand closing X and Y
+    goodwill_share: float = Field(0.0, ge=0, le=5)  # cost_optimal: shortage cost = margin + share x price
     review_period_days: int = Field(1, ge=1)
+    store_order_cost: float = Field(0.0, ge=0)  # per DC->store line: sets the (s, S) band by EOQ
+    po_order_cost: float = Field(0.0, ge=0)  # per purchase-order line
+    max_cycle_days: float = Field(14.0, ge=0)  # the band is at most this many days of demand
+    daily_budget: float | None = Field(None, gt=0)  # purchase-order value per day (null: no cap)
+    supplier_min_order_value: float = Field(0.0, ge=0)  # per supplier x DC purchase order
+    supplier_min_order_values: dict[str, float] = {}  # supplier_id -> its own minimum
+    lead_time_window_days: int = Field(180, ge=7)  # receipts that estimate supplier lead times
+    lead_time_prior_orders: float = Field(5.0, ge=0)  # weight of the supplier master, in orders
+    solver_seconds: float = Field(30.0, gt=0)
+
+    @field_validator("class_service_levels")
+    @classmethod
+    def _classes(cls, v):
+        classes = [a + x for a in "ABC" for x in "XYZ"]
+        unknown = sorted(set(v) - set(classes))
+        missing = sorted(set(classes) - set(v))
+        bad = {k: x for k, x in v.items() if not 0.5 < x < 1}
+        if unknown or missing or bad:
+            raise ValueError(f"class service levels need exactly the classes {', '.join(classes)} with levels in (0.5, 1)"
+                             + (f"; unknown {unknown}" if unknown else "") + (f"; missing {missing}" if missing else "")
+                             + (f"; out of range {bad}" if bad else ""))
+        return v
+
+    @field_validator("abc_cuts", "xyz_cuts")
+    @classmethod
+    def _cuts(cls, v):
+        if len(v) != 2 or not 0 < v[0] < v[1]:
+            raise ValueError(f"two increasing positive cut-offs expected, got {v}")
+        return v
 
 
 class ApprovalPolicy(_Strict):

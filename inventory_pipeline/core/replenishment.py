@@ -1,140 +1,691 @@
-"""Replenishment orders (core): supplier -> DC -> store order-up-to from the forecast distribution.
+"""Replenishment orders (core): supplier -> DC -> store, at the least expected cost for the
+service level each item deserves. docs/replenishment.md derives every formula below.
 
-First version (issue #6 adds cost-optimal service levels, MILP order sizing, capacity, budget,
-optimised allocation and damping):
+Demand over a protection period P (lead time L + review period R), per store x SKU, from the
+forecast's daily distribution (mean_h, p95_h; sigma_h = (p95_h - mean_h) / z_0.95), times the
+pricing stage's demand multiplier m:
 
-Store s, SKU i, periodic review R days, DC->store lead time L_s:
-    protection period P = L_s + R
-    mu_P    = sum_{h=1..P} mean_h x m          (m: the pricing stage's demand multiplier)
-    sigma_P = sqrt(sum_{h=1..P} sigma_h^2) x m,  sigma_h = (p95_h - mean_h) / z_0.95
-    target  = mu_P + z(SL) x sigma_P            (order-up-to level)
-    order   = target - (on hand + on order), rounded up to case packs, when positive.
-DC d, SKU i, supplier lead time L (mean) and spread s_L:
-    mu_P and sigma^2_P summed over the DC's stores (risk pooling: variances add, not sigmas),
-    plus the lead-time term (mu_P / P)^2 x s_L^2;
-    inventory position = on hand + on order - what ships to stores today;
-    order rounded up to case packs and at least the MOQ.
-A DC that cannot ship every store request allocates its stock in proportion to the requests,
-in whole case packs.
+    mu_P     = m x sum_{h <= P} mean_h                 (fractional P: the last day pro rata)
+    sigma_P^2 = m^2 x sum_{h <= P} sigma_h^2 + dbar^2 x sigma_L^2      dbar = mu_P / P
+
+The second term is the lead-time variance term (Silver-Pyke-Peterson): stores' DC->store lanes
+are taken as deterministic, DCs use their supplier's lead-time spread sigma_L as estimated by
+`estimate_lead_times` from receipts against orders, shrunk toward the supplier master.
+
+Service level alpha per item (`ReplenishmentConfig.service_mode`):
+    class        ABC by the forecast value of the item over the horizon (cumulative share cut at
+                 80% / 95%) x XYZ by the coefficient of variation of its daily demand (sigma_1 /
+                 mean_1 cut at 0.5 / 1.0); each of the 9 classes has a level in the policy file;
+    cost_optimal the newsvendor critical ratio alpha = b / (b + h_R): b = lost margin per unit
+                 (price - cost, plus a goodwill share of the price), h_R = holding cost of a unit
+                 over one review period (unit cost x annual rate x R / 365);
+    fixed        one level for every item (the evaluation's frontier sweeps it).
+
+Targets (periodic review (R, s, S), the hysteresis that damps orders):
+    reorder point s = mu_P + z(alpha) sigma_P          (safety stock z sigma_P)
+    order-up-to   S = s + Q,  Q = min(EOQ, max_cycle_days x dbar),  EOQ = sqrt(2 K 365 dbar / (c x rate))
+    order         q = S - IP rounded up to case packs (DCs: at least the MOQ) when IP < s, else 0;
+K is the ordering cost of a line (policy); K = 0 gives S = s. Between s and S nothing is ordered,
+so a forecast wobble or a day's noise does not trigger an order; targets move with the forecast,
+which is refitted on its own cadence, not daily.
+
+Echelons: stores order from their DC over the DC->store lane. A DC plans on its stores' pooled
+demand over the supplier lead time (risk pooling: variances add, sigmas do not), with inventory
+position = on hand + on order - what ships to its stores today. A DC short of stock allocates it
+by marginal expected shortage cost: case pack by case pack, to the store where one more pack
+avoids the most expected lost-sale cost, b x (E[(D-y)^+] - E[(D-y-pack)^+]). Expected shortage is
+convex in stock, so this greedy order is the optimum of the separable allocation problem (Gross
+1956); equal gains go to the store with the smaller share of its request (fair share).
+
+Shared limits (store and DC capacity in units, the day's purchase budget, optional): when the
+orders would break one, the orders of the items that use it are chosen again as a multiple-choice
+knapsack (core.choice: HiGHS MILP through cvxpy) over quantities in whole case packs, maximising
+the expected lost-sale cost avoided. Supplier minimum order value (per supplier and DC): a PO
+below it is topped up to the minimum, lowest cover first, up to the items' order-up-to levels and
+then on the item with the least cover; a PO that a limit then cuts below the minimum is held.
+Every item that did not get what it needed is listed in `ReplenishmentPlan.unmet`, with the
+limit and the numbers: a limit that cannot be met never raises.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from scipy import stats
+
+from .choice import choose_one_per_item
 
 ORDER_COLUMNS = [
     "decision_type", "sku_id", "source_id", "location_id", "units", "requested_units", "order_date",
-    "expected_date", "lead_time_days", "unit_cost", "order_value", "target_units", "inventory_position",
-    "mean_demand_protection", "safety_stock", "service_level", "binding_constraint", "rationale",
+    "expected_date", "lead_time_days", "unit_cost", "order_value", "target_units", "reorder_point", "inventory_position",
+    "mean_demand_protection", "sigma_demand_protection", "safety_stock", "lead_time_std_days", "service_level",
+    "item_class", "expected_shortage_units", "expected_service", "expected_cost", "binding_constraint", "rationale",
 ]
+UNMET_COLUMNS = ["decision_type", "location_id", "sku_id", "wanted_units", "planned_units", "constraint", "explanation"]
 Z95 = stats.norm.ppf(0.95)
+CLASSES = tuple(a + x for a in "ABC" for x in "XYZ")
+DEFAULT_CLASS_LEVELS = {"AX": 0.99, "AY": 0.985, "AZ": 0.98, "BX": 0.98, "BY": 0.975, "BZ": 0.97,
+                        "CX": 0.97, "CY": 0.96, "CZ": 0.95}
+CANDIDATES = 12  # order quantities tried per item when a shared limit binds
 
 
-def _round_up(qty: np.ndarray, pack: np.ndarray) -> np.ndarray:
-    return (np.ceil(np.maximum(qty, 0) / pack - 1e-9) * pack).astype(np.int64)
+@dataclass(frozen=True)
+class ReplenishmentConfig:
+    review_period_days: int = 1
+    service_mode: str = "class"  # class | cost_optimal | fixed
+    service_level: float = 0.95  # fixed mode
+    class_service_levels: dict = field(default_factory=lambda: dict(DEFAULT_CLASS_LEVELS))
+    abc_cuts: tuple[float, float] = (0.80, 0.95)  # cumulative value shares closing A and B
+    xyz_cuts: tuple[float, float] = (0.5, 1.0)  # daily coefficient of variation closing X and Y
+    goodwill_share: float = 0.0  # cost_optimal: shortage cost = margin + this share of the price
+    service_bounds: tuple[float, float] = (0.5, 0.999)
+    annual_holding_rate: float = 0.25
+    store_order_cost: float = 0.0  # K per DC->store line (EOQ band of the stores)
+    po_order_cost: float = 0.0  # K per purchase-order line
+    max_cycle_days: float = 14.0  # the EOQ band is at most this many days of demand
+    budget: float | None = None  # purchase-order value per day (None: no cap)
+    supplier_min_order_value: float = 0.0  # per supplier x DC purchase order
+    supplier_min_order_values: dict = field(default_factory=dict)  # supplier_id -> minimum (overrides)
+    lead_time_window_days: int = 180  # receipts of this many days estimate supplier lead times
+    lead_time_prior_orders: float = 5.0  # the master file weighs as this many observed orders
+    solver_seconds: float = 30.0
 
+
+def replenishment_config(policy, service_level: float | None = None) -> ReplenishmentConfig:
+    """The policy file's `replenishment` section (and holding rate); `service_level` switches to
+    one fixed level for every item (the frontier of the evaluation)."""
+    r = getattr(policy, "replenishment", None)
+    if r is None:
+        cfg = ReplenishmentConfig()
+    else:
+        cfg = ReplenishmentConfig(
+            review_period_days=r.review_period_days, service_mode=r.service_mode, service_level=r.service_level,
+            class_service_levels=dict(r.class_service_levels), abc_cuts=tuple(r.abc_cuts), xyz_cuts=tuple(r.xyz_cuts),
+            goodwill_share=r.goodwill_share, annual_holding_rate=policy.costs.annual_holding_rate,
+            store_order_cost=r.store_order_cost, po_order_cost=r.po_order_cost, max_cycle_days=r.max_cycle_days,
+            budget=r.daily_budget, supplier_min_order_value=r.supplier_min_order_value,
+            supplier_min_order_values=dict(r.supplier_min_order_values), lead_time_window_days=r.lead_time_window_days,
+            lead_time_prior_orders=r.lead_time_prior_orders, solver_seconds=r.solver_seconds)
+    if service_level is not None:
+        from dataclasses import replace
+
+        cfg = replace(cfg, service_mode="fixed", service_level=float(service_level))
+    return cfg
+
+
+@dataclass
+class ReplenishmentPlan:
+    orders: pd.DataFrame  # ORDER_COLUMNS, units > 0
+    targets: pd.DataFrame  # store x SKU targets (`store_targets`), for rebalancing and the record
+    unmet: pd.DataFrame  # UNMET_COLUMNS: what a limit kept from being ordered, and why
+    lead_times: pd.DataFrame  # per supplier (`estimate_lead_times`)
+
+
+# ---- building blocks ------------------------------------------------------------------------------
+
+def normal_loss(z: np.ndarray) -> np.ndarray:
+    """Standard normal loss function G(z) = E[(Z - z)^+] = phi(z) - z (1 - Phi(z))."""
+    z = np.asarray(z, float)
+    return stats.norm.pdf(z) - z * stats.norm.sf(z)
+
+
+def expected_shortage(mu: np.ndarray, sigma: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """E[(D - y)^+] for D ~ N(mu, sigma) (sigma 0: the deterministic max(mu - y, 0))."""
+    mu, sigma, y = np.broadcast_arrays(np.asarray(mu, float), np.asarray(sigma, float), np.asarray(y, float))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g = sigma * normal_loss((y - mu) / np.where(sigma > 0, sigma, 1.0))
+    return np.where(sigma > 0, g, np.maximum(mu - y, 0.0))
+
+
+def expected_leftover(mu, sigma, y) -> np.ndarray:
+    """E[(y - D)^+] = y - mu + E[(D - y)^+]."""
+    return np.asarray(y, float) - np.asarray(mu, float) + expected_shortage(mu, sigma, y)
+
+
+def round_up_to_packs(qty: np.ndarray, pack: np.ndarray) -> np.ndarray:
+    return (np.ceil(np.maximum(np.asarray(qty, float), 0) / pack - 1e-9) * pack).astype(np.int64)
+
+
+def protection_demand(forecast: pd.DataFrame, period: pd.Series | np.ndarray, multiplier: np.ndarray | None = None,
+                      keys: tuple[str, ...] = ("location_id", "sku_id")) -> pd.DataFrame:
+    """mu_P and var_P (forecast part) per series for a (fractional) protection period P per
+    series: `period` is aligned with the series in the order of `forecast.groupby(keys)`. Past
+    the forecast horizon the last day's mean and variance continue."""
+    f = forecast.sort_values([*keys, "horizon"])
+    g = f.groupby(list(keys), sort=True)
+    ids = g.ngroup().to_numpy()
+    n = ids.max() + 1 if len(ids) else 0
+    H = int(f["horizon"].max()) if len(f) else 1
+    mean = np.zeros((n, H))
+    var = np.zeros((n, H))
+    h = f["horizon"].to_numpy(int) - 1
+    mean[ids, h] = np.nan_to_num(f["mean"].to_numpy(float))
+    mu_h, p95 = f["mean"].to_numpy(float), f["p95"].to_numpy(float)
+    # a forecast without quantiles (NaN p95) falls back to Poisson variance = mean
+    var[ids, h] = np.where(np.isfinite(p95), (np.maximum(p95 - mu_h, 0) / Z95) ** 2, np.maximum(mu_h, 0))
+    m = np.ones(n) if multiplier is None else np.asarray(multiplier, float)
+    P = np.maximum(np.asarray(period, float), 0.0)
+
+    def at(a):
+        cum = np.concatenate([np.zeros((n, 1)), np.cumsum(a, axis=1)], axis=1)  # cum[:, k] = sum of days 1..k
+        k = np.minimum(np.floor(P).astype(int), H)
+        frac = P - np.floor(P)
+        base = cum[np.arange(n), k]
+        nxt = a[np.arange(n), np.minimum(k, H - 1)]  # day k + 1 (the last day past the horizon)
+        beyond = np.maximum(P - H, 0.0) * a[:, H - 1]
+        return np.where(P <= H, base + frac * nxt, cum[:, H] + beyond)
+
+    keys_df = g.size().reset_index()[list(keys)]
+    return keys_df.assign(mu_P=at(mean) * m, var_P=at(var) * m**2, mean_1=mean[:, 0] * m, sd_1=np.sqrt(var[:, 0]) * m)
+
+
+def estimate_lead_times(observations: pd.DataFrame | None, products: pd.DataFrame, plan_date: str,
+                        cfg: ReplenishmentConfig = ReplenishmentConfig()) -> pd.DataFrame:
+    """Supplier lead time mean and spread from receipts against orders (`fct_order_lead_times`:
+    order_date, received_date, lead_time_days, source_id, order_type), over the last
+    `lead_time_window_days`, shrunk toward the supplier master (worth `lead_time_prior_orders`
+    observed orders):
+        mean = (n m_obs + k m_0) / (n + k)
+        var  = (n s_obs^2 + k s_0^2) / (n + k) + n k (m_obs - m_0)^2 / (n + k)^2   (the pooled mixture)
+    A supplier that delivers later than its master says raises both."""
+    master = (products[["supplier_id", "supplier_lead_time_days", "supplier_lead_time_std_days"]]
+              .drop_duplicates("supplier_id").set_index("supplier_id"))
+    m0 = master["supplier_lead_time_days"].astype(float).fillna(7.0)
+    s0 = master["supplier_lead_time_std_days"].astype(float).fillna(0.0)
+    out = pd.DataFrame({"master_mean": m0, "master_std": s0})
+    out["n_orders"], out["observed_mean"], out["observed_std"] = 0, np.nan, np.nan
+    if observations is not None and len(observations):
+        o = observations
+        if "order_type" in o:
+            o = o[o["order_type"] == "supplier"]
+        end = pd.Timestamp(plan_date)
+        rd = pd.to_datetime(o["received_date"])
+        o = o[(rd <= end) & (rd > end - pd.Timedelta(days=cfg.lead_time_window_days))]
+        st = o.groupby("source_id")["lead_time_days"].agg(["count", "mean", "std"]).reindex(out.index)
+        out["n_orders"] = st["count"].fillna(0).astype(int)
+        out["observed_mean"], out["observed_std"] = st["mean"], st["std"].fillna(0.0)
+    n, k = out["n_orders"].to_numpy(float), cfg.lead_time_prior_orders
+    mo, so = out["observed_mean"].fillna(m0).to_numpy(float), out["observed_std"].fillna(0).to_numpy(float)
+    out["lead_time_mean"] = (n * mo + k * m0.to_numpy()) / (n + k)
+    out["lead_time_std"] = np.sqrt((n * so**2 + k * s0.to_numpy() ** 2) / (n + k) + n * k * (mo - m0.to_numpy()) ** 2 / (n + k) ** 2)
+    out["source"] = np.where(n == 0, "master", "receipts+master")
+    return out.reset_index().rename(columns={"index": "supplier_id"})
+
+
+def classify_items(value: np.ndarray, cv: np.ndarray, cfg: ReplenishmentConfig = ReplenishmentConfig()) -> np.ndarray:
+    """ABC x XYZ class per item: A/B/C by the cumulative share of `value` (largest first) at the
+    `abc_cuts`; X/Y/Z by the coefficient of variation `cv` at the `xyz_cuts`."""
+    value = np.nan_to_num(np.asarray(value, float))
+    order = np.argsort(-value, kind="stable")
+    total = value.sum()
+    share_before = np.empty(len(value))
+    share_before[order] = (np.cumsum(value[order]) - value[order]) / (total if total > 0 else 1.0)
+    abc = np.select([share_before < cfg.abc_cuts[0], share_before < cfg.abc_cuts[1]], ["A", "B"], "C")
+    cv = np.nan_to_num(np.asarray(cv, float), nan=np.inf)
+    xyz = np.select([cv <= cfg.xyz_cuts[0], cv <= cfg.xyz_cuts[1]], ["X", "Y"], "Z")
+    return np.char.add(abc.astype(str), xyz.astype(str))
+
+
+def service_levels(item_class: np.ndarray, shortage_cost: np.ndarray, holding_per_review: np.ndarray,
+                   cfg: ReplenishmentConfig = ReplenishmentConfig()) -> np.ndarray:
+    """alpha per item by `cfg.service_mode` (module docstring), inside `service_bounds`."""
+    lo, hi = cfg.service_bounds
+    if cfg.service_mode == "fixed":
+        a = np.full(len(item_class), cfg.service_level)
+        return a  # the frontier sweeps levels outside the bounds on purpose
+    if cfg.service_mode == "cost_optimal":
+        b, h = np.asarray(shortage_cost, float), np.asarray(holding_per_review, float)
+        a = np.where(b + h > 0, b / np.maximum(b + h, 1e-12), lo)
+    elif cfg.service_mode == "class":
+        a = pd.Series(item_class).map(cfg.class_service_levels).fillna(cfg.service_level).to_numpy(float)
+    else:
+        raise ValueError(f"unknown service_mode {cfg.service_mode!r}: class | cost_optimal | fixed")
+    return np.clip(a, lo, hi)
+
+
+def eoq_band(dbar: np.ndarray, order_cost: float, unit_cost: np.ndarray, cfg: ReplenishmentConfig) -> np.ndarray:
+    """S - s: the economic order quantity sqrt(2 K D / H) at annual demand D = 365 dbar and
+    annual holding H = unit cost x rate, at most `max_cycle_days` of demand (0 when K = 0)."""
+    if order_cost <= 0:
+        return np.zeros(len(dbar))
+    H = np.maximum(np.asarray(unit_cost, float) * cfg.annual_holding_rate, 1e-9)
+    return np.minimum(np.sqrt(2 * order_cost * 365 * np.maximum(dbar, 0) / H), cfg.max_cycle_days * np.maximum(dbar, 0))
+
+
+def _targets(mu, sigma, alpha, band):
+    z = stats.norm.ppf(alpha)
+    ss = z * sigma
+    return ss, mu + ss, mu + ss + band
+
+
+# ---- stores ----------------------------------------------------------------------------------------
+
+def store_targets(forecast: pd.DataFrame, prices: pd.DataFrame | None, positions: pd.DataFrame, products: pd.DataFrame,
+                  locations: pd.DataFrame, plan_date: str, cfg: ReplenishmentConfig = ReplenishmentConfig()) -> pd.DataFrame:
+    """Per store x SKU in the forecast: demand over the protection period, class, service level,
+    reorder point s and order-up-to S, position, costs (columns documented in docs/replenishment.md)."""
+    stores = locations[locations["location_type"] == "store"].set_index("location_id")
+    fc = forecast[forecast["location_id"].isin(stores.index)]
+    keys = fc[["location_id", "sku_id"]].drop_duplicates().sort_values(["location_id", "sku_id"], ignore_index=True)
+    prod = products.set_index("sku_id")
+    R = cfg.review_period_days
+    L = keys["location_id"].map(stores["replenishment_lead_time_days"]).fillna(1).to_numpy(float)
+    price_tab = None
+    if prices is not None and len(prices):
+        price_tab = prices.set_index(["location_id", "sku_id"])
+    idx = pd.MultiIndex.from_frame(keys)
+    m = (price_tab["demand_multiplier"].reindex(idx).fillna(1.0).to_numpy(float)
+         if price_tab is not None and "demand_multiplier" in price_tab else np.ones(len(keys)))
+    d = protection_demand(fc, L + R, m)
+    t = keys.copy()
+    t["lead_time_days"] = L.astype(int)
+    t["protection_days"] = L + R
+    t["mu_P"], t["sigma_P"] = d["mu_P"].to_numpy(), np.sqrt(d["var_P"].to_numpy())
+    t["mu_daily"] = t["mu_P"] / t["protection_days"]
+    t["cv_daily"] = np.where(d["mean_1"] > 0, d["sd_1"] / np.maximum(d["mean_1"], 1e-12), np.inf)
+    t["unit_cost"] = keys["sku_id"].map(prod["unit_cost"]).astype(float).fillna(0).to_numpy()
+    base = keys["sku_id"].map(prod["base_price"] if "base_price" in prod else prod["unit_cost"]).astype(float).to_numpy()
+    t["unit_price"] = (price_tab["recommended_price"].reindex(idx).to_numpy(float)
+                       if price_tab is not None and "recommended_price" in price_tab else base)
+    t["unit_price"] = t["unit_price"].fillna(pd.Series(base))
+    t["case_pack"] = keys["sku_id"].map(prod["case_pack"]).fillna(1).astype(int).clip(lower=1).to_numpy()
+    t["shortage_cost"] = np.maximum(t["unit_price"] - t["unit_cost"], 0) + cfg.goodwill_share * t["unit_price"]
+    t["holding_cost_daily"] = t["unit_cost"] * cfg.annual_holding_rate / 365
+    t["item_class"] = classify_items(t["mu_P"] / t["protection_days"] * t["unit_price"], t["cv_daily"], cfg)
+    t["service_level"] = service_levels(t["item_class"].to_numpy(), t["shortage_cost"].to_numpy(),
+                                        t["holding_cost_daily"].to_numpy() * R, cfg)
+    band = eoq_band(t["mu_daily"].to_numpy(), cfg.store_order_cost, t["unit_cost"].to_numpy(), cfg)
+    t["safety_stock"], t["reorder_point"], t["order_up_to"] = _targets(t["mu_P"], t["sigma_P"], t["service_level"], band)
+    pos = positions.set_index(["location_id", "sku_id"])
+    t["on_hand"] = pos["on_hand"].reindex(idx).fillna(0).to_numpy(float)
+    t["on_order"] = pos["on_order"].reindex(idx).fillna(0).to_numpy(float)
+    t["inventory_position"] = t["on_hand"] + t["on_order"]
+    t["dc_id"] = t["location_id"].map(stores["supplying_dc_id"])
+    return t
+
+
+def _capacity(locations: pd.DataFrame) -> pd.Series:
+    """capacity_units per location (NaN or <= 0: no limit)."""
+    loc = locations.set_index("location_id")
+    return (loc["capacity_units"] if "capacity_units" in loc else pd.Series(np.nan, index=loc.index)).astype(float)
+
+
+def _pack_candidates(item_units: np.ndarray, pack: np.ndarray, moq: np.ndarray | None = None):
+    """Candidate quantities per item: 0 and up to CANDIDATES-1 whole-pack quantities from the
+    smallest allowed (one pack, or the MOQ) to the planned one. Returns (item index, units)."""
+    n_packs = (item_units // pack).astype(int)
+    lo = np.ones(len(n_packs), int) if moq is None else np.maximum(np.ceil(moq / pack - 1e-9).astype(int), 1)
+    lo = np.minimum(lo, n_packs)
+    steps = np.linspace(0, 1, CANDIDATES - 1)
+    k = np.round(lo[:, None] + (n_packs - lo)[:, None] * steps[None, :]).astype(int)
+    k = np.concatenate([np.zeros((len(n_packs), 1), int), np.where(n_packs[:, None] > 0, k, 0)], axis=1)
+    cand = pd.DataFrame({"item": np.repeat(np.arange(len(n_packs)), k.shape[1]), "k": k.ravel()}).drop_duplicates()
+    return cand["item"].to_numpy(), cand["k"].to_numpy() * pack[cand["item"].to_numpy()]
+
+
+def _limit_choice(units, pack, mu, sigma, ip, b, rows_of_item, usage_per_unit, room, moq, cfg):
+    """Re-choose quantities of items under shared limits (see the module docstring): returns new
+    units and a mask of items the limits cut. rows_of_item: list of (row index array, weight kind)."""
+    item, q = _pack_candidates(units, pack, moq)
+    value = b[item] * (expected_shortage(mu[item], sigma[item], ip[item]) - expected_shortage(mu[item], sigma[item], ip[item] + q))
+    value = value - 1e-9 * q  # ties: the smaller order
+    r_idx, use = [], []
+    for rows, per_unit in zip(rows_of_item, usage_per_unit):
+        r_idx.append(rows[item])
+        use.append(q * per_unit[item])
+    cols = np.tile(np.arange(len(item)), len(r_idx))
+    r, u = np.concatenate(r_idx), np.concatenate(use)
+    ok = r >= 0
+    A = sp.csr_matrix((u[ok], (r[ok], cols[ok])), shape=(len(room), len(item)))
+    chosen, _ = choose_one_per_item(item, value, A, np.maximum(room, 0), len(units), cfg.solver_seconds)
+    new = np.where(chosen >= 0, q[np.maximum(chosen, 0)], 0)
+    return new.astype(np.int64), new < units
+
+
+def _allocate(t: pd.DataFrame, requested: np.ndarray, dc_avail: pd.Series) -> np.ndarray:
+    """Units shipped per store line when DCs are short (module docstring): greedy marginal
+    expected lost-sale cost per case pack, optimal for the separable convex allocation."""
+    group = pd.MultiIndex.from_frame(t[["dc_id", "sku_id"]])
+    avail = dc_avail.reindex(group).fillna(0).to_numpy(float)
+    tot = pd.Series(requested).groupby([t["dc_id"].to_numpy(), t["sku_id"].to_numpy()]).transform("sum").to_numpy()
+    short = (tot > avail + 1e-9) & (requested > 0)
+    units = np.where(short, 0, requested).astype(np.int64)
+    if not short.any():
+        return units
+    s = np.flatnonzero(short)
+    pack = t["case_pack"].to_numpy()[s]
+    n = (requested[s] // pack).astype(int)
+    line = np.repeat(s, n)
+    k = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)  # 0-based pack index within the line
+    pk = t["case_pack"].to_numpy()[line]
+    mu, sg = t["mu_P"].to_numpy()[line], t["sigma_P"].to_numpy()[line]
+    y = t["inventory_position"].to_numpy()[line] + k * pk
+    gain = t["shortage_cost"].to_numpy()[line] * (expected_shortage(mu, sg, y) - expected_shortage(mu, sg, y + pk))
+    inc = pd.DataFrame({"line": line, "gain": gain, "share": (k + 1) / np.repeat(n, n), "pack": pk,
+                        "g": pd.factorize(pd.MultiIndex.from_arrays([t["dc_id"].to_numpy()[line], t["sku_id"].to_numpy()[line]]))[0],
+                        "avail": avail[line]})
+    inc = inc.sort_values(["g", "gain", "share"], ascending=[True, False, True], kind="stable")
+    inc["cum"] = inc.groupby("g")["pack"].cumsum()
+    take = inc[inc["cum"] <= inc["avail"] + 1e-9]
+    np.add.at(units, take["line"].to_numpy(), take["pack"].to_numpy())
+    return units
+
+
+def _store_orders(t: pd.DataFrame, positions: pd.DataFrame, locations: pd.DataFrame, cfg: ReplenishmentConfig):
+    ip, pack = t["inventory_position"].to_numpy(), t["case_pack"].to_numpy()
+    requested = np.where(ip < t["reorder_point"].to_numpy() - 1e-9,
+                         round_up_to_packs(t["order_up_to"].to_numpy() - ip, pack), 0).astype(np.int64)
+    binding = np.where(requested > 0, np.where(np.isclose(ip + requested, t["order_up_to"]), "order_up_to", "case_pack"), "none")
+    unmet = []
+    # store capacity: on hand + on order + today's orders <= capacity_units
+    cap = _capacity(locations)
+    store_ids = np.sort(t["location_id"].unique())
+    cap_s = cap.reindex(store_ids).to_numpy(float)
+    held = positions.assign(u=positions["on_hand"] + positions["on_order"]).groupby("location_id")["u"].sum()
+    room = cap_s - held.reindex(store_ids).fillna(0).to_numpy(float)
+    row = np.searchsorted(store_ids, t["location_id"].to_numpy())
+    limited = np.isfinite(room) & (cap_s > 0)
+    row = np.where(limited[row], row, -1)
+    units = requested.copy()
+    if (row >= 0).any():
+        units, cut = _limit_choice(requested, pack, t["mu_P"].to_numpy(), t["sigma_P"].to_numpy(), ip,
+                                   t["shortage_cost"].to_numpy(), [row], [np.ones(len(t))], np.where(limited, room, np.inf), None, cfg)
+        cut &= requested > 0
+        binding = np.where(cut, "capacity", binding)
+        if cut.any():
+            r = room[row[cut]]
+            unmet.append(pd.DataFrame({
+                "decision_type": "store_replenishment", "location_id": t["location_id"].to_numpy()[cut],
+                "sku_id": t["sku_id"].to_numpy()[cut], "wanted_units": requested[cut], "planned_units": units[cut],
+                "constraint": "capacity",
+                "explanation": [f"store capacity: {max(x, 0):.0f} units of space left for the day's orders, "
+                                f"the orders wanted more" for x in r]}))
+    return requested, units, binding, unmet
+
+
+# ---- the stage -------------------------------------------------------------------------------------
 
 def plan_replenishment(
     forecast: pd.DataFrame,
-    prices: pd.DataFrame,
+    prices: pd.DataFrame | None,
     positions: pd.DataFrame,
     products: pd.DataFrame,
     locations: pd.DataFrame,
     plan_date: str,
-    service_level: float = 0.95,
-    review_period_days: int = 1,
-) -> pd.DataFrame:
+    cfg: ReplenishmentConfig = ReplenishmentConfig(),
+    lead_time_observations: pd.DataFrame | None = None,
+) -> ReplenishmentPlan:
     """Store replenishments (DC -> store) and purchase orders (supplier -> DC) for plan_date + 1."""
-    z = stats.norm.ppf(service_level)
     effective = pd.Timestamp(plan_date) + pd.Timedelta(days=1)
+    R = cfg.review_period_days
     prod = products.set_index("sku_id")
-    stores = locations[locations["location_type"] == "store"].set_index("location_id")
     pos = positions.set_index(["location_id", "sku_id"])[["on_hand", "on_order"]]
+    t = store_targets(forecast, prices, positions, products, locations, plan_date, cfg)
+    lt = estimate_lead_times(lead_time_observations, products, plan_date, cfg)
 
-    # ---- stores --------------------------------------------------------------------------
-    fc = forecast.merge(prices[["location_id", "sku_id", "demand_multiplier"]], on=["location_id", "sku_id"], how="left")
-    fc["m"] = fc["demand_multiplier"].fillna(1.0)
-    fc = fc[fc["location_id"].isin(stores.index)]
-    lt = stores["replenishment_lead_time_days"].fillna(1).astype(int)
-    fc["P"] = fc["location_id"].map(lt) + review_period_days
-    f = fc[fc["horizon"] <= fc["P"]].copy()
-    f["mu"] = f["mean"] * f["m"]
-    f["var"] = (np.maximum(f["p95"] - f["mean"], 0) / Z95 * f["m"]) ** 2
-    st = f.groupby(["location_id", "sku_id"], as_index=False).agg(mu=("mu", "sum"), var=("var", "sum"), P=("P", "first"))
-    st["safety_stock"] = z * np.sqrt(st["var"])
-    st["target"] = st["mu"] + st["safety_stock"]
-    idx = pd.MultiIndex.from_frame(st[["location_id", "sku_id"]])
-    st["on_hand"] = pos["on_hand"].reindex(idx).fillna(0).to_numpy()
-    st["on_order"] = pos["on_order"].reindex(idx).fillna(0).to_numpy()
-    st["ip"] = st["on_hand"] + st["on_order"]
-    pack = prod["case_pack"].reindex(st["sku_id"]).to_numpy()
-    st["requested"] = np.where(st["target"] > st["ip"], _round_up(st["target"] - st["ip"], pack), 0)
-    st["dc_id"] = st["location_id"].map(stores["supplying_dc_id"])
-
-    # ---- DC allocation: proportional to requests, whole case packs -----------------------
-    req = st.groupby(["dc_id", "sku_id"])["requested"].transform("sum")
-    dc_idx = pd.MultiIndex.from_frame(st[["dc_id", "sku_id"]])
-    dc_avail = pos["on_hand"].reindex(dc_idx).fillna(0).to_numpy()
-    ratio = np.where(req > 0, np.minimum(1.0, dc_avail / np.maximum(req, 1)), 0.0)
-    st["units"] = np.where(ratio >= 1.0, st["requested"], np.floor(st["requested"] * ratio / pack) * pack).astype(np.int64)
-    st["binding"] = np.where(st["units"] < st["requested"], "dc_stock_short", np.where(st["units"] > 0, "case_pack", "none"))
-
-    cost = prod["unit_cost"].reindex(st["sku_id"]).to_numpy()
+    # ---- stores: (s, S), capacity, then the DC's allocation --------------------------------------
+    requested, wanted, binding, unmet = _store_orders(t, positions, locations, cfg)
+    dc_avail = pos["on_hand"].groupby(level=[0, 1]).sum()
+    units = _allocate(t, wanted, dc_avail)
+    short = units < wanted
+    binding = np.where(short, "dc_stock_short", binding)
+    if short.any():
+        unmet.append(pd.DataFrame({
+            "decision_type": "store_replenishment", "location_id": t["location_id"].to_numpy()[short],
+            "sku_id": t["sku_id"].to_numpy()[short], "wanted_units": wanted[short], "planned_units": units[short],
+            "constraint": "dc_stock_short",
+            "explanation": "the DC holds less than its stores need; its stock went where one more case avoids the "
+                           "most expected lost-sale cost"}))
+    y = t["inventory_position"].to_numpy() + units
+    mu, sg = t["mu_P"].to_numpy(), t["sigma_P"].to_numpy()
+    es = expected_shortage(mu, sg, y)
     store_rows = pd.DataFrame({
-        "decision_type": "store_replenishment",
-        "sku_id": st["sku_id"], "source_id": st["dc_id"], "location_id": st["location_id"],
-        "units": st["units"], "requested_units": st["requested"],
-        "order_date": effective, "expected_date": effective + pd.to_timedelta(st["P"] - review_period_days, unit="D"),
-        "lead_time_days": st["P"] - review_period_days, "unit_cost": cost, "order_value": st["units"] * cost,
-        "target_units": st["target"], "inventory_position": st["ip"], "mean_demand_protection": st["mu"],
-        "safety_stock": st["safety_stock"], "service_level": service_level, "binding_constraint": st["binding"],
+        "decision_type": "store_replenishment", "sku_id": t["sku_id"], "source_id": t["dc_id"], "location_id": t["location_id"],
+        "units": units, "requested_units": requested, "order_date": effective,
+        "expected_date": effective + pd.to_timedelta(t["lead_time_days"], unit="D"), "lead_time_days": t["lead_time_days"],
+        "unit_cost": t["unit_cost"], "order_value": units * t["unit_cost"], "target_units": t["order_up_to"],
+        "reorder_point": t["reorder_point"], "inventory_position": t["inventory_position"], "mean_demand_protection": mu,
+        "sigma_demand_protection": sg, "safety_stock": t["safety_stock"], "lead_time_std_days": 0.0,
+        "service_level": t["service_level"], "item_class": t["item_class"], "expected_shortage_units": es,
+        "expected_service": _cycle_service(mu, sg, y),
+        "expected_cost": t["holding_cost_daily"] * R * expected_leftover(mu, sg, y) + t["shortage_cost"] * es
+        + cfg.store_order_cost * (units > 0),
+        "binding_constraint": binding, "protection_days": t["protection_days"],
     })
-    store_rows["rationale"] = (
-        "order-up-to " + store_rows["target_units"].round(1).astype(str) + " (mean demand over "
-        + (st["P"]).astype(str) + " days " + store_rows["mean_demand_protection"].round(1).astype(str)
-        + " + safety " + store_rows["safety_stock"].round(1).astype(str) + " at " + f"{service_level:.0%}"
-        + " service); position " + store_rows["inventory_position"].astype(int).astype(str)
+
+    # ---- DCs: pooled store demand over the supplier lead time ----------------------------------
+    po_rows, po_unmet = _purchase_orders(forecast, prices, t, units, pos, prod, locations, lt, effective, cfg)
+    unmet += po_unmet
+    out = pd.concat([store_rows, po_rows], ignore_index=True)
+    out = out[out["units"] > 0].copy()
+    out["rationale"] = _rationale(out)
+    out = out[ORDER_COLUMNS].sort_values(["decision_type", "location_id", "sku_id"], ignore_index=True)
+    unmet_df = (pd.concat(unmet, ignore_index=True)[UNMET_COLUMNS] if unmet
+                else pd.DataFrame({c: pd.Series(dtype="object") for c in UNMET_COLUMNS}))
+    return ReplenishmentPlan(orders=out, targets=t, unmet=unmet_df, lead_times=lt)
+
+
+def _cycle_service(mu, sigma, y) -> np.ndarray:
+    """P(D <= y): the chance the protection period ends without a stockout."""
+    mu, sigma, y = (np.asarray(a, float) for a in (mu, sigma, y))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (y - mu) / np.where(sigma > 0, sigma, 1.0)
+    return np.where(sigma > 0, stats.norm.cdf(z), (y >= mu).astype(float))
+
+
+def _purchase_orders(forecast, prices, t, shipped_units, pos, prod, locations, lt, effective, cfg):
+    R = cfg.review_period_days
+    stores = locations[locations["location_type"] == "store"].set_index("location_id")
+    fc = forecast[forecast["location_id"].isin(stores.index)].copy()
+    if prices is not None and len(prices) and "demand_multiplier" in prices:
+        fc = fc.merge(prices[["location_id", "sku_id", "demand_multiplier"]], on=["location_id", "sku_id"], how="left")
+        fc[["mean", "p95"]] = fc[["mean", "p95"]].mul(fc["demand_multiplier"].fillna(1.0), axis=0)
+    fc["dc_id"] = fc["location_id"].map(stores["supplying_dc_id"])
+    # pooled over a DC's stores: means and variances add per day and horizon
+    fc["var"] = (np.maximum(fc["p95"] - fc["mean"], 0) / Z95) ** 2
+    pooled = fc.groupby(["dc_id", "sku_id", "horizon"], as_index=False).agg(mean=("mean", "sum"), var=("var", "sum"))
+    pooled["p95"] = pooled["mean"] + np.sqrt(pooled["var"]) * Z95
+    keys = pooled[["dc_id", "sku_id"]].drop_duplicates().sort_values(["dc_id", "sku_id"], ignore_index=True)
+    sup = keys["sku_id"].map(prod["supplier_id"])
+    ltab = lt.set_index("supplier_id")
+    Lm = sup.map(ltab["lead_time_mean"]).fillna(7.0).to_numpy(float)
+    Ls = sup.map(ltab["lead_time_std"]).fillna(0.0).to_numpy(float)
+    d = protection_demand(pooled, Lm + R, keys=("dc_id", "sku_id"))
+    P = Lm + R
+    dbar = d["mu_P"].to_numpy() / P
+    mu = d["mu_P"].to_numpy()
+    sigma = np.sqrt(d["var_P"].to_numpy() + dbar**2 * Ls**2)
+    cost = keys["sku_id"].map(prod["unit_cost"]).astype(float).fillna(0).to_numpy()
+    # the DC's service level: the demand-weighted shortage cost of its stores' items, class mode
+    # takes the best class among its stores (the DC serves them all)
+    w = t["mu_daily"].to_numpy() + 1e-9
+    sc = (t.assign(bw=t["shortage_cost"] * w, w=w).groupby(["dc_id", "sku_id"])
+          .agg(bw=("bw", "sum"), w=("w", "sum"), alpha=("service_level", "max"), cls=("item_class", "min")))
+    didx = pd.MultiIndex.from_frame(keys)
+    b = (sc["bw"] / sc["w"]).reindex(didx).fillna(0).to_numpy(float)
+    alpha = sc["alpha"].reindex(didx).fillna(cfg.service_level).to_numpy(float)
+    cls = sc["cls"].reindex(didx).fillna("").to_numpy(str)
+    band = eoq_band(dbar, cfg.po_order_cost, cost, cfg)
+    ss, s, S = _targets(mu, sigma, alpha, band)
+    shipped = pd.Series(shipped_units).groupby([t["dc_id"].to_numpy(), t["sku_id"].to_numpy()]).sum()
+    ip = (pos["on_hand"].reindex(didx).fillna(0).to_numpy() + pos["on_order"].reindex(didx).fillna(0).to_numpy()
+          - shipped.reindex(didx).fillna(0).to_numpy())
+    pack = keys["sku_id"].map(prod["case_pack"]).fillna(1).astype(int).clip(lower=1).to_numpy()
+    moq = keys["sku_id"].map(prod["min_order_qty"]).fillna(0).to_numpy(float)
+    moq_units = round_up_to_packs(moq, pack)
+    raw = np.where(ip < s - 1e-9, round_up_to_packs(S - ip, pack), 0)
+    requested = np.where(raw > 0, np.maximum(raw, moq_units), 0).astype(np.int64)
+    binding = np.where(requested > 0, np.where(moq_units > raw, "min_order_qty", "case_pack"), "none").astype(object)
+    unmet = []
+
+    # supplier minimum order value per supplier x DC: top up, lowest cover first
+    mins = sup.map(cfg.supplier_min_order_values).fillna(cfg.supplier_min_order_value).to_numpy(float)
+    requested, binding = _supplier_minimum(keys, sup.to_numpy(), requested, binding, ip, S, dbar, pack, cost, mins)
+
+    # DC capacity and the day's purchase budget: re-choose in whole packs (>= MOQ) where they bind
+    units = requested.copy()
+    cap = _capacity(locations)
+    dc_ids = np.sort(keys["dc_id"].unique())
+    cap_d = cap.reindex(dc_ids).to_numpy(float)
+    held = (pos["on_hand"] + pos["on_order"]).groupby(level=0).sum().reindex(dc_ids).fillna(0).to_numpy(float)
+    room_d = np.where(cap_d > 0, cap_d - held, np.inf)
+    row = np.searchsorted(dc_ids, keys["dc_id"].to_numpy())
+    row = np.where(np.isfinite(room_d)[row], row, -1)
+    budget_row = np.full(len(keys), len(dc_ids) if cfg.budget is not None else -1)
+    room = np.r_[room_d, [cfg.budget] if cfg.budget is not None else []]
+    if (row >= 0).any() or cfg.budget is not None:
+        units, cut = _limit_choice(requested, pack, mu, sigma, ip, b, [row, budget_row], [np.ones(len(keys)), cost],
+                                   room, moq, cfg)
+        cut &= requested > 0
+        over_cap = np.zeros(len(keys), bool)
+        rowsum = np.bincount(row[row >= 0], weights=requested[row >= 0], minlength=len(dc_ids))
+        over_cap[row >= 0] = rowsum[row[row >= 0]] > room_d[row[row >= 0]] + 1e-9
+        why = np.where(over_cap, "capacity", "budget")
+        binding = np.where(cut, why, binding)
+        if cut.any():
+            unmet.append(pd.DataFrame({
+                "decision_type": "purchase_order", "location_id": keys["dc_id"].to_numpy()[cut],
+                "sku_id": keys["sku_id"].to_numpy()[cut], "wanted_units": requested[cut], "planned_units": units[cut],
+                "constraint": why[cut],
+                "explanation": np.where(over_cap[cut], "DC capacity: the DC has no room for every order; space went to "
+                                        "the orders that avoid the most expected lost-sale cost",
+                                        f"daily purchase budget {cfg.budget}: spent where it avoids the most expected "
+                                        "lost-sale cost")}))
+        # a supplier order cut below its minimum is held
+        val = pd.Series(units * cost).groupby([sup.to_numpy(), keys["dc_id"].to_numpy()]).transform("sum").to_numpy()
+        below = (units > 0) & (val < mins - 1e-9)
+        if below.any():
+            unmet.append(pd.DataFrame({
+                "decision_type": "purchase_order", "location_id": keys["dc_id"].to_numpy()[below],
+                "sku_id": keys["sku_id"].to_numpy()[below], "wanted_units": requested[below], "planned_units": 0,
+                "constraint": "supplier_min_order",
+                "explanation": [f"after the limits the order to {s_} is {v:.2f}, below its minimum {m_:.2f}: held"
+                                for s_, v, m_ in zip(sup.to_numpy()[below], val[below], mins[below])]}))
+            units = np.where(below, 0, units)
+            binding = np.where(below, "supplier_min_order", binding)
+    y = ip + units
+    es = expected_shortage(mu, sigma, y)
+    rows = pd.DataFrame({
+        "decision_type": "purchase_order", "sku_id": keys["sku_id"], "source_id": sup, "location_id": keys["dc_id"],
+        "units": units, "requested_units": requested, "order_date": effective,
+        "expected_date": effective + pd.to_timedelta(np.rint(Lm).astype(int), unit="D"),
+        "lead_time_days": np.rint(Lm).astype(int), "unit_cost": cost, "order_value": units * cost, "target_units": S,
+        "reorder_point": s, "inventory_position": ip, "mean_demand_protection": mu, "sigma_demand_protection": sigma,
+        "safety_stock": ss, "lead_time_std_days": Ls, "service_level": alpha, "item_class": cls,
+        "expected_shortage_units": es, "expected_service": _cycle_service(mu, sigma, y),
+        "expected_cost": cost * cfg.annual_holding_rate / 365 * R * expected_leftover(mu, sigma, y) + b * es
+        + cfg.po_order_cost * (units > 0),
+        "binding_constraint": binding, "protection_days": P,
+    })
+    return rows, unmet
+
+
+def _supplier_minimum(keys, sup, requested, binding, ip, S, dbar, pack, cost, mins):
+    """Top up each supplier x DC order below its minimum value: items in order of cover
+    (position / daily demand), each up to its order-up-to level, then the least-covered item
+    takes the rest in whole packs. Orders of zero stay zero (nothing is due)."""
+    val = requested * cost
+    grp = pd.factorize(pd.MultiIndex.from_arrays([sup, keys["dc_id"].to_numpy()]))[0]
+    tot = np.bincount(grp, weights=val)
+    short = (tot > 0) & (tot < mins[np.unique(grp, return_index=True)[1]] - 1e-9)
+    if not short.any():
+        return requested, binding
+    gap = np.maximum(mins - tot[grp], 0)
+    room = np.maximum(round_up_to_packs(S - ip, pack) - requested, 0) * (short[grp])
+    cover = (ip + requested) / np.maximum(dbar, 1e-9)
+    order = np.lexsort((cover, grp))
+    val_room = (room * cost)[order]
+    before = np.cumsum(val_room) - val_room
+    g_o = grp[order]
+    start = np.r_[0, np.cumsum(np.bincount(g_o, minlength=grp.max() + 1))[:-1]]
+    before = before - np.concatenate([[0], np.cumsum(val_room)])[start[g_o]]
+    need = np.maximum(gap[order] - before, 0)
+    add_units = np.minimum(room[order], round_up_to_packs(need / np.maximum(cost[order], 1e-9), pack[order]))
+    add = np.zeros(len(requested), np.int64)
+    add[order] = add_units
+    new = requested + add
+    # what topping up to S could not reach: the least-covered item of the group takes the rest
+    val_new = np.bincount(grp, weights=new * cost)
+    rest = np.maximum(mins[np.unique(grp, return_index=True)[1]] - val_new, 0) * short
+    first = order[np.r_[True, g_o[1:] != g_o[:-1]]]
+    f = first[rest[grp[first]] > 0]
+    new[f] += round_up_to_packs(rest[grp[f]] / np.maximum(cost[f], 1e-9), pack[f])
+    changed = new > requested
+    binding = np.where(changed | (short[grp] & (requested > 0)), "supplier_min_order", binding)
+    return new.astype(np.int64), binding
+
+
+def _rationale(o: pd.DataFrame) -> pd.Series:
+    dc = o["decision_type"] == "purchase_order"
+    lead = np.where(dc, " over the supplier lead time (pooled across the DC's stores, incl. lead-time spread "
+                    + o["lead_time_std_days"].round(1).astype(str) + " d)", " over lane lead time + review")
+    return (
+        np.where(dc, "DC ", "") + "position " + o["inventory_position"].round(0).astype(int).astype(str)
+        + " below reorder point " + o["reorder_point"].round(1).astype(str) + " (mean demand "
+        + o["mean_demand_protection"].round(1).astype(str) + lead + " + safety " + o["safety_stock"].round(1).astype(str)
+        + " for " + (o["service_level"] * 100).round(1).astype(str) + "% service, class " + o["item_class"].astype(str)
+        + "): order " + o["units"].astype(str) + " up to " + o["target_units"].round(1).astype(str)
+        + "; binding: " + o["binding_constraint"].astype(str) + "; expected shortage "
+        + o["expected_shortage_units"].round(2).astype(str) + " units"
     )
 
-    # ---- DCs: pooled store demand over the supplier lead time ----------------------------
-    fc["dc_id"] = fc["location_id"].map(stores["supplying_dc_id"])
-    fc["L"] = fc["sku_id"].map(prod["supplier_lead_time_days"]).fillna(7).round().astype(int)
-    fc["P"] = fc["L"] + review_period_days
-    g = fc[fc["horizon"] <= fc["P"]].copy()
-    g["mu"] = g["mean"] * g["m"]
-    g["var"] = (np.maximum(g["p95"] - g["mean"], 0) / Z95 * g["m"]) ** 2
-    dc = g.groupby(["dc_id", "sku_id"], as_index=False).agg(mu=("mu", "sum"), var=("var", "sum"), P=("P", "first"), L=("L", "first"))
-    lt_std = dc["sku_id"].map(prod["supplier_lead_time_std_days"]).fillna(0).to_numpy()
-    dc["var"] = dc["var"] + (dc["mu"] / dc["P"]) ** 2 * lt_std**2
-    dc["safety_stock"] = z * np.sqrt(dc["var"])
-    dc["target"] = dc["mu"] + dc["safety_stock"]
-    didx = pd.MultiIndex.from_frame(dc[["dc_id", "sku_id"]])
-    shipped = st.groupby(["dc_id", "sku_id"])["units"].sum().reindex(didx).fillna(0).to_numpy()
-    dc["ip"] = pos["on_hand"].reindex(didx).fillna(0).to_numpy() + pos["on_order"].reindex(didx).fillna(0).to_numpy() - shipped
-    dpack = prod["case_pack"].reindex(dc["sku_id"]).to_numpy()
-    moq = prod["min_order_qty"].reindex(dc["sku_id"]).to_numpy()
-    raw = np.where(dc["target"] > dc["ip"], _round_up(dc["target"] - dc["ip"], dpack), 0)
-    moq_packs = _round_up(moq, dpack)
-    dc["units"] = np.where(raw > 0, np.maximum(raw, moq_packs), 0)
-    dc["binding"] = np.where((raw > 0) & (moq_packs > raw), "min_order_qty", np.where(raw > 0, "case_pack", "none"))
-    dcost = prod["unit_cost"].reindex(dc["sku_id"]).to_numpy()
-    po_rows = pd.DataFrame({
-        "decision_type": "purchase_order",
-        "sku_id": dc["sku_id"], "source_id": dc["sku_id"].map(prod["supplier_id"]), "location_id": dc["dc_id"],
-        "units": dc["units"], "requested_units": raw,
-        "order_date": effective, "expected_date": effective + pd.to_timedelta(dc["L"], unit="D"),
-        "lead_time_days": dc["L"], "unit_cost": dcost, "order_value": dc["units"] * dcost,
-        "target_units": dc["target"], "inventory_position": dc["ip"], "mean_demand_protection": dc["mu"],
-        "safety_stock": dc["safety_stock"], "service_level": service_level, "binding_constraint": dc["binding"],
-    })
-    po_rows["rationale"] = (
-        "DC order-up-to " + po_rows["target_units"].round(1).astype(str) + " (pooled store demand over "
-        + dc["P"].astype(str) + " days " + po_rows["mean_demand_protection"].round(1).astype(str)
-        + " + safety " + po_rows["safety_stock"].round(1).astype(str) + " incl. lead-time spread); position "
-        + po_rows["inventory_position"].round(0).astype(int).astype(str)
-    )
-    out = pd.concat([store_rows, po_rows], ignore_index=True)
-    out = out[out["units"] > 0]
-    return out[ORDER_COLUMNS].sort_values(["decision_type", "location_id", "sku_id"], ignore_index=True)
+
+def order_violations(orders: pd.DataFrame, products: pd.DataFrame, locations: pd.DataFrame, positions: pd.DataFrame,
+                     cfg: ReplenishmentConfig = ReplenishmentConfig()) -> pd.DataFrame:
+    """Every order rule re-derived from the output, independently of the planner: one row per
+    violated rule (rule, decision_type, location_id, sku_id, detail). Rules: units positive
+    integers; whole case packs; purchase orders at least the MOQ; a DC ships no more than it holds;
+    capacity (on hand + on order + orders <= capacity_units, for locations the orders push past it);
+    the daily purchase budget; the supplier minimum order value."""
+    o = orders
+    prod = products.set_index("sku_id")
+    pack = o["sku_id"].map(prod["case_pack"]).fillna(1).astype(float).to_numpy()
+    moq = o["sku_id"].map(prod["min_order_qty"]).fillna(0).astype(float).to_numpy()
+    u = o["units"].to_numpy(float)
+    po = (o["decision_type"] == "purchase_order").to_numpy()
+    bad = []
+
+    def add(mask, rule, detail):
+        mask = np.asarray(mask, bool)
+        if mask.any():
+            d = o.loc[mask, ["decision_type", "location_id", "sku_id"]].copy()
+            d.insert(0, "rule", rule)
+            d["detail"] = np.asarray(detail, object)[mask] if np.ndim(detail) else detail
+            bad.append(d)
+
+    add((u <= 0) | (u != np.round(u)), "non_negative", "units must be a positive integer: " + o["units"].astype(str))
+    add(np.abs(u / pack - np.round(u / pack)) > 1e-9, "case_pack", "units " + o["units"].astype(str) + " not a multiple of "
+        + pd.Series(pack).astype(int).astype(str).to_numpy())
+    add(po & (u < moq - 1e-9), "min_order_qty", "units " + o["units"].astype(str) + " below MOQ "
+        + pd.Series(moq).astype(int).astype(str).to_numpy())
+    pos = positions.set_index(["location_id", "sku_id"])
+    st = o[~po]
+    if len(st):
+        ship = st.groupby(["source_id", "sku_id"])["units"].sum()
+        have = pos["on_hand"].reindex(ship.index).fillna(0)
+        over = ship[ship > have + 1e-9]
+        m = pd.MultiIndex.from_frame(st[["source_id", "sku_id"]]).isin(over.index)
+        full = np.zeros(len(o), bool)
+        full[np.flatnonzero(~po)[m]] = True
+        add(full, "dc_stock", "the DC ships more than it holds")
+    cap = _capacity(locations)
+    held = (positions["on_hand"] + positions["on_order"]).groupby(positions["location_id"]).sum()
+    dest = o.groupby("location_id")["units"].sum()
+    tot = dest + held.reindex(dest.index).fillna(0)
+    c = cap.reindex(dest.index)
+    over = dest.index[(c > 0) & (tot > c + 1e-9)]
+    add(o["location_id"].isin(over).to_numpy(), "capacity", "location over capacity_units after the orders")
+    if cfg.budget is not None:
+        add(po & (o.loc[po, "order_value"].sum() > cfg.budget + 1e-6 if po.any() else False), "budget",
+            f"purchase orders worth more than the daily budget {cfg.budget}")
+    if po.any():
+        val = o[po].groupby(["source_id", "location_id"])["order_value"].transform("sum")
+        mins = o.loc[po, "source_id"].map(cfg.supplier_min_order_values).fillna(cfg.supplier_min_order_value)
+        m = np.zeros(len(o), bool)
+        m[np.flatnonzero(po)] = (val < mins - 1e-6).to_numpy()
+        add(m, "supplier_min_order", "purchase order to the supplier below its minimum value")
+    cols = ["rule", "decision_type", "location_id", "sku_id", "detail"]
+    return pd.concat(bad, ignore_index=True)[cols] if bad else pd.DataFrame(columns=cols)

@@ -1,9 +1,12 @@
-"""replenishment_orders asset: calls core.replenishment with the price-adjusted forecast."""
+"""replenishment_orders asset: calls core.replenishment with the price-adjusted forecast, the
+supplier lead times observed in receipts, and the policy file's replenishment section. The
+blocking `order_rules` check re-derives every order rule from the output (core.order_violations),
+independently of the planner: a failure stops the downstream stages of the partition."""
 
 import dagster as dg
 
 from ..contracts.outputs import ReplenishmentOrders
-from ..core.replenishment import plan_replenishment
+from ..core.replenishment import order_violations, plan_replenishment, replenishment_config
 from ._common import contract_check, contract_spec, model_key, preview
 from .forecasting import demand_forecast
 from .partitions import daily_partitions
@@ -14,31 +17,51 @@ from .resources import PolicyResource, WarehouseResource
 @dg.asset(
     partitions_def=daily_partitions,
     group_name="decisions",
-    deps=[demand_forecast, price_recommendations, model_key("fct_inventory_positions"),
+    deps=[demand_forecast, price_recommendations, model_key("fct_inventory_positions"), model_key("fct_order_lead_times"),
           model_key("dim_products"), model_key("dim_locations")],
-    check_specs=[contract_spec("replenishment_orders", ReplenishmentOrders)],
-    kinds={"scipy"},
-    description="Supplier->DC purchase orders and DC->store replenishments (order-up-to from the forecast).",
+    check_specs=[contract_spec("replenishment_orders", ReplenishmentOrders),
+                 dg.AssetCheckSpec("order_rules", asset="replenishment_orders", blocking=True,
+                                   description="non-negative whole case packs, MOQ, DC stock, capacity, budget and "
+                                               "supplier minimum: every order rule re-checked from the output")],
+    kinds={"cvxpy"},
+    description="Supplier->DC purchase orders and DC->store replenishments: (s, S) targets from the forecast "
+                "distribution and observed lead times, class service levels, case packs, MOQ, capacity, budget.",
 )
 def replenishment_orders(context: dg.AssetExecutionContext, warehouse: WarehouseResource, policy: PolicyResource):
     d = context.partition_key
     wh = warehouse.get()
     pol = policy.load()
-    orders = plan_replenishment(
-        forecast=wh.read("demand_forecast", d),
-        prices=wh.read("price_recommendations", d),
-        positions=wh.read_model("select * from marts.fct_inventory_positions where date = cast(? as date)", [d]),
-        products=wh.read_model("select * from marts.dim_products"),
-        locations=wh.read_model("select * from marts.dim_locations"),
-        plan_date=d,
-        service_level=pol.replenishment.service_level,
-        review_period_days=pol.replenishment.review_period_days,
-    )
+    cfg = replenishment_config(pol)
+    positions = wh.read_model("select * from marts.fct_inventory_positions where date = cast(? as date)", [d])
+    products = wh.read_model("select * from marts.dim_products")
+    locations = wh.read_model("select * from marts.dim_locations")
+    lead = wh.read_model("select * from marts.fct_order_lead_times where received_date <= cast(? as date)", [d])
+    plan = plan_replenishment(wh.read("demand_forecast", d), wh.read("price_recommendations", d), positions, products,
+                              locations, d, cfg, lead_time_observations=lead)
+    orders = plan.orders
     wh.write("replenishment_orders", orders, d)
+    wh.write("replenishment_targets", plan.targets, d)  # what rebalancing plans against
+    violations = order_violations(orders, products, locations, positions, cfg)
     by_type = orders.groupby("decision_type").agg(lines=("units", "size"), units=("units", "sum"), value=("order_value", "sum"))
+    lt = plan.lead_times
+    context.log.info(f"replenishment {d}: {len(orders):,} order lines, {len(plan.unmet):,} items short of a limit, "
+                     f"lead times of {int((lt['n_orders'] > 0).sum())}/{len(lt)} suppliers from {int(lt['n_orders'].sum()):,} receipts")
+    rules = dg.AssetCheckResult(
+        check_name="order_rules", passed=violations.empty,
+        metadata={"violations": len(violations), "by_rule": violations["rule"].value_counts().to_dict(),
+                  "examples": dg.MetadataValue.md(violations.head(10).to_markdown(index=False))},
+        description=None if violations.empty else f"{len(violations)} order line(s) break a rule")
     return dg.MaterializeResult(
         metadata={"dagster/row_count": len(orders), "by_type": dg.MetadataValue.md(by_type.round(2).to_markdown()),
                   "binding_constraints": orders["binding_constraint"].value_counts().to_dict(),
+                  "service_levels_by_class": plan.targets.groupby("item_class")["service_level"].first().round(4).to_dict(),
+                  "items_by_class": plan.targets["item_class"].value_counts().to_dict(),
+                  "expected_shortage_units": round(float(orders["expected_shortage_units"].sum()), 2),
+                  "expected_cost": round(float(orders["expected_cost"].sum()), 2),
+                  "unmet_requirements": len(plan.unmet),
+                  "unmet": dg.MetadataValue.md(plan.unmet.head(20).to_markdown(index=False)),
+                  "supplier_lead_times": dg.MetadataValue.md(lt.round(2).to_markdown(index=False)),
+                  "policy_version": pol.tag,
                   "preview": preview(orders.drop(columns=["rationale"]))},
-        check_results=[contract_check("output_contract", ReplenishmentOrders, orders)],
+        check_results=[contract_check("output_contract", ReplenishmentOrders, orders), rules],
     )

@@ -41,7 +41,7 @@ from ..core.policy import Policy as DecisionPolicy
 from ..core.pricing import (PRICING_HISTORY_DAYS, PricingConfig, PricingInfeasible, guardrail_violations, pricing_config,
                             recommend_prices)
 from ..core.rebalancing import plan_transfers
-from ..core.replenishment import plan_replenishment
+from ..core.replenishment import plan_replenishment, replenishment_config
 from .network import Network
 from .policies import History, Observation, Orders
 
@@ -130,6 +130,7 @@ def plan_decisions(
     service_level: float | None = None,
     pricing: PricingConfig | None = None,
     price_book: pd.DataFrame | None = None,
+    lead_times: pd.DataFrame | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Prices, orders and transfers for `plan_date`, exactly as the assets call the core.
     `history` is the pricing window (`PRICING_HISTORY_DAYS`) of fct_daily_demand; `pricing`
@@ -137,15 +138,12 @@ def plan_decisions(
     cfg = pricing_config(policy) if pricing is None else pricing
     prices = recommend_prices(forecast, history, products, plan_date, cfg, positions=positions, locations=locations,
                               book=price_book)
-    orders = plan_replenishment(
-        forecast=forecast, prices=prices, positions=positions, products=products, locations=locations,
-        plan_date=plan_date,
-        service_level=policy.replenishment.service_level if service_level is None else service_level,
-        review_period_days=policy.replenishment.review_period_days,
-    )
+    plan = plan_replenishment(forecast, prices, positions, products, locations, plan_date,
+                              replenishment_config(policy, service_level), lead_time_observations=lead_times)
     transfers = plan_transfers(forecast=forecast, positions=positions, locations=locations, lanes=lanes,
                                products=products, plan_date=plan_date)
-    return {"price_recommendations": prices, "replenishment_orders": orders, "rebalancing_transfers": transfers}
+    return {"price_recommendations": prices, "replenishment_orders": plan.orders, "rebalancing_transfers": transfers,
+            "replenishment_unmet": plan.unmet, "replenishment_targets": plan.targets}
 
 
 class PipelinePolicy:

@@ -1,0 +1,281 @@
+"""Replenishment core: textbook safety-stock cases computed by hand, order sizing rules, the DC's
+allocation, shared limits with their explanations, and the rule checker."""
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from inventory_pipeline.core.replenishment import (
+    ReplenishmentConfig, classify_items, eoq_band, estimate_lead_times, expected_shortage, normal_loss,
+    order_violations, plan_replenishment, replenishment_config, service_levels, store_targets)
+from inventory_pipeline.core.policy import PolicyError, load_policy
+from inventory_pipeline.config import DEFAULT_POLICY_PATH
+
+Z95 = stats.norm.ppf(0.95)
+FIXED95 = ReplenishmentConfig(service_mode="fixed", service_level=0.95)
+
+
+def _case(stores=("S1",), on_hand_store=0, on_hand_dc=10**6, mean=10.0, sd=0.0, lead=2, sup_lead=5.0, sup_sd=0.0,
+          pack=6, moq=60, cost=2.0, price=3.0, capacity=None, dc_capacity=None, skus=("A",)):
+    """One DC, its stores, SKUs with a flat forecast of `mean` per day and daily sd `sd`."""
+    fc = pd.concat([pd.DataFrame({"location_id": s, "sku_id": k, "horizon": np.arange(1, 31), "mean": mean,
+                                  "p95": mean + Z95 * sd, "date": pd.date_range("2025-05-01", periods=30)})
+                    for s in stores for k in skus], ignore_index=True)
+    prices = pd.DataFrame([(s, k, 1.0, price) for s in stores for k in skus],
+                          columns=["location_id", "sku_id", "demand_multiplier", "recommended_price"])
+    positions = pd.DataFrame([(s, k, on_hand_store, 0) for s in stores for k in skus]
+                             + [("DC1", k, on_hand_dc, 0) for k in skus], columns=["location_id", "sku_id", "on_hand", "on_order"])
+    products = pd.DataFrame({"sku_id": list(skus), "supplier_id": "SUP1", "unit_cost": cost, "base_price": price,
+                             "case_pack": pack, "min_order_qty": moq, "supplier_lead_time_days": sup_lead,
+                             "supplier_lead_time_std_days": sup_sd})
+    locations = pd.DataFrame({"location_id": [*stores, "DC1"], "location_type": ["store"] * len(stores) + ["dc"],
+                              "supplying_dc_id": ["DC1"] * len(stores) + [None],
+                              "replenishment_lead_time_days": [float(lead)] * len(stores) + [None],
+                              "capacity_units": [capacity or np.nan] * len(stores) + [dc_capacity or np.nan]})
+    return fc, prices, positions, products, locations
+
+
+def _plan(case, cfg=FIXED95, **kw):
+    return plan_replenishment(*case, plan_date="2025-04-30", cfg=cfg, **kw)
+
+
+def _kind(plan, kind):
+    return plan.orders[plan.orders["decision_type"] == kind]
+
+
+# ---- textbook safety stock ---------------------------------------------------------------------
+
+def test_normal_loss_matches_the_table():
+    # standard normal loss G(z): G(0) = 0.3989, G(1) = 0.0833, G(-1) = 1.0833 (Silver-Pyke-Peterson, table B.1)
+    assert normal_loss(np.array([0.0, 1.0, -1.0])) == pytest.approx([0.39894, 0.08332, 1.08332], abs=1e-4)
+    assert expected_shortage(10.0, 0.0, 7.0) == pytest.approx(3.0) and expected_shortage(10.0, 2.0, 10.0) == pytest.approx(0.79788, abs=1e-4)
+
+
+def test_base_stock_with_normal_demand_hand_computed():
+    # daily demand N(10, 3^2), lane lead time 2, review 1: P = 3, mu_P = 30, sigma_P = 3 sqrt(3) = 5.196;
+    # 95%: s = 30 + 1.645 x 5.196 = 38.55; S = s (no ordering cost); position 0 -> 42 (7 cases of 6)
+    plan = _plan(_case(sd=3.0))
+    rp = _kind(plan, "store_replenishment").iloc[0]
+    assert rp["mean_demand_protection"] == pytest.approx(30)
+    assert rp["sigma_demand_protection"] == pytest.approx(3 * np.sqrt(3))
+    assert rp["reorder_point"] == pytest.approx(30 + Z95 * 3 * np.sqrt(3)) == pytest.approx(38.547, abs=1e-3)
+    assert rp["units"] == 42 and rp["binding_constraint"] == "case_pack"
+    assert rp["expected_date"] == pd.Timestamp("2025-05-03") and rp["order_date"] == pd.Timestamp("2025-05-01")
+    # expected service of the order: P(D <= 42) with D ~ N(30, 5.196)
+    assert rp["expected_service"] == pytest.approx(stats.norm.cdf((42 - 30) / (3 * np.sqrt(3))))
+
+
+def test_lead_time_variance_term_hand_computed():
+    # DC: one store's N(10, 3^2) per day, supplier lead time 5 +- 2, review 1: P = 6,
+    # sigma^2 = 6 x 9 + 10^2 x 2^2 = 454 -> sigma = 21.307, s = 60 + 1.645 x 21.307 = 95.05
+    plan = _plan(_case(sd=3.0, sup_sd=2.0, on_hand_dc=0))
+    po = _kind(plan, "purchase_order").iloc[0]
+    assert po["sigma_demand_protection"] == pytest.approx(np.sqrt(454))
+    assert po["reorder_point"] == pytest.approx(60 + Z95 * np.sqrt(454)) == pytest.approx(95.05, abs=0.01)
+    assert po["lead_time_std_days"] == pytest.approx(2.0)
+
+
+def test_periodic_review_period_adds_to_the_protection_period():
+    # review every 7 days: P = 2 + 7 = 9, mu_P = 90, sigma_P = 3 x 3 = 9, s = 90 + 1.645 x 9 = 104.8
+    plan = _plan(_case(sd=3.0), cfg=replace(FIXED95, review_period_days=7))
+    rp = _kind(plan, "store_replenishment").iloc[0]
+    assert rp["reorder_point"] == pytest.approx(90 + 9 * Z95)
+
+
+def test_risk_pooling_dc_safety_stock_grows_with_the_square_root_of_stores():
+    one = _kind(_plan(_case(sd=3.0, on_hand_dc=0)), "purchase_order").iloc[0]
+    four = _kind(_plan(_case(stores=("S1", "S2", "S3", "S4"), sd=3.0, on_hand_dc=0)), "purchase_order").iloc[0]
+    assert four["mean_demand_protection"] == pytest.approx(4 * one["mean_demand_protection"])
+    assert four["safety_stock"] == pytest.approx(2 * one["safety_stock"])  # sqrt(4), not 4
+
+
+def test_newsvendor_critical_ratio_and_class_service_levels():
+    # b = price - cost = 1, h = 2 x 0.25 / 365 per day: alpha = b / (b + h)
+    h = 2 * 0.25 / 365
+    t = store_targets(*_case(sd=3.0), plan_date="2025-04-30", cfg=ReplenishmentConfig(service_mode="cost_optimal"))
+    assert t["service_level"].iloc[0] == pytest.approx(1 / (1 + h))
+    # a goodwill share raises the shortage cost and the level
+    t2 = store_targets(*_case(sd=3.0), plan_date="2025-04-30",
+                       cfg=ReplenishmentConfig(service_mode="cost_optimal", goodwill_share=0.1))
+    assert t2["service_level"].iloc[0] == pytest.approx(1.3 / (1.3 + h))
+    t3 = store_targets(*_case(sd=3.0), plan_date="2025-04-30",
+                       cfg=ReplenishmentConfig(service_mode="cost_optimal", goodwill_share=1.0))
+    assert t3["service_level"].iloc[0] == 0.999  # inside service_bounds
+    cfg = ReplenishmentConfig()
+    assert list(service_levels(np.array(["AX", "CZ"]), np.ones(2), np.ones(2), cfg)) == [0.99, 0.95]
+
+
+def test_abc_xyz_classes_hand_checked():
+    # values 70, 20, 6, 4 -> cumulative shares before each 0, .70, .90, .96: an item whose share
+    # starts below 80% is A (it makes up the first 80%), below 95% B, else C
+    cls = classify_items(np.array([70, 20, 6, 4.0]), np.array([0.2, 0.7, 1.5, np.inf]))
+    assert list(cls) == ["AX", "AY", "BZ", "CZ"]
+
+
+def test_eoq_band_hand_computed_and_capped():
+    cfg = ReplenishmentConfig()
+    # K = 0.1, D = 3650 a year, H = 2 x 0.25 = 0.5: EOQ = sqrt(2 x 0.1 x 3650 / 0.5) = 38.2 (under 14 days = 140)
+    assert eoq_band(np.array([10.0]), 0.1, np.array([2.0]), cfg)[0] == pytest.approx(np.sqrt(1460))
+    assert eoq_band(np.array([10.0]), 10.0, np.array([2.0]), cfg)[0] == pytest.approx(140)  # capped at max_cycle_days
+    assert eoq_band(np.array([10.0]), 0.0, np.array([2.0]), cfg)[0] == 0
+
+
+# ---- order sizing: (s, S) hysteresis, case packs, MOQ -------------------------------------------
+
+def test_no_order_between_reorder_point_and_order_up_to():
+    cfg = replace(FIXED95, store_order_cost=0.1)  # band = 38.2 units: s = 38.55, S = 76.75
+    assert len(_kind(_plan(_case(sd=3.0, on_hand_store=40), cfg), "store_replenishment")) == 0  # s <= 40 < S
+    rp = _kind(_plan(_case(sd=3.0, on_hand_store=38), cfg), "store_replenishment").iloc[0]
+    assert rp["target_units"] == pytest.approx(38.547 + np.sqrt(1460), abs=1e-3)
+    assert rp["units"] == 42  # 76.75 - 38 = 38.75 -> 7 cases
+
+
+def test_purchase_order_rounds_to_packs_then_moq():
+    # no uncertainty: DC target 10 x 6 = 60; position 40 - 30 shipped = 10 -> 50 -> 54 (cases) -> MOQ 60
+    po = _kind(_plan(_case(on_hand_dc=40)), "purchase_order").iloc[0]
+    assert po["units"] == 60 and po["binding_constraint"] == "min_order_qty"
+    po = _kind(_plan(_case(on_hand_dc=40, moq=12)), "purchase_order").iloc[0]
+    assert po["units"] == 54 and po["binding_constraint"] == "case_pack"
+
+
+def test_observed_lead_times_move_the_dc_target():
+    # the master says 5 days; 10 orders took 9 days: mean (10 x 9 + 5 x 5) / 15 = 7.667
+    obs = pd.DataFrame({"source_id": "SUP1", "order_type": "supplier", "lead_time_days": [9] * 10,
+                        "received_date": pd.Timestamp("2025-04-20")})
+    lt = estimate_lead_times(obs, _case()[3], "2025-04-30").iloc[0]
+    assert lt["lead_time_mean"] == pytest.approx(115 / 15)
+    # spread: pooled mixture, n k (m - m0)^2 / (n + k)^2 = 50 x 16 / 225
+    assert lt["lead_time_std"] == pytest.approx(np.sqrt(50 * 16 / 225))
+    po = _kind(_plan(_case(on_hand_dc=0), lead_time_observations=obs), "purchase_order").iloc[0]
+    assert po["mean_demand_protection"] == pytest.approx(10 * (115 / 15 + 1))
+    # receipts outside the window do not count
+    old = obs.assign(received_date=pd.Timestamp("2024-01-01"))
+    assert estimate_lead_times(old, _case()[3], "2025-04-30").iloc[0]["lead_time_mean"] == pytest.approx(5)
+
+
+# ---- the DC's allocation ------------------------------------------------------------------------
+
+def test_short_dc_allocates_by_marginal_shortage_cost_in_whole_cases():
+    # two equal stores want 42 each (7 cases); the DC holds 30 (5 cases): 3 + 2 cases (fair share)
+    plan = _plan(_case(stores=("S1", "S2"), sd=3.0, on_hand_dc=30))
+    rp = _kind(plan, "store_replenishment")
+    assert sorted(rp["units"]) == [12, 18] and (rp["units"] % 6 == 0).all() and rp["units"].sum() == 30
+    assert (rp["binding_constraint"] == "dc_stock_short").all()
+    assert set(plan.unmet["constraint"]) == {"dc_stock_short"}
+
+
+def test_short_dc_favours_the_store_that_would_run_out():
+    case = _case(stores=("S1", "S2"), sd=3.0, on_hand_dc=12)
+    pos = case[2]
+    pos.loc[pos["location_id"] == "S2", "on_hand"] = 30  # S2 still has 30, S1 none
+    rp = _kind(_plan(case), "store_replenishment").set_index("location_id")
+    assert rp.loc["S1", "units"] == 12 and "S2" not in rp.index or rp.loc["S2", "units"] == 0
+
+
+def test_allocation_never_ships_more_than_the_dc_holds_and_rules_hold():
+    for oh in (0, 5, 6, 30, 100):
+        case = _case(stores=("S1", "S2", "S3"), sd=4.0, on_hand_dc=oh)
+        plan = _plan(case)
+        assert _kind(plan, "store_replenishment")["units"].sum() <= oh
+        assert order_violations(plan.orders, case[3], case[4], case[2], FIXED95).empty
+
+
+# ---- shared limits and their explanations --------------------------------------------------------
+
+def test_store_capacity_binds_and_every_cut_item_is_explained():
+    # two SKUs want 42 each; the store has room for 60 units: the MILP keeps inside and says why
+    case = _case(sd=3.0, capacity=60, skus=("A", "B"))
+    plan = _plan(case)
+    rp = _kind(plan, "store_replenishment")
+    assert rp["units"].sum() <= 60 and (rp["units"] % 6 == 0).all()
+    assert (plan.unmet["constraint"] == "capacity").any()
+    assert plan.unmet["explanation"].str.contains("capacity").all()
+    assert order_violations(plan.orders, case[3], case[4], case[2], FIXED95).empty
+
+
+def test_budget_cap_keeps_purchase_orders_inside_and_explains():
+    case = _case(sd=3.0, on_hand_dc=0, skus=("A", "B", "C"), moq=6)
+    cfg = replace(FIXED95, budget=250.0)
+    plan = _plan(case, cfg)
+    po = _kind(plan, "purchase_order")
+    assert po["order_value"].sum() <= 250 and len(po) >= 1
+    assert (plan.unmet["constraint"] == "budget").any()
+    assert order_violations(plan.orders, case[3], case[4], case[2], cfg).empty
+
+
+def test_dc_capacity_below_the_moq_holds_the_order_with_a_reason_not_a_crash():
+    case = _case(sd=3.0, on_hand_dc=0, dc_capacity=30, moq=60)  # the MOQ cannot fit
+    plan = _plan(case)
+    assert len(_kind(plan, "purchase_order")) == 0
+    u = plan.unmet[plan.unmet["decision_type"] == "purchase_order"].iloc[0]
+    assert u["constraint"] == "capacity" and u["wanted_units"] >= 60 and u["planned_units"] == 0
+
+
+def test_supplier_minimum_order_value_tops_up_lowest_cover_first():
+    case = _case(sd=0.0, on_hand_dc=40, moq=6, skus=("A", "B"))
+    pos = case[2]
+    pos.loc[(pos["location_id"] == "DC1") & (pos["sku_id"] == "B"), "on_hand"] = 100  # B needs nothing
+    # A: position 40 - 30 shipped = 10, S = 60 -> 54 units = 108 < 150: topped up by 42 -> 4 cases -> 78
+    cfg = replace(FIXED95, supplier_min_order_value=150.0)
+    plan = _plan(case, cfg)
+    po = _kind(plan, "purchase_order")
+    assert list(po["sku_id"]) == ["A"] and po["units"].iloc[0] == 78
+    assert po["binding_constraint"].iloc[0] == "supplier_min_order" and po["requested_units"].iloc[0] == 78
+    assert order_violations(plan.orders, case[3], case[4], case[2], cfg).empty
+
+
+# ---- the checker ----------------------------------------------------------------------------------
+
+def test_order_violations_catch_crafted_bad_orders():
+    case = _case(on_hand_dc=10)
+    products, locations, positions = case[3], case[4].assign(capacity_units=[20, np.nan]), case[2]
+    bad = pd.DataFrame({"decision_type": ["store_replenishment", "purchase_order"], "sku_id": "A",
+                        "source_id": ["DC1", "SUP1"], "location_id": ["S1", "DC1"], "units": [25, 12],
+                        "order_value": [50.0, 24.0]})
+    rules = set(order_violations(bad, products, locations, positions, replace(FIXED95, budget=10.0))["rule"])
+    assert rules == {"case_pack", "min_order_qty", "dc_stock", "capacity", "budget"}
+
+
+# ---- laws ---------------------------------------------------------------------------------------
+
+@settings(max_examples=40, deadline=None)
+@given(st.floats(0.6, 0.99), st.floats(0.6, 0.99), st.floats(0.5, 20), st.floats(0, 10), st.integers(0, 60))
+def test_orders_are_monotone_in_service_level(sl_a, sl_b, mean, sd, on_hand):
+    lo, hi = sorted([sl_a, sl_b])
+    case = _case(mean=mean, sd=sd, on_hand_store=on_hand)
+    plans = [_plan(case, replace(FIXED95, service_level=s)) for s in (lo, hi)]
+    units = [_kind(p, "store_replenishment")["units"].sum() for p in plans]
+    assert units[0] <= units[1]
+    assert all((p.orders["units"] % 6 == 0).all() and (p.orders["units"] > 0).all() for p in plans)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(0, 80), min_size=2, max_size=4), st.integers(0, 120), st.floats(1, 15), st.floats(0, 6))
+def test_allocation_conserves_dc_stock(store_stock, dc_stock, mean, sd):
+    stores = tuple(f"S{i}" for i in range(len(store_stock)))
+    case = _case(stores=stores, on_hand_dc=dc_stock, mean=mean, sd=sd)
+    pos = case[2]
+    for s, oh in zip(stores, store_stock):
+        pos.loc[pos["location_id"] == s, "on_hand"] = oh
+    plan = _plan(case)
+    rp = _kind(plan, "store_replenishment")
+    assert rp["units"].sum() <= dc_stock and (rp["units"] <= rp["requested_units"]).all()
+    assert order_violations(plan.orders, case[3], case[4], case[2], FIXED95).empty
+
+
+def test_policy_file_replenishment_section_and_errors(tmp_path):
+    cfg = replenishment_config(load_policy(DEFAULT_POLICY_PATH))
+    assert cfg.service_mode == "class" and cfg.class_service_levels["AX"] >= cfg.class_service_levels["CZ"]
+    assert replenishment_config(load_policy(DEFAULT_POLICY_PATH), 0.9).service_mode == "fixed"
+    p = tmp_path / "p.yaml"
+    p.write_text("version: x\nreplenishment:\n  class_service_levels: {AX: 0.99}\n")
+    with pytest.raises(PolicyError, match=r"missing"):
+        load_policy(p)
+    p.write_text("version: x\nreplenishment:\n  service_mode: magic\n")
+    with pytest.raises(PolicyError, match=r"replenishment.service_mode"):
+        load_policy(p)
