@@ -3,7 +3,9 @@
 Each day t:
   0. new items get their launch fill;
   1. orders due today arrive (suppliers -> DCs, DCs -> stores, store -> store transfers) and are
-     logged as receipts (a closed DC receives nothing until it reopens);
+     logged as receipts (a closed DC receives nothing until it reopens), also in the observed
+     history's receipt log (`History.receipts`: order and expected day, receipt day, units ordered
+     and received -- what observed lead times are estimated from);
   2. demand is drawn (common random numbers, see demand.py) and served from store stock; unmet
      demand is lost;
   3. the policy sees what a retailer sees -- sales, stock, open orders, prices, the observed
@@ -299,6 +301,7 @@ def simulate(
         if dc_closed:
             book.hold(KIND_SUPPLIER, outage[1], outage[0][1])
         due = book.pop_due(t)
+        history.record_receipts(t, due)  # the observed receipt log: today is the receipt day
         to_store = np.isin(due["kind"], (KIND_STORE, KIND_TRANSFER))
         np.add.at(store_oh, (due["dest"][to_store], due["sku"][to_store]), due["units"][to_store])
         to_dc = due["kind"] == KIND_SUPPLIER
