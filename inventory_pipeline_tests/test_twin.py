@@ -280,6 +280,53 @@ def test_receipt_log_records_short_shipments_and_held_deliveries_on_their_real_r
     assert set(f["order_type"]) == {"supplier", "store_replenishment"}
 
 
+class _Scripted:
+    """Store requests of `store(t)` units and purchase orders of `dc(t)` units for every item, every day."""
+
+    name = "scripted"
+
+    def __init__(self, store, dc):
+        self.store, self.dc = store, dc
+
+    def decide(self, obs):
+        L, S = obs.store_on_hand.shape
+        D = obs.dc_on_hand.shape[0]
+        return Orders(store=np.full((L, S), self.store(obs.t)), dc=np.full((D, S), self.dc(obs.t)))
+
+
+def test_order_stability_accumulators_on_scripted_policies():
+    """Constant daily orders have no bullwhip and order every day; orders alternating 0 / 2c (a
+    c-unit mean) have variance c^2, so the store bullwhip is sum(c^2) / sum(var demand) and the
+    DC's is k^2 / (stores x c)^2 when its purchase orders alternate 0 / 2k in step with the
+    requests; no order day follows another."""
+    from inventory_pipeline.core.kpis import twin_kpis
+
+    cfg = NetworkConfig(regions=1, dcs=1, stores=2, skus=5, suppliers=2, days=28, seed=3, burn_in_days=28,
+                        new_item_share=0.0, discontinued_share=0.0)  # every item carried all along
+    net = build_network(cfg)
+    L, S = 2, 5
+    # the DC orders far more than the stores request: it is never short, so every request ships whole
+    res, recs = _records(net, _Scripted(lambda t: 1, lambda t: 10))
+    assert all((r.dc_shipped == L).all() for r in recs)
+    k = twin_kpis(res.store, res.dc, res.measured_days, 0.25)
+    assert k["bullwhip_store"] == 0.0 and k["bullwhip_store_median"] == 0.0
+    assert np.isnan(k["bullwhip_dc"])  # the requests reaching the DC never varied
+    assert k["order_days_share"] == 1.0 and k["consecutive_order_share"] == 1.0 and k["consecutive_po_share"] == 1.0
+    assert k["order_lines_per_item_week_store"] == pytest.approx(7.0) and k["order_lines_per_item_week_dc"] == pytest.approx(7.0)
+    assert res.store["launched_days"].tolist() == np.full((L, S), 28.0).tolist()
+
+    c, kk = 3, 20
+    res, recs = _records(net, _Scripted(lambda t: 2 * c * (t % 2 == 0), lambda t: 2 * kk * (t % 2 == 0)))
+    assert all((r.dc_shipped == (2 * c * L if r.t % 2 == 0 else 0)).all() for r in recs)
+    demand = np.stack([r.demand for r in recs])  # the 28 measured days (an even number: c^2 exactly)
+    k = twin_kpis(res.store, res.dc, res.measured_days, 0.25)
+    assert k["bullwhip_store"] == pytest.approx(L * S * c ** 2 / demand.var(axis=0).sum())
+    assert k["bullwhip_store_median"] == pytest.approx(np.median(c ** 2 / demand.var(axis=0)))
+    assert k["bullwhip_dc"] == pytest.approx(kk ** 2 / (L * c) ** 2) and k["bullwhip_dc_median"] == pytest.approx(kk ** 2 / (L * c) ** 2)
+    assert k["order_days_share"] == 0.5 and k["consecutive_order_share"] == 0.0 and k["consecutive_po_share"] == 0.0
+    assert k["order_lines_per_item_week_store"] == pytest.approx(3.5) and k["order_lines_per_item_week_dc"] == pytest.approx(3.5)
+
+
 def test_switching_policy_shares_history_up_to_the_switch():
     net = build_network(NetworkConfig(stores=2, skus=6, days=50, seed=4, burn_in_days=7))
     _, a = _records(net, SwitchingPolicy(BaselinePolicy(), BaselinePolicy(safety_days=0), 40))
