@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from inventory_pipeline.core.kpis import abc_classes, forecast_error_kpis, relative_change, twin_kpis
+from inventory_pipeline.core.kpis import (LOWER_IS_BETTER, TWIN_KPIS, abc_classes, bullwhip, forecast_error_kpis,
+                                         item_variance, order_stability_kpis, relative_change, twin_kpis)
 from inventory_pipeline.simulation.evaluation import frontier_dominance
 
 
@@ -40,6 +41,39 @@ def test_twin_kpis_hand_computed():
 def test_store_only_view_has_no_dc_inventory():
     k = twin_kpis(_store(), None, days=10, annual_holding_rate=0.25)
     assert k["avg_inventory_value"] == pytest.approx(20) and k["purchase_orders"] == 0
+
+
+def test_order_stability_hand_computed():
+    # two store x SKU items over 4 days:
+    #   item 1: demand (1, 3, 1, 3) -> var 1; shipped (0, 4, 0, 4) -> var 4 (orders every other day)
+    #   item 2: demand (2, 2, 2, 2) -> var 0; shipped (2, 2, 2, 2) -> var 0 (every day, constant)
+    store = _store(demand=[8, 8], sales=[8, 8], lost=[0, 0], revenue=[0, 0], cogs=[0, 0], stockout_days=[0, 0],
+                   active_days=[4, 4], inventory_value_days=[0, 0], order_lines=[2, 4], transfer_lines=[0, 0],
+                   price_changes=[0, 0], ship_units=[8, 8], ship_sq=[32, 16], demand_sq=[20, 16], launched_days=[4, 4],
+                   active_order_days=[2, 4], consecutive_order_days=[0, 3])
+    # one DC x SKU over 4 days: requests (4, 0, 4, 0) -> var 4; purchase orders (0, 0, 6, 0) -> var 6.75
+    dc = {k: np.array(v, float) for k, v in dict(
+        inventory_value_days=[0], order_lines=[1], po_units=[6], po_sq=[36], request_units=[8], request_sq=[32],
+        launched_days=[4], active_days=[4], consecutive_order_days=[0]).items()}
+    k = order_stability_kpis(store, dc)
+    assert k["bullwhip_store"] == pytest.approx((4 + 0) / (1 + 0))  # summed variances
+    assert k["bullwhip_store_median"] == pytest.approx(4.0)  # item 2's demand never varied: not in the median
+    assert k["bullwhip_dc"] == pytest.approx(6.75 / 4) and k["bullwhip_dc_median"] == pytest.approx(6.75 / 4)
+    assert k["order_days_share"] == pytest.approx(6 / 8)
+    assert k["consecutive_order_share"] == pytest.approx(3 / 6)  # item 2 ordered the day before on 3 of its 4 days
+    assert k["consecutive_po_share"] == 0.0
+    assert k["order_lines_per_item_week_store"] == pytest.approx(7 * 6 / 8)
+    assert k["order_lines_per_item_week_dc"] == pytest.approx(7 * 1 / 4)
+    assert item_variance(np.array([6.0, 0.0]), np.array([36.0, 0.0]), np.array([4.0, 0.0])).tolist() == [6.75, 0.0]
+    assert math.isnan(bullwhip([1.0], [1.0], [2.0], [4.0], [1.0])[0])  # one day: no variance anywhere
+    # the store-only view and runs without the accumulators give nan, not an error
+    only = twin_kpis(store, None, days=4, annual_holding_rate=0.25)
+    assert only["bullwhip_store"] == pytest.approx(4.0) and math.isnan(only["bullwhip_dc"])
+    assert math.isnan(only["consecutive_po_share"]) and math.isnan(only["order_lines_per_item_week_dc"])
+    old = twin_kpis(_store(), None, days=10, annual_holding_rate=0.25)
+    assert math.isnan(old["bullwhip_store"]) and math.isnan(old["order_days_share"])
+    assert {"bullwhip_store", "bullwhip_dc", "order_days_share", "consecutive_order_share",
+            "order_lines_per_item_week_store"} <= set(TWIN_KPIS) & LOWER_IS_BETTER
 
 
 def test_forecast_errors_hand_computed():

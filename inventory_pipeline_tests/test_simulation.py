@@ -95,6 +95,31 @@ def test_lead_times_respected(tmp_path, tiny_config):
     assert ((pd.to_datetime(store["date"]) - pd.to_datetime(store["order_date"])).dt.days == store["lead_time_days"]).all()
 
 
+def test_received_orders_appear_in_the_open_order_snapshots(tmp_path, tiny_config):
+    """What fct_order_lead_times relies on: open_orders.csv of day D is written after D's orders,
+    so every order received after the first landing day has an open-order row (at least on the
+    day before its receipt); only launch fills (LAUNCH-<sku>, one id for every location) and
+    orders closed on the first landing day have none."""
+    cfg = NetworkConfig(**{**tiny_config.to_dict(), "new_item_share": 0.3, "days": 60})  # launches in the history
+    generate_landing_zone(cfg, tmp_path)
+    oo = _read_daily(tmp_path, "open_orders")
+    rec = _read_daily(tmp_path, "receipts")
+    first = cfg.start_date
+    assert oo["order_id"].str.match(r"^(PO|ST|TR)\d{9}$").all()  # no launch fill is ever an open order
+    # an order's snapshot rows agree on everything (the ERP shows the ordered units, not the short shipment)
+    assert not oo.drop_duplicates().duplicated("order_id").any()
+    keyed = rec.merge(oo.drop_duplicates("order_id"), on=["order_id", "location_id", "sku_id"], how="left", indicator=True)
+    missing = keyed[keyed["_merge"] == "left_only"]
+    launch = missing["order_id"].str.startswith("LAUNCH-")
+    assert (missing.loc[~launch, "date"] == first).all() and launch.any()
+    assert (keyed.loc[keyed["_merge"] == "both", "date"] > keyed.loc[keyed["_merge"] == "both", "order_date"]).all()
+    # every order placed on a landing day is in that day's snapshot
+    placed = oo[oo["order_date"] >= first]
+    for d, g in placed.groupby("order_date"):
+        snap = pd.read_csv(tmp_path / "daily" / d / "open_orders.csv")
+        assert set(g["order_id"]) <= set(snap["order_id"])
+
+
 def test_history_has_censored_sales_and_stockouts():
     res = simulate(build_network(NetworkConfig(days=120, skus=40)), BaselinePolicy())
     assert res.lost_units > 0 and res.stockout_days > 0

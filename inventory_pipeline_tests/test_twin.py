@@ -193,6 +193,140 @@ def test_scenarios_bite_where_they_say():
     assert net.promo_path is not p.promo_path  # the original network is untouched
 
 
+class _Keep(BaselinePolicy):
+    """The baseline rule, keeping the observed history it was shown."""
+
+    def decide(self, obs):
+        self.history, self.t = obs.history, obs.t
+        return super().decide(obs)
+
+
+def test_receipt_log_records_short_shipments_and_held_deliveries_on_their_real_receipt_day():
+    """The observed receipt log (History.receipts, what lead times are estimated from) holds every
+    order received, on the day it was really received: a short shipment with the units that
+    arrived, a supplier delivery held by a closed DC on the day the DC reopened, and the doubled
+    lead times of the lead-time scenario; lead_time_frame shows the same."""
+    from inventory_pipeline.simulation.pipeline_policy import lead_time_frame
+    from inventory_pipeline.simulation.policies import RECEIPT_COLS
+
+    cfg = NetworkConfig(regions=1, dcs=2, stores=4, skus=20, suppliers=3, days=80, seed=2, burn_in_days=14)
+    net = build_network(cfg)
+    start = 14 + 20
+    lt, _, _, outage = stress_scenarios(net, 60)
+
+    def run(**kw):
+        pol = _Keep()
+        _, recs = _records(net, pol, measure_from=start, **kw)
+        return pol, recs
+
+    pol, recs = run()
+    log = pol.history.receipts
+    assert set(log) == set(RECEIPT_COLS)
+    # the log is the engine's receipts, day by day (launch fills are not orders: not logged)
+    for rec in recs:
+        r = rec.receipts
+        m = r["order_id"] > 0
+        day = log["receipt_day"] == rec.t
+        assert np.array_equal(np.sort(log["order_id"][day]), np.sort(r["order_id"][m]))
+        o = np.argsort(r["order_id"][m])
+        got = np.argsort(log["order_id"][day])
+        for c_log, c_rec in (("kind", "kind"), ("src", "src"), ("dest", "dest"), ("sku", "sku"), ("order_day", "order_day"),
+                             ("received", "units")):
+            assert np.array_equal(log[c_log][day][got], r[c_rec][m][o]), c_log
+    sup = log["kind"] == KIND_SUPPLIER
+    assert (log["receipt_day"] > log["order_day"]).all()
+    # short shipments: fewer units than ordered, never more; store orders and transfers arrive whole
+    assert (log["received"][sup] < log["ordered"][sup]).any() and (log["received"] <= log["ordered"]).all()
+    assert (log["received"][~sup] == log["ordered"][~sup]).all()
+    # early and late deliveries against the ERP's expected day (supplier lead times are drawn)
+    delay = log["receipt_day"] - log["expected_day"]
+    assert (delay[sup] > 0).any() and (delay[sup] < 0).any() and (delay[~sup] == 0).all()
+
+    # a closed DC: supplier deliveries due while it is closed are received the day it reopens
+    oa, ob = outage.window(start)
+    held, _ = run(scenario=outage)
+    held_log = held.history.receipts
+    due_in = sup & (log["dest"] == outage.dc_outage) & (log["order_day"] < oa) & (log["receipt_day"] >= oa) & (log["receipt_day"] < ob)
+    assert due_in.any()
+    where = {int(o): i for i, o in enumerate(held_log["order_id"])}
+    idx = np.array([where[int(o)] for o in log["order_id"][due_in]])
+    assert (held_log["receipt_day"][idx] == ob).all()
+    assert np.array_equal(held_log["received"][idx], log["received"][due_in])  # same shipment, later
+    assert np.array_equal(held_log["expected_day"][idx], log["expected_day"][due_in])  # the ERP still expected it then
+    others = sup & (log["dest"] != outage.dc_outage) & (log["order_day"] < oa)
+    idx = np.array([where[int(o)] for o in log["order_id"][others]])
+    assert np.array_equal(held_log["receipt_day"][idx], log["receipt_day"][others])
+    # lead times x2: supplier orders placed on the scenario's first day take twice as long
+    a, _ = lt.window(start)
+    slow = run(scenario=lt)[0].history.receipts
+    first = sup & (log["order_day"] == a)
+    assert first.any()
+    where = {int(o): i for i, o in enumerate(slow["order_id"])}
+    idx = np.array([where[int(o)] for o in log["order_id"][first]])
+    assert np.array_equal(slow["receipt_day"][idx] - a, 2 * (log["receipt_day"][first] - a))
+
+    # lead_time_frame: the same receipts as the mart has them (dates, units, lead time and delay)
+    f = lead_time_frame(held.history, held.t, net.store_ids, net.dc_ids, net.sku_ids, net.suppliers["supplier_id"].to_numpy())
+    assert len(f) == int((held_log["received"] > 0).sum())
+    f = f.set_index("order_id")
+    ids = [f"PO{o:09d}" for o in log["order_id"][due_in]]
+    dates = held.history.dates
+    assert (f.loc[ids, "received_date"] == dates[ob]).all()
+    assert (f.loc[ids, "lead_time_days"].to_numpy() == ob - log["order_day"][due_in]).all()
+    assert (f.loc[ids, "lead_time_delay_days"].to_numpy() == ob - log["expected_day"][due_in]).all()
+    short = sup & (log["received"] < log["ordered"]) & (log["received"] > 0) & (log["order_day"] < oa)
+    ids = [f"PO{o:09d}" for o in log["order_id"][short]]
+    assert ids and (f.loc[ids, "units_received"].to_numpy() < f.loc[ids, "units_ordered"].to_numpy()).all()
+    assert set(f["order_type"]) == {"supplier", "store_replenishment"}
+
+
+class _Scripted:
+    """Store requests of `store(t)` units and purchase orders of `dc(t)` units for every item, every day."""
+
+    name = "scripted"
+
+    def __init__(self, store, dc):
+        self.store, self.dc = store, dc
+
+    def decide(self, obs):
+        L, S = obs.store_on_hand.shape
+        D = obs.dc_on_hand.shape[0]
+        return Orders(store=np.full((L, S), self.store(obs.t)), dc=np.full((D, S), self.dc(obs.t)))
+
+
+def test_order_stability_accumulators_on_scripted_policies():
+    """Constant daily orders have no bullwhip and order every day; orders alternating 0 / 2c (a
+    c-unit mean) have variance c^2, so the store bullwhip is sum(c^2) / sum(var demand) and the
+    DC's is k^2 / (stores x c)^2 when its purchase orders alternate 0 / 2k in step with the
+    requests; no order day follows another."""
+    from inventory_pipeline.core.kpis import twin_kpis
+
+    cfg = NetworkConfig(regions=1, dcs=1, stores=2, skus=5, suppliers=2, days=28, seed=3, burn_in_days=28,
+                        new_item_share=0.0, discontinued_share=0.0)  # every item carried all along
+    net = build_network(cfg)
+    L, S = 2, 5
+    # the DC orders far more than the stores request: it is never short, so every request ships whole
+    res, recs = _records(net, _Scripted(lambda t: 1, lambda t: 10))
+    assert all((r.dc_shipped == L).all() for r in recs)
+    k = twin_kpis(res.store, res.dc, res.measured_days, 0.25)
+    assert k["bullwhip_store"] == 0.0 and k["bullwhip_store_median"] == 0.0
+    assert np.isnan(k["bullwhip_dc"])  # the requests reaching the DC never varied
+    assert k["order_days_share"] == 1.0 and k["consecutive_order_share"] == 1.0 and k["consecutive_po_share"] == 1.0
+    assert k["order_lines_per_item_week_store"] == pytest.approx(7.0) and k["order_lines_per_item_week_dc"] == pytest.approx(7.0)
+    assert res.store["launched_days"].tolist() == np.full((L, S), 28.0).tolist()
+
+    c, kk = 3, 20
+    res, recs = _records(net, _Scripted(lambda t: 2 * c * (t % 2 == 0), lambda t: 2 * kk * (t % 2 == 0)))
+    assert all((r.dc_shipped == (2 * c * L if r.t % 2 == 0 else 0)).all() for r in recs)
+    demand = np.stack([r.demand for r in recs])  # the 28 measured days (an even number: c^2 exactly)
+    k = twin_kpis(res.store, res.dc, res.measured_days, 0.25)
+    assert k["bullwhip_store"] == pytest.approx(L * S * c ** 2 / demand.var(axis=0).sum())
+    assert k["bullwhip_store_median"] == pytest.approx(np.median(c ** 2 / demand.var(axis=0)))
+    assert k["bullwhip_dc"] == pytest.approx(kk ** 2 / (L * c) ** 2) and k["bullwhip_dc_median"] == pytest.approx(kk ** 2 / (L * c) ** 2)
+    assert k["order_days_share"] == 0.5 and k["consecutive_order_share"] == 0.0 and k["consecutive_po_share"] == 0.0
+    assert k["order_lines_per_item_week_store"] == pytest.approx(3.5) and k["order_lines_per_item_week_dc"] == pytest.approx(3.5)
+
+
 def test_switching_policy_shares_history_up_to_the_switch():
     net = build_network(NetworkConfig(stores=2, skus=6, days=50, seed=4, burn_in_days=7))
     _, a = _records(net, SwitchingPolicy(BaselinePolicy(), BaselinePolicy(safety_days=0), 40))

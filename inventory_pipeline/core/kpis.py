@@ -52,13 +52,18 @@ TWIN_KPIS = (
     "gross_margin_pct", "avg_inventory_value", "avg_store_inventory_value", "carrying_cost",
     "carrying_cost_pct_inventory_value", "carrying_cost_pct_revenue", "inventory_turns", "orders",
     "purchase_orders", "store_replenishments", "transfers", "price_changes", "price_decreases", "overstock_units",
-    "overstock_value",
+    "overstock_value", "bullwhip_store", "bullwhip_store_median", "bullwhip_dc", "bullwhip_dc_median",
+    "order_days_share", "consecutive_order_share", "consecutive_po_share", "order_lines_per_item_week_store",
+    "order_lines_per_item_week_dc",
 )
 # lower is better for these (the report colours a change by it)
 LOWER_IS_BETTER = {
     "stockout_rate", "lost_sales_units", "avg_inventory_value", "avg_store_inventory_value", "carrying_cost",
     "carrying_cost_pct_inventory_value", "carrying_cost_pct_revenue", "orders", "purchase_orders",
     "store_replenishments", "transfers", "price_changes", "overstock_units", "overstock_value",
+    # order stability: orders that amplify demand noise, or trickle in every day, cost handling
+    "bullwhip_store", "bullwhip_store_median", "bullwhip_dc", "bullwhip_dc_median", "order_days_share",
+    "consecutive_order_share", "consecutive_po_share", "order_lines_per_item_week_store", "order_lines_per_item_week_dc",
 }
 
 
@@ -114,6 +119,65 @@ def forecast_error_kpis(acc: dict, horizon: int | str, source: str = "fc", prefi
     return out
 
 
+def item_variance(total: np.ndarray, sum_sq: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Per-item population variance of a daily series from its sum, sum of squares and number of
+    days: sum_sq / n - (total / n)^2 (0 where n = 0; clipped at 0 against rounding)."""
+    total, sum_sq, n = (np.asarray(x, float) for x in (total, sum_sq, n))
+    safe = np.maximum(n, 1.0)
+    return np.where(n > 0, np.maximum(sum_sq / safe - (total / safe) ** 2, 0.0), 0.0)
+
+
+def bullwhip(out_sum, out_sq, in_sum, in_sq, n) -> tuple[float, float]:
+    """Bullwhip ratio of an echelon: variance of the daily orders it places (`out`) over the
+    variance of the daily demand it faces (`in`), per item from the accumulated moments over its
+    `n` days. Returns (aggregate, median): the aggregate is the ratio of the variances summed over
+    items, sum var(out) / sum var(in) (a volume-weighted mean of the item ratios: fast movers
+    weigh more, and items whose demand never varied still count in the numerator); the median is
+    over items whose demand varied. nan where no item's demand varied. 1 = orders exactly as
+    volatile as demand; > 1 the echelon amplifies noise; < 1 it damps it (0: constant orders)."""
+    v_out, v_in = item_variance(out_sum, out_sq, n), item_variance(in_sum, in_sq, n)
+    agg = _ratio(float(v_out.sum()), float(v_in.sum()))
+    ok = v_in > 0
+    return agg, (float(np.median(v_out[ok] / v_in[ok])) if ok.any() else float("nan"))
+
+
+def order_stability_kpis(store: dict, dc: dict | None) -> dict:
+    """Order-stability (damping) KPIs from a simulation's accumulators (per item arrays, summed
+    over the measured days; missing accumulators give nan):
+
+    * `bullwhip_store` (`_median`): `bullwhip` of the units shipped to each store x SKU
+      (`ship_units`, `ship_sq`: DC -> store requests as shipped) against its demand (`demand`,
+      `demand_sq`), over the days the item was launched (`launched_days`);
+    * `bullwhip_dc` (`_median`): the same per DC x SKU, purchase-order units (`po_units`, `po_sq`)
+      against the store requests arriving at the DC (`request_units`, `request_sq`);
+    * `order_days_share`: store x SKU days carried with an order line / days carried
+      (`active_order_days` / `active_days`);
+    * `consecutive_order_share`: store order days whose item also ordered the day before / order
+      days (`consecutive_order_days` / `order_lines`): daily nibbling or oscillation shows here;
+      `consecutive_po_share` the same for purchase orders per DC x SKU;
+    * `order_lines_per_item_week_store` / `_dc`: 7 x order lines / item-days carried.
+    """
+    def get(d, k):
+        return None if d is None or k not in d else np.asarray(d[k], float)
+
+    def total(d, k):
+        v = get(d, k)
+        return float("nan") if v is None else float(v.sum())
+
+    out = {}
+    for name, d, keys in (("store", store, ("ship_units", "ship_sq", "demand", "demand_sq", "launched_days")),
+                          ("dc", dc, ("po_units", "po_sq", "request_units", "request_sq", "launched_days"))):
+        arrays = [get(d, k) for k in keys]
+        agg, med = bullwhip(*arrays) if all(a is not None for a in arrays) else (float("nan"), float("nan"))
+        out[f"bullwhip_{name}"], out[f"bullwhip_{name}_median"] = agg, med
+    out["order_days_share"] = _ratio(total(store, "active_order_days"), total(store, "active_days"))
+    out["consecutive_order_share"] = _ratio(total(store, "consecutive_order_days"), total(store, "order_lines"))
+    out["consecutive_po_share"] = _ratio(total(dc, "consecutive_order_days"), total(dc, "order_lines"))
+    out["order_lines_per_item_week_store"] = _ratio(7.0 * total(store, "order_lines"), total(store, "active_days"))
+    out["order_lines_per_item_week_dc"] = _ratio(7.0 * total(dc, "order_lines"), total(dc, "active_days"))
+    return out
+
+
 def twin_kpis(store: dict, dc: dict | None, days: int, annual_holding_rate: float,
               horizons: tuple[int, ...] = (1, 7, 14)) -> dict:
     """The DESIGN.md KPIs from a simulation's accumulators (sums over `days` measured days).
@@ -127,7 +191,8 @@ def twin_kpis(store: dict, dc: dict | None, days: int, annual_holding_rate: floa
     Inventory value and carrying cost cover stores and DCs; turns = annualised COGS / average
     inventory value; overstock_units / overstock_value are averages per day (stores only);
     network_overstock_units / _value the same for each DC's network (DC plus its stores, `dc`
-    accumulators overstock_units_days / overstock_value_days).
+    accumulators overstock_units_days / overstock_value_days). Order stability (bullwhip per
+    echelon, order-day shares, order lines per item-week): `order_stability_kpis`.
     """
     s = {k: float(np.sum(v)) for k, v in store.items() if not k.startswith(("fc_", "snaive_", "naive"))}
     dc_inv = float(np.sum(dc["inventory_value_days"])) if dc else 0.0
@@ -161,6 +226,7 @@ def twin_kpis(store: dict, dc: dict | None, days: int, annual_holding_rate: floa
         "overstock_value": s.get("overstock_value_days", float("nan")) / days if days else float("nan"),
         "network_overstock_units": _dc_avg(dc, "overstock_units_days", days),
         "network_overstock_value": _dc_avg(dc, "overstock_value_days", days),
+        **order_stability_kpis(store, dc),
     }
     for h in (*horizons, "sum14"):
         out.update(forecast_error_kpis(store, h))

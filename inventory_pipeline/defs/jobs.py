@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from ._common import model_key
 from .partitions import daily_partitions
 
 # landing master files (unpartitioned)
@@ -12,7 +13,9 @@ ingest_master_job = dg.define_asset_job(
 ingest_daily_job = dg.define_asset_job(
     "ingest_daily", partitions_def=daily_partitions,
     selection=dg.AssetSelection.assets("raw_pos_sales", "raw_inventory", "raw_receipts", "raw_open_orders", "raw_planner_decisions"))
-# dbt marts, then every decision stage for one plan date, ending in the ERP outbox
+# dbt marts, then every decision stage for one plan date, ending in the ERP outbox; the observed
+# lead times (fct_order_lead_times) are built every plan too, whether or not a stage reads them yet
 plan_job = dg.define_asset_job(
     "daily_plan", partitions_def=daily_partitions,
-    selection=dg.AssetSelection.groups("decisions") | dg.AssetSelection.assets("erp_outbox").upstream(depth=6) - dg.AssetSelection.groups("landing"))
+    selection=(dg.AssetSelection.groups("decisions") | dg.AssetSelection.assets("erp_outbox").upstream(depth=6)
+               | dg.AssetSelection.assets(model_key("fct_order_lead_times")).upstream()) - dg.AssetSelection.groups("landing"))

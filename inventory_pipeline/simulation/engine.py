@@ -3,7 +3,9 @@
 Each day t:
   0. new items get their launch fill;
   1. orders due today arrive (suppliers -> DCs, DCs -> stores, store -> store transfers) and are
-     logged as receipts (a closed DC receives nothing until it reopens);
+     logged as receipts (a closed DC receives nothing until it reopens), also in the observed
+     history's receipt log (`History.receipts`: order and expected day, receipt day, units ordered
+     and received -- what observed lead times are estimated from);
   2. demand is drawn (common random numbers, see demand.py) and served from store stock; unmet
      demand is lost;
   3. the policy sees what a retailer sees -- sales, stock, open orders, prices, the observed
@@ -83,8 +85,15 @@ STORE_ACC = (
     "demand", "sales", "lost", "revenue", "cogs", "stockout_days", "active_days", "inventory_value_days",
     "inventory_units_days", "order_lines", "transfer_lines", "transfer_units", "price_changes", "price_decreases",
     "overstock_units_days", "overstock_value_days",
+    # order stability (core.kpis.order_stability_kpis): sums and sums of squares of the daily
+    # shipped store requests and of demand over the days the item was launched, the order days
+    # on active (carried) days, and the order days whose item also ordered the day before
+    "ship_units", "ship_sq", "demand_sq", "launched_days", "active_order_days", "consecutive_order_days",
 )
-DC_ACC = ("inventory_value_days", "order_lines", "order_value", "overstock_units_days", "overstock_value_days")
+DC_ACC = ("inventory_value_days", "order_lines", "order_value", "overstock_units_days", "overstock_value_days",
+          # order stability: purchase-order units and the store requests arriving at the DC (sums and
+          # squares over launched days), carried days, and purchase orders on consecutive days
+          "po_units", "po_sq", "request_units", "request_sq", "launched_days", "active_days", "consecutive_order_days")
 
 
 @dataclass
@@ -259,6 +268,8 @@ def simulate(
     res.store["naive_abs_err"] = np.zeros((L, S))
     res.store["naive_n"] = np.zeros((L, S))
     demand_ring = np.zeros((NAIVE_LAG, L, S), dtype=np.int64)
+    ordered_yesterday = np.zeros((L, S), dtype=bool)  # a store line shipped the day before
+    po_yesterday = np.zeros((D, S), dtype=bool)  # a purchase order placed the day before
     daily_rows = []
     samples = list(samples or [])
     sample_rows = {p: [] for p in samples}
@@ -299,6 +310,7 @@ def simulate(
         if dc_closed:
             book.hold(KIND_SUPPLIER, outage[1], outage[0][1])
         due = book.pop_due(t)
+        history.record_receipts(t, due)  # the observed receipt log: today is the receipt day
         to_store = np.isin(due["kind"], (KIND_STORE, KIND_TRANSFER))
         np.add.at(store_oh, (due["dest"][to_store], due["sku"][to_store]), due["units"][to_store])
         to_dc = due["kind"] == KIND_SUPPLIER
@@ -455,6 +467,22 @@ def simulate(
             res.dc["overstock_value_days"] += net_value
             res.dc["order_lines"] += po > 0
             res.dc["order_value"] += po * unit_cost[None, :]
+            # order stability (bullwhip, order days): moments over the days the item was launched
+            live = launched[None, :]
+            acc["ship_units"] += ship
+            acc["ship_sq"] += np.square(ship, dtype=float)
+            acc["demand_sq"] += np.square(demand * live, dtype=float)
+            acc["launched_days"] += live
+            acc["active_order_days"] += (ship > 0) & store_carried
+            acc["consecutive_order_days"] += (ship > 0) & ordered_yesterday
+            dc = res.dc
+            dc["po_units"] += po
+            dc["po_sq"] += np.square(po, dtype=float)
+            dc["request_units"] += dc_req
+            dc["request_sq"] += np.square(dc_req, dtype=float)
+            dc["launched_days"] += live
+            dc["active_days"] += dc_carried
+            dc["consecutive_order_days"] += (po > 0) & po_yesterday
             for i, src in enumerate(SCORED):
                 # scored where the item was carried (forecasts exist for carried series only)
                 for j, h in enumerate(H):
@@ -478,6 +506,7 @@ def simulate(
                 rows.append((dates[t], int(demand[l, s]), int(sales[l, s]), int(store_oh[l, s]),
                              float(f1[l, s]) if f1 is not None else np.nan, float(price[l, s])))
         demand_ring[t % NAIVE_LAG] = demand
+        ordered_yesterday, po_yesterday = ship > 0, po > 0
         running = running + demand
         cum_demand[t % R] = running
 

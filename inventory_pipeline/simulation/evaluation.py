@@ -45,7 +45,11 @@ HEADLINE = ("stockout_rate", "fill_rate", "lost_sales_units", "avg_inventory_val
             "carrying_cost_pct_inventory_value", "carrying_cost_pct_revenue", "inventory_turns", "revenue",
             "gross_margin", "wape_h1", "wape_h7", "wape_h14", "mase_h7", "mape_h7", "bias_h7", "wape_sum14",
             "snaive_wape_h14", "snaive_wape_sum14", "overstock_units", "overstock_value", "network_overstock_units",
-            "network_overstock_value", "orders", "transfers", "price_changes", "price_decreases")
+            "network_overstock_value", "orders", "transfers", "price_changes", "price_decreases",
+            # order stability (issue #6: orders should not oscillate on noise)
+            "bullwhip_store", "bullwhip_store_median", "bullwhip_dc", "bullwhip_dc_median", "order_days_share",
+            "consecutive_order_share", "consecutive_po_share", "order_lines_per_item_week_store",
+            "order_lines_per_item_week_dc")
 # the static- vs dynamic-price comparison (report["pricing"])
 PRICING_KPIS = ("gross_margin", "gross_margin_pct", "revenue", "demand_units", "sales_units", "stockout_rate", "fill_rate", "carrying_cost",
                 "avg_inventory_value", "overstock_units", "overstock_value", "network_overstock_units",
@@ -333,12 +337,13 @@ def frontier_dominance(baseline: list[dict], pipeline: list[dict]) -> dict:
 def _fmt(k: str, v: float) -> str:
     if v is None or (isinstance(v, float) and not np.isfinite(v)):
         return "n/a"
-    if k in ("stockout_rate", "fill_rate", "gross_margin_pct") or k.split("_")[0] in ("wape", "mape", "bias") \
+    if k in ("stockout_rate", "fill_rate", "gross_margin_pct", "order_days_share", "consecutive_order_share",
+             "consecutive_po_share") or k.split("_")[0] in ("wape", "mape", "bias") \
             or k.startswith(("snaive_wape", "snaive_mape", "snaive_bias", "carrying_cost_pct")):
         return f"{v:.2%}"
     if k in ("overstock_units", "network_overstock_units"):
         return f"{v:,.1f}"
-    if "mase" in k or k == "inventory_turns":
+    if "mase" in k or k == "inventory_turns" or k.startswith(("bullwhip", "order_lines_per_item_week")):
         return f"{v:.2f}"
     return f"{v:,.0f}"
 

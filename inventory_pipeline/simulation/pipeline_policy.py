@@ -42,6 +42,8 @@ from ..core.pricing import (PRICING_HISTORY_DAYS, PricingConfig, PricingInfeasib
                             recommend_prices)
 from ..core.rebalancing import plan_transfers
 from ..core.replenishment import plan_replenishment, replenishment_config
+from .engine import KIND_STORE, KIND_SUPPLIER, KIND_TRANSFER
+from .landing import _fmt_order_id
 from .network import Network
 from .policies import History, Observation, Orders
 
@@ -105,6 +107,55 @@ def positions_frame(obs: Observation, store_ids: np.ndarray, dc_ids: np.ndarray,
         "on_hand": np.concatenate([obs.dc_on_hand.ravel(), obs.store_on_hand.ravel()]),
         "on_order": np.concatenate([obs.dc_on_order.ravel(), obs.store_on_order.ravel()]),
     })
+
+
+LEAD_TIME_COLUMNS = ("order_id", "source_id", "location_id", "sku_id", "order_date", "expected_date", "received_date",
+                     "units_ordered", "units_received", "lead_time_days", "lead_time_delay_days", "order_type")
+ORDER_TYPES = {KIND_SUPPLIER: "supplier", KIND_STORE: "store_replenishment", KIND_TRANSFER: "transfer"}
+
+
+def lead_time_frame(history: History, t: int, store_ids: np.ndarray, dc_ids: np.ndarray, sku_ids: np.ndarray,
+                    supplier_ids: np.ndarray) -> pd.DataFrame:
+    """`marts.fct_order_lead_times` for the orders received up to day t (inclusive), from the
+    observed receipt log (`History.receipts`): one row per order line received, with the ERP's
+    order and expected dates, the receipt date, units ordered and received, the observed lead
+    time (received - ordered, days) and delay (received - expected), and the order type
+    (supplier | store_replenishment | transfer). Receipts of zero units are not receipts (the
+    mart keeps units_received > 0 too). Ids are formatted as the landing writer writes them.
+
+    The mart only sees orders that appear in an ERP open-order snapshot of the landing zone, i.e.
+    orders still open at the end of its first day or later: compare it with the rows received
+    after the landing zone's first day (the twin's log also covers the burn-in)."""
+    r = history.receipts
+    m = (r["receipt_day"] <= t) & (r["received"] > 0)
+    kind, src, dest, sku = r["kind"][m], r["src"][m], r["dest"][m], r["sku"][m]
+    supplier = kind == KIND_SUPPLIER
+    source = np.empty(len(kind), dtype=object)
+    source[supplier] = np.asarray(supplier_ids, dtype=object)[src[supplier]]
+    st = kind == KIND_STORE
+    source[st] = np.asarray(dc_ids, dtype=object)[src[st]]
+    tr = kind == KIND_TRANSFER
+    source[tr] = np.asarray(store_ids, dtype=object)[src[tr]]
+    location = np.where(supplier, np.asarray(dc_ids, dtype=object)[np.where(supplier, dest, 0)],
+                        np.asarray(store_ids, dtype=object)[np.where(supplier, 0, dest)])
+    start = history.dates[0]
+    order_day, expected_day, receipt_day = r["order_day"][m], r["expected_day"][m], r["receipt_day"][m]
+    out = pd.DataFrame({
+        "order_id": _fmt_order_id(r["order_id"][m], kind, np.asarray(sku_ids).astype(str), sku).astype(object),
+        "source_id": source,
+        "location_id": location,
+        "sku_id": np.asarray(sku_ids, dtype=object)[sku],
+        # day offsets, not positions in `dates`: an early delivery's expected day may lie past the horizon
+        "order_date": start + pd.to_timedelta(order_day, unit="D"),
+        "expected_date": start + pd.to_timedelta(expected_day, unit="D"),
+        "received_date": start + pd.to_timedelta(receipt_day, unit="D"),
+        "units_ordered": r["ordered"][m].astype(np.int64),
+        "units_received": r["received"][m].astype(np.int64),
+        "lead_time_days": (receipt_day - order_day).astype(np.int64),
+        "lead_time_delay_days": (receipt_day - expected_day).astype(np.int64),
+        "order_type": pd.Series(kind).map(ORDER_TYPES).to_numpy(dtype=object),
+    })
+    return out.sort_values(["received_date", "order_id"], ignore_index=True)[list(LEAD_TIME_COLUMNS)]
 
 
 def roll_forecast(forecast: pd.DataFrame, plan_date: str) -> pd.DataFrame:
@@ -178,6 +229,7 @@ class PipelinePolicy:
         self.store_ids = network.store_ids.astype(str)
         self.dc_ids = network.dc_ids.astype(str)
         self.sku_ids = network.sku_ids.astype(str)
+        self.supplier_ids = network.suppliers["supplier_id"].to_numpy(str)
         self.base_price = network.base_price
         self._store_pos = {s: i for i, s in enumerate(self.store_ids)}
         self._dc_pos = {s: i for i, s in enumerate(self.dc_ids)}
@@ -205,12 +257,15 @@ class PipelinePolicy:
         fc = roll_forecast(self._forecast, plan_date)
         frames = (fc, self._history(obs, PRICING_HISTORY_DAYS), positions_frame(obs, self.store_ids, self.dc_ids, self.sku_ids),
                   self.products, self.locations, self.lanes, plan_date, self.policy, self.service_level)
+        # supplier lead times as receipts against orders show them (marts.fct_order_lead_times)
+        lead = lead_time_frame(obs.history, obs.t, self.store_ids, self.dc_ids, self.sku_ids, self.supplier_ids)
         try:
-            plan = plan_decisions(*frames, pricing=self.pricing, price_book=self._book)
+            plan = plan_decisions(*frames, pricing=self.pricing, price_book=self._book, lead_times=lead)
         except PricingInfeasible as e:  # the asset would fail this day: the twin holds prices and counts it
             self.pricing_infeasible_days += 1
             self.last_pricing_error = f"{plan_date}: {e}"
-            plan = plan_decisions(*frames, pricing=dataclasses.replace(self.pricing, enabled=False), price_book=self._book)
+            plan = plan_decisions(*frames, pricing=dataclasses.replace(self.pricing, enabled=False), price_book=self._book,
+                                  lead_times=lead)
         self.last_plan = plan
         pr = plan["price_recommendations"]
         # the price book: what the decision log's exported price changes are to the assets

@@ -22,10 +22,25 @@ import numpy as np
 import pandas as pd
 
 
+# the receipt log's columns (`History.receipts`); `kind` uses the engine's codes: 0 supplier ->
+# DC purchase order, 1 DC -> store replenishment, 4 store -> store transfer
+RECEIPT_COLS = ("order_id", "kind", "src", "dest", "sku", "order_day", "expected_day", "receipt_day", "ordered",
+                "received")
+
+
 class History:
     """What a retailer has observed so far, per day x store x SKU: units sold, end-of-day stock,
     whether the item was carried, the shelf price; and per day x SKU whether it was promoted.
-    Arrays cover the whole horizon; rows after the current day are still zero."""
+    Arrays cover the whole horizon; rows after the current day are still zero.
+
+    `receipts`: the log of orders received so far (every order of the book: purchase orders,
+    store replenishments, transfers; launch fills are not orders and are not logged), one row per
+    order line, columns `RECEIPT_COLS` as int64 arrays -- order id, kind, source (supplier
+    position for purchase orders, DC position for store replenishments, store position for
+    transfers), destination (DC or store position), SKU position, the day it was ordered, the day
+    the ERP expected it, the day it was received (a delivery held by a closed DC counts on the day
+    it was received, not the day it reached the dock), the units ordered and the units received
+    (fewer when the supplier short-shipped). What a retailer learns lead times from."""
 
     def __init__(self, dates: pd.DatetimeIndex, L: int, S: int) -> None:
         T = len(dates)
@@ -35,9 +50,43 @@ class History:
         self.carried = np.zeros((T, L, S), dtype=bool)
         self.price = np.zeros((T, L, S), dtype=np.float32)
         self.promo = np.zeros((T, S), dtype=bool)
+        # the receipt log in arrays that double when full (amortised O(1) appends, reads are views)
+        self._receipt_buf = {c: np.zeros(0, dtype=np.int64) for c in RECEIPT_COLS}
+        self._receipt_n = 0
 
     def record(self, t: int, sales, on_hand, carried, price, promo) -> None:
         self.sales[t], self.on_hand[t], self.carried[t], self.price[t], self.promo[t] = sales, on_hand, carried, price, promo
+
+    def record_receipts(self, t: int, due: dict) -> None:
+        """Log the order lines received on day t. `due`: the engine's order-book arrays (order_id,
+        kind, src, dest, sku, order_day, expected_day, ordered; units = what arrived)."""
+        k = len(due["order_id"])
+        if k == 0:
+            return
+        n = self._receipt_n
+        buf = self._receipt_buf
+        if n + k > len(buf["order_id"]):
+            cap = max(2 * len(buf["order_id"]), n + k, 1024)
+            for c in RECEIPT_COLS:
+                grown = np.zeros(cap, dtype=np.int64)
+                grown[:n] = buf[c][:n]
+                buf[c] = grown
+        for c in ("order_id", "kind", "src", "dest", "sku", "order_day", "expected_day", "ordered"):
+            buf[c][n:n + k] = due[c]
+        buf["receipt_day"][n:n + k] = t
+        buf["received"][n:n + k] = due["units"]
+        self._receipt_n = n + k
+
+    @property
+    def receipts(self) -> dict:
+        """The receipt log so far (see the class docstring), in order of receipt day: read-only
+        views of the log's arrays."""
+        out = {}
+        for c in RECEIPT_COLS:
+            v = self._receipt_buf[c][:self._receipt_n].view()
+            v.flags.writeable = False
+            out[c] = v
+        return out
 
 
 @dataclass
