@@ -141,7 +141,9 @@ def run_spec(spec: RunSpec, network: Network | None = None) -> dict:
             "guardrail_violations_by": dict(getattr(main, "guardrail_violations_by", {})),
             "price_changes_recommended": getattr(main, "price_changes_recommended", None),
             "pricing_infeasible_days": getattr(main, "pricing_infeasible_days", None),
-            "pricing_error": getattr(main, "last_pricing_error", "")}
+            "pricing_error": getattr(main, "last_pricing_error", ""),
+            # pipeline runs: order and transfer lines breaking a rule of the blocking checks (None: baseline)
+            "constraint_violations_by": (dict(main.constraint_violations_by) if spec.policy == "pipeline" else None)}
 
 
 def _pick_samples(network: Network, n: int) -> tuple[tuple[int, int], ...]:

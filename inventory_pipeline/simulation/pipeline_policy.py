@@ -41,7 +41,7 @@ from ..core.policy import Policy as DecisionPolicy
 from ..core.pricing import (PRICING_HISTORY_DAYS, PricingConfig, PricingInfeasible, guardrail_violations, pricing_config,
                             recommend_prices)
 from ..core.rebalancing import plan_transfers
-from ..core.replenishment import plan_replenishment, replenishment_config
+from ..core.replenishment import order_violations, plan_replenishment, replenishment_config
 from .engine import KIND_STORE, KIND_SUPPLIER, KIND_TRANSFER
 from .landing import _fmt_order_id
 from .network import Network
@@ -221,6 +221,8 @@ class PipelinePolicy:
         self.guardrail_violations_by: Counter = Counter()  # ... by guardrail
         self.price_changes_recommended = 0  # store x SKU price changes recommended, summed over days
         self.pricing_infeasible_days = 0  # days the pricing problem had no solution (prices held)
+        self.rcfg = replenishment_config(policy, service_level)
+        self.constraint_violations_by: Counter = Counter()  # order / transfer rule -> lines breaking it, all days
         self.last_pricing_error = ""
         self._book = pd.DataFrame(columns=["location_id", "sku_id", "price", "effective_date"])
         self.products, self.locations, self.lanes = products_frame(network), locations_frame(network), network.lanes
@@ -279,6 +281,9 @@ class PipelinePolicy:
         self.guardrail_violations += len(v)
         self.guardrail_violations_by.update({str(k): int(n) for k, n in v["guardrail"].value_counts().items()})
         self.price_changes_recommended += int(((pr["recommended_price"] - pr["current_price"]).abs() > 0.005).sum())
+        # the order rules the asset's blocking `order_rules` check enforces, counted every day
+        ov = order_violations(plan["replenishment_orders"], self.products, self.locations, frames[2], self.rcfg)
+        self.constraint_violations_by.update({f"order:{k}": int(n) for k, n in ov["rule"].value_counts().items()})
         return self._to_orders(obs, fc, plan)
 
     def _to_orders(self, obs: Observation, fc: pd.DataFrame, plan: dict[str, pd.DataFrame]) -> Orders:
