@@ -123,7 +123,7 @@ class RebalancingPolicy(_Strict):
     max_units_per_line: int = Field(0, ge=0)  # cap per transfer line; 0 = no cap
     pwl_breakpoints: int = Field(6, ge=1, le=50)  # segments of the piecewise-linear shortage curves
     solver_seconds: float = Field(20.0, gt=0, le=600)  # HiGHS time limit (the best solution found is used)
-    milp_max_variables: int = Field(20_000, ge=0)  # above this many binaries: LP relaxation, rounded down
+    milp_max_variables: int = Field(10_000, ge=0)  # above this many binaries: LP relaxation, rounded down
 
     @model_validator(mode="after")
     def _line_cap(self):

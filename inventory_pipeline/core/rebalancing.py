@@ -97,7 +97,7 @@ class RebalancingConfig:
     max_units_per_line: int = 0  # cap per transfer line (0 = none)
     breakpoints: int = 6  # segments of the piecewise-linear saving / loss curves per store x SKU
     solver_seconds: float = 20.0  # HiGHS time limit (the best solution found is used)
-    milp_max_variables: int = 20_000  # above this many binaries: LP relaxation, rounded down
+    milp_max_variables: int = 10_000  # above this many binaries: LP relaxation, rounded down
     mip_rel_gap: float = 1e-4
 
     def __post_init__(self):
@@ -168,6 +168,10 @@ def store_positions(targets: pd.DataFrame, orders: pd.DataFrame | None = None) -
                          f"store_targets: {TARGET_COLUMNS})")
     t = targets.reset_index(drop=True).copy()
     t["location_id"], t["sku_id"] = t["location_id"].astype(str), t["sku_id"].astype(str)
+    dup = t.duplicated(["location_id", "sku_id"])
+    if dup.any():
+        raise ValueError(f"rebalancing: targets must have one row per store x SKU; {int(dup.sum())} duplicate(s), e.g. "
+                         f"{t.loc[dup, ['location_id', 'sku_id']].head(3).to_dict('records')}")
     today = _todays_units(orders)
     if len(today):
         t["todays_units"] = today.reindex(pd.MultiIndex.from_frame(t[["location_id", "sku_id"]])).fillna(0).to_numpy()
@@ -253,10 +257,11 @@ def _solve(arcs: pd.DataFrame, don: pd.DataFrame, rec: pd.DataFrame, headroom: p
     a_in = sp.csr_matrix((np.ones(n), (ri, np.arange(n))), shape=(nr, n))
     s_d = sp.csr_matrix((np.ones(ns), (do, np.arange(ns))), shape=(nd, ns))
     s_r = sp.csr_matrix((np.ones(nv), (ro, np.arange(nv))), shape=(nr, nv))
-    x = cp.Variable(n, name="units")
-    s = cp.Variable(ns, name="donor_segments")
-    v = cp.Variable(nv, name="receiver_segments")
-    cons = [a_out @ x == s_d @ s, a_in @ x == s_r @ v, s >= 0, s <= dhi - dlo, v >= 0, v <= rhi - rlo, x >= 0, x <= ub]
+    # simple bounds as column bounds (not rows): a third of the rows, and HiGHS's presolve sees them
+    x = cp.Variable(n, name="units", bounds=[np.zeros(n), ub])
+    s = cp.Variable(ns, name="donor_segments", bounds=[np.zeros(ns), (dhi - dlo).astype(float)])
+    v = cp.Variable(nv, name="receiver_segments", bounds=[np.zeros(nv), (rhi - rlo).astype(float)])
+    cons = [a_out @ x == s_d @ s, a_in @ x == s_r @ v]
     # capacity: a store's receipts over all SKUs, where the headroom could bind
     store = rec["location_id"].to_numpy()[ri]
     if len(headroom):
@@ -415,6 +420,8 @@ def plan_transfers(targets: pd.DataFrame, lanes: pd.DataFrame, locations: pd.Dat
     method = info["method"]
     if reasons:
         summary["reason"] = "fell back to the LP relaxation: " + "; ".join(reasons)
+    elif info.get("solver_status") == "user_limit":
+        summary["reason"] = f"HiGHS stopped at its time limit ({cfg.solver_seconds:g} s): the best plan found is used"
     elif method == "lp_relaxation":
         summary["reason"] = (f"{len(arcs):,} binaries > milp_max_variables {cfg.milp_max_variables:,}: "
                              "LP relaxation rounded down, lines below min_transfer_units dropped")
@@ -537,7 +544,8 @@ def transfer_violations(transfers: pd.DataFrame, targets: pd.DataFrame, lanes: p
     different stores of `targets` with the lane's lead time; the donor keeps its need
     (position - sent >= ceil(reorder_point)) and sends at most its on hand (conservation: every
     unit sent comes out of one store's stock and arrives at another); no store both sends and
-    receives a SKU; a receiver is not lifted above its need."""
+    receives a SKU; a receiver is not lifted above its need; the lane's lead time is shorter than
+    the receiver's protection period (it arrives before the receiver's next replenishment could)."""
     if transfers is None or not len(transfers):
         return pd.DataFrame(columns=VIOLATION_COLUMNS)
     tr = transfers.reset_index(drop=True).copy()
