@@ -341,7 +341,8 @@ def plan_transfers(targets: pd.DataFrame, lanes: pd.DataFrame, locations: pd.Dat
     "solver_failed"), reason, method ("lp" | "milp" | "lp_relaxation" | None), solver_status,
     solve_seconds, seconds, store_skus, donors, receivers, skus_with_both, skus_solved, arcs,
     binaries, lines, units, transfer_cost, expected_shortage_saved, expected_cost_saved, net_value,
-    lines_dropped_nonpositive, invalid_target_rows, config. Never raises on solver trouble."""
+    lines_dropped_nonpositive, invalid_target_rows, objective_pwl, config. Never raises on solver
+    trouble (it raises ValueError only for targets without the expected columns or with duplicates)."""
     t0 = time.perf_counter()
     summary: dict = {"status": "ok", "reason": "", "method": None, "solver_status": None, "solve_seconds": 0.0,
                      "store_skus": int(len(targets)), "donors": 0, "receivers": 0, "skus_with_both": 0,
@@ -389,8 +390,8 @@ def plan_transfers(targets: pd.DataFrame, lanes: pd.DataFrame, locations: pd.Dat
     # compact donor / receiver tables of the arcs
     dkey = arcs["d_location_id"] + "\x1f" + arcs["sku_id"]
     rkey = arcs["r_location_id"] + "\x1f" + arcs["sku_id"]
-    arcs["d"], dk = pd.factorize(dkey)
-    arcs["r"], rk = pd.factorize(rkey)
+    arcs["d"] = pd.factorize(dkey)[0]
+    arcs["r"] = pd.factorize(rkey)[0]
     dt = arcs.groupby("d").first()[[c for c in arcs if c.startswith("d_")] + ["sku_id"]]
     dt.columns = [c[2:] if c.startswith("d_") else c for c in dt.columns]
     rt = arcs.groupby("r").first()[[c for c in arcs if c.startswith("r_")] + ["sku_id"]]
