@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
@@ -69,6 +70,25 @@ class RebalancingTransfers(_Out):
     from_location_id: Series[str]
     to_location_id: Series[str]
     units: Series[int] = pa.Field(gt=0)
+    ship_date: Series[pa.DateTime]
+    expected_date: Series[pa.DateTime]
+    lead_time_days: Series[float] = pa.Field(ge=0)
+    cost_per_unit: Series[float] = pa.Field(ge=0)
+    expected_shortage_saved: Series[float] = pa.Field(ge=0)
+    binding_constraint: Series[str]
+    rationale: Series[str]
+
+    @pa.dataframe_check(error="a transfer goes from one store to another")
+    def two_stores(cls, df):  # noqa: N805
+        return df["from_location_id"] != df["to_location_id"]
+
+    @pa.dataframe_check(error="a transfer arrives after it ships, by the lane's lead time")
+    def arrives_after_shipping(cls, df):  # noqa: N805
+        return ((df["expected_date"] - df["ship_date"]) / pd.Timedelta(days=1) - df["lead_time_days"]).abs() < 1e-6
+
+    @pa.dataframe_check(error="one line per SKU and lane")
+    def one_line_per_lane(cls, df):  # noqa: N805
+        return ~df.duplicated(["sku_id", "from_location_id", "to_location_id"], keep=False)
 
 
 class DecisionLog(_Out):

@@ -151,6 +151,25 @@ class ApprovalPolicy(_Strict):
     max_transfer_units: float = Field(200, ge=0)
 
 
+class RebalancingPolicy(_Strict):
+    """Store <-> store transfers (core/rebalancing.py); the blocking `transfer_rules` asset check
+    re-verifies every line against these rules."""
+
+    enabled: bool = True  # false: no transfer is proposed (the stage still writes its empty table)
+    min_transfer_units: int = Field(2, ge=1, le=10_000)  # a transfer line moves at least this many units, or none
+    max_units_per_line: int = Field(0, ge=0)  # cap per transfer line; 0 = no cap
+    pwl_breakpoints: int = Field(6, ge=1, le=50)  # segments of the piecewise-linear shortage curves
+    solver_seconds: float = Field(20.0, gt=0, le=600)  # HiGHS time limit (the best solution found is used)
+    milp_max_variables: int = Field(10_000, ge=0)  # above this many binaries: LP relaxation, rounded down
+
+    @model_validator(mode="after")
+    def _line_cap(self):
+        if 0 < self.max_units_per_line < self.min_transfer_units:
+            raise ValueError(f"max_units_per_line ({self.max_units_per_line}) is below min_transfer_units "
+                             f"({self.min_transfer_units}): no transfer line could be sent (0 = no cap)")
+        return self
+
+
 class Policy(_Strict):
     version: str
     ingestion: IngestionPolicy = IngestionPolicy()
@@ -159,6 +178,7 @@ class Policy(_Strict):
     pricing: PricingPolicy = PricingPolicy()
     replenishment: ReplenishmentPolicy = ReplenishmentPolicy()
     approval: ApprovalPolicy = ApprovalPolicy()
+    rebalancing: RebalancingPolicy = RebalancingPolicy()
     sha256: str = ""
 
     @property

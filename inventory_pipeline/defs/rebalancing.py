@@ -1,34 +1,81 @@
-"""rebalancing_transfers asset: calls core.rebalancing (no transfers proposed yet, and says so)."""
+"""rebalancing_transfers asset: store <-> store transfers from core.rebalancing (no maths here).
+
+Reads the replenishment stage's store targets (recomputed by its core from the same inputs the
+replenishment asset read) and the day's replenishment orders, the lanes and the locations; calls
+`plan_transfers` with the policy file's `rebalancing:` section. Two blocking checks: the pandera
+contract, and `transfer_rules` (`transfer_violations`, re-derived from the inputs independently
+of the optimiser). A solver failure yields no transfers and a reason in the metadata, not a
+failed run."""
 
 import dagster as dg
 
-from ..core.rebalancing import STATUS, plan_transfers
-from ._common import model_key
+from ..contracts.outputs import RebalancingTransfers
+from ..core.rebalancing import SUMMARY_KEY, TRANSFER_COLUMNS, plan_transfers, rebalancing_config, transfer_violations
+from ._common import contract_check, contract_spec, model_key, preview
 from .forecasting import demand_forecast
 from .partitions import daily_partitions
+from .pricing import price_recommendations
 from .replenishment import replenishment_orders
-from .resources import WarehouseResource
+from .resources import PolicyResource, WarehouseResource
 
 
 @dg.asset(
     partitions_def=daily_partitions,
     group_name="decisions",
-    deps=[replenishment_orders, demand_forecast, model_key("fct_inventory_positions"), model_key("dim_locations"),
-          model_key("dim_products"), model_key("stg_lanes")],
+    deps=[replenishment_orders, price_recommendations, demand_forecast, model_key("fct_inventory_positions"),
+          model_key("dim_locations"), model_key("dim_products"), model_key("stg_lanes")],
+    check_specs=[contract_spec("rebalancing_transfers", RebalancingTransfers),
+                 dg.AssetCheckSpec("transfer_rules", asset="rebalancing_transfers", blocking=True,
+                                   description="every transfer is whole units > 0 along a store->store lane faster than "
+                                               "the receiver's next replenishment, at least min_transfer_units, keeps the "
+                                               "donor at its need and within its on hand, and no store both sends and "
+                                               "receives a SKU")],
     kinds={"cvxpy"},
-    description=f"Store<->store transfers. Status: {STATUS}.",
+    description="Store<->store transfers inside a region: a transport MILP (HiGHS via cvxpy) that moves stock from "
+                "stores above their need to stores that would lose sales before their next replenishment can arrive, "
+                "where the expected shortage cost saved exceeds the transfer cost.",
 )
-def rebalancing_transfers(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+def rebalancing_transfers(context: dg.AssetExecutionContext, warehouse: WarehouseResource, policy: PolicyResource):
+    from ..core.replenishment import replenishment_config, store_targets  # the replenishment stage's core (issue #6)
+
     d = context.partition_key
     wh = warehouse.get()
-    transfers = plan_transfers(
-        forecast=wh.read("demand_forecast", d),
-        positions=wh.read_model("select * from marts.fct_inventory_positions where date = cast(? as date)", [d]),
-        locations=wh.read_model("select * from marts.dim_locations"),
-        lanes=wh.read_model("select * from staging.stg_lanes"),
-        products=wh.read_model("select * from marts.dim_products"),
-        plan_date=d,
-    )
+    pol = policy.load()
+    cfg = rebalancing_config(pol)
+    locations = wh.read_model("select * from marts.dim_locations")
+    lanes = wh.read_model("select * from staging.stg_lanes")
+    targets = store_targets(
+        wh.read("demand_forecast", d), wh.read("price_recommendations", d),
+        wh.read_model("select * from marts.fct_inventory_positions where date = cast(? as date)", [d]),
+        wh.read_model("select * from marts.dim_products"), locations, d, replenishment_config(pol))
+    orders = wh.read("replenishment_orders", d)
+    transfers = plan_transfers(targets, lanes, locations, d, cfg, orders=orders)
+    summary = dict(transfers.attrs.get(SUMMARY_KEY, {}))
+    transfers.attrs = {}
     wh.write("rebalancing_transfers", transfers, d)
-    context.log.warning(f"rebalancing_transfers: {STATUS}")
-    return dg.MaterializeResult(metadata={"dagster/row_count": len(transfers), "status": STATUS})
+    if summary.get("status") == "solver_failed":
+        context.log.warning(f"rebalancing_transfers {d}: {summary.get('reason')}")
+    else:
+        context.log.info(f"rebalancing_transfers {d}: {summary.get('status')} {summary.get('reason', '')}".rstrip())
+    violations = transfer_violations(transfers, targets, lanes, cfg, orders=orders)
+    rules = dg.AssetCheckResult(
+        check_name="transfer_rules", passed=violations.empty,
+        metadata={"violations": len(violations), "policy": pol.tag,
+                  "by_rule": violations["rule"].value_counts().to_dict(),
+                  "examples": dg.MetadataValue.md(violations.head(10).to_markdown(index=False))},
+        description=None if violations.empty else f"{len(violations)} transfer rule violation(s)")
+    keys = ["status", "reason", "method", "solver_status", "solve_seconds", "seconds", "store_skus", "donors",
+            "receivers", "skus_with_both", "skus_solved", "arcs", "binaries", "lines_dropped_nonpositive",
+            "invalid_target_rows"]
+    return dg.MaterializeResult(
+        metadata={"dagster/row_count": len(transfers), "units_moved": int(summary.get("units", 0)),
+                  "expected_shortage_saved_units": float(summary.get("expected_shortage_saved", 0.0)),
+                  "expected_cost_saved": float(summary.get("expected_cost_saved", 0.0)),
+                  "transfer_cost": float(summary.get("transfer_cost", 0.0)),
+                  "net_value": float(summary.get("net_value", 0.0)),
+                  **{k: summary.get(k) if summary.get(k) is not None else "" for k in keys},
+                  "binding_constraints": transfers["binding_constraint"].value_counts().to_dict(),
+                  "policy_version": pol.tag,
+                  "preview": preview(transfers[TRANSFER_COLUMNS].drop(columns=["rationale"]))},
+        check_results=[contract_check("output_contract", RebalancingTransfers, transfers), rules],
+    )
