@@ -139,7 +139,8 @@ def test_twin_plan_reproduces_the_assets_outputs(pipeline_run):
         asset_fc, _frames_from_warehouse(wh, d, PRICING_HISTORY_DAYS),
         wh.read_model("select * from marts.fct_inventory_positions where date = cast(? as date)", [d]),
         wh.read_model("select * from marts.dim_products"), wh.read_model("select * from marts.dim_locations"),
-        wh.read_model("select * from staging.stg_lanes"), d, pol, price_book=book)
+        wh.read_model("select * from staging.stg_lanes"), d, pol, price_book=book,
+        lead_times=wh.read_model("select * from marts.fct_order_lead_times where received_date <= cast(? as date)", [d]))
     for table, got in plan.items():
         want = wh.read(table, d)
         assert len(want) == len(got), table

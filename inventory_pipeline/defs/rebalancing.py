@@ -1,7 +1,7 @@
 """rebalancing_transfers asset: store <-> store transfers from core.rebalancing (no maths here).
 
-Reads the replenishment stage's store targets (recomputed by its core from the same inputs the
-replenishment asset read) and the day's replenishment orders, the lanes and the locations; calls
+Reads the replenishment stage's store targets (`replenishment_targets`, written by the
+replenishment asset for the same partition) and the day's replenishment orders, the lanes and the locations; calls
 `plan_transfers` with the policy file's `rebalancing:` section. Two blocking checks: the pandera
 contract, and `transfer_rules` (`transfer_violations`, re-derived from the inputs independently
 of the optimiser). A solver failure yields no transfers and a reason in the metadata, not a
@@ -36,18 +36,13 @@ from .resources import PolicyResource, WarehouseResource
                 "where the expected shortage cost saved exceeds the transfer cost.",
 )
 def rebalancing_transfers(context: dg.AssetExecutionContext, warehouse: WarehouseResource, policy: PolicyResource):
-    from ..core.replenishment import replenishment_config, store_targets  # the replenishment stage's core (issue #6)
-
     d = context.partition_key
     wh = warehouse.get()
     pol = policy.load()
     cfg = rebalancing_config(pol)
     locations = wh.read_model("select * from marts.dim_locations")
     lanes = wh.read_model("select * from staging.stg_lanes")
-    targets = store_targets(
-        wh.read("demand_forecast", d), wh.read("price_recommendations", d),
-        wh.read_model("select * from marts.fct_inventory_positions where date = cast(? as date)", [d]),
-        wh.read_model("select * from marts.dim_products"), locations, d, replenishment_config(pol))
+    targets = wh.read("replenishment_targets", d)  # written by replenishment_orders for this partition
     orders = wh.read("replenishment_orders", d)
     transfers = plan_transfers(targets, lanes, locations, d, cfg, orders=orders)
     summary = dict(transfers.attrs.get(SUMMARY_KEY, {}))

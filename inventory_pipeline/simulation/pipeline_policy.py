@@ -40,7 +40,7 @@ from ..core.forecasting import forecast_config, run_forecast
 from ..core.policy import Policy as DecisionPolicy
 from ..core.pricing import (PRICING_HISTORY_DAYS, PricingConfig, PricingInfeasible, guardrail_violations, pricing_config,
                             recommend_prices)
-from ..core.rebalancing import plan_transfers
+from ..core.rebalancing import plan_transfers, rebalancing_config, transfer_violations
 from ..core.replenishment import order_violations, plan_replenishment, replenishment_config
 from .engine import KIND_STORE, KIND_SUPPLIER, KIND_TRANSFER
 from .landing import _fmt_order_id
@@ -191,8 +191,7 @@ def plan_decisions(
                               book=price_book)
     plan = plan_replenishment(forecast, prices, positions, products, locations, plan_date,
                               replenishment_config(policy, service_level), lead_time_observations=lead_times)
-    transfers = plan_transfers(forecast=forecast, positions=positions, locations=locations, lanes=lanes,
-                               products=products, plan_date=plan_date)
+    transfers = plan_transfers(plan.targets, lanes, locations, plan_date, rebalancing_config(policy), orders=plan.orders)
     return {"price_recommendations": prices, "replenishment_orders": plan.orders, "rebalancing_transfers": transfers,
             "replenishment_unmet": plan.unmet, "replenishment_targets": plan.targets}
 
@@ -222,6 +221,7 @@ class PipelinePolicy:
         self.price_changes_recommended = 0  # store x SKU price changes recommended, summed over days
         self.pricing_infeasible_days = 0  # days the pricing problem had no solution (prices held)
         self.rcfg = replenishment_config(policy, service_level)
+        self.rebalancing = rebalancing_config(policy)
         self.constraint_violations_by: Counter = Counter()  # order / transfer rule -> lines breaking it, all days
         self.last_pricing_error = ""
         self._book = pd.DataFrame(columns=["location_id", "sku_id", "price", "effective_date"])
@@ -284,6 +284,9 @@ class PipelinePolicy:
         # the order rules the asset's blocking `order_rules` check enforces, counted every day
         ov = order_violations(plan["replenishment_orders"], self.products, self.locations, frames[2], self.rcfg)
         self.constraint_violations_by.update({f"order:{k}": int(n) for k, n in ov["rule"].value_counts().items()})
+        tv = transfer_violations(plan["rebalancing_transfers"], plan["replenishment_targets"], self.lanes,
+                                 self.rebalancing, orders=plan["replenishment_orders"])
+        self.constraint_violations_by.update({f"transfer:{k}": int(n) for k, n in tv["rule"].value_counts().items()})
         return self._to_orders(obs, fc, plan)
 
     def _to_orders(self, obs: Observation, fc: pd.DataFrame, plan: dict[str, pd.DataFrame]) -> Orders:
