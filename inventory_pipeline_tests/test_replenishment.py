@@ -198,6 +198,22 @@ def test_store_capacity_binds_and_every_cut_item_is_explained():
     assert order_violations(plan.orders, case[3], case[4], case[2], FIXED95).empty
 
 
+def test_a_full_store_still_replenishes_what_sells_before_the_delivery():
+    # 40/day, lead 2 + review 1: s = S = 120; 100 on hand -> 20 wanted -> 24 (4 cases). Capacity 105
+    # is physically full after the order (124), but 80 units sell before it lands: room 105 - 20 = 85
+    case = _case(sd=0.0, on_hand_store=100, capacity=105, mean=40.0)
+    plan = _plan(case)
+    assert _kind(plan, "store_replenishment")["units"].sum() == 24 and plan.unmet.empty
+    assert order_violations(plan.orders, case[3], case[4], case[2], FIXED95, plan.arrival_sales).empty
+    # without the expected sales the checker sees a physically full store
+    assert set(order_violations(plan.orders, case[3], case[4], case[2], FIXED95)["rule"]) == {"capacity"}
+    # capacity 30: room 30 - 20 = 10 when the order lands -> one case of 6, and the cut is explained
+    case = _case(sd=0.0, on_hand_store=100, capacity=30, mean=40.0)
+    plan = _plan(case)
+    assert _kind(plan, "store_replenishment")["units"].sum() == 6
+    assert plan.unmet["constraint"].tolist() == ["capacity"] and plan.unmet["wanted_units"].tolist() == [24]
+
+
 def test_budget_cap_keeps_purchase_orders_inside_and_explains():
     case = _case(sd=3.0, on_hand_dc=0, skus=("A", "B", "C"), moq=6)
     cfg = replace(FIXED95, budget=250.0)

@@ -64,7 +64,7 @@ def plot_frontier(frontier: dict, path: str | Path) -> Path:
     the knob swept (baseline safety days, pipeline service level)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 5))
-    labels = {"safety_days": lambda v: f"{v:g} d", "service_level": lambda v: f"{100 * v:.4g}%"}
+    labels = {"safety_days": lambda v: f"{v:g} d", "service_level": lambda v: v if isinstance(v, str) else f"{100 * v:.4g}%"}
     for pol, knob in (("baseline", "safety_days"), ("pipeline", "service_level")):
         pts = sorted(frontier[pol], key=lambda q: q["avg_inventory_value"])
         x = [q["avg_inventory_value"] for q in pts]
@@ -72,6 +72,10 @@ def plot_frontier(frontier: dict, path: str | Path) -> Path:
         ax.plot(x, y, "o-", color=COLOURS[pol], label=f"{pol} ({knob.replace('_', ' ')})")
         for q, xi, yi in zip(pts, x, y):
             ax.annotate(labels[knob](q[knob]), (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    pp = frontier.get("pipeline_policy")
+    if pp:  # the policy file's own service levels (per class or cost-optimal)
+        ax.plot([pp["avg_inventory_value"]], [pp["stockout_rate"] * 100], "*", ms=14, color=COLOURS["pipeline"],
+                label=f"pipeline, {pp['service_level']}")
     ax.set_xlabel("average inventory value (stores + DCs, at cost)")
     ax.set_ylabel("stockout rate (% of active store-SKU-days)")
     ax.set_title("Trade-off frontier: lower-left is better")

@@ -122,6 +122,7 @@ class ReplenishmentPlan:
     targets: pd.DataFrame  # store x SKU targets (`store_targets`), for rebalancing and the record
     unmet: pd.DataFrame  # UNMET_COLUMNS: what a limit kept from being ordered, and why
     lead_times: pd.DataFrame  # per supplier (`estimate_lead_times`)
+    arrival_sales: pd.DataFrame  # location_id, sku_id, units expected to sell before today's orders land
 
 
 # ---- building blocks ------------------------------------------------------------------------------
@@ -285,6 +286,7 @@ def store_targets(forecast: pd.DataFrame, prices: pd.DataFrame | None, positions
     t["protection_days"] = L + R
     t["mu_P"], t["sigma_P"] = d["mu_P"].to_numpy(), np.sqrt(d["var_P"].to_numpy())
     t["mu_daily"] = t["mu_P"] / t["protection_days"]
+    t["sales_until_arrival"] = protection_demand(fc, L, m)["mu_P"].to_numpy()  # what sells before today's order lands
     t["cv_daily"] = np.where(d["mean_1"] > 0, d["sd_1"] / np.maximum(d["mean_1"], 1e-12), np.inf)
     t["unit_cost"] = keys["sku_id"].map(prod["unit_cost"]).astype(float).fillna(0).to_numpy()
     base = keys["sku_id"].map(prod["base_price"] if "base_price" in prod else prod["unit_cost"]).astype(float).to_numpy()
@@ -307,10 +309,20 @@ def store_targets(forecast: pd.DataFrame, prices: pd.DataFrame | None, positions
     return t
 
 
-def _capacity(locations: pd.DataFrame) -> pd.Series:
-    """capacity_units per location (NaN or <= 0: no limit)."""
+def capacity_room(positions: pd.DataFrame, locations: pd.DataFrame, arrival_sales: pd.DataFrame | None = None) -> pd.Series:
+    """Space per location for today's orders when they arrive: capacity_units minus the stock
+    expected then, sum over its SKUs of max(on hand + on order - expected sales before the orders
+    arrive, 0) (`arrival_sales`: location_id, sku_id, units). Stock that sells before the delivery
+    frees its space, so a full store still replenishes what sells. inf where no capacity is set."""
     loc = locations.set_index("location_id")
-    return (loc["capacity_units"] if "capacity_units" in loc else pd.Series(np.nan, index=loc.index)).astype(float)
+    cap = (loc["capacity_units"] if "capacity_units" in loc else pd.Series(np.nan, index=loc.index)).astype(float)
+    stock = positions.set_index(["location_id", "sku_id"])
+    units = stock["on_hand"].astype(float) + stock["on_order"].astype(float)
+    if arrival_sales is not None and len(arrival_sales):
+        sold = arrival_sales.groupby(["location_id", "sku_id"])["units"].sum()
+        units = units.sub(sold.reindex(units.index).fillna(0)).clip(lower=0)
+    held = units.groupby(level=0).sum().reindex(cap.index).fillna(0)
+    return (cap - held).where(cap > 0, np.inf)
 
 
 def _pack_candidates(item_units: np.ndarray, pack: np.ndarray, moq: np.ndarray | None = None):
@@ -381,13 +393,11 @@ def _store_orders(t: pd.DataFrame, positions: pd.DataFrame, locations: pd.DataFr
     binding = np.where(requested > 0, np.where(np.isclose(ip + requested, t["order_up_to"]), "order_up_to", "case_pack"), "none")
     unmet = []
     # store capacity: on hand + on order + today's orders <= capacity_units
-    cap = _capacity(locations)
     store_ids = np.sort(t["location_id"].unique())
-    cap_s = cap.reindex(store_ids).to_numpy(float)
-    held = positions.assign(u=positions["on_hand"] + positions["on_order"]).groupby("location_id")["u"].sum()
-    room = cap_s - held.reindex(store_ids).fillna(0).to_numpy(float)
+    sales = t[["location_id", "sku_id"]].assign(units=t["sales_until_arrival"])
+    room = capacity_room(positions, locations, sales).reindex(store_ids).fillna(np.inf).to_numpy(float)
     row = np.searchsorted(store_ids, t["location_id"].to_numpy())
-    limited = np.isfinite(room) & (cap_s > 0)
+    limited = np.isfinite(room)
     row = np.where(limited[row], row, -1)
     units = requested.copy()
     if (row >= 0).any():
@@ -401,8 +411,8 @@ def _store_orders(t: pd.DataFrame, positions: pd.DataFrame, locations: pd.DataFr
                 "decision_type": "store_replenishment", "location_id": t["location_id"].to_numpy()[cut],
                 "sku_id": t["sku_id"].to_numpy()[cut], "wanted_units": requested[cut], "planned_units": units[cut],
                 "constraint": "capacity",
-                "explanation": [f"store capacity: {max(x, 0):.0f} units of space left for the day's orders, "
-                                f"the orders wanted more" for x in r]}))
+                "explanation": [f"store capacity: {max(x, 0):.0f} units of space left when the day's orders arrive "
+                                f"(after expected sales), the orders wanted more" for x in r]}))
     return requested, units, binding, unmet
 
 
@@ -459,13 +469,15 @@ def plan_replenishment(
     # ---- DCs: pooled store demand over the supplier lead time ----------------------------------
     po_rows, po_unmet = _purchase_orders(forecast, prices, t, units, pos, prod, locations, lt, effective, cfg)
     unmet += po_unmet
+    arrival = pd.concat([t[["location_id", "sku_id"]].assign(units=t["sales_until_arrival"]),
+                         po_rows[["location_id", "sku_id"]].assign(units=po_rows["sales_until_arrival"])], ignore_index=True)
     out = pd.concat([store_rows, po_rows], ignore_index=True)
     out = out[out["units"] > 0].copy()
     out["rationale"] = _rationale(out)
     out = out[ORDER_COLUMNS].sort_values(["decision_type", "location_id", "sku_id"], ignore_index=True)
     unmet_df = (pd.concat(unmet, ignore_index=True)[UNMET_COLUMNS] if unmet
                 else pd.DataFrame({c: pd.Series(dtype="object") for c in UNMET_COLUMNS}))
-    return ReplenishmentPlan(orders=out, targets=t, unmet=unmet_df, lead_times=lt)
+    return ReplenishmentPlan(orders=out, targets=t, unmet=unmet_df, lead_times=lt, arrival_sales=arrival)
 
 
 def _cycle_service(mu, sigma, y) -> np.ndarray:
@@ -494,6 +506,7 @@ def _purchase_orders(forecast, prices, t, shipped_units, pos, prod, locations, l
     Lm = sup.map(ltab["lead_time_mean"]).fillna(7.0).to_numpy(float)
     Ls = sup.map(ltab["lead_time_std"]).fillna(0.0).to_numpy(float)
     d = protection_demand(pooled, Lm + R, keys=("dc_id", "sku_id"))
+    sales_L = protection_demand(pooled, Lm, keys=("dc_id", "sku_id"))["mu_P"].to_numpy()  # shipped before a PO lands
     P = Lm + R
     dbar = d["mu_P"].to_numpy() / P
     mu = d["mu_P"].to_numpy()
@@ -527,11 +540,9 @@ def _purchase_orders(forecast, prices, t, shipped_units, pos, prod, locations, l
 
     # DC capacity and the day's purchase budget: re-choose in whole packs (>= MOQ) where they bind
     units = requested.copy()
-    cap = _capacity(locations)
     dc_ids = np.sort(keys["dc_id"].unique())
-    cap_d = cap.reindex(dc_ids).to_numpy(float)
-    held = (pos["on_hand"] + pos["on_order"]).groupby(level=0).sum().reindex(dc_ids).fillna(0).to_numpy(float)
-    room_d = np.where(cap_d > 0, cap_d - held, np.inf)
+    dc_sales = keys.rename(columns={"dc_id": "location_id"}).assign(units=sales_L)
+    room_d = capacity_room(pos.reset_index(), locations, dc_sales).reindex(dc_ids).fillna(np.inf).to_numpy(float)
     row = np.searchsorted(dc_ids, keys["dc_id"].to_numpy())
     row = np.where(np.isfinite(room_d)[row], row, -1)
     budget_row = np.full(len(keys), len(dc_ids) if cfg.budget is not None else -1)
@@ -580,6 +591,7 @@ def _purchase_orders(forecast, prices, t, shipped_units, pos, prod, locations, l
         + cfg.po_order_cost * (units > 0),
         "binding_constraint": binding, "protection_days": P,
     })
+    rows["sales_until_arrival"] = sales_L
     return rows, unmet
 
 
@@ -634,11 +646,12 @@ def _rationale(o: pd.DataFrame) -> pd.Series:
 
 
 def order_violations(orders: pd.DataFrame, products: pd.DataFrame, locations: pd.DataFrame, positions: pd.DataFrame,
-                     cfg: ReplenishmentConfig = ReplenishmentConfig()) -> pd.DataFrame:
+                     cfg: ReplenishmentConfig = ReplenishmentConfig(), arrival_sales: pd.DataFrame | None = None
+                     ) -> pd.DataFrame:
     """Every order rule re-derived from the output, independently of the planner: one row per
     violated rule (rule, decision_type, location_id, sku_id, detail). Rules: units positive
     integers; whole case packs; purchase orders at least the MOQ; a DC ships no more than it holds;
-    capacity (on hand + on order + orders <= capacity_units, for locations the orders push past it);
+    capacity (the orders fit in `capacity_room`: capacity_units minus the stock expected when they arrive);
     the daily purchase budget; the supplier minimum order value."""
     o = orders
     prod = products.set_index("sku_id")
@@ -671,13 +684,11 @@ def order_violations(orders: pd.DataFrame, products: pd.DataFrame, locations: pd
         full = np.zeros(len(o), bool)
         full[np.flatnonzero(~po)[m]] = True
         add(full, "dc_stock", "the DC ships more than it holds")
-    cap = _capacity(locations)
-    held = (positions["on_hand"] + positions["on_order"]).groupby(positions["location_id"]).sum()
     dest = o.groupby("location_id")["units"].sum()
-    tot = dest + held.reindex(dest.index).fillna(0)
-    c = cap.reindex(dest.index)
-    over = dest.index[(c > 0) & (tot > c + 1e-9)]
-    add(o["location_id"].isin(over).to_numpy(), "capacity", "location over capacity_units after the orders")
+    room = capacity_room(positions, locations, arrival_sales).reindex(dest.index).fillna(np.inf)
+    over = dest.index[dest > np.maximum(room, 0) + 1e-9]
+    add(o["location_id"].isin(over).to_numpy(), "capacity",
+        "orders exceed the location's capacity_units left when they arrive (capacity_room)")
     if cfg.budget is not None:
         add(po & (o.loc[po, "order_value"].sum() > cfg.budget + 1e-6 if po.any() else False), "budget",
             f"purchase orders worth more than the daily budget {cfg.budget}")

@@ -42,7 +42,7 @@ def replenishment_orders(context: dg.AssetExecutionContext, warehouse: Warehouse
     wh.write("replenishment_orders", orders, d)
     wh.write("replenishment_targets", plan.targets, d)  # what rebalancing plans against
     wh.write("replenishment_unmet", plan.unmet, d)  # what a limit kept from being ordered, and why
-    violations = order_violations(orders, products, locations, positions, cfg)
+    violations = order_violations(orders, products, locations, positions, cfg, plan.arrival_sales)
     by_type = orders.groupby("decision_type").agg(lines=("units", "size"), units=("units", "sum"), value=("order_value", "sum"))
     lt = plan.lead_times
     context.log.info(f"replenishment {d}: {len(orders):,} order lines, {len(plan.unmet):,} items short of a limit, "

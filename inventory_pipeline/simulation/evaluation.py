@@ -171,7 +171,7 @@ def evaluate(
     pol = load_policy(policy_path)
     switch = total - ecfg.days
     rate = pol.costs.annual_holding_rate
-    sl = ecfg.service_level if ecfg.service_level is not None else pol.replenishment.service_level
+    sl = ecfg.service_level  # None: the policy file's service levels (per class, cost-optimal or fixed)
     pricing_on = pricing_config(pol).enabled if ecfg.pricing_enabled is None else bool(ecfg.pricing_enabled)
     base = dict(network=cfg, policy_path=str(policy_path), switch_day=switch, cadence_days=ecfg.cadence_days)
     pipe = dict(base, pricing_enabled=ecfg.pricing_enabled)  # every pipeline run prices as configured
@@ -184,7 +184,7 @@ def evaluate(
         specs += [RunSpec(f"frontier/baseline/{sd:g}", "baseline", safety_days=sd, **base)
                   for sd in ecfg.frontier_safety_days if sd != ecfg.baseline_safety_days]
         specs += [RunSpec(f"frontier/pipeline/{x:g}", "pipeline", service_level=x, **pipe)
-                  for x in ecfg.frontier_service_levels if x != sl]
+                  for x in ecfg.frontier_service_levels if x != sl]  # one fixed level for every item
     scenarios = stress_scenarios(network, ecfg.days) if ecfg.scenarios else []
     for sc in scenarios:
         specs += [RunSpec(f"scenario/{sc.name}/baseline", "baseline", safety_days=ecfg.baseline_safety_days,
@@ -275,25 +275,63 @@ def _report(network, ecfg, pol, sl, switch, runs, scenarios, rate, samples, seco
         fb = [point(runs["baseline"] if sd == ecfg.baseline_safety_days else runs[f"frontier/baseline/{sd:g}"], safety_days=sd)
               for sd in ecfg.frontier_safety_days]
         fp = [point(runs["pipeline"] if x == sl else runs[f"frontier/pipeline/{x:g}"], service_level=x)
-              for x in sorted(set(ecfg.frontier_service_levels) | {sl})]
-        report["frontier"] = {"baseline": fb, "pipeline": fp, "dominance": frontier_dominance(fb, fp)}
+              for x in sorted(set(ecfg.frontier_service_levels) | ({sl} if sl is not None else set()))]
+        report["frontier"] = {"baseline": fb, "pipeline": fp, "dominance": frontier_dominance(fb, fp),
+                              "pipeline_policy": point(runs["pipeline"], service_level=_sl_label(pol, sl))}
+        report["frontier"]["targets"] = replenishment_targets(fb, fp, report["frontier"]["pipeline_policy"],
+                                                              ecfg.baseline_safety_days)
     report["scenarios"] = {}
     for sc in scenarios:
         r = _compare(_kpis(runs[f"scenario/{sc.name}/baseline"], rate), _kpis(runs[f"scenario/{sc.name}/pipeline"], rate))
         report["scenarios"][sc.name] = {"description": sc.description, "window_days": [sc.start, sc.start + sc.days], **r}
     report["pricing"] = pricing_section(runs, rate, pricing_on)
+    report["replenishment"] = replenishment_section(runs)
     dates = b["daily"]["date"]
     report["meta"] = {
         "network": network.config.to_dict(),
         "evaluation": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(ecfg).items()},
         "window": [str(dates.iloc[0].date()), str(dates.iloc[-1].date())],
-        "switch_day": switch, "service_level": sl, "policy_version": pol.tag, "pricing_enabled": bool(pricing_on),
+        "switch_day": switch, "service_level": _sl_label(pol, sl), "policy_version": pol.tag, "pricing_enabled": bool(pricing_on),
         "pipeline_forecasts_made": p["forecasts_made"], "runs": len(runs), "seconds": round(seconds, 1),
         "run_seconds": {k: round(v["seconds"], 1) for k, v in runs.items()},
     }
     report["_runs"] = {"baseline": b, "pipeline": p}  # trajectories for the plots (not written to JSON)
     report["_samples"] = [(str(network.store_ids[l]), str(network.sku_ids[s])) for l, s in samples]
     return report
+
+
+def _sl_label(pol, sl: float | None) -> str | float:
+    """The pipeline's service level as run: a fixed level, or the policy file's mode."""
+    return sl if sl is not None else f"policy file ({pol.replenishment.service_mode})"
+
+
+def replenishment_targets(baseline: list[dict], pipeline: list[dict], policy_point: dict, safety_days: float) -> dict:
+    """Issue #6's targets against the baseline rule at its default safety days, on the pipeline's
+    frontier (one fixed service level per point, interpolated, no extrapolation) and at the
+    policy-file point:
+      * at the baseline's average inventory value or less, stockout rate >= 40% lower;
+      * at the baseline's stockout rate or less, carrying cost (= inventory value x rate) >= 20% lower."""
+    b = next(q for q in baseline if q.get("safety_days") == safety_days)
+    pts = [*pipeline, policy_point]
+    px = np.array([q["avg_inventory_value"] for q in pts])
+    py = np.array([q["stockout_rate"] for q in pts])
+    so_at_inv = _interp(b["avg_inventory_value"], px[:-1], py[:-1])  # on the frontier at the baseline's inventory
+    inv_at_so = _interp(b["stockout_rate"], py[:-1], px[:-1])
+    # the best point holding at most the baseline's inventory (stockout rate), or its stockout rate (inventory)
+    so = [v for v in [so_at_inv, *py[px <= b["avg_inventory_value"]]] if np.isfinite(v)]
+    inv = [v for v in [inv_at_so, *px[py <= b["stockout_rate"]]] if np.isfinite(v)]
+    so_red = 1 - min(so) / b["stockout_rate"] if so and b["stockout_rate"] > 0 else float("nan")
+    inv_red = 1 - min(inv) / b["avg_inventory_value"] if inv and b["avg_inventory_value"] > 0 else float("nan")
+    pp = policy_point
+    return {
+        "baseline": {"avg_inventory_value": b["avg_inventory_value"], "stockout_rate": b["stockout_rate"]},
+        "stockout_reduction_at_baseline_inventory": so_red, "stockout_target": 0.40, "stockout_target_met": bool(so_red >= 0.40),
+        "carrying_cost_reduction_at_baseline_stockout": inv_red, "carrying_cost_target": 0.20,
+        "carrying_cost_target_met": bool(inv_red >= 0.20),
+        "policy_point": {"avg_inventory_value": pp["avg_inventory_value"], "stockout_rate": pp["stockout_rate"],
+                         "inventory_change": pp["avg_inventory_value"] / b["avg_inventory_value"] - 1,
+                         "stockout_change": pp["stockout_rate"] / b["stockout_rate"] - 1 if b["stockout_rate"] else float("nan")},
+    }
 
 
 def _interp(x: float, xs: np.ndarray, ys: np.ndarray) -> float:
@@ -374,6 +412,39 @@ def pricing_table(report: dict) -> pd.DataFrame:
             rows.append({"kpi": k, "static_prices": _fmt(k, pr["static"][k]), "dynamic_prices": _fmt(k, pr["dynamic"][k]),
                          "change": f"{c:+.1%}" if np.isfinite(c) else "n/a"})
     return pd.DataFrame(rows)
+
+
+def replenishment_section(runs: dict) -> dict:
+    """`report["replenishment"]`: order and transfer lines breaking a rule of the blocking checks
+    (`order_rules`, `transfer_rules`), summed over every simulated day of every pipeline run."""
+    by_run = {k: int(sum(r["constraint_violations_by"].values())) for k, r in runs.items()
+              if r.get("constraint_violations_by") is not None}
+    by_rule: dict = {}
+    for r in runs.values():
+        for g, n in (r.get("constraint_violations_by") or {}).items():
+            by_rule[g] = by_rule.get(g, 0) + int(n)
+    return {"constraint_violations_total": int(sum(by_run.values())), "constraint_violations_by_run": by_run,
+            "constraint_violations_by_rule": by_rule, "pipeline_runs": len(by_run)}
+
+
+def _replenishment_lines(report: dict) -> list[str]:
+    lines = []
+    t = (report.get("frontier") or {}).get("targets")
+    if t:
+        pp = t["policy_point"]
+        lines += [f"targets vs the baseline rule (frontier of fixed service levels, interpolated): stockout rate at the "
+                  f"baseline's inventory or less {-t['stockout_reduction_at_baseline_inventory']:+.1%} (target -40%: "
+                  f"{'met' if t['stockout_target_met'] else 'NOT met'}); carrying cost at the baseline's stockout rate or "
+                  f"less {-t['carrying_cost_reduction_at_baseline_stockout']:+.1%} (target -20%: "
+                  f"{'met' if t['carrying_cost_target_met'] else 'NOT met'})",
+                  f"  policy-file service levels: inventory {pp['inventory_change']:+.1%}, stockout rate "
+                  f"{pp['stockout_change']:+.1%} vs the baseline"]
+    r = report.get("replenishment")
+    if r:
+        lines.append(f"order and transfer rule violations over {r['pipeline_runs']} pipeline runs, every day: "
+                     f"{r['constraint_violations_total']}" + (f" ({r['constraint_violations_by_rule']})"
+                                                             if r["constraint_violations_by_rule"] else ""))
+    return lines
 
 
 def _pricing_lines(report: dict) -> list[str]:
@@ -484,6 +555,7 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}</style></head><b
 {m['service_level']}, re-forecast every {m['evaluation']['cadence_days']} days; policy {m['policy_version']};
 {m['runs']} runs in {m['seconds']} s. Both policies share the history before the window and face the same demand draws.</p>
 <h2>Headline KPIs</h2>{kpi_table(report).to_html(index=False)}
+<h2>Replenishment targets and rules</h2>{''.join(f"<p>{x}</p>" for x in _replenishment_lines(report))}
 <h2>Pricing: dynamic vs static prices</h2>{pricing_html}
 <h2>By ABC class (revenue under the baseline)</h2>{abc.to_html(index=False)}
 <h2>Stress scenarios</h2>{scenario_table(report).to_html(index=False) if report.get('scenarios') else '<p>not run</p>'}
@@ -499,5 +571,5 @@ def headline_text(report: dict) -> str:
     t = kpi_table(report)
     lines = [f"policy evaluation {m['window'][0]} .. {m['window'][1]} ({m['evaluation']['days']} days, "
              f"pipeline service level {m['service_level']}, same demand draws for both):",
-             t.to_string(index=False), *_pricing_lines(report)]
+             t.to_string(index=False), *_replenishment_lines(report), *_pricing_lines(report)]
     return "\n".join(lines)

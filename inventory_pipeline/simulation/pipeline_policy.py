@@ -193,7 +193,8 @@ def plan_decisions(
                               replenishment_config(policy, service_level), lead_time_observations=lead_times)
     transfers = plan_transfers(plan.targets, lanes, locations, plan_date, rebalancing_config(policy), orders=plan.orders)
     return {"price_recommendations": prices, "replenishment_orders": plan.orders, "rebalancing_transfers": transfers,
-            "replenishment_unmet": plan.unmet, "replenishment_targets": plan.targets}
+            "replenishment_unmet": plan.unmet, "replenishment_targets": plan.targets,
+            "replenishment_arrival_sales": plan.arrival_sales}
 
 
 class PipelinePolicy:
@@ -282,7 +283,8 @@ class PipelinePolicy:
         self.guardrail_violations_by.update({str(k): int(n) for k, n in v["guardrail"].value_counts().items()})
         self.price_changes_recommended += int(((pr["recommended_price"] - pr["current_price"]).abs() > 0.005).sum())
         # the order rules the asset's blocking `order_rules` check enforces, counted every day
-        ov = order_violations(plan["replenishment_orders"], self.products, self.locations, frames[2], self.rcfg)
+        ov = order_violations(plan["replenishment_orders"], self.products, self.locations, frames[2], self.rcfg,
+                              plan["replenishment_arrival_sales"])
         self.constraint_violations_by.update({f"order:{k}": int(n) for k, n in ov["rule"].value_counts().items()})
         tv = transfer_violations(plan["rebalancing_transfers"], plan["replenishment_targets"], self.lanes,
                                  self.rebalancing, orders=plan["replenishment_orders"])
