@@ -295,3 +295,11 @@ def test_policy_file_replenishment_section_and_errors(tmp_path):
     p.write_text("version: x\nreplenishment:\n  service_mode: magic\n")
     with pytest.raises(PolicyError, match=r"replenishment.service_mode"):
         load_policy(p)
+
+
+def test_an_item_sold_at_cost_is_still_replenished_when_no_limit_binds():
+    # price == cost: a lost sale loses no margin (shortage cost 0), yet the class service level
+    # still asks for stock, and a store with room keeps its order
+    case = _case(sd=3.0, price=2.0, capacity=10_000)
+    rp = _kind(_plan(case, ReplenishmentConfig()), "store_replenishment")
+    assert rp["units"].sum() > 0

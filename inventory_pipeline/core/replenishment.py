@@ -342,8 +342,10 @@ def _limit_choice(units, pack, mu, sigma, ip, b, rows_of_item, usage_per_unit, r
     """Re-choose quantities of items under shared limits (see the module docstring): returns new
     units and a mask of items the limits cut. rows_of_item: list of (row index array, weight kind)."""
     item, q = _pack_candidates(units, pack, moq)
-    value = b[item] * (expected_shortage(mu[item], sigma[item], ip[item]) - expected_shortage(mu[item], sigma[item], ip[item] + q))
-    value = value - 1e-9 * q  # ties: the smaller order
+    # increasing in q, so without a binding limit each item's best candidate is its planned order
+    # (a zero shortage cost, e.g. an item marked down to cost, still ranks by units avoided)
+    saved = expected_shortage(mu[item], sigma[item], ip[item]) - expected_shortage(mu[item], sigma[item], ip[item] + q)
+    value = (np.maximum(b[item], 0) + 1e-6) * saved + 1e-9 * q
     r_idx, use = [], []
     for rows, per_unit in zip(rows_of_item, usage_per_unit):
         r_idx.append(rows[item])
