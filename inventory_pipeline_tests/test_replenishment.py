@@ -106,7 +106,7 @@ def test_newsvendor_critical_ratio_and_class_service_levels():
     t3 = store_targets(*_case(sd=3.0), plan_date="2025-04-30",
                        cfg=ReplenishmentConfig(service_mode="cost_optimal", goodwill_share=1.0))
     assert t3["service_level"].iloc[0] == 0.999  # inside service_bounds
-    cfg = ReplenishmentConfig()
+    cfg = ReplenishmentConfig(service_mode="class")
     assert list(service_levels(np.array(["AX", "CZ"]), np.ones(2), np.ones(2), cfg)) == [0.99, 0.95]
 
 
@@ -286,7 +286,7 @@ def test_allocation_conserves_dc_stock(store_stock, dc_stock, mean, sd):
 
 def test_policy_file_replenishment_section_and_errors(tmp_path):
     cfg = replenishment_config(load_policy(DEFAULT_POLICY_PATH))
-    assert cfg.service_mode == "class" and cfg.class_service_levels["AX"] >= cfg.class_service_levels["CZ"]
+    assert cfg.service_mode == "cost_optimal" and cfg.class_service_levels["AX"] >= cfg.class_service_levels["CZ"]
     assert replenishment_config(load_policy(DEFAULT_POLICY_PATH), 0.9).service_mode == "fixed"
     p = tmp_path / "p.yaml"
     p.write_text("version: x\nreplenishment:\n  class_service_levels: {AX: 0.99}\n")

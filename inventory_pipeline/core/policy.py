@@ -106,7 +106,7 @@ class CostPolicy(_Strict):
 class ReplenishmentPolicy(_Strict):
     """Targets and order sizing of the replenishment stage (core/replenishment.py)."""
 
-    service_mode: str = Field("class", pattern="^(class|cost_optimal|fixed)$")
+    service_mode: str = Field("cost_optimal", pattern="^(class|cost_optimal|fixed)$")
     service_level: float = Field(0.95, gt=0.5, lt=1)  # fixed mode, and items of no class
     class_service_levels: dict[str, float] = {"AX": 0.99, "AY": 0.985, "AZ": 0.98, "BX": 0.98, "BY": 0.975,
                                               "BZ": 0.97, "CX": 0.97, "CY": 0.96, "CZ": 0.95}

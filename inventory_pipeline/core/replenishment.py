@@ -75,7 +75,7 @@ CANDIDATES = 12  # order quantities tried per item when a shared limit binds
 @dataclass(frozen=True)
 class ReplenishmentConfig:
     review_period_days: int = 1
-    service_mode: str = "class"  # class | cost_optimal | fixed
+    service_mode: str = "cost_optimal"  # cost_optimal | class | fixed
     service_level: float = 0.95  # fixed mode
     class_service_levels: dict = field(default_factory=lambda: dict(DEFAULT_CLASS_LEVELS))
     abc_cuts: tuple[float, float] = (0.80, 0.95)  # cumulative value shares closing A and B
