@@ -63,13 +63,13 @@ only raises the others' values.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.special import ndtr
+
+from .replenishment import cycle_service, expected_shortage
 
 TRANSFER_COLUMNS = [
     "sku_id", "from_location_id", "to_location_id", "units", "ship_date", "expected_date", "lead_time_days",
@@ -132,23 +132,6 @@ def rebalancing_config(policy) -> RebalancingConfig:
 
 
 # ---- the economics ------------------------------------------------------------------------------
-
-def normal_loss(y, mu, sigma) -> np.ndarray:
-    """E[(D - y)^+] for D ~ N(mu, sigma) (sigma = 0: (mu - y)^+). Vectorised."""
-    y, mu, sigma = np.broadcast_arrays(np.asarray(y, float), np.asarray(mu, float), np.asarray(sigma, float))
-    pos = sigma > 1e-12
-    s = np.where(pos, sigma, 1.0)
-    k = (y - mu) / s
-    loss = s * (np.exp(-0.5 * k * k) / math.sqrt(2 * math.pi) - k * (1 - ndtr(k)))
-    return np.where(pos, np.maximum(loss, 0.0), np.maximum(mu - y, 0.0))
-
-
-def in_stock_probability(y, mu, sigma) -> np.ndarray:
-    """P(D <= y): the chance the store does not run out before its next replenishment can arrive."""
-    y, mu, sigma = np.broadcast_arrays(np.asarray(y, float), np.asarray(mu, float), np.asarray(sigma, float))
-    pos = sigma > 1e-12
-    return np.where(pos, ndtr((y - mu) / np.where(pos, sigma, 1.0)), (y >= mu).astype(float))
-
 
 def _todays_units(orders: pd.DataFrame | None) -> pd.Series:
     if orders is None or not len(orders) or "units" not in orders:
@@ -247,11 +230,11 @@ def _solve(arcs: pd.DataFrame, don: pd.DataFrame, rec: pd.DataFrame, headroom: p
     do, dlo, dhi = _segments(don["cap"].to_numpy(), cfg.breakpoints)
     y, mu, sg = don["position"].to_numpy(float), don["mu_P"].to_numpy(float), don["sigma_P"].to_numpy(float)
     dslope = don["shortage_cost"].to_numpy(float)[do] * (
-        normal_loss(y[do] - dhi, mu[do], sg[do]) - normal_loss(y[do] - dlo, mu[do], sg[do])) / (dhi - dlo)
+        expected_shortage(mu[do], sg[do], y[do] - dhi) - expected_shortage(mu[do], sg[do], y[do] - dlo)) / (dhi - dlo)
     ro, rlo, rhi = _segments(rec["cap"].to_numpy(), cfg.breakpoints)
     y, mu, sg = rec["position"].to_numpy(float), rec["mu_P"].to_numpy(float), rec["sigma_P"].to_numpy(float)
     rslope = rec["shortage_cost"].to_numpy(float)[ro] * (
-        normal_loss(y[ro] + rlo, mu[ro], sg[ro]) - normal_loss(y[ro] + rhi, mu[ro], sg[ro])) / (rhi - rlo)
+        expected_shortage(mu[ro], sg[ro], y[ro] + rlo) - expected_shortage(mu[ro], sg[ro], y[ro] + rhi)) / (rhi - rlo)
     ns, nv = len(do), len(ro)
     a_out = sp.csr_matrix((np.ones(n), (di, np.arange(n))), shape=(nd, n))
     a_in = sp.csr_matrix((np.ones(n), (ri, np.arange(n))), shape=(nr, n))
@@ -373,10 +356,10 @@ def plan_transfers(targets: pd.DataFrame, lanes: pd.DataFrame, locations: pd.Dat
     arcs = arcs[arcs["cap"] >= m]
     # an arc that cannot pay for its first m units on its own never carries a line of positive value
     q = float(m)
-    first = (arcs["r_shortage_cost"] * (normal_loss(arcs["r_position"], arcs["r_mu_P"], arcs["r_sigma_P"])
-                                        - normal_loss(arcs["r_position"] + q, arcs["r_mu_P"], arcs["r_sigma_P"]))
-             - arcs["d_shortage_cost"] * (normal_loss(arcs["d_position"] - q, arcs["d_mu_P"], arcs["d_sigma_P"])
-                                          - normal_loss(arcs["d_position"], arcs["d_mu_P"], arcs["d_sigma_P"]))
+    first = (arcs["r_shortage_cost"] * (expected_shortage(arcs["r_mu_P"], arcs["r_sigma_P"], arcs["r_position"])
+                                        - expected_shortage(arcs["r_mu_P"], arcs["r_sigma_P"], arcs["r_position"] + q))
+             - arcs["d_shortage_cost"] * (expected_shortage(arcs["d_mu_P"], arcs["d_sigma_P"], arcs["d_position"] - q)
+                                          - expected_shortage(arcs["d_mu_P"], arcs["d_sigma_P"], arcs["d_position"]))
              - arcs["cost_per_unit"] * q)
     arcs = arcs[first.to_numpy() > _TOL].reset_index(drop=True)
     summary["arcs"] = int(len(arcs))
@@ -443,9 +426,9 @@ def _value_lines(arcs: pd.DataFrame, dt: pd.DataFrame, rt: pd.DataFrame) -> pd.D
     xd = np.bincount(a["d"], a["units"], len(dt))
     xr = np.bincount(a["r"], a["units"], len(rt))
     y, mu, sg = dt["position"].to_numpy(float), dt["mu_P"].to_numpy(float), dt["sigma_P"].to_numpy(float)
-    d_added = normal_loss(y - xd, mu, sg) - normal_loss(y, mu, sg)
+    d_added = expected_shortage(mu, sg, y - xd) - expected_shortage(mu, sg, y)
     y, mu, sg = rt["position"].to_numpy(float), rt["mu_P"].to_numpy(float), rt["sigma_P"].to_numpy(float)
-    r_before, r_after = normal_loss(y, mu, sg), normal_loss(y + xr, mu, sg)
+    r_before, r_after = expected_shortage(mu, sg, y), expected_shortage(mu, sg, y + xr)
     x = a["units"].to_numpy(float)
     di, ri = a["d"].to_numpy(), a["r"].to_numpy()
     a["X_d"], a["X_r"] = xd[di], xr[ri]
@@ -491,16 +474,16 @@ def _describe(a: pd.DataFrame, dt: pd.DataFrame, rt: pd.DataFrame, headroom: pd.
         "donor_on_hand": a["d_on_hand"].to_numpy(float), "donor_position": a["d_position"].to_numpy(float),
         "donor_need": a["d_need"].to_numpy(float), "donor_excess": a["d_excess"].to_numpy(float),
         "donor_position_after": d_after,
-        "donor_service_before": in_stock_probability(a["d_position"], a["d_mu_P"], a["d_sigma_P"]),
-        "donor_service_after": in_stock_probability(d_after, a["d_mu_P"], a["d_sigma_P"]),
+        "donor_service_before": cycle_service(a["d_mu_P"], a["d_sigma_P"], a["d_position"]),
+        "donor_service_after": cycle_service(a["d_mu_P"], a["d_sigma_P"], d_after),
         "donor_added_shortage": a["donor_added_shortage"].to_numpy(float),
         "receiver_position": a["r_position"].to_numpy(float), "receiver_need": a["r_need"].to_numpy(float),
         "receiver_gap": a["r_gap"].to_numpy(float), "receiver_position_after": r_after,
         "receiver_protection_days": a["r_protection_days"].to_numpy(float),
         "receiver_expected_lost_before": a["receiver_expected_lost_before"].to_numpy(float),
         "receiver_expected_lost_after": a["receiver_expected_lost_after"].to_numpy(float),
-        "receiver_service_before": in_stock_probability(a["r_position"], a["r_mu_P"], a["r_sigma_P"]),
-        "receiver_service_after": in_stock_probability(r_after, a["r_mu_P"], a["r_sigma_P"]),
+        "receiver_service_before": cycle_service(a["r_mu_P"], a["r_sigma_P"], a["r_position"]),
+        "receiver_service_after": cycle_service(a["r_mu_P"], a["r_sigma_P"], r_after),
         "shortage_cost": a["r_shortage_cost"].to_numpy(float), "method": method,
         "min_transfer_units": int(cfg.min_transfer_units),
     })

@@ -462,7 +462,7 @@ def plan_replenishment(
         "reorder_point": t["reorder_point"], "inventory_position": t["inventory_position"], "mean_demand_protection": mu,
         "sigma_demand_protection": sg, "safety_stock": t["safety_stock"], "lead_time_std_days": 0.0,
         "service_level": t["service_level"], "item_class": t["item_class"], "expected_shortage_units": es,
-        "expected_service": _cycle_service(mu, sg, y),
+        "expected_service": cycle_service(mu, sg, y),
         "expected_cost": t["holding_cost_daily"] * R * expected_leftover(mu, sg, y) + t["shortage_cost"] * es
         + cfg.store_order_cost * (units > 0),
         "binding_constraint": binding, "protection_days": t["protection_days"],
@@ -482,7 +482,7 @@ def plan_replenishment(
     return ReplenishmentPlan(orders=out, targets=t, unmet=unmet_df, lead_times=lt, arrival_sales=arrival)
 
 
-def _cycle_service(mu, sigma, y) -> np.ndarray:
+def cycle_service(mu, sigma, y) -> np.ndarray:
     """P(D <= y): the chance the protection period ends without a stockout."""
     mu, sigma, y = (np.asarray(a, float) for a in (mu, sigma, y))
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -588,7 +588,7 @@ def _purchase_orders(forecast, prices, t, shipped_units, pos, prod, locations, l
         "lead_time_days": np.rint(Lm).astype(int), "unit_cost": cost, "order_value": units * cost, "target_units": S,
         "reorder_point": s, "inventory_position": ip, "mean_demand_protection": mu, "sigma_demand_protection": sigma,
         "safety_stock": ss, "lead_time_std_days": Ls, "service_level": alpha, "item_class": cls,
-        "expected_shortage_units": es, "expected_service": _cycle_service(mu, sigma, y),
+        "expected_shortage_units": es, "expected_service": cycle_service(mu, sigma, y),
         "expected_cost": cost * cfg.annual_holding_rate / 365 * R * expected_leftover(mu, sigma, y) + b * es
         + cfg.po_order_cost * (units > 0),
         "binding_constraint": binding, "protection_days": P,
