@@ -136,9 +136,9 @@ def normal_loss(z: np.ndarray) -> np.ndarray:
 def expected_shortage(mu: np.ndarray, sigma: np.ndarray, y: np.ndarray) -> np.ndarray:
     """E[(D - y)^+] for D ~ N(mu, sigma) (sigma 0: the deterministic max(mu - y, 0))."""
     mu, sigma, y = np.broadcast_arrays(np.asarray(mu, float), np.asarray(sigma, float), np.asarray(y, float))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        g = sigma * normal_loss((y - mu) / np.where(sigma > 0, sigma, 1.0))
-    return np.where(sigma > 0, g, np.maximum(mu - y, 0.0))
+    pos = sigma > 1e-12
+    g = sigma * normal_loss((y - mu) / np.where(pos, sigma, 1.0))
+    return np.where(pos, np.maximum(g, 0.0), np.maximum(mu - y, 0.0))
 
 
 def expected_leftover(mu, sigma, y) -> np.ndarray:
@@ -485,9 +485,8 @@ def plan_replenishment(
 def cycle_service(mu, sigma, y) -> np.ndarray:
     """P(D <= y): the chance the protection period ends without a stockout."""
     mu, sigma, y = (np.asarray(a, float) for a in (mu, sigma, y))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = (y - mu) / np.where(sigma > 0, sigma, 1.0)
-    return np.where(sigma > 0, stats.norm.cdf(z), (y >= mu).astype(float))
+    pos = sigma > 1e-12
+    return np.where(pos, stats.norm.cdf((y - mu) / np.where(pos, sigma, 1.0)), (y >= mu).astype(float))
 
 
 def _purchase_orders(forecast, prices, t, shipped_units, pos, prod, locations, lt, effective, cfg):
