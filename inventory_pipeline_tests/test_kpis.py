@@ -114,3 +114,10 @@ def test_frontier_dominance_interpolates_inside_the_frontiers_only():
     worse = frontier_dominance(base, [{"avg_inventory_value": 150.0, "stockout_rate": 0.05},
                                       {"avg_inventory_value": 250.0, "stockout_rate": 0.02}])
     assert worse["pipeline_dominates"] is False
+    # Pareto: a pipeline frontier entirely left of the baseline's still dominates each point it beats
+    left = frontier_dominance(base, [{"avg_inventory_value": 10.0, "stockout_rate": 0.001}])
+    assert left["pipeline_dominates"] is None  # nothing to interpolate against
+    assert left["dominates_every_baseline_point"] is True and left["baseline_points_dominated"] == 2
+    assert d["baseline_points_dominated"] == 2  # 100 -> (80, 3%) < 4%; 200 -> (150, 0.5%) < 1%
+    assert worse["baseline_points_dominated"] == 0 and worse["dominates_every_baseline_point"] is False
+    assert [v["pipeline_best_at_or_below"] for v in left["at_baseline_points"]] == [0.001] * len(base)

@@ -349,7 +349,11 @@ def frontier_dominance(baseline: list[dict], pipeline: list[dict]) -> dict:
     * `at_pipeline_points`: for each pipeline point, the inventory value the baseline needs for
       the same stockout rate (interpolated on the baseline frontier), and the saving;
     * `pipeline_dominates`: True when every comparable point favours the pipeline, False when one
-      does not, None when the frontiers do not overlap at all.
+      does not, None when the frontiers do not overlap at all;
+    * Pareto dominance, which needs no interpolation: a baseline point is `dominated` when some
+      pipeline point holds no more inventory and stocks out less (`pipeline_best_at_or_below`: the
+      lowest stockout rate of the pipeline points at or below its inventory);
+      `dominates_every_baseline_point` is True when every baseline point is.
     """
     bx = np.array([q["avg_inventory_value"] for q in baseline])
     by = np.array([q["stockout_rate"] for q in baseline])
@@ -358,8 +362,11 @@ def frontier_dominance(baseline: list[dict], pipeline: list[dict]) -> dict:
     at_b = []
     for x, y in zip(bx, by):
         yp = _interp(x, px, py)
+        below = py[px <= x]
+        best = float(below.min()) if len(below) else float("nan")
         at_b.append({"avg_inventory_value": float(x), "baseline_stockout_rate": float(y), "pipeline_stockout_rate": yp,
-                     "pipeline_better": bool(yp < y) if np.isfinite(yp) else None})
+                     "pipeline_better": bool(yp < y) if np.isfinite(yp) else None,
+                     "pipeline_best_at_or_below": best, "dominated": bool(best < y)})
     at_p = []
     for x, y in zip(px, py):
         xb = _interp(y, by, bx)  # the baseline's inventory at the pipeline's stockout rate
@@ -369,7 +376,9 @@ def frontier_dominance(baseline: list[dict], pipeline: list[dict]) -> dict:
                      "pipeline_better": bool(x < xb) if np.isfinite(xb) else None})
     verdicts = [v["pipeline_better"] for v in at_b + at_p if v["pipeline_better"] is not None]
     return {"at_baseline_points": at_b, "at_pipeline_points": at_p,
-            "pipeline_dominates": (all(verdicts) if verdicts else None), "comparable_points": len(verdicts)}
+            "pipeline_dominates": (all(verdicts) if verdicts else None), "comparable_points": len(verdicts),
+            "baseline_points_dominated": sum(v["dominated"] for v in at_b),
+            "dominates_every_baseline_point": bool(at_b) and all(v["dominated"] for v in at_b)}
 
 
 # ---- writing the report -----------------------------------------------------------------------
@@ -432,7 +441,10 @@ def _replenishment_lines(report: dict) -> list[str]:
     t = (report.get("frontier") or {}).get("targets")
     if t:
         pp = t["policy_point"]
-        lines += [f"targets vs the baseline rule (frontier of fixed service levels, interpolated): stockout rate at the "
+        d = report["frontier"]["dominance"]
+        lines += [f"frontier: {d['baseline_points_dominated']} of {len(d['at_baseline_points'])} baseline points (safety days) "
+                  f"are dominated by a pipeline point with no more inventory and a lower stockout rate",
+                  f"targets vs the baseline rule (frontier of fixed service levels, interpolated): stockout rate at the "
                   f"baseline's inventory or less {-t['stockout_reduction_at_baseline_inventory']:+.1%} (target -40%: "
                   f"{'met' if t['stockout_target_met'] else 'NOT met'}); carrying cost at the baseline's stockout rate or "
                   f"less {-t['carrying_cost_reduction_at_baseline_stockout']:+.1%} (target -20%: "
@@ -533,7 +545,8 @@ def _write_html(report: dict, paths: dict, out: Path) -> None:
         verdict = {True: "the pipeline is better at every comparable point", False: "the pipeline is NOT better everywhere",
                    None: "the frontiers do not overlap (no comparable point)"}[d["pipeline_dominates"]]
         dom = (f"<p><b>{verdict}</b> ({d['comparable_points']} comparable points; interpolation inside each frontier "
-               f"only, no extrapolation).</p>"
+               f"only, no extrapolation). Pareto: {d['baseline_points_dominated']} of {len(d['at_baseline_points'])} "
+               f"baseline points have a pipeline point with no more inventory and fewer stockouts.</p>"
                + pd.DataFrame(d["at_pipeline_points"]).to_html(index=False, float_format=lambda v: f"{v:,.4f}")
                + pd.DataFrame(d["at_baseline_points"]).to_html(index=False, float_format=lambda v: f"{v:,.4f}"))
     pr = report.get("pricing") or {}
