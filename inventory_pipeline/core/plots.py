@@ -77,7 +77,8 @@ def plot_frontier(frontier: dict, path: str | Path) -> Path:
         ax.plot([pp["avg_inventory_value"]], [pp["stockout_rate"] * 100], "*", ms=14, color=COLOURS["pipeline"],
                 label=f"pipeline, {pp['service_level']}")
     ax.set_xlabel("average inventory value (stores + DCs, at cost)")
-    ax.set_ylabel("stockout rate (% of active store-SKU-days)")
+    ax.set_ylabel("stockout rate (% of active store-SKU-days, log scale)")
+    ax.set_yscale("log")
     ax.set_title("Trade-off frontier: lower-left is better")
     ax.grid(alpha=0.3)
     ax.legend()
