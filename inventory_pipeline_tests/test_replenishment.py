@@ -17,7 +17,7 @@ from inventory_pipeline.core.policy import PolicyError, load_policy
 from inventory_pipeline.config import DEFAULT_POLICY_PATH
 
 Z95 = stats.norm.ppf(0.95)
-FIXED95 = ReplenishmentConfig(service_mode="fixed", service_level=0.95)
+FIXED95 = ReplenishmentConfig(service_mode="fixed", service_level=0.95, store_order_cost=0.0, po_order_cost=0.0)  # S = s
 
 
 def _case(stores=("S1",), on_hand_store=0, on_hand_dc=10**6, mean=10.0, sd=0.0, lead=2, sup_lead=5.0, sup_sd=0.0,
@@ -303,3 +303,25 @@ def test_an_item_sold_at_cost_is_still_replenished_when_no_limit_binds():
     case = _case(sd=3.0, price=2.0, capacity=10_000)
     rp = _kind(_plan(case, ReplenishmentConfig()), "store_replenishment")
     assert rp["units"].sum() > 0
+
+
+def test_the_eoq_band_damps_daily_ordering_on_noisy_demand():
+    # 60 days of Poisson(10) demand, forecast re-estimated daily with +-10% noise: with K = 0 the
+    # store orders nearly every day; with K = 0.25 (EOQ = sqrt(2 x 0.25 x 3650 / 0.5) = 60 units)
+    # it orders every few days, and never on two days in a row
+    rng = np.random.default_rng(3)
+    demand = rng.poisson(10, 60)
+    noise = rng.uniform(0.9, 1.1, 60)
+
+    def order_days(cfg):
+        stock, days = 40.0, []
+        for t in range(60):
+            case = _case(sd=3.0, mean=10.0 * noise[t], on_hand_store=stock, pack=1, lead=1)
+            q = _kind(_plan(case, cfg), "store_replenishment")["units"].sum()
+            days.append(q > 0)
+            stock = max(stock + q - demand[t], 0)  # lead time 1: today's order is on the shelf tomorrow
+        return np.array(days)
+
+    lean, damped = order_days(FIXED95), order_days(replace(FIXED95, store_order_cost=0.25))
+    assert lean.sum() >= 50 and damped.sum() <= 15
+    assert not (damped[1:] & damped[:-1]).any()

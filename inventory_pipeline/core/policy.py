@@ -114,8 +114,8 @@ class ReplenishmentPolicy(_Strict):
     xyz_cuts: list[float] = [0.5, 1.0]  # coefficient of variation of daily demand closing X and Y
     goodwill_share: float = Field(0.0, ge=0, le=5)  # cost_optimal: shortage cost = margin + share x price
     review_period_days: int = Field(1, ge=1)
-    store_order_cost: float = Field(0.0, ge=0)  # per DC->store line: sets the (s, S) band by EOQ
-    po_order_cost: float = Field(0.0, ge=0)  # per purchase-order line
+    store_order_cost: float = Field(0.25, ge=0)  # per DC->store line: sets the (s, S) band by EOQ
+    po_order_cost: float = Field(5.0, ge=0)  # per purchase-order line
     max_cycle_days: float = Field(14.0, ge=0)  # the band is at most this many days of demand
     daily_budget: float | None = Field(None, gt=0)  # purchase-order value per day (null: no cap)
     supplier_min_order_value: float = Field(0.0, ge=0)  # per supplier x DC purchase order

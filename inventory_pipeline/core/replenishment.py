@@ -83,8 +83,8 @@ class ReplenishmentConfig:
     goodwill_share: float = 0.0  # cost_optimal: shortage cost = margin + this share of the price
     service_bounds: tuple[float, float] = (0.5, 0.999)
     annual_holding_rate: float = 0.25
-    store_order_cost: float = 0.0  # K per DC->store line (EOQ band of the stores)
-    po_order_cost: float = 0.0  # K per purchase-order line
+    store_order_cost: float = 0.25  # K per DC->store line (EOQ band of the stores)
+    po_order_cost: float = 5.0  # K per purchase-order line
     max_cycle_days: float = 14.0  # the EOQ band is at most this many days of demand
     budget: float | None = None  # purchase-order value per day (None: no cap)
     supplier_min_order_value: float = 0.0  # per supplier x DC purchase order
