@@ -24,10 +24,10 @@ def _loss(y, mu, sigma):
     return np.where(spread, s * (stats.norm.pdf(k) - k * stats.norm.sf(k)), np.maximum(mu - y, 0.0))
 
 
-def _row(loc, sku="A", on_hand=0, on_order=0, mu=10.0, sigma=3.0, P=3, L=2, rop=None, sc=5.0):
+def _row(loc, sku="A", on_hand=0, on_order=0, mu=10.0, sigma=3.0, P=3, L=2, rop=None, sc=5.0, band=0.0):
     rop = mu + Z95 * sigma if rop is None else rop
     return dict(location_id=loc, sku_id=sku, on_hand=on_hand, on_order=on_order, mu_daily=mu / P, mu_P=mu,
-                sigma_P=sigma, protection_days=P, lead_time_days=L, reorder_point=rop, order_up_to=rop + mu / P,
+                sigma_P=sigma, protection_days=P, lead_time_days=L, reorder_point=rop, order_up_to=rop + band,
                 service_level=0.95, unit_cost=2.0, unit_price=4.0, shortage_cost=sc, holding_cost_daily=0.002)
 
 
@@ -392,3 +392,14 @@ def test_m5_size_network_plans_in_one_problem():
     assert s["status"] == "ok" and s["method"] == "milp" and s["skus_solved"] > 500 and len(out) > 500
     assert transfer_violations(out, targets, lanes, cfg).empty
     assert (out["net_value"] > 0).all()
+
+
+def test_a_donor_keeps_its_order_up_to_level():
+    # s = 14.93 -> 15, S = s + 10 -> 25: a donor with 30 on hand can give 5, not 15
+    targets = [_row("S1", on_hand=30, band=10.0), _row("S2", on_hand=0, band=10.0)]
+    tr = _plan(targets, _lanes(("S1", "S2", 1, 0.0)))
+    assert tr["units"].sum() == 5 and tr["donor_need"].iloc[0] == 25
+    assert transfer_violations(tr, pd.DataFrame(targets), _lanes(("S1", "S2", 1, 0.0))).empty
+    # a line that takes the donor below S is a violation
+    bad = tr.assign(units=8)
+    assert "donor_below_need" in set(transfer_violations(bad, pd.DataFrame(targets), _lanes(("S1", "S2", 1, 0.0)))["rule"])

@@ -10,7 +10,8 @@ Economics, per store s and SKU i (all vectorised):
 
     position      y    = on_hand + on_order + units of today's store replenishment (arriving)
     need          n    = ceil(reorder_point)                       (whole units)
-    donor excess  E    = max(0, floor(min(on_hand, y - n)))        (never below its need, never
+    donor keeps   K    = ceil(max(order_up_to, reorder_point))     (its S: see `donor_keep`)
+    donor excess  E    = max(0, floor(min(on_hand, y - K)))        (never below its S, never
                                                                     more than it holds)
     receiver gap  G    = max(0, ceil(n - y))                       (what lifts it to its need)
     expected lost units before the next replenishment can arrive, D ~ N(mu_P, sigma_P):
@@ -133,6 +134,16 @@ def rebalancing_config(policy) -> RebalancingConfig:
 
 # ---- the economics ------------------------------------------------------------------------------
 
+def donor_keep(targets: pd.DataFrame) -> np.ndarray:
+    """What a donor keeps, in whole units: its order-up-to level S (its reorder point where the
+    targets have no S). Stock between s and S is not surplus: taking it brings the donor's next
+    replenishment forward and only moves the DC's stock around (measured in the twin: with the
+    reorder point as the limit, transfers raised the stockout rate under slow suppliers)."""
+    s_ = pd.to_numeric(targets["reorder_point"], errors="coerce").fillna(0).to_numpy(float)
+    S_ = pd.to_numeric(targets["order_up_to"], errors="coerce").fillna(0).to_numpy(float) if "order_up_to" in targets else s_
+    return np.maximum(np.ceil(np.maximum(s_, S_) - 1e-9), 0)
+
+
 def _todays_units(orders: pd.DataFrame | None) -> pd.Series:
     if orders is None or not len(orders) or "units" not in orders:
         return pd.Series(dtype=float)
@@ -168,8 +179,9 @@ def store_positions(targets: pd.DataFrame, orders: pd.DataFrame | None = None) -
     on_hand = np.maximum(t["on_hand"].fillna(0).to_numpy(float), 0)
     t["position"] = on_hand + t["on_order"].fillna(0).to_numpy(float) + t["todays_units"].to_numpy(float)
     t["need"] = np.maximum(np.ceil(t["reorder_point"].fillna(0).to_numpy(float) - 1e-9), 0)
+    t["keep"] = donor_keep(t)
     v = t["valid"].to_numpy()
-    t["excess"] = np.where(v, np.maximum(np.floor(np.minimum(on_hand, t["position"] - t["need"]) + 1e-9), 0), 0).astype(np.int64)
+    t["excess"] = np.where(v, np.maximum(np.floor(np.minimum(on_hand, t["position"] - t["keep"]) + 1e-9), 0), 0).astype(np.int64)
     t["gap"] = np.where(v, np.maximum(np.ceil(t["need"] - t["position"] - 1e-9), 0), 0).astype(np.int64)
     return t
 
@@ -345,8 +357,8 @@ def plan_transfers(targets: pd.DataFrame, lanes: pd.DataFrame, locations: pd.Dat
     summary["skus_with_both"] = int(len(both))
     don, rec = don[don["sku_id"].isin(both)], rec[rec["sku_id"].isin(both)]
     ln = _store_lanes(lanes, locations)
-    cols_d = ["location_id", "sku_id", "on_hand", "position", "need", "excess", "mu_P", "sigma_P", "shortage_cost"]
-    cols_r = cols_d[:5] + ["gap", "mu_P", "sigma_P", "shortage_cost", "protection_days"]
+    cols_d = ["location_id", "sku_id", "on_hand", "position", "keep", "excess", "mu_P", "sigma_P", "shortage_cost"]
+    cols_r = cols_d[:4] + ["need", "gap", "mu_P", "sigma_P", "shortage_cost", "protection_days"]
     arcs = (don[cols_d].rename(columns=lambda c: "d_" + c if c != "sku_id" else c)
             .merge(ln, left_on="d_location_id", right_on="from_location_id")
             .merge(rec[cols_r].rename(columns=lambda c: "r_" + c if c != "sku_id" else c),
@@ -472,7 +484,7 @@ def _describe(a: pd.DataFrame, dt: pd.DataFrame, rt: pd.DataFrame, headroom: pd.
         "transfer_cost": a["transfer_cost"].to_numpy(float), "expected_cost_saved": a["expected_cost_saved"].to_numpy(float),
         "net_value": a["net_value"].to_numpy(float),
         "donor_on_hand": a["d_on_hand"].to_numpy(float), "donor_position": a["d_position"].to_numpy(float),
-        "donor_need": a["d_need"].to_numpy(float), "donor_excess": a["d_excess"].to_numpy(float),
+        "donor_need": a["d_keep"].to_numpy(float), "donor_excess": a["d_excess"].to_numpy(float),
         "donor_position_after": d_after,
         "donor_service_before": cycle_service(a["d_mu_P"], a["d_sigma_P"], a["d_position"]),
         "donor_service_after": cycle_service(a["d_mu_P"], a["d_sigma_P"], d_after),
@@ -589,6 +601,7 @@ def transfer_violations(transfers: pd.DataFrame, targets: pd.DataFrame, lanes: p
     position = on_hand + pd.to_numeric(tg["on_order"], errors="coerce").fillna(0).to_numpy() + today.to_numpy()
     need = pd.Series(np.maximum(np.ceil(pd.to_numeric(tg["reorder_point"], errors="coerce").fillna(0).to_numpy() - 1e-9), 0),
                      index=key)
+    keep = pd.Series(donor_keep(tg), index=key)
 
     fk = pd.MultiIndex.from_frame(tr[["from_location_id", "sku_id"]])
     tk = pd.MultiIndex.from_frame(tr[["to_location_id", "sku_id"]])
@@ -604,7 +617,7 @@ def transfer_violations(transfers: pd.DataFrame, targets: pd.DataFrame, lanes: p
     sent = pd.Series(uu, index=fk).groupby(level=[0, 1]).sum()
     got = pd.Series(uu, index=tk).groupby(level=[0, 1]).sum()
     s_line = sent.reindex(fk).to_numpy()
-    pos_f, need_f, oh_f = position.reindex(fk).to_numpy(), need.reindex(fk).to_numpy(), on_hand.reindex(fk).to_numpy()
+    pos_f, need_f, oh_f = position.reindex(fk).to_numpy(), keep.reindex(fk).to_numpy(), on_hand.reindex(fk).to_numpy()
     add("donor_on_hand", s_line > oh_f + 1e-9,
         "donor sends " + pd.Series(s_line).astype(str) + " in total, holds " + pd.Series(oh_f).astype(str))
     add("donor_below_need", pos_f - s_line < need_f - 1e-9,
