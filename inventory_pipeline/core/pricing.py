@@ -40,6 +40,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
+
+from .choice import ChoiceInfeasible, best_per_item, choose_one_per_item
 
 MILP_MAX_VARIABLES = 60_000  # above this many candidates in capped categories: LP relaxation + rounding
 FORECAST_PRICE_DAYS = 28  # the recent window whose price level the demand forecast reflects
@@ -509,64 +512,26 @@ def _ladder(lo: np.ndarray, hi: np.ndarray, p0: np.ndarray, endings: tuple[float
     return d["item"].to_numpy(), d["price"].to_numpy()
 
 
-def _best_per_item(item: np.ndarray, value: np.ndarray, n: int) -> np.ndarray:
-    """Index of each item's highest-value candidate (-1 for an item without candidates)."""
-    order = np.lexsort((-value, item))
-    first = np.r_[True, item[order][1:] != item[order][:-1]]
-    best = np.full(n, -1)
-    best[item[order][first]] = order[first]
-    return best
-
-
 def _choose(item, value, rel, cat_of_item, n, cap, counts, names, solver_seconds: float):
     """Pick one candidate per item maximising total value with each category's average relative
-    change inside +-cap: a multiple-choice knapsack, solved as a MILP by HiGHS (through cvxpy) for
-    the categories where the items' own best choices would break the cap; the rest take their best.
-    Items without candidates hold (relative change 0)."""
-    import cvxpy as cp
-    import scipy.sparse as sp
-
-    best = _best_per_item(item, value, n)
-    chosen = best.copy()
-    rel_best = np.where(best >= 0, rel[np.maximum(best, 0)], 0.0)
-    mean_rel = np.bincount(cat_of_item, weights=rel_best, minlength=len(counts)) / np.maximum(counts, 1)
-    over_cap = np.flatnonzero(np.abs(mean_rel) > cap + 1e-9)
-    if len(over_cap) == 0:
-        return chosen, over_cap
-    sub = np.flatnonzero(np.isin(cat_of_item[item], over_cap))
-    items_sub, inv = np.unique(item[sub], return_inverse=True)
-    exact = len(sub) <= MILP_MAX_VARIABLES
-    x = cp.Variable(len(sub), boolean=True) if exact else cp.Variable(len(sub))
-    one_hot = sp.csr_matrix((np.ones(len(sub)), (inv, np.arange(len(sub)))), shape=(len(items_sub), len(sub)))
-    ci = np.searchsorted(over_cap, cat_of_item[item[sub]])
-    A = sp.csr_matrix((rel[sub], (ci, np.arange(len(sub)))), shape=(len(over_cap), len(sub)))
-    room = cap * counts[over_cap]
-    cons = [one_hot @ x == 1, A @ x <= room, A @ x >= -room] + ([] if exact else [x >= 0])
-    prob = cp.Problem(cp.Maximize(value[sub] @ x), cons)
-    if exact:
-        prob.solve(solver=cp.HIGHS, time_limit=solver_seconds, mip_rel_gap=1e-4)
-    else:
-        prob.solve(solver=cp.HIGHS, time_limit=solver_seconds)
-    if x.value is None:
+    change inside +-cap: a multiple-choice knapsack (core.choice) with two rows per category,
+    sum(rel) <= cap x items and -sum(rel) <= cap x items; only the categories whose items' own
+    best choices break the cap reach HiGHS (a MILP, or above `MILP_MAX_VARIABLES` candidates the LP
+    relaxation, whose split items take the option nearest the cap's inside). Items without
+    candidates hold. Returns the chosen candidate per item and the capped categories."""
+    k = len(counts)
+    A = sp.csr_matrix((np.r_[rel, -rel], (np.r_[cat_of_item[item], k + cat_of_item[item]], np.tile(np.arange(len(item)), 2))),
+                      shape=(2 * k, len(item)))
+    room = np.tile(cap * counts, 2)
+    try:
+        chosen, over = choose_one_per_item(item, value, A, room, n, solver_seconds, milp_max=MILP_MAX_VARIABLES,
+                                           tol=1e-9 * np.maximum(room, 1))
+    except ChoiceInfeasible as e:
+        cats = np.unique(e.rows % k)
         raise PricingInfeasible(
-            f"pricing {'MILP' if exact else 'LP'}: {prob.status} (HiGHS, {solver_seconds:g} s limit) for categories "
-            f"{', '.join(map(str, names[over_cap]))}: no choice keeps their average change inside "
-            f"+-{cap:.0%} (category_avg_change_cap_pct)")
-    xv = np.asarray(x.value, float)
-    if exact:
-        pick = sub[xv.round() > 0.5]
-    else:
-        # the LP relaxation of a multiple-choice knapsack with 2 constraints per category has at
-        # most 2 split items per category; each takes its split option nearest the cap's inside
-        # (lowest change where the upper cap binds, highest where the lower one does): feasible,
-        # and short of the optimum by at most those few items' margin differences
-        d = pd.DataFrame({"pos": sub, "item": item[sub], "x": xv, "rel": rel[sub], "cat": ci})
-        upper = (A @ xv) >= 0
-        d = d[d["x"] > 1e-6]
-        d["key"] = np.where(upper[d["cat"]], d["rel"], -d["rel"])
-        pick = d.sort_values(["item", "key"]).drop_duplicates("item")["pos"].to_numpy()
-    chosen[item[pick]] = pick
-    return chosen, over_cap
+            f"pricing {e} for categories {', '.join(map(str, names[cats]))}: no choice keeps their average change "
+            f"inside +-{cap:.0%} (category_avg_change_cap_pct)") from e
+    return chosen, np.unique(over % k)
 
 
 def optimise_prices(items: pd.DataFrame, cfg: PricingConfig = PricingConfig()) -> pd.DataFrame:
@@ -654,7 +619,7 @@ def optimise_prices(items: pd.DataFrame, cfg: PricingConfig = PricingConfig()) -
     cmax = pd.Series(price[real]).groupby(item[real]).max().reindex(range(n)).to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
         unc = np.where(e < -1, c * e / (1 + e), np.inf)  # the constant-elasticity margin optimum
-    own_best = _best_per_item(item, value, n)
+    own_best = best_per_item(item, value, n)
     moved_by_cap = (chosen >= 0) & (chosen != own_best) & np.isin(cat_of_item, capped)
     at_top = np.isclose(rec, cmax) & (unc > rec + 0.005)
     at_bottom = np.isclose(rec, cmin) & (unc < rec - 0.005)

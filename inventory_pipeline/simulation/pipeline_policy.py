@@ -11,6 +11,12 @@ assets read from the warehouse (history as `marts.fct_daily_demand`, positions a
     replenishment_orders   core.replenishment.plan_replenishment
     rebalancing_transfers  core.rebalancing.plan_transfers
 
+Replenishment gets the supplier lead times the twin's receipts show (`lead_time_frame`, equal to
+`marts.fct_order_lead_times` built from the landing zone), rebalancing the replenishment
+targets (`replenishment_targets`) and the day's orders, as the assets do. Every decision day the
+policy counts the order and transfer lines that break a rule of the blocking checks
+(`order_violations`, `transfer_violations`; `constraint_violations_by`).
+
 Nothing is re-implemented here: a test materialises the asset graph and checks that
 `plan_decisions` on the warehouse frames reproduces the assets' outputs, and another that the
 frames built from the twin equal the dbt marts built from the landing zone the twin wrote.
