@@ -340,7 +340,9 @@ def _pack_candidates(item_units: np.ndarray, pack: np.ndarray, moq: np.ndarray |
 
 def _limit_choice(units, pack, mu, sigma, ip, b, rows_of_item, usage_per_unit, room, moq, cfg):
     """Re-choose quantities of items under shared limits (see the module docstring): returns new
-    units and a mask of items the limits cut. rows_of_item: list of (row index array, weight kind)."""
+    units and a mask of items the limits cut. `rows_of_item[k]` gives each item's row in the k-th
+    family of limits (-1: none) and `usage_per_unit[k]` what one unit uses of it (1 for space,
+    the unit cost for the budget); `room` is indexed by row."""
     item, q = _pack_candidates(units, pack, moq)
     # increasing in q, so without a binding limit each item's best candidate is its planned order
     # (a zero shortage cost, e.g. an item marked down to cost, still ranks by units avoided)

@@ -32,3 +32,13 @@ def preview(df: pd.DataFrame, n: int = 10) -> dg.MetadataValue:
 def contract_spec(asset: str, model: type[pa.DataFrameModel]) -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec("output_contract", asset=asset, blocking=True,
                              description=f"output satisfies the pandera contract {model.__name__}")
+
+
+def violations_check(name: str, violations: pd.DataFrame, by: str, what: str, policy: str) -> dg.AssetCheckResult:
+    """A blocking rule check's result from a core checker's table (one row per violation, with a
+    `by` column naming the rule): passes when the table is empty."""
+    return dg.AssetCheckResult(
+        check_name=name, passed=violations.empty,
+        metadata={"violations": len(violations), "policy": policy, f"by_{by}": violations[by].value_counts().to_dict(),
+                  "examples": dg.MetadataValue.md(violations.head(10).to_markdown(index=False))},
+        description=None if violations.empty else f"{len(violations)} {what}")

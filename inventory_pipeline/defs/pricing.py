@@ -8,7 +8,7 @@ import pandas as pd
 
 from ..contracts.outputs import PriceRecommendations
 from ..core.pricing import PRICING_HISTORY_DAYS, guardrail_violations, price_book, pricing_config, recommend_prices
-from ._common import contract_check, contract_spec, model_key, preview
+from ._common import contract_check, contract_spec, model_key, preview, violations_check
 from .forecasting import demand_forecast
 from .partitions import daily_partitions
 from .resources import PolicyResource, WarehouseResource
@@ -56,12 +56,7 @@ def price_recommendations(context: dg.AssetExecutionContext, warehouse: Warehous
     changed = recs["recommended_price"].round(2) != recs["current_price"].round(2)
     violations = guardrail_violations(recs, cfg)
     margin_now, margin_new = float(recs["expected_margin_current"].sum()), float(recs["expected_margin_recommended"].sum())
-    guard = dg.AssetCheckResult(
-        check_name="guardrails", passed=violations.empty,
-        metadata={"violations": len(violations), "policy": pol.tag,
-                  "by_guardrail": violations["guardrail"].value_counts().to_dict(),
-                  "examples": dg.MetadataValue.md(violations.head(10).to_markdown(index=False))},
-        description=None if violations.empty else f"{len(violations)} recommendation(s) outside a guardrail")
+    guard = violations_check("guardrails", violations, "guardrail", "recommendation(s) outside a guardrail", pol.tag)
     return dg.MaterializeResult(
         metadata={"dagster/row_count": len(recs), "price_changes": int(changed.sum()),
                   "price_increases": int((changed & (recs["recommended_price"] > recs["current_price"])).sum()),

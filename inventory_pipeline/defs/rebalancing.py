@@ -11,7 +11,7 @@ import dagster as dg
 
 from ..contracts.outputs import RebalancingTransfers
 from ..core.rebalancing import SUMMARY_KEY, TRANSFER_COLUMNS, plan_transfers, rebalancing_config, transfer_violations
-from ._common import contract_check, contract_spec, model_key, preview
+from ._common import contract_check, contract_spec, model_key, preview, violations_check
 from .forecasting import demand_forecast
 from .partitions import daily_partitions
 from .pricing import price_recommendations
@@ -53,12 +53,7 @@ def rebalancing_transfers(context: dg.AssetExecutionContext, warehouse: Warehous
     else:
         context.log.info(f"rebalancing_transfers {d}: {summary.get('status')} {summary.get('reason', '')}".rstrip())
     violations = transfer_violations(transfers, targets, lanes, cfg, orders=orders)
-    rules = dg.AssetCheckResult(
-        check_name="transfer_rules", passed=violations.empty,
-        metadata={"violations": len(violations), "policy": pol.tag,
-                  "by_rule": violations["rule"].value_counts().to_dict(),
-                  "examples": dg.MetadataValue.md(violations.head(10).to_markdown(index=False))},
-        description=None if violations.empty else f"{len(violations)} transfer rule violation(s)")
+    rules = violations_check("transfer_rules", violations, "rule", "transfer rule violation(s)", pol.tag)
     keys = ["status", "reason", "method", "solver_status", "solve_seconds", "seconds", "store_skus", "donors",
             "receivers", "skus_with_both", "skus_solved", "arcs", "binaries", "lines_dropped_nonpositive",
             "invalid_target_rows"]

@@ -7,7 +7,7 @@ import dagster as dg
 
 from ..contracts.outputs import ReplenishmentOrders
 from ..core.replenishment import order_violations, plan_replenishment, replenishment_config
-from ._common import contract_check, contract_spec, model_key, preview
+from ._common import contract_check, contract_spec, model_key, preview, violations_check
 from .forecasting import demand_forecast
 from .partitions import daily_partitions
 from .pricing import price_recommendations
@@ -47,11 +47,7 @@ def replenishment_orders(context: dg.AssetExecutionContext, warehouse: Warehouse
     lt = plan.lead_times
     context.log.info(f"replenishment {d}: {len(orders):,} order lines, {len(plan.unmet):,} items short of a limit, "
                      f"lead times of {int((lt['n_orders'] > 0).sum())}/{len(lt)} suppliers from {int(lt['n_orders'].sum()):,} receipts")
-    rules = dg.AssetCheckResult(
-        check_name="order_rules", passed=violations.empty,
-        metadata={"violations": len(violations), "by_rule": violations["rule"].value_counts().to_dict(),
-                  "examples": dg.MetadataValue.md(violations.head(10).to_markdown(index=False))},
-        description=None if violations.empty else f"{len(violations)} order line(s) break a rule")
+    rules = violations_check("order_rules", violations, "rule", "order line(s) break a rule", pol.tag)
     return dg.MaterializeResult(
         metadata={"dagster/row_count": len(orders), "by_type": dg.MetadataValue.md(by_type.round(2).to_markdown()),
                   "binding_constraints": orders["binding_constraint"].value_counts().to_dict(),
