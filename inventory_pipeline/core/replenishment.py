@@ -390,13 +390,21 @@ def _allocate(t: pd.DataFrame, requested: np.ndarray, dc_avail: pd.Series) -> np
     return units
 
 
+def _unmet(kind: str, loc, sku, mask: np.ndarray, wanted: np.ndarray, planned: np.ndarray, constraint, explanation
+           ) -> pd.DataFrame:
+    """UNMET_COLUMNS rows for the items in `mask` (explanation / constraint: one value or one per item)."""
+    return pd.DataFrame({"decision_type": kind, "location_id": np.asarray(loc)[mask], "sku_id": np.asarray(sku)[mask],
+                         "wanted_units": wanted[mask], "planned_units": planned[mask], "constraint": constraint,
+                         "explanation": explanation})
+
+
 def _store_orders(t: pd.DataFrame, positions: pd.DataFrame, locations: pd.DataFrame, cfg: ReplenishmentConfig):
     ip, pack = t["inventory_position"].to_numpy(), t["case_pack"].to_numpy()
     requested = np.where(ip < t["reorder_point"].to_numpy() - 1e-9,
                          round_up_to_packs(t["order_up_to"].to_numpy() - ip, pack), 0).astype(np.int64)
     binding = np.where(requested > 0, np.where(np.isclose(ip + requested, t["order_up_to"]), "order_up_to", "case_pack"), "none")
     unmet = []
-    # store capacity: on hand + on order + today's orders <= capacity_units
+    # store capacity: today's orders fit in the space they find when they land (capacity_room)
     store_ids = np.sort(t["location_id"].unique())
     sales = t[["location_id", "sku_id"]].assign(units=t["sales_until_arrival"])
     room = capacity_room(positions, locations, sales).reindex(store_ids).fillna(np.inf).to_numpy(float)
@@ -411,12 +419,9 @@ def _store_orders(t: pd.DataFrame, positions: pd.DataFrame, locations: pd.DataFr
         binding = np.where(cut, "capacity", binding)
         if cut.any():
             r = room[row[cut]]
-            unmet.append(pd.DataFrame({
-                "decision_type": "store_replenishment", "location_id": t["location_id"].to_numpy()[cut],
-                "sku_id": t["sku_id"].to_numpy()[cut], "wanted_units": requested[cut], "planned_units": units[cut],
-                "constraint": "capacity",
-                "explanation": [f"store capacity: {max(x, 0):.0f} units of space left when the day's orders arrive "
-                                f"(after expected sales), the orders wanted more" for x in r]}))
+            unmet.append(_unmet("store_replenishment", t["location_id"], t["sku_id"], cut, requested, units, "capacity",
+                                [f"store capacity: {max(x, 0):.0f} units of space left when the day's orders arrive "
+                                 f"(after expected sales), the orders wanted more" for x in r]))
     return requested, units, binding, unmet
 
 
@@ -447,12 +452,9 @@ def plan_replenishment(
     short = units < wanted
     binding = np.where(short, "dc_stock_short", binding)
     if short.any():
-        unmet.append(pd.DataFrame({
-            "decision_type": "store_replenishment", "location_id": t["location_id"].to_numpy()[short],
-            "sku_id": t["sku_id"].to_numpy()[short], "wanted_units": wanted[short], "planned_units": units[short],
-            "constraint": "dc_stock_short",
-            "explanation": "the DC holds less than its stores need; its stock went where one more case avoids the "
-                           "most expected lost-sale cost"}))
+        unmet.append(_unmet("store_replenishment", t["location_id"], t["sku_id"], short, wanted, units, "dc_stock_short",
+                            "the DC holds less than its stores need; its stock went where one more case avoids the "
+                            "most expected lost-sale cost"))
     y = t["inventory_position"].to_numpy() + units
     mu, sg = t["mu_P"].to_numpy(), t["sigma_P"].to_numpy()
     es = expected_shortage(mu, sg, y)
@@ -560,24 +562,19 @@ def _purchase_orders(forecast, prices, t, shipped_units, pos, prod, locations, l
         why = np.where(over_cap, "capacity", "budget")
         binding = np.where(cut, why, binding)
         if cut.any():
-            unmet.append(pd.DataFrame({
-                "decision_type": "purchase_order", "location_id": keys["dc_id"].to_numpy()[cut],
-                "sku_id": keys["sku_id"].to_numpy()[cut], "wanted_units": requested[cut], "planned_units": units[cut],
-                "constraint": why[cut],
-                "explanation": np.where(over_cap[cut], "DC capacity: the DC has no room for every order; space went to "
-                                        "the orders that avoid the most expected lost-sale cost",
-                                        f"daily purchase budget {cfg.budget}: spent where it avoids the most expected "
-                                        "lost-sale cost")}))
+            unmet.append(_unmet("purchase_order", keys["dc_id"], keys["sku_id"], cut, requested, units, why[cut],
+                                np.where(over_cap[cut], "DC capacity: the DC has no room for every order; space went to "
+                                         "the orders that avoid the most expected lost-sale cost",
+                                         f"daily purchase budget {cfg.budget}: spent where it avoids the most expected "
+                                         "lost-sale cost")))
         # a supplier order cut below its minimum is held
         val = pd.Series(units * cost).groupby([sup.to_numpy(), keys["dc_id"].to_numpy()]).transform("sum").to_numpy()
         below = (units > 0) & (val < mins - 1e-9)
         if below.any():
-            unmet.append(pd.DataFrame({
-                "decision_type": "purchase_order", "location_id": keys["dc_id"].to_numpy()[below],
-                "sku_id": keys["sku_id"].to_numpy()[below], "wanted_units": requested[below], "planned_units": 0,
-                "constraint": "supplier_min_order",
-                "explanation": [f"after the limits the order to {s_} is {v:.2f}, below its minimum {m_:.2f}: held"
-                                for s_, v, m_ in zip(sup.to_numpy()[below], val[below], mins[below])]}))
+            unmet.append(_unmet("purchase_order", keys["dc_id"], keys["sku_id"], below, requested, np.zeros_like(units),
+                                "supplier_min_order",
+                                [f"after the limits the order to {s_} is {v:.2f}, below its minimum {m_:.2f}: held"
+                                 for s_, v, m_ in zip(sup.to_numpy()[below], val[below], mins[below])]))
             units = np.where(below, 0, units)
             binding = np.where(below, "supplier_min_order", binding)
     y = ip + units
