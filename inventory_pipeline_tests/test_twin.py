@@ -357,7 +357,16 @@ def test_evaluation_report_has_every_kpi_and_section(small_report):
     assert set(k["by_abc"]) <= {"A", "B", "C"} and "A" in k["by_abc"]
     assert set(k["by_store"]) == set(net.store_ids)
     fb, fp = k["frontier"]["baseline"], k["frontier"]["pipeline"]
-    assert [q["safety_days"] for q in fb] == [0.0, 7.0] and [q["service_level"] for q in fp] == [0.8, 0.95, 0.99]
+    assert [q["safety_days"] for q in fb] == [0.0, 7.0] and [q["service_level"] for q in fp] == [0.8, 0.99]
+    # the headline run uses the policy file's service levels: a point of its own, not on the fixed-level curve
+    assert k["frontier"]["pipeline_policy"]["service_level"] == "policy file (cost_optimal)"
+    assert k["frontier"]["pipeline_policy"]["avg_inventory_value"] == pytest.approx(k["pipeline"]["avg_inventory_value"])
+    t = k["frontier"]["targets"]
+    assert t["baseline"]["stockout_rate"] == pytest.approx(fb[1]["stockout_rate"])
+    assert t["stockout_target_met"] == (t["stockout_reduction_at_baseline_inventory"] >= 0.40)
+    # every pipeline run's order and transfer rules re-checked every day: none broken
+    assert k["replenishment"]["constraint_violations_total"] == 0 and k["replenishment"]["pipeline_runs"] >= 7
+    assert "Replenishment targets and rules" in paths["report"].read_text()
     # more protection holds more stock and loses no more sales (same demand for every point)
     assert fb[0]["avg_inventory_value"] < fb[1]["avg_inventory_value"] and fb[0]["fill_rate"] <= fb[1]["fill_rate"]
     # (the pipeline's order-up-to is monotone in its service level: a property test in test_stages)
