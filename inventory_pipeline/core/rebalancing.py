@@ -35,7 +35,8 @@ Transport problem (one problem for every SKU that has a donor and a receiver on 
     maximise  sum_r sc_r g^(X_r) - sum_d sc_d h^(X_d) - sum_a c_a x_a
     s.t.      X_d = sum of x_a out of donor d <= E_d,  X_r = sum of x_a into receiver r <= G_r,
               x_a = 0 or min_transfer_units <= x_a <= max_units_per_line (binary b_a per arc),
-              sum of units a store receives (all SKUs) <= its capacity headroom,
+              sum of units a store receives (all SKUs) <= its capacity headroom (the
+              replenishment stage's `capacity_room`: space when deliveries land),
               x integral,
 
 over arcs a = (SKU, store->store lane inside a region, lead time < the receiver's P). g^ and h^
@@ -70,7 +71,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from .replenishment import cycle_service, expected_shortage
+from .replenishment import capacity_room, cycle_service, expected_shortage
 
 TRANSFER_COLUMNS = [
     "sku_id", "from_location_id", "to_location_id", "units", "ship_date", "expected_date", "lead_time_days",
@@ -217,15 +218,13 @@ def _store_lanes(lanes: pd.DataFrame, locations: pd.DataFrame) -> pd.DataFrame:
 
 
 def _capacity_headroom(t: pd.DataFrame, locations: pd.DataFrame) -> pd.Series:
-    """Units a store may still receive: capacity_units - sum of its positions (missing or <= 0
-    capacity: no limit)."""
-    if "capacity_units" not in locations:
-        return pd.Series(dtype=float)
-    cap = pd.to_numeric(locations["capacity_units"], errors="coerce")
-    cap.index = locations["location_id"].astype(str)
-    cap = cap[cap > 0]
-    used = t.groupby("location_id")["position"].sum()
-    return np.maximum(np.floor(cap - used.reindex(cap.index).fillna(0)), 0)
+    """Units a store may still receive: the replenishment stage's `capacity_room` (capacity_units
+    minus the stock expected when deliveries land, today's replenishment included), whole units;
+    stores without a capacity are not listed (no limit)."""
+    pos = t[["location_id", "sku_id", "on_hand"]].assign(on_order=t["position"] - t["on_hand"])
+    sales = t[["location_id", "sku_id"]].assign(units=t["sales_until_arrival"]) if "sales_until_arrival" in t else None
+    room = capacity_room(pos, locations, sales)
+    return np.maximum(np.floor(room[np.isfinite(room)]), 0)
 
 
 def _solve(arcs: pd.DataFrame, don: pd.DataFrame, rec: pd.DataFrame, headroom: pd.Series, cfg: RebalancingConfig,
@@ -537,8 +536,8 @@ def transfer_violations(transfers: pd.DataFrame, targets: pd.DataFrame, lanes: p
 
     Re-derived from the inputs, not from the optimiser: units are whole and > 0 (and within
     min_transfer_units / max_units_per_line); the line runs along an existing lane between two
-    different stores of `targets` with the lane's lead time; the donor keeps its need
-    (position - sent >= ceil(reorder_point)) and sends at most its on hand (conservation: every
+    different stores of `targets` with the lane's lead time; the donor keeps its order-up-to level
+    (position - sent >= `donor_keep`) and sends at most its on hand (conservation: every
     unit sent comes out of one store's stock and arrives at another); no store both sends and
     receives a SKU; a receiver is not lifted above its need; the lane's lead time is shorter than
     the receiver's protection period (it arrives before the receiver's next replenishment could)."""
