@@ -93,9 +93,20 @@ def test_price_endings_ladder():
     assert by[2] == pytest.approx([4.0])  # no ending in [4, 4]: only the current price
 
 
-def test_infeasible_policy_is_a_clear_error():
-    with pytest.raises(PricingInfeasible, match="min margin 50% over cost is above the maximum price"):
-        optimise_prices(_item(unit_cost=9.0), PricingConfig(price_endings=(), min_margin=0.5))
+def test_a_price_far_under_the_margin_floor_steps_up_instead_of_failing_the_stage():
+    # floor 9 x 1.5 = 13.5 is beyond one 10% step from 10: the item rises as far as a step allows,
+    # the stage does not fail (it used to raise PricingInfeasible and, in the twin, hold every
+    # price of the chain on 38 of 60 days at M5 size), and the checker accepts the rise
+    from inventory_pipeline.core.pricing import guardrail_violations
+
+    cfg = PricingConfig(price_endings=(), min_margin=0.5)
+    out = optimise_prices(_item(unit_cost=9.0, elasticity=-0.5), cfg)
+    r = out.iloc[0]
+    assert 10.0 < r["recommended_price"] <= 11.0 + 1e-9
+    full = out.assign(days_since_price_change=np.nan, expected_units_current=0.0, expected_units_recommended=0.0)
+    assert guardrail_violations(full, cfg).empty
+    # a cut from under the floor is still a violation
+    assert "min_margin" in set(guardrail_violations(full.assign(recommended_price=9.5), cfg)["guardrail"])
 
 
 def test_elasticity_recovered_from_regular_price_changes():

@@ -554,9 +554,11 @@ def optimise_prices(items: pd.DataFrame, cfg: PricingConfig = PricingConfig()) -
     p0, c = it["current_price"].to_numpy(float), it["unit_cost"].to_numpy(float)
     e, q0 = it["elasticity"].to_numpy(float), np.maximum(np.nan_to_num(it["expected_units"].to_numpy(float)), 1e-6)
     floor = c * (1 + cfg.min_margin)
-    lo = np.maximum(floor, p0 * (1 - cfg.max_change))
     hi = p0 * (1 + cfg.max_change)
-    bad = lo > hi + 1e-9
+    # a price so far under the margin floor that one step cannot reach it rises as far as a step
+    # allows (no cut); the min_margin guardrail accepts a rise toward the floor
+    lo = np.where(floor > hi + 1e-9, p0, np.maximum(floor, p0 * (1 - cfg.max_change)))
+    bad = ~(lo <= hi + 1e-9)  # only non-finite inputs remain
     if bad.any():
         ex = it.loc[bad, ["location_id", "sku_id", "current_price", "unit_cost"]].head(5).to_dict("records")
         raise PricingInfeasible(
@@ -756,7 +758,9 @@ def guardrail_violations(recs: pd.DataFrame, cfg: PricingConfig) -> pd.DataFrame
     rel = r["recommended_price"] / r["current_price"] - 1
     floor = r["unit_cost"] * (1 + cfg.min_margin)
     checks = {
-        "min_margin": changed & (r["recommended_price"] < floor - 0.005),
+        # a change may not set a price under the floor, except a rise toward it from below
+        "min_margin": changed & (r["recommended_price"] < floor - 0.005)
+        & ~((r["current_price"] < floor - 0.005) & (r["recommended_price"] > r["current_price"])),
         "max_change": changed & (rel.abs() > np.where(
             (r["weeks_of_supply"] > cfg.overstock_weeks if "weeks_of_supply" in r else False) & (rel < 0),
             max(cfg.max_markdown, cfg.max_change), cfg.max_change) + 1e-6),
