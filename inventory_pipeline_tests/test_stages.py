@@ -61,7 +61,7 @@ def test_decision_ids_are_deterministic_and_approval_follows_limits():
     assert a["decision_id"].str.match(r"^(PO|RP)-20250430-[0-9a-f]{12}$").all()
     st_ = a.set_index("decision_type")["status"]
     assert st_["purchase_order"] == "pending_review" and st_["store_replenishment"] == "auto_approved"
-    assert a["policy_version"].str.startswith("2026.11.0+").all()
+    assert a["policy_version"].str.startswith("2026.12.0+").all()
 
 
 def test_planner_override_and_reject():

@@ -92,9 +92,22 @@ class RebalancingTransfers(_Out):
 
 
 class DecisionLog(_Out):
-    decision_id: Series[str] = pa.Field(unique=True, str_matches=r"^(PO|RP|TR|PC)-\d{8}-[0-9a-f]{12}$")
-    decision_type: Series[str] = pa.Field(isin=["purchase_order", "store_replenishment", "transfer", "price_change"])
+    decision_id: Series[str] = pa.Field(unique=True, str_matches=r"^(FC|PO|RP|TR|PC)-\d{8}-[0-9a-f]{12}$")
+    decision_type: Series[str] = pa.Field(isin=["forecast", "purchase_order", "store_replenishment", "transfer",
+                                                "price_change"])
     status: Series[str] = pa.Field(isin=["auto_approved", "pending_review", "approved", "rejected", "overridden"])
+    state: Series[str] = pa.Field(isin=["auto_approved", "pending_review", "approved", "rejected", "overridden",
+                                        "exported"])
+    status_history: Series[str] = pa.Field(str_startswith="proposed>")
+    revision: Series[str] = pa.Field(str_matches=r"^[0-9a-f]{12}$")
+    inputs_fingerprint: Series[str]
     model_version: Series[str]
     policy_version: Series[str]
     explanation: Series[str]
+
+    @pa.dataframe_check(error="orders and transfers have whole non-negative units; prices are positive")
+    def numbers(cls, df):  # noqa: N805
+        qty = df["decision_type"].isin(["purchase_order", "store_replenishment", "transfer"])
+        units_ok = ~qty | ((df["units"] >= 0) & (df["units"] == df["units"].round()))
+        price_ok = (df["decision_type"] != "price_change") | (df["new_price"] > 0)
+        return units_ok & price_ok

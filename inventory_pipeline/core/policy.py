@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -146,9 +147,40 @@ class ReplenishmentPolicy(_Strict):
 
 
 class ApprovalPolicy(_Strict):
-    max_order_value: float = Field(5000.0, ge=0)
+    """Impact thresholds: a decision past one waits for a planner (core/decisions.route)."""
+
+    max_order_value: float = Field(5000.0, ge=0)  # purchase order, replenishment or transfer line, at unit cost
     max_price_change_pct: float = Field(10.0, ge=0)
     max_transfer_units: float = Field(200, ge=0)
+    min_confidence: float = Field(0.0, ge=0, le=1)  # below this confidence ...
+    min_confidence_value: float = Field(0.0, ge=0)  # ... a decision worth at least this much waits
+
+
+class GuardsPolicy(_Strict):
+    """Runtime guards: rate limits and anomaly limits on what may be auto-approved, each re-checked
+    by a blocking asset check, and the inventory-ledger tolerance."""
+
+    max_daily_order_value: Optional[float] = Field(None, gt=0)  # auto-approved purchase-order value per plan
+    max_daily_order_value_multiple: Optional[float] = Field(3.0, gt=0)  # ... or this x the median daily PO value
+    max_daily_price_changes: Optional[int] = Field(None, ge=0)  # auto-approved price changes per plan
+    max_daily_price_change_share: Optional[float] = Field(0.25, gt=0, le=1)  # ... or this share of priced items
+    anomaly_multiple: float = Field(5.0, gt=1)  # an order line this many times its item's typical size waits
+    anomaly_min_orders: int = Field(3, ge=1)  # typical = median of at least this many past orders
+    history_days: int = Field(90, ge=7)  # past orders that set the typical sizes and daily value
+    ledger_abs_tolerance_units: float = Field(0.0, ge=0)  # |on hand - ledger| allowed per location x SKU ...
+    ledger_rel_tolerance: float = Field(0.02, ge=0, le=1)  # ... plus this share of the ledger's stock
+    ledger_max_discrepancy_share: float = Field(0.01, ge=0, le=1)  # the check fails past this share of lines
+
+
+class ExplanationPolicy(_Strict):
+    """Planner-facing text. The template is built from each decision's numbers; a language model
+    (Amazon Bedrock Converse) may only rephrase it, and only when enabled here and configured by
+    INVENTORY_PIPELINE_BEDROCK_MODEL_ID (off by default)."""
+
+    llm_rephrase: bool = False
+    max_decisions: int = Field(50, ge=0)  # rephrased per plan (pending_review first)
+    timeout_seconds: float = Field(10.0, gt=0, le=120)
+    budget_seconds: float = Field(60.0, gt=0)  # all calls of one plan; past it, templates
 
 
 class RebalancingPolicy(_Strict):
@@ -178,6 +210,8 @@ class Policy(_Strict):
     pricing: PricingPolicy = PricingPolicy()
     replenishment: ReplenishmentPolicy = ReplenishmentPolicy()
     approval: ApprovalPolicy = ApprovalPolicy()
+    guards: GuardsPolicy = GuardsPolicy()
+    explanations: ExplanationPolicy = ExplanationPolicy()
     rebalancing: RebalancingPolicy = RebalancingPolicy()
     sha256: str = ""
 

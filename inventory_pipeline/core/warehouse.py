@@ -11,6 +11,8 @@ DuckDB reads every partition with one glob.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
 import tempfile
 from dataclasses import dataclass
@@ -18,6 +20,12 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 @dataclass(frozen=True)
@@ -38,11 +46,42 @@ class Warehouse:
         os.close(fd)
         try:
             df.reset_index(drop=True).to_parquet(tmp, index=False)
+            digest = hashlib.sha256(Path(tmp).read_bytes()).hexdigest()
             os.replace(tmp, target)
+            _write_text(target.with_name(target.name + ".sha256"), digest + "\n")
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
         return target
+
+    def sha256(self, table: str, partition: str | None = None) -> str:
+        """The content hash of a partition, recorded when it was written (computed if missing)."""
+        target = self.path(table, partition)
+        side = target.with_name(target.name + ".sha256")
+        if side.is_file():
+            return side.read_text().strip()
+        return hashlib.sha256(target.read_bytes()).hexdigest() if target.is_file() else ""
+
+    def fingerprint(self, reads: list[tuple[str, str | None]]) -> tuple[str, pd.DataFrame]:
+        """(hash, table): the partitions read, each with its content hash; the hash covers them all."""
+        rows = [(t, p or "", self.sha256(t, p)) for t, p in reads if self.exists(t, p)]
+        df = pd.DataFrame(sorted(rows), columns=["table", "partition", "sha256"])
+        h = hashlib.sha256("\n".join(f"{t}/{p}:{d}" for t, p, d in df.itertuples(index=False)).encode()).hexdigest()
+        return h[:16], df
+
+    def append(self, table: str, df: pd.DataFrame, partition: str | None, merge) -> pd.DataFrame:
+        """Read-merge-write one partition under an exclusive lock: `merge(existing_or_None, df)`
+        returns the new content (append-only tables: existing rows kept, new ones added; the file is
+        rewritten only when rows were added)."""
+        target = self.path(table, partition)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target.with_name(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            existing = pd.read_parquet(target) if target.is_file() else None
+            merged = merge(existing, df)
+            if existing is None or len(merged) != len(existing):  # append-only: nothing new, nothing written
+                self.write(table, merged, partition)
+            return merged
 
     def exists(self, table: str, partition: str | None = None) -> bool:
         return self.path(table, partition).is_file()

@@ -143,6 +143,11 @@ def demand_forecast(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     fc = fc.assign(model_version=model_version)
     wh.write("demand_forecast", fc, d)
     m = serving.metrics
+    # what the decision log records as the plan's forecast decision (which version served, why)
+    wh.write("forecast_run", pd.DataFrame([{
+        "plan_date": pd.Timestamp(d), "model_version": model_version, "mlflow_run_id": run_id,
+        "series": int(sum(classes.values())), "cv_wape": float(m.get("cv_wape", float("nan"))),
+        "coverage_80": float(m.get("cv_coverage_80", float("nan"))), "promoted": bool(promoted), "gate": reason}]), d)
     gate = dg.AssetCheckResult(
         check_name=GATE, passed=bool(promoted), severity=dg.AssetCheckSeverity.WARN, description=reason,
         metadata={"candidate_cv_wape": cand.metrics.get("cv_wape", float("nan")),

@@ -17,5 +17,12 @@ ingest_daily_job = dg.define_asset_job(
 # lead times (fct_order_lead_times) are built every plan too, whether or not a stage reads them yet
 plan_job = dg.define_asset_job(
     "daily_plan", partitions_def=daily_partitions,
-    selection=(dg.AssetSelection.groups("decisions") | dg.AssetSelection.assets("erp_outbox").upstream(depth=6)
+    selection=(dg.AssetSelection.groups("decisions", "governance") | dg.AssetSelection.assets("erp_outbox").upstream(depth=6)
                | dg.AssetSelection.assets(model_key("fct_order_lead_times")).upstream()) - dg.AssetSelection.groups("landing"))
+# a planner file: ingest it (the sensors then republish the plans it answers)
+review_planner_job = dg.define_asset_job(
+    "review_planner", partitions_def=daily_partitions, selection=dg.AssetSelection.assets("raw_planner_decisions"))
+# a plan's decisions after planner answers: replay the events, refresh the queue, rewrite the outbox
+publish_job = dg.define_asset_job(
+    "publish_decisions", partitions_def=daily_partitions,
+    selection=dg.AssetSelection.assets("decision_log", "review_queue", "erp_outbox"))

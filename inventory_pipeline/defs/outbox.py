@@ -2,11 +2,13 @@
 
 import hashlib
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlparse
 
 import dagster as dg
 
+from ..core.decisions import export_events, merge_events
 from ..core.outbox import render_outbox, write_local, write_s3
 from .decisions import decision_log
 from .partitions import daily_partitions
@@ -39,9 +41,15 @@ def erp_outbox(context: dg.AssetExecutionContext, warehouse: WarehouseResource, 
         where = str(folder)
         read_back = {n: (Path(folder) / n).read_bytes() for n in files}
     ok = all(hashlib.sha256(read_back[n]).hexdigest() == m["sha256"] for n, m in manifest["files"].items())
+    exported = 0
+    if ok:  # the ERP can read it now: record the export in the decision's history (idempotent)
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        ev = export_events(log, hashlib.sha256(files["manifest.json"]).hexdigest(), d, now, context.run_id)
+        before = len(wh.read("decision_events", d)) if wh.exists("decision_events", d) else 0
+        exported = len(wh.append("decision_events", ev, d, merge_events)) - before
     return dg.MaterializeResult(
         metadata={"outbox": where, "changed": changed,
                   **{f"rows_{n.split('.')[0]}": m["rows"] for n, m in manifest["files"].items()},
-                  "decisions_by_status": manifest["decisions_by_status"]},
+                  "decisions_by_status": manifest["decisions_by_status"], "export_events_added": exported},
         check_results=[dg.AssetCheckResult(check_name="manifest_matches_files", passed=ok)],
     )

@@ -56,6 +56,23 @@ class ForecastEngineResource(dg.ConfigurableResource):
     dask_scheduler: Optional[str] = None
 
 
+class ExplainerResource(dg.ConfigurableResource):
+    """Optional LLM rephrasing of explanations (Amazon Bedrock Converse, boto3). Used only when the
+    policy's `explanations.llm_rephrase` is true and a model id is set; otherwise templates."""
+
+    bedrock_model_id: Optional[str] = None
+    region: Optional[str] = None
+    endpoint_url: Optional[str] = None
+
+    def get(self, cfg):
+        from ..core.explain import BedrockExplainer, bedrock_client
+
+        if not cfg.llm_rephrase or not self.bedrock_model_id:
+            return None
+        return BedrockExplainer(bedrock_client(self.region, cfg.timeout_seconds, self.endpoint_url), self.bedrock_model_id,
+                                budget_seconds=cfg.budget_seconds)
+
+
 class OutboxResource(dg.ConfigurableResource):
     """The ERP outbox: a local folder or an s3:// URI."""
 
@@ -75,5 +92,8 @@ def default_resources() -> dict:
         "mlflow": MlflowResource(tracking_uri=s.mlflow_tracking_uri, artifact_root=s.mlflow_artifact_root),
         "forecast_engine": ForecastEngineResource(engine=os.environ.get("INVENTORY_PIPELINE_FORECAST_ENGINE", "local"),
                                                   dask_scheduler=os.environ.get("INVENTORY_PIPELINE_DASK_SCHEDULER")),
+        "explainer": ExplainerResource(bedrock_model_id=os.environ.get("INVENTORY_PIPELINE_BEDROCK_MODEL_ID") or None,
+                                       region=os.environ.get("INVENTORY_PIPELINE_BEDROCK_REGION") or os.environ.get("AWS_REGION"),
+                                       endpoint_url=os.environ.get("INVENTORY_PIPELINE_BEDROCK_ENDPOINT_URL") or None),
         "outbox": OutboxResource(uri=s.outbox_uri, s3_endpoint_url=os.environ.get("INVENTORY_PIPELINE_S3_ENDPOINT_URL")),
     }
