@@ -47,6 +47,10 @@ def _evaluate(args: argparse.Namespace) -> int:
                             pricing_enabled=args.pricing)
     report = evaluate(load_network(landing), args.policy or s.policy_path, ecfg,
                       progress=(lambda m: print(m, file=sys.stderr, flush=True)) if not args.quiet else None)
+    from .core.warehouse import Warehouse
+    from .simulation.evaluation import add_override_rates
+
+    add_override_rates(report, Warehouse(s.warehouse_dir))
     paths = write_report(report, out)
     print(headline_text(report))
     if report.get("scenarios"):

@@ -94,12 +94,16 @@ def test_rerunning_the_partition_is_idempotent(pipeline_run):
     folder = Path(s.outbox_uri) / "2025-04-10"
     before = _bytes(folder)
     log_before = pd.read_parquet(s.warehouse_dir / "decision_log" / "2025-04-10" / "data.parquet")
+    events_before = pd.read_parquet(s.warehouse_dir / "decision_events" / "2025-04-10" / "data.parquet")
     again = defs.resolve_job_def("daily_plan").execute_in_process(instance=instance, partition_key="2025-04-10")
     assert again.success
     assert _bytes(folder) == before
     log_after = pd.read_parquet(s.warehouse_dir / "decision_log" / "2025-04-10" / "data.parquet")
     assert log_after["decision_id"].is_unique
     assert log_after["decision_id"].tolist() == log_before["decision_id"].tolist()
+    events_after = pd.read_parquet(s.warehouse_dir / "decision_events" / "2025-04-10" / "data.parquet")
+    assert events_after["event_id"].tolist() == events_before["event_id"].tolist()  # the re-run added no event
+    assert set(events_after["event"]) >= {"proposed", "auto_approved", "exported"}
 
 
 # ---- the twin's pipeline policy is the asset graph, not a copy of it -------------------------
@@ -386,3 +390,73 @@ def test_drift_check_compares_an_earlier_forecast_with_what_sold(forecast_sandbo
     drift = checks["forecast_drift"]
     assert drift.metadata["compared_with"].value == earlier
     assert "all" in drift.metadata["by_class"].value and "bias" in drift.description
+
+
+# ---- governance: the planner loop through the sensors -----------------------------------------
+
+def test_planner_loop_from_file_to_outbox(pipeline_run):
+    """A plan whose orders all wait for review; a planner file in the landing zone; the sensor
+    launches its ingestion; the asset sensor republishes the plan; the outbox and the decision
+    history show the answers."""
+    import os
+
+    from inventory_pipeline.definitions import defs
+    from inventory_pipeline.defs.resources import LandingZoneResource, WarehouseResource
+    from inventory_pipeline.defs.sensors import planner_answers_applied, planner_files
+
+    s, _, instance = pipeline_run
+    policy = Path(os.environ["INVENTORY_PIPELINE_POLICY"])
+    original = policy.read_text()
+    d = "2025-04-08"
+    try:
+        policy.write_text(original.replace("max_order_value: 5000.0", "max_order_value: 0.0"))
+        assert defs.resolve_job_def("daily_plan").execute_in_process(instance=instance, partition_key=d).success
+        wh_root = s.warehouse_dir
+        log = pd.read_parquet(wh_root / "decision_log" / d / "data.parquet")
+        orders = log[log["decision_type"].isin(["purchase_order", "store_replenishment"])]
+        assert len(orders) >= 2 and (orders["status"] == "pending_review").all()
+        out = Path(s.outbox_uri) / d
+        sent_ids = set(pd.read_csv(out / "purchase_orders.csv")["decision_id"]) | set(pd.read_csv(out / "transfers.csv")["decision_id"])
+        assert not sent_ids & set(orders["decision_id"])  # nothing pending was exported
+        a, b = orders.iloc[0], orders.iloc[1]
+        folder = Path(s.landing_uri) / "planner" / "2025-04-09"
+        folder.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame({"decision_id": [a["decision_id"], b["decision_id"], "PO-20250408-000000000000"],
+                      "action": ["override", "reject", "approve"],
+                      "override_units_or_price": [float(a["units"]) + 6, None, None],
+                      "reason": ["promo", "shelf full", ""], "planner": ["ana", "ben", "ana"]}
+                     ).to_csv(folder / "decisions.csv", index=False)
+        landing = LandingZoneResource(uri=s.landing_uri)
+        with dg.build_sensor_context(instance=instance, resources={"landing": landing}) as ctx:
+            reqs = list(planner_files(ctx))
+            cursor = ctx.cursor
+        assert [r.partition_key for r in reqs] == ["2025-04-09"]
+        with dg.build_sensor_context(instance=instance, cursor=cursor, resources={"landing": landing}) as ctx2:
+            assert isinstance(planner_files(ctx2), dg.SkipReason)  # the same file is not processed twice
+        assert defs.resolve_job_def("review_planner").execute_in_process(
+            instance=instance, partition_key="2025-04-09").success
+        with dg.build_sensor_context(instance=instance,
+                                     resources={"warehouse": WarehouseResource(root=str(wh_root))}) as actx:
+            pub = list(planner_answers_applied(actx))
+        assert [r.partition_key for r in pub] == [d]
+        assert defs.resolve_job_def("publish_decisions").execute_in_process(instance=instance, partition_key=d).success
+        after = pd.read_parquet(wh_root / "decision_log" / d / "data.parquet").set_index("decision_id")
+        assert after.loc[a["decision_id"], "status"] == "overridden"
+        assert after.loc[a["decision_id"], "units"] == a["units"] + 6
+        assert after.loc[b["decision_id"], "status"] == "rejected"
+        kind = "purchase_orders.csv" if a["decision_type"] == "purchase_order" else "transfers.csv"
+        sent = pd.read_csv(out / kind).set_index("decision_id")
+        assert sent.loc[a["decision_id"], "units"] == a["units"] + 6 and b["decision_id"] not in sent.index
+        na = pd.read_parquet(wh_root / "planner_not_applied" / d / "data.parquet")
+        assert na["reason"].tolist() == ["unknown decision id"]
+        events = pd.read_parquet(wh_root / "decision_events" / d / "data.parquet")
+        hist = events[events["decision_id"] == a["decision_id"]]["event"].tolist()
+        assert hist == ["proposed", "pending_review", "overridden", "exported"]
+        n = len(events)
+        # republishing again adds nothing
+        assert defs.resolve_job_def("publish_decisions").execute_in_process(instance=instance, partition_key=d).success
+        assert len(pd.read_parquet(wh_root / "decision_events" / d / "data.parquet")) == n
+        q = pd.read_parquet(wh_root / "review_queue" / d / "data.parquet")
+        assert a["decision_id"] not in set(q["decision_id"]) and (q["decision_id"].str[3:11] <= "20250408").all()
+    finally:
+        policy.write_text(original)

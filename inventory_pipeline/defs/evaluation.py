@@ -8,8 +8,8 @@ from the UI (job `evaluate_policy`) after a change to a stage or to the policy f
 
 import dagster as dg
 
-from ..simulation.evaluation import (EvaluationConfig, evaluate, kpi_table, load_network, pricing_table, scenario_table,
-                                     write_report)
+from ..simulation.evaluation import (EvaluationConfig, add_override_rates, evaluate, governance_table, kpi_table,
+                                     load_network, pricing_table, scenario_table, write_report)
 from .resources import LandingZoneResource, PolicyResource, WarehouseResource
 
 
@@ -37,6 +37,7 @@ def policy_evaluation(context: dg.AssetExecutionContext, config: PolicyEvaluatio
                             service_level=config.service_level or None, frontier=config.frontier,
                             scenarios=config.scenarios, jobs=config.jobs)
     report = evaluate(network, policy.path, ecfg, progress=context.log.info)
+    add_override_rates(report, warehouse.get())
     out = warehouse.get().root.parent / "evaluation"
     paths = write_report(report, out)
     b, p = report["baseline"], report["pipeline"]
@@ -53,6 +54,7 @@ def policy_evaluation(context: dg.AssetExecutionContext, config: PolicyEvaluatio
     if "static" in pr:
         md["pricing_vs_static_prices"] = dg.MetadataValue.md(pricing_table(report).to_markdown(index=False))
     md["guardrail_violations_total"] = int(pr.get("guardrail_violations_total", 0))
+    md["governance"] = dg.MetadataValue.md(governance_table(report).round(4).to_markdown(index=False))
     if report.get("scenarios"):
         md["scenarios"] = dg.MetadataValue.md(scenario_table(report).to_markdown(index=False))
     return dg.MaterializeResult(metadata=md)

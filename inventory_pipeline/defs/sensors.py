@@ -3,7 +3,7 @@
 `planner_files` watches the landing zone's planner/YYYY-MM-DD/decisions.csv (or .parquet), local
 or on S3, and launches `review_planner` (ingest that file) when a file is new or its content
 changed; its cursor maps each planner date to the content hash it last launched, so nothing is
-processed twice and a corrected file is picked up. `planner_answers_applied` fires on every new
+processed twice and a corrected file is picked up. `planner_answers_applied` reads every new
 materialisation of raw_planner_decisions (from the sensor, the UI or a backfill) and launches
 `publish_decisions` (decision log -> review queue -> ERP outbox) for every plan date the answers
 name, so approved and overridden decisions reach the outbox.
@@ -57,17 +57,29 @@ def plan_dates_answered(wh, planner_date: str) -> list[str]:
     return [x for x in dates if wh.exists("decision_log", x)]
 
 
-@dg.asset_sensor(asset_key=dg.AssetKey("raw_planner_decisions"), job=publish_job, minimum_interval_seconds=30,
-                 default_status=dg.DefaultSensorStatus.RUNNING,
-                 description="planner answers ingested -> republish the plans they answer (publish_decisions)")
-def planner_answers_applied(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry,
-                            warehouse: WarehouseResource):
-    x = asset_event.dagster_event.partition
-    dates = plan_dates_answered(warehouse.get(), x) if x else []
-    if not dates:
-        return dg.SkipReason(f"planner file {x}: no answer to an existing plan")
-    return [dg.RunRequest(run_key=f"publish-{d}-after-planner-{x}-{asset_event.storage_id}", partition_key=d,
-                          tags={"planner_file_date": x}) for d in dates]
+@dg.sensor(job=publish_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="planner answers ingested -> republish the plans they answer (publish_decisions)")
+def planner_answers_applied(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
+    """Every materialisation of raw_planner_decisions after the cursor (an event-log storage id),
+    oldest first — all of them, so a backfill of many planner days republishes every plan named."""
+    after = int(context.cursor) if context.cursor else None
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("raw_planner_decisions"), after_storage_id=after),
+        limit=200, ascending=True).records
+    if not records:
+        return dg.SkipReason("no new planner answers ingested")
+    wh, latest = warehouse.get(), {}
+    for rec in records:  # a planner date materialised twice is read once (the file as it is now)
+        if rec.partition_key:
+            latest[rec.partition_key] = rec.storage_id
+    plans: dict[str, tuple[str, int]] = {}
+    for x, sid in sorted(latest.items()):
+        for d in plan_dates_answered(wh, x):
+            plans[d] = (x, sid)
+    requests = [dg.RunRequest(run_key=f"publish-{d}-after-planner-{x}-{sid}", partition_key=d,
+                              tags={"planner_file_date": x}) for d, (x, sid) in sorted(plans.items())]
+    context.update_cursor(str(records[-1].storage_id))
+    return requests or dg.SkipReason(f"{len(records)} planner file(s) ingested; none answers an existing plan")
 
 
 sensors = [planner_files, planner_answers_applied]

@@ -143,7 +143,9 @@ def run_spec(spec: RunSpec, network: Network | None = None) -> dict:
             "pricing_infeasible_days": getattr(main, "pricing_infeasible_days", None),
             "pricing_error": getattr(main, "last_pricing_error", ""),
             # pipeline runs: order and transfer lines breaking a rule of the blocking checks (None: baseline)
-            "constraint_violations_by": (dict(main.constraint_violations_by) if spec.policy == "pipeline" else None)}
+            "constraint_violations_by": (dict(main.constraint_violations_by) if spec.policy == "pipeline" else None),
+            # pipeline runs: decisions and those that would wait for a planner, by type
+            "decisions_by": dict(getattr(main, "decisions_by", {})), "review_by": dict(getattr(main, "review_by", {}))}
 
 
 def _pick_samples(network: Network, n: int) -> tuple[tuple[int, int], ...]:
@@ -286,6 +288,7 @@ def _report(network, ecfg, pol, sl, switch, runs, scenarios, rate, samples, seco
         report["scenarios"][sc.name] = {"description": sc.description, "window_days": [sc.start, sc.start + sc.days], **r}
     report["pricing"] = pricing_section(runs, rate, pricing_on)
     report["replenishment"] = replenishment_section(runs)
+    report["governance"] = {"twin_review_load": review_load(runs.get("pipeline", {}), runs.get("pipeline", {}).get("days"))}
     dates = b["daily"]["date"]
     report["meta"] = {
         "network": network.config.to_dict(),
@@ -436,6 +439,32 @@ def replenishment_section(runs: dict) -> dict:
             "constraint_violations_by_rule": by_rule, "pipeline_runs": len(by_run)}
 
 
+def review_load(run: dict, days: int | None) -> list[dict]:
+    """Per decision type (and all): decisions of the headline run, those the approval rules would
+    send to a planner, and the share — the review workload the policy file implies."""
+    dec, rev = run.get("decisions_by") or {}, run.get("review_by") or {}
+    rows = [{"decision_type": t, "decisions": int(n), "would_wait_for_review": int(rev.get(t, 0)),
+             "review_share": rev.get(t, 0) / n if n else float("nan"),
+             "per_day": rev.get(t, 0) / days if days else float("nan")} for t, n in sorted(dec.items())]
+    n, r = sum(dec.values()), sum(rev.values())
+    if n:
+        rows.append({"decision_type": "all", "decisions": n, "would_wait_for_review": r, "review_share": r / n,
+                     "per_day": r / days if days else float("nan")})
+    return rows
+
+
+def governance_table(report: dict) -> pd.DataFrame:
+    """The governance section as one table: the twin's review load, and where the report was
+    given the decision log's state, the override rate per stage (overrides / sent for review)."""
+    g = report.get("governance") or {}
+    load = pd.DataFrame(g.get("twin_review_load") or [])
+    rates = pd.DataFrame(g.get("override_rates") or [])
+    if len(rates):
+        rates = rates[["decision_type", "sent_for_review", "approved", "rejected", "overridden", "pending", "override_rate"]]
+        load = load.merge(rates, on="decision_type", how="outer") if len(load) else rates
+    return load
+
+
 def _replenishment_lines(report: dict) -> list[str]:
     lines = []
     t = (report.get("frontier") or {}).get("targets")
@@ -568,6 +597,7 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}</style></head><b
 {m['service_level']}, re-forecast every {m['evaluation']['cadence_days']} days; policy {m['policy_version']};
 {m['runs']} runs in {m['seconds']} s. Both policies share the history before the window and face the same demand draws.</p>
 <h2>Headline KPIs</h2>{kpi_table(report).to_html(index=False)}
+<h2>Governance: review load and override rate</h2>{_governance_html(report)}
 <h2>Replenishment targets and rules</h2>{''.join(f"<p>{x}</p>" for x in _replenishment_lines(report))}
 <h2>Pricing: dynamic vs static prices</h2>{pricing_html}
 <h2>By ABC class (revenue under the baseline)</h2>{abc.to_html(index=False)}
@@ -579,10 +609,48 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}</style></head><b
     paths["report"].write_text(html)
 
 
+def _governance_html(report: dict) -> str:
+    t = governance_table(report)
+    if not len(t):
+        return "<p>no decisions</p>"
+    note = ("<p>would_wait_for_review: decisions of the headline twin run that the policy's approval rules send to a "
+            "planner (the twin executes them as if approved). override_rate: planner overrides / decisions sent for "
+            "review, from the decision log's events.</p>")
+    return note + t.to_html(index=False, float_format=lambda x: f"{x:.4g}")
+
+
 def headline_text(report: dict) -> str:
     m = report["meta"]
     t = kpi_table(report)
     lines = [f"policy evaluation {m['window'][0]} .. {m['window'][1]} ({m['evaluation']['days']} days, "
              f"pipeline service level {m['service_level']}, same demand draws for both):",
-             t.to_string(index=False), *_replenishment_lines(report), *_pricing_lines(report)]
+             t.to_string(index=False), *_replenishment_lines(report), *_pricing_lines(report), *_governance_lines(report)]
     return "\n".join(lines)
+
+
+def _governance_lines(report: dict) -> list[str]:
+    g = report.get("governance") or {}
+    load = {r["decision_type"]: r for r in g.get("twin_review_load") or []}
+    out = []
+    if "all" in load:
+        a = load["all"]
+        out.append(f"review load under the policy's approval rules: {a['would_wait_for_review']:,} of {a['decisions']:,} "
+                   f"decisions ({a['review_share']:.1%}, {a['per_day']:.1f} a day) would wait for a planner; by type "
+                   + ", ".join(f"{t} {r['review_share']:.1%}" for t, r in load.items() if t != "all"))
+    rates = {r["decision_type"]: r for r in g.get("override_rates") or []}
+    if "all" in rates and rates["all"]["sent_for_review"]:
+        a = rates["all"]
+        out.append(f"override rate in the decision log: {a['overridden']} of {a['sent_for_review']} decisions sent for "
+                   f"review ({a['override_rate']:.1%}); approved {a['approved']}, rejected {a['rejected']}, pending {a['pending']}")
+    return out
+
+
+def add_override_rates(report: dict, warehouse) -> dict:
+    """Put the decision log's override rates (every plan in the warehouse) into the report."""
+    from ..core.decisions import override_rates
+
+    if warehouse is None or not warehouse.partitions("decision_log"):
+        return report
+    state = warehouse.query(f"select decision_type, status, status_history from {warehouse.scan('decision_log')}")
+    report.setdefault("governance", {})["override_rates"] = override_rates(state).to_dict("records")
+    return report

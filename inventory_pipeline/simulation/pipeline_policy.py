@@ -47,6 +47,7 @@ from ..core.policy import Policy as DecisionPolicy
 from ..core.pricing import (PRICING_HISTORY_DAYS, PricingConfig, PricingInfeasible, guardrail_violations, pricing_config,
                             recommend_prices)
 from ..core.rebalancing import plan_transfers, rebalancing_config, transfer_violations
+from ..core.decisions import propose, route
 from ..core.replenishment import order_violations, plan_replenishment, replenishment_config
 from .engine import KIND_STORE, KIND_SUPPLIER, KIND_TRANSFER
 from .landing import _fmt_order_id
@@ -230,6 +231,10 @@ class PipelinePolicy:
         self.rcfg = replenishment_config(policy, service_level)
         self.rebalancing = rebalancing_config(policy)
         self.constraint_violations_by: Counter = Counter()  # order / transfer rule -> lines breaking it, all days
+        # approval routing of every plan (core.decisions.route): decisions and those that would wait
+        # for a planner, by decision type; the twin executes them all as if approved
+        self.decisions_by: Counter = Counter()
+        self.review_by: Counter = Counter()
         self.last_pricing_error = ""
         self._book = pd.DataFrame(columns=["location_id", "sku_id", "price", "effective_date"])
         self.products, self.locations, self.lanes = products_frame(network), locations_frame(network), network.lanes
@@ -295,6 +300,10 @@ class PipelinePolicy:
         tv = transfer_violations(plan["rebalancing_transfers"], plan["replenishment_targets"], self.lanes,
                                  self.rebalancing, orders=plan["replenishment_orders"])
         self.constraint_violations_by.update({f"transfer:{k}": int(n) for k, n in tv["rule"].value_counts().items()})
+        routed = route(propose(plan["replenishment_orders"], plan["rebalancing_transfers"], pr, plan_date, "twin",
+                               self.policy.tag), self.policy, items_priced=len(pr))
+        self.decisions_by.update(routed["decision_type"].value_counts().to_dict())
+        self.review_by.update(routed.loc[routed["status"] == "pending_review", "decision_type"].value_counts().to_dict())
         return self._to_orders(obs, fc, plan)
 
     def _to_orders(self, obs: Observation, fc: pd.DataFrame, plan: dict[str, pd.DataFrame]) -> Orders:
