@@ -38,5 +38,19 @@ def print_summary(plan_date: str) -> None:
         m = json.loads(manifest.read_text())
         rows = ", ".join(f"{n} {v['rows']}" for n, v in m["files"].items())
         print(f"\nERP outbox {out}: {rows}; decisions {m['decisions_by_status']}")
+    if wh.exists("decision_log", plan_date):
+        log = wh.read("decision_log", plan_date)
+        pend = log[log["status"] == "pending_review"]
+        print(f"\ndecision log {plan_date}: {len(log)} decisions {log['status'].value_counts().to_dict()}; "
+              f"policy {pol.tag}; inputs fingerprint {log['inputs_fingerprint'].iloc[0] if len(log) else '-'}")
+        if len(pend):
+            why = (pend["review_reason"].str.split("; ").explode().str.replace(r"-?\d[\d.]*", "N", regex=True)
+                   .value_counts().head(3))
+            print(f"  waiting for a planner (review_queue): {len(pend)}; top reasons: "
+                  + "; ".join(f"{r} ({n})" for r, n in why.items()))
+            print(f"  answer in {s.landing_uri}/planner/YYYY-MM-DD/decisions.csv (docs/governance.md)")
+    if wh.exists("inventory_reconciliation", plan_date):
+        led = wh.read("inventory_reconciliation", plan_date)
+        print(f"  inventory ledger {plan_date}: {int(led['flagged'].sum())} discrepancies in {len(led)} location x SKU lines")
     print(f"\nOpen the Dagster UI with `make dev` (http://127.0.0.1:3000) and MLflow with `make mlflow-ui` "
           f"(http://127.0.0.1:5000).")

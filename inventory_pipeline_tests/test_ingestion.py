@@ -108,3 +108,19 @@ def test_store_without_dc_is_quarantined(tmp_path):
     r = ingest(LocalStore(tmp_path), LANDING_FILES["locations"])
     assert r.valid["location_id"].tolist() == ["DC1", "S1"]
     assert r.quarantine["row"].tolist() == [3, 4]
+
+
+def test_planner_answers_with_a_bad_id_action_or_missing_override_value_are_quarantined(tmp_path):
+    ok = "PO-20250101-0123456789ab"
+    _write(tmp_path, "planner/2025-01-02/decisions.csv",
+           "decision_id,action,override_units_or_price,reason,planner\n"
+           f"{ok},approve,,fine,ana\n"
+           "PO-2025-01-01-xyz,approve,,typo,ana\n"
+           f"RP-20250101-aaaaaaaaaaaa,cancel,,not an action,ben\n"
+           f"TR-20250101-bbbbbbbbbbbb,override,,no value,ben\n"
+           f"PC-20250101-cccccccccccc,override,-1,negative,ben\n")
+    r = ingest(LocalStore(tmp_path), LANDING_FILES["planner_decisions"], ["2025-01-02"], {})
+    assert r.valid["decision_id"].tolist() == [ok]
+    q = r.quarantine.sort_values("row")
+    assert q["row"].tolist() == [2, 3, 4, 5] and q["file"].str.endswith("planner/2025-01-02/decisions.csv").all()
+    assert "override needs override_units_or_price" in " ".join(q["reason"])

@@ -109,7 +109,8 @@ class OpenOrders(_Base):
 
 
 class PlannerDecisions(_Base):
-    decision_id: Series[str] = pa.Field(**ID)
+    # the id of a decision of the decision log: FC|PO|RP|TR|PC-YYYYMMDD-<12 hex> (core.decisions.ID_PATTERN)
+    decision_id: Series[str] = pa.Field(str_matches=r"^(FC|PO|RP|TR|PC)-\d{8}-[0-9a-f]{12}$")
     action: Series[str] = pa.Field(isin=["approve", "reject", "override"])
     override_units_or_price: Series[float] = pa.Field(ge=0, nullable=True)
     reason: Series[str] = pa.Field(nullable=True)

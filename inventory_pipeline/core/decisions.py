@@ -16,7 +16,7 @@ Each decision has a life of *events* (one row each, never updated or deleted):
 service, confidence), the binding constraint, the explanation, the forecast model version
 (MLflow registry), the policy version and the inputs fingerprint (a hash of every warehouse
 partition the plan read). Its `revision` is a hash of that payload: a re-run with the same inputs
-proposes the same revision, and the event ids — hashes of (decision, revision, event) — are the
+proposes the same revision (a hash of the numbers, dates and versions), and the event ids — hashes of (decision, revision, event) — are the
 same, so merging them into the log adds nothing. A re-run with different inputs proposes a new
 revision, which goes through approval again (a planner's answer to the old numbers does not carry
 over). Planner answers (approve / reject / override) apply while a decision is not yet exported;
@@ -156,6 +156,8 @@ def propose(orders: pd.DataFrame, transfers: pd.DataFrame, prices: pd.DataFrame,
     log = pd.concat(parts, ignore_index=True)
     for c in ("sku_id", "source_id", "location_id", "binding_constraint", "explanation"):
         log[c] = log[c].fillna("").astype(str)
+    for c in _NUMBERS:  # a stage's empty or all-NaN column must not make the whole column object
+        log[c] = pd.to_numeric(log[c], errors="coerce").astype(float)
     for c in ("order_date", "expected_date"):
         log[c] = pd.to_datetime(log[c])
     log["decision_id"] = ""
@@ -171,14 +173,15 @@ def propose(orders: pd.DataFrame, transfers: pd.DataFrame, prices: pd.DataFrame,
 
 
 def revision_of(log: pd.DataFrame) -> pd.Series:
-    """A hash of what a proposal says: its numbers (rounded as the outbox writes them), dates,
-    versions and inputs — not its explanation wording."""
+    """A hash of what a proposal says: its numbers, dates, binding constraint and the model and
+    policy versions — not its explanation wording, nor the inputs fingerprint (new data that
+    yields the same decision is not a new decision; the fingerprint of the first derivation stays)."""
     key = log["decision_id"].astype(str)
     for c in _NUMBERS:
         key = key + "|" + log[c].astype(float).round(6).astype(str)
     for c in ("order_date", "expected_date"):
         key = key + "|" + pd.to_datetime(log[c]).dt.strftime("%Y-%m-%d").fillna("")
-    for c in ("source_id", "location_id", "binding_constraint", "model_version", "policy_version", "inputs_fingerprint"):
+    for c in ("source_id", "location_id", "binding_constraint", "model_version", "policy_version"):
         key = key + "|" + log[c].astype(str)
     return _h(key)
 
@@ -222,6 +225,8 @@ def route(proposals: pd.DataFrame, policy: Policy, typical: TypicalOrders | None
     reason that applies is listed."""
     a, g = policy.approval, policy.guards
     p = proposals.copy()
+    if not len(p):
+        return p.assign(status=pd.Series(dtype=object), review_reason=pd.Series(dtype=object))
     reasons = pd.DataFrame(index=p.index)
     is_order = p["decision_type"].isin(["purchase_order", "store_replenishment"])
     is_po = p["decision_type"] == "purchase_order"

@@ -31,7 +31,7 @@ from .resources import ExplainerResource, PolicyResource, WarehouseResource
 _planner_asset = next(a for a in landing_assets if a.key.path[-1] == "raw_planner_decisions")
 _DAILY_RAW = ["raw_pos_sales", "raw_inventory", "raw_receipts", "raw_open_orders"]
 _MASTER_RAW = ["raw_locations", "raw_products", "raw_suppliers", "raw_lanes", "raw_calendar"]
-_STAGES = ["demand_forecast", "forecast_run", "price_recommendations", "replenishment_orders", "replenishment_targets",
+_STAGES = ["demand_forecast", "price_recommendations", "replenishment_orders", "replenishment_targets",
            "rebalancing_transfers", "inventory_reconciliation"]
 REVIEW_WINDOW_DAYS = 7  # the review queue lists pending decisions of the plans of the last 7 days
 
@@ -128,7 +128,7 @@ def decision_log(context: dg.AssetExecutionContext, warehouse: WarehouseResource
                   "by_type": state["decision_type"].value_counts().to_dict(),
                   "pending_review": int((state["status"] == "pending_review").sum()),
                   "review_reasons": state.loc[state["review_reason"] != "", "review_reason"].str.split(";").explode()
-                  .str.replace(r"[\d.]+", "N", regex=True).str.strip().value_counts().head(10).to_dict(),
+                  .str.replace(r"-?\d[\d.]*", "N", regex=True).str.strip().value_counts().head(10).to_dict(),
                   "planner_files": [x for x, _ in answers], "planner_not_applied": len(not_applied),
                   "override_rate": dg.MetadataValue.md(rates.round(4).to_markdown(index=False)),
                   "events_total": len(events), "inputs_fingerprint": fp, "inputs_partitions": len(inputs),
