@@ -3,10 +3,8 @@ the inventory ledger, explanations and the outbox's crash safety — on small ha
 
 import json
 import os
-from pathlib import Path
 
 import boto3
-import numpy as np
 import pandas as pd
 import pytest
 from botocore.exceptions import ReadTimeoutError

@@ -17,7 +17,7 @@ import pandas as pd
 from ..contracts.outputs import DecisionLog
 from ..core.decisions import (TypicalOrders, guard_violations, merge_events, override_rates, plan_date_of,
                               planner_events, proposal_events, propose, replay, route)
-from ..core.explain import BedrockExplainer, rephrase_explanations
+from ..core.explain import rephrase_explanations
 from ._common import contract_check, contract_spec, model_key, preview, violations_check
 from .forecasting import demand_forecast
 from .ingestion import landing_assets

@@ -13,7 +13,6 @@ import hashlib
 import json
 
 import dagster as dg
-import pandas as pd
 
 from ..core.decisions import plan_date_of
 from .jobs import publish_job, review_planner_job
