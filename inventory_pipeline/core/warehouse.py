@@ -72,7 +72,7 @@ class Warehouse:
     def append(self, table: str, df: pd.DataFrame, partition: str | None, merge) -> pd.DataFrame:
         """Read-merge-write one partition under an exclusive lock: `merge(existing_or_None, df)`
         returns the new content (append-only tables: existing rows kept, new ones added; the file is
-        rewritten only when rows were added)."""
+        rewritten only when rows were added; `attrs["rows_added"]` counts them, read under the lock)."""
         target = self.path(table, partition)
         target.parent.mkdir(parents=True, exist_ok=True)
         with open(target.with_name(".lock"), "w") as lock:
@@ -81,6 +81,7 @@ class Warehouse:
             merged = merge(existing, df)
             if existing is None or len(merged) != len(existing):  # append-only: nothing new, nothing written
                 self.write(table, merged, partition)
+            merged.attrs["rows_added"] = len(merged) - (0 if existing is None else len(existing))
             return merged
 
     def exists(self, table: str, partition: str | None = None) -> bool:

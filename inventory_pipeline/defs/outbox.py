@@ -45,8 +45,7 @@ def erp_outbox(context: dg.AssetExecutionContext, warehouse: WarehouseResource, 
     if ok:  # the ERP can read it now: record the export in the decision's history (idempotent)
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         ev = export_events(log, hashlib.sha256(files["manifest.json"]).hexdigest(), d, now, context.run_id)
-        before = len(wh.read("decision_events", d)) if wh.exists("decision_events", d) else 0
-        exported = len(wh.append("decision_events", ev, d, merge_events)) - before
+        exported = wh.append("decision_events", ev, d, merge_events).attrs["rows_added"]
     return dg.MaterializeResult(
         metadata={"outbox": where, "changed": changed,
                   **{f"rows_{n.split('.')[0]}": m["rows"] for n, m in manifest["files"].items()},
