@@ -1,6 +1,7 @@
 """The Dagster code location: every stage's shell module, merged."""
 
 import os
+import warnings
 
 import dagster as dg
 
@@ -10,25 +11,37 @@ from .config import settings
 os.environ.setdefault("INVENTORY_PIPELINE_WAREHOUSE_DIR", str(settings().warehouse_dir))
 
 from .defs import (dbt, decisions, evaluation, forecasting, ingestion, jobs, ledger, outbox, pricing,  # noqa: E402
-                   rebalancing, replenishment, sensors)
+                   rebalancing, replenishment, schedules, sensors)
 from .defs.resources import default_resources  # noqa: E402
 
-defs = dg.Definitions(
-    assets=[
-        *ingestion.landing_assets,
-        dbt.warehouse_models,
-        forecasting.demand_forecast,
-        pricing.price_recommendations,
-        replenishment.replenishment_orders,
-        rebalancing.rebalancing_transfers,
-        ledger.inventory_reconciliation,
-        decisions.decision_log,
-        decisions.review_queue,
-        outbox.erp_outbox,
-        evaluation.policy_evaluation,
-    ],
-    jobs=[jobs.ingest_master_job, jobs.ingest_daily_job, jobs.plan_job, jobs.review_planner_job, jobs.publish_job,
-          evaluation.evaluate_policy_job],
-    sensors=sensors.sensors,
-    resources={**default_resources(), "dbt": dbt.dbt_resource()},
-)
+
+
+def build_definitions(resources: dict | None = None) -> dg.Definitions:
+    """The code location; `resources` overrides the defaults (tests point the landing zone and the
+    outbox at an S3 server this way)."""
+    return dg.Definitions(
+        assets=[
+            *ingestion.landing_assets,
+            dbt.warehouse_models,
+            forecasting.demand_forecast,
+            pricing.price_recommendations,
+            replenishment.replenishment_orders,
+            rebalancing.rebalancing_transfers,
+            ledger.inventory_reconciliation,
+            decisions.decision_log,
+            decisions.review_queue,
+            outbox.erp_outbox,
+            evaluation.policy_evaluation,
+        ],
+        asset_checks=schedules.freshness_checks,
+        jobs=[jobs.ingest_master_job, jobs.ingest_daily_job, jobs.plan_job, jobs.daily_cycle_job, jobs.review_planner_job,
+              jobs.publish_job, evaluation.evaluate_policy_job],
+        schedules=schedules.schedules,
+        sensors=[*sensors.sensors, schedules.freshness_sensor],
+        resources={**default_resources(), "dbt": dbt.dbt_resource(), **(resources or {})},
+    )
+
+
+# daily_cycle runs one partition per run by design (see defs/jobs.py); Dagster says so at load
+warnings.filterwarnings("ignore", message="Asset job daily_cycle materializes assets with varying BackfillPolicies")
+defs = build_definitions()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -44,6 +45,10 @@ class LandingStore(Protocol):
 
     def list_dirs(self, rel: str) -> list[str]: ...
 
+    def list_files(self, rel: str) -> dict[str, tuple[int, str, float]]:
+        """Every file under `rel`, recursively: relative path -> (size, version, modified epoch s)."""
+        ...
+
 
 @dataclass
 class LocalStore:
@@ -60,6 +65,15 @@ class LocalStore:
     def list_dirs(self, rel: str) -> list[str]:
         p = self.root / rel
         return sorted(d.name for d in p.iterdir() if d.is_dir()) if p.is_dir() else []
+
+    def list_files(self, rel: str) -> dict[str, tuple[int, str, float]]:
+        base, out = self.root / rel, {}
+        for dirpath, _, names in os.walk(base):
+            for n in names:
+                st = os.stat(os.path.join(dirpath, n))
+                out[os.path.relpath(os.path.join(dirpath, n), base).replace(os.sep, "/")] = (
+                    st.st_size, str(st.st_mtime_ns), st.st_mtime)
+        return out
 
 
 @dataclass
@@ -87,6 +101,13 @@ class S3Store:
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix, Delimiter="/"):
             out += [cp["Prefix"][len(prefix):].rstrip("/") for cp in page.get("CommonPrefixes", [])]
         return sorted(out)
+
+    def list_files(self, rel: str) -> dict[str, tuple[int, str, float]]:
+        prefix, out = self._key(rel).rstrip("/") + "/", {}
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            for o in page.get("Contents", []):  # S3 objects appear whole: no upload is seen half-written
+                out[o["Key"][len(prefix):]] = (o["Size"], o["ETag"].strip('"'), o["LastModified"].timestamp())
+        return out
 
 
 def open_store(uri: str, s3_client: object | None = None) -> LandingStore:

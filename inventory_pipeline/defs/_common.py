@@ -1,10 +1,15 @@
 """Small shell helpers shared by the stage modules (no maths)."""
 
+import functools
+import os
+import time
+
 import dagster as dg
 import pandas as pd
 import pandera.pandas as pa
 from dagster_dbt import get_asset_key_for_model
 
+from ..core.operations import backoff_seconds, is_transient
 from .dbt import warehouse_models
 
 
@@ -42,3 +47,35 @@ def violations_check(name: str, violations: pd.DataFrame, by: str, what: str, po
         metadata={"violations": len(violations), "policy": policy, f"by_{by}": violations[by].value_counts().to_dict(),
                   "examples": dg.MetadataValue.md(violations.head(10).to_markdown(index=False))},
         description=None if violations.empty else f"{len(violations)} {what}")
+
+
+def max_retries() -> int:
+    """Retries of a step after a transient failure (INVENTORY_PIPELINE_MAX_RETRIES, default 3)."""
+    return int(os.environ.get("INVENTORY_PIPELINE_MAX_RETRIES", "3"))
+
+
+def operational(fn):
+    """Wrap an asset's body: a transient failure (core.operations.is_transient: network, S3
+    throttling, a DuckDB lock) becomes a Dagster retry with exponential backoff and jitter (the
+    step re-runs in the same run, and the UI shows each attempt); any other error fails at once.
+    The step's wall time is added to the materialisation's metadata as `elapsed_s`."""
+
+    @functools.wraps(fn)
+    def wrapper(context, *args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            out = fn(context, *args, **kwargs)
+        except Exception as e:
+            if not is_transient(e):
+                raise
+            wait = backoff_seconds(context.retry_number, base=float(os.environ.get("INVENTORY_PIPELINE_RETRY_BASE_SECONDS", "2")))
+            context.log.warning(f"transient failure ({type(e).__name__}: {e}); retry {context.retry_number + 1} of "
+                                f"{max_retries()} in {wait:.1f} s")
+            raise dg.RetryRequested(max_retries=max_retries(), seconds_to_wait=wait) from e
+        if isinstance(out, dg.MaterializeResult):
+            out = dg.MaterializeResult(
+                asset_key=out.asset_key, metadata={**(out.metadata or {}), "elapsed_s": round(time.perf_counter() - t0, 3)},
+                check_results=out.check_results, data_version=out.data_version, tags=out.tags)
+        return out
+
+    return wrapper

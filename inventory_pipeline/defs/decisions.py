@@ -18,7 +18,7 @@ from ..contracts.outputs import DecisionLog
 from ..core.decisions import (TypicalOrders, guard_violations, merge_events, override_rates, plan_date_of,
                               planner_events, proposal_events, propose, replay, route)
 from ..core.explain import rephrase_explanations
-from ._common import contract_check, contract_spec, model_key, preview, violations_check
+from ._common import contract_check, contract_spec, model_key, operational, preview, violations_check
 from .forecasting import demand_forecast
 from .ingestion import landing_assets
 from .ledger import inventory_reconciliation
@@ -91,6 +91,7 @@ def _planner_rows(wh, d: str) -> list[tuple[str, pd.DataFrame]]:
                 "versions (MLflow model, policy), inputs fingerprint, binding constraint, expected cost and "
                 "service, confidence, explanation. Planner answers from planner/*/decisions.csv are applied here.",
 )
+@operational
 def decision_log(context: dg.AssetExecutionContext, warehouse: WarehouseResource, policy: PolicyResource,
                  explainer: ExplainerResource):
     d = context.partition_key
@@ -148,6 +149,7 @@ def decision_log(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     description=f"Decisions waiting for a planner, from the plans of the last {REVIEW_WINDOW_DAYS} days, with "
                 "their explanation and why they wait. Answer in planner/YYYY-MM-DD/decisions.csv.",
 )
+@operational
 def review_queue(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     d = context.partition_key
     wh = warehouse.get()

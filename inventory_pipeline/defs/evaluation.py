@@ -11,6 +11,7 @@ import dagster as dg
 from ..simulation.evaluation import (EvaluationConfig, add_override_rates, evaluate, governance_table, kpi_table,
                                      load_network, pricing_table, scenario_table, write_report)
 from .resources import LandingZoneResource, PolicyResource, WarehouseResource
+from ._common import operational
 
 
 _FILE_KEYS = {"kpis": "kpis_json", "report": "report_html"}
@@ -30,6 +31,7 @@ class PolicyEvaluationConfig(dg.Config):
     kinds={"simulation"},
     description="Digital-twin evaluation: pipeline vs the baseline rule on the same demand (KPIs, frontier, stress scenarios).",
 )
+@operational
 def policy_evaluation(context: dg.AssetExecutionContext, config: PolicyEvaluationConfig, landing: LandingZoneResource,
                       policy: PolicyResource, warehouse: WarehouseResource):
     network = load_network(landing.uri, landing.store())

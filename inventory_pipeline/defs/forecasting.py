@@ -17,7 +17,7 @@ from ..contracts.outputs import DemandForecast
 from ..core.forecasting import ForecastConfig, drift_statistics, forecast_config, run_forecast
 from ..core.plots import plot_cv, plot_forecasts
 from ..core.tracking import fingerprint, gate_decision, log_run, register_forecaster, registry_version, set_alias
-from ._common import contract_check, contract_spec, model_key, preview
+from ._common import contract_check, contract_spec, model_key, operational, preview
 from .partitions import daily_partitions
 from .resources import ForecastEngineResource, MlflowResource, PolicyResource, WarehouseResource
 
@@ -78,6 +78,7 @@ def _drift(wh, d: str, pol) -> dg.AssetCheckResult:
     description="Probabilistic daily demand per store x SKU for days D+1..D+30 (mean, p025-p99), "
                 "censoring-corrected, segmented by demand class, model chosen by rolling-origin CV.",
 )
+@operational
 def demand_forecast(context: dg.AssetExecutionContext, warehouse: WarehouseResource, policy: PolicyResource,
                     mlflow: MlflowResource, forecast_engine: ForecastEngineResource):
     d = context.partition_key

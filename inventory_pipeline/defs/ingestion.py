@@ -10,6 +10,7 @@ import dagster as dg
 
 from ..contracts.landing import LANDING_FILES, LandingFile
 from ..core.ingestion import ingest
+from ._common import operational
 from .partitions import daily_partitions
 from .resources import LandingZoneResource, PolicyResource, WarehouseResource
 
@@ -52,6 +53,7 @@ def build_landing_asset(f: LandingFile) -> dg.AssetsDefinition:
         description=f"Landing file `{f.name}` validated against contract v1 ({f.model.__name__}); "
         f"{'required' if f.required else 'optional'}; rejected rows go to `quarantine_{f.name}`.",
     )
+    @operational
     def _asset(
         context: dg.AssetExecutionContext,
         landing: LandingZoneResource,

@@ -10,6 +10,7 @@ from ..core.ledger import LedgerTolerance, ledger_summary, reconcile_ledger
 from .ingestion import landing_assets
 from .partitions import daily_partitions
 from .resources import PolicyResource, WarehouseResource
+from ._common import operational
 
 _RAW = {a.key.path[-1]: a for a in landing_assets}
 LEDGER_CHECK = "ledger_within_tolerance"
@@ -30,6 +31,7 @@ def ledger_tolerance(pol) -> LedgerTolerance:
     description="Stock ledger per location x SKU for the day (opening, received, sold, shipped, expected vs counted); "
                 "discrepancies flagged with the reason.",
 )
+@operational
 def inventory_reconciliation(context: dg.AssetExecutionContext, warehouse: WarehouseResource, policy: PolicyResource):
     d = context.partition_key
     wh = warehouse.get()

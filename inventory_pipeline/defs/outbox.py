@@ -13,6 +13,7 @@ from ..core.outbox import render_outbox, write_local, write_s3
 from .decisions import decision_log
 from .partitions import daily_partitions
 from .resources import OutboxResource, PolicyResource, WarehouseResource
+from ._common import operational
 
 
 @dg.asset(
@@ -23,6 +24,7 @@ from .resources import OutboxResource, PolicyResource, WarehouseResource
                                    description="every file's row count and sha256 match manifest.json")],
     description="Approved decisions for the ERP: purchase_orders, transfers, price_changes, manifest (written last).",
 )
+@operational
 def erp_outbox(context: dg.AssetExecutionContext, warehouse: WarehouseResource, outbox: OutboxResource,
                policy: PolicyResource):
     d = context.partition_key
@@ -47,7 +49,7 @@ def erp_outbox(context: dg.AssetExecutionContext, warehouse: WarehouseResource, 
         ev = export_events(log, hashlib.sha256(files["manifest.json"]).hexdigest(), d, now, context.run_id)
         exported = wh.append("decision_events", ev, d, merge_events).attrs["rows_added"]
     return dg.MaterializeResult(
-        metadata={"outbox": where, "changed": changed,
+        metadata={"dagster/row_count": sum(m["rows"] for m in manifest["files"].values()), "outbox": where, "changed": changed,
                   **{f"rows_{n.split('.')[0]}": m["rows"] for n, m in manifest["files"].items()},
                   "decisions_by_status": manifest["decisions_by_status"], "export_events_added": exported},
         check_results=[dg.AssetCheckResult(check_name="manifest_matches_files", passed=ok)],

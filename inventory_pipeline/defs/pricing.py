@@ -8,7 +8,7 @@ import pandas as pd
 
 from ..contracts.outputs import PriceRecommendations
 from ..core.pricing import PRICING_HISTORY_DAYS, guardrail_violations, price_book, pricing_config, recommend_prices
-from ._common import contract_check, contract_spec, model_key, preview, violations_check
+from ._common import contract_check, contract_spec, model_key, operational, preview, violations_check
 from .forecasting import demand_forecast
 from .partitions import daily_partitions
 from .resources import PolicyResource, WarehouseResource
@@ -26,6 +26,7 @@ from .resources import PolicyResource, WarehouseResource
     description="Recommended price per store x SKU: elasticity-aware margin optimum inside the policy's guardrails, "
                 "with expected units and margin at both prices and a rationale.",
 )
+@operational
 def price_recommendations(context: dg.AssetExecutionContext, warehouse: WarehouseResource, policy: PolicyResource):
     d = context.partition_key
     wh = warehouse.get()

@@ -11,7 +11,7 @@ import dagster as dg
 
 from ..contracts.outputs import RebalancingTransfers
 from ..core.rebalancing import SUMMARY_KEY, TRANSFER_COLUMNS, plan_transfers, rebalancing_config, transfer_violations
-from ._common import contract_check, contract_spec, model_key, preview, violations_check
+from ._common import contract_check, contract_spec, model_key, operational, preview, violations_check
 from .forecasting import demand_forecast
 from .partitions import daily_partitions
 from .pricing import price_recommendations
@@ -35,6 +35,7 @@ from .resources import PolicyResource, WarehouseResource
                 "stores above their need to stores that would lose sales before their next replenishment can arrive, "
                 "where the expected shortage cost saved exceeds the transfer cost.",
 )
+@operational
 def rebalancing_transfers(context: dg.AssetExecutionContext, warehouse: WarehouseResource, policy: PolicyResource):
     d = context.partition_key
     wh = warehouse.get()

@@ -7,7 +7,7 @@ import dagster as dg
 
 from ..contracts.outputs import ReplenishmentOrders
 from ..core.replenishment import order_violations, plan_replenishment, replenishment_config
-from ._common import contract_check, contract_spec, model_key, preview, violations_check
+from ._common import contract_check, contract_spec, model_key, operational, preview, violations_check
 from .forecasting import demand_forecast
 from .partitions import daily_partitions
 from .pricing import price_recommendations
@@ -27,6 +27,7 @@ from .resources import PolicyResource, WarehouseResource
     description="Supplier->DC purchase orders and DC->store replenishments: (s, S) targets from the forecast "
                 "distribution and observed lead times, class service levels, case packs, MOQ, capacity, budget.",
 )
+@operational
 def replenishment_orders(context: dg.AssetExecutionContext, warehouse: WarehouseResource, policy: PolicyResource):
     d = context.partition_key
     wh = warehouse.get()

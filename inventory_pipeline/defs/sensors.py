@@ -1,4 +1,13 @@
-"""Sensors of the planner loop.
+"""Sensors: the landing zone, the planner loop, and run records.
+
+`landing_days_complete` watches daily/YYYY-MM-DD/ (local or S3) and launches `daily_cycle`
+(ingest + plan) for the newest day whose required files are all there, and `ingest_daily` (one
+run per range of consecutive days) for late or corrected files of older days. Its cursor maps
+each day to the signature (names, sizes, versions) it launched, so nothing is processed twice and
+a late file changes the signature and is picked up. `record_run_failures` stores every failed
+run in the warehouse table `run_failures` (and tags the run, and posts to a webhook when one is
+configured); `record_run_summaries` stores one row per step of every finished run in
+`run_summaries`.
 
 `planner_files` watches the landing zone's planner/YYYY-MM-DD/decisions.csv (or .parquet), local
 or on S3, and launches `review_planner` (ingest that file) when a file is new or its content
@@ -11,11 +20,16 @@ name, so approved and overridden decisions reach the outbox.
 
 import hashlib
 import json
+import os
+import time
+import urllib.request
 
 import dagster as dg
+import pandas as pd
 
 from ..core.decisions import plan_date_of
-from .jobs import publish_job, review_planner_job
+from ..core.operations import failure_record, landing_days, landing_requests, merge_by_run, run_summary
+from .jobs import daily_cycle_job, ingest_daily_job, publish_job, review_planner_job
 from .partitions import daily_partitions
 from .resources import LandingZoneResource, WarehouseResource
 
@@ -81,4 +95,127 @@ def planner_answers_applied(context: dg.SensorEvaluationContext, warehouse: Ware
     return requests or dg.SkipReason(f"{len(records)} planner file(s) ingested; none answers an existing plan")
 
 
-sensors = [planner_files, planner_answers_applied]
+def _ranges(days: list[str]) -> list[tuple[str, str]]:
+    """Consecutive partition keys grouped into (first, last) ranges."""
+    keys = daily_partitions.get_partition_keys()
+    pos = {k: i for i, k in enumerate(keys)}
+    out: list[list[str]] = []
+    for d in sorted(days, key=pos.get):
+        if out and pos[d] == pos[out[-1][1]] + 1:
+            out[-1][1] = d
+        else:
+            out.append([d, d])
+    return [tuple(r) for r in out]
+
+
+@dg.sensor(jobs=[daily_cycle_job, ingest_daily_job], minimum_interval_seconds=60,
+           default_status=dg.DefaultSensorStatus.RUNNING,
+           description="a landing day's required files are all there -> daily_cycle (newest day) or ingest_daily (late files)")
+def landing_days_complete(context: dg.SensorEvaluationContext, landing: LandingZoneResource):
+    seen = json.loads(context.cursor) if context.cursor else {}
+    days = landing_days(landing.store().list_files("daily"),
+                        settle_seconds=float(os.environ.get("INVENTORY_PIPELINE_LANDING_SETTLE_SECONDS", "30")))
+    req = landing_requests(days, seen, set(daily_partitions.get_partition_keys()))
+    requests = []
+    for first, last in _ranges(req.ingest_only):  # older days first: the queue runs them before the plan
+        sig = hashlib.sha256("".join(req.cursor[d] for d in req.ingest_only if first <= d <= last).encode()).hexdigest()[:16]
+        tags = {"landing_signature": sig}
+        if first == last:
+            requests.append(dg.RunRequest(run_key=f"ingest-{first}-{sig}", job_name=ingest_daily_job.name,
+                                          partition_key=first, tags=tags))
+        else:
+            requests.append(dg.RunRequest(run_key=f"ingest-{first}-{last}-{sig}", job_name=ingest_daily_job.name, tags={
+                **tags, "dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}))
+    for d in req.plan:
+        requests.append(dg.RunRequest(run_key=f"cycle-{d}-{req.cursor[d]}", job_name=daily_cycle_job.name, partition_key=d,
+                                      tags={"landing_signature": req.cursor[d]}))
+    context.update_cursor(json.dumps(req.cursor, sort_keys=True))
+    if not requests:
+        waiting = "; ".join(f"{d}: {why}" for d, why in sorted(req.waiting.items())[-5:])
+        return dg.SkipReason("no new complete landing day" + (f" (waiting: {waiting})" if waiting else ""))
+    return requests
+
+
+def _step_errors(context) -> list[tuple[str, str]]:
+    out = []
+    for ev in context.get_step_failure_events():
+        err = ev.event_specific_data.error if ev.event_specific_data else None
+        while err is not None and err.cause is not None:  # the user's exception, not Dagster's wrapper
+            err = err.cause
+        out.append((ev.step_key or "", (err.message if err else ev.message) or ""))
+    return out
+
+
+def _notify(rows) -> None:
+    """POST the failure to INVENTORY_PIPELINE_ALERT_WEBHOOK (a Slack/Teams-compatible incoming
+    webhook: JSON with a `text` field); never raises — the warehouse record is the source of truth."""
+    url = os.environ.get("INVENTORY_PIPELINE_ALERT_WEBHOOK")
+    if not url:
+        return
+    r = rows.iloc[0]
+    text = f"inventory_pipeline run failed: {r.job} {r.partition} step {r.step}: {r.error} ({r.dagster_url})"
+    body = json.dumps({"text": text, "failures": rows.astype(str).to_dict("records")}).encode()
+    try:
+        urllib.request.urlopen(urllib.request.Request(url, body, {"Content-Type": "application/json"}), timeout=5).close()
+    except Exception:  # noqa: BLE001 - an alert channel that is down must not fail the sensor
+        pass
+
+
+@dg.run_failure_sensor(default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=30,
+                       description="a run failed -> run_failures table, a tag on the run, the alert webhook")
+def record_run_failures(context: dg.RunFailureSensorContext, warehouse: WarehouseResource):
+    run = context.dagster_run
+    partition = _partition(run)
+    record = context.instance.get_run_record_by_id(run.run_id)
+    rows = failure_record(run.run_id, run.job_name, partition, (record and record.end_time) or time.time(), _step_errors(context),
+                          context.failure_event.message or "run failed", run.tags.get("dagster/parent_run_id"),
+                          os.environ.get("INVENTORY_PIPELINE_DAGSTER_URL", "http://127.0.0.1:3000"))
+    wh = warehouse.get()
+    added = wh.append("run_failures", rows, None, merge_by_run).attrs["rows_added"]
+    if added:
+        context.instance.add_run_tags(run.run_id, {"inventory_pipeline/failed_step": rows["step"].iloc[0] or "(run)"})
+        _notify(rows)
+        context.log.info(f"recorded failure of {run.job_name} {partition}: {rows['error'].iloc[0]}")
+    _store_summary(context.instance, run, wh)
+
+
+def run_events(instance: dg.DagsterInstance, run_id: str) -> list[dict]:
+    """The step and materialisation events of a run, as plain dicts for core.operations.run_summary."""
+    kinds = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE,
+             dg.DagsterEventType.ASSET_MATERIALIZATION}
+    out = []
+    for e in instance.all_logs(run_id, of_type=kinds):
+        ev = e.dagster_event
+        row = {"step": e.step_key, "kind": ev.event_type_value, "timestamp": e.timestamp}
+        if ev.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
+            m = ev.event_specific_data.materialization
+            row["asset"] = m.asset_key.to_user_string() + (f"[{m.partition}]" if m.partition and ".." not in str(m.partition) else "")
+            rc = m.metadata.get("dagster/row_count")
+            row["rows"] = getattr(rc, "value", None)
+        out.append(row)
+    return out
+
+
+def _partition(run) -> str:
+    return run.tags.get("dagster/partition") or "..".join(
+        x for x in (run.tags.get("dagster/asset_partition_range_start"), run.tags.get("dagster/asset_partition_range_end")) if x)
+
+
+def summarise_run(instance: dg.DagsterInstance, run) -> pd.DataFrame:
+    partition = _partition(run)
+    return run_summary(run.run_id, run.job_name, partition, run_events(instance, run.run_id))
+
+
+def _store_summary(instance, run, wh) -> int:
+    table = summarise_run(instance, run)
+    return wh.append("run_summaries", table, None, merge_by_run).attrs["rows_added"] if len(table) else 0
+
+
+@dg.run_status_sensor(run_status=dg.DagsterRunStatus.SUCCESS, default_status=dg.DefaultSensorStatus.RUNNING,
+                      minimum_interval_seconds=30, description="a run succeeded -> its per-step summary in run_summaries")
+def record_run_summaries(context: dg.RunStatusSensorContext, warehouse: WarehouseResource):
+    n = _store_summary(context.instance, context.dagster_run, warehouse.get())
+    context.log.info(f"{context.dagster_run.job_name}: {n} step row(s) recorded")
+
+
+sensors = [landing_days_complete, planner_files, planner_answers_applied, record_run_failures, record_run_summaries]
