@@ -331,8 +331,11 @@ class _Graph:
         """One in-process run; raises if it fails. Returns (result, run facts)."""
         dg = self.dg
         sel = [k if isinstance(k, dg.AssetKey) else dg.AssetKey(k) for k in keys] if keys else None
-        res = self.defs.resolve_job_def(job).execute_in_process(
-            instance=self.instance, run_config=self.QUIET, partition_key=partition_key, tags=tags, asset_selection=sel)
+        from .defs.jobs import without_freshness
+
+        jd = self.defs.resolve_job_def(job)
+        jd = without_freshness(jd, sel) if sel else jd
+        res = jd.execute_in_process(instance=self.instance, run_config=self.QUIET, partition_key=partition_key, tags=tags)
         return res, self.facts(res)
 
     def facts(self, res) -> dict:

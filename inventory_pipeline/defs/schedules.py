@@ -19,7 +19,7 @@ from datetime import timedelta
 import dagster as dg
 
 from ..core.operations import landing_days
-from .jobs import DAILY_RAW, daily_cycle_job
+from .jobs import DAILY_RAW, FRESHNESS_ASSETS, FRESHNESS_CHECK, daily_cycle_job
 from .partitions import daily_partitions
 from .resources import LandingZoneResource
 
@@ -53,8 +53,6 @@ def daily_cycle_schedule(context: dg.ScheduleEvaluationContext, landing: Landing
                          tags={"landing_signature": info.signature})
 
 
-FRESHNESS_ASSETS = [*DAILY_RAW, "demand_forecast", "price_recommendations", "replenishment_orders",
-                    "rebalancing_transfers", "decision_log", "erp_outbox"]
 # Dagster 1.13 marks these builders "superseded" by asset FreshnessPolicy objects; the checks are
 # kept because they judge the newest *partition* (a FreshnessPolicy judges the asset's last
 # materialisation of any partition, so a backfill of an old day would look fresh) and because
@@ -62,7 +60,7 @@ FRESHNESS_ASSETS = [*DAILY_RAW, "demand_forecast", "price_recommendations", "rep
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", category=dg.SupersessionWarning)
     freshness_checks = dg.build_time_partition_freshness_checks(
-        assets=FRESHNESS_ASSETS, deadline_cron=os.environ.get("INVENTORY_PIPELINE_FRESHNESS_DEADLINE_CRON", "0 9 * * *"),
+        assets=list(FRESHNESS_ASSETS), deadline_cron=os.environ.get("INVENTORY_PIPELINE_FRESHNESS_DEADLINE_CRON", "0 9 * * *"),
         timezone=timezone(), severity=dg.AssetCheckSeverity.WARN)
     freshness_sensor = dg.build_sensor_for_freshness_checks(
         freshness_checks=freshness_checks, name="freshness_checks_sensor", minimum_interval_seconds=600,
