@@ -1,0 +1,81 @@
+"""The shipped instance configurations are valid Dagster configuration, not prose: the local one
+builds a working instance, the production one passes Dagster's instance schema and every
+pluggable class in it (run coordinator, compute logs) accepts its config; the Helm values set the
+same queueing policy as the jobs' tags."""
+
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+from dagster._core.instance.config import dagster_instance_config
+from dagster._serdes.config_class import ConfigurableClassData
+
+from inventory_pipeline.defs.jobs import WAREHOUSE_TAG
+
+ROOT = Path(__file__).resolve().parents[1]
+PROD_ENV = {"DAGSTER_PG_HOST": "db.example.internal", "DAGSTER_PG_PORT": "5432", "DAGSTER_PG_DB": "dagster",
+            "DAGSTER_PG_USERNAME": "dagster", "DAGSTER_PG_PASSWORD": "secret", "DAGSTER_COMPUTE_LOG_BUCKET": "logs"}
+
+
+def _home(tmp_path, name, text=None):
+    home = tmp_path / name
+    home.mkdir()
+    if text is None:
+        shutil.copy(ROOT / "deploy" / name, home / "dagster.yaml")
+    else:
+        (home / "dagster.yaml").write_text(text)
+    return home
+
+
+def _rehydrate(section):
+    return ConfigurableClassData(section["module"], section["class"], yaml.safe_dump(section.get("config", {}))).rehydrate()
+
+
+def test_dev_instance_starts_and_queues_one_warehouse_writer(tmp_path):
+    home = _home(tmp_path, "dagster.dev.yaml")
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        coord = instance.run_coordinator
+        assert type(coord).__name__ == "QueuedRunCoordinator"
+        limits = coord.get_run_queue_config().tag_concurrency_limits
+        assert {"key": "inventory_pipeline/warehouse", "value": "writer", "limit": 1} in limits
+        assert instance.run_retries_enabled and instance.run_retries_max_retries == 1
+
+
+def test_production_instance_config_validates(tmp_path, monkeypatch):
+    for k, v in PROD_ENV.items():
+        monkeypatch.setenv(k, v)
+    home = _home(tmp_path, "dagster.yaml")
+    cfg, _ = dagster_instance_config(str(home))
+    assert set(cfg["storage"]) == {"postgres"}
+    coord = _rehydrate(cfg["run_coordinator"])
+    assert type(coord).__name__ == "QueuedRunCoordinator"
+    key, value = next(iter(WAREHOUSE_TAG.items()))
+    assert {"key": key, "value": value, "limit": 1} in coord.get_run_queue_config().tag_concurrency_limits
+    logs = _rehydrate(cfg["compute_logs"])
+    assert type(logs).__name__ == "S3ComputeLogManager"
+
+
+def test_schema_check_is_real(tmp_path, monkeypatch):
+    # a misspelt key in the production file is an error, so the test above proves something
+    for k, v in PROD_ENV.items():
+        monkeypatch.setenv(k, v)
+    bad = (ROOT / "deploy" / "dagster.yaml").read_text().replace("hostname:", "hostnam:")
+    home = _home(tmp_path, "bad", bad)
+    with pytest.raises(dg.DagsterInvalidConfigError, match="hostnam"):
+        dagster_instance_config(str(home))
+
+
+def test_helm_values_match_the_instance_policy():
+    values = yaml.safe_load((ROOT / "deploy" / "helm" / "values.yaml").read_text())
+    prod = yaml.safe_load((ROOT / "deploy" / "dagster.yaml").read_text())
+    queued = values["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]
+    assert queued["tagConcurrencyLimits"] == prod["run_coordinator"]["config"]["tag_concurrency_limits"]
+    assert queued["maxConcurrentRuns"] == prod["run_coordinator"]["config"]["max_concurrent_runs"]
+    assert values["runLauncher"]["type"] == "K8sRunLauncher"
+    assert values["postgresql"]["enabled"] is False
+    deployment = values["dagster-user-deployments"]["deployments"][0]
+    assert deployment["dagsterApiGrpcArgs"] == ["--module-name", "inventory_pipeline.definitions"]
+    env = {e["name"]: e["value"] for e in deployment["env"]}
+    assert env["INVENTORY_PIPELINE_FORECAST_ENGINE"] == "dask" and env["INVENTORY_PIPELINE_LANDING_URI"].startswith("s3://")
