@@ -42,11 +42,14 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from .operations import Progress
 
 QUANTILES = ("p10", "p50", "p90", "p95", "p99")
 EXTRA_QUANTILES = ("p025", "p975")  # the 95% central interval
@@ -550,13 +553,16 @@ class _Winners:
 
 
 def _select_and_calibrate(adj: pd.DataFrame, classes: pd.DataFrame, cfg: ForecastConfig, em,
-                          selection: dict | None) -> tuple[dict, pd.DataFrame, dict, dict, pd.DataFrame]:
+                          selection: dict | None, report=None) -> tuple[dict, pd.DataFrame, dict, dict, pd.DataFrame]:
     """Per class: cross-validate the candidates (or the fixed selection) on a seeded sample, keep
     the lowest WAPE among those inside the time budget, calibrate its intervals on the CV
     residuals, and measure coverage honestly (calibrated on the earlier origins, scored on the
     last)."""
     cand = cfg.candidate_map() if selection is None else {c: (m,) for c, m in selection.items()}
     rows, won = [], _Winners()
+    todo = [c for c in STAT_CLASSES if (classes["demand_class"] == c).any()]
+    prog = Progress(sum(min(int((classes["demand_class"] == c).sum()), cfg.cv_sample_series) for c in todo),
+                    unit="series", label="cross-validation", report=report)
     for cls in STAT_CLASSES:
         ids = classes.loc[classes["demand_class"] == cls, "unique_id"].to_numpy()
         if len(ids) == 0:
@@ -582,6 +588,7 @@ def _select_and_calibrate(adj: pd.DataFrame, classes: pd.DataFrame, cfg: Forecas
         finite = [n for n in allowed if np.isfinite(scores[n]["wape"])]
         best = min(finite, key=lambda n: scores[n]["wape"]) if finite else names[0]  # ties: the first listed
         won.add(cls, cv, best, scores[best], len(ids), len(sample))
+        prog.advance(len(sample), note=f"class {cls}: {len(names)} candidate(s), {best} chosen")
     table = pd.DataFrame(rows)
     if len(table):
         table["selected"] = [won.chosen.get(c) == m for c, m in zip(table["demand_class"], table["model"])]
@@ -704,10 +711,12 @@ def _global_fit(adj: pd.DataFrame, cfg: ForecastConfig) -> pd.DataFrame:
 
 def run_forecast(history: pd.DataFrame, plan_date: str, cfg: ForecastConfig = ForecastConfig(),
                  categories: pd.Series | None = None, calendar: pd.DataFrame | None = None,
-                 selection: dict | None = None) -> ForecastResult:
+                 selection: dict | None = None, progress: Callable[[str], None] | None = None) -> ForecastResult:
     """The whole stage (module docstring). `categories`: sku_id -> category (pooling); `calendar`:
     date, event (past and future). `selection` fixes the model per class (e.g. a champion's):
-    only those models are cross-validated (for their intervals and metrics)."""
+    only those models are cross-validated (for their intervals and metrics). `progress` receives
+    one line per finished class of the cross-validation and of the final fit (series done /
+    total, rate, ETA)."""
     series = prepare_series(history, plan_date, cfg)
     if series.empty:
         return ForecastResult(pd.DataFrame(columns=FORECAST_COLUMNS), {}, pd.DataFrame(), {}, Adjustments(),
@@ -721,12 +730,17 @@ def run_forecast(history: pd.DataFrame, plan_date: str, cfg: ForecastConfig = Fo
         chosen, table, calib, metrics, points = _global_select_and_calibrate(adj, classes, cfg, em)
         parts.append(_global_fit(adj, cfg))
     else:
-        chosen, table, calib, metrics, points = _select_and_calibrate(adj, classes, cfg, em, selection)
+        chosen, table, calib, metrics, points = _select_and_calibrate(adj, classes, cfg, em, selection, progress)
+        fit = Progress(len(classes), unit="series", label="fit", report=progress)
         for cls, model in chosen.items():
-            parts.append(_fit_class(adj[adj["demand_class"] == cls], model, cfg).assign(demand_class=cls))
+            part = adj[adj["demand_class"] == cls]
+            parts.append(_fit_class(part, model, cfg).assign(demand_class=cls))
+            fit.advance(part["unique_id"].nunique(), note=f"class {cls} with {model}")
     new = adj[adj["demand_class"] == "new"]
     if len(new):
         parts.append(_new_item_forecast(new, plan_date, cfg, info).assign(demand_class="new"))
+        if cfg.family != "mlforecast":
+            fit.advance(new["unique_id"].nunique(), note="new items with CategoryProfile")
     fc = pd.concat(parts, ignore_index=True)
     # adjusted scale -> demand scale: the event multipliers of the future days
     cat = adj.groupby("unique_id")["category"].first()

@@ -89,7 +89,7 @@ def demand_forecast(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     inputs = forecast_inputs(wh, d, cfg)
     hist = inputs["history"]
     context.log.info(f"forecasting {hist.groupby(['location_id', 'sku_id']).ngroups} series from {len(hist)} rows")
-    cand = run_forecast(hist, d, cfg, inputs["categories"], inputs["calendar"])
+    cand = run_forecast(hist, d, cfg, inputs["categories"], inputs["calendar"], progress=context.log.info)
     champ = registry_version(mlflow.tracking_uri, "champion")
     serving, champ_wape = cand, None
     if champ and champ["config_fingerprint"] != cfg.fingerprint():
@@ -98,7 +98,8 @@ def demand_forecast(context: dg.AssetExecutionContext, warehouse: WarehouseResou
             "cv_windows", "cv_horizon", "cv_sample_series", "seed", "horizon_days", "engine", "dask_scheduler",
             "dask_partitions")}})
         context.log.info(f"cross-validating champion v{champ['version']} on the same window")
-        champ_res = run_forecast(hist, d, ccfg, inputs["categories"], inputs["calendar"])
+        champ_res = run_forecast(hist, d, ccfg, inputs["categories"], inputs["calendar"],
+                                 progress=lambda m: context.log.info(f"champion {m}"))
         champ_wape = champ_res.metrics.get("cv_wape")
         promoted, reason = gate_decision(cand.metrics.get("cv_wape", float("nan")), champ_wape,
                                          pol.forecast.promotion_tolerance)
