@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export INVENTORY_PIPELINE_HOME ?= $(CURDIR)
 
-.PHONY: install manifest demo test dev bench mlflow-ui clean
+.PHONY: install manifest browser demo test dev bench mlflow-ui clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,15 +20,33 @@ install: $(VENV)/.installed manifest
 manifest: $(VENV)/.installed
 	cd dbt_project && PATH=$(CURDIR)/$(BIN):$$PATH ../$(BIN)/dbt parse --quiet
 
-$(DAGSTER_HOME)/dagster.yaml:
+$(DAGSTER_HOME)/dagster.yaml: deploy/dagster.dev.yaml
 	mkdir -p $(DAGSTER_HOME)
-	printf 'telemetry:\n  enabled: false\n' > $@
+	cp deploy/dagster.dev.yaml $@
+
+# Debian's Chromium for the browser test (inventory_pipeline_tests/test_browser.py, driven by
+# Playwright with the system browser: nothing is downloaded). Installed with apt where apt is
+# available and we are root (or have passwordless sudo); elsewhere the test skips and says why.
+browser:
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then :; \
+	elif ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "browser: no chromium and no apt-get; the browser test will be skipped (install Chromium to run it)"; \
+	else \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else SUDO=none; fi; \
+	  if [ "$$SUDO" = none ]; then echo "browser: run 'sudo apt-get install chromium' to enable the browser test"; \
+	  else echo "browser: installing Debian's chromium with apt-get"; \
+	    ( $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	      --no-install-recommends chromium >/dev/null ) || echo "browser: apt-get failed; the browser test will be skipped"; \
+	  fi; \
+	fi
 
 demo: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/inventory-pipeline demo
 
-test: install
-	$(BIN)/pytest -n 2 -q
+# --dist loadfile: a module's tests share one worker, so its module-scoped fixtures (the
+# integration network, the webserver) are built once, not once per worker
+test: install browser
+	$(BIN)/pytest -n 2 --dist loadfile -q
 
 dev: install $(DAGSTER_HOME)/dagster.yaml
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000

@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given
@@ -323,3 +324,52 @@ def test_single_run_backfill_equals_day_by_day(tmp_path, tiny_config):
         assert len(runs) == (1 if mode == "range" else len(days))
     assert out["range"] == out["daily"]
     assert len(Warehouse(tmp_path / "range").read("quarantine_pos_sales", "2025-01-05")) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# progress of long steps and the per-run summary table
+
+
+def test_progress_reports_done_total_rate_and_eta():
+    from inventory_pipeline.core.operations import Progress
+
+    t, lines = [100.0], []
+    p = Progress(400, label="fit", report=lines.append, clock=lambda: t[0])
+    assert p.eta_seconds is None and p.rate == 0
+    t[0] = 102.0
+    assert p.advance(100, note="class smooth") == "fit: 100/400 series (25%) · 50 series/s · ETA 6 s · class smooth"
+    t[0] = 104.0
+    p.advance(300)
+    assert p.done == 400 and p.eta_seconds == 0 and lines[-1].startswith("fit: 400/400 series (100%) · 100 series/s")
+    p.advance(10)  # never past the total
+    assert p.done == 400
+    with pytest.raises(ValueError):
+        p.advance(-1)
+
+
+def test_forecast_stage_logs_progress_per_class():
+    from inventory_pipeline.core.forecasting import ForecastConfig, run_forecast
+    rng = np.random.default_rng(0)
+    days = pd.date_range("2025-01-01", periods=70, freq="D")
+    hist = pd.DataFrame([(f"S{s}", f"K{k}", d, int(rng.poisson(5 if k < 3 else 0.3)))
+                         for s in range(2) for k in range(5) for d in days],
+                        columns=["location_id", "sku_id", "date", "units_sold"])
+    lines = []
+    res = run_forecast(hist, str(days[-1].date()), ForecastConfig(cv_windows=2, cv_horizon=7, horizon_days=14),
+                       progress=lines.append)
+    assert len(res.forecast) == 10 * 14
+    fit = [l for l in lines if l.startswith("fit:")]
+    assert fit and fit[-1].startswith("fit: 10/10 series (100%)") and "ETA" in fit[-1]
+    assert any(l.startswith("cross-validation:") for l in lines)
+
+
+def test_run_summary_prints_one_line_per_step_and_totals():
+    from inventory_pipeline.core.operations import format_run_summary, run_summary
+
+    ev = [{"step": "a", "kind": "STEP_START", "timestamp": 10.0}, {"step": "a", "kind": "STEP_SUCCESS", "timestamp": 12.5},
+          {"step": "a", "kind": "ASSET_MATERIALIZATION", "timestamp": 12.4, "asset": "x", "rows": 1200},
+          {"step": "b", "kind": "STEP_START", "timestamp": 13.0}, {"step": "b", "kind": "STEP_FAILURE", "timestamp": 14.0}]
+    text = format_run_summary(run_summary("r1", "daily_plan", "2025-01-05", ev))
+    head, *rows = text.splitlines()
+    assert head == "daily_plan [2025-01-05]: 2 steps, 1 succeeded, 3.5 s in steps, 1,200 rows"
+    assert rows[1].split() == ["a", "success", "2.50", "1,200"] and rows[2].split() == ["b", "failure", "1.00"]

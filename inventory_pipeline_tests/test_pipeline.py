@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -460,3 +461,124 @@ def test_planner_loop_from_file_to_outbox(pipeline_run):
         assert a["decision_id"] not in set(q["decision_id"]) and (q["decision_id"].str[3:11] <= "20250408").all()
     finally:
         policy.write_text(original)
+
+
+def _killed_publish(d: str, kill_at: str) -> int:
+    """Run publish_decisions for `d` in a forked child that SIGKILLs itself at `kill_at`
+    ("outbox-mid-write": after the first outbox file of the temporary folder; "before-events":
+    after the outbox folder is in place, before its export events are recorded). Returns the
+    child's wait status."""
+    import os
+    import signal
+
+    pid = os.fork()
+    if pid == 0:  # the child: a run that dies the way a lost node or an OOM kill ends it
+        try:
+            import inventory_pipeline.core.outbox as outbox_core
+            from inventory_pipeline.core.warehouse import Warehouse
+            from inventory_pipeline.definitions import build_definitions
+
+            if kill_at == "outbox-mid-write":
+                real_open = open
+
+                def dying_open(path, mode="r", *a, **k):
+                    if "w" in mode and ".tmp-" in str(path) and str(path).endswith(".csv"):
+                        fh = real_open(path, mode, *a, **k)
+                        fh.write(b"decision_id,qu")  # half a header, then the process is gone
+                        fh.flush()
+                        os.kill(os.getpid(), signal.SIGKILL)
+                    return real_open(path, mode, *a, **k)
+
+                outbox_core.open = dying_open
+            else:
+                real_append = Warehouse.append
+
+                def dying_append(self, table, *a, **k):
+                    if table == "decision_events":
+                        import traceback
+                        if any("erp_outbox" in f.name for f in traceback.extract_stack()):
+                            os.kill(os.getpid(), signal.SIGKILL)
+                    return real_append(self, table, *a, **k)
+
+                Warehouse.append = dying_append
+            build_definitions().resolve_job_def("publish_decisions").execute_in_process(
+                instance=dg.DagsterInstance.ephemeral(), partition_key=d, raise_on_error=False)
+        finally:
+            os._exit(3)  # not killed: the patch never fired
+    return os.waitpid(pid, 0)[1]
+
+
+def test_a_killed_run_rerun_leaves_no_duplicate_decisions_in_the_outbox(pipeline_run):
+    """publish_decisions killed with SIGKILL half-way through writing the outbox, and again after
+    the outbox is written but before its export is recorded: the ERP never sees a partial folder,
+    and the re-run writes the same bytes with every decision once and every event once."""
+    import os
+    import signal
+
+    from inventory_pipeline.definitions import build_definitions
+
+    s, out, _ = pipeline_run
+    d = out["plan_date"]
+    root, folder = Path(s.outbox_uri), Path(s.outbox_uri) / d
+    before = _bytes(folder)
+    events_before = pd.read_parquet(s.warehouse_dir / "decision_events" / d / "data.parquet")
+    shutil.rmtree(folder)  # so the killed run has something to write
+
+    status = _killed_publish(d, "outbox-mid-write")
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    assert not folder.exists()  # the half-written folder is a hidden temporary, not the plan date
+    assert list(root.glob(f".{d}.tmp-*"))
+
+    status = _killed_publish(d, "before-events")
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    assert _bytes(folder) == before and not list(root.glob(f".{d}.tmp-*"))
+
+    res = build_definitions().resolve_job_def("publish_decisions").execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), partition_key=d)
+    assert res.success
+    assert _bytes(folder) == before
+    for name in ("purchase_orders.csv", "transfers.csv", "price_changes.csv"):
+        f = pd.read_csv(folder / name)
+        assert f["decision_id"].is_unique, name
+    events = pd.read_parquet(s.warehouse_dir / "decision_events" / d / "data.parquet")
+    assert events["event_id"].is_unique
+    assert set(events["event_id"]) == set(events_before["event_id"])
+
+
+def test_the_same_assets_read_landing_from_s3_and_write_the_outbox_to_s3(pipeline_run, s3_endpoint, tmp_path):
+    """The plan's landing files in a bucket (moto's S3 server on 127.0.0.1): ingest_master and the
+    plan date's raw_pos_sales read from s3:// through the same assets and give the same table as
+    the local run; erp_outbox with an s3:// outbox puts the same bytes as the local outbox."""
+    from inventory_pipeline.core.warehouse import Warehouse
+    from inventory_pipeline.definitions import build_definitions
+    from inventory_pipeline.defs.jobs import without_freshness
+    from inventory_pipeline.defs.resources import LandingZoneResource, OutboxResource, WarehouseResource
+
+    s, out, _ = pipeline_run
+    d = out["plan_date"]
+    client = LandingZoneResource(uri="s3://x", s3_endpoint_url=s3_endpoint).s3_client()
+    for b in ("pl-landing", "pl-erp"):
+        client.create_bucket(Bucket=b)
+    land = Path(s.landing_uri)
+    for p in sorted(land.rglob("*")):
+        if p.is_file() and (p.parent == land / "master" or p.parent == land / "daily" / d):
+            client.upload_file(str(p), "pl-landing", f"zone/{p.relative_to(land).as_posix()}")
+    wh = tmp_path / "warehouse"
+    res = {"landing": LandingZoneResource(uri="s3://pl-landing/zone", s3_endpoint_url=s3_endpoint),
+           "warehouse": WarehouseResource(root=str(wh))}
+    defs3 = build_definitions(resources=res)
+    instance = dg.DagsterInstance.ephemeral()
+    assert defs3.resolve_job_def("ingest_master").execute_in_process(instance=instance).success
+    assert without_freshness(defs3.resolve_job_def("ingest_daily"), [dg.AssetKey("raw_pos_sales")]).execute_in_process(
+        instance=instance, partition_key=d).success
+    pd.testing.assert_frame_equal(Warehouse(wh).read("raw_pos_sales", d), Warehouse(s.warehouse_dir).read("raw_pos_sales", d))
+
+    defs_out = build_definitions(resources={"outbox": OutboxResource(uri="s3://pl-erp/outbox", s3_endpoint_url=s3_endpoint)})
+    r = without_freshness(defs_out.resolve_job_def("publish_decisions"), [dg.AssetKey("erp_outbox")]).execute_in_process(
+        instance=instance, partition_key=d)
+    assert r.success
+    local = Path(s.outbox_uri) / d
+    keys = sorted(o["Key"] for o in client.list_objects_v2(Bucket="pl-erp", Prefix=f"outbox/{d}/")["Contents"])
+    assert keys == sorted(f"outbox/{d}/{p.name}" for p in local.iterdir())
+    for p in local.iterdir():
+        assert client.get_object(Bucket="pl-erp", Key=f"outbox/{d}/{p.name}")["Body"].read() == p.read_bytes(), p.name

@@ -87,6 +87,10 @@ def write_local(files: dict[str, bytes], root: str | Path, plan_date: str) -> tu
             and sorted(p.name for p in target.iterdir()) == sorted(files):
         return target, False
     root.mkdir(parents=True, exist_ok=True)
+    # what a killed earlier write left behind (its own temp or swapped-out folder; one writer at a
+    # time is guaranteed by the warehouse-writer run queue) never reached the ERP: remove it
+    for stale in [*root.glob(f".{plan_date}.tmp-*"), *root.glob(f".{plan_date}.old-*")]:
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{plan_date}.tmp-", dir=root))
     tmp.chmod(0o755)
     try:
