@@ -373,3 +373,14 @@ def test_run_summary_prints_one_line_per_step_and_totals():
     head, *rows = text.splitlines()
     assert head == "daily_plan [2025-01-05]: 2 steps, 1 succeeded, 3.5 s in steps, 1,200 rows"
     assert rows[1].split() == ["a", "success", "2.50", "1,200"] and rows[2].split() == ["b", "failure", "1.00"]
+
+
+def test_run_summary_counts_a_range_runs_rows_once_per_asset():
+    from inventory_pipeline.core.operations import run_summary
+
+    # a single-run backfill of 3 partitions: 3 materialisation events of one asset, each with the
+    # run's 900 rows; another asset of the same step with 40
+    ev = [{"step": "s", "kind": "STEP_START", "timestamp": 1.0}, {"step": "s", "kind": "STEP_SUCCESS", "timestamp": 2.0},
+          *[{"step": "s", "kind": "ASSET_MATERIALIZATION", "timestamp": 1.5, "asset": "raw_pos_sales", "rows": 900}] * 3,
+          {"step": "s", "kind": "ASSET_MATERIALIZATION", "timestamp": 1.6, "asset": "quarantine", "rows": 40}]
+    assert run_summary("r", "ingest_daily", "a..c", ev)["rows"].tolist() == [940]

@@ -159,7 +159,10 @@ def run_summary(run_id: str, job: str, partition: str | None, events: list[dict]
     end_ev = ev[ev["kind"].isin(["STEP_SUCCESS", "STEP_FAILURE"])].sort_values("timestamp").groupby("step").last()
     mats = ev[ev["kind"] == "ASSET_MATERIALIZATION"]
     assets = mats.groupby("step")["asset"].agg(lambda s: ", ".join(sorted(set(map(str, s)))))
-    rows = pd.to_numeric(mats["rows"], errors="coerce").groupby(mats["step"]).sum(min_count=1)
+    # a single-run backfill materialises one event per partition, each carrying the run's row
+    # count for the asset: count an asset once per step (the largest), then add up the assets
+    per_asset = pd.to_numeric(mats["rows"], errors="coerce").groupby([mats["step"], mats["asset"].astype(str)]).max()
+    rows = per_asset.groupby(level=0).sum(min_count=1)
     steps = sorted(set(start.index) | set(end_ev.index), key=lambda s: start.get(s, float("inf")))
     out = pd.DataFrame({"step": steps})
     out["status"] = [("success" if end_ev.loc[s, "kind"] == "STEP_SUCCESS" else "failure") if s in end_ev.index
