@@ -355,12 +355,13 @@ def test_forecast_stage_logs_progress_per_class():
                          for s in range(2) for k in range(5) for d in days],
                         columns=["location_id", "sku_id", "date", "units_sold"])
     lines = []
-    res = run_forecast(hist, str(days[-1].date()), ForecastConfig(cv_windows=2, cv_horizon=7, horizon_days=14),
+    res = run_forecast(hist, str(days[-1].date()), ForecastConfig(cv_windows=2, cv_horizon=7, horizon_days=14, cv_sample_series=0),
                        progress=lines.append)
     assert len(res.forecast) == 10 * 14
     fit = [l for l in lines if l.startswith("fit:")]
     assert fit and fit[-1].startswith("fit: 10/10 series (100%)") and "ETA" in fit[-1]
-    assert any(l.startswith("cross-validation:") for l in lines)
+    cv = [l for l in lines if l.startswith("cross-validation:")]
+    assert cv and cv[-1].startswith("cross-validation: 10/10 series (100%)")  # sample 0: every series
 
 
 def test_run_summary_prints_one_line_per_step_and_totals():

@@ -560,9 +560,10 @@ def _select_and_calibrate(adj: pd.DataFrame, classes: pd.DataFrame, cfg: Forecas
     last)."""
     cand = cfg.candidate_map() if selection is None else {c: (m,) for c, m in selection.items()}
     rows, won = [], _Winners()
-    todo = [c for c in STAT_CLASSES if (classes["demand_class"] == c).any()]
-    prog = Progress(sum(min(int((classes["demand_class"] == c).sum()), cfg.cv_sample_series) for c in todo),
-                    unit="series", label="cross-validation", report=report)
+    counts = classes["demand_class"].value_counts()
+    n_cv = sum(int(counts.get(c, 0)) if cfg.cv_sample_series <= 0 else min(int(counts.get(c, 0)), cfg.cv_sample_series)
+               for c in STAT_CLASSES)  # what _sample_ids keeps per class (all when the sample size is 0)
+    prog = Progress(n_cv, unit="series", label="cross-validation", report=report)
     for cls in STAT_CLASSES:
         ids = classes.loc[classes["demand_class"] == cls, "unique_id"].to_numpy()
         if len(ids) == 0:
