@@ -407,8 +407,13 @@ def _run_sf(method: str, models, df: pd.DataFrame, cfg: ForecastConfig, **kw) ->
     return out.sort_values([c for c in ("unique_id", "cutoff", "ds") if c in out], ignore_index=True)
 
 
+def _sample_size(count: int, n: int) -> int:
+    """How many of `count` series a CV sample of size `n` keeps (all when n <= 0)."""
+    return count if n <= 0 or count <= n else n
+
+
 def _sample_ids(ids: np.ndarray, n: int, seed: int) -> np.ndarray:
-    if n <= 0 or len(ids) <= n:
+    if _sample_size(len(ids), n) == len(ids):
         return ids
     return np.sort(np.random.default_rng(seed).choice(ids, n, replace=False))
 
@@ -561,9 +566,8 @@ def _select_and_calibrate(adj: pd.DataFrame, classes: pd.DataFrame, cfg: Forecas
     cand = cfg.candidate_map() if selection is None else {c: (m,) for c, m in selection.items()}
     rows, won = [], _Winners()
     counts = classes["demand_class"].value_counts()
-    n_cv = sum(int(counts.get(c, 0)) if cfg.cv_sample_series <= 0 else min(int(counts.get(c, 0)), cfg.cv_sample_series)
-               for c in STAT_CLASSES)  # what _sample_ids keeps per class (all when the sample size is 0)
-    prog = Progress(n_cv, unit="series", label="cross-validation", report=report)
+    prog = Progress(sum(_sample_size(int(counts.get(c, 0)), cfg.cv_sample_series) for c in STAT_CLASSES),
+                    unit="series", label="cross-validation", report=report)
     for cls in STAT_CLASSES:
         ids = classes.loc[classes["demand_class"] == cls, "unique_id"].to_numpy()
         if len(ids) == 0:
