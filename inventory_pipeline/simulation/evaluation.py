@@ -2,7 +2,11 @@
 
 Protocol (identical for every run):
   * the network is the one that generated the landing zone (rebuilt from
-    `_simulation/network.json`: same seed, same hidden demand);
+    `_simulation/network.json`: same seed, same hidden demand). A landing zone imported from real
+    data (`inventory-pipeline import-m5`) is rebuilt as a *replayed* network: every policy faces
+    the recorded daily demand at the recorded prices. There the pricing stage is held (a recorded
+    day has no answer to a price the retailer did not set) and the stress scenarios, which perturb
+    the simulator's demand model, are skipped;
   * days before the evaluation window run the baseline rule, so both policies start the window
     from the same stock, the same open orders and the same history (`SwitchingPolicy`);
   * from the switch day on, each policy runs `days` days against the same demand draws (common
@@ -25,7 +29,7 @@ from __future__ import annotations
 import json
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable
@@ -95,8 +99,22 @@ def load_network(landing: str, store=None) -> Network:
             f"{landing}: no _simulation/network.json -- the twin needs the network that generated this landing zone "
             "(write one with `inventory-pipeline generate`); replaying observed demand is issue #9")
     cfg = json.loads(raw)["config"]
+    return build_from_config(cfg)
+
+
+def build_from_config(cfg: dict) -> Network:
+    """The network a `network.json` config describes: simulated, or replayed from real data."""
+    if cfg.get("source") == "m5":
+        from ..realdata.m5 import M5Config
+
+        return M5Config.from_dict(cfg).build()
+    cfg = dict(cfg)
     cfg["categories"] = tuple(cfg["categories"])
     return build_network(NetworkConfig(**cfg))
+
+
+def _build(config) -> Network:
+    return config.build() if hasattr(config, "build") else build_network(config)
 
 
 @dataclass(frozen=True)
@@ -119,7 +137,7 @@ class RunSpec:
 def run_spec(spec: RunSpec, network: Network | None = None) -> dict:
     """Simulate one spec and return its accumulators (a worker's whole job)."""
     t0 = time.perf_counter()
-    net = network if network is not None else build_network(spec.network)
+    net = network if network is not None else _build(spec.network)
     if spec.policy == "baseline":
         main = BaselinePolicy(review_period_days=spec.network.review_period_days, safety_days=spec.safety_days)
     elif spec.policy == "pipeline":
@@ -174,6 +192,12 @@ def evaluate(
     switch = total - ecfg.days
     rate = pol.costs.annual_holding_rate
     sl = ecfg.service_level  # None: the policy file's service levels (per class, cost-optimal or fixed)
+    replayed = network.replay_demand is not None
+    if replayed:  # recorded demand: prices stay as recorded, no demand-model stress tests
+        if ecfg.pricing_enabled:
+            raise EvaluationError("a replayed (real-data) network cannot price: recorded demand has no answer to a "
+                                  "new price; run it with --no-pricing")
+        ecfg = replace(ecfg, pricing_enabled=False, scenarios=False)
     pricing_on = pricing_config(pol).enabled if ecfg.pricing_enabled is None else bool(ecfg.pricing_enabled)
     base = dict(network=cfg, policy_path=str(policy_path), switch_day=switch, cadence_days=ecfg.cadence_days)
     pipe = dict(base, pricing_enabled=ecfg.pricing_enabled)  # every pipeline run prices as configured
@@ -192,7 +216,7 @@ def evaluate(
         specs += [RunSpec(f"scenario/{sc.name}/baseline", "baseline", safety_days=ecfg.baseline_safety_days,
                           scenario=sc, **base),
                   RunSpec(f"scenario/{sc.name}/pipeline", "pipeline", service_level=sl, scenario=sc, **pipe)]
-    say(f"evaluation: {len(specs)} simulation runs of {ecfg.days} days ({cfg.stores} stores x {cfg.skus} SKUs), "
+    say(f"evaluation: {len(specs)} simulation runs of {ecfg.days} days ({len(network.store_ids)} stores x {len(network.sku_ids)} SKUs), "
         f"{ecfg.jobs} worker(s)")
     t0 = time.perf_counter()
     runs = {}
@@ -291,7 +315,9 @@ def _report(network, ecfg, pol, sl, switch, runs, scenarios, rate, samples, seco
     report["governance"] = {"twin_review_load": review_load(runs.get("pipeline", {}), runs.get("pipeline", {}).get("days"))}
     dates = b["daily"]["date"]
     report["meta"] = {
-        "network": network.config.to_dict(),
+        "network": {**network.config.to_dict(), "source": getattr(network.config, "source", "simulated"),
+                    "stores": int(len(network.store_ids)), "skus": int(len(network.sku_ids)),
+                    "store_ids": [str(x) for x in network.store_ids]},
         "evaluation": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(ecfg).items()},
         "window": [str(dates.iloc[0].date()), str(dates.iloc[-1].date())],
         "switch_day": switch, "service_level": _sl_label(pol, sl), "policy_version": pol.tag, "pricing_enabled": bool(pricing_on),

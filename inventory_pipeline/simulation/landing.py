@@ -16,7 +16,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .engine import KIND_LAUNCH_DC, KIND_LAUNCH_STORE, KIND_STORE, KIND_SUPPLIER, KIND_TRANSFER, TO_STORE_KINDS, DayRecord, simulate
+from .engine import (KIND_EXPEDITE, KIND_LAUNCH_DC, KIND_LAUNCH_STORE, KIND_STORE, KIND_SUPPLIER, KIND_TRANSFER,
+                     TO_STORE_KINDS, DayRecord, simulate)
 from .network import Network, NetworkConfig, build_network
 from .policies import BaselinePolicy
 
@@ -24,7 +25,8 @@ from .policies import BaselinePolicy
 def _fmt_order_id(order_id: np.ndarray, kind: np.ndarray, sku_ids: np.ndarray, sku: np.ndarray) -> np.ndarray:
     if len(order_id) == 0:
         return np.array([], dtype=object)
-    prefix = np.where(kind == KIND_STORE, "ST", np.where(kind == KIND_TRANSFER, "TR", "PO"))
+    prefix = np.where(kind == KIND_STORE, "ST", np.where(kind == KIND_TRANSFER, "TR",
+                                                         np.where(kind == KIND_EXPEDITE, "EX", "PO")))
     ids = np.char.add(prefix.astype(str), np.char.zfill(order_id.astype(str), 9))
     launch = (kind == KIND_LAUNCH_DC) | (kind == KIND_LAUNCH_STORE)
     if launch.any():

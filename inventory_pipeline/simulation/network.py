@@ -133,13 +133,18 @@ class Network:
     cat_holiday: np.ndarray  # (C,)
     supplier_lt_mean: np.ndarray
     supplier_lt_std: np.ndarray
-    price_path: np.ndarray = field(repr=False)  # (T_total, S) shelf price per day
+    price_path: np.ndarray = field(repr=False)  # (T_total, S) shelf price per day, or (T_total, L, S) per store
     promo_path: np.ndarray = field(repr=False)  # (T_total, S) bool
     event_mult: np.ndarray = field(repr=False)  # (T_total, C)
     level_path: np.ndarray = field(repr=False)  # (T_total, S) latent demand level (AR(1) in logs)
     supplier_fill_prob: np.ndarray = field(default=None)  # (V,) P(an order ships complete)
     regular_price_path: np.ndarray = field(default=None, repr=False)  # (T_total, S) shelf price without promotions
     sku_promo_discount: np.ndarray = field(default=None)  # (S,) discount while promoted
+    # replayed networks (real data, realdata/m5.py): the demand of each day is recorded, not drawn
+    replay_demand: np.ndarray | None = field(default=None, repr=False)  # (T_total, L, S) units
+    replay_mean: np.ndarray | None = field(default=None, repr=False)  # (T_total, L, S) expected (centred 28-day mean)
+    # an importer's replay: every recorded sale is served, a shortfall arriving as an expedited receipt
+    serve_recorded_sales: bool = False
 
     @property
     def sku_ids(self) -> np.ndarray:
