@@ -8,7 +8,9 @@
    (a) own: every regular-price change is a before/after comparison of units over exposure in
        the 14 clean regular days on each side (pooled over the stores that changed together):
        log ratio r against the log price step x; per SKU the weighted slope through the origin,
-       with variance Poisson + the drift variance measured on placebo days without any change.
+       with variance Poisson + the drift variance measured on placebo days without any change,
+       its standard error widened by sqrt(chi^2 / dof) when the SKU's events scatter more than
+       that (overdispersion; measured on Dominick's orange juice, docs/realdata.md).
    (b) category: promotions of different depth. A promotion's log lift is log(non-price lift) +
        e log(price / regular); across the category's SKUs (one point each, weighted) the slope on
        depth is e. Assumes the non-price lift (display, feature) is unrelated to depth.
@@ -396,7 +398,15 @@ def estimate_elasticities(history: pd.DataFrame, products: pd.DataFrame, cfg: Pr
         ok = g["xmax"] >= cfg.min_price_variation
         idx = g.index[ok].to_numpy(int)
         own_e[idx] = (g["wxr"] / g["wxx"])[ok].to_numpy()
-        own_se[idx] = (1 / np.sqrt(g["wxx"]))[ok].to_numpy()
+        # overdispersion: when a SKU's events scatter around its slope more than their variances
+        # say (chi^2 / dof > 1: demand moved for reasons the windows do not see), the standard
+        # error grows by sqrt(chi^2 / dof) (the Birge ratio of meta-analysis); never shrinks
+        slope = pd.Series(np.nan, index=g.index)
+        slope[ok] = (g["wxr"] / g["wxx"])[ok]
+        resid2 = ev["w"] * (ev["r"] - ev["sku"].map(slope) * ev["x"]) ** 2
+        chi2 = resid2.groupby(ev["sku"]).sum().reindex(g.index)
+        phi = np.where(g["n"] > 2, chi2 / np.maximum(g["n"] - 1, 1), 1.0)
+        own_se[idx] = (np.sqrt(np.maximum(phi, 1.0)) / np.sqrt(g["wxx"]))[ok].to_numpy()
         n_ev[idx] = g["n"][ok].to_numpy()
     # (b) category: promotion depth. A promotion's lift is log(lift) + e log(depth); across the
     # category's promotions of different depth the slope is e (non-price lift assumed unrelated
