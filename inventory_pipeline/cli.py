@@ -32,6 +32,18 @@ def _import_m5(args: argparse.Namespace) -> int:
     return 0
 
 
+def _backtest_m5(args: argparse.Namespace) -> int:
+    from .realdata.backtest import backtest, markdown, write_backtest
+
+    res = backtest(stores=tuple(args.stores), items=args.items, last_day=args.last_day, windows=args.windows,
+                   horizon=args.horizon, policy_path=args.policy, n_jobs=args.jobs,
+                   progress=(lambda m: print(m, file=sys.stderr, flush=True)) if not args.quiet else None)
+    paths = write_backtest(res, args.out)
+    print(markdown(res["scores"], res["wrmsse"], res["meta"]))
+    print(f"\nwrote {', '.join(str(p) for p in paths.values())} ({res['meta']['total_seconds']:.0f} s)")
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
     from .runner import run_pipeline
     from .summary import print_summary
@@ -127,6 +139,19 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--format", choices=["csv", "parquet"], default="csv")
     m.add_argument("-v", "--verbose", action="store_true")
     m.set_defaults(func=_import_m5)
+
+    b = sub.add_parser("backtest-m5", help="rolling-origin forecast backtest on real M5: pipeline vs SeasonalNaive(7), "
+                                           "WindowAverage(28), SES (WAPE, RMSSE, WRMSSE)")
+    b.add_argument("--out", default="data/m5/backtest", help="report folder")
+    b.add_argument("--stores", nargs="+", default=["CA_1", "TX_2"])
+    b.add_argument("--items", type=int, default=0, help="a seeded sample of N items (0: all 3,049)")
+    b.add_argument("--last-day", type=int, default=1913, help="the last window ends on this M5 day")
+    b.add_argument("--windows", type=int, default=4, help="28-day windows (origins)")
+    b.add_argument("--horizon", type=int, default=28)
+    b.add_argument("--policy", help="policy YAML whose forecast section is backtested (default: the packaged one)")
+    b.add_argument("--jobs", type=int, default=1, help="statsforecast n_jobs")
+    b.add_argument("-q", "--quiet", action="store_true")
+    b.set_defaults(func=_backtest_m5)
 
     r = sub.add_parser("run", help="materialise the whole graph for a plan date (default: the latest landing day)")
     r.add_argument("--date", help="plan date YYYY-MM-DD (default: latest daily/ folder)")
