@@ -147,7 +147,8 @@ def wrmsse(keys: pd.DataFrame, units: np.ndarray, price: np.ndarray, origin: int
         a, fc = m @ actual, m @ f
         w = m @ dollars
         sc = _scale(hist, origin)
-        rmsse = np.sqrt(((a - fc) ** 2).mean(axis=1) / sc)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rmsse = np.sqrt(((a - fc) ** 2).mean(axis=1) / sc)
         ok = np.isfinite(rmsse) & (w > 0)
         out[level] = float((rmsse[ok] * w[ok]).sum() / w[ok].sum()) if ok.any() else float("nan")
     out["wrmsse"] = float(np.mean([out[k] for k in LEVELS]))
@@ -209,7 +210,8 @@ def backtest(stores=M5_STORES, items: int = 0, last_day: int = M5_DAYS, windows:
         a = actual_mat[carried]
         for m in METHODS:
             f = np.nan_to_num(per[m][carried], nan=0.0)
-            rmsse = np.sqrt(((a - f) ** 2).mean(axis=1) / scale[carried])
+            with np.errstate(divide="ignore", invalid="ignore"):
+                rmsse = np.sqrt(((a - f) ** 2).mean(axis=1) / scale[carried])
             rows.append(pd.DataFrame({"window": w, "origin": plan_date, "method": m,
                                       "store_id": keys["store_id"].to_numpy()[carried],
                                       "cat_id": keys["cat_id"].to_numpy()[carried],
@@ -241,7 +243,7 @@ def score_table(per_series: pd.DataFrame) -> pd.DataFrame:
                 t[c] = "all"
         out.append(t)
     t = pd.concat(out, ignore_index=True)
-    t["wape"] = t["abs_err"] / t["actual"]
+    t["wape"] = np.where(t["actual"] > 0, t["abs_err"] / t["actual"].where(t["actual"] > 0, 1), np.nan)
     return t[["store_id", "cat_id", "method", "wape", "rmsse", "series"]]
 
 
@@ -262,8 +264,10 @@ def wide_table(scores: pd.DataFrame, wr: pd.DataFrame | None = None) -> pd.DataF
 def markdown(scores: pd.DataFrame, wr: pd.DataFrame, meta: dict) -> str:
     """The README / report table: WAPE and RMSSE per store x category, best of each row in bold."""
     def row_fmt(vals: dict[str, float]) -> list[str]:
-        best = min(v for v in vals.values() if np.isfinite(v))
-        return [f"**{v:.3f}**" if np.isclose(v, best) else f"{v:.3f}" for v in vals.values()]
+        finite = [v for v in vals.values() if np.isfinite(v)]
+        best = min(finite) if finite else np.nan
+        return [("n/a" if not np.isfinite(v) else f"**{v:.3f}**" if np.isclose(v, best) else f"{v:.3f}")
+                for v in vals.values()]
 
     lines = [f"| store | category | " + " | ".join(f"WAPE {m}" for m in METHODS) + " | "
              + " | ".join(f"RMSSE {m}" for m in METHODS) + " |",
