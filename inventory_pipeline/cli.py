@@ -44,6 +44,17 @@ def _backtest_m5(args: argparse.Namespace) -> int:
     return 0
 
 
+def _oj(args: argparse.Namespace) -> int:
+    from .realdata.dominicks import markdown, study, write_study
+
+    res = study(args.data, folds=args.folds, oos_folds=args.oos_folds,
+                progress=(lambda m: print(m, file=sys.stderr, flush=True)) if not args.quiet else None)
+    paths = write_study(res, args.out)
+    print(markdown(res))
+    print(f"\nwrote {', '.join(str(p) for p in paths.values())}")
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
     from .runner import run_pipeline
     from .summary import print_summary
@@ -110,6 +121,48 @@ def _demo(args: argparse.Namespace) -> int:
     return rc
 
 
+def _demo_m5(args: argparse.Namespace) -> int:
+    """The demo on real Walmart M5 data, in its own home (landing zone, warehouse, outbox, MLflow
+    and Dagster instance under --home), so it never mixes with the simulated demo's."""
+    import os
+    import shutil
+    import time
+    from pathlib import Path
+
+    from .config import PROJECT_DIR
+    from .realdata.m5 import M5Config, import_m5, m5_date
+
+    t0 = time.perf_counter()
+    home = Path(args.home).resolve()
+    cfg = M5Config(stores=tuple(args.stores), last_day=args.last_day, days=args.days, items=args.items)
+    os.environ["INVENTORY_PIPELINE_HOME"] = str(home)
+    for var in ("INVENTORY_PIPELINE_LANDING_URI", "INVENTORY_PIPELINE_OUTBOX_URI", "INVENTORY_PIPELINE_WAREHOUSE_DIR",
+                "MLFLOW_TRACKING_URI", "INVENTORY_PIPELINE_MLFLOW_ARTIFACTS"):
+        os.environ.pop(var, None)
+    os.environ["INVENTORY_PIPELINE_START_DATE"] = cfg.start_date  # the partitions start with the import
+    os.environ["DAGSTER_HOME"] = str(home / "dagster_home")
+    (home / "dagster_home").mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster_home" / "dagster.yaml").exists():
+        shutil.copy(PROJECT_DIR / "deploy" / "dagster.dev.yaml", home / "dagster_home" / "dagster.yaml")
+    landing = home / "data" / "landing"
+    if landing.exists():
+        shutil.rmtree(landing)  # a fresh import: a smaller --items must not leave the old items' files
+    print(f"importing M5 {'+'.join(cfg.stores)} ({cfg.items or 'all 3,049'} items, d_{cfg.first_day}..d_{cfg.last_day} = "
+          f"{cfg.start_date} .. {m5_date(cfg.last_day)}) into {landing}", flush=True)
+    imp = import_m5(landing, cfg)
+    print(f"  {imp['skus']} items x {len(cfg.stores)} stores, {imp['sales_units']:,} real units sold; the baseline rule's "
+          f"stock covered {1 - imp['expedited_share']:.2%} of them ({imp['seconds']} s)", flush=True)
+    rc = _run(argparse.Namespace(date=None, first_date=None))
+    print(f"\ndigital twin on the real demand: the pipeline's stages against the baseline rule over the last "
+          f"{args.eval_days} days (recorded demand and prices replayed; pricing held)", flush=True)
+    _evaluate(build_parser().parse_args(["evaluate", "--days", str(args.eval_days), "--no-frontier", "--no-scenarios",
+                                         "--no-pricing", "--jobs", "2", "--quiet"]))
+    print(f"\nmake demo-m5 finished in {time.perf_counter() - t0:.0f} s (Dagster UI on this instance: "
+          f"DAGSTER_HOME={home / 'dagster_home'} INVENTORY_PIPELINE_HOME={home} "
+          f"INVENTORY_PIPELINE_START_DATE={cfg.start_date} make dev)")
+    return rc
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="inventory-pipeline", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -153,6 +206,15 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("-q", "--quiet", action="store_true")
     b.set_defaults(func=_backtest_m5)
 
+    o = sub.add_parser("oj-elasticity", help="Dominick's orange juice: the pricing stage's elasticities per brand, time "
+                                             "folds, out-of-sample value of price, cross-price reference")
+    o.add_argument("--data", help="orangejuice_yx.csv(.gz) (default: ../shared/data/dominicks_oj/)")
+    o.add_argument("--out", default="data/dominicks_oj", help="report folder")
+    o.add_argument("--folds", type=int, default=3, help="consecutive blocks of weeks for the stability check")
+    o.add_argument("--oos-folds", type=int, default=4, help="blocks of the expanding-window out-of-sample test")
+    o.add_argument("-q", "--quiet", action="store_true")
+    o.set_defaults(func=_oj)
+
     r = sub.add_parser("run", help="materialise the whole graph for a plan date (default: the latest landing day)")
     r.add_argument("--date", help="plan date YYYY-MM-DD (default: latest daily/ folder)")
     r.add_argument("--first-date", help="first landing day to ingest (default: the earliest)")
@@ -165,6 +227,15 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=42)
     d.add_argument("--eval-days", type=int, default=90, help="days of the digital-twin comparison")
     d.set_defaults(func=_demo)
+
+    dm = sub.add_parser("demo-m5", help="the demo on real Walmart M5 stores: import, run the pipeline, twin on real demand")
+    dm.add_argument("--home", default="data/m5", help="folder for this demo's data, MLflow store and Dagster instance")
+    dm.add_argument("--stores", nargs="+", default=["CA_1", "TX_2"])
+    dm.add_argument("--items", type=int, default=0, help="a seeded sample of N items (0: all 3,049)")
+    dm.add_argument("--days", type=int, default=365)
+    dm.add_argument("--last-day", type=int, default=1913)
+    dm.add_argument("--eval-days", type=int, default=56, help="days of the digital-twin comparison")
+    dm.set_defaults(func=_demo_m5)
 
     e = sub.add_parser("evaluate", help="digital twin: pipeline vs the baseline rule (KPIs, frontier, stress scenarios)")
     e.add_argument("--landing", help="landing zone written by `generate` (default: INVENTORY_PIPELINE_LANDING_URI)")
