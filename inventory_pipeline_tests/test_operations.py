@@ -385,3 +385,9 @@ def test_run_summary_counts_a_range_runs_rows_once_per_asset():
           *[{"step": "s", "kind": "ASSET_MATERIALIZATION", "timestamp": 1.5, "asset": "raw_pos_sales", "rows": 900}] * 3,
           {"step": "s", "kind": "ASSET_MATERIALIZATION", "timestamp": 1.6, "asset": "quarantine", "rows": 40}]
     assert run_summary("r", "ingest_daily", "a..c", ev)["rows"].tolist() == [940]
+    # as the shell labels them (run_events): the partition in brackets, one event per partition
+    ev = ev[:2] + [{"step": "s", "kind": "ASSET_MATERIALIZATION", "timestamp": 1.5, "asset": f"raw_pos_sales[2025-01-0{d}]",
+                    "rows": 900} for d in (1, 2, 3)] + ev[-1:]
+    t = run_summary("r", "ingest_daily", "2025-01-01..2025-01-03", ev)
+    assert t["rows"].tolist() == [940]
+    assert t["assets"].iloc[0] == "quarantine, raw_pos_sales[2025-01-01..2025-01-03]"

@@ -158,10 +158,23 @@ def run_summary(run_id: str, job: str, partition: str | None, events: list[dict]
     start = ev[ev["kind"] == "STEP_START"].groupby("step")["timestamp"].min()
     end_ev = ev[ev["kind"].isin(["STEP_SUCCESS", "STEP_FAILURE"])].sort_values("timestamp").groupby("step").last()
     mats = ev[ev["kind"] == "ASSET_MATERIALIZATION"]
-    assets = mats.groupby("step")["asset"].agg(lambda s: ", ".join(sorted(set(map(str, s)))))
-    # a single-run backfill materialises one event per partition, each carrying the run's row
-    # count for the asset: count an asset once per step (the largest), then add up the assets
-    per_asset = pd.to_numeric(mats["rows"], errors="coerce").groupby([mats["step"], mats["asset"].astype(str)]).max()
+    # labels are "key" or "key[partition]": a single-run backfill materialises one event per
+    # partition, each carrying the run's row count for the asset, so rows count once per asset key
+    # and step (the largest), then add up over the keys; a key with several partitions is listed
+    # as key[first..last]
+    label = mats["asset"].astype(str)
+    key = label.str.replace(r"\[[^\]]*\]$", "", regex=True)
+    part = label.str.extract(r"\[([^\]]*)\]$")[0]
+
+    def _labels(g: pd.DataFrame) -> str:
+        out = []
+        for k, ps in g.groupby("key")["part"]:
+            ps = sorted(set(ps.dropna()))
+            out.append(k if not ps else f"{k}[{ps[0]}]" if len(ps) == 1 else f"{k}[{ps[0]}..{ps[-1]}]")
+        return ", ".join(sorted(out))
+    assets = pd.DataFrame({"step": mats["step"], "key": key, "part": part}).groupby("step").apply(
+        _labels, include_groups=False) if len(mats) else pd.Series(dtype=object)
+    per_asset = pd.to_numeric(mats["rows"], errors="coerce").groupby([mats["step"], key]).max()
     rows = per_asset.groupby(level=0).sum(min_count=1)
     steps = sorted(set(start.index) | set(end_ev.index), key=lambda s: start.get(s, float("inf")))
     out = pd.DataFrame({"step": steps})
