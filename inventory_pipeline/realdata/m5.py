@@ -28,6 +28,7 @@ demand of day t is the real units sold on day t, at the real prices, for any pol
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from functools import lru_cache
@@ -246,7 +247,9 @@ def build_m5_network(cfg: M5Config):
     first_priced = np.where(priced.any(axis=(0, 1)), np.argmax(priced.any(axis=1), axis=0), T)  # per SKU
     # (1) prices: the real week's price; before an item's first price (and in a store without one)
     # the nearest real price of that store, else of any store
-    chain = np.nanmean(np.where(priced, sl.price, np.nan), axis=1) if priced.any() else np.zeros((T, S))
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a day no selected store prices the item: NaN, filled below
+        chain = np.nanmean(np.where(priced, sl.price, np.nan), axis=1)
     price = _fill_time(sl.price)
     chain = _fill_time(chain)
     price = np.where(np.isfinite(price), price, chain[:, None, :])
