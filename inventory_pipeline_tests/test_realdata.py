@@ -15,7 +15,7 @@ from inventory_pipeline.realdata import backtest as bt  # noqa: E402
 from inventory_pipeline.realdata import dominicks  # noqa: E402
 from inventory_pipeline.realdata.m5 import M5Config, build_m5_network, import_m5, load_m5, m5_date  # noqa: E402
 
-OJ_SAMPLE = Path(__file__).parent / "data" / "orangejuice_yx_6stores.csv.gz"
+OJ_SAMPLE = Path(__file__).parent / "fixtures" / "orangejuice_yx_6stores.csv.gz"
 CFG = M5Config(items=12, days=60, burn_in_days=28, last_day=1900)
 
 
