@@ -97,7 +97,7 @@ def load_network(landing: str, store=None) -> Network:
     if raw is None:
         raise EvaluationError(
             f"{landing}: no _simulation/network.json -- the twin needs the network that generated this landing zone "
-            "(write one with `inventory-pipeline generate`); replaying observed demand is issue #9")
+            "(`inventory-pipeline generate` writes a simulated one, `inventory-pipeline import-m5` a replayed real one)")
     cfg = json.loads(raw)["config"]
     return build_from_config(cfg)
 
