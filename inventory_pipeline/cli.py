@@ -93,6 +93,18 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_then_twin(eval_days: int, what: str, *extra: str) -> int:
+    """The demos' common tail: the whole pipeline on the latest landing day, then the twin's
+    headline comparison over the last `eval_days` days."""
+    rc = _run(argparse.Namespace(date=None, first_date=None))
+    print(f"\ndigital twin: the pipeline's stages against the baseline rule over the last {eval_days} days ({what})",
+          flush=True)
+    # the evaluate command's own defaults, so a new option of `evaluate` cannot be missing here
+    _evaluate(build_parser().parse_args(["evaluate", "--days", str(eval_days), "--no-frontier", "--no-scenarios",
+                                         *extra, "--jobs", "2", "--quiet"]))
+    return rc
+
+
 def _demo(args: argparse.Namespace) -> int:
     import os
     import time
@@ -111,12 +123,7 @@ def _demo(args: argparse.Namespace) -> int:
     gen = generate_landing_zone(cfg, s.landing_uri)
     print(f"  {gen['first_date']} .. {gen['last_date']}: history fill rate {gen['fill_rate']:.1%}, "
           f"stockout rate {gen['stockout_rate']:.2%} under the baseline rule ({gen['seconds']} s)", flush=True)
-    rc = _run(argparse.Namespace(date=None, first_date=None))
-    print(f"\ndigital twin: the pipeline's stages against the baseline rule over the last {args.eval_days} days "
-          f"(full report with frontier and stress scenarios: `inventory-pipeline evaluate`)", flush=True)
-    # the evaluate command's own defaults, so a new option of `evaluate` cannot be missing here
-    _evaluate(build_parser().parse_args(["evaluate", "--days", str(args.eval_days), "--no-frontier", "--no-scenarios",
-                                         "--jobs", "2", "--quiet"]))
+    rc = _run_then_twin(args.eval_days, "full report with frontier and stress scenarios: `inventory-pipeline evaluate`")
     print(f"\nmake demo finished in {time.perf_counter() - t0:.0f} s")
     return rc
 
@@ -152,11 +159,8 @@ def _demo_m5(args: argparse.Namespace) -> int:
     imp = import_m5(landing, cfg)
     print(f"  {imp['skus']} items x {len(cfg.stores)} stores, {imp['sales_units']:,} real units sold; the baseline rule's "
           f"stock covered {1 - imp['expedited_share']:.2%} of them ({imp['seconds']} s)", flush=True)
-    rc = _run(argparse.Namespace(date=None, first_date=None))
-    print(f"\ndigital twin on the real demand: the pipeline's stages against the baseline rule over the last "
-          f"{args.eval_days} days (recorded demand and prices replayed; pricing held)", flush=True)
-    _evaluate(build_parser().parse_args(["evaluate", "--days", str(args.eval_days), "--no-frontier", "--no-scenarios",
-                                         "--no-pricing", "--jobs", "2", "--quiet"]))
+    rc = _run_then_twin(args.eval_days, "on the real demand: recorded demand and prices replayed, pricing held",
+                        "--no-pricing")
     print(f"\nmake demo-m5 finished in {time.perf_counter() - t0:.0f} s (Dagster UI on this instance: "
           f"DAGSTER_HOME={home / 'dagster_home'} INVENTORY_PIPELINE_HOME={home} "
           f"INVENTORY_PIPELINE_START_DATE={cfg.start_date} make dev)")

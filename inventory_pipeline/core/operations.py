@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from ..contracts.landing import DAILY_FILES, file_stem
@@ -164,16 +165,12 @@ def run_summary(run_id: str, job: str, partition: str | None, events: list[dict]
     # as key[first..last]
     label = mats["asset"].astype(str)
     key = label.str.replace(r"\[[^\]]*\]$", "", regex=True)
-    part = label.str.extract(r"\[([^\]]*)\]$")[0]
-
-    def _labels(g: pd.DataFrame) -> str:
-        out = []
-        for k, ps in g.groupby("key")["part"]:
-            ps = sorted(set(ps.dropna()))
-            out.append(k if not ps else f"{k}[{ps[0]}]" if len(ps) == 1 else f"{k}[{ps[0]}..{ps[-1]}]")
-        return ", ".join(sorted(out))
-    assets = pd.DataFrame({"step": mats["step"], "key": key, "part": part}).groupby("step").apply(
-        _labels, include_groups=False) if len(mats) else pd.Series(dtype=object)
+    parts = pd.DataFrame({"step": mats["step"], "key": key, "part": label.str.extract(r"\[([^\]]*)\]$")[0]}) \
+        .groupby(["step", "key"])["part"].agg(["min", "max", "nunique"]).reset_index()
+    parts["label"] = np.where(parts["nunique"] == 0, parts["key"],
+                              np.where(parts["nunique"] == 1, parts["key"] + "[" + parts["min"].astype(str) + "]",
+                                       parts["key"] + "[" + parts["min"].astype(str) + ".." + parts["max"].astype(str) + "]"))
+    assets = parts.groupby("step")["label"].agg(lambda s: ", ".join(sorted(s)))
     per_asset = pd.to_numeric(mats["rows"], errors="coerce").groupby([mats["step"], key]).max()
     rows = per_asset.groupby(level=0).sum(min_count=1)
     steps = sorted(set(start.index) | set(end_ev.index), key=lambda s: start.get(s, float("inf")))

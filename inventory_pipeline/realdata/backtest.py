@@ -27,14 +27,14 @@ Scores (per store x category, per store, per category and overall):
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from .m5 import M5_DAYS, M5_STORES, load_m5, m5_date
+from .m5 import M5_DAYS, M5_STORES, m5_date, m5_events
 
 BASELINES = ("SeasonalNaive", "WindowAverage", "SES")
 METHODS = ("pipeline", *BASELINES)
@@ -87,13 +87,6 @@ def history_frame(p: Panel, origin: int, days: int) -> pd.DataFrame:
         "date": pd.to_datetime(m5_date(1)) + pd.to_timedelta(d[di], unit="D"),
         "units_sold": p.units[si, d[di]].astype(np.int64), "is_stockout": False, "on_promo": 0,
     })
-
-
-def m5_calendar() -> pd.DataFrame:
-    cal = load_m5()["calendar"]
-    ev = [cal.loc[cal[n].notna(), ["date", n]].set_axis(["date", "event"], axis=1)
-          for n in ("event_name_1", "event_name_2")]
-    return pd.concat(ev, ignore_index=True).drop_duplicates().assign(date=lambda x: pd.to_datetime(x["date"]))
 
 
 def baseline_forecasts(hist: pd.DataFrame, horizon: int, n_jobs: int = 1) -> pd.DataFrame:
@@ -168,12 +161,9 @@ def backtest(stores=M5_STORES, items: int = 0, last_day: int = M5_DAYS, windows:
     t0 = time.perf_counter()
     panel = m5_panel(stores, items, seed)
     pol = load_policy(policy_path or settings().policy_path)
-    fcfg = forecast_config(pol)
-    from dataclasses import replace
-
-    fcfg = replace(fcfg, horizon_days=horizon, n_jobs=n_jobs)
+    fcfg = replace(forecast_config(pol), horizon_days=horizon, n_jobs=n_jobs)
     categories = panel.keys.drop_duplicates("item_id").set_index("item_id")["cat_id"]
-    calendar = m5_calendar()
+    calendar = m5_events()[["date", "event"]].assign(date=lambda x: pd.to_datetime(x["date"]))
     keys = panel.keys
     label = keys["store_id"] + "|" + keys["item_id"]
     pos = pd.Series(np.arange(len(keys)), index=label.to_numpy())

@@ -101,8 +101,7 @@ def elasticities(d: pd.DataFrame, cfg=None) -> pd.DataFrame:
 
 
 def week_folds(d: pd.DataFrame, folds: int) -> list[np.ndarray]:
-    weeks = np.sort(d["week"].unique())
-    return [w for w in np.array_split(weeks, folds)]
+    return list(np.array_split(np.sort(d["week"].unique()), folds))
 
 
 def _design(d: pd.DataFrame, keys: pd.Index) -> tuple[np.ndarray, np.ndarray]:

@@ -170,6 +170,16 @@ def _fill_time(a: np.ndarray) -> np.ndarray:
     return ff[idx, np.arange(flat.shape[1])].reshape(a.shape)
 
 
+def m5_events(first_day: int = 1) -> pd.DataFrame:
+    """M5's calendar events from d_<first_day> to the calendar's end (future events included: a
+    calendar is known ahead): date (ISO text), event, event_type; one row per date x event."""
+    rest = load_m5()["calendar"].iloc[first_day - 1:]
+    ev = [rest.loc[rest[n].notna(), ["date", n, t]].set_axis(["date", "event", "event_type"], axis=1)
+          for n, t in (("event_name_1", "event_type_1"), ("event_name_2", "event_type_2"))]
+    return (pd.concat(ev, ignore_index=True).drop_duplicates(["date", "event"])
+            .sort_values(["date", "event"], ignore_index=True))
+
+
 @dataclass
 class M5Slice:
     """The real M5 arrays of a configuration, days in order (burn-in first)."""
@@ -207,13 +217,7 @@ def m5_slice(cfg: M5Config) -> M5Slice:
     si = pd.Index(item_ids).get_indexer(p["item_id"])
     grid[wi, li, si] = p["sell_price"].to_numpy(float)
     price = grid[np.searchsorted(wk, weeks)]
-    ev = []
-    rest = cal.iloc[a - 1:]
-    for n, t in (("event_name_1", "event_type_1"), ("event_name_2", "event_type_2")):
-        e = rest.loc[rest[n].notna(), ["date", n, t]]
-        ev.append(e.set_axis(["date", "event", "event_type"], axis=1))
-    calendar = pd.concat(ev, ignore_index=True).drop_duplicates(["date", "event"]).sort_values(["date", "event"],
-                                                                                               ignore_index=True)
+    calendar = m5_events(a)
     return M5Slice(pd.DatetimeIndex(pd.to_datetime(days["date"].to_numpy())), items, units, price, calendar)
 
 
