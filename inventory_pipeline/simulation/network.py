@@ -60,6 +60,9 @@ HOLIDAYS: list[tuple[str, object, float, int, float]] = [
 ]
 
 
+SUPPLIER_RELIABILITY = ("master", "unreliable")
+
+
 @dataclass(frozen=True)
 class NetworkConfig:
     """Scale and behaviour of a simulated network. Defaults are the demo network."""
@@ -81,6 +84,17 @@ class NetworkConfig:
     level_volatility: float = 0.04  # daily shock sd of the latent log demand level
     burn_in_days: int = 56  # simulated before start_date so the history starts in steady state
     categories: tuple[str, ...] = field(default_factory=lambda: tuple(CATEGORIES))
+    # regimes (simulation/regimes.py documents each): every default is off, and off leaves the network,
+    # its demand draws and the landing files byte-identical (each regime draws from its own stream)
+    season_peak: float = 0.0  # > 1: the "seasonal" category's peak months sell this many times its off-season
+    seasonal_share: float = 0.0  # > 0: share of the assortment in "seasonal" (0 = the CATEGORIES share)
+    level_shift_rate: float = 0.0  # unannounced permanent level shifts per SKU per year
+    shock_rate: float = 0.0  # short regional category shocks per region per 90 days
+    bulk_buy_rate: float = 0.0  # P(bulk basket) per store x SKU x day of a fast mover
+    supplier_reliability: str = "master"  # "unreliable": long late tail, understated master lead times
+    post_promo_dip: float = 0.0  # demand dip after a promotion ends (pantry loading), share
+    store_weekday_profiles: bool = False  # each store its own weekday profile
+    store_delivery_days: int = 1  # 7: each store receives on one weekday only
 
     def __post_init__(self) -> None:
         for name in ("regions", "dcs", "stores", "skus", "suppliers", "days"):
@@ -93,6 +107,15 @@ class NetworkConfig:
         unknown = set(self.categories) - set(CATEGORIES)
         if unknown:
             raise ValueError(f"unknown categories {sorted(unknown)}; known: {sorted(CATEGORIES)}")
+        for name in ("season_peak", "level_shift_rate", "shock_rate", "bulk_buy_rate"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"NetworkConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.seasonal_share < 1 or not 0 <= self.post_promo_dip < 1 or self.bulk_buy_rate > 1:
+            raise ValueError("seasonal_share and post_promo_dip must be in [0, 1), bulk_buy_rate in [0, 1]")
+        if self.supplier_reliability not in SUPPLIER_RELIABILITY:
+            raise ValueError(f"supplier_reliability must be one of {SUPPLIER_RELIABILITY}, got {self.supplier_reliability!r}")
+        if self.store_delivery_days not in (1, 7):
+            raise ValueError(f"store_delivery_days must be 1 (daily) or 7 (weekly), got {self.store_delivery_days}")
 
     @property
     def start(self) -> date:
@@ -145,6 +168,15 @@ class Network:
     replay_mean: np.ndarray | None = field(default=None, repr=False)  # (T_total, L, S) expected (centred 28-day mean)
     # an importer's replay: every recorded sale is served, a shortfall arriving as an expedited receipt
     serve_recorded_sales: bool = False
+    # regimes (regimes.py); None = off
+    season_mult: np.ndarray | None = field(default=None, repr=False)  # (T_total, S) yearly factor, replaces the cosine
+    shock_mult: np.ndarray | None = field(default=None, repr=False)  # (T_total, L, C) regional category shocks
+    demand_shocks: pd.DataFrame | None = field(default=None, repr=False)  # the shocks: region, category, start, days, factor
+    store_weekday: np.ndarray | None = None  # (L, 7) store weekday profile (mean 1), times the category's
+    store_delivery_weekday: np.ndarray | None = None  # (L,) the one weekday a store receives (0 = Monday)
+    supplier_lt_true_mean: np.ndarray | None = None  # (V,) real mean lead time (the master may understate it)
+    supplier_lt_true_std: np.ndarray | None = None  # (V,)
+    supplier_late_prob: np.ndarray | None = None  # (V,) P(an order is late by 30-150% of its lead time)
 
     @property
     def sku_ids(self) -> np.ndarray:
@@ -208,6 +240,10 @@ def build_network(cfg: NetworkConfig) -> Network:
 
     # --- products -----------------------------------------------------------------------
     shares = np.array([CATEGORIES[c]["share"] for c in cats])
+    if cfg.seasonal_share > 0 and "seasonal" in cats:  # the same draws, only the split moves
+        i = cats.index("seasonal")
+        rest = np.delete(shares, i)
+        shares = np.insert(rest / rest.sum() * (1 - cfg.seasonal_share), i, cfg.seasonal_share)
     sku_cat = rng.choice(C, size=S, p=shares / shares.sum())
     lo = np.array([CATEGORIES[c]["price"][0] for c in cats])[sku_cat]
     hi = np.array([CATEGORIES[c]["price"][1] for c in cats])[sku_cat]
@@ -313,11 +349,13 @@ def build_network(cfg: NetworkConfig) -> Network:
     for t in range(1, T_total):
         log_level[t] = 0.985 * log_level[t - 1] + shocks[t]
     level_path = np.exp(log_level - log_level.var(axis=0) / 2)
+    if cfg.level_shift_rate > 0:
+        level_path = level_path * _level_shifts(cfg, T_total, S)
 
     weekly = np.array([CATEGORIES[c]["weekly"] for c in cats])
     amp = np.clip(np.array([CATEGORIES[c]["amp"] for c in cats])[sku_cat] * rng.uniform(0.5, 1.5, S), 0, 0.9)
     peak = np.array([CATEGORIES[c]["peak"] for c in cats])[sku_cat] + rng.integers(-20, 21, S)
-    return Network(
+    net = Network(
         config=cfg,
         locations=locations,
         products=products,
@@ -352,7 +390,142 @@ def build_network(cfg: NetworkConfig) -> Network:
         regular_price_path=regular_path,
         sku_promo_discount=discount,
     )
+    _add_regimes(net, dc_region[store_dc], dates)
+    return net
 
 
 def day_dates(cfg: NetworkConfig) -> pd.DatetimeIndex:
     return _day_index_dates(cfg)
+
+
+# --- regimes (regimes.py documents them) ---------------------------------------------------
+# Each draws from its own stream SeedSequence([seed, id]), so switching one on never moves the
+# draws of the network or of another regime. Stream ids: 20 season, 21 level shifts, 22 shocks,
+# 23 bulk buys (demand.py, per day), 24 supplier master vs truth, 25 supplier deliveries
+# (engine.py), 26 store weekday profiles, 27 store delivery weekdays.
+SEASON_FLAT_DAYS = 30  # the season's plateau: peak day +- 30 days at full height (two months)
+SEASON_RAMP_DAYS = 21  # ... reached over three weeks on either side
+LEVEL_SHIFT_SD = 0.35  # log-sd of a level shift's factor
+SHOCK_SPIKE = (2.5, 4.0)
+SHOCK_SLUMP = (0.3, 0.5)
+SHOCK_DAYS = (3, 10)
+SHOCK_SPIKE_PROB = 0.6  # shocks are spikes (a heatwave, a local event) more often than slumps (a road closure)
+SUMMER_SEASON_PROB = 0.4  # seasonal items peaking in summer (garden, barbecue) instead of at Christmas
+
+
+def _stream(cfg: NetworkConfig, stream_id: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([cfg.seed, stream_id]))
+
+
+def yearly_cosine(doy, amp: np.ndarray, peak: np.ndarray) -> np.ndarray:
+    """The gentle yearly cycle every category has (the demand model's default yearly factor)."""
+    return 1.0 + amp * np.cos(2 * np.pi * (doy - peak) / 365.25)
+
+
+def season_bump(doy: np.ndarray, peak_day: np.ndarray, peak: float) -> np.ndarray:
+    """(len(doy), len(peak_day)) yearly factor: `peak` times the off-season level within
+    SEASON_FLAT_DAYS of each peak day, a smooth (half-cosine) ramp over SEASON_RAMP_DAYS, flat
+    off-season; scaled to a yearly mean of 1, so a season moves demand within the year without
+    changing the item's annual volume."""
+    def shape(d):
+        dist = np.abs((d - peak_day[None, :] + 182.625) % 365.25 - 182.625)  # circular distance in days
+        w = np.clip((SEASON_FLAT_DAYS + SEASON_RAMP_DAYS - dist) / SEASON_RAMP_DAYS, 0.0, 1.0)
+        return 1.0 + (peak - 1.0) * (0.5 - 0.5 * np.cos(np.pi * w))
+
+    year_mean = shape(np.arange(1, 366)[:, None]).mean(axis=0)
+    return shape(np.asarray(doy)[:, None]) / year_mean[None, :]
+
+
+def _level_shifts(cfg: NetworkConfig, T: int, S: int) -> np.ndarray:
+    """(T, S) multiplier: Poisson(level_shift_rate a year) permanent shifts per SKU, each a
+    lognormal factor from its day on (step changes a moving average only catches up with)."""
+    rng = _stream(cfg, 21)
+    n = rng.poisson(cfg.level_shift_rate * T / 365, S)
+    sku = np.repeat(np.arange(S), n)
+    steps = np.zeros((T, S))
+    np.add.at(steps, (rng.integers(1, T, n.sum()), sku), rng.normal(0.0, LEVEL_SHIFT_SD, n.sum()))
+    return np.exp(np.cumsum(steps, axis=0))
+
+
+def _demand_shocks(cfg: NetworkConfig, store_region: np.ndarray, T: int, C: int) -> tuple[np.ndarray, pd.DataFrame]:
+    """(T, L, C) multiplier and the event list: per region Poisson(shock_rate per 90 days) shocks,
+    each one category in that region's stores, x2.5-4 (spike) or x0.3-0.5 (slump) for 3-10 days."""
+    rng = _stream(cfg, 22)
+    mult = np.ones((T, len(store_region), C))
+    rows = []
+    for r in range(cfg.regions):
+        for _ in range(int(rng.poisson(cfg.shock_rate * T / 90))):
+            cat, start, days = int(rng.integers(C)), int(rng.integers(T)), int(rng.integers(SHOCK_DAYS[0], SHOCK_DAYS[1] + 1))
+            factor = float(rng.uniform(*SHOCK_SPIKE) if rng.random() < SHOCK_SPIKE_PROB else rng.uniform(*SHOCK_SLUMP))
+            mult[start:start + days, store_region == r, cat] *= factor
+            rows.append((r, cat, start, days, factor))
+    return mult, pd.DataFrame(rows, columns=["region", "category", "start", "days", "factor"])
+
+
+def _season(net: Network, dates: pd.DatetimeIndex) -> np.ndarray:
+    """(T, S) yearly factor: the category cosine for every SKU, the season bump for "seasonal" ones
+    (a share of which peak in summer instead; their `sku_peak` says which)."""
+    cfg = net.config
+    rng = _stream(cfg, 20)
+    cats = list(cfg.categories)
+    doy = dates.dayofyear.to_numpy()
+    mult = yearly_cosine(doy[:, None], net.sku_amp[None, :], net.sku_peak[None, :])
+    if "seasonal" in cats:
+        seasonal = np.flatnonzero(net.sku_category == cats.index("seasonal"))
+        summer = rng.random(len(seasonal)) < SUMMER_SEASON_PROB
+        net.sku_peak = net.sku_peak.copy()
+        net.sku_peak[seasonal[summer]] = rng.integers(170, 211, int(summer.sum()))
+        mult[:, seasonal] = season_bump(doy, net.sku_peak[seasonal], cfg.season_peak)
+    return mult
+
+
+def _unreliable_suppliers(net: Network) -> None:
+    """The real supply behind the master: half the suppliers' true mean lead time exceeds the
+    master's by 15-50%, spreads are 1-2x the master's, 15-25% of orders are late (the engine
+    stretches them by 30-150%), and orders ship complete with probability 0.60-0.85 only."""
+    rng = _stream(net.config, 24)
+    V = len(net.supplier_lt_mean)
+    understated = rng.random(V) < 0.5
+    net.supplier_lt_true_mean = net.supplier_lt_mean * np.where(understated, rng.uniform(1.15, 1.5, V), 1.0)
+    net.supplier_lt_true_std = net.supplier_lt_std * rng.uniform(1.0, 2.0, V)
+    net.supplier_late_prob = rng.uniform(0.15, 0.25, V)
+    net.supplier_fill_prob = np.round(rng.uniform(0.60, 0.85, V), 3)
+
+
+def _store_weekdays(cfg: NetworkConfig, L: int) -> np.ndarray:
+    """(L, 7) profiles of mean 1: a weekly cosine of amplitude 0.25-0.5 peaking on each store's own
+    day (mostly Thursday to Sunday: a commuter store peaks on Friday, a suburban one on Saturday)."""
+    rng = _stream(cfg, 26)
+    peak = rng.choice(7, L, p=[0.06, 0.06, 0.08, 0.12, 0.22, 0.24, 0.22])
+    amp = rng.uniform(0.25, 0.5, L)
+    return 1.0 + amp[:, None] * np.cos(2 * np.pi * (np.arange(7)[None, :] - peak[:, None]) / 7)
+
+
+def _weekly_delivery(net: Network) -> None:
+    """One delivery weekday per store, written to the master data (extra columns the contract keeps):
+    `delivery_weekday` on the DC -> store lanes, `delivery_days_per_week` on the locations."""
+    L = len(net.store_ids)
+    net.store_delivery_weekday = _stream(net.config, 27).integers(0, 7, L)
+    lanes = net.lanes.copy()
+    day = pd.Series(net.store_delivery_weekday, index=net.store_ids)
+    to_store = lanes["from_location_id"].isin(set(net.dc_ids))
+    lanes["delivery_weekday"] = pd.array(np.where(to_store, lanes["to_location_id"].map(day), pd.NA), dtype="Int64")
+    net.lanes = lanes
+    locations = net.locations.copy()
+    locations["delivery_days_per_week"] = pd.array(np.where(locations["location_type"] == "store", 1, pd.NA), dtype="Int64")
+    net.locations = locations
+
+
+def _add_regimes(net: Network, store_region: np.ndarray, dates: pd.DatetimeIndex) -> None:
+    """Switch on the regimes `net.config` asks for (level shifts are already in the level path)."""
+    cfg = net.config
+    if cfg.season_peak > 1:
+        net.season_mult = _season(net, dates)
+    if cfg.shock_rate > 0:
+        net.shock_mult, net.demand_shocks = _demand_shocks(cfg, store_region, len(dates), len(cfg.categories))
+    if cfg.supplier_reliability == "unreliable":
+        _unreliable_suppliers(net)
+    if cfg.store_weekday_profiles:
+        net.store_weekday = _store_weekdays(cfg, len(net.store_ids))
+    if cfg.store_delivery_days == 7:
+        _weekly_delivery(net)
