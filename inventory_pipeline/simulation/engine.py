@@ -15,7 +15,10 @@ Each day t:
      requests; a closed DC ships nothing), transfers leave the donor store (at most its stock,
      only along lanes), purchase orders go to suppliers whose real lead time is drawn from
      N(mean, std) (times a scenario factor) while the ERP records the expected date from the mean,
-     and some suppliers short-ship;
+     and some suppliers short-ship. Regimes (regimes.py): under weekly store deliveries a store's
+     request ships only on the day that lands it on the store's delivery weekday (requests of
+     other days are dropped: the store orders on its day); unreliable suppliers draw the real
+     lead time around a true mean the master may understate, with a late tail;
   5. the end-of-day state is recorded (KPI accumulators from `measure_from` on, the observed
      history, optional day records for a sink such as the landing-zone writer).
 
@@ -31,6 +34,12 @@ units and at unit cost (`overstock_units_days`, `overstock_value_days`). The sam
 for the network behind the DC (`res.dc`): the DC's stock plus its stores', against the sum of its
 stores' expected demand -- stock stuck at a DC is overstock too.
 
+Margin by price reason: a policy may tag tomorrow's prices with reason codes (`Orders.price_reason`,
+`policies.PRICE_REASONS`); where the price in force changes the store x SKU takes the new reason,
+elsewhere the reason persists (every price starts "regular"). Over measured days the engine sums
+revenue, cost of goods, units sold and carried store x SKU days per reason of the price in force
+that day: `res.extra["margin_by_reason"] = {reason: {"revenue", "cogs", "units", "store_sku_days"}}`.
+
 Everything is vectorised over SKU x location; the only Python loop is over days.
 """
 
@@ -45,7 +54,7 @@ import pandas as pd
 from ..core.kpis import overstock
 from .demand import DemandModel
 from .network import Network, day_dates
-from .policies import History, Observation, Orders, Policy
+from .policies import PRICE_REASONS, History, Observation, Orders, Policy
 from .scenarios import BASE, Scenario, apply_demand_side
 
 KIND_SUPPLIER, KIND_STORE, KIND_LAUNCH_DC, KIND_LAUNCH_STORE, KIND_TRANSFER, KIND_EXPEDITE = 0, 1, 2, 3, 4, 5
@@ -197,6 +206,25 @@ def _per_dc(x: np.ndarray, store_dc: np.ndarray, D: int) -> np.ndarray:
     return out
 
 
+def _supplier_lead_times(network: Network, sj: np.ndarray, sup_mean: np.ndarray, sup_std: np.ndarray,
+                         lt_rng: np.random.Generator, sup_rng: np.random.Generator) -> np.ndarray:
+    """Real lead time (days, >= 1) of purchase-order lines of SKU positions `sj`: N(master mean,
+    std); unreliable suppliers (regime): N(true mean, true std), and a share of the orders late by
+    30-150% of it (a missed truck, a port queue: a long right tail the master never shows)."""
+    if network.supplier_late_prob is None:
+        return np.maximum(1, np.rint(lt_rng.normal(sup_mean[sj], sup_std[sj]))).astype(np.int64)
+    v = network.sku_supplier[sj]
+    lt = sup_rng.normal(network.supplier_lt_true_mean[v], network.supplier_lt_true_std[v])
+    late = sup_rng.random(len(sj)) < network.supplier_late_prob[v]
+    lt = lt * np.where(late, 1.0 + sup_rng.uniform(0.3, 1.5, len(sj)), 1.0)
+    return np.maximum(1, np.rint(lt)).astype(np.int64)
+
+
+def _margin_by_reason(acc: np.ndarray) -> dict:
+    return {r: {"revenue": float(acc[0, i]), "cogs": float(acc[1, i]), "units": int(acc[2, i]),
+                "store_sku_days": int(acc[3, i])} for i, r in enumerate(PRICE_REASONS)}
+
+
 def simulate(
     network: Network,
     policy: Policy,
@@ -230,6 +258,10 @@ def simulate(
     launch_abs = network.sku_launch_day + B
     disc_abs = network.sku_discontinue_day + B
     lt_rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 3]))
+    sup_rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 25]))  # unreliable suppliers only
+    dow = dates.dayofweek.to_numpy()
+    deliv = network.store_delivery_weekday  # weekly store deliveries (regime), None = daily
+    review_days = None if deliv is None else np.full(L, 7)
     outage = (scenario.window(measure_from), scenario.dc_outage) if scenario.dc_outage is not None else None
 
     # steady-state start: stock for the lead time plus the rule's buffers
@@ -242,6 +274,8 @@ def simulate(
     req_ring = np.repeat(dc_mu0[None], MA_WINDOW, axis=0)
     ring_days = np.full(S, MA_WINDOW)  # days of history inside the ring, per SKU (launches)
     price_factor = np.ones((L, S))
+    price_reason = np.zeros((L, S), dtype=np.int64)  # reason code of the price in force (PRICE_REASONS)
+    reason_acc = np.zeros((4, len(PRICE_REASONS)))  # revenue, cogs, units, store x SKU days per reason
     # true mean daily demand at the prices in force, trailing MA_WINDOW days (overstock KPI)
     mu_ring = np.zeros((MA_WINDOW, L, S))
     mu_sum = np.zeros((L, S))
@@ -348,6 +382,8 @@ def simulate(
         # 3. observe and decide
         slot = t % MA_WINDOW
         sales_ring[slot] = sales
+        if deliv is not None:
+            ships_today = (dow[t] + store_lt) % 7 == deliv
         ring_days = np.minimum(ring_days + 1, MA_WINDOW)
         denom = np.maximum(ring_days, 1)
         obs = Observation(
@@ -367,17 +403,27 @@ def simulate(
             launched=launched,
             history=history,
             price_factor=price_factor,
+            store_review_days=review_days,
+            store_ships_today=None if deliv is None else ships_today,
         )
         orders: Orders = policy.decide(obs)
 
-        # 4a. prices for tomorrow
+        # 4a. prices for tomorrow, and their reasons where the price changes
+        reason_today = price_reason
         new_factor = price_factor if orders.price_factor is None else np.asarray(orders.price_factor, dtype=float)
         price_changed = ~np.isclose(new_factor, price_factor) & store_carried
         price_down = price_changed & (new_factor < price_factor)
         price_factor = np.where(store_carried, new_factor, price_factor)
+        if orders.price_reason is not None:
+            code = np.asarray(orders.price_reason, dtype=np.int64)
+            if code.min(initial=0) < 0 or code.max(initial=0) >= len(PRICE_REASONS):
+                raise ValueError(f"price_reason codes must index PRICE_REASONS {PRICE_REASONS}")
+            price_reason = np.where(price_changed, code, price_reason)
 
         # 4b. DC -> store shipments; a short DC allocates in proportion to the requests
         req = np.where(launched[None, :], np.asarray(orders.store, dtype=np.int64), 0)
+        if deliv is not None:  # weekly deliveries: only requests that land on the store's delivery day ship
+            req = np.where(ships_today[:, None], req, 0)
         dc_req = _per_dc(req, store_dc, D)
         req_ring[slot] = dc_req
         ratio = np.where(dc_req > 0, np.minimum(1.0, dc_oh / np.maximum(dc_req, 1)), 0.0)
@@ -422,12 +468,13 @@ def simulate(
         po = np.where(orderable[None, :], np.asarray(orders.dc, dtype=np.int64), 0)
         di, sj = np.nonzero(po)
         n = len(di)
-        real_lt = np.maximum(1, np.rint(lt_rng.normal(sup_mean[sj], sup_std[sj]))).astype(np.int64)
+        real_lt = _supplier_lead_times(network, sj, sup_mean, sup_std, lt_rng, sup_rng)
         if scenario.lead_time_factor != 1.0 and scenario.active(t, measure_from):
             real_lt = np.rint(real_lt * scenario.lead_time_factor).astype(np.int64)
         # suppliers sometimes short-ship: the ERP expects the ordered units, fewer arrive
-        short = lt_rng.random(n) > network.supplier_fill_prob[network.sku_supplier[sj]]
-        shipped = np.where(short, np.floor(po[di, sj] * lt_rng.uniform(0.3, 0.9, n)), po[di, sj])
+        ship_rng = lt_rng if network.supplier_late_prob is None else sup_rng
+        short = ship_rng.random(n) > network.supplier_fill_prob[network.sku_supplier[sj]]
+        shipped = np.where(short, np.floor(po[di, sj] * ship_rng.uniform(0.3, 0.9, n)), po[di, sj])
         book.add(
             order_id=np.arange(next_id, next_id + n), kind=KIND_SUPPLIER, src=network.sku_supplier[sj], dest=di,
             sku=sj, ordered=po[di, sj], units=shipped, order_day=t, expected_day=t + sup_mean[sj].astype(np.int64),
@@ -471,6 +518,8 @@ def simulate(
             acc["price_decreases"] += price_down
             acc["overstock_units_days"] += over_units
             acc["overstock_value_days"] += over_value
+            for i, w in enumerate((sales * price, sales * unit_cost[None, :], sales, store_carried)):
+                reason_acc[i] += np.bincount(reason_today.ravel(), weights=w.ravel(), minlength=len(PRICE_REASONS))
             res.dc["inventory_value_days"] += dc_oh * unit_cost[None, :]
             # network overstock behind each DC: its stock plus its stores', against its stores' demand
             net_units, net_value = overstock(dc_oh + _per_dc(store_oh, store_dc, D),
@@ -552,4 +601,5 @@ def simulate(
         "revenue", "orders", "transfers", "price_changes", "price_decreases", "overstock_units"])
     res.samples = {p: pd.DataFrame(r, columns=["date", "demand", "sales", "on_hand", "forecast_h1", "price"])
                    for p, r in sample_rows.items()}
+    res.extra["margin_by_reason"] = _margin_by_reason(reason_acc)
     return res

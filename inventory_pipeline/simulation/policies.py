@@ -22,6 +22,9 @@ import numpy as np
 import pandas as pd
 
 
+# reason codes of a price (`Orders.price_reason`, index = code); the twin reports margin per reason
+PRICE_REASONS = ("regular", "margin_raise", "margin_cut", "markdown")
+
 # the receipt log's columns (`History.receipts`); `kind` uses the engine's codes: 0 supplier ->
 # DC purchase order, 1 DC -> store replenishment, 4 store -> store transfer
 RECEIPT_COLS = ("order_id", "kind", "src", "dest", "sku", "order_day", "expected_day", "receipt_day", "ordered",
@@ -109,6 +112,10 @@ class Observation:
     launched: np.ndarray  # (S,) launched: stores may still pull what their DC holds
     history: History | None = None  # sales, stock, prices and promotions up to and including day t
     price_factor: np.ndarray | None = None  # (L, S) today's shelf price / the chain's price
+    # weekly store deliveries (regime): days between a store's deliveries, and whether a request
+    # placed today ships (lands on the store's delivery weekday); None = every store daily
+    store_review_days: np.ndarray | None = None  # (L,)
+    store_ships_today: np.ndarray | None = None  # (L,) bool
 
 
 @dataclass
@@ -118,6 +125,8 @@ class Orders:
     transfers: dict | None = None  # arrays sku, src, dest (store positions), units
     price_factor: np.ndarray | None = None  # (L, S) tomorrow's shelf price / the chain's price; None = keep
     forecast: np.ndarray | None = None  # (H, L, S) mean demand the policy expects for days t+1..t+H
+    # (L, S) reason code (PRICE_REASONS index) of tomorrow's price; taken where the price changes
+    price_reason: np.ndarray | None = None
 
 
 class Policy(Protocol):
@@ -188,10 +197,14 @@ class BaselinePolicy:
             order_up_days=self.order_up_days,
             min_presentation_units=self.min_presentation_units,
         )
+        # a store delivered weekly reviews weekly: its order must last until the next delivery
+        review = self.review_period_days
+        if obs.store_review_days is not None:
+            review = np.maximum(review, obs.store_review_days)[:, None]
         store = baseline_order_quantity(
             obs.store_sales_ma,
             obs.store_lead_time[:, None],
-            self.review_period_days,
+            review,
             obs.store_on_hand + obs.store_on_order,
             obs.case_pack[None, :],
             **kw,
