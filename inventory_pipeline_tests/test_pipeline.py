@@ -145,7 +145,8 @@ def test_twin_plan_reproduces_the_assets_outputs(pipeline_run):
         wh.read_model("select * from marts.fct_inventory_positions where date = cast(? as date)", [d]),
         wh.read_model("select * from marts.dim_products"), wh.read_model("select * from marts.dim_locations"),
         wh.read_model("select * from staging.stg_lanes"), d, pol, price_book=book,
-        lead_times=wh.read_model("select * from marts.fct_order_lead_times where received_date <= cast(? as date)", [d]))
+        lead_times=wh.read_model("select * from marts.fct_order_lead_times where received_date <= cast(? as date)", [d]),
+        raw_products=wh.read("raw_products"))
     for table in ("price_recommendations", "replenishment_orders", "rebalancing_transfers", "replenishment_targets",
                   "replenishment_unmet"):
         got, want = plan[table], wh.read(table, d)

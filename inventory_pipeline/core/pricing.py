@@ -54,6 +54,7 @@ PRICE_COLUMNS = [
     "elasticity_confidence", "elasticity_source", "demand_multiplier", "expected_units_current",
     "expected_units_recommended", "expected_margin_current", "expected_margin_recommended", "weeks_of_supply",
     "supply", "days_since_price_change", "price_floor", "price_ceiling", "binding_guardrail", "rationale",
+    "change_reason",  # hold | margin_raise | margin_cut | markdown (the twin reports margin by it)
 ]
 
 
@@ -80,6 +81,11 @@ class PricingConfig:
     default_elasticity: float = -1.5  # only when no SKU of the chain has any price variation
     min_gain: float = 0.01  # a price change must raise the item's expected margin by this share
     solver_seconds: float = 30.0  # HiGHS time limit for the price-ladder MILP (best solution found is used)
+    elasticity_interval: float = 0.9  # a change must gain at both ends of this central posterior interval
+    sell_through_weeks: float = 26.0  # stock not sold at the regular price within this horizon is excess
+    salvage_value_share: float = 0.3  # what excess that never sells is worth, as a share of unit cost
+    end_of_life_weeks: float = 8.0  # a discontinued item leaves the shelf this long after its discontinue date
+    annual_holding_rate: float = 0.25  # carrying cost per year, share of unit cost (policy `costs`)
 
 
 def pricing_config(policy) -> PricingConfig:
@@ -93,7 +99,10 @@ def pricing_config(policy) -> PricingConfig:
         price_endings=tuple(p.price_endings), overstock_weeks=p.overstock_weeks, markdown_pct=p.markdown_pct / 100,
         elasticity_bounds=(p.elasticity_min, p.elasticity_max), min_price_variation=p.min_price_variation,
         elasticity_between_sku_sd=p.elasticity_between_sku_sd, default_elasticity=p.default_elasticity,
-        min_gain=p.min_gain_pct / 100, solver_seconds=p.solver_seconds)
+        min_gain=p.min_gain_pct / 100, solver_seconds=p.solver_seconds, elasticity_interval=p.elasticity_interval,
+        sell_through_weeks=p.sell_through_weeks, salvage_value_share=p.salvage_value_share,
+        end_of_life_weeks=p.end_of_life_weeks,
+        annual_holding_rate=policy.costs.annual_holding_rate if getattr(policy, "costs", None) else 0.25)
 
 
 # ---- 1. elasticities -----------------------------------------------------------------------------
@@ -544,25 +553,84 @@ def _choose(item, value, rel, cat_of_item, n, cap, counts, names, solver_seconds
     return chosen, np.unique(over % k)
 
 
+def elasticity_interval(it: pd.DataFrame, cfg: PricingConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The central `cfg.elasticity_interval` of each item's elasticity posterior (estimate +- z se),
+    inside the policy's elasticity range. No `se` column: the estimate is taken as exact."""
+    from scipy import stats
+
+    e = it["elasticity"].to_numpy(float)
+    se = np.nan_to_num(it["se"].to_numpy(float), nan=0.0) if "se" in it else np.zeros(len(e))
+    z = stats.norm.ppf(0.5 + cfg.elasticity_interval / 2)
+    lo_b, hi_b = cfg.elasticity_bounds
+    # widened inside the policy's range, but never so that the estimate itself falls outside
+    return np.minimum(e, np.maximum(e - z * se, lo_b)), np.maximum(e, np.minimum(e + z * se, hi_b))
+
+
+def unidentified(it: pd.DataFrame) -> np.ndarray:
+    """Items whose elasticity no price variation of their own SKU or category identified (the
+    chain's average or the policy default): their price is held, never gambled on."""
+    if "source" not in it:
+        return np.zeros(len(it), dtype=bool)
+    src = it["source"].astype(str)
+    return (src.str.startswith("chain average") | src.str.startswith("policy default")).to_numpy()
+
+
+def margin_gain(price, p0, c, q0, e):
+    """Expected margin over the pricing horizon at `price` minus at `p0` (constant elasticity)."""
+    return (price - c) * q0 * (price / p0) ** e - (p0 - c) * q0
+
+
+def clearance_value(price, p0, c, q_day, stock, restart, e, cfg: PricingConfig, T=None):
+    """What the stock on hand and on order is worth over the sell-through horizon T at `price`
+    (docs/pricing.md, "Markdowns"): revenue of the units sold within T, excess that never sells
+    at the salvage share of cost, minus holding (units x days x daily holding rate); and for an
+    item that is still carried (`restart`), the margin of the regular sales that resume once the
+    stock has sold through. The stock is sunk: only what happens to it differs between prices.
+    `T` (days, per item) defaults to the policy's `sell_through_weeks`."""
+    T = cfg.sell_through_weeks * 7 if T is None else T
+    q = np.maximum(q_day * (price / p0) ** e, 1e-9)
+    sold = np.minimum(stock, q * T)
+    unit_days = np.where(q * T >= stock, stock ** 2 / (2 * q), T * (stock - q * T / 2))
+    resumed = np.where(restart, (p0 - c) * q_day * np.maximum(T - stock / q, 0.0), 0.0)
+    holding = c * cfg.annual_holding_rate / 365 * unit_days
+    return price * sold + cfg.salvage_value_share * c * (stock - sold) - holding + resumed
+
+
+def robust_gain(price, p0, c, q0, e_lo, e_hi, stock, clearance, restart, h, cfg: PricingConfig, T=None):
+    """The worst expected gain of moving to `price` over the elasticity interval [e_lo, e_hi]: each
+    gain is monotone in e, so its minimum is at an end. An item with excess stock (`clearance`)
+    also counts the clearance value of a cut; its gain is the larger of the two views."""
+    worst = np.minimum(margin_gain(price, p0, c, q0, e_lo), margin_gain(price, p0, c, q0, e_hi))
+    q_day = q0 / h
+    cl = [clearance_value(price, p0, c, q_day, stock, restart, e, cfg, T)
+          - clearance_value(p0, p0, c, q_day, stock, restart, e, cfg, T) for e in (e_lo, e_hi)]
+    return np.where(clearance & (price < p0), np.maximum(worst, np.minimum(*cl)), worst)
+
+
 def optimise_prices(items: pd.DataFrame, cfg: PricingConfig = PricingConfig()) -> pd.DataFrame:
     """Choose the next price of each item (one row per store x SKU): location_id, sku_id,
     category, current_price p0, unit_cost c, elasticity e (< 0), expected_units q0 over the
     horizon at p0, supply (units the network can deliver within lead time, inf = unbounded),
-    weeks_of_supply, recently_changed (bool) and optionally days_since_price_change. Returns
-    items with recommended_price, price_floor / price_ceiling (the guardrail range) and
-    binding_guardrail.
+    weeks_of_supply, recently_changed (bool) and optionally days_since_price_change, se (the
+    elasticity's standard error), source (where the elasticity came from) and end_of_life (bool:
+    the item is no longer replenished). Returns items with recommended_price, price_floor /
+    price_ceiling (the guardrail range), binding_guardrail and change_reason.
 
-    Every price on the ladder (`_ladder`) inside the item's guardrails is a candidate; its
-    expected margin over the horizon is (p - c) q0 (p / p0)^e, exact for a constant elasticity
-    (no linearisation: the choice is discrete, so the non-DCP product never reaches a solver).
-    The category average-change cap couples items, so the choice is a MILP (`_choose`).
-    Holding is legal when the current price is inside the item's range; where it is not (a
-    markdown is due, or the price is below the margin floor), holding is a penalised option the
-    MILP takes only where the category cap leaves no room -- targets yield to hard guardrails."""
+    Every price on the ladder (`_ladder`) inside the item's guardrails is a candidate; its value is
+    the current expected margin plus its *robust* gain (`robust_gain`: the worst over the
+    elasticity's interval), so a change whose gain flips sign inside the interval is held. Items
+    with excess stock (above `overstock_weeks` of supply, or at the end of their life) may be cut
+    by up to the clearance step, and only where the clearance value pays for the margin given
+    up; an overstock that sells through at the regular price is run down by ordering less. The
+    category average-change cap couples items, so the choice is a MILP (`_choose`). Holding is
+    legal when the current price is inside the item's range; where it is not (below the margin
+    floor), holding is a penalised option the MILP takes only where the category cap leaves no
+    room -- targets yield to hard guardrails."""
     it = items.reset_index(drop=True).copy()
     n = len(it)
     p0, c = it["current_price"].to_numpy(float), it["unit_cost"].to_numpy(float)
     e, q0 = it["elasticity"].to_numpy(float), np.maximum(np.nan_to_num(it["expected_units"].to_numpy(float)), 1e-6)
+    e_lo, e_hi = elasticity_interval(it, cfg)
     floor = c * (1 + cfg.min_margin)
     hi = p0 * (1 + cfg.max_change)
     # a price so far under the margin floor that one step cannot reach it rises as far as a step
@@ -575,21 +643,26 @@ def optimise_prices(items: pd.DataFrame, cfg: PricingConfig = PricingConfig()) -
             f"{int(bad.sum())} item(s) have no allowed price: min margin {cfg.min_margin:.0%} over cost is above the "
             f"maximum price allowed by max change {cfg.max_change:.0%} from the current price; raise max_change_pct "
             f"or lower min_margin in the policy file's pricing section; e.g. {ex}")
-    over = it["weeks_of_supply"].to_numpy(float) > cfg.overstock_weeks
+    wos = it["weeks_of_supply"].to_numpy(float)
+    over = wos > cfg.overstock_weeks
+    eol = it["end_of_life"].fillna(False).to_numpy(bool) if "end_of_life" in it else np.zeros(n, dtype=bool)
+    T = it["sell_through_days"].to_numpy(float) if "sell_through_days" in it else np.full(n, cfg.sell_through_weeks * 7)
+    stock = np.where(np.isfinite(wos), wos * 7 * q0 / cfg.horizon_days, 0.0)  # units of the network's supply
     lo = np.where(over, np.maximum(floor, p0 * (1 - max(cfg.max_markdown, cfg.max_change))), lo)  # clearance step
     below = p0 < floor - 1e-9  # priced under the margin floor (e.g. after a cost increase)
     frozen = it["recently_changed"].to_numpy(bool)
     if "days_since_price_change" in it:  # an overstocked item steps down on the markdown cadence
         ds = it["days_since_price_change"].to_numpy(float)
         frozen = np.where(over, ds < cfg.min_days_between_markdowns, frozen)
+    blind = unidentified(it) & ~below & ~frozen  # nothing identified the elasticity: hold
     # inventory awareness: no price cut that stimulates demand beyond what the network can supply
     # within lead time: q0 (p / p0)^e <= supply <=> p >= p0 (supply / q0)^(1/e). Never forces a rise.
     supply = it["supply"].to_numpy(float)
     with np.errstate(divide="ignore", invalid="ignore"):
         inv_lo = np.where(np.isfinite(supply), p0 * (np.maximum(supply, 1e-9) / q0) ** (1 / e), -np.inf)
     inv_lo = np.minimum(inv_lo, p0)
-    # markdown: an overstocked item may not rise and is marked down by at least markdown_pct; a low
-    # price with no ladder step that deep inside the max change takes the next step down
+    # an overstocked item may not rise; a markdown cuts at least markdown_pct (a low price with no
+    # ladder step that deep inside the max change takes the next step down) -- or holds
     hi_md = np.minimum(hi, p0 * (1 - cfg.markdown_pct))
     step_down = _ladder_snap(p0 - 0.005, cfg.price_endings)
     no_step = _ladder_snap(hi_md, cfg.price_endings) < lo - 1e-9
@@ -601,17 +674,24 @@ def optimise_prices(items: pd.DataFrame, cfg: PricingConfig = PricingConfig()) -
     hi = np.where(over, np.where(md_blocked, p0, hi_md), hi)
     lo_all = np.minimum(np.maximum(lo, inv_lo), hi)
     lo_all = np.where(over & md_blocked, p0, lo_all)  # the markdown cannot happen: hold
-    lo_all, hi = np.where(frozen, p0, lo_all), np.where(frozen, p0, hi)
+    lo_all, hi = np.where(frozen | blind, p0, lo_all), np.where(frozen | blind, p0, hi)
     item, price = _ladder(lo_all, hi, p0, cfg.price_endings)
-    # a penalised hold where holding is outside the range (markdown due, or below the floor)
-    soft = np.flatnonzero(~frozen & ((over & ~md_blocked) | (below & ~over)))
-    item, price = np.concatenate([item, soft]), np.concatenate([price, p0[soft]])
-    value = (price - c[item]) * q0[item] * (price / p0[item]) ** e[item]
+    # holding is always a candidate of an overstocked item (a markdown must pay); a penalised one
+    # where holding breaks a guardrail (below the margin floor)
+    soft = np.flatnonzero(~frozen & below & ~over)
+    hold_over = np.flatnonzero(~frozen & over & ~md_blocked)
+    item, price = np.concatenate([item, soft, hold_over]), np.concatenate([price, p0[soft], p0[hold_over]])
+    hold_value = (p0 - c) * q0
+    clear = over | eol
+    args = (p0[item], c[item], q0[item])
+    rest = (stock[item], clear[item], ~eol[item], cfg.horizon_days, cfg, T[item])
+    gain = robust_gain(price, *args, e_lo[item], e_hi[item], *rest)
+    point = robust_gain(price, *args, e[item], e[item], *rest)
     is_hold = np.isclose(price, p0[item])
-    hold_value = np.zeros(n)
-    hold_value[item[is_hold]] = value[is_hold]
     # a change must earn at least `min_gain` of the item's current expected margin (no churn on noise)
-    value = np.where(is_hold, value, value - cfg.min_gain * np.abs(hold_value[item]))
+    fee = np.where(is_hold, 0.0, cfg.min_gain * np.abs(hold_value[item]))
+    value = hold_value[item] + np.where(is_hold, 0.0, gain) - fee
+    value_point = hold_value[item] + np.where(is_hold, 0.0, point) - fee
     penalised = np.isin(item, soft) & is_hold
     # larger than all margins together: a hold is never traded for margin elsewhere
     per_item_max = pd.Series(np.abs(value)).groupby(item).max().sum() if len(value) else 0.0
@@ -625,26 +705,84 @@ def optimise_prices(items: pd.DataFrame, cfg: PricingConfig = PricingConfig()) -
     rec = np.where(chosen >= 0, price[np.maximum(chosen, 0)], p0)
     it["recommended_price"] = np.round(rec, 2)
     it["price_floor"], it["price_ceiling"] = np.round(lo_all, 4), np.round(hi, 4)
-    # the guardrail that bound: the one that kept the price from the item's own best on the ladder
+    it["binding_guardrail"] = _binding(it, cfg, item, price, value, value_point, penalised, chosen, capped, cat_of_item,
+                                       dict(rec=rec, p0=p0, c=c, e=e, lo=lo, floor=floor, inv_lo=inv_lo, over=over,
+                                            below=below, frozen=frozen, blind=blind, md_blocked=md_blocked,
+                                            md_why=md_why, has=has))
+    moved = np.abs(rec - p0) > 0.005
+    it["change_reason"] = np.select([~moved, clear & (rec < p0), rec > p0], ["hold", "markdown", "margin_raise"],
+                                    "margin_cut")
+    return it
+
+
+def _binding(it, cfg, item, price, value, value_point, penalised, chosen, capped, cat_of_item, a) -> np.ndarray:
+    """The guardrail (or rule) that kept each item from its own best price on the ladder."""
+    n = len(it)
+    rec, p0, c, e = a["rec"], a["p0"], a["c"], a["e"]
     real = ~penalised
     cmin = pd.Series(price[real]).groupby(item[real]).min().reindex(range(n)).to_numpy()
     cmax = pd.Series(price[real]).groupby(item[real]).max().reindex(range(n)).to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
         unc = np.where(e < -1, c * e / (1 + e), np.inf)  # the constant-elasticity margin optimum
     own_best = best_per_item(item, value, n)
+    point_best = best_per_item(item, value_point, n)
+    held = np.abs(rec - p0) <= 0.005
+    # the point estimate would have moved the price, its interval does not guarantee a gain
+    uncertain = held & (point_best >= 0) & ~np.isclose(price[np.maximum(point_best, 0)], p0)
     moved_by_cap = (chosen >= 0) & (chosen != own_best) & np.isin(cat_of_item, capped)
     at_top = np.isclose(rec, cmax) & (unc > rec + 0.005)
     at_bottom = np.isclose(rec, cmin) & (unc < rec - 0.005)
-    lo_is = np.select([np.isfinite(inv_lo) & (inv_lo >= lo - 1e-9), floor >= p0 * (1 - cfg.max_change) - 1e-9],
-                      ["inventory", "min_margin"], "max_decrease")
-    binding = np.select(
-        [frozen, md_blocked, ~has, moved_by_cap, over & (rec < p0 - 0.005),
-         below & (rec > p0 + 0.005) & np.isclose(rec, cmin), at_top, at_bottom],
-        [np.full(n, "min_days_between_changes"), md_why, np.full(n, "price_endings"), np.full(n, "category_avg_change"),
-         np.full(n, "markdown"), np.full(n, "min_margin"), np.full(n, "max_increase"), lo_is],
+    lo_is = np.select([np.isfinite(a["inv_lo"]) & (a["inv_lo"] >= a["lo"] - 1e-9),
+                       a["floor"] >= p0 * (1 - cfg.max_change) - 1e-9], ["inventory", "min_margin"], "max_decrease")
+    over = a["over"]
+    return np.select(
+        [a["frozen"], a["blind"], a["md_blocked"], ~a["has"], moved_by_cap, over & (rec < p0 - 0.005),
+         a["below"] & (rec > p0 + 0.005) & np.isclose(rec, cmin), uncertain, over & held, at_top, at_bottom],
+        [np.full(n, "min_days_between_changes"), np.full(n, "elasticity_unidentified"), a["md_why"],
+         np.full(n, "price_endings"), np.full(n, "category_avg_change"), np.full(n, "markdown"), np.full(n, "min_margin"),
+         np.full(n, "uncertain_gain"), np.full(n, "sells_through"), np.full(n, "max_increase"), lo_is],
         "none")
-    it["binding_guardrail"] = binding
-    return it
+
+
+LIFECYCLE_COLUMNS = ("discontinue_date", "season_end_date")  # optional extra columns of master/products
+
+
+def with_lifecycle(products: pd.DataFrame, raw_products: pd.DataFrame | None) -> pd.DataFrame:
+    """The product mart plus the optional lifecycle columns of the landing file (kept as extra
+    columns by the contract, not modelled by dbt) that the markdown rule reads."""
+    if raw_products is None:
+        return products
+    cols = [c for c in LIFECYCLE_COLUMNS if c in raw_products and c not in products]
+    if not cols:
+        return products
+    return products.merge(raw_products[["sku_id", *cols]].astype({"sku_id": str}), on="sku_id", how="left")
+
+
+def end_of_life(sku_ids: pd.Series, products: pd.DataFrame, plan_date: str,
+                cfg: PricingConfig = PricingConfig()) -> tuple[np.ndarray, np.ndarray]:
+    """Items whose regular sales end, from the product master's optional extra columns (the
+    landing contract keeps them): `discontinue_date` on or before the plan date (no longer
+    replenished: nothing resumes after its stock, which leaves the shelf `end_of_life_weeks` after
+    that date), or `season_end_date` within the sell-through horizon (what is left then sells
+    only at salvage). Returns the flag and each item's sell-through horizon in days: the policy's,
+    or what is left of its shelf life or season (at least a day)."""
+    T = cfg.sell_through_weeks * 7
+    flag, horizon = np.zeros(len(sku_ids), dtype=bool), np.full(len(sku_ids), T)
+    day = pd.Timestamp(plan_date)
+    for col in ("discontinue_date", "season_end_date"):
+        if col not in products:
+            continue
+        d = pd.to_datetime(products.set_index("sku_id")[col].replace("", None), errors="coerce")
+        left = (sku_ids.map(d) - day).dt.days.to_numpy(float)
+        if col == "discontinue_date":
+            gone = np.nan_to_num(left, nan=1.0) <= 0
+            flag |= gone
+            horizon = np.where(gone, np.clip(left + cfg.end_of_life_weeks * 7, 1, T), horizon)
+        else:
+            ends = np.nan_to_num(left, nan=np.inf) < T
+            flag |= ends
+            horizon = np.where(ends, np.clip(left, 1, T), horizon)
+    return flag, horizon
 
 
 def recommend_prices(forecast: pd.DataFrame, history: pd.DataFrame, products: pd.DataFrame, plan_date: str,
@@ -663,6 +801,7 @@ def recommend_prices(forecast: pd.DataFrame, history: pd.DataFrame, products: pd
     out = pairs.merge(prices, on=["location_id", "sku_id"], how="left").merge(
         prod[["sku_id", "unit_cost", "base_price", "category"]], on="sku_id", how="left")
     out["current_price"] = out["unit_price"].fillna(out["base_price"])
+    out["end_of_life"], out["sell_through_days"] = end_of_life(out["sku_id"], products, plan_date, cfg)
     # no price at all (not in the product master, no sale, no base price): nothing to recommend
     out = out[out["current_price"].notna() & (out["current_price"] > 0)].reset_index(drop=True)
     days_since = (pd.Timestamp(plan_date) - pd.to_datetime(out["last_other_price_date"])).dt.days
@@ -706,12 +845,14 @@ def recommend_prices(forecast: pd.DataFrame, history: pd.DataFrame, products: pd
         if costless.any():
             held = out[costless].copy()
             held["recommended_price"], held["binding_guardrail"] = held["current_price"], "missing_cost"
+            held["change_reason"] = "hold"
             held["price_floor"], held["price_ceiling"] = held["current_price"], held["current_price"]
             parts.append(held)
         out = pd.concat(parts, ignore_index=True)
     else:
         out["recommended_price"], out["binding_guardrail"] = out["current_price"], "hold_price"
         out["price_floor"], out["price_ceiling"] = out["current_price"], out["current_price"]
+    out["change_reason"] = out["change_reason"].fillna("hold") if "change_reason" in out else "hold"
     ratio = out["recommended_price"] / out["current_price"]
     e = out["elasticity"].fillna(0.0)
     # what the forecast (fitted on recent sales) must be scaled by at the recommended price: the
@@ -742,6 +883,10 @@ _WHY = {
     "category_avg_change": "held: the category's average change would exceed its cap",
     "hold_price": "price held: pricing is disabled in the policy file (pricing.enabled: false)",
     "missing_cost": "held: the product master has no unit cost for this item",
+    "elasticity_unidentified": "held: no price change of the item or its category identifies its elasticity",
+    "uncertain_gain": "held: the gain at the estimated elasticity turns into a loss inside its interval",
+    "sells_through": "held: the stock sells through at the regular price; a markdown would give up more margin "
+                     "than the holding and clearance cost it saves (ordering less runs it down)",
 }
 
 

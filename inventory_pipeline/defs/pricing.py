@@ -7,7 +7,8 @@ import dagster as dg
 import pandas as pd
 
 from ..contracts.outputs import PriceRecommendations
-from ..core.pricing import PRICING_HISTORY_DAYS, guardrail_violations, price_book, pricing_config, recommend_prices
+from ..core.pricing import (PRICING_HISTORY_DAYS, guardrail_violations, price_book, pricing_config, recommend_prices,
+                            with_lifecycle)
 from ._common import contract_check, contract_spec, model_key, operational, preview, violations_check
 from .forecasting import demand_forecast
 from .partitions import daily_partitions
@@ -46,8 +47,11 @@ def price_recommendations(context: dg.AssetExecutionContext, warehouse: Warehous
     context.log.info(f"pricing {d}: {len(history):,} history rows since {start}, {len(book):,} prices in the book from "
                      f"{len(earlier)} earlier decision logs, guardrails {pol.tag}")
     fc = wh.read("demand_forecast", d)
+    # discontinue / season-end dates, where the product file has them, drive the markdown rule
+    products = with_lifecycle(wh.read_model("select * from marts.dim_products"),
+                              wh.read("raw_products") if wh.exists("raw_products") else None)
     recs = recommend_prices(
-        fc, history, wh.read_model("select * from marts.dim_products"), d, cfg,
+        fc, history, products, d, cfg,
         positions=wh.read_model("select * from marts.fct_inventory_positions where date = cast(? as date)", [d]),
         locations=wh.read_model("select * from marts.dim_locations"), book=book)
     wh.write("price_recommendations", recs, d)

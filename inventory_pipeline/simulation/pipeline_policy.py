@@ -45,7 +45,7 @@ import pandas as pd
 from ..core.forecasting import forecast_config, run_forecast
 from ..core.policy import Policy as DecisionPolicy
 from ..core.pricing import (PRICING_HISTORY_DAYS, PricingConfig, PricingInfeasible, guardrail_violations, pricing_config,
-                            recommend_prices)
+                            recommend_prices, with_lifecycle)
 from ..core.rebalancing import plan_transfers, rebalancing_config, transfer_violations
 from ..core.decisions import propose, route
 from ..core.replenishment import order_violations, plan_replenishment, replenishment_config
@@ -189,13 +189,15 @@ def plan_decisions(
     pricing: PricingConfig | None = None,
     price_book: pd.DataFrame | None = None,
     lead_times: pd.DataFrame | None = None,
+    raw_products: pd.DataFrame | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Prices, orders and transfers for `plan_date`, exactly as the assets call the core.
     `history` is the pricing window (`PRICING_HISTORY_DAYS`) of fct_daily_demand; `pricing`
-    None = the policy file's (`pricing_config(policy)`)."""
+    None = the policy file's (`pricing_config(policy)`); `raw_products` the landing file's
+    products (lifecycle dates for the markdown rule, `core.pricing.with_lifecycle`)."""
     cfg = pricing_config(policy) if pricing is None else pricing
-    prices = recommend_prices(forecast, history, products, plan_date, cfg, positions=positions, locations=locations,
-                              book=price_book)
+    prices = recommend_prices(forecast, history, with_lifecycle(products, raw_products), plan_date, cfg,
+                              positions=positions, locations=locations, book=price_book)
     plan = plan_replenishment(forecast, prices, positions, products, locations, plan_date,
                               replenishment_config(policy, service_level), lead_time_observations=lead_times)
     transfers = plan_transfers(plan.targets, lanes, locations, plan_date, rebalancing_config(policy), orders=plan.orders)
@@ -238,6 +240,7 @@ class PipelinePolicy:
         self.last_pricing_error = ""
         self._book = pd.DataFrame(columns=["location_id", "sku_id", "price", "effective_date"])
         self.products, self.locations, self.lanes = products_frame(network), locations_frame(network), network.lanes
+        self.raw_products = network.products  # the landing file's products, lifecycle dates included
         self.categories = self.products.set_index("sku_id")["category"]
         self.calendar = network.calendar
         self.store_ids = network.store_ids.astype(str)
@@ -274,12 +277,13 @@ class PipelinePolicy:
         # supplier lead times as receipts against orders show them (marts.fct_order_lead_times)
         lead = lead_time_frame(obs.history, obs.t, self.store_ids, self.dc_ids, self.sku_ids, self.supplier_ids)
         try:
-            plan = plan_decisions(*frames, pricing=self.pricing, price_book=self._book, lead_times=lead)
+            plan = plan_decisions(*frames, pricing=self.pricing, price_book=self._book, lead_times=lead,
+                                  raw_products=self.raw_products)
         except PricingInfeasible as e:  # the asset would fail this day: the twin holds prices and counts it
             self.pricing_infeasible_days += 1
             self.last_pricing_error = f"{plan_date}: {e}"
             plan = plan_decisions(*frames, pricing=dataclasses.replace(self.pricing, enabled=False), price_book=self._book,
-                                  lead_times=lead)
+                                  lead_times=lead, raw_products=self.raw_products)
         self.last_plan = plan
         pr = plan["price_recommendations"]
         # the price book: what the decision log's exported price changes are to the assets
