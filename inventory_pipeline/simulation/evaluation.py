@@ -26,6 +26,7 @@ guardrail violations); the guardrail violations of every pipeline run are summed
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -73,8 +74,11 @@ class EvaluationConfig:
     jobs: int = 2
     n_samples: int = 4  # store x SKU series whose trajectories are plotted
     pricing_enabled: bool | None = None  # the pipeline's pricing optimisation (None: the policy file's)
+    takeover: str = "rule"  # the state both policies take over at the switch (TAKEOVERS)
 
     def __post_init__(self) -> None:
+        if self.takeover not in TAKEOVERS:
+            raise ValueError(f"unknown takeover {self.takeover!r}: {' | '.join(TAKEOVERS)}")
         if self.days < 7:
             raise ValueError(f"evaluation days must be >= 7, got {self.days}")
         if self.cadence_days < 1:
@@ -132,6 +136,57 @@ class RunSpec:
     scenario: Scenario = BASE
     samples: tuple[tuple[int, int], ...] = field(default_factory=tuple)
     pricing_enabled: bool | None = None  # pipeline only: None = the policy file's pricing switch
+    takeover: str = "rule"  # the state the window starts from: a key of TAKEOVERS
+
+
+# The rule that runs before the switch day, by takeover state. Both policies of a comparison warm
+# up under the same one (same draws), so they take over the identical stock and open orders; after
+# the switch the baseline is the normal rule again (RunSpec.safety_days). "overstock" is what a
+# previous, cautious rule leaves behind (4 weeks of safety stock, ordering up to 6 more weeks);
+# "understock" a lean rule with no safety stock that orders 3 days at a time, so stores and DCs
+# start the window thin and the sales history is more censored.
+TAKEOVERS: dict[str, dict] = {
+    "rule": dict(safety_days=7.0, order_up_days=14.0),
+    "overstock": dict(safety_days=28.0, order_up_days=42.0),
+    "understock": dict(safety_days=0.0, order_up_days=3.0),
+}
+
+
+def takeover_warmup(takeover: str, review_period_days: int) -> BaselinePolicy:
+    """The warm-up rule of a takeover state (see TAKEOVERS)."""
+    if takeover not in TAKEOVERS:
+        raise ValueError(f"unknown takeover {takeover!r}: {' | '.join(TAKEOVERS)}")
+    return BaselinePolicy(review_period_days=review_period_days, **TAKEOVERS[takeover])
+
+
+def takeover_state(obs, unit_cost: np.ndarray) -> dict:
+    """What a policy takes over at its first decision: stock and open orders at stores and DCs
+    (units, and stock at cost), and a digest of the four arrays, equal only for identical states."""
+    arrays = [np.ascontiguousarray(a, dtype=np.int64) for a in
+              (obs.store_on_hand, obs.store_on_order, obs.dc_on_hand, obs.dc_on_order)]
+    digest = hashlib.sha256(b"".join(a.tobytes() for a in arrays)).hexdigest()[:16]
+    return {"day": int(obs.t), "store_units": int(arrays[0].sum()), "store_on_order_units": int(arrays[1].sum()),
+            "dc_units": int(arrays[2].sum()), "dc_on_order_units": int(arrays[3].sum()),
+            "store_value": float((arrays[0] * unit_cost[None, :]).sum()),
+            "dc_value": float((arrays[2] * unit_cost[None, :]).sum()), "digest": digest}
+
+
+@dataclass
+class _NoteTakeover:
+    """The main policy of a run, noting the state it takes over at its first decision."""
+
+    main: object
+    unit_cost: np.ndarray
+    state: dict | None = None
+
+    @property
+    def name(self) -> str:
+        return self.main.name
+
+    def decide(self, obs):
+        if self.state is None:
+            self.state = takeover_state(obs, self.unit_cost)
+        return self.main.decide(obs)
 
 
 def run_spec(spec: RunSpec, network: Network | None = None) -> dict:
@@ -147,11 +202,14 @@ def run_spec(spec: RunSpec, network: Network | None = None) -> dict:
                               cadence_days=spec.cadence_days, pricing_enabled=spec.pricing_enabled)
     else:
         raise ValueError(f"unknown policy {spec.policy!r}: baseline | pipeline")
-    warmup = BaselinePolicy(review_period_days=spec.network.review_period_days)
-    res: SimulationResult = simulate(net, SwitchingPolicy(warmup, main, spec.switch_day), scenario=spec.scenario,
+    warmup = takeover_warmup(spec.takeover, spec.network.review_period_days)
+    noted = _NoteTakeover(main, np.asarray(net.unit_cost, float))
+    res: SimulationResult = simulate(net, SwitchingPolicy(warmup, noted, spec.switch_day), scenario=spec.scenario,
                                      measure_from=spec.switch_day, samples=list(spec.samples))
     return {"key": spec.key, "store": res.store, "dc": res.dc, "days": res.measured_days, "daily": res.daily,
             "samples": res.samples, "seconds": time.perf_counter() - t0,
+            # the engine's extras (e.g. margin_by_reason, expedited_units) and the state taken over
+            "extra": dict(res.extra), "takeover": spec.takeover, "takeover_state": noted.state,
             "forecasts_made": getattr(main, "forecasts_made", None),
             # pipeline runs: pricing as run, and the recommendations outside a guardrail (None: baseline)
             "pricing_enabled": main.pricing.enabled if spec.policy == "pipeline" else None,
@@ -199,7 +257,8 @@ def evaluate(
                                   "new price; run it with --no-pricing")
         ecfg = replace(ecfg, pricing_enabled=False, scenarios=False)
     pricing_on = pricing_config(pol).enabled if ecfg.pricing_enabled is None else bool(ecfg.pricing_enabled)
-    base = dict(network=cfg, policy_path=str(policy_path), switch_day=switch, cadence_days=ecfg.cadence_days)
+    base = dict(network=cfg, policy_path=str(policy_path), switch_day=switch, cadence_days=ecfg.cadence_days,
+                takeover=ecfg.takeover)
     pipe = dict(base, pricing_enabled=ecfg.pricing_enabled)  # every pipeline run prices as configured
     samples = _pick_samples(network, ecfg.n_samples)
     specs = [RunSpec("baseline", "baseline", safety_days=ecfg.baseline_safety_days, samples=samples, **base),
@@ -312,6 +371,9 @@ def _report(network, ecfg, pol, sl, switch, runs, scenarios, rate, samples, seco
         report["scenarios"][sc.name] = {"description": sc.description, "window_days": [sc.start, sc.start + sc.days], **r}
     report["pricing"] = pricing_section(runs, rate, pricing_on)
     report["replenishment"] = replenishment_section(runs)
+    by_reason = margin_by_reason(runs)
+    if by_reason:  # only when the engine reports it
+        report["margin_by_reason"] = by_reason
     report["governance"] = {"twin_review_load": review_load(runs.get("pipeline", {}), runs.get("pipeline", {}).get("days"))}
     dates = b["daily"]["date"]
     report["meta"] = {
@@ -320,13 +382,34 @@ def _report(network, ecfg, pol, sl, switch, runs, scenarios, rate, samples, seco
                     "store_ids": [str(x) for x in network.store_ids]},
         "evaluation": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(ecfg).items()},
         "window": [str(dates.iloc[0].date()), str(dates.iloc[-1].date())],
-        "switch_day": switch, "service_level": _sl_label(pol, sl), "policy_version": pol.tag, "pricing_enabled": bool(pricing_on),
+        "switch_day": switch, "takeover": ecfg.takeover, "service_level": _sl_label(pol, sl), "policy_version": pol.tag, "pricing_enabled": bool(pricing_on),
         "pipeline_forecasts_made": p["forecasts_made"], "runs": len(runs), "seconds": round(seconds, 1),
         "run_seconds": {k: round(v["seconds"], 1) for k, v in runs.items()},
     }
     report["_runs"] = {"baseline": b, "pipeline": p}  # trajectories for the plots (not written to JSON)
     report["_samples"] = [(str(network.store_ids[l]), str(network.sku_ids[s])) for l, s in samples]
     return report
+
+
+def margin_by_reason(runs: dict, keys=("baseline", "pipeline", STATIC_PRICES)) -> dict:
+    """Gross margin by reason of the price in force, per run that reports it (the engine's
+    `extra["margin_by_reason"]`: reason -> revenue, cogs, units, store_sku_days), with the margin
+    and its share of revenue added. Runs without it are left out; {} when none has it."""
+    out = {}
+    for k in keys:
+        by = ((runs.get(k) or {}).get("extra") or {}).get("margin_by_reason")
+        if by:
+            out[k] = {reason: {**{f: float(v) for f, v in d.items()}, "gross_margin": float(d["revenue"] - d["cogs"]),
+                               "gross_margin_pct": float((d["revenue"] - d["cogs"]) / d["revenue"]) if d["revenue"]
+                               else float("nan")}
+                      for reason, d in by.items()}
+    return out
+
+
+def margin_by_reason_table(by_reason: dict) -> pd.DataFrame:
+    """`margin_by_reason` as one table: a row per run x reason."""
+    rows = [{"run": run, "reason": reason, **d} for run, by in by_reason.items() for reason, d in by.items()]
+    return pd.DataFrame(rows)
 
 
 def _sl_label(pol, sl: float | None) -> str | float:
@@ -625,7 +708,7 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}</style></head><b
 <h2>Headline KPIs</h2>{kpi_table(report).to_html(index=False)}
 <h2>Governance: review load and override rate</h2>{_governance_html(report)}
 <h2>Replenishment targets and rules</h2>{''.join(f"<p>{x}</p>" for x in _replenishment_lines(report))}
-<h2>Pricing: dynamic vs static prices</h2>{pricing_html}
+<h2>Pricing: dynamic vs static prices</h2>{pricing_html}{_margin_by_reason_html(report)}
 <h2>By ABC class (revenue under the baseline)</h2>{abc.to_html(index=False)}
 <h2>Stress scenarios</h2>{scenario_table(report).to_html(index=False) if report.get('scenarios') else '<p>not run</p>'}
 {imgs}
@@ -633,6 +716,13 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}</style></head><b
 <h2>By store</h2>{stores.to_html(index=False)}
 </body></html>"""
     paths["report"].write_text(html)
+
+
+def _margin_by_reason_html(report: dict) -> str:
+    if not report.get("margin_by_reason"):
+        return ""
+    return ("<h3>Gross margin by reason of the price in force</h3>"
+            + margin_by_reason_table(report["margin_by_reason"]).to_html(index=False, float_format=lambda v: f"{v:,.4g}"))
 
 
 def _governance_html(report: dict) -> str:
@@ -651,6 +741,9 @@ def headline_text(report: dict) -> str:
     lines = [f"policy evaluation {m['window'][0]} .. {m['window'][1]} ({m['evaluation']['days']} days, "
              f"pipeline service level {m['service_level']}, same demand draws for both):",
              t.to_string(index=False), *_replenishment_lines(report), *_pricing_lines(report), *_governance_lines(report)]
+    if report.get("margin_by_reason"):
+        lines += ["gross margin by reason of the price in force:",
+                  margin_by_reason_table(report["margin_by_reason"]).to_string(index=False, float_format=lambda v: f"{v:,.4g}")]
     return "\n".join(lines)
 
 
