@@ -113,7 +113,8 @@ class NetworkConfig:
         if not 0 <= self.seasonal_share < 1 or not 0 <= self.post_promo_dip < 1 or self.bulk_buy_rate > 1:
             raise ValueError("seasonal_share and post_promo_dip must be in [0, 1), bulk_buy_rate in [0, 1]")
         if self.supplier_reliability not in SUPPLIER_RELIABILITY:
-            raise ValueError(f"supplier_reliability must be one of {SUPPLIER_RELIABILITY}, got {self.supplier_reliability!r}")
+            raise ValueError(f"supplier_reliability must be one of {SUPPLIER_RELIABILITY}, "
+                             f"got {self.supplier_reliability!r}")
         if self.store_delivery_days not in (1, 7):
             raise ValueError(f"store_delivery_days must be 1 (daily) or 7 (weekly), got {self.store_delivery_days}")
 
@@ -171,7 +172,7 @@ class Network:
     # regimes (regimes.py); None = off
     season_mult: np.ndarray | None = field(default=None, repr=False)  # (T_total, S) yearly factor, replaces the cosine
     shock_mult: np.ndarray | None = field(default=None, repr=False)  # (T_total, L, C) regional category shocks
-    demand_shocks: pd.DataFrame | None = field(default=None, repr=False)  # the shocks: region, category, start, days, factor
+    demand_shocks: pd.DataFrame | None = field(default=None, repr=False)  # region, category, start, days, factor
     store_weekday: np.ndarray | None = None  # (L, 7) store weekday profile (mean 1), times the category's
     store_delivery_weekday: np.ndarray | None = None  # (L,) the one weekday a store receives (0 = Monday)
     supplier_lt_true_mean: np.ndarray | None = None  # (V,) real mean lead time (the master may understate it)
@@ -455,7 +456,8 @@ def _demand_shocks(cfg: NetworkConfig, store_region: np.ndarray, T: int, C: int)
     rows = []
     for r in range(cfg.regions):
         for _ in range(int(rng.poisson(cfg.shock_rate * T / 90))):
-            cat, start, days = int(rng.integers(C)), int(rng.integers(T)), int(rng.integers(SHOCK_DAYS[0], SHOCK_DAYS[1] + 1))
+            cat, start = int(rng.integers(C)), int(rng.integers(T))
+            days = int(rng.integers(SHOCK_DAYS[0], SHOCK_DAYS[1] + 1))
             factor = float(rng.uniform(*SHOCK_SPIKE) if rng.random() < SHOCK_SPIKE_PROB else rng.uniform(*SHOCK_SLUMP))
             mult[start:start + days, store_region == r, cat] *= factor
             rows.append((r, cat, start, days, factor))
@@ -512,7 +514,8 @@ def _weekly_delivery(net: Network) -> None:
     lanes["delivery_weekday"] = pd.array(np.where(to_store, lanes["to_location_id"].map(day), pd.NA), dtype="Int64")
     net.lanes = lanes
     locations = net.locations.copy()
-    locations["delivery_days_per_week"] = pd.array(np.where(locations["location_type"] == "store", 1, pd.NA), dtype="Int64")
+    is_store = locations["location_type"] == "store"
+    locations["delivery_days_per_week"] = pd.array(np.where(is_store, 1, pd.NA), dtype="Int64")
     net.locations = locations
 
 
