@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export INVENTORY_PIPELINE_HOME ?= $(CURDIR)
 
-.PHONY: install manifest browser demo demo-m5 backtest-m5 oj test dev bench mlflow-ui clean
+.PHONY: install manifest browser demo demo-m5 backtest-m5 oj evaluate-suite test test-fast dev bench mlflow-ui clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,17 @@ backtest-m5: install
 
 oj: install
 	$(BIN)/inventory-pipeline oj-elasticity --out docs/results/dominicks_oj
+
+# the twin over the suite of worlds (issue #19): 8 worlds x 3 seeds x 2 sizes, 56 days after the
+# takeover; writes docs/results/suite/suite.{md,csv,json} (docs/evaluation.md, Suite). ARGS=--quick
+# for a 2-world smoke run into data/suite_quick
+evaluate-suite: install
+	$(BIN)/inventory-pipeline evaluate-suite $(ARGS)
+
+# the fast unit tests (core maths, simulator laws, suite scoring): under a minute on 2 cores
+FAST_TESTS := test_kpis test_simulation test_pricing test_rebalancing test_replenishment test_suite
+test-fast: install
+	$(BIN)/pytest -n 2 --dist loadfile -q $(FAST_TESTS:%=inventory_pipeline_tests/%.py)
 
 # --dist loadfile: a module's tests share one worker, so its module-scoped fixtures (the
 # integration network, the webserver) are built once, not once per worker

@@ -93,6 +93,25 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate_suite(args: argparse.Namespace) -> int:
+    from .simulation.suite import DEFAULT_SEEDS, DEFAULT_WORLDS, QUICK_WORLDS, SuiteConfig, run_suite, summary_markdown
+
+    def listed(text: str | None, default: tuple, cast=str) -> tuple:
+        return tuple(cast(x.strip()) for x in text.split(",") if x.strip()) if text else default
+
+    # --quick: a smoke run (2 worlds x 1 seed x small) into its own folder, never over the committed results
+    scfg = SuiteConfig(worlds=listed(args.worlds, QUICK_WORLDS if args.quick else DEFAULT_WORLDS),
+                       seeds=listed(args.seeds, DEFAULT_SEEDS[:1] if args.quick else DEFAULT_SEEDS, int),
+                       sizes=listed(args.sizes, ("small",) if args.quick else ("small", "medium")),
+                       eval_days=args.days, history_days=args.history_days, cadence_days=args.cadence, jobs=args.jobs,
+                       policy_path=args.policy)
+    out = args.out or ("data/suite_quick" if args.quick else "docs/results/suite")
+    res = run_suite(scfg, out, progress=(lambda m: print(m, file=sys.stderr, flush=True)) if not args.quiet else None)
+    print(summary_markdown(res))
+    print(f"\nwrote {', '.join(str(p) for p in res['paths'].values())} ({res['meta']['seconds'] / 60:.1f} min)")
+    return 0
+
+
 def _run_then_twin(eval_days: int, what: str, *extra: str) -> int:
     """The demos' common tail: the whole pipeline on the latest landing day, then the twin's
     headline comparison over the last `eval_days` days."""
@@ -256,6 +275,22 @@ def build_parser() -> argparse.ArgumentParser:
                         "a static-price run is added for comparison")
     e.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     e.set_defaults(func=_evaluate)
+
+    su = sub.add_parser("evaluate-suite", help="the twin over a suite of worlds x takeover states x sizes x seeds: "
+                                               "every cell's KPIs against the rule, per-world and over-world summary")
+    su.add_argument("--out", help="report folder (default: docs/results/suite; with --quick: data/suite_quick)")
+    su.add_argument("--worlds", help="comma-separated worlds, each `world` or `world+takeover` (takeover: rule, "
+                                     "overstock, understock); default: the suite's eight")
+    su.add_argument("--seeds", help="comma-separated seeds (default: 101,202,303)")
+    su.add_argument("--sizes", help="comma-separated sizes: tiny, small (4 x 40), medium (8 x 100); default small,medium")
+    su.add_argument("--days", type=int, default=56, help="evaluation window after the takeover, days")
+    su.add_argument("--history-days", type=int, default=200, help="days of each network (the window is the last --days)")
+    su.add_argument("--cadence", type=int, default=7, help="the pipeline re-forecasts every N days")
+    su.add_argument("--policy", help="policy YAML (default: INVENTORY_PIPELINE_POLICY or the packaged one)")
+    su.add_argument("--jobs", type=int, default=2, help="worker processes (every run of the suite shares them)")
+    su.add_argument("--quick", action="store_true", help="smoke run: 2 worlds x 1 seed x small (unless given)")
+    su.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    su.set_defaults(func=_evaluate_suite)
 
     sm = sub.add_parser("summary", help="print the KPI summary of a materialised plan date")
     sm.add_argument("--date", required=True)
