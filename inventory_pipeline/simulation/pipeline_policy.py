@@ -52,9 +52,11 @@ from ..core.replenishment import order_violations, plan_replenishment, replenish
 from .engine import KIND_STORE, KIND_SUPPLIER, KIND_TRANSFER
 from .landing import _fmt_order_id
 from .network import Network
-from .policies import History, Observation, Orders
+from .policies import PRICE_REASONS, History, Observation, Orders
 
 FORECAST_RECORD_DAYS = 14  # horizons handed to the engine for forecast-accuracy KPIs
+# the pricing stage's change_reason as the engine's reason codes ("hold" keeps the price: no code needed)
+REASON_CODES = {r: i for i, r in enumerate(PRICE_REASONS)} | {"hold": 0}
 
 
 # ---- frames as the warehouse has them --------------------------------------------------------
@@ -331,10 +333,13 @@ class PipelinePolicy:
         factor = obs.price_factor.copy() if obs.price_factor is not None else np.ones((L, S))
         li, si = pr["location_id"].map(self._store_pos).to_numpy(int), pr["sku_id"].map(self._sku_pos).to_numpy(int)
         factor[li, si] = factor[li, si] * (pr["recommended_price"] / pr["current_price"]).to_numpy(float)
+        # why each price moves (the engine keeps a store x SKU's reason until its price changes again)
+        reason = np.zeros((L, S), dtype=np.int64)
+        reason[li, si] = pr["change_reason"].map(REASON_CODES).fillna(0).to_numpy(np.int64)
         # the demand the plan expects (price-adjusted), for the forecast-accuracy KPIs
         m = fc[fc["horizon"] <= FORECAST_RECORD_DAYS].merge(
             pr[["location_id", "sku_id", "demand_multiplier"]], on=["location_id", "sku_id"], how="left")
         expected = np.zeros((FORECAST_RECORD_DAYS, L, S))
         expected[m["horizon"].to_numpy(int) - 1, m["location_id"].map(self._store_pos).to_numpy(int),
                  m["sku_id"].map(self._sku_pos).to_numpy(int)] = (m["mean"] * m["demand_multiplier"].fillna(1.0)).to_numpy()
-        return Orders(store=store, dc=dc, transfers=transfers, price_factor=factor, forecast=expected)
+        return Orders(store=store, dc=dc, transfers=transfers, price_factor=factor, forecast=expected, price_reason=reason)
