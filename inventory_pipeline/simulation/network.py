@@ -2,7 +2,10 @@
 
 Everything is drawn from one seed, so a (config, seed) pair always yields the same network.
 The master-data frames follow landing-zone contract v1 exactly (extra columns are allowed by
-the contract and kept: `launch_date`, `discontinue_date` on products, `store_size` on stores).
+the contract and kept: `launch_date`, `discontinue_date` on products, `store_size` on stores;
+under weekly store deliveries also `delivery_weekday` on DC -> store lanes and
+`delivery_days_per_week` on stores). Regimes (`regimes.py`) are switched on by config fields, are
+all off by default, and each draws from its own stream (listed at the regime builders below).
 """
 
 from __future__ import annotations

@@ -11,6 +11,8 @@
 One extension, documented: a carried item whose inventory position reaches zero is reordered
 up to at least one unit (`min_presentation_units`), otherwise a moving average on censored sales
 drops to zero and the item would never come back (the classic death spiral of sales-based rules).
+A store delivered weekly (regime `store_delivery_days=7`, `Observation.store_review_days`) uses a
+review period of 7 days: what it orders on its order day must last until the next delivery.
 """
 
 from __future__ import annotations
