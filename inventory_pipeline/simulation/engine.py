@@ -7,7 +7,7 @@ Each day t:
      history's receipt log (`History.receipts`: order and expected day, receipt day, units ordered
      and received -- what observed lead times are estimated from);
   2. demand is drawn (common random numbers, see demand.py) and served from store stock; unmet
-     demand is lost;
+     demand is lost (a discontinued item whose shelf is empty is delisted: nobody asks for it);
   3. the policy sees what a retailer sees -- sales, stock, open orders, prices, the observed
      history (never the true demand) -- and decides store requests, purchase orders, transfers,
      tomorrow's price factors, and (optionally) the forecast it acted on;
@@ -359,6 +359,12 @@ def simulate(
         if not np.all(price_factor == 1.0):
             true_mean = dm.mean(t, price_factor)
             demand = dm.draw_coupled(t, ref_mean, demand, true_mean)
+        # a discontinued item whose shelf is empty is delisted: no customer can ask for it any more,
+        # so no demand of it is lost (before, its demand ran on forever and counted as lost units,
+        # most of the lost units of the base network -- and against every markdown that cleared it)
+        delisted = (t >= disc_abs)[None, :] & (store_oh == 0)
+        if delisted.any():
+            demand = np.where(delisted, 0, demand)
         mu_slot = t % MA_WINDOW
         mu_sum += true_mean - mu_ring[mu_slot]
         mu_ring[mu_slot] = true_mean
