@@ -39,6 +39,16 @@ def test_takeover_states_start_the_window_over_or_under_stocked(tiny_world):
     assert _baseline_run(tiny_world, "overstock")["takeover_state"] == states["overstock"]
 
 
+def test_the_rule_takeover_is_todays_warm_up():
+    """`rule` keeps evaluate()'s protocol exactly; overstock is a cautious rule at the stores only."""
+    from inventory_pipeline.simulation.evaluation import EchelonRule, takeover_warmup
+    from inventory_pipeline.simulation.policies import BaselinePolicy
+
+    assert takeover_warmup("rule", 1) == BaselinePolicy(review_period_days=1)
+    over = takeover_warmup("overstock", 1)
+    assert isinstance(over, EchelonRule) and over.dc == BaselinePolicy() and over.store.safety_days == 28
+
+
 def test_after_the_switch_the_rule_is_the_normal_rule(tiny_world):
     """Overstock is inherited, not kept: the rule after the switch orders at its own 7 safety days,
     so from an overstocked start it holds less at the end of the window than at the switch."""

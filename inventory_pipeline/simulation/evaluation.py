@@ -139,24 +139,41 @@ class RunSpec:
     takeover: str = "rule"  # the state the window starts from: a key of TAKEOVERS
 
 
-# The rule that runs before the switch day, by takeover state. Both policies of a comparison warm
-# up under the same one (same draws), so they take over the identical stock and open orders; after
-# the switch the baseline is the normal rule again (RunSpec.safety_days). "overstock" is what a
-# previous, cautious rule leaves behind (4 weeks of safety stock, ordering up to 6 more weeks);
-# "understock" a lean rule with no safety stock that orders 3 days at a time, so stores and DCs
-# start the window thin and the sales history is more censored.
-TAKEOVERS: dict[str, dict] = {
-    "rule": dict(safety_days=7.0, order_up_days=14.0),
-    "overstock": dict(safety_days=28.0, order_up_days=42.0),
-    "understock": dict(safety_days=0.0, order_up_days=3.0),
+# The rule that runs before the switch day, by takeover state, at the stores and at the DCs. Both
+# policies of a comparison warm up under the same one (same draws), so they take over the identical
+# stock and open orders; after the switch the baseline is the normal rule again (RunSpec.safety_days).
+# "overstock" is what a previous, cautious store rule leaves behind: 4 weeks of safety stock,
+# ordering up to 6 more weeks. Its DCs keep the normal rule, yet fill up too (on the 4 x 40 network
+# about 100 days of supply against the rule's 28): the rule's moving average chases the stores' big
+# batches. The cautious rule at the DCs as well left 300-600 days there, more than any retailer
+# would inherit. "understock" is a lean rule everywhere, no safety stock and 3 days per order, so
+# stores and DCs start the window thin (3 and 6 days of supply) and the sales history is more censored.
+TAKEOVERS: dict[str, dict[str, dict]] = {
+    "rule": {"store": dict(safety_days=7.0, order_up_days=14.0), "dc": dict(safety_days=7.0, order_up_days=14.0)},
+    "overstock": {"store": dict(safety_days=28.0, order_up_days=42.0), "dc": dict(safety_days=7.0, order_up_days=14.0)},
+    "understock": {"store": dict(safety_days=0.0, order_up_days=3.0), "dc": dict(safety_days=0.0, order_up_days=3.0)},
 }
 
 
-def takeover_warmup(takeover: str, review_period_days: int) -> BaselinePolicy:
-    """The warm-up rule of a takeover state (see TAKEOVERS)."""
+@dataclass
+class EchelonRule:
+    """The baseline rule with its own parameters at the stores (`store`) and at the DCs (`dc`)."""
+
+    store: BaselinePolicy
+    dc: BaselinePolicy
+    name: str = "baseline"
+
+    def decide(self, obs):
+        return replace(self.store.decide(obs), dc=self.dc.decide(obs).dc)
+
+
+def takeover_warmup(takeover: str, review_period_days: int):
+    """The warm-up rule of a takeover state (see TAKEOVERS): the plain rule where both echelons
+    share its parameters."""
     if takeover not in TAKEOVERS:
         raise ValueError(f"unknown takeover {takeover!r}: {' | '.join(TAKEOVERS)}")
-    return BaselinePolicy(review_period_days=review_period_days, **TAKEOVERS[takeover])
+    store, dc = (BaselinePolicy(review_period_days=review_period_days, **TAKEOVERS[takeover][e]) for e in ("store", "dc"))
+    return store if store == dc else EchelonRule(store, dc)
 
 
 def takeover_state(obs, unit_cost: np.ndarray) -> dict:

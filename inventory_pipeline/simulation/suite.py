@@ -118,8 +118,9 @@ def suite_specs(scfg: SuiteConfig, policy_path: str, pricing_on: bool) -> list[R
         for size in scfg.sizes:
             for seed in scfg.seeds:
                 net = network_for(world, size, seed, scfg.history_days)
-                common = dict(network=net, policy_path=policy_path, switch_day=net.burn_in_days + net.days - scfg.eval_days,
-                              cadence_days=scfg.cadence_days, takeover=takeover)
+                switch = net.burn_in_days + net.days - scfg.eval_days
+                common = dict(network=net, policy_path=policy_path, switch_day=switch, cadence_days=scfg.cadence_days,
+                              takeover=takeover)
                 cell = f"{label}/{size}/{seed}"
                 specs += [RunSpec(f"{cell}/baseline", "baseline", **common),
                           RunSpec(f"{cell}/pipeline", "pipeline", **common)]
@@ -129,19 +130,23 @@ def suite_specs(scfg: SuiteConfig, policy_path: str, pricing_on: bool) -> list[R
 
 
 def estimated_seconds(spec: RunSpec) -> float:
-    """A run's rough cost on one core (measured: a 56-day pipeline run takes ~22 s at 4 x 40, ~53 s
-    at 8 x 100; the rule well under a second), for the order of submission and the ETA."""
+    """A run's rough CPU seconds (measured: a 56-day pipeline run on a 200-day network takes ~24 s
+    at 4 x 40, 41-51 s at 8 x 100; the rule well under a second), for the order of submission and
+    the ETA."""
     if spec.policy == "baseline":
         return 0.3
-    return (10.0 + 0.055 * spec.network.stores * spec.network.skus) * spec.network.days / 200
+    return (16.0 + 0.04 * spec.network.stores * spec.network.skus) * spec.network.days / 200
 
 
 def _run_reduced(spec: RunSpec, rate: float) -> dict:
     """A worker's job: one run, reduced to its KPIs and counts (the accumulators stay in the worker)."""
+    cpu = time.process_time()
     r = run_spec(spec)
+    cpu = time.process_time() - cpu  # this worker's CPU: the run's cost even when the cores are shared
     kpis = {**_kpis(r, rate), "stockout_days": float(np.sum(r["store"]["stockout_days"]))}
     violations = (r["guardrail_violations"] or 0) + sum((r["constraint_violations_by"] or {}).values())
-    return {"key": spec.key, "kpis": kpis, "seconds": r["seconds"], "rule_violations": int(violations),
+    return {"key": spec.key, "kpis": kpis, "seconds": r["seconds"], "cpu_seconds": cpu,
+            "rule_violations": int(violations),
             "violations_by": {**r["guardrail_violations_by"], **(r["constraint_violations_by"] or {})},
             "pricing_infeasible_days": r["pricing_infeasible_days"], "takeover_state": r["takeover_state"],
             "extra": r["extra"]}
@@ -159,7 +164,8 @@ def run_all(specs: list[RunSpec], rate: float, jobs: int, say: Callable[[str], N
         done_work += estimated_seconds(s)
         elapsed = time.perf_counter() - t0
         eta = elapsed * (total_work - done_work) / done_work if done_work else float("nan")
-        say(f"  [{len(out)}/{len(order)}] {r['key']}: {r['seconds']:.1f} s; {elapsed / 60:.1f} min elapsed, "
+        say(f"  [{len(out)}/{len(order)}] {r['key']}: {r['seconds']:.1f} s ({r['cpu_seconds']:.1f} s CPU); "
+            f"{elapsed / 60:.1f} min elapsed, "
             f"ETA {eta / 60:.1f} min")
 
     if jobs > 1 and len(order) > 1:
@@ -274,7 +280,8 @@ def cell_frame(scfg: SuiteConfig, runs: dict[str, dict]) -> tuple[pd.DataFrame, 
                                 "pricing_infeasible_days": {k: r["pricing_infeasible_days"] for k, r in got.items()
                                                             if k != "baseline"},
                                 "margin_by_reason": margin_by_reason(got),
-                                "seconds": {k: round(r["seconds"], 1) for k, r in got.items()}})
+                                "seconds": {k: round(r["seconds"], 1) for k, r in got.items()},
+                                "cpu_seconds": {k: round(r["cpu_seconds"], 1) for k, r in got.items()}})
     return pd.DataFrame(records), details
 
 
@@ -313,7 +320,8 @@ def run_suite(scfg: SuiteConfig = SuiteConfig(), out: str | Path | None = None,
     meta = {**_git_commit(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "config": {**asdict(scfg), "policy_path": policy_path}, "policy_version": pol.tag,
             "pricing_enabled": bool(pricing_on), "cells": cells, "runs": len(specs),
-            "seconds": round(time.perf_counter() - t0, 1)}
+            "seconds": round(time.perf_counter() - t0, 1),
+            "cpu_seconds": round(sum(r["cpu_seconds"] for r in runs.values()), 1)}
     result = {"rows": rows, "summary": summarise(rows), "details": details, "meta": meta}
     if out is not None:
         result["paths"] = write_suite(result, out)
@@ -358,7 +366,8 @@ def summary_markdown(result: dict) -> str:
     s, m = result["summary"], result["meta"]
     metrics = list(s["median"].columns)
     top = pd.DataFrame([{"": "median over worlds", **s["median_over_worlds"][metrics].to_dict()},
-                        {"": f"worst world: {s['worst_world']} (its median)", **s["median"].loc[s["worst_world"]].to_dict()},
+                        {"": f"worst world: {s['worst_world']} (its median)",
+                         **s["median"].loc[s["worst_world"]].to_dict()},
                         {"": "worst cell per column", **s["worst_cell"][metrics].to_dict()}])
     t = s["targets"]
 
@@ -406,7 +415,8 @@ def suite_markdown(result: dict) -> str:
         f"{m['policy_version']}, pricing {'on' if m['pricing_enabled'] else 'off'}. {m['cells']} cells "
         f"({len(c['worlds'])} worlds x sizes {', '.join(c['sizes'])} x seeds {', '.join(map(str, c['seeds']))}), "
         f"{m['runs']} runs of {c['eval_days']} days after the takeover{window_note} on {c['history_days']}-day networks, "
-        f"re-forecast every {c['cadence_days']} days; {m['seconds'] / 60:.1f} min with {c['jobs']} worker(s).", "",
+        f"re-forecast every {c['cadence_days']} days; {m['seconds'] / 60:.1f} min with {c['jobs']} worker(s) "
+        f"({m['cpu_seconds'] / 60:.1f} CPU min in the runs).", "",
         "Changes are (pipeline - rule) / |rule| over the window; `fill rate` is the pipeline's; `margin vs static "
         "prices` compares the pipeline with the same pipeline holding prices. A world is `regimes+takeover` "
         "(docs/evaluation.md, Suite).", "",
@@ -436,7 +446,9 @@ def margin_by_reason_frame(result: dict, run: str = "pipeline") -> pd.DataFrame:
             for cell in [det["cell"]]]
     if not rows:
         return pd.DataFrame()
-    f = pd.DataFrame(rows).groupby(["world", "reason"], sort=False)[["revenue", "cogs", "units", "store_sku_days"]].sum()
+    sums = ["revenue", "cogs", "units", "store_sku_days"]
+    f = pd.DataFrame(rows).groupby(["world", "reason"], sort=False)[sums].sum()
+    f = f[f["store_sku_days"] > 0]  # reasons no price of the world was set for
     f["gross_margin"] = f["revenue"] - f["cogs"]
     f["gross_margin_pct"] = f["gross_margin"] / f["revenue"].where(f["revenue"] != 0)
     return f.reset_index()
@@ -447,7 +459,8 @@ def _margin_by_reason_markdown(result: dict) -> list[str]:
     if f.empty:
         return []
     lines = ["## Gross margin by reason of the price in force (pipeline runs, summed over each world's cells)", "",
-             "| world | reason | revenue | gross margin | margin % | units | store x SKU days |", "|---|---|---|---|---|---|---|"]
+             "| world | reason | revenue | gross margin | margin % | units | store x SKU days |",
+             "|---|---|---|---|---|---|---|"]
     lines += [f"| {r.world} | {r.reason} | {r.revenue:,.0f} | {r.gross_margin:,.0f} | "
               f"{_cell_text('fill_rate', r.gross_margin_pct)} | {r.units:,.0f} | {r.store_sku_days:,.0f} |"
               for r in f.itertuples()]
