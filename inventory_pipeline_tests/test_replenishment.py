@@ -71,13 +71,22 @@ def test_base_stock_with_normal_demand_hand_computed():
 
 
 def test_lead_time_variance_term_hand_computed():
-    # DC: one store's N(10, 3^2) per day, supplier lead time 5 +- 2, review 1: P = 6,
-    # sigma^2 = 6 x 9 + 10^2 x 2^2 = 454 -> sigma = 21.307, s = 60 + 1.645 x 21.307 = 95.05
+    # DC: one store's N(10, 3^2) per day, supplier lead time 5 +- 2, review 1. Deliveries come on
+    # whole days: L takes day l with the N(5, 2) mass of [l - 0.5, l + 0.5) (day 0 all mass below
+    # 0.5). Demand over L + 1 is the mixture of N(10 (l + 1), 9 (l + 1)) over l: its variance is
+    # E[L + 1] x 9 + 10^2 x Var(L) (Silver-Pyke-Peterson's term, with the discrete Var(L) ~ 4.08),
+    # and the reorder point is the mixture's 95% quantile, not the normal's
+    l = np.arange(0, 19)
+    p = np.diff(np.r_[0.0, stats.norm.cdf((l[:-1] + 0.5 - 5) / 2), 1.0])
+    EL, VL = p @ l, p @ l**2 - (p @ l) ** 2
     plan = _plan(_case(sd=3.0, sup_sd=2.0, on_hand_dc=0))
     po = _kind(plan, "purchase_order").iloc[0]
-    assert po["sigma_demand_protection"] == pytest.approx(np.sqrt(454))
-    assert po["reorder_point"] == pytest.approx(60 + Z95 * np.sqrt(454)) == pytest.approx(95.05, abs=0.01)
-    assert po["lead_time_std_days"] == pytest.approx(2.0)
+    assert po["sigma_demand_protection"] == pytest.approx(np.sqrt((EL + 1) * 9 + 100 * VL))
+    assert po["lead_time_std_days"] == pytest.approx(np.sqrt(VL)) and np.sqrt(VL) == pytest.approx(2.0, abs=0.05)
+    s = po["reorder_point"]
+    assert p @ stats.norm.cdf((s - 10 * (l + 1)) / (3 * np.sqrt(l + 1))) == pytest.approx(0.95, abs=1e-6)
+    # close to the normal approximation 60 + 1.645 sqrt(454) = 95.05, a little above: the late tail
+    assert 95.05 < s < 97
 
 
 def test_periodic_review_period_adds_to_the_protection_period():
@@ -95,16 +104,24 @@ def test_risk_pooling_dc_safety_stock_grows_with_the_square_root_of_stores():
 
 
 def test_newsvendor_critical_ratio_and_class_service_levels():
-    # b = price - cost = 1, h = 2 x 0.25 / 365 per day: alpha = b / (b + h)
+    # b = price - cost = 1, h = 2 x 0.25 / 365 per day, held over one order cycle T:
+    # alpha = b / (b + h T). The store orders EOQ = sqrt(2 x 0.25 x 3650 / 0.5) = 60.4 units at a
+    # time, T = 6.04 days of its 10 a day: one stock-out risk per 6 days of holding
     h = 2 * 0.25 / 365
+    T = np.sqrt(3650) / 10
     t = store_targets(*_case(sd=3.0), plan_date="2025-04-30", cfg=ReplenishmentConfig(service_mode="cost_optimal"))
-    assert t["service_level"].iloc[0] == pytest.approx(1 / (1 + h))
+    assert t["order_cycle_days"].iloc[0] == pytest.approx(T)
+    assert t["service_level"].iloc[0] == pytest.approx(1 / (1 + h * T))
+    # without an ordering cost the store orders every review period (T = R = 1): b / (b + h_R)
+    t1 = store_targets(*_case(sd=3.0), plan_date="2025-04-30",
+                       cfg=ReplenishmentConfig(service_mode="cost_optimal", store_order_cost=0.0))
+    assert t1["service_level"].iloc[0] == pytest.approx(1 / (1 + h))
     # a goodwill share raises the shortage cost and the level
     t2 = store_targets(*_case(sd=3.0), plan_date="2025-04-30",
                        cfg=ReplenishmentConfig(service_mode="cost_optimal", goodwill_share=0.1))
-    assert t2["service_level"].iloc[0] == pytest.approx(1.3 / (1.3 + h))
+    assert t2["service_level"].iloc[0] == pytest.approx(1.3 / (1.3 + h * T))
     t3 = store_targets(*_case(sd=3.0), plan_date="2025-04-30",
-                       cfg=ReplenishmentConfig(service_mode="cost_optimal", goodwill_share=1.0))
+                       cfg=ReplenishmentConfig(service_mode="cost_optimal", goodwill_share=1.0, store_order_cost=0.0))
     assert t3["service_level"].iloc[0] == 0.999  # inside service_bounds
     cfg = ReplenishmentConfig(service_mode="class")
     assert list(service_levels(np.array(["AX", "CZ"]), np.ones(2), np.ones(2), cfg)) == [0.99, 0.95]

@@ -66,6 +66,8 @@ ORDER_COLUMNS = [
 ]
 UNMET_COLUMNS = ["decision_type", "location_id", "sku_id", "wanted_units", "planned_units", "constraint", "explanation"]
 Z95 = stats.norm.ppf(0.95)
+# upper forecast quantiles a daily spread is fitted to (`daily_variance`)
+UPPER_QUANTILES = {"p90": stats.norm.ppf(0.90), "p95": Z95, "p99": stats.norm.ppf(0.99)}
 CLASSES = tuple(a + x for a in "ABC" for x in "XYZ")
 DEFAULT_CLASS_LEVELS = {"AX": 0.99, "AY": 0.985, "AZ": 0.98, "BX": 0.98, "BY": 0.975, "BZ": 0.97,
                         "CX": 0.97, "CY": 0.96, "CZ": 0.95}
@@ -150,11 +152,55 @@ def round_up_to_packs(qty: np.ndarray, pack: np.ndarray) -> np.ndarray:
     return (np.ceil(np.maximum(np.asarray(qty, float), 0) / pack - 1e-9) * pack).astype(np.int64)
 
 
-def protection_demand(forecast: pd.DataFrame, period: pd.Series | np.ndarray, multiplier: np.ndarray | None = None,
-                      keys: tuple[str, ...] = ("location_id", "sku_id")) -> pd.DataFrame:
-    """mu_P and var_P (forecast part) per series for a (fractional) protection period P per
-    series: `period` is aligned with the series in the order of `forecast.groupby(keys)`. Past
-    the forecast horizon the last day's mean and variance continue."""
+def daily_variance(forecast: pd.DataFrame) -> np.ndarray:
+    """sigma_h^2 per forecast row: the smallest normal spread that reproduces every upper quantile
+    the forecast quotes (p90, p95, p99; sigma = (q - mean) / z_q, the largest of them). A right
+    tail heavier than normal (bulk buys, demand shocks) shows at p99 first, and the stock decision
+    lives there (cost-optimal levels are ~99%+), so fitting p95 alone would understate it. A row
+    that quotes none falls back to Poisson variance (= mean). A `var` column, when present, is
+    used as it is (pooled DC demand)."""
+    mu = forecast["mean"].to_numpy(float)
+    if "var" in forecast:
+        return np.nan_to_num(forecast["var"].to_numpy(float))
+    var = np.full(len(mu), np.nan)
+    for q, z in UPPER_QUANTILES.items():
+        if q in forecast:
+            v = forecast[q].to_numpy(float)
+            var = np.fmax(var, np.where(np.isfinite(v), (np.maximum(v - mu, 0) / z) ** 2, np.nan))
+    return np.where(np.isfinite(var), var, np.maximum(np.nan_to_num(mu), 0))
+
+
+@dataclass
+class _Cumulative:
+    """Cumulative forecast mean and variance per series: cum[:, k] = days 1..k (k = 0..H)."""
+
+    keys: pd.DataFrame
+    mean: np.ndarray
+    var: np.ndarray
+    m: np.ndarray  # demand multiplier per series
+
+    def at(self, period: np.ndarray, which: str = "mean") -> np.ndarray:
+        """Sum over a (fractional) period P per series (P: (n,) or (n, K)); the last day pro rata;
+        past the horizon the last day's value continues. Multiplier applied (m for the mean, m^2
+        for the variance)."""
+        cum = self.mean if which == "mean" else self.var
+        n, H = cum.shape[0], cum.shape[1] - 1
+        P = np.maximum(np.asarray(period, float), 0.0)
+        squeeze = P.ndim == 1
+        P = P.reshape(n, -1)
+        rows = np.arange(n)[:, None]
+        k = np.minimum(np.floor(P).astype(int), H)
+        day = np.diff(cum, axis=1) if H > 0 else np.zeros((n, 1))
+        nxt = day[rows, np.minimum(k, max(H - 1, 0))]
+        last = day[:, [max(H - 1, 0)]]
+        out = np.where(P <= H, cum[rows, k] + (P - np.floor(P)) * nxt, cum[:, [H]] + np.maximum(P - H, 0) * last)
+        scale = self.m if which == "mean" else self.m ** 2
+        out = out * scale[:, None]
+        return out[:, 0] if squeeze else out
+
+
+def _cumulate(forecast: pd.DataFrame, multiplier: np.ndarray | None = None,
+              keys: tuple[str, ...] = ("location_id", "sku_id")) -> _Cumulative:
     f = forecast.sort_values([*keys, "horizon"])
     g = f.groupby(list(keys), sort=True)
     ids = g.ngroup().to_numpy()
@@ -164,56 +210,182 @@ def protection_demand(forecast: pd.DataFrame, period: pd.Series | np.ndarray, mu
     var = np.zeros((n, H))
     h = f["horizon"].to_numpy(int) - 1
     mean[ids, h] = np.nan_to_num(f["mean"].to_numpy(float))
-    mu_h, p95 = f["mean"].to_numpy(float), f["p95"].to_numpy(float)
-    # a forecast without quantiles (NaN p95) falls back to Poisson variance = mean
-    var[ids, h] = np.where(np.isfinite(p95), (np.maximum(p95 - mu_h, 0) / Z95) ** 2, np.maximum(mu_h, 0))
+    var[ids, h] = daily_variance(f)
     m = np.ones(n) if multiplier is None else np.asarray(multiplier, float)
-    P = np.maximum(np.asarray(period, float), 0.0)
+    z = np.zeros((n, 1))
+    return _Cumulative(g.size().reset_index()[list(keys)], np.concatenate([z, np.cumsum(mean, 1)], 1),
+                       np.concatenate([z, np.cumsum(var, 1)], 1), m)
 
-    def at(a):
-        cum = np.concatenate([np.zeros((n, 1)), np.cumsum(a, axis=1)], axis=1)  # cum[:, k] = sum of days 1..k
-        k = np.minimum(np.floor(P).astype(int), H)
-        frac = P - np.floor(P)
-        base = cum[np.arange(n), k]
-        nxt = a[np.arange(n), np.minimum(k, H - 1)]  # day k + 1 (the last day past the horizon)
-        beyond = np.maximum(P - H, 0.0) * a[:, H - 1]
-        return np.where(P <= H, base + frac * nxt, cum[:, H] + beyond)
 
-    keys_df = g.size().reset_index()[list(keys)]
-    return keys_df.assign(mu_P=at(mean) * m, var_P=at(var) * m**2, mean_1=mean[:, 0] * m, sd_1=np.sqrt(var[:, 0]) * m)
+def protection_demand(forecast: pd.DataFrame, period: pd.Series | np.ndarray, multiplier: np.ndarray | None = None,
+                      keys: tuple[str, ...] = ("location_id", "sku_id")) -> pd.DataFrame:
+    """mu_P and var_P (forecast part) per series for a (fractional) protection period P per
+    series: `period` is aligned with the series in the order of `forecast.groupby(keys)`. The
+    daily forecast is summed day by day, so a ramp (season, planned promotion) inside P counts
+    at its own level, not at an average. Past the forecast horizon the last day continues."""
+    c = _cumulate(forecast, multiplier, keys)
+    P = np.asarray(period, float)
+    d1 = np.ones(len(c.keys))
+    return c.keys.assign(mu_P=c.at(P), var_P=c.at(P, "var"), mean_1=c.at(d1), sd_1=np.sqrt(c.at(d1, "var")))
+
+
+def _master_pmf(m0: np.ndarray, s0: np.ndarray, support: np.ndarray) -> np.ndarray:
+    """The master lead time N(m0, s0) on whole days (0 takes the mass below half a day, the last
+    day the upper tail); a master without spread splits between the two days around m0, keeping
+    its mean."""
+    m0, s0 = np.asarray(m0, float)[:, None], np.asarray(s0, float)[:, None]
+    l = support[None, :].astype(float)
+    sd = np.where(s0 > 1e-9, s0, 1.0)
+    hi = np.where(l == support[-1], 1.0, stats.norm.cdf((l + 0.5 - m0) / sd))
+    lo = np.where(l == 0, 0.0, stats.norm.cdf((l - 0.5 - m0) / sd))
+    spread = hi - lo
+    mc = np.clip(m0, 0, support[-1])
+    fl = np.floor(mc)
+    point = np.where(l == fl, 1 - (mc - fl), 0.0) + np.where(l == fl + 1, mc - fl, 0.0)
+    return np.where(s0 > 1e-9, spread, point)
+
+
+def lead_time_model(observations: pd.DataFrame | None, master: pd.DataFrame, plan_date: str,
+                    cfg: ReplenishmentConfig = ReplenishmentConfig()):
+    """The lead-time distribution and unit fill rate of each key (a supplier, or a DC -> store
+    lane) from receipts against orders, shrunk toward the master data (module docstring).
+
+    `master`: index = key, columns master_mean, master_std. `observations`: rows of
+    `fct_order_lead_times` already restricted to the order type, with a `key` column.
+    Returns (table, support, pmf): the table (one row per key) has master_mean, master_std,
+    n_orders, observed_mean, observed_std, lead_time_mean, lead_time_std, lead_time_p95,
+    units_ordered, units_received, observed_fill_rate, fill_rate, source; pmf[i, j] is the
+    probability that key i's order takes support[j] days."""
+    m0 = master["master_mean"].astype(float).to_numpy()
+    s0 = master["master_std"].astype(float).fillna(0.0).to_numpy()
+    out = master[["master_mean", "master_std"]].copy()
+    k = float(cfg.lead_time_prior_orders)
+    n = np.zeros(len(out))
+    obs = None
+    if observations is not None and len(observations):
+        end = pd.Timestamp(plan_date)
+        rd = pd.to_datetime(observations["received_date"])
+        obs = observations[(rd <= end) & (rd > end - pd.Timedelta(days=cfg.lead_time_window_days))]
+        obs = obs[obs["key"].isin(out.index)]
+        if not len(obs):
+            obs = None
+    lmax = int(np.ceil(np.nanmax(np.r_[m0 + 6 * s0, 1.0]))) + 1
+    if obs is not None:
+        lmax = max(lmax, int(obs["lead_time_days"].max()) + 1)
+    support = np.arange(lmax + 1)
+    prior = _master_pmf(m0, s0, support)
+    emp = np.zeros_like(prior)
+    ordered = np.zeros(len(out))
+    received = np.zeros(len(out))
+    if obs is not None:
+        row = out.index.get_indexer(obs["key"])
+        days = np.clip(obs["lead_time_days"].to_numpy(float), 0, lmax).round().astype(int)
+        np.add.at(emp, (row, days), 1.0)
+        n = emp.sum(1)
+        emp = emp / np.maximum(n, 1)[:, None]
+        if {"units_ordered", "units_received"} <= set(obs.columns):
+            uo = obs["units_ordered"].to_numpy(float)
+            ur = np.minimum(obs["units_received"].to_numpy(float), uo)  # an over-delivery is not a better fill
+            np.add.at(ordered, row, np.nan_to_num(uo))
+            np.add.at(received, row, np.nan_to_num(ur))
+    w = n / np.maximum(n + k, 1e-12)
+    w = np.where(n + k > 0, w, 0.0)
+    pmf = w[:, None] * emp + (1 - w)[:, None] * prior
+    pmf = pmf / pmf.sum(1, keepdims=True)
+    mean = pmf @ support
+    std = np.sqrt(np.maximum(pmf @ support.astype(float) ** 2 - mean**2, 0))
+    cdf = np.cumsum(pmf, 1)
+    out["n_orders"] = n.astype(int)
+    emp_mean = emp @ support
+    out["observed_mean"] = np.where(n > 0, emp_mean, np.nan)
+    out["observed_std"] = np.where(n > 0, np.sqrt(np.maximum(emp @ support.astype(float) ** 2 - emp_mean**2, 0)), np.nan)
+    out["lead_time_mean"], out["lead_time_std"] = mean, std
+    out["lead_time_p95"] = support[np.argmax(cdf >= 0.95 - 1e-12, axis=1)]
+    f_obs = np.where(ordered > 0, received / np.maximum(ordered, 1e-12), np.nan)
+    n_f = np.where(ordered > 0, n, 0.0)
+    out["units_ordered"], out["units_received"], out["observed_fill_rate"] = ordered, received, f_obs
+    # unit fill rate shrunk toward complete deliveries (what the master implies), same weight k
+    out["fill_rate"] = np.where(n_f + k > 0, (n_f * np.nan_to_num(f_obs, nan=1.0) + k) / np.maximum(n_f + k, 1e-12), 1.0)
+    out["fill_rate"] = out["fill_rate"].clip(lower=0.05, upper=1.0)
+    out["source"] = np.where(n == 0, "master", "receipts+master")
+    return out, support, pmf
 
 
 def estimate_lead_times(observations: pd.DataFrame | None, products: pd.DataFrame, plan_date: str,
-                        cfg: ReplenishmentConfig = ReplenishmentConfig()) -> pd.DataFrame:
-    """Supplier lead time mean and spread from receipts against orders (`fct_order_lead_times`:
-    order_date, received_date, lead_time_days, source_id, order_type), over the last
-    `lead_time_window_days`, shrunk toward the supplier master (worth `lead_time_prior_orders`
-    observed orders):
+                        cfg: ReplenishmentConfig = ReplenishmentConfig(), with_pmf: bool = False):
+    """Per supplier: the lead-time distribution and unit fill rate of its purchase orders
+    (`fct_order_lead_times` rows of order_type `supplier`: lead_time_days, units_ordered,
+    units_received), over the last `lead_time_window_days`, shrunk toward the supplier master
+    N(lead_time_days, lead_time_std_days) with complete deliveries, which weighs as
+    `lead_time_prior_orders` observed orders (`lead_time_model`). The mean and spread of the
+    shrunk distribution are the pooled mixture
         mean = (n m_obs + k m_0) / (n + k)
-        var  = (n s_obs^2 + k s_0^2) / (n + k) + n k (m_obs - m_0)^2 / (n + k)^2   (the pooled mixture)
-    A supplier that delivers later than its master says raises both."""
+        var  = (n s_obs^2 + k s_0^2) / (n + k) + n k (m_obs - m_0)^2 / (n + k)^2
+    and its right tail (lead_time_p95) is the one the receipts show, late deliveries included.
+    `with_pmf` also returns (support, pmf) for the DC's protection demand."""
     master = (products[["supplier_id", "supplier_lead_time_days", "supplier_lead_time_std_days"]]
               .drop_duplicates("supplier_id").set_index("supplier_id"))
-    m0 = master["supplier_lead_time_days"].astype(float).fillna(7.0)
-    s0 = master["supplier_lead_time_std_days"].astype(float).fillna(0.0)
-    out = pd.DataFrame({"master_mean": m0, "master_std": s0})
-    out["n_orders"], out["observed_mean"], out["observed_std"] = 0, np.nan, np.nan
+    master = pd.DataFrame({"master_mean": master["supplier_lead_time_days"].astype(float).fillna(7.0),
+                           "master_std": master["supplier_lead_time_std_days"].astype(float).fillna(0.0)})
+    obs = None
     if observations is not None and len(observations):
-        o = observations
-        if "order_type" in o:
-            o = o[o["order_type"] == "supplier"]
-        end = pd.Timestamp(plan_date)
-        rd = pd.to_datetime(o["received_date"])
-        o = o[(rd <= end) & (rd > end - pd.Timedelta(days=cfg.lead_time_window_days))]
-        st = o.groupby("source_id")["lead_time_days"].agg(["count", "mean", "std"]).reindex(out.index)
-        out["n_orders"] = st["count"].fillna(0).astype(int)
-        out["observed_mean"], out["observed_std"] = st["mean"], st["std"].fillna(0.0)
-    n, k = out["n_orders"].to_numpy(float), cfg.lead_time_prior_orders
-    mo, so = out["observed_mean"].fillna(m0).to_numpy(float), out["observed_std"].fillna(0).to_numpy(float)
-    out["lead_time_mean"] = (n * mo + k * m0.to_numpy()) / (n + k)
-    out["lead_time_std"] = np.sqrt((n * so**2 + k * s0.to_numpy() ** 2) / (n + k) + n * k * (mo - m0.to_numpy()) ** 2 / (n + k) ** 2)
-    out["source"] = np.where(n == 0, "master", "receipts+master")
-    return out.reset_index().rename(columns={"index": "supplier_id"})
+        obs = observations
+        if "order_type" in obs:
+            obs = obs[obs["order_type"] == "supplier"]
+        obs = obs.assign(key=obs["source_id"])
+    table, support, pmf = lead_time_model(obs, master, plan_date, cfg)
+    table = table.rename_axis("supplier_id").reset_index()
+    return (table, support, pmf) if with_pmf else table
+
+
+def lane_lead_times(observations: pd.DataFrame | None, keys: pd.DataFrame, lane_days: np.ndarray, plan_date: str,
+                    cfg: ReplenishmentConfig = ReplenishmentConfig()):
+    """The same per DC -> store lane (`store_replenishment` receipts: source = the DC), the
+    master being the lane's lead time (no spread): (table, support, pmf), rows in the order of
+    the unique (dc_id, location_id) pairs of `keys`; also the row of each key."""
+    lanes = keys[["dc_id", "location_id"]].astype(str).agg("|".join, axis=1)
+    uniq, inv = np.unique(lanes.to_numpy(), return_inverse=True)
+    first = pd.Series(np.arange(len(lanes))).groupby(inv).first().to_numpy()
+    master = pd.DataFrame({"master_mean": np.asarray(lane_days, float)[first], "master_std": 0.0}, index=uniq)
+    obs = None
+    if (observations is not None and len(observations)
+            and {"order_type", "source_id", "location_id"} <= set(observations.columns)):
+        obs = observations[observations["order_type"] == "store_replenishment"]
+        obs = obs.assign(key=obs["source_id"].astype(str) + "|" + obs["location_id"].astype(str))
+    table, support, pmf = lead_time_model(obs, master, plan_date, cfg)
+    return table, support, pmf, inv
+
+
+def mixture_targets(cum: _Cumulative, support: np.ndarray, pmf: np.ndarray, review: float, alpha: np.ndarray):
+    """Demand over the protection period L + R when the lead time L is a distribution over whole
+    days (pmf per series over `support`): D = sum_{l} p_l D_{l+R}, D_{l+R} ~ N(M(l+R), V(l+R))
+    with M, V the forecast summed day by day over l + R days. Returns the mixture's mean and
+    spread and the stock y with P(D <= y) = alpha (the alpha-quantile of the mixture, by
+    bisection; a one-point lead time gives the closed form M + z(alpha) sqrt(V))."""
+    n = len(cum.keys)
+    P = np.broadcast_to(support[None, :] + review, (n, len(support))).astype(float)
+    M, V = cum.at(P), cum.at(P, "var")
+    mu = (pmf * M).sum(1)
+    var = np.maximum((pmf * (V + M**2)).sum(1) - mu**2, 0.0)
+    alpha = np.asarray(alpha, float)
+    one = pmf.max(1) > 1 - 1e-12
+    j = pmf.argmax(1)
+    r = np.arange(n)
+    y = M[r, j] + stats.norm.ppf(np.clip(alpha, 1e-12, 1 - 1e-12)) * np.sqrt(V[r, j])
+    multi = ~one
+    if multi.any():
+        Mm, Sm, pm, am = M[multi], np.sqrt(V[multi]), pmf[multi], alpha[multi]
+        live = pm > 0
+        lo = np.where(live, Mm - 9 * Sm, np.inf).min(1) - 1.0
+        hi = np.where(live, Mm + 9 * Sm, -np.inf).max(1) + 1.0
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            z = (mid[:, None] - Mm) / np.where(Sm > 1e-12, Sm, 1.0)
+            F = (pm * np.where(Sm > 1e-12, stats.norm.cdf(z), (mid[:, None] >= Mm).astype(float))).sum(1)
+            below = F < am
+            lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+        y[multi] = hi
+    return mu, np.sqrt(var), y
 
 
 def classify_items(value: np.ndarray, cv: np.ndarray, cfg: ReplenishmentConfig = ReplenishmentConfig()) -> np.ndarray:
@@ -256,38 +428,56 @@ def eoq_band(dbar: np.ndarray, order_cost: float, unit_cost: np.ndarray, cfg: Re
     return np.minimum(np.sqrt(2 * order_cost * 365 * np.maximum(dbar, 0) / H), cfg.max_cycle_days * np.maximum(dbar, 0))
 
 
-def _targets(mu, sigma, alpha, band):
-    z = stats.norm.ppf(alpha)
-    ss = z * sigma
-    return ss, mu + ss, mu + ss + band
-
-
 # ---- stores ----------------------------------------------------------------------------------------
 
+def order_cycle_days(band: np.ndarray, dbar: np.ndarray, review: float) -> np.ndarray:
+    """T: the expected days between two orders of an item, max(band / daily demand, R). Between
+    two orders stock is held every day, while the stock-out risk is run once, at the end of the
+    protection period before the next order lands (`service_levels`, cost_optimal)."""
+    dbar = np.asarray(dbar, float)
+    return np.maximum(np.where(dbar > 1e-12, np.asarray(band, float) / np.maximum(dbar, 1e-12), 0.0), review)
+
+
+def _cost_levels(item_class, shortage_cost, holding_daily, band, dbar, cfg):
+    return service_levels(item_class, shortage_cost, holding_daily * order_cycle_days(band, dbar, cfg.review_period_days),
+                          cfg)
+
+
 def store_targets(forecast: pd.DataFrame, prices: pd.DataFrame | None, positions: pd.DataFrame, products: pd.DataFrame,
-                  locations: pd.DataFrame, plan_date: str, cfg: ReplenishmentConfig = ReplenishmentConfig()) -> pd.DataFrame:
+                  locations: pd.DataFrame, plan_date: str, cfg: ReplenishmentConfig = ReplenishmentConfig(),
+                  lead_time_observations: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per store x SKU in the forecast: demand over the protection period, class, service level,
-    reorder point s and order-up-to S, position, costs (columns documented in docs/replenishment.md)."""
+    reorder point s and order-up-to S, position, costs (columns documented in docs/replenishment.md).
+    The DC -> store lane's lead time and unit fill rate are learned from the lane's receipts
+    (`lane_lead_times`) when `lead_time_observations` are given, else the lane's master."""
     stores = locations[locations["location_type"] == "store"].set_index("location_id")
     fc = forecast[forecast["location_id"].isin(stores.index)]
     keys = fc[["location_id", "sku_id"]].drop_duplicates().sort_values(["location_id", "sku_id"], ignore_index=True)
     prod = products.set_index("sku_id")
     R = cfg.review_period_days
-    L = keys["location_id"].map(stores["replenishment_lead_time_days"]).fillna(1).to_numpy(float)
+    L0 = keys["location_id"].map(stores["replenishment_lead_time_days"]).fillna(1).to_numpy(float)
     price_tab = None
     if prices is not None and len(prices):
         price_tab = prices.set_index(["location_id", "sku_id"])
     idx = pd.MultiIndex.from_frame(keys)
     m = (price_tab["demand_multiplier"].reindex(idx).fillna(1.0).to_numpy(float)
          if price_tab is not None and "demand_multiplier" in price_tab else np.ones(len(keys)))
-    d = protection_demand(fc, L + R, m)
     t = keys.copy()
-    t["lead_time_days"] = L.astype(int)
-    t["protection_days"] = L + R
-    t["mu_P"], t["sigma_P"] = d["mu_P"].to_numpy(), np.sqrt(d["var_P"].to_numpy())
-    t["mu_daily"] = t["mu_P"] / t["protection_days"]
-    t["sales_until_arrival"] = protection_demand(fc, L, m)["mu_P"].to_numpy()  # what sells before today's order lands
-    t["cv_daily"] = np.where(d["mean_1"] > 0, d["sd_1"] / np.maximum(d["mean_1"], 1e-12), np.inf)
+    t["dc_id"] = t["location_id"].map(stores["supplying_dc_id"])
+    lanes, support, pmf_lane, lane_row = lane_lead_times(lead_time_observations, t, L0, plan_date, cfg)
+    pmf = pmf_lane[lane_row]
+    Lm = lanes["lead_time_mean"].to_numpy(float)[lane_row]
+    cum = _cumulate(fc, m)
+    t["lead_time_days"] = np.rint(Lm).astype(int)
+    t["lead_time_mean_days"] = Lm
+    t["lead_time_std_days"] = lanes["lead_time_std"].to_numpy(float)[lane_row]
+    t["fill_rate"] = lanes["fill_rate"].to_numpy(float)[lane_row]
+    t["protection_days"] = Lm + R
+    one = np.ones(len(t))
+    mean_1, sd_1 = cum.at(one), np.sqrt(cum.at(one, "var"))
+    # what sells before today's order lands (the mean lead time)
+    t["sales_until_arrival"] = (pmf * cum.at(np.broadcast_to(support[None, :], pmf.shape).astype(float))).sum(1)
+    t["cv_daily"] = np.where(mean_1 > 0, sd_1 / np.maximum(mean_1, 1e-12), np.inf)
     t["unit_cost"] = keys["sku_id"].map(prod["unit_cost"]).astype(float).fillna(0).to_numpy()
     base = keys["sku_id"].map(prod["base_price"] if "base_price" in prod else prod["unit_cost"]).astype(float).to_numpy()
     t["unit_price"] = (price_tab["recommended_price"].reindex(idx).to_numpy(float)
@@ -296,16 +486,21 @@ def store_targets(forecast: pd.DataFrame, prices: pd.DataFrame | None, positions
     t["case_pack"] = keys["sku_id"].map(prod["case_pack"]).fillna(1).astype(int).clip(lower=1).to_numpy()
     t["shortage_cost"] = np.maximum(t["unit_price"] - t["unit_cost"], 0) + cfg.goodwill_share * t["unit_price"]
     t["holding_cost_daily"] = t["unit_cost"] * cfg.annual_holding_rate / 365
-    t["item_class"] = classify_items(t["mu_P"] / t["protection_days"] * t["unit_price"], t["cv_daily"], cfg)
-    t["service_level"] = service_levels(t["item_class"].to_numpy(), t["shortage_cost"].to_numpy(),
-                                        t["holding_cost_daily"].to_numpy() * R, cfg)
+    mu_P = cum.at(t["protection_days"].to_numpy())
+    t["mu_daily"] = mu_P / t["protection_days"]
+    t["item_class"] = classify_items(t["mu_daily"] * t["unit_price"], t["cv_daily"], cfg)
     band = eoq_band(t["mu_daily"].to_numpy(), cfg.store_order_cost, t["unit_cost"].to_numpy(), cfg)
-    t["safety_stock"], t["reorder_point"], t["order_up_to"] = _targets(t["mu_P"], t["sigma_P"], t["service_level"], band)
+    t["order_cycle_days"] = order_cycle_days(band, t["mu_daily"].to_numpy(), R)
+    t["service_level"] = _cost_levels(t["item_class"].to_numpy(), t["shortage_cost"].to_numpy(),
+                                      t["holding_cost_daily"].to_numpy(), band, t["mu_daily"].to_numpy(), cfg)
+    mu, sigma, s = mixture_targets(cum, support, pmf, R, t["service_level"].to_numpy())
+    t["mu_P"], t["sigma_P"] = mu, sigma
+    t["safety_stock"], t["reorder_point"], t["order_up_to"] = s - mu, s, s + band
     pos = positions.set_index(["location_id", "sku_id"])
     t["on_hand"] = pos["on_hand"].reindex(idx).fillna(0).to_numpy(float)
     t["on_order"] = pos["on_order"].reindex(idx).fillna(0).to_numpy(float)
-    t["inventory_position"] = t["on_hand"] + t["on_order"]
-    t["dc_id"] = t["location_id"].map(stores["supplying_dc_id"])
+    # what is on order counts at the lane's fill rate (a short-shipping source delivers less)
+    t["inventory_position"] = t["on_hand"] + t["fill_rate"] * t["on_order"]
     return t
 
 
@@ -338,7 +533,7 @@ def _pack_candidates(item_units: np.ndarray, pack: np.ndarray, moq: np.ndarray |
     return cand["item"].to_numpy(), cand["k"].to_numpy() * pack[cand["item"].to_numpy()]
 
 
-def _limit_choice(units, pack, mu, sigma, ip, b, rows_of_item, usage_per_unit, room, moq, cfg):
+def _limit_choice(units, pack, mu, sigma, ip, b, rows_of_item, usage_per_unit, room, moq, cfg, fill=None):
     """Re-choose quantities of items under shared limits (see the module docstring): returns new
     units and a mask of items the limits cut. `rows_of_item[k]` gives each item's row in the k-th
     family of limits (-1: none) and `usage_per_unit[k]` what one unit uses of it (1 for space,
@@ -346,7 +541,9 @@ def _limit_choice(units, pack, mu, sigma, ip, b, rows_of_item, usage_per_unit, r
     item, q = _pack_candidates(units, pack, moq)
     # increasing in q, so without a binding limit each item's best candidate is its planned order
     # (a zero shortage cost, e.g. an item marked down to cost, still ranks by units avoided)
-    saved = expected_shortage(mu[item], sigma[item], ip[item]) - expected_shortage(mu[item], sigma[item], ip[item] + q)
+    f = np.ones(len(units)) if fill is None else np.asarray(fill, float)  # q delivers f x q on average
+    saved = (expected_shortage(mu[item], sigma[item], ip[item])
+             - expected_shortage(mu[item], sigma[item], ip[item] + f[item] * q))
     value = (np.maximum(b[item], 0) + 1e-6) * saved + 1e-9 * q
     r_idx, use = [], []
     for rows, per_unit in zip(rows_of_item, usage_per_unit):
@@ -399,10 +596,12 @@ def _unmet(kind: str, loc, sku, mask: np.ndarray, wanted: np.ndarray, planned: n
 
 
 def _store_orders(t: pd.DataFrame, positions: pd.DataFrame, locations: pd.DataFrame, cfg: ReplenishmentConfig):
-    ip, pack = t["inventory_position"].to_numpy(), t["case_pack"].to_numpy()
+    ip, pack, f = t["inventory_position"].to_numpy(), t["case_pack"].to_numpy(), t["fill_rate"].to_numpy(float)
+    # an order delivers f x its units on average: the gap to S is ordered at 1 / f
     requested = np.where(ip < t["reorder_point"].to_numpy() - 1e-9,
-                         round_up_to_packs(t["order_up_to"].to_numpy() - ip, pack), 0).astype(np.int64)
-    binding = np.where(requested > 0, np.where(np.isclose(ip + requested, t["order_up_to"]), "order_up_to", "case_pack"), "none")
+                         round_up_to_packs((t["order_up_to"].to_numpy() - ip) / f, pack), 0).astype(np.int64)
+    binding = np.where(requested > 0, np.where(np.isclose(ip + f * requested, t["order_up_to"]), "order_up_to", "case_pack"),
+                       "none")
     unmet = []
     # store capacity: today's orders fit in the space they find when they land (capacity_room)
     store_ids = np.sort(t["location_id"].unique())
@@ -414,7 +613,8 @@ def _store_orders(t: pd.DataFrame, positions: pd.DataFrame, locations: pd.DataFr
     units = requested.copy()
     if (row >= 0).any():
         units, cut = _limit_choice(requested, pack, t["mu_P"].to_numpy(), t["sigma_P"].to_numpy(), ip,
-                                   t["shortage_cost"].to_numpy(), [row], [np.ones(len(t))], np.where(limited, room, np.inf), None, cfg)
+                                   t["shortage_cost"].to_numpy(), [row], [np.ones(len(t))], np.where(limited, room, np.inf), None, cfg,
+                                   fill=f)
         cut &= requested > 0
         binding = np.where(cut, "capacity", binding)
         if cut.any():
@@ -442,8 +642,8 @@ def plan_replenishment(
     R = cfg.review_period_days
     prod = products.set_index("sku_id")
     pos = positions.set_index(["location_id", "sku_id"])[["on_hand", "on_order"]]
-    t = store_targets(forecast, prices, positions, products, locations, plan_date, cfg)
-    lt = estimate_lead_times(lead_time_observations, products, plan_date, cfg)
+    t = store_targets(forecast, prices, positions, products, locations, plan_date, cfg, lead_time_observations)
+    lt, lt_support, lt_pmf = estimate_lead_times(lead_time_observations, products, plan_date, cfg, with_pmf=True)
 
     # ---- stores: (s, S), capacity, then the DC's allocation --------------------------------------
     requested, wanted, binding, unmet = _store_orders(t, positions, locations, cfg)
@@ -455,7 +655,7 @@ def plan_replenishment(
         unmet.append(_unmet("store_replenishment", t["location_id"], t["sku_id"], short, wanted, units, "dc_stock_short",
                             "the DC holds less than its stores need; its stock went where one more case avoids the "
                             "most expected lost-sale cost"))
-    y = t["inventory_position"].to_numpy() + units
+    y = t["inventory_position"].to_numpy() + t["fill_rate"].to_numpy() * units
     mu, sg = t["mu_P"].to_numpy(), t["sigma_P"].to_numpy()
     es = expected_shortage(mu, sg, y)
     store_rows = pd.DataFrame({
@@ -464,7 +664,7 @@ def plan_replenishment(
         "expected_date": effective + pd.to_timedelta(t["lead_time_days"], unit="D"), "lead_time_days": t["lead_time_days"],
         "unit_cost": t["unit_cost"], "order_value": units * t["unit_cost"], "target_units": t["order_up_to"],
         "reorder_point": t["reorder_point"], "inventory_position": t["inventory_position"], "mean_demand_protection": mu,
-        "sigma_demand_protection": sg, "safety_stock": t["safety_stock"], "lead_time_std_days": 0.0,
+        "sigma_demand_protection": sg, "safety_stock": t["safety_stock"], "lead_time_std_days": t["lead_time_std_days"],
         "service_level": t["service_level"], "item_class": t["item_class"], "expected_shortage_units": es,
         "expected_service": cycle_service(mu, sg, y),
         "expected_cost": t["holding_cost_daily"] * R * expected_leftover(mu, sg, y) + t["shortage_cost"] * es
@@ -473,7 +673,10 @@ def plan_replenishment(
     })
 
     # ---- DCs: pooled store demand over the supplier lead time ----------------------------------
-    po_rows, po_unmet = _purchase_orders(forecast, prices, t, units, pos, prod, locations, lt, effective, cfg)
+    # the DC's position nets what its stores asked for today, shipped or not: a request the DC
+    # could not fill is still demand on it (no store is starved by a DC that thinks it is full)
+    po_rows, po_unmet = _purchase_orders(forecast, prices, t, units, wanted, pos, prod, locations, lt,
+                                         (lt_support, lt_pmf), effective, cfg)
     unmet += po_unmet
     arrival = pd.concat([t[["location_id", "sku_id"]].assign(units=t["sales_until_arrival"]),
                          po_rows[["location_id", "sku_id"]].assign(units=po_rows["sales_until_arrival"])], ignore_index=True)
@@ -493,29 +696,36 @@ def cycle_service(mu, sigma, y) -> np.ndarray:
     return np.where(pos, stats.norm.cdf((y - mu) / np.where(pos, sigma, 1.0)), (y >= mu).astype(float))
 
 
-def _purchase_orders(forecast, prices, t, shipped_units, pos, prod, locations, lt, effective, cfg):
+def _purchase_orders(forecast, prices, t, shipped_units, requested_units, pos, prod, locations, lt, lt_dist, effective,
+                     cfg):
     R = cfg.review_period_days
     stores = locations[locations["location_type"] == "store"].set_index("location_id")
     fc = forecast[forecast["location_id"].isin(stores.index)].copy()
+    fc["var"] = daily_variance(fc)
     if prices is not None and len(prices) and "demand_multiplier" in prices:
         fc = fc.merge(prices[["location_id", "sku_id", "demand_multiplier"]], on=["location_id", "sku_id"], how="left")
-        fc[["mean", "p95"]] = fc[["mean", "p95"]].mul(fc["demand_multiplier"].fillna(1.0), axis=0)
+        dm = fc["demand_multiplier"].fillna(1.0)
+        fc["mean"], fc["var"] = fc["mean"] * dm, fc["var"] * dm**2
     fc["dc_id"] = fc["location_id"].map(stores["supplying_dc_id"])
     # pooled over a DC's stores: means and variances add per day and horizon
-    fc["var"] = (np.maximum(fc["p95"] - fc["mean"], 0) / Z95) ** 2
     pooled = fc.groupby(["dc_id", "sku_id", "horizon"], as_index=False).agg(mean=("mean", "sum"), var=("var", "sum"))
-    pooled["p95"] = pooled["mean"] + np.sqrt(pooled["var"]) * Z95
     keys = pooled[["dc_id", "sku_id"]].drop_duplicates().sort_values(["dc_id", "sku_id"], ignore_index=True)
     sup = keys["sku_id"].map(prod["supplier_id"])
     ltab = lt.set_index("supplier_id")
-    Lm = sup.map(ltab["lead_time_mean"]).fillna(7.0).to_numpy(float)
-    Ls = sup.map(ltab["lead_time_std"]).fillna(0.0).to_numpy(float)
-    d = protection_demand(pooled, Lm + R, keys=("dc_id", "sku_id"))
-    sales_L = protection_demand(pooled, Lm, keys=("dc_id", "sku_id"))["mu_P"].to_numpy()  # shipped before a PO lands
+    support, pmf_sup = lt_dist
+    srow = ltab.index.get_indexer(sup)
+    if (srow < 0).any():  # an item without a supplier in the master: 7 days, as before
+        pmf_sup = np.vstack([pmf_sup, _master_pmf(np.array([7.0]), np.array([0.0]), support)])
+        srow = np.where(srow < 0, len(pmf_sup) - 1, srow)
+    pmf = pmf_sup[srow]
+    Lm = pmf @ support
+    Ls = np.sqrt(np.maximum(pmf @ support.astype(float) ** 2 - Lm**2, 0))
+    f = ltab["fill_rate"].to_numpy(float)[np.minimum(srow, len(ltab) - 1)] if len(ltab) else np.ones(len(keys))
+    f = np.where(ltab.index.get_indexer(sup) >= 0, f, 1.0)
+    cum = _cumulate(pooled, keys=("dc_id", "sku_id"))
+    sales_L = (pmf * cum.at(np.broadcast_to(support[None, :], pmf.shape).astype(float))).sum(1)  # shipped before a PO lands
     P = Lm + R
-    dbar = d["mu_P"].to_numpy() / P
-    mu = d["mu_P"].to_numpy()
-    sigma = np.sqrt(d["var_P"].to_numpy() + dbar**2 * Ls**2)
+    dbar = cum.at(P) / P
     cost = keys["sku_id"].map(prod["unit_cost"]).astype(float).fillna(0).to_numpy()
     # the DC's service level: the demand-weighted shortage cost of its stores' items, class mode
     # takes the best class among its stores (the DC serves them all)
@@ -527,21 +737,27 @@ def _purchase_orders(forecast, prices, t, shipped_units, pos, prod, locations, l
     alpha = sc["alpha"].reindex(didx).fillna(cfg.service_level).to_numpy(float)
     cls = sc["cls"].reindex(didx).fillna("").to_numpy(str)
     band = eoq_band(dbar, cfg.po_order_cost, cost, cfg)
-    ss, s, S = _targets(mu, sigma, alpha, band)
-    shipped = pd.Series(shipped_units).groupby([t["dc_id"].to_numpy(), t["sku_id"].to_numpy()]).sum()
-    ip = (pos["on_hand"].reindex(didx).fillna(0).to_numpy() + pos["on_order"].reindex(didx).fillna(0).to_numpy()
-          - shipped.reindex(didx).fillna(0).to_numpy())
+    # protection over the supplier's learned lead-time distribution (its late tail included) + R
+    mu, sigma, s = mixture_targets(cum, support, pmf, R, alpha)
+    ss, S = s - mu, s + band
+    asked = pd.Series(requested_units).groupby([t["dc_id"].to_numpy(), t["sku_id"].to_numpy()]).sum()
+    # position: on hand + what the open orders will deliver at the supplier's fill rate - what the
+    # stores asked for today (shipped or not)
+    ip = (pos["on_hand"].reindex(didx).fillna(0).to_numpy() + f * pos["on_order"].reindex(didx).fillna(0).to_numpy()
+          - asked.reindex(didx).fillna(0).to_numpy())
     pack = keys["sku_id"].map(prod["case_pack"]).fillna(1).astype(int).clip(lower=1).to_numpy()
     moq = keys["sku_id"].map(prod["min_order_qty"]).fillna(0).to_numpy(float)
     moq_units = round_up_to_packs(moq, pack)
-    raw = np.where(ip < s - 1e-9, round_up_to_packs(S - ip, pack), 0)
+    # a short-shipping supplier delivers f x the order on average: the gap to S is ordered at 1 / f
+    raw = np.where(ip < s - 1e-9, round_up_to_packs((S - ip) / f, pack), 0)
     requested = np.where(raw > 0, np.maximum(raw, moq_units), 0).astype(np.int64)
     binding = np.where(requested > 0, np.where(moq_units > raw, "min_order_qty", "case_pack"), "none").astype(object)
     unmet = []
 
     # supplier minimum order value per supplier x DC: top up, lowest cover first
     mins = sup.map(cfg.supplier_min_order_values).fillna(cfg.supplier_min_order_value).to_numpy(float)
-    requested, binding = _supplier_minimum(keys, sup.to_numpy(), requested, binding, ip, S, dbar, pack, cost, mins)
+    requested, binding = _supplier_minimum(keys, sup.to_numpy(), requested, binding, ip / f, S / f, dbar, pack, cost,
+                                           mins)
 
     # DC capacity and the day's purchase budget: re-choose in whole packs (>= MOQ) where they bind
     units = requested.copy()
@@ -554,7 +770,7 @@ def _purchase_orders(forecast, prices, t, shipped_units, pos, prod, locations, l
     room = np.r_[room_d, [cfg.budget] if cfg.budget is not None else []]
     if (row >= 0).any() or cfg.budget is not None:
         units, cut = _limit_choice(requested, pack, mu, sigma, ip, b, [row, budget_row], [np.ones(len(keys)), cost],
-                                   room, moq, cfg)
+                                   room, moq, cfg, fill=f)
         cut &= requested > 0
         over_cap = np.zeros(len(keys), bool)
         rowsum = np.bincount(row[row >= 0], weights=requested[row >= 0], minlength=len(dc_ids))
@@ -577,7 +793,7 @@ def _purchase_orders(forecast, prices, t, shipped_units, pos, prod, locations, l
                                  for s_, v, m_ in zip(sup.to_numpy()[below], val[below], mins[below])]))
             units = np.where(below, 0, units)
             binding = np.where(below, "supplier_min_order", binding)
-    y = ip + units
+    y = ip + f * units
     es = expected_shortage(mu, sigma, y)
     rows = pd.DataFrame({
         "decision_type": "purchase_order", "sku_id": keys["sku_id"], "source_id": sup, "location_id": keys["dc_id"],
