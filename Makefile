@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export INVENTORY_PIPELINE_HOME ?= $(CURDIR)
 
-.PHONY: install manifest browser demo demo-m5 backtest-m5 oj evaluate-suite test test-fast dev bench mlflow-ui clean
+.PHONY: install manifest browser demo demo-m5 backtest-m5 oj evaluate-suite test test-fast dev bench bench-loop mlflow-ui clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -84,6 +84,14 @@ mlflow-ui: install
 SCALE ?= m5
 bench: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m inventory_pipeline.benchmark --scale $(SCALE) --out bench
+
+# the closed loop through the files (issue #19): the twin writes landing files, the real code location
+# plans each day, the twin executes the outbox; 28 days on the demo network against the in-memory
+# twin (about 30-40 minutes on 2 cores). DAYS=N for another length
+DAYS ?= 28
+bench-loop: install
+	$(BIN)/python -m inventory_pipeline.simulation.file_loop --out data/closed_loop --days $(DAYS)
+	mkdir -p bench && cp data/closed_loop/closed_loop.json bench/closed_loop.json
 
 clean:
 	rm -rf data .dagster_home mlflow/mlflow.db mlflow/artifacts dbt_project/target
