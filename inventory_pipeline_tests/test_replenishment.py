@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from inventory_pipeline.core.replenishment import (
-    ReplenishmentConfig, classify_items, eoq_band, estimate_lead_times, expected_shortage, normal_loss,
+    ReplenishmentConfig, classify_items, eoq_band, estimate_lead_times, expected_shortage, measured_spread, normal_loss,
     order_violations, plan_replenishment, replenishment_config, service_levels, store_targets)
 from inventory_pipeline.core.policy import PolicyError, load_policy
 from inventory_pipeline.config import DEFAULT_POLICY_PATH
@@ -342,3 +342,167 @@ def test_the_eoq_band_damps_daily_ordering_on_noisy_demand():
     lean, damped = order_days(FIXED95), order_days(replace(FIXED95, store_order_cost=0.25))
     assert lean.sum() >= 50 and damped.sum() <= 15
     assert not (damped[1:] & damped[:-1]).any()
+
+
+# ---- issue #19: lead-time tails, fill rates, units at stake, ramps, takeover, measured error ----------
+
+def _receipts(days, fill=1.0, supplier="SUP1", received="2025-04-20"):
+    """Supplier receipts: one order line of 100 units per lead time in `days`, `fill` x 100 received."""
+    days = np.asarray(days)
+    return pd.DataFrame({"source_id": supplier, "location_id": "DC1", "sku_id": "A", "order_type": "supplier",
+                         "lead_time_days": days, "units_ordered": 100, "units_received": np.round(100 * np.broadcast_to(fill, days.shape)),
+                         "received_date": pd.Timestamp(received)})
+
+
+def test_a_late_tail_in_the_receipts_is_planned_for():
+    # master: 10 days sharp; 100 receipts: 80 on time, 20 late by 50% (15 days). Shrunk with the
+    # master (k = 5): P(15 days) = 20 / 105 = 0.19 > 5%, so the 95% lead time is 15 days and the
+    # DC's reorder point covers demand over 15 + 1 days (160 at 10 a day), which the normal
+    # approximation of the same mean and spread (119.5 + 1.645 x 19.6 = 151.8) does not
+    obs = _receipts([10] * 80 + [15] * 20)
+    case = _case(on_hand_dc=0, sup_lead=10.0, moq=6)
+    lt = estimate_lead_times(obs, case[3], "2025-04-30").iloc[0]
+    assert lt["lead_time_p95"] == 15 and lt["n_orders"] == 100
+    assert lt["lead_time_mean"] == pytest.approx((80 * 10 + 20 * 15 + 5 * 10) / 105)
+    po = _kind(_plan(case, lead_time_observations=obs), "purchase_order").iloc[0]
+    assert po["reorder_point"] >= 10 * (15 + 1)
+    normal = po["mean_demand_protection"] + Z95 * po["sigma_demand_protection"]
+    assert po["reorder_point"] > normal + 5
+
+
+def test_a_short_shipping_supplier_gets_larger_orders_and_its_open_orders_count_less():
+    # every receipt 80 of 100 units: fill rate (100 x 0.8 + 5 x 1) / 105 = 0.8095; the DC orders the
+    # gap to its target at 1 / 0.8095, and 60 units on order count as 48.6
+    obs = _receipts([5] * 100, fill=0.8)
+    case = _case(on_hand_dc=0, moq=6, pack=1)
+    lt = estimate_lead_times(obs, case[3], "2025-04-30").iloc[0]
+    f = (100 * 0.8 + 5) / 105
+    assert lt["observed_fill_rate"] == pytest.approx(0.8) and lt["fill_rate"] == pytest.approx(f)
+    full = _kind(_plan(case), "purchase_order").iloc[0]
+    short = _kind(_plan(case, lead_time_observations=obs), "purchase_order").iloc[0]
+    assert short["target_units"] == pytest.approx(full["target_units"])
+    gap = short["target_units"] - short["inventory_position"]
+    assert short["units"] == np.ceil(gap / f - 1e-9) and short["units"] > full["units"]
+    pos = case[2]
+    pos.loc[pos["location_id"] == "DC1", "on_order"] = 60
+    po = _kind(_plan(case, lead_time_observations=obs), "purchase_order")
+    assert po["inventory_position"].iloc[0] == pytest.approx(f * 60 - 30)  # minus the store's request today
+
+
+def test_few_receipts_stay_close_to_the_master():
+    # two late, half-filled receipts against a master worth 5 orders: mean (2 x 15 + 5 x 10) / 7,
+    # fill (2 x 0.5 + 5) / 7 -- nearer the master than the two receipts
+    obs = _receipts([15, 15], fill=0.5)
+    lt = estimate_lead_times(obs, _case(sup_lead=10.0)[3], "2025-04-30").iloc[0]
+    assert lt["lead_time_mean"] == pytest.approx(80 / 7) and lt["fill_rate"] == pytest.approx(6 / 7)
+    assert abs(lt["lead_time_mean"] - 10) < abs(15 - lt["lead_time_mean"])  # nearer the master
+    # no receipts: the master itself
+    none = estimate_lead_times(None, _case(sup_lead=10.0)[3], "2025-04-30").iloc[0]
+    assert none["lead_time_mean"] == 10 and none["fill_rate"] == 1 and none["lead_time_p95"] == 10
+
+
+def test_lane_lead_times_are_learned_from_store_receipts():
+    # the DC -> store lane says 2 days; 50 store receipts took 4: the store plans on ~3.8 days
+    obs = pd.DataFrame({"source_id": "DC1", "location_id": "S1", "sku_id": "A", "order_type": "store_replenishment",
+                        "lead_time_days": [4] * 50, "units_ordered": 10, "units_received": 10,
+                        "received_date": pd.Timestamp("2025-04-20")})
+    t = store_targets(*_case(sd=3.0), plan_date="2025-04-30", cfg=FIXED95, lead_time_observations=obs).iloc[0]
+    assert t["lead_time_mean_days"] == pytest.approx((50 * 4 + 5 * 2) / 55)
+    assert t["mu_P"] == pytest.approx(10 * (t["lead_time_mean_days"] + 1))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.floats(0.2, 30), st.floats(1.0, 5.0), st.floats(0.0, 2.0), st.sampled_from([0.0, 0.25, 1.0]))
+def test_more_units_at_stake_never_get_less_stock(mean, ratio, cv, order_cost):
+    # equal costs; B sells `ratio` times A's units with a spread growing with its mean: B's
+    # reorder point and order-up-to level are at least A's (cost-optimal levels rise with the
+    # units at stake: T = EOQ / demand shrinks as demand grows)
+    case = _case(skus=("A", "B"), mean=mean, sd=cv * np.sqrt(mean))
+    fc = case[0]
+    b = fc["sku_id"] == "B"
+    fc.loc[b, "mean"] = mean * ratio
+    fc.loc[b, "p95"] = mean * ratio + Z95 * cv * np.sqrt(mean * ratio)
+    cfg = ReplenishmentConfig(store_order_cost=order_cost, po_order_cost=order_cost * 20)
+    t = store_targets(*case, plan_date="2025-04-30", cfg=cfg).set_index("sku_id")
+    assert t.loc["B", "service_level"] >= t.loc["A", "service_level"] - 1e-12
+    assert t.loc["B", "reorder_point"] >= t.loc["A", "reorder_point"] - 1e-9
+    assert t.loc["B", "order_up_to"] >= t.loc["A", "order_up_to"] - 1e-9
+    po = _kind(_plan(case, cfg), "purchase_order").set_index("sku_id")
+    if {"A", "B"} <= set(po.index):
+        assert po.loc["B", "reorder_point"] >= po.loc["A", "reorder_point"] - 1e-9
+
+
+def test_a_ramping_forecast_is_covered_day_by_day_at_stores_and_dcs():
+    # both forecasts say 10 on day 1; the ramp then climbs 5 a day (a season or a planned promotion):
+    # the store covers 10 + 15 + 20 = 45 over its 3 days, not 30; the DC 10 + ... + 35 = 135 over 6
+    flat, ramp = _case(sd=2.0, on_hand_dc=0), _case(sd=2.0, on_hand_dc=0)
+    ramp[0]["mean"] = 10.0 + 5.0 * (ramp[0]["horizon"] - 1)
+    ramp[0]["p95"] = ramp[0]["mean"] + Z95 * 2.0
+    pf, pr = _plan(flat), _plan(ramp)
+    sf, sr = pf.targets.iloc[0], pr.targets.iloc[0]
+    assert sr["mu_P"] == pytest.approx(45) and sf["mu_P"] == pytest.approx(30)
+    assert sr["reorder_point"] > sf["reorder_point"] + 14
+    df, dr = _kind(pf, "purchase_order").iloc[0], _kind(pr, "purchase_order").iloc[0]
+    assert dr["mean_demand_protection"] == pytest.approx(135) and dr["reorder_point"] > df["reorder_point"] + 70
+
+
+def test_an_overstocked_dc_orders_nothing_and_still_ships_to_its_stores():
+    # taken over with 10,000 units at the DC and empty stores: no purchase order, every store
+    # gets what it asked for in full
+    case = _case(stores=("S1", "S2", "S3"), sd=3.0, on_hand_dc=10_000)
+    plan = _plan(case)
+    assert _kind(plan, "purchase_order").empty
+    rp = _kind(plan, "store_replenishment")
+    assert len(rp) == 3 and (rp["units"] == rp["requested_units"]).all() and (rp["units"] == 42).all()
+    assert plan.unmet.empty
+
+
+def test_a_short_dc_orders_for_what_its_stores_asked_not_only_what_it_shipped():
+    # the DC holds 30, three stores ask 42 each: it ships 30 and its position is 30 - 126, so its
+    # purchase order restores the stores' unmet 96 units on top of its own target
+    case = _case(stores=("S1", "S2", "S3"), sd=3.0, on_hand_dc=30)
+    plan = _plan(case)
+    assert _kind(plan, "store_replenishment")["units"].sum() == 30
+    po = _kind(plan, "purchase_order").iloc[0]
+    assert po["inventory_position"] == pytest.approx(30 - 126)
+    assert po["units"] >= po["target_units"] - (30 - 126)
+
+
+def _history(daily, stores=("S1",), sku="A", promo=None, end="2025-04-30"):
+    daily = np.asarray(daily, float)
+    dates = pd.date_range(end=end, periods=len(daily))
+    return pd.concat([pd.DataFrame({"date": dates, "location_id": s, "sku_id": sku, "units_sold": daily,
+                                    "on_promo": 0 if promo is None else promo, "is_stockout": False}) for s in stores],
+                     ignore_index=True)
+
+
+def test_measured_error_widens_the_protection_when_demand_comes_in_bursts():
+    # the forecast says 10 +- 3 a day (sigma_P = 5.2 over 3 days); the last weeks sold 10 a day
+    # but every 7th day a bulk buy of 60: the measured 3-day error is far wider and the store's
+    # sigma_P is lifted to it; a steady history (10 every day) leaves the forecast's spread alone
+    base = np.full(120, 10.0)
+    bursty = base.copy()
+    bursty[::7] = 60
+    case = _case(sd=3.0)
+    keys = pd.DataFrame({"location_id": ["S1"], "sku_id": ["A"]})
+    mse, neff = measured_spread(_history(bursty), keys, np.array([3.0]), "2025-04-30")
+    assert neff[0] >= 2 and np.sqrt(mse[0]) > 3 * 3 * np.sqrt(3)
+    # by hand: windows j over the last 56 starts, error = 3-day sum - 3 x trailing 28-day mean
+    x = bursty
+    T = 28 + 56 + 3
+    x = x[-T:]
+    errs = [x[j:j + 3].sum() - 3 * x[j - 28:j].mean() for j in range(T - 3 - 56 + 1, T - 3 + 1)]
+    assert mse[0] == pytest.approx(np.mean(np.square(errs)))
+    wide = store_targets(*case, plan_date="2025-04-30", cfg=FIXED95, history=_history(bursty)).iloc[0]
+    calm = store_targets(*case, plan_date="2025-04-30", cfg=FIXED95, history=_history(base)).iloc[0]
+    assert wide["sigma_P"] == pytest.approx(np.sqrt(mse[0]))
+    assert calm["sigma_P"] == pytest.approx(3 * np.sqrt(3)) and calm["error_widening"] == 1
+    # promotion days are planned by the forecast: windows that hold one are not errors
+    promo = np.zeros(120, int)
+    promo[::7] = 1
+    quiet = store_targets(*case, plan_date="2025-04-30", cfg=FIXED95, history=_history(bursty, promo=promo)).iloc[0]
+    assert quiet["error_widening"] == 1
+    # the DC measures its pooled stores' error the same way
+    po = _kind(_plan(_case(sd=3.0, on_hand_dc=0), history=_history(bursty)), "purchase_order").iloc[0]
+    po0 = _kind(_plan(_case(sd=3.0, on_hand_dc=0)), "purchase_order").iloc[0]
+    assert po["sigma_demand_protection"] > 2 * po0["sigma_demand_protection"]

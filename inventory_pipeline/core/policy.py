@@ -131,6 +131,8 @@ class ReplenishmentPolicy(_Strict):
     supplier_min_order_values: dict[str, float] = {}  # supplier_id -> its own minimum
     lead_time_window_days: int = Field(180, ge=7)  # receipts that estimate supplier lead times
     lead_time_prior_orders: float = Field(5.0, ge=0)  # weight of the supplier master, in orders
+    error_window_days: int = Field(56, ge=7)  # measured protection-period errors: window starts over these days
+    error_reference_days: int = Field(28, ge=7)  # ... each against the trailing mean of these days
     solver_seconds: float = Field(30.0, gt=0)
 
     @field_validator("class_service_levels")

@@ -93,6 +93,8 @@ class ReplenishmentConfig:
     supplier_min_order_values: dict = field(default_factory=dict)  # supplier_id -> minimum (overrides)
     lead_time_window_days: int = 180  # receipts of this many days estimate supplier lead times
     lead_time_prior_orders: float = 5.0  # the master file weighs as this many observed orders
+    error_window_days: int = 56  # measured protection-period errors: window starts over this many days
+    error_reference_days: int = 28  # ... each against the trailing mean of this many days before it
     solver_seconds: float = 30.0
 
 
@@ -110,7 +112,8 @@ def replenishment_config(policy, service_level: float | None = None) -> Replenis
             store_order_cost=r.store_order_cost, po_order_cost=r.po_order_cost, max_cycle_days=r.max_cycle_days,
             budget=r.daily_budget, supplier_min_order_value=r.supplier_min_order_value,
             supplier_min_order_values=dict(r.supplier_min_order_values), lead_time_window_days=r.lead_time_window_days,
-            lead_time_prior_orders=r.lead_time_prior_orders, solver_seconds=r.solver_seconds)
+            lead_time_prior_orders=r.lead_time_prior_orders, solver_seconds=r.solver_seconds,
+            error_window_days=r.error_window_days, error_reference_days=r.error_reference_days)
     if service_level is not None:
         from dataclasses import replace
 
@@ -178,6 +181,7 @@ class _Cumulative:
     mean: np.ndarray
     var: np.ndarray
     m: np.ndarray  # demand multiplier per series
+    var_scale: np.ndarray | None = None  # measured-error widening of the variance per series (`measured_spread`)
 
     def at(self, period: np.ndarray, which: str = "mean") -> np.ndarray:
         """Sum over a (fractional) period P per series (P: (n,) or (n, K)); the last day pro rata;
@@ -194,7 +198,7 @@ class _Cumulative:
         nxt = day[rows, np.minimum(k, max(H - 1, 0))]
         last = day[:, [max(H - 1, 0)]]
         out = np.where(P <= H, cum[rows, k] + (P - np.floor(P)) * nxt, cum[:, [H]] + np.maximum(P - H, 0) * last)
-        scale = self.m if which == "mean" else self.m ** 2
+        scale = self.m if which == "mean" else self.m ** 2 * (1.0 if self.var_scale is None else self.var_scale)
         out = out * scale[:, None]
         return out[:, 0] if squeeze else out
 
@@ -227,6 +231,78 @@ def protection_demand(forecast: pd.DataFrame, period: pd.Series | np.ndarray, mu
     P = np.asarray(period, float)
     d1 = np.ones(len(c.keys))
     return c.keys.assign(mu_P=c.at(P), var_P=c.at(P, "var"), mean_1=c.at(d1), sd_1=np.sqrt(c.at(d1, "var")))
+
+
+def measured_spread(history: pd.DataFrame | None, keys: pd.DataFrame, period: np.ndarray, plan_date: str,
+                    cfg: ReplenishmentConfig = ReplenishmentConfig(), key_cols: tuple[str, str] = ("location_id", "sku_id")
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Measured error of demand over a protection period, from the recent sales history
+    (`fct_daily_demand`: date, location_id, sku_id, units_sold; on_promo and is_stockout when
+    present), per series of `keys` (in `key_cols`) for its period P (days, rounded up):
+
+        e_j = (sales over days j .. j + P - 1) - P x (mean daily sales over the clean days of the
+              `error_reference_days` before day j)  for every window start j of the last `error_window_days`
+        mse = mean of e_j^2                        (bias included: a ramp or a level shift counts)
+
+    the realised error of a trailing-mean forecast of the P-day total -- the yardstick the rule's
+    28-day average is. Unlike the forecast's daily spread summed as if days were independent, it
+    sees what moves several days together: demand shocks, bulk buys, level shifts, ramps. Windows
+    holding a promotion day (the forecast plans promotions) or a stock-out day (sales censored)
+    are left out. Returns (mse, n_eff) with n_eff = windows / P, the number of non-overlapping
+    windows the estimate stands on (0 without history). A clean day has no promotion and no
+    stock-out; the reference needs half its days clean and every day carried."""
+    n = len(keys)
+    mse, neff = np.zeros(n), np.zeros(n)
+    if history is None or not len(history) or n == 0:
+        return mse, neff
+    P = np.maximum(np.ceil(np.asarray(period, float) - 1e-9), 1).astype(int)
+    ref, win = int(cfg.error_reference_days), int(cfg.error_window_days)
+    T = ref + win + int(P.max())
+    end = pd.Timestamp(plan_date)
+    dates = pd.date_range(end=end, periods=T)
+    h = history[(pd.to_datetime(history["date"]) > end - pd.Timedelta(days=T)) & (pd.to_datetime(history["date"]) <= end)]
+    if not len(h):
+        return mse, neff
+    h = h.assign(date=pd.to_datetime(h["date"]))
+    bad = np.zeros(len(h), bool)
+    if "on_promo" in h:
+        bad |= h["on_promo"].fillna(0).astype(float).to_numpy() > 0
+    if "is_stockout" in h:
+        bad |= h["is_stockout"].fillna(False).astype(bool).to_numpy()
+    h = h.assign(bad=bad.astype(float), seen=1.0)
+    idx = pd.MultiIndex.from_frame(keys[list(key_cols)])
+    grid = h.groupby([*key_cols, "date"])[["units_sold", "bad", "seen"]].sum()
+    x = grid["units_sold"].unstack("date").reindex(index=idx, columns=dates).fillna(0.0).to_numpy(float)
+    # a day without a row (not yet launched, no longer carried) cannot be judged either
+    unseen = grid["seen"].unstack("date").reindex(index=idx, columns=dates).fillna(0.0).to_numpy(float) == 0
+    b = (grid["bad"].unstack("date").reindex(index=idx, columns=dates).fillna(0.0).to_numpy(float) > 0) | unseen
+    cx = np.concatenate([np.zeros((n, 1)), np.cumsum(x, 1)], 1)
+    cb = np.concatenate([np.zeros((n, 1)), np.cumsum(b, 1)], 1)
+    cu = np.concatenate([np.zeros((n, 1)), np.cumsum(unseen, 1)], 1)
+    cxc = np.concatenate([np.zeros((n, 1)), np.cumsum(np.where(b, 0.0, x), 1)], 1)  # clean days only
+    cc = np.concatenate([np.zeros((n, 1)), np.cumsum(~b, 1)], 1)
+    for p in np.unique(P):
+        r = np.flatnonzero(P == p)
+        j = np.arange(max(ref, T - p - win + 1), T - p + 1)  # window starts: days j .. j + p - 1 (0-based)
+        if not len(j):
+            continue
+        S = cx[r][:, j + p] - cx[r][:, j]
+        clean = cc[r][:, j] - cc[r][:, j - ref]
+        base = (cxc[r][:, j] - cxc[r][:, j - ref]) / np.maximum(clean, 1) * p
+        ok = ((cb[r][:, j + p] - cb[r][:, j]) == 0) & ((cu[r][:, j] - cu[r][:, j - ref]) == 0) & (clean >= ref / 2)
+        e2 = np.where(ok, (S - base) ** 2, 0.0)
+        cnt = ok.sum(1)
+        mse[r] = np.where(cnt > 0, e2.sum(1) / np.maximum(cnt, 1), 0.0)
+        neff[r] = cnt / p
+    return mse, neff
+
+
+def _widening(measured: np.ndarray, n_eff: np.ndarray, forecast_var: np.ndarray) -> np.ndarray:
+    """Variance factor >= 1 that lifts the forecast's protection variance to the measured error
+    where the measurement stands on at least two non-overlapping windows; never narrows."""
+    fv = np.asarray(forecast_var, float)
+    k = np.where((n_eff >= 2) & (fv > 1e-12), measured / np.maximum(fv, 1e-12), 1.0)
+    return np.maximum(k, 1.0)
 
 
 def _master_pmf(m0: np.ndarray, s0: np.ndarray, support: np.ndarray) -> np.ndarray:
@@ -445,11 +521,12 @@ def _cost_levels(item_class, shortage_cost, holding_daily, band, dbar, cfg):
 
 def store_targets(forecast: pd.DataFrame, prices: pd.DataFrame | None, positions: pd.DataFrame, products: pd.DataFrame,
                   locations: pd.DataFrame, plan_date: str, cfg: ReplenishmentConfig = ReplenishmentConfig(),
-                  lead_time_observations: pd.DataFrame | None = None) -> pd.DataFrame:
+                  lead_time_observations: pd.DataFrame | None = None, history: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per store x SKU in the forecast: demand over the protection period, class, service level,
     reorder point s and order-up-to S, position, costs (columns documented in docs/replenishment.md).
     The DC -> store lane's lead time and unit fill rate are learned from the lane's receipts
-    (`lane_lead_times`) when `lead_time_observations` are given, else the lane's master."""
+    (`lane_lead_times`) when `lead_time_observations` are given, else the lane's master; with a
+    sales `history` the protection variance is widened to the measured error (`measured_spread`)."""
     stores = locations[locations["location_type"] == "store"].set_index("location_id")
     fc = forecast[forecast["location_id"].isin(stores.index)]
     keys = fc[["location_id", "sku_id"]].drop_duplicates().sort_values(["location_id", "sku_id"], ignore_index=True)
@@ -487,6 +564,9 @@ def store_targets(forecast: pd.DataFrame, prices: pd.DataFrame | None, positions
     t["shortage_cost"] = np.maximum(t["unit_price"] - t["unit_cost"], 0) + cfg.goodwill_share * t["unit_price"]
     t["holding_cost_daily"] = t["unit_cost"] * cfg.annual_holding_rate / 365
     mu_P = cum.at(t["protection_days"].to_numpy())
+    mse, neff = measured_spread(history, t, t["protection_days"].to_numpy(), plan_date, cfg)
+    cum.var_scale = _widening(mse, neff, cum.at(t["protection_days"].to_numpy(), "var"))
+    t["measured_error_sd"], t["error_widening"] = np.sqrt(mse), cum.var_scale
     t["mu_daily"] = mu_P / t["protection_days"]
     t["item_class"] = classify_items(t["mu_daily"] * t["unit_price"], t["cv_daily"], cfg)
     band = eoq_band(t["mu_daily"].to_numpy(), cfg.store_order_cost, t["unit_cost"].to_numpy(), cfg)
@@ -636,13 +716,14 @@ def plan_replenishment(
     plan_date: str,
     cfg: ReplenishmentConfig = ReplenishmentConfig(),
     lead_time_observations: pd.DataFrame | None = None,
+    history: pd.DataFrame | None = None,
 ) -> ReplenishmentPlan:
     """Store replenishments (DC -> store) and purchase orders (supplier -> DC) for plan_date + 1."""
     effective = pd.Timestamp(plan_date) + pd.Timedelta(days=1)
     R = cfg.review_period_days
     prod = products.set_index("sku_id")
     pos = positions.set_index(["location_id", "sku_id"])[["on_hand", "on_order"]]
-    t = store_targets(forecast, prices, positions, products, locations, plan_date, cfg, lead_time_observations)
+    t = store_targets(forecast, prices, positions, products, locations, plan_date, cfg, lead_time_observations, history)
     lt, lt_support, lt_pmf = estimate_lead_times(lead_time_observations, products, plan_date, cfg, with_pmf=True)
 
     # ---- stores: (s, S), capacity, then the DC's allocation --------------------------------------
@@ -676,7 +757,7 @@ def plan_replenishment(
     # the DC's position nets what its stores asked for today, shipped or not: a request the DC
     # could not fill is still demand on it (no store is starved by a DC that thinks it is full)
     po_rows, po_unmet = _purchase_orders(forecast, prices, t, units, wanted, pos, prod, locations, lt,
-                                         (lt_support, lt_pmf), effective, cfg)
+                                         (lt_support, lt_pmf), effective, cfg, history, plan_date)
     unmet += po_unmet
     arrival = pd.concat([t[["location_id", "sku_id"]].assign(units=t["sales_until_arrival"]),
                          po_rows[["location_id", "sku_id"]].assign(units=po_rows["sales_until_arrival"])], ignore_index=True)
@@ -697,7 +778,7 @@ def cycle_service(mu, sigma, y) -> np.ndarray:
 
 
 def _purchase_orders(forecast, prices, t, shipped_units, requested_units, pos, prod, locations, lt, lt_dist, effective,
-                     cfg):
+                     cfg, history=None, plan_date=None):
     R = cfg.review_period_days
     stores = locations[locations["location_type"] == "store"].set_index("location_id")
     fc = forecast[forecast["location_id"].isin(stores.index)].copy()
@@ -726,6 +807,10 @@ def _purchase_orders(forecast, prices, t, shipped_units, requested_units, pos, p
     sales_L = (pmf * cum.at(np.broadcast_to(support[None, :], pmf.shape).astype(float))).sum(1)  # shipped before a PO lands
     P = Lm + R
     dbar = cum.at(P) / P
+    if history is not None and len(history):  # the measured error of the DC's pooled demand
+        h = history.assign(dc_id=history["location_id"].map(stores["supplying_dc_id"]))
+        mse, neff = measured_spread(h[h["dc_id"].notna()], keys, P, plan_date, cfg, key_cols=("dc_id", "sku_id"))
+        cum.var_scale = _widening(mse, neff, cum.at(P, "var"))
     cost = keys["sku_id"].map(prod["unit_cost"]).astype(float).fillna(0).to_numpy()
     # the DC's service level: the demand-weighted shortage cost of its stores' items, class mode
     # takes the best class among its stores (the DC serves them all)
