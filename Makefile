@@ -63,10 +63,13 @@ oj: install
 evaluate-suite: install
 	$(BIN)/inventory-pipeline evaluate-suite $(ARGS)
 
-# the fast unit tests (core maths, simulator laws, suite scoring): under a minute on 2 cores
+# the fast unit tests (core maths, simulator laws, suite scoring): about 30 s on 2 idle cores (measured
+# 85 s with the three property tests below, which take 8-10 s each and stay in `make test`)
 FAST_TESTS := test_kpis test_simulation test_pricing test_rebalancing test_replenishment test_suite
+SLOW_PROPERTIES := eoq_band_damps_daily_ordering or orders_are_monotone_in_service_level or transfer_rules_hold_on_random
 test-fast: install
-	$(BIN)/pytest -n 2 --dist loadfile -q $(FAST_TESTS:%=inventory_pipeline_tests/%.py)
+	$(BIN)/pytest -n 2 --dist loadfile -q -m "not slow" -k "not ($(SLOW_PROPERTIES))" \
+	  $(FAST_TESTS:%=inventory_pipeline_tests/%.py)
 
 # --dist loadfile: a module's tests share one worker, so its module-scoped fixtures (the
 # integration network, the webserver) are built once, not once per worker
