@@ -129,12 +129,14 @@ def test_an_unidentified_elasticity_holds_the_price():
 
 @settings(max_examples=40, deadline=None)
 @given(e=st.floats(-4.0, -0.4), se=st.floats(0.0, 1.0), wos=st.floats(0.5, 120.0), cost=st.floats(2.0, 8.0))
-def test_a_wider_interval_never_moves_a_price_further(e, se, wos, cost):
-    # robustness is monotone: more uncertainty can only hold, or move less far
+def test_a_wider_interval_never_changes_a_price_a_narrower_one_holds(e, se, wos, cost):
+    # every candidate's worst gain over a wider interval is a minimum over a superset, and holding
+    # does not depend on the elasticity: more uncertainty can only turn changes into holds (not the
+    # depth of a cut: clearing stock of a less elastic item takes a deeper one)
     items = pd.concat([_item(elasticity=e, se=s, weeks_of_supply=wos, unit_cost=cost) for s in (se, se + 0.5)],
                       ignore_index=True)
     narrow, wide = (optimise_prices(items.iloc[[k]], CFG).iloc[0]["recommended_price"] for k in (0, 1))
-    assert abs(wide - 10.0) <= abs(narrow - 10.0) + 1e-9 or np.sign(wide - 10) != np.sign(narrow - 10) and wide == 10.0
+    assert narrow != 10.0 or wide == 10.0
 
 
 def test_low_price_overstock_takes_the_next_ladder_step_down():

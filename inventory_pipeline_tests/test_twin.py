@@ -119,8 +119,12 @@ def test_common_random_numbers_same_demand_for_every_policy():
     _, a = _records(net, BaselinePolicy())
     _, b = _records(net, BaselinePolicy(safety_days=0))
     _, c = _records(net, RandomPolicy(1, prices=False))
+    disc = net.sku_discontinue_day + net.config.burn_in_days
     for ra, rb, rc in zip(a, b, c):
-        assert (ra.demand == rb.demand).all() and (ra.demand == rc.demand).all()
+        # the same draws wherever the item is listed; a discontinued item whose shelf emptied is
+        # delisted and has no demand -- when its shelf empties depends on the policy
+        live = ra.t < disc
+        assert (ra.demand[:, live] == rb.demand[:, live]).all() and (ra.demand[:, live] == rc.demand[:, live]).all()
     assert sum(int((ra.sales != rb.sales).sum()) for ra, rb in zip(a, b)) > 0  # the policies did differ
 
 
@@ -388,3 +392,16 @@ def test_evaluation_refuses_a_window_without_enough_history():
     net = build_network(NetworkConfig(stores=2, skus=4, days=60, seed=1, burn_in_days=7))
     with pytest.raises(EvaluationError, match="leaves .* days of history"):
         evaluate(net, DEFAULT_POLICY_PATH, EvaluationConfig(days=30, jobs=1))
+
+
+def test_a_discontinued_item_with_an_empty_shelf_has_no_demand():
+    net = build_network(NetworkConfig(stores=3, skus=12, days=40, seed=5, burn_in_days=14))
+    disc = net.sku_discontinue_day + net.config.burn_in_days
+    _, recs = _records(net, BaselinePolicy(safety_days=0))
+    gone = [r for r in recs if (r.t >= disc).any()]
+    assert gone  # SKU 8 is discontinued on day 33 of this network
+    for r in gone:
+        off = r.t >= disc
+        # at the close of a day a delisted cell neither sold nor lost anything once its shelf stayed empty
+        empty = (r.start_on_hand[:, off] == 0) & (r.store_on_hand[:, off] == 0) & (r.sales[:, off] == 0)
+        assert (r.demand[:, off][empty] == 0).all()
