@@ -104,24 +104,17 @@ def test_risk_pooling_dc_safety_stock_grows_with_the_square_root_of_stores():
 
 
 def test_newsvendor_critical_ratio_and_class_service_levels():
-    # b = price - cost = 1, h = 2 x 0.25 / 365 per day, held over one order cycle T:
-    # alpha = b / (b + h T). The store orders EOQ = sqrt(2 x 0.25 x 3650 / 0.5) = 60.4 units at a
-    # time, T = 6.04 days of its 10 a day: one stock-out risk per 6 days of holding
+    # b = price - cost = 1, h = 2 x 0.25 / 365 per day: alpha = b / (b + h), whatever the order cycle
     h = 2 * 0.25 / 365
-    T = np.sqrt(3650) / 10
     t = store_targets(*_case(sd=3.0), plan_date="2025-04-30", cfg=ReplenishmentConfig(service_mode="cost_optimal"))
-    assert t["order_cycle_days"].iloc[0] == pytest.approx(T)
-    assert t["service_level"].iloc[0] == pytest.approx(1 / (1 + h * T))
-    # without an ordering cost the store orders every review period (T = R = 1): b / (b + h_R)
-    t1 = store_targets(*_case(sd=3.0), plan_date="2025-04-30",
-                       cfg=ReplenishmentConfig(service_mode="cost_optimal", store_order_cost=0.0))
-    assert t1["service_level"].iloc[0] == pytest.approx(1 / (1 + h))
+    assert t["service_level"].iloc[0] == pytest.approx(1 / (1 + h))
+    assert t["order_cycle_days"].iloc[0] == pytest.approx(np.sqrt(3650) / 10)  # EOQ 60.4 units of 10 a day (reported)
     # a goodwill share raises the shortage cost and the level
     t2 = store_targets(*_case(sd=3.0), plan_date="2025-04-30",
                        cfg=ReplenishmentConfig(service_mode="cost_optimal", goodwill_share=0.1))
-    assert t2["service_level"].iloc[0] == pytest.approx(1.3 / (1.3 + h * T))
+    assert t2["service_level"].iloc[0] == pytest.approx(1.3 / (1.3 + h))
     t3 = store_targets(*_case(sd=3.0), plan_date="2025-04-30",
-                       cfg=ReplenishmentConfig(service_mode="cost_optimal", goodwill_share=1.0, store_order_cost=0.0))
+                       cfg=ReplenishmentConfig(service_mode="cost_optimal", goodwill_share=1.0))
     assert t3["service_level"].iloc[0] == 0.999  # inside service_bounds
     cfg = ReplenishmentConfig(service_mode="class")
     assert list(service_levels(np.array(["AX", "CZ"]), np.ones(2), np.ones(2), cfg)) == [0.99, 0.95]
@@ -415,8 +408,7 @@ def test_lane_lead_times_are_learned_from_store_receipts():
 @given(st.floats(0.2, 30), st.floats(1.0, 5.0), st.floats(0.0, 2.0), st.sampled_from([0.0, 0.25, 1.0]))
 def test_more_units_at_stake_never_get_less_stock(mean, ratio, cv, order_cost):
     # equal costs; B sells `ratio` times A's units with a spread growing with its mean: B's
-    # reorder point and order-up-to level are at least A's (cost-optimal levels rise with the
-    # units at stake: T = EOQ / demand shrinks as demand grows)
+    # service level, reorder point and order-up-to level are at least A's, at stores and DCs
     case = _case(skus=("A", "B"), mean=mean, sd=cv * np.sqrt(mean))
     fc = case[0]
     b = fc["sku_id"] == "B"
