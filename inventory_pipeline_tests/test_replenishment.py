@@ -498,3 +498,28 @@ def test_measured_error_widens_the_protection_when_demand_comes_in_bursts():
     po = _kind(_plan(_case(sd=3.0, on_hand_dc=0), history=_history(bursty)), "purchase_order").iloc[0]
     po0 = _kind(_plan(_case(sd=3.0, on_hand_dc=0)), "purchase_order").iloc[0]
     assert po["sigma_demand_protection"] > 2 * po0["sigma_demand_protection"]
+
+
+def test_a_store_delivered_weekly_covers_its_lead_time_plus_a_week():
+    from inventory_pipeline.core.replenishment import delivery_schedule, store_review_days
+
+    locations = pd.DataFrame({"location_id": ["DC1", "S1", "S2"], "location_type": ["dc", "store", "store"],
+                              "supplying_dc_id": ["", "DC1", "DC1"], "replenishment_lead_time_days": [np.nan, 2, 2]})
+    lanes = pd.DataFrame({"from_location_id": ["DC1", "DC1", "S1"], "to_location_id": ["S1", "S2", "S2"],
+                          "lead_time_days": [2, 2, 1], "cost_per_unit": 0.1, "delivery_weekday": [3, None, None]})
+    sched = delivery_schedule(locations, lanes).set_index("location_id")
+    assert sched.loc["S1", "delivery_weekday"] == 3 and pd.isna(sched.loc["S2", "delivery_weekday"])
+    stores = sched[sched["location_type"] == "store"]
+    R = store_review_days(pd.Series(["S1", "S2"]), stores, ReplenishmentConfig())
+    assert R.tolist() == [7.0, 1.0]
+    assert delivery_schedule(locations, lanes.drop(columns="delivery_weekday")).equals(locations)  # daily: unchanged
+    # the weekly store's reorder point covers 2 + 7 days of a flat 10-a-day forecast, the daily one 2 + 1
+    fc = pd.concat([pd.DataFrame({"location_id": s, "sku_id": "A", "horizon": np.arange(1, 31), "mean": 10.0,
+                                  "p90": 14.0, "p95": 15.0, "p99": 17.0}) for s in ("S1", "S2")], ignore_index=True)
+    products = pd.DataFrame({"sku_id": ["A"], "category": "c", "supplier_id": "V", "unit_cost": 5.0, "base_price": 10.0,
+                             "case_pack": 1, "min_order_qty": 1, "supplier_lead_time_days": 5,
+                             "supplier_lead_time_std_days": 1.0})
+    positions = pd.DataFrame({"location_id": ["DC1", "S1", "S2"], "sku_id": "A", "on_hand": 0.0, "on_order": 0.0})
+    t = store_targets(fc, None, positions, products, sched.reset_index(), "2025-03-01").set_index("location_id")
+    assert t.loc["S1", "mu_P"] == pytest.approx(90.0) and t.loc["S2", "mu_P"] == pytest.approx(30.0)
+    assert t.loc["S1", "reorder_point"] > t.loc["S2", "reorder_point"] + 50

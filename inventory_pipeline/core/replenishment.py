@@ -532,7 +532,7 @@ def order_cycle_days(band: np.ndarray, dbar: np.ndarray, review: float) -> np.nd
     return np.maximum(np.where(dbar > 1e-12, np.asarray(band, float) / np.maximum(dbar, 1e-12), 0.0), review)
 
 
-def _cost_levels(item_class, shortage_cost, holding_daily, band, dbar, cfg):
+def _cost_levels(item_class, shortage_cost, holding_daily, band, dbar, cfg, review=None):
     """cost_optimal: alpha = b / (b + h_R), the shortage risk priced against one review period's
     holding. Not b / (b + h T) with T = `order_cycle_days` (Hadley-Whitin's one-risk-per-cycle
     fractile), although that is the textbook optimum under the normal model: measured on the twin
@@ -540,7 +540,32 @@ def _cost_levels(item_class, shortage_cost, holding_daily, band, dbar, cfg):
     in every world (netA 50 vs 32, netB 233 vs 184, shocks 2,443 vs 2,095, unreliable supply 2,502
     vs 1,336), because real demand's right tail is heavier than the model's, so a lower fractile
     costs more than the model expects."""
-    return service_levels(item_class, shortage_cost, holding_daily * cfg.review_period_days, cfg)
+    return service_levels(item_class, shortage_cost, holding_daily * (cfg.review_period_days if review is None else review),
+                          cfg)
+
+
+def store_review_days(store_ids: pd.Series, stores: pd.DataFrame, cfg: ReplenishmentConfig) -> np.ndarray:
+    """The review period of each store: the policy's, or 7 days for a store its DC delivers to on
+    one weekday only (`delivery_weekday` on its DC -> store lane, an extra column of lanes.csv that
+    `delivery_schedule` puts on the locations): an order that misses the truck waits a week, so
+    the store must cover its lead time plus a whole week."""
+    R = np.full(len(store_ids), float(cfg.review_period_days))
+    if "delivery_weekday" in stores:
+        weekly = store_ids.map(stores["delivery_weekday"]).notna().to_numpy()
+        R = np.where(weekly, np.maximum(R, 7.0), R)
+    return R
+
+
+def delivery_schedule(locations: pd.DataFrame, lanes: pd.DataFrame | None) -> pd.DataFrame:
+    """The locations with each store's delivery weekday from its DC -> store lane (lanes.csv's
+    optional `delivery_weekday`; blank = daily deliveries). Unchanged without the column."""
+    if lanes is None or "delivery_weekday" not in lanes or "delivery_weekday" in locations:
+        return locations
+    lane = lanes.rename(columns={"from_location_id": "supplying_dc_id", "to_location_id": "location_id"})
+    day = pd.to_numeric(lane["delivery_weekday"], errors="coerce")
+    lane = lane.assign(delivery_weekday=day)[["supplying_dc_id", "location_id", "delivery_weekday"]].dropna()
+    lane = lane.astype({"supplying_dc_id": str, "location_id": str})
+    return locations.merge(lane, on=["supplying_dc_id", "location_id"], how="left")
 
 
 def store_targets(forecast: pd.DataFrame, prices: pd.DataFrame | None, positions: pd.DataFrame, products: pd.DataFrame,
@@ -555,7 +580,7 @@ def store_targets(forecast: pd.DataFrame, prices: pd.DataFrame | None, positions
     fc = forecast[forecast["location_id"].isin(stores.index)]
     keys = fc[["location_id", "sku_id"]].drop_duplicates().sort_values(["location_id", "sku_id"], ignore_index=True)
     prod = products.set_index("sku_id")
-    R = cfg.review_period_days
+    R = store_review_days(keys["location_id"], stores, cfg)
     L0 = keys["location_id"].map(stores["replenishment_lead_time_days"]).fillna(1).to_numpy(float)
     price_tab = None
     if prices is not None and len(prices):
@@ -596,8 +621,9 @@ def store_targets(forecast: pd.DataFrame, prices: pd.DataFrame | None, positions
     band = eoq_band(t["mu_daily"].to_numpy(), cfg.store_order_cost, t["unit_cost"].to_numpy(), cfg)
     t["order_cycle_days"] = order_cycle_days(band, t["mu_daily"].to_numpy(), R)
     t["service_level"] = _cost_levels(t["item_class"].to_numpy(), t["shortage_cost"].to_numpy(),
-                                      t["holding_cost_daily"].to_numpy(), band, t["mu_daily"].to_numpy(), cfg)
-    mu, sigma, s = mixture_targets(cum, support, pmf, R, t["service_level"].to_numpy())
+                                      t["holding_cost_daily"].to_numpy(), band, t["mu_daily"].to_numpy(), cfg, R)
+    t["review_period_days"] = R
+    mu, sigma, s = mixture_targets(cum, support, pmf, R[:, None], t["service_level"].to_numpy())
     t["mu_P"], t["sigma_P"] = mu, sigma
     t["safety_stock"], t["reorder_point"], t["order_up_to"] = s - mu, s, s + band
     pos = positions.set_index(["location_id", "sku_id"])
@@ -746,7 +772,6 @@ def plan_replenishment(
 ) -> ReplenishmentPlan:
     """Store replenishments (DC -> store) and purchase orders (supplier -> DC) for plan_date + 1."""
     effective = pd.Timestamp(plan_date) + pd.Timedelta(days=1)
-    R = cfg.review_period_days
     prod = products.set_index("sku_id")
     pos = positions.set_index(["location_id", "sku_id"])[["on_hand", "on_order"]]
     t = store_targets(forecast, prices, positions, products, locations, plan_date, cfg, lead_time_observations, history)
@@ -774,7 +799,8 @@ def plan_replenishment(
         "sigma_demand_protection": sg, "safety_stock": t["safety_stock"], "lead_time_std_days": t["lead_time_std_days"],
         "service_level": t["service_level"], "item_class": t["item_class"], "expected_shortage_units": es,
         "expected_service": cycle_service(mu, sg, y),
-        "expected_cost": t["holding_cost_daily"] * R * expected_leftover(mu, sg, y) + t["shortage_cost"] * es
+        "expected_cost": t["holding_cost_daily"] * t["review_period_days"] * expected_leftover(mu, sg, y)
+        + t["shortage_cost"] * es
         + cfg.store_order_cost * (units > 0),
         "binding_constraint": binding, "protection_days": t["protection_days"],
     })

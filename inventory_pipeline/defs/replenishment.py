@@ -4,9 +4,11 @@ blocking `order_rules` check re-derives every order rule from the output (core.o
 independently of the planner: a failure stops the downstream stages of the partition."""
 
 import dagster as dg
+import pandas as pd
 
 from ..contracts.outputs import ReplenishmentOrders
-from ..core.replenishment import order_violations, plan_replenishment, replenishment_config
+from ..core.pricing import PRICING_HISTORY_DAYS
+from ..core.replenishment import delivery_schedule, order_violations, plan_replenishment, replenishment_config
 from ._common import contract_check, contract_spec, model_key, operational, preview, violations_check
 from .forecasting import demand_forecast
 from .partitions import daily_partitions
@@ -18,6 +20,7 @@ from .resources import PolicyResource, WarehouseResource
     partitions_def=daily_partitions,
     group_name="decisions",
     deps=[demand_forecast, price_recommendations, model_key("fct_inventory_positions"), model_key("fct_order_lead_times"),
+          model_key("fct_daily_demand"),
           model_key("dim_products"), model_key("dim_locations")],
     check_specs=[contract_spec("replenishment_orders", ReplenishmentOrders),
                  dg.AssetCheckSpec("order_rules", asset="replenishment_orders", blocking=True,
@@ -35,10 +38,17 @@ def replenishment_orders(context: dg.AssetExecutionContext, warehouse: Warehouse
     cfg = replenishment_config(pol)
     positions = wh.read_model("select * from marts.fct_inventory_positions where date = cast(? as date)", [d])
     products = wh.read_model("select * from marts.dim_products")
-    locations = wh.read_model("select * from marts.dim_locations")
+    # a store its DC delivers to on one weekday (lanes.csv's optional delivery_weekday) reviews weekly
+    lanes = wh.read("raw_lanes") if wh.exists("raw_lanes") else None
+    locations = delivery_schedule(wh.read_model("select * from marts.dim_locations"), lanes)
     lead = wh.read_model("select * from marts.fct_order_lead_times where received_date <= cast(? as date)", [d])
+    # recent sales: the measured error of protection-period totals (shocks, bulk buys, level shifts)
+    start = (pd.Timestamp(d) - pd.Timedelta(days=PRICING_HISTORY_DAYS)).date().isoformat()
+    history = wh.read_model(
+        "select location_id, sku_id, date, units_sold, on_promo, is_stockout from marts.fct_daily_demand "
+        "where date <= cast(? as date) and date > cast(? as date)", [d, start])
     plan = plan_replenishment(wh.read("demand_forecast", d), wh.read("price_recommendations", d), positions, products,
-                              locations, d, cfg, lead_time_observations=lead)
+                              locations, d, cfg, lead_time_observations=lead, history=history)
     orders = plan.orders
     wh.write("replenishment_orders", orders, d)
     wh.write("replenishment_targets", plan.targets, d)  # what rebalancing plans against

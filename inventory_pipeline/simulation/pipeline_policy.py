@@ -48,7 +48,7 @@ from ..core.pricing import (PRICING_HISTORY_DAYS, PricingConfig, PricingInfeasib
                             recommend_prices, with_lifecycle)
 from ..core.rebalancing import plan_transfers, rebalancing_config, transfer_violations
 from ..core.decisions import propose, route
-from ..core.replenishment import order_violations, plan_replenishment, replenishment_config
+from ..core.replenishment import delivery_schedule, order_violations, plan_replenishment, replenishment_config
 from .engine import KIND_STORE, KIND_SUPPLIER, KIND_TRANSFER
 from .landing import _fmt_order_id
 from .network import Network
@@ -200,8 +200,10 @@ def plan_decisions(
     cfg = pricing_config(policy) if pricing is None else pricing
     prices = recommend_prices(forecast, history, with_lifecycle(products, raw_products), plan_date, cfg,
                               positions=positions, locations=locations, book=price_book)
-    plan = plan_replenishment(forecast, prices, positions, products, locations, plan_date,
-                              replenishment_config(policy, service_level), lead_time_observations=lead_times)
+    # the pricing window of fct_daily_demand also measures the protection-period error (replenishment)
+    plan = plan_replenishment(forecast, prices, positions, products, delivery_schedule(locations, lanes), plan_date,
+                              replenishment_config(policy, service_level), lead_time_observations=lead_times,
+                              history=history)
     transfers = plan_transfers(plan.targets, lanes, locations, plan_date, rebalancing_config(policy), orders=plan.orders)
     return {"price_recommendations": prices, "replenishment_orders": plan.orders, "rebalancing_transfers": transfers,
             "replenishment_unmet": plan.unmet, "replenishment_targets": plan.targets,
