@@ -217,11 +217,16 @@ def test_a_full_store_still_replenishes_what_sells_before_the_delivery():
     assert order_violations(plan.orders, case[3], case[4], case[2], FIXED95, plan.arrival_sales).empty
     # without the expected sales the checker sees a physically full store
     assert set(order_violations(plan.orders, case[3], case[4], case[2], FIXED95)["rule"]) == {"capacity"}
-    # capacity 30: room 30 - 20 = 10 when the order lands -> one case of 6, and the cut is explained
+    # capacity 30, already over it with 100: it may take in the 80 that flow out (its stock never
+    # grows past today's), so the 24 still come
     case = _case(sd=0.0, on_hand_store=100, capacity=30, mean=40.0)
+    assert _kind(_plan(case), "store_replenishment")["units"].sum() == 24
+    # 40 on hand, capacity 50: 84 wanted (120 - 40, in cases of 6); everything sells before the
+    # delivery, so 50 fit -> 8 cases, and the cut is explained
+    case = _case(sd=0.0, on_hand_store=40, capacity=50, mean=40.0)
     plan = _plan(case)
-    assert _kind(plan, "store_replenishment")["units"].sum() == 6
-    assert plan.unmet["constraint"].tolist() == ["capacity"] and plan.unmet["wanted_units"].tolist() == [24]
+    assert _kind(plan, "store_replenishment")["units"].sum() == 48
+    assert plan.unmet["constraint"].tolist() == ["capacity"] and plan.unmet["wanted_units"].tolist() == [84]
 
 
 def test_budget_cap_keeps_purchase_orders_inside_and_explains():
@@ -523,3 +528,17 @@ def test_a_store_delivered_weekly_covers_its_lead_time_plus_a_week():
     t = store_targets(fc, None, positions, products, sched.reset_index(), "2025-03-01").set_index("location_id")
     assert t.loc["S1", "mu_P"] == pytest.approx(90.0) and t.loc["S2", "mu_P"] == pytest.approx(30.0)
     assert t.loc["S1", "reorder_point"] > t.loc["S2", "reorder_point"] + 50
+
+
+def test_an_over_full_location_still_takes_in_what_flows_out():
+    from inventory_pipeline.core.replenishment import capacity_room
+
+    locations = pd.DataFrame({"location_id": ["DC1", "DC2"], "capacity_units": [1000, 1000]})
+    # DC1 inherited 1,500 units (over capacity): 1,400 of a slow mover, 100 of a fast one that sells 80
+    # before the delivery; DC2 holds 600 of which 80 sell. DC1 may take in the 80 that flow out
+    # (its stock does not grow), DC2 has its ordinary room: 1,000 - (600 - 80)
+    positions = pd.DataFrame({"location_id": ["DC1", "DC1", "DC2"], "sku_id": ["slow", "fast", "fast"],
+                              "on_hand": [1400.0, 100.0, 600.0], "on_order": 0.0})
+    sold = pd.DataFrame({"location_id": ["DC1", "DC2"], "sku_id": ["fast", "fast"], "units": [80.0, 80.0]})
+    room = capacity_room(positions, locations, sold)
+    assert room["DC1"] == pytest.approx(80.0) and room["DC2"] == pytest.approx(480.0)

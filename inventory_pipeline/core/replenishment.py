@@ -640,16 +640,22 @@ def capacity_room(positions: pd.DataFrame, locations: pd.DataFrame, arrival_sale
     """Space per location for today's orders when they arrive: capacity_units minus the stock
     expected then, sum over its SKUs of max(on hand + on order - expected sales before the orders
     arrive, 0) (`arrival_sales`: location_id, sku_id, units). Stock that sells before the delivery
-    frees its space, so a full store still replenishes what sells. inf where no capacity is set."""
+    frees its space, so a full store still replenishes what sells. A location already over its
+    capacity (an inherited overstock) may still take in what flows out before the delivery: at
+    arrival it holds at most max(capacity, what it holds and has on order today), so its stock never
+    grows past either, and its fast movers keep selling instead of starving behind the slow movers'
+    excess (issue #19: 640 units lost against the rule's 13 after an overstocked takeover). inf
+    where no capacity is set."""
     loc = locations.set_index("location_id")
     cap = (loc["capacity_units"] if "capacity_units" in loc else pd.Series(np.nan, index=loc.index)).astype(float)
     stock = positions.set_index(["location_id", "sku_id"])
     units = stock["on_hand"].astype(float) + stock["on_order"].astype(float)
+    today = units.groupby(level=0).sum().reindex(cap.index).fillna(0)
     if arrival_sales is not None and len(arrival_sales):
         sold = arrival_sales.groupby(["location_id", "sku_id"])["units"].sum()
         units = units.sub(sold.reindex(units.index).fillna(0)).clip(lower=0)
     held = units.groupby(level=0).sum().reindex(cap.index).fillna(0)
-    return (cap - held).where(cap > 0, np.inf)
+    return (np.maximum(cap, today) - held).where(cap > 0, np.inf)
 
 
 def _pack_candidates(item_units: np.ndarray, pack: np.ndarray, moq: np.ndarray | None = None):
