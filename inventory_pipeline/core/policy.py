@@ -77,7 +77,7 @@ class PricingPolicy(_Strict):
     min_gain_pct: float = Field(1.0, ge=0, le=50)  # a change must raise the item's expected margin this much
     solver_seconds: float = Field(30.0, gt=0)  # HiGHS time limit for the price-ladder MILP
     # robustness: a change must gain across this central interval of the elasticity's posterior
-    elasticity_interval: float = Field(0.9, ge=0, lt=1)
+    elasticity_interval: float = Field(0.6, ge=0, lt=1)
     # markdowns: stock that will not sell at the regular price within this horizon is excess ...
     sell_through_weeks: float = Field(26.0, gt=0)
     # ... worth this share of its unit cost at clearance (jobber, outlet) when it never sells

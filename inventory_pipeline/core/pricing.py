@@ -81,7 +81,7 @@ class PricingConfig:
     default_elasticity: float = -1.5  # only when no SKU of the chain has any price variation
     min_gain: float = 0.01  # a price change must raise the item's expected margin by this share
     solver_seconds: float = 30.0  # HiGHS time limit for the price-ladder MILP (best solution found is used)
-    elasticity_interval: float = 0.9  # a change must gain at both ends of this central posterior interval
+    elasticity_interval: float = 0.6  # a change must gain at both ends of this central posterior interval
     sell_through_weeks: float = 26.0  # stock not sold at the regular price within this horizon is excess
     salvage_value_share: float = 0.3  # what excess that never sells is worth, as a share of unit cost
     end_of_life_weeks: float = 8.0  # a discontinued item leaves the shelf this long after its discontinue date
