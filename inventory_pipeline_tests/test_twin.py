@@ -405,3 +405,29 @@ def test_a_discontinued_item_with_an_empty_shelf_has_no_demand():
         # at the close of a day a delisted cell neither sold nor lost anything once its shelf stayed empty
         empty = (r.start_on_hand[:, off] == 0) & (r.store_on_hand[:, off] == 0) & (r.sales[:, off] == 0)
         assert (r.demand[:, off][empty] == 0).all()
+
+
+def test_common_random_numbers_for_supply_the_same_order_line_meets_the_same_lead_time_and_short_shipment():
+    import pandas
+
+    net = build_network(NetworkConfig(stores=4, skus=20, days=120, seed=11, burn_in_days=14))
+    logs = []
+    for policy in (BaselinePolicy(), BaselinePolicy(safety_days=2), BaselinePolicy(safety_days=14)):
+        seen = {}
+
+        class Keep(type(policy)):
+            def decide(self, obs):
+                seen["h"] = obs.history
+                return super().decide(obs)
+
+        simulate(net, Keep(**policy.__dict__))
+        r = seen["h"].receipts
+        po = r["kind"] == KIND_SUPPLIER
+        logs.append(pandas.DataFrame({k: r[k][po] for k in ("dest", "sku", "order_day", "receipt_day", "ordered", "received")}))
+    a, b, c = logs
+    for other in (b, c):
+        m = a.merge(other, on=["dest", "sku", "order_day"], suffixes=("_a", "_b"))
+        assert len(m) > 20  # the rules ordered the same item at the same DC on the same day often
+        # the same lead time, and short-shipped (or not) alike, whatever else each policy ordered
+        assert (m["receipt_day_a"] == m["receipt_day_b"]).all()
+        assert ((m["received_a"] < m["ordered_a"]) == (m["received_b"] < m["ordered_b"])).all()

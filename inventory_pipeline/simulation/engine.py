@@ -14,7 +14,9 @@ Each day t:
   4. decisions are executed: DCs ship store requests (a short DC allocates in proportion to the
      requests; a closed DC ships nothing), transfers leave the donor store (at most its stock,
      only along lanes), purchase orders go to suppliers whose real lead time is drawn from
-     N(mean, std) (times a scenario factor) while the ERP records the expected date from the mean,
+     N(mean, std) (times a scenario factor; the draw of an order line comes from a stream keyed
+     by (seed, day) and read at its DC x SKU cell, so every policy meets the same supply luck)
+     while the ERP records the expected date from the mean,
      and some suppliers short-ship. Regimes (regimes.py): under weekly store deliveries a store's
      request ships only on the day that lands it on the store's delivery weekday (requests of
      other days are dropped: the store orders on its day); unreliable suppliers draw the real
@@ -206,17 +208,34 @@ def _per_dc(x: np.ndarray, store_dc: np.ndarray, D: int) -> np.ndarray:
     return out
 
 
+def _supply_draws(network: Network, t: int, di: np.ndarray, sj: np.ndarray) -> dict:
+    """The random numbers of day t's purchase-order lines (DC positions `di`, SKU positions `sj`),
+    drawn as whole (D, S) arrays from a stream that depends only on (seed, t) and read at each
+    line's cell: every policy that orders an item at a DC on a day meets the same lead time and the
+    same short shipment (common random numbers for supply, as demand.py has them for demand; a
+    sequential stream would hand a policy that orders more lines different luck)."""
+    D, S = len(network.dc_ids), len(network.sku_ids)
+    seed = network.config.seed
+    r = np.random.default_rng(np.random.SeedSequence([seed, 3, t]))
+    out = {"z": r.standard_normal((D, S))[di, sj], "short": r.random((D, S))[di, sj],
+           "frac": r.uniform(0.3, 0.9, (D, S))[di, sj]}
+    if network.supplier_late_prob is not None:  # unreliable suppliers: their own stream
+        u = np.random.default_rng(np.random.SeedSequence([seed, 25, t]))
+        out.update(late=u.random((D, S))[di, sj], late_by=u.uniform(0.3, 1.5, (D, S))[di, sj])
+    return out
+
+
 def _supplier_lead_times(network: Network, sj: np.ndarray, sup_mean: np.ndarray, sup_std: np.ndarray,
-                         lt_rng: np.random.Generator, sup_rng: np.random.Generator) -> np.ndarray:
+                         draws: dict) -> np.ndarray:
     """Real lead time (days, >= 1) of purchase-order lines of SKU positions `sj`: N(master mean,
     std); unreliable suppliers (regime): N(true mean, true std), and a share of the orders late by
     30-150% of it (a missed truck, a port queue: a long right tail the master never shows)."""
     if network.supplier_late_prob is None:
-        return np.maximum(1, np.rint(lt_rng.normal(sup_mean[sj], sup_std[sj]))).astype(np.int64)
+        return np.maximum(1, np.rint(sup_mean[sj] + sup_std[sj] * draws["z"])).astype(np.int64)
     v = network.sku_supplier[sj]
-    lt = sup_rng.normal(network.supplier_lt_true_mean[v], network.supplier_lt_true_std[v])
-    late = sup_rng.random(len(sj)) < network.supplier_late_prob[v]
-    lt = lt * np.where(late, 1.0 + sup_rng.uniform(0.3, 1.5, len(sj)), 1.0)
+    lt = network.supplier_lt_true_mean[v] + network.supplier_lt_true_std[v] * draws["z"]
+    late = draws["late"] < network.supplier_late_prob[v]
+    lt = lt * np.where(late, 1.0 + draws["late_by"], 1.0)
     return np.maximum(1, np.rint(lt)).astype(np.int64)
 
 
@@ -257,8 +276,6 @@ def simulate(
     lanes = _lane_matrix(network)
     launch_abs = network.sku_launch_day + B
     disc_abs = network.sku_discontinue_day + B
-    lt_rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 3]))
-    sup_rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 25]))  # unreliable suppliers only
     dow = dates.dayofweek.to_numpy()
     deliv = network.store_delivery_weekday  # weekly store deliveries (regime), None = daily
     review_days = None if deliv is None else np.full(L, 7)
@@ -474,13 +491,13 @@ def simulate(
         po = np.where(orderable[None, :], np.asarray(orders.dc, dtype=np.int64), 0)
         di, sj = np.nonzero(po)
         n = len(di)
-        real_lt = _supplier_lead_times(network, sj, sup_mean, sup_std, lt_rng, sup_rng)
+        draws = _supply_draws(network, t, di, sj)
+        real_lt = _supplier_lead_times(network, sj, sup_mean, sup_std, draws)
         if scenario.lead_time_factor != 1.0 and scenario.active(t, measure_from):
             real_lt = np.rint(real_lt * scenario.lead_time_factor).astype(np.int64)
         # suppliers sometimes short-ship: the ERP expects the ordered units, fewer arrive
-        ship_rng = lt_rng if network.supplier_late_prob is None else sup_rng
-        short = ship_rng.random(n) > network.supplier_fill_prob[network.sku_supplier[sj]]
-        shipped = np.where(short, np.floor(po[di, sj] * ship_rng.uniform(0.3, 0.9, n)), po[di, sj])
+        short = draws["short"] > network.supplier_fill_prob[network.sku_supplier[sj]]
+        shipped = np.where(short, np.floor(po[di, sj] * draws["frac"]), po[di, sj])
         book.add(
             order_id=np.arange(next_id, next_id + n), kind=KIND_SUPPLIER, src=network.sku_supplier[sj], dest=di,
             sku=sj, ordered=po[di, sj], units=shipped, order_day=t, expected_day=t + sup_mean[sj].astype(np.int64),
