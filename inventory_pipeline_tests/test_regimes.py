@@ -13,12 +13,12 @@ from hypothesis import strategies as st
 
 from inventory_pipeline.simulation import NetworkConfig, build_network, generate_landing_zone
 from inventory_pipeline.simulation.demand import POST_PROMO_DAYS, DemandModel, post_promo_multiplier
-from inventory_pipeline.simulation.engine import (KIND_LAUNCH_DC, KIND_LAUNCH_STORE, KIND_STORE, KIND_SUPPLIER,
-                                                  KIND_TRANSFER, simulate)
+from inventory_pipeline.simulation.engine import KIND_STORE, KIND_SUPPLIER, simulate
 from inventory_pipeline.simulation.evaluation import build_from_config
 from inventory_pipeline.simulation.network import season_bump, yearly_cosine
 from inventory_pipeline.simulation.policies import PRICE_REASONS, BaselinePolicy, Observation, Orders
 from inventory_pipeline.simulation.regimes import WORLDS, world_config
+from inventory_pipeline_tests.test_twin import assert_stock_conserved
 
 # sha256 of the default network's arrays, master frames and three days' means and draws, computed
 # on the simulator before regimes existed (commit efa319a): the defaults must never move it
@@ -443,18 +443,7 @@ def test_stock_is_conserved_in_every_world(world, policy):
     prev_dc = None
     for rec in recs:
         r = rec.receipts
-        into_store = np.zeros_like(rec.store_on_hand)
-        m = np.isin(r["kind"], (KIND_STORE, KIND_TRANSFER, KIND_LAUNCH_STORE))
-        np.add.at(into_store, (r["dest"][m], r["sku"][m]), r["units"][m])
-        assert (rec.sales <= rec.demand).all() and (rec.store_on_hand >= 0).all() and (rec.dc_on_hand >= 0).all()
-        # store: end = start + receipts - sales - transfers out; DC: end = yesterday + receipts - shipped
-        assert (rec.store_on_hand == rec.start_on_hand + into_store - rec.sales - rec.transfers_out).all()
-        into_dc = np.zeros_like(rec.dc_on_hand)
-        m = np.isin(r["kind"], (KIND_SUPPLIER, KIND_LAUNCH_DC))
-        np.add.at(into_dc, (r["dest"][m], r["sku"][m]), r["units"][m])
-        if prev_dc is not None:
-            assert (rec.dc_on_hand == prev_dc + into_dc - rec.dc_shipped).all()
-        prev_dc = rec.dc_on_hand
+        _, prev_dc = assert_stock_conserved(rec, prev_dc)
         age = rec.t - r["order_day"]
         st_ = r["kind"] == KIND_STORE
         assert (age[st_] == net.store_lead_time[r["dest"][st_]]).all() and (age[r["kind"] == KIND_SUPPLIER] >= 1).all()

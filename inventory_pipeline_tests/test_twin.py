@@ -46,6 +46,24 @@ def _records(net, policy, **kw):
     return res, recs
 
 
+def assert_stock_conserved(rec, prev_dc):
+    """One day's stock laws: sales <= demand, no negative stock, and conservation -- store end =
+    start + receipts (transfers in, launch fills) - sales - transfers out; DC end = yesterday's +
+    receipts - shipped. Returns the units into each store today and the DC stock for tomorrow."""
+    r = rec.receipts
+    into_store = np.zeros_like(rec.store_on_hand)
+    m = np.isin(r["kind"], (KIND_STORE, KIND_TRANSFER, KIND_LAUNCH_STORE))
+    np.add.at(into_store, (r["dest"][m], r["sku"][m]), r["units"][m])
+    assert (rec.sales <= rec.demand).all() and (rec.store_on_hand >= 0).all() and (rec.dc_on_hand >= 0).all()
+    assert (rec.store_on_hand == rec.start_on_hand + into_store - rec.sales - rec.transfers_out).all()
+    into_dc = np.zeros_like(rec.dc_on_hand)
+    m = np.isin(r["kind"], (KIND_SUPPLIER, KIND_LAUNCH_DC))
+    np.add.at(into_dc, (r["dest"][m], r["sku"][m]), r["units"][m])
+    if prev_dc is not None:
+        assert (rec.dc_on_hand == prev_dc + into_dc - rec.dc_shipped).all()
+    return into_store, rec.dc_on_hand
+
+
 small_networks = st.builds(
     lambda stores, skus, dcs, seed, days: NetworkConfig(
         regions=1, dcs=dcs, stores=max(stores, dcs), skus=skus, suppliers=2, days=days, seed=seed, burn_in_days=7,
@@ -63,24 +81,11 @@ def test_stock_laws_hold_every_day_under_any_policy(cfg, policy_seed):
     prev_dc = None
     for rec in recs:
         r = rec.receipts
-        L, S = rec.sales.shape
-        into_store = np.zeros((L, S), np.int64)
-        m = np.isin(r["kind"], (KIND_STORE, KIND_TRANSFER, KIND_LAUNCH_STORE))
-        np.add.at(into_store, (r["dest"][m], r["sku"][m]), r["units"][m])
-        # sales never exceed demand nor the stock on the shelf; stock is never negative
-        assert (rec.sales <= rec.demand).all()
+        into_store, prev_dc = assert_stock_conserved(rec, prev_dc)
+        # sales never exceed demand nor the stock on the shelf
         assert (rec.sales <= rec.start_on_hand + into_store).all()
-        assert (rec.store_on_hand >= 0).all() and (rec.dc_on_hand >= 0).all()
         # a sale is lost only when the shelf ran empty
         assert (rec.store_on_hand + rec.transfers_out)[rec.demand > rec.sales].sum() == 0
-        # conservation: end = start + receipts (incl. transfers in) - sales - transfers out
-        assert (rec.store_on_hand == rec.start_on_hand + into_store - rec.sales - rec.transfers_out).all()
-        into_dc = np.zeros_like(rec.dc_on_hand)
-        m = np.isin(r["kind"], (KIND_SUPPLIER, KIND_LAUNCH_DC))
-        np.add.at(into_dc, (r["dest"][m], r["sku"][m]), r["units"][m])
-        if prev_dc is not None:
-            assert (rec.dc_on_hand == prev_dc + into_dc - rec.dc_shipped).all()
-        prev_dc = rec.dc_on_hand
         # orders arrive exactly after their lead time
         age = rec.t - r["order_day"]
         st_ = r["kind"] == KIND_STORE
