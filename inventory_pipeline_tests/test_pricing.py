@@ -220,8 +220,8 @@ def _promo_history(true_e=-2.0, skus=12, stores=4, days=182, seed=1, rate=12.0):
         depth = (0.10, 0.15, 0.20, 0.25, 0.30)[k % 5]
         lift = rng.uniform(1.1, 1.5)
         promo = np.zeros(days, bool)
-        for st in (20, 65, 110, 150):
-            promo[st + k % 7: st + k % 7 + 10] = True
+        for first in (20, 65, 110, 150):
+            promo[first + k % 7: first + k % 7 + 10] = True
         price = np.where(promo, 10 * (1 - depth), 10.0)
         for s in range(stores):
             mu = rate * np.where(promo, lift * (1 - depth) ** true_e, 1.0)

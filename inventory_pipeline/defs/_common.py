@@ -13,6 +13,15 @@ from ..core.operations import backoff_seconds, is_transient
 from .dbt import warehouse_models
 
 
+def demand_history(wh, d: str, days: int, columns: str = "location_id, sku_id, date, units_sold, is_stockout, on_promo"
+                   ) -> pd.DataFrame:
+    """`marts.fct_daily_demand` rows of the `days` days up to plan date `d` (the stages' history window)."""
+    start = (pd.Timestamp(d) - pd.Timedelta(days=days)).date().isoformat()
+    return wh.read_model(
+        f"select {columns} from marts.fct_daily_demand where date <= cast(? as date) and date > cast(? as date) "
+        "order by location_id, sku_id, date", [d, start])
+
+
 def model_key(name: str) -> dg.AssetKey:
     return get_asset_key_for_model([warehouse_models], name)
 

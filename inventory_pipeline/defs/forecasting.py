@@ -17,7 +17,7 @@ from ..contracts.outputs import DemandForecast
 from ..core.forecasting import ForecastConfig, drift_statistics, forecast_config, run_forecast
 from ..core.plots import plot_cv, plot_forecasts
 from ..core.tracking import fingerprint, gate_decision, log_run, register_forecaster, registry_version, set_alias
-from ._common import contract_check, contract_spec, model_key, operational, preview
+from ._common import contract_check, contract_spec, demand_history, model_key, operational, preview
 from .partitions import daily_partitions
 from .resources import ForecastEngineResource, MlflowResource, PolicyResource, WarehouseResource
 
@@ -25,18 +25,11 @@ GATE = "promotion_gate"
 DRIFT = "forecast_drift"
 
 
-def _history(wh, d: str, days: int) -> pd.DataFrame:
-    start = (pd.Timestamp(d) - pd.Timedelta(days=days)).date().isoformat()
-    return wh.read_model(
-        "select location_id, sku_id, date, units_sold, is_stockout, on_promo from marts.fct_daily_demand "
-        "where date <= cast(? as date) and date > cast(? as date) order by location_id, sku_id, date", [d, start])
-
-
 def forecast_inputs(wh, d: str, cfg: ForecastConfig) -> dict:
     """What the stage reads: the history window, SKU categories and the event calendar."""
     products = wh.read_model("select sku_id, category from marts.dim_products")
     calendar = wh.read_model("select date, event from staging.stg_calendar")
-    return {"history": _history(wh, d, cfg.history_days), "categories": products.set_index("sku_id")["category"],
+    return {"history": demand_history(wh, d, cfg.history_days), "categories": products.set_index("sku_id")["category"],
             "calendar": calendar}
 
 
@@ -49,7 +42,7 @@ def _drift(wh, d: str, pol) -> dg.AssetCheckResult:
                                    description=f"no forecast for plan date {origin} to compare with yet")
     then = wh.read("demand_forecast", origin)
     then = then[then["horizon"] <= f.drift_window_days]
-    actual = _history(wh, d, f.drift_window_days)
+    actual = demand_history(wh, d, f.drift_window_days)
     st = drift_statistics(then, actual, f.drift_warn_bias, f.drift_fail_bias, f.drift_tracking_signal)
     worst = "fail" if (st["status"] == "fail").any() else ("warn" if (st["status"] == "warn").any() else "ok")
     return dg.AssetCheckResult(

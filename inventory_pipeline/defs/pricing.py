@@ -9,7 +9,7 @@ import pandas as pd
 from ..contracts.outputs import PriceRecommendations
 from ..core.pricing import (PRICING_HISTORY_DAYS, guardrail_violations, price_book, pricing_config, recommend_prices,
                             with_lifecycle)
-from ._common import contract_check, contract_spec, model_key, operational, preview, violations_check
+from ._common import contract_check, contract_spec, demand_history, model_key, operational, preview, violations_check
 from .forecasting import demand_forecast
 from .partitions import daily_partitions
 from .resources import PolicyResource, WarehouseResource
@@ -34,10 +34,8 @@ def price_recommendations(context: dg.AssetExecutionContext, warehouse: Warehous
     pol = policy.load()
     cfg = pricing_config(pol)
     start = (pd.Timestamp(d) - pd.Timedelta(days=PRICING_HISTORY_DAYS)).date().isoformat()
-    history = wh.read_model(
-        "select location_id, sku_id, date, units_sold, unit_price, price_observed, on_promo, is_stockout "
-        "from marts.fct_daily_demand where date <= cast(? as date) and date > cast(? as date) "
-        "order by location_id, sku_id, date", [d, start])
+    history = demand_history(wh, d, PRICING_HISTORY_DAYS, "location_id, sku_id, date, units_sold, unit_price, "
+                             "price_observed, on_promo, is_stockout")
     # the prices this pipeline already sent to the ERP (earlier partitions of the decision log)
     # (all of them: a slow mover's last price may be older than the history window)
     earlier = [p for p in wh.partitions("decision_log") if p < d]

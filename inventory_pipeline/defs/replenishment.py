@@ -4,12 +4,11 @@ blocking `order_rules` check re-derives every order rule from the output (core.o
 independently of the planner: a failure stops the downstream stages of the partition."""
 
 import dagster as dg
-import pandas as pd
 
 from ..contracts.outputs import ReplenishmentOrders
 from ..core.pricing import PRICING_HISTORY_DAYS
 from ..core.replenishment import delivery_schedule, order_violations, plan_replenishment, replenishment_config
-from ._common import contract_check, contract_spec, model_key, operational, preview, violations_check
+from ._common import contract_check, contract_spec, demand_history, model_key, operational, preview, violations_check
 from .forecasting import demand_forecast
 from .partitions import daily_partitions
 from .pricing import price_recommendations
@@ -43,10 +42,7 @@ def replenishment_orders(context: dg.AssetExecutionContext, warehouse: Warehouse
     locations = delivery_schedule(wh.read_model("select * from marts.dim_locations"), lanes)
     lead = wh.read_model("select * from marts.fct_order_lead_times where received_date <= cast(? as date)", [d])
     # recent sales: the measured error of protection-period totals (shocks, bulk buys, level shifts)
-    start = (pd.Timestamp(d) - pd.Timedelta(days=PRICING_HISTORY_DAYS)).date().isoformat()
-    history = wh.read_model(
-        "select location_id, sku_id, date, units_sold, on_promo, is_stockout from marts.fct_daily_demand "
-        "where date <= cast(? as date) and date > cast(? as date)", [d, start])
+    history = demand_history(wh, d, PRICING_HISTORY_DAYS)
     plan = plan_replenishment(wh.read("demand_forecast", d), wh.read("price_recommendations", d), positions, products,
                               locations, d, cfg, lead_time_observations=lead, history=history)
     orders = plan.orders

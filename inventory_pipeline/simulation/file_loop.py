@@ -35,6 +35,7 @@ import shutil
 import sys
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -88,14 +89,15 @@ def outbox_orders(files: dict[str, pd.DataFrame], network: Network, price_factor
 
 class FilePipelinePolicy:
     """The pipeline as a twin policy that sees only files: writes the day, runs the code location,
-    answers the review queue as an approving planner, applies the outbox (module docstring)."""
+    answers the review queue as an approving planner, applies the outbox (module docstring). It
+    takes over from the rule inside a `SwitchingPolicy`; its sink writes every day, the rule's too."""
 
     name = "pipeline/files"
 
-    def __init__(self, network: Network, home: Path, switch_day: int, log=print) -> None:
+    def __init__(self, network: Network, log=print) -> None:
         from ..config import settings
 
-        self.net, self.switch, self.log = network, switch_day, log
+        self.net, self.log = network, log
         s = settings()
         self.landing, self.outbox, self.warehouse = Path(s.landing_uri), Path(s.outbox_uri), s.warehouse_dir
         self.writer = LandingWriter(network, self.landing, write_truth=False)
@@ -103,7 +105,6 @@ class FilePipelinePolicy:
         self.first_date: str | None = None  # the first landing day (ingested once, on the first plan)
         self.days_run, self.seconds, self.approved = 0, [], 0
         self.applied = {"purchase_order_units": 0, "store_units": 0, "transfer_units": 0, "price_changes": 0}
-        self.baseline = BaselinePolicy(review_period_days=network.config.review_period_days)
 
     def sink(self, rec: DayRecord) -> None:
         """The engine's end-of-day sink: every day becomes landing files."""
@@ -111,8 +112,6 @@ class FilePipelinePolicy:
         self.writer(rec)
 
     def decide(self, obs: Observation) -> Orders:
-        if obs.t < self.switch:
-            return self.baseline.decide(obs)
         d = (obs.date - pd.Timedelta(days=1)).date().isoformat()  # the plan of yesterday's close
         t0 = time.perf_counter()
         self._run(d)
@@ -166,7 +165,7 @@ def run_closed_loop(cfg: NetworkConfig, days: int, policy_path: str, log=print) 
     and of the baseline rule, over the last `days` days. Call inside a process whose environment
     points the code location at a loop folder (`main`). The loop's first plan is the switch day's
     eve, so its first outbox is executed on the switch day, like the in-memory twin's first plan."""
-    from ..core.kpis import relative_change, twin_kpis
+    from ..core.kpis import relative_change
     from ..core.policy import load_policy
     from .evaluation import _kpis
     from .pipeline_policy import PipelinePolicy
@@ -174,19 +173,16 @@ def run_closed_loop(cfg: NetworkConfig, days: int, policy_path: str, log=print) 
     net = build_network(cfg)
     switch = cfg.burn_in_days + cfg.days - days
     rate = load_policy(policy_path).costs.annual_holding_rate
-    runs = {}
-    files = FilePipelinePolicy(net, Path(os.environ["INVENTORY_PIPELINE_HOME"]), switch, log)
-    t0 = time.perf_counter()
-    res = simulate(net, files, sink=files.sink, measure_from=switch)
-    runs["pipeline/files"] = (res, time.perf_counter() - t0)
+    files = FilePipelinePolicy(net, log)
     # the in-memory twin as the loop runs it: a forecast and a model selection every day
     mem = PipelinePolicy(net, load_policy(policy_path), cadence_days=1, reselect_every=1)
-    warm = BaselinePolicy(review_period_days=cfg.review_period_days)
-    t0 = time.perf_counter()
-    runs["pipeline/in_memory"] = (simulate(net, SwitchingPolicy(warm, mem, switch), measure_from=switch), time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    runs["baseline"] = (simulate(net, BaselinePolicy(review_period_days=cfg.review_period_days), measure_from=switch),
-                        time.perf_counter() - t0)
+    rule = partial(BaselinePolicy, review_period_days=cfg.review_period_days)
+    runs = {}
+    for key, policy, sink in (("pipeline/files", files, files.sink), ("pipeline/in_memory", mem, None),
+                              ("baseline", None, None)):
+        t0 = time.perf_counter()
+        run = rule() if policy is None else SwitchingPolicy(rule(), policy, switch)
+        runs[key] = (simulate(net, run, sink=sink, measure_from=switch), time.perf_counter() - t0)
     kpis = {k: _kpis({"store": r.store, "dc": r.dc, "days": r.measured_days}, rate) for k, (r, _) in runs.items()}
     return {"config": cfg.to_dict(), "days": days, "switch_day": switch, "kpis": kpis,
             "files_vs_in_memory": relative_change(kpis["pipeline/in_memory"], kpis["pipeline/files"]),
