@@ -94,7 +94,7 @@ bench: install $(DAGSTER_HOME)/dagster.yaml
 # twin (about 30-40 minutes on 2 cores). DAYS=N for another length
 DAYS ?= 28
 bench-loop: install
-	$(BIN)/python -m inventory_pipeline.simulation.file_loop --out data/closed_loop --days $(DAYS)
+	$(BIN)/python -m inventory_pipeline.closed_loop --out data/closed_loop --days $(DAYS)
 	mkdir -p bench && cp data/closed_loop/closed_loop.json bench/closed_loop.json
 
 clean:

@@ -21,9 +21,10 @@ loop is the in-memory twin with a one-day execution lag, and that lag is the onl
 difference; with the same cadence (a forecast and a model selection every day) the KPIs must agree
 within what one day of lag explains. `run_closed_loop` reports both, and the baseline rule.
 
-The code location binds its paths when first imported, so a loop runs in a process whose
+It sits beside `runner.py`, not in the twin's package: it drives Dagster jobs, which the twin's
+core never imports. The code location binds its paths when first imported, so a loop runs in a process whose
 `INVENTORY_PIPELINE_HOME` and `DAGSTER_HOME` point at the loop's own folder: `python -m
-inventory_pipeline.simulation.file_loop` (used by `make bench-loop` and a test) sets them first.
+inventory_pipeline.closed_loop` (used by `make bench-loop` and a test) sets them first.
 """
 
 from __future__ import annotations
@@ -41,10 +42,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .engine import DayRecord, simulate
-from .landing import LandingWriter
-from .network import Network, NetworkConfig, build_network
-from .policies import BaselinePolicy, Observation, Orders, SwitchingPolicy
+from .simulation.engine import DayRecord, simulate
+from .simulation.landing import LandingWriter
+from .simulation.network import Network, NetworkConfig, build_network
+from .simulation.policies import BaselinePolicy, Observation, Orders, SwitchingPolicy
 
 PLANNER = "twin-planner"  # who answers in the loop (the planner contract records it on every answer)
 
@@ -95,7 +96,7 @@ class FilePipelinePolicy:
     name = "pipeline/files"
 
     def __init__(self, network: Network, log=print) -> None:
-        from ..config import settings
+        from .config import settings
 
         self.net, self.log = network, log
         s = settings()
@@ -131,7 +132,7 @@ class FilePipelinePolicy:
     def _run(self, d: str) -> None:
         import dagster as dg
 
-        from ..runner import run_pipeline
+        from .runner import run_pipeline
 
         first = self.first_date if self.days_run == 0 else d  # the whole history once, then the new day
         out = run_pipeline(plan_date=d, first_date=first, log=lambda m: None)
@@ -142,8 +143,8 @@ class FilePipelinePolicy:
 
     def _approve_pending(self, d: str, instance) -> None:
         """Answer the day's review queue through the planner contract: approve every decision."""
-        from ..core.warehouse import Warehouse
-        from ..definitions import defs
+        from .core.warehouse import Warehouse
+        from .definitions import defs
 
         wh = Warehouse(self.warehouse)
         queue = wh.read("review_queue", d) if wh.exists("review_queue", d) else pd.DataFrame()
@@ -165,10 +166,10 @@ def run_closed_loop(cfg: NetworkConfig, days: int, policy_path: str, log=print) 
     and of the baseline rule, over the last `days` days. Call inside a process whose environment
     points the code location at a loop folder (`main`). The loop's first plan is the switch day's
     eve, so its first outbox is executed on the switch day, like the in-memory twin's first plan."""
-    from ..core.kpis import relative_change
-    from ..core.policy import load_policy
-    from .evaluation import _kpis
-    from .pipeline_policy import PipelinePolicy
+    from .core.kpis import relative_change
+    from .core.policy import load_policy
+    from .simulation.evaluation import _kpis
+    from .simulation.pipeline_policy import PipelinePolicy
 
     net = build_network(cfg)
     switch = cfg.burn_in_days + cfg.days - days
@@ -207,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     home = Path(a.out).resolve()
     shutil.rmtree(home, ignore_errors=True)
     (home / "dagster_home").mkdir(parents=True)
-    from ..config import DEFAULT_POLICY_PATH, PROJECT_DIR
+    from .config import DEFAULT_POLICY_PATH, PROJECT_DIR
 
     shutil.copy(PROJECT_DIR / "deploy" / "dagster.dev.yaml", home / "dagster_home" / "dagster.yaml")
     policy = Path(a.policy or DEFAULT_POLICY_PATH).resolve()
