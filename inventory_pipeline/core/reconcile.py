@@ -1,0 +1,267 @@
+"""Reconciliation of what was exported with what happened (core, issue #20 item 5).
+
+The pipeline's own exports are a claim, not a fact: an ERP can reject or miss a batch, and a
+day's outbox can be dropped on its way. Two reconciliations compare the claim with what the
+landing zone observed and say where they disagree.
+
+Prices. `core.pricing.price_book` is the latest exported price change per store x SKU (the price
+the project believes is on the shelf from its effective date on). Landing contract v1 has no
+regular-price column: `pos_sales.unit_price` is the price paid, and `on_promo` says whether a
+promotion was running. So the observed regular (shelf) price of a store x SKU is its
+`unit_price` on its latest day with a sale (`price_observed`) that was not a promotion day; a
+promotion day never counts, in either direction. A book entry is judged only when that latest
+regular observation is at least `grace_days` after the entry's effective date (before it, the
+shelf rightly showed the previous price; on the effective day itself a store may relabel during
+the day and a daily `unit_price` may mix both prices); it disagrees when the two differ by more
+than `tolerance`. The
+reconciled book takes the observed price for a disagreeing entry and keeps its effective date
+(the day the change was attempted: the pricing stage's minimum days between changes then spaces
+out a re-try instead of re-sending a rejected change every morning). An entry with no regular
+observation since its effective date keeps the book's price: nothing contradicts it.
+
+Orders. An exported order line (purchase order, DC -> store replenishment, store -> store
+transfer) with order date `o` must appear in the ERP: in an open-order snapshot as an order with
+the same destination location, SKU and order date, or as a receipt of such an order (a receipt
+whose order was never in a snapshot, e.g. delivered on its order day, counts when it is of the
+same location x SKU and dated within `grace_days` of `o`). A line still absent `grace_days` after
+its order date is reported as missing in the ERP. Lines are matched by (location, SKU, order
+date), not by id: the ERP numbers its own orders. Lines older than `lookback_days` are no longer
+judged.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+KEY = ["location_id", "sku_id"]
+PRICE_TOLERANCE = 0.005  # currency units: prices are compared at cent precision
+PRICE_GRACE_DAYS = (
+    1  # a regular observation this many days after the effective date judges a change
+)
+# policy-like defaults (no policy field yet: core/policy.py is owned elsewhere)
+ORDER_GRACE_DAYS = (
+    2  # days after its order date an exported line may take to show in the ERP
+)
+ORDER_LOOKBACK_DAYS = 28  # exported lines older than this are no longer judged
+ORDER_TYPES = ("purchase_order", "store_replenishment", "transfer")
+
+PRICE_DISAGREEMENT_COLUMNS = [
+    "location_id",
+    "sku_id",
+    "book_price",
+    "observed_price",
+    "difference",
+    "book_effective_date",
+    "observed_date",
+    "observed_since",
+    "decision_id",
+]
+MISSING_ORDER_COLUMNS = [
+    "decision_id",
+    "decision_type",
+    "plan_date",
+    "sku_id",
+    "source_id",
+    "location_id",
+    "units",
+    "order_date",
+    "days_since_order",
+]
+
+
+def observed_regular_prices(history: pd.DataFrame, plan_date: str) -> pd.DataFrame:
+    """Per store x SKU the latest regular (non-promotion) price observed on or before `plan_date`:
+    location_id, sku_id, observed_price, observed_date (that day) and observed_since (the first
+    day of the latest unbroken run of regular observations at that price). `history`: rows of
+    fct_daily_demand (date, location_id, sku_id, unit_price, on_promo, and price_observed where
+    the price was filled in on days without a sale)."""
+    cols = [
+        "location_id",
+        "sku_id",
+        "observed_price",
+        "observed_date",
+        "observed_since",
+    ]
+    if history is None or not len(history):
+        return pd.DataFrame(columns=cols)
+    h = history.assign(date=pd.to_datetime(history["date"]))
+    keep = (
+        (h["date"] <= pd.Timestamp(plan_date))
+        & (h["on_promo"].fillna(0).astype(int) == 0)
+        & h["unit_price"].notna()
+    )
+    if "price_observed" in h:
+        keep &= h["price_observed"].fillna(False).astype(bool)
+    h = h.loc[keep, ["location_id", "sku_id", "date", "unit_price"]].astype(
+        {"location_id": str, "sku_id": str}
+    )
+    if not len(h):
+        return pd.DataFrame(columns=cols)
+    h = h.sort_values([*KEY, "date"], ignore_index=True)
+    last = (
+        h.groupby(KEY, as_index=False)
+        .last()
+        .rename(columns={"unit_price": "observed_price", "date": "observed_date"})
+    )
+    m = h.merge(last[[*KEY, "observed_price"]], on=KEY)
+    other = (m["unit_price"] - m["observed_price"]).abs() > PRICE_TOLERANCE
+    # the last day at another regular price; the run at the latest price starts after it
+    before = m[other].groupby(KEY)["date"].max().rename("_other")
+    m = m.merge(before.reset_index(), on=KEY, how="left")
+    run = m[~other & (m["_other"].isna() | (m["date"] > m["_other"]))]
+    since = run.groupby(KEY)["date"].min().rename("observed_since").reset_index()
+    return last.merge(since, on=KEY, how="left")[cols]
+
+
+def reconcile_prices(
+    book: pd.DataFrame,
+    observed: pd.DataFrame,
+    tolerance: float = PRICE_TOLERANCE,
+    grace_days: int = PRICE_GRACE_DAYS,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(reconciled book, disagreements). `book`: `price_book` output (location_id, sku_id, price,
+    effective_date, and decision_id when the caller kept it); `observed`:
+    `observed_regular_prices`. The reconciled book has the book's rows and columns, the price of
+    a disagreeing entry replaced by the observed one, plus `price_source` ("book" or "observed").
+    Disagreements: PRICE_DISAGREEMENT_COLUMNS, one row per disagreeing store x SKU."""
+    out = book.copy()
+    out["price_source"] = "book"
+    if not len(book) or observed is None or not len(observed):
+        return out, pd.DataFrame(columns=PRICE_DISAGREEMENT_COLUMNS)
+    key = out[KEY].astype(str)
+    obs = observed.assign(**{c: observed[c].astype(str) for c in KEY}).set_index(KEY)
+    idx = pd.MultiIndex.from_frame(key)
+    seen = obs["observed_price"].reindex(idx).to_numpy(float)
+    seen_on = pd.to_datetime(obs["observed_date"].reindex(idx)).to_numpy()
+    eff = pd.to_datetime(out["effective_date"]).to_numpy()
+    book_price = out["price"].to_numpy(float, copy=True)
+    with np.errstate(invalid="ignore"):
+        # judged only where the shelf was seen at a regular price `grace_days` after the effective date
+        disagree = (
+            ~np.isnan(seen)
+            & (seen_on >= eff + np.timedelta64(grace_days, "D"))
+            & (np.abs(seen - book_price) > tolerance)
+        )
+    out.loc[disagree, "price"] = seen[disagree]
+    out.loc[disagree, "price_source"] = "observed"
+    d = pd.DataFrame(
+        {
+            "location_id": key["location_id"].to_numpy()[disagree],
+            "sku_id": key["sku_id"].to_numpy()[disagree],
+            "book_price": book_price[disagree],
+            "observed_price": seen[disagree],
+            "difference": np.round(seen[disagree] - book_price[disagree], 4),
+            "book_effective_date": eff[disagree],
+            "observed_date": seen_on[disagree],
+            "observed_since": pd.to_datetime(
+                obs["observed_since"].reindex(idx)
+            ).to_numpy()[disagree],
+            "decision_id": (
+                out["decision_id"].astype(str).to_numpy()[disagree]
+                if "decision_id" in out
+                else np.full(int(disagree.sum()), "", dtype=object)
+            ),
+        }
+    )
+    return out.reset_index(drop=True), d.sort_values(KEY, ignore_index=True)[
+        PRICE_DISAGREEMENT_COLUMNS
+    ]
+
+
+def price_book_with_ids(
+    decisions: pd.DataFrame | None, book: pd.DataFrame
+) -> pd.DataFrame:
+    """`book` with the decision_id of the exported change each entry comes from (the decision
+    log rows `price_book` read: same store x SKU, effective the day after their plan date)."""
+    if decisions is None or not len(book) or "decision_id" not in decisions:
+        return book.assign(decision_id="") if "decision_id" not in book else book
+    d = decisions[decisions["decision_type"] == "price_change"]
+    d = d.assign(
+        effective_date=pd.to_datetime(d["plan_date"]) + pd.Timedelta(days=1),
+        **{c: d[c].astype(str) for c in KEY},
+    )[[*KEY, "effective_date", "decision_id"]]
+    d = d.drop_duplicates([*KEY, "effective_date"], keep="last")
+    b = book.assign(
+        effective_date=pd.to_datetime(book["effective_date"]),
+        **{c: book[c].astype(str) for c in KEY},
+    )
+    out = b.merge(d, on=[*KEY, "effective_date"], how="left")
+    out["decision_id"] = out["decision_id"].fillna("")
+    return out
+
+
+def reconcile_orders(
+    exported: pd.DataFrame,
+    open_orders: pd.DataFrame | None,
+    receipts: pd.DataFrame | None,
+    as_of: str,
+    grace_days: int = ORDER_GRACE_DAYS,
+    lookback_days: int = ORDER_LOOKBACK_DAYS,
+) -> pd.DataFrame:
+    """Exported order lines the ERP does not show (MISSING_ORDER_COLUMNS), judged on `as_of`.
+
+    `exported`: decision-log rows of exported decisions (decision_id, decision_type, plan_date,
+    sku_id, source_id, location_id, units, order_date; other types are ignored); `open_orders`:
+    the ERP's open-order snapshots of the days up to `as_of` (order_id, order_date, location_id,
+    sku_id); `receipts`: its receipts over the same days (date, order_id, location_id, sku_id)."""
+    if exported is None or not len(exported):
+        return pd.DataFrame(columns=MISSING_ORDER_COLUMNS)
+    day = pd.Timestamp(as_of)
+    e = exported[exported["decision_type"].isin(ORDER_TYPES)]
+    e = e.assign(
+        order_date=pd.to_datetime(e["order_date"]).dt.normalize(),
+        **{c: e[c].astype(str) for c in KEY},
+    )
+    e = e[
+        (e["order_date"] <= day - pd.Timedelta(days=grace_days))
+        & (e["order_date"] > day - pd.Timedelta(days=lookback_days))
+    ]
+    if not len(e):
+        return pd.DataFrame(columns=MISSING_ORDER_COLUMNS)
+    seen = []  # (location, sku, order date) keys the ERP shows
+    oo = None
+    if open_orders is not None and len(open_orders):
+        oo = open_orders.assign(
+            order_date=pd.to_datetime(open_orders["order_date"]).dt.normalize(),
+            order_id=open_orders["order_id"].astype(str),
+            **{c: open_orders[c].astype(str) for c in KEY},
+        ).drop_duplicates("order_id")
+        seen.append(oo[[*KEY, "order_date"]])
+    if receipts is not None and len(receipts):
+        r = receipts.assign(
+            date=pd.to_datetime(receipts["date"]).dt.normalize(),
+            order_id=receipts["order_id"].astype(str),
+            **{c: receipts[c].astype(str) for c in KEY},
+        )
+        known = (
+            r["order_id"].isin(oo["order_id"])
+            if oo is not None
+            else pd.Series(False, index=r.index)
+        )
+        # a receipt of an order no snapshot showed: it matches an exported line of its location x
+        # SKU ordered on its day or up to `grace_days` before
+        unk = r.loc[~known, [*KEY, "date"]].drop_duplicates()
+        cand = e[[*KEY, "order_date"]].drop_duplicates().merge(unk, on=KEY)
+        lag = (cand["date"] - cand["order_date"]).dt.days
+        seen.append(cand.loc[(lag >= 0) & (lag <= grace_days), [*KEY, "order_date"]])
+    if seen:
+        shown = pd.concat(seen, ignore_index=True).drop_duplicates().assign(_shown=True)
+        e = e.merge(shown, on=[*KEY, "order_date"], how="left")
+        e = e[e["_shown"].isna()]
+    out = e.assign(days_since_order=(day - e["order_date"]).dt.days)
+    return out.sort_values(["order_date", "decision_id"], ignore_index=True)[
+        MISSING_ORDER_COLUMNS
+    ]
+
+
+def disagreement_markdown(df: pd.DataFrame, n: int = 20) -> str:
+    """The first `n` lines as a markdown table (dates as ISO days), or "none"."""
+    if not len(df):
+        return "none"
+    h = df.head(n).copy()
+    for c in h.columns:
+        if pd.api.types.is_datetime64_any_dtype(h[c]):
+            h[c] = h[c].dt.strftime("%Y-%m-%d")
+    more = f"\n\n… and {len(df) - n} more" if len(df) > n else ""
+    return h.to_markdown(index=False) + more
