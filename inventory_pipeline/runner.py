@@ -13,10 +13,13 @@ import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 
-
-
-def run_pipeline(plan_date: str | None = None, first_date: str | None = None, instance: dg.DagsterInstance | None = None,
-                 log=print, log_level: str = "WARNING") -> dict:
+def run_pipeline(
+    plan_date: str | None = None,
+    first_date: str | None = None,
+    instance: dg.DagsterInstance | None = None,
+    log=print,
+    log_level: str = "WARNING",
+) -> dict:
     """Run the three jobs; Dagster's console log shows `log_level` and above (the full event log
     is in the instance either way)."""
     from .definitions import defs
@@ -38,13 +41,20 @@ def run_pipeline(plan_date: str | None = None, first_date: str | None = None, in
         log("  " + format_run_summary(summarise_run(instance, run)).replace("\n", "\n  "))
 
     log(f"ingest master files from {defs.resources['landing'].uri}")
-    results["ingest_master"] = defs.resolve_job_def("ingest_master").execute_in_process(instance=instance, run_config=quiet)
+    results["ingest_master"] = defs.resolve_job_def("ingest_master").execute_in_process(
+        instance=instance, run_config=quiet
+    )
     summary("ingest_master")
     log(f"ingest daily files {first_date} .. {plan_date} (one run)")
     results["ingest_daily"] = defs.resolve_job_def("ingest_daily").execute_in_process(
-        instance=instance, run_config=quiet, tags={ASSET_PARTITION_RANGE_START_TAG: first_date, ASSET_PARTITION_RANGE_END_TAG: plan_date})
+        instance=instance,
+        run_config=quiet,
+        tags={ASSET_PARTITION_RANGE_START_TAG: first_date, ASSET_PARTITION_RANGE_END_TAG: plan_date},
+    )
     summary("ingest_daily")
     log(f"plan {plan_date}: dbt build, forecast, pricing, replenishment, rebalancing, decisions, outbox")
-    results["daily_plan"] = defs.resolve_job_def("daily_plan").execute_in_process(instance=instance, run_config=quiet, partition_key=plan_date)
+    results["daily_plan"] = defs.resolve_job_def("daily_plan").execute_in_process(
+        instance=instance, run_config=quiet, partition_key=plan_date
+    )
     summary("daily_plan")
     return {"plan_date": plan_date, "first_date": first_date, "results": results}

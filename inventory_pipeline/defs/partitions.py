@@ -1,7 +1,6 @@
 """The daily partitioning shared by landing files and plans: partition D = the plan made with
 every landing file dated D or earlier, taking effect on D+1."""
 
-
 import os
 
 import dagster as dg

@@ -29,28 +29,47 @@ def timezone() -> str:
 
 
 def _active_or_done(instance: dg.DagsterInstance, job: str, partition: str) -> list:
-    return instance.get_run_records(dg.RunsFilter(
-        job_name=job, tags={"dagster/partition": partition},
-        statuses=[dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.QUEUED,
-                  dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.NOT_STARTED]), limit=1)
+    return instance.get_run_records(
+        dg.RunsFilter(
+            job_name=job,
+            tags={"dagster/partition": partition},
+            statuses=[
+                dg.DagsterRunStatus.SUCCESS,
+                dg.DagsterRunStatus.STARTED,
+                dg.DagsterRunStatus.QUEUED,
+                dg.DagsterRunStatus.STARTING,
+                dg.DagsterRunStatus.NOT_STARTED,
+            ],
+        ),
+        limit=1,
+    )
 
 
-@dg.schedule(job=daily_cycle_job, cron_schedule=os.environ.get("INVENTORY_PIPELINE_SCHEDULE_CRON", "0 6 * * *"),
-             execution_timezone=timezone(), default_status=dg.DefaultScheduleStatus.RUNNING,
-             description="every morning: ingest and plan the previous day (skipped when already done or incomplete)")
+@dg.schedule(
+    job=daily_cycle_job,
+    cron_schedule=os.environ.get("INVENTORY_PIPELINE_SCHEDULE_CRON", "0 6 * * *"),
+    execution_timezone=timezone(),
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="every morning: ingest and plan the previous day (skipped when already done or incomplete)",
+)
 def daily_cycle_schedule(context: dg.ScheduleEvaluationContext, landing: LandingZoneResource):
     day = (context.scheduled_execution_time - timedelta(days=1)).date().isoformat()
     if day not in set(daily_partitions.get_partition_keys(current_time=context.scheduled_execution_time)):
         return dg.SkipReason(f"{day} is not a partition of daily_cycle")
     if _active_or_done(context.instance, daily_cycle_job.name, day):
         return dg.SkipReason(f"daily_cycle {day} already ran or is running")
-    info = landing_days({k: v for k, v in landing.store().list_files("daily").items() if k.startswith(day + "/")}).get(day)
+    info = landing_days({k: v for k, v in landing.store().list_files("daily").items() if k.startswith(day + "/")}).get(
+        day
+    )
     if info is None or not info.complete:
         missing = ", ".join(info.missing) if info else "every file (no daily/" + day + "/ folder)"
-        return dg.SkipReason(f"landing day {day} is incomplete: missing {missing}; the landing sensor launches "
-                             f"the cycle when the files arrive")
-    return dg.RunRequest(run_key=f"schedule-{day}-{info.signature}", partition_key=day,
-                         tags={"landing_signature": info.signature})
+        return dg.SkipReason(
+            f"landing day {day} is incomplete: missing {missing}; the landing sensor launches "
+            f"the cycle when the files arrive"
+        )
+    return dg.RunRequest(
+        run_key=f"schedule-{day}-{info.signature}", partition_key=day, tags={"landing_signature": info.signature}
+    )
 
 
 # Dagster 1.13 marks these builders "superseded" by asset FreshnessPolicy objects; the checks are
@@ -60,10 +79,16 @@ def daily_cycle_schedule(context: dg.ScheduleEvaluationContext, landing: Landing
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", category=dg.SupersessionWarning)
     freshness_checks = dg.build_time_partition_freshness_checks(
-        assets=list(FRESHNESS_ASSETS), deadline_cron=os.environ.get("INVENTORY_PIPELINE_FRESHNESS_DEADLINE_CRON", "0 9 * * *"),
-        timezone=timezone(), severity=dg.AssetCheckSeverity.WARN)
+        assets=list(FRESHNESS_ASSETS),
+        deadline_cron=os.environ.get("INVENTORY_PIPELINE_FRESHNESS_DEADLINE_CRON", "0 9 * * *"),
+        timezone=timezone(),
+        severity=dg.AssetCheckSeverity.WARN,
+    )
     freshness_sensor = dg.build_sensor_for_freshness_checks(
-        freshness_checks=freshness_checks, name="freshness_checks_sensor", minimum_interval_seconds=600,
-        default_status=dg.DefaultSensorStatus.RUNNING)
+        freshness_checks=freshness_checks,
+        name="freshness_checks_sensor",
+        minimum_interval_seconds=600,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+    )
 
 schedules = [daily_cycle_schedule]

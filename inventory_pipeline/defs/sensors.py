@@ -46,18 +46,27 @@ def planner_signatures(store) -> dict[str, str]:
     return out
 
 
-@dg.sensor(job=review_planner_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
-           description="new or changed planner/YYYY-MM-DD/decisions.csv -> ingest it (review_planner)")
+@dg.sensor(
+    job=review_planner_job,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="new or changed planner/YYYY-MM-DD/decisions.csv -> ingest it (review_planner)",
+)
 def planner_files(context: dg.SensorEvaluationContext, landing: LandingZoneResource):
     seen = json.loads(context.cursor) if context.cursor else {}
     sigs = planner_signatures(landing.store())
     keys = set(daily_partitions.get_partition_keys())
-    requests = [dg.RunRequest(run_key=f"planner-{x}-{sig}", partition_key=x, tags={"planner_file_sha256": sig})
-                for x, sig in sorted(sigs.items()) if seen.get(x) != sig and x in keys]
+    requests = [
+        dg.RunRequest(run_key=f"planner-{x}-{sig}", partition_key=x, tags={"planner_file_sha256": sig})
+        for x, sig in sorted(sigs.items())
+        if seen.get(x) != sig and x in keys
+    ]
     outside = sorted(x for x in sigs if x not in keys)
     context.update_cursor(json.dumps({**seen, **{x: s for x, s in sigs.items() if x in keys}}, sort_keys=True))
     if not requests:
-        return dg.SkipReason("no new or changed planner file" + (f"; outside the partitions: {outside}" if outside else ""))
+        return dg.SkipReason(
+            "no new or changed planner file" + (f"; outside the partitions: {outside}" if outside else "")
+        )
     return requests
 
 
@@ -70,15 +79,21 @@ def plan_dates_answered(wh, planner_date: str) -> list[str]:
     return [x for x in dates if wh.exists("decision_log", x)]
 
 
-@dg.sensor(job=publish_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
-           description="planner answers ingested -> republish the plans they answer (publish_decisions)")
+@dg.sensor(
+    job=publish_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="planner answers ingested -> republish the plans they answer (publish_decisions)",
+)
 def planner_answers_applied(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
     """Every materialisation of raw_planner_decisions after the cursor (an event-log storage id),
     oldest first — all of them, so a backfill of many planner days republishes every plan named."""
     after = int(context.cursor) if context.cursor else None
     records = context.instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=dg.AssetKey("raw_planner_decisions"), after_storage_id=after),
-        limit=200, ascending=True).records
+        limit=200,
+        ascending=True,
+    ).records
     if not records:
         return dg.SkipReason("no new planner answers ingested")
     wh, latest = warehouse.get(), {}
@@ -89,8 +104,10 @@ def planner_answers_applied(context: dg.SensorEvaluationContext, warehouse: Ware
     for x, sid in sorted(latest.items()):
         for d in plan_dates_answered(wh, x):
             plans[d] = (x, sid)
-    requests = [dg.RunRequest(run_key=f"publish-{d}-after-planner-{x}-{sid}", partition_key=d,
-                              tags={"planner_file_date": x}) for d, (x, sid) in sorted(plans.items())]
+    requests = [
+        dg.RunRequest(run_key=f"publish-{d}-after-planner-{x}-{sid}", partition_key=d, tags={"planner_file_date": x})
+        for d, (x, sid) in sorted(plans.items())
+    ]
     context.update_cursor(str(records[-1].storage_id))
     return requests or dg.SkipReason(f"{len(records)} planner file(s) ingested; none answers an existing plan")
 
@@ -108,27 +125,52 @@ def _ranges(days: list[str]) -> list[tuple[str, str]]:
     return [tuple(r) for r in out]
 
 
-@dg.sensor(jobs=[daily_cycle_job, ingest_daily_job], minimum_interval_seconds=60,
-           default_status=dg.DefaultSensorStatus.RUNNING,
-           description="a landing day's required files are all there -> daily_cycle (newest day) or ingest_daily (late files)")
+@dg.sensor(
+    jobs=[daily_cycle_job, ingest_daily_job],
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="a landing day's required files are all there -> daily_cycle (newest day) or ingest_daily (late files)",
+)
 def landing_days_complete(context: dg.SensorEvaluationContext, landing: LandingZoneResource):
     seen = json.loads(context.cursor) if context.cursor else {}
-    days = landing_days(landing.store().list_files("daily"),
-                        settle_seconds=float(os.environ.get("INVENTORY_PIPELINE_LANDING_SETTLE_SECONDS", "30")))
+    days = landing_days(
+        landing.store().list_files("daily"),
+        settle_seconds=float(os.environ.get("INVENTORY_PIPELINE_LANDING_SETTLE_SECONDS", "30")),
+    )
     req = landing_requests(days, seen, set(daily_partitions.get_partition_keys()))
     requests = []
     for first, last in _ranges(req.ingest_only):  # older days first: the queue runs them before the plan
-        sig = hashlib.sha256("".join(req.cursor[d] for d in req.ingest_only if first <= d <= last).encode()).hexdigest()[:16]
+        sig = hashlib.sha256(
+            "".join(req.cursor[d] for d in req.ingest_only if first <= d <= last).encode()
+        ).hexdigest()[:16]
         tags = {"landing_signature": sig}
         if first == last:
-            requests.append(dg.RunRequest(run_key=f"ingest-{first}-{sig}", job_name=ingest_daily_job.name,
-                                          partition_key=first, tags=tags))
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"ingest-{first}-{sig}", job_name=ingest_daily_job.name, partition_key=first, tags=tags
+                )
+            )
         else:
-            requests.append(dg.RunRequest(run_key=f"ingest-{first}-{last}-{sig}", job_name=ingest_daily_job.name, tags={
-                **tags, "dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}))
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"ingest-{first}-{last}-{sig}",
+                    job_name=ingest_daily_job.name,
+                    tags={
+                        **tags,
+                        "dagster/asset_partition_range_start": first,
+                        "dagster/asset_partition_range_end": last,
+                    },
+                )
+            )
     for d in req.plan:
-        requests.append(dg.RunRequest(run_key=f"cycle-{d}-{req.cursor[d]}", job_name=daily_cycle_job.name, partition_key=d,
-                                      tags={"landing_signature": req.cursor[d]}))
+        requests.append(
+            dg.RunRequest(
+                run_key=f"cycle-{d}-{req.cursor[d]}",
+                job_name=daily_cycle_job.name,
+                partition_key=d,
+                tags={"landing_signature": req.cursor[d]},
+            )
+        )
     context.update_cursor(json.dumps(req.cursor, sort_keys=True))
     if not requests:
         waiting = "; ".join(f"{d}: {why}" for d, why in sorted(req.waiting.items())[-5:])
@@ -156,20 +198,32 @@ def _notify(rows) -> None:
     text = f"inventory_pipeline run failed: {r.job} {r.partition} step {r.step}: {r.error} ({r.dagster_url})"
     body = json.dumps({"text": text, "failures": rows.astype(str).to_dict("records")}).encode()
     try:
-        urllib.request.urlopen(urllib.request.Request(url, body, {"Content-Type": "application/json"}), timeout=5).close()
+        urllib.request.urlopen(
+            urllib.request.Request(url, body, {"Content-Type": "application/json"}), timeout=5
+        ).close()
     except Exception:  # noqa: BLE001 - an alert channel that is down must not fail the sensor
         pass
 
 
-@dg.run_failure_sensor(default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=30,
-                       description="a run failed -> run_failures table, a tag on the run, the alert webhook")
+@dg.run_failure_sensor(
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description="a run failed -> run_failures table, a tag on the run, the alert webhook",
+)
 def record_run_failures(context: dg.RunFailureSensorContext, warehouse: WarehouseResource):
     run = context.dagster_run
     partition = _partition(run)
     record = context.instance.get_run_record_by_id(run.run_id)
-    rows = failure_record(run.run_id, run.job_name, partition, (record and record.end_time) or time.time(), _step_errors(context),
-                          context.failure_event.message or "run failed", run.tags.get("dagster/parent_run_id"),
-                          os.environ.get("INVENTORY_PIPELINE_DAGSTER_URL", "http://127.0.0.1:3000"))
+    rows = failure_record(
+        run.run_id,
+        run.job_name,
+        partition,
+        (record and record.end_time) or time.time(),
+        _step_errors(context),
+        context.failure_event.message or "run failed",
+        run.tags.get("dagster/parent_run_id"),
+        os.environ.get("INVENTORY_PIPELINE_DAGSTER_URL", "http://127.0.0.1:3000"),
+    )
     wh = warehouse.get()
     added = wh.append("run_failures", rows, None, merge_by_run).attrs["rows_added"]
     if added:
@@ -181,15 +235,21 @@ def record_run_failures(context: dg.RunFailureSensorContext, warehouse: Warehous
 
 def run_events(instance: dg.DagsterInstance, run_id: str) -> list[dict]:
     """The step and materialisation events of a run, as plain dicts for core.operations.run_summary."""
-    kinds = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE,
-             dg.DagsterEventType.ASSET_MATERIALIZATION}
+    kinds = {
+        dg.DagsterEventType.STEP_START,
+        dg.DagsterEventType.STEP_SUCCESS,
+        dg.DagsterEventType.STEP_FAILURE,
+        dg.DagsterEventType.ASSET_MATERIALIZATION,
+    }
     out = []
     for e in instance.all_logs(run_id, of_type=kinds):
         ev = e.dagster_event
         row = {"step": e.step_key, "kind": ev.event_type_value, "timestamp": e.timestamp}
         if ev.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
             m = ev.event_specific_data.materialization
-            row["asset"] = m.asset_key.to_user_string() + (f"[{m.partition}]" if m.partition and ".." not in str(m.partition) else "")
+            row["asset"] = m.asset_key.to_user_string() + (
+                f"[{m.partition}]" if m.partition and ".." not in str(m.partition) else ""
+            )
             rc = m.metadata.get("dagster/row_count")
             row["rows"] = getattr(rc, "value", None)
         out.append(row)
@@ -198,7 +258,13 @@ def run_events(instance: dg.DagsterInstance, run_id: str) -> list[dict]:
 
 def _partition(run) -> str:
     return run.tags.get("dagster/partition") or "..".join(
-        x for x in (run.tags.get("dagster/asset_partition_range_start"), run.tags.get("dagster/asset_partition_range_end")) if x)
+        x
+        for x in (
+            run.tags.get("dagster/asset_partition_range_start"),
+            run.tags.get("dagster/asset_partition_range_end"),
+        )
+        if x
+    )
 
 
 def summarise_run(instance: dg.DagsterInstance, run) -> pd.DataFrame:
@@ -211,8 +277,12 @@ def _store_summary(instance, run, wh) -> int:
     return wh.append("run_summaries", table, None, merge_by_run).attrs["rows_added"] if len(table) else 0
 
 
-@dg.run_status_sensor(run_status=dg.DagsterRunStatus.SUCCESS, default_status=dg.DefaultSensorStatus.RUNNING,
-                      minimum_interval_seconds=30, description="a run succeeded -> its per-step summary in run_summaries")
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description="a run succeeded -> its per-step summary in run_summaries",
+)
 def record_run_summaries(context: dg.RunStatusSensorContext, warehouse: WarehouseResource):
     n = _store_summary(context.instance, context.dagster_run, warehouse.get())
     context.log.info(f"{context.dagster_run.job_name}: {n} step row(s) recorded")
