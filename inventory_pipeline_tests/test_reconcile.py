@@ -51,12 +51,8 @@ def test_dropped_export_is_reported_and_the_book_follows_the_shelf():
         ]
     )
     fixed, dis = reconcile_prices(book, observed_regular_prices(sales, "2025-03-05"))
-    assert fixed["price"].tolist() == [2.69] and fixed["price_source"].tolist() == [
-        "observed"
-    ]
-    assert fixed["effective_date"].tolist() == [
-        pd.Timestamp("2025-03-02")
-    ]  # the attempt's day stays
+    assert fixed["price"].tolist() == [2.69] and fixed["price_source"].tolist() == ["observed"]
+    assert fixed["effective_date"].tolist() == [pd.Timestamp("2025-03-02")]  # the attempt's day stays
     assert len(dis) == 1
     row = dis.iloc[0]
     assert (
@@ -66,9 +62,8 @@ def test_dropped_export_is_reported_and_the_book_follows_the_shelf():
         row["observed_price"],
     ) == ("S1", "A", 2.49, 2.69)
     assert row["decision_id"] == "PC-20250301-x" and round(row["difference"], 2) == 0.20
-    assert row["observed_date"] == pd.Timestamp("2025-03-04") and row[
-        "observed_since"
-    ] == pd.Timestamp("2025-02-27")
+    assert row["basis"] == "observed" and row["corrected_price"] == 2.69
+    assert row["observed_date"] == pd.Timestamp("2025-03-04") and row["observed_since"] == pd.Timestamp("2025-02-27")
 
 
 def test_a_promotion_day_is_not_a_disagreement():
@@ -82,17 +77,54 @@ def test_a_promotion_day_is_not_a_disagreement():
         ]
     )
     fixed, dis = reconcile_prices(book, observed_regular_prices(sales, "2025-03-04"))
-    assert (
-        dis.empty
-        and fixed["price"].tolist() == [2.49]
-        and fixed["price_source"].tolist() == ["book"]
-    )
+    assert dis.empty and fixed["price"].tolist() == [2.49] and fixed["price_source"].tolist() == ["book"]
     # only promotion days since the change: nothing to judge, the book stands
-    sales = _sales(
-        [("2025-03-01", "S1", "A", 2.69, 0), ("2025-03-03", "S1", "A", 1.99, 1)]
-    )
+    sales = _sales([("2025-03-01", "S1", "A", 2.69, 0), ("2025-03-03", "S1", "A", 1.99, 1)])
     fixed, dis = reconcile_prices(book, observed_regular_prices(sales, "2025-03-04"))
     assert dis.empty and fixed["price"].tolist() == [2.49]
+
+
+def _batch(rows, eff="2025-03-02"):
+    """rows: (location, sku, old_price, new_price, decision_id), one plan's exported changes."""
+    df = pd.DataFrame(rows, columns=["location_id", "sku_id", "old_price", "price", "decision_id"])
+    return df.assign(effective_date=pd.Timestamp(eff))
+
+
+def test_a_batch_the_erp_did_not_apply_corrects_its_unobserved_items_too():
+    # one plan's three changes; two items sold since at their old regular price, the third (a slow
+    # mover on promotion since) showed no regular price: the whole batch was dropped, so it is back
+    # at its old price as well, which the next change must name as old_price
+    book = _batch([("S1", "A", 2.69, 2.49, "PC-a"), ("S2", "A", 2.69, 2.49, "PC-b"), ("S1", "B", 5.49, 5.99, "PC-c")])
+    sales = _sales(
+        [
+            ("2025-03-03", "S1", "A", 2.69, 0),
+            ("2025-03-04", "S2", "A", 2.69, 0),
+            ("2025-02-20", "S1", "B", 5.49, 0),
+            ("2025-03-04", "S1", "B", 4.49, 1),
+        ]
+    )
+    fixed, dis = reconcile_prices(book, observed_regular_prices(sales, "2025-03-05"))
+    assert fixed["price"].tolist() == [2.69, 2.69, 5.49]
+    assert fixed["price_source"].tolist() == ["observed", "observed", "batch_not_applied"]
+    assert dis.set_index("decision_id")["basis"].to_dict() == {
+        "PC-a": "observed",
+        "PC-b": "observed",
+        "PC-c": "batch_not_applied",
+    }
+    c = dis.set_index("decision_id").loc["PC-c"]
+    assert c["book_price"] == 5.99 and c["corrected_price"] == 5.49 and pd.isna(c["observed_price"])
+
+
+def test_a_batch_partly_applied_or_barely_seen_keeps_the_unobserved_book():
+    # S2 x A shows the new price: the batch reached the ERP, S1 x A alone was rejected
+    book = _batch([("S1", "A", 2.69, 2.49, "PC-a"), ("S2", "A", 2.69, 2.49, "PC-b"), ("S1", "B", 5.49, 5.99, "PC-c")])
+    sales = _sales([("2025-03-03", "S1", "A", 2.69, 0), ("2025-03-04", "S2", "A", 2.49, 0)])
+    fixed, dis = reconcile_prices(book, observed_regular_prices(sales, "2025-03-05"))
+    assert fixed["price"].tolist() == [2.69, 2.49, 5.99] and dis["decision_id"].tolist() == ["PC-a"]
+    # one judged entry is not evidence about the batch (min_batch_evidence 2)
+    sales = _sales([("2025-03-03", "S1", "A", 2.69, 0)])
+    fixed, dis = reconcile_prices(book, observed_regular_prices(sales, "2025-03-05"))
+    assert fixed["price"].tolist() == [2.69, 2.49, 5.99] and dis["decision_id"].tolist() == ["PC-a"]
 
 
 def test_no_observation_since_the_change_keeps_the_book():
@@ -104,14 +136,10 @@ def test_no_observation_since_the_change_keeps_the_book():
     )
     # S1 x A last sold before the change (the old price, rightly); S2 x B never sold; a day without
     # a sale carries the base price in fct_daily_demand (price_observed false): not an observation
-    sales = _sales(
-        [("2025-02-28", "S1", "A", 2.69, 0), ("2025-03-03", "S1", "A", 3.49, 0, False)]
-    )
+    sales = _sales([("2025-02-28", "S1", "A", 2.69, 0), ("2025-03-03", "S1", "A", 3.49, 0, False)])
     fixed, dis = reconcile_prices(book, observed_regular_prices(sales, "2025-03-05"))
     assert dis.empty
-    assert fixed["price"].tolist() == [2.49, 5.99] and set(fixed["price_source"]) == {
-        "book"
-    }
+    assert fixed["price"].tolist() == [2.49, 5.99] and set(fixed["price_source"]) == {"book"}
 
 
 def test_the_effective_day_itself_is_not_judged():
@@ -119,9 +147,7 @@ def test_the_effective_day_itself_is_not_judged():
     book = _book([("S1", "A", 2.49, "2025-03-02", "PC-1")])
     fixed, dis = reconcile_prices(
         book,
-        observed_regular_prices(
-            _sales([("2025-03-02", "S1", "A", 2.69, 0)]), "2025-03-02"
-        ),
+        observed_regular_prices(_sales([("2025-03-02", "S1", "A", 2.69, 0)]), "2025-03-02"),
     )
     assert dis.empty and fixed["price"].tolist() == [2.49]
 
@@ -137,12 +163,12 @@ def test_observed_since_is_the_start_of_the_latest_run_at_that_price():
             ("2025-03-07", "S1", "A", 2.59, 0),
         ]
     )
-    obs = observed_regular_prices(
-        sales, "2025-03-06"
-    )  # the 03-07 row is after the plan date
-    assert obs.iloc[0][
-        ["observed_price", "observed_date", "observed_since"]
-    ].tolist() == [2.69, pd.Timestamp("2025-03-06"), pd.Timestamp("2025-03-05")]
+    obs = observed_regular_prices(sales, "2025-03-06")  # the 03-07 row is after the plan date
+    assert obs.iloc[0][["observed_price", "observed_date", "observed_since"]].tolist() == [
+        2.69,
+        pd.Timestamp("2025-03-06"),
+        pd.Timestamp("2025-03-05"),
+    ]
 
 
 def test_price_book_ids_come_from_the_exported_change():
@@ -160,9 +186,7 @@ def test_price_book_ids_come_from_the_exported_change():
         }
     )
     book = price_book_with_ids(log, price_book(log, "2025-03-05"))
-    assert book[["location_id", "price", "decision_id"]].values.tolist() == [
-        ["S1", 2.39, "PC-2"]
-    ]
+    assert book[["location_id", "price", "decision_id"]].values.tolist() == [["S1", 2.39, "PC-2"]]
 
 
 # ---- orders ------------------------------------------------------------------------------------
@@ -255,25 +279,22 @@ def test_an_order_the_erp_never_shows_is_reported_after_the_grace_period():
             "units_received": [6, 4],
         }
     )
-    missing = reconcile_orders(
-        exported, open_orders, receipts, "2025-03-05", grace_days=2
-    )
+    missing = reconcile_orders(exported, open_orders, receipts, "2025-03-05", grace_days=2)
     assert missing["decision_id"].tolist() == ["PO-2"]
     assert missing.iloc[0]["days_since_order"] == 3 and missing.iloc[0]["units"] == 60
     # inside the grace period nothing is judged yet
-    assert reconcile_orders(
-        exported, open_orders, receipts, "2025-03-03", grace_days=2
-    ).empty
+    assert reconcile_orders(exported, open_orders, receipts, "2025-03-03", grace_days=2).empty
     # no ERP data at all: every judged line is missing
-    assert reconcile_orders(exported, None, None, "2025-03-05", grace_days=2)[
-        "decision_id"
-    ].tolist() == ["PO-1", "PO-2", "RP-3", "TR-4"]
+    assert reconcile_orders(exported, None, None, "2025-03-05", grace_days=2)["decision_id"].tolist() == [
+        "PO-1",
+        "PO-2",
+        "RP-3",
+        "TR-4",
+    ]
 
 
 def test_a_receipt_long_after_the_order_does_not_excuse_a_missing_line():
-    exported = _exported(
-        [("RP-1", "store_replenishment", "DC1", "S1", "A", 6, "2025-03-02")]
-    )
+    exported = _exported([("RP-1", "store_replenishment", "DC1", "S1", "A", 6, "2025-03-02")])
     late = pd.DataFrame(
         {
             "date": ["2025-03-09"],
@@ -283,6 +304,4 @@ def test_a_receipt_long_after_the_order_does_not_excuse_a_missing_line():
             "units_received": [6],
         }
     )  # an order no snapshot showed, a week later: not this one
-    assert reconcile_orders(exported, None, late, "2025-03-10", grace_days=2)[
-        "decision_id"
-    ].tolist() == ["RP-1"]
+    assert reconcile_orders(exported, None, late, "2025-03-10", grace_days=2)["decision_id"].tolist() == ["RP-1"]

@@ -13,11 +13,17 @@ promotion day never counts, in either direction. A book entry is judged only whe
 regular observation is at least `grace_days` after the entry's effective date (before it, the
 shelf rightly showed the previous price; on the effective day itself a store may relabel during
 the day and a daily `unit_price` may mix both prices); it disagrees when the two differ by more
-than `tolerance`. The
-reconciled book takes the observed price for a disagreeing entry and keeps its effective date
-(the day the change was attempted: the pricing stage's minimum days between changes then spaces
-out a re-try instead of re-sending a rejected change every morning). An entry with no regular
-observation since its effective date keeps the book's price: nothing contradicts it.
+than `tolerance`. The reconciled book takes the observed price for a disagreeing entry and keeps
+its effective date (the day the change was attempted: the pricing stage's minimum days between
+changes then spaces out a re-try instead of re-sending a rejected change every morning).
+
+An ERP rejects or misses whole batches more often than single lines, and a slow mover or an item
+on promotion may not show its regular price for weeks. So the entries of one batch (one plan's
+exported changes, one effective date) are judged together: when at least `min_batch_evidence` of
+them were judged and every one still shows the price from before its change (the decision's
+old_price), the batch was not applied, and its entries without an observation take their
+old_price too (`basis` "batch_not_applied"). Any other entry with no regular observation since
+its effective date keeps the book's price: nothing contradicts it.
 
 Orders. An exported order line (purchase order, DC -> store replenishment, store -> store
 transfer) with order date `o` must appear in the ERP: in an open-order snapshot as an order with
@@ -36,13 +42,10 @@ import pandas as pd
 
 KEY = ["location_id", "sku_id"]
 PRICE_TOLERANCE = 0.005  # currency units: prices are compared at cent precision
-PRICE_GRACE_DAYS = (
-    1  # a regular observation this many days after the effective date judges a change
-)
+PRICE_GRACE_DAYS = 1  # a regular observation this many days after the effective date judges a change
+BATCH_MIN_EVIDENCE = 2  # judged entries of a batch, all still at the price before, to call it not applied
 # policy-like defaults (no policy field yet: core/policy.py is owned elsewhere)
-ORDER_GRACE_DAYS = (
-    2  # days after its order date an exported line may take to show in the ERP
-)
+ORDER_GRACE_DAYS = 2  # days after its order date an exported line may take to show in the ERP
 ORDER_LOOKBACK_DAYS = 28  # exported lines older than this are no longer judged
 ORDER_TYPES = ("purchase_order", "store_replenishment", "transfer")
 
@@ -51,7 +54,9 @@ PRICE_DISAGREEMENT_COLUMNS = [
     "sku_id",
     "book_price",
     "observed_price",
+    "corrected_price",
     "difference",
+    "basis",
     "book_effective_date",
     "observed_date",
     "observed_since",
@@ -86,23 +91,15 @@ def observed_regular_prices(history: pd.DataFrame, plan_date: str) -> pd.DataFra
     if history is None or not len(history):
         return pd.DataFrame(columns=cols)
     h = history.assign(date=pd.to_datetime(history["date"]))
-    keep = (
-        (h["date"] <= pd.Timestamp(plan_date))
-        & (h["on_promo"].fillna(0).astype(int) == 0)
-        & h["unit_price"].notna()
-    )
+    keep = (h["date"] <= pd.Timestamp(plan_date)) & (h["on_promo"].fillna(0).astype(int) == 0) & h["unit_price"].notna()
     if "price_observed" in h:
         keep &= h["price_observed"].fillna(False).astype(bool)
-    h = h.loc[keep, ["location_id", "sku_id", "date", "unit_price"]].astype(
-        {"location_id": str, "sku_id": str}
-    )
+    h = h.loc[keep, ["location_id", "sku_id", "date", "unit_price"]].astype({"location_id": str, "sku_id": str})
     if not len(h):
         return pd.DataFrame(columns=cols)
     h = h.sort_values([*KEY, "date"], ignore_index=True)
     last = (
-        h.groupby(KEY, as_index=False)
-        .last()
-        .rename(columns={"unit_price": "observed_price", "date": "observed_date"})
+        h.groupby(KEY, as_index=False).last().rename(columns={"unit_price": "observed_price", "date": "observed_date"})
     )
     m = h.merge(last[[*KEY, "observed_price"]], on=KEY)
     other = (m["unit_price"] - m["observed_price"]).abs() > PRICE_TOLERANCE
@@ -119,12 +116,17 @@ def reconcile_prices(
     observed: pd.DataFrame,
     tolerance: float = PRICE_TOLERANCE,
     grace_days: int = PRICE_GRACE_DAYS,
+    min_batch_evidence: int = BATCH_MIN_EVIDENCE,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(reconciled book, disagreements). `book`: `price_book` output (location_id, sku_id, price,
-    effective_date, and decision_id when the caller kept it); `observed`:
-    `observed_regular_prices`. The reconciled book has the book's rows and columns, the price of
-    a disagreeing entry replaced by the observed one, plus `price_source` ("book" or "observed").
-    Disagreements: PRICE_DISAGREEMENT_COLUMNS, one row per disagreeing store x SKU."""
+    effective_date), with decision_id and old_price where the caller kept them
+    (`price_book_with_ids`); `observed`: `observed_regular_prices`.
+
+    The reconciled book has the book's rows and columns: the price of an entry the shelf
+    contradicts is the observed one (`price_source` "observed"); an unobserved entry of a batch
+    the ERP did not apply takes the decision's old_price ("batch_not_applied"); every other entry
+    keeps the book's price ("book"). Disagreements: PRICE_DISAGREEMENT_COLUMNS, one row per
+    corrected store x SKU, `basis` saying which of the two corrections it is."""
     out = book.copy()
     out["price_source"] = "book"
     if not len(book) or observed is None or not len(observed):
@@ -136,56 +138,64 @@ def reconcile_prices(
     seen_on = pd.to_datetime(obs["observed_date"].reindex(idx)).to_numpy()
     eff = pd.to_datetime(out["effective_date"]).to_numpy()
     book_price = out["price"].to_numpy(float, copy=True)
+    before = out["old_price"].to_numpy(float) if "old_price" in out else np.full(len(out), np.nan)
     with np.errstate(invalid="ignore"):
         # judged only where the shelf was seen at a regular price `grace_days` after the effective date
-        disagree = (
-            ~np.isnan(seen)
-            & (seen_on >= eff + np.timedelta64(grace_days, "D"))
-            & (np.abs(seen - book_price) > tolerance)
-        )
-    out.loc[disagree, "price"] = seen[disagree]
+        judged = ~np.isnan(seen) & (seen_on >= eff + np.timedelta64(grace_days, "D"))
+        disagree = judged & (np.abs(seen - book_price) > tolerance)
+        unchanged = judged & (np.abs(seen - before) <= tolerance)  # the shelf still shows the price before
+    # a batch (the changes of one plan, one effective date) not applied: enough of its entries were
+    # judged and every one of them still shows the price before the change
+    batch = pd.DataFrame({"eff": eff, "judged": judged, "unchanged": unchanged}).groupby("eff")[["judged", "unchanged"]]
+    tally = batch.transform("sum")
+    dropped = (tally["judged"].to_numpy() >= min_batch_evidence) & (tally["unchanged"] == tally["judged"]).to_numpy()
+    inferred = dropped & ~judged & ~np.isnan(before) & (np.abs(before - book_price) > tolerance)
+    fixed = np.where(disagree, seen, np.where(inferred, before, book_price))
+    out["price"] = fixed
     out.loc[disagree, "price_source"] = "observed"
+    out.loc[inferred, "price_source"] = "batch_not_applied"
+    rows = disagree | inferred
+    since = pd.to_datetime(obs["observed_since"].reindex(idx)).to_numpy()
     d = pd.DataFrame(
         {
-            "location_id": key["location_id"].to_numpy()[disagree],
-            "sku_id": key["sku_id"].to_numpy()[disagree],
-            "book_price": book_price[disagree],
-            "observed_price": seen[disagree],
-            "difference": np.round(seen[disagree] - book_price[disagree], 4),
-            "book_effective_date": eff[disagree],
-            "observed_date": seen_on[disagree],
-            "observed_since": pd.to_datetime(
-                obs["observed_since"].reindex(idx)
-            ).to_numpy()[disagree],
+            "location_id": key["location_id"].to_numpy()[rows],
+            "sku_id": key["sku_id"].to_numpy()[rows],
+            "book_price": book_price[rows],
+            "observed_price": np.where(disagree, seen, np.nan)[rows],
+            "corrected_price": fixed[rows],
+            "difference": np.round(fixed[rows] - book_price[rows], 4),
+            "basis": np.where(disagree, "observed", "batch_not_applied")[rows],
+            "book_effective_date": eff[rows],
+            "observed_date": np.where(disagree, seen_on, np.datetime64("NaT"))[rows],
+            "observed_since": np.where(disagree, since, np.datetime64("NaT"))[rows],
             "decision_id": (
-                out["decision_id"].astype(str).to_numpy()[disagree]
+                out["decision_id"].astype(str).to_numpy()[rows]
                 if "decision_id" in out
-                else np.full(int(disagree.sum()), "", dtype=object)
+                else np.full(int(rows.sum()), "", dtype=object)
             ),
         }
     )
-    return out.reset_index(drop=True), d.sort_values(KEY, ignore_index=True)[
-        PRICE_DISAGREEMENT_COLUMNS
-    ]
+    return out.reset_index(drop=True), d.sort_values(KEY, ignore_index=True)[PRICE_DISAGREEMENT_COLUMNS]
 
 
-def price_book_with_ids(
-    decisions: pd.DataFrame | None, book: pd.DataFrame
-) -> pd.DataFrame:
-    """`book` with the decision_id of the exported change each entry comes from (the decision
-    log rows `price_book` read: same store x SKU, effective the day after their plan date)."""
-    if decisions is None or not len(book) or "decision_id" not in decisions:
-        return book.assign(decision_id="") if "decision_id" not in book else book
+def price_book_with_ids(decisions: pd.DataFrame | None, book: pd.DataFrame) -> pd.DataFrame:
+    """`book` with the decision_id and old_price of the exported change each entry comes from (the
+    decision log rows `price_book` read: same store x SKU, effective the day after their plan date)."""
+    b = book.assign(effective_date=pd.to_datetime(book["effective_date"]), **{c: book[c].astype(str) for c in KEY})
+    b = b.drop(columns=[c for c in ("decision_id", "old_price") if c in b])
+    if decisions is None or not len(b) or "decision_id" not in decisions:
+        return b.assign(decision_id="", old_price=np.nan)
     d = decisions[decisions["decision_type"] == "price_change"]
     d = d.assign(
         effective_date=pd.to_datetime(d["plan_date"]) + pd.Timedelta(days=1),
+        old_price=d["old_price"].astype(float) if "old_price" in d else np.nan,
         **{c: d[c].astype(str) for c in KEY},
-    )[[*KEY, "effective_date", "decision_id"]]
-    d = d.drop_duplicates([*KEY, "effective_date"], keep="last")
-    b = book.assign(
-        effective_date=pd.to_datetime(book["effective_date"]),
-        **{c: book[c].astype(str) for c in KEY},
     )
+    if "status" in d:  # the exported ones, as price_book keeps
+        from .decisions import EXPORTABLE
+
+        d = d[d["status"].isin(EXPORTABLE)]
+    d = d[[*KEY, "effective_date", "decision_id", "old_price"]].drop_duplicates([*KEY, "effective_date"], keep="last")
     out = b.merge(d, on=[*KEY, "effective_date"], how="left")
     out["decision_id"] = out["decision_id"].fillna("")
     return out
@@ -234,11 +244,7 @@ def reconcile_orders(
             order_id=receipts["order_id"].astype(str),
             **{c: receipts[c].astype(str) for c in KEY},
         )
-        known = (
-            r["order_id"].isin(oo["order_id"])
-            if oo is not None
-            else pd.Series(False, index=r.index)
-        )
+        known = r["order_id"].isin(oo["order_id"]) if oo is not None else pd.Series(False, index=r.index)
         # a receipt of an order no snapshot showed: it matches an exported line of its location x
         # SKU ordered on its day or up to `grace_days` before
         unk = r.loc[~known, [*KEY, "date"]].drop_duplicates()
@@ -250,9 +256,7 @@ def reconcile_orders(
         e = e.merge(shown, on=[*KEY, "order_date"], how="left")
         e = e[e["_shown"].isna()]
     out = e.assign(days_since_order=(day - e["order_date"]).dt.days)
-    return out.sort_values(["order_date", "decision_id"], ignore_index=True)[
-        MISSING_ORDER_COLUMNS
-    ]
+    return out.sort_values(["order_date", "decision_id"], ignore_index=True)[MISSING_ORDER_COLUMNS]
 
 
 def disagreement_markdown(df: pd.DataFrame, n: int = 20) -> str:
