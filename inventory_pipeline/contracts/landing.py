@@ -32,10 +32,11 @@ class Locations(_Base):
     supplying_dc_id: Series[str] = pa.Field(nullable=True)
     capacity_units: Optional[Series[float]] = pa.Field(ge=0, nullable=True)
 
-
     @pa.dataframe_check(error="a store needs a supplying_dc_id")
     def store_has_dc(cls, df):  # noqa: N805
-        return (df["location_type"] != "store") | df["supplying_dc_id"].fillna("").str.len().gt(0)
+        return (df["location_type"] != "store") | df["supplying_dc_id"].fillna(
+            ""
+        ).str.len().gt(0)
 
 
 class Products(_Base):
@@ -48,12 +49,10 @@ class Products(_Base):
     min_order_qty: Series[int] = pa.Field(ge=0)
 
 
-
 class Suppliers(_Base):
     supplier_id: Series[str] = pa.Field(**ID)
     lead_time_days: Series[float] = pa.Field(ge=0)
     lead_time_std_days: Series[float] = pa.Field(ge=0)
-
 
 
 class Lanes(_Base):
@@ -63,11 +62,9 @@ class Lanes(_Base):
     cost_per_unit: Series[float] = pa.Field(ge=0)
 
 
-
 class Calendar(_Base):
     date: Series[pa.DateTime]
     event: Series[str] = pa.Field(**ID)
-
 
 
 class PosSales(_Base):
@@ -79,13 +76,11 @@ class PosSales(_Base):
     on_promo: Series[int] = pa.Field(isin=[0, 1])
 
 
-
 class Inventory(_Base):
     date: Series[pa.DateTime]
     location_id: Series[str] = pa.Field(**ID)
     sku_id: Series[str] = pa.Field(**ID)
     on_hand: Series[int] = pa.Field(ge=0)
-
 
 
 class Receipts(_Base):
@@ -94,7 +89,6 @@ class Receipts(_Base):
     location_id: Series[str] = pa.Field(**ID)
     sku_id: Series[str] = pa.Field(**ID)
     units_received: Series[int] = pa.Field(ge=0)
-
 
 
 class OpenOrders(_Base):
@@ -107,15 +101,15 @@ class OpenOrders(_Base):
     expected_date: Series[pa.DateTime]
 
 
-
 class PlannerDecisions(_Base):
     # the id of a decision of the decision log: FC|PO|RP|TR|PC-YYYYMMDD-<12 hex> (core.decisions.ID_PATTERN)
-    decision_id: Series[str] = pa.Field(str_matches=r"^(FC|PO|RP|TR|PC)-\d{8}-[0-9a-f]{12}$")
+    decision_id: Series[str] = pa.Field(
+        str_matches=r"^(FC|PO|RP|TR|PC)-\d{8}-[0-9a-f]{12}$"
+    )
     action: Series[str] = pa.Field(isin=["approve", "reject", "override"])
     override_units_or_price: Series[float] = pa.Field(ge=0, nullable=True)
     reason: Series[str] = pa.Field(nullable=True)
     planner: Series[str] = pa.Field(**ID)
-
 
     @pa.dataframe_check(error="an override needs override_units_or_price")
     def override_has_value(cls, df):  # noqa: N805
@@ -131,7 +125,9 @@ class LandingFile:
     daily: bool  # under daily/YYYY-MM-DD/ (else master/ or planner/)
     required: bool
     folder: str = "master"
-    key: tuple[str, ...] = ()  # unique key; later duplicates are quarantined, the first kept
+    key: tuple[
+        str, ...
+    ] = ()  # unique key; later duplicates are quarantined, the first kept
     # column -> (master table, key column) it must exist in
     references: dict[str, tuple[str, str]] = field(default_factory=dict)
 
@@ -146,16 +142,101 @@ _SKU = ("products", "sku_id")
 LANDING_FILES: dict[str, LandingFile] = {
     f.name: f
     for f in [
-        LandingFile("locations", Locations, key=("location_id",), daily=False, required=True),
-        LandingFile("products", Products, key=("sku_id",), daily=False, required=True, references={"supplier_id": ("suppliers", "supplier_id")}),
-        LandingFile("suppliers", Suppliers, key=("supplier_id",), daily=False, required=True),
-        LandingFile("lanes", Lanes, key=("from_location_id", "to_location_id",), daily=False, required=False, references={"from_location_id": _LOC, "to_location_id": _LOC}),
-        LandingFile("calendar", Calendar, key=("date", "event",), daily=False, required=False),
-        LandingFile("pos_sales", PosSales, key=("date", "location_id", "sku_id",), daily=True, required=True, folder="daily", references={"location_id": _LOC, "sku_id": _SKU}),
-        LandingFile("inventory", Inventory, key=("date", "location_id", "sku_id",), daily=True, required=True, folder="daily", references={"location_id": _LOC, "sku_id": _SKU}),
-        LandingFile("receipts", Receipts, key=("order_id", "location_id", "sku_id",), daily=True, required=True, folder="daily", references={"location_id": _LOC, "sku_id": _SKU}),
-        LandingFile("open_orders", OpenOrders, key=("order_id", "location_id", "sku_id",), daily=True, required=True, folder="daily", references={"location_id": _LOC, "sku_id": _SKU}),
-        LandingFile("planner_decisions", PlannerDecisions, key=("decision_id",), daily=True, required=False, folder="planner"),
+        LandingFile(
+            "locations", Locations, key=("location_id",), daily=False, required=True
+        ),
+        LandingFile(
+            "products",
+            Products,
+            key=("sku_id",),
+            daily=False,
+            required=True,
+            references={"supplier_id": ("suppliers", "supplier_id")},
+        ),
+        LandingFile(
+            "suppliers", Suppliers, key=("supplier_id",), daily=False, required=True
+        ),
+        LandingFile(
+            "lanes",
+            Lanes,
+            key=(
+                "from_location_id",
+                "to_location_id",
+            ),
+            daily=False,
+            required=False,
+            references={"from_location_id": _LOC, "to_location_id": _LOC},
+        ),
+        LandingFile(
+            "calendar",
+            Calendar,
+            key=(
+                "date",
+                "event",
+            ),
+            daily=False,
+            required=False,
+        ),
+        LandingFile(
+            "pos_sales",
+            PosSales,
+            key=(
+                "date",
+                "location_id",
+                "sku_id",
+            ),
+            daily=True,
+            required=True,
+            folder="daily",
+            references={"location_id": _LOC, "sku_id": _SKU},
+        ),
+        LandingFile(
+            "inventory",
+            Inventory,
+            key=(
+                "date",
+                "location_id",
+                "sku_id",
+            ),
+            daily=True,
+            required=True,
+            folder="daily",
+            references={"location_id": _LOC, "sku_id": _SKU},
+        ),
+        LandingFile(
+            "receipts",
+            Receipts,
+            key=(
+                "order_id",
+                "location_id",
+                "sku_id",
+            ),
+            daily=True,
+            required=True,
+            folder="daily",
+            references={"location_id": _LOC, "sku_id": _SKU},
+        ),
+        LandingFile(
+            "open_orders",
+            OpenOrders,
+            key=(
+                "order_id",
+                "location_id",
+                "sku_id",
+            ),
+            daily=True,
+            required=True,
+            folder="daily",
+            references={"location_id": _LOC, "sku_id": _SKU},
+        ),
+        LandingFile(
+            "planner_decisions",
+            PlannerDecisions,
+            key=("decision_id",),
+            daily=True,
+            required=False,
+            folder="planner",
+        ),
     ]
 }
 MASTER_FILES = [f for f in LANDING_FILES.values() if not f.daily]

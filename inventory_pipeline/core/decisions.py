@@ -37,50 +37,168 @@ from scipy import stats
 
 from .policy import Policy
 
-DECISION_TYPES = ("forecast", "purchase_order", "store_replenishment", "transfer", "price_change")
-APPROVAL_STATUSES = ("auto_approved", "pending_review", "approved", "rejected", "overridden")
+DECISION_TYPES = (
+    "forecast",
+    "purchase_order",
+    "store_replenishment",
+    "transfer",
+    "price_change",
+)
+APPROVAL_STATUSES = (
+    "auto_approved",
+    "pending_review",
+    "approved",
+    "rejected",
+    "overridden",
+)
 EVENTS = ("proposed", *APPROVAL_STATUSES, "exported")
 EXPORTABLE = ("auto_approved", "approved", "overridden")
-PLANNER_ACTIONS = {"approve": "approved", "reject": "rejected", "override": "overridden"}
-_PREFIX = {"forecast": "FC", "purchase_order": "PO", "store_replenishment": "RP", "transfer": "TR", "price_change": "PC"}
+PLANNER_ACTIONS = {
+    "approve": "approved",
+    "reject": "rejected",
+    "override": "overridden",
+}
+_PREFIX = {
+    "forecast": "FC",
+    "purchase_order": "PO",
+    "store_replenishment": "RP",
+    "transfer": "TR",
+    "price_change": "PC",
+}
 ID_PATTERN = r"^(FC|PO|RP|TR|PC)-\d{8}-[0-9a-f]{12}$"
 # order of events written in one batch (recorded_at ties): a proposal before its routing, before
 # a planner's answer, before the export
-_SEQ = {"proposed": 0, "auto_approved": 1, "pending_review": 1, "approved": 2, "rejected": 2, "overridden": 2, "exported": 3}
+_SEQ = {
+    "proposed": 0,
+    "auto_approved": 1,
+    "pending_review": 1,
+    "approved": 2,
+    "rejected": 2,
+    "overridden": 2,
+    "exported": 3,
+}
 
 PAYLOAD_COLUMNS = [
-    "decision_type", "sku_id", "source_id", "location_id", "units", "old_price", "new_price", "order_date",
-    "expected_date", "value", "expected_cost", "expected_service", "confidence", "binding_constraint",
-    "explanation", "explanation_source", "model_version", "policy_version", "inputs_fingerprint",
+    "decision_type",
+    "sku_id",
+    "source_id",
+    "location_id",
+    "units",
+    "old_price",
+    "new_price",
+    "order_date",
+    "expected_date",
+    "value",
+    "expected_cost",
+    "expected_service",
+    "confidence",
+    "binding_constraint",
+    "explanation",
+    "explanation_source",
+    "model_version",
+    "policy_version",
+    "inputs_fingerprint",
 ]
-EVENT_COLUMNS = ["event_id", "decision_id", "plan_date", "revision", "event", "seq", "event_date", "recorded_at",
-                 "actor", "reason", "override_value", "run_id", *PAYLOAD_COLUMNS]
+EVENT_COLUMNS = [
+    "event_id",
+    "decision_id",
+    "plan_date",
+    "revision",
+    "event",
+    "seq",
+    "event_date",
+    "recorded_at",
+    "actor",
+    "reason",
+    "override_value",
+    "run_id",
+    *PAYLOAD_COLUMNS,
+]
 DECISION_COLUMNS = [
-    "decision_id", "plan_date", "decision_type", "sku_id", "source_id", "location_id", "units",
-    "old_price", "new_price", "order_date", "expected_date", "value", "expected_cost", "expected_service",
-    "confidence", "status", "review_reason", "model_version", "policy_version", "inputs_fingerprint", "revision",
-    "binding_constraint", "explanation", "explanation_source", "planner", "planner_reason", "reviewed_on", "state",
+    "decision_id",
+    "plan_date",
+    "decision_type",
+    "sku_id",
+    "source_id",
+    "location_id",
+    "units",
+    "old_price",
+    "new_price",
+    "order_date",
+    "expected_date",
+    "value",
+    "expected_cost",
+    "expected_service",
+    "confidence",
+    "status",
+    "review_reason",
+    "model_version",
+    "policy_version",
+    "inputs_fingerprint",
+    "revision",
+    "binding_constraint",
+    "explanation",
+    "explanation_source",
+    "planner",
+    "planner_reason",
+    "reviewed_on",
+    "state",
     "status_history",
 ]
-NOT_APPLIED_COLUMNS = ["planner_file_date", "row", "decision_id", "action", "planner", "reason"]
-_NUMBERS = ["units", "old_price", "new_price", "value", "expected_cost", "expected_service", "confidence"]
+NOT_APPLIED_COLUMNS = [
+    "planner_file_date",
+    "row",
+    "decision_id",
+    "action",
+    "planner",
+    "reason",
+]
+_NUMBERS = [
+    "units",
+    "old_price",
+    "new_price",
+    "value",
+    "expected_cost",
+    "expected_service",
+    "confidence",
+]
 
 
 def _h(s: pd.Series | str, n: int = 12) -> pd.Series | str:
     if isinstance(s, str):
         return hashlib.sha256(s.encode()).hexdigest()[:n]
-    return pd.Series([hashlib.sha256(k.encode()).hexdigest()[:n] for k in s], index=s.index, dtype=object)
+    return pd.Series(
+        [hashlib.sha256(k.encode()).hexdigest()[:n] for k in s],
+        index=s.index,
+        dtype=object,
+    )
 
 
-def decision_ids(kind: str, plan_date: str, sku: pd.Series, src: pd.Series, dst: pd.Series) -> pd.Series:
+def decision_ids(
+    kind: str, plan_date: str, sku: pd.Series, src: pd.Series, dst: pd.Series
+) -> pd.Series:
     """Deterministic ids: PREFIX-YYYYMMDD-<12 hex of sha256(kind|date|sku|from|to)>."""
-    keys = kind + "|" + plan_date + "|" + sku.astype(str) + "|" + src.astype(str) + "|" + dst.astype(str)
+    keys = (
+        kind
+        + "|"
+        + plan_date
+        + "|"
+        + sku.astype(str)
+        + "|"
+        + src.astype(str)
+        + "|"
+        + dst.astype(str)
+    )
     return f"{_PREFIX[kind]}-{plan_date.replace('-', '')}-" + _h(keys)
 
 
 def plan_date_of(decision_id: pd.Series) -> pd.Series:
     """The plan date a decision id names (NaT where the id is malformed)."""
-    return pd.to_datetime(decision_id.astype(str).str.extract(r"^[A-Z]{2}-(\d{8})-")[0], format="%Y%m%d", errors="coerce")
+    return pd.to_datetime(
+        decision_id.astype(str).str.extract(r"^[A-Z]{2}-(\d{8})-")[0],
+        format="%Y%m%d",
+        errors="coerce",
+    )
 
 
 def forecast_confidence(mean: pd.Series, sigma: pd.Series) -> pd.Series:
@@ -94,82 +212,178 @@ def forecast_confidence(mean: pd.Series, sigma: pd.Series) -> pd.Series:
 
 # ---- proposals -----------------------------------------------------------------------------------
 
-def propose(orders: pd.DataFrame, transfers: pd.DataFrame, prices: pd.DataFrame, plan_date: str, model_version: str,
-            policy_version: str, inputs_fingerprint: str = "", forecast: dict | None = None) -> pd.DataFrame:
+
+def propose(
+    orders: pd.DataFrame,
+    transfers: pd.DataFrame,
+    prices: pd.DataFrame,
+    plan_date: str,
+    model_version: str,
+    policy_version: str,
+    inputs_fingerprint: str = "",
+    forecast: dict | None = None,
+) -> pd.DataFrame:
     """One row per decision of the plan (decision_id, revision, plan_date and PAYLOAD_COLUMNS), from
     the stage outputs. `forecast` (model_version, series, cv_wape, coverage_80, gate, mlflow_run_id)
     adds the decision that this forecast version serves the plan."""
     parts = []
     if forecast:
-        parts.append(pd.DataFrame({
-            "decision_type": ["forecast"], "sku_id": [""], "source_id": [""], "location_id": [""],
-            "units": [float(forecast.get("series", np.nan))], "old_price": np.nan, "new_price": np.nan,
-            "order_date": pd.Timestamp(plan_date) + pd.Timedelta(days=1), "expected_date": pd.NaT,
-            "value": [float(forecast.get("cv_wape", np.nan))], "expected_cost": np.nan,
-            "expected_service": [float(forecast.get("coverage_80", np.nan))],
-            "confidence": [1 - min(1.0, float(forecast.get("cv_wape", np.nan)))],
-            "binding_constraint": "promotion_gate",
-            "explanation": [f"forecast {forecast.get('model_version', model_version)} serves "
-                            f"{int(forecast.get('series', 0))} store x SKU series (CV WAPE "
-                            f"{float(forecast.get('cv_wape', np.nan)):.3f}, 80% interval coverage "
-                            f"{float(forecast.get('coverage_80', np.nan)):.3f}); gate: {forecast.get('gate', '')}; "
-                            f"MLflow run {forecast.get('mlflow_run_id', '')}"],
-        }))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "decision_type": ["forecast"],
+                    "sku_id": [""],
+                    "source_id": [""],
+                    "location_id": [""],
+                    "units": [float(forecast.get("series", np.nan))],
+                    "old_price": np.nan,
+                    "new_price": np.nan,
+                    "order_date": pd.Timestamp(plan_date) + pd.Timedelta(days=1),
+                    "expected_date": pd.NaT,
+                    "value": [float(forecast.get("cv_wape", np.nan))],
+                    "expected_cost": np.nan,
+                    "expected_service": [float(forecast.get("coverage_80", np.nan))],
+                    "confidence": [
+                        1 - min(1.0, float(forecast.get("cv_wape", np.nan)))
+                    ],
+                    "binding_constraint": "promotion_gate",
+                    "explanation": [
+                        f"forecast {forecast.get('model_version', model_version)} serves "
+                        f"{int(forecast.get('series', 0))} store x SKU series (CV WAPE "
+                        f"{float(forecast.get('cv_wape', np.nan)):.3f}, 80% interval coverage "
+                        f"{float(forecast.get('coverage_80', np.nan)):.3f}); gate: {forecast.get('gate', '')}; "
+                        f"MLflow run {forecast.get('mlflow_run_id', '')}"
+                    ],
+                }
+            )
+        )
     if len(orders):
         o = orders
-        conf = (forecast_confidence(o["mean_demand_protection"], o["sigma_demand_protection"])
-                if "sigma_demand_protection" in o else pd.Series(np.nan, index=o.index))
-        parts.append(pd.DataFrame({
-            "decision_type": o["decision_type"], "sku_id": o["sku_id"], "source_id": o["source_id"],
-            "location_id": o["location_id"], "units": o["units"].astype(float), "old_price": np.nan, "new_price": np.nan,
-            "order_date": o["order_date"], "expected_date": o["expected_date"], "value": o["order_value"].astype(float),
-            "expected_cost": o["expected_cost"].astype(float) if "expected_cost" in o else np.nan,
-            "expected_service": (o["expected_service"] if "expected_service" in o else o["service_level"]).astype(float),
-            "confidence": conf.astype(float), "binding_constraint": o["binding_constraint"], "explanation": o["rationale"],
-        }))
+        conf = (
+            forecast_confidence(
+                o["mean_demand_protection"], o["sigma_demand_protection"]
+            )
+            if "sigma_demand_protection" in o
+            else pd.Series(np.nan, index=o.index)
+        )
+        parts.append(
+            pd.DataFrame(
+                {
+                    "decision_type": o["decision_type"],
+                    "sku_id": o["sku_id"],
+                    "source_id": o["source_id"],
+                    "location_id": o["location_id"],
+                    "units": o["units"].astype(float),
+                    "old_price": np.nan,
+                    "new_price": np.nan,
+                    "order_date": o["order_date"],
+                    "expected_date": o["expected_date"],
+                    "value": o["order_value"].astype(float),
+                    "expected_cost": o["expected_cost"].astype(float)
+                    if "expected_cost" in o
+                    else np.nan,
+                    "expected_service": (
+                        o["expected_service"]
+                        if "expected_service" in o
+                        else o["service_level"]
+                    ).astype(float),
+                    "confidence": conf.astype(float),
+                    "binding_constraint": o["binding_constraint"],
+                    "explanation": o["rationale"],
+                }
+            )
+        )
     if len(transfers):
         t = transfers
-        parts.append(pd.DataFrame({
-            "decision_type": "transfer", "sku_id": t["sku_id"], "source_id": t["from_location_id"],
-            "location_id": t["to_location_id"], "units": t["units"].astype(float), "old_price": np.nan, "new_price": np.nan,
-            "order_date": t["ship_date"], "expected_date": t["expected_date"],
-            "value": (t["units"] * t["cost_per_unit"]).astype(float),
-            "expected_cost": -(t["net_value"].astype(float)) if "net_value" in t else np.nan,
-            "expected_service": np.nan, "confidence": np.nan,
-            "binding_constraint": t["binding_constraint"], "explanation": t["rationale"],
-        }))
-    changed = prices[prices["recommended_price"].round(2) != prices["current_price"].round(2)] if len(prices) else prices
+        parts.append(
+            pd.DataFrame(
+                {
+                    "decision_type": "transfer",
+                    "sku_id": t["sku_id"],
+                    "source_id": t["from_location_id"],
+                    "location_id": t["to_location_id"],
+                    "units": t["units"].astype(float),
+                    "old_price": np.nan,
+                    "new_price": np.nan,
+                    "order_date": t["ship_date"],
+                    "expected_date": t["expected_date"],
+                    "value": (t["units"] * t["cost_per_unit"]).astype(float),
+                    "expected_cost": -(t["net_value"].astype(float))
+                    if "net_value" in t
+                    else np.nan,
+                    "expected_service": np.nan,
+                    "confidence": np.nan,
+                    "binding_constraint": t["binding_constraint"],
+                    "explanation": t["rationale"],
+                }
+            )
+        )
+    changed = (
+        prices[prices["recommended_price"].round(2) != prices["current_price"].round(2)]
+        if len(prices)
+        else prices
+    )
     if len(changed):
         p = changed
         effective = pd.Timestamp(plan_date) + pd.Timedelta(days=1)
-        parts.append(pd.DataFrame({
-            "decision_type": "price_change", "sku_id": p["sku_id"], "source_id": "", "location_id": p["location_id"],
-            "units": np.nan, "old_price": p["current_price"].astype(float), "new_price": p["recommended_price"].astype(float),
-            "order_date": effective, "expected_date": effective,
-            "value": (p["expected_margin_recommended"] - p["expected_margin_current"]).astype(float),
-            "expected_cost": np.nan, "expected_service": np.nan,
-            "confidence": p["elasticity_confidence"].astype(float) if "elasticity_confidence" in p else np.nan,
-            "binding_constraint": p["binding_guardrail"], "explanation": p["rationale"],
-        }))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "decision_type": "price_change",
+                    "sku_id": p["sku_id"],
+                    "source_id": "",
+                    "location_id": p["location_id"],
+                    "units": np.nan,
+                    "old_price": p["current_price"].astype(float),
+                    "new_price": p["recommended_price"].astype(float),
+                    "order_date": effective,
+                    "expected_date": effective,
+                    "value": (
+                        p["expected_margin_recommended"] - p["expected_margin_current"]
+                    ).astype(float),
+                    "expected_cost": np.nan,
+                    "expected_service": np.nan,
+                    "confidence": p["elasticity_confidence"].astype(float)
+                    if "elasticity_confidence" in p
+                    else np.nan,
+                    "binding_constraint": p["binding_guardrail"],
+                    "explanation": p["rationale"],
+                }
+            )
+        )
     if not parts:
-        return pd.DataFrame(columns=["decision_id", "plan_date", "revision", *PAYLOAD_COLUMNS])
+        return pd.DataFrame(
+            columns=["decision_id", "plan_date", "revision", *PAYLOAD_COLUMNS]
+        )
     log = pd.concat(parts, ignore_index=True)
-    for c in ("sku_id", "source_id", "location_id", "binding_constraint", "explanation"):
+    for c in (
+        "sku_id",
+        "source_id",
+        "location_id",
+        "binding_constraint",
+        "explanation",
+    ):
         log[c] = log[c].fillna("").astype(str)
-    for c in _NUMBERS:  # a stage's empty or all-NaN column must not make the whole column object
+    for c in (
+        _NUMBERS
+    ):  # a stage's empty or all-NaN column must not make the whole column object
         log[c] = pd.to_numeric(log[c], errors="coerce").astype(float)
     for c in ("order_date", "expected_date"):
         log[c] = pd.to_datetime(log[c])
     log["decision_id"] = ""
     for kind, g in log.groupby("decision_type"):
-        log.loc[g.index, "decision_id"] = decision_ids(kind, plan_date, g["sku_id"], g["source_id"], g["location_id"])
+        log.loc[g.index, "decision_id"] = decision_ids(
+            kind, plan_date, g["sku_id"], g["source_id"], g["location_id"]
+        )
     log["plan_date"] = pd.Timestamp(plan_date)
     log["explanation_source"] = "template"
     log["model_version"] = model_version
     log["policy_version"] = policy_version
     log["inputs_fingerprint"] = inputs_fingerprint
     log["revision"] = revision_of(log)
-    return log[["decision_id", "plan_date", "revision", *PAYLOAD_COLUMNS]].sort_values("decision_id", ignore_index=True)
+    return log[["decision_id", "plan_date", "revision", *PAYLOAD_COLUMNS]].sort_values(
+        "decision_id", ignore_index=True
+    )
 
 
 def revision_of(log: pd.DataFrame) -> pd.Series:
@@ -181,26 +395,41 @@ def revision_of(log: pd.DataFrame) -> pd.Series:
         key = key + "|" + log[c].astype(float).round(6).astype(str)
     for c in ("order_date", "expected_date"):
         key = key + "|" + pd.to_datetime(log[c]).dt.strftime("%Y-%m-%d").fillna("")
-    for c in ("source_id", "location_id", "binding_constraint", "model_version", "policy_version"):
+    for c in (
+        "source_id",
+        "location_id",
+        "binding_constraint",
+        "model_version",
+        "policy_version",
+    ):
         key = key + "|" + log[c].astype(str)
     return _h(key)
 
 
 # ---- approval routing --------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class TypicalOrders:
     """Past order sizes per (location_id, sku_id): median units and number of orders."""
 
     table: pd.DataFrame  # location_id, sku_id, median_units, orders
-    daily_po_value: float = float("nan")  # median value of the purchase orders placed per day
+    daily_po_value: float = float(
+        "nan"
+    )  # median value of the purchase orders placed per day
 
     @staticmethod
-    def from_orders(orders: pd.DataFrame | None, unit_cost: pd.Series | None = None) -> "TypicalOrders":
+    def from_orders(
+        orders: pd.DataFrame | None, unit_cost: pd.Series | None = None
+    ) -> "TypicalOrders":
         """From past orders (order_id, order_date, source_id, location_id, sku_id, units; one row
         per order). `unit_cost` by sku_id values the purchase orders (those to a DC) per day."""
         if orders is None or not len(orders):
-            return TypicalOrders(pd.DataFrame(columns=["location_id", "sku_id", "median_units", "orders"]))
+            return TypicalOrders(
+                pd.DataFrame(
+                    columns=["location_id", "sku_id", "median_units", "orders"]
+                )
+            )
         g = orders.groupby(["location_id", "sku_id"])["units"]
         t = pd.DataFrame({"median_units": g.median(), "orders": g.size()}).reset_index()
         daily = float("nan")
@@ -208,12 +437,18 @@ class TypicalOrders:
             po = orders[orders["is_purchase_order"].astype(bool)]
             if len(po):
                 val = po["units"] * po["sku_id"].map(unit_cost).fillna(0)
-                daily = float(val.groupby(pd.to_datetime(po["order_date"])).sum().median())
+                daily = float(
+                    val.groupby(pd.to_datetime(po["order_date"])).sum().median()
+                )
         return TypicalOrders(t, daily)
 
 
-def route(proposals: pd.DataFrame, policy: Policy, typical: TypicalOrders | None = None,
-          items_priced: int | None = None) -> pd.DataFrame:
+def route(
+    proposals: pd.DataFrame,
+    policy: Policy,
+    typical: TypicalOrders | None = None,
+    items_priced: int | None = None,
+) -> pd.DataFrame:
     """Add `status` (auto_approved | pending_review) and `review_reason` to the proposals.
 
     A decision waits for review when it passes an impact threshold of the policy's `approval`
@@ -226,7 +461,9 @@ def route(proposals: pd.DataFrame, policy: Policy, typical: TypicalOrders | None
     a, g = policy.approval, policy.guards
     p = proposals.copy()
     if not len(p):
-        return p.assign(status=pd.Series(dtype=object), review_reason=pd.Series(dtype=object))
+        return p.assign(
+            status=pd.Series(dtype=object), review_reason=pd.Series(dtype=object)
+        )
     reasons = pd.DataFrame(index=p.index)
     is_order = p["decision_type"].isin(["purchase_order", "store_replenishment"])
     is_po = p["decision_type"] == "purchase_order"
@@ -238,71 +475,145 @@ def route(proposals: pd.DataFrame, policy: Policy, typical: TypicalOrders | None
         mask = pd.Series(np.asarray(mask, bool), index=p.index)
         col = pd.Series("", index=p.index, dtype=object)
         if mask.any():
-            col[mask] = np.asarray(text if np.ndim(text) == 0 else pd.Series(text, index=p.index)[mask], dtype=object)
+            col[mask] = np.asarray(
+                text if np.ndim(text) == 0 else pd.Series(text, index=p.index)[mask],
+                dtype=object,
+            )
         reasons[len(reasons.columns)] = col
 
-    reason(is_order & (p["value"] > a.max_order_value),
-           "order value " + p["value"].round(2).astype(str) + f" > {a.max_order_value:g}")
-    reason(is_tr & (p["value"] > a.max_order_value),
-           "transfer cost " + p["value"].round(2).astype(str) + f" > {a.max_order_value:g}")
-    reason(is_tr & (p["units"] > a.max_transfer_units),
-           "transfer units " + p["units"].round(0).astype("Int64").astype(str) + f" > {a.max_transfer_units:g}")
-    reason(is_pc & (pct.abs() > a.max_price_change_pct + 1e-9),
-           "price change " + pct.round(1).astype(str) + f"% beyond ±{a.max_price_change_pct:g}%")
-    low = (~(p["decision_type"] == "forecast") & (p["confidence"] < a.min_confidence)
-           & (p["value"].abs() >= a.min_confidence_value))
-    reason(low, "confidence " + p["confidence"].round(2).astype(str) + f" < {a.min_confidence:g}")
+    reason(
+        is_order & (p["value"] > a.max_order_value),
+        "order value " + p["value"].round(2).astype(str) + f" > {a.max_order_value:g}",
+    )
+    reason(
+        is_tr & (p["value"] > a.max_order_value),
+        "transfer cost "
+        + p["value"].round(2).astype(str)
+        + f" > {a.max_order_value:g}",
+    )
+    reason(
+        is_tr & (p["units"] > a.max_transfer_units),
+        "transfer units "
+        + p["units"].round(0).astype("Int64").astype(str)
+        + f" > {a.max_transfer_units:g}",
+    )
+    reason(
+        is_pc & (pct.abs() > a.max_price_change_pct + 1e-9),
+        "price change "
+        + pct.round(1).astype(str)
+        + f"% beyond ±{a.max_price_change_pct:g}%",
+    )
+    low = (
+        ~(p["decision_type"] == "forecast")
+        & (p["confidence"] < a.min_confidence)
+        & (p["value"].abs() >= a.min_confidence_value)
+    )
+    reason(
+        low,
+        "confidence "
+        + p["confidence"].round(2).astype(str)
+        + f" < {a.min_confidence:g}",
+    )
     if typical is not None and len(typical.table) and is_order.any():
         t = typical.table.set_index(["location_id", "sku_id"])
         key = pd.MultiIndex.from_frame(p[["location_id", "sku_id"]])
         med = pd.Series(t["median_units"].reindex(key).to_numpy(float), index=p.index)
         n = pd.Series(t["orders"].reindex(key).fillna(0).to_numpy(float), index=p.index)
-        anomalous = is_order & (n >= g.anomaly_min_orders) & (p["units"] > g.anomaly_multiple * med)
-        reason(anomalous, "units " + p["units"].round(0).astype("Int64").astype(str) + f" > {g.anomaly_multiple:g} x typical "
-               + med.round(1).astype(str) + " (median of " + n.astype(int).astype(str) + " past orders)")
+        anomalous = (
+            is_order
+            & (n >= g.anomaly_min_orders)
+            & (p["units"] > g.anomaly_multiple * med)
+        )
+        reason(
+            anomalous,
+            "units "
+            + p["units"].round(0).astype("Int64").astype(str)
+            + f" > {g.anomaly_multiple:g} x typical "
+            + med.round(1).astype(str)
+            + " (median of "
+            + n.astype(int).astype(str)
+            + " past orders)",
+        )
     pending = (reasons != "").any(axis=1)
     cap = daily_caps(policy, typical, items_priced)
     if cap["order_value"] is not None:
         auto = p[is_po & ~pending].sort_values(["value", "decision_id"])
         over = auto.index[auto["value"].cumsum() > cap["order_value"] + 1e-9]
-        reason(p.index.isin(over), f"daily purchase-order value cap {cap['order_value']:.2f} ({cap['order_value_source']}) reached")
+        reason(
+            p.index.isin(over),
+            f"daily purchase-order value cap {cap['order_value']:.2f} ({cap['order_value_source']}) reached",
+        )
         pending = (reasons != "").any(axis=1)
     if cap["price_changes"] is not None:
-        auto = p[is_pc & ~pending].sort_values(["value", "decision_id"], ascending=[False, True])
-        over = auto.index[cap["price_changes"]:]
-        reason(p.index.isin(over), f"daily price-change cap {cap['price_changes']} ({cap['price_changes_source']}) reached")
+        auto = p[is_pc & ~pending].sort_values(
+            ["value", "decision_id"], ascending=[False, True]
+        )
+        over = auto.index[cap["price_changes"] :]
+        reason(
+            p.index.isin(over),
+            f"daily price-change cap {cap['price_changes']} ({cap['price_changes_source']}) reached",
+        )
         pending = (reasons != "").any(axis=1)
     p["status"] = np.where(pending, "pending_review", "auto_approved")
-    p["review_reason"] = reasons.apply(lambda r: "; ".join(x for x in r if x), axis=1) if len(reasons.columns) and len(p) \
+    p["review_reason"] = (
+        reasons.apply(lambda r: "; ".join(x for x in r if x), axis=1)
+        if len(reasons.columns) and len(p)
         else ""
+    )
     return p
 
 
-def daily_caps(policy: Policy, typical: TypicalOrders | None = None, items_priced: int | None = None) -> dict:
+def daily_caps(
+    policy: Policy,
+    typical: TypicalOrders | None = None,
+    items_priced: int | None = None,
+) -> dict:
     """The plan's caps on auto-approved purchase-order value and number of price changes: the
     tighter of the absolute cap and the relative one (a multiple of the median daily PO value of
     the past orders; a share of the items priced), None where neither applies."""
     g = policy.guards
     ov, ov_src = [], []
     if g.max_daily_order_value is not None:
-        ov.append(g.max_daily_order_value), ov_src.append("guards.max_daily_order_value")
+        (
+            ov.append(g.max_daily_order_value),
+            ov_src.append("guards.max_daily_order_value"),
+        )
     daily = typical.daily_po_value if typical is not None else float("nan")
-    if g.max_daily_order_value_multiple is not None and np.isfinite(daily) and daily > 0:
+    if (
+        g.max_daily_order_value_multiple is not None
+        and np.isfinite(daily)
+        and daily > 0
+    ):
         ov.append(g.max_daily_order_value_multiple * daily)
-        ov_src.append(f"{g.max_daily_order_value_multiple:g} x median daily PO value {daily:.2f}")
+        ov_src.append(
+            f"{g.max_daily_order_value_multiple:g} x median daily PO value {daily:.2f}"
+        )
     pc, pc_src = [], []
     if g.max_daily_price_changes is not None:
-        pc.append(g.max_daily_price_changes), pc_src.append("guards.max_daily_price_changes")
+        (
+            pc.append(g.max_daily_price_changes),
+            pc_src.append("guards.max_daily_price_changes"),
+        )
     if g.max_daily_price_change_share is not None and items_priced:
         pc.append(int(np.floor(g.max_daily_price_change_share * items_priced)))
-        pc_src.append(f"{g.max_daily_price_change_share:g} of {items_priced} items priced")
+        pc_src.append(
+            f"{g.max_daily_price_change_share:g} of {items_priced} items priced"
+        )
     i, j = (int(np.argmin(ov)) if ov else None), (int(np.argmin(pc)) if pc else None)
-    return {"order_value": ov[i] if ov else None, "order_value_source": ov_src[i] if ov else "",
-            "price_changes": pc[j] if pc else None, "price_changes_source": pc_src[j] if pc else ""}
+    return {
+        "order_value": ov[i] if ov else None,
+        "order_value_source": ov_src[i] if ov else "",
+        "price_changes": pc[j] if pc else None,
+        "price_changes_source": pc_src[j] if pc else "",
+    }
 
 
-def guard_violations(state: pd.DataFrame, policy: Policy, typical: TypicalOrders | None = None,
-                     items_priced: int | None = None) -> pd.DataFrame:
+def guard_violations(
+    state: pd.DataFrame,
+    policy: Policy,
+    typical: TypicalOrders | None = None,
+    items_priced: int | None = None,
+) -> pd.DataFrame:
     """Re-checks the runtime guards on what the plan would auto-approve, independently of `route`:
     one row per broken guard (guard, decision_id, detail). A planner's explicit approval is the
     planner's authority and is not counted against the caps."""
@@ -311,26 +622,56 @@ def guard_violations(state: pd.DataFrame, policy: Policy, typical: TypicalOrders
     cap, g, bad = daily_caps(policy, typical, items_priced), policy.guards, []
     po = a[a["decision_type"] == "purchase_order"]
     if cap["order_value"] is not None and po["value"].sum() > cap["order_value"] + 1e-6:
-        bad.append(("daily_order_value", "", f"auto-approved purchase orders worth {po['value'].sum():.2f} > cap "
-                    f"{cap['order_value']:.2f} ({cap['order_value_source']})"))
+        bad.append(
+            (
+                "daily_order_value",
+                "",
+                f"auto-approved purchase orders worth {po['value'].sum():.2f} > cap "
+                f"{cap['order_value']:.2f} ({cap['order_value_source']})",
+            )
+        )
     pc = a[a["decision_type"] == "price_change"]
     if cap["price_changes"] is not None and len(pc) > cap["price_changes"]:
-        bad.append(("daily_price_changes", "", f"{len(pc)} auto-approved price changes > cap {cap['price_changes']} "
-                    f"({cap['price_changes_source']})"))
+        bad.append(
+            (
+                "daily_price_changes",
+                "",
+                f"{len(pc)} auto-approved price changes > cap {cap['price_changes']} "
+                f"({cap['price_changes_source']})",
+            )
+        )
     o = a[a["decision_type"].isin(["purchase_order", "store_replenishment"])]
     if typical is not None and len(typical.table) and len(o):
         t = typical.table.set_index(["location_id", "sku_id"])
         key = pd.MultiIndex.from_frame(o[["location_id", "sku_id"]])
-        med, n = t["median_units"].reindex(key).to_numpy(float), t["orders"].reindex(key).fillna(0).to_numpy(float)
-        m = (n >= g.anomaly_min_orders) & (o["units"].to_numpy(float) > g.anomaly_multiple * med)
+        med, n = (
+            t["median_units"].reindex(key).to_numpy(float),
+            t["orders"].reindex(key).fillna(0).to_numpy(float),
+        )
+        m = (n >= g.anomaly_min_orders) & (
+            o["units"].to_numpy(float) > g.anomaly_multiple * med
+        )
         for did, u, md in zip(o["decision_id"][m], o["units"][m], med[m]):
-            bad.append(("order_size_anomaly", did, f"units {u:g} > {g.anomaly_multiple:g} x typical {md:g}"))
+            bad.append(
+                (
+                    "order_size_anomaly",
+                    did,
+                    f"units {u:g} > {g.anomaly_multiple:g} x typical {md:g}",
+                )
+            )
     return pd.DataFrame(bad, columns=cols)
 
 
 # ---- events ------------------------------------------------------------------------------------
 
-def _events(base: pd.DataFrame, event: pd.Series | str, key: pd.Series, recorded_at: str, run_id: str) -> pd.DataFrame:
+
+def _events(
+    base: pd.DataFrame,
+    event: pd.Series | str,
+    key: pd.Series,
+    recorded_at: str,
+    run_id: str,
+) -> pd.DataFrame:
     e = base.copy()
     e["event"] = event
     e["seq"] = e["event"].map(_SEQ).astype(int)
@@ -340,20 +681,35 @@ def _events(base: pd.DataFrame, event: pd.Series | str, key: pd.Series, recorded
     return e.reindex(columns=EVENT_COLUMNS)
 
 
-def proposal_events(routed: pd.DataFrame, recorded_at: str, run_id: str = "") -> pd.DataFrame:
+def proposal_events(
+    routed: pd.DataFrame, recorded_at: str, run_id: str = ""
+) -> pd.DataFrame:
     """Two events per decision: `proposed` (with the payload) and its routing."""
     if not len(routed):
         return pd.DataFrame(columns=EVENT_COLUMNS)
-    base = routed.assign(event_date=routed["plan_date"], actor="pipeline", reason="", override_value=np.nan)
+    base = routed.assign(
+        event_date=routed["plan_date"],
+        actor="pipeline",
+        reason="",
+        override_value=np.nan,
+    )
     prop = _events(base, "proposed", base["revision"], recorded_at, run_id)
-    routing = _events(base.assign(reason=routed["review_reason"]), routed["status"], base["revision"], recorded_at, run_id)
+    routing = _events(
+        base.assign(reason=routed["review_reason"]),
+        routed["status"],
+        base["revision"],
+        recorded_at,
+        run_id,
+    )
     for c in PAYLOAD_COLUMNS:  # the payload lives on the proposal only
         routing[c] = np.nan if c in _NUMBERS else None
     routing["decision_type"] = routed["decision_type"].to_numpy()
     return pd.concat([prop, routing], ignore_index=True)
 
 
-def planner_events(planner: pd.DataFrame, file_date: str, recorded_at: str, run_id: str = "") -> pd.DataFrame:
+def planner_events(
+    planner: pd.DataFrame, file_date: str, recorded_at: str, run_id: str = ""
+) -> pd.DataFrame:
     """One event per planner row (decision_id, action, override_units_or_price, reason, planner;
     `row` if given). The event id hashes the row's content and file date, so re-reading the same
     file adds nothing, and a changed answer is a new event."""
@@ -361,35 +717,70 @@ def planner_events(planner: pd.DataFrame, file_date: str, recorded_at: str, run_
         return pd.DataFrame(columns=EVENT_COLUMNS)
     pl = planner.reset_index(drop=True)
     value = pd.to_numeric(pl["override_units_or_price"], errors="coerce")
-    base = pd.DataFrame({
-        "decision_id": pl["decision_id"].astype(str), "plan_date": plan_date_of(pl["decision_id"]),
-        "revision": "", "event_date": pd.Timestamp(file_date), "actor": pl["planner"].fillna("").astype(str),
-        "reason": pl["reason"].fillna("").astype(str), "override_value": value,
-    })
-    key = (file_date + "|" + pl["action"].astype(str) + "|" + value.astype(str) + "|" + base["actor"] + "|" + base["reason"])
+    base = pd.DataFrame(
+        {
+            "decision_id": pl["decision_id"].astype(str),
+            "plan_date": plan_date_of(pl["decision_id"]),
+            "revision": "",
+            "event_date": pd.Timestamp(file_date),
+            "actor": pl["planner"].fillna("").astype(str),
+            "reason": pl["reason"].fillna("").astype(str),
+            "override_value": value,
+        }
+    )
+    key = (
+        file_date
+        + "|"
+        + pl["action"].astype(str)
+        + "|"
+        + value.astype(str)
+        + "|"
+        + base["actor"]
+        + "|"
+        + base["reason"]
+    )
     return _events(base, pl["action"].map(PLANNER_ACTIONS), key, recorded_at, run_id)
 
 
-def export_events(state: pd.DataFrame, manifest_sha256: str, export_date: str, recorded_at: str, run_id: str = "") -> pd.DataFrame:
+def export_events(
+    state: pd.DataFrame,
+    manifest_sha256: str,
+    export_date: str,
+    recorded_at: str,
+    run_id: str = "",
+) -> pd.DataFrame:
     """An `exported` event for every exportable decision of `state` not yet exported with these
     numbers (the key is the revision and the exported units / price, so a re-export of the same
     folder adds nothing)."""
     s = state[state["status"].isin(EXPORTABLE) & (state["decision_type"] != "forecast")]
     if not len(s):
         return pd.DataFrame(columns=EVENT_COLUMNS)
-    base = pd.DataFrame({
-        "decision_id": s["decision_id"], "plan_date": s["plan_date"], "revision": s["revision"],
-        "event_date": pd.Timestamp(export_date), "actor": "erp_outbox", "reason": "outbox manifest " + manifest_sha256[:12],
-        "override_value": np.nan, "decision_type": s["decision_type"],
-    })
-    key = s["revision"] + "|" + s["units"].astype(str) + "|" + s["new_price"].astype(str)
+    base = pd.DataFrame(
+        {
+            "decision_id": s["decision_id"],
+            "plan_date": s["plan_date"],
+            "revision": s["revision"],
+            "event_date": pd.Timestamp(export_date),
+            "actor": "erp_outbox",
+            "reason": "outbox manifest " + manifest_sha256[:12],
+            "override_value": np.nan,
+            "decision_type": s["decision_type"],
+        }
+    )
+    key = (
+        s["revision"] + "|" + s["units"].astype(str) + "|" + s["new_price"].astype(str)
+    )
     return _events(base, "exported", key, recorded_at, run_id)
 
 
 def merge_events(existing: pd.DataFrame | None, new: pd.DataFrame) -> pd.DataFrame:
     """Append-only merge: every existing event is kept as it was (first recording wins), new
     event ids are appended. Deterministic order: recorded_at, seq, decision_id, event_id."""
-    frames = [f.reindex(columns=EVENT_COLUMNS) for f in (existing, new) if f is not None and len(f)]
+    frames = [
+        f.reindex(columns=EVENT_COLUMNS)
+        for f in (existing, new)
+        if f is not None and len(f)
+    ]
     if not frames:
         return pd.DataFrame(columns=EVENT_COLUMNS)
     ev = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
@@ -398,16 +789,38 @@ def merge_events(existing: pd.DataFrame | None, new: pd.DataFrame) -> pd.DataFra
         ev[c] = pd.to_datetime(ev[c])
     for c in _NUMBERS + ["override_value"]:
         ev[c] = pd.to_numeric(ev[c], errors="coerce").astype(float)
-    for c in ["event_id", "decision_id", "revision", "event", "recorded_at", "actor", "reason", "run_id"]:
+    for c in [
+        "event_id",
+        "decision_id",
+        "revision",
+        "event",
+        "recorded_at",
+        "actor",
+        "reason",
+        "run_id",
+    ]:
         ev[c] = ev[c].fillna("").astype(str)
-    for c in ("decision_type", "sku_id", "source_id", "location_id", "binding_constraint", "explanation",
-              "explanation_source", "model_version", "policy_version", "inputs_fingerprint"):
+    for c in (
+        "decision_type",
+        "sku_id",
+        "source_id",
+        "location_id",
+        "binding_constraint",
+        "explanation",
+        "explanation_source",
+        "model_version",
+        "policy_version",
+        "inputs_fingerprint",
+    ):
         ev[c] = ev[c].astype(object).where(ev[c].notna(), None)
     ev["seq"] = ev["seq"].astype(int)
-    return ev.sort_values(["recorded_at", "seq", "decision_id", "event_id"], ignore_index=True)[EVENT_COLUMNS]
+    return ev.sort_values(
+        ["recorded_at", "seq", "decision_id", "event_id"], ignore_index=True
+    )[EVENT_COLUMNS]
 
 
 # ---- the view ------------------------------------------------------------------------------------
+
 
 def replay(events: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(state, not_applied): the current state of every decision (DECISION_COLUMNS), and the
@@ -417,14 +830,27 @@ def replay(events: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     The current revision is the latest proposal; its routing sets the status; the planner answers
     recorded after that proposal apply in order while the decision is not exported; exported
     events of the current revision set `state` to exported."""
-    ev = merge_events(None, events) if len(events) else events.reindex(columns=EVENT_COLUMNS)
+    ev = (
+        merge_events(None, events)
+        if len(events)
+        else events.reindex(columns=EVENT_COLUMNS)
+    )
     ev = ev.reset_index(drop=True)
     ev["order"] = np.arange(len(ev))
-    prop = ev[ev["event"] == "proposed"].drop_duplicates("decision_id", keep="last").set_index("decision_id")
+    prop = (
+        ev[ev["event"] == "proposed"]
+        .drop_duplicates("decision_id", keep="last")
+        .set_index("decision_id")
+    )
     state = prop[["plan_date", "revision", *PAYLOAD_COLUMNS, "order"]].copy()
     route_ev = ev[ev["event"].isin(["auto_approved", "pending_review"])]
-    route_ev = route_ev[route_ev["revision"].to_numpy() == state["revision"].reindex(route_ev["decision_id"]).to_numpy()]
-    route_ev = route_ev.drop_duplicates("decision_id", keep="last").set_index("decision_id")
+    route_ev = route_ev[
+        route_ev["revision"].to_numpy()
+        == state["revision"].reindex(route_ev["decision_id"]).to_numpy()
+    ]
+    route_ev = route_ev.drop_duplicates("decision_id", keep="last").set_index(
+        "decision_id"
+    )
     state["status"] = route_ev["event"].reindex(state.index).fillna("proposed")
     state["review_reason"] = route_ev["reason"].reindex(state.index).fillna("")
     state["state"] = state["status"]
@@ -437,17 +863,33 @@ def replay(events: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     if len(later):
         known = later["decision_id"].isin(state.index)
         for r in later[~known & (later["event"] != "exported")].itertuples():
-            not_applied.append((r.event_date, r.decision_id, r.event, r.actor, "unknown decision id"))
+            not_applied.append(
+                (r.event_date, r.decision_id, r.event, r.actor, "unknown decision id")
+            )
         later = later[known]
-        later = later[later["order"].to_numpy() > state["order"].reindex(later["decision_id"]).to_numpy()]
+        later = later[
+            later["order"].to_numpy()
+            > state["order"].reindex(later["decision_id"]).to_numpy()
+        ]
         touched = later.loc[later["event"] != "exported", "decision_id"].unique()
-        exp = later[(later["event"] == "exported") & ~later["decision_id"].isin(touched)]
-        exp = exp[exp["revision"].to_numpy() == state["revision"].reindex(exp["decision_id"]).to_numpy()]
-        done = state.index.isin(exp["decision_id"]) & state["status"].isin(EXPORTABLE)  # vectorised: no planner answer
+        exp = later[
+            (later["event"] == "exported") & ~later["decision_id"].isin(touched)
+        ]
+        exp = exp[
+            exp["revision"].to_numpy()
+            == state["revision"].reindex(exp["decision_id"]).to_numpy()
+        ]
+        done = state.index.isin(exp["decision_id"]) & state["status"].isin(
+            EXPORTABLE
+        )  # vectorised: no planner answer
         state.loc[done, "state"] = "exported"
-        state.loc[done, "status_history"] = state.loc[done, "status_history"] + ">exported"
+        state.loc[done, "status_history"] = (
+            state.loc[done, "status_history"] + ">exported"
+        )
         later = later[later["decision_id"].isin(touched)]
-        for did, g in later.groupby("decision_id", sort=False):  # only the decisions a planner answered
+        for did, g in later.groupby(
+            "decision_id", sort=False
+        ):  # only the decisions a planner answered
             cur = state.loc[did]
             status, hist, exported = cur["status"], [cur["status"]], False
             units, price = cur["units"], cur["new_price"]
@@ -463,9 +905,15 @@ def replay(events: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
                     why = "already exported: the ERP has this decision"
                 elif cur["decision_type"] == "forecast":
                     why = "a forecast version is governed by the promotion gate, not by planner answers"
-                elif r.event == "overridden" and not (np.isfinite(r.override_value) and r.override_value >= 0):
+                elif r.event == "overridden" and not (
+                    np.isfinite(r.override_value) and r.override_value >= 0
+                ):
                     why = "an override needs a non-negative override_units_or_price"
-                elif r.event == "overridden" and cur["decision_type"] == "price_change" and r.override_value <= 0:
+                elif (
+                    r.event == "overridden"
+                    and cur["decision_type"] == "price_change"
+                    and r.override_value <= 0
+                ):
                     why = "an overridden price must be positive"
                 if why:
                     not_applied.append((r.event_date, did, r.event, r.actor, why))
@@ -478,27 +926,72 @@ def replay(events: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
                         price = round(float(r.override_value), 2)
                     else:
                         units = float(np.floor(r.override_value))
-                upd = {"planner": r.actor, "planner_reason": r.reason, "reviewed_on": r.event_date}
+                upd = {
+                    "planner": r.actor,
+                    "planner_reason": r.reason,
+                    "reviewed_on": r.event_date,
+                }
             state.loc[did, ["status", "units", "new_price"]] = [status, units, price]
             state.loc[did, "state"] = "exported" if exported else status
             state.loc[did, "status_history"] = ">".join(["proposed", *hist])
             for k, v in upd.items():
                 state.loc[did, k] = v
-    na = pd.DataFrame([(d, None, i, ("approve" if e == "approved" else "reject" if e == "rejected" else "override"), a, w)
-                       for d, i, e, a, w in not_applied], columns=NOT_APPLIED_COLUMNS)
+    na = pd.DataFrame(
+        [
+            (
+                d,
+                None,
+                i,
+                (
+                    "approve"
+                    if e == "approved"
+                    else "reject"
+                    if e == "rejected"
+                    else "override"
+                ),
+                a,
+                w,
+            )
+            for d, i, e, a, w in not_applied
+        ],
+        columns=NOT_APPLIED_COLUMNS,
+    )
     state = state.drop(columns="order").reset_index()
     state["reviewed_on"] = pd.to_datetime(state["reviewed_on"])
-    return state.reindex(columns=DECISION_COLUMNS).sort_values("decision_id", ignore_index=True), na
+    return state.reindex(columns=DECISION_COLUMNS).sort_values(
+        "decision_id", ignore_index=True
+    ), na
 
 
-def build_decision_log(orders: pd.DataFrame, transfers: pd.DataFrame, prices: pd.DataFrame, plan_date: str,
-                       policy: Policy, model_version: str, planner: pd.DataFrame | None = None,
-                       typical: TypicalOrders | None = None, inputs_fingerprint: str = "",
-                       forecast: dict | None = None, recorded_at: str = "") -> pd.DataFrame:
+def build_decision_log(
+    orders: pd.DataFrame,
+    transfers: pd.DataFrame,
+    prices: pd.DataFrame,
+    plan_date: str,
+    policy: Policy,
+    model_version: str,
+    planner: pd.DataFrame | None = None,
+    typical: TypicalOrders | None = None,
+    inputs_fingerprint: str = "",
+    forecast: dict | None = None,
+    recorded_at: str = "",
+) -> pd.DataFrame:
     """Propose, route and apply a planner file in one batch: the state of the plan's decisions
     (what the asset computes, without the event store)."""
-    routed = route(propose(orders, transfers, prices, plan_date, model_version, policy.tag, inputs_fingerprint,
-                           forecast), policy, typical)
+    routed = route(
+        propose(
+            orders,
+            transfers,
+            prices,
+            plan_date,
+            model_version,
+            policy.tag,
+            inputs_fingerprint,
+            forecast,
+        ),
+        policy,
+        typical,
+    )
     ev = proposal_events(routed, recorded_at)
     if planner is not None and len(planner):
         ev = merge_events(ev, planner_events(planner, plan_date, recorded_at))
@@ -507,18 +1000,31 @@ def build_decision_log(orders: pd.DataFrame, transfers: pd.DataFrame, prices: pd
 
 # ---- governance KPIs ---------------------------------------------------------------------------
 
+
 def override_rates(state: pd.DataFrame) -> pd.DataFrame:
     """Per decision type and overall: decisions, sent for review, reviewed, approved, rejected,
     overridden, still pending, and the override rate = overrides / decisions sent for review."""
     s = state[state["decision_type"] != "forecast"]
     reviewed = s["status_history"].str.contains("pending_review", regex=False)
-    f = pd.DataFrame({"decision_type": s["decision_type"], "decisions": 1, "sent_for_review": reviewed.astype(int),
-                      "approved": (reviewed & (s["status"] == "approved")).astype(int),
-                      "rejected": (reviewed & (s["status"] == "rejected")).astype(int),
-                      "overridden": (reviewed & (s["status"] == "overridden")).astype(int),
-                      "pending": (s["status"] == "pending_review").astype(int)})
+    f = pd.DataFrame(
+        {
+            "decision_type": s["decision_type"],
+            "decisions": 1,
+            "sent_for_review": reviewed.astype(int),
+            "approved": (reviewed & (s["status"] == "approved")).astype(int),
+            "rejected": (reviewed & (s["status"] == "rejected")).astype(int),
+            "overridden": (reviewed & (s["status"] == "overridden")).astype(int),
+            "pending": (s["status"] == "pending_review").astype(int),
+        }
+    )
     t = f.groupby("decision_type").sum()
     t.loc["all"] = t.sum()
-    t["override_rate"] = np.where(t["sent_for_review"] > 0, t["overridden"] / t["sent_for_review"].clip(lower=1), np.nan)
-    t["review_share"] = np.where(t["decisions"] > 0, t["sent_for_review"] / t["decisions"].clip(lower=1), np.nan)
+    t["override_rate"] = np.where(
+        t["sent_for_review"] > 0,
+        t["overridden"] / t["sent_for_review"].clip(lower=1),
+        np.nan,
+    )
+    t["review_share"] = np.where(
+        t["decisions"] > 0, t["sent_for_review"] / t["decisions"].clip(lower=1), np.nan
+    )
     return t.reset_index()

@@ -71,8 +71,9 @@ class LocalStore:
         for dirpath, _, names in os.walk(base):
             for n in names:
                 st = os.stat(os.path.join(dirpath, n))
-                out[os.path.relpath(os.path.join(dirpath, n), base).replace(os.sep, "/")] = (
-                    st.st_size, str(st.st_mtime_ns), st.st_mtime)
+                out[
+                    os.path.relpath(os.path.join(dirpath, n), base).replace(os.sep, "/")
+                ] = (st.st_size, str(st.st_mtime_ns), st.st_mtime)
         return out
 
 
@@ -91,22 +92,37 @@ class S3Store:
 
     def read_bytes(self, rel: str) -> bytes | None:
         try:
-            return self.client.get_object(Bucket=self.bucket, Key=self._key(rel))["Body"].read()
+            return self.client.get_object(Bucket=self.bucket, Key=self._key(rel))[
+                "Body"
+            ].read()
         except self.client.exceptions.NoSuchKey:
             return None
 
     def list_dirs(self, rel: str) -> list[str]:
         prefix = self._key(rel).rstrip("/") + "/"
         out: list[str] = []
-        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix, Delimiter="/"):
-            out += [cp["Prefix"][len(prefix):].rstrip("/") for cp in page.get("CommonPrefixes", [])]
+        for page in self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix, Delimiter="/"
+        ):
+            out += [
+                cp["Prefix"][len(prefix) :].rstrip("/")
+                for cp in page.get("CommonPrefixes", [])
+            ]
         return sorted(out)
 
     def list_files(self, rel: str) -> dict[str, tuple[int, str, float]]:
         prefix, out = self._key(rel).rstrip("/") + "/", {}
-        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
-            for o in page.get("Contents", []):  # S3 objects appear whole: no upload is seen half-written
-                out[o["Key"][len(prefix):]] = (o["Size"], o["ETag"].strip('"'), o["LastModified"].timestamp())
+        for page in self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix
+        ):
+            for o in page.get(
+                "Contents", []
+            ):  # S3 objects appear whole: no upload is seen half-written
+                out[o["Key"][len(prefix) :]] = (
+                    o["Size"],
+                    o["ETag"].strip('"'),
+                    o["LastModified"].timestamp(),
+                )
         return out
 
 
@@ -114,7 +130,9 @@ def open_store(uri: str, s3_client: object | None = None) -> LandingStore:
     """A store for a folder path or an `s3://bucket/prefix` URI."""
     if uri.startswith("s3://"):
         if s3_client is None:
-            raise ValueError(f"{uri} is on S3: pass an S3 client (dagster-aws S3Resource)")
+            raise ValueError(
+                f"{uri} is on S3: pass an S3 client (dagster-aws S3Resource)"
+            )
         u = urlparse(uri)
         return S3Store(s3_client, u.netloc, u.path.lstrip("/"))
     return LocalStore(Path(uri))
@@ -143,7 +161,12 @@ def _parse_csv(data: bytes, path: str) -> tuple[pd.DataFrame, list[tuple[int, st
     bad: list[tuple[int, str]] = []
 
     def on_invalid(row):  # pyarrow: a row with the wrong number of fields
-        bad.append((row.number, f"expected {row.expected_columns} fields, got {row.actual_columns}: {row.text!r}"))
+        bad.append(
+            (
+                row.number,
+                f"expected {row.expected_columns} fields, got {row.actual_columns}: {row.text!r}",
+            )
+        )
         return "skip"
 
     try:
@@ -152,7 +175,9 @@ def _parse_csv(data: bytes, path: str) -> tuple[pd.DataFrame, list[tuple[int, st
             read_options=pacsv.ReadOptions(use_threads=False),
             parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
             convert_options=pacsv.ConvertOptions(
-                column_types={n: pyarrow.string() for n in names}, strings_can_be_null=True, null_values=[""],
+                column_types={n: pyarrow.string() for n in names},
+                strings_can_be_null=True,
+                null_values=[""],
             ),
         )
     except (pyarrow.ArrowInvalid, UnicodeDecodeError) as e:
@@ -165,7 +190,9 @@ def _parse_csv(data: bytes, path: str) -> tuple[pd.DataFrame, list[tuple[int, st
     return df, [(n - 1 if n is not None else None, reason) for n, reason in bad]
 
 
-def read_landing_file(store: LandingStore, f: LandingFile, date: str | None = None) -> RawFile | None:
+def read_landing_file(
+    store: LandingStore, f: LandingFile, date: str | None = None
+) -> RawFile | None:
     """Read one landing file as strings. None when an optional file is absent."""
     for ext in ("csv", "parquet"):
         rel = relative_path(f, date, ext)
@@ -179,15 +206,25 @@ def read_landing_file(store: LandingStore, f: LandingFile, date: str | None = No
             try:
                 frame = pq.read_table(io.BytesIO(data)).to_pandas()
             except Exception as e:  # noqa: BLE001 - any reader error means the file is unusable
-                raise LandingContractError(f"{path}: cannot be read as Parquet ({e})") from e
+                raise LandingContractError(
+                    f"{path}: cannot be read as Parquet ({e})"
+                ) from e
             frame = frame.astype("string").astype(object).where(frame.notna(), None)
             frame["_row"] = np.arange(1, len(frame) + 1)
             bad = []
         missing = [c for c in f.required_columns if c not in frame.columns]
         if missing:
-            raise LandingContractError(f"{path}: missing required column(s) {missing}; the file has {list(frame.columns[:-1])}")
+            raise LandingContractError(
+                f"{path}: missing required column(s) {missing}; the file has {list(frame.columns[:-1])}"
+            )
         bad_rows = pd.DataFrame(
-            {"file": path, "row": [r for r, _ in bad], "column": None, "reason": [m for _, m in bad], "record": None},
+            {
+                "file": path,
+                "row": [r for r, _ in bad],
+                "column": None,
+                "reason": [m for _, m in bad],
+                "record": None,
+            },
             columns=QUARANTINE_COLUMNS[:-1],
         )
         frame["_file"] = path
@@ -197,14 +234,20 @@ def read_landing_file(store: LandingStore, f: LandingFile, date: str | None = No
         return RawFile(path=path, frame=frame, bad_rows=bad_rows)
     if f.required:
         where = relative_path(f, date, "csv")
-        raise LandingContractError(f"{store.uri.rstrip('/')}/{where}: required landing file is missing (.csv or .parquet)")
+        raise LandingContractError(
+            f"{store.uri.rstrip('/')}/{where}: required landing file is missing (.csv or .parquet)"
+        )
     return None
 
 
 def _reasons_from_failures(fc: pd.DataFrame) -> pd.DataFrame:
     fc = fc[fc["index"].notna()].copy()
-    fc["reason"] = fc["check"].astype(str) + " failed for value " + fc["failure_case"].astype(str)
-    fc.loc[fc["check"].astype(str).str.contains("uniqueness|unique", regex=True), "reason"] = "duplicate key"
+    fc["reason"] = (
+        fc["check"].astype(str) + " failed for value " + fc["failure_case"].astype(str)
+    )
+    fc.loc[
+        fc["check"].astype(str).str.contains("uniqueness|unique", regex=True), "reason"
+    ] = "duplicate key"
     fc["column"] = fc["column"].astype(str)
     return fc[["index", "column", "reason"]]
 
@@ -228,17 +271,34 @@ def validate_frame(
             continue
         unknown = df[col].notna() & ~df[col].isin(references[ref])
         if unknown.any():
-            problems.append(pd.DataFrame({
-                "index": df.index[unknown], "column": col,
-                "reason": [f"unknown {ref[1]} {v!r} (not in {ref[0]})" for v in df.loc[unknown, col]],
-            }))
+            problems.append(
+                pd.DataFrame(
+                    {
+                        "index": df.index[unknown],
+                        "column": col,
+                        "reason": [
+                            f"unknown {ref[1]} {v!r} (not in {ref[0]})"
+                            for v in df.loc[unknown, col]
+                        ],
+                    }
+                )
+            )
     if f.key:
         # a daily file's key holds within its day (open orders repeat in every day's snapshot)
-        subset = list(f.key) + (["landing_date"] if "landing_date" in df.columns else [])
+        subset = list(f.key) + (
+            ["landing_date"] if "landing_date" in df.columns else []
+        )
         dup = df.duplicated(subset=subset, keep="first")
         if dup.any():
-            problems.append(pd.DataFrame({"index": df.index[dup], "column": ",".join(f.key),
-                                          "reason": f"duplicate key {list(f.key)} (first occurrence kept)"}))
+            problems.append(
+                pd.DataFrame(
+                    {
+                        "index": df.index[dup],
+                        "column": ",".join(f.key),
+                        "reason": f"duplicate key {list(f.key)} (first occurrence kept)",
+                    }
+                )
+            )
     schema = f.model.to_schema()
     remaining = df.drop(index=pd.concat(problems)["index"].unique()) if problems else df
     valid = None
@@ -249,7 +309,9 @@ def validate_frame(
         except pa.errors.SchemaErrors as e:
             found = _reasons_from_failures(e.failure_cases)
             if found.empty:  # a failure that is not row-level: the file cannot be used
-                raise LandingContractError(f"{raw.path}: {e.failure_cases.to_dict('records')}") from e
+                raise LandingContractError(
+                    f"{raw.path}: {e.failure_cases.to_dict('records')}"
+                ) from e
             problems.append(found)
             remaining = remaining.drop(index=found["index"].astype(int).unique())
     if valid is None:
@@ -260,26 +322,51 @@ def validate_frame(
     if problems:
         p = pd.concat(problems, ignore_index=True)
         p["index"] = p["index"].astype(int)
-        p = p.groupby("index", sort=True).agg(column=("column", lambda s: ",".join(dict.fromkeys(s))),
-                                              reason=("reason", lambda s: "; ".join(dict.fromkeys(s))))
+        p = p.groupby("index", sort=True).agg(
+            column=("column", lambda s: ",".join(dict.fromkeys(s))),
+            reason=("reason", lambda s: "; ".join(dict.fromkeys(s))),
+        )
         rows = df.loc[p.index]
-        data_cols = [c for c in rows.columns if c not in meta_cols and c != "landing_date"]
+        data_cols = [
+            c for c in rows.columns if c not in meta_cols and c != "landing_date"
+        ]
         records = rows[data_cols].astype(object).where(rows[data_cols].notna(), None)
-        quarantine = pd.concat([quarantine, pd.DataFrame({
-            "file": rows["_file"].to_numpy(), "row": rows["_row"].to_numpy(), "column": p["column"].to_numpy(),
-            "partition_date": rows["landing_date"].to_numpy() if "landing_date" in rows else None,
-            "reason": p["reason"].to_numpy(),
-            "record": [json.dumps(r, sort_keys=True) for r in records.to_dict("records")],
-        })], ignore_index=True)
+        quarantine = pd.concat(
+            [
+                quarantine,
+                pd.DataFrame(
+                    {
+                        "file": rows["_file"].to_numpy(),
+                        "row": rows["_row"].to_numpy(),
+                        "column": p["column"].to_numpy(),
+                        "partition_date": rows["landing_date"].to_numpy()
+                        if "landing_date" in rows
+                        else None,
+                        "reason": p["reason"].to_numpy(),
+                        "record": [
+                            json.dumps(r, sort_keys=True)
+                            for r in records.to_dict("records")
+                        ],
+                    }
+                ),
+            ],
+            ignore_index=True,
+        )
     quarantine["row"] = quarantine["row"].astype("Int64")
-    quarantine = quarantine.reindex(columns=QUARANTINE_COLUMNS).astype({"file": str, "reason": str})
-    return valid.reset_index(drop=True), quarantine.sort_values(["file", "row"], ignore_index=True)
+    quarantine = quarantine.reindex(columns=QUARANTINE_COLUMNS).astype(
+        {"file": str, "reason": str}
+    )
+    return valid.reset_index(drop=True), quarantine.sort_values(
+        ["file", "row"], ignore_index=True
+    )
 
 
 def empty_frame(f: LandingFile) -> pd.DataFrame:
     """A zero-row frame with the contract's columns and types (for an absent optional file)."""
     cols = list(f.model.to_schema().columns) + (["landing_date"] if f.daily else [])
-    return f.model.to_schema().validate(pd.DataFrame({c: pd.Series(dtype=object) for c in cols}))
+    return f.model.to_schema().validate(
+        pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
+    )
 
 
 @dataclass
@@ -318,10 +405,16 @@ def ingest(
         else:
             raws.append(raw)
     if errors:
-        shown = "\n  ".join(errors[:20]) + (f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else "")
-        raise LandingContractError(f"{f.name}: {len(errors)} landing file(s) cannot be used:\n  {shown}")
+        shown = "\n  ".join(errors[:20]) + (
+            f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else ""
+        )
+        raise LandingContractError(
+            f"{f.name}: {len(errors)} landing file(s) cannot be used:\n  {shown}"
+        )
     if not raws:
-        return IngestResult(empty_frame(f), pd.DataFrame(columns=QUARANTINE_COLUMNS), [], missing)
+        return IngestResult(
+            empty_frame(f), pd.DataFrame(columns=QUARANTINE_COLUMNS), [], missing
+        )
     combined = RawFile(
         path=raws[0].path if len(raws) == 1 else f"{len(raws)} files",
         frame=pd.concat([r.frame for r in raws], ignore_index=True),

@@ -23,8 +23,21 @@ import numpy as np
 import pandas as pd
 
 KEY = ["location_id", "sku_id"]
-LEDGER_COLUMNS = ["date", "location_id", "sku_id", "opening_on_hand", "received", "sold", "shipped_out",
-                  "expected_on_hand", "on_hand", "discrepancy", "tolerance", "flagged", "explanation"]
+LEDGER_COLUMNS = [
+    "date",
+    "location_id",
+    "sku_id",
+    "opening_on_hand",
+    "received",
+    "sold",
+    "shipped_out",
+    "expected_on_hand",
+    "on_hand",
+    "discrepancy",
+    "tolerance",
+    "flagged",
+    "explanation",
+]
 
 
 @dataclass(frozen=True)
@@ -37,12 +50,23 @@ class LedgerTolerance:
 def _sum(df: pd.DataFrame | None, col: str, keys=KEY) -> pd.Series:
     if df is None or not len(df):
         return pd.Series(dtype=float, index=pd.MultiIndex.from_tuples([], names=keys))
-    return df.assign(**{c: df[c].astype(str) for c in keys}).groupby(keys)[col].sum().astype(float)
+    return (
+        df.assign(**{c: df[c].astype(str) for c in keys})
+        .groupby(keys)[col]
+        .sum()
+        .astype(float)
+    )
 
 
-def reconcile_ledger(date: str, opening: pd.DataFrame | None, closing: pd.DataFrame, receipts: pd.DataFrame | None,
-                     sales: pd.DataFrame | None, open_orders: pd.DataFrame | None,
-                     tol: LedgerTolerance = LedgerTolerance()) -> pd.DataFrame:
+def reconcile_ledger(
+    date: str,
+    opening: pd.DataFrame | None,
+    closing: pd.DataFrame,
+    receipts: pd.DataFrame | None,
+    sales: pd.DataFrame | None,
+    open_orders: pd.DataFrame | None,
+    tol: LedgerTolerance = LedgerTolerance(),
+) -> pd.DataFrame:
     """One row per location x SKU seen in any of the inputs (LEDGER_COLUMNS), for day `date`.
 
     `opening` is the inventory file of D-1 (None: the first day, which cannot be reconciled and
@@ -52,20 +76,33 @@ def reconcile_ledger(date: str, opening: pd.DataFrame | None, closing: pd.DataFr
         return pd.DataFrame(columns=LEDGER_COLUMNS)
     shipped = None
     if open_orders is not None and len(open_orders):
-        oo = open_orders[pd.to_datetime(open_orders["order_date"]) == pd.Timestamp(date)]
-        shipped = oo.rename(columns={"location_id": "to_location_id", "source_id": "location_id"})
+        oo = open_orders[
+            pd.to_datetime(open_orders["order_date"]) == pd.Timestamp(date)
+        ]
+        shipped = oo.rename(
+            columns={"location_id": "to_location_id", "source_id": "location_id"}
+        )
     parts = {
-        "opening_on_hand": _sum(opening, "on_hand"), "received": _sum(receipts, "units_received"),
-        "sold": _sum(sales, "units_sold"), "shipped_out": _sum(shipped, "units"), "on_hand": _sum(closing, "on_hand"),
+        "opening_on_hand": _sum(opening, "on_hand"),
+        "received": _sum(receipts, "units_received"),
+        "sold": _sum(sales, "units_sold"),
+        "shipped_out": _sum(shipped, "units"),
+        "on_hand": _sum(closing, "on_hand"),
     }
     idx = parts["opening_on_hand"].index
     for s in parts.values():
         idx = idx.union(s.index)
     # an open order's source can be a supplier: only locations of the inventory files are ledgers
-    known = set(opening["location_id"].astype(str)) | set(closing["location_id"].astype(str))
+    known = set(opening["location_id"].astype(str)) | set(
+        closing["location_id"].astype(str)
+    )
     idx = idx[idx.get_level_values(0).isin(known)]
-    led = pd.DataFrame({k: v.reindex(idx).fillna(0.0) for k, v in parts.items()}, index=idx).reset_index()
-    led["expected_on_hand"] = led["opening_on_hand"] + led["received"] - led["sold"] - led["shipped_out"]
+    led = pd.DataFrame(
+        {k: v.reindex(idx).fillna(0.0) for k, v in parts.items()}, index=idx
+    ).reset_index()
+    led["expected_on_hand"] = (
+        led["opening_on_hand"] + led["received"] - led["sold"] - led["shipped_out"]
+    )
     led["discrepancy"] = led["on_hand"] - led["expected_on_hand"]
     led["tolerance"] = tol.abs_units + tol.rel * led["expected_on_hand"].abs()
     led["flagged"] = led["discrepancy"].abs() > led["tolerance"] + 1e-9
@@ -75,12 +112,23 @@ def reconcile_ledger(date: str, opening: pd.DataFrame | None, closing: pd.DataFr
     if not f.any():
         return led[LEDGER_COLUMNS].sort_values(KEY, ignore_index=True)
     led.loc[f, "explanation"] = (
-        "on hand " + led.loc[f, "on_hand"].map("{:g}".format) + " but the ledger says "
-        + led.loc[f, "expected_on_hand"].map("{:g}".format) + " (opening " + led.loc[f, "opening_on_hand"].map("{:g}".format)
-        + " + received " + led.loc[f, "received"].map("{:g}".format) + " - sold " + led.loc[f, "sold"].map("{:g}".format)
-        + " - shipped " + led.loc[f, "shipped_out"].map("{:g}".format) + "): "
-        + np.where(led.loc[f, "discrepancy"] < 0, "missing ", "extra ") + led.loc[f, "discrepancy"].abs().map("{:g}".format)
-        + " units")
+        "on hand "
+        + led.loc[f, "on_hand"].map("{:g}".format)
+        + " but the ledger says "
+        + led.loc[f, "expected_on_hand"].map("{:g}".format)
+        + " (opening "
+        + led.loc[f, "opening_on_hand"].map("{:g}".format)
+        + " + received "
+        + led.loc[f, "received"].map("{:g}".format)
+        + " - sold "
+        + led.loc[f, "sold"].map("{:g}".format)
+        + " - shipped "
+        + led.loc[f, "shipped_out"].map("{:g}".format)
+        + "): "
+        + np.where(led.loc[f, "discrepancy"] < 0, "missing ", "extra ")
+        + led.loc[f, "discrepancy"].abs().map("{:g}".format)
+        + " units"
+    )
     return led[LEDGER_COLUMNS].sort_values(KEY, ignore_index=True)
 
 
@@ -88,7 +136,16 @@ def ledger_summary(led: pd.DataFrame, tol: LedgerTolerance) -> dict:
     n = len(led)
     flagged = int(led["flagged"].sum()) if n else 0
     share = flagged / n if n else 0.0
-    return {"lines": n, "discrepancies": flagged, "discrepancy_share": round(share, 6),
-            "units_missing": float(-led.loc[led["discrepancy"] < 0, "discrepancy"].sum()) if n else 0.0,
-            "units_extra": float(led.loc[led["discrepancy"] > 0, "discrepancy"].sum()) if n else 0.0,
-            "passed": share <= tol.max_share + 1e-12, "max_share": tol.max_share}
+    return {
+        "lines": n,
+        "discrepancies": flagged,
+        "discrepancy_share": round(share, 6),
+        "units_missing": float(-led.loc[led["discrepancy"] < 0, "discrepancy"].sum())
+        if n
+        else 0.0,
+        "units_extra": float(led.loc[led["discrepancy"] > 0, "discrepancy"].sum())
+        if n
+        else 0.0,
+        "passed": share <= tol.max_share + 1e-12,
+        "max_share": tol.max_share,
+    }

@@ -15,10 +15,27 @@ import dagster as dg
 import pandas as pd
 
 from ..contracts.outputs import DecisionLog
-from ..core.decisions import (TypicalOrders, guard_violations, merge_events, override_rates, plan_date_of,
-                              planner_events, proposal_events, propose, replay, route)
+from ..core.decisions import (
+    TypicalOrders,
+    guard_violations,
+    merge_events,
+    override_rates,
+    plan_date_of,
+    planner_events,
+    proposal_events,
+    propose,
+    replay,
+    route,
+)
 from ..core.explain import rephrase_explanations
-from ._common import contract_check, contract_spec, model_key, operational, preview, violations_check
+from ._common import (
+    contract_check,
+    contract_spec,
+    model_key,
+    operational,
+    preview,
+    violations_check,
+)
 from .forecasting import demand_forecast
 from .ingestion import landing_assets
 from .ledger import inventory_reconciliation
@@ -28,12 +45,28 @@ from .rebalancing import rebalancing_transfers
 from .replenishment import replenishment_orders
 from .resources import ExplainerResource, PolicyResource, WarehouseResource
 
-_planner_asset = next(a for a in landing_assets if a.key.path[-1] == "raw_planner_decisions")
+_planner_asset = next(
+    a for a in landing_assets if a.key.path[-1] == "raw_planner_decisions"
+)
 _DAILY_RAW = ["raw_pos_sales", "raw_inventory", "raw_receipts", "raw_open_orders"]
-_MASTER_RAW = ["raw_locations", "raw_products", "raw_suppliers", "raw_lanes", "raw_calendar"]
-_STAGES = ["demand_forecast", "price_recommendations", "replenishment_orders", "replenishment_targets",
-           "rebalancing_transfers", "inventory_reconciliation"]
-REVIEW_WINDOW_DAYS = 7  # the review queue lists pending decisions of the plans of the last 7 days
+_MASTER_RAW = [
+    "raw_locations",
+    "raw_products",
+    "raw_suppliers",
+    "raw_lanes",
+    "raw_calendar",
+]
+_STAGES = [
+    "demand_forecast",
+    "price_recommendations",
+    "replenishment_orders",
+    "replenishment_targets",
+    "rebalancing_transfers",
+    "inventory_reconciliation",
+]
+REVIEW_WINDOW_DAYS = (
+    7  # the review queue lists pending decisions of the plans of the last 7 days
+)
 
 
 def _days(d: str, n: int) -> list[str]:
@@ -43,24 +76,37 @@ def _days(d: str, n: int) -> list[str]:
 def inputs_fingerprint(wh, d: str, history_days: int) -> tuple[str, pd.DataFrame]:
     """Every partition a plan reads (master files, the daily landing files of the history window,
     the stage outputs of the plan) with its content hash."""
-    reads = [(t, None) for t in _MASTER_RAW] + [(t, x) for t in _DAILY_RAW for x in _days(d, history_days)] \
+    reads = (
+        [(t, None) for t in _MASTER_RAW]
+        + [(t, x) for t in _DAILY_RAW for x in _days(d, history_days)]
         + [(t, d) for t in _STAGES]
+    )
     return wh.fingerprint(reads)
 
 
 def typical_orders(wh, d: str, days: int) -> TypicalOrders:
     """Past orders (one row per order id) of the open-order snapshots of the last `days` days."""
-    files = [str(wh.path("raw_open_orders", x)) for x in _days(d, days) if wh.exists("raw_open_orders", x)]
+    files = [
+        str(wh.path("raw_open_orders", x))
+        for x in _days(d, days)
+        if wh.exists("raw_open_orders", x)
+    ]
     if not files:
         return TypicalOrders.from_orders(None)
-    o = wh.query(f"select order_id, any_value(order_date) as order_date, any_value(location_id) as location_id, "
-                 f"any_value(sku_id) as sku_id, max(units) as units from read_parquet({files!r}, union_by_name=true) "
-                 f"group by order_id")
-    o = o[~o["order_id"].astype(str).str.startswith("LAUNCH")]  # a new item's first fill is no typical order
+    o = wh.query(
+        f"select order_id, any_value(order_date) as order_date, any_value(location_id) as location_id, "
+        f"any_value(sku_id) as sku_id, max(units) as units from read_parquet({files!r}, union_by_name=true) "
+        f"group by order_id"
+    )
+    o = o[
+        ~o["order_id"].astype(str).str.startswith("LAUNCH")
+    ]  # a new item's first fill is no typical order
     locs = wh.read_model("select location_id, location_type from marts.dim_locations")
     dcs = set(locs.loc[locs["location_type"] == "dc", "location_id"])
     o["is_purchase_order"] = o["location_id"].isin(dcs)
-    cost = wh.read_model("select sku_id, unit_cost from marts.dim_products").set_index("sku_id")["unit_cost"]
+    cost = wh.read_model("select sku_id, unit_cost from marts.dim_products").set_index(
+        "sku_id"
+    )["unit_cost"]
     return TypicalOrders.from_orders(o, cost)
 
 
@@ -80,65 +126,128 @@ def _planner_rows(wh, d: str) -> list[tuple[str, pd.DataFrame]]:
 @dg.asset(
     partitions_def=daily_partitions,
     group_name="decisions",
-    deps=[replenishment_orders, rebalancing_transfers, price_recommendations, demand_forecast, _planner_asset,
-          inventory_reconciliation, model_key("dim_locations"), model_key("dim_products")],
-    check_specs=[contract_spec("decision_log", DecisionLog),
-                 dg.AssetCheckSpec("runtime_guards", asset="decision_log", blocking=True,
-                                   description="what is auto-approved stays inside the daily caps (purchase-order "
-                                               "value, number of price changes) and no auto-approved order is far "
-                                               "above its item's typical size")],
+    deps=[
+        replenishment_orders,
+        rebalancing_transfers,
+        price_recommendations,
+        demand_forecast,
+        _planner_asset,
+        inventory_reconciliation,
+        model_key("dim_locations"),
+        model_key("dim_products"),
+    ],
+    check_specs=[
+        contract_spec("decision_log", DecisionLog),
+        dg.AssetCheckSpec(
+            "runtime_guards",
+            asset="decision_log",
+            blocking=True,
+            description="what is auto-approved stays inside the daily caps (purchase-order "
+            "value, number of price changes) and no auto-approved order is far "
+            "above its item's typical size",
+        ),
+    ],
     description="Every decision of the plan as the replay of its append-only events: id, status and history, "
-                "versions (MLflow model, policy), inputs fingerprint, binding constraint, expected cost and "
-                "service, confidence, explanation. Planner answers from planner/*/decisions.csv are applied here.",
+    "versions (MLflow model, policy), inputs fingerprint, binding constraint, expected cost and "
+    "service, confidence, explanation. Planner answers from planner/*/decisions.csv are applied here.",
 )
 @operational
-def decision_log(context: dg.AssetExecutionContext, warehouse: WarehouseResource, policy: PolicyResource,
-                 explainer: ExplainerResource):
+def decision_log(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    policy: PolicyResource,
+    explainer: ExplainerResource,
+):
     d = context.partition_key
     wh = warehouse.get()
     pol = policy.load()
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    run = wh.read("forecast_run", d).iloc[0].to_dict() if wh.exists("forecast_run", d) else None
+    run = (
+        wh.read("forecast_run", d).iloc[0].to_dict()
+        if wh.exists("forecast_run", d)
+        else None
+    )
     fc_versions = wh.read("demand_forecast", d)["model_version"].unique()
-    model_version = str(run["model_version"]) if run else (str(fc_versions[0]) if len(fc_versions) else "none")
+    model_version = (
+        str(run["model_version"])
+        if run
+        else (str(fc_versions[0]) if len(fc_versions) else "none")
+    )
     fp, inputs = inputs_fingerprint(wh, d, pol.forecast.history_days)
     wh.write("decision_inputs", inputs, d)
     prices = wh.read("price_recommendations", d)
-    proposals = propose(wh.read("replenishment_orders", d), wh.read("rebalancing_transfers", d), prices, d,
-                        model_version, pol.tag, fp, forecast=run)
+    proposals = propose(
+        wh.read("replenishment_orders", d),
+        wh.read("rebalancing_transfers", d),
+        prices,
+        d,
+        model_version,
+        pol.tag,
+        fp,
+        forecast=run,
+    )
     typical = typical_orders(wh, d, pol.guards.history_days)
     routed = route(proposals, pol, typical, items_priced=len(prices))
     ex = explainer.get(pol.explanations)
     if ex is not None:
         routed = rephrase_explanations(routed, ex, pol.explanations.max_decisions)
-        context.log.info(f"explanations: {routed['explanation_source'].value_counts().to_dict()}")
+        context.log.info(
+            f"explanations: {routed['explanation_source'].value_counts().to_dict()}"
+        )
     new = [proposal_events(routed, now, context.run_id)]
     answers = _planner_rows(wh, d)
     new += [planner_events(p, x, now, context.run_id) for x, p in answers]
-    events = wh.append("decision_events", pd.concat(new, ignore_index=True), d, merge_events)
+    events = wh.append(
+        "decision_events", pd.concat(new, ignore_index=True), d, merge_events
+    )
     state, not_applied = replay(events)
     wh.write("decision_log", state, d)
     wh.write("planner_not_applied", not_applied, d)
     if len(not_applied):
-        context.log.warning(f"{len(not_applied)} planner answer(s) not applied: "
-                            + "; ".join(f"{r.decision_id}: {r.reason}" for r in not_applied.head(5).itertuples()))
+        context.log.warning(
+            f"{len(not_applied)} planner answer(s) not applied: "
+            + "; ".join(
+                f"{r.decision_id}: {r.reason}" for r in not_applied.head(5).itertuples()
+            )
+        )
     guards = guard_violations(state, pol, typical, items_priced=len(prices))
     rates = override_rates(state)
     return dg.MaterializeResult(
-        metadata={"dagster/row_count": len(state), "by_status": state["status"].value_counts().to_dict(),
-                  "by_type": state["decision_type"].value_counts().to_dict(),
-                  "pending_review": int((state["status"] == "pending_review").sum()),
-                  "review_reasons": state.loc[state["review_reason"] != "", "review_reason"].str.split(";").explode()
-                  .str.replace(r"-?\d[\d.]*", "N", regex=True).str.strip().value_counts().head(10).to_dict(),
-                  "planner_files": [x for x, _ in answers], "planner_not_applied": len(not_applied),
-                  "override_rate": dg.MetadataValue.md(rates.round(4).to_markdown(index=False)),
-                  "events_total": len(events), "inputs_fingerprint": fp, "inputs_partitions": len(inputs),
-                  "model_version": model_version, "policy_version": pol.tag,
-                  "mlflow_run_id": str(run["mlflow_run_id"]) if run else "",
-                  "daily_po_value_median": round(typical.daily_po_value, 2) if typical.daily_po_value == typical.daily_po_value else None,
-                  "preview": preview(state.drop(columns=["explanation", "status_history"]))},
-        check_results=[contract_check("output_contract", DecisionLog, state),
-                       violations_check("runtime_guards", guards, "guard", "guard(s) tripped", pol.tag)],
+        metadata={
+            "dagster/row_count": len(state),
+            "by_status": state["status"].value_counts().to_dict(),
+            "by_type": state["decision_type"].value_counts().to_dict(),
+            "pending_review": int((state["status"] == "pending_review").sum()),
+            "review_reasons": state.loc[state["review_reason"] != "", "review_reason"]
+            .str.split(";")
+            .explode()
+            .str.replace(r"-?\d[\d.]*", "N", regex=True)
+            .str.strip()
+            .value_counts()
+            .head(10)
+            .to_dict(),
+            "planner_files": [x for x, _ in answers],
+            "planner_not_applied": len(not_applied),
+            "override_rate": dg.MetadataValue.md(
+                rates.round(4).to_markdown(index=False)
+            ),
+            "events_total": len(events),
+            "inputs_fingerprint": fp,
+            "inputs_partitions": len(inputs),
+            "model_version": model_version,
+            "policy_version": pol.tag,
+            "mlflow_run_id": str(run["mlflow_run_id"]) if run else "",
+            "daily_po_value_median": round(typical.daily_po_value, 2)
+            if typical.daily_po_value == typical.daily_po_value
+            else None,
+            "preview": preview(state.drop(columns=["explanation", "status_history"])),
+        },
+        check_results=[
+            contract_check("output_contract", DecisionLog, state),
+            violations_check(
+                "runtime_guards", guards, "guard", "guard(s) tripped", pol.tag
+            ),
+        ],
     )
 
 
@@ -147,23 +256,49 @@ def decision_log(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     group_name="governance",
     deps=[decision_log],
     description=f"Decisions waiting for a planner, from the plans of the last {REVIEW_WINDOW_DAYS} days, with "
-                "their explanation and why they wait. Answer in planner/YYYY-MM-DD/decisions.csv.",
+    "their explanation and why they wait. Answer in planner/YYYY-MM-DD/decisions.csv.",
 )
 @operational
 def review_queue(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     d = context.partition_key
     wh = warehouse.get()
     days = [x for x in _days(d, REVIEW_WINDOW_DAYS) if wh.exists("decision_events", x)]
-    events = pd.concat([wh.read("decision_events", x) for x in days], ignore_index=True) if days else None
-    state = replay(events)[0] if events is not None else pd.DataFrame(columns=["status"])
-    q = state[state["status"] == "pending_review"].sort_values(["plan_date", "value"], ascending=[True, False])
-    cols = ["decision_id", "plan_date", "decision_type", "sku_id", "source_id", "location_id", "units", "old_price",
-            "new_price", "value", "confidence", "review_reason", "explanation"]
+    events = (
+        pd.concat([wh.read("decision_events", x) for x in days], ignore_index=True)
+        if days
+        else None
+    )
+    state = (
+        replay(events)[0] if events is not None else pd.DataFrame(columns=["status"])
+    )
+    q = state[state["status"] == "pending_review"].sort_values(
+        ["plan_date", "value"], ascending=[True, False]
+    )
+    cols = [
+        "decision_id",
+        "plan_date",
+        "decision_type",
+        "sku_id",
+        "source_id",
+        "location_id",
+        "units",
+        "old_price",
+        "new_price",
+        "value",
+        "confidence",
+        "review_reason",
+        "explanation",
+    ]
     q = q.reindex(columns=cols).reset_index(drop=True)
     wh.write("review_queue", q, d)
-    return dg.MaterializeResult(metadata={
-        "dagster/row_count": len(q), "by_type": q["decision_type"].value_counts().to_dict(),
-        "value_waiting": round(float(q["value"].fillna(0).sum()), 2), "plans": days,
-        "how_to_answer": "planner/YYYY-MM-DD/decisions.csv: decision_id, action (approve|reject|override), "
-                         "override_units_or_price, reason, planner",
-        "queue": preview(q, 25)})
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(q),
+            "by_type": q["decision_type"].value_counts().to_dict(),
+            "value_waiting": round(float(q["value"].fillna(0).sum()), 2),
+            "plans": days,
+            "how_to_answer": "planner/YYYY-MM-DD/decisions.csv: decision_id, action (approve|reject|override), "
+            "override_units_or_price, reason, planner",
+            "queue": preview(q, 25),
+        }
+    )
