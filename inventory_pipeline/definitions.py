@@ -11,7 +11,7 @@ from .config import settings
 os.environ.setdefault("INVENTORY_PIPELINE_WAREHOUSE_DIR", str(settings().warehouse_dir))
 
 from .defs import (dbt, decisions, evaluation, forecasting, ingestion, jobs, ledger, outbox, pricing,  # noqa: E402
-                   rebalancing, replenishment, schedules, sensors)
+                   rebalancing, reconcile, replenishment, schedules, sensors)
 from .defs.resources import default_resources  # noqa: E402
 
 
@@ -28,6 +28,7 @@ def build_definitions(resources: dict | None = None) -> dg.Definitions:
             replenishment.replenishment_orders,
             rebalancing.rebalancing_transfers,
             ledger.inventory_reconciliation,
+            *reconcile.reconcile_assets,
             decisions.decision_log,
             decisions.review_queue,
             outbox.erp_outbox,

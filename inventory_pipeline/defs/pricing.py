@@ -7,11 +7,11 @@ import dagster as dg
 import pandas as pd
 
 from ..contracts.outputs import PriceRecommendations
-from ..core.pricing import (PRICING_HISTORY_DAYS, guardrail_violations, price_book, pricing_config, recommend_prices,
-                            with_lifecycle)
+from ..core.pricing import PRICING_HISTORY_DAYS, guardrail_violations, pricing_config, recommend_prices, with_lifecycle
 from ._common import contract_check, contract_spec, demand_history, model_key, operational, preview, violations_check
 from .forecasting import demand_forecast
 from .partitions import daily_partitions
+from .reconcile import reconciled_price_book
 from .resources import PolicyResource, WarehouseResource
 
 
@@ -36,14 +36,14 @@ def price_recommendations(context: dg.AssetExecutionContext, warehouse: Warehous
     start = (pd.Timestamp(d) - pd.Timedelta(days=PRICING_HISTORY_DAYS)).date().isoformat()
     history = demand_history(wh, d, PRICING_HISTORY_DAYS, "location_id, sku_id, date, units_sold, unit_price, "
                              "price_observed, on_promo, is_stockout")
-    # the prices this pipeline already sent to the ERP (earlier partitions of the decision log)
-    # (all of them: a slow mover's last price may be older than the history window)
-    earlier = [p for p in wh.partitions("decision_log") if p < d]
-    log = wh.query(f"select location_id, sku_id, plan_date, decision_type, status, new_price from {wh.scan('decision_log')} "
-                   "where decision_type = 'price_change' and cast(plan_date as date) < cast($d as date)", d=d) if earlier else None
-    book = price_book(log, d)
-    context.log.info(f"pricing {d}: {len(history):,} history rows since {start}, {len(book):,} prices in the book from "
-                     f"{len(earlier)} earlier decision logs, guardrails {pol.tag}")
+    # the prices this pipeline already sent to the ERP (earlier partitions of the decision log;
+    # all of them: a slow mover's last price may be older than the history window), reconciled
+    # with the regular prices observed on the shelf: where the ERP did not apply an exported change
+    # the book follows the shelf, so a new change's old_price is the shelf's (defs/reconcile.py)
+    reconciled, disagreements, _ = reconciled_price_book(wh, d, history)
+    book = reconciled[["location_id", "sku_id", "price", "effective_date"]]
+    context.log.info(f"pricing {d}: {len(history):,} history rows since {start}, {len(book):,} prices in the book "
+                     f"({len(disagreements)} corrected to the shelf), guardrails {pol.tag}")
     fc = wh.read("demand_forecast", d)
     # discontinue / season-end dates, where the product file has them, drive the markdown rule
     products = with_lifecycle(wh.read_model("select * from marts.dim_products"),
@@ -70,6 +70,7 @@ def price_recommendations(context: dg.AssetExecutionContext, warehouse: Warehous
                   "elasticity_sources": recs.drop_duplicates("sku_id")["elasticity_source"].str.split(":").str[0]
                   .value_counts().to_dict(),
                   "policy_version": pol.tag, "price_book_entries": len(book), "unpriced_items": unpriced,
+                  "price_book_disagreements": len(disagreements),
                   "preview": preview(recs[changed] if changed.any() else recs)},
         check_results=[contract_check("output_contract", PriceRecommendations, recs), guard],
     )
