@@ -8,7 +8,10 @@ import pytest
 from inventory_pipeline.contracts.landing import LANDING_FILES
 from inventory_pipeline.core.ingestion import LandingContractError, LocalStore, ingest
 
-REFS = {("locations", "location_id"): {"S1", "S2", "DC1"}, ("products", "sku_id"): {"A", "B", "C"}}
+REFS = {
+    ("locations", "location_id"): {"S1", "S2", "DC1"},
+    ("products", "sku_id"): {"A", "B", "C"},
+}
 POS_HEADER = "date,location_id,sku_id,units_sold,unit_price,on_promo\n"
 
 
@@ -36,91 +39,156 @@ def test_negative_units_are_quarantined_with_file_row_reason(tmp_path):
     assert r.valid["sku_id"].tolist() == ["A"]
     q = r.quarantine.iloc[0]
     assert q["file"].endswith("daily/2025-01-02/pos_sales.csv")
-    assert q["row"] == 2 and q["column"] == "units_sold" and "greater_than_or_equal_to(0)" in q["reason"]
+    assert (
+        q["row"] == 2
+        and q["column"] == "units_sold"
+        and "greater_than_or_equal_to(0)" in q["reason"]
+    )
     assert json.loads(q["record"])["units_sold"] == "-2"
     assert q["partition_date"] == "2025-01-02"
 
 
 def test_wrong_type_is_quarantined(tmp_path):
-    r = _pos(tmp_path, "2025-01-02,S1,A,three,1.5,0\n2025-01-02,S1,B,1,1.5,0\n2025-13-01,S1,C,1,1.5,0\n")
+    r = _pos(
+        tmp_path,
+        "2025-01-02,S1,A,three,1.5,0\n2025-01-02,S1,B,1,1.5,0\n2025-13-01,S1,C,1,1.5,0\n",
+    )
     assert r.valid["sku_id"].tolist() == ["B"]
     assert r.quarantine["row"].tolist() == [1, 3]
     assert r.quarantine["column"].tolist() == ["units_sold", "date"]
 
 
 def test_unknown_sku_and_location_are_quarantined(tmp_path):
-    r = _pos(tmp_path, "2025-01-02,S1,ZZZ,1,1.5,0\n2025-01-02,S9,A,1,1.5,0\n2025-01-02,S1,A,1,1.5,0\n")
+    r = _pos(
+        tmp_path,
+        "2025-01-02,S1,ZZZ,1,1.5,0\n2025-01-02,S9,A,1,1.5,0\n2025-01-02,S1,A,1,1.5,0\n",
+    )
     assert len(r.valid) == 1
     reasons = r.quarantine.set_index("row")["reason"]
-    assert "unknown sku_id 'ZZZ'" in reasons[1] and "unknown location_id 'S9'" in reasons[2]
+    assert (
+        "unknown sku_id 'ZZZ'" in reasons[1]
+        and "unknown location_id 'S9'" in reasons[2]
+    )
 
 
 def test_duplicate_key_keeps_first(tmp_path):
     r = _pos(tmp_path, "2025-01-02,S1,A,3,1.5,0\n2025-01-02,S1,A,4,1.5,0\n")
     assert r.valid["units_sold"].tolist() == [3]
-    assert r.quarantine["row"].tolist() == [2] and "duplicate key" in r.quarantine["reason"].iloc[0]
+    assert (
+        r.quarantine["row"].tolist() == [2]
+        and "duplicate key" in r.quarantine["reason"].iloc[0]
+    )
 
 
 def test_row_with_wrong_field_count_is_quarantined(tmp_path):
-    r = _pos(tmp_path, "2025-01-02,S1,A,3,1.5,0\n2025-01-02,S1,B,3\n2025-01-02,S1,C,1,1.5,0\n")
+    r = _pos(
+        tmp_path,
+        "2025-01-02,S1,A,3,1.5,0\n2025-01-02,S1,B,3\n2025-01-02,S1,C,1,1.5,0\n",
+    )
     assert r.valid["sku_id"].tolist() == ["A", "C"]
-    assert r.quarantine["row"].tolist() == [2] and "expected 6 fields" in r.quarantine["reason"].iloc[0]
+    assert (
+        r.quarantine["row"].tolist() == [2]
+        and "expected 6 fields" in r.quarantine["reason"].iloc[0]
+    )
 
 
 def test_missing_column_is_a_clear_error_naming_file_and_column(tmp_path):
-    _write(tmp_path, "daily/2025-01-02/pos_sales.csv", "date,location_id,sku_id,unit_price,on_promo\n2025-01-02,S1,A,1.5,0\n")
-    with pytest.raises(LandingContractError, match=r"pos_sales.csv: missing required column\(s\) \['units_sold'\]"):
+    _write(
+        tmp_path,
+        "daily/2025-01-02/pos_sales.csv",
+        "date,location_id,sku_id,unit_price,on_promo\n2025-01-02,S1,A,1.5,0\n",
+    )
+    with pytest.raises(
+        LandingContractError,
+        match=r"pos_sales.csv: missing required column\(s\) \['units_sold'\]",
+    ):
         ingest(LocalStore(tmp_path), LANDING_FILES["pos_sales"], ["2025-01-02"], REFS)
 
 
 def test_missing_required_file_is_a_clear_error(tmp_path):
     (tmp_path / "daily" / "2025-01-02").mkdir(parents=True)
-    with pytest.raises(LandingContractError, match=r"daily/2025-01-02/inventory.csv: required landing file is missing"):
+    with pytest.raises(
+        LandingContractError,
+        match=r"daily/2025-01-02/inventory.csv: required landing file is missing",
+    ):
         ingest(LocalStore(tmp_path), LANDING_FILES["inventory"], ["2025-01-02"], REFS)
 
 
 def test_optional_file_absent_gives_typed_empty_table(tmp_path):
     r = ingest(LocalStore(tmp_path), LANDING_FILES["lanes"], None, REFS)
-    assert r.valid.empty and list(r.valid.columns)[:2] == ["from_location_id", "to_location_id"]
+    assert r.valid.empty and list(r.valid.columns)[:2] == [
+        "from_location_id",
+        "to_location_id",
+    ]
     assert r.files_missing == ["master/lanes.csv"]
 
 
 def test_open_orders_repeat_across_days_are_not_duplicates(tmp_path):
     hdr = "order_id,order_date,source_id,location_id,sku_id,units,expected_date\n"
     for day in ("2025-01-02", "2025-01-03"):
-        _write(tmp_path, f"daily/{day}/open_orders.csv", hdr + "PO1,2025-01-01,SUP1,DC1,A,12,2025-01-05\n")
-    r = ingest(LocalStore(tmp_path), LANDING_FILES["open_orders"], ["2025-01-02", "2025-01-03"], REFS)
+        _write(
+            tmp_path,
+            f"daily/{day}/open_orders.csv",
+            hdr + "PO1,2025-01-01,SUP1,DC1,A,12,2025-01-05\n",
+        )
+    r = ingest(
+        LocalStore(tmp_path),
+        LANDING_FILES["open_orders"],
+        ["2025-01-02", "2025-01-03"],
+        REFS,
+    )
     assert len(r.valid) == 2 and r.quarantine.empty
 
 
 def test_parquet_landing_file_goes_through_the_same_contract(tmp_path):
     p = tmp_path / "daily/2025-01-02/pos_sales.parquet"
     p.parent.mkdir(parents=True)
-    pd.DataFrame({"date": ["2025-01-02", "2025-01-02"], "location_id": ["S1", "S1"], "sku_id": ["A", "B"],
-                  "units_sold": [2, -1], "unit_price": [1.0, 1.0], "on_promo": [0, 0]}).to_parquet(p)
+    pd.DataFrame(
+        {
+            "date": ["2025-01-02", "2025-01-02"],
+            "location_id": ["S1", "S1"],
+            "sku_id": ["A", "B"],
+            "units_sold": [2, -1],
+            "unit_price": [1.0, 1.0],
+            "on_promo": [0, 0],
+        }
+    ).to_parquet(p)
     r = ingest(LocalStore(tmp_path), LANDING_FILES["pos_sales"], ["2025-01-02"], REFS)
     assert r.valid["sku_id"].tolist() == ["A"] and r.quarantine["row"].tolist() == [2]
 
 
 def test_store_without_dc_is_quarantined(tmp_path):
-    _write(tmp_path, "master/locations.csv",
-           "location_id,location_type,region,supplying_dc_id\nDC1,dc,R1,\nS1,store,R1,DC1\nS2,store,R1,\nX,warehouse,R1,\n")
+    _write(
+        tmp_path,
+        "master/locations.csv",
+        "location_id,location_type,region,supplying_dc_id\nDC1,dc,R1,\nS1,store,R1,DC1\nS2,store,R1,\nX,warehouse,R1,\n",
+    )
     r = ingest(LocalStore(tmp_path), LANDING_FILES["locations"])
     assert r.valid["location_id"].tolist() == ["DC1", "S1"]
     assert r.quarantine["row"].tolist() == [3, 4]
 
 
-def test_planner_answers_with_a_bad_id_action_or_missing_override_value_are_quarantined(tmp_path):
+def test_planner_answers_with_a_bad_id_action_or_missing_override_value_are_quarantined(
+    tmp_path,
+):
     ok = "PO-20250101-0123456789ab"
-    _write(tmp_path, "planner/2025-01-02/decisions.csv",
-           "decision_id,action,override_units_or_price,reason,planner\n"
-           f"{ok},approve,,fine,ana\n"
-           "PO-2025-01-01-xyz,approve,,typo,ana\n"
-           f"RP-20250101-aaaaaaaaaaaa,cancel,,not an action,ben\n"
-           f"TR-20250101-bbbbbbbbbbbb,override,,no value,ben\n"
-           f"PC-20250101-cccccccccccc,override,-1,negative,ben\n")
-    r = ingest(LocalStore(tmp_path), LANDING_FILES["planner_decisions"], ["2025-01-02"], {})
+    _write(
+        tmp_path,
+        "planner/2025-01-02/decisions.csv",
+        "decision_id,action,override_units_or_price,reason,planner\n"
+        f"{ok},approve,,fine,ana\n"
+        "PO-2025-01-01-xyz,approve,,typo,ana\n"
+        f"RP-20250101-aaaaaaaaaaaa,cancel,,not an action,ben\n"
+        f"TR-20250101-bbbbbbbbbbbb,override,,no value,ben\n"
+        f"PC-20250101-cccccccccccc,override,-1,negative,ben\n",
+    )
+    r = ingest(
+        LocalStore(tmp_path), LANDING_FILES["planner_decisions"], ["2025-01-02"], {}
+    )
     assert r.valid["decision_id"].tolist() == [ok]
     q = r.quarantine.sort_values("row")
-    assert q["row"].tolist() == [2, 3, 4, 5] and q["file"].str.endswith("planner/2025-01-02/decisions.csv").all()
+    assert (
+        q["row"].tolist() == [2, 3, 4, 5]
+        and q["file"].str.endswith("planner/2025-01-02/decisions.csv").all()
+    )
     assert "override needs override_units_or_price" in " ".join(q["reason"])
