@@ -192,3 +192,175 @@ def test_planner_answers_with_a_bad_id_action_or_missing_override_value_are_quar
         and q["file"].str.endswith("planner/2025-01-02/decisions.csv").all()
     )
     assert "override needs override_units_or_price" in " ".join(q["reason"])
+
+
+# ---- issue #20: files checked as files, master rows held where they are --------------------------
+
+OO_HEADER = "order_id,order_date,source_id,location_id,sku_id,units,expected_date\n"
+PRODUCTS_HEADER = (
+    "sku_id,category,supplier_id,unit_cost,base_price,case_pack,min_order_qty\n"
+)
+
+
+def test_a_row_dated_another_day_than_its_folder_is_quarantined_with_that_reason(
+    tmp_path,
+):
+    r = _pos(
+        tmp_path,
+        "2025-01-02,S1,A,3,1.5,0\n2025-01-01,S1,B,1,1.5,0\n2025-05-15,S2,A,1,1.5,0\n",
+    )
+    assert r.valid["sku_id"].tolist() == ["A"]
+    q = r.quarantine.set_index("row")
+    assert (
+        q.loc[2, "column"] == "date"
+        and "date 2025-01-01 is not the folder's date 2025-01-02" in q.loc[2, "reason"]
+    )
+    assert "date 2025-05-15 is not the folder's date 2025-01-02" in q.loc[3, "reason"]
+
+
+def test_open_orders_expected_before_ordered_or_beyond_the_horizon_are_quarantined(
+    tmp_path,
+):
+    _write(
+        tmp_path,
+        "daily/2025-01-02/open_orders.csv",
+        OO_HEADER
+        + "PO1,2025-01-01,SUP1,DC1,A,12,2025-01-05\n"  # fine
+        + "PO2,2025-01-01,SUP1,DC1,B,12,2024-12-30\n"  # expected before ordered
+        + "PO3,2025-01-01,SUP1,DC1,C,12,2099-01-01\n"  # beyond the horizon
+        + "PO4,2024-12-01,SUP1,DC1,C,12,2024-12-20\n",
+    )  # late (expected in the past) is plausible: kept
+    r = ingest(
+        LocalStore(tmp_path),
+        LANDING_FILES["open_orders"],
+        ["2025-01-02"],
+        REFS,
+        max_expected_days=365,
+    )
+    assert r.valid["order_id"].tolist() == ["PO1", "PO4"]
+    q = r.quarantine.set_index("row")["reason"]
+    assert "expected_date 2024-12-30 before order_date 2025-01-01" in q[2]
+    assert (
+        "expected_date 2099-01-01 more than 365 days after the folder's date 2025-01-02"
+        in q[3]
+    )
+
+
+def test_a_file_cut_mid_value_has_its_last_line_quarantined_as_truncated(tmp_path):
+    _write(
+        tmp_path,
+        "daily/2025-01-02/inventory.csv",
+        "date,location_id,sku_id,on_hand\n2025-01-02,S1,A,7\n2025-01-02,S1,B,10",
+    )  # was ...,100 and a newline
+    r = ingest(LocalStore(tmp_path), LANDING_FILES["inventory"], ["2025-01-02"], REFS)
+    assert r.valid["sku_id"].tolist() == ["A"]
+    q = r.quarantine.iloc[0]
+    assert q["row"] == 2 and q["reason"].startswith("truncated last line")
+    assert json.loads(q["record"]) == {
+        "date": "2025-01-02",
+        "location_id": "S1",
+        "on_hand": "10",
+        "sku_id": "B",
+    }
+    # cut inside the row: the field-count break is reported as truncation too, with what was there
+    _write(
+        tmp_path,
+        "daily/2025-01-03/inventory.csv",
+        "date,location_id,sku_id,on_hand\n2025-01-03,S1,A,7\n2025-01-03,S1",
+    )
+    r = ingest(LocalStore(tmp_path), LANDING_FILES["inventory"], ["2025-01-03"], REFS)
+    q = r.quarantine.iloc[0]
+    assert (
+        q["row"] == 2
+        and q["reason"].startswith("truncated last line")
+        and "expected 4 fields" in q["reason"]
+    )
+    assert json.loads(q["record"])["location_id"] == "S1"
+    # a terminated file (LF or CRLF) loses nothing
+    _write(
+        tmp_path,
+        "daily/2025-01-04/inventory.csv",
+        "date,location_id,sku_id,on_hand\r\n2025-01-04,S1,A,7\r\n",
+    )
+    assert ingest(
+        LocalStore(tmp_path), LANDING_FILES["inventory"], ["2025-01-04"], REFS
+    ).quarantine.empty
+
+
+def test_master_data_errors_are_held_rows_of_products_kept_for_planning(tmp_path):
+    _write(
+        tmp_path,
+        "master/products.csv",
+        PRODUCTS_HEADER
+        + "A,food,SUP1,1.00,2.49,6,12\n"  # fine
+        + "B,food,SUP1,9.99,2.69,6,12\n"  # cost above price
+        + "C,food,SUP1,1.00,2.49,0,0\n"  # case pack 0
+        + "D,food,SUP1,1.00,2.49,6,10\n",
+    )  # MOQ not a case multiple
+    r = ingest(
+        LocalStore(tmp_path),
+        LANDING_FILES["products"],
+        None,
+        {("suppliers", "supplier_id"): {"SUP1"}},
+    )
+    assert r.valid["sku_id"].tolist() == ["A", "B", "C", "D"]  # every SKU stays known
+    assert (
+        r.valid.set_index("sku_id").loc["C", "case_pack"] == 1
+    )  # planned with a case of 1
+    q = r.quarantine.set_index("row")
+    assert (q["disposition"] == "held").all() and q["file"].str.endswith(
+        "master/products.csv"
+    ).all()
+    assert "unit_cost 9.99 above base_price 2.69" in q.loc[2, "reason"]
+    assert "case_pack 0 must be at least 1" in q.loc[3, "reason"]
+    assert "min_order_qty 10 is not a multiple of case_pack 6" in q.loc[4, "reason"]
+    assert r.quarantine_share == 0.0  # held rows are kept: no file is unusable for them
+
+
+def test_negative_lead_times_are_held_rows_of_suppliers_and_lanes(tmp_path):
+    _write(
+        tmp_path,
+        "master/suppliers.csv",
+        "supplier_id,lead_time_days,lead_time_std_days\nSUP1,-3,1\nSUP2,4,1\n",
+    )
+    r = ingest(LocalStore(tmp_path), LANDING_FILES["suppliers"])
+    assert r.valid.set_index("supplier_id")["lead_time_days"].to_dict() == {
+        "SUP1": 0.0,
+        "SUP2": 4.0,
+    }
+    assert (
+        r.quarantine["reason"].iloc[0] == "negative lead_time_days -3 (planned with 0)"
+    )
+    _write(
+        tmp_path,
+        "master/lanes.csv",
+        "from_location_id,to_location_id,lead_time_days,cost_per_unit\nDC1,S1,-1,0.1\n",
+    )
+    r = ingest(LocalStore(tmp_path), LANDING_FILES["lanes"], None, REFS)
+    assert len(r.valid) == 1 and r.quarantine["disposition"].tolist() == ["held"]
+
+
+def test_the_quarantine_share_is_measured_per_file_and_day(tmp_path):
+    body = "".join(f"{{d}},S1,{s},1,1.5,0\n" for s in "ABC")
+    for i, day in enumerate(f"2025-01-{k:02d}" for k in range(2, 12)):
+        rows = body.format(d=day)
+        if i == 3:  # one day's file: 2 of 4 rows bad
+            rows = rows + f"{day},S2,A,-1,1.5,0\n"
+            rows = rows.replace(f"{day},S1,A,1,", f"{day},S1,A,x,")
+        _write(tmp_path, f"daily/{day}/pos_sales.csv", POS_HEADER + rows)
+    days = [f"2025-01-{k:02d}" for k in range(2, 12)]
+    r = ingest(LocalStore(tmp_path), LANDING_FILES["pos_sales"], days, REFS)
+    assert r.quarantine_share == pytest.approx(2 / 31)  # over the range: looks harmless
+    shares = r.file_shares().set_index("partition_date")
+    assert (
+        shares.loc["2025-01-05", "share"] == 0.5
+        and shares.loc["2025-01-05", "rows"] == 4
+    )
+    assert (shares.drop(index="2025-01-05")["share"] == 0).all()
+    over = r.files_over(0.25, min_rows=2)
+    assert over["file"].str.endswith("daily/2025-01-05/pos_sales.csv").tolist() == [
+        True
+    ]
+    assert r.files_over(
+        0.25, min_rows=3
+    ).empty  # two rows are too few to call the file unusable

@@ -6,12 +6,26 @@ columns are allowed (`strict = False`) and kept. A row repeating the `key` of an
 quarantined as a duplicate (the first one is kept).
 Cross-file rules (unknown SKU, unknown location) need the master data and live in
 `core/ingestion.py`; they are declared here in `LANDING_FILES[...].references`.
+
+*Hold rules* (`HOLD_RULES`) are the master-data rules a row can break and still be planned: unit
+cost above base price, a case pack of zero or less, an MOQ that is not a whole number of cases, a
+negative lead time. Such a row is reported in the file's quarantine table (file, row, column,
+reason; `disposition` = "held") but kept in the raw table — with the stated safe substitute where
+the value cannot be computed with (case pack 1, lead time 0) — so the SKU's history stays known and
+its decisions are held for a planner with the reason (core.decisions.route), never dropped.
+
+File rules of the daily files (`core/ingestion.py`, `file_rule_problems`): a row's `date` must be
+its folder's date; an open order's `expected_date` is on or after its `order_date` and at most
+`ingestion.max_expected_days` after the folder's date; an unterminated last line is quarantined as
+truncated.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
+
+import pandas as pd
 
 import pandera.pandas as pa
 from pandera.typing import Series
@@ -45,20 +59,20 @@ class Products(_Base):
     supplier_id: Series[str] = pa.Field(**ID)
     unit_cost: Series[float] = pa.Field(gt=0)
     base_price: Series[float] = pa.Field(gt=0)
-    case_pack: Series[int] = pa.Field(ge=1)
+    case_pack: Series[int]  # >= 1: a hold rule (HOLD_RULES), not a rejection
     min_order_qty: Series[int] = pa.Field(ge=0)
 
 
 class Suppliers(_Base):
     supplier_id: Series[str] = pa.Field(**ID)
-    lead_time_days: Series[float] = pa.Field(ge=0)
+    lead_time_days: Series[float]  # >= 0: a hold rule (HOLD_RULES)
     lead_time_std_days: Series[float] = pa.Field(ge=0)
 
 
 class Lanes(_Base):
     from_location_id: Series[str] = pa.Field(**ID)
     to_location_id: Series[str] = pa.Field(**ID)
-    lead_time_days: Series[float] = pa.Field(ge=0)
+    lead_time_days: Series[float]  # >= 0: a hold rule (HOLD_RULES)
     cost_per_unit: Series[float] = pa.Field(ge=0)
 
 
@@ -135,6 +149,88 @@ class LandingFile:
     def required_columns(self) -> list[str]:
         schema = self.model.to_schema()
         return [c for c, col in schema.columns.items() if col.required]
+
+
+@dataclass(frozen=True)
+class HoldRule:
+    """A master-data rule whose breaking rows are reported and kept, their decisions held.
+
+    `broken(df)` is a boolean mask on the validated (typed) rows, `reason(df)` the text per row,
+    `repair(df)` (optional) the row as planned with a safe substitute for a value nothing can be
+    computed with."""
+
+    column: str
+    broken: Callable[[pd.DataFrame], pd.Series]
+    reason: Callable[[pd.DataFrame], pd.Series]
+    repair: Optional[Callable[[pd.DataFrame], pd.DataFrame]] = None
+
+
+def _g(s: pd.Series) -> pd.Series:
+    return s.map("{:g}".format)
+
+
+HOLD_RULES: dict[str, list[HoldRule]] = {
+    "products": [
+        HoldRule(
+            "unit_cost,base_price",
+            lambda d: d["unit_cost"] > d["base_price"],
+            lambda d: (
+                "unit_cost "
+                + _g(d["unit_cost"])
+                + " above base_price "
+                + _g(d["base_price"])
+                + ": every sale at the base price loses money"
+            ),
+        ),
+        HoldRule(
+            "case_pack",
+            lambda d: d["case_pack"] < 1,
+            lambda d: (
+                "case_pack "
+                + d["case_pack"].astype(str)
+                + " must be at least 1 (planned with 1)"
+            ),
+            lambda d: d.assign(case_pack=1),
+        ),
+        HoldRule(
+            "min_order_qty,case_pack",
+            lambda d: (
+                (d["case_pack"] >= 1)
+                & (d["min_order_qty"] % d["case_pack"].clip(lower=1) != 0)
+            ),
+            lambda d: (
+                "min_order_qty "
+                + d["min_order_qty"].astype(str)
+                + " is not a multiple of case_pack "
+                + d["case_pack"].astype(str)
+            ),
+        ),
+    ],
+    "suppliers": [
+        HoldRule(
+            "lead_time_days",
+            lambda d: d["lead_time_days"] < 0,
+            lambda d: (
+                "negative lead_time_days "
+                + _g(d["lead_time_days"])
+                + " (planned with 0)"
+            ),
+            lambda d: d.assign(lead_time_days=d["lead_time_days"].clip(lower=0)),
+        ),
+    ],
+    "lanes": [
+        HoldRule(
+            "lead_time_days",
+            lambda d: d["lead_time_days"] < 0,
+            lambda d: (
+                "negative lead_time_days "
+                + _g(d["lead_time_days"])
+                + " (planned with 0)"
+            ),
+            lambda d: d.assign(lead_time_days=d["lead_time_days"].clip(lower=0)),
+        ),
+    ],
+}
 
 
 _LOC = ("locations", "location_id")

@@ -9,6 +9,15 @@ File-level problems (a required file or column is missing, the file is not UTF-8
 quantity, a duplicate key, an unknown SKU or location, a row with the wrong number of fields) move
 that row to the quarantine table with file, row and reason; every other row is kept.
 `row` is the 1-based data row in the file (the header is not counted).
+
+Files are checked as files (`file_rule_problems`): a daily row whose `date` is not its folder's
+date is quarantined with that reason, so is an open order expected before it was ordered or more
+than `max_expected_days` after the folder's date, and a CSV whose last line has no newline has
+that line quarantined as "truncated last line" (a file cut mid-value, `...,100` -> `...,10`, parses
+as a plausible row: the only safe reading of an unterminated last line is that it may be cut).
+A master row breaking a hold rule (contracts.landing.HOLD_RULES) is listed with `disposition`
+"held" and kept; every other quarantined row is "rejected". `quarantine_share` and the per file
+and day shares (`IngestResult.file_shares`) count the rejected rows.
 """
 
 from __future__ import annotations
@@ -17,7 +26,8 @@ import csv
 import io
 import json
 import os
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlparse
@@ -29,9 +39,22 @@ import pyarrow as pyarrow
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from ..contracts.landing import LandingFile, file_stem
+from ..contracts.landing import HOLD_RULES, LandingFile, file_stem
 
-QUARANTINE_COLUMNS = ["file", "row", "column", "reason", "record", "partition_date"]
+QUARANTINE_COLUMNS = [
+    "file",
+    "row",
+    "column",
+    "reason",
+    "record",
+    "partition_date",
+    "disposition",
+]
+_BAD_ROW_COLUMNS = ["file", "row", "column", "reason", "record"]
+TRUNCATED = (
+    "truncated last line: no newline at end of file, the row may be cut mid-value"
+)
+DEFAULT_MAX_EXPECTED_DAYS = 365
 
 
 class LandingContractError(ValueError):
@@ -147,10 +170,17 @@ def relative_path(f: LandingFile, date: str | None, ext: str) -> str:
 class RawFile:
     path: str  # full URI of the file read
     frame: pd.DataFrame  # all columns as strings (nulls as <NA>), plus `_row`
-    bad_rows: pd.DataFrame  # quarantine rows from parsing (wrong field count)
+    bad_rows: (
+        pd.DataFrame
+    )  # quarantine rows from parsing (wrong field count, truncated last line)
+    date: str | None = None  # the folder date of a daily file
 
 
-def _parse_csv(data: bytes, path: str) -> tuple[pd.DataFrame, list[tuple[int, str]]]:
+def _parse_csv(
+    data: bytes, path: str
+) -> tuple[pd.DataFrame, list[tuple[int, str, str | None]]]:
+    """(rows as strings with `_row`, bad rows as (row, reason, record JSON)). A row with the wrong
+    number of fields is bad; so is an unterminated last line (TRUNCATED), whatever it parses as."""
     try:
         text_head = data.split(b"\n", 1)[0].decode("utf-8").rstrip("\r")
     except UnicodeDecodeError as e:
@@ -158,13 +188,25 @@ def _parse_csv(data: bytes, path: str) -> tuple[pd.DataFrame, list[tuple[int, st
     if not text_head.strip():
         raise LandingContractError(f"{path}: empty file or missing header row")
     names = next(csv.reader([text_head]))
-    bad: list[tuple[int, str]] = []
+    bad: list[tuple[int | None, str, str | None]] = []
+
+    def record(
+        text: str | None,
+    ) -> str | None:  # the fields a broken row has, by header name
+        if not text:
+            return None
+        try:
+            fields = next(csv.reader([text]))
+        except (csv.Error, StopIteration):
+            return None
+        return json.dumps(dict(zip(names, fields, strict=False)), sort_keys=True)
 
     def on_invalid(row):  # pyarrow: a row with the wrong number of fields
         bad.append(
             (
                 row.number,
                 f"expected {row.expected_columns} fields, got {row.actual_columns}: {row.text!r}",
+                record(row.text),
             )
         )
         return "skip"
@@ -184,10 +226,27 @@ def _parse_csv(data: bytes, path: str) -> tuple[pd.DataFrame, list[tuple[int, st
         raise LandingContractError(f"{path}: cannot be parsed as CSV ({e})") from e
     df = table.to_pandas()
     # pyarrow numbers rows from 1 counting the header: data row = number - 1
-    skipped = sorted(n - 1 for n, _ in bad if n is not None)
+    skipped = sorted(n - 1 for n, _, _ in bad if n is not None)
     kept_rows = np.setdiff1d(np.arange(1, len(df) + len(bad) + 1), skipped)[: len(df)]
     df["_row"] = kept_rows
-    return df, [(n - 1 if n is not None else None, reason) for n, reason in bad]
+    out = [(n - 1 if n is not None else None, reason, rec) for n, reason, rec in bad]
+    body = data.split(b"\n", 1)[1] if b"\n" in data else b""
+    if body.strip() and not data.endswith(b"\n"):  # the last data line is unterminated
+        last = len(df) + len(bad)
+        hit = [i for i, (n, _, _) in enumerate(out) if n == last]
+        if hit:
+            n, reason, rec = out[hit[0]]
+            out[hit[0]] = (n, f"{TRUNCATED} ({reason})", rec)
+        elif len(df) and df["_row"].iloc[-1] == last:
+            row = df.iloc[-1]
+            vals = {
+                c: (None if pd.isna(row[c]) else str(row[c]))
+                for c in names
+                if c in df.columns
+            }
+            out.append((last, TRUNCATED, json.dumps(vals, sort_keys=True)))
+            df = df.iloc[:-1]
+    return df, out
 
 
 def read_landing_file(
@@ -220,18 +279,18 @@ def read_landing_file(
         bad_rows = pd.DataFrame(
             {
                 "file": path,
-                "row": [r for r, _ in bad],
+                "row": [r for r, _, _ in bad],
                 "column": None,
-                "reason": [m for _, m in bad],
-                "record": None,
+                "reason": [m for _, m, _ in bad],
+                "record": [x for _, _, x in bad],
             },
-            columns=QUARANTINE_COLUMNS[:-1],
+            columns=_BAD_ROW_COLUMNS,
         )
         frame["_file"] = path
         if f.daily:
             frame["landing_date"] = date
             bad_rows["partition_date"] = date
-        return RawFile(path=path, frame=frame, bad_rows=bad_rows)
+        return RawFile(path=path, frame=frame, bad_rows=bad_rows, date=date)
     if f.required:
         where = relative_path(f, date, "csv")
         raise LandingContractError(
@@ -252,19 +311,83 @@ def _reasons_from_failures(fc: pd.DataFrame) -> pd.DataFrame:
     return fc[["index", "column", "reason"]]
 
 
+def _dates(s: pd.Series) -> pd.Series:
+    return pd.to_datetime(s, errors="coerce", format="ISO8601").dt.normalize()
+
+
+def file_rule_problems(
+    f: LandingFile, df: pd.DataFrame, max_expected_days: int = DEFAULT_MAX_EXPECTED_DAYS
+) -> list[pd.DataFrame]:
+    """The rows of a daily file that break a file rule (index, column, reason), on the raw strings.
+    A value that is not a date is left to the contract's type check."""
+    out: list[pd.DataFrame] = []
+    if "landing_date" not in df.columns or not len(df):
+        return out
+    folder = _dates(df["landing_date"])
+
+    def add(mask, column, reason):
+        mask = mask.fillna(False).to_numpy(bool)
+        if mask.any():
+            out.append(
+                pd.DataFrame(
+                    {
+                        "index": df.index[mask],
+                        "column": column,
+                        "reason": np.asarray(reason)[mask],
+                    }
+                )
+            )
+
+    if "date" in df.columns and "date" in f.model.to_schema().columns:
+        d = _dates(df["date"])
+        add(
+            d.notna() & (d != folder),
+            "date",
+            "date "
+            + d.dt.strftime("%Y-%m-%d").fillna("")
+            + " is not the folder's date "
+            + df["landing_date"].astype(str)
+            + " (a file holds its own day only)",
+        )
+    if {"order_date", "expected_date"} <= set(df.columns):
+        o, e = _dates(df["order_date"]), _dates(df["expected_date"])
+        add(
+            o.notna() & e.notna() & (e < o),
+            "expected_date,order_date",
+            "expected_date "
+            + e.dt.strftime("%Y-%m-%d").fillna("")
+            + " before order_date "
+            + o.dt.strftime("%Y-%m-%d").fillna(""),
+        )
+        add(
+            e.notna() & (e > folder + pd.Timedelta(days=max_expected_days)),
+            "expected_date",
+            "expected_date "
+            + e.dt.strftime("%Y-%m-%d").fillna("")
+            + f" more than {max_expected_days} days after the "
+            "folder's date "
+            + df["landing_date"].astype(str)
+            + " (ingestion.max_expected_days)",
+        )
+    return out
+
+
 def validate_frame(
     f: LandingFile,
     raw: RawFile,
     references: dict[tuple[str, str], set[str]] | None = None,
+    max_expected_days: int = DEFAULT_MAX_EXPECTED_DAYS,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Validate `raw` against its contract. Returns (valid rows, quarantine rows).
 
     Row failures are found in passes: a column whose coercion fails hides its value checks,
-    so the failing rows are removed and the rest validated again until it is clean.
+    so the failing rows are removed and the rest validated again until it is clean. Then the hold
+    rules of the file (HOLD_RULES) list the rows they hold (`disposition` "held"), which stay in
+    the valid rows, repaired where the rule says how.
     """
     df = raw.frame.reset_index(drop=True)
     meta_cols = ["_row", "_file"]
-    problems: list[pd.DataFrame] = []
+    problems: list[pd.DataFrame] = file_rule_problems(f, df, max_expected_days)
     # cross-file references first (on the raw strings): unknown SKU, unknown location, ...
     for col, ref in f.references.items():
         if references is None or ref not in references or col not in df.columns:
@@ -317,10 +440,30 @@ def validate_frame(
     if valid is None:
         raise LandingContractError(f"{raw.path}: validation did not converge")
     valid = valid.copy()
+    held: list[pd.DataFrame] = []
+    for rule in HOLD_RULES.get(f.name, []):
+        if not len(valid):
+            break
+        m = rule.broken(valid).fillna(False).astype(bool)
+        if m.any():
+            held.append(
+                pd.DataFrame(
+                    {
+                        "index": valid.index[m],
+                        "column": rule.column,
+                        "reason": rule.reason(valid[m]).to_numpy(),
+                    }
+                )
+            )
+            if rule.repair is not None:
+                valid.loc[m] = rule.repair(valid.loc[m])
 
     quarantine = raw.bad_rows.copy()
-    if problems:
-        p = pd.concat(problems, ignore_index=True)
+    quarantine["disposition"] = "rejected"
+    for found, disposition in ((problems, "rejected"), (held, "held")):
+        if not found:
+            continue
+        p = pd.concat(found, ignore_index=True)
         p["index"] = p["index"].astype(int)
         p = p.groupby("index", sort=True).agg(
             column=("column", lambda s: ",".join(dict.fromkeys(s))),
@@ -347,6 +490,7 @@ def validate_frame(
                             json.dumps(r, sort_keys=True)
                             for r in records.to_dict("records")
                         ],
+                        "disposition": disposition,
                     }
                 ),
             ],
@@ -354,7 +498,7 @@ def validate_frame(
         )
     quarantine["row"] = quarantine["row"].astype("Int64")
     quarantine = quarantine.reindex(columns=QUARANTINE_COLUMNS).astype(
-        {"file": str, "reason": str}
+        {"file": str, "reason": str, "disposition": str}
     )
     return valid.reset_index(drop=True), quarantine.sort_values(
         ["file", "row"], ignore_index=True
@@ -375,11 +519,53 @@ class IngestResult:
     quarantine: pd.DataFrame
     files_read: list[str]
     files_missing: list[str]
+    rows_by_file: dict[str, int] = field(
+        default_factory=dict
+    )  # data rows per file (header not counted)
+    dates_by_file: dict[str, str | None] = field(
+        default_factory=dict
+    )  # folder date of a daily file
+
+    @property
+    def rejected(self) -> pd.DataFrame:
+        q = self.quarantine
+        return q[q["disposition"] != "held"] if "disposition" in q.columns else q
 
     @property
     def quarantine_share(self) -> float:
-        total = len(self.valid) + len(self.quarantine)
-        return len(self.quarantine) / total if total else 0.0
+        """Rejected rows over all rows of every file read (held rows are kept: they count as valid)."""
+        total = len(self.valid) + len(self.rejected)
+        return len(self.rejected) / total if total else 0.0
+
+    def files_over(self, max_share: float, min_rows: int = 1) -> pd.DataFrame:
+        """The files (file_shares rows) past the policy: share > max_share and >= min_rows rejected."""
+        t = self.file_shares()
+        return t[(t["share"] > max_share + 1e-12) & (t["rejected"] >= min_rows)]
+
+    def file_shares(self) -> pd.DataFrame:
+        """One row per file read: file, partition_date, rows (data rows of the file), rejected, held,
+        share (rejected / rows) — the quarantine share per file and day."""
+        q = self.quarantine
+        rej = self.rejected["file"].value_counts()
+        held = (
+            q.loc[q["disposition"] == "held", "file"].value_counts()
+            if "disposition" in q.columns
+            else rej.iloc[0:0]
+        )
+        files = list(dict.fromkeys([*self.files_read, *rej.index]))
+        t = pd.DataFrame(
+            {
+                "file": files,
+                "partition_date": [self.dates_by_file.get(x) for x in files],
+            }
+        )
+        t["rows"] = t["file"].map(self.rows_by_file).fillna(0).astype(int)
+        t["rejected"] = t["file"].map(rej).fillna(0).astype(int)
+        t["held"] = t["file"].map(held).fillna(0).astype(int)
+        t["share"] = np.where(
+            t["rows"] > 0, t["rejected"] / t["rows"].clip(lower=1), 0.0
+        )
+        return t
 
 
 def ingest(
@@ -387,6 +573,7 @@ def ingest(
     f: LandingFile,
     dates: list[str] | None = None,
     references: dict[tuple[str, str], set[str]] | None = None,
+    max_expected_days: int = DEFAULT_MAX_EXPECTED_DAYS,
 ) -> IngestResult:
     """Read and validate one landing file (for each date of a daily file) in one vectorised pass.
 
@@ -420,5 +607,66 @@ def ingest(
         frame=pd.concat([r.frame for r in raws], ignore_index=True),
         bad_rows=pd.concat([r.bad_rows for r in raws], ignore_index=True),
     )
-    valid, quarantine = validate_frame(f, combined, references)
-    return IngestResult(valid, quarantine, [r.path for r in raws], missing)
+    valid, quarantine = validate_frame(f, combined, references, max_expected_days)
+    return IngestResult(
+        valid,
+        quarantine,
+        [r.path for r in raws],
+        missing,
+        {r.path: len(r.frame) + len(r.bad_rows) for r in raws},
+        {r.path: r.date for r in raws},
+    )
+
+
+def short_path(path: str) -> str:
+    """A landing file's path from its zone folder on (daily/D/x.csv, master/x.csv), for messages."""
+    m = re.search(r"((?:daily|master|planner)/[^/]+(?:/[^/]+)?)$", str(path))
+    return m.group(1) if m else str(path)
+
+
+ITEM_COLUMNS = ["location_id", "sku_id", "file", "row", "reason", "disposition", "note"]
+
+
+def quarantined_items(q: pd.DataFrame | None) -> pd.DataFrame:
+    """The location x SKU items quarantined rows belong to (ITEM_COLUMNS), from their records:
+    location_id or sku_id is None where the row does not name one (then the row concerns every
+    location of the SKU, or every SKU of the location); a row naming neither is left out (it counts
+    in its file's quarantine share only). `note` is "input quarantined: <file>, row <n>"."""
+    if q is None or not len(q):
+        return pd.DataFrame(columns=ITEM_COLUMNS)
+    recs = [json.loads(r) if isinstance(r, str) and r else {} for r in q["record"]]
+    recs = [r if isinstance(r, dict) else {} for r in recs]
+
+    def key(r, *cols):
+        for c in cols:
+            v = r.get(c)
+            if v is not None and str(v).strip():
+                return str(v)
+        return None
+
+    out = pd.DataFrame(
+        {
+            "location_id": [key(r, "location_id") for r in recs],
+            "sku_id": [key(r, "sku_id") for r in recs],
+            "file": q["file"].astype(str).map(short_path).to_numpy(),
+            "row": q["row"].to_numpy(),
+            "reason": q["reason"].astype(str).to_numpy(),
+            "disposition": q["disposition"].to_numpy()
+            if "disposition" in q.columns
+            else "rejected",
+        }
+    )
+    src = [
+        key(r, "source_id") for r in recs
+    ]  # an open order's source ships it: its ledger line too
+    if any(src):
+        extra = out.assign(location_id=src)
+        out = pd.concat([out, extra[extra["location_id"].notna()]], ignore_index=True)
+    out = out[out["location_id"].notna() | out["sku_id"].notna()].reset_index(drop=True)
+    out["note"] = (
+        "input quarantined: "
+        + out["file"]
+        + ", row "
+        + out["row"].astype("Int64").astype(str)
+    )
+    return out[ITEM_COLUMNS]

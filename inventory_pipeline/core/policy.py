@@ -22,7 +22,12 @@ class _Strict(BaseModel):
 
 
 class IngestionPolicy(_Strict):
-    max_quarantine_share: float = Field(0.01, ge=0, le=1)
+    # per file and day: rejected rows / the file's rows; past it (with at least min_quarantined_rows
+    # rejected) the file is unusable and the day's plan stops
+    max_quarantine_share: float = Field(0.25, ge=0, le=1)
+    min_quarantined_rows: int = Field(3, ge=1)
+    # an open order expected more than this many days after its snapshot's date is quarantined
+    max_expected_days: int = Field(365, ge=1)
 
 
 class ForecastPolicy(_Strict):

@@ -2,8 +2,14 @@
 
 Master files are unpartitioned; daily files use the daily partitions and a single-run backfill
 policy, so a backfill of a year is one run that validates every day in one vectorised pass.
-Each asset carries a check that fails when its quarantine share exceeds the policy threshold.
+Each asset carries a check that fails when the quarantine share of one of its files — per file and
+day, rejected rows over the file's rows — exceeds the policy threshold (`ingestion.max_quarantine_share`,
+with at least `ingestion.min_quarantined_rows` rejected); the check lists those files. A master row held by a hold rule is kept (its SKU stays known) and is
+not counted as rejected. A daily file's references accept every SKU of products.csv, a quarantined
+product row's included: its history is a known SKU's with bad master data, not an unknown SKU's.
 """
+
+import json
 
 import dagster as dg
 
@@ -26,7 +32,8 @@ def _metadata(result, files: int) -> dict:
     q = result.quarantine
     meta = {
         "dagster/row_count": len(result.valid),
-        "rows_quarantined": len(q),
+        "rows_quarantined": len(result.rejected),
+        "rows_held": len(q) - len(result.rejected),
         "quarantine_share": round(result.quarantine_share, 6),
         "files_read": files,
         "files_missing": len(result.files_missing),
@@ -47,6 +54,29 @@ def _metadata(result, files: int) -> dict:
             q.head(10).drop(columns=["record"]).to_markdown(index=False)
         )
     return meta
+
+
+def known_keys(wh, table: str, col: str) -> set[str]:
+    """The keys of a master table a daily row may name: its kept rows, and the rows quarantined
+    from it (a known key with bad master data, reported in quarantine_<table>, not an unknown key)."""
+    keys = set(wh.read(f"raw_{table}")[col].astype(str))
+    qt = f"quarantine_{table}"
+    if wh.exists(qt):
+        rec = wh.read(qt)["record"].dropna()
+        keys |= {
+            str(r[col])
+            for r in map(json.loads, rec)
+            if isinstance(r, dict) and r.get(col)
+        }
+    return keys
+
+
+def over_threshold_text(over, threshold: float) -> str:
+    """One line per file over the threshold: which file, how many rows of how many."""
+    return "; ".join(
+        f"{r.file}: {r.rejected} of {r.rows} rows quarantined ({r.share:.2%} > {threshold:.2%})"
+        for r in over.itertuples()
+    )
 
 
 def build_landing_asset(f: LandingFile) -> dg.AssetsDefinition:
@@ -80,12 +110,15 @@ def build_landing_asset(f: LandingFile) -> dg.AssetsDefinition:
         wh = warehouse.get()
         dates = context.partition_keys if f.daily else None
         refs = {}
-        for col, (table, ref_col) in f.references.items():
-            refs[(table, ref_col)] = set(wh.read(f"raw_{table}")[ref_col].astype(str))
+        for table, ref_col in f.references.values():
+            refs[(table, ref_col)] = known_keys(wh, table, ref_col)
+        pol = policy.load()
         context.log.info(
             f"reading {f.name} from {landing.uri} for {len(dates) if dates else 1} partition(s)"
         )
-        result = ingest(landing.store(), f, dates, refs)
+        result = ingest(
+            landing.store(), f, dates, refs, pol.ingestion.max_expected_days
+        )
         if f.daily:
             by_day = (
                 dict(tuple(result.valid.groupby("landing_date", sort=True)))
@@ -108,12 +141,25 @@ def build_landing_asset(f: LandingFile) -> dg.AssetsDefinition:
         else:
             wh.write(key, result.valid)
             wh.write(f"quarantine_{f.name}", result.quarantine)
-        threshold = policy.load().ingestion.max_quarantine_share
+        threshold = pol.ingestion.max_quarantine_share
         meta = _metadata(result, len(result.files_read))
-        passed = result.quarantine_share <= threshold
+        shares = result.file_shares()
+        over = result.files_over(threshold, pol.ingestion.min_quarantined_rows)
+        passed = over.empty
         if len(result.quarantine):
+            worst = (
+                shares.sort_values("share", ascending=False).iloc[0]
+                if len(shares)
+                else None
+            )
             context.log.warning(
-                f"{f.name}: {len(result.quarantine)} row(s) quarantined ({result.quarantine_share:.2%})"
+                f"{f.name}: {len(result.rejected)} row(s) quarantined, "
+                f"{len(result.quarantine) - len(result.rejected)} held"
+                + (
+                    f"; worst file {worst['file']}: {worst['share']:.2%}"
+                    if worst is not None
+                    else ""
+                )
             )
         return dg.MaterializeResult(
             metadata=meta,
@@ -124,11 +170,17 @@ def build_landing_asset(f: LandingFile) -> dg.AssetsDefinition:
                     metadata={
                         "quarantine_share": round(result.quarantine_share, 6),
                         "threshold": threshold,
-                        "rows_quarantined": len(result.quarantine),
+                        "rows_quarantined": len(result.rejected),
+                        "max_file_share": round(float(shares["share"].max()), 6)
+                        if len(shares)
+                        else 0.0,
+                        "files_over_threshold": dg.MetadataValue.md(
+                            over.to_markdown(index=False) if len(over) else "none"
+                        ),
                     },
                     description=None
                     if passed
-                    else f"{result.quarantine_share:.2%} of rows quarantined > {threshold:.2%}",
+                    else over_threshold_text(over, threshold),
                 )
             ],
         )
