@@ -538,6 +538,182 @@ def test_ledger_flags_shrinkage_and_the_check_fails_past_the_share():
     ).empty  # the first day cannot be reconciled
 
 
+def test_ledger_explains_the_lines_of_quarantined_rows_and_does_not_count_them():
+    from inventory_pipeline.core.ingestion import quarantined_items
+
+    opening = _inv([["S1", "A", 10], ["S1", "B", 50], ["S2", "A", 5]])
+    closing = _inv(
+        [["S1", "A", 7], ["S1", "B", 48], ["S2", "A", 5]]
+    )  # S1/A sold 3, S1/B 2 gone
+    sales = pd.DataFrame(
+        {"location_id": ["S1"], "sku_id": ["B"], "units_sold": [2]}
+    )  # S1/A's row was quarantined
+    q = pd.DataFrame(
+        {
+            "file": ["/lz/daily/2025-04-30/pos_sales.csv"],
+            "row": [4],
+            "reason": ["units_sold failed"],
+            "record": [
+                json.dumps({"location_id": "S1", "sku_id": "A", "units_sold": "three"})
+            ],
+            "disposition": ["rejected"],
+        }
+    )
+    tol = LedgerTolerance(abs_units=0, rel=0.0, max_share=0.0)
+    led = reconcile_ledger(
+        D, opening, closing, None, sales, None, tol, quarantined_items(q)
+    )
+    line = led.set_index(["location_id", "sku_id"]).loc[("S1", "A")]
+    assert line["flagged"] and line["explained"]
+    assert line["explanation"].startswith(
+        "explained by input quarantined: daily/2025-04-30/pos_sales.csv, row 4; "
+    )
+    s = ledger_summary(led, tol)
+    assert s["passed"] and s["discrepancies"] == 0 and s["explained"] == 1
+    # without the quarantine the same line counts and the day fails
+    assert not ledger_summary(
+        reconcile_ledger(D, opening, closing, None, sales, None, tol), tol
+    )["passed"]
+
+
+def test_file_usability_is_per_file_and_day(tmp_path):
+    from inventory_pipeline.defs.ledger import file_usability
+
+    wh = Warehouse(tmp_path)
+    for f in ("pos_sales", "inventory", "receipts", "open_orders"):
+        wh.write(f"raw_{f}", pd.DataFrame({"x": range(6)}), D)
+    wh.write(
+        "quarantine_pos_sales",
+        pd.DataFrame(
+            {
+                "file": ["p"] * 3,
+                "row": [1, 2, 3],
+                "reason": "bad",
+                "record": None,
+                "disposition": "rejected",
+            }
+        ),
+        D,
+    )
+    wh.write(
+        "quarantine_inventory",
+        pd.DataFrame(
+            {
+                "file": ["i"],
+                "row": [1],
+                "reason": "bad",
+                "record": None,
+                "disposition": "rejected",
+            }
+        ),
+        D,
+    )
+    u = file_usability(wh, D, 0.25, 3).set_index("file")
+    assert u.loc["pos_sales", "unusable"].startswith(
+        f"daily/{D}/pos_sales: 3 of 9 rows quarantined (33.33% > 25.00%"
+    )
+    assert (
+        u.loc["inventory", "unusable"] == ""
+    )  # 1 of 7: held items, not an unusable file
+    assert (u.drop(index=["pos_sales"])["unusable"] == "").all()
+    (tmp_path / "raw_receipts" / D / "data.parquet").unlink()
+    assert (
+        "no validated rows"
+        in file_usability(wh, D, 0.25, 3).set_index("file").loc["receipts", "unusable"]
+    )
+
+
+def test_quarantined_and_master_held_items_hold_their_decisions_only():
+    from inventory_pipeline.core.decisions import input_holds
+    from inventory_pipeline.core.ingestion import quarantined_items
+
+    q = pd.DataFrame(
+        {
+            "file": ["/lz/daily/2025-04-30/inventory.csv"],
+            "row": [7],
+            "reason": ["on_hand failed"],
+            "record": [
+                json.dumps({"location_id": "S1", "sku_id": "B", "on_hand": "-1"})
+            ],
+            "disposition": ["rejected"],
+        }
+    )
+    master = {
+        "products": pd.DataFrame(
+            {
+                "file": ["/lz/master/products.csv"],
+                "row": [2],
+                "reason": ["case_pack 0 must be at least 1 (planned with 1)"],
+                "record": [json.dumps({"sku_id": "A", "case_pack": "0"})],
+                "disposition": ["held"],
+            }
+        )
+    }
+    p = propose(
+        _orders(values=(60.0, 60.0, 120.0)),
+        _NO_T,
+        _PRICES,
+        D,
+        "m",
+        POLICY.tag,
+        forecast=FORECAST,
+    )
+    base = route(p, POLICY).set_index(["decision_type", "sku_id"])
+    held = route(p, POLICY, holds=input_holds(quarantined_items(q), master)).set_index(
+        ["decision_type", "sku_id"]
+    )
+    assert (base["status"] == "auto_approved").all()
+    rp_b = held.loc[("store_replenishment", "B")]
+    assert rp_b["status"] == "pending_review"
+    assert rp_b["review_reason"].startswith(
+        "input quarantined: daily/2025-04-30/inventory.csv, row 7 (on_hand failed)"
+    )
+    for key in (
+        ("purchase_order", "A"),
+        ("store_replenishment", "A"),
+        ("price_change", "A"),
+    ):
+        assert held.loc[key, "status"] == "pending_review"
+        assert (
+            "master data: master/products.csv, row 2: case_pack 0"
+            in held.loc[key, "review_reason"]
+        )
+    assert held.loc[("forecast", ""), "status"] == "auto_approved"
+    # the held decisions are not exported; everything else is
+    state = replay(proposal_events(held.reset_index(), "2025-04-30T22:00:00"))[0]
+    out = pd.read_csv(
+        pd.io.common.BytesIO(render_outbox(state, D)["purchase_orders.csv"])
+    )
+    assert out.empty
+
+
+def test_a_price_below_cost_waits_unless_it_is_a_clearance_markdown():
+    prices = _PRICES.assign(
+        unit_cost=[2.5, 1.0], change_reason=["margin_raise", "hold"]
+    )  # A: 2.19 < cost 2.5
+    r = route(
+        propose(_orders(values=(60.0, 60.0, 120.0)), _NO_T, prices, D, "m", POLICY.tag),
+        POLICY,
+    )
+    pc = r[r["decision_type"] == "price_change"].iloc[0]
+    assert pc["status"] == "pending_review"
+    assert (
+        "negative expected margin: new price 2.19 below unit cost 2.5 (not a clearance markdown)"
+        in pc["review_reason"]
+    )
+    clear = prices.assign(change_reason=["markdown", "hold"])
+    r = route(
+        propose(_orders(values=(60.0, 60.0, 120.0)), _NO_T, clear, D, "m", POLICY.tag),
+        POLICY,
+    )
+    assert (
+        "negative expected margin"
+        not in r.loc[r["decision_type"] == "price_change", "review_reason"].iloc[0]
+    )
+    # the routing columns never reach the events (the payload is unchanged)
+    assert "unit_cost" not in proposal_events(r, "2025-04-30T22:00:00").columns
+
+
 # ---- policy --------------------------------------------------------------------------------------
 
 

@@ -29,6 +29,7 @@ status history, who reviewed it, the numbers after an override).
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -162,6 +163,10 @@ _NUMBERS = [
     "expected_service",
     "confidence",
 ]
+# columns a proposal may carry for `route` only (not in the payload, not in the events): a price
+# change's unit cost and the pricing stage's change_reason (markdown = a documented clearance)
+ROUTING_COLUMNS = ["unit_cost", "change_reason"]
+HOLD_COLUMNS = ["location_id", "sku_id", "from_location_id", "note"]
 
 
 def _h(s: pd.Series | str, n: int = 12) -> pd.Series | str:
@@ -348,6 +353,12 @@ def propose(
                     else np.nan,
                     "binding_constraint": p["binding_guardrail"],
                     "explanation": p["rationale"],
+                    "unit_cost": p["unit_cost"].astype(float)
+                    if "unit_cost" in p
+                    else np.nan,
+                    "change_reason": p["change_reason"].astype(str)
+                    if "change_reason" in p
+                    else "",
                 }
             )
         )
@@ -381,9 +392,12 @@ def propose(
     log["policy_version"] = policy_version
     log["inputs_fingerprint"] = inputs_fingerprint
     log["revision"] = revision_of(log)
-    return log[["decision_id", "plan_date", "revision", *PAYLOAD_COLUMNS]].sort_values(
-        "decision_id", ignore_index=True
-    )
+    extra = [
+        c for c in ROUTING_COLUMNS if c in log.columns
+    ]  # read by `route`, not part of the payload
+    return log[
+        ["decision_id", "plan_date", "revision", *PAYLOAD_COLUMNS, *extra]
+    ].sort_values("decision_id", ignore_index=True)
 
 
 def revision_of(log: pd.DataFrame) -> pd.Series:
@@ -443,11 +457,157 @@ class TypicalOrders:
         return TypicalOrders(t, daily)
 
 
+def input_holds(
+    day_items: pd.DataFrame | None = None,
+    master: dict[str, pd.DataFrame] | None = None,
+    supplier_of: pd.Series | None = None,
+) -> pd.DataFrame:
+    """The holds (HOLD_COLUMNS) of a plan from its inputs' quarantine.
+
+    `day_items` are the items of the quarantined rows of the plan date's daily files
+    (core.ingestion.quarantined_items): "input quarantined: <file>, row <n> (<reason>)".
+    `master` maps products / suppliers / lanes to their quarantine tables (held and rejected
+    rows): a product row holds its SKU everywhere, a supplier row every SKU it supplies
+    (`supplier_of`: sku_id -> supplier_id), a lane row the moves along it; "master data: <file>,
+    row <n>: <reason>"."""
+    from .ingestion import short_path
+
+    parts = []
+    if day_items is not None and len(day_items):
+        d = day_items
+        parts.append(
+            pd.DataFrame(
+                {
+                    "location_id": d["location_id"],
+                    "sku_id": d["sku_id"],
+                    "from_location_id": None,
+                    "note": d["note"]
+                    + " ("
+                    + d["reason"].str.split("; ").str[0].str.slice(0, 120)
+                    + ")",
+                }
+            )
+        )
+    for table, q in (master or {}).items():
+        if q is None or not len(q):
+            continue
+        recs = [json.loads(r) if isinstance(r, str) and r else {} for r in q["record"]]
+        note = (
+            "master data: "
+            + q["file"].astype(str).map(short_path)
+            + ", row "
+            + q["row"].astype("Int64").astype(str)
+            + ": "
+            + q["reason"].astype(str).str.slice(0, 160)
+        ).tolist()
+        for r, n in zip(recs, note, strict=True):
+            r = r if isinstance(r, dict) else {}
+            if table == "products" and r.get("sku_id"):
+                parts.append(
+                    pd.DataFrame(
+                        {
+                            "location_id": [None],
+                            "sku_id": [str(r["sku_id"])],
+                            "from_location_id": [None],
+                            "note": [n],
+                        }
+                    )
+                )
+            elif (
+                table == "suppliers"
+                and r.get("supplier_id")
+                and supplier_of is not None
+            ):
+                skus = supplier_of.index[
+                    supplier_of.astype(str) == str(r["supplier_id"])
+                ].astype(str)
+                if len(skus):
+                    parts.append(
+                        pd.DataFrame(
+                            {
+                                "location_id": None,
+                                "sku_id": skus,
+                                "from_location_id": None,
+                                "note": n,
+                            }
+                        )
+                    )
+            elif (
+                table == "lanes"
+                and r.get("from_location_id")
+                and r.get("to_location_id")
+            ):
+                parts.append(
+                    pd.DataFrame(
+                        {
+                            "location_id": [str(r["to_location_id"])],
+                            "sku_id": [None],
+                            "from_location_id": [str(r["from_location_id"])],
+                            "note": [n],
+                        }
+                    )
+                )
+    if not parts:
+        return pd.DataFrame(columns=HOLD_COLUMNS)
+    h = pd.concat(parts, ignore_index=True)
+    return h.astype(object).where(h.notna(), None)[HOLD_COLUMNS]
+
+
+def hold_notes(
+    p: pd.DataFrame, holds: pd.DataFrame | None, limit: int = 3
+) -> pd.Series:
+    """Per decision of `p`: the notes of the holds (HOLD_COLUMNS) that concern it, "" if none.
+
+    A hold naming a location and a SKU concerns the decisions of that SKU at that location, as
+    destination or source; a SKU only: every decision of the SKU; a location only: every decision
+    at or from it; `from_location_id` + `location_id` (a lane): the decisions moving along it."""
+    out = pd.Series("", index=p.index, dtype=object)
+    if holds is None or not len(holds) or not len(p):
+        return out
+    h = (
+        holds.reindex(columns=HOLD_COLUMNS)
+        .astype(object)
+        .where(holds.reindex(columns=HOLD_COLUMNS).notna(), None)
+    )
+    sku, loc, src = (
+        p["sku_id"].astype(str),
+        p["location_id"].astype(str),
+        p["source_id"].astype(str),
+    )
+    notes: dict[int, list[str]] = {}
+
+    def add(mask, note):
+        for i in p.index[np.asarray(mask, bool)]:
+            lst = notes.setdefault(i, [])
+            if note not in lst:
+                lst.append(note)
+
+    for r in h.itertuples():
+        if r.from_location_id is not None:
+            m = (src == str(r.from_location_id)) & (loc == str(r.location_id))
+        else:
+            m = pd.Series(
+                r.sku_id is not None or r.location_id is not None, index=p.index
+            )
+            if r.sku_id is not None:
+                m &= sku == str(r.sku_id)
+            if r.location_id is not None:
+                m &= (loc == str(r.location_id)) | (src == str(r.location_id))
+        m &= p["decision_type"] != "forecast"
+        add(m, str(r.note))
+    for i, n in notes.items():
+        out[i] = "; ".join(n[:limit]) + (
+            f" (+{len(n) - limit} more)" if len(n) > limit else ""
+        )
+    return out
+
+
 def route(
     proposals: pd.DataFrame,
     policy: Policy,
     typical: TypicalOrders | None = None,
     items_priced: int | None = None,
+    holds: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Add `status` (auto_approved | pending_review) and `review_reason` to the proposals.
 
@@ -457,7 +617,13 @@ def route(
     item's typical order (median of its past orders, with at least `guards.anomaly_min_orders`
     of them), or when auto-approving it would pass a daily cap of `guards` (purchase-order value:
     the largest orders wait; number of price changes: the smallest expected gains wait). Every
-    reason that applies is listed."""
+    reason that applies is listed.
+
+    Two more reasons always hold, whatever the thresholds: a decision about an item whose input
+    was quarantined or whose master data breaks a rule (`holds`, see `hold_notes`; the note says
+    which file and row), and a price change below unit cost (a negative expected margin) that is
+    not a documented clearance (the pricing stage's change_reason "markdown"). A held decision is
+    never auto-approved, so the outbox never exports it without a planner's answer."""
     a, g = policy.approval, policy.guards
     p = proposals.copy()
     if not len(p):
@@ -514,6 +680,24 @@ def route(
         + p["confidence"].round(2).astype(str)
         + f" < {a.min_confidence:g}",
     )
+    held = hold_notes(p, holds)
+    reason(held != "", held)
+    if "unit_cost" in p:
+        cost = pd.to_numeric(p["unit_cost"], errors="coerce")
+        clearance = (
+            p["change_reason"].astype(str).eq("markdown")
+            if "change_reason" in p
+            else False
+        )
+        loss = is_pc & (p["new_price"] < cost - 1e-9) & ~clearance
+        reason(
+            loss,
+            "negative expected margin: new price "
+            + p["new_price"].round(2).astype(str)
+            + " below unit cost "
+            + cost.round(2).astype(str)
+            + " (not a clearance markdown)",
+        )
     if typical is not None and len(typical.table) and is_order.any():
         t = typical.table.set_index(["location_id", "sku_id"])
         key = pd.MultiIndex.from_frame(p[["location_id", "sku_id"]])
@@ -975,6 +1159,7 @@ def build_decision_log(
     inputs_fingerprint: str = "",
     forecast: dict | None = None,
     recorded_at: str = "",
+    holds: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Propose, route and apply a planner file in one batch: the state of the plan's decisions
     (what the asset computes, without the event store)."""
@@ -991,6 +1176,7 @@ def build_decision_log(
         ),
         policy,
         typical,
+        holds=holds,
     )
     ev = proposal_events(routed, recorded_at)
     if planner is not None and len(planner):

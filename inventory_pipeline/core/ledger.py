@@ -12,7 +12,11 @@ is received). A location x SKU missing from an inventory file holds 0 units.
 
 A line whose |on_hand - expected| exceeds `abs_tolerance + rel_tolerance x expected` is a
 discrepancy (shrinkage, a miscount, a lost file, a receipt booked twice); every one is listed for
-reconciliation. The day passes when discrepancies are at most `max_share` of the lines.
+reconciliation. A discrepancy on a location x SKU that a quarantined input row of the day
+belongs to (its sales, count, receipt or move of D, or its count of D-1, was not read) is
+*explained*: the ledger could not see that row, so the line says which file and row and is not
+counted against the tolerance. The day passes when unexplained discrepancies are at most
+`max_share` of the lines.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ LEDGER_COLUMNS = [
     "discrepancy",
     "tolerance",
     "flagged",
+    "explained",
     "explanation",
 ]
 
@@ -66,12 +71,15 @@ def reconcile_ledger(
     sales: pd.DataFrame | None,
     open_orders: pd.DataFrame | None,
     tol: LedgerTolerance = LedgerTolerance(),
+    quarantined: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per location x SKU seen in any of the inputs (LEDGER_COLUMNS), for day `date`.
 
     `opening` is the inventory file of D-1 (None: the first day, which cannot be reconciled and
     returns an empty table), `closing` the inventory of D, `open_orders` the open-order snapshot
-    of D (rows with order_date == D are the moves that left their source that day)."""
+    of D (rows with order_date == D are the moves that left their source that day).
+    `quarantined` (location_id, sku_id, note; core.ingestion.quarantined_items) are the items of
+    the quarantined rows of those files: their flagged lines are `explained` by the note."""
     if opening is None:
         return pd.DataFrame(columns=LEDGER_COLUMNS)
     shipped = None
@@ -108,9 +116,11 @@ def reconcile_ledger(
     led["flagged"] = led["discrepancy"].abs() > led["tolerance"] + 1e-9
     led["date"] = pd.Timestamp(date)
     f = led["flagged"]
+    led["explained"] = False
     led["explanation"] = ""
     if not f.any():
         return led[LEDGER_COLUMNS].sort_values(KEY, ignore_index=True)
+    notes = quarantine_notes(led, quarantined)
     led.loc[f, "explanation"] = (
         "on hand "
         + led.loc[f, "on_hand"].map("{:g}".format)
@@ -129,16 +139,57 @@ def reconcile_ledger(
         + led.loc[f, "discrepancy"].abs().map("{:g}".format)
         + " units"
     )
+    ex = f & notes.ne("")
+    led["explained"] = ex
+    led.loc[ex, "explanation"] = (
+        "explained by " + notes[ex] + "; " + led.loc[ex, "explanation"]
+    )
     return led[LEDGER_COLUMNS].sort_values(KEY, ignore_index=True)
 
 
+def quarantine_notes(
+    led: pd.DataFrame, quarantined: pd.DataFrame | None, limit: int = 3
+) -> pd.Series:
+    """Per line of `led` (location_id, sku_id): the notes of the quarantined rows of its item ("" if
+    none). A row naming only a SKU (or only a location) concerns every location (SKU) of it."""
+    out = pd.Series("", index=led.index, dtype=object)
+    if quarantined is None or not len(quarantined):
+        return out
+    q = quarantined
+    loc, sku = led["location_id"].astype(str), led["sku_id"].astype(str)
+    found: dict[int, list[str]] = {}
+    for r in q.itertuples():
+        m = pd.Series(True, index=led.index)
+        if r.location_id is not None and r.location_id == r.location_id:
+            m &= loc == str(r.location_id)
+        if r.sku_id is not None and r.sku_id == r.sku_id:
+            m &= sku == str(r.sku_id)
+        for i in led.index[m]:
+            found.setdefault(i, [])
+            if r.note not in found[i]:
+                found[i].append(r.note)
+    for i, n in found.items():
+        out[i] = "; ".join(n[:limit]) + (
+            f" (+{len(n) - limit} more)" if len(n) > limit else ""
+        )
+    return out
+
+
 def ledger_summary(led: pd.DataFrame, tol: LedgerTolerance) -> dict:
+    """Counts of the day's ledger: `discrepancies` are the unexplained flagged lines (what the
+    tolerance judges), `explained` the flagged lines a quarantined input row accounts for."""
     n = len(led)
-    flagged = int(led["flagged"].sum()) if n else 0
+    explained = (
+        led["explained"].astype(bool)
+        if n and "explained" in led
+        else pd.Series(False, index=led.index)
+    )
+    flagged = int((led["flagged"].astype(bool) & ~explained).sum()) if n else 0
     share = flagged / n if n else 0.0
     return {
         "lines": n,
         "discrepancies": flagged,
+        "explained": int((led["flagged"].astype(bool) & explained).sum()) if n else 0,
         "discrepancy_share": round(share, 6),
         "units_missing": float(-led.loc[led["discrepancy"] < 0, "discrepancy"].sum())
         if n

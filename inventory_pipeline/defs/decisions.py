@@ -18,6 +18,7 @@ from ..contracts.outputs import DecisionLog
 from ..core.decisions import (
     TypicalOrders,
     guard_violations,
+    input_holds,
     merge_events,
     override_rates,
     plan_date_of,
@@ -27,6 +28,7 @@ from ..core.decisions import (
     replay,
     route,
 )
+from ..core.ingestion import quarantined_items
 from ..core.explain import rephrase_explanations
 from ._common import (
     contract_check,
@@ -38,7 +40,7 @@ from ._common import (
 )
 from .forecasting import demand_forecast
 from .ingestion import landing_assets
-from .ledger import inventory_reconciliation
+from .ledger import day_quarantine, inventory_reconciliation
 from .partitions import daily_partitions
 from .pricing import price_recommendations
 from .rebalancing import rebalancing_transfers
@@ -108,6 +110,22 @@ def typical_orders(wh, d: str, days: int) -> TypicalOrders:
         "sku_id"
     )["unit_cost"]
     return TypicalOrders.from_orders(o, cost)
+
+
+def plan_holds(wh, d: str) -> pd.DataFrame:
+    """What holds decisions of plan d: the items of the quarantined rows of d's daily files and
+    the quarantined or held rows of the master files (core.decisions.input_holds)."""
+    master = {
+        t: wh.read(f"quarantine_{t}")
+        for t in ("products", "suppliers", "lanes")
+        if wh.exists(f"quarantine_{t}")
+    }
+    supplier_of = (
+        wh.read("raw_products").set_index("sku_id")["supplier_id"]
+        if wh.exists("raw_products")
+        else None
+    )
+    return input_holds(quarantined_items(day_quarantine(wh, d)), master, supplier_of)
 
 
 def _planner_rows(wh, d: str) -> list[tuple[str, pd.DataFrame]]:
@@ -187,7 +205,14 @@ def decision_log(
         forecast=run,
     )
     typical = typical_orders(wh, d, pol.guards.history_days)
-    routed = route(proposals, pol, typical, items_priced=len(prices))
+    holds = plan_holds(wh, d)
+    routed = route(proposals, pol, typical, items_priced=len(prices), holds=holds)
+    if len(holds):
+        context.log.warning(
+            f"{len(holds)} input hold(s) from quarantined or held rows: "
+            f"{int(routed['review_reason'].str.contains('input quarantined|master data').sum())} "
+            "decision(s) wait for a planner"
+        )
     ex = explainer.get(pol.explanations)
     if ex is not None:
         routed = rephrase_explanations(routed, ex, pol.explanations.max_decisions)
@@ -228,6 +253,11 @@ def decision_log(
             .to_dict(),
             "planner_files": [x for x, _ in answers],
             "planner_not_applied": len(not_applied),
+            "held_for_input": int(
+                state["review_reason"]
+                .str.contains("input quarantined|master data", regex=True)
+                .sum()
+            ),
             "override_rate": dg.MetadataValue.md(
                 rates.round(4).to_markdown(index=False)
             ),
