@@ -5,7 +5,9 @@ INVENTORY_PIPELINE_TIMEZONE, default UTC) and launches `daily_cycle` for the pre
 partition — unless that partition's cycle already ran or is running (the landing sensor usually
 launches it as soon as the day's files are complete), or the day's required files are not all
 there yet (the tick says which are missing; the sensor launches the cycle when they arrive, and
-the freshness checks turn red at the deadline if they never do).
+the freshness checks turn red at the deadline if they never do). It reads the landing listing
+through the same rule as `run` and the landing sensor (core.landing_dates): a folder under daily/
+that is not a calendar date YYYY-MM-DD is ignored with a warning naming it.
 
 Freshness checks (Dagster's time-partition freshness checks, evaluated by their own sensor): the
 newest finished daily partition of every raw daily file and of every decision asset must be
@@ -18,8 +20,9 @@ from datetime import timedelta
 
 import dagster as dg
 
+from ..core.landing_dates import landing_date_files
 from ..core.operations import landing_days
-from .jobs import DAILY_RAW, FRESHNESS_ASSETS, FRESHNESS_CHECK, daily_cycle_job
+from .jobs import FRESHNESS_ASSETS, daily_cycle_job
 from .partitions import daily_partitions
 from .resources import LandingZoneResource
 
@@ -58,9 +61,8 @@ def daily_cycle_schedule(context: dg.ScheduleEvaluationContext, landing: Landing
         return dg.SkipReason(f"{day} is not a partition of daily_cycle")
     if _active_or_done(context.instance, daily_cycle_job.name, day):
         return dg.SkipReason(f"daily_cycle {day} already ran or is running")
-    info = landing_days({k: v for k, v in landing.store().list_files("daily").items() if k.startswith(day + "/")}).get(
-        day
-    )
+    files = landing_date_files(landing.store().list_files("daily"), warn=context.log.warning)
+    info = landing_days({k: v for k, v in files.items() if k.startswith(day + "/")}).get(day)
     if info is None or not info.complete:
         missing = ", ".join(info.missing) if info else "every file (no daily/" + day + "/ folder)"
         return dg.SkipReason(

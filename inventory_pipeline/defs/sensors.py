@@ -4,7 +4,9 @@
 (ingest + plan) for the newest day whose required files are all there, and `ingest_daily` (one
 run per range of consecutive days) for late or corrected files of older days. Its cursor maps
 each day to the signature (names, sizes, versions) it launched, so nothing is processed twice and
-a late file changes the signature and is picked up. `record_run_failures` stores every failed
+a late file changes the signature and is picked up. A folder under daily/ that is not a calendar
+date YYYY-MM-DD (`2025-04-31`, `zzz`, `notes`) is ignored with a warning naming it
+(core.landing_dates: the rule `run` and the schedule use too). `record_run_failures` stores every failed
 run in the warehouse table `run_failures` (and tags the run, and posts to a webhook when one is
 configured); `record_run_summaries` stores one row per step of every finished run in
 `run_summaries`.
@@ -28,6 +30,7 @@ import dagster as dg
 import pandas as pd
 
 from ..core.decisions import plan_date_of
+from ..core.landing_dates import landing_date_files
 from ..core.operations import failure_record, landing_days, landing_requests, merge_by_run, run_summary
 from .jobs import daily_cycle_job, ingest_daily_job, publish_job, review_planner_job
 from .partitions import daily_partitions
@@ -133,8 +136,14 @@ def _ranges(days: list[str]) -> list[tuple[str, str]]:
 )
 def landing_days_complete(context: dg.SensorEvaluationContext, landing: LandingZoneResource):
     seen = json.loads(context.cursor) if context.cursor else {}
+    ignored: list[str] = []
+
+    def warn(message: str) -> None:
+        ignored.append(message)
+        context.log.warning(message)
+
     days = landing_days(
-        landing.store().list_files("daily"),
+        landing_date_files(landing.store().list_files("daily"), warn=warn),
         settle_seconds=float(os.environ.get("INVENTORY_PIPELINE_LANDING_SETTLE_SECONDS", "30")),
     )
     req = landing_requests(days, seen, set(daily_partitions.get_partition_keys()))
@@ -174,7 +183,11 @@ def landing_days_complete(context: dg.SensorEvaluationContext, landing: LandingZ
     context.update_cursor(json.dumps(req.cursor, sort_keys=True))
     if not requests:
         waiting = "; ".join(f"{d}: {why}" for d, why in sorted(req.waiting.items())[-5:])
-        return dg.SkipReason("no new complete landing day" + (f" (waiting: {waiting})" if waiting else ""))
+        return dg.SkipReason(
+            "no new complete landing day"
+            + (f" (waiting: {waiting})" if waiting else "")
+            + (f"; {'; '.join(ignored)}" if ignored else "")
+        )
     return requests
 
 
