@@ -74,6 +74,18 @@ def test_excess_that_will_not_sell_through_is_marked_down():
     assert out["binding_guardrail"] == "markdown" and out["change_reason"] == "markdown"
 
 
+def test_a_carried_items_excess_sells_later_unless_the_policy_salvages_it():
+    # 40 weeks of supply of a carried item at a 40% margin, e = -1.5: an 8% cut gives up 0.80 on
+    # every unit and earns back (10 - 6)(1 - 0.92^1.5) = 0.47 of resumed regular sales plus ~0.07 of
+    # holding: held, the overstock is run down by ordering less. A retailer that clears what does not
+    # sell within 26 weeks at 30% of cost (carried_excess: salvage) marks the same item down.
+    item = _item(elasticity=-1.5, unit_cost=6.0, weeks_of_supply=40.0)
+    kept = optimise_prices(item, CFG).iloc[0]
+    assert kept["recommended_price"] == 10.0 and kept["change_reason"] == "hold"
+    cleared = optimise_prices(item, dataclasses.replace(CFG, carried_excess="salvage")).iloc[0]
+    assert cleared["recommended_price"] < 10.0 and cleared["change_reason"] == "markdown"
+
+
 def test_clearance_value_by_hand():
     from inventory_pipeline.core.pricing import clearance_value
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import yaml
 from pydantic import (
@@ -145,6 +145,9 @@ class PricingPolicy(_Strict):
     sell_through_weeks: float = Field(26.0, gt=0)
     # ... worth this share of its unit cost at clearance (jobber, outlet) when it never sells
     salvage_value_share: float = Field(0.3, ge=0, le=1)
+    # a carried (not discontinued, not seasonal) item's excess: sells_later keeps selling at the regular
+    # price after the horizon (only holding is saved by a cut); salvage clears it at salvage_value_share
+    carried_excess: Literal["sells_later", "salvage"] = "sells_later"
     # a discontinued item leaves the shelf (cleared at salvage) this many weeks after its discontinue date
     end_of_life_weeks: float = Field(8.0, gt=0)
 

@@ -83,6 +83,9 @@ class PricingConfig:
     solver_seconds: float = 30.0  # HiGHS time limit for the price-ladder MILP (best solution found is used)
     elasticity_interval: float = 0.6  # a change must gain at both ends of this central posterior interval
     sell_through_weeks: float = 26.0  # stock not sold at the regular price within this horizon is excess
+    # what a carried item's excess is worth: "sells_later" (it keeps selling at the regular price,
+    # paying holding until it does) or "salvage" (cleared at salvage_value_share after the horizon)
+    carried_excess: str = "sells_later"
     salvage_value_share: float = 0.3  # what excess that never sells is worth, as a share of unit cost
     end_of_life_weeks: float = 8.0  # a discontinued item leaves the shelf this long after its discontinue date
     annual_holding_rate: float = 0.25  # carrying cost per year, share of unit cost (policy `costs`)
@@ -101,7 +104,7 @@ def pricing_config(policy) -> PricingConfig:
         elasticity_between_sku_sd=p.elasticity_between_sku_sd, default_elasticity=p.default_elasticity,
         min_gain=p.min_gain_pct / 100, solver_seconds=p.solver_seconds, elasticity_interval=p.elasticity_interval,
         sell_through_weeks=p.sell_through_weeks, salvage_value_share=p.salvage_value_share,
-        end_of_life_weeks=p.end_of_life_weeks,
+        carried_excess=p.carried_excess, end_of_life_weeks=p.end_of_life_weeks,
         annual_holding_rate=policy.costs.annual_holding_rate if getattr(policy, "costs", None) else 0.25)
 
 
@@ -648,6 +651,8 @@ def optimise_prices(items: pd.DataFrame, cfg: PricingConfig = PricingConfig()) -
     eol = it["end_of_life"].fillna(False).to_numpy(bool) if "end_of_life" in it else np.zeros(n, dtype=bool)
     T = it["sell_through_days"].to_numpy(float) if "sell_through_days" in it else np.full(n, cfg.sell_through_weeks * 7)
     stock = np.where(np.isfinite(wos), wos * 7 * q0 / cfg.horizon_days, 0.0)  # units of the network's supply
+    if cfg.carried_excess == "sells_later":  # a carried item's stock is not obsolete: it all sells at p0 in time
+        T = np.where(eol, T, np.maximum(T, stock / (q0 / cfg.horizon_days) + 1.0))
     lo = np.where(over, np.maximum(floor, p0 * (1 - max(cfg.max_markdown, cfg.max_change))), lo)  # clearance step
     below = p0 < floor - 1e-9  # priced under the margin floor (e.g. after a cost increase)
     frozen = it["recently_changed"].to_numpy(bool)
