@@ -3,6 +3,7 @@ cases a reader can check by hand, then one integration run where the ERP never a
 price batch."""
 
 import pandas as pd
+import pytest
 
 from inventory_pipeline.core.reconcile import (
     observed_regular_prices,
@@ -305,3 +306,135 @@ def test_a_receipt_long_after_the_order_does_not_excuse_a_missing_line():
         }
     )  # an order no snapshot showed, a week later: not this one
     assert reconcile_orders(exported, None, late, "2025-03-10", grace_days=2)["decision_id"].tolist() == ["RP-1"]
+
+
+# ---- integration: the ERP does not apply a day's price batch ------------------------------------
+
+D1, D2 = "2025-03-20", "2025-03-24"  # the plan whose batch is dropped, the next plan judged
+
+
+def _run(defs, instance, job, **kw):
+    q = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+    r = defs.resolve_job_def(job).execute_in_process(instance=instance, run_config=q, **kw)
+    assert r.success, job
+    return r
+
+
+@pytest.fixture(scope="module")
+def dropped_batch(tmp_path_factory):
+    """A tiny network whose landing zone is the baseline rule's history: the ERP applies none of
+    the pipeline's decisions, so plan D1's price batch and orders never happen. One item of the
+    batch goes on promotion from D1 + 1 (no regular price seen since). Then plan D2."""
+    import dagster as dg
+    import yaml
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+    from inventory_pipeline.config import DEFAULT_POLICY_PATH
+    from inventory_pipeline.core.warehouse import Warehouse
+    from inventory_pipeline.definitions import build_definitions
+    from inventory_pipeline.defs.resources import LandingZoneResource, OutboxResource, PolicyResource, WarehouseResource
+    from inventory_pipeline.simulation import NetworkConfig, generate_landing_zone
+
+    home = tmp_path_factory.mktemp("reconcile")
+    landing, warehouse, outbox = home / "landing", home / "warehouse", home / "outbox"
+    # a pricing stage that moves more prices than the default (no category cap to speak of, a
+    # narrower elasticity interval), so the plan of D1 has a batch of several changes
+    pol = yaml.safe_load(DEFAULT_POLICY_PATH.read_text())
+    pol["pricing"].update(category_avg_change_cap_pct=10.0, elasticity_interval=0.2, min_gain_pct=0.5)
+    (home / "policy.yaml").write_text(yaml.safe_dump(pol))
+    generate_landing_zone(
+        NetworkConfig(regions=1, dcs=1, stores=3, skus=10, suppliers=2, days=100, seed=11, burn_in_days=28),
+        landing,
+        write_truth=False,
+    )
+    defs = build_definitions(
+        {
+            "landing": LandingZoneResource(uri=str(landing)),
+            "warehouse": WarehouseResource(root=str(warehouse)),
+            "outbox": OutboxResource(uri=str(outbox)),
+            "policy": PolicyResource(path=str(home / "policy.yaml")),
+        }
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("INVENTORY_PIPELINE_WAREHOUSE_DIR", str(warehouse))  # dbt's DuckDB file and sources
+        instance = dg.DagsterInstance.ephemeral()
+        first = sorted(p.name for p in (landing / "daily").iterdir())[0]
+        _run(defs, instance, "ingest_master")
+
+        def ingest(a, b):
+            _run(
+                defs,
+                instance,
+                "ingest_daily",
+                tags={ASSET_PARTITION_RANGE_START_TAG: a, ASSET_PARTITION_RANGE_END_TAG: b},
+            )
+
+        ingest(first, D1)
+        _run(defs, instance, "daily_plan", partition_key=D1)
+        batch = pd.read_csv(outbox / D1 / "price_changes.csv", dtype=str)
+        promo = batch.iloc[-1]  # this one is on promotion after the change: never seen at a regular price
+        for day in pd.date_range(pd.Timestamp(D1) + pd.Timedelta(days=1), D2):
+            f = landing / "daily" / day.date().isoformat() / "pos_sales.csv"
+            s = pd.read_csv(f, dtype={"location_id": str, "sku_id": str})
+            hit = (s["location_id"] == promo["location_id"]) & (s["sku_id"] == promo["sku_id"])
+            s.loc[hit, "on_promo"] = 1
+            s.to_csv(f, index=False)
+        ingest((pd.Timestamp(D1) + pd.Timedelta(days=1)).date().isoformat(), D2)
+        run = _run(defs, instance, "daily_plan", partition_key=D2)
+    return {
+        "wh": Warehouse(warehouse),
+        "landing": landing,
+        "outbox": outbox,
+        "batch": batch,
+        "promo": promo,
+        "run": run,
+    }
+
+
+@pytest.mark.slow
+def test_a_dropped_price_batch_is_reported_and_the_next_plan_prices_from_the_shelf(dropped_batch):
+    wh, batch, promo, run = (dropped_batch[k] for k in ("wh", "batch", "promo", "run"))
+    assert len(batch) >= 3  # two items seen since, and the one on promotion
+    sales = pd.concat(
+        [
+            pd.read_csv(f / "pos_sales.csv", dtype={"location_id": str, "sku_id": str})
+            for f in sorted((dropped_batch["landing"] / "daily").iterdir())
+            if f.name <= D2
+        ]
+    )
+    shelf = sales[sales["on_promo"] == 0].sort_values("date").groupby(["location_id", "sku_id"])["unit_price"].last()
+    dis = wh.read("price_reconciliation", D2).set_index("decision_id")
+    # every change of the batch is reported: by observation, or (the promoted item) as a batch not applied
+    assert set(dis.index) == set(batch["decision_id"])
+    assert dis.loc[promo["decision_id"], "basis"] == "batch_not_applied"
+    for _, c in batch.iterrows():
+        row = dis.loc[c["decision_id"]]
+        assert row["book_price"] == pytest.approx(float(c["new_price"]))
+        assert row["corrected_price"] == pytest.approx(float(c["old_price"]))  # the baseline never changed it
+    # the next plan believes the shelf: its current price (a new change's old_price) is the observed one
+    # (items the forecast covers: a store x SKU that no longer sells is not priced)
+    recs = wh.read("price_recommendations", D2).set_index(["location_id", "sku_id"])["current_price"]
+    priced = [c for _, c in batch.iterrows() if (c["location_id"], c["sku_id"]) in recs.index]
+    assert promo["decision_id"] in {c["decision_id"] for c in priced}
+    for c in priced:
+        assert recs.loc[(c["location_id"], c["sku_id"])] == pytest.approx(float(c["old_price"]))
+    assert shelf.loc[(promo["location_id"], promo["sku_id"])] == pytest.approx(float(promo["old_price"]))
+    changes = pd.read_csv(dropped_batch["outbox"] / D2 / "price_changes.csv", dtype={"location_id": str, "sku_id": str})
+    for _, c in changes.iterrows():
+        assert c["old_price"] == pytest.approx(shelf.loc[(c["location_id"], c["sku_id"])])
+    # the check warns with the lines, the plan goes on; pricing counts what it corrected
+    ev = {e.check_name: e for e in run.get_asset_check_evaluations()}
+    check = ev["book_matches_shelf"]
+    assert not check.passed and check.severity.value == "WARN" and check.metadata["count"].value == len(batch)
+    assert promo["decision_id"] in check.metadata["lines"].value
+    meta = run.asset_materializations_for_node("price_recommendations")[0].metadata
+    assert meta["price_book_disagreements"].value == len(batch)
+    assert (dropped_batch["outbox"] / D2 / "manifest.json").exists()
+    # the batch's orders never reached the ERP either: reported after the grace period
+    missing = wh.read("order_reconciliation", D2)
+    exported = pd.concat(
+        [pd.read_csv(dropped_batch["outbox"] / D1 / f, dtype=str) for f in ("purchase_orders.csv", "transfers.csv")]
+    )
+    assert len(missing) and set(missing["decision_id"]) <= set(exported["decision_id"])
+    order_check = ev["exported_orders_in_erp"]
+    assert not order_check.passed and order_check.metadata["count"].value == len(missing)
