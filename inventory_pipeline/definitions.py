@@ -10,10 +10,23 @@ from .config import settings
 # dbt (a subprocess) reads the warehouse folder from the environment, as the assets do
 os.environ.setdefault("INVENTORY_PIPELINE_WAREHOUSE_DIR", str(settings().warehouse_dir))
 
-from .defs import (dbt, decisions, evaluation, forecasting, ingestion, jobs, ledger, outbox, pricing,  # noqa: E402
-                   rebalancing, reconcile, replenishment, schedules, sensors)
+from .defs import (
+    dbt,
+    decisions,
+    evaluation,
+    forecasting,
+    ingestion,
+    jobs,
+    ledger,
+    outbox,
+    pricing,  # noqa: E402
+    rebalancing,
+    reconcile,
+    replenishment,
+    schedules,
+    sensors,
+)
 from .defs.resources import default_resources  # noqa: E402
-
 
 
 def build_definitions(resources: dict | None = None) -> dg.Definitions:
@@ -35,8 +48,15 @@ def build_definitions(resources: dict | None = None) -> dg.Definitions:
             evaluation.policy_evaluation,
         ],
         asset_checks=schedules.freshness_checks,
-        jobs=[jobs.ingest_master_job, jobs.ingest_daily_job, jobs.plan_job, jobs.daily_cycle_job, jobs.review_planner_job,
-              jobs.publish_job, evaluation.evaluate_policy_job],
+        jobs=[
+            jobs.ingest_master_job,
+            jobs.ingest_daily_job,
+            jobs.plan_job,
+            jobs.daily_cycle_job,
+            jobs.review_planner_job,
+            jobs.publish_job,
+            evaluation.evaluate_policy_job,
+        ],
         schedules=schedules.schedules,
         sensors=[*sensors.sensors, schedules.freshness_sensor],
         resources={**default_resources(), "dbt": dbt.dbt_resource(), **(resources or {})},

@@ -18,14 +18,25 @@ from .resources import PolicyResource, WarehouseResource
 @dg.asset(
     partitions_def=daily_partitions,
     group_name="decisions",
-    deps=[demand_forecast, model_key("fct_daily_demand"), model_key("fct_inventory_positions"),
-          model_key("dim_products"), model_key("dim_locations")],
-    check_specs=[contract_spec("price_recommendations", PriceRecommendations),
-                 dg.AssetCheckSpec("guardrails", asset="price_recommendations", blocking=True,
-                                   description="no recommended price breaks a guardrail of the policy file's pricing section")],
+    deps=[
+        demand_forecast,
+        model_key("fct_daily_demand"),
+        model_key("fct_inventory_positions"),
+        model_key("dim_products"),
+        model_key("dim_locations"),
+    ],
+    check_specs=[
+        contract_spec("price_recommendations", PriceRecommendations),
+        dg.AssetCheckSpec(
+            "guardrails",
+            asset="price_recommendations",
+            blocking=True,
+            description="no recommended price breaks a guardrail of the policy file's pricing section",
+        ),
+    ],
     kinds={"cvxpy"},
     description="Recommended price per store x SKU: elasticity-aware margin optimum inside the policy's guardrails, "
-                "with expected units and margin at both prices and a rationale.",
+    "with expected units and margin at both prices and a rationale.",
 )
 @operational
 def price_recommendations(context: dg.AssetExecutionContext, warehouse: WarehouseResource, policy: PolicyResource):
@@ -34,43 +45,71 @@ def price_recommendations(context: dg.AssetExecutionContext, warehouse: Warehous
     pol = policy.load()
     cfg = pricing_config(pol)
     start = (pd.Timestamp(d) - pd.Timedelta(days=PRICING_HISTORY_DAYS)).date().isoformat()
-    history = demand_history(wh, d, PRICING_HISTORY_DAYS, "location_id, sku_id, date, units_sold, unit_price, "
-                             "price_observed, on_promo, is_stockout")
+    history = demand_history(
+        wh,
+        d,
+        PRICING_HISTORY_DAYS,
+        "location_id, sku_id, date, units_sold, unit_price, price_observed, on_promo, is_stockout",
+    )
     # the prices this pipeline already sent to the ERP (earlier partitions of the decision log;
     # all of them: a slow mover's last price may be older than the history window), reconciled
     # with the regular prices observed on the shelf: where the ERP did not apply an exported change
     # the book follows the shelf, so a new change's old_price is the shelf's (defs/reconcile.py)
     reconciled, disagreements, _ = reconciled_price_book(wh, d, history)
     book = reconciled[["location_id", "sku_id", "price", "effective_date"]]
-    context.log.info(f"pricing {d}: {len(history):,} history rows since {start}, {len(book):,} prices in the book "
-                     f"({len(disagreements)} corrected to the shelf), guardrails {pol.tag}")
+    context.log.info(
+        f"pricing {d}: {len(history):,} history rows since {start}, {len(book):,} prices in the book "
+        f"({len(disagreements)} corrected to the shelf), guardrails {pol.tag}"
+    )
     fc = wh.read("demand_forecast", d)
     # discontinue / season-end dates, where the product file has them, drive the markdown rule
-    products = with_lifecycle(wh.read_model("select * from marts.dim_products"),
-                              wh.read("raw_products") if wh.exists("raw_products") else None)
+    products = with_lifecycle(
+        wh.read_model("select * from marts.dim_products"),
+        wh.read("raw_products") if wh.exists("raw_products") else None,
+    )
     recs = recommend_prices(
-        fc, history, products, d, cfg,
+        fc,
+        history,
+        products,
+        d,
+        cfg,
         positions=wh.read_model("select * from marts.fct_inventory_positions where date = cast(? as date)", [d]),
-        locations=wh.read_model("select * from marts.dim_locations"), book=book)
+        locations=wh.read_model("select * from marts.dim_locations"),
+        book=book,
+    )
     wh.write("price_recommendations", recs, d)
     unpriced = len(fc[["location_id", "sku_id"]].drop_duplicates()) - len(recs)
     if unpriced:
-        context.log.warning(f"{unpriced} store x SKU(s) in the forecast have no price (no sale, no base price): not priced")
+        context.log.warning(
+            f"{unpriced} store x SKU(s) in the forecast have no price (no sale, no base price): not priced"
+        )
     changed = recs["recommended_price"].round(2) != recs["current_price"].round(2)
     violations = guardrail_violations(recs, cfg)
-    margin_now, margin_new = float(recs["expected_margin_current"].sum()), float(recs["expected_margin_recommended"].sum())
+    margin_now, margin_new = (
+        float(recs["expected_margin_current"].sum()),
+        float(recs["expected_margin_recommended"].sum()),
+    )
     guard = violations_check("guardrails", violations, "guardrail", "recommendation(s) outside a guardrail", pol.tag)
     return dg.MaterializeResult(
-        metadata={"dagster/row_count": len(recs), "price_changes": int(changed.sum()),
-                  "price_increases": int((changed & (recs["recommended_price"] > recs["current_price"])).sum()),
-                  "markdowns": int((recs["binding_guardrail"] == "markdown").sum()),
-                  "expected_margin_current": round(margin_now, 2), "expected_margin_recommended": round(margin_new, 2),
-                  "expected_margin_change_pct": round(100 * (margin_new / margin_now - 1), 2) if margin_now else 0.0,
-                  "binding_guardrails": recs["binding_guardrail"].value_counts().to_dict(),
-                  "elasticity_sources": recs.drop_duplicates("sku_id")["elasticity_source"].str.split(":").str[0]
-                  .value_counts().to_dict(),
-                  "policy_version": pol.tag, "price_book_entries": len(book), "unpriced_items": unpriced,
-                  "price_book_disagreements": len(disagreements),
-                  "preview": preview(recs[changed] if changed.any() else recs)},
+        metadata={
+            "dagster/row_count": len(recs),
+            "price_changes": int(changed.sum()),
+            "price_increases": int((changed & (recs["recommended_price"] > recs["current_price"])).sum()),
+            "markdowns": int((recs["binding_guardrail"] == "markdown").sum()),
+            "expected_margin_current": round(margin_now, 2),
+            "expected_margin_recommended": round(margin_new, 2),
+            "expected_margin_change_pct": round(100 * (margin_new / margin_now - 1), 2) if margin_now else 0.0,
+            "binding_guardrails": recs["binding_guardrail"].value_counts().to_dict(),
+            "elasticity_sources": recs.drop_duplicates("sku_id")["elasticity_source"]
+            .str.split(":")
+            .str[0]
+            .value_counts()
+            .to_dict(),
+            "policy_version": pol.tag,
+            "price_book_entries": len(book),
+            "unpriced_items": unpriced,
+            "price_book_disagreements": len(disagreements),
+            "preview": preview(recs[changed] if changed.any() else recs),
+        },
         check_results=[contract_check("output_contract", PriceRecommendations, recs), guard],
     )
