@@ -282,7 +282,7 @@ def read_landing_file(
                 "row": [r for r, _, _ in bad],
                 "column": None,
                 "reason": [m for _, m, _ in bad],
-                "record": [x for _, _, x in bad],
+                "record": pd.Series([x for _, _, x in bad], dtype=object),
             },
             columns=_BAD_ROW_COLUMNS,
         )
