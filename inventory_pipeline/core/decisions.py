@@ -560,45 +560,52 @@ def hold_notes(
 
     A hold naming a location and a SKU concerns the decisions of that SKU at that location, as
     destination or source; a SKU only: every decision of the SKU; a location only: every decision
-    at or from it; `from_location_id` + `location_id` (a lane): the decisions moving along it."""
+    at or from it; `from_location_id` + `location_id` (a lane): the decisions moving along it.
+    The forecast decision is never held."""
+    from .ledger import join_notes
+
     out = pd.Series("", index=p.index, dtype=object)
     if holds is None or not len(holds) or not len(p):
         return out
-    h = (
-        holds.reindex(columns=HOLD_COLUMNS)
-        .astype(object)
-        .where(holds.reindex(columns=HOLD_COLUMNS).notna(), None)
+    h = holds.reindex(columns=HOLD_COLUMNS).reset_index(drop=True)
+    h["_order"] = range(len(h))
+    d = p.loc[
+        p["decision_type"] != "forecast", ["sku_id", "location_id", "source_id"]
+    ].astype(str)
+    d["_line"] = d.index
+    lane, has_loc, has_sku = (
+        h["from_location_id"].notna(),
+        h["location_id"].notna(),
+        h["sku_id"].notna(),
     )
-    sku, loc, src = (
-        p["sku_id"].astype(str),
-        p["location_id"].astype(str),
-        p["source_id"].astype(str),
+    # a decision's location is its destination or its source: match each
+    dest = d[["_line", "sku_id", "location_id"]]
+    src = d[["_line", "sku_id", "source_id"]].rename(
+        columns={"source_id": "location_id"}
     )
-    notes: dict[int, list[str]] = {}
-
-    def add(mask, note):
-        for i in p.index[np.asarray(mask, bool)]:
-            lst = notes.setdefault(i, [])
-            if note not in lst:
-                lst.append(note)
-
-    for r in h.itertuples():
-        if r.from_location_id is not None:
-            m = (src == str(r.from_location_id)) & (loc == str(r.location_id))
-        else:
-            m = pd.Series(
-                r.sku_id is not None or r.location_id is not None, index=p.index
-            )
-            if r.sku_id is not None:
-                m &= sku == str(r.sku_id)
-            if r.location_id is not None:
-                m &= (loc == str(r.location_id)) | (src == str(r.location_id))
-        m &= p["decision_type"] != "forecast"
-        add(m, str(r.note))
-    for i, n in notes.items():
-        out[i] = "; ".join(n[:limit]) + (
-            f" (+{len(n) - limit} more)" if len(n) > limit else ""
+    parts = []
+    for mask, on, sides in (
+        (~lane & has_loc & has_sku, ["location_id", "sku_id"], (dest, src)),
+        (~lane & ~has_loc & has_sku, ["sku_id"], (dest,)),
+        (~lane & has_loc & ~has_sku, ["location_id"], (dest, src)),
+    ):
+        if mask.any():
+            sub = h.loc[mask, [*on, "note", "_order"]].astype({c: str for c in on})
+            parts += [
+                side.merge(sub, on=on)[["_line", "note", "_order"]] for side in sides
+            ]
+    if lane.any():
+        sub = h.loc[lane, ["from_location_id", "location_id", "note", "_order"]].astype(
+            {"from_location_id": str, "location_id": str}
         )
+        moves = d.rename(columns={"source_id": "from_location_id"})
+        parts.append(
+            moves.merge(sub, on=["from_location_id", "location_id"])[
+                ["_line", "note", "_order"]
+            ]
+        )
+    notes = join_notes(parts, limit)
+    out.loc[notes.index] = notes.astype(str)
     return out
 
 

@@ -155,24 +155,39 @@ def quarantine_notes(
     out = pd.Series("", index=led.index, dtype=object)
     if quarantined is None or not len(quarantined):
         return out
-    q = quarantined
-    loc, sku = led["location_id"].astype(str), led["sku_id"].astype(str)
-    found: dict[int, list[str]] = {}
-    for r in q.itertuples():
-        m = pd.Series(True, index=led.index)
-        if r.location_id is not None and r.location_id == r.location_id:
-            m &= loc == str(r.location_id)
-        if r.sku_id is not None and r.sku_id == r.sku_id:
-            m &= sku == str(r.sku_id)
-        for i in led.index[m]:
-            found.setdefault(i, [])
-            if r.note not in found[i]:
-                found[i].append(r.note)
-    for i, n in found.items():
-        out[i] = "; ".join(n[:limit]) + (
-            f" (+{len(n) - limit} more)" if len(n) > limit else ""
-        )
+    q = quarantined.reindex(columns=["location_id", "sku_id", "note"]).reset_index(
+        drop=True
+    )
+    q["_order"] = range(len(q))
+    lines = led[KEY].astype(str).assign(_line=led.index)
+    has_loc, has_sku = q["location_id"].notna(), q["sku_id"].notna()
+    parts = []
+    for mask, on in (
+        (has_loc & has_sku, KEY),
+        (~has_loc & has_sku, ["sku_id"]),
+        (has_loc & ~has_sku, ["location_id"]),
+    ):
+        if mask.any():
+            sub = q.loc[mask, [*on, "note", "_order"]].astype({c: str for c in on})
+            parts.append(lines.merge(sub, on=on)[["_line", "note", "_order"]])
+    notes = join_notes(parts, limit)
+    out.loc[notes.index] = notes.astype(str)
     return out
+
+
+def join_notes(parts: list[pd.DataFrame], limit: int = 3) -> pd.Series:
+    """(_line, note, _order) matches -> per line: its distinct notes in order, at most `limit`."""
+    if not parts:
+        return pd.Series(dtype=object)
+    m = pd.concat(parts, ignore_index=True).sort_values("_order", kind="stable")
+    m = m.drop_duplicates(["_line", "note"])
+
+    def text(n: pd.Series) -> str:
+        n = list(n)
+        more = f" (+{len(n) - limit} more)" if len(n) > limit else ""
+        return "; ".join(n[:limit]) + more
+
+    return m.groupby("_line", sort=False)["note"].agg(text)
 
 
 def ledger_summary(led: pd.DataFrame, tol: LedgerTolerance) -> dict:
