@@ -146,12 +146,8 @@ def _planner(rows):
 
 def test_forecast_confidence_hand_computed():
     # mean 20, sigma 5: P(|D - 20| <= 10) = 2 Phi(2) - 1
-    assert forecast_confidence(pd.Series([20.0]), pd.Series([5.0])).iloc[
-        0
-    ] == pytest.approx(0.9545, abs=1e-4)
-    assert forecast_confidence(
-        pd.Series([3.0, 0.0]), pd.Series([0.0, 0.0])
-    ).tolist() == [1.0, 0.0]
+    assert forecast_confidence(pd.Series([20.0]), pd.Series([5.0])).iloc[0] == pytest.approx(0.9545, abs=1e-4)
+    assert forecast_confidence(pd.Series([3.0, 0.0]), pd.Series([0.0, 0.0])).tolist() == [1.0, 0.0]
 
 
 def test_every_decision_is_proposed_routed_and_carries_its_versions():
@@ -166,19 +162,10 @@ def test_every_decision_is_proposed_routed_and_carries_its_versions():
     }
     assert s.loc["purchase_order", "status"] == "pending_review"  # 6000 > 5000
     assert "order value 6000.0 > 5000" in s.loc["purchase_order", "review_reason"]
-    assert (
-        s.loc["forecast", "status"] == "auto_approved"
-        and "demand_forecaster/v3" in s.loc["forecast", "explanation"]
-    )
-    assert (state["model_version"] == "demand_forecaster/v3").all() and (
-        state["inputs_fingerprint"] == "fp1"
-    ).all()
+    assert s.loc["forecast", "status"] == "auto_approved" and "demand_forecaster/v3" in s.loc["forecast", "explanation"]
+    assert (state["model_version"] == "demand_forecaster/v3").all() and (state["inputs_fingerprint"] == "fp1").all()
     assert state["policy_version"].str.startswith("2026.12.0+").all()
-    assert (
-        state["status_history"]
-        .isin(["proposed>pending_review", "proposed>auto_approved"])
-        .all()
-    )
+    assert state["status_history"].isin(["proposed>pending_review", "proposed>auto_approved"]).all()
     assert len(state) == 5  # the held price is not a decision
 
 
@@ -188,9 +175,7 @@ def test_lifecycle_through_every_status_and_the_outbox():
     ids = _ids(state)
     # the plan's outbox: only auto-approved decisions
     files = render_outbox(state, D)
-    assert (
-        json.loads(files["manifest.json"])["files"]["purchase_orders.csv"]["rows"] == 0
-    )
+    assert json.loads(files["manifest.json"])["files"]["purchase_orders.csv"]["rows"] == 0
     ev = merge_events(ev, export_events(state, "m1" * 32, D, "2025-04-30T22:01:00"))
     # a planner overrides the pending PO and rejects an exported replenishment (too late: refused)
     ev = merge_events(
@@ -241,17 +226,12 @@ def test_lifecycle_through_every_status_and_the_outbox():
         == "proposed>pending_review>overridden>exported"
     )
     rates = override_rates(state).set_index("decision_type")
-    assert (
-        rates.loc["purchase_order", "override_rate"] == 1.0
-        and rates.loc["all", "sent_for_review"] == 1
-    )
+    assert rates.loc["purchase_order", "override_rate"] == 1.0 and rates.loc["all", "sent_for_review"] == 1
 
 
 def test_approve_and_reject_of_pending_decisions(tmp_path):
     pol = _policy(tmp_path, "")  # same policy; every order pending with a tiny limit:
-    pol = pol.model_copy(
-        update={"approval": pol.approval.model_copy(update={"max_order_value": 1.0})}
-    )
+    pol = pol.model_copy(update={"approval": pol.approval.model_copy(update={"max_order_value": 1.0})})
     ev = _events(policy=pol)
     ids = _ids(replay(ev)[0])
     ev = merge_events(
@@ -274,28 +254,18 @@ def test_approve_and_reject_of_pending_decisions(tmp_path):
     tr = pd.read_csv(pd.io.common.BytesIO(files["transfers.csv"]))
     assert tr["decision_id"].tolist() == [ids["store_replenishment", "A"]]
     rates = override_rates(state.reset_index()).set_index("decision_type")
-    assert (
-        rates.loc["all", "sent_for_review"] == 3
-        and rates.loc["all", "override_rate"] == 0.0
-    )
+    assert rates.loc["all", "sent_for_review"] == 3 and rates.loc["all", "override_rate"] == 0.0
     assert rates.loc["all", "pending"] == 1  # the PO nobody answered
 
 
 def test_rerun_adds_no_event_and_a_new_revision_needs_a_new_review(tmp_path):
     ev = _events()
-    assert len(merge_events(ev, _events(at="2025-05-02T00:00:00"))) == len(
-        ev
-    )  # same inputs: nothing new
+    assert len(merge_events(ev, _events(at="2025-05-02T00:00:00"))) == len(ev)  # same inputs: nothing new
     wh = Warehouse(tmp_path)
     wh.append("decision_events", ev, D, merge_events)
     mtime = wh.path("decision_events", D).stat().st_mtime_ns
-    again = wh.append(
-        "decision_events", _events(at="2025-05-02T00:00:00"), D, merge_events
-    )
-    assert (
-        len(again) == len(ev)
-        and wh.path("decision_events", D).stat().st_mtime_ns == mtime
-    )  # not rewritten
+    again = wh.append("decision_events", _events(at="2025-05-02T00:00:00"), D, merge_events)
+    assert len(again) == len(ev) and wh.path("decision_events", D).stat().st_mtime_ns == mtime  # not rewritten
     ids = _ids(replay(ev)[0])
     ev = merge_events(
         ev,
@@ -305,10 +275,7 @@ def test_rerun_adds_no_event_and_a_new_revision_needs_a_new_review(tmp_path):
             "2025-04-30T23:00:00",
         ),
     )
-    assert (
-        replay(ev)[0].set_index("decision_id").loc[ids["purchase_order", "A"], "status"]
-        == "approved"
-    )
+    assert replay(ev)[0].set_index("decision_id").loc[ids["purchase_order", "A"], "status"] == "approved"
     # new data: the PO's numbers change -> a new revision, back to review; the old answer does not carry over
     ev = merge_events(
         ev,
@@ -339,52 +306,23 @@ def test_anomaly_caps_and_low_confidence_route_to_review(tmp_path):
         )
     )
     orders = _orders(values=(60.0, 60.0, 120.0))
-    r = route(propose(orders, _NO_T, _PRICES, D, "m", pol.tag), pol, typical).set_index(
-        ["decision_type", "sku_id"]
-    )
-    assert (
-        "5 x typical 2.0 (median of 10 past orders)"
-        in r.loc[("store_replenishment", "B"), "review_reason"]
-    )
-    assert (
-        r.loc[("purchase_order", "A"), "status"] == "auto_approved"
-    )  # 60 <= the cap of 100
-    pol2 = pol.model_copy(
-        update={"guards": g.model_copy(update={"max_daily_order_value": 50.0})}
-    )
-    r2 = route(propose(orders, _NO_T, _PRICES, D, "m", pol.tag), pol2).set_index(
-        ["decision_type", "sku_id"]
-    )
-    assert (
-        "daily purchase-order value cap 50.00"
-        in r2.loc[("purchase_order", "A"), "review_reason"]
-    )
+    r = route(propose(orders, _NO_T, _PRICES, D, "m", pol.tag), pol, typical).set_index(["decision_type", "sku_id"])
+    assert "5 x typical 2.0 (median of 10 past orders)" in r.loc[("store_replenishment", "B"), "review_reason"]
+    assert r.loc[("purchase_order", "A"), "status"] == "auto_approved"  # 60 <= the cap of 100
+    pol2 = pol.model_copy(update={"guards": g.model_copy(update={"max_daily_order_value": 50.0})})
+    r2 = route(propose(orders, _NO_T, _PRICES, D, "m", pol.tag), pol2).set_index(["decision_type", "sku_id"])
+    assert "daily purchase-order value cap 50.00" in r2.loc[("purchase_order", "A"), "review_reason"]
     # price-change cap: 0 allowed -> the change waits
-    pol3 = pol.model_copy(
-        update={"guards": g.model_copy(update={"max_daily_price_changes": 0})}
-    )
-    r3 = route(propose(orders, _NO_T, _PRICES, D, "m", pol.tag), pol3).set_index(
-        ["decision_type", "sku_id"]
-    )
+    pol3 = pol.model_copy(update={"guards": g.model_copy(update={"max_daily_price_changes": 0})})
+    r3 = route(propose(orders, _NO_T, _PRICES, D, "m", pol.tag), pol3).set_index(["decision_type", "sku_id"])
     assert "daily price-change cap 0" in r3.loc[("price_change", "A"), "review_reason"]
     # low confidence on a decision worth enough
     pol4 = pol.model_copy(
-        update={
-            "approval": pol.approval.model_copy(
-                update={"min_confidence": 0.99, "min_confidence_value": 100.0}
-            )
-        }
+        update={"approval": pol.approval.model_copy(update={"min_confidence": 0.99, "min_confidence_value": 100.0})}
     )
-    r4 = route(propose(orders, _NO_T, _PRICES, D, "m", pol.tag), pol4).set_index(
-        ["decision_type", "sku_id"]
-    )
-    assert (
-        "confidence 0.95 < 0.99"
-        in r4.loc[("store_replenishment", "B"), "review_reason"]
-    )
-    assert (
-        r4.loc[("store_replenishment", "A"), "status"] == "auto_approved"
-    )  # worth 60 < 100
+    r4 = route(propose(orders, _NO_T, _PRICES, D, "m", pol.tag), pol4).set_index(["decision_type", "sku_id"])
+    assert "confidence 0.95 < 0.99" in r4.loc[("store_replenishment", "B"), "review_reason"]
+    assert r4.loc[("store_replenishment", "A"), "status"] == "auto_approved"  # worth 60 < 100
 
 
 def test_relative_daily_value_cap_from_past_orders():
@@ -402,18 +340,14 @@ def test_relative_daily_value_cap_from_past_orders():
     assert t.daily_po_value == pytest.approx(60.0)  # median of 80 and 40
     assert t.table.iloc[0]["median_units"] == 20 and t.table.iloc[0]["orders"] == 3
     r = route(
-        propose(
-            _orders(values=(200.0, 60.0, 120.0)), _NO_T, _PRICES, D, "m", POLICY.tag
-        ),
+        propose(_orders(values=(200.0, 60.0, 120.0)), _NO_T, _PRICES, D, "m", POLICY.tag),
         POLICY,
         t,
     )
     assert (
         r.set_index("decision_type")
         .loc["purchase_order", "review_reason"]
-        .startswith(
-            "daily purchase-order value cap 180.00 (3 x median daily PO value 60.00)"
-        )
+        .startswith("daily purchase-order value cap 180.00 (3 x median daily PO value 60.00)")
     )
 
 
@@ -430,21 +364,13 @@ def test_runtime_guards_trip_on_crafted_auto_approvals():
         daily_po_value=10.0,
     )
     state = replay(_events())[0]
-    state.loc[state["decision_type"] == "purchase_order", "status"] = (
-        "auto_approved"  # bypassing the routing
-    )
+    state.loc[state["decision_type"] == "purchase_order", "status"] = "auto_approved"  # bypassing the routing
     v = guard_violations(state, POLICY, typical)
     assert set(v["guard"]) == {"daily_order_value", "order_size_anomaly"}
-    pol = POLICY.model_copy(
-        update={
-            "guards": POLICY.guards.model_copy(update={"max_daily_price_changes": 0})
-        }
-    )
+    pol = POLICY.model_copy(update={"guards": POLICY.guards.model_copy(update={"max_daily_price_changes": 0})})
     assert "daily_price_changes" in set(guard_violations(state, pol)["guard"])
     ok = replay(_events())[0]
-    assert guard_violations(ok, POLICY, typical)[
-        lambda d: d["guard"] != "order_size_anomaly"
-    ].empty
+    assert guard_violations(ok, POLICY, typical)[lambda d: d["guard"] != "order_size_anomaly"].empty
 
 
 @settings(max_examples=30, deadline=None)
@@ -466,11 +392,7 @@ def test_routing_never_auto_approves_past_the_daily_cap(values, cap):
             "rationale": "x",
         }
     )
-    pol = POLICY.model_copy(
-        update={
-            "guards": POLICY.guards.model_copy(update={"max_daily_order_value": cap})
-        }
-    )
+    pol = POLICY.model_copy(update={"guards": POLICY.guards.model_copy(update={"max_daily_order_value": cap})})
     r = route(propose(orders, _NO_T, _PRICES.iloc[0:0], D, "m", pol.tag), pol)
     assert r.loc[r["status"] == "auto_approved", "value"].sum() <= cap + 1e-6
     assert guard_violations(replay(proposal_events(r, "t"))[0], pol).empty
@@ -486,9 +408,7 @@ def _inv(rows):
 def test_ledger_closes_on_a_hand_checked_day():
     opening = _inv([["S1", "A", 10], ["DC1", "A", 100]])
     closing = _inv([["S1", "A", 13], ["DC1", "A", 88]])
-    receipts = pd.DataFrame(
-        {"location_id": ["S1"], "sku_id": ["A"], "units_received": [6]}
-    )
+    receipts = pd.DataFrame({"location_id": ["S1"], "sku_id": ["A"], "units_received": [6]})
     sales = pd.DataFrame({"location_id": ["S1"], "sku_id": ["A"], "units_sold": [3]})
     oo = pd.DataFrame(
         {
@@ -501,25 +421,15 @@ def test_ledger_closes_on_a_hand_checked_day():
             "expected_date": ["2025-05-02", "2025-05-05"],
         }
     )
-    led = reconcile_ledger(D, opening, closing, receipts, sales, oo).set_index(
-        ["location_id", "sku_id"]
-    )
-    assert (
-        led.loc[("S1", "A"), "expected_on_hand"] == 13
-        and not led.loc[("S1", "A"), "flagged"]
-    )
-    assert (
-        led.loc[("DC1", "A"), "shipped_out"] == 12
-        and led.loc[("DC1", "A"), "expected_on_hand"] == 88
-    )
+    led = reconcile_ledger(D, opening, closing, receipts, sales, oo).set_index(["location_id", "sku_id"])
+    assert led.loc[("S1", "A"), "expected_on_hand"] == 13 and not led.loc[("S1", "A"), "flagged"]
+    assert led.loc[("DC1", "A"), "shipped_out"] == 12 and led.loc[("DC1", "A"), "expected_on_hand"] == 88
     assert ("SUP1", "A") not in led.index  # a supplier keeps no ledger here
 
 
 def test_ledger_flags_shrinkage_and_the_check_fails_past_the_share():
     opening = _inv([["S1", "A", 10], ["S1", "B", 50], ["S2", "A", 5]])
-    closing = _inv(
-        [["S1", "A", 7], ["S1", "B", 50]]
-    )  # S1/A: 3 units gone; S2/A: the row vanished (5 missing)
+    closing = _inv([["S1", "A", 7], ["S1", "B", 50]])  # S1/A: 3 units gone; S2/A: the row vanished (5 missing)
     tol = LedgerTolerance(abs_units=0, rel=0.0, max_share=0.5)
     led = reconcile_ledger(D, opening, closing, None, None, None, tol)
     f = led[led["flagged"]].set_index(["location_id", "sku_id"])
@@ -528,52 +438,36 @@ def test_ledger_flags_shrinkage_and_the_check_fails_past_the_share():
     s = ledger_summary(led, tol)
     assert s["discrepancies"] == 2 and not s["passed"] and s["units_missing"] == 8
     assert ledger_summary(
-        reconcile_ledger(
-            D, opening, closing, None, None, None, LedgerTolerance(5, 0, 0)
-        ),
+        reconcile_ledger(D, opening, closing, None, None, None, LedgerTolerance(5, 0, 0)),
         LedgerTolerance(5, 0, 0),
     )["passed"]
-    assert reconcile_ledger(
-        D, None, closing, None, None, None
-    ).empty  # the first day cannot be reconciled
+    assert reconcile_ledger(D, None, closing, None, None, None).empty  # the first day cannot be reconciled
 
 
 def test_ledger_explains_the_lines_of_quarantined_rows_and_does_not_count_them():
     from inventory_pipeline.core.ingestion import quarantined_items
 
     opening = _inv([["S1", "A", 10], ["S1", "B", 50], ["S2", "A", 5]])
-    closing = _inv(
-        [["S1", "A", 7], ["S1", "B", 48], ["S2", "A", 5]]
-    )  # S1/A sold 3, S1/B 2 gone
-    sales = pd.DataFrame(
-        {"location_id": ["S1"], "sku_id": ["B"], "units_sold": [2]}
-    )  # S1/A's row was quarantined
+    closing = _inv([["S1", "A", 7], ["S1", "B", 48], ["S2", "A", 5]])  # S1/A sold 3, S1/B 2 gone
+    sales = pd.DataFrame({"location_id": ["S1"], "sku_id": ["B"], "units_sold": [2]})  # S1/A's row was quarantined
     q = pd.DataFrame(
         {
             "file": ["/lz/daily/2025-04-30/pos_sales.csv"],
             "row": [4],
             "reason": ["units_sold failed"],
-            "record": [
-                json.dumps({"location_id": "S1", "sku_id": "A", "units_sold": "three"})
-            ],
+            "record": [json.dumps({"location_id": "S1", "sku_id": "A", "units_sold": "three"})],
             "disposition": ["rejected"],
         }
     )
     tol = LedgerTolerance(abs_units=0, rel=0.0, max_share=0.0)
-    led = reconcile_ledger(
-        D, opening, closing, None, sales, None, tol, quarantined_items(q)
-    )
+    led = reconcile_ledger(D, opening, closing, None, sales, None, tol, quarantined_items(q))
     line = led.set_index(["location_id", "sku_id"]).loc[("S1", "A")]
     assert line["flagged"] and line["explained"]
-    assert line["explanation"].startswith(
-        "explained by input quarantined: daily/2025-04-30/pos_sales.csv, row 4; "
-    )
+    assert line["explanation"].startswith("explained by input quarantined: daily/2025-04-30/pos_sales.csv, row 4; ")
     s = ledger_summary(led, tol)
     assert s["passed"] and s["discrepancies"] == 0 and s["explained"] == 1
     # without the quarantine the same line counts and the day fails
-    assert not ledger_summary(
-        reconcile_ledger(D, opening, closing, None, sales, None, tol), tol
-    )["passed"]
+    assert not ledger_summary(reconcile_ledger(D, opening, closing, None, sales, None, tol), tol)["passed"]
 
 
 def test_file_usability_is_per_file_and_day(tmp_path):
@@ -609,18 +503,11 @@ def test_file_usability_is_per_file_and_day(tmp_path):
         D,
     )
     u = file_usability(wh, D, 0.25, 3).set_index("file")
-    assert u.loc["pos_sales", "unusable"].startswith(
-        f"daily/{D}/pos_sales: 3 of 9 rows quarantined (33.33% > 25.00%"
-    )
-    assert (
-        u.loc["inventory", "unusable"] == ""
-    )  # 1 of 7: held items, not an unusable file
+    assert u.loc["pos_sales", "unusable"].startswith(f"daily/{D}/pos_sales: 3 of 9 rows quarantined (33.33% > 25.00%")
+    assert u.loc["inventory", "unusable"] == ""  # 1 of 7: held items, not an unusable file
     assert (u.drop(index=["pos_sales"])["unusable"] == "").all()
     (tmp_path / "raw_receipts" / D / "data.parquet").unlink()
-    assert (
-        "no validated rows"
-        in file_usability(wh, D, 0.25, 3).set_index("file").loc["receipts", "unusable"]
-    )
+    assert "no validated rows" in file_usability(wh, D, 0.25, 3).set_index("file").loc["receipts", "unusable"]
 
 
 def test_quarantined_and_master_held_items_hold_their_decisions_only():
@@ -632,9 +519,7 @@ def test_quarantined_and_master_held_items_hold_their_decisions_only():
             "file": ["/lz/daily/2025-04-30/inventory.csv"],
             "row": [7],
             "reason": ["on_hand failed"],
-            "record": [
-                json.dumps({"location_id": "S1", "sku_id": "B", "on_hand": "-1"})
-            ],
+            "record": [json.dumps({"location_id": "S1", "sku_id": "B", "on_hand": "-1"})],
             "disposition": ["rejected"],
         }
     )
@@ -659,38 +544,27 @@ def test_quarantined_and_master_held_items_hold_their_decisions_only():
         forecast=FORECAST,
     )
     base = route(p, POLICY).set_index(["decision_type", "sku_id"])
-    held = route(p, POLICY, holds=input_holds(quarantined_items(q), master)).set_index(
-        ["decision_type", "sku_id"]
-    )
+    held = route(p, POLICY, holds=input_holds(quarantined_items(q), master)).set_index(["decision_type", "sku_id"])
     assert (base["status"] == "auto_approved").all()
     rp_b = held.loc[("store_replenishment", "B")]
     assert rp_b["status"] == "pending_review"
-    assert rp_b["review_reason"].startswith(
-        "input quarantined: daily/2025-04-30/inventory.csv, row 7 (on_hand failed)"
-    )
+    assert rp_b["review_reason"].startswith("input quarantined: daily/2025-04-30/inventory.csv, row 7 (on_hand failed)")
     for key in (
         ("purchase_order", "A"),
         ("store_replenishment", "A"),
         ("price_change", "A"),
     ):
         assert held.loc[key, "status"] == "pending_review"
-        assert (
-            "master data: master/products.csv, row 2: case_pack 0"
-            in held.loc[key, "review_reason"]
-        )
+        assert "master data: master/products.csv, row 2: case_pack 0" in held.loc[key, "review_reason"]
     assert held.loc[("forecast", ""), "status"] == "auto_approved"
     # the held decisions are not exported; everything else is
     state = replay(proposal_events(held.reset_index(), "2025-04-30T22:00:00"))[0]
-    out = pd.read_csv(
-        pd.io.common.BytesIO(render_outbox(state, D)["purchase_orders.csv"])
-    )
+    out = pd.read_csv(pd.io.common.BytesIO(render_outbox(state, D)["purchase_orders.csv"]))
     assert out.empty
 
 
 def test_a_price_below_cost_waits_unless_it_is_a_clearance_markdown():
-    prices = _PRICES.assign(
-        unit_cost=[2.5, 1.0], change_reason=["margin_raise", "hold"]
-    )  # A: 2.19 < cost 2.5
+    prices = _PRICES.assign(unit_cost=[2.5, 1.0], change_reason=["margin_raise", "hold"])  # A: 2.19 < cost 2.5
     r = route(
         propose(_orders(values=(60.0, 60.0, 120.0)), _NO_T, prices, D, "m", POLICY.tag),
         POLICY,
@@ -698,18 +572,14 @@ def test_a_price_below_cost_waits_unless_it_is_a_clearance_markdown():
     pc = r[r["decision_type"] == "price_change"].iloc[0]
     assert pc["status"] == "pending_review"
     assert (
-        "negative expected margin: new price 2.19 below unit cost 2.5 (not a clearance markdown)"
-        in pc["review_reason"]
+        "negative expected margin: new price 2.19 below unit cost 2.5 (not a clearance markdown)" in pc["review_reason"]
     )
     clear = prices.assign(change_reason=["markdown", "hold"])
     r = route(
         propose(_orders(values=(60.0, 60.0, 120.0)), _NO_T, clear, D, "m", POLICY.tag),
         POLICY,
     )
-    assert (
-        "negative expected margin"
-        not in r.loc[r["decision_type"] == "price_change", "review_reason"].iloc[0]
-    )
+    assert "negative expected margin" not in r.loc[r["decision_type"] == "price_change", "review_reason"].iloc[0]
     # the routing columns never reach the events (the payload is unchanged)
     assert "unit_cost" not in proposal_events(r, "2025-04-30T22:00:00").columns
 
@@ -732,9 +602,7 @@ def test_policy_guard_and_approval_errors_are_clear(tmp_path):
         load_policy(DEFAULT_POLICY_PATH),
         _policy(tmp_path, "\n# a comment changes the hash\n"),
     )
-    assert (
-        a.version == b.version and a.tag != b.tag
-    )  # every decision records version + content hash
+    assert a.version == b.version and a.tag != b.tag  # every decision records version + content hash
 
 
 # ---- explanations ----------------------------------------------------------------------------------
@@ -776,16 +644,10 @@ def test_llm_rephrasing_keeps_every_number_or_falls_back():
             _answer("Stock is 4, below 12.5: order 25 up to 30.0, shortage 0.12."),
         )
         stub.add_response("converse", _answer(""))
-        stub.add_client_error(
-            "converse", service_error_code="ThrottlingException", http_status_code=429
-        )
+        stub.add_client_error("converse", service_error_code="ThrottlingException", http_status_code=429)
         ex = BedrockExplainer(client, "model-x")
         text, src = ex.rephrase(TEMPLATE)
-        assert (
-            src == "llm:model-x"
-            and numbers(text) == numbers(TEMPLATE)
-            and text != TEMPLATE
-        )
+        assert src == "llm:model-x" and numbers(text) == numbers(TEMPLATE) and text != TEMPLATE
         assert ex.rephrase(TEMPLATE) == (TEMPLATE, "template (llm changed a number)")
         assert ex.rephrase(TEMPLATE) == (TEMPLATE, "template (llm answered nothing)")
         assert ex.rephrase(TEMPLATE) == (
@@ -809,14 +671,8 @@ def test_llm_timeout_and_budget_fall_back_to_the_template():
     log = replay(_events())[0]
     out = rephrase_explanations(log, ex, max_decisions=2)
     assert out[_NUMS].equals(log[_NUMS])  # numbers untouched
-    assert (
-        out["explanation_source"] != "template"
-    ).sum() == 2  # the 2 tried; the pending PO first
-    assert (
-        out.set_index("decision_type")
-        .loc["purchase_order", "explanation_source"]
-        .startswith("template (llm failed")
-    )
+    assert (out["explanation_source"] != "template").sum() == 2  # the 2 tried; the pending PO first
+    assert out.set_index("decision_type").loc["purchase_order", "explanation_source"].startswith("template (llm failed")
 
 
 _NUMS = ["units", "old_price", "new_price", "value", "confidence"]
@@ -840,20 +696,14 @@ def test_a_crash_mid_write_leaves_no_manifest_and_the_old_folder(tmp_path, monke
         return real(fd)
 
     monkeypatch.setattr(outbox_mod.os, "fsync", crash)
-    changed = dict(
-        files, **{"purchase_orders.csv": files["purchase_orders.csv"] + b"x\n"}
-    )
+    changed = dict(files, **{"purchase_orders.csv": files["purchase_orders.csv"] + b"x\n"})
     with pytest.raises(OSError):
         write_local(changed, tmp_path, D)
-    assert {
-        p.name: p.read_bytes() for p in (tmp_path / D).iterdir()
-    } == before  # the old plan, whole
+    assert {p.name: p.read_bytes() for p in (tmp_path / D).iterdir()} == before  # the old plan, whole
     assert [p.name for p in tmp_path.iterdir()] == [D]  # no half-written folder left
     calls["n"] = 0
     with pytest.raises(OSError):
-        write_local(
-            files, tmp_path, "2025-05-01"
-        )  # a first write that crashes leaves nothing
+        write_local(files, tmp_path, "2025-05-01")  # a first write that crashes leaves nothing
     assert not (tmp_path / "2025-05-01").exists()
 
 
@@ -870,6 +720,4 @@ def test_s3_crash_mid_write_leaves_no_manifest():
     c = Flaky()
     with pytest.raises(ConnectionError):
         write_s3(render_outbox(replay(_events())[0], D), c, "b", "outbox", D)
-    assert c.keys == [f"outbox/{D}/purchase_orders.csv"] and not any(
-        k.endswith("manifest.json") for k in c.keys
-    )
+    assert c.keys == [f"outbox/{D}/purchase_orders.csv"] and not any(k.endswith("manifest.json") for k in c.keys)

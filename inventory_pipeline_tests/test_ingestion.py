@@ -39,11 +39,7 @@ def test_negative_units_are_quarantined_with_file_row_reason(tmp_path):
     assert r.valid["sku_id"].tolist() == ["A"]
     q = r.quarantine.iloc[0]
     assert q["file"].endswith("daily/2025-01-02/pos_sales.csv")
-    assert (
-        q["row"] == 2
-        and q["column"] == "units_sold"
-        and "greater_than_or_equal_to(0)" in q["reason"]
-    )
+    assert q["row"] == 2 and q["column"] == "units_sold" and "greater_than_or_equal_to(0)" in q["reason"]
     assert json.loads(q["record"])["units_sold"] == "-2"
     assert q["partition_date"] == "2025-01-02"
 
@@ -65,19 +61,13 @@ def test_unknown_sku_and_location_are_quarantined(tmp_path):
     )
     assert len(r.valid) == 1
     reasons = r.quarantine.set_index("row")["reason"]
-    assert (
-        "unknown sku_id 'ZZZ'" in reasons[1]
-        and "unknown location_id 'S9'" in reasons[2]
-    )
+    assert "unknown sku_id 'ZZZ'" in reasons[1] and "unknown location_id 'S9'" in reasons[2]
 
 
 def test_duplicate_key_keeps_first(tmp_path):
     r = _pos(tmp_path, "2025-01-02,S1,A,3,1.5,0\n2025-01-02,S1,A,4,1.5,0\n")
     assert r.valid["units_sold"].tolist() == [3]
-    assert (
-        r.quarantine["row"].tolist() == [2]
-        and "duplicate key" in r.quarantine["reason"].iloc[0]
-    )
+    assert r.quarantine["row"].tolist() == [2] and "duplicate key" in r.quarantine["reason"].iloc[0]
 
 
 def test_row_with_wrong_field_count_is_quarantined(tmp_path):
@@ -86,10 +76,7 @@ def test_row_with_wrong_field_count_is_quarantined(tmp_path):
         "2025-01-02,S1,A,3,1.5,0\n2025-01-02,S1,B,3\n2025-01-02,S1,C,1,1.5,0\n",
     )
     assert r.valid["sku_id"].tolist() == ["A", "C"]
-    assert (
-        r.quarantine["row"].tolist() == [2]
-        and "expected 6 fields" in r.quarantine["reason"].iloc[0]
-    )
+    assert r.quarantine["row"].tolist() == [2] and "expected 6 fields" in r.quarantine["reason"].iloc[0]
 
 
 def test_missing_column_is_a_clear_error_naming_file_and_column(tmp_path):
@@ -182,24 +169,17 @@ def test_planner_answers_with_a_bad_id_action_or_missing_override_value_are_quar
         f"TR-20250101-bbbbbbbbbbbb,override,,no value,ben\n"
         f"PC-20250101-cccccccccccc,override,-1,negative,ben\n",
     )
-    r = ingest(
-        LocalStore(tmp_path), LANDING_FILES["planner_decisions"], ["2025-01-02"], {}
-    )
+    r = ingest(LocalStore(tmp_path), LANDING_FILES["planner_decisions"], ["2025-01-02"], {})
     assert r.valid["decision_id"].tolist() == [ok]
     q = r.quarantine.sort_values("row")
-    assert (
-        q["row"].tolist() == [2, 3, 4, 5]
-        and q["file"].str.endswith("planner/2025-01-02/decisions.csv").all()
-    )
+    assert q["row"].tolist() == [2, 3, 4, 5] and q["file"].str.endswith("planner/2025-01-02/decisions.csv").all()
     assert "override needs override_units_or_price" in " ".join(q["reason"])
 
 
 # ---- issue #20: files checked as files, master rows held where they are --------------------------
 
 OO_HEADER = "order_id,order_date,source_id,location_id,sku_id,units,expected_date\n"
-PRODUCTS_HEADER = (
-    "sku_id,category,supplier_id,unit_cost,base_price,case_pack,min_order_qty\n"
-)
+PRODUCTS_HEADER = "sku_id,category,supplier_id,unit_cost,base_price,case_pack,min_order_qty\n"
 
 
 def test_a_row_dated_another_day_than_its_folder_is_quarantined_with_that_reason(
@@ -211,10 +191,7 @@ def test_a_row_dated_another_day_than_its_folder_is_quarantined_with_that_reason
     )
     assert r.valid["sku_id"].tolist() == ["A"]
     q = r.quarantine.set_index("row")
-    assert (
-        q.loc[2, "column"] == "date"
-        and "date 2025-01-01 is not the folder's date 2025-01-02" in q.loc[2, "reason"]
-    )
+    assert q.loc[2, "column"] == "date" and "date 2025-01-01 is not the folder's date 2025-01-02" in q.loc[2, "reason"]
     assert "date 2025-05-15 is not the folder's date 2025-01-02" in q.loc[3, "reason"]
 
 
@@ -240,10 +217,7 @@ def test_open_orders_expected_before_ordered_or_beyond_the_horizon_are_quarantin
     assert r.valid["order_id"].tolist() == ["PO1", "PO4"]
     q = r.quarantine.set_index("row")["reason"]
     assert "expected_date 2024-12-30 before order_date 2025-01-01" in q[2]
-    assert (
-        "expected_date 2099-01-01 more than 365 days after the folder's date 2025-01-02"
-        in q[3]
-    )
+    assert "expected_date 2099-01-01 more than 365 days after the folder's date 2025-01-02" in q[3]
 
 
 def test_a_file_cut_mid_value_has_its_last_line_quarantined_as_truncated(tmp_path):
@@ -270,11 +244,7 @@ def test_a_file_cut_mid_value_has_its_last_line_quarantined_as_truncated(tmp_pat
     )
     r = ingest(LocalStore(tmp_path), LANDING_FILES["inventory"], ["2025-01-03"], REFS)
     q = r.quarantine.iloc[0]
-    assert (
-        q["row"] == 2
-        and q["reason"].startswith("truncated last line")
-        and "expected 4 fields" in q["reason"]
-    )
+    assert q["row"] == 2 and q["reason"].startswith("truncated last line") and "expected 4 fields" in q["reason"]
     assert json.loads(q["record"])["location_id"] == "S1"
     # a terminated file (LF or CRLF) loses nothing
     _write(
@@ -282,9 +252,7 @@ def test_a_file_cut_mid_value_has_its_last_line_quarantined_as_truncated(tmp_pat
         "daily/2025-01-04/inventory.csv",
         "date,location_id,sku_id,on_hand\r\n2025-01-04,S1,A,7\r\n",
     )
-    assert ingest(
-        LocalStore(tmp_path), LANDING_FILES["inventory"], ["2025-01-04"], REFS
-    ).quarantine.empty
+    assert ingest(LocalStore(tmp_path), LANDING_FILES["inventory"], ["2025-01-04"], REFS).quarantine.empty
 
 
 def test_master_data_errors_are_held_rows_of_products_kept_for_planning(tmp_path):
@@ -304,13 +272,9 @@ def test_master_data_errors_are_held_rows_of_products_kept_for_planning(tmp_path
         {("suppliers", "supplier_id"): {"SUP1"}},
     )
     assert r.valid["sku_id"].tolist() == ["A", "B", "C", "D"]  # every SKU stays known
-    assert (
-        r.valid.set_index("sku_id").loc["C", "case_pack"] == 1
-    )  # planned with a case of 1
+    assert r.valid.set_index("sku_id").loc["C", "case_pack"] == 1  # planned with a case of 1
     q = r.quarantine.set_index("row")
-    assert (q["disposition"] == "held").all() and q["file"].str.endswith(
-        "master/products.csv"
-    ).all()
+    assert (q["disposition"] == "held").all() and q["file"].str.endswith("master/products.csv").all()
     assert "unit_cost 9.99 above base_price 2.69" in q.loc[2, "reason"]
     assert "case_pack 0 must be at least 1" in q.loc[3, "reason"]
     assert "min_order_qty 10 is not a multiple of case_pack 6" in q.loc[4, "reason"]
@@ -328,9 +292,7 @@ def test_negative_lead_times_are_held_rows_of_suppliers_and_lanes(tmp_path):
         "SUP1": 0.0,
         "SUP2": 4.0,
     }
-    assert (
-        r.quarantine["reason"].iloc[0] == "negative lead_time_days -3 (planned with 0)"
-    )
+    assert r.quarantine["reason"].iloc[0] == "negative lead_time_days -3 (planned with 0)"
     _write(
         tmp_path,
         "master/lanes.csv",
@@ -352,15 +314,8 @@ def test_the_quarantine_share_is_measured_per_file_and_day(tmp_path):
     r = ingest(LocalStore(tmp_path), LANDING_FILES["pos_sales"], days, REFS)
     assert r.quarantine_share == pytest.approx(2 / 31)  # over the range: looks harmless
     shares = r.file_shares().set_index("partition_date")
-    assert (
-        shares.loc["2025-01-05", "share"] == 0.5
-        and shares.loc["2025-01-05", "rows"] == 4
-    )
+    assert shares.loc["2025-01-05", "share"] == 0.5 and shares.loc["2025-01-05", "rows"] == 4
     assert (shares.drop(index="2025-01-05")["share"] == 0).all()
     over = r.files_over(0.25, min_rows=2)
-    assert over["file"].str.endswith("daily/2025-01-05/pos_sales.csv").tolist() == [
-        True
-    ]
-    assert r.files_over(
-        0.25, min_rows=3
-    ).empty  # two rows are too few to call the file unusable
+    assert over["file"].str.endswith("daily/2025-01-05/pos_sales.csv").tolist() == [True]
+    assert r.files_over(0.25, min_rows=3).empty  # two rows are too few to call the file unusable

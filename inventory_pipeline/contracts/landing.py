@@ -48,9 +48,7 @@ class Locations(_Base):
 
     @pa.dataframe_check(error="a store needs a supplying_dc_id")
     def store_has_dc(cls, df):  # noqa: N805
-        return (df["location_type"] != "store") | df["supplying_dc_id"].fillna(
-            ""
-        ).str.len().gt(0)
+        return (df["location_type"] != "store") | df["supplying_dc_id"].fillna("").str.len().gt(0)
 
 
 class Products(_Base):
@@ -117,9 +115,7 @@ class OpenOrders(_Base):
 
 class PlannerDecisions(_Base):
     # the id of a decision of the decision log: FC|PO|RP|TR|PC-YYYYMMDD-<12 hex> (core.decisions.ID_PATTERN)
-    decision_id: Series[str] = pa.Field(
-        str_matches=r"^(FC|PO|RP|TR|PC)-\d{8}-[0-9a-f]{12}$"
-    )
+    decision_id: Series[str] = pa.Field(str_matches=r"^(FC|PO|RP|TR|PC)-\d{8}-[0-9a-f]{12}$")
     action: Series[str] = pa.Field(isin=["approve", "reject", "override"])
     override_units_or_price: Series[float] = pa.Field(ge=0, nullable=True)
     reason: Series[str] = pa.Field(nullable=True)
@@ -139,9 +135,7 @@ class LandingFile:
     daily: bool  # under daily/YYYY-MM-DD/ (else master/ or planner/)
     required: bool
     folder: str = "master"
-    key: tuple[
-        str, ...
-    ] = ()  # unique key; later duplicates are quarantined, the first kept
+    key: tuple[str, ...] = ()  # unique key; later duplicates are quarantined, the first kept
     # column -> (master table, key column) it must exist in
     references: dict[str, tuple[str, str]] = field(default_factory=dict)
 
@@ -185,19 +179,12 @@ HOLD_RULES: dict[str, list[HoldRule]] = {
         HoldRule(
             "case_pack",
             lambda d: d["case_pack"] < 1,
-            lambda d: (
-                "case_pack "
-                + d["case_pack"].astype(str)
-                + " must be at least 1 (planned with 1)"
-            ),
+            lambda d: "case_pack " + d["case_pack"].astype(str) + " must be at least 1 (planned with 1)",
             lambda d: d.assign(case_pack=1),
         ),
         HoldRule(
             "min_order_qty,case_pack",
-            lambda d: (
-                (d["case_pack"] >= 1)
-                & (d["min_order_qty"] % d["case_pack"].clip(lower=1) != 0)
-            ),
+            lambda d: (d["case_pack"] >= 1) & (d["min_order_qty"] % d["case_pack"].clip(lower=1) != 0),
             lambda d: (
                 "min_order_qty "
                 + d["min_order_qty"].astype(str)
@@ -210,11 +197,7 @@ HOLD_RULES: dict[str, list[HoldRule]] = {
         HoldRule(
             "lead_time_days",
             lambda d: d["lead_time_days"] < 0,
-            lambda d: (
-                "negative lead_time_days "
-                + _g(d["lead_time_days"])
-                + " (planned with 0)"
-            ),
+            lambda d: "negative lead_time_days " + _g(d["lead_time_days"]) + " (planned with 0)",
             lambda d: d.assign(lead_time_days=d["lead_time_days"].clip(lower=0)),
         ),
     ],
@@ -222,11 +205,7 @@ HOLD_RULES: dict[str, list[HoldRule]] = {
         HoldRule(
             "lead_time_days",
             lambda d: d["lead_time_days"] < 0,
-            lambda d: (
-                "negative lead_time_days "
-                + _g(d["lead_time_days"])
-                + " (planned with 0)"
-            ),
+            lambda d: "negative lead_time_days " + _g(d["lead_time_days"]) + " (planned with 0)",
             lambda d: d.assign(lead_time_days=d["lead_time_days"].clip(lower=0)),
         ),
     ],
@@ -238,9 +217,7 @@ _SKU = ("products", "sku_id")
 LANDING_FILES: dict[str, LandingFile] = {
     f.name: f
     for f in [
-        LandingFile(
-            "locations", Locations, key=("location_id",), daily=False, required=True
-        ),
+        LandingFile("locations", Locations, key=("location_id",), daily=False, required=True),
         LandingFile(
             "products",
             Products,
@@ -249,9 +226,7 @@ LANDING_FILES: dict[str, LandingFile] = {
             required=True,
             references={"supplier_id": ("suppliers", "supplier_id")},
         ),
-        LandingFile(
-            "suppliers", Suppliers, key=("supplier_id",), daily=False, required=True
-        ),
+        LandingFile("suppliers", Suppliers, key=("supplier_id",), daily=False, required=True),
         LandingFile(
             "lanes",
             Lanes,

@@ -179,21 +179,9 @@ def _h(s: pd.Series | str, n: int = 12) -> pd.Series | str:
     )
 
 
-def decision_ids(
-    kind: str, plan_date: str, sku: pd.Series, src: pd.Series, dst: pd.Series
-) -> pd.Series:
+def decision_ids(kind: str, plan_date: str, sku: pd.Series, src: pd.Series, dst: pd.Series) -> pd.Series:
     """Deterministic ids: PREFIX-YYYYMMDD-<12 hex of sha256(kind|date|sku|from|to)>."""
-    keys = (
-        kind
-        + "|"
-        + plan_date
-        + "|"
-        + sku.astype(str)
-        + "|"
-        + src.astype(str)
-        + "|"
-        + dst.astype(str)
-    )
+    keys = kind + "|" + plan_date + "|" + sku.astype(str) + "|" + src.astype(str) + "|" + dst.astype(str)
     return f"{_PREFIX[kind]}-{plan_date.replace('-', '')}-" + _h(keys)
 
 
@@ -248,9 +236,7 @@ def propose(
                     "value": [float(forecast.get("cv_wape", np.nan))],
                     "expected_cost": np.nan,
                     "expected_service": [float(forecast.get("coverage_80", np.nan))],
-                    "confidence": [
-                        1 - min(1.0, float(forecast.get("cv_wape", np.nan)))
-                    ],
+                    "confidence": [1 - min(1.0, float(forecast.get("cv_wape", np.nan)))],
                     "binding_constraint": "promotion_gate",
                     "explanation": [
                         f"forecast {forecast.get('model_version', model_version)} serves "
@@ -265,9 +251,7 @@ def propose(
     if len(orders):
         o = orders
         conf = (
-            forecast_confidence(
-                o["mean_demand_protection"], o["sigma_demand_protection"]
-            )
+            forecast_confidence(o["mean_demand_protection"], o["sigma_demand_protection"])
             if "sigma_demand_protection" in o
             else pd.Series(np.nan, index=o.index)
         )
@@ -284,13 +268,9 @@ def propose(
                     "order_date": o["order_date"],
                     "expected_date": o["expected_date"],
                     "value": o["order_value"].astype(float),
-                    "expected_cost": o["expected_cost"].astype(float)
-                    if "expected_cost" in o
-                    else np.nan,
+                    "expected_cost": o["expected_cost"].astype(float) if "expected_cost" in o else np.nan,
                     "expected_service": (
-                        o["expected_service"]
-                        if "expected_service" in o
-                        else o["service_level"]
+                        o["expected_service"] if "expected_service" in o else o["service_level"]
                     ).astype(float),
                     "confidence": conf.astype(float),
                     "binding_constraint": o["binding_constraint"],
@@ -313,9 +293,7 @@ def propose(
                     "order_date": t["ship_date"],
                     "expected_date": t["expected_date"],
                     "value": (t["units"] * t["cost_per_unit"]).astype(float),
-                    "expected_cost": -(t["net_value"].astype(float))
-                    if "net_value" in t
-                    else np.nan,
+                    "expected_cost": -(t["net_value"].astype(float)) if "net_value" in t else np.nan,
                     "expected_service": np.nan,
                     "confidence": np.nan,
                     "binding_constraint": t["binding_constraint"],
@@ -324,9 +302,7 @@ def propose(
             )
         )
     changed = (
-        prices[prices["recommended_price"].round(2) != prices["current_price"].round(2)]
-        if len(prices)
-        else prices
+        prices[prices["recommended_price"].round(2) != prices["current_price"].round(2)] if len(prices) else prices
     )
     if len(changed):
         p = changed
@@ -343,29 +319,19 @@ def propose(
                     "new_price": p["recommended_price"].astype(float),
                     "order_date": effective,
                     "expected_date": effective,
-                    "value": (
-                        p["expected_margin_recommended"] - p["expected_margin_current"]
-                    ).astype(float),
+                    "value": (p["expected_margin_recommended"] - p["expected_margin_current"]).astype(float),
                     "expected_cost": np.nan,
                     "expected_service": np.nan,
-                    "confidence": p["elasticity_confidence"].astype(float)
-                    if "elasticity_confidence" in p
-                    else np.nan,
+                    "confidence": p["elasticity_confidence"].astype(float) if "elasticity_confidence" in p else np.nan,
                     "binding_constraint": p["binding_guardrail"],
                     "explanation": p["rationale"],
-                    "unit_cost": p["unit_cost"].astype(float)
-                    if "unit_cost" in p
-                    else np.nan,
-                    "change_reason": p["change_reason"].astype(str)
-                    if "change_reason" in p
-                    else "",
+                    "unit_cost": p["unit_cost"].astype(float) if "unit_cost" in p else np.nan,
+                    "change_reason": p["change_reason"].astype(str) if "change_reason" in p else "",
                 }
             )
         )
     if not parts:
-        return pd.DataFrame(
-            columns=["decision_id", "plan_date", "revision", *PAYLOAD_COLUMNS]
-        )
+        return pd.DataFrame(columns=["decision_id", "plan_date", "revision", *PAYLOAD_COLUMNS])
     log = pd.concat(parts, ignore_index=True)
     for c in (
         "sku_id",
@@ -375,29 +341,23 @@ def propose(
         "explanation",
     ):
         log[c] = log[c].fillna("").astype(str)
-    for c in (
-        _NUMBERS
-    ):  # a stage's empty or all-NaN column must not make the whole column object
+    for c in _NUMBERS:  # a stage's empty or all-NaN column must not make the whole column object
         log[c] = pd.to_numeric(log[c], errors="coerce").astype(float)
     for c in ("order_date", "expected_date"):
         log[c] = pd.to_datetime(log[c])
     log["decision_id"] = ""
     for kind, g in log.groupby("decision_type"):
-        log.loc[g.index, "decision_id"] = decision_ids(
-            kind, plan_date, g["sku_id"], g["source_id"], g["location_id"]
-        )
+        log.loc[g.index, "decision_id"] = decision_ids(kind, plan_date, g["sku_id"], g["source_id"], g["location_id"])
     log["plan_date"] = pd.Timestamp(plan_date)
     log["explanation_source"] = "template"
     log["model_version"] = model_version
     log["policy_version"] = policy_version
     log["inputs_fingerprint"] = inputs_fingerprint
     log["revision"] = revision_of(log)
-    extra = [
-        c for c in ROUTING_COLUMNS if c in log.columns
-    ]  # read by `route`, not part of the payload
-    return log[
-        ["decision_id", "plan_date", "revision", *PAYLOAD_COLUMNS, *extra]
-    ].sort_values("decision_id", ignore_index=True)
+    extra = [c for c in ROUTING_COLUMNS if c in log.columns]  # read by `route`, not part of the payload
+    return log[["decision_id", "plan_date", "revision", *PAYLOAD_COLUMNS, *extra]].sort_values(
+        "decision_id", ignore_index=True
+    )
 
 
 def revision_of(log: pd.DataFrame) -> pd.Series:
@@ -428,22 +388,14 @@ class TypicalOrders:
     """Past order sizes per (location_id, sku_id): median units and number of orders."""
 
     table: pd.DataFrame  # location_id, sku_id, median_units, orders
-    daily_po_value: float = float(
-        "nan"
-    )  # median value of the purchase orders placed per day
+    daily_po_value: float = float("nan")  # median value of the purchase orders placed per day
 
     @staticmethod
-    def from_orders(
-        orders: pd.DataFrame | None, unit_cost: pd.Series | None = None
-    ) -> "TypicalOrders":
+    def from_orders(orders: pd.DataFrame | None, unit_cost: pd.Series | None = None) -> "TypicalOrders":
         """From past orders (order_id, order_date, source_id, location_id, sku_id, units; one row
         per order). `unit_cost` by sku_id values the purchase orders (those to a DC) per day."""
         if orders is None or not len(orders):
-            return TypicalOrders(
-                pd.DataFrame(
-                    columns=["location_id", "sku_id", "median_units", "orders"]
-                )
-            )
+            return TypicalOrders(pd.DataFrame(columns=["location_id", "sku_id", "median_units", "orders"]))
         g = orders.groupby(["location_id", "sku_id"])["units"]
         t = pd.DataFrame({"median_units": g.median(), "orders": g.size()}).reset_index()
         daily = float("nan")
@@ -451,9 +403,7 @@ class TypicalOrders:
             po = orders[orders["is_purchase_order"].astype(bool)]
             if len(po):
                 val = po["units"] * po["sku_id"].map(unit_cost).fillna(0)
-                daily = float(
-                    val.groupby(pd.to_datetime(po["order_date"])).sum().median()
-                )
+                daily = float(val.groupby(pd.to_datetime(po["order_date"])).sum().median())
         return TypicalOrders(t, daily)
 
 
@@ -481,10 +431,7 @@ def input_holds(
                     "location_id": d["location_id"],
                     "sku_id": d["sku_id"],
                     "from_location_id": None,
-                    "note": d["note"]
-                    + " ("
-                    + d["reason"].str.split("; ").str[0].str.slice(0, 120)
-                    + ")",
+                    "note": d["note"] + " (" + d["reason"].str.split("; ").str[0].str.slice(0, 120) + ")",
                 }
             )
         )
@@ -513,14 +460,8 @@ def input_holds(
                         }
                     )
                 )
-            elif (
-                table == "suppliers"
-                and r.get("supplier_id")
-                and supplier_of is not None
-            ):
-                skus = supplier_of.index[
-                    supplier_of.astype(str) == str(r["supplier_id"])
-                ].astype(str)
+            elif table == "suppliers" and r.get("supplier_id") and supplier_of is not None:
+                skus = supplier_of.index[supplier_of.astype(str) == str(r["supplier_id"])].astype(str)
                 if len(skus):
                     parts.append(
                         pd.DataFrame(
@@ -532,11 +473,7 @@ def input_holds(
                             }
                         )
                     )
-            elif (
-                table == "lanes"
-                and r.get("from_location_id")
-                and r.get("to_location_id")
-            ):
+            elif table == "lanes" and r.get("from_location_id") and r.get("to_location_id"):
                 parts.append(
                     pd.DataFrame(
                         {
@@ -553,9 +490,7 @@ def input_holds(
     return h.astype(object).where(h.notna(), None)[HOLD_COLUMNS]
 
 
-def hold_notes(
-    p: pd.DataFrame, holds: pd.DataFrame | None, limit: int = 3
-) -> pd.Series:
+def hold_notes(p: pd.DataFrame, holds: pd.DataFrame | None, limit: int = 3) -> pd.Series:
     """Per decision of `p`: the notes of the holds (HOLD_COLUMNS) that concern it, "" if none.
 
     A hold naming a location and a SKU concerns the decisions of that SKU at that location, as
@@ -569,9 +504,7 @@ def hold_notes(
         return out
     h = holds.reindex(columns=HOLD_COLUMNS).reset_index(drop=True)
     h["_order"] = range(len(h))
-    d = p.loc[
-        p["decision_type"] != "forecast", ["sku_id", "location_id", "source_id"]
-    ].astype(str)
+    d = p.loc[p["decision_type"] != "forecast", ["sku_id", "location_id", "source_id"]].astype(str)
     d["_line"] = d.index
     lane, has_loc, has_sku = (
         h["from_location_id"].notna(),
@@ -580,9 +513,7 @@ def hold_notes(
     )
     # a decision's location is its destination or its source: match each
     dest = d[["_line", "sku_id", "location_id"]]
-    src = d[["_line", "sku_id", "source_id"]].rename(
-        columns={"source_id": "location_id"}
-    )
+    src = d[["_line", "sku_id", "source_id"]].rename(columns={"source_id": "location_id"})
     parts = []
     for mask, on, sides in (
         (~lane & has_loc & has_sku, ["location_id", "sku_id"], (dest, src)),
@@ -591,19 +522,13 @@ def hold_notes(
     ):
         if mask.any():
             sub = h.loc[mask, [*on, "note", "_order"]].astype({c: str for c in on})
-            parts += [
-                side.merge(sub, on=on)[["_line", "note", "_order"]] for side in sides
-            ]
+            parts += [side.merge(sub, on=on)[["_line", "note", "_order"]] for side in sides]
     if lane.any():
         sub = h.loc[lane, ["from_location_id", "location_id", "note", "_order"]].astype(
             {"from_location_id": str, "location_id": str}
         )
         moves = d.rename(columns={"source_id": "from_location_id"})
-        parts.append(
-            moves.merge(sub, on=["from_location_id", "location_id"])[
-                ["_line", "note", "_order"]
-            ]
-        )
+        parts.append(moves.merge(sub, on=["from_location_id", "location_id"])[["_line", "note", "_order"]])
     notes = join_notes(parts, limit)
     out.loc[notes.index] = notes.astype(str)
     return out
@@ -634,9 +559,7 @@ def route(
     a, g = policy.approval, policy.guards
     p = proposals.copy()
     if not len(p):
-        return p.assign(
-            status=pd.Series(dtype=object), review_reason=pd.Series(dtype=object)
-        )
+        return p.assign(status=pd.Series(dtype=object), review_reason=pd.Series(dtype=object))
     reasons = pd.DataFrame(index=p.index)
     is_order = p["decision_type"].isin(["purchase_order", "store_replenishment"])
     is_po = p["decision_type"] == "purchase_order"
@@ -660,21 +583,15 @@ def route(
     )
     reason(
         is_tr & (p["value"] > a.max_order_value),
-        "transfer cost "
-        + p["value"].round(2).astype(str)
-        + f" > {a.max_order_value:g}",
+        "transfer cost " + p["value"].round(2).astype(str) + f" > {a.max_order_value:g}",
     )
     reason(
         is_tr & (p["units"] > a.max_transfer_units),
-        "transfer units "
-        + p["units"].round(0).astype("Int64").astype(str)
-        + f" > {a.max_transfer_units:g}",
+        "transfer units " + p["units"].round(0).astype("Int64").astype(str) + f" > {a.max_transfer_units:g}",
     )
     reason(
         is_pc & (pct.abs() > a.max_price_change_pct + 1e-9),
-        "price change "
-        + pct.round(1).astype(str)
-        + f"% beyond ±{a.max_price_change_pct:g}%",
+        "price change " + pct.round(1).astype(str) + f"% beyond ±{a.max_price_change_pct:g}%",
     )
     low = (
         ~(p["decision_type"] == "forecast")
@@ -683,19 +600,13 @@ def route(
     )
     reason(
         low,
-        "confidence "
-        + p["confidence"].round(2).astype(str)
-        + f" < {a.min_confidence:g}",
+        "confidence " + p["confidence"].round(2).astype(str) + f" < {a.min_confidence:g}",
     )
     held = hold_notes(p, holds)
     reason(held != "", held)
     if "unit_cost" in p:
         cost = pd.to_numeric(p["unit_cost"], errors="coerce")
-        clearance = (
-            p["change_reason"].astype(str).eq("markdown")
-            if "change_reason" in p
-            else False
-        )
+        clearance = p["change_reason"].astype(str).eq("markdown") if "change_reason" in p else False
         loss = is_pc & (p["new_price"] < cost - 1e-9) & ~clearance
         reason(
             loss,
@@ -710,11 +621,7 @@ def route(
         key = pd.MultiIndex.from_frame(p[["location_id", "sku_id"]])
         med = pd.Series(t["median_units"].reindex(key).to_numpy(float), index=p.index)
         n = pd.Series(t["orders"].reindex(key).fillna(0).to_numpy(float), index=p.index)
-        anomalous = (
-            is_order
-            & (n >= g.anomaly_min_orders)
-            & (p["units"] > g.anomaly_multiple * med)
-        )
+        anomalous = is_order & (n >= g.anomaly_min_orders) & (p["units"] > g.anomaly_multiple * med)
         reason(
             anomalous,
             "units "
@@ -736,9 +643,7 @@ def route(
         )
         pending = (reasons != "").any(axis=1)
     if cap["price_changes"] is not None:
-        auto = p[is_pc & ~pending].sort_values(
-            ["value", "decision_id"], ascending=[False, True]
-        )
+        auto = p[is_pc & ~pending].sort_values(["value", "decision_id"], ascending=[False, True])
         over = auto.index[cap["price_changes"] :]
         reason(
             p.index.isin(over),
@@ -747,9 +652,7 @@ def route(
         pending = (reasons != "").any(axis=1)
     p["status"] = np.where(pending, "pending_review", "auto_approved")
     p["review_reason"] = (
-        reasons.apply(lambda r: "; ".join(x for x in r if x), axis=1)
-        if len(reasons.columns) and len(p)
-        else ""
+        reasons.apply(lambda r: "; ".join(x for x in r if x), axis=1) if len(reasons.columns) and len(p) else ""
     )
     return p
 
@@ -770,15 +673,9 @@ def daily_caps(
             ov_src.append("guards.max_daily_order_value"),
         )
     daily = typical.daily_po_value if typical is not None else float("nan")
-    if (
-        g.max_daily_order_value_multiple is not None
-        and np.isfinite(daily)
-        and daily > 0
-    ):
+    if g.max_daily_order_value_multiple is not None and np.isfinite(daily) and daily > 0:
         ov.append(g.max_daily_order_value_multiple * daily)
-        ov_src.append(
-            f"{g.max_daily_order_value_multiple:g} x median daily PO value {daily:.2f}"
-        )
+        ov_src.append(f"{g.max_daily_order_value_multiple:g} x median daily PO value {daily:.2f}")
     pc, pc_src = [], []
     if g.max_daily_price_changes is not None:
         (
@@ -787,9 +684,7 @@ def daily_caps(
         )
     if g.max_daily_price_change_share is not None and items_priced:
         pc.append(int(np.floor(g.max_daily_price_change_share * items_priced)))
-        pc_src.append(
-            f"{g.max_daily_price_change_share:g} of {items_priced} items priced"
-        )
+        pc_src.append(f"{g.max_daily_price_change_share:g} of {items_priced} items priced")
     i, j = (int(np.argmin(ov)) if ov else None), (int(np.argmin(pc)) if pc else None)
     return {
         "order_value": ov[i] if ov else None,
@@ -827,8 +722,7 @@ def guard_violations(
             (
                 "daily_price_changes",
                 "",
-                f"{len(pc)} auto-approved price changes > cap {cap['price_changes']} "
-                f"({cap['price_changes_source']})",
+                f"{len(pc)} auto-approved price changes > cap {cap['price_changes']} ({cap['price_changes_source']})",
             )
         )
     o = a[a["decision_type"].isin(["purchase_order", "store_replenishment"])]
@@ -839,9 +733,7 @@ def guard_violations(
             t["median_units"].reindex(key).to_numpy(float),
             t["orders"].reindex(key).fillna(0).to_numpy(float),
         )
-        m = (n >= g.anomaly_min_orders) & (
-            o["units"].to_numpy(float) > g.anomaly_multiple * med
-        )
+        m = (n >= g.anomaly_min_orders) & (o["units"].to_numpy(float) > g.anomaly_multiple * med)
         for did, u, md in zip(o["decision_id"][m], o["units"][m], med[m]):
             bad.append(
                 (
@@ -872,9 +764,7 @@ def _events(
     return e.reindex(columns=EVENT_COLUMNS)
 
 
-def proposal_events(
-    routed: pd.DataFrame, recorded_at: str, run_id: str = ""
-) -> pd.DataFrame:
+def proposal_events(routed: pd.DataFrame, recorded_at: str, run_id: str = "") -> pd.DataFrame:
     """Two events per decision: `proposed` (with the payload) and its routing."""
     if not len(routed):
         return pd.DataFrame(columns=EVENT_COLUMNS)
@@ -898,9 +788,7 @@ def proposal_events(
     return pd.concat([prop, routing], ignore_index=True)
 
 
-def planner_events(
-    planner: pd.DataFrame, file_date: str, recorded_at: str, run_id: str = ""
-) -> pd.DataFrame:
+def planner_events(planner: pd.DataFrame, file_date: str, recorded_at: str, run_id: str = "") -> pd.DataFrame:
     """One event per planner row (decision_id, action, override_units_or_price, reason, planner;
     `row` if given). The event id hashes the row's content and file date, so re-reading the same
     file adds nothing, and a changed answer is a new event."""
@@ -958,20 +846,14 @@ def export_events(
             "decision_type": s["decision_type"],
         }
     )
-    key = (
-        s["revision"] + "|" + s["units"].astype(str) + "|" + s["new_price"].astype(str)
-    )
+    key = s["revision"] + "|" + s["units"].astype(str) + "|" + s["new_price"].astype(str)
     return _events(base, "exported", key, recorded_at, run_id)
 
 
 def merge_events(existing: pd.DataFrame | None, new: pd.DataFrame) -> pd.DataFrame:
     """Append-only merge: every existing event is kept as it was (first recording wins), new
     event ids are appended. Deterministic order: recorded_at, seq, decision_id, event_id."""
-    frames = [
-        f.reindex(columns=EVENT_COLUMNS)
-        for f in (existing, new)
-        if f is not None and len(f)
-    ]
+    frames = [f.reindex(columns=EVENT_COLUMNS) for f in (existing, new) if f is not None and len(f)]
     if not frames:
         return pd.DataFrame(columns=EVENT_COLUMNS)
     ev = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
@@ -1005,9 +887,7 @@ def merge_events(existing: pd.DataFrame | None, new: pd.DataFrame) -> pd.DataFra
     ):
         ev[c] = ev[c].astype(object).where(ev[c].notna(), None)
     ev["seq"] = ev["seq"].astype(int)
-    return ev.sort_values(
-        ["recorded_at", "seq", "decision_id", "event_id"], ignore_index=True
-    )[EVENT_COLUMNS]
+    return ev.sort_values(["recorded_at", "seq", "decision_id", "event_id"], ignore_index=True)[EVENT_COLUMNS]
 
 
 # ---- the view ------------------------------------------------------------------------------------
@@ -1021,27 +901,16 @@ def replay(events: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     The current revision is the latest proposal; its routing sets the status; the planner answers
     recorded after that proposal apply in order while the decision is not exported; exported
     events of the current revision set `state` to exported."""
-    ev = (
-        merge_events(None, events)
-        if len(events)
-        else events.reindex(columns=EVENT_COLUMNS)
-    )
+    ev = merge_events(None, events) if len(events) else events.reindex(columns=EVENT_COLUMNS)
     ev = ev.reset_index(drop=True)
     ev["order"] = np.arange(len(ev))
-    prop = (
-        ev[ev["event"] == "proposed"]
-        .drop_duplicates("decision_id", keep="last")
-        .set_index("decision_id")
-    )
+    prop = ev[ev["event"] == "proposed"].drop_duplicates("decision_id", keep="last").set_index("decision_id")
     state = prop[["plan_date", "revision", *PAYLOAD_COLUMNS, "order"]].copy()
     route_ev = ev[ev["event"].isin(["auto_approved", "pending_review"])]
     route_ev = route_ev[
-        route_ev["revision"].to_numpy()
-        == state["revision"].reindex(route_ev["decision_id"]).to_numpy()
+        route_ev["revision"].to_numpy() == state["revision"].reindex(route_ev["decision_id"]).to_numpy()
     ]
-    route_ev = route_ev.drop_duplicates("decision_id", keep="last").set_index(
-        "decision_id"
-    )
+    route_ev = route_ev.drop_duplicates("decision_id", keep="last").set_index("decision_id")
     state["status"] = route_ev["event"].reindex(state.index).fillna("proposed")
     state["review_reason"] = route_ev["reason"].reindex(state.index).fillna("")
     state["state"] = state["status"]
@@ -1054,33 +923,17 @@ def replay(events: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     if len(later):
         known = later["decision_id"].isin(state.index)
         for r in later[~known & (later["event"] != "exported")].itertuples():
-            not_applied.append(
-                (r.event_date, r.decision_id, r.event, r.actor, "unknown decision id")
-            )
+            not_applied.append((r.event_date, r.decision_id, r.event, r.actor, "unknown decision id"))
         later = later[known]
-        later = later[
-            later["order"].to_numpy()
-            > state["order"].reindex(later["decision_id"]).to_numpy()
-        ]
+        later = later[later["order"].to_numpy() > state["order"].reindex(later["decision_id"]).to_numpy()]
         touched = later.loc[later["event"] != "exported", "decision_id"].unique()
-        exp = later[
-            (later["event"] == "exported") & ~later["decision_id"].isin(touched)
-        ]
-        exp = exp[
-            exp["revision"].to_numpy()
-            == state["revision"].reindex(exp["decision_id"]).to_numpy()
-        ]
-        done = state.index.isin(exp["decision_id"]) & state["status"].isin(
-            EXPORTABLE
-        )  # vectorised: no planner answer
+        exp = later[(later["event"] == "exported") & ~later["decision_id"].isin(touched)]
+        exp = exp[exp["revision"].to_numpy() == state["revision"].reindex(exp["decision_id"]).to_numpy()]
+        done = state.index.isin(exp["decision_id"]) & state["status"].isin(EXPORTABLE)  # vectorised: no planner answer
         state.loc[done, "state"] = "exported"
-        state.loc[done, "status_history"] = (
-            state.loc[done, "status_history"] + ">exported"
-        )
+        state.loc[done, "status_history"] = state.loc[done, "status_history"] + ">exported"
         later = later[later["decision_id"].isin(touched)]
-        for did, g in later.groupby(
-            "decision_id", sort=False
-        ):  # only the decisions a planner answered
+        for did, g in later.groupby("decision_id", sort=False):  # only the decisions a planner answered
             cur = state.loc[did]
             status, hist, exported = cur["status"], [cur["status"]], False
             units, price = cur["units"], cur["new_price"]
@@ -1096,15 +949,9 @@ def replay(events: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
                     why = "already exported: the ERP has this decision"
                 elif cur["decision_type"] == "forecast":
                     why = "a forecast version is governed by the promotion gate, not by planner answers"
-                elif r.event == "overridden" and not (
-                    np.isfinite(r.override_value) and r.override_value >= 0
-                ):
+                elif r.event == "overridden" and not (np.isfinite(r.override_value) and r.override_value >= 0):
                     why = "an override needs a non-negative override_units_or_price"
-                elif (
-                    r.event == "overridden"
-                    and cur["decision_type"] == "price_change"
-                    and r.override_value <= 0
-                ):
+                elif r.event == "overridden" and cur["decision_type"] == "price_change" and r.override_value <= 0:
                     why = "an overridden price must be positive"
                 if why:
                     not_applied.append((r.event_date, did, r.event, r.actor, why))
@@ -1133,13 +980,7 @@ def replay(events: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
                 d,
                 None,
                 i,
-                (
-                    "approve"
-                    if e == "approved"
-                    else "reject"
-                    if e == "rejected"
-                    else "override"
-                ),
+                ("approve" if e == "approved" else "reject" if e == "rejected" else "override"),
                 a,
                 w,
             )
@@ -1149,9 +990,7 @@ def replay(events: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     )
     state = state.drop(columns="order").reset_index()
     state["reviewed_on"] = pd.to_datetime(state["reviewed_on"])
-    return state.reindex(columns=DECISION_COLUMNS).sort_values(
-        "decision_id", ignore_index=True
-    ), na
+    return state.reindex(columns=DECISION_COLUMNS).sort_values("decision_id", ignore_index=True), na
 
 
 def build_decision_log(
@@ -1217,7 +1056,5 @@ def override_rates(state: pd.DataFrame) -> pd.DataFrame:
         t["overridden"] / t["sent_for_review"].clip(lower=1),
         np.nan,
     )
-    t["review_share"] = np.where(
-        t["decisions"] > 0, t["sent_for_review"] / t["decisions"].clip(lower=1), np.nan
-    )
+    t["review_share"] = np.where(t["decisions"] > 0, t["sent_for_review"] / t["decisions"].clip(lower=1), np.nan)
     return t.reset_index()

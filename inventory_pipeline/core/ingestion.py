@@ -51,9 +51,7 @@ QUARANTINE_COLUMNS = [
     "disposition",
 ]
 _BAD_ROW_COLUMNS = ["file", "row", "column", "reason", "record"]
-TRUNCATED = (
-    "truncated last line: no newline at end of file, the row may be cut mid-value"
-)
+TRUNCATED = "truncated last line: no newline at end of file, the row may be cut mid-value"
 DEFAULT_MAX_EXPECTED_DAYS = 365
 
 
@@ -94,9 +92,11 @@ class LocalStore:
         for dirpath, _, names in os.walk(base):
             for n in names:
                 st = os.stat(os.path.join(dirpath, n))
-                out[
-                    os.path.relpath(os.path.join(dirpath, n), base).replace(os.sep, "/")
-                ] = (st.st_size, str(st.st_mtime_ns), st.st_mtime)
+                out[os.path.relpath(os.path.join(dirpath, n), base).replace(os.sep, "/")] = (
+                    st.st_size,
+                    str(st.st_mtime_ns),
+                    st.st_mtime,
+                )
         return out
 
 
@@ -115,9 +115,7 @@ class S3Store:
 
     def read_bytes(self, rel: str) -> bytes | None:
         try:
-            return self.client.get_object(Bucket=self.bucket, Key=self._key(rel))[
-                "Body"
-            ].read()
+            return self.client.get_object(Bucket=self.bucket, Key=self._key(rel))["Body"].read()
         except self.client.exceptions.NoSuchKey:
             return None
 
@@ -127,20 +125,13 @@ class S3Store:
         for page in self.client.get_paginator("list_objects_v2").paginate(
             Bucket=self.bucket, Prefix=prefix, Delimiter="/"
         ):
-            out += [
-                cp["Prefix"][len(prefix) :].rstrip("/")
-                for cp in page.get("CommonPrefixes", [])
-            ]
+            out += [cp["Prefix"][len(prefix) :].rstrip("/") for cp in page.get("CommonPrefixes", [])]
         return sorted(out)
 
     def list_files(self, rel: str) -> dict[str, tuple[int, str, float]]:
         prefix, out = self._key(rel).rstrip("/") + "/", {}
-        for page in self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=prefix
-        ):
-            for o in page.get(
-                "Contents", []
-            ):  # S3 objects appear whole: no upload is seen half-written
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            for o in page.get("Contents", []):  # S3 objects appear whole: no upload is seen half-written
                 out[o["Key"][len(prefix) :]] = (
                     o["Size"],
                     o["ETag"].strip('"'),
@@ -153,9 +144,7 @@ def open_store(uri: str, s3_client: object | None = None) -> LandingStore:
     """A store for a folder path or an `s3://bucket/prefix` URI."""
     if uri.startswith("s3://"):
         if s3_client is None:
-            raise ValueError(
-                f"{uri} is on S3: pass an S3 client (dagster-aws S3Resource)"
-            )
+            raise ValueError(f"{uri} is on S3: pass an S3 client (dagster-aws S3Resource)")
         u = urlparse(uri)
         return S3Store(s3_client, u.netloc, u.path.lstrip("/"))
     return LocalStore(Path(uri))
@@ -170,15 +159,11 @@ def relative_path(f: LandingFile, date: str | None, ext: str) -> str:
 class RawFile:
     path: str  # full URI of the file read
     frame: pd.DataFrame  # all columns as strings (nulls as <NA>), plus `_row`
-    bad_rows: (
-        pd.DataFrame
-    )  # quarantine rows from parsing (wrong field count, truncated last line)
+    bad_rows: pd.DataFrame  # quarantine rows from parsing (wrong field count, truncated last line)
     date: str | None = None  # the folder date of a daily file
 
 
-def _parse_csv(
-    data: bytes, path: str
-) -> tuple[pd.DataFrame, list[tuple[int, str, str | None]]]:
+def _parse_csv(data: bytes, path: str) -> tuple[pd.DataFrame, list[tuple[int, str, str | None]]]:
     """(rows as strings with `_row`, bad rows as (row, reason, record JSON)). A row with the wrong
     number of fields is bad; so is an unterminated last line (TRUNCATED), whatever it parses as."""
     try:
@@ -239,19 +224,13 @@ def _parse_csv(
             out[hit[0]] = (n, f"{TRUNCATED} ({reason})", rec)
         elif len(df) and df["_row"].iloc[-1] == last:
             row = df.iloc[-1]
-            vals = {
-                c: (None if pd.isna(row[c]) else str(row[c]))
-                for c in names
-                if c in df.columns
-            }
+            vals = {c: (None if pd.isna(row[c]) else str(row[c])) for c in names if c in df.columns}
             out.append((last, TRUNCATED, json.dumps(vals, sort_keys=True)))
             df = df.iloc[:-1]
     return df, out
 
 
-def read_landing_file(
-    store: LandingStore, f: LandingFile, date: str | None = None
-) -> RawFile | None:
+def read_landing_file(store: LandingStore, f: LandingFile, date: str | None = None) -> RawFile | None:
     """Read one landing file as strings. None when an optional file is absent."""
     for ext in ("csv", "parquet"):
         rel = relative_path(f, date, ext)
@@ -265,9 +244,7 @@ def read_landing_file(
             try:
                 frame = pq.read_table(io.BytesIO(data)).to_pandas()
             except Exception as e:  # noqa: BLE001 - any reader error means the file is unusable
-                raise LandingContractError(
-                    f"{path}: cannot be read as Parquet ({e})"
-                ) from e
+                raise LandingContractError(f"{path}: cannot be read as Parquet ({e})") from e
             frame = frame.astype("string").astype(object).where(frame.notna(), None)
             frame["_row"] = np.arange(1, len(frame) + 1)
             bad = []
@@ -301,12 +278,8 @@ def read_landing_file(
 
 def _reasons_from_failures(fc: pd.DataFrame) -> pd.DataFrame:
     fc = fc[fc["index"].notna()].copy()
-    fc["reason"] = (
-        fc["check"].astype(str) + " failed for value " + fc["failure_case"].astype(str)
-    )
-    fc.loc[
-        fc["check"].astype(str).str.contains("uniqueness|unique", regex=True), "reason"
-    ] = "duplicate key"
+    fc["reason"] = fc["check"].astype(str) + " failed for value " + fc["failure_case"].astype(str)
+    fc.loc[fc["check"].astype(str).str.contains("uniqueness|unique", regex=True), "reason"] = "duplicate key"
     fc["column"] = fc["column"].astype(str)
     return fc[["index", "column", "reason"]]
 
@@ -362,12 +335,8 @@ def file_rule_problems(
         add(
             e.notna() & (e > folder + pd.Timedelta(days=max_expected_days)),
             "expected_date",
-            "expected_date "
-            + e.dt.strftime("%Y-%m-%d").fillna("")
-            + f" more than {max_expected_days} days after the "
-            "folder's date "
-            + df["landing_date"].astype(str)
-            + " (ingestion.max_expected_days)",
+            "expected_date " + e.dt.strftime("%Y-%m-%d").fillna("") + f" more than {max_expected_days} days after the "
+            "folder's date " + df["landing_date"].astype(str) + " (ingestion.max_expected_days)",
         )
     return out
 
@@ -399,18 +368,13 @@ def validate_frame(
                     {
                         "index": df.index[unknown],
                         "column": col,
-                        "reason": [
-                            f"unknown {ref[1]} {v!r} (not in {ref[0]})"
-                            for v in df.loc[unknown, col]
-                        ],
+                        "reason": [f"unknown {ref[1]} {v!r} (not in {ref[0]})" for v in df.loc[unknown, col]],
                     }
                 )
             )
     if f.key:
         # a daily file's key holds within its day (open orders repeat in every day's snapshot)
-        subset = list(f.key) + (
-            ["landing_date"] if "landing_date" in df.columns else []
-        )
+        subset = list(f.key) + (["landing_date"] if "landing_date" in df.columns else [])
         dup = df.duplicated(subset=subset, keep="first")
         if dup.any():
             problems.append(
@@ -432,9 +396,7 @@ def validate_frame(
         except pa.errors.SchemaErrors as e:
             found = _reasons_from_failures(e.failure_cases)
             if found.empty:  # a failure that is not row-level: the file cannot be used
-                raise LandingContractError(
-                    f"{raw.path}: {e.failure_cases.to_dict('records')}"
-                ) from e
+                raise LandingContractError(f"{raw.path}: {e.failure_cases.to_dict('records')}") from e
             problems.append(found)
             remaining = remaining.drop(index=found["index"].astype(int).unique())
     if valid is None:
@@ -470,9 +432,7 @@ def validate_frame(
             reason=("reason", lambda s: "; ".join(dict.fromkeys(s))),
         )
         rows = df.loc[p.index]
-        data_cols = [
-            c for c in rows.columns if c not in meta_cols and c != "landing_date"
-        ]
+        data_cols = [c for c in rows.columns if c not in meta_cols and c != "landing_date"]
         records = rows[data_cols].astype(object).where(rows[data_cols].notna(), None)
         quarantine = pd.concat(
             [
@@ -482,14 +442,9 @@ def validate_frame(
                         "file": rows["_file"].to_numpy(),
                         "row": rows["_row"].to_numpy(),
                         "column": p["column"].to_numpy(),
-                        "partition_date": rows["landing_date"].to_numpy()
-                        if "landing_date" in rows
-                        else None,
+                        "partition_date": rows["landing_date"].to_numpy() if "landing_date" in rows else None,
                         "reason": p["reason"].to_numpy(),
-                        "record": [
-                            json.dumps(r, sort_keys=True)
-                            for r in records.to_dict("records")
-                        ],
+                        "record": [json.dumps(r, sort_keys=True) for r in records.to_dict("records")],
                         "disposition": disposition,
                     }
                 ),
@@ -497,20 +452,14 @@ def validate_frame(
             ignore_index=True,
         )
     quarantine["row"] = quarantine["row"].astype("Int64")
-    quarantine = quarantine.reindex(columns=QUARANTINE_COLUMNS).astype(
-        {"file": str, "reason": str, "disposition": str}
-    )
-    return valid.reset_index(drop=True), quarantine.sort_values(
-        ["file", "row"], ignore_index=True
-    )
+    quarantine = quarantine.reindex(columns=QUARANTINE_COLUMNS).astype({"file": str, "reason": str, "disposition": str})
+    return valid.reset_index(drop=True), quarantine.sort_values(["file", "row"], ignore_index=True)
 
 
 def empty_frame(f: LandingFile) -> pd.DataFrame:
     """A zero-row frame with the contract's columns and types (for an absent optional file)."""
     cols = list(f.model.to_schema().columns) + (["landing_date"] if f.daily else [])
-    return f.model.to_schema().validate(
-        pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
-    )
+    return f.model.to_schema().validate(pd.DataFrame({c: pd.Series(dtype=object) for c in cols}))
 
 
 @dataclass
@@ -519,12 +468,8 @@ class IngestResult:
     quarantine: pd.DataFrame
     files_read: list[str]
     files_missing: list[str]
-    rows_by_file: dict[str, int] = field(
-        default_factory=dict
-    )  # data rows per file (header not counted)
-    dates_by_file: dict[str, str | None] = field(
-        default_factory=dict
-    )  # folder date of a daily file
+    rows_by_file: dict[str, int] = field(default_factory=dict)  # data rows per file (header not counted)
+    dates_by_file: dict[str, str | None] = field(default_factory=dict)  # folder date of a daily file
 
     @property
     def rejected(self) -> pd.DataFrame:
@@ -547,11 +492,7 @@ class IngestResult:
         share (rejected / rows) — the quarantine share per file and day."""
         q = self.quarantine
         rej = self.rejected["file"].value_counts()
-        held = (
-            q.loc[q["disposition"] == "held", "file"].value_counts()
-            if "disposition" in q.columns
-            else rej.iloc[0:0]
-        )
+        held = q.loc[q["disposition"] == "held", "file"].value_counts() if "disposition" in q.columns else rej.iloc[0:0]
         files = list(dict.fromkeys([*self.files_read, *rej.index]))
         t = pd.DataFrame(
             {
@@ -562,9 +503,7 @@ class IngestResult:
         t["rows"] = t["file"].map(self.rows_by_file).fillna(0).astype(int)
         t["rejected"] = t["file"].map(rej).fillna(0).astype(int)
         t["held"] = t["file"].map(held).fillna(0).astype(int)
-        t["share"] = np.where(
-            t["rows"] > 0, t["rejected"] / t["rows"].clip(lower=1), 0.0
-        )
+        t["share"] = np.where(t["rows"] > 0, t["rejected"] / t["rows"].clip(lower=1), 0.0)
         return t
 
 
@@ -592,16 +531,10 @@ def ingest(
         else:
             raws.append(raw)
     if errors:
-        shown = "\n  ".join(errors[:20]) + (
-            f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else ""
-        )
-        raise LandingContractError(
-            f"{f.name}: {len(errors)} landing file(s) cannot be used:\n  {shown}"
-        )
+        shown = "\n  ".join(errors[:20]) + (f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else "")
+        raise LandingContractError(f"{f.name}: {len(errors)} landing file(s) cannot be used:\n  {shown}")
     if not raws:
-        return IngestResult(
-            empty_frame(f), pd.DataFrame(columns=QUARANTINE_COLUMNS), [], missing
-        )
+        return IngestResult(empty_frame(f), pd.DataFrame(columns=QUARANTINE_COLUMNS), [], missing)
     combined = RawFile(
         path=raws[0].path if len(raws) == 1 else f"{len(raws)} files",
         frame=pd.concat([r.frame for r in raws], ignore_index=True),
@@ -651,22 +584,13 @@ def quarantined_items(q: pd.DataFrame | None) -> pd.DataFrame:
             "file": q["file"].astype(str).map(short_path).to_numpy(),
             "row": q["row"].to_numpy(),
             "reason": q["reason"].astype(str).to_numpy(),
-            "disposition": q["disposition"].to_numpy()
-            if "disposition" in q.columns
-            else "rejected",
+            "disposition": q["disposition"].to_numpy() if "disposition" in q.columns else "rejected",
         }
     )
-    src = [
-        key(r, "source_id") for r in recs
-    ]  # an open order's source ships it: its ledger line too
+    src = [key(r, "source_id") for r in recs]  # an open order's source ships it: its ledger line too
     if any(src):
         extra = out.assign(location_id=src)
         out = pd.concat([out, extra[extra["location_id"].notna()]], ignore_index=True)
     out = out[out["location_id"].notna() | out["sku_id"].notna()].reset_index(drop=True)
-    out["note"] = (
-        "input quarantined: "
-        + out["file"]
-        + ", row "
-        + out["row"].astype("Int64").astype(str)
-    )
+    out["note"] = "input quarantined: " + out["file"] + ", row " + out["row"].astype("Int64").astype(str)
     return out[ITEM_COLUMNS]

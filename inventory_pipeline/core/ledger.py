@@ -55,12 +55,7 @@ class LedgerTolerance:
 def _sum(df: pd.DataFrame | None, col: str, keys=KEY) -> pd.Series:
     if df is None or not len(df):
         return pd.Series(dtype=float, index=pd.MultiIndex.from_tuples([], names=keys))
-    return (
-        df.assign(**{c: df[c].astype(str) for c in keys})
-        .groupby(keys)[col]
-        .sum()
-        .astype(float)
-    )
+    return df.assign(**{c: df[c].astype(str) for c in keys}).groupby(keys)[col].sum().astype(float)
 
 
 def reconcile_ledger(
@@ -84,12 +79,8 @@ def reconcile_ledger(
         return pd.DataFrame(columns=LEDGER_COLUMNS)
     shipped = None
     if open_orders is not None and len(open_orders):
-        oo = open_orders[
-            pd.to_datetime(open_orders["order_date"]) == pd.Timestamp(date)
-        ]
-        shipped = oo.rename(
-            columns={"location_id": "to_location_id", "source_id": "location_id"}
-        )
+        oo = open_orders[pd.to_datetime(open_orders["order_date"]) == pd.Timestamp(date)]
+        shipped = oo.rename(columns={"location_id": "to_location_id", "source_id": "location_id"})
     parts = {
         "opening_on_hand": _sum(opening, "on_hand"),
         "received": _sum(receipts, "units_received"),
@@ -101,16 +92,10 @@ def reconcile_ledger(
     for s in parts.values():
         idx = idx.union(s.index)
     # an open order's source can be a supplier: only locations of the inventory files are ledgers
-    known = set(opening["location_id"].astype(str)) | set(
-        closing["location_id"].astype(str)
-    )
+    known = set(opening["location_id"].astype(str)) | set(closing["location_id"].astype(str))
     idx = idx[idx.get_level_values(0).isin(known)]
-    led = pd.DataFrame(
-        {k: v.reindex(idx).fillna(0.0) for k, v in parts.items()}, index=idx
-    ).reset_index()
-    led["expected_on_hand"] = (
-        led["opening_on_hand"] + led["received"] - led["sold"] - led["shipped_out"]
-    )
+    led = pd.DataFrame({k: v.reindex(idx).fillna(0.0) for k, v in parts.items()}, index=idx).reset_index()
+    led["expected_on_hand"] = led["opening_on_hand"] + led["received"] - led["sold"] - led["shipped_out"]
     led["discrepancy"] = led["on_hand"] - led["expected_on_hand"]
     led["tolerance"] = tol.abs_units + tol.rel * led["expected_on_hand"].abs()
     led["flagged"] = led["discrepancy"].abs() > led["tolerance"] + 1e-9
@@ -141,23 +126,17 @@ def reconcile_ledger(
     )
     ex = f & notes.ne("")
     led["explained"] = ex
-    led.loc[ex, "explanation"] = (
-        "explained by " + notes[ex] + "; " + led.loc[ex, "explanation"]
-    )
+    led.loc[ex, "explanation"] = "explained by " + notes[ex] + "; " + led.loc[ex, "explanation"]
     return led[LEDGER_COLUMNS].sort_values(KEY, ignore_index=True)
 
 
-def quarantine_notes(
-    led: pd.DataFrame, quarantined: pd.DataFrame | None, limit: int = 3
-) -> pd.Series:
+def quarantine_notes(led: pd.DataFrame, quarantined: pd.DataFrame | None, limit: int = 3) -> pd.Series:
     """Per line of `led` (location_id, sku_id): the notes of the quarantined rows of its item ("" if
     none). A row naming only a SKU (or only a location) concerns every location (SKU) of it."""
     out = pd.Series("", index=led.index, dtype=object)
     if quarantined is None or not len(quarantined):
         return out
-    q = quarantined.reindex(columns=["location_id", "sku_id", "note"]).reset_index(
-        drop=True
-    )
+    q = quarantined.reindex(columns=["location_id", "sku_id", "note"]).reset_index(drop=True)
     q["_order"] = range(len(q))
     lines = led[KEY].astype(str).assign(_line=led.index)
     has_loc, has_sku = q["location_id"].notna(), q["sku_id"].notna()
@@ -194,11 +173,7 @@ def ledger_summary(led: pd.DataFrame, tol: LedgerTolerance) -> dict:
     """Counts of the day's ledger: `discrepancies` are the unexplained flagged lines (what the
     tolerance judges), `explained` the flagged lines a quarantined input row accounts for."""
     n = len(led)
-    explained = (
-        led["explained"].astype(bool)
-        if n and "explained" in led
-        else pd.Series(False, index=led.index)
-    )
+    explained = led["explained"].astype(bool) if n and "explained" in led else pd.Series(False, index=led.index)
     flagged = int((led["flagged"].astype(bool) & ~explained).sum()) if n else 0
     share = flagged / n if n else 0.0
     return {
@@ -206,12 +181,8 @@ def ledger_summary(led: pd.DataFrame, tol: LedgerTolerance) -> dict:
         "discrepancies": flagged,
         "explained": int((led["flagged"].astype(bool) & explained).sum()) if n else 0,
         "discrepancy_share": round(share, 6),
-        "units_missing": float(-led.loc[led["discrepancy"] < 0, "discrepancy"].sum())
-        if n
-        else 0.0,
-        "units_extra": float(led.loc[led["discrepancy"] > 0, "discrepancy"].sum())
-        if n
-        else 0.0,
+        "units_missing": float(-led.loc[led["discrepancy"] < 0, "discrepancy"].sum()) if n else 0.0,
+        "units_extra": float(led.loc[led["discrepancy"] > 0, "discrepancy"].sum()) if n else 0.0,
         "passed": share <= tol.max_share + 1e-12,
         "max_share": tol.max_share,
     }

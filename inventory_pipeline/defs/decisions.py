@@ -47,9 +47,7 @@ from .rebalancing import rebalancing_transfers
 from .replenishment import replenishment_orders
 from .resources import ExplainerResource, PolicyResource, WarehouseResource
 
-_planner_asset = next(
-    a for a in landing_assets if a.key.path[-1] == "raw_planner_decisions"
-)
+_planner_asset = next(a for a in landing_assets if a.key.path[-1] == "raw_planner_decisions")
 _DAILY_RAW = ["raw_pos_sales", "raw_inventory", "raw_receipts", "raw_open_orders"]
 _MASTER_RAW = [
     "raw_locations",
@@ -66,9 +64,7 @@ _STAGES = [
     "rebalancing_transfers",
     "inventory_reconciliation",
 ]
-REVIEW_WINDOW_DAYS = (
-    7  # the review queue lists pending decisions of the plans of the last 7 days
-)
+REVIEW_WINDOW_DAYS = 7  # the review queue lists pending decisions of the plans of the last 7 days
 
 
 def _days(d: str, n: int) -> list[str]:
@@ -88,11 +84,7 @@ def inputs_fingerprint(wh, d: str, history_days: int) -> tuple[str, pd.DataFrame
 
 def typical_orders(wh, d: str, days: int) -> TypicalOrders:
     """Past orders (one row per order id) of the open-order snapshots of the last `days` days."""
-    files = [
-        str(wh.path("raw_open_orders", x))
-        for x in _days(d, days)
-        if wh.exists("raw_open_orders", x)
-    ]
+    files = [str(wh.path("raw_open_orders", x)) for x in _days(d, days) if wh.exists("raw_open_orders", x)]
     if not files:
         return TypicalOrders.from_orders(None)
     o = wh.query(
@@ -100,31 +92,19 @@ def typical_orders(wh, d: str, days: int) -> TypicalOrders:
         f"any_value(sku_id) as sku_id, max(units) as units from read_parquet({files!r}, union_by_name=true) "
         f"group by order_id"
     )
-    o = o[
-        ~o["order_id"].astype(str).str.startswith("LAUNCH")
-    ]  # a new item's first fill is no typical order
+    o = o[~o["order_id"].astype(str).str.startswith("LAUNCH")]  # a new item's first fill is no typical order
     locs = wh.read_model("select location_id, location_type from marts.dim_locations")
     dcs = set(locs.loc[locs["location_type"] == "dc", "location_id"])
     o["is_purchase_order"] = o["location_id"].isin(dcs)
-    cost = wh.read_model("select sku_id, unit_cost from marts.dim_products").set_index(
-        "sku_id"
-    )["unit_cost"]
+    cost = wh.read_model("select sku_id, unit_cost from marts.dim_products").set_index("sku_id")["unit_cost"]
     return TypicalOrders.from_orders(o, cost)
 
 
 def plan_holds(wh, d: str) -> pd.DataFrame:
     """What holds decisions of plan d: the items of the quarantined rows of d's daily files and
     the quarantined or held rows of the master files (core.decisions.input_holds)."""
-    master = {
-        t: wh.read(f"quarantine_{t}")
-        for t in ("products", "suppliers", "lanes")
-        if wh.exists(f"quarantine_{t}")
-    }
-    supplier_of = (
-        wh.read("raw_products").set_index("sku_id")["supplier_id"]
-        if wh.exists("raw_products")
-        else None
-    )
+    master = {t: wh.read(f"quarantine_{t}") for t in ("products", "suppliers", "lanes") if wh.exists(f"quarantine_{t}")}
+    supplier_of = wh.read("raw_products").set_index("sku_id")["supplier_id"] if wh.exists("raw_products") else None
     return input_holds(quarantined_items(day_quarantine(wh, d)), master, supplier_of)
 
 
@@ -180,17 +160,9 @@ def decision_log(
     wh = warehouse.get()
     pol = policy.load()
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    run = (
-        wh.read("forecast_run", d).iloc[0].to_dict()
-        if wh.exists("forecast_run", d)
-        else None
-    )
+    run = wh.read("forecast_run", d).iloc[0].to_dict() if wh.exists("forecast_run", d) else None
     fc_versions = wh.read("demand_forecast", d)["model_version"].unique()
-    model_version = (
-        str(run["model_version"])
-        if run
-        else (str(fc_versions[0]) if len(fc_versions) else "none")
-    )
+    model_version = str(run["model_version"]) if run else (str(fc_versions[0]) if len(fc_versions) else "none")
     fp, inputs = inputs_fingerprint(wh, d, pol.forecast.history_days)
     wh.write("decision_inputs", inputs, d)
     prices = wh.read("price_recommendations", d)
@@ -216,24 +188,18 @@ def decision_log(
     ex = explainer.get(pol.explanations)
     if ex is not None:
         routed = rephrase_explanations(routed, ex, pol.explanations.max_decisions)
-        context.log.info(
-            f"explanations: {routed['explanation_source'].value_counts().to_dict()}"
-        )
+        context.log.info(f"explanations: {routed['explanation_source'].value_counts().to_dict()}")
     new = [proposal_events(routed, now, context.run_id)]
     answers = _planner_rows(wh, d)
     new += [planner_events(p, x, now, context.run_id) for x, p in answers]
-    events = wh.append(
-        "decision_events", pd.concat(new, ignore_index=True), d, merge_events
-    )
+    events = wh.append("decision_events", pd.concat(new, ignore_index=True), d, merge_events)
     state, not_applied = replay(events)
     wh.write("decision_log", state, d)
     wh.write("planner_not_applied", not_applied, d)
     if len(not_applied):
         context.log.warning(
             f"{len(not_applied)} planner answer(s) not applied: "
-            + "; ".join(
-                f"{r.decision_id}: {r.reason}" for r in not_applied.head(5).itertuples()
-            )
+            + "; ".join(f"{r.decision_id}: {r.reason}" for r in not_applied.head(5).itertuples())
         )
     guards = guard_violations(state, pol, typical, items_priced=len(prices))
     rates = override_rates(state)
@@ -254,13 +220,9 @@ def decision_log(
             "planner_files": [x for x, _ in answers],
             "planner_not_applied": len(not_applied),
             "held_for_input": int(
-                state["review_reason"]
-                .str.contains("input quarantined|master data", regex=True)
-                .sum()
+                state["review_reason"].str.contains("input quarantined|master data", regex=True).sum()
             ),
-            "override_rate": dg.MetadataValue.md(
-                rates.round(4).to_markdown(index=False)
-            ),
+            "override_rate": dg.MetadataValue.md(rates.round(4).to_markdown(index=False)),
             "events_total": len(events),
             "inputs_fingerprint": fp,
             "inputs_partitions": len(inputs),
@@ -274,9 +236,7 @@ def decision_log(
         },
         check_results=[
             contract_check("output_contract", DecisionLog, state),
-            violations_check(
-                "runtime_guards", guards, "guard", "guard(s) tripped", pol.tag
-            ),
+            violations_check("runtime_guards", guards, "guard", "guard(s) tripped", pol.tag),
         ],
     )
 
@@ -293,17 +253,9 @@ def review_queue(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     d = context.partition_key
     wh = warehouse.get()
     days = [x for x in _days(d, REVIEW_WINDOW_DAYS) if wh.exists("decision_events", x)]
-    events = (
-        pd.concat([wh.read("decision_events", x) for x in days], ignore_index=True)
-        if days
-        else None
-    )
-    state = (
-        replay(events)[0] if events is not None else pd.DataFrame(columns=["status"])
-    )
-    q = state[state["status"] == "pending_review"].sort_values(
-        ["plan_date", "value"], ascending=[True, False]
-    )
+    events = pd.concat([wh.read("decision_events", x) for x in days], ignore_index=True) if days else None
+    state = replay(events)[0] if events is not None else pd.DataFrame(columns=["status"])
+    q = state[state["status"] == "pending_review"].sort_values(["plan_date", "value"], ascending=[True, False])
     cols = [
         "decision_id",
         "plan_date",

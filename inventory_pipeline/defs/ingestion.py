@@ -50,9 +50,7 @@ def _metadata(result, files: int) -> dict:
             .to_frame("rows")
             .to_markdown()
         )
-        meta["quarantine_preview"] = dg.MetadataValue.md(
-            q.head(10).drop(columns=["record"]).to_markdown(index=False)
-        )
+        meta["quarantine_preview"] = dg.MetadataValue.md(q.head(10).drop(columns=["record"]).to_markdown(index=False))
     return meta
 
 
@@ -63,11 +61,7 @@ def known_keys(wh, table: str, col: str) -> set[str]:
     qt = f"quarantine_{table}"
     if wh.exists(qt):
         rec = wh.read(qt)["record"].dropna()
-        keys |= {
-            str(r[col])
-            for r in map(json.loads, rec)
-            if isinstance(r, dict) and r.get(col)
-        }
+        keys |= {str(r[col]) for r in map(json.loads, rec) if isinstance(r, dict) and r.get(col)}
     return keys
 
 
@@ -113,23 +107,11 @@ def build_landing_asset(f: LandingFile) -> dg.AssetsDefinition:
         for table, ref_col in f.references.values():
             refs[(table, ref_col)] = known_keys(wh, table, ref_col)
         pol = policy.load()
-        context.log.info(
-            f"reading {f.name} from {landing.uri} for {len(dates) if dates else 1} partition(s)"
-        )
-        result = ingest(
-            landing.store(), f, dates, refs, pol.ingestion.max_expected_days
-        )
+        context.log.info(f"reading {f.name} from {landing.uri} for {len(dates) if dates else 1} partition(s)")
+        result = ingest(landing.store(), f, dates, refs, pol.ingestion.max_expected_days)
         if f.daily:
-            by_day = (
-                dict(tuple(result.valid.groupby("landing_date", sort=True)))
-                if len(result.valid)
-                else {}
-            )
-            q_by_day = (
-                dict(tuple(result.quarantine.groupby("partition_date")))
-                if len(result.quarantine)
-                else {}
-            )
+            by_day = dict(tuple(result.valid.groupby("landing_date", sort=True))) if len(result.valid) else {}
+            q_by_day = dict(tuple(result.quarantine.groupby("partition_date"))) if len(result.quarantine) else {}
             empty = result.valid.iloc[0:0]
             for d in dates:
                 wh.write(key, by_day.get(d, empty), d)
@@ -147,19 +129,11 @@ def build_landing_asset(f: LandingFile) -> dg.AssetsDefinition:
         over = result.files_over(threshold, pol.ingestion.min_quarantined_rows)
         passed = over.empty
         if len(result.quarantine):
-            worst = (
-                shares.sort_values("share", ascending=False).iloc[0]
-                if len(shares)
-                else None
-            )
+            worst = shares.sort_values("share", ascending=False).iloc[0] if len(shares) else None
             context.log.warning(
                 f"{f.name}: {len(result.rejected)} row(s) quarantined, "
                 f"{len(result.quarantine) - len(result.rejected)} held"
-                + (
-                    f"; worst file {worst['file']}: {worst['share']:.2%}"
-                    if worst is not None
-                    else ""
-                )
+                + (f"; worst file {worst['file']}: {worst['share']:.2%}" if worst is not None else "")
             )
         return dg.MaterializeResult(
             metadata=meta,
@@ -171,16 +145,12 @@ def build_landing_asset(f: LandingFile) -> dg.AssetsDefinition:
                         "quarantine_share": round(result.quarantine_share, 6),
                         "threshold": threshold,
                         "rows_quarantined": len(result.rejected),
-                        "max_file_share": round(float(shares["share"].max()), 6)
-                        if len(shares)
-                        else 0.0,
+                        "max_file_share": round(float(shares["share"].max()), 6) if len(shares) else 0.0,
                         "files_over_threshold": dg.MetadataValue.md(
                             over.to_markdown(index=False) if len(over) else "none"
                         ),
                     },
-                    description=None
-                    if passed
-                    else over_threshold_text(over, threshold),
+                    description=None if passed else over_threshold_text(over, threshold),
                 )
             ],
         )

@@ -28,15 +28,9 @@ DAILY_FILES = ("pos_sales", "inventory", "receipts", "open_orders")
 
 def day_quarantine(wh, d: str, files=DAILY_FILES) -> pd.DataFrame:
     """The quarantined rows of the daily files of day d (every file's table, one frame)."""
-    parts = [
-        wh.read(f"quarantine_{f}", d) for f in files if wh.exists(f"quarantine_{f}", d)
-    ]
+    parts = [wh.read(f"quarantine_{f}", d) for f in files if wh.exists(f"quarantine_{f}", d)]
     parts = [p for p in parts if len(p)]
-    return (
-        pd.concat(parts, ignore_index=True)
-        if parts
-        else pd.DataFrame(columns=["file", "row", "reason", "record"])
-    )
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["file", "row", "reason", "record"])
 
 
 def file_usability(wh, d: str, threshold: float, min_rows: int = 1) -> pd.DataFrame:
@@ -45,13 +39,7 @@ def file_usability(wh, d: str, threshold: float, min_rows: int = 1) -> pd.DataFr
     for f in DAILY_FILES:
         kept = len(wh.read(f"raw_{f}", d)) if wh.exists(f"raw_{f}", d) else None
         q = wh.read(f"quarantine_{f}", d) if wh.exists(f"quarantine_{f}", d) else None
-        rej = (
-            0
-            if q is None
-            else int((q["disposition"] != "held").sum())
-            if "disposition" in q
-            else len(q)
-        )
+        rej = 0 if q is None else int((q["disposition"] != "held").sum()) if "disposition" in q else len(q)
         total = (kept or 0) + rej
         share = rej / total if total else 0.0
         why = ""
@@ -60,9 +48,7 @@ def file_usability(wh, d: str, threshold: float, min_rows: int = 1) -> pd.DataFr
         elif share > threshold + 1e-12 and rej >= min_rows:
             why = (
                 f"daily/{d}/{f}: {rej} of {total} rows quarantined ({share:.2%} > {threshold:.2%}, "
-                "ingestion.max_quarantine_share); see quarantine_"
-                + f
-                + f"/{d}, fix the file and re-run the day"
+                "ingestion.max_quarantine_share); see quarantine_" + f + f"/{d}, fix the file and re-run the day"
             )
         rows.append(
             {
@@ -150,9 +136,7 @@ def inventory_reconciliation(
     )
     wh.write("inventory_reconciliation", led, d)
     s = ledger_summary(led, tol)
-    usable = file_usability(
-        wh, d, pol.ingestion.max_quarantine_share, pol.ingestion.min_quarantined_rows
-    )
+    usable = file_usability(wh, d, pol.ingestion.max_quarantine_share, pol.ingestion.min_quarantined_rows)
     unusable = usable[usable["unusable"] != ""]
     for why in unusable["unusable"]:
         context.log.error(f"input unusable: {why}")
@@ -164,26 +148,18 @@ def inventory_reconciliation(
             "(explained; their decisions are held)"
         )
     if opening is None:
-        context.log.info(
-            f"no inventory file for {prev}: the first day cannot be reconciled"
-        )
+        context.log.info(f"no inventory file for {prev}: the first day cannot be reconciled")
     elif len(flagged):
-        context.log.warning(
-            f"ledger {d}: {len(flagged)} of {len(led)} location x SKU lines disagree"
-        )
+        context.log.warning(f"ledger {d}: {len(flagged)} of {len(led)} location x SKU lines disagree")
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(led),
             **{k: v for k, v in s.items() if k != "passed"},
             "discrepancies_preview": dg.MetadataValue.md(
-                flagged.drop(columns=["flagged"]).head(20).to_markdown(index=False)
-                if len(flagged)
-                else "none"
+                flagged.drop(columns=["flagged"]).head(20).to_markdown(index=False) if len(flagged) else "none"
             ),
             "explained_preview": dg.MetadataValue.md(
-                explained[["location_id", "sku_id", "discrepancy", "explanation"]]
-                .head(20)
-                .to_markdown(index=False)
+                explained[["location_id", "sku_id", "discrepancy", "explanation"]].head(20).to_markdown(index=False)
                 if len(explained)
                 else "none"
             ),
@@ -201,9 +177,7 @@ def inventory_reconciliation(
                     "units_extra": s["units_extra"],
                 },
                 description=(
-                    f"{s['explained']} line(s) explained by quarantined input rows (held)"
-                    if s["explained"]
-                    else None
+                    f"{s['explained']} line(s) explained by quarantined input rows (held)" if s["explained"] else None
                 )
                 if s["passed"]
                 else f"{s['discrepancies']} of {s['lines']} lines ({s['discrepancy_share']:.2%}) disagree with the ledger "
@@ -217,9 +191,7 @@ def inventory_reconciliation(
                     "threshold": pol.ingestion.max_quarantine_share,
                     "files": dg.MetadataValue.md(usable.to_markdown(index=False)),
                 },
-                description=None
-                if unusable.empty
-                else "input unusable: " + "; ".join(unusable["unusable"]),
+                description=None if unusable.empty else "input unusable: " + "; ".join(unusable["unusable"]),
             ),
         ],
     )
