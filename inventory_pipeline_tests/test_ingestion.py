@@ -319,3 +319,40 @@ def test_the_quarantine_share_is_measured_per_file_and_day(tmp_path):
     over = r.files_over(0.25, min_rows=2)
     assert over["file"].str.endswith("daily/2025-01-05/pos_sales.csv").tolist() == [True]
     assert r.files_over(0.25, min_rows=3).empty  # two rows are too few to call the file unusable
+
+
+def test_a_row_naming_a_sku_whose_master_row_was_rejected_names_that_row(tmp_path):
+    """A product row that cannot be planned (a cost that is not a number) is rejected; the daily
+    rows of its SKU say so, pointing at the master row, instead of calling the SKU unknown."""
+    from inventory_pipeline.core.warehouse import Warehouse
+    from inventory_pipeline.defs.ingestion import known_keys
+
+    _write(
+        tmp_path / "lz",
+        "master/products.csv",
+        PRODUCTS_HEADER + "A,food,SUP1,1.00,2.49,6,12\nB,food,SUP1,abc,2.69,6,12\n",
+    )
+    p = ingest(LocalStore(tmp_path / "lz"), LANDING_FILES["products"], None, {("suppliers", "supplier_id"): {"SUP1"}})
+    wh = Warehouse(tmp_path / "wh")
+    wh.write("raw_products", p.valid)
+    wh.write("quarantine_products", p.quarantine)
+    keys, notes = known_keys(wh, "products", "sku_id")
+    assert keys == {"A"} and notes["B"].startswith("master/products.csv, row 2 (coerce_dtype")
+    _write(
+        tmp_path / "lz",
+        "daily/2025-01-02/pos_sales.csv",
+        POS_HEADER + "2025-01-02,S1,A,1,1.5,0\n2025-01-02,S1,B,1,1.5,0\n",
+    )
+    refs = {("locations", "location_id"): {"S1"}, ("products", "sku_id"): keys}
+    r = ingest(
+        LocalStore(tmp_path / "lz"),
+        LANDING_FILES["pos_sales"],
+        ["2025-01-02"],
+        refs,
+        reference_notes={("products", "sku_id"): notes},
+    )
+    assert (
+        r.quarantine["reason"]
+        .iloc[0]
+        .startswith("sku_id 'B' has no usable row in products: master/products.csv, row 2")
+    )

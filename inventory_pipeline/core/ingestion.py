@@ -346,8 +346,12 @@ def validate_frame(
     raw: RawFile,
     references: dict[tuple[str, str], set[str]] | None = None,
     max_expected_days: int = DEFAULT_MAX_EXPECTED_DAYS,
+    reference_notes: dict[tuple[str, str], dict[str, str]] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Validate `raw` against its contract. Returns (valid rows, quarantine rows).
+
+    A key missing from its master table is "unknown" unless `reference_notes` says where its
+    master row was quarantined; then the reason names that row (file, row, reason).
 
     Row failures are found in passes: a column whose coercion fails hides its value checks,
     so the failing rows are removed and the rest validated again until it is clean. Then the hold
@@ -362,13 +366,19 @@ def validate_frame(
         if references is None or ref not in references or col not in df.columns:
             continue
         unknown = df[col].notna() & ~df[col].isin(references[ref])
+        notes = (reference_notes or {}).get(ref, {})
         if unknown.any():
             problems.append(
                 pd.DataFrame(
                     {
                         "index": df.index[unknown],
                         "column": col,
-                        "reason": [f"unknown {ref[1]} {v!r} (not in {ref[0]})" for v in df.loc[unknown, col]],
+                        "reason": [
+                            f"{ref[1]} {v!r} has no usable row in {ref[0]}: {notes[v]}"
+                            if v in notes
+                            else f"unknown {ref[1]} {v!r} (not in {ref[0]})"
+                            for v in df.loc[unknown, col]
+                        ],
                     }
                 )
             )
@@ -513,6 +523,7 @@ def ingest(
     dates: list[str] | None = None,
     references: dict[tuple[str, str], set[str]] | None = None,
     max_expected_days: int = DEFAULT_MAX_EXPECTED_DAYS,
+    reference_notes: dict[tuple[str, str], dict[str, str]] | None = None,
 ) -> IngestResult:
     """Read and validate one landing file (for each date of a daily file) in one vectorised pass.
 
@@ -540,7 +551,7 @@ def ingest(
         frame=pd.concat([r.frame for r in raws], ignore_index=True),
         bad_rows=pd.concat([r.bad_rows for r in raws], ignore_index=True),
     )
-    valid, quarantine = validate_frame(f, combined, references, max_expected_days)
+    valid, quarantine = validate_frame(f, combined, references, max_expected_days, reference_notes)
     return IngestResult(
         valid,
         quarantine,

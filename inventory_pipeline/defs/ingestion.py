@@ -5,8 +5,8 @@ policy, so a backfill of a year is one run that validates every day in one vecto
 Each asset carries a check that fails when the quarantine share of one of its files — per file and
 day, rejected rows over the file's rows — exceeds the policy threshold (`ingestion.max_quarantine_share`,
 with at least `ingestion.min_quarantined_rows` rejected); the check lists those files. A master row held by a hold rule is kept (its SKU stays known) and is
-not counted as rejected. A daily file's references accept every SKU of products.csv, a quarantined
-product row's included: its history is a known SKU's with bad master data, not an unknown SKU's.
+not counted as rejected. A daily row naming a key whose master row was rejected is quarantined with
+a reason naming that master row (file, row, reason), not as an unknown key.
 """
 
 import json
@@ -14,7 +14,7 @@ import json
 import dagster as dg
 
 from ..contracts.landing import LANDING_FILES, LandingFile
-from ..core.ingestion import ingest
+from ..core.ingestion import ingest, short_path
 from ._common import operational
 from .partitions import daily_partitions
 from .resources import LandingZoneResource, PolicyResource, WarehouseResource
@@ -54,15 +54,20 @@ def _metadata(result, files: int) -> dict:
     return meta
 
 
-def known_keys(wh, table: str, col: str) -> set[str]:
-    """The keys of a master table a daily row may name: its kept rows, and the rows quarantined
-    from it (a known key with bad master data, reported in quarantine_<table>, not an unknown key)."""
+def known_keys(wh, table: str, col: str) -> tuple[set[str], dict[str, str]]:
+    """The keys of a master table a daily row may name (its kept rows: a row held by a hold rule is
+    kept), and for each key whose master row was rejected, where: "master/products.csv, row 5
+    (<reason>)". A daily row naming such a key is quarantined with that note, not as unknown."""
     keys = set(wh.read(f"raw_{table}")[col].astype(str))
+    notes: dict[str, str] = {}
     qt = f"quarantine_{table}"
     if wh.exists(qt):
-        rec = wh.read(qt)["record"].dropna()
-        keys |= {str(r[col]) for r in map(json.loads, rec) if isinstance(r, dict) and r.get(col)}
-    return keys
+        for r in wh.read(qt).itertuples():
+            rec = json.loads(r.record) if isinstance(r.record, str) and r.record else {}
+            k = str(rec.get(col) or "") if isinstance(rec, dict) else ""
+            if k and k not in keys and k not in notes:
+                notes[k] = f"{short_path(r.file)}, row {r.row} ({str(r.reason).split('; ')[0]})"
+    return keys, notes
 
 
 def over_threshold_text(over, threshold: float) -> str:
@@ -103,12 +108,12 @@ def build_landing_asset(f: LandingFile) -> dg.AssetsDefinition:
     ):
         wh = warehouse.get()
         dates = context.partition_keys if f.daily else None
-        refs = {}
+        refs, notes = {}, {}
         for table, ref_col in f.references.values():
-            refs[(table, ref_col)] = known_keys(wh, table, ref_col)
+            refs[(table, ref_col)], notes[(table, ref_col)] = known_keys(wh, table, ref_col)
         pol = policy.load()
         context.log.info(f"reading {f.name} from {landing.uri} for {len(dates) if dates else 1} partition(s)")
-        result = ingest(landing.store(), f, dates, refs, pol.ingestion.max_expected_days)
+        result = ingest(landing.store(), f, dates, refs, pol.ingestion.max_expected_days, notes)
         if f.daily:
             by_day = dict(tuple(result.valid.groupby("landing_date", sort=True))) if len(result.valid) else {}
             q_by_day = dict(tuple(result.quarantine.groupby("partition_date"))) if len(result.quarantine) else {}
