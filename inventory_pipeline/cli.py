@@ -1,10 +1,35 @@
-"""`inventory-pipeline` console script."""
+"""`inventory-pipeline` console script.
+
+Exit codes of `inventory-pipeline run` (docs/operations.md, "Exit codes"):
+
+  0  EXIT_OK              the plan was exported to the ERP outbox (items held for review or with
+                          quarantined input are counted, with their reasons, in the last line)
+  1  EXIT_FAILED          a step failed for another reason (a bug, a service down): --verbose
+                          or the Dagster event log has the traceback
+  2                       the command line itself was wrong (argparse's usage error)
+  3  EXIT_BLOCKED         a blocking asset check failed (e.g. ledger_within_tolerance): nothing
+                          of the day was exported; the last line carries the check's numbers
+  4  EXIT_INPUT_UNUSABLE  a landing file could not be used (unreadable, a required file or
+                          column missing, too many rows quarantined where that stops the day),
+                          or there is no landing day to plan
+
+Every command exits through `_exit_process` when run as the console script: see there why.
+"""
 
 from __future__ import annotations
 
 import argparse
+import datetime as _dt
 import json
+import os
 import sys
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2  # argparse's own code for a wrong command line; never returned by a command
+EXIT_BLOCKED = 3
+EXIT_INPUT_UNUSABLE = 4
+_EXIT_BY_KIND = {"ok": EXIT_OK, "failed": EXIT_FAILED, "blocked": EXIT_BLOCKED, "input_unusable": EXIT_INPUT_UNUSABLE}
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -79,14 +104,65 @@ def _oj(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(args: argparse.Namespace) -> int:
-    from .runner import run_pipeline
-    from .summary import print_summary
+def _err(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
 
-    out = run_pipeline(plan_date=args.date, first_date=args.first_date)
-    failed = [name for name, r in out["results"].items() if not r.success]
-    print_summary(out["plan_date"])
-    return 1 if failed else 0
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the three jobs; print one paragraph per failure (what, which file/row/check, what to
+    do) and a last line that says what happened, with the numbers; return an EXIT_* code."""
+    import traceback
+
+    from .runner import NoLandingDay, run_pipeline
+    from .summary import plan_verdict, print_summary
+
+    verbose = getattr(args, "verbose", False)
+    sys.stdout.flush()
+    try:
+        out = run_pipeline(
+            plan_date=args.date,
+            first_date=args.first_date,
+            log=lambda m: print(m, flush=True),
+            log_level="INFO" if verbose else "CRITICAL",
+        )
+    except NoLandingDay as e:
+        _err(
+            f"INPUT UNUSABLE: there is nothing to plan\n  {e}\n  What to do: check INVENTORY_PIPELINE_LANDING_URI "
+            f"and --date/--first-date; landing days are folders daily/YYYY-MM-DD/ (docs/operations.md)"
+        )
+        _err(f"inventory-pipeline run: INPUT UNUSABLE (exit {EXIT_INPUT_UNUSABLE}): {e}")
+        return EXIT_INPUT_UNUSABLE
+    except Exception as e:  # noqa: BLE001 - outside any Dagster step (loading the code location, the instance)
+        _err(
+            f"FAILED: the pipeline could not run: {type(e).__name__}: {e}\n  What to do: rerun with --verbose for the "
+            f"traceback; check DAGSTER_HOME and the INVENTORY_PIPELINE_* settings (docs/operations.md)"
+        )
+        if verbose:
+            _err(traceback.format_exc())
+        _err(f"inventory-pipeline run: FAILED (exit {EXIT_FAILED}): {type(e).__name__}: {e}")
+        return EXIT_FAILED
+    o = out["outcome"]
+    plan = out["results"].get("daily_plan")
+    exported = plan is not None and plan.success
+    if exported:
+        print_summary(o.plan_date)
+    sys.stdout.flush()
+    for f in o.failures:
+        _err("\n" + f.paragraph(verbose))
+    kind = o.kind
+    rc = _EXIT_BY_KIND[kind]
+    if kind == "ok" and exported:
+        print("\n" + plan_verdict(o.plan_date, warnings=sum(f.kind == "warning" for f in o.failures)), flush=True)
+        return rc
+    worst = next((f for f in o.failures if f.kind == kind), None)
+    label = {"input_unusable": "INPUT UNUSABLE", "blocked": "BLOCKED BY A CHECK", "failed": "FAILED", "ok": "FAILED"}[
+        kind
+    ]
+    if o.not_run:
+        _err(f"\nnot run: {', '.join(o.not_run)}")
+    why = f"{worst.what}: {worst.numbers}" if worst and worst.numbers else (worst.what if worst else "a run failed")
+    _err(f"inventory-pipeline run: {label} (exit {rc}): {why}; nothing exported for {o.plan_date}")
+    return rc if rc else EXIT_FAILED
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -161,7 +237,7 @@ def _evaluate_suite(args: argparse.Namespace) -> int:
 def _run_then_twin(eval_days: int, what: str, *extra: str) -> int:
     """The demos' common tail: the whole pipeline on the latest landing day, then the twin's
     headline comparison over the last `eval_days` days."""
-    rc = _run(argparse.Namespace(date=None, first_date=None))
+    rc = _run(argparse.Namespace(date=None, first_date=None, verbose=False))
     print(
         f"\ndigital twin: the pipeline's stages against the baseline rule over the last {eval_days} days ({what})",
         flush=True,
@@ -259,8 +335,17 @@ def _demo_m5(args: argparse.Namespace) -> int:
     return rc
 
 
+def _iso_date(text: str) -> str:
+    from .core.landing_dates import why_not_a_date
+
+    why = why_not_a_date(text)
+    if why:
+        raise argparse.ArgumentTypeError(f"{text!r}: {why}")
+    return _dt.date.fromisoformat(text).isoformat()
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="inventory-pipeline", description=__doc__)
+    p = argparse.ArgumentParser(prog="inventory-pipeline", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
 
     g = sub.add_parser("generate", help="simulate a retail network and write it as a landing zone (contract v1)")
@@ -319,9 +404,20 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("-q", "--quiet", action="store_true")
     o.set_defaults(func=_oj)
 
-    r = sub.add_parser("run", help="materialise the whole graph for a plan date (default: the latest landing day)")
-    r.add_argument("--date", help="plan date YYYY-MM-DD (default: latest daily/ folder)")
-    r.add_argument("--first-date", help="first landing day to ingest (default: the earliest)")
+    r = sub.add_parser(
+        "run",
+        help="materialise the whole graph for a plan date (default: the latest landing day)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__[__doc__.index("Exit codes") : __doc__.index("Every command")].rstrip(),
+    )
+    r.add_argument("--date", type=_iso_date, help="plan date YYYY-MM-DD (default: the latest daily/YYYY-MM-DD folder)")
+    r.add_argument("--first-date", type=_iso_date, help="first landing day to ingest (default: the earliest)")
+    r.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="Dagster's log on the console and the full error (traceback) under each failure",
+    )
     r.set_defaults(func=_run)
 
     d = sub.add_parser("demo", help="generate the demo network, run the whole pipeline, print the KPI summary")
@@ -397,9 +493,64 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _exit_process(code: int) -> None:
+    """Leave the process with `code` once the command's work is done and flushed, without the
+    interpreter's final teardown.
+
+    Why: at interpreter exit, Python tears down modules and collects objects while native worker
+    threads of the C++ libraries are still alive. pyarrow's I/O thread pool can still hold the
+    last reference to a buffer of a Parquet file that pandas read through a Python file object
+    (`pd.read_parquet(path)` does); when that worker drops it during Py_FinalizeEx, it asks for
+    the GIL, the finalising interpreter ends the thread with pthread_exit inside a C++ noexcept
+    destructor, and libstdc++ aborts the whole process: `terminate called without an active
+    exception`, exit 134, after the plan was written (apache/arrow#34314; the backtrace is in
+    docs/operations.md). The reads of this CLI's own summary go through pyarrow's native files,
+    which removes the race on the last reads; this exit removes it for every other read too.
+
+    What still runs, in the interpreter's own order: threading's shutdown (non-daemon threads
+    and thread pools joined, as at a normal exit), the atexit handlers (MLflow's, tempfile's,
+    logging's flush), then stdout/stderr are flushed. Nothing is left to write: every asset
+    writes its files atomically and DuckDB connections are closed by their `with` blocks."""
+    import atexit
+    import logging
+    import threading
+
+    try:
+        threading._shutdown()  # the interpreter's first exit step: join non-daemon threads and pools
+        atexit._run_exitfuncs()
+        logging.shutdown()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:  # noqa: BLE001 - a closed pipe must not change the exit code
+                pass
+        os._exit(code if isinstance(code, int) else EXIT_FAILED)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The console script (`argv` None: the exit code leaves through `_exit_process`) or a
+    call from Python (`main([...])` returns the code, as the tests use it)."""
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    if argv is not None:
+        return args.func(args)
+    try:
+        code = args.func(args)
+    except SystemExit as e:  # raise SystemExit("message") from a command
+        if isinstance(e.code, int) or e.code is None:
+            code = e.code or 0
+        else:
+            print(e.code, file=sys.stderr)
+            code = EXIT_FAILED
+    except KeyboardInterrupt:
+        code = 130
+    except BaseException:  # noqa: BLE001 - print it as Python would, then leave the same way
+        import traceback
+
+        traceback.print_exc()
+        code = EXIT_FAILED
+    _exit_process(code or 0)
+    return code  # not reached
 
 
 if __name__ == "__main__":

@@ -1,9 +1,18 @@
-"""The short report `make demo` prints: rows per stage, store KPIs of the history, the outbox."""
+"""The short report `make demo` prints: rows per stage, store KPIs of the history, the outbox;
+and the last line of a successful `inventory-pipeline run` (`plan_verdict`).
+
+Tables are read here through pyarrow's own file reader (`_Reader`), not `pd.read_parquet(path)`:
+pandas hands pyarrow a Python file object, and a read-ahead buffer of such a file released by
+pyarrow's I/O thread while the interpreter exits aborts the process (cli._exit_process). These
+are the last reads before the CLI exits, so they must not leave such buffers behind.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
+import pandas as pd
 
 from .config import settings
 from .core.kpis import history_kpis
@@ -11,9 +20,84 @@ from .core.policy import load_policy
 from .core.warehouse import Warehouse
 
 
+class _Reader:
+    """A Warehouse's partitions read through pyarrow's native files (see the module docstring)."""
+
+    def __init__(self, wh: Warehouse):
+        self.wh = wh
+
+    def exists(self, table: str, partition: str | None = None) -> bool:
+        return self.wh.exists(table, partition)
+
+    def read(self, table: str, partition: str | None = None) -> pd.DataFrame:
+        import pyarrow.parquet as pq
+
+        return pq.read_table(str(self.wh.path(table, partition))).to_pandas()
+
+    def read_model(self, sql: str, params: list | None = None) -> pd.DataFrame:
+        return self.wh.read_model(sql, params)
+
+
+def _reasons(reasons: pd.Series, n: int = 3) -> str:
+    """The most common review reasons, numbers replaced by N so that like reasons count together."""
+    why = (
+        reasons.fillna("")
+        .astype(str)
+        .str.split("; ")
+        .explode()
+        .str.replace(r"-?\d[\d.]*", "N", regex=True)
+        .value_counts()
+        .head(n)
+    )
+    return "; ".join(f"{r} ({k})" for r, k in why.items() if r)
+
+
+def quarantined_rows(wh, plan_date: str) -> dict[str, pd.DataFrame]:
+    """Landing file -> its rows quarantined for the plan date (daily files) or ever (master files)."""
+    out = {}
+    root = wh.wh.root if isinstance(wh, _Reader) else wh.root
+    for t in sorted(p.name for p in Path(root).glob("quarantine_*") if p.is_dir()):
+        part = plan_date if wh.exists(t, plan_date) else None
+        if wh.exists(t, part):
+            q = wh.read(t, part)
+            if len(q):
+                out[t.removeprefix("quarantine_")] = q
+    return out
+
+
+def plan_verdict(plan_date: str, warnings: int = 0) -> str:
+    """The last line of a successful run: what was exported, how many decisions are held for a
+    planner and why, how many landing rows were quarantined and why."""
+    s = settings()
+    wh = _Reader(Warehouse(s.warehouse_dir))
+    parts = [f"plan {plan_date} exported to the ERP outbox"]
+    manifest = Path(s.outbox_uri) / plan_date / "manifest.json"
+    if manifest.is_file():
+        files = json.loads(manifest.read_text())["files"]
+        parts[0] += (
+            " (" + ", ".join(f"{v['rows']} {n.removesuffix('.csv').replace('_', ' ')}" for n, v in files.items()) + ")"
+        )
+    if wh.exists("decision_log", plan_date):
+        log = wh.read("decision_log", plan_date)
+        held = log[log["status"] == "pending_review"]
+        parts.append(
+            f"{len(log)} decisions, {len(held)} held for review"
+            + (f" ({_reasons(held['review_reason'])})" if len(held) else "")
+        )
+    q = quarantined_rows(wh, plan_date)
+    n = sum(len(x) for x in q.values())
+    parts.append(
+        f"{n} landing row(s) quarantined"
+        + (" (" + "; ".join(f"{name} {len(x)}: {_reasons(x['reason'], 1)}" for name, x in q.items()) + ")" if n else "")
+    )
+    if warnings:
+        parts.append(f"{warnings} warning(s) above")
+    return "inventory-pipeline run: OK (exit 0): " + "; ".join(parts)
+
+
 def print_summary(plan_date: str) -> None:
     s = settings()
-    wh = Warehouse(s.warehouse_dir)
+    wh = _Reader(Warehouse(s.warehouse_dir))
     pol = load_policy(s.policy_path)
     print(f"\n=== inventory_pipeline: plan {plan_date} (takes effect the next day) ===")
     for table in (
@@ -57,17 +141,8 @@ def print_summary(plan_date: str) -> None:
             f"policy {pol.tag}; inputs fingerprint {log['inputs_fingerprint'].iloc[0] if len(log) else '-'}"
         )
         if len(pend):
-            why = (
-                pend["review_reason"]
-                .str.split("; ")
-                .explode()
-                .str.replace(r"-?\d[\d.]*", "N", regex=True)
-                .value_counts()
-                .head(3)
-            )
             print(
-                f"  waiting for a planner (review_queue): {len(pend)}; top reasons: "
-                + "; ".join(f"{r} ({n})" for r, n in why.items())
+                f"  waiting for a planner (review_queue): {len(pend)}; top reasons: {_reasons(pend['review_reason'])}"
             )
             print(f"  answer in {s.landing_uri}/planner/YYYY-MM-DD/decisions.csv (docs/governance.md)")
     if wh.exists("inventory_reconciliation", plan_date):
@@ -76,6 +151,6 @@ def print_summary(plan_date: str) -> None:
             f"  inventory ledger {plan_date}: {int(led['flagged'].sum())} discrepancies in {len(led)} location x SKU lines"
         )
     print(
-        f"\nOpen the Dagster UI with `make dev` (http://127.0.0.1:3000) and MLflow with `make mlflow-ui` "
-        f"(http://127.0.0.1:5000)."
+        "\nOpen the Dagster UI with `make dev` (http://127.0.0.1:3000) and MLflow with `make mlflow-ui` "
+        "(http://127.0.0.1:5000)."
     )
