@@ -139,6 +139,15 @@ def _numbers(meta: dict) -> str:
     return ", ".join(out)
 
 
+def _units(v) -> str:
+    """A unit count as a person writes it: 250, not 250.0 or -0.0."""
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    return str(int(round(f)) + 0) if f == round(f) else f"{f:.2f}"
+
+
 def _error_chain(err) -> list:
     out = []
     while err is not None:
@@ -192,7 +201,7 @@ def _check_failure(job: str, run_id: str, step: str, e, stopped: bool, plan_date
         miss, extra = _value(meta, "units_missing"), _value(meta, "units_extra")
         if None not in (n, share, allowed):
             numbers = f"{n} location x SKU lines off the ledger = {share:.2%} of lines, allowed {allowed:.2%}"
-        where = (e.description or numbers) + f"; units missing {miss}, units extra {extra}."
+        where = (e.description or numbers) + f"; units missing {_units(miss)}, units extra {_units(extra)}."
     else:
         where = (e.description + ". " if e.description else "") + (numbers or "no numbers recorded") + "."
     if e.check_name.startswith(_DBT_TEST_PREFIXES) or step == "warehouse_models":
