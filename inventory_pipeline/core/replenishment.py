@@ -112,6 +112,10 @@ class ReplenishmentConfig:
     lead_time_prior_orders: float = 5.0  # the master file weighs as this many observed orders
     error_window_days: int = 56  # measured protection-period errors: window starts over this many days
     error_reference_days: int = 28  # ... each against the trailing mean of this many days before it
+    # landing contract v1 carries no promotion plan, so the forecast cannot see a promotion coming:
+    # a promotion is a surprise the protection must cover and its windows count in the measured
+    # error. Set when the forecast takes planned promotions (issue #21): then they are left out.
+    forecast_plans_promotions: bool = False
     solver_seconds: float = 30.0
 
 
@@ -264,9 +268,10 @@ def measured_spread(history: pd.DataFrame | None, keys: pd.DataFrame, period: np
 
     the realised error of a trailing-mean forecast of the P-day total -- the yardstick the rule's
     28-day average is. Unlike the forecast's daily spread summed as if days were independent, it
-    sees what moves several days together: demand shocks, bulk buys, level shifts, ramps. Windows
-    holding a promotion day (the forecast plans promotions) or a stock-out day (sales censored)
-    are left out. Returns (mse, n_eff) with n_eff = windows / P, the number of non-overlapping
+    sees what moves several days together: demand shocks, bulk buys, level shifts, ramps, and
+    promotions the forecast does not know are coming. Windows holding a stock-out day (sales
+    censored) are left out, and those holding a promotion day only when the forecast plans
+    promotions (`forecast_plans_promotions`); promotion days never enter the reference mean. Returns (mse, n_eff) with n_eff = windows / P, the number of non-overlapping
     windows the estimate stands on (0 without history). A clean day has no promotion and no
     stock-out; the reference needs half its days clean and every day carried."""
     n = len(keys)
@@ -282,23 +287,24 @@ def measured_spread(history: pd.DataFrame | None, keys: pd.DataFrame, period: np
     if not len(h):
         return mse, neff
     h = h.assign(date=pd.to_datetime(h["date"]))
-    bad = np.zeros(len(h), bool)
-    if "on_promo" in h:
-        bad |= h["on_promo"].fillna(0).astype(float).to_numpy() > 0
-    if "is_stockout" in h:
-        bad |= h["is_stockout"].fillna(False).astype(bool).to_numpy()
-    h = h.assign(bad=bad.astype(float), seen=1.0)
+    promo = (h["on_promo"].fillna(0).astype(float).to_numpy() > 0) if "on_promo" in h else np.zeros(len(h), bool)
+    censored = h["is_stockout"].fillna(False).astype(bool).to_numpy() if "is_stockout" in h else np.zeros(len(h), bool)
+    # `bad` days leave a window out; `dirty` days stay out of the reference mean (a promotion's lift
+    # is not the base level), and a window may hold them when the forecast does not plan promotions
+    bad = censored | (promo if cfg.forecast_plans_promotions else False)
+    h = h.assign(bad=bad.astype(float), dirty=(censored | promo).astype(float), seen=1.0)
     idx = pd.MultiIndex.from_frame(keys[list(key_cols)])
-    grid = h.groupby([*key_cols, "date"])[["units_sold", "bad", "seen"]].sum()
+    grid = h.groupby([*key_cols, "date"])[["units_sold", "bad", "dirty", "seen"]].sum()
     x = grid["units_sold"].unstack("date").reindex(index=idx, columns=dates).fillna(0.0).to_numpy(float)
     # a day without a row (not yet launched, no longer carried) cannot be judged either
     unseen = grid["seen"].unstack("date").reindex(index=idx, columns=dates).fillna(0.0).to_numpy(float) == 0
     b = (grid["bad"].unstack("date").reindex(index=idx, columns=dates).fillna(0.0).to_numpy(float) > 0) | unseen
+    dirty = (grid["dirty"].unstack("date").reindex(index=idx, columns=dates).fillna(0.0).to_numpy(float) > 0) | unseen
     cx = np.concatenate([np.zeros((n, 1)), np.cumsum(x, 1)], 1)
     cb = np.concatenate([np.zeros((n, 1)), np.cumsum(b, 1)], 1)
     cu = np.concatenate([np.zeros((n, 1)), np.cumsum(unseen, 1)], 1)
-    cxc = np.concatenate([np.zeros((n, 1)), np.cumsum(np.where(b, 0.0, x), 1)], 1)  # clean days only
-    cc = np.concatenate([np.zeros((n, 1)), np.cumsum(~b, 1)], 1)
+    cxc = np.concatenate([np.zeros((n, 1)), np.cumsum(np.where(dirty, 0.0, x), 1)], 1)  # clean days only
+    cc = np.concatenate([np.zeros((n, 1)), np.cumsum(~dirty, 1)], 1)
     for p in np.unique(P):
         r = np.flatnonzero(P == p)
         j = np.arange(max(ref, T - p - win + 1), T - p + 1)  # window starts: days j .. j + p - 1 (0-based)
