@@ -386,3 +386,32 @@ def test_a_file_past_the_threshold_stops_the_day_with_the_file_named(bad_day, tm
         not usable.passed and f"daily/{d}/pos_sales" in usable.description and "rows quarantined" in usable.description
     )
     assert "decision_log" not in {e.step_key for e in run.get_step_success_events()}
+
+
+def test_a_file_cut_to_60_percent_of_its_bytes_is_reported_and_stops_the_day(bad_day):
+    """The rows after the cut leave no trace in the file: the cut row is quarantined as truncated,
+    and the counts that vanished are unexplained ledger discrepancies, which block the plan."""
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+    d, landing, defs, instance = bad_day["d"], bad_day["landing"], bad_day["defs"], bad_day["instance"]
+    f = landing / "daily" / d / "inventory.csv"
+    original = f.read_bytes()
+    f.write_bytes(original[: int(len(original) * 0.6)])
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("INVENTORY_PIPELINE_WAREHOUSE_DIR", str(bad_day["wh"].root))
+            defs.resolve_job_def("ingest_daily").execute_in_process(
+                instance=instance, tags={ASSET_PARTITION_RANGE_START_TAG: d, ASSET_PARTITION_RANGE_END_TAG: d}
+            )
+            job = defs.resolve_job_def("daily_plan").get_subset(
+                asset_selection={dg.AssetKey("inventory_reconciliation"), dg.AssetKey("decision_log")}
+            )
+            run = job.execute_in_process(instance=instance, partition_key=d, raise_on_error=False)
+    finally:
+        f.write_bytes(original)
+    q = bad_day["wh"].read("quarantine_inventory", d)
+    assert q["reason"].str.startswith("truncated last line").sum() == 1
+    assert not run.success
+    ledger = _checks(run)[("inventory_reconciliation", "ledger_within_tolerance")]
+    assert not ledger.passed and "disagree with the ledger" in ledger.description
+    assert "decision_log" not in {e.step_key for e in run.get_step_success_events()}
