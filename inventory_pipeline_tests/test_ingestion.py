@@ -246,6 +246,14 @@ def test_a_file_cut_mid_value_has_its_last_line_quarantined_as_truncated(tmp_pat
     q = r.quarantine.iloc[0]
     assert q["row"] == 2 and q["reason"].startswith("truncated last line") and "expected 4 fields" in q["reason"]
     assert json.loads(q["record"])["location_id"] == "S1"
+    # a last row missing fields is a cut row even when a newline was added after the cut
+    _write(
+        tmp_path,
+        "daily/2025-01-05/inventory.csv",
+        "date,location_id,sku_id,on_hand\n2025-01-05,S1,A,7\n2025-01-05,S1\n",
+    )
+    q = ingest(LocalStore(tmp_path), LANDING_FILES["inventory"], ["2025-01-05"], REFS).quarantine.iloc[0]
+    assert q["row"] == 2 and q["reason"].startswith("truncated last line: fewer fields than the header (expected 4")
     # a terminated file (LF or CRLF) loses nothing
     _write(
         tmp_path,

@@ -186,7 +186,11 @@ def _parse_csv(data: bytes, path: str) -> tuple[pd.DataFrame, list[tuple[int, st
             return None
         return json.dumps(dict(zip(names, fields, strict=False)), sort_keys=True)
 
+    short_rows: set[int] = set()  # data rows with fewer fields than the header
+
     def on_invalid(row):  # pyarrow: a row with the wrong number of fields
+        if row.number is not None and row.actual_columns < row.expected_columns:
+            short_rows.add(row.number - 1)
         bad.append(
             (
                 row.number,
@@ -216,9 +220,12 @@ def _parse_csv(data: bytes, path: str) -> tuple[pd.DataFrame, list[tuple[int, st
     df["_row"] = kept_rows
     out = [(n - 1 if n is not None else None, reason, rec) for n, reason, rec in bad]
     body = data.split(b"\n", 1)[1] if b"\n" in data else b""
+    last = len(df) + len(bad)
+    hit = [i for i, (n, _, _) in enumerate(out) if n == last]
+    if hit and last in short_rows and data.endswith(b"\n"):  # a last row missing fields: cut, then terminated
+        n, reason, rec = out[hit[0]]
+        out[hit[0]] = (n, f"truncated last line: fewer fields than the header ({reason})", rec)
     if body.strip() and not data.endswith(b"\n"):  # the last data line is unterminated
-        last = len(df) + len(bad)
-        hit = [i for i, (n, _, _) in enumerate(out) if n == last]
         if hit:
             n, reason, rec = out[hit[0]]
             out[hit[0]] = (n, f"{TRUNCATED} ({reason})", rec)
