@@ -20,6 +20,15 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow.parquet as pq
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    """One Parquet file through pyarrow's own file reader. `pd.read_parquet(path)` hands pyarrow a
+    Python file object whose buffers a pyarrow worker thread may release during interpreter
+    shutdown, aborting a finished process with exit 134 (apache/arrow#34314, issue #20 item 6;
+    docs/operations.md)."""
+    return pq.read_table(str(path)).to_pandas()
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -77,7 +86,7 @@ class Warehouse:
         target.parent.mkdir(parents=True, exist_ok=True)
         with open(target.with_name(".lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            existing = pd.read_parquet(target) if target.is_file() else None
+            existing = _read_parquet(target) if target.is_file() else None
             merged = merge(existing, df)
             if existing is None or len(merged) != len(existing):  # append-only: nothing new, nothing written
                 self.write(table, merged, partition)
@@ -88,7 +97,7 @@ class Warehouse:
         return self.path(table, partition).is_file()
 
     def read(self, table: str, partition: str | None = None) -> pd.DataFrame:
-        return pd.read_parquet(self.path(table, partition))
+        return _read_parquet(self.path(table, partition))
 
     def partitions(self, table: str) -> list[str]:
         base = self.root / table
