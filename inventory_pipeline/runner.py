@@ -35,6 +35,7 @@ INPUT_UNUSABLE, BLOCKED, FAILED, WARNING = "input_unusable", "blocked", "failed"
 SEVERITY = (INPUT_UNUSABLE, BLOCKED, FAILED)
 QUARANTINE_CHECK = "quarantine_within_threshold"  # defs/ingestion.py
 LEDGER_CHECK = "ledger_within_tolerance"  # defs/ledger.py
+USABLE_CHECK = "landing_files_usable"  # defs/ledger.py
 
 _INGEST_STEP_PREFIX = "raw_"  # every landing asset is raw_<file> (defs/ingestion.py)
 _DBT_TEST_PREFIXES = ("unique_", "not_null_", "relationships_", "accepted_values_", "dbt_utils_")
@@ -50,6 +51,9 @@ _ADVICE = {
     "files of {d} (inventory.csv, receipts.csv, pos_sales.csv) or of the day before, then rerun "
     "`inventory-pipeline run`; if the discrepancies are real and understood, raise "
     "guards.ledger_max_discrepancy_share in the policy file.",
+    USABLE_CHECK: "A daily file of {d} is missing or too much of it was quarantined (the check names the file, "
+    "count and share). Resend or fix that file in daily/{d}/ (the quarantined rows, with row and reason, are in "
+    "the warehouse tables quarantine_<file>), then rerun `inventory-pipeline run`.",
     QUARANTINE_CHECK: "Look at the quarantined rows (file, row, reason) in the warehouse table {quarantine}, fix "
     "them in the landing file or resend the file, then rerun `inventory-pipeline run`.",
     "guardrails": "A price recommendation broke a pricing guardrail of the policy file; the check's examples are "
@@ -183,12 +187,17 @@ def _check_failure(job: str, run_id: str, step: str, e, stopped: bool, plan_date
     numbers = _numbers(meta)
     if e.check_name == QUARANTINE_CHECK:
         kind = INPUT_UNUSABLE if stopped else WARNING
-        share, thr, rows = (_value(meta, k) for k in ("quarantine_share", "threshold", "rows_quarantined"))
+        # the threshold is per file and day (issue #20 item 3): quote the worst file's share
+        share = _value(meta, "max_file_share")
+        share = _value(meta, "quarantine_share") if share is None else share
+        thr, rows = _value(meta, "threshold"), _value(meta, "rows_quarantined")
         numbers = (
-            f"{rows} row(s) quarantined = {share:.2%} of the file's rows, allowed {thr:.2%}"
+            f"{rows} row(s) quarantined; the worst file has {share:.2%} of its rows quarantined, allowed {thr:.2%}"
             if share is not None and thr is not None
             else numbers
         )
+        if e.description:
+            numbers = f"{numbers} ({e.description})"
         ex = _quarantine_examples(asset, wh) if wh is not None else ""
         where = f"Landing file {asset.removeprefix(_INGEST_STEP_PREFIX)}: {numbers}." + (
             f" First rows: {ex}." if ex else ""
@@ -196,6 +205,8 @@ def _check_failure(job: str, run_id: str, step: str, e, stopped: bool, plan_date
         todo = _ADVICE[QUARANTINE_CHECK].format(quarantine="quarantine_" + asset.removeprefix(_INGEST_STEP_PREFIX))
         return Failure(kind, job, run_id, what, where, todo, numbers)
     kind = BLOCKED if stopped or (e.blocking and e.severity == dg.AssetCheckSeverity.ERROR) else WARNING
+    if e.check_name == USABLE_CHECK and kind == BLOCKED:
+        kind = INPUT_UNUSABLE  # a missing day file or one past the quarantine threshold: the input, not a rule
     if e.check_name == LEDGER_CHECK:
         n, share, allowed = (_value(meta, k) for k in ("discrepancies", "discrepancy_share", "max_share"))
         miss, extra = _value(meta, "units_missing"), _value(meta, "units_extra")

@@ -106,11 +106,19 @@ def test_failures_are_classified_from_the_run_events_with_their_numbers():
         )
 
     @dg.asset(
-        check_specs=[dg.AssetCheckSpec("ledger_within_tolerance", asset="inventory_reconciliation", blocking=True)]
+        check_specs=[
+            dg.AssetCheckSpec("ledger_within_tolerance", asset="inventory_reconciliation", blocking=True),
+            dg.AssetCheckSpec("landing_files_usable", asset="inventory_reconciliation", blocking=True),
+        ]
     )
     def inventory_reconciliation():
         return dg.MaterializeResult(
             check_results=[
+                dg.AssetCheckResult(
+                    check_name="landing_files_usable",
+                    passed=False,
+                    description="input unusable: daily/2025-03-01/receipts.csv missing",
+                ),
                 dg.AssetCheckResult(
                     check_name="ledger_within_tolerance",
                     passed=False,
@@ -150,7 +158,7 @@ def test_failures_are_classified_from_the_run_events_with_their_numbers():
                 dg.AssetCheckResult(
                     check_name="quarantine_within_threshold",
                     passed=False,
-                    metadata={"quarantine_share": 5 / 37, "threshold": 0.01, "rows_quarantined": 5},
+                    metadata={"quarantine_share": 0.001, "max_file_share": 5 / 37, "threshold": 0.01, "rows_quarantined": 5},
                 )
             ]
         )
@@ -168,12 +176,15 @@ def test_failures_are_classified_from_the_run_events_with_their_numbers():
         for f in run_failures("daily_plan", res, LAST_DAY)
     }
     kinds = sorted(f.kind for f in failures.values())
-    assert kinds == sorted([INPUT_UNUSABLE, INPUT_UNUSABLE, BLOCKED, WARNING, FAILED])
+    assert kinds == sorted([INPUT_UNUSABLE, INPUT_UNUSABLE, INPUT_UNUSABLE, BLOCKED, WARNING, FAILED])
+    missing = failures["landing_files_usable"]  # a missing day file is the input's fault, not a rule's (exit 4)
+    assert missing.kind == INPUT_UNUSABLE and "receipts.csv" in missing.where and "daily/" in missing.todo
     quarantine = failures["quarantine_within_threshold"]  # a file's quarantine share that stops the day
     assert quarantine.kind == INPUT_UNUSABLE
-    assert quarantine.numbers == "5 row(s) quarantined = 13.51% of the file's rows, allowed 1.00%"
+    # the worst file's own share, not the share over the whole ingested range
+    assert quarantine.numbers == "5 row(s) quarantined; the worst file has 13.51% of its rows quarantined, allowed 1.00%"
     assert "quarantine_pos_sales" in quarantine.todo and "pos_sales" in quarantine.where
-    unusable = next(f for f in failures.values() if f.kind == INPUT_UNUSABLE and f is not quarantine)
+    unusable = next(f for f in failures.values() if f.kind == INPUT_UNUSABLE and f not in (quarantine, missing))
     assert "inventory.csv" in unusable.where and "on_hand" in unusable.numbers
     assert "LandingContractError" in unusable.traceback  # the Dagster error, for --verbose only
     assert "LandingContractError" not in unusable.paragraph() and "Traceback" not in unusable.paragraph()
