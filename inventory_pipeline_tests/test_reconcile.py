@@ -438,3 +438,19 @@ def test_a_dropped_price_batch_is_reported_and_the_next_plan_prices_from_the_she
     assert len(missing) and set(missing["decision_id"]) <= set(exported["decision_id"])
     order_check = ev["exported_orders_in_erp"]
     assert not order_check.passed and order_check.metadata["count"].value == len(missing)
+
+
+def test_the_policy_file_sets_the_reconciliation_rules(tmp_path):
+    from inventory_pipeline.config import DEFAULT_POLICY_PATH
+    from inventory_pipeline.core.policy import PolicyError, load_policy
+    from inventory_pipeline.core.reconcile import ORDER_GRACE_DAYS, ORDER_LOOKBACK_DAYS
+
+    rules = load_policy(DEFAULT_POLICY_PATH).reconciliation
+    # the shipped file states the core's defaults, so the asset and a direct call agree
+    assert (rules.order_grace_days, rules.order_lookback_days) == (ORDER_GRACE_DAYS, ORDER_LOOKBACK_DAYS)
+    p = tmp_path / "p.yaml"
+    p.write_text("version: x\nreconciliation:\n  order_grace_days: 5\n  order_lookback_days: 5\n")
+    with pytest.raises(PolicyError, match=r"order_lookback_days"):
+        load_policy(p)  # a lookback inside the grace period could never judge a line
+    p.write_text("version: x\nreconciliation:\n  order_grace_days: 7\n")
+    assert load_policy(p).reconciliation.order_grace_days == 7

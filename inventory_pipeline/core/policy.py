@@ -30,6 +30,28 @@ class IngestionPolicy(_Strict):
     max_expected_days: int = Field(365, ge=1)
 
 
+class ReconciliationPolicy(_Strict):
+    """What was exported against what the landing zone shows happened (core/reconcile.py)."""
+
+    # a regular-price observation this many days after a change's effective date judges it
+    price_grace_days: int = Field(1, ge=0)
+    # judged changes of one plan, all still at their old price, that call the batch not applied
+    batch_min_evidence: int = Field(2, ge=1)
+    # days an exported order line may take to show in the ERP's open orders or receipts
+    order_grace_days: int = Field(2, ge=0)
+    # exported order lines older than this are no longer judged
+    order_lookback_days: int = Field(28, ge=1)
+
+    @model_validator(mode="after")
+    def _lookback_past_grace(self):
+        if self.order_lookback_days <= self.order_grace_days:
+            raise ValueError(
+                f"order_lookback_days ({self.order_lookback_days}) must exceed order_grace_days "
+                f"({self.order_grace_days}): no exported line could ever be judged"
+            )
+        return self
+
+
 class ForecastPolicy(_Strict):
     horizon_days: int = Field(30, ge=14, le=366)
     reported_horizons: list[int] = [14, 30]
@@ -373,6 +395,7 @@ class Policy(_Strict):
     guards: GuardsPolicy = GuardsPolicy()
     explanations: ExplanationPolicy = ExplanationPolicy()
     rebalancing: RebalancingPolicy = RebalancingPolicy()
+    reconciliation: ReconciliationPolicy = ReconciliationPolicy()
     sha256: str = ""
 
     @property

@@ -40,13 +40,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .policy import ReconciliationPolicy
+
 KEY = ["location_id", "sku_id"]
 PRICE_TOLERANCE = 0.005  # currency units: prices are compared at cent precision
-PRICE_GRACE_DAYS = 1  # a regular observation this many days after the effective date judges a change
-BATCH_MIN_EVIDENCE = 2  # judged entries of a batch, all still at the price before, to call it not applied
-# policy-like defaults (no policy field yet: core/policy.py is owned elsewhere)
-ORDER_GRACE_DAYS = 2  # days after its order date an exported line may take to show in the ERP
-ORDER_LOOKBACK_DAYS = 28  # exported lines older than this are no longer judged
+# the defaults of the policy file's `reconciliation` section (set there; documented in ReconciliationPolicy)
+_DEFAULTS = ReconciliationPolicy()
+PRICE_GRACE_DAYS = _DEFAULTS.price_grace_days
+BATCH_MIN_EVIDENCE = _DEFAULTS.batch_min_evidence
+ORDER_GRACE_DAYS = _DEFAULTS.order_grace_days
+ORDER_LOOKBACK_DAYS = _DEFAULTS.order_lookback_days
 ORDER_TYPES = ("purchase_order", "store_replenishment", "transfer")
 
 PRICE_DISAGREEMENT_COLUMNS = [

@@ -55,7 +55,7 @@ def price_recommendations(context: dg.AssetExecutionContext, warehouse: Warehous
     # all of them: a slow mover's last price may be older than the history window), reconciled
     # with the regular prices observed on the shelf: where the ERP did not apply an exported change
     # the book follows the shelf, so a new change's old_price is the shelf's (defs/reconcile.py)
-    reconciled, disagreements, _ = reconciled_price_book(wh, d, history)
+    reconciled, disagreements, _ = reconciled_price_book(wh, d, history, pol.reconciliation)
     book = reconciled[["location_id", "sku_id", "price", "effective_date"]]
     context.log.info(
         f"pricing {d}: {len(history):,} history rows since {start}, {len(book):,} prices in the book "

@@ -16,8 +16,8 @@ import pandas as pd
 
 from ..core.decisions import EXPORTABLE
 from ..core.pricing import PRICING_HISTORY_DAYS, price_book
+from ..core.policy import ReconciliationPolicy
 from ..core.reconcile import (
-    ORDER_GRACE_DAYS,
     ORDER_LOOKBACK_DAYS,
     ORDER_TYPES,
     disagreement_markdown,
@@ -29,7 +29,7 @@ from ..core.reconcile import (
 from ._common import demand_history, model_key, operational
 from .ingestion import landing_assets
 from .partitions import daily_partitions
-from .resources import WarehouseResource
+from .resources import PolicyResource, WarehouseResource
 
 _RAW = {a.key.path[-1]: a for a in landing_assets}
 PRICE_CHECK = "book_matches_shelf"
@@ -50,12 +50,21 @@ def exported_price_changes(wh, d: str) -> pd.DataFrame | None:
     )
 
 
-def reconciled_price_book(wh, d: str, history: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+def reconciled_price_book(
+    wh, d: str, history: pd.DataFrame, rules: ReconciliationPolicy | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame, int]:
     """(reconciled book, disagreements, entries in the exported book) for plan date `d`;
-    `history`: fct_daily_demand rows of the pricing window (with price_observed)."""
+    `history`: fct_daily_demand rows of the pricing window (with price_observed); `rules`: the
+    policy file's reconciliation section (None: its defaults)."""
+    rules = rules or ReconciliationPolicy()
     log = exported_price_changes(wh, d)
     book = price_book_with_ids(log, price_book(log, d))
-    reconciled, disagreements = reconcile_prices(book, observed_regular_prices(history, d))
+    reconciled, disagreements = reconcile_prices(
+        book,
+        observed_regular_prices(history, d),
+        grace_days=rules.price_grace_days,
+        min_batch_evidence=rules.batch_min_evidence,
+    )
     return reconciled, disagreements, len(book)
 
 
@@ -76,11 +85,11 @@ def reconciled_price_book(wh, d: str, history: pd.DataFrame) -> tuple[pd.DataFra
     "(non-promotion) price observed in pos_sales since; the book follows the shelf.",
 )
 @operational
-def price_reconciliation(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+def price_reconciliation(context: dg.AssetExecutionContext, warehouse: WarehouseResource, policy: PolicyResource):
     d = context.partition_key
     wh = warehouse.get()
     reconciled, dis, entries = reconciled_price_book(
-        wh, d, demand_history(wh, d, PRICING_HISTORY_DAYS, HISTORY_COLUMNS)
+        wh, d, demand_history(wh, d, PRICING_HISTORY_DAYS, HISTORY_COLUMNS), policy.load().reconciliation
     )
     wh.write("price_reconciliation", dis, d)
     wh.write("reconciled_price_book", reconciled, d)
@@ -135,24 +144,28 @@ def _erp(wh, table: str, d: str, days: int) -> pd.DataFrame | None:
             ORDER_CHECK,
             asset="order_reconciliation",
             blocking=False,
-            description=f"every exported order line shows in the ERP's open orders or receipts "
-            f"within {ORDER_GRACE_DAYS} days of its order date (warns with the lines)",
+            description="every exported order line shows in the ERP's open orders or receipts "
+            "within the policy's order_grace_days of its order date (warns with the lines)",
         )
     ],
     description="Exported order lines (purchase orders, replenishments, transfers) that the ERP's open orders and "
     "receipts do not show after the grace period: missing in the ERP.",
 )
 @operational
-def order_reconciliation(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+def order_reconciliation(context: dg.AssetExecutionContext, warehouse: WarehouseResource, policy: PolicyResource):
     d = context.partition_key
     wh = warehouse.get()
-    exported = exported_orders(wh, d)
-    window = ORDER_LOOKBACK_DAYS + 1
+    rules = policy.load().reconciliation
+    grace, lookback = rules.order_grace_days, rules.order_lookback_days
+    exported = exported_orders(wh, d, lookback)
+    window = lookback + 1
     missing = reconcile_orders(
         exported,
         _erp(wh, "raw_open_orders", d, window),
         _erp(wh, "raw_receipts", d, window),
         d,
+        grace_days=grace,
+        lookback_days=lookback,
     )
     wh.write("order_reconciliation", missing, d)
     if len(missing):
@@ -164,14 +177,14 @@ def order_reconciliation(context: dg.AssetExecutionContext, warehouse: Warehouse
         if exported is not None
         else None
     )
-    judged = 0 if age is None else int(((age >= ORDER_GRACE_DAYS) & (age < ORDER_LOOKBACK_DAYS)).sum())
+    judged = 0 if age is None else int(((age >= grace) & (age < lookback)).sum())
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(missing),
             "missing_in_erp": len(missing),
             "lines_judged": judged,
-            "grace_days": ORDER_GRACE_DAYS,
-            "lookback_days": ORDER_LOOKBACK_DAYS,
+            "grace_days": grace,
+            "lookback_days": lookback,
             "missing_preview": dg.MetadataValue.md(disagreement_markdown(missing, PREVIEW_LINES)),
         },
         check_results=[
@@ -179,7 +192,7 @@ def order_reconciliation(context: dg.AssetExecutionContext, warehouse: Warehouse
                 ORDER_CHECK,
                 missing,
                 f"{len(missing)} exported order line(s) not in the ERP's open orders "
-                f"or receipts {ORDER_GRACE_DAYS}+ days after their order date (table "
+                f"or receipts {grace}+ days after their order date (table "
                 f"order_reconciliation/{d})",
                 lines_judged=judged,
             )
