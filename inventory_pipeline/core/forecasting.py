@@ -69,6 +69,10 @@ DEFAULT_CANDIDATES = {
 
 
 ENGINE_FIELDS = ("engine", "dask_scheduler", "dask_partitions", "n_jobs")
+# "statsforecast": local models per class; "mlforecast": the global LightGBM everywhere;
+# "combined": per class, CV chooses among the statsforecast candidates, the global model and the
+# mean of the class's best statsforecast model and the global model
+FAMILIES = ("statsforecast", "mlforecast", "combined")
 
 
 @dataclass(frozen=True)
@@ -88,9 +92,10 @@ class ForecastConfig:
     candidates: tuple = tuple((k, v) for k, v in DEFAULT_CANDIDATES.items())
     n_jobs: int = 1
     seed: int = 0
-    # model family: "statsforecast" (a local model per series, chosen per class by CV) or
-    # "mlforecast" (one global LightGBM over every series with lag, rolling and calendar features:
-    # the family that won M5). Either way the same CV scores it and the promotion gate decides.
+    # model family: "statsforecast" (a local model per series, chosen per class by CV),
+    # "mlforecast" (global LightGBM per category over every series with lag, rolling, calendar,
+    # event, price and promotion features: the family that won M5) or "combined" (per class, CV
+    # chooses among both and their mean). The same CV scores each and the promotion gate decides.
     family: str = "statsforecast"
     # where statsforecast runs: "local" (this process, `n_jobs` cores) or "dask" (statsforecast's
     # distributed backend through fugue, on the Dask scheduler at `dask_scheduler`, or a default
@@ -102,8 +107,8 @@ class ForecastConfig:
     def __post_init__(self) -> None:
         if self.engine not in ("local", "dask"):
             raise ValueError(f"forecast engine must be 'local' or 'dask', got {self.engine!r}")
-        if self.family not in ("statsforecast", "mlforecast"):
-            raise ValueError(f"forecast family must be 'statsforecast' or 'mlforecast', got {self.family!r}")
+        if self.family not in FAMILIES:
+            raise ValueError(f"forecast family must be one of {FAMILIES}, got {self.family!r}")
 
     @property
     def min_history(self) -> int:
@@ -156,12 +161,14 @@ def prepare_series(history: pd.DataFrame, plan_date: str, cfg: ForecastConfig) -
     day to `plan_date` (a missing day is a day without sales, not a stockout)."""
     end = pd.Timestamp(plan_date)
     start = end - pd.Timedelta(days=cfg.history_days - 1)
-    cols = ["location_id", "sku_id", "date", "units_sold"] + [c for c in ("is_stockout", "on_promo") if c in history]
+    extra = [c for c in ("is_stockout", "on_promo", "unit_price") if c in history]
+    cols = ["location_id", "sku_id", "date", "units_sold"] + extra
     h = history.loc[(history["date"] >= start) & (history["date"] <= end), cols].copy()
     h["date"] = pd.to_datetime(h["date"])
     last = h.groupby(["location_id", "sku_id"])["date"].transform("max")
     h = h[last == end]
     out_cols = ["unique_id", "ds", "y", "location_id", "sku_id", "is_stockout", "on_promo"]
+    out_cols += ["unit_price"] if "unit_price" in h else []  # the global model's price features
     if h.empty:
         return pd.DataFrame(columns=out_cols)
     # integer series ids (ordered by location, SKU) and categorical location / SKU columns: at M5
@@ -174,7 +181,7 @@ def prepare_series(history: pd.DataFrame, plan_date: str, cfg: ForecastConfig) -
     offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
     ds = np.repeat(first.to_numpy(), lengths) + offsets.astype("timedelta64[D]")
     grid = pd.DataFrame({"unique_id": uid, "ds": ds})
-    keep = ["unique_id", "ds", "y"] + [c for c in ("is_stockout", "on_promo") if c in h]
+    keep = ["unique_id", "ds", "y"] + [c for c in ("is_stockout", "on_promo", "unit_price") if c in h]
     out = grid.merge(h.rename(columns={"date": "ds", "units_sold": "y"})[keep], on=["unique_id", "ds"], how="left")
     out["y"] = out["y"].fillna(0).astype(float)
     out["is_stockout"] = out["is_stockout"].eq(True) if "is_stockout" in out else False  # missing day: no stockout
@@ -216,12 +223,26 @@ class Adjustments:
     category_dow: pd.DataFrame | None = None  # category x dow index
 
 
+def _global_events(calendar: pd.DataFrame | None) -> pd.DataFrame:
+    """The calendar's events that apply everywhere (date, event): rows with a `region` (e.g. M5's
+    SNAP days of one state) and rows without an event are left out."""
+    if calendar is None or calendar.empty:
+        return pd.DataFrame({"date": pd.Series(dtype="datetime64[ns]"), "event": pd.Series(dtype=object)})
+    cal = calendar
+    if "region" in cal:
+        cal = cal[cal["region"].isna() | (cal["region"].astype(str).str.strip().isin(["", "nan", "None"]))]
+    cal = cal[cal["event"].notna() & (cal["event"].astype(str) != "")]
+    return cal[["date", "event"]].assign(date=pd.to_datetime(cal["date"])).drop_duplicates()
+
+
 def _event_keys(dates: pd.Series, calendar: pd.DataFrame | None) -> pd.Series:
     """For each date: 'event@offset' when it lies in an event's window (offset -7..+2 days), else
     ''. The nearest event wins when windows overlap."""
     if calendar is None or calendar.empty or len(dates) == 0:
         return pd.Series(pd.Categorical.from_codes(np.zeros(len(dates), dtype=np.int8), [""]), index=dates.index)
-    cal = calendar[["date", "event"]].assign(date=pd.to_datetime(calendar["date"])).drop_duplicates()
+    cal = _global_events(calendar)
+    if cal.empty:
+        return pd.Series(pd.Categorical.from_codes(np.zeros(len(dates), dtype=np.int8), [""]), index=dates.index)
     offs = np.array(list(EVENT_OFFSETS))
     win = pd.DataFrame({
         "day": np.repeat(cal["date"].to_numpy(), len(offs)) + np.tile(offs, len(cal)).astype("timedelta64[D]"),
@@ -558,14 +579,21 @@ class _Winners:
 
 
 def _select_and_calibrate(adj: pd.DataFrame, classes: pd.DataFrame, cfg: ForecastConfig, em,
-                          selection: dict | None, report=None) -> tuple[dict, pd.DataFrame, dict, dict, pd.DataFrame]:
+                          selection: dict | None, report=None, extra: "_GlobalCandidate | None" = None
+                          ) -> tuple[dict, pd.DataFrame, dict, dict, pd.DataFrame]:
     """Per class: cross-validate the candidates (or the fixed selection) on a seeded sample, keep
     the lowest WAPE among those inside the time budget, calibrate its intervals on the CV
     residuals, and measure coverage honestly (calibrated on the earlier origins, scored on the
     last)."""
-    cand = cfg.candidate_map() if selection is None else {c: (m,) for c, m in selection.items()}
+    cand = cfg.candidate_map()
+    if selection is not None:  # a fixed model per class: its statsforecast part (if any) is cross-validated
+        cand = {c: ((_components(m)[0],) if _components(m)[0] else cand.get(c, ())) for c, m in selection.items()}
     rows, won = [], _Winners()
     counts = classes["demand_class"].value_counts()
+    if extra is not None:  # the global model: one CV over the same samples as the local models
+        extra.prepare(np.concatenate([
+            _sample_ids(classes.loc[classes["demand_class"] == c, "unique_id"].to_numpy(), cfg.cv_sample_series,
+                        cfg.seed) for c in STAT_CLASSES]))
     prog = Progress(sum(_sample_size(int(counts.get(c, 0)), cfg.cv_sample_series) for c in STAT_CLASSES),
                     unit="series", label="cross-validation", report=report)
     for cls in STAT_CLASSES:
@@ -592,6 +620,17 @@ def _select_and_calibrate(adj: pd.DataFrame, classes: pd.DataFrame, cfg: Forecas
                 allowed.append(n)
         finite = [n for n in allowed if np.isfinite(scores[n]["wape"])]
         best = min(finite, key=lambda n: scores[n]["wape"]) if finite else names[0]  # ties: the first listed
+        if extra is not None:  # the global model and its mean with the best local model compete too
+            cv, more = extra.columns(cv, best)
+            for n in more:
+                scores[n] = score(cv, n, scale)
+                rows.append({"demand_class": cls, "model": n, **scores[n], "series": len(ids),
+                             "cv_series": len(sample), "cv_seconds": round(extra.seconds, 3),
+                             "est_fit_seconds": float("nan"), "excluded": ""})
+            pool = [best] + [n for n in more if np.isfinite(scores[n]["wape"])]
+            if selection is not None and selection.get(cls) in scores:
+                pool = [selection[cls]]
+            best = min(pool, key=lambda n: scores[n]["wape"])  # ties: the local model
         won.add(cls, cv, best, scores[best], len(ids), len(sample))
         prog.advance(len(sample), note=f"class {cls}: {len(names)} candidate(s), {best} chosen")
     table = pd.DataFrame(rows)
@@ -629,49 +668,193 @@ def _new_item_forecast(part: pd.DataFrame, plan_date: str, cfg: ForecastConfig, 
 
 
 GLOBAL_MODEL = "LightGBM"
+GLOBAL_STATICS = ["category", "demand_class", "item", "store"]
+GLOBAL_LAGS = (1, 2, 3, 7, 14, 21, 28)
+PROMO_COLUMNS = ["location_id", "sku_id", "date", "discount_pct", "display", "promo_id"]
+PRICE_COLUMNS = ["location_id", "sku_id", "date", "price"]
+EVENT_REACH = 15  # days to the next / since the last event, capped (15 = no event near)
 
 
 def _mlforecast(cfg: ForecastConfig):
-    """The global model: LightGBM on lags 7/14/28, rolling means of the last week and 4 weeks,
-    day of week and month, and the series' category and demand class as static features."""
+    """The global model: LightGBM with a Tweedie (count) objective, predicting one day ahead and
+    applied recursively by mlforecast over the horizon (each step's lags and rolling statistics
+    are computed from the previous steps' predictions, never from actuals past the origin), on
+    lags 1-3/7/14/21/28, rolling means and spread of the last week and 4 weeks, the same weekday
+    over 4 weeks, calendar (day of week, day of month, month) and the exogenous columns of
+    `_global_frames` (events with leads and lags, regional events, price, promotions, statics)."""
     import lightgbm as lgb
     from mlforecast import MLForecast
-    from mlforecast.lag_transforms import RollingMean
+    from mlforecast.lag_transforms import RollingMean, RollingStd, SeasonalRollingMean
 
-    model = lgb.LGBMRegressor(n_estimators=200, learning_rate=0.05, num_leaves=31, min_child_samples=20,
-                              subsample=0.8, subsample_freq=1, colsample_bytree=0.9, random_state=cfg.seed,
+    model = lgb.LGBMRegressor(objective="tweedie", tweedie_variance_power=1.2, n_estimators=250, learning_rate=0.05,
+                              num_leaves=63, min_child_samples=40, subsample=0.8, subsample_freq=1,
+                              colsample_bytree=0.8, reg_lambda=1.0, random_state=cfg.seed,
                               n_jobs=max(cfg.n_jobs, 1), verbose=-1, deterministic=True, force_row_wise=True)
-    return MLForecast(models={GLOBAL_MODEL: model}, freq="D", lags=[7, 14, 28],
-                      lag_transforms={1: [RollingMean(window_size=7), RollingMean(window_size=28)],
-                                      7: [RollingMean(window_size=4)]},
-                      date_features=["dayofweek", "month"])
+    return MLForecast(models={GLOBAL_MODEL: model}, freq="D", lags=list(GLOBAL_LAGS),
+                      lag_transforms={1: [RollingMean(window_size=7), RollingMean(window_size=28),
+                                          RollingStd(window_size=28)],
+                                      7: [SeasonalRollingMean(season_length=7, window_size=4)]},
+                      date_features=["dayofweek", "day", "month"])
 
 
-def _ml_frame(adj: pd.DataFrame) -> pd.DataFrame:
-    df = adj[["unique_id", "ds", "y_adj", "category", "demand_class"]].rename(columns={"y_adj": "y"})
-    df["category"] = df["category"].astype("category").cat.codes.astype("int16")
-    df["demand_class"] = pd.Categorical(df["demand_class"], categories=list(CLASSES)).codes.astype("int16")
-    return df
+@dataclass
+class GlobalInputs:
+    """The global model's frames: `train` (history: unique_id, ds, y = corrected demand, statics,
+    exogenous columns), `future` (unique_id, ds, exogenous columns for the horizon), `chunk`
+    (unique_id -> category: one model per category) and what was assumed (`info`)."""
+
+    train: pd.DataFrame
+    future: pd.DataFrame
+    chunk: pd.Series
+    info: dict
 
 
-def _global_select_and_calibrate(adj: pd.DataFrame, classes: pd.DataFrame, cfg: ForecastConfig, em):
-    """The mlforecast family's CV: one global model, refit at every origin on the data before it,
-    over a seeded sample of each class's series; scored, calibrated and covered per class exactly
-    like the statsforecast family (so the gate compares like with like)."""
+def _regional_events(calendar: pd.DataFrame | None) -> pd.DataFrame:
+    if calendar is None or calendar.empty or "region" not in calendar:
+        return pd.DataFrame(columns=["region", "date"])
+    r = calendar[calendar["region"].notna() & ~calendar["region"].astype(str).str.strip().isin(["", "nan", "None"])]
+    return pd.DataFrame({"region": r["region"].astype(str).to_numpy(), "date": pd.to_datetime(r["date"]).to_numpy()})
+
+
+def _global_frames(adj: pd.DataFrame, plan_date: str, cfg: ForecastConfig, calendar: pd.DataFrame | None,
+                   promotions: pd.DataFrame | None, price_path: pd.DataFrame | None) -> GlobalInputs:
+    """History and horizon of the non-new series with the global model's features, built on one
+    grid (so codes agree between training and prediction). Only exogenous values are read for
+    future days: the calendar, the promotion plan and the price path, never demand."""
     stat = adj[adj["demand_class"] != "new"]
+    ids = np.sort(stat["unique_id"].unique())
+    fut = _future_frame(ids, plan_date, cfg)
+    first = stat.drop_duplicates("unique_id").set_index("unique_id")
+    for c in ("location_id", "sku_id", "category", "demand_class"):
+        fut[c] = fut["unique_id"].map(first[c].astype(object)).to_numpy()
+    fut["on_promo"] = False
+    cols = ["unique_id", "ds", "demand", "location_id", "sku_id", "category", "demand_class", "on_promo"]
+    has_price = "unit_price" in stat
+    if has_price:
+        cols.append("unit_price")
+        fut["unit_price"] = np.nan
+    g = pd.concat([stat[cols].assign(demand=stat["demand"].astype(float), _future=False),
+                   fut.assign(demand=np.nan, _future=True)], ignore_index=True)
+    for c in ("location_id", "sku_id", "category"):
+        g[c] = g[c].astype(str)
+    g = g.sort_values(["unique_id", "ds"], ignore_index=True)
+    info: dict = {}
+    # statics (integer codes; LightGBM splits on them)
+    g["item"] = pd.Categorical(g["sku_id"]).codes.astype("int32")
+    g["store"] = pd.Categorical(g["location_id"]).codes.astype("int16")
+    g["category_code"] = pd.Categorical(g["category"]).codes.astype("int16")
+    g["class_code"] = pd.Categorical(g["demand_class"], categories=list(CLASSES)).codes.astype("int16")
+    # events: which event and offset (-7..+2), days to the next and since the last event
+    ds = pd.to_datetime(g["ds"])
+    g["event"] = _event_keys(ds, calendar).cat.codes.astype("int16").to_numpy()
+    ev = np.sort(_global_events(calendar)["date"].unique()).astype("datetime64[D]")
+    uniq, inv = np.unique(ds.to_numpy().astype("datetime64[D]"), return_inverse=True)
+    if len(ev):
+        i = np.searchsorted(ev, uniq, side="left")
+        nxt = np.where(i < len(ev), (ev[np.minimum(i, len(ev) - 1)] - uniq).astype(int), EVENT_REACH)
+        j = np.searchsorted(ev, uniq, side="right") - 1
+        prv = np.where(j >= 0, (uniq - ev[np.maximum(j, 0)]).astype(int), EVENT_REACH)
+    else:
+        nxt = prv = np.full(len(uniq), EVENT_REACH)
+    g["event_lead"] = np.minimum(nxt, EVENT_REACH)[inv].astype("int16")
+    g["event_lag"] = np.minimum(prv, EVENT_REACH)[inv].astype("int16")
+    reg = _regional_events(calendar)
+    if len(reg):  # a regional row applies to the locations named like the region (CA -> CA_1, CA_2)
+        locs = pd.Series(g["location_id"].unique())
+        pairs = [(loc, r) for loc in locs for r in reg["region"].unique() if loc == r or loc.startswith(f"{r}_")]
+        if pairs:
+            lr = pd.DataFrame(pairs, columns=["location_id", "region"]).merge(reg, on="region")
+            key = pd.MultiIndex.from_frame(lr[["location_id", "date"]].drop_duplicates())
+            g["regional_event"] = pd.MultiIndex.from_arrays([g["location_id"], ds]).isin(key).astype("int8")
+    # promotions: the history's flag, and the plan (past and future days) when given
+    promo = g["on_promo"].fillna(False).astype(bool).to_numpy()
+    if promotions is not None:
+        p = promotions[PROMO_COLUMNS].copy()
+        p["date"] = pd.to_datetime(p["date"])
+        p[["location_id", "sku_id"]] = p[["location_id", "sku_id"]].astype(str)
+        p = p.groupby(["location_id", "sku_id", "date"], as_index=False).agg(
+            discount_pct=("discount_pct", "max"), display=("display", "max"))
+        m = g[["location_id", "sku_id", "ds"]].rename(columns={"ds": "date"}).merge(
+            p, on=["location_id", "sku_id", "date"], how="left")
+        planned = m["discount_pct"].notna().to_numpy()
+        g["discount_pct"] = m["discount_pct"].fillna(0.0).astype(float).to_numpy()
+        g["display"] = m["display"].fillna(0).astype(float).to_numpy()
+        promo = promo | planned
+        info["promotions_future_days"] = int((planned & g["_future"].to_numpy()).sum())
+    if promotions is not None or promo.any():
+        g["promo"] = promo.astype("int8")
+    # price: relative to the series' reference (median shelf price of its history), week-on-week
+    if has_price or price_path is not None:
+        if price_path is not None:
+            pp = price_path[PRICE_COLUMNS].copy()
+            pp["date"] = pd.to_datetime(pp["date"])
+            pp[["location_id", "sku_id"]] = pp[["location_id", "sku_id"]].astype(str)
+            pp = pp.drop_duplicates(["location_id", "sku_id", "date"], keep="last")
+            m = g[["location_id", "sku_id", "ds"]].rename(columns={"ds": "date"}).merge(
+                pp, on=["location_id", "sku_id", "date"], how="left")
+            given = m["price"].to_numpy(float)
+        else:
+            given = np.full(len(g), np.nan)
+        hist_price = g["unit_price"].to_numpy(float) if has_price else np.full(len(g), np.nan)
+        price = np.where(g["_future"].to_numpy() & np.isfinite(given), given, hist_price)
+        fut_mask = g["_future"].to_numpy()
+        info["price_path_missing_share"] = float(np.mean(~np.isfinite(given[fut_mask]))) if fut_mask.any() else 0.0
+        price = pd.Series(price).groupby(g["unique_id"]).ffill()  # missing: the last known price
+        price = price.groupby(g["unique_id"]).bfill()
+        ref = price.where(~g["_future"]).groupby(g["unique_id"]).transform("median")
+        ref = ref.fillna(price.groupby(g["unique_id"]).transform("median"))
+        prev = price.groupby(g["unique_id"]).shift(7)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            g["price_rel"] = (price / ref).astype(float).to_numpy()
+            g["price_wow"] = (price / prev).astype(float).to_numpy()
+        g["price_change"] = (np.isfinite(g["price_wow"]) & (np.abs(g["price_wow"] - 1) > 1e-9)).astype("int8")
+        g["price"] = price.to_numpy()
+    statics = ["category_code", "class_code", "item", "store"]
+    dynamic = [c for c in ("event", "event_lead", "event_lag", "regional_event", "promo", "discount_pct", "display",
+                           "price", "price_rel", "price_wow", "price_change") if c in g]
+    train = g[~g["_future"]][["unique_id", "ds", "demand", *statics, *dynamic]].rename(columns={"demand": "y"})
+    future = g[g["_future"]][["unique_id", "ds", *dynamic]]
+    chunk = g.drop_duplicates("unique_id").set_index("unique_id")["category"]
+    info["features"] = [*statics, *dynamic]
+    return GlobalInputs(train.reset_index(drop=True), future.reset_index(drop=True), chunk, info)
+
+
+GLOBAL_STATIC_COLUMNS = ["category_code", "class_code", "item", "store"]
+
+
+def _global_cv(gi: GlobalInputs, ids, cfg: ForecastConfig) -> tuple[pd.DataFrame, float]:
+    """Rolling-origin CV of the global model on the series `ids`, one model per category chunk,
+    refit at every origin on the data before it (mlforecast's cross_validation: the validation
+    window's exogenous values are read, its demand never). Returns unique_id, ds, cutoff,
+    LightGBM (demand scale) and the seconds it took."""
+    t0 = time.perf_counter()
+    ids = np.asarray(ids)
+    out = []
+    for cat in sorted(gi.chunk.loc[ids].unique()):
+        cids = ids[gi.chunk.loc[ids].to_numpy() == cat]
+        df = gi.train[gi.train["unique_id"].isin(cids)]
+        cv = _mlforecast(cfg).cross_validation(df, n_windows=cfg.cv_windows, h=cfg.cv_horizon,
+                                               step_size=cfg.cv_horizon, static_features=GLOBAL_STATIC_COLUMNS)
+        out.append(cv[["unique_id", "ds", "cutoff", GLOBAL_MODEL]])
+    cv = pd.concat(out, ignore_index=True)
+    cv[GLOBAL_MODEL] = cv[GLOBAL_MODEL].clip(lower=0)
+    return cv, time.perf_counter() - t0
+
+
+def _global_select_and_calibrate(adj: pd.DataFrame, classes: pd.DataFrame, cfg: ForecastConfig, gi: GlobalInputs):
+    """The mlforecast family's CV: the global model, refit at every origin on the data before it,
+    over the same seeded sample of each class's series as the statsforecast family; scored,
+    calibrated and covered per class exactly like it (so the gate compares like with like). The
+    global model learns events and promotions itself: it is scored on demand, not multiplied
+    by the uplift model's multipliers."""
     ids = []
     for cls in STAT_CLASSES:
         cls_ids = classes.loc[classes["demand_class"] == cls, "unique_id"].to_numpy()
         ids.extend(_sample_ids(cls_ids, cfg.cv_sample_series, cfg.seed))
-    part = stat[stat["unique_id"].isin(ids)]
-    t0 = time.perf_counter()
-    cv = _mlforecast(cfg).cross_validation(_ml_frame(part), n_windows=cfg.cv_windows, h=cfg.cv_horizon,
-                                           step_size=cfg.cv_horizon, static_features=["category", "demand_class"])
-    secs = time.perf_counter() - t0
-    cv = cv.drop(columns=["y"]).merge(adj[["unique_id", "ds", "demand", "category", "event_key", "demand_class"]],
-                                      on=["unique_id", "ds"], how="left")
-    cv[GLOBAL_MODEL] = np.clip(cv[GLOBAL_MODEL].to_numpy(float) * event_multiplier(cv[["category", "event_key"]], em), 0, None)
+    cv, secs = _global_cv(gi, ids, cfg)
+    cv = cv.merge(adj[["unique_id", "ds", "demand", "demand_class"]], on=["unique_id", "ds"], how="left")
     cv["horizon"] = (pd.to_datetime(cv["ds"]) - pd.to_datetime(cv["cutoff"])).dt.days
+    part = adj[adj["unique_id"].isin(ids)]
     rows, won = [], _Winners()
     for cls in STAT_CLASSES:
         n_cls = int((classes["demand_class"] == cls).sum())
@@ -685,6 +868,20 @@ def _global_select_and_calibrate(adj: pd.DataFrame, classes: pd.DataFrame, cfg: 
         rows.append({"demand_class": cls, "model": GLOBAL_MODEL, **sc, "series": n_cls, "cv_series": n_s,
                      "cv_seconds": round(secs, 3), "est_fit_seconds": float("nan"), "excluded": "", "selected": True})
     return won.result(pd.DataFrame(rows))
+
+
+def combo_name(model: str) -> str:
+    """The name of the mean of a statsforecast model and the global model."""
+    return f"{model}+{GLOBAL_MODEL}"
+
+
+def _components(name: str) -> tuple[str | None, bool]:
+    """(statsforecast model or None, whether the global model is in it) of a selected name."""
+    if name == GLOBAL_MODEL:
+        return None, True
+    if name.endswith(f"+{GLOBAL_MODEL}"):
+        return name[: -len(GLOBAL_MODEL) - 1], True
+    return name, False
 
 
 def _pool_metrics(metrics: dict, pooled: list, covs: list, chosen: dict) -> None:
@@ -703,25 +900,75 @@ def _pool_metrics(metrics: dict, pooled: list, covs: list, chosen: dict) -> None
             metrics[f"cv_{k}"] = float(sum(v * n for v, n in vals) / sum(n for _, n in vals))
 
 
-def _global_fit(adj: pd.DataFrame, cfg: ForecastConfig) -> pd.DataFrame:
-    stat = adj[adj["demand_class"] != "new"]
-    if stat.empty:
-        return pd.DataFrame(columns=["unique_id", "ds", "mean", "model", "demand_class"])
-    mlf = _mlforecast(cfg).fit(_ml_frame(stat), static_features=["category", "demand_class"])
-    fc = mlf.predict(h=cfg.horizon_days)
-    cls = stat.groupby("unique_id")["demand_class"].first()
-    return pd.DataFrame({"unique_id": fc["unique_id"], "ds": fc["ds"], "mean": fc[GLOBAL_MODEL].clip(lower=0),
-                         "model": GLOBAL_MODEL, "demand_class": fc["unique_id"].map(cls)})
+def _global_fit(gi: GlobalInputs, cfg: ForecastConfig) -> pd.DataFrame:
+    """The global model fit on every non-new series (one model per category chunk, so memory
+    stays bounded at M5 scale) and predicted recursively over the horizon with the future's
+    exogenous values. Returns unique_id, ds, LightGBM (demand scale)."""
+    out = []
+    for cat in sorted(gi.chunk.unique()):
+        cids = gi.chunk.index[gi.chunk == cat].to_numpy()
+        tr = gi.train[gi.train["unique_id"].isin(cids)]
+        x = gi.future[gi.future["unique_id"].isin(cids)]
+        mlf = _mlforecast(cfg).fit(tr, static_features=GLOBAL_STATIC_COLUMNS)
+        fc = mlf.predict(h=cfg.horizon_days, X_df=x)
+        out.append(fc[["unique_id", "ds", GLOBAL_MODEL]])
+    if not out:
+        return pd.DataFrame(columns=["unique_id", "ds", GLOBAL_MODEL])
+    fc = pd.concat(out, ignore_index=True)
+    fc[GLOBAL_MODEL] = fc[GLOBAL_MODEL].clip(lower=0)
+    return fc
+
+
+def _breakdown_metrics(points: pd.DataFrame, adj: pd.DataFrame) -> dict:
+    """Where the selected models' CV accuracy is won and lost (MLflow metrics, unweighted over the
+    CV sample): WAPE by horizon bucket, category, promoted vs other days, price-change days."""
+    if points is None or points.empty:
+        return {}
+    cols = ["unique_id", "ds", "category", "on_promo"] + (["unit_price"] if "unit_price" in adj else [])
+    a = adj[cols].copy()
+    if "unit_price" in a:
+        prev = a.groupby("unique_id")["unit_price"].shift(7)
+        a["price_change"] = (prev.notna() & a["unit_price"].notna() & ((a["unit_price"] - prev).abs() > 1e-9))
+        a = a.drop(columns="unit_price")
+    p = points.merge(a, on=["unique_id", "ds"], how="left")
+    err = (p["demand"] - p["forecast"]).abs()
+
+    def w(m) -> float:
+        tot = p.loc[m, "demand"].sum()
+        return float(err[m].sum() / tot) if tot > 0 else float("nan")
+
+    out = {}
+    for lo, hi in ((1, 7), (8, 14), (15, 28)):
+        m = (p["horizon"] >= lo) & (p["horizon"] <= hi)
+        if m.any():
+            out[f"cv_wape_h{lo}_{hi}"] = w(m)
+    for cat in p["category"].dropna().unique():
+        out[f"cv_wape_cat_{''.join(ch if ch.isalnum() else '_' for ch in str(cat))}"] = w(p["category"] == cat)
+    promo = p["on_promo"].fillna(False).astype(bool)
+    if promo.any():
+        out["cv_wape_promo"], out["cv_wape_nonpromo"] = w(promo), w(~promo)
+    if "price_change" in p and p["price_change"].fillna(False).any():
+        pc = p["price_change"].fillna(False).astype(bool)
+        out["cv_wape_price_change"], out["cv_wape_price_steady"] = w(pc), w(~pc)
+    return out
 
 
 def run_forecast(history: pd.DataFrame, plan_date: str, cfg: ForecastConfig = ForecastConfig(),
                  categories: pd.Series | None = None, calendar: pd.DataFrame | None = None,
-                 selection: dict | None = None, progress: Callable[[str], None] | None = None) -> ForecastResult:
+                 selection: dict | None = None, progress: Callable[[str], None] | None = None, *,
+                 promotions: pd.DataFrame | None = None, price_path: pd.DataFrame | None = None) -> ForecastResult:
     """The whole stage (module docstring). `categories`: sku_id -> category (pooling); `calendar`:
-    date, event (past and future). `selection` fixes the model per class (e.g. a champion's):
-    only those models are cross-validated (for their intervals and metrics). `progress` receives
-    one line per finished class of the cross-validation and of the final fit (series done /
-    total, rate, ETA)."""
+    date, event [, region] (past and future; a row with a region applies to the locations named
+    like it, e.g. SNAP days of CA to CA_1; only the global model reads those). `selection` fixes
+    the model per class (e.g. a champion's): only those models are cross-validated (for their
+    intervals and metrics). `progress` receives one line per finished class of the
+    cross-validation and of the final fit (series done / total, rate, ETA).
+
+    `promotions` (location_id, sku_id, date, discount_pct, display, promo_id: one row per
+    promoted store x SKU x day, past and planned future days) and `price_path` (location_id,
+    sku_id, date, price for the horizon; a missing price is the last known one, and
+    `price_path_missing_share` says how many) are read by the global model only (families
+    "mlforecast" and "combined"); left None, the stage is what it was without them."""
     series = prepare_series(history, plan_date, cfg)
     if series.empty:
         return ForecastResult(pd.DataFrame(columns=FORECAST_COLUMNS), {}, pd.DataFrame(), {}, Adjustments(),
@@ -730,29 +977,57 @@ def run_forecast(history: pd.DataFrame, plan_date: str, cfg: ForecastConfig = Fo
     classes = classify(adj, cfg, col="demand")
     adj = adj.merge(classes[["unique_id", "demand_class"]], on="unique_id")
     em = info.event_multipliers
-    parts = []
+    cat = adj.groupby("unique_id")["category"].first()
+
+    def with_events(part: pd.DataFrame) -> pd.DataFrame:
+        """adjusted scale -> demand scale: the event multipliers of the future days"""
+        keys = pd.DataFrame({"category": part["unique_id"].map(cat).to_numpy(),
+                             "event_key": _event_keys(pd.Series(pd.to_datetime(part["ds"]).to_numpy()), calendar).to_numpy()
+                             if cfg.uplift else ""})
+        return part.assign(mean=np.clip(part["mean"].to_numpy(float) * event_multiplier(keys, em), 0, None))
+
+    parts, gmeta = [], {}
+    has_stat = (classes["demand_class"] != "new").any()
+    gi = (_global_frames(adj, plan_date, cfg, calendar, promotions, price_path)
+          if cfg.family != "statsforecast" and has_stat else None)
     if cfg.family == "mlforecast":
-        chosen, table, calib, metrics, points = _global_select_and_calibrate(adj, classes, cfg, em)
-        parts.append(_global_fit(adj, cfg))
+        chosen, table, calib, metrics, points = _global_select_and_calibrate(adj, classes, cfg, gi)
+        if gi is not None:
+            g = _global_fit(gi, cfg)
+            cls_of = adj.groupby("unique_id")["demand_class"].first()
+            parts.append(pd.DataFrame({"unique_id": g["unique_id"], "ds": g["ds"], "mean": g[GLOBAL_MODEL],
+                                       "model": GLOBAL_MODEL, "demand_class": g["unique_id"].map(cls_of)}))
     else:
-        chosen, table, calib, metrics, points = _select_and_calibrate(adj, classes, cfg, em, selection, progress)
+        extra = _GlobalCandidate(gi, cfg) if cfg.family == "combined" and gi is not None else None
+        chosen, table, calib, metrics, points = _select_and_calibrate(adj, classes, cfg, em, selection, progress,
+                                                                      extra=extra)
         fit = Progress(len(classes), unit="series", label="fit", report=progress)
+        g = _global_fit(gi, cfg) if any(_components(m)[1] for m in chosen.values()) else None
         for cls, model in chosen.items():
             part = adj[adj["demand_class"] == cls]
-            parts.append(_fit_class(part, model, cfg).assign(demand_class=cls))
+            sf_name, uses_global = _components(model)
+            f = with_events(_fit_class(part, sf_name, cfg)) if sf_name else None
+            if uses_global:
+                gp = g[g["unique_id"].isin(part["unique_id"].unique())].rename(columns={GLOBAL_MODEL: "gm"})
+                if f is None:
+                    f = gp.rename(columns={"gm": "mean"})
+                else:
+                    f = f.merge(gp, on=["unique_id", "ds"], how="left")
+                    f["mean"] = 0.5 * (f["mean"] + f["gm"].fillna(f["mean"]))
+                    f = f.drop(columns="gm")
+            parts.append(f[["unique_id", "ds", "mean"]].assign(model=model, demand_class=cls))
             fit.advance(part["unique_id"].nunique(), note=f"class {cls} with {model}")
     new = adj[adj["demand_class"] == "new"]
     if len(new):
-        parts.append(_new_item_forecast(new, plan_date, cfg, info).assign(demand_class="new"))
+        parts.append(with_events(_new_item_forecast(new, plan_date, cfg, info).assign(demand_class="new")))
         if cfg.family != "mlforecast":
             fit.advance(new["unique_id"].nunique(), note="new items with CategoryProfile")
     fc = pd.concat(parts, ignore_index=True)
-    # adjusted scale -> demand scale: the event multipliers of the future days
-    cat = adj.groupby("unique_id")["category"].first()
-    keys = pd.DataFrame({"category": fc["unique_id"].map(cat).to_numpy(),
-                         "event_key": _event_keys(pd.Series(pd.to_datetime(fc["ds"])), calendar).to_numpy()
-                         if cfg.uplift else ""})
-    fc["mean"] = np.clip(fc["mean"].to_numpy(float) * event_multiplier(keys, em), 0, None)
+    if gi is not None:
+        gmeta = {k: v for k, v in gi.info.items() if k != "features"}
+        gmeta["global_features"] = len(gi.info["features"])
+        metrics.update({k: float(v) for k, v in gmeta.items()})
+    metrics.update(_breakdown_metrics(points, adj))
     fc["date"] = pd.to_datetime(fc["ds"])
     fc["horizon"] = (fc["date"] - pd.Timestamp(plan_date)).dt.days.astype(int)
     for q in QUANTILE_PROBS:
@@ -775,6 +1050,27 @@ def run_forecast(history: pd.DataFrame, plan_date: str, cfg: ForecastConfig = Fo
     if len(points):
         points = points.assign(unique_id=points["unique_id"].map(label))
     return ForecastResult(fc, chosen, table, metrics, info, classes, cfg, calib, points)
+
+
+class _GlobalCandidate:
+    """The combined family's extra candidates for `_select_and_calibrate`: the global model's CV
+    (computed once, over every class's sample, on first use) and, per class, its mean with the
+    class's best statsforecast model."""
+
+    def __init__(self, gi: GlobalInputs, cfg: ForecastConfig) -> None:
+        self.gi, self.cfg, self.cv, self.seconds = gi, cfg, None, 0.0
+
+    def prepare(self, ids: np.ndarray) -> None:
+        self.cv, self.seconds = _global_cv(self.gi, ids, self.cfg)
+
+    def columns(self, cv: pd.DataFrame, best: str) -> tuple[pd.DataFrame, list[str]]:
+        g = self.cv.set_index(["unique_id", "ds", "cutoff"])[GLOBAL_MODEL]
+        idx = pd.MultiIndex.from_arrays([cv["unique_id"], cv["ds"], cv["cutoff"]])
+        gm = g.reindex(idx).to_numpy(float)
+        sf = cv[best].to_numpy(float)
+        gm = np.where(np.isfinite(gm), gm, sf)  # a series the global model could not forecast: the local one
+        combo = combo_name(best)
+        return cv.assign(**{GLOBAL_MODEL: gm, combo: 0.5 * (sf + gm)}), [GLOBAL_MODEL, combo]
 
 
 def forecast_demand(history: pd.DataFrame, plan_date: str, cfg: ForecastConfig = ForecastConfig(),
