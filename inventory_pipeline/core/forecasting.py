@@ -54,8 +54,17 @@ from .operations import Progress
 QUANTILES = ("p10", "p50", "p90", "p95", "p99")
 EXTRA_QUANTILES = ("p025", "p975")  # the 95% central interval
 LEVELS = (80, 90, 95, 98)
-FORECAST_COLUMNS = ["location_id", "sku_id", "date", "horizon", "mean", *QUANTILES, *EXTRA_QUANTILES, "model",
-                    "demand_class"]
+FORECAST_COLUMNS = [
+    "location_id",
+    "sku_id",
+    "date",
+    "horizon",
+    "mean",
+    *QUANTILES,
+    *EXTRA_QUANTILES,
+    "model",
+    "demand_class",
+]
 CLASSES = ("smooth", "erratic", "intermittent", "lumpy", "new")
 STAT_CLASSES = CLASSES[:-1]
 EVENT_OFFSETS = range(-7, 3)  # days around a calendar event whose demand gets its own multiplier
@@ -139,10 +148,22 @@ class ForecastConfig:
 def forecast_config(policy) -> ForecastConfig:
     """The forecast configuration a versioned decision policy sets (used by the asset and the twin)."""
     f = policy.forecast
-    kw = dict(horizon_days=f.horizon_days, history_days=f.history_days, season_length=f.season_length,
-              intermittent_adi=f.intermittent_adi)
-    for name in ("erratic_cv2", "cv_windows", "cv_horizon", "cv_sample_series", "censoring", "uplift",
-                 "time_budget_seconds", "family"):
+    kw = dict(
+        horizon_days=f.horizon_days,
+        history_days=f.history_days,
+        season_length=f.season_length,
+        intermittent_adi=f.intermittent_adi,
+    )
+    for name in (
+        "erratic_cv2",
+        "cv_windows",
+        "cv_horizon",
+        "cv_sample_series",
+        "censoring",
+        "uplift",
+        "time_budget_seconds",
+        "family",
+    ):
         if getattr(f, name, None) is not None:
             kw[name] = getattr(f, name)
     if getattr(f, "candidates", None):
@@ -151,6 +172,7 @@ def forecast_config(policy) -> ForecastConfig:
 
 
 # ---- 1. series ---------------------------------------------------------------------------------
+
 
 def prepare_series(history: pd.DataFrame, plan_date: str, cfg: ForecastConfig) -> pd.DataFrame:
     """`history`: location_id, sku_id, date, units_sold (+ is_stockout, on_promo when known), one
@@ -213,6 +235,7 @@ def _centred_sum(x: np.ndarray, gs: np.ndarray, ge: np.ndarray, half: int) -> np
 
 # ---- 2./3. censoring and uplifts ----------------------------------------------------------------
 
+
 @dataclass
 class Adjustments:
     """What was learnt about the history before fitting, and what the future days get back."""
@@ -244,9 +267,13 @@ def _event_keys(dates: pd.Series, calendar: pd.DataFrame | None) -> pd.Series:
     if cal.empty:
         return pd.Series(pd.Categorical.from_codes(np.zeros(len(dates), dtype=np.int8), [""]), index=dates.index)
     offs = np.array(list(EVENT_OFFSETS))
-    win = pd.DataFrame({
-        "day": np.repeat(cal["date"].to_numpy(), len(offs)) + np.tile(offs, len(cal)).astype("timedelta64[D]"),
-        "event": np.repeat(cal["event"].to_numpy(), len(offs)), "offset": np.tile(offs, len(cal))})
+    win = pd.DataFrame(
+        {
+            "day": np.repeat(cal["date"].to_numpy(), len(offs)) + np.tile(offs, len(cal)).astype("timedelta64[D]"),
+            "event": np.repeat(cal["event"].to_numpy(), len(offs)),
+            "offset": np.tile(offs, len(cal)),
+        }
+    )
     win["dist"] = win["offset"].abs()
     win = win.sort_values(["day", "dist"], kind="stable").drop_duplicates("day")
     lookup = pd.Series((win["event"] + "@" + win["offset"].astype(str)).to_numpy(), index=win["day"].to_numpy())
@@ -255,8 +282,9 @@ def _event_keys(dates: pd.Series, calendar: pd.DataFrame | None) -> pd.Series:
     return pd.Series(pd.Categorical.from_codes(keys.codes[inv], keys.categories), index=dates.index)
 
 
-def adjust_history(series: pd.DataFrame, cfg: ForecastConfig, categories: pd.Series | None = None,
-                   calendar: pd.DataFrame | None = None) -> tuple[pd.DataFrame, Adjustments]:
+def adjust_history(
+    series: pd.DataFrame, cfg: ForecastConfig, categories: pd.Series | None = None, calendar: pd.DataFrame | None = None
+) -> tuple[pd.DataFrame, Adjustments]:
     """Censoring correction and the uplift model (module docstring, steps 2-3).
 
     Adds `demand` (corrected), `corrected` (bool), `category`, `event_key`, `mult` (promotion x
@@ -264,8 +292,11 @@ def adjust_history(series: pd.DataFrame, cfg: ForecastConfig, categories: pd.Ser
     s = series.sort_values(["unique_id", "ds"], ignore_index=True).copy()
     adj = Adjustments()
     sku = s["sku_id"].astype("category")
-    per_sku = pd.Series(sku.cat.categories).map(categories) if categories is not None else pd.Series(
-        index=range(len(sku.cat.categories)), dtype=object)
+    per_sku = (
+        pd.Series(sku.cat.categories).map(categories)
+        if categories is not None
+        else pd.Series(index=range(len(sku.cat.categories)), dtype=object)
+    )
     cat = pd.Categorical(per_sku.fillna("_all").astype(str).to_numpy())
     s["category"] = pd.Categorical.from_codes(cat.codes[sku.cat.codes.to_numpy()], cat.categories)
     s["event_key"] = _event_keys(s["ds"], calendar if cfg.uplift else None)
@@ -303,10 +334,14 @@ def adjust_history(series: pd.DataFrame, cfg: ForecastConfig, categories: pd.Ser
         demand[censored] = np.maximum(sv, cond)
     s["demand"] = demand
     s["corrected"] = censored & (demand > y + 1e-9)
-    adj.censoring = {"days": int(len(s)), "stockout_days": int(censored.sum()),
-                     "corrected_days": int(s["corrected"].sum()),
-                     "corrected_share": float(s["corrected"].mean()) if len(s) else 0.0,
-                     "units_added": float((demand - y).sum()), "units_sold": float(y.sum())}
+    adj.censoring = {
+        "days": int(len(s)),
+        "stockout_days": int(censored.sum()),
+        "corrected_days": int(s["corrected"].sum()),
+        "corrected_share": float(s["corrected"].mean()) if len(s) else 0.0,
+        "units_added": float((demand - y).sum()),
+        "units_sold": float(y.sum()),
+    }
     # 3. uplifts, pooled by category, shrunk toward 1
     a = cfg.uplift_prior_units
     s["_base"] = base
@@ -315,10 +350,17 @@ def adjust_history(series: pd.DataFrame, cfg: ForecastConfig, categories: pd.Ser
         pm = s[promo & ~event].groupby("category", observed=True)[["demand", "_base"]].sum()
         up = ((pm["demand"] + a) / (pm["_base"] + a)).clip(0.5, 5.0)
         adj.promo_uplift = {k: float(v) for k, v in up.items()}
-        ev = s[event & ~promo].groupby(["category", "event_key"], observed=True)[["demand", "_base"]].agg(["sum", "size"])
-        em = pd.DataFrame({
-            "multiplier": ((ev[("demand", "sum")] + a) / (ev[("_base", "sum")] + a)).clip(0.05, 10.0),
-            "days": ev[("demand", "size")]}).reset_index()
+        ev = (
+            s[event & ~promo]
+            .groupby(["category", "event_key"], observed=True)[["demand", "_base"]]
+            .agg(["sum", "size"])
+        )
+        em = pd.DataFrame(
+            {
+                "multiplier": ((ev[("demand", "sum")] + a) / (ev[("_base", "sum")] + a)).clip(0.05, 10.0),
+                "days": ev[("demand", "size")],
+            }
+        ).reset_index()
         em.columns = ["category", "event_key", "multiplier", "days"]
         adj.event_multipliers = em
         cats = s["category"].cat
@@ -341,12 +383,14 @@ def event_multiplier(keys: pd.DataFrame, em: pd.DataFrame | None) -> np.ndarray:
 
 # ---- 4. classes ---------------------------------------------------------------------------------
 
+
 def classify(series: pd.DataFrame, cfg: ForecastConfig, col: str = "y") -> pd.DataFrame:
     """Demand class per series (Syntetos-Boylan on ADI and CV^2 of the non-zero sizes; `new`
     when the history is shorter than `cfg.min_history`)."""
     v = series[col].to_numpy(float)
-    g = pd.DataFrame({"unique_id": series["unique_id"].to_numpy(), "v": v, "nz": v > 0,
-                      "vnz": np.where(v > 0, v, np.nan)}).groupby("unique_id")
+    g = pd.DataFrame(
+        {"unique_id": series["unique_id"].to_numpy(), "v": v, "nz": v > 0, "vnz": np.where(v > 0, v, np.nan)}
+    ).groupby("unique_id")
     n = g.size()
     nonzero = g["nz"].sum()
     adi = n / nonzero.clip(lower=1)
@@ -354,9 +398,12 @@ def classify(series: pd.DataFrame, cfg: ForecastConfig, col: str = "y") -> pd.Da
     cv2 = ((std_nz / mean_nz) ** 2).fillna(0.0)
     inter = adi > cfg.intermittent_adi
     err = cv2 > cfg.erratic_cv2
-    cls = np.select([n < cfg.min_history, inter & err, inter, err], ["new", "lumpy", "intermittent", "erratic"], "smooth")
-    return pd.DataFrame({"unique_id": n.index, "n_obs": n.to_numpy(), "adi": adi.to_numpy(), "cv2": cv2.to_numpy(),
-                         "demand_class": cls})
+    cls = np.select(
+        [n < cfg.min_history, inter & err, inter, err], ["new", "lumpy", "intermittent", "erratic"], "smooth"
+    )
+    return pd.DataFrame(
+        {"unique_id": n.index, "n_obs": n.to_numpy(), "adi": adi.to_numpy(), "cv2": cv2.to_numpy(), "demand_class": cls}
+    )
 
 
 # ---- 5. candidates and cross-validation ---------------------------------------------------------
@@ -407,11 +454,14 @@ def _run_sf(method: str, models, df: pd.DataFrame, cfg: ForecastConfig, **kw) ->
     try:
         client, own = default_client(), None
     except ValueError:
-        client = own = Client(cfg.dask_scheduler) if cfg.dask_scheduler else Client(processes=False, dashboard_address=None)
+        client = own = (
+            Client(cfg.dask_scheduler) if cfg.dask_scheduler else Client(processes=False, dashboard_address=None)
+        )
     try:
         workers = max(len(client.scheduler_info().get("workers", {})), 1)
-        ddf = dd.from_pandas(df.sort_values(["unique_id", "ds"]), npartitions=cfg.dask_partitions or 2 * workers,
-                             sort=False)
+        ddf = dd.from_pandas(
+            df.sort_values(["unique_id", "ds"]), npartitions=cfg.dask_partitions or 2 * workers, sort=False
+        )
         out = getattr(sf, method)(df=ddf, **kw)
         out = out.compute() if hasattr(out, "compute") else out
     finally:
@@ -461,8 +511,11 @@ def score(cv: pd.DataFrame, model: str, scale: pd.DataFrame | None = None) -> di
     """WAPE, bias and MASE (mean over series x origin of MAE / seasonal-naive MAE up to the origin)."""
     a, f = cv["demand"].to_numpy(float), cv[model].to_numpy(float)
     tot = a.sum()
-    out = {"wape": float(np.abs(a - f).sum() / tot) if tot > 0 else float("nan"),
-           "bias": float((f - a).sum() / tot) if tot > 0 else float("nan"), "points": int(len(a))}
+    out = {
+        "wape": float(np.abs(a - f).sum() / tot) if tot > 0 else float("nan"),
+        "bias": float((f - a).sum() / tot) if tot > 0 else float("nan"),
+        "points": int(len(a)),
+    }
     if scale is not None:
         m = cv.assign(ae=np.abs(a - f)).groupby(["unique_id", "cutoff"])["ae"].mean().rename("mae").reset_index()
         m = m.merge(scale, on=["unique_id", "cutoff"], how="left")
@@ -471,8 +524,9 @@ def score(cv: pd.DataFrame, model: str, scale: pd.DataFrame | None = None) -> di
     return out
 
 
-def cross_validate(adj: pd.DataFrame, models: list[str], cfg: ForecastConfig, em: pd.DataFrame | None
-                   ) -> tuple[pd.DataFrame, dict]:
+def cross_validate(
+    adj: pd.DataFrame, models: list[str], cfg: ForecastConfig, em: pd.DataFrame | None
+) -> tuple[pd.DataFrame, dict]:
     """Rolling-origin CV of `models` on the adjusted series: `cv_windows` origins `cv_horizon`
     days apart, each model refit at every origin on the data before it only; forecasts are
     multiplied back by the event multipliers of their target days (known ahead; promotions are
@@ -482,8 +536,15 @@ def cross_validate(adj: pd.DataFrame, models: list[str], cfg: ForecastConfig, em
     frames, seconds = [], {}
     for name in models:
         t0 = time.perf_counter()
-        cv = _run_sf("cross_validation", [make_model(name, cfg)], df, cfg,
-                     h=cfg.cv_horizon, n_windows=cfg.cv_windows, step_size=cfg.cv_horizon)
+        cv = _run_sf(
+            "cross_validation",
+            [make_model(name, cfg)],
+            df,
+            cfg,
+            h=cfg.cv_horizon,
+            n_windows=cfg.cv_windows,
+            step_size=cfg.cv_horizon,
+        )
         seconds[name] = time.perf_counter() - t0
         frames.append(cv.drop(columns=["y"]).set_index(["unique_id", "ds", "cutoff"]))
     out = pd.concat(frames, axis=1).reset_index()
@@ -515,8 +576,12 @@ def calibrate(cv: pd.DataFrame, model: str) -> pd.DataFrame:
         zb = z[bucket == b] if (bucket == b).sum() >= 20 else z
         # finite-sample conformal correction: the ceil((n + 1) p) / n empirical quantile
         n = max(len(zb), 1)
-        rows[b] = {q: float(np.quantile(zb, min(1.0, np.ceil((n + 1) * p) / n) if p > 0.5 else max(0.0, np.floor((n + 1) * p) / n)))
-                   for q, p in QUANTILE_PROBS.items()}
+        rows[b] = {
+            q: float(
+                np.quantile(zb, min(1.0, np.ceil((n + 1) * p) / n) if p > 0.5 else max(0.0, np.floor((n + 1) * p) / n))
+            )
+            for q, p in QUANTILE_PROBS.items()
+        }
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
@@ -535,8 +600,10 @@ def coverage(cv: pd.DataFrame, model: str, cal: pd.DataFrame) -> dict:
     """Share of actuals inside the central 80% (p10-p90) and 95% (p025-p975) intervals."""
     q = apply_quantiles(cv[model].to_numpy(float), cv["horizon"].to_numpy(), cal)
     a = cv["demand"].to_numpy(float)
-    return {"coverage_80": float(((a >= q["p10"]) & (a <= q["p90"])).mean()),
-            "coverage_95": float(((a >= q["p025"]) & (a <= q["p975"])).mean())}
+    return {
+        "coverage_80": float(((a >= q["p10"]) & (a <= q["p90"])).mean()),
+        "coverage_95": float(((a >= q["p025"]) & (a <= q["p975"])).mean()),
+    }
 
 
 @dataclass
@@ -569,8 +636,11 @@ class _Winners:
         self.metrics.update({f"cv_{k}_{cls}": v for k, v in {**sc, **cov}.items()})
         self.pooled.append(pd.DataFrame({"a": cv["demand"], "f": cv[model], "w": n_series / max(n_sample, 1)}))
         self.covs.append((cov, n_series))
-        self.points.append(cv[["unique_id", "ds", "cutoff", "horizon", "demand", model]]
-                           .rename(columns={model: "forecast"}).assign(demand_class=cls, model=model))
+        self.points.append(
+            cv[["unique_id", "ds", "cutoff", "horizon", "demand", model]]
+            .rename(columns={model: "forecast"})
+            .assign(demand_class=cls, model=model)
+        )
 
     def result(self, table: pd.DataFrame) -> tuple[dict, pd.DataFrame, dict, dict, pd.DataFrame]:
         _pool_metrics(self.metrics, self.pooled, self.covs, self.chosen)
@@ -578,9 +648,15 @@ class _Winners:
         return self.chosen, table, self.calib, self.metrics, points
 
 
-def _select_and_calibrate(adj: pd.DataFrame, classes: pd.DataFrame, cfg: ForecastConfig, em,
-                          selection: dict | None, report=None, extra: "_GlobalCandidate | None" = None
-                          ) -> tuple[dict, pd.DataFrame, dict, dict, pd.DataFrame]:
+def _select_and_calibrate(
+    adj: pd.DataFrame,
+    classes: pd.DataFrame,
+    cfg: ForecastConfig,
+    em,
+    selection: dict | None,
+    report=None,
+    extra: "_GlobalCandidate | None" = None,
+) -> tuple[dict, pd.DataFrame, dict, dict, pd.DataFrame]:
     """Per class: cross-validate the candidates (or the fixed selection) on a seeded sample, keep
     the lowest WAPE among those inside the time budget, calibrate its intervals on the CV
     residuals, and measure coverage honestly (calibrated on the earlier origins, scored on the
@@ -591,11 +667,24 @@ def _select_and_calibrate(adj: pd.DataFrame, classes: pd.DataFrame, cfg: Forecas
     rows, won = [], _Winners()
     counts = classes["demand_class"].value_counts()
     if extra is not None:  # the global model: one CV over the same samples as the local models
-        extra.prepare(np.concatenate([
-            _sample_ids(classes.loc[classes["demand_class"] == c, "unique_id"].to_numpy(), cfg.cv_sample_series,
-                        cfg.seed) for c in STAT_CLASSES]))
-    prog = Progress(sum(_sample_size(int(counts.get(c, 0)), cfg.cv_sample_series) for c in STAT_CLASSES),
-                    unit="series", label="cross-validation", report=report)
+        extra.prepare(
+            np.concatenate(
+                [
+                    _sample_ids(
+                        classes.loc[classes["demand_class"] == c, "unique_id"].to_numpy(),
+                        cfg.cv_sample_series,
+                        cfg.seed,
+                    )
+                    for c in STAT_CLASSES
+                ]
+            )
+        )
+    prog = Progress(
+        sum(_sample_size(int(counts.get(c, 0)), cfg.cv_sample_series) for c in STAT_CLASSES),
+        unit="series",
+        label="cross-validation",
+        report=report,
+    )
     for cls in STAT_CLASSES:
         ids = classes.loc[classes["demand_class"] == cls, "unique_id"].to_numpy()
         if len(ids) == 0:
@@ -613,9 +702,18 @@ def _select_and_calibrate(adj: pd.DataFrame, classes: pd.DataFrame, cfg: Forecas
             per_fit = secs[n] / max(cfg.cv_windows * len(sample), 1)
             est = per_fit * len(ids) * 2  # final fit + CV of the winner for its intervals
             excluded = selection is None and est > cfg.time_budget_seconds
-            rows.append({"demand_class": cls, "model": n, **scores[n], "series": len(ids), "cv_series": len(sample),
-                         "cv_seconds": round(secs[n], 3), "est_fit_seconds": round(est, 2),
-                         "excluded": "over time budget" if excluded else ""})
+            rows.append(
+                {
+                    "demand_class": cls,
+                    "model": n,
+                    **scores[n],
+                    "series": len(ids),
+                    "cv_series": len(sample),
+                    "cv_seconds": round(secs[n], 3),
+                    "est_fit_seconds": round(est, 2),
+                    "excluded": "over time budget" if excluded else "",
+                }
+            )
             if not excluded:
                 allowed.append(n)
         finite = [n for n in allowed if np.isfinite(scores[n]["wape"])]
@@ -624,9 +722,18 @@ def _select_and_calibrate(adj: pd.DataFrame, classes: pd.DataFrame, cfg: Forecas
             cv, more = extra.columns(cv, best)
             for n in more:
                 scores[n] = score(cv, n, scale)
-                rows.append({"demand_class": cls, "model": n, **scores[n], "series": len(ids),
-                             "cv_series": len(sample), "cv_seconds": round(extra.seconds, 3),
-                             "est_fit_seconds": float("nan"), "excluded": ""})
+                rows.append(
+                    {
+                        "demand_class": cls,
+                        "model": n,
+                        **scores[n],
+                        "series": len(ids),
+                        "cv_series": len(sample),
+                        "cv_seconds": round(extra.seconds, 3),
+                        "est_fit_seconds": float("nan"),
+                        "excluded": "",
+                    }
+                )
             pool = [best] + [n for n in more if np.isfinite(scores[n]["wape"])]
             if selection is not None and selection.get(cls) in scores:
                 pool = [selection[cls]]
@@ -635,11 +742,12 @@ def _select_and_calibrate(adj: pd.DataFrame, classes: pd.DataFrame, cfg: Forecas
         prog.advance(len(sample), note=f"class {cls}: {len(names)} candidate(s), {best} chosen")
     table = pd.DataFrame(rows)
     if len(table):
-        table["selected"] = [won.chosen.get(c) == m for c, m in zip(table["demand_class"], table["model"])]
+        table["selected"] = [won.chosen.get(c) == m for c, m in zip(table["demand_class"], table["model"], strict=True)]
     return won.result(table)
 
 
 # ---- 6. forecasts -------------------------------------------------------------------------------
+
 
 def _future_frame(ids: np.ndarray, plan_date: str, cfg: ForecastConfig) -> pd.DataFrame:
     days = pd.date_range(pd.Timestamp(plan_date) + pd.Timedelta(days=1), periods=cfg.horizon_days, freq="D")
@@ -657,14 +765,28 @@ def _new_item_forecast(part: pd.DataFrame, plan_date: str, cfg: ForecastConfig, 
     index (a pooled category profile); Poisson quantiles."""
     di = adj.category_dow.set_index(["category", "dow"])["dow_index"] if adj.category_dow is not None else None
     dows = pd.to_datetime(part["ds"]).dt.dayofweek
-    f = di.reindex(pd.MultiIndex.from_arrays([part["category"], dows])).fillna(1.0).to_numpy() if di is not None else 1.0
+    f = (
+        di.reindex(pd.MultiIndex.from_arrays([part["category"], dows])).fillna(1.0).to_numpy()
+        if di is not None
+        else 1.0
+    )
     level = (part["y_adj"] / f).groupby(part["unique_id"]).mean()
     fut = _future_frame(level.index.to_numpy(), plan_date, cfg)
     cat = part.groupby("unique_id")["category"].first()
     fdow = pd.to_datetime(fut["ds"]).dt.dayofweek
-    fd = di.reindex(pd.MultiIndex.from_arrays([fut["unique_id"].map(cat), fdow])).fillna(1.0).to_numpy() if di is not None else 1.0
-    return pd.DataFrame({"unique_id": fut["unique_id"], "ds": fut["ds"],
-                         "mean": fut["unique_id"].map(level).to_numpy() * fd, "model": "CategoryProfile"})
+    fd = (
+        di.reindex(pd.MultiIndex.from_arrays([fut["unique_id"].map(cat), fdow])).fillna(1.0).to_numpy()
+        if di is not None
+        else 1.0
+    )
+    return pd.DataFrame(
+        {
+            "unique_id": fut["unique_id"],
+            "ds": fut["ds"],
+            "mean": fut["unique_id"].map(level).to_numpy() * fd,
+            "model": "CategoryProfile",
+        }
+    )
 
 
 GLOBAL_MODEL = "LightGBM"
@@ -686,15 +808,33 @@ def _mlforecast(cfg: ForecastConfig):
     from mlforecast import MLForecast
     from mlforecast.lag_transforms import RollingMean, RollingStd, SeasonalRollingMean
 
-    model = lgb.LGBMRegressor(objective="tweedie", tweedie_variance_power=1.2, n_estimators=250, learning_rate=0.05,
-                              num_leaves=63, min_child_samples=40, subsample=0.8, subsample_freq=1,
-                              colsample_bytree=0.8, reg_lambda=1.0, random_state=cfg.seed,
-                              n_jobs=max(cfg.n_jobs, 1), verbose=-1, deterministic=True, force_row_wise=True)
-    return MLForecast(models={GLOBAL_MODEL: model}, freq="D", lags=list(GLOBAL_LAGS),
-                      lag_transforms={1: [RollingMean(window_size=7), RollingMean(window_size=28),
-                                          RollingStd(window_size=28)],
-                                      7: [SeasonalRollingMean(season_length=7, window_size=4)]},
-                      date_features=["dayofweek", "day", "month"])
+    model = lgb.LGBMRegressor(
+        objective="tweedie",
+        tweedie_variance_power=1.2,
+        n_estimators=250,
+        learning_rate=0.05,
+        num_leaves=63,
+        min_child_samples=40,
+        subsample=0.8,
+        subsample_freq=1,
+        colsample_bytree=0.8,
+        reg_lambda=1.0,
+        random_state=cfg.seed,
+        n_jobs=max(cfg.n_jobs, 1),
+        verbose=-1,
+        deterministic=True,
+        force_row_wise=True,
+    )
+    return MLForecast(
+        models={GLOBAL_MODEL: model},
+        freq="D",
+        lags=list(GLOBAL_LAGS),
+        lag_transforms={
+            1: [RollingMean(window_size=7), RollingMean(window_size=28), RollingStd(window_size=28)],
+            7: [SeasonalRollingMean(season_length=7, window_size=4)],
+        },
+        date_features=["dayofweek", "day", "month"],
+    )
 
 
 @dataclass
@@ -716,8 +856,14 @@ def _regional_events(calendar: pd.DataFrame | None) -> pd.DataFrame:
     return pd.DataFrame({"region": r["region"].astype(str).to_numpy(), "date": pd.to_datetime(r["date"]).to_numpy()})
 
 
-def _global_frames(adj: pd.DataFrame, plan_date: str, cfg: ForecastConfig, calendar: pd.DataFrame | None,
-                   promotions: pd.DataFrame | None, price_path: pd.DataFrame | None) -> GlobalInputs:
+def _global_frames(
+    adj: pd.DataFrame,
+    plan_date: str,
+    cfg: ForecastConfig,
+    calendar: pd.DataFrame | None,
+    promotions: pd.DataFrame | None,
+    price_path: pd.DataFrame | None,
+) -> GlobalInputs:
     """History and horizon of the non-new series with the global model's features, built on one
     grid (so codes agree between training and prediction). Only exogenous values are read for
     future days: the calendar, the promotion plan and the price path, never demand."""
@@ -733,8 +879,13 @@ def _global_frames(adj: pd.DataFrame, plan_date: str, cfg: ForecastConfig, calen
     if has_price:
         cols.append("unit_price")
         fut["unit_price"] = np.nan
-    g = pd.concat([stat[cols].assign(demand=stat["demand"].astype(float), _future=False),
-                   fut.assign(demand=np.nan, _future=True)], ignore_index=True)
+    g = pd.concat(
+        [
+            stat[cols].assign(demand=stat["demand"].astype(float), _future=False),
+            fut.assign(demand=np.nan, _future=True),
+        ],
+        ignore_index=True,
+    )
     for c in ("location_id", "sku_id", "category"):
         g[c] = g[c].astype(str)
     g = g.sort_values(["unique_id", "ds"], ignore_index=True)
@@ -773,9 +924,13 @@ def _global_frames(adj: pd.DataFrame, plan_date: str, cfg: ForecastConfig, calen
         p["date"] = pd.to_datetime(p["date"])
         p[["location_id", "sku_id"]] = p[["location_id", "sku_id"]].astype(str)
         p = p.groupby(["location_id", "sku_id", "date"], as_index=False).agg(
-            discount_pct=("discount_pct", "max"), display=("display", "max"))
-        m = g[["location_id", "sku_id", "ds"]].rename(columns={"ds": "date"}).merge(
-            p, on=["location_id", "sku_id", "date"], how="left")
+            discount_pct=("discount_pct", "max"), display=("display", "max")
+        )
+        m = (
+            g[["location_id", "sku_id", "ds"]]
+            .rename(columns={"ds": "date"})
+            .merge(p, on=["location_id", "sku_id", "date"], how="left")
+        )
         planned = m["discount_pct"].notna().to_numpy()
         g["discount_pct"] = m["discount_pct"].fillna(0.0).astype(float).to_numpy()
         g["display"] = m["display"].fillna(0).astype(float).to_numpy()
@@ -790,8 +945,11 @@ def _global_frames(adj: pd.DataFrame, plan_date: str, cfg: ForecastConfig, calen
             pp["date"] = pd.to_datetime(pp["date"])
             pp[["location_id", "sku_id"]] = pp[["location_id", "sku_id"]].astype(str)
             pp = pp.drop_duplicates(["location_id", "sku_id", "date"], keep="last")
-            m = g[["location_id", "sku_id", "ds"]].rename(columns={"ds": "date"}).merge(
-                pp, on=["location_id", "sku_id", "date"], how="left")
+            m = (
+                g[["location_id", "sku_id", "ds"]]
+                .rename(columns={"ds": "date"})
+                .merge(pp, on=["location_id", "sku_id", "date"], how="left")
+            )
             given = m["price"].to_numpy(float)
         else:
             given = np.full(len(g), np.nan)
@@ -810,8 +968,23 @@ def _global_frames(adj: pd.DataFrame, plan_date: str, cfg: ForecastConfig, calen
         g["price_change"] = (np.isfinite(g["price_wow"]) & (np.abs(g["price_wow"] - 1) > 1e-9)).astype("int8")
         g["price"] = price.to_numpy()
     statics = ["category_code", "class_code", "item", "store"]
-    dynamic = [c for c in ("event", "event_lead", "event_lag", "regional_event", "promo", "discount_pct", "display",
-                           "price", "price_rel", "price_wow", "price_change") if c in g]
+    dynamic = [
+        c
+        for c in (
+            "event",
+            "event_lead",
+            "event_lag",
+            "regional_event",
+            "promo",
+            "discount_pct",
+            "display",
+            "price",
+            "price_rel",
+            "price_wow",
+            "price_change",
+        )
+        if c in g
+    ]
     train = g[~g["_future"]][["unique_id", "ds", "demand", *statics, *dynamic]].rename(columns={"demand": "y"})
     future = g[g["_future"]][["unique_id", "ds", *dynamic]]
     chunk = g.drop_duplicates("unique_id").set_index("unique_id")["category"]
@@ -833,8 +1006,13 @@ def _global_cv(gi: GlobalInputs, ids, cfg: ForecastConfig) -> tuple[pd.DataFrame
     for cat in sorted(gi.chunk.loc[ids].unique()):
         cids = ids[gi.chunk.loc[ids].to_numpy() == cat]
         df = gi.train[gi.train["unique_id"].isin(cids)]
-        cv = _mlforecast(cfg).cross_validation(df, n_windows=cfg.cv_windows, h=cfg.cv_horizon,
-                                               step_size=cfg.cv_horizon, static_features=GLOBAL_STATIC_COLUMNS)
+        cv = _mlforecast(cfg).cross_validation(
+            df,
+            n_windows=cfg.cv_windows,
+            h=cfg.cv_horizon,
+            step_size=cfg.cv_horizon,
+            static_features=GLOBAL_STATIC_COLUMNS,
+        )
         out.append(cv[["unique_id", "ds", "cutoff", GLOBAL_MODEL]])
     cv = pd.concat(out, ignore_index=True)
     cv[GLOBAL_MODEL] = cv[GLOBAL_MODEL].clip(lower=0)
@@ -865,8 +1043,19 @@ def _global_select_and_calibrate(adj: pd.DataFrame, classes: pd.DataFrame, cfg: 
         sc = score(c, GLOBAL_MODEL, scale)
         n_s = c["unique_id"].nunique()
         won.add(cls, c, GLOBAL_MODEL, sc, n_cls, n_s)
-        rows.append({"demand_class": cls, "model": GLOBAL_MODEL, **sc, "series": n_cls, "cv_series": n_s,
-                     "cv_seconds": round(secs, 3), "est_fit_seconds": float("nan"), "excluded": "", "selected": True})
+        rows.append(
+            {
+                "demand_class": cls,
+                "model": GLOBAL_MODEL,
+                **sc,
+                "series": n_cls,
+                "cv_series": n_s,
+                "cv_seconds": round(secs, 3),
+                "est_fit_seconds": float("nan"),
+                "excluded": "",
+                "selected": True,
+            }
+        )
     return won.result(pd.DataFrame(rows))
 
 
@@ -928,7 +1117,7 @@ def _breakdown_metrics(points: pd.DataFrame, adj: pd.DataFrame) -> dict:
     a = adj[cols].copy()
     if "unit_price" in a:
         prev = a.groupby("unique_id")["unit_price"].shift(7)
-        a["price_change"] = (prev.notna() & a["unit_price"].notna() & ((a["unit_price"] - prev).abs() > 1e-9))
+        a["price_change"] = prev.notna() & a["unit_price"].notna() & ((a["unit_price"] - prev).abs() > 1e-9)
         a = a.drop(columns="unit_price")
     p = points.merge(a, on=["unique_id", "ds"], how="left")
     err = (p["demand"] - p["forecast"]).abs()
@@ -953,10 +1142,18 @@ def _breakdown_metrics(points: pd.DataFrame, adj: pd.DataFrame) -> dict:
     return out
 
 
-def run_forecast(history: pd.DataFrame, plan_date: str, cfg: ForecastConfig = ForecastConfig(),
-                 categories: pd.Series | None = None, calendar: pd.DataFrame | None = None,
-                 selection: dict | None = None, progress: Callable[[str], None] | None = None, *,
-                 promotions: pd.DataFrame | None = None, price_path: pd.DataFrame | None = None) -> ForecastResult:
+def run_forecast(
+    history: pd.DataFrame,
+    plan_date: str,
+    cfg: ForecastConfig = ForecastConfig(),
+    categories: pd.Series | None = None,
+    calendar: pd.DataFrame | None = None,
+    selection: dict | None = None,
+    progress: Callable[[str], None] | None = None,
+    *,
+    promotions: pd.DataFrame | None = None,
+    price_path: pd.DataFrame | None = None,
+) -> ForecastResult:
     """The whole stage (module docstring). `categories`: sku_id -> category (pooling); `calendar`:
     date, event [, region] (past and future; a row with a region applies to the locations named
     like it, e.g. SNAP days of CA to CA_1; only the global model reads those). `selection` fixes
@@ -971,8 +1168,9 @@ def run_forecast(history: pd.DataFrame, plan_date: str, cfg: ForecastConfig = Fo
     "mlforecast" and "combined"); left None, the stage is what it was without them."""
     series = prepare_series(history, plan_date, cfg)
     if series.empty:
-        return ForecastResult(pd.DataFrame(columns=FORECAST_COLUMNS), {}, pd.DataFrame(), {}, Adjustments(),
-                              pd.DataFrame(), cfg)
+        return ForecastResult(
+            pd.DataFrame(columns=FORECAST_COLUMNS), {}, pd.DataFrame(), {}, Adjustments(), pd.DataFrame(), cfg
+        )
     adj, info = adjust_history(series, cfg, categories, calendar)
     classes = classify(adj, cfg, col="demand")
     adj = adj.merge(classes[["unique_id", "demand_class"]], on="unique_id")
@@ -981,26 +1179,44 @@ def run_forecast(history: pd.DataFrame, plan_date: str, cfg: ForecastConfig = Fo
 
     def with_events(part: pd.DataFrame) -> pd.DataFrame:
         """adjusted scale -> demand scale: the event multipliers of the future days"""
-        keys = pd.DataFrame({"category": part["unique_id"].map(cat).to_numpy(),
-                             "event_key": _event_keys(pd.Series(pd.to_datetime(part["ds"]).to_numpy()), calendar).to_numpy()
-                             if cfg.uplift else ""})
+        keys = pd.DataFrame(
+            {
+                "category": part["unique_id"].map(cat).to_numpy(),
+                "event_key": _event_keys(pd.Series(pd.to_datetime(part["ds"]).to_numpy()), calendar).to_numpy()
+                if cfg.uplift
+                else "",
+            }
+        )
         return part.assign(mean=np.clip(part["mean"].to_numpy(float) * event_multiplier(keys, em), 0, None))
 
     parts, gmeta = [], {}
     has_stat = (classes["demand_class"] != "new").any()
-    gi = (_global_frames(adj, plan_date, cfg, calendar, promotions, price_path)
-          if cfg.family != "statsforecast" and has_stat else None)
+    gi = (
+        _global_frames(adj, plan_date, cfg, calendar, promotions, price_path)
+        if cfg.family != "statsforecast" and has_stat
+        else None
+    )
     if cfg.family == "mlforecast":
         chosen, table, calib, metrics, points = _global_select_and_calibrate(adj, classes, cfg, gi)
         if gi is not None:
             g = _global_fit(gi, cfg)
             cls_of = adj.groupby("unique_id")["demand_class"].first()
-            parts.append(pd.DataFrame({"unique_id": g["unique_id"], "ds": g["ds"], "mean": g[GLOBAL_MODEL],
-                                       "model": GLOBAL_MODEL, "demand_class": g["unique_id"].map(cls_of)}))
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "unique_id": g["unique_id"],
+                        "ds": g["ds"],
+                        "mean": g[GLOBAL_MODEL],
+                        "model": GLOBAL_MODEL,
+                        "demand_class": g["unique_id"].map(cls_of),
+                    }
+                )
+            )
     else:
         extra = _GlobalCandidate(gi, cfg) if cfg.family == "combined" and gi is not None else None
-        chosen, table, calib, metrics, points = _select_and_calibrate(adj, classes, cfg, em, selection, progress,
-                                                                      extra=extra)
+        chosen, table, calib, metrics, points = _select_and_calibrate(
+            adj, classes, cfg, em, selection, progress, extra=extra
+        )
         fit = Progress(len(classes), unit="series", label="fit", report=progress)
         g = _global_fit(gi, cfg) if any(_components(m)[1] for m in chosen.values()) else None
         for cls, model in chosen.items():
@@ -1073,15 +1289,21 @@ class _GlobalCandidate:
         return cv.assign(**{GLOBAL_MODEL: gm, combo: 0.5 * (sf + gm)}), [GLOBAL_MODEL, combo]
 
 
-def forecast_demand(history: pd.DataFrame, plan_date: str, cfg: ForecastConfig = ForecastConfig(),
-                    categories: pd.Series | None = None, calendar: pd.DataFrame | None = None,
-                    selection: dict | None = None) -> pd.DataFrame:
+def forecast_demand(
+    history: pd.DataFrame,
+    plan_date: str,
+    cfg: ForecastConfig = ForecastConfig(),
+    categories: pd.Series | None = None,
+    calendar: pd.DataFrame | None = None,
+    selection: dict | None = None,
+) -> pd.DataFrame:
     """Forecast days plan_date+1 .. plan_date+horizon for every store x SKU carried on plan_date."""
     return run_forecast(history, plan_date, cfg, categories, calendar, selection).forecast
 
 
-def drift_statistics(forecast: pd.DataFrame, actual: pd.DataFrame, warn: float = 0.15, fail: float = 0.30,
-                     ts_limit: float = 4.0) -> pd.DataFrame:
+def drift_statistics(
+    forecast: pd.DataFrame, actual: pd.DataFrame, warn: float = 0.15, fail: float = 0.30, ts_limit: float = 4.0
+) -> pd.DataFrame:
     """Forecast drift per demand class: realised demand against what an earlier forecast said
     for the same days.
 
@@ -1096,7 +1318,8 @@ def drift_statistics(forecast: pd.DataFrame, actual: pd.DataFrame, warn: float =
     if "is_stockout" in a:
         a = a[~a["is_stockout"].astype(bool)]
     m = forecast.assign(date=pd.to_datetime(forecast["date"])).merge(
-        a[["location_id", "sku_id", "date", "units_sold"]], on=["location_id", "sku_id", "date"], how="inner")
+        a[["location_id", "sku_id", "date", "units_sold"]], on=["location_id", "sku_id", "date"], how="inner"
+    )
     m["e"] = m["units_sold"] - m["mean"]
     m["ae"] = m["e"].abs()
     per = m.groupby(["location_id", "sku_id", "demand_class"]).agg(se=("e", "sum"), mad=("ae", "mean")).reset_index()
@@ -1106,10 +1329,20 @@ def drift_statistics(forecast: pd.DataFrame, actual: pd.DataFrame, warn: float =
         tot = g["units_sold"].sum()
         bias = float(-g["e"].sum() / tot) if tot > 0 else float("nan")
         p = per if cls == "all" else per[per["demand_class"] == cls]
-        status = "ok" if not np.isfinite(bias) else ("fail" if abs(bias) > fail else ("warn" if abs(bias) > warn else "ok"))
-        rows.append({"demand_class": cls, "days": int(len(g)), "series": int(len(p)), "bias": bias,
-                     "share_ts_beyond": float((p["ts"].abs() > ts_limit).mean()) if len(p) else 0.0,
-                     "median_abs_ts": float(p["ts"].abs().median()) if len(p) else 0.0, "status": status})
+        status = (
+            "ok" if not np.isfinite(bias) else ("fail" if abs(bias) > fail else ("warn" if abs(bias) > warn else "ok"))
+        )
+        rows.append(
+            {
+                "demand_class": cls,
+                "days": int(len(g)),
+                "series": int(len(p)),
+                "bias": bias,
+                "share_ts_beyond": float((p["ts"].abs() > ts_limit).mean()) if len(p) else 0.0,
+                "median_abs_ts": float(p["ts"].abs().median()) if len(p) else 0.0,
+                "status": status,
+            }
+        )
     return pd.DataFrame(rows)
 
 
