@@ -1,4 +1,9 @@
-"""Landing-zone contract v1: one pandera DataFrameModel per input file.
+"""Landing-zone contract v1.1: one pandera DataFrameModel per input file.
+
+v1.1 is additive (a v1 landing zone stays valid): the optional daily `promotions.csv` (the
+promotion plan merchandising knows at the close of the folder's day, `Promotions`), an optional
+`launch_date` on products, and calendar rows with an optional `region` (blank = chain-wide),
+several rows per date, and an empty `event` meaning a day without one (kept, not quarantined).
 
 Files arrive as text; the models coerce (`coerce = True`) so a value that is not of the declared
 type is a row-level failure the ingestion quarantines, not a crash. Keys are strings; extra
@@ -17,7 +22,9 @@ its decisions are held for a planner with the reason (core.decisions.route), nev
 File rules of the daily files (`core/ingestion.py`, `file_rule_problems`): a row's `date` must be
 its folder's date; an open order's `expected_date` is on or after its `order_date` and at most
 `ingestion.max_expected_days` after the folder's date; an unterminated last line is quarantined as
-truncated.
+truncated. A promotions row must name exactly one of sku_id / category, end on or after its start,
+have a discount within 0-90, and not overlap an earlier row of the same item (sku_id or category)
+and location in the same file (the later row is quarantined).
 """
 
 from __future__ import annotations
@@ -59,6 +66,7 @@ class Products(_Base):
     base_price: Series[float] = pa.Field(gt=0)
     case_pack: Series[int]  # >= 1: a hold rule (HOLD_RULES), not a rejection
     min_order_qty: Series[int] = pa.Field(ge=0)
+    launch_date: Optional[Series[pa.DateTime]] = pa.Field(nullable=True)  # v1.1: first day the item may sell
 
 
 class Suppliers(_Base):
@@ -76,7 +84,23 @@ class Lanes(_Base):
 
 class Calendar(_Base):
     date: Series[pa.DateTime]
-    event: Series[str] = pa.Field(**ID)
+    event: Series[str] = pa.Field(nullable=True)  # v1.1: empty = a day without an event (kept)
+    region: Optional[Series[str]] = pa.Field(nullable=True)  # v1.1: blank = chain-wide (e.g. a state's SNAP days)
+
+
+class Promotions(_Base):
+    """v1.1 `daily/D/promotions.csv`: the promotion plan known at the close of D (future weeks
+    included). Row rules beyond types (exactly one of sku_id / category, end >= start, discount
+    0-90, no overlap within the file) are file rules in core/ingestion.py (`promotion_problems`)."""
+
+    promo_id: Series[str] = pa.Field(**ID)
+    sku_id: Optional[Series[str]] = pa.Field(nullable=True)  # exactly one of sku_id / category
+    category: Optional[Series[str]] = pa.Field(nullable=True)
+    location_id: Optional[Series[str]] = pa.Field(nullable=True)  # blank = every store
+    start_date: Series[pa.DateTime]
+    end_date: Series[pa.DateTime]
+    discount_pct: Series[float] = pa.Field(ge=0, le=90)
+    display: Optional[Series[pd.Int64Dtype]] = pa.Field(isin=[0, 1], nullable=True)
 
 
 class PosSales(_Base):
@@ -244,6 +268,7 @@ LANDING_FILES: dict[str, LandingFile] = {
             key=(
                 "date",
                 "event",
+                "region",  # v1.1; a key column the file does not have is left out of the key
             ),
             daily=False,
             required=False,
@@ -299,6 +324,20 @@ LANDING_FILES: dict[str, LandingFile] = {
             required=True,
             folder="daily",
             references={"location_id": _LOC, "sku_id": _SKU},
+        ),
+        LandingFile(
+            "promotions",
+            Promotions,
+            key=(
+                "promo_id",
+                "sku_id",
+                "category",
+                "location_id",
+            ),
+            daily=True,
+            required=False,
+            folder="daily",
+            references={"sku_id": _SKU, "category": ("products", "category"), "location_id": _LOC},
         ),
         LandingFile(
             "planner_decisions",

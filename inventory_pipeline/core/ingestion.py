@@ -345,7 +345,101 @@ def file_rule_problems(
             "expected_date " + e.dt.strftime("%Y-%m-%d").fillna("") + f" more than {max_expected_days} days after the "
             "folder's date " + df["landing_date"].astype(str) + " (ingestion.max_expected_days)",
         )
+    if f.name == "promotions":
+        out += promotion_problems(df)
     return out
+
+
+def _blank(df: pd.DataFrame, col: str) -> pd.Series:
+    """True where the column is absent, null or only spaces."""
+    if col not in df.columns:
+        return pd.Series(True, index=df.index)
+    return df[col].isna() | df[col].astype(str).str.strip().eq("")
+
+
+def promotion_problems(df: pd.DataFrame) -> list[pd.DataFrame]:
+    """The rows of a promotions file (v1.1) breaking a row rule, on the raw strings: neither or both
+    of sku_id / category, end_date before start_date, discount_pct outside 0-90 (a value that is not
+    a number or a date is left to the contract's type check). Overlaps need the typed rows:
+    `promotion_overlaps`."""
+    out: list[pd.DataFrame] = []
+
+    def add(mask, column, reason):
+        mask = np.asarray(pd.Series(mask, index=df.index).fillna(False), dtype=bool)
+        if mask.any():
+            out.append(pd.DataFrame({"index": df.index[mask], "column": column, "reason": np.asarray(reason)[mask]}))
+
+    no_sku, no_cat = _blank(df, "sku_id"), _blank(df, "category")
+    add(no_sku & no_cat, "sku_id,category", np.full(len(df), "neither sku_id nor category: a promotion names one"))
+    add(
+        ~no_sku & ~no_cat,
+        "sku_id,category",
+        np.full(len(df), "both sku_id and category: a promotion names exactly one of them"),
+    )
+    if {"start_date", "end_date"} <= set(df.columns):
+        a, b = _dates(df["start_date"]), _dates(df["end_date"])
+        add(
+            a.notna() & b.notna() & (b < a),
+            "end_date,start_date",
+            "end_date "
+            + b.dt.strftime("%Y-%m-%d").fillna("")
+            + " before start_date "
+            + a.dt.strftime("%Y-%m-%d").fillna(""),
+        )
+    if "discount_pct" in df.columns:
+        x = pd.to_numeric(df["discount_pct"], errors="coerce")
+        add(
+            x.notna() & ((x < 0) | (x > 90)),
+            "discount_pct",
+            "discount_pct " + df["discount_pct"].astype(str) + " outside 0-90",
+        )
+    return out
+
+
+def promotion_overlaps(valid: pd.DataFrame, rows: pd.Series) -> pd.DataFrame:
+    """Promotions of one item overlapping in dates within one file: same scope (the sku_id, or the
+    category), same location (blank = every store, a location of its own here) and intersecting
+    [start_date, end_date]. The later row of the file (`rows`: file row numbers, same index) is
+    quarantined, naming the earlier kept row. Returns (index, column, reason)."""
+    empty = pd.DataFrame(columns=["index", "column", "reason"])
+    if not len(valid):
+        return empty
+    none = pd.Series(None, index=valid.index, dtype=object)
+    sku = valid["sku_id"] if "sku_id" in valid else none
+    cat = valid["category"] if "category" in valid else none
+    key = np.where(sku.notna(), "sku_id " + sku.astype(str), "category " + cat.astype(str))
+    loc = valid["location_id"].fillna("").astype(str) if "location_id" in valid else pd.Series("", index=valid.index)
+    t = pd.DataFrame(
+        {
+            "file": valid["landing_date"].astype(str) if "landing_date" in valid else "",
+            "key": key,
+            "loc": loc.to_numpy(),
+            "a": valid["start_date"].to_numpy(),
+            "b": valid["end_date"].to_numpy(),
+            "row": rows.reindex(valid.index).to_numpy(),
+            "promo": valid["promo_id"].astype(str).to_numpy(),
+        },
+        index=valid.index,
+    )
+    dup = t.duplicated(["file", "key", "loc"], keep=False)  # only items with several rows can overlap
+    hits = []
+    for _, g in t[dup].sort_values("row").groupby(["file", "key", "loc"], sort=False):
+        kept: list[tuple] = []
+        for i, r in zip(g.index, g.itertuples(index=False), strict=True):
+            clash = next((k for k in kept if r.a <= k[1] and k[0] <= r.b), None)
+            if clash is None:
+                kept.append((r.a, r.b, r.row, r.promo))
+                continue
+            where = "every store" if not r.loc else f"location {r.loc}"
+            hits.append(
+                (
+                    i,
+                    "start_date,end_date",
+                    f"overlaps promotion {clash[3]!r} (row {clash[2]}) of {r.key} at {where} "
+                    f"in the same file (the later row is quarantined)",
+                )
+            )
+    return pd.DataFrame(hits, columns=["index", "column", "reason"]) if hits else empty
 
 
 def validate_frame(
@@ -372,7 +466,7 @@ def validate_frame(
     for col, ref in f.references.items():
         if references is None or ref not in references or col not in df.columns:
             continue
-        unknown = df[col].notna() & ~df[col].isin(references[ref])
+        unknown = ~_blank(df, col) & ~df[col].isin(references[ref])  # a blank optional key names nothing
         notes = (reference_notes or {}).get(ref, {})
         if unknown.any():
             problems.append(
@@ -391,7 +485,8 @@ def validate_frame(
             )
     if f.key:
         # a daily file's key holds within its day (open orders repeat in every day's snapshot)
-        subset = list(f.key) + (["landing_date"] if "landing_date" in df.columns else [])
+        # a key column the file does not have (an optional one: v1.1's calendar region) is left out
+        subset = [c for c in f.key if c in df.columns] + (["landing_date"] if "landing_date" in df.columns else [])
         dup = df.duplicated(subset=subset, keep="first")
         if dup.any():
             problems.append(
@@ -419,6 +514,14 @@ def validate_frame(
     if valid is None:
         raise LandingContractError(f"{raw.path}: validation did not converge")
     valid = valid.copy()
+    if f.name == "promotions":  # overlaps need typed dates: the later of two overlapping rows goes
+        for c in ("sku_id", "category", "location_id"):  # blank (Parquet "") = not given
+            if c in valid.columns:
+                valid[c] = valid[c].where(~_blank(valid, c), None)
+        overlap = promotion_overlaps(valid, df["_row"])
+        if len(overlap):
+            problems.append(overlap)
+            valid = valid.drop(index=overlap["index"].astype(int).unique())
     held: list[pd.DataFrame] = []
     for rule in HOLD_RULES.get(f.name, []):
         if not len(valid):
