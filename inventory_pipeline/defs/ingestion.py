@@ -12,6 +12,7 @@ a reason naming that master row (file, row, reason), not as an unknown key.
 import json
 
 import dagster as dg
+import pandas as pd
 
 from ..contracts.landing import LANDING_FILES, LandingFile
 from ..core.ingestion import ingest, short_path
@@ -20,6 +21,10 @@ from .partitions import daily_partitions
 from .resources import LandingZoneResource, PolicyResource, WarehouseResource
 
 QUARANTINE_CHECK = "quarantine_within_threshold"
+# optional daily files whose absence means "keep the previous one" (contract v1.1's promotion plan):
+# beside raw_<name>, raw_<name>_files lists per day the file read (file_date, file_path, rows_read;
+# no row when the day had none), so a file with no kept row (an empty plan) is told from no file
+PLAN_FILES = ("promotions",)
 # master tables a file's references point at, as asset dependencies
 _REF_ASSETS = {
     "locations": "raw_locations",
@@ -96,7 +101,7 @@ def build_landing_asset(f: LandingFile) -> dg.AssetsDefinition:
             )
         ],
         kinds={"pandera", "parquet"},
-        description=f"Landing file `{f.name}` validated against contract v1 ({f.model.__name__}); "
+        description=f"Landing file `{f.name}` validated against contract v1.1 ({f.model.__name__}); "
         f"{'required' if f.required else 'optional'}; rejected rows go to `quarantine_{f.name}`.",
     )
     @operational
@@ -118,8 +123,22 @@ def build_landing_asset(f: LandingFile) -> dg.AssetsDefinition:
             by_day = dict(tuple(result.valid.groupby("landing_date", sort=True))) if len(result.valid) else {}
             q_by_day = dict(tuple(result.quarantine.groupby("partition_date"))) if len(result.quarantine) else {}
             empty = result.valid.iloc[0:0]
+            read = {day: path for path, day in result.dates_by_file.items()}
             for d in dates:
                 wh.write(key, by_day.get(d, empty), d)
+                if f.name in PLAN_FILES:
+                    wh.write(
+                        f"{key}_files",
+                        pd.DataFrame(
+                            {
+                                "file_date": [d] if d in read else [],
+                                "file_path": [read[d]] if d in read else [],
+                                "rows_read": [result.rows_by_file.get(read[d], 0)] if d in read else [],
+                            },
+                            columns=["file_date", "file_path", "rows_read"],
+                        ).astype({"file_date": str, "file_path": str, "rows_read": "int64"}),
+                        d,
+                    )
                 wh.write(
                     f"quarantine_{f.name}",
                     q_by_day.get(d, result.quarantine.iloc[0:0]),

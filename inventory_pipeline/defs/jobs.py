@@ -11,7 +11,8 @@ from ._common import model_key
 
 WAREHOUSE_TAG = {"inventory_pipeline/warehouse": "writer"}
 DAILY_RAW = ("raw_pos_sales", "raw_inventory", "raw_receipts", "raw_open_orders")
-_daily_raw = dg.AssetSelection.assets(*DAILY_RAW)
+OPTIONAL_DAILY_RAW = ("raw_promotions",)  # contract v1.1; optional, so no freshness check
+_daily_raw = dg.AssetSelection.assets(*DAILY_RAW, *OPTIONAL_DAILY_RAW)
 _planner = dg.AssetSelection.assets("raw_planner_decisions")
 # the assets whose newest partition has a freshness check (defs/schedules.py). Those checks judge
 # the clock, not the data, and run in the freshness sensor's own runs; a materialisation job that
