@@ -28,7 +28,7 @@ DRIFT = "forecast_drift"
 def forecast_inputs(wh, d: str, cfg: ForecastConfig) -> dict:
     """What the stage reads: the history window, SKU categories and the event calendar."""
     products = wh.read_model("select sku_id, category from marts.dim_products")
-    calendar = wh.read_model("select date, event from staging.stg_calendar")
+    calendar = wh.read_model("select date, event, region from staging.stg_calendar")  # v1.1: regional rows (SNAP)
     return {"history": demand_history(wh, d, cfg.history_days), "categories": products.set_index("sku_id")["category"],
             "calendar": calendar}
 
