@@ -1,9 +1,14 @@
-"""Write a simulated network as a landing zone (contract v1), and the hidden truth beside it.
+"""Write a simulated network as a landing zone (contract v1.1), and the hidden truth beside it.
 
     OUT/master/{locations,products,suppliers,lanes,calendar}.csv
     OUT/daily/YYYY-MM-DD/{pos_sales,inventory,receipts,open_orders}.csv
+    OUT/daily/YYYY-MM-DD/promotions.csv                    (v1.1: the plan known at the close of
+                                                              the day, promotion_plan.known_plan;
+                                                              written when the network has promotions)
     OUT/_simulation/{network.json,true_demand.parquet}     (not part of the contract: the truth
                                                               the evaluation compares against)
+    OUT/_simulation/promotion_plan.parquet                 (every plan version, with its kind:
+                                                              on time, shifted, cancelled, unannounced)
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from .engine import (KIND_EXPEDITE, KIND_LAUNCH_DC, KIND_LAUNCH_STORE, KIND_STOR
                      TO_STORE_KINDS, DayRecord, simulate)
 from .network import Network, NetworkConfig, build_network
 from .policies import BaselinePolicy
+from .promotion_plan import PlanConfig, known_plan, plan_schedule
 
 
 def _fmt_order_id(order_id: np.ndarray, kind: np.ndarray, sku_ids: np.ndarray, sku: np.ndarray) -> np.ndarray:
@@ -46,10 +52,22 @@ def _pick(mask: np.ndarray, ids_if: np.ndarray, ids_else: np.ndarray, idx: np.nd
 class LandingWriter:
     """A sink for `simulate` that writes each day as landing files (CSV or Parquet)."""
 
-    def __init__(self, network: Network, out: Path, fmt: str = "csv", write_truth: bool = True) -> None:
+    def __init__(
+        self,
+        network: Network,
+        out: Path,
+        fmt: str = "csv",
+        write_truth: bool = True,
+        promotions: bool | None = None,
+        plan: PlanConfig | None = None,
+    ) -> None:
+        """`promotions`: write daily/D/promotions.csv (v1.1); None = when the network has any
+        promotion (a replayed network without promotion data, M5, writes a v1 zone)."""
         if fmt not in ("csv", "parquet"):
             raise ValueError(f"format must be csv or parquet, got {fmt!r}")
         self.net, self.out, self.fmt, self.write_truth = network, Path(out), fmt, write_truth
+        self.promotions = bool(np.asarray(network.promo_path).any()) if promotions is None else promotions
+        self.plan = plan or PlanConfig()
         self.sku_ids = network.sku_ids.astype(str)
         self.store_ids = network.store_ids.astype(str)
         self.dc_ids = network.dc_ids.astype(str)
@@ -128,6 +146,8 @@ class LandingWriter:
         )
         for name, df in (("pos_sales", pos), ("inventory", inv), ("receipts", receipts), ("open_orders", open_orders)):
             self._write(df, f"daily/{d}/{name}")
+        if self.promotions:
+            self._write(known_plan(self.net, int(rec.t), self.plan), f"daily/{d}/promotions")
         if self.write_truth:
             dl_, ds_ = np.nonzero(rec.demand)
             self._truth.append(
@@ -148,6 +168,8 @@ class LandingWriter:
         (sim / "network.json").write_text(json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
         if self.write_truth and self._truth:
             pd.concat(self._truth, ignore_index=True).to_parquet(sim / "true_demand.parquet", index=False)
+        if self.write_truth and self.promotions:
+            plan_schedule(self.net, self.plan).to_parquet(sim / "promotion_plan.parquet", index=False)
 
 
 def generate_landing_zone(
