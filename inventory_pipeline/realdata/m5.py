@@ -8,7 +8,9 @@ assumptions below (README, "Real data"):
 
 - real:    daily units sold per store x item; the shelf price of the item's week at that store;
            item ids, category (cat_id) and department (dept_id); store and state ids; calendar
-           events (event_name_1/2, with their type).
+           events (event_name_1/2, with their type); SNAP days (snap_CA/TX/WI) written as
+           regional calendar rows (contract v1.1: event "SNAP", region = the state id, the
+           `region` of the state's stores and DC in locations.csv).
 - derived: base_price = the item's most frequent real weekly price in the window; the launch
            day = the first day the item has a price in any selected store.
 - assumed: unit_cost = base_price x (1 - category margin, CATEGORY_MARGIN); one supplier per
@@ -168,6 +170,30 @@ def _fill_time(a: np.ndarray) -> np.ndarray:
     idx = np.where(np.isfinite(ff), np.arange(T)[:, None], T - 1)
     idx = np.minimum.accumulate(idx[::-1], axis=0)[::-1]
     return ff[idx, np.arange(flat.shape[1])].reshape(a.shape)
+
+
+SNAP_EVENT = "SNAP"
+
+
+def m5_snap_events(states, first_day: int = 1) -> pd.DataFrame:
+    """M5's SNAP days of `states` (e.g. ("CA", "TX")) from d_<first_day> to the calendar's end, as
+    regional calendar rows (contract v1.1): date (ISO text), event "SNAP", event_type "SNAP", region
+    = the state id (the `region` the import writes for that state's locations)."""
+    rest = load_m5()["calendar"].iloc[first_day - 1:]
+    rows = [pd.DataFrame({"date": rest.loc[rest[f"snap_{st}"] == 1, "date"].to_numpy(), "region": st})
+            for st in dict.fromkeys(states) if f"snap_{st}" in rest.columns]
+    out = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame({"date": [], "region": []})
+    out = out.assign(event=SNAP_EVENT, event_type=SNAP_EVENT)[["date", "event", "event_type", "region"]]
+    return out.sort_values(["date", "region"], ignore_index=True)
+
+
+def m5_landing_calendar(calendar: pd.DataFrame, states, first_day: int, start_date: str) -> pd.DataFrame:
+    """master/calendar.csv of the import: the chain-wide events (`calendar`, region blank) and the
+    SNAP days of `states` from `start_date` on (region = state)."""
+    snap = m5_snap_events(states, first_day)
+    snap = snap[snap["date"] >= start_date]
+    return (pd.concat([calendar.assign(region=""), snap], ignore_index=True)
+            .sort_values(["date", "region", "event"], kind="mergesort", ignore_index=True))
 
 
 def m5_events(first_day: int = 1) -> pd.DataFrame:
@@ -333,7 +359,8 @@ def build_m5_network(cfg: M5Config):
 
 def import_m5(out: str | Path, cfg: M5Config = M5Config(), fmt: str = "csv",
               progress: Callable[[str], None] | None = None) -> dict:
-    """Write `cfg`'s slice of M5 as a landing zone v1 (module docstring). Returns a summary."""
+    """Write `cfg`'s slice of M5 as a landing zone v1.1 (module docstring; no promotions.csv: M5 has
+    no promotion plan). Returns a summary."""
     from ..simulation.engine import simulate
     from ..simulation.landing import LandingWriter
     from ..simulation.policies import BaselinePolicy
@@ -346,6 +373,10 @@ def import_m5(out: str | Path, cfg: M5Config = M5Config(), fmt: str = "csv",
         f"({cfg.start_date} .. {m5_date(cfg.last_day)}), loaded in {time.perf_counter() - t0:.1f} s")
     writer = LandingWriter(net, Path(out), fmt=fmt, write_truth=True)
     writer.write_master()
+    # v1.1: SNAP days as regional calendar rows (the network's own calendar, which the twin's
+    # forecast reads, stays chain-wide events only)
+    states = [st.split("_")[0] for st in cfg.stores]
+    writer._write(m5_landing_calendar(net.calendar, states, cfg.first_day, cfg.start_date), "master/calendar")
     res = simulate(net, BaselinePolicy(review_period_days=cfg.review_period_days), sink=writer,
                    progress=lambda i, n: say(f"replayed day {i}/{n}"))
     summary = {
@@ -363,8 +394,8 @@ def import_m5(out: str | Path, cfg: M5Config = M5Config(), fmt: str = "csv",
 
 
 def m5_slice_snap(cfg: M5Config) -> pd.DataFrame:
-    """The real SNAP days of the selected stores' states (kept beside the landing zone: contract
-    v1's calendar is chain-wide, SNAP is per state)."""
+    """The real SNAP days of the selected stores' states, one column per state (kept beside the
+    landing zone for the backtest; the landing calendar carries them as regional rows since v1.1)."""
     cal = load_m5()["calendar"]
     cols = list(dict.fromkeys(f"snap_{st.split('_')[0]}" for st in cfg.stores))
     c = cal.iloc[cfg.first_day - 1:cfg.last_day]
