@@ -99,7 +99,7 @@ def test_m5_real_sales_prices_and_events_pass_through_unchanged(m5_landing):
     c = m5["calendar"][m5["calendar"]["date"] >= CFG.start_date]
     want = {(d, e) for col in ("event_name_1", "event_name_2") for d, e in zip(c["date"], c[col]) if e is not None}
     chain = cal[cal["region"].isna()]  # v1.1: SNAP days are regional rows (test_landing_v11.py)
-    assert set(zip(chain["date"], chain["event"])) == want and len(want) > 5
+    assert set(zip(chain["date"], chain["event"], strict=True)) == want and len(want) > 5
 
 
 def test_m5_stock_is_conserved_with_expedited_receipts(m5_landing):
