@@ -372,11 +372,10 @@ def import_m5(out: str | Path, cfg: M5Config = M5Config(), fmt: str = "csv",
     say(f"M5 {'+'.join(cfg.stores)}: {len(net.sku_ids)} items, d_{cfg.first_day}..d_{cfg.last_day} "
         f"({cfg.start_date} .. {m5_date(cfg.last_day)}), loaded in {time.perf_counter() - t0:.1f} s")
     writer = LandingWriter(net, Path(out), fmt=fmt, write_truth=True)
-    writer.write_master()
     # v1.1: SNAP days as regional calendar rows (the network's own calendar, which the twin's
     # forecast reads, stays chain-wide events only)
     states = [st.split("_")[0] for st in cfg.stores]
-    writer._write(m5_landing_calendar(net.calendar, states, cfg.first_day, cfg.start_date), "master/calendar")
+    writer.write_master(calendar=m5_landing_calendar(net.calendar, states, cfg.first_day, cfg.start_date))
     res = simulate(net, BaselinePolicy(review_period_days=cfg.review_period_days), sink=writer,
                    progress=lambda i, n: say(f"replayed day {i}/{n}"))
     summary = {

@@ -82,14 +82,15 @@ class LandingWriter:
         else:
             df.to_parquet(path, index=False)
 
-    def write_master(self) -> None:
+    def write_master(self, calendar: pd.DataFrame | None = None) -> None:
+        """`calendar`: the landing calendar when it is not the network's own (M5 adds regional SNAP rows)."""
         n = self.net
         for name, df in (
             ("locations", n.locations),
             ("products", n.products),
             ("suppliers", n.suppliers),
             ("lanes", n.lanes),
-            ("calendar", n.calendar),
+            ("calendar", n.calendar if calendar is None else calendar),
         ):
             self._write(df, f"master/{name}")
 
