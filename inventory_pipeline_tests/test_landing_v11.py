@@ -319,27 +319,45 @@ def test_cancelled_promotions_are_planned_then_withdrawn_and_never_run(sim_net):
     pd.testing.assert_frame_equal(known_plan(again, 200), known_plan(net, 200))
 
 
-def test_the_landing_writer_writes_a_plan_that_passes_the_contract(tmp_path):
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_the_landing_writer_writes_a_plan_that_passes_the_contract(tmp_path, fmt):
     from inventory_pipeline.simulation.landing import generate_landing_zone
     from inventory_pipeline.simulation.network import NetworkConfig
 
     cfg = NetworkConfig(
         regions=1, dcs=1, stores=2, skus=12, suppliers=2, days=45, seed=3, burn_in_days=14, promo_share=0.9
     )
-    generate_landing_zone(cfg, tmp_path)
+    generate_landing_zone(cfg, tmp_path, fmt=fmt)
     days = sorted(p.name for p in (tmp_path / "daily").iterdir())
-    assert all((tmp_path / "daily" / d / "promotions.csv").is_file() for d in days)
+    assert all((tmp_path / "daily" / d / f"promotions.{fmt}").is_file() for d in days)
     store = LocalStore(tmp_path)
+    read = pd.read_csv if fmt == "csv" else pd.read_parquet
+    products, locations = read(tmp_path / f"master/products.{fmt}"), read(tmp_path / f"master/locations.{fmt}")
     refs = {
-        ("products", "sku_id"): set(pd.read_csv(tmp_path / "master/products.csv")["sku_id"]),
-        ("products", "category"): set(pd.read_csv(tmp_path / "master/products.csv")["category"]),
-        ("locations", "location_id"): set(pd.read_csv(tmp_path / "master/locations.csv")["location_id"]),
+        ("products", "sku_id"): set(products["sku_id"]),
+        ("products", "category"): set(products["category"]),
+        ("locations", "location_id"): set(locations["location_id"]),
     }
     r = ingest(store, PROMO, days, refs)
     assert r.quarantine.empty and len(r.valid) > 0
-    # the plan of the last day, expanded, covers the promoted days the POS file shows ahead of them
+    assert r.valid["category"].isna().all() and r.valid["location_id"].isna().all()  # chain-wide SKU rows
     plans = plans_by_file_date(r.valid, r.dates_by_file.values())
     assert set(plans) == set(days)
+    # a promoted day is in the plan known the day before (announced ahead), at every store
+    pos = pd.concat([read(p) for p in sorted(tmp_path.glob(f"daily/*/pos_sales.{fmt}"))], ignore_index=True)
+    truth = pd.read_parquet(tmp_path / "_simulation" / "promotion_plan.parquet")
+    silent = {
+        (r.sku_id, d.date().isoformat())
+        for r in truth[truth["kind"] == "unannounced"].itertuples()
+        for d in pd.date_range(r.start_date, r.end_date)
+    }
+    promoted = pos[(pos["on_promo"] == 1) & (pos["date"] > days[0])].drop_duplicates(["date", "sku_id"])
+    announced = [r for r in promoted.itertuples() if (r.sku_id, r.date) not in silent]
+    assert len(announced) > 20 and len(announced) < len(promoted)  # this seed has unannounced ones too
+    for row in announced:
+        before = (pd.Timestamp(row.date) - pd.Timedelta(days=1)).date().isoformat()
+        e = expand_promotions(promotion_plan(plans, before), locations, products, row.date, row.date)
+        assert ((e["sku_id"] == row.sku_id) & (e["location_id"] == row.location_id)).any(), row
     assert (tmp_path / "_simulation" / "promotion_plan.parquet").is_file()
 
 
