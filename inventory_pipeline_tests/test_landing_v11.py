@@ -312,6 +312,17 @@ def test_cancelled_promotions_are_planned_then_withdrawn_and_never_run(sim_net):
             assert r.promo_id in set(known_plan(net, r.visible_to)["promo_id"])  # planned ...
         assert r.promo_id not in set(known_plan(net, r.visible_to + 1)["promo_id"])  # ... then withdrawn
         assert r.start - (r.visible_to + 1) >= 3  # a few days before it would have started
+    # the twin's shortcut gives the landing path's frame
+    from inventory_pipeline.simulation.promotion_plan import known_daily_promotions
+
+    t = 200
+    first = pd.Timestamp(net.config.start) - pd.Timedelta(days=net.config.burn_in_days)
+    a, b = first + pd.Timedelta(days=t + 1), first + pd.Timedelta(days=t + 28)
+    direct = expand_promotions(known_plan(net, t), net.locations, net.products, a, b)
+    twin = known_daily_promotions(net, t, a, b)
+    pd.testing.assert_frame_equal(twin, direct)
+    assert len(twin) and list(twin.columns) == DAILY_COLUMNS
+    assert set(twin["location_id"]) == set(net.store_ids.astype(str))
     # deterministic: the same network, the same plan
     from inventory_pipeline.simulation.network import build_network
 

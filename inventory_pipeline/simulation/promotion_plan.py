@@ -200,3 +200,12 @@ def known_plan(network, t: int, cfg: PlanConfig | None = None) -> pd.DataFrame:
         },
         columns=PROMOTION_COLUMNS,
     )
+
+
+def known_daily_promotions(network, t: int, start, end, cfg: PlanConfig | None = None) -> pd.DataFrame:
+    """The plan known at the close of day index t, expanded to store x SKU x day rows inside
+    [start, end] (core.promotions.DAILY_COLUMNS): what the in-memory twin hands the forecast, the
+    same frame the landing path gives (`promotion_plan` of the file of that day, `expand_promotions`)."""
+    from ..core.promotions import expand_promotions
+
+    return expand_promotions(known_plan(network, t, cfg), network.locations, network.products, start, end)
