@@ -66,7 +66,7 @@ class ForecastPolicy(_Strict):
     uplift: bool = True
     time_budget_seconds: float = Field(120.0, gt=0)
     family: str = Field(
-        "statsforecast", pattern="^(statsforecast|mlforecast)$"
+        "statsforecast", pattern="^(statsforecast|mlforecast|combined)$"
     )  # model family (a challenger may switch it)
     candidates: dict[str, list[str]] | None = (
         None  # class -> statsforecast models (None: the defaults)
