@@ -256,6 +256,54 @@ def test_category_elasticity_recovered_from_promotion_depth():
     assert (el["n_promotions"] == 4).all()
 
 
+def test_a_promotion_depth_prior_over_few_skus_carries_its_few_degrees_of_freedom():
+    # a slope through 4 SKUs has 2 degrees of freedom: its interval takes Student's t (1.06 at
+    # 60% where the normal says 0.84); a slope through 40 SKUs is near the normal one. The SKU's
+    # spread around its category (the policy's between-SKU sd) is known, so df is a bit above
+    # the slope's (Satterthwaite)
+    few, _ = _promo_history(true_e=-2.0, skus=4)
+    many, prod40 = _promo_history(true_e=-2.0, skus=40)
+    el4 = estimate_elasticities(few, prod40.iloc[:4], PricingConfig())
+    el40 = estimate_elasticities(many, prod40, PricingConfig())
+    assert 2.0 <= el4["df"].iloc[0] < 3.0
+    assert el40["df"].iloc[0] > 38.0
+    from inventory_pipeline.core.pricing import elasticity_interval
+
+    it = pd.DataFrame({"elasticity": [-2.0, -2.0], "se": [1.0, 1.0], "df": [2.0, np.inf]})
+    lo, hi = elasticity_interval(it, PricingConfig(elasticity_bounds=(-9.0, -0.01)))
+    assert hi[0] - lo[0] == pytest.approx(2 * 1.0607, abs=1e-3)
+    assert hi[1] - lo[1] == pytest.approx(2 * 0.8416, abs=1e-3)
+
+
+def test_a_cut_that_pays_at_a_normal_interval_but_not_at_its_t_interval_is_held():
+    # e = -4.8 +- 3.0 from a 4-SKU slope (df 2): the normal 60% interval ends at -2.28, where a
+    # 10% cut on cost 4 still pays ((9 - 4) 0.9^-2.28 = 6.36 > 6); Student's t ends at -1.62,
+    # where no cut pays (the optimum c e / (1 + e) = 10.45 is above the price): held
+    item = _item(elasticity=-4.8, se=3.0, current_price=10.0, unit_cost=4.0)
+    assert optimise_prices(item.assign(df=np.inf), CFG).iloc[0]["recommended_price"] < 10.0
+    held = optimise_prices(item.assign(df=2.0), CFG).iloc[0]
+    assert held["recommended_price"] == 10.0 and held["binding_guardrail"] == "uncertain_gain"
+
+
+def test_a_category_with_little_evidence_is_pulled_toward_the_chain():
+    # two categories with the same true elasticity: one over 40 SKUs (tight), one over 4 SKUs
+    # (loose). Across categories the spread is what sampling explains, so the 4-SKU category's
+    # mean moves most of the way to the chain's and says so; the 40-SKU one barely moves
+    big, prod_big = _promo_history(true_e=-2.0, skus=40, seed=3)
+    small, prod_small = _promo_history(true_e=-2.0, skus=4, seed=4)
+    small = small.assign(sku_id="Z" + small["sku_id"])
+    prod_small = prod_small.assign(sku_id="Z" + prod_small["sku_id"], category="d")
+    alone = estimate_elasticities(small, prod_small, PricingConfig())
+    both = estimate_elasticities(pd.concat([big, small]), pd.concat([prod_big, prod_small]), PricingConfig())
+    d = both[both["category"] == "d"]
+    assert (d["elasticity"] - (-2.0)).abs().max() < (alone["elasticity"] - (-2.0)).abs().max() + 1e-9
+    assert d["se"].max() < alone["se"].min()
+    assert d["source"].str.contains("toward the chain").all()
+    big_alone = estimate_elasticities(big, prod_big, PricingConfig())
+    assert both.loc[both["category"] == "c", "elasticity"].to_numpy() == pytest.approx(
+        big_alone["elasticity"].to_numpy(), abs=0.1)
+
+
 def test_zero_sale_days_take_the_chain_price_and_promotion():
     # slow movers: most days have no sale, so no observed price; the estimator must still see the
     # promotions (from the chain's price that day), not treat promoted zero days as regular ones

@@ -158,6 +158,7 @@ def current_prices(history: pd.DataFrame, products: pd.DataFrame, plan_date: str
     return out[["location_id", "sku_id", "unit_price", "last_other_price_date"]]
 
 
+MIN_EVENT_DAYS = 7  # days a price change must have on each side before it is measured (`_events`)
 EVENT_WINDOW_DAYS = 14  # days compared on each side of a price change or promotion
 
 
@@ -175,6 +176,7 @@ class _Panel:
     promo: np.ndarray  # (L, S, T) bool
     exposure: np.ndarray  # (L, S, T) expected units at the regular price: series mean x category-day index
     seen: np.ndarray  # (L, S, T) bool: the series' own regular price was observed on or before day t
+    on_hand: np.ndarray | None = None  # (L, S, T) closing stock where the history has it (nan: unknown)
 
 
 def _ffill_bfill(a: np.ndarray) -> np.ndarray:
@@ -209,6 +211,10 @@ def _panel(history: pd.DataFrame, products: pd.DataFrame, book: pd.DataFrame | N
     stock = np.zeros((L, S, T), dtype=bool)
     if "is_stockout" in hk:
         stock[li, si, ti] = hk["is_stockout"].fillna(False).to_numpy(bool)
+    on_hand = None
+    if "on_hand" in hk:
+        on_hand = np.full((L, S, T), np.nan)
+        on_hand[li, si, ti] = pd.to_numeric(hk["on_hand"], errors="coerce").to_numpy(float)
     obs_price = np.full((L, S, T), np.nan)
     obs_promo = np.full((L, S, T), np.nan)
     observed = hk["price_observed"].to_numpy(bool) if "price_observed" in hk else np.ones(len(hk), bool)
@@ -260,7 +266,7 @@ def _panel(history: pd.DataFrame, products: pd.DataFrame, book: pd.DataFrame | N
     day_index = np.where(loo_den > 1e-9, loo_num / np.maximum(loo_den, 1e-12), 1.0)
     day_index = np.clip(day_index, 0.05, 20)
     exposure = mean[:, :, None] * day_index[None]
-    return _Panel(locs, skus, cats, units, clean, price, regular, promo, exposure, seen)
+    return _Panel(locs, skus, cats, units, clean, price, regular, promo, exposure, seen, on_hand)
 
 
 def _window_sums(c: np.ndarray, flat_idx: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -268,9 +274,13 @@ def _window_sums(c: np.ndarray, flat_idx: np.ndarray, lo: np.ndarray, hi: np.nda
     return c[flat_idx, hi] - c[flat_idx, lo]
 
 
-def _events(p: _Panel, W: int) -> pd.DataFrame:
+def _events(p: _Panel, W: int, overstock_weeks: float | None = None) -> pd.DataFrame:
     """Regular-price changes, one row per SKU x day x size of change, pooled over the stores that
-    changed together: units and exposure on clean regular days in the W days before and after."""
+    changed together: units and exposure on clean regular days in the W days before and after.
+    A cut made while the store held more than `overstock_weeks` of its before-window sales is
+    left out: a markdown is chosen because sales were low, and demand that drifts back after a
+    dip would read as a price response (traced in the twin: such cuts read e = -4 to -10 where
+    the true elasticities were -0.9 to -2.1)."""
     L, S, T = p.units.shape
     lr = np.log(p.regular)
     step = np.zeros_like(lr)
@@ -288,9 +298,25 @@ def _events(p: _Panel, W: int) -> pd.DataFrame:
     nxt_same = np.r_[flat[1:] == flat[:-1], False]
     next_t = np.where(nxt_same, np.r_[t[1:], T], T)
     lo, hi = np.maximum(t - W, prev_t), np.minimum(t + W, next_t)
+    # a change is measured once a week has passed on both sides: a day or two after it, the
+    # count is a few units against a day index from a handful of series, noise the Poisson
+    # variance does not carry (traced: one-day windows read 13% cuts as 3x sales, e = -9 to -24)
+    full = ((t - lo) >= MIN_EVENT_DAYS) & ((hi - t) >= MIN_EVENT_DAYS)
+    if not full.any():
+        return pd.DataFrame(columns=["sku", "x", "a", "ea", "b", "eb"])
+    l, s, t, flat, lo, hi = l[full], s[full], t[full], flat[full], lo[full], hi[full]
     m = (p.clean & ~p.promo).reshape(L * S, T)
     cu = np.concatenate([np.zeros((L * S, 1)), np.cumsum(p.units.reshape(L * S, T) * m, axis=1)], axis=1)
     ce = np.concatenate([np.zeros((L * S, 1)), np.cumsum(p.exposure.reshape(L * S, T) * m, axis=1)], axis=1)
+    if overstock_weeks is not None and p.on_hand is not None:
+        cn = np.concatenate([np.zeros((L * S, 1)), np.cumsum(m, axis=1)], axis=1)
+        per_day = _window_sums(cu, flat, lo, t) / np.maximum(_window_sums(cn, flat, lo, t), 1)
+        stock = p.on_hand.reshape(L * S, T)[flat, t - 1]
+        markdown = (step[l, s, t] < 0) & (np.nan_to_num(stock) > overstock_weeks * 7 * per_day)
+        keep = ~markdown
+        if not keep.any():
+            return pd.DataFrame(columns=["sku", "x", "a", "ea", "b", "eb"])
+        l, s, t, flat, lo, hi = l[keep], s[keep], t[keep], flat[keep], lo[keep], hi[keep]
     ev = pd.DataFrame({"sku": s, "t": t, "x": np.round(step[l, s, t], 3),
                        "b": _window_sums(cu, flat, lo, t), "eb": _window_sums(ce, flat, lo, t),
                        "a": _window_sums(cu, flat, t, hi), "ea": _window_sums(ce, flat, t, hi)})
@@ -371,6 +397,17 @@ def _placebo_variance(p: _Panel, W: int) -> float:
     return float(max(np.mean(d["r"] ** 2) - np.mean(d["v"]), 0.0))
 
 
+def _between_variance(est: np.ndarray, var: np.ndarray) -> float:
+    """DerSimonian-Laird between-group variance of estimates `est` with sampling variances `var`
+    (inf with fewer than two groups: nothing to pool toward)."""
+    if len(est) < 2:
+        return np.inf
+    w = 1.0 / var
+    m = np.sum(w * est) / w.sum()
+    q = float(np.sum(w * (est - m) ** 2))
+    return max(0.0, (q - (len(est) - 1)) / float(w.sum() - np.sum(w ** 2) / w.sum()))
+
+
 def _wls_slope(x, r, w):
     """Slope through the origin and its standard error."""
     sxx = float(np.sum(w * x * x))
@@ -400,8 +437,9 @@ def estimate_elasticities(history: pd.DataFrame, products: pd.DataFrame, cfg: Pr
     out = pd.DataFrame({"sku_id": p.skus, "category": p.category})
     drift = _placebo_variance(p, W) if p.units.size else 0.05
     # (a) own: regular-price changes, each a before/after comparison
-    ev = _log_ratio(_events(p, W)) if p.units.size else pd.DataFrame()
+    ev = _log_ratio(_events(p, W, cfg.overstock_weeks)) if p.units.size else pd.DataFrame()
     own_e, own_se, n_ev = np.full(S, np.nan), np.full(S, np.inf), np.zeros(S, int)
+    own_df = np.full(S, np.inf)  # degrees of freedom of own_se (inf: a variance taken as known)
     if len(ev):
         ev["w"] = 1.0 / (ev["v"] + drift)
         ev["wxx"], ev["wxr"] = ev["w"] * ev["x"] ** 2, ev["w"] * ev["x"] * ev["r"]
@@ -420,6 +458,8 @@ def estimate_elasticities(history: pd.DataFrame, products: pd.DataFrame, cfg: Pr
         phi = np.where(g["n"] > 2, chi2 / np.maximum(g["n"] - 1, 1), 1.0)
         own_se[idx] = (np.sqrt(np.maximum(phi, 1.0)) / np.sqrt(g["wxx"]))[ok].to_numpy()
         n_ev[idx] = g["n"][ok].to_numpy()
+        # a standard error scaled by the events' own scatter is estimated from n - 1 residuals
+        own_df[idx] = np.where((g["n"] > 2) & (phi > 1.0), g["n"] - 1, np.inf)[ok.to_numpy()]
     # (b) category: promotion depth. A promotion's lift is log(lift) + e log(depth); across the
     # category's promotions of different depth the slope is e (non-price lift assumed unrelated
     # to depth). One point per SKU (its promotions share the lift), weighted by its precision.
@@ -446,22 +486,27 @@ def estimate_elasticities(history: pd.DataFrame, products: pd.DataFrame, cfg: Pr
                 resid = d["r"] - rm - slope * (d["x"] - xm)
                 lift_var = max(float(np.average(resid ** 2, weights=w) * len(d) / max(len(d) - 2, 1)
                                      - np.average(d["v"], weights=w)), 0.005)
-            prior[c] = (slope, se, f"promotion depth over {len(d)} SKUs")
+            # a slope and intercept fitted through len(d) points: len(d) - 2 degrees of freedom
+            prior[c] = (slope, se, f"promotion depth over {len(d)} SKUs", max(len(d) - 2, 1))
     # category prior: the promotion-depth slope and the category's own estimates, by precision
     own_ok = np.isfinite(own_se) & np.isfinite(own_e)
-    mu, mu_var, how = {}, {}, {}
+    mu, mu_var, how, mu_w4 = {}, {}, {}, {}
     for c in cat_names:
         m = (p.category == c) & own_ok
         ests, vars_, parts = list(own_e[m]), list(own_se[m] ** 2 + tau2), []
+        est_v, est_df = list(own_se[m] ** 2), list(own_df[m])  # the estimated part of each variance
         if m.any():
             parts.append(f"{int(m.sum())} SKU(s) with price changes")
         if c in prior and np.isfinite(prior[c][0]):
             ests.append(prior[c][0])
             vars_.append(prior[c][1] ** 2)
+            est_v.append(prior[c][1] ** 2)
+            est_df.append(prior[c][3])
             parts.append(prior[c][2])
         if ests:
             w = 1.0 / np.asarray(vars_)
             mu[c], mu_var[c], how[c] = float(np.sum(w * ests) / w.sum()), float(1.0 / w.sum()), " and ".join(parts)
+            mu_w4[c] = float(np.sum(w ** 4 * np.asarray(est_v) ** 2 / np.asarray(est_df)))
     if mu:  # categories with nothing to learn from take the chain's pooled value
         wc = np.array([1 / mu_var[c] for c in mu])
         chain = (float(np.sum(wc * np.array(list(mu.values()))) / wc.sum()), float(1 / wc.sum()) + tau2)
@@ -477,10 +522,29 @@ def estimate_elasticities(history: pd.DataFrame, products: pd.DataFrame, cfg: Pr
     m_c = np.where(in_mu & ~alone, (m_c / v_c - w_own * np.nan_to_num(own_e)) / np.where(alone, 1.0, np.maximum(w_rest, 1e-12)), m_c)
     v_c = np.where(in_mu & ~alone, 1.0 / np.maximum(w_rest, 1e-12), v_c)
     m_c, v_c = np.where(alone, chain[0], m_c), np.where(alone, chain[1], v_c)
+    # each category's mean shrinks toward the chain's (normal-normal across categories; their
+    # spread by DerSimonian-Laird): a slope over 4 SKUs with se 2.3 says little, and the chain's
+    # other categories then say more about it than the policy's bound does
+    tau2_cat = _between_variance(np.array([mu[c] for c in mu]), np.array([mu_var[c] for c in mu]))
+    has_c = np.isin(p.category, list(mu)) & ~alone
+    shrink = np.where(has_c, v_c / (v_c + tau2_cat), 0.0) if np.isfinite(tau2_cat) else np.zeros(S)
+    shift = shrink * (chain[0] - m_c)
+    m_c = m_c + shift
+    v_c = (1 - shrink) * v_c + shrink ** 2 * (chain[1] - tau2)
     v_c = v_c + tau2
+    # Satterthwaite: the category mean's variance is a weighted sum of estimated variances, each
+    # with its own degrees of freedom; q = sum (part^2 / df) carries them (q = 0: known variance)
+    A_c = np.array([mu_w4.get(c, 0.0) for c in p.category])
+    A_own = np.where(in_mu & np.isfinite(own_se), w_own ** 4 * np.nan_to_num(own_se, posinf=0.0) ** 4 / own_df, 0.0)
+    W_rest = np.where(in_mu & ~alone, np.maximum(w_rest, 1e-12), np.array([1.0 / mu_var.get(c, np.inf) if c in mu else 1.0
+                                                                          for c in p.category]))
+    q_c = np.where(alone | ~has_c, 0.0, np.maximum(A_c - A_own, 0.0) / W_rest ** 4) * (1 - shrink) ** 4
     src_c = np.array([("category: " + how[c]) if c in mu else
                       ("chain average (no price variation in the category)" if mu else "policy default (no price variation at all)")
                       for c in p.category], dtype=object)
+    pulled = np.abs(shift) >= 0.05  # say so where it moved the estimate
+    src_c[pulled] = src_c[pulled] + np.array([f", {b:.0%} toward the chain's {chain[0]:.2f}" for b in shrink[pulled]],
+                                             dtype=object)
     # each SKU: its own estimate shrunk toward the category (normal-normal, empirical Bayes)
     v_own = np.where(own_ok, own_se ** 2, np.inf)
     post_v = 1.0 / (1.0 / v_c + 1.0 / v_own)
@@ -488,7 +552,10 @@ def estimate_elasticities(history: pd.DataFrame, products: pd.DataFrame, cfg: Pr
     k = np.where(own_ok, post_v / v_own, 0.0)
     out["elasticity"] = np.clip(post_m, lo_b, hi_b)
     out["se"] = np.sqrt(post_v)
-    # confidence: the probability that the true elasticity is within 0.5 of the estimate
+    # the posterior mixes own (weight k) and category (1 - k): its degrees of freedom follow
+    q_own = np.where(own_ok, np.nan_to_num(own_se, posinf=0.0) ** 4 / own_df, 0.0)
+    q_post = k ** 4 * q_own + (1 - k) ** 4 * q_c
+    out["df"] = np.where(q_post > 0, post_v ** 2 / np.where(q_post > 0, q_post, 1.0), np.inf)    # confidence: the probability that the true elasticity is within 0.5 of the estimate
     out["confidence"] = np.round(_erf(0.5 / (np.sqrt(2 * post_v))), 4)
     out["own_weight"] = np.round(k, 4)
     out["source"] = np.where(own_ok, [f"own: {n} price change(s), {w:.0%} weight; rest " for n, w in zip(n_ev, k)], "") + src_c
@@ -563,7 +630,11 @@ def elasticity_interval(it: pd.DataFrame, cfg: PricingConfig) -> tuple[np.ndarra
 
     e = it["elasticity"].to_numpy(float)
     se = np.nan_to_num(it["se"].to_numpy(float), nan=0.0) if "se" in it else np.zeros(len(e))
-    z = stats.norm.ppf(0.5 + cfg.elasticity_interval / 2)
+    # an estimate resting on few points (a slope over 4 SKUs) takes Student's t for its degrees
+    # of freedom, not the normal quantile: the interval follows the evidence, not one number
+    df = np.nan_to_num(it["df"].to_numpy(float), nan=np.inf) if "df" in it else np.full(len(e), np.inf)
+    p_hi = 0.5 + cfg.elasticity_interval / 2
+    z = np.where(np.isfinite(df), stats.t.ppf(p_hi, np.maximum(df, 1.0)), stats.norm.ppf(p_hi))
     lo_b, hi_b = cfg.elasticity_bounds
     # widened inside the policy's range, but never so that the estimate itself falls outside
     return np.minimum(e, np.maximum(e - z * se, lo_b)), np.maximum(e, np.minimum(e + z * se, hi_b))
@@ -816,7 +887,7 @@ def recommend_prices(forecast: pd.DataFrame, history: pd.DataFrame, products: pd
         panel = _panel(history, products, book)
         el = estimate_elasticities(history, products, cfg, panel)
         out = out.merge(reference_prices(panel, FORECAST_PRICE_DAYS), on=["location_id", "sku_id"], how="left")
-        out = out.merge(el[["sku_id", "elasticity", "se", "confidence", "source"]], on="sku_id", how="left")
+        out = out.merge(el[["sku_id", "elasticity", "se", "df", "confidence", "source"]], on="sku_id", how="left")
         out["elasticity"] = out["elasticity"].fillna(cfg.default_elasticity)
         # the forecast reflects the recent price level; at today's price expect (p0 / ref)^e of it
         out["reference_price"] = out["reference_price"].fillna(out["current_price"])

@@ -49,7 +49,7 @@ def price_recommendations(context: dg.AssetExecutionContext, warehouse: Warehous
         wh,
         d,
         PRICING_HISTORY_DAYS,
-        "location_id, sku_id, date, units_sold, unit_price, price_observed, on_promo, is_stockout",
+        "location_id, sku_id, date, units_sold, unit_price, price_observed, on_promo, is_stockout, on_hand",
     )
     # the prices this pipeline already sent to the ERP (earlier partitions of the decision log;
     # all of them: a slow mover's last price may be older than the history window), reconciled
