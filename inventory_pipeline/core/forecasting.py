@@ -904,6 +904,11 @@ def _mlforecast(cfg: ForecastConfig, horizon: int | None = None):
     )
 
 
+def _feature_reach(cfg: ForecastConfig) -> int:
+    """Days of history before a training row that its lag and rolling features read."""
+    return cfg.horizon_days + 91 if GLOBAL_MODE["lags"] == "direct" else 28 + 28
+
+
 @dataclass
 class GlobalInputs:
     """The global model's frames: `train` (history: unique_id, ds, y = corrected demand, statics,
@@ -1057,6 +1062,11 @@ def _global_frames(
     future = g[g["_future"]][["unique_id", "ds", *dynamic]]
     chunk = g.drop_duplicates("unique_id").set_index("unique_id")["category"]
     info["features"] = [*statics, *dynamic]
+    # training rows whose lag / rolling features reach before the series' start are dropped when
+    # the history is long enough to train on the rest (M5: 364 days); a short history (the demo
+    # network) keeps them, with missing features, so the CV's earliest origin still has rows
+    span = (pd.to_datetime(train["ds"]).max() - pd.to_datetime(train["ds"]).min()).days + 1 if len(train) else 0
+    info["dropna"] = bool(span > _feature_reach(cfg) + cfg.cv_windows * cfg.cv_horizon + 28)
     return GlobalInputs(train.reset_index(drop=True), future.reset_index(drop=True), chunk, info)
 
 
@@ -1076,6 +1086,7 @@ def _global_cv(gi: GlobalInputs, ids, cfg: ForecastConfig) -> tuple[pd.DataFrame
         df = gi.train[gi.train["unique_id"].isin(cids)]
         cv = _mlforecast(cfg).cross_validation(
             df,
+            dropna=gi.info["dropna"],
             n_windows=cfg.cv_windows,
             h=cfg.cv_horizon,
             step_size=cfg.cv_horizon,
@@ -1180,7 +1191,7 @@ def _global_fit(gi: GlobalInputs, cfg: ForecastConfig) -> pd.DataFrame:
         cids = gi.chunk.index[gi.chunk == cat].to_numpy()
         tr = gi.train[gi.train["unique_id"].isin(cids)]
         x = gi.future[gi.future["unique_id"].isin(cids)]
-        mlf = _mlforecast(cfg).fit(tr, static_features=GLOBAL_STATIC_COLUMNS)
+        mlf = _mlforecast(cfg).fit(tr, static_features=GLOBAL_STATIC_COLUMNS, dropna=gi.info["dropna"])
         fc = mlf.predict(h=cfg.horizon_days, X_df=x)
         out.append(fc[["unique_id", "ds", GLOBAL_MODEL]])
     if not out:

@@ -169,6 +169,9 @@ def baseline_forecasts(hist: pd.DataFrame, horizon: int, n_jobs: int = 1) -> pd.
         ],
         freq="D",
         n_jobs=n_jobs,
+        # ETS cannot be fitted on a series shorter than two seasons or without variation: that
+        # series gets the 28-day window average (statsforecast's fallback, per series and model)
+        fallback_model=WindowAverage(window_size=28),
     )
     fc = sf.forecast(df=df, h=horizon)
     fc = fc.reset_index() if "unique_id" not in fc.columns else fc
