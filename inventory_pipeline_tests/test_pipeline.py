@@ -131,6 +131,7 @@ def test_twin_plan_reproduces_the_assets_outputs(pipeline_run):
     wh = Warehouse(s.warehouse_dir)
     pol = load_policy(s.policy_path)
     cfg = forecast_config(pol)
+    from inventory_pipeline.defs._common import promotion_plan_known
     from inventory_pipeline.defs.forecasting import forecast_inputs
 
     fc = forecast_demand(**{k: v for k, v in forecast_inputs(wh, d, cfg).items()}, plan_date=d, cfg=cfg)
@@ -146,7 +147,7 @@ def test_twin_plan_reproduces_the_assets_outputs(pipeline_run):
         wh.read_model("select * from marts.dim_products"), wh.read_model("select * from marts.dim_locations"),
         wh.read_model("select * from staging.stg_lanes"), d, pol, price_book=book,
         lead_times=wh.read_model("select * from marts.fct_order_lead_times where received_date <= cast(? as date)", [d]),
-        raw_products=wh.read("raw_products"))
+        raw_products=wh.read("raw_products"), promotions_planned=promotion_plan_known(wh, d))
     for table in ("price_recommendations", "replenishment_orders", "rebalancing_transfers", "replenishment_targets",
                   "replenishment_unmet"):
         got, want = plan[table], wh.read(table, d)

@@ -1237,6 +1237,19 @@ def _breakdown_metrics(points: pd.DataFrame, adj: pd.DataFrame) -> dict:
     return out
 
 
+def _planned_days(adj: pd.DataFrame, promotions: pd.DataFrame | None) -> pd.MultiIndex | None:
+    """(unique_id, day) of every planned promoted store x SKU x day of the daily plan frame
+    (core.promotions.DAILY_COLUMNS); None without a plan."""
+    if promotions is None or not len(promotions):
+        return None
+    ids = adj.groupby("unique_id")[["location_id", "sku_id"]].first().reset_index().astype(
+        {"location_id": str, "sku_id": str}
+    )
+    p = promotions[["location_id", "sku_id", "date"]].astype({"location_id": str, "sku_id": str})
+    p = p.merge(ids, on=["location_id", "sku_id"])
+    return pd.MultiIndex.from_arrays([p["unique_id"].to_numpy(), pd.to_datetime(p["date"]).dt.normalize().to_numpy()])
+
+
 def run_forecast(
     history: pd.DataFrame,
     plan_date: str,
@@ -1271,9 +1284,13 @@ def run_forecast(
     adj = adj.merge(classes[["unique_id", "demand_class"]], on="unique_id")
     em = info.event_multipliers
     cat = adj.groupby("unique_id")["category"].first()
+    planned = _planned_days(adj, promotions) if cfg.uplift else None
 
     def with_events(part: pd.DataFrame) -> pd.DataFrame:
-        """adjusted scale -> demand scale: the event multipliers of the future days"""
+        """adjusted scale -> demand scale: the event multipliers of the future days, and the
+        category's promotion uplift on the days of a planned promotion (landing v1.1): the
+        statistical models were fit on de-promoted demand, so a promotion the plan announces
+        comes back here, before it starts; a cancelled one is no longer in the plan"""
         keys = pd.DataFrame(
             {
                 "category": part["unique_id"].map(cat).to_numpy(),
@@ -1282,7 +1299,14 @@ def run_forecast(
                 else "",
             }
         )
-        return part.assign(mean=np.clip(part["mean"].to_numpy(float) * event_multiplier(keys, em), 0, None))
+        mult = event_multiplier(keys, em)
+        if planned is not None and len(planned):
+            on = pd.MultiIndex.from_arrays(
+                [part["unique_id"].to_numpy(), pd.to_datetime(part["ds"]).dt.normalize().to_numpy()]
+            ).isin(planned)
+            up = part["unique_id"].map(cat).astype(str).map(info.promo_uplift).astype(float).fillna(1.0).to_numpy()
+            mult = mult * np.where(on, up, 1.0)
+        return part.assign(mean=np.clip(part["mean"].to_numpy(float) * mult, 0, None))
 
     parts, gmeta = [], {}
     has_stat = (classes["demand_class"] != "new").any()
@@ -1391,9 +1415,11 @@ def forecast_demand(
     categories: pd.Series | None = None,
     calendar: pd.DataFrame | None = None,
     selection: dict | None = None,
+    promotions: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Forecast days plan_date+1 .. plan_date+horizon for every store x SKU carried on plan_date."""
-    return run_forecast(history, plan_date, cfg, categories, calendar, selection).forecast
+    """Forecast days plan_date+1 .. plan_date+horizon for every store x SKU carried on plan_date
+    (`promotions`: the daily plan frame, as `run_forecast`)."""
+    return run_forecast(history, plan_date, cfg, categories, calendar, selection, promotions=promotions).forecast
 
 
 def drift_statistics(

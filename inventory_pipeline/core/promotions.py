@@ -143,3 +143,17 @@ def _empty_daily() -> pd.DataFrame:
             "promo_id": pd.Series(dtype=object),
         }
     )
+
+
+def planned_promotion_days(forecast: pd.DataFrame, promotions: pd.DataFrame | None) -> np.ndarray:
+    """Boolean mask over `forecast` rows (location_id, sku_id, date): the day is inside a planned
+    promotion of the daily frame `promotions` (DAILY_COLUMNS). None or empty: nothing planned."""
+    if promotions is None or not len(promotions) or not len(forecast):
+        return np.zeros(len(forecast), dtype=bool)
+    key = ["location_id", "sku_id", "date"]
+    planned = promotions[key].assign(date=pd.to_datetime(promotions["date"]).dt.normalize(), _p=True)
+    planned = planned.astype({"location_id": str, "sku_id": str}).drop_duplicates(key)
+    f = forecast[key].assign(date=pd.to_datetime(forecast["date"]).dt.normalize()).astype(
+        {"location_id": str, "sku_id": str}
+    )
+    return f.merge(planned, on=key, how="left")["_p"].fillna(False).to_numpy(bool)

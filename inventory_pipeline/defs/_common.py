@@ -22,6 +22,13 @@ def demand_history(wh, d: str, days: int, columns: str = "location_id, sku_id, d
         "order by location_id, sku_id, date", [d, start])
 
 
+def promotion_plan_known(wh, d: str) -> bool:
+    """Whether the retailer landed a promotion plan (landing v1.1 `promotions.csv`) on or before D:
+    then the forecast plans announced promotions and replenishment stops covering them as surprises."""
+    n = wh.read_model("select count(*) as n from staging.stg_promotion_files where file_date <= cast(? as date)", [d])
+    return bool(int(n["n"].iloc[0]))
+
+
 def model_key(name: str) -> dg.AssetKey:
     return get_asset_key_for_model([warehouse_models], name)
 

@@ -15,9 +15,10 @@ import pandas as pd
 
 from ..contracts.outputs import DemandForecast
 from ..core.forecasting import ForecastConfig, drift_statistics, forecast_config, run_forecast
+from ..core.promotions import expand_promotions
 from ..core.plots import plot_cv, plot_forecasts
 from ..core.tracking import fingerprint, gate_decision, log_run, register_forecaster, registry_version, set_alias
-from ._common import contract_check, contract_spec, demand_history, model_key, operational, preview
+from ._common import contract_check, contract_spec, demand_history, model_key, operational, preview, promotion_plan_known
 from .partitions import daily_partitions
 from .resources import ForecastEngineResource, MlflowResource, PolicyResource, WarehouseResource
 
@@ -26,11 +27,24 @@ DRIFT = "forecast_drift"
 
 
 def forecast_inputs(wh, d: str, cfg: ForecastConfig) -> dict:
-    """What the stage reads: the history window, SKU categories and the event calendar."""
+    """What the stage reads: the history window, SKU categories, the event calendar and the
+    promotion plan known at D (landing v1.1, `marts.fct_promotion_plan`; None when the retailer
+    sends no plan, so a v1 landing zone forecasts as before)."""
     products = wh.read_model("select sku_id, category from marts.dim_products")
     calendar = wh.read_model("select date, event, region from staging.stg_calendar")  # v1.1: regional rows (SNAP)
     return {"history": demand_history(wh, d, cfg.history_days), "categories": products.set_index("sku_id")["category"],
-            "calendar": calendar}
+            "calendar": calendar, "promotions": planned_promotions(wh, d, cfg.horizon_days, products)}
+
+
+def planned_promotions(wh, d: str, horizon_days: int, products: pd.DataFrame) -> pd.DataFrame | None:
+    """The plan known at D expanded to store x SKU x day rows for D+1..D+horizon; None when no
+    promotions file was ever landed (the forecast then plans no promotion, as under contract v1)."""
+    if not promotion_plan_known(wh, d):
+        return None
+    plan = wh.read_model("select * from marts.fct_promotion_plan where plan_date = cast(? as date)", [d])
+    stores = wh.read_model("select location_id, location_type from marts.dim_locations")
+    start = pd.Timestamp(d) + pd.Timedelta(days=1)
+    return expand_promotions(plan, stores, products, start, start + pd.Timedelta(days=horizon_days - 1))
 
 
 def _drift(wh, d: str, pol) -> dg.AssetCheckResult:
@@ -57,7 +71,8 @@ def _drift(wh, d: str, pol) -> dg.AssetCheckResult:
 @dg.asset(
     partitions_def=daily_partitions,
     group_name="decisions",
-    deps=[model_key("fct_daily_demand"), model_key("dim_products"), model_key("stg_calendar")],
+    deps=[model_key("fct_daily_demand"), model_key("dim_products"), model_key("stg_calendar"),
+          model_key("fct_promotion_plan")],
     check_specs=[
         contract_spec("demand_forecast", DemandForecast),
         dg.AssetCheckSpec(GATE, asset="demand_forecast",
@@ -82,7 +97,8 @@ def demand_forecast(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     inputs = forecast_inputs(wh, d, cfg)
     hist = inputs["history"]
     context.log.info(f"forecasting {hist.groupby(['location_id', 'sku_id']).ngroups} series from {len(hist)} rows")
-    cand = run_forecast(hist, d, cfg, inputs["categories"], inputs["calendar"], progress=context.log.info)
+    cand = run_forecast(hist, d, cfg, inputs["categories"], inputs["calendar"], progress=context.log.info,
+                        promotions=inputs["promotions"])
     champ = registry_version(mlflow.tracking_uri, "champion")
     serving, champ_wape = cand, None
     if champ and champ["config_fingerprint"] != cfg.fingerprint():
@@ -92,7 +108,7 @@ def demand_forecast(context: dg.AssetExecutionContext, warehouse: WarehouseResou
             "dask_partitions")}})
         context.log.info(f"cross-validating champion v{champ['version']} on the same window")
         champ_res = run_forecast(hist, d, ccfg, inputs["categories"], inputs["calendar"],
-                                 progress=lambda m: context.log.info(f"champion {m}"))
+                                 progress=lambda m: context.log.info(f"champion {m}"), promotions=inputs["promotions"])
         champ_wape = champ_res.metrics.get("cv_wape")
         promoted, reason = gate_decision(cand.metrics.get("cv_wape", float("nan")), champ_wape,
                                          pol.forecast.promotion_tolerance)

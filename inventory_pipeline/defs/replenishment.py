@@ -3,12 +3,14 @@ supplier lead times observed in receipts, and the policy file's replenishment se
 blocking `order_rules` check re-derives every order rule from the output (core.order_violations),
 independently of the planner: a failure stops the downstream stages of the partition."""
 
+import dataclasses
 import dagster as dg
 
 from ..contracts.outputs import ReplenishmentOrders
 from ..core.pricing import PRICING_HISTORY_DAYS
 from ..core.replenishment import delivery_schedule, order_violations, plan_replenishment, replenishment_config
-from ._common import contract_check, contract_spec, demand_history, model_key, operational, preview, violations_check
+from ._common import (contract_check, contract_spec, demand_history, model_key, operational, preview,
+                      promotion_plan_known, violations_check)
 from .forecasting import demand_forecast
 from .partitions import daily_partitions
 from .pricing import price_recommendations
@@ -34,7 +36,9 @@ def replenishment_orders(context: dg.AssetExecutionContext, warehouse: Warehouse
     d = context.partition_key
     wh = warehouse.get()
     pol = policy.load()
-    cfg = replenishment_config(pol)
+    # the forecast took a promotion plan (landing v1.1): announced promotions are planned, not
+    # surprises the measured protection error must cover (as in the twin, simulation/pipeline_policy.py)
+    cfg = dataclasses.replace(replenishment_config(pol), forecast_plans_promotions=promotion_plan_known(wh, d))
     positions = wh.read_model("select * from marts.fct_inventory_positions where date = cast(? as date)", [d])
     products = wh.read_model("select * from marts.dim_products")
     # a store its DC delivers to on one weekday (lanes.csv's optional delivery_weekday) reviews weekly

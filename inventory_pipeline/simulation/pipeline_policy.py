@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.forecasting import forecast_config, run_forecast
+from .promotion_plan import known_daily_promotions
 from ..core.policy import Policy as DecisionPolicy
 from ..core.pricing import (PRICING_HISTORY_DAYS, PricingConfig, PricingInfeasible, guardrail_violations, pricing_config,
                             recommend_prices, with_lifecycle)
@@ -192,17 +193,22 @@ def plan_decisions(
     price_book: pd.DataFrame | None = None,
     lead_times: pd.DataFrame | None = None,
     raw_products: pd.DataFrame | None = None,
+    promotions_planned: bool = False,
 ) -> dict[str, pd.DataFrame]:
     """Prices, orders and transfers for `plan_date`, exactly as the assets call the core.
     `history` is the pricing window (`PRICING_HISTORY_DAYS`) of fct_daily_demand; `pricing`
     None = the policy file's (`pricing_config(policy)`); `raw_products` the landing file's
-    products (lifecycle dates for the markdown rule, `core.pricing.with_lifecycle`)."""
+    products (lifecycle dates for the markdown rule, `core.pricing.with_lifecycle`); `promotions_planned`:
+    the forecast took a promotion plan (landing v1.1), so announced promotions are not surprises
+    replenishment must cover (`ReplenishmentConfig.forecast_plans_promotions`)."""
     cfg = pricing_config(policy) if pricing is None else pricing
     prices = recommend_prices(forecast, history, with_lifecycle(products, raw_products), plan_date, cfg,
                               positions=positions, locations=locations, book=price_book)
     # the pricing window of fct_daily_demand also measures the protection-period error (replenishment)
     plan = plan_replenishment(forecast, prices, positions, products, delivery_schedule(locations, lanes), plan_date,
-                              replenishment_config(policy, service_level), lead_time_observations=lead_times,
+                              dataclasses.replace(replenishment_config(policy, service_level),
+                                                  forecast_plans_promotions=promotions_planned),
+                              lead_time_observations=lead_times,
                               history=history)
     transfers = plan_transfers(plan.targets, lanes, locations, plan_date, rebalancing_config(policy), orders=plan.orders)
     return {"price_recommendations": prices, "replenishment_orders": plan.orders, "rebalancing_transfers": transfers,
@@ -243,6 +249,12 @@ class PipelinePolicy:
         self.review_by: Counter = Counter()
         self.last_pricing_error = ""
         self._book = pd.DataFrame(columns=["location_id", "sku_id", "price", "effective_date"])
+        self.network = network
+        # the world announces its promotions ahead (landing contract v1.1): the forecast takes the
+        # plan and replenishment stops covering announced promotions as surprises
+        self.plans_promotions = bool(network.promo_path.any()) and network.replay_demand is None
+        if self.plans_promotions:
+            self.rcfg = dataclasses.replace(self.rcfg, forecast_plans_promotions=True)
         self.products, self.locations, self.lanes = products_frame(network), locations_frame(network), network.lanes
         self.raw_products = network.products  # the landing file's products, lifecycle dates included
         self.categories = self.products.set_index("sku_id")["category"]
@@ -269,8 +281,14 @@ class PipelinePolicy:
         plan_date = obs.date.date().isoformat()
         if obs.t - self._forecast_t >= self.cadence:
             reselect = self._selection is None or self.forecasts_made % self.reselect_every == 0
+            # the promotion plan merchandising knows tonight (landing v1.1), as the landing path
+            # hands it to the asset: announced promotions up to the horizon, cancellations gone
+            promotions = None
+            if self.plans_promotions:
+                promotions = known_daily_promotions(self.network, obs.t, pd.Timestamp(plan_date) + pd.Timedelta(days=1),
+                                                    pd.Timestamp(plan_date) + pd.Timedelta(days=self.fcfg.horizon_days))
             res = run_forecast(self._history(obs, self.fcfg.history_days), plan_date, self.fcfg, self.categories,
-                               self.calendar, selection=None if reselect else self._selection)
+                               self.calendar, selection=None if reselect else self._selection, promotions=promotions)
             self._forecast, self._forecast_t = res.forecast, obs.t
             if reselect:
                 self._selection = res.selection
@@ -282,12 +300,13 @@ class PipelinePolicy:
         lead = lead_time_frame(obs.history, obs.t, self.store_ids, self.dc_ids, self.sku_ids, self.supplier_ids)
         try:
             plan = plan_decisions(*frames, pricing=self.pricing, price_book=self._book, lead_times=lead,
-                                  raw_products=self.raw_products)
+                                  raw_products=self.raw_products, promotions_planned=self.plans_promotions)
         except PricingInfeasible as e:  # the asset would fail this day: the twin holds prices and counts it
             self.pricing_infeasible_days += 1
             self.last_pricing_error = f"{plan_date}: {e}"
             plan = plan_decisions(*frames, pricing=dataclasses.replace(self.pricing, enabled=False), price_book=self._book,
-                                  lead_times=lead, raw_products=self.raw_products)
+                                  lead_times=lead, raw_products=self.raw_products,
+                                  promotions_planned=self.plans_promotions)
         self.last_plan = plan
         pr = plan["price_recommendations"]
         # the price book: what the decision log's exported price changes are to the assets

@@ -1,0 +1,75 @@
+"""The forecast takes the promotion plan (landing contract v1.1): a planned promotion lifts the
+statistical forecast on its days only, before it starts; a cancelled one (gone from the plan)
+does not."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from inventory_pipeline.core.forecasting import ForecastConfig, run_forecast
+from inventory_pipeline.core.promotions import planned_promotion_days
+
+PLAN_DATE = "2025-06-30"
+
+
+def _history(lift=2.0, rate=20.0, days=200, seed=0):
+    """Two SKUs of one category, four stores, Poisson demand with promotions at a known lift."""
+    rng = np.random.default_rng(seed)
+    dates = pd.date_range(end=PLAN_DATE, periods=days)
+    rows = []
+    for sku in ("A", "B"):
+        promo = np.zeros(days, bool)
+        for start in range(10, days - 10, 35):
+            promo[start : start + 7] = True
+        for loc in ("S1", "S2", "S3", "S4"):
+            units = rng.poisson(rate * np.where(promo, lift, 1.0))
+            rows.append(
+                pd.DataFrame({"location_id": loc, "sku_id": sku, "date": dates, "units_sold": units,
+                              "is_stockout": False, "on_promo": promo.astype(int)})
+            )
+    return pd.concat(rows, ignore_index=True)
+
+
+def _plan(days, skus=("A",), locs=("S1", "S2", "S3", "S4")):
+    d = pd.date_range(pd.Timestamp(PLAN_DATE) + pd.Timedelta(days=days[0]), periods=days[1])
+    return pd.DataFrame([(loc, sku, day, 20.0, 0, "P1") for loc in locs for sku in skus for day in d],
+                        columns=["location_id", "sku_id", "date", "discount_pct", "display", "promo_id"])
+
+
+CFG = ForecastConfig(cv_windows=2, cv_horizon=7, horizon_days=21, cv_sample_series=0)
+
+
+@pytest.fixture(scope="module")
+def forecasts():
+    h = _history()
+    cats = pd.Series({"A": "c", "B": "c"})
+    plain = run_forecast(h, PLAN_DATE, CFG, cats).forecast
+    planned = run_forecast(h, PLAN_DATE, CFG, cats, promotions=_plan((5, 7))).forecast
+    return plain, planned
+
+
+def test_a_planned_promotion_lifts_its_days_only_by_the_measured_uplift(forecasts):
+    plain, planned = forecasts
+    on = planned_promotion_days(planned, _plan((5, 7)))
+    assert on.sum() == 4 * 7  # four stores x seven days of SKU A
+    ratio = planned.loc[on, "mean"].to_numpy() / plain.loc[on, "mean"].to_numpy()
+    assert ratio == pytest.approx(np.full(on.sum(), ratio[0]))  # one category uplift
+    assert 1.7 < ratio[0] < 2.1  # the history's lift (2.0), shrunk a little toward 1
+    assert planned.loc[~on, "mean"].to_numpy() == pytest.approx(plain.loc[~on, "mean"].to_numpy())
+    assert (planned.loc[on, "p90"].to_numpy() >= plain.loc[on, "p90"].to_numpy()).all()
+
+
+def test_a_cancelled_promotion_is_not_forecast(forecasts):
+    plain, _ = forecasts
+    h = _history()
+    empty = _plan((5, 7)).iloc[0:0]
+    cancelled = run_forecast(h, PLAN_DATE, CFG, pd.Series({"A": "c", "B": "c"}), promotions=empty).forecast
+    assert cancelled["mean"].to_numpy() == pytest.approx(plain["mean"].to_numpy())
+
+
+def test_planned_days_match_on_store_sku_and_day():
+    fc = pd.DataFrame({"location_id": ["S1", "S1", "S2"], "sku_id": ["A", "A", "A"],
+                       "date": pd.to_datetime(["2025-07-05", "2025-07-20", "2025-07-05"])})
+    plan = _plan((5, 3), locs=("S1",))
+    assert planned_promotion_days(fc, plan).tolist() == [True, False, False]
+    assert not planned_promotion_days(fc, None).any()
