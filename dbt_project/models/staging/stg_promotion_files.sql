@@ -2,11 +2,8 @@
 -- raw_promotions (one row per day with a file, none for a day without). A file with no kept row is
 -- an empty plan; a day without a file keeps the previous plan.
 -- depends_on: {{ source('raw', 'promotions') }}
-{%- set files = env_var('INVENTORY_PIPELINE_WAREHOUSE_DIR', '../data/warehouse') ~ '/raw_promotions_files/**/*.parquet' %}
-{%- set landed = true %}
-{%- if execute %}
-{%- set landed = run_query("select count(*) from glob('" ~ files ~ "')").columns[0].values()[0] > 0 %}
-{%- endif %}
+{%- set files = raw_files('raw_promotions_files') %}
+{%- set landed = raw_files_landed('raw_promotions_files') %}
 with src as (
     {%- if landed %}
     select * from read_parquet('{{ files }}', union_by_name=true)

@@ -3,11 +3,8 @@
 -- (marts.fct_promotion_plan; core/promotions.py `promotion_plan` in Python). Optional columns a
 -- file does not have (display, location_id, category or sku_id) come from the empty typed select;
 -- a landing zone that never had the file (v1) stages no rows.
-{%- set files = env_var('INVENTORY_PIPELINE_WAREHOUSE_DIR', '../data/warehouse') ~ '/raw_promotions/**/*.parquet' %}
-{%- set landed = true %}
-{%- if execute %}
-{%- set landed = run_query("select count(*) from glob('" ~ files ~ "')").columns[0].values()[0] > 0 %}
-{%- endif %}
+{%- set files = raw_files('raw_promotions') %}
+{%- set landed = raw_files_landed('raw_promotions') %}
 with src as (
     {%- if landed %}
     select * from {{ source('raw', 'promotions') }}
