@@ -15,9 +15,10 @@ The stage, step by step (every step vectorised over series; statsforecast does t
    e_{c,event,offset} = sum(demand) / sum(b) over the days `offset` (-7..+2) around each
    calendar event; both shrunk toward 1 (prior weight `uplift_prior_units`). The models are fit
    on demand / (u^promo x e); forecasts are multiplied by the event multipliers of the future days
-   (the calendar is known ahead). Future promotions are not in landing contract v1, so no future
-   promotion uplift is applied; the price the pricing stage recommends enters downstream as its
-   demand multiplier (replenishment plans against forecast x multiplier).
+   (the calendar is known ahead) and by u_c on the days of a planned promotion (`promotions`:
+   the landing v1.1 plan known at the plan date; without one no future promotion is applied);
+   the price the pricing stage recommends enters downstream as its demand multiplier
+   (replenishment plans against forecast x multiplier).
 4. **Classes** (Syntetos-Boylan): ADI = days / non-zero days, CV^2 of the non-zero sizes;
    smooth (ADI <= 1.32, CV^2 <= 0.49), erratic (ADI <= 1.32, CV^2 > 0.49), intermittent
    (ADI > 1.32, CV^2 <= 0.49), lumpy (ADI > 1.32, CV^2 > 0.49); `new` = history shorter than the
