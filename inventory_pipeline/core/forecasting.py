@@ -52,6 +52,7 @@ import pandas as pd
 from scipy import stats
 
 from .operations import Progress
+from .promotions import planned_promotion_days
 
 QUANTILES = ("p10", "p50", "p90", "p95", "p99")
 EXTRA_QUANTILES = ("p025", "p975")  # the 95% central interval
@@ -1238,19 +1239,6 @@ def _breakdown_metrics(points: pd.DataFrame, adj: pd.DataFrame) -> dict:
     return out
 
 
-def _planned_days(adj: pd.DataFrame, promotions: pd.DataFrame | None) -> pd.MultiIndex | None:
-    """(unique_id, day) of every planned promoted store x SKU x day of the daily plan frame
-    (core.promotions.DAILY_COLUMNS); None without a plan."""
-    if promotions is None or not len(promotions):
-        return None
-    ids = adj.groupby("unique_id")[["location_id", "sku_id"]].first().reset_index().astype(
-        {"location_id": str, "sku_id": str}
-    )
-    p = promotions[["location_id", "sku_id", "date"]].astype({"location_id": str, "sku_id": str})
-    p = p.merge(ids, on=["location_id", "sku_id"])
-    return pd.MultiIndex.from_arrays([p["unique_id"].to_numpy(), pd.to_datetime(p["date"]).dt.normalize().to_numpy()])
-
-
 def run_forecast(
     history: pd.DataFrame,
     plan_date: str,
@@ -1285,7 +1273,8 @@ def run_forecast(
     adj = adj.merge(classes[["unique_id", "demand_class"]], on="unique_id")
     em = info.event_multipliers
     cat = adj.groupby("unique_id")["category"].first()
-    planned = _planned_days(adj, promotions) if cfg.uplift else None
+    planned = promotions if cfg.uplift and promotions is not None and len(promotions) else None
+    series_ids = adj.groupby("unique_id")[["location_id", "sku_id"]].first()
 
     def with_events(part: pd.DataFrame) -> pd.DataFrame:
         """adjusted scale -> demand scale: the event multipliers of the future days, and the
@@ -1301,10 +1290,9 @@ def run_forecast(
             }
         )
         mult = event_multiplier(keys, em)
-        if planned is not None and len(planned):
-            on = pd.MultiIndex.from_arrays(
-                [part["unique_id"].to_numpy(), pd.to_datetime(part["ds"]).dt.normalize().to_numpy()]
-            ).isin(planned)
+        if planned is not None:
+            rows = series_ids.reindex(part["unique_id"].to_numpy()).reset_index(drop=True)
+            on = planned_promotion_days(rows.assign(date=pd.to_datetime(part["ds"]).to_numpy()), planned)
             up = part["unique_id"].map(cat).astype(str).map(info.promo_uplift).astype(float).fillna(1.0).to_numpy()
             mult = mult * np.where(on, up, 1.0)
         return part.assign(mean=np.clip(part["mean"].to_numpy(float) * mult, 0, None))
