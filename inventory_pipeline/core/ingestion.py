@@ -295,6 +295,16 @@ def _dates(s: pd.Series) -> pd.Series:
     return pd.to_datetime(s, errors="coerce", format="ISO8601").dt.normalize()
 
 
+def _ends_before_start(df: pd.DataFrame, start: str, end: str, add) -> None:
+    """Report rows whose `end` date is before their `start` date (both given), naming both."""
+    a, b = _dates(df[start]), _dates(df[end])
+    add(
+        a.notna() & b.notna() & (b < a),
+        f"{end},{start}",
+        f"{end} " + b.dt.strftime("%Y-%m-%d").fillna("") + f" before {start} " + a.dt.strftime("%Y-%m-%d").fillna(""),
+    )
+
+
 def file_rule_problems(
     f: LandingFile, df: pd.DataFrame, max_expected_days: int = DEFAULT_MAX_EXPECTED_DAYS
 ) -> list[pd.DataFrame]:
@@ -330,15 +340,8 @@ def file_rule_problems(
             + " (a file holds its own day only)",
         )
     if {"order_date", "expected_date"} <= set(df.columns):
-        o, e = _dates(df["order_date"]), _dates(df["expected_date"])
-        add(
-            o.notna() & e.notna() & (e < o),
-            "expected_date,order_date",
-            "expected_date "
-            + e.dt.strftime("%Y-%m-%d").fillna("")
-            + " before order_date "
-            + o.dt.strftime("%Y-%m-%d").fillna(""),
-        )
+        e = _dates(df["expected_date"])
+        _ends_before_start(df, "order_date", "expected_date", add)
         add(
             e.notna() & (e > folder + pd.Timedelta(days=max_expected_days)),
             "expected_date",
@@ -377,15 +380,7 @@ def promotion_problems(df: pd.DataFrame) -> list[pd.DataFrame]:
         np.full(len(df), "both sku_id and category: a promotion names exactly one of them"),
     )
     if {"start_date", "end_date"} <= set(df.columns):
-        a, b = _dates(df["start_date"]), _dates(df["end_date"])
-        add(
-            a.notna() & b.notna() & (b < a),
-            "end_date,start_date",
-            "end_date "
-            + b.dt.strftime("%Y-%m-%d").fillna("")
-            + " before start_date "
-            + a.dt.strftime("%Y-%m-%d").fillna(""),
-        )
+        _ends_before_start(df, "start_date", "end_date", add)
     if "discount_pct" in df.columns:
         x = pd.to_numeric(df["discount_pct"], errors="coerce")
         add(
