@@ -156,4 +156,5 @@ def planned_promotion_days(forecast: pd.DataFrame, promotions: pd.DataFrame | No
     f = forecast[key].assign(date=pd.to_datetime(forecast["date"]).dt.normalize()).astype(
         {"location_id": str, "sku_id": str}
     )
-    return f.merge(planned, on=key, how="left")["_p"].fillna(False).to_numpy(bool)
+    # a left join marks the unplanned days NaN; eq(True) reads them as False without a downcast
+    return f.merge(planned, on=key, how="left")["_p"].eq(True).to_numpy(bool)
