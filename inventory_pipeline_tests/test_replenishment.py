@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from inventory_pipeline.core.replenishment import (
-    ReplenishmentConfig, classify_items, eoq_band, estimate_lead_times, expected_shortage, measured_spread, normal_loss,
+    ReplenishmentConfig, classify_items, delay_loss_probability, eoq_band, estimate_lead_times, expected_shortage, measured_spread, normal_loss,
     order_violations, plan_replenishment, replenishment_config, service_levels, store_targets)
 from inventory_pipeline.core.policy import PolicyError, load_policy
 from inventory_pipeline.config import DEFAULT_POLICY_PATH
@@ -548,3 +548,40 @@ def test_an_over_full_location_still_takes_in_what_flows_out():
     sold = pd.DataFrame({"location_id": ["DC1", "DC2"], "sku_id": ["fast", "fast"], "units": [80.0, 80.0]})
     room = capacity_room(positions, locations, sold)
     assert room["DC1"] == pytest.approx(80.0) and room["DC2"] == pytest.approx(480.0)
+
+
+def test_delay_loss_probability_hand_checked():
+    # a store covering P = 2 days of 10 a day (sd 3 a day) with reorder point 30: a delivery one
+    # day late meets 3 days of demand, N(30, 3 sqrt 3): half the time more than 30 sells
+    t = pd.DataFrame({"protection_days": [2.0, 2.0], "mu_P": [20.0, 20.0], "mu_daily": [10.0, 10.0],
+                      "sigma_P": [3 * np.sqrt(2)] * 2, "reorder_point": [30.0, 40.0]})
+    p = delay_loss_probability(t, np.array([1.0, 1.0]))
+    assert p[0] == pytest.approx(0.5)
+    assert p[1] == pytest.approx(stats.norm.sf(10 / (3 * np.sqrt(3))))
+    # a longer delay exposes the store more (monotone in the delay)
+    assert (delay_loss_probability(t, np.array([3.0, 3.0])) > p).all()
+
+
+def test_dc_service_level_priced_by_the_stores_exposure_to_a_delay():
+    """cost_optimal: the DC's shortage cost is the lost margin times the chance the store cannot
+    bridge the delay, so its level sits below the stores' and rises with their exposure."""
+    cfg = ReplenishmentConfig(service_mode="cost_optimal")
+    po = _kind(_plan(_case(stores=("S1", "S2"), sd=3.0, on_hand_dc=0, sup_sd=2.0), cfg=cfg), "purchase_order").iloc[0]
+    t = store_targets(*_case(stores=("S1", "S2"), sd=3.0, on_hand_dc=0, sup_sd=2.0), plan_date="2025-04-30", cfg=cfg)
+    assert po["service_level"] < t["service_level"].min()
+    # the induced cost reproduces the level: alpha = b p / (b p + h) with h one day's holding
+    p = delay_loss_probability(t, np.full(len(t), 1.0 + po["lead_time_std_days"]))
+    b = 1.0 * p.mean()  # price 3 - cost 2, both stores alike
+    assert po["service_level"] == pytest.approx(b / (b + 2 * 0.25 / 365), rel=1e-6)
+    # stores that hold less of their own (a more variable demand against the same level) lean more
+    # on the DC: the DC's level rises
+    wild = _kind(_plan(_case(stores=("S1", "S2"), sd=3.0, on_hand_dc=0, sup_sd=6.0), cfg=cfg), "purchase_order")
+    assert wild["service_level"].iloc[0] > po["service_level"]
+    # a store well stocked against a short delay (little daily spread) leaves the DC a low level
+    calm = _kind(_plan(_case(stores=("S1", "S2"), mean=1.0, sd=0.2, lead=7, on_hand_dc=0), cfg=cfg), "purchase_order")
+    assert calm["service_level"].iloc[0] < 0.99 < po["service_level"]  # p about 0.1 against 0.96
+    # class mode keeps the best level among the stores
+    cls = ReplenishmentConfig(service_mode="class")
+    plan_c = _plan(_case(stores=("S1", "S2"), sd=3.0, on_hand_dc=0), cfg=cls)
+    t_c = store_targets(*_case(stores=("S1", "S2"), sd=3.0, on_hand_dc=0), plan_date="2025-04-30", cfg=cls)
+    assert _kind(plan_c, "purchase_order")["service_level"].iloc[0] == t_c["service_level"].max()

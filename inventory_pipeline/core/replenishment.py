@@ -841,6 +841,45 @@ def cycle_service(mu, sigma, y) -> np.ndarray:
     return np.where(pos, stats.norm.cdf((y - mu) / np.where(pos, sigma, 1.0)), (y >= mu).astype(float))
 
 
+def delay_loss_probability(t: pd.DataFrame, delay_days: np.ndarray) -> np.ndarray:
+    """P(a store's demand over its protection period plus `delay_days` exceeds its reorder point):
+    the chance that a replenishment arriving `delay_days` late costs the store a sale, under the
+    store's own normal model (mean grows by the daily mean, variance in proportion to the days)."""
+    P = t["protection_days"].to_numpy(float)
+    mean = t["mu_P"].to_numpy(float) + delay_days * t["mu_daily"].to_numpy(float)
+    sd = t["sigma_P"].to_numpy(float) * np.sqrt((P + delay_days) / np.maximum(P, 1e-9))
+    return stats.norm.sf((t["reorder_point"].to_numpy(float) - mean) / np.maximum(sd, 1e-9))
+
+
+def _dc_service(t: pd.DataFrame, didx: pd.MultiIndex, delay_days: np.ndarray, cost: np.ndarray,
+                cfg: ReplenishmentConfig):
+    """The DC's shortage cost b, service level and class per (dc_id, sku_id) of `didx`.
+
+    A DC does not lose sales: a unit it is short delays a store's delivery until its next receipt
+    (`delay_days`: one review period plus the supplier's lead-time spread), and the store loses
+    the sale only if its own stock cannot bridge the delay (`delay_loss_probability`). So the DC's
+    shortage cost is the induced one (Axsater, Inventory Control, 2006, ch. 5: the warehouse's
+    backorder cost induced by the retailers), b_DC = sum_stores w b_store p_store / sum w with
+    w the store's daily demand, and cost_optimal mode sets alpha = b_DC / (b_DC + h_R) as at the
+    stores. Class and fixed modes take the best level among the DC's stores, as before."""
+    keys = didx.to_frame(index=False)
+    row = didx.get_indexer(pd.MultiIndex.from_frame(t[["dc_id", "sku_id"]]))
+    ok = row >= 0
+    p = delay_loss_probability(t, np.asarray(delay_days, float)[np.where(ok, row, 0)])
+    w = t["mu_daily"].to_numpy(float) + 1e-9
+    sc = (t.assign(bw=t["shortage_cost"] * w, bpw=t["shortage_cost"] * p * w, w=w).groupby(["dc_id", "sku_id"])
+          .agg(bw=("bw", "sum"), bpw=("bpw", "sum"), w=("w", "sum"), alpha=("service_level", "max"),
+               cls=("item_class", "min")))
+    sc = sc.reindex(didx)
+    b = (sc["bw"] / sc["w"]).fillna(0).to_numpy(float)
+    cls = sc["cls"].fillna("").to_numpy(str)
+    if cfg.service_mode != "cost_optimal":
+        return b, sc["alpha"].fillna(cfg.service_level).to_numpy(float), cls
+    induced = (sc["bpw"] / sc["w"]).fillna(0).to_numpy(float)
+    alpha = service_levels(cls, induced, cost * cfg.annual_holding_rate / 365 * cfg.review_period_days, cfg)
+    return induced, alpha, cls
+
+
 def _purchase_orders(forecast, prices, t, shipped_units, requested_units, pos, prod, locations, lt, lt_dist, effective,
                      cfg, history=None, plan_date=None):
     R = cfg.review_period_days
@@ -876,15 +915,8 @@ def _purchase_orders(forecast, prices, t, shipped_units, requested_units, pos, p
         mse, neff = measured_spread(h[h["dc_id"].notna()], keys, P, plan_date, cfg, key_cols=("dc_id", "sku_id"))
         cum.var_scale = _widening(mse, neff, cum.at(P, "var"))
     cost = keys["sku_id"].map(prod["unit_cost"]).astype(float).fillna(0).to_numpy()
-    # the DC's service level: the demand-weighted shortage cost of its stores' items, class mode
-    # takes the best class among its stores (the DC serves them all)
-    w = t["mu_daily"].to_numpy() + 1e-9
-    sc = (t.assign(bw=t["shortage_cost"] * w, w=w).groupby(["dc_id", "sku_id"])
-          .agg(bw=("bw", "sum"), w=("w", "sum"), alpha=("service_level", "max"), cls=("item_class", "min")))
     didx = pd.MultiIndex.from_frame(keys)
-    b = (sc["bw"] / sc["w"]).reindex(didx).fillna(0).to_numpy(float)
-    alpha = sc["alpha"].reindex(didx).fillna(cfg.service_level).to_numpy(float)
-    cls = sc["cls"].reindex(didx).fillna("").to_numpy(str)
+    b, alpha, cls = _dc_service(t, didx, R + Ls, cost, cfg)
     band = eoq_band(dbar, cfg.po_order_cost, cost, cfg)
     # protection over the supplier's learned lead-time distribution (its late tail included) + R
     mu, sigma, s = mixture_targets(cum, support, pmf, R, alpha)
