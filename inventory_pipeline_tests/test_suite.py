@@ -11,7 +11,7 @@ import pytest
 from inventory_pipeline.config import DEFAULT_POLICY_PATH
 from inventory_pipeline.simulation.evaluation import TAKEOVERS, RunSpec, run_spec
 from inventory_pipeline.simulation.regimes import world_config
-from inventory_pipeline.simulation.suite import (SuiteConfig, parse_world, relative, run_suite, score_rows,
+from inventory_pipeline.simulation.suite import (SuiteConfig, end_inventory, parse_world, relative, run_suite, score_rows,
                                                  summarise)
 
 EVAL_DAYS = 14
@@ -149,6 +149,13 @@ def test_cli_quick_picks_two_worlds_one_seed_small(monkeypatch, tmp_path):
     assert SuiteConfig().eval_days >= 56 and len(SuiteConfig().worlds) >= 6 and len(SuiteConfig().seeds) >= 3
 
 
+def test_end_inventory_is_the_last_week_of_stores_and_dcs():
+    daily = pd.DataFrame({"store_inventory_value": np.arange(10.0), "dc_inventory_value": 100.0 - np.arange(10.0)})
+    got = end_inventory(daily)
+    assert got["end_inventory_value"] == pytest.approx(100.0)  # stores + DCs is 100 every day
+    assert got["end_dc_inventory_value"] == pytest.approx(np.mean(100.0 - np.arange(3, 10)))  # days 3..9
+
+
 def test_tiny_suite_end_to_end(tmp_path):
     scfg = SuiteConfig(worlds=("base+understock",), seeds=(101,), sizes=("tiny",), eval_days=EVAL_DAYS,
                        history_days=90, jobs=1)
@@ -163,7 +170,7 @@ def test_tiny_suite_end_to_end(tmp_path):
     assert doc["meta"]["commit"] and doc["meta"]["cells"] == 1 and doc["meta"]["config"]["eval_days"] == EVAL_DAYS
     assert {"pipeline_gross_margin", "static_gross_margin", "rule_avg_inventory_value"} <= set(doc["cells"][0])
     csv = pd.read_csv(tmp_path / "suite.csv")
-    assert {"lost_units_change", "pass_service", "pass_margin_vs_static"} <= set(csv.columns)
+    assert {"lost_units_change", "end_inventory_change", "pass_service", "pass_margin_vs_static"} <= set(csv.columns)
     md = (tmp_path / "suite.md").read_text()
     assert md.index("median over worlds") < md.index("## Per world") < md.index("## Every cell")
     assert "smoke run" in md  # a window shorter than 56 days says so

@@ -55,17 +55,18 @@ SERVICE_CUT = 0.30  # lost units and stockout days at least this much below the 
 CARRYING_CUT = 0.20  # ... or carrying cost at least this much below
 MARGIN_OVER_STATIC = 0.02  # gross margin with pricing over the same pipeline with prices held
 MEDIAN_LOST_CUT, MEDIAN_INVENTORY_CUT = 0.40, 0.20  # the median world
+END_WINDOW_DAYS = 7  # `end inventory`: the window's last week (reported, not a target)
 
 # the row's change columns and which way is better ("low": lower is better); the table's order
 METRICS: dict[str, str] = {
     "lost_units_change": "low", "stockout_days_change": "low", "fill_rate": "high", "fill_rate_rule": "high",
-    "avg_inventory_change": "low", "carrying_cost_change": "low", "margin_vs_rule": "high", "margin_vs_static": "high",
+    "avg_inventory_change": "low", "end_inventory_change": "low", "carrying_cost_change": "low", "margin_vs_rule": "high", "margin_vs_static": "high",
     "price_changes": "low", "price_decreases": "low", "rule_violations": "low",
 }
 TARGETS = ("pass_service", "pass_lost_not_up", "pass_margin_vs_static", "pass_margin_vs_rule", "pass_no_violations")
 # the absolute KPIs of each run that the CSV carries (suite.json has every KPI)
 CSV_KPIS = ("lost_sales_units", "stockout_days", "stockout_rate", "fill_rate", "avg_inventory_value", "carrying_cost",
-            "gross_margin", "revenue", "price_changes", "price_decreases")
+            "end_inventory_value", "end_dc_inventory_value", "gross_margin", "revenue", "price_changes", "price_decreases")
 
 
 @dataclass(frozen=True)
@@ -143,13 +144,25 @@ def _run_reduced(spec: RunSpec, rate: float) -> dict:
     cpu = time.process_time()
     r = run_spec(spec)
     cpu = time.process_time() - cpu  # this worker's CPU: the run's cost even when the cores are shared
-    kpis = {**_kpis(r, rate), "stockout_days": float(np.sum(r["store"]["stockout_days"]))}
+    kpis = {**_kpis(r, rate), "stockout_days": float(np.sum(r["store"]["stockout_days"])), **end_inventory(r["daily"])}
     violations = (r["guardrail_violations"] or 0) + sum((r["constraint_violations_by"] or {}).values())
     return {"key": spec.key, "kpis": kpis, "seconds": r["seconds"], "cpu_seconds": cpu,
             "rule_violations": int(violations),
             "violations_by": {**r["guardrail_violations_by"], **(r["constraint_violations_by"] or {})},
             "pricing_infeasible_days": r["pricing_infeasible_days"], "takeover_state": r["takeover_state"],
             "extra": r["extra"]}
+
+
+def end_inventory(daily: pd.DataFrame, days: int = END_WINDOW_DAYS) -> dict[str, float]:
+    """Inventory value (stores + DCs, and the DCs alone) over the window's last `days`: where a
+    policy is heading once the stock it took over has had time to drain. The window average mixes
+    that with the inherited state, which a DC holding weeks of slow movers at MOQ sells down slowly."""
+    if daily is None or not len(daily):
+        return {"end_inventory_value": np.nan, "end_dc_inventory_value": np.nan}
+    tail = daily.tail(days)
+    dc = tail["dc_inventory_value"].astype(float)
+    return {"end_inventory_value": float((tail["store_inventory_value"].astype(float) + dc).mean()),
+            "end_dc_inventory_value": float(dc.mean())}
 
 
 def run_all(specs: list[RunSpec], rate: float, jobs: int, say: Callable[[str], None]) -> dict[str, dict]:
@@ -203,6 +216,8 @@ def score_rows(frame: pd.DataFrame) -> pd.DataFrame:
     f["fill_rate"], f["fill_rate_rule"] = p("fill_rate"), r("fill_rate")
     f["avg_inventory_change"] = relative(r("avg_inventory_value"), p("avg_inventory_value"))
     f["carrying_cost_change"] = relative(r("carrying_cost"), p("carrying_cost"))
+    if "rule_end_inventory_value" in f:  # reported, not a target: where inventory is heading
+        f["end_inventory_change"] = relative(r("end_inventory_value"), p("end_inventory_value"))
     f["margin_vs_rule"] = relative(r("gross_margin"), p("gross_margin"))
     f["margin_vs_static"] = (relative(f["static_gross_margin"], p("gross_margin")) if "static_gross_margin" in f
                              else np.nan)
@@ -332,6 +347,7 @@ def run_suite(scfg: SuiteConfig = SuiteConfig(), out: str | Path | None = None,
 
 HEADERS = {"lost_units_change": "lost units", "stockout_days_change": "stockout days", "fill_rate": "fill rate",
            "fill_rate_rule": "fill rate (rule)", "avg_inventory_change": "avg inventory",
+           "end_inventory_change": "inventory, last week",
            "carrying_cost_change": "carrying cost", "margin_vs_rule": "margin vs rule",
            "margin_vs_static": "margin vs static prices", "price_changes": "price changes",
            "price_decreases": "of which decreases", "rule_violations": "rule violations",
@@ -418,8 +434,9 @@ def suite_markdown(result: dict) -> str:
         f"re-forecast every {c['cadence_days']} days; {m['seconds'] / 60:.1f} min with {c['jobs']} worker(s) "
         f"({m['cpu_seconds'] / 60:.1f} CPU min in the runs).", "",
         "Changes are (pipeline - rule) / |rule| over the window; `fill rate` is the pipeline's; `margin vs static "
-        "prices` compares the pipeline with the same pipeline holding prices. A world is `regimes+takeover` "
-        "(docs/evaluation.md, Suite).", "",
+        "prices` compares the pipeline with the same pipeline holding prices; `inventory, last week` compares the "
+        "inventory value over the window's last 7 days (where each policy is heading once the stock it took over "
+        "has drained; reported, not a target). A world is `regimes+takeover` (docs/evaluation.md, Suite).", "",
         "## Summary", "", summary_markdown(result), "",
         "## Per world: median and worst over seeds x sizes", "",
         "Pass columns count the cells passing, out of the cells where the target applies.", "",
