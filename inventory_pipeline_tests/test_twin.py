@@ -364,6 +364,10 @@ def test_evaluation_report_has_every_kpi_and_section(small_report):
             "wape_h1", "mase_h7", "mape_h7", "orders", "transfers", "price_changes"}
     assert need <= set(k["baseline"]) and need <= set(k["pipeline"]) and need <= set(k["change"])
     assert set(k["by_abc"]) <= {"A", "B", "C"} and "A" in k["by_abc"]
+    # the oracle knows the true mean: the floor under both runs' forecasts (the rule's is its moving average)
+    for run in ("baseline", "pipeline"):
+        assert 0 < k[run]["oracle_wape_h14"] < k[run]["wape_h14"]
+        assert k[run]["oracle_wape_sum14"] < k[run]["wape_sum14"]
     assert set(k["by_store"]) == set(net.store_ids)
     fb, fp = k["frontier"]["baseline"], k["frontier"]["pipeline"]
     assert [q["safety_days"] for q in fb] == [0.0, 7.0] and [q["service_level"] for q in fp] == [0.8, 0.99]

@@ -194,7 +194,7 @@ def twin_kpis(store: dict, dc: dict | None, days: int, annual_holding_rate: floa
     accumulators overstock_units_days / overstock_value_days). Order stability (bullwhip per
     echelon, order-day shares, order lines per item-week): `order_stability_kpis`.
     """
-    s = {k: float(np.sum(v)) for k, v in store.items() if not k.startswith(("fc_", "snaive_", "naive"))}
+    s = {k: float(np.sum(v)) for k, v in store.items() if not k.startswith(("fc_", "snaive_", "naive", "oracle_"))}
     dc_inv = float(np.sum(dc["inventory_value_days"])) if dc else 0.0
     po = float(np.sum(dc["order_lines"])) if dc else 0.0
     inv_value_days = s["inventory_value_days"] + dc_inv
@@ -231,6 +231,7 @@ def twin_kpis(store: dict, dc: dict | None, days: int, annual_holding_rate: floa
     for h in (*horizons, "sum14"):
         out.update(forecast_error_kpis(store, h))
         out.update(forecast_error_kpis(store, h, source="snaive", prefix="snaive_"))
+        out.update(forecast_error_kpis(store, h, source="oracle", prefix="oracle_"))
     return out
 
 

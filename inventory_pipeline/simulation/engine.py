@@ -65,7 +65,8 @@ MA_WINDOW = 28
 FORECAST_HORIZONS = (1, 7, 14)  # forecast errors are scored at these horizons (days ahead)
 SUM_DAYS = 14  # ... and on the total demand of the next 14 days (what lead-time planning needs)
 # every forecast is scored twice: the policy's own ("fc") and, as a yardstick the policy cannot
-# influence except through its stock, the seasonal naive of the policy's observed sales ("snaive")
+# influence except through its stock, the seasonal naive of the policy's observed sales ("snaive");
+# a third, "oracle", is the demand model's true mean on the same days (the floor of any forecast)
 SCORED = ("fc", "snaive")
 NAIVE_LAG = 7  # MASE scale: the seasonal-naive (lag 7) error of the realised demand
 OVERSTOCK_WEEKS = 8.0  # overstock KPI: store stock above this many weeks of expected demand
@@ -318,6 +319,12 @@ def simulate(
     running = np.zeros((L, S))
     res.store["naive_abs_err"] = np.zeros((L, S))
     res.store["naive_n"] = np.zeros((L, S))
+    # the oracle: a forecaster that knows the demand model's true mean (at the prices in force),
+    # scored on the days the policy's forecast is -- the floor no forecast can beat on average
+    for h in (*H, f"sum{SUM_DAYS}"):
+        for k in ("abs_err", "actual", "err", "ape_sum", "ape_n", "n"):
+            res.store[f"oracle_h{h}_{k}"] = np.zeros((L, S))
+    running_mu, cum_mu = np.zeros((L, S)), np.zeros((R, L, S))
     demand_ring = np.zeros((NAIVE_LAG, L, S), dtype=np.int64)
     ordered_yesterday = np.zeros((L, S), dtype=bool)  # a store line shipped the day before
     po_yesterday = np.zeros((D, S), dtype=bool)  # a purchase order placed the day before
@@ -382,6 +389,7 @@ def simulate(
         delisted = (t >= disc_abs)[None, :] & (store_oh == 0)
         if delisted.any():
             demand = np.where(delisted, 0, demand)
+        oracle = np.where(delisted, 0.0, np.broadcast_to(true_mean, (L, S)))
         mu_slot = t % MA_WINDOW
         mu_sum += true_mean - mu_ring[mu_slot]
         mu_ring[mu_slot] = true_mean
@@ -575,6 +583,12 @@ def simulate(
                 if sum_target[t % R] == t and t - SUM_DAYS >= measure_from:
                     realised = running - cum_demand[(t - SUM_DAYS) % R]
                     _score(acc, f"{src}_hsum{SUM_DAYS}", sum_ring[i, t % R], realised, sum_carried[t % R])
+            for j, h in enumerate(H):
+                if fc_target[0, j, t % R] == t:
+                    _score(acc, f"oracle_h{h}", oracle, demand, store_carried)
+            if sum_target[t % R] == t and t - SUM_DAYS >= measure_from:
+                _score(acc, f"oracle_hsum{SUM_DAYS}", running_mu - cum_mu[(t - SUM_DAYS) % R],
+                       running - cum_demand[(t - SUM_DAYS) % R], sum_carried[t % R])
             if t - measure_from >= NAIVE_LAG:
                 acc["naive_abs_err"] += np.abs(demand - demand_ring[t % NAIVE_LAG]) * store_carried
                 acc["naive_n"] += store_carried
@@ -593,6 +607,8 @@ def simulate(
         ordered_yesterday, po_yesterday = ship > 0, po > 0
         running = running + demand
         cum_demand[t % R] = running
+        running_mu = running_mu + oracle
+        cum_mu[t % R] = running_mu
 
         if t < B:
             continue

@@ -49,8 +49,9 @@ from .scenarios import BASE, Scenario, stress_scenarios
 HEADLINE = ("stockout_rate", "fill_rate", "lost_sales_units", "avg_inventory_value", "carrying_cost",
             "carrying_cost_pct_inventory_value", "carrying_cost_pct_revenue", "inventory_turns", "revenue",
             "gross_margin", "wape_h1", "wape_h7", "wape_h14", "mase_h7", "mape_h7", "bias_h7", "wape_sum14",
-            "snaive_wape_h14", "snaive_wape_sum14", "overstock_units", "overstock_value", "network_overstock_units",
-            "network_overstock_value", "orders", "transfers", "price_changes", "price_decreases",
+            "snaive_wape_h14", "snaive_wape_sum14", "oracle_wape_h14", "oracle_wape_sum14", "overstock_units",
+            "overstock_value", "network_overstock_units", "network_overstock_value", "orders", "transfers",
+            "price_changes", "price_decreases",
             # order stability (issue #6: orders should not oscillate on noise)
             "bullwhip_store", "bullwhip_store_median", "bullwhip_dc", "bullwhip_dc_median", "order_days_share",
             "consecutive_order_share", "consecutive_po_share", "order_lines_per_item_week_store",
@@ -517,7 +518,7 @@ def _fmt(k: str, v: float) -> str:
         return "n/a"
     if k in ("stockout_rate", "fill_rate", "gross_margin_pct", "order_days_share", "consecutive_order_share",
              "consecutive_po_share") or k.split("_")[0] in ("wape", "mape", "bias") \
-            or k.startswith(("snaive_wape", "snaive_mape", "snaive_bias", "carrying_cost_pct")):
+            or k.startswith(("snaive_wape", "snaive_mape", "snaive_bias", "oracle_wape", "carrying_cost_pct")):
         return f"{v:.2%}"
     if k in ("overstock_units", "network_overstock_units"):
         return f"{v:,.1f}"
