@@ -209,3 +209,115 @@ def test_calibration_ignores_points_a_model_could_not_forecast():
     q = apply_quantiles(np.array([5.0]), np.array([1]), cal)
     assert 5 < q["p95"][0] < 12
     assert np.isfinite(calibrate(cv.assign(m=np.nan), "m").to_numpy()).all()  # nothing forecast: normal scale
+
+
+def test_rmsse_score_by_hand():
+    """RMSSE per series x origin = sqrt(MSE / mean squared one-step difference of the demand up to
+    the origin, from the first non-zero demand on), averaged; a zero scale leaves a series out."""
+    from inventory_pipeline.core.forecasting import _scale, score
+
+    days = pd.date_range("2025-01-01", periods=8, freq="D")
+    hist = {
+        "X": [0, 0, 5, 3, 5, 3],  # from the first sale: (3-5)^2, (5-3)^2, (3-5)^2 -> 4 (the 0 -> 5 step is before it)
+        "Y": [1, 2, 1, 2, 1, 2],  # every step 1 -> 1
+        "Z": [3, 3, 3, 3, 3, 3],  # no change: scale 0, left out of the RMSSE
+    }
+    actual = {"X": [4, 2], "Y": [1, 1], "Z": [3, 3]}
+    forecast = {"X": [6, 0], "Y": [3, 3], "Z": [3, 3]}  # MSE: X 4, Y 4, Z 0
+    adj = pd.DataFrame(
+        {
+            "unique_id": np.repeat(list(hist), 8),
+            "ds": np.tile(days, 3),
+            "demand": np.concatenate([hist[k] + actual[k] for k in hist]).astype(float),
+        }
+    )
+    cutoff = days[5]
+    cv = pd.DataFrame(
+        {
+            "unique_id": np.repeat(list(hist), 2),
+            "ds": np.tile(days[6:], 3),
+            "cutoff": cutoff,
+            "demand": np.concatenate([actual[k] for k in hist]).astype(float),
+            "m": np.concatenate([forecast[k] for k in hist]).astype(float),
+        }
+    )
+    scale = _scale(adj, pd.DataFrame({"cutoff": [cutoff]}), season=1)
+    sq = scale.set_index("unique_id")["sq_scale"]
+    assert sq["X"] == pytest.approx(4.0) and sq["Y"] == pytest.approx(1.0) and sq["Z"] == 0.0
+    s = score(cv, "m", scale)
+    assert s["rmsse"] == pytest.approx((np.sqrt(4 / 4) + np.sqrt(4 / 1)) / 2)  # X 1, Y 2
+    assert s["wape"] == pytest.approx(8 / 14) and s["bias"] == pytest.approx(4 / 14)
+    # a candidate without a forecast for some point scores NaN, like its WAPE, and cannot win
+    assert np.isnan(score(cv.assign(m=cv["m"].where(cv.index > 0)), "m", scale)["rmsse"])
+
+
+class _Median:
+    """A forecaster that says 0: the median of a series that sells on fewer than half its days
+    (stands in for an extra candidate of `_select_and_calibrate`)."""
+
+    seconds = 0.0
+
+    def prepare(self, ids):
+        pass
+
+    def columns(self, cv, best):
+        return cv.assign(median=0.0), ["median"]
+
+
+def test_selection_metric_rmsse_picks_the_mean_where_wape_picks_the_median():
+    """One unit every 4th day (4 phases): the mean is 0.25 a day, the median 0. WAPE prefers the
+    median (WAPE 1 against 1.5); squared error prefers the mean, which replenishment reads the
+    forecast as; the configured metric is the one minimised."""
+    import dataclasses
+
+    import inventory_pipeline.core.forecasting as F
+
+    h = pd.concat([_history(np.roll([1, 0, 0, 0], k), sku=f"K{k}") for k in range(4)])
+    cfg = dataclasses.replace(CFG, uplift=False, candidates=(("intermittent", ("WindowAverage",)),))
+    adj, _ = adjust_history(prepare_series(h, END, cfg), cfg)
+    classes = classify(adj, cfg, col="demand")
+    adj = adj.merge(classes[["unique_id", "demand_class"]], on="unique_id")
+    assert set(classes["demand_class"]) == {"intermittent"}
+    picked = {}
+    for metric in ("wape", "rmsse"):
+        c = dataclasses.replace(cfg, selection_metric=metric)
+        picked[metric], table, *_ = F._select_and_calibrate(adj, classes, c, None, None, extra=_Median())
+        t = table.set_index("model")
+        assert (t["selected_by"] == metric).all() and t.loc[picked[metric]["intermittent"], "selected"]
+        assert picked[metric]["intermittent"] == t[metric].idxmin()
+    assert t.loc["median", "wape"] == pytest.approx(1.0) and t.loc["WindowAverage", "wape"] == pytest.approx(1.5)
+    assert t.loc["WindowAverage", "bias"] == pytest.approx(0.0, abs=1e-6)  # 7 of 28 days: exactly the mean
+    assert t.loc["WindowAverage", "rmsse"] < t.loc["median", "rmsse"]
+    assert picked == {"wape": {"intermittent": "median"}, "rmsse": {"intermittent": "WindowAverage"}}
+
+
+def test_selection_metric_flows_from_the_policy_and_is_part_of_the_model_identity(tmp_path):
+    import dataclasses
+    from pathlib import Path
+
+    import inventory_pipeline
+    from inventory_pipeline.core.forecasting import forecast_config
+    from inventory_pipeline.core.policy import PolicyError, load_policy
+
+    default = Path(inventory_pipeline.__file__).parent / "policy" / "default_policy.yaml"
+    assert forecast_config(load_policy(default)).selection_metric == "wape"
+    text = default.read_text()
+    assert "  selection_metric: wape" in text
+    p = tmp_path / "rmsse.yaml"
+    p.write_text(text.replace("  selection_metric: wape", "  selection_metric: rmsse"))
+    assert forecast_config(load_policy(p)).selection_metric == "rmsse"
+    p.write_text(text.replace("  selection_metric: wape", "  selection_metric: mae"))
+    with pytest.raises(PolicyError):
+        load_policy(p)
+    with pytest.raises(ValueError):
+        ForecastConfig(selection_metric="mae")
+    rm = dataclasses.replace(CFG, selection_metric="rmsse")
+    assert rm.fingerprint() != CFG.fingerprint() and ForecastConfig.from_dict(rm.to_dict()) == rm
+    # the default keeps the identity a configuration had before the option existed
+    import hashlib
+    import json
+
+    from inventory_pipeline.core.forecasting import ENGINE_FIELDS
+
+    before = {k: v for k, v in CFG.to_dict().items() if k not in (*ENGINE_FIELDS, "selection_metric")}
+    assert CFG.fingerprint() == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:12]

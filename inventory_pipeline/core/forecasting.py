@@ -25,9 +25,11 @@ The stage, step by step (every step vectorised over series; statsforecast does t
    statistical models need.
 5. **Model choice by rolling-origin cross-validation**, never in-sample fit: per class, every
    candidate of the configuration is cross-validated on (a seeded sample of) the class's series,
-   `cv_windows` origins `cv_horizon` days apart, and scored by WAPE against the corrected demand;
-   the lowest wins the class. A candidate whose measured speed would make the full fit exceed
-   `time_budget_seconds` is excluded and the table says so.
+   `cv_windows` origins `cv_horizon` days apart, and scored against the corrected demand by WAPE
+   (median-optimal) or, with `selection_metric="rmsse"`, by RMSSE (squared error, mean-optimal:
+   what replenishment, reading the forecast as a mean, needs); the lowest wins the class. A
+   candidate whose measured speed would make the full fit exceed `time_budget_seconds` is
+   excluded and the table says so.
 6. **Probabilistic output** (split conformal, pooled by class). Each class's winner is refit on
    all its series for the point forecast (mean); its quantiles (p025, p10, p50, p90, p95, p975,
    p99) are the point forecast plus the empirical quantiles of the variance-stabilised CV
@@ -85,6 +87,11 @@ ENGINE_FIELDS = ("engine", "dask_scheduler", "dask_partitions", "n_jobs")
 # "combined": per class, CV chooses among the statsforecast candidates, the global model and the
 # mean of the class's best statsforecast model and the global model
 FAMILIES = ("statsforecast", "mlforecast", "combined")
+# what the CV minimises to choose a class's model: "wape" (absolute error; its optimum is the
+# median, which under-forecasts skewed and intermittent demand) or "rmsse" (squared error scaled
+# by the series' one-step naive error, M5's measure; its optimum is the mean, what replenishment
+# reads the forecast as)
+SELECTION_METRICS = ("wape", "rmsse")
 
 
 @dataclass(frozen=True)
@@ -109,6 +116,7 @@ class ForecastConfig:
     # event, price and promotion features: the family that won M5) or "combined" (per class, CV
     # chooses among both and their mean). The same CV scores each and the promotion gate decides.
     family: str = "statsforecast"
+    selection_metric: str = "wape"  # SELECTION_METRICS: the CV score each class's model minimises
     # where statsforecast runs: "local" (this process, `n_jobs` cores) or "dask" (statsforecast's
     # distributed backend through fugue, on the Dask scheduler at `dask_scheduler`, or a default
     # client already connected). Not part of the model's identity: the numbers are the same.
@@ -121,6 +129,10 @@ class ForecastConfig:
             raise ValueError(f"forecast engine must be 'local' or 'dask', got {self.engine!r}")
         if self.family not in FAMILIES:
             raise ValueError(f"forecast family must be one of {FAMILIES}, got {self.family!r}")
+        if self.selection_metric not in SELECTION_METRICS:
+            raise ValueError(
+                f"forecast selection_metric must be one of {SELECTION_METRICS}, got {self.selection_metric!r}"
+            )
 
     @property
     def min_history(self) -> int:
@@ -143,8 +155,11 @@ class ForecastConfig:
         return cls(**d)
 
     def fingerprint(self) -> str:
-        """What the configuration computes, not where: the engine settings are left out."""
+        """What the configuration computes, not where: the engine settings are left out, and so is
+        the default selection metric (a configuration from before the option keeps its identity)."""
         d = {k: v for k, v in self.to_dict().items() if k not in ENGINE_FIELDS}
+        if d.get("selection_metric") == "wape":
+            del d["selection_metric"]
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -166,6 +181,7 @@ def forecast_config(policy) -> ForecastConfig:
         "uplift",
         "time_budget_seconds",
         "family",
+        "selection_metric",
     ):
         if getattr(f, name, None) is not None:
             kw[name] = getattr(f, name)
@@ -492,14 +508,20 @@ def _sample_ids(ids: np.ndarray, n: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(ids, n, replace=False))
 
 
-def _scale(adj: pd.DataFrame, cutoffs: pd.DataFrame, season: int) -> pd.Series:
-    """MASE scale per (series, cutoff): mean |d_t - d_{t-season}| of the demand up to the cutoff."""
+def _scale(adj: pd.DataFrame, cutoffs: pd.DataFrame, season: int) -> pd.DataFrame:
+    """Error scales per (series, cutoff) from the demand up to the cutoff: `scale` (MASE's), the
+    mean |d_t - d_{t-season}|; `sq_scale` (RMSSE's, M5's definition), the mean (d_t - d_{t-1})^2
+    from the series' first non-zero demand on."""
     d = adj[["unique_id", "ds", "demand"]].copy()
-    d["lag"] = d.groupby("unique_id")["demand"].shift(season)
-    d["ae"] = (d["demand"] - d["lag"]).abs()
+    g = d.groupby("unique_id")["demand"]
+    d["ae"] = (d["demand"] - g.shift(season)).abs()
+    started = (d["demand"] > 0).groupby(d["unique_id"]).cummax()
+    after_first = started.groupby(d["unique_id"]).shift(1, fill_value=False).astype(bool)  # d_{t-1} on or after it
+    d["se"] = ((d["demand"] - g.shift(1)) ** 2).where(after_first)
     out = []
     for c in cutoffs["cutoff"].unique():
-        part = d[d["ds"] <= c].groupby("unique_id")["ae"].mean().rename("scale").reset_index()
+        part = d[d["ds"] <= c].groupby("unique_id")[["ae", "se"]].mean()
+        part = part.rename(columns={"ae": "scale", "se": "sq_scale"}).reset_index()
         part["cutoff"] = c
         out.append(part)
     return pd.concat(out, ignore_index=True)
@@ -511,7 +533,11 @@ STABILISER = 0.25  # residuals are scaled by sqrt(forecast + this): count noise 
 
 
 def score(cv: pd.DataFrame, model: str, scale: pd.DataFrame | None = None) -> dict:
-    """WAPE, bias and MASE (mean over series x origin of MAE / seasonal-naive MAE up to the origin)."""
+    """WAPE, bias and, given the scales of `_scale`, MASE (mean over series x origin of MAE /
+    seasonal-naive MAE up to the origin) and RMSSE (mean over series x origin of
+    sqrt(MSE / mean squared one-step difference up to the origin); series x origins with a zero
+    scale are left out). A model with a missing CV forecast scores NaN WAPE, bias and RMSSE
+    (MASE leaves those points out)."""
     a, f = cv["demand"].to_numpy(float), cv[model].to_numpy(float)
     tot = a.sum()
     out = {
@@ -520,10 +546,15 @@ def score(cv: pd.DataFrame, model: str, scale: pd.DataFrame | None = None) -> di
         "points": int(len(a)),
     }
     if scale is not None:
-        m = cv.assign(ae=np.abs(a - f)).groupby(["unique_id", "cutoff"])["ae"].mean().rename("mae").reset_index()
-        m = m.merge(scale, on=["unique_id", "cutoff"], how="left")
+        e = cv[["unique_id", "cutoff"]].assign(ae=np.abs(a - f), se=(a - f) ** 2)
+        m = e.groupby(["unique_id", "cutoff"])[["ae", "se"]].mean().rename(columns={"ae": "mae", "se": "mse"})
+        m = m.reset_index().merge(scale, on=["unique_id", "cutoff"], how="left")
         ok = m["scale"] > 0
         out["mase"] = float((m.loc[ok, "mae"] / m.loc[ok, "scale"]).mean()) if ok.any() else float("nan")
+        if "sq_scale" in m:
+            ok = m["sq_scale"] > 0
+            rmsse = np.sqrt(m.loc[ok, "mse"] / m.loc[ok, "sq_scale"])
+            out["rmsse"] = float(rmsse.mean()) if ok.any() and np.isfinite(f).all() else float("nan")
     return out
 
 
@@ -661,13 +692,14 @@ def _select_and_calibrate(
     extra: "_GlobalCandidate | None" = None,
 ) -> tuple[dict, pd.DataFrame, dict, dict, pd.DataFrame]:
     """Per class: cross-validate the candidates (or the fixed selection) on a seeded sample, keep
-    the lowest WAPE among those inside the time budget, calibrate its intervals on the CV
-    residuals, and measure coverage honestly (calibrated on the earlier origins, scored on the
-    last)."""
+    the lowest `cfg.selection_metric` (WAPE or RMSSE) among those inside the time budget,
+    calibrate its intervals on the CV residuals, and measure coverage honestly (calibrated on the
+    earlier origins, scored on the last)."""
+    metric = cfg.selection_metric
     cand = cfg.candidate_map()
     if selection is not None:  # a fixed model per class: its statsforecast part (if any) is cross-validated
         cand = {c: ((_components(m)[0],) if _components(m)[0] else cand.get(c, ())) for c, m in selection.items()}
-    rows, won = [], _Winners()
+    rows, won, selected_by = [], _Winners(), {}
     counts = classes["demand_class"].value_counts()
     if extra is not None:  # the global model: one CV over the same samples as the local models
         extra.prepare(
@@ -719,8 +751,10 @@ def _select_and_calibrate(
             )
             if not excluded:
                 allowed.append(n)
-        finite = [n for n in allowed if np.isfinite(scores[n]["wape"])]
-        best = min(finite, key=lambda n: scores[n]["wape"]) if finite else names[0]  # ties: the first listed
+        # a class whose sample has no RMSSE scale (no demand change anywhere) is chosen by WAPE
+        by = metric if any(np.isfinite(scores[n].get(metric, np.nan)) for n in allowed) else "wape"
+        finite = [n for n in allowed if np.isfinite(scores[n].get(by, np.nan))]
+        best = min(finite, key=lambda n: scores[n][by]) if finite else names[0]  # ties: the first listed
         if extra is not None:  # the global model and its mean with the best local model compete too
             cv, more = extra.columns(cv, best)
             for n in more:
@@ -737,15 +771,17 @@ def _select_and_calibrate(
                         "excluded": "",
                     }
                 )
-            pool = [best] + [n for n in more if np.isfinite(scores[n]["wape"])]
+            pool = [best] + [n for n in more if np.isfinite(scores[n].get(by, np.nan))]
             if selection is not None and selection.get(cls) in scores:
                 pool = [selection[cls]]
-            best = min(pool, key=lambda n: scores[n]["wape"])  # ties: the local model
+            best = min(pool, key=lambda n: scores[n].get(by, np.nan))  # ties: the local model
+        selected_by[cls] = by
         won.add(cls, cv, best, scores[best], len(ids), len(sample))
         prog.advance(len(sample), note=f"class {cls}: {len(names)} candidate(s), {best} chosen")
     table = pd.DataFrame(rows)
     if len(table):
         table["selected"] = [won.chosen.get(c) == m for c, m in zip(table["demand_class"], table["model"], strict=True)]
+        table["selected_by"] = table["demand_class"].map(selected_by)  # the CV score that chose the class's model
     return won.result(table)
 
 
@@ -1176,8 +1212,9 @@ def _pool_metrics(metrics: dict, pooled: list, covs: list, chosen: dict) -> None
     wa = (p["w"] * p["a"]).sum()
     metrics["cv_wape"] = float((p["w"] * (p["a"] - p["f"]).abs()).sum() / wa) if wa > 0 else float("nan")
     metrics["cv_bias"] = float((p["w"] * (p["f"] - p["a"])).sum() / wa) if wa > 0 else float("nan")
-    mases = [metrics[f"cv_mase_{c}"] for c in chosen if np.isfinite(metrics.get(f"cv_mase_{c}", np.nan))]
-    metrics["cv_mase"] = float(np.mean(mases)) if mases else float("nan")
+    for k in ("mase", "rmsse"):  # per-series measures: the mean of the classes'
+        vals = [metrics[f"cv_{k}_{c}"] for c in chosen if np.isfinite(metrics.get(f"cv_{k}_{c}", np.nan))]
+        metrics[f"cv_{k}"] = float(np.mean(vals)) if vals else float("nan")
     for k in ("coverage_80", "coverage_95"):
         vals = [(c[k], n) for c, n in covs if k in c]
         if vals:

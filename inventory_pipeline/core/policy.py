@@ -68,6 +68,8 @@ class ForecastPolicy(_Strict):
     family: str = Field(
         "statsforecast", pattern="^(statsforecast|mlforecast|combined)$"
     )  # model family (a challenger may switch it)
+    # the CV score each class's model minimises: wape (median-optimal) or rmsse (mean-optimal)
+    selection_metric: str = Field("wape", pattern="^(wape|rmsse)$")
     candidates: dict[str, list[str]] | None = (
         None  # class -> statsforecast models (None: the defaults)
     )

@@ -131,6 +131,7 @@ def demand_forecast(context: dg.AssetExecutionContext, warehouse: WarehouseResou
         params={"plan_date": d, "horizon_days": cfg.horizon_days, "reported_horizons": pol.forecast.reported_horizons,
                 "history_days": cfg.history_days, "data_fingerprint": fingerprint(hist),
                 "config_fingerprint": serving.config.fingerprint(), "policy_version": pol.tag,
+                "selection_metric": serving.config.selection_metric,
                 **{f"model_{k}": v for k, v in serving.selection.items()}, "gate": reason},
         metrics={**{k: v for k, v in serving.metrics.items() if isinstance(v, (int, float))},
                  **{f"series_{k}": v for k, v in classes.items()}, "series": sum(classes.values()),
@@ -171,7 +172,9 @@ def demand_forecast(context: dg.AssetExecutionContext, warehouse: WarehouseResou
             "mlflow_run_id": run_id, "mlflow_run": dg.MetadataValue.url(
                 f"http://127.0.0.1:5000/#/experiments/{_experiment_id(mlflow)}/runs/{run_id}"),
             "mlflow_tracking_uri": mlflow.tracking_uri,
-            **{k: round(m[k], 4) for k in ("cv_wape", "cv_bias", "cv_mase", "cv_coverage_80", "cv_coverage_95") if k in m},
+            **{k: round(m[k], 4) for k in ("cv_wape", "cv_bias", "cv_mase", "cv_rmsse", "cv_coverage_80",
+                                           "cv_coverage_95") if k in m},
+            "selection_metric": serving.config.selection_metric,
             "censoring": dg.MetadataValue.json({k: round(v, 4) if isinstance(v, float) else v for k, v in cens.items()}),
             "promo_uplift": dg.MetadataValue.json({k: round(v, 3) for k, v in serving.adjustments.promo_uplift.items()}),
             "cv_table": dg.MetadataValue.md(serving.cv.round(4).to_markdown(index=False)) if len(serving.cv) else "",
