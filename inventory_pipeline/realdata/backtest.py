@@ -240,9 +240,12 @@ def backtest(
     n_jobs: int = 1,
     progress: Callable[[str], None] | None = None,
     families: tuple = ("mlforecast", "combined"),
+    variants: dict | None = None,
 ) -> dict:
     """Run the rolling-origin backtest (module docstring). `families`: forecast families run
-    besides the policy's (as methods "global", "combined"). Returns {"scores": frame, "wrmsse":
+    besides the policy's (as methods "global", "combined"); `variants`: more methods, each the
+    policy's configuration with some fields replaced (e.g. {"pipeline_rmsse": {"selection_metric":
+    "rmsse"}}). Returns {"scores": frame, "wrmsse":
     frame, "breakdown": frame, "meta": dict, "points": frame of the last window's forecasts}."""
     from ..config import settings
     from ..core.forecasting import forecast_config, run_forecast
@@ -254,6 +257,7 @@ def backtest(
     pol = load_policy(policy_path or settings().policy_path)
     fcfg = replace(forecast_config(pol), horizon_days=horizon, n_jobs=n_jobs)
     runs = {"pipeline": fcfg, **{FAMILY_METHODS[f]: replace(fcfg, family=f) for f in families if f != fcfg.family}}
+    runs.update({name: replace(fcfg, **kw) for name, kw in (variants or {}).items()})
     methods = (*runs, *BASELINES)
     categories = panel.keys.drop_duplicates("item_id").set_index("item_id")["cat_id"]
     calendar = m5_calendar()
@@ -320,6 +324,7 @@ def backtest(
                         "store_id": keys["store_id"].to_numpy()[carried],
                         "cat_id": keys["cat_id"].to_numpy()[carried],
                         "abs_err": np.abs(a - f).sum(axis=1),
+                        "err": (f - a).sum(axis=1),
                         "actual": a.sum(axis=1),
                         "rmsse": rmsse,
                     }
@@ -365,6 +370,7 @@ def backtest(
             "forecast_config": fcfg.fingerprint(),
             "methods": list(methods),
             "families": {k: c.family for k, c in runs.items()},
+            "configs": {k: c.fingerprint() for k, c in runs.items()},
             "selections": selections,
             "promotions": "none in M5 (promotion breakdown not available)",
             "seconds": seconds,
@@ -417,21 +423,23 @@ def breakdown_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def score_table(per_series: pd.DataFrame) -> pd.DataFrame:
-    """WAPE and mean RMSSE per (store, category), per store, per category and overall, by method."""
+    """WAPE, bias (sum(f - a) / sum(a)) and mean RMSSE per (store, category), per store, per
+    category and overall, by method."""
     out = []
     ok = per_series.assign(rmsse=per_series["rmsse"].where(np.isfinite(per_series["rmsse"])))
     for by in (["store_id", "cat_id"], ["store_id"], ["cat_id"], []):
         g = ok.groupby(by + ["method"]) if by else ok.groupby("method")
-        t = g.agg(
-            abs_err=("abs_err", "sum"), actual=("actual", "sum"), rmsse=("rmsse", "mean"), series=("rmsse", "size")
-        ).reset_index()
+        agg = {"abs_err": ("abs_err", "sum"), "actual": ("actual", "sum"), "rmsse": ("rmsse", "mean")}
+        agg |= {"err": ("err", "sum")} if "err" in ok else {}  # per-series files from before the bias
+        t = g.agg(**agg, series=("rmsse", "size")).reset_index()
         for c in ("store_id", "cat_id"):
             if c not in t:
                 t[c] = "all"
         out.append(t)
     t = pd.concat(out, ignore_index=True)
     t["wape"] = np.where(t["actual"] > 0, t["abs_err"] / t["actual"].where(t["actual"] > 0, 1), np.nan)
-    return t[["store_id", "cat_id", "method", "wape", "rmsse", "series"]]
+    t["bias"] = np.where(t["actual"] > 0, t.get("err", np.nan) / t["actual"].where(t["actual"] > 0, 1), np.nan)
+    return t[["store_id", "cat_id", "method", "wape", "bias", "rmsse", "series"]]
 
 
 def _methods(scores: pd.DataFrame) -> list[str]:
