@@ -122,7 +122,7 @@ class FilePipelinePolicy:
         self.log(f"closed loop {d}: {len(files['purchase_orders'])} purchase orders, {len(files['transfers'])} transfers, "
                  f"{len(files['price_changes'])} price changes, {self.seconds[-1]:.0f} s")
         factor = obs.price_factor if obs.price_factor is not None else np.ones_like(obs.store_on_hand, dtype=float)
-        orders = outbox_orders(files, self.net, factor)
+        orders = replace(outbox_orders(files, self.net, factor), forecast=self._expected(d, obs))
         self.applied["purchase_order_units"] += int(orders.dc.sum())
         self.applied["store_units"] += int(orders.store.sum())
         self.applied["transfer_units"] += int(np.sum(orders.transfers["units"])) if orders.transfers else 0
@@ -140,6 +140,27 @@ class FilePipelinePolicy:
         if failed:
             raise RuntimeError(f"closed loop {d}: run(s) {failed} failed; see the Dagster instance at {os.environ['DAGSTER_HOME']}")
         self._approve_pending(d, dg.DagsterInstance.get())
+
+    def _expected(self, d: str, obs: Observation) -> np.ndarray | None:
+        """The demand plan d expects (the warehouse's `demand_forecast` and `price_recommendations`
+        of d), by day offset from today: the engine scores it like the in-memory twin's forecast.
+        Plan d forecasts from d + 1 = today, so its row for today + h is the offset h."""
+        from .core.warehouse import Warehouse
+        from .simulation.pipeline_policy import expected_demand
+
+        wh = Warehouse(self.warehouse)
+        if not wh.exists("demand_forecast", d):
+            return None
+        fc = wh.read("demand_forecast", d)
+        fc = fc.assign(horizon=(pd.to_datetime(fc["date"]) - pd.Timestamp(obs.date).normalize()).dt.days)
+        pr = (wh.read("price_recommendations", d) if wh.exists("price_recommendations", d)
+              else pd.DataFrame(columns=["location_id", "sku_id", "demand_multiplier"]))
+        if "demand_multiplier" not in pr:
+            pr = pr.assign(demand_multiplier=1.0)
+        stores = {s: i for i, s in enumerate(self.net.store_ids.astype(str))}
+        skus = {s: i for i, s in enumerate(self.net.sku_ids.astype(str))}
+        return expected_demand(fc.astype({"location_id": str, "sku_id": str}), pr.astype({"location_id": str, "sku_id": str}),
+                               stores, skus, obs.store_on_hand.shape)
 
     def _approve_pending(self, d: str, instance) -> None:
         """Answer the day's review queue through the planner contract: approve every decision."""

@@ -4,6 +4,7 @@ import dataclasses
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -440,3 +441,38 @@ def test_common_random_numbers_for_supply_the_same_order_line_meets_the_same_lea
         # the same lead time, and short-shipped (or not) alike, whatever else each policy ordered
         assert (m["receipt_day_a"] == m["receipt_day_b"]).all()
         assert ((m["received_a"] < m["ordered_a"]) == (m["received_b"] < m["ordered_b"])).all()
+
+
+class _NoForecast:
+    """The rule's orders without its forecast (as a policy that only returns an outbox would)."""
+
+    name = "no forecast"
+
+    def __init__(self):
+        self.rule = BaselinePolicy()
+
+    def decide(self, obs):
+        return dataclasses.replace(self.rule.decide(obs), forecast=None)
+
+
+def test_a_policy_without_a_forecast_is_not_scored_on_one():
+    """After the switch the policy gives no forecast: no day is scored against it (before, the
+    14-day totals were scored against a stale ring), the seasonal naive and the oracle still are."""
+    net = build_network(NetworkConfig(stores=2, skus=6, days=80, seed=4, burn_in_days=7))
+    # the rule's last forecasts (made on day 39) target days up to 53: the window starts after them
+    res = simulate(net, SwitchingPolicy(BaselinePolicy(), _NoForecast(), 40), measure_from=40 + 14)
+    assert res.store["fc_hsum14_n"].sum() == 0 and res.store["fc_h1_n"].sum() == 0
+    assert res.store["snaive_h1_n"].sum() > 0 and res.store["snaive_hsum14_n"].sum() > 0
+
+
+def test_expected_demand_puts_each_horizon_on_its_day_and_prices_it():
+    from inventory_pipeline.simulation.pipeline_policy import FORECAST_RECORD_DAYS, expected_demand
+
+    fc = pd.DataFrame({"location_id": ["S1", "S1", "S2", "S9", "S1"], "sku_id": ["A", "A", "B", "A", "A"],
+                       "horizon": [1, 3, 2, 1, 0], "mean": [2.0, 4.0, 5.0, 7.0, 9.0]})
+    pr = pd.DataFrame({"location_id": ["S1"], "sku_id": ["A"], "demand_multiplier": [0.5]})
+    e = expected_demand(fc, pr, {"S1": 0, "S2": 1}, {"A": 0, "B": 1}, (2, 2))
+    assert e.shape == (FORECAST_RECORD_DAYS, 2, 2)
+    assert e[0, 0, 0] == 1.0 and e[2, 0, 0] == 2.0  # halved by the price's multiplier
+    assert e[1, 1, 1] == 5.0  # no recommendation: the forecast as it is
+    assert e.sum() == 8.0  # the unknown store and horizon 0 (today) are left out

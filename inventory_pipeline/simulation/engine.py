@@ -314,7 +314,7 @@ def simulate(
     fc_target = np.full((len(SCORED), len(H), R), -1)
     sum_ring = np.zeros((len(SCORED), R, L, S))  # forecast totals of days t+1..t+14, by target day t+14
     sum_carried = np.zeros((R, L, S), dtype=bool)
-    sum_target = np.full(R, -1)
+    sum_target = np.full((len(SCORED), R), -1)  # per source: a policy without a forecast has no total
     cum_demand = np.zeros((R, L, S))  # cumulative demand by day (ring), for realised 14-day totals
     running = np.zeros((L, S))
     res.store["naive_abs_err"] = np.zeros((L, S))
@@ -525,8 +525,8 @@ def simulate(
                     fc_target[i, j, (t + h) % R] = t + h
             if f.shape[0] >= SUM_DAYS:
                 sum_ring[i, (t + SUM_DAYS) % R] = f[:SUM_DAYS].sum(axis=0)
+                sum_target[i, (t + SUM_DAYS) % R] = t + SUM_DAYS
         sum_carried[(t + SUM_DAYS) % R] = store_carried
-        sum_target[(t + SUM_DAYS) % R] = t + SUM_DAYS
 
         # 5. record
         dc_carried = launched[None, :] & ((t < disc_abs)[None, :] | (dc_oh > 0))
@@ -580,13 +580,13 @@ def simulate(
                 for j, h in enumerate(H):
                     if fc_target[i, j, t % R] == t:
                         _score(acc, f"{src}_h{h}", fc_ring[i, j, t % R], demand, store_carried)
-                if sum_target[t % R] == t and t - SUM_DAYS >= measure_from:
+                if sum_target[i, t % R] == t and t - SUM_DAYS >= measure_from:
                     realised = running - cum_demand[(t - SUM_DAYS) % R]
                     _score(acc, f"{src}_hsum{SUM_DAYS}", sum_ring[i, t % R], realised, sum_carried[t % R])
             for j, h in enumerate(H):
                 if fc_target[0, j, t % R] == t:
                     _score(acc, f"oracle_h{h}", oracle, demand, store_carried)
-            if sum_target[t % R] == t and t - SUM_DAYS >= measure_from:
+            if sum_target[0, t % R] == t and t - SUM_DAYS >= measure_from:
                 _score(acc, f"oracle_hsum{SUM_DAYS}", running_mu - cum_mu[(t - SUM_DAYS) % R],
                        running - cum_demand[(t - SUM_DAYS) % R], sum_carried[t % R])
             if t - measure_from >= NAIVE_LAG:

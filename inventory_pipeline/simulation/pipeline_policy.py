@@ -216,6 +216,22 @@ def plan_decisions(
             "replenishment_arrival_sales": plan.arrival_sales}
 
 
+def expected_demand(fc: pd.DataFrame, pr: pd.DataFrame, store_pos: dict, sku_pos: dict, shape: tuple[int, int]
+                    ) -> np.ndarray:
+    """The demand a plan expects, for the engine's forecast-accuracy KPIs: the forecast mean times
+    the price recommendation's demand multiplier, as a (FORECAST_RECORD_DAYS, stores, SKUs) array
+    whose row h - 1 is `fc`'s horizon h (the engine scores row h - 1 against the day h days after
+    the day it plans on). Rows of unknown stores or SKUs are left out."""
+    m = fc[(fc["horizon"] >= 1) & (fc["horizon"] <= FORECAST_RECORD_DAYS)].merge(
+        pr[["location_id", "sku_id", "demand_multiplier"]], on=["location_id", "sku_id"], how="left")
+    li, si = m["location_id"].map(store_pos), m["sku_id"].map(sku_pos)
+    ok = (li.notna() & si.notna()).to_numpy()
+    expected = np.zeros((FORECAST_RECORD_DAYS, *shape))
+    expected[m["horizon"].to_numpy(int)[ok] - 1, li.to_numpy()[ok].astype(int), si.to_numpy()[ok].astype(int)] = (
+        m["mean"] * m["demand_multiplier"].fillna(1.0)).to_numpy()[ok]
+    return expected
+
+
 class PipelinePolicy:
     """The pipeline's stages as a twin policy (see the module docstring)."""
 
@@ -357,10 +373,5 @@ class PipelinePolicy:
         # why each price moves (the engine keeps a store x SKU's reason until its price changes again)
         reason = np.zeros((L, S), dtype=np.int64)
         reason[li, si] = pr["change_reason"].map(REASON_CODES).fillna(0).to_numpy(np.int64)
-        # the demand the plan expects (price-adjusted), for the forecast-accuracy KPIs
-        m = fc[fc["horizon"] <= FORECAST_RECORD_DAYS].merge(
-            pr[["location_id", "sku_id", "demand_multiplier"]], on=["location_id", "sku_id"], how="left")
-        expected = np.zeros((FORECAST_RECORD_DAYS, L, S))
-        expected[m["horizon"].to_numpy(int) - 1, m["location_id"].map(self._store_pos).to_numpy(int),
-                 m["sku_id"].map(self._sku_pos).to_numpy(int)] = (m["mean"] * m["demand_multiplier"].fillna(1.0)).to_numpy()
+        expected = expected_demand(fc, pr, self._store_pos, self._sku_pos, (L, S))
         return Orders(store=store, dc=dc, transfers=transfers, price_factor=factor, forecast=expected, price_reason=reason)
