@@ -81,6 +81,33 @@ def test_event_multiplier_applies_to_the_future_event_day():
     assert f[future_event] == pytest.approx(expected * f.drop(future_event).median(), rel=0.05)
 
 
+def test_regional_days_get_their_own_uplift_and_do_not_pull_the_level_down():
+    """M5's SNAP days: a regional calendar day (region CA applies to store CA_1) sells 1.5x. Its
+    uplift is learnt per category x location and put back on the future's regional days; a store of
+    another region is untouched; events falling on regional days are not credited with their lift."""
+    dates = pd.date_range(end=END, periods=140, freq="D")
+    snap = (dates.day <= 10)  # the first ten days of every month, as SNAP in CA
+    y = np.where(snap, 15.0, 10.0)
+    h = pd.concat([_history(y, loc="CA_1", sku=f"K{i}") for i in range(5)]
+                  + [_history(np.full(140, 10.0), loc="TX_1", sku=f"K{i}") for i in range(5)])
+    future = pd.date_range(pd.Timestamp(END) + pd.Timedelta(days=1), periods=14, freq="D")  # May 1-14
+    cal = pd.DataFrame({"date": [*dates[snap], *future[future.day <= 10]], "event": "SNAP_CA", "region": "CA"})
+    cats = pd.Series("FOODS", index=[f"K{i}" for i in range(5)])
+    adj, info = adjust_history(prepare_series(h, END, CFG), CFG, cats, cal)
+    a = CFG.uplift_prior_units
+    days = int(snap.sum()) * 5
+    assert info.regional_uplift[("FOODS", "CA_1")] == pytest.approx((days * 15 + a) / (days * 10 + a), rel=0.02)
+    assert ("FOODS", "TX_1") not in info.regional_uplift  # no regional day of its own
+    ca = adj[adj["location_id"].astype(str) == "CA_1"]
+    assert ca["y_adj"].mean() == pytest.approx(10.0, rel=0.02)  # the level net of the regional lift
+    fc = forecast_demand(h, END, CFG, cats, cal)
+    f = fc[(fc["sku_id"] == "K0") & (fc["location_id"] == "CA_1")].set_index("date")["mean"]
+    on, off = f[f.index.day <= 10].mean(), f[f.index.day > 10].mean()
+    assert on / off == pytest.approx(info.regional_uplift[("FOODS", "CA_1")], rel=0.05)
+    tx = fc[(fc["sku_id"] == "K0") & (fc["location_id"] == "TX_1")]["mean"]
+    assert tx.max() == pytest.approx(tx.min(), rel=0.05)  # CA's SNAP days are not TX's
+
+
 def test_cross_validation_never_sees_the_future():
     """A sentinel after an origin must not change the forecasts made at that origin."""
     base = np.random.default_rng(2).poisson(8, 140).astype(float)

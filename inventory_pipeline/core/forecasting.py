@@ -13,7 +13,10 @@ The stage, step by step (every step vectorised over series; statsforecast does t
    baseline b = local level x day-of-week index on clean days (no promotion, no event window);
    promotion uplift u_c = sum(demand) / sum(b) over promoted days; event multiplier
    e_{c,event,offset} = sum(demand) / sum(b) over the days `offset` (-7..+2) around each
-   calendar event; both shrunk toward 1 (prior weight `uplift_prior_units`). The models are fit
+   calendar event; regional calendar days (M5's SNAP days of the store's state) get their own
+   multiplier per category x location, left out of the clean days and divided out of the event
+   days' demand before the event multipliers are estimated; all shrunk toward 1 (prior weight
+   `uplift_prior_units`). The models are fit
    on demand / (u^promo x e); forecasts are multiplied by the event multipliers of the future days
    (the calendar is known ahead) and by u_c on the days of a planned promotion (`promotions`:
    the landing v1.1 plan known at the plan date; without one no future promotion is applied);
@@ -261,6 +264,7 @@ class Adjustments:
 
     censoring: dict = field(default_factory=dict)
     promo_uplift: dict = field(default_factory=dict)  # category -> multiplier
+    regional_uplift: dict = field(default_factory=dict)  # (category, location) -> multiplier of its regional days
     event_multipliers: pd.DataFrame | None = None  # category, event, offset, multiplier, days
     category_dow: pd.DataFrame | None = None  # category x dow index
 
@@ -301,6 +305,30 @@ def _event_keys(dates: pd.Series, calendar: pd.DataFrame | None) -> pd.Series:
     return pd.Series(pd.Categorical.from_codes(keys.codes[inv], keys.categories), index=dates.index)
 
 
+def _regional_days(locations: pd.Series, dates: pd.Series, calendar: pd.DataFrame | None) -> np.ndarray:
+    """Per row: whether the day is a regional calendar day (e.g. M5's SNAP days) of its location
+    (a region applies to the locations named like it: CA -> CA_1, CA_2)."""
+    reg = _regional_events(calendar)
+    if reg.empty or len(dates) == 0:
+        return np.zeros(len(dates), dtype=bool)
+    locs = pd.Series(pd.unique(np.asarray(locations).astype(str)))
+    pairs = [(lc, r) for lc in locs for r in reg["region"].unique() if lc == r or lc.startswith(f"{r}_")]
+    if not pairs:
+        return np.zeros(len(dates), dtype=bool)
+    lr = pd.DataFrame(pairs, columns=["location_id", "region"]).merge(reg, on="region")
+    key = pd.MultiIndex.from_frame(lr[["location_id", "date"]].drop_duplicates())
+    return pd.MultiIndex.from_arrays([np.asarray(locations).astype(str), pd.to_datetime(dates).to_numpy()]).isin(key)
+
+
+def _regional_multiplier(category, location, regional: np.ndarray, ru: dict) -> np.ndarray:
+    """The (category, location) regional uplift on regional days, 1 elsewhere."""
+    if not ru or not regional.any():
+        return np.ones(len(regional))
+    keys = pd.MultiIndex.from_arrays([np.asarray(category).astype(str), np.asarray(location).astype(str)])
+    m = pd.Series(ru).reindex(keys).fillna(1.0).to_numpy(float)
+    return np.where(regional, m, 1.0)
+
+
 def adjust_history(
     series: pd.DataFrame, cfg: ForecastConfig, categories: pd.Series | None = None, calendar: pd.DataFrame | None = None
 ) -> tuple[pd.DataFrame, Adjustments]:
@@ -326,7 +354,12 @@ def adjust_history(
     promo = s["on_promo"].to_numpy(bool) & cfg.uplift
     event = (s["event_key"] != "").to_numpy()
     censored = s["is_stockout"].to_numpy(bool) & cfg.censoring
-    clean = ~censored & ~promo & ~event
+    # regional calendar days (M5: SNAP days of the store's state) get their own uplift: left in the
+    # clean days, they lift the base wherever events leave few clean days, and event windows that
+    # happen to fall on them take their lift as an event effect (divided out of the history, never
+    # put back on the future's regional days: an under-forecast)
+    regional = _regional_days(s["location_id"], s["ds"], calendar) if cfg.uplift else np.zeros(len(s), bool)
+    clean = ~censored & ~promo & ~event & ~regional
     # category day-of-week index from clean days
     cd = s[clean].groupby(["category", "dow"], observed=True)["y"].mean()
     cm = s[clean].groupby("category", observed=True)["y"].mean()
@@ -365,19 +398,31 @@ def adjust_history(
     a = cfg.uplift_prior_units
     s["_base"] = base
     mult = np.ones(len(s))
+    rmul = np.ones(len(s))
     if cfg.uplift:
         pm = s[promo & ~event].groupby("category", observed=True)[["demand", "_base"]].sum()
         up = ((pm["demand"] + a) / (pm["_base"] + a)).clip(0.5, 5.0)
         adj.promo_uplift = {k: float(v) for k, v in up.items()}
+        if regional.any():
+            rg = (
+                s[regional & ~promo & ~event]
+                .assign(location=s["location_id"].astype(str), cat=s["category"].astype(str))
+                .groupby(["cat", "location"])[["demand", "_base"]]
+                .sum()
+            )
+            ru = ((rg["demand"] + a) / (rg["_base"] + a)).clip(0.5, 5.0)
+            adj.regional_uplift = {k: float(v) for k, v in ru.items()}
+            rmul = _regional_multiplier(s["category"], s["location_id"], regional, adj.regional_uplift)
+        s["_dev"] = s["demand"] / rmul  # event multipliers net of the regional days' uplift
         ev = (
             s[event & ~promo]
-            .groupby(["category", "event_key"], observed=True)[["demand", "_base"]]
+            .groupby(["category", "event_key"], observed=True)[["_dev", "_base"]]
             .agg(["sum", "size"])
         )
         em = pd.DataFrame(
             {
-                "multiplier": ((ev[("demand", "sum")] + a) / (ev[("_base", "sum")] + a)).clip(0.05, 10.0),
-                "days": ev[("demand", "size")],
+                "multiplier": ((ev[("_dev", "sum")] + a) / (ev[("_base", "sum")] + a)).clip(0.05, 10.0),
+                "days": ev[("_dev", "size")],
             }
         ).reset_index()
         em.columns = ["category", "event_key", "multiplier", "days"]
@@ -385,10 +430,11 @@ def adjust_history(
         cats = s["category"].cat
         pmul = np.array([up.get(c, 1.0) for c in cats.categories] + [1.0])[cats.codes.to_numpy()]
         emul = event_multiplier(s[["category", "event_key"]], em)
-        mult = np.where(promo, pmul, 1.0) * emul
+        mult = np.where(promo, pmul, 1.0) * emul * rmul
     s["mult"] = mult
+    s["rmult"] = rmul
     s["y_adj"] = s["demand"] / mult
-    return s.drop(columns=["_base"]), adj
+    return s.drop(columns=["_base", "_dev"], errors="ignore"), adj
 
 
 def event_multiplier(keys: pd.DataFrame, em: pd.DataFrame | None) -> np.ndarray:
@@ -582,8 +628,11 @@ def cross_validate(
         seconds[name] = time.perf_counter() - t0
         frames.append(cv.drop(columns=["y"]).set_index(["unique_id", "ds", "cutoff"]))
     out = pd.concat(frames, axis=1).reset_index()
-    out = out.merge(adj[["unique_id", "ds", "demand", "category", "event_key"]], on=["unique_id", "ds"], how="left")
+    cols = ["unique_id", "ds", "demand", "category", "event_key"] + (["rmult"] if "rmult" in adj else [])
+    out = out.merge(adj[cols], on=["unique_id", "ds"], how="left")
     mult = event_multiplier(out[["category", "event_key"]], em)
+    if "rmult" in out:
+        mult = mult * out["rmult"].fillna(1.0).to_numpy(float)
     for n in models:
         out[n] = np.clip(out[n].to_numpy(float) * mult, 0, None)
     out["horizon"] = (pd.to_datetime(out["ds"]) - pd.to_datetime(out["cutoff"])).dt.days
@@ -1290,7 +1339,8 @@ def run_forecast(
 ) -> ForecastResult:
     """The whole stage (module docstring). `categories`: sku_id -> category (pooling); `calendar`:
     date, event [, region] (past and future; a row with a region applies to the locations named
-    like it, e.g. SNAP days of CA to CA_1; only the global model reads those). `selection` fixes
+    like it, e.g. SNAP days of CA to CA_1: the uplift model gives them a multiplier per category x
+    location, the global model a feature). `selection` fixes
     the model per class (e.g. a champion's): only those models are cross-validated (for their
     intervals and metrics). `progress` receives one line per finished class of the
     cross-validation and of the final fit (series done / total, rate, ETA).
@@ -1327,6 +1377,10 @@ def run_forecast(
             }
         )
         mult = event_multiplier(keys, em)
+        if info.regional_uplift:
+            loc = part["unique_id"].map(series_ids["location_id"]).astype(str).to_numpy()
+            reg = _regional_days(loc, pd.Series(pd.to_datetime(part["ds"]).to_numpy()), calendar)
+            mult = mult * _regional_multiplier(keys["category"], loc, reg, info.regional_uplift)
         if planned is not None:
             rows = series_ids.reindex(part["unique_id"].to_numpy()).reset_index(drop=True)
             on = planned_promotion_days(rows.assign(date=pd.to_datetime(part["ds"]).to_numpy()), planned)
