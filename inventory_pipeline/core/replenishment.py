@@ -862,7 +862,6 @@ def _dc_service(t: pd.DataFrame, didx: pd.MultiIndex, delay_days: np.ndarray, co
     backorder cost induced by the retailers), b_DC = sum_stores w b_store p_store / sum w with
     w the store's daily demand, and cost_optimal mode sets alpha = b_DC / (b_DC + h_R) as at the
     stores. Class and fixed modes take the best level among the DC's stores, as before."""
-    keys = didx.to_frame(index=False)
     row = didx.get_indexer(pd.MultiIndex.from_frame(t[["dc_id", "sku_id"]]))
     ok = row >= 0
     p = delay_loss_probability(t, np.asarray(delay_days, float)[np.where(ok, row, 0)])
