@@ -306,7 +306,9 @@ def simulate(
     res.dc = {k: np.zeros((D, S)) for k in DC_ACC}
     H = FORECAST_HORIZONS
     R = max(H) + 1
-    for src in SCORED:
+    # the oracle: a forecaster that knows the demand model's true mean (at the prices in force),
+    # scored on the days the policy's forecast is -- the floor no forecast can beat on average
+    for src in (*SCORED, "oracle"):
         for h in (*H, f"sum{SUM_DAYS}"):
             for k in ("abs_err", "actual", "err", "ape_sum", "ape_n", "n"):
                 res.store[f"{src}_h{h}_{k}"] = np.zeros((L, S))
@@ -319,11 +321,6 @@ def simulate(
     running = np.zeros((L, S))
     res.store["naive_abs_err"] = np.zeros((L, S))
     res.store["naive_n"] = np.zeros((L, S))
-    # the oracle: a forecaster that knows the demand model's true mean (at the prices in force),
-    # scored on the days the policy's forecast is -- the floor no forecast can beat on average
-    for h in (*H, f"sum{SUM_DAYS}"):
-        for k in ("abs_err", "actual", "err", "ape_sum", "ape_n", "n"):
-            res.store[f"oracle_h{h}_{k}"] = np.zeros((L, S))
     running_mu, cum_mu = np.zeros((L, S)), np.zeros((R, L, S))
     demand_ring = np.zeros((NAIVE_LAG, L, S), dtype=np.int64)
     ordered_yesterday = np.zeros((L, S), dtype=bool)  # a store line shipped the day before
