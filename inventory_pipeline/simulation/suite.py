@@ -60,13 +60,15 @@ END_WINDOW_DAYS = 7  # `end inventory`: the window's last week (reported, not a 
 # the row's change columns and which way is better ("low": lower is better); the table's order
 METRICS: dict[str, str] = {
     "lost_units_change": "low", "stockout_days_change": "low", "fill_rate": "high", "fill_rate_rule": "high",
-    "avg_inventory_change": "low", "end_inventory_change": "low", "carrying_cost_change": "low", "margin_vs_rule": "high", "margin_vs_static": "high",
+    "avg_inventory_change": "low", "end_inventory_change": "low", "carrying_cost_change": "low",
+    "margin_vs_rule": "high", "margin_vs_static": "high",
     "price_changes": "low", "price_decreases": "low", "rule_violations": "low",
 }
 TARGETS = ("pass_service", "pass_lost_not_up", "pass_margin_vs_static", "pass_margin_vs_rule", "pass_no_violations")
 # the absolute KPIs of each run that the CSV carries (suite.json has every KPI)
 CSV_KPIS = ("lost_sales_units", "stockout_days", "stockout_rate", "fill_rate", "avg_inventory_value", "carrying_cost",
-            "end_inventory_value", "end_dc_inventory_value", "gross_margin", "revenue", "price_changes", "price_decreases")
+            "end_inventory_value", "end_dc_inventory_value", "gross_margin", "revenue", "price_changes",
+            "price_decreases")
 
 
 @dataclass(frozen=True)
