@@ -13,6 +13,8 @@ from inventory_pipeline.core.pricing import (PricingConfig, PricingInfeasible, _
                                              optimise_prices)
 
 CFG = PricingConfig(enabled=True, price_endings=(), category_avg_change_cap=1.0)
+# the markdown rules on carried items: a retailer that clears what does not sell within the horizon
+SALVAGE = dataclasses.replace(CFG, carried_excess="salvage")
 
 
 def _item(**kw):
@@ -60,8 +62,11 @@ def test_inventory_awareness_does_not_stimulate_demand_beyond_supply():
 
 def test_an_overstock_that_sells_through_in_time_is_not_marked_down():
     # 12 weeks of supply, sold through at the regular price well inside the 26-week horizon: a 20%
-    # markdown would give up 2 on each of 1,200 units to save a few cents of holding
+    # markdown would give up 2 on each of 1,200 units to save a few cents of holding. By default a
+    # carried item's stock is not at risk at all: priced for its margin (10 is the optimum at e = -2)
     out = optimise_prices(_item(elasticity=-2.0, weeks_of_supply=12.0), CFG).iloc[0]
+    assert out["recommended_price"] == 10.0 and out["change_reason"] == "hold"
+    out = optimise_prices(_item(elasticity=-2.0, weeks_of_supply=12.0), SALVAGE).iloc[0]
     assert out["recommended_price"] == 10.0 and out["binding_guardrail"] == "sells_through"
     assert out["change_reason"] == "hold"
 
@@ -69,21 +74,51 @@ def test_an_overstock_that_sells_through_in_time_is_not_marked_down():
 def test_excess_that_will_not_sell_through_is_marked_down():
     # 80 weeks of supply: 1,300 of 8,000 units sell at 10 within 26 weeks, the rest is worth 0.3 x
     # cost; a cut sells more of it at a price far above salvage
-    out = optimise_prices(_item(elasticity=-2.0, weeks_of_supply=80.0), CFG).iloc[0]
+    out = optimise_prices(_item(elasticity=-2.0, weeks_of_supply=80.0), SALVAGE).iloc[0]
     assert out["recommended_price"] <= 10.0 * (1 - CFG.markdown_pct) + 1e-9
     assert out["binding_guardrail"] == "markdown" and out["change_reason"] == "markdown"
 
 
 def test_a_carried_items_excess_sells_later_unless_the_policy_salvages_it():
-    # 40 weeks of supply of a carried item at a 40% margin, e = -1.5: an 8% cut gives up 0.80 on
-    # every unit and earns back (10 - 6)(1 - 0.92^1.5) = 0.47 of resumed regular sales plus ~0.07 of
-    # holding: held, the overstock is run down by ordering less. A retailer that clears what does not
-    # sell within 26 weeks at 30% of cost (carried_excess: salvage) marks the same item down.
+    # 40 weeks of supply of a carried item at a 40% margin, e = -1.5: its stock sells at whatever
+    # price holds, so it is priced for its margin rate -- the optimum c e / (1 + e) = 18 is far above,
+    # +10% it is, the stock held a little longer -- and the overstock is run down by ordering less. A
+    # retailer that clears what does not sell within 26 weeks at 30% of cost (carried_excess:
+    # salvage) marks the same item down.
     item = _item(elasticity=-1.5, unit_cost=6.0, weeks_of_supply=40.0)
     kept = optimise_prices(item, CFG).iloc[0]
-    assert kept["recommended_price"] == 10.0 and kept["change_reason"] == "hold"
-    cleared = optimise_prices(item, dataclasses.replace(CFG, carried_excess="salvage")).iloc[0]
+    assert kept["recommended_price"] == pytest.approx(11.0) and kept["change_reason"] == "margin_raise"
+    cleared = optimise_prices(item, SALVAGE).iloc[0]
     assert cleared["recommended_price"] < 10.0 and cleared["change_reason"] == "markdown"
+
+
+def test_stock_holding_by_hand():
+    from inventory_pipeline.core.pricing import stock_holding
+
+    cfg = PricingConfig(horizon_days=10, annual_holding_rate=0.365)  # 0.1% of cost a day
+    # 500 units, 100 sold in 10 days at p0: 500 x 10 - 100 x 10 / 2 = 4,500 unit-days; at 12 with
+    # e = -1, 83.3 sold: 4,583.3 unit-days; 83.3 more unit-days at 0.004 a unit-day
+    h = stock_holding(np.array([12.0, 10.0]), 10.0, 4.0, 100.0, -1.0, 500.0, cfg)
+    assert h[0] == pytest.approx(4 * 0.001 * (100 - 100 / 1.2) * 10 / 2) and h[1] == pytest.approx(0.0)
+    # 50 units that sell out on day 5 at p0 (50^2 / (2 x 10 a day) = 125 unit-days), on day 6 at 12
+    assert stock_holding(np.array([12.0]), 10.0, 4.0, 100.0, -1.0, 50.0, cfg)[0] == pytest.approx(
+        4 * 0.001 * (50**2 / (2 * 100 / 1.2 / 10) - 125))
+
+
+def test_a_carried_overstock_is_priced_for_its_margin_and_its_rise_passes_the_guardrails():
+    from inventory_pipeline.core.pricing import guardrail_violations
+
+    # e = -0.8 +- 0.05, 20 weeks of supply: +10% gains 11% of margin over the horizon; the stock held
+    # longer costs cents. An item at risk (end of life) or a salvage policy never raises it.
+    item = _item(elasticity=-0.8, se=0.05, weeks_of_supply=20.0)
+    carried = optimise_prices(item, CFG)
+    assert carried["recommended_price"].iloc[0] == pytest.approx(11.0)
+    assert carried["change_reason"].iloc[0] == "margin_raise"
+    full = carried.assign(days_since_price_change=np.nan, expected_units_current=100.0,
+                          expected_units_recommended=100.0)
+    assert guardrail_violations(full, CFG).empty
+    for at_risk, cfg in ((item.assign(end_of_life=True, sell_through_days=56.0), CFG), (item, SALVAGE)):
+        assert optimise_prices(at_risk, cfg)["recommended_price"].iloc[0] <= 10.0
 
 
 def test_clearance_value_by_hand():
@@ -106,7 +141,7 @@ def test_a_discontinued_item_is_marked_down_but_the_same_stock_of_a_carried_item
     carried = optimise_prices(_item(elasticity=-1.5, weeks_of_supply=12.0), cfg).iloc[0]
     gone = optimise_prices(_item(elasticity=-1.5, weeks_of_supply=12.0, end_of_life=True, sell_through_days=56.0),
                            cfg).iloc[0]
-    assert carried["recommended_price"] == 10.0
+    assert carried["recommended_price"] >= 10.0 and carried["change_reason"] != "markdown"
     assert gone["recommended_price"] < 10.0 and gone["change_reason"] == "markdown"
 
 
@@ -156,7 +191,7 @@ def test_low_price_overstock_takes_the_next_ladder_step_down():
     # down the ladder, 1.69 (-5.6%), is inside the max change, so it is the markdown (60 weeks of
     # supply of an elastic item: most would otherwise only fetch salvage)
     cfg = PricingConfig(price_endings=(0.09, 0.19, 0.29, 0.39, 0.49, 0.59, 0.69, 0.79, 0.89, 0.99), category_avg_change_cap=1.0,
-                        max_markdown=0.10)
+                        max_markdown=0.10, carried_excess="salvage")
     out = optimise_prices(_item(current_price=1.79, unit_cost=1.0, elasticity=-3.0, weeks_of_supply=60.0), cfg)
     assert out["recommended_price"].iloc[0] == pytest.approx(1.69) and out["binding_guardrail"].iloc[0] == "markdown"
 
@@ -165,10 +200,12 @@ def test_markdowns_yield_to_the_category_cap_instead_of_failing():
     # A has 80 weeks of supply (a markdown pays), B cannot move: a markdown alone would average
     # -4% > 3%, so A holds and says why -- the cap is a hard guardrail, the markdown a choice
     items = pd.concat([_item(sku_id="A", weeks_of_supply=80.0), _item(sku_id="B", recently_changed=True)], ignore_index=True)
-    out = optimise_prices(items, PricingConfig(price_endings=(), category_avg_change_cap=0.03)).set_index("sku_id")
+    out = optimise_prices(items, PricingConfig(price_endings=(), category_avg_change_cap=0.03, carried_excess="salvage")
+                          ).set_index("sku_id")
     assert out.loc["A", "recommended_price"] == 10.0 and out.loc["A", "binding_guardrail"] == "category_avg_change"
     # with room in the category (cap 5%) the markdown happens
-    out = optimise_prices(items, PricingConfig(price_endings=(), category_avg_change_cap=0.05)).set_index("sku_id")
+    out = optimise_prices(items, PricingConfig(price_endings=(), category_avg_change_cap=0.05, carried_excess="salvage")
+                          ).set_index("sku_id")
     assert out.loc["A", "recommended_price"] <= 9.2 + 1e-9 and out.loc["A", "change_reason"] == "markdown"
 
 
@@ -332,13 +369,18 @@ def test_guardrail_violations_are_each_found():
             dict(base, sku_id="change", recommended_price=12.49),
             dict(base, sku_id="ending", recommended_price=10.37),
             dict(base, sku_id="recent", recommended_price=10.49, days_since_price_change=3.0),
-            dict(base, sku_id="markdown", recommended_price=10.49, weeks_of_supply=12.0),
+            dict(base, sku_id="markdown", recommended_price=10.49, weeks_of_supply=12.0, end_of_life=True),
+            dict(base, sku_id="carried", recommended_price=10.49, weeks_of_supply=12.0, end_of_life=False),
             dict(base, sku_id="stimulate", recommended_price=9.49, supply=5.0, expected_units_recommended=11.0)]
     v = guardrail_violations(pd.DataFrame(rows), cfg)
     found = set(zip(v["sku_id"], v["guardrail"]))
     assert ("margin", "min_margin") in found and ("change", "max_change") in found and ("ending", "price_endings") in found
     assert ("recent", "min_days_between_changes") in found and ("markdown", "markdown") in found
     assert ("stimulate", "inventory") in found and not any(s == "ok" for s, g in found if g != "category_avg_change")
+    assert not any(s == "carried" for s, g in found if g != "category_avg_change")  # its stock sells later
+    salvage = dataclasses.replace(cfg, carried_excess="salvage")
+    v = guardrail_violations(pd.DataFrame(rows), salvage)
+    assert ("carried", "markdown") in set(zip(v["sku_id"], v["guardrail"]))
 
 
 def test_recommendations_are_inside_every_guardrail():
@@ -353,7 +395,7 @@ def test_recommendations_are_inside_every_guardrail():
     pos = pd.DataFrame({"location_id": np.repeat([f"S{s}" for s in range(4)], len(prod)),
                         "sku_id": np.tile(prod["sku_id"], 4), "on_hand": 100.0, "on_order": 0.0})
     pos.loc[0, "on_hand"] = 5000.0  # one overstocked store x SKU: marked down
-    cfg = PricingConfig(category_avg_change_cap=0.10)
+    cfg = PricingConfig(category_avg_change_cap=0.10, carried_excess="salvage")
     recs = recommend_prices(fc, h, prod, plan, cfg, positions=pos)
     PriceRecommendations.validate(recs)
     assert guardrail_violations(recs, cfg).empty
@@ -466,7 +508,8 @@ def test_below_the_margin_floor_rises_unless_overstocked_and_never_fails_the_cap
     out = optimise_prices(_item(current_price=9.99, unit_cost=10.0, elasticity=-30.0),  # optimum 10.34 < floor 10.5
                           PricingConfig(price_endings=(), category_avg_change_cap=1.0))
     assert out["recommended_price"].iloc[0] >= 10.5 - 1e-9 and out["binding_guardrail"].iloc[0] == "min_margin"
-    held = optimise_prices(_item(current_price=9.99, unit_cost=10.0, weeks_of_supply=20.0), cfg).iloc[0]
+    held = optimise_prices(_item(current_price=9.99, unit_cost=10.0, weeks_of_supply=20.0),
+                           dataclasses.replace(cfg, carried_excess="salvage")).iloc[0]
     assert held["recommended_price"] == 9.99 and held["binding_guardrail"] == "min_margin"  # overstocked: never raised
     # a required rise bigger than the cap allows: it holds (penalised) instead of failing the stage
     two = pd.concat([_item(sku_id="A", current_price=9.99, unit_cost=10.0), _item(sku_id="B", recently_changed=True)],
@@ -491,7 +534,7 @@ def test_a_forecast_item_without_cost_or_price_is_held_or_left_out():
 def test_a_markdown_that_would_outrun_supply_holds():
     from inventory_pipeline.core.pricing import guardrail_violations
 
-    cfg = PricingConfig(price_endings=(), category_avg_change_cap=1.0, overstock_weeks=2.0)
+    cfg = PricingConfig(price_endings=(), category_avg_change_cap=1.0, overstock_weeks=2.0, carried_excess="salvage")
     out = optimise_prices(_item(elasticity=-5.0, unit_cost=2.0, supply=125.0, weeks_of_supply=3.0), cfg)
     r = out.iloc[0]
     assert r["recommended_price"] == 10.0 and r["binding_guardrail"] == "inventory"
@@ -537,7 +580,8 @@ def test_large_problems_use_the_lp_relaxation_and_stay_feasible_and_near_optimal
 def test_clearance_markdowns_may_step_deeper_than_regular_changes():
     from inventory_pipeline.core.pricing import guardrail_violations
 
-    cfg = PricingConfig(price_endings=(), category_avg_change_cap=1.0, max_markdown=0.25, markdown_pct=0.08)
+    cfg = PricingConfig(price_endings=(), category_avg_change_cap=1.0, max_markdown=0.25, markdown_pct=0.08,
+                        carried_excess="salvage")
     over = optimise_prices(_item(elasticity=-5.0, unit_cost=5.0, weeks_of_supply=20.0), cfg).iloc[0]
     assert 7.5 - 1e-9 <= over["recommended_price"] < 9.0 and over["binding_guardrail"] == "markdown"
     normal = optimise_prices(_item(elasticity=-5.0, unit_cost=2.0), cfg).iloc[0]

@@ -142,7 +142,7 @@ class PricingPolicy(_Strict):
     ]  # allowed cents; [] = any cent
     overstock_weeks: float = Field(
         8.0, gt=0
-    )  # weeks of supply above which an item is marked down
+    )  # weeks of supply above which an item whose stock is at risk may be marked down (PricingSection.carried_excess)
     markdown_pct: float = Field(
         8.0, ge=0, le=50
     )  # minimum markdown of an overstocked item
@@ -169,8 +169,9 @@ class PricingPolicy(_Strict):
     sell_through_weeks: float = Field(26.0, gt=0)
     # ... worth this share of its unit cost at clearance (jobber, outlet) when it never sells
     salvage_value_share: float = Field(0.3, ge=0, le=1)
-    # a carried (not discontinued, not seasonal) item's excess: sells_later keeps selling at the regular
-    # price after the horizon (only holding is saved by a cut); salvage clears it at salvage_value_share
+    # a carried (not discontinued, not seasonal) item's excess: sells_later keeps selling at whatever price
+    # holds, so the item is priced for its margin like any other and only end-of-life or season-end stock
+    # is marked down; salvage clears what does not sell within sell_through_weeks at salvage_value_share
     carried_excess: Literal["sells_later", "salvage"] = "sells_later"
     # a discontinued item leaves the shelf (cleared at salvage) this many weeks after its discontinue date
     end_of_life_weeks: float = Field(8.0, gt=0)

@@ -21,7 +21,8 @@
    Confidence = P(|true - estimate| < 0.5) under the posterior.
 2. **Prices** (`optimise_prices`): the candidates of an item are the prices on its ladder (the
    allowed endings) inside its guardrails -- min margin over cost, max change per step, no change
-   within `min_days_between_changes`, a markdown cap for items above `overstock_weeks` of supply,
+   within `min_days_between_changes`, a markdown cap for items above `overstock_weeks` of supply
+   whose stock is at risk (`overstocked`: end of life or season, or the salvage policy),
    and no cut that stimulates demand beyond what the network can supply within lead time -- plus
    the current price. Each candidate's value is its expected margin over the horizon under the
    constant-elasticity response (p - c) q0 (p / p0)^e; a change must gain `min_gain`. The
@@ -53,7 +54,8 @@ PRICE_COLUMNS = [
     "location_id", "sku_id", "current_price", "recommended_price", "unit_cost", "elasticity", "elasticity_se",
     "elasticity_confidence", "elasticity_source", "demand_multiplier", "expected_units_current",
     "expected_units_recommended", "expected_margin_current", "expected_margin_recommended", "weeks_of_supply",
-    "supply", "days_since_price_change", "price_floor", "price_ceiling", "binding_guardrail", "rationale",
+    "end_of_life", "supply", "days_since_price_change", "price_floor", "price_ceiling", "binding_guardrail",
+    "rationale",
     "change_reason",  # hold | margin_raise | margin_cut | markdown (the twin reports margin by it)
 ]
 
@@ -670,6 +672,32 @@ def clearance_value(price, p0, c, q_day, stock, restart, e, cfg: PricingConfig, 
     return price * sold + cfg.salvage_value_share * c * (stock - sold) - holding + resumed
 
 
+def overstocked(weeks_of_supply, end_of_life, cfg: PricingConfig) -> np.ndarray:
+    """Items whose stock is at risk, so the markdown rules apply (the clearance step, the markdown
+    cadence, no rise): above `overstock_weeks` of network supply and, under `carried_excess:
+    sells_later`, at the end of their life or season. A carried item's stock is not at risk there:
+    every unit sells at whatever price holds, and a price the pipeline sets persists, so in the
+    long run a price is worth its margin rate -- the carried item is priced like any other
+    (plus the holding of its stock, `stock_holding`) and its excess is run down by ordering less."""
+    over = np.asarray(weeks_of_supply, float) > cfg.overstock_weeks
+    if cfg.carried_excess == "sells_later":
+        over &= np.asarray(end_of_life, bool)
+    return over
+
+
+def stock_holding(price, p0, c, q0, e, stock, cfg: PricingConfig):
+    """Holding cost, over the pricing horizon, of the `stock` a carried item has at `price` less at
+    `p0`: it sells q0 (p / p0)^e units in the horizon, so a stock that outlasts the horizon holds
+    stock x h - q h / 2 unit-days (a rise keeps more units longer, a cut fewer)."""
+    h = cfg.horizon_days
+
+    def unit_days(q):
+        return np.where(q >= stock, stock**2 / (2 * np.maximum(q, 1e-9) / h), stock * h - q * h / 2)
+
+    q = q0 * (price / p0) ** e
+    return c * cfg.annual_holding_rate / 365 * (unit_days(q) - unit_days(q0))
+
+
 def robust_gain(price, p0, c, q0, e_lo, e_hi, stock, clearance, restart, h, cfg: PricingConfig, T=None):
     """The worst expected gain of moving to `price` over the elasticity interval [e_lo, e_hi]: each
     gain is monotone in e, so its minimum is at an end. An item with excess stock (`clearance`)
@@ -693,9 +721,10 @@ def optimise_prices(items: pd.DataFrame, cfg: PricingConfig = PricingConfig()) -
     Every price on the ladder (`_ladder`) inside the item's guardrails is a candidate; its value is
     the current expected margin plus its *robust* gain (`robust_gain`: the worst over the
     elasticity's interval), so a change whose gain flips sign inside the interval is held. Items
-    with excess stock (above `overstock_weeks` of supply, or at the end of their life) may be cut
+    with stock at risk (`overstocked`) or at the end of their life may be cut
     by up to the clearance step, and only where the clearance value pays for the margin given
-    up; an overstock that sells through at the regular price is run down by ordering less. The
+    up; a carried item's stock sells later whatever the price (`overstocked`), so it is priced for
+    its margin less the holding of its stock (`stock_holding`) and run down by ordering less. The
     category average-change cap couples items, so the choice is a MILP (`_choose`). Holding is
     legal when the current price is inside the item's range; where it is not (below the margin
     floor), holding is a penalised option the MILP takes only where the category cap leaves no
@@ -718,8 +747,8 @@ def optimise_prices(items: pd.DataFrame, cfg: PricingConfig = PricingConfig()) -
             f"maximum price allowed by max change {cfg.max_change:.0%} from the current price; raise max_change_pct "
             f"or lower min_margin in the policy file's pricing section; e.g. {ex}")
     wos = it["weeks_of_supply"].to_numpy(float)
-    over = wos > cfg.overstock_weeks
     eol = it["end_of_life"].fillna(False).to_numpy(bool) if "end_of_life" in it else np.zeros(n, dtype=bool)
+    over = overstocked(wos, eol, cfg)
     T = it["sell_through_days"].to_numpy(float) if "sell_through_days" in it else np.full(n, cfg.sell_through_weeks * 7)
     stock = np.where(np.isfinite(wos), wos * 7 * q0 / cfg.horizon_days, 0.0)  # units of the network's supply
     if cfg.carried_excess == "sells_later":  # a carried item's stock is not obsolete: it all sells at p0 in time
@@ -763,6 +792,13 @@ def optimise_prices(items: pd.DataFrame, cfg: PricingConfig = PricingConfig()) -
     rest = (stock[item], clear[item], ~eol[item], cfg.horizon_days, cfg, T[item])
     gain = robust_gain(price, *args, e_lo[item], e_hi[item], *rest)
     point = robust_gain(price, *args, e[item], e[item], *rest)
+    # a carried item's stock outlasting the horizon is held longer at a higher price: charge it
+    lasting = ~clear[item] & (stock[item] > q0[item])
+    if lasting.any():  # the margin gain less that holding, at each end of the interval (monotone in e)
+        ends = [margin_gain(price, *args, e_[item]) - stock_holding(price, *args, e_[item], stock[item], cfg)
+                for e_ in (e_lo, e_hi)]
+        gain = np.where(lasting, np.minimum(*ends), gain)
+        point = np.where(lasting, point - stock_holding(price, *args, e[item], stock[item], cfg), point)
     is_hold = np.isclose(price, p0[item])
     # a change must earn at least `min_gain` of the item's current expected margin (no churn on noise)
     fee = np.where(is_hold, 0.0, cfg.min_gain * np.abs(hold_value[item]))
@@ -929,6 +965,7 @@ def recommend_prices(forecast: pd.DataFrame, history: pd.DataFrame, products: pd
         out["recommended_price"], out["binding_guardrail"] = out["current_price"], "hold_price"
         out["price_floor"], out["price_ceiling"] = out["current_price"], out["current_price"]
     out["change_reason"] = out["change_reason"].fillna("hold") if "change_reason" in out else "hold"
+    out["end_of_life"] = out["end_of_life"].fillna(False).astype(bool)
     ratio = out["recommended_price"] / out["current_price"]
     e = out["elasticity"].fillna(0.0)
     # what the forecast (fitted on recent sales) must be scaled by at the recommended price: the
@@ -988,23 +1025,25 @@ def guardrail_violations(recs: pd.DataFrame, cfg: PricingConfig) -> pd.DataFrame
     changed = (r["recommended_price"] - r["current_price"]).abs() > 0.005
     rel = r["recommended_price"] / r["current_price"] - 1
     floor = r["unit_cost"] * (1 + cfg.min_margin)
+    eol = r["end_of_life"].fillna(False).astype(bool) if "end_of_life" in r else False
+    wos = r["weeks_of_supply"] if "weeks_of_supply" in r else np.nan
+    over_ = pd.Series(overstocked(np.broadcast_to(wos, len(r)), np.broadcast_to(eol, len(r)), cfg), index=r.index)
     checks = {
         # a change may not set a price under the floor, except a rise toward it from below
         "min_margin": changed & (r["recommended_price"] < floor - 0.005)
         & ~((r["current_price"] < floor - 0.005) & (r["recommended_price"] > r["current_price"])),
         "max_change": changed & (rel.abs() > np.where(
-            (r["weeks_of_supply"] > cfg.overstock_weeks if "weeks_of_supply" in r else False) & (rel < 0),
+            over_ & (rel < 0),
             max(cfg.max_markdown, cfg.max_change), cfg.max_change) + 1e-6),
         "price_endings": changed & ~np.isclose(((r["recommended_price"] * 100).round() % 100 / 100).to_numpy()[:, None],
                                                np.asarray(cfg.price_endings)[None, :], atol=0.001).any(axis=1)
         if cfg.price_endings else pd.Series(False, index=r.index),
     }
     if "days_since_price_change" in r:
-        over_ = r["weeks_of_supply"] > cfg.overstock_weeks if "weeks_of_supply" in r else pd.Series(False, index=r.index)
         gap = np.where(over_ & (rel < 0), cfg.min_days_between_markdowns, cfg.min_days_between_changes)
         checks["min_days_between_changes"] = changed & (r["days_since_price_change"] < gap)
     if "weeks_of_supply" in r:
-        over = (r["weeks_of_supply"] > cfg.overstock_weeks) & ~(r.get("days_since_price_change", np.inf) < cfg.min_days_between_changes)
+        over = over_ & ~(r.get("days_since_price_change", np.inf) < cfg.min_days_between_changes)
         # an overstocked item may not rise; it must be marked down unless the margin floor or the ladder stops it
         checks["markdown"] = over & (rel > 1e-6)
     if "supply" in r:
