@@ -108,6 +108,29 @@ def test_regional_days_get_their_own_uplift_and_do_not_pull_the_level_down():
     assert tx.max() == pytest.approx(tx.min(), rel=0.05)  # CA's SNAP days are not TX's
 
 
+def test_flat_models_take_the_category_weekly_profile_when_asked():
+    """A category selling 2x on Saturdays: WindowAverage forecasts one flat level; with
+    `flat_weekly_profile` it forecasts the same weekly total on the category's day-of-week index,
+    in the CV (which scores it better) and in the forecast. Seasonal models are untouched."""
+    import dataclasses
+
+    pattern = [5, 5, 5, 5, 5, 10, 5]
+    h = pd.concat([_history(np.resize(pattern, 140) + (i % 2), sku=f"K{i}") for i in range(4)])
+    weekly = dataclasses.replace(CFG, flat_weekly_profile=True, candidates=(("smooth", ("WindowAverage",)),))
+    flat = dataclasses.replace(weekly, flat_weekly_profile=False)
+    fc = {c.flat_weekly_profile: run_forecast(h, END, c) for c in (weekly, flat)}
+    one = {k: r.forecast[r.forecast["sku_id"] == "K0"].set_index("date")["mean"].iloc[:14] for k, r in fc.items()}
+    assert one[False].max() == pytest.approx(one[False].min())  # flat
+    sat = one[True].index.dayofweek == pd.date_range(end=END, periods=140)[5].dayofweek  # the 10s
+    assert one[True][sat].mean() / one[True][~sat].mean() == pytest.approx(2.0, rel=0.05)
+    assert one[True].sum() == pytest.approx(one[False].sum(), rel=0.02)  # the same two weeks' demand
+    wape = {k: r.cv.set_index("model").loc["WindowAverage", "wape"] for k, r in fc.items()}
+    assert wape[True] < 0.5 * wape[False]
+    adj, _ = adjust_history(prepare_series(h, END, CFG), CFG)
+    cv = {c.flat_weekly_profile: cross_validate(adj, ["SeasonalNaive"], c, None)[0] for c in (weekly, flat)}
+    np.testing.assert_allclose(cv[True]["SeasonalNaive"], cv[False]["SeasonalNaive"])
+
+
 def test_cross_validation_never_sees_the_future():
     """A sentinel after an origin must not change the forecasts made at that origin."""
     base = np.random.default_rng(2).poisson(8, 140).astype(float)
@@ -346,5 +369,7 @@ def test_selection_metric_flows_from_the_policy_and_is_part_of_the_model_identit
 
     from inventory_pipeline.core.forecasting import ENGINE_FIELDS
 
-    before = {k: v for k, v in CFG.to_dict().items() if k not in (*ENGINE_FIELDS, "selection_metric")}
+    before = {k: v for k, v in CFG.to_dict().items()
+              if k not in (*ENGINE_FIELDS, "selection_metric", "flat_weekly_profile")}
     assert CFG.fingerprint() == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:12]
+    assert dataclasses.replace(CFG, flat_weekly_profile=True).fingerprint() != CFG.fingerprint()

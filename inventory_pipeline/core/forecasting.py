@@ -120,6 +120,9 @@ class ForecastConfig:
     # chooses among both and their mean). The same CV scores each and the promotion gate decides.
     family: str = "statsforecast"
     selection_metric: str = "wape"  # SELECTION_METRICS: the CV score each class's model minimises
+    # the non-seasonal models (FLAT_MODELS) fit the series divided by its category's day-of-week
+    # index and forecast it multiplied back, so a flat level still carries the weekly pattern
+    flat_weekly_profile: bool = False
     # where statsforecast runs: "local" (this process, `n_jobs` cores) or "dask" (statsforecast's
     # distributed backend through fugue, on the Dask scheduler at `dask_scheduler`, or a default
     # client already connected). Not part of the model's identity: the numbers are the same.
@@ -159,10 +162,13 @@ class ForecastConfig:
 
     def fingerprint(self) -> str:
         """What the configuration computes, not where: the engine settings are left out, and so is
-        the default selection metric (a configuration from before the option keeps its identity)."""
+        the default selection metric and weekly profile (a configuration from before the options
+        keeps its identity)."""
         d = {k: v for k, v in self.to_dict().items() if k not in ENGINE_FIELDS}
         if d.get("selection_metric") == "wape":
             del d["selection_metric"]
+        if not d.get("flat_weekly_profile"):
+            d.pop("flat_weekly_profile", None)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -185,6 +191,7 @@ def forecast_config(policy) -> ForecastConfig:
         "time_budget_seconds",
         "family",
         "selection_metric",
+        "flat_weekly_profile",
     ):
         if getattr(f, name, None) is not None:
             kw[name] = getattr(f, name)
@@ -368,6 +375,7 @@ def adjust_history(
     adj.category_dow = dow_idx.reset_index()
     idx = pd.MultiIndex.from_arrays([s["category"], s["dow"]])
     di = dow_idx.reindex(idx).fillna(1.0).to_numpy()
+    s["dow_idx"] = di
     # local level from clean days (deseasonalised), centred 29-day window, widened where sparse
     num = _centred_sum(np.where(clean, y / di, 0.0), gs, ge, 14)
     den = _centred_sum(clean.astype(float), gs, ge, 14)
@@ -488,6 +496,22 @@ _MAKERS = {
     "ADIDA": lambda m, sl, a: m.ADIDA(alias=a),
 }
 KNOWN_MODELS = tuple(_MAKERS)
+# models without a weekly season: with `flat_weekly_profile` they take the category's
+FLAT_MODELS = ("WindowAverage", "SESOptimized", "CrostonSBA", "TSB", "IMAPA", "ADIDA")
+
+
+def _profiled(model: str, cfg: "ForecastConfig") -> bool:
+    return cfg.flat_weekly_profile and model in FLAT_MODELS
+
+
+def weekly_index(category, ds, table: pd.DataFrame | None) -> np.ndarray:
+    """The category's day-of-week index (`Adjustments.category_dow`) of each (category, date); 1
+    where the category has none."""
+    if table is None or table.empty:
+        return np.ones(len(ds))
+    di = table.assign(category=table["category"].astype(str)).set_index(["category", "dow"])["dow_index"]
+    keys = pd.MultiIndex.from_arrays([np.asarray(category).astype(str), pd.to_datetime(pd.Series(ds)).dt.dayofweek])
+    return di.reindex(keys).fillna(1.0).to_numpy(float)
 
 
 def make_model(name: str, cfg: ForecastConfig):
@@ -613,13 +637,16 @@ def cross_validate(
     not) and compared with the corrected demand. Returns the CV frame (with `horizon`) and the
     seconds each model took."""
     df = adj[["unique_id", "ds", "y_adj"]].rename(columns={"y_adj": "y"})
+    profiled = [n for n in models if _profiled(n, cfg)] if "dow_idx" in adj else []
+    # the flat models see the series without its weekly pattern (and get it back below)
+    flat_df = df.assign(y=df["y"].to_numpy(float) / adj["dow_idx"].to_numpy(float)) if profiled else df
     frames, seconds = [], {}
     for name in models:
         t0 = time.perf_counter()
         cv = _run_sf(
             "cross_validation",
             [make_model(name, cfg)],
-            df,
+            flat_df if name in profiled else df,
             cfg,
             h=cfg.cv_horizon,
             n_windows=cfg.cv_windows,
@@ -628,13 +655,14 @@ def cross_validate(
         seconds[name] = time.perf_counter() - t0
         frames.append(cv.drop(columns=["y"]).set_index(["unique_id", "ds", "cutoff"]))
     out = pd.concat(frames, axis=1).reset_index()
-    cols = ["unique_id", "ds", "demand", "category", "event_key"] + (["rmult"] if "rmult" in adj else [])
-    out = out.merge(adj[cols], on=["unique_id", "ds"], how="left")
+    extra = [c for c in ("rmult", "dow_idx") if c in adj]
+    out = out.merge(adj[["unique_id", "ds", "demand", "category", "event_key", *extra]], on=["unique_id", "ds"], how="left")
     mult = event_multiplier(out[["category", "event_key"]], em)
     if "rmult" in out:
         mult = mult * out["rmult"].fillna(1.0).to_numpy(float)
+    weekly = out["dow_idx"].fillna(1.0).to_numpy(float) if profiled else 1.0
     for n in models:
-        out[n] = np.clip(out[n].to_numpy(float) * mult, 0, None)
+        out[n] = np.clip(out[n].to_numpy(float) * mult * (weekly if n in profiled else 1.0), 0, None)
     out["horizon"] = (pd.to_datetime(out["ds"]) - pd.to_datetime(out["cutoff"])).dt.days
     return out, seconds
 
@@ -842,10 +870,20 @@ def _future_frame(ids: np.ndarray, plan_date: str, cfg: ForecastConfig) -> pd.Da
     return pd.DataFrame({"unique_id": np.repeat(ids, len(days)), "ds": np.tile(days.to_numpy(), len(ids))})
 
 
-def _fit_class(part: pd.DataFrame, model: str, cfg: ForecastConfig) -> pd.DataFrame:
+def _fit_class(part: pd.DataFrame, model: str, cfg: ForecastConfig, weekly: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The class's model fit on every series of `part` (adjusted demand), `horizon_days` ahead; a
+    flat model with `flat_weekly_profile` on the series over its category's weekly index
+    (`weekly`, the category_dow table), multiplied back on the forecast days."""
     df = part[["unique_id", "ds", "y_adj"]].rename(columns={"y_adj": "y"})
+    profiled = _profiled(model, cfg) and "dow_idx" in part
+    if profiled:
+        df = df.assign(y=df["y"].to_numpy(float) / part["dow_idx"].to_numpy(float))
     fc = _run_sf("forecast", [make_model(model, cfg)], df, cfg, h=cfg.horizon_days)
-    return pd.DataFrame({"unique_id": fc["unique_id"], "ds": fc["ds"], "mean": fc[model], "model": model})
+    mean = fc[model].to_numpy(float)
+    if profiled:
+        cat = part.groupby("unique_id", observed=True)["category"].first()
+        mean = mean * weekly_index(fc["unique_id"].map(cat), fc["ds"], weekly)
+    return pd.DataFrame({"unique_id": fc["unique_id"], "ds": fc["ds"], "mean": mean, "model": model})
 
 
 def _new_item_forecast(part: pd.DataFrame, plan_date: str, cfg: ForecastConfig, adj: Adjustments) -> pd.DataFrame:
@@ -1421,7 +1459,7 @@ def run_forecast(
         for cls, model in chosen.items():
             part = adj[adj["demand_class"] == cls]
             sf_name, uses_global = _components(model)
-            f = with_events(_fit_class(part, sf_name, cfg)) if sf_name else None
+            f = with_events(_fit_class(part, sf_name, cfg, info.category_dow)) if sf_name else None
             if uses_global:
                 gp = g[g["unique_id"].isin(part["unique_id"].unique())].rename(columns={GLOBAL_MODEL: "gm"})
                 if f is None:

@@ -70,6 +70,9 @@ class ForecastPolicy(_Strict):
     )  # model family (a challenger may switch it)
     # the CV score each class's model minimises: wape (median-optimal) or rmsse (mean-optimal)
     selection_metric: str = Field("wape", pattern="^(wape|rmsse)$")
+    # non-seasonal models (WindowAverage, SES, Croston, TSB, IMAPA, ADIDA) forecast on the category's
+    # day-of-week profile instead of one flat level
+    flat_weekly_profile: bool = False
     candidates: dict[str, list[str]] | None = (
         None  # class -> statsforecast models (None: the defaults)
     )
