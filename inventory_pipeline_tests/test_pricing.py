@@ -450,6 +450,9 @@ def test_demand_multiplier_counts_a_recent_change_the_forecast_has_not_absorbed(
     ref = (21 * 10.0 + 7 * 11.0) / 28
     assert r["demand_multiplier"] == pytest.approx((11.0 / ref) ** -2.0)
     assert r["expected_units_current"] == pytest.approx(140 * (11.0 / ref) ** -2.0)
+    # a forecast made 7 days ago (a weekly re-forecast rolled forward) saw only the old price
+    old = recommend_prices(fc, hist, prod, "2025-04-28", cfg, forecast_date="2025-04-21").iloc[0]
+    assert old["demand_multiplier"] == pytest.approx(1.1**-2.0)
 
 
 def test_pricing_policy_errors_are_clear_and_the_file_drives_the_config(tmp_path):

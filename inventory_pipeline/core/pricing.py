@@ -418,12 +418,15 @@ def _wls_slope(x, r, w):
     return float(np.sum(w * x * r) / sxx), float(1 / np.sqrt(sxx))
 
 
-def reference_prices(p: "_Panel", days: int = 28) -> pd.DataFrame:
+def reference_prices(p: "_Panel", days: int = 28, lag: int = 0) -> pd.DataFrame:
     """The regular price level a forecast fitted on this history assumes: the mean regular price of
-    each store x SKU over the last `days` days. A price set since then is not in the forecast yet,
-    so the demand multiplier is taken against this level, not only against today's price."""
+    each store x SKU over the `days` days up to the forecast's own plan date, `lag` days before the
+    history's last day (a forecast re-run every week is `lag` days old on the days in between). A
+    price set since then is not in the forecast yet, so the demand multiplier is taken against
+    this level, not only against today's price."""
     L, S, T = p.regular.shape
-    ref = p.regular[:, :, max(0, T - days):].mean(axis=2) if T else np.full((L, S), np.nan)
+    end = max(T - max(int(lag), 0), 1)
+    ref = p.regular[:, :, max(0, end - days):end].mean(axis=2) if T else np.full((L, S), np.nan)
     return pd.DataFrame({"location_id": np.repeat(p.locs, S), "sku_id": np.tile(p.skus, L), "reference_price": ref.ravel()})
 
 
@@ -899,12 +902,15 @@ def end_of_life(sku_ids: pd.Series, products: pd.DataFrame, plan_date: str,
 
 def recommend_prices(forecast: pd.DataFrame, history: pd.DataFrame, products: pd.DataFrame, plan_date: str,
                      cfg: PricingConfig = PricingConfig(), positions: pd.DataFrame | None = None,
-                     locations: pd.DataFrame | None = None, book: pd.DataFrame | None = None) -> pd.DataFrame:
+                     locations: pd.DataFrame | None = None, book: pd.DataFrame | None = None,
+                     forecast_date: str | None = None) -> pd.DataFrame:
     """Recommended price per store x SKU in the forecast (the stage). `history`: the last
     `PRICING_HISTORY_DAYS` of fct_daily_demand. `positions`: on_hand and on_order per location x
     SKU: weeks of supply (markdowns) and what the network can supply within lead time (inventory
     awareness: the store's stock and open orders plus its share of its DC's, by expected units;
-    `locations` gives each store's DC). `book`: the prices this pipeline set (`price_book`)."""
+    `locations` gives each store's DC). `book`: the prices this pipeline set (`price_book`).
+    `forecast_date`: the plan date the forecast was made on, when it is older than `plan_date`
+    (the twin's weekly re-forecast): its price level is the one before that date."""
     h = cfg.horizon_days
     f = forecast[forecast["horizon"] <= h]
     pairs = f.groupby(["location_id", "sku_id"], as_index=False)["mean"].sum().rename(columns={"mean": "expected_units"})
@@ -922,7 +928,8 @@ def recommend_prices(forecast: pd.DataFrame, history: pd.DataFrame, products: pd
     if cfg.enabled:
         panel = _panel(history, products, book)
         el = estimate_elasticities(history, products, cfg, panel)
-        out = out.merge(reference_prices(panel, FORECAST_PRICE_DAYS), on=["location_id", "sku_id"], how="left")
+        lag = (pd.Timestamp(plan_date) - pd.Timestamp(forecast_date)).days if forecast_date else 0
+        out = out.merge(reference_prices(panel, FORECAST_PRICE_DAYS, lag), on=["location_id", "sku_id"], how="left")
         out = out.merge(el[["sku_id", "elasticity", "se", "df", "confidence", "source"]], on="sku_id", how="left")
         out["elasticity"] = out["elasticity"].fillna(cfg.default_elasticity)
         # the forecast reflects the recent price level; at today's price expect (p0 / ref)^e of it

@@ -194,16 +194,18 @@ def plan_decisions(
     lead_times: pd.DataFrame | None = None,
     raw_products: pd.DataFrame | None = None,
     promotions_planned: bool = False,
+    forecast_date: str | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Prices, orders and transfers for `plan_date`, exactly as the assets call the core.
     `history` is the pricing window (`PRICING_HISTORY_DAYS`) of fct_daily_demand; `pricing`
     None = the policy file's (`pricing_config(policy)`); `raw_products` the landing file's
     products (lifecycle dates for the markdown rule, `core.pricing.with_lifecycle`); `promotions_planned`:
     the forecast took a promotion plan (landing v1.1), so announced promotions are not surprises
-    replenishment must cover (`ReplenishmentConfig.forecast_plans_promotions`)."""
+    replenishment must cover (`ReplenishmentConfig.forecast_plans_promotions`); `forecast_date`: the
+    day `forecast` was made, when older than `plan_date` (a weekly re-forecast rolled forward)."""
     cfg = pricing_config(policy) if pricing is None else pricing
     prices = recommend_prices(forecast, history, with_lifecycle(products, raw_products), plan_date, cfg,
-                              positions=positions, locations=locations, book=price_book)
+                              positions=positions, locations=locations, book=price_book, forecast_date=forecast_date)
     # the pricing window of fct_daily_demand also measures the protection-period error (replenishment)
     plan = plan_replenishment(forecast, prices, positions, products, delivery_schedule(locations, lanes), plan_date,
                               dataclasses.replace(replenishment_config(policy, service_level),
@@ -315,8 +317,11 @@ class PipelinePolicy:
         # supplier lead times as receipts against orders show them (marts.fct_order_lead_times)
         lead = lead_time_frame(obs.history, obs.t, self.store_ids, self.dc_ids, self.sku_ids, self.supplier_ids)
         try:
+            # the forecast's own price level is the one before the day it was made
+            made = (obs.date - pd.Timedelta(days=obs.t - self._forecast_t)).date().isoformat()
             plan = plan_decisions(*frames, pricing=self.pricing, price_book=self._book, lead_times=lead,
-                                  raw_products=self.raw_products, promotions_planned=self.plans_promotions)
+                                  raw_products=self.raw_products, promotions_planned=self.plans_promotions,
+                                  forecast_date=made)
         except PricingInfeasible as e:  # the asset would fail this day: the twin holds prices and counts it
             self.pricing_infeasible_days += 1
             self.last_pricing_error = f"{plan_date}: {e}"
