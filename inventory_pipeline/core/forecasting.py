@@ -496,7 +496,7 @@ _MAKERS = {
     "ADIDA": lambda m, sl, a: m.ADIDA(alias=a),
 }
 KNOWN_MODELS = tuple(_MAKERS)
-# models without a weekly season: with `flat_weekly_profile` they take the category's
+# models without a weekly season: with `flat_weekly_profile` they take the category's day-of-week profile
 FLAT_MODELS = ("WindowAverage", "SESOptimized", "CrostonSBA", "TSB", "IMAPA", "ADIDA")
 
 
@@ -889,22 +889,11 @@ def _fit_class(part: pd.DataFrame, model: str, cfg: ForecastConfig, weekly: pd.D
 def _new_item_forecast(part: pd.DataFrame, plan_date: str, cfg: ForecastConfig, adj: Adjustments) -> pd.DataFrame:
     """Short histories: their own (corrected, de-promoted) level x the category's day-of-week
     index (a pooled category profile); Poisson quantiles."""
-    di = adj.category_dow.set_index(["category", "dow"])["dow_index"] if adj.category_dow is not None else None
-    dows = pd.to_datetime(part["ds"]).dt.dayofweek
-    f = (
-        di.reindex(pd.MultiIndex.from_arrays([part["category"], dows])).fillna(1.0).to_numpy()
-        if di is not None
-        else 1.0
-    )
+    f = weekly_index(part["category"], part["ds"], adj.category_dow)
     level = (part["y_adj"] / f).groupby(part["unique_id"]).mean()
     fut = _future_frame(level.index.to_numpy(), plan_date, cfg)
     cat = part.groupby("unique_id")["category"].first()
-    fdow = pd.to_datetime(fut["ds"]).dt.dayofweek
-    fd = (
-        di.reindex(pd.MultiIndex.from_arrays([fut["unique_id"].map(cat), fdow])).fillna(1.0).to_numpy()
-        if di is not None
-        else 1.0
-    )
+    fd = weekly_index(fut["unique_id"].map(cat), fut["ds"], adj.category_dow)
     return pd.DataFrame(
         {
             "unique_id": fut["unique_id"],

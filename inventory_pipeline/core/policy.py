@@ -145,7 +145,7 @@ class PricingPolicy(_Strict):
     ]  # allowed cents; [] = any cent
     overstock_weeks: float = Field(
         8.0, gt=0
-    )  # weeks of supply above which an item whose stock is at risk may be marked down (PricingSection.carried_excess)
+    )  # weeks of supply above which an item whose stock is at risk may be marked down (carried_excess)
     markdown_pct: float = Field(
         8.0, ge=0, le=50
     )  # minimum markdown of an overstocked item

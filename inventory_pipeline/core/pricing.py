@@ -754,8 +754,6 @@ def optimise_prices(items: pd.DataFrame, cfg: PricingConfig = PricingConfig()) -
     over = overstocked(wos, eol, cfg)
     T = it["sell_through_days"].to_numpy(float) if "sell_through_days" in it else np.full(n, cfg.sell_through_weeks * 7)
     stock = np.where(np.isfinite(wos), wos * 7 * q0 / cfg.horizon_days, 0.0)  # units of the network's supply
-    if cfg.carried_excess == "sells_later":  # a carried item's stock is not obsolete: it all sells at p0 in time
-        T = np.where(eol, T, np.maximum(T, stock / (q0 / cfg.horizon_days) + 1.0))
     lo = np.where(over, np.maximum(floor, p0 * (1 - max(cfg.max_markdown, cfg.max_change))), lo)  # clearance step
     below = p0 < floor - 1e-9  # priced under the margin floor (e.g. after a cost increase)
     frozen = it["recently_changed"].to_numpy(bool)
