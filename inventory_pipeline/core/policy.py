@@ -159,7 +159,8 @@ class PricingPolicy(_Strict):
     )  # prior spread of SKUs around their category
     default_elasticity: float = Field(
         -1.5, lt=0
-    )  # only when nothing in the chain ever changed price
+    )  # when nothing in the chain ever changed price; and the controls' netting elasticity
+    net_control_repricing: bool = False  # controls net of their own repricing (docs/pricing.md)
     min_gain_pct: float = Field(
         1.0, ge=0, le=50
     )  # a change must raise the item's expected margin this much

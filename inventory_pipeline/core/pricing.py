@@ -39,7 +39,7 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -80,7 +80,8 @@ class PricingConfig:
     elasticity_bounds: tuple[float, float] = (-5.0, -0.3)
     min_price_variation: float = 0.02  # largest regular-price step (log) below this: no own estimate
     elasticity_between_sku_sd: float = 0.4  # prior spread of SKU elasticities around their category
-    default_elasticity: float = -1.5  # only when no SKU of the chain has any price variation
+    default_elasticity: float = -1.5  # if no SKU of the chain has price variation; net_control_repricing's e
+    net_control_repricing: bool = False  # controls net of their own repricing (docs/pricing.md)
     min_gain: float = 0.01  # a price change must raise the item's expected margin by this share
     solver_seconds: float = 30.0  # HiGHS time limit for the price-ladder MILP (best solution found is used)
     elasticity_interval: float = 0.6  # a change must gain at both ends of this central posterior interval
@@ -104,6 +105,7 @@ def pricing_config(policy) -> PricingConfig:
         price_endings=tuple(p.price_endings), overstock_weeks=p.overstock_weeks, markdown_pct=p.markdown_pct / 100,
         elasticity_bounds=(p.elasticity_min, p.elasticity_max), min_price_variation=p.min_price_variation,
         elasticity_between_sku_sd=p.elasticity_between_sku_sd, default_elasticity=p.default_elasticity,
+        net_control_repricing=p.net_control_repricing,
         min_gain=p.min_gain_pct / 100, solver_seconds=p.solver_seconds, elasticity_interval=p.elasticity_interval,
         sell_through_weeks=p.sell_through_weeks, salvage_value_share=p.salvage_value_share,
         carried_excess=p.carried_excess, end_of_life_weeks=p.end_of_life_weeks,
@@ -191,7 +193,8 @@ def _ffill_bfill(a: np.ndarray) -> np.ndarray:
     return ff(a[..., ::-1])[..., ::-1]
 
 
-def _panel(history: pd.DataFrame, products: pd.DataFrame, book: pd.DataFrame | None = None) -> _Panel:
+def _panel(history: pd.DataFrame, products: pd.DataFrame, book: pd.DataFrame | None = None,
+           prior_elasticity: float | np.ndarray = 0.0) -> _Panel:
     h = history
     prod = products.drop_duplicates("sku_id").reset_index(drop=True)
     skus = prod["sku_id"].astype(str).to_numpy()
@@ -252,23 +255,37 @@ def _panel(history: pd.DataFrame, products: pd.DataFrame, book: pd.DataFrame | N
     promo = np.where(np.isnan(obs_promo), np.nan_to_num(chain_promo) > 0, obs_promo > 0)
     price = np.where(np.isnan(obs_price), regular * np.where(promo, np.nan_to_num(depth, nan=1.0)[None], 1.0), obs_price)
     clean = present & ~stock
-    # exposure: a series' mean on clean regular days x its category's day index (weekday, events, season)
-    base_days = clean & ~promo
+    p = _Panel(locs, skus, cats, units, clean, price, regular, promo, np.zeros_like(units), seen, on_hand)
+    return _with_controls(p, prior_elasticity)
+
+
+def _with_controls(p: _Panel, prior_elasticity: float | np.ndarray) -> _Panel:
+    """The panel with its exposure: a series' mean on clean regular days x its category's day index
+    (weekday, events, season), left one out so a SKU's own change never moves its own control.
+    The controls' units are taken net of their own regular-price level at `prior_elasticity`
+    (scalar or per SKU): other SKUs repriced over the window -- a pipeline raising a category in
+    turns -- would otherwise read as a common shock and cancel the response being measured."""
+    units, regular = p.units, p.regular
+    base_days = p.clean & ~p.promo
     n = base_days.sum(axis=2)
     mean = np.where(n > 0, (units * base_days).sum(axis=2) / np.maximum(n, 1), 0.0)  # (L, S)
-    cat_codes, cat_idx = np.unique(cats, return_inverse=True)
-    own_num = (units * base_days).sum(axis=0)  # (S, T)
-    own_den = (mean[:, :, None] * base_days).sum(axis=0)
-    num = np.zeros((len(cat_codes), T))
-    den = np.zeros((len(cat_codes), T))
+    cat_codes, cat_idx = np.unique(p.category, return_inverse=True)
+    with np.errstate(all="ignore"):
+        avg_regular = (regular * base_days).sum(axis=2, keepdims=True) / np.maximum(n, 1)[:, :, None]
+        level = np.where(n[:, :, None] > 0, regular / np.maximum(avg_regular, 1e-9), 1.0)
+    level = np.where(np.isfinite(level) & (level > 0), level, 1.0)
+    prior = np.broadcast_to(np.asarray(prior_elasticity, float), (len(p.skus),))[None, :, None]
+    ctrl = units / level ** prior
+    cmean = np.where(n > 0, (ctrl * base_days).sum(axis=2) / np.maximum(n, 1), 0.0)
+    own_num = (ctrl * base_days).sum(axis=0)  # (S, T)
+    own_den = (cmean[:, :, None] * base_days).sum(axis=0)
+    T = units.shape[2]
+    num, den = np.zeros((len(cat_codes), T)), np.zeros((len(cat_codes), T))
     np.add.at(num, cat_idx, own_num)
     np.add.at(den, cat_idx, own_den)
-    # leave one out: a SKU's own price change must not move its own control
     loo_num, loo_den = num[cat_idx] - own_num, den[cat_idx] - own_den
-    day_index = np.where(loo_den > 1e-9, loo_num / np.maximum(loo_den, 1e-12), 1.0)
-    day_index = np.clip(day_index, 0.05, 20)
-    exposure = mean[:, :, None] * day_index[None]
-    return _Panel(locs, skus, cats, units, clean, price, regular, promo, exposure, seen, on_hand)
+    day_index = np.clip(np.where(loo_den > 1e-9, loo_num / np.maximum(loo_den, 1e-12), 1.0), 0.05, 20)
+    return replace(p, exposure=mean[:, :, None] * day_index[None])
 
 
 def _window_sums(c: np.ndarray, flat_idx: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -434,10 +451,20 @@ def estimate_elasticities(history: pd.DataFrame, products: pd.DataFrame, cfg: Pr
                           panel: "_Panel | None" = None) -> pd.DataFrame:
     """Own-price elasticity per SKU (module docstring, step 1). `history`: fct_daily_demand rows
     (location_id, sku_id, date, units_sold, unit_price, price_observed, on_promo, is_stockout).
-    Returns sku_id, category, elasticity, se, confidence, source, n_events, n_promotions."""
+    Returns sku_id, category, elasticity, se, confidence, source, n_events, n_promotions.
+
+    Every comparison's controls are the category's other SKUs. With `net_control_repricing` on
+    they are taken net of their own price level at `default_elasticity` (`_with_controls`), so
+    a pipeline raising a category in turns does not read as a common shock (docs/pricing.md:
+    measured, and off by default)."""
+    p = _panel(history, products) if panel is None else panel
+    return _estimate(_with_controls(p, cfg.default_elasticity if cfg.net_control_repricing else 0.0), cfg)
+
+
+def _estimate(p: _Panel, cfg: PricingConfig) -> pd.DataFrame:
+    """The estimates of `estimate_elasticities` for a panel whose exposure is set."""
     W = EVENT_WINDOW_DAYS
     lo_b, hi_b = cfg.elasticity_bounds
-    p = _panel(history, products) if panel is None else panel
     S = len(p.skus)
     out = pd.DataFrame({"sku_id": p.skus, "category": p.category})
     drift = _placebo_variance(p, W) if p.units.size else 0.05
