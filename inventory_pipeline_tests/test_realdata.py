@@ -170,6 +170,27 @@ def test_m5_backtest_scores_every_method_on_real_series():
     assert first["SeasonalNaive"] == panel.units[i, origin_day - 7]
     assert first["actual"] == panel.units[i, origin_day]
     assert "| all | all |" in bt.markdown(s, res["wrmsse"], res["meta"])
+    cov = res["coverage"].set_index(["interval", "category", "horizon"])
+    assert cov["coverage"].between(0, 1).all()
+    # the 95% interval contains the 80% one, so it covers at least as many days
+    assert (cov.loc["95%", "coverage"] >= cov.loc["80%", "coverage"] - 1e-12).all()
+    assert "Interval coverage" in bt.markdown(s, res["wrmsse"], res["meta"], coverage=res["coverage"])
+
+
+def test_interval_coverage_by_hand():
+    # two series x 2 days; 80% interval [1, 3], 95% [0, 5]: actuals 0, 2, 3, 6 -> the 80% interval
+    # holds 2 and 3 (bounds count), the 95% one 0, 2 and 3
+    keys = pd.DataFrame({"store_id": ["S", "S"], "item_id": ["A", "B"], "cat_id": ["FOODS", "HOBBIES"]})
+    pos = pd.Series([0, 1], index=["S|A", "S|B"])
+    dates = pd.to_datetime(["2016-01-04", "2016-01-05"] * 2)
+    fc = pd.DataFrame({"location_id": "S", "sku_id": ["A", "A", "B", "B"], "date": dates,
+                       "p10": 1.0, "p90": 3.0, "p025": 0.0, "p975": 5.0})
+    actual = np.array([[0.0, 2.0], [3.0, 6.0]])
+    t = bt.coverage_table(bt._coverage_rows(fc, pos, keys, actual, "2016-01-03")).set_index(["interval", "category", "horizon"])
+    assert t.loc[("80%", "all", "all"), "coverage"] == 0.5 and t.loc[("95%", "all", "all"), "coverage"] == 0.75
+    assert t.loc[("80%", "FOODS", "all"), "coverage"] == 0.5 and t.loc[("95%", "HOBBIES", "all"), "coverage"] == 0.5
+    assert t.loc[("95%", "all", "all"), "gap_points"] == pytest.approx(-20.0)
+    assert t.loc[("80%", "all", "days 01-07"), "days"] == 4
 
 
 def test_dominicks_oj_through_the_pricing_estimator():

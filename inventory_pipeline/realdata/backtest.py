@@ -53,6 +53,8 @@ BASELINES = ("SeasonalNaive", "WindowAverage", "SES", "ETS")
 FAMILY_METHODS = {"mlforecast": "global", "combined": "combined"}  # forecast family -> method name
 METHODS = ("pipeline", *FAMILY_METHODS.values(), *BASELINES)  # the default run's methods
 HORIZON_BUCKETS = ((1, 7), (8, 14), (15, 28))
+# the pipeline's central intervals scored for coverage: name, lower and upper quantile, nominal
+COVERAGE_INTERVALS = (("80%", "p10", "p90", 0.80), ("95%", "p025", "p975", 0.95))
 LEVELS = {  # M5's 12 levels, as the columns that group the bottom series
     "total": [],
     "state": ["state_id"],
@@ -246,7 +248,8 @@ def backtest(
     besides the policy's (as methods "global", "combined"); `variants`: more methods, each the
     policy's configuration with some fields replaced (e.g. {"pipeline_rmsse": {"selection_metric":
     "rmsse"}}). Returns {"scores": frame, "wrmsse":
-    frame, "breakdown": frame, "meta": dict, "points": frame of the last window's forecasts}."""
+    frame, "breakdown": frame, "coverage": frame (the pipeline's 80% and 95% intervals), "meta":
+    dict, "points": frame of the last window's forecasts}."""
     from ..config import settings
     from ..core.forecasting import forecast_config, run_forecast
     from ..core.policy import load_policy
@@ -264,7 +267,7 @@ def backtest(
     keys = panel.keys
     label = keys["store_id"] + "|" + keys["item_id"]
     pos = pd.Series(np.arange(len(keys)), index=label.to_numpy())
-    rows, wrows, brows, seconds, selections = [], [], [], {}, {}
+    rows, wrows, brows, crows, seconds, selections = [], [], [], [], {}, {}
     origins = [last_day - horizon * k for k in range(windows, 0, -1)]
     last_points = None
     for w, origin in enumerate(origins, 1):
@@ -342,6 +345,7 @@ def backtest(
                 {m: np.nan_to_num(per[m][carried], nan=0.0) for m in methods},
             )
         )
+        crows.append(_coverage_rows(res0.forecast, pos, keys, actual_mat, plan_date))
         seconds[plan_date] = secs
         say(
             f"window {w}/{len(origins)}: origin {plan_date} (d_{origin}), {int(carried.sum())} series, "
@@ -353,6 +357,7 @@ def backtest(
     per_series = pd.concat(rows, ignore_index=True)
     breakdown = breakdown_table(pd.concat(brows, ignore_index=True))
     return {
+        "coverage": coverage_table(pd.concat(crows, ignore_index=True)),
         "scores": score_table(per_series),
         "wrmsse": pd.DataFrame(wrows),
         "per_series": per_series,
@@ -422,6 +427,46 @@ def breakdown_table(rows: pd.DataFrame) -> pd.DataFrame:
     return t[["dimension", "group", "method", "wape", "actual", "days"]]
 
 
+def _coverage_rows(forecast: pd.DataFrame, pos: pd.Series, keys: pd.DataFrame, actual: np.ndarray,
+                   plan_date: str) -> pd.DataFrame:
+    """One window's real units inside the pipeline's central intervals (bounds included: counts
+    tie), counted per category x horizon bucket x interval. `actual`: (series, horizon) units."""
+    f = forecast
+    idx = pos.reindex((f["location_id"] + "|" + f["sku_id"]).to_numpy()).to_numpy()
+    h = (f["date"] - pd.Timestamp(plan_date)).dt.days.to_numpy() - 1
+    ok = np.isfinite(idx) & (h >= 0) & (h < actual.shape[1])
+    f, idx, h = f[ok], idx[ok].astype(int), h[ok]
+    a = actual[idx, h]
+    bucket = np.empty(len(h), dtype=object)
+    for lo, hi in HORIZON_BUCKETS:
+        bucket[(h >= lo - 1) & (h < hi)] = f"days {lo:02d}-{hi:02d}"
+    out = []
+    for name, lo_q, hi_q, _ in COVERAGE_INTERVALS:
+        inside = (a >= f[lo_q].to_numpy(float) - 1e-9) & (a <= f[hi_q].to_numpy(float) + 1e-9)
+        t = pd.DataFrame({"category": keys["cat_id"].to_numpy()[idx], "horizon": bucket, "inside": inside})
+        out.append(t.groupby(["category", "horizon"], as_index=False).agg(inside=("inside", "sum"), days=("inside", "size"))
+                   .assign(interval=name))
+    return pd.concat(out, ignore_index=True)
+
+
+def coverage_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Coverage of each interval per category (and "all"), per horizon bucket (and "all"), over
+    every window, with its nominal level and the gap in points."""
+    nominal = {name: p for name, _, _, p in COVERAGE_INTERVALS}
+    parts = []
+    for by in (["category", "horizon"], ["category"], ["horizon"], []):
+        t = rows.groupby(by + ["interval"], as_index=False)[["inside", "days"]].sum()
+        for c in ("category", "horizon"):
+            if c not in t:
+                t[c] = "all"
+        parts.append(t)
+    t = pd.concat(parts, ignore_index=True)
+    t["coverage"] = t["inside"] / t["days"].where(t["days"] > 0)
+    t["nominal"] = t["interval"].map(nominal)
+    t["gap_points"] = 100 * (t["coverage"] - t["nominal"])
+    return t[["interval", "category", "horizon", "coverage", "nominal", "gap_points", "days"]]
+
+
 def score_table(per_series: pd.DataFrame) -> pd.DataFrame:
     """WAPE, bias (sum(f - a) / sum(a)) and mean RMSSE per (store, category), per store, per
     category and overall, by method."""
@@ -464,7 +509,8 @@ def wide_table(scores: pd.DataFrame, wr: pd.DataFrame | None = None) -> pd.DataF
     return w
 
 
-def markdown(scores: pd.DataFrame, wr: pd.DataFrame, meta: dict, breakdown: pd.DataFrame | None = None) -> str:
+def markdown(scores: pd.DataFrame, wr: pd.DataFrame, meta: dict, breakdown: pd.DataFrame | None = None,
+             coverage: pd.DataFrame | None = None) -> str:
     """The README / report table: WAPE and RMSSE per store x category, best of each row in bold."""
 
     def row_fmt(vals: dict[str, float]) -> list[str]:
@@ -516,7 +562,24 @@ def markdown(scores: pd.DataFrame, wr: pd.DataFrame, meta: dict, breakdown: pd.D
                 + " | ".join(row_fmt({m: g.loc[m, "wape"] if m in g.index else np.nan for m in methods}))
                 + " |"
             )
+    if coverage is not None and len(coverage):
+        lines += coverage_markdown(coverage)
     return "\n".join(lines)
+
+
+def coverage_markdown(coverage: pd.DataFrame) -> list[str]:
+    """The pipeline's interval coverage per category (rows) and horizon bucket (columns)."""
+    buckets = [b for b in dict.fromkeys(coverage["horizon"]) if b != "all"] + ["all"]
+    title = ("Interval coverage of the pipeline (real units inside its central interval, all windows; "
+             "issue #21's target: within ±3 points of nominal per category):")
+    lines = ["", title, "",
+             "| interval | category | " + " | ".join(buckets) + " | gap (all days), points |",
+             "|---|---|" + "---:|" * (len(buckets) + 1)]
+    for (name, cat), g in coverage.groupby(["interval", "category"], sort=True):
+        g = g.set_index("horizon")
+        cells = [f"{g.loc[b, 'coverage']:.1%}" if b in g.index else "" for b in buckets]
+        lines.append(f"| {name} | {cat} | " + " | ".join(cells) + f" | {g.loc['all', 'gap_points']:+.1f} |")
+    return lines
 
 
 def plot_backtest(scores: pd.DataFrame, points: pd.DataFrame | None, path) -> "Path":
@@ -571,10 +634,12 @@ def write_backtest(result: dict, out) -> dict:
         "scores": result["scores"].to_dict(orient="records"),
         "wrmsse": result["wrmsse"].to_dict(orient="records"),
     }
-    if result.get("breakdown") is not None:
-        doc["breakdown"] = result["breakdown"].to_dict(orient="records")
+    for part in ("breakdown", "coverage"):
+        if result.get(part) is not None:
+            doc[part] = result[part].to_dict(orient="records")
     paths["json"].write_text(json.dumps(doc, indent=2, default=float) + "\n")
-    paths["md"].write_text(markdown(result["scores"], result["wrmsse"], result["meta"], result.get("breakdown")) + "\n")
+    paths["md"].write_text(markdown(result["scores"], result["wrmsse"], result["meta"], result.get("breakdown"),
+                                    result.get("coverage")) + "\n")
     result["per_series"].to_csv(paths["csv"], index=False)
     plot_backtest(result["scores"], result.get("points"), paths["png"])
     return paths
