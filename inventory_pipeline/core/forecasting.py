@@ -696,6 +696,49 @@ def calibrate(cv: pd.DataFrame, model: str) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
+# a category's own interval calibration needs this many finite CV residuals in every horizon bucket
+MIN_CATEGORY_RESIDUALS = 200
+
+
+@dataclass
+class Calibration:
+    """A class's interval calibration: its pooled conformal table and, Mondrian-style, one per
+    category with at least MIN_CATEGORY_RESIDUALS residuals in each horizon bucket. Pooled over a
+    class, fast movers of a noisy category are under-covered and a quiet category's over-covered
+    (M5: FOODS 74.7% in the 80% interval, HOBBIES 82.9%); conditioning the conformal quantiles
+    on the category restores coverage per category where the sample can say so."""
+
+    overall: pd.DataFrame
+    by_category: dict = field(default_factory=dict)  # category -> table like `overall`
+
+    def quantiles(self, point: np.ndarray, horizon: np.ndarray, category: np.ndarray | None = None) -> dict:
+        out = apply_quantiles(point, horizon, self.overall)
+        if category is None or not self.by_category:
+            return out
+        category = np.asarray(category).astype(str)
+        for cat, table in self.by_category.items():
+            m = category == cat
+            if m.any():
+                part = apply_quantiles(np.asarray(point)[m], np.asarray(horizon)[m], table)
+                for q in out:
+                    out[q][m] = part[q]
+        return out
+
+
+def calibrate_strata(cv: pd.DataFrame, model: str) -> Calibration:
+    """`calibrate` over the class, and per category where the residuals suffice."""
+    cal = Calibration(calibrate(cv, model))
+    if "category" not in cv or cv["category"].nunique() < 2:
+        return cal
+    resid = np.isfinite(cv[model].to_numpy(float)) & np.isfinite(cv["demand"].to_numpy(float))
+    bucket = np.where(cv["horizon"].to_numpy() <= 7, 1, 2)
+    for cat, g in cv[resid].groupby(cv.loc[resid, "category"].astype(str)):
+        counts = np.bincount(bucket[resid][cv.loc[resid, "category"].astype(str).to_numpy() == cat], minlength=3)[1:]
+        if counts.min() >= MIN_CATEGORY_RESIDUALS:
+            cal.by_category[cat] = calibrate(g, model)
+    return cal
+
+
 def apply_quantiles(point: np.ndarray, horizon: np.ndarray, cal: pd.DataFrame) -> dict[str, np.ndarray]:
     """Quantiles from a point forecast and a calibration table (monotone, clipped at zero). The
     median is the point forecast shifted by the median residual."""
@@ -707,9 +750,10 @@ def apply_quantiles(point: np.ndarray, horizon: np.ndarray, cal: pd.DataFrame) -
     return {q: stacked[:, i] for i, q in enumerate(QUANTILE_PROBS)}
 
 
-def coverage(cv: pd.DataFrame, model: str, cal: pd.DataFrame) -> dict:
+def coverage(cv: pd.DataFrame, model: str, cal: "Calibration") -> dict:
     """Share of actuals inside the central 80% (p10-p90) and 95% (p025-p975) intervals."""
-    q = apply_quantiles(cv[model].to_numpy(float), cv["horizon"].to_numpy(), cal)
+    cat = cv["category"].to_numpy() if "category" in cv else None
+    q = cal.quantiles(cv[model].to_numpy(float), cv["horizon"].to_numpy(), cat)
     a = cv["demand"].to_numpy(float)
     return {
         "coverage_80": float(((a >= q["p10"]) & (a <= q["p90"])).mean()),
@@ -726,7 +770,7 @@ class ForecastResult:
     adjustments: Adjustments
     classes: pd.DataFrame
     config: ForecastConfig
-    calibration: dict = field(default_factory=dict)  # class -> quantile table
+    calibration: dict = field(default_factory=dict)  # class -> Calibration
     cv_points: pd.DataFrame | None = None  # the selected models' CV forecasts (for plots)
 
 
@@ -741,9 +785,9 @@ class _Winners:
 
     def add(self, cls: str, cv: pd.DataFrame, model: str, sc: dict, n_series: int, n_sample: int) -> None:
         self.chosen[cls] = model
-        self.calib[cls] = calibrate(cv, model)
+        self.calib[cls] = calibrate_strata(cv, model)
         last = cv["cutoff"] == cv["cutoff"].max()
-        cov = coverage(cv[last], model, calibrate(cv[~last], model)) if (~last).any() else {}
+        cov = coverage(cv[last], model, calibrate_strata(cv[~last], model)) if (~last).any() else {}
         self.metrics.update({f"cv_{k}_{cls}": v for k, v in {**sc, **cov}.items()})
         self.pooled.append(pd.DataFrame({"a": cv["demand"], "f": cv[model], "w": n_series / max(n_sample, 1)}))
         self.covs.append((cov, n_series))
@@ -1474,10 +1518,12 @@ def run_forecast(
     fc["horizon"] = (fc["date"] - pd.Timestamp(plan_date)).dt.days.astype(int)
     for q in QUANTILE_PROBS:
         fc[q] = np.nan
+    series_category = adj.groupby("unique_id", observed=True)["category"].first().astype(str)
     for cls in fc["demand_class"].unique():
         m = (fc["demand_class"] == cls).to_numpy()
         if cls in calib:
-            qs = apply_quantiles(fc.loc[m, "mean"].to_numpy(), fc.loc[m, "horizon"].to_numpy(), calib[cls])
+            qs = calib[cls].quantiles(fc.loc[m, "mean"].to_numpy(), fc.loc[m, "horizon"].to_numpy(),
+                                      fc.loc[m, "unique_id"].map(series_category).to_numpy())
         else:  # new items: Poisson around their level
             lam = np.maximum(fc.loc[m, "mean"].to_numpy(float), 1e-9)
             qs = {q: stats.poisson.ppf(p, lam).astype(float) for q, p in QUANTILE_PROBS.items()}
