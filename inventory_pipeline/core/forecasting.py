@@ -33,11 +33,12 @@ The stage, step by step (every step vectorised over series; statsforecast does t
    what replenishment, reading the forecast as a mean, needs); the lowest wins the class. A
    candidate whose measured speed would make the full fit exceed `time_budget_seconds` is
    excluded and the table says so.
-6. **Probabilistic output** (split conformal, pooled by class). Each class's winner is refit on
-   all its series for the point forecast (mean); its quantiles (p025, p10, p50, p90, p95, p975,
-   p99) are the point forecast plus the empirical quantiles of the variance-stabilised CV
-   residuals z = (a - f) / sqrt(f + 0.25) of its class (horizon buckets 1-7 and 8+, finite-sample
-   conformal correction) times sqrt(f + 0.25). The same for every model, so intermittent models
+6. **Probabilistic output** (split conformal, by class and category). Each class's winner is
+   refit on all its series for the point forecast (mean); its quantiles (p025, p10, p50, p90,
+   p95, p975, p99) are the point forecast plus the empirical quantiles of the variance-stabilised
+   CV residuals z = (a - f) / sqrt(f + 0.25) of its class -- of its class within its category
+   where that stratum has MIN_CATEGORY_RESIDUALS per bucket (Mondrian conformal) -- (horizon
+   buckets 1-7 and 8+, finite-sample conformal correction) times sqrt(f + 0.25). The same for every model, so intermittent models
    get calibrated intervals too; coverage is measured on the last CV origin with a calibration
    from the earlier ones. New items: their own short-history level x the category's day-of-week
    profile x event multipliers, Poisson quantiles. Quantiles are clipped at zero and monotone.
