@@ -38,9 +38,9 @@ The stage, step by step (every step vectorised over series; statsforecast does t
    p95, p975, p99) are the point forecast plus the empirical quantiles of the variance-stabilised
    CV residuals z = (a - f) / sqrt(f + 0.25) of its class -- of its class within its category
    where that stratum has MIN_CATEGORY_RESIDUALS per bucket (Mondrian conformal) -- (horizon
-   buckets 1-7 and 8+, finite-sample conformal correction) times sqrt(f + 0.25). The same for every model, so intermittent models
-   get calibrated intervals too; coverage is measured on the last CV origin with a calibration
-   from the earlier ones. New items: their own short-history level x the category's day-of-week
+   buckets 1-7 and 8+, finite-sample conformal correction) times sqrt(f + 0.25). The same for
+   every model, so intermittent models get calibrated intervals too; coverage is measured on the
+   last CV origin with a calibration from the earlier ones. New items: their own short-history level x the category's day-of-week
    profile x event multipliers, Poisson quantiles. Quantiles are clipped at zero and monotone.
 """
 
@@ -731,11 +731,10 @@ def calibrate_strata(cv: pd.DataFrame, model: str) -> Calibration:
     cal = Calibration(calibrate(cv, model))
     if "category" not in cv or cv["category"].nunique() < 2:
         return cal
-    resid = np.isfinite(cv[model].to_numpy(float)) & np.isfinite(cv["demand"].to_numpy(float))
-    bucket = np.where(cv["horizon"].to_numpy() <= 7, 1, 2)
-    for cat, g in cv[resid].groupby(cv.loc[resid, "category"].astype(str)):
-        counts = np.bincount(bucket[resid][cv.loc[resid, "category"].astype(str).to_numpy() == cat], minlength=3)[1:]
-        if counts.min() >= MIN_CATEGORY_RESIDUALS:
+    finite = cv[np.isfinite(cv[model].to_numpy(float)) & np.isfinite(cv["demand"].to_numpy(float))]
+    for cat, g in finite.groupby(finite["category"].astype(str)):
+        per_bucket = np.bincount(np.where(g["horizon"].to_numpy() <= 7, 0, 1), minlength=2)
+        if per_bucket.min() >= MIN_CATEGORY_RESIDUALS:
             cal.by_category[cat] = calibrate(g, model)
     return cal
 
@@ -751,7 +750,7 @@ def apply_quantiles(point: np.ndarray, horizon: np.ndarray, cal: pd.DataFrame) -
     return {q: stacked[:, i] for i, q in enumerate(QUANTILE_PROBS)}
 
 
-def coverage(cv: pd.DataFrame, model: str, cal: "Calibration") -> dict:
+def coverage(cv: pd.DataFrame, model: str, cal: Calibration) -> dict:
     """Share of actuals inside the central 80% (p10-p90) and 95% (p025-p975) intervals."""
     cat = cv["category"].to_numpy() if "category" in cv else None
     q = cal.quantiles(cv[model].to_numpy(float), cv["horizon"].to_numpy(), cat)
