@@ -193,8 +193,7 @@ def _ffill_bfill(a: np.ndarray) -> np.ndarray:
     return ff(a[..., ::-1])[..., ::-1]
 
 
-def _panel(history: pd.DataFrame, products: pd.DataFrame, book: pd.DataFrame | None = None,
-           prior_elasticity: float | np.ndarray = 0.0) -> _Panel:
+def _panel(history: pd.DataFrame, products: pd.DataFrame, book: pd.DataFrame | None = None) -> _Panel:
     h = history
     prod = products.drop_duplicates("sku_id").reset_index(drop=True)
     skus = prod["sku_id"].astype(str).to_numpy()
@@ -256,15 +255,15 @@ def _panel(history: pd.DataFrame, products: pd.DataFrame, book: pd.DataFrame | N
     price = np.where(np.isnan(obs_price), regular * np.where(promo, np.nan_to_num(depth, nan=1.0)[None], 1.0), obs_price)
     clean = present & ~stock
     p = _Panel(locs, skus, cats, units, clean, price, regular, promo, np.zeros_like(units), seen, on_hand)
-    return _with_controls(p, prior_elasticity)
+    return _with_controls(p, 0.0)
 
 
-def _with_controls(p: _Panel, prior_elasticity: float | np.ndarray) -> _Panel:
+def _with_controls(p: _Panel, prior_elasticity: float) -> _Panel:
     """The panel with its exposure: a series' mean on clean regular days x its category's day index
     (weekday, events, season), left one out so a SKU's own change never moves its own control.
     The controls' units are taken net of their own regular-price level at `prior_elasticity`
-    (scalar or per SKU): other SKUs repriced over the window -- a pipeline raising a category in
-    turns -- would otherwise read as a common shock and cancel the response being measured."""
+    (0: as sold): other SKUs repriced over the window -- a pipeline raising a category in turns --
+    would otherwise read as a common shock and cancel the response being measured."""
     units, regular = p.units, p.regular
     base_days = p.clean & ~p.promo
     n = base_days.sum(axis=2)
@@ -274,8 +273,7 @@ def _with_controls(p: _Panel, prior_elasticity: float | np.ndarray) -> _Panel:
         avg_regular = (regular * base_days).sum(axis=2, keepdims=True) / np.maximum(n, 1)[:, :, None]
         level = np.where(n[:, :, None] > 0, regular / np.maximum(avg_regular, 1e-9), 1.0)
     level = np.where(np.isfinite(level) & (level > 0), level, 1.0)
-    prior = np.broadcast_to(np.asarray(prior_elasticity, float), (len(p.skus),))[None, :, None]
-    ctrl = units / level ** prior
+    ctrl = units / level ** prior_elasticity
     cmean = np.where(n > 0, (ctrl * base_days).sum(axis=2) / np.maximum(n, 1), 0.0)
     own_num = (ctrl * base_days).sum(axis=0)  # (S, T)
     own_den = (cmean[:, :, None] * base_days).sum(axis=0)
@@ -457,8 +455,8 @@ def estimate_elasticities(history: pd.DataFrame, products: pd.DataFrame, cfg: Pr
     they are taken net of their own price level at `default_elasticity` (`_with_controls`), so
     a pipeline raising a category in turns does not read as a common shock (docs/pricing.md:
     measured, and off by default)."""
-    p = _panel(history, products) if panel is None else panel
-    return _estimate(_with_controls(p, cfg.default_elasticity if cfg.net_control_repricing else 0.0), cfg)
+    p = _panel(history, products) if panel is None else panel  # its controls as sold
+    return _estimate(_with_controls(p, cfg.default_elasticity) if cfg.net_control_repricing else p, cfg)
 
 
 def _estimate(p: _Panel, cfg: PricingConfig) -> pd.DataFrame:
