@@ -384,6 +384,15 @@ def backtest(
     }
 
 
+def horizon_bucket(h: np.ndarray) -> np.ndarray:
+    """The report's horizon bucket ("days 01-07", ...) of zero-based days ahead `h`."""
+    h = np.asarray(h)
+    out = np.empty(len(h), dtype=object)
+    for lo, hi in HORIZON_BUCKETS:
+        out[(h >= lo - 1) & (h < hi)] = f"days {lo:02d}-{hi:02d}"
+    return out
+
+
 def _breakdown_rows(
     p: Panel,
     origin: int,
@@ -398,9 +407,7 @@ def _breakdown_rows(
     with np.errstate(invalid="ignore"):
         change = np.isfinite(price[:, 7:]) & np.isfinite(price[:, :-7]) & (np.abs(price[:, 7:] - price[:, :-7]) > 1e-9)
     H = actual.shape[1]
-    hb = np.empty(H, dtype=object)
-    for lo, hi in HORIZON_BUCKETS:
-        hb[lo - 1 : hi] = f"days {lo:02d}-{hi:02d}"
+    hb = horizon_bucket(np.arange(H))
     dims = {
         "category": np.repeat(p.keys["cat_id"].to_numpy()[carried][:, None], H, axis=1),
         "demand_class": np.repeat(demand_class[carried][:, None], H, axis=1),
@@ -437,9 +444,7 @@ def _coverage_rows(forecast: pd.DataFrame, pos: pd.Series, keys: pd.DataFrame, a
     ok = np.isfinite(idx) & (h >= 0) & (h < actual.shape[1])
     f, idx, h = f[ok], idx[ok].astype(int), h[ok]
     a = actual[idx, h]
-    bucket = np.empty(len(h), dtype=object)
-    for lo, hi in HORIZON_BUCKETS:
-        bucket[(h >= lo - 1) & (h < hi)] = f"days {lo:02d}-{hi:02d}"
+    bucket = horizon_bucket(h)
     out = []
     for name, lo_q, hi_q, _ in COVERAGE_INTERVALS:
         inside = (a >= f[lo_q].to_numpy(float) - 1e-9) & (a <= f[hi_q].to_numpy(float) + 1e-9)
