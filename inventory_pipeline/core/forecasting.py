@@ -46,6 +46,7 @@ The stage, step by step (every step vectorised over series; statsforecast does t
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -538,7 +539,17 @@ def _run_sf(method: str, models, df: pd.DataFrame, cfg: ForecastConfig, **kw) ->
     if cfg.engine == "local":
         out = getattr(sf, method)(df=df, **kw)
         return out.reset_index() if "unique_id" not in out.columns else out
-    import dask.dataframe as dd
+    with _dask_client(cfg) as client:
+        out = getattr(sf, method)(df=_dask_frame(df, cfg, client), **kw)
+        out = out.compute() if hasattr(out, "compute") else out
+    return _as_local_frame(out, df)
+
+
+@contextlib.contextmanager
+def _dask_client(cfg: ForecastConfig):
+    """The Dask client the distributed engines run on: the caller's default client if there is
+    one, else a client of the scheduler at `cfg.dask_scheduler`, else an in-process cluster (closed
+    on exit; the caller's client is left open)."""
     from distributed import Client, default_client
 
     try:
@@ -548,17 +559,28 @@ def _run_sf(method: str, models, df: pd.DataFrame, cfg: ForecastConfig, **kw) ->
             Client(cfg.dask_scheduler) if cfg.dask_scheduler else Client(processes=False, dashboard_address=None)
         )
     try:
-        workers = max(len(client.scheduler_info().get("workers", {})), 1)
-        ddf = dd.from_pandas(
-            df.sort_values(["unique_id", "ds"]), npartitions=cfg.dask_partitions or 2 * workers, sort=False
-        )
-        out = getattr(sf, method)(df=ddf, **kw)
-        out = out.compute() if hasattr(out, "compute") else out
+        yield client
     finally:
         if own is not None:
             own.close()
+
+
+def _dask_frame(df: pd.DataFrame, cfg: ForecastConfig, client):
+    """`df` (sorted by series and date) as a Dask frame of `cfg.dask_partitions` partitions, or two
+    per worker. The engines repartition by series themselves (fugue's partition by unique_id)."""
+    import dask.dataframe as dd
+
+    return dd.from_pandas(df.sort_values(["unique_id", "ds"]), npartitions=_dask_partitions(cfg, client), sort=False)
+
+
+def _dask_partitions(cfg: ForecastConfig, client) -> int:
+    return cfg.dask_partitions or 2 * max(len(client.scheduler_info().get("workers", {})), 1)
+
+
+def _as_local_frame(out, like: pd.DataFrame) -> pd.DataFrame:
+    """A distributed engine's result with the local engine's dtypes and order."""
     out = pd.DataFrame(out).reset_index(drop=True)
-    out["unique_id"] = out["unique_id"].astype(df["unique_id"].dtype)  # as the local engine returns it
+    out["unique_id"] = out["unique_id"].astype(like["unique_id"].dtype)  # as the local engine returns it
     for c in ("ds", "cutoff"):
         if c in out:
             out[c] = pd.to_datetime(out[c]).astype("datetime64[ns]")
@@ -1000,7 +1022,7 @@ def _mean_scaler():
     return MeanScaler()
 
 
-def _mlforecast(cfg: ForecastConfig, horizon: int | None = None):
+def _mlforecast(cfg: ForecastConfig, horizon: int | None = None, partitions: int | None = None):
     """The global model: LightGBM with a Tweedie (count) objective on each series divided by its
     mean level. Horizon-safe lags, two ways (`GLOBAL_MODE["lags"]`): "recursive" -- lags
     1-3/7/14/21/28 predicted one day ahead and applied recursively by mlforecast (each step's
@@ -1008,18 +1030,32 @@ def _mlforecast(cfg: ForecastConfig, horizon: int | None = None):
     past the origin); "direct" -- only lags >= the horizon (every feature of every horizon day is
     an observed value before the origin). Plus rolling means and spread, the same weekday over 4
     weeks, calendar (day of week, day of month, month) and the exogenous columns of
-    `_global_frames` (events with leads and lags, regional events, price, promotions, statics)."""
+    `_global_frames` (events with leads and lags, regional events, price, promotions, statics).
+    On the Dask engine the same features and settings go through mlforecast's
+    `DistributedMLForecast` (features per partition of series, LightGBM trained by its Dask
+    estimator over the workers): the scale-out path past one machine."""
+    kw = dict(freq="D", date_features=["dayofweek", "day", "month"],
+              target_transforms=[_mean_scaler()] if GLOBAL_MODE["scale"] else None, **_global_lags(cfg, horizon))
+    if cfg.engine == "dask":
+        from mlforecast.distributed import DistributedMLForecast
+        from mlforecast.distributed.models.dask.lgb import DaskLGBMForecast
+
+        # LightGBM's own Dask estimator: one training over the workers' partitions
+        # (data-parallel), the features built where the series live
+        return DistributedMLForecast(models={GLOBAL_MODEL: DaskLGBMForecast(**_lgb_params(cfg))},
+                                     num_partitions=partitions, **kw)
     import lightgbm as lgb
     from mlforecast import MLForecast
-    from mlforecast.lag_transforms import RollingMean, RollingStd, SeasonalRollingMean
 
-    model = lgb.LGBMRegressor(
-        objective=GLOBAL_MODE.get("objective", "tweedie"),
-        **(
-            {"tweedie_variance_power": GLOBAL_MODE["power"]}
-            if GLOBAL_MODE.get("objective", "tweedie") == "tweedie"
-            else {}
-        ),
+    return MLForecast(models={GLOBAL_MODEL: lgb.LGBMRegressor(**_lgb_params(cfg))}, **kw)
+
+
+def _lgb_params(cfg: ForecastConfig) -> dict:
+    """LightGBM's settings, the same on both engines."""
+    objective = GLOBAL_MODE.get("objective", "tweedie")
+    return dict(
+        objective=objective,
+        **({"tweedie_variance_power": GLOBAL_MODE["power"]} if objective == "tweedie" else {}),
         n_estimators=GLOBAL_MODE["trees"],
         learning_rate=GLOBAL_MODE["lr"],
         num_leaves=GLOBAL_MODE["leaves"],
@@ -1034,32 +1070,20 @@ def _mlforecast(cfg: ForecastConfig, horizon: int | None = None):
         deterministic=True,
         force_row_wise=True,
     )
+
+
+def _global_lags(cfg: ForecastConfig, horizon: int | None) -> dict:
+    """The lags and rolling statistics (`GLOBAL_MODE["lags"]`, see `_mlforecast`)."""
+    from mlforecast.lag_transforms import RollingMean, RollingStd, SeasonalRollingMean
+
     if GLOBAL_MODE["lags"] == "direct":
         h = int(horizon or cfg.horizon_days)
-        lags = [h, h + 7, h + 14, h + 21]
-        tfm = {
-            h: [
-                RollingMean(window_size=7),
-                RollingMean(window_size=28),
-                RollingMean(window_size=91),
-                RollingStd(window_size=28),
-                SeasonalRollingMean(season_length=7, window_size=8),
-            ]
-        }
-    else:
-        lags = list(GLOBAL_LAGS)
-        tfm = {
-            1: [RollingMean(window_size=7), RollingMean(window_size=28), RollingStd(window_size=28)],
-            7: [SeasonalRollingMean(season_length=7, window_size=4)],
-        }
-    return MLForecast(
-        models={GLOBAL_MODEL: model},
-        freq="D",
-        lags=lags,
-        lag_transforms=tfm,
-        date_features=["dayofweek", "day", "month"],
-        target_transforms=[_mean_scaler()] if GLOBAL_MODE["scale"] else None,
-    )
+        return {"lags": [h, h + 7, h + 14, h + 21], "lag_transforms": {h: [
+            RollingMean(window_size=7), RollingMean(window_size=28), RollingMean(window_size=91),
+            RollingStd(window_size=28), SeasonalRollingMean(season_length=7, window_size=8)]}}
+    return {"lags": list(GLOBAL_LAGS), "lag_transforms": {
+        1: [RollingMean(window_size=7), RollingMean(window_size=28), RollingStd(window_size=28)],
+        7: [SeasonalRollingMean(season_length=7, window_size=4)]}}
 
 
 def _feature_reach(cfg: ForecastConfig) -> int:
@@ -1231,6 +1255,19 @@ def _global_frames(
 GLOBAL_STATIC_COLUMNS = ["category_code", "class_code", "item", "store"]
 
 
+@contextlib.contextmanager
+def _global_engine(cfg: ForecastConfig):
+    """Where the global model runs: yields (to the engine's frame, partitions, back to a local
+    frame). Local: pandas in and out. Dask: the frames go to the cluster of `_dask_client`,
+    partitioned by series, and the results come back as pandas with the local engine's dtypes."""
+    if cfg.engine != "dask":
+        yield (lambda df: df), None, (lambda out, like: out)
+        return
+    with _dask_client(cfg) as client:
+        yield ((lambda df: _dask_frame(df, cfg, client)), _dask_partitions(cfg, client),
+               (lambda out, like: _as_local_frame(out.compute() if hasattr(out, "compute") else out, like)))
+
+
 def _global_cv(gi: GlobalInputs, ids, cfg: ForecastConfig) -> tuple[pd.DataFrame, float]:
     """Rolling-origin CV of the global model on the series `ids`, one model per category chunk,
     refit at every origin on the data before it (mlforecast's cross_validation: the validation
@@ -1239,21 +1276,23 @@ def _global_cv(gi: GlobalInputs, ids, cfg: ForecastConfig) -> tuple[pd.DataFrame
     t0 = time.perf_counter()
     ids = np.asarray(ids)
     out = []
-    for cat in sorted(gi.chunk.loc[ids].unique()):
-        cids = ids[gi.chunk.loc[ids].to_numpy() == cat]
-        df = gi.train[gi.train["unique_id"].isin(cids)]
-        cv = _mlforecast(cfg).cross_validation(
-            df,
-            dropna=gi.info["dropna"],
-            n_windows=cfg.cv_windows,
-            h=cfg.cv_horizon,
-            step_size=cfg.cv_horizon,
-            static_features=GLOBAL_STATIC_COLUMNS,
-        )
-        cv[GLOBAL_MODEL] = cv[GLOBAL_MODEL].clip(lower=0)
-        if GLOBAL_MODE.get("debias"):
-            cv[GLOBAL_MODEL] *= _level_factors(cv, gi, cat)
-        out.append(cv[["unique_id", "ds", "cutoff", GLOBAL_MODEL]])
+    with _global_engine(cfg) as (on_engine, partitions, local):
+        for cat in sorted(gi.chunk.loc[ids].unique()):
+            cids = ids[gi.chunk.loc[ids].to_numpy() == cat]
+            df = gi.train[gi.train["unique_id"].isin(cids)]
+            cv = _mlforecast(cfg, partitions=partitions).cross_validation(
+                on_engine(df),
+                dropna=gi.info["dropna"],
+                n_windows=cfg.cv_windows,
+                h=cfg.cv_horizon,
+                step_size=cfg.cv_horizon,
+                static_features=GLOBAL_STATIC_COLUMNS,
+            )
+            cv = local(cv, df)
+            cv[GLOBAL_MODEL] = cv[GLOBAL_MODEL].clip(lower=0)
+            if GLOBAL_MODE.get("debias"):
+                cv[GLOBAL_MODEL] *= _level_factors(cv, gi, cat)
+            out.append(cv[["unique_id", "ds", "cutoff", GLOBAL_MODEL]])
     cv = pd.concat(out, ignore_index=True)
     return cv, time.perf_counter() - t0
 
@@ -1346,13 +1385,15 @@ def _global_fit(gi: GlobalInputs, cfg: ForecastConfig) -> pd.DataFrame:
     stays bounded at M5 scale) and predicted recursively over the horizon with the future's
     exogenous values. Returns unique_id, ds, LightGBM (demand scale)."""
     out = []
-    for cat in sorted(gi.chunk.unique()):
-        cids = gi.chunk.index[gi.chunk == cat].to_numpy()
-        tr = gi.train[gi.train["unique_id"].isin(cids)]
-        x = gi.future[gi.future["unique_id"].isin(cids)]
-        mlf = _mlforecast(cfg).fit(tr, static_features=GLOBAL_STATIC_COLUMNS, dropna=gi.info["dropna"])
-        fc = mlf.predict(h=cfg.horizon_days, X_df=x)
-        out.append(fc[["unique_id", "ds", GLOBAL_MODEL]])
+    with _global_engine(cfg) as (on_engine, partitions, local):
+        for cat in sorted(gi.chunk.unique()):
+            cids = gi.chunk.index[gi.chunk == cat].to_numpy()
+            tr = gi.train[gi.train["unique_id"].isin(cids)]
+            x = gi.future[gi.future["unique_id"].isin(cids)]
+            mlf = _mlforecast(cfg, partitions=partitions).fit(on_engine(tr), static_features=GLOBAL_STATIC_COLUMNS,
+                                                              dropna=gi.info["dropna"])
+            fc = local(mlf.predict(h=cfg.horizon_days, X_df=on_engine(x)), tr)
+            out.append(fc[["unique_id", "ds", GLOBAL_MODEL]])
     if not out:
         return pd.DataFrame(columns=["unique_id", "ds", GLOBAL_MODEL])
     fc = pd.concat(out, ignore_index=True)
