@@ -634,3 +634,42 @@ def test_controls_net_of_their_own_repricing_recover_a_category_raised_in_turns(
     a = estimate_elasticities(steady, prod2, PricingConfig())
     b = estimate_elasticities(steady, prod2, PricingConfig(net_control_repricing=True))
     assert np.allclose(a["elasticity"], b["elasticity"])
+
+
+@settings(max_examples=80, deadline=None)
+@given(p1=st.floats(0.5, 50), p2=st.floats(0.5, 50), ref=st.floats(0.5, 50), e=st.floats(-5, 0))
+def test_the_price_response_is_monotone_one_at_its_reference_and_composes(p1, p2, ref, e):
+    from inventory_pipeline.core.price_response import price_response
+
+    lo, hi = sorted((p1, p2))
+    assert price_response(hi, ref, e) <= price_response(lo, ref, e) * (1 + 1e-12)  # a higher price never sells more
+    assert price_response(ref, ref, e) == 1.0 and price_response(p1, ref, 0.0) == 1.0
+    # moving r -> p1 -> p2 is the same as r -> p2: the response has no memory of the path
+    assert price_response(p2, ref, e) == pytest.approx(price_response(p1, ref, e) * price_response(p2, p1, e), rel=1e-9)
+
+
+def test_pricing_and_replenishment_read_a_price_through_the_one_response():
+    """Forecast and pricing never disagree about a price: pricing states its recommendation's
+    demand through `price_response`, and replenishment protects the forecast times that response."""
+    from inventory_pipeline.core.price_response import price_response
+    from inventory_pipeline.core.pricing import recommend_prices
+    from inventory_pipeline_tests.test_replenishment import _case, _plan
+
+    dates = pd.date_range("2025-04-01", periods=28)
+    price = np.where(np.arange(28) < 21, 10.0, 11.0)
+    hist = pd.DataFrame({"location_id": "S1", "sku_id": "A", "date": dates, "units_sold": 10, "unit_price": price,
+                         "price_observed": True, "on_promo": 0, "is_stockout": False})
+    prod = pd.DataFrame({"sku_id": ["A"], "category": ["c"], "unit_cost": [5.0], "base_price": [10.0]})
+    fc = pd.DataFrame({"location_id": "S1", "sku_id": "A", "horizon": range(1, 15), "mean": 10.0})
+    cfg = PricingConfig(default_elasticity=-2.0, elasticity_bounds=(-2.0, -2.0), min_days_between_changes=14)
+    r = recommend_prices(fc, hist, prod, "2025-04-28", cfg).iloc[0]
+    ref = (21 * 10.0 + 7 * 11.0) / 28  # the price level of the forecast's window
+    m = price_response(r["recommended_price"], ref, -2.0)
+    assert r["demand_multiplier"] == pytest.approx(m, rel=1e-12) and m != 1.0
+    assert r["expected_units_recommended"] == pytest.approx(
+        r["expected_units_current"] * price_response(r["recommended_price"], r["current_price"], -2.0))
+    # replenishment: the store protects its forecast times the recommendation's response
+    fc_r, prices, positions, products, locations = _case(mean=10.0)
+    plain = _plan((fc_r, prices, positions, products, locations)).targets.iloc[0]
+    priced = _plan((fc_r, prices.assign(demand_multiplier=m), positions, products, locations)).targets.iloc[0]
+    assert priced["mu_P"] == pytest.approx(plain["mu_P"] * m)

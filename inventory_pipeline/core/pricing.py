@@ -46,6 +46,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .choice import ChoiceInfeasible, best_per_item, choose_one_per_item
+from .price_response import price_response
 
 MILP_MAX_VARIABLES = 60_000  # above this many candidates in capped categories: LP relaxation + rounding
 FORECAST_PRICE_DAYS = 28  # the recent window whose price level the demand forecast reflects
@@ -681,7 +682,7 @@ def unidentified(it: pd.DataFrame) -> np.ndarray:
 
 def margin_gain(price, p0, c, q0, e):
     """Expected margin over the pricing horizon at `price` minus at `p0` (constant elasticity)."""
-    return (price - c) * q0 * (price / p0) ** e - (p0 - c) * q0
+    return (price - c) * q0 * price_response(price, p0, e) - (p0 - c) * q0
 
 
 def clearance_value(price, p0, c, q_day, stock, restart, e, cfg: PricingConfig, T=None):
@@ -692,7 +693,7 @@ def clearance_value(price, p0, c, q_day, stock, restart, e, cfg: PricingConfig, 
     stock has sold through. The stock is sunk: only what happens to it differs between prices.
     `T` (days, per item) defaults to the policy's `sell_through_weeks`."""
     T = cfg.sell_through_weeks * 7 if T is None else T
-    q = np.maximum(q_day * (price / p0) ** e, 1e-9)
+    q = np.maximum(q_day * price_response(price, p0, e), 1e-9)
     sold = np.minimum(stock, q * T)
     unit_days = np.where(q * T >= stock, stock ** 2 / (2 * q), T * (stock - q * T / 2))
     resumed = np.where(restart, (p0 - c) * q_day * np.maximum(T - stock / q, 0.0), 0.0)
@@ -722,7 +723,7 @@ def stock_holding(price, p0, c, q0, e, stock, cfg: PricingConfig):
     def unit_days(q):
         return np.where(q >= stock, stock**2 / (2 * np.maximum(q, 1e-9) / h), stock * h - q * h / 2)
 
-    q = q0 * (price / p0) ** e
+    q = q0 * price_response(price, p0, e)
     return c * cfg.annual_holding_rate / 365 * (unit_days(q) - unit_days(q0))
 
 
@@ -957,7 +958,8 @@ def recommend_prices(forecast: pd.DataFrame, history: pd.DataFrame, products: pd
         out["elasticity"] = out["elasticity"].fillna(cfg.default_elasticity)
         # the forecast reflects the recent price level; at today's price expect (p0 / ref)^e of it
         out["reference_price"] = out["reference_price"].fillna(out["current_price"])
-        out["expected_units"] = out["expected_units"] * (out["current_price"] / out["reference_price"]) ** out["elasticity"]
+        out["expected_units"] = out["expected_units"] * price_response(out["current_price"], out["reference_price"],
+                                                                       out["elasticity"])
     else:
         out["elasticity"], out["se"], out["confidence"], out["source"] = np.nan, np.nan, 0.0, "pricing disabled"
         out["reference_price"] = out["current_price"]
@@ -1002,9 +1004,10 @@ def recommend_prices(forecast: pd.DataFrame, history: pd.DataFrame, products: pd
     # change against the price level of the forecast's recent history, which includes changes
     # made in the last weeks that the sales have not fully shown yet
     ref = out["reference_price"]
-    out["demand_multiplier"] = np.where(out["recommended_price"] == ref, 1.0, (out["recommended_price"] / ref) ** e)
+    out["demand_multiplier"] = price_response(out["recommended_price"], ref, e)
     out["expected_units_current"] = out["expected_units"]
-    out["expected_units_recommended"] = out["expected_units"] * np.where(ratio == 1, 1.0, ratio ** e)
+    out["expected_units_recommended"] = out["expected_units"] * price_response(out["recommended_price"],
+                                                                                out["current_price"], e)
     out["expected_margin_current"] = (out["current_price"] - out["unit_cost"]) * out["expected_units_current"]
     out["expected_margin_recommended"] = (out["recommended_price"] - out["unit_cost"]) * out["expected_units_recommended"]
     out["elasticity_confidence"] = out["confidence"]
