@@ -435,6 +435,62 @@ def test_selection_metric_flows_from_the_policy_and_is_part_of_the_model_identit
     from inventory_pipeline.core.forecasting import ENGINE_FIELDS
 
     before = {k: v for k, v in CFG.to_dict().items()
-              if k not in (*ENGINE_FIELDS, "selection_metric", "flat_weekly_profile")}
+              if k not in (*ENGINE_FIELDS, "selection_metric", "flat_weekly_profile", "yearly_profile")}
     assert CFG.fingerprint() == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:12]
     assert dataclasses.replace(CFG, flat_weekly_profile=True).fingerprint() != CFG.fingerprint()
+    assert dataclasses.replace(CFG, yearly_profile=True).fingerprint() != CFG.fingerprint()
+
+
+def _yearly_history(end=END, days=400, seed=3):
+    """A seasonal category whose season started 8 days after last year's plan date (3x for 32
+    days), a category whose level only drifts (+-5% a month, never a season) and a flat one, at
+    two stores."""
+    rng = np.random.default_rng(seed)
+    dates = pd.date_range(end=end, periods=days)
+    day = (dates - pd.Timestamp(end)).days.to_numpy() + 364  # 0 = last year's plan date
+    season = np.where((day >= 8) & (day < 40), 3.0, 1.0)
+    drift = 1 + 0.05 * np.sin(2 * np.pi * day / 30)
+    rows = []
+    for sku, cat, rate in [("S1", "seasonal", 5 * season), ("S2", "seasonal", 5 * season), ("S3", "seasonal", 5 * season),
+                           ("D1", "drifting", 20 * drift), ("D2", "drifting", 20 * drift),
+                           ("F1", "flat", np.full(days, 5.0)), ("F2", "flat", np.full(days, 5.0))]:
+        for loc in ("L1", "L2"):
+            rows.append(pd.DataFrame({"location_id": loc, "sku_id": sku, "date": dates,
+                                      "units_sold": rng.poisson(rate), "is_stockout": False, "on_promo": 0}))
+    cats = pd.Series({"S1": "seasonal", "S2": "seasonal", "S3": "seasonal", "D1": "drifting", "D2": "drifting",
+                      "F1": "flat", "F2": "flat"})
+    return pd.concat(rows, ignore_index=True), cats
+
+
+def test_yearly_ramp_brings_last_years_season_before_it_starts():
+    from inventory_pipeline.core.forecasting import yearly_ramp
+
+    h, cats = _yearly_history()
+    ramp, info = yearly_ramp(h, END, 30, cats)
+    r = ramp.assign(k=(ramp["date"] - pd.Timestamp(END)).dt.days).set_index(["sku_id", "k"])["ramp"]
+    # deep in the season's window (days 15-32) the seasonal SKUs expect about 3x, before it (day 1) about 1x
+    for sku in ("S1", "S2", "S3"):
+        assert r.loc[(sku, 20)] == pytest.approx(3.0, rel=0.2) and r.loc[(sku, 1)] == pytest.approx(1.0, abs=0.2)
+    # a drift no larger than any month's and a flat category are held back: exactly no ramp
+    assert (r.loc[["D1", "D2", "F1", "F2"]] == 1.0).all()
+    assert info["yearly_ramp_skus"] == 7 and info["yearly_ramp_categories_kept"] == 1
+    # without a year of history there is nothing to learn from: no ramp
+    short = h[h["date"] > pd.Timestamp(END) - pd.Timedelta(days=300)]
+    assert yearly_ramp(short, END, 30, cats)[0].empty
+
+
+def test_yearly_profile_scales_the_forecast_ahead_of_the_season():
+    import dataclasses
+
+    h, cats = _yearly_history()
+    cfg = dataclasses.replace(CFG, horizon_days=30, history_days=140)
+    flat = run_forecast(h, END, cfg, cats).forecast.set_index(["location_id", "sku_id", "horizon"])["mean"]
+    on = run_forecast(h, END, dataclasses.replace(cfg, yearly_profile=True), cats)
+    ramped = on.forecast.set_index(["location_id", "sku_id", "horizon"])["mean"]
+    ratio = ramped / flat
+    assert ratio.loc[("L1", "S1", 20)] == pytest.approx(3.0, rel=0.2)
+    assert ratio.loc[("L1", "F1", 20)] == pytest.approx(1.0)
+    assert on.metrics["yearly_ramp_skus"] == 7
+    # the intervals follow the ramped mean (conformal residuals scale with the forecast)
+    assert (on.forecast["p90"] >= on.forecast["mean"] - 1e-9).all()
+    assert dataclasses.replace(cfg, yearly_profile=False).fingerprint() == cfg.fingerprint()

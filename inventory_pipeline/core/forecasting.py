@@ -125,6 +125,10 @@ class ForecastConfig:
     # the non-seasonal models (FLAT_MODELS) fit the series divided by its category's day-of-week
     # index and forecast it multiplied back, so a flat level still carries the weekly pattern
     flat_weekly_profile: bool = False
+    # seasons from short histories: the forecast is scaled by last year's ramp from the recent weeks
+    # to each horizon day, per category, where it stands out from a month's usual drift
+    # (`yearly_ramp`); needs YEARLY_HISTORY_DAYS of history (read beyond `history_days`)
+    yearly_profile: bool = False
     # where statsforecast runs: "local" (this process, `n_jobs` cores) or "dask" (statsforecast's
     # distributed backend through fugue, on the Dask scheduler at `dask_scheduler`, or a default
     # client already connected). Not part of the model's identity: the numbers are the same.
@@ -141,6 +145,11 @@ class ForecastConfig:
             raise ValueError(
                 f"forecast selection_metric must be one of {SELECTION_METRICS}, got {self.selection_metric!r}"
             )
+
+    @property
+    def history_days_read(self) -> int:
+        """Days of history the stage reads: `history_days`, or the year plus the ramp's windows."""
+        return max(self.history_days, YEARLY_HISTORY_DAYS) if self.yearly_profile else self.history_days
 
     @property
     def min_history(self) -> int:
@@ -169,8 +178,9 @@ class ForecastConfig:
         d = {k: v for k, v in self.to_dict().items() if k not in ENGINE_FIELDS}
         if d.get("selection_metric") == "wape":
             del d["selection_metric"]
-        if not d.get("flat_weekly_profile"):
-            d.pop("flat_weekly_profile", None)
+        for flag in ("flat_weekly_profile", "yearly_profile"):
+            if not d.get(flag):
+                d.pop(flag, None)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -194,6 +204,7 @@ def forecast_config(policy) -> ForecastConfig:
         "family",
         "selection_metric",
         "flat_weekly_profile",
+        "yearly_profile",
     ):
         if getattr(f, name, None) is not None:
             kw[name] = getattr(f, name)
@@ -454,6 +465,119 @@ def event_multiplier(keys: pd.DataFrame, em: pd.DataFrame | None) -> np.ndarray:
     m = em.set_index(["category", "event_key"])["multiplier"]
     idx = pd.MultiIndex.from_arrays([keys["category"], keys["event_key"]])
     return m.reindex(idx).fillna(1.0).to_numpy()
+
+
+# ---- 3b. seasons from short histories -------------------------------------------------------------
+
+YEAR_DAYS = 364  # 52 weeks: last year's same weekday
+RAMP_REFERENCE_DAYS = 14  # the recent weeks a fitted level reflects (two of each weekday)
+RAMP_HALF_WINDOW = 7  # last year's level around a horizon day: 14 days, two of each weekday
+YEARLY_HISTORY_DAYS = YEAR_DAYS + RAMP_REFERENCE_DAYS
+RAMP_LIMIT = 10.0  # a ramp is kept inside [1 / limit, limit]
+
+
+def _clean_rates(history: pd.DataFrame, plan_date: str, calendar: pd.DataFrame | None):
+    """Per SKU over the chain and day of the year before the plan date: units sold and store-days
+    on clean days (no stockout, no promotion, outside a calendar event's window). Returns (skus, units,
+    days) with units and days as (SKUs x YEARLY_HISTORY_DAYS) arrays, column 0 the oldest day."""
+    end = pd.Timestamp(plan_date)
+    first = end - pd.Timedelta(days=YEARLY_HISTORY_DAYS - 1)
+    d = pd.to_datetime(history["date"])
+    clean = (d >= first) & (d <= end)
+    for col in ("is_stockout", "on_promo"):
+        if col in history:
+            clean &= ~history[col].fillna(False).astype(bool)
+    if calendar is not None and len(calendar) and "event" in calendar:
+        # an event's whole window (-7..+2 days), as the uplift model's clean days: the future's event
+        # days get their multipliers in `with_events`, so last year's must not enter the ramp too
+        span = pd.Series(pd.date_range(first, end))
+        in_window = span[(_event_keys(span, calendar) != "").to_numpy()]
+        clean &= ~d.isin(in_window)
+    h = history.loc[clean]
+    skus, si = np.unique(h["sku_id"].astype(str).to_numpy(), return_inverse=True)
+    ti = (pd.to_datetime(h["date"]) - first).dt.days.to_numpy()
+    units = np.zeros((len(skus), YEARLY_HISTORY_DAYS))
+    days = np.zeros_like(units)
+    np.add.at(units, (si, ti), h["units_sold"].to_numpy(float))
+    np.add.at(days, (si, ti), 1.0)
+    return skus, units, days
+
+
+def _rate_log_ratio(a_units, a_days, b_units, b_days):
+    """log of (rate in window A) / (rate in window B), half a unit of prior in each; NaN where
+    either window has no clean day."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x = np.log((a_units + 0.5) / a_days) - np.log((b_units + 0.5) / b_days)
+    return np.where((a_days <= 0) | (b_days <= 0), np.nan, x)
+
+
+def _ramp_windows(cu: np.ndarray, cd: np.ndarray, ref_end, k):
+    """Units and clean store-days in the 14-day window centred on day `ref_end - 1 + k` (A) and in
+    the RAMP_REFERENCE_DAYS before `ref_end` (B), from cumulative sums with a leading zero column;
+    `ref_end` and `k` broadcast (a column per pair)."""
+    n = cu.shape[1] - 1
+    ref_end = np.asarray(ref_end) + 0 * np.asarray(k)  # one column per (origin, horizon) pair
+    lo = np.clip(ref_end - 1 + k - RAMP_HALF_WINDOW, 0, n)
+    hi = np.clip(ref_end - 1 + k + RAMP_HALF_WINDOW, 0, n)
+    start = np.clip(ref_end - RAMP_REFERENCE_DAYS, 0, n)
+    return (cu[:, hi] - cu[:, lo], cd[:, hi] - cd[:, lo], cu[:, ref_end] - cu[:, start],
+            cd[:, ref_end] - cd[:, start])
+
+
+def _james_stein(x: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """Positive-part James-Stein factor per row: max(0, 1 - background / mean square of x over
+    its columns), the share of x that stands out from what such ratios look like anyway."""
+    ms = np.nanmean(np.where(np.isfinite(x), x, np.nan) ** 2, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = 1.0 - background / ms
+    return np.clip(np.nan_to_num(f, nan=0.0), 0.0, 1.0)
+
+
+def yearly_ramp(history: pd.DataFrame, plan_date: str, horizon_days: int, categories: pd.Series | None = None,
+                calendar: pd.DataFrame | None = None) -> tuple[pd.DataFrame, dict]:
+    """Last year's ramp from the recent weeks to each horizon day, per category: sku_id, date, ramp.
+
+    A forecast fitted on the last weeks carries their level flat into the horizon; a season that
+    is about to start is not in it. One year of history shows what happened next last year: per
+    category (its SKUs pooled over the chain), the rate in the 14 days around each horizon day's
+    date 364 days earlier (same weekdays) against the rate in the 14 days before the plan date 364
+    days earlier, on clean days (`_clean_rates`). Pooled by category, not per series: a SKU's own
+    year-ago ratio is mostly its own noise and history (on M5 it made the forecast worse).
+
+    Whether last year's ramp is a season or the drift any month shows is measured, not assumed:
+    the same statistic (two weeks ahead against the two weeks before) at every weekly origin of
+    the past year is the background of changes that happen anyway, and the category's log ramp is
+    shrunk toward 0 by the positive-part James-Stein factor max(0, 1 - background / its mean
+    square over the horizon). A sharp season, several times any month's drift, is kept almost
+    whole; a mild or irregular one (every M5 category) is shrunk to nothing, so the forecast is
+    what it was. Returns the ramp (1 without a year of history) and what it did."""
+    end = pd.Timestamp(plan_date)
+    need = end - pd.Timedelta(days=YEARLY_HISTORY_DAYS - 1)
+    if history.empty or pd.to_datetime(history["date"]).min() > need:
+        return pd.DataFrame(columns=["sku_id", "date", "ramp"]), {"yearly_ramp_skus": 0.0}
+    skus, units, days = _clean_rates(history, plan_date, calendar)
+    cat = (pd.Series(skus).map(categories).fillna("").astype(str).to_numpy() if categories is not None
+           else np.full(len(skus), ""))
+    cats, ci = np.unique(cat, return_inverse=True)
+    member = np.zeros((len(cats), len(skus)))
+    member[ci, np.arange(len(skus))] = 1.0
+    # the categories' cumulative units and clean store-days (a leading zero column); column j + 1
+    # closes day first + j, and last year's plan date is day RAMP_REFERENCE_DAYS - 1
+    cu = np.c_[np.zeros(len(cats)), np.cumsum(member @ units, 1)]
+    cd = np.c_[np.zeros(len(cats)), np.cumsum(member @ days, 1)]
+    k = np.arange(1, horizon_days + 1)
+    x = _rate_log_ratio(*_ramp_windows(cu, cd, RAMP_REFERENCE_DAYS, k))
+    # the background: two weeks ahead against the two weeks before, at every weekly origin
+    origins = np.arange(RAMP_REFERENCE_DAYS, YEARLY_HISTORY_DAYS - 2 * RAMP_HALF_WINDOW - 6 + 1, 7)
+    bx = _rate_log_ratio(*_ramp_windows(cu, cd, origins, 2 * RAMP_HALF_WINDOW))
+    kept = _james_stein(x, np.nanmean(bx**2, axis=1))
+    log_ramp = np.clip(np.nan_to_num(x * kept[:, None]), -np.log(RAMP_LIMIT), np.log(RAMP_LIMIT))[ci]
+    out = pd.DataFrame({"sku_id": np.repeat(skus, horizon_days),
+                        "date": np.tile(end + pd.to_timedelta(k, unit="D"), len(skus)),
+                        "ramp": np.exp(log_ramp).ravel()})
+    info = {"yearly_ramp_skus": float(len(skus)), "yearly_ramp_categories_kept": float((kept > 0).sum()),
+            "yearly_ramp_max_abs_log": float(np.abs(log_ramp).max()) if log_ramp.size else 0.0}
+    return out, info
 
 
 # ---- 4. classes ---------------------------------------------------------------------------------
@@ -1550,6 +1674,13 @@ def run_forecast(
         if cfg.family != "mlforecast":
             fit.advance(new["unique_id"].nunique(), note="new items with CategoryProfile")
     fc = pd.concat(parts, ignore_index=True)
+    if cfg.yearly_profile:
+        ramp, ramp_info = yearly_ramp(history, plan_date, cfg.horizon_days, categories, calendar)
+        sku_of = adj.groupby("unique_id")["sku_id"].first().astype(str)
+        r = ramp.set_index(["sku_id", "date"])["ramp"]
+        at = pd.MultiIndex.from_arrays([fc["unique_id"].map(sku_of).to_numpy(), pd.to_datetime(fc["ds"]).to_numpy()])
+        fc["mean"] = fc["mean"].to_numpy(float) * r.reindex(at).fillna(1.0).to_numpy(float)
+        metrics.update(ramp_info)
     if gi is not None:
         gmeta = {k: v for k, v in gi.info.items() if k != "features"}
         gmeta["global_features"] = len(gi.info["features"])

@@ -73,6 +73,8 @@ class ForecastPolicy(_Strict):
     # non-seasonal models (WindowAverage, SES, Croston, TSB, IMAPA, ADIDA) forecast on the category's
     # day-of-week profile instead of one flat level
     flat_weekly_profile: bool = False
+    # last year's category ramp where it stands out from a month's drift (needs a year of history)
+    yearly_profile: bool = True
     candidates: dict[str, list[str]] | None = (
         None  # class -> statsforecast models (None: the defaults)
     )

@@ -32,7 +32,7 @@ def forecast_inputs(wh, d: str, cfg: ForecastConfig) -> dict:
     sends no plan, so a v1 landing zone forecasts as before)."""
     products = wh.read_model("select sku_id, category from marts.dim_products")
     calendar = wh.read_model("select date, event, region from staging.stg_calendar")  # v1.1: regional rows (SNAP)
-    return {"history": demand_history(wh, d, cfg.history_days), "categories": products.set_index("sku_id")["category"],
+    return {"history": demand_history(wh, d, cfg.history_days_read), "categories": products.set_index("sku_id")["category"],
             "calendar": calendar, "promotions": planned_promotions(wh, d, cfg.horizon_days, products)}
 
 

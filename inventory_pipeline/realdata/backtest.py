@@ -272,12 +272,15 @@ def backtest(
     last_points = None
     for w, origin in enumerate(origins, 1):
         plan_date = m5_date(origin).isoformat()
+        # the stage's own window (the baselines fit on it), and what a run reads beyond it (a year
+        # for the yearly ramp): run_forecast cuts its series to history_days itself
         hist = history_frame(panel, origin, fcfg.history_days)
+        hist_read = history_frame(panel, origin, max(c.history_days_read for c in runs.values()))
         path = price_path_frame(panel, origin, horizon)
         fcs, secs, res0 = [], {}, None
         for name, cfg in runs.items():
             ts = time.perf_counter()
-            res = run_forecast(hist, plan_date, cfg, categories, calendar, price_path=path)
+            res = run_forecast(hist_read, plan_date, cfg, categories, calendar, price_path=path)
             secs[name] = round(time.perf_counter() - ts, 1)
             selections.setdefault(name, {})[plan_date] = res.selection
             res0 = res0 or res

@@ -305,7 +305,7 @@ class PipelinePolicy:
             if self.plans_promotions:
                 promotions = known_daily_promotions(self.network, obs.t, pd.Timestamp(plan_date) + pd.Timedelta(days=1),
                                                     pd.Timestamp(plan_date) + pd.Timedelta(days=self.fcfg.horizon_days))
-            res = run_forecast(self._history(obs, self.fcfg.history_days), plan_date, self.fcfg, self.categories,
+            res = run_forecast(self._history(obs, self.fcfg.history_days_read), plan_date, self.fcfg, self.categories,
                                self.calendar, selection=None if reselect else self._selection, promotions=promotions)
             self._forecast, self._forecast_t = res.forecast, obs.t
             if reselect:
