@@ -435,16 +435,23 @@ def test_current_price_comes_from_the_book_when_no_sale_showed_it_yet():
     assert current_prices(hist, prod, "2025-05-08").iloc[0]["unit_price"] == 10.0
 
 
-def test_demand_multiplier_counts_a_recent_change_the_forecast_has_not_absorbed():
-    from inventory_pipeline.core.pricing import recommend_prices
-
+def _recent_change():
+    """One item raised 10 -> 11 a week ago (the forecast's 28-day window averaged 10.25), elasticity
+    fixed at -2, a 14-day minimum between changes: (forecast, history, products, config)."""
     dates = pd.date_range("2025-04-01", periods=28)
-    price = np.where(np.arange(28) < 21, 10.0, 11.0)  # +10% a week ago: the forecast's window averaged 10.25
+    price = np.where(np.arange(28) < 21, 10.0, 11.0)
     hist = pd.DataFrame({"location_id": "S1", "sku_id": "A", "date": dates, "units_sold": 10, "unit_price": price,
                          "price_observed": True, "on_promo": 0, "is_stockout": False})
     prod = pd.DataFrame({"sku_id": ["A"], "category": ["c"], "unit_cost": [5.0], "base_price": [10.0]})
     fc = pd.DataFrame({"location_id": "S1", "sku_id": "A", "horizon": range(1, 15), "mean": 10.0})
     cfg = PricingConfig(default_elasticity=-2.0, elasticity_bounds=(-2.0, -2.0), min_days_between_changes=14)
+    return fc, hist, prod, cfg
+
+
+def test_demand_multiplier_counts_a_recent_change_the_forecast_has_not_absorbed():
+    from inventory_pipeline.core.pricing import recommend_prices
+
+    fc, hist, prod, cfg = _recent_change()
     r = recommend_prices(fc, hist, prod, "2025-04-28", cfg).iloc[0]
     assert r["recommended_price"] == 11.0 and r["binding_guardrail"] == "min_days_between_changes"
     ref = (21 * 10.0 + 7 * 11.0) / 28
@@ -655,13 +662,7 @@ def test_pricing_and_replenishment_read_a_price_through_the_one_response():
     from inventory_pipeline.core.pricing import recommend_prices
     from inventory_pipeline_tests.test_replenishment import _case, _plan
 
-    dates = pd.date_range("2025-04-01", periods=28)
-    price = np.where(np.arange(28) < 21, 10.0, 11.0)
-    hist = pd.DataFrame({"location_id": "S1", "sku_id": "A", "date": dates, "units_sold": 10, "unit_price": price,
-                         "price_observed": True, "on_promo": 0, "is_stockout": False})
-    prod = pd.DataFrame({"sku_id": ["A"], "category": ["c"], "unit_cost": [5.0], "base_price": [10.0]})
-    fc = pd.DataFrame({"location_id": "S1", "sku_id": "A", "horizon": range(1, 15), "mean": 10.0})
-    cfg = PricingConfig(default_elasticity=-2.0, elasticity_bounds=(-2.0, -2.0), min_days_between_changes=14)
+    fc, hist, prod, cfg = _recent_change()
     r = recommend_prices(fc, hist, prod, "2025-04-28", cfg).iloc[0]
     ref = (21 * 10.0 + 7 * 11.0) / 28  # the price level of the forecast's window
     m = price_response(r["recommended_price"], ref, -2.0)
