@@ -1674,13 +1674,14 @@ def run_forecast(
         if cfg.family != "mlforecast":
             fit.advance(new["unique_id"].nunique(), note="new items with CategoryProfile")
     fc = pd.concat(parts, ignore_index=True)
-    if cfg.yearly_profile:
-        ramp, ramp_info = yearly_ramp(history, plan_date, cfg.horizon_days, categories, calendar)
+    ramp, ramp_info = (yearly_ramp(history, plan_date, cfg.horizon_days, categories, calendar) if cfg.yearly_profile
+                       else (pd.DataFrame(), {}))
+    metrics.update(ramp_info)
+    if len(ramp):  # a year of history: last year's category ramps (1 where held back)
         sku_of = adj.groupby("unique_id")["sku_id"].first().astype(str)
         r = ramp.set_index(["sku_id", "date"])["ramp"]
         at = pd.MultiIndex.from_arrays([fc["unique_id"].map(sku_of).to_numpy(), pd.to_datetime(fc["ds"]).to_numpy()])
-        fc["mean"] = fc["mean"].to_numpy(float) * r.reindex(at).fillna(1.0).to_numpy(float)
-        metrics.update(ramp_info)
+        fc["mean"] = fc["mean"].to_numpy(float) * r.reindex(at).to_numpy(float, na_value=1.0)
     if gi is not None:
         gmeta = {k: v for k, v in gi.info.items() if k != "features"}
         gmeta["global_features"] = len(gi.info["features"])
