@@ -42,6 +42,7 @@ from ..core.kpis import TWIN_KPIS, abc_classes, relative_change, twin_kpis
 from ..core.policy import load_policy
 from ..core.pricing import pricing_config
 from .engine import FORECAST_HORIZONS, SimulationResult, simulate
+from .floor import FloorRecorder
 from .network import Network, NetworkConfig, build_network
 from .policies import BaselinePolicy, SwitchingPolicy
 from .scenarios import BASE, Scenario, stress_scenarios
@@ -222,12 +223,15 @@ def run_spec(spec: RunSpec, network: Network | None = None) -> dict:
         raise ValueError(f"unknown policy {spec.policy!r}: baseline | pipeline")
     warmup = takeover_warmup(spec.takeover, spec.network.review_period_days)
     noted = _NoteTakeover(main, np.asarray(net.unit_cost, float))
-    res: SimulationResult = simulate(net, SwitchingPolicy(warmup, noted, spec.switch_day), scenario=spec.scenario,
-                                     measure_from=spec.switch_day, samples=list(spec.samples))
+    # the rule's run records the window's inventory floor (floor.py): its demand is at regular prices
+    floor = FloorRecorder(spec.switch_day, len(net.sku_ids)) if spec.policy == "baseline" else None
+    res: SimulationResult = simulate(net, SwitchingPolicy(warmup, noted, spec.switch_day), sink=floor,
+                                     scenario=spec.scenario, measure_from=spec.switch_day, samples=list(spec.samples))
     return {"key": spec.key, "store": res.store, "dc": res.dc, "days": res.measured_days, "daily": res.daily,
             "samples": res.samples, "seconds": time.perf_counter() - t0,
             # the engine's extras (e.g. margin_by_reason, expedited_units) and the state taken over
             "extra": dict(res.extra), "takeover": spec.takeover, "takeover_state": noted.state,
+            "inventory_floor": None if floor is None else floor.daily_value(net.unit_cost),
             "forecasts_made": getattr(main, "forecasts_made", None),
             # pipeline runs: pricing as run, and the recommendations outside a guardrail (None: baseline)
             "pricing_enabled": main.pricing.enabled if spec.policy == "pipeline" else None,

@@ -60,14 +60,15 @@ END_WINDOW_DAYS = 7  # `end inventory`: the window's last week (reported, not a 
 # the row's change columns and which way is better ("low": lower is better); the table's order
 METRICS: dict[str, str] = {
     "lost_units_change": "low", "stockout_days_change": "low", "fill_rate": "high", "fill_rate_rule": "high",
-    "avg_inventory_change": "low", "end_inventory_change": "low", "carrying_cost_change": "low",
+    "avg_inventory_change": "low", "inventory_floor_change": "low", "end_inventory_change": "low",
+    "carrying_cost_change": "low",
     "margin_vs_rule": "high", "margin_vs_static": "high",
     "price_changes": "low", "price_decreases": "low", "rule_violations": "low",
 }
 TARGETS = ("pass_service", "pass_lost_not_up", "pass_margin_vs_static", "pass_margin_vs_rule", "pass_no_violations")
 # the absolute KPIs of each run that the CSV carries (suite.json has every KPI)
 CSV_KPIS = ("lost_sales_units", "stockout_days", "stockout_rate", "fill_rate", "avg_inventory_value", "carrying_cost",
-            "end_inventory_value", "end_dc_inventory_value", "gross_margin", "revenue", "price_changes",
+            "end_inventory_value", "end_dc_inventory_value", "inventory_floor_value", "gross_margin", "revenue", "price_changes",
             "price_decreases")
 
 
@@ -146,7 +147,8 @@ def _run_reduced(spec: RunSpec, rate: float) -> dict:
     cpu = time.process_time()
     r = run_spec(spec)
     cpu = time.process_time() - cpu  # this worker's CPU: the run's cost even when the cores are shared
-    kpis = {**_kpis(r, rate), "stockout_days": float(np.sum(r["store"]["stockout_days"])), **end_inventory(r["daily"])}
+    kpis = {**_kpis(r, rate), "stockout_days": float(np.sum(r["store"]["stockout_days"])), **end_inventory(r["daily"]),
+            **floor_kpis(r["inventory_floor"])}
     violations = (r["guardrail_violations"] or 0) + sum((r["constraint_violations_by"] or {}).values())
     return {"key": spec.key, "kpis": kpis, "seconds": r["seconds"], "cpu_seconds": cpu,
             "rule_violations": int(violations),
@@ -165,6 +167,15 @@ def end_inventory(daily: pd.DataFrame, days: int = END_WINDOW_DAYS) -> dict[str,
     dc = tail["dc_inventory_value"].astype(float)
     return {"end_inventory_value": float((tail["store_inventory_value"].astype(float) + dc).mean()),
             "end_dc_inventory_value": float(dc.mean())}
+
+
+def floor_kpis(daily_floor: np.ndarray | None, days: int = END_WINDOW_DAYS) -> dict[str, float]:
+    """The window's inventory floor (floor.py; the rule's run only): its average value, and over
+    the window's last `days`."""
+    if daily_floor is None or not len(daily_floor):
+        return {}
+    return {"inventory_floor_value": float(np.mean(daily_floor)),
+            "end_inventory_floor_value": float(np.mean(daily_floor[-days:]))}
 
 
 def run_all(specs: list[RunSpec], rate: float, jobs: int, say: Callable[[str], None]) -> dict[str, dict]:
@@ -220,6 +231,8 @@ def score_rows(frame: pd.DataFrame) -> pd.DataFrame:
     f["carrying_cost_change"] = relative(r("carrying_cost"), p("carrying_cost"))
     if "rule_end_inventory_value" in f:  # reported, not a target: where inventory is heading
         f["end_inventory_change"] = relative(r("end_inventory_value"), p("end_inventory_value"))
+    if "rule_inventory_floor_value" in f:  # reported: the deepest cut any policy could make (floor.py)
+        f["inventory_floor_change"] = relative(r("avg_inventory_value"), r("inventory_floor_value"))
     f["margin_vs_rule"] = relative(r("gross_margin"), p("gross_margin"))
     f["margin_vs_static"] = (relative(f["static_gross_margin"], p("gross_margin")) if "static_gross_margin" in f
                              else np.nan)
@@ -349,7 +362,7 @@ def run_suite(scfg: SuiteConfig = SuiteConfig(), out: str | Path | None = None,
 
 HEADERS = {"lost_units_change": "lost units", "stockout_days_change": "stockout days", "fill_rate": "fill rate",
            "fill_rate_rule": "fill rate (rule)", "avg_inventory_change": "avg inventory",
-           "end_inventory_change": "inventory, last week",
+           "inventory_floor_change": "inventory floor", "end_inventory_change": "inventory, last week",
            "carrying_cost_change": "carrying cost", "margin_vs_rule": "margin vs rule",
            "margin_vs_static": "margin vs static prices", "price_changes": "price changes",
            "price_decreases": "of which decreases", "rule_violations": "rule violations",
@@ -409,10 +422,26 @@ def summary_markdown(result: dict) -> str:
         f"- median world: lost units {_cell_text('x', mw['lost_units_change'])} (target -{MEDIAN_LOST_CUT:.0%}) at "
         f"average inventory {_cell_text('x', mw['avg_inventory_change'])} (target -{MEDIAN_INVENTORY_CUT:.0%}): "
         f"**{'met' if s['median_target_met'] else 'NOT met'}**",
+        *_floor_lines(result),
         f"- rule violations over every pipeline run: **{s['rule_violations_total']}**",
         f"- the three runs of a cell took over the identical state (stock and open orders) in "
         f"{s['same_takeover_state']} of {m['cells']} cells",
     ])
+
+
+def _floor_lines(result: dict) -> list[str]:
+    """How much of the inventory targets the window can show: the cells and worlds whose floor
+    (floor.py) leaves less than the targets' cut."""
+    rows, s = result["rows"], result["summary"]
+    if "inventory_floor_change" not in rows:
+        return []
+    tight = rows.loc[rows["inventory_floor_change"] > -CARRYING_CUT, "cell"].tolist()
+    worlds = s["median"]["inventory_floor_change"]
+    return [f"- inventory floor (the deepest cut of average inventory any policy could make in the window at regular "
+            f"prices, from the stock it took over): median over worlds "
+            f"{_cell_text('x', s['median_over_worlds']['inventory_floor_change'])}; above "
+            f"-{CARRYING_CUT:.0%} in **{len(tight)} of {len(rows)}** cells, where carrying cost cannot fall "
+            f"{CARRYING_CUT:.0%}, and in {int((worlds > -MEDIAN_INVENTORY_CUT).sum())} of {len(worlds)} world medians"]
 
 
 def suite_markdown(result: dict) -> str:
@@ -438,7 +467,9 @@ def suite_markdown(result: dict) -> str:
         "Changes are (pipeline - rule) / |rule| over the window; `fill rate` is the pipeline's; `margin vs static "
         "prices` compares the pipeline with the same pipeline holding prices; `inventory, last week` compares the "
         "inventory value over the window's last 7 days (where each policy is heading once the stock it took over "
-        "has drained; reported, not a target). A world is `regimes+takeover` (docs/evaluation.md, Suite).", "",
+        "has drained; reported, not a target); `inventory floor` is the rule's average inventory against the "
+        "least any policy could hold from the stock it took over, buying nothing and selling every unit asked "
+        "for at regular prices (reported: it bounds what the window can show). A world is `regimes+takeover` (docs/evaluation.md, Suite).", "",
         "## Summary", "", summary_markdown(result), "",
         "## Per world: median and worst over seeds x sizes", "",
         "Pass columns count the cells passing, out of the cells where the target applies.", "",
