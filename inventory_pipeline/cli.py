@@ -211,7 +211,23 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _evaluate_suite(args: argparse.Namespace) -> int:
-    from .simulation.suite import DEFAULT_SEEDS, DEFAULT_WORLDS, QUICK_WORLDS, SuiteConfig, run_suite, summary_markdown
+    from .simulation.suite import (
+        DEFAULT_SEEDS,
+        DEFAULT_WORLDS,
+        QUICK_WORLDS,
+        SuiteConfig,
+        rescore,
+        run_suite,
+        summary_markdown,
+    )
+
+    if args.rescore:  # the tables again from a written suite.json: no twin runs
+        from pathlib import Path
+
+        res = rescore(Path(args.rescore) / "suite.json", args.out or args.rescore)
+        print(summary_markdown(res))
+        print(f"\nwrote {', '.join(str(p) for p in res['paths'].values())}")
+        return 0
 
     def listed(text: str | None, default: tuple, cast=str) -> tuple:
         return tuple(cast(x.strip()) for x in text.split(",") if x.strip()) if text else default
@@ -484,6 +500,9 @@ def build_parser() -> argparse.ArgumentParser:
     su.add_argument("--policy", help="policy YAML (default: INVENTORY_PIPELINE_POLICY or the packaged one)")
     su.add_argument("--jobs", type=int, default=2, help="worker processes (every run of the suite shares them)")
     su.add_argument("--quick", action="store_true", help="smoke run: 2 worlds x 1 seed x small (unless given)")
+    su.add_argument(
+        "--rescore", metavar="DIR", help="score and write the tables again from DIR/suite.json (no runs; into --out or DIR)"
+    )
     su.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     su.set_defaults(func=_evaluate_suite)
 

@@ -11,8 +11,16 @@ import pytest
 from inventory_pipeline.config import DEFAULT_POLICY_PATH
 from inventory_pipeline.simulation.evaluation import TAKEOVERS, RunSpec, run_spec
 from inventory_pipeline.simulation.regimes import world_config
-from inventory_pipeline.simulation.suite import (SuiteConfig, end_inventory, parse_world, relative, run_suite, score_rows,
-                                                 summarise)
+from inventory_pipeline.simulation.suite import (
+    SuiteConfig,
+    end_inventory,
+    parse_world,
+    relative,
+    rescore,
+    run_suite,
+    score_rows,
+    summarise,
+)
 
 EVAL_DAYS = 14
 
@@ -174,3 +182,11 @@ def test_tiny_suite_end_to_end(tmp_path):
     md = (tmp_path / "suite.md").read_text()
     assert md.index("median over worlds") < md.index("## Per world") < md.index("## Every cell")
     assert "smoke run" in md  # a window shorter than 56 days says so
+    # the rule's run carries the window's floor: no policy holds less, and the rule holds more
+    assert 0 <= rows.loc[0, "rule_inventory_floor_value"] <= rows.loc[0, "rule_avg_inventory_value"]
+    assert {"inventory_floor_change", "above_floor_change"} <= set(csv.columns) and "inventory floor" in md
+    # the tables again from suite.json alone: the same tables, no runs
+    again = rescore(tmp_path / "suite.json", tmp_path / "again")
+    assert (tmp_path / "again" / "suite.csv").read_text() == (tmp_path / "suite.csv").read_text()
+    assert (tmp_path / "again" / "suite.md").read_text() == md
+    assert again["summary"]["targets"] == res["summary"]["targets"]

@@ -60,7 +60,8 @@ END_WINDOW_DAYS = 7  # `end inventory`: the window's last week (reported, not a 
 # the row's change columns and which way is better ("low": lower is better); the table's order
 METRICS: dict[str, str] = {
     "lost_units_change": "low", "stockout_days_change": "low", "fill_rate": "high", "fill_rate_rule": "high",
-    "avg_inventory_change": "low", "inventory_floor_change": "low", "end_inventory_change": "low",
+    "avg_inventory_change": "low", "inventory_floor_change": "low", "above_floor_change": "low",
+    "end_inventory_change": "low",
     "carrying_cost_change": "low",
     "margin_vs_rule": "high", "margin_vs_static": "high",
     "price_changes": "low", "price_decreases": "low", "rule_violations": "low",
@@ -231,8 +232,11 @@ def score_rows(frame: pd.DataFrame) -> pd.DataFrame:
     f["carrying_cost_change"] = relative(r("carrying_cost"), p("carrying_cost"))
     if "rule_end_inventory_value" in f:  # reported, not a target: where inventory is heading
         f["end_inventory_change"] = relative(r("end_inventory_value"), p("end_inventory_value"))
-    if "rule_inventory_floor_value" in f:  # reported: the deepest cut any policy could make (floor.py)
-        f["inventory_floor_change"] = relative(r("avg_inventory_value"), r("inventory_floor_value"))
+    if "rule_inventory_floor_value" in f:  # reported: the deepest cut any policy could make (floor.py) ...
+        floor = r("inventory_floor_value")
+        f["inventory_floor_change"] = relative(r("avg_inventory_value"), floor)
+        # ... and each policy's stock above it: what its own purchases in the window hold
+        f["above_floor_change"] = relative(r("avg_inventory_value") - floor, p("avg_inventory_value") - floor)
     f["margin_vs_rule"] = relative(r("gross_margin"), p("gross_margin"))
     f["margin_vs_static"] = (relative(f["static_gross_margin"], p("gross_margin")) if "static_gross_margin" in f
                              else np.nan)
@@ -358,11 +362,28 @@ def run_suite(scfg: SuiteConfig = SuiteConfig(), out: str | Path | None = None,
     return result
 
 
+def rescore(suite_json: str | Path, out: str | Path | None = None) -> dict:
+    """Score and summarise a written suite again from its suite.json (the runs' KPIs are all
+    there), e.g. after a change of the targets or of the reported columns: no twin runs. Writes
+    to `out` when given; returns the result as `run_suite` does."""
+    doc = json.loads(Path(suite_json).read_text())
+    detail_keys = ("takeover_state", "violations_by", "pricing_infeasible_days", "margin_by_reason", "seconds",
+                   "cpu_seconds")
+    details = [{k: c[k] for k in ("cell", *detail_keys) if k in c} for c in doc["cells"]]
+    frame = pd.DataFrame([{k: v for k, v in c.items() if k not in detail_keys} for c in doc["cells"]])
+    rows = score_rows(frame)
+    result = {"rows": rows, "summary": summarise(rows), "details": details, "meta": doc["meta"]}
+    if out is not None:
+        result["paths"] = write_suite(result, out)
+    return result
+
+
 # ---- writing ------------------------------------------------------------------------------------
 
 HEADERS = {"lost_units_change": "lost units", "stockout_days_change": "stockout days", "fill_rate": "fill rate",
            "fill_rate_rule": "fill rate (rule)", "avg_inventory_change": "avg inventory",
-           "inventory_floor_change": "inventory floor", "end_inventory_change": "inventory, last week",
+           "inventory_floor_change": "inventory floor", "above_floor_change": "inventory above floor",
+           "end_inventory_change": "inventory, last week",
            "carrying_cost_change": "carrying cost", "margin_vs_rule": "margin vs rule",
            "margin_vs_static": "margin vs static prices", "price_changes": "price changes",
            "price_decreases": "of which decreases", "rule_violations": "rule violations",
@@ -437,11 +458,11 @@ def _floor_lines(result: dict) -> list[str]:
         return []
     tight = rows.loc[rows["inventory_floor_change"] > -CARRYING_CUT, "cell"].tolist()
     worlds = s["median"]["inventory_floor_change"]
-    return [f"- inventory floor (the deepest cut of average inventory any policy could make in the window at regular "
+    return [(f"- inventory floor (the deepest cut of average inventory any policy could make in the window at regular "
             f"prices, from the stock it took over): median over worlds "
             f"{_cell_text('x', s['median_over_worlds']['inventory_floor_change'])}; above "
             f"-{CARRYING_CUT:.0%} in **{len(tight)} of {len(rows)}** cells, where carrying cost cannot fall "
-            f"{CARRYING_CUT:.0%}, and in {int((worlds > -MEDIAN_INVENTORY_CUT).sum())} of {len(worlds)} world medians"]
+            f"{CARRYING_CUT:.0%}, and in {int((worlds > -MEDIAN_INVENTORY_CUT).sum())} of {len(worlds)} world medians")]
 
 
 def suite_markdown(result: dict) -> str:
@@ -469,7 +490,8 @@ def suite_markdown(result: dict) -> str:
         "inventory value over the window's last 7 days (where each policy is heading once the stock it took over "
         "has drained; reported, not a target); `inventory floor` is the rule's average inventory against the "
         "least any policy could hold from the stock it took over, buying nothing and selling every unit asked "
-        "for at regular prices (reported: it bounds what the window can show). A world is `regimes+takeover` (docs/evaluation.md, Suite).", "",
+        "for at regular prices (reported: it bounds what the window can show); `inventory above floor` compares "
+        "what each policy holds beyond that floor, the stock its own purchases in the window added (reported). A world is `regimes+takeover` (docs/evaluation.md, Suite).", "",
         "## Summary", "", summary_markdown(result), "",
         "## Per world: median and worst over seeds x sizes", "",
         "Pass columns count the cells passing, out of the cells where the target applies.", "",
@@ -537,7 +559,8 @@ def write_suite(result: dict, out: str | Path) -> dict[str, Path]:
     paths["json"].write_text(json.dumps(_jsonable(doc), indent=1, default=str) + "\n")
     ids = ["cell", "world", "regimes", "takeover", "size", "seed", "stores", "skus"]
     kpi_cols = [f"{p}_{k}" for p in ("rule", "pipeline", "static") for k in CSV_KPIS if f"{p}_{k}" in rows]
-    rows[[*ids, *METRICS, *TARGETS, "same_takeover_state", "takeover_stock_value", *kpi_cols]].to_csv(paths["csv"],
+    metrics = [m for m in METRICS if m in rows]  # a suite written before a reported column has not got it
+    rows[[*ids, *metrics, *TARGETS, "same_takeover_state", "takeover_stock_value", *kpi_cols]].to_csv(paths["csv"],
                                                                                                       index=False)
     paths["md"].write_text(suite_markdown(result))
     return paths
