@@ -372,7 +372,8 @@ def rescore(suite_json: str | Path, out: str | Path | None = None) -> dict:
     details = [{k: c[k] for k in ("cell", *detail_keys) if k in c} for c in doc["cells"]]
     frame = pd.DataFrame([{k: v for k, v in c.items() if k not in detail_keys} for c in doc["cells"]])
     rows = score_rows(frame)
-    result = {"rows": rows, "summary": summarise(rows), "details": details, "meta": doc["meta"]}
+    rescored = {**_git_commit(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    result = {"rows": rows, "summary": summarise(rows), "details": details, "meta": {**doc["meta"], "rescored": rescored}}
     if out is not None:
         result["paths"] = write_suite(result, out)
     return result
@@ -484,7 +485,9 @@ def suite_markdown(result: dict) -> str:
         f"({len(c['worlds'])} worlds x sizes {', '.join(c['sizes'])} x seeds {', '.join(map(str, c['seeds']))}), "
         f"{m['runs']} runs of {c['eval_days']} days after the takeover{window_note} on {c['history_days']}-day networks, "
         f"re-forecast every {c['cadence_days']} days; {m['seconds'] / 60:.1f} min with {c['jobs']} worker(s) "
-        f"({m['cpu_seconds'] / 60:.1f} CPU min in the runs).", "",
+        f"({m['cpu_seconds'] / 60:.1f} CPU min in the runs)."
+        + (f" Tables scored again from suite.json at commit `{m['rescored']['commit']}`, {m['rescored']['date']} "
+           "(`--rescore`: same runs)." if m.get("rescored") else ""), "",
         "Changes are (pipeline - rule) / |rule| over the window; `fill rate` is the pipeline's; `margin vs static "
         "prices` compares the pipeline with the same pipeline holding prices; `inventory, last week` compares the "
         "inventory value over the window's last 7 days (where each policy is heading once the stock it took over "
