@@ -56,6 +56,9 @@ CARRYING_CUT = 0.20  # ... or carrying cost at least this much below
 MARGIN_OVER_STATIC = 0.02  # gross margin with pricing over the same pipeline with prices held
 MEDIAN_LOST_CUT, MEDIAN_INVENTORY_CUT = 0.40, 0.20  # the median world
 END_WINDOW_DAYS = 7  # `end inventory`: the window's last week (reported, not a target)
+# `inventory above floor` is n/a where the rule holds less than this share of its inventory above
+# the floor: the floor counts DC-to-store transit that the inventory value does not (1-5% of it)
+FLOOR_RESOLUTION = 0.02
 
 # the row's change columns and which way is better ("low": lower is better); the table's order
 METRICS: dict[str, str] = {
@@ -235,8 +238,11 @@ def score_rows(frame: pd.DataFrame) -> pd.DataFrame:
     if "rule_inventory_floor_value" in f:  # reported: the deepest cut any policy could make (floor.py) ...
         floor = r("inventory_floor_value")
         f["inventory_floor_change"] = relative(r("avg_inventory_value"), floor)
-        # ... and each policy's stock above it: what its own purchases in the window hold
-        f["above_floor_change"] = relative(r("avg_inventory_value") - floor, p("avg_inventory_value") - floor)
+        # ... and each policy's stock above it: what its own purchases in the window hold; n/a where the
+        # rule holds less above it than the floor's own error (the DC-to-store transit it counts)
+        above = r("avg_inventory_value") - floor
+        f["above_floor_change"] = np.where(above >= FLOOR_RESOLUTION * r("avg_inventory_value"),
+                                           relative(above, p("avg_inventory_value") - floor), np.nan)
     f["margin_vs_rule"] = relative(r("gross_margin"), p("gross_margin"))
     f["margin_vs_static"] = (relative(f["static_gross_margin"], p("gross_margin")) if "static_gross_margin" in f
                              else np.nan)
