@@ -83,8 +83,7 @@ class FloorRecorder:
             return np.zeros(0)
         days = np.asarray(self._days)
         arrival, sku, units = self._orders
-        # an inherited order due before the takeover day (a late one) arrives on the first day at the latest
-        slot = np.clip(np.searchsorted(days, arrival), 0, len(days))
+        slot = np.searchsorted(days, arrival)  # the recorded day each inherited order lands on
         arrivals = np.zeros((len(days) + 1, self.n))  # the last row: due after the window
         np.add.at(arrivals, (slot, sku), units)
         arrivals = arrivals[:-1] + np.asarray(self._fills)

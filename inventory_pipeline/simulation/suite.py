@@ -64,16 +64,15 @@ FLOOR_RESOLUTION = 0.02
 METRICS: dict[str, str] = {
     "lost_units_change": "low", "stockout_days_change": "low", "fill_rate": "high", "fill_rate_rule": "high",
     "avg_inventory_change": "low", "inventory_floor_change": "low", "above_floor_change": "low",
-    "end_inventory_change": "low",
-    "carrying_cost_change": "low",
+    "end_inventory_change": "low", "carrying_cost_change": "low",
     "margin_vs_rule": "high", "margin_vs_static": "high",
     "price_changes": "low", "price_decreases": "low", "rule_violations": "low",
 }
 TARGETS = ("pass_service", "pass_lost_not_up", "pass_margin_vs_static", "pass_margin_vs_rule", "pass_no_violations")
 # the absolute KPIs of each run that the CSV carries (suite.json has every KPI)
 CSV_KPIS = ("lost_sales_units", "stockout_days", "stockout_rate", "fill_rate", "avg_inventory_value", "carrying_cost",
-            "end_inventory_value", "end_dc_inventory_value", "inventory_floor_value", "gross_margin", "revenue", "price_changes",
-            "price_decreases")
+            "end_inventory_value", "end_dc_inventory_value", "inventory_floor_value", "gross_margin", "revenue",
+            "price_changes", "price_decreases")
 
 
 @dataclass(frozen=True)
@@ -173,13 +172,11 @@ def end_inventory(daily: pd.DataFrame, days: int = END_WINDOW_DAYS) -> dict[str,
             "end_dc_inventory_value": float(dc.mean())}
 
 
-def floor_kpis(daily_floor: np.ndarray | None, days: int = END_WINDOW_DAYS) -> dict[str, float]:
-    """The window's inventory floor (floor.py; the rule's run only): its average value, and over
-    the window's last `days`."""
+def floor_kpis(daily_floor: np.ndarray | None) -> dict[str, float]:
+    """The window's inventory floor (floor.py; the rule's run only): its average value."""
     if daily_floor is None or not len(daily_floor):
         return {}
-    return {"inventory_floor_value": float(np.mean(daily_floor)),
-            "end_inventory_floor_value": float(np.mean(daily_floor[-days:]))}
+    return {"inventory_floor_value": float(np.mean(daily_floor))}
 
 
 def run_all(specs: list[RunSpec], rate: float, jobs: int, say: Callable[[str], None]) -> dict[str, dict]:
