@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export INVENTORY_PIPELINE_HOME ?= $(CURDIR)
 
-.PHONY: install manifest browser demo demo-m5 backtest-m5 oj evaluate-suite test test-fast dev bench bench-loop mlflow-ui clean
+.PHONY: install manifest browser demo demo-m5 backtest-m5 oj evaluate-suite lint format test test-fast dev bench bench-loop mlflow-ui clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,15 @@ oj: install
 # for a 2-world smoke run into data/suite_quick
 evaluate-suite: install
 	$(BIN)/inventory-pipeline evaluate-suite $(ARGS)
+
+# ruff lint and format check (settings in pyproject.toml); `make format` rewrites in place
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.installed
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 # the fast unit tests (core maths, simulator laws, suite scoring): measured 40 s of tests, 54 s with the
 # install step, on 2 cores shared with other work (85 s with the three property tests below, which

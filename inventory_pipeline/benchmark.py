@@ -44,7 +44,7 @@ import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from .config import PROJECT_DIR
@@ -54,10 +54,29 @@ RESULTS_SCHEMA = 1
 # offer days up to yesterday
 START_DATE = "2024-11-01"
 DAILY_ASSETS = ["raw_pos_sales", "raw_inventory", "raw_receipts", "raw_open_orders", "raw_planner_decisions"]
-DECISION_ASSETS = ["demand_forecast", "price_recommendations", "replenishment_orders", "rebalancing_transfers",
-                   "decision_log", "erp_outbox"]
-PACKAGES = ["dagster", "dagster-dbt", "dbt-core", "dbt-duckdb", "duckdb", "pandas", "numpy", "pyarrow", "pandera",
-            "statsforecast", "mlflow", "cvxpy", "scipy"]
+DECISION_ASSETS = [
+    "demand_forecast",
+    "price_recommendations",
+    "replenishment_orders",
+    "rebalancing_transfers",
+    "decision_log",
+    "erp_outbox",
+]
+PACKAGES = [
+    "dagster",
+    "dagster-dbt",
+    "dbt-core",
+    "dbt-duckdb",
+    "duckdb",
+    "pandas",
+    "numpy",
+    "pyarrow",
+    "pandera",
+    "statsforecast",
+    "mlflow",
+    "cvxpy",
+    "scipy",
+]
 
 
 @dataclass(frozen=True)
@@ -84,18 +103,55 @@ class Scale:
 
 SCALES = {
     # hidden, for the unit test: seconds, not minutes
-    "tiny": Scale(regions=1, dcs=1, stores=2, skus=8, suppliers=2, days=40, backfill_days=2, backfill_plan_dates=1,
-                  burn_in_days=28, note="unit-test scale"),
-    "small": Scale(regions=1, dcs=1, stores=4, skus=200, suppliers=3, days=200, backfill_days=90, backfill_plan_dates=5,
-                   note="quick check of the machinery (2-3 minutes)"),
+    "tiny": Scale(
+        regions=1,
+        dcs=1,
+        stores=2,
+        skus=8,
+        suppliers=2,
+        days=40,
+        backfill_days=2,
+        backfill_plan_dates=1,
+        burn_in_days=28,
+        note="unit-test scale",
+    ),
+    "small": Scale(
+        regions=1,
+        dcs=1,
+        stores=4,
+        skus=200,
+        suppliers=3,
+        days=200,
+        backfill_days=90,
+        backfill_plan_dates=5,
+        note="quick check of the machinery (2-3 minutes)",
+    ),
     # M5 (Walmart) has 10 stores in 3 states and 3,049 items; DCs and suppliers are the simulator's
     # the decision stages take 75-80 s per plan date at M5 scale on 2 cores (measured), so by
     # default a week of the 90 plan dates runs (about 9 of the benchmark's ~19 minutes);
     # --backfill-plan-dates 90 measures all of them (about 2 hours)
-    "m5": Scale(regions=3, dcs=3, stores=10, skus=3049, suppliers=6, days=730, backfill_days=90, backfill_plan_dates=7,
-                note="M5 scale: 10 stores, 3 DCs, 3,049 SKUs, 2 years"),
-    "large": Scale(regions=6, dcs=6, stores=20, skus=6000, suppliers=12, days=730, backfill_days=90,
-                   backfill_plan_dates=3, note="twice M5 and more; runnable, not part of the committed results"),
+    "m5": Scale(
+        regions=3,
+        dcs=3,
+        stores=10,
+        skus=3049,
+        suppliers=6,
+        days=730,
+        backfill_days=90,
+        backfill_plan_dates=7,
+        note="M5 scale: 10 stores, 3 DCs, 3,049 SKUs, 2 years",
+    ),
+    "large": Scale(
+        regions=6,
+        dcs=6,
+        stores=20,
+        skus=6000,
+        suppliers=12,
+        days=730,
+        backfill_days=90,
+        backfill_plan_dates=3,
+        note="twice M5 and more; runnable, not part of the committed results",
+    ),
 }
 
 
@@ -219,19 +275,21 @@ def measure(stage: str, **extra):
     # CPU used meanwhile by processes outside this measurement: high values mean the wall time
     # was inflated by competition for the cores
     other = None if busy0 is None or busy1 is None else max(0.0, (busy1 - busy0) - (cpu_self + cpu_children))
-    rec.update({
-        "wall_s": round(wall, 3),
-        "cpu_s": round(cpu_self + cpu_children, 3),
-        "cpu_self_s": round(cpu_self, 3),
-        "cpu_children_s": round(cpu_children, 3),
-        "peak_rss_mb": _mb(hwm if hwm is not None else s1.ru_maxrss),
-        "peak_rss_exact": exact,  # False: the process's peak since it started (no per-stage reset)
-        "rss_start_mb": _mb(rss0),
-        "rss_end_mb": _mb(_status_kb("VmRSS")),
-        # largest child process (dbt) during the stage, sampled; None: no child process seen
-        "children_peak_rss_mb": _mb(children.peak_kb) if children.peak_kb else None,
-        "other_processes_cpu_s": None if other is None else round(other, 2),
-    })
+    rec.update(
+        {
+            "wall_s": round(wall, 3),
+            "cpu_s": round(cpu_self + cpu_children, 3),
+            "cpu_self_s": round(cpu_self, 3),
+            "cpu_children_s": round(cpu_children, 3),
+            "peak_rss_mb": _mb(hwm if hwm is not None else s1.ru_maxrss),
+            "peak_rss_exact": exact,  # False: the process's peak since it started (no per-stage reset)
+            "rss_start_mb": _mb(rss0),
+            "rss_end_mb": _mb(_status_kb("VmRSS")),
+            # largest child process (dbt) during the stage, sampled; None: no child process seen
+            "children_peak_rss_mb": _mb(children.peak_kb) if children.peak_kb else None,
+            "other_processes_cpu_s": None if other is None else round(other, 2),
+        }
+    )
 
 
 def machine_info() -> dict:
@@ -265,19 +323,29 @@ def machine_info() -> dict:
     commit, modified = None, None
     try:
         git = ["git", "-C", str(PROJECT_DIR)]
-        commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                timeout=10).stdout.strip() or None
+        commit = (
+            subprocess.run(
+                [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
+            ).stdout.strip()
+            or None
+        )
         # tracked files changed since that commit: the code measured is the commit plus these
-        modified = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                                  text=True, timeout=10).stdout.split("\n")
+        modified = subprocess.run(
+            [*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=10
+        ).stdout.split("\n")
         modified = sorted(line[3:] for line in modified if line.strip())
     except (OSError, subprocess.SubprocessError):
         pass
     return {
-        "cpu_model": cpu, "logical_cpus": os.cpu_count(), "usable_cpus": usable,
+        "cpu_model": cpu,
+        "logical_cpus": os.cpu_count(),
+        "usable_cpus": usable,
         "ram_gb": round(mem_kb / 1024 / 1024, 1) if mem_kb else None,
-        "os": f"{platform.system()} {platform.release()}", "python": platform.python_version(),
-        "packages": versions, "git_commit": commit, "git_modified_files": modified,
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "packages": versions,
+        "git_commit": commit,
+        "git_modified_files": modified,
     }
 
 
@@ -290,17 +358,19 @@ def bench_env(workdir: Path, start_date: str) -> dict:
     env = dict(os.environ)
     for var in ("INVENTORY_PIPELINE_END_DATE", "INVENTORY_PIPELINE_S3_ENDPOINT_URL", "INVENTORY_PIPELINE_POLICY"):
         env.pop(var, None)
-    env.update({
-        "INVENTORY_PIPELINE_HOME": str(workdir),
-        "INVENTORY_PIPELINE_LANDING_URI": str(workdir / "landing"),
-        "INVENTORY_PIPELINE_OUTBOX_URI": str(workdir / "outbox"),
-        "INVENTORY_PIPELINE_WAREHOUSE_DIR": str(workdir / "warehouse"),
-        "INVENTORY_PIPELINE_START_DATE": start_date,
-        "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow' / 'mlflow.db'}",
-        "INVENTORY_PIPELINE_MLFLOW_ARTIFACTS": str(workdir / "mlflow" / "artifacts"),
-        "DAGSTER_HOME": str(workdir / "dagster_home"),
-        "PYTHONWARNINGS": "ignore",
-    })
+    env.update(
+        {
+            "INVENTORY_PIPELINE_HOME": str(workdir),
+            "INVENTORY_PIPELINE_LANDING_URI": str(workdir / "landing"),
+            "INVENTORY_PIPELINE_OUTBOX_URI": str(workdir / "outbox"),
+            "INVENTORY_PIPELINE_WAREHOUSE_DIR": str(workdir / "warehouse"),
+            "INVENTORY_PIPELINE_START_DATE": start_date,
+            "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow' / 'mlflow.db'}",
+            "INVENTORY_PIPELINE_MLFLOW_ARTIFACTS": str(workdir / "mlflow" / "artifacts"),
+            "DAGSTER_HOME": str(workdir / "dagster_home"),
+            "PYTHONWARNINGS": "ignore",
+        }
+    )
     # dbt (a subprocess of the phase) is found next to the interpreter
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return env
@@ -335,7 +405,9 @@ class _Graph:
 
         jd = self.defs.resolve_job_def(job)
         jd = without_freshness(jd, sel) if sel else jd
-        res = jd.execute_in_process(instance=self.instance, run_config=self.QUIET, partition_key=partition_key, tags=tags)
+        res = jd.execute_in_process(
+            instance=self.instance, run_config=self.QUIET, partition_key=partition_key, tags=tags
+        )
         return res, self.facts(res)
 
     def facts(self, res) -> dict:
@@ -351,10 +423,14 @@ class _Graph:
             if n is not None and mat.asset_key.to_user_string() not in rows:
                 rows[mat.asset_key.to_user_string()] = int(n.value)
         return {
-            "run_id": res.run_id, "success": res.success, "step_seconds": step_s,
+            "run_id": res.run_id,
+            "success": res.success,
+            "step_seconds": step_s,
             "dagster_step_s": round(sum(step_s.values()), 3),
             "materializations": len(res.get_asset_materialization_events()),
-            "checks": len(checks), "checks_failed": sum(not c.passed for c in checks), "rows": rows,
+            "checks": len(checks),
+            "checks_failed": sum(not c.passed for c in checks),
+            "rows": rows,
         }
 
 
@@ -369,8 +445,10 @@ def _shift(d: str, days: int) -> str:
 
 def _report(rec: dict) -> None:
     extra = f", {rec['dagster_step_s']:.1f} s in Dagster steps" if "dagster_step_s" in rec else ""
-    _say(f"  {rec['stage']}: {rec['wall_s']:.1f} s wall, {rec['cpu_s']:.1f} s CPU, "
-         f"peak {rec['peak_rss_mb']:.0f} MB{extra}")
+    _say(
+        f"  {rec['stage']}: {rec['wall_s']:.1f} s wall, {rec['cpu_s']:.1f} s CPU, "
+        f"peak {rec['peak_rss_mb']:.0f} MB{extra}"
+    )
 
 
 def phase_setup(a: argparse.Namespace) -> dict:
@@ -390,12 +468,21 @@ def phase_setup(a: argparse.Namespace) -> dict:
 
     days = _days(a.start_date, _shift(a.plan_date, -1))
     size = a.history_chunk_days or len(days)
-    chunks = [days[i:i + size] for i in range(0, len(days), size)]
+    chunks = [days[i : i + size] for i in range(0, len(days), size)]
     _say(f"history: ingest {days[0]} .. {days[-1]} ({len(days)} daily partitions, {len(chunks)} run(s))")
     with measure("ingest history", partitions=len(days), runs=len(chunks), first=days[0], last=days[-1]) as rec:
-        acc: dict = {"rows": {}, "dagster_step_s": 0.0, "materializations": 0, "checks": 0, "checks_failed": 0, "run_ids": []}
+        acc: dict = {
+            "rows": {},
+            "dagster_step_s": 0.0,
+            "materializations": 0,
+            "checks": 0,
+            "checks_failed": 0,
+            "run_ids": [],
+        }
         for c in chunks:
-            _, facts = g.run("ingest_daily", tags={ASSET_PARTITION_RANGE_START_TAG: c[0], ASSET_PARTITION_RANGE_END_TAG: c[-1]})
+            _, facts = g.run(
+                "ingest_daily", tags={ASSET_PARTITION_RANGE_START_TAG: c[0], ASSET_PARTITION_RANGE_END_TAG: c[-1]}
+            )
             acc["rows"] = {k: acc["rows"].get(k, 0) + v for k, v in facts["rows"].items()}
             acc["run_ids"].append(facts["run_id"])
             for k in ("dagster_step_s", "materializations", "checks", "checks_failed"):
@@ -419,12 +506,10 @@ def _forecast_breakdown(g: _Graph, d: str) -> dict:
     """The forecast stage's core functions once more, outside Dagster, to see where its time goes."""
     import tempfile
 
-    import pandas as pd
-
+    from .contracts.outputs import DemandForecast
     from .core.forecasting import adjust_history, forecast_config, prepare_series, run_forecast
     from .core.plots import plot_forecasts
     from .core.policy import load_policy
-    from .contracts.outputs import DemandForecast
     from .core.tracking import fingerprint, log_run
     from .core.warehouse import Warehouse
     from .defs.forecasting import forecast_inputs
@@ -447,8 +532,9 @@ def _forecast_breakdown(g: _Graph, d: str) -> dict:
     rec["series_per_second"] = round(rec["series"] / rec["wall_s"], 1) if rec["wall_s"] else None
     out.append(rec)
     with measure("within run_forecast: prepare_series + adjust_history, run on their own") as rec:
-        rec["rows"] = len(adjust_history(prepare_series(ctx["h"], d, cfg), cfg, inputs["categories"],
-                                         inputs["calendar"])[0])
+        rec["rows"] = len(
+            adjust_history(prepare_series(ctx["h"], d, cfg), cfg, inputs["categories"], inputs["calendar"])[0]
+        )
     out.append(rec)
     with measure("fingerprint (model version)") as rec:
         fingerprint(cfg, pol.tag, ctx["h"])
@@ -464,13 +550,23 @@ def _forecast_breakdown(g: _Graph, d: str) -> dict:
             Warehouse(Path(tmp)).write("demand_forecast", ctx["fc"], d)
         out.append(rec)
         with measure("MLflow run (params, metrics, plot)") as rec:
-            log_run(g.settings.mlflow_tracking_uri, g.settings.mlflow_artifact_root, "benchmark_breakdown",
-                    run_name=f"breakdown {d}", params={"plan_date": d}, metrics={"series": len(series)}, artifacts=[plot])
+            log_run(
+                g.settings.mlflow_tracking_uri,
+                g.settings.mlflow_artifact_root,
+                "benchmark_breakdown",
+                run_name=f"breakdown {d}",
+                params={"plan_date": d},
+                metrics={"series": len(series)},
+                artifacts=[plot],
+            )
         out.append(rec)
     for r in out:
         _report(r)
-    return {"note": "the stage's steps re-run outside Dagster after the stage (MLflow into its own experiment, "
-                    "Parquet into a temporary folder)", "steps": out}
+    return {
+        "note": "the stage's steps re-run outside Dagster after the stage (MLflow into its own experiment, "
+        "Parquet into a temporary folder)",
+        "steps": out,
+    }
 
 
 def _table_rows(g: _Graph, d: str) -> dict:
@@ -478,8 +574,13 @@ def _table_rows(g: _Graph, d: str) -> dict:
     for t in DAILY_ASSETS + DECISION_ASSETS[:-1]:
         if g.wh.exists(t, d):
             rows[t] = len(g.wh.read(t, d))
-    for m in ("marts.fct_daily_demand", "marts.fct_inventory_positions", "marts.dim_products", "marts.dim_locations",
-              "marts.dim_date"):
+    for m in (
+        "marts.fct_daily_demand",
+        "marts.fct_inventory_positions",
+        "marts.dim_products",
+        "marts.dim_locations",
+        "marts.dim_date",
+    ):
         rows[m] = int(g.wh.read_model(f"select count(*) as n from {m}")["n"].iloc[0])
     manifest = Path(g.settings.outbox_uri) / d / "manifest.json"
     if manifest.is_file():
@@ -546,16 +647,20 @@ def phase_backfill(a: argparse.Namespace) -> dict:
     first, last = _shift(a.plan_date, -a.backfill_days), _shift(a.plan_date, -1)
     window = _days(first, last)
     n = min(a.backfill_plan_dates, len(window))
-    plan_dates = window[len(window) - n:]
+    plan_dates = window[len(window) - n :]
     stages = []
     with measure("import code location") as rec:
         g = _Graph()
     _report(rec)
     imp = rec
-    _say(f"backfill {first} .. {last}: ingest {len(window)} partitions (one run), dbt build, "
-         f"decision stages for {n} plan date(s) {plan_dates[0] if plan_dates else '-'} .. {last}")
+    _say(
+        f"backfill {first} .. {last}: ingest {len(window)} partitions (one run), dbt build, "
+        f"decision stages for {n} plan date(s) {plan_dates[0] if plan_dates else '-'} .. {last}"
+    )
     with measure("ingest_daily", partitions=len(window), first=first, last=last) as rec:
-        _, facts = g.run("ingest_daily", tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last})
+        _, facts = g.run(
+            "ingest_daily", tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
+        )
         rec.update(facts)
     _report(rec)
     stages.append(rec)
@@ -579,17 +684,28 @@ def phase_backfill(a: argparse.Namespace) -> dict:
             checks_failed += facts["checks_failed"]
             for k, v in facts["step_seconds"].items():
                 step_sums[k] = round(step_sums.get(k, 0) + v, 3)
-            per_date.append({"plan_date": d, "wall_s": round(wall, 3), "dagster_step_s": facts["dagster_step_s"], "series": s})
+            per_date.append(
+                {"plan_date": d, "wall_s": round(wall, 3), "dagster_step_s": facts["dagster_step_s"], "series": s}
+            )
             done = time.perf_counter() - t0
-            _say(f"  plan date {d} ({i}/{n}): {wall:.1f} s; {done / 60:.1f} min so far, "
-                 f"about {done / i * (n - i) / 60:.1f} min to go")
+            _say(
+                f"  plan date {d} ({i}/{n}): {wall:.1f} s; {done / 60:.1f} min so far, "
+                f"about {done / i * (n - i) / 60:.1f} min to go"
+            )
             if deadline and time.perf_counter() > deadline and i < n:
                 _say(f"  budget of {a.backfill_budget_minutes} min reached after {i} of {n} plan dates: stopping")
                 break
-    rec.update({"plan_dates": len(per_date), "first_plan_date": per_date[0]["plan_date"] if per_date else None,
-                "last_plan_date": per_date[-1]["plan_date"] if per_date else None, "checks": checks,
-                "checks_failed": checks_failed, "dagster_step_s": round(sum(step_sums.values()), 3),
-                "step_seconds": step_sums})
+    rec.update(
+        {
+            "plan_dates": len(per_date),
+            "first_plan_date": per_date[0]["plan_date"] if per_date else None,
+            "last_plan_date": per_date[-1]["plan_date"] if per_date else None,
+            "checks": checks,
+            "checks_failed": checks_failed,
+            "dagster_step_s": round(sum(step_sums.values()), 3),
+            "step_seconds": step_sums,
+        }
+    )
     _report(rec)
     stages.append(rec)
     measured = len(per_date)
@@ -606,13 +722,16 @@ def phase_backfill(a: argparse.Namespace) -> dict:
         "per_plan_date": per_date,
         "decision_wall_s_per_plan_date": {
             "mean": round(sum(walls) / measured, 3) if measured else None,
-            "min": walls[0] if walls else None, "median": walls[len(walls) // 2] if walls else None,
-            "max": walls[-1] if walls else None},
+            "min": walls[0] if walls else None,
+            "median": walls[len(walls) // 2] if walls else None,
+            "max": walls[-1] if walls else None,
+        },
         "series_forecast": series,
         "series_per_second": round(series / fc_s, 2) if fc_s else None,
         "sku_locations": SCALES[a.scale].sku_locations,
         "cpu_s_per_sku_location_plan_date": round(rec["cpu_s"] / measured / SCALES[a.scale].sku_locations, 6)
-        if measured else None,
+        if measured
+        else None,
     }
     if measured < len(window):
         mean = out["decision_wall_s_per_plan_date"]["mean"]
@@ -622,7 +741,8 @@ def phase_backfill(a: argparse.Namespace) -> dict:
             "decision_stages_wall_s": round(mean * len(window), 1) if mean else None,
             "decision_stages_cpu_s": round(cpu_mean * len(window), 1) if cpu_mean else None,
             "backfill_total_wall_s": round(stages[0]["wall_s"] + stages[1]["wall_s"] + mean * len(window), 1)
-            if mean else None,
+            if mean
+            else None,
         }
     return out
 
@@ -637,9 +757,17 @@ PHASES = {"setup": phase_setup, "daily": phase_daily, "backfill": phase_backfill
 def _generate(scale: Scale, workdir: Path, fmt: str, reuse: bool) -> tuple[dict, dict]:
     from .simulation import NetworkConfig, generate_landing_zone
 
-    cfg = NetworkConfig(regions=scale.regions, dcs=scale.dcs, stores=scale.stores, skus=scale.skus,
-                        suppliers=scale.suppliers, days=scale.days, start_date=START_DATE, seed=42,
-                        burn_in_days=scale.burn_in_days)
+    cfg = NetworkConfig(
+        regions=scale.regions,
+        dcs=scale.dcs,
+        stores=scale.stores,
+        skus=scale.skus,
+        suppliers=scale.suppliers,
+        days=scale.days,
+        start_date=START_DATE,
+        seed=42,
+        burn_in_days=scale.burn_in_days,
+    )
     landing = workdir / "landing"
     marker = workdir / "network.json"
     want = {"config": cfg.to_dict(), "format": fmt}
@@ -650,7 +778,10 @@ def _generate(scale: Scale, workdir: Path, fmt: str, reuse: bool) -> tuple[dict,
             return have["summary"], {**have["generate"], "reused": True}
     if landing.exists():
         shutil.rmtree(landing)
-    _say(f"generating {scale.stores} stores, {scale.dcs} DCs, {scale.skus} SKUs, {scale.days} days ({fmt}) into {landing}")
+    _say(
+        f"generating {scale.stores} stores, {scale.dcs} DCs, {scale.skus} SKUs, {scale.days} days ({fmt}) into "
+        f"{landing}"
+    )
     last = [0.0]
 
     def progress(msg: str) -> None:  # a line every 15 s
@@ -674,11 +805,29 @@ def _run_phase(name: str, a: argparse.Namespace, workdir: Path, plan_date: str) 
     tag = name.replace(",", "_")
     result, log = workdir / f"phase_{tag}.json", workdir / f"phase_{tag}.log"
     result.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "inventory_pipeline.benchmark", "--phase", name, "--scale", a.scale,
-           "--plan-date", plan_date, "--start-date", START_DATE, "--phase-result", str(result),
-           "--backfill-days", str(a.backfill_days), "--backfill-plan-dates", str(a.backfill_plan_dates),
-           "--backfill-budget-minutes", str(a.backfill_budget_minutes or 0),
-           "--history-chunk-days", str(a.history_chunk_days or 0)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "inventory_pipeline.benchmark",
+        "--phase",
+        name,
+        "--scale",
+        a.scale,
+        "--plan-date",
+        plan_date,
+        "--start-date",
+        START_DATE,
+        "--phase-result",
+        str(result),
+        "--backfill-days",
+        str(a.backfill_days),
+        "--backfill-plan-dates",
+        str(a.backfill_plan_dates),
+        "--backfill-budget-minutes",
+        str(a.backfill_budget_minutes or 0),
+        "--history-chunk-days",
+        str(a.history_chunk_days or 0),
+    ]
     _say(f"phase {name} (own process; its stdout goes to {log})")
     t0 = time.perf_counter()
     with open(log, "w") as out:
@@ -707,9 +856,11 @@ def _lock(workdir: Path):
     f = open(workdir / ".bench.lock", "w")
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    except BlockingIOError as busy:
         f.close()
-        raise SystemExit(f"another benchmark is running in {workdir}: wait for it, or give this one its own --workdir")
+        raise SystemExit(
+            f"another benchmark is running in {workdir}: wait for it, or give this one its own --workdir"
+        ) from busy
     return f
 
 
@@ -719,7 +870,7 @@ def run(a: argparse.Namespace) -> dict:
     a.backfill_plan_dates = a.backfill_plan_dates or scale.backfill_plan_dates
     workdir = Path(a.workdir or PROJECT_DIR / "data" / "bench" / a.scale).resolve()
     lock = _lock(workdir)  # held until this function returns
-    started, load0 = datetime.now(timezone.utc), list(os.getloadavg())
+    started, load0 = datetime.now(UTC), list(os.getloadavg())
     t0 = time.perf_counter()
     _fresh_workdir(workdir)
     summary, gen = _generate(scale, workdir, a.format, a.reuse_landing)
@@ -739,16 +890,21 @@ def run(a: argparse.Namespace) -> dict:
         "other_processes_cpu_s": round(other, 1),
         "share_of_capacity": round(other / (wall * cpus), 4) if wall else None,
         "note": "CPU time other processes on the machine used during the measured daily and backfill stages, "
-                "as a share of all cores over those stages' wall time (from /proc/stat); near 0 = a quiet machine",
+        "as a share of all cores over those stages' wall time (from /proc/stat); near 0 = a quiet machine",
         "load_average_at_start": load0,
         "load_average_at_end": list(os.getloadavg()),
     }
     results = {
         "schema": RESULTS_SCHEMA,
         "scale": a.scale,
-        "network": {**{k: v for k, v in asdict(scale).items() if k not in ("extra", "note")},
-                    "start_date": START_DATE, "seed": 42, "landing_format": a.format,
-                    "sku_locations": scale.sku_locations, "note": scale.note},
+        "network": {
+            **{k: v for k, v in asdict(scale).items() if k not in ("extra", "note")},
+            "start_date": START_DATE,
+            "seed": 42,
+            "landing_format": a.format,
+            "sku_locations": scale.sku_locations,
+            "note": scale.note,
+        },
         "history": summary,
         "plan_date": plan_date,
         "started_at": started.isoformat(timespec="seconds"),
@@ -757,9 +913,11 @@ def run(a: argparse.Namespace) -> dict:
         "contention": contention,
         "workdir": str(workdir),
         # where the forecast ran (the stages' resources read these; unset = local, this process)
-        "settings": {"policy": "packaged default",
-                     "forecast_engine": os.environ.get("INVENTORY_PIPELINE_FORECAST_ENGINE") or "local",
-                     "dask_scheduler": os.environ.get("INVENTORY_PIPELINE_DASK_SCHEDULER")},
+        "settings": {
+            "policy": "packaged default",
+            "forecast_engine": os.environ.get("INVENTORY_PIPELINE_FORECAST_ENGINE") or "local",
+            "dask_scheduler": os.environ.get("INVENTORY_PIPELINE_DASK_SCHEDULER"),
+        },
         "generate": gen,
         "setup": phases["setup"],
         "daily": phases["daily"],
@@ -782,20 +940,26 @@ def _f(x, nd: int = 1) -> str:
 
 
 def _stage_rows(stages: list[dict]) -> list[str]:
-    lines = ["| stage | wall s | CPU s | of which child processes | peak RSS MB | RSS at start MB | largest child MB "
-             "| Dagster step s | rows written | other processes' CPU s |",
-             "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+    lines = [
+        "| stage | wall s | CPU s | of which child processes | peak RSS MB | RSS at start MB | largest child MB "
+        "| Dagster step s | rows written | other processes' CPU s |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
     for s in stages:
         rows = sum(s.get("rows", {}).values()) if s.get("rows") else None
-        lines.append(f"| {s['stage']} | {_f(s['wall_s'])} | {_f(s['cpu_s'])} | {_f(s['cpu_children_s'])} | "
-                     f"{_f(s['peak_rss_mb'], 0)} | {_f(s['rss_start_mb'], 0)} | {_f(s['children_peak_rss_mb'], 0)} | "
-                     f"{_f(s.get('dagster_step_s'))} | {_f(rows)} | {_f(s.get('other_processes_cpu_s'))} |")
+        lines.append(
+            f"| {s['stage']} | {_f(s['wall_s'])} | {_f(s['cpu_s'])} | {_f(s['cpu_children_s'])} | "
+            f"{_f(s['peak_rss_mb'], 0)} | {_f(s['rss_start_mb'], 0)} | {_f(s['children_peak_rss_mb'], 0)} | "
+            f"{_f(s.get('dagster_step_s'))} | {_f(rows)} | {_f(s.get('other_processes_cpu_s'))} |"
+        )
     return lines
 
 
 def _total_row(t: dict) -> str:
-    return (f"| **total** | **{_f(t['wall_s'])}** | **{_f(t['cpu_s'])}** | | **{_f(t['peak_rss_mb'], 0)}** | | "
-            f"{_f(t['children_peak_rss_mb'], 0)} | {_f(t['dagster_step_s'])} | | {_f(t.get('other_processes_cpu_s'))} |")
+    return (
+        f"| **total** | **{_f(t['wall_s'])}** | **{_f(t['cpu_s'])}** | | **{_f(t['peak_rss_mb'], 0)}** | | "
+        f"{_f(t['children_peak_rss_mb'], 0)} | {_f(t['dagster_step_s'])} | | {_f(t.get('other_processes_cpu_s'))} |"
+    )
 
 
 def render_markdown(r: dict) -> str:
@@ -803,7 +967,8 @@ def render_markdown(r: dict) -> str:
     pk = m["packages"]
     dt, bt = d["total"], b["total"]
     lines = [
-        f"# Benchmark, scale `{r['scale']}`: {n['stores']} stores, {n['dcs']} DCs, {n['skus']:,} SKUs, {n['days']} days",
+        f"# Benchmark, scale `{r['scale']}`: {n['stores']} stores, {n['dcs']} DCs, {n['skus']:,} SKUs, "
+        f"{n['days']} days",
         "",
         f"Machine: {m['cpu_model']}, {m['usable_cpus']} CPUs, {m['ram_gb']} GB RAM, {m['os']}, Python {m['python']}; "
         f"dagster {pk.get('dagster')}, dbt-core {pk.get('dbt-core')} + dbt-duckdb {pk.get('dbt-duckdb')}, "
@@ -813,8 +978,11 @@ def render_markdown(r: dict) -> str:
         "",
         f"Other processes used {r['contention']['share_of_capacity']:.1%} of the machine's CPU capacity during the "
         f"measured stages ({r['contention']['other_processes_cpu_s']:,.0f} CPU s)"
-        + (" — the wall times below are inflated by that competition." if r["contention"]["share_of_capacity"] > 0.05
-           else " (a quiet machine)."),
+        + (
+            " — the wall times below are inflated by that competition."
+            if r["contention"]["share_of_capacity"] > 0.05
+            else " (a quiet machine)."
+        ),
         "",
         f"Network: {n['regions']} regions, {n['suppliers']} suppliers, history {r['history']['first_date']} .. "
         f"{r['history']['last_date']} ({n['landing_format']} landing files), {n['sku_locations']:,} SKU-locations "
@@ -828,19 +996,27 @@ def render_markdown(r: dict) -> str:
         f"- series forecast: {d['series']:,} store x SKU series; **{_f(d['series_per_second'])} series/s** "
         f"(demand_forecast stage wall: CV model choice + fits + intervals + plots + MLflow + Parquet + checks)",
         f"- CPU per SKU-location (whole daily plan): **{d['cpu_s_per_sku_location'] * 1000:.2f} ms** "
-        f"({_f(dt['cpu_s'])} CPU s / {d['sku_locations']:,}); per forecast series {d['cpu_s_per_series'] * 1000:.2f} ms",
+        f"({_f(dt['cpu_s'])} CPU s / {d['sku_locations']:,}); per forecast series "
+        f"{d['cpu_s_per_series'] * 1000:.2f} ms",
         f"- importing the code location (once per process, not in the total): {_f(d['import']['wall_s'])} s",
         "",
         "Forecast stage breakdown (its core functions re-run outside Dagster):",
         "",
         "| step | wall s | CPU s | peak RSS MB | RSS at start MB |",
         "|---|--:|--:|--:|--:|",
-        *[f"| {s['stage']} | {_f(s['wall_s'])} | {_f(s['cpu_s'])} | {_f(s['peak_rss_mb'], 0)} | {_f(s['rss_start_mb'], 0)} |"
-          for s in d["forecast_breakdown"]["steps"]],
+        *[
+            f"| {s['stage']} | {_f(s['wall_s'])} | {_f(s['cpu_s'])} | {_f(s['peak_rss_mb'], 0)} | "
+            f"{_f(s['rss_start_mb'], 0)} |"
+            for s in d["forecast_breakdown"]["steps"]
+        ],
         "",
-        *[f"run_forecast alone: {_f(s['series_per_second'])} series/s ("
-          + ", ".join(f"{k} {v:,}" for k, v in s.get("series_by_model", {}).items()) + ")."
-          for s in d["forecast_breakdown"]["steps"] if s.get("series_per_second")],
+        *[
+            f"run_forecast alone: {_f(s['series_per_second'])} series/s ("
+            + ", ".join(f"{k} {v:,}" for k, v in s.get("series_by_model", {}).items())
+            + ")."
+            for s in d["forecast_breakdown"]["steps"]
+            if s.get("series_per_second")
+        ],
         "",
         f"## {b['partitions_ingested']}-day backfill ({b['window'][0]} .. {b['window'][1]})",
         "",
@@ -861,9 +1037,11 @@ def render_markdown(r: dict) -> str:
     ]
     if b.get("extrapolated"):
         e = b["extrapolated"]
-        lines += [f"- **{e['label']}**: decision stages {_f(e['decision_stages_wall_s'])} s wall, "
-                  f"{_f(e['decision_stages_cpu_s'])} s CPU; whole backfill {_f(e['backfill_total_wall_s'])} s wall "
-                  f"({e['backfill_total_wall_s'] / 3600:.1f} h)"]
+        lines += [
+            f"- **{e['label']}**: decision stages {_f(e['decision_stages_wall_s'])} s wall, "
+            f"{_f(e['decision_stages_cpu_s'])} s CPU; whole backfill {_f(e['backfill_total_wall_s'])} s wall "
+            f"({e['backfill_total_wall_s'] / 3600:.1f} h)"
+        ]
     s = r["setup"]["stages"]
     g = r["generate"]
     lines += [
@@ -874,9 +1052,12 @@ def render_markdown(r: dict) -> str:
         "|---|--:|--:|--:|--:|",
         f"| generate the network (simulator){' — reused, measured earlier' if g.get('reused') else ''} | "
         f"{_f(g['wall_s'])} | {_f(g['cpu_s'])} | {_f(g['peak_rss_mb'], 0)} | {_f(g.get('landing_mb'))} MB on disk |",
-        *[f"| {x['stage']}{' (' + str(x['partitions']) + ' partitions, one run)' if x.get('partitions') else ''} | "
-          f"{_f(x['wall_s'])} | {_f(x['cpu_s'])} | {_f(x['peak_rss_mb'], 0)} | "
-          f"{_f(sum(x['rows'].values()) if x.get('rows') else None)} |" for x in s],
+        *[
+            f"| {x['stage']}{' (' + str(x['partitions']) + ' partitions, one run)' if x.get('partitions') else ''} | "
+            f"{_f(x['wall_s'])} | {_f(x['cpu_s'])} | {_f(x['peak_rss_mb'], 0)} | "
+            f"{_f(sum(x['rows'].values()) if x.get('rows') else None)} |"
+            for x in s
+        ],
         "",
         "Rows in the daily partition: " + ", ".join(f"{k} {v:,}" for k, v in d["rows"].items()) + ".",
         "",
@@ -893,26 +1074,53 @@ def write_results(results: dict, out: Path) -> tuple[Path, Path]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m inventory_pipeline.benchmark", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--scale", choices=list(SCALES), default="m5",
-                   help="small (2-3 min), m5 (10 stores, 3 DCs, 3,049 SKUs, 730 days) or large")
+    p = argparse.ArgumentParser(
+        prog="python -m inventory_pipeline.benchmark",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--scale",
+        choices=list(SCALES),
+        default="m5",
+        help="small (2-3 min), m5 (10 stores, 3 DCs, 3,049 SKUs, 730 days) or large",
+    )
     p.add_argument("--out", default="bench", help="folder for results.json and results.md")
-    p.add_argument("--workdir", help="bench working folder (default: data/bench/<scale>/); its pipeline state is replaced")
+    p.add_argument(
+        "--workdir", help="bench working folder (default: data/bench/<scale>/); its pipeline state is replaced"
+    )
     p.add_argument("--format", choices=["parquet", "csv"], default="parquet", help="landing file format")
     p.add_argument("--backfill-days", type=int, default=0, help="days in the backfill (default: the scale's, 90)")
-    p.add_argument("--backfill-plan-dates", type=int, default=0,
-                   help="plan dates of the backfill whose decision stages run (the last N; default: the scale's)")
-    p.add_argument("--backfill-budget-minutes", type=float, default=0,
-                   help="stop the backfill's decision stages after this many minutes (0 = no limit); "
-                        "the results say how many plan dates were measured")
-    p.add_argument("--history-chunk-days", type=int, default=0,
-                   help="load the history before D in runs of this many partitions (default 0: one run; "
-                        "a 729-day run at M5 scale peaks at about 11 GB)")
-    p.add_argument("--reuse-landing", action="store_true",
-                   help="reuse the landing zone of an earlier run with the same network (generation is then not re-measured)")
-    p.add_argument("--one-process", action="store_true",
-                   help="run setup, daily and backfill in one process (faster: one import; memory is then not isolated per phase)")
+    p.add_argument(
+        "--backfill-plan-dates",
+        type=int,
+        default=0,
+        help="plan dates of the backfill whose decision stages run (the last N; default: the scale's)",
+    )
+    p.add_argument(
+        "--backfill-budget-minutes",
+        type=float,
+        default=0,
+        help="stop the backfill's decision stages after this many minutes (0 = no limit); "
+        "the results say how many plan dates were measured",
+    )
+    p.add_argument(
+        "--history-chunk-days",
+        type=int,
+        default=0,
+        help="load the history before D in runs of this many partitions (default 0: one run; "
+        "a 729-day run at M5 scale peaks at about 11 GB)",
+    )
+    p.add_argument(
+        "--reuse-landing",
+        action="store_true",
+        help="reuse the landing zone of an earlier run with the same network (generation is then not re-measured)",
+    )
+    p.add_argument(
+        "--one-process",
+        action="store_true",
+        help="run setup, daily and backfill in one process (faster: one import; memory is then not isolated per phase)",
+    )
     # internal: phase(s) in their own process
     p.add_argument("--phase", help=argparse.SUPPRESS)
     p.add_argument("--phase-result", help=argparse.SUPPRESS)

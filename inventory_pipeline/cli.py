@@ -336,7 +336,8 @@ def _demo_m5(args: argparse.Namespace) -> int:
     )
     imp = import_m5(landing, cfg)
     print(
-        f"  {imp['skus']} items x {len(cfg.stores)} stores, {imp['sales_units']:,} real units sold; the baseline rule's "
+        f"  {imp['skus']} items x {len(cfg.stores)} stores, {imp['sales_units']:,} real units sold; the baseline "
+        "rule's "
         f"stock covered {1 - imp['expedited_share']:.2%} of them ({imp['seconds']} s)",
         flush=True,
     )
@@ -501,7 +502,9 @@ def build_parser() -> argparse.ArgumentParser:
     su.add_argument("--jobs", type=int, default=2, help="worker processes (every run of the suite shares them)")
     su.add_argument("--quick", action="store_true", help="smoke run: 2 worlds x 1 seed x small (unless given)")
     su.add_argument(
-        "--rescore", metavar="DIR", help="score and write the tables again from DIR/suite.json (no runs; into --out or DIR)"
+        "--rescore",
+        metavar="DIR",
+        help="score and write the tables again from DIR/suite.json (no runs; into --out or DIR)",
     )
     su.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     su.set_defaults(func=_evaluate_suite)

@@ -69,17 +69,27 @@ def outbox_orders(files: dict[str, pd.DataFrame], network: Network, price_factor
     store, dc = np.zeros((L, S), dtype=np.int64), np.zeros((D, S), dtype=np.int64)
     po = files["purchase_orders"]
     if len(po):
-        np.add.at(dc, (po["ship_to_location_id"].map(dcs).to_numpy(int), po["sku_id"].map(skus).to_numpy(int)),
-                  po["units"].to_numpy(np.int64))
+        np.add.at(
+            dc,
+            (po["ship_to_location_id"].map(dcs).to_numpy(int), po["sku_id"].map(skus).to_numpy(int)),
+            po["units"].to_numpy(np.int64),
+        )
     tr = files["transfers"]
     transfers = None
     if len(tr):
         rp, rb = tr[tr["transfer_type"] == "replenishment"], tr[tr["transfer_type"] == "rebalancing"]
-        np.add.at(store, (rp["to_location_id"].map(stores).to_numpy(int), rp["sku_id"].map(skus).to_numpy(int)),
-                  rp["units"].to_numpy(np.int64))
+        np.add.at(
+            store,
+            (rp["to_location_id"].map(stores).to_numpy(int), rp["sku_id"].map(skus).to_numpy(int)),
+            rp["units"].to_numpy(np.int64),
+        )
         if len(rb):
-            transfers = {"sku": rb["sku_id"].map(skus).to_numpy(int), "src": rb["from_location_id"].map(stores).to_numpy(int),
-                         "dest": rb["to_location_id"].map(stores).to_numpy(int), "units": rb["units"].to_numpy(int)}
+            transfers = {
+                "sku": rb["sku_id"].map(skus).to_numpy(int),
+                "src": rb["from_location_id"].map(stores).to_numpy(int),
+                "dest": rb["to_location_id"].map(stores).to_numpy(int),
+                "units": rb["units"].to_numpy(int),
+            }
     factor = price_factor.copy()
     pc = files["price_changes"]
     if len(pc):
@@ -119,8 +129,10 @@ class FilePipelinePolicy:
         files = read_outbox(self.outbox / d)
         self.seconds.append(time.perf_counter() - t0)
         self.days_run += 1
-        self.log(f"closed loop {d}: {len(files['purchase_orders'])} purchase orders, {len(files['transfers'])} transfers, "
-                 f"{len(files['price_changes'])} price changes, {self.seconds[-1]:.0f} s")
+        self.log(
+            f"closed loop {d}: {len(files['purchase_orders'])} purchase orders, {len(files['transfers'])} transfers, "
+            f"{len(files['price_changes'])} price changes, {self.seconds[-1]:.0f} s"
+        )
         factor = obs.price_factor if obs.price_factor is not None else np.ones_like(obs.store_on_hand, dtype=float)
         orders = replace(outbox_orders(files, self.net, factor), forecast=self._expected(d, obs))
         self.applied["purchase_order_units"] += int(orders.dc.sum())
@@ -138,7 +150,9 @@ class FilePipelinePolicy:
         out = run_pipeline(plan_date=d, first_date=first, log=lambda m: None)
         failed = [k for k, r in out["results"].items() if not r.success]
         if failed:
-            raise RuntimeError(f"closed loop {d}: run(s) {failed} failed; see the Dagster instance at {os.environ['DAGSTER_HOME']}")
+            raise RuntimeError(
+                f"closed loop {d}: run(s) {failed} failed; see the Dagster instance at {os.environ['DAGSTER_HOME']}"
+            )
         self._approve_pending(d, dg.DagsterInstance.get())
 
     def _expected(self, d: str, obs: Observation) -> np.ndarray | None:
@@ -153,14 +167,22 @@ class FilePipelinePolicy:
             return None
         fc = wh.read("demand_forecast", d)
         fc = fc.assign(horizon=(pd.to_datetime(fc["date"]) - pd.Timestamp(obs.date).normalize()).dt.days)
-        pr = (wh.read("price_recommendations", d) if wh.exists("price_recommendations", d)
-              else pd.DataFrame(columns=["location_id", "sku_id", "demand_multiplier"]))
+        pr = (
+            wh.read("price_recommendations", d)
+            if wh.exists("price_recommendations", d)
+            else pd.DataFrame(columns=["location_id", "sku_id", "demand_multiplier"])
+        )
         if "demand_multiplier" not in pr:
             pr = pr.assign(demand_multiplier=1.0)
         stores = {s: i for i, s in enumerate(self.net.store_ids.astype(str))}
         skus = {s: i for i, s in enumerate(self.net.sku_ids.astype(str))}
-        return expected_demand(fc.astype({"location_id": str, "sku_id": str}), pr.astype({"location_id": str, "sku_id": str}),
-                               stores, skus, obs.store_on_hand.shape)
+        return expected_demand(
+            fc.astype({"location_id": str, "sku_id": str}),
+            pr.astype({"location_id": str, "sku_id": str}),
+            stores,
+            skus,
+            obs.store_on_hand.shape,
+        )
 
     def _approve_pending(self, d: str, instance) -> None:
         """Answer the day's review queue through the planner contract: approve every decision."""
@@ -171,8 +193,15 @@ class FilePipelinePolicy:
         queue = wh.read("review_queue", d) if wh.exists("review_queue", d) else pd.DataFrame()
         if not len(queue):
             return
-        answers = pd.DataFrame({"decision_id": queue["decision_id"], "action": "approve", "override_units_or_price": "",
-                                "reason": "closed loop: the twin executes every decision", "planner": PLANNER})
+        answers = pd.DataFrame(
+            {
+                "decision_id": queue["decision_id"],
+                "action": "approve",
+                "override_units_or_price": "",
+                "reason": "closed loop: the twin executes every decision",
+                "planner": PLANNER,
+            }
+        )
         (self.landing / "planner" / d).mkdir(parents=True, exist_ok=True)
         answers.to_csv(self.landing / "planner" / d / "decisions.csv", index=False)
         for job in ("review_planner", "publish_decisions"):
@@ -200,18 +229,27 @@ def run_closed_loop(cfg: NetworkConfig, days: int, policy_path: str, log=print) 
     mem = PipelinePolicy(net, load_policy(policy_path), cadence_days=1, reselect_every=1)
     rule = partial(BaselinePolicy, review_period_days=cfg.review_period_days)
     runs = {}
-    for key, policy, sink in (("pipeline/files", files, files.sink), ("pipeline/in_memory", mem, None),
-                              ("baseline", None, None)):
+    for key, policy, sink in (
+        ("pipeline/files", files, files.sink),
+        ("pipeline/in_memory", mem, None),
+        ("baseline", None, None),
+    ):
         t0 = time.perf_counter()
         run = rule() if policy is None else SwitchingPolicy(rule(), policy, switch)
         runs[key] = (simulate(net, run, sink=sink, measure_from=switch), time.perf_counter() - t0)
     kpis = {k: _kpis({"store": r.store, "dc": r.dc, "days": r.measured_days}, rate) for k, (r, _) in runs.items()}
-    return {"config": cfg.to_dict(), "days": days, "switch_day": switch, "kpis": kpis,
-            "files_vs_in_memory": relative_change(kpis["pipeline/in_memory"], kpis["pipeline/files"]),
-            "seconds": {k: round(s, 1) for k, (_, s) in runs.items()},
-            "seconds_per_loop_day": round(float(np.mean(files.seconds)), 1) if files.seconds else None,
-            "planner_approvals": files.approved, "applied": files.applied,
-            "outbox": str(files.outbox)}
+    return {
+        "config": cfg.to_dict(),
+        "days": days,
+        "switch_day": switch,
+        "kpis": kpis,
+        "files_vs_in_memory": relative_change(kpis["pipeline/in_memory"], kpis["pipeline/files"]),
+        "seconds": {k: round(s, 1) for k, (_, s) in runs.items()},
+        "seconds_per_loop_day": round(float(np.mean(files.seconds)), 1) if files.seconds else None,
+        "planner_approvals": files.approved,
+        "applied": files.applied,
+        "outbox": str(files.outbox),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -233,17 +271,34 @@ def main(argv: list[str] | None = None) -> int:
 
     shutil.copy(PROJECT_DIR / "deploy" / "dagster.dev.yaml", home / "dagster_home" / "dagster.yaml")
     policy = Path(a.policy or DEFAULT_POLICY_PATH).resolve()
-    os.environ.update(INVENTORY_PIPELINE_HOME=str(home), DAGSTER_HOME=str(home / "dagster_home"),
-                      INVENTORY_PIPELINE_POLICY=str(policy))
-    for var in ("INVENTORY_PIPELINE_LANDING_URI", "INVENTORY_PIPELINE_OUTBOX_URI", "INVENTORY_PIPELINE_WAREHOUSE_DIR",
-                "MLFLOW_TRACKING_URI", "INVENTORY_PIPELINE_MLFLOW_ARTIFACTS"):
+    os.environ.update(
+        INVENTORY_PIPELINE_HOME=str(home),
+        DAGSTER_HOME=str(home / "dagster_home"),
+        INVENTORY_PIPELINE_POLICY=str(policy),
+    )
+    for var in (
+        "INVENTORY_PIPELINE_LANDING_URI",
+        "INVENTORY_PIPELINE_OUTBOX_URI",
+        "INVENTORY_PIPELINE_WAREHOUSE_DIR",
+        "MLFLOW_TRACKING_URI",
+        "INVENTORY_PIPELINE_MLFLOW_ARTIFACTS",
+    ):
         os.environ.pop(var, None)
     cfg = NetworkConfig(stores=a.stores, skus=a.skus, days=a.history_days, dcs=a.dcs, regions=a.regions, seed=a.seed)
     cfg = replace(cfg, suppliers=min(cfg.suppliers, max(1, a.skus // 2)))
     report = run_closed_loop(cfg, a.days, str(policy), log=lambda m: print(m, file=sys.stderr, flush=True))
     (home / "closed_loop.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
-    print(json.dumps({"files_vs_in_memory": report["files_vs_in_memory"], "seconds": report["seconds"],
-                      "seconds_per_loop_day": report["seconds_per_loop_day"]}, indent=2, default=float))
+    print(
+        json.dumps(
+            {
+                "files_vs_in_memory": report["files_vs_in_memory"],
+                "seconds": report["seconds"],
+                "seconds_per_loop_day": report["seconds_per_loop_day"],
+            },
+            indent=2,
+            default=float,
+        )
+    )
     return 0
 
 

@@ -58,10 +58,6 @@ def settings() -> Settings:
         ).resolve(),
         policy_path=Path(os.environ.get("INVENTORY_PIPELINE_POLICY", str(DEFAULT_POLICY_PATH))),
         start_date=os.environ.get("INVENTORY_PIPELINE_START_DATE", DEFAULT_START_DATE),
-        mlflow_tracking_uri=os.environ.get(
-            "MLFLOW_TRACKING_URI", f"sqlite:///{mlflow_dir / 'mlflow.db'}"
-        ),
-        mlflow_artifact_root=os.environ.get(
-            "INVENTORY_PIPELINE_MLFLOW_ARTIFACTS", str(mlflow_dir / "artifacts")
-        ),
+        mlflow_tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{mlflow_dir / 'mlflow.db'}"),
+        mlflow_artifact_root=os.environ.get("INVENTORY_PIPELINE_MLFLOW_ARTIFACTS", str(mlflow_dir / "artifacts")),
     )

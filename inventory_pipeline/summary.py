@@ -111,7 +111,8 @@ def print_summary(plan_date: str) -> None:
         print(f"  {table:<24} {n} rows")
     daily = wh.read_model(
         "select f.date, f.units_sold, f.unit_price, f.on_hand, p.unit_cost from marts.fct_daily_demand f "
-        "join marts.dim_products p using (sku_id) where f.date > cast(? as date) - interval 364 day and f.date <= cast(? as date)",
+        "join marts.dim_products p using (sku_id) where f.date > cast(? as date) - interval 364 day and f.date "
+        "<= cast(? as date)",
         [plan_date, plan_date],
     )
     k = history_kpis(daily, pol.costs.annual_holding_rate)
@@ -121,7 +122,8 @@ def print_summary(plan_date: str) -> None:
         f"avg inventory value {k['avg_inventory_value']:,.0f}"
     )
     print(
-        f"  revenue {k['revenue']:,.0f}   gross margin {k['gross_margin']:,.0f}   carrying cost {k['carrying_cost']:,.0f} "
+        f"  revenue {k['revenue']:,.0f}   gross margin {k['gross_margin']:,.0f}   carrying cost "
+        f"{k['carrying_cost']:,.0f} "
         f"({k['carrying_cost_pct_revenue']:.2%} of revenue)"
     )
     fc = wh.read("demand_forecast", plan_date) if wh.exists("demand_forecast", plan_date) else None
@@ -148,7 +150,8 @@ def print_summary(plan_date: str) -> None:
     if wh.exists("inventory_reconciliation", plan_date):
         led = wh.read("inventory_reconciliation", plan_date)
         print(
-            f"  inventory ledger {plan_date}: {int(led['flagged'].sum())} discrepancies in {len(led)} location x SKU lines"
+            f"  inventory ledger {plan_date}: {int(led['flagged'].sum())} discrepancies in {len(led)} location x "
+            "SKU lines"
         )
     print(
         "\nOpen the Dagster UI with `make dev` (http://127.0.0.1:3000) and MLflow with `make mlflow-ui` "

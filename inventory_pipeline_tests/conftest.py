@@ -17,8 +17,14 @@ ROOT = Path(__file__).resolve().parents[1]
 def pytest_configure(config):
     home = Path(tempfile.mkdtemp(prefix="inventory_pipeline_test_"))
     os.environ["INVENTORY_PIPELINE_HOME"] = str(home)
-    for var in ("INVENTORY_PIPELINE_LANDING_URI", "INVENTORY_PIPELINE_OUTBOX_URI", "INVENTORY_PIPELINE_WAREHOUSE_DIR",
-                "MLFLOW_TRACKING_URI", "INVENTORY_PIPELINE_MLFLOW_ARTIFACTS", "INVENTORY_PIPELINE_POLICY"):
+    for var in (
+        "INVENTORY_PIPELINE_LANDING_URI",
+        "INVENTORY_PIPELINE_OUTBOX_URI",
+        "INVENTORY_PIPELINE_WAREHOUSE_DIR",
+        "MLFLOW_TRACKING_URI",
+        "INVENTORY_PIPELINE_MLFLOW_ARTIFACTS",
+        "INVENTORY_PIPELINE_POLICY",
+    ):
         os.environ.pop(var, None)
     os.environ["INVENTORY_PIPELINE_WAREHOUSE_DIR"] = str(home / "data" / "warehouse")
     # the policy file is the home's own copy from the start: `inventory_pipeline.definitions.defs`
@@ -47,7 +53,9 @@ def s3_endpoint():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     exe = Path(sys.executable).parent / "moto_server"
-    proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [str(exe), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)

@@ -10,8 +10,16 @@ import pytest
 
 from inventory_pipeline import benchmark
 
-STAGES = ["ingest_daily", "dbt build", "demand_forecast", "price_recommendations", "replenishment_orders",
-          "rebalancing_transfers", "decision_log", "erp_outbox"]
+STAGES = [
+    "ingest_daily",
+    "dbt build",
+    "demand_forecast",
+    "price_recommendations",
+    "replenishment_orders",
+    "rebalancing_transfers",
+    "decision_log",
+    "erp_outbox",
+]
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +70,12 @@ def test_backfill_records_what_was_measured(results):
 def test_setup_machine_and_report(results):
     tmp, r = results
     assert r["scale"] == "tiny" and r["plan_date"] == r["history"]["last_date"]
-    assert [s["stage"] for s in r["setup"]["stages"]] == ["import code location", "ingest_master", "ingest history", "mlflow store"]
+    assert [s["stage"] for s in r["setup"]["stages"]] == [
+        "import code location",
+        "ingest_master",
+        "ingest history",
+        "mlflow store",
+    ]
     _positive(r["generate"])
     m = r["machine"]
     assert m["usable_cpus"] >= 1 and m["python"].startswith("3.11") and m["packages"]["dagster"]

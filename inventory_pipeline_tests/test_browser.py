@@ -26,8 +26,16 @@ ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = Path(os.environ.get("INVENTORY_PIPELINE_TEST_ARTIFACTS", ROOT / "test-artifacts"))
 # flags for a closed network, as root, in a fresh profile (no first-run, sync or update traffic)
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 PARTITION = "2025-01-05"
 
 try:
@@ -36,9 +44,13 @@ except ImportError:  # pragma: no cover - the dev extra installs it
     sync_playwright = None
 
 pytestmark = [
-    pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium; `make test` does "
-                                               "this where apt is available)"),
-    pytest.mark.skipif(sync_playwright is None, reason="playwright is not installed (pip install 'inventory_pipeline[browser]')"),
+    pytest.mark.skipif(
+        CHROMIUM is None,
+        reason="Chromium is not installed (apt-get install chromium; `make test` does this where apt is available)",
+    ),
+    pytest.mark.skipif(
+        sync_playwright is None, reason="playwright is not installed (pip install 'inventory_pipeline[browser]')"
+    ),
 ]
 
 
@@ -56,10 +68,16 @@ def webserver(tmp_path_factory):
     # runs launched from the UI start at once (no daemon in the test to dequeue them)
     (dagster_home / "dagster.yaml").write_text(
         "telemetry:\n  enabled: false\nrun_coordinator:\n  module: dagster._core.run_coordinator\n"
-        "  class: DefaultRunCoordinator\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INVENTORY_PIPELINE_") and k != "MLFLOW_TRACKING_URI"}
-    env.update(INVENTORY_PIPELINE_HOME=str(home), DAGSTER_HOME=str(dagster_home),
-               PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}")
+        "  class: DefaultRunCoordinator\n"
+    )
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("INVENTORY_PIPELINE_") and k != "MLFLOW_TRACKING_URI"
+    }
+    env.update(
+        INVENTORY_PIPELINE_HOME=str(home),
+        DAGSTER_HOME=str(dagster_home),
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+    )
     bin_ = Path(sys.executable).parent
     # the network and its master files (what ingest_master does on day one, so a daily partition
     # can validate its keys), in this process and into the webserver's instance
@@ -69,15 +87,27 @@ def webserver(tmp_path_factory):
     from inventory_pipeline.defs.resources import LandingZoneResource, WarehouseResource
     from inventory_pipeline.simulation import NetworkConfig, generate_landing_zone
 
-    generate_landing_zone(NetworkConfig(regions=1, dcs=1, stores=2, skus=6, suppliers=2, days=30), home / "data" / "landing")
-    defs = build_definitions(resources={"landing": LandingZoneResource(uri=str(home / "data" / "landing")),
-                                        "warehouse": WarehouseResource(root=str(home / "data" / "warehouse"))})
+    generate_landing_zone(
+        NetworkConfig(regions=1, dcs=1, stores=2, skus=6, suppliers=2, days=30), home / "data" / "landing"
+    )
+    defs = build_definitions(
+        resources={
+            "landing": LandingZoneResource(uri=str(home / "data" / "landing")),
+            "warehouse": WarehouseResource(root=str(home / "data" / "warehouse")),
+        }
+    )
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         assert defs.resolve_job_def("ingest_master").execute_in_process(instance=instance).success
     port = _free_port()
     log = open(home / "webserver.log", "w")
-    proc = subprocess.Popen([str(bin_ / "dagster-webserver"), "-w", str(ROOT / "workspace.yaml"), "-h", "127.0.0.1",
-                             "-p", str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [str(bin_ / "dagster-webserver"), "-w", str(ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 180
@@ -85,9 +115,10 @@ def webserver(tmp_path_factory):
             try:
                 urllib.request.urlopen(url + "/server_info", timeout=2).close()
                 break
-            except OSError:
+            except OSError as down:
                 if proc.poll() is not None:
-                    raise RuntimeError(f"dagster-webserver exited: {(home / 'webserver.log').read_text()[-2000:]}")
+                    log = (home / "webserver.log").read_text()[-2000:]
+                    raise RuntimeError(f"dagster-webserver exited: {log}") from down
                 time.sleep(0.5)
         else:
             raise RuntimeError("dagster-webserver did not answer in 180 s")
@@ -119,9 +150,15 @@ def _skip_community_modal(page):
 
 
 def test_asset_graph_shows_the_stages_and_their_checks(webserver, page):
-    page.goto(webserver["url"] + '/asset-groups~group%3A%22decisions%22', wait_until="networkidle")
-    for stage in ("demand_forecast", "price_recommendations", "replenishment_orders", "rebalancing_transfers",
-                  "decision_log", "erp_outbox"):
+    page.goto(webserver["url"] + "/asset-groups~group%3A%22decisions%22", wait_until="networkidle")
+    for stage in (
+        "demand_forecast",
+        "price_recommendations",
+        "replenishment_orders",
+        "rebalancing_transfers",
+        "decision_log",
+        "erp_outbox",
+    ):
         page.get_by_text(stage, exact=True).first.wait_for()
     _skip_community_modal(page)
     page.screenshot(path=str(ARTIFACTS / "ui_asset_graph_decisions.png"))

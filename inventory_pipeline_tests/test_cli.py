@@ -130,7 +130,7 @@ def test_failures_are_classified_from_the_run_events_with_their_numbers():
                         "units_extra": 0,
                     },
                     description="5 of 100 lines (5.00%) disagree with the ledger (allowed 1.00%)",
-                )
+                ),
             ]
         )
 
@@ -158,7 +158,12 @@ def test_failures_are_classified_from_the_run_events_with_their_numbers():
                 dg.AssetCheckResult(
                     check_name="quarantine_within_threshold",
                     passed=False,
-                    metadata={"quarantine_share": 0.001, "max_file_share": 5 / 37, "threshold": 0.01, "rows_quarantined": 5},
+                    metadata={
+                        "quarantine_share": 0.001,
+                        "max_file_share": 5 / 37,
+                        "threshold": 0.01,
+                        "rows_quarantined": 5,
+                    },
                 )
             ]
         )
@@ -182,7 +187,9 @@ def test_failures_are_classified_from_the_run_events_with_their_numbers():
     quarantine = failures["quarantine_within_threshold"]  # a file's quarantine share that stops the day
     assert quarantine.kind == INPUT_UNUSABLE
     # the worst file's own share, not the share over the whole ingested range
-    assert quarantine.numbers == "5 row(s) quarantined; the worst file has 13.51% of its rows quarantined, allowed 1.00%"
+    assert (
+        quarantine.numbers == "5 row(s) quarantined; the worst file has 13.51% of its rows quarantined, allowed 1.00%"
+    )
     assert "quarantine_pos_sales" in quarantine.todo and "pos_sales" in quarantine.where
     unusable = next(f for f in failures.values() if f.kind == INPUT_UNUSABLE and f not in (quarantine, missing))
     assert "inventory.csv" in unusable.where and "on_hand" in unusable.numbers

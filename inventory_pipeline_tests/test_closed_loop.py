@@ -15,8 +15,27 @@ import pytest
 @pytest.mark.slow
 def test_the_file_driven_loop_executes_the_outbox_and_agrees_with_the_in_memory_twin(tmp_path):
     out = tmp_path / "loop"
-    cmd = [sys.executable, "-m", "inventory_pipeline.closed_loop", "--out", str(out), "--days", "1",
-           "--stores", "2", "--skus", "8", "--history-days", "110", "--dcs", "1", "--regions", "1", "--seed", "7"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "inventory_pipeline.closed_loop",
+        "--out",
+        str(out),
+        "--days",
+        "1",
+        "--stores",
+        "2",
+        "--skus",
+        "8",
+        "--history-days",
+        "110",
+        "--dcs",
+        "1",
+        "--regions",
+        "1",
+        "--seed",
+        "7",
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     rep = json.loads((out / "closed_loop.json").read_text())

@@ -15,8 +15,14 @@ from dagster._serdes.config_class import ConfigurableClassData
 from inventory_pipeline.defs.jobs import WAREHOUSE_TAG
 
 ROOT = Path(__file__).resolve().parents[1]
-PROD_ENV = {"DAGSTER_PG_HOST": "db.example.internal", "DAGSTER_PG_PORT": "5432", "DAGSTER_PG_DB": "dagster",
-            "DAGSTER_PG_USERNAME": "dagster", "DAGSTER_PG_PASSWORD": "secret", "DAGSTER_COMPUTE_LOG_BUCKET": "logs"}
+PROD_ENV = {
+    "DAGSTER_PG_HOST": "db.example.internal",
+    "DAGSTER_PG_PORT": "5432",
+    "DAGSTER_PG_DB": "dagster",
+    "DAGSTER_PG_USERNAME": "dagster",
+    "DAGSTER_PG_PASSWORD": "secret",
+    "DAGSTER_COMPUTE_LOG_BUCKET": "logs",
+}
 
 
 def _home(tmp_path, name, text=None):
@@ -30,7 +36,9 @@ def _home(tmp_path, name, text=None):
 
 
 def _rehydrate(section):
-    return ConfigurableClassData(section["module"], section["class"], yaml.safe_dump(section.get("config", {}))).rehydrate()
+    return ConfigurableClassData(
+        section["module"], section["class"], yaml.safe_dump(section.get("config", {}))
+    ).rehydrate()
 
 
 def test_dev_instance_starts_and_queues_one_warehouse_writer(tmp_path):
@@ -78,4 +86,6 @@ def test_helm_values_match_the_instance_policy():
     deployment = values["dagster-user-deployments"]["deployments"][0]
     assert deployment["dagsterApiGrpcArgs"] == ["--module-name", "inventory_pipeline.definitions"]
     env = {e["name"]: e["value"] for e in deployment["env"]}
-    assert env["INVENTORY_PIPELINE_FORECAST_ENGINE"] == "dask" and env["INVENTORY_PIPELINE_LANDING_URI"].startswith("s3://")
+    assert env["INVENTORY_PIPELINE_FORECAST_ENGINE"] == "dask" and env["INVENTORY_PIPELINE_LANDING_URI"].startswith(
+        "s3://"
+    )

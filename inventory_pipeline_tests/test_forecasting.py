@@ -5,8 +5,17 @@ import pandas as pd
 import pytest
 
 from inventory_pipeline.core.forecasting import (
-    ForecastConfig, adjust_history, apply_quantiles, calibrate, classify, cross_validate, drift_statistics,
-    forecast_demand, prepare_series, run_forecast)
+    ForecastConfig,
+    adjust_history,
+    apply_quantiles,
+    calibrate,
+    classify,
+    cross_validate,
+    drift_statistics,
+    forecast_demand,
+    prepare_series,
+    run_forecast,
+)
 
 CFG = ForecastConfig(horizon_days=14, history_days=140, cv_windows=2, cv_horizon=7, cv_sample_series=0)
 END = "2025-04-30"
@@ -15,24 +24,38 @@ END = "2025-04-30"
 def _history(pattern, days=140, loc="S1", sku="A", end=END, stockout=None, promo=None):
     dates = pd.date_range(end=end, periods=days, freq="D")
     y = np.resize(np.asarray(pattern, float), days)
-    return pd.DataFrame({"location_id": loc, "sku_id": sku, "date": dates, "units_sold": y,
-                         "is_stockout": np.resize(np.asarray(stockout if stockout is not None else [False]), days),
-                         "on_promo": np.resize(np.asarray(promo if promo is not None else [0]), days)})
+    return pd.DataFrame(
+        {
+            "location_id": loc,
+            "sku_id": sku,
+            "date": dates,
+            "units_sold": y,
+            "is_stockout": np.resize(np.asarray(stockout if stockout is not None else [False]), days),
+            "on_promo": np.resize(np.asarray(promo if promo is not None else [0]), days),
+        }
+    )
 
 
 def test_syntetos_boylan_classes_on_hand_made_series():
-    h = pd.concat([
-        _history([5, 5, 6, 5, 4, 5, 5], sku="SMOOTH"),  # every day, steady sizes
-        _history([1, 9, 2, 12, 1, 8, 1], sku="ERRATIC"),  # every day, sizes vary a lot
-        _history([0, 0, 0, 2, 0, 0, 2], sku="INTER"),  # rare, steady sizes
-        _history([0, 0, 0, 1, 0, 0, 14], sku="LUMPY"),  # rare, sizes vary a lot
-        _history([3, 1, 2], days=20, sku="NEW"),  # too short for the statistical models
-    ])
+    h = pd.concat(
+        [
+            _history([5, 5, 6, 5, 4, 5, 5], sku="SMOOTH"),  # every day, steady sizes
+            _history([1, 9, 2, 12, 1, 8, 1], sku="ERRATIC"),  # every day, sizes vary a lot
+            _history([0, 0, 0, 2, 0, 0, 2], sku="INTER"),  # rare, steady sizes
+            _history([0, 0, 0, 1, 0, 0, 14], sku="LUMPY"),  # rare, sizes vary a lot
+            _history([3, 1, 2], days=20, sku="NEW"),  # too short for the statistical models
+        ]
+    )
     series = prepare_series(h, END, CFG)
     sku = series.groupby("unique_id")["sku_id"].first().astype(str)
     cls = classify(series, CFG).assign(sku=lambda c: c["unique_id"].map(sku)).set_index("sku")
-    assert cls["demand_class"].to_dict() == {"ERRATIC": "erratic", "INTER": "intermittent", "LUMPY": "lumpy",
-                                             "NEW": "new", "SMOOTH": "smooth"}
+    assert cls["demand_class"].to_dict() == {
+        "ERRATIC": "erratic",
+        "INTER": "intermittent",
+        "LUMPY": "lumpy",
+        "NEW": "new",
+        "SMOOTH": "smooth",
+    }
     assert cls.loc["INTER", "adi"] == pytest.approx(7 / 2, rel=0.05)
 
 
@@ -64,7 +87,9 @@ def test_promotion_uplift_is_learnt_and_removed_from_the_fitted_series():
     cats = pd.Series("cat", index=[f"K{i}" for i in range(5)])
     adj, info = adjust_history(prepare_series(h, END, CFG), CFG, cats)
     assert info.promo_uplift["cat"] == pytest.approx(2.0, rel=0.15)
-    assert adj.loc[adj["on_promo"], "y_adj"].mean() == pytest.approx(adj.loc[~adj["on_promo"], "y_adj"].mean(), rel=0.15)
+    assert adj.loc[adj["on_promo"], "y_adj"].mean() == pytest.approx(
+        adj.loc[~adj["on_promo"], "y_adj"].mean(), rel=0.15
+    )
 
 
 def test_event_multiplier_applies_to_the_future_event_day():
@@ -86,10 +111,12 @@ def test_regional_days_get_their_own_uplift_and_do_not_pull_the_level_down():
     uplift is learnt per category x location and put back on the future's regional days; a store of
     another region is untouched; events falling on regional days are not credited with their lift."""
     dates = pd.date_range(end=END, periods=140, freq="D")
-    snap = (dates.day <= 10)  # the first ten days of every month, as SNAP in CA
+    snap = dates.day <= 10  # the first ten days of every month, as SNAP in CA
     y = np.where(snap, 15.0, 10.0)
-    h = pd.concat([_history(y, loc="CA_1", sku=f"K{i}") for i in range(5)]
-                  + [_history(np.full(140, 10.0), loc="TX_1", sku=f"K{i}") for i in range(5)])
+    h = pd.concat(
+        [_history(y, loc="CA_1", sku=f"K{i}") for i in range(5)]
+        + [_history(np.full(140, 10.0), loc="TX_1", sku=f"K{i}") for i in range(5)]
+    )
     future = pd.date_range(pd.Timestamp(END) + pd.Timedelta(days=1), periods=14, freq="D")  # May 1-14
     cal = pd.DataFrame({"date": [*dates[snap], *future[future.day <= 10]], "event": "SNAP_CA", "region": "CA"})
     cats = pd.Series("FOODS", index=[f"K{i}" for i in range(5)])
@@ -207,8 +234,13 @@ def test_intervals_are_calibrated_per_category_where_its_residuals_suffice():
 
 
 def test_forecast_output_has_every_quantile_for_every_class():
-    h = pd.concat([_history([5, 5, 6, 5, 4, 5, 5]), _history([0, 0, 0, 2, 0, 0, 0, 0, 1, 0], sku="B"),
-                   _history([3, 1, 2], days=10, sku="C")])
+    h = pd.concat(
+        [
+            _history([5, 5, 6, 5, 4, 5, 5]),
+            _history([0, 0, 0, 2, 0, 0, 0, 0, 1, 0], sku="B"),
+            _history([3, 1, 2], days=10, sku="C"),
+        ]
+    )
     fc = forecast_demand(h, END, CFG)
     assert set(fc["demand_class"]) == {"smooth", "intermittent", "new"}
     assert (fc.groupby("sku_id").size() == CFG.horizon_days).all() and fc["horizon"].min() == 1
@@ -223,8 +255,15 @@ def test_series_not_carried_on_plan_date_are_dropped():
 
 def test_drift_statistics_flag_a_biased_forecast():
     days = pd.date_range("2025-05-01", periods=14)
-    actual = pd.DataFrame({"location_id": "S1", "sku_id": np.repeat(["A", "B"], 14), "date": np.tile(days, 2),
-                           "units_sold": 10.0, "is_stockout": False})
+    actual = pd.DataFrame(
+        {
+            "location_id": "S1",
+            "sku_id": np.repeat(["A", "B"], 14),
+            "date": np.tile(days, 2),
+            "units_sold": 10.0,
+            "is_stockout": False,
+        }
+    )
     good = actual.assign(mean=10.0, demand_class="smooth")[["location_id", "sku_id", "date", "mean", "demand_class"]]
     st = drift_statistics(good, actual).set_index("demand_class")
     assert st.loc["all", "status"] == "ok" and st.loc["all", "bias"] == 0
@@ -246,8 +285,14 @@ def test_dask_engine_gives_the_same_forecast_as_the_local_engine():
 
     from distributed import Client, LocalCluster
 
-    h = pd.concat([_history([5, 5, 6, 5, 4, 5, 5], sku="A"), _history([1, 9, 2, 12, 1, 8, 1], sku="B"),
-                   _history([0, 0, 0, 2, 0, 0, 2], sku="C"), _history([4, 4, 4, 5, 8, 10, 8], sku="D", loc="S2")])
+    h = pd.concat(
+        [
+            _history([5, 5, 6, 5, 4, 5, 5], sku="A"),
+            _history([1, 9, 2, 12, 1, 8, 1], sku="B"),
+            _history([0, 0, 0, 2, 0, 0, 2], sku="C"),
+            _history([4, 4, 4, 5, 8, 10, 8], sku="D", loc="S2"),
+        ]
+    )
     local = run_forecast(h, END, CFG)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         with Client(cluster):
@@ -256,8 +301,12 @@ def test_dask_engine_gives_the_same_forecast_as_the_local_engine():
     assert dist.selection == local.selection == dist2.selection
     cols = ["mean", "p025", "p10", "p50", "p90", "p95", "p975", "p99"]
     for d in (dist, dist2):
-        pd.testing.assert_frame_equal(d.forecast.drop(columns=cols), local.forecast.drop(columns=cols), check_dtype=False)
-        np.testing.assert_allclose(d.forecast[cols].to_numpy(), local.forecast[cols].to_numpy(), rtol=1e-5, atol=1e-6)  # float32 inside statsforecast
+        pd.testing.assert_frame_equal(
+            d.forecast.drop(columns=cols), local.forecast.drop(columns=cols), check_dtype=False
+        )
+        np.testing.assert_allclose(
+            d.forecast[cols].to_numpy(), local.forecast[cols].to_numpy(), rtol=1e-5, atol=1e-6
+        )  # float32 inside statsforecast
     assert dataclasses.replace(CFG, engine="dask").fingerprint() == CFG.fingerprint()  # same model identity
 
 
@@ -275,8 +324,10 @@ def test_global_model_on_dask_gives_the_local_engines_forecast():
     from distributed import Client, LocalCluster
 
     rng = np.random.default_rng(5)
-    h = pd.concat([_history(rng.poisson([4, 4, 4, 5, 8, 10, 8] * 20), sku=f"K{i}") for i in range(6)]
-                  + [_history(rng.poisson(0.3, 140), sku="SLOW")])
+    h = pd.concat(
+        [_history(rng.poisson([4, 4, 4, 5, 8, 10, 8] * 20), sku=f"K{i}") for i in range(6)]
+        + [_history(rng.poisson(0.3, 140), sku="SLOW")]
+    )
     cfg = dataclasses.replace(CFG, family="mlforecast")
     local = run_forecast(h, END, cfg)
     on_dask = dataclasses.replace(cfg, engine="dask", dask_partitions=1)
@@ -300,8 +351,10 @@ def test_global_lightgbm_family_is_scored_like_the_local_models():
     import dataclasses
 
     rng = np.random.default_rng(5)
-    h = pd.concat([_history(rng.poisson([4, 4, 4, 5, 8, 10, 8] * 20), sku=f"K{i}") for i in range(6)]
-                  + [_history(rng.poisson(0.3, 140), sku="SLOW")])
+    h = pd.concat(
+        [_history(rng.poisson([4, 4, 4, 5, 8, 10, 8] * 20), sku=f"K{i}") for i in range(6)]
+        + [_history(rng.poisson(0.3, 140), sku="SLOW")]
+    )
     res = run_forecast(h, END, dataclasses.replace(CFG, family="mlforecast"))
     assert set(res.selection.values()) == {"LightGBM"} and (res.forecast["model"] == "LightGBM").all()
     assert {"cv_wape", "cv_mase", "cv_coverage_80", "cv_coverage_95"} <= set(res.metrics)
@@ -434,8 +487,11 @@ def test_selection_metric_flows_from_the_policy_and_is_part_of_the_model_identit
 
     from inventory_pipeline.core.forecasting import ENGINE_FIELDS
 
-    before = {k: v for k, v in CFG.to_dict().items()
-              if k not in (*ENGINE_FIELDS, "selection_metric", "flat_weekly_profile", "yearly_profile")}
+    before = {
+        k: v
+        for k, v in CFG.to_dict().items()
+        if k not in (*ENGINE_FIELDS, "selection_metric", "flat_weekly_profile", "yearly_profile")
+    }
     assert CFG.fingerprint() == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:12]
     assert dataclasses.replace(CFG, flat_weekly_profile=True).fingerprint() != CFG.fingerprint()
     assert dataclasses.replace(CFG, yearly_profile=True).fingerprint() != CFG.fingerprint()
@@ -451,14 +507,39 @@ def _yearly_history(end=END, days=400, seed=3):
     season = np.where((day >= 8) & (day < 40), 3.0, 1.0)
     drift = 1 + 0.05 * np.sin(2 * np.pi * day / 30)
     rows = []
-    for sku, cat, rate in [("S1", "seasonal", 5 * season), ("S2", "seasonal", 5 * season), ("S3", "seasonal", 5 * season),
-                           ("D1", "drifting", 20 * drift), ("D2", "drifting", 20 * drift),
-                           ("F1", "flat", np.full(days, 5.0)), ("F2", "flat", np.full(days, 5.0))]:
+    for sku, _category, rate in [
+        ("S1", "seasonal", 5 * season),
+        ("S2", "seasonal", 5 * season),
+        ("S3", "seasonal", 5 * season),
+        ("D1", "drifting", 20 * drift),
+        ("D2", "drifting", 20 * drift),
+        ("F1", "flat", np.full(days, 5.0)),
+        ("F2", "flat", np.full(days, 5.0)),
+    ]:
         for loc in ("L1", "L2"):
-            rows.append(pd.DataFrame({"location_id": loc, "sku_id": sku, "date": dates,
-                                      "units_sold": rng.poisson(rate), "is_stockout": False, "on_promo": 0}))
-    cats = pd.Series({"S1": "seasonal", "S2": "seasonal", "S3": "seasonal", "D1": "drifting", "D2": "drifting",
-                      "F1": "flat", "F2": "flat"})
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "location_id": loc,
+                        "sku_id": sku,
+                        "date": dates,
+                        "units_sold": rng.poisson(rate),
+                        "is_stockout": False,
+                        "on_promo": 0,
+                    }
+                )
+            )
+    cats = pd.Series(
+        {
+            "S1": "seasonal",
+            "S2": "seasonal",
+            "S3": "seasonal",
+            "D1": "drifting",
+            "D2": "drifting",
+            "F1": "flat",
+            "F2": "flat",
+        }
+    )
     return pd.concat(rows, ignore_index=True), cats
 
 

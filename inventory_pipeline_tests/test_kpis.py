@@ -5,16 +5,34 @@ import math
 import numpy as np
 import pytest
 
-from inventory_pipeline.core.kpis import (LOWER_IS_BETTER, TWIN_KPIS, abc_classes, bullwhip, forecast_error_kpis,
-                                         item_variance, order_stability_kpis, relative_change, twin_kpis)
+from inventory_pipeline.core.kpis import (
+    LOWER_IS_BETTER,
+    TWIN_KPIS,
+    abc_classes,
+    bullwhip,
+    forecast_error_kpis,
+    item_variance,
+    order_stability_kpis,
+    relative_change,
+    twin_kpis,
+)
 from inventory_pipeline.simulation.evaluation import frontier_dominance
 
 
 def _store(**over):
-    base = dict(demand=[[10, 0], [5, 5]], sales=[[8, 0], [5, 4]], lost=[[2, 0], [0, 1]], revenue=[[80, 0], [50, 40]],
-                cogs=[[40, 0], [25, 20]], stockout_days=[[1, 0], [0, 1]], active_days=[[10, 10], [10, 10]],
-                inventory_value_days=[[100, 50], [30, 20]], order_lines=[[2, 0], [1, 1]], transfer_lines=[[0, 1], [0, 0]],
-                price_changes=[[0, 0], [1, 0]])
+    base = dict(
+        demand=[[10, 0], [5, 5]],
+        sales=[[8, 0], [5, 4]],
+        lost=[[2, 0], [0, 1]],
+        revenue=[[80, 0], [50, 40]],
+        cogs=[[40, 0], [25, 20]],
+        stockout_days=[[1, 0], [0, 1]],
+        active_days=[[10, 10], [10, 10]],
+        inventory_value_days=[[100, 50], [30, 20]],
+        order_lines=[[2, 0], [1, 1]],
+        transfer_lines=[[0, 1], [0, 0]],
+        price_changes=[[0, 0], [1, 0]],
+    )
     base.update(over)
     return {k: np.asarray(v, float) for k, v in base.items()}
 
@@ -47,14 +65,40 @@ def test_order_stability_hand_computed():
     # two store x SKU items over 4 days:
     #   item 1: demand (1, 3, 1, 3) -> var 1; shipped (0, 4, 0, 4) -> var 4 (orders every other day)
     #   item 2: demand (2, 2, 2, 2) -> var 0; shipped (2, 2, 2, 2) -> var 0 (every day, constant)
-    store = _store(demand=[8, 8], sales=[8, 8], lost=[0, 0], revenue=[0, 0], cogs=[0, 0], stockout_days=[0, 0],
-                   active_days=[4, 4], inventory_value_days=[0, 0], order_lines=[2, 4], transfer_lines=[0, 0],
-                   price_changes=[0, 0], ship_units=[8, 8], ship_sq=[32, 16], demand_sq=[20, 16], launched_days=[4, 4],
-                   active_order_days=[2, 4], consecutive_order_days=[0, 3])
+    store = _store(
+        demand=[8, 8],
+        sales=[8, 8],
+        lost=[0, 0],
+        revenue=[0, 0],
+        cogs=[0, 0],
+        stockout_days=[0, 0],
+        active_days=[4, 4],
+        inventory_value_days=[0, 0],
+        order_lines=[2, 4],
+        transfer_lines=[0, 0],
+        price_changes=[0, 0],
+        ship_units=[8, 8],
+        ship_sq=[32, 16],
+        demand_sq=[20, 16],
+        launched_days=[4, 4],
+        active_order_days=[2, 4],
+        consecutive_order_days=[0, 3],
+    )
     # one DC x SKU over 4 days: requests (4, 0, 4, 0) -> var 4; purchase orders (0, 0, 6, 0) -> var 6.75
-    dc = {k: np.array(v, float) for k, v in dict(
-        inventory_value_days=[0], order_lines=[1], po_units=[6], po_sq=[36], request_units=[8], request_sq=[32],
-        launched_days=[4], active_days=[4], consecutive_order_days=[0]).items()}
+    dc = {
+        k: np.array(v, float)
+        for k, v in dict(
+            inventory_value_days=[0],
+            order_lines=[1],
+            po_units=[6],
+            po_sq=[36],
+            request_units=[8],
+            request_sq=[32],
+            launched_days=[4],
+            active_days=[4],
+            consecutive_order_days=[0],
+        ).items()
+    }
     k = order_stability_kpis(store, dc)
     assert k["bullwhip_store"] == pytest.approx((4 + 0) / (1 + 0))  # summed variances
     assert k["bullwhip_store_median"] == pytest.approx(4.0)  # item 2's demand never varied: not in the median
@@ -72,17 +116,29 @@ def test_order_stability_hand_computed():
     assert math.isnan(only["consecutive_po_share"]) and math.isnan(only["order_lines_per_item_week_dc"])
     old = twin_kpis(_store(), None, days=10, annual_holding_rate=0.25)
     assert math.isnan(old["bullwhip_store"]) and math.isnan(old["order_days_share"])
-    assert {"bullwhip_store", "bullwhip_dc", "order_days_share", "consecutive_order_share",
-            "order_lines_per_item_week_store"} <= set(TWIN_KPIS) & LOWER_IS_BETTER
+    assert {
+        "bullwhip_store",
+        "bullwhip_dc",
+        "order_days_share",
+        "consecutive_order_share",
+        "order_lines_per_item_week_store",
+    } <= set(TWIN_KPIS) & LOWER_IS_BETTER
 
 
 def test_forecast_errors_hand_computed():
     # two series, forecast f vs actual a over 2 days each
     # series 1: a = (4, 0), f = (2, 1) -> |e| = 2 + 1, e = -2 + 1; series 2: a = (2, 2), f = (2, 3)
-    acc = {"fc_h1_abs_err": np.array([3.0, 1.0]), "fc_h1_err": np.array([-1.0, 1.0]), "fc_h1_actual": np.array([4.0, 4.0]),
-           "fc_h1_n": np.array([2.0, 2.0]), "fc_h1_ape_sum": np.array([0.5, 0.5]), "fc_h1_ape_n": np.array([1.0, 2.0]),
-           # seasonal-naive scale: series 1 MAE 2, series 2 MAE 0 (left out of MASE)
-           "naive_abs_err": np.array([4.0, 0.0]), "naive_n": np.array([2.0, 2.0])}
+    acc = {
+        "fc_h1_abs_err": np.array([3.0, 1.0]),
+        "fc_h1_err": np.array([-1.0, 1.0]),
+        "fc_h1_actual": np.array([4.0, 4.0]),
+        "fc_h1_n": np.array([2.0, 2.0]),
+        "fc_h1_ape_sum": np.array([0.5, 0.5]),
+        "fc_h1_ape_n": np.array([1.0, 2.0]),
+        # seasonal-naive scale: series 1 MAE 2, series 2 MAE 0 (left out of MASE)
+        "naive_abs_err": np.array([4.0, 0.0]),
+        "naive_n": np.array([2.0, 2.0]),
+    }
     k = forecast_error_kpis(acc, 1)
     assert forecast_error_kpis(acc, 7) == {}  # nothing scored at that horizon
     assert k["wape_h1"] == pytest.approx(4 / 8)
@@ -99,8 +155,14 @@ def test_relative_change_and_abc():
 
 
 def test_frontier_dominance_interpolates_inside_the_frontiers_only():
-    base = [{"avg_inventory_value": 100.0, "stockout_rate": 0.04}, {"avg_inventory_value": 200.0, "stockout_rate": 0.01}]
-    pipe = [{"avg_inventory_value": 80.0, "stockout_rate": 0.03}, {"avg_inventory_value": 150.0, "stockout_rate": 0.005}]
+    base = [
+        {"avg_inventory_value": 100.0, "stockout_rate": 0.04},
+        {"avg_inventory_value": 200.0, "stockout_rate": 0.01},
+    ]
+    pipe = [
+        {"avg_inventory_value": 80.0, "stockout_rate": 0.03},
+        {"avg_inventory_value": 150.0, "stockout_rate": 0.005},
+    ]
     d = frontier_dominance(base, pipe)
     at_b = d["at_baseline_points"]
     assert at_b[0]["pipeline_better"] is True  # at 100 the pipeline line gives 0.03 - 0.025*20/70
@@ -111,8 +173,10 @@ def test_frontier_dominance_interpolates_inside_the_frontiers_only():
     assert at_p[0]["baseline_inventory_value_same_stockout"] == pytest.approx(100 + 100 / 3)
     assert at_p[1]["pipeline_better"] is None  # 0.5% is below the baseline's lowest rate
     assert d["pipeline_dominates"] is True and d["comparable_points"] == 2
-    worse = frontier_dominance(base, [{"avg_inventory_value": 150.0, "stockout_rate": 0.05},
-                                      {"avg_inventory_value": 250.0, "stockout_rate": 0.02}])
+    worse = frontier_dominance(
+        base,
+        [{"avg_inventory_value": 150.0, "stockout_rate": 0.05}, {"avg_inventory_value": 250.0, "stockout_rate": 0.02}],
+    )
     assert worse["pipeline_dominates"] is False
     # Pareto: a pipeline frontier entirely left of the baseline's still dominates each point it beats
     left = frontier_dominance(base, [{"avg_inventory_value": 10.0, "stockout_rate": 0.001}])

@@ -17,7 +17,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from inventory_pipeline.core.operations import (
-    backoff_seconds, failure_record, is_transient, landing_days, landing_requests, merge_by_run, run_summary)
+    backoff_seconds,
+    failure_record,
+    is_transient,
+    landing_days,
+    landing_requests,
+    merge_by_run,
+    run_summary,
+)
 
 REQ = ("pos_sales", "inventory", "receipts", "open_orders")
 
@@ -98,7 +105,7 @@ def test_backoff_doubles_then_caps():
 def test_backoff_stays_within_jitter_and_cap(attempt, base, jitter, seed):
     cap = 60.0
     w = backoff_seconds(attempt, base=base, cap=cap, jitter=jitter, rng=random.Random(seed))
-    nominal = min(cap, base * 2 ** attempt)
+    nominal = min(cap, base * 2**attempt)
     assert nominal * (1 - jitter) - 1e-3 <= w <= min(cap, nominal * (1 + jitter)) + 1e-3
 
 
@@ -107,12 +114,14 @@ def test_backoff_stays_within_jitter_and_cap(attempt, base, jitter, seed):
 
 
 def test_run_summary_one_row_per_step_with_duration_and_rows():
-    ev = [{"step": "a", "kind": "STEP_START", "timestamp": 10.0},
-          {"step": "a", "kind": "ASSET_MATERIALIZATION", "timestamp": 12.0, "asset": "x[2025-01-01]", "rows": 5},
-          {"step": "a", "kind": "ASSET_MATERIALIZATION", "timestamp": 12.5, "asset": "y[2025-01-01]", "rows": 7},
-          {"step": "a", "kind": "STEP_SUCCESS", "timestamp": 13.5},
-          {"step": "b", "kind": "STEP_START", "timestamp": 14.0},
-          {"step": "b", "kind": "STEP_FAILURE", "timestamp": 15.0}]
+    ev = [
+        {"step": "a", "kind": "STEP_START", "timestamp": 10.0},
+        {"step": "a", "kind": "ASSET_MATERIALIZATION", "timestamp": 12.0, "asset": "x[2025-01-01]", "rows": 5},
+        {"step": "a", "kind": "ASSET_MATERIALIZATION", "timestamp": 12.5, "asset": "y[2025-01-01]", "rows": 7},
+        {"step": "a", "kind": "STEP_SUCCESS", "timestamp": 13.5},
+        {"step": "b", "kind": "STEP_START", "timestamp": 14.0},
+        {"step": "b", "kind": "STEP_FAILURE", "timestamp": 15.0},
+    ]
     t = run_summary("r1", "daily_plan", "2025-01-01", ev)
     assert t["step"].tolist() == ["a", "b"] and t["status"].tolist() == ["success", "failure"]
     assert t["seconds"].tolist() == [3.5, 1.0] and t["rows"].tolist() == [12, pd.NA] or t["rows"].iloc[1] is pd.NA
@@ -154,8 +163,15 @@ def test_landing_sensor_cursor_launches_each_day_once_and_picks_up_late_files(tm
             return out, ctx.cursor
 
     reqs, cursor = tick(None)
-    by_job = [(r.job_name, r.partition_key, r.tags.get("dagster/asset_partition_range_start"),
-               r.tags.get("dagster/asset_partition_range_end")) for r in reqs]
+    by_job = [
+        (
+            r.job_name,
+            r.partition_key,
+            r.tags.get("dagster/asset_partition_range_start"),
+            r.tags.get("dagster/asset_partition_range_end"),
+        )
+        for r in reqs
+    ]
     # consecutive older days in one range run, the gap day alone, then the newest day's cycle last
     assert by_job == [("ingest_daily", None, "2025-01-01", "2025-01-03"), ("daily_cycle", "2025-01-05", None, None)]
     again, cursor = tick(cursor)
@@ -163,7 +179,10 @@ def test_landing_sensor_cursor_launches_each_day_once_and_picks_up_late_files(tm
     _day(tmp_path, "2025-01-06")  # the late files arrive: that day is now complete and newest
     (tmp_path / "daily" / "2025-01-02" / "receipts.csv").write_text("x\ncorrected\n")
     reqs, cursor = tick(cursor)
-    assert [(r.job_name, r.partition_key) for r in reqs] == [("ingest_daily", "2025-01-02"), ("daily_cycle", "2025-01-06")]
+    assert [(r.job_name, r.partition_key) for r in reqs] == [
+        ("ingest_daily", "2025-01-02"),
+        ("daily_cycle", "2025-01-06"),
+    ]
     assert len({r.run_key for r in reqs}) == 2
     assert isinstance(tick(cursor)[0], dg.SkipReason)
 
@@ -177,9 +196,11 @@ def test_schedule_runs_yesterday_unless_done_or_incomplete(tmp_path):
     landing = LandingZoneResource(uri=str(tmp_path))
     when = pd.Timestamp("2025-03-02 06:00", tz="UTC").to_pydatetime()
     with dg.instance_for_test() as instance:
+
         def tick():
-            with dg.build_schedule_context(instance=instance, scheduled_execution_time=when,
-                                           resources={"landing": landing}) as ctx:
+            with dg.build_schedule_context(
+                instance=instance, scheduled_execution_time=when, resources={"landing": landing}
+            ) as ctx:
                 return daily_cycle_schedule(ctx)
 
         r = tick()
@@ -187,8 +208,14 @@ def test_schedule_runs_yesterday_unless_done_or_incomplete(tmp_path):
         _day(tmp_path, "2025-03-01")
         r = tick()
         assert isinstance(r, dg.RunRequest) and r.partition_key == "2025-03-01"
-        instance.add_run(DagsterRun(job_name="daily_cycle", run_id="done-1", status=dg.DagsterRunStatus.SUCCESS,
-                                    tags={"dagster/partition": "2025-03-01"}))
+        instance.add_run(
+            DagsterRun(
+                job_name="daily_cycle",
+                run_id="done-1",
+                status=dg.DagsterRunStatus.SUCCESS,
+                tags={"dagster/partition": "2025-03-01"},
+            )
+        )
         r = tick()
         assert isinstance(r, dg.SkipReason) and "already ran" in r.skip_message
 
@@ -260,8 +287,12 @@ def test_run_failure_is_recorded_tagged_and_alerted(tmp_path, monkeypatch):
         failure = instance.all_logs(res.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)[0].dagster_event
         for _ in range(2):  # the sensor seeing the same run twice records it once
             ctx = dg.build_run_status_sensor_context(
-                sensor_name="record_run_failures", dagster_event=failure, dagster_instance=instance,
-                dagster_run=res.dagster_run, resources={"warehouse": wh}).for_run_failure()
+                sensor_name="record_run_failures",
+                dagster_event=failure,
+                dagster_instance=instance,
+                dagster_run=res.dagster_run,
+                resources={"warehouse": wh},
+            ).for_run_failure()
             record_run_failures(ctx)
         tags = instance.get_run_by_id(res.run_id).tags
     server.shutdown()
@@ -281,10 +312,26 @@ def test_freshness_checks_cover_raw_and_decision_assets_and_have_a_sensor():
 
     repo = defs.get_repository_def()
     checked = {k.asset_key.to_user_string() for k in repo.asset_graph.asset_check_keys if "freshness" in k.name}
-    assert {"raw_pos_sales", "raw_inventory", "raw_receipts", "raw_open_orders", "demand_forecast",
-            "price_recommendations", "replenishment_orders", "rebalancing_transfers", "decision_log", "erp_outbox"} <= checked
-    assert {"freshness_checks_sensor", "landing_days_complete", "record_run_failures", "record_run_summaries",
-            "planner_files", "planner_answers_applied"} <= {s.name for s in repo.sensor_defs}
+    assert {
+        "raw_pos_sales",
+        "raw_inventory",
+        "raw_receipts",
+        "raw_open_orders",
+        "demand_forecast",
+        "price_recommendations",
+        "replenishment_orders",
+        "rebalancing_transfers",
+        "decision_log",
+        "erp_outbox",
+    } <= checked
+    assert {
+        "freshness_checks_sensor",
+        "landing_days_complete",
+        "record_run_failures",
+        "record_run_summaries",
+        "planner_files",
+        "planner_answers_applied",
+    } <= {s.name for s in repo.sensor_defs}
     assert [s.name for s in repo.schedule_defs] == ["daily_cycle_schedule"]
 
 
@@ -307,20 +354,31 @@ def test_single_run_backfill_equals_day_by_day(tmp_path, tiny_config):
     days = [f"2025-01-{i:02d}" for i in range(1, 15)]
     out = {}
     for mode in ("range", "daily"):
-        defs = build_definitions({"landing": LandingZoneResource(uri=str(landing)),
-                                  "warehouse": WarehouseResource(root=str(tmp_path / mode))})
+        defs = build_definitions(
+            {
+                "landing": LandingZoneResource(uri=str(landing)),
+                "warehouse": WarehouseResource(root=str(tmp_path / mode)),
+            }
+        )
         with dg.instance_for_test() as instance:
             assert defs.resolve_job_def("ingest_master").execute_in_process(instance=instance).success
             job = defs.resolve_job_def("ingest_daily")
             if mode == "range":
-                runs = [job.execute_in_process(instance=instance, tags={
-                    ASSET_PARTITION_RANGE_START_TAG: days[0], ASSET_PARTITION_RANGE_END_TAG: days[-1]})]
+                runs = [
+                    job.execute_in_process(
+                        instance=instance,
+                        tags={ASSET_PARTITION_RANGE_START_TAG: days[0], ASSET_PARTITION_RANGE_END_TAG: days[-1]},
+                    )
+                ]
             else:
                 runs = [job.execute_in_process(instance=instance, partition_key=d) for d in days]
             assert all(r.success for r in runs)
         wh = Warehouse(tmp_path / mode)
-        out[mode] = {(t, d): wh.sha256(t, d) for t in ("raw_pos_sales", "raw_inventory", "raw_receipts",
-                                                         "raw_open_orders", "quarantine_pos_sales") for d in days}
+        out[mode] = {
+            (t, d): wh.sha256(t, d)
+            for t in ("raw_pos_sales", "raw_inventory", "raw_receipts", "raw_open_orders", "quarantine_pos_sales")
+            for d in days
+        }
         assert len(runs) == (1 if mode == "range" else len(days))
     assert out["range"] == out["daily"]
     assert len(Warehouse(tmp_path / "range").read("quarantine_pos_sales", "2025-01-05")) == 1
@@ -349,14 +407,25 @@ def test_progress_reports_done_total_rate_and_eta():
 
 def test_forecast_stage_logs_progress_per_class():
     from inventory_pipeline.core.forecasting import ForecastConfig, run_forecast
+
     rng = np.random.default_rng(0)
     days = pd.date_range("2025-01-01", periods=70, freq="D")
-    hist = pd.DataFrame([(f"S{s}", f"K{k}", d, int(rng.poisson(5 if k < 3 else 0.3)))
-                         for s in range(2) for k in range(5) for d in days],
-                        columns=["location_id", "sku_id", "date", "units_sold"])
+    hist = pd.DataFrame(
+        [
+            (f"S{s}", f"K{k}", d, int(rng.poisson(5 if k < 3 else 0.3)))
+            for s in range(2)
+            for k in range(5)
+            for d in days
+        ],
+        columns=["location_id", "sku_id", "date", "units_sold"],
+    )
     lines = []
-    res = run_forecast(hist, str(days[-1].date()), ForecastConfig(cv_windows=2, cv_horizon=7, horizon_days=14, cv_sample_series=0),
-                       progress=lines.append)
+    res = run_forecast(
+        hist,
+        str(days[-1].date()),
+        ForecastConfig(cv_windows=2, cv_horizon=7, horizon_days=14, cv_sample_series=0),
+        progress=lines.append,
+    )
     assert len(res.forecast) == 10 * 14
     fit = [l for l in lines if l.startswith("fit:")]
     assert fit and fit[-1].startswith("fit: 10/10 series (100%)") and "ETA" in fit[-1]
@@ -367,9 +436,13 @@ def test_forecast_stage_logs_progress_per_class():
 def test_run_summary_prints_one_line_per_step_and_totals():
     from inventory_pipeline.core.operations import format_run_summary, run_summary
 
-    ev = [{"step": "a", "kind": "STEP_START", "timestamp": 10.0}, {"step": "a", "kind": "STEP_SUCCESS", "timestamp": 12.5},
-          {"step": "a", "kind": "ASSET_MATERIALIZATION", "timestamp": 12.4, "asset": "x", "rows": 1200},
-          {"step": "b", "kind": "STEP_START", "timestamp": 13.0}, {"step": "b", "kind": "STEP_FAILURE", "timestamp": 14.0}]
+    ev = [
+        {"step": "a", "kind": "STEP_START", "timestamp": 10.0},
+        {"step": "a", "kind": "STEP_SUCCESS", "timestamp": 12.5},
+        {"step": "a", "kind": "ASSET_MATERIALIZATION", "timestamp": 12.4, "asset": "x", "rows": 1200},
+        {"step": "b", "kind": "STEP_START", "timestamp": 13.0},
+        {"step": "b", "kind": "STEP_FAILURE", "timestamp": 14.0},
+    ]
     text = format_run_summary(run_summary("r1", "daily_plan", "2025-01-05", ev))
     head, *rows = text.splitlines()
     assert head == "daily_plan [2025-01-05]: 2 steps, 1 succeeded, 3.5 s in steps, 1,200 rows"
@@ -381,13 +454,28 @@ def test_run_summary_counts_a_range_runs_rows_once_per_asset():
 
     # a single-run backfill of 3 partitions: 3 materialisation events of one asset, each with the
     # run's 900 rows; another asset of the same step with 40
-    ev = [{"step": "s", "kind": "STEP_START", "timestamp": 1.0}, {"step": "s", "kind": "STEP_SUCCESS", "timestamp": 2.0},
-          *[{"step": "s", "kind": "ASSET_MATERIALIZATION", "timestamp": 1.5, "asset": "raw_pos_sales", "rows": 900}] * 3,
-          {"step": "s", "kind": "ASSET_MATERIALIZATION", "timestamp": 1.6, "asset": "quarantine", "rows": 40}]
+    ev = [
+        {"step": "s", "kind": "STEP_START", "timestamp": 1.0},
+        {"step": "s", "kind": "STEP_SUCCESS", "timestamp": 2.0},
+        *[{"step": "s", "kind": "ASSET_MATERIALIZATION", "timestamp": 1.5, "asset": "raw_pos_sales", "rows": 900}] * 3,
+        {"step": "s", "kind": "ASSET_MATERIALIZATION", "timestamp": 1.6, "asset": "quarantine", "rows": 40},
+    ]
     assert run_summary("r", "ingest_daily", "a..c", ev)["rows"].tolist() == [940]
     # as the shell labels them (run_events): the partition in brackets, one event per partition
-    ev = ev[:2] + [{"step": "s", "kind": "ASSET_MATERIALIZATION", "timestamp": 1.5, "asset": f"raw_pos_sales[2025-01-0{d}]",
-                    "rows": 900} for d in (1, 2, 3)] + ev[-1:]
+    ev = (
+        ev[:2]
+        + [
+            {
+                "step": "s",
+                "kind": "ASSET_MATERIALIZATION",
+                "timestamp": 1.5,
+                "asset": f"raw_pos_sales[2025-01-0{d}]",
+                "rows": 900,
+            }
+            for d in (1, 2, 3)
+        ]
+        + ev[-1:]
+    )
     t = run_summary("r", "ingest_daily", "2025-01-01..2025-01-03", ev)
     assert t["rows"].tolist() == [940]
     assert t["assets"].iloc[0] == "quarantine, raw_pos_sales[2025-01-01..2025-01-03]"

@@ -27,8 +27,11 @@ def pipeline_run():
 
     home = Path(os.environ["INVENTORY_PIPELINE_HOME"])
     policy = home / "policy.yaml"
-    policy.write_text(DEFAULT_POLICY_PATH.read_text().replace("service_level: 0.95", "service_level: 0.99")
-                      .replace("review_period_days: 1", "review_period_days: 7"))
+    policy.write_text(
+        DEFAULT_POLICY_PATH.read_text()
+        .replace("service_level: 0.95", "service_level: 0.99")
+        .replace("review_period_days: 1", "review_period_days: 7")
+    )
     os.environ["INVENTORY_PIPELINE_POLICY"] = str(policy)
     s = settings()
     cfg = NetworkConfig(regions=1, dcs=1, stores=3, skus=10, suppliers=2, days=100, seed=11, burn_in_days=28)
@@ -48,10 +51,19 @@ def pipeline_run():
 
 def test_every_run_succeeds_and_the_outbox_is_complete(pipeline_run):
     s, out, _ = pipeline_run
-    assert {k: r.success for k, r in out["results"].items()} == {"ingest_master": True, "ingest_daily": True, "daily_plan": True}
+    assert {k: r.success for k, r in out["results"].items()} == {
+        "ingest_master": True,
+        "ingest_daily": True,
+        "daily_plan": True,
+    }
     assert out["plan_date"] == "2025-04-10"
     folder = Path(s.outbox_uri) / "2025-04-10"
-    assert sorted(p.name for p in folder.iterdir()) == ["manifest.json", "price_changes.csv", "purchase_orders.csv", "transfers.csv"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "manifest.json",
+        "price_changes.csv",
+        "purchase_orders.csv",
+        "transfers.csv",
+    ]
     m = json.loads((folder / "manifest.json").read_text())
     assert m["plan_date"] == "2025-04-10" and m["model_versions"][0].startswith("demand_forecaster/v")
     for name, meta in m["files"].items():
@@ -65,7 +77,11 @@ def test_pricing_reads_its_price_book_and_passes_the_guardrail_check(pipeline_ru
     mats = [m for m in run.asset_materializations_for_node("price_recommendations")]
     meta = mats[0].metadata
     assert meta["price_book_entries"].value > 0 and meta["price_changes"].value >= 0
-    checks = {e.check_name: e for e in run.get_asset_check_evaluations() if e.asset_key.to_user_string() == "price_recommendations"}
+    checks = {
+        e.check_name: e
+        for e in run.get_asset_check_evaluations()
+        if e.asset_key.to_user_string() == "price_recommendations"
+    }
     assert checks["guardrails"].passed and checks["guardrails"].metadata["violations"].value == 0
 
 
@@ -109,12 +125,15 @@ def test_rerunning_the_partition_is_idempotent(pipeline_run):
 
 # ---- the twin's pipeline policy is the asset graph, not a copy of it -------------------------
 
+
 def _frames_from_warehouse(wh, d, history_days):
     start = (pd.Timestamp(d) - pd.Timedelta(days=history_days)).date().isoformat()
     return wh.read_model(
         "select location_id, sku_id, date, units_sold, unit_price, price_observed, on_promo, on_hand, is_stockout "
         "from marts.fct_daily_demand where date <= cast(? as date) and date > cast(? as date) "
-        "order by location_id, sku_id, date", [d, start])
+        "order by location_id, sku_id, date",
+        [d, start],
+    )
 
 
 def test_twin_plan_reproduces_the_assets_outputs(pipeline_run):
@@ -142,18 +161,33 @@ def test_twin_plan_reproduces_the_assets_outputs(pipeline_run):
     book = price_book(wh.read("decision_log", "2025-04-09"), d)  # what the asset read from the earlier log
     assert len(book) > 0
     plan = plan_decisions(
-        asset_fc, _frames_from_warehouse(wh, d, PRICING_HISTORY_DAYS),
+        asset_fc,
+        _frames_from_warehouse(wh, d, PRICING_HISTORY_DAYS),
         wh.read_model("select * from marts.fct_inventory_positions where date = cast(? as date)", [d]),
-        wh.read_model("select * from marts.dim_products"), wh.read_model("select * from marts.dim_locations"),
-        wh.read_model("select * from staging.stg_lanes"), d, pol, price_book=book,
-        lead_times=wh.read_model("select * from marts.fct_order_lead_times where received_date <= cast(? as date)", [d]),
-        raw_products=wh.read("raw_products"), promotions_planned=promotion_plan_known(wh, d))
-    for table in ("price_recommendations", "replenishment_orders", "rebalancing_transfers", "replenishment_targets",
-                  "replenishment_unmet"):
+        wh.read_model("select * from marts.dim_products"),
+        wh.read_model("select * from marts.dim_locations"),
+        wh.read_model("select * from staging.stg_lanes"),
+        d,
+        pol,
+        price_book=book,
+        lead_times=wh.read_model(
+            "select * from marts.fct_order_lead_times where received_date <= cast(? as date)", [d]
+        ),
+        raw_products=wh.read("raw_products"),
+        promotions_planned=promotion_plan_known(wh, d),
+    )
+    for table in (
+        "price_recommendations",
+        "replenishment_orders",
+        "rebalancing_transfers",
+        "replenishment_targets",
+        "replenishment_unmet",
+    ):
         got, want = plan[table], wh.read(table, d)
         assert len(want) == len(got), table
-        pd.testing.assert_frame_equal(got.reset_index(drop=True), want[got.columns].reset_index(drop=True),
-                                      check_dtype=False, obj=table)
+        pd.testing.assert_frame_equal(
+            got.reset_index(drop=True), want[got.columns].reset_index(drop=True), check_dtype=False, obj=table
+        )
     assert len(plan["replenishment_orders"]) > 0
 
 
@@ -187,7 +221,9 @@ def test_twin_frames_equal_the_dbt_marts(pipeline_run):
     pd.testing.assert_frame_equal(twin[mart.columns], mart, check_dtype=False)
     key = ["sku_id"]
     dim = wh.read_model("select * from marts.dim_products").sort_values(key, ignore_index=True)
-    pd.testing.assert_frame_equal(products_frame(net)[dim.columns].sort_values(key, ignore_index=True), dim, check_dtype=False)
+    pd.testing.assert_frame_equal(
+        products_frame(net)[dim.columns].sort_values(key, ignore_index=True), dim, check_dtype=False
+    )
     dim = wh.read_model("select * from marts.dim_locations").sort_values("location_id", ignore_index=True)
     got = locations_frame(net)[dim.columns].sort_values("location_id", ignore_index=True)
     got["supplying_dc_id"] = got["supplying_dc_id"].replace("", None)
@@ -212,13 +248,15 @@ def test_twin_lead_times_equal_the_dbt_mart(pipeline_run):
     class Spy(BaselinePolicy):
         def decide(self, obs):
             if obs.date == pd.Timestamp(d):
-                seen["lt"] = lead_time_frame(obs.history, obs.t, net.store_ids, net.dc_ids, net.sku_ids,
-                                             net.suppliers["supplier_id"].to_numpy())
+                seen["lt"] = lead_time_frame(
+                    obs.history, obs.t, net.store_ids, net.dc_ids, net.sku_ids, net.suppliers["supplier_id"].to_numpy()
+                )
             return super().decide(obs)
 
     simulate(net, Spy())
     mart = Warehouse(s.warehouse_dir).read_model(
-        "select * from marts.fct_order_lead_times where received_date <= cast(? as date)", [d])
+        "select * from marts.fct_order_lead_times where received_date <= cast(? as date)", [d]
+    )
     assert tuple(mart.columns) == LEAD_TIME_COLUMNS
     twin = seen["lt"]
     twin = twin[twin["received_date"] > pd.Timestamp(out["first_date"])]
@@ -241,10 +279,18 @@ def test_policy_evaluation_asset_materialises(pipeline_run):
     s, _, instance = pipeline_run
     cfg = {"days": 20, "cadence_days": 7, "frontier": False, "scenarios": False, "jobs": 1}
     r = defs.resolve_job_def("evaluate_policy").execute_in_process(
-        instance=instance, run_config={"ops": {"policy_evaluation": {"config": cfg}}})
+        instance=instance, run_config={"ops": {"policy_evaluation": {"config": cfg}}}
+    )
     assert r.success
     mat = r.asset_materializations_for_node("policy_evaluation")[0]
-    assert {"kpi_table", "kpis_json", "report_html", "inventory_plot", "forecast_plot", "baseline_stockout_rate"} <= set(mat.metadata)
+    assert {
+        "kpi_table",
+        "kpis_json",
+        "report_html",
+        "inventory_plot",
+        "forecast_plot",
+        "baseline_stockout_rate",
+    } <= set(mat.metadata)
     assert "stockout_rate" in mat.metadata["kpi_table"].value  # the KPI table, as Markdown
     report = json.loads(Path(mat.metadata["kpis_json"].value).read_text())
     assert set(report) >= {"baseline", "pipeline", "change", "by_abc", "by_store", "meta"}
@@ -252,8 +298,10 @@ def test_policy_evaluation_asset_materialises(pipeline_run):
     # pricing is on in the policy: the static-price run and its table are there, with no violation
     assert "static" in report["pricing"] and "gross_margin" in mat.metadata["pricing_vs_static_prices"].value
     assert mat.metadata["guardrail_violations_total"].value == 0
-    assert report["baseline"]["stockout_rate"] == mat.metadata["baseline_stockout_rate"].value or \
-        abs(report["baseline"]["stockout_rate"] - mat.metadata["baseline_stockout_rate"].value) < 1e-5
+    assert (
+        report["baseline"]["stockout_rate"] == mat.metadata["baseline_stockout_rate"].value
+        or abs(report["baseline"]["stockout_rate"] - mat.metadata["baseline_stockout_rate"].value) < 1e-5
+    )
 
 
 def test_twin_kpis_agree_with_the_kpis_of_the_written_history(pipeline_run):
@@ -271,7 +319,8 @@ def test_twin_kpis_agree_with_the_kpis_of_the_written_history(pipeline_run):
     twin = twin_kpis(res.store, None, res.measured_days, 0.25)
     daily = Warehouse(s.warehouse_dir).read_model(
         "select f.date, f.units_sold, f.unit_price, f.on_hand, p.unit_cost from marts.fct_daily_demand f "
-        "join marts.dim_products p using (sku_id)")
+        "join marts.dim_products p using (sku_id)"
+    )
     hist = history_kpis(daily, 0.25)
     assert hist["days"] == res.measured_days
     assert twin["stockout_rate"] == pytest.approx(hist["stockout_rate"], rel=1e-9)
@@ -283,6 +332,7 @@ def test_twin_kpis_agree_with_the_kpis_of_the_written_history(pipeline_run):
 
 # ---- MLflow registry: promotion gate, pyfunc, drift ------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def forecast_sandbox(pipeline_run, tmp_path_factory):
     """A copy of the built warehouse and an empty MLflow store, to run demand_forecast alone."""
@@ -291,8 +341,13 @@ def forecast_sandbox(pipeline_run, tmp_path_factory):
     s, out, instance = pipeline_run
     root = tmp_path_factory.mktemp("forecast_sandbox")
     shutil.copytree(s.warehouse_dir, root / "warehouse")
-    return {"root": root, "date": out["plan_date"], "instance": instance,
-            "uri": f"sqlite:///{root / 'mlflow.db'}", "artifacts": str(root / "artifacts")}
+    return {
+        "root": root,
+        "date": out["plan_date"],
+        "instance": instance,
+        "uri": f"sqlite:///{root / 'mlflow.db'}",
+        "artifacts": str(root / "artifacts"),
+    }
 
 
 def _policy(root, name, candidates=None, family=None):
@@ -313,21 +368,35 @@ def _policy(root, name, candidates=None, family=None):
 
 def _materialise_forecast(sb, policy_path, date=None):
     from inventory_pipeline.defs.forecasting import demand_forecast
-    from inventory_pipeline.defs.resources import ForecastEngineResource, MlflowResource, PolicyResource, WarehouseResource
+    from inventory_pipeline.defs.resources import (
+        ForecastEngineResource,
+        MlflowResource,
+        PolicyResource,
+        WarehouseResource,
+    )
 
     r = dg.materialize(
-        [demand_forecast], partition_key=date or sb["date"], instance=sb["instance"],
-        resources={"warehouse": WarehouseResource(root=str(sb["root"] / "warehouse")),
-                   "policy": PolicyResource(path=str(policy_path)),
-                   "mlflow": MlflowResource(tracking_uri=sb["uri"], artifact_root=sb["artifacts"]),
-                   "forecast_engine": ForecastEngineResource()})
+        [demand_forecast],
+        partition_key=date or sb["date"],
+        instance=sb["instance"],
+        resources={
+            "warehouse": WarehouseResource(root=str(sb["root"] / "warehouse")),
+            "policy": PolicyResource(path=str(policy_path)),
+            "mlflow": MlflowResource(tracking_uri=sb["uri"], artifact_root=sb["artifacts"]),
+            "forecast_engine": ForecastEngineResource(),
+        },
+    )
     assert r.success
     checks = {e.check_name: e for e in r.get_asset_check_evaluations()}
     return r.asset_materializations_for_node("demand_forecast")[0].metadata, checks
 
 
-WEAK = {"smooth": ["SeasonalNaive"], "erratic": ["SeasonalNaive"], "intermittent": ["SeasonalNaive"],
-        "lumpy": ["SeasonalNaive"]}
+WEAK = {
+    "smooth": ["SeasonalNaive"],
+    "erratic": ["SeasonalNaive"],
+    "intermittent": ["SeasonalNaive"],
+    "lumpy": ["SeasonalNaive"],
+}
 
 
 def test_promotion_gate_promotes_better_and_rejects_worse(forecast_sandbox):
@@ -341,7 +410,10 @@ def test_promotion_gate_promotes_better_and_rejects_worse(forecast_sandbox):
     gate = checks["promotion_gate"]
     assert gate.passed, gate.description
     assert gate.metadata["candidate_cv_wape"].value <= gate.metadata["champion_cv_wape"].value
-    assert registry_version(sb["uri"], "champion")["version"] == "2" and md["model_version"].value == "demand_forecaster/v2"
+    assert (
+        registry_version(sb["uri"], "champion")["version"] == "2"
+        and md["model_version"].value == "demand_forecaster/v2"
+    )
     md, checks = _materialise_forecast(sb, weak)  # worse again: rejected, the champion serves and the check says why
     gate = checks["promotion_gate"]
     assert not gate.passed and "champion kept" in gate.description
@@ -364,7 +436,6 @@ def test_registered_pyfunc_reproduces_the_forecast(forecast_sandbox):
     import json
 
     import mlflow
-
     from inventory_pipeline.core.forecasting import forecast_config
     from inventory_pipeline.core.policy import load_policy
     from inventory_pipeline.core.warehouse import Warehouse
@@ -397,6 +468,7 @@ def test_drift_check_compares_an_earlier_forecast_with_what_sold(forecast_sandbo
 
 # ---- governance: the planner loop through the sensors -----------------------------------------
 
+
 def test_planner_loop_from_file_to_outbox(pipeline_run):
     """A plan whose orders all wait for review; a planner file in the landing zone; the sensor
     launches its ingestion; the asset sensor republishes the plan; the outbox and the decision
@@ -419,16 +491,22 @@ def test_planner_loop_from_file_to_outbox(pipeline_run):
         orders = log[log["decision_type"].isin(["purchase_order", "store_replenishment"])]
         assert len(orders) >= 2 and (orders["status"] == "pending_review").all()
         out = Path(s.outbox_uri) / d
-        sent_ids = set(pd.read_csv(out / "purchase_orders.csv")["decision_id"]) | set(pd.read_csv(out / "transfers.csv")["decision_id"])
+        sent_ids = set(pd.read_csv(out / "purchase_orders.csv")["decision_id"]) | set(
+            pd.read_csv(out / "transfers.csv")["decision_id"]
+        )
         assert not sent_ids & set(orders["decision_id"])  # nothing pending was exported
         a, b = orders.iloc[0], orders.iloc[1]
         folder = Path(s.landing_uri) / "planner" / "2025-04-09"
         folder.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame({"decision_id": [a["decision_id"], b["decision_id"], "PO-20250408-000000000000"],
-                      "action": ["override", "reject", "approve"],
-                      "override_units_or_price": [float(a["units"]) + 6, None, None],
-                      "reason": ["promo", "shelf full", ""], "planner": ["ana", "ben", "ana"]}
-                     ).to_csv(folder / "decisions.csv", index=False)
+        pd.DataFrame(
+            {
+                "decision_id": [a["decision_id"], b["decision_id"], "PO-20250408-000000000000"],
+                "action": ["override", "reject", "approve"],
+                "override_units_or_price": [float(a["units"]) + 6, None, None],
+                "reason": ["promo", "shelf full", ""],
+                "planner": ["ana", "ben", "ana"],
+            }
+        ).to_csv(folder / "decisions.csv", index=False)
         landing = LandingZoneResource(uri=s.landing_uri)
         with dg.build_sensor_context(instance=instance, resources={"landing": landing}) as ctx:
             reqs = list(planner_files(ctx))
@@ -436,10 +514,14 @@ def test_planner_loop_from_file_to_outbox(pipeline_run):
         assert [r.partition_key for r in reqs] == ["2025-04-09"]
         with dg.build_sensor_context(instance=instance, cursor=cursor, resources={"landing": landing}) as ctx2:
             assert isinstance(planner_files(ctx2), dg.SkipReason)  # the same file is not processed twice
-        assert defs.resolve_job_def("review_planner").execute_in_process(
-            instance=instance, partition_key="2025-04-09").success
-        with dg.build_sensor_context(instance=instance,
-                                     resources={"warehouse": WarehouseResource(root=str(wh_root))}) as actx:
+        assert (
+            defs.resolve_job_def("review_planner")
+            .execute_in_process(instance=instance, partition_key="2025-04-09")
+            .success
+        )
+        with dg.build_sensor_context(
+            instance=instance, resources={"warehouse": WarehouseResource(root=str(wh_root))}
+        ) as actx:
             pub = list(planner_answers_applied(actx))
         assert [r.partition_key for r in pub] == [d]
         assert defs.resolve_job_def("publish_decisions").execute_in_process(instance=instance, partition_key=d).success
@@ -498,13 +580,15 @@ def _killed_publish(d: str, kill_at: str) -> int:
                 def dying_append(self, table, *a, **k):
                     if table == "decision_events":
                         import traceback
+
                         if any("erp_outbox" in f.name for f in traceback.extract_stack()):
                             os.kill(os.getpid(), signal.SIGKILL)
                     return real_append(self, table, *a, **k)
 
                 Warehouse.append = dying_append
             build_definitions().resolve_job_def("publish_decisions").execute_in_process(
-                instance=dg.DagsterInstance.ephemeral(), partition_key=d, raise_on_error=False)
+                instance=dg.DagsterInstance.ephemeral(), partition_key=d, raise_on_error=False
+            )
         finally:
             os._exit(3)  # not killed: the patch never fired
     return os.waitpid(pid, 0)[1]
@@ -535,8 +619,11 @@ def test_a_killed_run_rerun_leaves_no_duplicate_decisions_in_the_outbox(pipeline
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
     assert _bytes(folder) == before and not list(root.glob(f".{d}.tmp-*"))
 
-    res = build_definitions().resolve_job_def("publish_decisions").execute_in_process(
-        instance=dg.DagsterInstance.ephemeral(), partition_key=d)
+    res = (
+        build_definitions()
+        .resolve_job_def("publish_decisions")
+        .execute_in_process(instance=dg.DagsterInstance.ephemeral(), partition_key=d)
+    )
     assert res.success
     assert _bytes(folder) == before
     for name in ("purchase_orders.csv", "transfers.csv", "price_changes.csv"):
@@ -566,18 +653,28 @@ def test_the_same_assets_read_landing_from_s3_and_write_the_outbox_to_s3(pipelin
         if p.is_file() and (p.parent == land / "master" or p.parent == land / "daily" / d):
             client.upload_file(str(p), "pl-landing", f"zone/{p.relative_to(land).as_posix()}")
     wh = tmp_path / "warehouse"
-    res = {"landing": LandingZoneResource(uri="s3://pl-landing/zone", s3_endpoint_url=s3_endpoint),
-           "warehouse": WarehouseResource(root=str(wh))}
+    res = {
+        "landing": LandingZoneResource(uri="s3://pl-landing/zone", s3_endpoint_url=s3_endpoint),
+        "warehouse": WarehouseResource(root=str(wh)),
+    }
     defs3 = build_definitions(resources=res)
     instance = dg.DagsterInstance.ephemeral()
     assert defs3.resolve_job_def("ingest_master").execute_in_process(instance=instance).success
-    assert without_freshness(defs3.resolve_job_def("ingest_daily"), [dg.AssetKey("raw_pos_sales")]).execute_in_process(
-        instance=instance, partition_key=d).success
-    pd.testing.assert_frame_equal(Warehouse(wh).read("raw_pos_sales", d), Warehouse(s.warehouse_dir).read("raw_pos_sales", d))
+    assert (
+        without_freshness(defs3.resolve_job_def("ingest_daily"), [dg.AssetKey("raw_pos_sales")])
+        .execute_in_process(instance=instance, partition_key=d)
+        .success
+    )
+    pd.testing.assert_frame_equal(
+        Warehouse(wh).read("raw_pos_sales", d), Warehouse(s.warehouse_dir).read("raw_pos_sales", d)
+    )
 
-    defs_out = build_definitions(resources={"outbox": OutboxResource(uri="s3://pl-erp/outbox", s3_endpoint_url=s3_endpoint)})
-    r = without_freshness(defs_out.resolve_job_def("publish_decisions"), [dg.AssetKey("erp_outbox")]).execute_in_process(
-        instance=instance, partition_key=d)
+    defs_out = build_definitions(
+        resources={"outbox": OutboxResource(uri="s3://pl-erp/outbox", s3_endpoint_url=s3_endpoint)}
+    )
+    r = without_freshness(
+        defs_out.resolve_job_def("publish_decisions"), [dg.AssetKey("erp_outbox")]
+    ).execute_in_process(instance=instance, partition_key=d)
     assert r.success
     local = Path(s.outbox_uri) / d
     keys = sorted(o["Key"] for o in client.list_objects_v2(Bucket="pl-erp", Prefix=f"outbox/{d}/")["Contents"])

@@ -9,8 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inventory_pipeline.core.pricing import (PricingConfig, PricingInfeasible, _ladder, estimate_elasticities,
-                                             optimise_prices)
+from inventory_pipeline.core.pricing import (
+    PricingConfig,
+    _ladder,
+    estimate_elasticities,
+    optimise_prices,
+)
 
 CFG = PricingConfig(enabled=True, price_endings=(), category_avg_change_cap=1.0)
 # the markdown rules on carried items: a retailer that clears what does not sell within the horizon
@@ -18,8 +22,18 @@ SALVAGE = dataclasses.replace(CFG, carried_excess="salvage")
 
 
 def _item(**kw):
-    base = dict(location_id="S1", sku_id="A", category="c", current_price=10.0, unit_cost=5.0, elasticity=-2.0,
-                expected_units=100.0, supply=np.inf, weeks_of_supply=2.0, recently_changed=False)
+    base = dict(
+        location_id="S1",
+        sku_id="A",
+        category="c",
+        current_price=10.0,
+        unit_cost=5.0,
+        elasticity=-2.0,
+        expected_units=100.0,
+        supply=np.inf,
+        weeks_of_supply=2.0,
+        recently_changed=False,
+    )
     base.update(kw)
     return pd.DataFrame([base])
 
@@ -33,7 +47,9 @@ def test_unconstrained_margin_optimum_at_constant_elasticity():
 
 def test_max_increase_binds_for_an_inelastic_item():
     out = optimise_prices(_item(elasticity=-0.5), CFG)  # optimum far above: capped at +10%
-    assert out["recommended_price"].iloc[0] == pytest.approx(11.0) and out["binding_guardrail"].iloc[0] == "max_increase"
+    assert (
+        out["recommended_price"].iloc[0] == pytest.approx(11.0) and out["binding_guardrail"].iloc[0] == "max_increase"
+    )
 
 
 def test_max_decrease_binds_for_a_very_elastic_item():
@@ -43,8 +59,10 @@ def test_max_decrease_binds_for_a_very_elastic_item():
 
 def test_min_margin_binds():
     # e = -5: a = 600, b = 50, optimum (a + b c) / 2b = 10.0 for c = 8, below 8 x 1.3 = 10.4
-    out = optimise_prices(_item(elasticity=-5.0, unit_cost=8.0), PricingConfig(price_endings=(), category_avg_change_cap=1.0,
-                                                                               min_margin=0.3))
+    out = optimise_prices(
+        _item(elasticity=-5.0, unit_cost=8.0),
+        PricingConfig(price_endings=(), category_avg_change_cap=1.0, min_margin=0.3),
+    )
     assert out["recommended_price"].iloc[0] == pytest.approx(10.4) and out["binding_guardrail"].iloc[0] == "min_margin"
 
 
@@ -102,7 +120,8 @@ def test_stock_holding_by_hand():
     assert h[0] == pytest.approx(4 * 0.001 * (100 - 100 / 1.2) * 10 / 2) and h[1] == pytest.approx(0.0)
     # 50 units that sell out on day 5 at p0 (50^2 / (2 x 10 a day) = 125 unit-days), on day 6 at 12
     assert stock_holding(np.array([12.0]), 10.0, 4.0, 100.0, -1.0, 50.0, cfg)[0] == pytest.approx(
-        4 * 0.001 * (50**2 / (2 * 100 / 1.2 / 10) - 125))
+        4 * 0.001 * (50**2 / (2 * 100 / 1.2 / 10) - 125)
+    )
 
 
 def test_a_carried_overstock_is_priced_for_its_margin_and_its_rise_passes_the_guardrails():
@@ -114,8 +133,9 @@ def test_a_carried_overstock_is_priced_for_its_margin_and_its_rise_passes_the_gu
     carried = optimise_prices(item, CFG)
     assert carried["recommended_price"].iloc[0] == pytest.approx(11.0)
     assert carried["change_reason"].iloc[0] == "margin_raise"
-    full = carried.assign(days_since_price_change=np.nan, expected_units_current=100.0,
-                          expected_units_recommended=100.0)
+    full = carried.assign(
+        days_since_price_change=np.nan, expected_units_current=100.0, expected_units_recommended=100.0
+    )
     assert guardrail_violations(full, CFG).empty
     for at_risk, cfg in ((item.assign(end_of_life=True, sell_through_days=56.0), CFG), (item, SALVAGE)):
         assert optimise_prices(at_risk, cfg)["recommended_price"].iloc[0] <= 10.0
@@ -131,7 +151,7 @@ def test_clearance_value_by_hand():
     assert v[0] == pytest.approx(70 * 10 + 30 * 2 - 4 * 0.001 * 70 * 65)
     # at 5 demand is 4 a day: 100 sold in 25 days (holding 100^2 / 8 unit-days); 45 days of regular sales resume
     v = clearance_value(np.array([5.0]), 10.0, 4.0, 1.0, 100.0, True, -2.0, cfg)
-    assert v[0] == pytest.approx(500 - 4 * 0.001 * 100 ** 2 / 8 + (10 - 4) * 1 * 45)
+    assert v[0] == pytest.approx(500 - 4 * 0.001 * 100**2 / 8 + (10 - 4) * 1 * 45)
 
 
 def test_a_discontinued_item_is_marked_down_but_the_same_stock_of_a_carried_item_is_not():
@@ -139,8 +159,9 @@ def test_a_discontinued_item_is_marked_down_but_the_same_stock_of_a_carried_item
     # discontinued one leaves the shelf after `end_of_life_weeks` (8), the rest fetching salvage
     cfg = dataclasses.replace(CFG, end_of_life_weeks=8.0)
     carried = optimise_prices(_item(elasticity=-1.5, weeks_of_supply=12.0), cfg).iloc[0]
-    gone = optimise_prices(_item(elasticity=-1.5, weeks_of_supply=12.0, end_of_life=True, sell_through_days=56.0),
-                           cfg).iloc[0]
+    gone = optimise_prices(
+        _item(elasticity=-1.5, weeks_of_supply=12.0, end_of_life=True, sell_through_days=56.0), cfg
+    ).iloc[0]
     assert carried["recommended_price"] >= 10.0 and carried["change_reason"] != "markdown"
     assert gone["recommended_price"] < 10.0 and gone["change_reason"] == "markdown"
 
@@ -148,15 +169,23 @@ def test_a_discontinued_item_is_marked_down_but_the_same_stock_of_a_carried_item
 def test_a_season_end_is_marked_down():
     from inventory_pipeline.core.pricing import end_of_life
 
-    prod = pd.DataFrame({"sku_id": ["A", "B", "C"], "season_end_date": ["2025-07-15", "", "2026-06-01"],
-                         "discontinue_date": ["", "2025-06-20", ""]})
+    prod = pd.DataFrame(
+        {
+            "sku_id": ["A", "B", "C"],
+            "season_end_date": ["2025-07-15", "", "2026-06-01"],
+            "discontinue_date": ["", "2025-06-20", ""],
+        }
+    )
     flag, horizon = end_of_life(pd.Series(["A", "B", "C", "Z"]), prod, "2025-07-01")
     assert flag.tolist() == [True, True, False, False] and horizon[0] == 14 and horizon[2] == 26 * 7
     assert horizon[1] == 56 - 11  # discontinued 11 days ago: 8 weeks on the shelf from then
     # 6 weeks of supply and 14 days of season left: most of it would be salvaged at the regular price
     item = _item(elasticity=-2.0, weeks_of_supply=6.0, end_of_life=True, sell_through_days=14.0)
     assert optimise_prices(item, CFG).iloc[0]["recommended_price"] < 10.0
-    assert optimise_prices(item.assign(end_of_life=False, sell_through_days=182.0), CFG).iloc[0]["recommended_price"] >= 10.0
+    assert (
+        optimise_prices(item.assign(end_of_life=False, sell_through_days=182.0), CFG).iloc[0]["recommended_price"]
+        >= 10.0
+    )
 
 
 def test_a_change_whose_gain_flips_sign_inside_the_elasticity_interval_is_held():
@@ -171,7 +200,10 @@ def test_an_unidentified_elasticity_holds_the_price():
     src = "chain average (no price variation in the category)"
     out = optimise_prices(_item(elasticity=-0.5, source=src), CFG).iloc[0]
     assert out["recommended_price"] == 10.0 and out["binding_guardrail"] == "elasticity_unidentified"
-    assert optimise_prices(_item(elasticity=-0.5, source="category: promotion depth"), CFG).iloc[0]["recommended_price"] > 10
+    assert (
+        optimise_prices(_item(elasticity=-0.5, source="category: promotion depth"), CFG).iloc[0]["recommended_price"]
+        > 10
+    )
 
 
 @settings(max_examples=40, deadline=None)
@@ -180,8 +212,9 @@ def test_a_wider_interval_never_changes_a_price_a_narrower_one_holds(e, se, wos,
     # every candidate's worst gain over a wider interval is a minimum over a superset, and holding
     # does not depend on the elasticity: more uncertainty can only turn changes into holds (not the
     # depth of a cut: clearing stock of a less elastic item takes a deeper one)
-    items = pd.concat([_item(elasticity=e, se=s, weeks_of_supply=wos, unit_cost=cost) for s in (se, se + 0.5)],
-                      ignore_index=True)
+    items = pd.concat(
+        [_item(elasticity=e, se=s, weeks_of_supply=wos, unit_cost=cost) for s in (se, se + 0.5)], ignore_index=True
+    )
     narrow, wide = (optimise_prices(items.iloc[[k]], CFG).iloc[0]["recommended_price"] for k in (0, 1))
     assert narrow != 10.0 or wide == 10.0
 
@@ -190,8 +223,12 @@ def test_low_price_overstock_takes_the_next_ladder_step_down():
     # 1.79 with max change 10% and markdown 8%: no x.x9 price in [1.611, 1.6468]; the next step
     # down the ladder, 1.69 (-5.6%), is inside the max change, so it is the markdown (60 weeks of
     # supply of an elastic item: most would otherwise only fetch salvage)
-    cfg = PricingConfig(price_endings=(0.09, 0.19, 0.29, 0.39, 0.49, 0.59, 0.69, 0.79, 0.89, 0.99), category_avg_change_cap=1.0,
-                        max_markdown=0.10, carried_excess="salvage")
+    cfg = PricingConfig(
+        price_endings=(0.09, 0.19, 0.29, 0.39, 0.49, 0.59, 0.69, 0.79, 0.89, 0.99),
+        category_avg_change_cap=1.0,
+        max_markdown=0.10,
+        carried_excess="salvage",
+    )
     out = optimise_prices(_item(current_price=1.79, unit_cost=1.0, elasticity=-3.0, weeks_of_supply=60.0), cfg)
     assert out["recommended_price"].iloc[0] == pytest.approx(1.69) and out["binding_guardrail"].iloc[0] == "markdown"
 
@@ -199,13 +236,17 @@ def test_low_price_overstock_takes_the_next_ladder_step_down():
 def test_markdowns_yield_to_the_category_cap_instead_of_failing():
     # A has 80 weeks of supply (a markdown pays), B cannot move: a markdown alone would average
     # -4% > 3%, so A holds and says why -- the cap is a hard guardrail, the markdown a choice
-    items = pd.concat([_item(sku_id="A", weeks_of_supply=80.0), _item(sku_id="B", recently_changed=True)], ignore_index=True)
-    out = optimise_prices(items, PricingConfig(price_endings=(), category_avg_change_cap=0.03, carried_excess="salvage")
-                          ).set_index("sku_id")
+    items = pd.concat(
+        [_item(sku_id="A", weeks_of_supply=80.0), _item(sku_id="B", recently_changed=True)], ignore_index=True
+    )
+    out = optimise_prices(
+        items, PricingConfig(price_endings=(), category_avg_change_cap=0.03, carried_excess="salvage")
+    ).set_index("sku_id")
     assert out.loc["A", "recommended_price"] == 10.0 and out.loc["A", "binding_guardrail"] == "category_avg_change"
     # with room in the category (cap 5%) the markdown happens
-    out = optimise_prices(items, PricingConfig(price_endings=(), category_avg_change_cap=0.05, carried_excess="salvage")
-                          ).set_index("sku_id")
+    out = optimise_prices(
+        items, PricingConfig(price_endings=(), category_avg_change_cap=0.05, carried_excess="salvage")
+    ).set_index("sku_id")
     assert out.loc["A", "recommended_price"] <= 9.2 + 1e-9 and out.loc["A", "change_reason"] == "markdown"
 
 
@@ -216,7 +257,9 @@ def test_category_average_change_cap():
 
 
 def test_price_endings_ladder():
-    item, price = _ladder(np.array([9.0, 10.5, 4.0]), np.array([11.0, 11.0, 4.0]), np.array([10.0, 10.0, 4.0]), (0.49, 0.99))
+    item, price = _ladder(
+        np.array([9.0, 10.5, 4.0]), np.array([11.0, 11.0, 4.0]), np.array([10.0, 10.0, 4.0]), (0.49, 0.99)
+    )
     by = {i: sorted(price[item == i]) for i in range(3)}
     assert by[0] == pytest.approx([9.49, 9.99, 10.0, 10.49, 10.99])  # the ladder inside [9, 11] and the current price
     assert by[1] == pytest.approx([10.99])  # 10.0 is outside [10.5, 11]: no hold
@@ -247,10 +290,21 @@ def test_elasticity_recovered_from_regular_price_changes():
         for k, true_e in enumerate((-1.2, -2.5)):
             # regular price steps every 3 weeks between 90% and 110% of base
             factor = 1 + 0.1 * np.sign(np.sin(np.arange(182) / 21 * np.pi + s))
-            mu = 20 * factor ** true_e
-            rows.append(pd.DataFrame({"location_id": f"S{s}", "sku_id": f"K{k}", "date": days,
-                                      "units_sold": rng.poisson(mu), "unit_price": 10 * factor, "price_observed": True,
-                                      "on_promo": 0, "is_stockout": False}))
+            mu = 20 * factor**true_e
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "location_id": f"S{s}",
+                        "sku_id": f"K{k}",
+                        "date": days,
+                        "units_sold": rng.poisson(mu),
+                        "unit_price": 10 * factor,
+                        "price_observed": True,
+                        "on_promo": 0,
+                        "is_stockout": False,
+                    }
+                )
+            )
     h = pd.concat(rows, ignore_index=True)
     prod = pd.DataFrame({"sku_id": ["K0", "K1"], "category": ["c", "c"], "base_price": [10.0, 10.0]})
     el = estimate_elasticities(h, prod, PricingConfig()).set_index("sku_id")
@@ -270,14 +324,25 @@ def _promo_history(true_e=-2.0, skus=12, stores=4, days=182, seed=1, rate=12.0):
         lift = rng.uniform(1.1, 1.5)
         promo = np.zeros(days, bool)
         for first in (20, 65, 110, 150):
-            promo[first + k % 7: first + k % 7 + 10] = True
+            promo[first + k % 7 : first + k % 7 + 10] = True
         price = np.where(promo, 10 * (1 - depth), 10.0)
         for s in range(stores):
             mu = rate * np.where(promo, lift * (1 - depth) ** true_e, 1.0)
             u = rng.poisson(mu)
-            rows.append(pd.DataFrame({"location_id": f"S{s}", "sku_id": f"K{k:02d}", "date": dates, "units_sold": u,
-                                      "unit_price": price, "price_observed": u > 0, "on_promo": promo.astype(int),
-                                      "is_stockout": False}))
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "location_id": f"S{s}",
+                        "sku_id": f"K{k:02d}",
+                        "date": dates,
+                        "units_sold": u,
+                        "unit_price": price,
+                        "price_observed": u > 0,
+                        "on_promo": promo.astype(int),
+                        "is_stockout": False,
+                    }
+                )
+            )
     prod = pd.DataFrame({"sku_id": [f"K{k:02d}" for k in range(skus)], "category": "c", "base_price": 10.0})
     return pd.concat(rows, ignore_index=True), prod
 
@@ -338,7 +403,8 @@ def test_a_category_with_little_evidence_is_pulled_toward_the_chain():
     assert d["source"].str.contains("toward the chain").all()
     big_alone = estimate_elasticities(big, prod_big, PricingConfig())
     assert both.loc[both["category"] == "c", "elasticity"].to_numpy() == pytest.approx(
-        big_alone["elasticity"].to_numpy(), abs=0.1)
+        big_alone["elasticity"].to_numpy(), abs=0.1
+    )
 
 
 def test_zero_sale_days_take_the_chain_price_and_promotion():
@@ -362,19 +428,32 @@ def test_guardrail_violations_are_each_found():
     from inventory_pipeline.core.pricing import guardrail_violations
 
     cfg = PricingConfig(price_endings=(0.49, 0.99), category_avg_change_cap=0.05)
-    base = dict(location_id="S1", category="c", current_price=10.0, unit_cost=5.0, days_since_price_change=60.0,
-                weeks_of_supply=2.0, supply=np.inf, expected_units_current=10.0, expected_units_recommended=10.0)
-    rows = [dict(base, sku_id="ok", recommended_price=10.49),
-            dict(base, sku_id="margin", recommended_price=4.99, unit_cost=4.9),
-            dict(base, sku_id="change", recommended_price=12.49),
-            dict(base, sku_id="ending", recommended_price=10.37),
-            dict(base, sku_id="recent", recommended_price=10.49, days_since_price_change=3.0),
-            dict(base, sku_id="markdown", recommended_price=10.49, weeks_of_supply=12.0, end_of_life=True),
-            dict(base, sku_id="carried", recommended_price=10.49, weeks_of_supply=12.0, end_of_life=False),
-            dict(base, sku_id="stimulate", recommended_price=9.49, supply=5.0, expected_units_recommended=11.0)]
+    base = dict(
+        location_id="S1",
+        category="c",
+        current_price=10.0,
+        unit_cost=5.0,
+        days_since_price_change=60.0,
+        weeks_of_supply=2.0,
+        supply=np.inf,
+        expected_units_current=10.0,
+        expected_units_recommended=10.0,
+    )
+    rows = [
+        dict(base, sku_id="ok", recommended_price=10.49),
+        dict(base, sku_id="margin", recommended_price=4.99, unit_cost=4.9),
+        dict(base, sku_id="change", recommended_price=12.49),
+        dict(base, sku_id="ending", recommended_price=10.37),
+        dict(base, sku_id="recent", recommended_price=10.49, days_since_price_change=3.0),
+        dict(base, sku_id="markdown", recommended_price=10.49, weeks_of_supply=12.0, end_of_life=True),
+        dict(base, sku_id="carried", recommended_price=10.49, weeks_of_supply=12.0, end_of_life=False),
+        dict(base, sku_id="stimulate", recommended_price=9.49, supply=5.0, expected_units_recommended=11.0),
+    ]
     v = guardrail_violations(pd.DataFrame(rows), cfg)
     found = set(zip(v["sku_id"], v["guardrail"]))
-    assert ("margin", "min_margin") in found and ("change", "max_change") in found and ("ending", "price_endings") in found
+    assert (
+        ("margin", "min_margin") in found and ("change", "max_change") in found and ("ending", "price_endings") in found
+    )
     assert ("recent", "min_days_between_changes") in found and ("markdown", "markdown") in found
     assert ("stimulate", "inventory") in found and not any(s == "ok" for s, g in found if g != "category_avg_change")
     assert not any(s == "carried" for s, g in found if g != "category_avg_change")  # its stock sells later
@@ -390,10 +469,22 @@ def test_recommendations_are_inside_every_guardrail():
     h, prod = _promo_history(true_e=-1.5)
     prod = prod.assign(unit_cost=8.0)
     plan = "2025-07-01"
-    fc = pd.concat([pd.DataFrame({"location_id": f"S{s}", "sku_id": prod["sku_id"], "horizon": hz, "mean": 12.0})
-                    for s in range(4) for hz in range(1, 15)], ignore_index=True)
-    pos = pd.DataFrame({"location_id": np.repeat([f"S{s}" for s in range(4)], len(prod)),
-                        "sku_id": np.tile(prod["sku_id"], 4), "on_hand": 100.0, "on_order": 0.0})
+    fc = pd.concat(
+        [
+            pd.DataFrame({"location_id": f"S{s}", "sku_id": prod["sku_id"], "horizon": hz, "mean": 12.0})
+            for s in range(4)
+            for hz in range(1, 15)
+        ],
+        ignore_index=True,
+    )
+    pos = pd.DataFrame(
+        {
+            "location_id": np.repeat([f"S{s}" for s in range(4)], len(prod)),
+            "sku_id": np.tile(prod["sku_id"], 4),
+            "on_hand": 100.0,
+            "on_order": 0.0,
+        }
+    )
     pos.loc[0, "on_hand"] = 5000.0  # one overstocked store x SKU: marked down
     cfg = PricingConfig(category_avg_change_cap=0.10, carried_excess="salvage")
     recs = recommend_prices(fc, h, prod, plan, cfg, positions=pos)
@@ -411,11 +502,16 @@ def test_recommendations_are_inside_every_guardrail():
 def test_price_book_keeps_the_latest_exported_change_per_item():
     from inventory_pipeline.core.pricing import price_book
 
-    log = pd.DataFrame({
-        "decision_type": ["price_change"] * 4 + ["purchase_order"], "location_id": ["S1", "S1", "S2", "S3", "DC1"],
-        "sku_id": ["A"] * 5, "plan_date": ["2025-05-01", "2025-05-15", "2025-05-10", "2025-05-12", "2025-05-16"],
-        "status": ["auto_approved", "approved", "rejected", "overridden", "auto_approved"],
-        "new_price": [10.49, 10.99, 9.99, 8.99, np.nan]})
+    log = pd.DataFrame(
+        {
+            "decision_type": ["price_change"] * 4 + ["purchase_order"],
+            "location_id": ["S1", "S1", "S2", "S3", "DC1"],
+            "sku_id": ["A"] * 5,
+            "plan_date": ["2025-05-01", "2025-05-15", "2025-05-10", "2025-05-12", "2025-05-16"],
+            "status": ["auto_approved", "approved", "rejected", "overridden", "auto_approved"],
+            "new_price": [10.49, 10.99, 9.99, 8.99, np.nan],
+        }
+    )
     b = price_book(log, "2025-05-20").set_index("location_id")
     assert b.loc["S1", "price"] == 10.99 and b.loc["S1", "effective_date"] == pd.Timestamp("2025-05-16")
     assert "S2" not in b.index and b.loc["S3", "price"] == 8.99  # a rejected change never reached the shelf
@@ -425,10 +521,20 @@ def test_price_book_keeps_the_latest_exported_change_per_item():
 def test_current_price_comes_from_the_book_when_no_sale_showed_it_yet():
     from inventory_pipeline.core.pricing import current_prices
 
-    hist = pd.DataFrame({"location_id": "S1", "sku_id": "A", "date": pd.to_datetime(["2025-05-01", "2025-05-02"]),
-                         "unit_price": [10.0, 10.0], "price_observed": True, "on_promo": 0})
+    hist = pd.DataFrame(
+        {
+            "location_id": "S1",
+            "sku_id": "A",
+            "date": pd.to_datetime(["2025-05-01", "2025-05-02"]),
+            "unit_price": [10.0, 10.0],
+            "price_observed": True,
+            "on_promo": 0,
+        }
+    )
     prod = pd.DataFrame({"sku_id": ["A"], "base_price": [10.0]})
-    book = pd.DataFrame({"location_id": ["S1"], "sku_id": ["A"], "price": [10.99], "effective_date": [pd.Timestamp("2025-05-04")]})
+    book = pd.DataFrame(
+        {"location_id": ["S1"], "sku_id": ["A"], "price": [10.99], "effective_date": [pd.Timestamp("2025-05-04")]}
+    )
     cur = current_prices(hist, prod, "2025-05-08", book).iloc[0]
     # a slow mover: nothing sold since the change, yet the shelf says 10.99 since 05-04
     assert cur["unit_price"] == 10.99 and cur["last_other_price_date"] == pd.Timestamp("2025-05-03")
@@ -440,8 +546,18 @@ def _recent_change():
     fixed at -2, a 14-day minimum between changes: (forecast, history, products, config)."""
     dates = pd.date_range("2025-04-01", periods=28)
     price = np.where(np.arange(28) < 21, 10.0, 11.0)
-    hist = pd.DataFrame({"location_id": "S1", "sku_id": "A", "date": dates, "units_sold": 10, "unit_price": price,
-                         "price_observed": True, "on_promo": 0, "is_stockout": False})
+    hist = pd.DataFrame(
+        {
+            "location_id": "S1",
+            "sku_id": "A",
+            "date": dates,
+            "units_sold": 10,
+            "unit_price": price,
+            "price_observed": True,
+            "on_promo": 0,
+            "is_stockout": False,
+        }
+    )
     prod = pd.DataFrame({"sku_id": ["A"], "category": ["c"], "unit_cost": [5.0], "base_price": [10.0]})
     fc = pd.DataFrame({"location_id": "S1", "sku_id": "A", "horizon": range(1, 15), "mean": 10.0})
     cfg = PricingConfig(default_elasticity=-2.0, elasticity_bounds=(-2.0, -2.0), min_days_between_changes=14)
@@ -484,6 +600,7 @@ def test_pricing_policy_errors_are_clear_and_the_file_drives_the_config(tmp_path
 
 # ---- edge cases found in review: each once broke a guardrail or the estimate -----------------------
 
+
 def test_stores_pricing_differently_are_not_price_changes():
     # slow movers at constant but store-specific prices: no SKU may claim an own price change
     rng = np.random.default_rng(5)
@@ -492,8 +609,20 @@ def test_stores_pricing_differently_are_not_price_changes():
     for k in range(20):
         for s, price in enumerate((10.0, 10.0, 11.5)):
             u = rng.poisson(0.15, 182)
-            rows.append(pd.DataFrame({"location_id": f"S{s}", "sku_id": f"K{k}", "date": dates, "units_sold": u,
-                                      "unit_price": price, "price_observed": u > 0, "on_promo": 0, "is_stockout": False}))
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "location_id": f"S{s}",
+                        "sku_id": f"K{k}",
+                        "date": dates,
+                        "units_sold": u,
+                        "unit_price": price,
+                        "price_observed": u > 0,
+                        "on_promo": 0,
+                        "is_stockout": False,
+                    }
+                )
+            )
     prod = pd.DataFrame({"sku_id": [f"K{k}" for k in range(20)], "category": "c", "base_price": 10.0})
     el = estimate_elasticities(pd.concat(rows, ignore_index=True), prod, PricingConfig(default_elasticity=-1.5))
     assert (el["n_events"] == 0).all() and (el["elasticity"] == -1.5).all()
@@ -502,28 +631,41 @@ def test_stores_pricing_differently_are_not_price_changes():
 def test_an_item_without_candidates_does_not_hide_a_category_over_its_cap():
     from inventory_pipeline.core.pricing import guardrail_violations
 
-    items = pd.concat([_item(sku_id="X", current_price=0.5, unit_cost=0.5 / 1.05, recently_changed=True),
-                       _item(sku_id="A", elasticity=-5.0, unit_cost=2.0), _item(sku_id="B", recently_changed=True),
-                       _item(sku_id="Y", category="d")], ignore_index=True)
+    items = pd.concat(
+        [
+            _item(sku_id="X", current_price=0.5, unit_cost=0.5 / 1.05, recently_changed=True),
+            _item(sku_id="A", elasticity=-5.0, unit_cost=2.0),
+            _item(sku_id="B", recently_changed=True),
+            _item(sku_id="Y", category="d"),
+        ],
+        ignore_index=True,
+    )
     cfg = PricingConfig(category_avg_change_cap=0.03)
     out = optimise_prices(items, cfg)
     rel = (out["recommended_price"] / out["current_price"] - 1)[out["category"] == "c"].mean()
     assert abs(rel) <= 0.03 + 1e-9
-    assert guardrail_violations(out.assign(days_since_price_change=np.nan, expected_units_current=100.0,
-                                           expected_units_recommended=100.0), cfg).empty
+    assert guardrail_violations(
+        out.assign(days_since_price_change=np.nan, expected_units_current=100.0, expected_units_recommended=100.0), cfg
+    ).empty
 
 
 def test_below_the_margin_floor_rises_unless_overstocked_and_never_fails_the_cap():
     cfg = PricingConfig(price_endings=(), category_avg_change_cap=0.03)
-    out = optimise_prices(_item(current_price=9.99, unit_cost=10.0, elasticity=-30.0),  # optimum 10.34 < floor 10.5
-                          PricingConfig(price_endings=(), category_avg_change_cap=1.0))
+    out = optimise_prices(
+        _item(current_price=9.99, unit_cost=10.0, elasticity=-30.0),  # optimum 10.34 < floor 10.5
+        PricingConfig(price_endings=(), category_avg_change_cap=1.0),
+    )
     assert out["recommended_price"].iloc[0] >= 10.5 - 1e-9 and out["binding_guardrail"].iloc[0] == "min_margin"
-    held = optimise_prices(_item(current_price=9.99, unit_cost=10.0, weeks_of_supply=20.0),
-                           dataclasses.replace(cfg, carried_excess="salvage")).iloc[0]
+    held = optimise_prices(
+        _item(current_price=9.99, unit_cost=10.0, weeks_of_supply=20.0),
+        dataclasses.replace(cfg, carried_excess="salvage"),
+    ).iloc[0]
     assert held["recommended_price"] == 9.99 and held["binding_guardrail"] == "min_margin"  # overstocked: never raised
     # a required rise bigger than the cap allows: it holds (penalised) instead of failing the stage
-    two = pd.concat([_item(sku_id="A", current_price=9.99, unit_cost=10.0), _item(sku_id="B", recently_changed=True)],
-                    ignore_index=True)
+    two = pd.concat(
+        [_item(sku_id="A", current_price=9.99, unit_cost=10.0), _item(sku_id="B", recently_changed=True)],
+        ignore_index=True,
+    )
     out = optimise_prices(two, PricingConfig(price_endings=(), category_avg_change_cap=0.02)).set_index("sku_id")
     assert out.loc["A", "recommended_price"] == 9.99 and out.loc["A", "binding_guardrail"] == "category_avg_change"
 
@@ -533,12 +675,20 @@ def test_a_forecast_item_without_cost_or_price_is_held_or_left_out():
 
     h, prod = _promo_history(skus=6)
     prod = prod.assign(unit_cost=6.0)
-    fc = pd.concat([pd.DataFrame({"location_id": "S0", "sku_id": ["K00", "Z", "K01"], "horizon": hz, "mean": 5.0})
-                    for hz in range(1, 15)], ignore_index=True)
+    fc = pd.concat(
+        [
+            pd.DataFrame({"location_id": "S0", "sku_id": ["K00", "Z", "K01"], "horizon": hz, "mean": 5.0})
+            for hz in range(1, 15)
+        ],
+        ignore_index=True,
+    )
     prod.loc[prod["sku_id"] == "K01", "unit_cost"] = np.nan
     recs = recommend_prices(fc, h, prod, "2025-07-01", PricingConfig()).set_index("sku_id")
     assert "Z" not in recs.index  # unknown SKU, never sold: no price to start from
-    assert recs.loc["K01", "binding_guardrail"] == "missing_cost" and recs.loc["K01", "recommended_price"] == recs.loc["K01", "current_price"]
+    assert (
+        recs.loc["K01", "binding_guardrail"] == "missing_cost"
+        and recs.loc["K01", "recommended_price"] == recs.loc["K01", "current_price"]
+    )
 
 
 def test_a_markdown_that_would_outrun_supply_holds():
@@ -567,16 +717,27 @@ def test_large_problems_use_the_lp_relaxation_and_stay_feasible_and_near_optimal
 
     rng = np.random.default_rng(2)
     n = 300
-    items = pd.DataFrame({"location_id": "S1", "sku_id": [f"K{i}" for i in range(n)], "category": rng.choice(["a", "b", "c"], n),
-                          "current_price": np.round(rng.uniform(2, 30, n), 1) - 0.01, "elasticity": rng.uniform(-3, -0.8, n),
-                          "expected_units": rng.uniform(1, 50, n), "supply": np.inf, "weeks_of_supply": 2.0,
-                          "recently_changed": False})
+    items = pd.DataFrame(
+        {
+            "location_id": "S1",
+            "sku_id": [f"K{i}" for i in range(n)],
+            "category": rng.choice(["a", "b", "c"], n),
+            "current_price": np.round(rng.uniform(2, 30, n), 1) - 0.01,
+            "elasticity": rng.uniform(-3, -0.8, n),
+            "expected_units": rng.uniform(1, 50, n),
+            "supply": np.inf,
+            "weeks_of_supply": 2.0,
+            "recently_changed": False,
+        }
+    )
     items["unit_cost"] = items["current_price"] * rng.uniform(0.5, 0.8, n)
     cfg = PricingConfig(category_avg_change_cap=0.02)
 
     def margin(out):
         r = out["recommended_price"] / out["current_price"]
-        return float(((out["recommended_price"] - out["unit_cost"]) * out["expected_units"] * r ** out["elasticity"]).sum())
+        return float(
+            ((out["recommended_price"] - out["unit_cost"]) * out["expected_units"] * r ** out["elasticity"]).sum()
+        )
 
     exact = optimise_prices(items, cfg)
     monkeypatch.setattr(pricing, "MILP_MAX_VARIABLES", 10)
@@ -590,18 +751,26 @@ def test_large_problems_use_the_lp_relaxation_and_stay_feasible_and_near_optimal
 def test_clearance_markdowns_may_step_deeper_than_regular_changes():
     from inventory_pipeline.core.pricing import guardrail_violations
 
-    cfg = PricingConfig(price_endings=(), category_avg_change_cap=1.0, max_markdown=0.25, markdown_pct=0.08,
-                        carried_excess="salvage")
+    cfg = PricingConfig(
+        price_endings=(), category_avg_change_cap=1.0, max_markdown=0.25, markdown_pct=0.08, carried_excess="salvage"
+    )
     over = optimise_prices(_item(elasticity=-5.0, unit_cost=5.0, weeks_of_supply=20.0), cfg).iloc[0]
     assert 7.5 - 1e-9 <= over["recommended_price"] < 9.0 and over["binding_guardrail"] == "markdown"
     normal = optimise_prices(_item(elasticity=-5.0, unit_cost=2.0), cfg).iloc[0]
     assert normal["recommended_price"] == pytest.approx(9.0)  # not overstocked: the regular 10% step
-    both = pd.concat([optimise_prices(_item(elasticity=-5.0, unit_cost=5.0, weeks_of_supply=20.0), cfg),
-                      optimise_prices(_item(elasticity=-5.0, unit_cost=2.0), cfg)], ignore_index=True)
-    assert guardrail_violations(both.assign(days_since_price_change=np.nan, expected_units_current=0.0,
-                                            expected_units_recommended=0.0), cfg).empty
-    deep = both.assign(weeks_of_supply=2.0, days_since_price_change=np.nan, expected_units_current=0.0,
-                       expected_units_recommended=0.0)  # the same cut on an item that is not overstocked
+    both = pd.concat(
+        [
+            optimise_prices(_item(elasticity=-5.0, unit_cost=5.0, weeks_of_supply=20.0), cfg),
+            optimise_prices(_item(elasticity=-5.0, unit_cost=2.0), cfg),
+        ],
+        ignore_index=True,
+    )
+    assert guardrail_violations(
+        both.assign(days_since_price_change=np.nan, expected_units_current=0.0, expected_units_recommended=0.0), cfg
+    ).empty
+    deep = both.assign(
+        weeks_of_supply=2.0, days_since_price_change=np.nan, expected_units_current=0.0, expected_units_recommended=0.0
+    )  # the same cut on an item that is not overstocked
     assert "max_change" in set(guardrail_violations(deep, cfg)["guardrail"])
 
 
@@ -613,11 +782,23 @@ def _ratchet_history(true_e=-1.8, skus=12, stores=4, days=240, seed=5):
     rows = []
     for k in range(skus):
         steps = np.maximum((np.arange(days) - 2 * k) // 21, 0)
-        price = 10.0 * 1.1 ** steps
+        price = 10.0 * 1.1**steps
         for s in range(stores):
             u = rng.poisson(15.0 * (price / 10.0) ** true_e)
-            rows.append(pd.DataFrame({"location_id": f"S{s}", "sku_id": f"K{k:02d}", "date": dates, "units_sold": u,
-                                      "unit_price": price, "price_observed": True, "on_promo": 0, "is_stockout": False}))
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "location_id": f"S{s}",
+                        "sku_id": f"K{k:02d}",
+                        "date": dates,
+                        "units_sold": u,
+                        "unit_price": price,
+                        "price_observed": True,
+                        "on_promo": 0,
+                        "is_stockout": False,
+                    }
+                )
+            )
     prod = pd.DataFrame({"sku_id": [f"K{k:02d}" for k in range(skus)], "category": "c", "base_price": 10.0})
     return pd.concat(rows, ignore_index=True), prod
 
@@ -668,7 +849,8 @@ def test_pricing_and_replenishment_read_a_price_through_the_one_response():
     m = price_response(r["recommended_price"], ref, -2.0)
     assert r["demand_multiplier"] == pytest.approx(m, rel=1e-12) and m != 1.0
     assert r["expected_units_recommended"] == pytest.approx(
-        r["expected_units_current"] * price_response(r["recommended_price"], r["current_price"], -2.0))
+        r["expected_units_current"] * price_response(r["recommended_price"], r["current_price"], -2.0)
+    )
     # replenishment: the store protects its forecast times the recommendation's response
     fc_r, prices, positions, products, locations = _case(mean=10.0)
     plain = _plan((fc_r, prices, positions, products, locations)).targets.iloc[0]

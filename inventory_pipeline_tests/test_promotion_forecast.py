@@ -24,16 +24,26 @@ def _history(lift=2.0, rate=20.0, days=200, seed=0):
         for loc in ("S1", "S2", "S3", "S4"):
             units = rng.poisson(rate * np.where(promo, lift, 1.0))
             rows.append(
-                pd.DataFrame({"location_id": loc, "sku_id": sku, "date": dates, "units_sold": units,
-                              "is_stockout": False, "on_promo": promo.astype(int)})
+                pd.DataFrame(
+                    {
+                        "location_id": loc,
+                        "sku_id": sku,
+                        "date": dates,
+                        "units_sold": units,
+                        "is_stockout": False,
+                        "on_promo": promo.astype(int),
+                    }
+                )
             )
     return pd.concat(rows, ignore_index=True)
 
 
 def _plan(days, skus=("A",), locs=("S1", "S2", "S3", "S4")):
     d = pd.date_range(pd.Timestamp(PLAN_DATE) + pd.Timedelta(days=days[0]), periods=days[1])
-    return pd.DataFrame([(loc, sku, day, 20.0, 0, "P1") for loc in locs for sku in skus for day in d],
-                        columns=["location_id", "sku_id", "date", "discount_pct", "display", "promo_id"])
+    return pd.DataFrame(
+        [(loc, sku, day, 20.0, 0, "P1") for loc in locs for sku in skus for day in d],
+        columns=["location_id", "sku_id", "date", "discount_pct", "display", "promo_id"],
+    )
 
 
 CFG = ForecastConfig(cv_windows=2, cv_horizon=7, horizon_days=21, cv_sample_series=0)
@@ -68,8 +78,13 @@ def test_a_cancelled_promotion_is_not_forecast(forecasts):
 
 
 def test_planned_days_match_on_store_sku_and_day():
-    fc = pd.DataFrame({"location_id": ["S1", "S1", "S2"], "sku_id": ["A", "A", "A"],
-                       "date": pd.to_datetime(["2025-07-05", "2025-07-20", "2025-07-05"])})
+    fc = pd.DataFrame(
+        {
+            "location_id": ["S1", "S1", "S2"],
+            "sku_id": ["A", "A", "A"],
+            "date": pd.to_datetime(["2025-07-05", "2025-07-20", "2025-07-05"]),
+        }
+    )
     plan = _plan((5, 3), locs=("S1",))
     assert planned_promotion_days(fc, plan).tolist() == [True, False, False]
     assert not planned_promotion_days(fc, None).any()

@@ -26,8 +26,13 @@ def m5_landing(tmp_path_factory):
 
 
 def _read(folder: Path, name: str) -> pd.DataFrame:
-    return pd.concat([pd.read_csv(p, dtype={"location_id": str, "sku_id": str, "order_id": str})
-                      for p in sorted(folder.glob(f"daily/*/{name}.csv"))], ignore_index=True)
+    return pd.concat(
+        [
+            pd.read_csv(p, dtype={"location_id": str, "sku_id": str, "order_id": str})
+            for p in sorted(folder.glob(f"daily/*/{name}.csv"))
+        ],
+        ignore_index=True,
+    )
 
 
 def test_m5_day_numbers_are_the_competition_dates():
@@ -53,7 +58,11 @@ def test_m5_landing_zone_shape_dates_and_keys(m5_landing):
     loc = pd.read_csv(out / "master/locations.csv")
     assert set(loc["location_id"]) == {"CA_1", "TX_2", "DC_CA", "DC_TX"}
     assert dict(zip(loc["location_id"], loc["supplying_dc_id"].fillna(""))) == {
-        "CA_1": "DC_CA", "TX_2": "DC_TX", "DC_CA": "", "DC_TX": ""}
+        "CA_1": "DC_CA",
+        "TX_2": "DC_TX",
+        "DC_CA": "",
+        "DC_TX": "",
+    }
     prod = pd.read_csv(out / "master/products.csv")
     sales = load_m5()["sales"]
     real = sales.drop_duplicates("item_id").set_index("item_id")
@@ -63,8 +72,11 @@ def test_m5_landing_zone_shape_dates_and_keys(m5_landing):
     assert (prod["department"].to_numpy() == real.loc[prod["sku_id"], "dept_id"].to_numpy()).all()
     # every file passes landing contract v1 with nothing quarantined
     store = LocalStore(out)
-    refs = {("locations", "location_id"): set(loc["location_id"]), ("products", "sku_id"): set(prod["sku_id"]),
-            ("suppliers", "supplier_id"): set(pd.read_csv(out / "master/suppliers.csv")["supplier_id"])}
+    refs = {
+        ("locations", "location_id"): set(loc["location_id"]),
+        ("products", "sku_id"): set(prod["sku_id"]),
+        ("suppliers", "supplier_id"): set(pd.read_csv(out / "master/suppliers.csv")["supplier_id"]),
+    }
     for name in ("locations", "products", "suppliers", "lanes", "calendar"):
         r = ingest(store, LANDING_FILES[name], None, refs)
         assert r.quarantine.empty, (name, r.quarantine.head())
@@ -80,8 +92,14 @@ def test_m5_real_sales_prices_and_events_pass_through_unchanged(m5_landing):
     pos = _read(out, "pos_sales")
     items = pd.read_csv(out / "master/products.csv")["sku_id"]
     d_cols = [f"d_{d}" for d in range(CFG.first_day, CFG.last_day + 1)]
-    real = (m5["sales"][m5["sales"]["item_id"].isin(items)].set_index(["store_id", "item_id"])[d_cols]
-            .stack().rename("units").reset_index().rename(columns={"level_2": "d"}))
+    real = (
+        m5["sales"][m5["sales"]["item_id"].isin(items)]
+        .set_index(["store_id", "item_id"])[d_cols]
+        .stack()
+        .rename("units")
+        .reset_index()
+        .rename(columns={"level_2": "d"})
+    )
     real["date"] = real["d"].map(dict(zip(m5["calendar"]["d"], m5["calendar"]["date"])))
     real = real[real["units"] > 0]
     got = pos.rename(columns={"location_id": "store_id", "sku_id": "item_id"})
@@ -110,8 +128,11 @@ def test_m5_stock_is_conserved_with_expedited_receipts(m5_landing):
     assert (inv["on_hand"] >= 0).all()
     key = ["date", "location_id", "sku_id"]
     st = inv[~inv["location_id"].str.startswith("DC")]
-    g = (st.merge(pos[key + ["units_sold"]], on=key, how="left")
-         .merge(rec.groupby(key, as_index=False)["units_received"].sum(), on=key, how="left").fillna(0))
+    g = (
+        st.merge(pos[key + ["units_sold"]], on=key, how="left")
+        .merge(rec.groupby(key, as_index=False)["units_received"].sum(), on=key, how="left")
+        .fillna(0)
+    )
     g = g.sort_values(["location_id", "sku_id", "date"])
     g["prev"] = g.groupby(["location_id", "sku_id"])["on_hand"].shift()
     g = g.dropna(subset=["prev"])
@@ -133,7 +154,7 @@ def test_replayed_network_faces_the_recorded_demand_for_any_policy():
         dm.mean(5, np.full(net.replay_demand[5].shape, 0.9))
     lean = simulate(net, BaselinePolicy(safety_days=0.0))
     rich = simulate(net, BaselinePolicy(safety_days=14.0))
-    recorded = int(net.replay_demand[CFG.burn_in_days:].sum())
+    recorded = int(net.replay_demand[CFG.burn_in_days :].sum())
     assert lean.demand_units == rich.demand_units == recorded  # the same real demand for both
     assert rich.lost_units <= lean.lost_units  # more safety stock loses no more of it
 
@@ -142,8 +163,15 @@ def test_rmsse_scale_and_wrmsse_by_hand():
     units = np.array([[0, 0, 2, 4, 2, 4], [1, 1, 1, 1, 1, 1]], dtype=float)
     # series 0 from its first sale (day 2): diffs 2, -2, 2 -> mean square 4; series 1: 0
     assert np.allclose(bt._scale(units, 6), [4.0, 0.0])
-    keys = pd.DataFrame({"store_id": ["CA_1", "CA_1"], "item_id": ["A", "B"], "dept_id": ["D", "D"],
-                         "cat_id": ["C", "C"], "state_id": ["CA", "CA"]})
+    keys = pd.DataFrame(
+        {
+            "store_id": ["CA_1", "CA_1"],
+            "item_id": ["A", "B"],
+            "dept_id": ["D", "D"],
+            "cat_id": ["C", "C"],
+            "state_id": ["CA", "CA"],
+        }
+    )
     price = np.ones_like(units)
     a = np.array([[3.0, 3.0], [1.0, 1.0]])
     perfect = bt.wrmsse(keys, np.c_[units, a], np.c_[price, np.ones((2, 2))], 6, a, a)
@@ -183,10 +211,21 @@ def test_interval_coverage_by_hand():
     keys = pd.DataFrame({"store_id": ["S", "S"], "item_id": ["A", "B"], "cat_id": ["FOODS", "HOBBIES"]})
     pos = pd.Series([0, 1], index=["S|A", "S|B"])
     dates = pd.to_datetime(["2016-01-04", "2016-01-05"] * 2)
-    fc = pd.DataFrame({"location_id": "S", "sku_id": ["A", "A", "B", "B"], "date": dates,
-                       "p10": 1.0, "p90": 3.0, "p025": 0.0, "p975": 5.0})
+    fc = pd.DataFrame(
+        {
+            "location_id": "S",
+            "sku_id": ["A", "A", "B", "B"],
+            "date": dates,
+            "p10": 1.0,
+            "p90": 3.0,
+            "p025": 0.0,
+            "p975": 5.0,
+        }
+    )
     actual = np.array([[0.0, 2.0], [3.0, 6.0]])
-    t = bt.coverage_table(bt._coverage_rows(fc, pos, keys, actual, "2016-01-03")).set_index(["interval", "category", "horizon"])
+    t = bt.coverage_table(bt._coverage_rows(fc, pos, keys, actual, "2016-01-03")).set_index(
+        ["interval", "category", "horizon"]
+    )
     assert t.loc[("80%", "all", "all"), "coverage"] == 0.5 and t.loc[("95%", "all", "all"), "coverage"] == 0.75
     assert t.loc[("80%", "FOODS", "all"), "coverage"] == 0.5 and t.loc[("95%", "HOBBIES", "all"), "coverage"] == 0.5
     assert t.loc[("95%", "all", "all"), "gap_points"] == pytest.approx(-20.0)
@@ -201,8 +240,11 @@ def test_dominicks_oj_through_the_pricing_estimator():
     assert len(e) == 11 and (e["elasticity"] < 0).all() and np.isfinite(e["se"]).all()
     assert (e["lo95"] < e["elasticity"]).all() and (e["n_events"] > 0).all()
     oos = dominicks.out_of_sample(d, folds=3)
-    assert set(oos["model"]) == {"no price", "with price: the pipeline's elasticity",
-                                 "with price: OLS own-price slope per brand"}
+    assert set(oos["model"]) == {
+        "no price",
+        "with price: the pipeline's elasticity",
+        "with price: OLS own-price slope per brand",
+    }
     cp = dominicks.cross_price(d)
     assert (cp["own_price"] < 0).all()
 

@@ -8,8 +8,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from inventory_pipeline.core.rebalancing import (SUMMARY_KEY, TRANSFER_COLUMNS, RebalancingConfig, plan_transfers,
-                                                 rebalancing_config, transfer_violations)
+from inventory_pipeline.core.rebalancing import (
+    SUMMARY_KEY,
+    TRANSFER_COLUMNS,
+    RebalancingConfig,
+    plan_transfers,
+    rebalancing_config,
+    transfer_violations,
+)
 
 DAY = "2025-03-10"
 Z95 = stats.norm.ppf(0.95)
@@ -26,23 +32,44 @@ def _loss(y, mu, sigma):
 
 def _row(loc, sku="A", on_hand=0, on_order=0, mu=10.0, sigma=3.0, P=3, L=2, rop=None, sc=5.0, band=0.0):
     rop = mu + Z95 * sigma if rop is None else rop
-    return dict(location_id=loc, sku_id=sku, on_hand=on_hand, on_order=on_order, mu_daily=mu / P, mu_P=mu,
-                sigma_P=sigma, protection_days=P, lead_time_days=L, reorder_point=rop, order_up_to=rop + band,
-                service_level=0.95, unit_cost=2.0, unit_price=4.0, shortage_cost=sc, holding_cost_daily=0.002)
+    return dict(
+        location_id=loc,
+        sku_id=sku,
+        on_hand=on_hand,
+        on_order=on_order,
+        mu_daily=mu / P,
+        mu_P=mu,
+        sigma_P=sigma,
+        protection_days=P,
+        lead_time_days=L,
+        reorder_point=rop,
+        order_up_to=rop + band,
+        service_level=0.95,
+        unit_cost=2.0,
+        unit_price=4.0,
+        shortage_cost=sc,
+        holding_cost_daily=0.002,
+    )
 
 
 def _locations(regions: dict[str, str], capacity=100_000):
-    rows = [dict(location_id=s, location_type="store", region=r, supplying_dc_id=f"DC_{r}", capacity_units=capacity)
-            for s, r in regions.items()]
-    rows += [dict(location_id=f"DC_{r}", location_type="dc", region=r, supplying_dc_id=None, capacity_units=10**7)
-             for r in sorted(set(regions.values()))]
+    rows = [
+        dict(location_id=s, location_type="store", region=r, supplying_dc_id=f"DC_{r}", capacity_units=capacity)
+        for s, r in regions.items()
+    ]
+    rows += [
+        dict(location_id=f"DC_{r}", location_type="dc", region=r, supplying_dc_id=None, capacity_units=10**7)
+        for r in sorted(set(regions.values()))
+    ]
     return pd.DataFrame(rows)
 
 
 def _lanes(*rows):
     """(from, to, lead time, cost) store lanes, plus DC->store lanes that are never transfer lanes."""
     dc = [("DC_R1", s, 2, 0.05) for s in ("S1", "S2", "S3")]
-    return pd.DataFrame(list(rows) + dc, columns=["from_location_id", "to_location_id", "lead_time_days", "cost_per_unit"])
+    return pd.DataFrame(
+        list(rows) + dc, columns=["from_location_id", "to_location_id", "lead_time_days", "cost_per_unit"]
+    )
 
 
 LOC = _locations({"S1": "R1", "S2": "R1", "S3": "R1"})
@@ -57,6 +84,7 @@ def _plan(targets, lanes, cfg=EXACT, locations=LOC, orders=None):
 
 
 # ---- hand-checkable cases -------------------------------------------------------------------
+
 
 def test_one_donor_one_receiver_moves_every_unit_worth_its_lane_cost():
     # S1 holds 40, needs ceil(10 + 1.645 x 3) = 15: 25 spare. S2 holds 2 of that need.
@@ -78,7 +106,7 @@ def test_one_donor_one_receiver_moves_every_unit_worth_its_lane_cost():
     assert line["transfer_cost"] == pytest.approx(expected * 1.0)
     assert line["net_value"] > 0
     assert "S1" in line["rationale"] and "S2" in line["rationale"] and f"move {expected}" in line["rationale"]
-    assert list(out.columns[:len(TRANSFER_COLUMNS)]) == TRANSFER_COLUMNS
+    assert list(out.columns[: len(TRANSFER_COLUMNS)]) == TRANSFER_COLUMNS
 
 
 def test_a_cheap_lane_fills_the_receiver_to_its_need():
@@ -135,8 +163,14 @@ def test_a_donor_is_never_pushed_below_its_need_nor_past_its_on_hand():
 
 def test_todays_replenishment_counts_as_arriving():
     targets = [_row("S1", on_hand=40), _row("S2", on_hand=2)]
-    orders = pd.DataFrame({"decision_type": ["store_replenishment", "purchase_order"], "location_id": ["S2", "DC_R1"],
-                           "sku_id": ["A", "A"], "units": [13, 500]})
+    orders = pd.DataFrame(
+        {
+            "decision_type": ["store_replenishment", "purchase_order"],
+            "location_id": ["S2", "DC_R1"],
+            "sku_id": ["A", "A"],
+            "units": [13, 500],
+        }
+    )
     assert _plan(targets, _lanes(("S1", "S2", 1, 0.1)), orders=orders).empty
     orders.loc[0, "units"] = 10  # 3 short of the need
     assert _plan(targets, _lanes(("S1", "S2", 1, 0.1)), orders=orders)["units"].tolist() == [3]
@@ -164,13 +198,15 @@ def test_line_cap_and_store_capacity():
 
 
 def test_disabled_stage_proposes_nothing_and_says_so():
-    out = _plan([_row("S1", on_hand=40), _row("S2", on_hand=2)], _lanes(("S1", "S2", 1, 0.1)),
-                RebalancingConfig(enabled=False))
+    out = _plan(
+        [_row("S1", on_hand=40), _row("S2", on_hand=2)], _lanes(("S1", "S2", 1, 0.1)), RebalancingConfig(enabled=False)
+    )
     assert out.empty and out.attrs[SUMMARY_KEY]["status"] == "disabled"
-    assert list(out.columns[:len(TRANSFER_COLUMNS)]) == TRANSFER_COLUMNS
+    assert list(out.columns[: len(TRANSFER_COLUMNS)]) == TRANSFER_COLUMNS
 
 
 # ---- solver trouble -------------------------------------------------------------------------
+
 
 def _failing_solve(status=None, exc=None, only_mip=False):
     import cvxpy as cp
@@ -192,8 +228,11 @@ def test_solver_error_gives_no_transfers_and_a_reason(monkeypatch):
     import cvxpy as cp
 
     monkeypatch.setattr(cp.Problem, "solve", _failing_solve(exc=cp.error.SolverError("HiGHS crashed")))
-    out = _plan([_row("S1", on_hand=40), _row("S2", on_hand=2)], _lanes(("S1", "S2", 1, 0.1)),
-                RebalancingConfig(min_transfer_units=2))
+    out = _plan(
+        [_row("S1", on_hand=40), _row("S2", on_hand=2)],
+        _lanes(("S1", "S2", 1, 0.1)),
+        RebalancingConfig(min_transfer_units=2),
+    )
     s = out.attrs[SUMMARY_KEY]
     assert out.empty and s["status"] == "solver_failed" and "HiGHS crashed" in s["reason"]
 
@@ -211,8 +250,11 @@ def test_a_failed_milp_falls_back_to_the_rounded_lp_relaxation(monkeypatch):
     import cvxpy as cp
 
     monkeypatch.setattr(cp.Problem, "solve", _failing_solve(status="user_limit", only_mip=True))
-    out = _plan([_row("S1", on_hand=40), _row("S2", on_hand=2)], _lanes(("S1", "S2", 1, 0.1)),
-                RebalancingConfig(min_transfer_units=2))
+    out = _plan(
+        [_row("S1", on_hand=40), _row("S2", on_hand=2)],
+        _lanes(("S1", "S2", 1, 0.1)),
+        RebalancingConfig(min_transfer_units=2),
+    )
     s = out.attrs[SUMMARY_KEY]
     assert s["status"] == "ok" and s["method"] == "lp_relaxation" and "fell back" in s["reason"]
     assert out["units"].tolist() == [13] and out["binding_constraint"].iloc[0].endswith("+lp_relaxation")
@@ -230,26 +272,44 @@ def test_size_guard_solves_the_lp_relaxation_and_says_so():
 
 # ---- the checker ----------------------------------------------------------------------------
 
+
 def test_checker_flags_every_broken_rule():
     targets = pd.DataFrame([_row("S1", on_hand=20), _row("S2", on_hand=2), _row("S3", on_hand=2)])
     lanes = _lanes(("S1", "S2", 1, 0.1), ("S2", "S3", 1, 0.1), ("S1", "S3", 5, 0.1))
-    bad = pd.DataFrame({"sku_id": "A", "from_location_id": ["S1", "S1", "S2", "S3", "S1"],
-                        "to_location_id": ["S2", "S3", "S3", "S1", "S1"], "units": [9, 1, 2, -1, 1.5],
-                        "lead_time_days": [1, 5, 1, 1, 1]})
+    bad = pd.DataFrame(
+        {
+            "sku_id": "A",
+            "from_location_id": ["S1", "S1", "S2", "S3", "S1"],
+            "to_location_id": ["S2", "S3", "S3", "S1", "S1"],
+            "units": [9, 1, 2, -1, 1.5],
+            "lead_time_days": [1, 5, 1, 1, 1],
+        }
+    )
     v = transfer_violations(bad, targets, lanes, RebalancingConfig(min_transfer_units=2))
     rules = set(v["rule"])
-    assert {"units_positive_integer", "min_transfer_units", "lane", "lane_too_slow", "donor_below_need",
-            "sends_and_receives"} <= rules
+    assert {
+        "units_positive_integer",
+        "min_transfer_units",
+        "lane",
+        "lane_too_slow",
+        "donor_below_need",
+        "sends_and_receives",
+    } <= rules
     # S1 sends 9 + 1 + 1.5 with 5 spare above its need of 15; S2 sends while short itself
     assert {"S1", "S2"} <= set(v.loc[v["rule"] == "donor_below_need", "from_location_id"])
     assert transfer_violations(bad.iloc[:0], targets, lanes).empty
-    over = pd.DataFrame({"sku_id": "A", "from_location_id": ["S1"], "to_location_id": ["S2"], "units": [3],
-                         "lead_time_days": [1]})
-    assert transfer_violations(over, targets.assign(on_hand=[2, 2, 2], on_order=[40, 0, 0]), lanes)["rule"].eq(
-        "donor_on_hand").any()
+    over = pd.DataFrame(
+        {"sku_id": "A", "from_location_id": ["S1"], "to_location_id": ["S2"], "units": [3], "lead_time_days": [1]}
+    )
+    assert (
+        transfer_violations(over, targets.assign(on_hand=[2, 2, 2], on_order=[40, 0, 0]), lanes)["rule"]
+        .eq("donor_on_hand")
+        .any()
+    )
 
 
 # ---- config -----------------------------------------------------------------------------------
+
 
 def test_config_validation_and_policy_section(tmp_path):
     from inventory_pipeline.config import DEFAULT_POLICY_PATH
@@ -272,6 +332,7 @@ def test_config_validation_and_policy_section(tmp_path):
 
 # ---- properties on random small networks -------------------------------------------------------
 
+
 @st.composite
 def networks(draw):
     """2-5 stores (mostly one region), 1-4 SKUs, a random set of lanes; stock drawn relative to the
@@ -282,9 +343,10 @@ def networks(draw):
     skus = [f"K{j}" for j in range(draw(st.integers(1, 4)))]
     pairs = [(a, b) for a in stores for b in stores if a != b]
     chosen = draw(st.lists(st.sampled_from(pairs), unique=True, min_size=1, max_size=len(pairs)))
-    lanes = pd.DataFrame([(a, b, draw(st.integers(0, 3)), draw(st.floats(0, 3).map(lambda x: round(x, 2))))
-                          for a, b in chosen], columns=["from_location_id", "to_location_id", "lead_time_days",
-                                                        "cost_per_unit"])
+    lanes = pd.DataFrame(
+        [(a, b, draw(st.integers(0, 3)), draw(st.floats(0, 3).map(lambda x: round(x, 2)))) for a, b in chosen],
+        columns=["from_location_id", "to_location_id", "lead_time_days", "cost_per_unit"],
+    )
     rows = []
     for s in stores:
         for k in skus:
@@ -294,20 +356,45 @@ def networks(draw):
             rop = mu + draw(st.floats(0, 2.5)) * sigma
             stock = int(rop * draw(st.sampled_from([0.0, 0.3, 0.8, 1.0, 1.3, 2.0, 4.0]))) + draw(st.integers(0, 3))
             on_order = draw(st.integers(0, stock))
-            rows.append(_row(s, k, on_hand=stock - on_order, on_order=on_order, mu=mu, sigma=sigma, P=P, L=max(P - 1, 0),
-                             rop=rop, sc=draw(st.floats(0, 10))))
+            rows.append(
+                _row(
+                    s,
+                    k,
+                    on_hand=stock - on_order,
+                    on_order=on_order,
+                    mu=mu,
+                    sigma=sigma,
+                    P=P,
+                    L=max(P - 1, 0),
+                    rop=rop,
+                    sc=draw(st.floats(0, 10)),
+                )
+            )
     targets = pd.DataFrame(rows)
     orders = None
     if draw(st.booleans()):
         pick = targets.sample(frac=0.5, random_state=draw(st.integers(0, 1000)))
-        orders = pd.DataFrame({"decision_type": "store_replenishment", "location_id": pick["location_id"],
-                               "sku_id": pick["sku_id"], "units": draw(st.integers(1, 10))})
+        orders = pd.DataFrame(
+            {
+                "decision_type": "store_replenishment",
+                "location_id": pick["location_id"],
+                "sku_id": pick["sku_id"],
+                "units": draw(st.integers(1, 10)),
+            }
+        )
     cap = draw(st.sampled_from([0, 50, 10**6]))  # 0: no capacity given
-    cfg = RebalancingConfig(min_transfer_units=draw(st.integers(1, 4)), max_units_per_line=draw(st.sampled_from([0, 5])),
-                            breakpoints=draw(st.integers(1, 8)), milp_max_variables=draw(st.sampled_from([0, 10_000])))
+    cfg = RebalancingConfig(
+        min_transfer_units=draw(st.integers(1, 4)),
+        max_units_per_line=draw(st.sampled_from([0, 5])),
+        breakpoints=draw(st.integers(1, 8)),
+        milp_max_variables=draw(st.sampled_from([0, 10_000])),
+    )
     if 0 < cfg.max_units_per_line < cfg.min_transfer_units:
-        cfg = RebalancingConfig(min_transfer_units=cfg.min_transfer_units, breakpoints=cfg.breakpoints,
-                                milp_max_variables=cfg.milp_max_variables)
+        cfg = RebalancingConfig(
+            min_transfer_units=cfg.min_transfer_units,
+            breakpoints=cfg.breakpoints,
+            milp_max_variables=cfg.milp_max_variables,
+        )
     return targets, lanes, _locations(region, capacity=cap), orders, cfg
 
 
@@ -325,7 +412,11 @@ def test_transfer_rules_hold_on_random_networks(net):
     # positions, recomputed here
     key = ["location_id", "sku_id"]
     t = targets.set_index(key)
-    today = (orders.groupby(key)["units"].sum() if orders is not None else pd.Series(dtype=float)).reindex(t.index).fillna(0)
+    today = (
+        (orders.groupby(key)["units"].sum() if orders is not None else pd.Series(dtype=float))
+        .reindex(t.index)
+        .fillna(0)
+    )
     pos = t["on_hand"] + t["on_order"] + today
     need = np.ceil(t["reorder_point"] - 1e-9).clip(lower=0)
     sent = out.groupby(["from_location_id", "sku_id"])["units"].sum().rename_axis(key)
@@ -346,10 +437,14 @@ def test_transfer_rules_hold_on_random_networks(net):
     r = t.loc[got.index]
     d = t.loc[sent.index]
     yr, yd = pos.loc[got.index].to_numpy(), pos.loc[sent.index].to_numpy()
-    gain = (r["shortage_cost"].to_numpy() * (_loss(yr, r["mu_P"], r["sigma_P"])
-                                             - _loss(yr + got.to_numpy(), r["mu_P"], r["sigma_P"]))).sum()
-    pain = (d["shortage_cost"].to_numpy() * (_loss(yd - sent.to_numpy(), d["mu_P"], d["sigma_P"])
-                                             - _loss(yd, d["mu_P"], d["sigma_P"]))).sum()
+    gain = (
+        r["shortage_cost"].to_numpy()
+        * (_loss(yr, r["mu_P"], r["sigma_P"]) - _loss(yr + got.to_numpy(), r["mu_P"], r["sigma_P"]))
+    ).sum()
+    pain = (
+        d["shortage_cost"].to_numpy()
+        * (_loss(yd - sent.to_numpy(), d["mu_P"], d["sigma_P"]) - _loss(yd, d["mu_P"], d["sigma_P"]))
+    ).sum()
     cost = (out["units"] * out["cost_per_unit"]).sum()
     assert gain - pain - cost > 0
     assert gain - pain - cost == pytest.approx(out["net_value"].sum(), rel=1e-6, abs=1e-6)
@@ -357,29 +452,55 @@ def test_transfer_rules_hold_on_random_networks(net):
 
 # ---- M5 size ------------------------------------------------------------------------------------
 
+
 def m5_size_frames(seed: int = 0, skus: int = 3049):
     """10 stores in 3 regions (4, 3, 3) x 3,049 SKUs: 30,490 store x SKUs, ~15% short, ~25% overstocked."""
     rng = np.random.default_rng(seed)
     regions = {"CA": 4, "TX": 3, "WI": 3}
     stores = {f"{r}_{i + 1}": r for r, n in regions.items() for i in range(n)}
     locations = _locations(stores)
-    lanes = pd.DataFrame([(a, b, int(rng.integers(1, 3)), round(float(rng.uniform(0.1, 0.6)), 2))
-                          for a in stores for b in stores if a != b and stores[a] == stores[b]],
-                         columns=["from_location_id", "to_location_id", "lead_time_days", "cost_per_unit"])
+    lanes = pd.DataFrame(
+        [
+            (a, b, int(rng.integers(1, 3)), round(float(rng.uniform(0.1, 0.6)), 2))
+            for a in stores
+            for b in stores
+            if a != b and stores[a] == stores[b]
+        ],
+        columns=["from_location_id", "to_location_id", "lead_time_days", "cost_per_unit"],
+    )
     n = len(stores) * skus
     mu_d = rng.lognormal(0, 1.2, n) * 0.5
     mu_P = mu_d * 3
     sigma_P = np.sqrt(mu_P) * 1.2 + 0.1
     rop = mu_P + Z95 * sigma_P
     state = rng.choice(3, n, p=[0.6, 0.25, 0.15])  # balanced, overstocked, short
-    on_hand = np.floor(rop * np.select([state == 0, state == 1], [rng.uniform(1.0, 1.5, n), rng.uniform(1.5, 4, n)],
-                                       rng.uniform(0, 0.7, n)))
+    on_hand = np.floor(
+        rop
+        * np.select(
+            [state == 0, state == 1], [rng.uniform(1.0, 1.5, n), rng.uniform(1.5, 4, n)], rng.uniform(0, 0.7, n)
+        )
+    )
     price = np.tile(rng.uniform(1, 20, skus), len(stores))
-    targets = pd.DataFrame(dict(
-        location_id=np.repeat(list(stores), skus), sku_id=np.tile([f"SKU{i:05d}" for i in range(skus)], len(stores)),
-        on_hand=on_hand, on_order=0.0, mu_daily=mu_d, mu_P=mu_P, sigma_P=sigma_P, protection_days=3, lead_time_days=2,
-        reorder_point=rop, order_up_to=rop + mu_d, service_level=0.95, unit_cost=price * 0.6, unit_price=price,
-        shortage_cost=price * 0.4, holding_cost_daily=price * 0.6 * 0.25 / 365))
+    targets = pd.DataFrame(
+        dict(
+            location_id=np.repeat(list(stores), skus),
+            sku_id=np.tile([f"SKU{i:05d}" for i in range(skus)], len(stores)),
+            on_hand=on_hand,
+            on_order=0.0,
+            mu_daily=mu_d,
+            mu_P=mu_P,
+            sigma_P=sigma_P,
+            protection_days=3,
+            lead_time_days=2,
+            reorder_point=rop,
+            order_up_to=rop + mu_d,
+            service_level=0.95,
+            unit_cost=price * 0.6,
+            unit_price=price,
+            shortage_cost=price * 0.4,
+            holding_cost_daily=price * 0.6 * 0.25 / 365,
+        )
+    )
     return targets, lanes, locations
 
 
@@ -402,4 +523,6 @@ def test_a_donor_keeps_its_order_up_to_level():
     assert transfer_violations(tr, pd.DataFrame(targets), _lanes(("S1", "S2", 1, 0.0))).empty
     # a line that takes the donor below S is a violation
     bad = tr.assign(units=8)
-    assert "donor_below_need" in set(transfer_violations(bad, pd.DataFrame(targets), _lanes(("S1", "S2", 1, 0.0)))["rule"])
+    assert "donor_below_need" in set(
+        transfer_violations(bad, pd.DataFrame(targets), _lanes(("S1", "S2", 1, 0.0)))["rule"]
+    )

@@ -30,8 +30,16 @@ FEW = settings(max_examples=10, deadline=None, suppress_health_check=[HealthChec
 
 def _fingerprint(net) -> str:
     h = hashlib.sha256()
-    for a in (net.price_path, net.level_path, net.promo_path, net.event_mult, net.regular_price_path,
-              net.store_factor, net.sku_base_rate, net.supplier_fill_prob):
+    for a in (
+        net.price_path,
+        net.level_path,
+        net.promo_path,
+        net.event_mult,
+        net.regular_price_path,
+        net.store_factor,
+        net.sku_base_rate,
+        net.supplier_fill_prob,
+    ):
         h.update(np.ascontiguousarray(np.round(np.asarray(a, dtype=float), 9)).tobytes())
     for df in (net.locations, net.products, net.suppliers, net.lanes, net.calendar):
         h.update(df.to_csv(index=False).encode())
@@ -73,6 +81,7 @@ def _means(net) -> np.ndarray:
 
 # --- defaults and configuration -------------------------------------------------------------
 
+
 def test_defaults_leave_the_network_and_its_draws_byte_identical():
     assert _fingerprint(build_network(NetworkConfig())) == DEFAULT_FINGERPRINT
 
@@ -111,8 +120,10 @@ REGIME_FIELDS = [
     (dict(shock_rate=3.0), {"shock_mult", "demand_shocks"}),
     (dict(bulk_buy_rate=0.01), set()),  # demand model only
     (dict(post_promo_dip=0.3), set()),  # demand model only
-    (dict(supplier_reliability="unreliable"),
-     {"supplier_fill_prob", "supplier_lt_true_mean", "supplier_lt_true_std", "supplier_late_prob"}),
+    (
+        dict(supplier_reliability="unreliable"),
+        {"supplier_fill_prob", "supplier_lt_true_mean", "supplier_lt_true_std", "supplier_late_prob"},
+    ),
     (dict(store_weekday_profiles=True), {"store_weekday"}),
     (dict(store_delivery_days=7), {"store_delivery_weekday", "lanes", "locations"}),
 ]
@@ -136,8 +147,9 @@ def test_season_bump_hand_checked():
 @FEW
 @given(peak=st.floats(2.0, 6.0), seed=st.integers(0, 10_000))
 def test_season_peaks_the_seasonal_category_only(peak, seed):
-    base_cfg = NetworkConfig(regions=1, dcs=1, stores=1, skus=30, suppliers=2, days=365, seed=seed, burn_in_days=7,
-                             seasonal_share=0.4)
+    base_cfg = NetworkConfig(
+        regions=1, dcs=1, stores=1, skus=30, suppliers=2, days=365, seed=seed, burn_in_days=7, seasonal_share=0.4
+    )
     base, on = build_network(base_cfg), build_network(dataclasses.replace(base_cfg, season_peak=peak))
     seasonal = on.sku_category == list(base_cfg.categories).index("seasonal")
     assert seasonal.any()
@@ -183,7 +195,7 @@ def test_shocks_hit_only_their_region_category_and_window(rate, seed):
     for ev in on.demand_shocks.itertuples():
         lo, hi = (2.5, 4.0) if ev.factor > 1 else (0.3, 0.5)
         assert lo <= ev.factor <= hi and 3 <= ev.days <= 10
-        expected[ev.start:ev.start + ev.days, store_region == ev.region, ev.category] *= ev.factor
+        expected[ev.start : ev.start + ev.days, store_region == ev.region, ev.category] *= ev.factor
     assert np.array_equal(on.shock_mult, expected)
     m0, m1 = _means(base), _means(on)
     live = m0 > 0
@@ -246,7 +258,7 @@ def test_post_promo_dip_hand_checked():
     f = post_promo_multiplier(promo, 0.3)[:, 0]
     assert (f[:5] == 1.0).all()
     assert f[5] == pytest.approx(0.7) and f[6] == pytest.approx(1 - 0.3 * 13 / 14)
-    assert (np.diff(f[5:5 + POST_PROMO_DAYS]) > 0).all() and (f[5 + POST_PROMO_DAYS:] == 1.0).all()
+    assert (np.diff(f[5 : 5 + POST_PROMO_DAYS]) > 0).all() and (f[5 + POST_PROMO_DAYS :] == 1.0).all()
 
 
 def test_post_promo_dip_acts_only_after_promotions():
@@ -276,6 +288,7 @@ def test_store_weekday_profiles_reshape_each_store_week_only():
 
 
 # --- supply side -----------------------------------------------------------------------------
+
 
 class _KeepHistory(BaselinePolicy):
     def decide(self, obs: Observation) -> Orders:
@@ -346,23 +359,28 @@ def test_a_discontinued_item_is_no_longer_delivered_and_is_sold_down():
     po = r["kind"] == KIND_SUPPLIER
     disc_abs = net.sku_discontinue_day + cfg.burn_in_days
     assert (r["order_day"][po] < disc_abs[r["sku"][po]]).all()  # no purchase order from the discontinue day on
+
     # once its last purchase order is in, the chain only sells down what it holds ...
     def chain_stock(rec):  # DCs, stores and the DC -> store shipments on the road
         o = rec.open_orders
         moving = o["kind"] == KIND_STORE
-        return (rec.dc_on_hand.sum(axis=0) + rec.store_on_hand.sum(axis=0)
-                + np.bincount(o["sku"][moving], weights=o["units"][moving], minlength=net.config.skus))
+        return (
+            rec.dc_on_hand.sum(axis=0)
+            + rec.store_on_hand.sum(axis=0)
+            + np.bincount(o["sku"][moving], weights=o["units"][moving], minlength=net.config.skus)
+        )
 
     chain = np.stack([chain_stock(rec) for rec in recs])  # (days, S)
     t0 = recs[0].t
     for s in gone:
         last_in = max(disc_abs[s], int(r["receipt_day"][po & (r["sku"] == s)].max(initial=0))) - t0
-        assert (np.diff(chain[max(last_in, 0):, s]) <= 0).all()
+        assert (np.diff(chain[max(last_in, 0) :, s]) <= 0).all()
     # ... and a store that sold out no longer carries it: some discontinued items have left every store
     assert (~recs[-1].store_carried[:, gone]).all(axis=0).any()
 
 
 # --- margin by price reason -----------------------------------------------------------------
+
 
 class _MarkdownPolicy(BaselinePolicy):
     """The baseline's orders; from absolute day 30 store 0 marks SKU 0 down by 30% (reason
@@ -380,8 +398,20 @@ class _MarkdownPolicy(BaselinePolicy):
 
 
 def test_margin_is_accounted_per_price_reason():
-    net = build_network(NetworkConfig(regions=1, dcs=1, stores=2, skus=4, suppliers=2, days=40, seed=3,
-                                      burn_in_days=14, new_item_share=0.0, discontinued_share=0.0))
+    net = build_network(
+        NetworkConfig(
+            regions=1,
+            dcs=1,
+            stores=2,
+            skus=4,
+            suppliers=2,
+            days=40,
+            seed=3,
+            burn_in_days=14,
+            new_item_share=0.0,
+            discontinued_share=0.0,
+        )
+    )
     recs = []
     res = simulate(net, _MarkdownPolicy(), sink=recs.append)
     mbr = res.extra["margin_by_reason"]
@@ -407,11 +437,13 @@ def test_an_unknown_price_reason_is_refused():
             return o
 
     with pytest.raises(ValueError, match="PRICE_REASONS"):
-        simulate(build_network(NetworkConfig(regions=1, dcs=1, stores=1, skus=3, suppliers=1, days=5, burn_in_days=3)),
-                 Bad())
+        simulate(
+            build_network(NetworkConfig(regions=1, dcs=1, stores=1, skus=3, suppliers=1, days=5, burn_in_days=3)), Bad()
+        )
 
 
 # --- stock laws in every world ----------------------------------------------------------------
+
 
 class _RandomPolicy:
     """Random orders, transfers along and off lanes, random prices: stresses the laws."""
@@ -424,12 +456,20 @@ class _RandomPolicy:
     def decide(self, obs: Observation) -> Orders:
         (L, S), D, r = obs.store_on_hand.shape, obs.dc_on_hand.shape[0], self.rng
         n = int(r.integers(0, 6))
-        tr = {"sku": r.integers(0, S, n), "src": r.integers(0, L, n), "dest": r.integers(0, L, n),
-              "units": r.integers(0, 30, n)}
+        tr = {
+            "sku": r.integers(0, S, n),
+            "src": r.integers(0, L, n),
+            "dest": r.integers(0, L, n),
+            "units": r.integers(0, 30, n),
+        }
         pf = np.where(r.random((L, S)) < 0.1, r.choice([0.8, 0.9, 1.1], (L, S)), obs.price_factor)
-        return Orders(store=r.integers(0, 3, (L, S)) * (r.random((L, S)) < 0.4) * 6,
-                      dc=r.integers(0, 4, (D, S)) * (r.random((D, S)) < 0.2) * 24, transfers=tr, price_factor=pf,
-                      price_reason=r.integers(0, len(PRICE_REASONS), (L, S)))
+        return Orders(
+            store=r.integers(0, 3, (L, S)) * (r.random((L, S)) < 0.4) * 6,
+            dc=r.integers(0, 4, (D, S)) * (r.random((D, S)) < 0.2) * 24,
+            transfers=tr,
+            price_factor=pf,
+            price_reason=r.integers(0, len(PRICE_REASONS), (L, S)),
+        )
 
 
 @pytest.mark.parametrize("world", list(WORLDS))

@@ -10,33 +10,94 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from inventory_pipeline.core.replenishment import (
-    ReplenishmentConfig, classify_items, delay_loss_probability, eoq_band, estimate_lead_times, expected_shortage, measured_spread, normal_loss,
-    order_violations, plan_replenishment, replenishment_config, service_levels, store_targets)
-from inventory_pipeline.core.policy import PolicyError, load_policy
 from inventory_pipeline.config import DEFAULT_POLICY_PATH
+from inventory_pipeline.core.policy import PolicyError, load_policy
+from inventory_pipeline.core.replenishment import (
+    ReplenishmentConfig,
+    classify_items,
+    delay_loss_probability,
+    eoq_band,
+    estimate_lead_times,
+    expected_shortage,
+    measured_spread,
+    normal_loss,
+    order_violations,
+    plan_replenishment,
+    replenishment_config,
+    service_levels,
+    store_targets,
+)
 
 Z95 = stats.norm.ppf(0.95)
-FIXED95 = ReplenishmentConfig(service_mode="fixed", service_level=0.95, store_order_cost=0.0, po_order_cost=0.0)  # S = s
+FIXED95 = ReplenishmentConfig(
+    service_mode="fixed", service_level=0.95, store_order_cost=0.0, po_order_cost=0.0
+)  # S = s
 
 
-def _case(stores=("S1",), on_hand_store=0, on_hand_dc=10**6, mean=10.0, sd=0.0, lead=2, sup_lead=5.0, sup_sd=0.0,
-          pack=6, moq=60, cost=2.0, price=3.0, capacity=None, dc_capacity=None, skus=("A",)):
+def _case(
+    stores=("S1",),
+    on_hand_store=0,
+    on_hand_dc=10**6,
+    mean=10.0,
+    sd=0.0,
+    lead=2,
+    sup_lead=5.0,
+    sup_sd=0.0,
+    pack=6,
+    moq=60,
+    cost=2.0,
+    price=3.0,
+    capacity=None,
+    dc_capacity=None,
+    skus=("A",),
+):
     """One DC, its stores, SKUs with a flat forecast of `mean` per day and daily sd `sd`."""
-    fc = pd.concat([pd.DataFrame({"location_id": s, "sku_id": k, "horizon": np.arange(1, 31), "mean": mean,
-                                  "p95": mean + Z95 * sd, "date": pd.date_range("2025-05-01", periods=30)})
-                    for s in stores for k in skus], ignore_index=True)
-    prices = pd.DataFrame([(s, k, 1.0, price) for s in stores for k in skus],
-                          columns=["location_id", "sku_id", "demand_multiplier", "recommended_price"])
-    positions = pd.DataFrame([(s, k, on_hand_store, 0) for s in stores for k in skus]
-                             + [("DC1", k, on_hand_dc, 0) for k in skus], columns=["location_id", "sku_id", "on_hand", "on_order"])
-    products = pd.DataFrame({"sku_id": list(skus), "supplier_id": "SUP1", "unit_cost": cost, "base_price": price,
-                             "case_pack": pack, "min_order_qty": moq, "supplier_lead_time_days": sup_lead,
-                             "supplier_lead_time_std_days": sup_sd})
-    locations = pd.DataFrame({"location_id": [*stores, "DC1"], "location_type": ["store"] * len(stores) + ["dc"],
-                              "supplying_dc_id": ["DC1"] * len(stores) + [None],
-                              "replenishment_lead_time_days": [float(lead)] * len(stores) + [None],
-                              "capacity_units": [capacity or np.nan] * len(stores) + [dc_capacity or np.nan]})
+    fc = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "location_id": s,
+                    "sku_id": k,
+                    "horizon": np.arange(1, 31),
+                    "mean": mean,
+                    "p95": mean + Z95 * sd,
+                    "date": pd.date_range("2025-05-01", periods=30),
+                }
+            )
+            for s in stores
+            for k in skus
+        ],
+        ignore_index=True,
+    )
+    prices = pd.DataFrame(
+        [(s, k, 1.0, price) for s in stores for k in skus],
+        columns=["location_id", "sku_id", "demand_multiplier", "recommended_price"],
+    )
+    positions = pd.DataFrame(
+        [(s, k, on_hand_store, 0) for s in stores for k in skus] + [("DC1", k, on_hand_dc, 0) for k in skus],
+        columns=["location_id", "sku_id", "on_hand", "on_order"],
+    )
+    products = pd.DataFrame(
+        {
+            "sku_id": list(skus),
+            "supplier_id": "SUP1",
+            "unit_cost": cost,
+            "base_price": price,
+            "case_pack": pack,
+            "min_order_qty": moq,
+            "supplier_lead_time_days": sup_lead,
+            "supplier_lead_time_std_days": sup_sd,
+        }
+    )
+    locations = pd.DataFrame(
+        {
+            "location_id": [*stores, "DC1"],
+            "location_type": ["store"] * len(stores) + ["dc"],
+            "supplying_dc_id": ["DC1"] * len(stores) + [None],
+            "replenishment_lead_time_days": [float(lead)] * len(stores) + [None],
+            "capacity_units": [capacity or np.nan] * len(stores) + [dc_capacity or np.nan],
+        }
+    )
     return fc, prices, positions, products, locations
 
 
@@ -50,10 +111,13 @@ def _kind(plan, kind):
 
 # ---- textbook safety stock ---------------------------------------------------------------------
 
+
 def test_normal_loss_matches_the_table():
     # standard normal loss G(z): G(0) = 0.3989, G(1) = 0.0833, G(-1) = 1.0833 (Silver-Pyke-Peterson, table B.1)
     assert normal_loss(np.array([0.0, 1.0, -1.0])) == pytest.approx([0.39894, 0.08332, 1.08332], abs=1e-4)
-    assert expected_shortage(10.0, 0.0, 7.0) == pytest.approx(3.0) and expected_shortage(10.0, 2.0, 10.0) == pytest.approx(0.79788, abs=1e-4)
+    assert expected_shortage(10.0, 0.0, 7.0) == pytest.approx(3.0) and expected_shortage(
+        10.0, 2.0, 10.0
+    ) == pytest.approx(0.79788, abs=1e-4)
 
 
 def test_base_stock_with_normal_demand_hand_computed():
@@ -110,11 +174,13 @@ def test_newsvendor_critical_ratio_and_class_service_levels():
     assert t["service_level"].iloc[0] == pytest.approx(1 / (1 + h))
     assert t["order_cycle_days"].iloc[0] == pytest.approx(np.sqrt(3650) / 10)  # EOQ 60.4 units of 10 a day (reported)
     # a goodwill share raises the shortage cost and the level
-    t2 = store_targets(*_case(sd=3.0), plan_date="2025-04-30",
-                       cfg=ReplenishmentConfig(service_mode="cost_optimal", goodwill_share=0.1))
+    t2 = store_targets(
+        *_case(sd=3.0), plan_date="2025-04-30", cfg=ReplenishmentConfig(service_mode="cost_optimal", goodwill_share=0.1)
+    )
     assert t2["service_level"].iloc[0] == pytest.approx(1.3 / (1.3 + h))
-    t3 = store_targets(*_case(sd=3.0), plan_date="2025-04-30",
-                       cfg=ReplenishmentConfig(service_mode="cost_optimal", goodwill_share=1.0))
+    t3 = store_targets(
+        *_case(sd=3.0), plan_date="2025-04-30", cfg=ReplenishmentConfig(service_mode="cost_optimal", goodwill_share=1.0)
+    )
     assert t3["service_level"].iloc[0] == 0.999  # inside service_bounds
     cfg = ReplenishmentConfig(service_mode="class")
     assert list(service_levels(np.array(["AX", "CZ"]), np.ones(2), np.ones(2), cfg)) == [0.99, 0.95]
@@ -137,6 +203,7 @@ def test_eoq_band_hand_computed_and_capped():
 
 # ---- order sizing: (s, S) hysteresis, case packs, MOQ -------------------------------------------
 
+
 def test_no_order_between_reorder_point_and_order_up_to():
     cfg = replace(FIXED95, store_order_cost=0.1)  # band = 38.2 units: s = 38.55, S = 76.75
     assert len(_kind(_plan(_case(sd=3.0, on_hand_store=40), cfg), "store_replenishment")) == 0  # s <= 40 < S
@@ -155,8 +222,14 @@ def test_purchase_order_rounds_to_packs_then_moq():
 
 def test_observed_lead_times_move_the_dc_target():
     # the master says 5 days; 10 orders took 9 days: mean (10 x 9 + 5 x 5) / 15 = 7.667
-    obs = pd.DataFrame({"source_id": "SUP1", "order_type": "supplier", "lead_time_days": [9] * 10,
-                        "received_date": pd.Timestamp("2025-04-20")})
+    obs = pd.DataFrame(
+        {
+            "source_id": "SUP1",
+            "order_type": "supplier",
+            "lead_time_days": [9] * 10,
+            "received_date": pd.Timestamp("2025-04-20"),
+        }
+    )
     lt = estimate_lead_times(obs, _case()[3], "2025-04-30").iloc[0]
     assert lt["lead_time_mean"] == pytest.approx(115 / 15)
     # spread: pooled mixture, n k (m - m0)^2 / (n + k)^2 = 50 x 16 / 225
@@ -169,6 +242,7 @@ def test_observed_lead_times_move_the_dc_target():
 
 
 # ---- the DC's allocation ------------------------------------------------------------------------
+
 
 def test_short_dc_allocates_by_marginal_shortage_cost_in_whole_cases():
     # two equal stores want 42 each (7 cases); the DC holds 30 (5 cases): 3 + 2 cases (fair share)
@@ -196,6 +270,7 @@ def test_allocation_never_ships_more_than_the_dc_holds_and_rules_hold():
 
 
 # ---- shared limits and their explanations --------------------------------------------------------
+
 
 def test_store_capacity_binds_and_every_cut_item_is_explained():
     # two SKUs want 42 each; the store has room for 60 units: the MILP keeps inside and says why
@@ -262,17 +337,26 @@ def test_supplier_minimum_order_value_tops_up_lowest_cover_first():
 
 # ---- the checker ----------------------------------------------------------------------------------
 
+
 def test_order_violations_catch_crafted_bad_orders():
     case = _case(on_hand_dc=10)
     products, locations, positions = case[3], case[4].assign(capacity_units=[20, np.nan]), case[2]
-    bad = pd.DataFrame({"decision_type": ["store_replenishment", "purchase_order"], "sku_id": "A",
-                        "source_id": ["DC1", "SUP1"], "location_id": ["S1", "DC1"], "units": [25, 12],
-                        "order_value": [50.0, 24.0]})
+    bad = pd.DataFrame(
+        {
+            "decision_type": ["store_replenishment", "purchase_order"],
+            "sku_id": "A",
+            "source_id": ["DC1", "SUP1"],
+            "location_id": ["S1", "DC1"],
+            "units": [25, 12],
+            "order_value": [50.0, 24.0],
+        }
+    )
     rules = set(order_violations(bad, products, locations, positions, replace(FIXED95, budget=10.0))["rule"])
     assert rules == {"case_pack", "min_order_qty", "dc_stock", "capacity", "budget"}
 
 
 # ---- laws ---------------------------------------------------------------------------------------
+
 
 @settings(max_examples=40, deadline=None)
 @given(st.floats(0.6, 0.99), st.floats(0.6, 0.99), st.floats(0.5, 20), st.floats(0, 10), st.integers(0, 60))
@@ -344,12 +428,22 @@ def test_the_eoq_band_damps_daily_ordering_on_noisy_demand():
 
 # ---- issue #19: lead-time tails, fill rates, units at stake, ramps, takeover, measured error ----------
 
+
 def _receipts(days, fill=1.0, supplier="SUP1", received="2025-04-20"):
     """Supplier receipts: one order line of 100 units per lead time in `days`, `fill` x 100 received."""
     days = np.asarray(days)
-    return pd.DataFrame({"source_id": supplier, "location_id": "DC1", "sku_id": "A", "order_type": "supplier",
-                         "lead_time_days": days, "units_ordered": 100, "units_received": np.round(100 * np.broadcast_to(fill, days.shape)),
-                         "received_date": pd.Timestamp(received)})
+    return pd.DataFrame(
+        {
+            "source_id": supplier,
+            "location_id": "DC1",
+            "sku_id": "A",
+            "order_type": "supplier",
+            "lead_time_days": days,
+            "units_ordered": 100,
+            "units_received": np.round(100 * np.broadcast_to(fill, days.shape)),
+            "received_date": pd.Timestamp(received),
+        }
+    )
 
 
 def test_a_late_tail_in_the_receipts_is_planned_for():
@@ -401,9 +495,18 @@ def test_few_receipts_stay_close_to_the_master():
 
 def test_lane_lead_times_are_learned_from_store_receipts():
     # the DC -> store lane says 2 days; 50 store receipts took 4: the store plans on ~3.8 days
-    obs = pd.DataFrame({"source_id": "DC1", "location_id": "S1", "sku_id": "A", "order_type": "store_replenishment",
-                        "lead_time_days": [4] * 50, "units_ordered": 10, "units_received": 10,
-                        "received_date": pd.Timestamp("2025-04-20")})
+    obs = pd.DataFrame(
+        {
+            "source_id": "DC1",
+            "location_id": "S1",
+            "sku_id": "A",
+            "order_type": "store_replenishment",
+            "lead_time_days": [4] * 50,
+            "units_ordered": 10,
+            "units_received": 10,
+            "received_date": pd.Timestamp("2025-04-20"),
+        }
+    )
     t = store_targets(*_case(sd=3.0), plan_date="2025-04-30", cfg=FIXED95, lead_time_observations=obs).iloc[0]
     assert t["lead_time_mean_days"] == pytest.approx((50 * 4 + 5 * 2) / 55)
     assert t["mu_P"] == pytest.approx(10 * (t["lead_time_mean_days"] + 1))
@@ -468,9 +571,22 @@ def test_a_short_dc_orders_for_what_its_stores_asked_not_only_what_it_shipped():
 def _history(daily, stores=("S1",), sku="A", promo=None, end="2025-04-30"):
     daily = np.asarray(daily, float)
     dates = pd.date_range(end=end, periods=len(daily))
-    return pd.concat([pd.DataFrame({"date": dates, "location_id": s, "sku_id": sku, "units_sold": daily,
-                                    "on_promo": 0 if promo is None else promo, "is_stockout": False}) for s in stores],
-                     ignore_index=True)
+    return pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "date": dates,
+                    "location_id": s,
+                    "sku_id": sku,
+                    "units_sold": daily,
+                    "on_promo": 0 if promo is None else promo,
+                    "is_stockout": False,
+                }
+            )
+            for s in stores
+        ],
+        ignore_index=True,
+    )
 
 
 def test_measured_error_widens_the_protection_when_demand_comes_in_bursts():
@@ -488,7 +604,7 @@ def test_measured_error_widens_the_protection_when_demand_comes_in_bursts():
     x = bursty
     T = 28 + 56 + 3
     x = x[-T:]
-    errs = [x[j:j + 3].sum() - 3 * x[j - 28:j].mean() for j in range(T - 3 - 56 + 1, T - 3 + 1)]
+    errs = [x[j : j + 3].sum() - 3 * x[j - 28 : j].mean() for j in range(T - 3 - 56 + 1, T - 3 + 1)]
     assert mse[0] == pytest.approx(np.mean(np.square(errs)))
     wide = store_targets(*case, plan_date="2025-04-30", cfg=FIXED95, history=_history(bursty)).iloc[0]
     calm = store_targets(*case, plan_date="2025-04-30", cfg=FIXED95, history=_history(base)).iloc[0]
@@ -514,10 +630,23 @@ def test_measured_error_widens_the_protection_when_demand_comes_in_bursts():
 def test_a_store_delivered_weekly_covers_its_lead_time_plus_a_week():
     from inventory_pipeline.core.replenishment import delivery_schedule, store_review_days
 
-    locations = pd.DataFrame({"location_id": ["DC1", "S1", "S2"], "location_type": ["dc", "store", "store"],
-                              "supplying_dc_id": ["", "DC1", "DC1"], "replenishment_lead_time_days": [np.nan, 2, 2]})
-    lanes = pd.DataFrame({"from_location_id": ["DC1", "DC1", "S1"], "to_location_id": ["S1", "S2", "S2"],
-                          "lead_time_days": [2, 2, 1], "cost_per_unit": 0.1, "delivery_weekday": [3, None, None]})
+    locations = pd.DataFrame(
+        {
+            "location_id": ["DC1", "S1", "S2"],
+            "location_type": ["dc", "store", "store"],
+            "supplying_dc_id": ["", "DC1", "DC1"],
+            "replenishment_lead_time_days": [np.nan, 2, 2],
+        }
+    )
+    lanes = pd.DataFrame(
+        {
+            "from_location_id": ["DC1", "DC1", "S1"],
+            "to_location_id": ["S1", "S2", "S2"],
+            "lead_time_days": [2, 2, 1],
+            "cost_per_unit": 0.1,
+            "delivery_weekday": [3, None, None],
+        }
+    )
     sched = delivery_schedule(locations, lanes).set_index("location_id")
     assert sched.loc["S1", "delivery_weekday"] == 3 and pd.isna(sched.loc["S2", "delivery_weekday"])
     stores = sched[sched["location_type"] == "store"]
@@ -525,11 +654,36 @@ def test_a_store_delivered_weekly_covers_its_lead_time_plus_a_week():
     assert R.tolist() == [7.0, 1.0]
     assert delivery_schedule(locations, lanes.drop(columns="delivery_weekday")).equals(locations)  # daily: unchanged
     # the weekly store's reorder point covers 2 + 7 days of a flat 10-a-day forecast, the daily one 2 + 1
-    fc = pd.concat([pd.DataFrame({"location_id": s, "sku_id": "A", "horizon": np.arange(1, 31), "mean": 10.0,
-                                  "p90": 14.0, "p95": 15.0, "p99": 17.0}) for s in ("S1", "S2")], ignore_index=True)
-    products = pd.DataFrame({"sku_id": ["A"], "category": "c", "supplier_id": "V", "unit_cost": 5.0, "base_price": 10.0,
-                             "case_pack": 1, "min_order_qty": 1, "supplier_lead_time_days": 5,
-                             "supplier_lead_time_std_days": 1.0})
+    fc = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "location_id": s,
+                    "sku_id": "A",
+                    "horizon": np.arange(1, 31),
+                    "mean": 10.0,
+                    "p90": 14.0,
+                    "p95": 15.0,
+                    "p99": 17.0,
+                }
+            )
+            for s in ("S1", "S2")
+        ],
+        ignore_index=True,
+    )
+    products = pd.DataFrame(
+        {
+            "sku_id": ["A"],
+            "category": "c",
+            "supplier_id": "V",
+            "unit_cost": 5.0,
+            "base_price": 10.0,
+            "case_pack": 1,
+            "min_order_qty": 1,
+            "supplier_lead_time_days": 5,
+            "supplier_lead_time_std_days": 1.0,
+        }
+    )
     positions = pd.DataFrame({"location_id": ["DC1", "S1", "S2"], "sku_id": "A", "on_hand": 0.0, "on_order": 0.0})
     t = store_targets(fc, None, positions, products, sched.reset_index(), "2025-03-01").set_index("location_id")
     assert t.loc["S1", "mu_P"] == pytest.approx(90.0) and t.loc["S2", "mu_P"] == pytest.approx(30.0)
@@ -543,8 +697,14 @@ def test_an_over_full_location_still_takes_in_what_flows_out():
     # DC1 inherited 1,500 units (over capacity): 1,400 of a slow mover, 100 of a fast one that sells 80
     # before the delivery; DC2 holds 600 of which 80 sell. DC1 may take in the 80 that flow out
     # (its stock does not grow), DC2 has its ordinary room: 1,000 - (600 - 80)
-    positions = pd.DataFrame({"location_id": ["DC1", "DC1", "DC2"], "sku_id": ["slow", "fast", "fast"],
-                              "on_hand": [1400.0, 100.0, 600.0], "on_order": 0.0})
+    positions = pd.DataFrame(
+        {
+            "location_id": ["DC1", "DC1", "DC2"],
+            "sku_id": ["slow", "fast", "fast"],
+            "on_hand": [1400.0, 100.0, 600.0],
+            "on_order": 0.0,
+        }
+    )
     sold = pd.DataFrame({"location_id": ["DC1", "DC2"], "sku_id": ["fast", "fast"], "units": [80.0, 80.0]})
     room = capacity_room(positions, locations, sold)
     assert room["DC1"] == pytest.approx(80.0) and room["DC2"] == pytest.approx(480.0)
@@ -553,8 +713,15 @@ def test_an_over_full_location_still_takes_in_what_flows_out():
 def test_delay_loss_probability_hand_checked():
     # a store covering P = 2 days of 10 a day (sd 3 a day) with reorder point 30: a delivery one
     # day late meets 3 days of demand, N(30, 3 sqrt 3): half the time more than 30 sells
-    t = pd.DataFrame({"protection_days": [2.0, 2.0], "mu_P": [20.0, 20.0], "mu_daily": [10.0, 10.0],
-                      "sigma_P": [3 * np.sqrt(2)] * 2, "reorder_point": [30.0, 40.0]})
+    t = pd.DataFrame(
+        {
+            "protection_days": [2.0, 2.0],
+            "mu_P": [20.0, 20.0],
+            "mu_daily": [10.0, 10.0],
+            "sigma_P": [3 * np.sqrt(2)] * 2,
+            "reorder_point": [30.0, 40.0],
+        }
+    )
     p = delay_loss_probability(t, np.array([1.0, 1.0]))
     assert p[0] == pytest.approx(0.5)
     assert p[1] == pytest.approx(stats.norm.sf(10 / (3 * np.sqrt(3))))

@@ -4,14 +4,12 @@ on 127.0.0.1 (a real HTTP S3 endpoint), through dagster-aws' S3Resource."""
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 from inventory_pipeline.contracts.landing import LANDING_FILES
 from inventory_pipeline.core.decisions import DECISION_COLUMNS
 from inventory_pipeline.core.ingestion import LocalStore, ingest
 from inventory_pipeline.core.outbox import render_outbox, write_s3
 from inventory_pipeline.simulation import generate_landing_zone
-
 
 # s3_endpoint (moto's server on 127.0.0.1): conftest.py
 
@@ -29,8 +27,10 @@ def test_landing_on_s3_reads_like_local(tmp_path, tiny_config, s3_endpoint):
     store = res.store()
     days = store.list_dirs("daily")
     assert days == sorted(p.name for p in (local / "daily").iterdir())
-    refs = {("locations", "location_id"): {"S001", "S002", "DC01"},
-            ("products", "sku_id"): set(pd.read_csv(local / "master/products.csv")["sku_id"])}
+    refs = {
+        ("locations", "location_id"): {"S001", "S002", "DC01"},
+        ("products", "sku_id"): set(pd.read_csv(local / "master/products.csv")["sku_id"]),
+    }
     f = LANDING_FILES["pos_sales"]
     on_s3 = ingest(store, f, days[:5], refs)
     on_disk = ingest(LocalStore(local), f, days[:5], refs)
@@ -61,8 +61,9 @@ def _upload(client, local: Path, bucket: str, prefix: str) -> None:
         client.upload_file(str(p), bucket, f"{prefix}/{p.relative_to(local).as_posix()}")
 
 
-def test_landing_sensor_on_s3_sees_complete_days_once_and_a_corrected_object(tmp_path, tiny_config, s3_endpoint,
-                                                                              monkeypatch):
+def test_landing_sensor_on_s3_sees_complete_days_once_and_a_corrected_object(
+    tmp_path, tiny_config, s3_endpoint, monkeypatch
+):
     """The landing sensor reads the bucket through the same store API: each complete day once
     (cursor), an overwritten object (new ETag) makes its day run again."""
     import dagster as dg
@@ -87,13 +88,19 @@ def test_landing_sensor_on_s3_sees_complete_days_once_and_a_corrected_object(tmp
         cursor = ctx.cursor
         ctx = dg.build_sensor_context(instance=instance, resources={"landing": landing}, cursor=cursor)
         assert isinstance(landing_days_complete(ctx), dg.SkipReason)
-        client.put_object(Bucket="sensor-bucket", Key=f"zone/daily/{days[3]}/receipts.csv",
-                          Body=(local / "daily" / days[3] / "receipts.csv").read_bytes())  # same bytes: same ETag
+        client.put_object(
+            Bucket="sensor-bucket",
+            Key=f"zone/daily/{days[3]}/receipts.csv",
+            Body=(local / "daily" / days[3] / "receipts.csv").read_bytes(),
+        )  # same bytes: same ETag
         ctx = dg.build_sensor_context(instance=instance, resources={"landing": landing}, cursor=cursor)
         assert isinstance(landing_days_complete(ctx), dg.SkipReason)
         body = (local / "daily" / days[3] / "pos_sales.csv").read_text().rstrip("\n").split("\n")
-        client.put_object(Bucket="sensor-bucket", Key=f"zone/daily/{days[3]}/pos_sales.csv",
-                          Body=("\n".join(body[:-1]) + "\n").encode())  # a corrected file: one row fewer
+        client.put_object(
+            Bucket="sensor-bucket",
+            Key=f"zone/daily/{days[3]}/pos_sales.csv",
+            Body=("\n".join(body[:-1]) + "\n").encode(),
+        )  # a corrected file: one row fewer
         ctx = dg.build_sensor_context(instance=instance, resources={"landing": landing}, cursor=cursor)
         again = landing_days_complete(ctx)
         assert [(r.job_name, r.partition_key) for r in again] == [("ingest_daily", days[3])]

@@ -23,8 +23,10 @@ def _digest(folder: Path) -> str:
 
 
 def _read_daily(folder: Path, name: str) -> pd.DataFrame:
-    return pd.concat([pd.read_csv(p, dtype={"location_id": str, "sku_id": str}) for p in sorted(folder.glob(f"daily/*/{name}.csv"))],
-                     ignore_index=True)
+    return pd.concat(
+        [pd.read_csv(p, dtype={"location_id": str, "sku_id": str}) for p in sorted(folder.glob(f"daily/*/{name}.csv"))],
+        ignore_index=True,
+    )
 
 
 def test_same_seed_same_bytes_other_seed_differs(tmp_path, tiny_config):
@@ -39,7 +41,15 @@ def test_landing_zone_follows_contract_v1(tmp_path, tiny_config):
     generate_landing_zone(tiny_config, tmp_path)
     expected = {
         "master/locations.csv": ["location_id", "location_type", "region", "supplying_dc_id", "capacity_units"],
-        "master/products.csv": ["sku_id", "category", "supplier_id", "unit_cost", "base_price", "case_pack", "min_order_qty"],
+        "master/products.csv": [
+            "sku_id",
+            "category",
+            "supplier_id",
+            "unit_cost",
+            "base_price",
+            "case_pack",
+            "min_order_qty",
+        ],
         "master/suppliers.csv": ["supplier_id", "lead_time_days", "lead_time_std_days"],
         "master/lanes.csv": ["from_location_id", "to_location_id", "lead_time_days", "cost_per_unit"],
         "master/calendar.csv": ["date", "event"],
@@ -69,8 +79,11 @@ def test_stock_laws_hold_in_the_written_history(tmp_path, tiny_config):
     assert (pos["units_sold"] > 0).all()
     stores = inv[inv["location_id"].str.startswith("S")]
     key = ["date", "location_id", "sku_id"]
-    g = stores.merge(pos[key + ["units_sold"]], on=key, how="left").merge(
-        rec.groupby(key, as_index=False)["units_received"].sum(), on=key, how="left").fillna(0)
+    g = (
+        stores.merge(pos[key + ["units_sold"]], on=key, how="left")
+        .merge(rec.groupby(key, as_index=False)["units_received"].sum(), on=key, how="left")
+        .fillna(0)
+    )
     g = g.sort_values(["location_id", "sku_id", "date"])
     g["prev"] = g.groupby(["location_id", "sku_id"])["on_hand"].shift()
     g = g.dropna(subset=["prev"])
@@ -90,9 +103,12 @@ def test_lead_times_respected(tmp_path, tiny_config):
     lead = (pd.to_datetime(m["date"]) - pd.to_datetime(m["order_date"])).dt.days
     assert (lead >= 1).all()
     store = m[m["order_id"].str.startswith("ST")].merge(
-        lanes, left_on=["source_id", "location_id"], right_on=["from_location_id", "to_location_id"])
+        lanes, left_on=["source_id", "location_id"], right_on=["from_location_id", "to_location_id"]
+    )
     assert len(store) > 0
-    assert ((pd.to_datetime(store["date"]) - pd.to_datetime(store["order_date"])).dt.days == store["lead_time_days"]).all()
+    assert (
+        (pd.to_datetime(store["date"]) - pd.to_datetime(store["order_date"])).dt.days == store["lead_time_days"]
+    ).all()
 
 
 def test_received_orders_appear_in_the_open_order_snapshots(tmp_path, tiny_config):
@@ -108,7 +124,9 @@ def test_received_orders_appear_in_the_open_order_snapshots(tmp_path, tiny_confi
     assert oo["order_id"].str.match(r"^(PO|ST|TR)\d{9}$").all()  # no launch fill is ever an open order
     # an order's snapshot rows agree on everything (the ERP shows the ordered units, not the short shipment)
     assert not oo.drop_duplicates().duplicated("order_id").any()
-    keyed = rec.merge(oo.drop_duplicates("order_id"), on=["order_id", "location_id", "sku_id"], how="left", indicator=True)
+    keyed = rec.merge(
+        oo.drop_duplicates("order_id"), on=["order_id", "location_id", "sku_id"], how="left", indicator=True
+    )
     missing = keyed[keyed["_merge"] == "left_only"]
     launch = missing["order_id"].str.startswith("LAUNCH-")
     assert (missing.loc[~launch, "date"] == first).all() and launch.any()

@@ -5,8 +5,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from inventory_pipeline.config import DEFAULT_POLICY_PATH
 from inventory_pipeline.core.decisions import build_decision_log
@@ -15,28 +13,61 @@ from inventory_pipeline.core.outbox import render_outbox, write_local
 from inventory_pipeline.core.policy import PolicyError, load_policy
 from inventory_pipeline.core.pricing import PricingConfig, recommend_prices
 
+
 def test_wape():
     assert wape([10, 0, 10], [8, 1, 12]) == pytest.approx(5 / 20)
     assert np.isnan(wape([0, 0], [1, 1]))
 
 
 def _one_store_case(on_hand_store=0, on_hand_dc=100, mean=10.0, p95=10.0):
-    fc = pd.DataFrame({"location_id": "S1", "sku_id": "A", "horizon": np.arange(1, 31), "mean": mean, "p95": p95,
-                       "date": pd.date_range("2025-05-01", periods=30)})
+    fc = pd.DataFrame(
+        {
+            "location_id": "S1",
+            "sku_id": "A",
+            "horizon": np.arange(1, 31),
+            "mean": mean,
+            "p95": p95,
+            "date": pd.date_range("2025-05-01", periods=30),
+        }
+    )
     prices = pd.DataFrame({"location_id": ["S1"], "sku_id": ["A"], "demand_multiplier": [1.0]})
-    positions = pd.DataFrame({"location_id": ["S1", "DC1"], "sku_id": ["A", "A"], "on_hand": [on_hand_store, on_hand_dc],
-                              "on_order": [0, 0]})
-    products = pd.DataFrame({"sku_id": ["A"], "supplier_id": ["SUP1"], "unit_cost": [2.0], "case_pack": [6],
-                             "min_order_qty": [60], "supplier_lead_time_days": [5.0], "supplier_lead_time_std_days": [0.0]})
-    locations = pd.DataFrame({"location_id": ["S1", "DC1"], "location_type": ["store", "dc"], "supplying_dc_id": ["DC1", None],
-                              "replenishment_lead_time_days": [2.0, None]})
+    positions = pd.DataFrame(
+        {"location_id": ["S1", "DC1"], "sku_id": ["A", "A"], "on_hand": [on_hand_store, on_hand_dc], "on_order": [0, 0]}
+    )
+    products = pd.DataFrame(
+        {
+            "sku_id": ["A"],
+            "supplier_id": ["SUP1"],
+            "unit_cost": [2.0],
+            "case_pack": [6],
+            "min_order_qty": [60],
+            "supplier_lead_time_days": [5.0],
+            "supplier_lead_time_std_days": [0.0],
+        }
+    )
+    locations = pd.DataFrame(
+        {
+            "location_id": ["S1", "DC1"],
+            "location_type": ["store", "dc"],
+            "supplying_dc_id": ["DC1", None],
+            "replenishment_lead_time_days": [2.0, None],
+        }
+    )
     return fc, prices, positions, products, locations
 
 
 def test_current_price_is_the_last_regular_price_and_disabled_pricing_holds_it():
     fc = _one_store_case()[0]
-    hist = pd.DataFrame({"location_id": "S1", "sku_id": "A", "date": pd.to_datetime(["2025-04-28", "2025-04-29"]),
-                         "unit_price": [2.5, 2.0], "price_observed": True, "on_promo": [0, 1]})
+    hist = pd.DataFrame(
+        {
+            "location_id": "S1",
+            "sku_id": "A",
+            "date": pd.to_datetime(["2025-04-28", "2025-04-29"]),
+            "unit_price": [2.5, 2.0],
+            "price_observed": True,
+            "on_promo": [0, 1],
+        }
+    )
     products = pd.DataFrame({"sku_id": ["A"], "unit_cost": [1.5], "base_price": [2.9]})
     r = recommend_prices(fc, hist, products, "2025-04-30", PricingConfig(enabled=False)).iloc[0]
     assert r["current_price"] == 2.5 and r["recommended_price"] == 2.5  # the promo price is not the shelf price
@@ -44,13 +75,34 @@ def test_current_price_is_the_last_regular_price_and_disabled_pricing_holds_it()
 
 
 def _log(planner=None, value=100.0):
-    orders = pd.DataFrame({
-        "decision_type": ["purchase_order", "store_replenishment"], "sku_id": ["A", "A"], "source_id": ["SUP1", "DC1"],
-        "location_id": ["DC1", "S1"], "units": [60, 6], "order_date": pd.Timestamp("2025-05-01"),
-        "expected_date": pd.Timestamp("2025-05-06"), "order_value": [value * 100, value], "service_level": 0.95,
-        "binding_constraint": "case_pack", "rationale": "why"})
-    empty_t = pd.DataFrame(columns=["sku_id", "from_location_id", "to_location_id", "units", "ship_date", "expected_date",
-                                    "cost_per_unit", "binding_constraint", "rationale"])
+    orders = pd.DataFrame(
+        {
+            "decision_type": ["purchase_order", "store_replenishment"],
+            "sku_id": ["A", "A"],
+            "source_id": ["SUP1", "DC1"],
+            "location_id": ["DC1", "S1"],
+            "units": [60, 6],
+            "order_date": pd.Timestamp("2025-05-01"),
+            "expected_date": pd.Timestamp("2025-05-06"),
+            "order_value": [value * 100, value],
+            "service_level": 0.95,
+            "binding_constraint": "case_pack",
+            "rationale": "why",
+        }
+    )
+    empty_t = pd.DataFrame(
+        columns=[
+            "sku_id",
+            "from_location_id",
+            "to_location_id",
+            "units",
+            "ship_date",
+            "expected_date",
+            "cost_per_unit",
+            "binding_constraint",
+            "rationale",
+        ]
+    )
     prices = pd.DataFrame({"location_id": ["S1"], "sku_id": ["A"], "current_price": [2.0], "recommended_price": [2.0]})
     return build_decision_log(orders, empty_t, prices, "2025-04-30", load_policy(DEFAULT_POLICY_PATH), "m/1", planner)
 
@@ -66,9 +118,15 @@ def test_decision_ids_are_deterministic_and_approval_follows_limits():
 
 def test_planner_override_and_reject():
     ids = _log().set_index("decision_type")["decision_id"]
-    planner = pd.DataFrame({"decision_id": [ids["purchase_order"], ids["store_replenishment"]],
-                            "action": ["override", "reject"], "override_units_or_price": [120.0, None],
-                            "reason": ["promo next week", "shelf full"], "planner": ["ana", "ben"]})
+    planner = pd.DataFrame(
+        {
+            "decision_id": [ids["purchase_order"], ids["store_replenishment"]],
+            "action": ["override", "reject"],
+            "override_units_or_price": [120.0, None],
+            "reason": ["promo next week", "shelf full"],
+            "planner": ["ana", "ben"],
+        }
+    )
     log = _log(planner).set_index("decision_type")
     assert log.loc["purchase_order", "status"] == "overridden" and log.loc["purchase_order", "units"] == 120
     assert log.loc["store_replenishment", "status"] == "rejected"
@@ -87,7 +145,15 @@ def test_outbox_is_byte_identical_and_written_atomically(tmp_path):
     m = json.loads(first["manifest.json"])
     assert m["files"]["purchase_orders.csv"]["rows"] == 1 and m["files"]["transfers.csv"]["rows"] == 1
     po = pd.read_csv(folder / "purchase_orders.csv")
-    assert po.columns.tolist() == ["decision_id", "sku_id", "supplier_id", "ship_to_location_id", "units", "order_date", "expected_date"]
+    assert po.columns.tolist() == [
+        "decision_id",
+        "sku_id",
+        "supplier_id",
+        "ship_to_location_id",
+        "units",
+        "order_date",
+        "expected_date",
+    ]
 
 
 def test_pending_and_rejected_decisions_never_reach_the_outbox():

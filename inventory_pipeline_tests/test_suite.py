@@ -31,8 +31,14 @@ def tiny_world():
 
 
 def _baseline_run(net, takeover: str) -> dict:
-    spec = RunSpec(f"baseline/{takeover}", "baseline", net, str(DEFAULT_POLICY_PATH),
-                   switch_day=net.burn_in_days + net.days - EVAL_DAYS, takeover=takeover)
+    spec = RunSpec(
+        f"baseline/{takeover}",
+        "baseline",
+        net,
+        str(DEFAULT_POLICY_PATH),
+        switch_day=net.burn_in_days + net.days - EVAL_DAYS,
+        takeover=takeover,
+    )
     return run_spec(spec)
 
 
@@ -79,10 +85,22 @@ def test_unknown_world_or_takeover_is_refused():
 
 def _hand_rows() -> pd.DataFrame:
     """Five cells with known outcomes (rule -> pipeline; static = the pipeline with prices held)."""
-    cols = ["cell", "world", "rule_lost_sales_units", "pipeline_lost_sales_units", "rule_stockout_days",
-            "pipeline_stockout_days", "rule_avg_inventory_value", "pipeline_avg_inventory_value", "rule_carrying_cost",
-            "pipeline_carrying_cost", "rule_gross_margin", "pipeline_gross_margin", "static_gross_margin",
-            "rule_violations"]
+    cols = [
+        "cell",
+        "world",
+        "rule_lost_sales_units",
+        "pipeline_lost_sales_units",
+        "rule_stockout_days",
+        "pipeline_stockout_days",
+        "rule_avg_inventory_value",
+        "pipeline_avg_inventory_value",
+        "rule_carrying_cost",
+        "pipeline_carrying_cost",
+        "rule_gross_margin",
+        "pipeline_gross_margin",
+        "static_gross_margin",
+        "rule_violations",
+    ]
     data = [
         # A: -40% lost and stockout days at the same inventory; margin exactly +2% over static
         ("A", "w1", 100, 60, 50, 30, 1000, 1000, 100, 100, 500, 510, 500, 0),
@@ -149,11 +167,32 @@ def test_cli_quick_picks_two_worlds_one_seed_small(monkeypatch, tmp_path):
     assert cli.main(["evaluate-suite", "--quick", "-q"]) == 0
     assert (len(seen["scfg"].worlds), seen["scfg"].seeds, seen["scfg"].sizes) == (2, (101,), ("small",))
     assert seen["out"] == "data/suite_quick"
-    cli.main(["evaluate-suite", "--worlds", "seasonal,base+overstock", "--seeds", "5,6", "--sizes", "tiny",
-              "--days", "14", "--history-days", "90", "--out", str(tmp_path), "-q"])
+    cli.main(
+        [
+            "evaluate-suite",
+            "--worlds",
+            "seasonal,base+overstock",
+            "--seeds",
+            "5,6",
+            "--sizes",
+            "tiny",
+            "--days",
+            "14",
+            "--history-days",
+            "90",
+            "--out",
+            str(tmp_path),
+            "-q",
+        ]
+    )
     c = seen["scfg"]
-    assert (c.worlds, c.seeds, c.sizes, c.eval_days, c.history_days) == (("seasonal", "base+overstock"), (5, 6),
-                                                                          ("tiny",), 14, 90)
+    assert (c.worlds, c.seeds, c.sizes, c.eval_days, c.history_days) == (
+        ("seasonal", "base+overstock"),
+        (5, 6),
+        ("tiny",),
+        14,
+        90,
+    )
     assert SuiteConfig().eval_days >= 56 and len(SuiteConfig().worlds) >= 6 and len(SuiteConfig().seeds) >= 3
 
 
@@ -165,8 +204,9 @@ def test_end_inventory_is_the_last_week_of_stores_and_dcs():
 
 
 def test_tiny_suite_end_to_end(tmp_path):
-    scfg = SuiteConfig(worlds=("base+understock",), seeds=(101,), sizes=("tiny",), eval_days=EVAL_DAYS,
-                       history_days=90, jobs=1)
+    scfg = SuiteConfig(
+        worlds=("base+understock",), seeds=(101,), sizes=("tiny",), eval_days=EVAL_DAYS, history_days=90, jobs=1
+    )
     res = run_suite(scfg, tmp_path)
     rows = res["rows"]
     assert len(rows) == 1 and rows.loc[0, "cell"] == "base+understock/tiny/101"

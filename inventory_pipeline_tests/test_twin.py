@@ -11,11 +11,18 @@ from hypothesis import strategies as st
 
 from inventory_pipeline.config import DEFAULT_POLICY_PATH
 from inventory_pipeline.simulation import NetworkConfig, build_network
-from inventory_pipeline.simulation.engine import (KIND_LAUNCH_DC, KIND_LAUNCH_STORE, KIND_STORE, KIND_SUPPLIER,
-                                                  KIND_TRANSFER, _lane_matrix, simulate)
+from inventory_pipeline.simulation.engine import (
+    KIND_LAUNCH_DC,
+    KIND_LAUNCH_STORE,
+    KIND_STORE,
+    KIND_SUPPLIER,
+    KIND_TRANSFER,
+    _lane_matrix,
+    simulate,
+)
 from inventory_pipeline.simulation.evaluation import EvaluationConfig, EvaluationError, evaluate, write_report
 from inventory_pipeline.simulation.policies import BaselinePolicy, Observation, Orders, SwitchingPolicy
-from inventory_pipeline.simulation.scenarios import Scenario, apply_demand_side, stress_scenarios
+from inventory_pipeline.simulation.scenarios import apply_demand_side, stress_scenarios
 
 
 class RandomPolicy:
@@ -34,11 +41,23 @@ class RandomPolicy:
         tr = None
         if self.transfers:
             n = int(r.integers(0, 6))
-            tr = {"sku": r.integers(0, S, n), "src": r.integers(0, L, n), "dest": r.integers(0, L, n),
-                  "units": r.integers(0, 30, n)}
-        pf = np.where(r.random((L, S)) < 0.1, r.choice([0.8, 0.9, 1.1, 1.2], (L, S)), obs.price_factor) if self.prices else None
-        return Orders(store=r.integers(0, 3, (L, S)) * (r.random((L, S)) < 0.3) * 6,
-                      dc=r.integers(0, 4, (D, S)) * (r.random((D, S)) < 0.2) * 24, transfers=tr, price_factor=pf)
+            tr = {
+                "sku": r.integers(0, S, n),
+                "src": r.integers(0, L, n),
+                "dest": r.integers(0, L, n),
+                "units": r.integers(0, 30, n),
+            }
+        pf = (
+            np.where(r.random((L, S)) < 0.1, r.choice([0.8, 0.9, 1.1, 1.2], (L, S)), obs.price_factor)
+            if self.prices
+            else None
+        )
+        return Orders(
+            store=r.integers(0, 3, (L, S)) * (r.random((L, S)) < 0.3) * 6,
+            dc=r.integers(0, 4, (D, S)) * (r.random((D, S)) < 0.2) * 24,
+            transfers=tr,
+            price_factor=pf,
+        )
 
 
 def _records(net, policy, **kw):
@@ -67,10 +86,23 @@ def assert_stock_conserved(rec, prev_dc):
 
 small_networks = st.builds(
     lambda stores, skus, dcs, seed, days: NetworkConfig(
-        regions=1, dcs=dcs, stores=max(stores, dcs), skus=skus, suppliers=2, days=days, seed=seed, burn_in_days=7,
-        new_item_share=0.2, discontinued_share=0.2),
-    stores=st.integers(1, 4), skus=st.integers(2, 8), dcs=st.integers(1, 2), seed=st.integers(0, 10_000),
-    days=st.integers(20, 45))
+        regions=1,
+        dcs=dcs,
+        stores=max(stores, dcs),
+        skus=skus,
+        suppliers=2,
+        days=days,
+        seed=seed,
+        burn_in_days=7,
+        new_item_share=0.2,
+        discontinued_share=0.2,
+    ),
+    stores=st.integers(1, 4),
+    skus=st.integers(2, 8),
+    dcs=st.integers(1, 2),
+    seed=st.integers(0, 10_000),
+    days=st.integers(20, 45),
+)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -108,8 +140,11 @@ def test_transfers_follow_lanes_and_never_exceed_the_donor_stock():
             L, S = obs.store_on_hand.shape
             src = np.repeat(np.arange(L), L)
             dest = np.tile(np.arange(L), L)
-            return Orders(store=np.zeros((L, S), int), dc=np.zeros((obs.dc_on_hand.shape[0], S), int),
-                          transfers={"sku": np.zeros(L * L, int), "src": src, "dest": dest, "units": np.full(L * L, 10**6)})
+            return Orders(
+                store=np.zeros((L, S), int),
+                dc=np.zeros((obs.dc_on_hand.shape[0], S), int),
+                transfers={"sku": np.zeros(L * L, int), "src": src, "dest": dest, "units": np.full(L * L, 10**6)},
+            )
 
     _, recs = _records(net, Mover())
     moved = sum(int(r.transfers_out.sum()) for r in recs)
@@ -240,8 +275,14 @@ def test_receipt_log_records_short_shipments_and_held_deliveries_on_their_real_r
         assert np.array_equal(np.sort(log["order_id"][day]), np.sort(r["order_id"][m]))
         o = np.argsort(r["order_id"][m])
         got = np.argsort(log["order_id"][day])
-        for c_log, c_rec in (("kind", "kind"), ("src", "src"), ("dest", "dest"), ("sku", "sku"), ("order_day", "order_day"),
-                             ("received", "units")):
+        for c_log, c_rec in (
+            ("kind", "kind"),
+            ("src", "src"),
+            ("dest", "dest"),
+            ("sku", "sku"),
+            ("order_day", "order_day"),
+            ("received", "units"),
+        ):
             assert np.array_equal(log[c_log][day][got], r[c_rec][m][o]), c_log
     sup = log["kind"] == KIND_SUPPLIER
     assert (log["receipt_day"] > log["order_day"]).all()
@@ -256,7 +297,13 @@ def test_receipt_log_records_short_shipments_and_held_deliveries_on_their_real_r
     oa, ob = outage.window(start)
     held, _ = run(scenario=outage)
     held_log = held.history.receipts
-    due_in = sup & (log["dest"] == outage.dc_outage) & (log["order_day"] < oa) & (log["receipt_day"] >= oa) & (log["receipt_day"] < ob)
+    due_in = (
+        sup
+        & (log["dest"] == outage.dc_outage)
+        & (log["order_day"] < oa)
+        & (log["receipt_day"] >= oa)
+        & (log["receipt_day"] < ob)
+    )
     assert due_in.any()
     where = {int(o): i for i, o in enumerate(held_log["order_id"])}
     idx = np.array([where[int(o)] for o in log["order_id"][due_in]])
@@ -276,7 +323,9 @@ def test_receipt_log_records_short_shipments_and_held_deliveries_on_their_real_r
     assert np.array_equal(slow["receipt_day"][idx] - a, 2 * (log["receipt_day"][first] - a))
 
     # lead_time_frame: the same receipts as the mart has them (dates, units, lead time and delay)
-    f = lead_time_frame(held.history, held.t, net.store_ids, net.dc_ids, net.sku_ids, net.suppliers["supplier_id"].to_numpy())
+    f = lead_time_frame(
+        held.history, held.t, net.store_ids, net.dc_ids, net.sku_ids, net.suppliers["supplier_id"].to_numpy()
+    )
     assert len(f) == int((held_log["received"] > 0).sum())
     f = f.set_index("order_id")
     ids = [f"PO{o:09d}" for o in log["order_id"][due_in]]
@@ -311,8 +360,18 @@ def test_order_stability_accumulators_on_scripted_policies():
     requests; no order day follows another."""
     from inventory_pipeline.core.kpis import twin_kpis
 
-    cfg = NetworkConfig(regions=1, dcs=1, stores=2, skus=5, suppliers=2, days=28, seed=3, burn_in_days=28,
-                        new_item_share=0.0, discontinued_share=0.0)  # every item carried all along
+    cfg = NetworkConfig(
+        regions=1,
+        dcs=1,
+        stores=2,
+        skus=5,
+        suppliers=2,
+        days=28,
+        seed=3,
+        burn_in_days=28,
+        new_item_share=0.0,
+        discontinued_share=0.0,
+    )  # every item carried all along
     net = build_network(cfg)
     L, S = 2, 5
     # the DC orders far more than the stores request: it is never short, so every request ships whole
@@ -322,7 +381,9 @@ def test_order_stability_accumulators_on_scripted_policies():
     assert k["bullwhip_store"] == 0.0 and k["bullwhip_store_median"] == 0.0
     assert np.isnan(k["bullwhip_dc"])  # the requests reaching the DC never varied
     assert k["order_days_share"] == 1.0 and k["consecutive_order_share"] == 1.0 and k["consecutive_po_share"] == 1.0
-    assert k["order_lines_per_item_week_store"] == pytest.approx(7.0) and k["order_lines_per_item_week_dc"] == pytest.approx(7.0)
+    assert k["order_lines_per_item_week_store"] == pytest.approx(7.0) and k[
+        "order_lines_per_item_week_dc"
+    ] == pytest.approx(7.0)
     assert res.store["launched_days"].tolist() == np.full((L, S), 28.0).tolist()
 
     c, kk = 3, 20
@@ -330,11 +391,15 @@ def test_order_stability_accumulators_on_scripted_policies():
     assert all((r.dc_shipped == (2 * c * L if r.t % 2 == 0 else 0)).all() for r in recs)
     demand = np.stack([r.demand for r in recs])  # the 28 measured days (an even number: c^2 exactly)
     k = twin_kpis(res.store, res.dc, res.measured_days, 0.25)
-    assert k["bullwhip_store"] == pytest.approx(L * S * c ** 2 / demand.var(axis=0).sum())
-    assert k["bullwhip_store_median"] == pytest.approx(np.median(c ** 2 / demand.var(axis=0)))
-    assert k["bullwhip_dc"] == pytest.approx(kk ** 2 / (L * c) ** 2) and k["bullwhip_dc_median"] == pytest.approx(kk ** 2 / (L * c) ** 2)
+    assert k["bullwhip_store"] == pytest.approx(L * S * c**2 / demand.var(axis=0).sum())
+    assert k["bullwhip_store_median"] == pytest.approx(np.median(c**2 / demand.var(axis=0)))
+    assert k["bullwhip_dc"] == pytest.approx(kk**2 / (L * c) ** 2) and k["bullwhip_dc_median"] == pytest.approx(
+        kk**2 / (L * c) ** 2
+    )
     assert k["order_days_share"] == 0.5 and k["consecutive_order_share"] == 0.0 and k["consecutive_po_share"] == 0.0
-    assert k["order_lines_per_item_week_store"] == pytest.approx(3.5) and k["order_lines_per_item_week_dc"] == pytest.approx(3.5)
+    assert k["order_lines_per_item_week_store"] == pytest.approx(3.5) and k[
+        "order_lines_per_item_week_dc"
+    ] == pytest.approx(3.5)
 
 
 def test_switching_policy_shares_history_up_to_the_switch():
@@ -349,9 +414,12 @@ def test_switching_policy_shares_history_up_to_the_switch():
 
 @pytest.fixture(scope="module")
 def small_report(tmp_path_factory):
-    net = build_network(NetworkConfig(regions=1, dcs=1, stores=2, skus=8, suppliers=2, days=100, seed=7, burn_in_days=14))
-    ecfg = EvaluationConfig(days=21, cadence_days=7, frontier_safety_days=(0.0, 7.0), frontier_service_levels=(0.8, 0.99),
-                            jobs=1)
+    net = build_network(
+        NetworkConfig(regions=1, dcs=1, stores=2, skus=8, suppliers=2, days=100, seed=7, burn_in_days=14)
+    )
+    ecfg = EvaluationConfig(
+        days=21, cadence_days=7, frontier_safety_days=(0.0, 7.0), frontier_service_levels=(0.8, 0.99), jobs=1
+    )
     report = evaluate(net, DEFAULT_POLICY_PATH, ecfg)
     out = tmp_path_factory.mktemp("eval")
     return net, report, write_report(report, out)
@@ -360,9 +428,24 @@ def small_report(tmp_path_factory):
 def test_evaluation_report_has_every_kpi_and_section(small_report):
     net, report, paths = small_report
     k = json.loads(paths["kpis"].read_text())
-    need = {"stockout_rate", "fill_rate", "lost_sales_units", "carrying_cost", "carrying_cost_pct_inventory_value",
-            "carrying_cost_pct_revenue", "avg_inventory_value", "inventory_turns", "revenue", "gross_margin",
-            "wape_h1", "mase_h7", "mape_h7", "orders", "transfers", "price_changes"}
+    need = {
+        "stockout_rate",
+        "fill_rate",
+        "lost_sales_units",
+        "carrying_cost",
+        "carrying_cost_pct_inventory_value",
+        "carrying_cost_pct_revenue",
+        "avg_inventory_value",
+        "inventory_turns",
+        "revenue",
+        "gross_margin",
+        "wape_h1",
+        "mase_h7",
+        "mape_h7",
+        "orders",
+        "transfers",
+        "price_changes",
+    }
     assert need <= set(k["baseline"]) and need <= set(k["pipeline"]) and need <= set(k["change"])
     assert set(k["by_abc"]) <= {"A", "B", "C"} and "A" in k["by_abc"]
     # the oracle knows the true mean: the floor under both runs' forecasts (the rule's is its moving average)
@@ -374,7 +457,9 @@ def test_evaluation_report_has_every_kpi_and_section(small_report):
     assert [q["safety_days"] for q in fb] == [0.0, 7.0] and [q["service_level"] for q in fp] == [0.8, 0.99]
     # the headline run uses the policy file's service levels: a point of its own, not on the fixed-level curve
     assert k["frontier"]["pipeline_policy"]["service_level"] == "policy file (cost_optimal)"
-    assert k["frontier"]["pipeline_policy"]["avg_inventory_value"] == pytest.approx(k["pipeline"]["avg_inventory_value"])
+    assert k["frontier"]["pipeline_policy"]["avg_inventory_value"] == pytest.approx(
+        k["pipeline"]["avg_inventory_value"]
+    )
     t = k["frontier"]["targets"]
     assert t["baseline"]["stockout_rate"] == pytest.approx(fb[1]["stockout_rate"])
     assert t["stockout_target_met"] == (t["stockout_reduction_at_baseline_inventory"] >= 0.40)
@@ -426,14 +511,16 @@ def test_common_random_numbers_for_supply_the_same_order_line_meets_the_same_lea
         seen = {}
 
         class Keep(type(policy)):
-            def decide(self, obs):
+            def decide(self, obs, seen=seen):
                 seen["h"] = obs.history
                 return super().decide(obs)
 
         simulate(net, Keep(**policy.__dict__))
         r = seen["h"].receipts
         po = r["kind"] == KIND_SUPPLIER
-        logs.append(pandas.DataFrame({k: r[k][po] for k in ("dest", "sku", "order_day", "receipt_day", "ordered", "received")}))
+        logs.append(
+            pandas.DataFrame({k: r[k][po] for k in ("dest", "sku", "order_day", "receipt_day", "ordered", "received")})
+        )
     a, b, c = logs
     for other in (b, c):
         m = a.merge(other, on=["dest", "sku", "order_day"], suffixes=("_a", "_b"))
@@ -468,8 +555,14 @@ def test_a_policy_without_a_forecast_is_not_scored_on_one():
 def test_expected_demand_puts_each_horizon_on_its_day_and_prices_it():
     from inventory_pipeline.simulation.pipeline_policy import FORECAST_RECORD_DAYS, expected_demand
 
-    fc = pd.DataFrame({"location_id": ["S1", "S1", "S2", "S9", "S1"], "sku_id": ["A", "A", "B", "A", "A"],
-                       "horizon": [1, 3, 2, 1, 0], "mean": [2.0, 4.0, 5.0, 7.0, 9.0]})
+    fc = pd.DataFrame(
+        {
+            "location_id": ["S1", "S1", "S2", "S9", "S1"],
+            "sku_id": ["A", "A", "B", "A", "A"],
+            "horizon": [1, 3, 2, 1, 0],
+            "mean": [2.0, 4.0, 5.0, 7.0, 9.0],
+        }
+    )
     pr = pd.DataFrame({"location_id": ["S1"], "sku_id": ["A"], "demand_multiplier": [0.5]})
     e = expected_demand(fc, pr, {"S1": 0, "S2": 1}, {"A": 0, "B": 1}, (2, 2))
     assert e.shape == (FORECAST_RECORD_DAYS, 2, 2)

@@ -17,14 +17,21 @@ from inventory_pipeline.simulation import NetworkConfig, build_network
 from inventory_pipeline.simulation import pipeline_policy as pp
 from inventory_pipeline.simulation.demand import DemandModel
 from inventory_pipeline.simulation.engine import MA_WINDOW, OVERSTOCK_WEEKS, simulate
-from inventory_pipeline.simulation.evaluation import (STATIC_PRICES, EvaluationConfig, RunSpec, evaluate, headline_text,
-                                                      write_report)
+from inventory_pipeline.simulation.evaluation import (
+    STATIC_PRICES,
+    EvaluationConfig,
+    RunSpec,
+    evaluate,
+    headline_text,
+    write_report,
+)
 from inventory_pipeline.simulation.policies import BaselinePolicy, SwitchingPolicy
 
 SMALL = NetworkConfig(regions=1, dcs=1, stores=2, skus=8, suppliers=2, days=100, seed=7, burn_in_days=14)
 
 
 # ---- the overstock KPI ----------------------------------------------------------------------------
+
 
 def test_overstock_hand_computed():
     on_hand = np.array([[100, 10], [0, 57]])
@@ -33,10 +40,33 @@ def test_overstock_hand_computed():
     assert units.tolist() == [[44, 0], [0, 1]]
     assert value.tolist() == [[88, 0], [0, 3]]
     # twin_kpis: averages per measured day of the accumulated sums; absent accumulators give nan
-    store = {k: np.zeros((2, 2)) for k in ("demand", "sales", "lost", "revenue", "cogs", "stockout_days", "active_days",
-                                           "inventory_value_days", "order_lines", "transfer_lines", "price_changes")}
-    k = twin_kpis({**store, "overstock_units_days": units * 4, "overstock_value_days": value * 4,
-                   "price_decreases": np.array([[1, 0], [2, 0]])}, None, days=4, annual_holding_rate=0.25)
+    store = {
+        k: np.zeros((2, 2))
+        for k in (
+            "demand",
+            "sales",
+            "lost",
+            "revenue",
+            "cogs",
+            "stockout_days",
+            "active_days",
+            "inventory_value_days",
+            "order_lines",
+            "transfer_lines",
+            "price_changes",
+        )
+    }
+    k = twin_kpis(
+        {
+            **store,
+            "overstock_units_days": units * 4,
+            "overstock_value_days": value * 4,
+            "price_decreases": np.array([[1, 0], [2, 0]]),
+        },
+        None,
+        days=4,
+        annual_holding_rate=0.25,
+    )
     assert k["overstock_units"] == pytest.approx(45) and k["overstock_value"] == pytest.approx(91)
     assert k["price_decreases"] == 3
     k = twin_kpis(store, None, days=4, annual_holding_rate=0.25)
@@ -46,8 +76,9 @@ def test_overstock_hand_computed():
 def test_engine_overstock_accumulator_matches_an_independent_recount():
     """The engine's overstock sums equal a recount from the day records and the demand model: true
     mean daily demand at the prices in force, trailing 28 days (since launch), 8 weeks of supply."""
-    cfg = NetworkConfig(regions=1, dcs=1, stores=2, skus=6, suppliers=2, days=60, seed=3, burn_in_days=14,
-                        new_item_share=0.34)
+    cfg = NetworkConfig(
+        regions=1, dcs=1, stores=2, skus=6, suppliers=2, days=60, seed=3, burn_in_days=14, new_item_share=0.34
+    )
     net = build_network(cfg)
     B, T = cfg.burn_in_days, cfg.burn_in_days + cfg.days
     old = np.flatnonzero(net.sku_launch_day <= 0)
@@ -97,24 +128,40 @@ def test_engine_overstock_accumulator_matches_an_independent_recount():
 
 # ---- the pipeline policy: pricing switch, positions, guardrail count -----------------------------
 
+
 def _fake_pricing(calls: list):
     """recommend_prices stand-in: the real stage with pricing off (prices held), then -- when the
     config says pricing is on -- the first store x SKU raised 25%, beyond `max_change` (10%)."""
     real = pp.recommend_prices
 
-    def fake(forecast, history, products, plan_date, cfg=PricingConfig(), positions=None, **kw):
-        calls.append({"enabled": cfg.enabled, "positions": None if positions is None else len(positions),
-                      "locations": kw.get("locations") is not None})
-        recs = real(forecast, history, products, plan_date, dataclasses.replace(cfg, enabled=False), positions=positions, **kw)
+    def fake(forecast, history, products, plan_date, cfg=None, positions=None, **kw):
+        cfg = PricingConfig() if cfg is None else cfg
+        calls.append(
+            {
+                "enabled": cfg.enabled,
+                "positions": None if positions is None else len(positions),
+                "locations": kw.get("locations") is not None,
+            }
+        )
+        recs = real(
+            forecast, history, products, plan_date, dataclasses.replace(cfg, enabled=False), positions=positions, **kw
+        )
         if cfg.enabled:
             recs.loc[0, "recommended_price"] = round(float(recs.loc[0, "current_price"]) * 1.25, 2)
         return recs
+
     return fake
 
 
 # only max_change can be broken by the fake: no ladder, no category cap, no markdown, no freeze
-LOOSE = dataclasses.replace(PricingConfig(), enabled=False, price_endings=(), category_avg_change_cap=1.0,
-                            overstock_weeks=1e9, min_days_between_changes=0)
+LOOSE = dataclasses.replace(
+    PricingConfig(),
+    enabled=False,
+    price_endings=(),
+    category_avg_change_cap=1.0,
+    overstock_weeks=1e9,
+    min_days_between_changes=0,
+)
 
 
 @pytest.fixture
@@ -161,18 +208,34 @@ def test_plan_decisions_defaults_to_the_policy_files_pricing(monkeypatch):
     pos = pd.DataFrame({"location_id": ["S1"], "sku_id": ["K1"], "on_hand": [1], "on_order": [0]})
     for pricing, want in ((None, pp.pricing_config(pol)), (LOOSE, LOOSE)):
         with pytest.raises(Stop):
-            pp.plan_decisions(pd.DataFrame(), pd.DataFrame(), pos, pd.DataFrame(), pd.DataFrame(), pd.DataFrame(),
-                              "2025-01-01", pol, pricing=pricing)
+            pp.plan_decisions(
+                pd.DataFrame(),
+                pd.DataFrame(),
+                pos,
+                pd.DataFrame(),
+                pd.DataFrame(),
+                pd.DataFrame(),
+                "2025-01-01",
+                pol,
+                pricing=pricing,
+            )
         a, kw = seen.pop()
         assert a[4] == want and kw["positions"] is pos
 
 
 # ---- the evaluation: static-price run, pricing section, total guardrail count ----------------------
 
+
 def test_evaluation_compares_dynamic_with_static_prices(fake_pricing, tmp_path):
     net = build_network(SMALL)
-    ecfg = EvaluationConfig(days=10, frontier_safety_days=(7.0,), frontier_service_levels=(0.8,), scenarios=False,
-                            jobs=1, pricing_enabled=True)
+    ecfg = EvaluationConfig(
+        days=10,
+        frontier_safety_days=(7.0,),
+        frontier_service_levels=(0.8,),
+        scenarios=False,
+        jobs=1,
+        pricing_enabled=True,
+    )
     report = evaluate(net, DEFAULT_POLICY_PATH, ecfg)
     runs = report["meta"]["run_seconds"]
     assert set(runs) == {"baseline", "pipeline", STATIC_PRICES, "frontier/pipeline/0.8"}
@@ -196,7 +259,9 @@ def test_evaluation_compares_dynamic_with_static_prices(fake_pricing, tmp_path):
     html = paths["report"].read_text()
     assert "dynamic vs static prices" in html and "static_prices" in html
     text = headline_text(report)
-    assert "pricing vs static prices: gross margin" in text and "guardrail violations over all pipeline runs: 20" in text
+    assert (
+        "pricing vs static prices: gross margin" in text and "guardrail violations over all pipeline runs: 20" in text
+    )
 
 
 def test_evaluation_without_pricing_makes_no_static_run(fake_pricing, tmp_path):
@@ -221,12 +286,15 @@ def test_run_spec_with_a_pricing_override_is_picklable():
 def test_demo_command_hands_the_evaluation_every_option(monkeypatch):
     """`inventory-pipeline demo` builds its evaluation arguments with the evaluate command's own
     parser, so an option added to `evaluate` (e.g. --pricing) cannot be missing from the demo."""
-    from inventory_pipeline import cli
     import inventory_pipeline.simulation as sim
+    from inventory_pipeline import cli
 
     seen = {}
-    monkeypatch.setattr(sim, "generate_landing_zone", lambda cfg, uri: {"first_date": "a", "last_date": "b", "fill_rate": 1.0,
-                                                                        "stockout_rate": 0.0, "seconds": 0})
+    monkeypatch.setattr(
+        sim,
+        "generate_landing_zone",
+        lambda cfg, uri: {"first_date": "a", "last_date": "b", "fill_rate": 1.0, "stockout_rate": 0.0, "seconds": 0},
+    )
     monkeypatch.setattr(cli, "_run", lambda a: 0)
     monkeypatch.setattr(cli, "_evaluate", lambda a: seen.update(vars(a)) or 0)
     assert cli.main(["demo"]) == 0

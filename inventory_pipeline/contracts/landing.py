@@ -29,11 +29,10 @@ and location in the same file (the later row is quarantined).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional
 
 import pandas as pd
-
 import pandera.pandas as pa
 from pandera.typing import Series
 
@@ -51,7 +50,7 @@ class Locations(_Base):
     location_type: Series[str] = pa.Field(isin=["store", "dc"])
     region: Series[str] = pa.Field(**ID)
     supplying_dc_id: Series[str] = pa.Field(nullable=True)
-    capacity_units: Optional[Series[float]] = pa.Field(ge=0, nullable=True)
+    capacity_units: Series[float] | None = pa.Field(ge=0, nullable=True)
 
     @pa.dataframe_check(error="a store needs a supplying_dc_id")
     def store_has_dc(cls, df):  # noqa: N805
@@ -66,7 +65,7 @@ class Products(_Base):
     base_price: Series[float] = pa.Field(gt=0)
     case_pack: Series[int]  # >= 1: a hold rule (HOLD_RULES), not a rejection
     min_order_qty: Series[int] = pa.Field(ge=0)
-    launch_date: Optional[Series[pa.DateTime]] = pa.Field(nullable=True)  # v1.1: first day the item may sell
+    launch_date: Series[pa.DateTime] | None = pa.Field(nullable=True)  # v1.1: first day the item may sell
 
 
 class Suppliers(_Base):
@@ -85,7 +84,7 @@ class Lanes(_Base):
 class Calendar(_Base):
     date: Series[pa.DateTime]
     event: Series[str] = pa.Field(nullable=True)  # v1.1: empty = a day without an event (kept)
-    region: Optional[Series[str]] = pa.Field(nullable=True)  # v1.1: blank = chain-wide (e.g. a state's SNAP days)
+    region: Series[str] | None = pa.Field(nullable=True)  # v1.1: blank = chain-wide (e.g. a state's SNAP days)
 
 
 class Promotions(_Base):
@@ -94,13 +93,13 @@ class Promotions(_Base):
     0-90, no overlap within the file) are file rules in core/ingestion.py (`promotion_problems`)."""
 
     promo_id: Series[str] = pa.Field(**ID)
-    sku_id: Optional[Series[str]] = pa.Field(nullable=True)  # exactly one of sku_id / category
-    category: Optional[Series[str]] = pa.Field(nullable=True)
-    location_id: Optional[Series[str]] = pa.Field(nullable=True)  # blank = every store
+    sku_id: Series[str] | None = pa.Field(nullable=True)  # exactly one of sku_id / category
+    category: Series[str] | None = pa.Field(nullable=True)
+    location_id: Series[str] | None = pa.Field(nullable=True)  # blank = every store
     start_date: Series[pa.DateTime]
     end_date: Series[pa.DateTime]
     discount_pct: Series[float] = pa.Field(ge=0, le=90)
-    display: Optional[Series[pd.Int64Dtype]] = pa.Field(isin=[0, 1], nullable=True)
+    display: Series[pd.Int64Dtype] | None = pa.Field(isin=[0, 1], nullable=True)
 
 
 class PosSales(_Base):
@@ -180,7 +179,7 @@ class HoldRule:
     column: str
     broken: Callable[[pd.DataFrame], pd.Series]
     reason: Callable[[pd.DataFrame], pd.Series]
-    repair: Optional[Callable[[pd.DataFrame], pd.DataFrame]] = None
+    repair: Callable[[pd.DataFrame], pd.DataFrame] | None = None
 
 
 def _g(s: pd.Series) -> pd.Series:

@@ -93,11 +93,13 @@ class RebalancingTransfers(_Out):
 
 class DecisionLog(_Out):
     decision_id: Series[str] = pa.Field(unique=True, str_matches=r"^(FC|PO|RP|TR|PC)-\d{8}-[0-9a-f]{12}$")
-    decision_type: Series[str] = pa.Field(isin=["forecast", "purchase_order", "store_replenishment", "transfer",
-                                                "price_change"])
+    decision_type: Series[str] = pa.Field(
+        isin=["forecast", "purchase_order", "store_replenishment", "transfer", "price_change"]
+    )
     status: Series[str] = pa.Field(isin=["auto_approved", "pending_review", "approved", "rejected", "overridden"])
-    state: Series[str] = pa.Field(isin=["auto_approved", "pending_review", "approved", "rejected", "overridden",
-                                        "exported"])
+    state: Series[str] = pa.Field(
+        isin=["auto_approved", "pending_review", "approved", "rejected", "overridden", "exported"]
+    )
     status_history: Series[str] = pa.Field(str_startswith="proposed>")
     revision: Series[str] = pa.Field(str_matches=r"^[0-9a-f]{12}$")
     inputs_fingerprint: Series[str]

@@ -41,8 +41,16 @@ def best_per_item(item: np.ndarray, value: np.ndarray, n: int) -> np.ndarray:
     return best
 
 
-def choose_one_per_item(item: np.ndarray, value: np.ndarray, A: sp.csr_matrix, b: np.ndarray, n: int,
-                        solver_seconds: float = 30.0, milp_max: int = 60_000, tol: float = 1e-9):
+def choose_one_per_item(
+    item: np.ndarray,
+    value: np.ndarray,
+    A: sp.csr_matrix,
+    b: np.ndarray,
+    n: int,
+    solver_seconds: float = 30.0,
+    milp_max: int = 60_000,
+    tol: float = 1e-9,
+):
     """Index of the chosen candidate per item (-1: no candidates) and the rows that were binding
     for the best choices (the limits that needed the solver). Raises ChoiceInfeasible when no
     choice keeps the limits. See the module docstring."""

@@ -16,8 +16,9 @@ Each decision has a life of *events* (one row each, never updated or deleted):
 service, confidence), the binding constraint, the explanation, the forecast model version
 (MLflow registry), the policy version and the inputs fingerprint (a hash of every warehouse
 partition the plan read). Its `revision` is a hash of that payload: a re-run with the same inputs
-proposes the same revision (a hash of the numbers, dates and versions), and the event ids — hashes of (decision, revision, event) — are the
-same, so merging them into the log adds nothing. A re-run with different inputs proposes a new
+proposes the same revision (a hash of the numbers, dates and versions), and the event ids (hashes
+of decision, revision and event) are the same, so merging them into the log adds nothing. A re-run
+with different inputs proposes a new
 revision, which goes through approval again (a planner's answer to the old numbers does not carry
 over). Planner answers (approve / reject / override) apply while a decision is not yet exported;
 answers that cannot apply are returned by `replay` with the reason, never silently dropped.
@@ -391,7 +392,7 @@ class TypicalOrders:
     daily_po_value: float = float("nan")  # median value of the purchase orders placed per day
 
     @staticmethod
-    def from_orders(orders: pd.DataFrame | None, unit_cost: pd.Series | None = None) -> "TypicalOrders":
+    def from_orders(orders: pd.DataFrame | None, unit_cost: pd.Series | None = None) -> TypicalOrders:
         """From past orders (order_id, order_date, source_id, location_id, sku_id, units; one row
         per order). `unit_cost` by sku_id values the purchase orders (those to a DC) per day."""
         if orders is None or not len(orders):

@@ -52,7 +52,8 @@ class BedrockExplainer:
         t0 = time.perf_counter()
         try:
             resp = self.client.converse(
-                modelId=self.model_id, system=[{"text": SYSTEM_PROMPT}],
+                modelId=self.model_id,
+                system=[{"text": SYSTEM_PROMPT}],
                 messages=[{"role": "user", "content": [{"text": template}]}],
                 inferenceConfig={"maxTokens": self.max_tokens, "temperature": 0.0},
             )
@@ -73,7 +74,9 @@ def bedrock_client(region: str | None = None, timeout_seconds: float = 10.0, end
     import boto3
     from botocore.config import Config
 
-    cfg = Config(connect_timeout=timeout_seconds, read_timeout=timeout_seconds, retries={"max_attempts": 1, "mode": "standard"})
+    cfg = Config(
+        connect_timeout=timeout_seconds, read_timeout=timeout_seconds, retries={"max_attempts": 1, "mode": "standard"}
+    )
     return boto3.client("bedrock-runtime", region_name=region, endpoint_url=endpoint_url, config=cfg)
 
 
@@ -83,8 +86,11 @@ def rephrase_explanations(log: pd.DataFrame, explainer: BedrockExplainer | None,
     if explainer is None or max_decisions <= 0 or not len(log):
         return log
     out = log.copy()
-    order = out.assign(_p=(out["status"] != "pending_review").astype(int), _v=-out["value"].abs().fillna(0)) \
-        .sort_values(["_p", "_v", "decision_id"]).index[:max_decisions]
+    order = (
+        out.assign(_p=(out["status"] != "pending_review").astype(int), _v=-out["value"].abs().fillna(0))
+        .sort_values(["_p", "_v", "decision_id"])
+        .index[:max_decisions]
+    )
     for i in order:  # bounded by max_decisions: one network call each
         text, src = explainer.rephrase(str(out.at[i, "explanation"]))
         out.at[i, "explanation"], out.at[i, "explanation_source"] = text, src

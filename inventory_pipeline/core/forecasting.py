@@ -40,8 +40,9 @@ The stage, step by step (every step vectorised over series; statsforecast does t
    where that stratum has MIN_CATEGORY_RESIDUALS per bucket (Mondrian conformal) -- (horizon
    buckets 1-7 and 8+, finite-sample conformal correction) times sqrt(f + 0.25). The same for
    every model, so intermittent models get calibrated intervals too; coverage is measured on the
-   last CV origin with a calibration from the earlier ones. New items: their own short-history level x the category's day-of-week
-   profile x event multipliers, Poisson quantiles. Quantiles are clipped at zero and monotone.
+   last CV origin with a calibration from the earlier ones. New items: their own short-history
+   level x the category's day-of-week profile x event multipliers, Poisson quantiles. Quantiles
+   are clipped at zero and monotone.
 """
 
 from __future__ import annotations
@@ -165,7 +166,7 @@ class ForecastConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ForecastConfig":
+    def from_dict(cls, d: dict) -> ForecastConfig:
         d = dict(d)
         if isinstance(d.get("candidates"), dict):
             d["candidates"] = tuple((k, tuple(v)) for k, v in d["candidates"].items())
@@ -435,11 +436,7 @@ def adjust_history(
             adj.regional_uplift = {k: float(v) for k, v in ru.items()}
             rmul = _regional_multiplier(s["category"], s["location_id"], regional, adj.regional_uplift)
         s["_dev"] = s["demand"] / rmul  # event multipliers net of the regional days' uplift
-        ev = (
-            s[event & ~promo]
-            .groupby(["category", "event_key"], observed=True)[["_dev", "_base"]]
-            .agg(["sum", "size"])
-        )
+        ev = s[event & ~promo].groupby(["category", "event_key"], observed=True)[["_dev", "_base"]].agg(["sum", "size"])
         em = pd.DataFrame(
             {
                 "multiplier": ((ev[("_dev", "sum")] + a) / (ev[("_base", "sum")] + a)).clip(0.05, 10.0),
@@ -520,8 +517,7 @@ def _ramp_windows(cu: np.ndarray, cd: np.ndarray, ref_end, k):
     lo = np.clip(ref_end - 1 + k - RAMP_HALF_WINDOW, 0, n)
     hi = np.clip(ref_end - 1 + k + RAMP_HALF_WINDOW, 0, n)
     start = np.clip(ref_end - RAMP_REFERENCE_DAYS, 0, n)
-    return (cu[:, hi] - cu[:, lo], cd[:, hi] - cd[:, lo], cu[:, ref_end] - cu[:, start],
-            cd[:, ref_end] - cd[:, start])
+    return (cu[:, hi] - cu[:, lo], cd[:, hi] - cd[:, lo], cu[:, ref_end] - cu[:, start], cd[:, ref_end] - cd[:, start])
 
 
 def _james_stein(x: np.ndarray, background: np.ndarray) -> np.ndarray:
@@ -533,8 +529,13 @@ def _james_stein(x: np.ndarray, background: np.ndarray) -> np.ndarray:
     return np.clip(np.nan_to_num(f, nan=0.0), 0.0, 1.0)
 
 
-def yearly_ramp(history: pd.DataFrame, plan_date: str, horizon_days: int, categories: pd.Series | None = None,
-                calendar: pd.DataFrame | None = None) -> tuple[pd.DataFrame, dict]:
+def yearly_ramp(
+    history: pd.DataFrame,
+    plan_date: str,
+    horizon_days: int,
+    categories: pd.Series | None = None,
+    calendar: pd.DataFrame | None = None,
+) -> tuple[pd.DataFrame, dict]:
     """Last year's ramp from the recent weeks to each horizon day, per category: sku_id, date, ramp.
 
     A forecast fitted on the last weeks carries their level flat into the horizon; a season that
@@ -556,8 +557,11 @@ def yearly_ramp(history: pd.DataFrame, plan_date: str, horizon_days: int, catego
     if history.empty or pd.to_datetime(history["date"]).min() > need:
         return pd.DataFrame(columns=["sku_id", "date", "ramp"]), {"yearly_ramp_skus": 0.0}
     skus, units, days = _clean_rates(history, plan_date, calendar)
-    cat = (pd.Series(skus).map(categories).fillna("").astype(str).to_numpy() if categories is not None
-           else np.full(len(skus), ""))
+    cat = (
+        pd.Series(skus).map(categories).fillna("").astype(str).to_numpy()
+        if categories is not None
+        else np.full(len(skus), "")
+    )
     cats, ci = np.unique(cat, return_inverse=True)
     member = np.zeros((len(cats), len(skus)))
     member[ci, np.arange(len(skus))] = 1.0
@@ -572,11 +576,18 @@ def yearly_ramp(history: pd.DataFrame, plan_date: str, horizon_days: int, catego
     bx = _rate_log_ratio(*_ramp_windows(cu, cd, origins, 2 * RAMP_HALF_WINDOW))
     kept = _james_stein(x, np.nanmean(bx**2, axis=1))
     log_ramp = np.clip(np.nan_to_num(x * kept[:, None]), -np.log(RAMP_LIMIT), np.log(RAMP_LIMIT))[ci]
-    out = pd.DataFrame({"sku_id": np.repeat(skus, horizon_days),
-                        "date": np.tile(end + pd.to_timedelta(k, unit="D"), len(skus)),
-                        "ramp": np.exp(log_ramp).ravel()})
-    info = {"yearly_ramp_skus": float(len(skus)), "yearly_ramp_categories_kept": float((kept > 0).sum()),
-            "yearly_ramp_max_abs_log": float(np.abs(log_ramp).max()) if log_ramp.size else 0.0}
+    out = pd.DataFrame(
+        {
+            "sku_id": np.repeat(skus, horizon_days),
+            "date": np.tile(end + pd.to_timedelta(k, unit="D"), len(skus)),
+            "ramp": np.exp(log_ramp).ravel(),
+        }
+    )
+    info = {
+        "yearly_ramp_skus": float(len(skus)),
+        "yearly_ramp_categories_kept": float((kept > 0).sum()),
+        "yearly_ramp_max_abs_log": float(np.abs(log_ramp).max()) if log_ramp.size else 0.0,
+    }
     return out, info
 
 
@@ -626,7 +637,7 @@ KNOWN_MODELS = tuple(_MAKERS)
 FLAT_MODELS = ("WindowAverage", "SESOptimized", "CrostonSBA", "TSB", "IMAPA", "ADIDA")
 
 
-def _profiled(model: str, cfg: "ForecastConfig") -> bool:
+def _profiled(model: str, cfg: ForecastConfig) -> bool:
     return cfg.flat_weekly_profile and model in FLAT_MODELS
 
 
@@ -803,7 +814,9 @@ def cross_validate(
         frames.append(cv.drop(columns=["y"]).set_index(["unique_id", "ds", "cutoff"]))
     out = pd.concat(frames, axis=1).reset_index()
     extra = [c for c in ("rmult", "dow_idx") if c in adj]
-    out = out.merge(adj[["unique_id", "ds", "demand", "category", "event_key", *extra]], on=["unique_id", "ds"], how="left")
+    out = out.merge(
+        adj[["unique_id", "ds", "demand", "category", "event_key", *extra]], on=["unique_id", "ds"], how="left"
+    )
     mult = event_multiplier(out[["category", "event_key"]], em)
     if "rmult" in out:
         mult = mult * out["rmult"].fillna(1.0).to_numpy(float)
@@ -956,7 +969,7 @@ def _select_and_calibrate(
     em,
     selection: dict | None,
     report=None,
-    extra: "_GlobalCandidate | None" = None,
+    extra: _GlobalCandidate | None = None,
 ) -> tuple[dict, pd.DataFrame, dict, dict, pd.DataFrame]:
     """Per class: cross-validate the candidates (or the fixed selection) on a seeded sample, keep
     the lowest `cfg.selection_metric` (WAPE or RMSSE) among those inside the time budget,
@@ -1158,16 +1171,21 @@ def _mlforecast(cfg: ForecastConfig, horizon: int | None = None, partitions: int
     On the Dask engine the same features and settings go through mlforecast's
     `DistributedMLForecast` (features per partition of series, LightGBM trained by its Dask
     estimator over the workers): the scale-out path past one machine."""
-    kw = dict(freq="D", date_features=["dayofweek", "day", "month"],
-              target_transforms=[_mean_scaler()] if GLOBAL_MODE["scale"] else None, **_global_lags(cfg, horizon))
+    kw = dict(
+        freq="D",
+        date_features=["dayofweek", "day", "month"],
+        target_transforms=[_mean_scaler()] if GLOBAL_MODE["scale"] else None,
+        **_global_lags(cfg, horizon),
+    )
     if cfg.engine == "dask":
         from mlforecast.distributed import DistributedMLForecast
         from mlforecast.distributed.models.dask.lgb import DaskLGBMForecast
 
         # LightGBM's own Dask estimator: one training over the workers' partitions
         # (data-parallel), the features built where the series live
-        return DistributedMLForecast(models={GLOBAL_MODEL: DaskLGBMForecast(**_lgb_params(cfg))},
-                                     num_partitions=partitions, **kw)
+        return DistributedMLForecast(
+            models={GLOBAL_MODEL: DaskLGBMForecast(**_lgb_params(cfg))}, num_partitions=partitions, **kw
+        )
     import lightgbm as lgb
     from mlforecast import MLForecast
 
@@ -1202,12 +1220,25 @@ def _global_lags(cfg: ForecastConfig, horizon: int | None) -> dict:
 
     if GLOBAL_MODE["lags"] == "direct":
         h = int(horizon or cfg.horizon_days)
-        return {"lags": [h, h + 7, h + 14, h + 21], "lag_transforms": {h: [
-            RollingMean(window_size=7), RollingMean(window_size=28), RollingMean(window_size=91),
-            RollingStd(window_size=28), SeasonalRollingMean(season_length=7, window_size=8)]}}
-    return {"lags": list(GLOBAL_LAGS), "lag_transforms": {
-        1: [RollingMean(window_size=7), RollingMean(window_size=28), RollingStd(window_size=28)],
-        7: [SeasonalRollingMean(season_length=7, window_size=4)]}}
+        return {
+            "lags": [h, h + 7, h + 14, h + 21],
+            "lag_transforms": {
+                h: [
+                    RollingMean(window_size=7),
+                    RollingMean(window_size=28),
+                    RollingMean(window_size=91),
+                    RollingStd(window_size=28),
+                    SeasonalRollingMean(season_length=7, window_size=8),
+                ]
+            },
+        }
+    return {
+        "lags": list(GLOBAL_LAGS),
+        "lag_transforms": {
+            1: [RollingMean(window_size=7), RollingMean(window_size=28), RollingStd(window_size=28)],
+            7: [SeasonalRollingMean(season_length=7, window_size=4)],
+        },
+    }
 
 
 def _feature_reach(cfg: ForecastConfig) -> int:
@@ -1388,8 +1419,11 @@ def _global_engine(cfg: ForecastConfig):
         yield (lambda df: df), None, (lambda out, like: out)
         return
     with _dask_client(cfg) as client:
-        yield ((lambda df: _dask_frame(df, cfg, client)), _dask_partitions(cfg, client),
-               (lambda out, like: _as_local_frame(out.compute() if hasattr(out, "compute") else out, like)))
+        yield (
+            (lambda df: _dask_frame(df, cfg, client)),
+            _dask_partitions(cfg, client),
+            (lambda out, like: _as_local_frame(out.compute() if hasattr(out, "compute") else out, like)),
+        )
 
 
 def _global_cv(gi: GlobalInputs, ids, cfg: ForecastConfig) -> tuple[pd.DataFrame, float]:
@@ -1514,8 +1548,9 @@ def _global_fit(gi: GlobalInputs, cfg: ForecastConfig) -> pd.DataFrame:
             cids = gi.chunk.index[gi.chunk == cat].to_numpy()
             tr = gi.train[gi.train["unique_id"].isin(cids)]
             x = gi.future[gi.future["unique_id"].isin(cids)]
-            mlf = _mlforecast(cfg, partitions=partitions).fit(on_engine(tr), static_features=GLOBAL_STATIC_COLUMNS,
-                                                              dropna=gi.info["dropna"])
+            mlf = _mlforecast(cfg, partitions=partitions).fit(
+                on_engine(tr), static_features=GLOBAL_STATIC_COLUMNS, dropna=gi.info["dropna"]
+            )
             fc = local(mlf.predict(h=cfg.horizon_days, X_df=on_engine(x)), tr)
             out.append(fc[["unique_id", "ds", GLOBAL_MODEL]])
     if not out:
@@ -1674,8 +1709,11 @@ def run_forecast(
         if cfg.family != "mlforecast":
             fit.advance(new["unique_id"].nunique(), note="new items with CategoryProfile")
     fc = pd.concat(parts, ignore_index=True)
-    ramp, ramp_info = (yearly_ramp(history, plan_date, cfg.horizon_days, categories, calendar) if cfg.yearly_profile
-                       else (pd.DataFrame(), {}))
+    ramp, ramp_info = (
+        yearly_ramp(history, plan_date, cfg.horizon_days, categories, calendar)
+        if cfg.yearly_profile
+        else (pd.DataFrame(), {})
+    )
     metrics.update(ramp_info)
     if len(ramp):  # a year of history: last year's category ramps (1 where held back)
         sku_of = adj.groupby("unique_id")["sku_id"].first().astype(str)
@@ -1695,8 +1733,11 @@ def run_forecast(
     for cls in fc["demand_class"].unique():
         m = (fc["demand_class"] == cls).to_numpy()
         if cls in calib:
-            qs = calib[cls].quantiles(fc.loc[m, "mean"].to_numpy(), fc.loc[m, "horizon"].to_numpy(),
-                                      fc.loc[m, "unique_id"].map(series_category).to_numpy())
+            qs = calib[cls].quantiles(
+                fc.loc[m, "mean"].to_numpy(),
+                fc.loc[m, "horizon"].to_numpy(),
+                fc.loc[m, "unique_id"].map(series_category).to_numpy(),
+            )
         else:  # new items: Poisson around their level
             lam = np.maximum(fc.loc[m, "mean"].to_numpy(float), 1e-9)
             qs = {q: stats.poisson.ppf(p, lam).astype(float) for q, p in QUANTILE_PROBS.items()}

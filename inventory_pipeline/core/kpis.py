@@ -48,27 +48,70 @@ def history_kpis(daily: pd.DataFrame, annual_holding_rate: float) -> dict:
 # ---- KPIs of a simulated (or replayed) run: demand is known -------------------------------------
 
 TWIN_KPIS = (
-    "stockout_rate", "fill_rate", "lost_sales_units", "demand_units", "sales_units", "revenue", "gross_margin",
-    "gross_margin_pct", "avg_inventory_value", "avg_store_inventory_value", "carrying_cost",
-    "carrying_cost_pct_inventory_value", "carrying_cost_pct_revenue", "inventory_turns", "orders",
-    "purchase_orders", "store_replenishments", "transfers", "price_changes", "price_decreases", "overstock_units",
-    "overstock_value", "bullwhip_store", "bullwhip_store_median", "bullwhip_dc", "bullwhip_dc_median",
-    "order_days_share", "consecutive_order_share", "consecutive_po_share", "order_lines_per_item_week_store",
+    "stockout_rate",
+    "fill_rate",
+    "lost_sales_units",
+    "demand_units",
+    "sales_units",
+    "revenue",
+    "gross_margin",
+    "gross_margin_pct",
+    "avg_inventory_value",
+    "avg_store_inventory_value",
+    "carrying_cost",
+    "carrying_cost_pct_inventory_value",
+    "carrying_cost_pct_revenue",
+    "inventory_turns",
+    "orders",
+    "purchase_orders",
+    "store_replenishments",
+    "transfers",
+    "price_changes",
+    "price_decreases",
+    "overstock_units",
+    "overstock_value",
+    "bullwhip_store",
+    "bullwhip_store_median",
+    "bullwhip_dc",
+    "bullwhip_dc_median",
+    "order_days_share",
+    "consecutive_order_share",
+    "consecutive_po_share",
+    "order_lines_per_item_week_store",
     "order_lines_per_item_week_dc",
 )
 # lower is better for these (the report colours a change by it)
 LOWER_IS_BETTER = {
-    "stockout_rate", "lost_sales_units", "avg_inventory_value", "avg_store_inventory_value", "carrying_cost",
-    "carrying_cost_pct_inventory_value", "carrying_cost_pct_revenue", "orders", "purchase_orders",
-    "store_replenishments", "transfers", "price_changes", "overstock_units", "overstock_value",
+    "stockout_rate",
+    "lost_sales_units",
+    "avg_inventory_value",
+    "avg_store_inventory_value",
+    "carrying_cost",
+    "carrying_cost_pct_inventory_value",
+    "carrying_cost_pct_revenue",
+    "orders",
+    "purchase_orders",
+    "store_replenishments",
+    "transfers",
+    "price_changes",
+    "overstock_units",
+    "overstock_value",
     # order stability: orders that amplify demand noise, or trickle in every day, cost handling
-    "bullwhip_store", "bullwhip_store_median", "bullwhip_dc", "bullwhip_dc_median", "order_days_share",
-    "consecutive_order_share", "consecutive_po_share", "order_lines_per_item_week_store", "order_lines_per_item_week_dc",
+    "bullwhip_store",
+    "bullwhip_store_median",
+    "bullwhip_dc",
+    "bullwhip_dc_median",
+    "order_days_share",
+    "consecutive_order_share",
+    "consecutive_po_share",
+    "order_lines_per_item_week_store",
+    "order_lines_per_item_week_dc",
 }
 
 
-def overstock(on_hand: np.ndarray, mean_daily_demand: np.ndarray, unit_cost: np.ndarray,
-              weeks: float = 8.0) -> tuple[np.ndarray, np.ndarray]:
+def overstock(
+    on_hand: np.ndarray, mean_daily_demand: np.ndarray, unit_cost: np.ndarray, weeks: float = 8.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Units above `weeks` weeks of supply, max(0, on_hand - 7 x weeks x mean daily demand), and
     their value at `unit_cost` (broadcast over the last axis: one cost per SKU). Element-wise, so
     any shape (the twin passes store x SKU arrays for one day)."""
@@ -112,8 +155,9 @@ def forecast_error_kpis(acc: dict, horizon: int | str, source: str = "fc", prefi
         f"{prefix}bias_{tag}": _ratio(np.sum(acc[p + "err"]), actual.sum()),
     }
     if not isinstance(horizon, str) and "naive_abs_err" in acc:
-        scale = np.divide(acc["naive_abs_err"], acc["naive_n"], out=np.zeros_like(abs_err),
-                          where=np.asarray(acc["naive_n"]) > 0)
+        scale = np.divide(
+            acc["naive_abs_err"], acc["naive_n"], out=np.zeros_like(abs_err), where=np.asarray(acc["naive_n"]) > 0
+        )
         ok = (scale > 0) & (n > 0)
         out[f"{prefix}mase_{tag}"] = float(np.mean(abs_err[ok] / n[ok] / scale[ok])) if ok.any() else float("nan")
     return out
@@ -157,6 +201,7 @@ def order_stability_kpis(store: dict, dc: dict | None) -> dict:
       `consecutive_po_share` the same for purchase orders per DC x SKU;
     * `order_lines_per_item_week_store` / `_dc`: 7 x order lines / item-days carried.
     """
+
     def get(d, k):
         return None if d is None or k not in d else np.asarray(d[k], float)
 
@@ -165,8 +210,10 @@ def order_stability_kpis(store: dict, dc: dict | None) -> dict:
         return float("nan") if v is None else float(v.sum())
 
     out = {}
-    for name, d, keys in (("store", store, ("ship_units", "ship_sq", "demand", "demand_sq", "launched_days")),
-                          ("dc", dc, ("po_units", "po_sq", "request_units", "request_sq", "launched_days"))):
+    for name, d, keys in (
+        ("store", store, ("ship_units", "ship_sq", "demand", "demand_sq", "launched_days")),
+        ("dc", dc, ("po_units", "po_sq", "request_units", "request_sq", "launched_days")),
+    ):
         arrays = [get(d, k) for k in keys]
         agg, med = bullwhip(*arrays) if all(a is not None for a in arrays) else (float("nan"), float("nan"))
         out[f"bullwhip_{name}"], out[f"bullwhip_{name}_median"] = agg, med
@@ -178,8 +225,9 @@ def order_stability_kpis(store: dict, dc: dict | None) -> dict:
     return out
 
 
-def twin_kpis(store: dict, dc: dict | None, days: int, annual_holding_rate: float,
-              horizons: tuple[int, ...] = (1, 7, 14)) -> dict:
+def twin_kpis(
+    store: dict, dc: dict | None, days: int, annual_holding_rate: float, horizons: tuple[int, ...] = (1, 7, 14)
+) -> dict:
     """The DESIGN.md KPIs from a simulation's accumulators (sums over `days` measured days).
 
     `store`: arrays per store x SKU (any shape; summed) -- demand, sales, lost, revenue, cogs,

@@ -43,8 +43,9 @@ class LandingDay:
     settling: tuple[str, ...]  # files modified less than settle_seconds ago
 
 
-def landing_days(entries: dict[str, tuple[int, str, float]], now: float | None = None,
-                 settle_seconds: float = 0.0) -> dict[str, LandingDay]:
+def landing_days(
+    entries: dict[str, tuple[int, str, float]], now: float | None = None, settle_seconds: float = 0.0
+) -> dict[str, LandingDay]:
     """Group a recursive listing of daily/ into days.
 
     `entries` maps a path relative to daily/ (`YYYY-MM-DD/pos_sales.csv`) to (size, version,
@@ -89,18 +90,41 @@ def landing_requests(days: dict[str, LandingDay], seen: dict[str, str], partitio
     newest_seen = max(seen) if seen else ""
     plan = [d for d in changed[-1:] if d >= newest_seen]
     ingest_only = [d for d in changed if d not in plan]
-    waiting = {d: ("missing " + ", ".join(x.missing) if x.missing else "settling: " + ", ".join(x.settling))
-               for d, x in days.items() if not x.complete and d in partitions}
+    waiting = {
+        d: ("missing " + ", ".join(x.missing) if x.missing else "settling: " + ", ".join(x.settling))
+        for d, x in days.items()
+        if not x.complete and d in partitions
+    }
     return LandingRequests(plan, ingest_only, {**seen, **{d: ready[d].signature for d in changed}}, waiting)
 
 
 # ---------------------------------------------------------------------------------------------
 # transient failures
 
-_TRANSIENT_S3_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestTimeTooSkewed",
-                       "InternalError", "ServiceUnavailable", "503", "500", "RequestLimitExceeded"}
-_TRANSIENT_ERRNO = {errno.EAGAIN, errno.EBUSY, errno.ETIMEDOUT, errno.ECONNRESET, errno.ECONNREFUSED,
-                    errno.ECONNABORTED, errno.EPIPE, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EIO}
+_TRANSIENT_S3_CODES = {
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "RequestTimeout",
+    "RequestTimeTooSkewed",
+    "InternalError",
+    "ServiceUnavailable",
+    "503",
+    "500",
+    "RequestLimitExceeded",
+}
+_TRANSIENT_ERRNO = {
+    errno.EAGAIN,
+    errno.EBUSY,
+    errno.ETIMEDOUT,
+    errno.ECONNRESET,
+    errno.ECONNREFUSED,
+    errno.ECONNABORTED,
+    errno.EPIPE,
+    errno.EHOSTUNREACH,
+    errno.ENETUNREACH,
+    errno.EIO,
+}
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -114,8 +138,15 @@ def is_transient(exc: BaseException) -> bool:
         name = type(e).__name__
         if isinstance(e, (ConnectionError, TimeoutError)):
             return True
-        if name in ("EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError",
-                    "ProxyConnectionError", "IncompleteReadError", "ResponseStreamingError"):
+        if name in (
+            "EndpointConnectionError",
+            "ConnectTimeoutError",
+            "ReadTimeoutError",
+            "ConnectionClosedError",
+            "ProxyConnectionError",
+            "IncompleteReadError",
+            "ResponseStreamingError",
+        ):
             return True
         if name == "ClientError":
             code = str(getattr(e, "response", {}).get("Error", {}).get("Code", ""))
@@ -129,8 +160,9 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
-def backoff_seconds(attempt: int, base: float = 2.0, cap: float = 120.0, jitter: float = 0.25,
-                    rng: random.Random | None = None) -> float:
+def backoff_seconds(
+    attempt: int, base: float = 2.0, cap: float = 120.0, jitter: float = 0.25, rng: random.Random | None = None
+) -> float:
     """Exponential backoff before retry `attempt` (0 = the first retry): base x 2^attempt,
     capped, times a uniform factor in [1 - jitter, 1 + jitter] so parallel runs spread out."""
     delay = min(cap, base * 2.0 ** max(attempt, 0))
@@ -165,18 +197,30 @@ def run_summary(run_id: str, job: str, partition: str | None, events: list[dict]
     # as key[first..last]
     label = mats["asset"].astype(str)
     key = label.str.replace(r"\[[^\]]*\]$", "", regex=True)
-    parts = pd.DataFrame({"step": mats["step"], "key": key, "part": label.str.extract(r"\[([^\]]*)\]$")[0]}) \
-        .groupby(["step", "key"])["part"].agg(["min", "max", "nunique"]).reset_index()
-    parts["label"] = np.where(parts["nunique"] == 0, parts["key"],
-                              np.where(parts["nunique"] == 1, parts["key"] + "[" + parts["min"].astype(str) + "]",
-                                       parts["key"] + "[" + parts["min"].astype(str) + ".." + parts["max"].astype(str) + "]"))
+    parts = (
+        pd.DataFrame({"step": mats["step"], "key": key, "part": label.str.extract(r"\[([^\]]*)\]$")[0]})
+        .groupby(["step", "key"])["part"]
+        .agg(["min", "max", "nunique"])
+        .reset_index()
+    )
+    parts["label"] = np.where(
+        parts["nunique"] == 0,
+        parts["key"],
+        np.where(
+            parts["nunique"] == 1,
+            parts["key"] + "[" + parts["min"].astype(str) + "]",
+            parts["key"] + "[" + parts["min"].astype(str) + ".." + parts["max"].astype(str) + "]",
+        ),
+    )
     assets = parts.groupby("step")["label"].agg(lambda s: ", ".join(sorted(s)))
     per_asset = pd.to_numeric(mats["rows"], errors="coerce").groupby([mats["step"], key]).max()
     rows = per_asset.groupby(level=0).sum(min_count=1)
     steps = sorted(set(start.index) | set(end_ev.index), key=lambda s: start.get(s, float("inf")))
     out = pd.DataFrame({"step": steps})
-    out["status"] = [("success" if end_ev.loc[s, "kind"] == "STEP_SUCCESS" else "failure") if s in end_ev.index
-                     else "not finished" for s in steps]
+    out["status"] = [
+        ("success" if end_ev.loc[s, "kind"] == "STEP_SUCCESS" else "failure") if s in end_ev.index else "not finished"
+        for s in steps
+    ]
     st = out["step"].map(start)
     out["started"] = pd.to_datetime(st, unit="s", utc=True)
     out["seconds"] = (out["step"].map(end_ev["timestamp"]) - st).round(2)
@@ -197,25 +241,45 @@ def format_run_summary(table: pd.DataFrame) -> str:
     t["rows"] = t["rows"].map(lambda r: "" if pd.isna(r) else f"{int(r):,}")
     t["seconds"] = t["seconds"].map(lambda v: "" if pd.isna(v) else f"{v:.2f}")
     head = f"{table['job'].iloc[0]}" + (f" [{table['partition'].iloc[0]}]" if table["partition"].iloc[0] else "")
-    total = f"{len(t)} steps, {int((table['status'] == 'success').sum())} succeeded, " \
-            f"{table['seconds'].sum():.1f} s in steps, {int(table['rows'].fillna(0).sum()):,} rows"
+    total = (
+        f"{len(t)} steps, {int((table['status'] == 'success').sum())} succeeded, "
+        f"{table['seconds'].sum():.1f} s in steps, {int(table['rows'].fillna(0).sum()):,} rows"
+    )
     return f"{head}: {total}\n" + t.to_string(index=False)
 
 
 FAILURE_COLUMNS = ["run_id", "job", "partition", "failed_at", "step", "error", "retry_of", "dagster_url"]
 
 
-def failure_record(run_id: str, job: str, partition: str | None, failed_at: float, steps: list[tuple[str, str]],
-                   run_message: str, retry_of: str | None = None, base_url: str = "http://127.0.0.1:3000") -> pd.DataFrame:
+def failure_record(
+    run_id: str,
+    job: str,
+    partition: str | None,
+    failed_at: float,
+    steps: list[tuple[str, str]],
+    run_message: str,
+    retry_of: str | None = None,
+    base_url: str = "http://127.0.0.1:3000",
+) -> pd.DataFrame:
     """Rows for the run_failures table: one per failed step (or one for the run when no step
     failed, e.g. a run that could not start), each with the first line of its error."""
     rows = steps or [("", run_message)]
-    return pd.DataFrame([{
-        "run_id": run_id, "job": job, "partition": partition or "",
-        "failed_at": pd.Timestamp(failed_at, unit="s", tz="UTC"), "step": step,
-        "error": (msg or "").strip().splitlines()[0][:500] if (msg or "").strip() else "",
-        "retry_of": retry_of or "", "dagster_url": f"{base_url.rstrip('/')}/runs/{run_id}",
-    } for step, msg in rows], columns=FAILURE_COLUMNS)
+    return pd.DataFrame(
+        [
+            {
+                "run_id": run_id,
+                "job": job,
+                "partition": partition or "",
+                "failed_at": pd.Timestamp(failed_at, unit="s", tz="UTC"),
+                "step": step,
+                "error": (msg or "").strip().splitlines()[0][:500] if (msg or "").strip() else "",
+                "retry_of": retry_of or "",
+                "dagster_url": f"{base_url.rstrip('/')}/runs/{run_id}",
+            }
+            for step, msg in rows
+        ],
+        columns=FAILURE_COLUMNS,
+    )
 
 
 def merge_by_run(existing: pd.DataFrame | None, new: pd.DataFrame) -> pd.DataFrame:
@@ -266,9 +330,11 @@ class Progress:
     def line(self, note: str = "") -> str:
         pct = f" ({100 * self.done / self.total:.0f}%)" if self.total else ""
         eta = self.eta_seconds
-        parts = [f"{self.label + ': ' if self.label else ''}{self.done:,}/{self.total:,} {self.unit}{pct}",
-                 f"{self.rate:,.0f} {self.unit}/s" if self.rate else "rate n/a",
-                 f"ETA {eta:,.0f} s" if eta is not None else "ETA n/a"]
+        parts = [
+            f"{self.label + ': ' if self.label else ''}{self.done:,}/{self.total:,} {self.unit}{pct}",
+            f"{self.rate:,.0f} {self.unit}/s" if self.rate else "rate n/a",
+            f"ETA {eta:,.0f} s" if eta is not None else "ETA n/a",
+        ]
         return " · ".join(parts) + (f" · {note}" if note else "")
 
     def advance(self, n: int = 1, note: str = "") -> str:

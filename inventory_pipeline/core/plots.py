@@ -7,7 +7,9 @@ from pathlib import Path
 import pandas as pd
 
 
-def plot_forecasts(history: pd.DataFrame, forecast: pd.DataFrame, path: str | Path, n_series: int = 6, days: int = 90) -> Path:
+def plot_forecasts(
+    history: pd.DataFrame, forecast: pd.DataFrame, path: str | Path, n_series: int = 6, days: int = 90
+) -> Path:
     """History (last `days`) and the forecast mean with p10-p90 and p95 bands for the highest-volume series."""
     import matplotlib
 
@@ -64,7 +66,10 @@ def plot_frontier(frontier: dict, path: str | Path) -> Path:
     the knob swept (baseline safety days, pipeline service level)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 5))
-    labels = {"safety_days": lambda v: f"{v:g} d", "service_level": lambda v: v if isinstance(v, str) else f"{100 * v:.4g}%"}
+    labels = {
+        "safety_days": lambda v: f"{v:g} d",
+        "service_level": lambda v: v if isinstance(v, str) else f"{100 * v:.4g}%",
+    }
     for pol, knob in (("baseline", "safety_days"), ("pipeline", "service_level")):
         pts = sorted(frontier[pol], key=lambda q: q["avg_inventory_value"])
         x = [q["avg_inventory_value"] for q in pts]
@@ -74,8 +79,14 @@ def plot_frontier(frontier: dict, path: str | Path) -> Path:
             ax.annotate(labels[knob](q[knob]), (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=8)
     pp = frontier.get("pipeline_policy")
     if pp:  # the policy file's own service levels (per class or cost-optimal)
-        ax.plot([pp["avg_inventory_value"]], [pp["stockout_rate"] * 100], "*", ms=14, color=COLOURS["pipeline"],
-                label=f"pipeline, {pp['service_level']}")
+        ax.plot(
+            [pp["avg_inventory_value"]],
+            [pp["stockout_rate"] * 100],
+            "*",
+            ms=14,
+            color=COLOURS["pipeline"],
+            label=f"pipeline, {pp['service_level']}",
+        )
     ax.set_xlabel("average inventory value (stores + DCs, at cost)")
     ax.set_ylabel("stockout rate (% of active store-SKU-days, log scale)")
     ax.set_yscale("log")
@@ -141,8 +152,15 @@ def plot_cv(points: pd.DataFrame, path: str | Path, n_series: int = 4) -> Path:
         out = _save(fig, path)
         plt.close(fig)
         return out
-    pick = (points.groupby(["demand_class", "unique_id"])["demand"].sum().reset_index()
-            .sort_values("demand", ascending=False).groupby("demand_class").head(1)["unique_id"].head(n_series))
+    pick = (
+        points.groupby(["demand_class", "unique_id"])["demand"]
+        .sum()
+        .reset_index()
+        .sort_values("demand", ascending=False)
+        .groupby("demand_class")
+        .head(1)["unique_id"]
+        .head(n_series)
+    )
     fig, axes = plt.subplots(len(pick), 1, figsize=(10, 2.3 * max(len(pick), 1)), squeeze=False)
     for ax, uid in zip(axes[:, 0], pick):
         s = points[points["unique_id"] == uid].sort_values("ds")

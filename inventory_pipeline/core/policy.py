@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal
 
 import yaml
 from pydantic import (
@@ -75,23 +75,13 @@ class ForecastPolicy(_Strict):
     flat_weekly_profile: bool = False
     # last year's category ramp where it stands out from a month's drift (needs a year of history)
     yearly_profile: bool = True
-    candidates: dict[str, list[str]] | None = (
-        None  # class -> statsforecast models (None: the defaults)
-    )
-    promotion_tolerance: float = Field(
-        0.0, ge=0, le=0.2
-    )  # CV WAPE a challenger may lose and still win
+    candidates: dict[str, list[str]] | None = None  # class -> statsforecast models (None: the defaults)
+    promotion_tolerance: float = Field(0.0, ge=0, le=0.2)  # CV WAPE a challenger may lose and still win
     drift_window_days: int = Field(14, ge=7, le=60)
-    drift_warn_bias: float = Field(
-        0.15, gt=0
-    )  # |bias| of a class past which the drift check warns
+    drift_warn_bias: float = Field(0.15, gt=0)  # |bias| of a class past which the drift check warns
     drift_fail_bias: float = Field(0.30, gt=0)  # ... and fails
-    drift_tracking_signal: float = Field(
-        4.0, gt=0
-    )  # per-series |TS| counted as drifting
-    levels: list[int] | None = (
-        None  # accepted for old policy files; output quantiles are fixed now
-    )
+    drift_tracking_signal: float = Field(4.0, gt=0)  # per-series |TS| counted as drifting
+    levels: list[int] | None = None  # accepted for old policy files; output quantiles are fixed now
 
     @field_validator("candidates")
     @classmethod
@@ -100,9 +90,7 @@ class ForecastPolicy(_Strict):
 
         for k, names in (v or {}).items():
             if k not in STAT_CLASSES:
-                raise ValueError(
-                    f"unknown demand class {k!r} (classes: {', '.join(STAT_CLASSES)})"
-                )
+                raise ValueError(f"unknown demand class {k!r} (classes: {', '.join(STAT_CLASSES)})")
             bad = [n for n in names if n not in KNOWN_MODELS]
             if bad or not names:
                 raise ValueError(
@@ -116,23 +104,13 @@ class PricingPolicy(_Strict):
     `guardrails` asset check."""
 
     enabled: bool = True
-    horizon_days: int = Field(
-        14, ge=1, le=90
-    )  # margin is maximised over this many days
+    horizon_days: int = Field(14, ge=1, le=90)  # margin is maximised over this many days
     min_margin: float = Field(0.05, ge=0, le=5)  # price >= cost x (1 + min_margin)
-    max_change_pct: float = Field(
-        10.0, gt=0, le=50
-    )  # per step, relative to the current price
-    max_markdown_pct: float = Field(
-        20.0, gt=0, le=70
-    )  # per step, markdowns of overstocked items (clearance)
+    max_change_pct: float = Field(10.0, gt=0, le=50)  # per step, relative to the current price
+    max_markdown_pct: float = Field(20.0, gt=0, le=70)  # per step, markdowns of overstocked items (clearance)
     min_days_between_changes: int = Field(14, ge=0, le=365)
-    min_days_between_markdowns: int = Field(
-        7, ge=0, le=365
-    )  # cadence of markdowns of overstocked items
-    category_avg_change_cap_pct: float = Field(
-        3.0, gt=0, le=50
-    )  # |mean change| of a category per step
+    min_days_between_markdowns: int = Field(7, ge=0, le=365)  # cadence of markdowns of overstocked items
+    category_avg_change_cap_pct: float = Field(3.0, gt=0, le=50)  # |mean change| of a category per step
     price_endings: list[float] = [
         0.09,
         0.19,
@@ -148,27 +126,17 @@ class PricingPolicy(_Strict):
     overstock_weeks: float = Field(
         8.0, gt=0
     )  # weeks of supply above which an item whose stock is at risk may be marked down (carried_excess)
-    markdown_pct: float = Field(
-        8.0, ge=0, le=50
-    )  # minimum markdown of an overstocked item
+    markdown_pct: float = Field(8.0, ge=0, le=50)  # minimum markdown of an overstocked item
     elasticity_min: float = Field(-5.0, lt=0)
     elasticity_max: float = Field(-0.3, lt=0)
-    min_price_variation: float = Field(
-        0.02, ge=0
-    )  # smallest regular-price step (log) used as evidence
-    elasticity_between_sku_sd: float = Field(
-        0.4, gt=0
-    )  # prior spread of SKUs around their category
+    min_price_variation: float = Field(0.02, ge=0)  # smallest regular-price step (log) used as evidence
+    elasticity_between_sku_sd: float = Field(0.4, gt=0)  # prior spread of SKUs around their category
     default_elasticity: float = Field(
         -1.5, lt=0
     )  # when nothing in the chain ever changed price; and the controls' netting elasticity
     net_control_repricing: bool = False  # controls net of their own repricing (docs/pricing.md)
-    min_gain_pct: float = Field(
-        1.0, ge=0, le=50
-    )  # a change must raise the item's expected margin this much
-    solver_seconds: float = Field(
-        30.0, gt=0
-    )  # HiGHS time limit for the price-ladder MILP
+    min_gain_pct: float = Field(1.0, ge=0, le=50)  # a change must raise the item's expected margin this much
+    solver_seconds: float = Field(30.0, gt=0)  # HiGHS time limit for the price-ladder MILP
     # robustness: a change must gain across this central interval of the elasticity's posterior
     elasticity_interval: float = Field(0.6, ge=0, lt=1)
     # markdowns: stock that will not sell at the regular price within this horizon is excess ...
@@ -221,9 +189,7 @@ class ReplenishmentPolicy(_Strict):
     """Targets and order sizing of the replenishment stage (core/replenishment.py)."""
 
     service_mode: str = Field("cost_optimal", pattern="^(class|cost_optimal|fixed)$")
-    service_level: float = Field(
-        0.95, gt=0.5, lt=1
-    )  # fixed mode, and items of no class
+    service_level: float = Field(0.95, gt=0.5, lt=1)  # fixed mode, and items of no class
     class_service_levels: dict[str, float] = {
         "AX": 0.99,
         "AY": 0.985,
@@ -243,36 +209,18 @@ class ReplenishmentPolicy(_Strict):
         0.5,
         1.0,
     ]  # coefficient of variation of daily demand closing X and Y
-    goodwill_share: float = Field(
-        0.0, ge=0, le=5
-    )  # cost_optimal: shortage cost = margin + share x price
+    goodwill_share: float = Field(0.0, ge=0, le=5)  # cost_optimal: shortage cost = margin + share x price
     review_period_days: int = Field(1, ge=1)
-    store_order_cost: float = Field(
-        0.25, ge=0
-    )  # per DC->store line: sets the (s, S) band by EOQ
+    store_order_cost: float = Field(0.25, ge=0)  # per DC->store line: sets the (s, S) band by EOQ
     po_order_cost: float = Field(5.0, ge=0)  # per purchase-order line
-    max_cycle_days: float = Field(
-        14.0, ge=0
-    )  # the band is at most this many days of demand
-    daily_budget: float | None = Field(
-        None, gt=0
-    )  # purchase-order value per day (null: no cap)
-    supplier_min_order_value: float = Field(
-        0.0, ge=0
-    )  # per supplier x DC purchase order
+    max_cycle_days: float = Field(14.0, ge=0)  # the band is at most this many days of demand
+    daily_budget: float | None = Field(None, gt=0)  # purchase-order value per day (null: no cap)
+    supplier_min_order_value: float = Field(0.0, ge=0)  # per supplier x DC purchase order
     supplier_min_order_values: dict[str, float] = {}  # supplier_id -> its own minimum
-    lead_time_window_days: int = Field(
-        180, ge=7
-    )  # receipts that estimate supplier lead times
-    lead_time_prior_orders: float = Field(
-        5.0, ge=0
-    )  # weight of the supplier master, in orders
-    error_window_days: int = Field(
-        56, ge=7
-    )  # measured protection-period errors: window starts over these days
-    error_reference_days: int = Field(
-        28, ge=7
-    )  # ... each against the trailing mean of these days
+    lead_time_window_days: int = Field(180, ge=7)  # receipts that estimate supplier lead times
+    lead_time_prior_orders: float = Field(5.0, ge=0)  # weight of the supplier master, in orders
+    error_window_days: int = Field(56, ge=7)  # measured protection-period errors: window starts over these days
+    error_reference_days: int = Field(28, ge=7)  # ... each against the trailing mean of these days
     solver_seconds: float = Field(30.0, gt=0)
 
     @field_validator("class_service_levels")
@@ -302,51 +250,27 @@ class ReplenishmentPolicy(_Strict):
 class ApprovalPolicy(_Strict):
     """Impact thresholds: a decision past one waits for a planner (core/decisions.route)."""
 
-    max_order_value: float = Field(
-        5000.0, ge=0
-    )  # purchase order, replenishment or transfer line, at unit cost
+    max_order_value: float = Field(5000.0, ge=0)  # purchase order, replenishment or transfer line, at unit cost
     max_price_change_pct: float = Field(10.0, ge=0)
     max_transfer_units: float = Field(200, ge=0)
     min_confidence: float = Field(0.0, ge=0, le=1)  # below this confidence ...
-    min_confidence_value: float = Field(
-        0.0, ge=0
-    )  # ... a decision worth at least this much waits
+    min_confidence_value: float = Field(0.0, ge=0)  # ... a decision worth at least this much waits
 
 
 class GuardsPolicy(_Strict):
     """Runtime guards: rate limits and anomaly limits on what may be auto-approved, each re-checked
     by a blocking asset check, and the inventory-ledger tolerance."""
 
-    max_daily_order_value: Optional[float] = Field(
-        None, gt=0
-    )  # auto-approved purchase-order value per plan
-    max_daily_order_value_multiple: Optional[float] = Field(
-        3.0, gt=0
-    )  # ... or this x the median daily PO value
-    max_daily_price_changes: Optional[int] = Field(
-        None, ge=0
-    )  # auto-approved price changes per plan
-    max_daily_price_change_share: Optional[float] = Field(
-        0.25, gt=0, le=1
-    )  # ... or this share of priced items
-    anomaly_multiple: float = Field(
-        5.0, gt=1
-    )  # an order line this many times its item's typical size waits
-    anomaly_min_orders: int = Field(
-        3, ge=1
-    )  # typical = median of at least this many past orders
-    history_days: int = Field(
-        90, ge=7
-    )  # past orders that set the typical sizes and daily value
-    ledger_abs_tolerance_units: float = Field(
-        0.0, ge=0
-    )  # |on hand - ledger| allowed per location x SKU ...
-    ledger_rel_tolerance: float = Field(
-        0.02, ge=0, le=1
-    )  # ... plus this share of the ledger's stock
-    ledger_max_discrepancy_share: float = Field(
-        0.01, ge=0, le=1
-    )  # the check fails past this share of lines
+    max_daily_order_value: float | None = Field(None, gt=0)  # auto-approved purchase-order value per plan
+    max_daily_order_value_multiple: float | None = Field(3.0, gt=0)  # ... or this x the median daily PO value
+    max_daily_price_changes: int | None = Field(None, ge=0)  # auto-approved price changes per plan
+    max_daily_price_change_share: float | None = Field(0.25, gt=0, le=1)  # ... or this share of priced items
+    anomaly_multiple: float = Field(5.0, gt=1)  # an order line this many times its item's typical size waits
+    anomaly_min_orders: int = Field(3, ge=1)  # typical = median of at least this many past orders
+    history_days: int = Field(90, ge=7)  # past orders that set the typical sizes and daily value
+    ledger_abs_tolerance_units: float = Field(0.0, ge=0)  # |on hand - ledger| allowed per location x SKU ...
+    ledger_rel_tolerance: float = Field(0.02, ge=0, le=1)  # ... plus this share of the ledger's stock
+    ledger_max_discrepancy_share: float = Field(0.01, ge=0, le=1)  # the check fails past this share of lines
 
 
 class ExplanationPolicy(_Strict):
@@ -357,31 +281,19 @@ class ExplanationPolicy(_Strict):
     llm_rephrase: bool = False
     max_decisions: int = Field(50, ge=0)  # rephrased per plan (pending_review first)
     timeout_seconds: float = Field(10.0, gt=0, le=120)
-    budget_seconds: float = Field(
-        60.0, gt=0
-    )  # all calls of one plan; past it, templates
+    budget_seconds: float = Field(60.0, gt=0)  # all calls of one plan; past it, templates
 
 
 class RebalancingPolicy(_Strict):
     """Store <-> store transfers (core/rebalancing.py); the blocking `transfer_rules` asset check
     re-verifies every line against these rules."""
 
-    enabled: bool = (
-        True  # false: no transfer is proposed (the stage still writes its empty table)
-    )
-    min_transfer_units: int = Field(
-        2, ge=1, le=10_000
-    )  # a transfer line moves at least this many units, or none
+    enabled: bool = True  # false: no transfer is proposed (the stage still writes its empty table)
+    min_transfer_units: int = Field(2, ge=1, le=10_000)  # a transfer line moves at least this many units, or none
     max_units_per_line: int = Field(0, ge=0)  # cap per transfer line; 0 = no cap
-    pwl_breakpoints: int = Field(
-        6, ge=1, le=50
-    )  # segments of the piecewise-linear shortage curves
-    solver_seconds: float = Field(
-        20.0, gt=0, le=600
-    )  # HiGHS time limit (the best solution found is used)
-    milp_max_variables: int = Field(
-        10_000, ge=0
-    )  # above this many binaries: LP relaxation, rounded down
+    pwl_breakpoints: int = Field(6, ge=1, le=50)  # segments of the piecewise-linear shortage curves
+    solver_seconds: float = Field(20.0, gt=0, le=600)  # HiGHS time limit (the best solution found is used)
+    milp_max_variables: int = Field(10_000, ge=0)  # above this many binaries: LP relaxation, rounded down
 
     @model_validator(mode="after")
     def _line_cap(self):
@@ -432,7 +344,5 @@ def load_policy(path: str | Path) -> Policy:
     try:
         return Policy(**data, sha256=hashlib.sha256(raw).hexdigest())
     except ValidationError as e:
-        problems = "; ".join(
-            f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()
-        )
+        problems = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
         raise PolicyError(f"policy file {path}: {problems}") from e

@@ -28,8 +28,6 @@ import numpy as np
 def price_response(price, reference, elasticity) -> np.ndarray:
     """(price / reference)^elasticity, elementwise; exactly 1 where the price is the reference.
     Non-increasing in price for elasticity <= 0, and 1 at elasticity 0 (demand ignores price)."""
-    price, reference, elasticity = (
-        np.asarray(a, float) for a in (price, reference, elasticity)
-    )
+    price, reference, elasticity = (np.asarray(a, float) for a in (price, reference, elasticity))
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(price == reference, 1.0, (price / reference) ** elasticity)

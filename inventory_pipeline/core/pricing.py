@@ -52,10 +52,27 @@ MILP_MAX_VARIABLES = 60_000  # above this many candidates in capped categories: 
 FORECAST_PRICE_DAYS = 28  # the recent window whose price level the demand forecast reflects
 PRICING_HISTORY_DAYS = 182  # days of fct_daily_demand the stage reads (elasticities, current prices)
 PRICE_COLUMNS = [
-    "location_id", "sku_id", "current_price", "recommended_price", "unit_cost", "elasticity", "elasticity_se",
-    "elasticity_confidence", "elasticity_source", "demand_multiplier", "expected_units_current",
-    "expected_units_recommended", "expected_margin_current", "expected_margin_recommended", "weeks_of_supply",
-    "end_of_life", "supply", "days_since_price_change", "price_floor", "price_ceiling", "binding_guardrail",
+    "location_id",
+    "sku_id",
+    "current_price",
+    "recommended_price",
+    "unit_cost",
+    "elasticity",
+    "elasticity_se",
+    "elasticity_confidence",
+    "elasticity_source",
+    "demand_multiplier",
+    "expected_units_current",
+    "expected_units_recommended",
+    "expected_margin_current",
+    "expected_margin_recommended",
+    "weeks_of_supply",
+    "end_of_life",
+    "supply",
+    "days_since_price_change",
+    "price_floor",
+    "price_ceiling",
+    "binding_guardrail",
     "rationale",
     "change_reason",  # hold | margin_raise | margin_cut | markdown (the twin reports margin by it)
 ]
@@ -100,20 +117,35 @@ def pricing_config(policy) -> PricingConfig:
     if p is None:
         return PricingConfig()
     return PricingConfig(
-        enabled=p.enabled, horizon_days=p.horizon_days, min_margin=p.min_margin, max_change=p.max_change_pct / 100,
+        enabled=p.enabled,
+        horizon_days=p.horizon_days,
+        min_margin=p.min_margin,
+        max_change=p.max_change_pct / 100,
         max_markdown=p.max_markdown_pct / 100,
-        min_days_between_changes=p.min_days_between_changes, min_days_between_markdowns=p.min_days_between_markdowns, category_avg_change_cap=p.category_avg_change_cap_pct / 100,
-        price_endings=tuple(p.price_endings), overstock_weeks=p.overstock_weeks, markdown_pct=p.markdown_pct / 100,
-        elasticity_bounds=(p.elasticity_min, p.elasticity_max), min_price_variation=p.min_price_variation,
-        elasticity_between_sku_sd=p.elasticity_between_sku_sd, default_elasticity=p.default_elasticity,
+        min_days_between_changes=p.min_days_between_changes,
+        min_days_between_markdowns=p.min_days_between_markdowns,
+        category_avg_change_cap=p.category_avg_change_cap_pct / 100,
+        price_endings=tuple(p.price_endings),
+        overstock_weeks=p.overstock_weeks,
+        markdown_pct=p.markdown_pct / 100,
+        elasticity_bounds=(p.elasticity_min, p.elasticity_max),
+        min_price_variation=p.min_price_variation,
+        elasticity_between_sku_sd=p.elasticity_between_sku_sd,
+        default_elasticity=p.default_elasticity,
         net_control_repricing=p.net_control_repricing,
-        min_gain=p.min_gain_pct / 100, solver_seconds=p.solver_seconds, elasticity_interval=p.elasticity_interval,
-        sell_through_weeks=p.sell_through_weeks, salvage_value_share=p.salvage_value_share,
-        carried_excess=p.carried_excess, end_of_life_weeks=p.end_of_life_weeks,
-        annual_holding_rate=policy.costs.annual_holding_rate if getattr(policy, "costs", None) else 0.25)
+        min_gain=p.min_gain_pct / 100,
+        solver_seconds=p.solver_seconds,
+        elasticity_interval=p.elasticity_interval,
+        sell_through_weeks=p.sell_through_weeks,
+        salvage_value_share=p.salvage_value_share,
+        carried_excess=p.carried_excess,
+        end_of_life_weeks=p.end_of_life_weeks,
+        annual_holding_rate=policy.costs.annual_holding_rate if getattr(policy, "costs", None) else 0.25,
+    )
 
 
 # ---- 1. elasticities -----------------------------------------------------------------------------
+
 
 def price_book(decisions: pd.DataFrame, plan_date: str) -> pd.DataFrame:
     """The prices this pipeline set: per store x SKU the latest price change of an earlier plan
@@ -125,15 +157,21 @@ def price_book(decisions: pd.DataFrame, plan_date: str) -> pd.DataFrame:
     cols = ["location_id", "sku_id", "price", "effective_date"]
     if decisions is None or not len(decisions):
         return pd.DataFrame(columns=cols)
-    d = decisions[(decisions["decision_type"] == "price_change") & decisions["status"].isin(EXPORTABLE)
-                  & (pd.to_datetime(decisions["plan_date"]) < pd.Timestamp(plan_date))]
-    d = d.assign(effective_date=pd.to_datetime(d["plan_date"]) + pd.Timedelta(days=1), price=d["new_price"].astype(float))
+    d = decisions[
+        (decisions["decision_type"] == "price_change")
+        & decisions["status"].isin(EXPORTABLE)
+        & (pd.to_datetime(decisions["plan_date"]) < pd.Timestamp(plan_date))
+    ]
+    d = d.assign(
+        effective_date=pd.to_datetime(d["plan_date"]) + pd.Timedelta(days=1), price=d["new_price"].astype(float)
+    )
     d = d.sort_values("effective_date").drop_duplicates(["location_id", "sku_id"], keep="last")
     return d[cols].reset_index(drop=True)
 
 
-def current_prices(history: pd.DataFrame, products: pd.DataFrame, plan_date: str,
-                   book: pd.DataFrame | None = None) -> pd.DataFrame:
+def current_prices(
+    history: pd.DataFrame, products: pd.DataFrame, plan_date: str, book: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """The regular shelf price on the plan date: the last observed non-promotional price of each
     store x SKU, or the `price_book` price where the pipeline set one after that observation; and
     the last day a different price was in force (for the minimum days between changes)."""
@@ -141,15 +179,22 @@ def current_prices(history: pd.DataFrame, products: pd.DataFrame, plan_date: str
     h = h[h["price_observed"]] if "price_observed" in h else h
     h = h.sort_values("date")
     last = h.groupby(["location_id", "sku_id"], as_index=False, observed=True).last()[
-        ["location_id", "sku_id", "unit_price", "date"]]
-    m = h.merge(last[["location_id", "sku_id", "unit_price"]].rename(columns={"unit_price": "_cur"}), on=["location_id", "sku_id"])
+        ["location_id", "sku_id", "unit_price", "date"]
+    ]
+    m = h.merge(
+        last[["location_id", "sku_id", "unit_price"]].rename(columns={"unit_price": "_cur"}),
+        on=["location_id", "sku_id"],
+    )
     differs = (m["unit_price"] - m["_cur"]).abs() > 0.005
     other = m[differs].groupby(["location_id", "sku_id"], observed=True)["date"].max().rename("_other")
     # the change happened at the latest the day before the current price was first seen after
     # the other one (a slow mover may show it weeks late): the conservative date for the rule
     m = m.merge(other.reset_index(), on=["location_id", "sku_id"], how="inner")
-    first = m[(m["date"] > m["_other"]) & ~((m["unit_price"] - m["_cur"]).abs() > 0.005)].groupby(
-        ["location_id", "sku_id"], observed=True)["date"].min()
+    first = (
+        m[(m["date"] > m["_other"]) & ~((m["unit_price"] - m["_cur"]).abs() > 0.005)]
+        .groupby(["location_id", "sku_id"], observed=True)["date"]
+        .min()
+    )
     last_other = (first - pd.Timedelta(days=1)).rename("last_other_price_date")
     out = last.merge(last_other.reset_index(), on=["location_id", "sku_id"], how="left")
     if book is not None and len(book):
@@ -159,7 +204,8 @@ def current_prices(history: pd.DataFrame, products: pd.DataFrame, plan_date: str
         newer = eff.notna() & (out["date"].isna() | (eff > pd.to_datetime(out["date"])))
         out["unit_price"] = np.where(newer, out["price"], out["unit_price"])
         out["last_other_price_date"] = pd.concat(
-            [pd.to_datetime(out["last_other_price_date"]), eff - pd.Timedelta(days=1)], axis=1).max(axis=1)
+            [pd.to_datetime(out["last_other_price_date"]), eff - pd.Timedelta(days=1)], axis=1
+        ).max(axis=1)
     return out[["location_id", "sku_id", "unit_price", "last_other_price_date"]]
 
 
@@ -186,10 +232,12 @@ class _Panel:
 
 def _ffill_bfill(a: np.ndarray) -> np.ndarray:
     """Forward then backward fill of nan along the last axis (vectorised)."""
+
     def ff(x):
         idx = np.where(np.isnan(x), 0, np.arange(x.shape[-1]))
         np.maximum.accumulate(idx, axis=-1, out=idx)
         return np.take_along_axis(x, idx, axis=-1)
+
     a = ff(a)
     return ff(a[..., ::-1])[..., ::-1]
 
@@ -198,7 +246,12 @@ def _panel(history: pd.DataFrame, products: pd.DataFrame, book: pd.DataFrame | N
     h = history
     prod = products.drop_duplicates("sku_id").reset_index(drop=True)
     skus = prod["sku_id"].astype(str).to_numpy()
-    cats = (prod["category"] if "category" in prod else pd.Series("_all", index=prod.index)).fillna("_none").astype(str).to_numpy()
+    cats = (
+        (prod["category"] if "category" in prod else pd.Series("_all", index=prod.index))
+        .fillna("_none")
+        .astype(str)
+        .to_numpy()
+    )
     locs = np.sort(h["location_id"].astype(str).unique())
     dates = pd.to_datetime(h["date"])
     d0 = dates.min()
@@ -253,7 +306,9 @@ def _panel(history: pd.DataFrame, products: pd.DataFrame, book: pd.DataFrame | N
         chain_promo = np.nanmax(obs_promo, axis=0)  # (S, T), nan where no store sold
         depth = np.nanmedian(np.where(obs_promo == 1, obs_price / regular, np.nan), axis=0)
     promo = np.where(np.isnan(obs_promo), np.nan_to_num(chain_promo) > 0, obs_promo > 0)
-    price = np.where(np.isnan(obs_price), regular * np.where(promo, np.nan_to_num(depth, nan=1.0)[None], 1.0), obs_price)
+    price = np.where(
+        np.isnan(obs_price), regular * np.where(promo, np.nan_to_num(depth, nan=1.0)[None], 1.0), obs_price
+    )
     clean = present & ~stock
     p = _Panel(locs, skus, cats, units, clean, price, regular, promo, np.zeros_like(units), seen, on_hand)
     return _with_controls(p, 0.0)
@@ -274,7 +329,7 @@ def _with_controls(p: _Panel, prior_elasticity: float) -> _Panel:
         avg_regular = (regular * base_days).sum(axis=2, keepdims=True) / np.maximum(n, 1)[:, :, None]
         level = np.where(n[:, :, None] > 0, regular / np.maximum(avg_regular, 1e-9), 1.0)
     level = np.where(np.isfinite(level) & (level > 0), level, 1.0)
-    ctrl = units / level ** prior_elasticity
+    ctrl = units / level**prior_elasticity
     cmean = np.where(n > 0, (ctrl * base_days).sum(axis=2) / np.maximum(n, 1), 0.0)
     own_num = (ctrl * base_days).sum(axis=0)  # (S, T)
     own_den = (cmean[:, :, None] * base_days).sum(axis=0)
@@ -335,9 +390,17 @@ def _events(p: _Panel, W: int, overstock_weeks: float | None = None) -> pd.DataF
         if not keep.any():
             return pd.DataFrame(columns=["sku", "x", "a", "ea", "b", "eb"])
         l, s, t, flat, lo, hi = l[keep], s[keep], t[keep], flat[keep], lo[keep], hi[keep]
-    ev = pd.DataFrame({"sku": s, "t": t, "x": np.round(step[l, s, t], 3),
-                       "b": _window_sums(cu, flat, lo, t), "eb": _window_sums(ce, flat, lo, t),
-                       "a": _window_sums(cu, flat, t, hi), "ea": _window_sums(ce, flat, t, hi)})
+    ev = pd.DataFrame(
+        {
+            "sku": s,
+            "t": t,
+            "x": np.round(step[l, s, t], 3),
+            "b": _window_sums(cu, flat, lo, t),
+            "eb": _window_sums(ce, flat, lo, t),
+            "a": _window_sums(cu, flat, t, hi),
+            "ea": _window_sums(ce, flat, t, hi),
+        }
+    )
     return ev.groupby(["sku", "t", "x"], as_index=False)[["a", "ea", "b", "eb"]].sum()
 
 
@@ -365,14 +428,28 @@ def _promotions(p: _Panel, W: int) -> pd.DataFrame:
 
     def cs(x):
         return np.concatenate([np.zeros((L * S, 1)), np.cumsum(x, axis=1)], axis=1)
-    cu_r, ce_r, cu_p, ce_p, cd, cn = cs(U * reg), cs(E * reg), cs(U * on), cs(E * on), cs(depth * on), cs(on.astype(float))
+
+    cu_r, ce_r, cu_p, ce_p, cd, cn = (
+        cs(U * reg),
+        cs(E * reg),
+        cs(U * on),
+        cs(E * on),
+        cs(depth * on),
+        cs(on.astype(float)),
+    )
     lo, hi = np.maximum(t0 - W, 0), np.minimum(t1 + W, T)
-    runs = pd.DataFrame({
-        "sku": s, "t": t0,
-        "a": _window_sums(cu_p, flat, t0, t1), "ea": _window_sums(ce_p, flat, t0, t1),
-        "b": _window_sums(cu_r, flat, lo, t0) + _window_sums(cu_r, flat, t1, hi),
-        "eb": _window_sums(ce_r, flat, lo, t0) + _window_sums(ce_r, flat, t1, hi),
-        "xs": _window_sums(cd, flat, t0, t1), "n": _window_sums(cn, flat, t0, t1)})
+    runs = pd.DataFrame(
+        {
+            "sku": s,
+            "t": t0,
+            "a": _window_sums(cu_p, flat, t0, t1),
+            "ea": _window_sums(ce_p, flat, t0, t1),
+            "b": _window_sums(cu_r, flat, lo, t0) + _window_sums(cu_r, flat, t1, hi),
+            "eb": _window_sums(ce_r, flat, lo, t0) + _window_sums(ce_r, flat, t1, hi),
+            "xs": _window_sums(cd, flat, t0, t1),
+            "n": _window_sums(cn, flat, t0, t1),
+        }
+    )
     g = runs.groupby(["sku", "t"], as_index=False)[["a", "ea", "b", "eb", "xs", "n"]].sum()
     g["x"] = g["xs"] / g["n"].where(g["n"] > 0)
     return g.dropna(subset=["x"])
@@ -406,8 +483,14 @@ def _placebo_variance(p: _Panel, W: int) -> float:
     rows = []
     for t in days:  # a handful of days (T / W), vectorised over SKUs
         quiet = (cc[:, t + W] - cc[:, t - W]) == 0
-        d = pd.DataFrame({"b": cu[:, t] - cu[:, t - W], "eb": ce[:, t] - ce[:, t - W],
-                          "a": cu[:, t + W] - cu[:, t], "ea": ce[:, t + W] - ce[:, t]})[quiet & m[:, t]]
+        d = pd.DataFrame(
+            {
+                "b": cu[:, t] - cu[:, t - W],
+                "eb": ce[:, t] - ce[:, t - W],
+                "a": cu[:, t + W] - cu[:, t],
+                "ea": ce[:, t + W] - ce[:, t],
+            }
+        )[quiet & m[:, t]]
         rows.append(d)
     d = _log_ratio(pd.concat(rows, ignore_index=True)) if rows else pd.DataFrame()
     if len(d) < 10:
@@ -423,7 +506,7 @@ def _between_variance(est: np.ndarray, var: np.ndarray) -> float:
     w = 1.0 / var
     m = np.sum(w * est) / w.sum()
     q = float(np.sum(w * (est - m) ** 2))
-    return max(0.0, (q - (len(est) - 1)) / float(w.sum() - np.sum(w ** 2) / w.sum()))
+    return max(0.0, (q - (len(est) - 1)) / float(w.sum() - np.sum(w**2) / w.sum()))
 
 
 def _wls_slope(x, r, w):
@@ -434,7 +517,7 @@ def _wls_slope(x, r, w):
     return float(np.sum(w * x * r) / sxx), float(1 / np.sqrt(sxx))
 
 
-def reference_prices(p: "_Panel", days: int = 28, lag: int = 0) -> pd.DataFrame:
+def reference_prices(p: _Panel, days: int = 28, lag: int = 0) -> pd.DataFrame:
     """The regular price level a forecast fitted on this history assumes: the mean regular price of
     each store x SKU over the `days` days up to the forecast's own plan date, `lag` days before the
     history's last day (a forecast re-run every week is `lag` days old on the days in between). A
@@ -442,12 +525,15 @@ def reference_prices(p: "_Panel", days: int = 28, lag: int = 0) -> pd.DataFrame:
     this level, not only against today's price."""
     L, S, T = p.regular.shape
     end = max(T - max(int(lag), 0), 1)
-    ref = p.regular[:, :, max(0, end - days):end].mean(axis=2) if T else np.full((L, S), np.nan)
-    return pd.DataFrame({"location_id": np.repeat(p.locs, S), "sku_id": np.tile(p.skus, L), "reference_price": ref.ravel()})
+    ref = p.regular[:, :, max(0, end - days) : end].mean(axis=2) if T else np.full((L, S), np.nan)
+    return pd.DataFrame(
+        {"location_id": np.repeat(p.locs, S), "sku_id": np.tile(p.skus, L), "reference_price": ref.ravel()}
+    )
 
 
-def estimate_elasticities(history: pd.DataFrame, products: pd.DataFrame, cfg: PricingConfig = PricingConfig(),
-                          panel: "_Panel | None" = None) -> pd.DataFrame:
+def estimate_elasticities(
+    history: pd.DataFrame, products: pd.DataFrame, cfg: PricingConfig = PricingConfig(), panel: _Panel | None = None
+) -> pd.DataFrame:
     """Own-price elasticity per SKU (module docstring, step 1). `history`: fct_daily_demand rows
     (location_id, sku_id, date, units_sold, unit_price, price_observed, on_promo, is_stockout).
     Returns sku_id, category, elasticity, se, confidence, source, n_events, n_promotions.
@@ -474,8 +560,9 @@ def _estimate(p: _Panel, cfg: PricingConfig) -> pd.DataFrame:
     if len(ev):
         ev["w"] = 1.0 / (ev["v"] + drift)
         ev["wxx"], ev["wxr"] = ev["w"] * ev["x"] ** 2, ev["w"] * ev["x"] * ev["r"]
-        g = ev.groupby("sku").agg(wxx=("wxx", "sum"), wxr=("wxr", "sum"), n=("x", "size"),
-                                  xmax=("x", lambda x: float(np.abs(x).max())))
+        g = ev.groupby("sku").agg(
+            wxx=("wxx", "sum"), wxr=("wxr", "sum"), n=("x", "size"), xmax=("x", lambda x: float(np.abs(x).max()))
+        )
         ok = g["xmax"] >= cfg.min_price_variation
         idx = g.index[ok].to_numpy(int)
         own_e[idx] = (g["wxr"] / g["wxx"])[ok].to_numpy()
@@ -498,12 +585,20 @@ def _estimate(p: _Panel, cfg: PricingConfig) -> pd.DataFrame:
     n_pr = np.zeros(S, int)
     cat_names = np.unique(p.category)
     prior = {}
-    tau2 = cfg.elasticity_between_sku_sd ** 2
+    tau2 = cfg.elasticity_between_sku_sd**2
     if len(pm):
         pm["w"] = 1.0 / (pm["v"] + drift)
-        per = pm.groupby("sku").apply(lambda d: pd.Series({"x": np.average(d["x"], weights=d["w"]),
-                                                           "r": np.average(d["r"], weights=d["w"]),
-                                                           "v": 1.0 / d["w"].sum(), "n": len(d)}), include_groups=False)
+        per = pm.groupby("sku").apply(
+            lambda d: pd.Series(
+                {
+                    "x": np.average(d["x"], weights=d["w"]),
+                    "r": np.average(d["r"], weights=d["w"]),
+                    "v": 1.0 / d["w"].sum(),
+                    "n": len(d),
+                }
+            ),
+            include_groups=False,
+        )
         n_pr[per.index.to_numpy(int)] = per["n"].to_numpy(int)
         per["category"] = p.category[per.index.to_numpy(int)]
         for c, d in per.groupby("category"):
@@ -515,8 +610,12 @@ def _estimate(p: _Panel, cfg: PricingConfig) -> pd.DataFrame:
                 xm, rm = np.average(d["x"], weights=w), np.average(d["r"], weights=w)
                 slope, se = _wls_slope(d["x"] - xm, d["r"] - rm, w)
                 resid = d["r"] - rm - slope * (d["x"] - xm)
-                lift_var = max(float(np.average(resid ** 2, weights=w) * len(d) / max(len(d) - 2, 1)
-                                     - np.average(d["v"], weights=w)), 0.005)
+                lift_var = max(
+                    float(
+                        np.average(resid**2, weights=w) * len(d) / max(len(d) - 2, 1) - np.average(d["v"], weights=w)
+                    ),
+                    0.005,
+                )
             # a slope and intercept fitted through len(d) points: len(d) - 2 degrees of freedom
             prior[c] = (slope, se, f"promotion depth over {len(d)} SKUs", max(len(d) - 2, 1))
     # category prior: the promotion-depth slope and the category's own estimates, by precision
@@ -537,20 +636,24 @@ def _estimate(p: _Panel, cfg: PricingConfig) -> pd.DataFrame:
         if ests:
             w = 1.0 / np.asarray(vars_)
             mu[c], mu_var[c], how[c] = float(np.sum(w * ests) / w.sum()), float(1.0 / w.sum()), " and ".join(parts)
-            mu_w4[c] = float(np.sum(w ** 4 * np.asarray(est_v) ** 2 / np.asarray(est_df)))
+            mu_w4[c] = float(np.sum(w**4 * np.asarray(est_v) ** 2 / np.asarray(est_df)))
     if mu:  # categories with nothing to learn from take the chain's pooled value
         wc = np.array([1 / mu_var[c] for c in mu])
         chain = (float(np.sum(wc * np.array(list(mu.values()))) / wc.sum()), float(1 / wc.sum()) + tau2)
     else:
-        chain = (cfg.default_elasticity, cfg.elasticity_between_sku_sd ** 2 * 4)
+        chain = (cfg.default_elasticity, cfg.elasticity_between_sku_sd**2 * 4)
     m_c = np.array([mu.get(c, chain[0]) for c in p.category])
     v_c = np.array([mu_var.get(c, chain[1]) for c in p.category])
     # leave one out: a SKU's own estimate is not also part of the prior it is shrunk toward
-    w_own = np.where(own_ok, 1.0 / (own_se ** 2 + tau2), 0.0)
+    w_own = np.where(own_ok, 1.0 / (own_se**2 + tau2), 0.0)
     in_mu = own_ok & np.array([c in mu for c in p.category])
     w_rest = np.where(in_mu, 1.0 / v_c - w_own, 1.0 / v_c)
     alone = in_mu & (w_rest <= 1e-12)  # the category's only evidence is this SKU: the chain's prior
-    m_c = np.where(in_mu & ~alone, (m_c / v_c - w_own * np.nan_to_num(own_e)) / np.where(alone, 1.0, np.maximum(w_rest, 1e-12)), m_c)
+    m_c = np.where(
+        in_mu & ~alone,
+        (m_c / v_c - w_own * np.nan_to_num(own_e)) / np.where(alone, 1.0, np.maximum(w_rest, 1e-12)),
+        m_c,
+    )
     v_c = np.where(in_mu & ~alone, 1.0 / np.maximum(w_rest, 1e-12), v_c)
     m_c, v_c = np.where(alone, chain[0], m_c), np.where(alone, chain[1], v_c)
     # each category's mean shrinks toward the chain's (normal-normal across categories; their
@@ -561,23 +664,37 @@ def _estimate(p: _Panel, cfg: PricingConfig) -> pd.DataFrame:
     shrink = np.where(has_c, v_c / (v_c + tau2_cat), 0.0) if np.isfinite(tau2_cat) else np.zeros(S)
     shift = shrink * (chain[0] - m_c)
     m_c = m_c + shift
-    v_c = (1 - shrink) * v_c + shrink ** 2 * (chain[1] - tau2)
+    v_c = (1 - shrink) * v_c + shrink**2 * (chain[1] - tau2)
     v_c = v_c + tau2
     # Satterthwaite: the category mean's variance is a weighted sum of estimated variances, each
     # with its own degrees of freedom; q = sum (part^2 / df) carries them (q = 0: known variance)
     A_c = np.array([mu_w4.get(c, 0.0) for c in p.category])
-    A_own = np.where(in_mu & np.isfinite(own_se), w_own ** 4 * np.nan_to_num(own_se, posinf=0.0) ** 4 / own_df, 0.0)
-    W_rest = np.where(in_mu & ~alone, np.maximum(w_rest, 1e-12), np.array([1.0 / mu_var.get(c, np.inf) if c in mu else 1.0
-                                                                          for c in p.category]))
-    q_c = np.where(alone | ~has_c, 0.0, np.maximum(A_c - A_own, 0.0) / W_rest ** 4) * (1 - shrink) ** 4
-    src_c = np.array([("category: " + how[c]) if c in mu else
-                      ("chain average (no price variation in the category)" if mu else "policy default (no price variation at all)")
-                      for c in p.category], dtype=object)
+    A_own = np.where(in_mu & np.isfinite(own_se), w_own**4 * np.nan_to_num(own_se, posinf=0.0) ** 4 / own_df, 0.0)
+    W_rest = np.where(
+        in_mu & ~alone,
+        np.maximum(w_rest, 1e-12),
+        np.array([1.0 / mu_var.get(c, np.inf) if c in mu else 1.0 for c in p.category]),
+    )
+    q_c = np.where(alone | ~has_c, 0.0, np.maximum(A_c - A_own, 0.0) / W_rest**4) * (1 - shrink) ** 4
+    src_c = np.array(
+        [
+            ("category: " + how[c])
+            if c in mu
+            else (
+                "chain average (no price variation in the category)"
+                if mu
+                else "policy default (no price variation at all)"
+            )
+            for c in p.category
+        ],
+        dtype=object,
+    )
     pulled = np.abs(shift) >= 0.05  # say so where it moved the estimate
-    src_c[pulled] = src_c[pulled] + np.array([f", {b:.0%} toward the chain's {chain[0]:.2f}" for b in shrink[pulled]],
-                                             dtype=object)
+    src_c[pulled] = src_c[pulled] + np.array(
+        [f", {b:.0%} toward the chain's {chain[0]:.2f}" for b in shrink[pulled]], dtype=object
+    )
     # each SKU: its own estimate shrunk toward the category (normal-normal, empirical Bayes)
-    v_own = np.where(own_ok, own_se ** 2, np.inf)
+    v_own = np.where(own_ok, own_se**2, np.inf)
     post_v = 1.0 / (1.0 / v_c + 1.0 / v_own)
     post_m = post_v * (m_c / v_c + np.where(own_ok, own_e, 0.0) / v_own)
     k = np.where(own_ok, post_v / v_own, 0.0)
@@ -585,11 +702,15 @@ def _estimate(p: _Panel, cfg: PricingConfig) -> pd.DataFrame:
     out["se"] = np.sqrt(post_v)
     # the posterior mixes own (weight k) and category (1 - k): its degrees of freedom follow
     q_own = np.where(own_ok, np.nan_to_num(own_se, posinf=0.0) ** 4 / own_df, 0.0)
-    q_post = k ** 4 * q_own + (1 - k) ** 4 * q_c
-    out["df"] = np.where(q_post > 0, post_v ** 2 / np.where(q_post > 0, q_post, 1.0), np.inf)    # confidence: the probability that the true elasticity is within 0.5 of the estimate
+    q_post = k**4 * q_own + (1 - k) ** 4 * q_c
+    out["df"] = np.where(
+        q_post > 0, post_v**2 / np.where(q_post > 0, q_post, 1.0), np.inf
+    )  # confidence: the probability that the true elasticity is within 0.5 of the estimate
     out["confidence"] = np.round(_erf(0.5 / (np.sqrt(2 * post_v))), 4)
     out["own_weight"] = np.round(k, 4)
-    out["source"] = np.where(own_ok, [f"own: {n} price change(s), {w:.0%} weight; rest " for n, w in zip(n_ev, k)], "") + src_c
+    out["source"] = (
+        np.where(own_ok, [f"own: {n} price change(s), {w:.0%} weight; rest " for n, w in zip(n_ev, k)], "") + src_c
+    )
     out["n_events"], out["n_promotions"] = n_ev, n_pr
     return out
 
@@ -601,6 +722,7 @@ def _erf(x):
 
 
 # ---- 2. prices -----------------------------------------------------------------------------------
+
 
 def _ladder_snap(x: np.ndarray, endings: tuple[float, ...], up: bool = False) -> np.ndarray:
     """The highest price on the ladder at or below x (`up`: the lowest at or above x); without
@@ -620,7 +742,6 @@ def _ladder(lo: np.ndarray, hi: np.ndarray, p0: np.ndarray, endings: tuple[float
     """Candidate prices per item: `max_k` points spread over [lo, hi], each snapped down to the
     ladder, plus the ladder's lowest and highest prices inside [lo, hi] (O(items x max_k), whatever
     the price level), plus the current price where it lies inside. Returns (item, price)."""
-    n = len(lo)
     pts = lo[:, None] + (hi - lo)[:, None] * np.linspace(0, 1, max_k)[None, :]
     grid = np.concatenate([_ladder_snap(pts, endings), _ladder_snap(lo, endings, up=True)[:, None]], axis=1)
     inside = (grid >= lo[:, None] - 1e-9) & (grid <= hi[:, None] + 1e-9) & np.isfinite(grid)
@@ -640,17 +761,21 @@ def _choose(item, value, rel, cat_of_item, n, cap, counts, names, solver_seconds
     relaxation, whose split items take the option nearest the cap's inside). Items without
     candidates hold. Returns the chosen candidate per item and the capped categories."""
     k = len(counts)
-    A = sp.csr_matrix((np.r_[rel, -rel], (np.r_[cat_of_item[item], k + cat_of_item[item]], np.tile(np.arange(len(item)), 2))),
-                      shape=(2 * k, len(item)))
+    A = sp.csr_matrix(
+        (np.r_[rel, -rel], (np.r_[cat_of_item[item], k + cat_of_item[item]], np.tile(np.arange(len(item)), 2))),
+        shape=(2 * k, len(item)),
+    )
     room = np.tile(cap * counts, 2)
     try:
-        chosen, over = choose_one_per_item(item, value, A, room, n, solver_seconds, milp_max=MILP_MAX_VARIABLES,
-                                           tol=1e-9 * np.maximum(room, 1))
+        chosen, over = choose_one_per_item(
+            item, value, A, room, n, solver_seconds, milp_max=MILP_MAX_VARIABLES, tol=1e-9 * np.maximum(room, 1)
+        )
     except ChoiceInfeasible as e:
         cats = np.unique(e.rows % k)
         raise PricingInfeasible(
             f"pricing {e} for categories {', '.join(map(str, names[cats]))}: no choice keeps their average change "
-            f"inside +-{cap:.0%} (category_avg_change_cap_pct)") from e
+            f"inside +-{cap:.0%} (category_avg_change_cap_pct)"
+        ) from e
     return chosen, np.unique(over % k)
 
 
@@ -695,7 +820,7 @@ def clearance_value(price, p0, c, q_day, stock, restart, e, cfg: PricingConfig, 
     T = cfg.sell_through_weeks * 7 if T is None else T
     q = np.maximum(q_day * price_response(price, p0, e), 1e-9)
     sold = np.minimum(stock, q * T)
-    unit_days = np.where(q * T >= stock, stock ** 2 / (2 * q), T * (stock - q * T / 2))
+    unit_days = np.where(q * T >= stock, stock**2 / (2 * q), T * (stock - q * T / 2))
     resumed = np.where(restart, (p0 - c) * q_day * np.maximum(T - stock / q, 0.0), 0.0)
     holding = c * cfg.annual_holding_rate / 365 * unit_days
     return price * sold + cfg.salvage_value_share * c * (stock - sold) - holding + resumed
@@ -733,8 +858,11 @@ def robust_gain(price, p0, c, q0, e_lo, e_hi, stock, clearance, restart, h, cfg:
     also counts the clearance value of a cut; its gain is the larger of the two views."""
     worst = np.minimum(margin_gain(price, p0, c, q0, e_lo), margin_gain(price, p0, c, q0, e_hi))
     q_day = q0 / h
-    cl = [clearance_value(price, p0, c, q_day, stock, restart, e, cfg, T)
-          - clearance_value(p0, p0, c, q_day, stock, restart, e, cfg, T) for e in (e_lo, e_hi)]
+    cl = [
+        clearance_value(price, p0, c, q_day, stock, restart, e, cfg, T)
+        - clearance_value(p0, p0, c, q_day, stock, restart, e, cfg, T)
+        for e in (e_lo, e_hi)
+    ]
     return np.where(clearance & (price < p0), np.maximum(worst, np.minimum(*cl)), worst)
 
 
@@ -774,7 +902,8 @@ def optimise_prices(items: pd.DataFrame, cfg: PricingConfig = PricingConfig()) -
         raise PricingInfeasible(
             f"{int(bad.sum())} item(s) have no allowed price: min margin {cfg.min_margin:.0%} over cost is above the "
             f"maximum price allowed by max change {cfg.max_change:.0%} from the current price; raise max_change_pct "
-            f"or lower min_margin in the policy file's pricing section; e.g. {ex}")
+            f"or lower min_margin in the policy file's pricing section; e.g. {ex}"
+        )
     wos = it["weeks_of_supply"].to_numpy(float)
     eol = it["end_of_life"].fillna(False).to_numpy(bool) if "end_of_life" in it else np.zeros(n, dtype=bool)
     over = overstocked(wos, eol, cfg)
@@ -800,8 +929,11 @@ def optimise_prices(items: pd.DataFrame, cfg: PricingConfig = PricingConfig()) -
     no_step = _ladder_snap(hi_md, cfg.price_endings) < lo - 1e-9
     hi_md = np.where(no_step & (step_down >= lo - 1e-9), step_down, hi_md)
     # what forbids a markdown: the margin floor, the max change with the ladder, or supply
-    md_why = np.select([below | (floor > hi_md + 1e-9), lo > hi_md + 1e-9, inv_lo > hi_md + 1e-9],
-                       ["min_margin", "price_endings", "inventory"], "")
+    md_why = np.select(
+        [below | (floor > hi_md + 1e-9), lo > hi_md + 1e-9, inv_lo > hi_md + 1e-9],
+        ["min_margin", "price_endings", "inventory"],
+        "",
+    )
     md_blocked = over & (md_why != "")
     hi = np.where(over, np.where(md_blocked, p0, hi_md), hi)
     lo_all = np.minimum(np.maximum(lo, inv_lo), hi)
@@ -822,8 +954,10 @@ def optimise_prices(items: pd.DataFrame, cfg: PricingConfig = PricingConfig()) -
     # a carried item's stock outlasting the horizon is held longer at a higher price: charge it
     lasting = ~clear[item] & (stock[item] > q0[item])
     if lasting.any():  # the margin gain less that holding, at each end of the interval (monotone in e)
-        ends = [margin_gain(price, *args, e_[item]) - stock_holding(price, *args, e_[item], stock[item], cfg)
-                for e_ in (e_lo, e_hi)]
+        ends = [
+            margin_gain(price, *args, e_[item]) - stock_holding(price, *args, e_[item], stock[item], cfg)
+            for e_ in (e_lo, e_hi)
+        ]
         gain = np.where(lasting, np.minimum(*ends), gain)
         point = np.where(lasting, point - stock_holding(price, *args, e[item], stock[item], cfg), point)
     is_hold = np.isclose(price, p0[item])
@@ -840,17 +974,44 @@ def optimise_prices(items: pd.DataFrame, cfg: PricingConfig = PricingConfig()) -
     names, cat_of_item = np.unique(cats, return_inverse=True)
     counts = np.bincount(cat_of_item, minlength=len(names)).astype(float)
     has = np.bincount(item, minlength=n) > 0
-    chosen, capped = _choose(item, value, rel, cat_of_item, n, cfg.category_avg_change_cap, counts, names, cfg.solver_seconds)
+    chosen, capped = _choose(
+        item, value, rel, cat_of_item, n, cfg.category_avg_change_cap, counts, names, cfg.solver_seconds
+    )
     rec = np.where(chosen >= 0, price[np.maximum(chosen, 0)], p0)
     it["recommended_price"] = np.round(rec, 2)
     it["price_floor"], it["price_ceiling"] = np.round(lo_all, 4), np.round(hi, 4)
-    it["binding_guardrail"] = _binding(it, cfg, item, price, value, value_point, penalised, chosen, capped, cat_of_item,
-                                       dict(rec=rec, p0=p0, c=c, e=e, lo=lo, floor=floor, inv_lo=inv_lo, over=over,
-                                            below=below, frozen=frozen, blind=blind, md_blocked=md_blocked,
-                                            md_why=md_why, has=has))
+    it["binding_guardrail"] = _binding(
+        it,
+        cfg,
+        item,
+        price,
+        value,
+        value_point,
+        penalised,
+        chosen,
+        capped,
+        cat_of_item,
+        dict(
+            rec=rec,
+            p0=p0,
+            c=c,
+            e=e,
+            lo=lo,
+            floor=floor,
+            inv_lo=inv_lo,
+            over=over,
+            below=below,
+            frozen=frozen,
+            blind=blind,
+            md_blocked=md_blocked,
+            md_why=md_why,
+            has=has,
+        ),
+    )
     moved = np.abs(rec - p0) > 0.005
-    it["change_reason"] = np.select([~moved, clear & (rec < p0), rec > p0], ["hold", "markdown", "margin_raise"],
-                                    "margin_cut")
+    it["change_reason"] = np.select(
+        [~moved, clear & (rec < p0), rec > p0], ["hold", "markdown", "margin_raise"], "margin_cut"
+    )
     return it
 
 
@@ -871,16 +1032,41 @@ def _binding(it, cfg, item, price, value, value_point, penalised, chosen, capped
     moved_by_cap = (chosen >= 0) & (chosen != own_best) & np.isin(cat_of_item, capped)
     at_top = np.isclose(rec, cmax) & (unc > rec + 0.005)
     at_bottom = np.isclose(rec, cmin) & (unc < rec - 0.005)
-    lo_is = np.select([np.isfinite(a["inv_lo"]) & (a["inv_lo"] >= a["lo"] - 1e-9),
-                       a["floor"] >= p0 * (1 - cfg.max_change) - 1e-9], ["inventory", "min_margin"], "max_decrease")
+    lo_is = np.select(
+        [np.isfinite(a["inv_lo"]) & (a["inv_lo"] >= a["lo"] - 1e-9), a["floor"] >= p0 * (1 - cfg.max_change) - 1e-9],
+        ["inventory", "min_margin"],
+        "max_decrease",
+    )
     over = a["over"]
     return np.select(
-        [a["frozen"], a["blind"], a["md_blocked"], ~a["has"], moved_by_cap, over & (rec < p0 - 0.005),
-         a["below"] & (rec > p0 + 0.005) & np.isclose(rec, cmin), uncertain, over & held, at_top, at_bottom],
-        [np.full(n, "min_days_between_changes"), np.full(n, "elasticity_unidentified"), a["md_why"],
-         np.full(n, "price_endings"), np.full(n, "category_avg_change"), np.full(n, "markdown"), np.full(n, "min_margin"),
-         np.full(n, "uncertain_gain"), np.full(n, "sells_through"), np.full(n, "max_increase"), lo_is],
-        "none")
+        [
+            a["frozen"],
+            a["blind"],
+            a["md_blocked"],
+            ~a["has"],
+            moved_by_cap,
+            over & (rec < p0 - 0.005),
+            a["below"] & (rec > p0 + 0.005) & np.isclose(rec, cmin),
+            uncertain,
+            over & held,
+            at_top,
+            at_bottom,
+        ],
+        [
+            np.full(n, "min_days_between_changes"),
+            np.full(n, "elasticity_unidentified"),
+            a["md_why"],
+            np.full(n, "price_endings"),
+            np.full(n, "category_avg_change"),
+            np.full(n, "markdown"),
+            np.full(n, "min_margin"),
+            np.full(n, "uncertain_gain"),
+            np.full(n, "sells_through"),
+            np.full(n, "max_increase"),
+            lo_is,
+        ],
+        "none",
+    )
 
 
 LIFECYCLE_COLUMNS = ("discontinue_date", "season_end_date")  # optional extra columns of master/products
@@ -897,8 +1083,9 @@ def with_lifecycle(products: pd.DataFrame, raw_products: pd.DataFrame | None) ->
     return products.merge(raw_products[["sku_id", *cols]].astype({"sku_id": str}), on="sku_id", how="left")
 
 
-def end_of_life(sku_ids: pd.Series, products: pd.DataFrame, plan_date: str,
-                cfg: PricingConfig = PricingConfig()) -> tuple[np.ndarray, np.ndarray]:
+def end_of_life(
+    sku_ids: pd.Series, products: pd.DataFrame, plan_date: str, cfg: PricingConfig = PricingConfig()
+) -> tuple[np.ndarray, np.ndarray]:
     """Items whose regular sales end, from the product master's optional extra columns (the
     landing contract keeps them): `discontinue_date` on or before the plan date (no longer
     replenished: nothing resumes after its stock, which leaves the shelf `end_of_life_weeks` after
@@ -924,10 +1111,17 @@ def end_of_life(sku_ids: pd.Series, products: pd.DataFrame, plan_date: str,
     return flag, horizon
 
 
-def recommend_prices(forecast: pd.DataFrame, history: pd.DataFrame, products: pd.DataFrame, plan_date: str,
-                     cfg: PricingConfig = PricingConfig(), positions: pd.DataFrame | None = None,
-                     locations: pd.DataFrame | None = None, book: pd.DataFrame | None = None,
-                     forecast_date: str | None = None) -> pd.DataFrame:
+def recommend_prices(
+    forecast: pd.DataFrame,
+    history: pd.DataFrame,
+    products: pd.DataFrame,
+    plan_date: str,
+    cfg: PricingConfig = PricingConfig(),
+    positions: pd.DataFrame | None = None,
+    locations: pd.DataFrame | None = None,
+    book: pd.DataFrame | None = None,
+    forecast_date: str | None = None,
+) -> pd.DataFrame:
     """Recommended price per store x SKU in the forecast (the stage). `history`: the last
     `PRICING_HISTORY_DAYS` of fct_daily_demand. `positions`: on_hand and on_order per location x
     SKU: weeks of supply (markdowns) and what the network can supply within lead time (inventory
@@ -937,11 +1131,14 @@ def recommend_prices(forecast: pd.DataFrame, history: pd.DataFrame, products: pd
     (the twin's weekly re-forecast): its price level is the one before that date."""
     h = cfg.horizon_days
     f = forecast[forecast["horizon"] <= h]
-    pairs = f.groupby(["location_id", "sku_id"], as_index=False)["mean"].sum().rename(columns={"mean": "expected_units"})
+    pairs = (
+        f.groupby(["location_id", "sku_id"], as_index=False)["mean"].sum().rename(columns={"mean": "expected_units"})
+    )
     prices = current_prices(history, products, plan_date, book)
     prod = products if "category" in products else products.assign(category="_all")
     out = pairs.merge(prices, on=["location_id", "sku_id"], how="left").merge(
-        prod[["sku_id", "unit_cost", "base_price", "category"]], on="sku_id", how="left")
+        prod[["sku_id", "unit_cost", "base_price", "category"]], on="sku_id", how="left"
+    )
     out["current_price"] = out["unit_price"].fillna(out["base_price"])
     out["end_of_life"], out["sell_through_days"] = end_of_life(out["sku_id"], products, plan_date, cfg)
     # no price at all (not in the product master, no sale, no base price): nothing to recommend
@@ -958,8 +1155,9 @@ def recommend_prices(forecast: pd.DataFrame, history: pd.DataFrame, products: pd
         out["elasticity"] = out["elasticity"].fillna(cfg.default_elasticity)
         # the forecast reflects the recent price level; at today's price expect (p0 / ref)^e of it
         out["reference_price"] = out["reference_price"].fillna(out["current_price"])
-        out["expected_units"] = out["expected_units"] * price_response(out["current_price"], out["reference_price"],
-                                                                       out["elasticity"])
+        out["expected_units"] = out["expected_units"] * price_response(
+            out["current_price"], out["reference_price"], out["elasticity"]
+        )
     else:
         out["elasticity"], out["se"], out["confidence"], out["source"] = np.nan, np.nan, 0.0, "pricing disabled"
         out["reference_price"] = out["current_price"]
@@ -973,8 +1171,12 @@ def recommend_prices(forecast: pd.DataFrame, history: pd.DataFrame, products: pd
         if locations is not None and "supplying_dc_id" in locations:
             dc = out["location_id"].map(locations.set_index("location_id")["supplying_dc_id"])
             dc_idx = pd.MultiIndex.from_arrays([dc, out["sku_id"]])
-            dc_stock = (pos["on_hand"].reindex(dc_idx).fillna(0) + pos["on_order"].reindex(dc_idx).fillna(0)).to_numpy(float)
-            share = out["expected_units"] / out.groupby([dc, out["sku_id"]])["expected_units"].transform("sum").where(lambda x: x > 0)
+            dc_stock = (pos["on_hand"].reindex(dc_idx).fillna(0) + pos["on_order"].reindex(dc_idx).fillna(0)).to_numpy(
+                float
+            )
+            share = out["expected_units"] / out.groupby([dc, out["sku_id"]])["expected_units"].transform("sum").where(
+                lambda x: x > 0
+            )
             supply = supply + dc_stock * share.fillna(0).to_numpy(float)
         out["supply"] = supply
         # weeks of supply of the network behind the store: its stock and open orders plus its share
@@ -1006,10 +1208,13 @@ def recommend_prices(forecast: pd.DataFrame, history: pd.DataFrame, products: pd
     ref = out["reference_price"]
     out["demand_multiplier"] = price_response(out["recommended_price"], ref, e)
     out["expected_units_current"] = out["expected_units"]
-    out["expected_units_recommended"] = out["expected_units"] * price_response(out["recommended_price"],
-                                                                                out["current_price"], e)
+    out["expected_units_recommended"] = out["expected_units"] * price_response(
+        out["recommended_price"], out["current_price"], e
+    )
     out["expected_margin_current"] = (out["current_price"] - out["unit_cost"]) * out["expected_units_current"]
-    out["expected_margin_recommended"] = (out["recommended_price"] - out["unit_cost"]) * out["expected_units_recommended"]
+    out["expected_margin_recommended"] = (out["recommended_price"] - out["unit_cost"]) * out[
+        "expected_units_recommended"
+    ]
     out["elasticity_confidence"] = out["confidence"]
     out["elasticity_se"] = out["se"]
     out["elasticity_source"] = out["source"]
@@ -1032,21 +1237,55 @@ _WHY = {
     "elasticity_unidentified": "held: no price change of the item or its category identifies its elasticity",
     "uncertain_gain": "held: the gain at the estimated elasticity turns into a loss inside its interval",
     "sells_through": "held: the stock sells through at the regular price; a markdown would give up more margin "
-                     "than the holding and clearance cost it saves (ordering less runs it down)",
+    "than the holding and clearance cost it saves (ordering less runs it down)",
 }
 
 
 def _rationale(out: pd.DataFrame, ratio: pd.Series, h: int) -> pd.Series:
     """One planner-facing sentence per row, built only from the row's numbers."""
     why = out["binding_guardrail"].map(_WHY).fillna(out["binding_guardrail"].astype(str))
-    el = ("elasticity " + out["elasticity"].round(2).astype(str) + " +- " + out["se"].round(2).astype(str)
-          + " (" + out["source"].astype(str) + ")")
-    held = why + "; " + el + "; expected " + out["expected_units_current"].round(1).astype(str) + " units over " + str(h) + " days"
-    chg = "price " + out["current_price"].round(2).astype(str) + " -> " + out["recommended_price"].round(2).astype(str) + " (" \
-        + ((ratio - 1) * 100).round(1).map("{:+.1f}%".format) + "): " + why + "; " + el + "; expected " \
-        + out["expected_units_current"].round(1).astype(str) + " -> " + out["expected_units_recommended"].round(1).astype(str) \
-        + " units and margin " + out["expected_margin_current"].round(0).astype(str) + " -> " \
-        + out["expected_margin_recommended"].round(0).astype(str) + " over " + str(h) + " days"
+    el = (
+        "elasticity "
+        + out["elasticity"].round(2).astype(str)
+        + " +- "
+        + out["se"].round(2).astype(str)
+        + " ("
+        + out["source"].astype(str)
+        + ")"
+    )
+    held = (
+        why
+        + "; "
+        + el
+        + "; expected "
+        + out["expected_units_current"].round(1).astype(str)
+        + " units over "
+        + str(h)
+        + " days"
+    )
+    chg = (
+        "price "
+        + out["current_price"].round(2).astype(str)
+        + " -> "
+        + out["recommended_price"].round(2).astype(str)
+        + " ("
+        + ((ratio - 1) * 100).round(1).map("{:+.1f}%".format)
+        + "): "
+        + why
+        + "; "
+        + el
+        + "; expected "
+        + out["expected_units_current"].round(1).astype(str)
+        + " -> "
+        + out["expected_units_recommended"].round(1).astype(str)
+        + " units and margin "
+        + out["expected_margin_current"].round(0).astype(str)
+        + " -> "
+        + out["expected_margin_recommended"].round(0).astype(str)
+        + " over "
+        + str(h)
+        + " days"
+    )
     disabled = out["binding_guardrail"] == "hold_price"
     return pd.Series(np.where(disabled, _WHY["hold_price"], np.where(ratio.round(4) == 1, held, chg)), index=out.index)
 
@@ -1063,14 +1302,19 @@ def guardrail_violations(recs: pd.DataFrame, cfg: PricingConfig) -> pd.DataFrame
     over_ = pd.Series(overstocked(np.broadcast_to(wos, len(r)), np.broadcast_to(eol, len(r)), cfg), index=r.index)
     checks = {
         # a change may not set a price under the floor, except a rise toward it from below
-        "min_margin": changed & (r["recommended_price"] < floor - 0.005)
+        "min_margin": changed
+        & (r["recommended_price"] < floor - 0.005)
         & ~((r["current_price"] < floor - 0.005) & (r["recommended_price"] > r["current_price"])),
-        "max_change": changed & (rel.abs() > np.where(
-            over_ & (rel < 0),
-            max(cfg.max_markdown, cfg.max_change), cfg.max_change) + 1e-6),
-        "price_endings": changed & ~np.isclose(((r["recommended_price"] * 100).round() % 100 / 100).to_numpy()[:, None],
-                                               np.asarray(cfg.price_endings)[None, :], atol=0.001).any(axis=1)
-        if cfg.price_endings else pd.Series(False, index=r.index),
+        "max_change": changed
+        & (rel.abs() > np.where(over_ & (rel < 0), max(cfg.max_markdown, cfg.max_change), cfg.max_change) + 1e-6),
+        "price_endings": changed
+        & ~np.isclose(
+            ((r["recommended_price"] * 100).round() % 100 / 100).to_numpy()[:, None],
+            np.asarray(cfg.price_endings)[None, :],
+            atol=0.001,
+        ).any(axis=1)
+        if cfg.price_endings
+        else pd.Series(False, index=r.index),
     }
     if "days_since_price_change" in r:
         gap = np.where(over_ & (rel < 0), cfg.min_days_between_markdowns, cfg.min_days_between_changes)
@@ -1080,12 +1324,17 @@ def guardrail_violations(recs: pd.DataFrame, cfg: PricingConfig) -> pd.DataFrame
         # an overstocked item may not rise; it must be marked down unless the margin floor or the ladder stops it
         checks["markdown"] = over & (rel > 1e-6)
     if "supply" in r:
-        stim = (r["expected_units_recommended"] > np.maximum(r["supply"], r["expected_units_current"]) + 1e-6) & (rel < 0)
+        stim = (r["expected_units_recommended"] > np.maximum(r["supply"], r["expected_units_current"]) + 1e-6) & (
+            rel < 0
+        )
         checks["inventory"] = changed & stim
     if "category" in r:
         cat = rel.groupby(r["category"]).transform("mean")
         checks["category_avg_change"] = changed & (cat.abs() > cfg.category_avg_change_cap + 1e-6)
-    out = [r.loc[m, ["location_id", "sku_id", "current_price", "recommended_price"]].assign(guardrail=k)
-           for k, m in checks.items() if m.any()]
+    out = [
+        r.loc[m, ["location_id", "sku_id", "current_price", "recommended_price"]].assign(guardrail=k)
+        for k, m in checks.items()
+        if m.any()
+    ]
     cols = ["location_id", "sku_id", "current_price", "recommended_price", "guardrail"]
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=cols)

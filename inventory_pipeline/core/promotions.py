@@ -153,8 +153,10 @@ def planned_promotion_days(forecast: pd.DataFrame, promotions: pd.DataFrame | No
     key = ["location_id", "sku_id", "date"]
     planned = promotions[key].assign(date=pd.to_datetime(promotions["date"]).dt.normalize(), _p=True)
     planned = planned.astype({"location_id": str, "sku_id": str}).drop_duplicates(key)
-    f = forecast[key].assign(date=pd.to_datetime(forecast["date"]).dt.normalize()).astype(
-        {"location_id": str, "sku_id": str}
+    f = (
+        forecast[key]
+        .assign(date=pd.to_datetime(forecast["date"]).dt.normalize())
+        .astype({"location_id": str, "sku_id": str})
     )
     # a left join marks the unplanned days NaN; eq(True) reads them as False without a downcast
     return f.merge(planned, on=key, how="left")["_p"].eq(True).to_numpy(bool)

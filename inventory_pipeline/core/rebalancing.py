@@ -74,19 +74,54 @@ import pandas as pd
 from .replenishment import capacity_room, cycle_service, expected_shortage
 
 TRANSFER_COLUMNS = [
-    "sku_id", "from_location_id", "to_location_id", "units", "ship_date", "expected_date", "lead_time_days",
-    "cost_per_unit", "expected_shortage_saved", "binding_constraint", "rationale",
+    "sku_id",
+    "from_location_id",
+    "to_location_id",
+    "units",
+    "ship_date",
+    "expected_date",
+    "lead_time_days",
+    "cost_per_unit",
+    "expected_shortage_saved",
+    "binding_constraint",
+    "rationale",
 ]
 DETAIL_COLUMNS = [
-    "transfer_cost", "expected_cost_saved", "net_value",
-    "donor_on_hand", "donor_position", "donor_need", "donor_excess", "donor_position_after",
-    "donor_service_before", "donor_service_after", "donor_added_shortage",
-    "receiver_position", "receiver_need", "receiver_gap", "receiver_position_after", "receiver_protection_days",
-    "receiver_expected_lost_before", "receiver_expected_lost_after",
-    "receiver_service_before", "receiver_service_after", "shortage_cost", "method", "min_transfer_units",
+    "transfer_cost",
+    "expected_cost_saved",
+    "net_value",
+    "donor_on_hand",
+    "donor_position",
+    "donor_need",
+    "donor_excess",
+    "donor_position_after",
+    "donor_service_before",
+    "donor_service_after",
+    "donor_added_shortage",
+    "receiver_position",
+    "receiver_need",
+    "receiver_gap",
+    "receiver_position_after",
+    "receiver_protection_days",
+    "receiver_expected_lost_before",
+    "receiver_expected_lost_after",
+    "receiver_service_before",
+    "receiver_service_after",
+    "shortage_cost",
+    "method",
+    "min_transfer_units",
 ]
-TARGET_COLUMNS = ["location_id", "sku_id", "on_hand", "on_order", "mu_P", "sigma_P", "protection_days",
-                  "reorder_point", "shortage_cost"]
+TARGET_COLUMNS = [
+    "location_id",
+    "sku_id",
+    "on_hand",
+    "on_order",
+    "mu_P",
+    "sigma_P",
+    "protection_days",
+    "reorder_point",
+    "shortage_cost",
+]
 METHODS = ("lp", "milp", "lp_relaxation")
 SUMMARY_KEY = "rebalancing"
 _TOL = 1e-6
@@ -107,10 +142,14 @@ class RebalancingConfig:
         if not (isinstance(self.min_transfer_units, (int, np.integer)) and self.min_transfer_units >= 1):
             problems.append(f"min_transfer_units must be a whole number >= 1, got {self.min_transfer_units!r}")
         if not (isinstance(self.max_units_per_line, (int, np.integer)) and self.max_units_per_line >= 0):
-            problems.append(f"max_units_per_line must be a whole number >= 0 (0 = no cap), got {self.max_units_per_line!r}")
+            problems.append(
+                f"max_units_per_line must be a whole number >= 0 (0 = no cap), got {self.max_units_per_line!r}"
+            )
         elif 0 < self.max_units_per_line < self.min_transfer_units:
-            problems.append(f"max_units_per_line ({self.max_units_per_line}) is below min_transfer_units "
-                            f"({self.min_transfer_units}): no line could be sent")
+            problems.append(
+                f"max_units_per_line ({self.max_units_per_line}) is below min_transfer_units "
+                f"({self.min_transfer_units}): no line could be sent"
+            )
         if not (isinstance(self.breakpoints, (int, np.integer)) and 1 <= self.breakpoints <= 50):
             problems.append(f"breakpoints must be a whole number in [1, 50], got {self.breakpoints!r}")
         if not self.solver_seconds > 0:
@@ -129,11 +168,17 @@ def rebalancing_config(policy) -> RebalancingConfig:
     if p is None:
         return RebalancingConfig()
     return RebalancingConfig(
-        enabled=p.enabled, min_transfer_units=p.min_transfer_units, max_units_per_line=p.max_units_per_line,
-        breakpoints=p.pwl_breakpoints, solver_seconds=p.solver_seconds, milp_max_variables=p.milp_max_variables)
+        enabled=p.enabled,
+        min_transfer_units=p.min_transfer_units,
+        max_units_per_line=p.max_units_per_line,
+        breakpoints=p.pwl_breakpoints,
+        solver_seconds=p.solver_seconds,
+        milp_max_variables=p.milp_max_variables,
+    )
 
 
 # ---- the economics ------------------------------------------------------------------------------
+
 
 def donor_keep(targets: pd.DataFrame) -> np.ndarray:
     """What a donor keeps, in whole units: its order-up-to level S (its reorder point where the
@@ -141,7 +186,11 @@ def donor_keep(targets: pd.DataFrame) -> np.ndarray:
     replenishment forward and only moves the DC's stock around (measured in the twin: with the
     reorder point as the limit, transfers raised the stockout rate under slow suppliers)."""
     s_ = pd.to_numeric(targets["reorder_point"], errors="coerce").fillna(0).to_numpy(float)
-    S_ = pd.to_numeric(targets["order_up_to"], errors="coerce").fillna(0).to_numpy(float) if "order_up_to" in targets else s_
+    S_ = (
+        pd.to_numeric(targets["order_up_to"], errors="coerce").fillna(0).to_numpy(float)
+        if "order_up_to" in targets
+        else s_
+    )
     return np.maximum(np.ceil(np.maximum(s_, S_) - 1e-9), 0)
 
 
@@ -159,14 +208,18 @@ def store_positions(targets: pd.DataFrame, orders: pd.DataFrame | None = None) -
     """targets + position (with today's replenishment), need, donor excess and receiver gap."""
     missing = [c for c in TARGET_COLUMNS if c not in targets]
     if missing:
-        raise ValueError(f"rebalancing: targets lack column(s) {missing} (expected the replenishment stage's "
-                         f"store_targets: {TARGET_COLUMNS})")
+        raise ValueError(
+            f"rebalancing: targets lack column(s) {missing} (expected the replenishment stage's "
+            f"store_targets: {TARGET_COLUMNS})"
+        )
     t = targets.reset_index(drop=True).copy()
     t["location_id"], t["sku_id"] = t["location_id"].astype(str), t["sku_id"].astype(str)
     dup = t.duplicated(["location_id", "sku_id"])
     if dup.any():
-        raise ValueError(f"rebalancing: targets must have one row per store x SKU; {int(dup.sum())} duplicate(s), e.g. "
-                         f"{t.loc[dup, ['location_id', 'sku_id']].head(3).to_dict('records')}")
+        raise ValueError(
+            f"rebalancing: targets must have one row per store x SKU; {int(dup.sum())} duplicate(s), e.g. "
+            f"{t.loc[dup, ['location_id', 'sku_id']].head(3).to_dict('records')}"
+        )
     today = _todays_units(orders)
     if len(today):
         t["todays_units"] = today.reindex(pd.MultiIndex.from_frame(t[["location_id", "sku_id"]])).fillna(0).to_numpy()
@@ -174,20 +227,26 @@ def store_positions(targets: pd.DataFrame, orders: pd.DataFrame | None = None) -
         t["todays_units"] = 0.0
     num = ["on_hand", "on_order", "mu_P", "sigma_P", "protection_days", "reorder_point", "shortage_cost"]
     vals = t[num].apply(pd.to_numeric, errors="coerce")
-    t["valid"] = np.isfinite(vals.to_numpy(float)).all(axis=1) & (vals["sigma_P"] >= 0).to_numpy() \
+    t["valid"] = (
+        np.isfinite(vals.to_numpy(float)).all(axis=1)
+        & (vals["sigma_P"] >= 0).to_numpy()
         & (vals["shortage_cost"] >= 0).to_numpy()
+    )
     t[num] = vals
     on_hand = np.maximum(t["on_hand"].fillna(0).to_numpy(float), 0)
     t["position"] = on_hand + t["on_order"].fillna(0).to_numpy(float) + t["todays_units"].to_numpy(float)
     t["need"] = np.maximum(np.ceil(t["reorder_point"].fillna(0).to_numpy(float) - 1e-9), 0)
     t["keep"] = donor_keep(t)
     v = t["valid"].to_numpy()
-    t["excess"] = np.where(v, np.maximum(np.floor(np.minimum(on_hand, t["position"] - t["keep"]) + 1e-9), 0), 0).astype(np.int64)
+    t["excess"] = np.where(v, np.maximum(np.floor(np.minimum(on_hand, t["position"] - t["keep"]) + 1e-9), 0), 0).astype(
+        np.int64
+    )
     t["gap"] = np.where(v, np.maximum(np.ceil(t["need"] - t["position"] - 1e-9), 0), 0).astype(np.int64)
     return t
 
 
 # ---- the transport problem ---------------------------------------------------------------------
+
 
 def _segments(cap: np.ndarray, k: int):
     """Integer breakpoints 0 = u_0 < ... <= cap per owner (k segments at most): (owner, lo, hi)."""
@@ -209,8 +268,13 @@ def _store_lanes(lanes: pd.DataFrame, locations: pd.DataFrame) -> pd.DataFrame:
     ln["from_location_id"], ln["to_location_id"] = ln["from_location_id"].astype(str), ln["to_location_id"].astype(str)
     ln["lead_time_days"] = pd.to_numeric(ln["lead_time_days"], errors="coerce")
     ln["cost_per_unit"] = pd.to_numeric(ln["cost_per_unit"], errors="coerce")
-    ok = (ln["from_location_id"].isin(stores.index) & ln["to_location_id"].isin(stores.index)
-          & (ln["from_location_id"] != ln["to_location_id"]) & (ln["lead_time_days"] >= 0) & (ln["cost_per_unit"] >= 0))
+    ok = (
+        ln["from_location_id"].isin(stores.index)
+        & ln["to_location_id"].isin(stores.index)
+        & (ln["from_location_id"] != ln["to_location_id"])
+        & (ln["lead_time_days"] >= 0)
+        & (ln["cost_per_unit"] >= 0)
+    )
     ln = ln[ok]
     reg = stores["region"].astype(str)
     ln = ln[ln["from_location_id"].map(reg).to_numpy() == ln["to_location_id"].map(reg).to_numpy()]
@@ -227,8 +291,9 @@ def _capacity_headroom(t: pd.DataFrame, locations: pd.DataFrame) -> pd.Series:
     return np.maximum(np.floor(room[np.isfinite(room)]), 0)
 
 
-def _solve(arcs: pd.DataFrame, don: pd.DataFrame, rec: pd.DataFrame, headroom: pd.Series, cfg: RebalancingConfig,
-           method: str) -> tuple[np.ndarray | None, dict]:
+def _solve(
+    arcs: pd.DataFrame, don: pd.DataFrame, rec: pd.DataFrame, headroom: pd.Series, cfg: RebalancingConfig, method: str
+) -> tuple[np.ndarray | None, dict]:
     """One cvxpy problem over all arcs; returns whole units per arc (None on failure) and info."""
     import cvxpy as cp
     import scipy.sparse as sp
@@ -240,12 +305,18 @@ def _solve(arcs: pd.DataFrame, don: pd.DataFrame, rec: pd.DataFrame, headroom: p
     # piecewise-linear curves: donor loss (convex, rising slopes), receiver saving (concave)
     do, dlo, dhi = _segments(don["cap"].to_numpy(), cfg.breakpoints)
     y, mu, sg = don["position"].to_numpy(float), don["mu_P"].to_numpy(float), don["sigma_P"].to_numpy(float)
-    dslope = don["shortage_cost"].to_numpy(float)[do] * (
-        expected_shortage(mu[do], sg[do], y[do] - dhi) - expected_shortage(mu[do], sg[do], y[do] - dlo)) / (dhi - dlo)
+    dslope = (
+        don["shortage_cost"].to_numpy(float)[do]
+        * (expected_shortage(mu[do], sg[do], y[do] - dhi) - expected_shortage(mu[do], sg[do], y[do] - dlo))
+        / (dhi - dlo)
+    )
     ro, rlo, rhi = _segments(rec["cap"].to_numpy(), cfg.breakpoints)
     y, mu, sg = rec["position"].to_numpy(float), rec["mu_P"].to_numpy(float), rec["sigma_P"].to_numpy(float)
-    rslope = rec["shortage_cost"].to_numpy(float)[ro] * (
-        expected_shortage(mu[ro], sg[ro], y[ro] + rlo) - expected_shortage(mu[ro], sg[ro], y[ro] + rhi)) / (rhi - rlo)
+    rslope = (
+        rec["shortage_cost"].to_numpy(float)[ro]
+        * (expected_shortage(mu[ro], sg[ro], y[ro] + rlo) - expected_shortage(mu[ro], sg[ro], y[ro] + rhi))
+        / (rhi - rlo)
+    )
     ns, nv = len(do), len(ro)
     a_out = sp.csr_matrix((np.ones(n), (di, np.arange(n))), shape=(nd, n))
     a_in = sp.csr_matrix((np.ones(n), (ri, np.arange(n))), shape=(nr, n))
@@ -281,8 +352,11 @@ def _solve(arcs: pd.DataFrame, don: pd.DataFrame, rec: pd.DataFrame, headroom: p
             kw["mip_rel_gap"] = float(cfg.mip_rel_gap)
         prob.solve(solver=cp.HIGHS, **kw)
     except Exception as e:  # noqa: BLE001 -- a solver failure must not end the stage
-        info.update(solver_status="error", solve_seconds=round(time.perf_counter() - t0, 3),
-                    reason=f"{method}: HiGHS raised {type(e).__name__}: {e}")
+        info.update(
+            solver_status="error",
+            solve_seconds=round(time.perf_counter() - t0, 3),
+            reason=f"{method}: HiGHS raised {type(e).__name__}: {e}",
+        )
         return None, info
     info.update(solver_status=str(prob.status), solve_seconds=round(time.perf_counter() - t0, 3))
     xv = x.value
@@ -303,6 +377,7 @@ def _solve(arcs: pd.DataFrame, don: pd.DataFrame, rec: pd.DataFrame, headroom: p
 
 # ---- the stage -----------------------------------------------------------------------------------
 
+
 def _empty(extra: bool = True) -> pd.DataFrame:
     cols = TRANSFER_COLUMNS + (DETAIL_COLUMNS if extra else [])
     out = pd.DataFrame({c: pd.Series(dtype="object") for c in cols})
@@ -310,7 +385,8 @@ def _empty(extra: bool = True) -> pd.DataFrame:
     out["ship_date"] = pd.Series(dtype="datetime64[ns]")
     out["expected_date"] = pd.Series(dtype="datetime64[ns]")
     for c in ["lead_time_days", "cost_per_unit", "expected_shortage_saved"] + [
-            c for c in DETAIL_COLUMNS if c not in ("method",)]:
+        c for c in DETAIL_COLUMNS if c not in ("method",)
+    ]:
         out[c] = pd.Series(dtype="float64")
     return out
 
@@ -319,15 +395,25 @@ def _finish(out: pd.DataFrame, summary: dict, t0: float) -> pd.DataFrame:
     summary["seconds"] = round(time.perf_counter() - t0, 3)
     summary["lines"] = int(len(out))
     summary["units"] = int(out["units"].sum()) if len(out) else 0
-    for k, c in [("transfer_cost", "transfer_cost"), ("expected_shortage_saved", "expected_shortage_saved"),
-                 ("expected_cost_saved", "expected_cost_saved"), ("net_value", "net_value")]:
+    for k, c in [
+        ("transfer_cost", "transfer_cost"),
+        ("expected_shortage_saved", "expected_shortage_saved"),
+        ("expected_cost_saved", "expected_cost_saved"),
+        ("net_value", "net_value"),
+    ]:
         summary[k] = round(float(out[c].sum()), 4) if len(out) else 0.0
     out.attrs[SUMMARY_KEY] = summary
     return out
 
 
-def plan_transfers(targets: pd.DataFrame, lanes: pd.DataFrame, locations: pd.DataFrame, plan_date: str,
-                   cfg: RebalancingConfig = RebalancingConfig(), orders: pd.DataFrame | None = None) -> pd.DataFrame:
+def plan_transfers(
+    targets: pd.DataFrame,
+    lanes: pd.DataFrame,
+    locations: pd.DataFrame,
+    plan_date: str,
+    cfg: RebalancingConfig = RebalancingConfig(),
+    orders: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """Store -> store transfers shipping on plan_date + 1 (see the module docstring for the maths).
 
     Returns one row per (sku, from, to) with `TRANSFER_COLUMNS` + `DETAIL_COLUMNS`; the run summary
@@ -338,10 +424,23 @@ def plan_transfers(targets: pd.DataFrame, lanes: pd.DataFrame, locations: pd.Dat
     lines_dropped_nonpositive, invalid_target_rows, objective_pwl, config. Never raises on solver
     trouble (it raises ValueError only for targets without the expected columns or with duplicates)."""
     t0 = time.perf_counter()
-    summary: dict = {"status": "ok", "reason": "", "method": None, "solver_status": None, "solve_seconds": 0.0,
-                     "store_skus": int(len(targets)), "donors": 0, "receivers": 0, "skus_with_both": 0,
-                     "skus_solved": 0, "arcs": 0, "binaries": 0, "lines_dropped_nonpositive": 0,
-                     "invalid_target_rows": 0, "config": asdict(cfg)}
+    summary: dict = {
+        "status": "ok",
+        "reason": "",
+        "method": None,
+        "solver_status": None,
+        "solve_seconds": 0.0,
+        "store_skus": int(len(targets)),
+        "donors": 0,
+        "receivers": 0,
+        "skus_with_both": 0,
+        "skus_solved": 0,
+        "arcs": 0,
+        "binaries": 0,
+        "lines_dropped_nonpositive": 0,
+        "invalid_target_rows": 0,
+        "config": asdict(cfg),
+    }
     if not cfg.enabled:
         summary.update(status="disabled", reason="rebalancing is disabled in the policy (rebalancing.enabled: false)")
         return _finish(_empty(), summary, t0)
@@ -358,27 +457,45 @@ def plan_transfers(targets: pd.DataFrame, lanes: pd.DataFrame, locations: pd.Dat
     ln = _store_lanes(lanes, locations)
     cols_d = ["location_id", "sku_id", "on_hand", "position", "keep", "excess", "mu_P", "sigma_P", "shortage_cost"]
     cols_r = cols_d[:4] + ["need", "gap", "mu_P", "sigma_P", "shortage_cost", "protection_days"]
-    arcs = (don[cols_d].rename(columns=lambda c: "d_" + c if c != "sku_id" else c)
-            .merge(ln, left_on="d_location_id", right_on="from_location_id")
-            .merge(rec[cols_r].rename(columns=lambda c: "r_" + c if c != "sku_id" else c),
-                   left_on=["to_location_id", "sku_id"], right_on=["r_location_id", "sku_id"]))
+    arcs = (
+        don[cols_d]
+        .rename(columns=lambda c: "d_" + c if c != "sku_id" else c)
+        .merge(ln, left_on="d_location_id", right_on="from_location_id")
+        .merge(
+            rec[cols_r].rename(columns=lambda c: "r_" + c if c != "sku_id" else c),
+            left_on=["to_location_id", "sku_id"],
+            right_on=["r_location_id", "sku_id"],
+        )
+    )
     arcs = arcs[arcs["lead_time_days"] < arcs["r_protection_days"]].copy()
     arcs["cap"] = np.minimum(np.minimum(arcs["d_excess"], arcs["r_gap"]), line_cap).astype(np.int64)
     arcs = arcs[arcs["cap"] >= m]
     # an arc that cannot pay for its first m units on its own never carries a line of positive value
     q = float(m)
-    first = (arcs["r_shortage_cost"] * (expected_shortage(arcs["r_mu_P"], arcs["r_sigma_P"], arcs["r_position"])
-                                        - expected_shortage(arcs["r_mu_P"], arcs["r_sigma_P"], arcs["r_position"] + q))
-             - arcs["d_shortage_cost"] * (expected_shortage(arcs["d_mu_P"], arcs["d_sigma_P"], arcs["d_position"] - q)
-                                          - expected_shortage(arcs["d_mu_P"], arcs["d_sigma_P"], arcs["d_position"]))
-             - arcs["cost_per_unit"] * q)
+    first = (
+        arcs["r_shortage_cost"]
+        * (
+            expected_shortage(arcs["r_mu_P"], arcs["r_sigma_P"], arcs["r_position"])
+            - expected_shortage(arcs["r_mu_P"], arcs["r_sigma_P"], arcs["r_position"] + q)
+        )
+        - arcs["d_shortage_cost"]
+        * (
+            expected_shortage(arcs["d_mu_P"], arcs["d_sigma_P"], arcs["d_position"] - q)
+            - expected_shortage(arcs["d_mu_P"], arcs["d_sigma_P"], arcs["d_position"])
+        )
+        - arcs["cost_per_unit"] * q
+    )
     arcs = arcs[first.to_numpy() > _TOL].reset_index(drop=True)
     summary["arcs"] = int(len(arcs))
     if not len(arcs):
-        summary.update(status="no_candidates", reason=(
-            f"no store x SKU pair can gain from a transfer: {summary['skus_with_both']} SKU(s) have both a donor "
-            f"and a receiver, but none on a store->store lane inside a region that is faster than the receiver's "
-            f"next replenishment, large enough for {m} unit(s) and worth more than its cost"))
+        summary.update(
+            status="no_candidates",
+            reason=(
+                f"no store x SKU pair can gain from a transfer: {summary['skus_with_both']} SKU(s) have both a donor "
+                f"and a receiver, but none on a store->store lane inside a region that is faster than the receiver's "
+                f"next replenishment, large enough for {m} unit(s) and worth more than its cost"
+            ),
+        )
         return _finish(_empty(), summary, t0)
     summary["skus_solved"] = int(arcs["sku_id"].nunique())
     # compact donor / receiver tables of the arcs
@@ -406,11 +523,14 @@ def plan_transfers(targets: pd.DataFrame, lanes: pd.DataFrame, locations: pd.Dat
         if units is not None:
             break
         reasons.append(info["reason"])
-    summary.update(method=info.get("method"), solver_status=info.get("solver_status"),
-                   binaries=info.get("binaries", 0), objective_pwl=info.get("objective_pwl"))
+    summary.update(
+        method=info.get("method"),
+        solver_status=info.get("solver_status"),
+        binaries=info.get("binaries", 0),
+        objective_pwl=info.get("objective_pwl"),
+    )
     if units is None:
-        summary.update(status="solver_failed", method=None,
-                       reason="no transfers proposed: " + "; ".join(reasons))
+        summary.update(status="solver_failed", method=None, reason="no transfers proposed: " + "; ".join(reasons))
         return _finish(_empty(), summary, t0)
     method = info["method"]
     if reasons:
@@ -418,8 +538,10 @@ def plan_transfers(targets: pd.DataFrame, lanes: pd.DataFrame, locations: pd.Dat
     elif info.get("solver_status") == "user_limit":
         summary["reason"] = f"HiGHS stopped at its time limit ({cfg.solver_seconds:g} s): the best plan found is used"
     elif method == "lp_relaxation":
-        summary["reason"] = (f"{len(arcs):,} binaries > milp_max_variables {cfg.milp_max_variables:,}: "
-                             "LP relaxation rounded down, lines below min_transfer_units dropped")
+        summary["reason"] = (
+            f"{len(arcs):,} binaries > milp_max_variables {cfg.milp_max_variables:,}: "
+            "LP relaxation rounded down, lines below min_transfer_units dropped"
+        )
     arcs["units"] = units
     lines = _value_lines(arcs, dt, rt)
     bad = lines["net_value"] <= _TOL
@@ -447,14 +569,22 @@ def _value_lines(arcs: pd.DataFrame, dt: pd.DataFrame, rt: pd.DataFrame) -> pd.D
     a["donor_added_shortage"] = x / xd[di] * d_added[di]
     a["receiver_expected_lost_before"], a["receiver_expected_lost_after"] = r_before[ri], r_after[ri]
     a["transfer_cost"] = x * a["cost_per_unit"].to_numpy(float)
-    a["expected_cost_saved"] = (a["r_shortage_cost"] * a["expected_shortage_saved"]
-                                - a["d_shortage_cost"] * a["donor_added_shortage"])
+    a["expected_cost_saved"] = (
+        a["r_shortage_cost"] * a["expected_shortage_saved"] - a["d_shortage_cost"] * a["donor_added_shortage"]
+    )
     a["net_value"] = a["expected_cost_saved"] - a["transfer_cost"]
     return a
 
 
-def _describe(a: pd.DataFrame, dt: pd.DataFrame, rt: pd.DataFrame, headroom: pd.Series, cfg: RebalancingConfig,
-              method: str, plan_date: str) -> pd.DataFrame:
+def _describe(
+    a: pd.DataFrame,
+    dt: pd.DataFrame,
+    rt: pd.DataFrame,
+    headroom: pd.Series,
+    cfg: RebalancingConfig,
+    method: str,
+    plan_date: str,
+) -> pd.DataFrame:
     if not len(a):
         return _empty()
     ship = pd.Timestamp(plan_date).normalize() + pd.Timedelta(days=1)
@@ -464,40 +594,54 @@ def _describe(a: pd.DataFrame, dt: pd.DataFrame, rt: pd.DataFrame, headroom: pd.
     # what stopped the line from growing
     recv_store = a.groupby("r_location_id")["units"].transform("sum")
     room = headroom.reindex(a["r_location_id"]).to_numpy(float) if len(headroom) else np.full(len(a), np.inf)
-    conds = [(cfg.max_units_per_line > 0) & (x >= cfg.max_units_per_line),
-             a["X_d"].to_numpy() >= a["d_excess"].to_numpy(),
-             a["X_r"].to_numpy() >= a["r_gap"].to_numpy(),
-             recv_store.to_numpy(float) >= np.nan_to_num(room, nan=np.inf),
-             (cfg.min_transfer_units > 1) & (x == cfg.min_transfer_units)]
+    conds = [
+        (cfg.max_units_per_line > 0) & (x >= cfg.max_units_per_line),
+        a["X_d"].to_numpy() >= a["d_excess"].to_numpy(),
+        a["X_r"].to_numpy() >= a["r_gap"].to_numpy(),
+        recv_store.to_numpy(float) >= np.nan_to_num(room, nan=np.inf),
+        (cfg.min_transfer_units > 1) & (x == cfg.min_transfer_units),
+    ]
     names = ["max_units_per_line", "donor_excess", "receiver_need", "store_capacity", "min_transfer_units"]
     binding = np.select(conds, names, "marginal_value")
     if method == "lp_relaxation":
         binding = np.char.add(binding.astype(str), "+lp_relaxation")
-    out = pd.DataFrame({
-        "sku_id": a["sku_id"].to_numpy(), "from_location_id": a["from_location_id"].to_numpy(),
-        "to_location_id": a["to_location_id"].to_numpy(), "units": x,
-        "ship_date": ship, "expected_date": ship + pd.to_timedelta(a["lead_time_days"].to_numpy(float), unit="D"),
-        "lead_time_days": a["lead_time_days"].to_numpy(float), "cost_per_unit": a["cost_per_unit"].to_numpy(float),
-        "expected_shortage_saved": a["expected_shortage_saved"].to_numpy(float),
-        "binding_constraint": binding,
-        "transfer_cost": a["transfer_cost"].to_numpy(float), "expected_cost_saved": a["expected_cost_saved"].to_numpy(float),
-        "net_value": a["net_value"].to_numpy(float),
-        "donor_on_hand": a["d_on_hand"].to_numpy(float), "donor_position": a["d_position"].to_numpy(float),
-        "donor_need": a["d_keep"].to_numpy(float), "donor_excess": a["d_excess"].to_numpy(float),
-        "donor_position_after": d_after,
-        "donor_service_before": cycle_service(a["d_mu_P"], a["d_sigma_P"], a["d_position"]),
-        "donor_service_after": cycle_service(a["d_mu_P"], a["d_sigma_P"], d_after),
-        "donor_added_shortage": a["donor_added_shortage"].to_numpy(float),
-        "receiver_position": a["r_position"].to_numpy(float), "receiver_need": a["r_need"].to_numpy(float),
-        "receiver_gap": a["r_gap"].to_numpy(float), "receiver_position_after": r_after,
-        "receiver_protection_days": a["r_protection_days"].to_numpy(float),
-        "receiver_expected_lost_before": a["receiver_expected_lost_before"].to_numpy(float),
-        "receiver_expected_lost_after": a["receiver_expected_lost_after"].to_numpy(float),
-        "receiver_service_before": cycle_service(a["r_mu_P"], a["r_sigma_P"], a["r_position"]),
-        "receiver_service_after": cycle_service(a["r_mu_P"], a["r_sigma_P"], r_after),
-        "shortage_cost": a["r_shortage_cost"].to_numpy(float), "method": method,
-        "min_transfer_units": int(cfg.min_transfer_units),
-    })
+    out = pd.DataFrame(
+        {
+            "sku_id": a["sku_id"].to_numpy(),
+            "from_location_id": a["from_location_id"].to_numpy(),
+            "to_location_id": a["to_location_id"].to_numpy(),
+            "units": x,
+            "ship_date": ship,
+            "expected_date": ship + pd.to_timedelta(a["lead_time_days"].to_numpy(float), unit="D"),
+            "lead_time_days": a["lead_time_days"].to_numpy(float),
+            "cost_per_unit": a["cost_per_unit"].to_numpy(float),
+            "expected_shortage_saved": a["expected_shortage_saved"].to_numpy(float),
+            "binding_constraint": binding,
+            "transfer_cost": a["transfer_cost"].to_numpy(float),
+            "expected_cost_saved": a["expected_cost_saved"].to_numpy(float),
+            "net_value": a["net_value"].to_numpy(float),
+            "donor_on_hand": a["d_on_hand"].to_numpy(float),
+            "donor_position": a["d_position"].to_numpy(float),
+            "donor_need": a["d_keep"].to_numpy(float),
+            "donor_excess": a["d_excess"].to_numpy(float),
+            "donor_position_after": d_after,
+            "donor_service_before": cycle_service(a["d_mu_P"], a["d_sigma_P"], a["d_position"]),
+            "donor_service_after": cycle_service(a["d_mu_P"], a["d_sigma_P"], d_after),
+            "donor_added_shortage": a["donor_added_shortage"].to_numpy(float),
+            "receiver_position": a["r_position"].to_numpy(float),
+            "receiver_need": a["r_need"].to_numpy(float),
+            "receiver_gap": a["r_gap"].to_numpy(float),
+            "receiver_position_after": r_after,
+            "receiver_protection_days": a["r_protection_days"].to_numpy(float),
+            "receiver_expected_lost_before": a["receiver_expected_lost_before"].to_numpy(float),
+            "receiver_expected_lost_after": a["receiver_expected_lost_after"].to_numpy(float),
+            "receiver_service_before": cycle_service(a["r_mu_P"], a["r_sigma_P"], a["r_position"]),
+            "receiver_service_after": cycle_service(a["r_mu_P"], a["r_sigma_P"], r_after),
+            "shortage_cost": a["r_shortage_cost"].to_numpy(float),
+            "method": method,
+            "min_transfer_units": int(cfg.min_transfer_units),
+        }
+    )
     out["rationale"] = _rationale(out, method)
     out = out[TRANSFER_COLUMNS + DETAIL_COLUMNS]
     return out.sort_values(["sku_id", "from_location_id", "to_location_id"], ignore_index=True)
@@ -511,14 +655,35 @@ def _fmt(s: pd.Series, nd: int = 0) -> pd.Series:
 def _rationale(o: pd.DataFrame, method: str) -> pd.Series:
     """One planner-facing sentence per line, from its numbers."""
     text = (
-        "move " + o["units"].astype(str) + " from " + o["from_location_id"] + " (position "
-        + _fmt(o["donor_position"]) + " vs need " + _fmt(o["donor_need"]) + ", " + _fmt(o["donor_position_after"])
-        + " after) to " + o["to_location_id"] + " (position " + _fmt(o["receiver_position"]) + " vs need "
-        + _fmt(o["receiver_need"]) + ", " + _fmt(o["receiver_expected_lost_before"], 1)
-        + " units expected lost in the " + _fmt(o["receiver_protection_days"])
-        + " days before its next replenishment can arrive); arrives in " + _fmt(o["lead_time_days"])
-        + " day(s), avoids " + _fmt(o["expected_shortage_saved"], 1) + " expected lost units worth "
-        + _fmt(o["expected_cost_saved"], 2) + " for " + _fmt(o["transfer_cost"], 2) + " transfer cost"
+        "move "
+        + o["units"].astype(str)
+        + " from "
+        + o["from_location_id"]
+        + " (position "
+        + _fmt(o["donor_position"])
+        + " vs need "
+        + _fmt(o["donor_need"])
+        + ", "
+        + _fmt(o["donor_position_after"])
+        + " after) to "
+        + o["to_location_id"]
+        + " (position "
+        + _fmt(o["receiver_position"])
+        + " vs need "
+        + _fmt(o["receiver_need"])
+        + ", "
+        + _fmt(o["receiver_expected_lost_before"], 1)
+        + " units expected lost in the "
+        + _fmt(o["receiver_protection_days"])
+        + " days before its next replenishment can arrive); arrives in "
+        + _fmt(o["lead_time_days"])
+        + " day(s), avoids "
+        + _fmt(o["expected_shortage_saved"], 1)
+        + " expected lost units worth "
+        + _fmt(o["expected_cost_saved"], 2)
+        + " for "
+        + _fmt(o["transfer_cost"], 2)
+        + " transfer cost"
     )
     if method == "lp_relaxation":
         text = text + " (large problem: LP relaxation rounded down)"
@@ -530,8 +695,13 @@ def _rationale(o: pd.DataFrame, method: str) -> pd.Series:
 VIOLATION_COLUMNS = ["rule", "sku_id", "from_location_id", "to_location_id", "detail"]
 
 
-def transfer_violations(transfers: pd.DataFrame, targets: pd.DataFrame, lanes: pd.DataFrame,
-                        cfg: RebalancingConfig = RebalancingConfig(), orders: pd.DataFrame | None = None) -> pd.DataFrame:
+def transfer_violations(
+    transfers: pd.DataFrame,
+    targets: pd.DataFrame,
+    lanes: pd.DataFrame,
+    cfg: RebalancingConfig = RebalancingConfig(),
+    orders: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """Every transfer line that breaks a rule, one row per rule per line (empty = all rules hold).
 
     Re-derived from the inputs, not from the optimiser: units are whole and > 0 (and within
@@ -553,40 +723,61 @@ def transfer_violations(transfers: pd.DataFrame, targets: pd.DataFrame, lanes: p
         if mask.any():
             d = tr.loc[mask, ["sku_id", "from_location_id", "to_location_id"]].copy()
             d.insert(0, "rule", rule)
-            d["detail"] = (pd.Series(detail, index=tr.index)[mask] if not isinstance(detail, str) else detail)
+            d["detail"] = pd.Series(detail, index=tr.index)[mask] if not isinstance(detail, str) else detail
             found.append(d)
 
     u = pd.to_numeric(tr["units"], errors="coerce").to_numpy(float)
     whole = np.isfinite(u) & (np.abs(u - np.round(np.nan_to_num(u))) < 1e-9)
     add("units_positive_integer", ~whole | ~(u > 0), "units " + tr["units"].astype(str))
-    add("min_transfer_units", whole & (u > 0) & (u < cfg.min_transfer_units),
-        "units " + tr["units"].astype(str) + f" < min_transfer_units {cfg.min_transfer_units}")
+    add(
+        "min_transfer_units",
+        whole & (u > 0) & (u < cfg.min_transfer_units),
+        "units " + tr["units"].astype(str) + f" < min_transfer_units {cfg.min_transfer_units}",
+    )
     if cfg.max_units_per_line:
-        add("max_units_per_line", u > cfg.max_units_per_line,
-            "units " + tr["units"].astype(str) + f" > max_units_per_line {cfg.max_units_per_line}")
-    add("duplicate_line", tr.duplicated(["sku_id", "from_location_id", "to_location_id"], keep=False),
-        "more than one line for this SKU and lane")
+        add(
+            "max_units_per_line",
+            u > cfg.max_units_per_line,
+            "units " + tr["units"].astype(str) + f" > max_units_per_line {cfg.max_units_per_line}",
+        )
+    add(
+        "duplicate_line",
+        tr.duplicated(["sku_id", "from_location_id", "to_location_id"], keep=False),
+        "more than one line for this SKU and lane",
+    )
 
     # stores and their positions, from the targets and today's orders
     tg = targets.copy()
     tg["location_id"], tg["sku_id"] = tg["location_id"].astype(str), tg["sku_id"].astype(str)
     stores = set(tg["location_id"])
     add("lane", tr["from_location_id"] == tr["to_location_id"], "from and to are the same store")
-    add("lane", ~tr["from_location_id"].isin(stores) | ~tr["to_location_id"].isin(stores),
-        "from or to is not a store of the targets")
-    ln = lanes.copy() if lanes is not None else pd.DataFrame(columns=["from_location_id", "to_location_id",
-                                                                        "lead_time_days", "cost_per_unit"])
+    add(
+        "lane",
+        ~tr["from_location_id"].isin(stores) | ~tr["to_location_id"].isin(stores),
+        "from or to is not a store of the targets",
+    )
+    ln = (
+        lanes.copy()
+        if lanes is not None
+        else pd.DataFrame(columns=["from_location_id", "to_location_id", "lead_time_days", "cost_per_unit"])
+    )
     ln["from_location_id"], ln["to_location_id"] = ln["from_location_id"].astype(str), ln["to_location_id"].astype(str)
-    pair = tr[["from_location_id", "to_location_id"]].merge(
-        ln[["from_location_id", "to_location_id"]].drop_duplicates(), how="left", indicator=True)["_merge"].to_numpy()
+    pair = (
+        tr[["from_location_id", "to_location_id"]]
+        .merge(ln[["from_location_id", "to_location_id"]].drop_duplicates(), how="left", indicator=True)["_merge"]
+        .to_numpy()
+    )
     add("lane", pair != "both", "no lane from " + tr["from_location_id"] + " to " + tr["to_location_id"])
     if "lead_time_days" in tr:
         lt = ln.groupby(["from_location_id", "to_location_id"])["lead_time_days"].agg(["min", "max"])
         k = pd.MultiIndex.from_frame(tr[["from_location_id", "to_location_id"]])
         lo, hi = lt["min"].reindex(k).to_numpy(float), lt["max"].reindex(k).to_numpy(float)
         ltv = pd.to_numeric(tr["lead_time_days"], errors="coerce").to_numpy(float)
-        add("lane", (pair == "both") & ~((ltv >= lo - 1e-9) & (ltv <= hi + 1e-9)),
-            "lead time " + tr["lead_time_days"].astype(str) + " is not the lane's")
+        add(
+            "lane",
+            (pair == "both") & ~((ltv >= lo - 1e-9) & (ltv <= hi + 1e-9)),
+            "lead time " + tr["lead_time_days"].astype(str) + " is not the lane's",
+        )
 
     key = pd.MultiIndex.from_frame(tg[["location_id", "sku_id"]])
     on_hand = pd.Series(pd.to_numeric(tg["on_hand"], errors="coerce").fillna(0).clip(lower=0).to_numpy(), index=key)
@@ -598,8 +789,10 @@ def transfer_violations(transfers: pd.DataFrame, targets: pd.DataFrame, lanes: p
         today = s.reindex(key).fillna(0).astype(float)
         today.index = key
     position = on_hand + pd.to_numeric(tg["on_order"], errors="coerce").fillna(0).to_numpy() + today.to_numpy()
-    need = pd.Series(np.maximum(np.ceil(pd.to_numeric(tg["reorder_point"], errors="coerce").fillna(0).to_numpy() - 1e-9), 0),
-                     index=key)
+    need = pd.Series(
+        np.maximum(np.ceil(pd.to_numeric(tg["reorder_point"], errors="coerce").fillna(0).to_numpy() - 1e-9), 0),
+        index=key,
+    )
     keep = pd.Series(donor_keep(tg), index=key)
 
     fk = pd.MultiIndex.from_frame(tr[["from_location_id", "sku_id"]])
@@ -608,25 +801,48 @@ def transfer_violations(transfers: pd.DataFrame, targets: pd.DataFrame, lanes: p
         prot = pd.Series(pd.to_numeric(tg["protection_days"], errors="coerce").to_numpy(float), index=key)
         p_t = prot.reindex(tk).to_numpy()
         ltv = pd.to_numeric(tr["lead_time_days"], errors="coerce").to_numpy(float)
-        add("lane_too_slow", ~(ltv < p_t),
-            "lane lead time " + tr["lead_time_days"].astype(str) + " >= receiver's protection period "
-            + pd.Series(p_t).astype(str) + " days")
+        add(
+            "lane_too_slow",
+            ~(ltv < p_t),
+            "lane lead time "
+            + tr["lead_time_days"].astype(str)
+            + " >= receiver's protection period "
+            + pd.Series(p_t).astype(str)
+            + " days",
+        )
     add("unknown_store_sku", ~fk.isin(key) | ~tk.isin(key), "store x SKU not in the targets")
     uu = np.nan_to_num(u)
     sent = pd.Series(uu, index=fk).groupby(level=[0, 1]).sum()
     got = pd.Series(uu, index=tk).groupby(level=[0, 1]).sum()
     s_line = sent.reindex(fk).to_numpy()
     pos_f, need_f, oh_f = position.reindex(fk).to_numpy(), keep.reindex(fk).to_numpy(), on_hand.reindex(fk).to_numpy()
-    add("donor_on_hand", s_line > oh_f + 1e-9,
-        "donor sends " + pd.Series(s_line).astype(str) + " in total, holds " + pd.Series(oh_f).astype(str))
-    add("donor_below_need", pos_f - s_line < need_f - 1e-9,
-        "donor position " + pd.Series(pos_f).astype(str) + " - " + pd.Series(s_line).astype(str)
-        + " sent < need " + pd.Series(need_f).astype(str))
+    add(
+        "donor_on_hand",
+        s_line > oh_f + 1e-9,
+        "donor sends " + pd.Series(s_line).astype(str) + " in total, holds " + pd.Series(oh_f).astype(str),
+    )
+    add(
+        "donor_below_need",
+        pos_f - s_line < need_f - 1e-9,
+        "donor position "
+        + pd.Series(pos_f).astype(str)
+        + " - "
+        + pd.Series(s_line).astype(str)
+        + " sent < need "
+        + pd.Series(need_f).astype(str),
+    )
     g_line = got.reindex(tk).to_numpy()
     pos_t, need_t = position.reindex(tk).to_numpy(), need.reindex(tk).to_numpy()
-    add("receiver_above_need", g_line > np.maximum(np.ceil(need_t - pos_t - 1e-9), 0) + 1e-9,
-        "receiver position " + pd.Series(pos_t).astype(str) + " + " + pd.Series(g_line).astype(str)
-        + " received > need " + pd.Series(need_t).astype(str))
+    add(
+        "receiver_above_need",
+        g_line > np.maximum(np.ceil(need_t - pos_t - 1e-9), 0) + 1e-9,
+        "receiver position "
+        + pd.Series(pos_t).astype(str)
+        + " + "
+        + pd.Series(g_line).astype(str)
+        + " received > need "
+        + pd.Series(need_t).astype(str),
+    )
     both = sent.index.intersection(got.index)
     add("sends_and_receives", fk.isin(both) | tk.isin(both), "a store both sends and receives this SKU")
     if not found:

@@ -76,18 +76,48 @@ from scipy import stats
 from .choice import choose_one_per_item
 
 ORDER_COLUMNS = [
-    "decision_type", "sku_id", "source_id", "location_id", "units", "requested_units", "order_date",
-    "expected_date", "lead_time_days", "unit_cost", "order_value", "target_units", "reorder_point", "inventory_position",
-    "mean_demand_protection", "sigma_demand_protection", "safety_stock", "lead_time_std_days", "service_level",
-    "item_class", "expected_shortage_units", "expected_service", "expected_cost", "binding_constraint", "rationale",
+    "decision_type",
+    "sku_id",
+    "source_id",
+    "location_id",
+    "units",
+    "requested_units",
+    "order_date",
+    "expected_date",
+    "lead_time_days",
+    "unit_cost",
+    "order_value",
+    "target_units",
+    "reorder_point",
+    "inventory_position",
+    "mean_demand_protection",
+    "sigma_demand_protection",
+    "safety_stock",
+    "lead_time_std_days",
+    "service_level",
+    "item_class",
+    "expected_shortage_units",
+    "expected_service",
+    "expected_cost",
+    "binding_constraint",
+    "rationale",
 ]
 UNMET_COLUMNS = ["decision_type", "location_id", "sku_id", "wanted_units", "planned_units", "constraint", "explanation"]
 Z95 = stats.norm.ppf(0.95)
 # upper forecast quantiles a daily spread is fitted to (`daily_variance`)
 UPPER_QUANTILES = {"p90": stats.norm.ppf(0.90), "p95": Z95, "p99": stats.norm.ppf(0.99)}
 CLASSES = tuple(a + x for a in "ABC" for x in "XYZ")
-DEFAULT_CLASS_LEVELS = {"AX": 0.99, "AY": 0.985, "AZ": 0.98, "BX": 0.98, "BY": 0.975, "BZ": 0.97,
-                        "CX": 0.97, "CY": 0.96, "CZ": 0.95}
+DEFAULT_CLASS_LEVELS = {
+    "AX": 0.99,
+    "AY": 0.985,
+    "AZ": 0.98,
+    "BX": 0.98,
+    "BY": 0.975,
+    "BZ": 0.97,
+    "CX": 0.97,
+    "CY": 0.96,
+    "CZ": 0.95,
+}
 CANDIDATES = 12  # order quantities tried per item when a shared limit binds
 
 
@@ -127,14 +157,26 @@ def replenishment_config(policy, service_level: float | None = None) -> Replenis
         cfg = ReplenishmentConfig()
     else:
         cfg = ReplenishmentConfig(
-            review_period_days=r.review_period_days, service_mode=r.service_mode, service_level=r.service_level,
-            class_service_levels=dict(r.class_service_levels), abc_cuts=tuple(r.abc_cuts), xyz_cuts=tuple(r.xyz_cuts),
-            goodwill_share=r.goodwill_share, annual_holding_rate=policy.costs.annual_holding_rate,
-            store_order_cost=r.store_order_cost, po_order_cost=r.po_order_cost, max_cycle_days=r.max_cycle_days,
-            budget=r.daily_budget, supplier_min_order_value=r.supplier_min_order_value,
-            supplier_min_order_values=dict(r.supplier_min_order_values), lead_time_window_days=r.lead_time_window_days,
-            lead_time_prior_orders=r.lead_time_prior_orders, solver_seconds=r.solver_seconds,
-            error_window_days=r.error_window_days, error_reference_days=r.error_reference_days)
+            review_period_days=r.review_period_days,
+            service_mode=r.service_mode,
+            service_level=r.service_level,
+            class_service_levels=dict(r.class_service_levels),
+            abc_cuts=tuple(r.abc_cuts),
+            xyz_cuts=tuple(r.xyz_cuts),
+            goodwill_share=r.goodwill_share,
+            annual_holding_rate=policy.costs.annual_holding_rate,
+            store_order_cost=r.store_order_cost,
+            po_order_cost=r.po_order_cost,
+            max_cycle_days=r.max_cycle_days,
+            budget=r.daily_budget,
+            supplier_min_order_value=r.supplier_min_order_value,
+            supplier_min_order_values=dict(r.supplier_min_order_values),
+            lead_time_window_days=r.lead_time_window_days,
+            lead_time_prior_orders=r.lead_time_prior_orders,
+            solver_seconds=r.solver_seconds,
+            error_window_days=r.error_window_days,
+            error_reference_days=r.error_reference_days,
+        )
     if service_level is not None:
         from dataclasses import replace
 
@@ -153,6 +195,7 @@ class ReplenishmentPlan:
 
 
 # ---- building blocks ------------------------------------------------------------------------------
+
 
 def normal_loss(z: np.ndarray) -> np.ndarray:
     """Standard normal loss function G(z) = E[(Z - z)^+] = phi(z) - z (1 - Phi(z))."""
@@ -220,13 +263,14 @@ class _Cumulative:
         nxt = day[rows, np.minimum(k, max(H - 1, 0))]
         last = day[:, [max(H - 1, 0)]]
         out = np.where(P <= H, cum[rows, k] + (P - np.floor(P)) * nxt, cum[:, [H]] + np.maximum(P - H, 0) * last)
-        scale = self.m if which == "mean" else self.m ** 2 * (1.0 if self.var_scale is None else self.var_scale)
+        scale = self.m if which == "mean" else self.m**2 * (1.0 if self.var_scale is None else self.var_scale)
         out = out * scale[:, None]
         return out[:, 0] if squeeze else out
 
 
-def _cumulate(forecast: pd.DataFrame, multiplier: np.ndarray | None = None,
-              keys: tuple[str, ...] = ("location_id", "sku_id")) -> _Cumulative:
+def _cumulate(
+    forecast: pd.DataFrame, multiplier: np.ndarray | None = None, keys: tuple[str, ...] = ("location_id", "sku_id")
+) -> _Cumulative:
     f = forecast.sort_values([*keys, "horizon"])
     g = f.groupby(list(keys), sort=True)
     ids = g.ngroup().to_numpy()
@@ -239,12 +283,20 @@ def _cumulate(forecast: pd.DataFrame, multiplier: np.ndarray | None = None,
     var[ids, h] = daily_variance(f)
     m = np.ones(n) if multiplier is None else np.asarray(multiplier, float)
     z = np.zeros((n, 1))
-    return _Cumulative(g.size().reset_index()[list(keys)], np.concatenate([z, np.cumsum(mean, 1)], 1),
-                       np.concatenate([z, np.cumsum(var, 1)], 1), m)
+    return _Cumulative(
+        g.size().reset_index()[list(keys)],
+        np.concatenate([z, np.cumsum(mean, 1)], 1),
+        np.concatenate([z, np.cumsum(var, 1)], 1),
+        m,
+    )
 
 
-def protection_demand(forecast: pd.DataFrame, period: pd.Series | np.ndarray, multiplier: np.ndarray | None = None,
-                      keys: tuple[str, ...] = ("location_id", "sku_id")) -> pd.DataFrame:
+def protection_demand(
+    forecast: pd.DataFrame,
+    period: pd.Series | np.ndarray,
+    multiplier: np.ndarray | None = None,
+    keys: tuple[str, ...] = ("location_id", "sku_id"),
+) -> pd.DataFrame:
     """mu_P and var_P (forecast part) per series for a (fractional) protection period P per
     series: `period` is aligned with the series in the order of `forecast.groupby(keys)`. The
     daily forecast is summed day by day, so a ramp (season, planned promotion) inside P counts
@@ -255,9 +307,14 @@ def protection_demand(forecast: pd.DataFrame, period: pd.Series | np.ndarray, mu
     return c.keys.assign(mu_P=c.at(P), var_P=c.at(P, "var"), mean_1=c.at(d1), sd_1=np.sqrt(c.at(d1, "var")))
 
 
-def measured_spread(history: pd.DataFrame | None, keys: pd.DataFrame, period: np.ndarray, plan_date: str,
-                    cfg: ReplenishmentConfig = ReplenishmentConfig(), key_cols: tuple[str, str] = ("location_id", "sku_id")
-                    ) -> tuple[np.ndarray, np.ndarray]:
+def measured_spread(
+    history: pd.DataFrame | None,
+    keys: pd.DataFrame,
+    period: np.ndarray,
+    plan_date: str,
+    cfg: ReplenishmentConfig = ReplenishmentConfig(),
+    key_cols: tuple[str, str] = ("location_id", "sku_id"),
+) -> tuple[np.ndarray, np.ndarray]:
     """Measured error of demand over a protection period, from the recent sales history
     (`fct_daily_demand`: date, location_id, sku_id, units_sold; on_promo and is_stockout when
     present), per series of `keys` (in `key_cols`) for its period P (days, rounded up):
@@ -271,8 +328,9 @@ def measured_spread(history: pd.DataFrame | None, keys: pd.DataFrame, period: np
     sees what moves several days together: demand shocks, bulk buys, level shifts, ramps, and
     promotions the forecast does not know are coming. Windows holding a stock-out day (sales
     censored) are left out, and those holding a promotion day only when the forecast plans
-    promotions (`forecast_plans_promotions`); promotion days never enter the reference mean. Returns (mse, n_eff) with n_eff = windows / P, the number of non-overlapping
-    windows the estimate stands on (0 without history). A clean day has no promotion and no
+    promotions (`forecast_plans_promotions`); promotion days never enter the reference mean.
+    Returns (mse, n_eff) with n_eff = windows / P, the number of non-overlapping windows the
+    estimate stands on (0 without history). A clean day has no promotion and no
     stock-out; the reference needs half its days clean and every day carried."""
     n = len(keys)
     mse, neff = np.zeros(n), np.zeros(n)
@@ -283,7 +341,9 @@ def measured_spread(history: pd.DataFrame | None, keys: pd.DataFrame, period: np
     T = ref + win + int(P.max())
     end = pd.Timestamp(plan_date)
     dates = pd.date_range(end=end, periods=T)
-    h = history[(pd.to_datetime(history["date"]) > end - pd.Timedelta(days=T)) & (pd.to_datetime(history["date"]) <= end)]
+    h = history[
+        (pd.to_datetime(history["date"]) > end - pd.Timedelta(days=T)) & (pd.to_datetime(history["date"]) <= end)
+    ]
     if not len(h):
         return mse, neff
     h = h.assign(date=pd.to_datetime(h["date"]))
@@ -345,8 +405,12 @@ def _master_pmf(m0: np.ndarray, s0: np.ndarray, support: np.ndarray) -> np.ndarr
     return np.where(s0 > 1e-9, spread, point)
 
 
-def lead_time_model(observations: pd.DataFrame | None, master: pd.DataFrame, plan_date: str,
-                    cfg: ReplenishmentConfig = ReplenishmentConfig()):
+def lead_time_model(
+    observations: pd.DataFrame | None,
+    master: pd.DataFrame,
+    plan_date: str,
+    cfg: ReplenishmentConfig = ReplenishmentConfig(),
+):
     """The lead-time distribution and unit fill rate of each key (a supplier, or a DC -> store
     lane) from receipts against orders, shrunk toward the master data (module docstring).
 
@@ -398,21 +462,30 @@ def lead_time_model(observations: pd.DataFrame | None, master: pd.DataFrame, pla
     out["n_orders"] = n.astype(int)
     emp_mean = emp @ support
     out["observed_mean"] = np.where(n > 0, emp_mean, np.nan)
-    out["observed_std"] = np.where(n > 0, np.sqrt(np.maximum(emp @ support.astype(float) ** 2 - emp_mean**2, 0)), np.nan)
+    out["observed_std"] = np.where(
+        n > 0, np.sqrt(np.maximum(emp @ support.astype(float) ** 2 - emp_mean**2, 0)), np.nan
+    )
     out["lead_time_mean"], out["lead_time_std"] = mean, std
     out["lead_time_p95"] = support[np.argmax(cdf >= 0.95 - 1e-12, axis=1)]
     f_obs = np.where(ordered > 0, received / np.maximum(ordered, 1e-12), np.nan)
     n_f = np.where(ordered > 0, n, 0.0)
     out["units_ordered"], out["units_received"], out["observed_fill_rate"] = ordered, received, f_obs
     # unit fill rate shrunk toward complete deliveries (what the master implies), same weight k
-    out["fill_rate"] = np.where(n_f + k > 0, (n_f * np.nan_to_num(f_obs, nan=1.0) + k) / np.maximum(n_f + k, 1e-12), 1.0)
+    out["fill_rate"] = np.where(
+        n_f + k > 0, (n_f * np.nan_to_num(f_obs, nan=1.0) + k) / np.maximum(n_f + k, 1e-12), 1.0
+    )
     out["fill_rate"] = out["fill_rate"].clip(lower=0.05, upper=1.0)
     out["source"] = np.where(n == 0, "master", "receipts+master")
     return out, support, pmf
 
 
-def estimate_lead_times(observations: pd.DataFrame | None, products: pd.DataFrame, plan_date: str,
-                        cfg: ReplenishmentConfig = ReplenishmentConfig(), with_pmf: bool = False):
+def estimate_lead_times(
+    observations: pd.DataFrame | None,
+    products: pd.DataFrame,
+    plan_date: str,
+    cfg: ReplenishmentConfig = ReplenishmentConfig(),
+    with_pmf: bool = False,
+):
     """Per supplier: the lead-time distribution and unit fill rate of its purchase orders
     (`fct_order_lead_times` rows of order_type `supplier`: lead_time_days, units_ordered,
     units_received), over the last `lead_time_window_days`, shrunk toward the supplier master
@@ -423,10 +496,17 @@ def estimate_lead_times(observations: pd.DataFrame | None, products: pd.DataFram
         var  = (n s_obs^2 + k s_0^2) / (n + k) + n k (m_obs - m_0)^2 / (n + k)^2
     and its right tail (lead_time_p95) is the one the receipts show, late deliveries included.
     `with_pmf` also returns (support, pmf) for the DC's protection demand."""
-    master = (products[["supplier_id", "supplier_lead_time_days", "supplier_lead_time_std_days"]]
-              .drop_duplicates("supplier_id").set_index("supplier_id"))
-    master = pd.DataFrame({"master_mean": master["supplier_lead_time_days"].astype(float).fillna(7.0),
-                           "master_std": master["supplier_lead_time_std_days"].astype(float).fillna(0.0)})
+    master = (
+        products[["supplier_id", "supplier_lead_time_days", "supplier_lead_time_std_days"]]
+        .drop_duplicates("supplier_id")
+        .set_index("supplier_id")
+    )
+    master = pd.DataFrame(
+        {
+            "master_mean": master["supplier_lead_time_days"].astype(float).fillna(7.0),
+            "master_std": master["supplier_lead_time_std_days"].astype(float).fillna(0.0),
+        }
+    )
     obs = None
     if observations is not None and len(observations):
         obs = observations
@@ -438,8 +518,13 @@ def estimate_lead_times(observations: pd.DataFrame | None, products: pd.DataFram
     return (table, support, pmf) if with_pmf else table
 
 
-def lane_lead_times(observations: pd.DataFrame | None, keys: pd.DataFrame, lane_days: np.ndarray, plan_date: str,
-                    cfg: ReplenishmentConfig = ReplenishmentConfig()):
+def lane_lead_times(
+    observations: pd.DataFrame | None,
+    keys: pd.DataFrame,
+    lane_days: np.ndarray,
+    plan_date: str,
+    cfg: ReplenishmentConfig = ReplenishmentConfig(),
+):
     """The same per DC -> store lane (`store_replenishment` receipts: source = the DC), the
     master being the lane's lead time (no spread): (table, support, pmf), rows in the order of
     the unique (dc_id, location_id) pairs of `keys`; also the row of each key."""
@@ -448,8 +533,11 @@ def lane_lead_times(observations: pd.DataFrame | None, keys: pd.DataFrame, lane_
     first = pd.Series(np.arange(len(lanes))).groupby(inv).first().to_numpy()
     master = pd.DataFrame({"master_mean": np.asarray(lane_days, float)[first], "master_std": 0.0}, index=uniq)
     obs = None
-    if (observations is not None and len(observations)
-            and {"order_type", "source_id", "location_id"} <= set(observations.columns)):
+    if (
+        observations is not None
+        and len(observations)
+        and {"order_type", "source_id", "location_id"} <= set(observations.columns)
+    ):
         obs = observations[observations["order_type"] == "store_replenishment"]
         obs = obs.assign(key=obs["source_id"].astype(str) + "|" + obs["location_id"].astype(str))
     table, support, pmf = lead_time_model(obs, master, plan_date, cfg)
@@ -502,8 +590,12 @@ def classify_items(value: np.ndarray, cv: np.ndarray, cfg: ReplenishmentConfig =
     return np.char.add(abc.astype(str), xyz.astype(str))
 
 
-def service_levels(item_class: np.ndarray, shortage_cost: np.ndarray, holding_per_review: np.ndarray,
-                   cfg: ReplenishmentConfig = ReplenishmentConfig()) -> np.ndarray:
+def service_levels(
+    item_class: np.ndarray,
+    shortage_cost: np.ndarray,
+    holding_per_review: np.ndarray,
+    cfg: ReplenishmentConfig = ReplenishmentConfig(),
+) -> np.ndarray:
     """alpha per item by `cfg.service_mode` (module docstring), inside `service_bounds`."""
     lo, hi = cfg.service_bounds
     if cfg.service_mode == "fixed":
@@ -530,6 +622,7 @@ def eoq_band(dbar: np.ndarray, order_cost: float, unit_cost: np.ndarray, cfg: Re
 
 # ---- stores ----------------------------------------------------------------------------------------
 
+
 def order_cycle_days(band: np.ndarray, dbar: np.ndarray, review: float) -> np.ndarray:
     """T: the expected days between two orders of an item, max(band / daily demand, R). Between
     two orders stock is held every day, while the stock-out risk is run once, at the end of the
@@ -546,8 +639,9 @@ def _cost_levels(item_class, shortage_cost, holding_daily, band, dbar, cfg, revi
     in every world (netA 50 vs 32, netB 233 vs 184, shocks 2,443 vs 2,095, unreliable supply 2,502
     vs 1,336), because real demand's right tail is heavier than the model's, so a lower fractile
     costs more than the model expects."""
-    return service_levels(item_class, shortage_cost, holding_daily * (cfg.review_period_days if review is None else review),
-                          cfg)
+    return service_levels(
+        item_class, shortage_cost, holding_daily * (cfg.review_period_days if review is None else review), cfg
+    )
 
 
 def store_review_days(store_ids: pd.Series, stores: pd.DataFrame, cfg: ReplenishmentConfig) -> np.ndarray:
@@ -574,9 +668,17 @@ def delivery_schedule(locations: pd.DataFrame, lanes: pd.DataFrame | None) -> pd
     return locations.merge(lane, on=["supplying_dc_id", "location_id"], how="left")
 
 
-def store_targets(forecast: pd.DataFrame, prices: pd.DataFrame | None, positions: pd.DataFrame, products: pd.DataFrame,
-                  locations: pd.DataFrame, plan_date: str, cfg: ReplenishmentConfig = ReplenishmentConfig(),
-                  lead_time_observations: pd.DataFrame | None = None, history: pd.DataFrame | None = None) -> pd.DataFrame:
+def store_targets(
+    forecast: pd.DataFrame,
+    prices: pd.DataFrame | None,
+    positions: pd.DataFrame,
+    products: pd.DataFrame,
+    locations: pd.DataFrame,
+    plan_date: str,
+    cfg: ReplenishmentConfig = ReplenishmentConfig(),
+    lead_time_observations: pd.DataFrame | None = None,
+    history: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """Per store x SKU in the forecast: demand over the protection period, class, service level,
     reorder point s and order-up-to S, position, costs (columns documented in docs/replenishment.md).
     The DC -> store lane's lead time and unit fill rate are learned from the lane's receipts
@@ -592,8 +694,11 @@ def store_targets(forecast: pd.DataFrame, prices: pd.DataFrame | None, positions
     if prices is not None and len(prices):
         price_tab = prices.set_index(["location_id", "sku_id"])
     idx = pd.MultiIndex.from_frame(keys)
-    m = (price_tab["demand_multiplier"].reindex(idx).fillna(1.0).to_numpy(float)
-         if price_tab is not None and "demand_multiplier" in price_tab else np.ones(len(keys)))
+    m = (
+        price_tab["demand_multiplier"].reindex(idx).fillna(1.0).to_numpy(float)
+        if price_tab is not None and "demand_multiplier" in price_tab
+        else np.ones(len(keys))
+    )
     t = keys.copy()
     t["dc_id"] = t["location_id"].map(stores["supplying_dc_id"])
     lanes, support, pmf_lane, lane_row = lane_lead_times(lead_time_observations, t, L0, plan_date, cfg)
@@ -611,9 +716,14 @@ def store_targets(forecast: pd.DataFrame, prices: pd.DataFrame | None, positions
     t["sales_until_arrival"] = (pmf * cum.at(np.broadcast_to(support[None, :], pmf.shape).astype(float))).sum(1)
     t["cv_daily"] = np.where(mean_1 > 0, sd_1 / np.maximum(mean_1, 1e-12), np.inf)
     t["unit_cost"] = keys["sku_id"].map(prod["unit_cost"]).astype(float).fillna(0).to_numpy()
-    base = keys["sku_id"].map(prod["base_price"] if "base_price" in prod else prod["unit_cost"]).astype(float).to_numpy()
-    t["unit_price"] = (price_tab["recommended_price"].reindex(idx).to_numpy(float)
-                       if price_tab is not None and "recommended_price" in price_tab else base)
+    base = (
+        keys["sku_id"].map(prod["base_price"] if "base_price" in prod else prod["unit_cost"]).astype(float).to_numpy()
+    )
+    t["unit_price"] = (
+        price_tab["recommended_price"].reindex(idx).to_numpy(float)
+        if price_tab is not None and "recommended_price" in price_tab
+        else base
+    )
     t["unit_price"] = t["unit_price"].fillna(pd.Series(base))
     t["case_pack"] = keys["sku_id"].map(prod["case_pack"]).fillna(1).astype(int).clip(lower=1).to_numpy()
     t["shortage_cost"] = np.maximum(t["unit_price"] - t["unit_cost"], 0) + cfg.goodwill_share * t["unit_price"]
@@ -626,8 +736,15 @@ def store_targets(forecast: pd.DataFrame, prices: pd.DataFrame | None, positions
     t["item_class"] = classify_items(t["mu_daily"] * t["unit_price"], t["cv_daily"], cfg)
     band = eoq_band(t["mu_daily"].to_numpy(), cfg.store_order_cost, t["unit_cost"].to_numpy(), cfg)
     t["order_cycle_days"] = order_cycle_days(band, t["mu_daily"].to_numpy(), R)
-    t["service_level"] = _cost_levels(t["item_class"].to_numpy(), t["shortage_cost"].to_numpy(),
-                                      t["holding_cost_daily"].to_numpy(), band, t["mu_daily"].to_numpy(), cfg, R)
+    t["service_level"] = _cost_levels(
+        t["item_class"].to_numpy(),
+        t["shortage_cost"].to_numpy(),
+        t["holding_cost_daily"].to_numpy(),
+        band,
+        t["mu_daily"].to_numpy(),
+        cfg,
+        R,
+    )
     t["review_period_days"] = R
     mu, sigma, s = mixture_targets(cum, support, pmf, R[:, None], t["service_level"].to_numpy())
     t["mu_P"], t["sigma_P"] = mu, sigma
@@ -642,7 +759,9 @@ def store_targets(forecast: pd.DataFrame, prices: pd.DataFrame | None, positions
     return t
 
 
-def capacity_room(positions: pd.DataFrame, locations: pd.DataFrame, arrival_sales: pd.DataFrame | None = None) -> pd.Series:
+def capacity_room(
+    positions: pd.DataFrame, locations: pd.DataFrame, arrival_sales: pd.DataFrame | None = None
+) -> pd.Series:
     """Space per location for today's orders when they arrive: capacity_units minus the stock
     expected then, sum over its SKUs of max(on hand + on order - expected sales before the orders
     arrive, 0) (`arrival_sales`: location_id, sku_id, units). Stock that sells before the delivery
@@ -686,8 +805,9 @@ def _limit_choice(units, pack, mu, sigma, ip, b, rows_of_item, usage_per_unit, r
     # increasing in q, so without a binding limit each item's best candidate is its planned order
     # (a zero shortage cost, e.g. an item marked down to cost, still ranks by units avoided)
     f = np.ones(len(units)) if fill is None else np.asarray(fill, float)  # q delivers f x q on average
-    saved = (expected_shortage(mu[item], sigma[item], ip[item])
-             - expected_shortage(mu[item], sigma[item], ip[item] + f[item] * q))
+    saved = expected_shortage(mu[item], sigma[item], ip[item]) - expected_shortage(
+        mu[item], sigma[item], ip[item] + f[item] * q
+    )
     value = (np.maximum(b[item], 0) + 1e-6) * saved + 1e-9 * q
     r_idx, use = [], []
     for rows, per_unit in zip(rows_of_item, usage_per_unit):
@@ -721,9 +841,18 @@ def _allocate(t: pd.DataFrame, requested: np.ndarray, dc_avail: pd.Series) -> np
     mu, sg = t["mu_P"].to_numpy()[line], t["sigma_P"].to_numpy()[line]
     y = t["inventory_position"].to_numpy()[line] + k * pk
     gain = t["shortage_cost"].to_numpy()[line] * (expected_shortage(mu, sg, y) - expected_shortage(mu, sg, y + pk))
-    inc = pd.DataFrame({"line": line, "gain": gain, "share": (k + 1) / np.repeat(n, n), "pack": pk,
-                        "g": pd.factorize(pd.MultiIndex.from_arrays([t["dc_id"].to_numpy()[line], t["sku_id"].to_numpy()[line]]))[0],
-                        "avail": avail[line]})
+    inc = pd.DataFrame(
+        {
+            "line": line,
+            "gain": gain,
+            "share": (k + 1) / np.repeat(n, n),
+            "pack": pk,
+            "g": pd.factorize(pd.MultiIndex.from_arrays([t["dc_id"].to_numpy()[line], t["sku_id"].to_numpy()[line]]))[
+                0
+            ],
+            "avail": avail[line],
+        }
+    )
     inc = inc.sort_values(["g", "gain", "share"], ascending=[True, False, True], kind="stable")
     inc["cum"] = inc.groupby("g")["pack"].cumsum()
     take = inc[inc["cum"] <= inc["avail"] + 1e-9]
@@ -731,21 +860,32 @@ def _allocate(t: pd.DataFrame, requested: np.ndarray, dc_avail: pd.Series) -> np
     return units
 
 
-def _unmet(kind: str, loc, sku, mask: np.ndarray, wanted: np.ndarray, planned: np.ndarray, constraint, explanation
-           ) -> pd.DataFrame:
+def _unmet(
+    kind: str, loc, sku, mask: np.ndarray, wanted: np.ndarray, planned: np.ndarray, constraint, explanation
+) -> pd.DataFrame:
     """UNMET_COLUMNS rows for the items in `mask` (explanation / constraint: one value or one per item)."""
-    return pd.DataFrame({"decision_type": kind, "location_id": np.asarray(loc)[mask], "sku_id": np.asarray(sku)[mask],
-                         "wanted_units": wanted[mask], "planned_units": planned[mask], "constraint": constraint,
-                         "explanation": explanation})
+    return pd.DataFrame(
+        {
+            "decision_type": kind,
+            "location_id": np.asarray(loc)[mask],
+            "sku_id": np.asarray(sku)[mask],
+            "wanted_units": wanted[mask],
+            "planned_units": planned[mask],
+            "constraint": constraint,
+            "explanation": explanation,
+        }
+    )
 
 
 def _store_orders(t: pd.DataFrame, positions: pd.DataFrame, locations: pd.DataFrame, cfg: ReplenishmentConfig):
     ip, pack, f = t["inventory_position"].to_numpy(), t["case_pack"].to_numpy(), t["fill_rate"].to_numpy(float)
     # an order delivers f x its units on average: the gap to S is ordered at 1 / f
-    requested = np.where(ip < t["reorder_point"].to_numpy() - 1e-9,
-                         round_up_to_packs((t["order_up_to"].to_numpy() - ip) / f, pack), 0).astype(np.int64)
-    binding = np.where(requested > 0, np.where(np.isclose(ip + f * requested, t["order_up_to"]), "order_up_to", "case_pack"),
-                       "none")
+    requested = np.where(
+        ip < t["reorder_point"].to_numpy() - 1e-9, round_up_to_packs((t["order_up_to"].to_numpy() - ip) / f, pack), 0
+    ).astype(np.int64)
+    binding = np.where(
+        requested > 0, np.where(np.isclose(ip + f * requested, t["order_up_to"]), "order_up_to", "case_pack"), "none"
+    )
     unmet = []
     # store capacity: today's orders fit in the space they find when they land (capacity_room)
     store_ids = np.sort(t["location_id"].unique())
@@ -756,20 +896,45 @@ def _store_orders(t: pd.DataFrame, positions: pd.DataFrame, locations: pd.DataFr
     row = np.where(limited[row], row, -1)
     units = requested.copy()
     if (row >= 0).any():
-        units, cut = _limit_choice(requested, pack, t["mu_P"].to_numpy(), t["sigma_P"].to_numpy(), ip,
-                                   t["shortage_cost"].to_numpy(), [row], [np.ones(len(t))], np.where(limited, room, np.inf), None, cfg,
-                                   fill=f)
+        units, cut = _limit_choice(
+            requested,
+            pack,
+            t["mu_P"].to_numpy(),
+            t["sigma_P"].to_numpy(),
+            ip,
+            t["shortage_cost"].to_numpy(),
+            [row],
+            [np.ones(len(t))],
+            np.where(limited, room, np.inf),
+            None,
+            cfg,
+            fill=f,
+        )
         cut &= requested > 0
         binding = np.where(cut, "capacity", binding)
         if cut.any():
             r = room[row[cut]]
-            unmet.append(_unmet("store_replenishment", t["location_id"], t["sku_id"], cut, requested, units, "capacity",
-                                [f"store capacity: {max(x, 0):.0f} units of space left when the day's orders arrive "
-                                 f"(after expected sales), the orders wanted more" for x in r]))
+            unmet.append(
+                _unmet(
+                    "store_replenishment",
+                    t["location_id"],
+                    t["sku_id"],
+                    cut,
+                    requested,
+                    units,
+                    "capacity",
+                    [
+                        f"store capacity: {max(x, 0):.0f} units of space left when the day's orders arrive "
+                        f"(after expected sales), the orders wanted more"
+                        for x in r
+                    ],
+                )
+            )
     return requested, units, binding, unmet
 
 
 # ---- the stage -------------------------------------------------------------------------------------
+
 
 def plan_replenishment(
     forecast: pd.DataFrame,
@@ -796,41 +961,90 @@ def plan_replenishment(
     short = units < wanted
     binding = np.where(short, "dc_stock_short", binding)
     if short.any():
-        unmet.append(_unmet("store_replenishment", t["location_id"], t["sku_id"], short, wanted, units, "dc_stock_short",
-                            "the DC holds less than its stores need; its stock went where one more case avoids the "
-                            "most expected lost-sale cost"))
+        unmet.append(
+            _unmet(
+                "store_replenishment",
+                t["location_id"],
+                t["sku_id"],
+                short,
+                wanted,
+                units,
+                "dc_stock_short",
+                "the DC holds less than its stores need; its stock went where one more case avoids the "
+                "most expected lost-sale cost",
+            )
+        )
     y = t["inventory_position"].to_numpy() + t["fill_rate"].to_numpy() * units
     mu, sg = t["mu_P"].to_numpy(), t["sigma_P"].to_numpy()
     es = expected_shortage(mu, sg, y)
-    store_rows = pd.DataFrame({
-        "decision_type": "store_replenishment", "sku_id": t["sku_id"], "source_id": t["dc_id"], "location_id": t["location_id"],
-        "units": units, "requested_units": requested, "order_date": effective,
-        "expected_date": effective + pd.to_timedelta(t["lead_time_days"], unit="D"), "lead_time_days": t["lead_time_days"],
-        "unit_cost": t["unit_cost"], "order_value": units * t["unit_cost"], "target_units": t["order_up_to"],
-        "reorder_point": t["reorder_point"], "inventory_position": t["inventory_position"], "mean_demand_protection": mu,
-        "sigma_demand_protection": sg, "safety_stock": t["safety_stock"], "lead_time_std_days": t["lead_time_std_days"],
-        "service_level": t["service_level"], "item_class": t["item_class"], "expected_shortage_units": es,
-        "expected_service": cycle_service(mu, sg, y),
-        "expected_cost": t["holding_cost_daily"] * t["review_period_days"] * expected_leftover(mu, sg, y)
-        + t["shortage_cost"] * es
-        + cfg.store_order_cost * (units > 0),
-        "binding_constraint": binding, "protection_days": t["protection_days"],
-    })
+    store_rows = pd.DataFrame(
+        {
+            "decision_type": "store_replenishment",
+            "sku_id": t["sku_id"],
+            "source_id": t["dc_id"],
+            "location_id": t["location_id"],
+            "units": units,
+            "requested_units": requested,
+            "order_date": effective,
+            "expected_date": effective + pd.to_timedelta(t["lead_time_days"], unit="D"),
+            "lead_time_days": t["lead_time_days"],
+            "unit_cost": t["unit_cost"],
+            "order_value": units * t["unit_cost"],
+            "target_units": t["order_up_to"],
+            "reorder_point": t["reorder_point"],
+            "inventory_position": t["inventory_position"],
+            "mean_demand_protection": mu,
+            "sigma_demand_protection": sg,
+            "safety_stock": t["safety_stock"],
+            "lead_time_std_days": t["lead_time_std_days"],
+            "service_level": t["service_level"],
+            "item_class": t["item_class"],
+            "expected_shortage_units": es,
+            "expected_service": cycle_service(mu, sg, y),
+            "expected_cost": t["holding_cost_daily"] * t["review_period_days"] * expected_leftover(mu, sg, y)
+            + t["shortage_cost"] * es
+            + cfg.store_order_cost * (units > 0),
+            "binding_constraint": binding,
+            "protection_days": t["protection_days"],
+        }
+    )
 
     # ---- DCs: pooled store demand over the supplier lead time ----------------------------------
     # the DC's position nets what its stores asked for today, shipped or not: a request the DC
     # could not fill is still demand on it (no store is starved by a DC that thinks it is full)
-    po_rows, po_unmet = _purchase_orders(forecast, prices, t, units, wanted, pos, prod, locations, lt,
-                                         (lt_support, lt_pmf), effective, cfg, history, plan_date)
+    po_rows, po_unmet = _purchase_orders(
+        forecast,
+        prices,
+        t,
+        units,
+        wanted,
+        pos,
+        prod,
+        locations,
+        lt,
+        (lt_support, lt_pmf),
+        effective,
+        cfg,
+        history,
+        plan_date,
+    )
     unmet += po_unmet
-    arrival = pd.concat([t[["location_id", "sku_id"]].assign(units=t["sales_until_arrival"]),
-                         po_rows[["location_id", "sku_id"]].assign(units=po_rows["sales_until_arrival"])], ignore_index=True)
+    arrival = pd.concat(
+        [
+            t[["location_id", "sku_id"]].assign(units=t["sales_until_arrival"]),
+            po_rows[["location_id", "sku_id"]].assign(units=po_rows["sales_until_arrival"]),
+        ],
+        ignore_index=True,
+    )
     out = pd.concat([store_rows, po_rows], ignore_index=True)
     out = out[out["units"] > 0].copy()
     out["rationale"] = _rationale(out)
     out = out[ORDER_COLUMNS].sort_values(["decision_type", "location_id", "sku_id"], ignore_index=True)
-    unmet_df = (pd.concat(unmet, ignore_index=True)[UNMET_COLUMNS] if unmet
-                else pd.DataFrame({c: pd.Series(dtype="object") for c in UNMET_COLUMNS}))
+    unmet_df = (
+        pd.concat(unmet, ignore_index=True)[UNMET_COLUMNS]
+        if unmet
+        else pd.DataFrame({c: pd.Series(dtype="object") for c in UNMET_COLUMNS})
+    )
     return ReplenishmentPlan(orders=out, targets=t, unmet=unmet_df, lead_times=lt, arrival_sales=arrival)
 
 
@@ -851,8 +1065,9 @@ def delay_loss_probability(t: pd.DataFrame, delay_days: np.ndarray) -> np.ndarra
     return stats.norm.sf((t["reorder_point"].to_numpy(float) - mean) / np.maximum(sd, 1e-9))
 
 
-def _dc_service(t: pd.DataFrame, didx: pd.MultiIndex, delay_days: np.ndarray, cost: np.ndarray,
-                cfg: ReplenishmentConfig):
+def _dc_service(
+    t: pd.DataFrame, didx: pd.MultiIndex, delay_days: np.ndarray, cost: np.ndarray, cfg: ReplenishmentConfig
+):
     """The DC's shortage cost b, service level and class per (dc_id, sku_id) of `didx`.
 
     A DC does not lose sales: a unit it is short delays a store's delivery until its next receipt
@@ -866,9 +1081,17 @@ def _dc_service(t: pd.DataFrame, didx: pd.MultiIndex, delay_days: np.ndarray, co
     ok = row >= 0
     p = delay_loss_probability(t, np.asarray(delay_days, float)[np.where(ok, row, 0)])
     w = t["mu_daily"].to_numpy(float) + 1e-9
-    sc = (t.assign(bw=t["shortage_cost"] * w, bpw=t["shortage_cost"] * p * w, w=w).groupby(["dc_id", "sku_id"])
-          .agg(bw=("bw", "sum"), bpw=("bpw", "sum"), w=("w", "sum"), alpha=("service_level", "max"),
-               cls=("item_class", "min")))
+    sc = (
+        t.assign(bw=t["shortage_cost"] * w, bpw=t["shortage_cost"] * p * w, w=w)
+        .groupby(["dc_id", "sku_id"])
+        .agg(
+            bw=("bw", "sum"),
+            bpw=("bpw", "sum"),
+            w=("w", "sum"),
+            alpha=("service_level", "max"),
+            cls=("item_class", "min"),
+        )
+    )
     sc = sc.reindex(didx)
     b = (sc["bw"] / sc["w"]).fillna(0).to_numpy(float)
     cls = sc["cls"].fillna("").to_numpy(str)
@@ -879,8 +1102,22 @@ def _dc_service(t: pd.DataFrame, didx: pd.MultiIndex, delay_days: np.ndarray, co
     return induced, alpha, cls
 
 
-def _purchase_orders(forecast, prices, t, shipped_units, requested_units, pos, prod, locations, lt, lt_dist, effective,
-                     cfg, history=None, plan_date=None):
+def _purchase_orders(
+    forecast,
+    prices,
+    t,
+    shipped_units,
+    requested_units,
+    pos,
+    prod,
+    locations,
+    lt,
+    lt_dist,
+    effective,
+    cfg,
+    history=None,
+    plan_date=None,
+):
     R = cfg.review_period_days
     stores = locations[locations["location_type"] == "store"].set_index("location_id")
     fc = forecast[forecast["location_id"].isin(stores.index)].copy()
@@ -906,7 +1143,9 @@ def _purchase_orders(forecast, prices, t, shipped_units, requested_units, pos, p
     f = ltab["fill_rate"].to_numpy(float)[np.minimum(srow, len(ltab) - 1)] if len(ltab) else np.ones(len(keys))
     f = np.where(ltab.index.get_indexer(sup) >= 0, f, 1.0)
     cum = _cumulate(pooled, keys=("dc_id", "sku_id"))
-    sales_L = (pmf * cum.at(np.broadcast_to(support[None, :], pmf.shape).astype(float))).sum(1)  # shipped before a PO lands
+    sales_L = (pmf * cum.at(np.broadcast_to(support[None, :], pmf.shape).astype(float))).sum(
+        1
+    )  # shipped before a PO lands
     P = Lm + R
     dbar = cum.at(P) / P
     if history is not None and len(history):  # the measured error of the DC's pooled demand
@@ -923,8 +1162,11 @@ def _purchase_orders(forecast, prices, t, shipped_units, requested_units, pos, p
     asked = pd.Series(requested_units).groupby([t["dc_id"].to_numpy(), t["sku_id"].to_numpy()]).sum()
     # position: on hand + what the open orders will deliver at the supplier's fill rate - what the
     # stores asked for today (shipped or not)
-    ip = (pos["on_hand"].reindex(didx).fillna(0).to_numpy() + f * pos["on_order"].reindex(didx).fillna(0).to_numpy()
-          - asked.reindex(didx).fillna(0).to_numpy())
+    ip = (
+        pos["on_hand"].reindex(didx).fillna(0).to_numpy()
+        + f * pos["on_order"].reindex(didx).fillna(0).to_numpy()
+        - asked.reindex(didx).fillna(0).to_numpy()
+    )
     pack = keys["sku_id"].map(prod["case_pack"]).fillna(1).astype(int).clip(lower=1).to_numpy()
     moq = keys["sku_id"].map(prod["min_order_qty"]).fillna(0).to_numpy(float)
     moq_units = round_up_to_packs(moq, pack)
@@ -936,8 +1178,9 @@ def _purchase_orders(forecast, prices, t, shipped_units, requested_units, pos, p
 
     # supplier minimum order value per supplier x DC: top up, lowest cover first
     mins = sup.map(cfg.supplier_min_order_values).fillna(cfg.supplier_min_order_value).to_numpy(float)
-    requested, binding = _supplier_minimum(keys, sup.to_numpy(), requested, binding, ip / f, S / f, dbar, pack, cost,
-                                           mins)
+    requested, binding = _supplier_minimum(
+        keys, sup.to_numpy(), requested, binding, ip / f, S / f, dbar, pack, cost, mins
+    )
 
     # DC capacity and the day's purchase budget: re-choose in whole packs (>= MOQ) where they bind
     units = requested.copy()
@@ -951,8 +1194,9 @@ def _purchase_orders(forecast, prices, t, shipped_units, requested_units, pos, p
     budget_row = np.full(len(keys), len(dc_ids) if cfg.budget is not None else -1)
     room = np.r_[room_d, [cfg.budget] if cfg.budget is not None else []]
     if (row >= 0).any() or cfg.budget is not None:
-        units, cut = _limit_choice(requested, pack, mu, sigma, ip, b, [row, budget_row], [np.ones(len(keys)), cost],
-                                   room, moq, cfg, fill=f)
+        units, cut = _limit_choice(
+            requested, pack, mu, sigma, ip, b, [row, budget_row], [np.ones(len(keys)), cost], room, moq, cfg, fill=f
+        )
         cut &= requested > 0
         over_cap = np.zeros(len(keys), bool)
         rowsum = np.bincount(row[row >= 0], weights=requested[row >= 0], minlength=len(dc_ids))
@@ -960,35 +1204,77 @@ def _purchase_orders(forecast, prices, t, shipped_units, requested_units, pos, p
         why = np.where(over_cap, "capacity", "budget")
         binding = np.where(cut, why, binding)
         if cut.any():
-            unmet.append(_unmet("purchase_order", keys["dc_id"], keys["sku_id"], cut, requested, units, why[cut],
-                                np.where(over_cap[cut], "DC capacity: the DC has no room for every order; space went to "
-                                         "the orders that avoid the most expected lost-sale cost",
-                                         f"daily purchase budget {cfg.budget}: spent where it avoids the most expected "
-                                         "lost-sale cost")))
+            unmet.append(
+                _unmet(
+                    "purchase_order",
+                    keys["dc_id"],
+                    keys["sku_id"],
+                    cut,
+                    requested,
+                    units,
+                    why[cut],
+                    np.where(
+                        over_cap[cut],
+                        "DC capacity: the DC has no room for every order; space went to "
+                        "the orders that avoid the most expected lost-sale cost",
+                        f"daily purchase budget {cfg.budget}: spent where it avoids the most expected lost-sale cost",
+                    ),
+                )
+            )
         # a supplier order cut below its minimum is held
         val = pd.Series(units * cost).groupby([sup.to_numpy(), keys["dc_id"].to_numpy()]).transform("sum").to_numpy()
         below = (units > 0) & (val < mins - 1e-9)
         if below.any():
-            unmet.append(_unmet("purchase_order", keys["dc_id"], keys["sku_id"], below, requested, np.zeros_like(units),
-                                "supplier_min_order",
-                                [f"after the limits the order to {s_} is {v:.2f}, below its minimum {m_:.2f}: held"
-                                 for s_, v, m_ in zip(sup.to_numpy()[below], val[below], mins[below])]))
+            unmet.append(
+                _unmet(
+                    "purchase_order",
+                    keys["dc_id"],
+                    keys["sku_id"],
+                    below,
+                    requested,
+                    np.zeros_like(units),
+                    "supplier_min_order",
+                    [
+                        f"after the limits the order to {s_} is {v:.2f}, below its minimum {m_:.2f}: held"
+                        for s_, v, m_ in zip(sup.to_numpy()[below], val[below], mins[below])
+                    ],
+                )
+            )
             units = np.where(below, 0, units)
             binding = np.where(below, "supplier_min_order", binding)
     y = ip + f * units
     es = expected_shortage(mu, sigma, y)
-    rows = pd.DataFrame({
-        "decision_type": "purchase_order", "sku_id": keys["sku_id"], "source_id": sup, "location_id": keys["dc_id"],
-        "units": units, "requested_units": requested, "order_date": effective,
-        "expected_date": effective + pd.to_timedelta(np.rint(Lm).astype(int), unit="D"),
-        "lead_time_days": np.rint(Lm).astype(int), "unit_cost": cost, "order_value": units * cost, "target_units": S,
-        "reorder_point": s, "inventory_position": ip, "mean_demand_protection": mu, "sigma_demand_protection": sigma,
-        "safety_stock": ss, "lead_time_std_days": Ls, "service_level": alpha, "item_class": cls,
-        "expected_shortage_units": es, "expected_service": cycle_service(mu, sigma, y),
-        "expected_cost": cost * cfg.annual_holding_rate / 365 * R * expected_leftover(mu, sigma, y) + b * es
-        + cfg.po_order_cost * (units > 0),
-        "binding_constraint": binding, "protection_days": P,
-    })
+    rows = pd.DataFrame(
+        {
+            "decision_type": "purchase_order",
+            "sku_id": keys["sku_id"],
+            "source_id": sup,
+            "location_id": keys["dc_id"],
+            "units": units,
+            "requested_units": requested,
+            "order_date": effective,
+            "expected_date": effective + pd.to_timedelta(np.rint(Lm).astype(int), unit="D"),
+            "lead_time_days": np.rint(Lm).astype(int),
+            "unit_cost": cost,
+            "order_value": units * cost,
+            "target_units": S,
+            "reorder_point": s,
+            "inventory_position": ip,
+            "mean_demand_protection": mu,
+            "sigma_demand_protection": sigma,
+            "safety_stock": ss,
+            "lead_time_std_days": Ls,
+            "service_level": alpha,
+            "item_class": cls,
+            "expected_shortage_units": es,
+            "expected_service": cycle_service(mu, sigma, y),
+            "expected_cost": cost * cfg.annual_holding_rate / 365 * R * expected_leftover(mu, sigma, y)
+            + b * es
+            + cfg.po_order_cost * (units > 0),
+            "binding_constraint": binding,
+            "protection_days": P,
+        }
+    )
     rows["sales_until_arrival"] = gone
     return rows, unmet
 
@@ -1030,22 +1316,48 @@ def _supplier_minimum(keys, sup, requested, binding, ip, S, dbar, pack, cost, mi
 
 def _rationale(o: pd.DataFrame) -> pd.Series:
     dc = o["decision_type"] == "purchase_order"
-    lead = np.where(dc, " over the supplier lead time (pooled across the DC's stores, incl. lead-time spread "
-                    + o["lead_time_std_days"].round(1).astype(str) + " d)", " over lane lead time + review")
+    lead = np.where(
+        dc,
+        " over the supplier lead time (pooled across the DC's stores, incl. lead-time spread "
+        + o["lead_time_std_days"].round(1).astype(str)
+        + " d)",
+        " over lane lead time + review",
+    )
     return (
-        np.where(dc, "DC ", "") + "position " + o["inventory_position"].round(0).astype(int).astype(str)
-        + " below reorder point " + o["reorder_point"].round(1).astype(str) + " (mean demand "
-        + o["mean_demand_protection"].round(1).astype(str) + lead + " + safety " + o["safety_stock"].round(1).astype(str)
-        + " for " + (o["service_level"] * 100).round(1).astype(str) + "% service, class " + o["item_class"].astype(str)
-        + "): order " + o["units"].astype(str) + " up to " + o["target_units"].round(1).astype(str)
-        + "; binding: " + o["binding_constraint"].astype(str) + "; expected shortage "
-        + o["expected_shortage_units"].round(2).astype(str) + " units"
+        np.where(dc, "DC ", "")
+        + "position "
+        + o["inventory_position"].round(0).astype(int).astype(str)
+        + " below reorder point "
+        + o["reorder_point"].round(1).astype(str)
+        + " (mean demand "
+        + o["mean_demand_protection"].round(1).astype(str)
+        + lead
+        + " + safety "
+        + o["safety_stock"].round(1).astype(str)
+        + " for "
+        + (o["service_level"] * 100).round(1).astype(str)
+        + "% service, class "
+        + o["item_class"].astype(str)
+        + "): order "
+        + o["units"].astype(str)
+        + " up to "
+        + o["target_units"].round(1).astype(str)
+        + "; binding: "
+        + o["binding_constraint"].astype(str)
+        + "; expected shortage "
+        + o["expected_shortage_units"].round(2).astype(str)
+        + " units"
     )
 
 
-def order_violations(orders: pd.DataFrame, products: pd.DataFrame, locations: pd.DataFrame, positions: pd.DataFrame,
-                     cfg: ReplenishmentConfig = ReplenishmentConfig(), arrival_sales: pd.DataFrame | None = None
-                     ) -> pd.DataFrame:
+def order_violations(
+    orders: pd.DataFrame,
+    products: pd.DataFrame,
+    locations: pd.DataFrame,
+    positions: pd.DataFrame,
+    cfg: ReplenishmentConfig = ReplenishmentConfig(),
+    arrival_sales: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """Every order rule re-derived from the output, independently of the planner: one row per
     violated rule (rule, decision_type, location_id, sku_id, detail). Rules: units positive
     integers; whole case packs; purchase orders at least the MOQ; a DC ships no more than it holds;
@@ -1068,10 +1380,16 @@ def order_violations(orders: pd.DataFrame, products: pd.DataFrame, locations: pd
             bad.append(d)
 
     add((u <= 0) | (u != np.round(u)), "non_negative", "units must be a positive integer: " + o["units"].astype(str))
-    add(np.abs(u / pack - np.round(u / pack)) > 1e-9, "case_pack", "units " + o["units"].astype(str) + " not a multiple of "
-        + pd.Series(pack).astype(int).astype(str).to_numpy())
-    add(po & (u < moq - 1e-9), "min_order_qty", "units " + o["units"].astype(str) + " below MOQ "
-        + pd.Series(moq).astype(int).astype(str).to_numpy())
+    add(
+        np.abs(u / pack - np.round(u / pack)) > 1e-9,
+        "case_pack",
+        "units " + o["units"].astype(str) + " not a multiple of " + pd.Series(pack).astype(int).astype(str).to_numpy(),
+    )
+    add(
+        po & (u < moq - 1e-9),
+        "min_order_qty",
+        "units " + o["units"].astype(str) + " below MOQ " + pd.Series(moq).astype(int).astype(str).to_numpy(),
+    )
     pos = positions.set_index(["location_id", "sku_id"])
     st = o[~po]
     if len(st):
@@ -1085,11 +1403,17 @@ def order_violations(orders: pd.DataFrame, products: pd.DataFrame, locations: pd
     dest = o.groupby("location_id")["units"].sum()
     room = capacity_room(positions, locations, arrival_sales).reindex(dest.index).fillna(np.inf)
     over = dest.index[dest > np.maximum(room, 0) + 1e-9]
-    add(o["location_id"].isin(over).to_numpy(), "capacity",
-        "orders exceed the location's capacity_units left when they arrive (capacity_room)")
+    add(
+        o["location_id"].isin(over).to_numpy(),
+        "capacity",
+        "orders exceed the location's capacity_units left when they arrive (capacity_room)",
+    )
     if cfg.budget is not None:
-        add(po & (o.loc[po, "order_value"].sum() > cfg.budget + 1e-6 if po.any() else False), "budget",
-            f"purchase orders worth more than the daily budget {cfg.budget}")
+        add(
+            po & (o.loc[po, "order_value"].sum() > cfg.budget + 1e-6 if po.any() else False),
+            "budget",
+            f"purchase orders worth more than the daily budget {cfg.budget}",
+        )
     if po.any():
         val = o[po].groupby(["source_id", "location_id"])["order_value"].transform("sum")
         mins = o.loc[po, "source_id"].map(cfg.supplier_min_order_values).fillna(cfg.supplier_min_order_value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings as _warnings
 from pathlib import Path
 
 
@@ -43,7 +44,11 @@ def log_run(
     mlflow.set_tracking_uri(tracking_uri)
     client = mlflow.MlflowClient()
     exp = client.get_experiment_by_name(experiment)
-    exp_id = exp.experiment_id if exp else client.create_experiment(experiment, artifact_location=Path(artifact_root).resolve().as_uri())
+    exp_id = (
+        exp.experiment_id
+        if exp
+        else client.create_experiment(experiment, artifact_location=Path(artifact_root).resolve().as_uri())
+    )
     if version:
         found = client.search_runs([exp_id], filter_string=f"tags.model_version = '{version}'", max_results=1)
         if found:
@@ -68,8 +73,6 @@ try:  # mlflow is a hard dependency of the project; the guard keeps `import trac
 except Exception:  # pragma: no cover
     _Base = object
 
-
-import warnings as _warnings
 
 with _warnings.catch_warnings():
     # MLflow asks for type hints on predict to infer a signature; ours is logged explicitly
@@ -122,13 +125,25 @@ def registry_version(tracking_uri: str, alias: str, name: str = REGISTERED_MODEL
         mv = client.get_model_version_by_alias(name, alias)
     except Exception:
         return None
-    return {"version": str(mv.version), "run_id": mv.run_id, "config": _json.loads(mv.tags.get("forecast_config", "{}")),
-            "cv_wape": float(mv.tags.get("cv_wape", "nan")),
-            "config_fingerprint": mv.tags.get("config_fingerprint", "")}
+    return {
+        "version": str(mv.version),
+        "run_id": mv.run_id,
+        "config": _json.loads(mv.tags.get("forecast_config", "{}")),
+        "cv_wape": float(mv.tags.get("cv_wape", "nan")),
+        "config_fingerprint": mv.tags.get("config_fingerprint", ""),
+    }
 
 
-def register_forecaster(tracking_uri: str, run_id: str, config: dict, cv_wape: float, config_fingerprint: str,
-                        input_example=None, output_example=None, name: str = REGISTERED_MODEL) -> str:
+def register_forecaster(
+    tracking_uri: str,
+    run_id: str,
+    config: dict,
+    cv_wape: float,
+    config_fingerprint: str,
+    input_example=None,
+    output_example=None,
+    name: str = REGISTERED_MODEL,
+) -> str:
     """Log the pyfunc in `run_id` and register it as a version of `name`, once per configuration
     (a version with the same configuration fingerprint is reused: re-running a partition
     registers nothing new). The pyfunc holds the configuration only; its model choice per class
@@ -141,8 +156,11 @@ def register_forecaster(tracking_uri: str, run_id: str, config: dict, cv_wape: f
     try:
         client.get_registered_model(name)
     except Exception:
-        client.create_registered_model(name, description="Demand forecast configurations of the demand_forecast stage "
-                                       "(statsforecast, segmented by demand class, CV-selected); aliases champion / challenger.")
+        client.create_registered_model(
+            name,
+            description="Demand forecast configurations of the demand_forecast stage "
+            "(statsforecast, segmented by demand class, CV-selected); aliases champion / challenger.",
+        )
     for mv in client.search_model_versions(f"name = '{name}'"):
         if mv.tags.get("config_fingerprint") == config_fingerprint:
             return str(mv.version)
@@ -151,11 +169,21 @@ def register_forecaster(tracking_uri: str, run_id: str, config: dict, cv_wape: f
     # the signature declares the params, so pyfunc passes plan_date and calendar through
     signature = infer_signature(input_example, output_example, params={"plan_date": "2025-01-01", "calendar": "[]"})
     with mlflow.start_run(run_id=run_id):
-        info = mlflow.pyfunc.log_model(name="demand_forecaster", python_model=DemandForecaster(),
-                                       model_config={"forecast_config": config}, signature=signature)
-    mv = mlflow.register_model(info.model_uri, name, tags={
-        "forecast_config": _json.dumps(config, sort_keys=True), "cv_wape": f"{cv_wape:.6f}",
-        "config_fingerprint": config_fingerprint})
+        info = mlflow.pyfunc.log_model(
+            name="demand_forecaster",
+            python_model=DemandForecaster(),
+            model_config={"forecast_config": config},
+            signature=signature,
+        )
+    mv = mlflow.register_model(
+        info.model_uri,
+        name,
+        tags={
+            "forecast_config": _json.dumps(config, sort_keys=True),
+            "cv_wape": f"{cv_wape:.6f}",
+            "config_fingerprint": config_fingerprint,
+        },
+    )
     return str(mv.version)
 
 

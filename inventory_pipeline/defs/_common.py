@@ -13,13 +13,16 @@ from ..core.operations import backoff_seconds, is_transient
 from .dbt import warehouse_models
 
 
-def demand_history(wh, d: str, days: int, columns: str = "location_id, sku_id, date, units_sold, is_stockout, on_promo"
-                   ) -> pd.DataFrame:
+def demand_history(
+    wh, d: str, days: int, columns: str = "location_id, sku_id, date, units_sold, is_stockout, on_promo"
+) -> pd.DataFrame:
     """`marts.fct_daily_demand` rows of the `days` days up to plan date `d` (the stages' history window)."""
     start = (pd.Timestamp(d) - pd.Timedelta(days=days)).date().isoformat()
     return wh.read_model(
         f"select {columns} from marts.fct_daily_demand where date <= cast(? as date) and date > cast(? as date) "
-        "order by location_id, sku_id, date", [d, start])
+        "order by location_id, sku_id, date",
+        [d, start],
+    )
 
 
 def promotion_plan_known(wh, d: str) -> bool:
@@ -41,7 +44,9 @@ def contract_check(name: str, model: type[pa.DataFrameModel], df: pd.DataFrame) 
     except pa.errors.SchemaErrors as e:
         fc = e.failure_cases
         return dg.AssetCheckResult(
-            check_name=name, passed=False, metadata={"failures": len(fc), "examples": dg.MetadataValue.md(fc.head(10).to_markdown())},
+            check_name=name,
+            passed=False,
+            metadata={"failures": len(fc), "examples": dg.MetadataValue.md(fc.head(10).to_markdown())},
             description=f"{len(fc)} contract failure(s) in {model.__name__}",
         )
 
@@ -51,18 +56,28 @@ def preview(df: pd.DataFrame, n: int = 10) -> dg.MetadataValue:
 
 
 def contract_spec(asset: str, model: type[pa.DataFrameModel]) -> dg.AssetCheckSpec:
-    return dg.AssetCheckSpec("output_contract", asset=asset, blocking=True,
-                             description=f"output satisfies the pandera contract {model.__name__}")
+    return dg.AssetCheckSpec(
+        "output_contract",
+        asset=asset,
+        blocking=True,
+        description=f"output satisfies the pandera contract {model.__name__}",
+    )
 
 
 def violations_check(name: str, violations: pd.DataFrame, by: str, what: str, policy: str) -> dg.AssetCheckResult:
     """A blocking rule check's result from a core checker's table (one row per violation, with a
     `by` column naming the rule): passes when the table is empty."""
     return dg.AssetCheckResult(
-        check_name=name, passed=violations.empty,
-        metadata={"violations": len(violations), "policy": policy, f"by_{by}": violations[by].value_counts().to_dict(),
-                  "examples": dg.MetadataValue.md(violations.head(10).to_markdown(index=False))},
-        description=None if violations.empty else f"{len(violations)} {what}")
+        check_name=name,
+        passed=violations.empty,
+        metadata={
+            "violations": len(violations),
+            "policy": policy,
+            f"by_{by}": violations[by].value_counts().to_dict(),
+            "examples": dg.MetadataValue.md(violations.head(10).to_markdown(index=False)),
+        },
+        description=None if violations.empty else f"{len(violations)} {what}",
+    )
 
 
 def max_retries() -> int:
@@ -84,14 +99,22 @@ def operational(fn):
         except Exception as e:
             if not is_transient(e):
                 raise
-            wait = backoff_seconds(context.retry_number, base=float(os.environ.get("INVENTORY_PIPELINE_RETRY_BASE_SECONDS", "2")))
-            context.log.warning(f"transient failure ({type(e).__name__}: {e}); retry {context.retry_number + 1} of "
-                                f"{max_retries()} in {wait:.1f} s")
+            wait = backoff_seconds(
+                context.retry_number, base=float(os.environ.get("INVENTORY_PIPELINE_RETRY_BASE_SECONDS", "2"))
+            )
+            context.log.warning(
+                f"transient failure ({type(e).__name__}: {e}); retry {context.retry_number + 1} of "
+                f"{max_retries()} in {wait:.1f} s"
+            )
             raise dg.RetryRequested(max_retries=max_retries(), seconds_to_wait=wait) from e
         if isinstance(out, dg.MaterializeResult):
             out = dg.MaterializeResult(
-                asset_key=out.asset_key, metadata={**(out.metadata or {}), "elapsed_s": round(time.perf_counter() - t0, 3)},
-                check_results=out.check_results, data_version=out.data_version, tags=out.tags)
+                asset_key=out.asset_key,
+                metadata={**(out.metadata or {}), "elapsed_s": round(time.perf_counter() - t0, 3)},
+                check_results=out.check_results,
+                data_version=out.data_version,
+                tags=out.tags,
+            )
         return out
 
     return wrapper

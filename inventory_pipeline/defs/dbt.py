@@ -13,7 +13,11 @@ from ..config import DBT_PROJECT_DIR, PROJECT_DIR
 def dbt_executable() -> str:
     """The venv's dbt, even when the venv is not activated (`.venv/bin/dagster dev`) or the code
     server runs the base interpreter (sys.prefix is still the venv)."""
-    candidates = (Path(sys.prefix) / "bin" / "dbt", Path(sys.executable).parent / "dbt", PROJECT_DIR / ".venv" / "bin" / "dbt")
+    candidates = (
+        Path(sys.prefix) / "bin" / "dbt",
+        Path(sys.executable).parent / "dbt",
+        PROJECT_DIR / ".venv" / "bin" / "dbt",
+    )
     return str(next((p for p in candidates if p.exists()), "dbt"))
 
 

@@ -9,7 +9,7 @@ machine are in core.decisions, the explanation rules in core.explain.
     planner_not_applied/<plan date>/  planner answers that could not apply, with the reason
 """
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 import pandas as pd
@@ -28,8 +28,8 @@ from ..core.decisions import (
     replay,
     route,
 )
-from ..core.ingestion import quarantined_items
 from ..core.explain import rephrase_explanations
+from ..core.ingestion import quarantined_items
 from ._common import (
     contract_check,
     contract_spec,
@@ -159,7 +159,7 @@ def decision_log(
     d = context.partition_key
     wh = warehouse.get()
     pol = policy.load()
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    now = datetime.now(UTC).isoformat(timespec="seconds")
     run = wh.read("forecast_run", d).iloc[0].to_dict() if wh.exists("forecast_run", d) else None
     fc_versions = wh.read("demand_forecast", d)["model_version"].unique()
     model_version = str(run["model_version"]) if run else (str(fc_versions[0]) if len(fc_versions) else "none")

@@ -8,11 +8,19 @@ from the UI (job `evaluate_policy`) after a change to a stage or to the policy f
 
 import dagster as dg
 
-from ..simulation.evaluation import (EvaluationConfig, add_override_rates, evaluate, governance_table, kpi_table,
-                                     load_network, pricing_table, scenario_table, write_report)
-from .resources import LandingZoneResource, PolicyResource, WarehouseResource
+from ..simulation.evaluation import (
+    EvaluationConfig,
+    add_override_rates,
+    evaluate,
+    governance_table,
+    kpi_table,
+    load_network,
+    pricing_table,
+    scenario_table,
+    write_report,
+)
 from ._common import operational
-
+from .resources import LandingZoneResource, PolicyResource, WarehouseResource
 
 _FILE_KEYS = {"kpis": "kpis_json", "report": "report_html"}
 
@@ -29,15 +37,27 @@ class PolicyEvaluationConfig(dg.Config):
 @dg.asset(
     group_name="evaluation",
     kinds={"simulation"},
-    description="Digital-twin evaluation: pipeline vs the baseline rule on the same demand (KPIs, frontier, stress scenarios).",
+    description=(
+        "Digital-twin evaluation: pipeline vs the baseline rule on the same demand (KPIs, frontier, stress scenarios)."
+    ),
 )
 @operational
-def policy_evaluation(context: dg.AssetExecutionContext, config: PolicyEvaluationConfig, landing: LandingZoneResource,
-                      policy: PolicyResource, warehouse: WarehouseResource):
+def policy_evaluation(
+    context: dg.AssetExecutionContext,
+    config: PolicyEvaluationConfig,
+    landing: LandingZoneResource,
+    policy: PolicyResource,
+    warehouse: WarehouseResource,
+):
     network = load_network(landing.uri, landing.store())
-    ecfg = EvaluationConfig(days=config.days, cadence_days=config.cadence_days,
-                            service_level=config.service_level or None, frontier=config.frontier,
-                            scenarios=config.scenarios, jobs=config.jobs)
+    ecfg = EvaluationConfig(
+        days=config.days,
+        cadence_days=config.cadence_days,
+        service_level=config.service_level or None,
+        frontier=config.frontier,
+        scenarios=config.scenarios,
+        jobs=config.jobs,
+    )
     report = evaluate(network, policy.path, ecfg, progress=context.log.info)
     add_override_rates(report, warehouse.get())
     out = warehouse.get().root.parent / "evaluation"
@@ -45,11 +65,14 @@ def policy_evaluation(context: dg.AssetExecutionContext, config: PolicyEvaluatio
     b, p = report["baseline"], report["pipeline"]
     md = {
         "kpi_table": dg.MetadataValue.md(kpi_table(report).to_markdown(index=False)),
-        "baseline_stockout_rate": round(b["stockout_rate"], 5), "pipeline_stockout_rate": round(p["stockout_rate"], 5),
+        "baseline_stockout_rate": round(b["stockout_rate"], 5),
+        "pipeline_stockout_rate": round(p["stockout_rate"], 5),
         "baseline_avg_inventory_value": round(b["avg_inventory_value"], 2),
         "pipeline_avg_inventory_value": round(p["avg_inventory_value"], 2),
-        "window": " .. ".join(report["meta"]["window"]), "policy_version": report["meta"]["policy_version"],
-        "runs": report["meta"]["runs"], "seconds": report["meta"]["seconds"],
+        "window": " .. ".join(report["meta"]["window"]),
+        "policy_version": report["meta"]["policy_version"],
+        "runs": report["meta"]["runs"],
+        "seconds": report["meta"]["seconds"],
         **{_FILE_KEYS.get(name, name): dg.MetadataValue.path(str(path)) for name, path in paths.items()},
     }
     pr = report.get("pricing") or {}

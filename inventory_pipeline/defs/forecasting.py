@@ -15,10 +15,18 @@ import pandas as pd
 
 from ..contracts.outputs import DemandForecast
 from ..core.forecasting import ForecastConfig, drift_statistics, forecast_config, run_forecast
-from ..core.promotions import expand_promotions
 from ..core.plots import plot_cv, plot_forecasts
+from ..core.promotions import expand_promotions
 from ..core.tracking import fingerprint, gate_decision, log_run, register_forecaster, registry_version, set_alias
-from ._common import contract_check, contract_spec, demand_history, model_key, operational, preview, promotion_plan_known
+from ._common import (
+    contract_check,
+    contract_spec,
+    demand_history,
+    model_key,
+    operational,
+    preview,
+    promotion_plan_known,
+)
 from .partitions import daily_partitions
 from .resources import ForecastEngineResource, MlflowResource, PolicyResource, WarehouseResource
 
@@ -32,8 +40,12 @@ def forecast_inputs(wh, d: str, cfg: ForecastConfig) -> dict:
     sends no plan, so a v1 landing zone forecasts as before)."""
     products = wh.read_model("select sku_id, category from marts.dim_products")
     calendar = wh.read_model("select date, event, region from staging.stg_calendar")  # v1.1: regional rows (SNAP)
-    return {"history": demand_history(wh, d, cfg.history_days_read), "categories": products.set_index("sku_id")["category"],
-            "calendar": calendar, "promotions": planned_promotions(wh, d, cfg.horizon_days, products)}
+    return {
+        "history": demand_history(wh, d, cfg.history_days_read),
+        "categories": products.set_index("sku_id")["category"],
+        "calendar": calendar,
+        "promotions": planned_promotions(wh, d, cfg.horizon_days, products),
+    }
 
 
 def planned_promotions(wh, d: str, horizon_days: int, products: pd.DataFrame) -> pd.DataFrame | None:
@@ -52,66 +64,117 @@ def _drift(wh, d: str, pol) -> dg.AssetCheckResult:
     f = pol.forecast
     origin = (pd.Timestamp(d) - pd.Timedelta(days=f.drift_window_days)).date().isoformat()
     if not wh.exists("demand_forecast", origin):
-        return dg.AssetCheckResult(check_name=DRIFT, passed=True, metadata={"compared_with": "nothing yet"},
-                                   description=f"no forecast for plan date {origin} to compare with yet")
+        return dg.AssetCheckResult(
+            check_name=DRIFT,
+            passed=True,
+            metadata={"compared_with": "nothing yet"},
+            description=f"no forecast for plan date {origin} to compare with yet",
+        )
     then = wh.read("demand_forecast", origin)
     then = then[then["horizon"] <= f.drift_window_days]
     actual = demand_history(wh, d, f.drift_window_days)
     st = drift_statistics(then, actual, f.drift_warn_bias, f.drift_fail_bias, f.drift_tracking_signal)
     worst = "fail" if (st["status"] == "fail").any() else ("warn" if (st["status"] == "warn").any() else "ok")
     return dg.AssetCheckResult(
-        check_name=DRIFT, passed=worst == "ok",
+        check_name=DRIFT,
+        passed=worst == "ok",
         severity=dg.AssetCheckSeverity.ERROR if worst == "fail" else dg.AssetCheckSeverity.WARN,
         metadata={"compared_with": origin, "by_class": dg.MetadataValue.md(st.round(4).to_markdown(index=False))},
         description=f"forecast of {origin} vs realised demand: bias per class "
-                    + ", ".join(f"{r.demand_class} {r.bias:+.1%}" for r in st.itertuples()),
+        + ", ".join(f"{r.demand_class} {r.bias:+.1%}" for r in st.itertuples()),
     )
 
 
 @dg.asset(
     partitions_def=daily_partitions,
     group_name="decisions",
-    deps=[model_key("fct_daily_demand"), model_key("dim_products"), model_key("stg_calendar"),
-          model_key("fct_promotion_plan")],
+    deps=[
+        model_key("fct_daily_demand"),
+        model_key("dim_products"),
+        model_key("stg_calendar"),
+        model_key("fct_promotion_plan"),
+    ],
     check_specs=[
         contract_spec("demand_forecast", DemandForecast),
-        dg.AssetCheckSpec(GATE, asset="demand_forecast",
-                          description="the policy's forecast configuration serves only if its CV WAPE is not worse "
-                                      "than the registry champion's on the same window"),
-        dg.AssetCheckSpec(DRIFT, asset="demand_forecast",
-                          description="realised demand vs the forecast made before it: bias per demand class "
-                                      "(warns, fails past the policy threshold)"),
+        dg.AssetCheckSpec(
+            GATE,
+            asset="demand_forecast",
+            description="the policy's forecast configuration serves only if its CV WAPE is not worse "
+            "than the registry champion's on the same window",
+        ),
+        dg.AssetCheckSpec(
+            DRIFT,
+            asset="demand_forecast",
+            description="realised demand vs the forecast made before it: bias per demand class "
+            "(warns, fails past the policy threshold)",
+        ),
     ],
     kinds={"statsforecast", "mlflow"},
     description="Probabilistic daily demand per store x SKU for days D+1..D+30 (mean, p025-p99), "
-                "censoring-corrected, segmented by demand class, model chosen by rolling-origin CV.",
+    "censoring-corrected, segmented by demand class, model chosen by rolling-origin CV.",
 )
 @operational
-def demand_forecast(context: dg.AssetExecutionContext, warehouse: WarehouseResource, policy: PolicyResource,
-                    mlflow: MlflowResource, forecast_engine: ForecastEngineResource):
+def demand_forecast(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    policy: PolicyResource,
+    mlflow: MlflowResource,
+    forecast_engine: ForecastEngineResource,
+):
     d = context.partition_key
     pol = policy.load()
-    cfg = dataclasses.replace(forecast_config(pol), engine=forecast_engine.engine,
-                              dask_scheduler=forecast_engine.dask_scheduler)
+    cfg = dataclasses.replace(
+        forecast_config(pol), engine=forecast_engine.engine, dask_scheduler=forecast_engine.dask_scheduler
+    )
     wh = warehouse.get()
     inputs = forecast_inputs(wh, d, cfg)
     hist = inputs["history"]
     context.log.info(f"forecasting {hist.groupby(['location_id', 'sku_id']).ngroups} series from {len(hist)} rows")
-    cand = run_forecast(hist, d, cfg, inputs["categories"], inputs["calendar"], progress=context.log.info,
-                        promotions=inputs["promotions"])
+    cand = run_forecast(
+        hist,
+        d,
+        cfg,
+        inputs["categories"],
+        inputs["calendar"],
+        progress=context.log.info,
+        promotions=inputs["promotions"],
+    )
     champ = registry_version(mlflow.tracking_uri, "champion")
     serving, champ_wape = cand, None
     if champ and champ["config_fingerprint"] != cfg.fingerprint():
         # the champion's configuration, judged on the same CV window (the candidate's CV settings)
-        ccfg = ForecastConfig.from_dict({**champ["config"], **{k: getattr(cfg, k) for k in (
-            "cv_windows", "cv_horizon", "cv_sample_series", "seed", "horizon_days", "engine", "dask_scheduler",
-            "dask_partitions")}})
+        ccfg = ForecastConfig.from_dict(
+            {
+                **champ["config"],
+                **{
+                    k: getattr(cfg, k)
+                    for k in (
+                        "cv_windows",
+                        "cv_horizon",
+                        "cv_sample_series",
+                        "seed",
+                        "horizon_days",
+                        "engine",
+                        "dask_scheduler",
+                        "dask_partitions",
+                    )
+                },
+            }
+        )
         context.log.info(f"cross-validating champion v{champ['version']} on the same window")
-        champ_res = run_forecast(hist, d, ccfg, inputs["categories"], inputs["calendar"],
-                                 progress=lambda m: context.log.info(f"champion {m}"), promotions=inputs["promotions"])
+        champ_res = run_forecast(
+            hist,
+            d,
+            ccfg,
+            inputs["categories"],
+            inputs["calendar"],
+            progress=lambda m: context.log.info(f"champion {m}"),
+            promotions=inputs["promotions"],
+        )
         champ_wape = champ_res.metrics.get("cv_wape")
-        promoted, reason = gate_decision(cand.metrics.get("cv_wape", float("nan")), champ_wape,
-                                         pol.forecast.promotion_tolerance)
+        promoted, reason = gate_decision(
+            cand.metrics.get("cv_wape", float("nan")), champ_wape, pol.forecast.promotion_tolerance
+        )
         if not promoted:
             serving = champ_res
     elif champ:
@@ -127,24 +190,45 @@ def demand_forecast(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     classes = serving.classes["demand_class"].value_counts().to_dict() if len(serving.classes) else {}
     cens = serving.adjustments.censoring
     run_id = log_run(
-        mlflow.tracking_uri, mlflow.artifact_root, mlflow.experiment, run_name=f"demand_forecast {d}",
-        params={"plan_date": d, "horizon_days": cfg.horizon_days, "reported_horizons": pol.forecast.reported_horizons,
-                "history_days": cfg.history_days, "data_fingerprint": fingerprint(hist),
-                "config_fingerprint": serving.config.fingerprint(), "policy_version": pol.tag,
-                "selection_metric": serving.config.selection_metric,
-                **{f"model_{k}": v for k, v in serving.selection.items()}, "gate": reason},
-        metrics={**{k: v for k, v in serving.metrics.items() if isinstance(v, (int, float))},
-                 **{f"series_{k}": v for k, v in classes.items()}, "series": sum(classes.values()),
-                 "censored_share_corrected": cens.get("corrected_share", 0.0),
-                 "censored_units_added": cens.get("units_added", 0.0),
-                 **({"champion_cv_wape": champ_wape} if champ_wape is not None else {}),
-                 "candidate_cv_wape": cand.metrics.get("cv_wape", float("nan"))},
-        artifacts=artifacts, tags={"dagster_run_id": context.run_id, "partition": d},
+        mlflow.tracking_uri,
+        mlflow.artifact_root,
+        mlflow.experiment,
+        run_name=f"demand_forecast {d}",
+        params={
+            "plan_date": d,
+            "horizon_days": cfg.horizon_days,
+            "reported_horizons": pol.forecast.reported_horizons,
+            "history_days": cfg.history_days,
+            "data_fingerprint": fingerprint(hist),
+            "config_fingerprint": serving.config.fingerprint(),
+            "policy_version": pol.tag,
+            "selection_metric": serving.config.selection_metric,
+            **{f"model_{k}": v for k, v in serving.selection.items()},
+            "gate": reason,
+        },
+        metrics={
+            **{k: v for k, v in serving.metrics.items() if isinstance(v, (int, float))},
+            **{f"series_{k}": v for k, v in classes.items()},
+            "series": sum(classes.values()),
+            "censored_share_corrected": cens.get("corrected_share", 0.0),
+            "censored_units_added": cens.get("units_added", 0.0),
+            **({"champion_cv_wape": champ_wape} if champ_wape is not None else {}),
+            "candidate_cv_wape": cand.metrics.get("cv_wape", float("nan")),
+        },
+        artifacts=artifacts,
+        tags={"dagster_run_id": context.run_id, "partition": d},
         version=f"{serving.config.fingerprint()}/{fingerprint(hist)}/{pol.tag}",
     )
     example = hist.head(20).assign(category=lambda h: h["sku_id"].map(inputs["categories"]))
-    version = register_forecaster(mlflow.tracking_uri, run_id, cfg.to_dict(), cand.metrics.get("cv_wape", float("nan")),
-                                  cfg.fingerprint(), example, cand.forecast.head(20))
+    version = register_forecaster(
+        mlflow.tracking_uri,
+        run_id,
+        cfg.to_dict(),
+        cand.metrics.get("cv_wape", float("nan")),
+        cfg.fingerprint(),
+        example,
+        cand.forecast.head(20),
+    )
     if promoted:
         set_alias(mlflow.tracking_uri, "champion", version)
         serving_version = version
@@ -156,29 +240,63 @@ def demand_forecast(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     wh.write("demand_forecast", fc, d)
     m = serving.metrics
     # what the decision log records as the plan's forecast decision (which version served, why)
-    wh.write("forecast_run", pd.DataFrame([{
-        "plan_date": pd.Timestamp(d), "model_version": model_version, "mlflow_run_id": run_id,
-        "series": int(sum(classes.values())), "cv_wape": float(m.get("cv_wape", float("nan"))),
-        "coverage_80": float(m.get("cv_coverage_80", float("nan"))), "promoted": bool(promoted), "gate": reason}]), d)
+    wh.write(
+        "forecast_run",
+        pd.DataFrame(
+            [
+                {
+                    "plan_date": pd.Timestamp(d),
+                    "model_version": model_version,
+                    "mlflow_run_id": run_id,
+                    "series": int(sum(classes.values())),
+                    "cv_wape": float(m.get("cv_wape", float("nan"))),
+                    "coverage_80": float(m.get("cv_coverage_80", float("nan"))),
+                    "promoted": bool(promoted),
+                    "gate": reason,
+                }
+            ]
+        ),
+        d,
+    )
     gate = dg.AssetCheckResult(
-        check_name=GATE, passed=bool(promoted), severity=dg.AssetCheckSeverity.WARN, description=reason,
-        metadata={"candidate_cv_wape": cand.metrics.get("cv_wape", float("nan")),
-                  "champion_cv_wape": champ_wape if champ_wape is not None else float("nan"),
-                  "serving": model_version, "candidate_version": f"demand_forecaster/v{version}"})
+        check_name=GATE,
+        passed=bool(promoted),
+        severity=dg.AssetCheckSeverity.WARN,
+        description=reason,
+        metadata={
+            "candidate_cv_wape": cand.metrics.get("cv_wape", float("nan")),
+            "champion_cv_wape": champ_wape if champ_wape is not None else float("nan"),
+            "serving": model_version,
+            "candidate_version": f"demand_forecaster/v{version}",
+        },
+    )
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": len(fc), "series_by_class": classes, "model_version": model_version,
-            "selection": serving.selection, "gate": reason,
-            "mlflow_run_id": run_id, "mlflow_run": dg.MetadataValue.url(
-                f"http://127.0.0.1:5000/#/experiments/{_experiment_id(mlflow)}/runs/{run_id}"),
+            "dagster/row_count": len(fc),
+            "series_by_class": classes,
+            "model_version": model_version,
+            "selection": serving.selection,
+            "gate": reason,
+            "mlflow_run_id": run_id,
+            "mlflow_run": dg.MetadataValue.url(
+                f"http://127.0.0.1:5000/#/experiments/{_experiment_id(mlflow)}/runs/{run_id}"
+            ),
             "mlflow_tracking_uri": mlflow.tracking_uri,
-            **{k: round(m[k], 4) for k in ("cv_wape", "cv_bias", "cv_mase", "cv_rmsse", "cv_coverage_80",
-                                           "cv_coverage_95") if k in m},
+            **{
+                k: round(m[k], 4)
+                for k in ("cv_wape", "cv_bias", "cv_mase", "cv_rmsse", "cv_coverage_80", "cv_coverage_95")
+                if k in m
+            },
             "selection_metric": serving.config.selection_metric,
-            "censoring": dg.MetadataValue.json({k: round(v, 4) if isinstance(v, float) else v for k, v in cens.items()}),
-            "promo_uplift": dg.MetadataValue.json({k: round(v, 3) for k, v in serving.adjustments.promo_uplift.items()}),
+            "censoring": dg.MetadataValue.json(
+                {k: round(v, 4) if isinstance(v, float) else v for k, v in cens.items()}
+            ),
+            "promo_uplift": dg.MetadataValue.json(
+                {k: round(v, 3) for k, v in serving.adjustments.promo_uplift.items()}
+            ),
             "cv_table": dg.MetadataValue.md(serving.cv.round(4).to_markdown(index=False)) if len(serving.cv) else "",
-            "plot": dg.MetadataValue.path(str(artifacts[0])), "cv_plot": dg.MetadataValue.path(str(artifacts[1])),
+            "plot": dg.MetadataValue.path(str(artifacts[0])),
+            "cv_plot": dg.MetadataValue.path(str(artifacts[1])),
             "preview": preview(fc),
         },
         check_results=[contract_check("output_contract", DemandForecast, fc), gate, _drift(wh, d, pol)],
@@ -191,5 +309,3 @@ def _experiment_id(mlflow_res: MlflowResource) -> str:
     mlflow.set_tracking_uri(mlflow_res.tracking_uri)
     exp = mlflow.MlflowClient().get_experiment_by_name(mlflow_res.experiment)
     return exp.experiment_id if exp else "0"
-
-

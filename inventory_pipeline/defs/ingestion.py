@@ -4,8 +4,9 @@ Master files are unpartitioned; daily files use the daily partitions and a singl
 policy, so a backfill of a year is one run that validates every day in one vectorised pass.
 Each asset carries a check that fails when the quarantine share of one of its files — per file and
 day, rejected rows over the file's rows — exceeds the policy threshold (`ingestion.max_quarantine_share`,
-with at least `ingestion.min_quarantined_rows` rejected); the check lists those files. A master row held by a hold rule is kept (its SKU stays known) and is
-not counted as rejected. A daily row naming a key whose master row was rejected is quarantined with
+with at least `ingestion.min_quarantined_rows` rejected); the check lists those files. A master
+row held by a hold rule is kept (its SKU stays known) and is not counted as rejected. A daily row
+naming a key whose master row was rejected is quarantined with
 a reason naming that master row (file, row, reason), not as an unknown key.
 """
 

@@ -15,10 +15,10 @@ import pandas as pd
 
 from ..core.ingestion import quarantined_items
 from ..core.ledger import LedgerTolerance, ledger_summary, reconcile_ledger
+from ._common import operational
 from .ingestion import landing_assets
 from .partitions import daily_partitions
 from .resources import PolicyResource, WarehouseResource
-from ._common import operational
 
 _RAW = {a.key.path[-1]: a for a in landing_assets}
 LEDGER_CHECK = "ledger_within_tolerance"
@@ -180,7 +180,8 @@ def inventory_reconciliation(
                     f"{s['explained']} line(s) explained by quarantined input rows (held)" if s["explained"] else None
                 )
                 if s["passed"]
-                else f"{s['discrepancies']} of {s['lines']} lines ({s['discrepancy_share']:.2%}) disagree with the ledger "
+                else f"{s['discrepancies']} of {s['lines']} lines ({s['discrepancy_share']:.2%}) disagree "
+                "with the ledger "
                 f"(allowed {tol.max_share:.2%}; {s['explained']} more explained by quarantined rows); "
                 f"see table inventory_reconciliation/{d}",
             ),

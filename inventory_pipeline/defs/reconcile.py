@@ -15,8 +15,8 @@ import dagster as dg
 import pandas as pd
 
 from ..core.decisions import EXPORTABLE
-from ..core.pricing import PRICING_HISTORY_DAYS, price_book
 from ..core.policy import ReconciliationPolicy
+from ..core.pricing import PRICING_HISTORY_DAYS, price_book
 from ..core.reconcile import (
     ORDER_LOOKBACK_DAYS,
     ORDER_TYPES,

@@ -4,13 +4,22 @@ blocking `order_rules` check re-derives every order rule from the output (core.o
 independently of the planner: a failure stops the downstream stages of the partition."""
 
 import dataclasses
+
 import dagster as dg
 
 from ..contracts.outputs import ReplenishmentOrders
 from ..core.pricing import PRICING_HISTORY_DAYS
 from ..core.replenishment import delivery_schedule, order_violations, plan_replenishment, replenishment_config
-from ._common import (contract_check, contract_spec, demand_history, model_key, operational, preview,
-                      promotion_plan_known, violations_check)
+from ._common import (
+    contract_check,
+    contract_spec,
+    demand_history,
+    model_key,
+    operational,
+    preview,
+    promotion_plan_known,
+    violations_check,
+)
 from .forecasting import demand_forecast
 from .partitions import daily_partitions
 from .pricing import price_recommendations
@@ -20,16 +29,28 @@ from .resources import PolicyResource, WarehouseResource
 @dg.asset(
     partitions_def=daily_partitions,
     group_name="decisions",
-    deps=[demand_forecast, price_recommendations, model_key("fct_inventory_positions"), model_key("fct_order_lead_times"),
-          model_key("fct_daily_demand"),
-          model_key("dim_products"), model_key("dim_locations")],
-    check_specs=[contract_spec("replenishment_orders", ReplenishmentOrders),
-                 dg.AssetCheckSpec("order_rules", asset="replenishment_orders", blocking=True,
-                                   description="non-negative whole case packs, MOQ, DC stock, capacity, budget and "
-                                               "supplier minimum: every order rule re-checked from the output")],
+    deps=[
+        demand_forecast,
+        price_recommendations,
+        model_key("fct_inventory_positions"),
+        model_key("fct_order_lead_times"),
+        model_key("fct_daily_demand"),
+        model_key("dim_products"),
+        model_key("dim_locations"),
+    ],
+    check_specs=[
+        contract_spec("replenishment_orders", ReplenishmentOrders),
+        dg.AssetCheckSpec(
+            "order_rules",
+            asset="replenishment_orders",
+            blocking=True,
+            description="non-negative whole case packs, MOQ, DC stock, capacity, budget and "
+            "supplier minimum: every order rule re-checked from the output",
+        ),
+    ],
     kinds={"cvxpy"},
     description="Supplier->DC purchase orders and DC->store replenishments: (s, S) targets from the forecast "
-                "distribution and observed lead times, class service levels, case packs, MOQ, capacity, budget.",
+    "distribution and observed lead times, class service levels, case packs, MOQ, capacity, budget.",
 )
 @operational
 def replenishment_orders(context: dg.AssetExecutionContext, warehouse: WarehouseResource, policy: PolicyResource):
@@ -47,29 +68,46 @@ def replenishment_orders(context: dg.AssetExecutionContext, warehouse: Warehouse
     lead = wh.read_model("select * from marts.fct_order_lead_times where received_date <= cast(? as date)", [d])
     # recent sales: the measured error of protection-period totals (shocks, bulk buys, level shifts)
     history = demand_history(wh, d, PRICING_HISTORY_DAYS)
-    plan = plan_replenishment(wh.read("demand_forecast", d), wh.read("price_recommendations", d), positions, products,
-                              locations, d, cfg, lead_time_observations=lead, history=history)
+    plan = plan_replenishment(
+        wh.read("demand_forecast", d),
+        wh.read("price_recommendations", d),
+        positions,
+        products,
+        locations,
+        d,
+        cfg,
+        lead_time_observations=lead,
+        history=history,
+    )
     orders = plan.orders
     wh.write("replenishment_orders", orders, d)
     wh.write("replenishment_targets", plan.targets, d)  # what rebalancing plans against
     wh.write("replenishment_unmet", plan.unmet, d)  # what a limit kept from being ordered, and why
     violations = order_violations(orders, products, locations, positions, cfg, plan.arrival_sales)
-    by_type = orders.groupby("decision_type").agg(lines=("units", "size"), units=("units", "sum"), value=("order_value", "sum"))
+    by_type = orders.groupby("decision_type").agg(
+        lines=("units", "size"), units=("units", "sum"), value=("order_value", "sum")
+    )
     lt = plan.lead_times
-    context.log.info(f"replenishment {d}: {len(orders):,} order lines, {len(plan.unmet):,} items short of a limit, "
-                     f"lead times of {int((lt['n_orders'] > 0).sum())}/{len(lt)} suppliers from {int(lt['n_orders'].sum()):,} receipts")
+    context.log.info(
+        f"replenishment {d}: {len(orders):,} order lines, {len(plan.unmet):,} items short of a limit, "
+        f"lead times of {int((lt['n_orders'] > 0).sum())}/{len(lt)} suppliers from {int(lt['n_orders'].sum()):,} "
+        "receipts"
+    )
     rules = violations_check("order_rules", violations, "rule", "order line(s) break a rule", pol.tag)
     return dg.MaterializeResult(
-        metadata={"dagster/row_count": len(orders), "by_type": dg.MetadataValue.md(by_type.round(2).to_markdown()),
-                  "binding_constraints": orders["binding_constraint"].value_counts().to_dict(),
-                  "service_levels_by_class": plan.targets.groupby("item_class")["service_level"].first().round(4).to_dict(),
-                  "items_by_class": plan.targets["item_class"].value_counts().to_dict(),
-                  "expected_shortage_units": round(float(orders["expected_shortage_units"].sum()), 2),
-                  "expected_cost": round(float(orders["expected_cost"].sum()), 2),
-                  "unmet_requirements": len(plan.unmet),
-                  "unmet": dg.MetadataValue.md(plan.unmet.head(20).to_markdown(index=False)),
-                  "supplier_lead_times": dg.MetadataValue.md(lt.round(2).to_markdown(index=False)),
-                  "policy_version": pol.tag,
-                  "preview": preview(orders.drop(columns=["rationale"]))},
+        metadata={
+            "dagster/row_count": len(orders),
+            "by_type": dg.MetadataValue.md(by_type.round(2).to_markdown()),
+            "binding_constraints": orders["binding_constraint"].value_counts().to_dict(),
+            "service_levels_by_class": plan.targets.groupby("item_class")["service_level"].first().round(4).to_dict(),
+            "items_by_class": plan.targets["item_class"].value_counts().to_dict(),
+            "expected_shortage_units": round(float(orders["expected_shortage_units"].sum()), 2),
+            "expected_cost": round(float(orders["expected_cost"].sum()), 2),
+            "unmet_requirements": len(plan.unmet),
+            "unmet": dg.MetadataValue.md(plan.unmet.head(20).to_markdown(index=False)),
+            "supplier_lead_times": dg.MetadataValue.md(lt.round(2).to_markdown(index=False)),
+            "policy_version": pol.tag,
+            "preview": preview(orders.drop(columns=["rationale"])),
+        },
         check_results=[contract_check("output_contract", ReplenishmentOrders, orders), rules],
     )

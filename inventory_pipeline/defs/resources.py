@@ -1,8 +1,6 @@
 """Resources: where the pipeline reads and writes. Defaults come from the environment (config.py)."""
 
-
 import os
-from typing import Optional
 
 import dagster as dg
 from dagster_aws.s3 import S3Resource
@@ -17,7 +15,7 @@ class LandingZoneResource(dg.ConfigurableResource):
     """The landing zone: a local folder or an s3:// URI (read through dagster-aws' S3Resource)."""
 
     uri: str
-    s3_endpoint_url: Optional[str] = None  # e.g. a MinIO/moto server; None = AWS
+    s3_endpoint_url: str | None = None  # e.g. a MinIO/moto server; None = AWS
 
     def s3_client(self):
         return S3Resource(endpoint_url=self.s3_endpoint_url).get_client()
@@ -53,31 +51,34 @@ class ForecastEngineResource(dg.ConfigurableResource):
     backend on the Dask scheduler at `dask_scheduler`, e.g. a dask-kubernetes or Coiled cluster)."""
 
     engine: str = "local"
-    dask_scheduler: Optional[str] = None
+    dask_scheduler: str | None = None
 
 
 class ExplainerResource(dg.ConfigurableResource):
     """Optional LLM rephrasing of explanations (Amazon Bedrock Converse, boto3). Used only when the
     policy's `explanations.llm_rephrase` is true and a model id is set; otherwise templates."""
 
-    bedrock_model_id: Optional[str] = None
-    region: Optional[str] = None
-    endpoint_url: Optional[str] = None
+    bedrock_model_id: str | None = None
+    region: str | None = None
+    endpoint_url: str | None = None
 
     def get(self, cfg):
         from ..core.explain import BedrockExplainer, bedrock_client
 
         if not cfg.llm_rephrase or not self.bedrock_model_id:
             return None
-        return BedrockExplainer(bedrock_client(self.region, cfg.timeout_seconds, self.endpoint_url), self.bedrock_model_id,
-                                budget_seconds=cfg.budget_seconds)
+        return BedrockExplainer(
+            bedrock_client(self.region, cfg.timeout_seconds, self.endpoint_url),
+            self.bedrock_model_id,
+            budget_seconds=cfg.budget_seconds,
+        )
 
 
 class OutboxResource(dg.ConfigurableResource):
     """The ERP outbox: a local folder or an s3:// URI."""
 
     uri: str
-    s3_endpoint_url: Optional[str] = None
+    s3_endpoint_url: str | None = None
 
     def s3_client(self):
         return S3Resource(endpoint_url=self.s3_endpoint_url).get_client()
@@ -86,14 +87,22 @@ class OutboxResource(dg.ConfigurableResource):
 def default_resources() -> dict:
     s = settings()
     return {
-        "landing": LandingZoneResource(uri=s.landing_uri, s3_endpoint_url=os.environ.get("INVENTORY_PIPELINE_S3_ENDPOINT_URL")),
+        "landing": LandingZoneResource(
+            uri=s.landing_uri, s3_endpoint_url=os.environ.get("INVENTORY_PIPELINE_S3_ENDPOINT_URL")
+        ),
         "warehouse": WarehouseResource(root=str(s.warehouse_dir)),
         "policy": PolicyResource(path=str(s.policy_path)),
         "mlflow": MlflowResource(tracking_uri=s.mlflow_tracking_uri, artifact_root=s.mlflow_artifact_root),
-        "forecast_engine": ForecastEngineResource(engine=os.environ.get("INVENTORY_PIPELINE_FORECAST_ENGINE", "local"),
-                                                  dask_scheduler=os.environ.get("INVENTORY_PIPELINE_DASK_SCHEDULER")),
-        "explainer": ExplainerResource(bedrock_model_id=os.environ.get("INVENTORY_PIPELINE_BEDROCK_MODEL_ID") or None,
-                                       region=os.environ.get("INVENTORY_PIPELINE_BEDROCK_REGION") or os.environ.get("AWS_REGION"),
-                                       endpoint_url=os.environ.get("INVENTORY_PIPELINE_BEDROCK_ENDPOINT_URL") or None),
-        "outbox": OutboxResource(uri=s.outbox_uri, s3_endpoint_url=os.environ.get("INVENTORY_PIPELINE_S3_ENDPOINT_URL")),
+        "forecast_engine": ForecastEngineResource(
+            engine=os.environ.get("INVENTORY_PIPELINE_FORECAST_ENGINE", "local"),
+            dask_scheduler=os.environ.get("INVENTORY_PIPELINE_DASK_SCHEDULER"),
+        ),
+        "explainer": ExplainerResource(
+            bedrock_model_id=os.environ.get("INVENTORY_PIPELINE_BEDROCK_MODEL_ID") or None,
+            region=os.environ.get("INVENTORY_PIPELINE_BEDROCK_REGION") or os.environ.get("AWS_REGION"),
+            endpoint_url=os.environ.get("INVENTORY_PIPELINE_BEDROCK_ENDPOINT_URL") or None,
+        ),
+        "outbox": OutboxResource(
+            uri=s.outbox_uri, s3_endpoint_url=os.environ.get("INVENTORY_PIPELINE_S3_ENDPOINT_URL")
+        ),
     }

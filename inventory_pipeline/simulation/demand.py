@@ -80,8 +80,15 @@ class DemandModel:
         promo = np.where(n.promo_path[t], n.sku_promo_lift, 1.0)
         launched = rel >= n.sku_launch_day
         m = (
-            n.sku_base_rate * n.weekly[cat, self._dow[t]] * yearly * trend
-            * n.event_mult[t, cat] * n.level_path[t] * price_effect * promo * launched
+            n.sku_base_rate
+            * n.weekly[cat, self._dow[t]]
+            * yearly
+            * trend
+            * n.event_mult[t, cat]
+            * n.level_path[t]
+            * price_effect
+            * promo
+            * launched
         )
         return m if self._dip is None else m * self._dip[t]
 
@@ -91,8 +98,9 @@ class DemandModel:
         elasticity."""
         if self.replay is not None:
             if price_factor is not None and not np.all(np.asarray(price_factor) == 1.0):
-                raise ValueError("a replayed network (recorded demand) cannot answer a price change: "
-                                 "run the twin with pricing off")
+                raise ValueError(
+                    "a replayed network (recorded demand) cannot answer a price change: run the twin with pricing off"
+                )
             return self.net.replay_mean[t]
         n = self.net
         m = n.store_factor[:, None] * self.sku_mean(t)[None, :]

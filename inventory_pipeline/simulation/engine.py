@@ -47,8 +47,8 @@ Everything is vectorised over SKU x location; the only Python loop is over days.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -94,18 +94,48 @@ class DayRecord:
 
 
 STORE_ACC = (
-    "demand", "sales", "lost", "revenue", "cogs", "stockout_days", "active_days", "inventory_value_days",
-    "inventory_units_days", "order_lines", "transfer_lines", "transfer_units", "price_changes", "price_decreases",
-    "overstock_units_days", "overstock_value_days",
+    "demand",
+    "sales",
+    "lost",
+    "revenue",
+    "cogs",
+    "stockout_days",
+    "active_days",
+    "inventory_value_days",
+    "inventory_units_days",
+    "order_lines",
+    "transfer_lines",
+    "transfer_units",
+    "price_changes",
+    "price_decreases",
+    "overstock_units_days",
+    "overstock_value_days",
     # order stability (core.kpis.order_stability_kpis): sums and sums of squares of the daily
     # shipped store requests and of demand over the days the item was launched, the order days
     # on active (carried) days, and the order days whose item also ordered the day before
-    "ship_units", "ship_sq", "demand_sq", "launched_days", "active_order_days", "consecutive_order_days",
+    "ship_units",
+    "ship_sq",
+    "demand_sq",
+    "launched_days",
+    "active_order_days",
+    "consecutive_order_days",
 )
-DC_ACC = ("inventory_value_days", "order_lines", "order_value", "overstock_units_days", "overstock_value_days",
-          # order stability: purchase-order units and the store requests arriving at the DC (sums and
-          # squares over launched days), carried days, and purchase orders on consecutive days
-          "po_units", "po_sq", "request_units", "request_sq", "launched_days", "active_days", "consecutive_order_days")
+DC_ACC = (
+    "inventory_value_days",
+    "order_lines",
+    "order_value",
+    "overstock_units_days",
+    "overstock_value_days",
+    # order stability: purchase-order units and the store requests arriving at the DC (sums and
+    # squares over launched days), carried days, and purchase orders on consecutive days
+    "po_units",
+    "po_sq",
+    "request_units",
+    "request_sq",
+    "launched_days",
+    "active_days",
+    "consecutive_order_days",
+)
 
 
 @dataclass
@@ -170,7 +200,9 @@ def _lane_matrix(network: Network) -> np.ndarray:
     m = np.full((L, L), -1, dtype=np.int64)
     lanes = network.lanes
     ss = lanes[lanes["from_location_id"].isin(pos) & lanes["to_location_id"].isin(pos)]
-    m[ss["from_location_id"].map(pos).to_numpy(), ss["to_location_id"].map(pos).to_numpy()] = ss["lead_time_days"].to_numpy()
+    m[ss["from_location_id"].map(pos).to_numpy(), ss["to_location_id"].map(pos).to_numpy()] = ss[
+        "lead_time_days"
+    ].to_numpy()
     return m
 
 
@@ -218,16 +250,20 @@ def _supply_draws(network: Network, t: int, di: np.ndarray, sj: np.ndarray) -> d
     D, S = len(network.dc_ids), len(network.sku_ids)
     seed = network.config.seed
     r = np.random.default_rng(np.random.SeedSequence([seed, 3, t]))
-    out = {"z": r.standard_normal((D, S))[di, sj], "short": r.random((D, S))[di, sj],
-           "frac": r.uniform(0.3, 0.9, (D, S))[di, sj]}
+    out = {
+        "z": r.standard_normal((D, S))[di, sj],
+        "short": r.random((D, S))[di, sj],
+        "frac": r.uniform(0.3, 0.9, (D, S))[di, sj],
+    }
     if network.supplier_late_prob is not None:  # unreliable suppliers: their own stream
         u = np.random.default_rng(np.random.SeedSequence([seed, 25, t]))
         out.update(late=u.random((D, S))[di, sj], late_by=u.uniform(0.3, 1.5, (D, S))[di, sj])
     return out
 
 
-def _supplier_lead_times(network: Network, sj: np.ndarray, sup_mean: np.ndarray, sup_std: np.ndarray,
-                         draws: dict) -> np.ndarray:
+def _supplier_lead_times(
+    network: Network, sj: np.ndarray, sup_mean: np.ndarray, sup_std: np.ndarray, draws: dict
+) -> np.ndarray:
     """Real lead time (days, >= 1) of purchase-order lines of SKU positions `sj`: N(master mean,
     std); unreliable suppliers (regime): N(true mean, true std), and a share of the orders late by
     30-150% of it (a missed truck, a port queue: a long right tail the master never shows)."""
@@ -241,8 +277,15 @@ def _supplier_lead_times(network: Network, sj: np.ndarray, sup_mean: np.ndarray,
 
 
 def _margin_by_reason(acc: np.ndarray) -> dict:
-    return {r: {"revenue": float(acc[0, i]), "cogs": float(acc[1, i]), "units": int(acc[2, i]),
-                "store_sku_days": int(acc[3, i])} for i, r in enumerate(PRICE_REASONS)}
+    return {
+        r: {
+            "revenue": float(acc[0, i]),
+            "cogs": float(acc[1, i]),
+            "units": int(acc[2, i]),
+            "store_sku_days": int(acc[3, i]),
+        }
+        for i, r in enumerate(PRICE_REASONS)
+    }
 
 
 def simulate(
@@ -401,8 +444,15 @@ def simulate(
             store_oh[li, si] += short
             sales = demand.copy()
             res.extra["expedited_units"] = res.extra.get("expedited_units", 0) + int(short.sum())
-            expedite = dict(order_id=np.full(len(li), t), kind=np.full(len(li), KIND_EXPEDITE), dest=li, sku=si,
-                            units=short, order_day=np.full(len(li), t), src=np.full(len(li), -1))
+            expedite = dict(
+                order_id=np.full(len(li), t),
+                kind=np.full(len(li), KIND_EXPEDITE),
+                dest=li,
+                sku=si,
+                units=short,
+                order_day=np.full(len(li), t),
+                src=np.full(len(li), -1),
+            )
         store_oh -= sales
         store_carried = launched[None, :] & ((t < disc_abs)[None, :] | (store_oh > 0))
         history.record(t, sales, store_oh, store_carried, price, network.promo_path[t])
@@ -463,8 +513,16 @@ def simulate(
         li, si = np.nonzero(ship)
         n = len(li)
         book.add(
-            order_id=np.arange(next_id, next_id + n), kind=KIND_STORE, src=store_dc[li], dest=li, sku=si,
-            ordered=ship[li, si], units=ship[li, si], order_day=t, expected_day=t + store_lt[li], arrival_day=t + store_lt[li],
+            order_id=np.arange(next_id, next_id + n),
+            kind=KIND_STORE,
+            src=store_dc[li],
+            dest=li,
+            sku=si,
+            ordered=ship[li, si],
+            units=ship[li, si],
+            order_day=t,
+            expected_day=t + store_lt[li],
+            arrival_day=t + store_lt[li],
         )
         next_id += n
 
@@ -483,8 +541,15 @@ def simulate(
             np.add.at(transfers_out, (tr["src"][keep], tr["sku"][keep]), units[keep])
             n = int(keep.sum())
             book.add(
-                order_id=np.arange(next_id, next_id + n), kind=KIND_TRANSFER, src=tr["src"][keep], dest=tr["dest"][keep],
-                sku=tr["sku"][keep], ordered=units[keep], units=units[keep], order_day=t, expected_day=t + lt[keep],
+                order_id=np.arange(next_id, next_id + n),
+                kind=KIND_TRANSFER,
+                src=tr["src"][keep],
+                dest=tr["dest"][keep],
+                sku=tr["sku"][keep],
+                ordered=units[keep],
+                units=units[keep],
+                order_day=t,
+                expected_day=t + lt[keep],
                 arrival_day=t + lt[keep],
             )
             next_id += n
@@ -504,8 +569,15 @@ def simulate(
         short = draws["short"] > network.supplier_fill_prob[network.sku_supplier[sj]]
         shipped = np.where(short, np.floor(po[di, sj] * draws["frac"]), po[di, sj])
         book.add(
-            order_id=np.arange(next_id, next_id + n), kind=KIND_SUPPLIER, src=network.sku_supplier[sj], dest=di,
-            sku=sj, ordered=po[di, sj], units=shipped, order_day=t, expected_day=t + sup_mean[sj].astype(np.int64),
+            order_id=np.arange(next_id, next_id + n),
+            kind=KIND_SUPPLIER,
+            src=network.sku_supplier[sj],
+            dest=di,
+            sku=sj,
+            ordered=po[di, sj],
+            units=shipped,
+            order_day=t,
+            expected_day=t + sup_mean[sj].astype(np.int64),
             arrival_day=t + real_lt,
         )
         next_id += n
@@ -550,8 +622,12 @@ def simulate(
                 reason_acc[i] += np.bincount(reason_today.ravel(), weights=w.ravel(), minlength=len(PRICE_REASONS))
             res.dc["inventory_value_days"] += dc_oh * unit_cost[None, :]
             # network overstock behind each DC: its stock plus its stores', against its stores' demand
-            net_units, net_value = overstock(dc_oh + _per_dc(store_oh, store_dc, D),
-                                             _per_dc(mu_sum, store_dc, D) / np.maximum(mu_days, 1), unit_cost, OVERSTOCK_WEEKS)
+            net_units, net_value = overstock(
+                dc_oh + _per_dc(store_oh, store_dc, D),
+                _per_dc(mu_sum, store_dc, D) / np.maximum(mu_days, 1),
+                unit_cost,
+                OVERSTOCK_WEEKS,
+            )
             res.dc["overstock_units_days"] += net_units
             res.dc["overstock_value_days"] += net_value
             res.dc["order_lines"] += po > 0
@@ -584,22 +660,46 @@ def simulate(
                 if fc_target[0, j, t % R] == t:
                     _score(acc, f"oracle_h{h}", oracle, demand, store_carried)
             if sum_target[0, t % R] == t and t - SUM_DAYS >= measure_from:
-                _score(acc, f"oracle_hsum{SUM_DAYS}", running_mu - cum_mu[(t - SUM_DAYS) % R],
-                       running - cum_demand[(t - SUM_DAYS) % R], sum_carried[t % R])
+                _score(
+                    acc,
+                    f"oracle_hsum{SUM_DAYS}",
+                    running_mu - cum_mu[(t - SUM_DAYS) % R],
+                    running - cum_demand[(t - SUM_DAYS) % R],
+                    sum_carried[t % R],
+                )
             if t - measure_from >= NAIVE_LAG:
                 acc["naive_abs_err"] += np.abs(demand - demand_ring[t % NAIVE_LAG]) * store_carried
                 acc["naive_n"] += store_carried
             res.measured_days += 1
-            daily_rows.append((
-                dates[t], float((store_oh * unit_cost).sum()), float((dc_oh * unit_cost).sum()), int(demand.sum()),
-                int(sales.sum()), int((store_carried & (store_oh == 0)).sum()), int(store_carried.sum()),
-                float((sales * price).sum()), int((ship > 0).sum() + (po > 0).sum()), int((transfers_out > 0).sum()),
-                int(price_changed.sum()), int(price_down.sum()), float(over_units.sum()),
-            ))
+            daily_rows.append(
+                (
+                    dates[t],
+                    float((store_oh * unit_cost).sum()),
+                    float((dc_oh * unit_cost).sum()),
+                    int(demand.sum()),
+                    int(sales.sum()),
+                    int((store_carried & (store_oh == 0)).sum()),
+                    int(store_carried.sum()),
+                    float((sales * price).sum()),
+                    int((ship > 0).sum() + (po > 0).sum()),
+                    int((transfers_out > 0).sum()),
+                    int(price_changed.sum()),
+                    int(price_down.sum()),
+                    float(over_units.sum()),
+                )
+            )
             f1 = fc_ring[0, 0, t % R] if fc_target[0, 0, t % R] == t else None
             for (l, s), rows in sample_rows.items():
-                rows.append((dates[t], int(demand[l, s]), int(sales[l, s]), int(store_oh[l, s]),
-                             float(f1[l, s]) if f1 is not None else np.nan, float(price[l, s])))
+                rows.append(
+                    (
+                        dates[t],
+                        int(demand[l, s]),
+                        int(sales[l, s]),
+                        int(store_oh[l, s]),
+                        float(f1[l, s]) if f1 is not None else np.nan,
+                        float(price[l, s]),
+                    )
+                )
         demand_ring[t % NAIVE_LAG] = demand
         ordered_yesterday, po_yesterday = ship > 0, po > 0
         running = running + demand
@@ -625,17 +725,44 @@ def simulate(
                     receipts = {k: np.concatenate([receipts[k], extra[k]]) for k in receipts}
             sink(
                 DayRecord(
-                    t=t, date=dates[t], demand=demand, sales=sales, price=price,
-                    promo=network.promo_path[t], store_on_hand=store_oh.copy(), dc_on_hand=dc_oh.copy(),
-                    store_carried=store_carried, dc_carried=dc_carried, receipts=receipts,
-                    open_orders=book.snapshot(), dc_shipped=dc_shipped, transfers_out=transfers_out,
+                    t=t,
+                    date=dates[t],
+                    demand=demand,
+                    sales=sales,
+                    price=price,
+                    promo=network.promo_path[t],
+                    store_on_hand=store_oh.copy(),
+                    dc_on_hand=dc_oh.copy(),
+                    store_carried=store_carried,
+                    dc_carried=dc_carried,
+                    receipts=receipts,
+                    open_orders=book.snapshot(),
+                    dc_shipped=dc_shipped,
+                    transfers_out=transfers_out,
                     start_on_hand=start_oh,
                 )
             )
-    res.daily = pd.DataFrame(daily_rows, columns=[
-        "date", "store_inventory_value", "dc_inventory_value", "demand", "sales", "stockouts", "active",
-        "revenue", "orders", "transfers", "price_changes", "price_decreases", "overstock_units"])
-    res.samples = {p: pd.DataFrame(r, columns=["date", "demand", "sales", "on_hand", "forecast_h1", "price"])
-                   for p, r in sample_rows.items()}
+    res.daily = pd.DataFrame(
+        daily_rows,
+        columns=[
+            "date",
+            "store_inventory_value",
+            "dc_inventory_value",
+            "demand",
+            "sales",
+            "stockouts",
+            "active",
+            "revenue",
+            "orders",
+            "transfers",
+            "price_changes",
+            "price_decreases",
+            "overstock_units",
+        ],
+    )
+    res.samples = {
+        p: pd.DataFrame(r, columns=["date", "demand", "sales", "on_hand", "forecast_h1", "price"])
+        for p, r in sample_rows.items()
+    }
     res.extra["margin_by_reason"] = _margin_by_reason(reason_acc)
     return res

@@ -1,28 +1,37 @@
 """Write a simulated network as a landing zone (contract v1.1), and the hidden truth beside it.
 
-    OUT/master/{locations,products,suppliers,lanes,calendar}.csv
-    OUT/daily/YYYY-MM-DD/{pos_sales,inventory,receipts,open_orders}.csv
-    OUT/daily/YYYY-MM-DD/promotions.csv                    (v1.1: the plan known at the close of
-                                                              the day, promotion_plan.known_plan;
-                                                              written when the network has promotions)
-    OUT/_simulation/{network.json,true_demand.parquet}     (not part of the contract: the truth
-                                                              the evaluation compares against)
-    OUT/_simulation/promotion_plan.parquet                 (every plan version, with its kind:
-                                                              on time, shifted, cancelled, unannounced)
+OUT/master/{locations,products,suppliers,lanes,calendar}.csv
+OUT/daily/YYYY-MM-DD/{pos_sales,inventory,receipts,open_orders}.csv
+OUT/daily/YYYY-MM-DD/promotions.csv                    (v1.1: the plan known at the close of
+                                                          the day, promotion_plan.known_plan;
+                                                          written when the network has promotions)
+OUT/_simulation/{network.json,true_demand.parquet}     (not part of the contract: the truth
+                                                          the evaluation compares against)
+OUT/_simulation/promotion_plan.parquet                 (every plan version, with its kind:
+                                                          on time, shifted, cancelled, unannounced)
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from .engine import (KIND_EXPEDITE, KIND_LAUNCH_DC, KIND_LAUNCH_STORE, KIND_STORE, KIND_SUPPLIER, KIND_TRANSFER,
-                     TO_STORE_KINDS, DayRecord, simulate)
+from .engine import (
+    KIND_EXPEDITE,
+    KIND_LAUNCH_DC,
+    KIND_LAUNCH_STORE,
+    KIND_STORE,
+    KIND_SUPPLIER,
+    KIND_TRANSFER,
+    TO_STORE_KINDS,
+    DayRecord,
+    simulate,
+)
 from .network import Network, NetworkConfig, build_network
 from .policies import BaselinePolicy
 from .promotion_plan import PlanConfig, known_plan, plan_schedule
@@ -31,8 +40,9 @@ from .promotion_plan import PlanConfig, known_plan, plan_schedule
 def _fmt_order_id(order_id: np.ndarray, kind: np.ndarray, sku_ids: np.ndarray, sku: np.ndarray) -> np.ndarray:
     if len(order_id) == 0:
         return np.array([], dtype=object)
-    prefix = np.where(kind == KIND_STORE, "ST", np.where(kind == KIND_TRANSFER, "TR",
-                                                         np.where(kind == KIND_EXPEDITE, "EX", "PO")))
+    prefix = np.where(
+        kind == KIND_STORE, "ST", np.where(kind == KIND_TRANSFER, "TR", np.where(kind == KIND_EXPEDITE, "EX", "PO"))
+    )
     ids = np.char.add(prefix.astype(str), np.char.zfill(order_id.astype(str), 9))
     launch = (kind == KIND_LAUNCH_DC) | (kind == KIND_LAUNCH_STORE)
     if launch.any():
@@ -131,8 +141,11 @@ class LandingWriter:
         ).sort_values(["order_id", "location_id"], ignore_index=True)
         o = rec.open_orders
         is_store = o["kind"] != KIND_SUPPLIER  # DC -> store replenishments and store -> store transfers
-        src_ids = np.where(o["kind"] == KIND_TRANSFER, self.store_ids[np.minimum(o["src"], len(self.store_ids) - 1)],
-                           self.dc_ids[np.minimum(o["src"], len(self.dc_ids) - 1)]).astype(object)
+        src_ids = np.where(
+            o["kind"] == KIND_TRANSFER,
+            self.store_ids[np.minimum(o["src"], len(self.store_ids) - 1)],
+            self.dc_ids[np.minimum(o["src"], len(self.dc_ids) - 1)],
+        ).astype(object)
         start = rec.date - pd.Timedelta(days=int(rec.t))
         open_orders = pd.DataFrame(
             {
@@ -187,7 +200,9 @@ def generate_landing_zone(
     writer.write_master()
     say = progress or (lambda msg: None)
     res = simulate(
-        net, BaselinePolicy(review_period_days=cfg.review_period_days), sink=writer,
+        net,
+        BaselinePolicy(review_period_days=cfg.review_period_days),
+        sink=writer,
         progress=lambda i, n: say(f"simulated day {i}/{n}"),
     )
     first = cfg.start

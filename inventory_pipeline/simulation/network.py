@@ -19,17 +19,58 @@ import pandas as pd
 # Category archetypes: share of the assortment, price range, margin, elasticity, weekly profile
 # (Mon..Sun), yearly amplitude and peak day-of-year, holiday sensitivity.
 CATEGORIES: dict[str, dict] = {
-    "grocery": dict(share=0.35, price=(1.0, 8.0), margin=(0.22, 0.35), elasticity=(-2.6, -1.4),
-                    weekly=(0.90, 0.85, 0.88, 0.95, 1.10, 1.25, 1.07), amp=0.06, peak=330, holiday=1.0),
-    "fresh": dict(share=0.20, price=(0.8, 6.0), margin=(0.30, 0.45), elasticity=(-2.2, -1.2),
-                  weekly=(0.88, 0.84, 0.87, 0.95, 1.12, 1.28, 1.06), amp=0.15, peak=200, holiday=0.8),
-    "household": dict(share=0.20, price=(2.0, 20.0), margin=(0.28, 0.42), elasticity=(-2.0, -1.0),
-                      weekly=(0.95, 0.92, 0.93, 0.97, 1.05, 1.12, 1.06), amp=0.05, peak=100, holiday=0.4),
-    "personal_care": dict(share=0.15, price=(2.0, 15.0), margin=(0.35, 0.55), elasticity=(-1.8, -0.8),
-                          weekly=(0.96, 0.94, 0.95, 0.98, 1.04, 1.10, 1.03), amp=0.08, peak=180, holiday=0.3),
-    "seasonal": dict(share=0.10, price=(3.0, 40.0), margin=(0.35, 0.60), elasticity=(-3.0, -1.5),
-                     weekly=(0.85, 0.80, 0.85, 0.95, 1.10, 1.35, 1.20), amp=0.55, peak=345, holiday=1.6),
+    "grocery": dict(
+        share=0.35,
+        price=(1.0, 8.0),
+        margin=(0.22, 0.35),
+        elasticity=(-2.6, -1.4),
+        weekly=(0.90, 0.85, 0.88, 0.95, 1.10, 1.25, 1.07),
+        amp=0.06,
+        peak=330,
+        holiday=1.0,
+    ),
+    "fresh": dict(
+        share=0.20,
+        price=(0.8, 6.0),
+        margin=(0.30, 0.45),
+        elasticity=(-2.2, -1.2),
+        weekly=(0.88, 0.84, 0.87, 0.95, 1.12, 1.28, 1.06),
+        amp=0.15,
+        peak=200,
+        holiday=0.8,
+    ),
+    "household": dict(
+        share=0.20,
+        price=(2.0, 20.0),
+        margin=(0.28, 0.42),
+        elasticity=(-2.0, -1.0),
+        weekly=(0.95, 0.92, 0.93, 0.97, 1.05, 1.12, 1.06),
+        amp=0.05,
+        peak=100,
+        holiday=0.4,
+    ),
+    "personal_care": dict(
+        share=0.15,
+        price=(2.0, 15.0),
+        margin=(0.35, 0.55),
+        elasticity=(-1.8, -0.8),
+        weekly=(0.96, 0.94, 0.95, 0.98, 1.04, 1.10, 1.03),
+        amp=0.08,
+        peak=180,
+        holiday=0.3,
+    ),
+    "seasonal": dict(
+        share=0.10,
+        price=(3.0, 40.0),
+        margin=(0.35, 0.60),
+        elasticity=(-3.0, -1.5),
+        weekly=(0.85, 0.80, 0.85, 0.95, 1.10, 1.35, 1.20),
+        amp=0.55,
+        peak=345,
+        holiday=1.6,
+    ),
 }
+
 
 # Holidays: (name, function year -> date), demand multiplier on the day, days of pre-holiday
 # build-up and the multiplier during it. Multipliers are scaled by category sensitivity.
@@ -116,8 +157,9 @@ class NetworkConfig:
         if not 0 <= self.seasonal_share < 1 or not 0 <= self.post_promo_dip < 1 or self.bulk_buy_rate > 1:
             raise ValueError("seasonal_share and post_promo_dip must be in [0, 1), bulk_buy_rate in [0, 1]")
         if self.supplier_reliability not in SUPPLIER_RELIABILITY:
-            raise ValueError(f"supplier_reliability must be one of {SUPPLIER_RELIABILITY}, "
-                             f"got {self.supplier_reliability!r}")
+            raise ValueError(
+                f"supplier_reliability must be one of {SUPPLIER_RELIABILITY}, got {self.supplier_reliability!r}"
+            )
         if self.store_delivery_days not in (1, 7):
             raise ValueError(f"store_delivery_days must be 1 (daily) or 7 (weekly), got {self.store_delivery_days}")
 
@@ -263,7 +305,9 @@ def build_network(cfg: NetworkConfig) -> Network:
     base_rate = np.where(slow, rng.uniform(0.04, 0.6, S), rng.lognormal(np.log(4.0), 0.8, S))
     dispersion = np.where(slow, rng.uniform(0.2, 1.0, S), rng.uniform(0.8, 5.0, S))
     case_pack = np.where(
-        base_rate > 8, rng.choice([12, 24], S), np.where(base_rate > 1.5, rng.choice([6, 12], S), rng.choice([1, 2, 4], S))
+        base_rate > 8,
+        rng.choice([12, 24], S),
+        np.where(base_rate > 1.5, rng.choice([6, 12], S), rng.choice([1, 2, 4], S)),
     ).astype(np.int64)
     min_order_qty = (case_pack * rng.integers(1, 4, S)).astype(np.int64)
     sku_supplier = rng.integers(0, V, S)
@@ -285,8 +329,12 @@ def build_network(cfg: NetworkConfig) -> Network:
             "base_price": np.round(base_price, 2),
             "case_pack": case_pack,
             "min_order_qty": min_order_qty,
-            "launch_date": [(start + pd.Timedelta(days=int(d))).date().isoformat() if n else "" for d, n in zip(launch, new)],
-            "discontinue_date": [(start + pd.Timedelta(days=int(d))).date().isoformat() if g else "" for d, g in zip(disc, gone)],
+            "launch_date": [
+                (start + pd.Timedelta(days=int(d))).date().isoformat() if n else "" for d, n in zip(launch, new)
+            ],
+            "discontinue_date": [
+                (start + pd.Timedelta(days=int(d))).date().isoformat() if g else "" for d, g in zip(disc, gone)
+            ],
         }
     )
 
@@ -305,7 +353,9 @@ def build_network(cfg: NetworkConfig) -> Network:
     for a in range(L):
         for b in range(L):
             if a != b and store_region[a] == store_region[b]:
-                lane_rows.append((store_ids[a], store_ids[b], int(rng.integers(1, 3)), round(float(rng.uniform(0.1, 0.6)), 2)))
+                lane_rows.append(
+                    (store_ids[a], store_ids[b], int(rng.integers(1, 3)), round(float(rng.uniform(0.1, 0.6)), 2))
+                )
     lanes = pd.DataFrame(lane_rows, columns=["from_location_id", "to_location_id", "lead_time_days", "cost_per_unit"])
 
     # --- calendar and daily multipliers -------------------------------------------------
@@ -335,14 +385,14 @@ def build_network(cfg: NetworkConfig) -> Network:
     change_day = rng.integers(0, T_total, S)
     change = rng.choice([-0.08, -0.05, 0.04, 0.06, 0.09], S)
     for s in np.flatnonzero(changed):
-        price_path[change_day[s]:, s] = np.round(base_price[s] * (1 + change[s]), 1) - 0.01
+        price_path[change_day[s] :, s] = np.round(base_price[s] * (1 + change[s]), 1) - 0.01
     regular_path = price_path.copy()
     promo_path = np.zeros((T_total, S), dtype=bool)
     promoted = rng.random(S) < cfg.promo_share
     for s in np.flatnonzero(promoted):
         n_promos = max(1, int(rng.poisson(6 * T_total / 365)))
         for st in rng.integers(0, T_total, n_promos):
-            promo_path[st: st + int(rng.integers(7, 15)), s] = True
+            promo_path[st : st + int(rng.integers(7, 15)), s] = True
     discount = rng.choice([0.10, 0.15, 0.20, 0.25, 0.30], S)
     price_path = np.where(promo_path, np.round(regular_path * (1 - discount), 2), regular_path)
     promo_lift = np.where(promoted, rng.uniform(1.1, 1.6, S), 1.0)
@@ -431,6 +481,7 @@ def season_bump(doy: np.ndarray, peak_day: np.ndarray, peak: float) -> np.ndarra
     SEASON_FLAT_DAYS of each peak day, a smooth (half-cosine) ramp over SEASON_RAMP_DAYS, flat
     off-season; scaled to a yearly mean of 1, so a season moves demand within the year without
     changing the item's annual volume."""
+
     def shape(d):
         dist = np.abs((d - peak_day[None, :] + 182.625) % 365.25 - 182.625)  # circular distance in days
         w = np.clip((SEASON_FLAT_DAYS + SEASON_RAMP_DAYS - dist) / SEASON_RAMP_DAYS, 0.0, 1.0)
@@ -462,7 +513,7 @@ def _demand_shocks(cfg: NetworkConfig, store_region: np.ndarray, T: int, C: int)
             cat, start = int(rng.integers(C)), int(rng.integers(T))
             days = int(rng.integers(SHOCK_DAYS[0], SHOCK_DAYS[1] + 1))
             factor = float(rng.uniform(*SHOCK_SPIKE) if rng.random() < SHOCK_SPIKE_PROB else rng.uniform(*SHOCK_SLUMP))
-            mult[start:start + days, store_region == r, cat] *= factor
+            mult[start : start + days, store_region == r, cat] *= factor
             rows.append((r, cat, start, days, factor))
     return mult, pd.DataFrame(rows, columns=["region", "category", "start", "days", "factor"])
 

@@ -42,18 +42,25 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 
-from ..core.forecasting import forecast_config, run_forecast
-from .promotion_plan import known_daily_promotions
-from ..core.policy import Policy as DecisionPolicy
-from ..core.pricing import (PRICING_HISTORY_DAYS, PricingConfig, PricingInfeasible, guardrail_violations, pricing_config,
-                            recommend_prices, with_lifecycle)
-from ..core.rebalancing import plan_transfers, rebalancing_config, transfer_violations
 from ..core.decisions import propose, route
+from ..core.forecasting import forecast_config, run_forecast
+from ..core.policy import Policy as DecisionPolicy
+from ..core.pricing import (
+    PRICING_HISTORY_DAYS,
+    PricingConfig,
+    PricingInfeasible,
+    guardrail_violations,
+    pricing_config,
+    recommend_prices,
+    with_lifecycle,
+)
+from ..core.rebalancing import plan_transfers, rebalancing_config, transfer_violations
 from ..core.replenishment import delivery_schedule, order_violations, plan_replenishment, replenishment_config
 from .engine import KIND_STORE, KIND_SUPPLIER, KIND_TRANSFER
 from .landing import _fmt_order_id
 from .network import Network
 from .policies import PRICE_REASONS, History, Observation, Orders
+from .promotion_plan import known_daily_promotions
 
 FORECAST_RECORD_DAYS = 14  # horizons handed to the engine for forecast-accuracy KPIs
 # the pricing stage's change_reason as the engine's reason codes ("hold" keeps the price: no code needed)
@@ -62,10 +69,12 @@ REASON_CODES = {r: i for i, r in enumerate(PRICE_REASONS)} | {"hold": 0}
 
 # ---- frames as the warehouse has them --------------------------------------------------------
 
+
 def products_frame(network: Network) -> pd.DataFrame:
     """`marts.dim_products`: products with their supplier's lead time and spread."""
-    sup = network.suppliers.rename(columns={"lead_time_days": "supplier_lead_time_days",
-                                            "lead_time_std_days": "supplier_lead_time_std_days"})
+    sup = network.suppliers.rename(
+        columns={"lead_time_days": "supplier_lead_time_days", "lead_time_std_days": "supplier_lead_time_std_days"}
+    )
     cols = ["sku_id", "category", "supplier_id", "unit_cost", "base_price", "case_pack", "min_order_qty"]
     return network.products[cols].merge(sup, on="supplier_id", how="left")
 
@@ -73,59 +82,84 @@ def products_frame(network: Network) -> pd.DataFrame:
 def locations_frame(network: Network) -> pd.DataFrame:
     """`marts.dim_locations`: stores carry the lead time and cost of the lane from their DC."""
     loc = network.locations[["location_id", "location_type", "region", "supplying_dc_id", "capacity_units"]]
-    lanes = network.lanes.rename(columns={"from_location_id": "supplying_dc_id", "to_location_id": "location_id",
-                                          "lead_time_days": "replenishment_lead_time_days",
-                                          "cost_per_unit": "replenishment_cost_per_unit"})
+    lanes = network.lanes.rename(
+        columns={
+            "from_location_id": "supplying_dc_id",
+            "to_location_id": "location_id",
+            "lead_time_days": "replenishment_lead_time_days",
+            "cost_per_unit": "replenishment_cost_per_unit",
+        }
+    )
     out = loc.merge(lanes, on=["supplying_dc_id", "location_id"], how="left")
     store = out["location_type"] == "store"
     out.loc[store, "replenishment_lead_time_days"] = out.loc[store, "replenishment_lead_time_days"].fillna(1)
     return out
 
 
-def history_frame(history: History, t: int, days: int, store_ids: np.ndarray, sku_ids: np.ndarray,
-                  base_price: np.ndarray) -> pd.DataFrame:
+def history_frame(
+    history: History, t: int, days: int, store_ids: np.ndarray, sku_ids: np.ndarray, base_price: np.ndarray
+) -> pd.DataFrame:
     """`marts.fct_daily_demand` rows for days (t - days, t]: one row per store x SKU x day the
     item was carried or sold; the observed price when it sold, else the base price."""
     a = max(0, t - days + 1)
-    sales = history.sales[a:t + 1]
-    carried = history.carried[a:t + 1]
+    sales = history.sales[a : t + 1]
+    carried = history.carried[a : t + 1]
     ti, li, si = np.nonzero(carried | (sales > 0))
     sold = sales[ti, li, si]
-    on_hand = history.on_hand[a:t + 1][ti, li, si]
+    on_hand = history.on_hand[a : t + 1][ti, li, si]
     is_carried = carried[ti, li, si]
     price_obs = sold > 0
-    return pd.DataFrame({
-        "date": history.dates[a:t + 1].to_numpy()[ti],
-        "location_id": store_ids[li],
-        "sku_id": sku_ids[si],
-        "units_sold": sold.astype(np.int64),
-        "unit_price": np.where(price_obs, np.round(history.price[a:t + 1][ti, li, si].astype(float), 2), base_price[si]),
-        "price_observed": price_obs,
-        "on_promo": np.where(price_obs, history.promo[a:t + 1][ti, si], False).astype(np.int64),
-        "on_hand": np.where(is_carried, on_hand, np.nan),
-        "is_stockout": is_carried & (on_hand == 0),
-    })
+    return pd.DataFrame(
+        {
+            "date": history.dates[a : t + 1].to_numpy()[ti],
+            "location_id": store_ids[li],
+            "sku_id": sku_ids[si],
+            "units_sold": sold.astype(np.int64),
+            "unit_price": np.where(
+                price_obs, np.round(history.price[a : t + 1][ti, li, si].astype(float), 2), base_price[si]
+            ),
+            "price_observed": price_obs,
+            "on_promo": np.where(price_obs, history.promo[a : t + 1][ti, si], False).astype(np.int64),
+            "on_hand": np.where(is_carried, on_hand, np.nan),
+            "is_stockout": is_carried & (on_hand == 0),
+        }
+    )
 
 
 def positions_frame(obs: Observation, store_ids: np.ndarray, dc_ids: np.ndarray, sku_ids: np.ndarray) -> pd.DataFrame:
     """`marts.fct_inventory_positions` for today: on hand and open orders per location x SKU."""
     L, S = obs.store_on_hand.shape
     D = obs.dc_on_hand.shape[0]
-    return pd.DataFrame({
-        "location_id": np.concatenate([np.repeat(dc_ids, S), np.repeat(store_ids, S)]),
-        "sku_id": np.concatenate([np.tile(sku_ids, D), np.tile(sku_ids, L)]),
-        "on_hand": np.concatenate([obs.dc_on_hand.ravel(), obs.store_on_hand.ravel()]),
-        "on_order": np.concatenate([obs.dc_on_order.ravel(), obs.store_on_order.ravel()]),
-    })
+    return pd.DataFrame(
+        {
+            "location_id": np.concatenate([np.repeat(dc_ids, S), np.repeat(store_ids, S)]),
+            "sku_id": np.concatenate([np.tile(sku_ids, D), np.tile(sku_ids, L)]),
+            "on_hand": np.concatenate([obs.dc_on_hand.ravel(), obs.store_on_hand.ravel()]),
+            "on_order": np.concatenate([obs.dc_on_order.ravel(), obs.store_on_order.ravel()]),
+        }
+    )
 
 
-LEAD_TIME_COLUMNS = ("order_id", "source_id", "location_id", "sku_id", "order_date", "expected_date", "received_date",
-                     "units_ordered", "units_received", "lead_time_days", "lead_time_delay_days", "order_type")
+LEAD_TIME_COLUMNS = (
+    "order_id",
+    "source_id",
+    "location_id",
+    "sku_id",
+    "order_date",
+    "expected_date",
+    "received_date",
+    "units_ordered",
+    "units_received",
+    "lead_time_days",
+    "lead_time_delay_days",
+    "order_type",
+)
 ORDER_TYPES = {KIND_SUPPLIER: "supplier", KIND_STORE: "store_replenishment", KIND_TRANSFER: "transfer"}
 
 
-def lead_time_frame(history: History, t: int, store_ids: np.ndarray, dc_ids: np.ndarray, sku_ids: np.ndarray,
-                    supplier_ids: np.ndarray) -> pd.DataFrame:
+def lead_time_frame(
+    history: History, t: int, store_ids: np.ndarray, dc_ids: np.ndarray, sku_ids: np.ndarray, supplier_ids: np.ndarray
+) -> pd.DataFrame:
     """`marts.fct_order_lead_times` for the orders received up to day t (inclusive), from the
     observed receipt log (`History.receipts`): one row per order line received, with the ERP's
     order and expected dates, the receipt date, units ordered and received, the observed lead
@@ -146,25 +180,30 @@ def lead_time_frame(history: History, t: int, store_ids: np.ndarray, dc_ids: np.
     source[st] = np.asarray(dc_ids, dtype=object)[src[st]]
     tr = kind == KIND_TRANSFER
     source[tr] = np.asarray(store_ids, dtype=object)[src[tr]]
-    location = np.where(supplier, np.asarray(dc_ids, dtype=object)[np.where(supplier, dest, 0)],
-                        np.asarray(store_ids, dtype=object)[np.where(supplier, 0, dest)])
+    location = np.where(
+        supplier,
+        np.asarray(dc_ids, dtype=object)[np.where(supplier, dest, 0)],
+        np.asarray(store_ids, dtype=object)[np.where(supplier, 0, dest)],
+    )
     start = history.dates[0]
     order_day, expected_day, receipt_day = r["order_day"][m], r["expected_day"][m], r["receipt_day"][m]
-    out = pd.DataFrame({
-        "order_id": _fmt_order_id(r["order_id"][m], kind, np.asarray(sku_ids).astype(str), sku).astype(object),
-        "source_id": source,
-        "location_id": location,
-        "sku_id": np.asarray(sku_ids, dtype=object)[sku],
-        # day offsets, not positions in `dates`: an early delivery's expected day may lie past the horizon
-        "order_date": start + pd.to_timedelta(order_day, unit="D"),
-        "expected_date": start + pd.to_timedelta(expected_day, unit="D"),
-        "received_date": start + pd.to_timedelta(receipt_day, unit="D"),
-        "units_ordered": r["ordered"][m].astype(np.int64),
-        "units_received": r["received"][m].astype(np.int64),
-        "lead_time_days": (receipt_day - order_day).astype(np.int64),
-        "lead_time_delay_days": (receipt_day - expected_day).astype(np.int64),
-        "order_type": pd.Series(kind).map(ORDER_TYPES).to_numpy(dtype=object),
-    })
+    out = pd.DataFrame(
+        {
+            "order_id": _fmt_order_id(r["order_id"][m], kind, np.asarray(sku_ids).astype(str), sku).astype(object),
+            "source_id": source,
+            "location_id": location,
+            "sku_id": np.asarray(sku_ids, dtype=object)[sku],
+            # day offsets, not positions in `dates`: an early delivery's expected day may lie past the horizon
+            "order_date": start + pd.to_timedelta(order_day, unit="D"),
+            "expected_date": start + pd.to_timedelta(expected_day, unit="D"),
+            "received_date": start + pd.to_timedelta(receipt_day, unit="D"),
+            "units_ordered": r["ordered"][m].astype(np.int64),
+            "units_received": r["received"][m].astype(np.int64),
+            "lead_time_days": (receipt_day - order_day).astype(np.int64),
+            "lead_time_delay_days": (receipt_day - expected_day).astype(np.int64),
+            "order_type": pd.Series(kind).map(ORDER_TYPES).to_numpy(dtype=object),
+        }
+    )
     return out.sort_values(["received_date", "order_id"], ignore_index=True)[list(LEAD_TIME_COLUMNS)]
 
 
@@ -178,6 +217,7 @@ def roll_forecast(forecast: pd.DataFrame, plan_date: str) -> pd.DataFrame:
 
 
 # ---- the stages, in the order the asset graph runs them ---------------------------------------
+
 
 def plan_decisions(
     forecast: pd.DataFrame,
@@ -204,33 +244,58 @@ def plan_decisions(
     replenishment must cover (`ReplenishmentConfig.forecast_plans_promotions`); `forecast_date`: the
     day `forecast` was made, when older than `plan_date` (a weekly re-forecast rolled forward)."""
     cfg = pricing_config(policy) if pricing is None else pricing
-    prices = recommend_prices(forecast, history, with_lifecycle(products, raw_products), plan_date, cfg,
-                              positions=positions, locations=locations, book=price_book, forecast_date=forecast_date)
+    prices = recommend_prices(
+        forecast,
+        history,
+        with_lifecycle(products, raw_products),
+        plan_date,
+        cfg,
+        positions=positions,
+        locations=locations,
+        book=price_book,
+        forecast_date=forecast_date,
+    )
     # the pricing window of fct_daily_demand also measures the protection-period error (replenishment)
-    plan = plan_replenishment(forecast, prices, positions, products, delivery_schedule(locations, lanes), plan_date,
-                              dataclasses.replace(replenishment_config(policy, service_level),
-                                                  forecast_plans_promotions=promotions_planned),
-                              lead_time_observations=lead_times,
-                              history=history)
-    transfers = plan_transfers(plan.targets, lanes, locations, plan_date, rebalancing_config(policy), orders=plan.orders)
-    return {"price_recommendations": prices, "replenishment_orders": plan.orders, "rebalancing_transfers": transfers,
-            "replenishment_unmet": plan.unmet, "replenishment_targets": plan.targets,
-            "replenishment_arrival_sales": plan.arrival_sales}
+    plan = plan_replenishment(
+        forecast,
+        prices,
+        positions,
+        products,
+        delivery_schedule(locations, lanes),
+        plan_date,
+        dataclasses.replace(replenishment_config(policy, service_level), forecast_plans_promotions=promotions_planned),
+        lead_time_observations=lead_times,
+        history=history,
+    )
+    transfers = plan_transfers(
+        plan.targets, lanes, locations, plan_date, rebalancing_config(policy), orders=plan.orders
+    )
+    return {
+        "price_recommendations": prices,
+        "replenishment_orders": plan.orders,
+        "rebalancing_transfers": transfers,
+        "replenishment_unmet": plan.unmet,
+        "replenishment_targets": plan.targets,
+        "replenishment_arrival_sales": plan.arrival_sales,
+    }
 
 
-def expected_demand(fc: pd.DataFrame, pr: pd.DataFrame, store_pos: dict, sku_pos: dict, shape: tuple[int, int]
-                    ) -> np.ndarray:
+def expected_demand(
+    fc: pd.DataFrame, pr: pd.DataFrame, store_pos: dict, sku_pos: dict, shape: tuple[int, int]
+) -> np.ndarray:
     """The demand a plan expects, for the engine's forecast-accuracy KPIs: the forecast mean times
     the price recommendation's demand multiplier, as a (FORECAST_RECORD_DAYS, stores, SKUs) array
     whose row h - 1 is `fc`'s horizon h (the engine scores row h - 1 against the day h days after
     the day it plans on). Rows of unknown stores or SKUs are left out."""
     m = fc[(fc["horizon"] >= 1) & (fc["horizon"] <= FORECAST_RECORD_DAYS)].merge(
-        pr[["location_id", "sku_id", "demand_multiplier"]], on=["location_id", "sku_id"], how="left")
+        pr[["location_id", "sku_id", "demand_multiplier"]], on=["location_id", "sku_id"], how="left"
+    )
     li, si = m["location_id"].map(store_pos), m["sku_id"].map(sku_pos)
     ok = (li.notna() & si.notna()).to_numpy()
     expected = np.zeros((FORECAST_RECORD_DAYS, *shape))
     expected[m["horizon"].to_numpy(int)[ok] - 1, li.to_numpy()[ok].astype(int), si.to_numpy()[ok].astype(int)] = (
-        m["mean"] * m["demand_multiplier"].fillna(1.0)).to_numpy()[ok]
+        m["mean"] * m["demand_multiplier"].fillna(1.0)
+    ).to_numpy()[ok]
     return expected
 
 
@@ -239,8 +304,15 @@ class PipelinePolicy:
 
     name = "pipeline"
 
-    def __init__(self, network: Network, policy: DecisionPolicy, service_level: float | None = None,
-                 cadence_days: int = 7, reselect_every: int = 4, pricing_enabled: bool | None = None) -> None:
+    def __init__(
+        self,
+        network: Network,
+        policy: DecisionPolicy,
+        service_level: float | None = None,
+        cadence_days: int = 7,
+        reselect_every: int = 4,
+        pricing_enabled: bool | None = None,
+    ) -> None:
         if cadence_days < 1:
             raise ValueError(f"cadence_days must be >= 1, got {cadence_days}")
         self.policy, self.service_level, self.cadence = policy, service_level, cadence_days
@@ -286,7 +358,7 @@ class PipelinePolicy:
         self._dc_pos = {s: i for i, s in enumerate(self.dc_ids)}
         self._sku_pos = {s: i for i, s in enumerate(self.sku_ids)}
         self._forecast: pd.DataFrame | None = None
-        self._forecast_t = -10**9
+        self._forecast_t = -(10**9)
         self.forecasts_made = 0
         self.last_plan: dict[str, pd.DataFrame] = {}
 
@@ -303,38 +375,71 @@ class PipelinePolicy:
             # hands it to the asset: announced promotions up to the horizon, cancellations gone
             promotions = None
             if self.plans_promotions:
-                promotions = known_daily_promotions(self.network, obs.t, pd.Timestamp(plan_date) + pd.Timedelta(days=1),
-                                                    pd.Timestamp(plan_date) + pd.Timedelta(days=self.fcfg.horizon_days))
-            res = run_forecast(self._history(obs, self.fcfg.history_days_read), plan_date, self.fcfg, self.categories,
-                               self.calendar, selection=None if reselect else self._selection, promotions=promotions)
+                promotions = known_daily_promotions(
+                    self.network,
+                    obs.t,
+                    pd.Timestamp(plan_date) + pd.Timedelta(days=1),
+                    pd.Timestamp(plan_date) + pd.Timedelta(days=self.fcfg.horizon_days),
+                )
+            res = run_forecast(
+                self._history(obs, self.fcfg.history_days_read),
+                plan_date,
+                self.fcfg,
+                self.categories,
+                self.calendar,
+                selection=None if reselect else self._selection,
+                promotions=promotions,
+            )
             self._forecast, self._forecast_t = res.forecast, obs.t
             if reselect:
                 self._selection = res.selection
             self.forecasts_made += 1
         fc = roll_forecast(self._forecast, plan_date)
-        frames = (fc, self._history(obs, PRICING_HISTORY_DAYS), positions_frame(obs, self.store_ids, self.dc_ids, self.sku_ids),
-                  self.products, self.locations, self.lanes, plan_date, self.policy, self.service_level)
+        frames = (
+            fc,
+            self._history(obs, PRICING_HISTORY_DAYS),
+            positions_frame(obs, self.store_ids, self.dc_ids, self.sku_ids),
+            self.products,
+            self.locations,
+            self.lanes,
+            plan_date,
+            self.policy,
+            self.service_level,
+        )
         # supplier lead times as receipts against orders show them (marts.fct_order_lead_times)
         lead = lead_time_frame(obs.history, obs.t, self.store_ids, self.dc_ids, self.sku_ids, self.supplier_ids)
         try:
             # the forecast's own price level is the one before the day it was made
             made = (obs.date - pd.Timedelta(days=obs.t - self._forecast_t)).date().isoformat()
-            plan = plan_decisions(*frames, pricing=self.pricing, price_book=self._book, lead_times=lead,
-                                  raw_products=self.raw_products, promotions_planned=self.plans_promotions,
-                                  forecast_date=made)
+            plan = plan_decisions(
+                *frames,
+                pricing=self.pricing,
+                price_book=self._book,
+                lead_times=lead,
+                raw_products=self.raw_products,
+                promotions_planned=self.plans_promotions,
+                forecast_date=made,
+            )
         except PricingInfeasible as e:  # the asset would fail this day: the twin holds prices and counts it
             self.pricing_infeasible_days += 1
             self.last_pricing_error = f"{plan_date}: {e}"
-            plan = plan_decisions(*frames, pricing=dataclasses.replace(self.pricing, enabled=False), price_book=self._book,
-                                  lead_times=lead, raw_products=self.raw_products,
-                                  promotions_planned=self.plans_promotions)
+            plan = plan_decisions(
+                *frames,
+                pricing=dataclasses.replace(self.pricing, enabled=False),
+                price_book=self._book,
+                lead_times=lead,
+                raw_products=self.raw_products,
+                promotions_planned=self.plans_promotions,
+            )
         self.last_plan = plan
         pr = plan["price_recommendations"]
         # the price book: what the decision log's exported price changes are to the assets
         moved = pr[(pr["recommended_price"] - pr["current_price"]).abs() > 0.005]
         if len(moved):
-            new = moved[["location_id", "sku_id"]].assign(price=moved["recommended_price"].to_numpy(),
-                                                          effective_date=pd.Timestamp(plan_date) + pd.Timedelta(days=1))
+            new = moved[["location_id", "sku_id"]].assign(
+                price=moved["recommended_price"].to_numpy(),
+                effective_date=pd.Timestamp(plan_date) + pd.Timedelta(days=1),
+            )
             book = pd.concat([self._book, new], ignore_index=True) if len(self._book) else new
             self._book = book.drop_duplicates(["location_id", "sku_id"], keep="last").reset_index(drop=True)
         v = guardrail_violations(pr, self.pricing)
@@ -342,16 +447,34 @@ class PipelinePolicy:
         self.guardrail_violations_by.update({str(k): int(n) for k, n in v["guardrail"].value_counts().items()})
         self.price_changes_recommended += int(((pr["recommended_price"] - pr["current_price"]).abs() > 0.005).sum())
         # the order rules the asset's blocking `order_rules` check enforces, counted every day
-        ov = order_violations(plan["replenishment_orders"], self.products, self.locations, frames[2], self.rcfg,
-                              plan["replenishment_arrival_sales"])
+        ov = order_violations(
+            plan["replenishment_orders"],
+            self.products,
+            self.locations,
+            frames[2],
+            self.rcfg,
+            plan["replenishment_arrival_sales"],
+        )
         self.constraint_violations_by.update({f"order:{k}": int(n) for k, n in ov["rule"].value_counts().items()})
-        tv = transfer_violations(plan["rebalancing_transfers"], plan["replenishment_targets"], self.lanes,
-                                 self.rebalancing, orders=plan["replenishment_orders"])
+        tv = transfer_violations(
+            plan["rebalancing_transfers"],
+            plan["replenishment_targets"],
+            self.lanes,
+            self.rebalancing,
+            orders=plan["replenishment_orders"],
+        )
         self.constraint_violations_by.update({f"transfer:{k}": int(n) for k, n in tv["rule"].value_counts().items()})
-        routed = route(propose(plan["replenishment_orders"], plan["rebalancing_transfers"], pr, plan_date, "twin",
-                               self.policy.tag), self.policy, items_priced=len(pr))
+        routed = route(
+            propose(
+                plan["replenishment_orders"], plan["rebalancing_transfers"], pr, plan_date, "twin", self.policy.tag
+            ),
+            self.policy,
+            items_priced=len(pr),
+        )
         self.decisions_by.update(routed["decision_type"].value_counts().to_dict())
-        self.review_by.update(routed.loc[routed["status"] == "pending_review", "decision_type"].value_counts().to_dict())
+        self.review_by.update(
+            routed.loc[routed["status"] == "pending_review", "decision_type"].value_counts().to_dict()
+        )
         return self._to_orders(obs, fc, plan)
 
     def _to_orders(self, obs: Observation, fc: pd.DataFrame, plan: dict[str, pd.DataFrame]) -> Orders:
@@ -361,16 +484,22 @@ class PipelinePolicy:
         store = np.zeros((L, S), dtype=np.int64)
         dc = np.zeros((D, S), dtype=np.int64)
         st = o[o["decision_type"] == "store_replenishment"]
-        store[st["location_id"].map(self._store_pos).to_numpy(int), st["sku_id"].map(self._sku_pos).to_numpy(int)] = st["units"]
+        store[st["location_id"].map(self._store_pos).to_numpy(int), st["sku_id"].map(self._sku_pos).to_numpy(int)] = st[
+            "units"
+        ]
         po = o[o["decision_type"] == "purchase_order"]
-        dc[po["location_id"].map(self._dc_pos).to_numpy(int), po["sku_id"].map(self._sku_pos).to_numpy(int)] = po["units"]
+        dc[po["location_id"].map(self._dc_pos).to_numpy(int), po["sku_id"].map(self._sku_pos).to_numpy(int)] = po[
+            "units"
+        ]
         tr = plan["rebalancing_transfers"]
         transfers = None
         if len(tr):
-            transfers = {"sku": tr["sku_id"].map(self._sku_pos).to_numpy(int),
-                         "src": tr["from_location_id"].map(self._store_pos).to_numpy(int),
-                         "dest": tr["to_location_id"].map(self._store_pos).to_numpy(int),
-                         "units": tr["units"].to_numpy(int)}
+            transfers = {
+                "sku": tr["sku_id"].map(self._sku_pos).to_numpy(int),
+                "src": tr["from_location_id"].map(self._store_pos).to_numpy(int),
+                "dest": tr["to_location_id"].map(self._store_pos).to_numpy(int),
+                "units": tr["units"].to_numpy(int),
+            }
         pr = plan["price_recommendations"]
         factor = obs.price_factor.copy() if obs.price_factor is not None else np.ones((L, S))
         li, si = pr["location_id"].map(self._store_pos).to_numpy(int), pr["sku_id"].map(self._sku_pos).to_numpy(int)
@@ -379,4 +508,6 @@ class PipelinePolicy:
         reason = np.zeros((L, S), dtype=np.int64)
         reason[li, si] = pr["change_reason"].map(REASON_CODES).fillna(0).to_numpy(np.int64)
         expected = expected_demand(fc, pr, self._store_pos, self._sku_pos, (L, S))
-        return Orders(store=store, dc=dc, transfers=transfers, price_factor=factor, forecast=expected, price_reason=reason)
+        return Orders(
+            store=store, dc=dc, transfers=transfers, price_factor=factor, forecast=expected, price_reason=reason
+        )

@@ -23,14 +23,23 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
-
 # reason codes of a price (`Orders.price_reason`, index = code); the twin reports margin per reason
 PRICE_REASONS = ("regular", "margin_raise", "margin_cut", "markdown")
 
 # the receipt log's columns (`History.receipts`); `kind` uses the engine's codes: 0 supplier ->
 # DC purchase order, 1 DC -> store replenishment, 4 store -> store transfer
-RECEIPT_COLS = ("order_id", "kind", "src", "dest", "sku", "order_day", "expected_day", "receipt_day", "ordered",
-                "received")
+RECEIPT_COLS = (
+    "order_id",
+    "kind",
+    "src",
+    "dest",
+    "sku",
+    "order_day",
+    "expected_day",
+    "receipt_day",
+    "ordered",
+    "received",
+)
 
 
 class History:
@@ -60,7 +69,13 @@ class History:
         self._receipt_n = 0
 
     def record(self, t: int, sales, on_hand, carried, price, promo) -> None:
-        self.sales[t], self.on_hand[t], self.carried[t], self.price[t], self.promo[t] = sales, on_hand, carried, price, promo
+        self.sales[t], self.on_hand[t], self.carried[t], self.price[t], self.promo[t] = (
+            sales,
+            on_hand,
+            carried,
+            price,
+            promo,
+        )
 
     def record_receipts(self, t: int, due: dict) -> None:
         """Log the order lines received on day t. `due`: the engine's order-book arrays (order_id,
@@ -77,9 +92,9 @@ class History:
                 grown[:n] = buf[c][:n]
                 buf[c] = grown
         for c in ("order_id", "kind", "src", "dest", "sku", "order_day", "expected_day", "ordered"):
-            buf[c][n:n + k] = due[c]
-        buf["receipt_day"][n:n + k] = t
-        buf["received"][n:n + k] = due["units"]
+            buf[c][n : n + k] = due[c]
+        buf["receipt_day"][n : n + k] = t
+        buf["received"][n : n + k] = due["units"]
         self._receipt_n = n + k
 
     @property
@@ -88,7 +103,7 @@ class History:
         views of the log's arrays."""
         out = {}
         for c in RECEIPT_COLS:
-            v = self._receipt_buf[c][:self._receipt_n].view()
+            v = self._receipt_buf[c][: self._receipt_n].view()
             v.flags.writeable = False
             out[c] = v
         return out

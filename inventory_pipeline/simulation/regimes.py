@@ -76,6 +76,7 @@ def world_config(world: str, *, stores: int, skus: int, days: int, seed: int, **
     if world not in WORLDS:
         raise ValueError(f"unknown world {world!r}; known worlds: {', '.join(WORLDS)}")
     regions = 2 if stores >= 4 else 1
-    size = dict(regions=regions, dcs=regions, stores=stores, skus=skus, suppliers=max(3, skus // 20), days=days,
-                seed=seed)
+    size = dict(
+        regions=regions, dcs=regions, stores=stores, skus=skus, suppliers=max(3, skus // 20), days=days, seed=seed
+    )
     return NetworkConfig(**{**size, **WORLDS[world], **extra})

@@ -56,14 +56,36 @@ def stress_scenarios(network: Network, eval_days: int) -> list[Scenario]:
     busiest = int(np.argmax(dc_load))
     s = max(1, eval_days // 3)
     return [
-        Scenario("supplier_lead_time_x2", "supplier lead times double for 3 weeks (the ERP still expects the usual dates)",
-                 start=s, days=21, lead_time_factor=2.0),
-        Scenario("demand_surge", f"+60% demand in category {top_cat} for 2 weeks", start=s, days=14,
-                 demand_factor=1.6, demand_category=top_cat),
-        Scenario("promo_calendar_change", f"planned promotions run 7 days late and {top_cat} gets an unplanned "
-                 "20% promotion, over 4 weeks", start=s, days=28, promo_shift_days=7, extra_promo_category=top_cat),
-        Scenario("dc_outage", f"{network.dc_ids[busiest]} closed for 3 days: no shipments to stores, no receipts",
-                 start=s, days=3, dc_outage=busiest),
+        Scenario(
+            "supplier_lead_time_x2",
+            "supplier lead times double for 3 weeks (the ERP still expects the usual dates)",
+            start=s,
+            days=21,
+            lead_time_factor=2.0,
+        ),
+        Scenario(
+            "demand_surge",
+            f"+60% demand in category {top_cat} for 2 weeks",
+            start=s,
+            days=14,
+            demand_factor=1.6,
+            demand_category=top_cat,
+        ),
+        Scenario(
+            "promo_calendar_change",
+            f"planned promotions run 7 days late and {top_cat} gets an unplanned 20% promotion, over 4 weeks",
+            start=s,
+            days=28,
+            promo_shift_days=7,
+            extra_promo_category=top_cat,
+        ),
+        Scenario(
+            "dc_outage",
+            f"{network.dc_ids[busiest]} closed for 3 days: no shipments to stores, no receipts",
+            start=s,
+            days=3,
+            dc_outage=busiest,
+        ),
     ]
 
 
@@ -85,7 +107,7 @@ def apply_demand_side(network: Network, scenario: Scenario, measure_from: int) -
         promo = network.promo_path.copy()
         k = scenario.promo_shift_days
         if k:
-            promo[a:b] = network.promo_path[max(0, a - k): max(0, b - k)] if a - k >= 0 else promo[a:b]
+            promo[a:b] = network.promo_path[max(0, a - k) : max(0, b - k)] if a - k >= 0 else promo[a:b]
         discount = network.sku_promo_discount.copy()
         if scenario.extra_promo_category is not None:
             in_cat = network.sku_category == cats.index(scenario.extra_promo_category)
