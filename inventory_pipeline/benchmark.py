@@ -510,20 +510,21 @@ def _forecast_breakdown(g: _Graph, d: str) -> dict:
     from .core.forecasting import adjust_history, forecast_config, prepare_series, run_forecast
     from .core.plots import plot_forecasts
     from .core.policy import load_policy
+    from .core.sources import WarehouseSource
+    from .core.stages import FORECAST
     from .core.tracking import fingerprint, log_run
     from .core.warehouse import Warehouse
-    from .defs.forecasting import forecast_inputs
 
     pol = load_policy(g.settings.policy_path)
     cfg = forecast_config(pol)
     out, ctx = [], {}
     with measure("read history, categories, calendar (DuckDB)") as rec:
-        inputs = forecast_inputs(g.wh, d, cfg)
-        ctx["h"] = inputs["history"]
+        inputs = FORECAST.read(WarehouseSource(g.wh), d, cfg)
+        ctx["h"] = inputs.history
         rec["rows"] = len(ctx["h"])
     out.append(rec)
     with measure("run_forecast (censoring, uplifts, classes, CV model choice, fits, intervals)") as rec:
-        res = run_forecast(ctx["h"], d, cfg, inputs["categories"], inputs["calendar"])
+        res = run_forecast(ctx["h"], d, cfg, inputs.categories, inputs.calendar)
         ctx["fc"] = res.forecast
         series = ctx["fc"].drop_duplicates(["location_id", "sku_id"])
         rec["series"] = len(series)
@@ -532,9 +533,7 @@ def _forecast_breakdown(g: _Graph, d: str) -> dict:
     rec["series_per_second"] = round(rec["series"] / rec["wall_s"], 1) if rec["wall_s"] else None
     out.append(rec)
     with measure("within run_forecast: prepare_series + adjust_history, run on their own") as rec:
-        rec["rows"] = len(
-            adjust_history(prepare_series(ctx["h"], d, cfg), cfg, inputs["categories"], inputs["calendar"])[0]
-        )
+        rec["rows"] = len(adjust_history(prepare_series(ctx["h"], d, cfg), cfg, inputs.categories, inputs.calendar)[0])
     out.append(rec)
     with measure("fingerprint (model version)") as rec:
         fingerprint(cfg, pol.tag, ctx["h"])

@@ -127,55 +127,31 @@ def test_rerunning_the_partition_is_idempotent(pipeline_run):
 
 
 def _frames_from_warehouse(wh, d, history_days):
-    start = (pd.Timestamp(d) - pd.Timedelta(days=history_days)).date().isoformat()
-    return wh.read_model(
-        "select location_id, sku_id, date, units_sold, unit_price, price_observed, on_promo, on_hand, is_stockout "
-        "from marts.fct_daily_demand where date <= cast(? as date) and date > cast(? as date) "
-        "order by location_id, sku_id, date",
-        [d, start],
-    )
+    from inventory_pipeline.core.sources import WarehouseSource
+
+    return WarehouseSource(wh).history(d, history_days)
 
 
-def test_twin_plan_reproduces_the_assets_outputs(pipeline_run):
-    """plan_decisions (what the twin's pipeline policy runs every day) on the frames the assets read
-    gives exactly what the assets wrote: a stage whose asset and twin diverge fails here."""
-    from inventory_pipeline.core.forecasting import forecast_config, forecast_demand
+def test_one_code_path_plans_the_assets_outputs(pipeline_run):
+    """plan_decisions (what the twin's pipeline policy runs every day) over the warehouse source
+    gives exactly what the assets wrote: the assets and the twin run the same stage objects, so a
+    stage whose asset and twin diverge fails here; the forecast stage likewise."""
     from inventory_pipeline.core.policy import load_policy
-    from inventory_pipeline.core.pricing import PRICING_HISTORY_DAYS
+    from inventory_pipeline.core.sources import WarehouseSource
+    from inventory_pipeline.core.stages import FORECAST, plan_decisions
     from inventory_pipeline.core.warehouse import Warehouse
-    from inventory_pipeline.simulation.pipeline_policy import plan_decisions
 
     s, out, _ = pipeline_run
     d = out["plan_date"]
     wh = Warehouse(s.warehouse_dir)
     pol = load_policy(s.policy_path)
-    cfg = forecast_config(pol)
-    from inventory_pipeline.defs._common import promotion_plan_known
-    from inventory_pipeline.defs.forecasting import forecast_inputs
-
-    fc = forecast_demand(**{k: v for k, v in forecast_inputs(wh, d, cfg).items()}, plan_date=d, cfg=cfg)
+    source = WarehouseSource(wh, pol.reconciliation)
+    cfg = FORECAST.config(pol)
+    fc = FORECAST.run(FORECAST.read(source, d, cfg), d, cfg).forecast
     asset_fc = wh.read("demand_forecast", d)
     pd.testing.assert_frame_equal(fc, asset_fc.drop(columns=["model_version"]), check_dtype=False)
-    from inventory_pipeline.core.pricing import price_book
-
-    book = price_book(wh.read("decision_log", "2025-04-09"), d)  # what the asset read from the earlier log
-    assert len(book) > 0
-    plan = plan_decisions(
-        asset_fc,
-        _frames_from_warehouse(wh, d, PRICING_HISTORY_DAYS),
-        wh.read_model("select * from marts.fct_inventory_positions where date = cast(? as date)", [d]),
-        wh.read_model("select * from marts.dim_products"),
-        wh.read_model("select * from marts.dim_locations"),
-        wh.read_model("select * from staging.stg_lanes"),
-        d,
-        pol,
-        price_book=book,
-        lead_times=wh.read_model(
-            "select * from marts.fct_order_lead_times where received_date <= cast(? as date)", [d]
-        ),
-        raw_products=wh.read("raw_products"),
-        promotions_planned=promotion_plan_known(wh, d),
-    )
+    assert len(source.price_book(d, source.history(d, 182)).book) > 0  # the earlier plan's exported prices
+    plan = plan_decisions(source, d, pol)
     for table in (
         "price_recommendations",
         "replenishment_orders",
@@ -183,51 +159,58 @@ def test_twin_plan_reproduces_the_assets_outputs(pipeline_run):
         "replenishment_targets",
         "replenishment_unmet",
     ):
-        got, want = plan[table], wh.read(table, d)
+        got, want = plan.tables[table], wh.read(table, d)
         assert len(want) == len(got), table
         pd.testing.assert_frame_equal(
             got.reset_index(drop=True), want[got.columns].reset_index(drop=True), check_dtype=False, obj=table
         )
-    assert len(plan["replenishment_orders"]) > 0
+    assert len(plan.tables["replenishment_orders"]) > 0
+    assert all(v.empty for v in plan.violations.values())
 
 
-def test_twin_frames_equal_the_dbt_marts(pipeline_run):
-    """The frames the twin builds from what it observed equal the marts dbt built from the landing
-    zone the same simulation wrote (history, products, locations)."""
+def test_twin_source_equals_the_warehouse_source(pipeline_run):
+    """The stages read the same frames through both sources: what the twin observed by the plan
+    date (TwinSource) equals what dbt built from the landing zone the same simulation wrote
+    (WarehouseSource): history, products and locations. (Positions are not compared here: the twin
+    decides after the day's sales and before the shipments its own orders cause, while this landing
+    zone's end-of-day snapshot holds the baseline rule's shipments; the closed loop in `make bench`
+    compares whole runs driven through the files.)"""
+    from inventory_pipeline.core.policy import load_policy
+    from inventory_pipeline.core.sources import WarehouseSource
     from inventory_pipeline.core.warehouse import Warehouse
     from inventory_pipeline.simulation.engine import simulate
     from inventory_pipeline.simulation.evaluation import load_network
-    from inventory_pipeline.simulation.pipeline_policy import history_frame, locations_frame, products_frame
+    from inventory_pipeline.simulation.pipeline_policy import PipelinePolicy, TwinSource
     from inventory_pipeline.simulation.policies import BaselinePolicy
 
     s, out, _ = pipeline_run
     d = out["plan_date"]
     net = load_network(s.landing_uri)  # rebuilt from _simulation/network.json
-    wh = Warehouse(s.warehouse_dir)
+    pol = load_policy(s.policy_path)
+    twin_policy = PipelinePolicy(net, pol)
     seen = {}
 
     class Spy(BaselinePolicy):
         def decide(self, obs):
             if obs.date == pd.Timestamp(d):
-                seen["h"] = history_frame(obs.history, obs.t, 60, net.store_ids, net.sku_ids, net.base_price)
+                src = TwinSource(twin_policy, obs)
+                seen.update(h=src.history(d, 60), prod=src.products(), loc=src.locations())
             return super().decide(obs)
 
     simulate(net, Spy())
-    mart = _frames_from_warehouse(wh, d, 60)
-    twin = seen["h"].sort_values(["location_id", "sku_id", "date"], ignore_index=True)
-    mart = mart.sort_values(["location_id", "sku_id", "date"], ignore_index=True)
+    wh_source = WarehouseSource(Warehouse(s.warehouse_dir), pol.reconciliation)
+
+    def same(twin, mart, key):
+        mart = mart.sort_values(key, ignore_index=True)
+        pd.testing.assert_frame_equal(twin[mart.columns].sort_values(key, ignore_index=True), mart, check_dtype=False)
+
+    mart = wh_source.history(d, 60)
     mart["date"] = pd.to_datetime(mart["date"])
     # the one bad row the fixture injected was quarantined, so the history is otherwise identical
-    pd.testing.assert_frame_equal(twin[mart.columns], mart, check_dtype=False)
-    key = ["sku_id"]
-    dim = wh.read_model("select * from marts.dim_products").sort_values(key, ignore_index=True)
-    pd.testing.assert_frame_equal(
-        products_frame(net)[dim.columns].sort_values(key, ignore_index=True), dim, check_dtype=False
-    )
-    dim = wh.read_model("select * from marts.dim_locations").sort_values("location_id", ignore_index=True)
-    got = locations_frame(net)[dim.columns].sort_values("location_id", ignore_index=True)
-    got["supplying_dc_id"] = got["supplying_dc_id"].replace("", None)
-    pd.testing.assert_frame_equal(got, dim, check_dtype=False)
+    same(seen["h"], mart, ["location_id", "sku_id", "date"])
+    same(seen["prod"], wh_source.products(), ["sku_id"])
+    loc = seen["loc"].assign(supplying_dc_id=seen["loc"]["supplying_dc_id"].replace("", None))
+    same(loc, wh_source.locations(), ["location_id"])
 
 
 def test_twin_lead_times_equal_the_dbt_mart(pipeline_run):
@@ -436,17 +419,18 @@ def test_registered_pyfunc_reproduces_the_forecast(forecast_sandbox):
     import json
 
     import mlflow
-    from inventory_pipeline.core.forecasting import forecast_config
     from inventory_pipeline.core.policy import load_policy
+    from inventory_pipeline.core.sources import WarehouseSource
+    from inventory_pipeline.core.stages import FORECAST
     from inventory_pipeline.core.warehouse import Warehouse
-    from inventory_pipeline.defs.forecasting import forecast_inputs
 
     sb = forecast_sandbox
     _materialise_forecast(sb, _policy(sb["root"], "default"))
     wh = Warehouse(sb["root"] / "warehouse")
-    inputs = forecast_inputs(wh, sb["date"], forecast_config(load_policy(_policy(sb["root"], "default"))))
-    hist = inputs["history"].assign(category=lambda h: h["sku_id"].map(inputs["categories"]))
-    cal = inputs["calendar"].assign(date=lambda c: pd.to_datetime(c["date"]).dt.strftime("%Y-%m-%d"))
+    pol = load_policy(_policy(sb["root"], "default"))
+    inputs = FORECAST.read(WarehouseSource(wh), sb["date"], FORECAST.config(pol))
+    hist = inputs.history.assign(category=lambda h: h["sku_id"].map(inputs.categories))
+    cal = inputs.calendar.assign(date=lambda c: pd.to_datetime(c["date"]).dt.strftime("%Y-%m-%d"))
     mlflow.set_tracking_uri(sb["uri"])
     model = mlflow.pyfunc.load_model("models:/demand_forecaster@champion")
     got = model.predict(hist, params={"plan_date": sb["date"], "calendar": json.dumps(cal.to_dict("records"))})

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from inventory_pipeline.config import DEFAULT_POLICY_PATH
+from inventory_pipeline.core import stages
 from inventory_pipeline.core.kpis import overstock, twin_kpis
 from inventory_pipeline.core.policy import load_policy
 from inventory_pipeline.core.pricing import PricingConfig
@@ -132,7 +133,7 @@ def test_engine_overstock_accumulator_matches_an_independent_recount():
 def _fake_pricing(calls: list):
     """recommend_prices stand-in: the real stage with pricing off (prices held), then -- when the
     config says pricing is on -- the first store x SKU raised 25%, beyond `max_change` (10%)."""
-    real = pp.recommend_prices
+    real = stages.recommend_prices
 
     def fake(forecast, history, products, plan_date, cfg=None, positions=None, **kw):
         cfg = PricingConfig() if cfg is None else cfg
@@ -167,7 +168,7 @@ LOOSE = dataclasses.replace(
 @pytest.fixture
 def fake_pricing(monkeypatch):
     calls = []
-    monkeypatch.setattr(pp, "recommend_prices", _fake_pricing(calls))
+    monkeypatch.setattr(stages, "recommend_prices", _fake_pricing(calls))
     monkeypatch.setattr(pp, "pricing_config", lambda policy: LOOSE)
     return calls
 
@@ -194,6 +195,9 @@ def test_pipeline_policy_prices_with_positions_and_counts_guardrail_violations(f
 
 
 def test_plan_decisions_defaults_to_the_policy_files_pricing(monkeypatch):
+    from inventory_pipeline.core import stages
+    from inventory_pipeline.core.sources import PriceBook
+
     seen = []
 
     class Stop(Exception):
@@ -203,22 +207,33 @@ def test_plan_decisions_defaults_to_the_policy_files_pricing(monkeypatch):
         seen.append((a, kw))
         raise Stop
 
-    monkeypatch.setattr(pp, "recommend_prices", spy)
-    pol = load_policy(DEFAULT_POLICY_PATH)
     pos = pd.DataFrame({"location_id": ["S1"], "sku_id": ["K1"], "on_hand": [1], "on_order": [0]})
+    empty = pd.DataFrame()
+
+    class Stub:  # a Source with nothing in it but one position
+        def __getattr__(self, name):
+            return lambda *a, **kw: empty
+
+        def positions(self, plan_date):
+            return pos
+
+        def products(self):
+            return pd.DataFrame({"sku_id": ["K1"], "category": ["c"]})
+
+        def product_lifecycle(self):
+            return None
+
+        def price_book(self, plan_date, history):
+            return PriceBook(pd.DataFrame(columns=["location_id", "sku_id", "price", "effective_date"]))
+
+        def forecast_date(self, plan_date):
+            return None
+
+    monkeypatch.setattr(stages, "recommend_prices", spy)
+    pol = load_policy(DEFAULT_POLICY_PATH)
     for pricing, want in ((None, pp.pricing_config(pol)), (LOOSE, LOOSE)):
         with pytest.raises(Stop):
-            pp.plan_decisions(
-                pd.DataFrame(),
-                pd.DataFrame(),
-                pos,
-                pd.DataFrame(),
-                pd.DataFrame(),
-                pd.DataFrame(),
-                "2025-01-01",
-                pol,
-                pricing=pricing,
-            )
+            stages.plan_decisions(Stub(), "2025-01-01", pol, pricing=pricing)
         a, kw = seen.pop()
         assert a[4] == want and kw["positions"] is pos
 

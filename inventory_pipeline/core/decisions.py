@@ -38,6 +38,7 @@ import pandas as pd
 from scipy import stats
 
 from .policy import Policy
+from .pricing import price_changed
 
 DECISION_TYPES = (
     "forecast",
@@ -302,9 +303,7 @@ def propose(
                 }
             )
         )
-    changed = (
-        prices[prices["recommended_price"].round(2) != prices["current_price"].round(2)] if len(prices) else prices
-    )
+    changed = prices[price_changed(prices["recommended_price"], prices["current_price"])] if len(prices) else prices
     if len(changed):
         p = changed
         effective = pd.Timestamp(plan_date) + pd.Timedelta(days=1)

@@ -51,6 +51,15 @@ from .price_response import price_response
 MILP_MAX_VARIABLES = 60_000  # above this many candidates in capped categories: LP relaxation + rounding
 FORECAST_PRICE_DAYS = 28  # the recent window whose price level the demand forecast reflects
 PRICING_HISTORY_DAYS = 182  # days of fct_daily_demand the stage reads (elasticities, current prices)
+PRICE_TOLERANCE = 0.005  # currency units: prices are compared at cent precision (half a cent apart)
+
+
+def price_changed(new, old) -> np.ndarray:
+    """Whether a price differs from another at cent precision: the one rule for "the price changed"
+    (decisions, the price book, the twin's counts, the optimiser's holds)."""
+    return np.abs(np.asarray(new, dtype=float) - np.asarray(old, dtype=float)) > PRICE_TOLERANCE
+
+
 PRICE_COLUMNS = [
     "location_id",
     "sku_id",
@@ -185,13 +194,13 @@ def current_prices(
         last[["location_id", "sku_id", "unit_price"]].rename(columns={"unit_price": "_cur"}),
         on=["location_id", "sku_id"],
     )
-    differs = (m["unit_price"] - m["_cur"]).abs() > 0.005
+    differs = price_changed(m["unit_price"], m["_cur"])
     other = m[differs].groupby(["location_id", "sku_id"], observed=True)["date"].max().rename("_other")
     # the change happened at the latest the day before the current price was first seen after
     # the other one (a slow mover may show it weeks late): the conservative date for the rule
     m = m.merge(other.reset_index(), on=["location_id", "sku_id"], how="inner")
     first = (
-        m[(m["date"] > m["_other"]) & ~((m["unit_price"] - m["_cur"]).abs() > 0.005)]
+        m[(m["date"] > m["_other"]) & ~price_changed(m["unit_price"], m["_cur"])]
         .groupby(["location_id", "sku_id"], observed=True)["date"]
         .min()
     )
@@ -1008,7 +1017,7 @@ def optimise_prices(items: pd.DataFrame, cfg: PricingConfig = PricingConfig()) -
             has=has,
         ),
     )
-    moved = np.abs(rec - p0) > 0.005
+    moved = price_changed(rec, p0)
     it["change_reason"] = np.select(
         [~moved, clear & (rec < p0), rec > p0], ["hold", "markdown", "margin_raise"], "margin_cut"
     )
@@ -1026,7 +1035,7 @@ def _binding(it, cfg, item, price, value, value_point, penalised, chosen, capped
         unc = np.where(e < -1, c * e / (1 + e), np.inf)  # the constant-elasticity margin optimum
     own_best = best_per_item(item, value, n)
     point_best = best_per_item(item, value_point, n)
-    held = np.abs(rec - p0) <= 0.005
+    held = ~price_changed(rec, p0)
     # the point estimate would have moved the price, its interval does not guarantee a gain
     uncertain = held & (point_best >= 0) & ~np.isclose(price[np.maximum(point_best, 0)], p0)
     moved_by_cap = (chosen >= 0) & (chosen != own_best) & np.isin(cat_of_item, capped)
@@ -1294,7 +1303,7 @@ def guardrail_violations(recs: pd.DataFrame, cfg: PricingConfig) -> pd.DataFrame
     """Every recommendation outside a guardrail, one row per violation (empty = all inside).
     Independent of the optimiser: recomputed from the recommendation's own columns and `cfg`."""
     r = recs
-    changed = (r["recommended_price"] - r["current_price"]).abs() > 0.005
+    changed = pd.Series(price_changed(r["recommended_price"], r["current_price"]), index=r.index)
     rel = r["recommended_price"] / r["current_price"] - 1
     floor = r["unit_cost"] * (1 + cfg.min_margin)
     eol = r["end_of_life"].fillna(False).astype(bool) if "end_of_life" in r else False

@@ -13,23 +13,10 @@ from ..core.operations import backoff_seconds, is_transient
 from .dbt import warehouse_models
 
 
-def demand_history(
-    wh, d: str, days: int, columns: str = "location_id, sku_id, date, units_sold, is_stockout, on_promo"
-) -> pd.DataFrame:
-    """`marts.fct_daily_demand` rows of the `days` days up to plan date `d` (the stages' history window)."""
-    start = (pd.Timestamp(d) - pd.Timedelta(days=days)).date().isoformat()
-    return wh.read_model(
-        f"select {columns} from marts.fct_daily_demand where date <= cast(? as date) and date > cast(? as date) "
-        "order by location_id, sku_id, date",
-        [d, start],
-    )
-
-
-def promotion_plan_known(wh, d: str) -> bool:
-    """Whether the retailer landed a promotion plan (landing v1.1 `promotions.csv`) on or before D:
-    then the forecast plans announced promotions and replenishment stops covering them as surprises."""
-    n = wh.read_model("select count(*) as n from staging.stg_promotion_files where file_date <= cast(? as date)", [d])
-    return bool(int(n["n"].iloc[0]))
+def write_tables(wh, tables: dict[str, pd.DataFrame], d: str) -> None:
+    """Write a stage's output tables (`stage.tables(outputs)`) to the plan date's partitions."""
+    for name, df in tables.items():
+        wh.write(name, df, d)
 
 
 def model_key(name: str) -> dg.AssetKey:

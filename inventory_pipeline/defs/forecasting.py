@@ -14,19 +14,12 @@ import dagster as dg
 import pandas as pd
 
 from ..contracts.outputs import DemandForecast
-from ..core.forecasting import ForecastConfig, drift_statistics, forecast_config, run_forecast
+from ..core.forecasting import ForecastConfig, drift_statistics, forecast_config
 from ..core.plots import plot_cv, plot_forecasts
-from ..core.promotions import expand_promotions
-from ..core.tracking import fingerprint, gate_decision, log_run, register_forecaster, registry_version, set_alias
-from ._common import (
-    contract_check,
-    contract_spec,
-    demand_history,
-    model_key,
-    operational,
-    preview,
-    promotion_plan_known,
-)
+from ..core.sources import FORECAST_HISTORY_COLUMNS, WarehouseSource
+from ..core.stages import FORECAST
+from ..core.tracking import fingerprint, log_run, register_forecaster, registry_version, set_alias
+from ._common import contract_check, contract_spec, model_key, operational, preview
 from .partitions import daily_partitions
 from .resources import ForecastEngineResource, MlflowResource, PolicyResource, WarehouseResource
 
@@ -34,29 +27,22 @@ GATE = "promotion_gate"
 DRIFT = "forecast_drift"
 
 
-def forecast_inputs(wh, d: str, cfg: ForecastConfig) -> dict:
-    """What the stage reads: the history window, SKU categories, the event calendar and the
-    promotion plan known at D (landing v1.1, `marts.fct_promotion_plan`; None when the retailer
-    sends no plan, so a v1 landing zone forecasts as before)."""
-    products = wh.read_model("select sku_id, category from marts.dim_products")
-    calendar = wh.read_model("select date, event, region from staging.stg_calendar")  # v1.1: regional rows (SNAP)
-    return {
-        "history": demand_history(wh, d, cfg.history_days_read),
-        "categories": products.set_index("sku_id")["category"],
-        "calendar": calendar,
-        "promotions": planned_promotions(wh, d, cfg.horizon_days, products),
-    }
+# the candidate's CV settings: the champion is judged on the same window as the candidate
+SAME_WINDOW = (
+    "cv_windows",
+    "cv_horizon",
+    "cv_sample_series",
+    "seed",
+    "horizon_days",
+    "engine",
+    "dask_scheduler",
+    "dask_partitions",
+)
 
 
-def planned_promotions(wh, d: str, horizon_days: int, products: pd.DataFrame) -> pd.DataFrame | None:
-    """The plan known at D expanded to store x SKU x day rows for D+1..D+horizon; None when no
-    promotions file was ever landed (the forecast then plans no promotion, as under contract v1)."""
-    if not promotion_plan_known(wh, d):
-        return None
-    plan = wh.read_model("select * from marts.fct_promotion_plan where plan_date = cast(? as date)", [d])
-    stores = wh.read_model("select location_id, location_type from marts.dim_locations")
-    start = pd.Timestamp(d) + pd.Timedelta(days=1)
-    return expand_promotions(plan, stores, products, start, start + pd.Timedelta(days=horizon_days - 1))
+def _champion_config(champ: dict, cfg: ForecastConfig) -> ForecastConfig:
+    """The registry champion's configuration with the candidate's CV window and engine settings."""
+    return ForecastConfig.from_dict({**champ["config"], **{k: getattr(cfg, k) for k in SAME_WINDOW}})
 
 
 def _drift(wh, d: str, pol) -> dg.AssetCheckResult:
@@ -72,7 +58,7 @@ def _drift(wh, d: str, pol) -> dg.AssetCheckResult:
         )
     then = wh.read("demand_forecast", origin)
     then = then[then["horizon"] <= f.drift_window_days]
-    actual = demand_history(wh, d, f.drift_window_days)
+    actual = WarehouseSource(wh).history(d, f.drift_window_days, FORECAST_HISTORY_COLUMNS)
     st = drift_statistics(then, actual, f.drift_warn_bias, f.drift_fail_bias, f.drift_tracking_signal)
     worst = "fail" if (st["status"] == "fail").any() else ("warn" if (st["status"] == "warn").any() else "ok")
     return dg.AssetCheckResult(
@@ -127,60 +113,21 @@ def demand_forecast(
         forecast_config(pol), engine=forecast_engine.engine, dask_scheduler=forecast_engine.dask_scheduler
     )
     wh = warehouse.get()
-    inputs = forecast_inputs(wh, d, cfg)
-    hist = inputs["history"]
+    inputs = FORECAST.read(WarehouseSource(wh), d, cfg)
+    hist = inputs.history
     context.log.info(f"forecasting {hist.groupby(['location_id', 'sku_id']).ngroups} series from {len(hist)} rows")
-    cand = run_forecast(
-        hist,
-        d,
-        cfg,
-        inputs["categories"],
-        inputs["calendar"],
-        progress=context.log.info,
-        promotions=inputs["promotions"],
-    )
+    cand = FORECAST.run(inputs, d, cfg, progress=context.log.info)
     champ = registry_version(mlflow.tracking_uri, "champion")
-    serving, champ_wape = cand, None
+    champ_res = None
     if champ and champ["config_fingerprint"] != cfg.fingerprint():
-        # the champion's configuration, judged on the same CV window (the candidate's CV settings)
-        ccfg = ForecastConfig.from_dict(
-            {
-                **champ["config"],
-                **{
-                    k: getattr(cfg, k)
-                    for k in (
-                        "cv_windows",
-                        "cv_horizon",
-                        "cv_sample_series",
-                        "seed",
-                        "horizon_days",
-                        "engine",
-                        "dask_scheduler",
-                        "dask_partitions",
-                    )
-                },
-            }
-        )
         context.log.info(f"cross-validating champion v{champ['version']} on the same window")
-        champ_res = run_forecast(
-            hist,
-            d,
-            ccfg,
-            inputs["categories"],
-            inputs["calendar"],
-            progress=lambda m: context.log.info(f"champion {m}"),
-            promotions=inputs["promotions"],
+        champ_res = FORECAST.run(
+            inputs, d, _champion_config(champ, cfg), progress=lambda m: context.log.info(f"champion {m}")
         )
-        champ_wape = champ_res.metrics.get("cv_wape")
-        promoted, reason = gate_decision(
-            cand.metrics.get("cv_wape", float("nan")), champ_wape, pol.forecast.promotion_tolerance
-        )
-        if not promoted:
-            serving = champ_res
-    elif champ:
-        promoted, reason = True, f"the policy's configuration is the champion (v{champ['version']})"
-    else:
-        promoted, reason = gate_decision(cand.metrics.get("cv_wape", float("nan")), None)
+    served = FORECAST.serve(cand, champ_res, pol.forecast.promotion_tolerance)
+    serving, promoted, reason, champ_wape = served.serving, served.promoted, served.reason, served.champion_cv_wape
+    if champ and champ_res is None:
+        reason = f"the policy's configuration is the champion (v{champ['version']})"
     fc = serving.forecast
     plots = wh.root / "plots" / "demand_forecast"
     artifacts = [plot_forecasts(hist, fc, plots / f"{d}.png"), plot_cv(serving.cv_points, plots / f"{d}_cv.png")]
@@ -219,7 +166,7 @@ def demand_forecast(
         tags={"dagster_run_id": context.run_id, "partition": d},
         version=f"{serving.config.fingerprint()}/{fingerprint(hist)}/{pol.tag}",
     )
-    example = hist.head(20).assign(category=lambda h: h["sku_id"].map(inputs["categories"]))
+    example = hist.head(20).assign(category=lambda h: h["sku_id"].map(inputs.categories))
     version = register_forecaster(
         mlflow.tracking_uri,
         run_id,

@@ -1,17 +1,18 @@
-"""price_recommendations asset: calls core.pricing with the policy file's guardrails; the
+"""price_recommendations asset: the pricing stage (core.stages.PRICING over the warehouse) with
+the policy file's guardrails; the
 price-adjusted demand multiplier it writes is what replenishment plans against. The blocking
 `guardrails` check re-verifies every recommendation against the policy, independently of the
 optimiser: a failure stops the downstream stages of the partition."""
 
 import dagster as dg
-import pandas as pd
 
 from ..contracts.outputs import PriceRecommendations
-from ..core.pricing import PRICING_HISTORY_DAYS, guardrail_violations, pricing_config, recommend_prices, with_lifecycle
-from ._common import contract_check, contract_spec, demand_history, model_key, operational, preview, violations_check
+from ..core.pricing import PRICING_HISTORY_DAYS, price_changed
+from ..core.sources import WarehouseSource
+from ..core.stages import PRICING
+from ._common import contract_check, contract_spec, model_key, operational, preview, violations_check, write_tables
 from .forecasting import demand_forecast
 from .partitions import daily_partitions
-from .reconcile import reconciled_price_book
 from .resources import PolicyResource, WarehouseResource
 
 
@@ -41,50 +42,28 @@ from .resources import PolicyResource, WarehouseResource
 @operational
 def price_recommendations(context: dg.AssetExecutionContext, warehouse: WarehouseResource, policy: PolicyResource):
     d = context.partition_key
-    wh = warehouse.get()
     pol = policy.load()
-    cfg = pricing_config(pol)
-    start = (pd.Timestamp(d) - pd.Timedelta(days=PRICING_HISTORY_DAYS)).date().isoformat()
-    history = demand_history(
-        wh,
-        d,
-        PRICING_HISTORY_DAYS,
-        "location_id, sku_id, date, units_sold, unit_price, price_observed, on_promo, is_stockout, on_hand",
-    )
+    cfg = PRICING.config(pol)
     # the prices this pipeline already sent to the ERP (earlier partitions of the decision log;
     # all of them: a slow mover's last price may be older than the history window), reconciled
     # with the regular prices observed on the shelf: where the ERP did not apply an exported change
-    # the book follows the shelf, so a new change's old_price is the shelf's (defs/reconcile.py)
-    reconciled, disagreements, _ = reconciled_price_book(wh, d, history, pol.reconciliation)
-    book = reconciled[["location_id", "sku_id", "price", "effective_date"]]
+    # the book follows the shelf, so a new change's old_price is the shelf's (core/sources.py)
+    inputs = PRICING.read(WarehouseSource(warehouse.get(), pol.reconciliation), d)
+    book = inputs.book
     context.log.info(
-        f"pricing {d}: {len(history):,} history rows since {start}, {len(book):,} prices in the book "
-        f"({len(disagreements)} corrected to the shelf), guardrails {pol.tag}"
+        f"pricing {d}: {len(inputs.history):,} history rows of {PRICING_HISTORY_DAYS} days, {len(book.book):,} prices "
+        f"in the book ({len(book.disagreements)} corrected to the shelf), guardrails {pol.tag}"
     )
-    fc = wh.read("demand_forecast", d)
-    # discontinue / season-end dates, where the product file has them, drive the markdown rule
-    products = with_lifecycle(
-        wh.read_model("select * from marts.dim_products"),
-        wh.read("raw_products") if wh.exists("raw_products") else None,
-    )
-    recs = recommend_prices(
-        fc,
-        history,
-        products,
-        d,
-        cfg,
-        positions=wh.read_model("select * from marts.fct_inventory_positions where date = cast(? as date)", [d]),
-        locations=wh.read_model("select * from marts.dim_locations"),
-        book=book,
-    )
-    wh.write("price_recommendations", recs, d)
+    recs = PRICING.run(inputs, d, cfg)
+    write_tables(warehouse.get(), PRICING.tables(recs), d)
+    fc = inputs.forecast
     unpriced = len(fc[["location_id", "sku_id"]].drop_duplicates()) - len(recs)
     if unpriced:
         context.log.warning(
             f"{unpriced} store x SKU(s) in the forecast have no price (no sale, no base price): not priced"
         )
-    changed = recs["recommended_price"].round(2) != recs["current_price"].round(2)
-    violations = guardrail_violations(recs, cfg)
+    changed = price_changed(recs["recommended_price"], recs["current_price"])
+    violations = PRICING.check(inputs, recs, cfg)
     margin_now, margin_new = (
         float(recs["expected_margin_current"].sum()),
         float(recs["expected_margin_recommended"].sum()),
@@ -106,9 +85,9 @@ def price_recommendations(context: dg.AssetExecutionContext, warehouse: Warehous
             .value_counts()
             .to_dict(),
             "policy_version": pol.tag,
-            "price_book_entries": len(book),
+            "price_book_entries": len(book.book),
             "unpriced_items": unpriced,
-            "price_book_disagreements": len(disagreements),
+            "price_book_disagreements": len(book.disagreements),
             "preview": preview(recs[changed] if changed.any() else recs),
         },
         check_results=[contract_check("output_contract", PriceRecommendations, recs), guard],

@@ -1,4 +1,5 @@
-"""rebalancing_transfers asset: store <-> store transfers from core.rebalancing (no maths here).
+"""rebalancing_transfers asset: store <-> store transfers, the rebalancing stage
+(core.stages.REBALANCING over the warehouse; no maths here).
 
 Reads the replenishment stage's store targets (`replenishment_targets`, written by the
 replenishment asset for the same partition) and the day's replenishment orders, the lanes and the locations; calls
@@ -10,8 +11,10 @@ failed run."""
 import dagster as dg
 
 from ..contracts.outputs import RebalancingTransfers
-from ..core.rebalancing import SUMMARY_KEY, TRANSFER_COLUMNS, plan_transfers, rebalancing_config, transfer_violations
-from ._common import contract_check, contract_spec, model_key, operational, preview, violations_check
+from ..core.rebalancing import TRANSFER_COLUMNS
+from ..core.sources import WarehouseSource
+from ..core.stages import REBALANCING
+from ._common import contract_check, contract_spec, model_key, operational, preview, violations_check, write_tables
 from .forecasting import demand_forecast
 from .partitions import daily_partitions
 from .pricing import price_recommendations
@@ -53,20 +56,16 @@ def rebalancing_transfers(context: dg.AssetExecutionContext, warehouse: Warehous
     d = context.partition_key
     wh = warehouse.get()
     pol = policy.load()
-    cfg = rebalancing_config(pol)
-    locations = wh.read_model("select * from marts.dim_locations")
-    lanes = wh.read_model("select * from staging.stg_lanes")
-    targets = wh.read("replenishment_targets", d)  # written by replenishment_orders for this partition
-    orders = wh.read("replenishment_orders", d)
-    transfers = plan_transfers(targets, lanes, locations, d, cfg, orders=orders)
-    summary = dict(transfers.attrs.get(SUMMARY_KEY, {}))
-    transfers.attrs = {}
-    wh.write("rebalancing_transfers", transfers, d)
+    cfg = REBALANCING.config(pol)
+    inputs = REBALANCING.read(WarehouseSource(wh, pol.reconciliation), d)
+    plan = REBALANCING.run(inputs, d, cfg)
+    transfers, summary = plan.transfers, plan.summary
+    write_tables(wh, REBALANCING.tables(plan), d)
     if summary.get("status") == "solver_failed":
         context.log.warning(f"rebalancing_transfers {d}: {summary.get('reason')}")
     else:
         context.log.info(f"rebalancing_transfers {d}: {summary.get('status')} {summary.get('reason', '')}".rstrip())
-    violations = transfer_violations(transfers, targets, lanes, cfg, orders=orders)
+    violations = REBALANCING.check(inputs, plan, cfg)
     rules = violations_check("transfer_rules", violations, "rule", "transfer rule violation(s)", pol.tag)
     keys = [
         "status",

@@ -3,7 +3,7 @@ zone shows happened.
 
 - `price_reconciliation`: the price book (the latest exported price change per store x SKU)
   against the regular price observed in pos_sales; one row per disagreeing store x SKU. The
-  pricing stage uses the same reconciled book (`reconciled_price_book`), so a new change's
+  pricing stage uses the same reconciled book (`core.sources.WarehouseSource.price_book`), so a new change's
   old_price is the observed shelf price.
 - `order_reconciliation`: exported order lines that neither the ERP's open-order snapshots nor
   its receipts show after the grace period.
@@ -15,18 +15,15 @@ import dagster as dg
 import pandas as pd
 
 from ..core.decisions import EXPORTABLE
-from ..core.policy import ReconciliationPolicy
-from ..core.pricing import PRICING_HISTORY_DAYS, price_book
+from ..core.pricing import PRICING_HISTORY_DAYS
 from ..core.reconcile import (
     ORDER_LOOKBACK_DAYS,
     ORDER_TYPES,
     disagreement_markdown,
-    observed_regular_prices,
-    price_book_with_ids,
     reconcile_orders,
-    reconcile_prices,
 )
-from ._common import demand_history, model_key, operational
+from ..core.sources import WarehouseSource
+from ._common import model_key, operational
 from .ingestion import landing_assets
 from .partitions import daily_partitions
 from .resources import PolicyResource, WarehouseResource
@@ -36,36 +33,6 @@ PRICE_CHECK = "book_matches_shelf"
 ORDER_CHECK = "exported_orders_in_erp"
 PREVIEW_LINES = 20
 HISTORY_COLUMNS = "location_id, sku_id, date, units_sold, unit_price, price_observed, on_promo, is_stockout"
-
-
-def exported_price_changes(wh, d: str) -> pd.DataFrame | None:
-    """Price-change rows of every decision log before plan date `d` (what `price_book` reads)."""
-    if not [p for p in wh.partitions("decision_log") if p < d]:
-        return None
-    return wh.query(
-        f"select decision_id, location_id, sku_id, plan_date, decision_type, status, old_price, new_price "
-        f"from {wh.scan('decision_log')} where decision_type = 'price_change' "
-        "and cast(plan_date as date) < cast($d as date)",
-        d=d,
-    )
-
-
-def reconciled_price_book(
-    wh, d: str, history: pd.DataFrame, rules: ReconciliationPolicy | None = None
-) -> tuple[pd.DataFrame, pd.DataFrame, int]:
-    """(reconciled book, disagreements, entries in the exported book) for plan date `d`;
-    `history`: fct_daily_demand rows of the pricing window (with price_observed); `rules`: the
-    policy file's reconciliation section (None: its defaults)."""
-    rules = rules or ReconciliationPolicy()
-    log = exported_price_changes(wh, d)
-    book = price_book_with_ids(log, price_book(log, d))
-    reconciled, disagreements = reconcile_prices(
-        book,
-        observed_regular_prices(history, d),
-        grace_days=rules.price_grace_days,
-        min_batch_evidence=rules.batch_min_evidence,
-    )
-    return reconciled, disagreements, len(book)
 
 
 @dg.asset(
@@ -88,9 +55,10 @@ def reconciled_price_book(
 def price_reconciliation(context: dg.AssetExecutionContext, warehouse: WarehouseResource, policy: PolicyResource):
     d = context.partition_key
     wh = warehouse.get()
-    reconciled, dis, entries = reconciled_price_book(
-        wh, d, demand_history(wh, d, PRICING_HISTORY_DAYS, HISTORY_COLUMNS), policy.load().reconciliation
-    )
+    source = WarehouseSource(wh, policy.load().reconciliation)
+    # the same reconciled book the pricing stage reads (core.sources.WarehouseSource.price_book)
+    book = source.price_book(d, source.history(d, PRICING_HISTORY_DAYS, HISTORY_COLUMNS))
+    reconciled, dis, entries = book.book, book.disagreements, book.entries
     wh.write("price_reconciliation", dis, d)
     wh.write("reconciled_price_book", reconciled, d)
     if len(dis):

@@ -1,25 +1,15 @@
-"""replenishment_orders asset: calls core.replenishment with the price-adjusted forecast, the
+"""replenishment_orders asset: the replenishment stage (core.stages.REPLENISHMENT over the
+warehouse) with the price-adjusted forecast, the
 supplier lead times observed in receipts, and the policy file's replenishment section. The
 blocking `order_rules` check re-derives every order rule from the output (core.order_violations),
 independently of the planner: a failure stops the downstream stages of the partition."""
 
-import dataclasses
-
 import dagster as dg
 
 from ..contracts.outputs import ReplenishmentOrders
-from ..core.pricing import PRICING_HISTORY_DAYS
-from ..core.replenishment import delivery_schedule, order_violations, plan_replenishment, replenishment_config
-from ._common import (
-    contract_check,
-    contract_spec,
-    demand_history,
-    model_key,
-    operational,
-    preview,
-    promotion_plan_known,
-    violations_check,
-)
+from ..core.sources import WarehouseSource
+from ..core.stages import REPLENISHMENT
+from ._common import contract_check, contract_spec, model_key, operational, preview, violations_check, write_tables
 from .forecasting import demand_forecast
 from .partitions import daily_partitions
 from .pricing import price_recommendations
@@ -57,33 +47,12 @@ def replenishment_orders(context: dg.AssetExecutionContext, warehouse: Warehouse
     d = context.partition_key
     wh = warehouse.get()
     pol = policy.load()
-    # the forecast took a promotion plan (landing v1.1): announced promotions are planned, not
-    # surprises the measured protection error must cover (as in the twin, simulation/pipeline_policy.py)
-    cfg = dataclasses.replace(replenishment_config(pol), forecast_plans_promotions=promotion_plan_known(wh, d))
-    positions = wh.read_model("select * from marts.fct_inventory_positions where date = cast(? as date)", [d])
-    products = wh.read_model("select * from marts.dim_products")
-    # a store its DC delivers to on one weekday (lanes.csv's optional delivery_weekday) reviews weekly
-    lanes = wh.read("raw_lanes") if wh.exists("raw_lanes") else None
-    locations = delivery_schedule(wh.read_model("select * from marts.dim_locations"), lanes)
-    lead = wh.read_model("select * from marts.fct_order_lead_times where received_date <= cast(? as date)", [d])
-    # recent sales: the measured error of protection-period totals (shocks, bulk buys, level shifts)
-    history = demand_history(wh, d, PRICING_HISTORY_DAYS)
-    plan = plan_replenishment(
-        wh.read("demand_forecast", d),
-        wh.read("price_recommendations", d),
-        positions,
-        products,
-        locations,
-        d,
-        cfg,
-        lead_time_observations=lead,
-        history=history,
-    )
+    cfg = REPLENISHMENT.config(pol)
+    inputs = REPLENISHMENT.read(WarehouseSource(wh, pol.reconciliation), d)
+    plan = REPLENISHMENT.run(inputs, d, cfg)
+    write_tables(wh, REPLENISHMENT.tables(plan), d)
     orders = plan.orders
-    wh.write("replenishment_orders", orders, d)
-    wh.write("replenishment_targets", plan.targets, d)  # what rebalancing plans against
-    wh.write("replenishment_unmet", plan.unmet, d)  # what a limit kept from being ordered, and why
-    violations = order_violations(orders, products, locations, positions, cfg, plan.arrival_sales)
+    violations = REPLENISHMENT.check(inputs, plan, cfg)
     by_type = orders.groupby("decision_type").agg(
         lines=("units", "size"), units=("units", "sum"), value=("order_value", "sum")
     )

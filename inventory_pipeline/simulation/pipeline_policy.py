@@ -1,37 +1,30 @@
-"""The `pipeline` policy of the digital twin: the Dagster stages' own core functions, in the twin.
+"""The `pipeline` policy of the digital twin: the asset graph's own stages, in the twin.
 
-Each simulated day the policy turns what the retailer observed into the same frames the Dagster
-assets read from the warehouse (history as `marts.fct_daily_demand`, positions as
+Each simulated day the policy reads what the retailer observed through `TwinSource`, the twin's
+implementation of `core.sources.Source` (history as `marts.fct_daily_demand`, positions as
 `marts.fct_inventory_positions`, master data as `marts.dim_products` / `dim_locations`, lanes as
-`staging.stg_lanes`) and calls `plan_decisions`, which runs the stages exactly as the assets do:
+`staging.stg_lanes`, lead times as `marts.fct_order_lead_times`, the price book of the changes
+it executed), and runs the stage objects of `core.stages` the assets run, in the same order:
 
-    demand_forecast        core.forecasting.run_forecast       (every `cadence_days`; in between
-                                                                the last forecast is rolled forward)
-    price_recommendations  core.pricing.recommend_prices
-    replenishment_orders   core.replenishment.plan_replenishment
-    rebalancing_transfers  core.rebalancing.plan_transfers
+    demand_forecast        FORECAST.read / run / serve   (every `cadence_days`; in between the
+                                                          last forecast is rolled forward)
+    price_recommendations  \
+    replenishment_orders    core.stages.plan_decisions   (every day)
+    rebalancing_transfers  /
 
-Replenishment gets the supplier lead times the twin's receipts show (`lead_time_frame`, equal to
-`marts.fct_order_lead_times` built from the landing zone), rebalancing the replenishment
-targets (`replenishment_targets`) and the day's orders, as the assets do. Every decision day the
-policy counts the order and transfer lines that break a rule of the blocking checks
-(`order_violations`, `transfer_violations`; `constraint_violations_by`).
+Nothing is re-implemented here: the frames are built from the twin's state, the decisions by the
+same code as the assets'. A test runs `plan_decisions` over the warehouse source and gets the
+assets' outputs; another checks the twin's source gives the frames dbt built from the landing
+zone the twin wrote. Decisions are executed as if approved (the approval workflow is measured
+separately, `decisions_by` / `review_by`).
 
-Nothing is re-implemented here: a test materialises the asset graph and checks that
-`plan_decisions` on the warehouse frames reproduces the assets' outputs, and another that the
-frames built from the twin equal the dbt marts built from the landing zone the twin wrote.
-Decisions are executed as if approved (the approval workflow is measured separately).
-
-Pricing: `recommend_prices` gets the policy file's `PricingConfig` (or the one passed to
-`plan_decisions`), today's positions (weeks of supply for markdowns, supply for inventory
-awareness) and the locations (each store's DC), as the asset does.
-`PipelinePolicy(pricing_enabled=...)` overrides the file's on/off switch (the evaluation's
-static-price comparison runs the same pipeline with pricing off). Every decision day
-the policy counts the price changes it recommended and the recommendations outside a guardrail
-(`guardrail_violations`: one per violated guardrail per store x SKU), which the evaluation
-reports; the twin executes the prices as recommended all the same. A day on which the pricing
-problem is infeasible (`PricingInfeasible`, where the asset would fail) is planned with prices
-held and counted in `pricing_infeasible_days`, so one bad day does not end an evaluation.
+Every decision day the policy counts what the evaluation reports: the stages' rule checks
+(`guardrail_violations` per guardrail, `constraint_violations_by` per order and transfer rule),
+the price changes recommended, and the approval routing. `PipelinePolicy(pricing_enabled=...)`
+overrides the policy file's pricing switch (the evaluation's static-price comparison runs the
+same pipeline with pricing off). A day on which the pricing problem is infeasible
+(`PricingInfeasible`, where the asset would fail) is planned with prices held and counted in
+`pricing_infeasible_days`, so one bad day does not end an evaluation.
 """
 
 from __future__ import annotations
@@ -43,25 +36,18 @@ import numpy as np
 import pandas as pd
 
 from ..core.decisions import propose, route
-from ..core.forecasting import forecast_config, run_forecast
+from ..core.forecasting import forecast_config
 from ..core.policy import Policy as DecisionPolicy
-from ..core.pricing import (
-    PRICING_HISTORY_DAYS,
-    PricingConfig,
-    PricingInfeasible,
-    guardrail_violations,
-    pricing_config,
-    recommend_prices,
-    with_lifecycle,
-)
-from ..core.rebalancing import plan_transfers, rebalancing_config, transfer_violations
-from ..core.replenishment import delivery_schedule, order_violations, plan_replenishment, replenishment_config
+from ..core.pricing import PricingInfeasible, price_book, price_changed, pricing_config
+from ..core.sources import PriceBook
+from ..core.stages import FORECAST, PRICING, REBALANCING, REPLENISHMENT, plan_decisions
 from .engine import KIND_STORE, KIND_SUPPLIER, KIND_TRANSFER
 from .landing import _fmt_order_id
 from .network import Network
 from .policies import PRICE_REASONS, History, Observation, Orders
 from .promotion_plan import known_daily_promotions
 
+PRICE_LOG_COLUMNS = ["location_id", "sku_id", "plan_date", "decision_type", "status", "new_price"]
 FORECAST_RECORD_DAYS = 14  # horizons handed to the engine for forecast-accuracy KPIs
 # the pricing stage's change_reason as the engine's reason codes ("hold" keeps the price: no code needed)
 REASON_CODES = {r: i for i, r in enumerate(PRICE_REASONS)} | {"hold": 0}
@@ -216,68 +202,82 @@ def roll_forecast(forecast: pd.DataFrame, plan_date: str) -> pd.DataFrame:
     return out
 
 
-# ---- the stages, in the order the asset graph runs them ---------------------------------------
+# ---- the twin's state as a `core.sources.Source` --------------------------------------------------
 
 
-def plan_decisions(
-    forecast: pd.DataFrame,
-    history: pd.DataFrame,
-    positions: pd.DataFrame,
-    products: pd.DataFrame,
-    locations: pd.DataFrame,
-    lanes: pd.DataFrame,
-    plan_date: str,
-    policy: DecisionPolicy,
-    service_level: float | None = None,
-    pricing: PricingConfig | None = None,
-    price_book: pd.DataFrame | None = None,
-    lead_times: pd.DataFrame | None = None,
-    raw_products: pd.DataFrame | None = None,
-    promotions_planned: bool = False,
-    forecast_date: str | None = None,
-) -> dict[str, pd.DataFrame]:
-    """Prices, orders and transfers for `plan_date`, exactly as the assets call the core.
-    `history` is the pricing window (`PRICING_HISTORY_DAYS`) of fct_daily_demand; `pricing`
-    None = the policy file's (`pricing_config(policy)`); `raw_products` the landing file's
-    products (lifecycle dates for the markdown rule, `core.pricing.with_lifecycle`); `promotions_planned`:
-    the forecast took a promotion plan (landing v1.1), so announced promotions are not surprises
-    replenishment must cover (`ReplenishmentConfig.forecast_plans_promotions`); `forecast_date`: the
-    day `forecast` was made, when older than `plan_date` (a weekly re-forecast rolled forward)."""
-    cfg = pricing_config(policy) if pricing is None else pricing
-    prices = recommend_prices(
-        forecast,
-        history,
-        with_lifecycle(products, raw_products),
-        plan_date,
-        cfg,
-        positions=positions,
-        locations=locations,
-        book=price_book,
-        forecast_date=forecast_date,
-    )
-    # the pricing window of fct_daily_demand also measures the protection-period error (replenishment)
-    plan = plan_replenishment(
-        forecast,
-        prices,
-        positions,
-        products,
-        delivery_schedule(locations, lanes),
-        plan_date,
-        dataclasses.replace(replenishment_config(policy, service_level), forecast_plans_promotions=promotions_planned),
-        lead_time_observations=lead_times,
-        history=history,
-    )
-    transfers = plan_transfers(
-        plan.targets, lanes, locations, plan_date, rebalancing_config(policy), orders=plan.orders
-    )
-    return {
-        "price_recommendations": prices,
-        "replenishment_orders": plan.orders,
-        "rebalancing_transfers": transfers,
-        "replenishment_unmet": plan.unmet,
-        "replenishment_targets": plan.targets,
-        "replenishment_arrival_sales": plan.arrival_sales,
-    }
+class TwinSource:
+    """`core.sources.Source` over what the twin observed by day `obs.t`: the frames the warehouse's
+    marts would hold (`history_frame`, `positions_frame`, `lead_time_frame`, the master data of
+    `PipelinePolicy`), the forecast in force (rolled forward from the day it was made) and the
+    price book of every price change the twin executed. Frames are built once per day."""
+
+    def __init__(self, twin: PipelinePolicy, obs: Observation) -> None:
+        self.twin, self.obs = twin, obs
+        self._cache: dict = {}
+
+    def _once(self, key, build):
+        if key not in self._cache:
+            self._cache[key] = build()
+        return self._cache[key]
+
+    def table(self, name: str, plan_date: str) -> pd.DataFrame:
+        if name != "demand_forecast":
+            raise KeyError(f"the twin's source holds no {name!r} before the stage that writes it has run")
+        return self._once("forecast", lambda: roll_forecast(self.twin.forecast, plan_date))
+
+    def forecast_date(self, plan_date: str) -> str | None:
+        # the forecast's own price level is the one before the day it was made
+        return (self.obs.date - pd.Timedelta(days=self.obs.t - self.twin.forecast_t)).date().isoformat()
+
+    def history(self, plan_date: str, days: int, columns: str = "") -> pd.DataFrame:
+        return self._once(("history", days), lambda: self.twin._history(self.obs, days))
+
+    def positions(self, plan_date: str) -> pd.DataFrame:
+        t = self.twin
+        return self._once("positions", lambda: positions_frame(self.obs, t.store_ids, t.dc_ids, t.sku_ids))
+
+    def products(self) -> pd.DataFrame:
+        return self.twin.products
+
+    def product_lifecycle(self) -> pd.DataFrame | None:
+        return self.twin.raw_products
+
+    def locations(self) -> pd.DataFrame:
+        return self.twin.locations
+
+    def lanes(self) -> pd.DataFrame:
+        return self.twin.lanes
+
+    def delivery_lanes(self) -> pd.DataFrame | None:
+        return self.twin.lanes
+
+    def lead_times(self, plan_date: str) -> pd.DataFrame:
+        t = self.twin
+        return self._once(
+            "lead_times",
+            lambda: lead_time_frame(self.obs.history, self.obs.t, t.store_ids, t.dc_ids, t.sku_ids, t.supplier_ids),
+        )
+
+    def price_book(self, plan_date: str, history: pd.DataFrame) -> PriceBook:
+        # every price change the twin executed, as the decision log's exported changes (the twin
+        # executes what the ERP applies: its shelf never disagrees with the book)
+        book = price_book(self.twin.price_log, plan_date)
+        return PriceBook(book, entries=len(book))
+
+    def promotions_planned(self, plan_date: str) -> bool:
+        return self.twin.plans_promotions
+
+    def calendar(self) -> pd.DataFrame:
+        return self.twin.calendar
+
+    def planned_promotions(self, plan_date: str, horizon_days: int) -> pd.DataFrame | None:
+        if not self.twin.plans_promotions:
+            return None
+        # the promotion plan merchandising knows tonight (landing v1.1), as the landing path hands
+        # it to the asset: announced promotions up to the horizon, cancellations gone
+        start = pd.Timestamp(plan_date) + pd.Timedelta(days=1)
+        end = pd.Timestamp(plan_date) + pd.Timedelta(days=horizon_days)
+        return known_daily_promotions(self.twin.network, self.obs.t, start, end)
 
 
 def expected_demand(
@@ -330,21 +330,19 @@ class PipelinePolicy:
         self.guardrail_violations_by: Counter = Counter()  # ... by guardrail
         self.price_changes_recommended = 0  # store x SKU price changes recommended, summed over days
         self.pricing_infeasible_days = 0  # days the pricing problem had no solution (prices held)
-        self.rcfg = replenishment_config(policy, service_level)
-        self.rebalancing = rebalancing_config(policy)
         self.constraint_violations_by: Counter = Counter()  # order / transfer rule -> lines breaking it, all days
         # approval routing of every plan (core.decisions.route): decisions and those that would wait
         # for a planner, by decision type; the twin executes them all as if approved
         self.decisions_by: Counter = Counter()
         self.review_by: Counter = Counter()
         self.last_pricing_error = ""
-        self._book = pd.DataFrame(columns=["location_id", "sku_id", "price", "effective_date"])
+        # the price changes the twin executed, as the decision log's exported rows (the latest per
+        # store x SKU is all the price book reads)
+        self.price_log = pd.DataFrame(columns=PRICE_LOG_COLUMNS)
         self.network = network
         # the world announces its promotions ahead (landing contract v1.1): the forecast takes the
         # plan and replenishment stops covering announced promotions as surprises
         self.plans_promotions = bool(network.promo_path.any()) and network.replay_demand is None
-        if self.plans_promotions:
-            self.rcfg = dataclasses.replace(self.rcfg, forecast_plans_promotions=True)
         self.products, self.locations, self.lanes = products_frame(network), locations_frame(network), network.lanes
         self.raw_products = network.products  # the landing file's products, lifecycle dates included
         self.categories = self.products.set_index("sku_id")["category"]
@@ -357,116 +355,65 @@ class PipelinePolicy:
         self._store_pos = {s: i for i, s in enumerate(self.store_ids)}
         self._dc_pos = {s: i for i, s in enumerate(self.dc_ids)}
         self._sku_pos = {s: i for i, s in enumerate(self.sku_ids)}
-        self._forecast: pd.DataFrame | None = None
-        self._forecast_t = -(10**9)
+        self.forecast: pd.DataFrame | None = None
+        self.forecast_t = -(10**9)
         self.forecasts_made = 0
         self.last_plan: dict[str, pd.DataFrame] = {}
 
     def _history(self, obs: Observation, days: int) -> pd.DataFrame:
         return history_frame(obs.history, obs.t, days, self.store_ids, self.sku_ids, self.base_price)
 
+    def _reforecast(self, source: TwinSource, plan_date: str) -> None:
+        """The forecast stage on the twin's source (every `cadence` days). The twin has no model
+        registry: the policy's configuration is the champion, so the gate serves the candidate."""
+        reselect = self._selection is None or self.forecasts_made % self.reselect_every == 0
+        inputs = FORECAST.read(source, plan_date, self.fcfg)
+        res = FORECAST.run(inputs, plan_date, self.fcfg, selection=None if reselect else self._selection)
+        served = FORECAST.serve(res, None)
+        self.forecast, self.forecast_t = served.serving.forecast, source.obs.t
+        if reselect:
+            self._selection = served.serving.selection
+        self.forecasts_made += 1
+
     def decide(self, obs: Observation) -> Orders:
         if obs.history is None:
             raise ValueError("the pipeline policy needs the observed history (Observation.history)")
         plan_date = obs.date.date().isoformat()
-        if obs.t - self._forecast_t >= self.cadence:
-            reselect = self._selection is None or self.forecasts_made % self.reselect_every == 0
-            # the promotion plan merchandising knows tonight (landing v1.1), as the landing path
-            # hands it to the asset: announced promotions up to the horizon, cancellations gone
-            promotions = None
-            if self.plans_promotions:
-                promotions = known_daily_promotions(
-                    self.network,
-                    obs.t,
-                    pd.Timestamp(plan_date) + pd.Timedelta(days=1),
-                    pd.Timestamp(plan_date) + pd.Timedelta(days=self.fcfg.horizon_days),
-                )
-            res = run_forecast(
-                self._history(obs, self.fcfg.history_days_read),
-                plan_date,
-                self.fcfg,
-                self.categories,
-                self.calendar,
-                selection=None if reselect else self._selection,
-                promotions=promotions,
-            )
-            self._forecast, self._forecast_t = res.forecast, obs.t
-            if reselect:
-                self._selection = res.selection
-            self.forecasts_made += 1
-        fc = roll_forecast(self._forecast, plan_date)
-        frames = (
-            fc,
-            self._history(obs, PRICING_HISTORY_DAYS),
-            positions_frame(obs, self.store_ids, self.dc_ids, self.sku_ids),
-            self.products,
-            self.locations,
-            self.lanes,
-            plan_date,
-            self.policy,
-            self.service_level,
-        )
-        # supplier lead times as receipts against orders show them (marts.fct_order_lead_times)
-        lead = lead_time_frame(obs.history, obs.t, self.store_ids, self.dc_ids, self.sku_ids, self.supplier_ids)
+        source = TwinSource(self, obs)
+        if obs.t - self.forecast_t >= self.cadence:
+            self._reforecast(source, plan_date)
         try:
-            # the forecast's own price level is the one before the day it was made
-            made = (obs.date - pd.Timedelta(days=obs.t - self._forecast_t)).date().isoformat()
             plan = plan_decisions(
-                *frames,
-                pricing=self.pricing,
-                price_book=self._book,
-                lead_times=lead,
-                raw_products=self.raw_products,
-                promotions_planned=self.plans_promotions,
-                forecast_date=made,
+                source, plan_date, self.policy, service_level=self.service_level, pricing=self.pricing
             )
         except PricingInfeasible as e:  # the asset would fail this day: the twin holds prices and counts it
             self.pricing_infeasible_days += 1
             self.last_pricing_error = f"{plan_date}: {e}"
-            plan = plan_decisions(
-                *frames,
-                pricing=dataclasses.replace(self.pricing, enabled=False),
-                price_book=self._book,
-                lead_times=lead,
-                raw_products=self.raw_products,
-                promotions_planned=self.plans_promotions,
-            )
-        self.last_plan = plan
-        pr = plan["price_recommendations"]
-        # the price book: what the decision log's exported price changes are to the assets
-        moved = pr[(pr["recommended_price"] - pr["current_price"]).abs() > 0.005]
-        if len(moved):
-            new = moved[["location_id", "sku_id"]].assign(
-                price=moved["recommended_price"].to_numpy(),
-                effective_date=pd.Timestamp(plan_date) + pd.Timedelta(days=1),
-            )
-            book = pd.concat([self._book, new], ignore_index=True) if len(self._book) else new
-            self._book = book.drop_duplicates(["location_id", "sku_id"], keep="last").reset_index(drop=True)
-        v = guardrail_violations(pr, self.pricing)
+            held = dataclasses.replace(self.pricing, enabled=False)
+            plan = plan_decisions(source, plan_date, self.policy, service_level=self.service_level, pricing=held)
+        self.last_plan = plan.tables
+        self._count(plan, plan_date)
+        return self._to_orders(obs, source.table("demand_forecast", plan_date), plan.tables)
+
+    def _count(self, plan, plan_date: str) -> None:
+        """What the evaluation reports of a day's plan: rule violations, price changes, approval
+        routing; and the executed price changes into the price log."""
+        pr = plan.tables["price_recommendations"]
+        v = plan.violations[PRICING.name]
         self.guardrail_violations += len(v)
         self.guardrail_violations_by.update({str(k): int(n) for k, n in v["guardrail"].value_counts().items()})
-        self.price_changes_recommended += int(((pr["recommended_price"] - pr["current_price"]).abs() > 0.005).sum())
-        # the order rules the asset's blocking `order_rules` check enforces, counted every day
-        ov = order_violations(
-            plan["replenishment_orders"],
-            self.products,
-            self.locations,
-            frames[2],
-            self.rcfg,
-            plan["replenishment_arrival_sales"],
-        )
-        self.constraint_violations_by.update({f"order:{k}": int(n) for k, n in ov["rule"].value_counts().items()})
-        tv = transfer_violations(
-            plan["rebalancing_transfers"],
-            plan["replenishment_targets"],
-            self.lanes,
-            self.rebalancing,
-            orders=plan["replenishment_orders"],
-        )
-        self.constraint_violations_by.update({f"transfer:{k}": int(n) for k, n in tv["rule"].value_counts().items()})
+        self.price_changes_recommended += int(price_changed(pr["recommended_price"], pr["current_price"]).sum())
+        for kind, stage in (("order", REPLENISHMENT), ("transfer", REBALANCING)):
+            rules = plan.violations[stage.name]["rule"].value_counts()
+            self.constraint_violations_by.update({f"{kind}:{k}": int(n) for k, n in rules.items()})
         routed = route(
             propose(
-                plan["replenishment_orders"], plan["rebalancing_transfers"], pr, plan_date, "twin", self.policy.tag
+                plan.tables["replenishment_orders"],
+                plan.tables["rebalancing_transfers"],
+                pr,
+                plan_date,
+                "twin",
+                self.policy.tag,
             ),
             self.policy,
             items_priced=len(pr),
@@ -475,7 +422,11 @@ class PipelinePolicy:
         self.review_by.update(
             routed.loc[routed["status"] == "pending_review", "decision_type"].value_counts().to_dict()
         )
-        return self._to_orders(obs, fc, plan)
+        # the twin executes every decision as approved
+        changes = routed.loc[routed["decision_type"] == "price_change", PRICE_LOG_COLUMNS].assign(status="approved")
+        if len(changes):
+            log = pd.concat([self.price_log, changes], ignore_index=True) if len(self.price_log) else changes
+            self.price_log = log.drop_duplicates(["location_id", "sku_id"], keep="last").reset_index(drop=True)
 
     def _to_orders(self, obs: Observation, fc: pd.DataFrame, plan: dict[str, pd.DataFrame]) -> Orders:
         L, S = obs.store_on_hand.shape

@@ -1,0 +1,193 @@
+"""Where a plan date's inputs come from: the `Source` protocol the decision stages read through
+(core/stages.py), and `WarehouseSource`, its implementation over the warehouse.
+
+Every query the stages make of the warehouse is here, once: the dbt marts (`marts.*`,
+`staging.*`), the landing tables the marts do not carry (`raw_products` for lifecycle dates,
+`raw_lanes` for delivery weekdays), the decision log behind the price book, and the outputs of
+upstream stages of the same partition. The twin implements the same protocol over what it
+observed (`simulation/pipeline_policy.TwinSource`), so both run one code path and differ only in
+where the frames come from; the integration tests check the two sources give equal frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import pandas as pd
+
+from .policy import ReconciliationPolicy
+from .pricing import price_book
+from .promotions import expand_promotions
+from .reconcile import observed_regular_prices, price_book_with_ids, reconcile_prices
+
+# the fct_daily_demand columns the decision stages read (pricing: prices and promotions;
+# replenishment: the measured protection-period error; reconciliation: observed shelf prices)
+HISTORY_COLUMNS = "location_id, sku_id, date, units_sold, unit_price, price_observed, on_promo, is_stockout, on_hand"
+FORECAST_HISTORY_COLUMNS = "location_id, sku_id, date, units_sold, is_stockout, on_promo"
+BOOK_COLUMNS = ["location_id", "sku_id", "price", "effective_date"]
+
+
+@dataclass(frozen=True)
+class PriceBook:
+    """The prices this pipeline set and believes are on the shelf (`book`: location_id, sku_id,
+    price, effective_date), with what reconciling them against the shelf found: `disagreements`
+    (one row per store x SKU whose observed regular price contradicts the book; the book follows
+    the shelf there) and `entries`, the exported changes before reconciliation."""
+
+    book: pd.DataFrame
+    disagreements: pd.DataFrame = field(default_factory=pd.DataFrame)
+    entries: int = 0
+
+
+class Source(Protocol):
+    """A plan date's inputs, as the warehouse's marts have them (column names and meaning)."""
+
+    def table(self, name: str, plan_date: str) -> pd.DataFrame:
+        """An upstream stage's output for the plan date (demand_forecast, price_recommendations, ...)."""
+        ...
+
+    def forecast_date(self, plan_date: str) -> str | None:
+        """The day the plan date's forecast was made, when earlier than the plan date (a forecast
+        rolled forward between re-forecasts); None when it was made on the plan date."""
+        ...
+
+    def history(self, plan_date: str, days: int, columns: str = HISTORY_COLUMNS) -> pd.DataFrame:
+        """`marts.fct_daily_demand` rows of the `days` days up to the plan date."""
+        ...
+
+    def positions(self, plan_date: str) -> pd.DataFrame:
+        """`marts.fct_inventory_positions` on the plan date: on hand and on order per location x SKU."""
+        ...
+
+    def products(self) -> pd.DataFrame:
+        """`marts.dim_products`: products with their supplier's lead time and spread."""
+        ...
+
+    def product_lifecycle(self) -> pd.DataFrame | None:
+        """The landing file's products (discontinue and season-end dates), None if never landed."""
+        ...
+
+    def locations(self) -> pd.DataFrame:
+        """`marts.dim_locations`: stores with their DC lane's lead time and cost."""
+        ...
+
+    def lanes(self) -> pd.DataFrame:
+        """`staging.stg_lanes`: every lane (the store <-> store lanes rebalancing moves stock on)."""
+        ...
+
+    def delivery_lanes(self) -> pd.DataFrame | None:
+        """The landing file's lanes with their optional `delivery_weekday` (weekly store deliveries)."""
+        ...
+
+    def lead_times(self, plan_date: str) -> pd.DataFrame:
+        """`marts.fct_order_lead_times` of the order lines received up to the plan date."""
+        ...
+
+    def price_book(self, plan_date: str, history: pd.DataFrame) -> PriceBook:
+        """The prices exported before the plan date, reconciled with the shelf seen in `history`."""
+        ...
+
+    def promotions_planned(self, plan_date: str) -> bool:
+        """Whether the retailer lands a promotion plan (landing v1.1) known on the plan date."""
+        ...
+
+    def calendar(self) -> pd.DataFrame:
+        """`staging.stg_calendar`: date, event, region (regional rows are SNAP-like days)."""
+        ...
+
+    def planned_promotions(self, plan_date: str, horizon_days: int) -> pd.DataFrame | None:
+        """The promotion plan known on the plan date, expanded to store x SKU x day rows for the
+        next `horizon_days` days; None when no plan was ever landed (contract v1)."""
+        ...
+
+
+class WarehouseSource:
+    """`Source` over the warehouse (core.warehouse.Warehouse): the dbt marts and stage outputs.
+    `reconciliation` is the policy file's section the price book is reconciled by."""
+
+    def __init__(self, wh, reconciliation: ReconciliationPolicy | None = None) -> None:
+        self.wh = wh
+        self.reconciliation = reconciliation or ReconciliationPolicy()
+
+    def table(self, name: str, plan_date: str) -> pd.DataFrame:
+        return self.wh.read(name, plan_date)
+
+    def forecast_date(self, plan_date: str) -> str | None:
+        return None  # the assets forecast every plan date
+
+    def history(self, plan_date: str, days: int, columns: str = HISTORY_COLUMNS) -> pd.DataFrame:
+        start = (pd.Timestamp(plan_date) - pd.Timedelta(days=days)).date().isoformat()
+        return self.wh.read_model(
+            f"select {columns} from marts.fct_daily_demand where date <= cast(? as date) "
+            "and date > cast(? as date) order by location_id, sku_id, date",
+            [plan_date, start],
+        )
+
+    def positions(self, plan_date: str) -> pd.DataFrame:
+        return self.wh.read_model(
+            "select * from marts.fct_inventory_positions where date = cast(? as date)", [plan_date]
+        )
+
+    def products(self) -> pd.DataFrame:
+        return self.wh.read_model("select * from marts.dim_products")
+
+    def product_lifecycle(self) -> pd.DataFrame | None:
+        return self.wh.read("raw_products") if self.wh.exists("raw_products") else None
+
+    def locations(self) -> pd.DataFrame:
+        return self.wh.read_model("select * from marts.dim_locations")
+
+    def lanes(self) -> pd.DataFrame:
+        return self.wh.read_model("select * from staging.stg_lanes")
+
+    def delivery_lanes(self) -> pd.DataFrame | None:
+        return self.wh.read("raw_lanes") if self.wh.exists("raw_lanes") else None
+
+    def lead_times(self, plan_date: str) -> pd.DataFrame:
+        return self.wh.read_model(
+            "select * from marts.fct_order_lead_times where received_date <= cast(? as date)", [plan_date]
+        )
+
+    def exported_price_changes(self, plan_date: str) -> pd.DataFrame | None:
+        """Price-change rows of every decision log before the plan date (what `price_book` reads)."""
+        wh = self.wh
+        if not [p for p in wh.partitions("decision_log") if p < plan_date]:
+            return None
+        return wh.query(
+            "select decision_id, location_id, sku_id, plan_date, decision_type, status, old_price, new_price "
+            f"from {wh.scan('decision_log')} where decision_type = 'price_change' "
+            "and cast(plan_date as date) < cast($d as date)",
+            d=plan_date,
+        )
+
+    def price_book(self, plan_date: str, history: pd.DataFrame) -> PriceBook:
+        log = self.exported_price_changes(plan_date)
+        book = price_book_with_ids(log, price_book(log, plan_date))
+        reconciled, disagreements = reconcile_prices(
+            book,
+            observed_regular_prices(history, plan_date),
+            grace_days=self.reconciliation.price_grace_days,
+            min_batch_evidence=self.reconciliation.batch_min_evidence,
+        )
+        return PriceBook(reconciled, disagreements, len(book))
+
+    def promotions_planned(self, plan_date: str) -> bool:
+        n = self.wh.read_model(
+            "select count(*) as n from staging.stg_promotion_files where file_date <= cast(? as date)", [plan_date]
+        )
+        return bool(int(n["n"].iloc[0]))
+
+    def calendar(self) -> pd.DataFrame:
+        return self.wh.read_model("select date, event, region from staging.stg_calendar")
+
+    def planned_promotions(self, plan_date: str, horizon_days: int) -> pd.DataFrame | None:
+        if not self.promotions_planned(plan_date):
+            return None
+        plan = self.wh.read_model(
+            "select * from marts.fct_promotion_plan where plan_date = cast(? as date)", [plan_date]
+        )
+        stores = self.wh.read_model("select location_id, location_type from marts.dim_locations")
+        products = self.wh.read_model("select sku_id, category from marts.dim_products")
+        start = pd.Timestamp(plan_date) + pd.Timedelta(days=1)
+        return expand_promotions(plan, stores, products, start, start + pd.Timedelta(days=horizon_days - 1))

@@ -1,0 +1,342 @@
+"""The decision stages as one API, run by the Dagster assets and by the digital twin alike.
+
+A decision stage is three steps over typed values:
+
+    inputs  = stage.read(source, plan_date)       # what it needs, from a `core.sources.Source`
+    outputs = stage.run(inputs, plan_date, cfg)   # the decision maths (core modules)
+    broken  = stage.check(inputs, outputs, cfg)   # its rules re-derived from the output
+
+`cfg` is the stage's section of the policy file (`stage.config(policy)`). The forecast stage
+reads and runs the same way and adds `serve`, the promotion gate between the policy's
+configuration and the registry's champion; its output laws are the pandera contract's. The asset of a stage
+(`defs/<stage>.py`) reads through `WarehouseSource`, runs, writes `stage.tables(outputs)` and
+turns `check` into its blocking asset check. The twin (`simulation/pipeline_policy.py`) reads
+through its own source over what it observed and calls `plan_decisions`, which runs the same
+stage objects in the asset graph's order, handing each stage's outputs to the next through the
+source (`Chained`), as the assets hand them over through the warehouse.
+
+    demand_forecast        FORECAST       core.forecasting.run_forecast, then the promotion gate
+    price_recommendations  PRICING        core.pricing.recommend_prices
+    replenishment_orders   REPLENISHMENT  core.replenishment.plan_replenishment
+    rebalancing_transfers  REBALANCING    core.rebalancing.plan_transfers
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import pandas as pd
+
+from .forecasting import ForecastConfig, ForecastResult, forecast_config, run_forecast
+from .pricing import (
+    PRICING_HISTORY_DAYS,
+    PricingConfig,
+    guardrail_violations,
+    pricing_config,
+    recommend_prices,
+    with_lifecycle,
+)
+from .rebalancing import SUMMARY_KEY, RebalancingConfig, plan_transfers, rebalancing_config, transfer_violations
+from .replenishment import (
+    ReplenishmentConfig,
+    ReplenishmentPlan,
+    delivery_schedule,
+    order_violations,
+    plan_replenishment,
+    replenishment_config,
+)
+from .sources import BOOK_COLUMNS, FORECAST_HISTORY_COLUMNS, PriceBook, Source
+from .tracking import gate_decision
+
+# ---- forecast -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ForecastInputs:
+    history: pd.DataFrame  # fct_daily_demand, the last `history_days_read` days
+    categories: pd.Series  # sku_id -> category (pooled profiles, the global model's chunks)
+    calendar: pd.DataFrame  # stg_calendar: date, event, region
+    promotions: pd.DataFrame | None  # the promotion plan known on the plan date (landing v1.1)
+
+
+@dataclass(frozen=True)
+class ServedForecast:
+    """The forecast that serves the plan and why: the candidate (the policy's configuration) or the
+    registry's champion, as the promotion gate decided."""
+
+    serving: ForecastResult
+    candidate: ForecastResult
+    promoted: bool
+    reason: str
+    champion_cv_wape: float | None = None
+
+
+class ForecastStage:
+    name = "demand_forecast"
+
+    def config(self, policy) -> ForecastConfig:
+        return forecast_config(policy)
+
+    def read(self, source: Source, plan_date: str, cfg: ForecastConfig) -> ForecastInputs:
+        return ForecastInputs(
+            history=source.history(plan_date, cfg.history_days_read, FORECAST_HISTORY_COLUMNS),
+            categories=source.products().set_index("sku_id")["category"],
+            calendar=source.calendar(),
+            promotions=source.planned_promotions(plan_date, cfg.horizon_days),
+        )
+
+    def run(
+        self, inputs: ForecastInputs, plan_date: str, cfg: ForecastConfig, selection: dict | None = None, progress=None
+    ) -> ForecastResult:
+        """`selection` fixes the model per class (a champion's, or the twin's between reselections)."""
+        return run_forecast(
+            inputs.history,
+            plan_date,
+            cfg,
+            inputs.categories,
+            inputs.calendar,
+            selection=selection,
+            progress=progress,
+            promotions=inputs.promotions,
+        )
+
+    def serve(
+        self, candidate: ForecastResult, champion: ForecastResult | None, tolerance: float = 0.0
+    ) -> ServedForecast:
+        """The promotion gate (core.tracking.gate_decision): the candidate serves when there is no
+        other champion, or when its CV WAPE on the same window is not worse than the champion's."""
+        wape = candidate.metrics.get("cv_wape", float("nan"))
+        if champion is None:
+            promoted, reason = gate_decision(wape, None)
+            return ServedForecast(candidate, candidate, promoted, reason)
+        champ_wape = champion.metrics.get("cv_wape")
+        promoted, reason = gate_decision(wape, champ_wape, tolerance)
+        return ServedForecast(candidate if promoted else champion, candidate, promoted, reason, champ_wape)
+
+
+# ---- pricing ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PricingInputs:
+    forecast: pd.DataFrame  # demand_forecast of the plan date (or rolled forward to it)
+    history: pd.DataFrame  # fct_daily_demand, the last PRICING_HISTORY_DAYS
+    products: pd.DataFrame  # dim_products with the landing file's lifecycle dates
+    positions: pd.DataFrame  # fct_inventory_positions of the plan date
+    locations: pd.DataFrame  # dim_locations
+    book: PriceBook  # the prices this pipeline exported, reconciled with the shelf
+    forecast_date: str | None = None  # the day the forecast was made, when earlier
+
+
+class PricingStage:
+    name = "price_recommendations"
+
+    def config(self, policy) -> PricingConfig:
+        return pricing_config(policy)
+
+    def read(self, source: Source, plan_date: str) -> PricingInputs:
+        history = source.history(plan_date, PRICING_HISTORY_DAYS)
+        return PricingInputs(
+            forecast=source.table("demand_forecast", plan_date),
+            history=history,
+            products=with_lifecycle(source.products(), source.product_lifecycle()),
+            positions=source.positions(plan_date),
+            locations=source.locations(),
+            book=source.price_book(plan_date, history),
+            forecast_date=source.forecast_date(plan_date),
+        )
+
+    def run(self, inputs: PricingInputs, plan_date: str, cfg: PricingConfig) -> pd.DataFrame:
+        return recommend_prices(
+            inputs.forecast,
+            inputs.history,
+            inputs.products,
+            plan_date,
+            cfg,
+            positions=inputs.positions,
+            locations=inputs.locations,
+            book=inputs.book.book[BOOK_COLUMNS],
+            forecast_date=inputs.forecast_date,
+        )
+
+    def tables(self, recommendations: pd.DataFrame) -> dict[str, pd.DataFrame]:
+        return {"price_recommendations": recommendations}
+
+    def check(self, inputs: PricingInputs, recommendations: pd.DataFrame, cfg: PricingConfig) -> pd.DataFrame:
+        """Every recommendation outside a guardrail (one row per violation)."""
+        return guardrail_violations(recommendations, cfg)
+
+
+# ---- replenishment ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReplenishmentInputs:
+    forecast: pd.DataFrame
+    prices: pd.DataFrame  # price_recommendations (the demand multiplier of the recommended price)
+    positions: pd.DataFrame
+    products: pd.DataFrame  # dim_products
+    locations: pd.DataFrame  # dim_locations with each store's delivery weekdays (`delivery_schedule`)
+    lead_times: pd.DataFrame  # fct_order_lead_times received up to the plan date
+    history: pd.DataFrame  # fct_daily_demand: the measured protection-period error
+    promotions_planned: bool  # the forecast took a promotion plan (landing v1.1)
+
+
+class ReplenishmentStage:
+    name = "replenishment_orders"
+
+    def config(self, policy, service_level: float | None = None) -> ReplenishmentConfig:
+        return replenishment_config(policy, service_level)
+
+    def read(self, source: Source, plan_date: str) -> ReplenishmentInputs:
+        return ReplenishmentInputs(
+            forecast=source.table("demand_forecast", plan_date),
+            prices=source.table("price_recommendations", plan_date),
+            positions=source.positions(plan_date),
+            products=source.products(),
+            # a store its DC delivers to on one weekday (lanes.csv's delivery_weekday) reviews weekly
+            locations=delivery_schedule(source.locations(), source.delivery_lanes()),
+            lead_times=source.lead_times(plan_date),
+            history=source.history(plan_date, PRICING_HISTORY_DAYS),
+            promotions_planned=source.promotions_planned(plan_date),
+        )
+
+    def _cfg(self, inputs: ReplenishmentInputs, cfg: ReplenishmentConfig) -> ReplenishmentConfig:
+        # announced promotions are planned by the forecast, not surprises the protection error covers
+        return dataclasses.replace(cfg, forecast_plans_promotions=inputs.promotions_planned)
+
+    def run(self, inputs: ReplenishmentInputs, plan_date: str, cfg: ReplenishmentConfig) -> ReplenishmentPlan:
+        return plan_replenishment(
+            inputs.forecast,
+            inputs.prices,
+            inputs.positions,
+            inputs.products,
+            inputs.locations,
+            plan_date,
+            self._cfg(inputs, cfg),
+            lead_time_observations=inputs.lead_times,
+            history=inputs.history,
+        )
+
+    def tables(self, plan: ReplenishmentPlan) -> dict[str, pd.DataFrame]:
+        return {
+            "replenishment_orders": plan.orders,
+            "replenishment_targets": plan.targets,  # what rebalancing plans against
+            "replenishment_unmet": plan.unmet,  # what a limit kept from being ordered, and why
+        }
+
+    def check(self, inputs: ReplenishmentInputs, plan: ReplenishmentPlan, cfg: ReplenishmentConfig) -> pd.DataFrame:
+        """Every order line breaking an order rule (packs, MOQ, DC stock, capacity, budget, minimum)."""
+        return order_violations(
+            plan.orders, inputs.products, inputs.locations, inputs.positions, self._cfg(inputs, cfg), plan.arrival_sales
+        )
+
+
+# ---- rebalancing --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RebalancingInputs:
+    targets: pd.DataFrame  # replenishment_targets of the plan date
+    orders: pd.DataFrame  # replenishment_orders of the plan date
+    lanes: pd.DataFrame  # stg_lanes
+    locations: pd.DataFrame  # dim_locations
+
+
+@dataclass(frozen=True)
+class TransferPlan:
+    transfers: pd.DataFrame  # TRANSFER_COLUMNS + DETAIL_COLUMNS
+    summary: dict  # status, reason, method, solver status and time, counts and totals
+
+
+class RebalancingStage:
+    name = "rebalancing_transfers"
+
+    def config(self, policy) -> RebalancingConfig:
+        return rebalancing_config(policy)
+
+    def read(self, source: Source, plan_date: str) -> RebalancingInputs:
+        return RebalancingInputs(
+            targets=source.table("replenishment_targets", plan_date),
+            orders=source.table("replenishment_orders", plan_date),
+            lanes=source.lanes(),
+            locations=source.locations(),
+        )
+
+    def run(self, inputs: RebalancingInputs, plan_date: str, cfg: RebalancingConfig) -> TransferPlan:
+        transfers = plan_transfers(inputs.targets, inputs.lanes, inputs.locations, plan_date, cfg, orders=inputs.orders)
+        summary = dict(transfers.attrs.pop(SUMMARY_KEY, {}))
+        transfers.attrs = {}
+        return TransferPlan(transfers, summary)
+
+    def tables(self, plan: TransferPlan) -> dict[str, pd.DataFrame]:
+        return {"rebalancing_transfers": plan.transfers}
+
+    def check(self, inputs: RebalancingInputs, plan: TransferPlan, cfg: RebalancingConfig) -> pd.DataFrame:
+        """Every transfer breaking a transfer rule (lanes, minimum units, donor need, both ways)."""
+        return transfer_violations(plan.transfers, inputs.targets, inputs.lanes, cfg, orders=inputs.orders)
+
+
+FORECAST = ForecastStage()
+PRICING, REPLENISHMENT, REBALANCING = PricingStage(), ReplenishmentStage(), RebalancingStage()
+DECISION_STAGES = (PRICING, REPLENISHMENT, REBALANCING)  # the asset graph's order
+
+
+# ---- the day's plan: every decision stage in order ----------------------------------------------
+
+
+class Chained:
+    """A source whose stage tables come first from the outputs of this plan's earlier stages (the
+    warehouse partition the assets would have written), then from the underlying source."""
+
+    def __init__(self, source: Source, outputs: dict[str, pd.DataFrame]) -> None:
+        self._source, self.outputs = source, outputs
+
+    def table(self, name: str, plan_date: str) -> pd.DataFrame:
+        return self.outputs[name] if name in self.outputs else self._source.table(name, plan_date)
+
+    def __getattr__(self, name):
+        return getattr(self._source, name)
+
+
+@dataclass
+class DecisionPlan:
+    """A plan date's decisions: each stage's inputs, outputs and rule violations, and the tables
+    the assets write (`tables`)."""
+
+    inputs: dict
+    outputs: dict
+    violations: dict[str, pd.DataFrame]
+    tables: dict[str, pd.DataFrame]
+
+
+def plan_decisions(
+    source: Source,
+    plan_date: str,
+    policy,
+    *,
+    service_level: float | None = None,
+    pricing: PricingConfig | None = None,
+) -> DecisionPlan:
+    """Prices, orders and transfers for `plan_date`: the decision stages in the asset graph's
+    order, each reading through `source` and the earlier stages' outputs. `pricing` replaces the
+    policy file's pricing section (the twin switches pricing off for its static-price run);
+    `service_level` fixes replenishment's service level (the twin's frontier)."""
+    configs = {
+        PRICING.name: PRICING.config(policy) if pricing is None else pricing,
+        REPLENISHMENT.name: REPLENISHMENT.config(policy, service_level),
+        REBALANCING.name: REBALANCING.config(policy),
+    }
+    chained = Chained(source, {})
+    plan = DecisionPlan({}, {}, {}, {})
+    for stage in DECISION_STAGES:
+        cfg = configs[stage.name]
+        inputs = stage.read(chained, plan_date)
+        outputs = stage.run(inputs, plan_date, cfg)
+        tables = stage.tables(outputs)
+        chained.outputs.update(tables)
+        plan.inputs[stage.name], plan.outputs[stage.name] = inputs, outputs
+        plan.violations[stage.name] = stage.check(inputs, outputs, cfg)
+        plan.tables.update(tables)
+    return plan
