@@ -12,6 +12,7 @@ Plain Python (no Dagster import): read by the core, the shell and the CLI alike.
 | INVENTORY_PIPELINE_START_DATE      | 2025-01-01                                | first daily partition         |
 | MLFLOW_TRACKING_URI                | sqlite:///$HOME/mlflow/mlflow.db          | MLflow tracking store         |
 | INVENTORY_PIPELINE_MLFLOW_ARTIFACTS| $HOME/mlflow/artifacts                    | MLflow artifact root          |
+| INVENTORY_PIPELINE_MLFLOW_UI_URL   | http://127.0.0.1:5000                     | MLflow UI (links in metadata) |
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class Settings:
     start_date: str
     mlflow_tracking_uri: str
     mlflow_artifact_root: str
+    mlflow_ui_url: str = "http://127.0.0.1:5000"
 
     @property
     def duckdb_path(self) -> Path:
@@ -60,4 +62,5 @@ def settings() -> Settings:
         start_date=os.environ.get("INVENTORY_PIPELINE_START_DATE", DEFAULT_START_DATE),
         mlflow_tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{mlflow_dir / 'mlflow.db'}"),
         mlflow_artifact_root=os.environ.get("INVENTORY_PIPELINE_MLFLOW_ARTIFACTS", str(mlflow_dir / "artifacts")),
+        mlflow_ui_url=os.environ.get("INVENTORY_PIPELINE_MLFLOW_UI_URL", "http://127.0.0.1:5000").rstrip("/"),
     )

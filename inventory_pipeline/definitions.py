@@ -46,6 +46,7 @@ def build_definitions(resources: dict | None = None) -> dg.Definitions:
             decisions.review_queue,
             outbox.erp_outbox,
             evaluation.policy_evaluation,
+            *sensors.operations_tables,
         ],
         asset_checks=schedules.freshness_checks,
         jobs=[

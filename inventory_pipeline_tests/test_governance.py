@@ -264,7 +264,7 @@ def test_rerun_adds_no_event_and_a_new_revision_needs_a_new_review(tmp_path):
     wh = Warehouse(tmp_path)
     wh.append("decision_events", ev, D, merge_events)
     mtime = wh.path("decision_events", D).stat().st_mtime_ns
-    again = wh.append("decision_events", _events(at="2025-05-02T00:00:00"), D, merge_events)
+    again = wh.append("decision_events", _events(at="2025-05-02T00:00:00"), D, merge_events).table
     assert len(again) == len(ev) and wh.path("decision_events", D).stat().st_mtime_ns == mtime  # not rewritten
     ids = _ids(replay(ev)[0])
     ev = merge_events(

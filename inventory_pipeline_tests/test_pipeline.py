@@ -71,6 +71,34 @@ def test_every_run_succeeds_and_the_outbox_is_complete(pipeline_run):
     assert m["files"]["transfers.csv"]["rows"] + m["files"]["purchase_orders.csv"]["rows"] > 0
 
 
+def test_every_table_a_stage_writes_is_a_materialised_asset(pipeline_run):
+    """Lineage is complete: the side tables of the stages are assets of the graph, materialised by
+    the plan's run with their row counts, and their partitions are in the warehouse."""
+    s, out, _ = pipeline_run
+    d = out["plan_date"]
+    side = {
+        "forecast_run",
+        "replenishment_targets",
+        "replenishment_unmet",
+        "decision_events",
+        "decision_inputs",
+        "planner_not_applied",
+        "reconciled_price_book",
+    }
+    mats, by_step = {}, {}
+    for e in out["results"]["daily_plan"].get_asset_materialization_events():
+        key = e.asset_key.to_user_string()
+        mats.setdefault(key, e.step_materialization_data.materialization)  # the writing asset's own event
+        by_step.setdefault(key, set()).add(e.step_key)
+    assert side <= set(mats)
+    # the outbox appends its export events to decision_events and says so on that asset
+    assert by_step["decision_events"] == {"decision_log", "erp_outbox"}
+    for key in side:
+        assert mats[key].partition == d and (s.warehouse_dir / key / d / "data.parquet").is_file(), key
+    rows = {k: mats[k].metadata["dagster/row_count"].value for k in side}
+    assert rows["forecast_run"] == 1 and rows["replenishment_targets"] > 0 and rows["decision_events"] > 0
+
+
 def test_pricing_reads_its_price_book_and_passes_the_guardrail_check(pipeline_run):
     _, out, _ = pipeline_run
     run = out["results"]["daily_plan"]

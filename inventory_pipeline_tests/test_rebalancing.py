@@ -9,7 +9,6 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from inventory_pipeline.core.rebalancing import (
-    SUMMARY_KEY,
     TRANSFER_COLUMNS,
     RebalancingConfig,
     plan_transfers,
@@ -76,11 +75,15 @@ LOC = _locations({"S1": "R1", "S2": "R1", "S3": "R1"})
 EXACT = RebalancingConfig(min_transfer_units=1, breakpoints=50)  # a breakpoint per unit: the curves are exact
 
 
-def _plan(targets, lanes, cfg=EXACT, locations=LOC, orders=None):
-    out = plan_transfers(pd.DataFrame(targets), lanes, locations, DAY, cfg, orders=orders)
-    v = transfer_violations(out, pd.DataFrame(targets), lanes, cfg, orders=orders)
+def _planned(targets, lanes, cfg=EXACT, locations=LOC, orders=None):
+    plan = plan_transfers(pd.DataFrame(targets), lanes, locations, DAY, cfg, orders=orders)
+    v = transfer_violations(plan.transfers, pd.DataFrame(targets), lanes, cfg, orders=orders)
     assert v.empty, v
-    return out
+    return plan
+
+
+def _plan(targets, lanes, cfg=EXACT, locations=LOC, orders=None):
+    return _planned(targets, lanes, cfg, locations, orders).transfers
 
 
 # ---- hand-checkable cases -------------------------------------------------------------------
@@ -117,8 +120,9 @@ def test_a_cheap_lane_fills_the_receiver_to_its_need():
 
 def test_no_transfer_when_the_lane_costs_more_than_the_shortage_it_saves():
     # a unit can save at most its shortage cost (5.0): a 6.0 lane never pays
-    out = _plan([_row("S1", on_hand=40), _row("S2", on_hand=0)], _lanes(("S1", "S2", 1, 6.0)))
-    assert out.empty and out.attrs[SUMMARY_KEY]["status"] == "no_candidates"
+    plan = _planned([_row("S1", on_hand=40), _row("S2", on_hand=0)], _lanes(("S1", "S2", 1, 6.0)))
+    out = plan.transfers
+    assert out.empty and plan.summary["status"] == "no_candidates"
 
 
 def test_no_transfer_without_a_lane_or_across_regions():
@@ -198,10 +202,11 @@ def test_line_cap_and_store_capacity():
 
 
 def test_disabled_stage_proposes_nothing_and_says_so():
-    out = _plan(
+    plan = _planned(
         [_row("S1", on_hand=40), _row("S2", on_hand=2)], _lanes(("S1", "S2", 1, 0.1)), RebalancingConfig(enabled=False)
     )
-    assert out.empty and out.attrs[SUMMARY_KEY]["status"] == "disabled"
+    out = plan.transfers
+    assert out.empty and plan.summary["status"] == "disabled"
     assert list(out.columns[: len(TRANSFER_COLUMNS)]) == TRANSFER_COLUMNS
 
 
@@ -228,12 +233,13 @@ def test_solver_error_gives_no_transfers_and_a_reason(monkeypatch):
     import cvxpy as cp
 
     monkeypatch.setattr(cp.Problem, "solve", _failing_solve(exc=cp.error.SolverError("HiGHS crashed")))
-    out = _plan(
+    plan = _planned(
         [_row("S1", on_hand=40), _row("S2", on_hand=2)],
         _lanes(("S1", "S2", 1, 0.1)),
         RebalancingConfig(min_transfer_units=2),
     )
-    s = out.attrs[SUMMARY_KEY]
+    out = plan.transfers
+    s = plan.summary
     assert out.empty and s["status"] == "solver_failed" and "HiGHS crashed" in s["reason"]
 
 
@@ -241,8 +247,9 @@ def test_infeasible_answer_gives_no_transfers_and_a_reason(monkeypatch):
     import cvxpy as cp
 
     monkeypatch.setattr(cp.Problem, "solve", _failing_solve(status="infeasible"))
-    out = _plan([_row("S1", on_hand=40), _row("S2", on_hand=2)], _lanes(("S1", "S2", 1, 0.1)))
-    s = out.attrs[SUMMARY_KEY]
+    plan = _planned([_row("S1", on_hand=40), _row("S2", on_hand=2)], _lanes(("S1", "S2", 1, 0.1)))
+    out = plan.transfers
+    s = plan.summary
     assert out.empty and s["status"] == "solver_failed" and "infeasible" in s["reason"]
 
 
@@ -250,12 +257,13 @@ def test_a_failed_milp_falls_back_to_the_rounded_lp_relaxation(monkeypatch):
     import cvxpy as cp
 
     monkeypatch.setattr(cp.Problem, "solve", _failing_solve(status="user_limit", only_mip=True))
-    out = _plan(
+    plan = _planned(
         [_row("S1", on_hand=40), _row("S2", on_hand=2)],
         _lanes(("S1", "S2", 1, 0.1)),
         RebalancingConfig(min_transfer_units=2),
     )
-    s = out.attrs[SUMMARY_KEY]
+    out = plan.transfers
+    s = plan.summary
     assert s["status"] == "ok" and s["method"] == "lp_relaxation" and "fell back" in s["reason"]
     assert out["units"].tolist() == [13] and out["binding_constraint"].iloc[0].endswith("+lp_relaxation")
 
@@ -263,8 +271,9 @@ def test_a_failed_milp_falls_back_to_the_rounded_lp_relaxation(monkeypatch):
 def test_size_guard_solves_the_lp_relaxation_and_says_so():
     targets = [_row("S1", on_hand=40), _row("S3", on_hand=20), _row("S2", on_hand=2)]
     lanes = _lanes(("S1", "S2", 1, 0.1), ("S3", "S2", 1, 0.1))
-    out = _plan(targets, lanes, RebalancingConfig(min_transfer_units=2, milp_max_variables=1))  # 2 binaries > 1
-    s = out.attrs[SUMMARY_KEY]
+    plan = _planned(targets, lanes, RebalancingConfig(min_transfer_units=2, milp_max_variables=1))  # 2 binaries > 1
+    out = plan.transfers
+    s = plan.summary
     assert s["method"] == "lp_relaxation" and s["binaries"] == 0 and "milp_max_variables" in s["reason"]
     assert (out["units"] >= 2).all() and out["rationale"].str.contains("LP relaxation").all()
     assert out["units"].sum() == 13
@@ -402,8 +411,9 @@ def networks(draw):
 @given(networks())
 def test_transfer_rules_hold_on_random_networks(net):
     targets, lanes, locations, orders, cfg = net
-    out = plan_transfers(targets, lanes, locations, DAY, cfg, orders=orders)
-    assert out.attrs[SUMMARY_KEY]["status"] in ("ok", "no_candidates")
+    plan = plan_transfers(targets, lanes, locations, DAY, cfg, orders=orders)
+    out = plan.transfers
+    assert plan.summary["status"] in ("ok", "no_candidates")
     assert transfer_violations(out, targets, lanes, cfg, orders=orders).empty
     if out.empty:
         return
@@ -508,8 +518,9 @@ def test_m5_size_network_plans_in_one_problem():
     targets, lanes, locations = m5_size_frames()
     assert len(targets) == 30_490
     cfg = RebalancingConfig(min_transfer_units=2)
-    out = plan_transfers(targets, lanes, locations, DAY, cfg)
-    s = out.attrs[SUMMARY_KEY]
+    plan = plan_transfers(targets, lanes, locations, DAY, cfg)
+    out = plan.transfers
+    s = plan.summary
     assert s["status"] == "ok" and s["method"] == "milp" and s["skus_solved"] > 500 and len(out) > 500
     assert transfer_violations(out, targets, lanes, cfg).empty
     assert (out["net_value"] > 0).all()

@@ -58,8 +58,8 @@ of negative value (g concave, h convex: a line's pro rata value is at least what
 lose); any line at or below zero (solver gap, time limit, rounding) is dropped all the same, which
 only raises the others' values.
 
-`plan_transfers` returns the lines with `TRANSFER_COLUMNS` + `DETAIL_COLUMNS` and a run summary in
-`transfers.attrs["rebalancing"]` (status, reason, method, solver status and time, counts, totals).
+`plan_transfers` returns a `TransferPlan`: the lines with `TRANSFER_COLUMNS` + `DETAIL_COLUMNS`
+and a run summary (status, reason, method, solver status and time, counts, totals).
 `transfer_violations` re-derives every rule from the inputs, independently of the optimiser.
 """
 
@@ -123,7 +123,6 @@ TARGET_COLUMNS = [
     "shortage_cost",
 ]
 METHODS = ("lp", "milp", "lp_relaxation")
-SUMMARY_KEY = "rebalancing"
 _TOL = 1e-6
 
 
@@ -391,7 +390,15 @@ def _empty(extra: bool = True) -> pd.DataFrame:
     return out
 
 
-def _finish(out: pd.DataFrame, summary: dict, t0: float) -> pd.DataFrame:
+@dataclass(frozen=True)
+class TransferPlan:
+    """`plan_transfers`' result: the transfer lines and the run's summary."""
+
+    transfers: pd.DataFrame  # TRANSFER_COLUMNS + DETAIL_COLUMNS, one row per (sku, from, to)
+    summary: dict  # status, reason, method, solver status and time, counts and totals
+
+
+def _finish(out: pd.DataFrame, summary: dict, t0: float) -> TransferPlan:
     summary["seconds"] = round(time.perf_counter() - t0, 3)
     summary["lines"] = int(len(out))
     summary["units"] = int(out["units"].sum()) if len(out) else 0
@@ -402,8 +409,7 @@ def _finish(out: pd.DataFrame, summary: dict, t0: float) -> pd.DataFrame:
         ("net_value", "net_value"),
     ]:
         summary[k] = round(float(out[c].sum()), 4) if len(out) else 0.0
-    out.attrs[SUMMARY_KEY] = summary
-    return out
+    return TransferPlan(out, summary)
 
 
 def plan_transfers(
@@ -413,11 +419,11 @@ def plan_transfers(
     plan_date: str,
     cfg: RebalancingConfig = RebalancingConfig(),
     orders: pd.DataFrame | None = None,
-) -> pd.DataFrame:
+) -> TransferPlan:
     """Store -> store transfers shipping on plan_date + 1 (see the module docstring for the maths).
 
-    Returns one row per (sku, from, to) with `TRANSFER_COLUMNS` + `DETAIL_COLUMNS`; the run summary
-    is in `result.attrs["rebalancing"]`: status ("ok" | "disabled" | "no_candidates" |
+    Returns the transfers, one row per (sku, from, to) with `TRANSFER_COLUMNS` + `DETAIL_COLUMNS`,
+    and the run's summary: status ("ok" | "disabled" | "no_candidates" |
     "solver_failed"), reason, method ("lp" | "milp" | "lp_relaxation" | None), solver_status,
     solve_seconds, seconds, store_skus, donors, receivers, skus_with_both, skus_solved, arcs,
     binaries, lines, units, transfer_cost, expected_shortage_saved, expected_cost_saved, net_value,

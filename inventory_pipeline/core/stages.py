@@ -37,7 +37,7 @@ from .pricing import (
     recommend_prices,
     with_lifecycle,
 )
-from .rebalancing import SUMMARY_KEY, RebalancingConfig, plan_transfers, rebalancing_config, transfer_violations
+from .rebalancing import RebalancingConfig, TransferPlan, plan_transfers, rebalancing_config, transfer_violations
 from .replenishment import (
     ReplenishmentConfig,
     ReplenishmentPlan,
@@ -70,6 +70,7 @@ class ServedForecast:
     promoted: bool
     reason: str
     champion_cv_wape: float | None = None
+    champion_version: str | None = None  # the registry's version of the champion, where there is one
 
 
 class ForecastStage:
@@ -244,12 +245,6 @@ class RebalancingInputs:
     locations: pd.DataFrame  # dim_locations
 
 
-@dataclass(frozen=True)
-class TransferPlan:
-    transfers: pd.DataFrame  # TRANSFER_COLUMNS + DETAIL_COLUMNS
-    summary: dict  # status, reason, method, solver status and time, counts and totals
-
-
 class RebalancingStage:
     name = "rebalancing_transfers"
 
@@ -265,10 +260,7 @@ class RebalancingStage:
         )
 
     def run(self, inputs: RebalancingInputs, plan_date: str, cfg: RebalancingConfig) -> TransferPlan:
-        transfers = plan_transfers(inputs.targets, inputs.lanes, inputs.locations, plan_date, cfg, orders=inputs.orders)
-        summary = dict(transfers.attrs.pop(SUMMARY_KEY, {}))
-        transfers.attrs = {}
-        return TransferPlan(transfers, summary)
+        return plan_transfers(inputs.targets, inputs.lanes, inputs.locations, plan_date, cfg, orders=inputs.orders)
 
     def tables(self, plan: TransferPlan) -> dict[str, pd.DataFrame]:
         return {"rebalancing_transfers": plan.transfers}

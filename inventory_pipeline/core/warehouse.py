@@ -38,6 +38,14 @@ def _write_text(path: Path, text: str) -> None:
 
 
 @dataclass(frozen=True)
+class Appended:
+    """What `Warehouse.append` left in the partition, and how many of its rows were new."""
+
+    table: pd.DataFrame
+    rows_added: int
+
+
+@dataclass(frozen=True)
 class Warehouse:
     root: Path
 
@@ -78,10 +86,11 @@ class Warehouse:
         h = hashlib.sha256("\n".join(f"{t}/{p}:{d}" for t, p, d in df.itertuples(index=False)).encode()).hexdigest()
         return h[:16], df
 
-    def append(self, table: str, df: pd.DataFrame, partition: str | None, merge) -> pd.DataFrame:
+    def append(self, table: str, df: pd.DataFrame, partition: str | None, merge) -> Appended:
         """Read-merge-write one partition under an exclusive lock: `merge(existing_or_None, df)`
         returns the new content (append-only tables: existing rows kept, new ones added; the file is
-        rewritten only when rows were added; `attrs["rows_added"]` counts them, read under the lock)."""
+        rewritten only when rows were added). Returns the merged table and the rows added, counted
+        under the lock."""
         target = self.path(table, partition)
         target.parent.mkdir(parents=True, exist_ok=True)
         with open(target.with_name(".lock"), "w") as lock:
@@ -90,8 +99,7 @@ class Warehouse:
             merged = merge(existing, df)
             if existing is None or len(merged) != len(existing):  # append-only: nothing new, nothing written
                 self.write(table, merged, partition)
-            merged.attrs["rows_added"] = len(merged) - (0 if existing is None else len(existing))
-            return merged
+            return Appended(merged, len(merged) - (0 if existing is None else len(existing)))
 
     def exists(self, table: str, partition: str | None = None) -> bool:
         return self.path(table, partition).is_file()

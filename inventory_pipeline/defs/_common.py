@@ -94,14 +94,25 @@ def operational(fn):
                 f"{max_retries()} in {wait:.1f} s"
             )
             raise dg.RetryRequested(max_retries=max_retries(), seconds_to_wait=wait) from e
-        if isinstance(out, dg.MaterializeResult):
-            out = dg.MaterializeResult(
-                asset_key=out.asset_key,
-                metadata={**(out.metadata or {}), "elapsed_s": round(time.perf_counter() - t0, 3)},
-                check_results=out.check_results,
-                data_version=out.data_version,
-                tags=out.tags,
-            )
-        return out
+        elapsed = round(time.perf_counter() - t0, 3)
+        # a multi-asset returns one result per asset; the selected ones are yielded (a subset run
+        # selects fewer; a MaterializeResult is itself a tuple, so it is told apart first)
+        if isinstance(out, (list, tuple)) and not isinstance(out, dg.MaterializeResult):
+            selected = context.selected_asset_keys
+            return (_timed(r, elapsed) for r in out if dg.AssetKey.from_coercible(r.asset_key) in selected)
+        return _timed(out, elapsed)
 
     return wrapper
+
+
+def _timed(out, elapsed: float):
+    """`out` with the step's wall time in its metadata (`elapsed_s`), when it is a MaterializeResult."""
+    if isinstance(out, dg.MaterializeResult):
+        out = dg.MaterializeResult(
+            asset_key=out.asset_key,
+            metadata={**(out.metadata or {}), "elapsed_s": elapsed},
+            check_results=out.check_results,
+            data_version=out.data_version,
+            tags=out.tags,
+        )
+    return out

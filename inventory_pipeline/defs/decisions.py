@@ -38,13 +38,11 @@ from ._common import (
     preview,
     violations_check,
 )
-from .forecasting import demand_forecast
 from .ingestion import landing_assets
 from .ledger import day_quarantine, inventory_reconciliation
 from .partitions import daily_partitions
 from .pricing import price_recommendations
 from .rebalancing import rebalancing_transfers
-from .replenishment import replenishment_orders
 from .resources import ExplainerResource, PolicyResource, WarehouseResource
 
 _planner_asset = next(a for a in landing_assets if a.key.path[-1] == "raw_planner_decisions")
@@ -121,18 +119,51 @@ def _planner_rows(wh, d: str) -> list[tuple[str, pd.DataFrame]]:
     return out
 
 
-@dg.asset(
+_LOG_DEPS = [
+    "replenishment_orders",
+    "replenishment_targets",
+    rebalancing_transfers,
+    price_recommendations,
+    "demand_forecast",
+    "forecast_run",
+    _planner_asset,
+    inventory_reconciliation,
+    model_key("dim_locations"),
+    model_key("dim_products"),
+]
+
+
+@dg.multi_asset(
+    name="decision_log",
     partitions_def=daily_partitions,
-    group_name="decisions",
-    deps=[
-        replenishment_orders,
-        rebalancing_transfers,
-        price_recommendations,
-        demand_forecast,
-        _planner_asset,
-        inventory_reconciliation,
-        model_key("dim_locations"),
-        model_key("dim_products"),
+    specs=[
+        dg.AssetSpec(
+            "decision_log",
+            group_name="decisions",
+            deps=_LOG_DEPS,
+            description="Every decision of the plan as the replay of its append-only events: id, status and "
+            "history, versions (MLflow model, policy), inputs fingerprint, binding constraint, expected cost and "
+            "service, confidence, explanation. Planner answers from planner/*/decisions.csv are applied here.",
+        ),
+        dg.AssetSpec(
+            "decision_events",
+            group_name="decisions",
+            deps=_LOG_DEPS,
+            description="The plan's append-only event store: proposed, routed, planner answers, exported "
+            "(the outbox appends its export events). Merged under a lock, never rewritten.",
+        ),
+        dg.AssetSpec(
+            "decision_inputs",
+            group_name="decisions",
+            deps=_LOG_DEPS,
+            description="Every partition the plan read, with its content hash (the inputs fingerprint's parts).",
+        ),
+        dg.AssetSpec(
+            "planner_not_applied",
+            group_name="decisions",
+            deps=_LOG_DEPS,
+            description="Planner answers that could not apply to this plan's decisions, with the reason.",
+        ),
     ],
     check_specs=[
         contract_spec("decision_log", DecisionLog),
@@ -145,9 +176,7 @@ def _planner_rows(wh, d: str) -> list[tuple[str, pd.DataFrame]]:
             "above its item's typical size",
         ),
     ],
-    description="Every decision of the plan as the replay of its append-only events: id, status and history, "
-    "versions (MLflow model, policy), inputs fingerprint, binding constraint, expected cost and "
-    "service, confidence, explanation. Planner answers from planner/*/decisions.csv are applied here.",
+    can_subset=True,
 )
 @operational
 def decision_log(
@@ -192,7 +221,7 @@ def decision_log(
     new = [proposal_events(routed, now, context.run_id)]
     answers = _planner_rows(wh, d)
     new += [planner_events(p, x, now, context.run_id) for x, p in answers]
-    events = wh.append("decision_events", pd.concat(new, ignore_index=True), d, merge_events)
+    events = wh.append("decision_events", pd.concat(new, ignore_index=True), d, merge_events).table
     state, not_applied = replay(events)
     wh.write("decision_log", state, d)
     wh.write("planner_not_applied", not_applied, d)
@@ -203,41 +232,56 @@ def decision_log(
         )
     guards = guard_violations(state, pol, typical, items_priced=len(prices))
     rates = override_rates(state)
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": len(state),
-            "by_status": state["status"].value_counts().to_dict(),
-            "by_type": state["decision_type"].value_counts().to_dict(),
-            "pending_review": int((state["status"] == "pending_review").sum()),
-            "review_reasons": state.loc[state["review_reason"] != "", "review_reason"]
-            .str.split(";")
-            .explode()
-            .str.replace(r"-?\d[\d.]*", "N", regex=True)
-            .str.strip()
-            .value_counts()
-            .head(10)
-            .to_dict(),
-            "planner_files": [x for x, _ in answers],
-            "planner_not_applied": len(not_applied),
-            "held_for_input": int(
-                state["review_reason"].str.contains("input quarantined|master data", regex=True).sum()
-            ),
-            "override_rate": dg.MetadataValue.md(rates.round(4).to_markdown(index=False)),
-            "events_total": len(events),
-            "inputs_fingerprint": fp,
-            "inputs_partitions": len(inputs),
-            "model_version": model_version,
-            "policy_version": pol.tag,
-            "mlflow_run_id": str(run["mlflow_run_id"]) if run else "",
-            "daily_po_value_median": round(typical.daily_po_value, 2)
-            if typical.daily_po_value == typical.daily_po_value
-            else None,
-            "preview": preview(state.drop(columns=["explanation", "status_history"])),
-        },
-        check_results=[
-            contract_check("output_contract", DecisionLog, state),
-            violations_check("runtime_guards", guards, "guard", "guard(s) tripped", pol.tag),
-        ],
+    return (
+        dg.MaterializeResult(
+            asset_key="decision_log",
+            metadata={
+                "dagster/row_count": len(state),
+                "by_status": state["status"].value_counts().to_dict(),
+                "by_type": state["decision_type"].value_counts().to_dict(),
+                "pending_review": int((state["status"] == "pending_review").sum()),
+                "review_reasons": state.loc[state["review_reason"] != "", "review_reason"]
+                .str.split(";")
+                .explode()
+                .str.replace(r"-?\d[\d.]*", "N", regex=True)
+                .str.strip()
+                .value_counts()
+                .head(10)
+                .to_dict(),
+                "planner_files": [x for x, _ in answers],
+                "planner_not_applied": len(not_applied),
+                "held_for_input": int(
+                    state["review_reason"].str.contains("input quarantined|master data", regex=True).sum()
+                ),
+                "override_rate": dg.MetadataValue.md(rates.round(4).to_markdown(index=False)),
+                "events_total": len(events),
+                "inputs_fingerprint": fp,
+                "inputs_partitions": len(inputs),
+                "model_version": model_version,
+                "policy_version": pol.tag,
+                "mlflow_run_id": str(run["mlflow_run_id"]) if run else "",
+                "daily_po_value_median": round(typical.daily_po_value, 2)
+                if typical.daily_po_value == typical.daily_po_value
+                else None,
+                "preview": preview(state.drop(columns=["explanation", "status_history"])),
+            },
+            check_results=[
+                contract_check("output_contract", DecisionLog, state),
+                violations_check("runtime_guards", guards, "guard", "guard(s) tripped", pol.tag),
+            ],
+        ),
+        dg.MaterializeResult(
+            asset_key="decision_events",
+            metadata={"dagster/row_count": len(events), "by_event": events["event"].value_counts().to_dict()},
+        ),
+        dg.MaterializeResult(
+            asset_key="decision_inputs",
+            metadata={"dagster/row_count": len(inputs), "inputs_fingerprint": fp},
+        ),
+        dg.MaterializeResult(
+            asset_key="planner_not_applied",
+            metadata={"dagster/row_count": len(not_applied), "preview": preview(not_applied)},
+        ),
     )
 
 

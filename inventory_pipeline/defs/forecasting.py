@@ -17,7 +17,7 @@ from ..contracts.outputs import DemandForecast
 from ..core.forecasting import ForecastConfig, drift_statistics, forecast_config
 from ..core.plots import plot_cv, plot_forecasts
 from ..core.sources import FORECAST_HISTORY_COLUMNS, WarehouseSource
-from ..core.stages import FORECAST
+from ..core.stages import FORECAST, ServedForecast
 from ..core.tracking import fingerprint, log_run, register_forecaster, registry_version, set_alias
 from ._common import contract_check, contract_spec, model_key, operational, preview
 from .partitions import daily_partitions
@@ -71,14 +71,31 @@ def _drift(wh, d: str, pol) -> dg.AssetCheckResult:
     )
 
 
-@dg.asset(
+@dg.multi_asset(
+    name="demand_forecast",
     partitions_def=daily_partitions,
-    group_name="decisions",
-    deps=[
-        model_key("fct_daily_demand"),
-        model_key("dim_products"),
-        model_key("stg_calendar"),
-        model_key("fct_promotion_plan"),
+    specs=[
+        dg.AssetSpec(
+            "demand_forecast",
+            group_name="decisions",
+            deps=[
+                model_key("fct_daily_demand"),
+                model_key("dim_products"),
+                model_key("stg_calendar"),
+                model_key("fct_promotion_plan"),
+            ],
+            kinds={"statsforecast", "mlflow"},
+            description="Probabilistic daily demand per store x SKU for days D+1..D+30 (mean, p025-p99), "
+            "censoring-corrected, segmented by demand class, model chosen by rolling-origin CV.",
+        ),
+        dg.AssetSpec(
+            "forecast_run",
+            group_name="decisions",
+            deps=["demand_forecast"],
+            kinds={"mlflow"},
+            description="Which registered forecaster version served the plan and why (the promotion gate), "
+            "with its MLflow run, CV WAPE and interval coverage: the plan's forecast decision.",
+        ),
     ],
     check_specs=[
         contract_spec("demand_forecast", DemandForecast),
@@ -95,9 +112,7 @@ def _drift(wh, d: str, pol) -> dg.AssetCheckResult:
             "(warns, fails past the policy threshold)",
         ),
     ],
-    kinds={"statsforecast", "mlflow"},
-    description="Probabilistic daily demand per store x SKU for days D+1..D+30 (mean, p025-p99), "
-    "censoring-corrected, segmented by demand class, model chosen by rolling-origin CV.",
+    can_subset=True,
 )
 @operational
 def demand_forecast(
@@ -116,25 +131,65 @@ def demand_forecast(
     inputs = FORECAST.read(WarehouseSource(wh), d, cfg)
     hist = inputs.history
     context.log.info(f"forecasting {hist.groupby(['location_id', 'sku_id']).ngroups} series from {len(hist)} rows")
-    cand = FORECAST.run(inputs, d, cfg, progress=context.log.info)
+    served = _serve(context, FORECAST.run(inputs, d, cfg, progress=context.log.info), inputs, d, cfg, pol, mlflow)
+    run_id, artifacts = _log_run(context, served, inputs, d, cfg, pol, mlflow, wh)
+    model_version, candidate_version = _register(served, inputs, run_id, cfg, mlflow)
+    fc = served.serving.forecast.assign(model_version=model_version)
+    run = _forecast_run(served, model_version, run_id, d)
+    wh.write("demand_forecast", fc, d)
+    wh.write("forecast_run", run, d)  # what the decision log records as the plan's forecast decision
+    gate = dg.AssetCheckResult(
+        check_name=GATE,
+        passed=bool(served.promoted),
+        severity=dg.AssetCheckSeverity.WARN,
+        description=served.reason,
+        metadata={
+            "candidate_cv_wape": served.candidate.metrics.get("cv_wape", float("nan")),
+            "champion_cv_wape": served.champion_cv_wape if served.champion_cv_wape is not None else float("nan"),
+            "serving": model_version,
+            "candidate_version": f"demand_forecaster/v{candidate_version}",
+        },
+    )
+    return (
+        dg.MaterializeResult(
+            asset_key="demand_forecast",
+            metadata=_forecast_metadata(served, fc, run_id, model_version, artifacts, mlflow),
+            check_results=[contract_check("output_contract", DemandForecast, fc), gate, _drift(wh, d, pol)],
+        ),
+        dg.MaterializeResult(
+            asset_key="forecast_run",
+            metadata={"dagster/row_count": len(run), "model_version": model_version, "gate": served.reason},
+        ),
+    )
+
+
+def _serve(context, cand, inputs, d: str, cfg: ForecastConfig, pol, mlflow: MlflowResource) -> ServedForecast:
+    """The promotion gate against the registry's champion, cross-validated on the same window when
+    it is a different configuration."""
     champ = registry_version(mlflow.tracking_uri, "champion")
     champ_res = None
     if champ and champ["config_fingerprint"] != cfg.fingerprint():
         context.log.info(f"cross-validating champion v{champ['version']} on the same window")
-        champ_res = FORECAST.run(
-            inputs, d, _champion_config(champ, cfg), progress=lambda m: context.log.info(f"champion {m}")
-        )
+        ccfg = _champion_config(champ, cfg)
+        champ_res = FORECAST.run(inputs, d, ccfg, progress=lambda m: context.log.info(f"champion {m}"))
     served = FORECAST.serve(cand, champ_res, pol.forecast.promotion_tolerance)
-    serving, promoted, reason, champ_wape = served.serving, served.promoted, served.reason, served.champion_cv_wape
     if champ and champ_res is None:
-        reason = f"the policy's configuration is the champion (v{champ['version']})"
-    fc = serving.forecast
+        served = dataclasses.replace(served, reason=f"the policy's configuration is the champion (v{champ['version']})")
+    return dataclasses.replace(served, champion_version=champ["version"] if champ else None)
+
+
+def _log_run(context, served: ServedForecast, inputs, d: str, cfg: ForecastConfig, pol, mlflow, wh):
+    """One MLflow run per materialisation (reused when the partition re-runs on the same data):
+    parameters, CV metrics, the forecast and CV plots and the CV table as artifacts."""
+    serving, hist = served.serving, inputs.history
     plots = wh.root / "plots" / "demand_forecast"
-    artifacts = [plot_forecasts(hist, fc, plots / f"{d}.png"), plot_cv(serving.cv_points, plots / f"{d}_cv.png")]
+    artifacts = [
+        plot_forecasts(hist, serving.forecast, plots / f"{d}.png"),
+        plot_cv(serving.cv_points, plots / f"{d}_cv.png"),
+    ]
     cv_csv = plots / f"{d}_cv.csv"
     serving.cv.to_csv(cv_csv, index=False)
-    artifacts.append(cv_csv)
-    classes = serving.classes["demand_class"].value_counts().to_dict() if len(serving.classes) else {}
+    classes = _classes(serving)
     cens = serving.adjustments.censoring
     run_id = log_run(
         mlflow.tracking_uri,
@@ -151,7 +206,7 @@ def demand_forecast(
             "policy_version": pol.tag,
             "selection_metric": serving.config.selection_metric,
             **{f"model_{k}": v for k, v in serving.selection.items()},
-            "gate": reason,
+            "gate": served.reason,
         },
         metrics={
             **{k: v for k, v in serving.metrics.items() if isinstance(v, (int, float))},
@@ -159,14 +214,22 @@ def demand_forecast(
             "series": sum(classes.values()),
             "censored_share_corrected": cens.get("corrected_share", 0.0),
             "censored_units_added": cens.get("units_added", 0.0),
-            **({"champion_cv_wape": champ_wape} if champ_wape is not None else {}),
-            "candidate_cv_wape": cand.metrics.get("cv_wape", float("nan")),
+            **({"champion_cv_wape": served.champion_cv_wape} if served.champion_cv_wape is not None else {}),
+            "candidate_cv_wape": served.candidate.metrics.get("cv_wape", float("nan")),
         },
-        artifacts=artifacts,
+        artifacts=[*artifacts, cv_csv],
         tags={"dagster_run_id": context.run_id, "partition": d},
         version=f"{serving.config.fingerprint()}/{fingerprint(hist)}/{pol.tag}",
     )
-    example = hist.head(20).assign(category=lambda h: h["sku_id"].map(inputs.categories))
+    return run_id, artifacts
+
+
+def _register(served: ServedForecast, inputs, run_id: str, cfg: ForecastConfig, mlflow) -> tuple[str, str]:
+    """Register the candidate (once per configuration) and move the aliases: `champion` when the
+    gate promoted it, `challenger` otherwise. Returns the serving version's name and the
+    candidate's registry version."""
+    cand = served.candidate
+    example = inputs.history.head(20).assign(category=lambda h: h["sku_id"].map(inputs.categories))
     version = register_forecaster(
         mlflow.tracking_uri,
         run_id,
@@ -176,78 +239,57 @@ def demand_forecast(
         example,
         cand.forecast.head(20),
     )
-    if promoted:
-        set_alias(mlflow.tracking_uri, "champion", version)
-        serving_version = version
-    else:
-        set_alias(mlflow.tracking_uri, "challenger", version)
-        serving_version = champ["version"]
-    model_version = f"demand_forecaster/v{serving_version}"
-    fc = fc.assign(model_version=model_version)
-    wh.write("demand_forecast", fc, d)
-    m = serving.metrics
-    # what the decision log records as the plan's forecast decision (which version served, why)
-    wh.write(
-        "forecast_run",
-        pd.DataFrame(
-            [
-                {
-                    "plan_date": pd.Timestamp(d),
-                    "model_version": model_version,
-                    "mlflow_run_id": run_id,
-                    "series": int(sum(classes.values())),
-                    "cv_wape": float(m.get("cv_wape", float("nan"))),
-                    "coverage_80": float(m.get("cv_coverage_80", float("nan"))),
-                    "promoted": bool(promoted),
-                    "gate": reason,
-                }
-            ]
-        ),
-        d,
+    set_alias(mlflow.tracking_uri, "champion" if served.promoted else "challenger", version)
+    return f"demand_forecaster/v{version if served.promoted else served.champion_version}", version
+
+
+def _classes(serving) -> dict:
+    return serving.classes["demand_class"].value_counts().to_dict() if len(serving.classes) else {}
+
+
+def _forecast_run(served: ServedForecast, model_version: str, run_id: str, d: str) -> pd.DataFrame:
+    m = served.serving.metrics
+    return pd.DataFrame(
+        [
+            {
+                "plan_date": pd.Timestamp(d),
+                "model_version": model_version,
+                "mlflow_run_id": run_id,
+                "series": int(sum(_classes(served.serving).values())),
+                "cv_wape": float(m.get("cv_wape", float("nan"))),
+                "coverage_80": float(m.get("cv_coverage_80", float("nan"))),
+                "promoted": bool(served.promoted),
+                "gate": served.reason,
+            }
+        ]
     )
-    gate = dg.AssetCheckResult(
-        check_name=GATE,
-        passed=bool(promoted),
-        severity=dg.AssetCheckSeverity.WARN,
-        description=reason,
-        metadata={
-            "candidate_cv_wape": cand.metrics.get("cv_wape", float("nan")),
-            "champion_cv_wape": champ_wape if champ_wape is not None else float("nan"),
-            "serving": model_version,
-            "candidate_version": f"demand_forecaster/v{version}",
+
+
+def _forecast_metadata(served: ServedForecast, fc, run_id: str, model_version: str, artifacts, mlflow) -> dict:
+    serving = served.serving
+    m, cens = serving.metrics, serving.adjustments.censoring
+    return {
+        "dagster/row_count": len(fc),
+        "series_by_class": _classes(serving),
+        "model_version": model_version,
+        "selection": serving.selection,
+        "gate": served.reason,
+        "mlflow_run_id": run_id,
+        "mlflow_run": dg.MetadataValue.url(f"{mlflow.ui_url}/#/experiments/{_experiment_id(mlflow)}/runs/{run_id}"),
+        "mlflow_tracking_uri": mlflow.tracking_uri,
+        **{
+            k: round(m[k], 4)
+            for k in ("cv_wape", "cv_bias", "cv_mase", "cv_rmsse", "cv_coverage_80", "cv_coverage_95")
+            if k in m
         },
-    )
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": len(fc),
-            "series_by_class": classes,
-            "model_version": model_version,
-            "selection": serving.selection,
-            "gate": reason,
-            "mlflow_run_id": run_id,
-            "mlflow_run": dg.MetadataValue.url(
-                f"http://127.0.0.1:5000/#/experiments/{_experiment_id(mlflow)}/runs/{run_id}"
-            ),
-            "mlflow_tracking_uri": mlflow.tracking_uri,
-            **{
-                k: round(m[k], 4)
-                for k in ("cv_wape", "cv_bias", "cv_mase", "cv_rmsse", "cv_coverage_80", "cv_coverage_95")
-                if k in m
-            },
-            "selection_metric": serving.config.selection_metric,
-            "censoring": dg.MetadataValue.json(
-                {k: round(v, 4) if isinstance(v, float) else v for k, v in cens.items()}
-            ),
-            "promo_uplift": dg.MetadataValue.json(
-                {k: round(v, 3) for k, v in serving.adjustments.promo_uplift.items()}
-            ),
-            "cv_table": dg.MetadataValue.md(serving.cv.round(4).to_markdown(index=False)) if len(serving.cv) else "",
-            "plot": dg.MetadataValue.path(str(artifacts[0])),
-            "cv_plot": dg.MetadataValue.path(str(artifacts[1])),
-            "preview": preview(fc),
-        },
-        check_results=[contract_check("output_contract", DemandForecast, fc), gate, _drift(wh, d, pol)],
-    )
+        "selection_metric": serving.config.selection_metric,
+        "censoring": dg.MetadataValue.json({k: round(v, 4) if isinstance(v, float) else v for k, v in cens.items()}),
+        "promo_uplift": dg.MetadataValue.json({k: round(v, 3) for k, v in serving.adjustments.promo_uplift.items()}),
+        "cv_table": dg.MetadataValue.md(serving.cv.round(4).to_markdown(index=False)) if len(serving.cv) else "",
+        "plot": dg.MetadataValue.path(str(artifacts[0])),
+        "cv_plot": dg.MetadataValue.path(str(artifacts[1])),
+        "preview": preview(fc),
+    }
 
 
 def _experiment_id(mlflow_res: MlflowResource) -> str:

@@ -65,7 +65,10 @@ review_planner_job = dg.define_asset_job("review_planner", selection=_planner - 
 # a plan's decisions after planner answers: replay the events, refresh the queue, rewrite the outbox
 publish_job = dg.define_asset_job(
     "publish_decisions",
-    selection=dg.AssetSelection.assets("decision_log", "review_queue", "erp_outbox") - _freshness,
+    selection=dg.AssetSelection.assets(
+        "decision_log", "decision_events", "decision_inputs", "planner_not_applied", "review_queue", "erp_outbox"
+    )
+    - _freshness,
     tags=WAREHOUSE_TAG,
 )
 

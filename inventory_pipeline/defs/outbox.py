@@ -57,7 +57,15 @@ def erp_outbox(
     if ok:  # the ERP can read it now: record the export in the decision's history (idempotent)
         now = datetime.now(UTC).isoformat(timespec="seconds")
         ev = export_events(log, hashlib.sha256(files["manifest.json"]).hexdigest(), d, now, context.run_id)
-        exported = wh.append("decision_events", ev, d, merge_events).attrs["rows_added"]
+        exported = wh.append("decision_events", ev, d, merge_events).rows_added
+        if exported:  # the decision log's event store grew: say so on its asset
+            context.log_event(
+                dg.AssetMaterialization(
+                    asset_key="decision_events",
+                    partition=d,
+                    metadata={"export_events_added": exported, "written_by": "erp_outbox"},
+                )
+            )
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": sum(m["rows"] for m in manifest["files"].values()),

@@ -11,7 +11,6 @@ from ..core.pricing import PRICING_HISTORY_DAYS, price_changed
 from ..core.sources import WarehouseSource
 from ..core.stages import PRICING
 from ._common import contract_check, contract_spec, model_key, operational, preview, violations_check, write_tables
-from .forecasting import demand_forecast
 from .partitions import daily_partitions
 from .resources import PolicyResource, WarehouseResource
 
@@ -20,7 +19,7 @@ from .resources import PolicyResource, WarehouseResource
     partitions_def=daily_partitions,
     group_name="decisions",
     deps=[
-        demand_forecast,
+        "demand_forecast",
         model_key("fct_daily_demand"),
         model_key("fct_inventory_positions"),
         model_key("dim_products"),

@@ -15,10 +15,8 @@ from ..core.rebalancing import TRANSFER_COLUMNS
 from ..core.sources import WarehouseSource
 from ..core.stages import REBALANCING
 from ._common import contract_check, contract_spec, model_key, operational, preview, violations_check, write_tables
-from .forecasting import demand_forecast
 from .partitions import daily_partitions
 from .pricing import price_recommendations
-from .replenishment import replenishment_orders
 from .resources import PolicyResource, WarehouseResource
 
 
@@ -26,9 +24,10 @@ from .resources import PolicyResource, WarehouseResource
     partitions_def=daily_partitions,
     group_name="decisions",
     deps=[
-        replenishment_orders,
+        "replenishment_orders",
+        "replenishment_targets",
         price_recommendations,
-        demand_forecast,
+        "demand_forecast",
         model_key("fct_inventory_positions"),
         model_key("dim_locations"),
         model_key("dim_products"),

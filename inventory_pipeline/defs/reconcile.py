@@ -23,7 +23,7 @@ from ..core.reconcile import (
     reconcile_orders,
 )
 from ..core.sources import WarehouseSource
-from ._common import model_key, operational
+from ._common import model_key, operational, preview
 from .ingestion import landing_assets
 from .partitions import daily_partitions
 from .resources import PolicyResource, WarehouseResource
@@ -35,10 +35,25 @@ PREVIEW_LINES = 20
 HISTORY_COLUMNS = "location_id, sku_id, date, units_sold, unit_price, price_observed, on_promo, is_stockout"
 
 
-@dg.asset(
+@dg.multi_asset(
+    name="price_reconciliation",
     partitions_def=daily_partitions,
-    group_name="governance",
-    deps=[model_key("fct_daily_demand")],
+    specs=[
+        dg.AssetSpec(
+            "price_reconciliation",
+            group_name="governance",
+            deps=[model_key("fct_daily_demand")],
+            description="Price book vs shelf: store x SKUs whose latest exported price change disagrees with the "
+            "regular (non-promotion) price observed in pos_sales since; the book follows the shelf.",
+        ),
+        dg.AssetSpec(
+            "reconciled_price_book",
+            group_name="governance",
+            deps=[model_key("fct_daily_demand")],
+            description="The price book after reconciliation: the latest exported price per store x SKU, or the "
+            "observed shelf price where the shelf contradicts it (what the pricing stage reads).",
+        ),
+    ],
     check_specs=[
         dg.AssetCheckSpec(
             PRICE_CHECK,
@@ -48,8 +63,7 @@ HISTORY_COLUMNS = "location_id, sku_id, date, units_sold, unit_price, price_obse
             "with the observed regular price (warns with the lines)",
         )
     ],
-    description="Price book vs shelf: store x SKUs whose latest exported price change disagrees with the regular "
-    "(non-promotion) price observed in pos_sales since; the book follows the shelf.",
+    can_subset=True,
 )
 @operational
 def price_reconciliation(context: dg.AssetExecutionContext, warehouse: WarehouseResource, policy: PolicyResource):
@@ -66,23 +80,30 @@ def price_reconciliation(context: dg.AssetExecutionContext, warehouse: Warehouse
             f"price book {d}: {len(dis)} of {entries} exported prices disagree with the shelf; "
             f"see table price_reconciliation/{d}"
         )
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": len(dis),
-            "price_book_entries": entries,
-            "disagreements": len(dis),
-            "corrected_to_observed": int((reconciled["price_source"] == "observed").sum()),
-            "disagreements_preview": dg.MetadataValue.md(disagreement_markdown(dis, PREVIEW_LINES)),
-        },
-        check_results=[
-            _warn(
-                PRICE_CHECK,
-                dis,
-                f"{len(dis)} of {entries} exported price(s) disagree with the regular "
-                f"price observed on the shelf; the book follows the shelf (table price_reconciliation/{d})",
-                price_book_entries=entries,
-            )
-        ],
+    return (
+        dg.MaterializeResult(
+            asset_key="price_reconciliation",
+            metadata={
+                "dagster/row_count": len(dis),
+                "price_book_entries": entries,
+                "disagreements": len(dis),
+                "corrected_to_observed": int((reconciled["price_source"] == "observed").sum()),
+                "disagreements_preview": dg.MetadataValue.md(disagreement_markdown(dis, PREVIEW_LINES)),
+            },
+            check_results=[
+                _warn(
+                    PRICE_CHECK,
+                    dis,
+                    f"{len(dis)} of {entries} exported price(s) disagree with the regular "
+                    f"price observed on the shelf; the book follows the shelf (table price_reconciliation/{d})",
+                    price_book_entries=entries,
+                )
+            ],
+        ),
+        dg.MaterializeResult(
+            asset_key="reconciled_price_book",
+            metadata={"dagster/row_count": len(reconciled), "preview": preview(reconciled)},
+        ),
     )
 
 

@@ -10,23 +10,45 @@ from ..contracts.outputs import ReplenishmentOrders
 from ..core.sources import WarehouseSource
 from ..core.stages import REPLENISHMENT
 from ._common import contract_check, contract_spec, model_key, operational, preview, violations_check, write_tables
-from .forecasting import demand_forecast
 from .partitions import daily_partitions
-from .pricing import price_recommendations
 from .resources import PolicyResource, WarehouseResource
 
+_DEPS = [
+    "demand_forecast",
+    "price_recommendations",
+    model_key("fct_inventory_positions"),
+    model_key("fct_order_lead_times"),
+    model_key("fct_daily_demand"),
+    model_key("dim_products"),
+    model_key("dim_locations"),
+]
 
-@dg.asset(
+
+@dg.multi_asset(
+    name="replenishment_orders",
     partitions_def=daily_partitions,
-    group_name="decisions",
-    deps=[
-        demand_forecast,
-        price_recommendations,
-        model_key("fct_inventory_positions"),
-        model_key("fct_order_lead_times"),
-        model_key("fct_daily_demand"),
-        model_key("dim_products"),
-        model_key("dim_locations"),
+    specs=[
+        dg.AssetSpec(
+            "replenishment_orders",
+            group_name="decisions",
+            deps=_DEPS,
+            kinds={"cvxpy"},
+            description="Supplier->DC purchase orders and DC->store replenishments: (s, S) targets from the "
+            "forecast distribution and observed lead times, class service levels, case packs, MOQ, capacity, budget.",
+        ),
+        dg.AssetSpec(
+            "replenishment_targets",
+            group_name="decisions",
+            deps=_DEPS,
+            description="Per store x SKU: demand over the protection period, class, service level, the order-up-to "
+            "target and its position; what rebalancing plans against.",
+        ),
+        dg.AssetSpec(
+            "replenishment_unmet",
+            group_name="decisions",
+            deps=_DEPS,
+            description="What a limit (capacity, budget, DC stock, supplier minimum) kept from being ordered, and why.",
+        ),
     ],
     check_specs=[
         contract_spec("replenishment_orders", ReplenishmentOrders),
@@ -38,9 +60,7 @@ from .resources import PolicyResource, WarehouseResource
             "supplier minimum: every order rule re-checked from the output",
         ),
     ],
-    kinds={"cvxpy"},
-    description="Supplier->DC purchase orders and DC->store replenishments: (s, S) targets from the forecast "
-    "distribution and observed lead times, class service levels, case packs, MOQ, capacity, budget.",
+    can_subset=True,
 )
 @operational
 def replenishment_orders(context: dg.AssetExecutionContext, warehouse: WarehouseResource, policy: PolicyResource):
@@ -63,20 +83,34 @@ def replenishment_orders(context: dg.AssetExecutionContext, warehouse: Warehouse
         "receipts"
     )
     rules = violations_check("order_rules", violations, "rule", "order line(s) break a rule", pol.tag)
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": len(orders),
-            "by_type": dg.MetadataValue.md(by_type.round(2).to_markdown()),
-            "binding_constraints": orders["binding_constraint"].value_counts().to_dict(),
-            "service_levels_by_class": plan.targets.groupby("item_class")["service_level"].first().round(4).to_dict(),
-            "items_by_class": plan.targets["item_class"].value_counts().to_dict(),
-            "expected_shortage_units": round(float(orders["expected_shortage_units"].sum()), 2),
-            "expected_cost": round(float(orders["expected_cost"].sum()), 2),
-            "unmet_requirements": len(plan.unmet),
-            "unmet": dg.MetadataValue.md(plan.unmet.head(20).to_markdown(index=False)),
-            "supplier_lead_times": dg.MetadataValue.md(lt.round(2).to_markdown(index=False)),
-            "policy_version": pol.tag,
-            "preview": preview(orders.drop(columns=["rationale"])),
-        },
-        check_results=[contract_check("output_contract", ReplenishmentOrders, orders), rules],
+    return (
+        dg.MaterializeResult(
+            asset_key="replenishment_orders",
+            metadata={
+                "dagster/row_count": len(orders),
+                "by_type": dg.MetadataValue.md(by_type.round(2).to_markdown()),
+                "binding_constraints": orders["binding_constraint"].value_counts().to_dict(),
+                "service_levels_by_class": plan.targets.groupby("item_class")["service_level"]
+                .first()
+                .round(4)
+                .to_dict(),
+                "items_by_class": plan.targets["item_class"].value_counts().to_dict(),
+                "expected_shortage_units": round(float(orders["expected_shortage_units"].sum()), 2),
+                "expected_cost": round(float(orders["expected_cost"].sum()), 2),
+                "unmet_requirements": len(plan.unmet),
+                "unmet": dg.MetadataValue.md(plan.unmet.head(20).to_markdown(index=False)),
+                "supplier_lead_times": dg.MetadataValue.md(lt.round(2).to_markdown(index=False)),
+                "policy_version": pol.tag,
+                "preview": preview(orders.drop(columns=["rationale"])),
+            },
+            check_results=[contract_check("output_contract", ReplenishmentOrders, orders), rules],
+        ),
+        dg.MaterializeResult(
+            asset_key="replenishment_targets",
+            metadata={"dagster/row_count": len(plan.targets), "preview": preview(plan.targets)},
+        ),
+        dg.MaterializeResult(
+            asset_key="replenishment_unmet",
+            metadata={"dagster/row_count": len(plan.unmet), "preview": preview(plan.unmet)},
+        ),
     )

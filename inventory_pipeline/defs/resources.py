@@ -44,6 +44,7 @@ class MlflowResource(dg.ConfigurableResource):
     tracking_uri: str
     artifact_root: str
     experiment: str = "demand_forecast"
+    ui_url: str = "http://127.0.0.1:5000"  # where `make mlflow-ui` (or the team's server) shows the runs
 
 
 class ForecastEngineResource(dg.ConfigurableResource):
@@ -92,7 +93,9 @@ def default_resources() -> dict:
         ),
         "warehouse": WarehouseResource(root=str(s.warehouse_dir)),
         "policy": PolicyResource(path=str(s.policy_path)),
-        "mlflow": MlflowResource(tracking_uri=s.mlflow_tracking_uri, artifact_root=s.mlflow_artifact_root),
+        "mlflow": MlflowResource(
+            tracking_uri=s.mlflow_tracking_uri, artifact_root=s.mlflow_artifact_root, ui_url=s.mlflow_ui_url
+        ),
         "forecast_engine": ForecastEngineResource(
             engine=os.environ.get("INVENTORY_PIPELINE_FORECAST_ENGINE", "local"),
             dask_scheduler=os.environ.get("INVENTORY_PIPELINE_DASK_SCHEDULER"),

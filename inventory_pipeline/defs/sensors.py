@@ -238,7 +238,8 @@ def record_run_failures(context: dg.RunFailureSensorContext, warehouse: Warehous
         os.environ.get("INVENTORY_PIPELINE_DAGSTER_URL", "http://127.0.0.1:3000"),
     )
     wh = warehouse.get()
-    added = wh.append("run_failures", rows, None, merge_by_run).attrs["rows_added"]
+    added = wh.append("run_failures", rows, None, merge_by_run).rows_added
+    _report(context.instance, "run_failures", added)
     if added:
         context.instance.add_run_tags(run.run_id, {"inventory_pipeline/failed_step": rows["step"].iloc[0] or "(run)"})
         _notify(rows)
@@ -287,7 +288,35 @@ def summarise_run(instance: dg.DagsterInstance, run) -> pd.DataFrame:
 
 def _store_summary(instance, run, wh) -> int:
     table = summarise_run(instance, run)
-    return wh.append("run_summaries", table, None, merge_by_run).attrs["rows_added"] if len(table) else 0
+    added = wh.append("run_summaries", table, None, merge_by_run).rows_added if len(table) else 0
+    _report(instance, "run_summaries", added)
+    return added
+
+
+def _report(instance: dg.DagsterInstance, table: str, added: int) -> None:
+    """A sensor's write to one of the operations tables, as a materialisation of its asset."""
+    if added:
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(asset_key=table, metadata={"rows_added": added, "written_by": "sensor"})
+        )
+
+
+# the tables the run sensors write (no run materialises them: the sensors report their writes)
+operations_tables = [
+    dg.AssetSpec(
+        "run_failures",
+        group_name="operations",
+        description="One row per failed step of a failed run (one for the run when no step failed): job, "
+        "partition, step, the first line of its error and a link to the run; written by the run-failure sensor, "
+        "which also alerts.",
+    ),
+    dg.AssetSpec(
+        "run_summaries",
+        group_name="operations",
+        description="One row per step of a run: status, start, duration, the assets it materialised and their "
+        "rows; written by the run-status sensors (docs/operations.md).",
+    ),
+]
 
 
 @dg.run_status_sensor(
