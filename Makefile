@@ -96,7 +96,7 @@ mlflow-ui: install
 # one daily partition and a 90-day backfill; results in bench/results.{json,md}
 SCALE ?= m5
 bench: install $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/python -m inventory_pipeline.benchmark --scale $(SCALE) --out bench
+	$(BIN)/python -m benchmarks.benchmark --scale $(SCALE) --out bench
 
 # the closed loop through the files (issue #19): the twin writes landing files, the real code location
 # plans each day, the twin executes the outbox; 28 days on the demo network against the in-memory

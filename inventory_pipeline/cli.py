@@ -169,11 +169,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     import time
 
     from .config import settings
+    from .networks import load_network
     from .simulation.evaluation import (
         EvaluationConfig,
         evaluate,
         headline_text,
-        load_network,
         scenario_table,
         write_report,
     )

@@ -218,7 +218,7 @@ def run_closed_loop(cfg: NetworkConfig, days: int, policy_path: str, log=print) 
     eve, so its first outbox is executed on the switch day, like the in-memory twin's first plan."""
     from .core.kpis import relative_change
     from .core.policy import load_policy
-    from .simulation.evaluation import _kpis
+    from .simulation.evaluation import run_kpis
     from .simulation.pipeline_policy import PipelinePolicy
 
     net = build_network(cfg)
@@ -237,7 +237,7 @@ def run_closed_loop(cfg: NetworkConfig, days: int, policy_path: str, log=print) 
         t0 = time.perf_counter()
         run = rule() if policy is None else SwitchingPolicy(rule(), policy, switch)
         runs[key] = (simulate(net, run, sink=sink, measure_from=switch), time.perf_counter() - t0)
-    kpis = {k: _kpis({"store": r.store, "dc": r.dc, "days": r.measured_days}, rate) for k, (r, _) in runs.items()}
+    kpis = {k: run_kpis({"store": r.store, "dc": r.dc, "days": r.measured_days}, rate) for k, (r, _) in runs.items()}
     return {
         "config": cfg.to_dict(),
         "days": days,

@@ -28,7 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import dagster as dg
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from .defs.partitions import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 
 INPUT_UNUSABLE, BLOCKED, FAILED, WARNING = "input_unusable", "blocked", "failed", "warning"
 # when several kinds happen in one `run`, the outcome is the first of these
@@ -364,7 +365,7 @@ def run_pipeline(
     wh = Warehouse(settings().warehouse_dir)
 
     def finish(name: str) -> bool:  # the per-run table, warnings and failures; True when the run succeeded
-        from .core.operations import format_run_summary
+        from .core.run_records import format_run_summary
         from .defs.sensors import summarise_run
 
         res = results[name]
@@ -381,7 +382,7 @@ def run_pipeline(
         (
             "ingest_daily",
             f"ingest daily files {first_date} .. {plan_date} (one run)",
-            {"tags": {ASSET_PARTITION_RANGE_START_TAG: first_date, ASSET_PARTITION_RANGE_END_TAG: plan_date}},
+            {"tags": {PARTITION_RANGE_START_TAG: first_date, PARTITION_RANGE_END_TAG: plan_date}},
         ),
         (
             "daily_plan",

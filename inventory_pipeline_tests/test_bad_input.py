@@ -68,14 +68,10 @@ def _corrupt(landing: Path, d: str, prev: str) -> dict:
 
 @pytest.fixture(scope="module")
 def bad_day(tmp_path_factory):
-    from dagster._core.storage.tags import (
-        ASSET_PARTITION_RANGE_END_TAG,
-        ASSET_PARTITION_RANGE_START_TAG,
-    )
-
     from inventory_pipeline.config import DEFAULT_POLICY_PATH
     from inventory_pipeline.core.warehouse import Warehouse
     from inventory_pipeline.definitions import build_definitions
+    from inventory_pipeline.defs.partitions import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
     from inventory_pipeline.defs.resources import (
         LandingZoneResource,
         MlflowResource,
@@ -122,8 +118,8 @@ def bad_day(tmp_path_factory):
         runs["daily"] = defs.resolve_job_def("ingest_daily").execute_in_process(
             instance=instance,
             tags={
-                ASSET_PARTITION_RANGE_START_TAG: days[0],
-                ASSET_PARTITION_RANGE_END_TAG: d,
+                PARTITION_RANGE_START_TAG: days[0],
+                PARTITION_RANGE_END_TAG: d,
             },
         )
         runs["plan"] = defs.resolve_job_def("daily_plan").execute_in_process(
@@ -343,10 +339,7 @@ def test_exported_decisions_are_exactly_those_of_unaffected_items(bad_day, tmp_p
 
 def test_a_file_past_the_threshold_stops_the_day_with_the_file_named(bad_day, tmp_path):
     """Per file and day: a pos_sales file with half its rows bad is unusable; the plan is blocked."""
-    from dagster._core.storage.tags import (
-        ASSET_PARTITION_RANGE_END_TAG,
-        ASSET_PARTITION_RANGE_START_TAG,
-    )
+    from inventory_pipeline.defs.partitions import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 
     d, landing, defs, instance = (
         bad_day["d"],
@@ -365,8 +358,8 @@ def test_a_file_past_the_threshold_stops_the_day_with_the_file_named(bad_day, tm
             ing = defs.resolve_job_def("ingest_daily").execute_in_process(
                 instance=instance,
                 tags={
-                    ASSET_PARTITION_RANGE_START_TAG: d,
-                    ASSET_PARTITION_RANGE_END_TAG: d,
+                    PARTITION_RANGE_START_TAG: d,
+                    PARTITION_RANGE_END_TAG: d,
                 },
             )
             q = _checks(ing, "raw_pos_sales")[("raw_pos_sales", "quarantine_within_threshold")]
@@ -391,7 +384,7 @@ def test_a_file_past_the_threshold_stops_the_day_with_the_file_named(bad_day, tm
 def test_a_file_cut_to_60_percent_of_its_bytes_is_reported_and_stops_the_day(bad_day):
     """The rows after the cut leave no trace in the file: the cut row is quarantined as truncated,
     and the counts that vanished are unexplained ledger discrepancies, which block the plan."""
-    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+    from inventory_pipeline.defs.partitions import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 
     d, landing, defs, instance = bad_day["d"], bad_day["landing"], bad_day["defs"], bad_day["instance"]
     f = landing / "daily" / d / "inventory.csv"
@@ -401,7 +394,7 @@ def test_a_file_cut_to_60_percent_of_its_bytes_is_reported_and_stops_the_day(bad
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("INVENTORY_PIPELINE_WAREHOUSE_DIR", str(bad_day["wh"].root))
             defs.resolve_job_def("ingest_daily").execute_in_process(
-                instance=instance, tags={ASSET_PARTITION_RANGE_START_TAG: d, ASSET_PARTITION_RANGE_END_TAG: d}
+                instance=instance, tags={PARTITION_RANGE_START_TAG: d, PARTITION_RANGE_END_TAG: d}
             )
             job = defs.resolve_job_def("daily_plan").get_subset(
                 asset_selection={dg.AssetKey("inventory_reconciliation"), dg.AssetKey("decision_log")}

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from inventory_pipeline import benchmark
+from benchmarks import benchmark
 
 STAGES = [
     "ingest_daily",

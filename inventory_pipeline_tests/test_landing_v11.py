@@ -415,12 +415,12 @@ def test_m5_snap_days_are_regional_calendar_rows_of_the_stores_regions():
 def test_the_warehouse_plan_is_point_in_time_and_a_v1_zone_still_builds(tmp_path, monkeypatch):
     import dagster as dg
     import duckdb
-    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
     from dbt.cli.main import dbtRunner
 
     from inventory_pipeline.config import DBT_PROJECT_DIR, DEFAULT_POLICY_PATH
     from inventory_pipeline.core.warehouse import Warehouse
     from inventory_pipeline.defs.ingestion import landing_assets
+    from inventory_pipeline.defs.partitions import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
     from inventory_pipeline.defs.resources import LandingZoneResource, PolicyResource, WarehouseResource
 
     landing, root = tmp_path / "landing", tmp_path / "wh"
@@ -459,7 +459,7 @@ def test_the_warehouse_plan_is_point_in_time_and_a_v1_zone_still_builds(tmp_path
     policy = PolicyResource(path=str(DEFAULT_POLICY_PATH))
     res = dg.materialize(  # one run for the three days (the asset's single-run backfill)
         [asset],
-        tags={ASSET_PARTITION_RANGE_START_TAG: days[0], ASSET_PARTITION_RANGE_END_TAG: days[-1]},
+        tags={PARTITION_RANGE_START_TAG: days[0], PARTITION_RANGE_END_TAG: days[-1]},
         resources={
             "landing": LandingZoneResource(uri=str(landing)),
             "warehouse": WarehouseResource(root=str(root)),

@@ -16,15 +16,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from inventory_pipeline.core.operations import (
-    backoff_seconds,
-    failure_record,
-    is_transient,
-    landing_days,
-    landing_requests,
-    merge_by_run,
-    run_summary,
-)
+from inventory_pipeline.core.landing_days import landing_days, landing_requests
+from inventory_pipeline.core.retries import backoff_seconds, is_transient
+from inventory_pipeline.core.run_records import failure_record, merge_by_run, run_summary
 
 REQ = ("pos_sales", "inventory", "receipts", "open_orders")
 
@@ -188,7 +182,7 @@ def test_landing_sensor_cursor_launches_each_day_once_and_picks_up_late_files(tm
 
 
 def test_schedule_runs_yesterday_unless_done_or_incomplete(tmp_path):
-    from dagster._core.storage.dagster_run import DagsterRun
+    from dagster import DagsterRun
 
     from inventory_pipeline.defs.resources import LandingZoneResource
     from inventory_pipeline.defs.schedules import daily_cycle_schedule
@@ -340,10 +334,9 @@ def test_freshness_checks_cover_raw_and_decision_assets_and_have_a_sensor():
 
 
 def test_single_run_backfill_equals_day_by_day(tmp_path, tiny_config):
-    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
-
     from inventory_pipeline.core.warehouse import Warehouse
     from inventory_pipeline.definitions import build_definitions
+    from inventory_pipeline.defs.partitions import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
     from inventory_pipeline.defs.resources import LandingZoneResource, WarehouseResource
     from inventory_pipeline.simulation import generate_landing_zone
 
@@ -367,7 +360,7 @@ def test_single_run_backfill_equals_day_by_day(tmp_path, tiny_config):
                 runs = [
                     job.execute_in_process(
                         instance=instance,
-                        tags={ASSET_PARTITION_RANGE_START_TAG: days[0], ASSET_PARTITION_RANGE_END_TAG: days[-1]},
+                        tags={PARTITION_RANGE_START_TAG: days[0], PARTITION_RANGE_END_TAG: days[-1]},
                     )
                 ]
             else:
@@ -389,7 +382,7 @@ def test_single_run_backfill_equals_day_by_day(tmp_path, tiny_config):
 
 
 def test_progress_reports_done_total_rate_and_eta():
-    from inventory_pipeline.core.operations import Progress
+    from inventory_pipeline.core.progress import Progress
 
     t, lines = [100.0], []
     p = Progress(400, label="fit", report=lines.append, clock=lambda: t[0])
@@ -434,7 +427,7 @@ def test_forecast_stage_logs_progress_per_class():
 
 
 def test_run_summary_prints_one_line_per_step_and_totals():
-    from inventory_pipeline.core.operations import format_run_summary, run_summary
+    from inventory_pipeline.core.run_records import format_run_summary, run_summary
 
     ev = [
         {"step": "a", "kind": "STEP_START", "timestamp": 10.0},
@@ -450,7 +443,7 @@ def test_run_summary_prints_one_line_per_step_and_totals():
 
 
 def test_run_summary_counts_a_range_runs_rows_once_per_asset():
-    from inventory_pipeline.core.operations import run_summary
+    from inventory_pipeline.core.run_records import run_summary
 
     # a single-run backfill of 3 partitions: 3 materialisation events of one asset, each with the
     # run's 900 rows; another asset of the same step with 40
@@ -479,3 +472,16 @@ def test_run_summary_counts_a_range_runs_rows_once_per_asset():
     t = run_summary("r", "ingest_daily", "2025-01-01..2025-01-03", ev)
     assert t["rows"].tolist() == [940]
     assert t["assets"].iloc[0] == "quarantine, raw_pos_sales[2025-01-01..2025-01-03]"
+
+
+def test_our_partition_range_tags_are_dagsters():
+    """The single-run backfill tags are written once in defs/partitions.py (Dagster keeps its own
+    constants in a private module); this pins them to Dagster's, so an upgrade that renames them fails here."""
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+    from inventory_pipeline.defs.partitions import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
+
+    assert (PARTITION_RANGE_START_TAG, PARTITION_RANGE_END_TAG) == (
+        ASSET_PARTITION_RANGE_START_TAG,
+        ASSET_PARTITION_RANGE_END_TAG,
+    )

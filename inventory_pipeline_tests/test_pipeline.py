@@ -206,8 +206,8 @@ def test_twin_source_equals_the_warehouse_source(pipeline_run):
     from inventory_pipeline.core.policy import load_policy
     from inventory_pipeline.core.sources import WarehouseSource
     from inventory_pipeline.core.warehouse import Warehouse
+    from inventory_pipeline.networks import load_network
     from inventory_pipeline.simulation.engine import simulate
-    from inventory_pipeline.simulation.evaluation import load_network
     from inventory_pipeline.simulation.pipeline_policy import PipelinePolicy, TwinSource
     from inventory_pipeline.simulation.policies import BaselinePolicy
 
@@ -246,8 +246,8 @@ def test_twin_lead_times_equal_the_dbt_mart(pipeline_run):
     marts.fct_order_lead_times built by dbt from the landing zone the same simulation wrote: every
     row, every column, for the orders the ERP snapshots show (received after the first landing day)."""
     from inventory_pipeline.core.warehouse import Warehouse
+    from inventory_pipeline.networks import load_network
     from inventory_pipeline.simulation.engine import simulate
-    from inventory_pipeline.simulation.evaluation import load_network
     from inventory_pipeline.simulation.pipeline_policy import LEAD_TIME_COLUMNS, lead_time_frame
     from inventory_pipeline.simulation.policies import BaselinePolicy
 
@@ -320,8 +320,8 @@ def test_twin_kpis_agree_with_the_kpis_of_the_written_history(pipeline_run):
     history_kpis over the dbt marts built from the landing zone that same run wrote."""
     from inventory_pipeline.core.kpis import history_kpis, twin_kpis
     from inventory_pipeline.core.warehouse import Warehouse
+    from inventory_pipeline.networks import load_network
     from inventory_pipeline.simulation.engine import simulate
-    from inventory_pipeline.simulation.evaluation import load_network
     from inventory_pipeline.simulation.policies import BaselinePolicy
 
     s, out, _ = pipeline_run

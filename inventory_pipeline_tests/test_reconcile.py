@@ -327,11 +327,11 @@ def dropped_batch(tmp_path_factory):
     batch goes on promotion from D1 + 1 (no regular price seen since). Then plan D2."""
     import dagster as dg
     import yaml
-    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
     from inventory_pipeline.config import DEFAULT_POLICY_PATH
     from inventory_pipeline.core.warehouse import Warehouse
     from inventory_pipeline.definitions import build_definitions
+    from inventory_pipeline.defs.partitions import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
     from inventory_pipeline.defs.resources import LandingZoneResource, OutboxResource, PolicyResource, WarehouseResource
     from inventory_pipeline.simulation import NetworkConfig, generate_landing_zone
 
@@ -366,7 +366,7 @@ def dropped_batch(tmp_path_factory):
                 defs,
                 instance,
                 "ingest_daily",
-                tags={ASSET_PARTITION_RANGE_START_TAG: a, ASSET_PARTITION_RANGE_END_TAG: b},
+                tags={PARTITION_RANGE_START_TAG: a, PARTITION_RANGE_END_TAG: b},
             )
 
         ingest(first, D1)

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from inventory_pipeline.networks import build_from_config
 from inventory_pipeline.simulation import NetworkConfig, build_network, generate_landing_zone
 from inventory_pipeline.simulation.demand import POST_PROMO_DAYS, DemandModel, post_promo_multiplier
 from inventory_pipeline.simulation.engine import KIND_STORE, KIND_SUPPLIER, simulate
-from inventory_pipeline.simulation.evaluation import build_from_config
 from inventory_pipeline.simulation.network import season_bump, yearly_cosine
 from inventory_pipeline.simulation.policies import PRICE_REASONS, BaselinePolicy, Observation, Orders
 from inventory_pipeline.simulation.regimes import WORLDS, world_config

@@ -59,7 +59,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .operations import Progress
+from .progress import Progress
 from .promotions import planned_promotion_days
 
 QUANTILES = ("p10", "p50", "p90", "p95", "p99")

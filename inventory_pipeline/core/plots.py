@@ -40,7 +40,7 @@ def plot_forecasts(
     return path
 
 
-def _plt():
+def headless_pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -49,7 +49,7 @@ def _plt():
     return plt
 
 
-def _save(fig, path: str | Path) -> Path:
+def save_figure(fig, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
@@ -64,7 +64,7 @@ COLOURS = {"baseline": "tab:orange", "pipeline": "tab:blue"}
 def plot_frontier(frontier: dict, path: str | Path) -> Path:
     """Stockout rate against average inventory value, one curve per policy, points labelled by
     the knob swept (baseline safety days, pipeline service level)."""
-    plt = _plt()
+    plt = headless_pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
     labels = {
         "safety_days": lambda v: f"{v:g} d",
@@ -93,14 +93,14 @@ def plot_frontier(frontier: dict, path: str | Path) -> Path:
     ax.set_title("Trade-off frontier: lower-left is better")
     ax.grid(alpha=0.3)
     ax.legend()
-    out = _save(fig, path)
+    out = save_figure(fig, path)
     plt.close(fig)
     return out
 
 
 def plot_inventory(daily: dict[str, pd.DataFrame], path: str | Path) -> Path:
     """Inventory value (stores, DCs) and stockout share per day, per policy."""
-    plt = _plt()
+    plt = headless_pyplot()
     fig, axes = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
     for pol, d in daily.items():
         c = COLOURS.get(pol)
@@ -113,14 +113,14 @@ def plot_inventory(daily: dict[str, pd.DataFrame], path: str | Path) -> Path:
     axes[1].legend(fontsize=8)
     for ax in axes:
         ax.grid(alpha=0.3)
-    out = _save(fig, path)
+    out = save_figure(fig, path)
     plt.close(fig)
     return out
 
 
 def plot_twin_series(samples: dict[str, dict], labels: list[tuple[str, str]], path: str | Path) -> Path:
     """Per sample store x SKU: true demand, each policy's 1-day-ahead forecast and its stock."""
-    plt = _plt()
+    plt = headless_pyplot()
     keys = list(next(iter(samples.values())).keys())
     fig, axes = plt.subplots(len(keys), 1, figsize=(10, 2.4 * max(len(keys), 1)), squeeze=False)
     for ax, key, (loc, sku) in zip(axes[:, 0], keys, labels):
@@ -137,7 +137,7 @@ def plot_twin_series(samples: dict[str, dict], labels: list[tuple[str, str]], pa
         h1, l1 = ax.get_legend_handles_labels()
         h2, l2 = stock.get_legend_handles_labels()
         ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="upper left", ncol=3)
-    out = _save(fig, path)
+    out = save_figure(fig, path)
     plt.close(fig)
     return out
 
@@ -145,11 +145,11 @@ def plot_twin_series(samples: dict[str, dict], labels: list[tuple[str, str]], pa
 def plot_cv(points: pd.DataFrame, path: str | Path, n_series: int = 4) -> Path:
     """Cross-validation forecasts against (censoring-corrected) demand, per class: the largest
     series of each class, every CV origin."""
-    plt = _plt()
+    plt = headless_pyplot()
     if points is None or points.empty:
         fig, ax = plt.subplots(figsize=(6, 2))
         ax.text(0.5, 0.5, "no cross-validation points", ha="center")
-        out = _save(fig, path)
+        out = save_figure(fig, path)
         plt.close(fig)
         return out
     pick = (
@@ -170,6 +170,6 @@ def plot_cv(points: pd.DataFrame, path: str | Path, n_series: int = 4) -> Path:
             ax.axvline(c, color="tab:blue", lw=0.5, ls=":")
         ax.set_title(f"{uid} ({s['demand_class'].iloc[0]}, {s['model'].iloc[0]}): rolling-origin CV", fontsize=9)
         ax.legend(fontsize=7, loc="upper left")
-    out = _save(fig, path)
+    out = save_figure(fig, path)
     plt.close(fig)
     return out

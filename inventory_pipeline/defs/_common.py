@@ -9,7 +9,7 @@ import pandas as pd
 import pandera.pandas as pa
 from dagster_dbt import get_asset_key_for_model
 
-from ..core.operations import backoff_seconds, is_transient
+from ..core.retries import backoff_seconds, is_transient
 from .dbt import warehouse_models
 
 
@@ -73,7 +73,7 @@ def max_retries() -> int:
 
 
 def operational(fn):
-    """Wrap an asset's body: a transient failure (core.operations.is_transient: network, S3
+    """Wrap an asset's body: a transient failure (core.retries.is_transient: network, S3
     throttling, a DuckDB lock) becomes a Dagster retry with exponential backoff and jitter (the
     step re-runs in the same run, and the UI shows each attempt); any other error fails at once.
     The step's wall time is added to the materialisation's metadata as `elapsed_s`."""

@@ -8,13 +8,13 @@ from the UI (job `evaluate_policy`) after a change to a stage or to the policy f
 
 import dagster as dg
 
+from ..networks import load_network
 from ..simulation.evaluation import (
     EvaluationConfig,
     add_override_rates,
     evaluate,
     governance_table,
     kpi_table,
-    load_network,
     pricing_table,
     scenario_table,
     write_report,

@@ -21,7 +21,7 @@ from datetime import timedelta
 import dagster as dg
 
 from ..core.landing_dates import landing_date_files
-from ..core.operations import landing_days
+from ..core.landing_days import landing_days
 from .jobs import FRESHNESS_ASSETS, daily_cycle_job
 from .partitions import daily_partitions
 from .resources import LandingZoneResource

@@ -31,7 +31,8 @@ import pandas as pd
 
 from ..core.decisions import plan_date_of
 from ..core.landing_dates import landing_date_files
-from ..core.operations import failure_record, landing_days, landing_requests, merge_by_run, run_summary
+from ..core.landing_days import landing_days, landing_requests
+from ..core.run_records import failure_record, merge_by_run, run_summary
 from .jobs import daily_cycle_job, ingest_daily_job, publish_job, review_planner_job
 from .partitions import daily_partitions
 from .resources import LandingZoneResource, WarehouseResource
@@ -248,7 +249,7 @@ def record_run_failures(context: dg.RunFailureSensorContext, warehouse: Warehous
 
 
 def run_events(instance: dg.DagsterInstance, run_id: str) -> list[dict]:
-    """The step and materialisation events of a run, as plain dicts for core.operations.run_summary."""
+    """The step and materialisation events of a run, as plain dicts for core.run_records.run_summary."""
     kinds = {
         dg.DagsterEventType.STEP_START,
         dg.DagsterEventType.STEP_SUCCESS,

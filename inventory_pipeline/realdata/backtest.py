@@ -608,9 +608,9 @@ def coverage_markdown(coverage: pd.DataFrame) -> list[str]:
 def plot_backtest(scores: pd.DataFrame, points: pd.DataFrame | None, path) -> Path:
     """WAPE and RMSSE by method per store x category (bars), and the last window's forecasts of
     the highest-volume store x item series against the real sales."""
-    from ..core.plots import _plt, _save
+    from ..core.plots import headless_pyplot, save_figure
 
-    plt = _plt()
+    plt = headless_pyplot()
     methods = _methods(scores)
     bw = 0.8 / len(methods)
     g = scores[(scores["store_id"] != "all") & (scores["cat_id"] != "all")]
@@ -636,7 +636,7 @@ def plot_backtest(scores: pd.DataFrame, points: pd.DataFrame | None, path) -> Pa
             ax.set_title(f"{loc} / {sku}: last window", fontsize=9)
             ax.legend(fontsize=7, ncol=5)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def write_backtest(result: dict, out) -> dict:

@@ -40,6 +40,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..simulation.engine import simulate
+from ..simulation.landing import LandingWriter
+from ..simulation.network import Network
+from ..simulation.policies import BaselinePolicy
+
 M5_FIRST_DATE = date(2011, 1, 29)  # d_1
 M5_DAYS = 1913  # d_1 .. d_1913 carry sales (the calendar runs to d_1969)
 M5_STORES = ("CA_1", "TX_2")
@@ -269,8 +274,6 @@ def _case_pack(rate: np.ndarray) -> np.ndarray:
 def build_m5_network(cfg: M5Config):
     """A `Network` whose demand is the real M5 sales (replayed, see demand.py) and whose master
     data is real where M5 has it and assumed (seeded) where it does not (module docstring)."""
-    from ..simulation.network import Network
-
     sl = m5_slice(cfg)
     rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 7]))
     T, L, S = sl.sales.shape
@@ -417,10 +420,6 @@ def import_m5(
 ) -> dict:
     """Write `cfg`'s slice of M5 as a landing zone v1.1 (module docstring; no promotions.csv: M5 has
     no promotion plan). Returns a summary."""
-    from ..simulation.engine import simulate
-    from ..simulation.landing import LandingWriter
-    from ..simulation.policies import BaselinePolicy
-
     t0 = time.perf_counter()
     say = progress or (lambda m: None)
     net = build_m5_network(cfg)

@@ -140,32 +140,6 @@ class EvaluationError(ValueError):
     pass
 
 
-def load_network(landing: str, store=None) -> Network:
-    """Rebuild the simulated network behind a landing zone (a local folder, or any landing store
-    such as the S3 one the Dagster resource opens)."""
-    from ..core.ingestion import open_store
-
-    raw = (store or open_store(landing)).read_bytes("_simulation/network.json")
-    if raw is None:
-        raise EvaluationError(
-            f"{landing}: no _simulation/network.json -- the twin needs the network that generated this landing zone "
-            "(`inventory-pipeline generate` writes a simulated one, `inventory-pipeline import-m5` a replayed real one)"
-        )
-    cfg = json.loads(raw)["config"]
-    return build_from_config(cfg)
-
-
-def build_from_config(cfg: dict) -> Network:
-    """The network a `network.json` config describes: simulated, or replayed from real data."""
-    if cfg.get("source") == "m5":
-        from ..realdata.m5 import M5Config
-
-        return M5Config.from_dict(cfg).build()
-    cfg = dict(cfg)
-    cfg["categories"] = tuple(cfg["categories"])
-    return build_network(NetworkConfig(**cfg))
-
-
 def _build(config) -> Network:
     return config.build() if hasattr(config, "build") else build_network(config)
 
@@ -417,7 +391,7 @@ def evaluate(
     return _report(network, ecfg, pol, sl, switch, runs, scenarios, rate, samples, time.perf_counter() - t0, pricing_on)
 
 
-def _kpis(run: dict, rate: float, ls_mask=None, ds_mask=None, store_only: bool = False) -> dict:
+def run_kpis(run: dict, rate: float, ls_mask=None, ds_mask=None, store_only: bool = False) -> dict:
     st = {k: (v[ls_mask] if ls_mask is not None else v) for k, v in run["store"].items()}
     dc = None if store_only else {k: (v[ds_mask] if ds_mask is not None else v) for k, v in run["dc"].items()}
     return twin_kpis(st, dc, run["days"], rate, FORECAST_HORIZONS)
@@ -454,7 +428,7 @@ def pricing_section(runs: dict, rate: float, enabled: bool) -> dict:
         return out
 
     def kp(run):
-        k = _kpis(run, rate)
+        k = run_kpis(run, rate)
         return {
             **{x: k[x] for x in PRICING_KPIS if x in k},
             "guardrail_violations": float(run["guardrail_violations"] or 0),
@@ -474,7 +448,7 @@ def pricing_section(runs: dict, rate: float, enabled: bool) -> dict:
 
 def _report(network, ecfg, pol, sl, switch, runs, scenarios, rate, samples, seconds, pricing_on=False) -> dict:
     b, p = runs["baseline"], runs["pipeline"]
-    report = _compare(_kpis(b, rate), _kpis(p, rate))
+    report = _compare(run_kpis(b, rate), run_kpis(p, rate))
     # ABC by the baseline's revenue per SKU: both policies are judged on the same items
     cls = abc_classes(b["store"]["revenue"].sum(axis=0))
     report["by_abc"] = {}
@@ -485,18 +459,21 @@ def _report(network, ecfg, pol, sl, switch, runs, scenarios, rate, samples, seco
                 np.broadcast_to(m, b["store"]["demand"].shape),
                 np.broadcast_to(m, b["dc"]["inventory_value_days"].shape),
             )
-            report["by_abc"][c] = {"skus": int(m.sum()), **_compare(_kpis(b, rate, ls, ds), _kpis(p, rate, ls, ds))}
+            report["by_abc"][c] = {
+                "skus": int(m.sum()),
+                **_compare(run_kpis(b, rate, ls, ds), run_kpis(p, rate, ls, ds)),
+            }
     report["by_store"] = {}
     for l, sid in enumerate(network.store_ids):
         ls = np.zeros(b["store"]["demand"].shape, bool)
         ls[l] = True
         report["by_store"][str(sid)] = _compare(
-            _kpis(b, rate, ls, store_only=True), _kpis(p, rate, ls, store_only=True)
+            run_kpis(b, rate, ls, store_only=True), run_kpis(p, rate, ls, store_only=True)
         )
     if ecfg.frontier:
 
         def point(run, **kw):
-            k = _kpis(run, rate)
+            k = run_kpis(run, rate)
             return {
                 **kw,
                 "stockout_rate": k["stockout_rate"],
@@ -528,7 +505,7 @@ def _report(network, ecfg, pol, sl, switch, runs, scenarios, rate, samples, seco
     report["scenarios"] = {}
     for sc in scenarios:
         r = _compare(
-            _kpis(runs[f"scenario/{sc.name}/baseline"], rate), _kpis(runs[f"scenario/{sc.name}/pipeline"], rate)
+            run_kpis(runs[f"scenario/{sc.name}/baseline"], rate), run_kpis(runs[f"scenario/{sc.name}/pipeline"], rate)
         )
         report["scenarios"][sc.name] = {
             "description": sc.description,
@@ -904,11 +881,11 @@ def scenario_table(report: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _jsonable(x):
+def jsonable(x):
     if isinstance(x, dict):
-        return {k: _jsonable(v) for k, v in x.items() if not str(k).startswith("_")}
+        return {k: jsonable(v) for k, v in x.items() if not str(k).startswith("_")}
     if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
+        return [jsonable(v) for v in x]
     if isinstance(x, (np.floating, float)):
         return float(x) if np.isfinite(x) else None
     if isinstance(x, np.integer):
@@ -923,7 +900,7 @@ def write_report(report: dict, out: str | Path) -> dict[str, Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"kpis": out / "kpis.json", "report": out / "report.html"}
-    paths["kpis"].write_text(json.dumps(_jsonable(report), indent=2, sort_keys=False) + "\n")
+    paths["kpis"].write_text(json.dumps(jsonable(report), indent=2, sort_keys=False) + "\n")
     runs = report["_runs"]
     paths["forecast_plot"] = plot_twin_series(
         {k: runs[k]["samples"] for k in ("baseline", "pipeline")}, report["_samples"], out / "forecast_vs_actual.png"

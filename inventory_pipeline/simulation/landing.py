@@ -37,7 +37,7 @@ from .policies import BaselinePolicy
 from .promotion_plan import PlanConfig, known_plan, plan_schedule
 
 
-def _fmt_order_id(order_id: np.ndarray, kind: np.ndarray, sku_ids: np.ndarray, sku: np.ndarray) -> np.ndarray:
+def format_order_ids(order_id: np.ndarray, kind: np.ndarray, sku_ids: np.ndarray, sku: np.ndarray) -> np.ndarray:
     if len(order_id) == 0:
         return np.array([], dtype=object)
     prefix = np.where(
@@ -133,7 +133,7 @@ class LandingWriter:
         receipts = pd.DataFrame(
             {
                 "date": d,
-                "order_id": _fmt_order_id(r["order_id"], r["kind"], self.sku_ids, r["sku"]),
+                "order_id": format_order_ids(r["order_id"], r["kind"], self.sku_ids, r["sku"]),
                 "location_id": rec_loc,
                 "sku_id": self.sku_ids[r["sku"]],
                 "units_received": r["units"],
@@ -149,7 +149,7 @@ class LandingWriter:
         start = rec.date - pd.Timedelta(days=int(rec.t))
         open_orders = pd.DataFrame(
             {
-                "order_id": _fmt_order_id(o["order_id"], o["kind"], self.sku_ids, o["sku"]),
+                "order_id": format_order_ids(o["order_id"], o["kind"], self.sku_ids, o["sku"]),
                 "order_date": (start + pd.to_timedelta(o["order_day"], unit="D")).strftime("%Y-%m-%d"),
                 "source_id": np.where(is_store, src_ids, self.supplier_ids[np.where(is_store, 0, o["src"])]),
                 "location_id": _pick(is_store, self.store_ids, self.dc_ids, o["dest"]),

@@ -42,7 +42,7 @@ from ..core.pricing import PricingInfeasible, price_book, price_changed, pricing
 from ..core.sources import PriceBook
 from ..core.stages import FORECAST, PRICING, REBALANCING, REPLENISHMENT, plan_decisions
 from .engine import KIND_STORE, KIND_SUPPLIER, KIND_TRANSFER
-from .landing import _fmt_order_id
+from .landing import format_order_ids
 from .network import Network
 from .policies import PRICE_REASONS, History, Observation, Orders
 from .promotion_plan import known_daily_promotions
@@ -175,7 +175,7 @@ def lead_time_frame(
     order_day, expected_day, receipt_day = r["order_day"][m], r["expected_day"][m], r["receipt_day"][m]
     out = pd.DataFrame(
         {
-            "order_id": _fmt_order_id(r["order_id"][m], kind, np.asarray(sku_ids).astype(str), sku).astype(object),
+            "order_id": format_order_ids(r["order_id"][m], kind, np.asarray(sku_ids).astype(str), sku).astype(object),
             "source_id": source,
             "location_id": location,
             "sku_id": np.asarray(sku_ids, dtype=object)[sku],

@@ -37,7 +37,7 @@ import pandas as pd
 
 from ..core.policy import load_policy
 from ..core.pricing import pricing_config
-from .evaluation import STATIC_PRICES, TAKEOVERS, RunSpec, _jsonable, _kpis, margin_by_reason, run_spec
+from .evaluation import STATIC_PRICES, TAKEOVERS, RunSpec, jsonable, margin_by_reason, run_kpis, run_spec
 from .network import NetworkConfig
 from .regimes import WORLDS, world_config
 
@@ -192,7 +192,7 @@ def _run_reduced(spec: RunSpec, rate: float) -> dict:
     r = run_spec(spec)
     cpu = time.process_time() - cpu  # this worker's CPU: the run's cost even when the cores are shared
     kpis = {
-        **_kpis(r, rate),
+        **run_kpis(r, rate),
         "stockout_days": float(np.sum(r["store"]["stockout_days"])),
         **end_inventory(r["daily"]),
         **floor_kpis(r["inventory_floor"]),
@@ -757,7 +757,7 @@ def write_suite(result: dict, out: str | Path) -> dict[str, Path]:
     records = rows.astype(object).where(rows.notna(), None).to_dict("records")
     cells = [{**rec, **det} for rec, det in zip(records, result["details"])]
     doc = {"meta": result["meta"], "summary": summary, "cells": cells}
-    paths["json"].write_text(json.dumps(_jsonable(doc), indent=1, default=str) + "\n")
+    paths["json"].write_text(json.dumps(jsonable(doc), indent=1, default=str) + "\n")
     ids = ["cell", "world", "regimes", "takeover", "size", "seed", "stores", "skus"]
     kpi_cols = [f"{p}_{k}" for p in ("rule", "pipeline", "static") for k in CSV_KPIS if f"{p}_{k}" in rows]
     metrics = [m for m in METRICS if m in rows]  # a suite written before a reported column has not got it

@@ -1,6 +1,6 @@
 """`make bench`: speed, memory and cost of the asset graph on a simulated network, measured.
 
-    python -m inventory_pipeline.benchmark --scale small|m5|large --out bench
+    python -m benchmarks.benchmark --scale small|m5|large --out bench
 
 What runs (every number in the results is measured on this machine; nothing is estimated unless
 a field says `extrapolated`):
@@ -47,7 +47,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from .config import PROJECT_DIR
+from inventory_pipeline.config import PROJECT_DIR
 
 RESULTS_SCHEMA = 1
 # history starts here so 730 days end (2026-10-31) before today: Dagster's daily partitions only
@@ -385,10 +385,10 @@ class _Graph:
         warnings.filterwarnings("ignore")
         import dagster as dg
 
-        from .config import settings
-        from .core.warehouse import Warehouse
-        from .definitions import defs
-        from .defs.dbt import warehouse_models
+        from inventory_pipeline.config import settings
+        from inventory_pipeline.core.warehouse import Warehouse
+        from inventory_pipeline.definitions import defs
+        from inventory_pipeline.defs.dbt import warehouse_models
 
         self.dg, self.defs = dg, defs
         self.instance = dg.DagsterInstance.get()
@@ -401,7 +401,7 @@ class _Graph:
         """One in-process run; raises if it fails. Returns (result, run facts)."""
         dg = self.dg
         sel = [k if isinstance(k, dg.AssetKey) else dg.AssetKey(k) for k in keys] if keys else None
-        from .defs.jobs import without_freshness
+        from inventory_pipeline.defs.jobs import without_freshness
 
         jd = self.defs.resolve_job_def(job)
         jd = without_freshness(jd, sel) if sel else jd
@@ -452,7 +452,7 @@ def _report(rec: dict) -> None:
 
 
 def phase_setup(a: argparse.Namespace) -> dict:
-    from .config import settings
+    from inventory_pipeline.config import settings
 
     stages = []
     with measure("import code location") as rec:
@@ -464,7 +464,7 @@ def phase_setup(a: argparse.Namespace) -> dict:
         rec.update(facts)
     _report(rec)
     stages.append(rec)
-    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+    from inventory_pipeline.defs.partitions import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 
     days = _days(a.start_date, _shift(a.plan_date, -1))
     size = a.history_chunk_days or len(days)
@@ -480,9 +480,7 @@ def phase_setup(a: argparse.Namespace) -> dict:
             "run_ids": [],
         }
         for c in chunks:
-            _, facts = g.run(
-                "ingest_daily", tags={ASSET_PARTITION_RANGE_START_TAG: c[0], ASSET_PARTITION_RANGE_END_TAG: c[-1]}
-            )
+            _, facts = g.run("ingest_daily", tags={PARTITION_RANGE_START_TAG: c[0], PARTITION_RANGE_END_TAG: c[-1]})
             acc["rows"] = {k: acc["rows"].get(k, 0) + v for k, v in facts["rows"].items()}
             acc["run_ids"].append(facts["run_id"])
             for k in ("dagster_step_s", "materializations", "checks", "checks_failed"):
@@ -506,14 +504,14 @@ def _forecast_breakdown(g: _Graph, d: str) -> dict:
     """The forecast stage's core functions once more, outside Dagster, to see where its time goes."""
     import tempfile
 
-    from .contracts.outputs import DemandForecast
-    from .core.forecasting import adjust_history, forecast_config, prepare_series, run_forecast
-    from .core.plots import plot_forecasts
-    from .core.policy import load_policy
-    from .core.sources import WarehouseSource
-    from .core.stages import FORECAST
-    from .core.tracking import fingerprint, log_run
-    from .core.warehouse import Warehouse
+    from inventory_pipeline.contracts.outputs import DemandForecast
+    from inventory_pipeline.core.forecasting import adjust_history, forecast_config, prepare_series, run_forecast
+    from inventory_pipeline.core.plots import plot_forecasts
+    from inventory_pipeline.core.policy import load_policy
+    from inventory_pipeline.core.sources import WarehouseSource
+    from inventory_pipeline.core.stages import FORECAST
+    from inventory_pipeline.core.tracking import fingerprint, log_run
+    from inventory_pipeline.core.warehouse import Warehouse
 
     pol = load_policy(g.settings.policy_path)
     cfg = forecast_config(pol)
@@ -641,7 +639,7 @@ def _total(stages: list[dict]) -> dict:
 
 
 def phase_backfill(a: argparse.Namespace) -> dict:
-    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+    from inventory_pipeline.defs.partitions import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 
     first, last = _shift(a.plan_date, -a.backfill_days), _shift(a.plan_date, -1)
     window = _days(first, last)
@@ -657,9 +655,7 @@ def phase_backfill(a: argparse.Namespace) -> dict:
         f"decision stages for {n} plan date(s) {plan_dates[0] if plan_dates else '-'} .. {last}"
     )
     with measure("ingest_daily", partitions=len(window), first=first, last=last) as rec:
-        _, facts = g.run(
-            "ingest_daily", tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
-        )
+        _, facts = g.run("ingest_daily", tags={PARTITION_RANGE_START_TAG: first, PARTITION_RANGE_END_TAG: last})
         rec.update(facts)
     _report(rec)
     stages.append(rec)
@@ -754,7 +750,7 @@ PHASES = {"setup": phase_setup, "daily": phase_daily, "backfill": phase_backfill
 
 
 def _generate(scale: Scale, workdir: Path, fmt: str, reuse: bool) -> tuple[dict, dict]:
-    from .simulation import NetworkConfig, generate_landing_zone
+    from inventory_pipeline.simulation import NetworkConfig, generate_landing_zone
 
     cfg = NetworkConfig(
         regions=scale.regions,
@@ -807,7 +803,7 @@ def _run_phase(name: str, a: argparse.Namespace, workdir: Path, plan_date: str) 
     cmd = [
         sys.executable,
         "-m",
-        "inventory_pipeline.benchmark",
+        "benchmarks.benchmark",
         "--phase",
         name,
         "--scale",
@@ -1074,7 +1070,7 @@ def write_results(results: dict, out: Path) -> tuple[Path, Path]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m inventory_pipeline.benchmark",
+        prog="python -m benchmarks.benchmark",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
