@@ -47,7 +47,21 @@ from .replenishment import (
     replenishment_config,
 )
 from .sources import BOOK_COLUMNS, FORECAST_HISTORY_COLUMNS, PriceBook, Source
-from .tracking import gate_decision
+
+
+def gate_decision(candidate_wape: float, champion_wape: float | None, tolerance: float = 0.0) -> tuple[bool, str]:
+    """The promotion gate: a candidate becomes champion only when its CV WAPE on the same window
+    is not worse than the champion's (within `tolerance`, absolute)."""
+    if champion_wape is None:
+        return True, "no champion yet: the candidate becomes champion"
+    if not (candidate_wape == candidate_wape):
+        return False, "candidate CV WAPE is undefined"
+    if not (champion_wape == champion_wape):
+        return True, "champion CV WAPE is undefined on this window"
+    if candidate_wape <= champion_wape + tolerance:
+        return True, f"candidate CV WAPE {candidate_wape:.4f} <= champion {champion_wape:.4f}: promoted"
+    return False, f"candidate CV WAPE {candidate_wape:.4f} > champion {champion_wape:.4f}: champion kept"
+
 
 # ---- forecast -----------------------------------------------------------------------------------
 
@@ -105,7 +119,7 @@ class ForecastStage:
     def serve(
         self, candidate: ForecastResult, champion: ForecastResult | None, tolerance: float = 0.0
     ) -> ServedForecast:
-        """The promotion gate (core.tracking.gate_decision): the candidate serves when there is no
+        """The promotion gate (`gate_decision`): the candidate serves when there is no
         other champion, or when its CV WAPE on the same window is not worse than the champion's."""
         wape = candidate.metrics.get("cv_wape", float("nan"))
         if champion is None:

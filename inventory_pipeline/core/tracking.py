@@ -189,17 +189,3 @@ def register_forecaster(
 
 def set_alias(tracking_uri: str, alias: str, version: str, name: str = REGISTERED_MODEL) -> None:
     _client(tracking_uri).set_registered_model_alias(name, alias, version)
-
-
-def gate_decision(candidate_wape: float, champion_wape: float | None, tolerance: float = 0.0) -> tuple[bool, str]:
-    """The promotion gate: a candidate becomes champion only when its CV WAPE on the same window
-    is not worse than the champion's (within `tolerance`, absolute)."""
-    if champion_wape is None:
-        return True, "no champion yet: the candidate becomes champion"
-    if not (candidate_wape == candidate_wape):
-        return False, "candidate CV WAPE is undefined"
-    if not (champion_wape == champion_wape):
-        return True, "champion CV WAPE is undefined on this window"
-    if candidate_wape <= champion_wape + tolerance:
-        return True, f"candidate CV WAPE {candidate_wape:.4f} <= champion {champion_wape:.4f}: promoted"
-    return False, f"candidate CV WAPE {candidate_wape:.4f} > champion {champion_wape:.4f}: champion kept"

@@ -2,7 +2,7 @@
 
 Each materialisation: the policy's forecast configuration (the candidate) is cross-validated on
 the partition's history; if the registry's `champion` is a different configuration it is
-cross-validated on the same window; the gate (core.tracking.gate_decision) decides which one
+cross-validated on the same window; the gate (core.stages.FORECAST.serve) decides which one
 serves. The candidate is registered as a version of `demand_forecaster` (once per
 configuration) and gets the alias `champion` when promoted, `challenger` otherwise. One MLflow
 run per materialisation (reused when the partition is re-run on the same data).

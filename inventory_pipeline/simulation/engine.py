@@ -288,6 +288,528 @@ def _margin_by_reason(acc: np.ndarray) -> dict:
     }
 
 
+@dataclass
+class _Day:
+    """What one day t carries from step to step of the day loop (`simulate`)."""
+
+    t: int
+    launched: np.ndarray  # (S,) items launched by today
+    orderable: np.ndarray  # (S,) launched and not yet discontinued: suppliers deliver them
+    start_oh: np.ndarray  # (L, S) store stock at the start of the day
+    launch_receipts: dict | None = None
+    dc_closed: bool = False
+    due: dict | None = None  # order lines arriving today
+    demand: np.ndarray | None = None
+    sales: np.ndarray | None = None
+    price: np.ndarray | None = None
+    oracle: np.ndarray | None = None  # the demand model's true mean (0 where delisted)
+    expedite: dict | None = None  # replayed sales beyond the replayed rule's stock
+    store_carried: np.ndarray | None = None
+    slot: int = 0  # today's row of the MA_WINDOW rings
+    ships_today: np.ndarray | None = None  # weekly deliveries: stores whose request ships today
+    reason_today: np.ndarray | None = None  # reason code of the price in force today
+    price_changed: np.ndarray | None = None  # tomorrow's price differs from today's
+    price_down: np.ndarray | None = None
+    ship: np.ndarray | None = None  # (L, S) DC -> store units shipped today
+    dc_req: np.ndarray | None = None  # (D, S) store requests per DC
+    dc_shipped: np.ndarray | None = None
+    transfers_out: np.ndarray | None = None  # (L, S) units that left each store on a transfer
+    po: np.ndarray | None = None  # (D, S) purchase-order units placed today
+    dc_carried: np.ndarray | None = None
+    over_units: np.ndarray | None = None  # store overstock units (measured days)
+
+
+class _Twin:
+    """The simulated network's state over the horizon: stock, the order book, the rings behind the
+    moving averages and forecast scores, and the KPI accumulators. `simulate` runs one day as the
+    steps below, in the order of the module docstring."""
+
+    def __init__(self, network: Network, scenario: Scenario, measure_from: int, samples) -> None:
+        cfg = network.config
+        self.B, self.measure_from, self.scenario = cfg.burn_in_days, measure_from, scenario
+        self.net = network = apply_demand_side(network, scenario, measure_from)
+        self.dm = DemandModel(network)
+        self.dates = day_dates(cfg)
+        self.T = len(self.dates)
+        self.L, self.S, self.D = L, S, D = len(network.store_ids), len(network.sku_ids), len(network.dc_ids)
+        self.sup_mean = network.supplier_lt_mean[network.sku_supplier]
+        self.sup_std = network.supplier_lt_std[network.sku_supplier]
+        self.store_dc, self.store_lt, self.unit_cost = network.store_dc, network.store_lead_time, network.unit_cost
+        self.lanes = _lane_matrix(network)
+        self.launch_abs = network.sku_launch_day + self.B
+        self.disc_abs = network.sku_discontinue_day + self.B
+        self.dow = self.dates.dayofweek.to_numpy()
+        self.deliv = network.store_delivery_weekday  # weekly store deliveries (regime), None = daily
+        self.review_days = None if self.deliv is None else np.full(L, 7)
+        self.outage = (scenario.window(measure_from), scenario.dc_outage) if scenario.dc_outage is not None else None
+        self._start_stock()
+        self.price_factor = np.ones((L, S))
+        self.price_reason = np.zeros((L, S), dtype=np.int64)  # reason code of the price in force
+        self.reason_acc = np.zeros((4, len(PRICE_REASONS)))  # revenue, cogs, units, store x SKU days
+        # true mean daily demand at the prices in force, trailing MA_WINDOW days (overstock KPI)
+        self.mu_ring = np.zeros((MA_WINDOW, L, S))
+        self.mu_sum = np.zeros((L, S))
+        self.mu_days = np.zeros(S, dtype=np.int64)  # days inside the ring since launch, per SKU
+        self.history = History(self.dates, L, S)
+        self.book = _OrderBook()
+        self.next_id = 1
+        self.res = SimulationResult(days=cfg.days)
+        self.res.store = {k: np.zeros((L, S)) for k in STORE_ACC}
+        self.res.dc = {k: np.zeros((D, S)) for k in DC_ACC}
+        self._forecast_rings()
+        self.ordered_yesterday = np.zeros((L, S), dtype=bool)  # a store line shipped the day before
+        self.po_yesterday = np.zeros((D, S), dtype=bool)  # a purchase order placed the day before
+        self.daily_rows = []
+        self.sample_rows = {p: [] for p in (samples or [])}
+
+    def _start_stock(self) -> None:
+        """Steady-state start: stock for the lead time plus the rule's buffers, and full rings."""
+        mu0 = self.dm.mean(0)
+        launched0 = self.launch_abs <= 0
+        self.store_oh = np.where(launched0, np.ceil(mu0 * (self.store_lt[:, None] + 14)), 0).astype(np.int64)
+        dc_mu0 = _per_dc(mu0, self.store_dc, self.D)
+        self.dc_oh = np.where(launched0, np.ceil(dc_mu0 * (self.sup_mean + 14)), 0).astype(np.int64)
+        self.sales_ring = np.repeat(mu0[None], MA_WINDOW, axis=0)
+        self.req_ring = np.repeat(dc_mu0[None], MA_WINDOW, axis=0)
+        self.ring_days = np.full(self.S, MA_WINDOW)  # days of history inside the ring, per SKU (launches)
+
+    def _forecast_rings(self) -> None:
+        """The forecasts the policy acted on, kept until their target day's demand is known. The
+        oracle (a forecaster that knows the demand model's true mean at the prices in force) is
+        scored on the days the policy's forecast is: the floor no forecast can beat on average."""
+        L, S, H = self.L, self.S, FORECAST_HORIZONS
+        self.R = R = max(H) + 1
+        for src in (*SCORED, "oracle"):
+            for h in (*H, f"sum{SUM_DAYS}"):
+                for k in ("abs_err", "actual", "err", "ape_sum", "ape_n", "n"):
+                    self.res.store[f"{src}_h{h}_{k}"] = np.zeros((L, S))
+        self.fc_ring = np.zeros((len(SCORED), len(H), R, L, S))
+        self.fc_target = np.full((len(SCORED), len(H), R), -1)
+        self.sum_ring = np.zeros((len(SCORED), R, L, S))  # forecast totals of days t+1..t+14, by day t+14
+        self.sum_carried = np.zeros((R, L, S), dtype=bool)
+        self.sum_target = np.full((len(SCORED), R), -1)  # per source: a policy without a forecast has no total
+        self.cum_demand = np.zeros((R, L, S))  # cumulative demand by day (ring), for realised 14-day totals
+        self.running = np.zeros((L, S))
+        self.res.store["naive_abs_err"] = np.zeros((L, S))
+        self.res.store["naive_n"] = np.zeros((L, S))
+        self.running_mu, self.cum_mu = np.zeros((L, S)), np.zeros((R, L, S))
+        self.demand_ring = np.zeros((NAIVE_LAG, L, S), dtype=np.int64)
+
+    # ---- the day's steps --------------------------------------------------------------------
+
+    def start_day(self, t: int) -> _Day:
+        launched = self.launch_abs <= t
+        return _Day(t=t, launched=launched, orderable=launched & (t < self.disc_abs), start_oh=self.store_oh.copy())
+
+    def launch(self, d: _Day) -> None:
+        """0. launch fills: a planogram fill of two weeks of expected demand."""
+        new = np.flatnonzero(self.launch_abs == d.t)
+        if not len(new):
+            return
+        L, D, t = self.L, self.D, d.t
+        fill = np.maximum(np.ceil(self.dm.mean(t)[:, new] * 14), 1).astype(np.int64)
+        self.store_oh[:, new] += fill
+        dc_fill = _per_dc(fill, self.store_dc, D)
+        self.dc_oh[:, new] += dc_fill
+        li, si = np.meshgrid(np.arange(L), new, indexing="ij")
+        di, sj = np.meshgrid(np.arange(D), new, indexing="ij")
+        d.launch_receipts = dict(
+            order_id=-np.concatenate([si.ravel(), sj.ravel()]) - 1,  # negative: launch fill
+            kind=np.concatenate([np.full(L * len(new), KIND_LAUNCH_STORE), np.full(D * len(new), KIND_LAUNCH_DC)]),
+            dest=np.concatenate([li.ravel(), di.ravel()]),
+            sku=np.concatenate([si.ravel(), sj.ravel()]),
+            units=np.concatenate([fill.ravel(), dc_fill.ravel()]),
+            order_day=np.full(L * len(new) + D * len(new), t),
+            src=np.full(L * len(new) + D * len(new), -1),
+        )
+        for ring in (self.sales_ring, self.req_ring, self.mu_ring):
+            ring[:, :, new] = 0
+        self.ring_days[new] = 0
+        self.mu_sum[:, new] = 0
+        self.mu_days[new] = 0
+
+    def arrive(self, d: _Day) -> None:
+        """1. arrivals (a closed DC receives nothing: its deliveries wait for the reopening)."""
+        outage = self.outage
+        d.dc_closed = outage is not None and outage[0][0] <= d.t < outage[0][1]
+        if d.dc_closed:
+            self.book.hold(KIND_SUPPLIER, outage[1], outage[0][1])
+        due = d.due = self.book.pop_due(d.t)
+        self.history.record_receipts(d.t, due)  # the observed receipt log: today is the receipt day
+        to_store = np.isin(due["kind"], (KIND_STORE, KIND_TRANSFER))
+        np.add.at(self.store_oh, (due["dest"][to_store], due["sku"][to_store]), due["units"][to_store])
+        to_dc = due["kind"] == KIND_SUPPLIER
+        np.add.at(self.dc_oh, (due["dest"][to_dc], due["sku"][to_dc]), due["units"][to_dc])
+
+    def demand_and_sales(self, d: _Day) -> None:
+        """2. demand and sales (prices set by the policy yesterday)."""
+        t, dm, net = d.t, self.dm, self.net
+        ref_mean = dm.mean(t)
+        demand = dm.draw(t, ref_mean)
+        pp = net.price_path[t]
+        d.price = (pp if pp.ndim == 2 else pp[None, :]) * self.price_factor
+        true_mean = ref_mean
+        if not np.all(self.price_factor == 1.0):
+            true_mean = dm.mean(t, self.price_factor)
+            demand = dm.draw_coupled(t, ref_mean, demand, true_mean)
+        # a discontinued item whose shelf is empty is delisted: no customer can ask for it any more,
+        # so no demand of it is lost (before, its demand ran on forever and counted as lost units,
+        # most of the lost units of the base network -- and against every markdown that cleared it)
+        delisted = (t >= self.disc_abs)[None, :] & (self.store_oh == 0)
+        if delisted.any():
+            demand = np.where(delisted, 0, demand)
+        d.oracle = np.where(delisted, 0.0, np.broadcast_to(true_mean, (self.L, self.S)))
+        mu_slot = t % MA_WINDOW
+        self.mu_sum += true_mean - self.mu_ring[mu_slot]
+        self.mu_ring[mu_slot] = true_mean
+        self.mu_days = np.minimum(self.mu_days + 1, MA_WINDOW)
+        d.demand, d.sales = demand, np.minimum(demand, self.store_oh)
+        if net.serve_recorded_sales and (d.sales < demand).any():
+            self._expedite(d)
+        self.store_oh -= d.sales
+        d.store_carried = d.launched[None, :] & ((t < self.disc_abs)[None, :] | (self.store_oh > 0))
+        self.history.record(t, d.sales, self.store_oh, d.store_carried, d.price, net.promo_path[t])
+
+    def _expedite(self, d: _Day) -> None:
+        """A replay of recorded sales: the store had them, so a shortfall of the replayed rule
+        arrives as an expedited receipt (outside the modelled network) and every sale is kept."""
+        li, si = np.nonzero(d.sales < d.demand)
+        short = (d.demand - d.sales)[li, si]
+        self.store_oh[li, si] += short
+        d.sales = d.demand.copy()
+        self.res.extra["expedited_units"] = self.res.extra.get("expedited_units", 0) + int(short.sum())
+        d.expedite = dict(
+            order_id=np.full(len(li), d.t),
+            kind=np.full(len(li), KIND_EXPEDITE),
+            dest=li,
+            sku=si,
+            units=short,
+            order_day=np.full(len(li), d.t),
+            src=np.full(len(li), -1),
+        )
+
+    def observe(self, d: _Day) -> Observation:
+        """3. what the policy sees: sales, stock, open orders, prices and the observed history."""
+        t, L, S, D = d.t, self.L, self.S, self.D
+        d.slot = t % MA_WINDOW
+        self.sales_ring[d.slot] = d.sales
+        if self.deliv is not None:
+            d.ships_today = (self.dow[t] + self.store_lt) % 7 == self.deliv
+        self.ring_days = np.minimum(self.ring_days + 1, MA_WINDOW)
+        denom = np.maximum(self.ring_days, 1)
+        return Observation(
+            t=t,
+            date=self.dates[t],
+            store_on_hand=self.store_oh,
+            store_on_order=self.book.on_order((KIND_STORE, KIND_TRANSFER), (L, S)),
+            dc_on_hand=self.dc_oh,
+            dc_on_order=self.book.on_order((KIND_SUPPLIER,), (D, S)),
+            store_sales_ma=self.sales_ring.sum(axis=0) / denom,
+            dc_requests_ma=self.req_ring.sum(axis=0) / denom,
+            store_lead_time=self.store_lt,
+            supplier_lead_time=self.sup_mean,
+            case_pack=self.net.case_pack,
+            min_order_qty=self.net.min_order_qty,
+            orderable=d.orderable,
+            launched=d.launched,
+            history=self.history,
+            price_factor=self.price_factor,
+            store_review_days=self.review_days,
+            store_ships_today=d.ships_today,
+        )
+
+    def set_prices(self, d: _Day, orders: Orders) -> None:
+        """4a. prices for tomorrow, and their reasons where the price changes."""
+        d.reason_today = self.price_reason
+        old = self.price_factor
+        new = old if orders.price_factor is None else np.asarray(orders.price_factor, dtype=float)
+        d.price_changed = ~np.isclose(new, old) & d.store_carried
+        d.price_down = d.price_changed & (new < old)
+        self.price_factor = np.where(d.store_carried, new, old)
+        if orders.price_reason is not None:
+            code = np.asarray(orders.price_reason, dtype=np.int64)
+            if code.min(initial=0) < 0 or code.max(initial=0) >= len(PRICE_REASONS):
+                raise ValueError(f"price_reason codes must index PRICE_REASONS {PRICE_REASONS}")
+            self.price_reason = np.where(d.price_changed, code, self.price_reason)
+
+    def _book(self, kind: int, src, dest, sku, ordered, units, t: int, expected, arrival) -> None:
+        n = len(units)
+        self.book.add(
+            order_id=np.arange(self.next_id, self.next_id + n),
+            kind=kind,
+            src=src,
+            dest=dest,
+            sku=sku,
+            ordered=ordered,
+            units=units,
+            order_day=t,
+            expected_day=expected,
+            arrival_day=arrival,
+        )
+        self.next_id += n
+
+    def ship_to_stores(self, d: _Day, orders: Orders) -> None:
+        """4b. DC -> store shipments; a short DC allocates in proportion to the requests."""
+        req = np.where(d.launched[None, :], np.asarray(orders.store, dtype=np.int64), 0)
+        if self.deliv is not None:  # weekly deliveries: only requests that land on the delivery day ship
+            req = np.where(d.ships_today[:, None], req, 0)
+        d.dc_req = _per_dc(req, self.store_dc, self.D)
+        self.req_ring[d.slot] = d.dc_req
+        ratio = np.where(d.dc_req > 0, np.minimum(1.0, self.dc_oh / np.maximum(d.dc_req, 1)), 0.0)
+        if d.dc_closed:
+            ratio[self.outage[1]] = 0.0
+        ship = d.ship = np.floor(req * ratio[self.store_dc]).astype(np.int64)
+        d.dc_shipped = _per_dc(ship, self.store_dc, self.D)
+        self.dc_oh -= d.dc_shipped
+        li, si = np.nonzero(ship)
+        lt = self.store_lt[li]
+        self._book(KIND_STORE, self.store_dc[li], li, si, ship[li, si], ship[li, si], d.t, d.t + lt, d.t + lt)
+
+    def transfer(self, d: _Day, orders: Orders) -> None:
+        """4c. store -> store transfers: along lanes only, at most the donor's stock."""
+        d.transfers_out = np.zeros((self.L, self.S), dtype=np.int64)
+        if orders.transfers is None or not len(orders.transfers["units"]):
+            return
+        tr = {k: np.asarray(v, dtype=np.int64) for k, v in orders.transfers.items()}
+        lt = self.lanes[tr["src"], tr["dest"]]
+        ok = (lt >= 0) & (tr["units"] > 0) & (tr["src"] != tr["dest"])
+        tr = {k: v[ok] for k, v in tr.items()}
+        lt = lt[ok]
+        # cap each line at what the donor still holds, lines served in the order given
+        units = _cap_by_stock(tr["src"], tr["sku"], tr["units"], self.store_oh)
+        np.subtract.at(self.store_oh, (tr["src"], tr["sku"]), units)
+        keep = units > 0
+        np.add.at(d.transfers_out, (tr["src"][keep], tr["sku"][keep]), units[keep])
+        src, dest, sku, u, arrive = tr["src"][keep], tr["dest"][keep], tr["sku"][keep], units[keep], d.t + lt[keep]
+        self._book(KIND_TRANSFER, src, dest, sku, u, u, d.t, arrive, arrive)
+        if d.transfers_out.any():  # the observed end-of-day stock is after today's transfers left
+            self.history.on_hand[d.t] = self.store_oh
+
+    def purchase(self, d: _Day, orders: Orders) -> None:
+        """4d. purchase orders: suppliers deliver only orderable items, after a drawn lead time,
+        and sometimes short-ship (the ERP expects the ordered units, fewer arrive)."""
+        t, net = d.t, self.net
+        po = d.po = np.where(d.orderable[None, :], np.asarray(orders.dc, dtype=np.int64), 0)
+        di, sj = np.nonzero(po)
+        draws = _supply_draws(net, t, di, sj)
+        real_lt = _supplier_lead_times(net, sj, self.sup_mean, self.sup_std, draws)
+        if self.scenario.lead_time_factor != 1.0 and self.scenario.active(t, self.measure_from):
+            real_lt = np.rint(real_lt * self.scenario.lead_time_factor).astype(np.int64)
+        short = draws["short"] > net.supplier_fill_prob[net.sku_supplier[sj]]
+        shipped = np.where(short, np.floor(po[di, sj] * draws["frac"]), po[di, sj])
+        expected = t + self.sup_mean[sj].astype(np.int64)
+        self._book(KIND_SUPPLIER, net.sku_supplier[sj], di, sj, po[di, sj], shipped, t, expected, t + real_lt)
+
+    def note_forecasts(self, d: _Day, orders: Orders) -> None:
+        """The forecasts the policy acted on (and the seasonal-naive yardstick), kept for scoring
+        when their target day's demand is known."""
+        t, R = d.t, self.R
+        snaive = self.history.sales[t + _SN_SHIFT].astype(float) if t >= 7 else None  # same weekday, last week
+        for i, f in enumerate((None if orders.forecast is None else np.asarray(orders.forecast), snaive)):
+            if f is None:
+                continue
+            for j, h in enumerate(FORECAST_HORIZONS):
+                if h <= f.shape[0]:
+                    self.fc_ring[i, j, (t + h) % R] = f[h - 1]
+                    self.fc_target[i, j, (t + h) % R] = t + h
+            if f.shape[0] >= SUM_DAYS:
+                self.sum_ring[i, (t + SUM_DAYS) % R] = f[:SUM_DAYS].sum(axis=0)
+                self.sum_target[i, (t + SUM_DAYS) % R] = t + SUM_DAYS
+        self.sum_carried[(t + SUM_DAYS) % R] = d.store_carried
+
+    # ---- 5. record ----------------------------------------------------------------------------
+
+    def record(self, d: _Day) -> None:
+        """The end-of-day KPI accumulators, from `measure_from` on."""
+        d.dc_carried = d.launched[None, :] & ((d.t < self.disc_abs)[None, :] | (self.dc_oh > 0))
+        if d.t < self.measure_from:
+            return
+        self._record_store(d)
+        self._record_dc(d)
+        self._score_forecasts(d)
+        self.res.measured_days += 1
+        self._record_day_row(d)
+
+    def _record_store(self, d: _Day) -> None:
+        acc, cost, oh = self.res.store, self.unit_cost[None, :], self.store_oh
+        d.over_units, over_value = overstock(
+            oh, self.mu_sum / np.maximum(self.mu_days, 1), self.unit_cost, OVERSTOCK_WEEKS
+        )
+        sales, carried, ship = d.sales, d.store_carried, d.ship
+        acc["demand"] += d.demand
+        acc["sales"] += sales
+        acc["lost"] += d.demand - sales
+        acc["revenue"] += sales * d.price
+        acc["cogs"] += sales * cost
+        acc["stockout_days"] += carried & (oh == 0)
+        acc["active_days"] += carried
+        acc["inventory_value_days"] += oh * cost
+        acc["inventory_units_days"] += oh
+        acc["order_lines"] += ship > 0
+        acc["transfer_lines"] += d.transfers_out > 0
+        acc["transfer_units"] += d.transfers_out
+        acc["price_changes"] += d.price_changed
+        acc["price_decreases"] += d.price_down
+        acc["overstock_units_days"] += d.over_units
+        acc["overstock_value_days"] += over_value
+        for i, w in enumerate((sales * d.price, sales * cost, sales, carried)):
+            self.reason_acc[i] += np.bincount(d.reason_today.ravel(), weights=w.ravel(), minlength=len(PRICE_REASONS))
+        # order stability (bullwhip, order days): moments over the days the item was launched
+        live = d.launched[None, :]
+        acc["ship_units"] += ship
+        acc["ship_sq"] += np.square(ship, dtype=float)
+        acc["demand_sq"] += np.square(d.demand * live, dtype=float)
+        acc["launched_days"] += live
+        acc["active_order_days"] += (ship > 0) & carried
+        acc["consecutive_order_days"] += (ship > 0) & self.ordered_yesterday
+
+    def _record_dc(self, d: _Day) -> None:
+        dc, po, D = self.res.dc, d.po, self.D
+        dc["inventory_value_days"] += self.dc_oh * self.unit_cost[None, :]
+        # network overstock behind each DC: its stock plus its stores', against its stores' demand
+        net_units, net_value = overstock(
+            self.dc_oh + _per_dc(self.store_oh, self.store_dc, D),
+            _per_dc(self.mu_sum, self.store_dc, D) / np.maximum(self.mu_days, 1),
+            self.unit_cost,
+            OVERSTOCK_WEEKS,
+        )
+        dc["overstock_units_days"] += net_units
+        dc["overstock_value_days"] += net_value
+        dc["order_lines"] += po > 0
+        dc["order_value"] += po * self.unit_cost[None, :]
+        dc["po_units"] += po
+        dc["po_sq"] += np.square(po, dtype=float)
+        dc["request_units"] += d.dc_req
+        dc["request_sq"] += np.square(d.dc_req, dtype=float)
+        dc["launched_days"] += d.launched[None, :]
+        dc["active_days"] += d.dc_carried
+        dc["consecutive_order_days"] += (po > 0) & self.po_yesterday
+
+    def _score_forecasts(self, d: _Day) -> None:
+        """Score the forecasts whose target day is today, where the item was carried (forecasts
+        exist for carried series only); the oracle on the same days; the MASE scale."""
+        acc, t, R, carried = self.res.store, d.t, self.R, d.store_carried
+        realised = self.running - self.cum_demand[(t - SUM_DAYS) % R]
+        sum_due = t - SUM_DAYS >= self.measure_from
+        for i, src in enumerate(SCORED):
+            for j, h in enumerate(FORECAST_HORIZONS):
+                if self.fc_target[i, j, t % R] == t:
+                    _score(acc, f"{src}_h{h}", self.fc_ring[i, j, t % R], d.demand, carried)
+            if self.sum_target[i, t % R] == t and sum_due:
+                _score(acc, f"{src}_hsum{SUM_DAYS}", self.sum_ring[i, t % R], realised, self.sum_carried[t % R])
+        for j, h in enumerate(FORECAST_HORIZONS):
+            if self.fc_target[0, j, t % R] == t:
+                _score(acc, f"oracle_h{h}", d.oracle, d.demand, carried)
+        if self.sum_target[0, t % R] == t and sum_due:
+            oracle_sum = self.running_mu - self.cum_mu[(t - SUM_DAYS) % R]
+            _score(acc, f"oracle_hsum{SUM_DAYS}", oracle_sum, realised, self.sum_carried[t % R])
+        if t - self.measure_from >= NAIVE_LAG:
+            acc["naive_abs_err"] += np.abs(d.demand - self.demand_ring[t % NAIVE_LAG]) * carried
+            acc["naive_n"] += carried
+
+    def _record_day_row(self, d: _Day) -> None:
+        """The day's network totals (`res.daily`) and the sampled store x SKU trajectories."""
+        oh, cost, t = self.store_oh, self.unit_cost, d.t
+        self.daily_rows.append(
+            (
+                self.dates[t],
+                float((oh * cost).sum()),
+                float((self.dc_oh * cost).sum()),
+                int(d.demand.sum()),
+                int(d.sales.sum()),
+                int((d.store_carried & (oh == 0)).sum()),
+                int(d.store_carried.sum()),
+                float((d.sales * d.price).sum()),
+                int((d.ship > 0).sum() + (d.po > 0).sum()),
+                int((d.transfers_out > 0).sum()),
+                int(d.price_changed.sum()),
+                int(d.price_down.sum()),
+                float(d.over_units.sum()),
+            )
+        )
+        f1 = self.fc_ring[0, 0, t % self.R] if self.fc_target[0, 0, t % self.R] == t else None
+        for (l, s), rows in self.sample_rows.items():
+            forecast = float(f1[l, s]) if f1 is not None else np.nan
+            rows.append(
+                (self.dates[t], int(d.demand[l, s]), int(d.sales[l, s]), int(oh[l, s]), forecast, float(d.price[l, s]))
+            )
+
+    def roll(self, d: _Day) -> None:
+        """Carry today into the rings and running totals tomorrow reads."""
+        t, R = d.t, self.R
+        self.demand_ring[t % NAIVE_LAG] = d.demand
+        self.ordered_yesterday, self.po_yesterday = d.ship > 0, d.po > 0
+        self.running = self.running + d.demand
+        self.cum_demand[t % R] = self.running
+        self.running_mu = self.running_mu + d.oracle
+        self.cum_mu[t % R] = self.running_mu
+
+    def report(self, d: _Day, sink, progress) -> None:
+        """After the burn-in: the run's totals, progress, and the day record for `sink`."""
+        t, res = d.t, self.res
+        if t < self.B:
+            return
+        res.demand_units += int(d.demand.sum())
+        res.sales_units += int(d.sales.sum())
+        res.lost_units += int((d.demand - d.sales).sum())
+        res.store_orders += int((d.ship > 0).sum())
+        res.dc_orders += int((d.po > 0).sum())
+        res.active_days += int(d.store_carried.sum())
+        res.stockout_days += int((d.store_carried & (self.store_oh == 0)).sum())
+        if progress is not None and (t - self.B) % 30 == 0:
+            progress(t - self.B, self.net.config.days)
+        if sink is not None:
+            sink(self._day_record(d))
+
+    def _day_record(self, d: _Day) -> DayRecord:
+        receipts = {k: d.due[k] for k in ("order_id", "kind", "src", "dest", "sku", "units", "order_day")}
+        for extra in (d.launch_receipts, d.expedite):
+            if extra is not None:
+                receipts = {k: np.concatenate([receipts[k], extra[k]]) for k in receipts}
+        return DayRecord(
+            t=d.t,
+            date=self.dates[d.t],
+            demand=d.demand,
+            sales=d.sales,
+            price=d.price,
+            promo=self.net.promo_path[d.t],
+            store_on_hand=self.store_oh.copy(),
+            dc_on_hand=self.dc_oh.copy(),
+            store_carried=d.store_carried,
+            dc_carried=d.dc_carried,
+            receipts=receipts,
+            open_orders=self.book.snapshot(),
+            dc_shipped=d.dc_shipped,
+            transfers_out=d.transfers_out,
+            start_on_hand=d.start_oh,
+        )
+
+    def result(self) -> SimulationResult:
+        res = self.res
+        res.daily = pd.DataFrame(self.daily_rows, columns=DAILY_COLUMNS)
+        res.samples = {p: pd.DataFrame(r, columns=SAMPLE_COLUMNS) for p, r in self.sample_rows.items()}
+        res.extra["margin_by_reason"] = _margin_by_reason(self.reason_acc)
+        return res
+
+
+DAILY_COLUMNS = [
+    "date",
+    "store_inventory_value",
+    "dc_inventory_value",
+    "demand",
+    "sales",
+    "stockouts",
+    "active",
+    "revenue",
+    "orders",
+    "transfers",
+    "price_changes",
+    "price_decreases",
+    "overstock_units",
+]
+SAMPLE_COLUMNS = ["date", "demand", "sales", "on_hand", "forecast_h1", "price"]
+
+
 def simulate(
     network: Network,
     policy: Policy,
@@ -302,467 +824,22 @@ def simulate(
 
     KPIs accumulate from absolute day `measure_from` (default: the end of the burn-in). Day
     records go to `sink` from the end of the burn-in on. `samples` are (store, sku) positions
-    whose daily trajectories are kept for plots.
+    whose daily trajectories are kept for plots. Each day runs the steps of the module docstring
+    on the network's state (`_Twin`).
     """
-    cfg = network.config
-    B = cfg.burn_in_days
-    measure_from = B if measure_from is None else measure_from
-    network = apply_demand_side(network, scenario, measure_from)
-    dm = DemandModel(network)
-    dates = day_dates(cfg)
-    T = len(dates)
-    L, S, D = len(network.store_ids), len(network.sku_ids), len(network.dc_ids)
-    case_pack, moq, unit_cost = network.case_pack, network.min_order_qty, network.unit_cost
-    sup_mean = network.supplier_lt_mean[network.sku_supplier]
-    sup_std = network.supplier_lt_std[network.sku_supplier]
-    store_dc = network.store_dc
-    store_lt = network.store_lead_time
-    lanes = _lane_matrix(network)
-    launch_abs = network.sku_launch_day + B
-    disc_abs = network.sku_discontinue_day + B
-    dow = dates.dayofweek.to_numpy()
-    deliv = network.store_delivery_weekday  # weekly store deliveries (regime), None = daily
-    review_days = None if deliv is None else np.full(L, 7)
-    outage = (scenario.window(measure_from), scenario.dc_outage) if scenario.dc_outage is not None else None
-
-    # steady-state start: stock for the lead time plus the rule's buffers
-    mu0 = dm.mean(0)
-    launched0 = launch_abs <= 0
-    store_oh = np.where(launched0, np.ceil(mu0 * (store_lt[:, None] + 14)), 0).astype(np.int64)
-    dc_mu0 = _per_dc(mu0, store_dc, D)
-    dc_oh = np.where(launched0, np.ceil(dc_mu0 * (sup_mean + 14)), 0).astype(np.int64)
-    sales_ring = np.repeat(mu0[None], MA_WINDOW, axis=0)
-    req_ring = np.repeat(dc_mu0[None], MA_WINDOW, axis=0)
-    ring_days = np.full(S, MA_WINDOW)  # days of history inside the ring, per SKU (launches)
-    price_factor = np.ones((L, S))
-    price_reason = np.zeros((L, S), dtype=np.int64)  # reason code of the price in force (PRICE_REASONS)
-    reason_acc = np.zeros((4, len(PRICE_REASONS)))  # revenue, cogs, units, store x SKU days per reason
-    # true mean daily demand at the prices in force, trailing MA_WINDOW days (overstock KPI)
-    mu_ring = np.zeros((MA_WINDOW, L, S))
-    mu_sum = np.zeros((L, S))
-    mu_days = np.zeros(S, dtype=np.int64)  # days inside the ring since launch, per SKU
-    history = History(dates, L, S)
-    book = _OrderBook()
-    next_id = 1
-    res = SimulationResult(days=cfg.days)
-    res.store = {k: np.zeros((L, S)) for k in STORE_ACC}
-    res.dc = {k: np.zeros((D, S)) for k in DC_ACC}
-    H = FORECAST_HORIZONS
-    R = max(H) + 1
-    # the oracle: a forecaster that knows the demand model's true mean (at the prices in force),
-    # scored on the days the policy's forecast is -- the floor no forecast can beat on average
-    for src in (*SCORED, "oracle"):
-        for h in (*H, f"sum{SUM_DAYS}"):
-            for k in ("abs_err", "actual", "err", "ape_sum", "ape_n", "n"):
-                res.store[f"{src}_h{h}_{k}"] = np.zeros((L, S))
-    fc_ring = np.zeros((len(SCORED), len(H), R, L, S))
-    fc_target = np.full((len(SCORED), len(H), R), -1)
-    sum_ring = np.zeros((len(SCORED), R, L, S))  # forecast totals of days t+1..t+14, by target day t+14
-    sum_carried = np.zeros((R, L, S), dtype=bool)
-    sum_target = np.full((len(SCORED), R), -1)  # per source: a policy without a forecast has no total
-    cum_demand = np.zeros((R, L, S))  # cumulative demand by day (ring), for realised 14-day totals
-    running = np.zeros((L, S))
-    res.store["naive_abs_err"] = np.zeros((L, S))
-    res.store["naive_n"] = np.zeros((L, S))
-    running_mu, cum_mu = np.zeros((L, S)), np.zeros((R, L, S))
-    demand_ring = np.zeros((NAIVE_LAG, L, S), dtype=np.int64)
-    ordered_yesterday = np.zeros((L, S), dtype=bool)  # a store line shipped the day before
-    po_yesterday = np.zeros((D, S), dtype=bool)  # a purchase order placed the day before
-    daily_rows = []
-    samples = list(samples or [])
-    sample_rows = {p: [] for p in samples}
-
-    for t in range(T):
-        launched = launch_abs <= t
-        orderable = launched & (t < disc_abs)
-        start_oh = store_oh.copy()
-        # 0. launch fills: a planogram fill of two weeks of expected demand
-        new = np.flatnonzero(launch_abs == t)
-        launch_receipts = None
-        if len(new):
-            mu = dm.mean(t)[:, new]
-            fill = np.maximum(np.ceil(mu * 14), 1).astype(np.int64)
-            store_oh[:, new] += fill
-            dc_fill = _per_dc(fill, store_dc, D)
-            dc_oh[:, new] += dc_fill
-            li, si = np.meshgrid(np.arange(L), new, indexing="ij")
-            di, sj = np.meshgrid(np.arange(D), new, indexing="ij")
-            launch_receipts = dict(
-                order_id=-np.concatenate([si.ravel(), sj.ravel()]) - 1,  # negative: launch fill
-                kind=np.concatenate([np.full(L * len(new), KIND_LAUNCH_STORE), np.full(D * len(new), KIND_LAUNCH_DC)]),
-                dest=np.concatenate([li.ravel(), di.ravel()]),
-                sku=np.concatenate([si.ravel(), sj.ravel()]),
-                units=np.concatenate([fill.ravel(), dc_fill.ravel()]),
-                order_day=np.full(L * len(new) + D * len(new), t),
-                src=np.full(L * len(new) + D * len(new), -1),
-            )
-            sales_ring[:, :, new] = 0
-            req_ring[:, :, new] = 0
-            ring_days[new] = 0
-            mu_ring[:, :, new] = 0
-            mu_sum[:, new] = 0
-            mu_days[new] = 0
-
-        # 1. arrivals (a closed DC receives nothing: its deliveries wait for the reopening)
-        dc_closed = outage is not None and outage[0][0] <= t < outage[0][1]
-        if dc_closed:
-            book.hold(KIND_SUPPLIER, outage[1], outage[0][1])
-        due = book.pop_due(t)
-        history.record_receipts(t, due)  # the observed receipt log: today is the receipt day
-        to_store = np.isin(due["kind"], (KIND_STORE, KIND_TRANSFER))
-        np.add.at(store_oh, (due["dest"][to_store], due["sku"][to_store]), due["units"][to_store])
-        to_dc = due["kind"] == KIND_SUPPLIER
-        np.add.at(dc_oh, (due["dest"][to_dc], due["sku"][to_dc]), due["units"][to_dc])
-
-        # 2. demand and sales (prices set by the policy yesterday)
-        ref_mean = dm.mean(t)
-        demand = dm.draw(t, ref_mean)
-        pp = network.price_path[t]
-        price = (pp if pp.ndim == 2 else pp[None, :]) * price_factor
-        true_mean = ref_mean
-        if not np.all(price_factor == 1.0):
-            true_mean = dm.mean(t, price_factor)
-            demand = dm.draw_coupled(t, ref_mean, demand, true_mean)
-        # a discontinued item whose shelf is empty is delisted: no customer can ask for it any more,
-        # so no demand of it is lost (before, its demand ran on forever and counted as lost units,
-        # most of the lost units of the base network -- and against every markdown that cleared it)
-        delisted = (t >= disc_abs)[None, :] & (store_oh == 0)
-        if delisted.any():
-            demand = np.where(delisted, 0, demand)
-        oracle = np.where(delisted, 0.0, np.broadcast_to(true_mean, (L, S)))
-        mu_slot = t % MA_WINDOW
-        mu_sum += true_mean - mu_ring[mu_slot]
-        mu_ring[mu_slot] = true_mean
-        mu_days = np.minimum(mu_days + 1, MA_WINDOW)
-        sales = np.minimum(demand, store_oh)
-        expedite = None
-        if network.serve_recorded_sales and (sales < demand).any():
-            # a replay of recorded sales: the store had them, so a shortfall of the replayed rule
-            # arrives as an expedited receipt (outside the modelled network) and every sale is kept
-            li, si = np.nonzero(sales < demand)
-            short = (demand - sales)[li, si]
-            store_oh[li, si] += short
-            sales = demand.copy()
-            res.extra["expedited_units"] = res.extra.get("expedited_units", 0) + int(short.sum())
-            expedite = dict(
-                order_id=np.full(len(li), t),
-                kind=np.full(len(li), KIND_EXPEDITE),
-                dest=li,
-                sku=si,
-                units=short,
-                order_day=np.full(len(li), t),
-                src=np.full(len(li), -1),
-            )
-        store_oh -= sales
-        store_carried = launched[None, :] & ((t < disc_abs)[None, :] | (store_oh > 0))
-        history.record(t, sales, store_oh, store_carried, price, network.promo_path[t])
-
-        # 3. observe and decide
-        slot = t % MA_WINDOW
-        sales_ring[slot] = sales
-        if deliv is not None:
-            ships_today = (dow[t] + store_lt) % 7 == deliv
-        ring_days = np.minimum(ring_days + 1, MA_WINDOW)
-        denom = np.maximum(ring_days, 1)
-        obs = Observation(
-            t=t,
-            date=dates[t],
-            store_on_hand=store_oh,
-            store_on_order=book.on_order((KIND_STORE, KIND_TRANSFER), (L, S)),
-            dc_on_hand=dc_oh,
-            dc_on_order=book.on_order((KIND_SUPPLIER,), (D, S)),
-            store_sales_ma=sales_ring.sum(axis=0) / denom,
-            dc_requests_ma=req_ring.sum(axis=0) / denom,
-            store_lead_time=store_lt,
-            supplier_lead_time=sup_mean,
-            case_pack=case_pack,
-            min_order_qty=moq,
-            orderable=orderable,
-            launched=launched,
-            history=history,
-            price_factor=price_factor,
-            store_review_days=review_days,
-            store_ships_today=None if deliv is None else ships_today,
-        )
-        orders: Orders = policy.decide(obs)
-
-        # 4a. prices for tomorrow, and their reasons where the price changes
-        reason_today = price_reason
-        new_factor = price_factor if orders.price_factor is None else np.asarray(orders.price_factor, dtype=float)
-        price_changed = ~np.isclose(new_factor, price_factor) & store_carried
-        price_down = price_changed & (new_factor < price_factor)
-        price_factor = np.where(store_carried, new_factor, price_factor)
-        if orders.price_reason is not None:
-            code = np.asarray(orders.price_reason, dtype=np.int64)
-            if code.min(initial=0) < 0 or code.max(initial=0) >= len(PRICE_REASONS):
-                raise ValueError(f"price_reason codes must index PRICE_REASONS {PRICE_REASONS}")
-            price_reason = np.where(price_changed, code, price_reason)
-
-        # 4b. DC -> store shipments; a short DC allocates in proportion to the requests
-        req = np.where(launched[None, :], np.asarray(orders.store, dtype=np.int64), 0)
-        if deliv is not None:  # weekly deliveries: only requests that land on the store's delivery day ship
-            req = np.where(ships_today[:, None], req, 0)
-        dc_req = _per_dc(req, store_dc, D)
-        req_ring[slot] = dc_req
-        ratio = np.where(dc_req > 0, np.minimum(1.0, dc_oh / np.maximum(dc_req, 1)), 0.0)
-        if dc_closed:
-            ratio[outage[1]] = 0.0
-        ship = np.floor(req * ratio[store_dc]).astype(np.int64)
-        dc_shipped = _per_dc(ship, store_dc, D)
-        dc_oh -= dc_shipped
-        li, si = np.nonzero(ship)
-        n = len(li)
-        book.add(
-            order_id=np.arange(next_id, next_id + n),
-            kind=KIND_STORE,
-            src=store_dc[li],
-            dest=li,
-            sku=si,
-            ordered=ship[li, si],
-            units=ship[li, si],
-            order_day=t,
-            expected_day=t + store_lt[li],
-            arrival_day=t + store_lt[li],
-        )
-        next_id += n
-
-        # 4c. store -> store transfers: along lanes only, at most the donor's stock
-        transfers_out = np.zeros((L, S), dtype=np.int64)
-        if orders.transfers is not None and len(orders.transfers["units"]):
-            tr = {k: np.asarray(v, dtype=np.int64) for k, v in orders.transfers.items()}
-            lt = lanes[tr["src"], tr["dest"]]
-            ok = (lt >= 0) & (tr["units"] > 0) & (tr["src"] != tr["dest"])
-            tr = {k: v[ok] for k, v in tr.items()}
-            lt = lt[ok]
-            # cap each line at what the donor still holds, lines served in the order given
-            units = _cap_by_stock(tr["src"], tr["sku"], tr["units"], store_oh)
-            np.subtract.at(store_oh, (tr["src"], tr["sku"]), units)
-            keep = units > 0
-            np.add.at(transfers_out, (tr["src"][keep], tr["sku"][keep]), units[keep])
-            n = int(keep.sum())
-            book.add(
-                order_id=np.arange(next_id, next_id + n),
-                kind=KIND_TRANSFER,
-                src=tr["src"][keep],
-                dest=tr["dest"][keep],
-                sku=tr["sku"][keep],
-                ordered=units[keep],
-                units=units[keep],
-                order_day=t,
-                expected_day=t + lt[keep],
-                arrival_day=t + lt[keep],
-            )
-            next_id += n
-
-        if transfers_out.any():  # the observed end-of-day stock is after today's transfers left
-            history.on_hand[t] = store_oh
-
-        # 4d. purchase orders: suppliers deliver only orderable items
-        po = np.where(orderable[None, :], np.asarray(orders.dc, dtype=np.int64), 0)
-        di, sj = np.nonzero(po)
-        n = len(di)
-        draws = _supply_draws(network, t, di, sj)
-        real_lt = _supplier_lead_times(network, sj, sup_mean, sup_std, draws)
-        if scenario.lead_time_factor != 1.0 and scenario.active(t, measure_from):
-            real_lt = np.rint(real_lt * scenario.lead_time_factor).astype(np.int64)
-        # suppliers sometimes short-ship: the ERP expects the ordered units, fewer arrive
-        short = draws["short"] > network.supplier_fill_prob[network.sku_supplier[sj]]
-        shipped = np.where(short, np.floor(po[di, sj] * draws["frac"]), po[di, sj])
-        book.add(
-            order_id=np.arange(next_id, next_id + n),
-            kind=KIND_SUPPLIER,
-            src=network.sku_supplier[sj],
-            dest=di,
-            sku=sj,
-            ordered=po[di, sj],
-            units=shipped,
-            order_day=t,
-            expected_day=t + sup_mean[sj].astype(np.int64),
-            arrival_day=t + real_lt,
-        )
-        next_id += n
-
-        # forecasts the policy acted on (and the seasonal-naive yardstick), scored when their
-        # target day's demand is known
-        snaive = history.sales[t + _SN_SHIFT].astype(float) if t >= 7 else None  # same weekday, last week
-        for i, f in enumerate((None if orders.forecast is None else np.asarray(orders.forecast), snaive)):
-            if f is None:
-                continue
-            for j, h in enumerate(H):
-                if h <= f.shape[0]:
-                    fc_ring[i, j, (t + h) % R] = f[h - 1]
-                    fc_target[i, j, (t + h) % R] = t + h
-            if f.shape[0] >= SUM_DAYS:
-                sum_ring[i, (t + SUM_DAYS) % R] = f[:SUM_DAYS].sum(axis=0)
-                sum_target[i, (t + SUM_DAYS) % R] = t + SUM_DAYS
-        sum_carried[(t + SUM_DAYS) % R] = store_carried
-
-        # 5. record
-        dc_carried = launched[None, :] & ((t < disc_abs)[None, :] | (dc_oh > 0))
-        if t >= measure_from:
-            over_units, over_value = overstock(store_oh, mu_sum / np.maximum(mu_days, 1), unit_cost, OVERSTOCK_WEEKS)
-            acc = res.store
-            acc["demand"] += demand
-            acc["sales"] += sales
-            acc["lost"] += demand - sales
-            acc["revenue"] += sales * price
-            acc["cogs"] += sales * unit_cost[None, :]
-            acc["stockout_days"] += store_carried & (store_oh == 0)
-            acc["active_days"] += store_carried
-            acc["inventory_value_days"] += store_oh * unit_cost[None, :]
-            acc["inventory_units_days"] += store_oh
-            acc["order_lines"] += ship > 0
-            acc["transfer_lines"] += transfers_out > 0
-            acc["transfer_units"] += transfers_out
-            acc["price_changes"] += price_changed
-            acc["price_decreases"] += price_down
-            acc["overstock_units_days"] += over_units
-            acc["overstock_value_days"] += over_value
-            for i, w in enumerate((sales * price, sales * unit_cost[None, :], sales, store_carried)):
-                reason_acc[i] += np.bincount(reason_today.ravel(), weights=w.ravel(), minlength=len(PRICE_REASONS))
-            res.dc["inventory_value_days"] += dc_oh * unit_cost[None, :]
-            # network overstock behind each DC: its stock plus its stores', against its stores' demand
-            net_units, net_value = overstock(
-                dc_oh + _per_dc(store_oh, store_dc, D),
-                _per_dc(mu_sum, store_dc, D) / np.maximum(mu_days, 1),
-                unit_cost,
-                OVERSTOCK_WEEKS,
-            )
-            res.dc["overstock_units_days"] += net_units
-            res.dc["overstock_value_days"] += net_value
-            res.dc["order_lines"] += po > 0
-            res.dc["order_value"] += po * unit_cost[None, :]
-            # order stability (bullwhip, order days): moments over the days the item was launched
-            live = launched[None, :]
-            acc["ship_units"] += ship
-            acc["ship_sq"] += np.square(ship, dtype=float)
-            acc["demand_sq"] += np.square(demand * live, dtype=float)
-            acc["launched_days"] += live
-            acc["active_order_days"] += (ship > 0) & store_carried
-            acc["consecutive_order_days"] += (ship > 0) & ordered_yesterday
-            dc = res.dc
-            dc["po_units"] += po
-            dc["po_sq"] += np.square(po, dtype=float)
-            dc["request_units"] += dc_req
-            dc["request_sq"] += np.square(dc_req, dtype=float)
-            dc["launched_days"] += live
-            dc["active_days"] += dc_carried
-            dc["consecutive_order_days"] += (po > 0) & po_yesterday
-            for i, src in enumerate(SCORED):
-                # scored where the item was carried (forecasts exist for carried series only)
-                for j, h in enumerate(H):
-                    if fc_target[i, j, t % R] == t:
-                        _score(acc, f"{src}_h{h}", fc_ring[i, j, t % R], demand, store_carried)
-                if sum_target[i, t % R] == t and t - SUM_DAYS >= measure_from:
-                    realised = running - cum_demand[(t - SUM_DAYS) % R]
-                    _score(acc, f"{src}_hsum{SUM_DAYS}", sum_ring[i, t % R], realised, sum_carried[t % R])
-            for j, h in enumerate(H):
-                if fc_target[0, j, t % R] == t:
-                    _score(acc, f"oracle_h{h}", oracle, demand, store_carried)
-            if sum_target[0, t % R] == t and t - SUM_DAYS >= measure_from:
-                _score(
-                    acc,
-                    f"oracle_hsum{SUM_DAYS}",
-                    running_mu - cum_mu[(t - SUM_DAYS) % R],
-                    running - cum_demand[(t - SUM_DAYS) % R],
-                    sum_carried[t % R],
-                )
-            if t - measure_from >= NAIVE_LAG:
-                acc["naive_abs_err"] += np.abs(demand - demand_ring[t % NAIVE_LAG]) * store_carried
-                acc["naive_n"] += store_carried
-            res.measured_days += 1
-            daily_rows.append(
-                (
-                    dates[t],
-                    float((store_oh * unit_cost).sum()),
-                    float((dc_oh * unit_cost).sum()),
-                    int(demand.sum()),
-                    int(sales.sum()),
-                    int((store_carried & (store_oh == 0)).sum()),
-                    int(store_carried.sum()),
-                    float((sales * price).sum()),
-                    int((ship > 0).sum() + (po > 0).sum()),
-                    int((transfers_out > 0).sum()),
-                    int(price_changed.sum()),
-                    int(price_down.sum()),
-                    float(over_units.sum()),
-                )
-            )
-            f1 = fc_ring[0, 0, t % R] if fc_target[0, 0, t % R] == t else None
-            for (l, s), rows in sample_rows.items():
-                rows.append(
-                    (
-                        dates[t],
-                        int(demand[l, s]),
-                        int(sales[l, s]),
-                        int(store_oh[l, s]),
-                        float(f1[l, s]) if f1 is not None else np.nan,
-                        float(price[l, s]),
-                    )
-                )
-        demand_ring[t % NAIVE_LAG] = demand
-        ordered_yesterday, po_yesterday = ship > 0, po > 0
-        running = running + demand
-        cum_demand[t % R] = running
-        running_mu = running_mu + oracle
-        cum_mu[t % R] = running_mu
-
-        if t < B:
-            continue
-        res.demand_units += int(demand.sum())
-        res.sales_units += int(sales.sum())
-        res.lost_units += int((demand - sales).sum())
-        res.store_orders += int((ship > 0).sum())
-        res.dc_orders += int((po > 0).sum())
-        res.active_days += int(store_carried.sum())
-        res.stockout_days += int((store_carried & (store_oh == 0)).sum())
-        if progress is not None and (t - B) % 30 == 0:
-            progress(t - B, cfg.days)
-        if sink is not None:
-            receipts = {k: due[k] for k in ("order_id", "kind", "src", "dest", "sku", "units", "order_day")}
-            for extra in (launch_receipts, expedite):
-                if extra is not None:
-                    receipts = {k: np.concatenate([receipts[k], extra[k]]) for k in receipts}
-            sink(
-                DayRecord(
-                    t=t,
-                    date=dates[t],
-                    demand=demand,
-                    sales=sales,
-                    price=price,
-                    promo=network.promo_path[t],
-                    store_on_hand=store_oh.copy(),
-                    dc_on_hand=dc_oh.copy(),
-                    store_carried=store_carried,
-                    dc_carried=dc_carried,
-                    receipts=receipts,
-                    open_orders=book.snapshot(),
-                    dc_shipped=dc_shipped,
-                    transfers_out=transfers_out,
-                    start_on_hand=start_oh,
-                )
-            )
-    res.daily = pd.DataFrame(
-        daily_rows,
-        columns=[
-            "date",
-            "store_inventory_value",
-            "dc_inventory_value",
-            "demand",
-            "sales",
-            "stockouts",
-            "active",
-            "revenue",
-            "orders",
-            "transfers",
-            "price_changes",
-            "price_decreases",
-            "overstock_units",
-        ],
-    )
-    res.samples = {
-        p: pd.DataFrame(r, columns=["date", "demand", "sales", "on_hand", "forecast_h1", "price"])
-        for p, r in sample_rows.items()
-    }
-    res.extra["margin_by_reason"] = _margin_by_reason(reason_acc)
-    return res
+    twin = _Twin(network, scenario, network.config.burn_in_days if measure_from is None else measure_from, samples)
+    for t in range(twin.T):
+        day = twin.start_day(t)
+        twin.launch(day)
+        twin.arrive(day)
+        twin.demand_and_sales(day)
+        orders: Orders = policy.decide(twin.observe(day))
+        twin.set_prices(day, orders)
+        twin.ship_to_stores(day, orders)
+        twin.transfer(day, orders)
+        twin.purchase(day, orders)
+        twin.note_forecasts(day, orders)
+        twin.record(day)
+        twin.roll(day)
+        twin.report(day, sink, progress)
+    return twin.result()
