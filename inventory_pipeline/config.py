@@ -1,4 +1,6 @@
-"""Where things live. Every path comes from an environment variable with a project-local default.
+"""The environment settings, in one object (`settings()`): where things live and how the
+operations machinery behaves. Every one comes from an environment variable with a default; no other
+module reads the environment. (The decision settings are the policy file's, core/policy.py.)
 
 Plain Python (no Dagster import): read by the core, the shell and the CLI alike.
 
@@ -13,6 +15,21 @@ Plain Python (no Dagster import): read by the core, the shell and the CLI alike.
 | MLFLOW_TRACKING_URI                | sqlite:///$HOME/mlflow/mlflow.db          | MLflow tracking store         |
 | INVENTORY_PIPELINE_MLFLOW_ARTIFACTS| $HOME/mlflow/artifacts                    | MLflow artifact root          |
 | INVENTORY_PIPELINE_MLFLOW_UI_URL   | http://127.0.0.1:5000                     | MLflow UI (links in metadata) |
+| INVENTORY_PIPELINE_END_DATE        | open                                      | last daily partition          |
+| INVENTORY_PIPELINE_S3_ENDPOINT_URL | unset (AWS)                               | S3-compatible endpoint        |
+| INVENTORY_PIPELINE_FORECAST_ENGINE | local                                     | local or dask                 |
+| INVENTORY_PIPELINE_DASK_SCHEDULER  | unset (in-process Dask)                   | Dask scheduler address        |
+| INVENTORY_PIPELINE_BEDROCK_MODEL_ID| unset (off)                               | model rephrasing explanations |
+| INVENTORY_PIPELINE_BEDROCK_REGION  | AWS_REGION                                | Bedrock region                |
+| INVENTORY_PIPELINE_BEDROCK_ENDPOINT_URL | unset (AWS)                          | Bedrock endpoint              |
+| INVENTORY_PIPELINE_TIMEZONE        | UTC                                       | schedule and freshness clock  |
+| INVENTORY_PIPELINE_SCHEDULE_CRON   | 0 6 * * *                                 | the daily cycle's schedule    |
+| INVENTORY_PIPELINE_FRESHNESS_DEADLINE_CRON | 0 9 * * *                         | freshness checks' deadline    |
+| INVENTORY_PIPELINE_LANDING_SETTLE_SECONDS | 30                                 | a day's files must rest this long |
+| INVENTORY_PIPELINE_ALERT_WEBHOOK   | unset (off)                               | failed-run alerts (Slack/Teams) |
+| INVENTORY_PIPELINE_DAGSTER_URL     | http://127.0.0.1:3000                     | run links in failure records  |
+| INVENTORY_PIPELINE_MAX_RETRIES     | 3                                         | retries of a transient failure |
+| INVENTORY_PIPELINE_RETRY_BASE_SECONDS | 2                                      | backoff base                  |
 """
 
 from __future__ import annotations
@@ -42,6 +59,21 @@ class Settings:
     mlflow_tracking_uri: str
     mlflow_artifact_root: str
     mlflow_ui_url: str = "http://127.0.0.1:5000"
+    end_date: str | None = None
+    s3_endpoint_url: str | None = None
+    forecast_engine: str = "local"
+    dask_scheduler: str | None = None
+    bedrock_model_id: str | None = None
+    bedrock_region: str | None = None
+    bedrock_endpoint_url: str | None = None
+    timezone: str = "UTC"
+    schedule_cron: str = "0 6 * * *"
+    freshness_deadline_cron: str = "0 9 * * *"
+    landing_settle_seconds: float = 30.0
+    alert_webhook: str | None = None
+    dagster_url: str = "http://127.0.0.1:3000"
+    max_retries: int = 3
+    retry_base_seconds: float = 2.0
 
     @property
     def duckdb_path(self) -> Path:
@@ -63,4 +95,24 @@ def settings() -> Settings:
         mlflow_tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{mlflow_dir / 'mlflow.db'}"),
         mlflow_artifact_root=os.environ.get("INVENTORY_PIPELINE_MLFLOW_ARTIFACTS", str(mlflow_dir / "artifacts")),
         mlflow_ui_url=os.environ.get("INVENTORY_PIPELINE_MLFLOW_UI_URL", "http://127.0.0.1:5000").rstrip("/"),
+        end_date=_env("END_DATE"),
+        s3_endpoint_url=_env("S3_ENDPOINT_URL"),
+        forecast_engine=_env("FORECAST_ENGINE") or "local",
+        dask_scheduler=_env("DASK_SCHEDULER"),
+        bedrock_model_id=_env("BEDROCK_MODEL_ID"),
+        bedrock_region=_env("BEDROCK_REGION") or os.environ.get("AWS_REGION") or None,
+        bedrock_endpoint_url=_env("BEDROCK_ENDPOINT_URL"),
+        timezone=_env("TIMEZONE") or "UTC",
+        schedule_cron=_env("SCHEDULE_CRON") or "0 6 * * *",
+        freshness_deadline_cron=_env("FRESHNESS_DEADLINE_CRON") or "0 9 * * *",
+        landing_settle_seconds=float(_env("LANDING_SETTLE_SECONDS") or 30),
+        alert_webhook=_env("ALERT_WEBHOOK"),
+        dagster_url=_env("DAGSTER_URL") or "http://127.0.0.1:3000",
+        max_retries=int(_env("MAX_RETRIES") or 3),
+        retry_base_seconds=float(_env("RETRY_BASE_SECONDS") or 2),
     )
+
+
+def _env(name: str) -> str | None:
+    """INVENTORY_PIPELINE_<name>, None when unset or empty."""
+    return os.environ.get(f"INVENTORY_PIPELINE_{name}") or None

@@ -1,14 +1,8 @@
 """The Dagster code location: every stage's shell module, merged."""
 
-import os
 import warnings
 
 import dagster as dg
-
-from .config import settings
-
-# dbt (a subprocess) reads the warehouse folder from the environment, as the assets do
-os.environ.setdefault("INVENTORY_PIPELINE_WAREHOUSE_DIR", str(settings().warehouse_dir))
 
 from .defs import (
     dbt,
@@ -19,14 +13,14 @@ from .defs import (
     jobs,
     ledger,
     outbox,
-    pricing,  # noqa: E402
+    pricing,
     rebalancing,
     reconcile,
     replenishment,
     schedules,
     sensors,
 )
-from .defs.resources import default_resources  # noqa: E402
+from .defs.resources import default_resources
 
 
 def build_definitions(resources: dict | None = None) -> dg.Definitions:

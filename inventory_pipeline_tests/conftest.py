@@ -36,7 +36,7 @@ def pytest_configure(config):
     os.environ["INVENTORY_PIPELINE_POLICY"] = str(home / "policy.yaml")
     os.environ.setdefault("DAGSTER_HOME", str(home / "dagster_home"))
     (home / "dagster_home").mkdir(exist_ok=True)
-    # the dbt manifest is (re)built by inventory_pipeline.defs.dbt.ensure_manifest at import
+    # the dbt manifest is built by `make install` (dbt parse), before the tests run
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 """Small shell helpers shared by the stage modules (no maths)."""
 
 import functools
-import os
 import time
 
 import dagster as dg
@@ -9,6 +8,7 @@ import pandas as pd
 import pandera.pandas as pa
 from dagster_dbt import get_asset_key_for_model
 
+from ..config import settings
 from ..core.retries import backoff_seconds, is_transient
 from .dbt import warehouse_models
 
@@ -69,7 +69,7 @@ def violations_check(name: str, violations: pd.DataFrame, by: str, what: str, po
 
 def max_retries() -> int:
     """Retries of a step after a transient failure (INVENTORY_PIPELINE_MAX_RETRIES, default 3)."""
-    return int(os.environ.get("INVENTORY_PIPELINE_MAX_RETRIES", "3"))
+    return settings().max_retries
 
 
 def operational(fn):
@@ -86,9 +86,7 @@ def operational(fn):
         except Exception as e:
             if not is_transient(e):
                 raise
-            wait = backoff_seconds(
-                context.retry_number, base=float(os.environ.get("INVENTORY_PIPELINE_RETRY_BASE_SECONDS", "2"))
-            )
+            wait = backoff_seconds(context.retry_number, base=settings().retry_base_seconds)
             context.log.warning(
                 f"transient failure ({type(e).__name__}: {e}); retry {context.retry_number + 1} of "
                 f"{max_retries()} in {wait:.1f} s"

@@ -1,13 +1,21 @@
-"""dbt models as Dagster assets, dbt tests as asset checks (dagster-dbt)."""
+"""dbt models as Dagster assets, dbt tests as asset checks (dagster-dbt).
 
-import subprocess
+The manifest is prepared the way dagster-dbt documents: `make install` (and every `make` target
+that runs the pipeline) builds it with `dbt parse`; under `dagster dev` `DbtProject.prepare_if_dev`
+re-parses on load, so an edited model shows at once; a production image runs
+`dagster-dbt project prepare-and-package` at build time. Nothing runs dbt at import otherwise.
+"""
+
+import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
 from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
 
 from ..config import DBT_PROJECT_DIR, PROJECT_DIR
+from .resources import WarehouseResource
 
 
 def dbt_executable() -> str:
@@ -21,23 +29,31 @@ def dbt_executable() -> str:
     return str(next((p for p in candidates if p.exists()), "dbt"))
 
 
-def ensure_manifest(project_dir: Path = DBT_PROJECT_DIR) -> Path:
-    """Build target/manifest.json with `dbt parse` when it is missing or older than any model,
-    macro or project file, so the code location never loads a stale manifest."""
-    manifest = project_dir / "target" / "manifest.json"
-    sources = [p for pat in ("models/**/*", "macros/**/*", "*.yml") for p in project_dir.glob(pat) if p.is_file()]
-    if not manifest.exists() or max(p.stat().st_mtime for p in sources) > manifest.stat().st_mtime:
-        subprocess.run([dbt_executable(), "parse", "--quiet"], cwd=project_dir, check=True)
-    return manifest
-
-
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
-ensure_manifest()
+dbt_project.prepare_if_dev()
+
+
+@contextmanager
+def _warehouse_for_dbt(root: str):
+    """dbt's profile reads the warehouse folder from INVENTORY_PIPELINE_WAREHOUSE_DIR: hand it the
+    warehouse resource's folder while the dbt process starts, so dbt and the Python assets always
+    use the same warehouse (restored afterwards; nothing is set at import)."""
+    key, before = "INVENTORY_PIPELINE_WAREHOUSE_DIR", os.environ.get("INVENTORY_PIPELINE_WAREHOUSE_DIR")
+    os.environ[key] = str(Path(root).resolve())
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = before
 
 
 @dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project)
-def warehouse_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-    yield from dbt.cli(["build"], context=context).stream()
+def warehouse_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
+    with _warehouse_for_dbt(warehouse.root):
+        invocation = dbt.cli(["build"], context=context)  # the dbt process starts here
+    yield from invocation.stream()
 
 
 def dbt_resource() -> DbtCliResource:

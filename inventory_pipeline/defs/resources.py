@@ -1,7 +1,5 @@
 """Resources: where the pipeline reads and writes. Defaults come from the environment (config.py)."""
 
-import os
-
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
@@ -88,24 +86,15 @@ class OutboxResource(dg.ConfigurableResource):
 def default_resources() -> dict:
     s = settings()
     return {
-        "landing": LandingZoneResource(
-            uri=s.landing_uri, s3_endpoint_url=os.environ.get("INVENTORY_PIPELINE_S3_ENDPOINT_URL")
-        ),
+        "landing": LandingZoneResource(uri=s.landing_uri, s3_endpoint_url=s.s3_endpoint_url),
         "warehouse": WarehouseResource(root=str(s.warehouse_dir)),
         "policy": PolicyResource(path=str(s.policy_path)),
         "mlflow": MlflowResource(
             tracking_uri=s.mlflow_tracking_uri, artifact_root=s.mlflow_artifact_root, ui_url=s.mlflow_ui_url
         ),
-        "forecast_engine": ForecastEngineResource(
-            engine=os.environ.get("INVENTORY_PIPELINE_FORECAST_ENGINE", "local"),
-            dask_scheduler=os.environ.get("INVENTORY_PIPELINE_DASK_SCHEDULER"),
-        ),
+        "forecast_engine": ForecastEngineResource(engine=s.forecast_engine, dask_scheduler=s.dask_scheduler),
         "explainer": ExplainerResource(
-            bedrock_model_id=os.environ.get("INVENTORY_PIPELINE_BEDROCK_MODEL_ID") or None,
-            region=os.environ.get("INVENTORY_PIPELINE_BEDROCK_REGION") or os.environ.get("AWS_REGION"),
-            endpoint_url=os.environ.get("INVENTORY_PIPELINE_BEDROCK_ENDPOINT_URL") or None,
+            bedrock_model_id=s.bedrock_model_id, region=s.bedrock_region, endpoint_url=s.bedrock_endpoint_url
         ),
-        "outbox": OutboxResource(
-            uri=s.outbox_uri, s3_endpoint_url=os.environ.get("INVENTORY_PIPELINE_S3_ENDPOINT_URL")
-        ),
+        "outbox": OutboxResource(uri=s.outbox_uri, s3_endpoint_url=s.s3_endpoint_url),
     }

@@ -14,12 +14,12 @@ newest finished daily partition of every raw daily file and of every decision as
 materialised by INVENTORY_PIPELINE_FRESHNESS_DEADLINE_CRON (default 09:00) each day.
 """
 
-import os
 import warnings
 from datetime import timedelta
 
 import dagster as dg
 
+from ..config import settings
 from ..core.landing_dates import landing_date_files
 from ..core.landing_days import landing_days
 from .jobs import FRESHNESS_ASSETS, daily_cycle_job
@@ -28,7 +28,7 @@ from .resources import LandingZoneResource
 
 
 def timezone() -> str:
-    return os.environ.get("INVENTORY_PIPELINE_TIMEZONE", "UTC")
+    return settings().timezone
 
 
 def _active_or_done(instance: dg.DagsterInstance, job: str, partition: str) -> list:
@@ -50,7 +50,7 @@ def _active_or_done(instance: dg.DagsterInstance, job: str, partition: str) -> l
 
 @dg.schedule(
     job=daily_cycle_job,
-    cron_schedule=os.environ.get("INVENTORY_PIPELINE_SCHEDULE_CRON", "0 6 * * *"),
+    cron_schedule=settings().schedule_cron,
     execution_timezone=timezone(),
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description="every morning: ingest and plan the previous day (skipped when already done or incomplete)",
@@ -82,7 +82,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", category=dg.SupersessionWarning)
     freshness_checks = dg.build_time_partition_freshness_checks(
         assets=list(FRESHNESS_ASSETS),
-        deadline_cron=os.environ.get("INVENTORY_PIPELINE_FRESHNESS_DEADLINE_CRON", "0 9 * * *"),
+        deadline_cron=settings().freshness_deadline_cron,
         timezone=timezone(),
         severity=dg.AssetCheckSeverity.WARN,
     )

@@ -22,13 +22,13 @@ name, so approved and overridden decisions reach the outbox.
 
 import hashlib
 import json
-import os
 import time
 import urllib.request
 
 import dagster as dg
 import pandas as pd
 
+from ..config import settings
 from ..core.decisions import plan_date_of
 from ..core.landing_dates import landing_date_files
 from ..core.landing_days import landing_days, landing_requests
@@ -145,7 +145,7 @@ def landing_days_complete(context: dg.SensorEvaluationContext, landing: LandingZ
 
     days = landing_days(
         landing_date_files(landing.store().list_files("daily"), warn=warn),
-        settle_seconds=float(os.environ.get("INVENTORY_PIPELINE_LANDING_SETTLE_SECONDS", "30")),
+        settle_seconds=settings().landing_settle_seconds,
     )
     req = landing_requests(days, seen, set(daily_partitions.get_partition_keys()))
     requests = []
@@ -205,7 +205,7 @@ def _step_errors(context) -> list[tuple[str, str]]:
 def _notify(rows) -> None:
     """POST the failure to INVENTORY_PIPELINE_ALERT_WEBHOOK (a Slack/Teams-compatible incoming
     webhook: JSON with a `text` field); never raises — the warehouse record is the source of truth."""
-    url = os.environ.get("INVENTORY_PIPELINE_ALERT_WEBHOOK")
+    url = settings().alert_webhook
     if not url:
         return
     r = rows.iloc[0]
@@ -236,7 +236,7 @@ def record_run_failures(context: dg.RunFailureSensorContext, warehouse: Warehous
         _step_errors(context),
         context.failure_event.message or "run failed",
         run.tags.get("dagster/parent_run_id"),
-        os.environ.get("INVENTORY_PIPELINE_DAGSTER_URL", "http://127.0.0.1:3000"),
+        settings().dagster_url,
     )
     wh = warehouse.get()
     added = wh.append("run_failures", rows, None, merge_by_run).rows_added
