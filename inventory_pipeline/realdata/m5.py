@@ -277,21 +277,65 @@ def build_m5_network(cfg: M5Config):
     sl = m5_slice(cfg)
     rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 7]))
     T, L, S = sl.sales.shape
-    B = cfg.burn_in_days
-    stores = np.array(cfg.stores)
-    states = np.array([st.split("_")[0] for st in cfg.stores])
-    state_list = list(dict.fromkeys(states))
-    dc_ids = np.array([f"DC_{st}" for st in state_list])
-    store_dc = np.array([state_list.index(st) for st in states])
-    items = sl.items
-    item_ids = items["item_id"].to_numpy()
     cats = sorted(CATEGORY_MARGIN)
-    sku_cat = pd.Index(cats).get_indexer(items["cat_id"])
+    sku_cat = pd.Index(cats).get_indexer(sl.items["cat_id"])
+    price, base_price, first_priced = _m5_prices(sl)
+    # velocity (real): mean daily units per store over the replayed days since launch
+    rate = sl.sales.sum(axis=(0, 1)) / (np.maximum(T - first_priced, 1) * L)
+    sup = _m5_suppliers(sl.items, rng)  # the assumed supplier lead times, drawn first
+    store_lt = rng.integers(1, 3, L)
+    launch = first_priced - cfg.burn_in_days  # day index relative to the landing zone's first day
+    launch = np.where(launch <= -cfg.burn_in_days, -cfg.burn_in_days - 1, launch)  # carried all along
+    margin = np.array([CATEGORY_MARGIN[c] for c in cats])[sku_cat]
+    products = _m5_products(cfg, sl.items, base_price, margin, _case_pack(rate), sup, launch)
+    loc = _m5_locations(cfg, sl.sales, store_lt)
+    C = len(cats)
+    return Network(
+        config=cfg,
+        locations=loc["locations"],
+        products=products,
+        suppliers=sup["suppliers"],
+        lanes=loc["lanes"],
+        calendar=sl.calendar[sl.calendar["date"] >= cfg.start_date].reset_index(drop=True),
+        store_ids=loc["stores"],
+        dc_ids=loc["dc_ids"],
+        store_dc=loc["store_dc"],
+        store_factor=loc["store_factor"],
+        store_lead_time=store_lt,
+        sku_base_rate=rate,
+        sku_dispersion=np.ones(S),
+        sku_category=sku_cat,
+        sku_elasticity=np.zeros(S),
+        sku_trend=np.zeros(S),
+        sku_amp=np.zeros(S),
+        sku_peak=np.zeros(S),
+        sku_promo_lift=np.ones(S),
+        sku_supplier=sup["sku_supplier"],
+        sku_launch_day=launch,
+        sku_discontinue_day=np.full(S, 10**9),
+        weekly=np.ones((C, 7)),
+        cat_holiday=np.ones(C),
+        supplier_lt_mean=sup["lt_mean"],
+        supplier_lt_std=sup["lt_std"],
+        price_path=price,
+        promo_path=np.zeros((T, S), dtype=bool),
+        event_mult=np.ones((T, C)),
+        level_path=np.ones((T, S)),
+        supplier_fill_prob=np.full(len(sup["supplier_ids"]), SUPPLIER_FILL_PROB),
+        regular_price_path=price,
+        sku_promo_discount=np.zeros(S),
+        replay_demand=sl.sales,
+        replay_mean=_replay_mean(sl.sales),
+    )
 
+
+def _m5_prices(sl) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(price path (T, L, S), base price per SKU, first priced day per SKU). The price is the real
+    week's price; before an item's first price (and in a store without one) the nearest real price
+    of that store, else of any store; the base price is the most common real price."""
+    T, L, S = sl.sales.shape
     priced = np.isfinite(sl.price)  # (T, L, S)
     first_priced = np.where(priced.any(axis=(0, 1)), np.argmax(priced.any(axis=1), axis=0), T)  # per SKU
-    # (1) prices: the real week's price; before an item's first price (and in a store without one)
-    # the nearest real price of that store, else of any store
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a day no selected store prices the item: NaN, filled below
         chain = np.nanmean(np.where(priced, sl.price, np.nan), axis=1)
@@ -302,29 +346,37 @@ def build_m5_network(cfg: M5Config):
     price[:, :, never] = 1.0  # never priced in the window (no sales either): a placeholder price
     base_price = _mode_price(np.where(priced, sl.price, np.nan).reshape(T * L, S))
     base_price = np.where(np.isfinite(base_price), base_price, price[-1].mean(axis=0))
-    margin = np.array([CATEGORY_MARGIN[c] for c in cats])[sku_cat]
-    unit_cost = np.round(base_price * (1 - margin), 2)
-    unit_cost = np.maximum(unit_cost, 0.01)
+    return price, base_price, first_priced
 
-    # velocity (real): mean daily units per store over the replayed days since launch
-    live_days = np.maximum(T - first_priced, 1)
-    rate = sl.sales.sum(axis=(0, 1)) / (live_days * L)
-    case_pack = _case_pack(rate)
+
+def _m5_suppliers(items: pd.DataFrame, rng) -> dict:
+    """One supplier per department, with assumed (seeded) lead times: M5 has none."""
     depts = sorted(items["dept_id"].unique())
     supplier_ids = np.array([f"SUP_{d}" for d in depts])
-    sku_supplier = pd.Index(depts).get_indexer(items["dept_id"])
     lt_mean = rng.integers(5, 12, len(depts)).astype(float)
     lt_std = np.round(rng.uniform(0.5, 2.0, len(depts)), 2)
-    store_lt = rng.integers(1, 3, L)
+    suppliers = pd.DataFrame(
+        {"supplier_id": supplier_ids, "lead_time_days": lt_mean.astype(int), "lead_time_std_days": lt_std}
+    )
+    return dict(
+        supplier_ids=supplier_ids,
+        sku_supplier=pd.Index(depts).get_indexer(items["dept_id"]),
+        lt_mean=lt_mean,
+        lt_std=lt_std,
+        suppliers=suppliers,
+    )
 
-    launch = first_priced - B  # day index relative to the landing zone's first day
-    launch = np.where(launch <= -B, -B - 1, launch)  # priced from the first replayed day: carried all along
-    start = pd.Timestamp(cfg.start)
-    products = pd.DataFrame(
+
+def _m5_products(cfg: M5Config, items, base_price, margin, case_pack, sup: dict, launch) -> pd.DataFrame:
+    """The product master: real ids, categories, departments and prices; costs from the category's
+    assumed margin; case packs from the real velocity."""
+    unit_cost = np.maximum(np.round(base_price * (1 - margin), 2), 0.01)
+    start, B = pd.Timestamp(cfg.start), cfg.burn_in_days
+    return pd.DataFrame(
         {
-            "sku_id": item_ids,
+            "sku_id": items["item_id"].to_numpy(),
             "category": items["cat_id"].to_numpy(),
-            "supplier_id": supplier_ids[sku_supplier],
+            "supplier_id": sup["supplier_ids"][sup["sku_supplier"]],
             "unit_cost": unit_cost,
             "base_price": np.round(base_price, 2),
             "case_pack": case_pack,
@@ -336,11 +388,18 @@ def build_m5_network(cfg: M5Config):
             "discontinue_date": "",
         }
     )
-    suppliers = pd.DataFrame(
-        {"supplier_id": supplier_ids, "lead_time_days": lt_mean.astype(int), "lead_time_std_days": lt_std}
-    )
-    store_rate = sl.sales.sum(axis=(0, 2)) / T  # units/day per store (real)
-    store_factor = store_rate / max(store_rate.mean(), 1e-9)
+
+
+def _m5_locations(cfg: M5Config, sales: np.ndarray, store_lt: np.ndarray) -> dict:
+    """One DC per state, the real stores, capacities from their real sales, and the lanes: DC ->
+    store, and store <-> store inside a state (CA_1 and TX_2 are 1,400 miles apart: none)."""
+    T, L, _ = sales.shape
+    stores = np.array(cfg.stores)
+    states = np.array([st.split("_")[0] for st in cfg.stores])
+    state_list = list(dict.fromkeys(states))
+    dc_ids = np.array([f"DC_{st}" for st in state_list])
+    store_dc = np.array([state_list.index(st) for st in states])
+    store_rate = sales.sum(axis=(0, 2)) / T  # units/day per store (real)
     store_cap = np.ceil(np.maximum(store_rate, 1) * 42 / 100) * 100
     dc_cap = np.array([store_rate[store_dc == d].sum() * 70 for d in range(len(dc_ids))])
     locations = pd.DataFrame(
@@ -360,59 +419,29 @@ def build_m5_network(cfg: M5Config):
             "cost_per_unit": 0.1,
         }
     )
-    # stores in one state could trade stock; CA_1 and TX_2 are 1,400 miles apart: no store lanes
     for r in state_list:
         same = stores[states == r]
         rows = [(x, y, 1, 0.3) for x in same for y in same if x != y]
         if rows:
             lanes = pd.concat([lanes, pd.DataFrame(rows, columns=lanes.columns)], ignore_index=True)
-    calendar = sl.calendar[sl.calendar["date"] >= cfg.start_date].reset_index(drop=True)
-
-    C = len(cats)
-    replay = sl.sales
-    # what the twin knows is expected (overstock yardstick, opening stock): the centred 28-day
-    # mean of the real demand
-    c = np.concatenate([np.zeros((1, L, S)), np.cumsum(replay, axis=0, dtype=float)])
-    i = np.arange(T)
-    lo, hi = np.maximum(i - 14, 0), np.minimum(i + 14, T - 1)
-    mean = (c[hi + 1] - c[lo]) / (hi - lo + 1)[:, None, None]
-    return Network(
-        config=cfg,
-        locations=locations,
-        products=products,
-        suppliers=suppliers,
-        lanes=lanes,
-        calendar=calendar,
-        store_ids=stores,
+    return dict(
+        stores=stores,
         dc_ids=dc_ids,
         store_dc=store_dc,
-        store_factor=store_factor,
-        store_lead_time=store_lt,
-        sku_base_rate=rate,
-        sku_dispersion=np.ones(S),
-        sku_category=sku_cat,
-        sku_elasticity=np.zeros(S),
-        sku_trend=np.zeros(S),
-        sku_amp=np.zeros(S),
-        sku_peak=np.zeros(S),
-        sku_promo_lift=np.ones(S),
-        sku_supplier=sku_supplier,
-        sku_launch_day=launch,
-        sku_discontinue_day=np.full(S, 10**9),
-        weekly=np.ones((C, 7)),
-        cat_holiday=np.ones(C),
-        supplier_lt_mean=lt_mean,
-        supplier_lt_std=lt_std,
-        price_path=price,
-        promo_path=np.zeros((T, S), dtype=bool),
-        event_mult=np.ones((T, C)),
-        level_path=np.ones((T, S)),
-        supplier_fill_prob=np.full(len(depts), SUPPLIER_FILL_PROB),
-        regular_price_path=price,
-        sku_promo_discount=np.zeros(S),
-        replay_demand=replay,
-        replay_mean=mean,
+        store_factor=store_rate / max(store_rate.mean(), 1e-9),
+        locations=locations,
+        lanes=lanes,
     )
+
+
+def _replay_mean(replay: np.ndarray) -> np.ndarray:
+    """What the twin knows is expected (overstock yardstick, opening stock): the centred 28-day
+    mean of the real demand."""
+    T = replay.shape[0]
+    c = np.concatenate([np.zeros((1, *replay.shape[1:])), np.cumsum(replay, axis=0, dtype=float)])
+    i = np.arange(T)
+    lo, hi = np.maximum(i - 14, 0), np.minimum(i + 14, T - 1)
+    return (c[hi + 1] - c[lo]) / (hi - lo + 1)[:, None, None]
 
 
 def import_m5(

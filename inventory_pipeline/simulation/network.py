@@ -252,12 +252,66 @@ def _day_index_dates(cfg: NetworkConfig) -> pd.DatetimeIndex:
 
 
 def build_network(cfg: NetworkConfig) -> Network:
-    """Draw a network from `cfg.seed`. Deterministic: same config, same network."""
+    """Draw a network from `cfg.seed`. Deterministic: same config, same network. The parts are
+    drawn from one stream in a fixed order (locations, suppliers, products, lanes, prices and
+    promotions, level path, seasonal shape, trends and fill rates): reordering them would change
+    every network."""
     rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 1]))
     cats = list(cfg.categories)
-    C, S, L, D, V = len(cats), cfg.skus, cfg.stores, cfg.dcs, cfg.suppliers
+    T_total = cfg.burn_in_days + cfg.days
+    loc = _draw_locations(cfg, rng)
+    sup = _draw_suppliers(cfg, rng)
+    prod = _draw_products(cfg, rng, cats, sup["supplier_ids"])
+    _set_capacities(loc, prod["base_rate"], cfg.dcs)
+    lanes = _draw_lanes(rng, loc, cfg.regions)
+    dates = _day_index_dates(cfg)
+    calendar, event_mult, cat_holiday = _calendar(cfg, cats, dates, T_total)
+    prices = _draw_prices_and_promotions(cfg, rng, prod["base_price"], T_total)
+    level_path = _draw_level_path(cfg, rng, T_total)
+    weekly, amp, peak = _draw_seasonal_shape(rng, cats, prod["sku_cat"])
+    S, V = cfg.skus, cfg.suppliers
+    net = Network(
+        config=cfg,
+        locations=loc["locations"],
+        products=prod["products"],
+        suppliers=sup["suppliers"],
+        lanes=lanes,
+        calendar=calendar,
+        store_ids=loc["store_ids"],
+        dc_ids=loc["dc_ids"],
+        store_dc=loc["store_dc"],
+        store_factor=loc["store_factor"],
+        store_lead_time=loc["store_lead_time"],
+        sku_base_rate=prod["base_rate"],
+        sku_dispersion=prod["dispersion"],
+        sku_category=prod["sku_cat"],
+        sku_elasticity=prod["elasticity"],
+        sku_trend=rng.normal(0.02, 0.10, S),
+        sku_amp=amp,
+        sku_peak=peak,
+        sku_promo_lift=prices["promo_lift"],
+        sku_supplier=prod["sku_supplier"],
+        sku_launch_day=prod["launch"],
+        sku_discontinue_day=prod["disc"],
+        weekly=weekly,
+        cat_holiday=cat_holiday,
+        supplier_lt_mean=sup["lt_mean"],
+        supplier_lt_std=sup["lt_std"],
+        price_path=prices["price_path"],
+        promo_path=prices["promo_path"],
+        event_mult=event_mult,
+        level_path=level_path,
+        supplier_fill_prob=np.round(rng.uniform(0.80, 0.97, V), 3),
+        regular_price_path=prices["regular_path"],
+        sku_promo_discount=prices["discount"],
+    )
+    _add_regimes(net, loc["dc_region"][loc["store_dc"]], dates)
+    return net
 
-    # --- locations: DCs spread over regions, stores over DCs ------------------------------
+
+def _draw_locations(cfg: NetworkConfig, rng) -> dict:
+    """DCs spread over regions, stores over DCs (capacities are set from demand later)."""
+    D, L = cfg.dcs, cfg.stores
     dc_ids = np.array([f"DC{d + 1:02d}" for d in range(D)])
     dc_region = np.arange(D) % cfg.regions
     store_ids = np.array([f"S{s + 1:03d}" for s in range(L)])
@@ -271,36 +325,55 @@ def build_network(cfg: NetworkConfig) -> Network:
             "location_type": ["dc"] * D + ["store"] * L,
             "region": np.concatenate([region_names[dc_region], region_names[dc_region[store_dc]]]),
             "supplying_dc_id": [""] * D + list(dc_ids[store_dc]),
-            "capacity_units": np.zeros(D + L, dtype=np.int64),  # filled below from demand
+            "capacity_units": np.zeros(D + L, dtype=np.int64),  # set by _set_capacities
             "store_size": np.concatenate([np.full(D, np.nan), store_factor]),
         }
     )
+    return dict(
+        dc_ids=dc_ids,
+        dc_region=dc_region,
+        store_ids=store_ids,
+        store_dc=store_dc,
+        store_factor=store_factor,
+        store_lead_time=store_lead_time,
+        locations=locations,
+    )
 
-    # --- suppliers ----------------------------------------------------------------------
+
+def _draw_suppliers(cfg: NetworkConfig, rng) -> dict:
+    V = cfg.suppliers
     supplier_ids = np.array([f"SUP{v + 1:03d}" for v in range(V)])
     lt_mean = rng.integers(4, 15, V).astype(float)
     lt_std = np.round(rng.uniform(0.5, 3.0, V), 2)
     suppliers = pd.DataFrame(
         {"supplier_id": supplier_ids, "lead_time_days": lt_mean.astype(int), "lead_time_std_days": lt_std}
     )
+    return dict(supplier_ids=supplier_ids, lt_mean=lt_mean, lt_std=lt_std, suppliers=suppliers)
 
-    # --- products -----------------------------------------------------------------------
+
+def _category_range(cats: list, key: str, sku_cat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per SKU, the (low, high) of its category's `key` range in CATEGORIES."""
+    lo = np.array([CATEGORIES[c][key][0] for c in cats])[sku_cat]
+    hi = np.array([CATEGORIES[c][key][1] for c in cats])[sku_cat]
+    return lo, hi
+
+
+def _draw_products(cfg: NetworkConfig, rng, cats: list, supplier_ids: np.ndarray) -> dict:
+    """Category, price, cost, elasticity, demand rate and dispersion, packs, supplier, and the
+    launch and discontinue days of every SKU."""
+    S = cfg.skus
     shares = np.array([CATEGORIES[c]["share"] for c in cats])
     if cfg.seasonal_share > 0 and "seasonal" in cats:  # the same draws, only the split moves
         i = cats.index("seasonal")
         rest = np.delete(shares, i)
         shares = np.insert(rest / rest.sum() * (1 - cfg.seasonal_share), i, cfg.seasonal_share)
-    sku_cat = rng.choice(C, size=S, p=shares / shares.sum())
-    lo = np.array([CATEGORIES[c]["price"][0] for c in cats])[sku_cat]
-    hi = np.array([CATEGORIES[c]["price"][1] for c in cats])[sku_cat]
+    sku_cat = rng.choice(len(cats), size=S, p=shares / shares.sum())
+    lo, hi = _category_range(cats, "price", sku_cat)
     base_price = np.round(np.exp(rng.uniform(np.log(lo), np.log(hi))), 1) - 0.01
-    mlo = np.array([CATEGORIES[c]["margin"][0] for c in cats])[sku_cat]
-    mhi = np.array([CATEGORIES[c]["margin"][1] for c in cats])[sku_cat]
+    mlo, mhi = _category_range(cats, "margin", sku_cat)
     unit_cost = np.round(base_price * (1 - rng.uniform(mlo, mhi)), 2)
-    elo = np.array([CATEGORIES[c]["elasticity"][0] for c in cats])[sku_cat]
-    ehi = np.array([CATEGORIES[c]["elasticity"][1] for c in cats])[sku_cat]
+    elo, ehi = _category_range(cats, "elasticity", sku_cat)
     elasticity = rng.uniform(elo, ehi)
-
     slow = rng.random(S) < cfg.intermittent_share
     base_rate = np.where(slow, rng.uniform(0.04, 0.6, S), rng.lognormal(np.log(4.0), 0.8, S))
     dispersion = np.where(slow, rng.uniform(0.2, 1.0, S), rng.uniform(0.8, 5.0, S))
@@ -310,15 +383,8 @@ def build_network(cfg: NetworkConfig) -> Network:
         np.where(base_rate > 1.5, rng.choice([6, 12], S), rng.choice([1, 2, 4], S)),
     ).astype(np.int64)
     min_order_qty = (case_pack * rng.integers(1, 4, S)).astype(np.int64)
-    sku_supplier = rng.integers(0, V, S)
-
-    T_total = cfg.burn_in_days + cfg.days
-    launch = np.full(S, -cfg.burn_in_days - 1)
-    disc = np.full(S, 10**9)
-    new = rng.random(S) < cfg.new_item_share
-    launch[new] = rng.integers(int(cfg.days * 0.2), max(int(cfg.days * 0.8), int(cfg.days * 0.2) + 1), new.sum())
-    gone = (~new) & (rng.random(S) < cfg.discontinued_share)
-    disc[gone] = rng.integers(int(cfg.days * 0.2), max(int(cfg.days * 0.8), int(cfg.days * 0.2) + 1), gone.sum())
+    sku_supplier = rng.integers(0, cfg.suppliers, S)
+    launch, disc, new, gone = _draw_lifecycle(cfg, rng)
     start = pd.Timestamp(cfg.start)
     products = pd.DataFrame(
         {
@@ -337,35 +403,67 @@ def build_network(cfg: NetworkConfig) -> Network:
             ],
         }
     )
+    return dict(
+        sku_cat=sku_cat,
+        base_price=base_price,
+        elasticity=elasticity,
+        base_rate=base_rate,
+        dispersion=dispersion,
+        sku_supplier=sku_supplier,
+        launch=launch,
+        disc=disc,
+        products=products,
+    )
 
-    # --- capacity: generous, from expected demand (stores ~ 6 weeks, DCs ~ 10 weeks) -------
-    mean_store_demand = store_factor * base_rate.sum()
+
+def _draw_lifecycle(cfg: NetworkConfig, rng) -> tuple:
+    """Launch and discontinue days (relative to the history's start): new items launch, and some
+    others are discontinued, between 20% and 80% of the history."""
+    S = cfg.skus
+    launch = np.full(S, -cfg.burn_in_days - 1)
+    disc = np.full(S, 10**9)
+    window = (int(cfg.days * 0.2), max(int(cfg.days * 0.8), int(cfg.days * 0.2) + 1))
+    new = rng.random(S) < cfg.new_item_share
+    launch[new] = rng.integers(*window, new.sum())
+    gone = (~new) & (rng.random(S) < cfg.discontinued_share)
+    disc[gone] = rng.integers(*window, gone.sum())
+    return launch, disc, new, gone
+
+
+def _set_capacities(loc: dict, base_rate: np.ndarray, D: int) -> None:
+    """Generous capacities from expected demand: stores ~ 6 weeks, DCs ~ 10 weeks."""
+    mean_store_demand = loc["store_factor"] * base_rate.sum()
     store_cap = np.ceil(mean_store_demand * 42 / 100) * 100
-    dc_cap = np.array([mean_store_demand[store_dc == d].sum() * 70 for d in range(D)])
-    locations["capacity_units"] = np.concatenate([np.ceil(dc_cap / 1000) * 1000, store_cap]).astype(np.int64)
+    dc_cap = np.array([mean_store_demand[loc["store_dc"] == d].sum() * 70 for d in range(D)])
+    loc["locations"]["capacity_units"] = np.concatenate([np.ceil(dc_cap / 1000) * 1000, store_cap]).astype(np.int64)
 
-    # --- lanes: DC->store, and store<->store inside a region ----------------------------
-    lane_rows = [
-        (dc_ids[store_dc[s]], store_ids[s], int(store_lead_time[s]), round(float(rng.uniform(0.05, 0.3)), 2))
+
+def _draw_lanes(rng, loc: dict, regions: int) -> pd.DataFrame:
+    """DC -> store lanes, and store <-> store lanes inside a region."""
+    store_ids, store_dc, dc_ids = loc["store_ids"], loc["store_dc"], loc["dc_ids"]
+    L = len(store_ids)
+    rows = [
+        (dc_ids[store_dc[s]], store_ids[s], int(loc["store_lead_time"][s]), round(float(rng.uniform(0.05, 0.3)), 2))
         for s in range(L)
     ]
-    store_region = dc_region[store_dc]
+    store_region = loc["dc_region"][store_dc]
     for a in range(L):
         for b in range(L):
             if a != b and store_region[a] == store_region[b]:
-                lane_rows.append(
+                rows.append(
                     (store_ids[a], store_ids[b], int(rng.integers(1, 3)), round(float(rng.uniform(0.1, 0.6)), 2))
                 )
-    lanes = pd.DataFrame(lane_rows, columns=["from_location_id", "to_location_id", "lead_time_days", "cost_per_unit"])
+    return pd.DataFrame(rows, columns=["from_location_id", "to_location_id", "lead_time_days", "cost_per_unit"])
 
-    # --- calendar and daily multipliers -------------------------------------------------
-    dates = _day_index_dates(cfg)
-    # the calendar lists events a year past the history too: a retailer knows its holidays ahead
+
+def _calendar(cfg: NetworkConfig, cats: list, dates: pd.DatetimeIndex, T_total: int):
+    """The holiday calendar (a year past the history too: a retailer knows its holidays ahead) and
+    the daily event multipliers per category, with each holiday's build-up days."""
     years = range(dates[0].year, dates[-1].year + 2)
     cat_holiday = np.array([CATEGORIES[c]["holiday"] for c in cats])
-    event_mult = np.ones((T_total, C))
+    event_mult = np.ones((T_total, len(cats)))
     cal_rows = []
-    first = dates[0]
+    first, start = dates[0], pd.Timestamp(cfg.start)
     for y in years:
         for name, fn, day_mult, build_days, build_mult in HOLIDAYS:
             d = pd.Timestamp(fn(y))
@@ -378,8 +476,12 @@ def build_network(cfg: NetworkConfig) -> Network:
             if 0 <= i < T_total:
                 event_mult[i] *= np.clip(1 + (day_mult - 1) * cat_holiday, 0.05, None)
     calendar = pd.DataFrame(cal_rows, columns=["date", "event"]).sort_values("date", ignore_index=True)
+    return calendar, event_mult, cat_holiday
 
-    # --- prices and promotions (chain-wide) ----------------------------------------------
+
+def _draw_prices_and_promotions(cfg: NetworkConfig, rng, base_price: np.ndarray, T_total: int) -> dict:
+    """Chain-wide prices: permanent price changes, and promotions of 7-14 days at 10-30% off."""
+    S = cfg.skus
     price_path = np.tile(base_price, (T_total, 1))
     changed = rng.random(S) < cfg.price_change_share
     change_day = rng.integers(0, T_total, S)
@@ -396,8 +498,19 @@ def build_network(cfg: NetworkConfig) -> Network:
     discount = rng.choice([0.10, 0.15, 0.20, 0.25, 0.30], S)
     price_path = np.where(promo_path, np.round(regular_path * (1 - discount), 2), regular_path)
     promo_lift = np.where(promoted, rng.uniform(1.1, 1.6, S), 1.0)
+    return dict(
+        price_path=price_path,
+        regular_path=regular_path,
+        promo_path=promo_path,
+        discount=discount,
+        promo_lift=promo_lift,
+    )
 
-    # latent level: mean-reverting AR(1) in logs, so popularity drifts and the moving average lags
+
+def _draw_level_path(cfg: NetworkConfig, rng, T_total: int) -> np.ndarray:
+    """Latent level: mean-reverting AR(1) in logs, so popularity drifts and the moving average
+    lags; times the level shifts of the regime, if on."""
+    S = cfg.skus
     shocks = rng.normal(0.0, cfg.level_volatility, (T_total, S))
     log_level = np.zeros((T_total, S))
     for t in range(1, T_total):
@@ -405,47 +518,17 @@ def build_network(cfg: NetworkConfig) -> Network:
     level_path = np.exp(log_level - log_level.var(axis=0) / 2)
     if cfg.level_shift_rate > 0:
         level_path = level_path * _level_shifts(cfg, T_total, S)
+    return level_path
 
+
+def _draw_seasonal_shape(rng, cats: list, sku_cat: np.ndarray):
+    """Each category's weekly profile, and each SKU's yearly amplitude and peak day around its
+    category's."""
+    S = len(sku_cat)
     weekly = np.array([CATEGORIES[c]["weekly"] for c in cats])
     amp = np.clip(np.array([CATEGORIES[c]["amp"] for c in cats])[sku_cat] * rng.uniform(0.5, 1.5, S), 0, 0.9)
     peak = np.array([CATEGORIES[c]["peak"] for c in cats])[sku_cat] + rng.integers(-20, 21, S)
-    net = Network(
-        config=cfg,
-        locations=locations,
-        products=products,
-        suppliers=suppliers,
-        lanes=lanes,
-        calendar=calendar,
-        store_ids=store_ids,
-        dc_ids=dc_ids,
-        store_dc=store_dc,
-        store_factor=store_factor,
-        store_lead_time=store_lead_time,
-        sku_base_rate=base_rate,
-        sku_dispersion=dispersion,
-        sku_category=sku_cat,
-        sku_elasticity=elasticity,
-        sku_trend=rng.normal(0.02, 0.10, S),
-        sku_amp=amp,
-        sku_peak=peak,
-        sku_promo_lift=promo_lift,
-        sku_supplier=sku_supplier,
-        sku_launch_day=launch,
-        sku_discontinue_day=disc,
-        weekly=weekly,
-        cat_holiday=cat_holiday,
-        supplier_lt_mean=lt_mean,
-        supplier_lt_std=lt_std,
-        price_path=price_path,
-        promo_path=promo_path,
-        event_mult=event_mult,
-        level_path=level_path,
-        supplier_fill_prob=np.round(rng.uniform(0.80, 0.97, V), 3),
-        regular_price_path=regular_path,
-        sku_promo_discount=discount,
-    )
-    _add_regimes(net, dc_region[store_dc], dates)
-    return net
+    return weekly, amp, peak
 
 
 def day_dates(cfg: NetworkConfig) -> pd.DatetimeIndex:
