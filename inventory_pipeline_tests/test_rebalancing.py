@@ -8,11 +8,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
+from inventory_pipeline.core.policy import RebalancingPolicy
 from inventory_pipeline.core.rebalancing import (
     TRANSFER_COLUMNS,
-    RebalancingConfig,
     plan_transfers,
-    rebalancing_config,
     transfer_violations,
 )
 
@@ -72,7 +71,7 @@ def _lanes(*rows):
 
 
 LOC = _locations({"S1": "R1", "S2": "R1", "S3": "R1"})
-EXACT = RebalancingConfig(min_transfer_units=1, breakpoints=50)  # a breakpoint per unit: the curves are exact
+EXACT = RebalancingPolicy(min_transfer_units=1, pwl_breakpoints=50)  # a breakpoint per unit: the curves are exact
 
 
 def _planned(targets, lanes, cfg=EXACT, locations=LOC, orders=None):
@@ -145,14 +144,14 @@ def test_minimum_transfer_quantity():
     # S2 lacks one unit of its need (14 of 15)
     targets = [_row("S1", on_hand=40), _row("S2", on_hand=14)]
     lanes = _lanes(("S1", "S2", 1, 0.0))
-    assert _plan(targets, lanes, RebalancingConfig(min_transfer_units=2)).empty
-    one = _plan(targets, lanes, RebalancingConfig(min_transfer_units=1))
+    assert _plan(targets, lanes, RebalancingPolicy(min_transfer_units=2)).empty
+    one = _plan(targets, lanes, RebalancingPolicy(min_transfer_units=1))
     assert one["units"].tolist() == [1]
     # two donors with 2 spare each could fill a gap of 5 with two lines of 2, which a minimum of 3 forbids
     targets = [_row("S1", on_hand=17), _row("S3", on_hand=17), _row("S2", on_hand=10)]
     lanes = _lanes(("S1", "S2", 1, 0.0), ("S3", "S2", 1, 0.0))
-    assert _plan(targets, lanes, RebalancingConfig(min_transfer_units=3)).empty
-    assert _plan(targets, lanes, RebalancingConfig(min_transfer_units=2))["units"].tolist() == [2, 2]
+    assert _plan(targets, lanes, RebalancingPolicy(min_transfer_units=3)).empty
+    assert _plan(targets, lanes, RebalancingPolicy(min_transfer_units=2))["units"].tolist() == [2, 2]
 
 
 def test_a_donor_is_never_pushed_below_its_need_nor_past_its_on_hand():
@@ -193,7 +192,7 @@ def test_the_cheaper_donor_gives_first():
 
 def test_line_cap_and_store_capacity():
     targets = [_row("S1", on_hand=40), _row("S2", on_hand=2)]
-    capped = _plan(targets, _lanes(("S1", "S2", 1, 0.1)), RebalancingConfig(min_transfer_units=1, max_units_per_line=5))
+    capped = _plan(targets, _lanes(("S1", "S2", 1, 0.1)), RebalancingPolicy(min_transfer_units=1, max_units_per_line=5))
     assert capped["units"].tolist() == [5] and capped["binding_constraint"].iloc[0] == "max_units_per_line"
     # S2 may hold 10 units in all (it holds 2; S1's 40 do not count): 8 more at most
     small = _locations({"S1": "R1", "S2": "R1", "S3": "R1"}).assign(capacity_units=[100, 10, 100, 0])
@@ -203,7 +202,7 @@ def test_line_cap_and_store_capacity():
 
 def test_disabled_stage_proposes_nothing_and_says_so():
     plan = _planned(
-        [_row("S1", on_hand=40), _row("S2", on_hand=2)], _lanes(("S1", "S2", 1, 0.1)), RebalancingConfig(enabled=False)
+        [_row("S1", on_hand=40), _row("S2", on_hand=2)], _lanes(("S1", "S2", 1, 0.1)), RebalancingPolicy(enabled=False)
     )
     out = plan.transfers
     assert out.empty and plan.summary["status"] == "disabled"
@@ -236,7 +235,7 @@ def test_solver_error_gives_no_transfers_and_a_reason(monkeypatch):
     plan = _planned(
         [_row("S1", on_hand=40), _row("S2", on_hand=2)],
         _lanes(("S1", "S2", 1, 0.1)),
-        RebalancingConfig(min_transfer_units=2),
+        RebalancingPolicy(min_transfer_units=2),
     )
     out = plan.transfers
     s = plan.summary
@@ -260,7 +259,7 @@ def test_a_failed_milp_falls_back_to_the_rounded_lp_relaxation(monkeypatch):
     plan = _planned(
         [_row("S1", on_hand=40), _row("S2", on_hand=2)],
         _lanes(("S1", "S2", 1, 0.1)),
-        RebalancingConfig(min_transfer_units=2),
+        RebalancingPolicy(min_transfer_units=2),
     )
     out = plan.transfers
     s = plan.summary
@@ -271,7 +270,7 @@ def test_a_failed_milp_falls_back_to_the_rounded_lp_relaxation(monkeypatch):
 def test_size_guard_solves_the_lp_relaxation_and_says_so():
     targets = [_row("S1", on_hand=40), _row("S3", on_hand=20), _row("S2", on_hand=2)]
     lanes = _lanes(("S1", "S2", 1, 0.1), ("S3", "S2", 1, 0.1))
-    plan = _planned(targets, lanes, RebalancingConfig(min_transfer_units=2, milp_max_variables=1))  # 2 binaries > 1
+    plan = _planned(targets, lanes, RebalancingPolicy(min_transfer_units=2, milp_max_variables=1))  # 2 binaries > 1
     out = plan.transfers
     s = plan.summary
     assert s["method"] == "lp_relaxation" and s["binaries"] == 0 and "milp_max_variables" in s["reason"]
@@ -294,7 +293,7 @@ def test_checker_flags_every_broken_rule():
             "lead_time_days": [1, 5, 1, 1, 1],
         }
     )
-    v = transfer_violations(bad, targets, lanes, RebalancingConfig(min_transfer_units=2))
+    v = transfer_violations(bad, targets, lanes, RebalancingPolicy(min_transfer_units=2))
     rules = set(v["rule"])
     assert {
         "units_positive_integer",
@@ -325,17 +324,17 @@ def test_config_validation_and_policy_section(tmp_path):
     from inventory_pipeline.core.policy import PolicyError, load_policy
 
     with pytest.raises(ValueError, match="min_transfer_units"):
-        RebalancingConfig(min_transfer_units=0)
+        RebalancingPolicy(min_transfer_units=0)
     with pytest.raises(ValueError, match="max_units_per_line"):
-        RebalancingConfig(min_transfer_units=5, max_units_per_line=3)
-    cfg = rebalancing_config(load_policy(DEFAULT_POLICY_PATH))
+        RebalancingPolicy(min_transfer_units=5, max_units_per_line=3)
+    cfg = load_policy(DEFAULT_POLICY_PATH).rebalancing  # the stage's config is the policy's section
     assert cfg.enabled and cfg.min_transfer_units >= 1
     p = tmp_path / "p.yaml"
     p.write_text('version: "t"\nrebalancing:\n  min_transfer_units: 4\n  max_units_per_line: 2\n')
     with pytest.raises(PolicyError, match="max_units_per_line"):
         load_policy(p)
     p.write_text('version: "t"\nrebalancing:\n  min_transfer_units: 4\n  milp_max_variables: 10\n  enabled: false\n')
-    cfg = rebalancing_config(load_policy(p))
+    cfg = load_policy(p).rebalancing
     assert (cfg.min_transfer_units, cfg.milp_max_variables, cfg.enabled) == (4, 10, False)
 
 
@@ -392,16 +391,16 @@ def networks(draw):
             }
         )
     cap = draw(st.sampled_from([0, 50, 10**6]))  # 0: no capacity given
-    cfg = RebalancingConfig(
+    cfg = RebalancingPolicy(
         min_transfer_units=draw(st.integers(1, 4)),
         max_units_per_line=draw(st.sampled_from([0, 5])),
-        breakpoints=draw(st.integers(1, 8)),
+        pwl_breakpoints=draw(st.integers(1, 8)),
         milp_max_variables=draw(st.sampled_from([0, 10_000])),
     )
     if 0 < cfg.max_units_per_line < cfg.min_transfer_units:
-        cfg = RebalancingConfig(
+        cfg = RebalancingPolicy(
             min_transfer_units=cfg.min_transfer_units,
-            breakpoints=cfg.breakpoints,
+            pwl_breakpoints=cfg.pwl_breakpoints,
             milp_max_variables=cfg.milp_max_variables,
         )
     return targets, lanes, _locations(region, capacity=cap), orders, cfg
@@ -517,7 +516,7 @@ def m5_size_frames(seed: int = 0, skus: int = 3049):
 def test_m5_size_network_plans_in_one_problem():
     targets, lanes, locations = m5_size_frames()
     assert len(targets) == 30_490
-    cfg = RebalancingConfig(min_transfer_units=2)
+    cfg = RebalancingPolicy(min_transfer_units=2)
     plan = plan_transfers(targets, lanes, locations, DAY, cfg)
     out = plan.transfers
     s = plan.summary

@@ -285,7 +285,8 @@ class ExplanationPolicy(_Strict):
 
 
 class RebalancingPolicy(_Strict):
-    """Store <-> store transfers (core/rebalancing.py); the blocking `transfer_rules` asset check
+    """Store <-> store transfers: the rebalancing stage's configuration itself (core/rebalancing.py
+    reads these fields; there is no second copy). The blocking `transfer_rules` asset check
     re-verifies every line against these rules."""
 
     enabled: bool = True  # false: no transfer is proposed (the stage still writes its empty table)
@@ -294,6 +295,7 @@ class RebalancingPolicy(_Strict):
     pwl_breakpoints: int = Field(6, ge=1, le=50)  # segments of the piecewise-linear shortage curves
     solver_seconds: float = Field(20.0, gt=0, le=600)  # HiGHS time limit (the best solution found is used)
     milp_max_variables: int = Field(10_000, ge=0)  # above this many binaries: LP relaxation, rounded down
+    mip_rel_gap: float = Field(1e-4, ge=0, lt=1)  # HiGHS' relative MIP gap at which a solution is accepted
 
     @model_validator(mode="after")
     def _line_cap(self):

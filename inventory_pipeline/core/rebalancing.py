@@ -66,11 +66,12 @@ and a run summary (status, reason, method, solver status and time, counts, total
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from .policy import RebalancingPolicy
 from .replenishment import capacity_room, cycle_service, expected_shortage
 
 TRANSFER_COLUMNS = [
@@ -126,54 +127,7 @@ METHODS = ("lp", "milp", "lp_relaxation")
 _TOL = 1e-6
 
 
-@dataclass(frozen=True)
-class RebalancingConfig:
-    enabled: bool = True  # False: the stage proposes no transfer and says so
-    min_transfer_units: int = 2  # a line moves this many units or none
-    max_units_per_line: int = 0  # cap per transfer line (0 = none)
-    breakpoints: int = 6  # segments of the piecewise-linear saving / loss curves per store x SKU
-    solver_seconds: float = 20.0  # HiGHS time limit (the best solution found is used)
-    milp_max_variables: int = 10_000  # above this many binaries: LP relaxation, rounded down
-    mip_rel_gap: float = 1e-4
-
-    def __post_init__(self):
-        problems = []
-        if not (isinstance(self.min_transfer_units, (int, np.integer)) and self.min_transfer_units >= 1):
-            problems.append(f"min_transfer_units must be a whole number >= 1, got {self.min_transfer_units!r}")
-        if not (isinstance(self.max_units_per_line, (int, np.integer)) and self.max_units_per_line >= 0):
-            problems.append(
-                f"max_units_per_line must be a whole number >= 0 (0 = no cap), got {self.max_units_per_line!r}"
-            )
-        elif 0 < self.max_units_per_line < self.min_transfer_units:
-            problems.append(
-                f"max_units_per_line ({self.max_units_per_line}) is below min_transfer_units "
-                f"({self.min_transfer_units}): no line could be sent"
-            )
-        if not (isinstance(self.breakpoints, (int, np.integer)) and 1 <= self.breakpoints <= 50):
-            problems.append(f"breakpoints must be a whole number in [1, 50], got {self.breakpoints!r}")
-        if not self.solver_seconds > 0:
-            problems.append(f"solver_seconds must be > 0, got {self.solver_seconds!r}")
-        if not (isinstance(self.milp_max_variables, (int, np.integer)) and self.milp_max_variables >= 0):
-            problems.append(f"milp_max_variables must be a whole number >= 0, got {self.milp_max_variables!r}")
-        if not 0 <= self.mip_rel_gap < 1:
-            problems.append(f"mip_rel_gap must be in [0, 1), got {self.mip_rel_gap!r}")
-        if problems:
-            raise ValueError("rebalancing config: " + "; ".join(problems))
-
-
-def rebalancing_config(policy) -> RebalancingConfig:
-    """The stage's config from the policy file's `rebalancing:` section (defaults without one)."""
-    p = getattr(policy, "rebalancing", None)
-    if p is None:
-        return RebalancingConfig()
-    return RebalancingConfig(
-        enabled=p.enabled,
-        min_transfer_units=p.min_transfer_units,
-        max_units_per_line=p.max_units_per_line,
-        breakpoints=p.pwl_breakpoints,
-        solver_seconds=p.solver_seconds,
-        milp_max_variables=p.milp_max_variables,
-    )
+DEFAULTS = RebalancingPolicy()  # the policy file's defaults (frozen: safe to share)
 
 
 # ---- the economics ------------------------------------------------------------------------------
@@ -291,7 +245,7 @@ def _capacity_headroom(t: pd.DataFrame, locations: pd.DataFrame) -> pd.Series:
 
 
 def _solve(
-    arcs: pd.DataFrame, don: pd.DataFrame, rec: pd.DataFrame, headroom: pd.Series, cfg: RebalancingConfig, method: str
+    arcs: pd.DataFrame, don: pd.DataFrame, rec: pd.DataFrame, headroom: pd.Series, cfg: RebalancingPolicy, method: str
 ) -> tuple[np.ndarray | None, dict]:
     """One cvxpy problem over all arcs; returns whole units per arc (None on failure) and info."""
     import cvxpy as cp
@@ -302,14 +256,14 @@ def _solve(
     ub = arcs["cap"].to_numpy(float)
     cost = arcs["cost_per_unit"].to_numpy(float)
     # piecewise-linear curves: donor loss (convex, rising slopes), receiver saving (concave)
-    do, dlo, dhi = _segments(don["cap"].to_numpy(), cfg.breakpoints)
+    do, dlo, dhi = _segments(don["cap"].to_numpy(), cfg.pwl_breakpoints)
     y, mu, sg = don["position"].to_numpy(float), don["mu_P"].to_numpy(float), don["sigma_P"].to_numpy(float)
     dslope = (
         don["shortage_cost"].to_numpy(float)[do]
         * (expected_shortage(mu[do], sg[do], y[do] - dhi) - expected_shortage(mu[do], sg[do], y[do] - dlo))
         / (dhi - dlo)
     )
-    ro, rlo, rhi = _segments(rec["cap"].to_numpy(), cfg.breakpoints)
+    ro, rlo, rhi = _segments(rec["cap"].to_numpy(), cfg.pwl_breakpoints)
     y, mu, sg = rec["position"].to_numpy(float), rec["mu_P"].to_numpy(float), rec["sigma_P"].to_numpy(float)
     rslope = (
         rec["shortage_cost"].to_numpy(float)[ro]
@@ -417,7 +371,7 @@ def plan_transfers(
     lanes: pd.DataFrame,
     locations: pd.DataFrame,
     plan_date: str,
-    cfg: RebalancingConfig = RebalancingConfig(),
+    cfg: RebalancingPolicy = DEFAULTS,
     orders: pd.DataFrame | None = None,
 ) -> TransferPlan:
     """Store -> store transfers shipping on plan_date + 1 (see the module docstring for the maths).
@@ -445,7 +399,7 @@ def plan_transfers(
         "binaries": 0,
         "lines_dropped_nonpositive": 0,
         "invalid_target_rows": 0,
-        "config": asdict(cfg),
+        "config": cfg.model_dump(),
     }
     if not cfg.enabled:
         summary.update(status="disabled", reason="rebalancing is disabled in the policy (rebalancing.enabled: false)")
@@ -587,7 +541,7 @@ def _describe(
     dt: pd.DataFrame,
     rt: pd.DataFrame,
     headroom: pd.Series,
-    cfg: RebalancingConfig,
+    cfg: RebalancingPolicy,
     method: str,
     plan_date: str,
 ) -> pd.DataFrame:
@@ -705,7 +659,7 @@ def transfer_violations(
     transfers: pd.DataFrame,
     targets: pd.DataFrame,
     lanes: pd.DataFrame,
-    cfg: RebalancingConfig = RebalancingConfig(),
+    cfg: RebalancingPolicy = DEFAULTS,
     orders: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Every transfer line that breaks a rule, one row per rule per line (empty = all rules hold).

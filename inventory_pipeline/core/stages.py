@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from .forecasting import ForecastConfig, ForecastResult, forecast_config, run_forecast
+from .policy import RebalancingPolicy
 from .pricing import (
     PRICING_HISTORY_DAYS,
     PricingConfig,
@@ -37,7 +38,7 @@ from .pricing import (
     recommend_prices,
     with_lifecycle,
 )
-from .rebalancing import RebalancingConfig, TransferPlan, plan_transfers, rebalancing_config, transfer_violations
+from .rebalancing import TransferPlan, plan_transfers, transfer_violations
 from .replenishment import (
     ReplenishmentConfig,
     ReplenishmentPlan,
@@ -262,8 +263,8 @@ class RebalancingInputs:
 class RebalancingStage:
     name = "rebalancing_transfers"
 
-    def config(self, policy) -> RebalancingConfig:
-        return rebalancing_config(policy)
+    def config(self, policy) -> RebalancingPolicy:
+        return policy.rebalancing
 
     def read(self, source: Source, plan_date: str) -> RebalancingInputs:
         return RebalancingInputs(
@@ -273,13 +274,13 @@ class RebalancingStage:
             locations=source.locations(),
         )
 
-    def run(self, inputs: RebalancingInputs, plan_date: str, cfg: RebalancingConfig) -> TransferPlan:
+    def run(self, inputs: RebalancingInputs, plan_date: str, cfg: RebalancingPolicy) -> TransferPlan:
         return plan_transfers(inputs.targets, inputs.lanes, inputs.locations, plan_date, cfg, orders=inputs.orders)
 
     def tables(self, plan: TransferPlan) -> dict[str, pd.DataFrame]:
         return {"rebalancing_transfers": plan.transfers}
 
-    def check(self, inputs: RebalancingInputs, plan: TransferPlan, cfg: RebalancingConfig) -> pd.DataFrame:
+    def check(self, inputs: RebalancingInputs, plan: TransferPlan, cfg: RebalancingPolicy) -> pd.DataFrame:
         """Every transfer breaking a transfer rule (lanes, minimum units, donor need, both ways)."""
         return transfer_violations(plan.transfers, inputs.targets, inputs.lanes, cfg, orders=inputs.orders)
 
