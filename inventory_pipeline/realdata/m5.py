@@ -42,7 +42,7 @@ import pandas as pd
 
 from ..simulation.engine import simulate
 from ..simulation.landing import LandingWriter
-from ..simulation.network import Network
+from ..simulation.network import Network, suppliers_frame
 from ..simulation.policies import BaselinePolicy
 
 M5_FIRST_DATE = date(2011, 1, 29)  # d_1
@@ -355,15 +355,12 @@ def _m5_suppliers(items: pd.DataFrame, rng) -> dict:
     supplier_ids = np.array([f"SUP_{d}" for d in depts])
     lt_mean = rng.integers(5, 12, len(depts)).astype(float)
     lt_std = np.round(rng.uniform(0.5, 2.0, len(depts)), 2)
-    suppliers = pd.DataFrame(
-        {"supplier_id": supplier_ids, "lead_time_days": lt_mean.astype(int), "lead_time_std_days": lt_std}
-    )
     return dict(
         supplier_ids=supplier_ids,
         sku_supplier=pd.Index(depts).get_indexer(items["dept_id"]),
         lt_mean=lt_mean,
         lt_std=lt_std,
-        suppliers=suppliers,
+        suppliers=suppliers_frame(supplier_ids, lt_mean, lt_std),
     )
 
 

@@ -345,10 +345,19 @@ def _draw_suppliers(cfg: NetworkConfig, rng) -> dict:
     supplier_ids = np.array([f"SUP{v + 1:03d}" for v in range(V)])
     lt_mean = rng.integers(4, 15, V).astype(float)
     lt_std = np.round(rng.uniform(0.5, 3.0, V), 2)
-    suppliers = pd.DataFrame(
+    return dict(
+        supplier_ids=supplier_ids,
+        lt_mean=lt_mean,
+        lt_std=lt_std,
+        suppliers=suppliers_frame(supplier_ids, lt_mean, lt_std),
+    )
+
+
+def suppliers_frame(supplier_ids: np.ndarray, lt_mean: np.ndarray, lt_std: np.ndarray) -> pd.DataFrame:
+    """The suppliers master file: id, the lead time the master states (whole days) and its spread."""
+    return pd.DataFrame(
         {"supplier_id": supplier_ids, "lead_time_days": lt_mean.astype(int), "lead_time_std_days": lt_std}
     )
-    return dict(supplier_ids=supplier_ids, lt_mean=lt_mean, lt_std=lt_std, suppliers=suppliers)
 
 
 def _category_range(cats: list, key: str, sku_cat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
