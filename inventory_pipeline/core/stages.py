@@ -8,12 +8,13 @@ A decision stage is three steps over typed values:
 
 `cfg` is the stage's section of the policy file (`stage.config(policy)`). The forecast stage
 reads and runs the same way and adds `serve`, the promotion gate between the policy's
-configuration and the registry's champion; its output laws are the pandera contract's. The asset of a stage
-(`defs/<stage>.py`) reads through `WarehouseSource`, runs, writes `stage.tables(outputs)` and
-turns `check` into its blocking asset check. The twin (`simulation/pipeline_policy.py`) reads
-through its own source over what it observed and calls `plan_decisions`, which runs the same
-stage objects in the asset graph's order, handing each stage's outputs to the next through the
-source (`Chained`), as the assets hand them over through the warehouse.
+configuration and the registry's champion; its output laws are the pandera contract's. The
+asset of a stage (`defs/<stage>.py`) reads through `WarehouseSource`, runs, writes
+`stage.tables(outputs)` and turns `check` into its blocking asset check. The twin
+(`simulation/pipeline_policy.py`) reads through its own source over what it observed and calls
+`plan_decisions`, which runs the same stage objects in the asset graph's order, handing each
+stage's outputs to the next through the source (`Chained`), as the assets hand them over
+through the warehouse.
 
     demand_forecast        FORECAST       core.forecasting.run_forecast, then the promotion gate
     price_recommendations  PRICING        core.pricing.recommend_prices

@@ -32,7 +32,6 @@ _RAW = {a.key.path[-1]: a for a in landing_assets}
 PRICE_CHECK = "book_matches_shelf"
 ORDER_CHECK = "exported_orders_in_erp"
 PREVIEW_LINES = 20
-HISTORY_COLUMNS = "location_id, sku_id, date, units_sold, unit_price, price_observed, on_promo, is_stockout"
 
 
 @dg.multi_asset(
@@ -71,7 +70,7 @@ def price_reconciliation(context: dg.AssetExecutionContext, warehouse: Warehouse
     wh = warehouse.get()
     source = WarehouseSource(wh, policy.load().reconciliation)
     # the same reconciled book the pricing stage reads (core.sources.WarehouseSource.price_book)
-    book = source.price_book(d, source.history(d, PRICING_HISTORY_DAYS, HISTORY_COLUMNS))
+    book = source.price_book(d, source.history(d, PRICING_HISTORY_DAYS))
     reconciled, dis, entries = book.book, book.disagreements, book.entries
     wh.write("price_reconciliation", dis, d)
     wh.write("reconciled_price_book", reconciled, d)
