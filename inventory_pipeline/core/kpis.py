@@ -47,6 +47,18 @@ def history_kpis(daily: pd.DataFrame, annual_holding_rate: float) -> dict:
 
 # ---- KPIs of a simulated (or replayed) run: demand is known -------------------------------------
 
+# order stability: orders that amplify demand noise, or trickle in every day, cost handling
+ORDER_STABILITY_KPIS = (
+    "bullwhip_store",
+    "bullwhip_store_median",
+    "bullwhip_dc",
+    "bullwhip_dc_median",
+    "order_days_share",
+    "consecutive_order_share",
+    "consecutive_po_share",
+    "order_lines_per_item_week_store",
+    "order_lines_per_item_week_dc",
+)
 TWIN_KPIS = (
     "stockout_rate",
     "fill_rate",
@@ -70,15 +82,7 @@ TWIN_KPIS = (
     "price_decreases",
     "overstock_units",
     "overstock_value",
-    "bullwhip_store",
-    "bullwhip_store_median",
-    "bullwhip_dc",
-    "bullwhip_dc_median",
-    "order_days_share",
-    "consecutive_order_share",
-    "consecutive_po_share",
-    "order_lines_per_item_week_store",
-    "order_lines_per_item_week_dc",
+    *ORDER_STABILITY_KPIS,
 )
 # lower is better for these (the report colours a change by it)
 LOWER_IS_BETTER = {
@@ -96,16 +100,7 @@ LOWER_IS_BETTER = {
     "price_changes",
     "overstock_units",
     "overstock_value",
-    # order stability: orders that amplify demand noise, or trickle in every day, cost handling
-    "bullwhip_store",
-    "bullwhip_store_median",
-    "bullwhip_dc",
-    "bullwhip_dc_median",
-    "order_days_share",
-    "consecutive_order_share",
-    "consecutive_po_share",
-    "order_lines_per_item_week_store",
-    "order_lines_per_item_week_dc",
+    *ORDER_STABILITY_KPIS,
 }
 
 

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..core.kpis import abc_classes, relative_change, twin_kpis
+from ..core.kpis import ORDER_STABILITY_KPIS, abc_classes, relative_change, twin_kpis
 from ..core.policy import load_policy
 from ..core.pricing import pricing_config
 from .engine import FORECAST_HORIZONS, SimulationResult, simulate
@@ -77,16 +77,7 @@ HEADLINE = (
     "transfers",
     "price_changes",
     "price_decreases",
-    # order stability (issue #6: orders should not oscillate on noise)
-    "bullwhip_store",
-    "bullwhip_store_median",
-    "bullwhip_dc",
-    "bullwhip_dc_median",
-    "order_days_share",
-    "consecutive_order_share",
-    "consecutive_po_share",
-    "order_lines_per_item_week_store",
-    "order_lines_per_item_week_dc",
+    *ORDER_STABILITY_KPIS,  # orders should not oscillate on noise
 )
 # the static- vs dynamic-price comparison (report["pricing"])
 PRICING_KPIS = (
