@@ -505,7 +505,7 @@ def _forecast_breakdown(g: _Graph, d: str) -> dict:
     import tempfile
 
     from inventory_pipeline.contracts.outputs import DemandForecast
-    from inventory_pipeline.core.forecasting import adjust_history, forecast_config, prepare_series, run_forecast
+    from inventory_pipeline.core.forecasting import ForecastSettings, adjust_history, prepare_series, run_forecast
     from inventory_pipeline.core.plots import plot_forecasts
     from inventory_pipeline.core.policy import load_policy
     from inventory_pipeline.core.sources import WarehouseSource
@@ -514,7 +514,7 @@ def _forecast_breakdown(g: _Graph, d: str) -> dict:
     from inventory_pipeline.core.warehouse import Warehouse
 
     pol = load_policy(g.settings.policy_path)
-    cfg = forecast_config(pol)
+    cfg = ForecastSettings.of(pol.forecast)
     out, ctx = [], {}
     with measure("read history, categories, calendar (DuckDB)") as rec:
         inputs = FORECAST.read(WarehouseSource(g.wh), d, cfg)

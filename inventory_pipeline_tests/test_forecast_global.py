@@ -2,18 +2,22 @@
 planned and cancelled promotions, no look-ahead, CV choice of the combination, the backtest's
 ETS(A,N,A) baseline."""
 
-import dataclasses
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from inventory_pipeline.core import forecasting as F
-from inventory_pipeline.core.forecasting import GLOBAL_MODEL, ForecastConfig, run_forecast
+from inventory_pipeline.core.forecasting import GLOBAL_MODEL, ForecastSettings, run_forecast
 
 END = "2025-04-30"
-CFG = ForecastConfig(
-    horizon_days=14, history_days=140, cv_windows=2, cv_horizon=7, cv_sample_series=0, family="mlforecast"
+CFG = ForecastSettings(
+    horizon_days=14,
+    history_days=140,
+    cv_windows=2,
+    cv_horizon=7,
+    cv_sample_series=0,
+    family="mlforecast",
+    yearly_profile=False,
 )
 LIFT = 3.0
 FUTURE_PROMO = pd.date_range("2025-05-05", periods=3)  # planned: days 5-7 of the horizon
@@ -102,7 +106,7 @@ def test_the_global_model_never_sees_the_future():
         .merge(pd.DataFrame({"date": pd.date_range("2025-05-01", periods=10)}), how="cross")
         .assign(price=2.5)
     )
-    cfg = dataclasses.replace(CFG, family="combined")
+    cfg = CFG.model_copy(update=dict(family="combined"))
     base = run_forecast(h, END, cfg, promotions=p, price_path=path)
     assert 0 < base.metrics["price_path_missing_share"] < 1  # 4 of the 14 days fall back to the last price
     # sentinel: sales after the plan date (as a late file would carry them) at a huge number
@@ -143,7 +147,7 @@ class _Fixed:
 
 def test_the_combination_is_chosen_by_cv_the_better_of_two():
     h, _ = _world(n=8, seed=5)
-    cfg = dataclasses.replace(CFG, family="combined", uplift=False)
+    cfg = CFG.model_copy(update=dict(family="combined", uplift=False))
     adj, classes = _adj(h, cfg)
 
     def pick(how):
@@ -167,7 +171,7 @@ def test_the_combination_is_chosen_by_cv_the_better_of_two():
         t = table[table["demand_class"] == cls].set_index("model")["wape"]
         assert m == t.idxmin() and m in (sf_best[cls], GLOBAL_MODEL, F.combo_name(sf_best[cls]))
     # end to end: the real global model competes and the chosen model has the lowest CV WAPE of its class
-    res = run_forecast(h, END, dataclasses.replace(cfg, uplift=True))
+    res = run_forecast(h, END, cfg.model_copy(update=dict(uplift=True)))
     for cls, m in res.selection.items():
         t = res.cv[res.cv["demand_class"] == cls]
         assert {

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from inventory_pipeline.core.forecasting import (
-    ForecastConfig,
+    ForecastSettings,
     adjust_history,
     apply_quantiles,
     calibrate,
@@ -17,7 +17,10 @@ from inventory_pipeline.core.forecasting import (
     run_forecast,
 )
 
-CFG = ForecastConfig(horizon_days=14, history_days=140, cv_windows=2, cv_horizon=7, cv_sample_series=0)
+# short histories: no yearly ramp (tests that want it switch it on)
+CFG = ForecastSettings(
+    horizon_days=14, history_days=140, cv_windows=2, cv_horizon=7, cv_sample_series=0, yearly_profile=False
+)
 END = "2025-04-30"
 
 
@@ -139,12 +142,11 @@ def test_flat_models_take_the_category_weekly_profile_when_asked():
     """A category selling 2x on Saturdays: WindowAverage forecasts one flat level; with
     `flat_weekly_profile` it forecasts the same weekly total on the category's day-of-week index,
     in the CV (which scores it better) and in the forecast. Seasonal models are untouched."""
-    import dataclasses
 
     pattern = [5, 5, 5, 5, 5, 10, 5]
     h = pd.concat([_history(np.resize(pattern, 140) + (i % 2), sku=f"K{i}") for i in range(4)])
-    weekly = dataclasses.replace(CFG, flat_weekly_profile=True, candidates=(("smooth", ("WindowAverage",)),))
-    flat = dataclasses.replace(weekly, flat_weekly_profile=False)
+    weekly = CFG.model_copy(update=dict(flat_weekly_profile=True, candidates={"smooth": ["WindowAverage"]}))
+    flat = weekly.model_copy(update=dict(flat_weekly_profile=False))
     fc = {c.flat_weekly_profile: run_forecast(h, END, c) for c in (weekly, flat)}
     one = {k: r.forecast[r.forecast["sku_id"] == "K0"].set_index("date")["mean"].iloc[:14] for k, r in fc.items()}
     assert one[False].max() == pytest.approx(one[False].min())  # flat
@@ -281,7 +283,6 @@ def test_drift_statistics_flag_a_biased_forecast():
 def test_dask_engine_gives_the_same_forecast_as_the_local_engine():
     """statsforecast's distributed backend (fugue) on a local Dask cluster: same selection, same
     numbers."""
-    import dataclasses
 
     from distributed import Client, LocalCluster
 
@@ -296,8 +297,10 @@ def test_dask_engine_gives_the_same_forecast_as_the_local_engine():
     local = run_forecast(h, END, CFG)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         with Client(cluster):
-            dist = run_forecast(h, END, dataclasses.replace(CFG, engine="dask"))
-        dist2 = run_forecast(h, END, dataclasses.replace(CFG, engine="dask", dask_scheduler=cluster.scheduler_address))
+            dist = run_forecast(h, END, CFG.model_copy(update=dict(engine="dask")))
+        dist2 = run_forecast(
+            h, END, CFG.model_copy(update=dict(engine="dask", dask_scheduler=cluster.scheduler_address))
+        )
     assert dist.selection == local.selection == dist2.selection
     cols = ["mean", "p025", "p10", "p50", "p90", "p95", "p975", "p99"]
     for d in (dist, dist2):
@@ -307,7 +310,7 @@ def test_dask_engine_gives_the_same_forecast_as_the_local_engine():
         np.testing.assert_allclose(
             d.forecast[cols].to_numpy(), local.forecast[cols].to_numpy(), rtol=1e-5, atol=1e-6
         )  # float32 inside statsforecast
-    assert dataclasses.replace(CFG, engine="dask").fingerprint() == CFG.fingerprint()  # same model identity
+    assert CFG.model_copy(update=dict(engine="dask")).fingerprint() == CFG.fingerprint()  # same model identity
 
 
 @pytest.mark.slow
@@ -318,7 +321,6 @@ def test_global_model_on_dask_gives_the_local_engines_forecast():
     and finds each feature's bins from its own rows, so the trees differ: on these 7 short series
     the total moves by -7.1% and CV WAPE by 3 points (0.395 -> 0.426); on 80 series by +0.3% and
     0.3 points (docs/forecasting.md). The selection is the same."""
-    import dataclasses
     import logging
 
     from distributed import Client, LocalCluster
@@ -328,9 +330,9 @@ def test_global_model_on_dask_gives_the_local_engines_forecast():
         [_history(rng.poisson([4, 4, 4, 5, 8, 10, 8] * 20), sku=f"K{i}") for i in range(6)]
         + [_history(rng.poisson(0.3, 140), sku="SLOW")]
     )
-    cfg = dataclasses.replace(CFG, family="mlforecast")
+    cfg = CFG.model_copy(update=dict(family="mlforecast"))
     local = run_forecast(h, END, cfg)
-    on_dask = dataclasses.replace(cfg, engine="dask", dask_partitions=1)
+    on_dask = cfg.model_copy(update=dict(engine="dask", dask_partitions=1))
     with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None, silence_logs=logging.ERROR) as c:
         with Client(c):
             one = run_forecast(h, END, on_dask)
@@ -340,7 +342,9 @@ def test_global_model_on_dask_gives_the_local_engines_forecast():
     assert one.metrics["cv_wape"] == pytest.approx(local.metrics["cv_wape"])
 
     with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None, silence_logs=logging.ERROR) as c:
-        two = run_forecast(h, END, dataclasses.replace(on_dask, dask_partitions=2, dask_scheduler=c.scheduler_address))
+        two = run_forecast(
+            h, END, on_dask.model_copy(update=dict(dask_partitions=2, dask_scheduler=c.scheduler_address))
+        )
     assert two.selection == local.selection
     assert two.forecast["mean"].sum() == pytest.approx(local.forecast["mean"].sum(), rel=0.15)
     assert two.metrics["cv_wape"] == pytest.approx(local.metrics["cv_wape"], abs=0.06)
@@ -348,20 +352,19 @@ def test_global_model_on_dask_gives_the_local_engines_forecast():
 
 def test_global_lightgbm_family_is_scored_like_the_local_models():
     """The mlforecast challenger family: one LightGBM over every series, same CV, same intervals."""
-    import dataclasses
 
     rng = np.random.default_rng(5)
     h = pd.concat(
         [_history(rng.poisson([4, 4, 4, 5, 8, 10, 8] * 20), sku=f"K{i}") for i in range(6)]
         + [_history(rng.poisson(0.3, 140), sku="SLOW")]
     )
-    res = run_forecast(h, END, dataclasses.replace(CFG, family="mlforecast"))
+    res = run_forecast(h, END, CFG.model_copy(update=dict(family="mlforecast")))
     assert set(res.selection.values()) == {"LightGBM"} and (res.forecast["model"] == "LightGBM").all()
     assert {"cv_wape", "cv_mase", "cv_coverage_80", "cv_coverage_95"} <= set(res.metrics)
     assert len(res.forecast) == 7 * CFG.horizon_days
     q = res.forecast[["p025", "p10", "p50", "p90", "p95", "p975", "p99"]].to_numpy()
     assert (np.diff(q, axis=1) >= -1e-9).all() and (q >= 0).all()
-    assert dataclasses.replace(CFG, family="mlforecast").fingerprint() != CFG.fingerprint()  # a different model
+    assert CFG.model_copy(update=dict(family="mlforecast")).fingerprint() != CFG.fingerprint()  # a different model
 
 
 def test_calibration_ignores_points_a_model_could_not_forecast():
@@ -436,19 +439,18 @@ def test_selection_metric_rmsse_picks_the_mean_where_wape_picks_the_median():
     """One unit every 4th day (4 phases): the mean is 0.25 a day, the median 0. WAPE prefers the
     median (WAPE 1 against 1.5); squared error prefers the mean, which replenishment reads the
     forecast as; the configured metric is the one minimised."""
-    import dataclasses
 
     import inventory_pipeline.core.forecasting as F
 
     h = pd.concat([_history(np.roll([1, 0, 0, 0], k), sku=f"K{k}") for k in range(4)])
-    cfg = dataclasses.replace(CFG, uplift=False, candidates=(("intermittent", ("WindowAverage",)),))
+    cfg = CFG.model_copy(update=dict(uplift=False, candidates={"intermittent": ["WindowAverage"]}))
     adj, _ = adjust_history(prepare_series(h, END, cfg), cfg)
     classes = classify(adj, cfg, col="demand")
     adj = adj.merge(classes[["unique_id", "demand_class"]], on="unique_id")
     assert set(classes["demand_class"]) == {"intermittent"}
     picked = {}
     for metric in ("wape", "rmsse"):
-        c = dataclasses.replace(cfg, selection_metric=metric)
+        c = cfg.model_copy(update=dict(selection_metric=metric))
         picked[metric], table, *_ = F._select_and_calibrate(adj, classes, c, None, None, extra=_Median())
         t = table.set_index("model")
         assert (t["selected_by"] == metric).all() and t.loc[picked[metric]["intermittent"], "selected"]
@@ -460,27 +462,27 @@ def test_selection_metric_rmsse_picks_the_mean_where_wape_picks_the_median():
 
 
 def test_selection_metric_flows_from_the_policy_and_is_part_of_the_model_identity(tmp_path):
-    import dataclasses
     from pathlib import Path
 
     import inventory_pipeline
-    from inventory_pipeline.core.forecasting import forecast_config
     from inventory_pipeline.core.policy import PolicyError, load_policy
 
     default = Path(inventory_pipeline.__file__).parent / "policy" / "default_policy.yaml"
-    assert forecast_config(load_policy(default)).selection_metric == "wape"
+    assert ForecastSettings.of(load_policy(default).forecast).selection_metric == "wape"
     text = default.read_text()
     assert "  selection_metric: wape" in text
     p = tmp_path / "rmsse.yaml"
     p.write_text(text.replace("  selection_metric: wape", "  selection_metric: rmsse"))
-    assert forecast_config(load_policy(p)).selection_metric == "rmsse"
+    assert ForecastSettings.of(load_policy(p).forecast).selection_metric == "rmsse"
     p.write_text(text.replace("  selection_metric: wape", "  selection_metric: mae"))
     with pytest.raises(PolicyError):
         load_policy(p)
     with pytest.raises(ValueError):
-        ForecastConfig(selection_metric="mae")
-    rm = dataclasses.replace(CFG, selection_metric="rmsse")
-    assert rm.fingerprint() != CFG.fingerprint() and ForecastConfig.from_dict(rm.to_dict()) == rm
+        ForecastSettings(selection_metric="mae")
+    rm = CFG.model_copy(update=dict(selection_metric="rmsse"))
+    assert rm.fingerprint() != CFG.fingerprint()
+    back = ForecastSettings.from_dict(rm.to_dict())  # what the registry stores comes back as the same model
+    assert back.to_dict() == rm.to_dict() and back.fingerprint() == rm.fingerprint()
     # the default keeps the identity a configuration had before the option existed
     import hashlib
     import json
@@ -493,8 +495,8 @@ def test_selection_metric_flows_from_the_policy_and_is_part_of_the_model_identit
         if k not in (*ENGINE_FIELDS, "selection_metric", "flat_weekly_profile", "yearly_profile")
     }
     assert CFG.fingerprint() == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:12]
-    assert dataclasses.replace(CFG, flat_weekly_profile=True).fingerprint() != CFG.fingerprint()
-    assert dataclasses.replace(CFG, yearly_profile=True).fingerprint() != CFG.fingerprint()
+    assert CFG.model_copy(update=dict(flat_weekly_profile=True)).fingerprint() != CFG.fingerprint()
+    assert CFG.model_copy(update=dict(yearly_profile=True)).fingerprint() != CFG.fingerprint()
 
 
 def _yearly_history(end=END, days=400, seed=3):
@@ -561,12 +563,11 @@ def test_yearly_ramp_brings_last_years_season_before_it_starts():
 
 
 def test_yearly_profile_scales_the_forecast_ahead_of_the_season():
-    import dataclasses
 
     h, cats = _yearly_history()
-    cfg = dataclasses.replace(CFG, horizon_days=30, history_days=140)
+    cfg = CFG.model_copy(update=dict(horizon_days=30, history_days=140))
     flat = run_forecast(h, END, cfg, cats).forecast.set_index(["location_id", "sku_id", "horizon"])["mean"]
-    on = run_forecast(h, END, dataclasses.replace(cfg, yearly_profile=True), cats)
+    on = run_forecast(h, END, cfg.model_copy(update=dict(yearly_profile=True)), cats)
     ramped = on.forecast.set_index(["location_id", "sku_id", "horizon"])["mean"]
     ratio = ramped / flat
     assert ratio.loc[("L1", "S1", 20)] == pytest.approx(3.0, rel=0.2)
@@ -574,4 +575,4 @@ def test_yearly_profile_scales_the_forecast_ahead_of_the_season():
     assert on.metrics["yearly_ramp_skus"] == 7
     # the intervals follow the ramped mean (conformal residuals scale with the forecast)
     assert (on.forecast["p90"] >= on.forecast["mean"] - 1e-9).all()
-    assert dataclasses.replace(cfg, yearly_profile=False).fingerprint() == cfg.fingerprint()
+    assert cfg.model_copy(update=dict(yearly_profile=False)).fingerprint() == cfg.fingerprint()

@@ -399,7 +399,7 @@ def test_progress_reports_done_total_rate_and_eta():
 
 
 def test_forecast_stage_logs_progress_per_class():
-    from inventory_pipeline.core.forecasting import ForecastConfig, run_forecast
+    from inventory_pipeline.core.forecasting import ForecastSettings, run_forecast
 
     rng = np.random.default_rng(0)
     days = pd.date_range("2025-01-01", periods=70, freq="D")
@@ -416,7 +416,7 @@ def test_forecast_stage_logs_progress_per_class():
     res = run_forecast(
         hist,
         str(days[-1].date()),
-        ForecastConfig(cv_windows=2, cv_horizon=7, horizon_days=14, cv_sample_series=0),
+        ForecastSettings(cv_windows=2, cv_horizon=7, horizon_days=14, cv_sample_series=0, yearly_profile=False),
         progress=lines.append,
     )
     assert len(res.forecast) == 10 * 14

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from inventory_pipeline.core.forecasting import ForecastConfig, run_forecast
+from inventory_pipeline.core.forecasting import ForecastSettings, run_forecast
 from inventory_pipeline.core.promotions import planned_promotion_days
 
 PLAN_DATE = "2025-06-30"
@@ -46,7 +46,7 @@ def _plan(days, skus=("A",), locs=("S1", "S2", "S3", "S4")):
     )
 
 
-CFG = ForecastConfig(cv_windows=2, cv_horizon=7, horizon_days=21, cv_sample_series=0)
+CFG = ForecastSettings(cv_windows=2, cv_horizon=7, horizon_days=21, cv_sample_series=0, yearly_profile=False)
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ from inventory_pipeline.config import DEFAULT_POLICY_PATH
 from inventory_pipeline.core.decisions import build_decision_log
 from inventory_pipeline.core.forecasting import wape
 from inventory_pipeline.core.outbox import render_outbox, write_local
-from inventory_pipeline.core.policy import PolicyError, load_policy
-from inventory_pipeline.core.pricing import PricingConfig, recommend_prices
+from inventory_pipeline.core.policy import PolicyError, PricingPolicy, load_policy
+from inventory_pipeline.core.pricing import recommend_prices
 
 
 def test_wape():
@@ -69,7 +69,7 @@ def test_current_price_is_the_last_regular_price_and_disabled_pricing_holds_it()
         }
     )
     products = pd.DataFrame({"sku_id": ["A"], "unit_cost": [1.5], "base_price": [2.9]})
-    r = recommend_prices(fc, hist, products, "2025-04-30", PricingConfig(enabled=False)).iloc[0]
+    r = recommend_prices(fc, hist, products, "2025-04-30", PricingPolicy(enabled=False)).iloc[0]
     assert r["current_price"] == 2.5 and r["recommended_price"] == 2.5  # the promo price is not the shelf price
     assert r["expected_units_current"] == pytest.approx(140) and r["demand_multiplier"] == 1.0
 

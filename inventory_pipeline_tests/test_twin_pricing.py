@@ -12,8 +12,7 @@ import pytest
 from inventory_pipeline.config import DEFAULT_POLICY_PATH
 from inventory_pipeline.core import stages
 from inventory_pipeline.core.kpis import overstock, twin_kpis
-from inventory_pipeline.core.policy import load_policy
-from inventory_pipeline.core.pricing import PricingConfig
+from inventory_pipeline.core.policy import PricingPolicy, load_policy
 from inventory_pipeline.simulation import NetworkConfig, build_network
 from inventory_pipeline.simulation import pipeline_policy as pp
 from inventory_pipeline.simulation.demand import DemandModel
@@ -136,7 +135,7 @@ def _fake_pricing(calls: list):
     real = stages.recommend_prices
 
     def fake(forecast, history, products, plan_date, cfg=None, positions=None, **kw):
-        cfg = PricingConfig() if cfg is None else cfg
+        cfg = PricingPolicy() if cfg is None else cfg
         calls.append(
             {
                 "enabled": cfg.enabled,
@@ -145,7 +144,13 @@ def _fake_pricing(calls: list):
             }
         )
         recs = real(
-            forecast, history, products, plan_date, dataclasses.replace(cfg, enabled=False), positions=positions, **kw
+            forecast,
+            history,
+            products,
+            plan_date,
+            cfg.model_copy(update=dict(enabled=False)),
+            positions=positions,
+            **kw,
         )
         if cfg.enabled:
             recs.loc[0, "recommended_price"] = round(float(recs.loc[0, "current_price"]) * 1.25, 2)
@@ -155,31 +160,40 @@ def _fake_pricing(calls: list):
 
 
 # only max_change can be broken by the fake: no ladder, no category cap, no markdown, no freeze
-LOOSE = dataclasses.replace(
-    PricingConfig(),
-    enabled=False,
-    price_endings=(),
-    category_avg_change_cap=1.0,
-    overstock_weeks=1e9,
-    min_days_between_changes=0,
-)
+LOOSE_POLICY = """version: loose
+pricing:
+  enabled: false
+  price_endings: []
+  category_avg_change_cap_pct: 50
+  overstock_weeks: 1.0e9
+  min_days_between_changes: 0
+  min_days_between_markdowns: 0
+"""
+
+
+@pytest.fixture
+def loose_policy(tmp_path):
+    path = tmp_path / "loose_policy.yaml"
+    path.write_text(LOOSE_POLICY)
+    return path
 
 
 @pytest.fixture
 def fake_pricing(monkeypatch):
     calls = []
     monkeypatch.setattr(stages, "recommend_prices", _fake_pricing(calls))
-    monkeypatch.setattr(pp, "pricing_config", lambda policy: LOOSE)
     return calls
 
 
 @pytest.mark.parametrize("enabled", [True, False])
-def test_pipeline_policy_prices_with_positions_and_counts_guardrail_violations(fake_pricing, enabled):
+def test_pipeline_policy_prices_with_positions_and_counts_guardrail_violations(fake_pricing, loose_policy, enabled):
     net = build_network(SMALL)
     T = SMALL.burn_in_days + SMALL.days
     days = 8
-    pol = pp.PipelinePolicy(net, load_policy(DEFAULT_POLICY_PATH), pricing_enabled=enabled)
-    assert pol.pricing == dataclasses.replace(LOOSE, enabled=enabled)  # the override on the file's config
+    loose = load_policy(loose_policy)
+    pol = pp.PipelinePolicy(net, loose, pricing_enabled=enabled)
+    # the override on the file's section, nothing else changed
+    assert pol.policy.pricing == loose.pricing.model_copy(update=dict(enabled=enabled)) and pol.policy.tag == loose.tag
     res = simulate(net, SwitchingPolicy(BaselinePolicy(), pol, T - days), measure_from=T - days)
     assert len(fake_pricing) == days
     assert all(c["enabled"] is enabled and c["locations"] for c in fake_pricing)
@@ -231,17 +245,17 @@ def test_plan_decisions_defaults_to_the_policy_files_pricing(monkeypatch):
 
     monkeypatch.setattr(stages, "recommend_prices", spy)
     pol = load_policy(DEFAULT_POLICY_PATH)
-    for pricing, want in ((None, pp.pricing_config(pol)), (LOOSE, LOOSE)):
+    for policy in (pol, pol.with_changes("pricing", enabled=False, min_margin=0.5)):
         with pytest.raises(Stop):
-            stages.plan_decisions(Stub(), "2025-01-01", pol, pricing=pricing)
+            stages.plan_decisions(Stub(), "2025-01-01", policy)
         a, kw = seen.pop()
-        assert a[4] == want and kw["positions"] is pos
+        assert a[4] == policy.pricing and kw["costs"] == policy.costs and kw["positions"] is pos
 
 
 # ---- the evaluation: static-price run, pricing section, total guardrail count ----------------------
 
 
-def test_evaluation_compares_dynamic_with_static_prices(fake_pricing, tmp_path):
+def test_evaluation_compares_dynamic_with_static_prices(fake_pricing, loose_policy, tmp_path):
     net = build_network(SMALL)
     ecfg = EvaluationConfig(
         days=10,
@@ -251,7 +265,7 @@ def test_evaluation_compares_dynamic_with_static_prices(fake_pricing, tmp_path):
         jobs=1,
         pricing_enabled=True,
     )
-    report = evaluate(net, DEFAULT_POLICY_PATH, ecfg)
+    report = evaluate(net, loose_policy, ecfg)
     runs = report["meta"]["run_seconds"]
     assert set(runs) == {"baseline", "pipeline", STATIC_PRICES, "frontier/pipeline/0.8"}
     pr = report["pricing"]
@@ -279,10 +293,10 @@ def test_evaluation_compares_dynamic_with_static_prices(fake_pricing, tmp_path):
     )
 
 
-def test_evaluation_without_pricing_makes_no_static_run(fake_pricing, tmp_path):
+def test_evaluation_without_pricing_makes_no_static_run(fake_pricing, loose_policy, tmp_path):
     net = build_network(SMALL)
     ecfg = EvaluationConfig(days=10, frontier=False, scenarios=False, jobs=1, pricing_enabled=False)
-    report = evaluate(net, DEFAULT_POLICY_PATH, ecfg)
+    report = evaluate(net, loose_policy, ecfg)
     assert set(report["meta"]["run_seconds"]) == {"baseline", "pipeline"}
     pr = report["pricing"]
     assert not pr["enabled"] and "static" not in pr and "disabled" in pr["note"]

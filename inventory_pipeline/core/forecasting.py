@@ -53,12 +53,15 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 from scipy import stats
 
+from .policy import ForecastPolicy
 from .progress import Progress
 from .promotions import planned_promotion_days
 
@@ -89,6 +92,28 @@ DEFAULT_CANDIDATES = {
 
 
 ENGINE_FIELDS = ("engine", "dask_scheduler", "dask_partitions", "n_jobs")
+# the settings that make a forecast model what it is: its identity in the registry (`fingerprint`);
+# the section's monitoring settings (drift, promotion tolerance, reported horizons) are not
+IDENTITY_FIELDS = (
+    "horizon_days",
+    "history_days",
+    "season_length",
+    "intermittent_adi",
+    "erratic_cv2",
+    "cv_windows",
+    "cv_horizon",
+    "cv_sample_series",
+    "censoring",
+    "uplift",
+    "uplift_prior_units",
+    "time_budget_seconds",
+    "candidates",
+    "seed",
+    "family",
+    "selection_metric",
+    "flat_weekly_profile",
+    "yearly_profile",
+)
 # "statsforecast": local models per class; "mlforecast": the global LightGBM everywhere;
 # "combined": per class, CV chooses among the statsforecast candidates, the global model and the
 # mean of the class's best statsforecast model and the global model
@@ -100,52 +125,24 @@ FAMILIES = ("statsforecast", "mlforecast", "combined")
 SELECTION_METRICS = ("wape", "rmsse")
 
 
-@dataclass(frozen=True)
-class ForecastConfig:
-    horizon_days: int = 30
-    history_days: int = 364
-    season_length: int = 7
-    intermittent_adi: float = 1.32
-    erratic_cv2: float = 0.49
-    cv_windows: int = 3
-    cv_horizon: int = 14
-    cv_sample_series: int = 300  # per class; 0 = every series
-    censoring: bool = True
-    uplift: bool = True
-    uplift_prior_units: float = 50.0
-    time_budget_seconds: float = 120.0  # per class, for the final fit with intervals
-    candidates: tuple = tuple((k, v) for k, v in DEFAULT_CANDIDATES.items())
-    n_jobs: int = 1
-    seed: int = 0
-    # model family: "statsforecast" (a local model per series, chosen per class by CV),
-    # "mlforecast" (global LightGBM per category over every series with lag, rolling, calendar,
-    # event, price and promotion features: the family that won M5) or "combined" (per class, CV
-    # chooses among both and their mean). The same CV scores each and the promotion gate decides.
-    family: str = "statsforecast"
-    selection_metric: str = "wape"  # SELECTION_METRICS: the CV score each class's model minimises
-    # the non-seasonal models (FLAT_MODELS) fit the series divided by its category's day-of-week
-    # index and forecast it multiplied back, so a flat level still carries the weekly pattern
-    flat_weekly_profile: bool = False
-    # seasons from short histories: the forecast is scaled by last year's ramp from the recent weeks
-    # to each horizon day, per category, where it stands out from a month's usual drift
-    # (`yearly_ramp`); needs YEARLY_HISTORY_DAYS of history (read beyond `history_days`)
-    yearly_profile: bool = False
-    # where statsforecast runs: "local" (this process, `n_jobs` cores) or "dask" (statsforecast's
-    # distributed backend through fugue, on the Dask scheduler at `dask_scheduler`, or a default
-    # client already connected). Not part of the model's identity: the numbers are the same.
-    engine: str = "local"
-    dask_scheduler: str | None = None
-    dask_partitions: int = 0  # 0: two per Dask worker
+class ForecastSettings(ForecastPolicy):
+    """The policy file's forecast section (every setting and its one default live there) plus where
+    the forecast runs -- settings of the machine, not of the model: the same numbers come out of
+    either engine, so they are left out of the model's identity (`fingerprint`).
 
-    def __post_init__(self) -> None:
-        if self.engine not in ("local", "dask"):
-            raise ValueError(f"forecast engine must be 'local' or 'dask', got {self.engine!r}")
-        if self.family not in FAMILIES:
-            raise ValueError(f"forecast family must be one of {FAMILIES}, got {self.family!r}")
-        if self.selection_metric not in SELECTION_METRICS:
-            raise ValueError(
-                f"forecast selection_metric must be one of {SELECTION_METRICS}, got {self.selection_metric!r}"
-            )
+    engine: "local" (this process, `n_jobs` cores) or "dask" (statsforecast's distributed backend
+    through fugue, on the Dask scheduler at `dask_scheduler`, or a default client already
+    connected); `dask_partitions` 0 means two per Dask worker."""
+
+    engine: Literal["local", "dask"] = "local"
+    dask_scheduler: str | None = None
+    dask_partitions: int = Field(0, ge=0)
+    n_jobs: int = Field(1, ge=1)
+
+    @classmethod
+    def of(cls, section: ForecastPolicy, **where) -> ForecastSettings:
+        """The policy's section, run where `where` says (engine, dask_scheduler, dask_partitions, n_jobs)."""
+        return cls(**section.model_dump(), **where)
 
     @property
     def history_days_read(self) -> int:
@@ -158,19 +155,23 @@ class ForecastConfig:
         return self.cv_windows * self.cv_horizon + 2 * self.season_length
 
     def candidate_map(self) -> dict[str, tuple[str, ...]]:
-        return {k: tuple(v) for k, v in self.candidates}
+        """statsforecast models per demand class: the policy's, else DEFAULT_CANDIDATES."""
+        return {k: tuple(v) for k, v in (self.candidates or DEFAULT_CANDIDATES).items()}
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["candidates"] = {k: list(v) for k, v in self.candidates}
+        """What the model registry stores with a model version: the model's settings and where it ran."""
+        d = {k: getattr(self, k) for k in (*IDENTITY_FIELDS, *ENGINE_FIELDS)}
+        d["candidates"] = {k: list(v) for k, v in self.candidate_map().items()}
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> ForecastConfig:
-        d = dict(d)
-        if isinstance(d.get("candidates"), dict):
-            d["candidates"] = tuple((k, tuple(v)) for k, v in d["candidates"].items())
-        return cls(**d)
+    def from_dict(cls, d: dict, base: ForecastSettings | None = None) -> ForecastSettings:
+        """A stored configuration (`to_dict`) over `base` (the policy's other settings, default the
+        defaults). An option a stored configuration predates is off: it was built without it."""
+        known = {k: v for k, v in d.items() if k in IDENTITY_FIELDS or k in ENGINE_FIELDS}
+        for flag in ("flat_weekly_profile", "yearly_profile"):
+            known.setdefault(flag, False)
+        return cls(**{**(base or cls()).model_dump(), **known})
 
     def fingerprint(self) -> str:
         """What the configuration computes, not where: the engine settings are left out, and so is
@@ -185,39 +186,10 @@ class ForecastConfig:
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def forecast_config(policy) -> ForecastConfig:
-    """The forecast configuration a versioned decision policy sets (used by the asset and the twin)."""
-    f = policy.forecast
-    kw = dict(
-        horizon_days=f.horizon_days,
-        history_days=f.history_days,
-        season_length=f.season_length,
-        intermittent_adi=f.intermittent_adi,
-    )
-    for name in (
-        "erratic_cv2",
-        "cv_windows",
-        "cv_horizon",
-        "cv_sample_series",
-        "censoring",
-        "uplift",
-        "time_budget_seconds",
-        "family",
-        "selection_metric",
-        "flat_weekly_profile",
-        "yearly_profile",
-    ):
-        if getattr(f, name, None) is not None:
-            kw[name] = getattr(f, name)
-    if getattr(f, "candidates", None):
-        kw["candidates"] = tuple((k, tuple(v)) for k, v in f.candidates.items())
-    return ForecastConfig(**kw)
-
-
 # ---- 1. series ---------------------------------------------------------------------------------
 
 
-def prepare_series(history: pd.DataFrame, plan_date: str, cfg: ForecastConfig) -> pd.DataFrame:
+def prepare_series(history: pd.DataFrame, plan_date: str, cfg: ForecastSettings) -> pd.DataFrame:
     """`history`: location_id, sku_id, date, units_sold (+ is_stockout, on_promo when known), one
     row per carried day.
 
@@ -351,7 +323,10 @@ def _regional_multiplier(category, location, regional: np.ndarray, ru: dict) -> 
 
 
 def adjust_history(
-    series: pd.DataFrame, cfg: ForecastConfig, categories: pd.Series | None = None, calendar: pd.DataFrame | None = None
+    series: pd.DataFrame,
+    cfg: ForecastSettings,
+    categories: pd.Series | None = None,
+    calendar: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, Adjustments]:
     """Censoring correction and the uplift model (module docstring, steps 2-3).
 
@@ -594,7 +569,7 @@ def yearly_ramp(
 # ---- 4. classes ---------------------------------------------------------------------------------
 
 
-def classify(series: pd.DataFrame, cfg: ForecastConfig, col: str = "y") -> pd.DataFrame:
+def classify(series: pd.DataFrame, cfg: ForecastSettings, col: str = "y") -> pd.DataFrame:
     """Demand class per series (Syntetos-Boylan on ADI and CV^2 of the non-zero sizes; `new`
     when the history is shorter than `cfg.min_history`)."""
     v = series[col].to_numpy(float)
@@ -637,7 +612,7 @@ KNOWN_MODELS = tuple(_MAKERS)
 FLAT_MODELS = ("WindowAverage", "SESOptimized", "CrostonSBA", "TSB", "IMAPA", "ADIDA")
 
 
-def _profiled(model: str, cfg: ForecastConfig) -> bool:
+def _profiled(model: str, cfg: ForecastSettings) -> bool:
     return cfg.flat_weekly_profile and model in FLAT_MODELS
 
 
@@ -651,7 +626,7 @@ def weekly_index(category, ds, table: pd.DataFrame | None) -> np.ndarray:
     return di.reindex(keys).fillna(1.0).to_numpy(float)
 
 
-def make_model(name: str, cfg: ForecastConfig):
+def make_model(name: str, cfg: ForecastSettings):
     """A statsforecast model by name (aliased to the name, so result columns carry it)."""
     from statsforecast import models as m
 
@@ -660,13 +635,13 @@ def make_model(name: str, cfg: ForecastConfig):
     return _MAKERS[name](m, cfg.season_length, name)
 
 
-def _sf(models, cfg: ForecastConfig):
+def _sf(models, cfg: ForecastSettings):
     from statsforecast import StatsForecast
 
     return StatsForecast(models=models, freq="D", n_jobs=cfg.n_jobs)
 
 
-def _run_sf(method: str, models, df: pd.DataFrame, cfg: ForecastConfig, **kw) -> pd.DataFrame:
+def _run_sf(method: str, models, df: pd.DataFrame, cfg: ForecastSettings, **kw) -> pd.DataFrame:
     """`StatsForecast.<method>` on the configured engine. On Dask the frame is partitioned by
     series and statsforecast's fugue backend fits each partition on a worker; the result comes
     back as pandas with the local engine's dtypes, so both engines give the same frame."""
@@ -681,7 +656,7 @@ def _run_sf(method: str, models, df: pd.DataFrame, cfg: ForecastConfig, **kw) ->
 
 
 @contextlib.contextmanager
-def _dask_client(cfg: ForecastConfig):
+def _dask_client(cfg: ForecastSettings):
     """The Dask client the distributed engines run on: the caller's default client if there is
     one, else a client of the scheduler at `cfg.dask_scheduler`, else an in-process cluster (closed
     on exit; the caller's client is left open)."""
@@ -700,7 +675,7 @@ def _dask_client(cfg: ForecastConfig):
             own.close()
 
 
-def _dask_frame(df: pd.DataFrame, cfg: ForecastConfig, client):
+def _dask_frame(df: pd.DataFrame, cfg: ForecastSettings, client):
     """`df` (sorted by series and date) as a Dask frame of `cfg.dask_partitions` partitions, or two
     per worker. The engines repartition by series themselves (fugue's partition by unique_id)."""
     import dask.dataframe as dd
@@ -708,7 +683,7 @@ def _dask_frame(df: pd.DataFrame, cfg: ForecastConfig, client):
     return dd.from_pandas(df.sort_values(["unique_id", "ds"]), npartitions=_dask_partitions(cfg, client), sort=False)
 
 
-def _dask_partitions(cfg: ForecastConfig, client) -> int:
+def _dask_partitions(cfg: ForecastSettings, client) -> int:
     return cfg.dask_partitions or 2 * max(len(client.scheduler_info().get("workers", {})), 1)
 
 
@@ -787,7 +762,7 @@ def score(cv: pd.DataFrame, model: str, scale: pd.DataFrame | None = None) -> di
 
 
 def cross_validate(
-    adj: pd.DataFrame, models: list[str], cfg: ForecastConfig, em: pd.DataFrame | None
+    adj: pd.DataFrame, models: list[str], cfg: ForecastSettings, em: pd.DataFrame | None
 ) -> tuple[pd.DataFrame, dict]:
     """Rolling-origin CV of `models` on the adjusted series: `cv_windows` origins `cv_horizon`
     days apart, each model refit at every origin on the data before it only; forecasts are
@@ -928,7 +903,7 @@ class ForecastResult:
     metrics: dict  # CV metrics of the selected models, per class and overall
     adjustments: Adjustments
     classes: pd.DataFrame
-    config: ForecastConfig
+    config: ForecastSettings
     calibration: dict = field(default_factory=dict)  # class -> Calibration
     cv_points: pd.DataFrame | None = None  # the selected models' CV forecasts (for plots)
 
@@ -965,7 +940,7 @@ class _Winners:
 def _select_and_calibrate(
     adj: pd.DataFrame,
     classes: pd.DataFrame,
-    cfg: ForecastConfig,
+    cfg: ForecastSettings,
     em,
     selection: dict | None,
     report=None,
@@ -1068,12 +1043,14 @@ def _select_and_calibrate(
 # ---- 6. forecasts -------------------------------------------------------------------------------
 
 
-def _future_frame(ids: np.ndarray, plan_date: str, cfg: ForecastConfig) -> pd.DataFrame:
+def _future_frame(ids: np.ndarray, plan_date: str, cfg: ForecastSettings) -> pd.DataFrame:
     days = pd.date_range(pd.Timestamp(plan_date) + pd.Timedelta(days=1), periods=cfg.horizon_days, freq="D")
     return pd.DataFrame({"unique_id": np.repeat(ids, len(days)), "ds": np.tile(days.to_numpy(), len(ids))})
 
 
-def _fit_class(part: pd.DataFrame, model: str, cfg: ForecastConfig, weekly: pd.DataFrame | None = None) -> pd.DataFrame:
+def _fit_class(
+    part: pd.DataFrame, model: str, cfg: ForecastSettings, weekly: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """The class's model fit on every series of `part` (adjusted demand), `horizon_days` ahead; a
     flat model with `flat_weekly_profile` on the series over its category's weekly index
     (`weekly`, the category_dow table), multiplied back on the forecast days."""
@@ -1089,7 +1066,7 @@ def _fit_class(part: pd.DataFrame, model: str, cfg: ForecastConfig, weekly: pd.D
     return pd.DataFrame({"unique_id": fc["unique_id"], "ds": fc["ds"], "mean": mean, "model": model})
 
 
-def _new_item_forecast(part: pd.DataFrame, plan_date: str, cfg: ForecastConfig, adj: Adjustments) -> pd.DataFrame:
+def _new_item_forecast(part: pd.DataFrame, plan_date: str, cfg: ForecastSettings, adj: Adjustments) -> pd.DataFrame:
     """Short histories: their own (corrected, de-promoted) level x the category's day-of-week
     index (a pooled category profile); Poisson quantiles."""
     f = weekly_index(part["category"], part["ds"], adj.category_dow)
@@ -1159,7 +1136,7 @@ def _mean_scaler():
     return MeanScaler()
 
 
-def _mlforecast(cfg: ForecastConfig, horizon: int | None = None, partitions: int | None = None):
+def _mlforecast(cfg: ForecastSettings, horizon: int | None = None, partitions: int | None = None):
     """The global model: LightGBM with a Tweedie (count) objective on each series divided by its
     mean level. Horizon-safe lags, two ways (`GLOBAL_MODE["lags"]`): "recursive" -- lags
     1-3/7/14/21/28 predicted one day ahead and applied recursively by mlforecast (each step's
@@ -1192,7 +1169,7 @@ def _mlforecast(cfg: ForecastConfig, horizon: int | None = None, partitions: int
     return MLForecast(models={GLOBAL_MODEL: lgb.LGBMRegressor(**_lgb_params(cfg))}, **kw)
 
 
-def _lgb_params(cfg: ForecastConfig) -> dict:
+def _lgb_params(cfg: ForecastSettings) -> dict:
     """LightGBM's settings, the same on both engines."""
     objective = GLOBAL_MODE.get("objective", "tweedie")
     return dict(
@@ -1214,7 +1191,7 @@ def _lgb_params(cfg: ForecastConfig) -> dict:
     )
 
 
-def _global_lags(cfg: ForecastConfig, horizon: int | None) -> dict:
+def _global_lags(cfg: ForecastSettings, horizon: int | None) -> dict:
     """The lags and rolling statistics (`GLOBAL_MODE["lags"]`, see `_mlforecast`)."""
     from mlforecast.lag_transforms import RollingMean, RollingStd, SeasonalRollingMean
 
@@ -1241,7 +1218,7 @@ def _global_lags(cfg: ForecastConfig, horizon: int | None) -> dict:
     }
 
 
-def _feature_reach(cfg: ForecastConfig) -> int:
+def _feature_reach(cfg: ForecastSettings) -> int:
     """Days of history before a training row that its lag and rolling features read."""
     return cfg.horizon_days + 91 if GLOBAL_MODE["lags"] == "direct" else 28 + 28
 
@@ -1269,7 +1246,7 @@ def _regional_events(calendar: pd.DataFrame | None) -> pd.DataFrame:
 def _global_frames(
     adj: pd.DataFrame,
     plan_date: str,
-    cfg: ForecastConfig,
+    cfg: ForecastSettings,
     calendar: pd.DataFrame | None,
     promotions: pd.DataFrame | None,
     price_path: pd.DataFrame | None,
@@ -1411,7 +1388,7 @@ GLOBAL_STATIC_COLUMNS = ["category_code", "class_code", "item", "store"]
 
 
 @contextlib.contextmanager
-def _global_engine(cfg: ForecastConfig):
+def _global_engine(cfg: ForecastSettings):
     """Where the global model runs: yields (to the engine's frame, partitions, back to a local
     frame). Local: pandas in and out. Dask: the frames go to the cluster of `_dask_client`,
     partitioned by series, and the results come back as pandas with the local engine's dtypes."""
@@ -1426,7 +1403,7 @@ def _global_engine(cfg: ForecastConfig):
         )
 
 
-def _global_cv(gi: GlobalInputs, ids, cfg: ForecastConfig) -> tuple[pd.DataFrame, float]:
+def _global_cv(gi: GlobalInputs, ids, cfg: ForecastSettings) -> tuple[pd.DataFrame, float]:
     """Rolling-origin CV of the global model on the series `ids`, one model per category chunk,
     refit at every origin on the data before it (mlforecast's cross_validation: the validation
     window's exogenous values are read, its demand never). Returns unique_id, ds, cutoff,
@@ -1467,7 +1444,7 @@ def _level_factors(cv: pd.DataFrame, gi: GlobalInputs, cat) -> np.ndarray:
     return cv["cutoff"].map(f).to_numpy(float)
 
 
-def _global_select_and_calibrate(adj: pd.DataFrame, classes: pd.DataFrame, cfg: ForecastConfig, gi: GlobalInputs):
+def _global_select_and_calibrate(adj: pd.DataFrame, classes: pd.DataFrame, cfg: ForecastSettings, gi: GlobalInputs):
     """The mlforecast family's CV: the global model, refit at every origin on the data before it,
     over the same seeded sample of each class's series as the statsforecast family; scored,
     calibrated and covered per class exactly like it (so the gate compares like with like). The
@@ -1538,7 +1515,7 @@ def _pool_metrics(metrics: dict, pooled: list, covs: list, chosen: dict) -> None
             metrics[f"cv_{k}"] = float(sum(v * n for v, n in vals) / sum(n for _, n in vals))
 
 
-def _global_fit(gi: GlobalInputs, cfg: ForecastConfig) -> pd.DataFrame:
+def _global_fit(gi: GlobalInputs, cfg: ForecastSettings) -> pd.DataFrame:
     """The global model fit on every non-new series (one model per category chunk, so memory
     stays bounded at M5 scale) and predicted recursively over the horizon with the future's
     exogenous values. Returns unique_id, ds, LightGBM (demand scale)."""
@@ -1599,7 +1576,7 @@ def _breakdown_metrics(points: pd.DataFrame, adj: pd.DataFrame) -> dict:
 def run_forecast(
     history: pd.DataFrame,
     plan_date: str,
-    cfg: ForecastConfig = ForecastConfig(),
+    cfg: ForecastSettings = ForecastSettings(),
     categories: pd.Series | None = None,
     calendar: pd.DataFrame | None = None,
     selection: dict | None = None,
@@ -1759,7 +1736,7 @@ class _GlobalCandidate:
     (computed once, over every class's sample, on first use) and, per class, its mean with the
     class's best statsforecast model."""
 
-    def __init__(self, gi: GlobalInputs, cfg: ForecastConfig) -> None:
+    def __init__(self, gi: GlobalInputs, cfg: ForecastSettings) -> None:
         self.gi, self.cfg, self.cv, self.seconds = gi, cfg, None, 0.0
 
     def prepare(self, ids: np.ndarray) -> None:
@@ -1778,7 +1755,7 @@ class _GlobalCandidate:
 def forecast_demand(
     history: pd.DataFrame,
     plan_date: str,
-    cfg: ForecastConfig = ForecastConfig(),
+    cfg: ForecastSettings = ForecastSettings(),
     categories: pd.Series | None = None,
     calendar: pd.DataFrame | None = None,
     selection: dict | None = None,

@@ -64,7 +64,10 @@ class ForecastPolicy(_Strict):
     cv_sample_series: int = Field(300, ge=0)
     censoring: bool = True
     uplift: bool = True
-    time_budget_seconds: float = Field(120.0, gt=0)
+    time_budget_seconds: float = Field(120.0, gt=0)  # per class, for the final fit with intervals
+    # the uplift and event multipliers are shrunk toward 1 with this many units of prior weight
+    uplift_prior_units: float = Field(50.0, gt=0)
+    seed: int = Field(0, ge=0)  # the CV's sample of series and the global model's random state
     family: str = Field(
         "statsforecast", pattern="^(statsforecast|mlforecast|combined)$"
     )  # model family (a challenger may switch it)
@@ -149,6 +152,31 @@ class PricingPolicy(_Strict):
     carried_excess: Literal["sells_later", "salvage"] = "sells_later"
     # a discontinued item leaves the shelf (cleared at salvage) this many weeks after its discontinue date
     end_of_life_weeks: float = Field(8.0, gt=0)
+
+    # the stage works in fractions; the file states percentages (what a pricing manager writes)
+    @property
+    def max_change(self) -> float:
+        return self.max_change_pct / 100
+
+    @property
+    def max_markdown(self) -> float:
+        return self.max_markdown_pct / 100
+
+    @property
+    def min_markdown(self) -> float:
+        return self.markdown_pct / 100
+
+    @property
+    def category_avg_change_cap(self) -> float:
+        return self.category_avg_change_cap_pct / 100
+
+    @property
+    def min_gain(self) -> float:
+        return self.min_gain_pct / 100
+
+    @property
+    def elasticity_bounds(self) -> tuple[float, float]:
+        return self.elasticity_min, self.elasticity_max
 
     @field_validator("price_endings")
     @classmethod
@@ -325,6 +353,12 @@ class Policy(_Strict):
     def tag(self) -> str:
         """`version+hash8`: what every decision records."""
         return f"{self.version}+{self.sha256[:8]}"
+
+    def with_changes(self, section: str, **changes) -> Policy:
+        """This policy with fields of one section changed and the same tag: what the twin runs for
+        its static-price baseline (`pricing`, enabled=False) and its service-level frontier
+        (`replenishment`, service_mode="fixed"). Not a policy file of its own, so not re-validated."""
+        return self.model_copy(update={section: getattr(self, section).model_copy(update=changes)})
 
 
 class PolicyError(ValueError):

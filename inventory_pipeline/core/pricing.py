@@ -46,6 +46,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .choice import ChoiceInfeasible, best_per_item, choose_one_per_item
+from .policy import CostPolicy, PricingPolicy
 from .price_response import price_response
 
 MILP_MAX_VARIABLES = 60_000  # above this many candidates in capped categories: LP relaxation + rounding
@@ -89,68 +90,6 @@ PRICE_COLUMNS = [
 
 class PricingInfeasible(ValueError):
     """The guardrails leave no allowed price for some items (e.g. min margin above max price)."""
-
-
-@dataclass(frozen=True)
-class PricingConfig:
-    enabled: bool = True  # False: the stage holds every price and says so
-    horizon_days: int = 14
-    min_margin: float = 0.05  # price >= cost x (1 + min_margin)
-    max_change: float = 0.10  # per step, relative to the current price
-    max_markdown: float = 0.20  # per step, for a markdown of an overstocked item (>= max_change)
-    min_days_between_changes: int = 14
-    min_days_between_markdowns: int = 7  # the markdown cadence of an overstocked item
-    category_avg_change_cap: float = 0.03  # |mean relative change| per category
-    price_endings: tuple[float, ...] = (0.09, 0.19, 0.29, 0.39, 0.49, 0.59, 0.69, 0.79, 0.89, 0.99)  # allowed cents
-    overstock_weeks: float = 8.0
-    markdown_pct: float = 0.08
-    elasticity_bounds: tuple[float, float] = (-5.0, -0.3)
-    min_price_variation: float = 0.02  # largest regular-price step (log) below this: no own estimate
-    elasticity_between_sku_sd: float = 0.4  # prior spread of SKU elasticities around their category
-    default_elasticity: float = -1.5  # if no SKU of the chain has price variation; net_control_repricing's e
-    net_control_repricing: bool = False  # controls net of their own repricing (docs/pricing.md)
-    min_gain: float = 0.01  # a price change must raise the item's expected margin by this share
-    solver_seconds: float = 30.0  # HiGHS time limit for the price-ladder MILP (best solution found is used)
-    elasticity_interval: float = 0.6  # a change must gain at both ends of this central posterior interval
-    sell_through_weeks: float = 26.0  # stock not sold at the regular price within this horizon is excess
-    # what a carried item's excess is worth: "sells_later" (it keeps selling at the regular price,
-    # paying holding until it does) or "salvage" (cleared at salvage_value_share after the horizon)
-    carried_excess: str = "sells_later"
-    salvage_value_share: float = 0.3  # what excess that never sells is worth, as a share of unit cost
-    end_of_life_weeks: float = 8.0  # a discontinued item leaves the shelf this long after its discontinue date
-    annual_holding_rate: float = 0.25  # carrying cost per year, share of unit cost (policy `costs`)
-
-
-def pricing_config(policy) -> PricingConfig:
-    p = getattr(policy, "pricing", None)
-    if p is None:
-        return PricingConfig()
-    return PricingConfig(
-        enabled=p.enabled,
-        horizon_days=p.horizon_days,
-        min_margin=p.min_margin,
-        max_change=p.max_change_pct / 100,
-        max_markdown=p.max_markdown_pct / 100,
-        min_days_between_changes=p.min_days_between_changes,
-        min_days_between_markdowns=p.min_days_between_markdowns,
-        category_avg_change_cap=p.category_avg_change_cap_pct / 100,
-        price_endings=tuple(p.price_endings),
-        overstock_weeks=p.overstock_weeks,
-        markdown_pct=p.markdown_pct / 100,
-        elasticity_bounds=(p.elasticity_min, p.elasticity_max),
-        min_price_variation=p.min_price_variation,
-        elasticity_between_sku_sd=p.elasticity_between_sku_sd,
-        default_elasticity=p.default_elasticity,
-        net_control_repricing=p.net_control_repricing,
-        min_gain=p.min_gain_pct / 100,
-        solver_seconds=p.solver_seconds,
-        elasticity_interval=p.elasticity_interval,
-        sell_through_weeks=p.sell_through_weeks,
-        salvage_value_share=p.salvage_value_share,
-        carried_excess=p.carried_excess,
-        end_of_life_weeks=p.end_of_life_weeks,
-        annual_holding_rate=policy.costs.annual_holding_rate if getattr(policy, "costs", None) else 0.25,
-    )
 
 
 # ---- 1. elasticities -----------------------------------------------------------------------------
@@ -541,7 +480,7 @@ def reference_prices(p: _Panel, days: int = 28, lag: int = 0) -> pd.DataFrame:
 
 
 def estimate_elasticities(
-    history: pd.DataFrame, products: pd.DataFrame, cfg: PricingConfig = PricingConfig(), panel: _Panel | None = None
+    history: pd.DataFrame, products: pd.DataFrame, cfg: PricingPolicy = PricingPolicy(), panel: _Panel | None = None
 ) -> pd.DataFrame:
     """Own-price elasticity per SKU (module docstring, step 1). `history`: fct_daily_demand rows
     (location_id, sku_id, date, units_sold, unit_price, price_observed, on_promo, is_stockout).
@@ -555,7 +494,7 @@ def estimate_elasticities(
     return _estimate(_with_controls(p, cfg.default_elasticity) if cfg.net_control_repricing else p, cfg)
 
 
-def _estimate(p: _Panel, cfg: PricingConfig) -> pd.DataFrame:
+def _estimate(p: _Panel, cfg: PricingPolicy) -> pd.DataFrame:
     """The estimates of `estimate_elasticities` for a panel whose exposure is set."""
     W = EVENT_WINDOW_DAYS
     lo_b, hi_b = cfg.elasticity_bounds
@@ -788,7 +727,7 @@ def _choose(item, value, rel, cat_of_item, n, cap, counts, names, solver_seconds
     return chosen, np.unique(over % k)
 
 
-def elasticity_interval(it: pd.DataFrame, cfg: PricingConfig) -> tuple[np.ndarray, np.ndarray]:
+def elasticity_interval(it: pd.DataFrame, cfg: PricingPolicy) -> tuple[np.ndarray, np.ndarray]:
     """The central `cfg.elasticity_interval` of each item's elasticity posterior (estimate +- z se),
     inside the policy's elasticity range. No `se` column: the estimate is taken as exact."""
     from scipy import stats
@@ -819,7 +758,7 @@ def margin_gain(price, p0, c, q0, e):
     return (price - c) * q0 * price_response(price, p0, e) - (p0 - c) * q0
 
 
-def clearance_value(price, p0, c, q_day, stock, restart, e, cfg: PricingConfig, T=None):
+def clearance_value(price, p0, c, q_day, stock, restart, e, cfg: PricingPolicy, costs: CostPolicy, T=None):
     """What the stock on hand and on order is worth over the sell-through horizon T at `price`
     (docs/pricing.md, "Markdowns"): revenue of the units sold within T, excess that never sells
     at the salvage share of cost, minus holding (units x days x daily holding rate); and for an
@@ -831,11 +770,11 @@ def clearance_value(price, p0, c, q_day, stock, restart, e, cfg: PricingConfig, 
     sold = np.minimum(stock, q * T)
     unit_days = np.where(q * T >= stock, stock**2 / (2 * q), T * (stock - q * T / 2))
     resumed = np.where(restart, (p0 - c) * q_day * np.maximum(T - stock / q, 0.0), 0.0)
-    holding = c * cfg.annual_holding_rate / 365 * unit_days
+    holding = c * costs.annual_holding_rate / 365 * unit_days
     return price * sold + cfg.salvage_value_share * c * (stock - sold) - holding + resumed
 
 
-def overstocked(weeks_of_supply, end_of_life, cfg: PricingConfig) -> np.ndarray:
+def overstocked(weeks_of_supply, end_of_life, cfg: PricingPolicy) -> np.ndarray:
     """Items whose stock is at risk, so the markdown rules apply (the clearance step, the markdown
     cadence, no rise): above `overstock_weeks` of network supply and, under `carried_excess:
     sells_later`, at the end of their life or season. A carried item's stock is not at risk there:
@@ -848,7 +787,7 @@ def overstocked(weeks_of_supply, end_of_life, cfg: PricingConfig) -> np.ndarray:
     return over
 
 
-def stock_holding(price, p0, c, q0, e, stock, cfg: PricingConfig):
+def stock_holding(price, p0, c, q0, e, stock, cfg: PricingPolicy, costs: CostPolicy):
     """Holding cost, over the pricing horizon, of the `stock` a carried item has at `price` less at
     `p0`: it sells q0 (p / p0)^e units in the horizon, so a stock that outlasts the horizon holds
     stock x h - q h / 2 unit-days (a rise keeps more units longer, a cut fewer)."""
@@ -858,24 +797,28 @@ def stock_holding(price, p0, c, q0, e, stock, cfg: PricingConfig):
         return np.where(q >= stock, stock**2 / (2 * np.maximum(q, 1e-9) / h), stock * h - q * h / 2)
 
     q = q0 * price_response(price, p0, e)
-    return c * cfg.annual_holding_rate / 365 * (unit_days(q) - unit_days(q0))
+    return c * costs.annual_holding_rate / 365 * (unit_days(q) - unit_days(q0))
 
 
-def robust_gain(price, p0, c, q0, e_lo, e_hi, stock, clearance, restart, h, cfg: PricingConfig, T=None):
+def robust_gain(
+    price, p0, c, q0, e_lo, e_hi, stock, clearance, restart, h, cfg: PricingPolicy, costs: CostPolicy, T=None
+):
     """The worst expected gain of moving to `price` over the elasticity interval [e_lo, e_hi]: each
     gain is monotone in e, so its minimum is at an end. An item with excess stock (`clearance`)
     also counts the clearance value of a cut; its gain is the larger of the two views."""
     worst = np.minimum(margin_gain(price, p0, c, q0, e_lo), margin_gain(price, p0, c, q0, e_hi))
     q_day = q0 / h
     cl = [
-        clearance_value(price, p0, c, q_day, stock, restart, e, cfg, T)
-        - clearance_value(p0, p0, c, q_day, stock, restart, e, cfg, T)
+        clearance_value(price, p0, c, q_day, stock, restart, e, cfg, costs, T)
+        - clearance_value(p0, p0, c, q_day, stock, restart, e, cfg, costs, T)
         for e in (e_lo, e_hi)
     ]
     return np.where(clearance & (price < p0), np.maximum(worst, np.minimum(*cl)), worst)
 
 
-def optimise_prices(items: pd.DataFrame, cfg: PricingConfig = PricingConfig()) -> pd.DataFrame:
+def optimise_prices(
+    items: pd.DataFrame, cfg: PricingPolicy = PricingPolicy(), costs: CostPolicy = CostPolicy()
+) -> pd.DataFrame:
     """Choose the next price of each item (one row per store x SKU): location_id, sku_id,
     category, current_price p0, unit_cost c, elasticity e (< 0), expected_units q0 over the
     horizon at p0, supply (units the network can deliver within lead time, inf = unbounded),
@@ -933,7 +876,7 @@ def optimise_prices(items: pd.DataFrame, cfg: PricingConfig = PricingConfig()) -
     inv_lo = np.minimum(inv_lo, p0)
     # an overstocked item may not rise; a markdown cuts at least markdown_pct (a low price with no
     # ladder step that deep inside the max change takes the next step down) -- or holds
-    hi_md = np.minimum(hi, p0 * (1 - cfg.markdown_pct))
+    hi_md = np.minimum(hi, p0 * (1 - cfg.min_markdown))
     step_down = _ladder_snap(p0 - 0.005, cfg.price_endings)
     no_step = _ladder_snap(hi_md, cfg.price_endings) < lo - 1e-9
     hi_md = np.where(no_step & (step_down >= lo - 1e-9), step_down, hi_md)
@@ -957,18 +900,18 @@ def optimise_prices(items: pd.DataFrame, cfg: PricingConfig = PricingConfig()) -
     hold_value = (p0 - c) * q0
     clear = over | eol
     args = (p0[item], c[item], q0[item])
-    rest = (stock[item], clear[item], ~eol[item], cfg.horizon_days, cfg, T[item])
+    rest = (stock[item], clear[item], ~eol[item], cfg.horizon_days, cfg, costs, T[item])
     gain = robust_gain(price, *args, e_lo[item], e_hi[item], *rest)
     point = robust_gain(price, *args, e[item], e[item], *rest)
     # a carried item's stock outlasting the horizon is held longer at a higher price: charge it
     lasting = ~clear[item] & (stock[item] > q0[item])
     if lasting.any():  # the margin gain less that holding, at each end of the interval (monotone in e)
         ends = [
-            margin_gain(price, *args, e_[item]) - stock_holding(price, *args, e_[item], stock[item], cfg)
+            margin_gain(price, *args, e_[item]) - stock_holding(price, *args, e_[item], stock[item], cfg, costs)
             for e_ in (e_lo, e_hi)
         ]
         gain = np.where(lasting, np.minimum(*ends), gain)
-        point = np.where(lasting, point - stock_holding(price, *args, e[item], stock[item], cfg), point)
+        point = np.where(lasting, point - stock_holding(price, *args, e[item], stock[item], cfg, costs), point)
     is_hold = np.isclose(price, p0[item])
     # a change must earn at least `min_gain` of the item's current expected margin (no churn on noise)
     fee = np.where(is_hold, 0.0, cfg.min_gain * np.abs(hold_value[item]))
@@ -1093,7 +1036,7 @@ def with_lifecycle(products: pd.DataFrame, raw_products: pd.DataFrame | None) ->
 
 
 def end_of_life(
-    sku_ids: pd.Series, products: pd.DataFrame, plan_date: str, cfg: PricingConfig = PricingConfig()
+    sku_ids: pd.Series, products: pd.DataFrame, plan_date: str, cfg: PricingPolicy = PricingPolicy()
 ) -> tuple[np.ndarray, np.ndarray]:
     """Items whose regular sales end, from the product master's optional extra columns (the
     landing contract keeps them): `discontinue_date` on or before the plan date (no longer
@@ -1125,11 +1068,12 @@ def recommend_prices(
     history: pd.DataFrame,
     products: pd.DataFrame,
     plan_date: str,
-    cfg: PricingConfig = PricingConfig(),
+    cfg: PricingPolicy = PricingPolicy(),
     positions: pd.DataFrame | None = None,
     locations: pd.DataFrame | None = None,
     book: pd.DataFrame | None = None,
     forecast_date: str | None = None,
+    costs: CostPolicy = CostPolicy(),
 ) -> pd.DataFrame:
     """Recommended price per store x SKU in the forecast (the stage). `history`: the last
     `PRICING_HISTORY_DAYS` of fct_daily_demand. `positions`: on_hand and on_order per location x
@@ -1196,7 +1140,7 @@ def recommend_prices(
     if cfg.enabled:
         # an item without a cost cannot be priced for margin: it holds and says why
         costless = out["unit_cost"].isna() | ~np.isfinite(out["elasticity"])
-        parts = [optimise_prices(out[~costless], cfg)] if (~costless).any() else []
+        parts = [optimise_prices(out[~costless], cfg, costs)] if (~costless).any() else []
         if costless.any():
             held = out[costless].copy()
             held["recommended_price"], held["binding_guardrail"] = held["current_price"], "missing_cost"
@@ -1299,7 +1243,7 @@ def _rationale(out: pd.DataFrame, ratio: pd.Series, h: int) -> pd.Series:
     return pd.Series(np.where(disabled, _WHY["hold_price"], np.where(ratio.round(4) == 1, held, chg)), index=out.index)
 
 
-def guardrail_violations(recs: pd.DataFrame, cfg: PricingConfig) -> pd.DataFrame:
+def guardrail_violations(recs: pd.DataFrame, cfg: PricingPolicy) -> pd.DataFrame:
     """Every recommendation outside a guardrail, one row per violation (empty = all inside).
     Independent of the optimiser: recomputed from the recommendation's own columns and `cfg`."""
     r = recs

@@ -21,7 +21,7 @@ sigma_L^2). With the sales history (optional) the demand variance is lifted to t
 error of P-day totals against a trailing mean (`measured_spread`): shocks, bulk buys and level
 shifts move several days together, which daily spreads summed as independent miss.
 
-Service level alpha per item (`ReplenishmentConfig.service_mode`):
+Service level alpha per item (`ReplenishmentPolicy.service_mode`):
     class        ABC by the forecast value of the item over the horizon (cumulative share cut at
                  80% / 95%) x XYZ by the coefficient of variation of its daily demand (sigma_1 /
                  mean_1 cut at 0.5 / 1.0); each of the 9 classes has a level in the policy file;
@@ -66,7 +66,7 @@ limit and the numbers: a limit that cannot be met never raises.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -74,6 +74,7 @@ import scipy.sparse as sp
 from scipy import stats
 
 from .choice import choose_one_per_item
+from .policy import CostPolicy, ReplenishmentPolicy
 
 ORDER_COLUMNS = [
     "decision_type",
@@ -107,81 +108,12 @@ Z95 = stats.norm.ppf(0.95)
 # upper forecast quantiles a daily spread is fitted to (`daily_variance`)
 UPPER_QUANTILES = {"p90": stats.norm.ppf(0.90), "p95": Z95, "p99": stats.norm.ppf(0.99)}
 CLASSES = tuple(a + x for a in "ABC" for x in "XYZ")
-DEFAULT_CLASS_LEVELS = {
-    "AX": 0.99,
-    "AY": 0.985,
-    "AZ": 0.98,
-    "BX": 0.98,
-    "BY": 0.975,
-    "BZ": 0.97,
-    "CX": 0.97,
-    "CY": 0.96,
-    "CZ": 0.95,
-}
 CANDIDATES = 12  # order quantities tried per item when a shared limit binds
 
 
-@dataclass(frozen=True)
-class ReplenishmentConfig:
-    review_period_days: int = 1
-    service_mode: str = "cost_optimal"  # cost_optimal | class | fixed
-    service_level: float = 0.95  # fixed mode
-    class_service_levels: dict = field(default_factory=lambda: dict(DEFAULT_CLASS_LEVELS))
-    abc_cuts: tuple[float, float] = (0.80, 0.95)  # cumulative value shares closing A and B
-    xyz_cuts: tuple[float, float] = (0.5, 1.0)  # daily coefficient of variation closing X and Y
-    goodwill_share: float = 0.0  # cost_optimal: shortage cost = margin + this share of the price
-    service_bounds: tuple[float, float] = (0.5, 0.999)
-    annual_holding_rate: float = 0.25
-    store_order_cost: float = 0.25  # K per DC->store line (EOQ band of the stores)
-    po_order_cost: float = 5.0  # K per purchase-order line
-    max_cycle_days: float = 14.0  # the EOQ band is at most this many days of demand
-    budget: float | None = None  # purchase-order value per day (None: no cap)
-    supplier_min_order_value: float = 0.0  # per supplier x DC purchase order
-    supplier_min_order_values: dict = field(default_factory=dict)  # supplier_id -> minimum (overrides)
-    lead_time_window_days: int = 180  # receipts of this many days estimate supplier lead times
-    lead_time_prior_orders: float = 5.0  # the master file weighs as this many observed orders
-    error_window_days: int = 56  # measured protection-period errors: window starts over this many days
-    error_reference_days: int = 28  # ... each against the trailing mean of this many days before it
-    # landing contract v1 carries no promotion plan, so the forecast cannot see a promotion coming:
-    # a promotion is a surprise the protection must cover and its windows count in the measured
-    # error. Set when the forecast takes planned promotions (issue #21): then they are left out.
-    forecast_plans_promotions: bool = False
-    solver_seconds: float = 30.0
-
-
-def replenishment_config(policy, service_level: float | None = None) -> ReplenishmentConfig:
-    """The policy file's `replenishment` section (and holding rate); `service_level` switches to
-    one fixed level for every item (the frontier of the evaluation)."""
-    r = getattr(policy, "replenishment", None)
-    if r is None:
-        cfg = ReplenishmentConfig()
-    else:
-        cfg = ReplenishmentConfig(
-            review_period_days=r.review_period_days,
-            service_mode=r.service_mode,
-            service_level=r.service_level,
-            class_service_levels=dict(r.class_service_levels),
-            abc_cuts=tuple(r.abc_cuts),
-            xyz_cuts=tuple(r.xyz_cuts),
-            goodwill_share=r.goodwill_share,
-            annual_holding_rate=policy.costs.annual_holding_rate,
-            store_order_cost=r.store_order_cost,
-            po_order_cost=r.po_order_cost,
-            max_cycle_days=r.max_cycle_days,
-            budget=r.daily_budget,
-            supplier_min_order_value=r.supplier_min_order_value,
-            supplier_min_order_values=dict(r.supplier_min_order_values),
-            lead_time_window_days=r.lead_time_window_days,
-            lead_time_prior_orders=r.lead_time_prior_orders,
-            solver_seconds=r.solver_seconds,
-            error_window_days=r.error_window_days,
-            error_reference_days=r.error_reference_days,
-        )
-    if service_level is not None:
-        from dataclasses import replace
-
-        cfg = replace(cfg, service_mode="fixed", service_level=float(service_level))
-    return cfg
+# service levels the cost-optimal and class modes stay inside (the fixed mode's frontier sweeps
+# levels outside them on purpose)
+SERVICE_BOUNDS = (0.5, 0.999)
 
 
 @dataclass
@@ -312,8 +244,9 @@ def measured_spread(
     keys: pd.DataFrame,
     period: np.ndarray,
     plan_date: str,
-    cfg: ReplenishmentConfig = ReplenishmentConfig(),
+    cfg: ReplenishmentPolicy = ReplenishmentPolicy(),
     key_cols: tuple[str, str] = ("location_id", "sku_id"),
+    promotions_planned: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Measured error of demand over a protection period, from the recent sales history
     (`fct_daily_demand`: date, location_id, sku_id, units_sold; on_promo and is_stockout when
@@ -328,7 +261,8 @@ def measured_spread(
     sees what moves several days together: demand shocks, bulk buys, level shifts, ramps, and
     promotions the forecast does not know are coming. Windows holding a stock-out day (sales
     censored) are left out, and those holding a promotion day only when the forecast plans
-    promotions (`forecast_plans_promotions`); promotion days never enter the reference mean.
+    promotions (`promotions_planned`: the forecast took the promotion plan of landing v1.1);
+    promotion days never enter the reference mean.
     Returns (mse, n_eff) with n_eff = windows / P, the number of non-overlapping windows the
     estimate stands on (0 without history). A clean day has no promotion and no
     stock-out; the reference needs half its days clean and every day carried."""
@@ -351,7 +285,7 @@ def measured_spread(
     censored = h["is_stockout"].fillna(False).astype(bool).to_numpy() if "is_stockout" in h else np.zeros(len(h), bool)
     # `bad` days leave a window out; `dirty` days stay out of the reference mean (a promotion's lift
     # is not the base level), and a window may hold them when the forecast does not plan promotions
-    bad = censored | (promo if cfg.forecast_plans_promotions else False)
+    bad = censored | (promo if promotions_planned else False)
     h = h.assign(bad=bad.astype(float), dirty=(censored | promo).astype(float), seen=1.0)
     idx = pd.MultiIndex.from_frame(keys[list(key_cols)])
     grid = h.groupby([*key_cols, "date"])[["units_sold", "bad", "dirty", "seen"]].sum()
@@ -409,7 +343,7 @@ def lead_time_model(
     observations: pd.DataFrame | None,
     master: pd.DataFrame,
     plan_date: str,
-    cfg: ReplenishmentConfig = ReplenishmentConfig(),
+    cfg: ReplenishmentPolicy = ReplenishmentPolicy(),
 ):
     """The lead-time distribution and unit fill rate of each key (a supplier, or a DC -> store
     lane) from receipts against orders, shrunk toward the master data (module docstring).
@@ -483,7 +417,7 @@ def estimate_lead_times(
     observations: pd.DataFrame | None,
     products: pd.DataFrame,
     plan_date: str,
-    cfg: ReplenishmentConfig = ReplenishmentConfig(),
+    cfg: ReplenishmentPolicy = ReplenishmentPolicy(),
     with_pmf: bool = False,
 ):
     """Per supplier: the lead-time distribution and unit fill rate of its purchase orders
@@ -523,7 +457,7 @@ def lane_lead_times(
     keys: pd.DataFrame,
     lane_days: np.ndarray,
     plan_date: str,
-    cfg: ReplenishmentConfig = ReplenishmentConfig(),
+    cfg: ReplenishmentPolicy = ReplenishmentPolicy(),
 ):
     """The same per DC -> store lane (`store_replenishment` receipts: source = the DC), the
     master being the lane's lead time (no spread): (table, support, pmf), rows in the order of
@@ -576,7 +510,7 @@ def mixture_targets(cum: _Cumulative, support: np.ndarray, pmf: np.ndarray, revi
     return mu, np.sqrt(var), y
 
 
-def classify_items(value: np.ndarray, cv: np.ndarray, cfg: ReplenishmentConfig = ReplenishmentConfig()) -> np.ndarray:
+def classify_items(value: np.ndarray, cv: np.ndarray, cfg: ReplenishmentPolicy = ReplenishmentPolicy()) -> np.ndarray:
     """ABC x XYZ class per item: A/B/C by the cumulative share of `value` (largest first) at the
     `abc_cuts`; X/Y/Z by the coefficient of variation `cv` at the `xyz_cuts`."""
     value = np.nan_to_num(np.asarray(value, float))
@@ -594,10 +528,10 @@ def service_levels(
     item_class: np.ndarray,
     shortage_cost: np.ndarray,
     holding_per_review: np.ndarray,
-    cfg: ReplenishmentConfig = ReplenishmentConfig(),
+    cfg: ReplenishmentPolicy = ReplenishmentPolicy(),
 ) -> np.ndarray:
-    """alpha per item by `cfg.service_mode` (module docstring), inside `service_bounds`."""
-    lo, hi = cfg.service_bounds
+    """alpha per item by `cfg.service_mode` (module docstring), inside SERVICE_BOUNDS."""
+    lo, hi = SERVICE_BOUNDS
     if cfg.service_mode == "fixed":
         a = np.full(len(item_class), cfg.service_level)
         return a  # the frontier sweeps levels outside the bounds on purpose
@@ -611,12 +545,14 @@ def service_levels(
     return np.clip(a, lo, hi)
 
 
-def eoq_band(dbar: np.ndarray, order_cost: float, unit_cost: np.ndarray, cfg: ReplenishmentConfig) -> np.ndarray:
+def eoq_band(
+    dbar: np.ndarray, order_cost: float, unit_cost: np.ndarray, cfg: ReplenishmentPolicy, costs: CostPolicy
+) -> np.ndarray:
     """S - s: the economic order quantity sqrt(2 K D / H) at annual demand D = 365 dbar and
     annual holding H = unit cost x rate, at most `max_cycle_days` of demand (0 when K = 0)."""
     if order_cost <= 0:
         return np.zeros(len(dbar))
-    H = np.maximum(np.asarray(unit_cost, float) * cfg.annual_holding_rate, 1e-9)
+    H = np.maximum(np.asarray(unit_cost, float) * costs.annual_holding_rate, 1e-9)
     return np.minimum(np.sqrt(2 * order_cost * 365 * np.maximum(dbar, 0) / H), cfg.max_cycle_days * np.maximum(dbar, 0))
 
 
@@ -644,7 +580,7 @@ def _cost_levels(item_class, shortage_cost, holding_daily, band, dbar, cfg, revi
     )
 
 
-def store_review_days(store_ids: pd.Series, stores: pd.DataFrame, cfg: ReplenishmentConfig) -> np.ndarray:
+def store_review_days(store_ids: pd.Series, stores: pd.DataFrame, cfg: ReplenishmentPolicy) -> np.ndarray:
     """The review period of each store: the policy's, or 7 days for a store its DC delivers to on
     one weekday only (`delivery_weekday` on its DC -> store lane, an extra column of lanes.csv that
     `delivery_schedule` puts on the locations): an order that misses the truck waits a week, so
@@ -675,9 +611,11 @@ def store_targets(
     products: pd.DataFrame,
     locations: pd.DataFrame,
     plan_date: str,
-    cfg: ReplenishmentConfig = ReplenishmentConfig(),
+    cfg: ReplenishmentPolicy = ReplenishmentPolicy(),
     lead_time_observations: pd.DataFrame | None = None,
     history: pd.DataFrame | None = None,
+    costs: CostPolicy = CostPolicy(),
+    promotions_planned: bool = False,
 ) -> pd.DataFrame:
     """Per store x SKU in the forecast: demand over the protection period, class, service level,
     reorder point s and order-up-to S, position, costs (columns documented in docs/replenishment.md).
@@ -727,14 +665,15 @@ def store_targets(
     t["unit_price"] = t["unit_price"].fillna(pd.Series(base))
     t["case_pack"] = keys["sku_id"].map(prod["case_pack"]).fillna(1).astype(int).clip(lower=1).to_numpy()
     t["shortage_cost"] = np.maximum(t["unit_price"] - t["unit_cost"], 0) + cfg.goodwill_share * t["unit_price"]
-    t["holding_cost_daily"] = t["unit_cost"] * cfg.annual_holding_rate / 365
+    t["holding_cost_daily"] = t["unit_cost"] * costs.annual_holding_rate / 365
     mu_P = cum.at(t["protection_days"].to_numpy())
-    mse, neff = measured_spread(history, t, t["protection_days"].to_numpy(), plan_date, cfg)
+    P = t["protection_days"].to_numpy()
+    mse, neff = measured_spread(history, t, P, plan_date, cfg, promotions_planned=promotions_planned)
     cum.var_scale = _widening(mse, neff, cum.at(t["protection_days"].to_numpy(), "var"))
     t["measured_error_sd"], t["error_widening"] = np.sqrt(mse), cum.var_scale
     t["mu_daily"] = mu_P / t["protection_days"]
     t["item_class"] = classify_items(t["mu_daily"] * t["unit_price"], t["cv_daily"], cfg)
-    band = eoq_band(t["mu_daily"].to_numpy(), cfg.store_order_cost, t["unit_cost"].to_numpy(), cfg)
+    band = eoq_band(t["mu_daily"].to_numpy(), cfg.store_order_cost, t["unit_cost"].to_numpy(), cfg, costs)
     t["order_cycle_days"] = order_cycle_days(band, t["mu_daily"].to_numpy(), R)
     t["service_level"] = _cost_levels(
         t["item_class"].to_numpy(),
@@ -877,7 +816,7 @@ def _unmet(
     )
 
 
-def _store_orders(t: pd.DataFrame, positions: pd.DataFrame, locations: pd.DataFrame, cfg: ReplenishmentConfig):
+def _store_orders(t: pd.DataFrame, positions: pd.DataFrame, locations: pd.DataFrame, cfg: ReplenishmentPolicy):
     ip, pack, f = t["inventory_position"].to_numpy(), t["case_pack"].to_numpy(), t["fill_rate"].to_numpy(float)
     # an order delivers f x its units on average: the gap to S is ordered at 1 / f
     requested = np.where(
@@ -943,15 +882,32 @@ def plan_replenishment(
     products: pd.DataFrame,
     locations: pd.DataFrame,
     plan_date: str,
-    cfg: ReplenishmentConfig = ReplenishmentConfig(),
+    cfg: ReplenishmentPolicy = ReplenishmentPolicy(),
     lead_time_observations: pd.DataFrame | None = None,
     history: pd.DataFrame | None = None,
+    costs: CostPolicy = CostPolicy(),
+    promotions_planned: bool = False,
 ) -> ReplenishmentPlan:
-    """Store replenishments (DC -> store) and purchase orders (supplier -> DC) for plan_date + 1."""
+    """Store replenishments (DC -> store) and purchase orders (supplier -> DC) for plan_date + 1.
+    `cfg` is the policy file's replenishment section, `costs` its costs (the holding rate);
+    `promotions_planned`: the forecast took the promotion plan (landing v1.1), so announced
+    promotions are not surprises the measured protection error must cover."""
     effective = pd.Timestamp(plan_date) + pd.Timedelta(days=1)
     prod = products.set_index("sku_id")
     pos = positions.set_index(["location_id", "sku_id"])[["on_hand", "on_order"]]
-    t = store_targets(forecast, prices, positions, products, locations, plan_date, cfg, lead_time_observations, history)
+    t = store_targets(
+        forecast,
+        prices,
+        positions,
+        products,
+        locations,
+        plan_date,
+        cfg,
+        lead_time_observations,
+        history,
+        costs,
+        promotions_planned,
+    )
     lt, lt_support, lt_pmf = estimate_lead_times(lead_time_observations, products, plan_date, cfg, with_pmf=True)
 
     # ---- stores: (s, S), capacity, then the DC's allocation --------------------------------------
@@ -1025,8 +981,10 @@ def plan_replenishment(
         (lt_support, lt_pmf),
         effective,
         cfg,
+        costs,
         history,
         plan_date,
+        promotions_planned,
     )
     unmet += po_unmet
     arrival = pd.concat(
@@ -1066,7 +1024,12 @@ def delay_loss_probability(t: pd.DataFrame, delay_days: np.ndarray) -> np.ndarra
 
 
 def _dc_service(
-    t: pd.DataFrame, didx: pd.MultiIndex, delay_days: np.ndarray, cost: np.ndarray, cfg: ReplenishmentConfig
+    t: pd.DataFrame,
+    didx: pd.MultiIndex,
+    delay_days: np.ndarray,
+    cost: np.ndarray,
+    cfg: ReplenishmentPolicy,
+    costs: CostPolicy,
 ):
     """The DC's shortage cost b, service level and class per (dc_id, sku_id) of `didx`.
 
@@ -1098,7 +1061,7 @@ def _dc_service(
     if cfg.service_mode != "cost_optimal":
         return b, sc["alpha"].fillna(cfg.service_level).to_numpy(float), cls
     induced = (sc["bpw"] / sc["w"]).fillna(0).to_numpy(float)
-    alpha = service_levels(cls, induced, cost * cfg.annual_holding_rate / 365 * cfg.review_period_days, cfg)
+    alpha = service_levels(cls, induced, cost * costs.annual_holding_rate / 365 * cfg.review_period_days, cfg)
     return induced, alpha, cls
 
 
@@ -1115,8 +1078,10 @@ def _purchase_orders(
     lt_dist,
     effective,
     cfg,
+    costs,
     history=None,
     plan_date=None,
+    promotions_planned=False,
 ):
     R = cfg.review_period_days
     stores = locations[locations["location_type"] == "store"].set_index("location_id")
@@ -1150,12 +1115,14 @@ def _purchase_orders(
     dbar = cum.at(P) / P
     if history is not None and len(history):  # the measured error of the DC's pooled demand
         h = history.assign(dc_id=history["location_id"].map(stores["supplying_dc_id"]))
-        mse, neff = measured_spread(h[h["dc_id"].notna()], keys, P, plan_date, cfg, key_cols=("dc_id", "sku_id"))
+        mse, neff = measured_spread(
+            h[h["dc_id"].notna()], keys, P, plan_date, cfg, ("dc_id", "sku_id"), promotions_planned
+        )
         cum.var_scale = _widening(mse, neff, cum.at(P, "var"))
     cost = keys["sku_id"].map(prod["unit_cost"]).astype(float).fillna(0).to_numpy()
     didx = pd.MultiIndex.from_frame(keys)
-    b, alpha, cls = _dc_service(t, didx, R + Ls, cost, cfg)
-    band = eoq_band(dbar, cfg.po_order_cost, cost, cfg)
+    b, alpha, cls = _dc_service(t, didx, R + Ls, cost, cfg, costs)
+    band = eoq_band(dbar, cfg.po_order_cost, cost, cfg, costs)
     # protection over the supplier's learned lead-time distribution (its late tail included) + R
     mu, sigma, s = mixture_targets(cum, support, pmf, R, alpha)
     ss, S = s - mu, s + band
@@ -1191,9 +1158,9 @@ def _purchase_orders(
     room_d = capacity_room(pos.reset_index(), locations, dc_sales).reindex(dc_ids).fillna(np.inf).to_numpy(float)
     row = np.searchsorted(dc_ids, keys["dc_id"].to_numpy())
     row = np.where(np.isfinite(room_d)[row], row, -1)
-    budget_row = np.full(len(keys), len(dc_ids) if cfg.budget is not None else -1)
-    room = np.r_[room_d, [cfg.budget] if cfg.budget is not None else []]
-    if (row >= 0).any() or cfg.budget is not None:
+    budget_row = np.full(len(keys), len(dc_ids) if cfg.daily_budget is not None else -1)
+    room = np.r_[room_d, [cfg.daily_budget] if cfg.daily_budget is not None else []]
+    if (row >= 0).any() or cfg.daily_budget is not None:
         units, cut = _limit_choice(
             requested, pack, mu, sigma, ip, b, [row, budget_row], [np.ones(len(keys)), cost], room, moq, cfg, fill=f
         )
@@ -1217,7 +1184,8 @@ def _purchase_orders(
                         over_cap[cut],
                         "DC capacity: the DC has no room for every order; space went to "
                         "the orders that avoid the most expected lost-sale cost",
-                        f"daily purchase budget {cfg.budget}: spent where it avoids the most expected lost-sale cost",
+                        f"daily purchase budget {cfg.daily_budget}: spent where it avoids the most expected "
+                        "lost-sale cost",
                     ),
                 )
             )
@@ -1268,7 +1236,7 @@ def _purchase_orders(
             "item_class": cls,
             "expected_shortage_units": es,
             "expected_service": cycle_service(mu, sigma, y),
-            "expected_cost": cost * cfg.annual_holding_rate / 365 * R * expected_leftover(mu, sigma, y)
+            "expected_cost": cost * costs.annual_holding_rate / 365 * R * expected_leftover(mu, sigma, y)
             + b * es
             + cfg.po_order_cost * (units > 0),
             "binding_constraint": binding,
@@ -1355,7 +1323,7 @@ def order_violations(
     products: pd.DataFrame,
     locations: pd.DataFrame,
     positions: pd.DataFrame,
-    cfg: ReplenishmentConfig = ReplenishmentConfig(),
+    cfg: ReplenishmentPolicy = ReplenishmentPolicy(),
     arrival_sales: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Every order rule re-derived from the output, independently of the planner: one row per
@@ -1408,11 +1376,11 @@ def order_violations(
         "capacity",
         "orders exceed the location's capacity_units left when they arrive (capacity_room)",
     )
-    if cfg.budget is not None:
+    if cfg.daily_budget is not None:
         add(
-            po & (o.loc[po, "order_value"].sum() > cfg.budget + 1e-6 if po.any() else False),
+            po & (o.loc[po, "order_value"].sum() > cfg.daily_budget + 1e-6 if po.any() else False),
             "budget",
-            f"purchase orders worth more than the daily budget {cfg.budget}",
+            f"purchase orders worth more than the daily budget {cfg.daily_budget}",
         )
     if po.any():
         val = o[po].groupby(["source_id", "location_id"])["order_value"].transform("sum")

@@ -2,11 +2,13 @@
 
 A decision stage is three steps over typed values:
 
-    inputs  = stage.read(source, plan_date)       # what it needs, from a `core.sources.Source`
-    outputs = stage.run(inputs, plan_date, cfg)   # the decision maths (core modules)
-    broken  = stage.check(inputs, outputs, cfg)   # its rules re-derived from the output
+    inputs  = stage.read(source, plan_date)          # what it needs, from a `core.sources.Source`
+    outputs = stage.run(inputs, plan_date, policy)   # the decision maths (core modules)
+    broken  = stage.check(inputs, outputs, policy)   # its rules re-derived from the output
 
-`cfg` is the stage's section of the policy file (`stage.config(policy)`). The forecast stage
+`policy` is the validated policy file (`core.policy.Policy`): each stage hands the core its own
+section (`policy.pricing`, `policy.replenishment`, `policy.rebalancing`) and the shared
+`policy.costs`; there is no second copy of a setting. The forecast stage
 reads and runs the same way and adds `serve`, the promotion gate between the policy's
 configuration and the registry's champion; its output laws are the pandera contract's. The
 asset of a stage (`defs/<stage>.py`) reads through `WarehouseSource`, runs, writes
@@ -24,30 +26,15 @@ through the warehouse.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import pandas as pd
 
-from .forecasting import ForecastConfig, ForecastResult, forecast_config, run_forecast
-from .policy import RebalancingPolicy
-from .pricing import (
-    PRICING_HISTORY_DAYS,
-    PricingConfig,
-    guardrail_violations,
-    pricing_config,
-    recommend_prices,
-    with_lifecycle,
-)
+from .forecasting import ForecastResult, ForecastSettings, run_forecast
+from .policy import Policy
+from .pricing import PRICING_HISTORY_DAYS, guardrail_violations, recommend_prices, with_lifecycle
 from .rebalancing import TransferPlan, plan_transfers, transfer_violations
-from .replenishment import (
-    ReplenishmentConfig,
-    ReplenishmentPlan,
-    delivery_schedule,
-    order_violations,
-    plan_replenishment,
-    replenishment_config,
-)
+from .replenishment import ReplenishmentPlan, delivery_schedule, order_violations, plan_replenishment
 from .sources import BOOK_COLUMNS, FORECAST_HISTORY_COLUMNS, PriceBook, Source
 
 
@@ -92,10 +79,11 @@ class ServedForecast:
 class ForecastStage:
     name = "demand_forecast"
 
-    def config(self, policy) -> ForecastConfig:
-        return forecast_config(policy)
+    def config(self, policy: Policy, **where) -> ForecastSettings:
+        """The policy's forecast section, run where `where` says (the engine settings)."""
+        return ForecastSettings.of(policy.forecast, **where)
 
-    def read(self, source: Source, plan_date: str, cfg: ForecastConfig) -> ForecastInputs:
+    def read(self, source: Source, plan_date: str, cfg: ForecastSettings) -> ForecastInputs:
         return ForecastInputs(
             history=source.history(plan_date, cfg.history_days_read, FORECAST_HISTORY_COLUMNS),
             categories=source.products().set_index("sku_id")["category"],
@@ -104,7 +92,12 @@ class ForecastStage:
         )
 
     def run(
-        self, inputs: ForecastInputs, plan_date: str, cfg: ForecastConfig, selection: dict | None = None, progress=None
+        self,
+        inputs: ForecastInputs,
+        plan_date: str,
+        cfg: ForecastSettings,
+        selection: dict | None = None,
+        progress=None,
     ) -> ForecastResult:
         """`selection` fixes the model per class (a champion's, or the twin's between reselections)."""
         return run_forecast(
@@ -149,9 +142,6 @@ class PricingInputs:
 class PricingStage:
     name = "price_recommendations"
 
-    def config(self, policy) -> PricingConfig:
-        return pricing_config(policy)
-
     def read(self, source: Source, plan_date: str) -> PricingInputs:
         history = source.history(plan_date, PRICING_HISTORY_DAYS)
         return PricingInputs(
@@ -164,25 +154,26 @@ class PricingStage:
             forecast_date=source.forecast_date(plan_date),
         )
 
-    def run(self, inputs: PricingInputs, plan_date: str, cfg: PricingConfig) -> pd.DataFrame:
+    def run(self, inputs: PricingInputs, plan_date: str, policy: Policy) -> pd.DataFrame:
         return recommend_prices(
             inputs.forecast,
             inputs.history,
             inputs.products,
             plan_date,
-            cfg,
+            policy.pricing,
             positions=inputs.positions,
             locations=inputs.locations,
             book=inputs.book.book[BOOK_COLUMNS],
             forecast_date=inputs.forecast_date,
+            costs=policy.costs,
         )
 
     def tables(self, recommendations: pd.DataFrame) -> dict[str, pd.DataFrame]:
         return {"price_recommendations": recommendations}
 
-    def check(self, inputs: PricingInputs, recommendations: pd.DataFrame, cfg: PricingConfig) -> pd.DataFrame:
+    def check(self, inputs: PricingInputs, recommendations: pd.DataFrame, policy: Policy) -> pd.DataFrame:
         """Every recommendation outside a guardrail (one row per violation)."""
-        return guardrail_violations(recommendations, cfg)
+        return guardrail_violations(recommendations, policy.pricing)
 
 
 # ---- replenishment ------------------------------------------------------------------------------
@@ -203,9 +194,6 @@ class ReplenishmentInputs:
 class ReplenishmentStage:
     name = "replenishment_orders"
 
-    def config(self, policy, service_level: float | None = None) -> ReplenishmentConfig:
-        return replenishment_config(policy, service_level)
-
     def read(self, source: Source, plan_date: str) -> ReplenishmentInputs:
         return ReplenishmentInputs(
             forecast=source.table("demand_forecast", plan_date),
@@ -219,11 +207,7 @@ class ReplenishmentStage:
             promotions_planned=source.promotions_planned(plan_date),
         )
 
-    def _cfg(self, inputs: ReplenishmentInputs, cfg: ReplenishmentConfig) -> ReplenishmentConfig:
-        # announced promotions are planned by the forecast, not surprises the protection error covers
-        return dataclasses.replace(cfg, forecast_plans_promotions=inputs.promotions_planned)
-
-    def run(self, inputs: ReplenishmentInputs, plan_date: str, cfg: ReplenishmentConfig) -> ReplenishmentPlan:
+    def run(self, inputs: ReplenishmentInputs, plan_date: str, policy: Policy) -> ReplenishmentPlan:
         return plan_replenishment(
             inputs.forecast,
             inputs.prices,
@@ -231,9 +215,12 @@ class ReplenishmentStage:
             inputs.products,
             inputs.locations,
             plan_date,
-            self._cfg(inputs, cfg),
+            policy.replenishment,
             lead_time_observations=inputs.lead_times,
             history=inputs.history,
+            costs=policy.costs,
+            # announced promotions are planned by the forecast, not surprises the protection covers
+            promotions_planned=inputs.promotions_planned,
         )
 
     def tables(self, plan: ReplenishmentPlan) -> dict[str, pd.DataFrame]:
@@ -243,10 +230,10 @@ class ReplenishmentStage:
             "replenishment_unmet": plan.unmet,  # what a limit kept from being ordered, and why
         }
 
-    def check(self, inputs: ReplenishmentInputs, plan: ReplenishmentPlan, cfg: ReplenishmentConfig) -> pd.DataFrame:
+    def check(self, inputs: ReplenishmentInputs, plan: ReplenishmentPlan, policy: Policy) -> pd.DataFrame:
         """Every order line breaking an order rule (packs, MOQ, DC stock, capacity, budget, minimum)."""
         return order_violations(
-            plan.orders, inputs.products, inputs.locations, inputs.positions, self._cfg(inputs, cfg), plan.arrival_sales
+            plan.orders, inputs.products, inputs.locations, inputs.positions, policy.replenishment, plan.arrival_sales
         )
 
 
@@ -264,9 +251,6 @@ class RebalancingInputs:
 class RebalancingStage:
     name = "rebalancing_transfers"
 
-    def config(self, policy) -> RebalancingPolicy:
-        return policy.rebalancing
-
     def read(self, source: Source, plan_date: str) -> RebalancingInputs:
         return RebalancingInputs(
             targets=source.table("replenishment_targets", plan_date),
@@ -275,15 +259,19 @@ class RebalancingStage:
             locations=source.locations(),
         )
 
-    def run(self, inputs: RebalancingInputs, plan_date: str, cfg: RebalancingPolicy) -> TransferPlan:
-        return plan_transfers(inputs.targets, inputs.lanes, inputs.locations, plan_date, cfg, orders=inputs.orders)
+    def run(self, inputs: RebalancingInputs, plan_date: str, policy: Policy) -> TransferPlan:
+        return plan_transfers(
+            inputs.targets, inputs.lanes, inputs.locations, plan_date, policy.rebalancing, orders=inputs.orders
+        )
 
     def tables(self, plan: TransferPlan) -> dict[str, pd.DataFrame]:
         return {"rebalancing_transfers": plan.transfers}
 
-    def check(self, inputs: RebalancingInputs, plan: TransferPlan, cfg: RebalancingPolicy) -> pd.DataFrame:
+    def check(self, inputs: RebalancingInputs, plan: TransferPlan, policy: Policy) -> pd.DataFrame:
         """Every transfer breaking a transfer rule (lanes, minimum units, donor need, both ways)."""
-        return transfer_violations(plan.transfers, inputs.targets, inputs.lanes, cfg, orders=inputs.orders)
+        return transfer_violations(
+            plan.transfers, inputs.targets, inputs.lanes, policy.rebalancing, orders=inputs.orders
+        )
 
 
 FORECAST = ForecastStage()
@@ -319,32 +307,18 @@ class DecisionPlan:
     tables: dict[str, pd.DataFrame]
 
 
-def plan_decisions(
-    source: Source,
-    plan_date: str,
-    policy,
-    *,
-    service_level: float | None = None,
-    pricing: PricingConfig | None = None,
-) -> DecisionPlan:
+def plan_decisions(source: Source, plan_date: str, policy: Policy) -> DecisionPlan:
     """Prices, orders and transfers for `plan_date`: the decision stages in the asset graph's
-    order, each reading through `source` and the earlier stages' outputs. `pricing` replaces the
-    policy file's pricing section (the twin switches pricing off for its static-price run);
-    `service_level` fixes replenishment's service level (the twin's frontier)."""
-    configs = {
-        PRICING.name: PRICING.config(policy) if pricing is None else pricing,
-        REPLENISHMENT.name: REPLENISHMENT.config(policy, service_level),
-        REBALANCING.name: REBALANCING.config(policy),
-    }
+    order, each reading through `source` and the earlier stages' outputs. The twin's variants
+    (pricing off, a fixed service level) are policies changed by `Policy.with_changes`."""
     chained = Chained(source, {})
     plan = DecisionPlan({}, {}, {}, {})
     for stage in DECISION_STAGES:
-        cfg = configs[stage.name]
         inputs = stage.read(chained, plan_date)
-        outputs = stage.run(inputs, plan_date, cfg)
+        outputs = stage.run(inputs, plan_date, policy)
         tables = stage.tables(outputs)
         chained.outputs.update(tables)
         plan.inputs[stage.name], plan.outputs[stage.name] = inputs, outputs
-        plan.violations[stage.name] = stage.check(inputs, outputs, cfg)
+        plan.violations[stage.name] = stage.check(inputs, outputs, policy)
         plan.tables.update(tables)
     return plan

@@ -81,7 +81,7 @@ with _warnings.catch_warnings():
     class DemandForecaster(_Base):
         """MLflow pyfunc: reproduces the forecast from the logged configuration.
 
-        model_config = {"forecast_config": ForecastConfig.to_dict()} (optionally "selection": {class: model}
+        model_config = {"forecast_config": ForecastSettings.to_dict()} (optionally "selection": {class: model}
         to skip the model choice).
         predict(model_input, params): `model_input` is the history (location_id, sku_id, date,
         units_sold, is_stockout, on_promo and optionally category); params `plan_date` (YYYY-MM-DD)
@@ -96,9 +96,9 @@ with _warnings.catch_warnings():
 
             import pandas as pd
 
-            from .forecasting import ForecastConfig, forecast_demand
+            from .forecasting import ForecastSettings, forecast_demand
 
-            cfg = ForecastConfig.from_dict(self.config["forecast_config"])
+            cfg = ForecastSettings.from_dict(self.config["forecast_config"])
             params = params or {}
             hist = model_input.copy()
             hist["date"] = pd.to_datetime(hist["date"])

@@ -14,7 +14,7 @@ import dagster as dg
 import pandas as pd
 
 from ..contracts.outputs import DemandForecast
-from ..core.forecasting import ForecastConfig, drift_statistics, forecast_config
+from ..core.forecasting import ForecastSettings, drift_statistics
 from ..core.plots import plot_cv, plot_forecasts
 from ..core.sources import FORECAST_HISTORY_COLUMNS, WarehouseSource
 from ..core.stages import FORECAST, ServedForecast
@@ -40,9 +40,9 @@ SAME_WINDOW = (
 )
 
 
-def _champion_config(champ: dict, cfg: ForecastConfig) -> ForecastConfig:
+def _champion_config(champ: dict, cfg: ForecastSettings) -> ForecastSettings:
     """The registry champion's configuration with the candidate's CV window and engine settings."""
-    return ForecastConfig.from_dict({**champ["config"], **{k: getattr(cfg, k) for k in SAME_WINDOW}})
+    return ForecastSettings.from_dict({**champ["config"], **{k: getattr(cfg, k) for k in SAME_WINDOW}}, base=cfg)
 
 
 def _drift(wh, d: str, pol) -> dg.AssetCheckResult:
@@ -124,9 +124,7 @@ def demand_forecast(
 ):
     d = context.partition_key
     pol = policy.load()
-    cfg = dataclasses.replace(
-        forecast_config(pol), engine=forecast_engine.engine, dask_scheduler=forecast_engine.dask_scheduler
-    )
+    cfg = FORECAST.config(pol, engine=forecast_engine.engine, dask_scheduler=forecast_engine.dask_scheduler)
     wh = warehouse.get()
     inputs = FORECAST.read(WarehouseSource(wh), d, cfg)
     hist = inputs.history
@@ -163,7 +161,7 @@ def demand_forecast(
     )
 
 
-def _serve(context, cand, inputs, d: str, cfg: ForecastConfig, pol, mlflow: MlflowResource) -> ServedForecast:
+def _serve(context, cand, inputs, d: str, cfg: ForecastSettings, pol, mlflow: MlflowResource) -> ServedForecast:
     """The promotion gate against the registry's champion, cross-validated on the same window when
     it is a different configuration."""
     champ = registry_version(mlflow.tracking_uri, "champion")
@@ -178,7 +176,7 @@ def _serve(context, cand, inputs, d: str, cfg: ForecastConfig, pol, mlflow: Mlfl
     return dataclasses.replace(served, champion_version=champ["version"] if champ else None)
 
 
-def _log_run(context, served: ServedForecast, inputs, d: str, cfg: ForecastConfig, pol, mlflow, wh):
+def _log_run(context, served: ServedForecast, inputs, d: str, cfg: ForecastSettings, pol, mlflow, wh):
     """One MLflow run per materialisation (reused when the partition re-runs on the same data):
     parameters, CV metrics, the forecast and CV plots and the CV table as artifacts."""
     serving, hist = served.serving, inputs.history
@@ -224,7 +222,7 @@ def _log_run(context, served: ServedForecast, inputs, d: str, cfg: ForecastConfi
     return run_id, artifacts
 
 
-def _register(served: ServedForecast, inputs, run_id: str, cfg: ForecastConfig, mlflow) -> tuple[str, str]:
+def _register(served: ServedForecast, inputs, run_id: str, cfg: ForecastSettings, mlflow) -> tuple[str, str]:
     """Register the candidate (once per configuration) and move the aliases: `champion` when the
     gate promoted it, `challenger` otherwise. Returns the serving version's name and the
     candidate's registry version."""

@@ -42,7 +42,6 @@ from .resources import PolicyResource, WarehouseResource
 def price_recommendations(context: dg.AssetExecutionContext, warehouse: WarehouseResource, policy: PolicyResource):
     d = context.partition_key
     pol = policy.load()
-    cfg = PRICING.config(pol)
     # the prices this pipeline already sent to the ERP (earlier partitions of the decision log;
     # all of them: a slow mover's last price may be older than the history window), reconciled
     # with the regular prices observed on the shelf: where the ERP did not apply an exported change
@@ -53,7 +52,7 @@ def price_recommendations(context: dg.AssetExecutionContext, warehouse: Warehous
         f"pricing {d}: {len(inputs.history):,} history rows of {PRICING_HISTORY_DAYS} days, {len(book.book):,} prices "
         f"in the book ({len(book.disagreements)} corrected to the shelf), guardrails {pol.tag}"
     )
-    recs = PRICING.run(inputs, d, cfg)
+    recs = PRICING.run(inputs, d, pol)
     write_tables(warehouse.get(), PRICING.tables(recs), d)
     fc = inputs.forecast
     unpriced = len(fc[["location_id", "sku_id"]].drop_duplicates()) - len(recs)
@@ -62,7 +61,7 @@ def price_recommendations(context: dg.AssetExecutionContext, warehouse: Warehous
             f"{unpriced} store x SKU(s) in the forecast have no price (no sale, no base price): not priced"
         )
     changed = price_changed(recs["recommended_price"], recs["current_price"])
-    violations = PRICING.check(inputs, recs, cfg)
+    violations = PRICING.check(inputs, recs, pol)
     margin_now, margin_new = (
         float(recs["expected_margin_current"].sum()),
         float(recs["expected_margin_recommended"].sum()),

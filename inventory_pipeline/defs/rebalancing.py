@@ -55,16 +55,15 @@ def rebalancing_transfers(context: dg.AssetExecutionContext, warehouse: Warehous
     d = context.partition_key
     wh = warehouse.get()
     pol = policy.load()
-    cfg = REBALANCING.config(pol)
     inputs = REBALANCING.read(WarehouseSource(wh, pol.reconciliation), d)
-    plan = REBALANCING.run(inputs, d, cfg)
+    plan = REBALANCING.run(inputs, d, pol)
     transfers, summary = plan.transfers, plan.summary
     write_tables(wh, REBALANCING.tables(plan), d)
     if summary.get("status") == "solver_failed":
         context.log.warning(f"rebalancing_transfers {d}: {summary.get('reason')}")
     else:
         context.log.info(f"rebalancing_transfers {d}: {summary.get('status')} {summary.get('reason', '')}".rstrip())
-    violations = REBALANCING.check(inputs, plan, cfg)
+    violations = REBALANCING.check(inputs, plan, pol)
     rules = violations_check("transfer_rules", violations, "rule", "transfer rule violation(s)", pol.tag)
     keys = [
         "status",

@@ -67,12 +67,11 @@ def replenishment_orders(context: dg.AssetExecutionContext, warehouse: Warehouse
     d = context.partition_key
     wh = warehouse.get()
     pol = policy.load()
-    cfg = REPLENISHMENT.config(pol)
     inputs = REPLENISHMENT.read(WarehouseSource(wh, pol.reconciliation), d)
-    plan = REPLENISHMENT.run(inputs, d, cfg)
+    plan = REPLENISHMENT.run(inputs, d, pol)
     write_tables(wh, REPLENISHMENT.tables(plan), d)
     orders = plan.orders
-    violations = REPLENISHMENT.check(inputs, plan, cfg)
+    violations = REPLENISHMENT.check(inputs, plan, pol)
     by_type = orders.groupby("decision_type").agg(
         lines=("units", "size"), units=("units", "sum"), value=("order_value", "sum")
     )

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -251,16 +251,19 @@ def backtest(
     frame, "breakdown": frame, "coverage": frame (the pipeline's 80% and 95% intervals), "meta":
     dict, "points": frame of the last window's forecasts}."""
     from ..config import settings
-    from ..core.forecasting import forecast_config, run_forecast
+    from ..core.forecasting import ForecastSettings, run_forecast
     from ..core.policy import load_policy
 
     say = progress or (lambda m: None)
     t0 = time.perf_counter()
     panel = m5_panel(stores, items, seed)
     pol = load_policy(policy_path or settings().policy_path)
-    fcfg = replace(forecast_config(pol), horizon_days=horizon, n_jobs=n_jobs)
-    runs = {"pipeline": fcfg, **{FAMILY_METHODS[f]: replace(fcfg, family=f) for f in families if f != fcfg.family}}
-    runs.update({name: replace(fcfg, **kw) for name, kw in (variants or {}).items()})
+    fcfg = ForecastSettings.of(pol.forecast, n_jobs=n_jobs).model_copy(update=dict(horizon_days=horizon))
+    runs = {
+        "pipeline": fcfg,
+        **{FAMILY_METHODS[f]: fcfg.model_copy(update=dict(family=f)) for f in families if f != fcfg.family},
+    }
+    runs.update({name: fcfg.model_copy(update=kw) for name, kw in (variants or {}).items()})
     methods = (*runs, *BASELINES)
     categories = panel.keys.drop_duplicates("item_id").set_index("item_id")["cat_id"]
     calendar = m5_calendar()

@@ -110,10 +110,11 @@ def to_history(d: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def elasticities(d: pd.DataFrame, cfg=None) -> pd.DataFrame:
     """estimate_elasticities on the rows of `d`, one row per brand."""
-    from ..core.pricing import PricingConfig, estimate_elasticities
+    from ..core.policy import PricingPolicy
+    from ..core.pricing import estimate_elasticities
 
     hist, products = to_history(d)
-    e = estimate_elasticities(hist, products, cfg or PricingConfig())
+    e = estimate_elasticities(hist, products, cfg or PricingPolicy())
     e["brand"] = e["sku_id"].str[2:].astype(int)
     e["brand_name"] = e["brand"].map(BRANDS)
     e["lo95"], e["hi95"] = e["elasticity"] - 1.96 * e["se"], e["elasticity"] + 1.96 * e["se"]

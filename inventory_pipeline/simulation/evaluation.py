@@ -40,7 +40,6 @@ import pandas as pd
 
 from ..core.kpis import ORDER_STABILITY_KPIS, abc_classes, relative_change, twin_kpis
 from ..core.policy import load_policy
-from ..core.pricing import pricing_config
 from .engine import FORECAST_HORIZONS, SimulationResult, simulate
 from .floor import FloorRecorder
 from .network import Network, NetworkConfig, build_network
@@ -275,7 +274,7 @@ def run_spec(spec: RunSpec, network: Network | None = None) -> dict:
         "inventory_floor": None if floor is None else floor.daily_value(net.unit_cost),
         "forecasts_made": getattr(main, "forecasts_made", None),
         # pipeline runs: pricing as run, and the recommendations outside a guardrail (None: baseline)
-        "pricing_enabled": main.pricing.enabled if spec.policy == "pipeline" else None,
+        "pricing_enabled": main.policy.pricing.enabled if spec.policy == "pipeline" else None,
         "guardrail_violations": getattr(main, "guardrail_violations", None),
         "guardrail_violations_by": dict(getattr(main, "guardrail_violations_by", {})),
         "price_changes_recommended": getattr(main, "price_changes_recommended", None),
@@ -325,7 +324,7 @@ def evaluate(
                 "new price; run it with --no-pricing"
             )
         ecfg = replace(ecfg, pricing_enabled=False, scenarios=False)
-    pricing_on = pricing_config(pol).enabled if ecfg.pricing_enabled is None else bool(ecfg.pricing_enabled)
+    pricing_on = pol.pricing.enabled if ecfg.pricing_enabled is None else bool(ecfg.pricing_enabled)
     base = dict(
         network=cfg,
         policy_path=str(policy_path),

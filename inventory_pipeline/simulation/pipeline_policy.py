@@ -29,16 +29,14 @@ same pipeline with pricing off). A day on which the pricing problem is infeasibl
 
 from __future__ import annotations
 
-import dataclasses
 from collections import Counter
 
 import numpy as np
 import pandas as pd
 
 from ..core.decisions import propose, route
-from ..core.forecasting import forecast_config
 from ..core.policy import Policy as DecisionPolicy
-from ..core.pricing import PricingInfeasible, price_book, price_changed, pricing_config
+from ..core.pricing import PricingInfeasible, price_book, price_changed
 from ..core.sources import PriceBook
 from ..core.stages import FORECAST, PRICING, REBALANCING, REPLENISHMENT, plan_decisions
 from .engine import KIND_STORE, KIND_SUPPLIER, KIND_TRANSFER
@@ -315,17 +313,19 @@ class PipelinePolicy:
     ) -> None:
         if cadence_days < 1:
             raise ValueError(f"cadence_days must be >= 1, got {cadence_days}")
+        # the policy file, with pricing switched on or off by `pricing_enabled` and replenishment at
+        # one fixed `service_level` (the frontier) when given
+        if pricing_enabled is not None:
+            policy = policy.with_changes("pricing", enabled=bool(pricing_enabled))
+        if service_level is not None:
+            policy = policy.with_changes("replenishment", service_mode="fixed", service_level=float(service_level))
         self.policy, self.service_level, self.cadence = policy, service_level, cadence_days
         # model selection (the CV over every candidate) runs on every `reselect_every`-th forecast;
         # in between the selected models are refit (and their intervals recalibrated) as in a
         # production week where the champion configuration serves
         self.reselect_every = max(1, reselect_every)
         self._selection: dict | None = None
-        self.fcfg = forecast_config(policy)
-        # pricing as the policy file says, unless `pricing_enabled` switches it on or off
-        self.pricing = pricing_config(policy)
-        if pricing_enabled is not None:
-            self.pricing = dataclasses.replace(self.pricing, enabled=bool(pricing_enabled))
+        self.fcfg = FORECAST.config(policy)
         self.guardrail_violations = 0  # recommendations outside a guardrail, summed over decision days
         self.guardrail_violations_by: Counter = Counter()  # ... by guardrail
         self.price_changes_recommended = 0  # store x SKU price changes recommended, summed over days
@@ -383,14 +383,11 @@ class PipelinePolicy:
         if obs.t - self.forecast_t >= self.cadence:
             self._reforecast(source, plan_date)
         try:
-            plan = plan_decisions(
-                source, plan_date, self.policy, service_level=self.service_level, pricing=self.pricing
-            )
+            plan = plan_decisions(source, plan_date, self.policy)
         except PricingInfeasible as e:  # the asset would fail this day: the twin holds prices and counts it
             self.pricing_infeasible_days += 1
             self.last_pricing_error = f"{plan_date}: {e}"
-            held = dataclasses.replace(self.pricing, enabled=False)
-            plan = plan_decisions(source, plan_date, self.policy, service_level=self.service_level, pricing=held)
+            plan = plan_decisions(source, plan_date, self.policy.with_changes("pricing", enabled=False))
         self.last_plan = plan.tables
         self._count(plan, plan_date)
         return self._to_orders(obs, source.table("demand_forecast", plan_date), plan.tables)

@@ -36,7 +36,6 @@ import numpy as np
 import pandas as pd
 
 from ..core.policy import load_policy
-from ..core.pricing import pricing_config
 from .evaluation import STATIC_PRICES, TAKEOVERS, RunSpec, jsonable, margin_by_reason, run_kpis, run_spec
 from .network import NetworkConfig
 from .regimes import WORLDS, world_config
@@ -438,7 +437,7 @@ def run_suite(
     say = progress or (lambda m: None)
     policy_path = scfg.policy_path or str(settings().policy_path)
     pol = load_policy(policy_path)
-    pricing_on = pricing_config(pol).enabled
+    pricing_on = pol.pricing.enabled
     specs = suite_specs(scfg, policy_path, pricing_on)
     cells = len(scfg.worlds) * len(scfg.sizes) * len(scfg.seeds)
     say(
