@@ -48,20 +48,14 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from inventory_pipeline.config import PROJECT_DIR
+from inventory_pipeline.core.stages import PLAN_ASSETS
 
 RESULTS_SCHEMA = 1
 # history starts here so 730 days end (2026-10-31) before today: Dagster's daily partitions only
 # offer days up to yesterday
 START_DATE = "2024-11-01"
 DAILY_ASSETS = ["raw_pos_sales", "raw_inventory", "raw_receipts", "raw_open_orders", "raw_planner_decisions"]
-DECISION_ASSETS = [
-    "demand_forecast",
-    "price_recommendations",
-    "replenishment_orders",
-    "rebalancing_transfers",
-    "decision_log",
-    "erp_outbox",
-]
+DECISION_ASSETS = list(PLAN_ASSETS)
 PACKAGES = [
     "dagster",
     "dagster-dbt",

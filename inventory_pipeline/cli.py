@@ -301,31 +301,17 @@ def _demo(args: argparse.Namespace) -> int:
 def _demo_m5(args: argparse.Namespace) -> int:
     """The demo on real Walmart M5 data, in its own home (landing zone, warehouse, outbox, MLflow
     and Dagster instance under --home), so it never mixes with the simulated demo's."""
-    import os
     import shutil
     import time
     from pathlib import Path
 
-    from .config import PROJECT_DIR
+    from .config import use_home
     from .realdata.m5 import M5Config, import_m5, m5_date
 
     t0 = time.perf_counter()
     home = Path(args.home).resolve()
     cfg = M5Config(stores=tuple(args.stores), last_day=args.last_day, days=args.days, items=args.items)
-    os.environ["INVENTORY_PIPELINE_HOME"] = str(home)
-    for var in (
-        "INVENTORY_PIPELINE_LANDING_URI",
-        "INVENTORY_PIPELINE_OUTBOX_URI",
-        "INVENTORY_PIPELINE_WAREHOUSE_DIR",
-        "MLFLOW_TRACKING_URI",
-        "INVENTORY_PIPELINE_MLFLOW_ARTIFACTS",
-    ):
-        os.environ.pop(var, None)
-    os.environ["INVENTORY_PIPELINE_START_DATE"] = cfg.start_date  # the partitions start with the import
-    os.environ["DAGSTER_HOME"] = str(home / "dagster_home")
-    (home / "dagster_home").mkdir(parents=True, exist_ok=True)
-    if not (home / "dagster_home" / "dagster.yaml").exists():
-        shutil.copy(PROJECT_DIR / "deploy" / "dagster.dev.yaml", home / "dagster_home" / "dagster.yaml")
+    use_home(home, INVENTORY_PIPELINE_START_DATE=cfg.start_date)  # the partitions start with the import
     landing = home / "data" / "landing"
     if landing.exists():
         shutil.rmtree(landing)  # a fresh import: a smaller --items must not leave the old items' files

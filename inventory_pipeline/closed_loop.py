@@ -266,24 +266,10 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     home = Path(a.out).resolve()
     shutil.rmtree(home, ignore_errors=True)
-    (home / "dagster_home").mkdir(parents=True)
-    from .config import DEFAULT_POLICY_PATH, PROJECT_DIR
+    from .config import DEFAULT_POLICY_PATH, use_home
 
-    shutil.copy(PROJECT_DIR / "deploy" / "dagster.dev.yaml", home / "dagster_home" / "dagster.yaml")
     policy = Path(a.policy or DEFAULT_POLICY_PATH).resolve()
-    os.environ.update(
-        INVENTORY_PIPELINE_HOME=str(home),
-        DAGSTER_HOME=str(home / "dagster_home"),
-        INVENTORY_PIPELINE_POLICY=str(policy),
-    )
-    for var in (
-        "INVENTORY_PIPELINE_LANDING_URI",
-        "INVENTORY_PIPELINE_OUTBOX_URI",
-        "INVENTORY_PIPELINE_WAREHOUSE_DIR",
-        "MLFLOW_TRACKING_URI",
-        "INVENTORY_PIPELINE_MLFLOW_ARTIFACTS",
-    ):
-        os.environ.pop(var, None)
+    use_home(home, INVENTORY_PIPELINE_POLICY=str(policy))
     cfg = NetworkConfig(stores=a.stores, skus=a.skus, days=a.history_days, dcs=a.dcs, regions=a.regions, seed=a.seed)
     cfg = replace(cfg, suppliers=min(cfg.suppliers, max(1, a.skus // 2)))
     report = run_closed_loop(cfg, a.days, str(policy), log=lambda m: print(m, file=sys.stderr, flush=True))

@@ -80,10 +80,40 @@ class Settings:
         return self.warehouse_dir / "warehouse.duckdb"
 
 
+# optional settings: environment variable (INVENTORY_PIPELINE_<name>) -> field, parsed; unset or
+# empty keeps the field's default in `Settings`
+_OPTIONAL = {
+    "MLFLOW_UI_URL": ("mlflow_ui_url", lambda v: v.rstrip("/")),
+    "END_DATE": ("end_date", str),
+    "S3_ENDPOINT_URL": ("s3_endpoint_url", str),
+    "FORECAST_ENGINE": ("forecast_engine", str),
+    "DASK_SCHEDULER": ("dask_scheduler", str),
+    "BEDROCK_MODEL_ID": ("bedrock_model_id", str),
+    "BEDROCK_ENDPOINT_URL": ("bedrock_endpoint_url", str),
+    "TIMEZONE": ("timezone", str),
+    "SCHEDULE_CRON": ("schedule_cron", str),
+    "FRESHNESS_DEADLINE_CRON": ("freshness_deadline_cron", str),
+    "LANDING_SETTLE_SECONDS": ("landing_settle_seconds", float),
+    "ALERT_WEBHOOK": ("alert_webhook", str),
+    "DAGSTER_URL": ("dagster_url", str),
+    "MAX_RETRIES": ("max_retries", int),
+    "RETRY_BASE_SECONDS": ("retry_base_seconds", float),
+}
+# the variables that move one location away from $INVENTORY_PIPELINE_HOME
+LOCATION_OVERRIDES = (
+    "INVENTORY_PIPELINE_LANDING_URI",
+    "INVENTORY_PIPELINE_OUTBOX_URI",
+    "INVENTORY_PIPELINE_WAREHOUSE_DIR",
+    "MLFLOW_TRACKING_URI",
+    "INVENTORY_PIPELINE_MLFLOW_ARTIFACTS",
+)
+
+
 def settings() -> Settings:
     """Resolve settings from the environment now (not at import time)."""
     home = _home()
     mlflow_dir = home / "mlflow"
+    optional = {field: parse(_env(name)) for name, (field, parse) in _OPTIONAL.items() if _env(name)}
     return Settings(
         landing_uri=os.environ.get("INVENTORY_PIPELINE_LANDING_URI", str(home / "data" / "landing")),
         outbox_uri=os.environ.get("INVENTORY_PIPELINE_OUTBOX_URI", str(home / "data" / "outbox")),
@@ -94,23 +124,28 @@ def settings() -> Settings:
         start_date=os.environ.get("INVENTORY_PIPELINE_START_DATE", DEFAULT_START_DATE),
         mlflow_tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{mlflow_dir / 'mlflow.db'}"),
         mlflow_artifact_root=os.environ.get("INVENTORY_PIPELINE_MLFLOW_ARTIFACTS", str(mlflow_dir / "artifacts")),
-        mlflow_ui_url=os.environ.get("INVENTORY_PIPELINE_MLFLOW_UI_URL", "http://127.0.0.1:5000").rstrip("/"),
-        end_date=_env("END_DATE"),
-        s3_endpoint_url=_env("S3_ENDPOINT_URL"),
-        forecast_engine=_env("FORECAST_ENGINE") or "local",
-        dask_scheduler=_env("DASK_SCHEDULER"),
-        bedrock_model_id=_env("BEDROCK_MODEL_ID"),
         bedrock_region=_env("BEDROCK_REGION") or os.environ.get("AWS_REGION") or None,
-        bedrock_endpoint_url=_env("BEDROCK_ENDPOINT_URL"),
-        timezone=_env("TIMEZONE") or "UTC",
-        schedule_cron=_env("SCHEDULE_CRON") or "0 6 * * *",
-        freshness_deadline_cron=_env("FRESHNESS_DEADLINE_CRON") or "0 9 * * *",
-        landing_settle_seconds=float(_env("LANDING_SETTLE_SECONDS") or 30),
-        alert_webhook=_env("ALERT_WEBHOOK"),
-        dagster_url=_env("DAGSTER_URL") or "http://127.0.0.1:3000",
-        max_retries=int(_env("MAX_RETRIES") or 3),
-        retry_base_seconds=float(_env("RETRY_BASE_SECONDS") or 2),
+        **optional,
     )
+
+
+def use_home(home: Path, **env: str) -> Path:
+    """Point this process, and every process it starts, at `home` (the commands that build a home
+    of their own: import-m5, closed-loop): every location derives from it (a variable moving one
+    elsewhere is cleared), Dagster's instance is home/dagster_home (the development instance's
+    dagster.yaml copied in once), and `env` (VARIABLE=value) is set as well. Returns the Dagster
+    home. The one place that writes the environment, on purpose: Dagster and dbt subprocesses read it."""
+    import shutil
+
+    os.environ["INVENTORY_PIPELINE_HOME"] = str(home)
+    for var in LOCATION_OVERRIDES:
+        os.environ.pop(var, None)
+    dagster_home = home / "dagster_home"
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    if not (dagster_home / "dagster.yaml").exists():
+        shutil.copy(PROJECT_DIR / "deploy" / "dagster.dev.yaml", dagster_home / "dagster.yaml")
+    os.environ.update(DAGSTER_HOME=str(dagster_home), **env)
+    return dagster_home
 
 
 def _env(name: str) -> str | None:

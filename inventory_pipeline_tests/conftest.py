@@ -17,14 +17,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def pytest_configure(config):
     home = Path(tempfile.mkdtemp(prefix="inventory_pipeline_test_"))
     os.environ["INVENTORY_PIPELINE_HOME"] = str(home)
-    for var in (
-        "INVENTORY_PIPELINE_LANDING_URI",
-        "INVENTORY_PIPELINE_OUTBOX_URI",
-        "INVENTORY_PIPELINE_WAREHOUSE_DIR",
-        "MLFLOW_TRACKING_URI",
-        "INVENTORY_PIPELINE_MLFLOW_ARTIFACTS",
-        "INVENTORY_PIPELINE_POLICY",
-    ):
+    from inventory_pipeline.config import LOCATION_OVERRIDES
+
+    for var in (*LOCATION_OVERRIDES, "INVENTORY_PIPELINE_POLICY"):
         os.environ.pop(var, None)
     os.environ["INVENTORY_PIPELINE_WAREHOUSE_DIR"] = str(home / "data" / "warehouse")
     # the policy file is the home's own copy from the start: `inventory_pipeline.definitions.defs`

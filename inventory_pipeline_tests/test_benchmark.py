@@ -9,17 +9,9 @@ import json
 import pytest
 
 from benchmarks import benchmark
+from inventory_pipeline.core.stages import PLAN_ASSETS
 
-STAGES = [
-    "ingest_daily",
-    "dbt build",
-    "demand_forecast",
-    "price_recommendations",
-    "replenishment_orders",
-    "rebalancing_transfers",
-    "decision_log",
-    "erp_outbox",
-]
+STAGES = ["ingest_daily", "dbt build", *PLAN_ASSETS]
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from inventory_pipeline.core.stages import PLAN_ASSETS
+
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = Path(os.environ.get("INVENTORY_PIPELINE_TEST_ARTIFACTS", ROOT / "test-artifacts"))
@@ -151,14 +153,7 @@ def _skip_community_modal(page):
 
 def test_asset_graph_shows_the_stages_and_their_checks(webserver, page):
     page.goto(webserver["url"] + "/asset-groups~group%3A%22decisions%22", wait_until="networkidle")
-    for stage in (
-        "demand_forecast",
-        "price_recommendations",
-        "replenishment_orders",
-        "rebalancing_transfers",
-        "decision_log",
-        "erp_outbox",
-    ):
+    for stage in PLAN_ASSETS:
         page.get_by_text(stage, exact=True).first.wait_for()
     _skip_community_modal(page)
     page.screenshot(path=str(ARTIFACTS / "ui_asset_graph_decisions.png"))

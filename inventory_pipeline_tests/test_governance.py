@@ -39,6 +39,7 @@ from inventory_pipeline.core.ledger import (
 )
 from inventory_pipeline.core.outbox import render_outbox, write_local, write_s3
 from inventory_pipeline.core.policy import PolicyError, load_policy
+from inventory_pipeline.core.rebalancing import TRANSFER_COLUMNS
 from inventory_pipeline.core.warehouse import Warehouse
 
 D = "2025-04-30"
@@ -77,19 +78,7 @@ def _orders(units=(60, 6, 12), values=(6000.0, 60.0, 120.0)):
     )
 
 
-_NO_T = pd.DataFrame(
-    columns=[
-        "sku_id",
-        "from_location_id",
-        "to_location_id",
-        "units",
-        "ship_date",
-        "expected_date",
-        "cost_per_unit",
-        "binding_constraint",
-        "rationale",
-    ]
-)
+_NO_T = pd.DataFrame(columns=TRANSFER_COLUMNS)
 _PRICES = pd.DataFrame(
     {
         "location_id": ["S1", "S1"],

@@ -302,22 +302,12 @@ def test_run_failure_is_recorded_tagged_and_alerted(tmp_path, monkeypatch):
 
 
 def test_freshness_checks_cover_raw_and_decision_assets_and_have_a_sensor():
+    from inventory_pipeline.core.stages import PLAN_ASSETS
     from inventory_pipeline.definitions import defs
 
     repo = defs.get_repository_def()
     checked = {k.asset_key.to_user_string() for k in repo.asset_graph.asset_check_keys if "freshness" in k.name}
-    assert {
-        "raw_pos_sales",
-        "raw_inventory",
-        "raw_receipts",
-        "raw_open_orders",
-        "demand_forecast",
-        "price_recommendations",
-        "replenishment_orders",
-        "rebalancing_transfers",
-        "decision_log",
-        "erp_outbox",
-    } <= checked
+    assert {"raw_pos_sales", "raw_inventory", "raw_receipts", "raw_open_orders", *PLAN_ASSETS} <= checked
     assert {
         "freshness_checks_sensor",
         "landing_days_complete",

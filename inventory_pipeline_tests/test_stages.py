@@ -12,6 +12,7 @@ from inventory_pipeline.core.forecasting import wape
 from inventory_pipeline.core.outbox import render_outbox, write_local
 from inventory_pipeline.core.policy import PolicyError, PricingPolicy, load_policy
 from inventory_pipeline.core.pricing import recommend_prices
+from inventory_pipeline.core.rebalancing import TRANSFER_COLUMNS
 
 
 def test_wape():
@@ -90,19 +91,7 @@ def _log(planner=None, value=100.0):
             "rationale": "why",
         }
     )
-    empty_t = pd.DataFrame(
-        columns=[
-            "sku_id",
-            "from_location_id",
-            "to_location_id",
-            "units",
-            "ship_date",
-            "expected_date",
-            "cost_per_unit",
-            "binding_constraint",
-            "rationale",
-        ]
-    )
+    empty_t = pd.DataFrame(columns=TRANSFER_COLUMNS)
     prices = pd.DataFrame({"location_id": ["S1"], "sku_id": ["A"], "current_price": [2.0], "recommended_price": [2.0]})
     return build_decision_log(orders, empty_t, prices, "2025-04-30", load_policy(DEFAULT_POLICY_PATH), "m/1", planner)
 
@@ -145,15 +134,9 @@ def test_outbox_is_byte_identical_and_written_atomically(tmp_path):
     m = json.loads(first["manifest.json"])
     assert m["files"]["purchase_orders.csv"]["rows"] == 1 and m["files"]["transfers.csv"]["rows"] == 1
     po = pd.read_csv(folder / "purchase_orders.csv")
-    assert po.columns.tolist() == [
-        "decision_id",
-        "sku_id",
-        "supplier_id",
-        "ship_to_location_id",
-        "units",
-        "order_date",
-        "expected_date",
-    ]
+    # outbox contract v1's columns, stated here as the ERP reads them
+    contract = ["decision_id", "sku_id", "supplier_id", "ship_to_location_id", "units", "order_date", "expected_date"]
+    assert po.columns.tolist() == contract
 
 
 def test_pending_and_rejected_decisions_never_reach_the_outbox():

@@ -237,6 +237,14 @@ HOLD_RULES: dict[str, list[HoldRule]] = {
 
 _LOC = ("locations", "location_id")
 _SKU = ("products", "sku_id")
+
+
+def _daily(name: str, model: type[_Base], key: tuple[str, ...]) -> LandingFile:
+    """A required file of daily/YYYY-MM-DD/ whose location_id and sku_id must exist in the masters."""
+    refs = {"location_id": _LOC, "sku_id": _SKU}
+    return LandingFile(name, model, daily=True, required=True, folder="daily", key=key, references=refs)
+
+
 LANDING_FILES: dict[str, LandingFile] = {
     f.name: f
     for f in [
@@ -253,86 +261,21 @@ LANDING_FILES: dict[str, LandingFile] = {
         LandingFile(
             "lanes",
             Lanes,
-            key=(
-                "from_location_id",
-                "to_location_id",
-            ),
+            key=("from_location_id", "to_location_id"),
             daily=False,
             required=False,
             references={"from_location_id": _LOC, "to_location_id": _LOC},
         ),
-        LandingFile(
-            "calendar",
-            Calendar,
-            key=(
-                "date",
-                "event",
-                "region",  # v1.1; a key column the file does not have is left out of the key
-            ),
-            daily=False,
-            required=False,
-        ),
-        LandingFile(
-            "pos_sales",
-            PosSales,
-            key=(
-                "date",
-                "location_id",
-                "sku_id",
-            ),
-            daily=True,
-            required=True,
-            folder="daily",
-            references={"location_id": _LOC, "sku_id": _SKU},
-        ),
-        LandingFile(
-            "inventory",
-            Inventory,
-            key=(
-                "date",
-                "location_id",
-                "sku_id",
-            ),
-            daily=True,
-            required=True,
-            folder="daily",
-            references={"location_id": _LOC, "sku_id": _SKU},
-        ),
-        LandingFile(
-            "receipts",
-            Receipts,
-            key=(
-                "order_id",
-                "location_id",
-                "sku_id",
-            ),
-            daily=True,
-            required=True,
-            folder="daily",
-            references={"location_id": _LOC, "sku_id": _SKU},
-        ),
-        LandingFile(
-            "open_orders",
-            OpenOrders,
-            key=(
-                "order_id",
-                "location_id",
-                "sku_id",
-            ),
-            daily=True,
-            required=True,
-            folder="daily",
-            references={"location_id": _LOC, "sku_id": _SKU},
-        ),
+        # v1.1 added `region`; a key column the file does not have is left out of the key
+        LandingFile("calendar", Calendar, key=("date", "event", "region"), daily=False, required=False),
+        _daily("pos_sales", PosSales, ("date", "location_id", "sku_id")),
+        _daily("inventory", Inventory, ("date", "location_id", "sku_id")),
+        _daily("receipts", Receipts, ("order_id", "location_id", "sku_id")),
+        _daily("open_orders", OpenOrders, ("order_id", "location_id", "sku_id")),
         LandingFile(
             "promotions",
             Promotions,
-            key=(
-                "promo_id",
-                "sku_id",
-                "category",
-                "location_id",
-            ),
+            key=("promo_id", "sku_id", "category", "location_id"),
             daily=True,
             required=False,
             folder="daily",

@@ -81,73 +81,27 @@ _SEQ = {
     "exported": 3,
 }
 
-PAYLOAD_COLUMNS = [
-    "decision_type",
-    "sku_id",
-    "source_id",
-    "location_id",
-    "units",
-    "old_price",
-    "new_price",
-    "order_date",
-    "expected_date",
-    "value",
-    "expected_cost",
-    "expected_service",
-    "confidence",
-    "binding_constraint",
-    "explanation",
-    "explanation_source",
-    "model_version",
-    "policy_version",
-    "inputs_fingerprint",
-]
+# what a decision is: its type, item, route and numbers
+WHAT_COLUMNS = [
+    "decision_type", "sku_id", "source_id", "location_id", "units", "old_price", "new_price", "order_date",
+    "expected_date", "value", "expected_cost", "expected_service", "confidence",
+]  # fmt: skip
+VERSION_COLUMNS = ["model_version", "policy_version", "inputs_fingerprint"]  # what made it
+WHY_COLUMNS = ["binding_constraint", "explanation", "explanation_source"]
+PAYLOAD_COLUMNS = [*WHAT_COLUMNS, *WHY_COLUMNS, *VERSION_COLUMNS]
 EVENT_COLUMNS = [
-    "event_id",
-    "decision_id",
-    "plan_date",
-    "revision",
-    "event",
-    "seq",
-    "event_date",
-    "recorded_at",
-    "actor",
-    "reason",
-    "override_value",
-    "run_id",
-    *PAYLOAD_COLUMNS,
-]
+    "event_id", "decision_id", "plan_date", "revision", "event", "seq", "event_date", "recorded_at", "actor",
+    "reason", "override_value", "run_id", *PAYLOAD_COLUMNS,
+]  # fmt: skip
 DECISION_COLUMNS = [
-    "decision_id",
-    "plan_date",
-    "decision_type",
-    "sku_id",
-    "source_id",
-    "location_id",
-    "units",
-    "old_price",
-    "new_price",
-    "order_date",
-    "expected_date",
-    "value",
-    "expected_cost",
-    "expected_service",
-    "confidence",
-    "status",
-    "review_reason",
-    "model_version",
-    "policy_version",
-    "inputs_fingerprint",
-    "revision",
-    "binding_constraint",
-    "explanation",
-    "explanation_source",
-    "planner",
-    "planner_reason",
-    "reviewed_on",
-    "state",
-    "status_history",
-]
+    "decision_id", "plan_date", *WHAT_COLUMNS, "status", "review_reason", *VERSION_COLUMNS, "revision", *WHY_COLUMNS,
+    "planner", "planner_reason", "reviewed_on", "state", "status_history",
+]  # fmt: skip
+# the planner's review queue: what waits for an answer, and why
+REVIEW_QUEUE_COLUMNS = [
+    "decision_id", "plan_date", "decision_type", "sku_id", "source_id", "location_id", "units", "old_price",
+    "new_price", "value", "confidence", "review_reason", "explanation",
+]  # fmt: skip
 NOT_APPLIED_COLUMNS = [
     "planner_file_date",
     "row",

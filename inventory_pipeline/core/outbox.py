@@ -28,28 +28,16 @@ import pandas as pd
 from .decisions import EXPORTABLE
 
 OUTBOX_CONTRACT = "outbox-v1"
-FILES = {
+FILES = {  # outbox contract v1: file -> columns (../shared/DESIGN.md)
     "purchase_orders.csv": [
-        "decision_id",
-        "sku_id",
-        "supplier_id",
-        "ship_to_location_id",
-        "units",
-        "order_date",
-        "expected_date",
+        "decision_id", "sku_id", "supplier_id", "ship_to_location_id", "units", "order_date", "expected_date",
     ],
     "transfers.csv": [
-        "decision_id",
-        "sku_id",
-        "from_location_id",
-        "to_location_id",
-        "units",
-        "ship_date",
-        "expected_date",
+        "decision_id", "sku_id", "from_location_id", "to_location_id", "units", "ship_date", "expected_date",
         "transfer_type",
     ],
     "price_changes.csv": ["decision_id", "sku_id", "location_id", "old_price", "new_price", "effective_date"],
-}
+}  # fmt: skip
 
 
 def _iso(s: pd.Series) -> pd.Series:

@@ -277,6 +277,8 @@ class RebalancingStage:
 FORECAST = ForecastStage()
 PRICING, REPLENISHMENT, REBALANCING = PricingStage(), ReplenishmentStage(), RebalancingStage()
 DECISION_STAGES = (PRICING, REPLENISHMENT, REBALANCING)  # the asset graph's order
+# the daily plan's assets in graph order: the stages, the decision log, the ERP outbox
+PLAN_ASSETS = (FORECAST.name, *(s.name for s in DECISION_STAGES), "decision_log", "erp_outbox")
 
 
 # ---- the day's plan: every decision stage in order ----------------------------------------------

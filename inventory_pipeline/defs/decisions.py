@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..contracts.outputs import DecisionLog
 from ..core.decisions import (
+    REVIEW_QUEUE_COLUMNS,
     TypicalOrders,
     guard_violations,
     input_holds,
@@ -300,22 +301,7 @@ def review_queue(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     events = pd.concat([wh.read("decision_events", x) for x in days], ignore_index=True) if days else None
     state = replay(events)[0] if events is not None else pd.DataFrame(columns=["status"])
     q = state[state["status"] == "pending_review"].sort_values(["plan_date", "value"], ascending=[True, False])
-    cols = [
-        "decision_id",
-        "plan_date",
-        "decision_type",
-        "sku_id",
-        "source_id",
-        "location_id",
-        "units",
-        "old_price",
-        "new_price",
-        "value",
-        "confidence",
-        "review_reason",
-        "explanation",
-    ]
-    q = q.reindex(columns=cols).reset_index(drop=True)
+    q = q.reindex(columns=REVIEW_QUEUE_COLUMNS).reset_index(drop=True)
     wh.write("review_queue", q, d)
     return dg.MaterializeResult(
         metadata={

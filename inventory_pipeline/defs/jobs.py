@@ -7,6 +7,7 @@ backfill of many plan dates never has two runs writing the DuckDB file at once.
 
 import dagster as dg
 
+from ..core.stages import PLAN_ASSETS
 from ._common import model_key
 
 WAREHOUSE_TAG = {"inventory_pipeline/warehouse": "writer"}
@@ -18,15 +19,7 @@ _planner = dg.AssetSelection.assets("raw_planner_decisions")
 # the clock, not the data, and run in the freshness sensor's own runs; a materialisation job that
 # executed them would report every backfilled or historical plan date as stale, so no job here
 # selects them
-FRESHNESS_ASSETS = (
-    *DAILY_RAW,
-    "demand_forecast",
-    "price_recommendations",
-    "replenishment_orders",
-    "rebalancing_transfers",
-    "decision_log",
-    "erp_outbox",
-)
+FRESHNESS_ASSETS = (*DAILY_RAW, *PLAN_ASSETS)
 FRESHNESS_CHECK = "freshness_check"  # the check name Dagster's builder gives
 _freshness = dg.AssetSelection.checks(*(dg.AssetCheckKey(dg.AssetKey(a), FRESHNESS_CHECK) for a in FRESHNESS_ASSETS))
 # (the partitioning of each job is inferred from its assets: the shared daily partitions)
