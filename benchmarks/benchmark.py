@@ -97,56 +97,19 @@ class Scale:
 
 SCALES = {
     # hidden, for the unit test: seconds, not minutes
-    "tiny": Scale(
-        regions=1,
-        dcs=1,
-        stores=2,
-        skus=8,
-        suppliers=2,
-        days=40,
-        backfill_days=2,
-        backfill_plan_dates=1,
-        burn_in_days=28,
-        note="unit-test scale",
-    ),
-    "small": Scale(
-        regions=1,
-        dcs=1,
-        stores=4,
-        skus=200,
-        suppliers=3,
-        days=200,
-        backfill_days=90,
-        backfill_plan_dates=5,
-        note="quick check of the machinery (2-3 minutes)",
-    ),
+    "tiny": Scale(regions=1, dcs=1, stores=2, skus=8, suppliers=2, days=40, backfill_days=2, backfill_plan_dates=1,
+                  burn_in_days=28, note="unit-test scale"),
+    "small": Scale(regions=1, dcs=1, stores=4, skus=200, suppliers=3, days=200, backfill_days=90, backfill_plan_dates=5,
+                   note="quick check of the machinery (2-3 minutes)"),
     # M5 (Walmart) has 10 stores in 3 states and 3,049 items; DCs and suppliers are the simulator's
     # the decision stages take 75-80 s per plan date at M5 scale on 2 cores (measured), so by
     # default a week of the 90 plan dates runs (about 9 of the benchmark's ~19 minutes);
     # --backfill-plan-dates 90 measures all of them (about 2 hours)
-    "m5": Scale(
-        regions=3,
-        dcs=3,
-        stores=10,
-        skus=3049,
-        suppliers=6,
-        days=730,
-        backfill_days=90,
-        backfill_plan_dates=7,
-        note="M5 scale: 10 stores, 3 DCs, 3,049 SKUs, 2 years",
-    ),
-    "large": Scale(
-        regions=6,
-        dcs=6,
-        stores=20,
-        skus=6000,
-        suppliers=12,
-        days=730,
-        backfill_days=90,
-        backfill_plan_dates=3,
-        note="twice M5 and more; runnable, not part of the committed results",
-    ),
-}
+    "m5": Scale(regions=3, dcs=3, stores=10, skus=3049, suppliers=6, days=730, backfill_days=90, backfill_plan_dates=7,
+                note="M5 scale: 10 stores, 3 DCs, 3,049 SKUs, 2 years"),
+    "large": Scale(regions=6, dcs=6, stores=20, skus=6000, suppliers=12, days=730, backfill_days=90,
+                   backfill_plan_dates=3, note="twice M5 and more; runnable, not part of the committed results"),
+}  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------------------

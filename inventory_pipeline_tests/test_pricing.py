@@ -19,6 +19,22 @@ CFG = PricingPolicy(enabled=True, price_endings=[], category_avg_change_cap_pct=
 SALVAGE = CFG.model_copy(update=dict(carried_excess="salvage"))
 
 
+def _sales(store, sku, dates, units, price, observed=True, promo=0) -> pd.DataFrame:
+    """A store x SKU's daily sales rows as fct_daily_demand has them (no stock-out)."""
+    return pd.DataFrame(
+        {
+            "location_id": store,
+            "sku_id": sku,
+            "date": dates,
+            "units_sold": units,
+            "unit_price": price,
+            "price_observed": observed,
+            "on_promo": promo,
+            "is_stockout": False,
+        }
+    )
+
+
 def _item(**kw):
     base = dict(
         location_id="S1",
@@ -290,20 +306,7 @@ def test_elasticity_recovered_from_regular_price_changes():
             # regular price steps every 3 weeks between 90% and 110% of base
             factor = 1 + 0.1 * np.sign(np.sin(np.arange(182) / 21 * np.pi + s))
             mu = 20 * factor**true_e
-            rows.append(
-                pd.DataFrame(
-                    {
-                        "location_id": f"S{s}",
-                        "sku_id": f"K{k}",
-                        "date": days,
-                        "units_sold": rng.poisson(mu),
-                        "unit_price": 10 * factor,
-                        "price_observed": True,
-                        "on_promo": 0,
-                        "is_stockout": False,
-                    }
-                )
-            )
+            rows.append(_sales(f"S{s}", f"K{k}", days, rng.poisson(mu), 10 * factor, True, 0))
     h = pd.concat(rows, ignore_index=True)
     prod = pd.DataFrame({"sku_id": ["K0", "K1"], "category": ["c", "c"], "base_price": [10.0, 10.0]})
     el = estimate_elasticities(h, prod, PricingPolicy()).set_index("sku_id")
@@ -328,20 +331,7 @@ def _promo_history(true_e=-2.0, skus=12, stores=4, days=182, seed=1, rate=12.0):
         for s in range(stores):
             mu = rate * np.where(promo, lift * (1 - depth) ** true_e, 1.0)
             u = rng.poisson(mu)
-            rows.append(
-                pd.DataFrame(
-                    {
-                        "location_id": f"S{s}",
-                        "sku_id": f"K{k:02d}",
-                        "date": dates,
-                        "units_sold": u,
-                        "unit_price": price,
-                        "price_observed": u > 0,
-                        "on_promo": promo.astype(int),
-                        "is_stockout": False,
-                    }
-                )
-            )
+            rows.append(_sales(f"S{s}", f"K{k:02d}", dates, u, price, u > 0, promo.astype(int)))
     prod = pd.DataFrame({"sku_id": [f"K{k:02d}" for k in range(skus)], "category": "c", "base_price": 10.0})
     return pd.concat(rows, ignore_index=True), prod
 
@@ -610,20 +600,7 @@ def test_stores_pricing_differently_are_not_price_changes():
     for k in range(20):
         for s, price in enumerate((10.0, 10.0, 11.5)):
             u = rng.poisson(0.15, 182)
-            rows.append(
-                pd.DataFrame(
-                    {
-                        "location_id": f"S{s}",
-                        "sku_id": f"K{k}",
-                        "date": dates,
-                        "units_sold": u,
-                        "unit_price": price,
-                        "price_observed": u > 0,
-                        "on_promo": 0,
-                        "is_stockout": False,
-                    }
-                )
-            )
+            rows.append(_sales(f"S{s}", f"K{k}", dates, u, price, u > 0, 0))
     prod = pd.DataFrame({"sku_id": [f"K{k}" for k in range(20)], "category": "c", "base_price": 10.0})
     el = estimate_elasticities(pd.concat(rows, ignore_index=True), prod, PricingPolicy(default_elasticity=-1.5))
     assert (el["n_events"] == 0).all() and (el["elasticity"] == -1.5).all()
@@ -786,20 +763,7 @@ def _ratchet_history(true_e=-1.8, skus=12, stores=4, days=240, seed=5):
         price = 10.0 * 1.1**steps
         for s in range(stores):
             u = rng.poisson(15.0 * (price / 10.0) ** true_e)
-            rows.append(
-                pd.DataFrame(
-                    {
-                        "location_id": f"S{s}",
-                        "sku_id": f"K{k:02d}",
-                        "date": dates,
-                        "units_sold": u,
-                        "unit_price": price,
-                        "price_observed": True,
-                        "on_promo": 0,
-                        "is_stockout": False,
-                    }
-                )
-            )
+            rows.append(_sales(f"S{s}", f"K{k:02d}", dates, u, price, True, 0))
     prod = pd.DataFrame({"sku_id": [f"K{k:02d}" for k in range(skus)], "category": "c", "base_price": 10.0})
     return pd.concat(rows, ignore_index=True), prod
 

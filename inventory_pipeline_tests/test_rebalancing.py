@@ -228,41 +228,39 @@ def _failing_solve(status=None, exc=None, only_mip=False):
     return solve
 
 
-def test_solver_error_gives_no_transfers_and_a_reason(monkeypatch):
-    import cvxpy as cp
-
-    monkeypatch.setattr(cp.Problem, "solve", _failing_solve(exc=cp.error.SolverError("HiGHS crashed")))
-    plan = _planned(
+def _one_lane_plan():
+    """S1 holds 40, S2 holds 2, one lane S1 -> S2 (1 day, 0.10 a unit)."""
+    return _planned(
         [_row("S1", on_hand=40), _row("S2", on_hand=2)],
         _lanes(("S1", "S2", 1, 0.1)),
         RebalancingPolicy(min_transfer_units=2),
     )
-    out = plan.transfers
+
+
+def test_solver_error_gives_no_transfers_and_a_reason(monkeypatch):
+    import cvxpy as cp
+
+    monkeypatch.setattr(cp.Problem, "solve", _failing_solve(exc=cp.error.SolverError("HiGHS crashed")))
+    plan = _one_lane_plan()
     s = plan.summary
-    assert out.empty and s["status"] == "solver_failed" and "HiGHS crashed" in s["reason"]
+    assert plan.transfers.empty and s["status"] == "solver_failed" and "HiGHS crashed" in s["reason"]
 
 
 def test_infeasible_answer_gives_no_transfers_and_a_reason(monkeypatch):
     import cvxpy as cp
 
     monkeypatch.setattr(cp.Problem, "solve", _failing_solve(status="infeasible"))
-    plan = _planned([_row("S1", on_hand=40), _row("S2", on_hand=2)], _lanes(("S1", "S2", 1, 0.1)))
-    out = plan.transfers
+    plan = _one_lane_plan()
     s = plan.summary
-    assert out.empty and s["status"] == "solver_failed" and "infeasible" in s["reason"]
+    assert plan.transfers.empty and s["status"] == "solver_failed" and "infeasible" in s["reason"]
 
 
 def test_a_failed_milp_falls_back_to_the_rounded_lp_relaxation(monkeypatch):
     import cvxpy as cp
 
     monkeypatch.setattr(cp.Problem, "solve", _failing_solve(status="user_limit", only_mip=True))
-    plan = _planned(
-        [_row("S1", on_hand=40), _row("S2", on_hand=2)],
-        _lanes(("S1", "S2", 1, 0.1)),
-        RebalancingPolicy(min_transfer_units=2),
-    )
-    out = plan.transfers
-    s = plan.summary
+    plan = _one_lane_plan()
+    out, s = plan.transfers, plan.summary
     assert s["status"] == "ok" and s["method"] == "lp_relaxation" and "fell back" in s["reason"]
     assert out["units"].tolist() == [13] and out["binding_constraint"].iloc[0].endswith("+lp_relaxation")
 

@@ -18,6 +18,7 @@ from inventory_pipeline.simulation.engine import KIND_STORE, KIND_SUPPLIER, simu
 from inventory_pipeline.simulation.network import season_bump, yearly_cosine
 from inventory_pipeline.simulation.policies import PRICE_REASONS, BaselinePolicy, Observation, Orders
 from inventory_pipeline.simulation.regimes import WORLDS, world_config
+from inventory_pipeline_tests.helpers import random_transfers
 from inventory_pipeline_tests.test_twin import assert_stock_conserved
 
 # sha256 of the default network's arrays, master frames and three days' means and draws, computed
@@ -455,13 +456,7 @@ class _RandomPolicy:
 
     def decide(self, obs: Observation) -> Orders:
         (L, S), D, r = obs.store_on_hand.shape, obs.dc_on_hand.shape[0], self.rng
-        n = int(r.integers(0, 6))
-        tr = {
-            "sku": r.integers(0, S, n),
-            "src": r.integers(0, L, n),
-            "dest": r.integers(0, L, n),
-            "units": r.integers(0, 30, n),
-        }
+        tr = random_transfers(r, L, S)
         pf = np.where(r.random((L, S)) < 0.1, r.choice([0.8, 0.9, 1.1], (L, S)), obs.price_factor)
         return Orders(
             store=r.integers(0, 3, (L, S)) * (r.random((L, S)) < 0.4) * 6,

@@ -23,6 +23,7 @@ from inventory_pipeline.simulation.engine import (
 from inventory_pipeline.simulation.evaluation import EvaluationConfig, EvaluationError, evaluate, write_report
 from inventory_pipeline.simulation.policies import BaselinePolicy, Observation, Orders, SwitchingPolicy
 from inventory_pipeline.simulation.scenarios import apply_demand_side, stress_scenarios
+from inventory_pipeline_tests.helpers import random_transfers
 
 
 class RandomPolicy:
@@ -40,13 +41,7 @@ class RandomPolicy:
         r = self.rng
         tr = None
         if self.transfers:
-            n = int(r.integers(0, 6))
-            tr = {
-                "sku": r.integers(0, S, n),
-                "src": r.integers(0, L, n),
-                "dest": r.integers(0, L, n),
-                "units": r.integers(0, 30, n),
-            }
+            tr = random_transfers(r, L, S)
         pf = (
             np.where(r.random((L, S)) < 0.1, r.choice([0.8, 0.9, 1.1, 1.2], (L, S)), obs.price_factor)
             if self.prices

@@ -1752,18 +1752,10 @@ class _GlobalCandidate:
         return cv.assign(**{GLOBAL_MODEL: gm, combo: 0.5 * (sf + gm)}), [GLOBAL_MODEL, combo]
 
 
-def forecast_demand(
-    history: pd.DataFrame,
-    plan_date: str,
-    cfg: ForecastSettings = ForecastSettings(),
-    categories: pd.Series | None = None,
-    calendar: pd.DataFrame | None = None,
-    selection: dict | None = None,
-    promotions: pd.DataFrame | None = None,
-) -> pd.DataFrame:
-    """Forecast days plan_date+1 .. plan_date+horizon for every store x SKU carried on plan_date
-    (`promotions`: the daily plan frame, as `run_forecast`)."""
-    return run_forecast(history, plan_date, cfg, categories, calendar, selection, promotions=promotions).forecast
+def forecast_demand(history: pd.DataFrame, plan_date: str, *args, **kwargs) -> pd.DataFrame:
+    """Forecast days plan_date+1 .. plan_date+horizon for every store x SKU carried on plan_date:
+    `run_forecast`'s forecast frame (same arguments)."""
+    return run_forecast(history, plan_date, *args, **kwargs).forecast
 
 
 def drift_statistics(

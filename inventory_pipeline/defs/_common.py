@@ -42,13 +42,18 @@ def preview(df: pd.DataFrame, n: int = 10) -> dg.MetadataValue:
     return dg.MetadataValue.md(df.head(n).to_markdown(index=False))
 
 
+def decision_table(name: str, deps, description: str, **kw) -> dg.AssetSpec:
+    """A table of the daily plan (asset group `decisions`), one of the outputs of a stage's asset."""
+    return dg.AssetSpec(name, group_name="decisions", deps=deps, description=description, **kw)
+
+
+def blocking_check(name: str, asset: str, description: str) -> dg.AssetCheckSpec:
+    """A governance gate: while it fails, nothing downstream of `asset` runs."""
+    return dg.AssetCheckSpec(name, asset=asset, blocking=True, description=description)
+
+
 def contract_spec(asset: str, model: type[pa.DataFrameModel]) -> dg.AssetCheckSpec:
-    return dg.AssetCheckSpec(
-        "output_contract",
-        asset=asset,
-        blocking=True,
-        description=f"output satisfies the pandera contract {model.__name__}",
-    )
+    return blocking_check("output_contract", asset, f"output satisfies the pandera contract {model.__name__}")
 
 
 def violations_check(name: str, violations: pd.DataFrame, by: str, what: str, policy: str) -> dg.AssetCheckResult:

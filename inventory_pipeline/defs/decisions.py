@@ -32,8 +32,10 @@ from ..core.decisions import (
 from ..core.explain import rephrase_explanations
 from ..core.ingestion import quarantined_items
 from ._common import (
+    blocking_check,
     contract_check,
     contract_spec,
+    decision_table,
     model_key,
     operational,
     preview,
@@ -138,41 +140,36 @@ _LOG_DEPS = [
     name="decision_log",
     partitions_def=daily_partitions,
     specs=[
-        dg.AssetSpec(
+        decision_table(
             "decision_log",
-            group_name="decisions",
-            deps=_LOG_DEPS,
-            description="Every decision of the plan as the replay of its append-only events: id, status and "
+            _LOG_DEPS,
+            "Every decision of the plan as the replay of its append-only events: id, status and "
             "history, versions (MLflow model, policy), inputs fingerprint, binding constraint, expected cost and "
             "service, confidence, explanation. Planner answers from planner/*/decisions.csv are applied here.",
         ),
-        dg.AssetSpec(
+        decision_table(
             "decision_events",
-            group_name="decisions",
-            deps=_LOG_DEPS,
-            description="The plan's append-only event store: proposed, routed, planner answers, exported "
+            _LOG_DEPS,
+            "The plan's append-only event store: proposed, routed, planner answers, exported "
             "(the outbox appends its export events). Merged under a lock, never rewritten.",
         ),
-        dg.AssetSpec(
+        decision_table(
             "decision_inputs",
-            group_name="decisions",
-            deps=_LOG_DEPS,
-            description="Every partition the plan read, with its content hash (the inputs fingerprint's parts).",
+            _LOG_DEPS,
+            "Every partition the plan read, with its content hash (the inputs fingerprint's parts).",
         ),
-        dg.AssetSpec(
+        decision_table(
             "planner_not_applied",
-            group_name="decisions",
-            deps=_LOG_DEPS,
-            description="Planner answers that could not apply to this plan's decisions, with the reason.",
+            _LOG_DEPS,
+            "Planner answers that could not apply to this plan's decisions, with the reason.",
         ),
     ],
     check_specs=[
         contract_spec("decision_log", DecisionLog),
-        dg.AssetCheckSpec(
+        blocking_check(
             "runtime_guards",
-            asset="decision_log",
-            blocking=True,
-            description="what is auto-approved stays inside the daily caps (purchase-order "
+            "decision_log",
+            "what is auto-approved stays inside the daily caps (purchase-order "
             "value, number of price changes) and no auto-approved order is far "
             "above its item's typical size",
         ),

@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..core.ingestion import quarantined_items
 from ..core.ledger import LedgerTolerance, ledger_summary, reconcile_ledger
-from ._common import operational
+from ._common import blocking_check, operational
 from .ingestion import landing_assets
 from .partitions import daily_partitions
 from .resources import PolicyResource, WarehouseResource
@@ -81,19 +81,17 @@ def ledger_tolerance(pol) -> LedgerTolerance:
         _RAW["raw_open_orders"],
     ],
     check_specs=[
-        dg.AssetCheckSpec(
+        blocking_check(
             LEDGER_CHECK,
-            asset="inventory_reconciliation",
-            blocking=True,
-            description="on hand = yesterday's on hand + receipts - sales - shipments, within "
+            "inventory_reconciliation",
+            "on hand = yesterday's on hand + receipts - sales - shipments, within "
             "the policy's tolerance (guards.ledger_*); discrepancies explained by "
             "quarantined input rows are not counted",
         ),
-        dg.AssetCheckSpec(
+        blocking_check(
             USABLE_CHECK,
-            asset="inventory_reconciliation",
-            blocking=True,
-            description="every daily file of the plan date was read and at most "
+            "inventory_reconciliation",
+            "every daily file of the plan date was read and at most "
             "ingestion.max_quarantine_share of its rows were quarantined",
         ),
     ],

@@ -10,7 +10,16 @@ from ..contracts.outputs import PriceRecommendations
 from ..core.pricing import PRICING_HISTORY_DAYS, price_changed
 from ..core.sources import WarehouseSource
 from ..core.stages import PRICING
-from ._common import contract_check, contract_spec, model_key, operational, preview, violations_check, write_tables
+from ._common import (
+    blocking_check,
+    contract_check,
+    contract_spec,
+    model_key,
+    operational,
+    preview,
+    violations_check,
+    write_tables,
+)
 from .partitions import daily_partitions
 from .resources import PolicyResource, WarehouseResource
 
@@ -27,11 +36,10 @@ from .resources import PolicyResource, WarehouseResource
     ],
     check_specs=[
         contract_spec("price_recommendations", PriceRecommendations),
-        dg.AssetCheckSpec(
+        blocking_check(
             "guardrails",
-            asset="price_recommendations",
-            blocking=True,
-            description="no recommended price breaks a guardrail of the policy file's pricing section",
+            "price_recommendations",
+            "no recommended price breaks a guardrail of the policy file's pricing section",
         ),
     ],
     kinds={"cvxpy"},

@@ -14,7 +14,16 @@ from ..contracts.outputs import RebalancingTransfers
 from ..core.rebalancing import TRANSFER_COLUMNS
 from ..core.sources import WarehouseSource
 from ..core.stages import REBALANCING
-from ._common import contract_check, contract_spec, model_key, operational, preview, violations_check, write_tables
+from ._common import (
+    blocking_check,
+    contract_check,
+    contract_spec,
+    model_key,
+    operational,
+    preview,
+    violations_check,
+    write_tables,
+)
 from .partitions import daily_partitions
 from .pricing import price_recommendations
 from .resources import PolicyResource, WarehouseResource
@@ -35,11 +44,10 @@ from .resources import PolicyResource, WarehouseResource
     ],
     check_specs=[
         contract_spec("rebalancing_transfers", RebalancingTransfers),
-        dg.AssetCheckSpec(
+        blocking_check(
             "transfer_rules",
-            asset="rebalancing_transfers",
-            blocking=True,
-            description="every transfer is whole units > 0 along a store->store lane faster than "
+            "rebalancing_transfers",
+            "every transfer is whole units > 0 along a store->store lane faster than "
             "the receiver's next replenishment, at least min_transfer_units, keeps the "
             "donor at its need and within its on hand, and no store both sends and "
             "receives a SKU",

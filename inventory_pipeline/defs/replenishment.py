@@ -9,7 +9,17 @@ import dagster as dg
 from ..contracts.outputs import ReplenishmentOrders
 from ..core.sources import WarehouseSource
 from ..core.stages import REPLENISHMENT
-from ._common import contract_check, contract_spec, model_key, operational, preview, violations_check, write_tables
+from ._common import (
+    blocking_check,
+    contract_check,
+    contract_spec,
+    decision_table,
+    model_key,
+    operational,
+    preview,
+    violations_check,
+    write_tables,
+)
 from .partitions import daily_partitions
 from .resources import PolicyResource, WarehouseResource
 
@@ -28,35 +38,31 @@ _DEPS = [
     name="replenishment_orders",
     partitions_def=daily_partitions,
     specs=[
-        dg.AssetSpec(
+        decision_table(
             "replenishment_orders",
-            group_name="decisions",
-            deps=_DEPS,
-            kinds={"cvxpy"},
-            description="Supplier->DC purchase orders and DC->store replenishments: (s, S) targets from the "
+            _DEPS,
+            "Supplier->DC purchase orders and DC->store replenishments: (s, S) targets from the "
             "forecast distribution and observed lead times, class service levels, case packs, MOQ, capacity, budget.",
+            kinds={"cvxpy"},
         ),
-        dg.AssetSpec(
+        decision_table(
             "replenishment_targets",
-            group_name="decisions",
-            deps=_DEPS,
-            description="Per store x SKU: demand over the protection period, class, service level, the order-up-to "
+            _DEPS,
+            "Per store x SKU: demand over the protection period, class, service level, the order-up-to "
             "target and its position; what rebalancing plans against.",
         ),
-        dg.AssetSpec(
+        decision_table(
             "replenishment_unmet",
-            group_name="decisions",
-            deps=_DEPS,
-            description="What a limit (capacity, budget, DC stock, supplier minimum) kept from being ordered, and why.",
+            _DEPS,
+            "What a limit (capacity, budget, DC stock, supplier minimum) kept from being ordered, and why.",
         ),
     ],
     check_specs=[
         contract_spec("replenishment_orders", ReplenishmentOrders),
-        dg.AssetCheckSpec(
+        blocking_check(
             "order_rules",
-            asset="replenishment_orders",
-            blocking=True,
-            description="non-negative whole case packs, MOQ, DC stock, capacity, budget and "
+            "replenishment_orders",
+            "non-negative whole case packs, MOQ, DC stock, capacity, budget and "
             "supplier minimum: every order rule re-checked from the output",
         ),
     ],

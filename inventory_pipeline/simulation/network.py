@@ -18,57 +18,25 @@ import pandas as pd
 
 # Category archetypes: share of the assortment, price range, margin, elasticity, weekly profile
 # (Mon..Sun), yearly amplitude and peak day-of-year, holiday sensitivity.
+_ARCHETYPES = {  # name: (share, price range, margin range, elasticity range, amp, peak, holiday)
+    "grocery":       (0.35, (1.0, 8.0), (0.22, 0.35), (-2.6, -1.4), 0.06, 330, 1.0),
+    "fresh":         (0.20, (0.8, 6.0), (0.3, 0.45), (-2.2, -1.2), 0.15, 200, 0.8),
+    "household":     (0.20, (2.0, 20.0), (0.28, 0.42), (-2.0, -1.0), 0.05, 100, 0.4),
+    "personal_care": (0.15, (2.0, 15.0), (0.35, 0.55), (-1.8, -0.8), 0.08, 180, 0.3),
+    "seasonal":      (0.10, (3.0, 40.0), (0.35, 0.6), (-3.0, -1.5), 0.55, 345, 1.6),
+}  # fmt: skip
+_WEEKLY = {  # Mon..Sun
+    "grocery":       (0.90, 0.85, 0.88, 0.95, 1.10, 1.25, 1.07),
+    "fresh":         (0.88, 0.84, 0.87, 0.95, 1.12, 1.28, 1.06),
+    "household":     (0.95, 0.92, 0.93, 0.97, 1.05, 1.12, 1.06),
+    "personal_care": (0.96, 0.94, 0.95, 0.98, 1.04, 1.10, 1.03),
+    "seasonal":      (0.85, 0.80, 0.85, 0.95, 1.10, 1.35, 1.20),
+}  # fmt: skip
 CATEGORIES: dict[str, dict] = {
-    "grocery": dict(
-        share=0.35,
-        price=(1.0, 8.0),
-        margin=(0.22, 0.35),
-        elasticity=(-2.6, -1.4),
-        weekly=(0.90, 0.85, 0.88, 0.95, 1.10, 1.25, 1.07),
-        amp=0.06,
-        peak=330,
-        holiday=1.0,
-    ),
-    "fresh": dict(
-        share=0.20,
-        price=(0.8, 6.0),
-        margin=(0.30, 0.45),
-        elasticity=(-2.2, -1.2),
-        weekly=(0.88, 0.84, 0.87, 0.95, 1.12, 1.28, 1.06),
-        amp=0.15,
-        peak=200,
-        holiday=0.8,
-    ),
-    "household": dict(
-        share=0.20,
-        price=(2.0, 20.0),
-        margin=(0.28, 0.42),
-        elasticity=(-2.0, -1.0),
-        weekly=(0.95, 0.92, 0.93, 0.97, 1.05, 1.12, 1.06),
-        amp=0.05,
-        peak=100,
-        holiday=0.4,
-    ),
-    "personal_care": dict(
-        share=0.15,
-        price=(2.0, 15.0),
-        margin=(0.35, 0.55),
-        elasticity=(-1.8, -0.8),
-        weekly=(0.96, 0.94, 0.95, 0.98, 1.04, 1.10, 1.03),
-        amp=0.08,
-        peak=180,
-        holiday=0.3,
-    ),
-    "seasonal": dict(
-        share=0.10,
-        price=(3.0, 40.0),
-        margin=(0.35, 0.60),
-        elasticity=(-3.0, -1.5),
-        weekly=(0.85, 0.80, 0.85, 0.95, 1.10, 1.35, 1.20),
-        amp=0.55,
-        peak=345,
-        holiday=1.6,
-    ),
+    name: dict(
+        share=a[0], price=a[1], margin=a[2], elasticity=a[3], weekly=_WEEKLY[name], amp=a[4], peak=a[5], holiday=a[6]
+    )
+    for name, a in _ARCHETYPES.items()
 }
 
 
