@@ -16,7 +16,7 @@ from inventory_pipeline.core.policy import PricingPolicy, load_policy
 from inventory_pipeline.simulation import NetworkConfig, build_network
 from inventory_pipeline.simulation import pipeline_policy as pp
 from inventory_pipeline.simulation.demand import DemandModel
-from inventory_pipeline.simulation.engine import MA_WINDOW, OVERSTOCK_WEEKS, simulate
+from inventory_pipeline.simulation.engine import MA_WINDOW, OVERSTOCK_WEEKS, STORE_ACC, simulate
 from inventory_pipeline.simulation.evaluation import (
     STATIC_PRICES,
     EvaluationConfig,
@@ -40,22 +40,8 @@ def test_overstock_hand_computed():
     assert units.tolist() == [[44, 0], [0, 1]]
     assert value.tolist() == [[88, 0], [0, 3]]
     # twin_kpis: averages per measured day of the accumulated sums; absent accumulators give nan
-    store = {
-        k: np.zeros((2, 2))
-        for k in (
-            "demand",
-            "sales",
-            "lost",
-            "revenue",
-            "cogs",
-            "stockout_days",
-            "active_days",
-            "inventory_value_days",
-            "order_lines",
-            "transfer_lines",
-            "price_changes",
-        )
-    }
+    measured = ("overstock_units_days", "overstock_value_days", "price_decreases")
+    store = {k: np.zeros((2, 2)) for k in STORE_ACC if k not in measured}
     k = twin_kpis(
         {
             **store,
