@@ -350,7 +350,13 @@ def _iso_date(text: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="inventory-pipeline", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
+    for add in (_data_commands, _evidence_commands, _pipeline_commands, _twin_commands):
+        add(sub)
+    return p
 
+
+def _data_commands(sub) -> None:
+    """Subcommands of the landing zones: a simulated network, the real M5 stores."""
     g = sub.add_parser("generate", help="simulate a retail network and write it as a landing zone (contract v1)")
     g.add_argument("--out", required=True, help="landing-zone folder to write")
     g.add_argument("--regions", type=int, default=2)
@@ -379,6 +385,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("-v", "--verbose", action="store_true")
     m.set_defaults(func=_import_m5)
 
+
+def _evidence_commands(sub) -> None:
+    """Subcommands of the real-data evidence: the M5 forecast backtest, Dominick's elasticities."""
     b = sub.add_parser(
         "backtest-m5",
         help="rolling-origin forecast backtest on real M5: pipeline vs SeasonalNaive(7), "
@@ -407,6 +416,9 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("-q", "--quiet", action="store_true")
     o.set_defaults(func=_oj)
 
+
+def _pipeline_commands(sub) -> None:
+    """Subcommands of running the pipeline: one plan date, the demos, a plan's summary."""
     r = sub.add_parser(
         "run",
         help="materialise the whole graph for a plan date (default: the latest landing day)",
@@ -442,6 +454,13 @@ def build_parser() -> argparse.ArgumentParser:
     dm.add_argument("--eval-days", type=int, default=56, help="days of the digital-twin comparison")
     dm.set_defaults(func=_demo_m5)
 
+    sm = sub.add_parser("summary", help="print the KPI summary of a materialised plan date")
+    sm.add_argument("--date", required=True)
+    sm.set_defaults(func=lambda a: __import__("inventory_pipeline.summary", fromlist=["x"]).print_summary(a.date) or 0)
+
+
+def _twin_commands(sub) -> None:
+    """Subcommands of the digital twin: one network, the suite of worlds."""
     e = sub.add_parser(
         "evaluate", help="digital twin: pipeline vs the baseline rule (KPIs, frontier, stress scenarios)"
     )
@@ -494,11 +513,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     su.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     su.set_defaults(func=_evaluate_suite)
-
-    sm = sub.add_parser("summary", help="print the KPI summary of a materialised plan date")
-    sm.add_argument("--date", required=True)
-    sm.set_defaults(func=lambda a: __import__("inventory_pipeline.summary", fromlist=["x"]).print_summary(a.date) or 0)
-    return p
 
 
 def _exit_process(code: int) -> None:

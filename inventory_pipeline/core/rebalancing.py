@@ -655,6 +655,27 @@ def _rationale(o: pd.DataFrame, method: str) -> pd.Series:
 VIOLATION_COLUMNS = ["rule", "sku_id", "from_location_id", "to_location_id", "detail"]
 
 
+class _Violations:
+    """Rule violations of the transfer lines `tr`: one row per rule per line, in the order found."""
+
+    def __init__(self, tr: pd.DataFrame) -> None:
+        self.tr, self.found = tr, []
+
+    def add(self, rule: str, mask, detail) -> None:
+        mask = np.asarray(mask, bool)
+        if mask.any():
+            tr = self.tr
+            d = tr.loc[mask, ["sku_id", "from_location_id", "to_location_id"]].copy()
+            d.insert(0, "rule", rule)
+            d["detail"] = pd.Series(detail, index=tr.index)[mask] if not isinstance(detail, str) else detail
+            self.found.append(d)
+
+    def frame(self) -> pd.DataFrame:
+        if not self.found:
+            return pd.DataFrame(columns=VIOLATION_COLUMNS)
+        return pd.concat(self.found, ignore_index=True)[VIOLATION_COLUMNS]
+
+
 def transfer_violations(
     transfers: pd.DataFrame,
     targets: pd.DataFrame,
@@ -676,42 +697,46 @@ def transfer_violations(
     tr = transfers.reset_index(drop=True).copy()
     for c in ("sku_id", "from_location_id", "to_location_id"):
         tr[c] = tr[c].astype(str)
-    found: list[pd.DataFrame] = []
-
-    def add(rule: str, mask, detail) -> None:
-        mask = np.asarray(mask, bool)
-        if mask.any():
-            d = tr.loc[mask, ["sku_id", "from_location_id", "to_location_id"]].copy()
-            d.insert(0, "rule", rule)
-            d["detail"] = pd.Series(detail, index=tr.index)[mask] if not isinstance(detail, str) else detail
-            found.append(d)
-
+    v = _Violations(tr)
     u = pd.to_numeric(tr["units"], errors="coerce").to_numpy(float)
+    _unit_rules(v, u, cfg)
+    # stores and their positions, from the targets and today's orders
+    tg = targets.copy()
+    tg["location_id"], tg["sku_id"] = tg["location_id"].astype(str), tg["sku_id"].astype(str)
+    _lane_rules(v, tg, lanes)
+    _stock_rules(v, u, tg, orders)
+    return v.frame()
+
+
+def _unit_rules(v: _Violations, u: np.ndarray, cfg: RebalancingPolicy) -> None:
+    """Whole units > 0, the line's minimum and cap, one line per SKU and lane."""
+    tr = v.tr
     whole = np.isfinite(u) & (np.abs(u - np.round(np.nan_to_num(u))) < 1e-9)
-    add("units_positive_integer", ~whole | ~(u > 0), "units " + tr["units"].astype(str))
-    add(
+    v.add("units_positive_integer", ~whole | ~(u > 0), "units " + tr["units"].astype(str))
+    v.add(
         "min_transfer_units",
         whole & (u > 0) & (u < cfg.min_transfer_units),
         "units " + tr["units"].astype(str) + f" < min_transfer_units {cfg.min_transfer_units}",
     )
     if cfg.max_units_per_line:
-        add(
+        v.add(
             "max_units_per_line",
             u > cfg.max_units_per_line,
             "units " + tr["units"].astype(str) + f" > max_units_per_line {cfg.max_units_per_line}",
         )
-    add(
+    v.add(
         "duplicate_line",
         tr.duplicated(["sku_id", "from_location_id", "to_location_id"], keep=False),
         "more than one line for this SKU and lane",
     )
 
-    # stores and their positions, from the targets and today's orders
-    tg = targets.copy()
-    tg["location_id"], tg["sku_id"] = tg["location_id"].astype(str), tg["sku_id"].astype(str)
+
+def _lane_rules(v: _Violations, tg: pd.DataFrame, lanes: pd.DataFrame | None) -> None:
+    """Between two different stores of the targets, along an existing lane, at its lead time."""
+    tr = v.tr
     stores = set(tg["location_id"])
-    add("lane", tr["from_location_id"] == tr["to_location_id"], "from and to are the same store")
-    add(
+    v.add("lane", tr["from_location_id"] == tr["to_location_id"], "from and to are the same store")
+    v.add(
         "lane",
         ~tr["from_location_id"].isin(stores) | ~tr["to_location_id"].isin(stores),
         "from or to is not a store of the targets",
@@ -727,18 +752,22 @@ def transfer_violations(
         .merge(ln[["from_location_id", "to_location_id"]].drop_duplicates(), how="left", indicator=True)["_merge"]
         .to_numpy()
     )
-    add("lane", pair != "both", "no lane from " + tr["from_location_id"] + " to " + tr["to_location_id"])
+    v.add("lane", pair != "both", "no lane from " + tr["from_location_id"] + " to " + tr["to_location_id"])
     if "lead_time_days" in tr:
         lt = ln.groupby(["from_location_id", "to_location_id"])["lead_time_days"].agg(["min", "max"])
         k = pd.MultiIndex.from_frame(tr[["from_location_id", "to_location_id"]])
         lo, hi = lt["min"].reindex(k).to_numpy(float), lt["max"].reindex(k).to_numpy(float)
         ltv = pd.to_numeric(tr["lead_time_days"], errors="coerce").to_numpy(float)
-        add(
+        v.add(
             "lane",
             (pair == "both") & ~((ltv >= lo - 1e-9) & (ltv <= hi + 1e-9)),
             "lead time " + tr["lead_time_days"].astype(str) + " is not the lane's",
         )
 
+
+def _store_stock(tg: pd.DataFrame, orders: pd.DataFrame | None):
+    """Per store x SKU of the targets: on hand, position (with today's replenishments), the need
+    a receiver may be lifted to and what a donor keeps."""
     key = pd.MultiIndex.from_frame(tg[["location_id", "sku_id"]])
     on_hand = pd.Series(pd.to_numeric(tg["on_hand"], errors="coerce").fillna(0).clip(lower=0).to_numpy(), index=key)
     today = pd.Series(0.0, index=key)
@@ -754,6 +783,14 @@ def transfer_violations(
         index=key,
     )
     keep = pd.Series(donor_keep(tg), index=key)
+    return key, on_hand, position, need, keep
+
+
+def _stock_rules(v: _Violations, u: np.ndarray, tg: pd.DataFrame, orders: pd.DataFrame | None) -> None:
+    """In time for the receiver; the donor keeps its need and sends at most its on hand; the
+    receiver is not lifted above its need; no store both sends and receives a SKU."""
+    tr = v.tr
+    key, on_hand, position, need, keep = _store_stock(tg, orders)
 
     fk = pd.MultiIndex.from_frame(tr[["from_location_id", "sku_id"]])
     tk = pd.MultiIndex.from_frame(tr[["to_location_id", "sku_id"]])
@@ -761,7 +798,7 @@ def transfer_violations(
         prot = pd.Series(pd.to_numeric(tg["protection_days"], errors="coerce").to_numpy(float), index=key)
         p_t = prot.reindex(tk).to_numpy()
         ltv = pd.to_numeric(tr["lead_time_days"], errors="coerce").to_numpy(float)
-        add(
+        v.add(
             "lane_too_slow",
             ~(ltv < p_t),
             "lane lead time "
@@ -770,18 +807,18 @@ def transfer_violations(
             + pd.Series(p_t).astype(str)
             + " days",
         )
-    add("unknown_store_sku", ~fk.isin(key) | ~tk.isin(key), "store x SKU not in the targets")
+    v.add("unknown_store_sku", ~fk.isin(key) | ~tk.isin(key), "store x SKU not in the targets")
     uu = np.nan_to_num(u)
     sent = pd.Series(uu, index=fk).groupby(level=[0, 1]).sum()
     got = pd.Series(uu, index=tk).groupby(level=[0, 1]).sum()
     s_line = sent.reindex(fk).to_numpy()
     pos_f, need_f, oh_f = position.reindex(fk).to_numpy(), keep.reindex(fk).to_numpy(), on_hand.reindex(fk).to_numpy()
-    add(
+    v.add(
         "donor_on_hand",
         s_line > oh_f + 1e-9,
         "donor sends " + pd.Series(s_line).astype(str) + " in total, holds " + pd.Series(oh_f).astype(str),
     )
-    add(
+    v.add(
         "donor_below_need",
         pos_f - s_line < need_f - 1e-9,
         "donor position "
@@ -793,7 +830,7 @@ def transfer_violations(
     )
     g_line = got.reindex(tk).to_numpy()
     pos_t, need_t = position.reindex(tk).to_numpy(), need.reindex(tk).to_numpy()
-    add(
+    v.add(
         "receiver_above_need",
         g_line > np.maximum(np.ceil(need_t - pos_t - 1e-9), 0) + 1e-9,
         "receiver position "
@@ -804,7 +841,4 @@ def transfer_violations(
         + pd.Series(need_t).astype(str),
     )
     both = sent.index.intersection(got.index)
-    add("sends_and_receives", fk.isin(both) | tk.isin(both), "a store both sends and receives this SKU")
-    if not found:
-        return pd.DataFrame(columns=VIOLATION_COLUMNS)
-    return pd.concat(found, ignore_index=True)[VIOLATION_COLUMNS]
+    v.add("sends_and_receives", fk.isin(both) | tk.isin(both), "a store both sends and receives this SKU")
