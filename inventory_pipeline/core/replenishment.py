@@ -1065,26 +1065,9 @@ def _dc_service(
     return induced, alpha, cls
 
 
-def _purchase_orders(
-    forecast,
-    prices,
-    t,
-    shipped_units,
-    requested_units,
-    pos,
-    prod,
-    locations,
-    lt,
-    lt_dist,
-    effective,
-    cfg,
-    costs,
-    history=None,
-    plan_date=None,
-    promotions_planned=False,
-):
-    R = cfg.review_period_days
-    stores = locations[locations["location_type"] == "store"].set_index("location_id")
+def _pooled_dc_demand(forecast: pd.DataFrame, prices: pd.DataFrame | None, stores: pd.DataFrame):
+    """The forecast of each DC's stores pooled per DC x SKU x horizon (means and variances add,
+    at the recommended price's demand multiplier), and the DC x SKU keys in order."""
     fc = forecast[forecast["location_id"].isin(stores.index)].copy()
     fc["var"] = daily_variance(fc)
     if prices is not None and len(prices) and "demand_multiplier" in prices:
@@ -1095,6 +1078,12 @@ def _purchase_orders(
     # pooled over a DC's stores: means and variances add per day and horizon
     pooled = fc.groupby(["dc_id", "sku_id", "horizon"], as_index=False).agg(mean=("mean", "sum"), var=("var", "sum"))
     keys = pooled[["dc_id", "sku_id"]].drop_duplicates().sort_values(["dc_id", "sku_id"], ignore_index=True)
+    return pooled, keys
+
+
+def _supplier_lead_times(keys: pd.DataFrame, prod: pd.DataFrame, lt: pd.DataFrame, lt_dist):
+    """Per DC x SKU: its supplier, the supplier's learned lead-time pmf over `support`, its mean
+    and spread, and the supplier's unit fill rate (1 without an estimate)."""
     sup = keys["sku_id"].map(prod["supplier_id"])
     ltab = lt.set_index("supplier_id")
     support, pmf_sup = lt_dist
@@ -1107,53 +1096,16 @@ def _purchase_orders(
     Ls = np.sqrt(np.maximum(pmf @ support.astype(float) ** 2 - Lm**2, 0))
     f = ltab["fill_rate"].to_numpy(float)[np.minimum(srow, len(ltab) - 1)] if len(ltab) else np.ones(len(keys))
     f = np.where(ltab.index.get_indexer(sup) >= 0, f, 1.0)
-    cum = _cumulate(pooled, keys=("dc_id", "sku_id"))
-    sales_L = (pmf * cum.at(np.broadcast_to(support[None, :], pmf.shape).astype(float))).sum(
-        1
-    )  # shipped before a PO lands
-    P = Lm + R
-    dbar = cum.at(P) / P
-    if history is not None and len(history):  # the measured error of the DC's pooled demand
-        h = history.assign(dc_id=history["location_id"].map(stores["supplying_dc_id"]))
-        mse, neff = measured_spread(
-            h[h["dc_id"].notna()], keys, P, plan_date, cfg, ("dc_id", "sku_id"), promotions_planned
-        )
-        cum.var_scale = _widening(mse, neff, cum.at(P, "var"))
-    cost = keys["sku_id"].map(prod["unit_cost"]).astype(float).fillna(0).to_numpy()
-    didx = pd.MultiIndex.from_frame(keys)
-    b, alpha, cls = _dc_service(t, didx, R + Ls, cost, cfg, costs)
-    band = eoq_band(dbar, cfg.po_order_cost, cost, cfg, costs)
-    # protection over the supplier's learned lead-time distribution (its late tail included) + R
-    mu, sigma, s = mixture_targets(cum, support, pmf, R, alpha)
-    ss, S = s - mu, s + band
-    asked = pd.Series(requested_units).groupby([t["dc_id"].to_numpy(), t["sku_id"].to_numpy()]).sum()
-    # position: on hand + what the open orders will deliver at the supplier's fill rate - what the
-    # stores asked for today (shipped or not)
-    ip = (
-        pos["on_hand"].reindex(didx).fillna(0).to_numpy()
-        + f * pos["on_order"].reindex(didx).fillna(0).to_numpy()
-        - asked.reindex(didx).fillna(0).to_numpy()
-    )
-    pack = keys["sku_id"].map(prod["case_pack"]).fillna(1).astype(int).clip(lower=1).to_numpy()
-    moq = keys["sku_id"].map(prod["min_order_qty"]).fillna(0).to_numpy(float)
-    moq_units = round_up_to_packs(moq, pack)
-    # a short-shipping supplier delivers f x the order on average: the gap to S is ordered at 1 / f
-    raw = np.where(ip < s - 1e-9, round_up_to_packs((S - ip) / f, pack), 0)
-    requested = np.where(raw > 0, np.maximum(raw, moq_units), 0).astype(np.int64)
-    binding = np.where(requested > 0, np.where(moq_units > raw, "min_order_qty", "case_pack"), "none").astype(object)
+    return sup, pmf, Lm, Ls, f
+
+
+def _dc_limits(keys, sup, requested, binding, pack, moq, cost, mins, mu, sigma, ip, b, f, gone, pos, locations, cfg):
+    """DC capacity and the day's purchase budget: where they bind, the orders are chosen again in
+    whole packs (>= MOQ) by the expected lost-sale cost they avoid; a supplier's order cut below
+    its minimum is then held. Returns the units, the binding constraints and what was not met."""
     unmet = []
-
-    # supplier minimum order value per supplier x DC: top up, lowest cover first
-    mins = sup.map(cfg.supplier_min_order_values).fillna(cfg.supplier_min_order_value).to_numpy(float)
-    requested, binding = _supplier_minimum(
-        keys, sup.to_numpy(), requested, binding, ip / f, S / f, dbar, pack, cost, mins
-    )
-
-    # DC capacity and the day's purchase budget: re-choose in whole packs (>= MOQ) where they bind
     units = requested.copy()
     dc_ids = np.sort(keys["dc_id"].unique())
-    # space when today's POs land: what ships to stores before, and the open orders' short shipments
-    gone = sales_L + (1 - f) * pos["on_order"].reindex(didx).fillna(0).to_numpy()
     dc_sales = keys.rename(columns={"dc_id": "location_id"}).assign(units=gone)
     room_d = capacity_room(pos.reset_index(), locations, dc_sales).reindex(dc_ids).fillna(np.inf).to_numpy(float)
     row = np.searchsorted(dc_ids, keys["dc_id"].to_numpy())
@@ -1210,6 +1162,80 @@ def _purchase_orders(
             )
             units = np.where(below, 0, units)
             binding = np.where(below, "supplier_min_order", binding)
+    return units, binding, unmet
+
+
+def _purchase_orders(
+    forecast,
+    prices,
+    t,
+    shipped_units,
+    requested_units,
+    pos,
+    prod,
+    locations,
+    lt,
+    lt_dist,
+    effective,
+    cfg,
+    costs,
+    history=None,
+    plan_date=None,
+    promotions_planned=False,
+):
+    R = cfg.review_period_days
+    stores = locations[locations["location_type"] == "store"].set_index("location_id")
+    pooled, keys = _pooled_dc_demand(forecast, prices, stores)
+    sup, pmf, Lm, Ls, f = _supplier_lead_times(keys, prod, lt, lt_dist)
+    support = lt_dist[0]
+    cum = _cumulate(pooled, keys=("dc_id", "sku_id"))
+    sales_L = (pmf * cum.at(np.broadcast_to(support[None, :], pmf.shape).astype(float))).sum(
+        1
+    )  # shipped before a PO lands
+    P = Lm + R
+    dbar = cum.at(P) / P
+    if history is not None and len(history):  # the measured error of the DC's pooled demand
+        h = history.assign(dc_id=history["location_id"].map(stores["supplying_dc_id"]))
+        mse, neff = measured_spread(
+            h[h["dc_id"].notna()], keys, P, plan_date, cfg, ("dc_id", "sku_id"), promotions_planned
+        )
+        cum.var_scale = _widening(mse, neff, cum.at(P, "var"))
+    cost = keys["sku_id"].map(prod["unit_cost"]).astype(float).fillna(0).to_numpy()
+    didx = pd.MultiIndex.from_frame(keys)
+    b, alpha, cls = _dc_service(t, didx, R + Ls, cost, cfg, costs)
+    band = eoq_band(dbar, cfg.po_order_cost, cost, cfg, costs)
+    # protection over the supplier's learned lead-time distribution (its late tail included) + R
+    mu, sigma, s = mixture_targets(cum, support, pmf, R, alpha)
+    ss, S = s - mu, s + band
+    asked = pd.Series(requested_units).groupby([t["dc_id"].to_numpy(), t["sku_id"].to_numpy()]).sum()
+    # position: on hand + what the open orders will deliver at the supplier's fill rate - what the
+    # stores asked for today (shipped or not)
+    ip = (
+        pos["on_hand"].reindex(didx).fillna(0).to_numpy()
+        + f * pos["on_order"].reindex(didx).fillna(0).to_numpy()
+        - asked.reindex(didx).fillna(0).to_numpy()
+    )
+    pack = keys["sku_id"].map(prod["case_pack"]).fillna(1).astype(int).clip(lower=1).to_numpy()
+    moq = keys["sku_id"].map(prod["min_order_qty"]).fillna(0).to_numpy(float)
+    moq_units = round_up_to_packs(moq, pack)
+    # a short-shipping supplier delivers f x the order on average: the gap to S is ordered at 1 / f
+    raw = np.where(ip < s - 1e-9, round_up_to_packs((S - ip) / f, pack), 0)
+    requested = np.where(raw > 0, np.maximum(raw, moq_units), 0).astype(np.int64)
+    binding = np.where(requested > 0, np.where(moq_units > raw, "min_order_qty", "case_pack"), "none").astype(object)
+    unmet = []
+
+    # supplier minimum order value per supplier x DC: top up, lowest cover first
+    mins = sup.map(cfg.supplier_min_order_values).fillna(cfg.supplier_min_order_value).to_numpy(float)
+    requested, binding = _supplier_minimum(
+        keys, sup.to_numpy(), requested, binding, ip / f, S / f, dbar, pack, cost, mins
+    )
+
+    # space when today's POs land: what ships to stores before, and the open orders' short shipments
+    gone = sales_L + (1 - f) * pos["on_order"].reindex(didx).fillna(0).to_numpy()
+    units, binding, limited = _dc_limits(
+        keys, sup, requested, binding, pack, moq, cost, mins, mu, sigma, ip, b, f, gone, pos, locations, cfg
+    )
+    unmet += limited
     y = ip + f * units
     es = expected_shortage(mu, sigma, y)
     rows = pd.DataFrame(
