@@ -162,6 +162,114 @@ def forecast_confidence(mean: pd.Series, sigma: pd.Series) -> pd.Series:
 # ---- proposals -----------------------------------------------------------------------------------
 
 
+def _forecast_decision(forecast: dict, plan_date: str, model_version: str) -> pd.DataFrame:
+    """The decision that this forecast version serves the plan."""
+    return pd.DataFrame(
+        {
+            "decision_type": ["forecast"],
+            "sku_id": [""],
+            "source_id": [""],
+            "location_id": [""],
+            "units": [float(forecast.get("series", np.nan))],
+            "old_price": np.nan,
+            "new_price": np.nan,
+            "order_date": pd.Timestamp(plan_date) + pd.Timedelta(days=1),
+            "expected_date": pd.NaT,
+            "value": [float(forecast.get("cv_wape", np.nan))],
+            "expected_cost": np.nan,
+            "expected_service": [float(forecast.get("coverage_80", np.nan))],
+            "confidence": [1 - min(1.0, float(forecast.get("cv_wape", np.nan)))],
+            "binding_constraint": "promotion_gate",
+            "explanation": [
+                f"forecast {forecast.get('model_version', model_version)} serves "
+                f"{int(forecast.get('series', 0))} store x SKU series (CV WAPE "
+                f"{float(forecast.get('cv_wape', np.nan)):.3f}, 80% interval coverage "
+                f"{float(forecast.get('coverage_80', np.nan)):.3f}); gate: {forecast.get('gate', '')}; "
+                f"MLflow run {forecast.get('mlflow_run_id', '')}"
+            ],
+        }
+    )
+
+
+def _order_decisions(o: pd.DataFrame) -> pd.DataFrame:
+    """Purchase orders and store replenishments."""
+    conf = (
+        forecast_confidence(o["mean_demand_protection"], o["sigma_demand_protection"])
+        if "sigma_demand_protection" in o
+        else pd.Series(np.nan, index=o.index)
+    )
+    return pd.DataFrame(
+        {
+            "decision_type": o["decision_type"],
+            "sku_id": o["sku_id"],
+            "source_id": o["source_id"],
+            "location_id": o["location_id"],
+            "units": o["units"].astype(float),
+            "old_price": np.nan,
+            "new_price": np.nan,
+            "order_date": o["order_date"],
+            "expected_date": o["expected_date"],
+            "value": o["order_value"].astype(float),
+            "expected_cost": o["expected_cost"].astype(float) if "expected_cost" in o else np.nan,
+            "expected_service": (o["expected_service"] if "expected_service" in o else o["service_level"]).astype(
+                float
+            ),
+            "confidence": conf.astype(float),
+            "binding_constraint": o["binding_constraint"],
+            "explanation": o["rationale"],
+        }
+    )
+
+
+def _transfer_decisions(t: pd.DataFrame) -> pd.DataFrame:
+    """Store -> store rebalancing transfers."""
+    return pd.DataFrame(
+        {
+            "decision_type": "transfer",
+            "sku_id": t["sku_id"],
+            "source_id": t["from_location_id"],
+            "location_id": t["to_location_id"],
+            "units": t["units"].astype(float),
+            "old_price": np.nan,
+            "new_price": np.nan,
+            "order_date": t["ship_date"],
+            "expected_date": t["expected_date"],
+            "value": (t["units"] * t["cost_per_unit"]).astype(float),
+            "expected_cost": -(t["net_value"].astype(float)) if "net_value" in t else np.nan,
+            "expected_service": np.nan,
+            "confidence": np.nan,
+            "binding_constraint": t["binding_constraint"],
+            "explanation": t["rationale"],
+        }
+    )
+
+
+def _price_decisions(p: pd.DataFrame, plan_date: str) -> pd.DataFrame:
+    """The recommended prices that change (effective the day after the plan)."""
+    effective = pd.Timestamp(plan_date) + pd.Timedelta(days=1)
+    return pd.DataFrame(
+        {
+            "decision_type": "price_change",
+            "sku_id": p["sku_id"],
+            "source_id": "",
+            "location_id": p["location_id"],
+            "units": np.nan,
+            "old_price": p["current_price"].astype(float),
+            "new_price": p["recommended_price"].astype(float),
+            "order_date": effective,
+            "expected_date": effective,
+            "value": (p["expected_margin_recommended"] - p["expected_margin_current"]).astype(float),
+            "expected_cost": np.nan,
+            "expected_service": np.nan,
+            "confidence": p["elasticity_confidence"].astype(float) if "elasticity_confidence" in p else np.nan,
+            "binding_constraint": p["binding_guardrail"],
+            "explanation": p["rationale"],
+            "unit_cost": p["unit_cost"].astype(float) if "unit_cost" in p else np.nan,
+            "change_reason": p["change_reason"].astype(str) if "change_reason" in p else "",
+        }
+    )
+
+
 def propose(
     orders: pd.DataFrame,
     transfers: pd.DataFrame,
@@ -177,113 +285,14 @@ def propose(
     adds the decision that this forecast version serves the plan."""
     parts = []
     if forecast:
-        parts.append(
-            pd.DataFrame(
-                {
-                    "decision_type": ["forecast"],
-                    "sku_id": [""],
-                    "source_id": [""],
-                    "location_id": [""],
-                    "units": [float(forecast.get("series", np.nan))],
-                    "old_price": np.nan,
-                    "new_price": np.nan,
-                    "order_date": pd.Timestamp(plan_date) + pd.Timedelta(days=1),
-                    "expected_date": pd.NaT,
-                    "value": [float(forecast.get("cv_wape", np.nan))],
-                    "expected_cost": np.nan,
-                    "expected_service": [float(forecast.get("coverage_80", np.nan))],
-                    "confidence": [1 - min(1.0, float(forecast.get("cv_wape", np.nan)))],
-                    "binding_constraint": "promotion_gate",
-                    "explanation": [
-                        f"forecast {forecast.get('model_version', model_version)} serves "
-                        f"{int(forecast.get('series', 0))} store x SKU series (CV WAPE "
-                        f"{float(forecast.get('cv_wape', np.nan)):.3f}, 80% interval coverage "
-                        f"{float(forecast.get('coverage_80', np.nan)):.3f}); gate: {forecast.get('gate', '')}; "
-                        f"MLflow run {forecast.get('mlflow_run_id', '')}"
-                    ],
-                }
-            )
-        )
+        parts.append(_forecast_decision(forecast, plan_date, model_version))
     if len(orders):
-        o = orders
-        conf = (
-            forecast_confidence(o["mean_demand_protection"], o["sigma_demand_protection"])
-            if "sigma_demand_protection" in o
-            else pd.Series(np.nan, index=o.index)
-        )
-        parts.append(
-            pd.DataFrame(
-                {
-                    "decision_type": o["decision_type"],
-                    "sku_id": o["sku_id"],
-                    "source_id": o["source_id"],
-                    "location_id": o["location_id"],
-                    "units": o["units"].astype(float),
-                    "old_price": np.nan,
-                    "new_price": np.nan,
-                    "order_date": o["order_date"],
-                    "expected_date": o["expected_date"],
-                    "value": o["order_value"].astype(float),
-                    "expected_cost": o["expected_cost"].astype(float) if "expected_cost" in o else np.nan,
-                    "expected_service": (
-                        o["expected_service"] if "expected_service" in o else o["service_level"]
-                    ).astype(float),
-                    "confidence": conf.astype(float),
-                    "binding_constraint": o["binding_constraint"],
-                    "explanation": o["rationale"],
-                }
-            )
-        )
+        parts.append(_order_decisions(orders))
     if len(transfers):
-        t = transfers
-        parts.append(
-            pd.DataFrame(
-                {
-                    "decision_type": "transfer",
-                    "sku_id": t["sku_id"],
-                    "source_id": t["from_location_id"],
-                    "location_id": t["to_location_id"],
-                    "units": t["units"].astype(float),
-                    "old_price": np.nan,
-                    "new_price": np.nan,
-                    "order_date": t["ship_date"],
-                    "expected_date": t["expected_date"],
-                    "value": (t["units"] * t["cost_per_unit"]).astype(float),
-                    "expected_cost": -(t["net_value"].astype(float)) if "net_value" in t else np.nan,
-                    "expected_service": np.nan,
-                    "confidence": np.nan,
-                    "binding_constraint": t["binding_constraint"],
-                    "explanation": t["rationale"],
-                }
-            )
-        )
+        parts.append(_transfer_decisions(transfers))
     changed = prices[price_changed(prices["recommended_price"], prices["current_price"])] if len(prices) else prices
     if len(changed):
-        p = changed
-        effective = pd.Timestamp(plan_date) + pd.Timedelta(days=1)
-        parts.append(
-            pd.DataFrame(
-                {
-                    "decision_type": "price_change",
-                    "sku_id": p["sku_id"],
-                    "source_id": "",
-                    "location_id": p["location_id"],
-                    "units": np.nan,
-                    "old_price": p["current_price"].astype(float),
-                    "new_price": p["recommended_price"].astype(float),
-                    "order_date": effective,
-                    "expected_date": effective,
-                    "value": (p["expected_margin_recommended"] - p["expected_margin_current"]).astype(float),
-                    "expected_cost": np.nan,
-                    "expected_service": np.nan,
-                    "confidence": p["elasticity_confidence"].astype(float) if "elasticity_confidence" in p else np.nan,
-                    "binding_constraint": p["binding_guardrail"],
-                    "explanation": p["rationale"],
-                    "unit_cost": p["unit_cost"].astype(float) if "unit_cost" in p else np.nan,
-                    "change_reason": p["change_reason"].astype(str) if "change_reason" in p else "",
-                }
-            )
-        )
+        parts.append(_price_decisions(changed, plan_date))
     if not parts:
         return pd.DataFrame(columns=["decision_id", "plan_date", "revision", *PAYLOAD_COLUMNS])
     log = pd.concat(parts, ignore_index=True)
