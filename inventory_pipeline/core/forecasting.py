@@ -1573,6 +1573,116 @@ def _breakdown_metrics(points: pd.DataFrame, adj: pd.DataFrame) -> dict:
     return out
 
 
+@dataclass(frozen=True)
+class _DemandScale:
+    """What turns a forecast on the adjusted scale back into demand (`_with_events`)."""
+
+    cat: pd.Series  # unique_id -> category
+    calendar: pd.DataFrame | None
+    em: pd.DataFrame  # event multipliers per category x event day
+    info: Adjustments
+    series_ids: pd.DataFrame  # unique_id -> location_id, sku_id
+    planned: pd.DataFrame | None  # the promotion plan, when the uplift model applies it
+    cfg: ForecastSettings
+
+
+def _with_events(part: pd.DataFrame, ctx: _DemandScale) -> pd.DataFrame:
+    """adjusted scale -> demand scale: the event multipliers of the future days, and the
+    category's promotion uplift on the days of a planned promotion (landing v1.1): the
+    statistical models were fit on de-promoted demand, so a promotion the plan announces
+    comes back here, before it starts; a cancelled one is no longer in the plan"""
+    keys = pd.DataFrame(
+        {
+            "category": part["unique_id"].map(ctx.cat).to_numpy(),
+            "event_key": _event_keys(pd.Series(pd.to_datetime(part["ds"]).to_numpy()), ctx.calendar).to_numpy()
+            if ctx.cfg.uplift
+            else "",
+        }
+    )
+    mult = event_multiplier(keys, ctx.em)
+    if ctx.info.regional_uplift:
+        loc = part["unique_id"].map(ctx.series_ids["location_id"]).astype(str).to_numpy()
+        reg = _regional_days(loc, pd.Series(pd.to_datetime(part["ds"]).to_numpy()), ctx.calendar)
+        mult = mult * _regional_multiplier(keys["category"], loc, reg, ctx.info.regional_uplift)
+    if ctx.planned is not None:
+        rows = ctx.series_ids.reindex(part["unique_id"].to_numpy()).reset_index(drop=True)
+        on = planned_promotion_days(rows.assign(date=pd.to_datetime(part["ds"]).to_numpy()), ctx.planned)
+        up = part["unique_id"].map(ctx.cat).astype(str).map(ctx.info.promo_uplift).astype(float).fillna(1.0).to_numpy()
+        mult = mult * np.where(on, up, 1.0)
+    return part.assign(mean=np.clip(part["mean"].to_numpy(float) * mult, 0, None))
+
+
+def _fit_chosen(adj: pd.DataFrame, chosen: dict, gi, ctx: _DemandScale, fit: Progress) -> list[pd.DataFrame]:
+    """Each class's forecast by its chosen model: a statistical model (back on the demand scale),
+    the global model, or the mean of both (the combined family)."""
+    cfg, parts = ctx.cfg, []
+    g = _global_fit(gi, cfg) if any(_components(m)[1] for m in chosen.values()) else None
+    for cls, model in chosen.items():
+        part = adj[adj["demand_class"] == cls]
+        sf_name, uses_global = _components(model)
+        f = _with_events(_fit_class(part, sf_name, cfg, ctx.info.category_dow), ctx) if sf_name else None
+        if uses_global:
+            gp = g[g["unique_id"].isin(part["unique_id"].unique())].rename(columns={GLOBAL_MODEL: "gm"})
+            if f is None:
+                f = gp.rename(columns={"gm": "mean"})
+            else:
+                f = f.merge(gp, on=["unique_id", "ds"], how="left")
+                f["mean"] = 0.5 * (f["mean"] + f["gm"].fillna(f["mean"]))
+                f = f.drop(columns="gm")
+        parts.append(f[["unique_id", "ds", "mean"]].assign(model=model, demand_class=cls))
+        fit.advance(part["unique_id"].nunique(), note=f"class {cls} with {model}")
+    return parts
+
+
+def _apply_yearly_ramp(fc, history, plan_date, cfg, categories, calendar, adj) -> dict:
+    """With a year of history, `fc`'s means times last year's category ramps (1 where held back),
+    in place; returns the ramp's metrics."""
+    ramp, ramp_info = (
+        yearly_ramp(history, plan_date, cfg.horizon_days, categories, calendar)
+        if cfg.yearly_profile
+        else (pd.DataFrame(), {})
+    )
+    if len(ramp):  # a year of history: last year's category ramps (1 where held back)
+        sku_of = adj.groupby("unique_id")["sku_id"].first().astype(str)
+        r = ramp.set_index(["sku_id", "date"])["ramp"]
+        at = pd.MultiIndex.from_arrays([fc["unique_id"].map(sku_of).to_numpy(), pd.to_datetime(fc["ds"]).to_numpy()])
+        fc["mean"] = fc["mean"].to_numpy(float) * r.reindex(at).to_numpy(float, na_value=1.0)
+    return ramp_info
+
+
+def _demand_frame(fc, calib, adj, classes, points, plan_date):
+    """The forecast as the demand_forecast table: dates and horizons, each class's calibrated
+    quantiles (new items: Poisson around their level), location and SKU ids; the classes and CV
+    points labelled by series."""
+    fc["date"] = pd.to_datetime(fc["ds"])
+    fc["horizon"] = (fc["date"] - pd.Timestamp(plan_date)).dt.days.astype(int)
+    for q in QUANTILE_PROBS:
+        fc[q] = np.nan
+    series_category = adj.groupby("unique_id", observed=True)["category"].first().astype(str)
+    for cls in fc["demand_class"].unique():
+        m = (fc["demand_class"] == cls).to_numpy()
+        if cls in calib:
+            qs = calib[cls].quantiles(
+                fc.loc[m, "mean"].to_numpy(),
+                fc.loc[m, "horizon"].to_numpy(),
+                fc.loc[m, "unique_id"].map(series_category).to_numpy(),
+            )
+        else:  # new items: Poisson around their level
+            lam = np.maximum(fc.loc[m, "mean"].to_numpy(float), 1e-9)
+            qs = {q: stats.poisson.ppf(p, lam).astype(float) for q, p in QUANTILE_PROBS.items()}
+        for q, v in qs.items():
+            fc.loc[m, q] = v
+    ids = adj.groupby("unique_id")[["location_id", "sku_id"]].first()
+    fc["location_id"] = fc["unique_id"].map(ids["location_id"]).astype(str)
+    fc["sku_id"] = fc["unique_id"].map(ids["sku_id"]).astype(str)
+    fc = fc[FORECAST_COLUMNS].sort_values(["location_id", "sku_id", "horizon"], ignore_index=True)
+    label = ids["location_id"].astype(str) + "|" + ids["sku_id"].astype(str)
+    classes = classes.assign(series=classes["unique_id"].map(label))
+    if len(points):
+        points = points.assign(unique_id=points["unique_id"].map(label))
+    return fc, classes, points
+
+
 def run_forecast(
     history: pd.DataFrame,
     plan_date: str,
@@ -1611,31 +1721,7 @@ def run_forecast(
     planned = promotions if cfg.uplift and promotions is not None and len(promotions) else None
     series_ids = adj.groupby("unique_id")[["location_id", "sku_id"]].first()
 
-    def with_events(part: pd.DataFrame) -> pd.DataFrame:
-        """adjusted scale -> demand scale: the event multipliers of the future days, and the
-        category's promotion uplift on the days of a planned promotion (landing v1.1): the
-        statistical models were fit on de-promoted demand, so a promotion the plan announces
-        comes back here, before it starts; a cancelled one is no longer in the plan"""
-        keys = pd.DataFrame(
-            {
-                "category": part["unique_id"].map(cat).to_numpy(),
-                "event_key": _event_keys(pd.Series(pd.to_datetime(part["ds"]).to_numpy()), calendar).to_numpy()
-                if cfg.uplift
-                else "",
-            }
-        )
-        mult = event_multiplier(keys, em)
-        if info.regional_uplift:
-            loc = part["unique_id"].map(series_ids["location_id"]).astype(str).to_numpy()
-            reg = _regional_days(loc, pd.Series(pd.to_datetime(part["ds"]).to_numpy()), calendar)
-            mult = mult * _regional_multiplier(keys["category"], loc, reg, info.regional_uplift)
-        if planned is not None:
-            rows = series_ids.reindex(part["unique_id"].to_numpy()).reset_index(drop=True)
-            on = planned_promotion_days(rows.assign(date=pd.to_datetime(part["ds"]).to_numpy()), planned)
-            up = part["unique_id"].map(cat).astype(str).map(info.promo_uplift).astype(float).fillna(1.0).to_numpy()
-            mult = mult * np.where(on, up, 1.0)
-        return part.assign(mean=np.clip(part["mean"].to_numpy(float) * mult, 0, None))
-
+    ctx = _DemandScale(cat, calendar, em, info, series_ids, planned, cfg)
     parts, gmeta = [], {}
     has_stat = (classes["demand_class"] != "new").any()
     gi = (
@@ -1665,69 +1751,20 @@ def run_forecast(
             adj, classes, cfg, em, selection, progress, extra=extra
         )
         fit = Progress(len(classes), unit="series", label="fit", report=progress)
-        g = _global_fit(gi, cfg) if any(_components(m)[1] for m in chosen.values()) else None
-        for cls, model in chosen.items():
-            part = adj[adj["demand_class"] == cls]
-            sf_name, uses_global = _components(model)
-            f = with_events(_fit_class(part, sf_name, cfg, info.category_dow)) if sf_name else None
-            if uses_global:
-                gp = g[g["unique_id"].isin(part["unique_id"].unique())].rename(columns={GLOBAL_MODEL: "gm"})
-                if f is None:
-                    f = gp.rename(columns={"gm": "mean"})
-                else:
-                    f = f.merge(gp, on=["unique_id", "ds"], how="left")
-                    f["mean"] = 0.5 * (f["mean"] + f["gm"].fillna(f["mean"]))
-                    f = f.drop(columns="gm")
-            parts.append(f[["unique_id", "ds", "mean"]].assign(model=model, demand_class=cls))
-            fit.advance(part["unique_id"].nunique(), note=f"class {cls} with {model}")
+        parts += _fit_chosen(adj, chosen, gi, ctx, fit)
     new = adj[adj["demand_class"] == "new"]
     if len(new):
-        parts.append(with_events(_new_item_forecast(new, plan_date, cfg, info).assign(demand_class="new")))
+        parts.append(_with_events(_new_item_forecast(new, plan_date, cfg, info).assign(demand_class="new"), ctx))
         if cfg.family != "mlforecast":
             fit.advance(new["unique_id"].nunique(), note="new items with CategoryProfile")
     fc = pd.concat(parts, ignore_index=True)
-    ramp, ramp_info = (
-        yearly_ramp(history, plan_date, cfg.horizon_days, categories, calendar)
-        if cfg.yearly_profile
-        else (pd.DataFrame(), {})
-    )
-    metrics.update(ramp_info)
-    if len(ramp):  # a year of history: last year's category ramps (1 where held back)
-        sku_of = adj.groupby("unique_id")["sku_id"].first().astype(str)
-        r = ramp.set_index(["sku_id", "date"])["ramp"]
-        at = pd.MultiIndex.from_arrays([fc["unique_id"].map(sku_of).to_numpy(), pd.to_datetime(fc["ds"]).to_numpy()])
-        fc["mean"] = fc["mean"].to_numpy(float) * r.reindex(at).to_numpy(float, na_value=1.0)
+    metrics.update(_apply_yearly_ramp(fc, history, plan_date, cfg, categories, calendar, adj))
     if gi is not None:
         gmeta = {k: v for k, v in gi.info.items() if k != "features"}
         gmeta["global_features"] = len(gi.info["features"])
         metrics.update({k: float(v) for k, v in gmeta.items()})
     metrics.update(_breakdown_metrics(points, adj))
-    fc["date"] = pd.to_datetime(fc["ds"])
-    fc["horizon"] = (fc["date"] - pd.Timestamp(plan_date)).dt.days.astype(int)
-    for q in QUANTILE_PROBS:
-        fc[q] = np.nan
-    series_category = adj.groupby("unique_id", observed=True)["category"].first().astype(str)
-    for cls in fc["demand_class"].unique():
-        m = (fc["demand_class"] == cls).to_numpy()
-        if cls in calib:
-            qs = calib[cls].quantiles(
-                fc.loc[m, "mean"].to_numpy(),
-                fc.loc[m, "horizon"].to_numpy(),
-                fc.loc[m, "unique_id"].map(series_category).to_numpy(),
-            )
-        else:  # new items: Poisson around their level
-            lam = np.maximum(fc.loc[m, "mean"].to_numpy(float), 1e-9)
-            qs = {q: stats.poisson.ppf(p, lam).astype(float) for q, p in QUANTILE_PROBS.items()}
-        for q, v in qs.items():
-            fc.loc[m, q] = v
-    ids = adj.groupby("unique_id")[["location_id", "sku_id"]].first()
-    fc["location_id"] = fc["unique_id"].map(ids["location_id"]).astype(str)
-    fc["sku_id"] = fc["unique_id"].map(ids["sku_id"]).astype(str)
-    fc = fc[FORECAST_COLUMNS].sort_values(["location_id", "sku_id", "horizon"], ignore_index=True)
-    label = ids["location_id"].astype(str) + "|" + ids["sku_id"].astype(str)
-    classes = classes.assign(series=classes["unique_id"].map(label))
-    if len(points):
-        points = points.assign(unique_id=points["unique_id"].map(label))
+    fc, classes, points = _demand_frame(fc, calib, adj, classes, points, plan_date)
     return ForecastResult(fc, chosen, table, metrics, info, classes, cfg, calib, points)
 
 
