@@ -494,14 +494,10 @@ def estimate_elasticities(
     return _estimate(_with_controls(p, cfg.default_elasticity) if cfg.net_control_repricing else p, cfg)
 
 
-def _estimate(p: _Panel, cfg: PricingPolicy) -> pd.DataFrame:
-    """The estimates of `estimate_elasticities` for a panel whose exposure is set."""
-    W = EVENT_WINDOW_DAYS
-    lo_b, hi_b = cfg.elasticity_bounds
+def _own_estimates(p: _Panel, cfg: PricingPolicy, drift: float, W: int):
+    """(a) Each SKU's own elasticity from its regular-price changes, each a before/after
+    comparison: estimate, standard error, number of events, and the error's degrees of freedom."""
     S = len(p.skus)
-    out = pd.DataFrame({"sku_id": p.skus, "category": p.category})
-    drift = _placebo_variance(p, W) if p.units.size else 0.05
-    # (a) own: regular-price changes, each a before/after comparison
     ev = _log_ratio(_events(p, W, cfg.overstock_weeks)) if p.units.size else pd.DataFrame()
     own_e, own_se, n_ev = np.full(S, np.nan), np.full(S, np.inf), np.zeros(S, int)
     own_df = np.full(S, np.inf)  # degrees of freedom of own_se (inf: a variance taken as known)
@@ -526,14 +522,19 @@ def _estimate(p: _Panel, cfg: PricingPolicy) -> pd.DataFrame:
         n_ev[idx] = g["n"][ok].to_numpy()
         # a standard error scaled by the events' own scatter is estimated from n - 1 residuals
         own_df[idx] = np.where((g["n"] > 2) & (phi > 1.0), g["n"] - 1, np.inf)[ok.to_numpy()]
+    return own_e, own_se, n_ev, own_df
+
+
+def _promotion_priors(p: _Panel, drift: float, W: int, tau2: float):
+    """(b) Per category, the elasticity its promotions of different depth imply, and each SKU's
+    number of promotions."""
     # (b) category: promotion depth. A promotion's lift is log(lift) + e log(depth); across the
     # category's promotions of different depth the slope is e (non-price lift assumed unrelated
     # to depth). One point per SKU (its promotions share the lift), weighted by its precision.
+    S = len(p.skus)
     pm = _log_ratio(_promotions(p, W)) if p.units.size else pd.DataFrame()
     n_pr = np.zeros(S, int)
-    cat_names = np.unique(p.category)
     prior = {}
-    tau2 = cfg.elasticity_between_sku_sd**2
     if len(pm):
         pm["w"] = 1.0 / (pm["v"] + drift)
         per = pm.groupby("sku").apply(
@@ -566,8 +567,14 @@ def _estimate(p: _Panel, cfg: PricingPolicy) -> pd.DataFrame:
                 )
             # a slope and intercept fitted through len(d) points: len(d) - 2 degrees of freedom
             prior[c] = (slope, se, f"promotion depth over {len(d)} SKUs", max(len(d) - 2, 1))
+    return prior, n_pr
+
+
+def _category_means(p: _Panel, own_e, own_se, own_df, own_ok, prior: dict, tau2: float):
+    """Each category's prior mean and variance: its promotion-depth slope and its SKUs' own
+    estimates, by precision; how it was made and its Satterthwaite term."""
+    cat_names = np.unique(p.category)
     # category prior: the promotion-depth slope and the category's own estimates, by precision
-    own_ok = np.isfinite(own_se) & np.isfinite(own_e)
     mu, mu_var, how, mu_w4 = {}, {}, {}, {}
     for c in cat_names:
         m = (p.category == c) & own_ok
@@ -585,6 +592,21 @@ def _estimate(p: _Panel, cfg: PricingPolicy) -> pd.DataFrame:
             w = 1.0 / np.asarray(vars_)
             mu[c], mu_var[c], how[c] = float(np.sum(w * ests) / w.sum()), float(1.0 / w.sum()), " and ".join(parts)
             mu_w4[c] = float(np.sum(w**4 * np.asarray(est_v) ** 2 / np.asarray(est_df)))
+    return mu, mu_var, how, mu_w4
+
+
+def _estimate(p: _Panel, cfg: PricingPolicy) -> pd.DataFrame:
+    """The estimates of `estimate_elasticities` for a panel whose exposure is set."""
+    W = EVENT_WINDOW_DAYS
+    lo_b, hi_b = cfg.elasticity_bounds
+    S = len(p.skus)
+    out = pd.DataFrame({"sku_id": p.skus, "category": p.category})
+    drift = _placebo_variance(p, W) if p.units.size else 0.05
+    own_e, own_se, n_ev, own_df = _own_estimates(p, cfg, drift, W)
+    tau2 = cfg.elasticity_between_sku_sd**2
+    prior, n_pr = _promotion_priors(p, drift, W, tau2)
+    own_ok = np.isfinite(own_se) & np.isfinite(own_e)
+    mu, mu_var, how, mu_w4 = _category_means(p, own_e, own_se, own_df, own_ok, prior, tau2)
     if mu:  # categories with nothing to learn from take the chain's pooled value
         wc = np.array([1 / mu_var[c] for c in mu])
         chain = (float(np.sum(wc * np.array(list(mu.values()))) / wc.sum()), float(1 / wc.sum()) + tau2)
