@@ -366,48 +366,10 @@ def _finish(out: pd.DataFrame, summary: dict, t0: float) -> TransferPlan:
     return TransferPlan(out, summary)
 
 
-def plan_transfers(
-    targets: pd.DataFrame,
-    lanes: pd.DataFrame,
-    locations: pd.DataFrame,
-    plan_date: str,
-    cfg: RebalancingPolicy = DEFAULTS,
-    orders: pd.DataFrame | None = None,
-) -> TransferPlan:
-    """Store -> store transfers shipping on plan_date + 1 (see the module docstring for the maths).
-
-    Returns the transfers, one row per (sku, from, to) with `TRANSFER_COLUMNS` + `DETAIL_COLUMNS`,
-    and the run's summary: status ("ok" | "disabled" | "no_candidates" |
-    "solver_failed"), reason, method ("lp" | "milp" | "lp_relaxation" | None), solver_status,
-    solve_seconds, seconds, store_skus, donors, receivers, skus_with_both, skus_solved, arcs,
-    binaries, lines, units, transfer_cost, expected_shortage_saved, expected_cost_saved, net_value,
-    lines_dropped_nonpositive, invalid_target_rows, objective_pwl, config. Never raises on solver
-    trouble (it raises ValueError only for targets without the expected columns or with duplicates)."""
-    t0 = time.perf_counter()
-    summary: dict = {
-        "status": "ok",
-        "reason": "",
-        "method": None,
-        "solver_status": None,
-        "solve_seconds": 0.0,
-        "store_skus": int(len(targets)),
-        "donors": 0,
-        "receivers": 0,
-        "skus_with_both": 0,
-        "skus_solved": 0,
-        "arcs": 0,
-        "binaries": 0,
-        "lines_dropped_nonpositive": 0,
-        "invalid_target_rows": 0,
-        "config": cfg.model_dump(),
-    }
-    if not cfg.enabled:
-        summary.update(status="disabled", reason="rebalancing is disabled in the policy (rebalancing.enabled: false)")
-        return _finish(_empty(), summary, t0)
-    t = store_positions(targets, orders)
-    summary["invalid_target_rows"] = int((~t["valid"]).sum())
-    m = max(int(cfg.min_transfer_units), 1)
-    line_cap = cfg.max_units_per_line or np.iinfo(np.int64).max
+def _candidate_arcs(t: pd.DataFrame, lanes, locations, m: int, line_cap: int, summary: dict) -> pd.DataFrame:
+    """Donor -> receiver arcs of one SKU along a store lane faster than the receiver's next
+    replenishment, with room for at least `m` units, whose first `m` units pay for themselves
+    (`summary` counts donors, receivers and SKUs with both)."""
     don = t[t["excess"] >= m]
     rec = t[t["gap"] >= 1]
     summary["donors"], summary["receivers"] = int(len(don)), int(len(rec))
@@ -446,19 +408,12 @@ def plan_transfers(
         - arcs["cost_per_unit"] * q
     )
     arcs = arcs[first.to_numpy() > _TOL].reset_index(drop=True)
-    summary["arcs"] = int(len(arcs))
-    if not len(arcs):
-        summary.update(
-            status="no_candidates",
-            reason=(
-                f"no store x SKU pair can gain from a transfer: {summary['skus_with_both']} SKU(s) have both a donor "
-                f"and a receiver, but none on a store->store lane inside a region that is faster than the receiver's "
-                f"next replenishment, large enough for {m} unit(s) and worth more than its cost"
-            ),
-        )
-        return _finish(_empty(), summary, t0)
-    summary["skus_solved"] = int(arcs["sku_id"].nunique())
-    # compact donor / receiver tables of the arcs
+    return arcs
+
+
+def _endpoint_tables(arcs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Compact donor and receiver tables of the arcs (columns d_* and r_*, `d` / `r` numbering
+    them on `arcs`), each with the units it can give or take over all its arcs."""
     dkey = arcs["d_location_id"] + "\x1f" + arcs["sku_id"]
     rkey = arcs["r_location_id"] + "\x1f" + arcs["sku_id"]
     arcs["d"] = pd.factorize(dkey)[0]
@@ -469,7 +424,13 @@ def plan_transfers(
     rt.columns = [c[2:] if c.startswith("r_") else c for c in rt.columns]
     dt["cap"] = np.minimum(dt["excess"].to_numpy(), arcs.groupby("d")["cap"].sum().to_numpy())
     rt["cap"] = np.minimum(rt["gap"].to_numpy(), arcs.groupby("r")["cap"].sum().to_numpy())
-    headroom = _capacity_headroom(t, locations)
+    return dt, rt
+
+
+def _solve_with_fallback(arcs, dt, rt, headroom, cfg: RebalancingPolicy, m: int, summary: dict):
+    """The LP when lines may be single units, else the MILP (the LP relaxation rounded down past
+    `milp_max_variables`, or when the MILP fails). Returns units per arc (None: every method
+    failed), the last method's info and why earlier methods failed."""
     if m <= 1:
         methods = ["lp"]
     elif len(arcs) <= cfg.milp_max_variables:
@@ -483,6 +444,72 @@ def plan_transfers(
         if units is not None:
             break
         reasons.append(info["reason"])
+    return units, info, reasons
+
+
+def _new_summary(targets: pd.DataFrame, cfg: RebalancingPolicy) -> dict:
+    """The run's summary before anything is planned (plan_transfers' docstring lists its keys)."""
+    return {
+        "status": "ok",
+        "reason": "",
+        "method": None,
+        "solver_status": None,
+        "solve_seconds": 0.0,
+        "store_skus": int(len(targets)),
+        "donors": 0,
+        "receivers": 0,
+        "skus_with_both": 0,
+        "skus_solved": 0,
+        "arcs": 0,
+        "binaries": 0,
+        "lines_dropped_nonpositive": 0,
+        "invalid_target_rows": 0,
+        "config": cfg.model_dump(),
+    }
+
+
+def plan_transfers(
+    targets: pd.DataFrame,
+    lanes: pd.DataFrame,
+    locations: pd.DataFrame,
+    plan_date: str,
+    cfg: RebalancingPolicy = DEFAULTS,
+    orders: pd.DataFrame | None = None,
+) -> TransferPlan:
+    """Store -> store transfers shipping on plan_date + 1 (see the module docstring for the maths).
+
+    Returns the transfers, one row per (sku, from, to) with `TRANSFER_COLUMNS` + `DETAIL_COLUMNS`,
+    and the run's summary: status ("ok" | "disabled" | "no_candidates" |
+    "solver_failed"), reason, method ("lp" | "milp" | "lp_relaxation" | None), solver_status,
+    solve_seconds, seconds, store_skus, donors, receivers, skus_with_both, skus_solved, arcs,
+    binaries, lines, units, transfer_cost, expected_shortage_saved, expected_cost_saved, net_value,
+    lines_dropped_nonpositive, invalid_target_rows, objective_pwl, config. Never raises on solver
+    trouble (it raises ValueError only for targets without the expected columns or with duplicates)."""
+    t0 = time.perf_counter()
+    summary = _new_summary(targets, cfg)
+    if not cfg.enabled:
+        summary.update(status="disabled", reason="rebalancing is disabled in the policy (rebalancing.enabled: false)")
+        return _finish(_empty(), summary, t0)
+    t = store_positions(targets, orders)
+    summary["invalid_target_rows"] = int((~t["valid"]).sum())
+    m = max(int(cfg.min_transfer_units), 1)
+    line_cap = cfg.max_units_per_line or np.iinfo(np.int64).max
+    arcs = _candidate_arcs(t, lanes, locations, m, line_cap, summary)
+    summary["arcs"] = int(len(arcs))
+    if not len(arcs):
+        summary.update(
+            status="no_candidates",
+            reason=(
+                f"no store x SKU pair can gain from a transfer: {summary['skus_with_both']} SKU(s) have both a donor "
+                f"and a receiver, but none on a store->store lane inside a region that is faster than the receiver's "
+                f"next replenishment, large enough for {m} unit(s) and worth more than its cost"
+            ),
+        )
+        return _finish(_empty(), summary, t0)
+    summary["skus_solved"] = int(arcs["sku_id"].nunique())
+    dt, rt = _endpoint_tables(arcs)
+    headroom = _capacity_headroom(t, locations)
+    units, info, reasons = _solve_with_fallback(arcs, dt, rt, headroom, cfg, m, summary)
     summary.update(
         method=info.get("method"),
         solver_status=info.get("solver_status"),
