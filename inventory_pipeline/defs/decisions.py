@@ -9,6 +9,7 @@ machine are in core.decisions, the explanation rules in core.explain.
     planner_not_applied/<plan date>/  planner answers that could not apply, with the reason
 """
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -136,6 +137,86 @@ _LOG_DEPS = [
 ]
 
 
+@dataclass
+class _RoutedPlan:
+    """The plan's proposals, routed, and what they were made from."""
+
+    routed: pd.DataFrame
+    prices: pd.DataFrame
+    typical: TypicalOrders
+    fingerprint: str
+    inputs: pd.DataFrame  # every partition the plan read, with its hash
+    run: dict | None  # the forecast_run row
+    model_version: str
+
+
+def _routed_plan(context, wh, d: str, pol, explainer: ExplainerResource) -> _RoutedPlan:
+    """Proposals from the stage outputs, routed by the policy (auto-approved or waiting, input
+    holds applied) and, when configured, with explanations rephrased."""
+    run = wh.read("forecast_run", d).iloc[0].to_dict() if wh.exists("forecast_run", d) else None
+    fc_versions = wh.read("demand_forecast", d)["model_version"].unique()
+    model_version = str(run["model_version"]) if run else (str(fc_versions[0]) if len(fc_versions) else "none")
+    fp, inputs = inputs_fingerprint(wh, d, pol.forecast.history_days)
+    wh.write("decision_inputs", inputs, d)
+    prices = wh.read("price_recommendations", d)
+    proposals = propose(
+        wh.read("replenishment_orders", d),
+        wh.read("rebalancing_transfers", d),
+        prices,
+        d,
+        model_version,
+        pol.tag,
+        fp,
+        forecast=run,
+    )
+    typical = typical_orders(wh, d, pol.guards.history_days)
+    holds = plan_holds(wh, d)
+    routed = route(proposals, pol, typical, items_priced=len(prices), holds=holds)
+    if len(holds):
+        context.log.warning(
+            f"{len(holds)} input hold(s) from quarantined or held rows: "
+            f"{int(routed['review_reason'].str.contains('input quarantined|master data').sum())} "
+            "decision(s) wait for a planner"
+        )
+    ex = explainer.get(pol.explanations)
+    if ex is not None:
+        routed = rephrase_explanations(routed, ex, pol.explanations.max_decisions)
+        context.log.info(f"explanations: {routed['explanation_source'].value_counts().to_dict()}")
+    return _RoutedPlan(routed, prices, typical, fp, inputs, run, model_version)
+
+
+def _log_metadata(state, events, plan: _RoutedPlan, planner_files: list, not_applied, pol) -> dict:
+    """What the decision log's materialisation shows in the Dagster UI."""
+    return {
+        "dagster/row_count": len(state),
+        "by_status": state["status"].value_counts().to_dict(),
+        "by_type": state["decision_type"].value_counts().to_dict(),
+        "pending_review": int((state["status"] == "pending_review").sum()),
+        "review_reasons": state.loc[state["review_reason"] != "", "review_reason"]
+        .str.split(";")
+        .explode()
+        .str.replace(r"-?\d[\d.]*", "N", regex=True)
+        .str.strip()
+        .value_counts()
+        .head(10)
+        .to_dict(),
+        "planner_files": planner_files,
+        "planner_not_applied": len(not_applied),
+        "held_for_input": int(state["review_reason"].str.contains("input quarantined|master data", regex=True).sum()),
+        "override_rate": dg.MetadataValue.md(override_rates(state).round(4).to_markdown(index=False)),
+        "events_total": len(events),
+        "inputs_fingerprint": plan.fingerprint,
+        "inputs_partitions": len(plan.inputs),
+        "model_version": plan.model_version,
+        "policy_version": pol.tag,
+        "mlflow_run_id": str(plan.run["mlflow_run_id"]) if plan.run else "",
+        "daily_po_value_median": round(plan.typical.daily_po_value, 2)
+        if plan.typical.daily_po_value == plan.typical.daily_po_value
+        else None,
+        "preview": preview(state.drop(columns=["explanation", "status_history"])),
+    }
+
+
 @dg.multi_asset(
     name="decision_log",
     partitions_def=daily_partitions,
@@ -187,35 +268,8 @@ def decision_log(
     wh = warehouse.get()
     pol = policy.load()
     now = datetime.now(UTC).isoformat(timespec="seconds")
-    run = wh.read("forecast_run", d).iloc[0].to_dict() if wh.exists("forecast_run", d) else None
-    fc_versions = wh.read("demand_forecast", d)["model_version"].unique()
-    model_version = str(run["model_version"]) if run else (str(fc_versions[0]) if len(fc_versions) else "none")
-    fp, inputs = inputs_fingerprint(wh, d, pol.forecast.history_days)
-    wh.write("decision_inputs", inputs, d)
-    prices = wh.read("price_recommendations", d)
-    proposals = propose(
-        wh.read("replenishment_orders", d),
-        wh.read("rebalancing_transfers", d),
-        prices,
-        d,
-        model_version,
-        pol.tag,
-        fp,
-        forecast=run,
-    )
-    typical = typical_orders(wh, d, pol.guards.history_days)
-    holds = plan_holds(wh, d)
-    routed = route(proposals, pol, typical, items_priced=len(prices), holds=holds)
-    if len(holds):
-        context.log.warning(
-            f"{len(holds)} input hold(s) from quarantined or held rows: "
-            f"{int(routed['review_reason'].str.contains('input quarantined|master data').sum())} "
-            "decision(s) wait for a planner"
-        )
-    ex = explainer.get(pol.explanations)
-    if ex is not None:
-        routed = rephrase_explanations(routed, ex, pol.explanations.max_decisions)
-        context.log.info(f"explanations: {routed['explanation_source'].value_counts().to_dict()}")
+    plan = _routed_plan(context, wh, d, pol, explainer)
+    routed, typical, prices = plan.routed, plan.typical, plan.prices
     new = [proposal_events(routed, now, context.run_id)]
     answers = _planner_rows(wh, d)
     new += [planner_events(p, x, now, context.run_id) for x, p in answers]
@@ -229,40 +283,10 @@ def decision_log(
             + "; ".join(f"{r.decision_id}: {r.reason}" for r in not_applied.head(5).itertuples())
         )
     guards = guard_violations(state, pol, typical, items_priced=len(prices))
-    rates = override_rates(state)
     return (
         dg.MaterializeResult(
             asset_key="decision_log",
-            metadata={
-                "dagster/row_count": len(state),
-                "by_status": state["status"].value_counts().to_dict(),
-                "by_type": state["decision_type"].value_counts().to_dict(),
-                "pending_review": int((state["status"] == "pending_review").sum()),
-                "review_reasons": state.loc[state["review_reason"] != "", "review_reason"]
-                .str.split(";")
-                .explode()
-                .str.replace(r"-?\d[\d.]*", "N", regex=True)
-                .str.strip()
-                .value_counts()
-                .head(10)
-                .to_dict(),
-                "planner_files": [x for x, _ in answers],
-                "planner_not_applied": len(not_applied),
-                "held_for_input": int(
-                    state["review_reason"].str.contains("input quarantined|master data", regex=True).sum()
-                ),
-                "override_rate": dg.MetadataValue.md(rates.round(4).to_markdown(index=False)),
-                "events_total": len(events),
-                "inputs_fingerprint": fp,
-                "inputs_partitions": len(inputs),
-                "model_version": model_version,
-                "policy_version": pol.tag,
-                "mlflow_run_id": str(run["mlflow_run_id"]) if run else "",
-                "daily_po_value_median": round(typical.daily_po_value, 2)
-                if typical.daily_po_value == typical.daily_po_value
-                else None,
-                "preview": preview(state.drop(columns=["explanation", "status_history"])),
-            },
+            metadata=_log_metadata(state, events, plan, [x for x, _ in answers], not_applied, pol),
             check_results=[
                 contract_check("output_contract", DecisionLog, state),
                 violations_check("runtime_guards", guards, "guard", "guard(s) tripped", pol.tag),
@@ -274,7 +298,7 @@ def decision_log(
         ),
         dg.MaterializeResult(
             asset_key="decision_inputs",
-            metadata={"dagster/row_count": len(inputs), "inputs_fingerprint": fp},
+            metadata={"dagster/row_count": len(plan.inputs), "inputs_fingerprint": plan.fingerprint},
         ),
         dg.MaterializeResult(
             asset_key="planner_not_applied",
