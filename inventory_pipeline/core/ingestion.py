@@ -437,27 +437,15 @@ def promotion_overlaps(valid: pd.DataFrame, rows: pd.Series) -> pd.DataFrame:
     return pd.DataFrame(hits, columns=["index", "column", "reason"]) if hits else empty
 
 
-def validate_frame(
+def reference_problems(
     f: LandingFile,
-    raw: RawFile,
-    references: dict[tuple[str, str], set[str]] | None = None,
-    max_expected_days: int = DEFAULT_MAX_EXPECTED_DAYS,
-    reference_notes: dict[tuple[str, str], dict[str, str]] | None = None,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Validate `raw` against its contract. Returns (valid rows, quarantine rows).
-
-    A key missing from its master table is "unknown" unless `reference_notes` says where its
-    master row was quarantined; then the reason names that row (file, row, reason).
-
-    Row failures are found in passes: a column whose coercion fails hides its value checks,
-    so the failing rows are removed and the rest validated again until it is clean. Then the hold
-    rules of the file (HOLD_RULES) list the rows they hold (`disposition` "held"), which stay in
-    the valid rows, repaired where the rule says how.
-    """
-    df = raw.frame.reset_index(drop=True)
-    meta_cols = ["_row", "_file"]
-    problems: list[pd.DataFrame] = file_rule_problems(f, df, max_expected_days)
-    # cross-file references first (on the raw strings): unknown SKU, unknown location, ...
+    df: pd.DataFrame,
+    references: dict[tuple[str, str], set[str]] | None,
+    reference_notes: dict[tuple[str, str], dict[str, str]] | None,
+) -> list[pd.DataFrame]:
+    """Rows naming a key their master table does not have (a blank optional key names nothing);
+    where `reference_notes` says why the master row was quarantined, the reason names it."""
+    problems = []
     for col, ref in f.references.items():
         if references is None or ref not in references or col not in df.columns:
             continue
@@ -478,21 +466,12 @@ def validate_frame(
                     }
                 )
             )
-    if f.key:
-        # a daily file's key holds within its day (open orders repeat in every day's snapshot)
-        # a key column the file does not have (an optional one: v1.1's calendar region) is left out
-        subset = [c for c in f.key if c in df.columns] + (["landing_date"] if "landing_date" in df.columns else [])
-        dup = df.duplicated(subset=subset, keep="first")
-        if dup.any():
-            problems.append(
-                pd.DataFrame(
-                    {
-                        "index": df.index[dup],
-                        "column": ",".join(f.key),
-                        "reason": f"duplicate key {list(f.key)} (first occurrence kept)",
-                    }
-                )
-            )
+    return problems
+
+
+def _validated_rows(f: LandingFile, raw: RawFile, df: pd.DataFrame, problems: list, meta_cols: list) -> pd.DataFrame:
+    """The rows that pass the pandera contract, in passes (a column whose coercion fails hides its
+    value checks); each pass's failures are appended to `problems`."""
     schema = f.model.to_schema()
     remaining = df.drop(index=pd.concat(problems)["index"].unique()) if problems else df
     valid = None
@@ -508,15 +487,11 @@ def validate_frame(
             remaining = remaining.drop(index=found["index"].astype(int).unique())
     if valid is None:
         raise LandingContractError(f"{raw.path}: validation did not converge")
-    valid = valid.copy()
-    if f.name == "promotions":  # overlaps need typed dates: the later of two overlapping rows goes
-        for c in ("sku_id", "category", "location_id"):  # blank (Parquet "") = not given
-            if c in valid.columns:
-                valid[c] = valid[c].where(~_blank(valid, c), None)
-        overlap = promotion_overlaps(valid, df["_row"])
-        if len(overlap):
-            problems.append(overlap)
-            valid = valid.drop(index=overlap["index"].astype(int).unique())
+    return valid
+
+
+def _apply_hold_rules(f: LandingFile, valid: pd.DataFrame) -> list[pd.DataFrame]:
+    """The file's HOLD_RULES: the rows each holds (kept, repaired in place where it says how)."""
     held: list[pd.DataFrame] = []
     for rule in HOLD_RULES.get(f.name, []):
         if not len(valid):
@@ -534,7 +509,12 @@ def validate_frame(
             )
             if rule.repair is not None:
                 valid.loc[m] = rule.repair(valid.loc[m])
+    return held
 
+
+def _quarantine_rows(raw: RawFile, df: pd.DataFrame, problems: list, held: list, meta_cols: list) -> pd.DataFrame:
+    """QUARANTINE_COLUMNS: the unreadable rows, then one row per rejected or held row with its
+    file, row, columns and reasons (one row may break several rules)."""
     quarantine = raw.bad_rows.copy()
     quarantine["disposition"] = "rejected"
     for found, disposition in ((problems, "rejected"), (held, "held")):
@@ -568,6 +548,59 @@ def validate_frame(
         )
     quarantine["row"] = quarantine["row"].astype("Int64")
     quarantine = quarantine.reindex(columns=QUARANTINE_COLUMNS).astype({"file": str, "reason": str, "disposition": str})
+    return quarantine
+
+
+def validate_frame(
+    f: LandingFile,
+    raw: RawFile,
+    references: dict[tuple[str, str], set[str]] | None = None,
+    max_expected_days: int = DEFAULT_MAX_EXPECTED_DAYS,
+    reference_notes: dict[tuple[str, str], dict[str, str]] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Validate `raw` against its contract. Returns (valid rows, quarantine rows).
+
+    A key missing from its master table is "unknown" unless `reference_notes` says where its
+    master row was quarantined; then the reason names that row (file, row, reason).
+
+    Row failures are found in passes: a column whose coercion fails hides its value checks,
+    so the failing rows are removed and the rest validated again until it is clean. Then the hold
+    rules of the file (HOLD_RULES) list the rows they hold (`disposition` "held"), which stay in
+    the valid rows, repaired where the rule says how.
+    """
+    df = raw.frame.reset_index(drop=True)
+    meta_cols = ["_row", "_file"]
+    problems: list[pd.DataFrame] = file_rule_problems(f, df, max_expected_days)
+    # cross-file references first (on the raw strings): unknown SKU, unknown location, ...
+    problems += reference_problems(f, df, references, reference_notes)
+    if f.key:
+        # a daily file's key holds within its day (open orders repeat in every day's snapshot)
+        # a key column the file does not have (an optional one: v1.1's calendar region) is left out
+        subset = [c for c in f.key if c in df.columns] + (["landing_date"] if "landing_date" in df.columns else [])
+        dup = df.duplicated(subset=subset, keep="first")
+        if dup.any():
+            problems.append(
+                pd.DataFrame(
+                    {
+                        "index": df.index[dup],
+                        "column": ",".join(f.key),
+                        "reason": f"duplicate key {list(f.key)} (first occurrence kept)",
+                    }
+                )
+            )
+    valid = _validated_rows(f, raw, df, problems, meta_cols)
+    valid = valid.copy()
+    if f.name == "promotions":  # overlaps need typed dates: the later of two overlapping rows goes
+        for c in ("sku_id", "category", "location_id"):  # blank (Parquet "") = not given
+            if c in valid.columns:
+                valid[c] = valid[c].where(~_blank(valid, c), None)
+        overlap = promotion_overlaps(valid, df["_row"])
+        if len(overlap):
+            problems.append(overlap)
+            valid = valid.drop(index=overlap["index"].astype(int).unique())
+    held = _apply_hold_rules(f, valid)
+
+    quarantine = _quarantine_rows(raw, df, problems, held, meta_cols)
     return valid.reset_index(drop=True), quarantine.sort_values(["file", "row"], ignore_index=True)
 
 
