@@ -875,6 +875,71 @@ def _store_orders(t: pd.DataFrame, positions: pd.DataFrame, locations: pd.DataFr
 # ---- the stage -------------------------------------------------------------------------------------
 
 
+def _store_replenishments(t, positions, locations, pos, cfg: ReplenishmentPolicy):
+    """Each store's (s, S) order within its capacity, then the DC's stock allocated where it
+    avoids the most expected lost-sale cost. Returns requested, wanted and allocated units, the
+    binding constraints and what was not met."""
+    requested, wanted, binding, unmet = _store_orders(t, positions, locations, cfg)
+    dc_avail = pos["on_hand"].groupby(level=[0, 1]).sum()
+    units = _allocate(t, wanted, dc_avail)
+    short = units < wanted
+    binding = np.where(short, "dc_stock_short", binding)
+    if short.any():
+        unmet.append(
+            _unmet(
+                "store_replenishment",
+                t["location_id"],
+                t["sku_id"],
+                short,
+                wanted,
+                units,
+                "dc_stock_short",
+                "the DC holds less than its stores need; its stock went where one more case avoids the "
+                "most expected lost-sale cost",
+            )
+        )
+    return requested, wanted, units, binding, unmet
+
+
+def _store_order_rows(t, units, requested, binding, effective, cfg: ReplenishmentPolicy) -> pd.DataFrame:
+    """The store replenishment lines (ORDER_COLUMNS but the rationale) with their expected
+    shortage, service and cost at the units allocated."""
+    y = t["inventory_position"].to_numpy() + t["fill_rate"].to_numpy() * units
+    mu, sg = t["mu_P"].to_numpy(), t["sigma_P"].to_numpy()
+    es = expected_shortage(mu, sg, y)
+    return pd.DataFrame(
+        {
+            "decision_type": "store_replenishment",
+            "sku_id": t["sku_id"],
+            "source_id": t["dc_id"],
+            "location_id": t["location_id"],
+            "units": units,
+            "requested_units": requested,
+            "order_date": effective,
+            "expected_date": effective + pd.to_timedelta(t["lead_time_days"], unit="D"),
+            "lead_time_days": t["lead_time_days"],
+            "unit_cost": t["unit_cost"],
+            "order_value": units * t["unit_cost"],
+            "target_units": t["order_up_to"],
+            "reorder_point": t["reorder_point"],
+            "inventory_position": t["inventory_position"],
+            "mean_demand_protection": mu,
+            "sigma_demand_protection": sg,
+            "safety_stock": t["safety_stock"],
+            "lead_time_std_days": t["lead_time_std_days"],
+            "service_level": t["service_level"],
+            "item_class": t["item_class"],
+            "expected_shortage_units": es,
+            "expected_service": cycle_service(mu, sg, y),
+            "expected_cost": t["holding_cost_daily"] * t["review_period_days"] * expected_leftover(mu, sg, y)
+            + t["shortage_cost"] * es
+            + cfg.store_order_cost * (units > 0),
+            "binding_constraint": binding,
+            "protection_days": t["protection_days"],
+        }
+    )
+
+
 def plan_replenishment(
     forecast: pd.DataFrame,
     prices: pd.DataFrame | None,
@@ -911,59 +976,8 @@ def plan_replenishment(
     lt, lt_support, lt_pmf = estimate_lead_times(lead_time_observations, products, plan_date, cfg, with_pmf=True)
 
     # ---- stores: (s, S), capacity, then the DC's allocation --------------------------------------
-    requested, wanted, binding, unmet = _store_orders(t, positions, locations, cfg)
-    dc_avail = pos["on_hand"].groupby(level=[0, 1]).sum()
-    units = _allocate(t, wanted, dc_avail)
-    short = units < wanted
-    binding = np.where(short, "dc_stock_short", binding)
-    if short.any():
-        unmet.append(
-            _unmet(
-                "store_replenishment",
-                t["location_id"],
-                t["sku_id"],
-                short,
-                wanted,
-                units,
-                "dc_stock_short",
-                "the DC holds less than its stores need; its stock went where one more case avoids the "
-                "most expected lost-sale cost",
-            )
-        )
-    y = t["inventory_position"].to_numpy() + t["fill_rate"].to_numpy() * units
-    mu, sg = t["mu_P"].to_numpy(), t["sigma_P"].to_numpy()
-    es = expected_shortage(mu, sg, y)
-    store_rows = pd.DataFrame(
-        {
-            "decision_type": "store_replenishment",
-            "sku_id": t["sku_id"],
-            "source_id": t["dc_id"],
-            "location_id": t["location_id"],
-            "units": units,
-            "requested_units": requested,
-            "order_date": effective,
-            "expected_date": effective + pd.to_timedelta(t["lead_time_days"], unit="D"),
-            "lead_time_days": t["lead_time_days"],
-            "unit_cost": t["unit_cost"],
-            "order_value": units * t["unit_cost"],
-            "target_units": t["order_up_to"],
-            "reorder_point": t["reorder_point"],
-            "inventory_position": t["inventory_position"],
-            "mean_demand_protection": mu,
-            "sigma_demand_protection": sg,
-            "safety_stock": t["safety_stock"],
-            "lead_time_std_days": t["lead_time_std_days"],
-            "service_level": t["service_level"],
-            "item_class": t["item_class"],
-            "expected_shortage_units": es,
-            "expected_service": cycle_service(mu, sg, y),
-            "expected_cost": t["holding_cost_daily"] * t["review_period_days"] * expected_leftover(mu, sg, y)
-            + t["shortage_cost"] * es
-            + cfg.store_order_cost * (units > 0),
-            "binding_constraint": binding,
-            "protection_days": t["protection_days"],
-        }
-    )
+    requested, wanted, units, binding, unmet = _store_replenishments(t, positions, locations, pos, cfg)
+    store_rows = _store_order_rows(t, units, requested, binding, effective, cfg)
 
     # ---- DCs: pooled store demand over the supplier lead time ----------------------------------
     # the DC's position nets what its stores asked for today, shipped or not: a request the DC
@@ -1165,6 +1179,27 @@ def _dc_limits(keys, sup, requested, binding, pack, moq, cost, mins, mu, sigma, 
     return units, binding, unmet
 
 
+def _dc_requests(keys, prod, pos, didx, t, requested_units, f, s, S):
+    """Per DC x SKU: the inventory position (on hand + open orders at the supplier's fill rate -
+    what its stores asked for today), case packs and MOQ, and the (s, S) order in whole packs."""
+    asked = pd.Series(requested_units).groupby([t["dc_id"].to_numpy(), t["sku_id"].to_numpy()]).sum()
+    # position: on hand + what the open orders will deliver at the supplier's fill rate - what the
+    # stores asked for today (shipped or not)
+    ip = (
+        pos["on_hand"].reindex(didx).fillna(0).to_numpy()
+        + f * pos["on_order"].reindex(didx).fillna(0).to_numpy()
+        - asked.reindex(didx).fillna(0).to_numpy()
+    )
+    pack = keys["sku_id"].map(prod["case_pack"]).fillna(1).astype(int).clip(lower=1).to_numpy()
+    moq = keys["sku_id"].map(prod["min_order_qty"]).fillna(0).to_numpy(float)
+    moq_units = round_up_to_packs(moq, pack)
+    # a short-shipping supplier delivers f x the order on average: the gap to S is ordered at 1 / f
+    raw = np.where(ip < s - 1e-9, round_up_to_packs((S - ip) / f, pack), 0)
+    requested = np.where(raw > 0, np.maximum(raw, moq_units), 0).astype(np.int64)
+    binding = np.where(requested > 0, np.where(moq_units > raw, "min_order_qty", "case_pack"), "none").astype(object)
+    return ip, pack, moq, requested, binding
+
+
 def _purchase_orders(
     forecast,
     prices,
@@ -1189,9 +1224,8 @@ def _purchase_orders(
     sup, pmf, Lm, Ls, f = _supplier_lead_times(keys, prod, lt, lt_dist)
     support = lt_dist[0]
     cum = _cumulate(pooled, keys=("dc_id", "sku_id"))
-    sales_L = (pmf * cum.at(np.broadcast_to(support[None, :], pmf.shape).astype(float))).sum(
-        1
-    )  # shipped before a PO lands
+    # shipped before a PO lands
+    sales_L = (pmf * cum.at(np.broadcast_to(support[None, :], pmf.shape).astype(float))).sum(1)
     P = Lm + R
     dbar = cum.at(P) / P
     if history is not None and len(history):  # the measured error of the DC's pooled demand
@@ -1207,21 +1241,7 @@ def _purchase_orders(
     # protection over the supplier's learned lead-time distribution (its late tail included) + R
     mu, sigma, s = mixture_targets(cum, support, pmf, R, alpha)
     ss, S = s - mu, s + band
-    asked = pd.Series(requested_units).groupby([t["dc_id"].to_numpy(), t["sku_id"].to_numpy()]).sum()
-    # position: on hand + what the open orders will deliver at the supplier's fill rate - what the
-    # stores asked for today (shipped or not)
-    ip = (
-        pos["on_hand"].reindex(didx).fillna(0).to_numpy()
-        + f * pos["on_order"].reindex(didx).fillna(0).to_numpy()
-        - asked.reindex(didx).fillna(0).to_numpy()
-    )
-    pack = keys["sku_id"].map(prod["case_pack"]).fillna(1).astype(int).clip(lower=1).to_numpy()
-    moq = keys["sku_id"].map(prod["min_order_qty"]).fillna(0).to_numpy(float)
-    moq_units = round_up_to_packs(moq, pack)
-    # a short-shipping supplier delivers f x the order on average: the gap to S is ordered at 1 / f
-    raw = np.where(ip < s - 1e-9, round_up_to_packs((S - ip) / f, pack), 0)
-    requested = np.where(raw > 0, np.maximum(raw, moq_units), 0).astype(np.int64)
-    binding = np.where(requested > 0, np.where(moq_units > raw, "min_order_qty", "case_pack"), "none").astype(object)
+    ip, pack, moq, requested, binding = _dc_requests(keys, prod, pos, didx, t, requested_units, f, s, S)
     unmet = []
 
     # supplier minimum order value per supplier x DC: top up, lowest cover first
