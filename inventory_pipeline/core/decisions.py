@@ -519,40 +519,68 @@ def route(
     which file and row), and a price change below unit cost (a negative expected margin) that is
     not a documented clearance (the pricing stage's change_reason "markdown"). A held decision is
     never auto-approved, so the outbox never exports it without a planner's answer."""
-    a, g = policy.approval, policy.guards
     p = proposals.copy()
     if not len(p):
         return p.assign(status=pd.Series(dtype=object), review_reason=pd.Series(dtype=object))
-    reasons = pd.DataFrame(index=p.index)
+    r = _Reasons(p)
+    _threshold_reasons(r, p, policy.approval)
+    held = hold_notes(p, holds)
+    r.add(held != "", held)
+    if "unit_cost" in p:
+        _below_cost_reason(r, p)
     is_order = p["decision_type"].isin(["purchase_order", "store_replenishment"])
-    is_po = p["decision_type"] == "purchase_order"
+    if typical is not None and len(typical.table) and is_order.any():
+        _anomaly_reason(r, p, is_order, typical, policy.guards)
+    _cap_reasons(r, p, daily_caps(policy, typical, items_priced))
+    p["status"] = np.where(r.pending(), "pending_review", "auto_approved")
+    p["review_reason"] = r.text()
+    return p
+
+
+class _Reasons:
+    """Why each proposal of `p` waits for a planner: one column per reason, in the order added."""
+
+    def __init__(self, p: pd.DataFrame) -> None:
+        self.index, self.table = p.index, pd.DataFrame(index=p.index)
+
+    def add(self, mask, text) -> None:
+        mask = pd.Series(np.asarray(mask, bool), index=self.index)
+        col = pd.Series("", index=self.index, dtype=object)
+        if mask.any():
+            col[mask] = np.asarray(
+                text if np.ndim(text) == 0 else pd.Series(text, index=self.index)[mask],
+                dtype=object,
+            )
+        self.table[len(self.table.columns)] = col
+
+    def pending(self) -> pd.Series:
+        return (self.table != "").any(axis=1)
+
+    def text(self):
+        t = self.table
+        return t.apply(lambda r: "; ".join(x for x in r if x), axis=1) if len(t.columns) and len(t) else ""
+
+
+def _threshold_reasons(r: _Reasons, p: pd.DataFrame, a) -> None:
+    """The approval section's impact thresholds: order value, transfer cost and size, price
+    change, low confidence on a decision worth enough."""
+    is_order = p["decision_type"].isin(["purchase_order", "store_replenishment"])
     is_tr = p["decision_type"] == "transfer"
     is_pc = p["decision_type"] == "price_change"
     pct = (p["new_price"] / p["old_price"] - 1) * 100
-
-    def reason(mask, text):
-        mask = pd.Series(np.asarray(mask, bool), index=p.index)
-        col = pd.Series("", index=p.index, dtype=object)
-        if mask.any():
-            col[mask] = np.asarray(
-                text if np.ndim(text) == 0 else pd.Series(text, index=p.index)[mask],
-                dtype=object,
-            )
-        reasons[len(reasons.columns)] = col
-
-    reason(
+    r.add(
         is_order & (p["value"] > a.max_order_value),
         "order value " + p["value"].round(2).astype(str) + f" > {a.max_order_value:g}",
     )
-    reason(
+    r.add(
         is_tr & (p["value"] > a.max_order_value),
         "transfer cost " + p["value"].round(2).astype(str) + f" > {a.max_order_value:g}",
     )
-    reason(
+    r.add(
         is_tr & (p["units"] > a.max_transfer_units),
         "transfer units " + p["units"].round(0).astype("Int64").astype(str) + f" > {a.max_transfer_units:g}",
     )
-    reason(
+    r.add(
         is_pc & (pct.abs() > a.max_price_change_pct + 1e-9),
         "price change " + pct.round(1).astype(str) + f"% beyond ±{a.max_price_change_pct:g}%",
     )
@@ -561,63 +589,66 @@ def route(
         & (p["confidence"] < a.min_confidence)
         & (p["value"].abs() >= a.min_confidence_value)
     )
-    reason(
+    r.add(
         low,
         "confidence " + p["confidence"].round(2).astype(str) + f" < {a.min_confidence:g}",
     )
-    held = hold_notes(p, holds)
-    reason(held != "", held)
-    if "unit_cost" in p:
-        cost = pd.to_numeric(p["unit_cost"], errors="coerce")
-        clearance = p["change_reason"].astype(str).eq("markdown") if "change_reason" in p else False
-        loss = is_pc & (p["new_price"] < cost - 1e-9) & ~clearance
-        reason(
-            loss,
-            "negative expected margin: new price "
-            + p["new_price"].round(2).astype(str)
-            + " below unit cost "
-            + cost.round(2).astype(str)
-            + " (not a clearance markdown)",
-        )
-    if typical is not None and len(typical.table) and is_order.any():
-        t = typical.table.set_index(["location_id", "sku_id"])
-        key = pd.MultiIndex.from_frame(p[["location_id", "sku_id"]])
-        med = pd.Series(t["median_units"].reindex(key).to_numpy(float), index=p.index)
-        n = pd.Series(t["orders"].reindex(key).fillna(0).to_numpy(float), index=p.index)
-        anomalous = is_order & (n >= g.anomaly_min_orders) & (p["units"] > g.anomaly_multiple * med)
-        reason(
-            anomalous,
-            "units "
-            + p["units"].round(0).astype("Int64").astype(str)
-            + f" > {g.anomaly_multiple:g} x typical "
-            + med.round(1).astype(str)
-            + " (median of "
-            + n.astype(int).astype(str)
-            + " past orders)",
-        )
-    pending = (reasons != "").any(axis=1)
-    cap = daily_caps(policy, typical, items_priced)
+
+
+def _below_cost_reason(r: _Reasons, p: pd.DataFrame) -> None:
+    """A price change below unit cost that is not a documented clearance markdown."""
+    is_pc = p["decision_type"] == "price_change"
+    cost = pd.to_numeric(p["unit_cost"], errors="coerce")
+    clearance = p["change_reason"].astype(str).eq("markdown") if "change_reason" in p else False
+    loss = is_pc & (p["new_price"] < cost - 1e-9) & ~clearance
+    r.add(
+        loss,
+        "negative expected margin: new price "
+        + p["new_price"].round(2).astype(str)
+        + " below unit cost "
+        + cost.round(2).astype(str)
+        + " (not a clearance markdown)",
+    )
+
+
+def _anomaly_reason(r: _Reasons, p: pd.DataFrame, is_order: pd.Series, typical: TypicalOrders, g) -> None:
+    """An order `anomaly_multiple` times its item's typical (median) order size."""
+    t = typical.table.set_index(["location_id", "sku_id"])
+    key = pd.MultiIndex.from_frame(p[["location_id", "sku_id"]])
+    med = pd.Series(t["median_units"].reindex(key).to_numpy(float), index=p.index)
+    n = pd.Series(t["orders"].reindex(key).fillna(0).to_numpy(float), index=p.index)
+    anomalous = is_order & (n >= g.anomaly_min_orders) & (p["units"] > g.anomaly_multiple * med)
+    r.add(
+        anomalous,
+        "units "
+        + p["units"].round(0).astype("Int64").astype(str)
+        + f" > {g.anomaly_multiple:g} x typical "
+        + med.round(1).astype(str)
+        + " (median of "
+        + n.astype(int).astype(str)
+        + " past orders)",
+    )
+
+
+def _cap_reasons(r: _Reasons, p: pd.DataFrame, cap: dict) -> None:
+    """The daily caps on what is auto-approved: past the purchase-order value cap the largest
+    orders wait, past the price-change cap the smallest expected gains wait."""
+    is_po = p["decision_type"] == "purchase_order"
+    is_pc = p["decision_type"] == "price_change"
     if cap["order_value"] is not None:
-        auto = p[is_po & ~pending].sort_values(["value", "decision_id"])
+        auto = p[is_po & ~r.pending()].sort_values(["value", "decision_id"])
         over = auto.index[auto["value"].cumsum() > cap["order_value"] + 1e-9]
-        reason(
+        r.add(
             p.index.isin(over),
             f"daily purchase-order value cap {cap['order_value']:.2f} ({cap['order_value_source']}) reached",
         )
-        pending = (reasons != "").any(axis=1)
     if cap["price_changes"] is not None:
-        auto = p[is_pc & ~pending].sort_values(["value", "decision_id"], ascending=[False, True])
+        auto = p[is_pc & ~r.pending()].sort_values(["value", "decision_id"], ascending=[False, True])
         over = auto.index[cap["price_changes"] :]
-        reason(
+        r.add(
             p.index.isin(over),
             f"daily price-change cap {cap['price_changes']} ({cap['price_changes_source']}) reached",
         )
-        pending = (reasons != "").any(axis=1)
-    p["status"] = np.where(pending, "pending_review", "auto_approved")
-    p["review_reason"] = (
-        reasons.apply(lambda r: "; ".join(x for x in r if x), axis=1) if len(reasons.columns) and len(p) else ""
-    )
-    return p
 
 
 def daily_caps(

@@ -231,6 +231,73 @@ def wrmsse(
     return out
 
 
+def _window_forecasts(hist, hist_read, path, plan_date, horizon, runs, categories, calendar, n_jobs):
+    """Every method's forecast of one window side by side (location_id, sku_id, date, one column
+    per method), the seconds each took and each run's ForecastResult, in `runs`' order."""
+    from ..core.forecasting import run_forecast
+
+    fcs, secs, results = [], {}, {}
+    for name, cfg in runs.items():
+        ts = time.perf_counter()
+        res = run_forecast(hist_read, plan_date, cfg, categories, calendar, price_path=path)
+        secs[name] = round(time.perf_counter() - ts, 1)
+        results[name] = res
+        fcs.append(
+            res.forecast[["location_id", "sku_id", "date", "mean"]]
+            .rename(columns={"mean": name})
+            .set_index(["location_id", "sku_id", "date"])
+        )
+    ts = time.perf_counter()
+    base = baseline_forecasts(hist, horizon, n_jobs)
+    secs["baselines"] = round(time.perf_counter() - ts, 1)
+    fc = pd.concat(fcs, axis=1).reset_index()
+    fc = fc.merge(base, on=["location_id", "sku_id", "date"], how="outer")
+    return fc, secs, results
+
+
+def _window_scores(panel, keys, w, origin, plan_date, fc, idx, h, methods, carried, actual_mat):
+    """One window's scores of every method: WRMSSE rows (`wrows`), per-series error rows
+    (`rows`), and the forecast matrices (series x horizon) by method."""
+    horizon = actual_mat.shape[1]
+    scale = _scale(panel.units, origin)
+    wrows, rows = [], []
+    per = {}
+    for m in methods:
+        mat = np.full((len(keys), horizon), np.nan)
+        mat[idx, h] = fc[m].to_numpy(float)
+        per[m] = mat
+        wr = wrmsse(
+            keys[carried].reset_index(drop=True),
+            panel.units[carried],
+            panel.price[carried],
+            origin,
+            actual_mat[carried],
+            mat[carried],
+        )
+        wrows.append({"window": w, "origin": plan_date, "method": m, **wr})
+    a = actual_mat[carried]
+    for m in methods:
+        f = np.nan_to_num(per[m][carried], nan=0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rmsse = np.sqrt(((a - f) ** 2).mean(axis=1) / scale[carried])
+        rows.append(
+            pd.DataFrame(
+                {
+                    "window": w,
+                    "origin": plan_date,
+                    "method": m,
+                    "store_id": keys["store_id"].to_numpy()[carried],
+                    "cat_id": keys["cat_id"].to_numpy()[carried],
+                    "abs_err": np.abs(a - f).sum(axis=1),
+                    "err": (f - a).sum(axis=1),
+                    "actual": a.sum(axis=1),
+                    "rmsse": rmsse,
+                }
+            )
+        )
+    return wrows, rows, per
+
+
 def backtest(
     stores=M5_STORES,
     items: int = 0,
@@ -251,7 +318,7 @@ def backtest(
     frame, "breakdown": frame, "coverage": frame (the pipeline's 80% and 95% intervals), "meta":
     dict, "points": frame of the last window's forecasts}."""
     from ..config import settings
-    from ..core.forecasting import ForecastSettings, run_forecast
+    from ..core.forecasting import ForecastSettings
     from ..core.policy import load_policy
 
     say = progress or (lambda m: None)
@@ -280,65 +347,23 @@ def backtest(
         hist = history_frame(panel, origin, fcfg.history_days)
         hist_read = history_frame(panel, origin, max(c.history_days_read for c in runs.values()))
         path = price_path_frame(panel, origin, horizon)
-        fcs, secs, res0 = [], {}, None
-        for name, cfg in runs.items():
-            ts = time.perf_counter()
-            res = run_forecast(hist_read, plan_date, cfg, categories, calendar, price_path=path)
-            secs[name] = round(time.perf_counter() - ts, 1)
-            selections.setdefault(name, {})[plan_date] = res.selection
-            res0 = res0 or res
-            fcs.append(
-                res.forecast[["location_id", "sku_id", "date", "mean"]]
-                .rename(columns={"mean": name})
-                .set_index(["location_id", "sku_id", "date"])
-            )
-        ts = time.perf_counter()
-        base = baseline_forecasts(hist, horizon, n_jobs)
-        secs["baselines"] = round(time.perf_counter() - ts, 1)
-        fc = pd.concat(fcs, axis=1).reset_index()
-        fc = fc.merge(base, on=["location_id", "sku_id", "date"], how="outer")
+        fc, secs, res0 = _window_forecasts(
+            hist, hist_read, path, plan_date, horizon, runs, categories, calendar, n_jobs
+        )
+        for name, r in res0.items():
+            selections.setdefault(name, {})[plan_date] = r.selection
+        res0 = res0["pipeline"]  # the policy's run: its classes and intervals are reported
         idx = pos.reindex((fc["location_id"] + "|" + fc["sku_id"]).to_numpy()).to_numpy()
         h = (fc["date"] - pd.Timestamp(plan_date)).dt.days.to_numpy() - 1
         ok = (h >= 0) & (h < horizon)
         fc, idx, h = fc[ok], idx[ok].astype(int), h[ok]
         actual_mat = panel.units[:, origin : origin + horizon].astype(float)
-        scale = _scale(panel.units, origin)
         carried = np.zeros(len(keys), bool)
         carried[np.unique(idx)] = True
-        per = {}
-        for m in methods:
-            mat = np.full((len(keys), horizon), np.nan)
-            mat[idx, h] = fc[m].to_numpy(float)
-            per[m] = mat
-            wr = wrmsse(
-                keys[carried].reset_index(drop=True),
-                panel.units[carried],
-                panel.price[carried],
-                origin,
-                actual_mat[carried],
-                mat[carried],
-            )
-            wrows.append({"window": w, "origin": plan_date, "method": m, **wr})
+        ws, rs, per = _window_scores(panel, keys, w, origin, plan_date, fc, idx, h, methods, carried, actual_mat)
+        wrows += ws
+        rows += rs
         a = actual_mat[carried]
-        for m in methods:
-            f = np.nan_to_num(per[m][carried], nan=0.0)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                rmsse = np.sqrt(((a - f) ** 2).mean(axis=1) / scale[carried])
-            rows.append(
-                pd.DataFrame(
-                    {
-                        "window": w,
-                        "origin": plan_date,
-                        "method": m,
-                        "store_id": keys["store_id"].to_numpy()[carried],
-                        "cat_id": keys["cat_id"].to_numpy()[carried],
-                        "abs_err": np.abs(a - f).sum(axis=1),
-                        "err": (f - a).sum(axis=1),
-                        "actual": a.sum(axis=1),
-                        "rmsse": rmsse,
-                    }
-                )
-            )
         cls = res0.classes.set_index("series")["demand_class"].reindex(label.to_numpy()).fillna("not carried")
         brows.append(
             _breakdown_rows(
