@@ -887,17 +887,8 @@ def merge_events(existing: pd.DataFrame | None, new: pd.DataFrame) -> pd.DataFra
 # ---- the view ------------------------------------------------------------------------------------
 
 
-def replay(events: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(state, not_applied): the current state of every decision (DECISION_COLUMNS), and the
-    planner answers that could not apply (NOT_APPLIED_COLUMNS) — an unknown decision id, an answer
-    to a decision already exported, an override without a valid value, an answer to a forecast.
-
-    The current revision is the latest proposal; its routing sets the status; the planner answers
-    recorded after that proposal apply in order while the decision is not exported; exported
-    events of the current revision set `state` to exported."""
-    ev = merge_events(None, events) if len(events) else events.reindex(columns=EVENT_COLUMNS)
-    ev = ev.reset_index(drop=True)
-    ev["order"] = np.arange(len(ev))
+def _routed_state(ev: pd.DataFrame) -> pd.DataFrame:
+    """Each decision's latest proposal with the routing of that revision (before any answer)."""
     prop = ev[ev["event"] == "proposed"].drop_duplicates("decision_id", keep="last").set_index("decision_id")
     state = prop[["plan_date", "revision", *PAYLOAD_COLUMNS, "order"]].copy()
     route_ev = ev[ev["event"].isin(["auto_approved", "pending_review"])]
@@ -912,6 +903,71 @@ def replay(events: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     state["planner"] = ""
     state["planner_reason"] = ""
     state["reviewed_on"] = pd.NaT
+    return state
+
+
+def _refusal(cur: pd.Series, r, exported: bool) -> str | None:
+    """Why a planner answer `r` cannot apply to the decision `cur` (None: it applies)."""
+    if exported:
+        return "already exported: the ERP has this decision"
+    if cur["decision_type"] == "forecast":
+        return "a forecast version is governed by the promotion gate, not by planner answers"
+    if r.event == "overridden" and not (np.isfinite(r.override_value) and r.override_value >= 0):
+        return "an override needs a non-negative override_units_or_price"
+    if r.event == "overridden" and cur["decision_type"] == "price_change" and r.override_value <= 0:
+        return "an overridden price must be positive"
+    return None
+
+
+def _apply_answers(state: pd.DataFrame, did: str, g: pd.DataFrame, not_applied: list) -> None:
+    """The planner answers and export events `g` of decision `did`, in order, onto `state`;
+    the answers that cannot apply go to `not_applied`."""
+    cur = state.loc[did]
+    status, hist, exported = cur["status"], [cur["status"]], False
+    units, price = cur["units"], cur["new_price"]
+    upd = {}
+    for r in g.itertuples():
+        if r.event == "exported":
+            if r.revision == cur["revision"] and status in EXPORTABLE:
+                exported = True
+                hist.append("exported")
+            continue
+        why = _refusal(cur, r, exported)
+        if why:
+            not_applied.append((r.event_date, did, r.event, r.actor, why))
+            continue
+        status = r.event
+        hist.append(status)
+        units, price = cur["units"], cur["new_price"]
+        if status == "overridden":
+            if cur["decision_type"] == "price_change":
+                price = round(float(r.override_value), 2)
+            else:
+                units = float(np.floor(r.override_value))
+        upd = {
+            "planner": r.actor,
+            "planner_reason": r.reason,
+            "reviewed_on": r.event_date,
+        }
+    state.loc[did, ["status", "units", "new_price"]] = [status, units, price]
+    state.loc[did, "state"] = "exported" if exported else status
+    state.loc[did, "status_history"] = ">".join(["proposed", *hist])
+    for k, v in upd.items():
+        state.loc[did, k] = v
+
+
+def replay(events: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(state, not_applied): the current state of every decision (DECISION_COLUMNS), and the
+    planner answers that could not apply (NOT_APPLIED_COLUMNS) — an unknown decision id, an answer
+    to a decision already exported, an override without a valid value, an answer to a forecast.
+
+    The current revision is the latest proposal; its routing sets the status; the planner answers
+    recorded after that proposal apply in order while the decision is not exported; exported
+    events of the current revision set `state` to exported."""
+    ev = merge_events(None, events) if len(events) else events.reindex(columns=EVENT_COLUMNS)
+    ev = ev.reset_index(drop=True)
+    ev["order"] = np.arange(len(ev))
+    state = _routed_state(ev)
     later = ev[ev["event"].isin(["approved", "rejected", "overridden", "exported"])]
     not_applied = []
     if len(later):
@@ -928,46 +984,7 @@ def replay(events: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         state.loc[done, "status_history"] = state.loc[done, "status_history"] + ">exported"
         later = later[later["decision_id"].isin(touched)]
         for did, g in later.groupby("decision_id", sort=False):  # only the decisions a planner answered
-            cur = state.loc[did]
-            status, hist, exported = cur["status"], [cur["status"]], False
-            units, price = cur["units"], cur["new_price"]
-            upd = {}
-            for r in g.itertuples():
-                if r.event == "exported":
-                    if r.revision == cur["revision"] and status in EXPORTABLE:
-                        exported = True
-                        hist.append("exported")
-                    continue
-                why = None
-                if exported:
-                    why = "already exported: the ERP has this decision"
-                elif cur["decision_type"] == "forecast":
-                    why = "a forecast version is governed by the promotion gate, not by planner answers"
-                elif r.event == "overridden" and not (np.isfinite(r.override_value) and r.override_value >= 0):
-                    why = "an override needs a non-negative override_units_or_price"
-                elif r.event == "overridden" and cur["decision_type"] == "price_change" and r.override_value <= 0:
-                    why = "an overridden price must be positive"
-                if why:
-                    not_applied.append((r.event_date, did, r.event, r.actor, why))
-                    continue
-                status = r.event
-                hist.append(status)
-                units, price = cur["units"], cur["new_price"]
-                if status == "overridden":
-                    if cur["decision_type"] == "price_change":
-                        price = round(float(r.override_value), 2)
-                    else:
-                        units = float(np.floor(r.override_value))
-                upd = {
-                    "planner": r.actor,
-                    "planner_reason": r.reason,
-                    "reviewed_on": r.event_date,
-                }
-            state.loc[did, ["status", "units", "new_price"]] = [status, units, price]
-            state.loc[did, "state"] = "exported" if exported else status
-            state.loc[did, "status_history"] = ">".join(["proposed", *hist])
-            for k, v in upd.items():
-                state.loc[did, k] = v
+            _apply_answers(state, did, g, not_applied)
     na = pd.DataFrame(
         [
             (
