@@ -298,6 +298,26 @@ def _window_scores(panel, keys, w, origin, plan_date, fc, idx, h, methods, carri
     return wrows, rows, per
 
 
+def _meta(stores, keys, windows, horizon, origins, last_day, pol, fcfg, runs, methods, selections) -> dict:
+    """What the backtest ran: the panel, the windows, the policy and each method's configuration."""
+    return {
+        "stores": list(stores),
+        "items": int(keys["item_id"].nunique()),
+        "series": int(len(keys)),
+        "windows": windows,
+        "horizon": horizon,
+        "origins": [m5_date(o).isoformat() for o in origins],
+        "last_day": last_day,
+        "policy_version": pol.tag,
+        "forecast_config": fcfg.fingerprint(),
+        "methods": list(methods),
+        "families": {k: c.family for k, c in runs.items()},
+        "configs": {k: c.fingerprint() for k, c in runs.items()},
+        "selections": selections,
+        "promotions": "none in M5 (promotion breakdown not available)",
+    }
+
+
 def backtest(
     stores=M5_STORES,
     items: int = 0,
@@ -394,24 +414,8 @@ def backtest(
         "per_series": per_series,
         "points": last_points,
         "breakdown": breakdown,
-        "meta": {
-            "stores": list(stores),
-            "items": int(keys["item_id"].nunique()),
-            "series": int(len(keys)),
-            "windows": windows,
-            "horizon": horizon,
-            "origins": [m5_date(o).isoformat() for o in origins],
-            "last_day": last_day,
-            "policy_version": pol.tag,
-            "forecast_config": fcfg.fingerprint(),
-            "methods": list(methods),
-            "families": {k: c.family for k, c in runs.items()},
-            "configs": {k: c.fingerprint() for k, c in runs.items()},
-            "selections": selections,
-            "promotions": "none in M5 (promotion breakdown not available)",
-            "seconds": seconds,
-            "total_seconds": round(time.perf_counter() - t0, 1),
-        },
+        "meta": _meta(stores, keys, windows, horizon, origins, last_day, pol, fcfg, runs, methods, selections)
+        | {"seconds": seconds, "total_seconds": round(time.perf_counter() - t0, 1)},
     }
 
 
