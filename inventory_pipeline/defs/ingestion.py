@@ -84,6 +84,57 @@ def over_threshold_text(over, threshold: float) -> str:
     )
 
 
+def _write_partitions(wh, f: LandingFile, key: str, result, dates) -> None:
+    """The valid rows and the quarantine, one warehouse partition per landing day (a day without
+    rows gets an empty one, so a re-run replaces what an earlier run wrote); for the files a plan
+    reads, which file was read for each day."""
+    if f.daily:
+        by_day = dict(tuple(result.valid.groupby("landing_date", sort=True))) if len(result.valid) else {}
+        q_by_day = dict(tuple(result.quarantine.groupby("partition_date"))) if len(result.quarantine) else {}
+        empty = result.valid.iloc[0:0]
+        read = {day: path for path, day in result.dates_by_file.items()}
+        for d in dates:
+            wh.write(key, by_day.get(d, empty), d)
+            if f.name in PLAN_FILES:
+                wh.write(
+                    f"{key}_files",
+                    pd.DataFrame(
+                        {
+                            "file_date": [d] if d in read else [],
+                            "file_path": [read[d]] if d in read else [],
+                            "rows_read": [result.rows_by_file.get(read[d], 0)] if d in read else [],
+                        },
+                        columns=["file_date", "file_path", "rows_read"],
+                    ).astype({"file_date": str, "file_path": str, "rows_read": "int64"}),
+                    d,
+                )
+            wh.write(
+                f"quarantine_{f.name}",
+                q_by_day.get(d, result.quarantine.iloc[0:0]),
+                d,
+            )
+    else:
+        wh.write(key, result.valid)
+        wh.write(f"quarantine_{f.name}", result.quarantine)
+
+
+def _quarantine_check(result, shares: pd.DataFrame, over: pd.DataFrame, threshold: float) -> dg.AssetCheckResult:
+    """Passes when no file's quarantined share is past the policy's threshold."""
+    passed = over.empty
+    return dg.AssetCheckResult(
+        check_name=QUARANTINE_CHECK,
+        passed=passed,
+        metadata={
+            "quarantine_share": round(result.quarantine_share, 6),
+            "threshold": threshold,
+            "rows_quarantined": len(result.rejected),
+            "max_file_share": round(float(shares["share"].max()), 6) if len(shares) else 0.0,
+            "files_over_threshold": dg.MetadataValue.md(over.to_markdown(index=False) if len(over) else "none"),
+        },
+        description=None if passed else over_threshold_text(over, threshold),
+    )
+
+
 def build_landing_asset(f: LandingFile) -> dg.AssetsDefinition:
     key = f"raw_{f.name}"
     ref_tables = sorted({t for t, _ in f.references.values()})
@@ -120,39 +171,11 @@ def build_landing_asset(f: LandingFile) -> dg.AssetsDefinition:
         pol = policy.load()
         context.log.info(f"reading {f.name} from {landing.uri} for {len(dates) if dates else 1} partition(s)")
         result = ingest(landing.store(), f, dates, refs, pol.ingestion.max_expected_days, notes)
-        if f.daily:
-            by_day = dict(tuple(result.valid.groupby("landing_date", sort=True))) if len(result.valid) else {}
-            q_by_day = dict(tuple(result.quarantine.groupby("partition_date"))) if len(result.quarantine) else {}
-            empty = result.valid.iloc[0:0]
-            read = {day: path for path, day in result.dates_by_file.items()}
-            for d in dates:
-                wh.write(key, by_day.get(d, empty), d)
-                if f.name in PLAN_FILES:
-                    wh.write(
-                        f"{key}_files",
-                        pd.DataFrame(
-                            {
-                                "file_date": [d] if d in read else [],
-                                "file_path": [read[d]] if d in read else [],
-                                "rows_read": [result.rows_by_file.get(read[d], 0)] if d in read else [],
-                            },
-                            columns=["file_date", "file_path", "rows_read"],
-                        ).astype({"file_date": str, "file_path": str, "rows_read": "int64"}),
-                        d,
-                    )
-                wh.write(
-                    f"quarantine_{f.name}",
-                    q_by_day.get(d, result.quarantine.iloc[0:0]),
-                    d,
-                )
-        else:
-            wh.write(key, result.valid)
-            wh.write(f"quarantine_{f.name}", result.quarantine)
+        _write_partitions(wh, f, key, result, dates)
         threshold = pol.ingestion.max_quarantine_share
         meta = _metadata(result, len(result.files_read))
         shares = result.file_shares()
         over = result.files_over(threshold, pol.ingestion.min_quarantined_rows)
-        passed = over.empty
         if len(result.quarantine):
             worst = shares.sort_values("share", ascending=False).iloc[0] if len(shares) else None
             context.log.warning(
@@ -160,25 +183,7 @@ def build_landing_asset(f: LandingFile) -> dg.AssetsDefinition:
                 f"{len(result.quarantine) - len(result.rejected)} held"
                 + (f"; worst file {worst['file']}: {worst['share']:.2%}" if worst is not None else "")
             )
-        return dg.MaterializeResult(
-            metadata=meta,
-            check_results=[
-                dg.AssetCheckResult(
-                    check_name=QUARANTINE_CHECK,
-                    passed=passed,
-                    metadata={
-                        "quarantine_share": round(result.quarantine_share, 6),
-                        "threshold": threshold,
-                        "rows_quarantined": len(result.rejected),
-                        "max_file_share": round(float(shares["share"].max()), 6) if len(shares) else 0.0,
-                        "files_over_threshold": dg.MetadataValue.md(
-                            over.to_markdown(index=False) if len(over) else "none"
-                        ),
-                    },
-                    description=None if passed else over_threshold_text(over, threshold),
-                )
-            ],
-        )
+        return dg.MaterializeResult(metadata=meta, check_results=[_quarantine_check(result, shares, over, threshold)])
 
     return _asset
 
