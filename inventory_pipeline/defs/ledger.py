@@ -71,6 +71,59 @@ def ledger_tolerance(pol) -> LedgerTolerance:
     )
 
 
+def _ledger(wh, d: str, prev: str, tol):
+    """The day's inventory ledger: yesterday's count + receipts - sales - shipments against today's
+    count, quarantined items explained. Returns the opening count (None: nothing to reconcile) and
+    the ledger lines."""
+
+    def read(table, day):
+        return wh.read(table, day) if wh.exists(table, day) else None
+
+    opening, closing = read("raw_inventory", prev), read("raw_inventory", d)
+    quarantined = quarantined_items(
+        pd.concat(
+            [day_quarantine(wh, d), day_quarantine(wh, prev, ("inventory",))],
+            ignore_index=True,
+        )
+    )
+    if closing is None:
+        opening = None  # no count of the day: nothing to reconcile (landing_files_usable fails)
+    led = reconcile_ledger(
+        d,
+        opening,
+        closing,
+        read("raw_receipts", d),
+        read("raw_pos_sales", d),
+        read("raw_open_orders", d),
+        tol,
+        quarantined,
+    )
+    return opening, led
+
+
+def _ledger_check(s: dict, tol, d: str) -> dg.AssetCheckResult:
+    """Passes when the lines that disagree with the ledger, unexplained by quarantined input, stay
+    under the policy's share (`s`: ledger_summary)."""
+    return dg.AssetCheckResult(
+        check_name=LEDGER_CHECK,
+        passed=bool(s["passed"]),
+        metadata={
+            "discrepancies": s["discrepancies"],
+            "explained": s["explained"],
+            "discrepancy_share": s["discrepancy_share"],
+            "max_share": tol.max_share,
+            "units_missing": s["units_missing"],
+            "units_extra": s["units_extra"],
+        },
+        description=(f"{s['explained']} line(s) explained by quarantined input rows (held)" if s["explained"] else None)
+        if s["passed"]
+        else f"{s['discrepancies']} of {s['lines']} lines ({s['discrepancy_share']:.2%}) disagree "
+        "with the ledger "
+        f"(allowed {tol.max_share:.2%}; {s['explained']} more explained by quarantined rows); "
+        f"see table inventory_reconciliation/{d}",
+    )
+
+
 @dg.asset(
     partitions_def=daily_partitions,
     group_name="governance",
@@ -110,28 +163,7 @@ def inventory_reconciliation(
     tol = ledger_tolerance(pol)
     prev = (pd.Timestamp(d) - pd.Timedelta(days=1)).date().isoformat()
 
-    def read(table, day):
-        return wh.read(table, day) if wh.exists(table, day) else None
-
-    opening, closing = read("raw_inventory", prev), read("raw_inventory", d)
-    quarantined = quarantined_items(
-        pd.concat(
-            [day_quarantine(wh, d), day_quarantine(wh, prev, ("inventory",))],
-            ignore_index=True,
-        )
-    )
-    if closing is None:
-        opening = None  # no count of the day: nothing to reconcile (landing_files_usable fails)
-    led = reconcile_ledger(
-        d,
-        opening,
-        closing,
-        read("raw_receipts", d),
-        read("raw_pos_sales", d),
-        read("raw_open_orders", d),
-        tol,
-        quarantined,
-    )
+    opening, led = _ledger(wh, d, prev, tol)
     wh.write("inventory_reconciliation", led, d)
     s = ledger_summary(led, tol)
     usable = file_usability(wh, d, pol.ingestion.max_quarantine_share, pol.ingestion.min_quarantined_rows)
@@ -163,26 +195,7 @@ def inventory_reconciliation(
             ),
         },
         check_results=[
-            dg.AssetCheckResult(
-                check_name=LEDGER_CHECK,
-                passed=bool(s["passed"]),
-                metadata={
-                    "discrepancies": s["discrepancies"],
-                    "explained": s["explained"],
-                    "discrepancy_share": s["discrepancy_share"],
-                    "max_share": tol.max_share,
-                    "units_missing": s["units_missing"],
-                    "units_extra": s["units_extra"],
-                },
-                description=(
-                    f"{s['explained']} line(s) explained by quarantined input rows (held)" if s["explained"] else None
-                )
-                if s["passed"]
-                else f"{s['discrepancies']} of {s['lines']} lines ({s['discrepancy_share']:.2%}) disagree "
-                "with the ledger "
-                f"(allowed {tol.max_share:.2%}; {s['explained']} more explained by quarantined rows); "
-                f"see table inventory_reconciliation/{d}",
-            ),
+            _ledger_check(s, tol, d),
             dg.AssetCheckResult(
                 check_name=USABLE_CHECK,
                 passed=unusable.empty,
