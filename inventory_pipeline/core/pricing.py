@@ -1085,6 +1085,75 @@ def end_of_life(
     return flag, horizon
 
 
+def network_supply(out: pd.DataFrame, daily: pd.Series, positions, locations):
+    """Per store x SKU of `out`: the units the network can supply within lead time (the store's
+    stock and open orders plus its share of its DC's, by expected units) and its weeks of supply
+    at `daily` demand (inf supply and nan weeks without positions)."""
+    if positions is not None:
+        pos = positions.set_index(["location_id", "sku_id"])
+        idx = pd.MultiIndex.from_frame(out[["location_id", "sku_id"]])
+        on_hand = pos["on_hand"].reindex(idx).fillna(0).to_numpy(float)
+        on_order = pos["on_order"].reindex(idx).fillna(0).to_numpy(float)
+        supply = on_hand + on_order
+        if locations is not None and "supplying_dc_id" in locations:
+            dc = out["location_id"].map(locations.set_index("location_id")["supplying_dc_id"])
+            dc_idx = pd.MultiIndex.from_arrays([dc, out["sku_id"]])
+            dc_stock = (pos["on_hand"].reindex(dc_idx).fillna(0) + pos["on_order"].reindex(dc_idx).fillna(0)).to_numpy(
+                float
+            )
+            share = out["expected_units"] / out.groupby([dc, out["sku_id"]])["expected_units"].transform("sum").where(
+                lambda x: x > 0
+            )
+            supply = supply + dc_stock * share.fillna(0).to_numpy(float)
+        # weeks of supply of the network behind the store: its stock and open orders plus its share
+        # of its DC's (stock stuck at the DC is as much overstock as stock on the shelf)
+        return supply, np.where(daily > 0, supply / np.maximum(daily, 1e-9) / 7, np.inf)
+    return np.inf, np.nan
+
+
+def _with_elasticities(out, history, products, book, plan_date, forecast_date, cfg: PricingPolicy) -> pd.DataFrame:
+    """`out` with each SKU's elasticity and its uncertainty, and the expected units scaled from
+    the forecast's price level to today's price (all nan / held when pricing is disabled)."""
+    if cfg.enabled:
+        panel = _panel(history, products, book)
+        el = estimate_elasticities(history, products, cfg, panel)
+        lag = (pd.Timestamp(plan_date) - pd.Timestamp(forecast_date)).days if forecast_date else 0
+        out = out.merge(reference_prices(panel, FORECAST_PRICE_DAYS, lag), on=["location_id", "sku_id"], how="left")
+        out = out.merge(el[["sku_id", "elasticity", "se", "df", "confidence", "source"]], on="sku_id", how="left")
+        out["elasticity"] = out["elasticity"].fillna(cfg.default_elasticity)
+        # the forecast reflects the recent price level; at today's price expect (p0 / ref)^e of it
+        out["reference_price"] = out["reference_price"].fillna(out["current_price"])
+        out["expected_units"] = out["expected_units"] * price_response(
+            out["current_price"], out["reference_price"], out["elasticity"]
+        )
+    else:
+        out["elasticity"], out["se"], out["confidence"], out["source"] = np.nan, np.nan, 0.0, "pricing disabled"
+        out["reference_price"] = out["current_price"]
+    return out
+
+
+def _add_expectations(out: pd.DataFrame) -> None:
+    """The demand multiplier of the recommended price, and the expected units and margin at the
+    current and the recommended price (in place)."""
+    e = out["elasticity"].fillna(0.0)
+    # what the forecast (fitted on recent sales) must be scaled by at the recommended price: the
+    # change against the price level of the forecast's recent history, which includes changes
+    # made in the last weeks that the sales have not fully shown yet
+    ref = out["reference_price"]
+    out["demand_multiplier"] = price_response(out["recommended_price"], ref, e)
+    out["expected_units_current"] = out["expected_units"]
+    out["expected_units_recommended"] = out["expected_units"] * price_response(
+        out["recommended_price"], out["current_price"], e
+    )
+    out["expected_margin_current"] = (out["current_price"] - out["unit_cost"]) * out["expected_units_current"]
+    out["expected_margin_recommended"] = (out["recommended_price"] - out["unit_cost"]) * out[
+        "expected_units_recommended"
+    ]
+    out["elasticity_confidence"] = out["confidence"]
+    out["elasticity_se"] = out["se"]
+    out["elasticity_source"] = out["source"]
+
+
 def recommend_prices(
     forecast: pd.DataFrame,
     history: pd.DataFrame,
@@ -1121,44 +1190,9 @@ def recommend_prices(
     days_since = (pd.Timestamp(plan_date) - pd.to_datetime(out["last_other_price_date"])).dt.days
     out["days_since_price_change"] = days_since  # nan: no other price in the window
     out["recently_changed"] = days_since.notna() & (days_since < cfg.min_days_between_changes)
-    if cfg.enabled:
-        panel = _panel(history, products, book)
-        el = estimate_elasticities(history, products, cfg, panel)
-        lag = (pd.Timestamp(plan_date) - pd.Timestamp(forecast_date)).days if forecast_date else 0
-        out = out.merge(reference_prices(panel, FORECAST_PRICE_DAYS, lag), on=["location_id", "sku_id"], how="left")
-        out = out.merge(el[["sku_id", "elasticity", "se", "df", "confidence", "source"]], on="sku_id", how="left")
-        out["elasticity"] = out["elasticity"].fillna(cfg.default_elasticity)
-        # the forecast reflects the recent price level; at today's price expect (p0 / ref)^e of it
-        out["reference_price"] = out["reference_price"].fillna(out["current_price"])
-        out["expected_units"] = out["expected_units"] * price_response(
-            out["current_price"], out["reference_price"], out["elasticity"]
-        )
-    else:
-        out["elasticity"], out["se"], out["confidence"], out["source"] = np.nan, np.nan, 0.0, "pricing disabled"
-        out["reference_price"] = out["current_price"]
+    out = _with_elasticities(out, history, products, book, plan_date, forecast_date, cfg)
     daily = out["expected_units"] / h
-    if positions is not None:
-        pos = positions.set_index(["location_id", "sku_id"])
-        idx = pd.MultiIndex.from_frame(out[["location_id", "sku_id"]])
-        on_hand = pos["on_hand"].reindex(idx).fillna(0).to_numpy(float)
-        on_order = pos["on_order"].reindex(idx).fillna(0).to_numpy(float)
-        supply = on_hand + on_order
-        if locations is not None and "supplying_dc_id" in locations:
-            dc = out["location_id"].map(locations.set_index("location_id")["supplying_dc_id"])
-            dc_idx = pd.MultiIndex.from_arrays([dc, out["sku_id"]])
-            dc_stock = (pos["on_hand"].reindex(dc_idx).fillna(0) + pos["on_order"].reindex(dc_idx).fillna(0)).to_numpy(
-                float
-            )
-            share = out["expected_units"] / out.groupby([dc, out["sku_id"]])["expected_units"].transform("sum").where(
-                lambda x: x > 0
-            )
-            supply = supply + dc_stock * share.fillna(0).to_numpy(float)
-        out["supply"] = supply
-        # weeks of supply of the network behind the store: its stock and open orders plus its share
-        # of its DC's (stock stuck at the DC is as much overstock as stock on the shelf)
-        out["weeks_of_supply"] = np.where(daily > 0, supply / np.maximum(daily, 1e-9) / 7, np.inf)
-    else:
-        out["weeks_of_supply"], out["supply"] = np.nan, np.inf
+    out["supply"], out["weeks_of_supply"] = network_supply(out, daily, positions, locations)
     if cfg.enabled:
         # an item without a cost cannot be priced for margin: it holds and says why
         costless = out["unit_cost"].isna() | ~np.isfinite(out["elasticity"])
@@ -1176,23 +1210,7 @@ def recommend_prices(
     out["change_reason"] = out["change_reason"].fillna("hold") if "change_reason" in out else "hold"
     out["end_of_life"] = out["end_of_life"].fillna(False).astype(bool)
     ratio = out["recommended_price"] / out["current_price"]
-    e = out["elasticity"].fillna(0.0)
-    # what the forecast (fitted on recent sales) must be scaled by at the recommended price: the
-    # change against the price level of the forecast's recent history, which includes changes
-    # made in the last weeks that the sales have not fully shown yet
-    ref = out["reference_price"]
-    out["demand_multiplier"] = price_response(out["recommended_price"], ref, e)
-    out["expected_units_current"] = out["expected_units"]
-    out["expected_units_recommended"] = out["expected_units"] * price_response(
-        out["recommended_price"], out["current_price"], e
-    )
-    out["expected_margin_current"] = (out["current_price"] - out["unit_cost"]) * out["expected_units_current"]
-    out["expected_margin_recommended"] = (out["recommended_price"] - out["unit_cost"]) * out[
-        "expected_units_recommended"
-    ]
-    out["elasticity_confidence"] = out["confidence"]
-    out["elasticity_se"] = out["se"]
-    out["elasticity_source"] = out["source"]
+    _add_expectations(out)
     out["rationale"] = _rationale(out, ratio, h)
     return out[PRICE_COLUMNS + ["category"]].sort_values(["location_id", "sku_id"], ignore_index=True)
 
