@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, replace
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -838,33 +839,13 @@ def robust_gain(
     return np.where(clearance & (price < p0), np.maximum(worst, np.minimum(*cl)), worst)
 
 
-def optimise_prices(
-    items: pd.DataFrame, cfg: PricingPolicy = PricingPolicy(), costs: CostPolicy = CostPolicy()
-) -> pd.DataFrame:
-    """Choose the next price of each item (one row per store x SKU): location_id, sku_id,
-    category, current_price p0, unit_cost c, elasticity e (< 0), expected_units q0 over the
-    horizon at p0, supply (units the network can deliver within lead time, inf = unbounded),
-    weeks_of_supply, recently_changed (bool) and optionally days_since_price_change, se (the
-    elasticity's standard error), source (where the elasticity came from) and end_of_life (bool:
-    the item is no longer replenished). Returns items with recommended_price, price_floor /
-    price_ceiling (the guardrail range), binding_guardrail and change_reason.
-
-    Every price on the ladder (`_ladder`) inside the item's guardrails is a candidate; its value is
-    the current expected margin plus its *robust* gain (`robust_gain`: the worst over the
-    elasticity's interval), so a change whose gain flips sign inside the interval is held. Items
-    with stock at risk (`overstocked`) or at the end of their life may be cut
-    by up to the clearance step, and only where the clearance value pays for the margin given
-    up; a carried item's stock sells later whatever the price (`overstocked`), so it is priced for
-    its margin less the holding of its stock (`stock_holding`) and run down by ordering less. The
-    category average-change cap couples items, so the choice is a MILP (`_choose`). Holding is
-    legal when the current price is inside the item's range; where it is not (below the margin
-    floor), holding is a penalised option the MILP takes only where the category cap leaves no
-    room -- targets yield to hard guardrails."""
-    it = items.reset_index(drop=True).copy()
+def _price_ranges(it: pd.DataFrame, cfg: PricingPolicy) -> SimpleNamespace:
+    """Each item's allowed price range [lo_all, hi] under the guardrails (margin floor, max change,
+    the markdown rules of overstocked items, the change cadence, inventory awareness), with the
+    flags that say which rule shaped it (read again by `_binding`)."""
     n = len(it)
     p0, c = it["current_price"].to_numpy(float), it["unit_cost"].to_numpy(float)
     e, q0 = it["elasticity"].to_numpy(float), np.maximum(np.nan_to_num(it["expected_units"].to_numpy(float)), 1e-6)
-    e_lo, e_hi = elasticity_interval(it, cfg)
     floor = c * (1 + cfg.min_margin)
     hi = p0 * (1 + cfg.max_change)
     # a price so far under the margin floor that one step cannot reach it rises as far as a step
@@ -913,12 +894,18 @@ def optimise_prices(
     lo_all = np.minimum(np.maximum(lo, inv_lo), hi)
     lo_all = np.where(over & md_blocked, p0, lo_all)  # the markdown cannot happen: hold
     lo_all, hi = np.where(frozen | blind, p0, lo_all), np.where(frozen | blind, p0, hi)
-    item, price = _ladder(lo_all, hi, p0, cfg.price_endings)
-    # holding is always a candidate of an overstocked item (a markdown must pay); a penalised one
-    # where holding breaks a guardrail (below the margin floor)
-    soft = np.flatnonzero(~frozen & below & ~over)
-    hold_over = np.flatnonzero(~frozen & over & ~md_blocked)
-    item, price = np.concatenate([item, soft, hold_over]), np.concatenate([price, p0[soft], p0[hold_over]])
+    return SimpleNamespace(
+        p0=p0, c=c, e=e, q0=q0, floor=floor, lo=lo, hi=hi, lo_all=lo_all, inv_lo=inv_lo, over=over, eol=eol,
+        below=below, frozen=frozen, blind=blind, stock=stock, T=T, md_blocked=md_blocked, md_why=md_why,
+    )  # fmt: skip
+
+
+def _candidate_values(r: SimpleNamespace, e_lo, e_hi, item, price, soft, cfg: PricingPolicy, costs: CostPolicy):
+    """Each candidate price's value: the item's current expected margin plus its robust gain (the
+    worst over the elasticity interval; with clearance value or stock holding where they apply),
+    less the minimum-gain fee of a change; a penalised hold (below the margin floor) sinks below
+    every margin. Returns (value, value at the point estimate, penalised, clearance items)."""
+    p0, c, q0, e, over, eol, stock, T = r.p0, r.c, r.q0, r.e, r.over, r.eol, r.stock, r.T
     hold_value = (p0 - c) * q0
     clear = over | eol
     args = (p0[item], c[item], q0[item])
@@ -943,6 +930,44 @@ def optimise_prices(
     # larger than all margins together: a hold is never traded for margin elsewhere
     per_item_max = pd.Series(np.abs(value)).groupby(item).max().sum() if len(value) else 0.0
     value = np.where(penalised, value - 2.0 * (per_item_max + 1.0), value)
+    return value, value_point, penalised, clear
+
+
+def optimise_prices(
+    items: pd.DataFrame, cfg: PricingPolicy = PricingPolicy(), costs: CostPolicy = CostPolicy()
+) -> pd.DataFrame:
+    """Choose the next price of each item (one row per store x SKU): location_id, sku_id,
+    category, current_price p0, unit_cost c, elasticity e (< 0), expected_units q0 over the
+    horizon at p0, supply (units the network can deliver within lead time, inf = unbounded),
+    weeks_of_supply, recently_changed (bool) and optionally days_since_price_change, se (the
+    elasticity's standard error), source (where the elasticity came from) and end_of_life (bool:
+    the item is no longer replenished). Returns items with recommended_price, price_floor /
+    price_ceiling (the guardrail range), binding_guardrail and change_reason.
+
+    Every price on the ladder (`_ladder`) inside the item's guardrails is a candidate; its value is
+    the current expected margin plus its *robust* gain (`robust_gain`: the worst over the
+    elasticity's interval), so a change whose gain flips sign inside the interval is held. Items
+    with stock at risk (`overstocked`) or at the end of their life may be cut
+    by up to the clearance step, and only where the clearance value pays for the margin given
+    up; a carried item's stock sells later whatever the price (`overstocked`), so it is priced for
+    its margin less the holding of its stock (`stock_holding`) and run down by ordering less. The
+    category average-change cap couples items, so the choice is a MILP (`_choose`). Holding is
+    legal when the current price is inside the item's range; where it is not (below the margin
+    floor), holding is a penalised option the MILP takes only where the category cap leaves no
+    room -- targets yield to hard guardrails."""
+    it = items.reset_index(drop=True).copy()
+    n = len(it)
+    r = _price_ranges(it, cfg)
+    p0, c, e, lo, hi, lo_all, floor, inv_lo = r.p0, r.c, r.e, r.lo, r.hi, r.lo_all, r.floor, r.inv_lo
+    over, below, frozen, blind, md_blocked, md_why = r.over, r.below, r.frozen, r.blind, r.md_blocked, r.md_why
+    e_lo, e_hi = elasticity_interval(it, cfg)
+    item, price = _ladder(lo_all, hi, p0, cfg.price_endings)
+    # holding is always a candidate of an overstocked item (a markdown must pay); a penalised one
+    # where holding breaks a guardrail (below the margin floor)
+    soft = np.flatnonzero(~frozen & below & ~over)
+    hold_over = np.flatnonzero(~frozen & over & ~md_blocked)
+    item, price = np.concatenate([item, soft, hold_over]), np.concatenate([price, p0[soft], p0[hold_over]])
+    value, value_point, penalised, clear = _candidate_values(r, e_lo, e_hi, item, price, soft, cfg, costs)
     rel = price / p0[item] - 1
     cats = it["category"].astype(str).to_numpy()
     names, cat_of_item = np.unique(cats, return_inverse=True)
