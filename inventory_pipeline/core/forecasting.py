@@ -322,6 +322,65 @@ def _regional_multiplier(category, location, regional: np.ndarray, ru: dict) -> 
     return np.where(regional, m, 1.0)
 
 
+def _uncensored(y: np.ndarray, base: np.ndarray, censored: np.ndarray):
+    """Demand on stock-out days as E[D | D >= sales] under Poisson(base); which days it corrected
+    and the correction's counts."""
+    demand = y.copy()
+    if censored.any():
+        lam = np.maximum(base[censored], 1e-9)
+        sv = y[censored]
+        p_ge_s = stats.poisson.sf(sv - 1, lam)
+        p_ge_s1 = stats.poisson.sf(sv - 2, lam)
+        cond = np.where(p_ge_s > 1e-12, lam * p_ge_s1 / np.maximum(p_ge_s, 1e-300), sv + lam)
+        demand[censored] = np.maximum(sv, cond)
+    corrected = censored & (demand > y + 1e-9)
+    counts = {
+        "days": int(len(y)),
+        "stockout_days": int(censored.sum()),
+        "corrected_days": int(corrected.sum()),
+        "corrected_share": float(corrected.mean()) if len(y) else 0.0,
+        "units_added": float((demand - y).sum()),
+        "units_sold": float(y.sum()),
+    }
+    return demand, corrected, counts
+
+
+def _fit_uplifts(s: pd.DataFrame, promo, event, regional, a: float, adj: Adjustments):
+    """The uplift model (module docstring, step 3): promotion uplift per category, regional-day
+    uplift per category x location, event multipliers per category x event day, each pooled and
+    shrunk toward 1 with `a` units of prior weight (into `adj`). Returns each day's multiplier and
+    its regional part."""
+    rmul = np.ones(len(s))
+    pm = s[promo & ~event].groupby("category", observed=True)[["demand", "_base"]].sum()
+    up = ((pm["demand"] + a) / (pm["_base"] + a)).clip(0.5, 5.0)
+    adj.promo_uplift = {k: float(v) for k, v in up.items()}
+    if regional.any():
+        rg = (
+            s[regional & ~promo & ~event]
+            .assign(location=s["location_id"].astype(str), cat=s["category"].astype(str))
+            .groupby(["cat", "location"])[["demand", "_base"]]
+            .sum()
+        )
+        ru = ((rg["demand"] + a) / (rg["_base"] + a)).clip(0.5, 5.0)
+        adj.regional_uplift = {k: float(v) for k, v in ru.items()}
+        rmul = _regional_multiplier(s["category"], s["location_id"], regional, adj.regional_uplift)
+    s["_dev"] = s["demand"] / rmul  # event multipliers net of the regional days' uplift
+    ev = s[event & ~promo].groupby(["category", "event_key"], observed=True)[["_dev", "_base"]].agg(["sum", "size"])
+    em = pd.DataFrame(
+        {
+            "multiplier": ((ev[("_dev", "sum")] + a) / (ev[("_base", "sum")] + a)).clip(0.05, 10.0),
+            "days": ev[("_dev", "size")],
+        }
+    ).reset_index()
+    em.columns = ["category", "event_key", "multiplier", "days"]
+    adj.event_multipliers = em
+    cats = s["category"].cat
+    pmul = np.array([up.get(c, 1.0) for c in cats.categories] + [1.0])[cats.codes.to_numpy()]
+    emul = event_multiplier(s[["category", "event_key"]], em)
+    mult = np.where(promo, pmul, 1.0) * emul * rmul
+    return mult, rmul
+
+
 def adjust_history(
     series: pd.DataFrame,
     cfg: ForecastSettings,
@@ -373,57 +432,15 @@ def adjust_history(
     level = np.where(den >= 7, num / np.maximum(den, 1), num_w / np.maximum(den_w, 1))
     base = level * di
     # 2. censoring: E[D | D >= s] under Poisson(base)
-    demand = y.copy()
-    if censored.any():
-        lam = np.maximum(base[censored], 1e-9)
-        sv = y[censored]
-        p_ge_s = stats.poisson.sf(sv - 1, lam)
-        p_ge_s1 = stats.poisson.sf(sv - 2, lam)
-        cond = np.where(p_ge_s > 1e-12, lam * p_ge_s1 / np.maximum(p_ge_s, 1e-300), sv + lam)
-        demand[censored] = np.maximum(sv, cond)
-    s["demand"] = demand
-    s["corrected"] = censored & (demand > y + 1e-9)
-    adj.censoring = {
-        "days": int(len(s)),
-        "stockout_days": int(censored.sum()),
-        "corrected_days": int(s["corrected"].sum()),
-        "corrected_share": float(s["corrected"].mean()) if len(s) else 0.0,
-        "units_added": float((demand - y).sum()),
-        "units_sold": float(y.sum()),
-    }
+    demand, corrected, adj.censoring = _uncensored(y, base, censored)
+    s["demand"], s["corrected"] = demand, corrected
     # 3. uplifts, pooled by category, shrunk toward 1
     a = cfg.uplift_prior_units
     s["_base"] = base
     mult = np.ones(len(s))
     rmul = np.ones(len(s))
     if cfg.uplift:
-        pm = s[promo & ~event].groupby("category", observed=True)[["demand", "_base"]].sum()
-        up = ((pm["demand"] + a) / (pm["_base"] + a)).clip(0.5, 5.0)
-        adj.promo_uplift = {k: float(v) for k, v in up.items()}
-        if regional.any():
-            rg = (
-                s[regional & ~promo & ~event]
-                .assign(location=s["location_id"].astype(str), cat=s["category"].astype(str))
-                .groupby(["cat", "location"])[["demand", "_base"]]
-                .sum()
-            )
-            ru = ((rg["demand"] + a) / (rg["_base"] + a)).clip(0.5, 5.0)
-            adj.regional_uplift = {k: float(v) for k, v in ru.items()}
-            rmul = _regional_multiplier(s["category"], s["location_id"], regional, adj.regional_uplift)
-        s["_dev"] = s["demand"] / rmul  # event multipliers net of the regional days' uplift
-        ev = s[event & ~promo].groupby(["category", "event_key"], observed=True)[["_dev", "_base"]].agg(["sum", "size"])
-        em = pd.DataFrame(
-            {
-                "multiplier": ((ev[("_dev", "sum")] + a) / (ev[("_base", "sum")] + a)).clip(0.05, 10.0),
-                "days": ev[("_dev", "size")],
-            }
-        ).reset_index()
-        em.columns = ["category", "event_key", "multiplier", "days"]
-        adj.event_multipliers = em
-        cats = s["category"].cat
-        pmul = np.array([up.get(c, 1.0) for c in cats.categories] + [1.0])[cats.codes.to_numpy()]
-        emul = event_multiplier(s[["category", "event_key"]], em)
-        mult = np.where(promo, pmul, 1.0) * emul * rmul
+        mult, rmul = _fit_uplifts(s, promo, event, regional, a, adj)
     s["mult"] = mult
     s["rmult"] = rmul
     s["y_adj"] = s["demand"] / mult
@@ -1243,6 +1260,90 @@ def _regional_events(calendar: pd.DataFrame | None) -> pd.DataFrame:
     return pd.DataFrame({"region": r["region"].astype(str).to_numpy(), "date": pd.to_datetime(r["date"]).to_numpy()})
 
 
+def _add_event_features(g: pd.DataFrame, calendar: pd.DataFrame | None) -> None:
+    """Calendar features of the global model's grid, in place."""
+    # events: which event and offset (-7..+2), days to the next and since the last event
+    ds = pd.to_datetime(g["ds"])
+    g["event"] = _event_keys(ds, calendar).cat.codes.astype("int16").to_numpy()
+    ev = np.sort(_global_events(calendar)["date"].unique()).astype("datetime64[D]")
+    uniq, inv = np.unique(ds.to_numpy().astype("datetime64[D]"), return_inverse=True)
+    if len(ev):
+        i = np.searchsorted(ev, uniq, side="left")
+        nxt = np.where(i < len(ev), (ev[np.minimum(i, len(ev) - 1)] - uniq).astype(int), EVENT_REACH)
+        j = np.searchsorted(ev, uniq, side="right") - 1
+        prv = np.where(j >= 0, (uniq - ev[np.maximum(j, 0)]).astype(int), EVENT_REACH)
+    else:
+        nxt = prv = np.full(len(uniq), EVENT_REACH)
+    g["event_lead"] = np.minimum(nxt, EVENT_REACH)[inv].astype("int16")
+    g["event_lag"] = np.minimum(prv, EVENT_REACH)[inv].astype("int16")
+    reg = _regional_events(calendar)
+    if len(reg):  # a regional row applies to the locations named like the region (CA -> CA_1, CA_2)
+        locs = pd.Series(g["location_id"].unique())
+        pairs = [(loc, r) for loc in locs for r in reg["region"].unique() if loc == r or loc.startswith(f"{r}_")]
+        if pairs:
+            lr = pd.DataFrame(pairs, columns=["location_id", "region"]).merge(reg, on="region")
+            key = pd.MultiIndex.from_frame(lr[["location_id", "date"]].drop_duplicates())
+            g["regional_event"] = pd.MultiIndex.from_arrays([g["location_id"], ds]).isin(key).astype("int8")
+
+
+def _add_promotion_features(g: pd.DataFrame, promotions: pd.DataFrame | None, info: dict) -> None:
+    """Promotion features of the grid, in place (`info` counts the planned future days)."""
+    # promotions: the history's flag, and the plan (past and future days) when given
+    promo = g["on_promo"].fillna(False).astype(bool).to_numpy()
+    if promotions is not None:
+        p = promotions[PROMO_COLUMNS].copy()
+        p["date"] = pd.to_datetime(p["date"])
+        p[["location_id", "sku_id"]] = p[["location_id", "sku_id"]].astype(str)
+        p = p.groupby(["location_id", "sku_id", "date"], as_index=False).agg(
+            discount_pct=("discount_pct", "max"), display=("display", "max")
+        )
+        m = (
+            g[["location_id", "sku_id", "ds"]]
+            .rename(columns={"ds": "date"})
+            .merge(p, on=["location_id", "sku_id", "date"], how="left")
+        )
+        planned = m["discount_pct"].notna().to_numpy()
+        g["discount_pct"] = m["discount_pct"].fillna(0.0).astype(float).to_numpy()
+        g["display"] = m["display"].fillna(0).astype(float).to_numpy()
+        promo = promo | planned
+        info["promotions_future_days"] = int((planned & g["_future"].to_numpy()).sum())
+    if promotions is not None or promo.any():
+        g["promo"] = promo.astype("int8")
+
+
+def _add_price_features(g: pd.DataFrame, price_path: pd.DataFrame | None, has_price: bool, info: dict) -> None:
+    """Price features of the grid, in place: the price relative to the series' reference (median
+    shelf price of its history), week on week, and whether it changed; future days take the price
+    path (missing: the last known price; `info` says how many were missing)."""
+    if price_path is not None:
+        pp = price_path[PRICE_COLUMNS].copy()
+        pp["date"] = pd.to_datetime(pp["date"])
+        pp[["location_id", "sku_id"]] = pp[["location_id", "sku_id"]].astype(str)
+        pp = pp.drop_duplicates(["location_id", "sku_id", "date"], keep="last")
+        m = (
+            g[["location_id", "sku_id", "ds"]]
+            .rename(columns={"ds": "date"})
+            .merge(pp, on=["location_id", "sku_id", "date"], how="left")
+        )
+        given = m["price"].to_numpy(float)
+    else:
+        given = np.full(len(g), np.nan)
+    hist_price = g["unit_price"].to_numpy(float) if has_price else np.full(len(g), np.nan)
+    price = np.where(g["_future"].to_numpy() & np.isfinite(given), given, hist_price)
+    fut_mask = g["_future"].to_numpy()
+    info["price_path_missing_share"] = float(np.mean(~np.isfinite(given[fut_mask]))) if fut_mask.any() else 0.0
+    price = pd.Series(price).groupby(g["unique_id"]).ffill()  # missing: the last known price
+    price = price.groupby(g["unique_id"]).bfill()
+    ref = price.where(~g["_future"]).groupby(g["unique_id"]).transform("median")
+    ref = ref.fillna(price.groupby(g["unique_id"]).transform("median"))
+    prev = price.groupby(g["unique_id"]).shift(7)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g["price_rel"] = (price / ref).astype(float).to_numpy()
+        g["price_wow"] = (price / prev).astype(float).to_numpy()
+    g["price_change"] = (np.isfinite(g["price_wow"]) & (np.abs(g["price_wow"] - 1) > 1e-9)).astype("int8")
+    g["price"] = price.to_numpy()
+
+
 def _global_frames(
     adj: pd.DataFrame,
     plan_date: str,
@@ -1282,78 +1383,10 @@ def _global_frames(
     g["store"] = pd.Categorical(g["location_id"]).codes.astype("int16")
     g["category_code"] = pd.Categorical(g["category"]).codes.astype("int16")
     g["class_code"] = pd.Categorical(g["demand_class"], categories=list(CLASSES)).codes.astype("int16")
-    # events: which event and offset (-7..+2), days to the next and since the last event
-    ds = pd.to_datetime(g["ds"])
-    g["event"] = _event_keys(ds, calendar).cat.codes.astype("int16").to_numpy()
-    ev = np.sort(_global_events(calendar)["date"].unique()).astype("datetime64[D]")
-    uniq, inv = np.unique(ds.to_numpy().astype("datetime64[D]"), return_inverse=True)
-    if len(ev):
-        i = np.searchsorted(ev, uniq, side="left")
-        nxt = np.where(i < len(ev), (ev[np.minimum(i, len(ev) - 1)] - uniq).astype(int), EVENT_REACH)
-        j = np.searchsorted(ev, uniq, side="right") - 1
-        prv = np.where(j >= 0, (uniq - ev[np.maximum(j, 0)]).astype(int), EVENT_REACH)
-    else:
-        nxt = prv = np.full(len(uniq), EVENT_REACH)
-    g["event_lead"] = np.minimum(nxt, EVENT_REACH)[inv].astype("int16")
-    g["event_lag"] = np.minimum(prv, EVENT_REACH)[inv].astype("int16")
-    reg = _regional_events(calendar)
-    if len(reg):  # a regional row applies to the locations named like the region (CA -> CA_1, CA_2)
-        locs = pd.Series(g["location_id"].unique())
-        pairs = [(loc, r) for loc in locs for r in reg["region"].unique() if loc == r or loc.startswith(f"{r}_")]
-        if pairs:
-            lr = pd.DataFrame(pairs, columns=["location_id", "region"]).merge(reg, on="region")
-            key = pd.MultiIndex.from_frame(lr[["location_id", "date"]].drop_duplicates())
-            g["regional_event"] = pd.MultiIndex.from_arrays([g["location_id"], ds]).isin(key).astype("int8")
-    # promotions: the history's flag, and the plan (past and future days) when given
-    promo = g["on_promo"].fillna(False).astype(bool).to_numpy()
-    if promotions is not None:
-        p = promotions[PROMO_COLUMNS].copy()
-        p["date"] = pd.to_datetime(p["date"])
-        p[["location_id", "sku_id"]] = p[["location_id", "sku_id"]].astype(str)
-        p = p.groupby(["location_id", "sku_id", "date"], as_index=False).agg(
-            discount_pct=("discount_pct", "max"), display=("display", "max")
-        )
-        m = (
-            g[["location_id", "sku_id", "ds"]]
-            .rename(columns={"ds": "date"})
-            .merge(p, on=["location_id", "sku_id", "date"], how="left")
-        )
-        planned = m["discount_pct"].notna().to_numpy()
-        g["discount_pct"] = m["discount_pct"].fillna(0.0).astype(float).to_numpy()
-        g["display"] = m["display"].fillna(0).astype(float).to_numpy()
-        promo = promo | planned
-        info["promotions_future_days"] = int((planned & g["_future"].to_numpy()).sum())
-    if promotions is not None or promo.any():
-        g["promo"] = promo.astype("int8")
-    # price: relative to the series' reference (median shelf price of its history), week-on-week
+    _add_event_features(g, calendar)
+    _add_promotion_features(g, promotions, info)
     if has_price or price_path is not None:
-        if price_path is not None:
-            pp = price_path[PRICE_COLUMNS].copy()
-            pp["date"] = pd.to_datetime(pp["date"])
-            pp[["location_id", "sku_id"]] = pp[["location_id", "sku_id"]].astype(str)
-            pp = pp.drop_duplicates(["location_id", "sku_id", "date"], keep="last")
-            m = (
-                g[["location_id", "sku_id", "ds"]]
-                .rename(columns={"ds": "date"})
-                .merge(pp, on=["location_id", "sku_id", "date"], how="left")
-            )
-            given = m["price"].to_numpy(float)
-        else:
-            given = np.full(len(g), np.nan)
-        hist_price = g["unit_price"].to_numpy(float) if has_price else np.full(len(g), np.nan)
-        price = np.where(g["_future"].to_numpy() & np.isfinite(given), given, hist_price)
-        fut_mask = g["_future"].to_numpy()
-        info["price_path_missing_share"] = float(np.mean(~np.isfinite(given[fut_mask]))) if fut_mask.any() else 0.0
-        price = pd.Series(price).groupby(g["unique_id"]).ffill()  # missing: the last known price
-        price = price.groupby(g["unique_id"]).bfill()
-        ref = price.where(~g["_future"]).groupby(g["unique_id"]).transform("median")
-        ref = ref.fillna(price.groupby(g["unique_id"]).transform("median"))
-        prev = price.groupby(g["unique_id"]).shift(7)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            g["price_rel"] = (price / ref).astype(float).to_numpy()
-            g["price_wow"] = (price / prev).astype(float).to_numpy()
-        g["price_change"] = (np.isfinite(g["price_wow"]) & (np.abs(g["price_wow"] - 1) > 1e-9)).astype("int8")
-        g["price"] = price.to_numpy()
+        _add_price_features(g, price_path, has_price, info)
     statics = ["category_code", "class_code", "item", "store"]
     dynamic = [
         c
