@@ -954,6 +954,61 @@ class _Winners:
         return self.chosen, table, self.calib, self.metrics, points
 
 
+def _score_candidates(part, names, cfg: ForecastSettings, em, cls: str, n_series: int, n_sample: int, selection, rows):
+    """Cross-validate a class's candidates on its sample: the CV frame, the RMSSE scale, each
+    model's scores, and the models inside the time budget (a fixed selection is never excluded);
+    one row per model into `rows`."""
+    cv, secs = cross_validate(part, names, cfg, em)
+    scale = _scale(part, cv[["cutoff"]].drop_duplicates(), cfg.season_length)
+    scores, allowed = {}, []
+    for n in names:
+        scores[n] = score(cv, n, scale)
+        per_fit = secs[n] / max(cfg.cv_windows * n_sample, 1)
+        est = per_fit * n_series * 2  # final fit + CV of the winner for its intervals
+        excluded = selection is None and est > cfg.time_budget_seconds
+        rows.append(
+            {
+                "demand_class": cls,
+                "model": n,
+                **scores[n],
+                "series": n_series,
+                "cv_series": n_sample,
+                "cv_seconds": round(secs[n], 3),
+                "est_fit_seconds": round(est, 2),
+                "excluded": "over time budget" if excluded else "",
+            }
+        )
+        if not excluded:
+            allowed.append(n)
+    return cv, scale, scores, allowed
+
+
+def _global_contest(extra, cv, best, scale, scores, by, cls, n_series, n_sample, selection, rows):
+    """The combined family: the global model and its mean with the class's best local model
+    compete with it on the same CV (a fixed selection takes its own). Returns the CV frame with
+    their columns and the class's model."""
+    cv, more = extra.columns(cv, best)
+    for n in more:
+        scores[n] = score(cv, n, scale)
+        rows.append(
+            {
+                "demand_class": cls,
+                "model": n,
+                **scores[n],
+                "series": n_series,
+                "cv_series": n_sample,
+                "cv_seconds": round(extra.seconds, 3),
+                "est_fit_seconds": float("nan"),
+                "excluded": "",
+            }
+        )
+    pool = [best] + [n for n in more if np.isfinite(scores[n].get(by, np.nan))]
+    if selection is not None and selection.get(cls) in scores:
+        pool = [selection[cls]]
+    best = min(pool, key=lambda n: scores[n].get(by, np.nan))  # ties: the local model
+    return cv, best
+
+
 def _select_and_calibrate(
     adj: pd.DataFrame,
     classes: pd.DataFrame,
@@ -1001,52 +1056,15 @@ def _select_and_calibrate(
             raise ValueError(f"no forecast candidates configured for class {cls!r} (known: {KNOWN_MODELS})")
         sample = _sample_ids(ids, cfg.cv_sample_series, cfg.seed)
         part = adj[adj["unique_id"].isin(sample)]
-        cv, secs = cross_validate(part, names, cfg, em)
-        scale = _scale(part, cv[["cutoff"]].drop_duplicates(), cfg.season_length)
-        scores, allowed = {}, []
-        for n in names:
-            scores[n] = score(cv, n, scale)
-            per_fit = secs[n] / max(cfg.cv_windows * len(sample), 1)
-            est = per_fit * len(ids) * 2  # final fit + CV of the winner for its intervals
-            excluded = selection is None and est > cfg.time_budget_seconds
-            rows.append(
-                {
-                    "demand_class": cls,
-                    "model": n,
-                    **scores[n],
-                    "series": len(ids),
-                    "cv_series": len(sample),
-                    "cv_seconds": round(secs[n], 3),
-                    "est_fit_seconds": round(est, 2),
-                    "excluded": "over time budget" if excluded else "",
-                }
-            )
-            if not excluded:
-                allowed.append(n)
+        cv, scale, scores, allowed = _score_candidates(
+            part, names, cfg, em, cls, len(ids), len(sample), selection, rows
+        )
         # a class whose sample has no RMSSE scale (no demand change anywhere) is chosen by WAPE
         by = metric if any(np.isfinite(scores[n].get(metric, np.nan)) for n in allowed) else "wape"
         finite = [n for n in allowed if np.isfinite(scores[n].get(by, np.nan))]
         best = min(finite, key=lambda n: scores[n][by]) if finite else names[0]  # ties: the first listed
         if extra is not None:  # the global model and its mean with the best local model compete too
-            cv, more = extra.columns(cv, best)
-            for n in more:
-                scores[n] = score(cv, n, scale)
-                rows.append(
-                    {
-                        "demand_class": cls,
-                        "model": n,
-                        **scores[n],
-                        "series": len(ids),
-                        "cv_series": len(sample),
-                        "cv_seconds": round(extra.seconds, 3),
-                        "est_fit_seconds": float("nan"),
-                        "excluded": "",
-                    }
-                )
-            pool = [best] + [n for n in more if np.isfinite(scores[n].get(by, np.nan))]
-            if selection is not None and selection.get(cls) in scores:
-                pool = [selection[cls]]
-            best = min(pool, key=lambda n: scores[n].get(by, np.nan))  # ties: the local model
+            cv, best = _global_contest(extra, cv, best, scale, scores, by, cls, len(ids), len(sample), selection, rows)
         selected_by[cls] = by
         won.add(cls, cv, best, scores[best], len(ids), len(sample))
         prog.advance(len(sample), note=f"class {cls}: {len(names)} candidate(s), {best} chosen")
