@@ -67,6 +67,37 @@ def _episodes(promo_path: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return s0, a, b - 1
 
 
+def _cancelled_phantoms(network, rng, promo, sku, unann, pct, margin: int, cfg: PlanConfig) -> list[pd.DataFrame]:
+    """Announced promotions that never run (cancelled before they start), as many as half the
+    late-change share of the announced ones, where the SKU has no true promotion within `margin`
+    days; drawn after the episodes' own draws, so the shares change only these."""
+    T, S = promo.shape
+    n = len(sku)
+    n_ph = int(round((~unann).sum() * cfg.late_change_share / 2))
+    if n_ph:
+        blocked = promo.copy()
+        pool = np.unique(sku) if n else np.arange(S)
+        rows = []
+        for _ in range(n_ph * 20):
+            if len(rows) >= n_ph:
+                break
+            s = int(rng.choice(pool))
+            length = int(rng.integers(cfg.phantom_days[0], cfg.phantom_days[1] + 1))
+            st = int(rng.integers(0, max(T - length, 1)))
+            k = int(rng.integers(cfg.late_days[0], cfg.late_days[1] + 1))
+            lo, hi = max(st - margin, 0), min(st + length + margin, T)
+            if blocked[lo:hi, s].any():
+                continue
+            blocked[lo:hi, s] = True
+            rows.append(
+                (f"PR-{network.sku_ids[s]}-{st:05d}", s, pct[s], st, st + length - 1, -FAR, st - k - 1, "cancelled")
+            )
+        if rows:
+            cols = ["promo_id", "sku", "discount_pct", "start", "end", "visible_from", "visible_to", "kind"]
+            return [pd.DataFrame(rows, columns=cols)]
+    return []
+
+
 def plan_schedule(network, cfg: PlanConfig | None = None) -> pd.DataFrame:
     """Every version of every planned promotion of `network`, one row each: promo_id, sku (position),
     start, end (day indexes as planned in this version), discount_pct, visible_from, visible_to
@@ -137,32 +168,7 @@ def plan_schedule(network, cfg: PlanConfig | None = None) -> pd.DataFrame:
         )[shifted],
     ]
     # cancelled phantoms: where the SKU has no true promotion within `margin` days
-    n_ph = int(round((~unann).sum() * cfg.late_change_share / 2))
-    if n_ph:
-        blocked = promo.copy()
-        pool = np.unique(sku) if n else np.arange(S)
-        rows = []
-        for _ in range(n_ph * 20):
-            if len(rows) >= n_ph:
-                break
-            s = int(rng.choice(pool))
-            length = int(rng.integers(cfg.phantom_days[0], cfg.phantom_days[1] + 1))
-            st = int(rng.integers(0, max(T - length, 1)))
-            k = int(rng.integers(cfg.late_days[0], cfg.late_days[1] + 1))
-            lo, hi = max(st - margin, 0), min(st + length + margin, T)
-            if blocked[lo:hi, s].any():
-                continue
-            blocked[lo:hi, s] = True
-            rows.append(
-                (f"PR-{network.sku_ids[s]}-{st:05d}", s, pct[s], st, st + length - 1, -FAR, st - k - 1, "cancelled")
-            )
-        if rows:
-            parts.append(
-                pd.DataFrame(
-                    rows,
-                    columns=["promo_id", "sku", "discount_pct", "start", "end", "visible_from", "visible_to", "kind"],
-                )
-            )
+    parts += _cancelled_phantoms(network, rng, promo, sku, unann, pct, margin, cfg)
     table = pd.concat(parts, ignore_index=True).sort_values(["start", "sku", "kind"], ignore_index=True)
     first = pd.Timestamp(network.config.start) - pd.Timedelta(days=int(network.config.burn_in_days))
     table["start_date"] = (first + pd.to_timedelta(table["start"], unit="D")).dt.strftime("%Y-%m-%d")
