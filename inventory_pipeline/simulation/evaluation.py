@@ -296,6 +296,25 @@ def _pick_samples(network: Network, n: int) -> tuple[tuple[int, int], ...]:
     return tuple((l, int(order[i])) for i in dict.fromkeys(idx))
 
 
+def _run_all(specs: list, network: Network, jobs: int, say) -> dict:
+    """Every run of `specs`, keyed by run name: in `jobs` spawned worker processes, or here."""
+    t0 = time.perf_counter()
+    runs = {}
+    if jobs > 1 and len(specs) > 1:
+        # spawn: a clean interpreter per worker, safe inside Dagster's multi-threaded processes
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as ex:
+            futures = {ex.submit(run_spec, s): s.key for s in specs}
+            for i, fut in enumerate(futures, 1):
+                r = fut.result()
+                runs[r["key"]] = r
+                say(f"  [{i}/{len(specs)}] {r['key']}: {r['seconds']:.1f} s ({time.perf_counter() - t0:.0f} s elapsed)")
+    else:
+        for i, s in enumerate(specs, 1):
+            runs[s.key] = run_spec(s, network)
+            say(f"  [{i}/{len(specs)}] {s.key}: {runs[s.key]['seconds']:.1f} s")
+    return runs
+
+
 def evaluate(
     network: Network,
     policy_path: str | Path,
@@ -365,19 +384,7 @@ def evaluate(
         f"{ecfg.jobs} worker(s)"
     )
     t0 = time.perf_counter()
-    runs = {}
-    if ecfg.jobs > 1 and len(specs) > 1:
-        # spawn: a clean interpreter per worker, safe inside Dagster's multi-threaded processes
-        with ProcessPoolExecutor(max_workers=ecfg.jobs, mp_context=get_context("spawn")) as ex:
-            futures = {ex.submit(run_spec, s): s.key for s in specs}
-            for i, fut in enumerate(futures, 1):
-                r = fut.result()
-                runs[r["key"]] = r
-                say(f"  [{i}/{len(specs)}] {r['key']}: {r['seconds']:.1f} s ({time.perf_counter() - t0:.0f} s elapsed)")
-    else:
-        for i, s in enumerate(specs, 1):
-            runs[s.key] = run_spec(s, network)
-            say(f"  [{i}/{len(specs)}] {s.key}: {runs[s.key]['seconds']:.1f} s")
+    runs = _run_all(specs, network, ecfg.jobs, say)
     return _report(network, ecfg, pol, sl, switch, runs, scenarios, rate, samples, time.perf_counter() - t0, pricing_on)
 
 
@@ -436,12 +443,11 @@ def pricing_section(runs: dict, rate: float, enabled: bool) -> dict:
     return out
 
 
-def _report(network, ecfg, pol, sl, switch, runs, scenarios, rate, samples, seconds, pricing_on=False) -> dict:
-    b, p = runs["baseline"], runs["pipeline"]
-    report = _compare(run_kpis(b, rate), run_kpis(p, rate))
-    # ABC by the baseline's revenue per SKU: both policies are judged on the same items
+def _breakdowns(network, b: dict, p: dict, rate: float) -> tuple[dict, dict]:
+    """The comparison per ABC class (by the baseline's revenue per SKU: both policies are judged
+    on the same items) and per store."""
     cls = abc_classes(b["store"]["revenue"].sum(axis=0))
-    report["by_abc"] = {}
+    by_abc, by_store = {}, {}
     for c in ("A", "B", "C"):
         m = cls == c
         if m.any():
@@ -449,69 +455,56 @@ def _report(network, ecfg, pol, sl, switch, runs, scenarios, rate, samples, seco
                 np.broadcast_to(m, b["store"]["demand"].shape),
                 np.broadcast_to(m, b["dc"]["inventory_value_days"].shape),
             )
-            report["by_abc"][c] = {
+            by_abc[c] = {
                 "skus": int(m.sum()),
                 **_compare(run_kpis(b, rate, ls, ds), run_kpis(p, rate, ls, ds)),
             }
-    report["by_store"] = {}
     for l, sid in enumerate(network.store_ids):
         ls = np.zeros(b["store"]["demand"].shape, bool)
         ls[l] = True
-        report["by_store"][str(sid)] = _compare(
-            run_kpis(b, rate, ls, store_only=True), run_kpis(p, rate, ls, store_only=True)
-        )
-    if ecfg.frontier:
+        by_store[str(sid)] = _compare(run_kpis(b, rate, ls, store_only=True), run_kpis(p, rate, ls, store_only=True))
+    return by_abc, by_store
 
-        def point(run, **kw):
-            k = run_kpis(run, rate)
-            return {
-                **kw,
-                "stockout_rate": k["stockout_rate"],
-                "fill_rate": k["fill_rate"],
-                "avg_inventory_value": k["avg_inventory_value"],
-                "carrying_cost": k["carrying_cost"],
-            }
 
-        fb = [
-            point(
-                runs["baseline"] if sd == ecfg.baseline_safety_days else runs[f"frontier/baseline/{sd:g}"],
-                safety_days=sd,
-            )
-            for sd in ecfg.frontier_safety_days
-        ]
-        fp = [
-            point(runs["pipeline"] if x == sl else runs[f"frontier/pipeline/{x:g}"], service_level=x)
-            for x in sorted(set(ecfg.frontier_service_levels) | ({sl} if sl is not None else set()))
-        ]
-        report["frontier"] = {
-            "baseline": fb,
-            "pipeline": fp,
-            "dominance": frontier_dominance(fb, fp),
-            "pipeline_policy": point(runs["pipeline"], service_level=_sl_label(pol, sl)),
+def _frontier(runs: dict, ecfg, pol, sl, rate: float) -> dict:
+    """Stockout rate against inventory of the baseline's safety-days sweep and the pipeline's
+    service-level sweep, which dominates, and the inventory targets read off them."""
+
+    def point(run, **kw):
+        k = run_kpis(run, rate)
+        return {
+            **kw,
+            "stockout_rate": k["stockout_rate"],
+            "fill_rate": k["fill_rate"],
+            "avg_inventory_value": k["avg_inventory_value"],
+            "carrying_cost": k["carrying_cost"],
         }
-        report["frontier"]["targets"] = replenishment_targets(
-            fb, fp, report["frontier"]["pipeline_policy"], ecfg.baseline_safety_days
+
+    fb = [
+        point(
+            runs["baseline"] if sd == ecfg.baseline_safety_days else runs[f"frontier/baseline/{sd:g}"],
+            safety_days=sd,
         )
-    report["scenarios"] = {}
-    for sc in scenarios:
-        r = _compare(
-            run_kpis(runs[f"scenario/{sc.name}/baseline"], rate), run_kpis(runs[f"scenario/{sc.name}/pipeline"], rate)
-        )
-        report["scenarios"][sc.name] = {
-            "description": sc.description,
-            "window_days": [sc.start, sc.start + sc.days],
-            **r,
-        }
-    report["pricing"] = pricing_section(runs, rate, pricing_on)
-    report["replenishment"] = replenishment_section(runs)
-    by_reason = margin_by_reason(runs)
-    if by_reason:  # only when the engine reports it
-        report["margin_by_reason"] = by_reason
-    report["governance"] = {
-        "twin_review_load": review_load(runs.get("pipeline", {}), runs.get("pipeline", {}).get("days"))
+        for sd in ecfg.frontier_safety_days
+    ]
+    fp = [
+        point(runs["pipeline"] if x == sl else runs[f"frontier/pipeline/{x:g}"], service_level=x)
+        for x in sorted(set(ecfg.frontier_service_levels) | ({sl} if sl is not None else set()))
+    ]
+    frontier = {
+        "baseline": fb,
+        "pipeline": fp,
+        "dominance": frontier_dominance(fb, fp),
+        "pipeline_policy": point(runs["pipeline"], service_level=_sl_label(pol, sl)),
     }
+    frontier["targets"] = replenishment_targets(fb, fp, frontier["pipeline_policy"], ecfg.baseline_safety_days)
+    return frontier
+
+
+def _meta(network, ecfg, pol, sl, switch, runs, seconds, pricing_on, b, p) -> dict:
+    """What was evaluated: the network, the evaluation settings and window, the policy, the runs."""
     dates = b["daily"]["date"]
-    report["meta"] = {
+    return {
         "network": {
             **network.config.to_dict(),
             "source": getattr(network.config, "source", "simulated"),
@@ -531,6 +524,33 @@ def _report(network, ecfg, pol, sl, switch, runs, scenarios, rate, samples, seco
         "seconds": round(seconds, 1),
         "run_seconds": {k: round(v["seconds"], 1) for k, v in runs.items()},
     }
+
+
+def _report(network, ecfg, pol, sl, switch, runs, scenarios, rate, samples, seconds, pricing_on=False) -> dict:
+    b, p = runs["baseline"], runs["pipeline"]
+    report = _compare(run_kpis(b, rate), run_kpis(p, rate))
+    report["by_abc"], report["by_store"] = _breakdowns(network, b, p, rate)
+    if ecfg.frontier:
+        report["frontier"] = _frontier(runs, ecfg, pol, sl, rate)
+    report["scenarios"] = {}
+    for sc in scenarios:
+        r = _compare(
+            run_kpis(runs[f"scenario/{sc.name}/baseline"], rate), run_kpis(runs[f"scenario/{sc.name}/pipeline"], rate)
+        )
+        report["scenarios"][sc.name] = {
+            "description": sc.description,
+            "window_days": [sc.start, sc.start + sc.days],
+            **r,
+        }
+    report["pricing"] = pricing_section(runs, rate, pricing_on)
+    report["replenishment"] = replenishment_section(runs)
+    by_reason = margin_by_reason(runs)
+    if by_reason:  # only when the engine reports it
+        report["margin_by_reason"] = by_reason
+    report["governance"] = {
+        "twin_review_load": review_load(runs.get("pipeline", {}), runs.get("pipeline", {}).get("days"))
+    }
+    report["meta"] = _meta(network, ecfg, pol, sl, switch, runs, seconds, pricing_on, b, p)
     report["_runs"] = {"baseline": b, "pipeline": p}  # trajectories for the plots (not written to JSON)
     report["_samples"] = [(str(network.store_ids[l]), str(network.sku_ids[s])) for l, s in samples]
     return report
