@@ -924,8 +924,8 @@ def write_report(report: dict, out: str | Path) -> dict[str, Path]:
     return paths
 
 
-def _write_html(report: dict, paths: dict, out: Path) -> None:
-    m = report["meta"]
+def _breakdown_tables(report: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The report's per-ABC-class and per-store comparisons as display tables."""
     abc = pd.DataFrame(
         [
             {
@@ -953,33 +953,33 @@ def _write_html(report: dict, paths: dict, out: Path) -> None:
             for s, r in report["by_store"].items()
         ]
     )
-    imgs = "".join(
-        f'<h2>{t}</h2><img src="{paths[k].name}" style="max-width:100%">'
-        for k, t in (
-            ("frontier_plot", "Trade-off frontier"),
-            ("inventory_plot", "Inventory and service over the window"),
-            ("forecast_plot", "Forecast vs actual (sample series)"),
-        )
-        if k in paths
+    return abc, stores
+
+
+def _dominance_html(report: dict) -> str:
+    """The frontier comparison's verdict and its tables ("" without a frontier)."""
+    if "frontier" not in report:
+        return ""
+    d = report["frontier"]["dominance"]
+    verdict = {
+        True: "the pipeline is better at every comparable point",
+        False: "the pipeline is NOT better everywhere",
+        None: "the frontiers do not overlap (no comparable point)",
+    }[d["pipeline_dominates"]]
+    return (
+        f"<p><b>{verdict}</b> ({d['comparable_points']} comparable points; interpolation inside each frontier "
+        f"only, no extrapolation). Pareto: {d['baseline_points_dominated']} of {len(d['at_baseline_points'])} "
+        f"baseline points have a pipeline point with no more inventory and fewer stockouts.</p>"
+        + pd.DataFrame(d["at_pipeline_points"]).to_html(index=False, float_format=lambda v: f"{v:,.4f}")
+        + pd.DataFrame(d["at_baseline_points"]).to_html(index=False, float_format=lambda v: f"{v:,.4f}")
     )
-    dom = ""
-    if "frontier" in report:
-        d = report["frontier"]["dominance"]
-        verdict = {
-            True: "the pipeline is better at every comparable point",
-            False: "the pipeline is NOT better everywhere",
-            None: "the frontiers do not overlap (no comparable point)",
-        }[d["pipeline_dominates"]]
-        dom = (
-            f"<p><b>{verdict}</b> ({d['comparable_points']} comparable points; interpolation inside each frontier "
-            f"only, no extrapolation). Pareto: {d['baseline_points_dominated']} of {len(d['at_baseline_points'])} "
-            f"baseline points have a pipeline point with no more inventory and fewer stockouts.</p>"
-            + pd.DataFrame(d["at_pipeline_points"]).to_html(index=False, float_format=lambda v: f"{v:,.4f}")
-            + pd.DataFrame(d["at_baseline_points"]).to_html(index=False, float_format=lambda v: f"{v:,.4f}")
-        )
+
+
+def _pricing_html(report: dict) -> str:
+    """The pricing section: dynamic vs static prices and the guardrail count."""
     pr = report.get("pricing") or {}
     if "static" in pr:
-        pricing_html = (
+        return (
             f"<p>{pr['note']}. Guardrail violations over all pipeline runs: "
             f"<b>{pr['guardrail_violations_total']}</b>"
             + (
@@ -990,8 +990,23 @@ def _write_html(report: dict, paths: dict, out: Path) -> None:
             + f"; run-days with an infeasible pricing problem (prices held): "
             f"{sum(pr['pricing_infeasible_days'].values())}.</p>" + pricing_table(report).to_html(index=False)
         )
-    else:
-        pricing_html = f"<p>{pr.get('note', 'not run')}.</p>"
+    return f"<p>{pr.get('note', 'not run')}.</p>"
+
+
+def _write_html(report: dict, paths: dict, out: Path) -> None:
+    m = report["meta"]
+    abc, stores = _breakdown_tables(report)
+    imgs = "".join(
+        f'<h2>{t}</h2><img src="{paths[k].name}" style="max-width:100%">'
+        for k, t in (
+            ("frontier_plot", "Trade-off frontier"),
+            ("inventory_plot", "Inventory and service over the window"),
+            ("forecast_plot", "Forecast vs actual (sample series)"),
+        )
+        if k in paths
+    )
+    dom = _dominance_html(report)
+    pricing_html = _pricing_html(report)
     html = f"""<!doctype html><html><head><meta charset="utf-8"><title>inventory_pipeline policy evaluation</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}} table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}</style></head><body>
