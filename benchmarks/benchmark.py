@@ -595,71 +595,51 @@ def _total(stages: list[dict]) -> dict:
     }
 
 
-def phase_backfill(a: argparse.Namespace) -> dict:
-    from inventory_pipeline.defs.partitions import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
-
-    first, last = _shift(a.plan_date, -a.backfill_days), _shift(a.plan_date, -1)
-    window = _days(first, last)
-    n = min(a.backfill_plan_dates, len(window))
-    plan_dates = window[len(window) - n :]
-    stages = []
-    with measure("import code location") as rec:
-        g = _Graph()
-    _report(rec)
-    imp = rec
-    _say(
-        f"backfill {first} .. {last}: ingest {len(window)} partitions (one run), dbt build, "
-        f"decision stages for {n} plan date(s) {plan_dates[0] if plan_dates else '-'} .. {last}"
-    )
-    with measure("ingest_daily", partitions=len(window), first=first, last=last) as rec:
-        _, facts = g.run("ingest_daily", tags={PARTITION_RANGE_START_TAG: first, PARTITION_RANGE_END_TAG: last})
-        rec.update(facts)
-    _report(rec)
-    stages.append(rec)
-    with measure("dbt build", assets=len(g.dbt_keys)) as rec:
-        _, facts = g.run("daily_plan", g.dbt_keys, partition_key=last)
-        rec.update(facts)
-    _report(rec)
-    stages.append(rec)
+def _plan_dates(g, plan_dates: list, a: argparse.Namespace) -> tuple[list, int, dict]:
+    """The decision stages of each plan date in turn (until the time budget, if any): per-date
+    wall times, the series forecast, and the totals the stage record gets."""
+    n = len(plan_dates)
     per_date, step_sums, series, checks, checks_failed, deadline = [], {}, 0, 0, 0, None
     if a.backfill_budget_minutes:
         deadline = time.perf_counter() + 60 * a.backfill_budget_minutes
-    with measure("decision stages", plan_dates_requested=n) as rec:
-        t0 = time.perf_counter()
-        for i, d in enumerate(plan_dates, 1):
-            t = time.perf_counter()
-            _, facts = g.run("daily_plan", DECISION_ASSETS, partition_key=d)
-            wall = time.perf_counter() - t
-            s = _series(g, d)
-            series += s
-            checks += facts["checks"]
-            checks_failed += facts["checks_failed"]
-            for k, v in facts["step_seconds"].items():
-                step_sums[k] = round(step_sums.get(k, 0) + v, 3)
-            per_date.append(
-                {"plan_date": d, "wall_s": round(wall, 3), "dagster_step_s": facts["dagster_step_s"], "series": s}
-            )
-            done = time.perf_counter() - t0
-            _say(
-                f"  plan date {d} ({i}/{n}): {wall:.1f} s; {done / 60:.1f} min so far, "
-                f"about {done / i * (n - i) / 60:.1f} min to go"
-            )
-            if deadline and time.perf_counter() > deadline and i < n:
-                _say(f"  budget of {a.backfill_budget_minutes} min reached after {i} of {n} plan dates: stopping")
-                break
-    rec.update(
-        {
-            "plan_dates": len(per_date),
-            "first_plan_date": per_date[0]["plan_date"] if per_date else None,
-            "last_plan_date": per_date[-1]["plan_date"] if per_date else None,
-            "checks": checks,
-            "checks_failed": checks_failed,
-            "dagster_step_s": round(sum(step_sums.values()), 3),
-            "step_seconds": step_sums,
-        }
-    )
-    _report(rec)
-    stages.append(rec)
+    t0 = time.perf_counter()
+    for i, d in enumerate(plan_dates, 1):
+        t = time.perf_counter()
+        _, facts = g.run("daily_plan", DECISION_ASSETS, partition_key=d)
+        wall = time.perf_counter() - t
+        s = _series(g, d)
+        series += s
+        checks += facts["checks"]
+        checks_failed += facts["checks_failed"]
+        for k, v in facts["step_seconds"].items():
+            step_sums[k] = round(step_sums.get(k, 0) + v, 3)
+        per_date.append(
+            {"plan_date": d, "wall_s": round(wall, 3), "dagster_step_s": facts["dagster_step_s"], "series": s}
+        )
+        done = time.perf_counter() - t0
+        _say(
+            f"  plan date {d} ({i}/{n}): {wall:.1f} s; {done / 60:.1f} min so far, "
+            f"about {done / i * (n - i) / 60:.1f} min to go"
+        )
+        if deadline and time.perf_counter() > deadline and i < n:
+            _say(f"  budget of {a.backfill_budget_minutes} min reached after {i} of {n} plan dates: stopping")
+            break
+    totals = {
+        "plan_dates": len(per_date),
+        "first_plan_date": per_date[0]["plan_date"] if per_date else None,
+        "last_plan_date": per_date[-1]["plan_date"] if per_date else None,
+        "checks": checks,
+        "checks_failed": checks_failed,
+        "dagster_step_s": round(sum(step_sums.values()), 3),
+        "step_seconds": step_sums,
+    }
+    return per_date, series, totals
+
+
+def _backfill_summary(a, first, last, window, n, imp, stages, per_date, series, rec) -> dict:
+    """The backfill's results: per plan date and their spread, throughput, and an extrapolation to
+    the whole window when fewer plan dates were measured (labelled as such)."""
+    step_sums = rec["step_seconds"]
     measured = len(per_date)
     fc_s = step_sums.get("demand_forecast", 0)
     walls = sorted(p["wall_s"] for p in per_date)
@@ -696,6 +676,41 @@ def phase_backfill(a: argparse.Namespace) -> dict:
             if mean
             else None,
         }
+    return out
+
+
+def phase_backfill(a: argparse.Namespace) -> dict:
+    from inventory_pipeline.defs.partitions import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
+
+    first, last = _shift(a.plan_date, -a.backfill_days), _shift(a.plan_date, -1)
+    window = _days(first, last)
+    n = min(a.backfill_plan_dates, len(window))
+    plan_dates = window[len(window) - n :]
+    stages = []
+    with measure("import code location") as rec:
+        g = _Graph()
+    _report(rec)
+    imp = rec
+    _say(
+        f"backfill {first} .. {last}: ingest {len(window)} partitions (one run), dbt build, "
+        f"decision stages for {n} plan date(s) {plan_dates[0] if plan_dates else '-'} .. {last}"
+    )
+    with measure("ingest_daily", partitions=len(window), first=first, last=last) as rec:
+        _, facts = g.run("ingest_daily", tags={PARTITION_RANGE_START_TAG: first, PARTITION_RANGE_END_TAG: last})
+        rec.update(facts)
+    _report(rec)
+    stages.append(rec)
+    with measure("dbt build", assets=len(g.dbt_keys)) as rec:
+        _, facts = g.run("daily_plan", g.dbt_keys, partition_key=last)
+        rec.update(facts)
+    _report(rec)
+    stages.append(rec)
+    with measure("decision stages", plan_dates_requested=n) as rec:
+        per_date, series, totals = _plan_dates(g, plan_dates, a)
+    rec.update(totals)
+    _report(rec)
+    stages.append(rec)
+    out = _backfill_summary(a, first, last, window, n, imp, stages, per_date, series, rec)
     return out
 
 
@@ -915,9 +930,8 @@ def _total_row(t: dict) -> str:
 
 
 def render_markdown(r: dict) -> str:
-    m, n, d, b = r["machine"], r["network"], r["daily"], r["backfill"]
+    m, n = r["machine"], r["network"]
     pk = m["packages"]
-    dt, bt = d["total"], b["total"]
     lines = [
         f"# Benchmark, scale `{r['scale']}`: {n['stores']} stores, {n['dcs']} DCs, {n['skus']:,} SKUs, "
         f"{n['days']} days",
@@ -940,6 +954,16 @@ def render_markdown(r: dict) -> str:
         f"{r['history']['last_date']} ({n['landing_format']} landing files), {n['sku_locations']:,} SKU-locations "
         f"(stores + DCs) x SKUs. Plan date D = {r['plan_date']}.",
         "",
+    ]
+    lines += _daily_section(r) + _backfill_section(r) + _setup_section(r)
+    return "\n".join(lines)
+
+
+def _daily_section(r: dict) -> list[str]:
+    """The benchmark report's daily partition: every stage, throughput, the forecast breakdown."""
+    d = r["daily"]
+    dt = d["total"]
+    return [
         f"## One daily partition (D = {d['plan_date']}): every stage, in dependency order",
         "",
         *_stage_rows(d["stages"]),
@@ -970,6 +994,14 @@ def render_markdown(r: dict) -> str:
             if s.get("series_per_second")
         ],
         "",
+    ]
+
+
+def _backfill_section(r: dict) -> list[str]:
+    """The benchmark report's backfill: stages, per plan date, and any extrapolation (labelled)."""
+    b = r["backfill"]
+    bt = b["total"]
+    lines = [
         f"## {b['partitions_ingested']}-day backfill ({b['window'][0]} .. {b['window'][1]})",
         "",
         *_stage_rows(b["stages"]),
@@ -994,9 +1026,15 @@ def render_markdown(r: dict) -> str:
             f"{_f(e['decision_stages_cpu_s'])} s CPU; whole backfill {_f(e['backfill_total_wall_s'])} s wall "
             f"({e['backfill_total_wall_s'] / 3600:.1f} h)"
         ]
+    return lines
+
+
+def _setup_section(r: dict) -> list[str]:
+    """The benchmark report's setup steps (not in the totals) and the daily partition's rows."""
+    d = r["daily"]
     s = r["setup"]["stages"]
     g = r["generate"]
-    lines += [
+    return [
         "",
         "## Setup (before the measured day; not in the totals above)",
         "",
@@ -1014,7 +1052,6 @@ def render_markdown(r: dict) -> str:
         "Rows in the daily partition: " + ", ".join(f"{k} {v:,}" for k, v in d["rows"].items()) + ".",
         "",
     ]
-    return "\n".join(lines)
 
 
 def write_results(results: dict, out: Path) -> tuple[Path, Path]:
