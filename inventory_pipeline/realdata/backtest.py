@@ -318,6 +318,32 @@ def _meta(stores, keys, windows, horizon, origins, last_day, pol, fcfg, runs, me
     }
 
 
+def _on_the_grid(fc: pd.DataFrame, pos: pd.Series, plan_date: str, horizon: int, n_series: int):
+    """The forecast rows inside the horizon, with each row's series position and zero-based day
+    ahead, and which series the forecast carries."""
+    idx = pos.reindex((fc["location_id"] + "|" + fc["sku_id"]).to_numpy()).to_numpy()
+    h = (fc["date"] - pd.Timestamp(plan_date)).dt.days.to_numpy() - 1
+    ok = (h >= 0) & (h < horizon)
+    fc, idx, h = fc[ok], idx[ok].astype(int), h[ok]
+    carried = np.zeros(n_series, bool)
+    carried[np.unique(idx)] = True
+    return fc, idx, h, carried
+
+
+def _forecast_runs(pol, horizon: int, n_jobs: int, families: tuple, variants: dict | None):
+    """The policy's forecast configuration at the backtest's horizon, and every method run: the
+    policy's ("pipeline"), each other family, each variant."""
+    from ..core.forecasting import ForecastSettings
+
+    fcfg = ForecastSettings.of(pol.forecast, n_jobs=n_jobs).model_copy(update=dict(horizon_days=horizon))
+    runs = {
+        "pipeline": fcfg,
+        **{FAMILY_METHODS[f]: fcfg.model_copy(update=dict(family=f)) for f in families if f != fcfg.family},
+    }
+    runs.update({name: fcfg.model_copy(update=kw) for name, kw in (variants or {}).items()})
+    return fcfg, runs
+
+
 def backtest(
     stores=M5_STORES,
     items: int = 0,
@@ -338,19 +364,13 @@ def backtest(
     frame, "breakdown": frame, "coverage": frame (the pipeline's 80% and 95% intervals), "meta":
     dict, "points": frame of the last window's forecasts}."""
     from ..config import settings
-    from ..core.forecasting import ForecastSettings
     from ..core.policy import load_policy
 
     say = progress or (lambda m: None)
     t0 = time.perf_counter()
     panel = m5_panel(stores, items, seed)
     pol = load_policy(policy_path or settings().policy_path)
-    fcfg = ForecastSettings.of(pol.forecast, n_jobs=n_jobs).model_copy(update=dict(horizon_days=horizon))
-    runs = {
-        "pipeline": fcfg,
-        **{FAMILY_METHODS[f]: fcfg.model_copy(update=dict(family=f)) for f in families if f != fcfg.family},
-    }
-    runs.update({name: fcfg.model_copy(update=kw) for name, kw in (variants or {}).items()})
+    fcfg, runs = _forecast_runs(pol, horizon, n_jobs, families, variants)
     methods = (*runs, *BASELINES)
     categories = panel.keys.drop_duplicates("item_id").set_index("item_id")["cat_id"]
     calendar = m5_calendar()
@@ -373,29 +393,15 @@ def backtest(
         for name, r in res0.items():
             selections.setdefault(name, {})[plan_date] = r.selection
         res0 = res0["pipeline"]  # the policy's run: its classes and intervals are reported
-        idx = pos.reindex((fc["location_id"] + "|" + fc["sku_id"]).to_numpy()).to_numpy()
-        h = (fc["date"] - pd.Timestamp(plan_date)).dt.days.to_numpy() - 1
-        ok = (h >= 0) & (h < horizon)
-        fc, idx, h = fc[ok], idx[ok].astype(int), h[ok]
+        fc, idx, h, carried = _on_the_grid(fc, pos, plan_date, horizon, len(keys))
         actual_mat = panel.units[:, origin : origin + horizon].astype(float)
-        carried = np.zeros(len(keys), bool)
-        carried[np.unique(idx)] = True
         ws, rs, per = _window_scores(panel, keys, w, origin, plan_date, fc, idx, h, methods, carried, actual_mat)
         wrows += ws
         rows += rs
         a = actual_mat[carried]
         cls = res0.classes.set_index("series")["demand_class"].reindex(label.to_numpy()).fillna("not carried")
-        brows.append(
-            _breakdown_rows(
-                panel,
-                origin,
-                horizon,
-                carried,
-                cls.to_numpy(),
-                a,
-                {m: np.nan_to_num(per[m][carried], nan=0.0) for m in methods},
-            )
-        )
+        filled = {m: np.nan_to_num(per[m][carried], nan=0.0) for m in methods}
+        brows.append(_breakdown_rows(panel, origin, horizon, carried, cls.to_numpy(), a, filled))
         crows.append(_coverage_rows(res0.forecast, pos, keys, actual_mat, plan_date))
         seconds[plan_date] = secs
         say(
