@@ -576,3 +576,17 @@ def test_yearly_profile_scales_the_forecast_ahead_of_the_season():
     # the intervals follow the ramped mean (conformal residuals scale with the forecast)
     assert (on.forecast["p90"] >= on.forecast["mean"] - 1e-9).all()
     assert cfg.model_copy(update=dict(yearly_profile=False)).fingerprint() == cfg.fingerprint()
+
+
+def test_a_class_the_fixed_selection_does_not_name_chooses_among_its_candidates():
+    """Between reselections the twin (and a champion) fixes each class's model; a class whose
+    first series appeared since is selected as usual instead of stopping the forecast (it raised
+    "no forecast candidates configured for class 'lumpy'" before)."""
+    smooth = _history([5, 5, 6, 5, 4, 5, 5], sku="SMOOTH")
+    fixed = run_forecast(smooth, END, CFG).selection
+    assert set(fixed) == {"smooth"}
+    both = pd.concat([smooth, _history([0, 0, 0, 1, 0, 0, 14], sku="LUMPY")])
+    res = run_forecast(both, END, CFG, selection=fixed)
+    assert res.selection["smooth"] == fixed["smooth"]
+    assert res.selection["lumpy"] in CFG.candidate_map()["lumpy"]
+    assert set(res.forecast["demand_class"]) == {"smooth", "lumpy"}

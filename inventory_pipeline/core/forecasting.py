@@ -1024,8 +1024,11 @@ def _select_and_calibrate(
     earlier origins, scored on the last)."""
     metric = cfg.selection_metric
     cand = cfg.candidate_map()
-    if selection is not None:  # a fixed model per class: its statsforecast part (if any) is cross-validated
-        cand = {c: ((_components(m)[0],) if _components(m)[0] else cand.get(c, ())) for c, m in selection.items()}
+    if selection is not None:  # a fixed model per class: its statsforecast part (if any) is cross-validated;
+        # a class the selection does not name (its first series appeared since) chooses among the
+        # candidates as usual, instead of stopping the forecast
+        fixed = {c: ((_components(m)[0],) if _components(m)[0] else cand.get(c, ())) for c, m in selection.items()}
+        cand = {**cand, **fixed}
     rows, won, selected_by = [], _Winners(), {}
     counts = classes["demand_class"].value_counts()
     if extra is not None:  # the global model: one CV over the same samples as the local models
