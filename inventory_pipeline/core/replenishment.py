@@ -604,6 +604,29 @@ def delivery_schedule(locations: pd.DataFrame, lanes: pd.DataFrame | None) -> pd
     return locations.merge(lane, on=["supplying_dc_id", "location_id"], how="left")
 
 
+def _price_terms(keys: pd.DataFrame, idx: pd.MultiIndex, prices: pd.DataFrame | None, prod: pd.DataFrame):
+    """Per store x SKU of `keys`: the recommended price's demand multiplier (1 without one) and
+    the unit price the sale is valued at (the recommended price, else the base price, else cost)."""
+    price_tab = None
+    if prices is not None and len(prices):
+        price_tab = prices.set_index(["location_id", "sku_id"])
+    m = (
+        price_tab["demand_multiplier"].reindex(idx).fillna(1.0).to_numpy(float)
+        if price_tab is not None and "demand_multiplier" in price_tab
+        else np.ones(len(keys))
+    )
+    base = (
+        keys["sku_id"].map(prod["base_price"] if "base_price" in prod else prod["unit_cost"]).astype(float).to_numpy()
+    )
+    unit_price = (
+        price_tab["recommended_price"].reindex(idx).to_numpy(float)
+        if price_tab is not None and "recommended_price" in price_tab
+        else base
+    )
+    unit_price = pd.Series(unit_price).fillna(pd.Series(base))
+    return m, unit_price
+
+
 def store_targets(
     forecast: pd.DataFrame,
     prices: pd.DataFrame | None,
@@ -628,15 +651,8 @@ def store_targets(
     prod = products.set_index("sku_id")
     R = store_review_days(keys["location_id"], stores, cfg)
     L0 = keys["location_id"].map(stores["replenishment_lead_time_days"]).fillna(1).to_numpy(float)
-    price_tab = None
-    if prices is not None and len(prices):
-        price_tab = prices.set_index(["location_id", "sku_id"])
     idx = pd.MultiIndex.from_frame(keys)
-    m = (
-        price_tab["demand_multiplier"].reindex(idx).fillna(1.0).to_numpy(float)
-        if price_tab is not None and "demand_multiplier" in price_tab
-        else np.ones(len(keys))
-    )
+    m, unit_price = _price_terms(keys, idx, prices, prod)
     t = keys.copy()
     t["dc_id"] = t["location_id"].map(stores["supplying_dc_id"])
     lanes, support, pmf_lane, lane_row = lane_lead_times(lead_time_observations, t, L0, plan_date, cfg)
@@ -654,15 +670,7 @@ def store_targets(
     t["sales_until_arrival"] = (pmf * cum.at(np.broadcast_to(support[None, :], pmf.shape).astype(float))).sum(1)
     t["cv_daily"] = np.where(mean_1 > 0, sd_1 / np.maximum(mean_1, 1e-12), np.inf)
     t["unit_cost"] = keys["sku_id"].map(prod["unit_cost"]).astype(float).fillna(0).to_numpy()
-    base = (
-        keys["sku_id"].map(prod["base_price"] if "base_price" in prod else prod["unit_cost"]).astype(float).to_numpy()
-    )
-    t["unit_price"] = (
-        price_tab["recommended_price"].reindex(idx).to_numpy(float)
-        if price_tab is not None and "recommended_price" in price_tab
-        else base
-    )
-    t["unit_price"] = t["unit_price"].fillna(pd.Series(base))
+    t["unit_price"] = unit_price
     t["case_pack"] = keys["sku_id"].map(prod["case_pack"]).fillna(1).astype(int).clip(lower=1).to_numpy()
     t["shortage_cost"] = np.maximum(t["unit_price"] - t["unit_cost"], 0) + cfg.goodwill_share * t["unit_price"]
     t["holding_cost_daily"] = t["unit_cost"] * costs.annual_holding_rate / 365
