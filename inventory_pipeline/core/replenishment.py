@@ -1208,6 +1208,23 @@ def _dc_requests(keys, prod, pos, didx, t, requested_units, f, s, S):
     return ip, pack, moq, requested, binding
 
 
+def _dc_protection(pooled, keys, pmf, support, P, history, stores, plan_date, cfg, promotions_planned):
+    """The DC's pooled demand over its protection period `P` (supplier lead time + review): its
+    cumulative forecast (widened to the measured error of the pooled history), what ships to the
+    stores before a purchase order lands, and the mean daily demand over P."""
+    cum = _cumulate(pooled, keys=("dc_id", "sku_id"))
+    # shipped before a PO lands
+    sales_L = (pmf * cum.at(np.broadcast_to(support[None, :], pmf.shape).astype(float))).sum(1)
+    dbar = cum.at(P) / P
+    if history is not None and len(history):  # the measured error of the DC's pooled demand
+        h = history.assign(dc_id=history["location_id"].map(stores["supplying_dc_id"]))
+        mse, neff = measured_spread(
+            h[h["dc_id"].notna()], keys, P, plan_date, cfg, ("dc_id", "sku_id"), promotions_planned
+        )
+        cum.var_scale = _widening(mse, neff, cum.at(P, "var"))
+    return cum, sales_L, P, dbar
+
+
 def _purchase_orders(
     forecast,
     prices,
@@ -1231,17 +1248,9 @@ def _purchase_orders(
     pooled, keys = _pooled_dc_demand(forecast, prices, stores)
     sup, pmf, Lm, Ls, f = _supplier_lead_times(keys, prod, lt, lt_dist)
     support = lt_dist[0]
-    cum = _cumulate(pooled, keys=("dc_id", "sku_id"))
-    # shipped before a PO lands
-    sales_L = (pmf * cum.at(np.broadcast_to(support[None, :], pmf.shape).astype(float))).sum(1)
-    P = Lm + R
-    dbar = cum.at(P) / P
-    if history is not None and len(history):  # the measured error of the DC's pooled demand
-        h = history.assign(dc_id=history["location_id"].map(stores["supplying_dc_id"]))
-        mse, neff = measured_spread(
-            h[h["dc_id"].notna()], keys, P, plan_date, cfg, ("dc_id", "sku_id"), promotions_planned
-        )
-        cum.var_scale = _widening(mse, neff, cum.at(P, "var"))
+    cum, sales_L, P, dbar = _dc_protection(
+        pooled, keys, pmf, support, Lm + R, history, stores, plan_date, cfg, promotions_planned
+    )
     cost = keys["sku_id"].map(prod["unit_cost"]).astype(float).fillna(0).to_numpy()
     didx = pd.MultiIndex.from_frame(keys)
     b, alpha, cls = _dc_service(t, didx, R + Ls, cost, cfg, costs)
