@@ -596,6 +596,29 @@ def _category_means(p: _Panel, own_e, own_se, own_df, own_ok, prior: dict, tau2:
     return mu, mu_var, how, mu_w4
 
 
+def _prior_sources(p: _Panel, mu: dict, how: dict, chain: tuple, shrink: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """Per SKU, where its prior came from: its category's evidence, the chain's average, or the
+    policy default; and how far the chain pulled it, where that moved the estimate."""
+    src_c = np.array(
+        [
+            ("category: " + how[c])
+            if c in mu
+            else (
+                "chain average (no price variation in the category)"
+                if mu
+                else "policy default (no price variation at all)"
+            )
+            for c in p.category
+        ],
+        dtype=object,
+    )
+    pulled = np.abs(shift) >= 0.05  # say so where it moved the estimate
+    src_c[pulled] = src_c[pulled] + np.array(
+        [f", {b:.0%} toward the chain's {chain[0]:.2f}" for b in shrink[pulled]], dtype=object
+    )
+    return src_c
+
+
 def _estimate(p: _Panel, cfg: PricingPolicy) -> pd.DataFrame:
     """The estimates of `estimate_elasticities` for a panel whose exposure is set."""
     W = EVENT_WINDOW_DAYS
@@ -647,23 +670,7 @@ def _estimate(p: _Panel, cfg: PricingPolicy) -> pd.DataFrame:
         np.array([1.0 / mu_var.get(c, np.inf) if c in mu else 1.0 for c in p.category]),
     )
     q_c = np.where(alone | ~has_c, 0.0, np.maximum(A_c - A_own, 0.0) / W_rest**4) * (1 - shrink) ** 4
-    src_c = np.array(
-        [
-            ("category: " + how[c])
-            if c in mu
-            else (
-                "chain average (no price variation in the category)"
-                if mu
-                else "policy default (no price variation at all)"
-            )
-            for c in p.category
-        ],
-        dtype=object,
-    )
-    pulled = np.abs(shift) >= 0.05  # say so where it moved the estimate
-    src_c[pulled] = src_c[pulled] + np.array(
-        [f", {b:.0%} toward the chain's {chain[0]:.2f}" for b in shrink[pulled]], dtype=object
-    )
+    src_c = _prior_sources(p, mu, how, chain, shrink, shift)
     # each SKU: its own estimate shrunk toward the category (normal-normal, empirical Bayes)
     v_own = np.where(own_ok, own_se**2, np.inf)
     post_v = 1.0 / (1.0 / v_c + 1.0 / v_own)
