@@ -370,6 +370,29 @@ class TypicalOrders:
         return TypicalOrders(t, daily)
 
 
+def _master_hold(table: str, r: dict, note: str, supplier_of: pd.Series | None) -> pd.DataFrame | None:
+    """What one quarantined master row holds: a product its SKU everywhere, a supplier every SKU it
+    supplies, a lane the moves along it (None: nothing it names)."""
+    if table == "products" and r.get("sku_id"):
+        return pd.DataFrame(
+            {"location_id": [None], "sku_id": [str(r["sku_id"])], "from_location_id": [None], "note": [note]}
+        )
+    if table == "suppliers" and r.get("supplier_id") and supplier_of is not None:
+        skus = supplier_of.index[supplier_of.astype(str) == str(r["supplier_id"])].astype(str)
+        if len(skus):
+            return pd.DataFrame({"location_id": None, "sku_id": skus, "from_location_id": None, "note": note})
+    elif table == "lanes" and r.get("from_location_id") and r.get("to_location_id"):
+        return pd.DataFrame(
+            {
+                "location_id": [str(r["to_location_id"])],
+                "sku_id": [None],
+                "from_location_id": [str(r["from_location_id"])],
+                "note": [note],
+            }
+        )
+    return None
+
+
 def input_holds(
     day_items: pd.DataFrame | None = None,
     master: dict[str, pd.DataFrame] | None = None,
@@ -411,42 +434,9 @@ def input_holds(
             + q["reason"].astype(str).str.slice(0, 160)
         ).tolist()
         for r, n in zip(recs, note, strict=True):
-            r = r if isinstance(r, dict) else {}
-            if table == "products" and r.get("sku_id"):
-                parts.append(
-                    pd.DataFrame(
-                        {
-                            "location_id": [None],
-                            "sku_id": [str(r["sku_id"])],
-                            "from_location_id": [None],
-                            "note": [n],
-                        }
-                    )
-                )
-            elif table == "suppliers" and r.get("supplier_id") and supplier_of is not None:
-                skus = supplier_of.index[supplier_of.astype(str) == str(r["supplier_id"])].astype(str)
-                if len(skus):
-                    parts.append(
-                        pd.DataFrame(
-                            {
-                                "location_id": None,
-                                "sku_id": skus,
-                                "from_location_id": None,
-                                "note": n,
-                            }
-                        )
-                    )
-            elif table == "lanes" and r.get("from_location_id") and r.get("to_location_id"):
-                parts.append(
-                    pd.DataFrame(
-                        {
-                            "location_id": [str(r["to_location_id"])],
-                            "sku_id": [None],
-                            "from_location_id": [str(r["from_location_id"])],
-                            "note": [n],
-                        }
-                    )
-                )
+            hold = _master_hold(table, r if isinstance(r, dict) else {}, n, supplier_of)
+            if hold is not None:
+                parts.append(hold)
     if not parts:
         return pd.DataFrame(columns=HOLD_COLUMNS)
     h = pd.concat(parts, ignore_index=True)
