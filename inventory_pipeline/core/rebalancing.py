@@ -244,6 +244,27 @@ def _capacity_headroom(t: pd.DataFrame, locations: pd.DataFrame) -> pd.Series:
     return np.maximum(np.floor(room[np.isfinite(room)]), 0)
 
 
+def _shortage_curves(don: pd.DataFrame, rec: pd.DataFrame, breakpoints: int):
+    """Piecewise-linear curves of the expected shortage cost over the units moved: each donor's
+    loss (convex, rising slopes) and each receiver's saving (concave), as (owner, lower, upper,
+    slope) per segment."""
+    do, dlo, dhi = _segments(don["cap"].to_numpy(), breakpoints)
+    y, mu, sg = don["position"].to_numpy(float), don["mu_P"].to_numpy(float), don["sigma_P"].to_numpy(float)
+    dslope = (
+        don["shortage_cost"].to_numpy(float)[do]
+        * (expected_shortage(mu[do], sg[do], y[do] - dhi) - expected_shortage(mu[do], sg[do], y[do] - dlo))
+        / (dhi - dlo)
+    )
+    ro, rlo, rhi = _segments(rec["cap"].to_numpy(), breakpoints)
+    y, mu, sg = rec["position"].to_numpy(float), rec["mu_P"].to_numpy(float), rec["sigma_P"].to_numpy(float)
+    rslope = (
+        rec["shortage_cost"].to_numpy(float)[ro]
+        * (expected_shortage(mu[ro], sg[ro], y[ro] + rlo) - expected_shortage(mu[ro], sg[ro], y[ro] + rhi))
+        / (rhi - rlo)
+    )
+    return (do, dlo, dhi, dslope), (ro, rlo, rhi, rslope)
+
+
 def _solve(
     arcs: pd.DataFrame, don: pd.DataFrame, rec: pd.DataFrame, headroom: pd.Series, cfg: RebalancingPolicy, method: str
 ) -> tuple[np.ndarray | None, dict]:
@@ -256,20 +277,7 @@ def _solve(
     ub = arcs["cap"].to_numpy(float)
     cost = arcs["cost_per_unit"].to_numpy(float)
     # piecewise-linear curves: donor loss (convex, rising slopes), receiver saving (concave)
-    do, dlo, dhi = _segments(don["cap"].to_numpy(), cfg.pwl_breakpoints)
-    y, mu, sg = don["position"].to_numpy(float), don["mu_P"].to_numpy(float), don["sigma_P"].to_numpy(float)
-    dslope = (
-        don["shortage_cost"].to_numpy(float)[do]
-        * (expected_shortage(mu[do], sg[do], y[do] - dhi) - expected_shortage(mu[do], sg[do], y[do] - dlo))
-        / (dhi - dlo)
-    )
-    ro, rlo, rhi = _segments(rec["cap"].to_numpy(), cfg.pwl_breakpoints)
-    y, mu, sg = rec["position"].to_numpy(float), rec["mu_P"].to_numpy(float), rec["sigma_P"].to_numpy(float)
-    rslope = (
-        rec["shortage_cost"].to_numpy(float)[ro]
-        * (expected_shortage(mu[ro], sg[ro], y[ro] + rlo) - expected_shortage(mu[ro], sg[ro], y[ro] + rhi))
-        / (rhi - rlo)
-    )
+    (do, dlo, dhi, dslope), (ro, rlo, rhi, rslope) = _shortage_curves(don, rec, cfg.pwl_breakpoints)
     ns, nv = len(do), len(ro)
     a_out = sp.csr_matrix((np.ones(n), (di, np.arange(n))), shape=(nd, n))
     a_in = sp.csr_matrix((np.ones(n), (ri, np.arange(n))), shape=(nr, n))
