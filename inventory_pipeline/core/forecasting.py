@@ -1737,6 +1737,21 @@ def _demand_frame(fc, calib, adj, classes, points, plan_date):
     return fc, classes, points
 
 
+def _global_forecast(gi, adj: pd.DataFrame, cfg: ForecastSettings) -> pd.DataFrame:
+    """The mlforecast family: the global model's forecast of every non-new series."""
+    g = _global_fit(gi, cfg)
+    cls_of = adj.groupby("unique_id")["demand_class"].first()
+    return pd.DataFrame(
+        {
+            "unique_id": g["unique_id"],
+            "ds": g["ds"],
+            "mean": g[GLOBAL_MODEL],
+            "model": GLOBAL_MODEL,
+            "demand_class": g["unique_id"].map(cls_of),
+        }
+    )
+
+
 def run_forecast(
     history: pd.DataFrame,
     plan_date: str,
@@ -1776,7 +1791,7 @@ def run_forecast(
     series_ids = adj.groupby("unique_id")[["location_id", "sku_id"]].first()
 
     ctx = _DemandScale(cat, calendar, em, info, series_ids, planned, cfg)
-    parts, gmeta = [], {}
+    parts = []
     has_stat = (classes["demand_class"] != "new").any()
     gi = (
         _global_frames(adj, plan_date, cfg, calendar, promotions, price_path)
@@ -1786,19 +1801,7 @@ def run_forecast(
     if cfg.family == "mlforecast":
         chosen, table, calib, metrics, points = _global_select_and_calibrate(adj, classes, cfg, gi)
         if gi is not None:
-            g = _global_fit(gi, cfg)
-            cls_of = adj.groupby("unique_id")["demand_class"].first()
-            parts.append(
-                pd.DataFrame(
-                    {
-                        "unique_id": g["unique_id"],
-                        "ds": g["ds"],
-                        "mean": g[GLOBAL_MODEL],
-                        "model": GLOBAL_MODEL,
-                        "demand_class": g["unique_id"].map(cls_of),
-                    }
-                )
-            )
+            parts.append(_global_forecast(gi, adj, cfg))
     else:
         extra = _GlobalCandidate(gi, cfg) if cfg.family == "combined" and gi is not None else None
         chosen, table, calib, metrics, points = _select_and_calibrate(
@@ -1813,10 +1816,9 @@ def run_forecast(
             fit.advance(new["unique_id"].nunique(), note="new items with CategoryProfile")
     fc = pd.concat(parts, ignore_index=True)
     metrics.update(_apply_yearly_ramp(fc, history, plan_date, cfg, categories, calendar, adj))
-    if gi is not None:
-        gmeta = {k: v for k, v in gi.info.items() if k != "features"}
-        gmeta["global_features"] = len(gi.info["features"])
-        metrics.update({k: float(v) for k, v in gmeta.items()})
+    if gi is not None:  # what the global model's features saw
+        metrics.update({k: float(v) for k, v in gi.info.items() if k != "features"})
+        metrics["global_features"] = float(len(gi.info["features"]))
     metrics.update(_breakdown_metrics(points, adj))
     fc, classes, points = _demand_frame(fc, calib, adj, classes, points, plan_date)
     return ForecastResult(fc, chosen, table, metrics, info, classes, cfg, calib, points)

@@ -1247,7 +1247,7 @@ def _purchase_orders(
     stores = locations[locations["location_type"] == "store"].set_index("location_id")
     pooled, keys = _pooled_dc_demand(forecast, prices, stores)
     sup, pmf, Lm, Ls, f = _supplier_lead_times(keys, prod, lt, lt_dist)
-    support = lt_dist[0]
+    support = lt_dist[0]  # the days the lead-time pmf is over
     cum, sales_L, P, dbar = _dc_protection(
         pooled, keys, pmf, support, Lm + R, history, stores, plan_date, cfg, promotions_planned
     )
@@ -1259,8 +1259,6 @@ def _purchase_orders(
     mu, sigma, s = mixture_targets(cum, support, pmf, R, alpha)
     ss, S = s - mu, s + band
     ip, pack, moq, requested, binding = _dc_requests(keys, prod, pos, didx, t, requested_units, f, s, S)
-    unmet = []
-
     # supplier minimum order value per supplier x DC: top up, lowest cover first
     mins = sup.map(cfg.supplier_min_order_values).fillna(cfg.supplier_min_order_value).to_numpy(float)
     requested, binding = _supplier_minimum(
@@ -1269,10 +1267,9 @@ def _purchase_orders(
 
     # space when today's POs land: what ships to stores before, and the open orders' short shipments
     gone = sales_L + (1 - f) * pos["on_order"].reindex(didx).fillna(0).to_numpy()
-    units, binding, limited = _dc_limits(
+    units, binding, unmet = _dc_limits(
         keys, sup, requested, binding, pack, moq, cost, mins, mu, sigma, ip, b, f, gone, pos, locations, cfg
     )
-    unmet += limited
     y = ip + f * units
     es = expected_shortage(mu, sigma, y)
     rows = pd.DataFrame(
