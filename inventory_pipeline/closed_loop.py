@@ -1,5 +1,5 @@
 """The closed loop through the files: the twin drives the real code location the way a retailer's
-production does, through landing files in and outbox files out (issue #19).
+production does, through landing files in and outbox files out.
 
 Every simulated day the twin writes that day's landing files at its close (`daily/D/{pos_sales,
 inventory,receipts,open_orders}`, exactly as `inventory-pipeline generate` writes a history). From

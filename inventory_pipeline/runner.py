@@ -188,7 +188,7 @@ def _check_failure(job: str, run_id: str, step: str, e, stopped: bool, plan_date
     numbers = _numbers(meta)
     if e.check_name == QUARANTINE_CHECK:
         kind = INPUT_UNUSABLE if stopped else WARNING
-        # the threshold is per file and day (issue #20 item 3): quote the worst file's share
+        # the threshold is per file and day: quote the worst file's share
         share = _value(meta, "max_file_share")
         share = _value(meta, "quarantine_share") if share is None else share
         thr, rows = _value(meta, "threshold"), _value(meta, "rows_quarantined")

@@ -1,4 +1,4 @@
-"""Bad input a retailer's files really contain (issue #20, items 1-3): the day's plan is kept, no
+"""Bad input a retailer's files really contain: the day's plan is kept, no
 item is lost, and every held decision says which file and row held it.
 
 One generated network (3 stores x 12 SKUs x 100 days) whose last day is corrupted the way the

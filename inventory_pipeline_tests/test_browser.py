@@ -166,7 +166,6 @@ def test_asset_graph_shows_the_stages_and_their_checks(webserver, page):
 
 def test_launch_a_partition_from_the_ui_and_it_succeeds(webserver, page):
     import dagster as dg
-    from dagster._core.instance.ref import InstanceRef
 
     page.goto(webserver["url"] + "/assets/raw_pos_sales", wait_until="networkidle")
     _skip_community_modal(page)
@@ -182,7 +181,7 @@ def test_launch_a_partition_from_the_ui_and_it_succeeds(webserver, page):
     page.screenshot(path=str(ARTIFACTS / "ui_launch_dialog.png"))
     launch.click()
     # the run, from the instance the webserver writes (its DAGSTER_HOME)
-    instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(webserver["dagster_home"])))
+    instance = dg.DagsterInstance.from_config(str(webserver["dagster_home"]))
     deadline, run = time.time() + 240, None
     while time.time() < deadline:
         runs = instance.get_runs(dg.RunsFilter(tags={"dagster/partition": PARTITION}))

@@ -1,4 +1,4 @@
-"""`inventory-pipeline run` as a person or a scheduler meets it (issue #20, items 3, 4 and 6):
+"""`inventory-pipeline run` as a person or a scheduler meets it:
 stray folders under daily/ are ignored with a warning (by `run`, the landing sensor and the
 schedule), every failure is one paragraph naming the file or check with what to do, the exit code
 says which kind of failure it was, and the process exits 0 after every successful run.

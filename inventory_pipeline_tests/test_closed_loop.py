@@ -1,4 +1,4 @@
-"""The closed loop through the files (issue #19): the twin writes landing files, the real code
+"""The closed loop through the files: the twin writes landing files, the real code
 location plans through `run_pipeline`, an approving planner answers the review queue, and the
 twin executes exactly the outbox. One loop day on a tiny network in a subprocess (the code
 location binds its paths when first imported); the 28-day comparison on the demo network is in

@@ -176,7 +176,7 @@ def test_planner_answers_with_a_bad_id_action_or_missing_override_value_are_quar
     assert "override needs override_units_or_price" in " ".join(q["reason"])
 
 
-# ---- issue #20: files checked as files, master rows held where they are --------------------------
+# ---- files checked as files, master rows held where they are --------------------------
 
 OO_HEADER = "order_id,order_date,source_id,location_id,sku_id,units,expected_date\n"
 PRODUCTS_HEADER = "sku_id,category,supplier_id,unit_cost,base_price,case_pack,min_order_qty\n"

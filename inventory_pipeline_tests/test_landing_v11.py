@@ -1,4 +1,4 @@
-"""Landing contract v1.1 (issue #21 item 1): promotions.csv, launch_date, regional calendar rows.
+"""Landing contract v1.1: promotions.csv, launch_date, regional calendar rows.
 
 Additive: a v1 landing zone stays valid. Promotions bad input is quarantined with file, row and
 reason and the rest used; the plan is point in time; the simulator writes the plan ahead with late

@@ -1,4 +1,4 @@
-"""Rebalancing core (issue #6 part 4): store -> store transfers. Hand-checkable cases, the rules
+"""Rebalancing core: store -> store transfers. Hand-checkable cases, the rules
 as properties of random small networks, solver trouble, and an M5-size run."""
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Reconciliation of what was exported with what happened (issue #20, item 5 / probe 8): unit
+"""Reconciliation of what was exported with what happened: unit
 cases a reader can check by hand, then one integration run where the ERP never applies a day's
 price batch."""
 

@@ -1,4 +1,4 @@
-"""The simulator's regimes (issue #19): each acts where it says and nowhere else, the defaults
+"""The simulator's regimes: each acts where it says and nowhere else, the defaults
 leave the network byte-identical, and the twin's stock laws hold in every world."""
 
 import dataclasses

@@ -431,7 +431,7 @@ def test_the_eoq_band_damps_daily_ordering_on_noisy_demand():
     assert not (damped[1:] & damped[:-1]).any()
 
 
-# ---- issue #19: lead-time tails, fill rates, units at stake, ramps, takeover, measured error ----------
+# ---- lead-time tails, fill rates, units at stake, ramps, takeover, measured error ----------
 
 
 def _receipts(days, fill=1.0, supplier="SUP1", received="2025-04-20"):

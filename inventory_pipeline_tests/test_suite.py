@@ -1,4 +1,4 @@
-"""The evaluation suite (issue #19): takeover states, the target and summary maths on hand-made
+"""The evaluation suite: takeover states, the target and summary maths on hand-made
 rows, the CLI's choices, and one tiny end-to-end suite (1 world x 1 seed x 2 stores x 8 SKUs, a
 14-day window: about 10 s, so it stays in `make test-fast`)."""
 

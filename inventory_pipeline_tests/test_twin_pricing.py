@@ -1,5 +1,5 @@
 """The twin measures pricing: overstock KPI, price decreases, the pipeline's pricing switch, its
-guardrail-violation count and the evaluation's static- vs dynamic-price comparison (issue #5)."""
+guardrail-violation count and the evaluation's static- vs dynamic-price comparison."""
 
 import dataclasses
 import json

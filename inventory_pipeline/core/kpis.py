@@ -24,7 +24,7 @@ def carrying_cost(on_hand: pd.Series, unit_cost: pd.Series, annual_holding_rate:
 
 def history_kpis(daily: pd.DataFrame, annual_holding_rate: float) -> dict:
     """KPIs of observed history. `daily`: store x SKU x day rows with units_sold, unit_price,
-    on_hand, unit_cost. Demand is not observed: fill rate needs the simulation (issue #3)."""
+    on_hand, unit_cost. Demand is not observed: fill rate needs the simulation."""
     d = daily.dropna(subset=["on_hand"])
     days = d["date"].nunique()
     inv_value = d["on_hand"] * d["unit_cost"]

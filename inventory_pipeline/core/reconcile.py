@@ -1,4 +1,4 @@
-"""Reconciliation of what was exported with what happened (core, issue #20 item 5).
+"""Reconciliation of what was exported with what happened (core).
 
 The pipeline's own exports are a claim, not a fact: an ERP can reject or miss a batch, and a
 day's outbox can be dropped on its way. Two reconciliations compare the claim with what the

@@ -571,7 +571,7 @@ def _cost_levels(item_class, shortage_cost, holding_daily, band, dbar, cfg, revi
     """cost_optimal: alpha = b / (b + h_R), the shortage risk priced against one review period's
     holding. Not b / (b + h T) with T = `order_cycle_days` (Hadley-Whitin's one-risk-per-cycle
     fractile), although that is the textbook optimum under the normal model: measured on the twin
-    (issue #19) it lowered the level of every item that orders less than daily and lost more units
+    it lowered the level of every item that orders less than daily and lost more units
     in every world (netA 50 vs 32, netB 233 vs 184, shocks 2,443 vs 2,095, unreliable supply 2,502
     vs 1,336), because real demand's right tail is heavier than the model's, so a lower fractile
     costs more than the model expects."""
@@ -716,7 +716,7 @@ def capacity_room(
     capacity (an inherited overstock) may still take in what flows out before the delivery: at
     arrival it holds at most max(capacity, what it holds and has on order today), so its stock never
     grows past either, and its fast movers keep selling instead of starving behind the slow movers'
-    excess (issue #19: 640 units lost against the rule's 13 after an overstocked takeover). inf
+    excess (640 units lost against the rule's 13 after an overstocked takeover). inf
     where no capacity is set."""
     loc = locations.set_index("location_id")
     cap = (loc["capacity_units"] if "capacity_units" in loc else pd.Series(np.nan, index=loc.index)).astype(float)

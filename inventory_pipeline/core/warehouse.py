@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 def _read_parquet(path: Path) -> pd.DataFrame:
     """One Parquet file through pyarrow's own file reader. `pd.read_parquet(path)` hands pyarrow a
     Python file object whose buffers a pyarrow worker thread may release during interpreter
-    shutdown, aborting a finished process with exit 134 (apache/arrow#34314, issue #20 item 6;
+    shutdown, aborting a finished process with exit 134 (apache/arrow#34314;
     docs/operations.md)."""
     return pq.read_table(str(path)).to_pandas()
 

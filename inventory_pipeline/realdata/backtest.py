@@ -627,7 +627,7 @@ def coverage_markdown(coverage: pd.DataFrame) -> list[str]:
     buckets = [b for b in dict.fromkeys(coverage["horizon"]) if b != "all"] + ["all"]
     title = (
         "Interval coverage of the pipeline (real units inside its central interval, all windows; "
-        "issue #21's target: within ±3 points of nominal per category):"
+        "target: within ±3 points of nominal per category):"
     )
     lines = [
         "",

@@ -18,7 +18,7 @@ of the stock the policy took over (docs/evaluation.md, "The inventory floor").
 Two caveats, both small and stated where the floor is reported: the twin's inventory value counts
 stock on hand, not the one to three days of DC-to-store transit the floor counts as held; and the
 demand is the rule run's, at regular prices (a markdown raises demand and can sell below the
-floor, which is what issue #19 forbids for stock that sells through at the regular price).
+floor, which the targets forbid for stock that sells through at the regular price).
 """
 
 from __future__ import annotations

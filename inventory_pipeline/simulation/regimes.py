@@ -1,4 +1,4 @@
-"""Regimes and worlds: the simulator's realistic, hard conditions (issue #19).
+"""Regimes and worlds: the simulator's realistic, hard conditions.
 
 The default network is friendly: smooth yearly cycles, a latent level that drifts slowly, daily
 store deliveries, suppliers that keep to their master lead times. A *regime* switches on one way

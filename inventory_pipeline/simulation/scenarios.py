@@ -44,7 +44,7 @@ BASE = Scenario()
 
 
 def stress_scenarios(network: Network, eval_days: int) -> list[Scenario]:
-    """The four stress tests of issue #3, placed a third into the evaluation window.
+    """The four stress tests, placed a third into the evaluation window.
 
     The surge and the unplanned promotion hit the network's largest category by demand, the
     outage its busiest DC, so every scenario bites.

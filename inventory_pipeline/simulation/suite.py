@@ -1,4 +1,4 @@
-"""The evaluation suite (issue #19): the pipeline against the rule over many worlds, not one network.
+"""The evaluation suite: the pipeline against the rule over many worlds, not one network.
 
 A *cell* is one world (a set of simulator regimes, `regimes.WORLDS`) with one takeover state
 (`evaluation.TAKEOVERS`: the stock the window starts from), one network size and one seed. Each
@@ -9,7 +9,7 @@ every cell goes into one process pool, so the workers stay busy until the last r
 
 The result is one row per cell (KPIs of the three runs, changes against the rule, pass/fail per
 target), a summary per world over seeds x sizes (median and worst) and, on top, the median over
-worlds and the worst world. Targets (issue #19), per cell:
+worlds and the worst world. Targets, per cell:
 
   * service: lost units AND stockout days both >= 30% below the rule at no more average inventory,
     OR carrying cost >= 20% below the rule at no more lost units;
@@ -60,7 +60,7 @@ QUICK_WORLDS = ("base", "shocks+understock")
 DEFAULT_SEEDS = (101, 202, 303)  # not 42, the demo network's seed: the suite is not tuned on it
 POLICY_RUNS = ("baseline", "pipeline", STATIC_PRICES)
 
-# targets (issue #19), as fractions: changes are (pipeline - rule) / |rule|
+# targets, as fractions: changes are (pipeline - rule) / |rule|
 SERVICE_CUT = 0.30  # lost units and stockout days at least this much below the rule ...
 CARRYING_CUT = 0.20  # ... or carrying cost at least this much below
 MARGIN_OVER_STATIC = 0.02  # gross margin with pricing over the same pipeline with prices held
@@ -111,7 +111,7 @@ class SuiteConfig:
     worlds: tuple[str, ...] = DEFAULT_WORLDS  # "world" or "world+takeover" (takeover default: "rule")
     seeds: tuple[int, ...] = DEFAULT_SEEDS
     sizes: tuple[str, ...] = ("small", "medium")
-    eval_days: int = 56  # the window after the takeover (issue #19: at least 56)
+    eval_days: int = 56  # the window after the takeover (the targets ask for at least 56)
     history_days: int = 200  # the network's days; the window is its last eval_days
     cadence_days: int = 7
     jobs: int = 2
@@ -566,7 +566,7 @@ def summary_markdown(result: dict) -> str:
             "",
             "Worst cell per column: " + ", ".join(f"{HEADERS[k]} {v}" for k, v in s["worst_cell_at"].items() if v),
             "",
-            "Targets (issue #19):",
+            "Targets:",
             line(
                 "pass_service",
                 f"lost units and stockout days both >= {SERVICE_CUT:.0%} below the rule at no more average "
@@ -623,7 +623,7 @@ def suite_markdown(result: dict) -> str:
         ]
     pw = pd.DataFrame(per_world)
     every = rows[["world", "size", "seed", *metrics, *TARGETS]]
-    window_note = "" if c["eval_days"] >= 56 else " (**shorter than issue #19's 56 days: a smoke run**)"
+    window_note = "" if c["eval_days"] >= 56 else " (**shorter than the targets' 56 days: a smoke run**)"
     return (
         "\n".join(
             [
