@@ -280,6 +280,34 @@ def test_rerun_adds_no_event_and_a_new_revision_needs_a_new_review(tmp_path):
     assert state.index.is_unique and len(state) == 5
 
 
+def test_an_answer_to_an_older_revision_is_not_applied_and_says_why():
+    """Landing contract v1.1: a planner row may name the revision it answered. The numbers changed
+    after the planner looked (a re-run proposed a new revision before the file was read): the
+    answer is not applied, the decision waits, and planner_not_applied says why. An answer to the
+    current revision applies; one without a revision applies as before."""
+    ev = _events()
+    state = replay(ev)[0].set_index("decision_id")
+    ids = _ids(state.reset_index())
+    po = ids["purchase_order", "A"]
+    old = state.loc[po, "revision"]
+    ev = merge_events(
+        ev,
+        _events(orders=_orders(units=(120, 6, 12), values=(12000.0, 60.0, 120.0)), at="2025-05-01T00:00:00", fp="fp2"),
+    )
+    new = replay(ev)[0].set_index("decision_id").loc[po, "revision"]
+    assert new != old
+    rows = _planner([[po, "approve", None, "looked at the old numbers", "ana"]]).assign(revision=[old])
+    stale = merge_events(ev, planner_events(rows, D, "2025-05-01T01:00:00"))
+    state, not_applied = replay(stale)
+    assert state.set_index("decision_id").loc[po, "status"] == "pending_review"
+    why = not_applied.set_index("decision_id").loc[po, "reason"]
+    assert f"answered revision {old}" in why and f"now revision {new}" in why
+    current = merge_events(ev, planner_events(rows.assign(revision=[new]), D, "2025-05-01T01:00:00"))
+    assert replay(current)[0].set_index("decision_id").loc[po, "status"] == "approved"
+    plain = merge_events(ev, planner_events(rows.drop(columns="revision"), D, "2025-05-01T01:00:00"))
+    assert replay(plain)[0].set_index("decision_id").loc[po, "status"] == "approved"
+
+
 def test_anomaly_caps_and_low_confidence_route_to_review(tmp_path):
     pol = _policy(tmp_path, "").model_copy()
     g = pol.guards.model_copy(update={"max_daily_order_value": 100.0})

@@ -163,6 +163,22 @@ def test_products_launch_date_is_optional_and_typed(tmp_path):
     assert r.quarantine["row"].tolist() == [3] and "launch_date" in r.quarantine["column"].iloc[0]
 
 
+def test_a_planner_answer_may_name_the_revision_it_answered(tmp_path):
+    """v1.1's optional `revision` on planner/D/decisions.csv is read as text (a hash that looks like
+    a number stays a string) and a blank one is no revision; files without the column stay valid."""
+    _write(
+        tmp_path,
+        "planner/2025-04-30/decisions.csv",
+        "decision_id,action,override_units_or_price,reason,planner,revision\n"
+        "PO-20250430-0123456789ab,approve,,ok,ana,0012345678\n"
+        "PO-20250430-0123456789ac,reject,,no,ana,\n",
+    )
+    f = LANDING_FILES["planner_decisions"]
+    r = ingest(LocalStore(tmp_path), f, ["2025-04-30"], {})
+    assert r.valid["revision"].tolist()[0] == "0012345678" and pd.isna(r.valid["revision"].iloc[1])
+    assert r.quarantine.empty
+
+
 def test_calendar_rows_with_empty_event_regions_and_several_events_per_date_are_kept(tmp_path):
     _write(
         tmp_path,

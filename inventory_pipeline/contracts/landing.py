@@ -3,7 +3,8 @@
 v1.1 is additive (a v1 landing zone stays valid): the optional daily `promotions.csv` (the
 promotion plan merchandising knows at the close of the folder's day, `Promotions`), an optional
 `launch_date` on products, and calendar rows with an optional `region` (blank = chain-wide),
-several rows per date, and an empty `event` meaning a day without one (kept, not quarantined).
+several rows per date, an empty `event` meaning a day without one (kept, not quarantined), and
+an optional `revision` on planner answers (the decision revision answered).
 
 Files arrive as text; the models coerce (`coerce = True`) so a value that is not of the declared
 type is a row-level failure the ingestion quarantines, not a crash. Keys are strings; extra
@@ -143,6 +144,8 @@ class PlannerDecisions(_Base):
     override_units_or_price: Series[float] = pa.Field(ge=0, nullable=True)
     reason: Series[str] = pa.Field(nullable=True)
     planner: Series[str] = pa.Field(**ID)
+    # v1.1: the revision of the decision the planner answered; an answer to an older one is not applied
+    revision: Series[str] | None = pa.Field(nullable=True)
 
     @pa.dataframe_check(error="an override needs override_units_or_price")
     def override_has_value(cls, df):  # noqa: N805

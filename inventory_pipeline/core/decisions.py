@@ -774,8 +774,9 @@ def proposal_events(routed: pd.DataFrame, recorded_at: str, run_id: str = "") ->
 
 def planner_events(planner: pd.DataFrame, file_date: str, recorded_at: str, run_id: str = "") -> pd.DataFrame:
     """One event per planner row (decision_id, action, override_units_or_price, reason, planner;
-    `row` if given). The event id hashes the row's content and file date, so re-reading the same
-    file adds nothing, and a changed answer is a new event."""
+    `row` if given; `revision`, landing contract v1.1: the revision the planner answered). The
+    event id hashes the row's content and file date, so re-reading the same file adds nothing, and
+    a changed answer is a new event."""
     if planner is None or not len(planner):
         return pd.DataFrame(columns=EVENT_COLUMNS)
     pl = planner.reset_index(drop=True)
@@ -784,7 +785,7 @@ def planner_events(planner: pd.DataFrame, file_date: str, recorded_at: str, run_
         {
             "decision_id": pl["decision_id"].astype(str),
             "plan_date": plan_date_of(pl["decision_id"]),
-            "revision": "",
+            "revision": _answered_revision(pl),
             "event_date": pd.Timestamp(file_date),
             "actor": pl["planner"].fillna("").astype(str),
             "reason": pl["reason"].fillna("").astype(str),
@@ -801,8 +802,19 @@ def planner_events(planner: pd.DataFrame, file_date: str, recorded_at: str, run_
         + base["actor"]
         + "|"
         + base["reason"]
+        # an answer naming its revision is another answer; one without keeps its old event id
+        + np.where(base["revision"] != "", "|" + base["revision"], "")
     )
     return _events(base, pl["action"].map(PLANNER_ACTIONS), key, recorded_at, run_id)
+
+
+def _answered_revision(pl: pd.DataFrame) -> pd.Series:
+    """The `revision` column of a planner file ("" where absent or blank: the answer holds for
+    whatever the decision's numbers are when it is read)."""
+    if "revision" not in pl:
+        return pd.Series("", index=pl.index)
+    r = pl["revision"].astype(object)
+    return r.where(r.notna(), "").astype(str).str.strip().replace({"nan": "", "None": ""})
 
 
 def export_events(
@@ -906,6 +918,8 @@ def _refusal(cur: pd.Series, r, exported: bool) -> str | None:
         return "an override needs a non-negative override_units_or_price"
     if r.event == "overridden" and cur["decision_type"] == "price_change" and r.override_value <= 0:
         return "an overridden price must be positive"
+    if isinstance(r.revision, str) and r.revision and r.revision != cur["revision"]:
+        return f"answered revision {r.revision}, but the numbers changed since (now revision {cur['revision']})"
     return None
 
 
