@@ -30,6 +30,8 @@ Plain Python (no Dagster import): read by the core, the shell and the CLI alike.
 | INVENTORY_PIPELINE_DAGSTER_URL     | http://127.0.0.1:3000                     | run links in failure records  |
 | INVENTORY_PIPELINE_MAX_RETRIES     | 3                                         | retries of a transient failure |
 | INVENTORY_PIPELINE_RETRY_BASE_SECONDS | 2                                      | backoff base                  |
+| INVENTORY_PIPELINE_CONSOLE_DIR     | $HOME/console                             | console users file and locks  |
+| INVENTORY_PIPELINE_CONSOLE_SESSION_MINUTES | 480                               | idle time a console login lasts |
 """
 
 from __future__ import annotations
@@ -74,6 +76,8 @@ class Settings:
     dagster_url: str = "http://127.0.0.1:3000"
     max_retries: int = 3
     retry_base_seconds: float = 2.0
+    console_dir: Path = PROJECT_DIR / "console"  # resolved under $INVENTORY_PIPELINE_HOME by settings()
+    console_session_minutes: float = 480.0
 
     @property
     def duckdb_path(self) -> Path:
@@ -98,6 +102,7 @@ _OPTIONAL = {
     "DAGSTER_URL": ("dagster_url", str),
     "MAX_RETRIES": ("max_retries", int),
     "RETRY_BASE_SECONDS": ("retry_base_seconds", float),
+    "CONSOLE_SESSION_MINUTES": ("console_session_minutes", float),
 }
 # the variables that move one location away from $INVENTORY_PIPELINE_HOME
 LOCATION_OVERRIDES = (
@@ -125,6 +130,7 @@ def settings() -> Settings:
         mlflow_tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{mlflow_dir / 'mlflow.db'}"),
         mlflow_artifact_root=os.environ.get("INVENTORY_PIPELINE_MLFLOW_ARTIFACTS", str(mlflow_dir / "artifacts")),
         bedrock_region=_env("BEDROCK_REGION") or os.environ.get("AWS_REGION") or None,
+        console_dir=Path(_env("CONSOLE_DIR") or home / "console").resolve(),
         **optional,
     )
 

@@ -1,0 +1,212 @@
+"""The planner console's server side: who may log in and do what, and answers that are checked
+before anything is written and merged without losing anyone's."""
+
+from __future__ import annotations
+
+import io
+import multiprocessing as mp
+import stat
+import threading
+
+import boto3
+import pandas as pd
+import pytest
+from moto import mock_aws
+
+from inventory_pipeline.console.answers import (
+    Answer,
+    AnswerRefused,
+    LocalPlannerFiles,
+    S3PlannerFiles,
+    check_answers,
+    planner_file,
+)
+from inventory_pipeline.console.users import (
+    Session,
+    User,
+    UserError,
+    authenticate,
+    list_users,
+    remove_user,
+    set_user,
+    users_path,
+)
+from inventory_pipeline.contracts.landing import LANDING_FILES
+from inventory_pipeline.core.ingestion import LocalStore, ingest
+
+PLANNER, VIEWER = User("ana", "planner"), User("vic", "viewer")
+DECISIONS = pd.DataFrame(
+    {
+        "decision_id": ["PO-20250430-0000000000a1", "PC-20250430-0000000000b2", "RP-20250430-0000000000c3",
+                        "FC-20250430-0000000000d4"],
+        "decision_type": ["purchase_order", "price_change", "store_replenishment", "forecast"],
+        "state": ["pending_review", "pending_review", "exported", "auto_approved"],
+        "revision": ["r1", "r2", "r3", "r4"],
+    }
+)  # fmt: skip
+PO, PC, RP, FC = DECISIONS["decision_id"]
+
+
+# ---- users -------------------------------------------------------------------------------------
+
+
+def test_a_user_logs_in_with_the_right_password_only_and_the_file_holds_no_password(tmp_path):
+    path = users_path(tmp_path)
+    set_user(path, "ana", "correct horse battery", "planner")
+    assert authenticate(path, "ana", "correct horse battery") == User("ana", "planner")
+    assert authenticate(path, "ana", "wrong password!") is None
+    assert authenticate(path, "nobody", "correct horse battery") is None
+    text = path.read_text()
+    assert "correct horse" not in text and "$argon2id$" in text  # a salted Argon2id hash, not the password
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    set_user(path, "ana", "correct horse battery", "planner")
+    assert path.read_text() != text  # a new salt each time
+    set_user(path, "root", "a long admin password", "admin")
+    assert [u.name for u in list_users(path)] == ["ana", "root"] and remove_user(path, "ana")
+    assert authenticate(path, "ana", "correct horse battery") is None
+
+
+@pytest.mark.parametrize(
+    "name, password, role, why",
+    [
+        ("ana", "short", "planner", "at least"),
+        ("ana", "long enough password", "superuser", "role"),
+        ("a b", "long enough password", "planner", "user name"),
+        ("", "long enough password", "planner", "user name"),
+    ],
+)
+def test_a_bad_user_is_refused_with_a_reason(tmp_path, name, password, role, why):
+    with pytest.raises(UserError, match=why):
+        set_user(users_path(tmp_path), name, password, role)
+    assert not users_path(tmp_path).exists()
+
+
+def test_roles_and_an_idle_session_expires():
+    assert PLANNER.may_answer and User("root", "admin").may_answer and not VIEWER.may_answer
+    s = Session.start(PLANNER, idle_minutes=30, now=1000.0)
+    assert not s.expired(now=1000.0 + 29 * 60)
+    s.touch(now=1000.0 + 29 * 60)
+    assert not s.expired(now=1000.0 + 58 * 60) and s.expired(now=1000.0 + 60 * 60)
+
+
+# ---- answers: checked before anything is written ------------------------------------------------
+
+
+def test_answers_become_file_rows_with_the_logged_in_planner_and_the_revision_seen():
+    rows = check_answers(
+        [Answer(PO, "approve", "r1"), Answer(PC, "override", "r2", value="3.49", reason="competitor at 3.49")],
+        DECISIONS,
+        PLANNER,
+    )
+    assert pd.isna(rows.iloc[0, 2])  # no value: an empty cell in the file
+    assert rows.fillna({"override_units_or_price": -1}).to_dict("records") == [
+        {"decision_id": PO, "action": "approve", "override_units_or_price": -1, "reason": "", "planner": "ana",
+         "revision": "r1"},
+        {"decision_id": PC, "action": "override", "override_units_or_price": 3.49, "reason": "competitor at 3.49",
+         "planner": "ana", "revision": "r2"},
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "answer, why",
+    [
+        (Answer(PO, "approve", "r1"), "only a planner or an admin"),  # as a viewer (below)
+        (Answer("PO-20250430-0000000000ff", "approve", "r9"), "no such decision"),
+        (Answer(RP, "approve", "r3"), "already exported"),
+        (Answer(FC, "approve", "r4"), "promotion gate"),
+        (Answer(PO, "approve", "r0"), "numbers changed since you looked"),
+        (Answer(PO, "override", "r1", value="-5", reason="x"), "non-negative number"),
+        (Answer(PO, "override", "r1", value="ten", reason="x"), "non-negative number"),
+        (Answer(PO, "override", "r1", value="nan", reason="x"), "non-negative number"),
+        (Answer(PC, "override", "r2", value="0", reason="x"), "price must be positive"),
+        (Answer(PO, "reject", "r1"), "needs a reason"),
+        (Answer(PO, "delete", "r1"), "is not one of"),
+    ],
+)
+def test_a_bad_answer_is_refused_with_a_clear_message(answer, why):
+    user = VIEWER if why.startswith("only") else PLANNER
+    with pytest.raises(AnswerRefused, match=why):
+        check_answers([Answer(PO, "approve", "r1"), answer] if user is PLANNER else [answer], DECISIONS, user)
+
+
+def test_every_problem_of_a_submission_is_listed():
+    with pytest.raises(AnswerRefused) as e:
+        check_answers([Answer(RP, "approve", "r3"), Answer(PO, "reject", "r1")], DECISIONS, PLANNER)
+    assert len(e.value.problems) == 2
+
+
+# ---- answers: merged without losing any -----------------------------------------------------------
+
+
+def _rows(n: int, who: str, first: int = 0) -> list[pd.DataFrame]:
+    return [
+        pd.DataFrame([{"decision_id": f"PO-20250430-{i:012x}", "action": "approve", "override_units_or_price": None,
+                       "reason": "", "planner": who, "revision": "r"}])
+        for i in range(first, first + n)
+    ]  # fmt: skip
+
+
+def _write_many(root: str, locks: str, who: str, n: int, first: int) -> None:
+    files = LocalPlannerFiles(root, locks)
+    for r in _rows(n, who, first):
+        files.merge("2025-05-01", r)
+
+
+def test_two_planners_answering_at_once_lose_no_answer_locally(tmp_path):
+    root, locks = tmp_path / "landing", tmp_path / "locks"
+    ctx = mp.get_context("spawn")
+    procs = [
+        ctx.Process(target=_write_many, args=(str(root), str(locks), who, 25, k * 100))
+        for k, who in enumerate(("ana", "bo"))
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert all(p.exitcode == 0 for p in procs)
+    out = pd.read_csv(root / planner_file("2025-05-01"))
+    assert out.groupby("planner").size().to_dict() == {"ana": 25, "bo": 25}
+    assert not list((root / "planner" / "2025-05-01").glob(".decisions-*"))  # no temporary file left behind
+    # the pipeline reads the merged file like any planner file (contract v1.1, revision kept)
+    r = ingest(LocalStore(root), LANDING_FILES["planner_decisions"], ["2025-05-01"], {})
+    assert len(r.valid) == 50 and r.quarantine.empty and set(r.valid["revision"]) == {"r"}
+
+
+def test_a_hand_written_planner_file_keeps_its_rows_and_columns(tmp_path):
+    path = tmp_path / planner_file("2025-05-01")
+    path.parent.mkdir(parents=True)
+    path.write_text("decision_id,action,override_units_or_price,reason,planner,ticket\n"
+                    "PO-20250430-0000000000a1,reject,,too much,lee,T-17\n")  # fmt: skip
+    LocalPlannerFiles(tmp_path, tmp_path / "locks").merge("2025-05-01", _rows(1, "ana")[0])
+    out = pd.read_csv(path, dtype=str, keep_default_na=False)
+    assert out["planner"].tolist() == ["lee", "ana"] and out["ticket"].tolist() == ["T-17", ""]
+
+
+@mock_aws
+def test_two_planners_answering_at_once_lose_no_answer_on_s3():
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="landing-bucket")
+    files = S3PlannerFiles(s3, "landing-bucket", "zone")
+
+    def write(who: str, first: int) -> None:
+        for r in _rows(15, who, first):
+            files.merge("2025-05-01", r)
+
+    threads = [threading.Thread(target=write, args=(who, k * 100)) for k, who in enumerate(("ana", "bo", "cy"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    body = s3.get_object(Bucket="landing-bucket", Key="zone/" + planner_file("2025-05-01"))["Body"].read()
+    out = pd.read_csv(io.BytesIO(body))
+    assert out.groupby("planner").size().to_dict() == {"ana": 15, "bo": 15, "cy": 15}
+
+
+def test_a_decision_another_planner_answered_today_is_refused_and_ones_own_answer_is_replaced(tmp_path):
+    files = LocalPlannerFiles(tmp_path, tmp_path / "locks")
+    files.merge("2025-05-01", _rows(1, "ana")[0])
+    with pytest.raises(AnswerRefused, match="already answered today by ana"):
+        files.merge("2025-05-01", _rows(1, "bo")[0])
+    files.merge("2025-05-01", _rows(1, "ana")[0].assign(action="reject", reason="changed my mind"))
+    out = pd.read_csv(tmp_path / planner_file("2025-05-01"))
+    assert out[["planner", "action"]].values.tolist() == [["ana", "reject"]]  # one row per decision, as keyed
