@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export INVENTORY_PIPELINE_HOME ?= $(CURDIR)
 
-.PHONY: install manifest browser demo demo-m5 backtest-m5 oj evaluate-suite lint format test test-fast dev bench bench-loop mlflow-ui clean
+.PHONY: install manifest browser console demo demo-m5 backtest-m5 oj evaluate-suite lint format test test-fast dev bench bench-loop mlflow-ui clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -75,7 +75,8 @@ format: $(VENV)/.installed
 # the fast unit tests (core maths, simulator laws, suite scoring): measured 40 s of tests, 54 s with the
 # install step, on 2 cores shared with other work (85 s with the three property tests below, which
 # take 8-10 s each and stay in `make test`, as do tests marked slow)
-FAST_TESTS := test_kpis test_simulation test_pricing test_rebalancing test_replenishment test_suite test_floor test_reconcile test_cli
+FAST_TESTS := test_kpis test_simulation test_pricing test_rebalancing test_replenishment test_suite test_floor test_reconcile test_cli \
+  test_console
 SLOW_PROPERTIES := eoq_band_damps_daily_ordering or orders_are_monotone_in_service_level or transfer_rules_hold_on_random
 test-fast: install
 	$(BIN)/pytest -n 2 --dist loadfile -q -m "not slow" -k "not ($(SLOW_PROPERTIES))" \
@@ -85,6 +86,12 @@ test-fast: install
 # integration network, the webserver) are built once, not once per worker
 test: install browser
 	$(BIN)/pytest -n 2 --dist loadfile -q
+
+# the planner console (Streamlit) on http://127.0.0.1:8501 over this home's warehouse; add the
+# first admin with: .venv/bin/inventory-pipeline console-user add NAME --role admin
+console: install
+	$(BIN)/streamlit run inventory_pipeline/console/app.py --server.address 127.0.0.1 --server.port 8501 \
+	  --server.headless true --browser.gatherUsageStats false
 
 dev: install $(DAGSTER_HOME)/dagster.yaml
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000

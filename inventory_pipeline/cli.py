@@ -350,7 +350,7 @@ def _iso_date(text: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="inventory-pipeline", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
-    for add in (_data_commands, _evidence_commands, _pipeline_commands, _twin_commands):
+    for add in (_data_commands, _evidence_commands, _pipeline_commands, _twin_commands, _console_commands):
         add(sub)
     return p
 
@@ -457,6 +457,50 @@ def _pipeline_commands(sub) -> None:
     sm = sub.add_parser("summary", help="print the KPI summary of a materialised plan date")
     sm.add_argument("--date", required=True)
     sm.set_defaults(func=lambda a: __import__("inventory_pipeline.summary", fromlist=["x"]).print_summary(a.date) or 0)
+
+
+def _console_commands(sub) -> None:
+    """Subcommands of the planner console: its users."""
+    u = sub.add_parser(
+        "console-user",
+        help="manage the planner console's local users (the first admin, planners, viewers); "
+        "the password is read from the terminal, or from stdin with --password-stdin",
+    )
+    u.add_argument("action", choices=["add", "remove", "list"])
+    u.add_argument("name", nargs="?", help="user name: what the decision log records as the planner")
+    u.add_argument("--role", choices=["viewer", "planner", "admin"], default="planner")
+    u.add_argument("--password-stdin", action="store_true", help="read the password from stdin (scripts)")
+    u.set_defaults(func=_console_user)
+
+
+def _console_user(args: argparse.Namespace) -> int:
+    import getpass
+
+    from .config import settings
+    from .console.users import UserError, list_users, remove_user, set_user, users_path
+
+    path = users_path(settings().console_dir)
+    if args.action == "list":
+        for user in list_users(path):
+            print(f"{user.name}\t{user.role}")
+        return 0
+    if not args.name:
+        print(f"console-user {args.action}: a user name is needed", file=sys.stderr)
+        return 2
+    if args.action == "remove":
+        found = remove_user(path, args.name)
+        print(f"{args.name}: {'removed' if found else 'no such user'} ({path})")
+        return 0 if found else 1
+    password = (
+        sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass(f"password for {args.name}: ")
+    )
+    try:
+        user = set_user(path, args.name, password, args.role)
+    except UserError as e:
+        print(f"console-user add: {e}", file=sys.stderr)
+        return 2
+    print(f"{user.name} ({user.role}) saved in {path}")
+    return 0
 
 
 def _twin_commands(sub) -> None:

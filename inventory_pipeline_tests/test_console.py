@@ -210,3 +210,16 @@ def test_a_decision_another_planner_answered_today_is_refused_and_ones_own_answe
     files.merge("2025-05-01", _rows(1, "ana")[0].assign(action="reject", reason="changed my mind"))
     out = pd.read_csv(tmp_path / planner_file("2025-05-01"))
     assert out[["planner", "action"]].values.tolist() == [["ana", "reject"]]  # one row per decision, as keyed
+
+
+def test_the_first_admin_is_added_from_the_command_line(tmp_path, monkeypatch, capsys):
+    from inventory_pipeline import cli
+
+    monkeypatch.setenv("INVENTORY_PIPELINE_CONSOLE_DIR", str(tmp_path))
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long admin password\n"))
+    assert cli.main(["console-user", "add", "root", "--role", "admin", "--password-stdin"]) == 0
+    assert authenticate(users_path(tmp_path), "root", "a long admin password") == User("root", "admin")
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert cli.main(["console-user", "add", "bo", "--password-stdin"]) == 2
+    assert "at least" in capsys.readouterr().err
+    assert cli.main(["console-user", "list"]) == 0 and "root\tadmin" in capsys.readouterr().out

@@ -1,0 +1,247 @@
+"""The planner console (Streamlit): `make console`, then http://127.0.0.1:8501.
+
+A thin shell over `console.users` (login, roles, sessions), `console.answers` (answers checked and
+merged into the planner file) and `console.queries` (what the pages show). It reads the warehouse
+and writes nothing but planner files: the sensors, the file's validation and the event log stay
+the only path into the outbox.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import streamlit as st
+
+from inventory_pipeline.config import settings
+from inventory_pipeline.console import queries
+from inventory_pipeline.console.answers import Answer, AnswerRefused, check_answers, open_planner_files
+from inventory_pipeline.console.users import Session, authenticate, list_users, users_path
+from inventory_pipeline.core.decisions import override_rates
+from inventory_pipeline.core.warehouse import Warehouse
+
+QUEUE_COLUMNS = [
+    "plan_date", "decision_type", "sku_id", "source_id", "location_id", "units", "old_price", "new_price", "value",
+    "demand_over_lead_time", "demand_p10", "demand_p90", "inventory_position", "target_units", "expected_cost",
+    "expected_service", "confidence", "review_reason", "explanation", "decision_id", "revision",
+]  # fmt: skip
+
+
+def _warehouse() -> Warehouse:
+    return Warehouse(settings().warehouse_dir)
+
+
+def _session() -> Session | None:
+    """The logged-in session, or None (never logged in, logged out, or idle past the limit)."""
+    s: Session | None = st.session_state.get("session")
+    if s is None:
+        return None
+    if s.expired():
+        del st.session_state["session"]
+        st.session_state["expired_notice"] = f"session of {s.user.name} expired: log in again"
+        return None
+    s.touch()
+    return s
+
+
+def login_page() -> None:
+    st.title("Planner console")
+    if note := st.session_state.pop("expired_notice", None):
+        st.warning(note)
+    path = users_path(settings().console_dir)
+    if not path.is_file():
+        st.info("No users yet. An admin adds the first one: `inventory-pipeline console-user add NAME --role admin`.")
+    with st.form("login"):
+        name = st.text_input("User", key="login_user")
+        password = st.text_input("Password", type="password", key="login_password")
+        if st.form_submit_button("Log in"):
+            user = authenticate(path, name.strip(), password)
+            if user is None:
+                st.error("wrong user name or password")
+            else:
+                st.session_state["session"] = Session.start(user, settings().console_session_minutes)
+                st.rerun()
+
+
+def _filters(q: pd.DataFrame) -> pd.DataFrame:
+    c1, c2, c3, c4, c5 = st.columns(5)
+    kinds = c1.multiselect("Type", sorted(q["decision_type"].unique()), key="f_type")
+    stores = c2.multiselect("Location", sorted(q["location_id"].dropna().unique()), key="f_location")
+    sources = c3.multiselect("Supplier / source", sorted(q["source_id"].dropna().unique()), key="f_source")
+    reason = c4.text_input("Reason contains", key="f_reason")
+    min_value = c5.number_input("Value at least", value=0.0, step=100.0, key="f_value")
+    keep = q["value"].fillna(0).abs() >= min_value
+    if kinds:
+        keep &= q["decision_type"].isin(kinds)
+    if stores:
+        keep &= q["location_id"].isin(stores)
+    if sources:
+        keep &= q["source_id"].isin(sources)
+    if reason:
+        keep &= q["review_reason"].str.contains(reason, case=False, regex=False)
+    return q[keep].reset_index(drop=True)
+
+
+def _answer_form(selected: pd.DataFrame, shown: pd.DataFrame, session: Session) -> None:
+    """Approve, reject or override the selected decisions; written to today's planner file."""
+    if not session.user.may_answer:
+        st.caption(f"{session.user.name} is a {session.user.role}: answers are for planners.")
+        return
+    with st.form("answer"):
+        st.write(f"{len(selected)} decision(s) selected")
+        action = st.radio("Answer", ["approve", "reject", "override"], horizontal=True, key="a_action")
+        value = st.text_input("Override: units or price (one value for every selected decision)", key="a_value")
+        reason = st.text_input("Reason (needed to reject or override)", key="a_reason")
+        if not st.form_submit_button("Send answer"):
+            return
+    answers = [
+        Answer(r.decision_id, action, r.revision, value=value if action == "override" else None, reason=reason)
+        for r in selected.itertuples()
+    ]
+    try:
+        rows = check_answers(answers, shown, session.user)
+        s = settings()
+        merged = open_planner_files(s.landing_uri, s.console_dir / "locks", _s3_client()).merge(
+            dt.date.today().isoformat(), rows
+        )
+    except AnswerRefused as e:
+        st.error("Nothing was written:\n\n" + "\n".join(f"- {p}" for p in e.problems))
+        return
+    st.session_state["answers_sent"] = st.session_state.get("answers_sent", 0) + 1
+    st.session_state["last_answer"] = f"{len(rows)} answer(s) written to {merged.uri}"
+    st.cache_data.clear()
+    st.rerun()
+
+
+def _s3_client():
+    s = settings()
+    if not s.landing_uri.startswith("s3://"):
+        return None
+    import boto3
+
+    return boto3.client("s3", endpoint_url=s.s3_endpoint_url)
+
+
+@st.cache_data(ttl=30, show_spinner="reading the plans")
+def _queue() -> pd.DataFrame:
+    return queries.review_queue(_warehouse())
+
+
+def queue_page() -> None:
+    session = _session()
+    st.title("Review queue")
+    q = _queue()
+    if not len(q):
+        st.info("Nothing waits for a planner in the latest plans.")
+        return
+    if note := st.session_state.pop("last_answer", None):
+        st.success(
+            f"{note}; the pipeline applies them when its planner_files sensor next runs "
+            "(the decision page shows when they reach the outbox)."
+        )
+    shown = _filters(q)
+    st.caption(f"{len(shown)} of {len(q)} pending decisions, newest plan first; select rows to answer them.")
+    event = st.dataframe(
+        shown[[c for c in QUEUE_COLUMNS if c in shown]],
+        key=f"queue-{st.session_state.get('answers_sent', 0)}",  # a new key after an answer: nothing selected
+        on_select="rerun",
+        selection_mode="multi-row",
+        hide_index=True,
+    )
+    st.download_button("Download CSV", shown.to_csv(index=False), "review_queue.csv", "text/csv")
+    selected = shown.iloc[event.selection.rows] if event.selection.rows else shown.iloc[0:0]
+    if len(selected) == 1:
+        st.page_link(detail, label=f"Open {selected['decision_id'].iloc[0]}")
+        st.session_state["detail_id"] = selected["decision_id"].iloc[0]
+    if len(selected):
+        _answer_form(selected, q, session)
+
+
+def detail_page() -> None:
+    st.title("Decision")
+    wh = _warehouse()
+    did = st.text_input("Decision id", value=st.session_state.get("detail_id", ""), key="detail_input").strip()
+    if not did:
+        return
+    events = queries.decision_events(wh, did)
+    if not len(events):
+        st.error(f"{did}: no such decision")
+        return
+    day = did.split("-")[1]
+    plan_date = f"{day[:4]}-{day[4:6]}-{day[6:]}"
+    state = queries.decision_state(wh, [plan_date])
+    row = state[state["decision_id"] == did].iloc[0]
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("State", row["state"])
+    c2.metric("Units" if row["decision_type"] != "price_change" else "New price",
+              row["units"] if row["decision_type"] != "price_change" else row["new_price"])  # fmt: skip
+    c3.metric("Value", f"{row['value']:,.2f}")
+    c4.metric("Confidence", "-" if pd.isna(row["confidence"]) else f"{row['confidence']:.2f}")
+    st.write(row["explanation"])
+    st.caption(
+        f"model {row['model_version']} · policy {row['policy_version']} · inputs {row['inputs_fingerprint']} · "
+        f"revision {row['revision']}"
+    )
+    if row["location_id"] and row["sku_id"]:
+        hist = queries.recent_history(wh, row["location_id"], row["sku_id"], plan_date)
+        if len(hist):
+            st.subheader("Sales, stock and forecast")
+            st.line_chart(hist.set_index("date")[["units_sold", "on_hand", "mean", "p10", "p90"]])
+            st.download_button("Download CSV", hist.to_csv(index=False), f"{did}_history.csv", "text/csv")
+    st.subheader("Events")
+    st.dataframe(events, hide_index=True)
+    exported = queries.exported_lines(wh, did)
+    st.caption("Reached the outbox: " + (str(exported["recorded_at"].iloc[-1]) if len(exported) else "not yet"))
+
+
+@st.cache_data(ttl=60, show_spinner="reading the plans")
+def _state_over_time(plans: int = 28) -> pd.DataFrame:
+    return queries.decision_state(_warehouse(), queries.plan_dates(_warehouse(), plans))
+
+
+def dashboards_page() -> None:
+    st.title("Dashboards")
+    state = _state_over_time()
+    if not len(state):
+        st.info("No plan has run yet.")
+        return
+    by = state.assign(plan_date=pd.to_datetime(state["plan_date"]).dt.date).groupby(["plan_date", "decision_type"])
+    st.subheader("Decisions per plan, by type")
+    counts = by.size().unstack(fill_value=0)
+    st.bar_chart(counts)
+    st.download_button("Download CSV", counts.to_csv(), "decisions_by_type.csv", "text/csv")
+    st.subheader("Review load and override rate")
+    rates = override_rates(state)
+    st.dataframe(rates, hide_index=True)
+    st.download_button("Download CSV", rates.to_csv(index=False), "override_rates.csv", "text/csv")
+
+
+def users_page() -> None:
+    st.title("Users")
+    st.dataframe(pd.DataFrame([u.__dict__ for u in list_users(users_path(settings().console_dir))]), hide_index=True)
+    st.caption("Add or change users with `inventory-pipeline console-user add NAME --role planner|viewer|admin`.")
+
+
+queue = st.Page(queue_page, title="Review queue", url_path="queue", default=True)
+detail = st.Page(detail_page, title="Decision", url_path="decision")
+dashboards = st.Page(dashboards_page, title="Dashboards", url_path="dashboards")
+
+
+def main() -> None:
+    st.set_page_config(page_title="inventory_pipeline console", layout="wide")
+    session = _session()
+    if session is None:
+        st.navigation([st.Page(login_page, title="Log in", url_path="login")], position="hidden").run()
+        return
+    with st.sidebar:
+        st.write(f"**{session.user.name}** ({session.user.role})")
+        if st.button("Log out"):
+            del st.session_state["session"]
+            st.rerun()
+    pages = [queue, detail, dashboards]
+    if session.user.is_admin:
+        pages.append(st.Page(users_page, title="Users", url_path="users"))
+    st.navigation(pages).run()
+
+
+main()

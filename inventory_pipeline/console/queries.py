@@ -1,0 +1,99 @@
+"""What the console's pages show, read from the warehouse (Parquet partitions and, for the dbt
+marts, the DuckDB file, read-only). Plain pandas; the app only lays it out.
+
+A decision's current state is the replay of its plan's event log (`core.decisions.replay`), so the
+console sees the outbox's export events and every planner answer the pipeline has applied, not
+the decision_log table as it was when the plan ran.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..core.decisions import plan_date_of, replay
+from ..core.warehouse import Warehouse
+
+REVIEW_PLANS = 7  # the queue holds the pending decisions of this many latest plans (as the review_queue asset)
+Z80 = 1.2816  # the 80% central interval of a normal protection-period demand
+
+
+def plan_dates(wh: Warehouse, latest: int | None = None) -> list[str]:
+    """Plan dates with an event log, newest first."""
+    days = sorted(wh.partitions("decision_events"), reverse=True)
+    return days[:latest] if latest else days
+
+
+def decision_state(wh: Warehouse, days: list[str]) -> pd.DataFrame:
+    """The replayed state of every decision of the plans `days` (DECISION_COLUMNS)."""
+    frames = [replay(wh.read("decision_events", d))[0] for d in days if wh.exists("decision_events", d)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _order_numbers(wh: Warehouse, day: str) -> pd.DataFrame:
+    """Per order line of a plan: demand over the protection period with its 80% interval, the
+    inventory position and the order-up-to target the units were sized against."""
+    if not wh.exists("replenishment_orders", day):
+        return pd.DataFrame()
+    o = wh.read("replenishment_orders", day)
+    mu, sd = o["mean_demand_protection"].astype(float), o["sigma_demand_protection"].astype(float)
+    return o.assign(
+        plan_date=pd.Timestamp(day),
+        demand_over_lead_time=mu.round(1),
+        demand_p10=np.maximum(mu - Z80 * sd, 0).round(1),
+        demand_p90=(mu + Z80 * sd).round(1),
+    )[
+        ["plan_date", "decision_type", "sku_id", "source_id", "location_id", "demand_over_lead_time", "demand_p10",
+         "demand_p90", "inventory_position", "target_units", "reorder_point"]
+    ]  # fmt: skip
+
+
+def review_queue(wh: Warehouse, plans: int = REVIEW_PLANS) -> pd.DataFrame:
+    """The decisions waiting for a planner, newest plan first and largest value first within a
+    plan, with the numbers behind each: the decision's own (units or prices, value, expected cost
+    and service, confidence, the routing reasons, the explanation) and, for orders, the demand
+    over the lead time with its interval, the position and the target."""
+    days = plan_dates(wh, plans)
+    state = decision_state(wh, days)
+    if not len(state):
+        return state
+    q = state[state["status"] == "pending_review"].copy()
+    numbers = [n for d in days if len(n := _order_numbers(wh, d))]
+    if numbers and len(q):
+        keys = ["plan_date", "decision_type", "sku_id", "source_id", "location_id"]
+        q = q.merge(pd.concat(numbers, ignore_index=True), on=keys, how="left")
+    q["plan_date"] = pd.to_datetime(q["plan_date"]).dt.date.astype(str)
+    return q.sort_values(["plan_date", "value"], ascending=[False, False], ignore_index=True)
+
+
+def decision_events(wh: Warehouse, decision_id: str) -> pd.DataFrame:
+    """Every event of one decision, in order: proposed, routed, answered, exported."""
+    day = plan_date_of(pd.Series([decision_id])).iloc[0]
+    if pd.isna(day) or not wh.exists("decision_events", day.date().isoformat()):
+        return pd.DataFrame()
+    ev = wh.read("decision_events", day.date().isoformat())
+    ev = ev[ev["decision_id"] == decision_id].sort_values(["recorded_at", "seq"], ignore_index=True)
+    return ev[["recorded_at", "event", "revision", "actor", "reason", "override_value", "units", "new_price", "run_id"]]
+
+
+def recent_history(wh: Warehouse, location_id: str, sku_id: str, plan_date: str, days: int = 56) -> pd.DataFrame:
+    """The store x SKU's daily sales, stock-out flags and stock on hand over the `days` up to the
+    plan date (marts.fct_daily_demand), and the plan's forecast with its 80% interval after it."""
+    end = pd.Timestamp(plan_date)
+    start = end - pd.Timedelta(days=days - 1)
+    hist = wh.read_model(
+        "select date, units_sold, on_hand, is_stockout from marts.fct_daily_demand "
+        "where location_id = ? and sku_id = ? and date between ? and ? order by date",
+        [location_id, sku_id, start.date(), end.date()],
+    )
+    fc = pd.DataFrame()
+    if wh.exists("demand_forecast", plan_date):
+        f = wh.read("demand_forecast", plan_date)
+        fc = f[(f["location_id"] == location_id) & (f["sku_id"] == sku_id)][["date", "mean", "p10", "p90"]]
+    return pd.concat([hist.assign(date=pd.to_datetime(hist["date"])), fc], ignore_index=True).sort_values("date")
+
+
+def exported_lines(wh: Warehouse, decision_id: str) -> pd.DataFrame:
+    """The outbox lines of the decision (what the ERP received), from the export events."""
+    ev = decision_events(wh, decision_id)
+    return ev[ev["event"] == "exported"] if len(ev) else ev

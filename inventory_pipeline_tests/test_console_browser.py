@@ -1,0 +1,187 @@
+"""The planner console in a real browser (Debian's Chromium through Playwright, nothing
+downloaded): a planner logs in, filters the queue, approves, overrides and rejects; the planner
+file holds exactly those answers under their login, and the event log applies them; a viewer
+finds no way to answer; a wrong password and a bad override are refused with a clear message and
+nothing written. Screenshots of each page go to test-artifacts/ for a person to look at."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pandas as pd
+import pytest
+
+from inventory_pipeline.config import DEFAULT_POLICY_PATH
+from inventory_pipeline.console.users import set_user, users_path
+from inventory_pipeline.core.decisions import merge_events, planner_events, proposal_events, propose, replay, route
+from inventory_pipeline.core.policy import load_policy
+from inventory_pipeline.core.rebalancing import TRANSFER_COLUMNS
+from inventory_pipeline.core.warehouse import Warehouse
+from inventory_pipeline_tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, _free_port, pytestmark
+
+pytestmark = [*pytestmark, pytest.mark.slow]
+PLAN = "2025-04-30"
+PASSWORDS = {"ana": "planner password 1", "vic": "viewer password 1"}
+
+
+def _orders(n: int) -> pd.DataFrame:
+    """n purchase orders worth 6,000 each: past the default approval limit, so all wait."""
+    return pd.DataFrame(
+        {
+            "decision_type": "purchase_order",
+            "sku_id": [f"SKU{i:03d}" for i in range(n)],
+            "source_id": ["SUP1" if i % 2 else "SUP2" for i in range(n)],
+            "location_id": ["DC1" if i % 3 else "DC2" for i in range(n)],
+            "units": 600,
+            "order_date": pd.Timestamp("2025-05-01"),
+            "expected_date": pd.Timestamp("2025-05-06"),
+            "order_value": 6000.0 + pd.Series(range(n), dtype=float),
+            "service_level": 0.95,
+            "expected_service": 0.97,
+            "expected_cost": 3.0,
+            "mean_demand_protection": 500.0,
+            "sigma_demand_protection": 50.0,
+            "inventory_position": 100.0,
+            "target_units": 700.0,
+            "reorder_point": 550.0,
+            "binding_constraint": "case_pack",
+            "rationale": "order up to the target",
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def console(tmp_path_factory):
+    """A home whose latest plan has 60 pending purchase orders, two users, and the console on a
+    free port (streamlit run, as `make console`)."""
+    home = tmp_path_factory.mktemp("console_home")
+    wh = Warehouse(home / "data" / "warehouse")
+    pol = load_policy(DEFAULT_POLICY_PATH)
+    orders = _orders(60)
+    proposals = propose(orders, pd.DataFrame(columns=TRANSFER_COLUMNS), pd.DataFrame(), PLAN, "m/1", pol.tag, "fp")
+    wh.write("decision_events", proposal_events(route(proposals, pol), "2025-04-30T22:00:00", "run1"), PLAN)
+    wh.write("replenishment_orders", orders, PLAN)
+    set_user(users_path(home / "console"), "ana", PASSWORDS["ana"], "planner")
+    set_user(users_path(home / "console"), "vic", PASSWORDS["vic"], "viewer")
+    port = _free_port()
+    env = {**os.environ, "INVENTORY_PIPELINE_HOME": str(home), "INVENTORY_PIPELINE_CONSOLE_DIR": str(home / "console")}
+    for var in ("INVENTORY_PIPELINE_LANDING_URI", "INVENTORY_PIPELINE_WAREHOUSE_DIR"):
+        env.pop(var, None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "inventory_pipeline" / "console" / "app.py"),
+         "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
+         "--browser.gatherUsageStats", "false"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            urllib.request.urlopen(url + "/_stcore/health", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.5)
+    yield {"url": url, "home": home, "wh": wh}
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(30)
+
+
+@pytest.fixture()
+def page():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        pg = browser.new_page(viewport={"width": 1500, "height": 1000})
+        pg.set_default_timeout(30_000)
+        yield pg
+        browser.close()
+
+
+def _login(page, url: str, name: str, password: str) -> None:
+    page.goto(url, wait_until="networkidle")
+    page.get_by_role("textbox", name="User").fill(name)
+    page.get_by_role("textbox", name="Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+
+
+def _click_rows(page, rows: list[int], selected: int | None = None) -> None:
+    """Tick or untick the rows' checkboxes in the queue's grid (a canvas: by position, 35 px a
+    row), then wait until the page counts `selected` rows."""
+    grid = page.locator('[data-testid="stDataFrame"]').first
+    grid.wait_for(state="visible")
+    grid.scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    box = grid.bounding_box()
+    for i in rows:
+        page.mouse.click(box["x"] + 16, box["y"] + 35 + 35 * i + 17)
+        page.wait_for_timeout(700)
+    if selected is not None:
+        page.get_by_text(f"{selected} decision(s) selected").wait_for()
+
+
+def _answer(page, action: str, value: str = "", reason: str = "") -> None:
+    page.get_by_text(action, exact=True).click()
+    page.get_by_role("textbox", name="Override: units or price (one value for every selected decision)").fill(value)
+    page.get_by_role("textbox", name="Reason (needed to reject or override)").fill(reason)
+    page.get_by_role("button", name="Send answer").click()
+
+
+def _planner_rows(home) -> pd.DataFrame:
+    files = sorted((home / "data" / "landing" / "planner").glob("*/decisions.csv"))
+    return pd.concat([pd.read_csv(f, dtype=str, keep_default_na=False) for f in files]) if files else pd.DataFrame()
+
+
+def test_wrong_password_is_refused(console, page):
+    _login(page, console["url"], "ana", "not her password")
+    page.get_by_text("wrong user name or password").wait_for()
+    page.screenshot(path=str(ARTIFACTS / "console_login_refused.png"))
+
+
+def test_a_planner_approves_overrides_and_rejects_and_the_event_log_records_her(console, page):
+    ARTIFACTS.mkdir(exist_ok=True)
+    _login(page, console["url"], "ana", PASSWORDS["ana"])
+    page.get_by_text("60 of 60 pending decisions").wait_for()
+    page.screenshot(path=str(ARTIFACTS / "console_queue.png"))
+    page.get_by_role("textbox", name="Reason contains").fill("order value")
+    page.keyboard.press("Enter")
+    page.get_by_text("60 of 60 pending decisions").wait_for()  # every one waits for its value
+    _click_rows(page, [0], selected=1)
+    _answer(page, "approve")
+    page.get_by_text("1 answer(s) written").wait_for()
+    _click_rows(page, [1], selected=1)  # an answer clears the selection: tick the second row
+    _answer(page, "override", value="-3", reason="too many")
+    page.get_by_text("Nothing was written").wait_for()
+    page.get_by_text("non-negative number").wait_for()
+    page.screenshot(path=str(ARTIFACTS / "console_override_refused.png"))
+    _answer(page, "override", value="420", reason="promotion ends early")
+    page.get_by_text("1 answer(s) written").wait_for()
+    _click_rows(page, [2], selected=1)
+    _answer(page, "reject", reason="the DC is full until Friday")
+    page.get_by_text("1 answer(s) written").wait_for()
+    page.screenshot(path=str(ARTIFACTS / "console_answered.png"), full_page=True)
+    rows = _planner_rows(console["home"])
+    assert rows["planner"].unique().tolist() == ["ana"]
+    assert rows["action"].tolist() == ["approve", "override", "reject"] and rows["decision_id"].is_unique
+    assert rows.loc[rows["action"] == "override", "override_units_or_price"].tolist() == ["420.0"]
+    # the pipeline's event log applies the file as written: the planner is the logged-in user
+    wh = console["wh"]
+    events = merge_events(wh.read("decision_events", PLAN), planner_events(rows, "2026-12-06", "2026-12-06T12:00"))
+    state = replay(events)[0].set_index("decision_id")
+    answered = state.loc[rows["decision_id"]]
+    assert set(answered["planner"]) == {"ana"}
+    assert answered["status"].tolist() == ["approved", "overridden", "rejected"]
+    assert answered.loc[rows["decision_id"].iloc[1], "units"] == 420
+
+
+def test_a_viewer_finds_no_way_to_answer(console, page):
+    _login(page, console["url"], "vic", PASSWORDS["vic"])
+    page.get_by_text("pending decisions").first.wait_for()
+    _click_rows(page, [0])
+    page.get_by_text("vic is a viewer: answers are for planners.").wait_for()
+    assert page.get_by_role("button", name="Send answer").count() == 0
+    page.screenshot(path=str(ARTIFACTS / "console_viewer.png"))
