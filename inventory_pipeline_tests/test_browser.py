@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from inventory_pipeline.core.stages import PLAN_ASSETS
+from inventory_pipeline_tests.helpers import chromium_page
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -137,12 +138,8 @@ def webserver(tmp_path_factory):
 @pytest.fixture(scope="module")
 def page(webserver):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        pg = browser.new_page(viewport={"width": 1600, "height": 1000})
-        pg.set_default_timeout(60_000)
+    with chromium_page(CHROMIUM, CHROMIUM_ARGS, 1600, 60_000) as pg:
         yield pg
-        browser.close()
 
 
 def _skip_community_modal(page):

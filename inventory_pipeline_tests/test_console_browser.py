@@ -22,6 +22,7 @@ from inventory_pipeline.core.decisions import merge_events, planner_events, prop
 from inventory_pipeline.core.policy import load_policy
 from inventory_pipeline.core.rebalancing import TRANSFER_COLUMNS
 from inventory_pipeline.core.warehouse import Warehouse
+from inventory_pipeline_tests.helpers import chromium_page
 from inventory_pipeline_tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, _free_port, pytestmark
 
 pytestmark = [*pytestmark, pytest.mark.slow]
@@ -92,14 +93,8 @@ def console(tmp_path_factory):
 
 @pytest.fixture()
 def page():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        pg = browser.new_page(viewport={"width": 1500, "height": 1000})
-        pg.set_default_timeout(30_000)
+    with chromium_page(CHROMIUM, CHROMIUM_ARGS, 1500, 30_000) as pg:
         yield pg
-        browser.close()
 
 
 def _login(page, url: str, name: str, password: str) -> None:
