@@ -158,6 +158,8 @@ def test_a_planner_approves_overrides_and_rejects_and_the_event_log_records_her(
     _click_rows(page, [2], selected=1)
     _answer(page, "reject", reason="the DC is full until Friday")
     page.get_by_text("1 answer(s) written").wait_for()
+    # the queue marks what was sent until the pipeline applies it (the grid is a canvas: hidden DOM cells)
+    page.get_by_text("reject by ana on").first.wait_for(state="attached")
     page.screenshot(path=str(ARTIFACTS / "console_answered.png"), full_page=True)
     rows = _planner_rows(console["home"])
     assert rows["planner"].unique().tolist() == ["ana"]

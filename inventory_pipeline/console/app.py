@@ -18,10 +18,12 @@ from inventory_pipeline.console import queries
 from inventory_pipeline.console.answers import Answer, AnswerRefused, check_answers, open_planner_files
 from inventory_pipeline.console.users import Session, authenticate, list_users, users_path
 from inventory_pipeline.core.decisions import override_rates
+from inventory_pipeline.core.ingestion import open_store
 from inventory_pipeline.core.warehouse import Warehouse
 
 QUEUE_COLUMNS = [
-    "plan_date", "decision_type", "sku_id", "source_id", "location_id", "units", "old_price", "new_price", "value",
+    "answer_sent", "plan_date", "decision_type", "sku_id", "source_id", "location_id", "units", "old_price",
+    "new_price", "value",
     "demand_over_lead_time", "demand_p10", "demand_p90", "inventory_position", "target_units", "expected_cost",
     "expected_service", "confidence", "review_reason", "explanation", "decision_id", "revision",
 ]  # fmt: skip
@@ -124,7 +126,14 @@ def _s3_client():
 
 @st.cache_data(ttl=30, show_spinner="reading the plans")
 def _queue() -> pd.DataFrame:
-    return queries.review_queue(_warehouse())
+    """The pending decisions, each marked with the answer a planner already sent (written to the
+    planner file, not yet applied by the pipeline)."""
+    q = queries.review_queue(_warehouse())
+    if not len(q):
+        return q
+    s = settings()
+    store = open_store(s.landing_uri, _s3_client())
+    return q.merge(queries.sent_answers(store, q["plan_date"].min()), on="decision_id", how="left")
 
 
 def queue_page() -> None:

@@ -8,6 +8,8 @@ the decision_log table as it was when the plan ran.
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pandas as pd
 
@@ -97,3 +99,22 @@ def exported_lines(wh: Warehouse, decision_id: str) -> pd.DataFrame:
     """The outbox lines of the decision (what the ERP received), from the export events."""
     ev = decision_events(wh, decision_id)
     return ev[ev["event"] == "exported"] if len(ev) else ev
+
+
+def sent_answers(store, since: str) -> pd.DataFrame:
+    """The latest answer per decision in the landing zone's planner files dated `since` or later
+    (decision_id, answer_sent: "approve by ana on 2025-05-01"): what planners sent, whether or not
+    the pipeline has applied it yet."""
+    frames = []
+    for day in store.list_dirs("planner"):
+        body = store.read_bytes(f"planner/{day}/decisions.csv") if day >= since else None
+        if body:
+            f = pd.read_csv(io.BytesIO(body), dtype=str, keep_default_na=False)
+            if {"decision_id", "action", "planner"} <= set(f.columns):  # a file the contract rejects shows nothing
+                frames.append(f.assign(day=day))
+    if not frames:
+        return pd.DataFrame(columns=["decision_id", "answer_sent"])
+    a = pd.concat(frames, ignore_index=True).drop_duplicates("decision_id", keep="last")
+    return pd.DataFrame(
+        {"decision_id": a["decision_id"], "answer_sent": a["action"] + " by " + a["planner"] + " on " + a["day"]}
+    )
