@@ -223,3 +223,66 @@ def test_the_first_admin_is_added_from_the_command_line(tmp_path, monkeypatch, c
     assert cli.main(["console-user", "add", "bo", "--password-stdin"]) == 2
     assert "at least" in capsys.readouterr().err
     assert cli.main(["console-user", "list"]) == 0 and "root\tadmin" in capsys.readouterr().out
+
+
+# ---- dashboards: hand-checkable numbers over a tiny warehouse -------------------------------------
+
+
+@pytest.fixture()
+def tiny_warehouse(tmp_path):
+    """One DC (DC1) and one store (S1) of one SKU (A, unit cost 2): 28 days of sales ending
+    2025-03-28 (2 a day, the last day 1 with a stock-out), stock on the last day, two purchase
+    orders and a forecast made on 2025-03-26."""
+    import duckdb
+
+    from inventory_pipeline.core.warehouse import Warehouse
+
+    wh = Warehouse(tmp_path / "warehouse")
+    wh.root.mkdir(parents=True, exist_ok=True)
+    days = pd.date_range(end="2025-03-28", periods=28)
+    demand = pd.DataFrame({"date": days, "location_id": "S1", "sku_id": "A", "units_sold": 2.0, "is_stockout": False})
+    demand.loc[27, ["units_sold", "is_stockout"]] = [1.0, True]
+    positions = pd.DataFrame({"date": days[-1], "location_id": ["S1", "DC1"], "sku_id": "A", "on_hand": [28.0, 70.0]})
+    products = pd.DataFrame({"sku_id": ["A"], "category": ["c"], "unit_cost": [2.0]})
+    locations = pd.DataFrame({"location_id": ["S1", "DC1"], "location_type": ["store", "dc"],
+                              "supplying_dc_id": ["DC1", None]})  # fmt: skip
+    orders = pd.DataFrame({"snapshot_date": days[0], "order_id": ["PO1", "PO2"], "source_id": "SUP1",
+                           "units": [10, 10], "expected_date": days[5]})  # fmt: skip
+    receipts = pd.DataFrame({"date": [days[5], days[7]], "order_id": ["PO1", "PO2"], "units_received": [10, 6]})
+    with duckdb.connect(str(wh.duckdb_path)) as con:
+        con.execute("create schema marts; create schema staging")
+        for name, frame in (("marts.fct_daily_demand", demand), ("marts.fct_inventory_positions", positions),
+                            ("marts.dim_products", products), ("marts.dim_locations", locations),
+                            ("staging.stg_open_orders", orders), ("staging.stg_receipts", receipts)):  # fmt: skip
+            con.register("f", frame)
+            con.execute(f"create table {name} as select * from f")
+            con.unregister("f")
+    fc = pd.DataFrame({"location_id": "S1", "sku_id": "A", "date": days[-2:], "horizon": [1, 2], "mean": [2.5, 2.5],
+                       "demand_class": "smooth"})  # fmt: skip
+    wh.write("demand_forecast", fc, "2025-03-26")
+    return wh
+
+
+def test_dashboards_on_a_tiny_warehouse(tiny_warehouse):
+    from inventory_pipeline.console import dashboards
+
+    wh = tiny_warehouse
+    p = dashboards.stock_posture(wh, days=7).set_index("date")
+    last = p.loc[pd.Timestamp("2025-03-28")]
+    # the stock-out day sold 1 of an estimated 2 (its last 28 clean days' mean)
+    assert last["stockout_rate"] == 1.0 and last["fill_rate"] == pytest.approx(0.5)
+    assert (p["fill_rate"].iloc[:-1] == 1.0).all() and (p["stockout_rate"].iloc[:-1] == 0.0).all()
+    inv = dashboards.inventory_by_location(wh).set_index("location_id")
+    # 55 units sold in 28 days: 1.96 a day; the store holds 28 (2.0 weeks), the DC 70 (5.1 weeks of its store)
+    assert inv.loc["S1", "value"] == 56.0 and inv.loc["S1", "weeks_of_supply"] == pytest.approx(
+        28 / (7 * 55 / 28), abs=0.05
+    )
+    assert inv.loc["DC1", "weeks_of_supply"] == pytest.approx(70 / (7 * 55 / 28), abs=0.05)
+    otif = dashboards.supplier_otif(wh).iloc[0]
+    assert (otif["orders"], otif["on_time"], otif["in_full"], otif["otif"]) == (2, 0.5, 0.5, 0.5)
+    acc = dashboards.forecast_accuracy(wh).set_index("demand_class")
+    # forecasts of 2.5 against sales of 2 and 1: |0.5| + |1.5| over 3 sold, and +2 over 3
+    assert acc.loc["smooth", "wape"] == pytest.approx(2 / 3, abs=1e-4) and acc.loc["all", "bias"] == pytest.approx(
+        2 / 3, abs=1e-4
+    )
+    assert dashboards.run_failures(wh).empty

@@ -182,3 +182,7 @@ def test_a_viewer_finds_no_way_to_answer(console, page):
     page.get_by_text("vic is a viewer: answers are for planners.").wait_for()
     assert page.get_by_role("button", name="Send answer").count() == 0
     page.screenshot(path=str(ARTIFACTS / "console_viewer.png"))
+    page.get_by_role("link", name="Dashboards").click()  # dashboards are for viewers too
+    page.get_by_text("Run failures").wait_for()  # the last section: the page has run through
+    page.wait_for_timeout(1500)  # the charts draw after the script ends
+    page.screenshot(path=str(ARTIFACTS / "console_dashboards.png"))

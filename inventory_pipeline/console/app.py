@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 
+import duckdb
 import pandas as pd
 import streamlit as st
 
 from inventory_pipeline.config import settings
-from inventory_pipeline.console import queries
+from inventory_pipeline.console import dashboards, queries
 from inventory_pipeline.console.answers import Answer, AnswerRefused, check_answers, open_planner_files
 from inventory_pipeline.console.users import Session, authenticate, list_users, users_path
 from inventory_pipeline.core.decisions import override_rates
@@ -208,21 +209,62 @@ def _state_over_time(plans: int = 28) -> pd.DataFrame:
     return queries.decision_state(_warehouse(), queries.plan_dates(_warehouse(), plans))
 
 
+def _section(title: str, frame: pd.DataFrame, name: str, chart=None) -> None:
+    """One dashboard: its chart (or its table), and the numbers as CSV."""
+    st.subheader(title)
+    if frame is None or not len(frame):
+        st.caption("nothing yet")
+        return
+    if chart is not None:
+        chart(frame)
+    else:
+        st.dataframe(frame, hide_index=True)
+    st.download_button("Download CSV", frame.to_csv(index=False), f"{name}.csv", "text/csv", key=f"csv_{name}")
+
+
+def _marts(query, *args) -> pd.DataFrame | None:
+    """A dashboard from the dbt marts; None before their first build, and (with a note) while dbt
+    rebuilds the DuckDB file."""
+    if not _warehouse().duckdb_path.is_file():
+        return None
+    try:
+        return query(_warehouse(), *args)
+    except duckdb.Error as e:
+        st.warning(f"the warehouse cannot be read just now ({type(e).__name__}); reload in a moment")
+        return None
+
+
+def _two_lines(f: pd.DataFrame) -> None:
+    """Stockout rate and fill rate side by side: each on its own scale."""
+    left, right = st.columns(2)
+    left.line_chart(f.set_index("date")["stockout_rate"], y_label="stockout rate")
+    right.line_chart(f.set_index("date")["fill_rate"], y_label="fill rate")
+
+
 def dashboards_page() -> None:
     st.title("Dashboards")
+    if not _warehouse().duckdb_path.is_file():
+        st.info("The dbt marts are not built yet: stock, supplier and accuracy appear after the pipeline's first run.")
     state = _state_over_time()
-    if not len(state):
-        st.info("No plan has run yet.")
-        return
-    by = state.assign(plan_date=pd.to_datetime(state["plan_date"]).dt.date).groupby(["plan_date", "decision_type"])
-    st.subheader("Decisions per plan, by type")
-    counts = by.size().unstack(fill_value=0)
-    st.bar_chart(counts)
-    st.download_button("Download CSV", counts.to_csv(), "decisions_by_type.csv", "text/csv")
-    st.subheader("Review load and override rate")
-    rates = override_rates(state)
-    st.dataframe(rates, hide_index=True)
-    st.download_button("Download CSV", rates.to_csv(index=False), "override_rates.csv", "text/csv")
+    posture = _marts(dashboards.stock_posture)
+    _section("Stores: stockout rate and fill rate (estimated demand)", posture, "stock_posture", _two_lines)
+    inventory = _marts(dashboards.inventory_by_location)
+    _section("Inventory value and weeks of supply by location and category", inventory, "inventory",
+             lambda f: (st.bar_chart(f, x="location_id", y="value", color="category"),
+                        st.dataframe(f, hide_index=True)))  # fmt: skip
+    otif = _marts(dashboards.supplier_otif)
+    shares = ["on_time", "in_full", "otif"]
+    _section("Suppliers: on time, in full (purchase orders due)", otif, "supplier_otif",
+             lambda f: st.bar_chart(f.set_index("supplier_id")[shares], stack=False))  # fmt: skip
+    accuracy = _marts(dashboards.forecast_accuracy)
+    _section("Forecast accuracy: past forecasts against what sold (first 14 days)", accuracy, "forecast_accuracy")
+    if len(state):
+        by = state.assign(plan_date=pd.to_datetime(state["plan_date"]).dt.date).groupby(["plan_date", "decision_type"])
+        counts = by.size().unstack(fill_value=0).reset_index()
+        _section("Decisions per plan, by type", counts, "decisions_by_type",
+                 lambda f: st.bar_chart(f.set_index("plan_date")))  # fmt: skip
+        _section("Review load and override rate", override_rates(state), "override_rates")
+    _section("Run failures", dashboards.run_failures(_warehouse()), "run_failures")
 
 
 def users_page() -> None:
@@ -233,7 +275,7 @@ def users_page() -> None:
 
 queue = st.Page(queue_page, title="Review queue", url_path="queue", default=True)
 detail = st.Page(detail_page, title="Decision", url_path="decision")
-dashboards = st.Page(dashboards_page, title="Dashboards", url_path="dashboards")
+dashboards_view = st.Page(dashboards_page, title="Dashboards", url_path="dashboards")
 
 
 def main() -> None:
@@ -247,7 +289,7 @@ def main() -> None:
         if st.button("Log out"):
             del st.session_state["session"]
             st.rerun()
-    pages = [queue, detail, dashboards]
+    pages = [queue, detail, dashboards_view]
     if session.user.is_admin:
         pages.append(st.Page(users_page, title="Users", url_path="users"))
     st.navigation(pages).run()
