@@ -26,7 +26,11 @@ Plain Python (no Dagster import): read by the core, the shell and the CLI alike.
 | INVENTORY_PIPELINE_SCHEDULE_CRON   | 0 6 * * *                                 | the daily cycle's schedule    |
 | INVENTORY_PIPELINE_FRESHNESS_DEADLINE_CRON | 0 9 * * *                         | freshness checks' deadline    |
 | INVENTORY_PIPELINE_LANDING_SETTLE_SECONDS | 30                                 | a day's files must rest this long |
-| INVENTORY_PIPELINE_ALERT_WEBHOOK   | unset (off)                               | failed-run alerts (Slack/Teams) |
+| INVENTORY_PIPELINE_ALERT_WEBHOOK   | unset (off)                               | Teams alerts (dagster-msteams)|
+| INVENTORY_PIPELINE_ALERT_SLACK_TOKEN | unset (off)                             | Slack alerts (dagster-slack)  |
+| INVENTORY_PIPELINE_ALERT_SLACK_CHANNEL | #inventory-alerts                     | the Slack channel             |
+| INVENTORY_PIPELINE_ALERT_SLACK_API_URL | unset (https://slack.com/api/)        | Slack Web API base (a proxy)  |
+| INVENTORY_PIPELINE_ALERT_REVIEW_QUEUE | 200                                    | alert past this many waiting  |
 | INVENTORY_PIPELINE_DAGSTER_URL     | http://127.0.0.1:3000                     | run links in failure records  |
 | INVENTORY_PIPELINE_MAX_RETRIES     | 3                                         | retries of a transient failure |
 | INVENTORY_PIPELINE_RETRY_BASE_SECONDS | 2                                      | backoff base                  |
@@ -73,6 +77,10 @@ class Settings:
     freshness_deadline_cron: str = "0 9 * * *"
     landing_settle_seconds: float = 30.0
     alert_webhook: str | None = None
+    alert_slack_token: str | None = None
+    alert_slack_channel: str = "#inventory-alerts"
+    alert_slack_api_url: str | None = None
+    alert_review_queue: int = 200
     dagster_url: str = "http://127.0.0.1:3000"
     max_retries: int = 3
     retry_base_seconds: float = 2.0
@@ -99,6 +107,10 @@ _OPTIONAL = {
     "FRESHNESS_DEADLINE_CRON": ("freshness_deadline_cron", str),
     "LANDING_SETTLE_SECONDS": ("landing_settle_seconds", float),
     "ALERT_WEBHOOK": ("alert_webhook", str),
+    "ALERT_SLACK_TOKEN": ("alert_slack_token", str),
+    "ALERT_SLACK_CHANNEL": ("alert_slack_channel", str),
+    "ALERT_SLACK_API_URL": ("alert_slack_api_url", str),
+    "ALERT_REVIEW_QUEUE": ("alert_review_queue", int),
     "DAGSTER_URL": ("dagster_url", str),
     "MAX_RETRIES": ("max_retries", int),
     "RETRY_BASE_SECONDS": ("retry_base_seconds", float),

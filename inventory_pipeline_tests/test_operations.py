@@ -257,14 +257,14 @@ class _Hook(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_run_failure_is_recorded_tagged_and_alerted(tmp_path, monkeypatch):
+def test_run_failure_is_recorded_tagged_and_alerted(tmp_path):
     from inventory_pipeline.core.warehouse import Warehouse
-    from inventory_pipeline.defs.resources import WarehouseResource
+    from inventory_pipeline.defs.resources import AlertsResource, WarehouseResource
     from inventory_pipeline.defs.sensors import record_run_failures, record_run_summaries
 
     server = http.server.HTTPServer(("127.0.0.1", 0), _Hook)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv("INVENTORY_PIPELINE_ALERT_WEBHOOK", f"http://127.0.0.1:{server.server_port}/hook")
+    alerts = AlertsResource(teams_webhook=f"http://127.0.0.1:{server.server_port}/hook")
 
     @dg.asset
     def fine():
@@ -285,7 +285,7 @@ def test_run_failure_is_recorded_tagged_and_alerted(tmp_path, monkeypatch):
                 dagster_event=failure,
                 dagster_instance=instance,
                 dagster_run=res.dagster_run,
-                resources={"warehouse": wh},
+                resources={"warehouse": wh, "alerts": alerts},
             ).for_run_failure()
             record_run_failures(ctx)
         tags = instance.get_run_by_id(res.run_id).tags
@@ -294,7 +294,7 @@ def test_run_failure_is_recorded_tagged_and_alerted(tmp_path, monkeypatch):
     assert rec[["run_id", "step", "error"]].values.tolist() == [[res.run_id, "fails", rec["error"].iloc[0]]]
     assert "disk full while writing the outbox" in rec["error"].iloc[0]
     assert tags["inventory_pipeline/failed_step"] == "fails"
-    assert len(_Hook.bodies) == 1 and "disk full" in _Hook.bodies[0]["text"]
+    assert len(_Hook.bodies) == 1 and "disk full" in json.dumps(_Hook.bodies[0])
     summary = Warehouse(Path(wh.root)).read("run_summaries")
     assert summary.set_index("step")["status"].to_dict() == {"fine": "success", "fails": "failure"}
     assert summary.set_index("step")["rows"].to_dict()["fine"] == 4

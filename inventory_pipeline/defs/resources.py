@@ -83,6 +83,67 @@ class OutboxResource(dg.ConfigurableResource):
         return S3Resource(endpoint_url=self.s3_endpoint_url).get_client()
 
 
+class AlertsResource(dg.ConfigurableResource):
+    """Where operational alerts go (core.alerts): a Teams webhook through dagster-msteams and/or a
+    Slack channel through dagster-slack; neither set = alerts off. `send` never raises: an alert
+    channel that is down must not fail the sensor that noticed the problem (the warehouse tables
+    and the Dagster UI stay the record)."""
+
+    teams_webhook: str | None = None
+    slack_token: str | None = None
+    slack_channel: str = "#inventory-alerts"
+    slack_api_url: str | None = None  # a proxy or a test server; None = Slack's own
+    review_queue_threshold: int = 200
+
+    def send(self, alert, log=None) -> list[str]:
+        """Post `alert` (core.alerts.Alert) to every configured channel; the channels reached."""
+        reached = []
+        for name, post in (("teams", self._teams), ("slack", self._slack)):
+            try:
+                if post(alert):
+                    reached.append(name)
+            except Exception as e:  # noqa: BLE001 - see the class docstring
+                if log is not None:
+                    log.warning(f"alert to {name} failed: {e}")
+        return reached
+
+    def _teams(self, alert) -> bool:
+        if not self.teams_webhook:
+            return False
+        from dagster_msteams import Card, MSTeamsResource
+        from dagster_msteams.adaptive_card import AdaptiveCard
+
+        client = MSTeamsResource(hook_url=self.teams_webhook, timeout=10).get_client()
+        card = Card() if client.is_legacy_webhook() else AdaptiveCard()  # as dagster-msteams' own sensor
+        for line in [f"**{alert.title}**", *filter(None, alert.lines)]:
+            card.add_attachment(text_message=line)
+        if alert.link:
+            card.add_attachment(text_message=f"[Open in Dagster]({alert.link})")
+        return client.post_message(card.payload)
+
+    def _slack(self, alert) -> bool:
+        if not self.slack_token:
+            return False
+        from dagster_slack import SlackResource
+
+        client = SlackResource(token=self.slack_token).get_client()
+        if self.slack_api_url:
+            client.base_url = self.slack_api_url.rstrip("/") + "/"
+        client.timeout = 10
+        return bool(client.chat_postMessage(channel=self.slack_channel, text=alert.text)["ok"])
+
+
+def _alerts(s) -> AlertsResource:
+    # secrets as EnvVar: the Dagster UI shows the variable's name, not the webhook or the token
+    return AlertsResource(
+        teams_webhook=dg.EnvVar("INVENTORY_PIPELINE_ALERT_WEBHOOK") if s.alert_webhook else None,
+        slack_token=dg.EnvVar("INVENTORY_PIPELINE_ALERT_SLACK_TOKEN") if s.alert_slack_token else None,
+        slack_channel=s.alert_slack_channel,
+        slack_api_url=s.alert_slack_api_url,
+        review_queue_threshold=s.alert_review_queue,
+    )
+
+
 def default_resources() -> dict:
     s = settings()
     return {
@@ -97,4 +158,5 @@ def default_resources() -> dict:
             bedrock_model_id=s.bedrock_model_id, region=s.bedrock_region, endpoint_url=s.bedrock_endpoint_url
         ),
         "outbox": OutboxResource(uri=s.outbox_uri, s3_endpoint_url=s.s3_endpoint_url),
+        "alerts": _alerts(s),
     }

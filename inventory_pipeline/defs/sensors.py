@@ -7,9 +7,11 @@ each day to the signature (names, sizes, versions) it launched, so nothing is pr
 a late file changes the signature and is picked up. A folder under daily/ that is not a calendar
 date YYYY-MM-DD (`2025-04-31`, `zzz`, `notes`) is ignored with a warning naming it
 (core.landing_dates: the rule `run` and the schedule use too). `record_run_failures` stores every failed
-run in the warehouse table `run_failures` (and tags the run, and posts to a webhook when one is
-configured); `record_run_summaries` stores one row per step of every finished run in
-`run_summaries`.
+run in the warehouse table `run_failures`, tags the run and alerts (naming the governance gates that
+stopped it); `record_run_summaries` stores one row per step of every finished run in
+`run_summaries` and alerts when an ERROR-severity check failed in it; `review_queue_alert` alerts
+when a plan leaves more decisions waiting for a planner than the threshold. Alerts go through the
+`alerts` resource (dagster-msteams / dagster-slack; off when neither is configured).
 
 `planner_files` watches the landing zone's planner/YYYY-MM-DD/decisions.csv (or .parquet), local
 or on S3, and launches `review_planner` (ingest that file) when a file is new or its content
@@ -23,19 +25,19 @@ name, so approved and overridden decisions reach the outbox.
 import hashlib
 import json
 import time
-import urllib.request
 
 import dagster as dg
 import pandas as pd
 
 from ..config import settings
+from ..core import alerts as alert_messages
 from ..core.decisions import plan_date_of
 from ..core.landing_dates import landing_date_files
 from ..core.landing_days import landing_days, landing_requests
 from ..core.run_records import failure_record, merge_by_run, run_summary
 from .jobs import daily_cycle_job, ingest_daily_job, publish_job, review_planner_job
 from .partitions import daily_partitions
-from .resources import LandingZoneResource, WarehouseResource
+from .resources import AlertsResource, LandingZoneResource, WarehouseResource
 
 
 def planner_signatures(store) -> dict[str, str]:
@@ -202,29 +204,30 @@ def _step_errors(context) -> list[tuple[str, str]]:
     return out
 
 
-def _notify(rows) -> None:
-    """POST the failure to INVENTORY_PIPELINE_ALERT_WEBHOOK (a Slack/Teams-compatible incoming
-    webhook: JSON with a `text` field); never raises — the warehouse record is the source of truth."""
-    url = settings().alert_webhook
-    if not url:
-        return
-    r = rows.iloc[0]
-    text = f"inventory_pipeline run failed: {r.job} {r.partition} step {r.step}: {r.error} ({r.dagster_url})"
-    body = json.dumps({"text": text, "failures": rows.astype(str).to_dict("records")}).encode()
-    try:
-        urllib.request.urlopen(
-            urllib.request.Request(url, body, {"Content-Type": "application/json"}), timeout=5
-        ).close()
-    except Exception:  # noqa: BLE001 - an alert channel that is down must not fail the sensor
-        pass
+def failed_checks(instance: dg.DagsterInstance, run_id: str) -> pd.DataFrame:
+    """The run's checks that failed with ERROR severity (core.alerts.failed_checks)."""
+    rows = []
+    for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
+        ev = e.dagster_event.event_specific_data
+        rows.append(
+            {
+                "asset": ev.asset_key.to_user_string(),
+                "check": ev.check_name,
+                "blocking": bool(getattr(ev, "blocking", False)),
+                "description": ev.description or "",
+                "passed": ev.passed,
+                "severity": ev.severity.value,
+            }
+        )
+    return alert_messages.failed_checks(rows)
 
 
 @dg.run_failure_sensor(
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
-    description="a run failed -> run_failures table, a tag on the run, the alert webhook",
+    description="a run failed -> run_failures table, a tag on the run, an alert naming the failed gates",
 )
-def record_run_failures(context: dg.RunFailureSensorContext, warehouse: WarehouseResource):
+def record_run_failures(context: dg.RunFailureSensorContext, warehouse: WarehouseResource, alerts: AlertsResource):
     run = context.dagster_run
     partition = _partition(run)
     record = context.instance.get_run_record_by_id(run.run_id)
@@ -243,7 +246,8 @@ def record_run_failures(context: dg.RunFailureSensorContext, warehouse: Warehous
     _report(context.instance, "run_failures", added)
     if added:
         context.instance.add_run_tags(run.run_id, {"inventory_pipeline/failed_step": rows["step"].iloc[0] or "(run)"})
-        _notify(rows)
+        alert = alert_messages.run_failed(rows, failed_checks(context.instance, run.run_id))
+        alerts.send(alert, context.log)
         context.log.info(f"recorded failure of {run.job_name} {partition}: {rows['error'].iloc[0]}")
     _store_summary(context.instance, run, wh)
 
@@ -324,11 +328,44 @@ operations_tables = [
     run_status=dg.DagsterRunStatus.SUCCESS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
-    description="a run succeeded -> its per-step summary in run_summaries",
+    description="a run succeeded -> its per-step summary in run_summaries; an alert if an ERROR check failed",
 )
-def record_run_summaries(context: dg.RunStatusSensorContext, warehouse: WarehouseResource):
-    n = _store_summary(context.instance, context.dagster_run, warehouse.get())
-    context.log.info(f"{context.dagster_run.job_name}: {n} step row(s) recorded")
+def record_run_summaries(context: dg.RunStatusSensorContext, warehouse: WarehouseResource, alerts: AlertsResource):
+    run = context.dagster_run
+    n = _store_summary(context.instance, run, warehouse.get())
+    context.log.info(f"{run.job_name}: {n} step row(s) recorded")
+    checks = failed_checks(context.instance, run.run_id)
+    if len(checks):
+        link = f"{settings().dagster_url}/runs/{run.run_id}"
+        alerts.send(alert_messages.check_failed(run.run_id, run.job_name, _partition(run), checks, link), context.log)
 
 
-sensors = [landing_days_complete, planner_files, planner_answers_applied, record_run_failures, record_run_summaries]
+@dg.asset_sensor(
+    asset_key=dg.AssetKey("review_queue"),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=60,
+    description="a plan's review queue is past the alert threshold -> an alert (once per materialisation)",
+)
+def review_queue_alert(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry, alerts: AlertsResource):
+    mat = asset_event.asset_materialization
+    meta = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
+    pending = int(meta.get("dagster/row_count", 0))
+    link = f"{settings().dagster_url}/assets/review_queue"
+    alert = alert_messages.review_queue_alert(
+        mat.partition or "", pending, alerts.review_queue_threshold, meta.get("by_type") or {},
+        float(meta.get("value_waiting") or 0.0), link,
+    )  # fmt: skip
+    if alert is None:
+        return dg.SkipReason(f"{pending} decisions wait (threshold {alerts.review_queue_threshold})")
+    reached = alerts.send(alert, context.log)
+    return dg.SkipReason(f"{alert.title}; sent to {', '.join(reached) or 'no channel (alerts off)'}")
+
+
+sensors = [
+    landing_days_complete,
+    planner_files,
+    planner_answers_applied,
+    record_run_failures,
+    record_run_summaries,
+    review_queue_alert,
+]
