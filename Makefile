@@ -91,7 +91,7 @@ test: install browser
 # first admin with: .venv/bin/inventory-pipeline console-user add NAME --role admin
 console: install
 	$(BIN)/streamlit run inventory_pipeline/console/app.py --server.address 127.0.0.1 --server.port 8501 \
-	  --server.headless true --browser.gatherUsageStats false
+	  --server.headless true --browser.gatherUsageStats false --client.toolbarMode viewer
 
 dev: install $(DAGSTER_HOME)/dagster.yaml
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000

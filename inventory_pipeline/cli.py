@@ -457,6 +457,22 @@ def _pipeline_commands(sub) -> None:
     sm = sub.add_parser("summary", help="print the KPI summary of a materialised plan date")
     sm.add_argument("--date", required=True)
     sm.set_defaults(func=lambda a: __import__("inventory_pipeline.summary", fromlist=["x"]).print_summary(a.date) or 0)
+    ap = sub.add_parser(
+        "apply-answers",
+        help="apply the planners' answers now, without the Dagster daemon: the planner_files and "
+        "planner_answers_applied sensors once, and the review_planner / publish_decisions runs they ask for",
+    )
+    ap.set_defaults(func=_apply_answers)
+
+
+def _apply_answers(args: argparse.Namespace) -> int:
+    from .runner import apply_planner_answers
+
+    done = apply_planner_answers(log=lambda m: print(f"  {m}", flush=True))
+    published = done.get("publish_decisions", [])
+    print(f"apply-answers: {len(done.get('review_planner', []))} planner file(s) read; plans republished: "
+          f"{', '.join(published) or 'none'}")  # fmt: skip
+    return 0
 
 
 def _console_commands(sub) -> None:
@@ -470,6 +486,12 @@ def _console_commands(sub) -> None:
     u.add_argument("name", nargs="?", help="user name: what the decision log records as the planner")
     u.add_argument("--role", choices=["viewer", "planner", "admin"], default="planner")
     u.add_argument("--password-stdin", action="store_true", help="read the password from stdin (scripts)")
+    u.add_argument(
+        "--external",
+        action="store_true",
+        help="a user who signs in through the identity provider (OIDC or the auth proxy): NAME is their "
+        "identity claim (e.g. e-mail), no password",
+    )
     u.set_defaults(func=_console_user)
 
 
@@ -491,11 +513,14 @@ def _console_user(args: argparse.Namespace) -> int:
         found = remove_user(path, args.name)
         print(f"{args.name}: {'removed' if found else 'no such user'} ({path})")
         return 0 if found else 1
-    password = (
-        sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass(f"password for {args.name}: ")
-    )
+    if args.external:
+        password = None
+    elif args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass(f"password for {args.name}: ")
     try:
-        user = set_user(path, args.name, password, args.role)
+        user = set_user(path, args.name, password, args.role, external=args.external)
     except UserError as e:
         print(f"console-user add: {e}", file=sys.stderr)
         return 2

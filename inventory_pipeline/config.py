@@ -36,6 +36,10 @@ Plain Python (no Dagster import): read by the core, the shell and the CLI alike.
 | INVENTORY_PIPELINE_RETRY_BASE_SECONDS | 2                                      | backoff base                  |
 | INVENTORY_PIPELINE_CONSOLE_DIR     | $HOME/console                             | console users file and locks  |
 | INVENTORY_PIPELINE_CONSOLE_SESSION_MINUTES | 480                               | idle time a console login lasts |
+| INVENTORY_PIPELINE_CONSOLE_AUTH    | password                                  | password, oidc or proxy       |
+| INVENTORY_PIPELINE_CONSOLE_OIDC_PROVIDER | unset ([auth] itself)               | the [auth.NAME] of st.login   |
+| INVENTORY_PIPELINE_CONSOLE_OIDC_CLAIM | email                                  | the claim naming the user     |
+| INVENTORY_PIPELINE_CONSOLE_PROXY_HEADER | X-Forwarded-Email                    | the auth proxy's user header  |
 """
 
 from __future__ import annotations
@@ -86,10 +90,20 @@ class Settings:
     retry_base_seconds: float = 2.0
     console_dir: Path = PROJECT_DIR / "console"  # resolved under $INVENTORY_PIPELINE_HOME by settings()
     console_session_minutes: float = 480.0
+    console_auth: str = "password"  # password (users file) | oidc (st.login) | proxy (a trusted header)
+    console_oidc_provider: str | None = None
+    console_oidc_claim: str = "email"
+    console_proxy_header: str = "X-Forwarded-Email"
 
     @property
     def duckdb_path(self) -> Path:
         return self.warehouse_dir / "warehouse.duckdb"
+
+
+def _console_auth(value: str) -> str:
+    if value not in ("password", "oidc", "proxy"):
+        raise ValueError(f"INVENTORY_PIPELINE_CONSOLE_AUTH={value!r}: one of password, oidc, proxy")
+    return value
 
 
 # optional settings: environment variable (INVENTORY_PIPELINE_<name>) -> field, parsed; unset or
@@ -115,6 +129,10 @@ _OPTIONAL = {
     "MAX_RETRIES": ("max_retries", int),
     "RETRY_BASE_SECONDS": ("retry_base_seconds", float),
     "CONSOLE_SESSION_MINUTES": ("console_session_minutes", float),
+    "CONSOLE_AUTH": ("console_auth", _console_auth),
+    "CONSOLE_OIDC_PROVIDER": ("console_oidc_provider", str),
+    "CONSOLE_OIDC_CLAIM": ("console_oidc_claim", str),
+    "CONSOLE_PROXY_HEADER": ("console_proxy_header", str),
 }
 # the variables that move one location away from $INVENTORY_PIPELINE_HOME
 LOCATION_OVERRIDES = (

@@ -399,3 +399,43 @@ def run_pipeline(
             outcome.not_run += [n for n, _, _ in jobs[i + 1 :]]
             break
     return {"plan_date": plan_date, "first_date": first_date, "results": results, "outcome": outcome}
+
+
+def apply_planner_answers(instance: dg.DagsterInstance | None = None, log=print) -> dict:
+    """One pass of the planner loop without the Dagster daemon (`inventory-pipeline apply-answers`):
+    the `planner_files` sensor, the `review_planner` runs it asks for, then the
+    `planner_answers_applied` sensor and the `publish_decisions` runs it asks for — the same sensors
+    and jobs the daemon runs, in the same order. Their cursors are kept beside the warehouse
+    (`_apply_answers_cursors.json`), so a file already applied is not read again; a pass that finds
+    nothing runs nothing. Returns {job: [partition, ...]} of the runs, each of which succeeded."""
+    import json
+
+    from .config import settings
+    from .definitions import defs
+    from .defs.sensors import planner_answers_applied, planner_files
+
+    instance = instance or dg.DagsterInstance.get()
+    cursors_path = settings().warehouse_dir / "_apply_answers_cursors.json"
+    cursors = json.loads(cursors_path.read_text()) if cursors_path.is_file() else {}
+    done: dict[str, list[str]] = {}
+    for sensor, job in ((planner_files, "review_planner"), (planner_answers_applied, "publish_decisions")):
+        resources = {k: defs.resources[k] for k in sensor.required_resource_keys}
+        with dg.build_sensor_context(instance=instance, cursor=cursors.get(sensor.name), resources=resources) as ctx:
+            result = sensor(ctx)
+            requests = [] if isinstance(result, dg.SkipReason) else list(result or [])
+            cursors[sensor.name] = ctx.cursor
+        for r in requests:
+            log(f"{job} {r.partition_key}")
+            res = defs.resolve_job_def(job).execute_in_process(
+                instance=instance,
+                partition_key=r.partition_key,
+                tags=r.tags,
+                run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
+                raise_on_error=False,
+            )
+            if not res.success:
+                raise RuntimeError(f"{job} {r.partition_key} failed (run {res.run_id}): see the Dagster event log")
+            done.setdefault(job, []).append(r.partition_key)
+        cursors_path.parent.mkdir(parents=True, exist_ok=True)
+        cursors_path.write_text(json.dumps(cursors, sort_keys=True))
+    return done

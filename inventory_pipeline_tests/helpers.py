@@ -18,13 +18,45 @@ def random_transfers(rng: np.random.Generator, stores: int, skus: int) -> dict[s
 
 
 @contextmanager
-def chromium_page(executable: str, args: list[str], width: int, timeout_ms: int):
-    """A page of Debian's Chromium driven by Playwright (nothing downloaded), closed after use."""
+def chromium_page(executable: str, args: list[str], width: int, timeout_ms: int, height: int = 1000, headers=None):
+    """A page of Debian's Chromium driven by Playwright (nothing downloaded), closed after use;
+    `headers` are sent with every request (what an authenticating proxy adds)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=executable, args=args)
-        page = browser.new_page(viewport={"width": width, "height": 1000})
+        page = browser.new_page(viewport={"width": width, "height": height}, extra_http_headers=headers)
         page.set_default_timeout(timeout_ms)
         yield page
         browser.close()
+
+
+@contextmanager
+def streamlit_app(script, port: int, env: dict, cwd=None, args=()):
+    """`streamlit run script` on 127.0.0.1:port (as `make console`), stopped after use; waits
+    until its health endpoint answers."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(script), "--server.address", "127.0.0.1",
+         "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
+         "--client.toolbarMode", "viewer", *args],
+        env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(url + "/_stcore/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)

@@ -3,6 +3,7 @@ before anything is written and merged without losing anyone's."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import multiprocessing as mp
 import stat
@@ -286,3 +287,42 @@ def test_dashboards_on_a_tiny_warehouse(tiny_warehouse):
         2 / 3, abs=1e-4
     )
     assert dashboards.run_failures(wh).empty
+
+
+def test_an_external_user_has_a_role_and_no_password(tmp_path):
+    from inventory_pipeline.console.users import authenticate, lookup
+
+    path = users_path(tmp_path)
+    set_user(path, "pat+ops@example.com", None, "planner", external=True)
+    assert lookup(path, "pat+ops@example.com") == User("pat+ops@example.com", "planner")
+    assert authenticate(path, "pat+ops@example.com", "") is None  # signs in through the identity provider only
+    assert authenticate(path, "pat+ops@example.com", "anything at all") is None
+    with pytest.raises(UserError, match="password"):
+        set_user(path, "sam", None, "planner")  # a local user needs one
+    set_user(path, "pat+ops@example.com", None, "viewer", external=True)  # demoted: the next page sees it
+    assert lookup(path, "pat+ops@example.com").role == "viewer" and lookup(path, "nobody") is None
+
+
+def test_answers_are_filed_under_the_newest_daily_partition():
+    from inventory_pipeline.console.answers import planner_file_date
+
+    assert planner_file_date(dt.date(2026, 12, 6)) == "2026-12-05"
+    assert planner_file_date(dt.date(2026, 12, 6), end_date="2025-06-01") == "2025-05-31"
+
+
+def test_freshness_says_how_far_each_table_trails_the_landing(tmp_path):
+    import os
+
+    from inventory_pipeline.console.dashboards import freshness
+    from inventory_pipeline.core.warehouse import Warehouse
+
+    wh = Warehouse(tmp_path)
+    one = pd.DataFrame({"x": [1]})
+    for day in ("2025-03-01", "2025-03-02"):
+        wh.write("raw_pos_sales", one, day)
+    wh.write("decision_log", one, "2025-03-01")  # the plan of 03-02 not made yet
+    t0 = pd.Timestamp("2025-03-03 06:00", tz="UTC").timestamp()
+    os.utime(wh.path("decision_log", "2025-03-01"), (t0, t0))
+    f = freshness(wh, now=pd.Timestamp("2025-03-03 09:00", tz="UTC")).set_index("table")
+    assert f.loc["raw_pos_sales", "days_behind_landing"] == 0 and f.loc["decision_log", "days_behind_landing"] == 1
+    assert f.loc["decision_log", "hours_since_written"] == 3.0 and list(f.index) == ["raw_pos_sales", "decision_log"]

@@ -20,6 +20,7 @@ file's validation and quarantine, the event log, `publish_decisions`.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import math
 import os
@@ -198,6 +199,19 @@ class S3PlannerFiles:
                 raise
             return Merged(f"s3://{self.bucket}/{key}", before, len(rows))
         raise RuntimeError(f"s3://{self.bucket}/{key}: {MERGE_ATTEMPTS} conditional writes lost to other writers")
+
+
+def planner_file_date(today: dt.date, end_date: str | None = None) -> str:
+    """The planner folder an answer given `today` is filed under: the newest daily partition.
+    Dagster's daily partitions end at the last complete day (and before `end_date` when the
+    deployment sets one), and the planner_files sensor reads only files whose date is a partition:
+    a file dated today would wait until tomorrow. Filed under yesterday it is read within a minute,
+    and it still applies to every plan it names up to yesterday's (a plan reads the planner files
+    dated on or after it)."""
+    last = today - dt.timedelta(days=1)
+    if end_date:
+        last = min(last, dt.date.fromisoformat(end_date) - dt.timedelta(days=1))
+    return last.isoformat()
 
 
 def open_planner_files(landing_uri: str, lock_dir: Path, s3_client: object | None = None):

@@ -16,8 +16,14 @@ import streamlit as st
 
 from inventory_pipeline.config import settings
 from inventory_pipeline.console import dashboards, queries
-from inventory_pipeline.console.answers import Answer, AnswerRefused, check_answers, open_planner_files
-from inventory_pipeline.console.users import Session, authenticate, list_users, users_path
+from inventory_pipeline.console.answers import (
+    Answer,
+    AnswerRefused,
+    check_answers,
+    open_planner_files,
+    planner_file_date,
+)
+from inventory_pipeline.console.users import Session, authenticate, list_users, lookup, users_path
 from inventory_pipeline.core.decisions import override_rates
 from inventory_pipeline.core.ingestion import open_store
 from inventory_pipeline.core.warehouse import Warehouse
@@ -30,28 +36,67 @@ QUEUE_COLUMNS = [
 ]  # fmt: skip
 
 
+GRID_ROWS, GRID_ROW_PX = 50, 35
+
+
 def _warehouse() -> Warehouse:
     return Warehouse(settings().warehouse_dir)
 
 
+def _external_name(s) -> str | None:
+    """Who the identity provider says the user is: OIDC through st.login (the claim
+    `console_oidc_claim` of the ID token), or the authenticating proxy's header."""
+    if s.console_auth == "oidc":
+        return st.user.get(s.console_oidc_claim) if st.user.is_logged_in else None
+    if s.console_auth == "proxy":
+        return st.context.headers.get(s.console_proxy_header) or None
+    return None
+
+
+def _end(notice_key: str, notice: str, s) -> None:
+    st.session_state.pop("session", None)
+    st.session_state[notice_key] = notice
+    if s.console_auth == "oidc" and st.user.is_logged_in:
+        st.logout()  # drops the identity cookie too: the next visit goes through the provider again
+
+
 def _session() -> Session | None:
-    """The logged-in session, or None (never logged in, logged out, or idle past the limit)."""
-    s: Session | None = st.session_state.get("session")
-    if s is None:
+    """The logged-in session, or None (not logged in, logged out, idle past the limit, or no longer
+    a user). The role is re-read from the users file on every page."""
+    s = settings()
+    sess: Session | None = st.session_state.get("session")
+    if sess is not None and sess.expired() and s.console_auth != "proxy":  # the proxy keeps its own sessions
+        _end("expired_notice", f"session of {sess.user.name} expired: log in again", s)
         return None
-    if s.expired():
-        del st.session_state["session"]
-        st.session_state["expired_notice"] = f"session of {s.user.name} expired: log in again"
+    name = sess.user.name if sess is not None else _external_name(s)
+    user = lookup(users_path(s.console_dir), name) if name else None
+    if user is None:
+        if name:
+            _end("expired_notice", f"{name} is not a console user (any more): an admin adds users", s)
         return None
-    s.touch()
-    return s
+    if sess is None or s.console_auth == "proxy" and sess.user.name != user.name:
+        sess = st.session_state["session"] = Session.start(user, s.console_session_minutes)
+    sess.user = user
+    sess.touch()
+    return sess
 
 
 def login_page() -> None:
     st.title("Planner console")
     if note := st.session_state.pop("expired_notice", None):
         st.warning(note)
-    path = users_path(settings().console_dir)
+    s = settings()
+    if s.console_auth == "oidc":
+        if st.button("Log in with the company account", type="primary"):
+            st.login(s.console_oidc_provider) if s.console_oidc_provider else st.login()
+        return
+    if s.console_auth == "proxy":
+        st.error(
+            f"No identity from the authenticating proxy (header {s.console_proxy_header}): "
+            "open the console through the proxy's address."
+        )
+        return
+    path = users_path(s.console_dir)
     if not path.is_file():
         st.info("No users yet. An admin adds the first one: `inventory-pipeline console-user add NAME --role admin`.")
     with st.form("login"):
@@ -62,7 +107,7 @@ def login_page() -> None:
             if user is None:
                 st.error("wrong user name or password")
             else:
-                st.session_state["session"] = Session.start(user, settings().console_session_minutes)
+                st.session_state["session"] = Session.start(user, s.console_session_minutes)
                 st.rerun()
 
 
@@ -82,10 +127,12 @@ def _filters(q: pd.DataFrame) -> pd.DataFrame:
         keep &= q["source_id"].isin(sources)
     if reason:
         keep &= q["review_reason"].str.contains(reason, case=False, regex=False)
+    if st.toggle("Hide decisions already answered", value=True, key="f_unanswered") and "answer_sent" in q:
+        keep &= q["answer_sent"].isna()  # sent, not yet applied by the pipeline: off the working list
     return q[keep].reset_index(drop=True)
 
 
-def _answer_form(selected: pd.DataFrame, shown: pd.DataFrame, session: Session) -> None:
+def _answer_form(selected: pd.DataFrame, session: Session) -> None:
     """Approve, reject or override the selected decisions; written to today's planner file."""
     if not session.user.may_answer:
         st.caption(f"{session.user.name} is a {session.user.role}: answers are for planners.")
@@ -102,18 +149,36 @@ def _answer_form(selected: pd.DataFrame, shown: pd.DataFrame, session: Session) 
         for r in selected.itertuples()
     ]
     try:
-        rows = check_answers(answers, shown, session.user)
+        # checked against the plans as they are now, not as the page read them: a decision exported
+        # or re-planned since is refused, and the page then reloads with the new numbers
+        current = queries.decision_state(_warehouse(), sorted(selected["plan_date"].unique()))
+        rows = check_answers(answers, current, session.user)
         s = settings()
         merged = open_planner_files(s.landing_uri, s.console_dir / "locks", _s3_client()).merge(
-            dt.date.today().isoformat(), rows
+            planner_file_date(dt.date.today(), s.end_date), rows
         )
     except AnswerRefused as e:
-        st.error("Nothing was written:\n\n" + "\n".join(f"- {p}" for p in e.problems))
-        return
-    st.session_state["answers_sent"] = st.session_state.get("answers_sent", 0) + 1
-    st.session_state["last_answer"] = f"{len(rows)} answer(s) written to {merged.uri}"
-    st.cache_data.clear()
+        st.session_state["refused"] = e.problems
+    else:
+        st.session_state["last_answer"] = f"{len(rows)} answer(s) written to {merged.uri}"
+    _reread_queue()  # either way the page then shows the plans as they are now, nothing selected
     st.rerun()
+
+
+def _reread_queue() -> None:
+    st.cache_data.clear()
+    st.session_state.pop("queue", None)
+    # a new grid: a selection is row positions, which mean other decisions in a re-read queue
+    st.session_state["grid_version"] = st.session_state.get("grid_version", 0) + 1
+
+
+def _queue_snapshot() -> tuple[pd.DataFrame, str]:
+    """This planner's copy of the queue and when it was read. It changes only when they ask
+    (Reload) or after they answer, never between selecting rows and sending the answer: the rows
+    answered are the rows they saw. Answers are checked against the plans as they are at sending."""
+    if "queue" not in st.session_state:
+        st.session_state["queue"] = (_queue(), dt.datetime.now().strftime("%H:%M:%S"))
+    return st.session_state["queue"]
 
 
 def _s3_client():
@@ -140,10 +205,15 @@ def _queue() -> pd.DataFrame:
 def queue_page() -> None:
     session = _session()
     st.title("Review queue")
-    q = _queue()
+    q, read_at = _queue_snapshot()
+    if st.button(f"Reload (read at {read_at})", key="reload_queue"):
+        _reread_queue()
+        st.rerun()
     if not len(q):
         st.info("Nothing waits for a planner in the latest plans.")
         return
+    if problems := st.session_state.pop("refused", None):
+        st.error("Nothing was written:\n\n" + "\n".join(f"- {p}" for p in problems))
     if note := st.session_state.pop("last_answer", None):
         st.success(
             f"{note}; the pipeline applies them when its planner_files sensor next runs "
@@ -153,10 +223,11 @@ def queue_page() -> None:
     st.caption(f"{len(shown)} of {len(q)} pending decisions, newest plan first; select rows to answer them.")
     event = st.dataframe(
         shown[[c for c in QUEUE_COLUMNS if c in shown]],
-        key=f"queue-{st.session_state.get('answers_sent', 0)}",  # a new key after an answer: nothing selected
+        key=f"queue-{st.session_state.get('grid_version', 0)}",
         on_select="rerun",
         selection_mode="multi-row",
         hide_index=True,
+        height=GRID_ROW_PX * (min(len(shown), GRID_ROWS) + 1) + 3,  # up to 50 rows in view: shift-click ranges
     )
     st.download_button("Download CSV", shown.to_csv(index=False), "review_queue.csv", "text/csv")
     selected = shown.iloc[event.selection.rows] if event.selection.rows else shown.iloc[0:0]
@@ -164,7 +235,7 @@ def queue_page() -> None:
         st.page_link(detail, label=f"Open {selected['decision_id'].iloc[0]}")
         st.session_state["detail_id"] = selected["decision_id"].iloc[0]
     if len(selected):
-        _answer_form(selected, q, session)
+        _answer_form(selected, session)
 
 
 def detail_page() -> None:
@@ -264,6 +335,7 @@ def dashboards_page() -> None:
         _section("Decisions per plan, by type", counts, "decisions_by_type",
                  lambda f: st.bar_chart(f.set_index("plan_date")))  # fmt: skip
         _section("Review load and override rate", override_rates(state), "override_rates")
+    _section("Freshness: newest partition of each table", dashboards.freshness(_warehouse()), "freshness")
     _section("Run failures", dashboards.run_failures(_warehouse()), "run_failures")
 
 
@@ -286,9 +358,9 @@ def main() -> None:
         return
     with st.sidebar:
         st.write(f"**{session.user.name}** ({session.user.role})")
-        if st.button("Log out"):
+        if settings().console_auth != "proxy" and st.button("Log out"):
             del st.session_state["session"]
-            st.rerun()
+            st.logout() if settings().console_auth == "oidc" else st.rerun()
     pages = [queue, detail, dashboards_view]
     if session.user.is_admin:
         pages.append(st.Page(users_page, title="Users", url_path="users"))

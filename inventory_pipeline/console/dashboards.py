@@ -11,6 +11,7 @@
 - `forecast_accuracy`: the plans' forecasts against what then sold, per demand class: WAPE and bias
   over the first `horizon` days of each forecast, on the days already observed.
 - `run_failures`: the failed runs the run-failure sensor recorded.
+- `freshness`: each daily table's newest partition, how far it trails the landing, and its age.
 """
 
 from __future__ import annotations
@@ -123,3 +124,30 @@ def forecast_accuracy(wh: Warehouse, plans: int = 8, horizon: int = 14) -> pd.Da
 
 def run_failures(wh: Warehouse) -> pd.DataFrame:
     return wh.read("run_failures") if wh.exists("run_failures") else pd.DataFrame()
+
+
+FRESHNESS_TABLES = (
+    "raw_pos_sales", "raw_inventory", "raw_receipts", "raw_open_orders",
+    "demand_forecast", "price_recommendations", "replenishment_orders", "rebalancing_transfers", "decision_log",
+)  # fmt: skip
+
+
+def freshness(wh: Warehouse, now: pd.Timestamp | None = None) -> pd.DataFrame:
+    """Per daily table: its newest partition, how many days it trails the newest landing day
+    (raw_pos_sales), when that partition was written and how many hours ago. A plan table 1 day
+    behind the landing is a plan not made yet (the Dagster UI's freshness checks hold the deadline)."""
+    now = now if now is not None else pd.Timestamp.now(tz="UTC")
+    rows = []
+    for t in FRESHNESS_TABLES:
+        parts = wh.partitions(t)
+        if parts:
+            written = pd.Timestamp(wh.path(t, parts[-1]).stat().st_mtime, unit="s", tz="UTC")
+            rows.append({"table": t, "newest_partition": parts[-1], "written_at": written.floor("s")})
+    f = pd.DataFrame(rows, columns=["table", "newest_partition", "written_at"])
+    if not len(f):
+        return f
+    landing = f.loc[f["table"] == "raw_pos_sales", "newest_partition"].max()
+    newest = pd.to_datetime(f["newest_partition"])
+    f["days_behind_landing"] = (pd.Timestamp(landing) - newest).dt.days if isinstance(landing, str) else pd.NA
+    f["hours_since_written"] = ((now - f["written_at"]).dt.total_seconds() / 3600).round(1)
+    return f

@@ -1,9 +1,11 @@
 """Who may use the planner console and what they may do.
 
-The embedded default keeps users in a local JSON file (`$INVENTORY_PIPELINE_CONSOLE_DIR/users.json`):
-name -> role and an Argon2id hash of the password (argon2-cffi: a salted, memory-hard hash; the
-password itself is never stored). Production puts the console behind the company's identity
-provider instead (OIDC; docs/console.md); the roles stay the same.
+The users file (`$INVENTORY_PIPELINE_CONSOLE_DIR/users.json`) maps a name to a role. With the
+embedded default login it also holds an Argon2id hash of the password (argon2-cffi: a salted,
+memory-hard hash; the password itself is never stored). Behind the company's identity provider
+(OIDC, or an authenticating proxy; docs/console.md) the provider proves who the user is and the
+file only says what they may do: such "external" users have a role and no password, so they can
+never log in with one.
 
 Roles: `viewer` (dashboards and the queue, read only), `planner` (answers decisions), `admin`
 (answers, and manages users). A session ends after `console_session_minutes` without activity.
@@ -24,7 +26,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 ROLES = ("viewer", "planner", "admin")
 ANSWERING_ROLES = ("planner", "admin")
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{1,63}$")  # what the decision log records as the planner
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{1,127}$")  # what the decision log records as the planner
 MIN_PASSWORD_LENGTH = 10
 _HASHER = PasswordHasher()  # Argon2id with argon2-cffi's current recommended parameters
 
@@ -65,18 +67,19 @@ def _save(path: Path, users: dict) -> None:
     os.replace(tmp, path)
 
 
-def set_user(path: Path, name: str, password: str, role: str) -> User:
-    """Add a user or replace their password and role."""
+def set_user(path: Path, name: str, password: str | None, role: str, external: bool = False) -> User:
+    """Add a user or replace their password and role. An external user (signed in by the identity
+    provider, `name` = the identity's claim, e.g. an e-mail address) has a role and no password."""
     if not NAME_PATTERN.match(name or ""):
         raise UserError(
-            f"user name {name!r}: 2-64 letters, digits, '.', '_', '@' or '-', starting with a letter or digit"
+            f"user name {name!r}: 2-128 letters, digits, '.', '_', '@', '+' or '-', starting with a letter or digit"
         )
     if role not in ROLES:
         raise UserError(f"role {role!r}: one of {', '.join(ROLES)}")
-    if len(password or "") < MIN_PASSWORD_LENGTH:
+    if not external and len(password or "") < MIN_PASSWORD_LENGTH:
         raise UserError(f"password of {name}: at least {MIN_PASSWORD_LENGTH} characters")
     users = _load(path)
-    users[name] = {"role": role, "hash": _HASHER.hash(password)}
+    users[name] = {"role": role, "external": True} if external else {"role": role, "hash": _HASHER.hash(password)}
     _save(path, users)
     return User(name, role)
 
@@ -94,12 +97,19 @@ def list_users(path: Path) -> list[User]:
     return [User(n, u["role"]) for n, u in sorted(_load(path).items())]
 
 
+def lookup(path: Path, name: str | None) -> User | None:
+    """The user's current role (re-read on every page: a demoted or removed user loses their
+    rights at once, not at their next login); None for a name the file does not hold."""
+    u = _load(path).get(name or "") if name else None
+    return User(name, u["role"]) if u else None
+
+
 def authenticate(path: Path, name: str, password: str) -> User | None:
     """The user when the password matches their hash, else None (an unknown name costs the same
     hash check, so response times do not tell which names exist)."""
     u = _load(path).get(name or "")
     try:
-        if u is None:
+        if u is None or "hash" not in u:  # unknown, or external (signs in through the identity provider)
             _HASHER.verify(_DUMMY_HASH, password or "")
             return None
         _HASHER.verify(u["hash"], password or "")
