@@ -590,3 +590,41 @@ def test_a_class_the_fixed_selection_does_not_name_chooses_among_its_candidates(
     assert res.selection["smooth"] == fixed["smooth"]
     assert res.selection["lumpy"] in CFG.candidate_map()["lumpy"]
     assert set(res.forecast["demand_class"]) == {"smooth", "lumpy"}
+
+
+def _last_run(selection: dict, selected_on: str, cfg=CFG) -> dict:
+    import json
+
+    return {"selection": json.dumps(selection), "selected_on": pd.Timestamp(selected_on),
+            "config_fingerprint": cfg.fingerprint()}  # fmt: skip
+
+
+def test_model_choice_is_reused_within_the_cadence_and_made_afresh_after_it():
+    from inventory_pipeline.core.forecasting import reusable_selection
+
+    weekly = CFG.model_copy(update={"reselect_every_days": 7})
+    last = _last_run({"smooth": "AutoETS"}, "2025-04-24", weekly)
+    assert reusable_selection(None, "2025-04-25", weekly) == (None, "2025-04-25")  # the first plan chooses
+    assert reusable_selection(last, "2025-04-25", weekly) == ({"smooth": "AutoETS"}, "2025-04-24")
+    assert reusable_selection(last, "2025-04-30", weekly) == ({"smooth": "AutoETS"}, "2025-04-24")  # day 6
+    assert reusable_selection(last, "2025-05-01", weekly) == (None, "2025-05-01")  # day 7: choose again
+    assert reusable_selection(last, "2025-04-24", weekly) == (None, "2025-04-24")  # a re-run of that plan
+    every_plan = weekly.model_copy(update={"reselect_every_days": 1})
+    assert reusable_selection(last, "2025-04-25", every_plan) == (None, "2025-04-25")
+    other = weekly.model_copy(update={"cv_windows": 3})  # another configuration: its own choice
+    assert reusable_selection(last, "2025-04-25", other) == (None, "2025-04-25")
+
+
+def test_a_reused_choice_forecasts_what_the_same_choice_made_afresh_does():
+    """Day D+1 reusing D's model choice gives the forecast, intervals and CV metrics that the full
+    model choice run from scratch on D+1's data gives, when that choice is the same (the choice is
+    all that is reused; everything else is fitted on D+1's data)."""
+    h = pd.concat([_history([4, 4, 4, 5, 8, 10, 8], sku=f"K{i}", end="2025-05-01") for i in range(3)])
+    chosen_on_d = run_forecast(h[h["date"] <= END], END, CFG).selection
+    reused = run_forecast(h, "2025-05-01", CFG, selection=chosen_on_d)
+    from_scratch = run_forecast(h, "2025-05-01", CFG)
+    assert from_scratch.selection == chosen_on_d == reused.selection
+    pd.testing.assert_frame_equal(reused.forecast, from_scratch.forecast)
+    pd.testing.assert_series_equal(pd.Series(reused.metrics), pd.Series(from_scratch.metrics))
+    # the reused run cross-validated only the chosen models: one CV row per class
+    assert len(reused.cv) == len(chosen_on_d) < len(from_scratch.cv)

@@ -123,6 +123,24 @@ def test_checks_ran_and_passed(pipeline_run):
     assert all(e.passed for e in evals)
 
 
+def test_the_next_plan_reuses_the_model_choice_and_says_so(pipeline_run):
+    """Plans 2025-04-09 and 2025-04-10: the first chooses its models (CV over every candidate),
+    the second, inside the policy's 7-day cadence, reuses that choice; forecast_run, the MLflow
+    run and the asset's metadata record which."""
+    import mlflow
+
+    s, out, _ = pipeline_run
+    first, second = (pd.read_parquet(s.warehouse_dir / "forecast_run" / d / "data.parquet").iloc[0]
+                     for d in ("2025-04-09", "2025-04-10"))  # fmt: skip
+    assert first["reselected"] and first["selected_on"] == pd.Timestamp("2025-04-09")
+    assert not second["reselected"] and second["selected_on"] == pd.Timestamp("2025-04-09")
+    assert second["selection"] == first["selection"] and second["config_fingerprint"] == first["config_fingerprint"]
+    params = mlflow.MlflowClient(s.mlflow_tracking_uri).get_run(second["mlflow_run_id"]).data.params
+    assert params["reselected"] == "False" and params["selected_on"] == "2025-04-09"
+    meta = out["results"]["daily_plan"].asset_materializations_for_node("demand_forecast")[0].metadata
+    assert meta["model_choice"].value == "reused from 2025-04-09"
+
+
 def test_bad_row_is_quarantined_and_the_rest_kept(pipeline_run):
     s, _, _ = pipeline_run
     q = pd.read_parquet(s.warehouse_dir / "quarantine_pos_sales" / "2025-03-01" / "data.parquet")
@@ -175,7 +193,9 @@ def test_one_code_path_plans_the_assets_outputs(pipeline_run):
     pol = load_policy(s.policy_path)
     source = WarehouseSource(wh, pol.reconciliation)
     cfg = FORECAST.config(pol)
-    fc = FORECAST.run(FORECAST.read(source, d, cfg), d, cfg).forecast
+    reuse, _ = FORECAST.model_choice(source.last_forecast_run(d), d, cfg)  # the earlier plan's, as the asset
+    assert reuse is not None
+    fc = FORECAST.run(FORECAST.read(source, d, cfg), d, cfg, selection=reuse).forecast
     asset_fc = wh.read("demand_forecast", d)
     pd.testing.assert_frame_equal(fc, asset_fc.drop(columns=["model_version"]), check_dtype=False)
     assert len(source.price_book(d, source.history(d, 182)).book) > 0  # the earlier plan's exported prices
@@ -461,7 +481,9 @@ def test_registered_pyfunc_reproduces_the_forecast(forecast_sandbox):
     cal = inputs.calendar.assign(date=lambda c: pd.to_datetime(c["date"]).dt.strftime("%Y-%m-%d"))
     mlflow.set_tracking_uri(sb["uri"])
     model = mlflow.pyfunc.load_model("models:/demand_forecaster@champion")
-    got = model.predict(hist, params={"plan_date": sb["date"], "calendar": json.dumps(cal.to_dict("records"))})
+    run = pd.read_parquet(sb["root"] / "warehouse" / "forecast_run" / sb["date"] / "data.parquet").iloc[0]
+    params = {"plan_date": sb["date"], "calendar": json.dumps(cal.to_dict("records")), "selection": run["selection"]}
+    got = model.predict(hist, params=params)  # the version, given the plan's model choice (reused or its own)
     want = pd.read_parquet(sb["root"] / "warehouse" / "demand_forecast" / sb["date"] / "data.parquet")
     pd.testing.assert_frame_equal(got.reset_index(drop=True), want.drop(columns=["model_version"]), check_dtype=False)
 

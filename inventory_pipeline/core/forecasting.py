@@ -610,6 +610,27 @@ def classify(series: pd.DataFrame, cfg: ForecastSettings, col: str = "y") -> pd.
 
 # ---- 5. candidates and cross-validation ---------------------------------------------------------
 
+
+def reusable_selection(last_run: dict | None, plan_date: str, cfg: ForecastSettings) -> tuple[dict | None, str]:
+    """Model choice by cadence: the per-class models a plan reuses and the day they were chosen,
+    or (None, plan_date): choose afresh (the CV over every candidate) on this plan.
+
+    `last_run` is the forecast_run row of the latest plan before `plan_date`: its `selection`
+    (JSON, class -> model), `selected_on` and `config_fingerprint`. Its choice is reused when it was
+    made under the same configuration fewer than `reselect_every_days` days before the plan. A
+    class the choice does not name (new since) is chosen among its candidates as always."""
+    fresh = (None, plan_date)
+    if last_run is None or cfg.reselect_every_days <= 1 or last_run.get("config_fingerprint") != cfg.fingerprint():
+        return fresh
+    chosen, on = last_run.get("selection"), last_run.get("selected_on")
+    if not isinstance(chosen, str) or not chosen or on is None or pd.isna(on):
+        return fresh
+    age = (pd.Timestamp(plan_date) - pd.Timestamp(on)).days
+    if not 0 < age < cfg.reselect_every_days:
+        return fresh
+    return json.loads(chosen), pd.Timestamp(on).date().isoformat()
+
+
 # statsforecast models by name: (models module, season length, alias) -> model
 _MAKERS = {
     "SeasonalNaive": lambda m, sl, a: m.SeasonalNaive(season_length=sl, alias=a),

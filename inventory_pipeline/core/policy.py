@@ -80,6 +80,9 @@ class ForecastPolicy(_Strict):
     yearly_profile: bool = True
     candidates: dict[str, list[str]] | None = None  # class -> statsforecast models (None: the defaults)
     promotion_tolerance: float = Field(0.0, ge=0, le=0.2)  # CV WAPE a challenger may lose and still win
+    # model choice (the CV over every candidate) runs on a plan at most this many days after the
+    # last one; the plans between reuse its choice per class and fit only those models (1 = every plan)
+    reselect_every_days: int = Field(7, ge=1, le=91)
     drift_window_days: int = Field(14, ge=7, le=60)
     drift_warn_bias: float = Field(0.15, gt=0)  # |bias| of a class past which the drift check warns
     drift_fail_bias: float = Field(0.30, gt=0)  # ... and fails

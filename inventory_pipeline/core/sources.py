@@ -116,6 +116,12 @@ class WarehouseSource:
     def forecast_date(self, plan_date: str) -> str | None:
         return None  # the assets forecast every plan date
 
+    def last_forecast_run(self, plan_date: str) -> dict | None:
+        """The forecast_run row of the latest plan before `plan_date` (whose model choice the
+        plan may reuse: core.forecasting.reusable_selection)."""
+        earlier = [x for x in self.wh.partitions("forecast_run") if x < plan_date]
+        return self.wh.read("forecast_run", earlier[-1]).iloc[0].to_dict() if earlier else None
+
     def history(self, plan_date: str, days: int, columns: str = HISTORY_COLUMNS) -> pd.DataFrame:
         start = (pd.Timestamp(plan_date) - pd.Timedelta(days=days)).date().isoformat()
         return self.wh.read_model(

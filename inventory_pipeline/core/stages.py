@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .forecasting import ForecastResult, ForecastSettings, run_forecast
+from .forecasting import ForecastResult, ForecastSettings, reusable_selection, run_forecast
 from .policy import Policy
 from .pricing import PRICING_HISTORY_DAYS, guardrail_violations, recommend_prices, with_lifecycle
 from .rebalancing import TransferPlan, plan_transfers, transfer_violations
@@ -90,6 +90,11 @@ class ForecastStage:
             calendar=source.calendar(),
             promotions=source.planned_promotions(plan_date, cfg.horizon_days),
         )
+
+    def model_choice(self, last_run: dict | None, plan_date: str, cfg: ForecastSettings) -> tuple[dict | None, str]:
+        """The earlier plan's model choice this plan reuses, and its day; (None, plan_date) to
+        choose afresh (`reusable_selection`: the policy's reselect_every_days)."""
+        return reusable_selection(last_run, plan_date, cfg)
 
     def run(
         self,

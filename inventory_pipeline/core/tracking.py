@@ -84,8 +84,10 @@ with _warnings.catch_warnings():
         model_config = {"forecast_config": ForecastSettings.to_dict()} (optionally "selection": {class: model}
         to skip the model choice).
         predict(model_input, params): `model_input` is the history (location_id, sku_id, date,
-        units_sold, is_stockout, on_promo and optionally category); params `plan_date` (YYYY-MM-DD)
-        and `calendar` (JSON list of {"date", "event"}). Returns the forecast frame of the stage.
+        units_sold, is_stockout, on_promo and optionally category); params `plan_date` (YYYY-MM-DD),
+        `calendar` (JSON list of {"date", "event"}) and `selection` (JSON {class: model}: the model
+        choice a plan reused, its forecast_run's `selection`; empty = choose by CV). Returns the
+        forecast frame of the stage.
         """
 
         def load_context(self, context):  # noqa: D401
@@ -104,7 +106,8 @@ with _warnings.catch_warnings():
             hist["date"] = pd.to_datetime(hist["date"])
             cats = hist.drop_duplicates("sku_id").set_index("sku_id")["category"] if "category" in hist else None
             cal = pd.DataFrame(_json.loads(params["calendar"])) if params.get("calendar") else None
-            return forecast_demand(hist, params["plan_date"], cfg, cats, cal, selection=self.config.get("selection"))
+            chosen = _json.loads(params["selection"]) if params.get("selection") else self.config.get("selection")
+            return forecast_demand(hist, params["plan_date"], cfg, cats, cal, selection=chosen)
 
 
 def _client(tracking_uri: str):
@@ -167,7 +170,9 @@ def register_forecaster(
     from mlflow.models import infer_signature
 
     # the signature declares the params, so pyfunc passes plan_date and calendar through
-    signature = infer_signature(input_example, output_example, params={"plan_date": "2025-01-01", "calendar": "[]"})
+    signature = infer_signature(
+        input_example, output_example, params={"plan_date": "2025-01-01", "calendar": "[]", "selection": ""}
+    )
     with mlflow.start_run(run_id=run_id):
         info = mlflow.pyfunc.log_model(
             name="demand_forecaster",

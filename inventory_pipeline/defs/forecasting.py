@@ -1,14 +1,18 @@
 """demand_forecast asset: calls core.forecasting, runs the MLflow promotion gate, attaches metadata.
 
 Each materialisation: the policy's forecast configuration (the candidate) is cross-validated on
-the partition's history; if the registry's `champion` is a different configuration it is
-cross-validated on the same window; the gate (core.stages.FORECAST.serve) decides which one
-serves. The candidate is registered as a version of `demand_forecaster` (once per
-configuration) and gets the alias `champion` when promoted, `challenger` otherwise. One MLflow
-run per materialisation (reused when the partition is re-run on the same data).
+the partition's history: over every candidate model when the plan chooses afresh, over the models
+an earlier plan chose when it reuses that choice (policy forecast.reselect_every_days,
+core.forecasting.reusable_selection; forecast_run and the MLflow run record which). If the
+registry's `champion` is a different configuration it is cross-validated on the same window; the
+gate (core.stages.FORECAST.serve) decides which one serves. The candidate is registered as a
+version of `demand_forecaster` (once per configuration) and gets the alias `champion` when
+promoted, `challenger` otherwise. One MLflow run per materialisation (reused when the partition
+is re-run on the same data).
 """
 
 import dataclasses
+import json
 
 import dagster as dg
 import pandas as pd
@@ -129,11 +133,19 @@ def demand_forecast(
     inputs = FORECAST.read(WarehouseSource(wh), d, cfg)
     hist = inputs.history
     context.log.info(f"forecasting {hist.groupby(['location_id', 'sku_id']).ngroups} series from {len(hist)} rows")
-    served = _serve(context, FORECAST.run(inputs, d, cfg, progress=context.log.info), inputs, d, cfg, pol, mlflow)
-    run_id, artifacts = _log_run(context, served, inputs, d, cfg, pol, mlflow, wh)
+    reuse, selected_on = FORECAST.model_choice(WarehouseSource(wh).last_forecast_run(d), d, cfg)
+    context.log.info(
+        f"model choice reused from the plan of {selected_on}: {reuse}"
+        if reuse
+        else f"choosing models afresh (CV over every candidate; every {cfg.reselect_every_days} days)"
+    )
+    cand = FORECAST.run(inputs, d, cfg, selection=reuse, progress=context.log.info)
+    served = _serve(context, cand, inputs, d, cfg, pol, mlflow)
+    choice = ModelChoice(reuse is None, selected_on)
+    run_id, artifacts = _log_run(context, served, inputs, d, cfg, pol, mlflow, wh, choice)
     model_version, candidate_version = _register(served, inputs, run_id, cfg, mlflow)
     fc = served.serving.forecast.assign(model_version=model_version)
-    run = _forecast_run(served, model_version, run_id, d)
+    run = _forecast_run(served, model_version, run_id, d, choice)
     wh.write("demand_forecast", fc, d)
     wh.write("forecast_run", run, d)  # what the decision log records as the plan's forecast decision
     gate = dg.AssetCheckResult(
@@ -151,14 +163,31 @@ def demand_forecast(
     return (
         dg.MaterializeResult(
             asset_key="demand_forecast",
-            metadata=_forecast_metadata(served, fc, run_id, model_version, artifacts, mlflow),
+            metadata=_forecast_metadata(served, fc, run_id, model_version, artifacts, mlflow, choice),
             check_results=[contract_check("output_contract", DemandForecast, fc), gate, _drift(wh, d, pol)],
         ),
         dg.MaterializeResult(
             asset_key="forecast_run",
-            metadata={"dagster/row_count": len(run), "model_version": model_version, "gate": served.reason},
+            metadata={
+                "dagster/row_count": len(run),
+                "model_version": model_version,
+                "gate": served.reason,
+                "model_choice": choice.describe(),
+            },
         ),
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelChoice:
+    """Whether this plan chose its models afresh (the CV over every candidate) or reused the
+    choice made on `selected_on` (policy forecast.reselect_every_days)."""
+
+    reselected: bool
+    selected_on: str
+
+    def describe(self) -> str:
+        return "chosen afresh (CV over every candidate)" if self.reselected else f"reused from {self.selected_on}"
 
 
 def _serve(context, cand, inputs, d: str, cfg: ForecastSettings, pol, mlflow: MlflowResource) -> ServedForecast:
@@ -176,7 +205,7 @@ def _serve(context, cand, inputs, d: str, cfg: ForecastSettings, pol, mlflow: Ml
     return dataclasses.replace(served, champion_version=champ["version"] if champ else None)
 
 
-def _log_run(context, served: ServedForecast, inputs, d: str, cfg: ForecastSettings, pol, mlflow, wh):
+def _log_run(context, served: ServedForecast, inputs, d: str, cfg: ForecastSettings, pol, mlflow, wh, choice):
     """One MLflow run per materialisation (reused when the partition re-runs on the same data):
     parameters, CV metrics, the forecast and CV plots and the CV table as artifacts."""
     serving, hist = served.serving, inputs.history
@@ -205,6 +234,9 @@ def _log_run(context, served: ServedForecast, inputs, d: str, cfg: ForecastSetti
             "selection_metric": serving.config.selection_metric,
             **{f"model_{k}": v for k, v in serving.selection.items()},
             "gate": served.reason,
+            "model_choice": choice.describe(),
+            "reselected": choice.reselected,
+            "selected_on": choice.selected_on,
         },
         metrics={
             **{k: v for k, v in serving.metrics.items() if isinstance(v, (int, float))},
@@ -245,7 +277,8 @@ def _classes(serving) -> dict:
     return serving.classes["demand_class"].value_counts().to_dict() if len(serving.classes) else {}
 
 
-def _forecast_run(served: ServedForecast, model_version: str, run_id: str, d: str) -> pd.DataFrame:
+def _forecast_run(served: ServedForecast, model_version: str, run_id: str, d: str, choice) -> pd.DataFrame:
+    """The plan's forecast decision; with the candidate's model choice, which the next plans reuse."""
     m = served.serving.metrics
     return pd.DataFrame(
         [
@@ -258,12 +291,16 @@ def _forecast_run(served: ServedForecast, model_version: str, run_id: str, d: st
                 "coverage_80": float(m.get("cv_coverage_80", float("nan"))),
                 "promoted": bool(served.promoted),
                 "gate": served.reason,
+                "config_fingerprint": served.candidate.config.fingerprint(),
+                "selection": json.dumps(served.candidate.selection, sort_keys=True),
+                "selected_on": pd.Timestamp(choice.selected_on),
+                "reselected": choice.reselected,
             }
         ]
     )
 
 
-def _forecast_metadata(served: ServedForecast, fc, run_id: str, model_version: str, artifacts, mlflow) -> dict:
+def _forecast_metadata(served: ServedForecast, fc, run_id, model_version: str, artifacts, mlflow, choice) -> dict:
     serving = served.serving
     m, cens = serving.metrics, serving.adjustments.censoring
     return {
@@ -271,6 +308,7 @@ def _forecast_metadata(served: ServedForecast, fc, run_id: str, model_version: s
         "series_by_class": _classes(serving),
         "model_version": model_version,
         "selection": serving.selection,
+        "model_choice": choice.describe(),
         "gate": served.reason,
         "mlflow_run_id": run_id,
         "mlflow_run": dg.MetadataValue.url(f"{mlflow.ui_url}/#/experiments/{_experiment_id(mlflow)}/runs/{run_id}"),
