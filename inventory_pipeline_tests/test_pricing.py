@@ -821,3 +821,37 @@ def test_pricing_and_replenishment_read_a_price_through_the_one_response():
     plain = _plan((fc_r, prices, positions, products, locations)).targets.iloc[0]
     priced = _plan((fc_r, prices.assign(demand_multiplier=m), positions, products, locations)).targets.iloc[0]
     assert priced["mu_P"] == pytest.approx(plain["mu_P"] * m)
+
+
+def test_a_cap_the_solver_left_broken_is_repaired_by_holding_the_cheapest_items():
+    """Three items raised by 10%, 5% and 2% (sum 17%) where the category may move 6%: holding the
+    items that give back the most change per unit of value lost (the 2% one: 0.1 for 0.02, then
+    the 10% one: 1 for 0.10) brings it to 5%; the 5% item, worth most per unit of change, keeps
+    its rise. The rule's behaviour (hold) wherever the optimisation cannot be trusted."""
+    from inventory_pipeline.core.pricing import _hold_until_inside
+
+    item = np.array([0, 0, 1, 1, 2, 2])
+    rel = np.array([0.10, 0.0, 0.05, 0.0, 0.02, 0.0])
+    value = np.array([10.0, 9.0, 5.0, 1.0, 3.0, 2.9])
+    chosen = np.array([0, 2, 4])
+    out = _hold_until_inside(chosen, item, value, rel, np.arange(3), room=0.06)
+    assert out.tolist() == [1, 2, 5] and rel[out].sum() == pytest.approx(0.05)
+    inside = _hold_until_inside(out, item, value, rel, np.arange(3), room=0.06)
+    assert inside.tolist() == out.tolist()  # inside already: nothing held
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 10_000), st.floats(0.0, 0.1))
+def test_holding_always_brings_a_category_inside_its_cap(seed, room):
+    from inventory_pipeline.core.pricing import _hold_until_inside
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 30))
+    item = np.repeat(np.arange(n), 3)
+    rel = np.tile([0.0, 0.0, 0.0], n) + np.where(np.arange(3 * n) % 3 == 0, 0.0, rng.uniform(-0.1, 0.1, 3 * n))
+    value = rng.uniform(0, 10, 3 * n)
+    chosen = np.arange(n) * 3 + rng.integers(0, 3, n)
+    out = _hold_until_inside(chosen, item, value, rel, np.arange(n), room)
+    assert abs(rel[out].sum()) <= room + 1e-9
+    moved = out != chosen
+    assert (rel[out[moved]] == 0).all()  # only holds, never another price

@@ -734,27 +734,71 @@ def _ladder(lo: np.ndarray, hi: np.ndarray, p0: np.ndarray, endings: tuple[float
 def _choose(item, value, rel, cat_of_item, n, cap, counts, names, solver_seconds: float):
     """Pick one candidate per item maximising total value with each category's average relative
     change inside +-cap: a multiple-choice knapsack (core.choice) with two rows per category,
-    sum(rel) <= cap x items and -sum(rel) <= cap x items; only the categories whose items' own
-    best choices break the cap reach HiGHS (a MILP, or above `MILP_MAX_VARIABLES` candidates the LP
-    relaxation, whose split items take the option nearest the cap's inside). Items without
-    candidates hold. Returns the chosen candidate per item and the capped categories."""
-    k = len(counts)
-    A = sp.csr_matrix(
-        (np.r_[rel, -rel], (np.r_[cat_of_item[item], k + cat_of_item[item]], np.tile(np.arange(len(item)), 2))),
-        shape=(2 * k, len(item)),
-    )
-    room = np.tile(cap * counts, 2)
-    try:
-        chosen, over = choose_one_per_item(
-            item, value, A, room, n, solver_seconds, milp_max=MILP_MAX_VARIABLES, tol=1e-9 * np.maximum(room, 1)
-        )
-    except ChoiceInfeasible as e:
-        cats = np.unique(e.rows % k)
-        raise PricingInfeasible(
-            f"pricing {e} for categories {', '.join(map(str, names[cats]))}: no choice keeps their average change "
-            f"inside +-{cap:.0%} (category_avg_change_cap_pct)"
-        ) from e
-    return chosen, np.unique(over % k)
+    sum(rel) <= cap x items and -sum(rel) <= cap x items. Categories do not share a limit, so each
+    category whose items' own best choices break the cap is its own problem for HiGHS (a MILP, or
+    above `MILP_MAX_VARIABLES` candidates the LP relaxation, whose split items take the option
+    nearest the cap's inside); the others keep their best choices. A solution HiGHS returns at its
+    time limit may still break the cap: then `_hold_until_inside` holds items until it does not.
+    Items without candidates hold. Returns the chosen candidate per item and the capped categories."""
+    chosen = best_per_item(item, value, n)
+    cand_cat = cat_of_item[item]
+    x = np.zeros(len(item))
+    x[chosen[chosen >= 0]] = 1.0
+    total = np.bincount(cand_cat, weights=rel * x, minlength=len(counts))
+    over = np.flatnonzero(np.abs(total) > cap * counts + 1e-9 * np.maximum(cap * counts, 1))
+    for k in over:
+        sub = np.flatnonzero(cand_cat == k)
+        rows = np.repeat([0, 1], len(sub))
+        A = sp.csr_matrix((np.r_[rel[sub], -rel[sub]], (rows, np.tile(np.arange(len(sub)), 2))), shape=(2, len(sub)))
+        local_items, local_item = np.unique(item[sub], return_inverse=True)
+        room = np.full(2, cap * counts[k])
+        try:
+            pick, _ = choose_one_per_item(
+                local_item, value[sub], A, room, len(local_items), solver_seconds,
+                milp_max=MILP_MAX_VARIABLES, tol=1e-9 * np.maximum(room, 1),
+            )  # fmt: skip
+        except ChoiceInfeasible as e:
+            raise PricingInfeasible(
+                f"pricing {e} for category {names[k]}: no choice keeps its average change "
+                f"inside +-{cap:.0%} (category_avg_change_cap_pct)"
+            ) from e
+        chosen[local_items] = np.where(pick >= 0, sub[np.maximum(pick, 0)], -1)
+        chosen = _hold_until_inside(chosen, item, value, rel, local_items, cap * counts[k])
+    return chosen, over
+
+
+def _hold_until_inside(chosen, item, value, rel, items, room):
+    """Hold (current price, no change) items of `items` until their summed relative change is
+    inside +-room: the rule's behaviour where the solver left the cap broken (a time-limited
+    solution). Each pass holds, among the items moving the sum the wrong way, those giving back
+    the most change per unit of value lost, just enough to cover the excess; a pass that
+    overshoots to the other side is followed by one the other way. Holding everything is inside
+    any cap, so it ends."""
+    out = chosen.copy()
+    hold_pos = _hold_candidates(item, rel, items)
+    hold_value = np.where(hold_pos >= 0, value[np.maximum(hold_pos, 0)], 0.0)
+    for _ in range(len(items) + 1):
+        ch = out[items]
+        moving = (ch >= 0) & (ch != hold_pos)
+        r = np.where(moving, rel[np.maximum(ch, 0)], 0.0)
+        excess = abs(r.sum()) - room
+        if excess <= 1e-9 * max(room, 1):
+            break
+        gives = np.where(moving, np.sign(r.sum()) * r, 0.0)
+        lost = value[np.maximum(ch, 0)] - hold_value
+        order = np.argsort(np.where(gives > 0, lost / np.maximum(gives, 1e-12), np.inf), kind="stable")
+        order = order[gives[order] > 0]
+        cut = min(int(np.searchsorted(np.cumsum(gives[order]), excess - 1e-12)) + 1, len(order))
+        out[items[order[:cut]]] = hold_pos[order[:cut]]
+    return out
+
+
+def _hold_candidates(item, rel, items):
+    """Per item, its candidate at the current price (relative change 0), else -1 (the hold)."""
+    at_p0 = np.flatnonzero(np.abs(rel) < 1e-12)
+    pos = pd.Series(at_p0, index=item[at_p0])
+    pos = pos[~pos.index.duplicated()]
+    return pos.reindex(items).fillna(-1).astype(int).to_numpy()
 
 
 def elasticity_interval(it: pd.DataFrame, cfg: PricingPolicy) -> tuple[np.ndarray, np.ndarray]:
