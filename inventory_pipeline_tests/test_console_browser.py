@@ -95,13 +95,13 @@ def _login(page, url: str, name: str, password: str) -> None:
 
 def _click_rows(page, rows: list[int], selected: int | None = None) -> None:
     """Tick or untick the rows' checkboxes in the queue's grid (a canvas: by position, 35 px a
-    row), then wait until the page counts `selected` rows."""
-    grid = page.locator('[data-testid="stDataFrame"]').first
-    grid.wait_for(state="visible")
-    grid.scroll_into_view_if_needed()
-    page.wait_for_timeout(500)
-    box = grid.bounding_box()
+    row, all of it in view), then wait until the page counts `selected` rows. The grid is located
+    again for each click: an answer or a selection re-renders the page around it."""
     for i in rows:
+        grid = page.locator('[data-testid="stDataFrame"]').first
+        grid.wait_for(state="visible")
+        page.wait_for_timeout(500)
+        box = grid.bounding_box()
         page.mouse.click(box["x"] + 16, box["y"] + 35 + 35 * i + 17)
         page.wait_for_timeout(700)
     if selected is not None:
