@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export INVENTORY_PIPELINE_HOME ?= $(CURDIR)
 
-.PHONY: install manifest browser console demo demo-m5 backtest-m5 oj evaluate-suite lint format test test-fast dev bench bench-loop mlflow-ui clean
+.PHONY: install manifest browser console demo demo-m5 backtest-m5 oj evaluate-suite lint format test test-fast dev bench bench-console bench-loop mlflow-ui clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -104,6 +104,10 @@ mlflow-ui: install
 SCALE ?= m5
 bench: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m benchmarks.benchmark --scale $(SCALE) --out bench
+
+# the planner console's pages (data and Chromium) over the warehouse `make bench` left (M5 scale)
+bench-console: install browser
+	$(BIN)/python -m benchmarks.console_pages --warehouse data/bench/$(SCALE)/warehouse --out bench
 
 # the closed loop through the files (issue #19): the twin writes landing files, the real code location
 # plans each day, the twin executes the outbox; 28 days on the demo network against the in-memory

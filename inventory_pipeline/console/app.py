@@ -37,6 +37,7 @@ QUEUE_COLUMNS = [
 
 
 GRID_ROWS, GRID_ROW_PX = 50, 35
+GRID_MAX = 2_000  # rows the queue's grid lists (largest value first); the CSV has every filtered row
 
 
 def _warehouse() -> Warehouse:
@@ -151,7 +152,7 @@ def _answer_form(selected: pd.DataFrame, session: Session) -> None:
     try:
         # checked against the plans as they are now, not as the page read them: a decision exported
         # or re-planned since is refused, and the page then reloads with the new numbers
-        current = queries.decision_state(_warehouse(), sorted(selected["plan_date"].unique()))
+        current = queries.decision_state(_warehouse(), sorted(selected["plan_date"].unique()), _plan_state)
         rows = check_answers(answers, current, session.user)
         s = settings()
         merged = open_planner_files(s.landing_uri, s.console_dir / "locks", _s3_client()).merge(
@@ -166,7 +167,7 @@ def _answer_form(selected: pd.DataFrame, session: Session) -> None:
 
 
 def _reread_queue() -> None:
-    st.cache_data.clear()
+    _queue.clear()  # the plans' replays and the marts are cached by file time: fresh already
     st.session_state.pop("queue", None)
     # a new grid: a selection is row positions, which mean other decisions in a re-read queue
     st.session_state["grid_version"] = st.session_state.get("grid_version", 0) + 1
@@ -220,7 +221,9 @@ def queue_page() -> None:
             "(the decision page shows when they reach the outbox)."
         )
     shown = _filters(q)
-    st.caption(f"{len(shown)} of {len(q)} pending decisions, newest plan first; select rows to answer them.")
+    listed = f"the first {GRID_MAX:,} (filter to narrow); " if len(shown) > GRID_MAX else ""
+    st.caption(f"{len(shown)} of {len(q)} pending decisions, newest plan first; {listed}select rows to answer them.")
+    all_shown, shown = shown, shown.head(GRID_MAX)  # a planner works down a list, not through 30,000 rows
     event = st.dataframe(
         shown[[c for c in QUEUE_COLUMNS if c in shown]],
         key=f"queue-{st.session_state.get('grid_version', 0)}",
@@ -229,7 +232,7 @@ def queue_page() -> None:
         hide_index=True,
         height=GRID_ROW_PX * (min(len(shown), GRID_ROWS) + 1) + 3,  # up to 50 rows in view: shift-click ranges
     )
-    st.download_button("Download CSV", shown.to_csv(index=False), "review_queue.csv", "text/csv")
+    st.download_button("Download CSV", all_shown.to_csv(index=False), "review_queue.csv", "text/csv")
     selected = shown.iloc[event.selection.rows] if event.selection.rows else shown.iloc[0:0]
     if len(selected) == 1:
         st.page_link(detail, label=f"Open {selected['decision_id'].iloc[0]}")
@@ -275,9 +278,32 @@ def detail_page() -> None:
     st.caption("Reached the outbox: " + (str(exported["recorded_at"].iloc[-1]) if len(exported) else "not yet"))
 
 
-@st.cache_data(ttl=60, show_spinner="reading the plans")
+def _plan_state(day: str) -> pd.DataFrame:
+    """A plan's replayed decisions, shared by every session until the pipeline rewrites its event
+    log (the cache key is the file's modification time)."""
+    path = _warehouse().path("decision_events", day)
+    return _replayed(day, path.stat().st_mtime_ns if path.is_file() else 0)
+
+
+@st.cache_data(max_entries=64, show_spinner="reading the plans")
+def _replayed(day: str, stamp: int) -> pd.DataFrame:
+    return queries.plan_state(_warehouse(), day)
+
+
 def _state_over_time(plans: int = 28) -> pd.DataFrame:
-    return queries.decision_state(_warehouse(), queries.plan_dates(_warehouse(), plans))
+    """Decisions by type and status over the last plans: their decision logs, cached by file time."""
+    wh = _warehouse()
+    return queries.decision_state(wh, queries.plan_dates(wh, plans), _logged)
+
+
+def _logged(day: str) -> pd.DataFrame:
+    path = _warehouse().path("decision_log", day)
+    return _logged_at(day, path.stat().st_mtime_ns if path.is_file() else 0)
+
+
+@st.cache_data(max_entries=64, show_spinner="reading the plans")
+def _logged_at(day: str, stamp: int) -> pd.DataFrame:
+    return queries.logged_state(_warehouse(), day)
 
 
 def _section(title: str, frame: pd.DataFrame, name: str, chart=None) -> None:
@@ -293,16 +319,22 @@ def _section(title: str, frame: pd.DataFrame, name: str, chart=None) -> None:
     st.download_button("Download CSV", frame.to_csv(index=False), f"{name}.csv", "text/csv", key=f"csv_{name}")
 
 
-def _marts(query, *args) -> pd.DataFrame | None:
+def _marts(query) -> pd.DataFrame | None:
     """A dashboard from the dbt marts; None before their first build, and (with a note) while dbt
-    rebuilds the DuckDB file."""
-    if not _warehouse().duckdb_path.is_file():
+    rebuilds the DuckDB file. Shared by every session until dbt rewrites the file."""
+    path = _warehouse().duckdb_path
+    if not path.is_file():
         return None
     try:
-        return query(_warehouse(), *args)
+        return _mart(query.__name__, path.stat().st_mtime_ns)
     except duckdb.Error as e:
         st.warning(f"the warehouse cannot be read just now ({type(e).__name__}); reload in a moment")
         return None
+
+
+@st.cache_data(max_entries=32, show_spinner="reading the warehouse")
+def _mart(name: str, stamp: int) -> pd.DataFrame:
+    return getattr(dashboards, name)(_warehouse())
 
 
 def _two_lines(f: pd.DataFrame) -> None:
