@@ -60,3 +60,11 @@ def streamlit_app(script, port: int, env: dict, cwd=None, args=()):
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(30)
+
+
+def answer_in_console(page, action: str, value: str = "", reason: str = "") -> None:
+    """In the planner console's answer form: pick the action, type the override and the reason, send."""
+    page.get_by_text(action, exact=True).click()
+    page.get_by_role("textbox", name="Override: units or price (one value for every selected decision)").fill(value)
+    page.get_by_role("textbox", name="Reason (needed to reject or override)").fill(reason)
+    page.get_by_role("button", name="Send answer").click()

@@ -18,6 +18,7 @@ from inventory_pipeline.core.decisions import merge_events, planner_events, prop
 from inventory_pipeline.core.policy import load_policy
 from inventory_pipeline.core.rebalancing import TRANSFER_COLUMNS
 from inventory_pipeline.core.warehouse import Warehouse
+from inventory_pipeline_tests.helpers import answer_in_console as _answer
 from inventory_pipeline_tests.helpers import chromium_page, streamlit_app
 from inventory_pipeline_tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, _free_port, pytestmark
 
@@ -106,13 +107,6 @@ def _click_rows(page, rows: list[int], selected: int | None = None) -> None:
         page.wait_for_timeout(700)
     if selected is not None:
         page.get_by_text(f"{selected} decision(s) selected").wait_for()
-
-
-def _answer(page, action: str, value: str = "", reason: str = "") -> None:
-    page.get_by_text(action, exact=True).click()
-    page.get_by_role("textbox", name="Override: units or price (one value for every selected decision)").fill(value)
-    page.get_by_role("textbox", name="Reason (needed to reject or override)").fill(reason)
-    page.get_by_role("button", name="Send answer").click()
 
 
 def _planner_rows(home) -> pd.DataFrame:

@@ -18,6 +18,7 @@ import pytest
 
 from inventory_pipeline.config import DEFAULT_POLICY_PATH
 from inventory_pipeline.console.users import set_user, users_path
+from inventory_pipeline_tests.helpers import answer_in_console as _answer
 from inventory_pipeline_tests.helpers import chromium_page, streamlit_app
 from inventory_pipeline_tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, _free_port, pytestmark
 
@@ -97,13 +98,6 @@ def _select_range(page, first: int, last: int) -> None:
         click(last)
         page.keyboard.up("Shift")
     page.get_by_text(f"{last - first + 1} decision(s) selected").wait_for()
-
-
-def _answer(page, action: str, value: str = "", reason: str = "") -> None:
-    page.get_by_text(action, exact=True).click()
-    page.get_by_role("textbox", name="Override: units or price (one value for every selected decision)").fill(value)
-    page.get_by_role("textbox", name="Reason (needed to reject or override)").fill(reason)
-    page.get_by_role("button", name="Send answer").click()
 
 
 def _planner_file(home: Path) -> pd.DataFrame:
