@@ -119,7 +119,8 @@ class AlertsResource(dg.ConfigurableResource):
             card.add_attachment(text_message=line)
         if alert.link:
             card.add_attachment(text_message=f"[Open in Dagster]({alert.link})")
-        return client.post_message(card.payload)
+        # a top-level text too: a Slack-style incoming webhook set here (as before the card) still shows it
+        return client.post_message({**card.payload, "text": alert.text})
 
     def _slack(self, alert) -> bool:
         if not self.slack_token:
