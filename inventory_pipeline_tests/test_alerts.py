@@ -95,6 +95,18 @@ def test_review_queue_alert_only_past_the_threshold():
 # shell: the sensors post through dagster-msteams and dagster-slack
 
 
+def _run_context(instance, res, event_type, wh, endpoint):
+    """What the daemon hands a run-status sensor for the run `res` ended with `event_type`."""
+    event = instance.all_logs(res.run_id, of_type=event_type)[0].dagster_event
+    return dg.build_run_status_sensor_context(
+        sensor_name="run_status",
+        dagster_event=event,
+        dagster_instance=instance,
+        dagster_run=res.dagster_run,
+        resources={"warehouse": wh, "alerts": _alerts(endpoint)},
+    )
+
+
 @dg.asset(check_specs=[dg.AssetCheckSpec("within_caps", asset="orders", blocking=True)])
 def orders():
     yield dg.Output(1)
@@ -117,14 +129,7 @@ def test_a_failed_gate_alerts_teams_and_slack_naming_the_gate(tmp_path, endpoint
     with dg.instance_for_test() as instance:
         res = dg.materialize([orders, outbox], instance=instance, raise_on_error=False)
         assert not res.success
-        failure = instance.all_logs(res.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)[0].dagster_event
-        ctx = dg.build_run_status_sensor_context(
-            sensor_name="record_run_failures",
-            dagster_event=failure,
-            dagster_instance=instance,
-            dagster_run=res.dagster_run,
-            resources={"warehouse": wh, "alerts": _alerts(endpoint)},
-        ).for_run_failure()
+        ctx = _run_context(instance, res, dg.DagsterEventType.RUN_FAILURE, wh, endpoint).for_run_failure()
         record_run_failures(ctx)
     teams, slack = _by_channel(_Endpoint.posts)
     assert len(teams) == 1 and len(slack) == 1
@@ -140,15 +145,7 @@ def test_a_failed_error_check_in_a_finished_run_alerts(tmp_path, endpoint):
     with dg.instance_for_test() as instance:
         res = dg.materialize([prices], instance=instance)
         assert res.success
-        success = instance.all_logs(res.run_id, of_type=dg.DagsterEventType.RUN_SUCCESS)[0].dagster_event
-        ctx = dg.build_run_status_sensor_context(
-            sensor_name="record_run_summaries",
-            dagster_event=success,
-            dagster_instance=instance,
-            dagster_run=res.dagster_run,
-            resources={"warehouse": wh, "alerts": _alerts(endpoint)},
-        )
-        record_run_summaries(ctx)
+        record_run_summaries(_run_context(instance, res, dg.DagsterEventType.RUN_SUCCESS, wh, endpoint))
     teams, slack = _by_channel(_Endpoint.posts)
     assert len(teams) == len(slack) == 1
     assert (

@@ -278,32 +278,33 @@ def detail_page() -> None:
     st.caption("Reached the outbox: " + (str(exported["recorded_at"].iloc[-1]) if len(exported) else "not yet"))
 
 
+def _file_stamp(table: str, day: str) -> int:
+    """A partition's modification time: the cache key that changes exactly when the pipeline rewrites it."""
+    path = _warehouse().path(table, day)
+    return path.stat().st_mtime_ns if path.is_file() else 0
+
+
+@st.cache_data(max_entries=128, show_spinner="reading the plans")
+def _plan_read(table: str, day: str, stamp: int) -> pd.DataFrame:
+    """A plan's decisions, shared by every session until the pipeline rewrites the file: replayed
+    from its event log (`decision_events`, for checking answers) or as its `decision_log` holds them."""
+    if table == "decision_events":
+        return queries.plan_state(_warehouse(), day)
+    return queries.logged_state(_warehouse(), day)
+
+
 def _plan_state(day: str) -> pd.DataFrame:
-    """A plan's replayed decisions, shared by every session until the pipeline rewrites its event
-    log (the cache key is the file's modification time)."""
-    path = _warehouse().path("decision_events", day)
-    return _replayed(day, path.stat().st_mtime_ns if path.is_file() else 0)
+    return _plan_read("decision_events", day, _file_stamp("decision_events", day))
 
 
-@st.cache_data(max_entries=64, show_spinner="reading the plans")
-def _replayed(day: str, stamp: int) -> pd.DataFrame:
-    return queries.plan_state(_warehouse(), day)
+def _logged(day: str) -> pd.DataFrame:
+    return _plan_read("decision_log", day, _file_stamp("decision_log", day))
 
 
 def _state_over_time(plans: int = 28) -> pd.DataFrame:
     """Decisions by type and status over the last plans: their decision logs, cached by file time."""
     wh = _warehouse()
     return queries.decision_state(wh, queries.plan_dates(wh, plans), _logged)
-
-
-def _logged(day: str) -> pd.DataFrame:
-    path = _warehouse().path("decision_log", day)
-    return _logged_at(day, path.stat().st_mtime_ns if path.is_file() else 0)
-
-
-@st.cache_data(max_entries=64, show_spinner="reading the plans")
-def _logged_at(day: str, stamp: int) -> pd.DataFrame:
-    return queries.logged_state(_warehouse(), day)
 
 
 def _section(title: str, frame: pd.DataFrame, name: str, chart=None) -> None:
