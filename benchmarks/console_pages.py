@@ -30,10 +30,17 @@ from pathlib import Path
 from inventory_pipeline.config import PROJECT_DIR
 from inventory_pipeline.console import dashboards, queries
 from inventory_pipeline.console.users import set_user, users_path
+from inventory_pipeline.core import reporting
 from inventory_pipeline.core.warehouse import Warehouse
 
 TARGET_S = 2.0
 PASSWORD = "bench planner password"
+SUMMARIES = [
+    ("dashboard_stock_posture", "stock posture"),
+    ("dashboard_inventory", "inventory by location"),
+    ("dashboard_supplier_otif", "supplier OTIF"),
+    ("dashboard_forecast_accuracy", "forecast accuracy"),
+]
 
 
 def _timed(fn, *args) -> tuple[float, object]:
@@ -55,10 +62,8 @@ def data_timings(wh: Warehouse) -> tuple[list[dict], dict]:
                 queries.recent_history, wh, pick["location_id"], pick["sku_id"], pick["plan_date"]
             )  # fmt: skip
     calls |= {
-        "dashboard: stock posture": (dashboards.stock_posture, wh),
-        "dashboard: inventory by location": (dashboards.inventory_by_location, wh),
-        "dashboard: supplier OTIF": (dashboards.supplier_otif, wh),
-        "dashboard: forecast accuracy": (dashboards.forecast_accuracy, wh),
+        **{f"dashboard: {what} (the plan's summary)": (dashboards.summary, wh, table) for table, what in SUMMARIES},
+        **{f"dashboard: {what} (live from the marts)": (reporting.SUMMARIES[table], wh) for table, what in SUMMARIES},
         "dashboard: decisions over 28 plans": (
             queries.decision_state,
             wh,

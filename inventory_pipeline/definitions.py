@@ -17,6 +17,7 @@ from .defs import (
     rebalancing,
     reconcile,
     replenishment,
+    reporting,
     schedules,
     sensors,
 )
@@ -38,6 +39,7 @@ def build_definitions(resources: dict | None = None) -> dg.Definitions:
             *reconcile.reconcile_assets,
             decisions.decision_log,
             decisions.review_queue,
+            reporting.dashboard_summaries,
             outbox.erp_outbox,
             evaluation.policy_evaluation,
             *sensors.operations_tables,

@@ -278,27 +278,57 @@ def tiny_warehouse(tmp_path):
 
 def test_dashboards_on_a_tiny_warehouse(tiny_warehouse):
     from inventory_pipeline.console import dashboards
+    from inventory_pipeline.core import reporting
 
     wh = tiny_warehouse
-    p = dashboards.stock_posture(wh, days=7).set_index("date")
+    p = reporting.stock_posture(wh, days=7).set_index("date")
     last = p.loc[pd.Timestamp("2025-03-28")]
     # the stock-out day sold 1 of an estimated 2 (its last 28 clean days' mean)
     assert last["stockout_rate"] == 1.0 and last["fill_rate"] == pytest.approx(0.5)
     assert (p["fill_rate"].iloc[:-1] == 1.0).all() and (p["stockout_rate"].iloc[:-1] == 0.0).all()
-    inv = dashboards.inventory_by_location(wh).set_index("location_id")
+    inv = reporting.inventory_by_location(wh).set_index("location_id")
     # 55 units sold in 28 days: 1.96 a day; the store holds 28 (2.0 weeks), the DC 70 (5.1 weeks of its store)
     assert inv.loc["S1", "value"] == 56.0 and inv.loc["S1", "weeks_of_supply"] == pytest.approx(
         28 / (7 * 55 / 28), abs=0.05
     )
     assert inv.loc["DC1", "weeks_of_supply"] == pytest.approx(70 / (7 * 55 / 28), abs=0.05)
-    otif = dashboards.supplier_otif(wh).iloc[0]
+    otif = reporting.supplier_otif(wh).iloc[0]
     assert (otif["orders"], otif["on_time"], otif["in_full"], otif["otif"]) == (2, 0.5, 0.5, 0.5)
-    acc = dashboards.forecast_accuracy(wh).set_index("demand_class")
+    acc = reporting.forecast_accuracy(wh).set_index("demand_class")
     # forecasts of 2.5 against sales of 2 and 1: |0.5| + |1.5| over 3 sold, and +2 over 3
     assert acc.loc["smooth", "wape"] == pytest.approx(2 / 3, abs=1e-4) and acc.loc["all", "bias"] == pytest.approx(
         2 / 3, abs=1e-4
     )
     assert dashboards.run_failures(wh).empty
+
+
+def test_a_summary_as_of_a_day_reads_nothing_after_it(tiny_warehouse):
+    """What a backfilled plan date writes: the numbers as they stood that day."""
+    from inventory_pipeline.core import reporting
+
+    wh = tiny_warehouse
+    p = reporting.stock_posture(wh, days=7, as_of="2025-03-27")
+    assert p["date"].max() == pd.Timestamp("2025-03-27") and (p["fill_rate"] == 1.0).all()  # before the stock-out
+    acc = reporting.forecast_accuracy(wh, as_of="2025-03-27").set_index("demand_class")
+    assert acc.loc["all", "days"] == 1 and acc.loc["all", "wape"] == 0.25  # 2.5 against the 2 sold on 03-27
+    assert reporting.forecast_accuracy(wh, as_of="2025-03-25").empty  # no plan by then
+    # both orders were promised for 03-06: on 03-05 none is due yet
+    assert reporting.supplier_otif(wh, as_of="2025-03-05").empty
+
+
+def test_the_console_reads_the_summaries_the_newest_plan_wrote(tiny_warehouse):
+    from inventory_pipeline.console import dashboards
+    from inventory_pipeline.core import reporting
+
+    wh = tiny_warehouse
+    live = dashboards.summary(wh, "dashboard_supplier_otif")  # no plan yet: computed from the marts
+    pd.testing.assert_frame_equal(live, reporting.supplier_otif(wh))
+    wh.write("decision_log", pd.DataFrame({"x": [1]}), "2025-03-28")
+    written = live.assign(orders=99)  # told apart from a live computation
+    wh.write("dashboard_supplier_otif", written, "2025-03-28")
+    assert dashboards.summary(wh, "dashboard_supplier_otif")["orders"].tolist() == [99]
+    wh.write("decision_log", pd.DataFrame({"x": [1]}), "2025-03-29")  # a newer plan without summaries
+    assert dashboards.summary(wh, "dashboard_supplier_otif")["orders"].tolist() == [2]
 
 
 def test_an_external_user_has_a_role_and_no_password(tmp_path):

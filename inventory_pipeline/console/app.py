@@ -232,7 +232,7 @@ def queue_page() -> None:
         hide_index=True,
         height=GRID_ROW_PX * (min(len(shown), GRID_ROWS) + 1) + 3,  # up to 50 rows in view: shift-click ranges
     )
-    st.download_button("Download CSV", all_shown.to_csv(index=False), "review_queue.csv", "text/csv")
+    _csv_button(all_shown, "review_queue.csv")
     selected = shown.iloc[event.selection.rows] if event.selection.rows else shown.iloc[0:0]
     if len(selected) == 1:
         st.page_link(detail, label=f"Open {selected['decision_id'].iloc[0]}")
@@ -271,7 +271,7 @@ def detail_page() -> None:
         if len(hist):
             st.subheader("Sales, stock and forecast")
             st.line_chart(hist.set_index("date")[["units_sold", "on_hand", "mean", "p10", "p90"]])
-            st.download_button("Download CSV", hist.to_csv(index=False), f"{did}_history.csv", "text/csv")
+            _csv_button(hist, f"{did}_history.csv")
     st.subheader("Events")
     st.dataframe(events, hide_index=True)
     exported = queries.exported_lines(wh, did)
@@ -307,6 +307,12 @@ def _state_over_time(plans: int = 28) -> pd.DataFrame:
     return queries.decision_state(wh, queries.plan_dates(wh, plans), _logged)
 
 
+def _csv_button(frame: pd.DataFrame, file_name: str, key: str | None = None) -> None:
+    """The numbers as CSV, written when the button is clicked: the whole M5 queue is 20 MB and
+    ~1 s of to_csv, which every page run would otherwise pay."""
+    st.download_button("Download CSV", lambda: frame.to_csv(index=False), file_name, "text/csv", key=key)
+
+
 def _section(title: str, frame: pd.DataFrame, name: str, chart=None) -> None:
     """One dashboard: its chart (or its table), and the numbers as CSV."""
     st.subheader(title)
@@ -317,25 +323,32 @@ def _section(title: str, frame: pd.DataFrame, name: str, chart=None) -> None:
         chart(frame)
     else:
         st.dataframe(frame, hide_index=True)
-    st.download_button("Download CSV", frame.to_csv(index=False), f"{name}.csv", "text/csv", key=f"csv_{name}")
+    _csv_button(frame, f"{name}.csv", key=f"csv_{name}")
 
 
-def _marts(query) -> pd.DataFrame | None:
-    """A dashboard from the dbt marts; None before their first build, and (with a note) while dbt
-    rebuilds the DuckDB file. Shared by every session until dbt rewrites the file."""
-    path = _warehouse().duckdb_path
-    if not path.is_file():
+def _summary(table: str) -> pd.DataFrame | None:
+    """A dashboard's summary: the newest plan's (the pipeline writes them), else computed from the
+    marts. None before the marts' first build, and (with a note) while dbt rebuilds the DuckDB file.
+    Shared by every session until the pipeline writes a plan or dbt rewrites the file."""
+    wh = _warehouse()
+    if not wh.duckdb_path.is_file():
         return None
+    plans = wh.partitions("decision_log")
+    stamp = (
+        plans[-1] if plans else "",
+        _file_stamp(table, plans[-1]) if plans else 0,
+        wh.duckdb_path.stat().st_mtime_ns,
+    )
     try:
-        return _mart(query.__name__, path.stat().st_mtime_ns)
+        return _summary_read(table, stamp)
     except duckdb.Error as e:
         st.warning(f"the warehouse cannot be read just now ({type(e).__name__}); reload in a moment")
         return None
 
 
 @st.cache_data(max_entries=32, show_spinner="reading the warehouse")
-def _mart(name: str, stamp: int) -> pd.DataFrame:
-    return getattr(dashboards, name)(_warehouse())
+def _summary_read(table: str, stamp: tuple) -> pd.DataFrame:
+    return dashboards.summary(_warehouse(), table)
 
 
 def _two_lines(f: pd.DataFrame) -> None:
@@ -350,17 +363,17 @@ def dashboards_page() -> None:
     if not _warehouse().duckdb_path.is_file():
         st.info("The dbt marts are not built yet: stock, supplier and accuracy appear after the pipeline's first run.")
     state = _state_over_time()
-    posture = _marts(dashboards.stock_posture)
+    posture = _summary("dashboard_stock_posture")
     _section("Stores: stockout rate and fill rate (estimated demand)", posture, "stock_posture", _two_lines)
-    inventory = _marts(dashboards.inventory_by_location)
+    inventory = _summary("dashboard_inventory")
     _section("Inventory value and weeks of supply by location and category", inventory, "inventory",
              lambda f: (st.bar_chart(f, x="location_id", y="value", color="category"),
                         st.dataframe(f, hide_index=True)))  # fmt: skip
-    otif = _marts(dashboards.supplier_otif)
+    otif = _summary("dashboard_supplier_otif")
     shares = ["on_time", "in_full", "otif"]
     _section("Suppliers: on time, in full (purchase orders due)", otif, "supplier_otif",
              lambda f: st.bar_chart(f.set_index("supplier_id")[shares], stack=False))  # fmt: skip
-    accuracy = _marts(dashboards.forecast_accuracy)
+    accuracy = _summary("dashboard_forecast_accuracy")
     _section("Forecast accuracy: past forecasts against what sold (first 14 days)", accuracy, "forecast_accuracy")
     if len(state):
         by = state.assign(plan_date=pd.to_datetime(state["plan_date"]).dt.date).groupby(["plan_date", "decision_type"])

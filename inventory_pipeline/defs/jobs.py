@@ -34,10 +34,11 @@ ingest_master_job = dg.define_asset_job(
 ingest_daily_job = dg.define_asset_job(
     "ingest_daily", selection=(_daily_raw | _planner) - _freshness, tags=WAREHOUSE_TAG
 )
-# dbt marts, then every decision stage for one plan date, ending in the ERP outbox; the observed
-# lead times (fct_order_lead_times) are built every plan too, whether or not a stage reads them yet
+# dbt marts, then every decision stage for one plan date, ending in the ERP outbox, and the dashboards'
+# summaries; the observed lead times (fct_order_lead_times) are built every plan too, whether or not a
+# stage reads them yet
 _plan = (
-    dg.AssetSelection.groups("decisions", "governance")
+    dg.AssetSelection.groups("decisions", "governance", "reporting")
     | dg.AssetSelection.assets("erp_outbox").upstream(depth=6)
     | dg.AssetSelection.assets(model_key("fct_order_lead_times")).upstream()
 ) - dg.AssetSelection.groups("landing")
