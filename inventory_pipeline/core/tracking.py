@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings as _warnings
 from pathlib import Path
 
 
@@ -66,48 +65,16 @@ def log_run(
 
 REGISTERED_MODEL = "demand_forecaster"
 
-try:  # mlflow is a hard dependency of the project; the guard keeps `import tracking` light in tests
-    import mlflow.pyfunc as _pyfunc
 
-    _Base = _pyfunc.PythonModel
-except Exception:  # pragma: no cover
-    _Base = object
+def __getattr__(name: str):
+    """`DemandForecaster` lives in core/forecast_model.py (it subclasses MLflow's PythonModel, so
+    importing it imports MLflow: ~1.3 s the code location need not pay at load). Versions logged
+    before the move pickled it as `tracking.DemandForecaster`; this keeps them loadable."""
+    if name == "DemandForecaster":
+        from .forecast_model import DemandForecaster
 
-
-with _warnings.catch_warnings():
-    # MLflow asks for type hints on predict to infer a signature; ours is logged explicitly
-    _warnings.simplefilter("ignore", UserWarning)
-
-    class DemandForecaster(_Base):
-        """MLflow pyfunc: reproduces the forecast from the logged configuration.
-
-        model_config = {"forecast_config": ForecastSettings.to_dict()} (optionally "selection": {class: model}
-        to skip the model choice).
-        predict(model_input, params): `model_input` is the history (location_id, sku_id, date,
-        units_sold, is_stockout, on_promo and optionally category); params `plan_date` (YYYY-MM-DD),
-        `calendar` (JSON list of {"date", "event"}) and `selection` (JSON {class: model}: the model
-        choice a plan reused, its forecast_run's `selection`; empty = choose by CV). Returns the
-        forecast frame of the stage.
-        """
-
-        def load_context(self, context):  # noqa: D401
-            self.config = dict(context.model_config or {})
-
-        def predict(self, context, model_input, params=None):
-            import json as _json
-
-            import pandas as pd
-
-            from .forecasting import ForecastSettings, forecast_demand
-
-            cfg = ForecastSettings.from_dict(self.config["forecast_config"])
-            params = params or {}
-            hist = model_input.copy()
-            hist["date"] = pd.to_datetime(hist["date"])
-            cats = hist.drop_duplicates("sku_id").set_index("sku_id")["category"] if "category" in hist else None
-            cal = pd.DataFrame(_json.loads(params["calendar"])) if params.get("calendar") else None
-            chosen = _json.loads(params["selection"]) if params.get("selection") else self.config.get("selection")
-            return forecast_demand(hist, params["plan_date"], cfg, cats, cal, selection=chosen)
+        return DemandForecaster
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _client(tracking_uri: str):
@@ -173,6 +140,8 @@ def register_forecaster(
     signature = infer_signature(
         input_example, output_example, params={"plan_date": "2025-01-01", "calendar": "[]", "selection": ""}
     )
+    from .forecast_model import DemandForecaster
+
     with mlflow.start_run(run_id=run_id):
         info = mlflow.pyfunc.log_model(
             name="demand_forecaster",

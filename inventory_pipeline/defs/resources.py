@@ -1,12 +1,19 @@
 """Resources: where the pipeline reads and writes. Defaults come from the environment (config.py)."""
 
 import dagster as dg
-from dagster_aws.s3 import S3Resource
 
 from ..config import settings
 from ..core.ingestion import LandingStore, open_store
 from ..core.policy import Policy, load_policy
 from ..core.warehouse import Warehouse
+
+
+def _s3_client(endpoint_url: str | None):
+    """An S3 client through dagster-aws' S3Resource, imported here: dagster-aws takes ~1.9 s to
+    import and a local landing zone never needs it, so the code location loads without it."""
+    from dagster_aws.s3 import S3Resource
+
+    return S3Resource(endpoint_url=endpoint_url).get_client()
 
 
 class LandingZoneResource(dg.ConfigurableResource):
@@ -16,7 +23,7 @@ class LandingZoneResource(dg.ConfigurableResource):
     s3_endpoint_url: str | None = None  # e.g. a MinIO/moto server; None = AWS
 
     def s3_client(self):
-        return S3Resource(endpoint_url=self.s3_endpoint_url).get_client()
+        return _s3_client(self.s3_endpoint_url)
 
     def store(self) -> LandingStore:
         return open_store(self.uri, self.s3_client() if self.uri.startswith("s3://") else None)
@@ -80,7 +87,7 @@ class OutboxResource(dg.ConfigurableResource):
     s3_endpoint_url: str | None = None
 
     def s3_client(self):
-        return S3Resource(endpoint_url=self.s3_endpoint_url).get_client()
+        return _s3_client(self.s3_endpoint_url)
 
 
 class AlertsResource(dg.ConfigurableResource):
