@@ -15,6 +15,7 @@ import dagster as dg
 from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
 
 from ..config import DBT_PROJECT_DIR, PROJECT_DIR
+from ..core import increments
 from .resources import WarehouseResource
 
 
@@ -34,26 +35,48 @@ dbt_project.prepare_if_dev()
 
 
 @contextmanager
-def _warehouse_for_dbt(root: str):
-    """dbt's profile reads the warehouse folder from INVENTORY_PIPELINE_WAREHOUSE_DIR: hand it the
-    warehouse resource's folder while the dbt process starts, so dbt and the Python assets always
-    use the same warehouse (restored afterwards; nothing is set at import)."""
-    key, before = "INVENTORY_PIPELINE_WAREHOUSE_DIR", os.environ.get("INVENTORY_PIPELINE_WAREHOUSE_DIR")
-    os.environ[key] = str(Path(root).resolve())
+def _env_for_dbt(values: dict[str, str]):
+    """Environment for the dbt process, set while it starts and restored afterwards (nothing is
+    set at import): its profile reads the warehouse folder from INVENTORY_PIPELINE_WAREHOUSE_DIR,
+    so dbt and the Python assets always use the same warehouse, and the incremental facts read
+    the first date to rebuild."""
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
     try:
         yield
     finally:
-        if before is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = before
+        for k, v in before.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+
+
+class DbtBuildConfig(dg.Config):
+    full_refresh: bool = False  # rebuild the incremental facts from every landing day
+
+
+INCREMENTAL_FACTS = ("fct_daily_demand", "fct_inventory_positions")
 
 
 @dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project)
-def warehouse_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
-    with _warehouse_for_dbt(warehouse.root):
-        invocation = dbt.cli(["build"], context=context)  # the dbt process starts here
+def warehouse_models(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource, config: DbtBuildConfig
+):
+    wh = warehouse.get()
+    # the incremental facts rebuild from the first landing day that is new or changed since the
+    # last build (core/increments.py); master data or model changes, or a request, rebuild all
+    now = increments.snapshot(wh, DBT_PROJECT_DIR)
+    step = increments.plan_increment(increments.load_state(wh), now, wh.duckdb_path.is_file(), config.full_refresh)
+    context.log.info(f"dbt build: {'full refresh' if step.full_refresh else 'rebuild from ' + step.rebuild_from}"
+                     f" ({step.reason})")  # fmt: skip
+    # one target folder per warehouse, kept between runs: dbt's partial_parse.msgpack there matches
+    # this warehouse's profile (its DuckDB path is part of dbt's profile hash), so every run after
+    # the first skips the full parse (~2 s); a fresh folder per run would re-parse every time
+    target = Path(warehouse.root).resolve() / ".dbt" / "target"
+    env = {"INVENTORY_PIPELINE_WAREHOUSE_DIR": str(Path(warehouse.root).resolve()), **step.dbt_env()}
+    with _env_for_dbt(env):
+        invocation = dbt.cli(["build", *step.dbt_args()], context=context, target_path=target)  # dbt starts here
     yield from invocation.stream()
+    if set(INCREMENTAL_FACTS) <= {k.path[-1] for k in context.selected_asset_keys}:
+        increments.save_state(wh, now)  # only after a build of both facts that passed its tests
 
 
 def dbt_resource() -> DbtCliResource:

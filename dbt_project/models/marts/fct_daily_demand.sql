@@ -1,14 +1,22 @@
 -- One row per store, SKU and day the item was carried (or sold). Sales are censored by stock:
 -- a day that ends with zero on hand may have lost sales (is_stockout), and the forecast must
 -- learn demand, not only sales.
+--
+-- Incremental by date (core/increments.py decides): a build rebuilds the dates from
+-- env var INVENTORY_PIPELINE_DBT_REBUILD_FROM on, the first landing day that is new or changed; each date's rows come
+-- from that date's files only, so the other dates stay as they are. `--full-refresh` rebuilds all.
+{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='date',
+          on_schema_change='fail') }}
 with inv as (
     select i.date, i.location_id, i.sku_id, i.on_hand
     from {{ ref('stg_inventory') }} i
     join {{ ref('stg_locations') }} l on l.location_id = i.location_id and l.location_type = 'store'
+    {% if is_incremental() %}where i.date >= '{{ env_var("INVENTORY_PIPELINE_DBT_REBUILD_FROM", "0001-01-01") }}'::date{% endif %}
 ),
 pos as (
     select date, location_id, sku_id, units_sold, unit_price, on_promo
     from {{ ref('stg_pos_sales') }}
+    {% if is_incremental() %}where date >= '{{ env_var("INVENTORY_PIPELINE_DBT_REBUILD_FROM", "0001-01-01") }}'::date{% endif %}
 ),
 grid as (
     select

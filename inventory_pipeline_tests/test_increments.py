@@ -1,0 +1,107 @@
+"""Incremental dbt (issue #24): which dates a build rebuilds, by hand; and over a tiny network, an
+incremental build after new and corrected landing days gives the marts a full refresh gives,
+without touching the dates before the first change."""
+
+import shutil
+
+import dagster as dg
+import duckdb
+import pandas as pd
+
+from inventory_pipeline.core.increments import NOTHING_TO_REBUILD, plan_increment
+
+
+def _snap(models="m1", products="p1", dated=None) -> dict:
+    dated = dated if dated is not None else {"2025-01-01": "a", "2025-01-02": "b"}
+    return {
+        "models": models,
+        "whole": {"raw_locations": "l1", "raw_products": products, "raw_calendar": "c1"},
+        "dated": {"raw_pos_sales": dict(dated), "raw_inventory": dict(dated), "raw_open_orders": dict(dated)},
+    }
+
+
+def test_what_a_build_rebuilds():
+    before = _snap()
+    assert plan_increment(None, before, True).full_refresh  # first build
+    assert plan_increment(before, before, False).full_refresh  # the DuckDB file is gone
+    same = plan_increment(before, _snap(), True)
+    assert (same.full_refresh, same.rebuild_from) == (False, NOTHING_TO_REBUILD)  # a re-ingest of unchanged files
+    new_day = plan_increment(before, _snap(dated={"2025-01-01": "a", "2025-01-02": "b", "2025-01-03": "c"}), True)
+    assert (new_day.full_refresh, new_day.rebuild_from) == (False, "2025-01-03")
+    corrected = _snap(dated={"2025-01-01": "a2", "2025-01-02": "b", "2025-01-03": "c"})
+    assert plan_increment(before, corrected, True).rebuild_from == "2025-01-01"  # a late correction: from its day
+    removed = plan_increment(before, _snap(dated={"2025-01-01": "a"}), True)
+    assert removed.rebuild_from == "2025-01-02"
+    assert plan_increment(before, _snap(products="p2"), True).full_refresh  # master data joins every date
+    assert plan_increment(before, _snap(models="m2"), True).full_refresh  # a changed model
+    assert plan_increment(before, _snap(), True, full_refresh=True).full_refresh
+    assert plan_increment(before, _snap(), True).dbt_env() == {"INVENTORY_PIPELINE_DBT_REBUILD_FROM": "9999-12-31"}
+
+
+FACTS = {"fct_daily_demand": "date, location_id, sku_id", "fct_inventory_positions": "date, location_id, sku_id"}
+
+
+def _marts(root) -> dict[str, pd.DataFrame]:
+    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as con:
+        return {t: con.execute(f"select * from marts.{t} order by {k}").df() for t, k in FACTS.items()}
+
+
+def test_an_incremental_build_equals_a_full_refresh(tmp_path, tiny_config):
+    from inventory_pipeline.definitions import build_definitions
+    from inventory_pipeline.defs.dbt import dbt_resource, warehouse_models
+    from inventory_pipeline.defs.partitions import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
+    from inventory_pipeline.defs.resources import LandingZoneResource, WarehouseResource
+    from inventory_pipeline.simulation import generate_landing_zone
+
+    generated = tmp_path / "generated"
+    generate_landing_zone(tiny_config, generated, write_truth=False)
+    days = sorted(p.name for p in (generated / "daily").iterdir())
+    landing = tmp_path / "landing"
+    shutil.copytree(generated, landing, ignore=lambda d, names: days[60:] if d.endswith("daily") else [])
+    root = tmp_path / "warehouse"
+    defs = build_definitions(
+        {"landing": LandingZoneResource(uri=str(landing)), "warehouse": WarehouseResource(root=str(root))}
+    )
+    dbt_resources = {"dbt": dbt_resource(), "warehouse": WarehouseResource(root=str(root))}
+
+    def ingest(first: str, last: str) -> None:
+        tags = {PARTITION_RANGE_START_TAG: first, PARTITION_RANGE_END_TAG: last}
+        assert defs.resolve_job_def("ingest_daily").execute_in_process(instance=instance, tags=tags).success
+
+    def build(full_refresh: bool = False) -> None:
+        config = {"ops": {"warehouse_models": {"config": {"full_refresh": full_refresh}}}}
+        assert dg.materialize([warehouse_models], resources=dbt_resources, instance=instance, run_config=config).success
+
+    with dg.instance_for_test() as instance:
+        assert defs.resolve_job_def("ingest_master").execute_in_process(instance=instance).success
+        ingest(days[0], days[59])
+        build()  # the first build: every date
+        # ten new days, and a corrected sales file for day 30
+        for d in days[60:70]:
+            shutil.copytree(generated / "daily" / d, landing / "daily" / d)
+        sales = landing / "daily" / days[30] / "pos_sales.csv"
+        rows = sales.read_text().splitlines()
+        first = rows[1].split(",")
+        first[3] = str(int(first[3]) + 5)  # five more units sold on that line
+        sales.write_text("\n".join([rows[0], ",".join(first), *rows[2:]]) + "\n")
+        ingest(days[30], days[69])
+        # a mark on day 10: an incremental build from day 30 must leave it; a full refresh removes it
+        with duckdb.connect(str(root / "warehouse.duckdb")) as con:
+            con.execute(f"update marts.fct_daily_demand set units_sold = -1 where date = '{days[10]}'")
+        build()
+        incremental = _marts(root)
+        demand = incremental["fct_daily_demand"]
+        assert (demand.loc[demand["date"] == pd.Timestamp(days[10]), "units_sold"] == -1).all()
+        assert demand["date"].max() == pd.Timestamp(days[69])
+        build(full_refresh=True)
+        full = _marts(root)
+    restored = full["fct_daily_demand"]
+    assert (restored.loc[restored["date"] == pd.Timestamp(days[10]), "units_sold"] >= 0).all()
+    marked = demand["date"] == pd.Timestamp(days[10])
+    pd.testing.assert_frame_equal(demand[~marked].reset_index(drop=True), restored[~marked].reset_index(drop=True))
+    pd.testing.assert_frame_equal(incremental["fct_inventory_positions"], full["fct_inventory_positions"])
+    # the corrected line is in both
+    loc, sku, units = first[1], first[2], int(first[3])
+    line = restored[(restored["date"] == pd.Timestamp(days[30])) & (restored["location_id"] == loc)
+                    & (restored["sku_id"] == sku)]  # fmt: skip
+    assert line["units_sold"].tolist() == [units]
