@@ -56,7 +56,7 @@ def data_timings(wh: Warehouse) -> tuple[list[dict], dict]:
     calls = {"review queue (7 plans' decision logs)": (queries.review_queue, wh)}
     if pick is not None:
         calls["decision: events"] = (queries.decision_events, wh, pick["decision_id"])
-        calls["decision: state of its plan"] = (queries.decision_state, wh, [pick["plan_date"]])
+        calls["decision: its state (its events replayed)"] = (queries.one_decision_state, wh, pick["decision_id"])
         if pick["location_id"] and pick["sku_id"]:
             calls["decision: sales, stock, forecast"] = (
                 queries.recent_history, wh, pick["location_id"], pick["sku_id"], pick["plan_date"]

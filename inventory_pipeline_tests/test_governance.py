@@ -216,6 +216,10 @@ def test_lifecycle_through_every_status_and_the_outbox():
     )
     rates = override_rates(state).set_index("decision_type")
     assert rates.loc["purchase_order", "override_rate"] == 1.0 and rates.loc["all", "sent_for_review"] == 1
+    # a decision's state is its own events' replay (the console's decision page replays only those)
+    for did, row in state.set_index("decision_id").iterrows():
+        alone = replay(ev[ev["decision_id"] == did])[0].set_index("decision_id").loc[did]
+        pd.testing.assert_series_equal(alone, row, check_names=False)
 
 
 def test_approve_and_reject_of_pending_decisions(tmp_path):

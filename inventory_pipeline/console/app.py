@@ -253,8 +253,7 @@ def detail_page() -> None:
         return
     day = did.split("-")[1]
     plan_date = f"{day[:4]}-{day[4:6]}-{day[6:]}"
-    state = queries.decision_state(wh, [plan_date])
-    row = state[state["decision_id"] == did].iloc[0]
+    row = queries.one_decision_state(wh, did).iloc[0]
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("State", row["state"])
     c2.metric("Units" if row["decision_type"] != "price_change" else "New price",

@@ -93,6 +93,17 @@ def decision_events(wh: Warehouse, decision_id: str) -> pd.DataFrame:
     return ev[["recorded_at", "event", "revision", "actor", "reason", "override_value", "units", "new_price", "run_id"]]
 
 
+def one_decision_state(wh: Warehouse, decision_id: str) -> pd.DataFrame:
+    """The replayed state of one decision (DECISION_COLUMNS; empty if unknown): its own events
+    replayed, which is its row of the plan's replay (a decision's state depends on its events
+    only; test_governance checks it) at a fraction of the cost (0.5 s for an M5-size plan)."""
+    day = plan_date_of(pd.Series([decision_id])).iloc[0]
+    if pd.isna(day) or not wh.exists("decision_events", day.date().isoformat()):
+        return pd.DataFrame()
+    ev = wh.read("decision_events", day.date().isoformat())
+    return replay(ev[ev["decision_id"] == decision_id])[0]
+
+
 def recent_history(wh: Warehouse, location_id: str, sku_id: str, plan_date: str, days: int = 56) -> pd.DataFrame:
     """The store x SKU's daily sales, stock-out flags and stock on hand over the `days` up to the
     plan date (marts.fct_daily_demand), and the plan's forecast with its 80% interval after it."""
@@ -104,9 +115,12 @@ def recent_history(wh: Warehouse, location_id: str, sku_id: str, plan_date: str,
         [location_id, sku_id, start.date(), end.date()],
     )
     fc = pd.DataFrame()
-    if wh.exists("demand_forecast", plan_date):
-        f = wh.read("demand_forecast", plan_date)
-        fc = f[(f["location_id"] == location_id) & (f["sku_id"] == sku_id)][["date", "mean", "p10", "p90"]]
+    if wh.exists("demand_forecast", plan_date):  # one series of an M5-size plan's ~900k rows: read only it
+        fc = pd.read_parquet(
+            wh.path("demand_forecast", plan_date),
+            columns=["date", "mean", "p10", "p90"],
+            filters=[("location_id", "==", location_id), ("sku_id", "==", sku_id)],
+        )
     return pd.concat([hist.assign(date=pd.to_datetime(hist["date"])), fc], ignore_index=True).sort_values("date")
 
 
