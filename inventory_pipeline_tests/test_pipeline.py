@@ -486,6 +486,11 @@ def test_registered_pyfunc_reproduces_the_forecast(forecast_sandbox):
     got = model.predict(hist, params=params)  # the version, given the plan's model choice (reused or its own)
     want = pd.read_parquet(sb["root"] / "warehouse" / "demand_forecast" / sb["date"] / "data.parquet")
     pd.testing.assert_frame_equal(got.reset_index(drop=True), want.drop(columns=["model_version"]), check_dtype=False)
+    # its environment: the requirements MLflow would infer, named instead of inferred (no subprocess)
+    from inventory_pipeline.core.tracking import pip_requirements
+
+    reqs = mlflow.pyfunc.get_model_dependencies("models:/demand_forecaster@champion")
+    assert Path(reqs).read_text().split() == pip_requirements()
 
 
 def test_drift_check_compares_an_earlier_forecast_with_what_sold(forecast_sandbox):

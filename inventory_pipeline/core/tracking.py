@@ -104,6 +104,15 @@ def registry_version(tracking_uri: str, alias: str, name: str = REGISTERED_MODEL
     }
 
 
+def pip_requirements() -> list[str]:
+    """What the pyfunc needs installed: MLflow's own inference finds exactly these three (this
+    package brings the forecast's libraries), but runs a subprocess importing the model to find
+    them, ~6 s per registered version; named here, they are the installed versions."""
+    from importlib.metadata import version
+
+    return [f"{dist}=={version(dist)}" for dist in ("mlflow", "cloudpickle", "inventory-pipeline")]
+
+
 def register_forecaster(
     tracking_uri: str,
     run_id: str,
@@ -148,6 +157,7 @@ def register_forecaster(
             python_model=DemandForecaster(),
             model_config={"forecast_config": config},
             signature=signature,
+            pip_requirements=pip_requirements(),
         )
     mv = mlflow.register_model(
         info.model_uri,
