@@ -55,6 +55,11 @@ def test_backfill_records_what_was_measured(results):
     assert b["partitions_ingested"] == tiny.backfill_days == b["stages"][0]["partitions"]
     assert b["plan_dates_measured"] == len(b["per_plan_date"]) == tiny.backfill_plan_dates
     assert b["series_per_second"] > 0
+    for p in b["per_plan_date"]:  # each plan date measured on its own, and whether its forecast refit
+        assert p["wall_s"] > 0 and p["cpu_s"] > 0 and p["peak_rss_mb"] > 0
+        assert p["forecast_model_choice"] in ("refit", "reuse")
+    assert sum(k["plan_dates"] for k in b["by_model_choice"].values()) == b["plan_dates_measured"]
+    assert b["stages"][2]["peak_rss_mb"] >= max(p["peak_rss_mb"] for p in b["per_plan_date"])
     # fewer plan dates than days: the 90-day figure is labelled an extrapolation
     assert b["extrapolated"]["label"].startswith("EXTRAPOLATION")
 
