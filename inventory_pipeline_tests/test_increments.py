@@ -38,6 +38,19 @@ def test_what_a_build_rebuilds():
     assert plan_increment(before, _snap(), True).dbt_env() == {"INVENTORY_PIPELINE_DBT_REBUILD_FROM": "9999-12-31"}
 
 
+def test_the_dbt_resource_knows_the_version_dbt_reports():
+    """The version dagster-dbt would ask `dbt --version` for (a 3.8 s subprocess per build) is the
+    installed dbt-core's, for this environment's dbt."""
+    import re
+    import subprocess
+
+    from inventory_pipeline.defs.dbt import dbt_resource
+
+    resource = dbt_resource()
+    reported = subprocess.run([resource.dbt_executable, "--version"], capture_output=True, text=True).stdout
+    assert str(resource._cli_version) == re.search(r"(\d+\.\d+\.\d+)", reported).group(1)
+
+
 FACTS = {"fct_daily_demand": "date, location_id, sku_id", "fct_inventory_positions": "date, location_id, sku_id"}
 
 
