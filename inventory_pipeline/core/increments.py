@@ -23,6 +23,7 @@ from .warehouse import Warehouse
 DATED_TABLES = ("raw_pos_sales", "raw_inventory", "raw_open_orders")
 WHOLE_TABLES = ("raw_locations", "raw_products", "raw_calendar")
 NOTHING_TO_REBUILD = "9999-12-31"  # a rebuild_from after every date: the facts keep every row
+EVERY_DATE = "0001-01-01"  # a rebuild_from before every date (a full refresh)
 STATE_FILE = Path(".dbt") / "increment.json"
 REBUILD_FROM_VAR = "INVENTORY_PIPELINE_DBT_REBUILD_FROM"  # read by the incremental models
 
@@ -73,17 +74,18 @@ def snapshot(wh: Warehouse, project_dir: Path) -> dict:
     }
 
 
-def plan_increment(before: dict | None, now: dict, facts_exist: bool, full_refresh: bool = False) -> Increment:
-    """Compare the last build's snapshot with the present one."""
+def plan_increment(before: dict | None, now: dict, warehouse_built: bool, full_refresh: bool = False) -> Increment:
+    """Compare the last build's snapshot with the present one; `warehouse_built`: the DuckDB file
+    the facts live in exists."""
     if full_refresh:
-        return Increment(True, "0001-01-01", "full refresh asked for")
-    if before is None or not facts_exist:
-        return Increment(True, "0001-01-01", "first build of this warehouse")
+        return Increment(True, EVERY_DATE, "full refresh asked for")
+    if before is None or not warehouse_built:
+        return Increment(True, EVERY_DATE, "first build of this warehouse")
     if before.get("models") != now["models"]:
-        return Increment(True, "0001-01-01", "the dbt models changed")
+        return Increment(True, EVERY_DATE, "the dbt models changed")
     changed_whole = [t for t in WHOLE_TABLES if before.get("whole", {}).get(t) != now["whole"][t]]
     if changed_whole:
-        return Increment(True, "0001-01-01", f"master data changed: {', '.join(changed_whole)}")
+        return Increment(True, EVERY_DATE, f"master data changed: {', '.join(changed_whole)}")
     changed = {
         d
         for t in DATED_TABLES
