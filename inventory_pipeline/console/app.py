@@ -247,13 +247,14 @@ def detail_page() -> None:
     did = st.text_input("Decision id", value=st.session_state.get("detail_id", ""), key="detail_input").strip()
     if not did:
         return
-    events = queries.decision_events(wh, did)
+    own = queries.own_events(wh, did)  # read once: the events table, the state and the export all come from it
+    events = queries.decision_events(wh, did, own)
     if not len(events):
         st.error(f"{did}: no such decision")
         return
     day = did.split("-")[1]
     plan_date = f"{day[:4]}-{day[4:6]}-{day[6:]}"
-    row = queries.one_decision_state(wh, did).iloc[0]
+    row = queries.one_decision_state(wh, did, own).iloc[0]
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("State", row["state"])
     c2.metric("Units" if row["decision_type"] != "price_change" else "New price",
@@ -273,7 +274,7 @@ def detail_page() -> None:
             _csv_button(hist, f"{did}_history.csv")
     st.subheader("Events")
     st.dataframe(events, hide_index=True)
-    exported = queries.exported_lines(wh, did)
+    exported = queries.exported_lines(wh, did, events)
     st.caption("Reached the outbox: " + (str(exported["recorded_at"].iloc[-1]) if len(exported) else "not yet"))
 
 
