@@ -628,3 +628,59 @@ def test_a_reused_choice_forecasts_what_the_same_choice_made_afresh_does():
     pd.testing.assert_series_equal(pd.Series(reused.metrics), pd.Series(from_scratch.metrics))
     # the reused run cross-validated only the chosen models: one CV row per class
     assert len(reused.cv) == len(chosen_on_d) < len(from_scratch.cv)
+
+
+def _seasonal_skus(n: int, days: int, end: str, seed: int = 3) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    week = np.array([18, 20, 22, 21, 25, 34, 30], float)
+    return pd.concat(
+        [_history(rng.poisson(np.resize(week * (1 + 0.2 * i), days)), days, sku=f"E{i}", end=end) for i in range(n)]
+    )
+
+
+ETS_ONLY = CFG.model_copy(
+    update={"censoring": False, "uplift": False, "candidates": {"smooth": ["AutoETS"]}, "refit_every_days": 7}
+)
+
+
+def test_kept_fits_run_forward_equal_the_refit_days_model_run_over_the_longer_series():
+    """Day D estimates AutoETS and keeps its fits; day D+1 runs them forward. The reused forecast
+    is what statsforecast's own AutoETS, fit on D's series and run forward (`forward`) over that
+    series plus the new day, forecasts: the parameters stay, the new day updates the states."""
+    from statsforecast.models import AutoETS
+
+    d1 = "2025-05-01"
+    h = _seasonal_skus(3, 150, d1)
+    on_d = run_forecast(h[h["date"] <= END], END, ETS_ONLY)
+    assert on_d.selection == {"smooth": "AutoETS"}
+    assert on_d.fitting == {"forwarded": 0, "estimated": 3} and len(on_d.fits) == 3
+    reused = run_forecast(h, d1, ETS_ONLY, selection=on_d.selection, fits=on_d.fits)
+    assert reused.fitting == {"forwarded": 3, "estimated": 0}
+    pd.testing.assert_frame_equal(reused.fits, on_d.fits)  # carried as estimated, with the day of estimation
+    for sku, y in h.groupby("sku_id")["units_sold"]:
+        y = y.to_numpy(float)
+        on_d_series = y[-1 - ETS_ONLY.history_days : -1]  # the 140 days to D
+        model = AutoETS(season_length=7, model="ANA").fit(on_d_series)
+        expected = model.forward(y=np.r_[on_d_series, y[-1]], h=ETS_ONLY.horizon_days)["mean"]
+        got = reused.forecast.loc[reused.forecast["sku_id"] == sku, "mean"].to_numpy()
+        np.testing.assert_allclose(got, np.clip(expected, 0, None), rtol=1e-10)
+    # re-estimated, D+1 gives another forecast (the parameters are D+1's own)
+    refit = run_forecast(h, d1, ETS_ONLY.model_copy(update={"refit_every_days": 1}), selection=on_d.selection)
+    assert not np.allclose(refit.forecast["mean"], reused.forecast["mean"], rtol=1e-6)
+
+
+def test_kept_fits_are_used_within_the_cadence_only_and_equal_a_refit_on_their_own_day():
+    h = _seasonal_skus(2, 160, "2025-05-08")
+    on_d = run_forecast(h[h["date"] <= END], END, ETS_ONLY)
+    again = run_forecast(h[h["date"] <= END], END, ETS_ONLY, fits=on_d.fits)  # a re-run of the refit day
+    assert again.fitting == {"forwarded": 2, "estimated": 0}
+    pd.testing.assert_frame_equal(again.forecast, on_d.forecast)
+    day6 = run_forecast(h[h["date"] <= "2025-05-06"], "2025-05-06", ETS_ONLY, fits=on_d.fits)
+    assert day6.fitting == {"forwarded": 2, "estimated": 0}
+    day7 = run_forecast(h[h["date"] <= "2025-05-07"], "2025-05-07", ETS_ONLY, fits=day6.fits)
+    assert day7.fitting == {"forwarded": 0, "estimated": 2}  # 7 days after the estimate: estimated again
+    assert (day7.fits["fitted_on"] == pd.Timestamp("2025-05-07")).all()
+    # a series the kept fits do not know is estimated; the known one still runs forward
+    new = _seasonal_skus(1, 150, "2025-05-01", seed=9).assign(sku_id="NEW")
+    mixed = run_forecast(pd.concat([h[h["date"] <= "2025-05-01"], new]), "2025-05-01", ETS_ONLY, fits=on_d.fits)
+    assert mixed.fitting == {"forwarded": 2, "estimated": 1} and len(mixed.fits) == 3

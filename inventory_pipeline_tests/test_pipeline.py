@@ -31,7 +31,10 @@ def pipeline_run():
         DEFAULT_POLICY_PATH.read_text()
         .replace("service_level: 0.95", "service_level: 0.99")
         .replace("review_period_days: 1", "review_period_days: 7")
-    )
+        # AutoETS for the smooth series: its parameters are the ones the next plan runs forward
+        .replace("smooth: [SeasonalNaive, SeasonalWindowAverage, SeasonalESOptimized, WindowAverage, AutoETS]",
+                 "smooth: [AutoETS]")
+    )  # fmt: skip
     os.environ["INVENTORY_PIPELINE_POLICY"] = str(policy)
     s = settings()
     cfg = NetworkConfig(regions=1, dcs=1, stores=3, skus=10, suppliers=2, days=100, seed=11, burn_in_days=28)
@@ -139,6 +142,20 @@ def test_the_next_plan_reuses_the_model_choice_and_says_so(pipeline_run):
     assert params["reselected"] == "False" and params["selected_on"] == "2025-04-09"
     meta = out["results"]["daily_plan"].asset_materializations_for_node("demand_forecast")[0].metadata
     assert meta["model_choice"].value == "reused from 2025-04-09"
+    # the AutoETS parameters estimated on the first plan run forward on the second (refit_every_days);
+    # a series that became smooth since is estimated on the second
+    on_9, on_10 = (pd.read_parquet(s.warehouse_dir / "forecast_fits" / d / "data.parquet")
+                   for d in ("2025-04-09", "2025-04-10"))  # fmt: skip
+    assert len(on_9) > 0 and (on_9["fitted_on"] == pd.Timestamp("2025-04-09")).all() and first["series_forwarded"] == 0
+    carried = on_10[on_10["fitted_on"] == pd.Timestamp("2025-04-09")].reset_index(drop=True)
+    kept = on_9.merge(carried[["location_id", "sku_id"]], on=["location_id", "sku_id"])
+    pd.testing.assert_frame_equal(carried, kept)  # carried as estimated, not re-estimated
+    assert second["series_forwarded"] == len(carried) > 0
+    estimated = on_10.loc[on_10["fitted_on"] != pd.Timestamp("2025-04-09"), "fitted_on"]
+    assert (estimated == pd.Timestamp("2025-04-10")).all()
+    assert second["parameters_estimated_on"] == pd.Timestamp("2025-04-09")
+    assert params["parameters_estimated_on"] == "2025-04-09"
+    assert meta["parameters"].value.startswith(f"parameters of {len(carried)} series run forward from 2025-04-09")
 
 
 def test_bad_row_is_quarantined_and_the_rest_kept(pipeline_run):
@@ -193,9 +210,11 @@ def test_one_code_path_plans_the_assets_outputs(pipeline_run):
     pol = load_policy(s.policy_path)
     source = WarehouseSource(wh, pol.reconciliation)
     cfg = FORECAST.config(pol)
-    reuse, _ = FORECAST.model_choice(source.last_forecast_run(d), d, cfg)  # the earlier plan's, as the asset
-    assert reuse is not None
-    fc = FORECAST.run(FORECAST.read(source, d, cfg), d, cfg, selection=reuse).forecast
+    last = source.last_forecast_run(d)
+    reuse, _ = FORECAST.model_choice(last, d, cfg)  # the earlier plan's, as the asset
+    fits = FORECAST.carried_fits(last, source.kept_fits(last), cfg)  # and the parameters it kept
+    assert reuse is not None and fits is not None
+    fc = FORECAST.run(FORECAST.read(source, d, cfg), d, cfg, selection=reuse, fits=fits).forecast
     asset_fc = wh.read("demand_forecast", d)
     pd.testing.assert_frame_equal(fc, asset_fc.drop(columns=["model_version"]), check_dtype=False)
     assert len(source.price_book(d, source.history(d, 182)).book) > 0  # the earlier plan's exported prices

@@ -61,6 +61,7 @@ import pandas as pd
 from pydantic import Field
 from scipy import stats
 
+from .forecast_fits import FIT_COLUMNS, FORWARD_MODELS, empty_fits, forward, kept_fits, series_starts, usable_fits
 from .policy import ForecastPolicy
 from .progress import Progress
 from .promotions import planned_promotion_days
@@ -944,6 +945,10 @@ class ForecastResult:
     config: ForecastSettings
     calibration: dict = field(default_factory=dict)  # class -> Calibration
     cv_points: pd.DataFrame | None = None  # the selected models' CV forecasts (for plots)
+    # the fitted parameters this plan keeps for the next (core.forecast_fits) and how it got them:
+    # {"forwarded": series run forward with kept parameters, "estimated": series fit}
+    fits: pd.DataFrame = field(default_factory=empty_fits)
+    fitting: dict = field(default_factory=dict)
 
 
 class _Winners:
@@ -1108,21 +1113,62 @@ def _future_frame(ids: np.ndarray, plan_date: str, cfg: ForecastSettings) -> pd.
 
 
 def _fit_class(
-    part: pd.DataFrame, model: str, cfg: ForecastSettings, weekly: pd.DataFrame | None = None
-) -> pd.DataFrame:
+    part: pd.DataFrame,
+    model: str,
+    cfg: ForecastSettings,
+    weekly: pd.DataFrame | None = None,
+    carry: _Carry | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The class's model fit on every series of `part` (adjusted demand), `horizon_days` ahead; a
     flat model with `flat_weekly_profile` on the series over its category's weekly index
-    (`weekly`, the category_dow table), multiplied back on the forecast days."""
+    (`weekly`, the category_dow table), multiplied back on the forecast days. With `carry` (a
+    model statsforecast can run forward, on the local engine) the series with a usable kept fit
+    are run forward instead of re-estimated (core.forecast_fits), and the fits this plan keeps
+    are returned with the forecast (else an empty table)."""
     df = part[["unique_id", "ds", "y_adj"]].rename(columns={"y_adj": "y"})
     profiled = _profiled(model, cfg) and "dow_idx" in part
     if profiled:
         df = df.assign(y=df["y"].to_numpy(float) / part["dow_idx"].to_numpy(float))
-    fc = _run_sf("forecast", [make_model(model, cfg)], df, cfg, h=cfg.horizon_days)
+    if carry is not None and model in FORWARD_MODELS and cfg.engine == "local":
+        fc, kept = carry.fit(df, series_starts(part), model, cfg)
+    else:
+        fc, kept = _run_sf("forecast", [make_model(model, cfg)], df, cfg, h=cfg.horizon_days), empty_fits()
     mean = fc[model].to_numpy(float)
     if profiled:
         cat = part.groupby("unique_id", observed=True)["category"].first()
         mean = mean * weekly_index(fc["unique_id"].map(cat), fc["ds"], weekly)
-    return pd.DataFrame({"unique_id": fc["unique_id"], "ds": fc["ds"], "mean": mean, "model": model})
+    return pd.DataFrame({"unique_id": fc["unique_id"], "ds": fc["ds"], "mean": mean, "model": model}), kept
+
+
+@dataclass
+class _Carry:
+    """Fits carried between refits (policy `refit_every_days`): the kept fits of the last plan,
+    what this plan keeps, and how many series were run forward / estimated."""
+
+    plan_date: str
+    every_days: int
+    fits: pd.DataFrame | None = None
+    forwarded: int = 0
+    estimated: int = 0
+
+    def fit(self, df: pd.DataFrame, starts: pd.DataFrame, model: str, cfg: ForecastSettings):
+        """The forecast (unique_id, ds, <model>) and the fits to keep: usable kept fits run
+        forward, the other series estimated (and their fits kept)."""
+        use = usable_fits(self.fits, starts, model, self.plan_date, self.every_days)
+        fresh = df[~df["unique_id"].isin(use["unique_id"])]
+        parts, kept = [], [use[FIT_COLUMNS]] if len(use) else []
+        if len(use):
+            future = pd.date_range(pd.Timestamp(self.plan_date) + pd.Timedelta(days=1), periods=cfg.horizon_days)
+            parts.append(forward(df, use, cfg.horizon_days, future).rename(columns={"mean": model}))
+        if len(fresh):
+            sf = _sf([make_model(model, cfg)], cfg).fit(df=fresh)
+            out = sf.predict(h=cfg.horizon_days)
+            parts.append(out.reset_index() if "unique_id" not in out.columns else out)
+            kept.append(kept_fits(sf, starts, model, self.plan_date, self.every_days))
+        self.forwarded += len(use)
+        self.estimated += fresh["unique_id"].nunique()
+        fc = pd.concat(parts, ignore_index=True).sort_values(["unique_id", "ds"], ignore_index=True)
+        return fc, (pd.concat(kept, ignore_index=True) if kept else empty_fits())
 
 
 def _new_item_forecast(part: pd.DataFrame, plan_date: str, cfg: ForecastSettings, adj: Adjustments) -> pd.DataFrame:
@@ -1687,15 +1733,21 @@ def _with_events(part: pd.DataFrame, ctx: _DemandScale) -> pd.DataFrame:
     return part.assign(mean=np.clip(part["mean"].to_numpy(float) * mult, 0, None))
 
 
-def _fit_chosen(adj: pd.DataFrame, chosen: dict, gi, ctx: _DemandScale, fit: Progress) -> list[pd.DataFrame]:
+def _fit_chosen(
+    adj: pd.DataFrame, chosen: dict, gi, ctx: _DemandScale, fit: Progress, carry: _Carry | None = None
+) -> tuple[list[pd.DataFrame], pd.DataFrame]:
     """Each class's forecast by its chosen model: a statistical model (back on the demand scale),
-    the global model, or the mean of both (the combined family)."""
-    cfg, parts = ctx.cfg, []
+    the global model, or the mean of both (the combined family); and the fits kept (`carry`)."""
+    cfg, parts, kept = ctx.cfg, [], []
     g = _global_fit(gi, cfg) if any(_components(m)[1] for m in chosen.values()) else None
     for cls, model in chosen.items():
         part = adj[adj["demand_class"] == cls]
         sf_name, uses_global = _components(model)
-        f = _with_events(_fit_class(part, sf_name, cfg, ctx.info.category_dow), ctx) if sf_name else None
+        f = None
+        if sf_name:
+            f, k = _fit_class(part, sf_name, cfg, ctx.info.category_dow, carry)
+            f = _with_events(f, ctx)
+            kept.append(k)
         if uses_global:
             gp = g[g["unique_id"].isin(part["unique_id"].unique())].rename(columns={GLOBAL_MODEL: "gm"})
             if f is None:
@@ -1706,7 +1758,8 @@ def _fit_chosen(adj: pd.DataFrame, chosen: dict, gi, ctx: _DemandScale, fit: Pro
                 f = f.drop(columns="gm")
         parts.append(f[["unique_id", "ds", "mean"]].assign(model=model, demand_class=cls))
         fit.advance(part["unique_id"].nunique(), note=f"class {cls} with {model}")
-    return parts
+    kept = [k for k in kept if len(k)]
+    return parts, (pd.concat(kept, ignore_index=True) if kept else empty_fits())
 
 
 def _apply_yearly_ramp(fc, history, plan_date, cfg, categories, calendar, adj) -> dict:
@@ -1784,6 +1837,7 @@ def run_forecast(
     *,
     promotions: pd.DataFrame | None = None,
     price_path: pd.DataFrame | None = None,
+    fits: pd.DataFrame | None = None,
 ) -> ForecastResult:
     """The whole stage (module docstring). `categories`: sku_id -> category (pooling); `calendar`:
     date, event [, region] (past and future; a row with a region applies to the locations named
@@ -1797,7 +1851,11 @@ def run_forecast(
     promoted store x SKU x day, past and planned future days) and `price_path` (location_id,
     sku_id, date, price for the horizon; a missing price is the last known one, and
     `price_path_missing_share` says how many) are read by the global model only (families
-    "mlforecast" and "combined"); left None, the stage is what it was without them."""
+    "mlforecast" and "combined"); left None, the stage is what it was without them.
+
+    `fits`: the fitted parameters an earlier plan kept (its result's `fits`); the chosen models'
+    series whose fit is younger than `refit_every_days` are run forward with them instead of
+    re-estimated (core.forecast_fits). The result's `fits` are what the next plan can carry."""
     series = prepare_series(history, plan_date, cfg)
     if series.empty:
         return ForecastResult(
@@ -1812,6 +1870,7 @@ def run_forecast(
     series_ids = adj.groupby("unique_id")[["location_id", "sku_id"]].first()
 
     ctx = _DemandScale(cat, calendar, em, info, series_ids, planned, cfg)
+    carry = None
     parts = []
     has_stat = (classes["demand_class"] != "new").any()
     gi = (
@@ -1829,7 +1888,9 @@ def run_forecast(
             adj, classes, cfg, em, selection, progress, extra=extra
         )
         fit = Progress(len(classes), unit="series", label="fit", report=progress)
-        parts += _fit_chosen(adj, chosen, gi, ctx, fit)
+        carry = _Carry(plan_date, cfg.refit_every_days, fits) if cfg.refit_every_days > 1 else None
+        fitted, kept = _fit_chosen(adj, chosen, gi, ctx, fit, carry)
+        parts += fitted
     new = adj[adj["demand_class"] == "new"]
     if len(new):
         parts.append(_with_events(_new_item_forecast(new, plan_date, cfg, info).assign(demand_class="new"), ctx))
@@ -1842,7 +1903,10 @@ def run_forecast(
         metrics["global_features"] = float(len(gi.info["features"]))
     metrics.update(_breakdown_metrics(points, adj))
     fc, classes, points = _demand_frame(fc, calib, adj, classes, points, plan_date)
-    return ForecastResult(fc, chosen, table, metrics, info, classes, cfg, calib, points)
+    res = ForecastResult(fc, chosen, table, metrics, info, classes, cfg, calib, points)
+    if cfg.family != "mlforecast" and carry is not None:
+        res.fits, res.fitting = kept, {"forwarded": carry.forwarded, "estimated": carry.estimated}
+    return res
 
 
 class _GlobalCandidate:

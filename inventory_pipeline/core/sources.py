@@ -122,6 +122,13 @@ class WarehouseSource:
         earlier = [x for x in self.wh.partitions("forecast_run") if x < plan_date]
         return self.wh.read("forecast_run", earlier[-1]).iloc[0].to_dict() if earlier else None
 
+    def kept_fits(self, last_run: dict | None) -> pd.DataFrame | None:
+        """The fitted parameters the plan of `last_run` kept (core.forecast_fits), if it kept any."""
+        if last_run is None:
+            return None
+        d = pd.Timestamp(last_run["plan_date"]).date().isoformat()
+        return self.wh.read("forecast_fits", d) if self.wh.exists("forecast_fits", d) else None
+
     def history(self, plan_date: str, days: int, columns: str = HISTORY_COLUMNS) -> pd.DataFrame:
         start = (pd.Timestamp(plan_date) - pd.Timedelta(days=days)).date().isoformat()
         return self.wh.read_model(

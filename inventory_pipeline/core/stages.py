@@ -96,6 +96,12 @@ class ForecastStage:
         choose afresh (`reusable_selection`: the policy's reselect_every_days)."""
         return reusable_selection(last_run, plan_date, cfg)
 
+    def carried_fits(self, last_run: dict | None, fits: pd.DataFrame | None, cfg: ForecastSettings):
+        """The fits an earlier plan kept, when it ran this configuration (else None: estimate);
+        which of them are young enough is `run_forecast`'s rule (policy refit_every_days)."""
+        same = last_run is not None and last_run.get("config_fingerprint") == cfg.fingerprint()
+        return fits if same and fits is not None and len(fits) else None
+
     def run(
         self,
         inputs: ForecastInputs,
@@ -103,8 +109,10 @@ class ForecastStage:
         cfg: ForecastSettings,
         selection: dict | None = None,
         progress=None,
+        fits: pd.DataFrame | None = None,
     ) -> ForecastResult:
-        """`selection` fixes the model per class (a champion's, or the twin's between reselections)."""
+        """`selection` fixes the model per class (a champion's, or the twin's between reselections);
+        `fits` are the parameters an earlier plan kept (`carried_fits`)."""
         return run_forecast(
             inputs.history,
             plan_date,
@@ -114,6 +122,7 @@ class ForecastStage:
             selection=selection,
             progress=progress,
             promotions=inputs.promotions,
+            fits=fits,
         )
 
     def serve(

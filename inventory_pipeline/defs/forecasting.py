@@ -133,21 +133,26 @@ def demand_forecast(
     inputs = FORECAST.read(WarehouseSource(wh), d, cfg)
     hist = inputs.history
     context.log.info(f"forecasting {hist.groupby(['location_id', 'sku_id']).ngroups} series from {len(hist)} rows")
-    reuse, selected_on = FORECAST.model_choice(WarehouseSource(wh).last_forecast_run(d), d, cfg)
+    source = WarehouseSource(wh)
+    last = source.last_forecast_run(d)
+    reuse, selected_on = FORECAST.model_choice(last, d, cfg)
     context.log.info(
         f"model choice reused from the plan of {selected_on}: {reuse}"
         if reuse
         else f"choosing models afresh (CV over every candidate; every {cfg.reselect_every_days} days)"
     )
-    cand = FORECAST.run(inputs, d, cfg, selection=reuse, progress=context.log.info)
+    fits = FORECAST.carried_fits(last, source.kept_fits(last), cfg)
+    cand = FORECAST.run(inputs, d, cfg, selection=reuse, progress=context.log.info, fits=fits)
     served = _serve(context, cand, inputs, d, cfg, pol, mlflow)
-    choice = ModelChoice(reuse is None, selected_on)
+    choice = ModelChoice(reuse is None, selected_on, **_fitting(cand, d))
+    context.log.info(choice.describe_fitting())
     run_id, artifacts = _log_run(context, served, inputs, d, cfg, pol, mlflow, wh, choice)
     model_version, candidate_version = _register(served, inputs, run_id, cfg, mlflow)
     fc = served.serving.forecast.assign(model_version=model_version)
     run = _forecast_run(served, model_version, run_id, d, choice)
     wh.write("demand_forecast", fc, d)
     wh.write("forecast_run", run, d)  # what the decision log records as the plan's forecast decision
+    wh.write("forecast_fits", cand.fits, d)  # the parameters the next plans run forward (refit_every_days)
     gate = dg.AssetCheckResult(
         check_name=GATE,
         passed=bool(served.promoted),
@@ -173,6 +178,7 @@ def demand_forecast(
                 "model_version": model_version,
                 "gate": served.reason,
                 "model_choice": choice.describe(),
+                "parameters": choice.describe_fitting(),
             },
         ),
     )
@@ -185,9 +191,30 @@ class ModelChoice:
 
     reselected: bool
     selected_on: str
+    # the chosen models' parameters (core.forecast_fits, policy forecast.refit_every_days): series run
+    # forward with parameters kept from `estimated_on` (the oldest such day), series estimated afresh
+    forwarded: int = 0
+    estimated: int = 0
+    estimated_on: str = ""
 
     def describe(self) -> str:
         return "chosen afresh (CV over every candidate)" if self.reselected else f"reused from {self.selected_on}"
+
+    def describe_fitting(self) -> str:
+        if not self.forwarded:
+            return f"parameters estimated for {self.estimated:,} series"
+        return (
+            f"parameters of {self.forwarded:,} series run forward from {self.estimated_on}, "
+            f"{self.estimated:,} series estimated"
+        )
+
+
+def _fitting(res, d: str) -> dict:
+    """ModelChoice's fitting fields of a forecast result."""
+    f = res.fitting
+    carried = res.fits[res.fits["fitted_on"] < pd.Timestamp(d)] if len(res.fits) else res.fits
+    on = pd.Timestamp(carried["fitted_on"].min()).date().isoformat() if len(carried) else d
+    return {"forwarded": int(f.get("forwarded", 0)), "estimated": int(f.get("estimated", 0)), "estimated_on": on}
 
 
 def _serve(context, cand, inputs, d: str, cfg: ForecastSettings, pol, mlflow: MlflowResource) -> ServedForecast:
@@ -237,6 +264,9 @@ def _log_run(context, served: ServedForecast, inputs, d: str, cfg: ForecastSetti
             "model_choice": choice.describe(),
             "reselected": choice.reselected,
             "selected_on": choice.selected_on,
+            "parameters": choice.describe_fitting(),
+            "parameters_estimated_on": choice.estimated_on,
+            "refit_every_days": cfg.refit_every_days,
         },
         metrics={
             **{k: v for k, v in serving.metrics.items() if isinstance(v, (int, float))},
@@ -246,6 +276,8 @@ def _log_run(context, served: ServedForecast, inputs, d: str, cfg: ForecastSetti
             "censored_units_added": cens.get("units_added", 0.0),
             **({"champion_cv_wape": served.champion_cv_wape} if served.champion_cv_wape is not None else {}),
             "candidate_cv_wape": served.candidate.metrics.get("cv_wape", float("nan")),
+            "series_forwarded": choice.forwarded,
+            "series_estimated": choice.estimated,
         },
         artifacts=[*artifacts, cv_csv],
         tags={"dagster_run_id": context.run_id, "partition": d},
@@ -295,6 +327,8 @@ def _forecast_run(served: ServedForecast, model_version: str, run_id: str, d: st
                 "selection": json.dumps(served.candidate.selection, sort_keys=True),
                 "selected_on": pd.Timestamp(choice.selected_on),
                 "reselected": choice.reselected,
+                "series_forwarded": choice.forwarded,  # run forward with kept parameters (refit_every_days)
+                "parameters_estimated_on": pd.Timestamp(choice.estimated_on),
             }
         ]
     )
@@ -309,6 +343,7 @@ def _forecast_metadata(served: ServedForecast, fc, run_id, model_version: str, a
         "model_version": model_version,
         "selection": serving.selection,
         "model_choice": choice.describe(),
+        "parameters": choice.describe_fitting(),
         "gate": served.reason,
         "mlflow_run_id": run_id,
         "mlflow_run": dg.MetadataValue.url(f"{mlflow.ui_url}/#/experiments/{_experiment_id(mlflow)}/runs/{run_id}"),

@@ -325,6 +325,7 @@ class PipelinePolicy:
         # production week where the champion configuration serves
         self.reselect_every = max(1, reselect_every)
         self._selection: dict | None = None
+        self._fits = None
         self.fcfg = FORECAST.config(policy)
         self.guardrail_violations = 0  # recommendations outside a guardrail, summed over decision days
         self.guardrail_violations_by: Counter = Counter()  # ... by guardrail
@@ -368,7 +369,10 @@ class PipelinePolicy:
         registry: the policy's configuration is the champion, so the gate serves the candidate."""
         reselect = self._selection is None or self.forecasts_made % self.reselect_every == 0
         inputs = FORECAST.read(source, plan_date, self.fcfg)
-        res = FORECAST.run(inputs, plan_date, self.fcfg, selection=None if reselect else self._selection)
+        res = FORECAST.run(
+            inputs, plan_date, self.fcfg, selection=None if reselect else self._selection, fits=self._fits
+        )
+        self._fits = res.fits  # the parameters kept for the next forecast (policy refit_every_days)
         served = FORECAST.serve(res, None)
         self.forecast, self.forecast_t = served.serving.forecast, source.obs.t
         if reselect:
