@@ -684,3 +684,49 @@ def test_kept_fits_are_used_within_the_cadence_only_and_equal_a_refit_on_their_o
     new = _seasonal_skus(1, 150, "2025-05-01", seed=9).assign(sku_id="NEW")
     mixed = run_forecast(pd.concat([h[h["date"] <= "2025-05-01"], new]), "2025-05-01", ETS_ONLY, fits=on_d.fits)
     assert mixed.fitting == {"forwarded": 2, "estimated": 1} and len(mixed.fits) == 3
+
+
+def test_a_carrying_plan_uses_the_refit_days_intervals_instead_of_cross_validating_again():
+    """D+1 carrying D's fits and D's CV state: the same means as with its own CV, the intervals
+    of D's calibration (read back from its stored table) and D's CV metrics, and it says so."""
+    import dataclasses
+
+    from inventory_pipeline.core.forecasting import CvState
+
+    d1 = "2025-05-01"
+    h = _seasonal_skus(3, 150, d1)
+    on_d = run_forecast(h[h["date"] <= END], END, ETS_ONLY)
+    state = on_d.cv_state()
+    assert on_d.cv_on == END and state.on == END
+    stored = CvState.calibrations_from(state.calibration_table())  # the Parquet table's round trip
+    for cls, cal in on_d.calibration.items():
+        pd.testing.assert_frame_equal(stored[cls].overall, cal.overall, check_dtype=False)
+    own_cv = run_forecast(h, d1, ETS_ONLY, selection=on_d.selection, fits=on_d.fits)
+    state = dataclasses.replace(state, calibration=stored)
+    carried = run_forecast(h, d1, ETS_ONLY, selection=on_d.selection, fits=on_d.fits, cv_state=state)
+    assert own_cv.cv_on == d1 and carried.cv_on == END
+    pd.testing.assert_series_equal(carried.forecast["mean"], own_cv.forecast["mean"])
+    assert carried.metrics["cv_wape"] == on_d.metrics["cv_wape"] != own_cv.metrics["cv_wape"]
+    f = carried.forecast
+    q = on_d.calibration["smooth"].quantiles(f["mean"].to_numpy(), f["horizon"].to_numpy())
+    for name in ("p10", "p90", "p99"):
+        np.testing.assert_allclose(f[name], q[name])
+    # a class the state has no calibration for: the plan cross-validates
+    assert not dataclasses.replace(state, calibration={}).covers(carried.classes)
+
+
+def test_the_cv_is_reused_only_by_a_plan_that_reuses_the_choice_inside_the_refit_cadence():
+    from inventory_pipeline.core.forecasting import reusable_cv
+
+    last = {"cv_on": pd.Timestamp("2025-04-24"), "config_fingerprint": ETS_ONLY.fingerprint()}
+    assert reusable_cv(last, "2025-04-25", ETS_ONLY, choice_reused=True) == "2025-04-24"
+    assert reusable_cv(last, "2025-04-30", ETS_ONLY, choice_reused=True) == "2025-04-24"  # day 6
+    assert reusable_cv(last, "2025-05-01", ETS_ONLY, choice_reused=True) is None  # day 7: cross-validate
+    assert reusable_cv(last, "2025-04-24", ETS_ONLY, choice_reused=True) is None  # a re-run of that plan
+    assert reusable_cv(last, "2025-04-25", ETS_ONLY, choice_reused=False) is None  # a new choice: its own CV
+    assert reusable_cv(None, "2025-04-25", ETS_ONLY, choice_reused=True) is None
+    assert reusable_cv({**last, "cv_on": None}, "2025-04-25", ETS_ONLY, choice_reused=True) is None  # older run
+    other = ETS_ONLY.model_copy(update={"cv_windows": 3})
+    assert reusable_cv(last, "2025-04-25", other, choice_reused=True) is None
+    every = ETS_ONLY.model_copy(update={"refit_every_days": 1})
+    assert reusable_cv(last, "2025-04-25", every, choice_reused=True) is None

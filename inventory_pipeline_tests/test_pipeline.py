@@ -156,6 +156,11 @@ def test_the_next_plan_reuses_the_model_choice_and_says_so(pipeline_run):
     assert second["parameters_estimated_on"] == pd.Timestamp("2025-04-09")
     assert params["parameters_estimated_on"] == "2025-04-09"
     assert meta["parameters"].value.startswith(f"parameters of {len(carried)} series run forward from 2025-04-09")
+    # and its intervals and CV metrics are the first plan's cross-validation, not a second one
+    assert first["cv_on"] == second["cv_on"] == pd.Timestamp("2025-04-09")
+    assert second["cv_wape"] == first["cv_wape"] and second["cv_metrics"] == first["cv_metrics"]
+    assert meta["cross_validation"].value == "intervals and CV metrics of the cross-validation of 2025-04-09"
+    assert params["cv_on"] == "2025-04-09"
 
 
 def test_bad_row_is_quarantined_and_the_rest_kept(pipeline_run):
@@ -213,8 +218,10 @@ def test_one_code_path_plans_the_assets_outputs(pipeline_run):
     last = source.last_forecast_run(d)
     reuse, _ = FORECAST.model_choice(last, d, cfg)  # the earlier plan's, as the asset
     fits = FORECAST.carried_fits(last, source.kept_fits(last), cfg)  # and the parameters it kept
-    assert reuse is not None and fits is not None
-    fc = FORECAST.run(FORECAST.read(source, d, cfg), d, cfg, selection=reuse, fits=fits).forecast
+    cv = source.cv_state(last) if FORECAST.cv_reuse(last, d, cfg, reuse is not None) else None  # and its CV
+    assert reuse is not None and fits is not None and cv is not None
+    inputs = FORECAST.read(source, d, cfg)
+    fc = FORECAST.run(inputs, d, cfg, selection=reuse, fits=fits, cv_state=cv).forecast
     asset_fc = wh.read("demand_forecast", d)
     pd.testing.assert_frame_equal(fc, asset_fc.drop(columns=["model_version"]), check_dtype=False)
     assert len(source.price_book(d, source.history(d, 182)).book) > 0  # the earlier plan's exported prices

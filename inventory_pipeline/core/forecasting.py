@@ -899,6 +899,65 @@ class Calibration:
         return out
 
 
+CALIBRATION_COLUMNS = ["demand_class", "category", "bucket"]  # + the quantile columns; category "" = the class
+
+
+@dataclass
+class CvState:
+    """What a plan's cross-validation leaves for the plans that carry its fits (policy
+    `refit_every_days`): the model choice, each class's interval calibration, the CV metrics, the
+    candidates' table and the CV points, and the day it ran (`on`). A carrying plan forecasts
+    with the kept parameters and these intervals instead of cross-validating again."""
+
+    on: str
+    selection: dict
+    calibration: dict  # class -> Calibration
+    metrics: dict
+    cv: pd.DataFrame
+    points: pd.DataFrame
+
+    def calibration_table(self) -> pd.DataFrame:
+        """The calibrations as one long table (CALIBRATION_COLUMNS + the quantiles)."""
+        rows = [
+            t.rename_axis("bucket").reset_index().assign(demand_class=cls, category=cat)
+            for cls, cal in self.calibration.items()
+            for cat, t in [("", cal.overall), *cal.by_category.items()]
+        ]
+        if not rows:
+            return pd.DataFrame(columns=[*CALIBRATION_COLUMNS, *QUANTILE_PROBS])
+        return pd.concat(rows, ignore_index=True)[[*CALIBRATION_COLUMNS, *QUANTILE_PROBS]]
+
+    @staticmethod
+    def calibrations_from(table: pd.DataFrame) -> dict:
+        """`calibration_table`'s inverse."""
+        out = {}
+        for cls, g in table.groupby("demand_class"):
+            tabs = {
+                str(cat): t.set_index(t["bucket"].astype(int))[list(QUANTILE_PROBS)].rename_axis(None)
+                for cat, t in g.groupby("category")
+            }
+            out[str(cls)] = Calibration(tabs.pop(""), tabs)
+        return out
+
+    def covers(self, classes: pd.DataFrame) -> bool:
+        """Whether every statistical class of today's series has a model and a calibration here."""
+        present = set(classes["demand_class"]) - {"new"}
+        return present <= set(self.selection) and present <= set(self.calibration)
+
+
+def reusable_cv(last_run: dict | None, plan_date: str, cfg: ForecastSettings, choice_reused: bool) -> str | None:
+    """The day of the cross-validation a plan reuses (`CvState`), or None to cross-validate: only
+    a plan that reuses the model choice, under the same configuration, fewer than
+    `refit_every_days` days after that CV ran."""
+    if not choice_reused or last_run is None or cfg.refit_every_days <= 1:
+        return None
+    on = last_run.get("cv_on")
+    if last_run.get("config_fingerprint") != cfg.fingerprint() or on is None or pd.isna(on):
+        return None
+    age = (pd.Timestamp(plan_date) - pd.Timestamp(on)).days
+    return pd.Timestamp(on).date().isoformat() if 0 < age < cfg.refit_every_days else None
+
+
 def calibrate_strata(cv: pd.DataFrame, model: str) -> Calibration:
     """`calibrate` over the class, and per category where the residuals suffice."""
     cal = Calibration(calibrate(cv, model))
@@ -949,6 +1008,12 @@ class ForecastResult:
     # {"forwarded": series run forward with kept parameters, "estimated": series fit}
     fits: pd.DataFrame = field(default_factory=empty_fits)
     fitting: dict = field(default_factory=dict)
+    cv_on: str | None = None  # the day the cross-validation behind the intervals and metrics ran
+
+    def cv_state(self) -> CvState:
+        """What the plans carrying this plan's fits reuse of its cross-validation."""
+        points = self.cv_points if self.cv_points is not None else pd.DataFrame()
+        return CvState(self.cv_on or "", self.selection, self.calibration, self.metrics, self.cv, points)
 
 
 class _Winners:
@@ -1838,6 +1903,7 @@ def run_forecast(
     promotions: pd.DataFrame | None = None,
     price_path: pd.DataFrame | None = None,
     fits: pd.DataFrame | None = None,
+    cv_state: CvState | None = None,
 ) -> ForecastResult:
     """The whole stage (module docstring). `categories`: sku_id -> category (pooling); `calendar`:
     date, event [, region] (past and future; a row with a region applies to the locations named
@@ -1855,7 +1921,9 @@ def run_forecast(
 
     `fits`: the fitted parameters an earlier plan kept (its result's `fits`); the chosen models'
     series whose fit is younger than `refit_every_days` are run forward with them instead of
-    re-estimated (core.forecast_fits). The result's `fits` are what the next plan can carry."""
+    re-estimated (core.forecast_fits). The result's `fits` are what the next plan can carry.
+    `cv_state` (an earlier plan's `ForecastResult.cv_state()`, `reusable_cv`): its model choice,
+    intervals and CV metrics serve instead of a cross-validation, when it covers every class."""
     series = prepare_series(history, plan_date, cfg)
     if series.empty:
         return ForecastResult(
@@ -1870,7 +1938,7 @@ def run_forecast(
     series_ids = adj.groupby("unique_id")[["location_id", "sku_id"]].first()
 
     ctx = _DemandScale(cat, calendar, em, info, series_ids, planned, cfg)
-    carry = None
+    carry, cv_on = None, plan_date
     parts = []
     has_stat = (classes["demand_class"] != "new").any()
     gi = (
@@ -1883,10 +1951,14 @@ def run_forecast(
         if gi is not None:
             parts.append(_global_forecast(gi, adj, cfg))
     else:
-        extra = _GlobalCandidate(gi, cfg) if cfg.family == "combined" and gi is not None else None
-        chosen, table, calib, metrics, points = _select_and_calibrate(
-            adj, classes, cfg, em, selection, progress, extra=extra
-        )
+        if cv_state is not None and cv_state.covers(classes):
+            chosen, table, calib = dict(cv_state.selection), cv_state.cv, cv_state.calibration
+            metrics, points, cv_on = dict(cv_state.metrics), None, cv_state.on
+        else:
+            extra = _GlobalCandidate(gi, cfg) if cfg.family == "combined" and gi is not None else None
+            chosen, table, calib, metrics, points = _select_and_calibrate(
+                adj, classes, cfg, em, selection, progress, extra=extra
+            )
         fit = Progress(len(classes), unit="series", label="fit", report=progress)
         carry = _Carry(plan_date, cfg.refit_every_days, fits) if cfg.refit_every_days > 1 else None
         fitted, kept = _fit_chosen(adj, chosen, gi, ctx, fit, carry)
@@ -1901,9 +1973,13 @@ def run_forecast(
     if gi is not None:  # what the global model's features saw
         metrics.update({k: float(v) for k, v in gi.info.items() if k != "features"})
         metrics["global_features"] = float(len(gi.info["features"]))
-    metrics.update(_breakdown_metrics(points, adj))
-    fc, classes, points = _demand_frame(fc, calib, adj, classes, points, plan_date)
-    res = ForecastResult(fc, chosen, table, metrics, info, classes, cfg, calib, points)
+    if points is not None:  # else the reused CV's metrics, breakdown included
+        metrics.update(_breakdown_metrics(points, adj))
+    own_points = points if points is not None else pd.DataFrame()
+    fc, classes, points = _demand_frame(fc, calib, adj, classes, own_points, plan_date)
+    if cv_on != plan_date:
+        points = cv_state.points  # labelled by series already
+    res = ForecastResult(fc, chosen, table, metrics, info, classes, cfg, calib, points, cv_on=cv_on)
     if cfg.family != "mlforecast" and carry is not None:
         res.fits, res.fitting = kept, {"forwarded": carry.forwarded, "estimated": carry.estimated}
     return res

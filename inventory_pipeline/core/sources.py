@@ -122,6 +122,22 @@ class WarehouseSource:
         earlier = [x for x in self.wh.partitions("forecast_run") if x < plan_date]
         return self.wh.read("forecast_run", earlier[-1]).iloc[0].to_dict() if earlier else None
 
+    def cv_state(self, last_run: dict):
+        """The cross-validation the plan of `last_run` ran or carried (core.forecasting.CvState)."""
+        import json
+
+        from .forecasting import CvState
+
+        d = pd.Timestamp(last_run["plan_date"]).date().isoformat()
+        return CvState(
+            on=pd.Timestamp(last_run["cv_on"]).date().isoformat(),
+            selection=json.loads(last_run["selection"]),
+            calibration=CvState.calibrations_from(self.wh.read("forecast_calibration", d)),
+            metrics=json.loads(last_run["cv_metrics"]),
+            cv=self.wh.read("forecast_cv", d),
+            points=self.wh.read("forecast_cv_points", d),
+        )
+
     def kept_fits(self, last_run: dict | None) -> pd.DataFrame | None:
         """The fitted parameters the plan of `last_run` kept (core.forecast_fits), if it kept any."""
         if last_run is None:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .forecasting import ForecastResult, ForecastSettings, reusable_selection, run_forecast
+from .forecasting import CvState, ForecastResult, ForecastSettings, reusable_cv, reusable_selection, run_forecast
 from .policy import Policy
 from .pricing import PRICING_HISTORY_DAYS, guardrail_violations, recommend_prices, with_lifecycle
 from .rebalancing import TransferPlan, plan_transfers, transfer_violations
@@ -96,6 +96,10 @@ class ForecastStage:
         choose afresh (`reusable_selection`: the policy's reselect_every_days)."""
         return reusable_selection(last_run, plan_date, cfg)
 
+    def cv_reuse(self, last_run: dict | None, plan_date: str, cfg: ForecastSettings, choice_reused: bool):
+        """The day of the earlier cross-validation this plan reuses, or None (`reusable_cv`)."""
+        return reusable_cv(last_run, plan_date, cfg, choice_reused)
+
     def carried_fits(self, last_run: dict | None, fits: pd.DataFrame | None, cfg: ForecastSettings):
         """The fits an earlier plan kept, when it ran this configuration (else None: estimate);
         which of them are young enough is `run_forecast`'s rule (policy refit_every_days)."""
@@ -110,9 +114,11 @@ class ForecastStage:
         selection: dict | None = None,
         progress=None,
         fits: pd.DataFrame | None = None,
+        cv_state: CvState | None = None,
     ) -> ForecastResult:
         """`selection` fixes the model per class (a champion's, or the twin's between reselections);
-        `fits` are the parameters an earlier plan kept (`carried_fits`)."""
+        `fits` are the parameters an earlier plan kept (`carried_fits`), `cv_state` its
+        cross-validation (`cv_reuse`)."""
         return run_forecast(
             inputs.history,
             plan_date,
@@ -123,6 +129,7 @@ class ForecastStage:
             progress=progress,
             promotions=inputs.promotions,
             fits=fits,
+            cv_state=cv_state,
         )
 
     def serve(

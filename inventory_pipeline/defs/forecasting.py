@@ -142,10 +142,17 @@ def demand_forecast(
         else f"choosing models afresh (CV over every candidate; every {cfg.reselect_every_days} days)"
     )
     fits = FORECAST.carried_fits(last, source.kept_fits(last), cfg)
-    cand = FORECAST.run(inputs, d, cfg, selection=reuse, progress=context.log.info, fits=fits)
-    served = _serve(context, cand, inputs, d, cfg, pol, mlflow)
-    choice = ModelChoice(reuse is None, selected_on, **_fitting(cand, d))
-    context.log.info(choice.describe_fitting())
+    champ = registry_version(mlflow.tracking_uri, "champion")
+    # the CV is reused only where the gate needs none: against another champion both are judged
+    # on this plan's window
+    gate_free = champ is None or champ["config_fingerprint"] == cfg.fingerprint()
+    cv_on = FORECAST.cv_reuse(last, d, cfg, reuse is not None) if gate_free else None
+    cv_state = source.cv_state(last) if cv_on else None
+    cand = FORECAST.run(inputs, d, cfg, selection=reuse, progress=context.log.info, fits=fits, cv_state=cv_state)
+    served = _serve(context, cand, inputs, d, cfg, pol, champ)
+    cv_from = cand.cv_on or d
+    choice = ModelChoice(reuse is None, selected_on, **_fitting(cand, d), cv_on=cv_from, cv_reused=cv_from != d)
+    context.log.info(f"{choice.describe_fitting()}; {choice.describe_cv()}")
     run_id, artifacts = _log_run(context, served, inputs, d, cfg, pol, mlflow, wh, choice)
     model_version, candidate_version = _register(served, inputs, run_id, cfg, mlflow)
     fc = served.serving.forecast.assign(model_version=model_version)
@@ -153,6 +160,10 @@ def demand_forecast(
     wh.write("demand_forecast", fc, d)
     wh.write("forecast_run", run, d)  # what the decision log records as the plan's forecast decision
     wh.write("forecast_fits", cand.fits, d)  # the parameters the next plans run forward (refit_every_days)
+    state = cand.cv_state()  # ... and the cross-validation they reuse
+    wh.write("forecast_calibration", state.calibration_table(), d)
+    wh.write("forecast_cv", state.cv, d)
+    wh.write("forecast_cv_points", state.points, d)
     gate = dg.AssetCheckResult(
         check_name=GATE,
         passed=bool(served.promoted),
@@ -196,9 +207,16 @@ class ModelChoice:
     forwarded: int = 0
     estimated: int = 0
     estimated_on: str = ""
+    cv_on: str = ""  # the plan whose cross-validation gave the intervals and CV metrics
+    cv_reused: bool = False  # ... an earlier plan's (refit_every_days)
 
     def describe(self) -> str:
         return "chosen afresh (CV over every candidate)" if self.reselected else f"reused from {self.selected_on}"
+
+    def describe_cv(self) -> str:
+        if self.cv_reused:
+            return f"intervals and CV metrics of the cross-validation of {self.cv_on}"
+        return "intervals calibrated by this plan's cross-validation"
 
     def describe_fitting(self) -> str:
         if not self.forwarded:
@@ -209,6 +227,10 @@ class ModelChoice:
         )
 
 
+def _numbers(metrics: dict) -> dict:
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+
+
 def _fitting(res, d: str) -> dict:
     """ModelChoice's fitting fields of a forecast result."""
     f = res.fitting
@@ -217,10 +239,9 @@ def _fitting(res, d: str) -> dict:
     return {"forwarded": int(f.get("forwarded", 0)), "estimated": int(f.get("estimated", 0)), "estimated_on": on}
 
 
-def _serve(context, cand, inputs, d: str, cfg: ForecastSettings, pol, mlflow: MlflowResource) -> ServedForecast:
-    """The promotion gate against the registry's champion, cross-validated on the same window when
-    it is a different configuration."""
-    champ = registry_version(mlflow.tracking_uri, "champion")
+def _serve(context, cand, inputs, d: str, cfg: ForecastSettings, pol, champ: dict | None) -> ServedForecast:
+    """The promotion gate against the registry's champion (`champ`), cross-validated on the same
+    window when it is a different configuration."""
     champ_res = None
     if champ and champ["config_fingerprint"] != cfg.fingerprint():
         context.log.info(f"cross-validating champion v{champ['version']} on the same window")
@@ -267,6 +288,8 @@ def _log_run(context, served: ServedForecast, inputs, d: str, cfg: ForecastSetti
             "parameters": choice.describe_fitting(),
             "parameters_estimated_on": choice.estimated_on,
             "refit_every_days": cfg.refit_every_days,
+            "cv_on": choice.cv_on,
+            "cross_validation": choice.describe_cv(),
         },
         metrics={
             **{k: v for k, v in serving.metrics.items() if isinstance(v, (int, float))},
@@ -329,6 +352,8 @@ def _forecast_run(served: ServedForecast, model_version: str, run_id: str, d: st
                 "reselected": choice.reselected,
                 "series_forwarded": choice.forwarded,  # run forward with kept parameters (refit_every_days)
                 "parameters_estimated_on": pd.Timestamp(choice.estimated_on),
+                "cv_on": pd.Timestamp(choice.cv_on),  # the cross-validation behind cv_wape and the intervals
+                "cv_metrics": json.dumps(_numbers(served.candidate.metrics), sort_keys=True),
             }
         ]
     )
@@ -344,6 +369,7 @@ def _forecast_metadata(served: ServedForecast, fc, run_id, model_version: str, a
         "selection": serving.selection,
         "model_choice": choice.describe(),
         "parameters": choice.describe_fitting(),
+        "cross_validation": choice.describe_cv(),
         "gate": served.reason,
         "mlflow_run_id": run_id,
         "mlflow_run": dg.MetadataValue.url(f"{mlflow.ui_url}/#/experiments/{_experiment_id(mlflow)}/runs/{run_id}"),
