@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export INVENTORY_PIPELINE_HOME ?= $(CURDIR)
 
-.PHONY: install manifest browser console demo demo-m5 backtest-m5 oj evaluate-suite lint format test test-fast dev bench bench-console bench-loop mlflow-ui clean
+.PHONY: install manifest browser console demo demo-m5 backtest-m5 oj evaluate-suite lint format test test-fast test-backfill dev bench bench-console bench-loop mlflow-ui clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -87,7 +87,11 @@ test-fast: install
 # cores: a quarter of the run is spent waiting (browsers, servers starting, subprocesses), and a
 # third worker fills it (measured from a fresh clone of bacea13: 600 s with -n 2, 563 s with -n 3)
 test: install browser
-	$(BIN)/pytest -n 3 --dist loadfile -q
+	$(BIN)/pytest -n 3 --dist loadfile -q -m "not backfill"
+
+# a ten-date backfill, killed and resumed, against day-by-day runs (twenty plans, ~4 min); CI runs it
+test-backfill: install
+	$(BIN)/pytest -q -m backfill inventory_pipeline_tests/test_backfill.py
 
 # the planner console (Streamlit) on http://127.0.0.1:8501 over this home's warehouse; add the
 # first admin with: .venv/bin/inventory-pipeline console-user add NAME --role admin

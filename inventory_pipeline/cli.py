@@ -124,6 +124,7 @@ def _run(args: argparse.Namespace) -> int:
             first_date=args.first_date,
             log=lambda m: print(m, flush=True),
             log_level="INFO" if verbose else "CRITICAL",
+            plan_from=getattr(args, "plan_from", None),
         )
     except NoLandingDay as e:
         _err(
@@ -427,6 +428,12 @@ def _pipeline_commands(sub) -> None:
     )
     r.add_argument("--date", type=_iso_date, help="plan date YYYY-MM-DD (default: the latest daily/YYYY-MM-DD folder)")
     r.add_argument("--first-date", type=_iso_date, help="first landing day to ingest (default: the earliest)")
+    r.add_argument(
+        "--plan-from",
+        type=_iso_date,
+        help="backfill: plan every landing day from this one to --date, in date order, one daily_plan run each; "
+        "dates already planned are skipped, so a killed backfill resumes where it stopped",
+    )
     r.add_argument(
         "-v",
         "--verbose",

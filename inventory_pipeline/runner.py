@@ -26,6 +26,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import dagster as dg
 
@@ -325,6 +326,24 @@ def _print_warnings(instance: dg.DagsterInstance, run_id: str, warn: Callable[[s
             warn(f"{rec.step_key or 'run'}: {rec.user_message}")
 
 
+def plan_complete(instance: dg.DagsterInstance, plan_date: str) -> bool:
+    """Whether the newest `daily_plan` run of `plan_date` ran the whole job and succeeded. A run
+    killed with its process never finishes (STARTED), a failed or cancelled one did not succeed,
+    and a run of part of the job is not a plan: all three leave the date to be planned again."""
+    runs = instance.get_runs(dg.RunsFilter(job_name="daily_plan", tags={"dagster/partition": plan_date}), limit=1)
+    return bool(runs) and runs[0].status == dg.DagsterRunStatus.SUCCESS and not runs[0].asset_selection
+
+
+def plan_dates_to_run(instance: dg.DagsterInstance, dates: list[str]) -> tuple[list[str], list[str]]:
+    """(already planned, to plan) of a backfill's `dates` in date order: every date from the first
+    one not completely planned on is planned (again), because each plan reads the state the plan
+    before it left."""
+    done = 0
+    while done < len(dates) and plan_complete(instance, dates[done]):
+        done += 1
+    return dates[:done], dates[done:]
+
+
 def run_pipeline(
     plan_date: str | None = None,
     first_date: str | None = None,
@@ -332,16 +351,26 @@ def run_pipeline(
     log=print,
     log_level: str = "WARNING",
     warn: Callable[[str], None] | None = None,
+    plan_from: str | None = None,
+    defs: dg.Definitions | None = None,
 ) -> dict:
     """Run the three jobs; Dagster's console log shows `log_level` and above (the full event log
     is in the instance either way). A run that fails stops the runs after it; the returned dict
     has `results` (job -> in-process result, only for the jobs that ran) and `outcome` (Outcome:
     the failures as paragraphs-to-be and the overall kind). `warn` receives one line per ignored
-    stray folder under daily/ and per warning an asset logged (default: stderr)."""
-    from .config import settings
+    stray folder under daily/ and per warning an asset logged (default: stderr).
+
+    `plan_from` makes it a backfill: `daily_plan` runs for every landing day from `plan_from` to
+    `plan_date`, one run each, in date order, and resumes: the leading dates already planned
+    (`plan_complete`) are skipped, and planning starts at the first that is not (a killed or
+    failed run's date included). `results["daily_plan"]` is the last plan run; `planned` and
+    `skipped` list the dates. `defs`: the code location (default: this package's, from the
+    settings)."""
     from .core.landing_dates import landing_dates
     from .core.warehouse import Warehouse
-    from .definitions import defs
+
+    if defs is None:
+        from .definitions import defs
 
     warn = warn or (lambda m: print(f"warning: {m}", file=sys.stderr, flush=True))
     landing = defs.resources["landing"]
@@ -358,13 +387,17 @@ def run_pipeline(
     first_date = first_date or dates[0]
     if first_date > plan_date:
         raise NoLandingDay(f"the first landing day {first_date} is after the plan date {plan_date}")
+    if plan_from and plan_from not in dates:
+        raise NoLandingDay(f"no folder daily/{plan_from}/ in the landing zone {landing.uri}")
+    if plan_from and plan_from > plan_date:
+        raise NoLandingDay(f"the first plan date {plan_from} is after the plan date {plan_date}")
     instance = instance or dg.DagsterInstance.get()
     quiet = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     results: dict = {}
     outcome = Outcome(plan_date, first_date, results)
-    wh = Warehouse(settings().warehouse_dir)
+    wh = Warehouse(Path(defs.resources["warehouse"].root))
 
-    def finish(name: str) -> bool:  # the per-run table, warnings and failures; True when the run succeeded
+    def finish(name: str, day: str) -> bool:  # the per-run table, warnings and failures; True when it succeeded
         from .core.run_records import format_run_summary
         from .defs.sensors import summarise_run
 
@@ -373,7 +406,7 @@ def run_pipeline(
         log("  " + format_run_summary(summarise_run(instance, run)).replace("\n", "\n  "))
         if log_level.upper() in ("ERROR", "CRITICAL"):  # Dagster's console did not show them
             _print_warnings(instance, res.run_id, warn)
-        outcome.failures += run_failures(name, res, plan_date, wh)
+        outcome.failures += run_failures(name, res, day, wh)
         outcome.not_run += not_run_steps(res)
         return res.success
 
@@ -384,21 +417,34 @@ def run_pipeline(
             f"ingest daily files {first_date} .. {plan_date} (one run)",
             {"tags": {PARTITION_RANGE_START_TAG: first_date, PARTITION_RANGE_END_TAG: plan_date}},
         ),
-        (
-            "daily_plan",
-            f"plan {plan_date}: dbt build, forecast, pricing, replenishment, rebalancing, decisions, outbox",
-            {"partition_key": plan_date},
-        ),
     ]
+    backfill = [d for d in dates if (plan_from or plan_date) <= d <= plan_date]
+    skipped, planned = plan_dates_to_run(instance, backfill) if plan_from else ([], backfill)
+    for d in skipped:
+        log(f"plan {d}: already planned (its last daily_plan run succeeded), skipped")
+    jobs += [
+        ("daily_plan", f"plan {d}: dbt build, forecast, pricing, replenishment, rebalancing, decisions, outbox",
+         {"partition_key": d})
+        for d in planned
+    ]  # fmt: skip
     for i, (name, title, kwargs) in enumerate(jobs):
         log(title)
         results[name] = defs.resolve_job_def(name).execute_in_process(
             instance=instance, run_config=quiet, raise_on_error=False, **kwargs
         )
-        if not finish(name):
-            outcome.not_run += [n for n, _, _ in jobs[i + 1 :]]
+        day = kwargs.get("partition_key", plan_date)
+        if not finish(name, day):
+            outcome.plan_date = day  # what was not exported: the failed date and every later one
+            outcome.not_run += [f"{n} {k['partition_key']}" if "partition_key" in k else n for n, _, k in jobs[i + 1 :]]
             break
-    return {"plan_date": plan_date, "first_date": first_date, "results": results, "outcome": outcome}
+    return {
+        "plan_date": plan_date,
+        "first_date": first_date,
+        "results": results,
+        "outcome": outcome,
+        "planned": planned,
+        "skipped": skipped,
+    }
 
 
 def apply_planner_answers(instance: dg.DagsterInstance | None = None, log=print) -> dict:

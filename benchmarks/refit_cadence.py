@@ -1,0 +1,165 @@
+"""Carried fits against re-estimating every plan, on Walmart's M5 sales (real data).
+
+For consecutive plan dates the forecast stage runs twice on the same history, with the same
+model choice (the first plan's; `reselect_every_days` is not what is compared):
+
+- `refit`: every plan estimates the chosen models' parameters (`refit_every_days: 1`);
+- `carried`: the policy's cadence (`refit_every_days: 7`): the first plan of each week estimates
+  and cross-validates, the others run its AutoETS parameters forward over their own series
+  (core.forecast_fits) with its intervals (core.forecasting.CvState), as the asset does.
+
+Each plan's mean forecast is scored against M5's realised sales of the next 28 days (WAPE and
+bias, all series and the AutoETS series alone) and the share of days inside its 80% interval
+(p10-p90), and each run_forecast is timed. Results:
+<out>/refit_cadence.{json,md}.
+
+    python -m benchmarks.refit_cadence --out bench [--stores CA_1 TX_2] [--plans 14]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HORIZON = 28
+
+
+def _score(fc: pd.DataFrame, panel, pos: pd.Series, origin: int, horizons: int) -> dict:
+    """WAPE and bias of the forecast's mean over days 1..`horizons`, all series and AutoETS's."""
+    f = fc[fc["horizon"] <= horizons]
+    idx = pos.reindex((f["location_id"] + "|" + f["sku_id"]).to_numpy()).to_numpy()
+    a = panel.units[idx, origin + f["horizon"].to_numpy() - 1].astype(float)
+    m = f["mean"].to_numpy(float)
+    ets = (f["model"] == "AutoETS").to_numpy()
+
+    def wape(sel):
+        return float(np.abs(m[sel] - a[sel]).sum() / max(a[sel].sum(), 1e-9))
+
+    def bias(sel):
+        return float((m[sel] - a[sel]).sum() / max(a[sel].sum(), 1e-9))
+
+    every = np.ones(len(m), bool)
+    inside = (a >= f["p10"].to_numpy(float)) & (a <= f["p90"].to_numpy(float))
+    return {
+        "wape": wape(every),
+        "bias": bias(every),
+        "coverage_80": float(inside.mean()),
+        "wape_autoets": wape(ets),
+        "bias_autoets": bias(ets),
+        "coverage_80_autoets": float(inside[ets].mean()) if ets.any() else float("nan"),
+    }
+
+
+def run(stores: tuple[str, ...], plans: int, log=print) -> dict:
+    from inventory_pipeline.config import settings
+    from inventory_pipeline.core.forecasting import ForecastSettings, reusable_cv, run_forecast
+    from inventory_pipeline.core.policy import load_policy
+    from inventory_pipeline.realdata.backtest import history_frame, m5_calendar, m5_panel
+    from inventory_pipeline.realdata.m5 import M5_DAYS, m5_date
+
+    panel = m5_panel(stores)
+    keys = panel.keys
+    pos = pd.Series(np.arange(len(keys)), index=(keys["store_id"] + "|" + keys["item_id"]).to_numpy())
+    categories = keys.drop_duplicates("item_id").set_index("item_id")["cat_id"]
+    calendar = m5_calendar()
+    base = ForecastSettings.of(load_policy(settings().policy_path).forecast)
+    cfgs = {"refit": base.model_copy(update={"refit_every_days": 1}), "carried": base}
+    first = M5_DAYS - HORIZON - plans + 1  # every plan has 28 days of realised sales after it
+    rows, selection, last = [], None, None
+    for i, origin in enumerate(range(first, first + plans)):
+        d = m5_date(origin).isoformat()
+        hist = history_frame(panel, origin, base.history_days_read)
+        for name, cfg in cfgs.items():
+            carry = {}
+            if name == "carried" and last is not None:
+                run = {"cv_on": pd.Timestamp(last.cv_on), "config_fingerprint": cfg.fingerprint()}
+                reuse_cv = reusable_cv(run, d, cfg, choice_reused=True)
+                carry = {"fits": last.fits, "cv_state": last.cv_state() if reuse_cv else None}
+            t0 = time.perf_counter()
+            res = run_forecast(hist, d, cfg, categories, calendar, selection=selection, **carry)
+            secs = time.perf_counter() - t0
+            if selection is None:
+                selection = res.selection  # the first plan's choice serves every plan of both runs
+            if name == "carried":
+                last = res
+            row = {"plan_date": d, "run": name, "seconds": round(secs, 2), "cv_on": res.cv_on, **res.fitting}
+            for h in (7, HORIZON):
+                row.update({f"{k}_{h}": v for k, v in _score(res.forecast, panel, pos, origin, h).items()})
+            rows.append(row)
+            log(f"plan {i + 1}/{plans} {d} {name}: {secs:.1f} s, {res.fitting}, WAPE 1-28 {row['wape_28']:.4f}")
+    table = pd.DataFrame(rows)
+    return {"stores": list(stores), "series": int(len(keys)), "selection": selection, "rows": table}
+
+
+def summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Per run: mean seconds (estimating plans and carrying plans apart) and the mean and worst
+    plan's WAPE and bias."""
+    out = []
+    for name, g in table.groupby("run", sort=False):
+        carried = g["forwarded"] > 0
+        out.append(
+            {
+                "run": name,
+                "plans": len(g),
+                "s per plan (estimating)": round(g.loc[~carried, "seconds"].mean(), 1),
+                "s per plan (carrying)": round(g.loc[carried, "seconds"].mean(), 1) if carried.any() else None,
+                "WAPE 1-7 mean": round(g["wape_7"].mean(), 4),
+                "WAPE 1-28 mean": round(g["wape_28"].mean(), 4),
+                "WAPE 1-28 worst plan": round(g["wape_28"].max(), 4),
+                "AutoETS WAPE 1-28 mean": round(g["wape_autoets_28"].mean(), 4),
+                "AutoETS WAPE 1-28 worst plan": round(g["wape_autoets_28"].max(), 4),
+                "bias 1-28 mean": round(g["bias_28"].mean(), 4),
+                "80% coverage 1-28 mean": round(g["coverage_80_28"].mean(), 4),
+                "80% coverage 1-28 worst plan": round(g["coverage_80_28"].min(), 4),
+            }
+        )
+    return pd.DataFrame(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="bench")
+    ap.add_argument("--stores", nargs="+", default=["CA_1", "TX_2"])
+    ap.add_argument("--plans", type=int, default=14, help="consecutive plan dates (two weeks of the cadence)")
+    a = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    res = run(tuple(a.stores), a.plans)
+    table = res.pop("rows")
+    summ = summary(table)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    meta = {
+        **res,
+        "commit": commit,
+        "python": platform.python_version(),
+        "minutes": round((time.perf_counter() - t0) / 60, 1),
+    }
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    doc = {"meta": meta, "summary": summ.to_dict("records"), "plans": table.to_dict("records")}
+    (out / "refit_cadence.json").write_text(json.dumps(doc, indent=2, default=str))
+    md = [
+        f"# Carried fits vs re-estimating every plan: M5 stores {', '.join(res['stores'])} ({res['series']:,} series)",
+        "",
+        f"Commit {commit}, {meta['minutes']} min. Model choice (the first plan's, for every plan): {res['selection']}.",
+        "",
+        summ.to_markdown(index=False),
+        "",
+        "Per plan:",
+        "",
+        table.round(4).to_markdown(index=False),
+        "",
+    ]
+    (out / "refit_cadence.md").write_text("\n".join(md))
+    print("\n".join(md[:6]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
