@@ -551,13 +551,15 @@ def _series(g: _Graph, d: str) -> int:
 
 def _model_choice(g: _Graph, d: str) -> str | None:
     """ "refit" when the plan chose its forecast models afresh (cross-validation over every
-    candidate), "reuse" when it reused the last choice (policy forecast.reselect_every_days)."""
+    candidate) or cross-validated and estimated them itself, "reuse" when it reused the last
+    choice, parameters and intervals (policy forecast.reselect_every_days, refit_every_days)."""
     if not g.wh.exists("forecast_run", d):
         return None
     run = g.wh.read("forecast_run", d)
     if "reselected" not in run or not len(run):
         return None
-    return "refit" if bool(run["reselected"].iloc[0]) else "reuse"
+    own_cv = "cv_on" in run and str(run["cv_on"].iloc[0])[:10] == d
+    return "refit" if bool(run["reselected"].iloc[0]) or own_cv else "reuse"
 
 
 def _by_model_choice(per_date: list[dict]) -> dict:
