@@ -855,3 +855,44 @@ def test_holding_always_brings_a_category_inside_its_cap(seed, room):
     assert abs(rel[out].sum()) <= room + 1e-9
     moved = out != chosen
     assert (rel[out[moved]] == 0).all()  # only holds, never another price
+
+
+def _shelf_prices_by_merges(h: pd.DataFrame) -> pd.DataFrame:
+    """The shelf-price rule spelled out with pandas merges (what `_shelf_prices` computes in one sort)."""
+    from inventory_pipeline.core.pricing import price_changed
+
+    h = h.sort_values("date")
+    last = h.groupby(["location_id", "sku_id"], as_index=False, observed=True).last()[
+        ["location_id", "sku_id", "unit_price", "date"]
+    ]
+    m = h.merge(last[["location_id", "sku_id", "unit_price"]].rename(columns={"unit_price": "_cur"}))
+    other = m[price_changed(m["unit_price"], m["_cur"])].groupby(["location_id", "sku_id"])["date"].max()
+    m = m.merge(other.rename("_other").reset_index(), on=["location_id", "sku_id"])
+    seen = m[(m["date"] > m["_other"]) & ~price_changed(m["unit_price"], m["_cur"])]
+    first = seen.groupby(["location_id", "sku_id"])["date"].min()
+    last_other = (first - pd.Timedelta(days=1)).rename("last_other_price_date").reset_index()
+    return last.merge(last_other, on=["location_id", "sku_id"], how="left")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    paths=st.lists(
+        st.lists(st.sampled_from([9.99, 10.0, 10.004, 11.5, np.nan]), min_size=1, max_size=12), min_size=1, max_size=5
+    ),
+    seed=st.integers(0, 10_000),
+)
+def test_shelf_prices_in_one_sort_equal_the_rule_spelled_out_with_merges(paths, seed):
+    """Any price paths (cent-level noise, unknown prices, gaps, rows out of order): the vectorised
+    shelf price, its last day and the day before the current price took over equal the merges'."""
+    from inventory_pipeline.core.pricing import _shelf_prices
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i, path in enumerate(paths):
+        days = np.sort(rng.choice(40, size=len(path), replace=False))
+        rows += [(f"S{i % 2}", f"K{i}", pd.Timestamp("2025-01-01") + pd.Timedelta(days=int(d)), p)
+                 for d, p in zip(days, path, strict=True)]  # fmt: skip
+    h = pd.DataFrame(rows, columns=["location_id", "sku_id", "date", "unit_price"]).sample(frac=1, random_state=seed)
+    got = _shelf_prices(h)
+    want = _shelf_prices_by_merges(h)
+    pd.testing.assert_frame_equal(got, want[got.columns], check_dtype=False)
