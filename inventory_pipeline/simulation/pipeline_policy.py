@@ -325,7 +325,7 @@ class PipelinePolicy:
         # production week where the champion configuration serves
         self.reselect_every = max(1, reselect_every)
         self._selection: dict | None = None
-        self._fits = None
+        self._last_forecast = None  # its fits and CV are what the next forecast may carry
         self.fcfg = FORECAST.config(policy)
         self.guardrail_violations = 0  # recommendations outside a guardrail, summed over decision days
         self.guardrail_violations_by: Counter = Counter()  # ... by guardrail
@@ -369,10 +369,21 @@ class PipelinePolicy:
         registry: the policy's configuration is the champion, so the gate serves the candidate."""
         reselect = self._selection is None or self.forecasts_made % self.reselect_every == 0
         inputs = FORECAST.read(source, plan_date, self.fcfg)
+        # the parameters and the cross-validation the last forecast kept, inside the policy's
+        # refit_every_days, as the asset carries them from the plan before
+        last = self._last_forecast
+        cv_on = last.cv_on if last is not None else None
+        run = {"cv_on": cv_on, "config_fingerprint": self.fcfg.fingerprint()}
+        carry_cv = FORECAST.cv_reuse(run, plan_date, self.fcfg, choice_reused=not reselect) if cv_on else None
         res = FORECAST.run(
-            inputs, plan_date, self.fcfg, selection=None if reselect else self._selection, fits=self._fits
+            inputs,
+            plan_date,
+            self.fcfg,
+            selection=None if reselect else self._selection,
+            fits=last.fits if last is not None else None,
+            cv_state=last.cv_state() if carry_cv else None,
         )
-        self._fits = res.fits  # the parameters kept for the next forecast (policy refit_every_days)
+        self._last_forecast = res
         served = FORECAST.serve(res, None)
         self.forecast, self.forecast_t = served.serving.forecast, source.obs.t
         if reselect:
