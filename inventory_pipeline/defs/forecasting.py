@@ -292,7 +292,7 @@ def _log_run(context, served: ServedForecast, inputs, d: str, cfg: ForecastSetti
             "cross_validation": choice.describe_cv(),
         },
         metrics={
-            **{k: v for k, v in serving.metrics.items() if isinstance(v, (int, float))},
+            **_numbers(serving.metrics),
             **{f"series_{k}": v for k, v in classes.items()},
             "series": sum(classes.values()),
             "censored_share_corrected": cens.get("corrected_share", 0.0),
