@@ -1,6 +1,8 @@
 """A backfill of ten plan dates: in date order, resumed after it died, equal to day-by-day runs.
+A corrected landing file: the stale_plans sensor plans that day and every later one again, in
+date order, and they equal plans that had the corrected file on time.
 
-Runs twenty full plans (about four minutes on two cores), so it has its own target:
+Runs thirty full plans (about nine minutes on two cores), so it has its own target:
 `make test-backfill` (CI runs it after `make test`)."""
 
 from pathlib import Path
@@ -106,3 +108,99 @@ def test_a_killed_backfill_resumes_in_date_order_and_equals_day_by_day_runs(tmp_
         runs[runs["mode"] == "daily"][cols].reset_index(drop=True),
         runs[runs["mode"] == "backfill"][cols].reset_index(drop=True),
     )
+
+
+def _tick(instance, warehouse_root: Path, cursor: str | None):
+    """One evaluation of the stale_plans sensor: (run request or skip reason, new cursor)."""
+    from inventory_pipeline.defs.resources import WarehouseResource
+    from inventory_pipeline.defs.sensors import stale_plans
+
+    ctx = dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"warehouse": WarehouseResource(root=str(warehouse_root))}
+    )
+    return stale_plans(ctx), ctx.cursor
+
+
+def test_a_corrected_file_replans_that_day_and_every_later_one_in_order(tmp_path):
+    from inventory_pipeline.core.landing_dates import landing_dates
+    from inventory_pipeline.runner import run_pipeline
+    from inventory_pipeline.simulation import NetworkConfig, generate_landing_zone
+
+    landing = tmp_path / "landing"
+    cfg = NetworkConfig(regions=1, dcs=1, stores=3, skus=10, suppliers=2, days=70, seed=8, burn_in_days=28)
+    generate_landing_zone(cfg, landing, write_truth=False)
+    every = landing_dates([p.name for p in (landing / "daily").iterdir()])
+    dates = every[-3:]
+    quiet = {"log": lambda m: None, "warn": lambda m: None}
+
+    def day_by_day(root: Path, instance) -> dg.Definitions:
+        defs = _defs(root, landing)
+        for i, d in enumerate(dates):
+            out = run_pipeline(plan_date=d, first_date=every[0] if i == 0 else d, instance=instance, defs=defs, **quiet)
+            assert out["results"]["daily_plan"].success, d
+        return defs
+
+    with dg.instance_for_test() as instance:
+        defs = day_by_day(tmp_path / "live", instance)
+        ingest = defs.resolve_job_def("ingest_daily")
+        assert ingest.execute_in_process(partition_key=dates[0], instance=instance).success  # the same file again
+        skip, cursor = _tick(instance, tmp_path / "live" / "warehouse", None)
+        assert isinstance(skip, dg.SkipReason) and skip.skip_message == "every plan read what the warehouse holds"
+
+        # the POS file of the first planned day is corrected after the three plans. First wrongly: its best
+        # seller sold three times as much, which the stock ledger contradicts, so the re-plan stops at the gate
+        pos_file = landing / "daily" / dates[0] / "pos_sales.csv"
+        pos = pd.read_csv(pos_file, dtype=str)
+        top = pos["units_sold"].astype(float).idxmax()
+        wrong = pos.copy()
+        wrong.loc[top, "units_sold"] = str(int(float(pos.loc[top, "units_sold"])) * 3)
+        wrong.to_csv(pos_file, index=False)
+        assert ingest.execute_in_process(partition_key=dates[0], instance=instance).success  # the landing sensor's run
+        req, cursor = _tick(instance, tmp_path / "live" / "warehouse", cursor)
+        assert req.partition_key == dates[0]
+        res = defs.resolve_job_def("daily_plan").execute_in_process(
+            partition_key=dates[0], tags=req.tags, instance=instance, raise_on_error=False
+        )
+        assert not res.success
+        stopped, cursor = _tick(instance, tmp_path / "live" / "warehouse", cursor)
+        assert f"the re-plan of {dates[0]} ended FAILURE; later plans wait for it" in stopped.skip_message
+        # then rightly: the ERP's price and promotion flag of that line were wrong (the stock ledger holds)
+        right = pos.copy()
+        right.loc[top, "unit_price"] = f"{float(pos.loc[top, 'unit_price']) * 0.8:.2f}"
+        right.loc[top, "on_promo"] = "1"
+        right.to_csv(pos_file, index=False)
+        assert ingest.execute_in_process(partition_key=dates[0], instance=instance).success
+
+        replanned = []
+        for _ in range(len(dates) + 1):
+            req, cursor = _tick(instance, tmp_path / "live" / "warehouse", cursor)
+            if isinstance(req, dg.SkipReason):
+                break
+            assert f"raw_pos_sales/{dates[0]} changed" in req.tags["inventory_pipeline/replan_reason"]
+            replanned.append(req.partition_key)
+            res = defs.resolve_job_def("daily_plan").execute_in_process(
+                partition_key=req.partition_key, tags=req.tags, instance=instance
+            )
+            assert res.success, req.partition_key
+        assert replanned == dates, replanned  # the corrected day, then every later plan, in date order
+        assert req.skip_message.startswith(f"re-planned every plan through {dates[-1]}")
+        again, _ = _tick(instance, tmp_path / "live" / "warehouse", cursor)
+        assert again.skip_message == "every plan read what the warehouse holds"
+
+    with dg.instance_for_test() as instance:  # what the plans are when the corrected file was there on time
+        day_by_day(tmp_path / "on_time", instance)
+    live, on_time = _plan_record(tmp_path / "live", dates), _plan_record(tmp_path / "on_time", dates)
+    for d in dates:
+        assert live[d]["decision_ids"] == on_time[d]["decision_ids"], d
+        assert live[d]["outbox"] == on_time[d]["outbox"], d
+    first = [pd.read_parquet(tmp_path / m / "warehouse" / "demand_forecast" / dates[0] / "data.parquet")
+             for m in ("live", "on_time")]  # fmt: skip
+    pd.testing.assert_frame_equal(first[0], first[1])  # no stale number: the forecast learnt the corrected sales
+    revised = {d: _revised(tmp_path / "live", d) for d in dates}
+    assert sum(revised.values()) > 0, revised  # the correction changed decisions: new revisions, exported again
+
+
+def _revised(root: Path, d: str) -> int:
+    """Decisions of plan d proposed with more than one revision."""
+    ev = pd.read_parquet(root / "warehouse" / "decision_events" / d / "data.parquet")
+    return int((ev[ev["event"] == "proposed"].groupby("decision_id")["revision"].nunique() > 1).sum())

@@ -70,8 +70,9 @@ def landing_requests(days: dict[str, LandingDay], seen: dict[str, str], partitio
     """Which days to launch, given the signatures already launched (`seen`, the sensor cursor).
 
     The newest complete day that is new or changed is planned (ingest + plan in one run); every
-    other new or changed complete day is re-ingested only: a plan for a past day has already
-    taken effect, and replanning it is a deliberate backfill, not something a late file triggers.
+    other new or changed complete day is re-ingested only here; the plans that read it are then
+    planned again, in date order, by the `stale_plans` sensor (core.replan), which compares what
+    each plan read with the warehouse once the ingest has run.
     Days outside the partition set (before the start date, or in the future) are ignored."""
     ready = {d: x for d, x in days.items() if x.complete and d in partitions}
     changed = sorted(d for d, x in ready.items() if seen.get(d) != x.signature)

@@ -32,6 +32,7 @@ from ..core.decisions import (
 )
 from ..core.explain import rephrase_explanations
 from ..core.ingestion import quarantined_items
+from ..core.replan import DATED_INPUTS
 from ._common import (
     blocking_check,
     contract_check,
@@ -50,7 +51,7 @@ from .rebalancing import rebalancing_transfers
 from .resources import ExplainerResource, PolicyResource, WarehouseResource
 
 _planner_asset = next(a for a in landing_assets if a.key.path[-1] == "raw_planner_decisions")
-_DAILY_RAW = ["raw_pos_sales", "raw_inventory", "raw_receipts", "raw_open_orders"]
+_DAILY_RAW = list(DATED_INPUTS)  # the promotion plan files (contract v1.1) too
 _MASTER_RAW = [
     "raw_locations",
     "raw_products",

@@ -4,7 +4,9 @@
 (ingest + plan) for the newest day whose required files are all there, and `ingest_daily` (one
 run per range of consecutive days) for late or corrected files of older days. Its cursor maps
 each day to the signature (names, sizes, versions) it launched, so nothing is processed twice and
-a late file changes the signature and is picked up. A folder under daily/ that is not a calendar
+a late file changes the signature and is picked up. `stale_plans` then finds the plans whose
+recorded reads (decision_inputs) that ingest changed and plans the earliest of them and every
+later plan date again, one run at a time in date order (core.replan). A folder under daily/ that is not a calendar
 date YYYY-MM-DD (`2025-04-31`, `zzz`, `notes`) is ignored with a warning naming it
 (core.landing_dates: the rule `run` and the schedule use too). `record_run_failures` stores every failed
 run in the warehouse table `run_failures`, tags the run and alerts (naming the governance gates that
@@ -25,6 +27,7 @@ name, so approved and overridden decisions reach the outbox.
 import hashlib
 import json
 import time
+from datetime import UTC, datetime
 
 import dagster as dg
 import pandas as pd
@@ -34,8 +37,9 @@ from ..core import alerts as alert_messages
 from ..core.decisions import plan_date_of
 from ..core.landing_dates import landing_date_files
 from ..core.landing_days import landing_days, landing_requests
+from ..core.replan import Wave, next_step, recorded_inputs, stale_from
 from ..core.run_records import failure_record, merge_by_run, run_summary
-from .jobs import daily_cycle_job, ingest_daily_job, publish_job, review_planner_job
+from .jobs import WAREHOUSE_TAG, daily_cycle_job, ingest_daily_job, plan_job, publish_job, review_planner_job
 from .partitions import daily_partitions
 from .resources import AlertsResource, LandingZoneResource, WarehouseResource
 
@@ -192,6 +196,74 @@ def landing_days_complete(context: dg.SensorEvaluationContext, landing: LandingZ
             + (f"; {'; '.join(ignored)}" if ignored else "")
         )
     return requests
+
+
+_IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+_PLAN_JOBS = (plan_job.name, daily_cycle_job.name)  # jobs that plan a date whole
+
+
+def last_plan_run(instance: dg.DagsterInstance, plan_date: str, since: float) -> tuple[str, float] | None:
+    """(status, end epoch seconds) of the newest run of the whole plan of `plan_date` created
+    after `since` (by this sensor, the schedule, the landing sensor, the UI or the CLI)."""
+    records = [
+        r
+        for job in _PLAN_JOBS
+        for r in instance.get_run_records(
+            dg.RunsFilter(job_name=job, tags={"dagster/partition": plan_date}, created_after=_utc(since)), limit=5
+        )
+        if not r.dagster_run.asset_selection  # a run of part of the plan is not a plan
+    ]
+    if not records:
+        return None
+    newest = max(records, key=lambda r: r.create_timestamp)
+    return newest.dagster_run.status.value, newest.end_time or 0.0
+
+
+def _utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, tz=UTC)
+
+
+@dg.sensor(
+    job=plan_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="a late or corrected landing file changed what past plans read -> plan that date and every "
+    "later one again, in date order, one run at a time (daily_plan)",
+)
+def stale_plans(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
+    """Compares every plan's recorded reads (decision_inputs) with the warehouse's partitions now
+    (core.replan). It waits while any run that writes the warehouse is queued or running (the late
+    file's ingest among them), then launches the earliest stale plan date, and on later ticks each
+    planned date after it in turn once the one before succeeded. Stop the sensor to keep past
+    plans as they were; `inventory-pipeline run --plan-from D` re-plans a range on request."""
+    busy = context.instance.get_runs(dg.RunsFilter(statuses=_IN_FLIGHT, tags=WAREHOUSE_TAG), limit=1)
+    if busy:
+        return dg.SkipReason(f"waiting for run {busy[0].run_id[:8]} ({busy[0].job_name}) to finish")
+    wh = warehouse.get()
+    stale = stale_from(recorded_inputs(wh), wh.sha256)
+    wave = Wave.from_cursor(json.loads(context.cursor) if context.cursor else None)
+    step = next_step(
+        wave,
+        stale,
+        wh.partitions("decision_inputs"),
+        lambda d, since: last_plan_run(context.instance, d, since),
+        time.time(),
+    )
+    context.update_cursor(json.dumps(step.wave.to_cursor()) if step.wave else "")
+    if step.plan_date is None:
+        return dg.SkipReason(step.message)
+    context.log.info(step.message)
+    return dg.RunRequest(
+        run_key=f"replan-{step.wave.wave}-{step.plan_date}-{int(step.wave.since)}",
+        partition_key=step.plan_date,
+        tags={"inventory_pipeline/replan": step.wave.wave, "inventory_pipeline/replan_reason": step.message[:200]},
+    )
 
 
 def _step_errors(context) -> list[tuple[str, str]]:
@@ -363,6 +435,7 @@ def review_queue_alert(context: dg.SensorEvaluationContext, asset_event: dg.Even
 
 sensors = [
     landing_days_complete,
+    stale_plans,
     planner_files,
     planner_answers_applied,
     record_run_failures,
