@@ -334,14 +334,34 @@ def plan_complete(instance: dg.DagsterInstance, plan_date: str) -> bool:
     return bool(runs) and runs[0].status == dg.DagsterRunStatus.SUCCESS and not runs[0].asset_selection
 
 
-def plan_dates_to_run(instance: dg.DagsterInstance, dates: list[str]) -> tuple[list[str], list[str]]:
+def plan_dates_to_run(
+    instance: dg.DagsterInstance, dates: list[str], stale_from: str | None = None
+) -> tuple[list[str], list[str]]:
     """(already planned, to plan) of a backfill's `dates` in date order: every date from the first
     one not completely planned on is planned (again), because each plan reads the state the plan
-    before it left."""
+    before it left. `stale_from`: the earliest plan a late or corrected file made stale
+    (core.replan); it and every date after it are planned again even when their runs succeeded."""
     done = 0
-    while done < len(dates) and plan_complete(instance, dates[done]):
+    while done < len(dates) and plan_complete(instance, dates[done]) and not (stale_from and dates[done] >= stale_from):
         done += 1
     return dates[:done], dates[done:]
+
+
+def _stale_plans(wh, plan_from: str | None, plan_date: str, warn: Callable[[str], None]) -> str | None:
+    """The earliest plan a late or corrected file made stale (core.replan), after this run's
+    ingest. A backfill (`plan_from`) plans it again when it is in its range; otherwise say which
+    plans are stale and how to re-plan them (under `dagster dev` the `stale_plans` sensor does)."""
+    from .core.replan import recorded_inputs, stale_from
+
+    stale = stale_from(recorded_inputs(wh), wh.sha256)
+    if stale is None:
+        return None
+    if not plan_from or stale.plan_date < plan_from:
+        warn(
+            f"{stale.reason()}: the plans from {stale.plan_date} on used data that has changed since; "
+            f"`inventory-pipeline run --plan-from {stale.plan_date} --date {plan_date}` plans them again in date order"
+        )
+    return stale.plan_date
 
 
 def run_pipeline(
@@ -410,7 +430,24 @@ def run_pipeline(
         outcome.not_run += not_run_steps(res)
         return res.success
 
-    jobs = [
+    def run_jobs(jobs: list[tuple[str, str, dict]], later: list[str]) -> bool:  # stops at the first failure
+        for i, (name, title, kwargs) in enumerate(jobs):
+            log(title)
+            results[name] = defs.resolve_job_def(name).execute_in_process(
+                instance=instance, run_config=quiet, raise_on_error=False, **kwargs
+            )
+            day = kwargs.get("partition_key", plan_date)
+            if not finish(name, day):
+                outcome.plan_date = day  # what was not exported: the failed date and every later one
+                outcome.not_run += [
+                    f"{n} {k['partition_key']}" if "partition_key" in k else n for n, _, k in jobs[i + 1 :]
+                ]
+                outcome.not_run += later
+                return False
+        return True
+
+    backfill = [d for d in dates if (plan_from or plan_date) <= d <= plan_date]
+    ingest = [
         ("ingest_master", f"ingest master files from {landing.uri}", {}),
         (
             "ingest_daily",
@@ -418,25 +455,25 @@ def run_pipeline(
             {"tags": {PARTITION_RANGE_START_TAG: first_date, PARTITION_RANGE_END_TAG: plan_date}},
         ),
     ]
-    backfill = [d for d in dates if (plan_from or plan_date) <= d <= plan_date]
-    skipped, planned = plan_dates_to_run(instance, backfill) if plan_from else ([], backfill)
-    for d in skipped:
-        log(f"plan {d}: already planned (its last daily_plan run succeeded), skipped")
-    jobs += [
-        ("daily_plan", f"plan {d}: dbt build, forecast, pricing, replenishment, rebalancing, decisions, outbox",
-         {"partition_key": d})
-        for d in planned
-    ]  # fmt: skip
-    for i, (name, title, kwargs) in enumerate(jobs):
-        log(title)
-        results[name] = defs.resolve_job_def(name).execute_in_process(
-            instance=instance, run_config=quiet, raise_on_error=False, **kwargs
+    skipped, planned = [], backfill
+    if run_jobs(ingest, [f"daily_plan {d}" for d in backfill]):
+        stale = _stale_plans(wh, plan_from, plan_date, warn)
+        skipped, planned = plan_dates_to_run(instance, backfill, stale) if plan_from else ([], backfill)
+        for d in skipped:
+            log(
+                f"plan {d}: already planned (its last daily_plan run succeeded, and what it read is unchanged), skipped"
+            )
+        run_jobs(
+            [
+                (
+                    "daily_plan",
+                    f"plan {d}: dbt build, forecast, pricing, replenishment, rebalancing, decisions, outbox",
+                    {"partition_key": d},
+                )
+                for d in planned
+            ],  # fmt: skip
+            [],
         )
-        day = kwargs.get("partition_key", plan_date)
-        if not finish(name, day):
-            outcome.plan_date = day  # what was not exported: the failed date and every later one
-            outcome.not_run += [f"{n} {k['partition_key']}" if "partition_key" in k else n for n, _, k in jobs[i + 1 :]]
-            break
     return {
         "plan_date": plan_date,
         "first_date": first_date,
