@@ -100,3 +100,38 @@ def test_recorded_inputs_reads_every_plans_dated_reads(tmp_path):
     got = recorded_inputs(wh).sort_values(["plan_date", "partition"], ignore_index=True)
     want = rec[rec["table"] == "raw_pos_sales"].sort_values(["plan_date", "partition"], ignore_index=True)
     pd.testing.assert_frame_equal(got, want, check_dtype=False)
+
+
+def test_a_backfill_replans_from_the_stale_date_even_where_runs_succeeded(tmp_path):
+    import dagster as dg
+    from dagster._core.storage.dagster_run import DagsterRun
+
+    from inventory_pipeline.runner import _stale_plans, plan_dates_to_run
+
+    with dg.instance_for_test() as instance:
+        for d in DAYS:
+            instance.add_run(
+                DagsterRun(job_name="daily_plan", tags={"dagster/partition": d}, status=dg.DagsterRunStatus.SUCCESS)
+            )
+        assert plan_dates_to_run(instance, DAYS) == (DAYS, [])  # resumed: nothing left to plan
+        assert plan_dates_to_run(instance, DAYS, stale_from=DAYS[1]) == (DAYS[:1], DAYS[1:])
+
+    wh = Warehouse(tmp_path)
+    for i, d in enumerate(DAYS):
+        wh.write("raw_pos_sales", pd.DataFrame({"units_sold": [i]}), d)
+    rec = pd.DataFrame(
+        [(p, "raw_pos_sales", d, wh.sha256("raw_pos_sales", d)) for p in DAYS for d in DAYS if d <= p],
+        columns=["plan_date", "table", "partition", "sha256"],
+    )
+    for p, g in rec.groupby("plan_date"):
+        wh.write("decision_inputs", g.drop(columns="plan_date"), p)
+    warned = []
+    assert _stale_plans(wh, None, DAYS[2], warned.append) is None and not warned
+    wh.write("raw_pos_sales", pd.DataFrame({"units_sold": [7]}), DAYS[1])  # a corrected file, re-ingested
+    assert _stale_plans(wh, DAYS[1], DAYS[2], warned.append) == DAYS[1] and not warned  # the backfill covers it
+    assert _stale_plans(wh, None, DAYS[2], warned.append) == DAYS[1]
+    assert warned == [
+        f"raw_pos_sales/{DAYS[1]} changed since the plan of {DAYS[1]} read it: the plans from {DAYS[1]} on used "
+        f"data that has changed since; `inventory-pipeline run --plan-from {DAYS[1]} --date {DAYS[2]}` plans them "
+        "again in date order"
+    ]
