@@ -3,6 +3,8 @@
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from inventory_pipeline.core.forecasting import (
     ForecastSettings,
@@ -730,3 +732,63 @@ def test_the_cv_is_reused_only_by_a_plan_that_reuses_the_choice_inside_the_refit
     assert reusable_cv(last, "2025-04-25", other, choice_reused=True) is None
     every = ETS_ONLY.model_copy(update={"refit_every_days": 1})
     assert reusable_cv(last, "2025-04-25", every, choice_reused=True) is None
+
+
+def _prepare_series_by_merge(history: pd.DataFrame, plan_date: str, cfg: ForecastSettings) -> pd.DataFrame:
+    """prepare_series spelled out with groupby and a merge (what the vectorised one must equal)."""
+    end = pd.Timestamp(plan_date)
+    start = end - pd.Timedelta(days=cfg.history_days - 1)
+    h = history[(history["date"] >= start) & (history["date"] <= end)].copy()
+    h = h[h.groupby(["location_id", "sku_id"])["date"].transform("max") == end]
+    h["unique_id"] = h.groupby(["location_id", "sku_id"], sort=True).ngroup()
+    grid = pd.concat(
+        [pd.DataFrame({"unique_id": u, "ds": pd.date_range(g["date"].min(), end)}) for u, g in h.groupby("unique_id")],
+        ignore_index=True,
+    )
+    out = grid.merge(h.rename(columns={"date": "ds", "units_sold": "y"}), on=["unique_id", "ds"], how="left")
+    ids = h.drop_duplicates("unique_id").set_index("unique_id")
+    return pd.DataFrame(
+        {
+            "unique_id": out["unique_id"],
+            "ds": out["ds"],
+            "y": out["y"].fillna(0).astype(float),
+            "location_id": out["unique_id"].map(ids["location_id"]).astype(str),
+            "sku_id": out["unique_id"].map(ids["sku_id"]).astype(str),
+            "is_stockout": out["is_stockout"].eq(True),
+            "on_promo": out["on_promo"].fillna(0).astype(bool),
+        }
+    )
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from(["S2", "S1", "DC"]),
+            st.sampled_from(["B", "A", "C10", "C9"]),
+            st.integers(0, 32),  # days before the plan date; some outside the 28-day window
+            st.integers(0, 9),
+            st.booleans(),
+            st.sampled_from([0, 1, None]),
+        ),
+        max_size=60,
+        unique_by=lambda r: (r[0], r[1], r[2]),
+    )
+)
+def test_prepare_series_equals_the_grid_merge_it_vectorises(rows):
+    cfg = ForecastSettings(history_days=28)
+    h = pd.DataFrame(rows, columns=["location_id", "sku_id", "back", "units_sold", "is_stockout", "on_promo"])
+    h["date"] = pd.Timestamp(END) - pd.to_timedelta(h.pop("back"), unit="D")
+    got = prepare_series(h.sample(frac=1, random_state=1), END, cfg)  # row order must not matter
+    if not (h["date"] == pd.Timestamp(END)).any():
+        assert got.empty
+        return
+    want = _prepare_series_by_merge(h, END, cfg)
+    got = got.assign(location_id=got["location_id"].astype(str), sku_id=got["sku_id"].astype(str))
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), want, check_dtype=False)
+
+
+def test_prepare_series_refuses_two_rows_for_one_series_day():
+    h = pd.concat([_history([3]), _history([3]).tail(1)])
+    with pytest.raises(ValueError, match="more than one row for a location x SKU x date"):
+        prepare_series(h, END, CFG)

@@ -200,34 +200,60 @@ def prepare_series(history: pd.DataFrame, plan_date: str, cfg: ForecastSettings)
     end = pd.Timestamp(plan_date)
     start = end - pd.Timedelta(days=cfg.history_days - 1)
     extra = [c for c in ("is_stockout", "on_promo", "unit_price") if c in history]
-    cols = ["location_id", "sku_id", "date", "units_sold"] + extra
-    h = history.loc[(history["date"] >= start) & (history["date"] <= end), cols].copy()
-    h["date"] = pd.to_datetime(h["date"])
-    last = h.groupby(["location_id", "sku_id"])["date"].transform("max")
-    h = h[last == end]
     out_cols = ["unique_id", "ds", "y", "location_id", "sku_id", "is_stockout", "on_promo"]
-    out_cols += ["unit_price"] if "unit_price" in h else []  # the global model's price features
-    if h.empty:
+    out_cols += ["unit_price"] if "unit_price" in history else []  # the global model's price features
+    dates = pd.to_datetime(history["date"])
+    date = dates.to_numpy().astype("datetime64[D]")
+    first_day = np.datetime64(start.date(), "D")
+    window = np.flatnonzero((date >= first_day) & (date <= np.datetime64(end.date(), "D")))
+    if not len(window):
         return pd.DataFrame(columns=out_cols)
-    # integer series ids (ordered by location, SKU) and categorical location / SKU columns: at M5
-    # scale the frame has ~11M rows, and strings per row would cost gigabytes
-    h["unique_id"] = h.groupby(["location_id", "sku_id"], sort=True).ngroup().to_numpy()
-    lookup = h.drop_duplicates("unique_id").set_index("unique_id").sort_index()
-    first = h.groupby("unique_id")["date"].min()
-    lengths = ((end - first).dt.days + 1).to_numpy()
-    uid = np.repeat(first.index.to_numpy(), lengths)
-    offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    ds = np.repeat(first.to_numpy(), lengths) + offsets.astype("timedelta64[D]")
-    grid = pd.DataFrame({"unique_id": uid, "ds": ds})
-    keep = ["unique_id", "ds", "y"] + [c for c in ("is_stockout", "on_promo", "unit_price") if c in h]
-    out = grid.merge(h.rename(columns={"date": "ds", "units_sold": "y"})[keep], on=["unique_id", "ds"], how="left")
-    out["y"] = out["y"].fillna(0).astype(float)
-    out["is_stockout"] = out["is_stockout"].eq(True) if "is_stockout" in out else False  # missing day: no stockout
-    out["on_promo"] = out["on_promo"].fillna(0).astype(bool) if "on_promo" in out else False
-    u = out["unique_id"].to_numpy()
-    for col in ("location_id", "sku_id"):
-        c = pd.Categorical(lookup[col].astype(str).to_numpy())
-        out[col] = pd.Categorical.from_codes(c.codes[u], c.categories)
+    # integer codes for location and SKU (hashing, then their sorted order): at M5 scale the window
+    # has ~11M rows, and sorting or grouping strings per row costs seconds
+    loc_codes, locs = pd.factorize(history["location_id"].to_numpy(), sort=True)
+    sku_codes, skus = pd.factorize(history["sku_id"].to_numpy(), sort=True)
+    pair = loc_codes[window].astype(np.int64) * len(skus) + sku_codes[window]
+    day = (date[window] - first_day).astype(np.int64)  # 0 .. history_days - 1
+    n_pairs = len(locs) * len(skus)
+    last_day = np.full(n_pairs, -1, np.int64)
+    np.maximum.at(last_day, pair, day)
+    carried = last_day[pair] == (end - start).days  # series still carried on the plan date
+    if not carried.any():
+        return pd.DataFrame(columns=out_cols)
+    rows, pair, day = window[carried], pair[carried], day[carried]
+    # series ids in (location, SKU) order; each series dense from its first carried day to the plan date
+    uid_of_row, ids = pd.factorize(pair, sort=True)
+    first = np.full(len(ids), np.iinfo(np.int64).max)
+    np.minimum.at(first, uid_of_row, day)
+    lengths = (end - start).days + 1 - first
+    offsets = np.r_[0, np.cumsum(lengths)[:-1]]
+    n = int(lengths.sum())
+    uid = np.repeat(np.arange(len(ids)), lengths)
+    within = np.arange(n) - np.repeat(offsets, lengths)
+    ds = (first_day + (np.repeat(first, lengths) + within).astype("timedelta64[D]")).astype(dates.dtype)
+    at = offsets[uid_of_row] + day - first[uid_of_row]  # each history row's place in the dense grid
+    if np.bincount(at, minlength=n).max() > 1:
+        raise ValueError(f"history has more than one row for a location x SKU x date before {plan_date}")
+    out = pd.DataFrame({"unique_id": uid, "ds": ds})
+    y = np.zeros(n)
+    y[at] = np.nan_to_num(history["units_sold"].to_numpy(float)[rows], nan=0.0)
+    out["y"] = y
+    stockout = np.zeros(n, bool)  # a missing day: no sales, no stockout
+    if "is_stockout" in extra:
+        stockout[at] = history["is_stockout"].to_numpy()[rows] == True  # noqa: E712 (NA is not a stockout)
+    out["is_stockout"] = stockout
+    promo = np.zeros(n, bool)
+    if "on_promo" in extra:
+        promo[at] = pd.Series(history["on_promo"].to_numpy()[rows]).fillna(0).astype(bool).to_numpy()
+    out["on_promo"] = promo
+    if "unit_price" in extra:
+        price = np.full(n, np.nan)
+        price[at] = history["unit_price"].to_numpy(float)[rows]
+        out["unit_price"] = price
+    for col, codes, names in (("location_id", ids // len(skus), locs), ("sku_id", ids % len(skus), skus)):
+        used, series_codes = np.unique(codes, return_inverse=True)  # only the categories carried
+        cats = pd.Index(np.asarray(names, dtype=object)[used]).astype(str)
+        out[col] = pd.Categorical.from_codes(series_codes[uid], cats)
     return out[out_cols]
 
 
@@ -294,7 +320,7 @@ def _event_keys(dates: pd.Series, calendar: pd.DataFrame | None) -> pd.Series:
     win["dist"] = win["offset"].abs()
     win = win.sort_values(["day", "dist"], kind="stable").drop_duplicates("day")
     lookup = pd.Series((win["event"] + "@" + win["offset"].astype(str)).to_numpy(), index=win["day"].to_numpy())
-    uniq, inv = np.unique(pd.to_datetime(dates).to_numpy(), return_inverse=True)
+    inv, uniq = pd.factorize(pd.to_datetime(dates).to_numpy())  # hashing: ~11M rows at M5 scale
     keys = pd.Categorical(pd.Series(uniq).map(lookup).fillna("").to_numpy(dtype=object))
     return pd.Series(pd.Categorical.from_codes(keys.codes[inv], keys.categories), index=dates.index)
 
@@ -352,13 +378,14 @@ def _fit_uplifts(s: pd.DataFrame, promo, event, regional, a: float, adj: Adjustm
     shrunk toward 1 with `a` units of prior weight (into `adj`). Returns each day's multiplier and
     its regional part."""
     rmul = np.ones(len(s))
-    pm = s[promo & ~event].groupby("category", observed=True)[["demand", "_base"]].sum()
+    pm = s.loc[promo & ~event, ["category", "demand", "_base"]].groupby("category", observed=True).sum()
     up = ((pm["demand"] + a) / (pm["_base"] + a)).clip(0.5, 5.0)
     adj.promo_uplift = {k: float(v) for k, v in up.items()}
     if regional.any():
+        on = regional & ~promo & ~event
         rg = (
-            s[regional & ~promo & ~event]
-            .assign(location=s["location_id"].astype(str), cat=s["category"].astype(str))
+            s.loc[on, ["demand", "_base"]]
+            .assign(cat=s["category"].to_numpy()[on].astype(str), location=s["location_id"].to_numpy()[on].astype(str))
             .groupby(["cat", "location"])[["demand", "_base"]]
             .sum()
         )
@@ -366,7 +393,11 @@ def _fit_uplifts(s: pd.DataFrame, promo, event, regional, a: float, adj: Adjustm
         adj.regional_uplift = {k: float(v) for k, v in ru.items()}
         rmul = _regional_multiplier(s["category"], s["location_id"], regional, adj.regional_uplift)
     s["_dev"] = s["demand"] / rmul  # event multipliers net of the regional days' uplift
-    ev = s[event & ~promo].groupby(["category", "event_key"], observed=True)[["_dev", "_base"]].agg(["sum", "size"])
+    ev = (
+        s.loc[event & ~promo, ["category", "event_key", "_dev", "_base"]]
+        .groupby(["category", "event_key"], observed=True)[["_dev", "_base"]]
+        .agg(["sum", "size"])
+    )
     em = pd.DataFrame(
         {
             "multiplier": ((ev[("_dev", "sum")] + a) / (ev[("_base", "sum")] + a)).clip(0.05, 10.0),
@@ -382,6 +413,16 @@ def _fit_uplifts(s: pd.DataFrame, promo, event, regional, a: float, adj: Adjustm
     return mult, rmul
 
 
+def _by_series_and_day(series: pd.DataFrame) -> pd.DataFrame:
+    """`series` sorted by unique_id, then ds, on a fresh index (a copy). prepare_series already
+    gives that order; checking it is cheaper than sorting ~11M rows again."""
+    uid, ds = series["unique_id"].to_numpy(), series["ds"].to_numpy()
+    step = (uid[1:] > uid[:-1]) | ((uid[1:] == uid[:-1]) & (ds[1:] > ds[:-1]))
+    if step.all():
+        return series.reset_index(drop=True).copy()
+    return series.sort_values(["unique_id", "ds"], ignore_index=True).copy()
+
+
 def adjust_history(
     series: pd.DataFrame,
     cfg: ForecastSettings,
@@ -392,7 +433,7 @@ def adjust_history(
 
     Adds `demand` (corrected), `corrected` (bool), `category`, `event_key`, `mult` (promotion x
     event multiplier of the day) and `y_adj` (demand / mult, what the models are fit on)."""
-    s = series.sort_values(["unique_id", "ds"], ignore_index=True).copy()
+    s = _by_series_and_day(series)
     adj = Adjustments()
     sku = s["sku_id"].astype("category")
     per_sku = (
@@ -417,8 +458,9 @@ def adjust_history(
     regional = _regional_days(s["location_id"], s["ds"], calendar) if cfg.uplift else np.zeros(len(s), bool)
     clean = ~censored & ~promo & ~event & ~regional
     # category day-of-week index from clean days
-    cd = s[clean].groupby(["category", "dow"], observed=True)["y"].mean()
-    cm = s[clean].groupby("category", observed=True)["y"].mean()
+    on_clean = s.loc[clean, ["category", "dow", "y"]]  # narrow before filtering: ~11M rows at M5 scale
+    cd = on_clean.groupby(["category", "dow"], observed=True)["y"].mean()
+    cm = on_clean.groupby("category", observed=True)["y"].mean()
     dow_idx = (cd / cd.index.get_level_values(0).map(cm).to_numpy()).rename("dow_index")
     dow_idx = dow_idx.replace([np.inf, -np.inf], np.nan).fillna(1.0).clip(0.2, 5.0)
     adj.category_dow = dow_idx.reset_index()
@@ -452,6 +494,15 @@ def event_multiplier(keys: pd.DataFrame, em: pd.DataFrame | None) -> np.ndarray:
     """Multiplier per row of (category, event_key); 1 where unknown."""
     if em is None or em.empty:
         return np.ones(len(keys))
+    cat, ev = keys["category"], keys["event_key"]
+    if isinstance(cat.dtype, pd.CategoricalDtype) and isinstance(ev.dtype, pd.CategoricalDtype):
+        # a (category x event) table indexed by the codes: ~11M rows at M5 scale, no MultiIndex
+        table = np.ones((len(cat.cat.categories) + 1, len(ev.cat.categories) + 1))  # code -1: the last row
+        ci = cat.cat.categories.get_indexer(em["category"].astype(cat.cat.categories.dtype))
+        ei = ev.cat.categories.get_indexer(em["event_key"].astype(ev.cat.categories.dtype))
+        ok = (ci >= 0) & (ei >= 0)
+        table[ci[ok], ei[ok]] = em["multiplier"].to_numpy(float)[ok]
+        return table[cat.cat.codes.to_numpy(), ev.cat.codes.to_numpy()]
     m = em.set_index(["category", "event_key"])["multiplier"]
     idx = pd.MultiIndex.from_arrays([keys["category"], keys["event_key"]])
     return m.reindex(idx).fillna(1.0).to_numpy()
@@ -483,14 +534,16 @@ def _clean_rates(history: pd.DataFrame, plan_date: str, calendar: pd.DataFrame |
         span = pd.Series(pd.date_range(first, end))
         in_window = span[(_event_keys(span, calendar) != "").to_numpy()]
         clean &= ~d.isin(in_window)
-    h = history.loc[clean]
-    skus, si = np.unique(h["sku_id"].astype(str).to_numpy(), return_inverse=True)
-    ti = (pd.to_datetime(h["date"]) - first).dt.days.to_numpy()
-    units = np.zeros((len(skus), YEARLY_HISTORY_DAYS))
-    days = np.zeros_like(units)
-    np.add.at(units, (si, ti), h["units_sold"].to_numpy(float))
-    np.add.at(days, (si, ti), 1.0)
-    return skus, units, days
+    rows = np.flatnonzero(clean.to_numpy())
+    # SKU codes by hashing, in sorted order (np.unique would sort ~11M strings at M5 scale)
+    si, skus = pd.factorize(history["sku_id"].to_numpy()[rows].astype(str), sort=True)
+    ti = ((d.to_numpy()[rows] - first.to_datetime64()) // np.timedelta64(1, "D")).astype(np.int64)
+    cell = si.astype(np.int64) * YEARLY_HISTORY_DAYS + ti
+    size = len(skus) * YEARLY_HISTORY_DAYS
+    units = np.bincount(cell, weights=history["units_sold"].to_numpy(float)[rows], minlength=size)
+    days = np.bincount(cell, minlength=size).astype(float)
+    shape = (len(skus), YEARLY_HISTORY_DAYS)
+    return np.asarray(skus, dtype=object).astype(str), units.reshape(shape), days.reshape(shape)
 
 
 def _rate_log_ratio(a_units, a_days, b_units, b_days):
