@@ -4,6 +4,8 @@ price batch."""
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from inventory_pipeline.core.reconcile import (
     observed_regular_prices,
@@ -11,6 +13,49 @@ from inventory_pipeline.core.reconcile import (
     reconcile_orders,
     reconcile_prices,
 )
+
+
+def _observed_by_merges(history: pd.DataFrame, plan_date: str) -> pd.DataFrame:
+    """observed_regular_prices spelled out with a sort, groupby and merges (the reference the
+    vectorised one must equal)."""
+    key = ["location_id", "sku_id"]
+    h = history[(history["date"] <= pd.Timestamp(plan_date)) & (history["on_promo"] == 0) & history["price_observed"]]
+    h = h[["location_id", "sku_id", "date", "unit_price"]].sort_values([*key, "date"], ignore_index=True)
+    last = (
+        h.groupby(key, as_index=False).last().rename(columns={"unit_price": "observed_price", "date": "observed_date"})
+    )
+    m = h.merge(last[[*key, "observed_price"]], on=key)
+    other = (m["unit_price"] - m["observed_price"]).abs() > 0.005
+    before = m[other].groupby(key)["date"].max().rename("_other")
+    m = m.merge(before.reset_index(), on=key, how="left")
+    run = m[~other & (m["_other"].isna() | (m["date"] > m["_other"]))]
+    since = run.groupby(key)["date"].min().rename("observed_since").reset_index()
+    return last.merge(since, on=key, how="left")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 12),  # day
+            st.sampled_from(["S2", "S1", "S10"]),
+            st.sampled_from(["B", "A"]),
+            st.sampled_from([1.0, 1.004, 1.2, 0.9]),  # 1.004 is 1.0 within the cent tolerance
+            st.sampled_from([0, 0, 1]),
+            st.booleans(),
+        ),
+        max_size=50,
+        unique_by=lambda r: r[:3],
+    )
+)
+def test_observed_regular_prices_equals_the_merges_it_vectorises(rows):
+    sales = _sales([(pd.Timestamp("2025-03-01") + pd.Timedelta(days=d), *rest) for d, *rest in rows])
+    got = observed_regular_prices(sales.sample(frac=1, random_state=2), "2025-03-10")  # order must not matter
+    want = _observed_by_merges(sales, "2025-03-10")
+    if want.empty:
+        assert got.empty
+        return
+    pd.testing.assert_frame_equal(got, want[got.columns], check_dtype=False)
 
 
 def _sales(rows):

@@ -78,6 +78,14 @@ MISSING_ORDER_COLUMNS = [
 ]
 
 
+def _string_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, names): `values` as strings, numbered in sorted order. Hashes the rows once and
+    converts only the distinct values to strings (millions of rows, thousands of keys)."""
+    codes, uniques = pd.factorize(values)
+    by_name, names = pd.factorize(np.asarray(uniques, dtype=object).astype(str), sort=True)
+    return by_name[codes], names
+
+
 def observed_regular_prices(history: pd.DataFrame, plan_date: str) -> pd.DataFrame:
     """Per store x SKU the latest regular (non-promotion) price observed on or before `plan_date`:
     location_id, sku_id, observed_price, observed_date (that day) and observed_since (the first
@@ -93,25 +101,38 @@ def observed_regular_prices(history: pd.DataFrame, plan_date: str) -> pd.DataFra
     ]
     if history is None or not len(history):
         return pd.DataFrame(columns=cols)
-    h = history.assign(date=pd.to_datetime(history["date"]))
-    keep = (h["date"] <= pd.Timestamp(plan_date)) & (h["on_promo"].fillna(0).astype(int) == 0) & h["unit_price"].notna()
+    h = history
+    when = pd.to_datetime(h["date"])
+    keep = (when <= pd.Timestamp(plan_date)) & (h["on_promo"].fillna(0).astype(int) == 0) & h["unit_price"].notna()
     if "price_observed" in h:
         keep &= h["price_observed"].fillna(False).astype(bool)
-    h = h.loc[keep, ["location_id", "sku_id", "date", "unit_price"]].astype({"location_id": str, "sku_id": str})
-    if not len(h):
+    rows = np.flatnonzero(keep.to_numpy())
+    if not len(rows):
         return pd.DataFrame(columns=cols)
-    h = h.sort_values([*KEY, "date"], ignore_index=True)
-    last = (
-        h.groupby(KEY, as_index=False).last().rename(columns={"unit_price": "observed_price", "date": "observed_date"})
-    )
-    m = h.merge(last[[*KEY, "observed_price"]], on=KEY)
-    other = (m["unit_price"] - m["observed_price"]).abs() > PRICE_TOLERANCE
-    # the last day at another regular price; the run at the latest price starts after it
-    before = m[other].groupby(KEY)["date"].max().rename("_other")
-    m = m.merge(before.reset_index(), on=KEY, how="left")
-    run = m[~other & (m["_other"].isna() | (m["date"] > m["_other"]))]
-    since = run.groupby(KEY)["date"].min().rename("observed_since").reset_index()
-    return last.merge(since, on=KEY, how="left")[cols]
+    # integer codes and one sort of (store x SKU, date): ~3M rows at M5 scale, no string sorts or merges
+    loc_codes, locs = _string_codes(h["location_id"].to_numpy()[rows])
+    sku_codes, skus = _string_codes(h["sku_id"].to_numpy()[rows])
+    pair = loc_codes.astype(np.int64) * len(skus) + sku_codes
+    date = when.to_numpy()[rows]
+    order = np.lexsort((date, pair))
+    pair, date, price = pair[order], date[order], h["unit_price"].to_numpy(float)[rows][order]
+    start = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1]])
+    end = np.r_[start[1:], len(pair)] - 1
+    group = np.repeat(np.arange(len(start)), np.diff(np.r_[start, len(pair)]))
+    other = np.abs(price - price[end][group]) > PRICE_TOLERANCE
+    # the last day at another regular price; the run at the latest price starts the row after it
+    last_other = np.full(len(start), -1)
+    np.maximum.at(last_other, group[other], np.flatnonzero(other))
+    since = np.where(last_other >= 0, last_other + 1, start)
+    return pd.DataFrame(
+        {
+            "location_id": np.asarray(locs, dtype=object)[pair[end] // len(skus)],
+            "sku_id": np.asarray(skus, dtype=object)[pair[end] % len(skus)],
+            "observed_price": price[end],
+            "observed_date": date[end],
+            "observed_since": date[since],
+        }
+    )[cols]
 
 
 def reconcile_prices(
