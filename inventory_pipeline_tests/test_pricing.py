@@ -896,3 +896,20 @@ def test_shelf_prices_in_one_sort_equal_the_rule_spelled_out_with_merges(paths, 
     got = _shelf_prices(h)
     want = _shelf_prices_by_merges(h)
     pd.testing.assert_frame_equal(got, want[got.columns], check_dtype=False)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.sampled_from([np.nan, 0.5, 1.0, 1.25, 2.0, 3.0]), min_size=24, max_size=24),
+    st.sampled_from([(1, 24), (2, 12), (3, 8), (4, 6)]),
+)
+def test_the_panels_nanmedian_equals_numpys(values, shape):
+    import warnings
+
+    from inventory_pipeline.core.pricing import _nanmedian_first_axis
+
+    a = np.array(values).reshape(shape[0], shape[1] // 2, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # numpy warns on all-NaN slices
+        want = np.nanmedian(a, axis=0)
+    np.testing.assert_array_equal(_nanmedian_first_axis(a), want)

@@ -206,6 +206,25 @@ def _ffill_bfill(a: np.ndarray) -> np.ndarray:
     return ff(a[..., ::-1])[..., ::-1]
 
 
+def _nanmedian_first_axis(a: np.ndarray) -> np.ndarray:
+    """np.nanmedian(a, axis=0), equal to it, by one sort (NaN sorts last): numpy's own goes
+    through masked arrays for a short axis, 5x slower on the (stores x SKUs x days) panel."""
+    s = np.sort(a, axis=0)
+    n = (~np.isnan(a)).sum(axis=0)
+    lo = np.take_along_axis(s, np.maximum((n - 1) // 2, 0)[None], 0)[0]
+    hi = np.take_along_axis(s, np.maximum(n // 2 - (n == 0), 0)[None], 0)[0]
+    with np.errstate(invalid="ignore"):
+        return np.where(n > 0, (lo + hi) / 2, np.nan)
+
+
+def _codes_in(values: np.ndarray, names: np.ndarray) -> np.ndarray:
+    """Each value's position in `names` as strings (-1: not there), hashing the rows once and
+    converting only the distinct values to strings (millions of rows, thousands of keys)."""
+    codes, uniques = pd.factorize(values)
+    at = pd.Index(names).get_indexer(np.asarray(uniques, dtype=object).astype(str))
+    return np.where(codes >= 0, at[codes], -1)
+
+
 def _panel(history: pd.DataFrame, products: pd.DataFrame, book: pd.DataFrame | None = None) -> _Panel:
     h = history
     prod = products.drop_duplicates("sku_id").reset_index(drop=True)
@@ -216,16 +235,16 @@ def _panel(history: pd.DataFrame, products: pd.DataFrame, book: pd.DataFrame | N
         .astype(str)
         .to_numpy()
     )
-    locs = np.sort(h["location_id"].astype(str).unique())
+    locs = np.sort(np.asarray(pd.unique(h["location_id"]), dtype=object).astype(str))
     dates = pd.to_datetime(h["date"])
     d0 = dates.min()
     T = int((dates.max() - d0).days) + 1 if len(h) else 0
     L, S = len(locs), len(skus)
-    li = np.searchsorted(locs, h["location_id"].astype(str).to_numpy())
-    si = pd.Index(skus).get_indexer(h["sku_id"].astype(str))
+    li = _codes_in(h["location_id"].to_numpy(), locs)
+    si = _codes_in(h["sku_id"].to_numpy(), skus)
     keep = si >= 0  # history of SKUs not in the product master is ignored (ingestion quarantines them)
     li, si, ti = li[keep], si[keep], (dates[keep] - d0).dt.days.to_numpy()
-    hk = h[keep]
+    hk = h[keep] if not keep.all() else h
     units = np.zeros((L, S, T))
     present = np.zeros((L, S, T), dtype=bool)
     units[li, si, ti] = hk["units_sold"].to_numpy(float)
@@ -249,7 +268,7 @@ def _panel(history: pd.DataFrame, products: pd.DataFrame, book: pd.DataFrame | N
         # differently, so another store's price would fake a change); before the first sale the
         # chain's that day; else the base price
         reg_obs = np.where(obs_promo == 0, obs_price, np.nan)
-        chain_reg = np.nanmedian(reg_obs, axis=0)  # (S, T)
+        chain_reg = _nanmedian_first_axis(reg_obs)  # (S, T)
         if book is not None and len(book):
             # the prices this pipeline set are known from their effective day on, sold or not
             bl = pd.Index(locs).get_indexer(book["location_id"].astype(str))
@@ -268,7 +287,7 @@ def _panel(history: pd.DataFrame, products: pd.DataFrame, book: pd.DataFrame | N
         seen = np.maximum.accumulate(~np.isnan(reg_obs), axis=-1)  # an own regular price seen by day t
         # promotions on days without a sale: the chain's promotion flag and depth that day
         chain_promo = np.nanmax(obs_promo, axis=0)  # (S, T), nan where no store sold
-        depth = np.nanmedian(np.where(obs_promo == 1, obs_price / regular, np.nan), axis=0)
+        depth = _nanmedian_first_axis(np.where(obs_promo == 1, obs_price / regular, np.nan))
     promo = np.where(np.isnan(obs_promo), np.nan_to_num(chain_promo) > 0, obs_promo > 0)
     price = np.where(
         np.isnan(obs_price), regular * np.where(promo, np.nan_to_num(depth, nan=1.0)[None], 1.0), obs_price
