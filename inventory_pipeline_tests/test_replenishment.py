@@ -758,3 +758,31 @@ def test_dc_service_level_priced_by_the_stores_exposure_to_a_delay():
     plan_c = _plan(_case(stores=("S1", "S2"), sd=3.0, on_hand_dc=0), cfg=cls)
     t_c = store_targets(*_case(stores=("S1", "S2"), sd=3.0, on_hand_dc=0), plan_date="2025-04-30", cfg=cls)
     assert _kind(plan_c, "purchase_order")["service_level"].iloc[0] == t_c["service_level"].max()
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["S1", "S2"]), st.sampled_from(["A", "B", "C"]), st.integers(-2, 9), st.integers(0, 5)
+        ),
+        max_size=40,
+    )
+)
+def test_daily_grid_equals_a_groupby_and_unstack(rows):
+    from inventory_pipeline.core.replenishment import _daily_grid
+
+    first = pd.Timestamp("2025-03-01")
+    h = pd.DataFrame(rows, columns=["location_id", "sku_id", "day", "units_sold"])
+    h["date"] = first + pd.to_timedelta(h.pop("day"), unit="D")
+    h = h[(h["date"] >= first) & (h["date"] < first + pd.Timedelta(days=8))]
+    keys = pd.DataFrame({"location_id": ["S2", "S1", "S1", "S3"], "sku_id": ["A", "A", "C", "A"]})  # S3: no history
+    units, rows_seen = _daily_grid(
+        h, keys, ("location_id", "sku_id"), first, 8, [h["units_sold"].to_numpy(float), None]
+    )
+    dates = pd.date_range(first, periods=8)
+    g = h.assign(n=1.0).groupby(["location_id", "sku_id", "date"])[["units_sold", "n"]].sum()
+    idx = pd.MultiIndex.from_frame(keys)
+    for got, col in ((units, "units_sold"), (rows_seen, "n")):
+        want = g[col].unstack("date").reindex(index=idx, columns=dates).fillna(0.0).to_numpy(float) if len(g) else 0.0
+        np.testing.assert_array_equal(got, np.broadcast_to(want, (4, 8)))

@@ -239,6 +239,32 @@ def protection_demand(
     return c.keys.assign(mu_P=c.at(P), var_P=c.at(P, "var"), mean_1=c.at(d1), sd_1=np.sqrt(c.at(d1, "var")))
 
 
+def _daily_grid(
+    h: pd.DataFrame, keys: pd.DataFrame, key_cols: tuple[str, str], first: pd.Timestamp, days: int, values: list
+) -> list[np.ndarray]:
+    """Per row of `keys` and day from `first` on: the sum of each of `values` (arrays aligned with
+    `h`'s rows; None counts the rows) over `h`'s rows of that series and day, 0 where none. By
+    integer codes and bincount: ~2M rows at M5 scale, where a groupby and unstack took seconds."""
+    codes = [pd.factorize(h[c].to_numpy()) for c in key_cols]
+    width = len(codes[1][1])
+    pair = codes[0][0].astype(np.int64) * width + codes[1][0]
+    pair_code, pairs = pd.factorize(pair)
+    known = pd.MultiIndex.from_arrays(
+        [np.asarray(codes[0][1], dtype=object)[pairs // width], np.asarray(codes[1][1], dtype=object)[pairs % width]]
+    )
+    at = known.get_indexer(pd.MultiIndex.from_frame(keys[list(key_cols)]))  # -1: a series without history
+    day = ((pd.to_datetime(h["date"]).to_numpy() - first.to_datetime64()) // np.timedelta64(1, "D")).astype(np.int64)
+    cell = pair_code.astype(np.int64) * days + day
+    out = []
+    for v in values:
+        w = None if v is None else np.asarray(v, float)
+        sums = np.bincount(cell, weights=w, minlength=len(pairs) * days).reshape(len(pairs), days)
+        out.append(
+            np.where((at >= 0)[:, None], sums[np.maximum(at, 0)], 0.0) if len(pairs) else np.zeros((len(at), days))
+        )
+    return out
+
+
 def measured_spread(
     history: pd.DataFrame | None,
     keys: pd.DataFrame,
@@ -286,14 +312,13 @@ def measured_spread(
     # `bad` days leave a window out; `dirty` days stay out of the reference mean (a promotion's lift
     # is not the base level), and a window may hold them when the forecast does not plan promotions
     bad = censored | (promo if promotions_planned else False)
-    h = h.assign(bad=bad.astype(float), dirty=(censored | promo).astype(float), seen=1.0)
-    idx = pd.MultiIndex.from_frame(keys[list(key_cols)])
-    grid = h.groupby([*key_cols, "date"])[["units_sold", "bad", "dirty", "seen"]].sum()
-    x = grid["units_sold"].unstack("date").reindex(index=idx, columns=dates).fillna(0.0).to_numpy(float)
+    x, seen, n_bad, n_dirty = _daily_grid(
+        h, keys, key_cols, dates[0], T, [np.nan_to_num(h["units_sold"].to_numpy(float)), None, bad, censored | promo]
+    )
     # a day without a row (not yet launched, no longer carried) cannot be judged either
-    unseen = grid["seen"].unstack("date").reindex(index=idx, columns=dates).fillna(0.0).to_numpy(float) == 0
-    b = (grid["bad"].unstack("date").reindex(index=idx, columns=dates).fillna(0.0).to_numpy(float) > 0) | unseen
-    dirty = (grid["dirty"].unstack("date").reindex(index=idx, columns=dates).fillna(0.0).to_numpy(float) > 0) | unseen
+    unseen = seen == 0
+    b = (n_bad > 0) | unseen
+    dirty = (n_dirty > 0) | unseen
     cx = np.concatenate([np.zeros((n, 1)), np.cumsum(x, 1)], 1)
     cb = np.concatenate([np.zeros((n, 1)), np.cumsum(b, 1)], 1)
     cu = np.concatenate([np.zeros((n, 1)), np.cumsum(unseen, 1)], 1)
