@@ -792,3 +792,14 @@ def test_prepare_series_refuses_two_rows_for_one_series_day():
     h = pd.concat([_history([3]), _history([3]).tail(1)])
     with pytest.raises(ValueError, match="more than one row for a location x SKU x date"):
         prepare_series(h, END, CFG)
+
+
+def test_prepare_series_with_number_keys_and_a_row_without_a_key():
+    h = pd.concat([_history([1], sku=2), _history([2], sku=10), _history([5], sku=None).tail(3)])
+    got = prepare_series(h, END, CFG)
+    assert list(got["sku_id"].cat.categories) == ["10", "2"]  # categories in string order, as before
+    assert got.groupby("unique_id")["sku_id"].first().astype(str).tolist() == ["2", "10"]  # series in key order
+    assert got["unique_id"].nunique() == 2  # the row without a SKU belongs to no series
+    want = _prepare_series_by_merge(h, END, CFG)
+    got = got.assign(location_id=got["location_id"].astype(str), sku_id=got["sku_id"].astype(str))
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), want, check_dtype=False)

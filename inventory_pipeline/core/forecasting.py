@@ -205,13 +205,15 @@ def prepare_series(history: pd.DataFrame, plan_date: str, cfg: ForecastSettings)
     dates = pd.to_datetime(history["date"])
     date = dates.to_numpy().astype("datetime64[D]")
     first_day = np.datetime64(start.date(), "D")
-    window = np.flatnonzero((date >= first_day) & (date <= np.datetime64(end.date(), "D")))
-    if not len(window):
-        return pd.DataFrame(columns=out_cols)
     # integer codes for location and SKU (hashing, then their sorted order): at M5 scale the window
-    # has ~11M rows, and sorting or grouping strings per row costs seconds
+    # has ~11M rows, and sorting or grouping strings per row costs seconds. A row without a key
+    # (code -1) belongs to no series, as in a groupby
     loc_codes, locs = pd.factorize(history["location_id"].to_numpy(), sort=True)
     sku_codes, skus = pd.factorize(history["sku_id"].to_numpy(), sort=True)
+    in_window = (date >= first_day) & (date <= np.datetime64(end.date(), "D"))
+    window = np.flatnonzero(in_window & (loc_codes >= 0) & (sku_codes >= 0))
+    if not len(window):
+        return pd.DataFrame(columns=out_cols)
     pair = loc_codes[window].astype(np.int64) * len(skus) + sku_codes[window]
     day = (date[window] - first_day).astype(np.int64)  # 0 .. history_days - 1
     n_pairs = len(locs) * len(skus)
@@ -236,24 +238,26 @@ def prepare_series(history: pd.DataFrame, plan_date: str, cfg: ForecastSettings)
         raise ValueError(f"history has more than one row for a location x SKU x date before {plan_date}")
     out = pd.DataFrame({"unique_id": uid, "ds": ds})
     y = np.zeros(n)
-    y[at] = np.nan_to_num(history["units_sold"].to_numpy(float)[rows], nan=0.0)
+    units = history["units_sold"].to_numpy(dtype=float, na_value=np.nan)[rows]
+    y[at] = np.where(np.isnan(units), 0.0, units)
     out["y"] = y
     stockout = np.zeros(n, bool)  # a missing day: no sales, no stockout
-    if "is_stockout" in extra:
-        stockout[at] = history["is_stockout"].to_numpy()[rows] == True  # noqa: E712 (NA is not a stockout)
+    if "is_stockout" in extra:  # NA is not a stockout
+        stockout[at] = history["is_stockout"].eq(True).fillna(False).to_numpy(bool)[rows]
     out["is_stockout"] = stockout
     promo = np.zeros(n, bool)
     if "on_promo" in extra:
-        promo[at] = pd.Series(history["on_promo"].to_numpy()[rows]).fillna(0).astype(bool).to_numpy()
+        promo[at] = history["on_promo"].fillna(0).astype(bool).to_numpy()[rows]
     out["on_promo"] = promo
     if "unit_price" in extra:
         price = np.full(n, np.nan)
-        price[at] = history["unit_price"].to_numpy(float)[rows]
+        price[at] = history["unit_price"].to_numpy(dtype=float, na_value=np.nan)[rows]
         out["unit_price"] = price
     for col, codes, names in (("location_id", ids // len(skus), locs), ("sku_id", ids % len(skus), skus)):
         used, series_codes = np.unique(codes, return_inverse=True)  # only the categories carried
-        cats = pd.Index(np.asarray(names, dtype=object)[used]).astype(str)
-        out[col] = pd.Categorical.from_codes(series_codes[uid], cats)
+        # categories in the order of their strings (a key may be a number: "10" before "2")
+        by_name, cats = pd.factorize(np.asarray(names, dtype=object)[used].astype(str), sort=True)
+        out[col] = pd.Categorical.from_codes(by_name[series_codes][uid], cats)
     return out[out_cols]
 
 
@@ -320,7 +324,7 @@ def _event_keys(dates: pd.Series, calendar: pd.DataFrame | None) -> pd.Series:
     win["dist"] = win["offset"].abs()
     win = win.sort_values(["day", "dist"], kind="stable").drop_duplicates("day")
     lookup = pd.Series((win["event"] + "@" + win["offset"].astype(str)).to_numpy(), index=win["day"].to_numpy())
-    inv, uniq = pd.factorize(pd.to_datetime(dates).to_numpy())  # hashing: ~11M rows at M5 scale
+    inv, uniq = pd.factorize(pd.to_datetime(dates).to_numpy(), use_na_sentinel=False)  # hashing: ~11M rows
     keys = pd.Categorical(pd.Series(uniq).map(lookup).fillna("").to_numpy(dtype=object))
     return pd.Series(pd.Categorical.from_codes(keys.codes[inv], keys.categories), index=dates.index)
 

@@ -220,9 +220,8 @@ def _nanmedian_first_axis(a: np.ndarray) -> np.ndarray:
 def _codes_in(values: np.ndarray, names: np.ndarray) -> np.ndarray:
     """Each value's position in `names` as strings (-1: not there), hashing the rows once and
     converting only the distinct values to strings (millions of rows, thousands of keys)."""
-    codes, uniques = pd.factorize(values)
-    at = pd.Index(names).get_indexer(np.asarray(uniques, dtype=object).astype(str))
-    return np.where(codes >= 0, at[codes], -1)
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)  # a missing key is "None" / "nan", as astype(str)
+    return pd.Index(names).get_indexer(np.asarray(uniques, dtype=object).astype(str))[codes]
 
 
 def _panel(history: pd.DataFrame, products: pd.DataFrame, book: pd.DataFrame | None = None) -> _Panel:

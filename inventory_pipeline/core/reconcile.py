@@ -81,7 +81,7 @@ MISSING_ORDER_COLUMNS = [
 def _string_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(codes, names): `values` as strings, numbered in sorted order. Hashes the rows once and
     converts only the distinct values to strings (millions of rows, thousands of keys)."""
-    codes, uniques = pd.factorize(values)
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)  # a missing key is "None" / "nan", as astype(str)
     by_name, names = pd.factorize(np.asarray(uniques, dtype=object).astype(str), sort=True)
     return by_name[codes], names
 
