@@ -353,13 +353,15 @@ def _stale_plans(wh, plan_from: str | None, plan_date: str, warn: Callable[[str]
     plans are stale and how to re-plan them (under `dagster dev` the `stale_plans` sensor does)."""
     from .core.replan import recorded_inputs, stale_from
 
-    stale = stale_from(recorded_inputs(wh), wh.sha256)
+    recorded = recorded_inputs(wh)
+    stale = stale_from(recorded, wh.sha256)
     if stale is None:
         return None
-    if not plan_from or stale.plan_date < plan_from:
+    latest = str(recorded["plan_date"].max())  # every plan from the stale one on is stale
+    if not (plan_from and plan_from <= stale.plan_date and latest <= plan_date):  # this run re-plans them all
         warn(
-            f"{stale.reason()}: the plans from {stale.plan_date} on used data that has changed since; "
-            f"`inventory-pipeline run --plan-from {stale.plan_date} --date {plan_date}` plans them again in date order"
+            f"{stale.reason()}: the plans {stale.plan_date} .. {latest} used data that has changed since; "
+            f"`inventory-pipeline run --plan-from {stale.plan_date} --date {latest}` plans them again in date order"
         )
     return stale.plan_date
 
@@ -455,7 +457,7 @@ def run_pipeline(
             {"tags": {PARTITION_RANGE_START_TAG: first_date, PARTITION_RANGE_END_TAG: plan_date}},
         ),
     ]
-    skipped, planned = [], backfill
+    skipped, planned = [], []
     if run_jobs(ingest, [f"daily_plan {d}" for d in backfill]):
         stale = _stale_plans(wh, plan_from, plan_date, warn)
         skipped, planned = plan_dates_to_run(instance, backfill, stale) if plan_from else ([], backfill)

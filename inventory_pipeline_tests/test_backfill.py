@@ -170,6 +170,9 @@ def test_a_corrected_file_replans_that_day_and_every_later_one_in_order(tmp_path
         right.loc[top, "on_promo"] = "1"
         right.to_csv(pos_file, index=False)
         assert ingest.execute_in_process(partition_key=dates[0], instance=instance).success
+        # planner answers republish the first plan before the sensor gets to it: still stale
+        publish = defs.resolve_job_def("publish_decisions")
+        assert publish.execute_in_process(partition_key=dates[0], instance=instance).success
 
         replanned = []
         for _ in range(len(dates) + 1):

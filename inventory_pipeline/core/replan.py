@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 
@@ -32,6 +32,11 @@ class Stale:
     plan_date: str
     changed: tuple[str, ...]  # "raw_pos_sales/2026-03-04" of that plan's reads that changed
     now: tuple[str, ...] = ()  # their content hashes now
+
+    @property
+    def changes(self) -> tuple[str, ...]:
+        """Each changed partition with its hash now: "raw_pos_sales/2026-03-04:<sha256>"."""
+        return tuple(f"{c}:{h}" for c, h in zip(self.changed, self.now))
 
     @property
     def wave(self) -> str:
@@ -81,13 +86,23 @@ class Wave:
     reason: str
     since: float  # epoch seconds: a plan run of next_date created since then is its re-plan (the
     # wave's start, then the end of the re-plan before it: a plan made before that read stale state)
+    covers: tuple[str, ...] = ()  # the changes (Stale.changes) its re-plans were launched for
 
     def to_cursor(self) -> dict:
-        return {"wave": self.wave, "next": self.next_date, "reason": self.reason, "since": self.since}
+        return {
+            "wave": self.wave,
+            "next": self.next_date,
+            "reason": self.reason,
+            "since": self.since,
+            "covers": list(self.covers),
+        }
 
     @staticmethod
     def from_cursor(cursor: dict | None) -> Wave | None:
-        return Wave(cursor["wave"], cursor["next"], cursor["reason"], cursor["since"]) if cursor else None
+        if not cursor:
+            return None
+        c = cursor
+        return Wave(c["wave"], c["next"], c["reason"], c["since"], tuple(c.get("covers", ())))
 
 
 @dataclass(frozen=True)
@@ -104,7 +119,7 @@ def next_step(
     wave: Wave | None,
     stale: Stale | None,
     planned: list[str],
-    last_run: Callable[[str, float], tuple[str, float] | None],
+    last_run: Callable[[str, float], tuple[str, float | None] | None],
     now: float,
 ) -> Step:
     """The next re-plan of a wave, one date at a time in date order.
@@ -114,30 +129,34 @@ def next_step(
     plan run of that date created after `since`, whoever launched it ("SUCCESS", "FAILURE",
     "CANCELED", "STARTED", ...), or None when there is none; `now`: epoch seconds, a new wave's start.
 
-    A change earlier than the wave's position starts a new wave there, and so does another change
-    found at its position (a second correction of a file whose first one failed to plan). A date whose run succeeded
+    A change earlier than the wave's position starts a new wave there, and so does a change at its
+    position that none of its re-plans was launched for (a second correction of a file whose first
+    one failed to plan). A date whose run succeeded
     moves the wave on to the next planned date; one whose run failed or was cancelled stops it
     (every later plan would read what that one left), and the message says so. A date without a
     run is launched."""
     if stale is not None and (
         wave is None
         or stale.plan_date < wave.next_date
-        or (stale.plan_date == wave.next_date and stale.wave != wave.wave)
+        or (stale.plan_date == wave.next_date and not set(stale.changes) <= set(wave.covers))
     ):
-        wave = Wave(stale.wave, stale.plan_date, stale.reason(), now)
+        wave = Wave(stale.wave, stale.plan_date, stale.reason(), now, stale.changes)
     while wave is not None:
         todo = [d for d in sorted(planned) if d >= wave.next_date]
         if not todo:
             return Step(None, None, f"re-planned every plan from the change ({wave.reason})")
         d, run = todo[0], last_run(todo[0], wave.since)
-        status, ended = run if run is not None else (None, 0.0)
+        status, ended = run if run is not None else (None, None)
         if status is None:
+            if stale is not None and stale.plan_date == d:  # what this re-plan is launched for
+                wave = replace(wave, covers=tuple(sorted({*wave.covers, *stale.changes})))
             return Step(d, wave, f"re-plan {d}: {wave.reason}")
         if status == "SUCCESS":
             later = [x for x in todo if x > d]
             if not later:
                 return Step(None, None, f"re-planned every plan through {d} ({wave.reason})")
-            wave = Wave(wave.wave, later[0], wave.reason, ended)
+            # a run without an end time (the storage did not record one) counts from now
+            wave = replace(wave, next_date=later[0], since=ended or now)
             continue
         if status in ("FAILURE", "CANCELED"):
             return Step(

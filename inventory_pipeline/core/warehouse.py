@@ -37,6 +37,12 @@ def _write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def fingerprint_of(reads: pd.DataFrame) -> str:
+    """The inputs fingerprint (16 hex) of a reads table (table, partition, sha256; sorted)."""
+    lines = "\n".join(f"{t}/{p}:{d}" for t, p, d in reads[["table", "partition", "sha256"]].itertuples(index=False))
+    return hashlib.sha256(lines.encode()).hexdigest()[:16]
+
+
 @dataclass(frozen=True)
 class Appended:
     """What `Warehouse.append` left in the partition, and how many of its rows were new."""
@@ -80,11 +86,11 @@ class Warehouse:
         return hashlib.sha256(target.read_bytes()).hexdigest() if target.is_file() else ""
 
     def fingerprint(self, reads: list[tuple[str, str | None]]) -> tuple[str, pd.DataFrame]:
-        """(hash, table): the partitions read, each with its content hash; the hash covers them all."""
-        rows = [(t, p or "", self.sha256(t, p)) for t, p in reads if self.exists(t, p)]
+        """(hash, table): the partitions read, each with its content hash ("" for one that did not
+        exist: a file arriving later for that day is a change too); the hash covers them all."""
+        rows = [(t, p or "", self.sha256(t, p)) for t, p in reads]
         df = pd.DataFrame(sorted(rows), columns=["table", "partition", "sha256"])
-        h = hashlib.sha256("\n".join(f"{t}/{p}:{d}" for t, p, d in df.itertuples(index=False)).encode()).hexdigest()
-        return h[:16], df
+        return fingerprint_of(df), df
 
     def append(self, table: str, df: pd.DataFrame, partition: str | None, merge) -> Appended:
         """Read-merge-write one partition under an exclusive lock: `merge(existing_or_None, df)`

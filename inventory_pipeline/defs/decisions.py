@@ -33,6 +33,7 @@ from ..core.decisions import (
 from ..core.explain import rephrase_explanations
 from ..core.ingestion import quarantined_items
 from ..core.replan import DATED_INPUTS
+from ..core.warehouse import fingerprint_of
 from ._common import (
     blocking_check,
     contract_check,
@@ -83,6 +84,21 @@ def inputs_fingerprint(wh, d: str, history_days: int) -> tuple[str, pd.DataFrame
         + [(t, d) for t in _STAGES]
     )
     return wh.fingerprint(reads)
+
+
+REPUBLISH_JOBS = ("publish_decisions",)  # re-derive a plan's decisions from its stage outputs, not re-plan it
+
+
+def plan_inputs(context, wh, d: str, history_days: int) -> tuple[str, pd.DataFrame]:
+    """What plan `d` read, recorded in decision_inputs. A republish after planner answers keeps
+    the plan's record: its stage outputs were computed from those reads, not from the warehouse
+    as it is now (which may hold a late file the stale_plans sensor has yet to re-plan)."""
+    if context.job_name in REPUBLISH_JOBS and wh.exists("decision_inputs", d):
+        inputs = wh.read("decision_inputs", d)
+        return fingerprint_of(inputs), inputs
+    fp, inputs = inputs_fingerprint(wh, d, history_days)
+    wh.write("decision_inputs", inputs, d)
+    return fp, inputs
 
 
 def typical_orders(wh, d: str, days: int) -> TypicalOrders:
@@ -157,8 +173,7 @@ def _routed_plan(context, wh, d: str, pol, explainer: ExplainerResource) -> _Rou
     run = wh.read("forecast_run", d).iloc[0].to_dict() if wh.exists("forecast_run", d) else None
     fc_versions = wh.read("demand_forecast", d)["model_version"].unique()
     model_version = str(run["model_version"]) if run else (str(fc_versions[0]) if len(fc_versions) else "none")
-    fp, inputs = inputs_fingerprint(wh, d, pol.forecast.history_days)
-    wh.write("decision_inputs", inputs, d)
+    fp, inputs = plan_inputs(context, wh, d, pol.forecast.history_days)
     prices = wh.read("price_recommendations", d)
     proposals = propose(
         wh.read("replenishment_orders", d),

@@ -208,8 +208,8 @@ _IN_FLIGHT = [
 _PLAN_JOBS = (plan_job.name, daily_cycle_job.name)  # jobs that plan a date whole
 
 
-def last_plan_run(instance: dg.DagsterInstance, plan_date: str, since: float) -> tuple[str, float] | None:
-    """(status, end epoch seconds) of the newest run of the whole plan of `plan_date` created
+def last_plan_run(instance: dg.DagsterInstance, plan_date: str, since: float) -> tuple[str, float | None] | None:
+    """(status, end epoch seconds or None) of the newest run of the whole plan of `plan_date` created
     after `since` (by this sensor, the schedule, the landing sensor, the UI or the CLI)."""
     records = [
         r
@@ -222,7 +222,7 @@ def last_plan_run(instance: dg.DagsterInstance, plan_date: str, since: float) ->
     if not records:
         return None
     newest = max(records, key=lambda r: r.create_timestamp)
-    return newest.dagster_run.status.value, newest.end_time or 0.0
+    return newest.dagster_run.status.value, newest.end_time
 
 
 def _utc(epoch: float) -> datetime:
