@@ -102,7 +102,7 @@ FORECAST = {
 }
 
 
-def _events(orders=None, policy=POLICY, at="2025-04-30T22:00:00", fp="fp1"):
+def _events(orders=None, policy=POLICY, at="2025-04-30T22:00:00", fp="fp1", existing=None):
     p = propose(
         _orders() if orders is None else orders,
         _NO_T,
@@ -113,7 +113,7 @@ def _events(orders=None, policy=POLICY, at="2025-04-30T22:00:00", fp="fp1"):
         fp,
         forecast=FORECAST,
     )
-    return proposal_events(route(p, policy), at, "run1")
+    return proposal_events(route(p, policy), at, "run1", existing)
 
 
 def _ids(state):
@@ -282,6 +282,30 @@ def test_rerun_adds_no_event_and_a_new_revision_needs_a_new_review(tmp_path):
     assert state.loc[ids["purchase_order", "A"], "status"] == "pending_review"
     assert state.loc[ids["purchase_order", "A"], "units"] == 120
     assert state.index.is_unique and len(state) == 5
+
+
+def test_numbers_that_return_after_others_are_proposed_and_exported_again():
+    """A late file changes a plan's numbers (A -> B, both exported); its correction brings A back:
+    A is the current proposal again and is exported again; re-running that adds nothing."""
+
+    def plan(ev, units, at):
+        o = _orders(units=(60, units, 12), values=(6000.0, units * 10.0, 120.0))  # the replenishment auto-approves
+        ev = merge_events(ev, _events(orders=o, at=at, existing=ev))
+        state = replay(ev)[0]
+        return merge_events(ev, export_events(state, "m" * 64, D, at)), state
+
+    ev, _ = plan(None, 6, "2025-04-30T22:00:00")
+    ev, _ = plan(ev, 5, "2025-05-01T22:00:00")
+    ev, back = plan(ev, 6, "2025-05-02T22:00:00")
+    po = _ids(back)["store_replenishment", "A"]  # DC1 -> S1
+    row = back.set_index("decision_id").loc[po]
+    assert row["units"] == 6 and row["proposal_generation"] == 1 and row["status"] == "auto_approved"
+    final = replay(ev)[0].set_index("decision_id").loc[po]
+    assert final["state"] == "exported" and final["units"] == 6
+    mine = ev[ev["decision_id"] == po]
+    assert (mine["event"] == "proposed").sum() == 3 and (mine["event"] == "exported").sum() == 3
+    again, _ = plan(ev, 6, "2025-05-03T22:00:00")
+    assert len(again) == len(ev)  # the same numbers once more: nothing new
 
 
 def test_an_answer_to_an_older_revision_is_not_applied_and_says_why():

@@ -95,7 +95,7 @@ EVENT_COLUMNS = [
 ]  # fmt: skip
 DECISION_COLUMNS = [
     "decision_id", "plan_date", *WHAT_COLUMNS, "status", "review_reason", *VERSION_COLUMNS, "revision", *WHY_COLUMNS,
-    "planner", "planner_reason", "reviewed_on", "state", "status_history",
+    "planner", "planner_reason", "reviewed_on", "state", "status_history", "proposal_generation",
 ]  # fmt: skip
 # the planner's review queue: what waits for an answer, and why
 REVIEW_QUEUE_COLUMNS = [
@@ -748,8 +748,30 @@ def _events(
     return e.reindex(columns=EVENT_COLUMNS)
 
 
-def proposal_events(routed: pd.DataFrame, recorded_at: str, run_id: str = "") -> pd.DataFrame:
-    """Two events per decision: `proposed` (with the payload) and its routing."""
+def _proposal_keys(routed: pd.DataFrame, existing: pd.DataFrame | None) -> pd.Series:
+    """The key of each `proposed` event: its revision, so a re-run adds nothing; but a decision
+    that returns to numbers it had before other numbers (a late file, then its correction) gets
+    `revision|again<n>`: a proposal of its own, after the other one, exported again."""
+    key = routed["revision"].astype(str)
+    if existing is None or not len(existing):
+        return key
+    prop = existing[existing["event"] == "proposed"]
+    if not len(prop):
+        return key
+    current = prop.drop_duplicates("decision_id", keep="last").set_index("decision_id")["revision"]
+    times = prop.groupby(["decision_id", "revision"]).size()
+    pairs = pd.MultiIndex.from_arrays([routed["decision_id"], key])
+    n = times.reindex(pairs).fillna(0).astype(int).to_numpy()
+    same = current.reindex(routed["decision_id"]).to_numpy() == key.to_numpy()
+    again = np.where(same, n - 1, n)  # the current proposal keeps its own key; a return gets the next
+    return key.where(again <= 0, key + "|again" + again.astype(str))
+
+
+def proposal_events(
+    routed: pd.DataFrame, recorded_at: str, run_id: str = "", existing: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Two events per decision: `proposed` (with the payload) and its routing. `existing`: the
+    plan's events so far (a decision returning to earlier numbers is proposed anew)."""
     if not len(routed):
         return pd.DataFrame(columns=EVENT_COLUMNS)
     base = routed.assign(
@@ -758,7 +780,7 @@ def proposal_events(routed: pd.DataFrame, recorded_at: str, run_id: str = "") ->
         reason="",
         override_value=np.nan,
     )
-    prop = _events(base, "proposed", base["revision"], recorded_at, run_id)
+    prop = _events(base, "proposed", _proposal_keys(routed, existing), recorded_at, run_id)
     routing = _events(
         base.assign(reason=routed["review_reason"]),
         routed["status"],
@@ -843,6 +865,9 @@ def export_events(
         }
     )
     key = s["revision"] + "|" + s["units"].astype(str) + "|" + s["new_price"].astype(str)
+    if "proposal_generation" in s:  # the export of a decision proposed again is an export of its own
+        g = s["proposal_generation"].fillna(0).astype(int)
+        key = key.where(g <= 0, key + "|again" + g.astype(str))
     return _events(base, "exported", key, recorded_at, run_id)
 
 
@@ -891,8 +916,11 @@ def merge_events(existing: pd.DataFrame | None, new: pd.DataFrame) -> pd.DataFra
 
 def _routed_state(ev: pd.DataFrame) -> pd.DataFrame:
     """Each decision's latest proposal with the routing of that revision (before any answer)."""
-    prop = ev[ev["event"] == "proposed"].drop_duplicates("decision_id", keep="last").set_index("decision_id")
-    state = prop[["plan_date", "revision", *PAYLOAD_COLUMNS, "order"]].copy()
+    props = ev[ev["event"] == "proposed"]
+    # how many times the current revision was proposed before (a return to earlier numbers: 1, ...)
+    props = props.assign(proposal_generation=props.groupby(["decision_id", "revision"]).cumcount())
+    prop = props.drop_duplicates("decision_id", keep="last").set_index("decision_id")
+    state = prop[["plan_date", "revision", *PAYLOAD_COLUMNS, "order", "proposal_generation"]].copy()
     route_ev = ev[ev["event"].isin(["auto_approved", "pending_review"])]
     route_ev = route_ev[
         route_ev["revision"].to_numpy() == state["revision"].reindex(route_ev["decision_id"]).to_numpy()

@@ -17,6 +17,7 @@ import pandas as pd
 
 from ..contracts.outputs import DecisionLog
 from ..core.decisions import (
+    EVENT_COLUMNS,
     REVIEW_QUEUE_COLUMNS,
     TypicalOrders,
     guard_violations,
@@ -286,10 +287,16 @@ def decision_log(
     now = datetime.now(UTC).isoformat(timespec="seconds")
     plan = _routed_plan(context, wh, d, pol, explainer)
     routed, typical, prices = plan.routed, plan.typical, plan.prices
-    new = [proposal_events(routed, now, context.run_id)]
+    # a republish applies answers to the plan's proposals; it proposes nothing: the stage outputs
+    # may be those of a later run that stopped at a gate, which no decision log vetted
+    before = wh.read("decision_events", d) if wh.exists("decision_events", d) else None
+    republish = context.job_name in REPUBLISH_JOBS and before is not None
+    new = [] if republish else [proposal_events(routed, now, context.run_id, before)]
     answers = _planner_rows(wh, d)
     new += [planner_events(p, x, now, context.run_id) for x, p in answers]
-    events = wh.append("decision_events", pd.concat(new, ignore_index=True), d, merge_events).table
+    new = [x for x in new if len(x)]
+    added = pd.concat(new, ignore_index=True) if new else pd.DataFrame(columns=EVENT_COLUMNS)
+    events = wh.append("decision_events", added, d, merge_events).table
     state, not_applied = replay(events)
     wh.write("decision_log", state, d)
     wh.write("planner_not_applied", not_applied, d)
