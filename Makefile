@@ -76,7 +76,7 @@ format: $(VENV)/.installed
 # install step, on 2 cores shared with other work (85 s with the three property tests below, which
 # take 8-10 s each and stay in `make test`, as do tests marked slow)
 FAST_TESTS := test_kpis test_simulation test_pricing test_rebalancing test_replenishment test_suite test_floor test_reconcile test_cli \
-  test_console test_alerts
+  test_console test_alerts test_replan
 SLOW_PROPERTIES := eoq_band_damps_daily_ordering or orders_are_monotone_in_service_level or transfer_rules_hold_on_random
 test-fast: install
 	$(BIN)/pytest -n 2 --dist loadfile -q -m "not slow" -k "not ($(SLOW_PROPERTIES))" \
