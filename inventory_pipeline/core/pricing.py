@@ -49,6 +49,7 @@ import scipy.sparse as sp
 from .choice import ChoiceInfeasible, best_per_item, choose_one_per_item
 from .policy import CostPolicy, PricingPolicy
 from .price_response import price_response
+from .reconcile import string_codes
 
 MILP_MAX_VARIABLES = 60_000  # above this many candidates in capped categories: LP relaxation + rounding
 FORECAST_PRICE_DAYS = 28  # the recent window whose price level the demand forecast reflects
@@ -220,8 +221,8 @@ def _nanmedian_first_axis(a: np.ndarray) -> np.ndarray:
 def _codes_in(values: np.ndarray, names: np.ndarray) -> np.ndarray:
     """Each value's position in `names` as strings (-1: not there), hashing the rows once and
     converting only the distinct values to strings (millions of rows, thousands of keys)."""
-    codes, uniques = pd.factorize(values, use_na_sentinel=False)  # a missing key is "None" / "nan", as astype(str)
-    return pd.Index(names).get_indexer(np.asarray(uniques, dtype=object).astype(str))[codes]
+    codes, found = string_codes(values)
+    return pd.Index(names).get_indexer(found)[codes]
 
 
 def _panel(history: pd.DataFrame, products: pd.DataFrame, book: pd.DataFrame | None = None) -> _Panel:

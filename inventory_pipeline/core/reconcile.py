@@ -78,7 +78,7 @@ MISSING_ORDER_COLUMNS = [
 ]
 
 
-def _string_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def string_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(codes, names): `values` as strings, numbered in sorted order. Hashes the rows once and
     converts only the distinct values to strings (millions of rows, thousands of keys)."""
     codes, uniques = pd.factorize(values, use_na_sentinel=False)  # a missing key is "None" / "nan", as astype(str)
@@ -110,8 +110,8 @@ def observed_regular_prices(history: pd.DataFrame, plan_date: str) -> pd.DataFra
     if not len(rows):
         return pd.DataFrame(columns=cols)
     # integer codes and one sort of (store x SKU, date): ~3M rows at M5 scale, no string sorts or merges
-    loc_codes, locs = _string_codes(h["location_id"].to_numpy()[rows])
-    sku_codes, skus = _string_codes(h["sku_id"].to_numpy()[rows])
+    loc_codes, locs = string_codes(h["location_id"].to_numpy()[rows])
+    sku_codes, skus = string_codes(h["sku_id"].to_numpy()[rows])
     pair = loc_codes.astype(np.int64) * len(skus) + sku_codes
     date = when.to_numpy()[rows]
     order = np.lexsort((date, pair))
