@@ -241,6 +241,14 @@ def test_one_code_path_plans_the_assets_outputs(pipeline_run):
     assert len(plan.tables["replenishment_orders"]) > 0
     assert all(v.empty for v in plan.violations.values())
 
+    class Shuffled(WarehouseSource):  # the warehouse promises no row order, so no stage may use one
+        def history(self, *args, **kwargs):
+            return super().history(*args, **kwargs).sample(frac=1.0, random_state=3).reset_index(drop=True)
+
+    shuffled = plan_decisions(Shuffled(wh, pol.reconciliation), d, pol)
+    for table, got in shuffled.tables.items():
+        pd.testing.assert_frame_equal(got, plan.tables[table], obj=table)
+
 
 def test_twin_source_equals_the_warehouse_source(pipeline_run):
     """The stages read the same frames through both sources: what the twin observed by the plan

@@ -53,7 +53,7 @@ class Source(Protocol):
         ...
 
     def history(self, plan_date: str, days: int, columns: str = HISTORY_COLUMNS) -> pd.DataFrame:
-        """`marts.fct_daily_demand` rows of the `days` days up to the plan date."""
+        """`marts.fct_daily_demand` rows of the `days` days up to the plan date, in no promised order."""
         ...
 
     def positions(self, plan_date: str) -> pd.DataFrame:
@@ -146,10 +146,11 @@ class WarehouseSource:
         return self.wh.read("forecast_fits", d) if self.wh.exists("forecast_fits", d) else None
 
     def history(self, plan_date: str, days: int, columns: str = HISTORY_COLUMNS) -> pd.DataFrame:
+        # in no particular order: sorting the forecast's 11 M M5 rows took 2.4 s of a plan, and no
+        # stage depends on the order (test_forecasting's shuffled-history law, test_pipeline)
         start = (pd.Timestamp(plan_date) - pd.Timedelta(days=days)).date().isoformat()
         return self.wh.read_model(
-            f"select {columns} from marts.fct_daily_demand where date <= cast(? as date) "
-            "and date > cast(? as date) order by location_id, sku_id, date",
+            f"select {columns} from marts.fct_daily_demand where date <= cast(? as date) and date > cast(? as date)",
             [plan_date, start],
         )
 

@@ -257,6 +257,7 @@ def _log_run(context, served: ServedForecast, inputs, d: str, cfg: ForecastSetti
     """One MLflow run per materialisation (reused when the partition re-runs on the same data):
     parameters, CV metrics, the forecast and CV plots and the CV table as artifacts."""
     serving, hist = served.serving, inputs.history
+    data = fingerprint(hist)  # what the model version was made of (one pass over the history)
     plots = wh.root / "plots" / "demand_forecast"
     artifacts = [
         plot_forecasts(hist, serving.forecast, plots / f"{d}.png"),
@@ -276,7 +277,7 @@ def _log_run(context, served: ServedForecast, inputs, d: str, cfg: ForecastSetti
             "horizon_days": cfg.horizon_days,
             "reported_horizons": pol.forecast.reported_horizons,
             "history_days": cfg.history_days,
-            "data_fingerprint": fingerprint(hist),
+            "data_fingerprint": data,
             "config_fingerprint": serving.config.fingerprint(),
             "policy_version": pol.tag,
             "selection_metric": serving.config.selection_metric,
@@ -304,7 +305,7 @@ def _log_run(context, served: ServedForecast, inputs, d: str, cfg: ForecastSetti
         },
         artifacts=[*artifacts, cv_csv],
         tags={"dagster_run_id": context.run_id, "partition": d},
-        version=f"{serving.config.fingerprint()}/{fingerprint(hist)}/{pol.tag}",
+        version=f"{serving.config.fingerprint()}/{data}/{pol.tag}",
     )
     return run_id, artifacts
 
