@@ -93,3 +93,18 @@ def test_helm_values_match_the_instance_policy():
     assert env["INVENTORY_PIPELINE_FORECAST_ENGINE"] == "dask" and env["INVENTORY_PIPELINE_LANDING_URI"].startswith(
         "s3://"
     )
+
+
+def test_loading_the_code_location_leaves_the_stages_libraries_unloaded():
+    """The webserver, the daemon and every run worker load the code location; the libraries only a
+    stage's computation uses (about 4 s of imports together) load when a step first calls them."""
+    import subprocess
+    import sys
+
+    step_only = ["scipy.stats", "statsforecast", "mlforecast", "lightgbm", "mlflow", "matplotlib", "cvxpy"]
+    probe = (
+        "import sys, inventory_pipeline.definitions as d; assert d.defs is not None; "
+        f"print(','.join(m for m in {step_only!r} if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-W", "ignore", "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"loaded at import: {out.stdout.strip()}"

@@ -58,8 +58,8 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+import scipy  # its submodules load on first use: scipy.stats costs ~1.2 s the code location need not pay
 from pydantic import Field
-from scipy import stats
 
 from .forecast_fits import FIT_COLUMNS, FORWARD_MODELS, empty_fits, forward, kept_fits, series_starts, usable_fits
 from .policy import ForecastPolicy
@@ -360,8 +360,8 @@ def _uncensored(y: np.ndarray, base: np.ndarray, censored: np.ndarray):
     if censored.any():
         lam = np.maximum(base[censored], 1e-9)
         sv = y[censored]
-        p_ge_s = stats.poisson.sf(sv - 1, lam)
-        p_ge_s1 = stats.poisson.sf(sv - 2, lam)
+        p_ge_s = scipy.stats.poisson.sf(sv - 1, lam)
+        p_ge_s1 = scipy.stats.poisson.sf(sv - 2, lam)
         cond = np.where(p_ge_s > 1e-12, lam * p_ge_s1 / np.maximum(p_ge_s, 1e-300), sv + lam)
         demand[censored] = np.maximum(sv, cond)
     corrected = censored & (demand > y + 1e-9)
@@ -913,7 +913,7 @@ def calibrate(cv: pd.DataFrame, model: str) -> pd.DataFrame:
     rows = {}
     for b in (1, 2):
         if len(z) == 0:
-            rows[b] = {q: float(stats.norm.ppf(p)) for q, p in QUANTILE_PROBS.items()}
+            rows[b] = {q: float(scipy.stats.norm.ppf(p)) for q, p in QUANTILE_PROBS.items()}
             continue
         zb = z[bucket == b] if (bucket == b).sum() >= 20 else z
         # finite-sample conformal correction: the ceil((n + 1) p) / n empirical quantile
@@ -1919,7 +1919,7 @@ def _demand_frame(fc, calib, adj, classes, points, plan_date):
             )
         else:  # new items: Poisson around their level
             lam = np.maximum(fc.loc[m, "mean"].to_numpy(float), 1e-9)
-            qs = {q: stats.poisson.ppf(p, lam).astype(float) for q, p in QUANTILE_PROBS.items()}
+            qs = {q: scipy.stats.poisson.ppf(p, lam).astype(float) for q, p in QUANTILE_PROBS.items()}
         for q, v in qs.items():
             fc.loc[m, q] = v
     ids = adj.groupby("unique_id")[["location_id", "sku_id"]].first()
