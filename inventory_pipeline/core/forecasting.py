@@ -491,7 +491,10 @@ def adjust_history(
     s["mult"] = mult
     s["rmult"] = rmul
     s["y_adj"] = s["demand"] / mult
-    return s.drop(columns=["_base", "_dev"], errors="ignore"), adj
+    for scratch in ("_base", "_dev"):  # in place: drop() copied the ~11 M-row frame (2.3 s at M5 scale)
+        if scratch in s:
+            del s[scratch]
+    return s, adj
 
 
 def event_multiplier(keys: pd.DataFrame, em: pd.DataFrame | None) -> np.ndarray:
