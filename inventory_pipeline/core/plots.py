@@ -23,9 +23,10 @@ def plot_forecasts(
     rows = history[history["sku_id"].isin(top.get_level_values("sku_id"))]
     h = rows[rows["location_id"].isin(top.get_level_values("location_id"))].copy()
     h["date"] = pd.to_datetime(h["date"])
+    f = forecast[forecast["sku_id"].isin(top.get_level_values("sku_id"))]  # likewise (~0.9 M rows at M5)
     for ax, (loc, sku) in zip(axes[:, 0], top):
         hs = h[(h["location_id"] == loc) & (h["sku_id"] == sku)].sort_values("date").tail(days)
-        fs = forecast[(forecast["location_id"] == loc) & (forecast["sku_id"] == sku)].sort_values("date")
+        fs = f[(f["location_id"] == loc) & (f["sku_id"] == sku)].sort_values("date")
         ax.plot(hs["date"], hs["units_sold"], color="0.3", lw=1, label="units sold")
         if "is_stockout" in hs:
             so = hs[hs["is_stockout"]]

@@ -132,7 +132,7 @@ def demand_forecast(
     wh = warehouse.get()
     inputs = FORECAST.read(WarehouseSource(wh), d, cfg)
     hist = inputs.history
-    context.log.info(f"forecasting {hist.groupby(['location_id', 'sku_id']).ngroups} series from {len(hist)} rows")
+    context.log.info(f"forecasting from {len(hist):,} history rows")  # the series count follows the run
     source = WarehouseSource(wh)
     last = source.last_forecast_run(d)
     reuse, selected_on = FORECAST.model_choice(last, d, cfg)
@@ -152,7 +152,7 @@ def demand_forecast(
     served = _serve(context, cand, inputs, d, cfg, pol, champ)
     cv_from = cand.cv_on or d
     choice = ModelChoice(reuse is None, selected_on, **_fitting(cand, d), cv_on=cv_from, cv_reused=cv_from != d)
-    context.log.info(f"{choice.describe_fitting()}; {choice.describe_cv()}")
+    context.log.info(f"{len(cand.classes):,} series; {choice.describe_fitting()}; {choice.describe_cv()}")
     run_id, artifacts = _log_run(context, served, inputs, d, cfg, pol, mlflow, wh, choice)
     model_version, candidate_version = _register(served, inputs, run_id, cfg, mlflow)
     fc = served.serving.forecast.assign(model_version=model_version)
