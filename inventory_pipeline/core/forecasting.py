@@ -1865,8 +1865,14 @@ def _fit_chosen(
     the global model, or the mean of both (the combined family); and the fits kept (`carry`)."""
     cfg, parts, kept = ctx.cfg, [], []
     g = _global_fit(gi, cfg) if any(_components(m)[1] for m in chosen.values()) else None
+    # the class labels compared once, and only the columns the fits read taken: filtering the whole
+    # ~11 M-row frame by a string comparison per class was 2.8 s at M5 scale
+    codes, labels = pd.factorize(adj["demand_class"])
+    code_of = {label: i for i, label in enumerate(labels)}
+    read = ["unique_id", "ds", "y_adj", "dow_idx", "category", "location_id", "sku_id", "demand_class"]
+    read = [c for c in read if c in adj]
     for cls, model in chosen.items():
-        part = adj[adj["demand_class"] == cls]
+        part = adj.loc[codes == code_of.get(cls, -2), read]
         sf_name, uses_global = _components(model)
         f = None
         if sf_name:
@@ -1991,7 +1997,8 @@ def run_forecast(
         )
     adj, info = adjust_history(series, cfg, categories, calendar)
     classes = classify(adj, cfg, col="demand")
-    adj = adj.merge(classes[["unique_id", "demand_class"]], on="unique_id")
+    # every series has its class: a lookup, where a merge re-built the ~11 M-row frame (1.8 s at M5)
+    adj["demand_class"] = adj["unique_id"].map(classes.set_index("unique_id")["demand_class"])
     em = info.event_multipliers
     cat = adj.groupby("unique_id")["category"].first()
     planned = promotions if cfg.uplift and promotions is not None and len(promotions) else None
