@@ -188,15 +188,21 @@ def test_two_planners_answering_at_once_lose_no_answer_on_s3(monkeypatch):
     from moto.s3.responses import S3Response
 
     # S3 checks a conditional write's precondition and writes in one atomic step; moto checks, then
-    # writes, with no lock between, so two threads can both pass (seen once under load). Give moto
-    # S3's atomicity: what is tested is our read-merge-conditional-write loop, not moto's race
-    atomic, put = threading.Lock(), S3Response.put_object
+    # writes, with no lock between, so two threads can both pass (seen once under load). And a
+    # moto PUT closes the replaced object's buffer while a GET may still read it ("I/O operation on
+    # closed file", seen once in CI), which S3 never does. Give moto S3's atomicity: what is tested
+    # is our read-merge-conditional-write loop, not moto's races
+    atomic = threading.Lock()
 
-    def put_atomically(self, *a, **k):
-        with atomic:
-            return put(self, *a, **k)
+    def atomically(call):
+        def locked(self, *a, **k):
+            with atomic:
+                return call(self, *a, **k)
 
-    monkeypatch.setattr(S3Response, "put_object", put_atomically)
+        return locked
+
+    monkeypatch.setattr(S3Response, "put_object", atomically(S3Response.put_object))
+    monkeypatch.setattr(S3Response, "get_object", atomically(S3Response.get_object))
     s3 = boto3.client("s3", region_name="us-east-1")
     s3.create_bucket(Bucket="landing-bucket")
     files = S3PlannerFiles(s3, "landing-bucket", "zone")
@@ -210,6 +216,7 @@ def test_two_planners_answering_at_once_lose_no_answer_on_s3(monkeypatch):
         t.start()
     for t in threads:
         t.join(120)
+    assert not any(t.is_alive() for t in threads)
     body = s3.get_object(Bucket="landing-bucket", Key="zone/" + planner_file("2025-05-01"))["Body"].read()
     out = pd.read_csv(io.BytesIO(body))
     assert out.groupby("planner").size().to_dict() == {"ana": 15, "bo": 15, "cy": 15}
