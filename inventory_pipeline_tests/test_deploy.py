@@ -108,3 +108,17 @@ def test_loading_the_code_location_leaves_the_stages_libraries_unloaded():
     )
     out = subprocess.run([sys.executable, "-W", "ignore", "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"loaded at import: {out.stdout.strip()}"
+
+
+def test_the_libraries_the_code_location_loads_are_compiled_once():
+    """`make install` writes the libraries' bytecode (uv pip install --compile-bytecode): where
+    PYTHONDONTWRITEBYTECODE is set, nothing else ever does, and every process compiled Dagster,
+    dbt and pandas from source (8 s of imports instead of 4; docs/results/2026-12-07-bytecode.md)."""
+    import importlib.util
+
+    uncompiled = []
+    for name in ("dagster", "dagster_dbt", "dbt.version", "pandas", "duckdb", "pandera", "mlflow", "statsforecast"):
+        source = importlib.util.find_spec(name).origin
+        if source.endswith(".py") and not Path(importlib.util.cache_from_source(source)).is_file():
+            uncompiled.append(name)
+    assert not uncompiled, f"no bytecode for {uncompiled}: reinstall with `make install` (--compile-bytecode)"
