@@ -611,6 +611,51 @@ def test_the_forecast_and_its_fingerprint_do_not_depend_on_the_order_of_history_
     timing = [c for c in a.cv if c.endswith("_seconds")]  # wall times
     pd.testing.assert_frame_equal(a.cv.drop(columns=timing), b.cv.drop(columns=timing))
     assert fingerprint(h) == fingerprint(shuffled) != fingerprint(h.assign(units_sold=h["units_sold"] + 1))
+    # the warehouse reads the keys as categoricals (Source.history(keys_as_categories=True)), the
+    # twin as strings: the same rows give the same forecast and the same model version either way
+    keys = {
+        c: pd.CategoricalDtype(["unused", *sorted(set(shuffled[c]), reverse=True)]) for c in ("location_id", "sku_id")
+    }
+    coded = shuffled.astype(keys)
+    c = run_forecast(coded, END, cfg, cats)
+    pd.testing.assert_frame_equal(c.forecast, b.forecast)
+    assert c.selection == b.selection and c.metrics == b.metrics
+    assert fingerprint(coded) == fingerprint(h)
+
+
+def test_key_codes_are_sorted_factorize_codes_for_string_and_categorical_keys():
+    from inventory_pipeline.core.forecasting import key_codes
+
+    s = pd.Series(["b", "10", "a", "b", "2"])
+    c = s.astype(pd.CategoricalDtype(["z", "b", "a", "2", "10"]))  # an unused category, not in sorted order
+    for keys in (s, c):
+        codes, names = key_codes(keys)
+        assert list(names) == ["10", "2", "a", "b"] and list(codes) == [3, 0, 2, 3, 1]
+        codes, names = key_codes(keys, np.array([0, 2]), as_str=True)
+        assert list(names) == ["a", "b"] and list(codes) == [1, 0]
+    n = pd.Series(["b", None, "a"])
+    for keys in (n, n.astype("category")):  # a missing key has no code, as in pd.factorize
+        codes, names = key_codes(keys)
+        assert list(codes) == [1, -1, 0] and list(names) == ["a", "b"]
+
+
+def test_the_warehouse_reads_keys_as_categoricals_with_the_same_values(tmp_path):
+    import duckdb
+
+    from inventory_pipeline.core.warehouse import Warehouse
+
+    wh = Warehouse(tmp_path)
+    with duckdb.connect(str(wh.duckdb_path)) as con:
+        rows = "('S1', 'O''Brien', 1), ('S2', NULL, 2), ('S1', 'B', 3)"
+        con.execute(f"create table t as select * from (values {rows}) v(loc, sku, n)")
+    sql = "select loc, sku, n from t where n >= ?"
+    plain = wh.read_model(sql, [1])
+    coded = wh.read_model(sql, [1], categories=("loc", "sku"))
+    assert isinstance(coded["loc"].dtype, pd.CategoricalDtype) and isinstance(coded["sku"].dtype, pd.CategoricalDtype)
+    assert list(coded["sku"].cat.categories) == ["B", "O'Brien"]  # a quote inside a key, a NULL key
+    pd.testing.assert_frame_equal(coded.astype({"loc": object, "sku": object}), plain)
+    empty = wh.read_model(sql, [9], categories=("loc",))  # no value to make an ENUM of: the plain read
+    assert empty.empty and list(empty.columns) == ["loc", "sku", "n"]
 
 
 def test_a_class_the_fixed_selection_does_not_name_chooses_among_its_candidates():

@@ -511,7 +511,9 @@ def test_registered_pyfunc_reproduces_the_forecast(forecast_sandbox):
     wh = Warehouse(sb["root"] / "warehouse")
     pol = load_policy(_policy(sb["root"], "default"))
     inputs = FORECAST.read(WarehouseSource(wh), sb["date"], FORECAST.config(pol))
-    hist = inputs.history.assign(category=lambda h: h["sku_id"].map(inputs.categories))
+    # the model's input schema has string keys (the landing contract's), not the read's categoricals
+    hist = inputs.history.astype({"location_id": object, "sku_id": object})
+    hist = hist.assign(category=lambda h: h["sku_id"].map(inputs.categories))
     cal = inputs.calendar.assign(date=lambda c: pd.to_datetime(c["date"]).dt.strftime("%Y-%m-%d"))
     mlflow.set_tracking_uri(sb["uri"])
     model = mlflow.pyfunc.load_model("models:/demand_forecaster@champion")

@@ -190,6 +190,26 @@ class ForecastSettings(ForecastPolicy):
 # ---- 1. series ---------------------------------------------------------------------------------
 
 
+def key_codes(keys: pd.Series, rows: np.ndarray | None = None, as_str: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """`pd.factorize(keys[rows], sort=True)` (after `.astype(str)` with `as_str`): each row's code
+    and the distinct keys in sorted order. A Categorical column (the warehouse's read,
+    `Source.history(keys_as_categories=True)`) is coded from its few categories, without hashing
+    a string per row; the codes and keys are the same either way (test_forecasting)."""
+    if isinstance(keys.dtype, pd.CategoricalDtype):
+        codes = keys.cat.codes.to_numpy()
+        codes = codes if rows is None else codes[rows]
+        if len(codes) and codes.min() >= 0:  # a missing key: the string path's own rules below
+            names = keys.cat.categories.to_numpy(dtype=object)
+            names = names.astype(str) if as_str else names
+            used = np.flatnonzero(np.bincount(codes, minlength=len(names)))
+            rank, distinct = pd.factorize(names[used], sort=True)
+            code_of = np.full(len(names), -1, np.int64)
+            code_of[used] = rank
+            return code_of[codes], distinct
+    values = keys.to_numpy() if rows is None else keys.to_numpy()[rows]
+    return pd.factorize(values.astype(str) if as_str else values, sort=True)
+
+
 def prepare_series(history: pd.DataFrame, plan_date: str, cfg: ForecastSettings) -> pd.DataFrame:
     """`history`: location_id, sku_id, date, units_sold (+ is_stockout, on_promo when known), one
     row per carried day.
@@ -208,8 +228,8 @@ def prepare_series(history: pd.DataFrame, plan_date: str, cfg: ForecastSettings)
     # integer codes for location and SKU (hashing, then their sorted order): at M5 scale the window
     # has ~11M rows, and sorting or grouping strings per row costs seconds. A row without a key
     # (code -1) belongs to no series, as in a groupby
-    loc_codes, locs = pd.factorize(history["location_id"].to_numpy(), sort=True)
-    sku_codes, skus = pd.factorize(history["sku_id"].to_numpy(), sort=True)
+    loc_codes, locs = key_codes(history["location_id"])
+    sku_codes, skus = key_codes(history["sku_id"])
     in_window = (date >= first_day) & (date <= np.datetime64(end.date(), "D"))
     window = np.flatnonzero(in_window & (loc_codes >= 0) & (sku_codes >= 0))
     if not len(window):
@@ -543,7 +563,7 @@ def _clean_rates(history: pd.DataFrame, plan_date: str, calendar: pd.DataFrame |
         clean &= ~d.isin(in_window)
     rows = np.flatnonzero(clean.to_numpy())
     # SKU codes by hashing, in sorted order (np.unique would sort ~11M strings at M5 scale)
-    si, skus = pd.factorize(history["sku_id"].to_numpy()[rows].astype(str), sort=True)
+    si, skus = key_codes(history["sku_id"], rows, as_str=True)
     ti = ((d.to_numpy()[rows] - first.to_datetime64()) // np.timedelta64(1, "D")).astype(np.int64)
     cell = si.astype(np.int64) * YEARLY_HISTORY_DAYS + ti
     size = len(skus) * YEARLY_HISTORY_DAYS

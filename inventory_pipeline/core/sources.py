@@ -56,8 +56,12 @@ class Source(Protocol):
         rolled forward between re-forecasts); None when it was made on the plan date."""
         ...
 
-    def history(self, plan_date: str, days: int, columns: str = HISTORY_COLUMNS) -> pd.DataFrame:
-        """`marts.fct_daily_demand` rows of the `days` days up to the plan date, in no promised order."""
+    def history(
+        self, plan_date: str, days: int, columns: str = HISTORY_COLUMNS, keys_as_categories: bool = False
+    ) -> pd.DataFrame:
+        """`marts.fct_daily_demand` rows of the `days` days up to the plan date, in no promised order.
+        `keys_as_categories`: location_id and sku_id may come as pandas Categoricals (a reader that
+        asks must take either type)."""
         ...
 
     def positions(self, plan_date: str) -> pd.DataFrame:
@@ -150,13 +154,16 @@ class WarehouseSource:
         d = pd.Timestamp(last_run["plan_date"]).date().isoformat()
         return self.wh.read("forecast_fits", d) if self.wh.exists("forecast_fits", d) else None
 
-    def history(self, plan_date: str, days: int, columns: str = HISTORY_COLUMNS) -> pd.DataFrame:
+    def history(
+        self, plan_date: str, days: int, columns: str = HISTORY_COLUMNS, keys_as_categories: bool = False
+    ) -> pd.DataFrame:
         # in no particular order: sorting the forecast's 11.7 M M5 rows took 2.0 s of a plan, and no
         # stage depends on the order (test_forecasting's shuffled-history law, test_pipeline)
         start = (pd.Timestamp(plan_date) - pd.Timedelta(days=days)).date().isoformat()
         return self.wh.read_model(
             f"select {columns} from marts.fct_daily_demand where date <= cast(? as date) and date > cast(? as date)",
             [plan_date, start],
+            categories=("location_id", "sku_id") if keys_as_categories else (),
         )
 
     def positions(self, plan_date: str) -> pd.DataFrame:

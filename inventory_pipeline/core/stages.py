@@ -85,7 +85,7 @@ class ForecastStage:
 
     def read(self, source: Source, plan_date: str, cfg: ForecastSettings) -> ForecastInputs:
         return ForecastInputs(
-            history=source.history(plan_date, cfg.history_days_read, FORECAST_HISTORY_COLUMNS),
+            history=source.history(plan_date, cfg.history_days_read, FORECAST_HISTORY_COLUMNS, keys_as_categories=True),
             categories=source.products().set_index("sku_id")["category"],
             calendar=source.calendar(),
             promotions=source.planned_promotions(plan_date, cfg.horizon_days),

@@ -30,10 +30,16 @@ def frame_digest(df) -> str:
     across versions: after an upgrade, a partition re-run on the same data logs a new MLflow run
     instead of reusing one."""
     import duckdb
+    import pandas as pd
 
     if not len(df.columns):
         return f"rows={len(df)}"
-    cols = ", ".join('"' + str(c).replace('"', '""') + '"' for c in df.columns)
+
+    def column(name, dtype) -> str:  # a categorical's values hash as the strings they are (DuckDB scans it as an ENUM)
+        quoted = '"' + str(name).replace('"', '""') + '"'
+        return f"{quoted}::VARCHAR" if isinstance(dtype, pd.CategoricalDtype) else quoted
+
+    cols = ", ".join(column(c, t) for c, t in df.dtypes.items())
     with duckdb.connect() as con:
         con.register("frame", df.reset_index(drop=True))  # a copy: DuckDB cannot scan a strided view
         total, rows = con.execute(f"select sum(hash({cols})::hugeint), count(*) from frame").fetchone()

@@ -31,6 +31,26 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     return pq.read_table(str(path)).to_pandas()
 
 
+def as_enums(con, sql: str, params: list | None, columns: tuple[str, ...]) -> str:
+    """`sql` with each of `columns` cast to an ENUM of its distinct values, which DuckDB hands to
+    pandas as a Categorical: the codes and the few distinct strings, not one Python string per row.
+    At M5 scale the forecast reads 11.7 M rows; making two string objects per row was most of the
+    read's time. Reading the distinct values first is one more scan of the key columns (0.1 s
+    there), in the same read-only connection, so no writer changes them in between. A column
+    without a value keeps its type."""
+    enums = []
+    for col in columns:
+        name = '"' + col.replace('"', '""') + '"'
+        values = sorted(
+            v
+            for (v,) in con.execute(f"select distinct {name} from ({sql}) where {name} is not null", params).fetchall()
+        )
+        if values:
+            literal = ", ".join("'" + str(v).replace("'", "''") + "'" for v in values)
+            enums.append(f"{name}::ENUM({literal}) as {name}")
+    return f"select * replace ({', '.join(enums)}) from ({sql})" if enums else sql
+
+
 def _write_text(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
@@ -130,7 +150,10 @@ class Warehouse:
     def duckdb_path(self) -> Path:
         return self.root / "warehouse.duckdb"
 
-    def read_model(self, sql: str, params: list | None = None) -> pd.DataFrame:
-        """Read dbt models from the DuckDB file (read-only: dbt is the only writer)."""
+    def read_model(self, sql: str, params: list | None = None, categories: tuple[str, ...] = ()) -> pd.DataFrame:
+        """Read dbt models from the DuckDB file (read-only: dbt is the only writer). `categories`:
+        string columns of the result returned as pandas Categoricals (`as_enums`)."""
         with duckdb.connect(str(self.duckdb_path), read_only=True) as con:
+            if categories:
+                sql = as_enums(con, sql, params, categories)
             return con.execute(sql, params).df()

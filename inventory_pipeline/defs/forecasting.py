@@ -315,7 +315,9 @@ def _register(served: ServedForecast, inputs, run_id: str, cfg: ForecastSettings
     gate promoted it, `challenger` otherwise. Returns the serving version's name and the
     candidate's registry version."""
     cand = served.candidate
-    example = inputs.history.head(20).assign(category=lambda h: h["sku_id"].map(inputs.categories))
+    # the model's input example as the landing contract has it: string keys, not the read's categoricals
+    example = inputs.history.head(20).astype({"location_id": object, "sku_id": object})
+    example = example.assign(category=example["sku_id"].map(inputs.categories))
     version = register_forecaster(
         mlflow.tracking_uri,
         run_id,

@@ -227,7 +227,8 @@ class TwinSource:
         # the forecast's own price level is the one before the day it was made
         return (self.obs.date - pd.Timedelta(days=self.obs.t - self.twin.forecast_t)).date().isoformat()
 
-    def history(self, plan_date: str, days: int, columns: str = "") -> pd.DataFrame:
+    def history(self, plan_date: str, days: int, columns: str = "", keys_as_categories: bool = False) -> pd.DataFrame:
+        # string keys always: the day's one history frame is shared by every stage that reads it
         return self._once(("history", days), lambda: self.twin._history(self.obs, days))
 
     def positions(self, plan_date: str) -> pd.DataFrame:
