@@ -624,7 +624,7 @@ def test_the_forecast_and_its_fingerprint_do_not_depend_on_the_order_of_history_
 
 
 def test_key_codes_are_sorted_factorize_codes_for_string_and_categorical_keys():
-    from inventory_pipeline.core.forecasting import key_codes
+    from inventory_pipeline.core.keys import key_codes
 
     s = pd.Series(["b", "10", "a", "b", "2"])
     c = s.astype(pd.CategoricalDtype(["z", "b", "a", "2", "10"]))  # an unused category, not in sorted order

@@ -451,10 +451,9 @@ def test_guardrail_violations_are_each_found():
     assert ("carried", "markdown") in set(zip(v["sku_id"], v["guardrail"]))
 
 
-def test_recommendations_are_inside_every_guardrail():
-    from inventory_pipeline.contracts.outputs import PriceRecommendations
-    from inventory_pipeline.core.pricing import guardrail_violations, recommend_prices
-
+def _four_store_case():
+    """Promotion history of 12 SKUs in 4 stores, a flat forecast, one overstocked store x SKU:
+    (history, products, plan date, forecast, positions, config)."""
     h, prod = _promo_history(true_e=-1.5)
     prod = prod.assign(unit_cost=8.0)
     plan = "2025-07-01"
@@ -476,6 +475,14 @@ def test_recommendations_are_inside_every_guardrail():
     )
     pos.loc[0, "on_hand"] = 5000.0  # one overstocked store x SKU: marked down
     cfg = PricingPolicy(category_avg_change_cap_pct=10, carried_excess="salvage")
+    return h, prod, plan, fc, pos, cfg
+
+
+def test_recommendations_are_inside_every_guardrail():
+    from inventory_pipeline.contracts.outputs import PriceRecommendations
+    from inventory_pipeline.core.pricing import guardrail_violations, recommend_prices
+
+    h, prod, plan, fc, pos, cfg = _four_store_case()
     recs = recommend_prices(fc, h, prod, plan, cfg, positions=pos)
     PriceRecommendations.validate(recs)
     assert guardrail_violations(recs, cfg).empty
@@ -486,6 +493,21 @@ def test_recommendations_are_inside_every_guardrail():
     assert md["recommended_price"] <= md["current_price"]
     assert md["binding_guardrail"] in ("markdown", "uncertain_gain", "sells_through")
     assert recs["rationale"].str.len().min() > 40
+
+
+def test_history_keys_as_categoricals_give_the_same_prices():
+    """The warehouse reads pricing's history keys as categoricals (Source.history(keys_as_categories=
+    True)), the twin as strings: the same rows, in any order, give the same shelf prices and the
+    same recommendations."""
+    from inventory_pipeline.core.pricing import recommend_prices
+    from inventory_pipeline.core.reconcile import observed_regular_prices
+
+    h, prod, plan, fc, pos, cfg = _four_store_case()
+    keys = {c: pd.CategoricalDtype(["unused", *sorted(set(h[c]), reverse=True)]) for c in ("location_id", "sku_id")}
+    coded = h.sample(frac=1.0, random_state=2).reset_index(drop=True).astype(keys)
+    want = recommend_prices(fc, h, prod, plan, cfg, positions=pos)
+    pd.testing.assert_frame_equal(recommend_prices(fc, coded, prod, plan, cfg, positions=pos), want)
+    pd.testing.assert_frame_equal(observed_regular_prices(coded, plan), observed_regular_prices(h, plan))
 
 
 def test_price_book_keeps_the_latest_exported_change_per_item():

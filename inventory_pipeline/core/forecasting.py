@@ -62,6 +62,7 @@ import scipy  # its submodules load on first use: scipy.stats costs ~1.2 s the c
 from pydantic import Field
 
 from .forecast_fits import FIT_COLUMNS, FORWARD_MODELS, empty_fits, forward, kept_fits, series_starts, usable_fits
+from .keys import key_codes
 from .policy import ForecastPolicy
 from .progress import Progress
 from .promotions import planned_promotion_days
@@ -188,26 +189,6 @@ class ForecastSettings(ForecastPolicy):
 
 
 # ---- 1. series ---------------------------------------------------------------------------------
-
-
-def key_codes(keys: pd.Series, rows: np.ndarray | None = None, as_str: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """`pd.factorize(keys[rows], sort=True)` (after `.astype(str)` with `as_str`): each row's code
-    and the distinct keys in sorted order. A Categorical column (the warehouse's read,
-    `Source.history(keys_as_categories=True)`) is coded from its few categories, without hashing
-    a string per row; the codes and keys are the same either way (test_forecasting)."""
-    if isinstance(keys.dtype, pd.CategoricalDtype):
-        codes = keys.cat.codes.to_numpy()
-        codes = codes if rows is None else codes[rows]
-        if len(codes) and codes.min() >= 0:  # a missing key: the string path's own rules below
-            names = keys.cat.categories.to_numpy(dtype=object)
-            names = names.astype(str) if as_str else names
-            used = np.flatnonzero(np.bincount(codes, minlength=len(names)))
-            rank, distinct = pd.factorize(names[used], sort=True)
-            code_of = np.full(len(names), -1, np.int64)
-            code_of[used] = rank
-            return code_of[codes], distinct
-    values = keys.to_numpy() if rows is None else keys.to_numpy()[rows]
-    return pd.factorize(values.astype(str) if as_str else values, sort=True)
 
 
 def prepare_series(history: pd.DataFrame, plan_date: str, cfg: ForecastSettings) -> pd.DataFrame:

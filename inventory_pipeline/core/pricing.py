@@ -47,9 +47,9 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .choice import ChoiceInfeasible, best_per_item, choose_one_per_item
+from .keys import key_codes
 from .policy import CostPolicy, PricingPolicy
 from .price_response import price_response
-from .reconcile import string_codes
 
 MILP_MAX_VARIABLES = 60_000  # above this many candidates in capped categories: LP relaxation + rounding
 FORECAST_PRICE_DAYS = 28  # the recent window whose price level the demand forecast reflects
@@ -168,6 +168,9 @@ def _shelf_prices(h: pd.DataFrame) -> pd.DataFrame:
     found = (other > _NO_DAY) & (first < np.iinfo(np.int64).max)
     last_other = np.where(found, first - pd.Timedelta(days=1).value, np.iinfo(np.int64).min)
     out = g.size().index.to_frame(index=False)
+    for k in keys:  # string keys out, as the price book and the other inputs have them
+        if isinstance(out[k].dtype, pd.CategoricalDtype):
+            out[k] = out[k].astype(object)
     out["unit_price"] = cur
     out["date"] = day[starts + counts - 1].view("datetime64[ns]")
     out["last_other_price_date"] = last_other.view("datetime64[ns]")  # int64 min is NaT
@@ -218,10 +221,10 @@ def _nanmedian_first_axis(a: np.ndarray) -> np.ndarray:
         return np.where(n > 0, (lo + hi) / 2, np.nan)
 
 
-def _codes_in(values: np.ndarray, names: np.ndarray) -> np.ndarray:
-    """Each value's position in `names` as strings (-1: not there), hashing the rows once and
-    converting only the distinct values to strings (millions of rows, thousands of keys)."""
-    codes, found = string_codes(values)
+def _codes_in(keys: pd.Series, names: np.ndarray) -> np.ndarray:
+    """Each key's position in `names` as strings (-1: not there), coding the rows once and
+    converting only the distinct keys to strings (millions of rows, thousands of keys)."""
+    codes, found = key_codes(keys, as_str=True)
     return pd.Index(names).get_indexer(found)[codes]
 
 
@@ -240,8 +243,8 @@ def _panel(history: pd.DataFrame, products: pd.DataFrame, book: pd.DataFrame | N
     d0 = dates.min()
     T = int((dates.max() - d0).days) + 1 if len(h) else 0
     L, S = len(locs), len(skus)
-    li = _codes_in(h["location_id"].to_numpy(), locs)
-    si = _codes_in(h["sku_id"].to_numpy(), skus)
+    li = _codes_in(h["location_id"], locs)
+    si = _codes_in(h["sku_id"], skus)
     keep = si >= 0  # history of SKUs not in the product master is ignored (ingestion quarantines them)
     li, si, ti = li[keep], si[keep], (dates[keep] - d0).dt.days.to_numpy()
     hk = h[keep] if not keep.all() else h

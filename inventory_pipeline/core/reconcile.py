@@ -40,6 +40,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .keys import key_codes
 from .policy import ReconciliationPolicy
 
 KEY = ["location_id", "sku_id"]
@@ -78,14 +79,6 @@ MISSING_ORDER_COLUMNS = [
 ]
 
 
-def string_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(codes, names): `values` as strings, numbered in sorted order. Hashes the rows once and
-    converts only the distinct values to strings (millions of rows, thousands of keys)."""
-    codes, uniques = pd.factorize(values, use_na_sentinel=False)  # a missing key is "None" / "nan", as astype(str)
-    by_name, names = pd.factorize(np.asarray(uniques, dtype=object).astype(str), sort=True)
-    return by_name[codes], names
-
-
 def observed_regular_prices(history: pd.DataFrame, plan_date: str) -> pd.DataFrame:
     """Per store x SKU the latest regular (non-promotion) price observed on or before `plan_date`:
     location_id, sku_id, observed_price, observed_date (that day) and observed_since (the first
@@ -110,8 +103,8 @@ def observed_regular_prices(history: pd.DataFrame, plan_date: str) -> pd.DataFra
     if not len(rows):
         return pd.DataFrame(columns=cols)
     # integer codes and one sort of (store x SKU, date): ~3M rows at M5 scale, no string sorts or merges
-    loc_codes, locs = string_codes(h["location_id"].to_numpy()[rows])
-    sku_codes, skus = string_codes(h["sku_id"].to_numpy()[rows])
+    loc_codes, locs = key_codes(h["location_id"], rows, as_str=True)
+    sku_codes, skus = key_codes(h["sku_id"], rows, as_str=True)
     pair = loc_codes.astype(np.int64) * len(skus) + sku_codes
     date = when.to_numpy()[rows]
     order = np.lexsort((date, pair))

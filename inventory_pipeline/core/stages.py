@@ -164,7 +164,7 @@ class PricingStage:
     name = "price_recommendations"
 
     def read(self, source: Source, plan_date: str) -> PricingInputs:
-        history = source.history(plan_date, PRICING_HISTORY_DAYS)
+        history = source.history(plan_date, PRICING_HISTORY_DAYS, keys_as_categories=True)
         return PricingInputs(
             forecast=source.table("demand_forecast", plan_date),
             history=history,

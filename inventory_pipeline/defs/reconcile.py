@@ -70,7 +70,7 @@ def price_reconciliation(context: dg.AssetExecutionContext, warehouse: Warehouse
     wh = warehouse.get()
     source = WarehouseSource(wh, policy.load().reconciliation)
     # the same reconciled book the pricing stage reads (core.sources.WarehouseSource.price_book)
-    book = source.price_book(d, source.history(d, PRICING_HISTORY_DAYS))
+    book = source.price_book(d, source.history(d, PRICING_HISTORY_DAYS, keys_as_categories=True))
     reconciled, dis, entries = book.book, book.disagreements, book.entries
     wh.write("price_reconciliation", dis, d)
     wh.write("reconciled_price_book", reconciled, d)
