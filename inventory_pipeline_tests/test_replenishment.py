@@ -631,6 +631,15 @@ def test_measured_error_widens_the_protection_when_demand_comes_in_bursts():
     po = _kind(_plan(_case(sd=3.0, on_hand_dc=0), history=_history(bursty)), "purchase_order").iloc[0]
     po0 = _kind(_plan(_case(sd=3.0, on_hand_dc=0)), "purchase_order").iloc[0]
     assert po["sigma_demand_protection"] > 2 * po0["sigma_demand_protection"]
+    # the warehouse reads the keys as categoricals (Source.history(keys_as_categories=True)), the
+    # twin as strings: the same plan either way
+    h = _history(bursty)
+    coded = h.astype(
+        {c: pd.CategoricalDtype(["unused", *sorted(set(h[c]), reverse=True)]) for c in ("location_id", "sku_id")}
+    )
+    plan, coded_plan = _plan(_case(sd=3.0, on_hand_dc=0), history=h), _plan(_case(sd=3.0, on_hand_dc=0), history=coded)
+    pd.testing.assert_frame_equal(coded_plan.orders, plan.orders)
+    pd.testing.assert_frame_equal(coded_plan.targets, plan.targets)
 
 
 def test_a_store_delivered_weekly_covers_its_lead_time_plus_a_week():

@@ -74,6 +74,7 @@ import scipy  # its submodules load on first use: scipy.stats costs ~1.2 s the c
 import scipy.sparse as sp
 
 from .choice import choose_one_per_item
+from .keys import key_codes
 from .policy import CostPolicy, ReplenishmentPolicy
 
 ORDER_COLUMNS = [
@@ -245,7 +246,7 @@ def _daily_grid(
     """Per row of `keys` and day from `first` on: the sum of each of `values` (arrays aligned with
     `h`'s rows; None counts the rows) over `h`'s rows of that series and day, 0 where none. By
     integer codes and bincount: ~2M rows at M5 scale, where a groupby and unstack took seconds."""
-    codes = [pd.factorize(h[c].to_numpy()) for c in key_cols]
+    codes = [key_codes(h[c]) for c in key_cols]  # string or categorical keys (core.keys)
     keyed = (codes[0][0] >= 0) & (codes[1][0] >= 0)  # a row without a key belongs to no series, as in a groupby
     width = len(codes[1][1])
     pair = np.where(keyed, codes[0][0].astype(np.int64) * width + codes[1][0], -1)

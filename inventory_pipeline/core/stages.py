@@ -224,7 +224,7 @@ class ReplenishmentStage:
             # a store its DC delivers to on one weekday (lanes.csv's delivery_weekday) reviews weekly
             locations=delivery_schedule(source.locations(), source.delivery_lanes()),
             lead_times=source.lead_times(plan_date),
-            history=source.history(plan_date, PRICING_HISTORY_DAYS),
+            history=source.history(plan_date, PRICING_HISTORY_DAYS, keys_as_categories=True),
             promotions_planned=source.promotions_planned(plan_date),
         )
 
