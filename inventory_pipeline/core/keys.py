@@ -3,7 +3,7 @@
 Every stage numbers its history's keys before it works on arrays. A key column comes either as
 strings (the twin's source, the landing files) or as a pandas Categorical (the warehouse's
 `Source.history(keys_as_categories=True)`, a DuckDB ENUM); both give the same codes and names, so
-no stage depends on which it got (test_forecasting)."""
+no stage depends on which it got (test_forecasting, test_pricing, test_replenishment)."""
 
 from __future__ import annotations
 
