@@ -176,12 +176,12 @@ def test_a_viewer_finds_no_way_to_answer(console, page):
 
 def test_an_idle_session_expires_and_nothing_is_written(console, page):
     home = console["home"]
-    with streamlit_app(APP, _free_port(), _console_env(home, console_session_minutes=0.05)) as url:  # 3 s idle
+    with streamlit_app(APP, _free_port(), _console_env(home, console_session_minutes=0.1)) as url:  # 6 s idle
         _login(page, url, "dan", PASSWORDS["dan"])
         page.get_by_text("pending decisions").first.wait_for()
         _click_rows(page, [0], selected=1)
         before = len(_planner_rows(home))
-        time.sleep(4)
+        time.sleep(7)
         _answer(page, "approve")
         page.get_by_text("session of dan expired: log in again").wait_for()
         page.get_by_role("button", name="Log in").wait_for()

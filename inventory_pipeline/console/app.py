@@ -411,6 +411,9 @@ def main() -> None:
     if session.user.is_admin:
         pages.append(st.Page(users_page, title="Users", url_path="users"))
     st.navigation(pages).run()
+    # Idle time runs from when the user could see the page, not from when it began to render: a
+    # slow render (a large queue, a busy server) must not use up the session before the first click.
+    session.touch()
 
 
 main()
