@@ -165,3 +165,23 @@ def test_a_column_made_after_one_is_dropped_reuses_its_memory():
     }
     untuned, _ = _page_faults_of_a_new_array({"INVENTORY_PIPELINE_TUNE_ALLOCATOR": "0", "NUMPY_MADVISE_HUGEPAGE": "0"})
     assert untuned > pages // 2  # the default: a new mapping, every page faulted in again
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="glibc's allocator")
+def test_the_memory_a_stage_freed_goes_back_to_the_kernel_between_days():
+    """What stays on the heap stays resident until `release_free_memory`: the twin calls it
+    between its days, so one long process does not keep every day's dropped columns."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import os, numpy as np, inventory_pipeline\n"
+        "from inventory_pipeline.core.allocator import release_free_memory\n"
+        "rss = lambda: int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE')\n"
+        "a = np.ones(12_000_000); b = np.ones(12_000_000); del a\n"
+        "held = rss(); released = release_free_memory()\n"
+        "print(held - rss(), released)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    freed, released = out.stdout.split()
+    assert released == "True" and int(freed) > 0.9 * 96_000_000, out.stdout

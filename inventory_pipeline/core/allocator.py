@@ -11,6 +11,9 @@ dozens of them per plan. Two defaults cost more in the kernel than in the stages
   (`madvise(MADV_HUGEPAGE)`); with the kernel's default `defrag=madvise`, a page fault there
   waits for memory compaction.
 
+Kept on the heap, the memory a stage freed stays resident until `release_free_memory` gives its
+pages back: a long process that runs stage after stage (the twin's days) calls it between them.
+
 Neither changes a result, only where bytes come from. A setting the environment already makes
 (`MALLOC_MMAP_THRESHOLD_`, `NUMPY_MADVISE_HUGEPAGE`) is left as it is, and
 `INVENTORY_PIPELINE_TUNE_ALLOCATOR=0` leaves both defaults alone. Off glibc (macOS, musl) the
@@ -20,6 +23,7 @@ allocator is not touched.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import sys
 
@@ -27,6 +31,7 @@ M_MMAP_THRESHOLD = -3  # glibc's malloc.h
 MMAP_THRESHOLD_BYTES = 2**31 - 1  # mallopt takes an int: blocks past 2 GiB still get their own mapping
 
 
+@functools.cache
 def _glibc() -> ctypes.CDLL | None:
     if not sys.platform.startswith("linux"):
         return None
@@ -52,3 +57,10 @@ def tune_allocator(environ: dict[str, str] | None = None) -> dict[str, bool]:
         _set_madvise_hugepage(False)
         made["numpy_hugepages_off"] = True
     return made
+
+
+def release_free_memory() -> bool:
+    """Give the free pages of the heap back to the kernel (glibc's `malloc_trim`, which also
+    releases whole free pages in the middle of the heap). True when some memory was released."""
+    libc = _glibc()
+    return bool(libc.malloc_trim(0)) if libc is not None else False

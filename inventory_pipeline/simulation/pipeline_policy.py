@@ -34,6 +34,7 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 
+from ..core.allocator import release_free_memory
 from ..core.decisions import propose, route
 from ..core.policy import Policy as DecisionPolicy
 from ..core.pricing import PricingInfeasible, price_book, price_changed
@@ -398,6 +399,7 @@ class PipelinePolicy:
         source = TwinSource(self, obs)
         if obs.t - self.forecast_t >= self.cadence:
             self._reforecast(source, plan_date)
+            release_free_memory()  # the forecast's freed columns, before the decision stages allocate theirs
         try:
             plan = plan_decisions(source, plan_date, self.policy)
         except PricingInfeasible as e:  # the asset would fail this day: the twin holds prices and counts it
@@ -406,7 +408,9 @@ class PipelinePolicy:
             plan = plan_decisions(source, plan_date, self.policy.with_changes("pricing", enabled=False))
         self.last_plan = plan.tables
         self._count(plan, plan_date)
-        return self._to_orders(obs, source.table("demand_forecast", plan_date), plan.tables)
+        orders = self._to_orders(obs, source.table("demand_forecast", plan_date), plan.tables)
+        release_free_memory()  # one process runs every day: what a day freed does not stay resident
+        return orders
 
     def _count(self, plan, plan_date: str) -> None:
         """What the evaluation reports of a day's plan: rule violations, price changes, approval
