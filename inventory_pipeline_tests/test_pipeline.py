@@ -277,6 +277,7 @@ def test_twin_source_equals_the_warehouse_source(pipeline_run):
             if obs.date == pd.Timestamp(d):
                 src = TwinSource(twin_policy, obs)
                 seen.update(h=src.history(d, 60), prod=src.products(), loc=src.locations())
+                seen["h_categorical"] = src.history(d, 60, keys_as_categories=True)
             return super().decide(obs)
 
     simulate(net, Spy())
@@ -290,6 +291,12 @@ def test_twin_source_equals_the_warehouse_source(pipeline_run):
     mart["date"] = pd.to_datetime(mart["date"])
     # the one bad row the fixture injected was quarantined, so the history is otherwise identical
     same(seen["h"], mart, ["location_id", "sku_id", "date"])
+    # the stages' read (keys as categoricals): the same rows, keys coded over the twin's stores and SKUs
+    h_cat = seen["h_categorical"]
+    assert isinstance(h_cat["location_id"].dtype, pd.CategoricalDtype) and isinstance(
+        h_cat["sku_id"].dtype, pd.CategoricalDtype
+    )
+    same(h_cat.astype({"location_id": str, "sku_id": str}), mart, ["location_id", "sku_id", "date"])
     same(seen["prod"], wh_source.products(), ["sku_id"])
     loc = seen["loc"].assign(supplying_dc_id=seen["loc"]["supplying_dc_id"].replace("", None))
     same(loc, wh_source.locations(), ["location_id"])

@@ -82,10 +82,20 @@ def locations_frame(network: Network) -> pd.DataFrame:
 
 
 def history_frame(
-    history: History, t: int, days: int, store_ids: np.ndarray, sku_ids: np.ndarray, base_price: np.ndarray
+    history: History,
+    t: int,
+    days: int,
+    store_ids: np.ndarray,
+    sku_ids: np.ndarray,
+    base_price: np.ndarray,
+    keys_as_categories: bool = False,
 ) -> pd.DataFrame:
     """`marts.fct_daily_demand` rows for days (t - days, t]: one row per store x SKU x day the
-    item was carried or sold; the observed price when it sold, else the base price."""
+    item was carried or sold; the observed price when it sold, else the base price.
+
+    `keys_as_categories`: location_id and sku_id as Categoricals over every store and SKU, made
+    from the twin's own indices (as `Source.history` gives them to the stages that ask). At M5
+    scale string keys are ~11 M Python strings a column."""
     a = max(0, t - days + 1)
     sales = history.sales[a : t + 1]
     carried = history.carried[a : t + 1]
@@ -97,8 +107,8 @@ def history_frame(
     return pd.DataFrame(
         {
             "date": history.dates[a : t + 1].to_numpy()[ti],
-            "location_id": store_ids[li],
-            "sku_id": sku_ids[si],
+            "location_id": pd.Categorical.from_codes(li, store_ids) if keys_as_categories else store_ids[li],
+            "sku_id": pd.Categorical.from_codes(si, sku_ids) if keys_as_categories else sku_ids[si],
             "units_sold": sold.astype(np.int64),
             "unit_price": np.where(
                 price_obs, np.round(history.price[a : t + 1][ti, li, si].astype(float), 2), base_price[si]
@@ -229,8 +239,10 @@ class TwinSource:
         return (self.obs.date - pd.Timedelta(days=self.obs.t - self.twin.forecast_t)).date().isoformat()
 
     def history(self, plan_date: str, days: int, columns: str = "", keys_as_categories: bool = False) -> pd.DataFrame:
-        # string keys always: the day's one history frame is shared by every stage that reads it
-        return self._once(("history", days), lambda: self.twin._history(self.obs, days))
+        # one frame a day per window and key type, shared by every stage that reads it
+        return self._once(
+            ("history", days, keys_as_categories), lambda: self.twin._history(self.obs, days, keys_as_categories)
+        )
 
     def positions(self, plan_date: str) -> pd.DataFrame:
         t = self.twin
@@ -363,8 +375,10 @@ class PipelinePolicy:
         self.forecasts_made = 0
         self.last_plan: dict[str, pd.DataFrame] = {}
 
-    def _history(self, obs: Observation, days: int) -> pd.DataFrame:
-        return history_frame(obs.history, obs.t, days, self.store_ids, self.sku_ids, self.base_price)
+    def _history(self, obs: Observation, days: int, keys_as_categories: bool = False) -> pd.DataFrame:
+        return history_frame(
+            obs.history, obs.t, days, self.store_ids, self.sku_ids, self.base_price, keys_as_categories
+        )
 
     def _reforecast(self, source: TwinSource, plan_date: str) -> None:
         """The forecast stage on the twin's source (every `cadence` days). The twin has no model
