@@ -124,10 +124,19 @@ def test_the_libraries_the_code_location_loads_are_compiled_once():
     assert not uncompiled, f"no bytecode for {uncompiled}: reinstall with `make install` (--compile-bytecode)"
 
 
+ALLOCATOR_SETTINGS = ("INVENTORY_PIPELINE_TUNE_ALLOCATOR", "MALLOC_MMAP_THRESHOLD_", "NUMPY_MADVISE_HUGEPAGE")
+
+
+def _env_with(extra: dict) -> dict:
+    """This process's environment without any allocator setting of the caller's, plus `extra`."""
+    import os
+
+    return {**{k: v for k, v in os.environ.items() if k not in ALLOCATOR_SETTINGS}, **extra}
+
+
 def _page_faults_of_a_new_array(env: dict) -> tuple[int, int]:
     """In a fresh process: two 96 MB arrays, the first dropped, then a third of the same size
     written through. Returns (page faults while writing the third, its 4 KiB pages)."""
-    import os
     import subprocess
     import sys
 
@@ -138,9 +147,7 @@ def _page_faults_of_a_new_array(env: dict) -> tuple[int, int]:
         "c = np.ones(n)\n"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0, c.nbytes // 4096)"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env={**os.environ, **env}
-    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=_env_with(env))
     faults, pages = map(int, out.stdout.split())
     return faults, pages
 
@@ -182,6 +189,6 @@ def test_the_memory_a_stage_freed_goes_back_to_the_kernel_between_days():
         "held = rss(); released = release_free_memory()\n"
         "print(held - rss(), released)"
     )
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=_env_with({}))
     freed, released = out.stdout.split()
     assert released == "True" and int(freed) > 0.9 * 96_000_000, out.stdout
