@@ -2,7 +2,8 @@
 
 The stages work on columns of ~11 M rows at M5 scale (88 MB a float column), and make and drop
 dozens of them per plan. Two defaults cost more in the kernel than in the stages' own code there
-(measured on the M5 forecast asset: 12.8 s of system time in a 38 s process; docs/benchmark.md):
+(measured on the M5 forecast asset: 12.8 s of system time in a 38 s process;
+docs/results/2026-12-07-allocator.md):
 
 - glibc `malloc` gives every block above its mmap threshold (at most 32 MB when it adapts) its own
   mapping and unmaps it on `free`: each new column faults its pages in again. A fixed threshold
