@@ -16,9 +16,13 @@ a field says `extrapolated`):
               rebalancing_transfers -> decision_log -> erp_outbox; then the forecast stage's core
               functions once more outside Dagster for a breakdown (read, censoring + uplift, model
               selection CV + fits + intervals, plot);
-4. backfill   (own process) the 90 days before D: ingestion of the 90 daily partitions as one
+4. backfill   (own process) the 90 days before D-2: ingestion of the 90 daily partitions as one
               single-run backfill, one dbt build, then the decision stages (one daily_plan run per
-              plan date) for the last `--backfill-plan-dates` of them.
+              plan date) for the last `--backfill-plan-dates` of them;
+5. next days  (own process) D-2 and D-1, the days after the backfill, each as the schedule and the
+              landing sensor run a new day: one `daily_cycle` run (its daily files, the incremental
+              dbt build, every decision stage, the decision log and the ERP outbox). After 28 plan
+              dates of the forecast's 7-day cadence the first is a refit day, the second a reuse day.
 
 Per stage: wall seconds (perf_counter), CPU seconds = user + system of this process (all threads)
 plus its finished children (dbt runs as a subprocess), peak resident memory of this process
@@ -56,6 +60,8 @@ RESULTS_SCHEMA = 1
 START_DATE = "2024-11-01"
 DAILY_ASSETS = ["raw_pos_sales", "raw_inventory", "raw_receipts", "raw_open_orders", "raw_planner_decisions"]
 DECISION_ASSETS = list(PLAN_ASSETS)
+# the days after the backfill measured as whole partitions (phase_next_days): D-2 and D-1
+NEXT_DAYS = 2
 PACKAGES = [
     "dagster",
     "dagster-dbt",
@@ -723,7 +729,7 @@ def _backfill_summary(a, first, last, window, n, imp, stages, per_date, series, 
 def phase_backfill(a: argparse.Namespace) -> dict:
     from inventory_pipeline.defs.partitions import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 
-    first, last = _shift(a.plan_date, -a.backfill_days), _shift(a.plan_date, -1)
+    first, last = _shift(a.plan_date, -a.backfill_days - NEXT_DAYS), _shift(a.plan_date, -1 - NEXT_DAYS)
     window = _days(first, last)
     n = min(a.backfill_plan_dates, len(window))
     plan_dates = window[len(window) - n :]
@@ -757,7 +763,26 @@ def phase_backfill(a: argparse.Namespace) -> dict:
     return out
 
 
-PHASES = {"setup": phase_setup, "daily": phase_daily, "backfill": phase_backfill}
+def phase_next_days(a: argparse.Namespace) -> dict:
+    """The days after the backfill, each one partition end to end as the schedule and the landing
+    sensor run a new day: one `daily_cycle` run (ingest, incremental dbt, every stage, outbox)."""
+    with measure("import code location") as imp:
+        g = _Graph()
+    _report(imp)
+    days = [_shift(a.plan_date, -k) for k in range(NEXT_DAYS, 0, -1)]
+    _say(f"next days {days[0]} .. {days[-1]}: one daily_cycle run each (ingest, dbt, stages, outbox)")
+    partitions = []
+    for d in days:
+        with measure(f"partition {d}") as rec:
+            _, facts = g.run("daily_cycle", partition_key=d)
+            rec.update(facts)
+        rec.update(plan_date=d, forecast_model_choice=_model_choice(g, d))
+        _report(rec)
+        partitions.append(rec)
+    return {"import": imp, "partitions": partitions}
+
+
+PHASES = {"setup": phase_setup, "daily": phase_daily, "backfill": phase_backfill, "next_days": phase_next_days}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -932,6 +957,7 @@ def run(a: argparse.Namespace) -> dict:
         "setup": phases["setup"],
         "daily": phases["daily"],
         "backfill": phases["backfill"],
+        "next_days": phases["next_days"],
     }
     lock.close()
     return results
@@ -998,7 +1024,7 @@ def render_markdown(r: dict) -> str:
         f"(stores + DCs) x SKUs. Plan date D = {r['plan_date']}.",
         "",
     ]
-    lines += _daily_section(r) + _backfill_section(r) + _setup_section(r)
+    lines += _daily_section(r) + _backfill_section(r) + _next_days_section(r) + _setup_section(r)
     return "\n".join(lines)
 
 
@@ -1083,6 +1109,39 @@ def _backfill_section(r: dict) -> list[str]:
             f"{_f(e['decision_stages_cpu_s'])} s CPU; whole backfill {_f(e['backfill_total_wall_s'])} s wall "
             f"({e['backfill_total_wall_s'] / 3600:.1f} h)"
         ]
+    return lines
+
+
+def _next_days_section(r: dict) -> list[str]:
+    """The benchmark report's days after the backfill: each partition as one run, its steps."""
+    parts = r.get("next_days", {}).get("partitions", [])
+    if not parts:
+        return []
+    steps = sorted({k for p in parts for k in p["step_seconds"]}, key=lambda k: -parts[-1]["step_seconds"].get(k, 0))
+    head = " | ".join(f"{p['plan_date']} ({p['forecast_model_choice'] or '-'})" for p in parts)
+    lines = [
+        "",
+        "## The days after the backfill: one partition end to end, one `daily_cycle` run each",
+        "",
+        "Each run ingests the day's files, builds the dbt models incrementally and runs every stage, the decision "
+        "log and the ERP outbox, as the schedule and the landing sensor do for a new day. Importing the code "
+        f"location ({_f(r['next_days']['import']['wall_s'])} s, once per process) is not in the run's wall.",
+        "",
+        f"| | {head} |",
+        "|---|" + "--:|" * len(parts),
+        "| **run wall s** | " + " | ".join(f"**{_f(p['wall_s'])}**" for p in parts) + " |",
+        "| CPU s | " + " | ".join(_f(p["cpu_s"]) for p in parts) + " |",
+        "| peak RSS MB | " + " | ".join(_f(p["peak_rss_mb"], 0) for p in parts) + " |",
+        "| Dagster steps, s | " + " | ".join(_f(p["dagster_step_s"]) for p in parts) + " |",
+    ]
+    lines += [f"| {k} | " + " | ".join(_f(p["step_seconds"].get(k)) for p in parts) + " |" for k in steps[:12]]
+    rest = steps[12:]
+    if rest:
+        lines.append(
+            f"| {len(rest)} other steps | "
+            + " | ".join(_f(sum(p["step_seconds"].get(k, 0) for k in rest)) for p in parts)
+            + " |"
+        )
     return lines
 
 

@@ -64,6 +64,24 @@ def test_backfill_records_what_was_measured(results):
     assert b["extrapolated"]["label"].startswith("EXTRAPOLATION")
 
 
+def test_the_days_after_the_backfill_are_whole_partitions(results):
+    """#24's partition targets are measured, not summed from parts: each day after the backfill is
+    one daily_cycle run (ingest, dbt, every stage, outbox), after the backfill's last plan date."""
+    tmp, r = results
+    n, b = r["next_days"], r["backfill"]
+    days = [p["plan_date"] for p in n["partitions"]]
+    assert days == [benchmark._shift(r["plan_date"], -2), benchmark._shift(r["plan_date"], -1)]
+    assert b["window"][1] < days[0]  # the backfill stops before them: each is a new day for the plan
+    for p in n["partitions"]:
+        _positive(p)
+        assert p["success"] and p["checks_failed"] == 0
+        assert p["forecast_model_choice"] in ("refit", "reuse")
+        assert {"raw_pos_sales", "warehouse_models", "demand_forecast", "erp_outbox"} <= set(p["step_seconds"])
+        assert (tmp / "work" / "outbox" / p["plan_date"] / "manifest.json").is_file()
+    md = (tmp / "out" / "results.md").read_text()
+    assert "one `daily_cycle` run each" in md and f"| {days[0]} (" in md
+
+
 def test_setup_machine_and_report(results):
     tmp, r = results
     assert r["scale"] == "tiny" and r["plan_date"] == r["history"]["last_date"]
