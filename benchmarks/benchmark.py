@@ -256,6 +256,27 @@ def measure(stage: str, **extra):
     )
 
 
+def speed_probe(repeat: int = 3) -> float:
+    """Seconds for a fixed single-core workload like the stages' (a numpy sort, a pandas group-by,
+    a Python loop), the best of `repeat`. The same code measured 20% apart on this machine within
+    one day: a probe at the start and end of a benchmark says how fast the machine ran, so two
+    benchmarks are compared at the same machine speed (lower is faster)."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    x = rng.random(2_000_000)
+    keys = rng.integers(0, 30_000, 2_000_000)
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        np.sort(x)
+        pd.DataFrame({"k": keys, "x": x}).groupby("k")["x"].agg(["sum", "mean", "max"])
+        sum(i * i for i in range(1_000_000))
+        best = min(best, time.perf_counter() - t)
+    return round(best, 3)
+
+
 def machine_info() -> dict:
     from importlib import metadata
 
@@ -906,6 +927,8 @@ def run(a: argparse.Namespace) -> dict:
     workdir = Path(a.workdir or PROJECT_DIR / "data" / "bench" / a.scale).resolve()
     lock = _lock(workdir)  # held until this function returns
     started, load0 = datetime.now(UTC), list(os.getloadavg())
+    probe0 = speed_probe()
+    _say(f"speed probe: {probe0:.3f} s")
     t0 = time.perf_counter()
     _fresh_workdir(workdir)
     summary, gen = _generate(scale, workdir, a.format, a.reuse_landing)
@@ -917,6 +940,8 @@ def run(a: argparse.Namespace) -> dict:
     else:
         phases = {k: v for name in PHASES for k, v in _run_phase(name, a, workdir, plan_date).items()}
     total = time.perf_counter() - t0
+    probe1 = speed_probe()
+    _say(f"speed probe: {probe1:.3f} s (at the start: {probe0:.3f} s)")
     measured = phases["daily"]["stages"] + phases["backfill"]["stages"]
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     wall = sum(s["wall_s"] for s in measured)
@@ -944,7 +969,7 @@ def run(a: argparse.Namespace) -> dict:
         "plan_date": plan_date,
         "started_at": started.isoformat(timespec="seconds"),
         "total_wall_s": round(total, 1),
-        "machine": machine_info(),
+        "machine": {**machine_info(), "speed_probe_s": {"start": probe0, "end": probe1}},
         "contention": contention,
         "workdir": str(workdir),
         # where the forecast ran (the stages' resources read these; unset = local, this process)
@@ -1011,6 +1036,7 @@ def render_markdown(r: dict) -> str:
         f"pandas {pk.get('pandas')}. Commit {m.get('git_commit')}, run {r['started_at']}, "
         f"whole benchmark {r['total_wall_s'] / 60:.1f} min wall.",
         "",
+        *_probe_line(m),
         f"Other processes used {r['contention']['share_of_capacity']:.1%} of the machine's CPU capacity during the "
         f"measured stages ({r['contention']['other_processes_cpu_s']:,.0f} CPU s)"
         + (
@@ -1026,6 +1052,17 @@ def render_markdown(r: dict) -> str:
     ]
     lines += _daily_section(r) + _backfill_section(r) + _next_days_section(r) + _setup_section(r)
     return "\n".join(lines)
+
+
+def _probe_line(m: dict) -> list[str]:
+    p = m.get("speed_probe_s")
+    if not p:
+        return []
+    return [
+        f"Speed probe (`speed_probe`, a fixed numpy/pandas/Python workload on one core; lower is faster): "
+        f"{p['start']:.3f} s at the start, {p['end']:.3f} s at the end.",
+        "",
+    ]
 
 
 def _daily_section(r: dict) -> list[str]:

@@ -94,10 +94,11 @@ def test_setup_machine_and_report(results):
     _positive(r["generate"])
     m = r["machine"]
     assert m["usable_cpus"] >= 1 and m["python"].startswith("3.11") and m["packages"]["dagster"]
+    assert m["speed_probe_s"]["start"] > 0 and m["speed_probe_s"]["end"] > 0  # how fast the machine ran
     assert 0 <= r["contention"]["share_of_capacity"]
     assert r["settings"]["forecast_engine"] in ("local", "dask")
     md = (tmp / "out" / "results.md").read_text()
-    assert "| demand_forecast |" in md and "series/s" in md and "EXTRAPOLATION" in md
+    assert "| demand_forecast |" in md and "series/s" in md and "EXTRAPOLATION" in md and "Speed probe" in md
     # the bench has its own landing zone, warehouse and outbox inside the working folder
     assert (tmp / "work" / "outbox" / r["plan_date"] / "manifest.json").is_file()
 
