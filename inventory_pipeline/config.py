@@ -19,6 +19,7 @@ Plain Python (no Dagster import): read by the core, the shell and the CLI alike.
 | INVENTORY_PIPELINE_S3_ENDPOINT_URL | unset (AWS)                               | S3-compatible endpoint        |
 | INVENTORY_PIPELINE_FORECAST_ENGINE | local                                     | local or dask                 |
 | INVENTORY_PIPELINE_DASK_SCHEDULER  | unset (in-process Dask)                   | Dask scheduler address        |
+| INVENTORY_PIPELINE_FORECAST_JOBS   | 1                                         | local engine's fit processes  |
 | INVENTORY_PIPELINE_BEDROCK_MODEL_ID| unset (off)                               | model rephrasing explanations |
 | INVENTORY_PIPELINE_BEDROCK_REGION  | AWS_REGION                                | Bedrock region                |
 | INVENTORY_PIPELINE_BEDROCK_ENDPOINT_URL | unset (AWS)                          | Bedrock endpoint              |
@@ -73,6 +74,7 @@ class Settings:
     s3_endpoint_url: str | None = None
     forecast_engine: str = "local"
     dask_scheduler: str | None = None
+    forecast_jobs: int = 1
     bedrock_model_id: str | None = None
     bedrock_region: str | None = None
     bedrock_endpoint_url: str | None = None
@@ -100,6 +102,15 @@ class Settings:
         return self.warehouse_dir / "warehouse.duckdb"
 
 
+def _positive_int(name: str):
+    def parse(value: str) -> int:
+        if not value.strip().isdigit() or int(value) < 1:
+            raise ValueError(f"INVENTORY_PIPELINE_{name}={value!r}: a whole number of at least 1")
+        return int(value)
+
+    return parse
+
+
 def _console_auth(value: str) -> str:
     if value not in ("password", "oidc", "proxy"):
         raise ValueError(f"INVENTORY_PIPELINE_CONSOLE_AUTH={value!r}: one of password, oidc, proxy")
@@ -114,6 +125,7 @@ _OPTIONAL = {
     "S3_ENDPOINT_URL": ("s3_endpoint_url", str),
     "FORECAST_ENGINE": ("forecast_engine", str),
     "DASK_SCHEDULER": ("dask_scheduler", str),
+    "FORECAST_JOBS": ("forecast_jobs", _positive_int("FORECAST_JOBS")),
     "BEDROCK_MODEL_ID": ("bedrock_model_id", str),
     "BEDROCK_ENDPOINT_URL": ("bedrock_endpoint_url", str),
     "TIMEZONE": ("timezone", str),

@@ -202,6 +202,17 @@ def test_alerts_are_off_when_unset_and_a_down_channel_does_not_raise():
     assert [w.split(" ")[2] for w in log.warnings] == ["teams", "slack"]
 
 
+def test_the_forecast_engine_resource_takes_its_worker_processes_from_the_environment(monkeypatch):
+    from inventory_pipeline.defs.resources import default_resources
+
+    assert default_resources()["forecast_engine"].n_jobs == 1
+    monkeypatch.setenv("INVENTORY_PIPELINE_FORECAST_JOBS", "2")
+    assert default_resources()["forecast_engine"].n_jobs == 2
+    monkeypatch.setenv("INVENTORY_PIPELINE_FORECAST_JOBS", "0")
+    with pytest.raises(ValueError, match="INVENTORY_PIPELINE_FORECAST_JOBS='0': a whole number of at least 1"):
+        default_resources()
+
+
 def test_the_default_resources_read_alert_settings_from_the_environment(monkeypatch):
     from inventory_pipeline.defs.resources import default_resources
 

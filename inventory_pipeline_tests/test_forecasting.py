@@ -315,6 +315,32 @@ def test_dask_engine_gives_the_same_forecast_as_the_local_engine():
     assert CFG.model_copy(update=dict(engine="dask")).fingerprint() == CFG.fingerprint()  # same model identity
 
 
+def test_two_local_worker_processes_give_the_one_process_forecast_to_the_bit():
+    """statsforecast's `n_jobs` (INVENTORY_PIPELINE_FORECAST_JOBS): the series are split over
+    forked worker processes for the cross-validation and the fits. Each series is fit alone, so
+    the choice, the forecast and the kept fits are exactly the one-process ones; the setting is
+    where the forecast runs, not part of the model's identity."""
+    h = pd.concat(
+        [
+            _history([5, 5, 6, 5, 4, 5, 5], sku="A"),
+            _history([1, 9, 2, 12, 1, 8, 1], sku="B"),
+            _history([0, 0, 0, 2, 0, 0, 2], sku="C"),
+            _history([4, 4, 4, 5, 8, 10, 8], sku="D", loc="S2"),
+            _history([6, 5, 7, 6, 9, 11, 9], sku="E", loc="S2"),
+            _history([3, 4, 3, 3, 5, 6, 4], sku="F", loc="S2"),
+        ]
+    )
+    ets = {**{c: list(m) for c, m in CFG.candidate_map().items()}, "smooth": ["AutoETS"]}  # its fits are kept
+    cfg = CFG.model_copy(update={"candidates": ets})
+    two_jobs = cfg.model_copy(update=dict(n_jobs=2))
+    one, two = run_forecast(h, END, cfg), run_forecast(h, END, two_jobs)
+    assert two.selection == one.selection
+    pd.testing.assert_frame_equal(two.forecast, one.forecast)
+    pd.testing.assert_frame_equal(two.fits, one.fits)
+    assert len(one.fits)  # AutoETS fits kept for the next plan, through the parallel fit too
+    assert two_jobs.fingerprint() == cfg.fingerprint()
+
+
 @pytest.mark.slow
 def test_global_model_on_dask_gives_the_local_engines_forecast():
     """The global model through mlforecast's DistributedMLForecast and LightGBM's Dask estimator.

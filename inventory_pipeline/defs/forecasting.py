@@ -41,6 +41,7 @@ SAME_WINDOW = (
     "engine",
     "dask_scheduler",
     "dask_partitions",
+    "n_jobs",
 )
 
 
@@ -128,7 +129,9 @@ def demand_forecast(
 ):
     d = context.partition_key
     pol = policy.load()
-    cfg = FORECAST.config(pol, engine=forecast_engine.engine, dask_scheduler=forecast_engine.dask_scheduler)
+    cfg = FORECAST.config(
+        pol, engine=forecast_engine.engine, dask_scheduler=forecast_engine.dask_scheduler, n_jobs=forecast_engine.n_jobs
+    )
     wh = warehouse.get()
     inputs = FORECAST.read(WarehouseSource(wh), d, cfg)
     hist = inputs.history

@@ -53,11 +53,13 @@ class MlflowResource(dg.ConfigurableResource):
 
 
 class ForecastEngineResource(dg.ConfigurableResource):
-    """Where statsforecast runs: `local` (the step's process) or `dask` (statsforecast's distributed
+    """Where statsforecast runs: `local` (the step's process, and `n_jobs` worker processes it
+    forks for the model fits and the cross-validation) or `dask` (statsforecast's distributed
     backend on the Dask scheduler at `dask_scheduler`, e.g. a dask-kubernetes or Coiled cluster)."""
 
     engine: str = "local"
     dask_scheduler: str | None = None
+    n_jobs: int = 1
 
 
 class ExplainerResource(dg.ConfigurableResource):
@@ -161,7 +163,9 @@ def default_resources() -> dict:
         "mlflow": MlflowResource(
             tracking_uri=s.mlflow_tracking_uri, artifact_root=s.mlflow_artifact_root, ui_url=s.mlflow_ui_url
         ),
-        "forecast_engine": ForecastEngineResource(engine=s.forecast_engine, dask_scheduler=s.dask_scheduler),
+        "forecast_engine": ForecastEngineResource(
+            engine=s.forecast_engine, dask_scheduler=s.dask_scheduler, n_jobs=s.forecast_jobs
+        ),
         "explainer": ExplainerResource(
             bedrock_model_id=s.bedrock_model_id, region=s.bedrock_region, endpoint_url=s.bedrock_endpoint_url
         ),
