@@ -242,6 +242,12 @@ def prepare_series(history: pd.DataFrame, plan_date: str, cfg: ForecastSettings)
     units = history["units_sold"].to_numpy(dtype=float, na_value=np.nan)[rows]
     y[at] = np.where(np.isnan(units), 0.0, units)
     out["y"] = y
+    # the columns are added in out_cols' order: selecting them at the end copied the ~11 M-row frame
+    for col, codes, names in (("location_id", ids // len(skus), locs), ("sku_id", ids % len(skus), skus)):
+        used, series_codes = np.unique(codes, return_inverse=True)  # only the categories carried
+        # categories in the order of their strings (a key may be a number: "10" before "2")
+        by_name, cats = pd.factorize(np.asarray(names, dtype=object)[used].astype(str), sort=True)
+        out[col] = pd.Categorical.from_codes(by_name[series_codes][uid], cats)
     stockout = np.zeros(n, bool)  # a missing day: no sales, no stockout
     if "is_stockout" in extra:  # NA is not a stockout
         stockout[at] = history["is_stockout"].eq(True).fillna(False).to_numpy(bool)[rows]
@@ -254,12 +260,7 @@ def prepare_series(history: pd.DataFrame, plan_date: str, cfg: ForecastSettings)
         price = np.full(n, np.nan)
         price[at] = history["unit_price"].to_numpy(dtype=float, na_value=np.nan)[rows]
         out["unit_price"] = price
-    for col, codes, names in (("location_id", ids // len(skus), locs), ("sku_id", ids % len(skus), skus)):
-        used, series_codes = np.unique(codes, return_inverse=True)  # only the categories carried
-        # categories in the order of their strings (a key may be a number: "10" before "2")
-        by_name, cats = pd.factorize(np.asarray(names, dtype=object)[used].astype(str), sort=True)
-        out[col] = pd.Categorical.from_codes(by_name[series_codes][uid], cats)
-    return out[out_cols]
+    return out
 
 
 def _group_bounds(uid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
