@@ -5,6 +5,8 @@ does not."""
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from inventory_pipeline.core.forecasting import ForecastSettings, run_forecast
 from inventory_pipeline.core.promotions import planned_promotion_days
@@ -88,3 +90,29 @@ def test_planned_days_match_on_store_sku_and_day():
     plan = _plan((5, 3), locs=("S1",))
     assert planned_promotion_days(fc, plan).tolist() == [True, False, False]
     assert not planned_promotion_days(fc, None).any()
+
+
+FORECAST_ROWS = st.tuples(st.sampled_from(["S1", "S2", "10"]), st.sampled_from(["A", "B"]), st.integers(0, 9))
+PLAN_ROWS = st.tuples(st.sampled_from(["S1", "S2", "S9", "10"]), st.sampled_from(["A", "B", "Z"]), st.integers(-3, 12))
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(FORECAST_ROWS, max_size=25), plan=st.lists(PLAN_ROWS, max_size=25))
+def test_the_forecasts_integer_match_of_planned_days_is_the_string_join(rows, plan):
+    """The forecast matches a class's rows to the plan as (series, day) integers (0.3 s instead of
+    a string join at M5): the same days as `planned_promotion_days`, whatever the plan names, a
+    store x SKU not forecast or a day outside the horizon included."""
+    from inventory_pipeline.core.forecasting import _planned_promotion_rows
+
+    day0 = pd.Timestamp(PLAN_DATE)
+    fc = pd.DataFrame(rows, columns=["location_id", "sku_id", "day"]).drop_duplicates()
+    fc = fc.assign(date=day0 + pd.to_timedelta(fc["day"], unit="D"))
+    p = pd.DataFrame(plan, columns=["location_id", "sku_id", "day"])
+    p = p.assign(date=day0 + pd.to_timedelta(p["day"], unit="D") + pd.Timedelta(hours=6))  # a time of day is ignored
+    ids = fc[["location_id", "sku_id"]].drop_duplicates().astype("category").reset_index(drop=True)
+    ids.index = ids.index * 7 + 3  # unique ids need not be positions
+    uid = pd.Series(ids.index, index=pd.MultiIndex.from_frame(ids.astype(str)))
+    part = pd.DataFrame({"unique_id": uid.reindex(pd.MultiIndex.from_frame(fc[["location_id", "sku_id"]])).to_numpy(),
+                         "ds": fc["date"].to_numpy()})  # fmt: skip
+    expected = planned_promotion_days(fc[["location_id", "sku_id", "date"]], p if len(p) else None)
+    assert _planned_promotion_rows(part, ids, p).tolist() == expected.tolist()

@@ -65,7 +65,6 @@ from .forecast_fits import FIT_COLUMNS, FORWARD_MODELS, empty_fits, forward, kep
 from .keys import key_codes
 from .policy import ForecastPolicy
 from .progress import Progress
-from .promotions import planned_promotion_days
 
 QUANTILES = ("p10", "p50", "p90", "p95", "p99")
 EXTRA_QUANTILES = ("p025", "p975")  # the 95% central interval
@@ -1834,6 +1833,29 @@ class _DemandScale:
     cfg: ForecastSettings
 
 
+def _planned_promotion_rows(part: pd.DataFrame, series_ids: pd.DataFrame, planned: pd.DataFrame) -> np.ndarray:
+    """`promotions.planned_promotion_days` for `part`'s rows (unique_id, ds), matched as (series,
+    day) integers: the plan's rows are mapped to series once, where joining the class's ~1 M rows
+    on string keys took 0.8 s of an M5 forecast. Plan rows of series not forecast match nothing."""
+    series = pd.Series(
+        np.arange(len(series_ids)),
+        index=pd.MultiIndex.from_arrays([series_ids["location_id"].astype(str), series_ids["sku_id"].astype(str)]),
+    )
+    at = pd.MultiIndex.from_arrays([planned["location_id"].astype(str), planned["sku_id"].astype(str)])
+    plan_series = series.reindex(at).to_numpy()
+    known = ~np.isnan(plan_series)
+    if not known.any() or not len(part):
+        return np.zeros(len(part), dtype=bool)
+    plan_day = pd.to_datetime(planned["date"]).dt.normalize().to_numpy()[known].astype("datetime64[D]").astype(np.int64)
+    row_series = series_ids.index.get_indexer(part["unique_id"].to_numpy())  # -1: not a series (no plan)
+    row_day = pd.to_datetime(part["ds"]).dt.normalize().to_numpy().astype("datetime64[D]").astype(np.int64)
+    first = min(plan_day.min(), row_day.min())
+    span = max(plan_day.max(), row_day.max()) - first + 1
+    plan_key = plan_series[known].astype(np.int64) * span + (plan_day - first)
+    row_key = np.where(row_series >= 0, row_series * span + (row_day - first), -1)
+    return np.isin(row_key, plan_key)
+
+
 def _with_events(part: pd.DataFrame, ctx: _DemandScale) -> pd.DataFrame:
     """adjusted scale -> demand scale: the event multipliers of the future days, and the
     category's promotion uplift on the days of a planned promotion (landing v1.1): the
@@ -1853,8 +1875,7 @@ def _with_events(part: pd.DataFrame, ctx: _DemandScale) -> pd.DataFrame:
         reg = _regional_days(loc, pd.Series(pd.to_datetime(part["ds"]).to_numpy()), ctx.calendar)
         mult = mult * _regional_multiplier(keys["category"], loc, reg, ctx.info.regional_uplift)
     if ctx.planned is not None:
-        rows = ctx.series_ids.reindex(part["unique_id"].to_numpy()).reset_index(drop=True)
-        on = planned_promotion_days(rows.assign(date=pd.to_datetime(part["ds"]).to_numpy()), ctx.planned)
+        on = _planned_promotion_rows(part, ctx.series_ids, ctx.planned)
         up = part["unique_id"].map(ctx.cat).astype(str).map(ctx.info.promo_uplift).astype(float).fillna(1.0).to_numpy()
         mult = mult * np.where(on, up, 1.0)
     return part.assign(mean=np.clip(part["mean"].to_numpy(float) * mult, 0, None))
