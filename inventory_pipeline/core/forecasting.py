@@ -1843,10 +1843,11 @@ def _planned_promotion_rows(part: pd.DataFrame, series_ids: pd.DataFrame, planne
     )
     at = pd.MultiIndex.from_arrays([planned["location_id"].astype(str), planned["sku_id"].astype(str)])
     plan_series = series.reindex(at).to_numpy()
-    known = ~np.isnan(plan_series)
+    plan_dates = pd.to_datetime(planned["date"]).dt.normalize()
+    known = ~np.isnan(plan_series) & plan_dates.notna().to_numpy()  # a day-less plan row matches nothing
     if not known.any() or not len(part):
         return np.zeros(len(part), dtype=bool)
-    plan_day = pd.to_datetime(planned["date"]).dt.normalize().to_numpy()[known].astype("datetime64[D]").astype(np.int64)
+    plan_day = plan_dates.to_numpy()[known].astype("datetime64[D]").astype(np.int64)
     row_series = series_ids.index.get_indexer(part["unique_id"].to_numpy())  # -1: not a series (no plan)
     row_day = pd.to_datetime(part["ds"]).dt.normalize().to_numpy().astype("datetime64[D]").astype(np.int64)
     first = min(plan_day.min(), row_day.min())
