@@ -933,8 +933,11 @@ def run(a: argparse.Namespace) -> dict:
     _fresh_workdir(workdir)
     summary, gen = _generate(scale, workdir, a.format, a.reuse_landing)
     plan_date = summary["last_date"]
-    if a.backfill_days >= scale.days:
-        raise SystemExit(f"--backfill-days {a.backfill_days} must be shorter than the history ({scale.days} days)")
+    if a.backfill_days + NEXT_DAYS >= scale.days:  # the window ends NEXT_DAYS before D
+        raise SystemExit(
+            f"--backfill-days {a.backfill_days} must be shorter than the history ({scale.days} days) "
+            f"less the {NEXT_DAYS} days after the backfill"
+        )
     if a.one_process:
         phases = _run_phase(",".join(PHASES), a, workdir, plan_date)
     else:
