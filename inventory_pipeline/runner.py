@@ -347,6 +347,42 @@ def plan_dates_to_run(
     return dates[:done], dates[done:]
 
 
+MASTER_STATE = "_master_ingest.json"  # in the warehouse: the signature of the last successful ingest_master run
+
+
+def master_unchanged(defs: dg.Definitions, wh, instance: dg.DagsterInstance) -> tuple[str, bool]:
+    """The master files' signature now (core.ingestion.master_signature: their bytes, the policy's
+    ingestion settings, the validating code), and whether an `ingest_master` run of this command
+    already succeeded on the same signature, with its tables still in the warehouse and their
+    materialisations in this instance. Then ingesting again would write the same tables, so the
+    command does not (the new day's plan pays only for its day)."""
+    import json
+
+    from .contracts.landing import MASTER_FILES
+    from .core.ingestion import master_signature
+
+    settings = defs.resources["policy"].load().ingestion.model_dump_json()
+    sig = master_signature(defs.resources["landing"].store(), MASTER_FILES, settings)
+    path = wh.root / MASTER_STATE
+    if not path.is_file() or json.loads(path.read_text()).get("signature") != sig:
+        return sig, False
+    tables = [f"raw_{f.name}" for f in MASTER_FILES]
+    same = all(wh.exists(t) for t in tables) and all(
+        instance.get_latest_materialization_event(dg.AssetKey(t)) is not None for t in tables
+    )
+    return sig, same
+
+
+def _save_master_state(wh, signature: str) -> None:
+    import json
+
+    path = wh.root / MASTER_STATE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"signature": signature}))
+    tmp.replace(path)
+
+
 def _stale_plans(wh, plan_from: str | None, plan_date: str, warn: Callable[[str], None]) -> str | None:
     """The earliest plan a late or corrected file made stale (core.replan), after this run's
     ingest. A backfill (`plan_from`) plans it again when it is in its range; otherwise say which
@@ -376,11 +412,13 @@ def run_pipeline(
     plan_from: str | None = None,
     defs: dg.Definitions | None = None,
 ) -> dict:
-    """Run the three jobs; Dagster's console log shows `log_level` and above (the full event log
-    is in the instance either way). A run that fails stops the runs after it; the returned dict
-    has `results` (job -> in-process result, only for the jobs that ran) and `outcome` (Outcome:
-    the failures as paragraphs-to-be and the overall kind). `warn` receives one line per ignored
-    stray folder under daily/ and per warning an asset logged (default: stderr).
+    """Run the three jobs (`ingest_master` only when the master files, the ingestion settings or
+    the validating code changed since its last successful run: `master_unchanged`); Dagster's
+    console log shows `log_level` and above (the full event log is in the instance either way).
+    A run that fails stops the runs after it; the returned dict has `results` (job -> in-process
+    result, only for the jobs that ran) and `outcome` (Outcome: the failures as
+    paragraphs-to-be and the overall kind). `warn` receives one line per ignored stray folder
+    under daily/ and per warning an asset logged (default: stderr).
 
     `plan_from` makes it a backfill: `daily_plan` runs for every landing day from `plan_from` to
     `plan_date`, one run each, in date order, and resumes: the leading dates already planned
@@ -449,8 +487,11 @@ def run_pipeline(
         return True
 
     backfill = [d for d in dates if (plan_from or plan_date) <= d <= plan_date]
+    master_sig, master_same = master_unchanged(defs, wh, instance)
+    if master_same:
+        log(f"master files unchanged since the last ingest_master run ({master_sig[:12]}): not ingested again")
     ingest = [
-        ("ingest_master", f"ingest master files from {landing.uri}", {}),
+        *([] if master_same else [("ingest_master", f"ingest master files from {landing.uri}", {})]),
         (
             "ingest_daily",
             f"ingest daily files {first_date} .. {plan_date} (one run)",
@@ -458,7 +499,10 @@ def run_pipeline(
         ),
     ]
     skipped, planned = [], []
-    if run_jobs(ingest, [f"daily_plan {d}" for d in backfill]):
+    ingested = run_jobs(ingest, [f"daily_plan {d}" for d in backfill])
+    if "ingest_master" in results and results["ingest_master"].success:
+        _save_master_state(wh, master_sig)
+    if ingested:
         stale = _stale_plans(wh, plan_from, plan_date, warn)
         skipped, planned = plan_dates_to_run(instance, backfill, stale) if plan_from else ([], backfill)
         for d in skipped:

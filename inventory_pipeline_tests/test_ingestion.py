@@ -364,3 +364,27 @@ def test_a_row_naming_a_sku_whose_master_row_was_rejected_names_that_row(tmp_pat
         .iloc[0]
         .startswith("sku_id 'B' has no usable row in products: master/products.csv, row 2")
     )
+
+
+def test_master_signature_follows_the_master_files_and_the_settings_only(tmp_path):
+    from inventory_pipeline.contracts.landing import MASTER_FILES
+    from inventory_pipeline.core.ingestion import master_signature
+
+    def sig(settings="{}"):
+        return master_signature(LocalStore(tmp_path), MASTER_FILES, settings)
+
+    _write(tmp_path, "master/locations.csv", "location_id,location_type,region,supplying_dc_id\nS1,store,R1,\n")
+    first = sig()
+    assert len(first) == 64 and sig() == first  # the same files: the same signature
+    _pos(tmp_path, "2025-01-02,S1,A,3,1.50,0\n")  # a daily file is not master data
+    assert sig() == first
+    assert sig('{"max_quarantine_share": 0.5}') != first  # other ingestion settings
+    _write(tmp_path, "master/products.parquet", "not read: the CSV comes first, and there is none")
+    with_parquet = sig()
+    assert with_parquet != first  # a master file that was absent now exists
+    _write(tmp_path, "master/products.csv", "sku_id\nA\n")
+    with_csv = sig()
+    _write(tmp_path, "master/products.parquet", "changed, still not read")
+    assert sig() == with_csv != with_parquet  # the reader takes the CSV: the Parquet beside it is not read
+    _write(tmp_path, "master/locations.csv", "location_id,location_type,region,supplying_dc_id\nS2,store,R1,\n")
+    assert sig() != with_csv
