@@ -68,6 +68,26 @@ _ADVICE = {
     "rebalancing_transfers, Checks tab). Report it with the run id.",
     "output_contract": "The stage's output broke its contract (the check's examples are in the Dagster UI, asset "
     "{asset}, Checks tab). Report it with the run id.",
+    # warnings about what happened downstream of the plan: data findings for a person, not errors to rerun
+    "book_matches_shelf": "The shelf's regular price (pos_sales) disagrees with prices this pipeline exported: "
+    "the ERP or the stores did not apply a change, applied it late, or overrode it. The lines are in the "
+    "warehouse table price_reconciliation/{d}; pricing already plans from the shelf's price. Ask whoever runs "
+    "the ERP import whether those outbox price changes reached the stores; a rerun changes nothing.",
+    "exported_orders_in_erp": "Order lines this pipeline exported are in neither the ERP's open orders nor its "
+    "receipts after the grace period: the ERP did not import them, or rejected them. The lines are in the "
+    "warehouse table order_reconciliation/{d}. Ask whoever runs the ERP import about those outbox files; a "
+    "rerun changes nothing.",
+    "forecast_drift": "Realised demand has drifted from the forecast made before it; the bias per demand class "
+    "is in the check's metadata (Dagster UI, asset demand_forecast, Checks tab). A lasting drift is a change the "
+    "history does not show yet (a promotion, a range or price change, late or missing sales files): check the "
+    "landing files of the classes named.",
+    "promotion_gate": "The forecast configuration the policy asks for was not promoted: its cross-validated WAPE "
+    "is worse than the serving model's on the same window, so that model keeps serving (both WAPEs are in the "
+    "check's metadata, Dagster UI, asset demand_forecast, Checks tab). Nothing to rerun; review the policy "
+    "file's forecast settings.",
+    "manifest_matches_files": "A file of the ERP outbox for {d} does not match its manifest.json (rows or "
+    "sha256): it changed after it was written. Keep the ERP from importing that folder and rerun "
+    "`inventory-pipeline run --date {d}`, which writes the folder again.",
     "runtime_guards": "The decision log's runtime guards stopped the day (the check's metadata in the Dagster UI, "
     "asset decision_log, Checks tab, says which guard). Review the inputs it names, then rerun.",
 }

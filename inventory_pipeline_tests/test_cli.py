@@ -253,6 +253,21 @@ def _last_line(text: str) -> str:
     return text.strip().splitlines()[-1]
 
 
+def test_every_check_of_the_code_location_has_advice_of_its_own():
+    """A failed check's 'What to do' is written for that check: the generic advice (rerun for the
+    traceback; a transient error may clear) is for steps that raised, not for a data finding."""
+    from inventory_pipeline import runner
+    from inventory_pipeline.definitions import defs
+    from inventory_pipeline.defs.jobs import FRESHNESS_CHECK
+
+    checks = {k.name for k in defs.resolve_asset_graph().asset_check_keys}
+    dbt_tests = {c for c in checks if c.startswith(runner._DBT_TEST_PREFIXES)}
+    assert dbt_tests and len(checks - dbt_tests) >= 10
+    assert checks - dbt_tests - {FRESHNESS_CHECK} <= set(runner._ADVICE)
+    for advice in runner._ADVICE.values():
+        advice.format(d="2025-03-01", asset="an_asset", quarantine="quarantine_x", run_id="r")  # every field known
+
+
 @pytest.mark.slow
 def test_run_ignores_stray_folders_and_exits_0_every_time_in_a_row(tmp_path, landing_template):
     """Item 6: the intermittent `terminate called without an active exception` (exit 134) after
