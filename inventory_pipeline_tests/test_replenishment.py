@@ -333,6 +333,29 @@ def test_supplier_minimum_order_value_tops_up_lowest_cover_first():
     assert order_violations(plan.orders, case[3], case[4], case[2], cfg).empty
 
 
+def test_a_discontinued_item_gets_no_purchase_order_and_leaves_the_supplier_minimum():
+    # A and B: DC position 40 - 30 shipped = 10 each, S = 60 -> 54 units = 108 each, 216 >= 150.
+    # B is discontinued on the order date (plan date + 1): no purchase order for it, its stores are
+    # still sent what the DC holds, and A alone (108 < 150) is topped up as in the test above
+    case = _case(sd=0.0, on_hand_dc=40, moq=6, skus=("A", "B"))
+    cfg = FIXED95.model_copy(update=dict(supplier_min_order_value=150.0))
+    before = _kind(_plan(case, cfg), "purchase_order")
+    assert before.set_index("sku_id")["units"].to_dict() == {"A": 54, "B": 54}
+    fc, prices, pos, products, locations = case
+    ended = products.assign(discontinue_date=["", "2025-05-01"])
+    plan = _plan((fc, prices, pos, ended, locations), cfg)
+    po = _kind(plan, "purchase_order")
+    assert list(po["sku_id"]) == ["A"] and po["units"].iloc[0] == 78
+    assert po["binding_constraint"].iloc[0] == "supplier_min_order"
+    assert _kind(plan, "store_replenishment").set_index("sku_id")["units"].to_dict() == {"A": 30, "B": 30}
+    u = plan.unmet[plan.unmet["constraint"] == "discontinued"]
+    assert u[["location_id", "sku_id", "wanted_units", "planned_units"]].values.tolist() == [["DC1", "B", 54, 0]]
+    assert u["explanation"].iloc[0].startswith("discontinued on 2025-05-01: its supplier no longer delivers")
+    # discontinued the day after the order date: still ordered, as without a date
+    later = _plan((fc, prices, pos, products.assign(discontinue_date=["", "2025-05-02"]), locations), cfg)
+    pd.testing.assert_frame_equal(_kind(later, "purchase_order"), before)
+
+
 # ---- the checker ----------------------------------------------------------------------------------
 
 

@@ -1292,17 +1292,34 @@ def _purchase_orders(
     mu, sigma, s = mixture_targets(cum, support, pmf, R, alpha)
     ss, S = s - mu, s + band
     ip, pack, moq, requested, binding = _dc_requests(keys, prod, pos, didx, t, requested_units, f, s, S)
+    # a discontinued item's supplier no longer delivers: no purchase order (its stores still get
+    # what the DC holds), and it neither counts towards nor takes a supplier's minimum order
+    live, ended = _orderable(keys["sku_id"], prod, effective)
+    wanted = requested.copy()
+    requested = np.where(live, requested, 0)
     # supplier minimum order value per supplier x DC: top up, lowest cover first
     mins = sup.map(cfg.supplier_min_order_values).fillna(cfg.supplier_min_order_value).to_numpy(float)
-    requested, binding = _supplier_minimum(
-        keys, sup.to_numpy(), requested, binding, ip / f, S / f, dbar, pack, cost, mins
-    )
+    requested[live], binding[live] = _supplier_minimum(
+        keys[live], sup.to_numpy()[live], requested[live], binding[live], (ip / f)[live], (S / f)[live],
+        dbar[live], pack[live], cost[live], mins[live],
+    )  # fmt: skip
 
     # space when today's POs land: what ships to stores before, and the open orders' short shipments
     gone = sales_L + (1 - f) * pos["on_order"].reindex(didx).fillna(0).to_numpy()
     units, binding, unmet = _dc_limits(
         keys, sup, requested, binding, pack, moq, cost, mins, mu, sigma, ip, b, f, gone, pos, locations, cfg
     )
+    units = np.where(live, units, 0)
+    stopped = ~live & (wanted > 0)
+    if stopped.any():
+        unmet.append(
+            _unmet(
+                "purchase_order", keys["dc_id"], keys["sku_id"], stopped, wanted, np.zeros_like(wanted),
+                "discontinued",
+                "discontinued on " + ended[stopped] + ": its supplier no longer delivers, so no purchase order; "
+                "the stores are still sent what the DC holds",
+            )
+        )  # fmt: skip
     y = ip + f * units
     es = expected_shortage(mu, sigma, y)
     rows = pd.DataFrame(
@@ -1338,6 +1355,17 @@ def _purchase_orders(
     )
     rows["sales_until_arrival"] = gone
     return rows, unmet
+
+
+def _orderable(sku_ids: pd.Series, prod: pd.DataFrame, order_date: pd.Timestamp) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: whether the item's supplier still delivers on `order_date` (no `discontinue_date`
+    in the product master's lifecycle columns, or a later one), and the discontinue date as text
+    ("" where there is none)."""
+    if "discontinue_date" not in prod:
+        return np.ones(len(sku_ids), dtype=bool), np.full(len(sku_ids), "", dtype=object)
+    ends = pd.to_datetime(sku_ids.map(prod["discontinue_date"].replace("", None)), errors="coerce")
+    live = ~(ends <= order_date).to_numpy()
+    return live, ends.dt.strftime("%Y-%m-%d").fillna("").to_numpy(object)
 
 
 def _supplier_minimum(keys, sup, requested, binding, ip, S, dbar, pack, cost, mins):

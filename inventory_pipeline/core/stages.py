@@ -205,7 +205,7 @@ class ReplenishmentInputs:
     forecast: pd.DataFrame
     prices: pd.DataFrame  # price_recommendations (the demand multiplier of the recommended price)
     positions: pd.DataFrame
-    products: pd.DataFrame  # dim_products
+    products: pd.DataFrame  # dim_products with the landing file's lifecycle dates
     locations: pd.DataFrame  # dim_locations with each store's delivery weekdays (`delivery_schedule`)
     lead_times: pd.DataFrame  # fct_order_lead_times received up to the plan date
     history: pd.DataFrame  # fct_daily_demand: the measured protection-period error
@@ -220,7 +220,7 @@ class ReplenishmentStage:
             forecast=source.table("demand_forecast", plan_date),
             prices=source.table("price_recommendations", plan_date),
             positions=source.positions(plan_date),
-            products=source.products(),
+            products=with_lifecycle(source.products(), source.product_lifecycle()),  # discontinued: no PO
             # a store its DC delivers to on one weekday (lanes.csv's delivery_weekday) reviews weekly
             locations=delivery_schedule(source.locations(), source.delivery_lanes()),
             lead_times=source.lead_times(plan_date),
