@@ -26,8 +26,14 @@ from .defs.resources import default_resources
 
 def build_definitions(resources: dict | None = None) -> dg.Definitions:
     """The code location; `resources` overrides the defaults (tests point the landing zone and the
-    outbox at an S3 server this way)."""
+    outbox at an S3 server this way). Every job runs its steps in the run's process unless
+    INVENTORY_PIPELINE_EXECUTOR=multiprocess: the plan's stages are a chain, and a process per step
+    would import the code location and its libraries once per step."""
+    from .config import settings
+
+    executor = dg.multiprocess_executor if settings().executor == "multiprocess" else dg.in_process_executor
     return dg.Definitions(
+        executor=executor,
         assets=[
             *ingestion.landing_assets,
             dbt.warehouse_models,

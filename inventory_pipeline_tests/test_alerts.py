@@ -213,6 +213,20 @@ def test_the_forecast_engine_resource_takes_its_worker_processes_from_the_enviro
         default_resources()
 
 
+def test_every_job_runs_its_steps_in_the_runs_process_unless_told_otherwise(monkeypatch):
+    from inventory_pipeline.definitions import build_definitions
+
+    jobs = ("ingest_master", "ingest_daily", "daily_plan", "daily_cycle", "review_planner", "publish_decisions")
+    monkeypatch.delenv("INVENTORY_PIPELINE_EXECUTOR", raising=False)
+    defs = build_definitions()
+    assert {defs.resolve_job_def(j).executor_def.name for j in jobs} == {"in_process"}
+    monkeypatch.setenv("INVENTORY_PIPELINE_EXECUTOR", "multiprocess")
+    assert build_definitions().resolve_job_def("daily_plan").executor_def.name == "multiprocess"
+    monkeypatch.setenv("INVENTORY_PIPELINE_EXECUTOR", "threads")
+    with pytest.raises(ValueError, match="INVENTORY_PIPELINE_EXECUTOR='threads': one of in_process, multiprocess"):
+        build_definitions()
+
+
 def test_the_default_resources_read_alert_settings_from_the_environment(monkeypatch):
     from inventory_pipeline.defs.resources import default_resources
 
