@@ -800,7 +800,28 @@ def phase_next_days(a: argparse.Namespace) -> dict:
         rec.update(plan_date=d, forecast_model_choice=_model_choice(g, d))
         _report(rec)
         partitions.append(rec)
-    return {"import": imp, "partitions": partitions}
+    return {"import": imp, "partitions": partitions, "launched": _launched_run(days[-1])}
+
+
+def _launched_run(d: str) -> dict:
+    """The last next day planned again as a deployment runs it: a new process (`dagster job
+    execute`, as the daemon's run worker) that imports the code location and every library its
+    steps use, then runs `daily_cycle` for `d` with the code location's executor. Its wall is what
+    a launched run costs; the runs above share a process that had already imported everything."""
+    cmd = [
+        str(Path(sys.executable).parent / "dagster"),
+        *("job", "execute", "-m", "inventory_pipeline.definitions", "-j", "daily_cycle"),
+        *("--tags", json.dumps({"dagster/partition": d})),
+    ]
+    log = Path(os.environ["INVENTORY_PIPELINE_HOME"]) / "launched_run.log"
+    _say(f"partition {d} again in a new process, as a launched run (log: {log})")
+    with measure(f"partition {d}, a new process") as rec, log.open("w") as out:
+        proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=PROJECT_DIR)
+    rec.update(plan_date=d, returncode=proc.returncode)
+    _report(rec)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the launched run of {d} failed (exit {proc.returncode}); see {log}")
+    return rec
 
 
 PHASES = {"setup": phase_setup, "daily": phase_daily, "backfill": phase_backfill, "next_days": phase_next_days}
@@ -1182,6 +1203,14 @@ def _next_days_section(r: dict) -> list[str]:
             + " | ".join(_f(sum(p["step_seconds"].get(k, 0) for k in rest)) for p in parts)
             + " |"
         )
+    run = r["next_days"].get("launched")  # results before 2026-12-07 have none
+    if run:
+        lines += [
+            "",
+            f"**{run['plan_date']} again as a launched run: {_f(run['wall_s'])} s** (CPU {_f(run['cpu_s'])} s, "
+            f"largest process {_f(run.get('children_peak_rss_mb'), 0)} MB): `dagster job execute` in a new process, as "
+            "the daemon's run worker does, so the wall includes the process's start and every import.",
+        ]
     return lines
 
 

@@ -80,6 +80,11 @@ def test_the_days_after_the_backfill_are_whole_partitions(results):
         assert (tmp / "work" / "outbox" / p["plan_date"] / "manifest.json").is_file()
     md = (tmp / "out" / "results.md").read_text()
     assert "one `daily_cycle` run each" in md and f"| {days[0]} (" in md
+    # the last day once more as a deployment runs it: a new process, imports included
+    launched = n["launched"]
+    assert launched["plan_date"] == days[-1] and launched["returncode"] == 0
+    assert launched["wall_s"] > launched["cpu_self_s"] >= 0 and launched["cpu_children_s"] > 0
+    assert f"**{days[-1]} again as a launched run: " in md
 
 
 def test_setup_machine_and_report(results):
