@@ -376,31 +376,19 @@ def master_unchanged(defs: dg.Definitions, wh, instance: dg.DagsterInstance) -> 
     already succeeded on the same signature, with its tables still in the warehouse and their
     materialisations in this instance. Then ingesting again would write the same tables, so the
     command does not (the new day's plan pays only for its day)."""
-    import json
 
     from .contracts.landing import MASTER_FILES
     from .core.ingestion import master_signature
 
     settings = defs.resources["policy"].load().ingestion.model_dump_json()
     sig = master_signature(defs.resources["landing"].store(), MASTER_FILES, settings)
-    path = wh.root / MASTER_STATE
-    if not path.is_file() or json.loads(path.read_text()).get("signature") != sig:
+    if (wh.read_state(MASTER_STATE) or {}).get("signature") != sig:
         return sig, False
     tables = [f"raw_{f.name}" for f in MASTER_FILES]
     same = all(wh.exists(t) for t in tables) and all(
         instance.get_latest_materialization_event(dg.AssetKey(t)) is not None for t in tables
     )
     return sig, same
-
-
-def _save_master_state(wh, signature: str) -> None:
-    import json
-
-    path = wh.root / MASTER_STATE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"signature": signature}))
-    tmp.replace(path)
 
 
 def _stale_plans(wh, plan_from: str | None, plan_date: str, warn: Callable[[str], None]) -> str | None:
@@ -521,7 +509,7 @@ def run_pipeline(
     skipped, planned = [], []
     ingested = run_jobs(ingest, [f"daily_plan {d}" for d in backfill])
     if "ingest_master" in results and results["ingest_master"].success:
-        _save_master_state(wh, master_sig)
+        wh.write_state(MASTER_STATE, {"signature": master_sig})
     if ingested:
         stale = _stale_plans(wh, plan_from, plan_date, warn)
         skipped, planned = plan_dates_to_run(instance, backfill, stale) if plan_from else ([], backfill)

@@ -13,7 +13,6 @@ warehouse folder.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,13 +98,8 @@ def plan_increment(before: dict | None, now: dict, warehouse_built: bool, full_r
 
 
 def load_state(wh: Warehouse) -> dict | None:
-    path = wh.root / STATE_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
+    return wh.read_state(STATE_FILE)
 
 
 def save_state(wh: Warehouse, snap: dict) -> None:
-    path = wh.root / STATE_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(snap, sort_keys=True))
-    tmp.replace(path)
+    wh.write_state(STATE_FILE, snap)

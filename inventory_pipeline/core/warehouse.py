@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import tempfile
 from dataclasses import dataclass
@@ -126,6 +127,19 @@ class Warehouse:
             if existing is None or len(merged) != len(existing):  # append-only: nothing new, nothing written
                 self.write(table, merged, partition)
             return Appended(merged, len(merged) - (0 if existing is None else len(existing)))
+
+    def read_state(self, name: str | Path) -> dict | None:
+        """A small JSON state file beside the tables (what a step last built or ingested), or None."""
+        path = self.root / name
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def write_state(self, name: str | Path, state: dict) -> None:
+        """Write a state file whole or not at all (a temporary file renamed over it)."""
+        path = self.root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, sort_keys=True))
+        tmp.replace(path)
 
     def exists(self, table: str, partition: str | None = None) -> bool:
         return self.path(table, partition).is_file()
