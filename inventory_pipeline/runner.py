@@ -376,7 +376,6 @@ def master_unchanged(defs: dg.Definitions, wh, instance: dg.DagsterInstance) -> 
     already succeeded on the same signature, with its tables still in the warehouse and their
     materialisations in this instance. Then ingesting again would write the same tables, so the
     command does not (the new day's plan pays only for its day)."""
-
     from .contracts.landing import MASTER_FILES
     from .core.ingestion import master_signature
 
