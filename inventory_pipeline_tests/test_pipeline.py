@@ -325,10 +325,13 @@ def test_twin_lead_times_equal_the_dbt_mart(pipeline_run):
     """lead_time_frame (the twin's receipt log as the warehouse has it) equals
     marts.fct_order_lead_times built by dbt from the landing zone the same simulation wrote: every
     row, every column, for the orders the ERP snapshots show (received after the first landing day)."""
+    from inventory_pipeline.core.sources import WarehouseSource
     from inventory_pipeline.core.warehouse import Warehouse
     from inventory_pipeline.networks import load_network
     from inventory_pipeline.simulation.engine import simulate
     from inventory_pipeline.simulation.pipeline_policy import LEAD_TIME_COLUMNS, lead_time_frame
+
+    WINDOW = 10  # days
     from inventory_pipeline.simulation.policies import BaselinePolicy
 
     s, out, _ = pipeline_run
@@ -339,9 +342,9 @@ def test_twin_lead_times_equal_the_dbt_mart(pipeline_run):
     class Spy(BaselinePolicy):
         def decide(self, obs):
             if obs.date == pd.Timestamp(d):
-                seen["lt"] = lead_time_frame(
-                    obs.history, obs.t, net.store_ids, net.dc_ids, net.sku_ids, net.suppliers["supplier_id"].to_numpy()
-                )
+                ids = (net.store_ids, net.dc_ids, net.sku_ids, net.suppliers["supplier_id"].to_numpy())
+                seen["lt"] = lead_time_frame(obs.history, obs.t, *ids)
+                seen["lt_window"] = lead_time_frame(obs.history, obs.t, *ids, days=WINDOW)
             return super().decide(obs)
 
     simulate(net, Spy())
@@ -360,6 +363,17 @@ def test_twin_lead_times_equal_the_dbt_mart(pipeline_run):
     sup = mart[mart["order_type"] == "supplier"]
     assert (sup["units_received"] < sup["units_ordered"]).any()  # short shipments are there
     assert (sup["lead_time_delay_days"] != 0).any() and (sup["lead_time_days"] >= 1).all()
+    # the replenishment stage reads only the lead-time window (`Source.lead_times(d, days)`): on
+    # both sides the rows received in the WINDOW days up to the plan date, and nothing else
+    first = pd.Timestamp(d) - pd.Timedelta(days=WINDOW)
+    read = WarehouseSource(Warehouse(s.warehouse_dir)).lead_times(d, WINDOW)
+    assert len(read) and pd.to_datetime(read["received_date"]).gt(first).all()
+    in_window = mart[mart["received_date"] > first]
+    assert len(read) == len(in_window) < len(mart)
+    twin_window = seen["lt_window"][seen["lt_window"]["received_date"] > pd.Timestamp(out["first_date"])]
+    pd.testing.assert_frame_equal(
+        twin_window.sort_values(key, ignore_index=True), in_window.reset_index(drop=True), check_dtype=False
+    )
 
 
 def test_policy_evaluation_asset_materialises(pipeline_run):

@@ -76,10 +76,12 @@ def choose_one_per_item(
     As, room = As[rows], room[rows]
     items_sub, inv = np.unique(item[sub], return_inverse=True)
     exact = len(sub) <= milp_max
-    x = cp.Variable(len(sub), boolean=True) if exact else cp.Variable(len(sub))
+    # the relaxation's 0 <= x <= 1 as variable bounds: as constraints they were one row per
+    # candidate, and HiGHS's dual simplex took ~10 s instead of ~0.6 s on an M5 category
+    x = cp.Variable(len(sub), boolean=True) if exact else cp.Variable(len(sub), bounds=[0, 1])
     one_hot = sp.csr_matrix((np.ones(len(sub)), (inv, np.arange(len(sub)))), shape=(len(items_sub), len(sub)))
     limits = As @ x <= room
-    cons = [one_hot @ x == 1, limits] + ([] if exact else [x >= 0])
+    cons = [one_hot @ x == 1, limits]
     prob = cp.Problem(cp.Maximize(value[sub] @ x), cons)
     opts = dict(mip_rel_gap=1e-4) if exact else {}
     prob.solve(solver=cp.HIGHS, time_limit=solver_seconds, **opts)

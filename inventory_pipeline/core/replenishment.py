@@ -494,7 +494,8 @@ def lane_lead_times(
     """The same per DC -> store lane (`store_replenishment` receipts: source = the DC), the
     master being the lane's lead time (no spread): (table, support, pmf), rows in the order of
     the unique (dc_id, location_id) pairs of `keys`; also the row of each key."""
-    lanes = keys[["dc_id", "location_id"]].astype(str).agg("|".join, axis=1)
+    # one string per key, vectorised: a row-wise join took ~1 s over an M5 plan's 29 k keys
+    lanes = keys["dc_id"].astype(str) + "|" + keys["location_id"].astype(str)
     uniq, inv = np.unique(lanes.to_numpy(), return_inverse=True)
     first = pd.Series(np.arange(len(lanes))).groupby(inv).first().to_numpy()
     master = pd.DataFrame({"master_mean": np.asarray(lane_days, float)[first], "master_std": 0.0}, index=uniq)

@@ -88,9 +88,9 @@ class Source(Protocol):
         """The landing file's lanes with their optional `delivery_weekday` (weekly store deliveries)."""
         ...
 
-    def lead_times(self, plan_date: str) -> pd.DataFrame:
-        """`marts.fct_order_lead_times` of the order lines received up to the plan date (at least
-        the LEAD_TIME_COLUMNS)."""
+    def lead_times(self, plan_date: str, days: int | None = None) -> pd.DataFrame:
+        """`marts.fct_order_lead_times` of the order lines received up to the plan date, in its
+        last `days` days when given (at least the LEAD_TIME_COLUMNS)."""
         ...
 
     def price_book(self, plan_date: str, history: pd.DataFrame) -> PriceBook:
@@ -186,10 +186,12 @@ class WarehouseSource:
     def delivery_lanes(self) -> pd.DataFrame | None:
         return self.wh.read("raw_lanes") if self.wh.exists("raw_lanes") else None
 
-    def lead_times(self, plan_date: str) -> pd.DataFrame:
+    def lead_times(self, plan_date: str, days: int | None = None) -> pd.DataFrame:
+        first = (pd.Timestamp(plan_date) - pd.Timedelta(days=days)).date().isoformat() if days else "0001-01-01"
         return self.wh.read_model(
-            f"select {LEAD_TIME_COLUMNS} from marts.fct_order_lead_times where received_date <= cast(? as date)",
-            [plan_date],
+            f"select {LEAD_TIME_COLUMNS} from marts.fct_order_lead_times "
+            "where received_date <= cast(? as date) and received_date > cast(? as date)",
+            [plan_date, first],
         )
 
     def exported_price_changes(self, plan_date: str) -> pd.DataFrame | None:

@@ -54,7 +54,7 @@ def price_recommendations(context: dg.AssetExecutionContext, warehouse: Warehous
     # all of them: a slow mover's last price may be older than the history window), reconciled
     # with the regular prices observed on the shelf: where the ERP did not apply an exported change
     # the book follows the shelf, so a new change's old_price is the shelf's (core/sources.py)
-    inputs = PRICING.read(WarehouseSource(warehouse.get(), pol.reconciliation), d)
+    inputs = PRICING.read(WarehouseSource(warehouse.get(), pol.reconciliation), d, pol)
     book = inputs.book
     context.log.info(
         f"pricing {d}: {len(inputs.history):,} history rows of {PRICING_HISTORY_DAYS} days, {len(book.book):,} prices "

@@ -63,7 +63,7 @@ def rebalancing_transfers(context: dg.AssetExecutionContext, warehouse: Warehous
     d = context.partition_key
     wh = warehouse.get()
     pol = policy.load()
-    inputs = REBALANCING.read(WarehouseSource(wh, pol.reconciliation), d)
+    inputs = REBALANCING.read(WarehouseSource(wh, pol.reconciliation), d, pol)
     plan = REBALANCING.run(inputs, d, pol)
     transfers, summary = plan.transfers, plan.summary
     write_tables(wh, REBALANCING.tables(plan), d)

@@ -73,7 +73,7 @@ def replenishment_orders(context: dg.AssetExecutionContext, warehouse: Warehouse
     d = context.partition_key
     wh = warehouse.get()
     pol = policy.load()
-    inputs = REPLENISHMENT.read(WarehouseSource(wh, pol.reconciliation), d)
+    inputs = REPLENISHMENT.read(WarehouseSource(wh, pol.reconciliation), d, pol)
     plan = REPLENISHMENT.run(inputs, d, pol)
     write_tables(wh, REPLENISHMENT.tables(plan), d)
     orders = plan.orders

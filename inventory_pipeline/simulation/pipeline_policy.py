@@ -153,9 +153,16 @@ ORDER_TYPES = {KIND_SUPPLIER: "supplier", KIND_STORE: "store_replenishment", KIN
 
 
 def lead_time_frame(
-    history: History, t: int, store_ids: np.ndarray, dc_ids: np.ndarray, sku_ids: np.ndarray, supplier_ids: np.ndarray
+    history: History,
+    t: int,
+    store_ids: np.ndarray,
+    dc_ids: np.ndarray,
+    sku_ids: np.ndarray,
+    supplier_ids: np.ndarray,
+    days: int | None = None,
 ) -> pd.DataFrame:
-    """`marts.fct_order_lead_times` for the orders received up to day t (inclusive), from the
+    """`marts.fct_order_lead_times` for the orders received up to day t (inclusive), in its last
+    `days` days when given (`WarehouseSource.lead_times`), from the
     observed receipt log (`History.receipts`): one row per order line received, with the ERP's
     order and expected dates, the receipt date, units ordered and received, the observed lead
     time (received - ordered, days) and delay (received - expected), and the order type
@@ -167,6 +174,8 @@ def lead_time_frame(
     after the landing zone's first day (the twin's log also covers the burn-in)."""
     r = history.receipts
     m = (r["receipt_day"] <= t) & (r["received"] > 0)
+    if days:
+        m &= r["receipt_day"] > t - days
     kind, src, dest, sku = r["kind"][m], r["src"][m], r["dest"][m], r["sku"][m]
     supplier = kind == KIND_SUPPLIER
     source = np.empty(len(kind), dtype=object)
@@ -263,11 +272,11 @@ class TwinSource:
     def delivery_lanes(self) -> pd.DataFrame | None:
         return self.twin.lanes
 
-    def lead_times(self, plan_date: str) -> pd.DataFrame:
-        t = self.twin
+    def lead_times(self, plan_date: str, days: int | None = None) -> pd.DataFrame:
+        t, obs = self.twin, self.obs
         return self._once(
-            "lead_times",
-            lambda: lead_time_frame(self.obs.history, self.obs.t, t.store_ids, t.dc_ids, t.sku_ids, t.supplier_ids),
+            ("lead_times", days),
+            lambda: lead_time_frame(obs.history, obs.t, t.store_ids, t.dc_ids, t.sku_ids, t.supplier_ids, days),
         )
 
     def price_book(self, plan_date: str, history: pd.DataFrame) -> PriceBook:
