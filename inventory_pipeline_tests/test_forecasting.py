@@ -907,3 +907,32 @@ def test_prepare_series_with_number_keys_and_a_row_without_a_key():
     want = _prepare_series_by_merge(h, END, CFG)
     got = got.assign(location_id=got["location_id"].astype(str), sku_id=got["sku_id"].astype(str))
     pd.testing.assert_frame_equal(got.reset_index(drop=True), want, check_dtype=False)
+
+
+def test_cv_plot_is_drawn_once_per_set_of_points(tmp_path, monkeypatch):
+    """A plan reusing an earlier plan's cross-validation copies its CV plot: the same points (in any
+    row order) are drawn once, other points are drawn afresh, and every plan gets its own file."""
+    from inventory_pipeline.core import plots
+
+    ds = pd.date_range("2026-01-01", periods=14)
+    points = pd.DataFrame(
+        {
+            "unique_id": ["S1|A"] * 14,
+            "ds": ds,
+            "cutoff": [ds[0]] * 7 + [ds[7]] * 7,
+            "horizon": list(range(1, 8)) * 2,
+            "demand": np.arange(14.0),
+            "forecast": np.arange(14.0) + 1,
+            "demand_class": "smooth",
+            "model": "AutoETS",
+        }
+    )
+    drawn = []
+    draw = plots.plot_cv
+    monkeypatch.setattr(plots, "plot_cv", lambda p, path: drawn.append(path) or draw(p, path))
+    a = plots.plot_cv_once(points, tmp_path / "2026-01-15_cv.png", tmp_path / "cv")
+    b = plots.plot_cv_once(points.iloc[::-1], tmp_path / "2026-01-16_cv.png", tmp_path / "cv")
+    assert len(drawn) == 1 and a.read_bytes() == b.read_bytes() and a != b
+    plots.plot_cv_once(points.assign(forecast=points["forecast"] * 2), tmp_path / "2026-01-22_cv.png", tmp_path / "cv")
+    assert len(drawn) == 2 and len(list((tmp_path / "cv").glob("*.png"))) == 2
+    assert not list((tmp_path / "cv").glob(".*"))  # no partial drawing left behind

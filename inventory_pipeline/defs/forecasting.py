@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..contracts.outputs import DemandForecast
 from ..core.forecasting import ForecastSettings, drift_statistics
-from ..core.plots import plot_cv, plot_forecasts
+from ..core.plots import plot_cv_once, plot_forecasts
 from ..core.sources import FORECAST_HISTORY_COLUMNS, WarehouseSource
 from ..core.stages import FORECAST, ServedForecast
 from ..core.tracking import fingerprint, log_run, register_forecaster, registry_version, set_alias
@@ -264,7 +264,7 @@ def _log_run(context, served: ServedForecast, inputs, d: str, cfg: ForecastSetti
     plots = wh.root / "plots" / "demand_forecast"
     artifacts = [
         plot_forecasts(hist, serving.forecast, plots / f"{d}.png"),
-        plot_cv(serving.cv_points, plots / f"{d}_cv.png"),
+        plot_cv_once(serving.cv_points, plots / f"{d}_cv.png", drawn=plots / "cv"),
     ]
     cv_csv = plots / f"{d}_cv.csv"
     serving.cv.to_csv(cv_csv, index=False)
