@@ -51,6 +51,24 @@ def test_the_dbt_resource_knows_the_version_dbt_reports():
     assert str(resource._cli_version) == re.search(r"(\d+\.\d+\.\d+)", reported).group(1)
 
 
+def test_stage_libraries_are_imported_while_dbt_builds(tmp_path, monkeypatch):
+    """The libraries the stages import on first use load in a background thread during the dbt
+    step; one that fails to import is left to the step that needs it, and nothing already
+    imported starts a thread."""
+    import sys
+
+    from inventory_pipeline.defs.dbt import STAGE_LIBRARIES, import_in_background
+
+    (tmp_path / "stage_lib_probe.py").write_text("LOADED = True\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "stage_lib_probe", raising=False)
+    thread = import_in_background(("stage_lib_probe", "no_such_library_here"))
+    thread.join(timeout=30)
+    assert sys.modules["stage_lib_probe"].LOADED and "no_such_library_here" not in sys.modules
+    assert import_in_background(("stage_lib_probe",)) is None
+    assert {"mlflow", "statsforecast", "cvxpy"} <= set(STAGE_LIBRARIES)
+
+
 FACTS = {"fct_daily_demand": "date, location_id, sku_id", "fct_inventory_positions": "date, location_id, sku_id"}
 
 
