@@ -665,6 +665,27 @@ def test_key_codes_are_sorted_factorize_codes_for_string_and_categorical_keys():
         assert list(codes) == [1, -1, 0] and list(names) == ["a", "b"]
 
 
+def test_as_dates_equals_pd_to_datetime_on_every_kind_of_date_column():
+    from inventory_pipeline.core.dates import as_dates
+
+    days = pd.Series(pd.to_datetime(["2026-01-02", "2026-01-01"] * 3000 + [None]))  # > 5,000 rows: pandas caches
+    columns = [
+        days,
+        days.astype("datetime64[us]"),  # as DuckDB returns a DATE
+        days.dt.tz_localize("UTC"),
+        days.dt.strftime("%Y-%m-%d"),  # strings, as the twin's source and the landing files give them
+        pd.Series(days.dt.date.to_numpy(dtype=object)),  # datetime.date objects
+        days.to_numpy(),
+    ]
+    for col in columns:
+        got, want = as_dates(col), pd.to_datetime(col)
+        if isinstance(want, pd.Series):
+            pd.testing.assert_series_equal(got, want)
+        else:
+            pd.testing.assert_index_equal(got, want)
+    assert as_dates("2026-01-02") == pd.Timestamp("2026-01-02")
+
+
 def test_the_warehouse_reads_keys_as_categoricals_with_the_same_values(tmp_path):
     import duckdb
 

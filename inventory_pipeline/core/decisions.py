@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 import scipy  # its submodules load on first use: scipy.stats costs ~1.2 s the code location need not pay
 
+from .dates import as_dates
 from .policy import Policy
 from .pricing import price_changed
 
@@ -307,7 +308,7 @@ def propose(
     for c in _NUMBERS:  # a stage's empty or all-NaN column must not make the whole column object
         log[c] = pd.to_numeric(log[c], errors="coerce").astype(float)
     for c in ("order_date", "expected_date"):
-        log[c] = pd.to_datetime(log[c])
+        log[c] = as_dates(log[c])
     log["decision_id"] = ""
     for kind, g in log.groupby("decision_type"):
         log.loc[g.index, "decision_id"] = decision_ids(kind, plan_date, g["sku_id"], g["source_id"], g["location_id"])
@@ -331,7 +332,7 @@ def revision_of(log: pd.DataFrame) -> pd.Series:
     for c in _NUMBERS:
         key = key + "|" + log[c].astype(float).round(6).astype(str)
     for c in ("order_date", "expected_date"):
-        key = key + "|" + pd.to_datetime(log[c]).dt.strftime("%Y-%m-%d").fillna("")
+        key = key + "|" + as_dates(log[c]).dt.strftime("%Y-%m-%d").fillna("")
     for c in (
         "source_id",
         "location_id",
@@ -366,7 +367,7 @@ class TypicalOrders:
             po = orders[orders["is_purchase_order"].astype(bool)]
             if len(po):
                 val = po["units"] * po["sku_id"].map(unit_cost).fillna(0)
-                daily = float(val.groupby(pd.to_datetime(po["order_date"])).sum().median())
+                daily = float(val.groupby(as_dates(po["order_date"])).sum().median())
         return TypicalOrders(t, daily)
 
 
@@ -880,7 +881,7 @@ def merge_events(existing: pd.DataFrame | None, new: pd.DataFrame) -> pd.DataFra
     ev = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     ev = ev.drop_duplicates("event_id", keep="first")
     for c in ("plan_date", "event_date", "order_date", "expected_date"):
-        ev[c] = pd.to_datetime(ev[c])
+        ev[c] = as_dates(ev[c])
     for c in _NUMBERS + ["override_value"]:
         ev[c] = pd.to_numeric(ev[c], errors="coerce").astype(float)
     for c in [
@@ -1032,7 +1033,7 @@ def replay(events: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         columns=NOT_APPLIED_COLUMNS,
     )
     state = state.drop(columns="order").reset_index()
-    state["reviewed_on"] = pd.to_datetime(state["reviewed_on"])
+    state["reviewed_on"] = as_dates(state["reviewed_on"])
     return state.reindex(columns=DECISION_COLUMNS).sort_values("decision_id", ignore_index=True), na
 
 

@@ -24,6 +24,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .dates import as_dates
+
 FORWARD_MODELS = ("AutoETS",)
 FIT_COLUMNS = [
     "location_id",
@@ -56,7 +58,7 @@ def series_starts(part: pd.DataFrame) -> pd.DataFrame:
             "unique_id": first.index.to_numpy(),
             "location_id": first["location_id"].astype(str).to_numpy(),
             "sku_id": first["sku_id"].astype(str).to_numpy(),
-            "start": pd.to_datetime(g["ds"].min()).to_numpy(),
+            "start": as_dates(g["ds"].min()).to_numpy(),
         }
     )
 
@@ -71,10 +73,10 @@ def usable_fits(
     if fits is None or fits.empty or every_days <= 1 or model not in FORWARD_MODELS:
         return pd.DataFrame(columns=[*starts.columns, *FIT_COLUMNS[2:], "offset"])
     f = fits[fits["model"] == model]
-    age = (pd.Timestamp(plan_date) - pd.to_datetime(f["fitted_on"])).dt.days
+    age = (pd.Timestamp(plan_date) - as_dates(f["fitted_on"])).dt.days
     f = f[(age >= 0) & (age < every_days)]
     j = starts.merge(f.rename(columns={"start": "fit_start"}), on=["location_id", "sku_id"], how="inner")
-    j["offset"] = (pd.to_datetime(j["start"]) - pd.to_datetime(j["fit_start"])).dt.days
+    j["offset"] = (as_dates(j["start"]) - as_dates(j["fit_start"])).dt.days
     kept = j["states"].map(len).to_numpy() // np.maximum(j["nstate"].to_numpy(int), 1)
     j = j[(j["offset"] >= 0) & (j["offset"].to_numpy() < kept) & _well_formed(j)]
     return j.assign(start=j["fit_start"]).drop(columns="fit_start")

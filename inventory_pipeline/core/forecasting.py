@@ -61,6 +61,7 @@ import pandas as pd
 import scipy  # its submodules load on first use: scipy.stats costs ~1.2 s the code location need not pay
 from pydantic import Field
 
+from .dates import as_dates
 from .forecast_fits import FIT_COLUMNS, FORWARD_MODELS, empty_fits, forward, kept_fits, series_starts, usable_fits
 from .keys import key_codes
 from .policy import ForecastPolicy
@@ -202,7 +203,7 @@ def prepare_series(history: pd.DataFrame, plan_date: str, cfg: ForecastSettings)
     extra = [c for c in ("is_stockout", "on_promo", "unit_price") if c in history]
     out_cols = ["unique_id", "ds", "y", "location_id", "sku_id", "is_stockout", "on_promo"]
     out_cols += ["unit_price"] if "unit_price" in history else []  # the global model's price features
-    dates = pd.to_datetime(history["date"])
+    dates = as_dates(history["date"])
     date = dates.to_numpy().astype("datetime64[D]")
     first_day = np.datetime64(start.date(), "D")
     # integer codes for location and SKU (hashing, then their sorted order): at M5 scale the window
@@ -303,7 +304,7 @@ def _global_events(calendar: pd.DataFrame | None) -> pd.DataFrame:
     if "region" in cal:
         cal = cal[cal["region"].isna() | (cal["region"].astype(str).str.strip().isin(["", "nan", "None"]))]
     cal = cal[cal["event"].notna() & (cal["event"].astype(str) != "")]
-    return cal[["date", "event"]].assign(date=pd.to_datetime(cal["date"])).drop_duplicates()
+    return cal[["date", "event"]].assign(date=as_dates(cal["date"])).drop_duplicates()
 
 
 def _event_keys(dates: pd.Series, calendar: pd.DataFrame | None) -> pd.Series:
@@ -325,7 +326,7 @@ def _event_keys(dates: pd.Series, calendar: pd.DataFrame | None) -> pd.Series:
     win["dist"] = win["offset"].abs()
     win = win.sort_values(["day", "dist"], kind="stable").drop_duplicates("day")
     lookup = pd.Series((win["event"] + "@" + win["offset"].astype(str)).to_numpy(), index=win["day"].to_numpy())
-    inv, uniq = pd.factorize(pd.to_datetime(dates).to_numpy(), use_na_sentinel=False)  # hashing: ~11M rows
+    inv, uniq = pd.factorize(as_dates(dates).to_numpy(), use_na_sentinel=False)  # hashing: ~11M rows
     keys = pd.Categorical(pd.Series(uniq).map(lookup).fillna("").to_numpy(dtype=object))
     return pd.Series(pd.Categorical.from_codes(keys.codes[inv], keys.categories), index=dates.index)
 
@@ -342,7 +343,7 @@ def _regional_days(locations: pd.Series, dates: pd.Series, calendar: pd.DataFram
         return np.zeros(len(dates), dtype=bool)
     lr = pd.DataFrame(pairs, columns=["location_id", "region"]).merge(reg, on="region")
     key = pd.MultiIndex.from_frame(lr[["location_id", "date"]].drop_duplicates())
-    return pd.MultiIndex.from_arrays([np.asarray(locations).astype(str), pd.to_datetime(dates).to_numpy()]).isin(key)
+    return pd.MultiIndex.from_arrays([np.asarray(locations).astype(str), as_dates(dates).to_numpy()]).isin(key)
 
 
 def _regional_multiplier(category, location, regional: np.ndarray, ru: dict) -> np.ndarray:
@@ -449,7 +450,7 @@ def adjust_history(
     cat = pd.Categorical(per_sku.fillna("_all").astype(str).to_numpy())
     s["category"] = pd.Categorical.from_codes(cat.codes[sku.cat.codes.to_numpy()], cat.categories)
     s["event_key"] = _event_keys(s["ds"], calendar if cfg.uplift else None)
-    s["dow"] = pd.to_datetime(s["ds"]).dt.dayofweek
+    s["dow"] = as_dates(s["ds"]).dt.dayofweek
     uid = s["unique_id"].to_numpy()
     gs, ge = _group_bounds(uid)
     y = s["y"].to_numpy(float)
@@ -531,7 +532,7 @@ def _clean_rates(history: pd.DataFrame, plan_date: str, calendar: pd.DataFrame |
     days) with units and days as (SKUs x YEARLY_HISTORY_DAYS) arrays, column 0 the oldest day."""
     end = pd.Timestamp(plan_date)
     first = end - pd.Timedelta(days=YEARLY_HISTORY_DAYS - 1)
-    d = pd.to_datetime(history["date"])
+    d = as_dates(history["date"])
     clean = (d >= first) & (d <= end)
     for col in ("is_stockout", "on_promo"):
         if col in history:
@@ -608,7 +609,7 @@ def yearly_ramp(
     what it was. Returns the ramp (1 without a year of history) and what it did."""
     end = pd.Timestamp(plan_date)
     need = end - pd.Timedelta(days=YEARLY_HISTORY_DAYS - 1)
-    if history.empty or pd.to_datetime(history["date"]).min() > need:
+    if history.empty or as_dates(history["date"]).min() > need:
         return pd.DataFrame(columns=["sku_id", "date", "ramp"]), {"yearly_ramp_skus": 0.0}
     skus, units, days = _clean_rates(history, plan_date, calendar)
     cat = (
@@ -722,7 +723,7 @@ def weekly_index(category, ds, table: pd.DataFrame | None) -> np.ndarray:
     if table is None or table.empty:
         return np.ones(len(ds))
     di = table.assign(category=table["category"].astype(str)).set_index(["category", "dow"])["dow_index"]
-    keys = pd.MultiIndex.from_arrays([np.asarray(category).astype(str), pd.to_datetime(pd.Series(ds)).dt.dayofweek])
+    keys = pd.MultiIndex.from_arrays([np.asarray(category).astype(str), as_dates(pd.Series(ds)).dt.dayofweek])
     return di.reindex(keys).fillna(1.0).to_numpy(float)
 
 
@@ -793,7 +794,7 @@ def _as_local_frame(out, like: pd.DataFrame) -> pd.DataFrame:
     out["unique_id"] = out["unique_id"].astype(like["unique_id"].dtype)  # as the local engine returns it
     for c in ("ds", "cutoff"):
         if c in out:
-            out[c] = pd.to_datetime(out[c]).astype("datetime64[ns]")
+            out[c] = as_dates(out[c]).astype("datetime64[ns]")
     for c in out.columns:
         if c not in ("unique_id", "ds", "cutoff"):
             out[c] = out[c].astype(float)
@@ -898,7 +899,7 @@ def cross_validate(
     weekly = out["dow_idx"].fillna(1.0).to_numpy(float) if profiled else 1.0
     for n in models:
         out[n] = np.clip(out[n].to_numpy(float) * mult * (weekly if n in profiled else 1.0), 0, None)
-    out["horizon"] = (pd.to_datetime(out["ds"]) - pd.to_datetime(out["cutoff"])).dt.days
+    out["horizon"] = (as_dates(out["ds"]) - as_dates(out["cutoff"])).dt.days
     return out, seconds
 
 
@@ -1471,13 +1472,13 @@ def _regional_events(calendar: pd.DataFrame | None) -> pd.DataFrame:
     if calendar is None or calendar.empty or "region" not in calendar:
         return pd.DataFrame(columns=["region", "date"])
     r = calendar[calendar["region"].notna() & ~calendar["region"].astype(str).str.strip().isin(["", "nan", "None"])]
-    return pd.DataFrame({"region": r["region"].astype(str).to_numpy(), "date": pd.to_datetime(r["date"]).to_numpy()})
+    return pd.DataFrame({"region": r["region"].astype(str).to_numpy(), "date": as_dates(r["date"]).to_numpy()})
 
 
 def _add_event_features(g: pd.DataFrame, calendar: pd.DataFrame | None) -> None:
     """Calendar features of the global model's grid, in place."""
     # events: which event and offset (-7..+2), days to the next and since the last event
-    ds = pd.to_datetime(g["ds"])
+    ds = as_dates(g["ds"])
     g["event"] = _event_keys(ds, calendar).cat.codes.astype("int16").to_numpy()
     ev = np.sort(_global_events(calendar)["date"].unique()).astype("datetime64[D]")
     uniq, inv = np.unique(ds.to_numpy().astype("datetime64[D]"), return_inverse=True)
@@ -1506,7 +1507,7 @@ def _add_promotion_features(g: pd.DataFrame, promotions: pd.DataFrame | None, in
     promo = g["on_promo"].fillna(False).astype(bool).to_numpy()
     if promotions is not None:
         p = promotions[PROMO_COLUMNS].copy()
-        p["date"] = pd.to_datetime(p["date"])
+        p["date"] = as_dates(p["date"])
         p[["location_id", "sku_id"]] = p[["location_id", "sku_id"]].astype(str)
         p = p.groupby(["location_id", "sku_id", "date"], as_index=False).agg(
             discount_pct=("discount_pct", "max"), display=("display", "max")
@@ -1531,7 +1532,7 @@ def _add_price_features(g: pd.DataFrame, price_path: pd.DataFrame | None, has_pr
     path (missing: the last known price; `info` says how many were missing)."""
     if price_path is not None:
         pp = price_path[PRICE_COLUMNS].copy()
-        pp["date"] = pd.to_datetime(pp["date"])
+        pp["date"] = as_dates(pp["date"])
         pp[["location_id", "sku_id"]] = pp[["location_id", "sku_id"]].astype(str)
         pp = pp.drop_duplicates(["location_id", "sku_id", "date"], keep="last")
         m = (
@@ -1626,7 +1627,7 @@ def _global_frames(
     # training rows whose lag / rolling features reach before the series' start are dropped when
     # the history is long enough to train on the rest (M5: 364 days); a short history (the demo
     # network) keeps them, with missing features, so the CV's earliest origin still has rows
-    span = (pd.to_datetime(train["ds"]).max() - pd.to_datetime(train["ds"]).min()).days + 1 if len(train) else 0
+    span = (as_dates(train["ds"]).max() - as_dates(train["ds"]).min()).days + 1 if len(train) else 0
     info["dropna"] = bool(span > _feature_reach(cfg) + cfg.cv_windows * cfg.cv_horizon + 28)
     return GlobalInputs(train.reset_index(drop=True), future.reset_index(drop=True), chunk, info)
 
@@ -1703,7 +1704,7 @@ def _global_select_and_calibrate(adj: pd.DataFrame, classes: pd.DataFrame, cfg: 
         ids.extend(_sample_ids(cls_ids, cfg.cv_sample_series, cfg.seed))
     cv, secs = _global_cv(gi, ids, cfg)
     cv = cv.merge(adj[["unique_id", "ds", "demand", "demand_class"]], on=["unique_id", "ds"], how="left")
-    cv["horizon"] = (pd.to_datetime(cv["ds"]) - pd.to_datetime(cv["cutoff"])).dt.days
+    cv["horizon"] = (as_dates(cv["ds"]) - as_dates(cv["cutoff"])).dt.days
     part = adj[adj["unique_id"].isin(ids)]
     rows, won = [], _Winners()
     for cls in STAT_CLASSES:
@@ -1843,13 +1844,13 @@ def _planned_promotion_rows(part: pd.DataFrame, series_ids: pd.DataFrame, planne
     )
     at = pd.MultiIndex.from_arrays([planned["location_id"].astype(str), planned["sku_id"].astype(str)])
     plan_series = series.reindex(at).to_numpy()
-    plan_dates = pd.to_datetime(planned["date"]).dt.normalize()
+    plan_dates = as_dates(planned["date"]).dt.normalize()
     known = ~np.isnan(plan_series) & plan_dates.notna().to_numpy()  # a day-less plan row matches nothing
     if not known.any() or not len(part):
         return np.zeros(len(part), dtype=bool)
     plan_day = plan_dates.to_numpy()[known].astype("datetime64[D]").astype(np.int64)
     row_series = series_ids.index.get_indexer(part["unique_id"].to_numpy())  # -1: not a series (no plan)
-    row_day = pd.to_datetime(part["ds"]).dt.normalize().to_numpy().astype("datetime64[D]").astype(np.int64)
+    row_day = as_dates(part["ds"]).dt.normalize().to_numpy().astype("datetime64[D]").astype(np.int64)
     first = min(plan_day.min(), row_day.min())
     span = max(plan_day.max(), row_day.max()) - first + 1
     plan_key = plan_series[known].astype(np.int64) * span + (plan_day - first)
@@ -1865,7 +1866,7 @@ def _with_events(part: pd.DataFrame, ctx: _DemandScale) -> pd.DataFrame:
     keys = pd.DataFrame(
         {
             "category": part["unique_id"].map(ctx.cat).to_numpy(),
-            "event_key": _event_keys(pd.Series(pd.to_datetime(part["ds"]).to_numpy()), ctx.calendar).to_numpy()
+            "event_key": _event_keys(pd.Series(as_dates(part["ds"]).to_numpy()), ctx.calendar).to_numpy()
             if ctx.cfg.uplift
             else "",
         }
@@ -1873,7 +1874,7 @@ def _with_events(part: pd.DataFrame, ctx: _DemandScale) -> pd.DataFrame:
     mult = event_multiplier(keys, ctx.em)
     if ctx.info.regional_uplift:
         loc = part["unique_id"].map(ctx.series_ids["location_id"]).astype(str).to_numpy()
-        reg = _regional_days(loc, pd.Series(pd.to_datetime(part["ds"]).to_numpy()), ctx.calendar)
+        reg = _regional_days(loc, pd.Series(as_dates(part["ds"]).to_numpy()), ctx.calendar)
         mult = mult * _regional_multiplier(keys["category"], loc, reg, ctx.info.regional_uplift)
     if ctx.planned is not None:
         on = _planned_promotion_rows(part, ctx.series_ids, ctx.planned)
@@ -1928,7 +1929,7 @@ def _apply_yearly_ramp(fc, history, plan_date, cfg, categories, calendar, adj) -
     if len(ramp):  # a year of history: last year's category ramps (1 where held back)
         sku_of = adj.groupby("unique_id")["sku_id"].first().astype(str)
         r = ramp.set_index(["sku_id", "date"])["ramp"]
-        at = pd.MultiIndex.from_arrays([fc["unique_id"].map(sku_of).to_numpy(), pd.to_datetime(fc["ds"]).to_numpy()])
+        at = pd.MultiIndex.from_arrays([fc["unique_id"].map(sku_of).to_numpy(), as_dates(fc["ds"]).to_numpy()])
         fc["mean"] = fc["mean"].to_numpy(float) * r.reindex(at).to_numpy(float, na_value=1.0)
     return ramp_info
 
@@ -1937,7 +1938,7 @@ def _demand_frame(fc, calib, adj, classes, points, plan_date):
     """The forecast as the demand_forecast table: dates and horizons, each class's calibrated
     quantiles (new items: Poisson around their level), location and SKU ids; the classes and CV
     points labelled by series."""
-    fc["date"] = pd.to_datetime(fc["ds"])
+    fc["date"] = as_dates(fc["ds"])
     fc["horizon"] = (fc["date"] - pd.Timestamp(plan_date)).dt.days.astype(int)
     for q in QUANTILE_PROBS:
         fc[q] = np.nan
@@ -2116,10 +2117,10 @@ def drift_statistics(
     signal per series, TS = sum(a - f) / mean|a - f| over the window: the share of series with
     |TS| > `ts_limit` (a forecast without drift keeps TS near zero)."""
     a = actual.copy()
-    a["date"] = pd.to_datetime(a["date"])
+    a["date"] = as_dates(a["date"])
     if "is_stockout" in a:
         a = a[~a["is_stockout"].astype(bool)]
-    m = forecast.assign(date=pd.to_datetime(forecast["date"])).merge(
+    m = forecast.assign(date=as_dates(forecast["date"])).merge(
         a[["location_id", "sku_id", "date", "units_sold"]], on=["location_id", "sku_id", "date"], how="inner"
     )
     m["e"] = m["units_sold"] - m["mean"]

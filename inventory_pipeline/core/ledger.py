@@ -26,6 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .dates import as_dates
+
 KEY = ["location_id", "sku_id"]
 LEDGER_COLUMNS = [
     "date",
@@ -79,7 +81,7 @@ def reconcile_ledger(
         return pd.DataFrame(columns=LEDGER_COLUMNS)
     shipped = None
     if open_orders is not None and len(open_orders):
-        oo = open_orders[pd.to_datetime(open_orders["order_date"]) == pd.Timestamp(date)]
+        oo = open_orders[as_dates(open_orders["order_date"]) == pd.Timestamp(date)]
         shipped = oo.rename(columns={"location_id": "to_location_id", "source_id": "location_id"})
     parts = {
         "opening_on_hand": _sum(opening, "on_hand"),

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from .dates import as_dates
+
 
 def plot_forecasts(
     history: pd.DataFrame, forecast: pd.DataFrame, path: str | Path, n_series: int = 6, days: int = 90
@@ -24,7 +26,7 @@ def plot_forecasts(
     # six times took ~7 s of the forecast stage), then the per-series filters on those
     rows = history[history["sku_id"].isin(top.get_level_values("sku_id"))]
     h = rows[rows["location_id"].isin(top.get_level_values("location_id"))].copy()
-    h["date"] = pd.to_datetime(h["date"])
+    h["date"] = as_dates(h["date"])
     f = forecast[forecast["sku_id"].isin(top.get_level_values("sku_id"))]  # likewise (~0.9 M rows at M5)
     for ax, (loc, sku) in zip(axes[:, 0], top):
         hs = h[(h["location_id"] == loc) & (h["sku_id"] == sku)].sort_values("date").tail(days)

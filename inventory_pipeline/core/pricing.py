@@ -47,6 +47,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .choice import ChoiceInfeasible, best_per_item, choose_one_per_item
+from .dates import as_dates
 from .keys import key_codes
 from .policy import CostPolicy, PricingPolicy
 from .price_response import price_response
@@ -110,11 +111,9 @@ def price_book(decisions: pd.DataFrame, plan_date: str) -> pd.DataFrame:
     d = decisions[
         (decisions["decision_type"] == "price_change")
         & decisions["status"].isin(EXPORTABLE)
-        & (pd.to_datetime(decisions["plan_date"]) < pd.Timestamp(plan_date))
+        & (as_dates(decisions["plan_date"]) < pd.Timestamp(plan_date))
     ]
-    d = d.assign(
-        effective_date=pd.to_datetime(d["plan_date"]) + pd.Timedelta(days=1), price=d["new_price"].astype(float)
-    )
+    d = d.assign(effective_date=as_dates(d["plan_date"]) + pd.Timedelta(days=1), price=d["new_price"].astype(float))
     d = d.sort_values("effective_date").drop_duplicates(["location_id", "sku_id"], keep="last")
     return d[cols].reset_index(drop=True)
 
@@ -129,13 +128,13 @@ def current_prices(
     h = h[h["price_observed"]] if "price_observed" in h else h
     out = _shelf_prices(h)
     if book is not None and len(book):
-        b = book[pd.to_datetime(book["effective_date"]) <= pd.Timestamp(plan_date) + pd.Timedelta(days=1)]
+        b = book[as_dates(book["effective_date"]) <= pd.Timestamp(plan_date) + pd.Timedelta(days=1)]
         out = out.merge(b, on=["location_id", "sku_id"], how="outer")
-        eff = pd.to_datetime(out["effective_date"])
-        newer = eff.notna() & (out["date"].isna() | (eff > pd.to_datetime(out["date"])))
+        eff = as_dates(out["effective_date"])
+        newer = eff.notna() & (out["date"].isna() | (eff > as_dates(out["date"])))
         out["unit_price"] = np.where(newer, out["price"], out["unit_price"])
         out["last_other_price_date"] = pd.concat(
-            [pd.to_datetime(out["last_other_price_date"]), eff - pd.Timedelta(days=1)], axis=1
+            [as_dates(out["last_other_price_date"]), eff - pd.Timedelta(days=1)], axis=1
         ).max(axis=1)
     return out[["location_id", "sku_id", "unit_price", "last_other_price_date"]]
 
@@ -239,7 +238,7 @@ def _panel(history: pd.DataFrame, products: pd.DataFrame, book: pd.DataFrame | N
         .to_numpy()
     )
     locs = np.sort(np.asarray(pd.unique(h["location_id"]), dtype=object).astype(str))
-    dates = pd.to_datetime(h["date"])
+    dates = as_dates(h["date"])
     d0 = dates.min()
     T = int((dates.max() - d0).days) + 1 if len(h) else 0
     L, S = len(locs), len(skus)
@@ -276,7 +275,7 @@ def _panel(history: pd.DataFrame, products: pd.DataFrame, book: pd.DataFrame | N
             # the prices this pipeline set are known from their effective day on, sold or not
             bl = pd.Index(locs).get_indexer(book["location_id"].astype(str))
             bs = pd.Index(skus).get_indexer(book["sku_id"].astype(str))
-            bt = (pd.to_datetime(book["effective_date"]) - d0).dt.days.to_numpy()
+            bt = (as_dates(book["effective_date"]) - d0).dt.days.to_numpy()
             ok = (bl >= 0) & (bs >= 0) & (bt >= 0) & (bt < T)
             bl, bs, bt = bl[ok], bs[ok], bt[ok]
             known = ~np.isnan(reg_obs[bl, bs, bt])
@@ -1300,7 +1299,7 @@ def recommend_prices(
     out["end_of_life"], out["sell_through_days"] = end_of_life(out["sku_id"], products, plan_date, cfg)
     # no price at all (not in the product master, no sale, no base price): nothing to recommend
     out = out[out["current_price"].notna() & (out["current_price"] > 0)].reset_index(drop=True)
-    days_since = (pd.Timestamp(plan_date) - pd.to_datetime(out["last_other_price_date"])).dt.days
+    days_since = (pd.Timestamp(plan_date) - as_dates(out["last_other_price_date"])).dt.days
     out["days_since_price_change"] = days_since  # nan: no other price in the window
     out["recently_changed"] = days_since.notna() & (days_since < cfg.min_days_between_changes)
     out = _with_elasticities(out, history, products, book, plan_date, forecast_date, cfg)

@@ -24,6 +24,8 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from .dates import as_dates
+
 PLAN_COLUMNS = ["promo_id", "sku_id", "category", "location_id", "start_date", "end_date", "discount_pct", "display"]
 DAILY_COLUMNS = ["location_id", "sku_id", "date", "discount_pct", "display", "promo_id"]
 
@@ -39,7 +41,7 @@ def _plan_frame(df: pd.DataFrame | None) -> pd.DataFrame:
         if c not in df.columns:
             df[c] = None
     for c in ("start_date", "end_date"):
-        df[c] = pd.to_datetime(df[c]).dt.normalize()
+        df[c] = as_dates(df[c]).dt.normalize()
     for c in ("promo_id", "sku_id", "category", "location_id"):
         s = df[c].astype(object)
         df[c] = s.where(s.notna() & s.astype(str).str.strip().ne(""), None)
@@ -151,12 +153,8 @@ def planned_promotion_days(forecast: pd.DataFrame, promotions: pd.DataFrame | No
     if promotions is None or not len(promotions) or not len(forecast):
         return np.zeros(len(forecast), dtype=bool)
     key = ["location_id", "sku_id", "date"]
-    planned = promotions[key].assign(date=pd.to_datetime(promotions["date"]).dt.normalize(), _p=True)
+    planned = promotions[key].assign(date=as_dates(promotions["date"]).dt.normalize(), _p=True)
     planned = planned.astype({"location_id": str, "sku_id": str}).drop_duplicates(key)
-    f = (
-        forecast[key]
-        .assign(date=pd.to_datetime(forecast["date"]).dt.normalize())
-        .astype({"location_id": str, "sku_id": str})
-    )
+    f = forecast[key].assign(date=as_dates(forecast["date"]).dt.normalize()).astype({"location_id": str, "sku_id": str})
     # a left join marks the unplanned days NaN; eq(True) reads them as False without a downcast
     return f.merge(planned, on=key, how="left")["_p"].eq(True).to_numpy(bool)

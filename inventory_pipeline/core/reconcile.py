@@ -40,6 +40,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .dates import as_dates
 from .keys import key_codes
 from .policy import ReconciliationPolicy
 
@@ -95,7 +96,7 @@ def observed_regular_prices(history: pd.DataFrame, plan_date: str) -> pd.DataFra
     if history is None or not len(history):
         return pd.DataFrame(columns=cols)
     h = history
-    when = pd.to_datetime(h["date"])
+    when = as_dates(h["date"])
     keep = (when <= pd.Timestamp(plan_date)) & (h["on_promo"].fillna(0).astype(int) == 0) & h["unit_price"].notna()
     if "price_observed" in h:
         keep &= h["price_observed"].fillna(False).astype(bool)
@@ -152,8 +153,8 @@ def reconcile_prices(
     obs = observed.assign(**{c: observed[c].astype(str) for c in KEY}).set_index(KEY)
     idx = pd.MultiIndex.from_frame(key)
     seen = obs["observed_price"].reindex(idx).to_numpy(float)
-    seen_on = pd.to_datetime(obs["observed_date"].reindex(idx)).to_numpy()
-    eff = pd.to_datetime(out["effective_date"]).to_numpy()
+    seen_on = as_dates(obs["observed_date"].reindex(idx)).to_numpy()
+    eff = as_dates(out["effective_date"]).to_numpy()
     book_price = out["price"].to_numpy(float, copy=True)
     before = out["old_price"].to_numpy(float) if "old_price" in out else np.full(len(out), np.nan)
     with np.errstate(invalid="ignore"):
@@ -172,7 +173,7 @@ def reconcile_prices(
     out.loc[disagree, "price_source"] = "observed"
     out.loc[inferred, "price_source"] = "batch_not_applied"
     rows = disagree | inferred
-    since = pd.to_datetime(obs["observed_since"].reindex(idx)).to_numpy()
+    since = as_dates(obs["observed_since"].reindex(idx)).to_numpy()
     d = pd.DataFrame(
         {
             "location_id": key["location_id"].to_numpy()[rows],
@@ -198,13 +199,13 @@ def reconcile_prices(
 def price_book_with_ids(decisions: pd.DataFrame | None, book: pd.DataFrame) -> pd.DataFrame:
     """`book` with the decision_id and old_price of the exported change each entry comes from (the
     decision log rows `price_book` read: same store x SKU, effective the day after their plan date)."""
-    b = book.assign(effective_date=pd.to_datetime(book["effective_date"]), **{c: book[c].astype(str) for c in KEY})
+    b = book.assign(effective_date=as_dates(book["effective_date"]), **{c: book[c].astype(str) for c in KEY})
     b = b.drop(columns=[c for c in ("decision_id", "old_price") if c in b])
     if decisions is None or not len(b) or "decision_id" not in decisions:
         return b.assign(decision_id="", old_price=np.nan)
     d = decisions[decisions["decision_type"] == "price_change"]
     d = d.assign(
-        effective_date=pd.to_datetime(d["plan_date"]) + pd.Timedelta(days=1),
+        effective_date=as_dates(d["plan_date"]) + pd.Timedelta(days=1),
         old_price=d["old_price"].astype(float) if "old_price" in d else np.nan,
         **{c: d[c].astype(str) for c in KEY},
     )
@@ -237,7 +238,7 @@ def reconcile_orders(
     day = pd.Timestamp(as_of)
     e = exported[exported["decision_type"].isin(ORDER_TYPES)]
     e = e.assign(
-        order_date=pd.to_datetime(e["order_date"]).dt.normalize(),
+        order_date=as_dates(e["order_date"]).dt.normalize(),
         **{c: e[c].astype(str) for c in KEY},
     )
     e = e[
@@ -250,14 +251,14 @@ def reconcile_orders(
     oo = None
     if open_orders is not None and len(open_orders):
         oo = open_orders.assign(
-            order_date=pd.to_datetime(open_orders["order_date"]).dt.normalize(),
+            order_date=as_dates(open_orders["order_date"]).dt.normalize(),
             order_id=open_orders["order_id"].astype(str),
             **{c: open_orders[c].astype(str) for c in KEY},
         ).drop_duplicates("order_id")
         seen.append(oo[[*KEY, "order_date"]])
     if receipts is not None and len(receipts):
         r = receipts.assign(
-            date=pd.to_datetime(receipts["date"]).dt.normalize(),
+            date=as_dates(receipts["date"]).dt.normalize(),
             order_id=receipts["order_id"].astype(str),
             **{c: receipts[c].astype(str) for c in KEY},
         )

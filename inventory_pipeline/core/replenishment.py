@@ -74,6 +74,7 @@ import scipy  # its submodules load on first use: scipy.stats costs ~1.2 s the c
 import scipy.sparse as sp
 
 from .choice import choose_one_per_item
+from .dates import as_dates
 from .keys import key_codes
 from .policy import CostPolicy, ReplenishmentPolicy
 
@@ -255,7 +256,7 @@ def _daily_grid(
         [np.asarray(codes[0][1], dtype=object)[pairs // width], np.asarray(codes[1][1], dtype=object)[pairs % width]]
     )
     at = known.get_indexer(pd.MultiIndex.from_frame(keys[list(key_cols)]))  # -1: a series without history
-    day = ((pd.to_datetime(h["date"]).to_numpy() - first.to_datetime64()) // np.timedelta64(1, "D")).astype(np.int64)
+    day = ((as_dates(h["date"]).to_numpy() - first.to_datetime64()) // np.timedelta64(1, "D")).astype(np.int64)
     cell = pair_code.astype(np.int64) * days + day[keyed]
     out = []
     for v in values:
@@ -306,7 +307,7 @@ def measured_spread(
     T = ref + win + int(P.max())
     end = pd.Timestamp(plan_date)
     dates = pd.date_range(end=end, periods=T)
-    when = pd.to_datetime(history["date"])
+    when = as_dates(history["date"])
     recent = ((when > end - pd.Timedelta(days=T)) & (when <= end)).to_numpy()
     # the window's rows and only the columns read, in one copy: copying every column of the ~5 M
     # rows of an M5 history (two of them strings) was most of this function's time
@@ -394,7 +395,7 @@ def lead_time_model(
     obs = None
     if observations is not None and len(observations):
         end = pd.Timestamp(plan_date)
-        rd = pd.to_datetime(observations["received_date"])
+        rd = as_dates(observations["received_date"])
         obs = observations[(rd <= end) & (rd > end - pd.Timedelta(days=cfg.lead_time_window_days))]
         obs = obs[obs["key"].isin(out.index)]
         if not len(obs):
