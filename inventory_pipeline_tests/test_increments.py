@@ -55,6 +55,7 @@ def test_stage_libraries_are_imported_while_dbt_builds(tmp_path, monkeypatch):
     """The libraries the stages import on first use load in a background thread during the dbt
     step; one that fails to import is left to the step that needs it, and nothing already
     imported starts a thread."""
+    import importlib.util
     import sys
 
     from inventory_pipeline.defs.dbt import STAGE_LIBRARIES, import_in_background
@@ -66,7 +67,10 @@ def test_stage_libraries_are_imported_while_dbt_builds(tmp_path, monkeypatch):
     thread.join(timeout=30)
     assert sys.modules["stage_lib_probe"].LOADED and "no_such_library_here" not in sys.modules
     assert import_in_background(("stage_lib_probe",)) is None
-    assert {"mlflow", "statsforecast", "cvxpy"} <= set(STAGE_LIBRARIES)
+    assert {"mlflow", "statsforecast", "statsforecast.models", "cvxpy"} <= set(STAGE_LIBRARIES)
+    # every name is a module that exists (a typo would be skipped silently), and none is pyplot,
+    # whose import picks a backend before core.plots asks for Agg
+    assert all(importlib.util.find_spec(m) for m in STAGE_LIBRARIES) and "matplotlib.pyplot" not in STAGE_LIBRARIES
 
 
 FACTS = {"fct_daily_demand": "date, location_id, sku_id", "fct_inventory_positions": "date, location_id, sku_id"}
