@@ -73,7 +73,11 @@ def test_stage_libraries_are_imported_while_dbt_builds(tmp_path, monkeypatch):
     assert all(importlib.util.find_spec(m) for m in STAGE_LIBRARIES) and "matplotlib.pyplot" not in STAGE_LIBRARIES
 
 
-FACTS = {"fct_daily_demand": "date, location_id, sku_id", "fct_inventory_positions": "date, location_id, sku_id"}
+FACTS = {
+    "fct_daily_demand": "date, location_id, sku_id",
+    "fct_inventory_positions": "date, location_id, sku_id",
+    "fct_order_lead_times": "order_id",
+}
 
 
 def _marts(root) -> dict[str, pd.DataFrame]:
@@ -119,10 +123,23 @@ def test_an_incremental_build_equals_a_full_refresh(tmp_path, tiny_config):
         first = rows[1].split(",")
         first[3] = str(int(first[3]) + 5)  # five more units sold on that line
         sales.write_text("\n".join([rows[0], ",".join(first), *rows[2:]]) + "\n")
+        # and a corrected receipts file for day 40: the ERP takes one receipt back, fixes another
+        receipts = landing / "daily" / days[40] / "receipts.csv"
+        header, taken_back, fixed, *rest = receipts.read_text().splitlines()
+        fixed = fixed.split(",")
+        fixed[4] = str(int(fixed[4]) + 3)
+        receipts.write_text("\n".join([header, ",".join(fixed), *rest]) + "\n")
+        gone = taken_back.split(",")[1]
+        lead_times_before = _marts(root)["fct_order_lead_times"]
         ingest(days[30], days[69])
-        # a mark on day 10: an incremental build from day 30 must leave it; a full refresh removes it
+        # marks on day 10 and on a line last seen before day 30: an incremental build from day 30
+        # must leave them; a full refresh removes them
         with duckdb.connect(str(root / "warehouse.duckdb")) as con:
             con.execute(f"update marts.fct_daily_demand set units_sold = -1 where date = '{days[10]}'")
+            old_line = con.execute(
+                f"select min(order_id) from marts.fct_order_lead_times where last_seen_date < '{days[30]}'"
+            ).fetchone()[0]
+            con.execute(f"update marts.fct_order_lead_times set units_received = -1 where order_id = '{old_line}'")
         build()
         incremental = _marts(root)
         demand = incremental["fct_daily_demand"]
@@ -135,6 +152,16 @@ def test_an_incremental_build_equals_a_full_refresh(tmp_path, tiny_config):
     marked = demand["date"] == pd.Timestamp(days[10])
     pd.testing.assert_frame_equal(demand[~marked].reset_index(drop=True), restored[~marked].reset_index(drop=True))
     pd.testing.assert_frame_equal(incremental["fct_inventory_positions"], full["fct_inventory_positions"])
+    # lead times: the line the corrected file took back is gone, the fixed one follows the file,
+    # and the line last seen before day 30 kept its (marked) row through the incremental build
+    lead, lead_full = incremental["fct_order_lead_times"], full["fct_order_lead_times"]
+    assert gone in set(lead_times_before["order_id"]) and gone not in set(lead["order_id"])
+    fixed_row = lead_full.set_index("order_id").loc[fixed[1]]
+    was = lead_times_before.set_index("order_id").loc[fixed[1], "units_received"]
+    assert fixed_row["units_received"] == was + 3
+    kept = lead["order_id"] == old_line
+    assert lead.loc[kept, "units_received"].tolist() == [-1]
+    pd.testing.assert_frame_equal(lead[~kept].reset_index(drop=True), lead_full[~kept].reset_index(drop=True))
     # the corrected line is in both
     loc, sku, units = first[1], first[2], int(first[3])
     line = restored[(restored["date"] == pd.Timestamp(days[30])) & (restored["location_id"] == loc)

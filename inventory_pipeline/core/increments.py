@@ -1,6 +1,7 @@
-"""What a dbt build must rebuild: the incremental facts (fct_daily_demand, fct_inventory_positions)
-are rebuilt from the earliest landing day whose raw partition changed since the last build, and
-fully when anything they join without a date changed (master files, the models themselves).
+"""What a dbt build must rebuild: the incremental facts (fct_daily_demand, fct_inventory_positions,
+fct_order_lead_times) are rebuilt from the earliest landing day whose raw partition changed since
+the last build, and fully when anything they join without a date changed (master files, the
+models themselves).
 
 Change is content, not file time: every warehouse partition has a `.sha256` sidecar of its bytes
 (core/warehouse.py), so re-ingesting an unchanged landing file (as `inventory-pipeline run` does
@@ -19,8 +20,8 @@ from pathlib import Path
 from .warehouse import Warehouse
 
 # the raw tables the incremental facts read by date, and those they join whole
-DATED_TABLES = ("raw_pos_sales", "raw_inventory", "raw_open_orders")
-WHOLE_TABLES = ("raw_locations", "raw_products", "raw_calendar")
+DATED_TABLES = ("raw_pos_sales", "raw_inventory", "raw_open_orders", "raw_receipts")
+WHOLE_TABLES = ("raw_locations", "raw_products", "raw_calendar", "raw_suppliers")
 NOTHING_TO_REBUILD = "9999-12-31"  # a rebuild_from after every date: the facts keep every row
 EVERY_DATE = "0001-01-01"  # a rebuild_from before every date (a full refresh)
 STATE_FILE = Path(".dbt") / "increment.json"

@@ -57,7 +57,7 @@ class DbtBuildConfig(dg.Config):
     full_refresh: bool = False  # rebuild the incremental facts from every landing day
 
 
-INCREMENTAL_FACTS = ("fct_daily_demand", "fct_inventory_positions")
+INCREMENTAL_FACTS = ("fct_daily_demand", "fct_inventory_positions", "fct_order_lead_times")
 
 
 @dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project)
@@ -81,7 +81,7 @@ def warehouse_models(
     import_in_background(STAGE_LIBRARIES)  # while this process mostly waits for dbt's
     yield from invocation.stream()
     if set(INCREMENTAL_FACTS) <= {k.path[-1] for k in context.selected_asset_keys}:
-        increments.save_state(wh, now)  # only after a build of both facts that passed its tests
+        increments.save_state(wh, now)  # only after a build of every fact that passed its tests
 
 
 # what the decision stages import on first use: ~7 s of a new process (a launched run). Imported
