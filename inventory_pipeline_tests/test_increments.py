@@ -15,8 +15,8 @@ def _snap(models="m1", products="p1", dated=None) -> dict:
     dated = dated if dated is not None else {"2025-01-01": "a", "2025-01-02": "b"}
     return {
         "models": models,
-        "whole": {"raw_locations": "l1", "raw_products": products, "raw_calendar": "c1"},
-        "dated": {"raw_pos_sales": dict(dated), "raw_inventory": dict(dated), "raw_open_orders": dict(dated)},
+        "whole": {"raw_locations": "l1", "raw_products": products, "raw_calendar": "c1", "raw_suppliers": "s1"},
+        "dated": {t: dict(dated) for t in ("raw_pos_sales", "raw_inventory", "raw_open_orders", "raw_receipts")},
     }
 
 
@@ -33,6 +33,12 @@ def test_what_a_build_rebuilds():
     removed = plan_increment(before, _snap(dated={"2025-01-01": "a"}), True)
     assert removed.rebuild_from == "2025-01-02"
     assert plan_increment(before, _snap(products="p2"), True).full_refresh  # master data joins every date
+    receipts = _snap()
+    receipts["dated"]["raw_receipts"]["2025-01-02"] = "b2"  # a corrected receipts file: the lead times' orders
+    assert plan_increment(before, receipts, True).rebuild_from == "2025-01-02"
+    suppliers = _snap()
+    suppliers["whole"]["raw_suppliers"] = "s2"  # an order's type joins the supplier master
+    assert plan_increment(before, suppliers, True).full_refresh
     assert plan_increment(before, _snap(models="m2"), True).full_refresh  # a changed model
     assert plan_increment(before, _snap(), True, full_refresh=True).full_refresh
     assert plan_increment(before, _snap(), True).dbt_env() == {"INVENTORY_PIPELINE_DBT_REBUILD_FROM": "9999-12-31"}
