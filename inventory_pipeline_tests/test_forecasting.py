@@ -665,19 +665,6 @@ def test_key_codes_are_sorted_factorize_codes_for_string_and_categorical_keys():
         assert list(codes) == [1, -1, 0] and list(names) == ["a", "b"]
 
 
-@given(st.lists(st.tuples(st.integers(0, 6), st.sampled_from(["smooth", "lumpy", "new", None]), st.integers(1, 4))))
-def test_run_codes_equal_factorize_over_rows_grouped_by_series(runs):
-    from inventory_pipeline.core.forecasting import _run_codes
-
-    # a series' class is the same on each of its rows; a series may come back in a later run
-    label = {}
-    uid = np.array([u for u, _, n in runs for _ in range(n)], dtype=np.int64)
-    values = np.array([label.setdefault(u, c) for u, c, n in runs for _ in range(n)], dtype=object)
-    codes, labels = _run_codes(uid, values)
-    want_codes, want_labels = pd.factorize(values)
-    assert codes.tolist() == want_codes.tolist() and list(labels) == list(want_labels)
-
-
 def test_as_dates_equals_pd_to_datetime_on_every_kind_of_date_column():
     from inventory_pipeline.core.dates import as_dates
 
@@ -716,25 +703,6 @@ def test_the_warehouse_reads_keys_as_categoricals_with_the_same_values(tmp_path)
     pd.testing.assert_frame_equal(coded.astype({"loc": object, "sku": object}), plain)
     empty = wh.read_model(sql, [9], categories=("loc",))  # no value to make an ENUM of: the plain read
     assert empty.empty and list(empty.columns) == ["loc", "sku", "n"]
-
-
-def test_a_shared_read_serves_the_same_query_until_dbt_writes_the_file(tmp_path):
-    import duckdb
-
-    from inventory_pipeline.core.warehouse import Warehouse
-
-    wh = Warehouse(tmp_path)
-    with duckdb.connect(str(wh.duckdb_path)) as con:
-        con.execute("create table t as select * from (values ('S1', 1), ('S2', 2)) v(loc, n)")
-    sql = "select loc, n from t where n >= ? order by n"
-    first = wh.read_model(sql, [1], categories=("loc",), shared=True)
-    first.loc[0, "n"] = 99  # each reader gets its own copy: a step's edits stay its own
-    again = wh.read_model(sql, [1], categories=("loc",), shared=True)
-    assert again["n"].tolist() == [1, 2]
-    with duckdb.connect(str(wh.duckdb_path)) as con:  # dbt rebuilds the model: the kept frame is stale
-        con.execute("insert into t values ('S3', 3)")
-    assert wh.read_model(sql, [1], categories=("loc",), shared=True)["n"].tolist() == [1, 2, 3]
-    assert wh.read_model(sql, [2], categories=("loc",), shared=True)["n"].tolist() == [2, 3]  # another query
 
 
 def test_a_class_the_fixed_selection_does_not_name_chooses_among_its_candidates():

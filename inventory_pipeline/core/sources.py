@@ -164,10 +164,6 @@ class WarehouseSource:
             f"select {columns} from marts.fct_daily_demand where date <= cast(? as date) and date > cast(? as date)",
             [plan_date, start],
             categories=("location_id", "sku_id") if keys_as_categories else (),
-            # the decision stages' read (pricing, replenishment, the price book's reconciliation) is
-            # the same query in each of a run's steps: read once per run. The forecast's longer read
-            # is its own and is not kept (11 M rows at M5 scale)
-            shared=columns == HISTORY_COLUMNS,
         )
 
     def positions(self, plan_date: str) -> pd.DataFrame:

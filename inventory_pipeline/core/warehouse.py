@@ -32,38 +32,6 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     return pq.read_table(str(path)).to_pandas()
 
 
-def _file_stamp(path: Path) -> tuple:
-    """What changes when dbt writes the DuckDB file (or its write-ahead log): inode, mtime, size."""
-    stamps = []
-    for p in (path, path.with_name(path.name + ".wal")):
-        try:
-            st = p.stat()
-        except FileNotFoundError:
-            stamps.append(None)
-            continue
-        stamps.append((st.st_ino, st.st_mtime_ns, st.st_size))
-    return tuple(stamps)
-
-
-class _SharedRead:
-    """The last `read_model(..., shared=True)` result of this process, by DuckDB file state and
-    query. The pricing, replenishment and price-reconciliation steps of one run read the same
-    history (~5 M rows at M5 scale, 0.8 s each); the steps of a run share a process. One entry, so
-    it holds at most one such frame."""
-
-    def __init__(self) -> None:
-        self._key, self._frame = None, None
-
-    def get(self, key) -> pd.DataFrame | None:
-        return self._frame if key == self._key else None
-
-    def keep(self, key, frame: pd.DataFrame) -> None:
-        self._key, self._frame = key, frame
-
-
-_SHARED_READ = _SharedRead()
-
-
 def as_enums(con, sql: str, params: list | None, columns: tuple[str, ...]) -> str:
     """`sql` with each of `columns` cast to an ENUM of its distinct values, which DuckDB hands to
     pandas as a Categorical: the codes and the few distinct strings, not one Python string per row.
@@ -196,21 +164,10 @@ class Warehouse:
     def duckdb_path(self) -> Path:
         return self.root / "warehouse.duckdb"
 
-    def read_model(
-        self, sql: str, params: list | None = None, categories: tuple[str, ...] = (), shared: bool = False
-    ) -> pd.DataFrame:
+    def read_model(self, sql: str, params: list | None = None, categories: tuple[str, ...] = ()) -> pd.DataFrame:
         """Read dbt models from the DuckDB file (read-only: dbt is the only writer). `categories`:
-        string columns of the result returned as pandas Categoricals (`as_enums`). `shared`: the
-        result is kept for the next identical read in this process while the DuckDB file is
-        unchanged (`_SharedRead`); each caller gets its own copy."""
-        key = (str(self.duckdb_path), _file_stamp(self.duckdb_path), sql, params, categories) if shared else None
-        if shared and (kept := _SHARED_READ.get(key)) is not None:
-            return kept.copy()
+        string columns of the result returned as pandas Categoricals (`as_enums`)."""
         with duckdb.connect(str(self.duckdb_path), read_only=True) as con:
             if categories:
                 sql = as_enums(con, sql, params, categories)
-            df = con.execute(sql, params).df()
-        if shared:
-            _SHARED_READ.keep(key, df)
-            return df.copy()
-        return df
+            return con.execute(sql, params).df()
