@@ -408,3 +408,42 @@ def test_a_file_cut_to_60_percent_of_its_bytes_is_reported_and_stops_the_day(bad
     ledger = _checks(run)[("inventory_reconciliation", "ledger_within_tolerance")]
     assert not ledger.passed and "disagree with the ledger" in ledger.description
     assert "decision_log" not in {e.step_key for e in run.get_step_success_events()}
+
+
+_CELLS = st.one_of(
+    st.text(max_size=4),
+    st.none(),
+    st.just(float("nan")),
+    st.integers(-3, 3),
+    st.floats(allow_nan=False),
+    st.binary(max_size=2),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_CELLS, max_size=12), st.booleans())
+def test_text_columns_are_checked_as_pandera_checks_str(values, nullable):
+    """`contracts.text.Text` is pandera's `str` with a fast path: on any column, with or without
+    coercion, it passes and fails the same frames as `str`, with the same failure cases."""
+    import pandera.pandas as pa
+    from pandera.typing import Series
+
+    from inventory_pipeline.contracts.text import Text
+
+    def model(kind, coerce):
+        fields = {"__annotations__": {"v": Series[kind]}, "v": pa.Field(nullable=nullable)}
+        config = type("Config", (), {"coerce": coerce, "strict": False})
+        return type("M", (pa.DataFrameModel,), {**fields, "Config": config})
+
+    def outcome(m, df):
+        try:
+            return "passed", m.validate(df, lazy=True)["v"].tolist()
+        except pa.errors.SchemaErrors as e:
+            return "failed", e.failure_cases[["check", "failure_case", "index"]].map(repr).values.tolist()
+        except Exception as e:  # e.g. bytes that do not decode, on coercion: the same error either way
+            return "error", type(e).__name__
+
+    df = pd.DataFrame({"v": pd.Series(values, dtype=object)})
+    for coerce in (False, True):
+        fast, slow = outcome(model(Text, coerce), df), outcome(model(str, coerce), df)
+        assert fast[0] == slow[0] and str(fast[1]) == str(slow[1])

@@ -37,6 +37,8 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
+from .text import Text
+
 ID = dict(str_length={"min_value": 1})
 
 
@@ -47,10 +49,10 @@ class _Base(pa.DataFrameModel):
 
 
 class Locations(_Base):
-    location_id: Series[str] = pa.Field(**ID)
-    location_type: Series[str] = pa.Field(isin=["store", "dc"])
-    region: Series[str] = pa.Field(**ID)
-    supplying_dc_id: Series[str] = pa.Field(nullable=True)
+    location_id: Series[Text] = pa.Field(**ID)
+    location_type: Series[Text] = pa.Field(isin=["store", "dc"])
+    region: Series[Text] = pa.Field(**ID)
+    supplying_dc_id: Series[Text] = pa.Field(nullable=True)
     capacity_units: Series[float] | None = pa.Field(ge=0, nullable=True)
 
     @pa.dataframe_check(error="a store needs a supplying_dc_id")
@@ -59,9 +61,9 @@ class Locations(_Base):
 
 
 class Products(_Base):
-    sku_id: Series[str] = pa.Field(**ID)
-    category: Series[str] = pa.Field(**ID)
-    supplier_id: Series[str] = pa.Field(**ID)
+    sku_id: Series[Text] = pa.Field(**ID)
+    category: Series[Text] = pa.Field(**ID)
+    supplier_id: Series[Text] = pa.Field(**ID)
     unit_cost: Series[float] = pa.Field(gt=0)
     base_price: Series[float] = pa.Field(gt=0)
     case_pack: Series[int]  # >= 1: a hold rule (HOLD_RULES), not a rejection
@@ -70,22 +72,22 @@ class Products(_Base):
 
 
 class Suppliers(_Base):
-    supplier_id: Series[str] = pa.Field(**ID)
+    supplier_id: Series[Text] = pa.Field(**ID)
     lead_time_days: Series[float]  # >= 0: a hold rule (HOLD_RULES)
     lead_time_std_days: Series[float] = pa.Field(ge=0)
 
 
 class Lanes(_Base):
-    from_location_id: Series[str] = pa.Field(**ID)
-    to_location_id: Series[str] = pa.Field(**ID)
+    from_location_id: Series[Text] = pa.Field(**ID)
+    to_location_id: Series[Text] = pa.Field(**ID)
     lead_time_days: Series[float]  # >= 0: a hold rule (HOLD_RULES)
     cost_per_unit: Series[float] = pa.Field(ge=0)
 
 
 class Calendar(_Base):
     date: Series[pa.DateTime]
-    event: Series[str] = pa.Field(nullable=True)  # v1.1: empty = a day without an event (kept)
-    region: Series[str] | None = pa.Field(nullable=True)  # v1.1: blank = chain-wide (e.g. a state's SNAP days)
+    event: Series[Text] = pa.Field(nullable=True)  # v1.1: empty = a day without an event (kept)
+    region: Series[Text] | None = pa.Field(nullable=True)  # v1.1: blank = chain-wide (e.g. a state's SNAP days)
 
 
 class Promotions(_Base):
@@ -93,10 +95,10 @@ class Promotions(_Base):
     included). Row rules beyond types (exactly one of sku_id / category, end >= start, discount
     0-90, no overlap within the file) are file rules in core/ingestion.py (`promotion_problems`)."""
 
-    promo_id: Series[str] = pa.Field(**ID)
-    sku_id: Series[str] | None = pa.Field(nullable=True)  # exactly one of sku_id / category
-    category: Series[str] | None = pa.Field(nullable=True)
-    location_id: Series[str] | None = pa.Field(nullable=True)  # blank = every store
+    promo_id: Series[Text] = pa.Field(**ID)
+    sku_id: Series[Text] | None = pa.Field(nullable=True)  # exactly one of sku_id / category
+    category: Series[Text] | None = pa.Field(nullable=True)
+    location_id: Series[Text] | None = pa.Field(nullable=True)  # blank = every store
     start_date: Series[pa.DateTime]
     end_date: Series[pa.DateTime]
     discount_pct: Series[float] = pa.Field(ge=0, le=90)
@@ -105,8 +107,8 @@ class Promotions(_Base):
 
 class PosSales(_Base):
     date: Series[pa.DateTime]
-    location_id: Series[str] = pa.Field(**ID)
-    sku_id: Series[str] = pa.Field(**ID)
+    location_id: Series[Text] = pa.Field(**ID)
+    sku_id: Series[Text] = pa.Field(**ID)
     units_sold: Series[int] = pa.Field(ge=0)
     unit_price: Series[float] = pa.Field(ge=0)
     on_promo: Series[int] = pa.Field(isin=[0, 1])
@@ -114,38 +116,38 @@ class PosSales(_Base):
 
 class Inventory(_Base):
     date: Series[pa.DateTime]
-    location_id: Series[str] = pa.Field(**ID)
-    sku_id: Series[str] = pa.Field(**ID)
+    location_id: Series[Text] = pa.Field(**ID)
+    sku_id: Series[Text] = pa.Field(**ID)
     on_hand: Series[int] = pa.Field(ge=0)
 
 
 class Receipts(_Base):
     date: Series[pa.DateTime]
-    order_id: Series[str] = pa.Field(**ID)
-    location_id: Series[str] = pa.Field(**ID)
-    sku_id: Series[str] = pa.Field(**ID)
+    order_id: Series[Text] = pa.Field(**ID)
+    location_id: Series[Text] = pa.Field(**ID)
+    sku_id: Series[Text] = pa.Field(**ID)
     units_received: Series[int] = pa.Field(ge=0)
 
 
 class OpenOrders(_Base):
-    order_id: Series[str] = pa.Field(**ID)
+    order_id: Series[Text] = pa.Field(**ID)
     order_date: Series[pa.DateTime]
-    source_id: Series[str] = pa.Field(**ID)
-    location_id: Series[str] = pa.Field(**ID)
-    sku_id: Series[str] = pa.Field(**ID)
+    source_id: Series[Text] = pa.Field(**ID)
+    location_id: Series[Text] = pa.Field(**ID)
+    sku_id: Series[Text] = pa.Field(**ID)
     units: Series[int] = pa.Field(ge=0)
     expected_date: Series[pa.DateTime]
 
 
 class PlannerDecisions(_Base):
     # the id of a decision of the decision log: FC|PO|RP|TR|PC-YYYYMMDD-<12 hex> (core.decisions.ID_PATTERN)
-    decision_id: Series[str] = pa.Field(str_matches=r"^(FC|PO|RP|TR|PC)-\d{8}-[0-9a-f]{12}$")
-    action: Series[str] = pa.Field(isin=["approve", "reject", "override"])
+    decision_id: Series[Text] = pa.Field(str_matches=r"^(FC|PO|RP|TR|PC)-\d{8}-[0-9a-f]{12}$")
+    action: Series[Text] = pa.Field(isin=["approve", "reject", "override"])
     override_units_or_price: Series[float] = pa.Field(ge=0, nullable=True)
-    reason: Series[str] = pa.Field(nullable=True)
-    planner: Series[str] = pa.Field(**ID)
+    reason: Series[Text] = pa.Field(nullable=True)
+    planner: Series[Text] = pa.Field(**ID)
     # v1.1: the revision of the decision the planner answered; an answer to an older one is not applied
-    revision: Series[str] | None = pa.Field(nullable=True)
+    revision: Series[Text] | None = pa.Field(nullable=True)
 
     @pa.dataframe_check(error="an override needs override_units_or_price")
     def override_has_value(cls, df):  # noqa: N805

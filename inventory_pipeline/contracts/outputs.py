@@ -6,6 +6,8 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
+from .text import Text
+
 
 class _Out(pa.DataFrameModel):
     class Config:
@@ -14,8 +16,8 @@ class _Out(pa.DataFrameModel):
 
 
 class DemandForecast(_Out):
-    location_id: Series[str]
-    sku_id: Series[str]
+    location_id: Series[Text]
+    sku_id: Series[Text]
     date: Series[pa.DateTime]
     horizon: Series[int] = pa.Field(ge=1)
     mean: Series[float] = pa.Field(ge=0)
@@ -26,8 +28,8 @@ class DemandForecast(_Out):
     p99: Series[float] = pa.Field(ge=0)
     p025: Series[float] = pa.Field(ge=0)  # with p975: the 95% central interval (extension)
     p975: Series[float] = pa.Field(ge=0)
-    model: Series[str]
-    demand_class: Series[str] = pa.Field(isin=["smooth", "erratic", "intermittent", "lumpy", "new"])
+    model: Series[Text]
+    demand_class: Series[Text] = pa.Field(isin=["smooth", "erratic", "intermittent", "lumpy", "new"])
 
     @pa.dataframe_check(error="quantiles must be monotone: p025 <= p10 <= p50 <= p90 <= p95 <= p975 <= p99")
     def monotone(cls, df):  # noqa: N805
@@ -39,26 +41,26 @@ class DemandForecast(_Out):
 
 
 class PriceRecommendations(_Out):
-    location_id: Series[str]
-    sku_id: Series[str]
+    location_id: Series[Text]
+    sku_id: Series[Text]
     current_price: Series[float] = pa.Field(gt=0)
     recommended_price: Series[float] = pa.Field(gt=0)
     demand_multiplier: Series[float] = pa.Field(gt=0)
     elasticity_confidence: Series[float] = pa.Field(ge=0, le=1)
-    binding_guardrail: Series[str]
-    rationale: Series[str]
+    binding_guardrail: Series[Text]
+    rationale: Series[Text]
 
 
 class ReplenishmentOrders(_Out):
-    decision_type: Series[str] = pa.Field(isin=["purchase_order", "store_replenishment"])
-    sku_id: Series[str]
-    source_id: Series[str]
-    location_id: Series[str]
+    decision_type: Series[Text] = pa.Field(isin=["purchase_order", "store_replenishment"])
+    sku_id: Series[Text]
+    source_id: Series[Text]
+    location_id: Series[Text]
     units: Series[int] = pa.Field(gt=0)
     order_date: Series[pa.DateTime]
     expected_date: Series[pa.DateTime]
     order_value: Series[float] = pa.Field(ge=0)
-    rationale: Series[str]
+    rationale: Series[Text]
 
     @pa.dataframe_check(error="an order cannot arrive before it is placed")
     def arrives_after_order(cls, df):  # noqa: N805
@@ -66,17 +68,17 @@ class ReplenishmentOrders(_Out):
 
 
 class RebalancingTransfers(_Out):
-    sku_id: Series[str]
-    from_location_id: Series[str]
-    to_location_id: Series[str]
+    sku_id: Series[Text]
+    from_location_id: Series[Text]
+    to_location_id: Series[Text]
     units: Series[int] = pa.Field(gt=0)
     ship_date: Series[pa.DateTime]
     expected_date: Series[pa.DateTime]
     lead_time_days: Series[float] = pa.Field(ge=0)
     cost_per_unit: Series[float] = pa.Field(ge=0)
     expected_shortage_saved: Series[float] = pa.Field(ge=0)
-    binding_constraint: Series[str]
-    rationale: Series[str]
+    binding_constraint: Series[Text]
+    rationale: Series[Text]
 
     @pa.dataframe_check(error="a transfer goes from one store to another")
     def two_stores(cls, df):  # noqa: N805
@@ -92,20 +94,20 @@ class RebalancingTransfers(_Out):
 
 
 class DecisionLog(_Out):
-    decision_id: Series[str] = pa.Field(unique=True, str_matches=r"^(FC|PO|RP|TR|PC)-\d{8}-[0-9a-f]{12}$")
-    decision_type: Series[str] = pa.Field(
+    decision_id: Series[Text] = pa.Field(unique=True, str_matches=r"^(FC|PO|RP|TR|PC)-\d{8}-[0-9a-f]{12}$")
+    decision_type: Series[Text] = pa.Field(
         isin=["forecast", "purchase_order", "store_replenishment", "transfer", "price_change"]
     )
-    status: Series[str] = pa.Field(isin=["auto_approved", "pending_review", "approved", "rejected", "overridden"])
-    state: Series[str] = pa.Field(
+    status: Series[Text] = pa.Field(isin=["auto_approved", "pending_review", "approved", "rejected", "overridden"])
+    state: Series[Text] = pa.Field(
         isin=["auto_approved", "pending_review", "approved", "rejected", "overridden", "exported"]
     )
-    status_history: Series[str] = pa.Field(str_startswith="proposed>")
-    revision: Series[str] = pa.Field(str_matches=r"^[0-9a-f]{12}$")
-    inputs_fingerprint: Series[str]
-    model_version: Series[str]
-    policy_version: Series[str]
-    explanation: Series[str]
+    status_history: Series[Text] = pa.Field(str_startswith="proposed>")
+    revision: Series[Text] = pa.Field(str_matches=r"^[0-9a-f]{12}$")
+    inputs_fingerprint: Series[Text]
+    model_version: Series[Text]
+    policy_version: Series[Text]
+    explanation: Series[Text]
 
     @pa.dataframe_check(error="orders and transfers have whole non-negative units; prices are positive")
     def numbers(cls, df):  # noqa: N805
