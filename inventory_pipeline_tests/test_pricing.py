@@ -935,3 +935,46 @@ def test_the_panels_nanmedian_equals_numpys(values, shape):
         warnings.simplefilter("ignore", RuntimeWarning)  # numpy warns on all-NaN slices
         want = np.nanmedian(a, axis=0)
     np.testing.assert_array_equal(_nanmedian_first_axis(a), want)
+
+
+def test_a_reused_elasticity_estimate_is_the_estimate_of_the_day_it_was_made():
+    """reestimate_every_days: the plan of day D+1 reuses D's estimates, and then prices exactly as
+    a plan that estimated them on D's history (the elasticity columns and every price equal the
+    ones computed with D's estimate from scratch); it estimates afresh once they are
+    `reestimate_every_days` old, under other settings, or when an item has none."""
+    from inventory_pipeline.core.pricing import estimate_elasticities, recommend_prices
+
+    h, prod, plan, fc, pos, cfg = _four_store_case()
+    cfg = cfg.model_copy(update=dict(reestimate_every_days=3))
+    day0, day1 = plan, (pd.Timestamp(plan) + pd.Timedelta(days=1)).date().isoformat()
+    h0 = h[pd.to_datetime(h["date"]) <= pd.Timestamp(day0) - pd.Timedelta(days=10)]  # a history D+1 sees more of
+    kept = recommend_prices(fc, h0, prod, day0, cfg, positions=pos)
+    assert (kept["elasticity_estimated_on"] == pd.Timestamp(day0)).all()
+    reused = recommend_prices(fc, h, prod, day1, cfg, positions=pos, kept_elasticities=kept)
+    cols = ["elasticity", "elasticity_se", "elasticity_df", "elasticity_confidence", "elasticity_source"]
+    pd.testing.assert_frame_equal(reused[cols], kept[cols])
+    assert (reused["elasticity_estimated_on"] == pd.Timestamp(day0)).all()
+    # the same as pricing D+1 with D's estimate put in by hand
+    el0 = estimate_elasticities(h0, prod, cfg).set_index("sku_id")
+    fresh = recommend_prices(fc, h, prod, day1, cfg, positions=pos)
+    assert not np.allclose(fresh["elasticity"], reused["elasticity"])  # D+1's own history says otherwise
+    np.testing.assert_allclose(reused["elasticity"], reused["sku_id"].map(el0["elasticity"]).clip(-5, -0.3))
+
+    def estimated_on(day, kept, **change):
+        c = cfg.model_copy(update=change)
+        return set(
+            recommend_prices(fc, h, prod, day, c, positions=pos, kept_elasticities=kept)["elasticity_estimated_on"]
+        )
+
+    later = (pd.Timestamp(day0) + pd.Timedelta(days=3)).date().isoformat()
+    assert estimated_on(later, kept) == {pd.Timestamp(later)}  # 3 days old: estimated afresh
+    assert estimated_on(day1, kept, min_price_variation=0.03) == {pd.Timestamp(day1)}  # other settings
+    assert estimated_on(day1, kept, reestimate_every_days=1) == {pd.Timestamp(day1)}  # every plan
+    assert estimated_on(day1, kept[kept["sku_id"] != "K03"]) == {pd.Timestamp(day1)}  # an item without one
+    assert estimated_on(day1, kept.drop(columns="elasticity_df")) == {pd.Timestamp(day1)}  # an older table
+    # estimating every plan, the kept table changes nothing
+    every = cfg.model_copy(update=dict(reestimate_every_days=1))
+    pd.testing.assert_frame_equal(
+        recommend_prices(fc, h, prod, day1, every, positions=pos, kept_elasticities=kept),
+        recommend_prices(fc, h, prod, day1, every, positions=pos),
+    )

@@ -144,6 +144,9 @@ class PricingPolicy(_Strict):
         -1.5, lt=0
     )  # when nothing in the chain ever changed price; and the controls' netting elasticity
     net_control_repricing: bool = False  # controls net of their own repricing (docs/pricing.md)
+    # elasticities estimated at most this many days apart; plans between reuse the last estimate
+    # (1 = estimate every plan)
+    reestimate_every_days: int = Field(1, ge=1, le=91)
     min_gain_pct: float = Field(1.0, ge=0, le=50)  # a change must raise the item's expected margin this much
     solver_seconds: float = Field(30.0, gt=0)  # HiGHS time limit for the price-ladder MILP
     # robustness: a change must gain across this central interval of the elasticity's posterior

@@ -38,6 +38,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import warnings
 from dataclasses import dataclass, replace
 from types import SimpleNamespace
@@ -88,6 +90,11 @@ PRICE_COLUMNS = [
     "binding_guardrail",
     "rationale",
     "change_reason",  # hold | margin_raise | margin_cut | markdown (the twin reports margin by it)
+    # the estimate behind the elasticity: its degrees of freedom, the plan date it was made on and
+    # the settings it was made under (what a later plan needs to reuse it, reestimate_every_days)
+    "elasticity_df",
+    "elasticity_estimated_on",
+    "elasticity_settings",
 ]
 
 
@@ -529,6 +536,55 @@ def estimate_elasticities(
     measured, and off by default)."""
     p = _panel(history, products) if panel is None else panel  # its controls as sold
     return _estimate(_with_controls(p, cfg.default_elasticity) if cfg.net_control_repricing else p, cfg)
+
+
+def elasticity_settings(cfg: PricingPolicy) -> str:
+    """What an elasticity estimate depends on besides the data (12 hex): the pricing section but
+    its cadence, and the history window. Any change of them estimates afresh: a reuse never mixes
+    settings."""
+    d = cfg.model_dump(mode="json", exclude={"reestimate_every_days"})
+    return hashlib.sha256(json.dumps([d, PRICING_HISTORY_DAYS], sort_keys=True).encode()).hexdigest()[:12]
+
+
+KEPT_ELASTICITY_COLUMNS = [
+    "sku_id",
+    "elasticity",
+    "elasticity_se",
+    "elasticity_df",
+    "elasticity_confidence",
+    "elasticity_source",
+    "elasticity_estimated_on",
+    "elasticity_settings",
+]
+
+
+def reusable_elasticities(kept: pd.DataFrame | None, skus, plan_date: str, cfg: PricingPolicy) -> pd.DataFrame | None:
+    """The SKUs' elasticities an earlier plan estimated (`kept`: its price_recommendations), when
+    this plan may reuse them (policy `reestimate_every_days`): one estimate, made under the same
+    settings fewer than `reestimate_every_days` days before `plan_date`, covering every SKU of
+    `skus`. Returns them as `estimate_elasticities` names them, or None: estimate now. The
+    estimate pools SKUs by category, so a SKU it lacks means estimating all of them afresh."""
+    if kept is None or kept.empty or cfg.reestimate_every_days <= 1 or not set(KEPT_ELASTICITY_COLUMNS) <= set(kept):
+        return None
+    k = kept[KEPT_ELASTICITY_COLUMNS].drop_duplicates("sku_id")
+    on = as_dates(k["elasticity_estimated_on"])
+    age = (pd.Timestamp(plan_date) - on).dt.days
+    same = (k["elasticity_settings"] == elasticity_settings(cfg)).all() and on.nunique(dropna=False) == 1
+    if not same or not ((age >= 0) & (age < cfg.reestimate_every_days)).all():
+        return None
+    if not pd.Index(pd.unique(np.asarray(skus, dtype=object))).isin(k["sku_id"].astype(str)).all():
+        return None
+    return pd.DataFrame(
+        {
+            "sku_id": k["sku_id"].astype(str).to_numpy(),
+            "elasticity": k["elasticity"].to_numpy(float),
+            "se": k["elasticity_se"].to_numpy(float),
+            "df": k["elasticity_df"].to_numpy(float),
+            "confidence": k["elasticity_confidence"].to_numpy(float),
+            "source": k["elasticity_source"].to_numpy(object),
+            "estimated_on": on.to_numpy(),
+        }
+    )
 
 
 def _own_estimates(p: _Panel, cfg: PricingPolicy, drift: float, W: int):
@@ -1223,15 +1279,19 @@ def network_supply(out: pd.DataFrame, daily: pd.Series, positions, locations):
     return np.inf, np.nan
 
 
-def _with_elasticities(out, history, products, book, plan_date, forecast_date, cfg: PricingPolicy) -> pd.DataFrame:
-    """`out` with each SKU's elasticity and its uncertainty, and the expected units scaled from
-    the forecast's price level to today's price (all nan / held when pricing is disabled)."""
+def _with_elasticities(out, history, products, book, plan_date, forecast_date, cfg: PricingPolicy, kept=None):
+    """`out` with each SKU's elasticity and its uncertainty (an earlier plan's estimate where
+    `reusable_elasticities` allows, else estimated now), and the expected units scaled from the
+    forecast's price level to today's price (all nan / held when pricing is disabled)."""
     if cfg.enabled:
         panel = _panel(history, products, book)
-        el = estimate_elasticities(history, products, cfg, panel)
+        el = reusable_elasticities(kept, out["sku_id"], plan_date, cfg)
+        if el is None:
+            el = estimate_elasticities(history, products, cfg, panel).assign(estimated_on=pd.Timestamp(plan_date))
         lag = (pd.Timestamp(plan_date) - pd.Timestamp(forecast_date)).days if forecast_date else 0
         out = out.merge(reference_prices(panel, FORECAST_PRICE_DAYS, lag), on=["location_id", "sku_id"], how="left")
-        out = out.merge(el[["sku_id", "elasticity", "se", "df", "confidence", "source"]], on="sku_id", how="left")
+        kept_columns = ["sku_id", "elasticity", "se", "df", "confidence", "source", "estimated_on"]
+        out = out.merge(el[kept_columns], on="sku_id", how="left")
         out["elasticity"] = out["elasticity"].fillna(cfg.default_elasticity)
         # the forecast reflects the recent price level; at today's price expect (p0 / ref)^e of it
         out["reference_price"] = out["reference_price"].fillna(out["current_price"])
@@ -1240,6 +1300,7 @@ def _with_elasticities(out, history, products, book, plan_date, forecast_date, c
         )
     else:
         out["elasticity"], out["se"], out["confidence"], out["source"] = np.nan, np.nan, 0.0, "pricing disabled"
+        out["df"], out["estimated_on"] = np.nan, pd.NaT
         out["reference_price"] = out["current_price"]
     return out
 
@@ -1264,6 +1325,8 @@ def _add_expectations(out: pd.DataFrame) -> None:
     out["elasticity_confidence"] = out["confidence"]
     out["elasticity_se"] = out["se"]
     out["elasticity_source"] = out["source"]
+    out["elasticity_df"] = out["df"]
+    out["elasticity_estimated_on"] = out["estimated_on"]
 
 
 def recommend_prices(
@@ -1277,6 +1340,7 @@ def recommend_prices(
     book: pd.DataFrame | None = None,
     forecast_date: str | None = None,
     costs: CostPolicy = CostPolicy(),
+    kept_elasticities: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Recommended price per store x SKU in the forecast (the stage). `history`: the last
     `PRICING_HISTORY_DAYS` of fct_daily_demand. `positions`: on_hand and on_order per location x
@@ -1284,7 +1348,9 @@ def recommend_prices(
     awareness: the store's stock and open orders plus its share of its DC's, by expected units;
     `locations` gives each store's DC). `book`: the prices this pipeline set (`price_book`).
     `forecast_date`: the plan date the forecast was made on, when it is older than `plan_date`
-    (the twin's weekly re-forecast): its price level is the one before that date."""
+    (the twin's weekly re-forecast): its price level is the one before that date.
+    `kept_elasticities`: an earlier plan's price_recommendations, whose estimates this plan reuses
+    inside `reestimate_every_days` (`reusable_elasticities`)."""
     h = cfg.horizon_days
     f = forecast[forecast["horizon"] <= h]
     pairs = (
@@ -1302,7 +1368,7 @@ def recommend_prices(
     days_since = (pd.Timestamp(plan_date) - as_dates(out["last_other_price_date"])).dt.days
     out["days_since_price_change"] = days_since  # nan: no other price in the window
     out["recently_changed"] = days_since.notna() & (days_since < cfg.min_days_between_changes)
-    out = _with_elasticities(out, history, products, book, plan_date, forecast_date, cfg)
+    out = _with_elasticities(out, history, products, book, plan_date, forecast_date, cfg, kept_elasticities)
     daily = out["expected_units"] / h
     out["supply"], out["weeks_of_supply"] = network_supply(out, daily, positions, locations)
     if cfg.enabled:
@@ -1324,6 +1390,7 @@ def recommend_prices(
     ratio = out["recommended_price"] / out["current_price"]
     _add_expectations(out)
     out["rationale"] = _rationale(out, ratio, h)
+    out["elasticity_settings"] = elasticity_settings(cfg)
     return out[PRICE_COLUMNS + ["category"]].sort_values(["location_id", "sku_id"], ignore_index=True)
 
 

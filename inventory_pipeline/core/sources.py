@@ -110,6 +110,11 @@ class Source(Protocol):
         next `horizon_days` days; None when no plan was ever landed (contract v1)."""
         ...
 
+    def kept_elasticities(self, plan_date: str) -> pd.DataFrame | None:
+        """The price recommendations of the last plan before `plan_date` (their elasticity columns
+        are what pricing may reuse, `core.pricing.reusable_elasticities`); None if there is none."""
+        ...
+
 
 class WarehouseSource:
     """`Source` over the warehouse (core.warehouse.Warehouse): the dbt marts and stage outputs.
@@ -153,6 +158,10 @@ class WarehouseSource:
             return None
         d = pd.Timestamp(last_run["plan_date"]).date().isoformat()
         return self.wh.read("forecast_fits", d) if self.wh.exists("forecast_fits", d) else None
+
+    def kept_elasticities(self, plan_date: str) -> pd.DataFrame | None:
+        earlier = [p for p in self.wh.partitions("price_recommendations") if p < plan_date]
+        return self.wh.read("price_recommendations", earlier[-1]) if earlier else None
 
     def history(
         self, plan_date: str, days: int, columns: str = HISTORY_COLUMNS, keys_as_categories: bool = False

@@ -158,6 +158,11 @@ class PricingInputs:
     locations: pd.DataFrame  # dim_locations
     book: PriceBook  # the prices this pipeline exported, reconciled with the shelf
     forecast_date: str | None = None  # the day the forecast was made, when earlier
+    kept: pd.DataFrame | None = None  # the last plan's recommendations: elasticities to reuse (reestimate_every_days)
+
+
+def _reuses_elasticities(policy: Policy) -> bool:
+    return policy.pricing.enabled and policy.pricing.reestimate_every_days > 1
 
 
 class PricingStage:
@@ -173,6 +178,7 @@ class PricingStage:
             locations=source.locations(),
             book=source.price_book(plan_date, history),
             forecast_date=source.forecast_date(plan_date),
+            kept=source.kept_elasticities(plan_date) if _reuses_elasticities(policy) else None,
         )
 
     def run(self, inputs: PricingInputs, plan_date: str, policy: Policy) -> pd.DataFrame:
@@ -187,6 +193,7 @@ class PricingStage:
             book=inputs.book.book[BOOK_COLUMNS],
             forecast_date=inputs.forecast_date,
             costs=policy.costs,
+            kept_elasticities=inputs.kept,
         )
 
     def tables(self, recommendations: pd.DataFrame) -> dict[str, pd.DataFrame]:

@@ -291,6 +291,9 @@ class TwinSource:
     def calendar(self) -> pd.DataFrame:
         return self.twin.calendar
 
+    def kept_elasticities(self, plan_date: str) -> pd.DataFrame | None:
+        return self.twin.last_plan.get("price_recommendations")  # the plan of the day before
+
     def planned_promotions(self, plan_date: str, horizon_days: int) -> pd.DataFrame | None:
         if not self.twin.plans_promotions:
             return None
