@@ -127,6 +127,7 @@ def test_pricing_reads_its_price_book_and_passes_the_guardrail_check(pipeline_ru
     mats = [m for m in run.asset_materializations_for_node("price_recommendations")]
     meta = mats[0].metadata
     assert meta["price_book_entries"].value > 0 and meta["price_changes"].value >= 0
+    assert meta["elasticities_estimated_on"].value == "this plan"  # the policy estimates every plan
     checks = {
         e.check_name: e
         for e in run.get_asset_check_evaluations()

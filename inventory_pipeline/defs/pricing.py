@@ -90,6 +90,7 @@ def price_recommendations(context: dg.AssetExecutionContext, warehouse: Warehous
             .str[0]
             .value_counts()
             .to_dict(),
+            "elasticities_estimated_on": _estimated_on(recs, d),
             "policy_version": pol.tag,
             "price_book_entries": len(book.book),
             "unpriced_items": unpriced,
@@ -98,3 +99,11 @@ def price_recommendations(context: dg.AssetExecutionContext, warehouse: Warehous
         },
         check_results=[contract_check("output_contract", PriceRecommendations, recs), guard],
     )
+
+
+def _estimated_on(recs, d: str) -> str:
+    """Whether this plan estimated its elasticities or reused an earlier plan's (reestimate_every_days)."""
+    on = {str(x)[:10] for x in recs["elasticity_estimated_on"].dropna().unique()}
+    if not on:
+        return "none (pricing disabled)"
+    return "this plan" if on == {d} else f"reused from the plan of {', '.join(sorted(on))}"
