@@ -63,8 +63,14 @@ def streamlit_app(script, port: int, env: dict, cwd=None, args=()):
 
 
 def answer_in_console(page, action: str, value: str = "", reason: str = "") -> None:
-    """In the planner console's answer form: pick the action, type the override and the reason, send."""
-    page.get_by_text(action, exact=True).click()
+    """In the planner console's answer form: pick the action, type the override and the reason, send.
+    Right after a rerun Streamlit may still show the form it is replacing beside the new one: wait
+    until one form is left (two `override` options made the click ambiguous on a loaded machine)."""
+    from playwright.sync_api import expect
+
+    option = page.get_by_text(action, exact=True)
+    expect(option).to_have_count(1, timeout=30_000)
+    option.click()
     page.get_by_role("textbox", name="Override: units or price (one value for every selected decision)").fill(value)
     page.get_by_role("textbox", name="Reason (needed to reject or override)").fill(reason)
     page.get_by_role("button", name="Send answer").click()
