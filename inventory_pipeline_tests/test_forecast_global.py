@@ -199,3 +199,80 @@ def test_backtest_ets_baseline_is_statsforecast_autoets_ana():
     exp = direct.sort_values(["unique_id", "ds"])["AutoETS"].clip(lower=0).to_numpy()
     got = got.assign(u=got["location_id"] + "|" + got["sku_id"]).sort_values(["u", "date"])["ETS"].to_numpy()
     np.testing.assert_allclose(got, exp, rtol=1e-9)
+
+
+# ---- the global model by cadence (core.forecast_global_fits) -------------------------------------
+
+KEEP = CFG.model_copy(update={"refit_every_days": 7})  # the policy's default
+D0 = "2025-04-29"  # the refit day; END is the day after
+
+
+def _train_frames(h, plan_date, p):
+    adj, _ = F.adjust_history(F.prepare_series(h, plan_date, KEEP), KEEP)
+    adj = adj.merge(F.classify(adj, KEEP, col="demand")[["unique_id", "demand_class"]], on="unique_id")
+    gi = F._global_frames(adj, plan_date, KEEP, None, p, None)
+    return gi, adj
+
+
+def test_a_kept_global_model_forecasts_the_next_day_as_the_refit_days_model_does_from_its_series():
+    """D trains and keeps the model; D+1 predicts with it. K00 is not carried on D+1, so D+1's own
+    item codes move down by one: the kept model must read D+1's series by D's codes. The reused
+    forecast is what the model mlforecast trained on D predicts from D+1's series (`new_df`)."""
+    h, p = _world(days=141)
+    h1 = h[~((h["sku_id"] == "K00") & (h["date"] == END))]
+    on_d = run_forecast(h[h["date"] <= D0], D0, KEEP, promotions=p)
+    assert on_d.fitting == {"global_reused": 0, "global_trained": 1} and len(on_d.global_fits) == 1
+    reused = run_forecast(h1, END, KEEP, promotions=p, global_fits=on_d.global_fits)
+    assert reused.fitting["global_reused"] == 1 and reused.fitting["global_trained"] == 0
+    pd.testing.assert_frame_equal(reused.global_fits, on_d.global_fits)  # kept as trained, with its day
+    # by hand: D's model, trained by mlforecast itself, over D+1's series coded as D coded them
+    gi0, _ = _train_frames(h, D0, p)
+    gi1, adj1 = _train_frames(h1, END, p)
+    model = F._mlforecast(KEEP).fit(gi0.train, static_features=F.GLOBAL_STATIC_COLUMNS, dropna=gi0.info["dropna"])
+    d0_code = {sku: i for i, sku in enumerate(gi0.vocab["item"])}
+    new_df = gi1.train.assign(item=[d0_code[s] for s in gi1.vocab["item"][gi1.train["item"]]])
+    assert (new_df["item"] != gi1.train["item"]).any()  # the codes did move
+    expected = model.predict(h=KEEP.horizon_days, new_df=new_df, X_df=gi1.future)
+    sku = expected["unique_id"].map(adj1.groupby("unique_id")["sku_id"].first())
+    expected = pd.Series(expected[GLOBAL_MODEL].clip(lower=0).to_numpy(), index=[sku, expected["ds"]])
+    got = reused.forecast.set_index(["sku_id", "date"])["mean"]
+    assert len(got) == 15 * KEEP.horizon_days
+    np.testing.assert_allclose(got.to_numpy(), expected.reindex(got.index).to_numpy(), rtol=1e-12)
+    # trained afresh on D+1 it is another model, and another forecast
+    fresh = run_forecast(h1, END, KEEP, promotions=p)
+    assert not np.allclose(fresh.forecast["mean"], reused.forecast["mean"], rtol=1e-6)
+
+
+def test_a_kept_global_model_serves_inside_the_cadence_only_and_under_its_own_settings():
+    h, p = _world(days=148)  # to 2025-05-07
+    h, p = h.assign(date=h["date"] + pd.Timedelta(days=7)), p.assign(date=p["date"] + pd.Timedelta(days=7))
+    on_d = run_forecast(h[h["date"] <= D0], D0, KEEP, promotions=p)
+    day = lambda d, cfg=KEEP, kept=on_d.global_fits, hist=h: run_forecast(  # noqa: E731
+        hist[hist["date"] <= d], d, cfg, promotions=p, global_fits=kept
+    )
+    assert day("2025-05-05").fitting["global_reused"] == 1  # six days on: reused
+    week = day("2025-05-06")  # seven: trained again, and kept from that day
+    assert week.fitting["global_trained"] == 1 and (week.global_fits["fitted_on"] == pd.Timestamp("2025-05-06")).all()
+    # another configuration, or another feature set, trains its own model
+    assert day(END, KEEP.model_copy(update={"cv_windows": 3})).fitting["global_trained"] == 1
+    assert day(END, kept=on_d.global_fits.assign(features='["item"]')).fitting["global_trained"] == 1
+    # a SKU the model never saw: its category's model is trained afresh
+    new = h[h["sku_id"] == "K00"].assign(sku_id="NEW")
+    assert day(END, hist=pd.concat([h, new])).fitting["global_trained"] == 1
+    # refit every plan: nothing kept, nothing reused
+    every = KEEP.model_copy(update={"refit_every_days": 1})
+    every = run_forecast(h[h["date"] <= D0], D0, every, promotions=p, global_fits=on_d.global_fits)
+    assert "global_reused" not in every.fitting and every.global_fits.empty
+
+
+def test_a_stored_global_model_is_written_once_and_found_from_a_later_plan():
+    from inventory_pipeline.core.forecast_global_fits import resolve_global_fits, stored_global_fits
+
+    h, p = _world(n=4, days=141)
+    on_d = run_forecast(h[h["date"] <= D0], D0, KEEP, promotions=p)
+    reused = run_forecast(h, END, KEEP, promotions=p, global_fits=on_d.global_fits)
+    parts = {D0: stored_global_fits(on_d.global_fits, D0), END: stored_global_fits(reused.global_fits, END)}
+    assert parts[D0]["model"].notna().all() and parts[END]["model"].isna().all()  # a pointer to D0
+    resolved = resolve_global_fits(parts[END], parts.get)
+    pd.testing.assert_frame_equal(resolved, reused.global_fits)
+    assert resolve_global_fits(parts[END], lambda d: None)["model"].isna().all()  # D0 gone: trained afresh

@@ -541,6 +541,39 @@ def test_promotion_gate_promotes_better_and_rejects_worse(forecast_sandbox):
     assert md["model_version"].value == f"demand_forecaster/v{'3' if won else '2'}"
 
 
+def test_the_global_models_trained_on_one_plan_serve_the_next_and_the_records_say_so(pipeline_run, tmp_path):
+    """The mlforecast family over two plans in an MLflow store of its own: 2025-04-09 trains a
+    model per category and stores it; 2025-04-10, inside refit_every_days, predicts with those
+    models (its partition points at the day they were trained) and reuses that plan's CV; the
+    MLflow run and the asset's metadata say which."""
+    import mlflow
+
+    s, _, instance = pipeline_run
+    shutil.copytree(s.warehouse_dir, tmp_path / "warehouse")
+    sb = {"root": tmp_path, "instance": instance, "uri": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    sb["artifacts"] = str(tmp_path / "artifacts")
+    policy = _policy(tmp_path, "lightgbm", family="mlforecast")
+    _materialise_forecast(sb, policy, "2025-04-09")
+    meta, _ = _materialise_forecast(sb, policy, "2025-04-10")
+    kept = {d: pd.read_parquet(tmp_path / "warehouse" / "forecast_global_fits" / d / "data.parquet")
+            for d in ("2025-04-09", "2025-04-10")}  # fmt: skip
+    n = len(kept["2025-04-09"])
+    assert n > 0 and kept["2025-04-09"]["model"].str.startswith("tree").all()
+    carried = kept["2025-04-10"][kept["2025-04-10"]["fitted_on"] == pd.Timestamp("2025-04-09")]
+    assert sorted(carried["category"]) == sorted(kept["2025-04-09"]["category"])
+    assert carried["model"].isna().all()  # pointers to the day they were trained, not copies
+    # a category with no series past 'new' on 2025-04-09 has its model trained on 2025-04-10
+    trained = kept["2025-04-10"].drop(carried.index)
+    assert (trained["fitted_on"] == pd.Timestamp("2025-04-10")).all() and trained["model"].notna().all()
+    run = pd.read_parquet(tmp_path / "warehouse" / "forecast_run" / "2025-04-10" / "data.parquet").iloc[0]
+    assert run["cv_on"] == pd.Timestamp("2025-04-09")
+    r = mlflow.MlflowClient(sb["uri"]).get_run(run["mlflow_run_id"]).data
+    assert r.params["global_models_trained_on"] == "2025-04-09"
+    assert r.metrics["global_models_reused"] == n and r.metrics["global_models_trained"] == len(trained)
+    expected = f"global model of {n} categories kept from 2025-04-09, {len(trained)} trained"
+    assert meta["parameters"].value.endswith(expected)
+
+
 def test_registered_pyfunc_reproduces_the_forecast(forecast_sandbox):
     import json
 

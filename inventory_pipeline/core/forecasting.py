@@ -63,6 +63,14 @@ from pydantic import Field
 
 from .dates import as_dates
 from .forecast_fits import FIT_COLUMNS, FORWARD_MODELS, empty_fits, forward, kept_fits, series_starts, usable_fits
+from .forecast_global_fits import (
+    GlobalCarry,
+    KeptBooster,
+    empty_global_fits,
+    global_settings_key,
+    model_text,
+    recode,
+)
 from .keys import key_codes
 from .policy import ForecastPolicy
 from .progress import Progress
@@ -1070,6 +1078,8 @@ class ForecastResult:
     # {"forwarded": series run forward with kept parameters, "estimated": series fit}
     fits: pd.DataFrame = field(default_factory=empty_fits)
     fitting: dict = field(default_factory=dict)
+    # the global models this plan keeps for the next (core.forecast_global_fits; families with it)
+    global_fits: pd.DataFrame = field(default_factory=empty_global_fits)
     cv_on: str | None = None  # the day the cross-validation behind the intervals and metrics ran
 
     def cv_state(self) -> CvState:
@@ -1466,6 +1476,7 @@ class GlobalInputs:
     chunk: pd.Series
     info: dict
     factor: dict = field(default_factory=dict)  # category -> level correction from the CV
+    vocab: dict = field(default_factory=dict)  # static code column -> its labels, by code
 
 
 def _regional_events(calendar: pd.DataFrame | None) -> pd.DataFrame:
@@ -1593,10 +1604,13 @@ def _global_frames(
         g[c] = g[c].astype(str)
     g = g.sort_values(["unique_id", "ds"], ignore_index=True)
     info: dict = {}
-    # statics (integer codes; LightGBM splits on them)
-    g["item"] = pd.Categorical(g["sku_id"]).codes.astype("int32")
-    g["store"] = pd.Categorical(g["location_id"]).codes.astype("int16")
-    g["category_code"] = pd.Categorical(g["category"]).codes.astype("int16")
+    # statics (integer codes; LightGBM splits on them): each label's place among this frame's
+    # sorted labels, kept with a trained model (a later frame is re-coded by it: forecast_global_fits)
+    vocab = {}
+    coded = (("item", "sku_id", "int32"), ("store", "location_id", "int16"), ("category_code", "category", "int16"))
+    for code, label, dtype in coded:
+        labels = pd.Categorical(g[label])
+        g[code], vocab[code] = labels.codes.astype(dtype), labels.categories.to_numpy()
     g["class_code"] = pd.Categorical(g["demand_class"], categories=list(CLASSES)).codes.astype("int16")
     _add_event_features(g, calendar)
     _add_promotion_features(g, promotions, info)
@@ -1629,7 +1643,7 @@ def _global_frames(
     # network) keeps them, with missing features, so the CV's earliest origin still has rows
     span = (as_dates(train["ds"]).max() - as_dates(train["ds"]).min()).days + 1 if len(train) else 0
     info["dropna"] = bool(span > _feature_reach(cfg) + cfg.cv_windows * cfg.cv_horizon + 28)
-    return GlobalInputs(train.reset_index(drop=True), future.reset_index(drop=True), chunk, info)
+    return GlobalInputs(train.reset_index(drop=True), future.reset_index(drop=True), chunk, info, vocab=vocab)
 
 
 GLOBAL_STATIC_COLUMNS = ["category_code", "class_code", "item", "store"]
@@ -1763,20 +1777,28 @@ def _pool_metrics(metrics: dict, pooled: list, covs: list, chosen: dict) -> None
             metrics[f"cv_{k}"] = float(sum(v * n for v, n in vals) / sum(n for _, n in vals))
 
 
-def _global_fit(gi: GlobalInputs, cfg: ForecastSettings) -> pd.DataFrame:
+def _global_fit(gi: GlobalInputs, cfg: ForecastSettings, carry: GlobalCarry | None = None) -> pd.DataFrame:
     """The global model fit on every non-new series (one model per category chunk, so memory
     stays bounded at M5 scale) and predicted recursively over the horizon with the future's
-    exogenous values. Returns unique_id, ds, LightGBM (demand scale)."""
+    exogenous values. Returns unique_id, ds, LightGBM (demand scale). With `carry` (policy
+    refit_every_days, local engine) a category's kept model predicts instead of a new one where it
+    is usable (core.forecast_global_fits), and the models this plan serves are kept in it."""
     out = []
+    carry = carry if cfg.engine == "local" else None
     with _global_engine(cfg) as (on_engine, partitions, local):
         for cat in sorted(gi.chunk.unique()):
             cids = gi.chunk.index[gi.chunk == cat].to_numpy()
             tr = gi.train[gi.train["unique_id"].isin(cids)]
             x = gi.future[gi.future["unique_id"].isin(cids)]
-            mlf = _mlforecast(cfg, partitions=partitions).fit(
-                on_engine(tr), static_features=GLOBAL_STATIC_COLUMNS, dropna=gi.info["dropna"]
-            )
-            fc = local(mlf.predict(h=cfg.horizon_days, X_df=on_engine(x)), tr)
+            fc = _kept_global_forecast(gi, cat, tr, x, cfg, carry) if carry is not None else None
+            if fc is None:
+                mlf = _mlforecast(cfg, partitions=partitions).fit(
+                    on_engine(tr), static_features=GLOBAL_STATIC_COLUMNS, dropna=gi.info["dropna"]
+                )
+                fc = local(mlf.predict(h=cfg.horizon_days, X_df=on_engine(x)), tr)
+                if carry is not None:
+                    text = model_text(mlf.models_[GLOBAL_MODEL])
+                    carry.keep(cat, gi.info["features"], gi.vocab, gi.factor.get(cat, 1.0), text)
             out.append(fc[["unique_id", "ds", GLOBAL_MODEL]])
     if not out:
         return pd.DataFrame(columns=["unique_id", "ds", GLOBAL_MODEL])
@@ -1785,6 +1807,27 @@ def _global_fit(gi: GlobalInputs, cfg: ForecastSettings) -> pd.DataFrame:
     if GLOBAL_MODE.get("debias"):
         fc[GLOBAL_MODEL] *= fc["unique_id"].map(gi.chunk).map(gi.factor).fillna(1.0).to_numpy(float)
     return fc
+
+
+def _kept_global_forecast(gi: GlobalInputs, cat, tr, x, cfg: ForecastSettings, carry: GlobalCarry):
+    """The category's forecast by its kept model, or None when it has no usable one: the day's
+    series re-coded by the model's vocabulary, their features computed as for training
+    (mlforecast's `preprocess`, which `fit` runs before training) and predicted with the kept trees."""
+    row = carry.usable(cat, gi.info["features"])
+    coded = recode(tr, gi.vocab, json.loads(row["vocabulary"])) if row is not None else None
+    if coded is None:
+        return None
+    mlf = _mlforecast(cfg)
+    mlf.preprocess(coded, static_features=GLOBAL_STATIC_COLUMNS, dropna=gi.info["dropna"], return_X_y=True)
+    mlf.models_ = {GLOBAL_MODEL: KeptBooster(row["model"])}
+    carry.carry(row)
+    gi.factor.setdefault(cat, float(row["factor"]))
+    return mlf.predict(h=cfg.horizon_days, X_df=x)
+
+
+def global_settings(cfg: ForecastSettings) -> str:
+    """What a kept global model must have been trained under (`global_settings_key`)."""
+    return global_settings_key(cfg.fingerprint(), GLOBAL_MODE, _lgb_params(cfg))
 
 
 def _breakdown_metrics(points: pd.DataFrame, adj: pd.DataFrame) -> dict:
@@ -1893,12 +1936,19 @@ def _run_codes(uid: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def _fit_chosen(
-    adj: pd.DataFrame, chosen: dict, gi, ctx: _DemandScale, fit: Progress, carry: _Carry | None = None
+    adj: pd.DataFrame,
+    chosen: dict,
+    gi,
+    ctx: _DemandScale,
+    fit: Progress,
+    carry: _Carry | None = None,
+    global_carry: GlobalCarry | None = None,
 ) -> tuple[list[pd.DataFrame], pd.DataFrame]:
     """Each class's forecast by its chosen model: a statistical model (back on the demand scale),
-    the global model, or the mean of both (the combined family); and the fits kept (`carry`)."""
+    the global model, or the mean of both (the combined family); and the fits kept (`carry`,
+    `global_carry`)."""
     cfg, parts, kept = ctx.cfg, [], []
-    g = _global_fit(gi, cfg) if any(_components(m)[1] for m in chosen.values()) else None
+    g = _global_fit(gi, cfg, global_carry) if any(_components(m)[1] for m in chosen.values()) else None
     # the class labels compared once, and only the columns the fits read taken: filtering the whole
     # ~11 M-row frame by a string comparison per class was 2.8 s at M5 scale
     codes, labels = _run_codes(adj["unique_id"].to_numpy(), adj["demand_class"].to_numpy())
@@ -1976,9 +2026,9 @@ def _demand_frame(fc, calib, adj, classes, points, plan_date):
     return fc, classes, points
 
 
-def _global_forecast(gi, adj: pd.DataFrame, cfg: ForecastSettings) -> pd.DataFrame:
+def _global_forecast(gi, adj: pd.DataFrame, cfg: ForecastSettings, carry: GlobalCarry | None = None) -> pd.DataFrame:
     """The mlforecast family: the global model's forecast of every non-new series."""
-    g = _global_fit(gi, cfg)
+    g = _global_fit(gi, cfg, carry)
     cls_of = adj.groupby("unique_id")["demand_class"].first()
     return pd.DataFrame(
         {
@@ -2004,6 +2054,7 @@ def run_forecast(
     price_path: pd.DataFrame | None = None,
     fits: pd.DataFrame | None = None,
     cv_state: CvState | None = None,
+    global_fits: pd.DataFrame | None = None,
 ) -> ForecastResult:
     """The whole stage (module docstring). `categories`: sku_id -> category (pooling); `calendar`:
     date, event [, region] (past and future; a row with a region applies to the locations named
@@ -2023,7 +2074,10 @@ def run_forecast(
     series whose fit is younger than `refit_every_days` are run forward with them instead of
     re-estimated (core.forecast_fits). The result's `fits` are what the next plan can carry.
     `cv_state` (an earlier plan's `ForecastResult.cv_state()`, `reusable_cv`): its model choice,
-    intervals and CV metrics serve instead of a cross-validation, when it covers every class."""
+    intervals and CV metrics serve instead of a cross-validation, when it covers every class.
+    `global_fits`: the global models an earlier plan kept (its result's `global_fits`, model texts
+    resolved); a category's model younger than `refit_every_days` predicts instead of a new one
+    (core.forecast_global_fits)."""
     series = prepare_series(history, plan_date, cfg)
     if series.empty:
         return ForecastResult(
@@ -2047,22 +2101,25 @@ def run_forecast(
         if cfg.family != "statsforecast" and has_stat
         else None
     )
+    gcarry = _global_carry(plan_date, cfg, global_fits)
+    reuse_cv = cv_state is not None and cv_state.covers(classes)
+    if reuse_cv:
+        chosen, table, calib = dict(cv_state.selection), cv_state.cv, cv_state.calibration
+        metrics, points, cv_on = dict(cv_state.metrics), None, cv_state.on
     if cfg.family == "mlforecast":
-        chosen, table, calib, metrics, points = _global_select_and_calibrate(adj, classes, cfg, gi)
+        if not reuse_cv:
+            chosen, table, calib, metrics, points = _global_select_and_calibrate(adj, classes, cfg, gi)
         if gi is not None:
-            parts.append(_global_forecast(gi, adj, cfg))
+            parts.append(_global_forecast(gi, adj, cfg, gcarry))
     else:
-        if cv_state is not None and cv_state.covers(classes):
-            chosen, table, calib = dict(cv_state.selection), cv_state.cv, cv_state.calibration
-            metrics, points, cv_on = dict(cv_state.metrics), None, cv_state.on
-        else:
+        if not reuse_cv:
             extra = _GlobalCandidate(gi, cfg) if cfg.family == "combined" and gi is not None else None
             chosen, table, calib, metrics, points = _select_and_calibrate(
                 adj, classes, cfg, em, selection, progress, extra=extra
             )
         fit = Progress(len(classes), unit="series", label="fit", report=progress)
         carry = _Carry(plan_date, cfg.refit_every_days, fits) if cfg.refit_every_days > 1 else None
-        fitted, kept = _fit_chosen(adj, chosen, gi, ctx, fit, carry)
+        fitted, kept = _fit_chosen(adj, chosen, gi, ctx, fit, carry, gcarry)
         parts += fitted
     new = adj[adj["demand_class"] == "new"]
     if len(new):
@@ -2083,7 +2140,18 @@ def run_forecast(
     res = ForecastResult(fc, chosen, table, metrics, info, classes, cfg, calib, points, cv_on=cv_on)
     if cfg.family != "mlforecast" and carry is not None:
         res.fits, res.fitting = kept, {"forwarded": carry.forwarded, "estimated": carry.estimated}
+    if gcarry is not None and (gcarry.reused or gcarry.trained):
+        res.global_fits = gcarry.table()
+        res.fitting = {**res.fitting, "global_reused": gcarry.reused, "global_trained": gcarry.trained}
     return res
+
+
+def _global_carry(plan_date: str, cfg: ForecastSettings, kept: pd.DataFrame | None) -> GlobalCarry | None:
+    """Where the global model is kept between refits: families with it, on the local engine,
+    with a refit cadence (`refit_every_days` > 1)."""
+    if cfg.family == "statsforecast" or cfg.engine != "local" or cfg.refit_every_days <= 1:
+        return None
+    return GlobalCarry(plan_date, cfg.refit_every_days, global_settings(cfg), kept)
 
 
 class _GlobalCandidate:

@@ -159,6 +159,17 @@ class WarehouseSource:
         d = pd.Timestamp(last_run["plan_date"]).date().isoformat()
         return self.wh.read("forecast_fits", d) if self.wh.exists("forecast_fits", d) else None
 
+    def kept_global_fits(self, last_run: dict | None) -> pd.DataFrame | None:
+        """The global models the plan of `last_run` kept (core.forecast_global_fits), each model's
+        text read from the partition of the day it was trained."""
+        from .forecast_global_fits import resolve_global_fits
+
+        def stored(day: str) -> pd.DataFrame | None:
+            return self.wh.read("forecast_global_fits", day) if self.wh.exists("forecast_global_fits", day) else None
+
+        kept = stored(pd.Timestamp(last_run["plan_date"]).date().isoformat()) if last_run is not None else None
+        return resolve_global_fits(kept, stored) if kept is not None else None
+
     def kept_elasticities(self, plan_date: str) -> pd.DataFrame | None:
         earlier = [p for p in self.wh.partitions("price_recommendations") if p < plan_date]
         return self.wh.read("price_recommendations", earlier[-1]) if earlier else None

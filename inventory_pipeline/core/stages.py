@@ -115,10 +115,11 @@ class ForecastStage:
         progress=None,
         fits: pd.DataFrame | None = None,
         cv_state: CvState | None = None,
+        global_fits: pd.DataFrame | None = None,
     ) -> ForecastResult:
         """`selection` fixes the model per class (a champion's, or the twin's between reselections);
-        `fits` are the parameters an earlier plan kept (`carried_fits`), `cv_state` its
-        cross-validation (`cv_reuse`)."""
+        `fits` are the parameters an earlier plan kept (`carried_fits`), `global_fits` its global
+        models (the same rule), `cv_state` its cross-validation (`cv_reuse`)."""
         return run_forecast(
             inputs.history,
             plan_date,
@@ -130,6 +131,7 @@ class ForecastStage:
             promotions=inputs.promotions,
             fits=fits,
             cv_state=cv_state,
+            global_fits=global_fits,
         )
 
     def serve(

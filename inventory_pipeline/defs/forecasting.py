@@ -18,6 +18,7 @@ import dagster as dg
 import pandas as pd
 
 from ..contracts.outputs import DemandForecast
+from ..core.forecast_global_fits import stored_global_fits
 from ..core.forecasting import ForecastSettings, drift_statistics
 from ..core.plots import plot_cv_once, plot_forecasts
 from ..core.sources import FORECAST_HISTORY_COLUMNS, WarehouseSource
@@ -145,13 +146,16 @@ def demand_forecast(
         else f"choosing models afresh (CV over every candidate; every {cfg.reselect_every_days} days)"
     )
     fits = FORECAST.carried_fits(last, source.kept_fits(last), cfg)
+    # the global model's families keep their trained models by the same cadence
+    kept_global = source.kept_global_fits(last) if cfg.family != "statsforecast" else None
+    global_fits = FORECAST.carried_fits(last, kept_global, cfg)
     champ = registry_version(mlflow.tracking_uri, "champion")
     # the CV is reused only where the gate needs none: against another champion both are judged
     # on this plan's window
     gate_free = champ is None or champ["config_fingerprint"] == cfg.fingerprint()
     cv_on = FORECAST.cv_reuse(last, d, cfg, reuse is not None) if gate_free else None
     cv_state = source.cv_state(last) if cv_on else None
-    cand = FORECAST.run(inputs, d, cfg, selection=reuse, progress=context.log.info, fits=fits, cv_state=cv_state)
+    cand = FORECAST.run(inputs, d, cfg, reuse, context.log.info, fits=fits, cv_state=cv_state, global_fits=global_fits)
     served = _serve(context, cand, inputs, d, cfg, pol, champ)
     cv_from = cand.cv_on or d
     choice = ModelChoice(reuse is None, selected_on, **_fitting(cand, d), cv_on=cv_from, cv_reused=cv_from != d)
@@ -163,6 +167,7 @@ def demand_forecast(
     wh.write("demand_forecast", fc, d)
     wh.write("forecast_run", run, d)  # what the decision log records as the plan's forecast decision
     wh.write("forecast_fits", cand.fits, d)  # the parameters the next plans run forward (refit_every_days)
+    wh.write("forecast_global_fits", stored_global_fits(cand.global_fits, d), d)  # ... the global models they reuse
     state = cand.cv_state()  # ... and the cross-validation they reuse
     wh.write("forecast_calibration", state.calibration_table(), d)
     wh.write("forecast_cv", state.cv, d)
@@ -212,6 +217,11 @@ class ModelChoice:
     estimated_on: str = ""
     cv_on: str = ""  # the plan whose cross-validation gave the intervals and CV metrics
     cv_reused: bool = False  # ... an earlier plan's (refit_every_days)
+    # the global model (families mlforecast, combined): category models kept from `global_trained_on`
+    # (the oldest such day) and models trained on this plan (core.forecast_global_fits)
+    global_reused: int = 0
+    global_trained: int = 0
+    global_trained_on: str = ""
 
     def describe(self) -> str:
         return "chosen afresh (CV over every candidate)" if self.reselected else f"reused from {self.selected_on}"
@@ -223,10 +233,22 @@ class ModelChoice:
 
     def describe_fitting(self) -> str:
         if not self.forwarded:
-            return f"parameters estimated for {self.estimated:,} series"
+            text = f"parameters estimated for {self.estimated:,} series"
+        else:
+            text = (
+                f"parameters of {self.forwarded:,} series run forward from {self.estimated_on}, "
+                f"{self.estimated:,} series estimated"
+            )
+        return text + self.describe_global()
+
+    def describe_global(self) -> str:
+        if not (self.global_reused or self.global_trained):
+            return ""
+        if not self.global_reused:
+            return f"; global model trained for {self.global_trained} categories"
         return (
-            f"parameters of {self.forwarded:,} series run forward from {self.estimated_on}, "
-            f"{self.estimated:,} series estimated"
+            f"; global model of {self.global_reused} categories kept from {self.global_trained_on}, "
+            f"{self.global_trained} trained"
         )
 
 
@@ -239,7 +261,16 @@ def _fitting(res, d: str) -> dict:
     f = res.fitting
     carried = res.fits[res.fits["fitted_on"] < pd.Timestamp(d)] if len(res.fits) else res.fits
     on = pd.Timestamp(carried["fitted_on"].min()).date().isoformat() if len(carried) else d
-    return {"forwarded": int(f.get("forwarded", 0)), "estimated": int(f.get("estimated", 0)), "estimated_on": on}
+    g = res.global_fits
+    g_on = pd.Timestamp(g["fitted_on"].min()).date().isoformat() if len(g) else ""
+    return {
+        "forwarded": int(f.get("forwarded", 0)),
+        "estimated": int(f.get("estimated", 0)),
+        "estimated_on": on,
+        "global_reused": int(f.get("global_reused", 0)),
+        "global_trained": int(f.get("global_trained", 0)),
+        "global_trained_on": g_on,
+    }
 
 
 def _serve(context, cand, inputs, d: str, cfg: ForecastSettings, pol, champ: dict | None) -> ServedForecast:
@@ -291,6 +322,7 @@ def _log_run(context, served: ServedForecast, inputs, d: str, cfg: ForecastSetti
             "selected_on": choice.selected_on,
             "parameters": choice.describe_fitting(),
             "parameters_estimated_on": choice.estimated_on,
+            **({"global_models_trained_on": choice.global_trained_on} if choice.global_trained_on else {}),
             "refit_every_days": cfg.refit_every_days,
             "cv_on": choice.cv_on,
             "cross_validation": choice.describe_cv(),
@@ -305,6 +337,11 @@ def _log_run(context, served: ServedForecast, inputs, d: str, cfg: ForecastSetti
             "candidate_cv_wape": served.candidate.metrics.get("cv_wape", float("nan")),
             "series_forwarded": choice.forwarded,
             "series_estimated": choice.estimated,
+            **(
+                {"global_models_reused": choice.global_reused, "global_models_trained": choice.global_trained}
+                if choice.global_reused or choice.global_trained
+                else {}
+            ),
         },
         artifacts=[*artifacts, cv_csv],
         tags={"dagster_run_id": context.run_id, "partition": d},

@@ -409,6 +409,7 @@ class PipelinePolicy:
             self.fcfg,
             selection=None if reselect else self._selection,
             fits=last.fits if last is not None else None,
+            global_fits=last.global_fits if last is not None else None,
             cv_state=last.cv_state() if carry_cv else None,
         )
         self._last_forecast = res
