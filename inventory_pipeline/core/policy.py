@@ -83,8 +83,9 @@ class ForecastPolicy(_Strict):
     # model choice (the CV over every candidate) runs on a plan at most this many days after the
     # last one; the plans between reuse its choice per class and fit only those models (1 = every plan)
     reselect_every_days: int = Field(7, ge=1, le=91)
-    # the chosen models' parameters are estimated at most this many days apart; the plans between
-    # run the kept parameters forward over their own day's series (core.forecast_fits; 1 = every plan)
+    # the chosen models' parameters are estimated (the global model trained) at most this many days
+    # apart; the plans between run the kept parameters forward over their own day's series and
+    # predict with the kept global model (core.forecast_fits, core.forecast_global_fits; 1 = every plan)
     refit_every_days: int = Field(7, ge=1, le=91)
     drift_window_days: int = Field(14, ge=7, le=60)
     drift_warn_bias: float = Field(0.15, gt=0)  # |bias| of a class past which the drift check warns
