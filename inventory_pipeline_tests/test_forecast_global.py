@@ -259,6 +259,11 @@ def test_a_kept_global_model_serves_inside_the_cadence_only_and_under_its_own_se
     # a SKU the model never saw: its category's model is trained afresh
     new = h[h["sku_id"] == "K00"].assign(sku_id="NEW")
     assert day(END, hist=pd.concat([h, new])).fitting["global_trained"] == 1
+    # the combined family's global component is carried the same way
+    comb = KEEP.model_copy(update={"family": "combined"})
+    c0 = run_forecast(h[h["date"] <= D0], D0, comb, promotions=p)
+    assert any(GLOBAL_MODEL in m for m in c0.selection.values()) and c0.fitting["global_trained"] == 1
+    assert day(END, comb, c0.global_fits).fitting["global_reused"] == 1
     # refit every plan: nothing kept, nothing reused
     every = KEEP.model_copy(update={"refit_every_days": 1})
     every = run_forecast(h[h["date"] <= D0], D0, every, promotions=p, global_fits=on_d.global_fits)
