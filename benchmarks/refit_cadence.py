@@ -8,12 +8,16 @@ model choice (the first plan's; `reselect_every_days` is not what is compared):
   and cross-validates, the others run its AutoETS parameters forward over their own series
   (core.forecast_fits) with its intervals (core.forecasting.CvState), as the asset does.
 
+With `--family mlforecast` (or `combined`) the same comparison is the global model's: `carried`
+predicts with the week's first plan's LightGBM models (core.forecast_global_fits) and CV, `refit`
+trains them every plan.
+
 Each plan's mean forecast is scored against M5's realised sales of the next 28 days (WAPE and
 bias, all series and the AutoETS series alone) and the share of days inside its 80% interval
 (p10-p90), and each run_forecast is timed. Results:
 <out>/refit_cadence.{json,md}.
 
-    python -m benchmarks.refit_cadence --out bench [--stores CA_1 TX_2] [--plans 14]
+    python -m benchmarks.refit_cadence --out bench [--stores CA_1 TX_2] [--plans 14] [--family mlforecast]
 """
 
 from __future__ import annotations
@@ -39,11 +43,11 @@ def _score(fc: pd.DataFrame, panel, pos: pd.Series, origin: int, horizons: int) 
     m = f["mean"].to_numpy(float)
     ets = (f["model"] == "AutoETS").to_numpy()
 
-    def wape(sel):
-        return float(np.abs(m[sel] - a[sel]).sum() / max(a[sel].sum(), 1e-9))
+    def wape(sel):  # nan where no series has the model (the global model's families)
+        return float(np.abs(m[sel] - a[sel]).sum() / max(a[sel].sum(), 1e-9)) if sel.any() else float("nan")
 
     def bias(sel):
-        return float((m[sel] - a[sel]).sum() / max(a[sel].sum(), 1e-9))
+        return float((m[sel] - a[sel]).sum() / max(a[sel].sum(), 1e-9)) if sel.any() else float("nan")
 
     every = np.ones(len(m), bool)
     inside = (a >= f["p10"].to_numpy(float)) & (a <= f["p90"].to_numpy(float))
@@ -57,7 +61,7 @@ def _score(fc: pd.DataFrame, panel, pos: pd.Series, origin: int, horizons: int) 
     }
 
 
-def run(stores: tuple[str, ...], plans: int, log=print) -> dict:
+def run(stores: tuple[str, ...], plans: int, log=print, family: str | None = None) -> dict:
     from inventory_pipeline.config import settings
     from inventory_pipeline.core.forecasting import ForecastSettings, reusable_cv, run_forecast
     from inventory_pipeline.core.policy import load_policy
@@ -70,6 +74,7 @@ def run(stores: tuple[str, ...], plans: int, log=print) -> dict:
     categories = keys.drop_duplicates("item_id").set_index("item_id")["cat_id"]
     calendar = m5_calendar()
     base = ForecastSettings.of(load_policy(settings().policy_path).forecast)
+    base = base.model_copy(update={"family": family}) if family else base
     cfgs = {"refit": base.model_copy(update={"refit_every_days": 1}), "carried": base}
     first = M5_DAYS - HORIZON - plans + 1  # every plan has 28 days of realised sales after it
     rows, selection, last = [], None, None
@@ -82,6 +87,7 @@ def run(stores: tuple[str, ...], plans: int, log=print) -> dict:
                 run = {"cv_on": pd.Timestamp(last.cv_on), "config_fingerprint": cfg.fingerprint()}
                 reuse_cv = reusable_cv(run, d, cfg, choice_reused=True)
                 carry = {"fits": last.fits, "cv_state": last.cv_state() if reuse_cv else None}
+                carry["global_fits"] = last.global_fits
             t0 = time.perf_counter()
             res = run_forecast(hist, d, cfg, categories, calendar, selection=selection, **carry)
             secs = time.perf_counter() - t0
@@ -95,7 +101,13 @@ def run(stores: tuple[str, ...], plans: int, log=print) -> dict:
             rows.append(row)
             log(f"plan {i + 1}/{plans} {d} {name}: {secs:.1f} s, {res.fitting}, WAPE 1-28 {row['wape_28']:.4f}")
     table = pd.DataFrame(rows)
-    return {"stores": list(stores), "series": int(len(keys)), "selection": selection, "rows": table}
+    return {
+        "stores": list(stores),
+        "series": int(len(keys)),
+        "family": base.family,
+        "selection": selection,
+        "rows": table,
+    }
 
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:
@@ -128,13 +140,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="bench")
     ap.add_argument("--stores", nargs="+", default=["CA_1", "TX_2"])
     ap.add_argument("--plans", type=int, default=14, help="consecutive plan dates (two weeks of the cadence)")
+    ap.add_argument("--family", default=None, help="the forecast family compared (default: the policy's)")
     ap.add_argument("--twin-seeds", type=int, nargs="*", default=None, help="run the twin comparison instead")
     ap.add_argument("--twin-days", type=int, default=21)
     a = ap.parse_args(argv)
     t0 = time.perf_counter()
     if a.twin_seeds is not None:
         return _twin_report(a, t0)
-    res = run(tuple(a.stores), a.plans)
+    res = run(tuple(a.stores), a.plans, family=a.family)
     table = res.pop("rows")
     summ = summary(table)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
@@ -147,9 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     doc = {"meta": meta, "summary": summ.to_dict("records"), "plans": table.to_dict("records")}
-    (out / "refit_cadence.json").write_text(json.dumps(doc, indent=2, default=str))
+    name = "refit_cadence" if res["family"] == "statsforecast" else f"refit_cadence_{res['family']}"
+    (out / f"{name}.json").write_text(json.dumps(doc, indent=2, default=str))
     md = [
-        f"# Carried fits vs re-estimating every plan: M5 stores {', '.join(res['stores'])} ({res['series']:,} series)",
+        f"# Carried fits vs re-estimating every plan ({res['family']}): M5 stores {', '.join(res['stores'])} "
+        f"({res['series']:,} series)",
         "",
         f"Commit {commit}, {meta['minutes']} min. Model choice (the first plan's, for every plan): {res['selection']}.",
         "",
@@ -160,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         table.round(4).to_markdown(index=False),
         "",
     ]
-    (out / "refit_cadence.md").write_text("\n".join(md))
+    (out / f"{name}.md").write_text("\n".join(md))
     print("\n".join(md[:6]))
     return 0
 
