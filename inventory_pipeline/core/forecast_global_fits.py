@@ -135,11 +135,6 @@ class GlobalCarry:
     def table(self) -> pd.DataFrame:
         return pd.DataFrame(self.rows, columns=GLOBAL_FIT_COLUMNS) if self.rows else empty_global_fits()
 
-    def trained_on(self) -> str:
-        """The oldest day a model serving this plan was trained on."""
-        t = self.table()
-        return as_dates(t["fitted_on"]).min().date().isoformat() if len(t) else self.plan_date
-
 
 def stored_global_fits(table: pd.DataFrame, plan_date: str) -> pd.DataFrame:
     """`table` as a plan stores it: a model trained on an earlier day keeps only its pointer
