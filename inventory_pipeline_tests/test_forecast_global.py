@@ -222,7 +222,7 @@ def test_a_kept_global_model_forecasts_the_next_day_as_the_refit_days_model_does
     h1 = h[~((h["sku_id"] == "K00") & (h["date"] == END))]
     on_d = run_forecast(h[h["date"] <= D0], D0, KEEP, promotions=p)
     assert on_d.fitting == {"global_reused": 0, "global_trained": 1} and len(on_d.global_fits) == 1
-    reused = run_forecast(h1, END, KEEP, promotions=p, global_fits=on_d.global_fits)
+    reused = run_forecast(h1, END, KEEP, promotions=p, global_fits=on_d.global_fits, cv_state=on_d.cv_state())
     assert reused.fitting["global_reused"] == 1 and reused.fitting["global_trained"] == 0
     pd.testing.assert_frame_equal(reused.global_fits, on_d.global_fits)  # kept as trained, with its day
     # by hand: D's model, trained by mlforecast itself, over D+1's series coded as D coded them
@@ -239,7 +239,7 @@ def test_a_kept_global_model_forecasts_the_next_day_as_the_refit_days_model_does
     assert len(got) == 15 * KEEP.horizon_days
     np.testing.assert_allclose(got.to_numpy(), expected.reindex(got.index).to_numpy(), rtol=1e-12)
     # trained afresh on D+1 it is another model, and another forecast
-    fresh = run_forecast(h1, END, KEEP, promotions=p)
+    fresh = run_forecast(h1, END, KEEP, promotions=p, cv_state=on_d.cv_state())
     assert not np.allclose(fresh.forecast["mean"], reused.forecast["mean"], rtol=1e-6)
 
 
@@ -247,9 +247,12 @@ def test_a_kept_global_model_serves_inside_the_cadence_only_and_under_its_own_se
     h, p = _world(days=148)  # to 2025-05-07
     h, p = h.assign(date=h["date"] + pd.Timedelta(days=7)), p.assign(date=p["date"] + pd.Timedelta(days=7))
     on_d = run_forecast(h[h["date"] <= D0], D0, KEEP, promotions=p)
-    day = lambda d, cfg=KEEP, kept=on_d.global_fits, hist=h: run_forecast(  # noqa: E731
-        hist[hist["date"] <= d], d, cfg, promotions=p, global_fits=kept
-    )
+    d0_cv = on_d.cv_state()
+
+    def day(d, cfg=KEEP, kept=on_d.global_fits, hist=h, state=d0_cv):
+        # the CV carried throughout (what is tested is which model predicts; a CV per plan only costs time)
+        return run_forecast(hist[hist["date"] <= d], d, cfg, promotions=p, global_fits=kept, cv_state=state)
+
     assert day("2025-05-05").fitting["global_reused"] == 1  # six days on: reused
     week = day("2025-05-06")  # seven: trained again, and kept from that day
     assert week.fitting["global_trained"] == 1 and (week.global_fits["fitted_on"] == pd.Timestamp("2025-05-06")).all()
@@ -263,10 +266,9 @@ def test_a_kept_global_model_serves_inside_the_cadence_only_and_under_its_own_se
     comb = KEEP.model_copy(update={"family": "combined"})
     c0 = run_forecast(h[h["date"] <= D0], D0, comb, promotions=p)
     assert any(GLOBAL_MODEL in m for m in c0.selection.values()) and c0.fitting["global_trained"] == 1
-    assert day(END, comb, c0.global_fits).fitting["global_reused"] == 1
+    assert day(END, comb, c0.global_fits, state=c0.cv_state()).fitting["global_reused"] == 1
     # refit every plan: nothing kept, nothing reused
-    every = KEEP.model_copy(update={"refit_every_days": 1})
-    every = run_forecast(h[h["date"] <= D0], D0, every, promotions=p, global_fits=on_d.global_fits)
+    every = day(D0, KEEP.model_copy(update={"refit_every_days": 1}))
     assert "global_reused" not in every.fitting and every.global_fits.empty
 
 
@@ -275,7 +277,7 @@ def test_a_stored_global_model_is_written_once_and_found_from_a_later_plan():
 
     h, p = _world(n=4, days=141)
     on_d = run_forecast(h[h["date"] <= D0], D0, KEEP, promotions=p)
-    reused = run_forecast(h, END, KEEP, promotions=p, global_fits=on_d.global_fits)
+    reused = run_forecast(h, END, KEEP, promotions=p, global_fits=on_d.global_fits, cv_state=on_d.cv_state())
     parts = {D0: stored_global_fits(on_d.global_fits, D0), END: stored_global_fits(reused.global_fits, END)}
     assert parts[D0]["model"].notna().all() and parts[END]["model"].isna().all()  # a pointer to D0
     resolved = resolve_global_fits(parts[END], parts.get)
