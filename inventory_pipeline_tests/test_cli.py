@@ -271,15 +271,16 @@ def test_every_check_of_the_code_location_has_advice_of_its_own():
 @pytest.mark.slow
 def test_run_ignores_stray_folders_and_exits_0_every_time_in_a_row(tmp_path, landing_template):
     """Item 6: the intermittent `terminate called without an active exception` (exit 134) after
-    a successful run. Two runs in a row (the first plans, the second re-runs the same partitions)
-    must each exit 0 with the plan exported; stray folders sorting after the dates must not become
-    the plan date (item 3)."""
+    a successful run. Two runs in a row (the first ingests every day and plans, the second re-runs
+    the plan date's partitions: re-ingesting the 59 days before it again is not what this test is
+    about, and was ~40 s of the suite) must each exit 0 with the plan exported; stray folders
+    sorting after the dates must not become the plan date (item 3)."""
     home = _home(tmp_path, landing_template)
     daily = home / "data" / "landing" / "daily"
     for bad in STRAY:
         shutil.copytree(daily / LAST_DAY, daily / bad)  # complete-looking files: only the name is wrong
-    for attempt in range(2):
-        r = _cli(home, "run")
+    for attempt, first in enumerate(((), ("--first-date", LAST_DAY))):
+        r = _cli(home, "run", *first)
         assert r.returncode == EXIT_OK, f"run {attempt + 1}: exit {r.returncode}\n{r.stderr[-3000:]}"
         assert "terminate called" not in r.stderr
         last = _last_line(r.stdout)
