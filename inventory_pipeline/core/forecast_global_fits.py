@@ -67,9 +67,8 @@ class KeptBooster:
 
 
 def model_text(estimator) -> str:
-    """The trained estimator's trees as LightGBM's model text (what `KeptBooster` reads)."""
-    booster = estimator.booster if isinstance(estimator, KeptBooster) else estimator.booster_
-    return booster.model_to_string()
+    """A trained LGBMRegressor's trees as LightGBM's model text (what `KeptBooster` reads)."""
+    return estimator.booster_.model_to_string()
 
 
 def recode(train: pd.DataFrame, vocab: dict, kept_vocab: dict) -> pd.DataFrame | None:

@@ -155,7 +155,16 @@ def demand_forecast(
     gate_free = champ is None or champ["config_fingerprint"] == cfg.fingerprint()
     cv_on = FORECAST.cv_reuse(last, d, cfg, reuse is not None) if gate_free else None
     cv_state = source.cv_state(last) if cv_on else None
-    cand = FORECAST.run(inputs, d, cfg, reuse, context.log.info, fits=fits, cv_state=cv_state, global_fits=global_fits)
+    cand = FORECAST.run(
+        inputs,
+        d,
+        cfg,
+        selection=reuse,
+        progress=context.log.info,
+        fits=fits,
+        cv_state=cv_state,
+        global_fits=global_fits,
+    )
     served = _serve(context, cand, inputs, d, cfg, pol, champ)
     cv_from = cand.cv_on or d
     choice = ModelChoice(reuse is None, selected_on, **_fitting(cand, d), cv_on=cv_from, cv_reused=cv_from != d)
