@@ -107,7 +107,7 @@ class GlobalCarry:
         if k.empty or k["model"].isna().any():
             return None
         row = k.iloc[-1]
-        age = (pd.Timestamp(self.plan_date) - as_dates(pd.Series([row["fitted_on"]])).iloc[0]).days
+        age = (pd.Timestamp(self.plan_date) - pd.Timestamp(row["fitted_on"])).days
         return row if 0 <= age < self.every_days else None
 
     def keep(self, category: str, features: list[str], vocab: dict, factor: float, text: str) -> None:
