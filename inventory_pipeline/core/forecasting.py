@@ -1781,16 +1781,16 @@ def _global_fit(gi: GlobalInputs, cfg: ForecastSettings, carry: GlobalCarry | No
     """The global model fit on every non-new series (one model per category chunk, so memory
     stays bounded at M5 scale) and predicted recursively over the horizon with the future's
     exogenous values. Returns unique_id, ds, LightGBM (demand scale). With `carry` (policy
-    refit_every_days, local engine) a category's kept model predicts instead of a new one where it
+    refit_every_days) a category's kept model predicts instead of a new one where it
     is usable (core.forecast_global_fits), and the models this plan serves are kept in it."""
     out = []
-    carry = carry if cfg.engine == "local" else None
-    with _global_engine(cfg) as (on_engine, partitions, local):
+    with _global_engine(cfg) as engine:
+        on_engine, partitions, local = engine
         for cat in sorted(gi.chunk.unique()):
             cids = gi.chunk.index[gi.chunk == cat].to_numpy()
             tr = gi.train[gi.train["unique_id"].isin(cids)]
             x = gi.future[gi.future["unique_id"].isin(cids)]
-            fc = _kept_global_forecast(gi, cat, tr, x, cfg, carry) if carry is not None else None
+            fc = _kept_global_forecast(gi, cat, tr, x, cfg, carry, engine) if carry is not None else None
             if fc is None:
                 mlf = _mlforecast(cfg, partitions=partitions).fit(
                     on_engine(tr), static_features=GLOBAL_STATIC_COLUMNS, dropna=gi.info["dropna"]
@@ -1809,20 +1809,29 @@ def _global_fit(gi: GlobalInputs, cfg: ForecastSettings, carry: GlobalCarry | No
     return fc
 
 
-def _kept_global_forecast(gi: GlobalInputs, cat, tr, x, cfg: ForecastSettings, carry: GlobalCarry):
+def _kept_global_forecast(gi: GlobalInputs, cat, tr, x, cfg: ForecastSettings, carry: GlobalCarry, engine):
     """The category's forecast by its kept model, or None when it has no usable one: the day's
     series re-coded by the model's vocabulary, their features computed as for training
-    (mlforecast's `preprocess`, which `fit` runs before training) and predicted with the kept trees."""
+    (mlforecast's `preprocess`, which `fit` runs before training) and predicted with the kept trees.
+    On the Dask engine the features are built and predicted where the series' partitions live, as
+    a fit's are (`DistributedMLForecast.preprocess`, then its `predict` ships the kept trees to the
+    workers)."""
+    on_engine, partitions, local = engine
     row = carry.usable(cat, gi.info["features"])
     coded = recode(tr, gi.vocab, json.loads(row["vocabulary"])) if row is not None else None
     if coded is None:
         return None
-    mlf = _mlforecast(cfg)
-    mlf.preprocess(coded, static_features=GLOBAL_STATIC_COLUMNS, dropna=gi.info["dropna"], return_X_y=True)
+    mlf = _mlforecast(cfg, partitions=partitions)
+    kw = dict(static_features=GLOBAL_STATIC_COLUMNS, dropna=gi.info["dropna"])
+    # local: the features as arrays only (no feature frame is copied); Dask: kept on the workers
+    if cfg.engine == "dask":
+        mlf.preprocess(on_engine(coded), **kw)
+    else:
+        mlf.preprocess(coded, **kw, return_X_y=True)
     mlf.models_ = {GLOBAL_MODEL: KeptBooster(row["model"])}
     carry.carry(row)
     gi.factor.setdefault(cat, float(row["factor"]))
-    return mlf.predict(h=cfg.horizon_days, X_df=x)
+    return local(mlf.predict(h=cfg.horizon_days, X_df=on_engine(x)), tr)
 
 
 def global_settings(cfg: ForecastSettings) -> str:
@@ -2147,9 +2156,9 @@ def run_forecast(
 
 
 def _global_carry(plan_date: str, cfg: ForecastSettings, kept: pd.DataFrame | None) -> GlobalCarry | None:
-    """Where the global model is kept between refits: families with it, on the local engine,
-    with a refit cadence (`refit_every_days` > 1)."""
-    if cfg.family == "statsforecast" or cfg.engine != "local" or cfg.refit_every_days <= 1:
+    """Where the global model is kept between refits: families with it, on either engine, with a
+    refit cadence (`refit_every_days` > 1)."""
+    if cfg.family == "statsforecast" or cfg.refit_every_days <= 1:
         return None
     return GlobalCarry(plan_date, cfg.refit_every_days, global_settings(cfg), kept)
 
