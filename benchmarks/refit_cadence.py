@@ -10,7 +10,9 @@ model choice (the first plan's; `reselect_every_days` is not what is compared):
 
 With `--family mlforecast` (or `combined`) the same comparison is the global model's: `carried`
 predicts with the week's first plan's LightGBM models (core.forecast_global_fits) and CV, `refit`
-trains them every plan.
+trains them every plan. With `--dask-workers N` both runs go through the Dask engine on a local
+cluster of N one-thread workers (statsforecast through fugue, the global model through
+mlforecast's `DistributedMLForecast`).
 
 Each plan's mean forecast is scored against M5's realised sales of the next 28 days (WAPE and
 bias, all series and the AutoETS series alone) and the share of days inside its 80% interval
@@ -18,11 +20,13 @@ bias, all series and the AutoETS series alone) and the share of days inside its 
 <out>/refit_cadence.{json,md}.
 
     python -m benchmarks.refit_cadence --out bench [--stores CA_1 TX_2] [--plans 14] [--family mlforecast]
+        [--dask-workers 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import subprocess
@@ -61,7 +65,7 @@ def _score(fc: pd.DataFrame, panel, pos: pd.Series, origin: int, horizons: int) 
     }
 
 
-def run(stores: tuple[str, ...], plans: int, log=print, family: str | None = None) -> dict:
+def run(stores: tuple[str, ...], plans: int, log=print, family: str | None = None, engine: str = "local") -> dict:
     from inventory_pipeline.config import settings
     from inventory_pipeline.core.forecasting import ForecastSettings, reusable_cv, run_forecast
     from inventory_pipeline.core.policy import load_policy
@@ -75,6 +79,7 @@ def run(stores: tuple[str, ...], plans: int, log=print, family: str | None = Non
     calendar = m5_calendar()
     base = ForecastSettings.of(load_policy(settings().policy_path).forecast)
     base = base.model_copy(update={"family": family}) if family else base
+    base = base.model_copy(update={"engine": engine})
     cfgs = {"refit": base.model_copy(update={"refit_every_days": 1}), "carried": base}
     first = M5_DAYS - HORIZON - plans + 1  # every plan has 28 days of realised sales after it
     rows, selection, last = [], None, None
@@ -105,6 +110,7 @@ def run(stores: tuple[str, ...], plans: int, log=print, family: str | None = Non
         "stores": list(stores),
         "series": int(len(keys)),
         "family": base.family,
+        "engine": engine,
         "selection": selection,
         "rows": table,
     }
@@ -143,11 +149,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--family", default=None, help="the forecast family compared (default: the policy's)")
     ap.add_argument("--twin-seeds", type=int, nargs="*", default=None, help="run the twin comparison instead")
     ap.add_argument("--twin-days", type=int, default=21)
+    ap.add_argument("--dask-workers", type=int, default=0, help="run on a local Dask cluster of N workers")
     a = ap.parse_args(argv)
     t0 = time.perf_counter()
     if a.twin_seeds is not None:
         return _twin_report(a, t0)
-    res = run(tuple(a.stores), a.plans, family=a.family)
+    with _cluster(a.dask_workers):
+        res = run(tuple(a.stores), a.plans, family=a.family, engine="dask" if a.dask_workers else "local")
     table = res.pop("rows")
     summ = summary(table)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
@@ -161,10 +169,12 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     doc = {"meta": meta, "summary": summ.to_dict("records"), "plans": table.to_dict("records")}
     name = "refit_cadence" if res["family"] == "statsforecast" else f"refit_cadence_{res['family']}"
+    name += "_dask" if a.dask_workers else ""
     (out / f"{name}.json").write_text(json.dumps(doc, indent=2, default=str))
+    where = f", Dask engine, {a.dask_workers} local workers" if a.dask_workers else ""
     md = [
         f"# Carried fits vs re-estimating every plan ({res['family']}): M5 stores {', '.join(res['stores'])} "
-        f"({res['series']:,} series)",
+        f"({res['series']:,} series){where}",
         "",
         f"Commit {commit}, {meta['minutes']} min. Model choice (the first plan's, for every plan): {res['selection']}.",
         "",
@@ -178,6 +188,22 @@ def main(argv: list[str] | None = None) -> int:
     (out / f"{name}.md").write_text("\n".join(md))
     print("\n".join(md[:6]))
     return 0
+
+
+@contextlib.contextmanager
+def _cluster(workers: int):
+    """A local Dask cluster of `workers` one-thread worker processes as the default client (the
+    engine's `_dask_client` uses it), or nothing."""
+    if not workers:
+        yield
+        return
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None, silence_logs=logging.ERROR) as c:
+        with Client(c):
+            yield
 
 
 TWIN_KPIS = ["lost_sales_units", "fill_rate", "avg_inventory_value", "gross_margin", "wape_h7", "seconds"]
