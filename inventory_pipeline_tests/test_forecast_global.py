@@ -283,29 +283,3 @@ def test_a_stored_global_model_is_written_once_and_found_from_a_later_plan():
     resolved = resolve_global_fits(parts[END], parts.get)
     pd.testing.assert_frame_equal(resolved, reused.global_fits)
     assert resolve_global_fits(parts[END], lambda d: None)["model"].isna().all()  # D0 gone: trained afresh
-
-
-@pytest.mark.slow
-def test_a_kept_global_model_serves_on_dask_as_it_does_on_the_local_engine():
-    """The cadence on the Dask engine: D trains on the cluster and keeps the model; on D+1 the
-    kept trees predict where the series' partitions live, and give what the local engine's kept
-    model gives from the same kept text (the features and the trees are the same)."""
-    import logging
-
-    from distributed import Client, LocalCluster
-
-    h, p = _world(n=6, days=141)
-    on_dask = KEEP.model_copy(update=dict(engine="dask", dask_partitions=2))
-    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None, silence_logs=logging.ERROR) as c:
-        with Client(c):
-            d0 = run_forecast(h[h["date"] <= D0], D0, on_dask, promotions=p)
-            assert d0.fitting["global_trained"] == 1 and len(d0.global_fits) == 1
-            state = d0.cv_state()
-            reused = run_forecast(h, END, on_dask, promotions=p, global_fits=d0.global_fits, cv_state=state)
-    assert reused.fitting["global_reused"] == 1 and reused.fitting["global_trained"] == 0
-    local = run_forecast(h, END, KEEP, promotions=p, global_fits=d0.global_fits, cv_state=state)
-    assert local.fitting["global_reused"] == 1
-    cols = ["mean", "p10", "p50", "p90"]
-    got, want = (r.forecast.set_index(["sku_id", "date"])[cols].sort_index() for r in (reused, local))
-    assert len(got) == 6 * KEEP.horizon_days
-    np.testing.assert_allclose(got.to_numpy(), want.to_numpy(), rtol=1e-9, atol=1e-9)
