@@ -60,8 +60,6 @@ RESULTS_SCHEMA = 1
 START_DATE = "2024-11-01"
 DAILY_ASSETS = ["raw_pos_sales", "raw_inventory", "raw_receipts", "raw_open_orders", "raw_planner_decisions"]
 DECISION_ASSETS = list(PLAN_ASSETS)
-# the days after the backfill measured as whole partitions (phase_next_days): D-2 and D-1
-NEXT_DAYS = 2
 PACKAGES = [
     "dagster",
     "dagster-dbt",
@@ -92,6 +90,9 @@ class Scale:
     backfill_days: int = 90
     backfill_plan_dates: int = 90  # decision-stage runs in the backfill (the last N of its days)
     burn_in_days: int = 56
+    # the days after the backfill measured as whole partitions (phase_next_days): D-2 and D-1 (at
+    # M5 scale a refit day, then a reuse day)
+    next_days: int = 2
     note: str = ""
     extra: dict = field(default_factory=dict)
 
@@ -103,8 +104,9 @@ class Scale:
 
 SCALES = {
     # hidden, for the unit test: seconds, not minutes
+    # one next day: the unit test checks the machinery, and a second reuse day adds nothing to it
     "tiny": Scale(regions=1, dcs=1, stores=2, skus=8, suppliers=2, days=40, backfill_days=2, backfill_plan_dates=1,
-                  burn_in_days=28, note="unit-test scale"),
+                  burn_in_days=28, next_days=1, note="unit-test scale"),
     "small": Scale(regions=1, dcs=1, stores=4, skus=200, suppliers=3, days=200, backfill_days=90, backfill_plan_dates=5,
                    note="quick check of the machinery (2-3 minutes)"),
     # M5 (Walmart) has 10 stores in 3 states and 3,049 items; DCs and suppliers are the simulator's
@@ -750,7 +752,8 @@ def _backfill_summary(a, first, last, window, n, imp, stages, per_date, series, 
 def phase_backfill(a: argparse.Namespace) -> dict:
     from inventory_pipeline.defs.partitions import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 
-    first, last = _shift(a.plan_date, -a.backfill_days - NEXT_DAYS), _shift(a.plan_date, -1 - NEXT_DAYS)
+    nxt = SCALES[a.scale].next_days
+    first, last = _shift(a.plan_date, -a.backfill_days - nxt), _shift(a.plan_date, -1 - nxt)
     window = _days(first, last)
     n = min(a.backfill_plan_dates, len(window))
     plan_dates = window[len(window) - n :]
@@ -790,7 +793,7 @@ def phase_next_days(a: argparse.Namespace) -> dict:
     with measure("import code location") as imp:
         g = _Graph()
     _report(imp)
-    days = [_shift(a.plan_date, -k) for k in range(NEXT_DAYS, 0, -1)]
+    days = [_shift(a.plan_date, -k) for k in range(SCALES[a.scale].next_days, 0, -1)]
     _say(f"next days {days[0]} .. {days[-1]}: one daily_cycle run each (ingest, dbt, stages, outbox)")
     partitions = []
     for d in days:
@@ -954,10 +957,10 @@ def run(a: argparse.Namespace) -> dict:
     _fresh_workdir(workdir)
     summary, gen = _generate(scale, workdir, a.format, a.reuse_landing)
     plan_date = summary["last_date"]
-    if a.backfill_days + NEXT_DAYS >= scale.days:  # the window ends NEXT_DAYS before D
+    if a.backfill_days + scale.next_days >= scale.days:  # the window ends next_days before D
         raise SystemExit(
             f"--backfill-days {a.backfill_days} must be shorter than the history ({scale.days} days) "
-            f"less the {NEXT_DAYS} days after the backfill"
+            f"less the {scale.next_days} days after the backfill"
         )
     if a.one_process:
         phases = _run_phase(",".join(PHASES), a, workdir, plan_date)
