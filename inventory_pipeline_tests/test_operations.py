@@ -334,7 +334,7 @@ def test_single_run_backfill_equals_day_by_day(tmp_path, tiny_config):
     generate_landing_zone(tiny_config, landing, write_truth=False)
     bad = landing / "daily" / "2025-01-05" / "pos_sales.csv"
     bad.write_text(bad.read_text() + "2025-01-05,S001,NOPE,1,1.0,0\n")  # a quarantined row on the way
-    days = [f"2025-01-{i:02d}" for i in range(1, 15)]
+    days = [f"2025-01-{i:02d}" for i in range(1, 8)]  # a week: the quarantined row's day inside it
     out = {}
     for mode in ("range", "daily"):
         defs = build_definitions(
